@@ -1,0 +1,12 @@
+// One Register* function per binding concept; called from addon.cc.
+#pragma once
+
+#include <napi.h>
+
+namespace rqcast {
+namespace napi {
+
+void RegisterCodec(Napi::Env env, Napi::Object exports);
+
+}  // namespace napi
+}  // namespace rqcast
