@@ -1,0 +1,141 @@
+// GF(256) tables and the scalar kernel; run-time kernel selection.
+#include "fec/gf256.h"
+
+#include <cstring>
+
+#include "fec/gf256_kernels.h"
+
+namespace rqcast {
+namespace fec {
+namespace gf256 {
+namespace {
+
+struct Tables {
+  uint8_t exp[510];
+  uint8_t log[256];
+  Tables() {
+    // RFC 6330 §5.7.3/§5.7.4: OCT_EXP and OCT_LOG follow from alpha = 2
+    // and the polynomial 0x11D; derived here rather than retyped.
+    unsigned x = 1;
+    for (int i = 0; i < 255; ++i) {
+      exp[i] = static_cast<uint8_t>(x);
+      exp[i + 255] = static_cast<uint8_t>(x);
+      log[x] = static_cast<uint8_t>(i);
+      x <<= 1;
+      if (x & 0x100) x ^= 0x11D;
+    }
+    log[0] = 0;
+  }
+};
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+}  // namespace
+
+const uint8_t* const kExp = tables().exp;
+const uint8_t* const kLog = tables().log;
+
+namespace kernels {
+
+void scalar_add(uint8_t* dst, const uint8_t* src, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, dst + i, 8);
+    std::memcpy(&b, src + i, 8);
+    a ^= b;
+    std::memcpy(dst + i, &a, 8);
+  }
+  for (; i < n; ++i) dst[i] ^= src[i];
+}
+
+void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n) {
+  const Tables& t = tables();
+  const unsigned lc = t.log[c];
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t s = src[i];
+    if (s) dst[i] ^= t.exp[t.log[s] + lc];
+  }
+}
+
+void scalar_scale(uint8_t* dst, uint8_t c, size_t n) {
+  const Tables& t = tables();
+  const unsigned lc = t.log[c];
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t s = dst[i];
+    if (s) dst[i] = t.exp[t.log[s] + lc];
+  }
+}
+
+}  // namespace kernels
+
+namespace {
+
+const kernels::Kernel kScalar = {"scalar", kernels::scalar_add,
+                                 kernels::scalar_addmul,
+                                 kernels::scalar_scale};
+
+const kernels::Kernel* g_kernel = nullptr;
+
+const kernels::Kernel* best_kernel() {
+  const kernels::Kernel* best = &kScalar;
+  for (const kernels::Kernel* k : kernels::simd_kernels()) best = k;
+  return best;
+}
+
+inline const kernels::Kernel& current() {
+  if (!g_kernel) g_kernel = best_kernel();
+  return *g_kernel;
+}
+
+}  // namespace
+
+void add(uint8_t* dst, const uint8_t* src, size_t n) {
+  current().add(dst, src, n);
+}
+
+void addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n) {
+  if (c == 0) return;
+  if (c == 1) return current().add(dst, src, n);
+  current().addmul(dst, src, c, n);
+}
+
+void scale(uint8_t* dst, uint8_t c, size_t n) {
+  if (c == 1) return;
+  if (c == 0) {
+    std::memset(dst, 0, n);
+    return;
+  }
+  current().scale(dst, c, n);
+}
+
+const char* kernel_name() { return current().name; }
+
+std::vector<const char*> available_kernels() {
+  std::vector<const char*> names{kScalar.name};
+  for (const kernels::Kernel* k : kernels::simd_kernels()) {
+    names.push_back(k->name);
+  }
+  return names;
+}
+
+bool set_kernel(const char* name) {
+  if (std::strcmp(name, kScalar.name) == 0) {
+    g_kernel = &kScalar;
+    return true;
+  }
+  for (const kernels::Kernel* k : kernels::simd_kernels()) {
+    if (std::strcmp(name, k->name) == 0) {
+      g_kernel = k;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace gf256
+}  // namespace fec
+}  // namespace rqcast

@@ -1,0 +1,54 @@
+// GF(256) arithmetic of RFC 6330 §5.7: the octet field with reducing
+// polynomial x^8 + x^4 + x^3 + x^2 + 1 (0x11D), generator alpha = 2.
+//
+// Scalar helpers are inline; the bulk operations on symbols (add, addmul,
+// scale) dispatch at run time to the best kernel the CPU offers (scalar,
+// SSSE3, AVX2, AVX-512BW, GFNI). The scalar kernel is always available and
+// the tests compare every other kernel against it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace rqcast {
+namespace fec {
+namespace gf256 {
+
+// kExp[i] = alpha^i for i in [0, 510): doubled so that
+// kExp[kLog[a] + kLog[b]] needs no reduction mod 255.
+extern const uint8_t* const kExp;
+// kLog[a] for a != 0; kLog[0] is unused.
+extern const uint8_t* const kLog;
+
+inline uint8_t mul(uint8_t a, uint8_t b) {
+  if (a == 0 || b == 0) return 0;
+  return kExp[kLog[a] + kLog[b]];
+}
+inline uint8_t inv(uint8_t a) {  // a != 0
+  return kExp[255 - kLog[a]];
+}
+inline uint8_t div(uint8_t a, uint8_t b) {  // b != 0
+  if (a == 0) return 0;
+  return kExp[kLog[a] + 255 - kLog[b]];
+}
+// alpha^i for any i >= 0.
+inline uint8_t exp(uint32_t i) { return kExp[i % 255]; }
+
+// dst[i] ^= src[i]
+void add(uint8_t* dst, const uint8_t* src, size_t n);
+// dst[i] ^= c * src[i]   (c == 0: no-op; c == 1: add)
+void addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
+// dst[i] = c * dst[i]
+void scale(uint8_t* dst, uint8_t c, size_t n);
+
+// Name of the kernel in use ("scalar", "ssse3", "avx2", "avx512", "gfni").
+const char* kernel_name();
+// Kernels this CPU can run, best last.
+std::vector<const char*> available_kernels();
+// Selects a kernel by name (tests, benchmarks); false if unavailable.
+bool set_kernel(const char* name);
+
+}  // namespace gf256
+}  // namespace fec
+}  // namespace rqcast

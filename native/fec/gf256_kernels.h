@@ -1,0 +1,31 @@
+// Internal: the kernel table behind gf256::add/addmul/scale.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace rqcast {
+namespace fec {
+namespace gf256 {
+namespace kernels {
+
+struct Kernel {
+  const char* name;
+  void (*add)(uint8_t* dst, const uint8_t* src, size_t n);
+  void (*addmul)(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
+  void (*scale)(uint8_t* dst, uint8_t c, size_t n);
+};
+
+void scalar_add(uint8_t* dst, const uint8_t* src, size_t n);
+void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
+void scalar_scale(uint8_t* dst, uint8_t c, size_t n);
+
+// SIMD kernels this CPU supports, in increasing order of preference
+// (detected once, at first call). Defined in gf256_simd.cc.
+const std::vector<const Kernel*>& simd_kernels();
+
+}  // namespace kernels
+}  // namespace gf256
+}  // namespace fec
+}  // namespace rqcast
