@@ -53,6 +53,7 @@ void scalar_add(uint8_t* dst, const uint8_t* src, size_t n) {
 }
 
 void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n) {
+  if (c == 0) return;  // log[0] is a placeholder; 0 * x is no alpha^k
   const Tables& t = tables();
   const unsigned lc = t.log[c];
   for (size_t i = 0; i < n; ++i) {
@@ -62,6 +63,10 @@ void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n) {
 }
 
 void scalar_scale(uint8_t* dst, uint8_t c, size_t n) {
+  if (c == 0) {
+    std::memset(dst, 0, n);
+    return;
+  }
   const Tables& t = tables();
   const unsigned lc = t.log[c];
   for (size_t i = 0; i < n; ++i) {

@@ -1,0 +1,119 @@
+// AVX2 kernels: 32 bytes at a time, split-nibble VPSHUFB (which shuffles
+// within each 128-bit lane, so the 16-entry tables are broadcast to both).
+#include "fec/gf256_simd.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#define RQCAST_TARGET __attribute__((target("avx2")))
+
+namespace rqcast {
+namespace fec {
+namespace gf256 {
+namespace kernels {
+namespace {
+
+struct Mul32 {
+  __m256i lo, hi, mask;
+};
+
+RQCAST_TARGET inline Mul32 mul32_for(uint8_t c) {
+  const NibbleTable& t = kSimdTables.nibble[c];
+  return {_mm256_broadcastsi128_si256(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.lo))),
+          _mm256_broadcastsi128_si256(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.hi))),
+          _mm256_set1_epi8(0x0F)};
+}
+
+RQCAST_TARGET inline __m256i mul32(const Mul32& m, __m256i x) {
+  const __m256i lo = _mm256_and_si256(x, m.mask);
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi64(x, 4), m.mask);
+  return _mm256_xor_si256(_mm256_shuffle_epi8(m.lo, lo),
+                          _mm256_shuffle_epi8(m.hi, hi));
+}
+
+RQCAST_TARGET inline __m256i load(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+RQCAST_TARGET inline void store(uint8_t* p, __m256i v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+}
+
+}  // namespace
+
+// Tails shorter than a vector go through a zero-padded copy on the stack.
+
+RQCAST_TARGET void avx2_add(uint8_t* dst, const uint8_t* src, size_t n) {
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    const __m256i a = _mm256_xor_si256(load(dst + i), load(src + i));
+    const __m256i b = _mm256_xor_si256(load(dst + i + 32), load(src + i + 32));
+    const __m256i c = _mm256_xor_si256(load(dst + i + 64), load(src + i + 64));
+    const __m256i d = _mm256_xor_si256(load(dst + i + 96), load(src + i + 96));
+    store(dst + i, a);
+    store(dst + i + 32, b);
+    store(dst + i + 64, c);
+    store(dst + i + 96, d);
+  }
+  for (; i + 32 <= n; i += 32) {
+    store(dst + i, _mm256_xor_si256(load(dst + i), load(src + i)));
+  }
+  if (i < n) {
+    uint8_t d[32] = {}, s[32] = {};
+    std::memcpy(d, dst + i, n - i);
+    std::memcpy(s, src + i, n - i);
+    store(d, _mm256_xor_si256(load(d), load(s)));
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
+RQCAST_TARGET void avx2_addmul(uint8_t* dst, const uint8_t* src, uint8_t c,
+                               size_t n) {
+  const Mul32 m = mul32_for(c);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m256i a = _mm256_xor_si256(load(dst + i), mul32(m, load(src + i)));
+    const __m256i b =
+        _mm256_xor_si256(load(dst + i + 32), mul32(m, load(src + i + 32)));
+    store(dst + i, a);
+    store(dst + i + 32, b);
+  }
+  for (; i + 32 <= n; i += 32) {
+    store(dst + i, _mm256_xor_si256(load(dst + i), mul32(m, load(src + i))));
+  }
+  if (i < n) {
+    uint8_t d[32] = {}, s[32] = {};
+    std::memcpy(d, dst + i, n - i);
+    std::memcpy(s, src + i, n - i);
+    store(d, _mm256_xor_si256(load(d), mul32(m, load(s))));
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
+RQCAST_TARGET void avx2_scale(uint8_t* dst, uint8_t c, size_t n) {
+  const Mul32 m = mul32_for(c);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m256i a = mul32(m, load(dst + i));
+    const __m256i b = mul32(m, load(dst + i + 32));
+    store(dst + i, a);
+    store(dst + i + 32, b);
+  }
+  for (; i + 32 <= n; i += 32) store(dst + i, mul32(m, load(dst + i)));
+  if (i < n) {
+    uint8_t d[32] = {};
+    std::memcpy(d, dst + i, n - i);
+    store(d, mul32(m, load(d)));
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
+}  // namespace kernels
+}  // namespace gf256
+}  // namespace fec
+}  // namespace rqcast
+
+#endif  // x86

@@ -1,0 +1,130 @@
+// AVX-512BW kernels: 64 bytes at a time, split-nibble VPSHUFB, tails with
+// masked loads and stores (which suppress faults on the masked-off bytes).
+#include "fec/gf256_simd.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define RQCAST_TARGET __attribute__((target("avx512f,avx512bw")))
+
+// GCC 12's AVX-512 headers fill "undefined" operands with a self-initialised
+// variable, which -Wuninitialized flags once inlined into a target("avx512")
+// function (GCC PR 105593, fixed in GCC 13). The values are never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace rqcast {
+namespace fec {
+namespace gf256 {
+namespace kernels {
+namespace {
+
+// 0x96 = a ^ b ^ c as a VPTERNLOG truth table.
+constexpr int kXor3 = 0x96;
+
+struct Mul64 {
+  __m512i lo, hi, mask;
+};
+
+RQCAST_TARGET inline Mul64 mul64_for(uint8_t c) {
+  const NibbleTable& t = kSimdTables.nibble[c];
+  return {_mm512_broadcast_i32x4(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.lo))),
+          _mm512_broadcast_i32x4(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.hi))),
+          _mm512_set1_epi8(0x0F)};
+}
+
+// acc ^ c * x
+RQCAST_TARGET inline __m512i addmul64(const Mul64& m, __m512i acc, __m512i x) {
+  const __m512i lo = _mm512_and_si512(x, m.mask);
+  const __m512i hi = _mm512_and_si512(_mm512_srli_epi64(x, 4), m.mask);
+  return _mm512_ternarylogic_epi32(acc, _mm512_shuffle_epi8(m.lo, lo),
+                                   _mm512_shuffle_epi8(m.hi, hi), kXor3);
+}
+
+RQCAST_TARGET inline __m512i load(const uint8_t* p) {
+  return _mm512_loadu_si512(p);
+}
+RQCAST_TARGET inline void store(uint8_t* p, __m512i v) {
+  _mm512_storeu_si512(p, v);
+}
+// The first r < 64 bytes.
+inline __mmask64 head_mask(size_t r) {
+  return static_cast<__mmask64>((uint64_t{1} << r) - 1);
+}
+
+}  // namespace
+
+RQCAST_TARGET void avx512_add(uint8_t* dst, const uint8_t* src, size_t n) {
+  size_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    const __m512i a = _mm512_xor_si512(load(dst + i), load(src + i));
+    const __m512i b = _mm512_xor_si512(load(dst + i + 64), load(src + i + 64));
+    const __m512i c =
+        _mm512_xor_si512(load(dst + i + 128), load(src + i + 128));
+    const __m512i d =
+        _mm512_xor_si512(load(dst + i + 192), load(src + i + 192));
+    store(dst + i, a);
+    store(dst + i + 64, b);
+    store(dst + i + 128, c);
+    store(dst + i + 192, d);
+  }
+  for (; i + 64 <= n; i += 64) {
+    store(dst + i, _mm512_xor_si512(load(dst + i), load(src + i)));
+  }
+  if (i < n) {
+    const __mmask64 k = head_mask(n - i);
+    const __m512i d = _mm512_maskz_loadu_epi8(k, dst + i);
+    const __m512i s = _mm512_maskz_loadu_epi8(k, src + i);
+    _mm512_mask_storeu_epi8(dst + i, k, _mm512_xor_si512(d, s));
+  }
+}
+
+RQCAST_TARGET void avx512_addmul(uint8_t* dst, const uint8_t* src, uint8_t c,
+                                 size_t n) {
+  const Mul64 m = mul64_for(c);
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    const __m512i a = addmul64(m, load(dst + i), load(src + i));
+    const __m512i b = addmul64(m, load(dst + i + 64), load(src + i + 64));
+    store(dst + i, a);
+    store(dst + i + 64, b);
+  }
+  for (; i + 64 <= n; i += 64) {
+    store(dst + i, addmul64(m, load(dst + i), load(src + i)));
+  }
+  if (i < n) {
+    const __mmask64 k = head_mask(n - i);
+    const __m512i d = _mm512_maskz_loadu_epi8(k, dst + i);
+    const __m512i s = _mm512_maskz_loadu_epi8(k, src + i);
+    _mm512_mask_storeu_epi8(dst + i, k, addmul64(m, d, s));
+  }
+}
+
+RQCAST_TARGET void avx512_scale(uint8_t* dst, uint8_t c, size_t n) {
+  const Mul64 m = mul64_for(c);
+  const __m512i zero = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    const __m512i a = addmul64(m, zero, load(dst + i));
+    const __m512i b = addmul64(m, zero, load(dst + i + 64));
+    store(dst + i, a);
+    store(dst + i + 64, b);
+  }
+  for (; i + 64 <= n; i += 64) store(dst + i, addmul64(m, zero, load(dst + i)));
+  if (i < n) {
+    const __mmask64 k = head_mask(n - i);
+    const __m512i d = _mm512_maskz_loadu_epi8(k, dst + i);
+    _mm512_mask_storeu_epi8(dst + i, k, addmul64(m, zero, d));
+  }
+}
+
+}  // namespace kernels
+}  // namespace gf256
+}  // namespace fec
+}  // namespace rqcast
+
+#endif  // x86
