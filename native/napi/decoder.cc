@@ -1,0 +1,471 @@
+// Decoder: ObjectWrap around fec::ObjectDecoder.
+//
+// Packets are untrusted: the core checks every field, this file checks
+// every JS argument. Batches cross the boundary once: pushBatch takes one
+// buffer of equal-sized packets, pushArray an array of packets.
+//
+// Async: pushBatchAsync/pushArrayAsync add the symbols on the JS thread (a
+// copy per packet) and solve the blocks that became decodable on a worker.
+// One async operation at a time per decoder (ERR_RQ_BUSY otherwise; the
+// TypeScript layer queues them). Synchronous calls stay allowed meanwhile:
+// the core locks each block, so they are safe (a call on the very block
+// being solved waits for it).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fec/codec.h"
+#include "napi/util.h"
+
+namespace rqcast {
+namespace napi {
+namespace {
+
+using fec::Status;
+
+// What a batch did, returned to JS as {accepted, rejected, blocksDecoded,
+// complete, firstError?}.
+struct BatchResult {
+  uint32_t accepted = 0;   // valid packets (including duplicates)
+  uint32_t rejected = 0;   // malformed packets skipped
+  uint32_t blocks_before = 0;
+  Status first_error = Status::kOk;
+  uint32_t first_error_index = 0;
+};
+
+class Decoder : public Napi::ObjectWrap<Decoder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "Decoder",
+        {
+            InstanceMethod<&Decoder::Layout>("layout"),
+            InstanceMethod<&Decoder::Push>("push"),
+            InstanceMethod<&Decoder::PushBatch>("pushBatch"),
+            InstanceMethod<&Decoder::PushArray>("pushArray"),
+            InstanceMethod<&Decoder::PushBatchAsync>("pushBatchAsync"),
+            InstanceMethod<&Decoder::PushArrayAsync>("pushArrayAsync"),
+            InstanceMethod<&Decoder::BlockDecoded>("blockDecoded"),
+            InstanceMethod<&Decoder::BlocksDecoded>("blocksDecoded"),
+            InstanceMethod<&Decoder::Complete>("complete"),
+            InstanceMethod<&Decoder::Received>("received"),
+            InstanceMethod<&Decoder::BlockReleased>("blockReleased"),
+            InstanceMethod<&Decoder::CopyBlock>("copyBlock"),
+            InstanceMethod<&Decoder::TakeBlock>("takeBlock"),
+            InstanceMethod<&Decoder::ReleaseBlock>("releaseBlock"),
+            InstanceMethod<&Decoder::Result>("result"),
+            InstanceMethod<&Decoder::Close>("close"),
+        });
+  }
+
+  // new Decoder(oti: Uint8Array(12))
+  explicit Decoder(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Decoder>(info) {
+    Napi::Env env = info.Env();
+    in_flight_ = GetInFlight(env);
+    Napi::Uint8Array oti_bytes;
+    if (!ArgBytes(info, 0, "oti", &oti_bytes)) return;
+    fec::Oti oti;
+    Status s = fec::oti_decode(oti_bytes.Data(), oti_bytes.ByteLength(), &oti);
+    if (s != Status::kOk) {
+      ThrowStatus(env, s);
+      return;
+    }
+    std::unique_ptr<fec::ObjectDecoder> core;
+    s = fec::ObjectDecoder::Create(oti, &core);
+    if (s != Status::kOk) {
+      ThrowStatus(env, s);
+      return;
+    }
+    core_ = std::move(core);
+    released_.assign(oti.Z, false);
+  }
+
+ private:
+  fec::ObjectDecoder* Usable(Napi::Env env) {
+    if (!core_) {
+      ThrowCode(env, kErrClosed, "decoder is closed");
+      return nullptr;
+    }
+    return core_.get();
+  }
+
+  bool ArgSbn(const Napi::CallbackInfo& info, size_t i, uint32_t* sbn) {
+    return ArgUint32(info, i, "sbn", 0, core_->Layout().oti.Z - 1u, sbn,
+                     Status::kSbnOutOfRange);
+  }
+
+  Napi::Value Layout(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    if (!core) return Napi::Value();
+    return LayoutObject(info.Env(), core->Layout());
+  }
+
+  // Adds one packet. With decode, solves its block inline when possible;
+  // without, records the block in *ready if it may now be solvable.
+  Status AddOne(const uint8_t* p, size_t len, bool decode,
+                std::vector<uint32_t>* ready, std::vector<bool>* marked) {
+    fec::ObjectDecoder* core = core_.get();
+    // A block handed out by takeBlock is finished: its packets are late
+    // copies and must not restart it (the core would start it over).
+    if (len >= fec::kPayloadIdSize && len == fec::kPayloadIdSize +
+                                                  core->Layout().oti.T &&
+        p[0] < released_.size() && released_[p[0]]) {
+      return Status::kOk;
+    }
+    if (decode) {
+      bool done = false;
+      return core->AddPacket(p, len, &done);
+    }
+    uint32_t sbn = 0;
+    Status s = core->AddPacketNoDecode(p, len, &sbn);
+    if (s != Status::kOk) return s;
+    if (!(*marked)[sbn] && !core->BlockDecoded(sbn) &&
+        core->Received(sbn) >= core->Layout().source_symbols(sbn)) {
+      (*marked)[sbn] = true;
+      ready->push_back(sbn);
+    }
+    return Status::kOk;
+  }
+
+  // Records the outcome of one packet of a batch; false when the batch
+  // must stop (strict mode, or a failure that is not about the packet).
+  static bool Account(BatchResult* r, Status s, uint32_t index, bool skip) {
+    if (s == Status::kOk) {
+      ++r->accepted;
+      return true;
+    }
+    if (r->first_error == Status::kOk) {
+      r->first_error = s;
+      r->first_error_index = index;
+    }
+    const bool packet_fault = s == Status::kBadPacketLength ||
+                              s == Status::kSbnOutOfRange ||
+                              s == Status::kInvalidArgument;
+    if (skip && packet_fault) {
+      ++r->rejected;
+      return true;
+    }
+    return false;
+  }
+
+  static Napi::Object ResultObject(Napi::Env env,
+                                   const fec::ObjectDecoder& core,
+                                   const BatchResult& r) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("accepted", Napi::Number::New(env, r.accepted));
+    o.Set("rejected", Napi::Number::New(env, r.rejected));
+    o.Set("blocksDecoded",
+          Napi::Number::New(env, core.BlocksDecoded() - r.blocks_before));
+    o.Set("complete", Napi::Boolean::New(env, core.Complete()));
+    if (r.first_error != Status::kOk) {
+      o.Set("firstError", Napi::String::New(
+                              env, fec::status_code(r.first_error)));
+      o.Set("firstErrorIndex", Napi::Number::New(env, r.first_error_index));
+    }
+    return o;
+  }
+
+  // Throws the batch's error in strict mode; the packets before it stay.
+  bool ThrowBatchError(Napi::Env env, const BatchResult& r) {
+    Napi::Error err = MakeStatusError(env, r.first_error);
+    err.Set("index", Napi::Number::New(env, r.first_error_index));
+    err.ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // Walks a batch: pushBatch(buf, packetSize, skipInvalid) or
+  // pushArray(packets, skipInvalid). Returns false if an exception is
+  // pending.
+  bool RunBatch(const Napi::CallbackInfo& info, bool from_array, bool decode,
+                BatchResult* r, std::vector<uint32_t>* ready) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = core_.get();
+    r->blocks_before = core->BlocksDecoded();
+    std::vector<bool> marked(core->Layout().oti.Z, false);
+    bool skip = false;
+    if (from_array) {
+      if (info.Length() < 1 || !info[0].IsArray()) {
+        return ThrowInvalid(env, "packets must be an array");
+      }
+      if (!ArgBool(info, 1, "skipInvalid", &skip)) return false;
+      Napi::Array arr = info[0].As<Napi::Array>();
+      const uint32_t n = arr.Length();
+      for (uint32_t i = 0; i < n; ++i) {
+        Napi::Value v = arr.Get(i);
+        if (env.IsExceptionPending()) return false;
+        Status s;
+        if (!v.IsTypedArray() ||
+            v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+          s = Status::kInvalidArgument;
+        } else {
+          Napi::Uint8Array p = v.As<Napi::Uint8Array>();
+          s = AddOne(p.Data(), p.ByteLength(), decode, ready, &marked);
+        }
+        if (!Account(r, s, i, skip)) return ThrowBatchError(env, *r);
+      }
+    } else {
+      Napi::Uint8Array buf;
+      uint64_t size;
+      if (!ArgBytes(info, 0, "buf", &buf) ||
+          !ArgUint(info, 1, "packetSize", 1, 0xFFFFFFFFull, &size) ||
+          !ArgBool(info, 2, "skipInvalid", &skip)) {
+        return false;
+      }
+      if (size != fec::kPayloadIdSize + core->Layout().oti.T ||
+          buf.ByteLength() % size != 0) {
+        // The framing itself is wrong: no packet boundary can be trusted.
+        return ThrowStatus(env, Status::kBadPacketLength);
+      }
+      const uint64_t n = buf.ByteLength() / size;
+      for (uint64_t i = 0; i < n; ++i) {
+        Status s = AddOne(buf.Data() + i * size, size, decode, ready, &marked);
+        if (!Account(r, s, static_cast<uint32_t>(i), skip)) {
+          return ThrowBatchError(env, *r);
+        }
+      }
+    }
+    return true;
+  }
+
+  // push(packet) -> complete
+  Napi::Value Push(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = Usable(env);
+    Napi::Uint8Array p;
+    if (!core || !ArgBytes(info, 0, "packet", &p)) return Napi::Value();
+    Status s = AddOne(p.Data(), p.ByteLength(), true, nullptr, nullptr);
+    if (s != Status::kOk) {
+      ThrowStatus(env, s);
+      return Napi::Value();
+    }
+    return Napi::Boolean::New(env, core->Complete());
+  }
+
+  Napi::Value PushSync(const Napi::CallbackInfo& info, bool from_array) {
+    Napi::Env env = info.Env();
+    if (!Usable(env)) return Napi::Value();
+    BatchResult r;
+    if (!RunBatch(info, from_array, true, &r, nullptr)) return Napi::Value();
+    return ResultObject(env, *core_, r);
+  }
+  Napi::Value PushBatch(const Napi::CallbackInfo& info) {
+    return PushSync(info, false);
+  }
+  Napi::Value PushArray(const Napi::CallbackInfo& info) {
+    return PushSync(info, true);
+  }
+
+  class DecodeWorker : public Napi::AsyncWorker {
+   public:
+    DecodeWorker(Napi::Env env, Decoder* owner, std::vector<uint32_t> sbns,
+                 BatchResult r)
+        : Napi::AsyncWorker(env, "rqcast.Decoder.pushAsync"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          owner_(owner),
+          core_(owner->core_),
+          sbns_(std::move(sbns)),
+          result_(r),
+          token_(owner->in_flight_) {
+      self_ = Napi::Persistent(owner->Value());
+      owner_->busy_ = true;
+    }
+    Napi::Promise Promise() const { return deferred_.Promise(); }
+
+    void Execute() override {
+      for (uint32_t sbn : sbns_) {
+        Status s = core_->TryDecodeBlock(sbn);
+        // Not solvable yet is normal (K symbols may be linearly
+        // dependent); the next symbols of the block will try again.
+        if (s != Status::kOk && s != Status::kNeedMoreSymbols) {
+          status_ = s;
+          break;
+        }
+      }
+      token_.Done();
+    }
+    void OnOK() override {
+      owner_->busy_ = false;
+      if (status_ != Status::kOk) {
+        deferred_.Reject(MakeStatusError(Env(), status_).Value());
+      } else {
+        deferred_.Resolve(ResultObject(Env(), *core_, result_));
+      }
+    }
+    void OnError(const Napi::Error& e) override {
+      owner_->busy_ = false;
+      deferred_.Reject(e.Value());
+    }
+
+   private:
+    Napi::Promise::Deferred deferred_;
+    Decoder* owner_;
+    std::shared_ptr<fec::ObjectDecoder> core_;
+    std::vector<uint32_t> sbns_;
+    BatchResult result_;
+    InFlightToken token_;
+    Napi::ObjectReference self_;
+    Status status_ = Status::kOk;
+  };
+
+  Napi::Value PushAsync(const Napi::CallbackInfo& info, bool from_array) {
+    Napi::Env env = info.Env();
+    if (!Usable(env)) return Napi::Value();
+    if (busy_) {
+      ThrowCode(env, kErrBusy, "another async operation is running");
+      return Napi::Value();
+    }
+    BatchResult r;
+    std::vector<uint32_t> ready;
+    if (!RunBatch(info, from_array, false, &r, &ready)) return Napi::Value();
+    DecodeWorker* w = new DecodeWorker(env, this, std::move(ready), r);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+  Napi::Value PushBatchAsync(const Napi::CallbackInfo& info) {
+    return PushAsync(info, false);
+  }
+  Napi::Value PushArrayAsync(const Napi::CallbackInfo& info) {
+    return PushAsync(info, true);
+  }
+
+  Napi::Value BlockDecoded(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return Napi::Boolean::New(info.Env(), core->BlockDecoded(sbn));
+  }
+
+  Napi::Value BlockReleased(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return Napi::Boolean::New(info.Env(), released_[sbn]);
+  }
+
+  Napi::Value BlocksDecoded(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    if (!core) return Napi::Value();
+    return Napi::Number::New(info.Env(), core->BlocksDecoded());
+  }
+
+  Napi::Value Complete(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    if (!core) return Napi::Value();
+    return Napi::Boolean::New(info.Env(), core->Complete());
+  }
+
+  // received() -> Uint32Array(Z) of distinct symbols held per block.
+  Napi::Value Received(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = Usable(env);
+    if (!core) return Napi::Value();
+    const uint32_t Z = core->Layout().oti.Z;
+    Napi::Uint32Array out = Napi::Uint32Array::New(env, Z);
+    if (env.IsExceptionPending()) return Napi::Value();
+    for (uint32_t sbn = 0; sbn < Z; ++sbn) out[sbn] = core->Received(sbn);
+    return out;
+  }
+
+  // Copies a decoded block into a new Buffer; empty value on a throw.
+  Napi::Value CopyOut(Napi::Env env, uint32_t sbn) {
+    fec::ObjectDecoder* core = core_.get();
+    if (released_[sbn]) {
+      ThrowCode(env, kErrBlockReleased,
+                "block " + std::to_string(sbn) + " was already taken");
+      return Napi::Value();
+    }
+    if (!core->BlockDecoded(sbn)) {
+      ThrowStatus(env, Status::kNeedMoreSymbols);
+      return Napi::Value();
+    }
+    Napi::Buffer<uint8_t> out =
+        NewBuffer(env, core->Layout().block_length(sbn));
+    if (out.IsEmpty()) return Napi::Value();
+    Status s = core->CopyBlock(sbn, out.Data());
+    if (s != Status::kOk) {
+      ThrowStatus(env, s);
+      return Napi::Value();
+    }
+    return out;
+  }
+
+  Napi::Value CopyBlock(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return CopyOut(info.Env(), sbn);
+  }
+
+  Napi::Value TakeBlock(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    Napi::Value out = CopyOut(info.Env(), sbn);
+    if (out.IsEmpty()) return out;
+    core->ReleaseBlock(sbn);
+    released_[sbn] = true;
+    return out;
+  }
+
+  // releaseBlock(sbn): frees a decoded block without copying it, or drops
+  // the symbols of an undecoded one (which then starts over).
+  Napi::Value ReleaseBlock(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    if (core->BlockDecoded(sbn)) released_[sbn] = true;
+    core->ReleaseBlock(sbn);
+    return info.Env().Undefined();
+  }
+
+  // result() -> Buffer(F), the whole object.
+  Napi::Value Result(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = Usable(env);
+    if (!core) return Napi::Value();
+    const fec::ObjectLayout& l = core->Layout();
+    for (uint32_t sbn = 0; sbn < l.oti.Z; ++sbn) {
+      if (released_[sbn]) {
+        ThrowCode(env, kErrBlockReleased,
+                  "block " + std::to_string(sbn) + " was already taken");
+        return Napi::Value();
+      }
+    }
+    if (!core->Complete()) {
+      ThrowStatus(env, Status::kNeedMoreSymbols);
+      return Napi::Value();
+    }
+    Napi::Buffer<uint8_t> out = NewBuffer(env, l.oti.F);
+    if (out.IsEmpty()) return Napi::Value();
+    for (uint32_t sbn = 0; sbn < l.oti.Z; ++sbn) {
+      Status s = core->CopyBlock(sbn, out.Data() + l.block_offset(sbn));
+      if (s != Status::kOk) {
+        ThrowStatus(env, s);
+        return Napi::Value();
+      }
+    }
+    return out;
+  }
+
+  // Frees everything now; a running job keeps its own reference.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    core_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<fec::ObjectDecoder> core_;
+  std::shared_ptr<InFlight> in_flight_;
+  std::vector<bool> released_;
+  bool busy_ = false;
+};
+
+}  // namespace
+
+void InitDecoder(Napi::Env env, Napi::Object exports) {
+  exports.Set("Decoder", Decoder::Define(env));
+}
+
+}  // namespace napi
+}  // namespace rqcast

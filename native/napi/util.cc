@@ -1,0 +1,181 @@
+#include "napi/util.h"
+
+#include <cmath>
+#include <map>
+
+namespace rqcast {
+namespace napi {
+
+Napi::Error MakeCodeError(Napi::Env env, const char* code,
+                          const std::string& message) {
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+Napi::Error MakeStatusError(Napi::Env env, fec::Status s) {
+  Napi::Error err = MakeCodeError(env, fec::status_code(s),
+                                  fec::status_message(s));
+  err.Set("status", Napi::Number::New(env, static_cast<int>(s)));
+  return err;
+}
+
+bool ThrowCode(Napi::Env env, const char* code, const std::string& message) {
+  if (!env.IsExceptionPending()) {
+    MakeCodeError(env, code, message).ThrowAsJavaScriptException();
+  }
+  return false;
+}
+
+bool ThrowStatus(Napi::Env env, fec::Status s) {
+  if (!env.IsExceptionPending()) {
+    MakeStatusError(env, s).ThrowAsJavaScriptException();
+  }
+  return false;
+}
+
+namespace {
+
+bool ThrowArg(Napi::Env env, fec::Status status, const char* name,
+              const std::string& what) {
+  if (env.IsExceptionPending()) return false;
+  Napi::Error err = MakeCodeError(env, fec::status_code(status),
+                                  std::string(fec::status_message(status)) +
+                                      ": " + name + " " + what);
+  err.Set("status", Napi::Number::New(env, static_cast<int>(status)));
+  err.ThrowAsJavaScriptException();
+  return false;
+}
+
+}  // namespace
+
+bool ArgUint(const Napi::CallbackInfo& info, size_t i, const char* name,
+             uint64_t min, uint64_t max, uint64_t* out, fec::Status status) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || !info[i].IsNumber()) {
+    // A wrong type is always a programming error, never an OTI bound.
+    return ThrowArg(env, fec::Status::kInvalidArgument, name,
+                    "must be a number");
+  }
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d)) {
+    return ThrowArg(env, fec::Status::kInvalidArgument, name,
+                    "must be an integer");
+  }
+  if (d < static_cast<double>(min) || d > static_cast<double>(max)) {
+    return ThrowArg(env, status, name,
+                    "must be in [" + std::to_string(min) + ", " +
+                        std::to_string(max) + "]");
+  }
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+bool ArgUint32(const Napi::CallbackInfo& info, size_t i, const char* name,
+               uint32_t min, uint32_t max, uint32_t* out, fec::Status status) {
+  uint64_t v = 0;
+  if (!ArgUint(info, i, name, min, max, &v, status)) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+bool ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name,
+              Napi::Uint8Array* out) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    return ThrowArg(env, fec::Status::kInvalidArgument, name,
+                    "must be a Uint8Array");
+  }
+  *out = info[i].As<Napi::Uint8Array>();
+  return true;
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name,
+             bool* out) {
+  if (i >= info.Length() || !info[i].IsBoolean()) {
+    return ThrowArg(info.Env(), fec::Status::kInvalidArgument, name,
+                    "must be a boolean");
+  }
+  *out = info[i].As<Napi::Boolean>().Value();
+  return true;
+}
+
+Napi::Buffer<uint8_t> NewBuffer(Napi::Env env, uint64_t n) {
+  if (n > kMaxBufferBytes) {
+    ThrowCode(env, kErrObjectTooLarge,
+              "result of " + std::to_string(n) +
+                  " bytes exceeds the largest buffer");
+    return Napi::Buffer<uint8_t>();
+  }
+  Napi::Buffer<uint8_t> buf =
+      Napi::Buffer<uint8_t>::New(env, static_cast<size_t>(n));
+  if (env.IsExceptionPending()) return Napi::Buffer<uint8_t>();
+  return buf;
+}
+
+Napi::Object OtiObject(Napi::Env env, const fec::Oti& oti) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("F", Napi::Number::New(env, static_cast<double>(oti.F)));
+  o.Set("T", Napi::Number::New(env, oti.T));
+  o.Set("Z", Napi::Number::New(env, oti.Z));
+  o.Set("N", Napi::Number::New(env, oti.N));
+  o.Set("Al", Napi::Number::New(env, oti.Al));
+  return o;
+}
+
+Napi::Object LayoutObject(Napi::Env env, const fec::ObjectLayout& l) {
+  Napi::Object o = OtiObject(env, l.oti);
+  o.Set("Kt", Napi::Number::New(env, static_cast<double>(l.Kt)));
+  o.Set("KL", Napi::Number::New(env, l.blocks.IL));
+  o.Set("KS", Napi::Number::New(env, l.blocks.IS));
+  o.Set("ZL", Napi::Number::New(env, l.blocks.JL));
+  o.Set("ZS", Napi::Number::New(env, l.blocks.JS));
+  o.Set("TL", Napi::Number::New(env, l.subblocks.IL));
+  o.Set("TS", Napi::Number::New(env, l.subblocks.IS));
+  o.Set("NL", Napi::Number::New(env, l.subblocks.JL));
+  o.Set("NS", Napi::Number::New(env, l.subblocks.JS));
+  return o;
+}
+
+namespace {
+
+std::mutex g_envs_mu;
+std::map<napi_env, std::shared_ptr<InFlight>>* g_envs = nullptr;
+
+}  // namespace
+
+void RegisterInFlight(Napi::Env env) {
+  auto f = std::make_shared<InFlight>();
+  {
+    std::lock_guard<std::mutex> lock(g_envs_mu);
+    if (g_envs == nullptr) {
+      g_envs = new std::map<napi_env, std::shared_ptr<InFlight>>();
+    }
+    (*g_envs)[env] = f;
+  }
+  napi_env key = env;
+  env.AddCleanupHook([key, f]() {
+    // Background jobs read JS-owned memory (the encoder's input buffer)
+    // and the wrapped objects' state: let them finish before the
+    // environment frees either.
+    f->WaitIdle();
+    std::lock_guard<std::mutex> lock(g_envs_mu);
+    auto it = g_envs->find(key);
+    if (it != g_envs->end() && it->second == f) g_envs->erase(it);
+  });
+}
+
+std::shared_ptr<InFlight> GetInFlight(Napi::Env env) {
+  std::lock_guard<std::mutex> lock(g_envs_mu);
+  if (g_envs != nullptr) {
+    auto it = g_envs->find(env);
+    if (it != g_envs->end()) return it->second;
+  }
+  // Not registered (cannot happen after RegisterCodec): a private counter
+  // keeps the jobs correct, only without the teardown wait.
+  return std::make_shared<InFlight>();
+}
+
+}  // namespace napi
+}  // namespace rqcast
