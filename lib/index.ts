@@ -1,0 +1,3 @@
+/** rqcast public API. */
+export * from './errors';
+export * from './fec';

@@ -1,0 +1,145 @@
+/**
+ * The only module that loads the native addon (rqcast.node). It finds the
+ * addon with node-gyp-build from the package root: build/Release when built
+ * from source, else prebuilds/<platform>-<arch>/ (prebuildify --napi).
+ *
+ * It exports the raw binding as TypeScript interfaces; everything else in
+ * lib/ receives these interfaces (and can be tested against fakes). Raw
+ * errors carry `.code` (and `.status` for codec statuses); lib/errors.ts
+ * turns them into typed classes.
+ */
+import * as path from 'path';
+
+/** RFC 6330 §3.3.2-3 OTI fields. */
+export interface RawOti {
+  F: number;
+  T: number;
+  Z: number;
+  N: number;
+  Al: number;
+}
+
+/** The per-object layout of RFC 6330 §4.4.1.2. TL/TS are in units of Al. */
+export interface RawLayout extends RawOti {
+  Kt: number;
+  KL: number;
+  KS: number;
+  ZL: number;
+  ZS: number;
+  TL: number;
+  TS: number;
+  NL: number;
+  NS: number;
+}
+
+/** RFC 6330 §5.6 Table 2 row (with derived values). */
+export interface RawSystematicParams {
+  Kprime: number;
+  J: number;
+  S: number;
+  H: number;
+  W: number;
+  L: number;
+  P: number;
+  P1: number;
+  U: number;
+  B: number;
+}
+
+export interface RawTuple {
+  d: number;
+  a: number;
+  b: number;
+  d1: number;
+  a1: number;
+  b1: number;
+}
+
+export interface RawPartition {
+  IL: number;
+  IS: number;
+  JL: number;
+  JS: number;
+}
+
+export interface RawEncoder {
+  layout(): RawLayout;
+  sourceSymbols(sbn: number): number;
+  blockLength(sbn: number): number;
+  prepareBlock(sbn: number): void;
+  releaseBlock(sbn: number): void;
+  packet(sbn: number, esi: number): Buffer;
+  packets(sbn: number, firstEsi: number, count: number): Buffer;
+  packetsInto(sbn: number, firstEsi: number, count: number, out: Uint8Array, offset: number): number;
+  prepareBlocksAsync(sbns: number[]): Promise<void>;
+  close(): void;
+}
+
+export interface RawBatchResult {
+  /** Valid packets, duplicates included. */
+  accepted: number;
+  /** Malformed packets skipped (skipInvalid mode). */
+  rejected: number;
+  /** Blocks that became decoded during this batch. */
+  blocksDecoded: number;
+  complete: boolean;
+  /** Code of the first malformed packet, if any. */
+  firstError?: string;
+  firstErrorIndex?: number;
+}
+
+export interface RawDecoder {
+  layout(): RawLayout;
+  push(packet: Uint8Array): boolean;
+  pushBatch(buf: Uint8Array, packetSize: number, skipInvalid: boolean): RawBatchResult;
+  pushArray(packets: Uint8Array[], skipInvalid: boolean): RawBatchResult;
+  pushBatchAsync(buf: Uint8Array, packetSize: number, skipInvalid: boolean): Promise<RawBatchResult>;
+  pushArrayAsync(packets: Uint8Array[], skipInvalid: boolean): Promise<RawBatchResult>;
+  blockDecoded(sbn: number): boolean;
+  blockReleased(sbn: number): boolean;
+  blocksDecoded(): number;
+  complete(): boolean;
+  received(): Uint32Array;
+  copyBlock(sbn: number): Buffer;
+  takeBlock(sbn: number): Buffer;
+  releaseBlock(sbn: number): void;
+  result(): Buffer;
+  close(): void;
+}
+
+export interface RawCodecBinding {
+  Encoder: new (data: Uint8Array, oti: Uint8Array) => RawEncoder;
+  Decoder: new (oti: Uint8Array) => RawDecoder;
+  rfcRand(y: number, i: number, m: number): number;
+  rfcDeg(v: number, W: number): number;
+  rfcTuple(K: number, X: number): RawTuple;
+  systematicParams(K: number): RawSystematicParams;
+  rfcPartition(I: number, J: number): RawPartition;
+  otiEncode(F: number, T: number, Z: number, N: number, Al: number): Buffer;
+  otiDecode(oti: Uint8Array): RawOti;
+  otiLayout(oti: Uint8Array): RawLayout;
+  otiDerive(F: number, payloadSize: number, Al: number, SS: number, WS: number): RawOti;
+  /** Stable code of every codec Status, indexed by its numeric value. */
+  statusCodes(): string[];
+  gf256Kernel(): string;
+  gf256Kernels(): string[];
+  setGf256Kernel(name: string): void;
+}
+
+/** Everything rqcast.node exports. Other bindings extend this. */
+export type NativeBinding = RawCodecBinding;
+
+/** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
+export const packageRoot = path.resolve(__dirname, '..');
+
+let cached: NativeBinding | undefined;
+
+/** Loads the addon once (lazily, so pure-TS modules never need it). */
+export function loadNative(): NativeBinding {
+  if (cached === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    cached = load(packageRoot) as NativeBinding;
+  }
+  return cached;
+}
