@@ -75,13 +75,18 @@ void scalar_scale(uint8_t* dst, uint8_t c, size_t n) {
   }
 }
 
+void scalar_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                         const uint8_t* coeffs, size_t count, size_t n) {
+  for (size_t j = 0; j < count; ++j) scalar_addmul(dst, srcs[j], coeffs[j], n);
+}
+
 }  // namespace kernels
 
 namespace {
 
-const kernels::Kernel kScalar = {"scalar", kernels::scalar_add,
-                                 kernels::scalar_addmul,
-                                 kernels::scalar_scale};
+const kernels::Kernel kScalar = {
+    "scalar", kernels::scalar_add, kernels::scalar_addmul,
+    kernels::scalar_scale, kernels::scalar_addmul_multi};
 
 const kernels::Kernel* g_kernel = nullptr;
 
@@ -115,6 +120,28 @@ void scale(uint8_t* dst, uint8_t c, size_t n) {
     return;
   }
   current().scale(dst, c, n);
+}
+
+void addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                  const uint8_t* coeffs, size_t count, size_t n) {
+  // Drop zero coefficients so the kernel reads only sources that count;
+  // batches bound the copies on the stack.
+  constexpr size_t kBatch = 32;
+  const uint8_t* batch_srcs[kBatch];
+  uint8_t batch_coeffs[kBatch];
+  const kernels::Kernel& k = current();
+  size_t m = 0;
+  for (size_t j = 0; j < count; ++j) {
+    if (coeffs[j] == 0) continue;
+    batch_srcs[m] = srcs[j];
+    batch_coeffs[m] = coeffs[j];
+    if (++m == kBatch) {
+      k.addmul_multi(dst, batch_srcs, batch_coeffs, m, n);
+      m = 0;
+    }
+  }
+  if (m == 1) return addmul(dst, batch_srcs[0], batch_coeffs[0], n);
+  if (m > 0) k.addmul_multi(dst, batch_srcs, batch_coeffs, m, n);
 }
 
 const char* kernel_name() { return current().name; }

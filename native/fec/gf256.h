@@ -41,8 +41,14 @@ void add(uint8_t* dst, const uint8_t* src, size_t n);
 void addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 // dst[i] = c * dst[i]
 void scale(uint8_t* dst, uint8_t c, size_t n);
+// dst[i] ^= sum over j < count of coeffs[j] * srcs[j][i]: several addmuls
+// into one dst in a single pass over it (a row times a block of symbols).
+// Zero coefficients are skipped; no src may overlap dst.
+void addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                  const uint8_t* coeffs, size_t count, size_t n);
 
-// Name of the kernel in use ("scalar", "ssse3", "avx2", "avx512", "gfni").
+// Name of the kernel in use ("scalar", "ssse3", "avx2", "gfni_avx2",
+// "avx512", "gfni" on x86; "scalar", "neon" on AArch64).
 const char* kernel_name();
 // Kernels this CPU can run, best last.
 std::vector<const char*> available_kernels();

@@ -111,6 +111,48 @@ RQCAST_TARGET void avx2_scale(uint8_t* dst, uint8_t c, size_t n) {
   }
 }
 
+// One pass over dst: 128 bytes of it stay in registers while every source
+// is multiplied into them.
+RQCAST_TARGET void avx2_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                                     const uint8_t* coeffs, size_t count,
+                                     size_t n) {
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    __m256i a0 = load(dst + i), a1 = load(dst + i + 32);
+    __m256i a2 = load(dst + i + 64), a3 = load(dst + i + 96);
+    for (size_t j = 0; j < count; ++j) {
+      const Mul32 m = mul32_for(coeffs[j]);
+      const uint8_t* s = srcs[j] + i;
+      a0 = _mm256_xor_si256(a0, mul32(m, load(s)));
+      a1 = _mm256_xor_si256(a1, mul32(m, load(s + 32)));
+      a2 = _mm256_xor_si256(a2, mul32(m, load(s + 64)));
+      a3 = _mm256_xor_si256(a3, mul32(m, load(s + 96)));
+    }
+    store(dst + i, a0);
+    store(dst + i + 32, a1);
+    store(dst + i + 64, a2);
+    store(dst + i + 96, a3);
+  }
+  for (; i + 32 <= n; i += 32) {
+    __m256i a = load(dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      a = _mm256_xor_si256(a, mul32(mul32_for(coeffs[j]), load(srcs[j] + i)));
+    }
+    store(dst + i, a);
+  }
+  if (i < n) {
+    uint8_t d[32] = {}, s[32] = {};
+    std::memcpy(d, dst + i, n - i);
+    __m256i a = load(d);
+    for (size_t j = 0; j < count; ++j) {
+      std::memcpy(s, srcs[j] + i, n - i);
+      a = _mm256_xor_si256(a, mul32(mul32_for(coeffs[j]), load(s)));
+    }
+    store(d, a);
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

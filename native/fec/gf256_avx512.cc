@@ -122,6 +122,46 @@ RQCAST_TARGET void avx512_scale(uint8_t* dst, uint8_t c, size_t n) {
   }
 }
 
+// One pass over dst: 256 bytes of it stay in registers while every source
+// is multiplied into them.
+RQCAST_TARGET void avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                                       const uint8_t* coeffs, size_t count,
+                                       size_t n) {
+  size_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    __m512i a0 = load(dst + i), a1 = load(dst + i + 64);
+    __m512i a2 = load(dst + i + 128), a3 = load(dst + i + 192);
+    for (size_t j = 0; j < count; ++j) {
+      const Mul64 m = mul64_for(coeffs[j]);
+      const uint8_t* s = srcs[j] + i;
+      a0 = addmul64(m, a0, load(s));
+      a1 = addmul64(m, a1, load(s + 64));
+      a2 = addmul64(m, a2, load(s + 128));
+      a3 = addmul64(m, a3, load(s + 192));
+    }
+    store(dst + i, a0);
+    store(dst + i + 64, a1);
+    store(dst + i + 128, a2);
+    store(dst + i + 192, a3);
+  }
+  for (; i + 64 <= n; i += 64) {
+    __m512i a = load(dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      a = addmul64(mul64_for(coeffs[j]), a, load(srcs[j] + i));
+    }
+    store(dst + i, a);
+  }
+  if (i < n) {
+    const __mmask64 k = head_mask(n - i);
+    __m512i a = _mm512_maskz_loadu_epi8(k, dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      a = addmul64(mul64_for(coeffs[j]), a,
+                   _mm512_maskz_loadu_epi8(k, srcs[j] + i));
+    }
+    _mm512_mask_storeu_epi8(dst + i, k, a);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

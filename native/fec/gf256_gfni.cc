@@ -149,6 +149,97 @@ RQCAST_TARGET_512 void gfni_avx512_scale(uint8_t* dst, uint8_t c, size_t n) {
   }
 }
 
+// One pass over dst: 128 (256) bytes of it stay in registers while every
+// source is multiplied into them.
+RQCAST_TARGET_256 void gfni_avx2_addmul_multi(uint8_t* dst,
+                                              const uint8_t* const* srcs,
+                                              const uint8_t* coeffs,
+                                              size_t count, size_t n) {
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    __m256i a0 = load32(dst + i), a1 = load32(dst + i + 32);
+    __m256i a2 = load32(dst + i + 64), a3 = load32(dst + i + 96);
+    for (size_t j = 0; j < count; ++j) {
+      const __m256i m = _mm256_set1_epi64x(
+          static_cast<long long>(kSimdTables.affine[coeffs[j]]));
+      const uint8_t* s = srcs[j] + i;
+      a0 = _mm256_xor_si256(a0, mul32(m, load32(s)));
+      a1 = _mm256_xor_si256(a1, mul32(m, load32(s + 32)));
+      a2 = _mm256_xor_si256(a2, mul32(m, load32(s + 64)));
+      a3 = _mm256_xor_si256(a3, mul32(m, load32(s + 96)));
+    }
+    store32(dst + i, a0);
+    store32(dst + i + 32, a1);
+    store32(dst + i + 64, a2);
+    store32(dst + i + 96, a3);
+  }
+  for (; i + 32 <= n; i += 32) {
+    __m256i a = load32(dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      const __m256i m = _mm256_set1_epi64x(
+          static_cast<long long>(kSimdTables.affine[coeffs[j]]));
+      a = _mm256_xor_si256(a, mul32(m, load32(srcs[j] + i)));
+    }
+    store32(dst + i, a);
+  }
+  if (i < n) {  // via zero-padded copies on the stack
+    uint8_t d[32] = {}, s[32] = {};
+    std::memcpy(d, dst + i, n - i);
+    __m256i a = load32(d);
+    for (size_t j = 0; j < count; ++j) {
+      const __m256i m = _mm256_set1_epi64x(
+          static_cast<long long>(kSimdTables.affine[coeffs[j]]));
+      std::memcpy(s, srcs[j] + i, n - i);
+      a = _mm256_xor_si256(a, mul32(m, load32(s)));
+    }
+    store32(d, a);
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
+RQCAST_TARGET_512 void gfni_avx512_addmul_multi(uint8_t* dst,
+                                                const uint8_t* const* srcs,
+                                                const uint8_t* coeffs,
+                                                size_t count, size_t n) {
+  size_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    __m512i a0 = load64(dst + i), a1 = load64(dst + i + 64);
+    __m512i a2 = load64(dst + i + 128), a3 = load64(dst + i + 192);
+    for (size_t j = 0; j < count; ++j) {
+      const __m512i m = _mm512_set1_epi64(
+          static_cast<long long>(kSimdTables.affine[coeffs[j]]));
+      const uint8_t* s = srcs[j] + i;
+      a0 = _mm512_xor_si512(a0, mul64(m, load64(s)));
+      a1 = _mm512_xor_si512(a1, mul64(m, load64(s + 64)));
+      a2 = _mm512_xor_si512(a2, mul64(m, load64(s + 128)));
+      a3 = _mm512_xor_si512(a3, mul64(m, load64(s + 192)));
+    }
+    store64(dst + i, a0);
+    store64(dst + i + 64, a1);
+    store64(dst + i + 128, a2);
+    store64(dst + i + 192, a3);
+  }
+  for (; i + 64 <= n; i += 64) {
+    __m512i a = load64(dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      const __m512i m = _mm512_set1_epi64(
+          static_cast<long long>(kSimdTables.affine[coeffs[j]]));
+      a = _mm512_xor_si512(a, mul64(m, load64(srcs[j] + i)));
+    }
+    store64(dst + i, a);
+  }
+  if (i < n) {
+    const __mmask64 k = head_mask(n - i);
+    __m512i a = _mm512_maskz_loadu_epi8(k, dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      const __m512i m = _mm512_set1_epi64(
+          static_cast<long long>(kSimdTables.affine[coeffs[j]]));
+      a = _mm512_xor_si512(a, mul64(m, _mm512_maskz_loadu_epi8(k, srcs[j] + i)));
+    }
+    _mm512_mask_storeu_epi8(dst + i, k, a);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

@@ -10,16 +10,24 @@ namespace fec {
 namespace gf256 {
 namespace kernels {
 
+// Every kernel accepts any c, 0 and 1 included (the public functions in
+// gf256.h shortcut those before calling one).
 struct Kernel {
   const char* name;
   void (*add)(uint8_t* dst, const uint8_t* src, size_t n);
   void (*addmul)(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
   void (*scale)(uint8_t* dst, uint8_t c, size_t n);
+  // dst ^= sum coeffs[j] * srcs[j]; any coefficients, including 0 and 1.
+  void (*addmul_multi)(uint8_t* dst, const uint8_t* const* srcs,
+                       const uint8_t* coeffs, size_t count, size_t n);
 };
 
 void scalar_add(uint8_t* dst, const uint8_t* src, size_t n);
 void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void scalar_scale(uint8_t* dst, uint8_t c, size_t n);
+// The reference: one scalar_addmul per source.
+void scalar_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                         const uint8_t* coeffs, size_t count, size_t n);
 
 // SIMD kernels this CPU supports, in increasing order of preference
 // (detected once, at first call). Defined in gf256_simd.cc.

@@ -36,28 +36,40 @@ extern const SimdTables kSimdTables;
 void ssse3_add(uint8_t* dst, const uint8_t* src, size_t n);
 void ssse3_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void ssse3_scale(uint8_t* dst, uint8_t c, size_t n);
+void ssse3_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                        const uint8_t* coeffs, size_t count, size_t n);
 
 void avx2_add(uint8_t* dst, const uint8_t* src, size_t n);
 void avx2_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void avx2_scale(uint8_t* dst, uint8_t c, size_t n);
+void avx2_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                       const uint8_t* coeffs, size_t count, size_t n);
 
 void avx512_add(uint8_t* dst, const uint8_t* src, size_t n);
 void avx512_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void avx512_scale(uint8_t* dst, uint8_t c, size_t n);
+void avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                         const uint8_t* coeffs, size_t count, size_t n);
 
 // GFNI with 256-bit vectors (CPUs with GFNI but no AVX-512, e.g. Alder
 // Lake) and with 512-bit vectors. XOR is the AVX2/AVX-512 one.
 void gfni_avx2_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void gfni_avx2_scale(uint8_t* dst, uint8_t c, size_t n);
+void gfni_avx2_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                            const uint8_t* coeffs, size_t count, size_t n);
 void gfni_avx512_addmul(uint8_t* dst, const uint8_t* src, uint8_t c,
                         size_t n);
 void gfni_avx512_scale(uint8_t* dst, uint8_t c, size_t n);
+void gfni_avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                              const uint8_t* coeffs, size_t count, size_t n);
 #endif
 
 #if defined(__aarch64__)
 void neon_add(uint8_t* dst, const uint8_t* src, size_t n);
 void neon_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void neon_scale(uint8_t* dst, uint8_t c, size_t n);
+void neon_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
+                       const uint8_t* coeffs, size_t count, size_t n);
 #endif
 
 }  // namespace kernels

@@ -196,6 +196,57 @@ void test_kernel(const kn::Kernel& k, const kn::Kernel& scalar) {
   }
 }
 
+// addmul_multi against a sum of reference products, and against the scalar
+// reference, for source counts around the unrolled block and coefficient
+// sets with zeros and ones.
+void test_kernel_multi(const kn::Kernel& k) {
+  const RefTable& r = ref();
+  std::mt19937 rng(6330);
+  const size_t kCounts[] = {0, 1, 2, 3, 5, 8, 33};
+  const size_t kMaxCount = 33;
+  for (size_t n : kLengths) {
+    for (const auto& off : kOffsets) {
+      std::vector<Guarded> srcs;
+      srcs.reserve(kMaxCount);
+      for (size_t j = 0; j < kMaxCount; ++j) {
+        srcs.emplace_back(n, (off[1] + 7 * j) % 64);
+        fill(srcs.back().data(), n, rng);
+      }
+      std::vector<const uint8_t*> ptrs;
+      for (Guarded& g : srcs) ptrs.push_back(g.data());
+      Guarded dst(n, off[0]), want(n, 0), base(n, 0);
+      fill(base.data(), n, rng);
+      for (size_t count : kCounts) {
+        for (int trial = 0; trial < 4; ++trial) {
+          std::vector<uint8_t> coeffs(count);
+          for (auto& c : coeffs) {
+            // Some zeros and ones among random constants.
+            const unsigned x = rng() % 8;
+            c = x == 0 ? 0 : x == 1 ? 1 : static_cast<uint8_t>(rng());
+          }
+          uint8_t* d = dst.data();
+          std::memcpy(d, base.data(), n);
+          k.addmul_multi(d, ptrs.data(), coeffs.data(), count, n);
+          bool ok = true;
+          for (size_t i = 0; i < n; ++i) {
+            uint8_t v = base.data()[i];
+            for (size_t j = 0; j < count; ++j) v ^= r.m[coeffs[j]][ptrs[j][i]];
+            ok &= d[i] == v;
+          }
+          uint8_t* w = want.data();
+          std::memcpy(w, base.data(), n);
+          kn::scalar_addmul_multi(w, ptrs.data(), coeffs.data(), count, n);
+          ok &= n == 0 || std::memcmp(d, w, n) == 0;
+          char what[64];
+          std::snprintf(what, sizeof what, "addmul_multi count=%zu", count);
+          check(ok && dst.guards_intact(),
+                str(k.name, what, -1, n, off[0], off[1]));
+        }
+      }
+    }
+  }
+}
+
 // The public entry points with each kernel selected, including the c == 0
 // and c == 1 shortcuts they take before reaching a kernel.
 void test_dispatch(const char* name) {
@@ -226,6 +277,35 @@ void test_dispatch(const char* name) {
   bool ok = true;
   for (size_t i = 0; i < n; ++i) ok &= d[i] == (base[i] ^ s[i]);
   check(ok, str(name, "gf256::add", -1, n, 0, 0));
+
+  // addmul_multi drops zero coefficients and works in batches of 32: try
+  // counts that leave 0, 1 and several sources in the last batch.
+  std::vector<std::vector<uint8_t>> srcs(70, std::vector<uint8_t>(n));
+  std::vector<const uint8_t*> ptrs;
+  for (auto& v : srcs) {
+    fill(v.data(), n, rng);
+    ptrs.push_back(v.data());
+  }
+  for (size_t count : {0, 1, 2, 32, 33, 34, 64, 65, 70}) {
+    for (int zeros : {0, 1}) {
+      std::vector<uint8_t> coeffs(count);
+      for (size_t j = 0; j < count; ++j) {
+        coeffs[j] = zeros && j % 3 == 0 ? 0 : static_cast<uint8_t>(rng());
+      }
+      d = base;
+      gf::addmul_multi(d.data(), ptrs.data(), coeffs.data(), count, n);
+      ok = true;
+      for (size_t i = 0; i < n; ++i) {
+        uint8_t v = base[i];
+        for (size_t j = 0; j < count; ++j) v ^= r.m[coeffs[j]][ptrs[j][i]];
+        ok &= d[i] == v;
+      }
+      char what[64];
+      std::snprintf(what, sizeof what, "gf256::addmul_multi count=%zu%s",
+                    count, zeros ? " with zeros" : "");
+      check(ok, str(name, what, -1, n, 0, 0));
+    }
+  }
 }
 
 }  // namespace
@@ -235,7 +315,7 @@ int main() {
   test_field();
 
   const kn::Kernel scalar = {"scalar", kn::scalar_add, kn::scalar_addmul,
-                             kn::scalar_scale};
+                             kn::scalar_scale, kn::scalar_addmul_multi};
   std::vector<const kn::Kernel*> all{&scalar};
   for (const kn::Kernel* k : kn::simd_kernels()) all.push_back(k);
 
@@ -249,6 +329,7 @@ int main() {
     std::printf(" %s", k->name);
     std::fflush(stdout);
     test_kernel(*k, scalar);
+    test_kernel_multi(*k);
     test_dispatch(k->name);
   }
   std::printf(" (default %s)\n", best.c_str());
