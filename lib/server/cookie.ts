@@ -140,9 +140,9 @@ export function normalizeAddress(address: string): NormalizedAddress {
   const pct = address.indexOf('%');
   const zone = pct >= 0 ? address.slice(pct + 1) : '';
   const body = pct >= 0 ? address.slice(0, pct) : address;
-  if (pct >= 0 && (zone.length === 0 || Buffer.byteLength(zone, 'utf8') > 255)) throw new InvalidAddressError(address);
+  if (pct >= 0 && (zone.length === 0 || Buffer.byteLength(zone, 'utf8') > 255)) throw new InvalidAddressError();
   const groups = parseIPv6(body);
-  if (!groups) throw new InvalidAddressError(address);
+  if (!groups) throw new InvalidAddressError();
   for (let i = 0; i < 8; i++) {
     bytes[2 * i] = groups[i] >> 8;
     bytes[2 * i + 1] = groups[i] & 0xff;
@@ -155,7 +155,7 @@ export function normalizeAddress(address: string): NormalizedAddress {
 }
 
 function checkPort(port: number): void {
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new InvalidPortError(port);
+  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new InvalidPortError();
 }
 
 function checkTime(what: string, t: number): void {

@@ -1,24 +1,16 @@
 /**
- * Typed errors of the server control plane.
- *
- * `lib/errors.ts` (the project-wide `RqcastError`) did not exist when this
- * file was written, so `ServerError` is a local base with the same shape
- * (`code`). When `RqcastError` lands, `ServerError` should extend it; nothing
- * else here needs to change.
+ * Typed errors of the server control plane, under the project-wide
+ * RqcastError (lib/errors.ts).
  *
  * None of these is thrown for bad network input: the control plane answers
  * malformed or hostile datagrams with counted refusals, never exceptions.
  * They are thrown for programming/configuration errors at the API boundary.
  */
 
-export class ServerError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+import { RqcastError } from '../errors';
+
+/** Base of the server control plane's errors. */
+export class ServerError extends RqcastError {}
 
 /** A configuration value is out of range (e.g. cookie lifetime > rotation period). */
 export class InvalidServerConfigError extends ServerError {
@@ -29,15 +21,16 @@ export class InvalidServerConfigError extends ServerError {
 
 /** A peer address string is not an IPv4 or IPv6 literal. */
 export class InvalidAddressError extends ServerError {
-  constructor(address: string) {
-    super('ERR_INVALID_ADDRESS', `not an IP address literal: ${JSON.stringify(address)}`);
+  // The address itself stays out of the message: messages never carry peer data.
+  constructor() {
+    super('ERR_INVALID_ADDRESS', 'not an IPv4 or IPv6 address literal');
   }
 }
 
 /** A port is not an integer in 0..65535. */
 export class InvalidPortError extends ServerError {
-  constructor(port: number) {
-    super('ERR_INVALID_PORT', `not a port number: ${port}`);
+  constructor() {
+    super('ERR_INVALID_PORT', 'port must be an integer in 0..65535');
   }
 }
 
