@@ -1,0 +1,224 @@
+/**
+ * rqcast data packets: ALC (RFC 5775) over LCT (RFC 5651) with the RaptorQ
+ * FEC Payload ID (RFC 6330 §3.2).
+ *
+ *   LCT header (lct.ts), Codepoint = FEC Encoding ID 6
+ *   +---------------+-----------------------------------------------+
+ *   |      SBN      |              Encoding Symbol ID               |  FEC Payload ID
+ *   +---------------+-----------------------------------------------+
+ *   | encoding symbol(s): G >= 1 symbols of T bytes, ESIs ESI..ESI+G-1 |
+ *
+ * FLUTE (RFC 6726) carries the FEC Encoding ID in the LCT Codepoint, so
+ * rqcast sends Codepoint 6 and refuses packets with any other codepoint: it
+ * could not interpret their FEC Payload ID.
+ *
+ * rqcast's layout: C = 0 (32-bit CCI, zero), PSI = 0, TSI 32 bits (the
+ * channel), TOI 32 bits (the object; 0 = FDT), then extensions:
+ *   EXT_FDT     on every TOI 0 packet (required by FLUTE);
+ *   EXT_FTI     on every TOI 0 packet, and on data packets when configured;
+ *   EXT_RQSEQ   on every packet of a channel with ACKs (per-channel 32-bit
+ *               sequence number that ACK ranges refer to).
+ * The decoder accepts any legal LCT layout and skips unknown extensions.
+ */
+import { catchReject } from './bytes';
+import { RejectCounters } from './counters';
+import { ProtocolEncodeError } from './errors';
+import {
+  FdtExtensionValue,
+  HET_EXT_FDT,
+  HET_EXT_FTI,
+  HET_EXT_RQSEQ,
+  LctHeader,
+  LctHeaderExtension,
+  LctHeaderFields,
+  LctRejectReason,
+  ToiLength,
+  TsiLength,
+  decodeLctHeader,
+  fdtExtension,
+  ftiExtension,
+  lctHeaderLength,
+  parseFdtExtension,
+  parseFtiExtension,
+  parseSeqExtension,
+  seqExtension,
+  writeLctHeader,
+} from './lct';
+import { Oti } from './oti';
+
+export const FEC_ENCODING_ID_RAPTORQ = 6;
+export const FEC_PAYLOAD_ID_SIZE = 4;
+export const MAX_ESI = 0xff_ffff;
+export const FDT_TOI = 0n;
+
+export type AlcRejectReason =
+  | LctRejectReason
+  /** Codepoint is not FEC Encoding ID 6. */
+  | 'unsupported-fec-encoding'
+  /** Fewer than 4 bytes after the LCT header. */
+  | 'missing-payload-id'
+  /** No symbol bytes after the FEC Payload ID. */
+  | 'empty-payload'
+  /** EXT_FTI present but not a valid RaptorQ OTI. */
+  | 'bad-ext-fti'
+  /** EXT_RQSEQ of the wrong size. */
+  | 'bad-ext-rqseq'
+  /** A TOI 0 (FDT) packet without EXT_FDT (RFC 6726 §3.4.1). */
+  | 'missing-ext-fdt'
+  /** Two EXT_FTI, EXT_FDT or EXT_RQSEQ in one header. */
+  | 'duplicate-extension'
+  /** EXT_FTI present and the payload is not a whole number of T-byte symbols. */
+  | 'bad-payload-length';
+
+export type AlcCounters = RejectCounters<AlcRejectReason>;
+
+export interface AlcPacketFields {
+  tsi: number;
+  toi: bigint | number;
+  sbn: number;
+  esi: number;
+  /** One or more encoding symbols, concatenated. */
+  symbols: Uint8Array;
+  /** Adds EXT_FTI. */
+  oti?: Oti;
+  /** Adds EXT_RQSEQ. */
+  sequence?: number;
+  /** Adds EXT_FDT (required when toi is 0). */
+  fdtInstanceId?: number;
+  closeSession?: boolean;
+  closeObject?: boolean;
+  tsiLength?: TsiLength;
+  toiLength?: ToiLength;
+  cci?: Uint8Array;
+  /** Other extensions, written after rqcast's. */
+  extensions?: LctHeaderExtension[];
+}
+
+export interface AlcPacket {
+  header: LctHeader;
+  tsi: number;
+  toi: bigint;
+  /** Source Block Number, 8 bits. */
+  sbn: number;
+  /** Encoding Symbol ID of the first symbol, 24 bits. */
+  esi: number;
+  oti?: Oti;
+  sequence?: number;
+  fdt?: FdtExtensionValue;
+  /** Offset and length of the symbol bytes in the decoded buffer. */
+  payloadOffset: number;
+  payloadLength: number;
+  /** View of the symbol bytes (no copy). */
+  payload: Uint8Array;
+}
+
+export type AlcDecodeResult = { ok: true; packet: AlcPacket } | { ok: false; reason: AlcRejectReason };
+
+function headerFields(p: AlcPacketFields): LctHeaderFields {
+  if (!Number.isInteger(p.sbn) || p.sbn < 0 || p.sbn > 0xff) throw new ProtocolEncodeError('sbn must be 0..255');
+  if (!Number.isInteger(p.esi) || p.esi < 0 || p.esi > MAX_ESI) throw new ProtocolEncodeError('esi must be 0..2^24-1');
+  if (!(p.symbols instanceof Uint8Array) || p.symbols.length === 0) {
+    throw new ProtocolEncodeError('a data packet carries at least one symbol byte');
+  }
+  if (typeof p.toi === 'number' && !Number.isSafeInteger(p.toi)) throw new ProtocolEncodeError('toi must be an integer');
+  const toi = BigInt(p.toi);
+  if (toi === FDT_TOI && p.fdtInstanceId === undefined) {
+    throw new ProtocolEncodeError('a TOI 0 (FDT) packet needs fdtInstanceId (EXT_FDT)');
+  }
+  if (p.oti !== undefined && p.symbols.length % p.oti.symbolSize !== 0) {
+    throw new ProtocolEncodeError('symbols must be a whole number of T-byte symbols');
+  }
+  const extensions: LctHeaderExtension[] = [];
+  if (p.fdtInstanceId !== undefined) extensions.push(fdtExtension(p.fdtInstanceId));
+  if (p.oti !== undefined) extensions.push(ftiExtension(p.oti));
+  if (p.sequence !== undefined) extensions.push(seqExtension(p.sequence));
+  extensions.push(...(p.extensions ?? []));
+  return {
+    codepoint: FEC_ENCODING_ID_RAPTORQ,
+    psi: 0,
+    closeSession: p.closeSession ?? false,
+    closeObject: p.closeObject ?? false,
+    cci: p.cci ?? new Uint8Array(4),
+    tsi: p.tsi,
+    tsiLength: p.tsiLength ?? 4,
+    toi,
+    toiLength: p.toiLength ?? 4,
+    extensions,
+  };
+}
+
+/** Bytes before the symbols: LCT header plus FEC Payload ID. */
+export function alcOverhead(p: AlcPacketFields): number {
+  return lctHeaderLength(headerFields(p)) + FEC_PAYLOAD_ID_SIZE;
+}
+
+/** Builds one data packet. Throws ProtocolEncodeError for unrepresentable fields. */
+export function encodeAlc(p: AlcPacketFields): Uint8Array {
+  const h = headerFields(p);
+  const hl = lctHeaderLength(h);
+  const out = new Uint8Array(hl + FEC_PAYLOAD_ID_SIZE + p.symbols.length);
+  writeLctHeader(h, out, 0);
+  out[hl] = p.sbn;
+  out[hl + 1] = p.esi >> 16;
+  out[hl + 2] = (p.esi >> 8) & 0xff;
+  out[hl + 3] = p.esi & 0xff;
+  out.set(p.symbols, hl + FEC_PAYLOAD_ID_SIZE);
+  return out;
+}
+
+function readAlc(bytes: Uint8Array): AlcPacket | AlcRejectReason {
+  const lct = decodeLctHeader(bytes);
+  if (!lct.ok) return lct.reason;
+  const header = lct.header;
+  if (header.codepoint !== FEC_ENCODING_ID_RAPTORQ) return 'unsupported-fec-encoding';
+  let oti: Oti | undefined;
+  let sequence: number | undefined;
+  let fdt: FdtExtensionValue | undefined;
+  for (const e of header.extensions) {
+    if (e.het === HET_EXT_FTI) {
+      if (oti !== undefined) return 'duplicate-extension';
+      oti = parseFtiExtension(e);
+      if (oti === undefined) return 'bad-ext-fti';
+    } else if (e.het === HET_EXT_RQSEQ) {
+      if (sequence !== undefined) return 'duplicate-extension';
+      sequence = parseSeqExtension(e);
+      if (sequence === undefined) return 'bad-ext-rqseq';
+    } else if (e.het === HET_EXT_FDT) {
+      if (fdt !== undefined) return 'duplicate-extension';
+      fdt = parseFdtExtension(e);
+    }
+    // Anything else: skipped (RFC 5651 §5.2).
+  }
+  if (header.toi === FDT_TOI && fdt === undefined) return 'missing-ext-fdt';
+  const at = header.headerLength;
+  if (bytes.length - at < FEC_PAYLOAD_ID_SIZE) return 'missing-payload-id';
+  const payloadOffset = at + FEC_PAYLOAD_ID_SIZE;
+  const payloadLength = bytes.length - payloadOffset;
+  if (payloadLength === 0) return 'empty-payload';
+  if (oti !== undefined && payloadLength % oti.symbolSize !== 0) return 'bad-payload-length';
+  return {
+    header,
+    tsi: header.tsi,
+    toi: header.toi,
+    sbn: bytes[at],
+    esi: (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3],
+    oti,
+    sequence,
+    fdt,
+    payloadOffset,
+    payloadLength,
+    payload: bytes.subarray(payloadOffset),
+  };
+}
+
+/** Parses one data packet. Never throws; the payload is a view into `bytes`. */
+export function decodeAlc(bytes: Uint8Array, counters?: AlcCounters): AlcDecodeResult {
+  const res = catchReject(() => readAlc(bytes), 'decoder-bug' as AlcRejectReason);
+  let out: AlcDecodeResult;
+  if (!res.ok) out = res;
+  else if (typeof res.value === 'string') out = { ok: false, reason: res.value };
+  else out = { ok: true, packet: res.value };
+  if (out.ok) counters?.accept();
+  else counters?.reject(out.reason);
+  return out;
+}
