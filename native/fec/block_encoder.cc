@@ -1,0 +1,88 @@
+// BlockEncoder: intermediate symbols by replaying the cached encoding plan
+// of K' (§5.3.3.4), then LTEnc for repair symbols (§5.3.5.3).
+#include <cstring>
+#include <new>
+
+#include "fec/codec.h"
+#include "fec/encoding_plan.h"
+
+namespace rqcast {
+namespace fec {
+
+struct BlockEncoder::Impl {
+  SystematicParams p;
+  uint32_t K = 0, T = 0;
+  std::shared_ptr<const EncodingPlan> plan;
+  std::unique_ptr<uint8_t[]> source;  // K*T, for the source ESIs
+  std::unique_ptr<uint8_t[]> work;    // plan->num_slots * T
+};
+
+BlockEncoder::BlockEncoder() : impl_(new Impl) {}
+BlockEncoder::~BlockEncoder() = default;
+
+Status BlockEncoder::Create(const uint8_t* source, uint32_t K, uint32_t T,
+                            std::unique_ptr<BlockEncoder>* out) {
+  if (source == nullptr || out == nullptr || T == 0) {
+    return Status::kInvalidArgument;
+  }
+  SystematicParams p;
+  if (K == 0 || !systematic_params(K, &p)) {
+    return K == 0 ? Status::kInvalidArgument : Status::kTooManySourceSymbols;
+  }
+  std::unique_ptr<BlockEncoder> enc(new (std::nothrow) BlockEncoder);
+  if (!enc || !enc->impl_) return Status::kOutOfMemory;
+  Impl& im = *enc->impl_;
+  im.p = p;
+  im.K = K;
+  im.T = T;
+  im.plan = encoding_plan_for(p);
+  if (!im.plan) return Status::kOutOfMemory;  // singular: cannot happen
+  const size_t ssize = size_t(K) * T;
+  im.source.reset(new (std::nothrow) uint8_t[ssize]);
+  im.work.reset(new (std::nothrow) uint8_t[size_t(im.plan->num_slots) * T]);
+  if (!im.source || !im.work) return Status::kOutOfMemory;
+  std::memcpy(im.source.get(), source, ssize);
+  // Inputs are the ISIs 0..K'-1; the padding ISIs K..K'-1 are zero.
+  std::unique_ptr<const uint8_t*[]> inputs(
+      new (std::nothrow) const uint8_t*[p.K_prime]);
+  if (!inputs) return Status::kOutOfMemory;
+  for (uint32_t x = 0; x < p.K_prime; ++x) {
+    inputs[x] = x < K ? im.source.get() + size_t(x) * T : nullptr;
+  }
+  im.plan->Replay(im.work.get(), T, inputs.get());
+  *out = std::move(enc);
+  return Status::kOk;
+}
+
+uint32_t BlockEncoder::K() const { return impl_->K; }
+uint32_t BlockEncoder::T() const { return impl_->T; }
+
+Status BlockEncoder::Symbol(uint32_t esi, uint8_t* out) const {
+  if (out == nullptr) return Status::kInvalidArgument;
+  if (esi > kMaxEsi) return Status::kEsiOutOfRange;
+  const Impl& im = *impl_;
+  if (esi < im.K) {
+    std::memcpy(out, im.source.get() + size_t(esi) * im.T, im.T);
+    return Status::kOk;
+  }
+  // §5.3.1: repair ESI X >= K is ISI X + K' - K.
+  lt_encode(im.p, *im.plan, im.work.get(), im.T, esi + im.p.K_prime - im.K,
+            out);
+  return Status::kOk;
+}
+
+Status BlockEncoder::Symbols(uint32_t first_esi, uint32_t count, uint8_t* out,
+                             size_t stride) const {
+  if (count == 0) return Status::kOk;
+  if (out == nullptr || stride < impl_->T) return Status::kInvalidArgument;
+  if (first_esi > kMaxEsi || count - 1 > kMaxEsi - first_esi) {
+    return Status::kEsiOutOfRange;
+  }
+  for (uint32_t j = 0; j < count; ++j) {
+    Symbol(first_esi + j, out + size_t(j) * stride);
+  }
+  return Status::kOk;
+}
+
+}  // namespace fec
+}  // namespace rqcast

@@ -1,0 +1,82 @@
+// The symbol side of the solver: a list of row operations recorded while
+// the coefficient matrix is eliminated (pi_solver.cc), replayed over
+// T-byte symbols with gf256::add/addmul/scale.
+//
+// Symbols live in "slots" of a work buffer (num_slots * T bytes). A slot's
+// first value comes from an *input*: the symbol of a constraint row as
+// received, or zero for the LDPC/HDPC rows and the padding ISIs K..K'-1
+// (§5.3.3.3, §5.3.1). After replay, intermediate symbol C[c] is in slot
+// column_slot[c].
+//
+// For encoding, the matrix depends on K' only (source ISIs 0..K'-1), so the
+// plan of a K' is computed once and cached for the whole process
+// (encoding_plan_for); inputs are then indexed by ISI.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "fec/codec.h"
+
+namespace rqcast {
+namespace fec {
+
+struct SymbolOp {
+  enum Kind : uint8_t {
+    kCopyIn,  // slot[dst] = input[src]   (zero when input[src] is null)
+    kZero,    // slot[dst] = 0
+    kXor,     // slot[dst] ^= slot[src]
+    kAddMul,  // slot[dst] ^= beta * slot[src]
+    kScale,   // slot[dst] = beta * slot[dst]
+  };
+  uint32_t dst;
+  uint32_t src;
+  Kind kind;
+  uint8_t beta;
+};
+
+struct EncodingPlan {
+  uint32_t num_slots = 0;
+  uint32_t num_inputs = 0;
+  std::vector<SymbolOp> ops;
+  std::vector<uint32_t> column_slot;  // L entries
+
+  // Replays the ops over `work` (num_slots * T bytes). inputs[i] is a
+  // T-byte symbol or null (zero); there are num_inputs of them.
+  void Replay(uint8_t* work, size_t T, const uint8_t* const* inputs) const;
+};
+
+// Shape of one solve, for benchmarks and tests.
+struct SolverStats {
+  uint32_t pivots_phase1 = 0;  // i
+  uint32_t inactivated = 0;    // u = L - i (includes the P PI columns)
+  uint64_t xor_ops = 0;
+  uint64_t mul_ops = 0;        // addmul + scale
+};
+
+// The encoding plan of K' = p.K_prime (ISIs 0..K'-1 as inputs, in that
+// order). Thread safe; computed at most once per K' per process. Null only
+// if the matrix were singular, which RFC 6330 rules out for every K'.
+std::shared_ptr<const EncodingPlan> encoding_plan_for(
+    const SystematicParams& p);
+
+// Builds a fresh encoding plan without the cache (tests, benchmarks).
+bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
+                         SolverStats* stats);
+
+// Intermediate symbol c of a replayed plan.
+inline const uint8_t* intermediate_symbol(const EncodingPlan& plan,
+                                          const uint8_t* work, size_t T,
+                                          uint32_t c) {
+  return work + size_t(plan.column_slot[c]) * T;
+}
+
+// LTEnc (§5.3.5.3) of internal symbol id `isi` over the replayed
+// intermediate symbols; writes T bytes to out.
+void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
+               const uint8_t* work, size_t T, uint32_t isi, uint8_t* out);
+
+}  // namespace fec
+}  // namespace rqcast
