@@ -13,8 +13,11 @@
  * below the floor is treated as answered forever. Memory is windowSize/8
  * bytes per (client, channel) whatever the ACK says.
  *
- * Sequence numbers are non-negative integers below 2^53 that only grow; a
- * wire format with 32-bit wrap-around must unwrap them before calling.
+ * Sequence numbers on the wire are 32-bit and wrap (lib/protocol/ack.ts): each
+ * position is its offset from windowStart mod 2^32. The tracker unwraps them
+ * into a 53-bit space per stream, relative to the highest window end seen
+ * (RFC 1982 serial arithmetic: within 2^31 either way), and hands back wire
+ * (32-bit) sequence numbers.
  */
 
 import type { SeqRange } from '../protocol/messages';
@@ -36,12 +39,30 @@ export interface AckReport {
 export type AckVerdict = { ok: true; lost: number[] } | { ok: false; reason: 'malformed' };
 
 interface StreamState {
+  /** Unwrapped: every sequence number below it counts as answered. */
   floor: number;
+  /** Unwrapped: highest window end seen, the reference for unwrapping. */
+  top: number;
   answered: Uint8Array;
 }
 
-function isSeq(n: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0;
+const SEQ_MOD = 2 ** 32;
+const HALF = 2 ** 31;
+
+function isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n < SEQ_MOD;
+}
+
+/** (x - y) mod 2^32, in [0, 2^32). */
+function offset(x: number, y: number): number {
+  return (((x - y) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
+}
+
+/** The unwrapped sequence number nearest `ref` whose low 32 bits are `x`. */
+function unwrap(x: number, ref: number): number {
+  let d = offset(x, ref);
+  if (d >= HALF) d -= SEQ_MOD;
+  return ref + d;
 }
 
 export class AckTracker<K> {
@@ -74,48 +95,60 @@ export class AckTracker<K> {
    * claiming losses beyond it is cut there.
    */
   onAck(client: K, tsi: number, ack: AckReport, sentEnd?: number): AckVerdict {
-    const { windowStart } = ack;
-    let { windowEnd } = ack;
-    if (!isSeq(windowStart) || !isSeq(windowEnd) || windowEnd < windowStart) return { ok: false, reason: 'malformed' };
+    if (!isU32(ack.windowStart) || !isU32(ack.windowEnd)) return { ok: false, reason: 'malformed' };
+    if (sentEnd !== undefined && !isU32(sentEnd)) return { ok: false, reason: 'malformed' };
+    const length = offset(ack.windowEnd, ack.windowStart);
+    // Half the sequence space or more cannot be told apart from a window that runs backwards.
+    if (length >= HALF) return { ok: false, reason: 'malformed' };
+    // Received ranges as offsets from windowStart, clipped to the window.
+    const got: SeqRange[] = [];
     for (const r of ack.received) {
-      if (!isSeq(r.start) || !isSeq(r.end) || r.end < r.start) return { ok: false, reason: 'malformed' };
+      if (!isU32(r.start) || !isU32(r.end)) return { ok: false, reason: 'malformed' };
+      const a = offset(r.start, ack.windowStart);
+      const b = offset(r.end, ack.windowStart);
+      if (b < a || a > length || b > length) return { ok: false, reason: 'malformed' };
+      if (b > a) got.push({ start: a, end: b });
     }
-    if (sentEnd !== undefined && windowEnd > sentEnd) windowEnd = Math.max(windowStart, sentEnd);
 
     let perClient = this.streams.get(client);
     if (!perClient) this.streams.set(client, (perClient = new Map()));
     let state = perClient.get(tsi);
-    if (!state) perClient.set(tsi, (state = { floor: windowStart, answered: new Uint8Array(this.windowSize / 8) }));
-    if (windowEnd > state.floor + this.windowSize) this.slide(state, windowEnd - this.windowSize);
+    if (!state) {
+      state = { floor: ack.windowStart, top: ack.windowStart, answered: new Uint8Array(this.windowSize / 8) };
+      perClient.set(tsi, state);
+    }
+    const start = unwrap(ack.windowStart, state.top);
+    let end = start + length;
+    if (sentEnd !== undefined) end = Math.min(end, Math.max(start, unwrap(sentEnd, state.top)));
+    if (end > state.top) state.top = end;
+    if (end > state.floor + this.windowSize) this.slide(state, end - this.windowSize);
 
-    const lo = Math.max(windowStart, state.floor);
-    const hi = windowEnd;
+    const lo = Math.max(start, state.floor);
+    const hi = end;
     const lost: number[] = [];
     if (lo >= hi) return { ok: true, lost };
 
-    // Received ranges clipped to [lo, hi), sorted; the gaps between them are the losses.
-    const got = ack.received
-      .filter((r) => r.end > lo && r.start < hi && r.end > r.start)
-      .map((r) => ({ start: Math.max(r.start, lo), end: Math.min(r.end, hi) }))
-      .sort((a, b) => a.start - b.start);
-    let cursor = lo;
+    got.sort((x, y) => x.start - y.start);
     const W = this.windowSize;
     const bits = state.answered;
     const take = (from: number, to: number): boolean => {
-      for (let s = from; s < to; s++) {
-        const i = s % W;
+      for (let seq = Math.max(from, lo); seq < to; seq++) {
+        const i = seq % W;
         const mask = 1 << (i & 7);
         if ((bits[i >> 3] & mask) === 0) {
           bits[i >> 3] |= mask;
-          lost.push(s);
+          lost.push(seq % SEQ_MOD);
           if (lost.length >= this.maxLossesPerAck) return false;
         }
       }
       return true;
     };
+    let cursor = lo;
     for (const r of got) {
-      if (r.start > cursor && !take(cursor, r.start)) return { ok: true, lost };
-      if (r.end > cursor) cursor = r.end;
+      const a = Math.min(start + r.start, hi);
+      const b = Math.min(start + r.end, hi);
+      if (a > cursor && !take(cursor, a)) return { ok: true, lost };
+      if (b > cursor) cursor = b;
     }
     take(cursor, hi);
     return { ok: true, lost };
