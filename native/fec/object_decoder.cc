@@ -72,13 +72,16 @@ struct ObjectDecoder::Impl {
     if (!slot.decoder || slot.decoder->Received() < slot.decoder->K()) {
       return Status::kNeedMoreSymbols;
     }
+    // Counted before decoding: a decoder may drop its repair symbols (and
+    // with them its count) once it has the source block.
+    const uint32_t received = slot.decoder->Received();
     Status s = slot.decoder->TryDecode();
     if (s != Status::kOk) return s;
     const size_t size = size_t(slot.decoder->K()) * slot.decoder->T();
     std::unique_ptr<uint8_t[]> source(new (std::nothrow) uint8_t[size]);
     if (!source) return Status::kOutOfMemory;
     std::memcpy(source.get(), slot.decoder->Source(), size);
-    slot.received = slot.decoder->Received();
+    slot.received = received;
     slot.source = std::move(source);
     slot.decoder.reset();
     slot.decoded = true;
