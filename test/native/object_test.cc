@@ -492,6 +492,12 @@ void test_object_round_trips() {
   CHECK_STATUS(oti_derive(70001, 1280, 4, 1, 16384, &o), Status::kOk);
   CHECK(o.N > 1);
   round_trip(o, 0.2, 10, false);
+  // Full-size blocks: 1 MiB with the §4.3 parameters of test_oti_derive
+  // (T = 1280, Z = 1, N = 5, K = 820), and a multi-block object with
+  // hundreds of symbols per block.
+  CHECK_STATUS(oti_derive(1048576, 1280, 4, 1, 262144, &o), Status::kOk);
+  round_trip(o, 0.2, 11, false);
+  round_trip(make_oti(300001, 256, 3, 4, 4), 0.15, 12, false);
 }
 
 void test_encoder_blocks_and_threads() {
