@@ -1,6 +1,7 @@
 // GF(256) tables and the scalar kernel; run-time kernel selection.
 #include "fec/gf256.h"
 
+#include <atomic>
 #include <cstring>
 
 #include "fec/gf256_kernels.h"
@@ -10,10 +11,12 @@ namespace fec {
 namespace gf256 {
 namespace {
 
+// Built at compile time, so other files' static constructors may use
+// kExp/kLog safely (no initialisation-order dependency).
 struct Tables {
-  uint8_t exp[510];
-  uint8_t log[256];
-  Tables() {
+  uint8_t exp[510] = {};
+  uint8_t log[256] = {};
+  constexpr Tables() {
     // RFC 6330 §5.7.3/§5.7.4: OCT_EXP and OCT_LOG follow from alpha = 2
     // and the polynomial 0x11D; derived here rather than retyped.
     unsigned x = 1;
@@ -28,15 +31,14 @@ struct Tables {
   }
 };
 
-const Tables& tables() {
-  static const Tables t;
-  return t;
-}
+constexpr Tables kTables{};
+
+constexpr const Tables& tables() { return kTables; }
 
 }  // namespace
 
-const uint8_t* const kExp = tables().exp;
-const uint8_t* const kLog = tables().log;
+const uint8_t* const kExp = kTables.exp;
+const uint8_t* const kLog = kTables.log;
 
 namespace kernels {
 
@@ -88,7 +90,9 @@ const kernels::Kernel kScalar = {
     "scalar", kernels::scalar_add, kernels::scalar_addmul,
     kernels::scalar_scale, kernels::scalar_addmul_multi};
 
-const kernels::Kernel* g_kernel = nullptr;
+// Chosen once; set_kernel() may switch it (tests, benchmarks). Atomic so
+// that concurrent first calls from worker threads are well defined.
+std::atomic<const kernels::Kernel*> g_kernel{nullptr};
 
 const kernels::Kernel* best_kernel() {
   const kernels::Kernel* best = &kScalar;
@@ -97,8 +101,12 @@ const kernels::Kernel* best_kernel() {
 }
 
 inline const kernels::Kernel& current() {
-  if (!g_kernel) g_kernel = best_kernel();
-  return *g_kernel;
+  const kernels::Kernel* k = g_kernel.load(std::memory_order_acquire);
+  if (!k) {
+    k = best_kernel();
+    g_kernel.store(k, std::memory_order_release);
+  }
+  return *k;
 }
 
 }  // namespace
