@@ -314,31 +314,14 @@ export class ClientManager {
       this.reply({ type: MessageType.Joined, channels: [], expiresAtMs: now }, from, out);
       return;
     }
-    const wanted = new Map<string, number>();
-    let refusal: Refusal | undefined;
-    if (msg.channels.length > this.maxChannels) {
-      refusal = { code: ErrorCode.TooManyChannels, reason: `at most ${this.maxChannels} channels`, counter: 'joinTooManyChannels' };
-    } else {
-      for (const name of msg.channels) {
-        const info = this.directory.lookup(name);
-        if (!info) {
-          refusal = { code: ErrorCode.UnknownChannel, reason: `unknown channel ${asciiSafe(name)}`, counter: 'joinUnknownChannel' };
-          break;
-        }
-        wanted.set(info.name, info.tsi);
-      }
-    }
-    const expiresAtMs = refusal ? undefined : this.expiryOf(msg.until, now);
-    if (!refusal && expiresAtMs === undefined) {
-      refusal = { code: ErrorCode.BadTime, reason: 'time value not in the future', counter: 'joinBadTime' };
-    }
-    if (refusal || expiresAtMs === undefined) {
-      const r = refusal as Refusal;
-      this.counters[r.counter]++;
+    const accepted = this.validateJoin(msg, now);
+    if ('code' in accepted) {
+      this.counters[accepted.counter]++;
       // The cookie verified, so the address is proven: no amplification bound.
-      this.reply({ type: MessageType.Error, code: r.code, reason: r.reason }, from, out);
+      this.reply({ type: MessageType.Error, code: accepted.code, reason: accepted.reason }, from, out);
       return;
     }
+    const { wanted, expiresAtMs } = accepted;
 
     let session = this.sessions.get(key);
     const renewed = session !== undefined;
@@ -350,10 +333,9 @@ export class ClientManager {
       this.counters.sessionsRenewed++;
     }
     const diff = this.membership.replace(key, wanted.keys());
-    for (const [name] of session.channels) if (!wanted.has(name)) this.acks.dropChannel(key, session.channels.get(name) as number);
-    if (session.ack && !msg.ack) this.acks.dropClient(key);
-    // Removed channels need their old TSI for the command; emit before switching.
-    const old = new Map(session.channels);
+    const old = session.channels; // removed channels' commands need their TSI
+    for (const [name, tsi] of old) if (!wanted.has(name)) this.acks.dropChannel(key, tsi);
+    if (!msg.ack) this.acks.dropClient(key);
     session.channels = wanted;
     session.expiresAtMs = expiresAtMs;
     session.ack = msg.ack;
@@ -438,6 +420,26 @@ export class ClientManager {
     this.counters.sessionsLeft++;
     this.emitDiff(diff, new Map([[key, s]]), out);
     out.events.push({ kind, client: { ...s.client }, channels: Array.from(s.channels.keys()) });
+  }
+
+  /** The channels (name -> TSI) and absolute expiry a JOIN asks for, or why it is refused. */
+  private validateJoin(msg: JoinMessage, now: number): { wanted: Map<string, number>; expiresAtMs: number } | Refusal {
+    if (msg.channels.length > this.maxChannels) {
+      return { code: ErrorCode.TooManyChannels, reason: `at most ${this.maxChannels} channels`, counter: 'joinTooManyChannels' };
+    }
+    const wanted = new Map<string, number>();
+    for (const name of msg.channels) {
+      const info = this.directory.lookup(name);
+      if (!info) {
+        return { code: ErrorCode.UnknownChannel, reason: `unknown channel ${asciiSafe(name)}`, counter: 'joinUnknownChannel' };
+      }
+      wanted.set(info.name, info.tsi);
+    }
+    const expiresAtMs = this.expiryOf(msg.until, now);
+    if (expiresAtMs === undefined) {
+      return { code: ErrorCode.BadTime, reason: 'time value not in the future', counter: 'joinBadTime' };
+    }
+    return { wanted, expiresAtMs };
   }
 
   /** Absolute expiry for a JOIN's time value, or undefined if it is not in the future. */
