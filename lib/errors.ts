@@ -175,12 +175,14 @@ const byCode = new Map<string, CodecErrorClass>(
  * `index` are copied). Anything else is returned unchanged.
  */
 export function fromNative(err: unknown): unknown {
-  if (err instanceof RqcastError || !(err instanceof Error)) return err;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string') return err;
+  // Duck-typed, not `instanceof Error`: the addon creates its errors in the
+  // realm it was loaded in, which need not be the caller's (jest, vm).
+  if (err instanceof RqcastError || typeof err !== 'object' || err === null) return err;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string' || typeof message !== 'string') return err;
   const Cls = byCode.get(code);
   if (Cls === undefined) return err;
-  const typed = new Cls(err.message, { cause: err });
+  const typed = new Cls(message, { cause: err });
   const index = (err as { index?: unknown }).index;
   if (typeof index === 'number') typed.index = index;
   return typed;

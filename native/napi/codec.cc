@@ -100,6 +100,11 @@ Napi::Value RfcPartition(const Napi::CallbackInfo& info) {
       !ArgUint32(info, 1, "J", 1, 0xFFFFFFFFu, &J)) {
     return Napi::Value();
   }
+  // Partition's fields are 32-bit (codec.h): IL = ceil(I/J) must fit.
+  if ((I + J - 1) / J > 0xFFFFFFFFull) {
+    ThrowInvalid(env, "I/J must be below 2^32");
+    return Napi::Value();
+  }
   fec::Partition p = fec::rfc_partition(I, J);
   Napi::Object o = Napi::Object::New(env);
   o.Set("IL", Napi::Number::New(env, p.IL));
