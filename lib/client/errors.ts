@@ -1,0 +1,79 @@
+/**
+ * Errors of the client. Each carries a stable `code`; the CLI maps them to
+ * its exit codes (lib/cli/fetch.ts): usage 2, refused 3, timeout 4, digest
+ * mismatch 5, anything else 1.
+ */
+import { RqcastError } from '../errors';
+
+export class ClientError extends RqcastError {}
+
+/** An rqcast:// URL that does not follow `rqcast://HOST:PORT[/CHANNELS][/NAME]`. */
+export class InvalidUrlError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_BAD_URL';
+  constructor(message: string) {
+    super(InvalidUrlError.code, message);
+  }
+}
+
+/** A client option out of range (ttl, timeout, lossRate, ...). */
+export class InvalidClientOptionError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_BAD_OPTION';
+  constructor(message: string) {
+    super(InvalidClientOptionError.code, message);
+  }
+}
+
+/** The server answered JOIN with an ERROR that another attempt cannot fix. */
+export class JoinRefusedError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_REFUSED';
+  /** The ErrorCode of the server's ERROR message. */
+  readonly serverCode: number;
+  readonly serverReason: string;
+  constructor(serverCode: number, serverReason: string) {
+    super(JoinRefusedError.code, `server refused the join: ${serverReason || `error ${serverCode}`}`);
+    this.serverCode = serverCode;
+    this.serverReason = serverReason;
+  }
+}
+
+/** Nothing useful arrived for the configured timeout, or the session ended first. */
+export class FetchTimeoutError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_TIMEOUT';
+  constructor(message: string) {
+    super(FetchTimeoutError.code, message);
+  }
+}
+
+/** A decoded object's SHA-256 differs from the FDT's rq:Content-SHA-256. */
+export class DigestMismatchError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_DIGEST_MISMATCH';
+  readonly objectName: string;
+  constructor(objectName: string) {
+    super(DigestMismatchError.code, `SHA-256 of the decoded object "${objectName}" does not match the FDT`);
+    this.objectName = objectName;
+  }
+}
+
+/** The FDTs of every joined channel arrived and none lists the object asked for. */
+export class ObjectNotFoundError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_NO_SUCH_OBJECT';
+  constructor(objectName: string) {
+    super(ObjectNotFoundError.code, `no joined channel carries an object named "${objectName}"`);
+  }
+}
+
+/** An FDT entry the client cannot fetch safely (no RaptorQ OTI or no digest). */
+export class UnfetchableObjectError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_UNFETCHABLE';
+  constructor(objectName: string, why: string) {
+    super(UnfetchableObjectError.code, `object "${objectName}" cannot be fetched: ${why}`);
+  }
+}
+
+/** The fetch was aborted (close() or an AbortSignal) before it completed. */
+export class FetchAbortedError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_ABORTED';
+  constructor() {
+    super(FetchAbortedError.code, 'fetch aborted');
+  }
+}
