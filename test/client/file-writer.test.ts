@@ -1,0 +1,156 @@
+import { createHash, randomBytes } from 'crypto';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import fc from 'fast-check';
+import { DigestMismatchError, UnfetchableObjectError } from '../../lib/client/errors';
+import { ObjectFileWriter, safeObjectPath } from '../../lib/client/file-writer';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-fw-'));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
+
+/** Splits `data` into blocks of `size` and returns them shuffled by `order`. */
+function blocks(data: Buffer, size: number): { offset: number; bytes: Buffer }[] {
+  const out: { offset: number; bytes: Buffer }[] = [];
+  for (let o = 0; o < data.length; o += size) out.push({ offset: o, bytes: data.subarray(o, o + size) });
+  return out;
+}
+
+describe('ObjectFileWriter', () => {
+  test('blocks written out of order at their offsets, verified, renamed', async () => {
+    const data = randomBytes(100_003);
+    const final = path.join(dir, 'out.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    expect(path.dirname(w.tempPath)).toBe(dir);
+    expect(path.basename(w.tempPath)).toMatch(/^\.out\.bin\.rqcast-tmp-[0-9a-f]{8}$/);
+    const parts = blocks(data, 7000).reverse();
+    await Promise.all(parts.map((p) => w.writeAt(p.offset, p.bytes)));
+    expect(w.bytesWritten).toBe(data.length);
+    await expect(fs.stat(final)).rejects.toThrow();
+    await w.commit(sha256(data));
+    expect((await fs.readFile(final)).equals(data)).toBe(true);
+    expect(await fs.readdir(dir)).toEqual(['out.bin']);
+  });
+
+  test('any block order gives the same file', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 700 }), fc.infiniteStream(fc.double()), async (len, bs, noise) => {
+        const data = randomBytes(len);
+        const final = path.join(dir, `f${len}-${bs}`);
+        const w = await ObjectFileWriter.create(final, len);
+        const parts = blocks(data, bs);
+        const keyed = parts.map((p) => ({ p, k: noise.next().value as number }));
+        keyed.sort((a, b) => a.k - b.k);
+        for (const { p } of keyed) await w.writeAt(p.offset, p.bytes);
+        await w.commit(sha256(data));
+        expect((await fs.readFile(final)).equals(data)).toBe(true);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  test('1-byte object', async () => {
+    const final = path.join(dir, 'one');
+    const w = await ObjectFileWriter.create(final, 1);
+    await w.writeAt(0, Uint8Array.of(0x5a));
+    await w.commit(sha256(Uint8Array.of(0x5a)));
+    expect([...(await fs.readFile(final))]).toEqual([0x5a]);
+  });
+
+  test('digest mismatch: no final file, no temp file, DigestMismatchError', async () => {
+    const data = randomBytes(5000);
+    const final = path.join(dir, 'bad.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    await w.writeAt(0, data);
+    const wrong = sha256(data);
+    wrong[0] ^= 1;
+    await expect(w.commit(wrong, 'bad.bin')).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('a block never written (zeros) fails verification', async () => {
+    const data = randomBytes(4096);
+    const final = path.join(dir, 'hole.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    await w.writeAt(0, data.subarray(0, 2048));
+    await expect(w.commit(sha256(data))).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('abort removes the temporary file and leaves an existing final file alone', async () => {
+    const final = path.join(dir, 'keep.bin');
+    await fs.writeFile(final, 'old');
+    const w = await ObjectFileWriter.create(final, 10);
+    await w.writeAt(0, Buffer.from('0123456789'));
+    await w.abort();
+    await w.abort();
+    expect(await fs.readdir(dir)).toEqual(['keep.bin']);
+    expect(await fs.readFile(final, 'utf8')).toBe('old');
+    await expect(w.writeAt(0, Buffer.from('x'))).rejects.toThrow(/closed/);
+  });
+
+  test('commit replaces an existing final file atomically', async () => {
+    const final = path.join(dir, 'replace.bin');
+    await fs.writeFile(final, 'old');
+    const data = Buffer.from('new contents');
+    const w = await ObjectFileWriter.create(final, data.length);
+    await w.writeAt(0, data);
+    await w.commit(sha256(data));
+    expect(await fs.readFile(final, 'utf8')).toBe('new contents');
+  });
+
+  test('writes outside the object are refused', async () => {
+    const w = await ObjectFileWriter.create(path.join(dir, 'x'), 10);
+    await expect(w.writeAt(8, Buffer.alloc(3))).rejects.toThrow(RangeError);
+    await expect(w.writeAt(-1, Buffer.alloc(1))).rejects.toThrow(RangeError);
+    await w.abort();
+  });
+
+  test('creates missing directories', async () => {
+    const final = path.join(dir, 'a', 'b', 'c.txt');
+    const w = await ObjectFileWriter.create(final, 2);
+    await w.writeAt(0, Buffer.from('hi'));
+    await w.commit(sha256(Buffer.from('hi')));
+    expect(await fs.readFile(final, 'utf8')).toBe('hi');
+  });
+});
+
+describe('safeObjectPath', () => {
+  test('keeps ordinary relative names', () => {
+    expect(safeObjectPath('a.txt')).toBe('a.txt');
+    expect(safeObjectPath('dir/sub/a.txt')).toBe('dir/sub/a.txt');
+    expect(safeObjectPath('./a//b/')).toBe('a/b');
+  });
+  test('absolute names become relative', () => {
+    expect(safeObjectPath('/etc/passwd')).toBe('etc/passwd');
+    expect(safeObjectPath('\\\\server\\share\\x')).toBe('server/share/x');
+  });
+  test('refuses names that leave the directory or hold control characters', () => {
+    for (const bad of ['..', '../x', 'a/../../x', 'a\\..\\x', 'C:/x', '', '/', '.', 'a\nb', 'a\x00b']) {
+      expect(() => safeObjectPath(bad)).toThrow(UnfetchableObjectError);
+    }
+  });
+  test('the result never escapes the destination', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 30 }), (name) => {
+        let rel: string;
+        try {
+          rel = safeObjectPath(name);
+        } catch (e) {
+          expect(e).toBeInstanceOf(UnfetchableObjectError);
+          return;
+        }
+        const base = path.resolve('/dest');
+        const full = path.resolve(base, rel);
+        expect(full.startsWith(base + path.sep)).toBe(true);
+      }),
+    );
+  });
+});
