@@ -1,0 +1,261 @@
+/**
+ * The content catalogue: the objects a server sends, each with its TOI,
+ * name, length, SHA-256 digest, RaptorQ OTI and encoder, and the FLUTE FDT
+ * instance (TOI 0, RFC 6726 §3.4) that describes a set of them.
+ *
+ * - TOIs are 1..n in catalogue order (TOI 0 is the FDT, RFC 6726 §3.3).
+ *   A TOI names the same object on every channel of the server, so a client
+ *   on several channels pools their symbols per TOI.
+ * - Names (Content-Location) are relative paths of URI-unreserved characters
+ *   ([A-Za-z0-9._~-] segments joined by '/', never '.' or '..'): a FILE
+ *   argument is named by its base name, a file under a DIR argument by its
+ *   path relative to that DIR. Any other name, or two objects with one name,
+ *   is a configuration error: a client writes objects under these names.
+ * - Empty files: RaptorQ has no encoding for F = 0 (RFC 6330 §4.4.1.2 needs
+ *   F >= 1). An empty FILE argument is refused with EmptyObjectError; empty
+ *   files found while walking a DIR are skipped and reported in `skipped`.
+ * - Every object of a catalogue has the same symbol size T (the FDT too), so
+ *   every data packet of a channel has one length: RFC 6330 §4.4.1.2 pads
+ *   the last source symbol of an object to T bytes.
+ * - Memory: each object's bytes are read once (the SHA-256 is computed over
+ *   the same stream) and kept in memory for the encoder's lifetime.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { ObjectEncoder } from '../fec/encoder';
+import { Oti as FecOti } from '../fec/oti';
+import type { RawCodecBinding } from '../native';
+import { FdtFile, buildFdt } from '../protocol/fdt';
+import { Oti as WireOti } from '../protocol/oti';
+import { ServerError } from './errors';
+
+export const DEFAULT_SYMBOL_SIZE = 1280;
+/** How long an FDT instance says it is valid (FLUTE Expires, RFC 6726 §3.4.1). */
+export const DEFAULT_FDT_LIFETIME_MS = 365 * 24 * 3600 * 1000;
+
+/** A file the catalogue cannot serve (missing, unreadable, badly named, empty). */
+export class CatalogueError extends ServerError {
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+export class ObjectNotFoundError extends CatalogueError {
+  constructor(what: string) {
+    super('ERR_OBJECT_NOT_FOUND', `no such file or directory: ${what}`);
+  }
+}
+export class EmptyObjectError extends CatalogueError {
+  constructor(what: string) {
+    super('ERR_EMPTY_OBJECT', `${what} is empty: RaptorQ cannot carry a zero-length object`);
+  }
+}
+export class BadObjectNameError extends CatalogueError {
+  constructor(name: string) {
+    super('ERR_BAD_OBJECT_NAME', `object name ${JSON.stringify(name)} is not a relative path of [A-Za-z0-9._~-] segments`);
+  }
+}
+export class DuplicateObjectNameError extends CatalogueError {
+  constructor(name: string) {
+    super('ERR_DUPLICATE_OBJECT_NAME', `two objects are named ${JSON.stringify(name)}`);
+  }
+}
+
+const SEGMENT = /^[A-Za-z0-9._~-]+$/;
+
+/** Whether `name` is a Content-Location rqcast sends and clients may write under. */
+export function isSafeObjectName(name: string): boolean {
+  if (name.length === 0 || name.length > 1024) return false;
+  return name.split('/').every((s) => SEGMENT.test(s) && s !== '.' && s !== '..');
+}
+
+/** The RFC 6330 OTI in the wire-format shape (lib/protocol) from the codec's. */
+export function wireOti(oti: FecOti): WireOti {
+  return { transferLength: oti.F, symbolSize: oti.T, sourceBlocks: oti.Z, subBlocks: oti.N, alignment: oti.Al };
+}
+
+export interface CatalogueObject {
+  /** Transport Object Identifier, >= 1. */
+  readonly toi: number;
+  /** Content-Location: relative path. */
+  readonly name: string;
+  /** Absolute path of the file it was read from. */
+  readonly path: string;
+  /** Bytes (F of the OTI). */
+  readonly length: number;
+  readonly sha256: Uint8Array;
+  readonly oti: FecOti;
+  readonly encoder: ObjectEncoder;
+}
+
+export interface CatalogueOptions {
+  /** T, the symbol size of every object (default 1280). Z and N follow from RFC 6330 §4.3. */
+  symbolSize?: number;
+  binding?: RawCodecBinding;
+}
+
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+interface FoundFile {
+  path: string;
+  name: string;
+  /** The argument it came from: an empty FILE argument is an error, an empty file in a DIR is skipped. */
+  explicit: boolean;
+}
+
+/** Reads a file once: its bytes and their SHA-256 (streamed, RFC 6234). */
+async function readWithDigest(file: string, expected: number): Promise<{ data: Buffer; sha256: Uint8Array }> {
+  const data = Buffer.allocUnsafe(expected);
+  const hash = createHash('sha256');
+  let at = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    if (at + chunk.length > expected) throw new CatalogueError('ERR_OBJECT_CHANGED', `${file} grew while being read`);
+    chunk.copy(data, at);
+    hash.update(chunk);
+    at += chunk.length;
+  }
+  if (at !== expected) throw new CatalogueError('ERR_OBJECT_CHANGED', `${file} shrank while being read`);
+  return { data, sha256: new Uint8Array(hash.digest()) };
+}
+
+async function walk(dir: string, prefix: string, out: FoundFile[]): Promise<void> {
+  const entries = await fsp.readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const full = path.join(dir, e.name);
+    const name = prefix === '' ? e.name : `${prefix}/${e.name}`;
+    if (e.isDirectory()) await walk(full, name, out);
+    else if (e.isFile()) out.push({ path: full, name, explicit: false });
+    else if (e.isSymbolicLink()) {
+      // Follow links to files; links to directories are not followed (no loops).
+      const st = await fsp.stat(full).catch(() => undefined);
+      if (st?.isFile()) out.push({ path: full, name, explicit: false });
+    }
+  }
+}
+
+export class Catalogue {
+  readonly symbolSize: number;
+  readonly skipped: readonly SkippedFile[];
+  private readonly list: CatalogueObject[];
+  private readonly byName = new Map<string, CatalogueObject>();
+  private readonly byPath = new Map<string, CatalogueObject[]>();
+  private readonly binding?: RawCodecBinding;
+
+  private constructor(objects: CatalogueObject[], skipped: SkippedFile[], symbolSize: number, binding?: RawCodecBinding) {
+    this.list = objects;
+    this.skipped = skipped;
+    this.symbolSize = symbolSize;
+    this.binding = binding;
+    for (const o of objects) {
+      this.byName.set(o.name, o);
+      const list = this.byPath.get(o.path) ?? [];
+      list.push(o);
+      this.byPath.set(o.path, list);
+    }
+  }
+
+  /**
+   * Reads FILEs and DIRs (recursively, sorted by name) into a catalogue.
+   * Throws a CatalogueError for a missing path, a bad or duplicate name, an
+   * empty FILE argument; codec errors for a symbol size RFC 6330 refuses.
+   */
+  static async load(paths: readonly string[], options: CatalogueOptions = {}): Promise<Catalogue> {
+    const symbolSize = options.symbolSize ?? DEFAULT_SYMBOL_SIZE;
+    const found: FoundFile[] = [];
+    for (const p of paths) {
+      const st = await fsp.stat(p).catch(() => undefined);
+      if (st === undefined) throw new ObjectNotFoundError(p);
+      if (st.isDirectory()) await walk(p, '', found);
+      else if (st.isFile()) found.push({ path: p, name: path.basename(p), explicit: true });
+      else throw new CatalogueError('ERR_NOT_A_FILE', `${p} is neither a file nor a directory`);
+    }
+    const objects: CatalogueObject[] = [];
+    const skipped: SkippedFile[] = [];
+    const names = new Set<string>();
+    try {
+      for (const f of found) {
+        if (!isSafeObjectName(f.name)) throw new BadObjectNameError(f.name);
+        if (names.has(f.name)) throw new DuplicateObjectNameError(f.name);
+        names.add(f.name);
+        const st = await fsp.stat(f.path);
+        if (st.size === 0) {
+          if (f.explicit) throw new EmptyObjectError(f.path);
+          skipped.push({ path: f.path, reason: 'empty file' });
+          continue;
+        }
+        const { data, sha256 } = await readWithDigest(f.path, st.size);
+        const encoder = new ObjectEncoder(data, { symbolSize }, options.binding);
+        objects.push({
+          toi: objects.length + 1,
+          name: f.name,
+          path: path.resolve(f.path),
+          length: data.length,
+          sha256,
+          oti: encoder.otiInfo,
+          encoder,
+        });
+      }
+    } catch (e) {
+      for (const o of objects) o.encoder.close();
+      throw e;
+    }
+    return new Catalogue(objects, skipped, symbolSize, options.binding);
+  }
+
+  get objects(): readonly CatalogueObject[] {
+    return this.list;
+  }
+
+  get(name: string): CatalogueObject | undefined {
+    return this.byName.get(name);
+  }
+
+  byToi(toi: number): CatalogueObject | undefined {
+    const o = this.list[toi - 1];
+    return o !== undefined && o.toi === toi ? o : undefined;
+  }
+
+  /** Objects read from `p` (a FILE or DIR argument given to load). */
+  objectsUnder(p: string): CatalogueObject[] {
+    const abs = path.resolve(p);
+    const exact = this.byPath.get(abs);
+    if (exact) return exact.slice();
+    const prefix = abs.endsWith(path.sep) ? abs : abs + path.sep;
+    return this.list.filter((o) => o.path.startsWith(prefix));
+  }
+
+  /** A FLUTE FDT instance (TOI 0) listing `objects`, FEC-encoded like any object. */
+  fdt(objects: readonly CatalogueObject[], instanceId: number, nowMs: number, lifetimeMs = DEFAULT_FDT_LIFETIME_MS): FdtObject {
+    const files: FdtFile[] = objects.map((o) => ({
+      toi: BigInt(o.toi),
+      contentLocation: o.name,
+      contentLength: o.length,
+      transferLength: o.length,
+      fecEncodingId: 6,
+      oti: wireOti(o.oti),
+      sha256: o.sha256,
+    }));
+    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, files });
+    const bytes = new TextEncoder().encode(xml);
+    const encoder = new ObjectEncoder(bytes, { symbolSize: this.symbolSize }, this.binding);
+    return { instanceId, xml, bytes, encoder };
+  }
+
+  /** Frees every encoder. */
+  close(): void {
+    for (const o of this.list) o.encoder.close();
+  }
+}
+
+/** One FDT instance (RFC 6726 §3.4.2) as sent: TOI 0, EXT_FDT carries instanceId. */
+export interface FdtObject {
+  /** FDT Instance ID, 20 bits (RFC 6726 §3.4.1). */
+  readonly instanceId: number;
+  readonly xml: string;
+  readonly bytes: Uint8Array;
+  readonly encoder: ObjectEncoder;
+}
