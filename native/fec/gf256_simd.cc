@@ -27,25 +27,35 @@ constexpr uint8_t field_mul(uint8_t a, uint8_t b) {
   return static_cast<uint8_t>(r);
 }
 
+// Multiplication by c is linear over GF(2), so every table entry is a XOR
+// of the eight products c * 2^j; computing those once per c keeps the
+// constant evaluation small enough for every compiler's step limit (clang's
+// default is 1M steps).
 constexpr SimdTables make_tables() {
   SimdTables t{};
   for (unsigned c = 0; c < 256; ++c) {
+    uint8_t col[8] = {};  // col[j] = c * 2^j
+    for (unsigned j = 0; j < 8; ++j) {
+      col[j] = field_mul(static_cast<uint8_t>(c),
+                         static_cast<uint8_t>(1u << j));
+    }
     for (unsigned i = 0; i < 16; ++i) {
-      t.nibble[c].lo[i] = field_mul(static_cast<uint8_t>(c),
-                                    static_cast<uint8_t>(i));
-      t.nibble[c].hi[i] = field_mul(static_cast<uint8_t>(c),
-                                    static_cast<uint8_t>(i << 4));
+      uint8_t lo = 0, hi = 0;
+      for (unsigned j = 0; j < 4; ++j) {
+        if (i & (1u << j)) {
+          lo ^= col[j];
+          hi ^= col[j + 4];
+        }
+      }
+      t.nibble[c].lo[i] = lo;  // c * i
+      t.nibble[c].hi[i] = hi;  // c * (i << 4)
     }
     // Column j of the matrix is c * 2^j; row i collects bit i of each
     // column. GF2P8AFFINEQB reads row i from byte 7 - i of the qword.
     uint64_t m = 0;
     for (unsigned i = 0; i < 8; ++i) {
       unsigned row = 0;
-      for (unsigned j = 0; j < 8; ++j) {
-        const uint8_t col =
-            field_mul(static_cast<uint8_t>(c), static_cast<uint8_t>(1u << j));
-        row |= ((col >> i) & 1u) << j;
-      }
+      for (unsigned j = 0; j < 8; ++j) row |= ((col[j] >> i) & 1u) << j;
       m |= static_cast<uint64_t>(row) << (8 * (7 - i));
     }
     t.affine[c] = m;
@@ -55,6 +65,8 @@ constexpr SimdTables make_tables() {
 
 static_assert(field_mul(2, 0x80) == 0x1D, "reduction by 0x11D");
 static_assert(make_tables().nibble[3].hi[1] == 0x30, "nibble table");
+static_assert(make_tables().nibble[0x53].lo[0xB] == field_mul(0x53, 0xB),
+              "nibble table by linearity");
 static_assert(make_tables().affine[1] == 0x0102040810204080ull,
               "multiplication by 1 is the identity matrix");
 
