@@ -1,0 +1,338 @@
+// End-to-end benchmark: one file to several receivers over a network-namespace
+// testbed (bridge + veths, test/support/netns.ts), rqcast against UFTP
+// (Debian package `uftp`, NAK-based reliable multicast), same testbed, same
+// run, same rate cap, same loss rule.
+//
+//   npm run bench:e2e                256 MiB, 3 receivers, 0 % and 5 % loss
+//   npm run bench:e2e -- --quick     16 MiB
+//   options: --bytes N  --rate MBIT  --receivers N  --loss 0,5  --only rqcast|uftp
+//
+// Fairness:
+// - Rate: both sides are capped at the same rate per receiver stream
+//   (rqcast `--rate R` Mbit/s per channel, UFTP `-R R*1000` Kbit/s with
+//   congestion control off `-C none`). UFTP multicasts one stream that every
+//   receiver gets; rqcast unicasts one copy to each, so each receiver sees the
+//   same rate either way.
+// - Payload: UFTP block size 1280 (`-b 1280`) = rqcast symbol size 1280.
+// - Socket buffers: 8 MiB on both sides (`-B`, and rmem_max/wmem_max in the
+//   namespaces).
+// - Loss: the same nftables rule on each receiver's input hook drops
+//   `loss`% of UDP datagrams longer than 512 bytes, i.e. data packets of
+//   either protocol; control exchanges (small datagrams) pass in both, so
+//   neither side is timed on its session set-up retry schedule.
+// - Time: from the moment the senders/receivers are started (UFTP: `uftp`
+//   launched with `uftpd` already listening; rqcast: the fetches launched with
+//   `serve` already listening) to the last receiver done: `uftp` exits once
+//   every receiver confirmed every file; each `rqcast fetch` exits after it
+//   has checked the file's SHA-256. Every received file is then checked
+//   against the source's SHA-256 (outside the timed span) for both.
+// - Peak RSS: GNU time (`/usr/bin/time -v`) around every process.
+// The last line printed is one JSON object.
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
+import { childPids, nowSeconds, readTimeReport, sha256File, sleep, timed, writeRandomFile } from './support/measure';
+
+const argv = process.argv.slice(2);
+function opt(name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+const QUICK = argv.includes('--quick');
+const BYTES = Number(opt('--bytes') ?? (QUICK ? 16 * 1024 * 1024 : 256 * 1024 * 1024));
+const RATE_MBIT = Number(opt('--rate') ?? 200);
+const RECEIVERS = Number(opt('--receivers') ?? 3);
+const LOSSES = (opt('--loss') ?? '0,5').split(',').map(Number);
+const ONLY = opt('--only');
+const BUF = 8 * 1024 * 1024;
+const CONTROL_PORT = 4433;
+const UFTP_PORT = 1044;
+const REPO = path.resolve(__dirname, '..');
+const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
+
+interface Run {
+  system: 'rqcast' | 'uftp';
+  loss_pct: number;
+  seconds: number;
+  ok: boolean;
+  verified: number;
+  server_rss_MiB: number;
+  client_rss_MiB: number;
+  overhead_pct?: number;
+  /** Share of candidate datagrams the loss rule actually dropped. */
+  dropped_pct?: number;
+}
+
+function round(x: number, d = 2): number {
+  const f = 10 ** d;
+  return Math.round(x * f) / f;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench:e2e] ${msg}\n`);
+}
+
+function ensureUftp(): void {
+  if (spawnSync('which', ['uftp']).status === 0 && spawnSync('which', ['uftpd']).status === 0) return;
+  log('installing the uftp package (apt-get install -y uftp)');
+  execFileSync('apt-get', ['install', '-y', '-qq', 'uftp'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+function clientUid(address: string): string {
+  return '0x' + address.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+}
+
+/** Stops the command that GNU time (the process `p`) runs, so time writes its report. */
+async function stopTimed(p: NsProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!p.running || p.pid === undefined) return;
+  for (const c of childPids(p.pid)) {
+    try {
+      process.kill(c, signal);
+    } catch {
+      // gone
+    }
+  }
+  const killer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+  await p.wait();
+  clearTimeout(killer);
+}
+
+async function waitUdpListening(bed: Testbed, ns: string, port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const r = await bed.run(ns, ['ss', '-Huln', `sport = :${port}`]);
+    if (r.stdout.trim() !== '') return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listening on udp ${port} in ${ns}`);
+}
+
+/** Realised drop share (%) over every receiver's loss rule, before it is removed. */
+async function realisedLoss(bed: Testbed, pct: number): Promise<number | undefined> {
+  if (pct === 0) return 0;
+  let seen = 0;
+  let dropped = 0;
+  for (const c of bed.clients.slice(0, RECEIVERS)) {
+    const k = await bed.lossCounters(c.ns);
+    seen += k.seen;
+    dropped += k.dropped;
+  }
+  return seen > 0 ? (dropped / seen) * 100 : undefined;
+}
+
+async function addLossAll(bed: Testbed, pct: number): Promise<void> {
+  for (const c of bed.clients.slice(0, RECEIVERS)) {
+    if (pct > 0) await bed.addLoss(c.ns, pct, { minUdpLength: 512 });
+    else await bed.removeLoss(c.ns);
+  }
+}
+
+async function runUftp(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
+  const receivers = bed.clients.slice(0, RECEIVERS);
+  const daemons: NsProcess[] = [];
+  const dirs: string[] = [];
+  const reports: string[] = [];
+  for (const [i, c] of receivers.entries()) {
+    const dir = path.join(work, `uftp-${loss}-c${i}`);
+    fs.mkdirSync(dir, { recursive: true });
+    dirs.push(dir);
+    const rep = path.join(work, `uftpd-${loss}-c${i}.time`);
+    reports.push(rep);
+    daemons.push(
+      bed.spawn(
+        c.ns,
+        timed(rep, ['uftpd', '-d', '-q', '-x', '1', '-I', c.ifname, '-U', clientUid(c.address), '-D', dir, '-B', String(BUF), '-p', String(UFTP_PORT)]),
+        { timeoutMs: TIMEOUT_S * 1000 + 60_000 },
+      ),
+    );
+  }
+  for (const c of receivers) await waitUdpListening(bed, c.ns, UFTP_PORT);
+  await addLossAll(bed, loss);
+  const serverRep = path.join(work, `uftp-${loss}.time`);
+  const t0 = nowSeconds();
+  const server = bed.spawn(
+    bed.server.ns,
+    timed(serverRep, [
+      'uftp',
+      '-R', String(RATE_MBIT * 1000),
+      '-C', 'none',
+      '-Y', 'none',
+      '-I', bed.server.ifname,
+      '-B', String(BUF),
+      '-b', '1280',
+      '-x', '1',
+      '-p', String(UFTP_PORT),
+      '-H', receivers.map((c) => clientUid(c.address)).join(','),
+      source,
+    ]),
+    { timeoutMs: TIMEOUT_S * 1000 },
+  );
+  const res = await server.wait();
+  const seconds = nowSeconds() - t0;
+  const dropped = await realisedLoss(bed, loss);
+  await addLossAll(bed, 0);
+  for (const d of daemons) await stopTimed(d);
+  let verified = 0;
+  for (const dir of dirs) {
+    if ((await sha256File(path.join(dir, path.basename(source)))) === digest) verified++;
+  }
+  const serverRss = readTimeReport(serverRep).maxRssKiB / 1024;
+  const clientRss = Math.max(...reports.map((r) => readTimeReport(r).maxRssKiB / 1024));
+  const ok = res.code === 0 && verified === receivers.length;
+  if (!ok) log(`uftp at ${loss}%: exit ${res.code ?? res.signal}, ${verified}/${receivers.length} verified; stderr tail: ${res.stderr.slice(-1500)}`);
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, server_rss_MiB: serverRss, client_rss_MiB: clientRss, dropped_pct: dropped };
+}
+
+/** Symbols received over source symbols, from a fetch's --json summary. */
+function overheadFromSummary(summary: unknown): number | undefined {
+  const s = summary as Record<string, unknown>;
+  const objects = (s.objects as Array<Record<string, unknown>> | undefined) ?? [s];
+  let received = 0;
+  let k = 0;
+  for (const o of objects) {
+    const r = Number(o.symbolsReceived ?? o.symbols_received ?? NaN);
+    const kk = Number(o.sourceSymbols ?? o.source_symbols ?? o.K ?? NaN);
+    if (!Number.isFinite(r) || !Number.isFinite(kk)) return undefined;
+    received += r;
+    k += kk;
+  }
+  return k > 0 ? (received / k - 1) * 100 : undefined;
+}
+
+function lastJsonLine(text: string): unknown {
+  const lines = text.trim().split('\n').reverse();
+  for (const l of lines) {
+    try {
+      return JSON.parse(l);
+    } catch {
+      // not JSON
+    }
+  }
+  return undefined;
+}
+
+async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
+  const receivers = bed.clients.slice(0, RECEIVERS);
+  const cli = [process.execPath, path.join(REPO, 'dist', 'cli', 'main.js')];
+  const serverRep = path.join(work, `serve-${loss}.time`);
+  const server = bed.spawn(
+    bed.server.ns,
+    timed(serverRep, [...cli, 'serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--json']),
+    { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
+  );
+  await server.waitForStdout(/listening/, 600_000);
+  await addLossAll(bed, loss);
+  const reports: string[] = [];
+  const outs: string[] = [];
+  const t0 = nowSeconds();
+  const fetches = receivers.map((c, i) => {
+    const rep = path.join(work, `fetch-${loss}-c${i}.time`);
+    reports.push(rep);
+    const out = path.join(work, `rq-${loss}-c${i}`, path.basename(source));
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    outs.push(out);
+    return bed.spawn(
+      c.ns,
+      timed(rep, [...cli, 'fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', out, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`]),
+      { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
+    );
+  });
+  const ends: number[] = [];
+  const results = await Promise.all(fetches.map((f) => f.wait().then((r) => (ends.push(nowSeconds()), r))));
+  const seconds = Math.max(...ends) - t0;
+  const dropped = await realisedLoss(bed, loss);
+  await addLossAll(bed, 0);
+  await stopTimed(server);
+  let verified = 0;
+  for (const out of outs) if ((await sha256File(out)) === digest) verified++;
+  const overheads = results.map((r) => overheadFromSummary(lastJsonLine(r.stdout))).filter((x): x is number => x !== undefined);
+  const ok = results.every((r) => r.code === 0) && verified === receivers.length;
+  if (!ok) {
+    for (const r of results) log(`rqcast fetch at ${loss}%: exit ${r.code ?? r.signal}; stderr tail: ${r.stderr.slice(-1500)}`);
+  }
+  for (const out of outs) fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  return {
+    system: 'rqcast',
+    loss_pct: loss,
+    seconds,
+    ok,
+    verified,
+    server_rss_MiB: readTimeReport(serverRep).maxRssKiB / 1024,
+    client_rss_MiB: Math.max(...reports.map((r) => readTimeReport(r).maxRssKiB / 1024)),
+    dropped_pct: dropped,
+    overhead_pct: overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : undefined,
+  };
+}
+
+async function main(): Promise<void> {
+  const probe = probeNetns();
+  if (!probe.ok) throw new Error(`network namespaces unavailable: ${probe.reason}`);
+  if (ONLY !== 'rqcast') ensureUftp();
+  if (ONLY !== 'uftp') {
+    log('building dist/ (tsc -p tsconfig.json)');
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-e2e-'));
+  const bed = await Testbed.create({ clients: RECEIVERS, socketBufferMax: BUF });
+  const runs: Run[] = [];
+  try {
+    const source = path.join(work, 'payload.bin');
+    log(`writing ${BYTES} random bytes`);
+    const digest = writeRandomFile(source, BYTES);
+    for (const loss of LOSSES) {
+      if (ONLY !== 'rqcast') {
+        log(`uftp, ${loss}% loss`);
+        runs.push(await runUftp(bed, work, source, digest, loss));
+        log(JSON.stringify(runs[runs.length - 1]));
+      }
+      if (ONLY !== 'uftp') {
+        log(`rqcast, ${loss}% loss`);
+        runs.push(await runRqcast(bed, work, source, digest, loss));
+        log(JSON.stringify(runs[runs.length - 1]));
+      }
+    }
+  } finally {
+    bed.destroy();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+
+  const results = LOSSES.map((loss) => {
+    const rq = runs.find((r) => r.system === 'rqcast' && r.loss_pct === loss);
+    const uf = runs.find((r) => r.system === 'uftp' && r.loss_pct === loss);
+    const sec = (r: Run | undefined): number | null => (r && r.ok ? round(r.seconds) : null);
+    const rqs = sec(rq);
+    const ufs = sec(uf);
+    return {
+      loss_pct: loss,
+      receivers: RECEIVERS,
+      bytes: BYTES,
+      rate_mbit: RATE_MBIT,
+      rqcast_s: rqs,
+      uftp_s: ufs,
+      ratio: rqs !== null && ufs !== null ? round(ufs / rqs, 3) : null,
+      overhead_pct: rq?.overhead_pct !== undefined ? round(rq.overhead_pct, 2) : null,
+      rqcast_server_rss_MiB: rq ? round(rq.server_rss_MiB, 1) : null,
+      rqcast_client_rss_MiB: rq ? round(rq.client_rss_MiB, 1) : null,
+      uftp_server_rss_MiB: uf ? round(uf.server_rss_MiB, 1) : null,
+      uftp_client_rss_MiB: uf ? round(uf.client_rss_MiB, 1) : null,
+    };
+  });
+
+  const ideal = (BYTES * 8) / (RATE_MBIT * 1e6);
+  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss`);
+  console.log('loss%  rqcast_s  uftp_s   uftp/rqcast  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB');
+  for (const r of results) {
+    const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
+    console.log(
+      `${f(r.loss_pct, 7)}${f(r.rqcast_s, 10)}${f(r.uftp_s, 9)}${f(r.ratio, 13)}${f(r.overhead_pct, 11)}${f(r.rqcast_server_rss_MiB, 12)}${f(r.rqcast_client_rss_MiB, 12)}${f(r.uftp_server_rss_MiB, 14)}${f(r.uftp_client_rss_MiB, 9)}`,
+    );
+  }
+  console.log(JSON.stringify({ bench: 'e2e', results }));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

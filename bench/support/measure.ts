@@ -1,0 +1,79 @@
+// Measurement helpers for the end-to-end benchmark: wrapping a command in
+// GNU time for its peak RSS, reading /proc for a running process, digests.
+import { createHash, randomFillSync } from 'crypto';
+import * as fs from 'fs';
+
+export const GNU_TIME = '/usr/bin/time';
+
+/** Argv that runs `argv` under GNU time, its report written to `reportPath`. */
+export function timed(reportPath: string, argv: string[]): string[] {
+  return [GNU_TIME, '-v', '-o', reportPath, ...argv];
+}
+
+export interface TimeReport {
+  maxRssKiB: number;
+  wallSeconds: number;
+  exitStatus: number;
+}
+
+/** Parses a `/usr/bin/time -v -o FILE` report. */
+export function readTimeReport(reportPath: string): TimeReport {
+  const text = fs.readFileSync(reportPath, 'utf8');
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
+  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/.exec(text);
+  const exit = /Exit status: (\d+)/.exec(text);
+  if (!rss || !wall) throw new Error(`unreadable GNU time report ${reportPath}: ${text.slice(0, 500)}`);
+  const parts = wall[1].split(':').map(Number);
+  const wallSeconds = parts.reduce((acc, p) => acc * 60 + p, 0);
+  return { maxRssKiB: Number(rss[1]), wallSeconds, exitStatus: exit ? Number(exit[1]) : -1 };
+}
+
+/** Direct children of `pid` (Linux /proc). */
+export function childPids(pid: number): number[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Writes `bytes` random bytes to `path` in 16 MiB chunks; returns the SHA-256 (hex). */
+export function writeRandomFile(path: string, bytes: number): string {
+  const hash = createHash('sha256');
+  const fd = fs.openSync(path, 'w');
+  const chunk = Buffer.allocUnsafe(16 * 1024 * 1024);
+  try {
+    for (let left = bytes; left > 0; ) {
+      const n = Math.min(left, chunk.length);
+      randomFillSync(chunk, 0, n);
+      fs.writeSync(fd, chunk, 0, n);
+      hash.update(chunk.subarray(0, n));
+      left -= n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** SHA-256 (hex) of a file, streamed; undefined if it does not exist. */
+export async function sha256File(path: string): Promise<string | undefined> {
+  if (!fs.existsSync(path)) return undefined;
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest('hex');
+}
+
+export function nowSeconds(): number {
+  return Number(process.hrtime.bigint()) / 1e9;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
