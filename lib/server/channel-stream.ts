@@ -1,0 +1,422 @@
+/**
+ * A channel's stream: one endless sequence of ALC packets (RFC 5775), the
+ * same for every member of the channel, built from the channel's objects.
+ *
+ * Schedule (what docs/PROTOCOL.md states):
+ * - Stream position p = 0, 1, 2, ... ; EXT_RQSEQ carries p mod 2^32.
+ * - Every `fdtInterval`-th packet (p % fdtInterval == 0, so p = 0 too) is a
+ *   TOI 0 packet: one symbol of the channel's FDT instance (RFC 6726 §3.4),
+ *   with EXT_FDT (instance id) and EXT_FTI (the FDT's RaptorQ OTI).
+ * - All other packets visit the channel's source blocks round-robin, object
+ *   by object and block by block (TOI order, SBN order), `symbolsPerTurn`
+ *   consecutive ESIs per block per turn (a channel with a single block takes
+ *   it all the way to the next FDT packet). The ESIs come from the object's
+ *   server-wide SymbolAllocator (symbol-allocator.ts): source symbols first,
+ *   then repair symbols; in no-code mode a carousel of source symbols.
+ * - Each packet: LCT header (V=1, C=0, PSI=0, S=1, O=1, H=0, CP=6 = RaptorQ,
+ *   CCI 0, TSI = channel id, TOI), extensions in the order EXT_FDT, EXT_FTI,
+ *   EXT_RQSEQ, then the FEC Payload ID (SBN, ESI) and one T-byte symbol —
+ *   byte for byte what encodeAlc() builds from the same fields.
+ *
+ * Packets are produced in batches: ESIs are taken in runs, the encoder writes
+ * a run's symbols in one native call, headers are stamped from per-TOI
+ * templates (only the sequence number changes), and each run of equally long
+ * packets goes to the replicator in one push. With one T for the channel,
+ * every data packet has one length and every FDT packet another.
+ *
+ * A ring of recent segments (sequence range -> TOI, SBN, first ESI) maps the
+ * sequence numbers of an ACK back to the blocks they carried, so a loss is
+ * replaced by a fresh symbol of the same block (freshPackets), sent without
+ * EXT_RQSEQ: it is no stream packet and must not be acknowledged as one.
+ */
+import { PAYLOAD_ID_SIZE } from '../fec/encoder';
+import { FEC_ENCODING_ID_RAPTORQ } from '../protocol/alc';
+import { LctHeaderExtension, fdtExtension, ftiExtension, lctHeaderLength, seqExtension, writeLctHeader } from '../protocol/lct';
+import { Oti as WireOti } from '../protocol/oti';
+import { InvalidServerConfigError } from './errors';
+import { SymbolAllocator } from './symbol-allocator';
+
+/** What a stream needs from an encoder (ObjectEncoder satisfies it). */
+export interface SymbolSource {
+  readonly symbolSize: number;
+  readonly sourceBlocks: number;
+  sourceSymbols(sbn: number): number;
+  /** count packets (FEC Payload ID + symbol), consecutive ESIs, back to back. */
+  packets(sbn: number, firstEsi: number, count: number): Uint8Array;
+  packet(sbn: number, esi: number): Uint8Array;
+}
+
+export interface StreamObject {
+  toi: number;
+  encoder: SymbolSource;
+  /** Shared by every channel that carries this object. */
+  allocator: SymbolAllocator;
+}
+
+export interface StreamFdt {
+  instanceId: number;
+  encoder: SymbolSource;
+  allocator: SymbolAllocator;
+  oti: WireOti;
+}
+
+export interface ChannelStreamOptions {
+  /** The channel id: LCT TSI. */
+  tsi: number;
+  objects: readonly StreamObject[];
+  fdt: StreamFdt;
+  /** Consecutive symbols of one block per round-robin turn. Default 4. */
+  symbolsPerTurn?: number;
+  /** One FDT packet every this many packets (the first packet too). Default 32. */
+  fdtInterval?: number;
+  /** Segments remembered for ACK lookups (each covers up to symbolsPerTurn packets). Default 16384. */
+  historySegments?: number;
+}
+
+/** Callback taking `count` packets of `packetSize` bytes laid end to end; returns how many it took. */
+export type PushFn = (packets: Uint8Array, packetSize: number, count: number) => number;
+
+export interface SymbolSlot {
+  toi: number;
+  sbn: number;
+  esi: number;
+}
+
+export interface StreamCounters {
+  packets: number;
+  fdtPackets: number;
+  freshPackets: number;
+  /** Lost sequence numbers too old (or never sent) to map to a block. */
+  freshUnknown: number;
+}
+
+const SEQ_MOD = 2 ** 32;
+const FDT_INDEX = -1;
+/** Packets staged per push chunk. */
+const CHUNK = 256;
+
+interface HeaderTemplate {
+  bytes: Uint8Array;
+  /** Offset of the 32-bit sequence number in the header, or -1. */
+  seqAt: number;
+}
+
+interface Pending {
+  bytes: Uint8Array;
+  packetSize: number;
+  count: number;
+}
+
+function template(tsi: number, toi: number, extensions: LctHeaderExtension[], withSeq: boolean): HeaderTemplate {
+  const ext = withSeq ? [...extensions, seqExtension(0)] : extensions;
+  const fields = { codepoint: FEC_ENCODING_ID_RAPTORQ, psi: 0, tsi, toi: BigInt(toi), extensions: ext };
+  const bytes = new Uint8Array(lctHeaderLength(fields));
+  writeLctHeader(fields, bytes, 0);
+  // EXT_RQSEQ is written last: HET, HEL, 2 reserved bytes, then the u32.
+  return { bytes, seqAt: withSeq ? bytes.length - 4 : -1 };
+}
+
+function writeU32(out: Uint8Array, at: number, v: number): void {
+  out[at] = v >>> 24;
+  out[at + 1] = (v >>> 16) & 0xff;
+  out[at + 2] = (v >>> 8) & 0xff;
+  out[at + 3] = v & 0xff;
+}
+
+export class ChannelStream {
+  readonly tsi: number;
+  readonly symbolSize: number;
+  /** Bytes of every data (TOI >= 1) stream packet. */
+  readonly dataPacketSize: number;
+  /** Bytes of every FDT (TOI 0) stream packet. */
+  readonly fdtPacketSize: number;
+  /** The largest stream packet: the replicator's slot size. */
+  readonly slotSize: number;
+  readonly counters: StreamCounters = { packets: 0, fdtPackets: 0, freshPackets: 0, freshUnknown: 0 };
+
+  private readonly objects: readonly StreamObject[];
+  private readonly fdt: StreamFdt;
+  private readonly symbolsPerTurn: number;
+  private readonly fdtInterval: number;
+  /** Every (object index, sbn) in round-robin order. */
+  private readonly blocks: { obj: number; sbn: number }[] = [];
+  private cursor = 0;
+  private readonly streamHeaders: HeaderTemplate[];
+  private readonly freshHeaders: HeaderTemplate[];
+  private readonly fdtStream: HeaderTemplate;
+  private readonly fdtFresh: HeaderTemplate;
+  /** Unwrapped position of the next packet. */
+  private position = 0;
+  private readonly pending: Pending[] = [];
+  private readonly staging: Uint8Array;
+
+  // Segment history ring.
+  private readonly hStart: Float64Array;
+  private readonly hCount: Uint32Array;
+  private readonly hObj: Int32Array;
+  private readonly hSbn: Uint8Array;
+  private readonly hEsi: Uint32Array;
+  private hHead = 0; // index of the oldest
+  private hSize = 0;
+
+  constructor(options: ChannelStreamOptions) {
+    this.tsi = options.tsi;
+    this.objects = options.objects;
+    this.fdt = options.fdt;
+    this.symbolsPerTurn = options.symbolsPerTurn ?? 4;
+    this.fdtInterval = options.fdtInterval ?? 32;
+    const history = options.historySegments ?? 16384;
+    if (!Number.isInteger(this.symbolsPerTurn) || this.symbolsPerTurn < 1) {
+      throw new InvalidServerConfigError('symbolsPerTurn must be a positive integer');
+    }
+    if (!Number.isInteger(this.fdtInterval) || this.fdtInterval < 2) {
+      throw new InvalidServerConfigError('fdtInterval must be an integer >= 2');
+    }
+    if (!Number.isInteger(history) || history < 1) throw new InvalidServerConfigError('historySegments must be >= 1');
+    this.symbolSize = this.fdt.encoder.symbolSize;
+    for (const o of this.objects) {
+      // One T per channel: every data packet has one length (one push size, one GSO segment size).
+      if (o.encoder.symbolSize !== this.symbolSize) {
+        throw new InvalidServerConfigError('every object of a channel must have the FDT symbol size');
+      }
+      if (!Number.isInteger(o.toi) || o.toi < 1) throw new InvalidServerConfigError('object TOIs must be >= 1');
+    }
+    this.objects.forEach((o, obj) => {
+      for (let sbn = 0; sbn < o.encoder.sourceBlocks; sbn++) this.blocks.push({ obj, sbn });
+    });
+    this.streamHeaders = this.objects.map((o) => template(this.tsi, o.toi, [], true));
+    this.freshHeaders = this.objects.map((o) => template(this.tsi, o.toi, [], false));
+    const fdtExt = [fdtExtension(this.fdt.instanceId), ftiExtension(this.fdt.oti)];
+    this.fdtStream = template(this.tsi, 0, fdtExt, true);
+    this.fdtFresh = template(this.tsi, 0, fdtExt, false);
+    const payload = PAYLOAD_ID_SIZE + this.symbolSize;
+    this.fdtPacketSize = this.fdtStream.bytes.length + payload;
+    this.dataPacketSize = this.blocks.length > 0 ? this.streamHeaders[0].bytes.length + payload : this.fdtPacketSize;
+    this.slotSize = Math.max(this.fdtPacketSize, this.dataPacketSize);
+    this.staging = new Uint8Array(CHUNK * this.slotSize);
+    this.hStart = new Float64Array(history);
+    this.hCount = new Uint32Array(history);
+    this.hObj = new Int32Array(history);
+    this.hSbn = new Uint8Array(history);
+    this.hEsi = new Uint32Array(history);
+  }
+
+  /** EXT_RQSEQ of the next packet built (one past the last one built). */
+  get nextSequence(): number {
+    return this.position % SEQ_MOD;
+  }
+
+  /** Packets built but not yet accepted by the replicator. */
+  get pendingPackets(): number {
+    let n = 0;
+    for (const p of this.pending) n += p.count;
+    return n;
+  }
+
+  /**
+   * Builds up to `max` more packets of the stream and hands them to `push`,
+   * one call per run of equally long packets. Packets `push` does not take
+   * stay pending (their sequence numbers are assigned) and go first next
+   * time. Returns the packets `push` took.
+   */
+  fill(max: number, push: PushFn): number {
+    let taken = 0;
+    while (this.pending.length > 0 && taken < max) {
+      const p = this.pending[0];
+      const n = push(p.bytes, p.packetSize, p.count);
+      taken += n;
+      if (n < p.count) {
+        this.pending[0] = { bytes: p.bytes.subarray(n * p.packetSize), packetSize: p.packetSize, count: p.count - n };
+        return taken;
+      }
+      this.pending.shift();
+    }
+    while (taken < max) {
+      const runs = this.build(Math.min(CHUNK, max - taken));
+      for (let i = 0; i < runs.length; i++) {
+        const r = runs[i];
+        const n = push(r.bytes, r.packetSize, r.count);
+        taken += n;
+        if (n < r.count) {
+          // Copy: the staging buffer is reused by the next build.
+          this.pending.push({ bytes: r.bytes.slice(n * r.packetSize), packetSize: r.packetSize, count: r.count - n });
+          for (let j = i + 1; j < runs.length; j++) this.pending.push({ ...runs[j], bytes: runs[j].bytes.slice() });
+          return taken;
+        }
+      }
+    }
+    return taken;
+  }
+
+  /** Builds `count` (<= CHUNK) packets into the staging buffer as runs of one size. */
+  private build(count: number): Pending[] {
+    const runs: Pending[] = [];
+    const out = this.staging;
+    let at = 0;
+    let runStart = 0;
+    let runSize = 0;
+    let runCount = 0;
+    const closeRun = (): void => {
+      if (runCount > 0) runs.push({ bytes: out.subarray(runStart, at), packetSize: runSize, count: runCount });
+      runStart = at;
+      runCount = 0;
+    };
+    let built = 0;
+    while (built < count) {
+      const toFdt = this.fdtInterval - (this.position % this.fdtInterval);
+      let obj: number;
+      let sbn: number;
+      let want: number;
+      let allocator: SymbolAllocator;
+      let source: SymbolSource;
+      let header: HeaderTemplate;
+      if (this.position % this.fdtInterval === 0 || this.blocks.length === 0) {
+        obj = FDT_INDEX;
+        sbn = this.fdtBlock();
+        want = 1;
+        allocator = this.fdt.allocator;
+        source = this.fdt.encoder;
+        header = this.fdtStream;
+      } else {
+        const b = this.blocks[this.cursor];
+        obj = b.obj;
+        sbn = b.sbn;
+        want = Math.min(this.blocks.length === 1 ? toFdt : Math.min(this.symbolsPerTurn, toFdt), count - built);
+        allocator = this.objects[obj].allocator;
+        source = this.objects[obj].encoder;
+        header = this.streamHeaders[obj];
+        this.cursor = (this.cursor + 1) % this.blocks.length;
+      }
+      const range = allocator.take(sbn, want);
+      const payloads = source.packets(sbn, range.firstEsi, range.count);
+      const size = header.bytes.length + PAYLOAD_ID_SIZE + this.symbolSize;
+      if (size !== runSize) {
+        closeRun();
+        runSize = size;
+      }
+      this.remember(this.position, range.count, obj, sbn, range.firstEsi);
+      const payloadSize = PAYLOAD_ID_SIZE + this.symbolSize;
+      for (let i = 0; i < range.count; i++) {
+        out.set(header.bytes, at);
+        writeU32(out, at + header.seqAt, this.position % SEQ_MOD);
+        out.set(payloads.subarray(i * payloadSize, (i + 1) * payloadSize), at + header.bytes.length);
+        at += size;
+        this.position++;
+        runCount++;
+      }
+      built += range.count;
+      if (obj === FDT_INDEX) this.counters.fdtPackets += range.count;
+      this.counters.packets += range.count;
+    }
+    closeRun();
+    return runs;
+  }
+
+  /** FDT blocks in turn (an FDT is almost always one block). */
+  private fdtCursor = 0;
+  private fdtBlock(): number {
+    const sbn = this.fdtCursor;
+    this.fdtCursor = (this.fdtCursor + 1) % this.fdt.allocator.sourceBlocks;
+    return sbn;
+  }
+
+  private remember(start: number, count: number, obj: number, sbn: number, esi: number): void {
+    const cap = this.hStart.length;
+    let i: number;
+    if (this.hSize < cap) {
+      i = (this.hHead + this.hSize) % cap;
+      this.hSize++;
+    } else {
+      i = this.hHead;
+      this.hHead = (this.hHead + 1) % cap;
+    }
+    this.hStart[i] = start;
+    this.hCount[i] = count;
+    this.hObj[i] = obj;
+    this.hSbn[i] = sbn;
+    this.hEsi[i] = esi;
+  }
+
+  /** Which symbol the stream packet with EXT_RQSEQ `seq` carried, if still remembered. */
+  lookup(seq: number): SymbolSlot | undefined {
+    const hit = this.find(seq);
+    if (hit === undefined) return undefined;
+    const obj = this.hObj[hit.index];
+    return { toi: obj === FDT_INDEX ? 0 : this.objects[obj].toi, sbn: this.hSbn[hit.index], esi: this.hEsi[hit.index] + hit.offset };
+  }
+
+  private find(seq: number): { index: number; offset: number } | undefined {
+    if (!Number.isInteger(seq) || seq < 0 || seq >= SEQ_MOD || this.hSize === 0) return undefined;
+    // Unwrap relative to the next position: a lost packet was built before it.
+    const back = (((this.position - seq) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
+    if (back === 0) return undefined;
+    const u = this.position - back;
+    const cap = this.hStart.length;
+    let lo = 0;
+    let hi = this.hSize - 1;
+    if (u < this.hStart[this.hHead]) return undefined;
+    // Last segment starting at or before u.
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.hStart[(this.hHead + mid) % cap] <= u) lo = mid;
+      else hi = mid - 1;
+    }
+    const index = (this.hHead + lo) % cap;
+    const offset = u - this.hStart[index];
+    if (offset >= this.hCount[index]) return undefined;
+    return { index, offset };
+  }
+
+  /**
+   * Replacement packets for lost stream packets: for each sequence number
+   * still remembered, one packet of the same block carrying a fresh symbol
+   * (coded mode: the next ESI of the block's shared counter, so no stream
+   * ever sent it; no-code mode: the lost source symbol itself, the only one
+   * that can help). They carry no EXT_RQSEQ. Unknown ones are counted.
+   */
+  freshPackets(lost: readonly number[]): Uint8Array[] {
+    // Group by block so each block's ESIs come in one allocation.
+    const groups = new Map<number, { obj: number; sbn: number; esis: number[] }>();
+    for (const seq of lost) {
+      const hit = this.find(seq);
+      if (hit === undefined) {
+        this.counters.freshUnknown++;
+        continue;
+      }
+      const obj = this.hObj[hit.index];
+      const sbn = this.hSbn[hit.index];
+      const key = (obj + 1) * 256 + sbn;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { obj, sbn, esis: [] }));
+      g.esis.push(this.hEsi[hit.index] + hit.offset);
+    }
+    const out: Uint8Array[] = [];
+    const payloadSize = PAYLOAD_ID_SIZE + this.symbolSize;
+    for (const g of groups.values()) {
+      const isFdt = g.obj === FDT_INDEX;
+      const allocator = isFdt ? this.fdt.allocator : this.objects[g.obj].allocator;
+      const source = isFdt ? this.fdt.encoder : this.objects[g.obj].encoder;
+      const header = isFdt ? this.fdtFresh : this.freshHeaders[g.obj];
+      const emit = (payloads: Uint8Array, count: number): void => {
+        for (let i = 0; i < count; i++) {
+          const p = new Uint8Array(header.bytes.length + payloadSize);
+          p.set(header.bytes, 0);
+          p.set(payloads.subarray(i * payloadSize, (i + 1) * payloadSize), header.bytes.length);
+          out.push(p);
+        }
+      };
+      if (allocator.mode === 'carousel') {
+        for (const esi of g.esis) emit(source.packet(g.sbn, esi), 1);
+      } else {
+        let need = g.esis.length;
+        while (need > 0) {
+          const r = allocator.take(g.sbn, need);
+          emit(source.packets(g.sbn, r.firstEsi, r.count), r.count);
+          need -= r.count;
+        }
+      }
+    }
+    this.counters.freshPackets += out.length;
+    return out;
+  }
+}
