@@ -55,10 +55,10 @@ export class DigestMismatchError extends ClientError {
 }
 
 /** The FDTs of every joined channel arrived and none lists the object asked for. */
-export class ObjectNotFoundError extends ClientError {
+export class NoSuchObjectError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_NO_SUCH_OBJECT';
   constructor(objectName: string) {
-    super(ObjectNotFoundError.code, `no joined channel carries an object named "${objectName}"`);
+    super(NoSuchObjectError.code, `no joined channel carries an object named "${objectName}"`);
   }
 }
 

@@ -1,0 +1,124 @@
+import { randomBytes } from 'crypto';
+import { ObjectEncoder } from '../../lib/fec/encoder';
+import { BlockSink, ObjectReceiver } from '../../lib/client/object-receiver';
+import { alcPacket, lossyPackets, prng, wireOti } from './support';
+
+class MemorySink implements BlockSink {
+  readonly out: Buffer;
+  readonly written: number[] = [];
+  constructor(length: number) {
+    this.out = Buffer.alloc(length);
+  }
+  async writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void> {
+    this.written.push(sbn);
+    this.out.set(data, offset);
+  }
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+describe('ObjectReceiver', () => {
+  test.each([
+    ['async solve', true],
+    ['sync solve', false],
+  ])('multi-block object, out of order, 10%% loss, duplicates (%s)', async (_label, solveAsync) => {
+    const data = randomBytes(150_001);
+    const enc = new ObjectEncoder(data, { symbolSize: 256, sourceBlocks: 3 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink, { solveAsync });
+    expect(rx.neededSymbols).toBe(Math.ceil(data.length / 256));
+    const packets = lossyPackets(enc, prng(7));
+    // Several bursts, so blocks decode across batches.
+    for (let i = 0; i < packets.length; i += 97) {
+      for (const p of packets.slice(i, i + 97)) rx.add(p);
+      await tick();
+    }
+    await rx.done;
+    expect(rx.complete).toBe(true);
+    expect(sink.out.equals(data)).toBe(true);
+    expect([...sink.written].sort()).toEqual([0, 1, 2]);
+    expect(rx.heldSymbols).toBe(rx.neededSymbols);
+    expect(rx.stats.blocksDone).toBe(3);
+    expect(rx.stats.symbolsUsed).toBeGreaterThanOrEqual(rx.neededSymbols);
+    expect(rx.stats.symbolsReceived).toBeGreaterThanOrEqual(rx.stats.symbolsUsed);
+    expect(rx.stats.symbolsReceived + rx.stats.symbolsLate).toBe(packets.length);
+    expect(rx.stats.batches).toBeGreaterThan(1);
+    expect(rx.stats.batches).toBeLessThan(packets.length / 10);
+    enc.close();
+  });
+
+  test('several symbols per ALC packet (G = 4)', async () => {
+    const data = randomBytes(40_000);
+    const enc = new ObjectEncoder(data, { symbolSize: 128, sourceBlocks: 2 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    for (const p of lossyPackets(enc, prng(3), { perPacket: 4 })) rx.add(p);
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    enc.close();
+  });
+
+  test('1-byte object', async () => {
+    const data = Buffer.from([0xa5]);
+    const enc = new ObjectEncoder(data, { symbolSize: 16 });
+    const sink = new MemorySink(1);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    // Only a repair symbol: the source symbol is lost.
+    rx.add(alcPacket(enc, 0, 1));
+    rx.add(alcPacket(enc, 0, 2));
+    rx.add(alcPacket(enc, 0, 3));
+    await rx.done;
+    expect([...sink.out]).toEqual([0xa5]);
+    enc.close();
+  });
+
+  test('symbols for a finished block are counted, not decoded', async () => {
+    const data = randomBytes(2000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    for (let esi = 0; esi < 20; esi++) rx.add(alcPacket(enc, 0, esi));
+    await rx.done;
+    rx.add(alcPacket(enc, 0, 50));
+    expect(rx.stats.symbolsLate).toBe(1);
+    expect(sink.written).toEqual([0]);
+    enc.close();
+  });
+
+  test('malformed packets are rejected and counted; decoding still completes', async () => {
+    const data = randomBytes(3000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100 });
+    const other = new ObjectEncoder(randomBytes(3000), { symbolSize: 60 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    rx.add(alcPacket(other, 0, 0)); // 60-byte symbol for a T = 100 object
+    rx.add({ ...alcPacket(enc, 0, 0), sbn: 9 }); // SBN out of range
+    expect(rx.stats.rejected).toBe(2);
+    for (let esi = 0; esi < 40; esi++) rx.add(alcPacket(enc, 0, esi));
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    enc.close();
+    other.close();
+  });
+
+  test('a full backlog drops symbols (bounded memory)', async () => {
+    const data = randomBytes(10_000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100 });
+    const rx = new ObjectReceiver(wireOti(enc), new MemorySink(data.length), { maxPendingSymbols: 10 });
+    for (let esi = 0; esi < 30; esi++) rx.add(alcPacket(enc, 0, esi));
+    expect(rx.stats.symbolsDropped).toBe(20);
+    expect(rx.stats.symbolsReceived).toBe(10);
+    rx.close();
+    await expect(rx.done).rejects.toThrow(/closed/);
+    enc.close();
+  });
+
+  test('a failing sink rejects done', async () => {
+    const data = randomBytes(1000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100 });
+    const rx = new ObjectReceiver(wireOti(enc), { writeBlock: () => Promise.reject(new Error('disk full')) });
+    for (let esi = 0; esi < 15; esi++) rx.add(alcPacket(enc, 0, esi));
+    await expect(rx.done).rejects.toThrow('disk full');
+    enc.close();
+  });
+});
