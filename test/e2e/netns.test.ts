@@ -67,9 +67,22 @@ describeNetns('netns testbed', () => {
     for (const c of bed.clients) {
       const addr = await bed.runOk(c.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', c.ifname]);
       expect(addr.stdout).toContain(`inet ${c.address}/16`);
+      await bed.addCounter(c.ns, 'out', 'output', `ip daddr ${bed.server.address} udp dport 7001`);
+      await bed.addCounter(bed.server.ns, `in-${c.ns.replace(/.*-/, '')}`, 'input', `ip saddr ${c.address} udp dport 7001`);
       const r = await bed.runOk(c.ns, [NODE, '-e', PINGER, bed.server.address, '7001', '100']);
       expect(JSON.parse(r.stdout)).toEqual({ roundTrips: 100 });
     }
+    // Both ends count the same datagrams (IP length): what the harness's
+    // counters say is what crossed.
+    const serverSide = await bed.readCounters(bed.server.ns);
+    for (const c of bed.clients) {
+      const clientSide = (await bed.readCounters(c.ns)).out;
+      expect(clientSide.packets).toBeGreaterThanOrEqual(100);
+      expect(clientSide.bytes).toBe(clientSide.packets * (20 + 8 + 64));
+      expect(serverSide[`in-${c.ns.replace(/.*-/, '')}`]).toEqual(clientSide);
+      await bed.removeCounters(c.ns);
+    }
+    await bed.removeCounters(bed.server.ns);
     echo.kill();
     await echo.wait();
     // Clients reach each other too (one L2 segment).

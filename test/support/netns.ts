@@ -167,6 +167,7 @@ export interface LossCounters {
 }
 
 const LOSS_TABLE = 'rqloss';
+const COUNT_TABLE = 'rqcount';
 const NAME_PREFIX = 'rqt';
 const created = new Set<string>();
 const liveProcesses = new Set<NsProcess>();
@@ -430,6 +431,35 @@ export class Testbed {
       return Number(m[1]);
     };
     return { seen: read('seen'), dropped: read('dropped') };
+  }
+
+  /**
+   * Counts packets/bytes (IP length) matching `match` (an nftables
+   * expression, e.g. `ip saddr 10.200.0.1 meta l4proto udp`) on `hook` of
+   * `ns`, under `name`. Several counters may share a namespace.
+   */
+  async addCounter(ns: string, name: string, hook: 'input' | 'output', match: string): Promise<void> {
+    if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`bad counter name ${name}`);
+    const script = [
+      `add table inet ${COUNT_TABLE}`,
+      `add chain inet ${COUNT_TABLE} ${hook} { type filter hook ${hook} priority -10 ; policy accept ; }`,
+      `add rule inet ${COUNT_TABLE} ${hook} ${match} counter comment "${name}"`,
+    ].join('\n');
+    await this.runOk(ns, ['nft', '-f', '-'], { input: script + '\n' });
+  }
+
+  /** Every counter of addCounter() in `ns`, by name. */
+  async readCounters(ns: string): Promise<Record<string, { packets: number; bytes: number }>> {
+    const r = await this.runOk(ns, ['nft', 'list', 'table', 'inet', COUNT_TABLE]);
+    const out: Record<string, { packets: number; bytes: number }> = {};
+    for (const m of r.stdout.matchAll(/counter packets (\d+) bytes (\d+)[^\n]*comment "([^"]+)"/g)) {
+      out[m[3]] = { packets: Number(m[1]), bytes: Number(m[2]) };
+    }
+    return out;
+  }
+
+  async removeCounters(ns: string): Promise<void> {
+    await this.run(ns, ['nft', 'delete', 'table', 'inet', COUNT_TABLE]);
   }
 
   /** Kills every process started here and deletes every namespace. Idempotent. */
