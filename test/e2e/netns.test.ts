@@ -2,6 +2,7 @@
 // both ways, the nftables loss rule drops the requested share of datagrams
 // (measured with its own counters over many packets, broad binomial bound),
 // and teardown leaves no namespace behind.
+import * as path from 'path';
 import { listOurNamespaces, probeNetns, Testbed } from '../support/netns';
 
 const probe = probeNetns();
@@ -125,6 +126,42 @@ describeNetns('netns testbed', () => {
 
     await bed.removeLoss(client.ns);
     await expect(bed.lossCounters(client.ns)).rejects.toThrow();
+  });
+
+  it('forges source addresses (spoof.py), and victim-side counters see what a reflector sends', async () => {
+    // Reflector that answers every datagram with three copies: the victim's
+    // input counter must see about 3x what the attacker sent, which is what
+    // the anti-amplification test relies on to catch a server that amplifies.
+    const AMPLIFIER = `
+const s = require('dgram').createSocket('udp4');
+s.on('message', (m, r) => { for (let i = 0; i < 3; i++) s.send(m, r.port, r.address); });
+s.bind(7004, () => console.log('ready'));
+`;
+    const [attacker, victim] = bed.clients;
+    const amp = bed.spawn(bed.server.ns, [NODE, '-e', AMPLIFIER], { timeoutMs: 60_000 });
+    await amp.waitForStdout(/ready/);
+    await bed.addCounter(victim.ns, 'reflected', 'input', `ip saddr ${bed.server.address} udp sport 7004`);
+    await bed.addCounter(attacker.ns, 'forged', 'output', `ip saddr ${victim.address} ip daddr ${bed.server.address}`);
+    const spec = {
+      dst: bed.server.address,
+      dport: 7004,
+      gap_us: 200,
+      packets: [{ src: victim.address, sport: 40000, data: Buffer.alloc(100, 7).toString('base64'), repeat: 200 }],
+    };
+    const r = await bed.runOk(attacker.ns, ['python3', path.join(__dirname, 'spoof.py')], { input: JSON.stringify(spec) });
+    const sent = JSON.parse(r.stdout) as { packets: number; ip_bytes: number };
+    expect(sent).toEqual({ packets: 200, ip_bytes: 200 * 128 });
+    await new Promise((res) => setTimeout(res, 500));
+    const forged = (await bed.readCounters(attacker.ns)).forged;
+    const reflected = (await bed.readCounters(victim.ns)).reflected;
+    expect(forged).toEqual({ packets: 200, bytes: 200 * 128 });
+    // Echoes that the victim's kernel answers with ICMP still count at input.
+    expect(reflected.bytes).toBeGreaterThan(2 * forged.bytes);
+    expect(reflected.bytes).toBeLessThanOrEqual(3 * forged.bytes);
+    amp.kill();
+    await amp.wait();
+    await bed.removeCounters(attacker.ns);
+    await bed.removeCounters(victim.ns);
   });
 
   it('removes every namespace on destroy', async () => {
