@@ -1,0 +1,668 @@
+/**
+ * Keeps docs/PROTOCOL.md true. The doc's machine-readable tables
+ * (`<!-- table:NAME -->` and `<!-- layout:NAME -->` followed by a Markdown
+ * table) are parsed here and compared with the code: every constant with its
+ * exported value, every enum member, every reject reason (both ways), and
+ * every byte layout against bytes the encoders actually produce, with the
+ * expected field bytes computed here independently of the encoders.
+ */
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as alcModule from '../../lib/protocol/alc';
+import * as controlHeaderModule from '../../lib/protocol/control-header';
+import { decodeControl, encodeControl } from '../../lib/protocol/control';
+import * as fdtModule from '../../lib/protocol/fdt';
+import * as framingModule from '../../lib/protocol/framing';
+import * as joinModule from '../../lib/protocol/join';
+import * as lctModule from '../../lib/protocol/lct';
+import * as otiModule from '../../lib/protocol/oti';
+import type { AlcRejectReason } from '../../lib/protocol/alc';
+import type { ControlRejectReason } from '../../lib/protocol/control-header';
+import type { FdtRejectReason } from '../../lib/protocol/fdt';
+import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
+import { AckTracker } from '../../lib/server/ack-tracker';
+import { ClientManager, staticChannelDirectory } from '../../lib/server/client-manager';
+import * as cookieModule from '../../lib/server/cookie';
+import { CookieAuthority, type CookieRefusal } from '../../lib/server/cookie';
+
+const DOC = readFileSync(join(__dirname, '..', '..', 'docs', 'PROTOCOL.md'), 'utf8');
+
+// ------------------------------------------------------------ doc parsing --
+
+/** Splits a Markdown table row on unescaped pipes. */
+function cells(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  const body = line.trim().replace(/^\|/, '').replace(/\|$/, '');
+  for (let i = 0; i < body.length; i++) {
+    if (body[i] === '\\' && body[i + 1] === '|') {
+      cur += '|';
+      i++;
+    } else if (body[i] === '|') {
+      out.push(cur.trim());
+      cur = '';
+    } else {
+      cur += body[i];
+    }
+  }
+  out.push(cur.trim());
+  return out;
+}
+
+/** Body rows of the table after `<!-- kind:name -->` (header and separator dropped). */
+function docTable(kind: 'table' | 'layout', name: string): string[][] {
+  const marker = `<!-- ${kind}:${name} -->`;
+  const lines = DOC.split('\n');
+  const at = lines.findIndex((l) => l.trim() === marker);
+  if (at < 0) throw new Error(`docs/PROTOCOL.md has no ${marker}`);
+  let i = at + 1;
+  while (i < lines.length && lines[i].trim() === '') i++;
+  const first = i;
+  const rows: string[][] = [];
+  for (; i < lines.length && lines[i].trim().startsWith('|'); i++) rows.push(cells(lines[i]));
+  if (rows.length < 3 || !/^[-:| ]+$/.test(lines[first + 1])) {
+    throw new Error(`${marker} is not followed by a Markdown table with a header, a separator and rows`);
+  }
+  return rows.slice(2);
+}
+
+/** The first `code` span of a cell, or the whole cell. */
+function code(cell: string): string {
+  const m = /`([^`]*)`/.exec(cell);
+  return m ? m[1] : cell;
+}
+
+function docValue(cell: string): number | string {
+  const c = cell.trim();
+  const str = /^`(".*")`$/.exec(c);
+  if (str) return JSON.parse(str[1]) as string;
+  if (/^0x[0-9a-f]+$/i.test(c) || /^[0-9]+$/.test(c)) return Number(c);
+  throw new Error(`cannot read the value "${cell}"`);
+}
+
+/** Evaluates an offset/size expression: terms joined by '+', each N, NAME or N*NAME. */
+function evalExpr(expr: string, vars: Record<string, number>): number {
+  let sum = 0;
+  for (const raw of expr.split('+')) {
+    const t = raw.trim();
+    let m: RegExpExecArray | null;
+    if (/^[0-9]+$/.test(t)) sum += Number(t);
+    else if ((m = /^([0-9]+)\*([A-Za-z]\w*)$/.exec(t))) sum += Number(m[1]) * variable(m[2], vars, expr);
+    else if (/^[A-Za-z]\w*$/.test(t)) sum += variable(t, vars, expr);
+    else throw new Error(`cannot evaluate "${expr}"`);
+  }
+  return sum;
+}
+
+function variable(name: string, vars: Record<string, number>, expr: string): number {
+  if (!(name in vars)) throw new Error(`"${expr}" uses ${name}, which the test sample does not define`);
+  return vars[name];
+}
+
+// ---------------------------------------------------------- byte helpers --
+
+const u8 = (...b: number[]): Uint8Array => Uint8Array.from(b);
+const u16 = (v: number): Uint8Array => u8(v >>> 8, v & 0xff);
+const u32 = (v: number): Uint8Array => u8(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+const u64 = (v: number): Uint8Array => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v));
+  return new Uint8Array(b);
+};
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const cat = (...parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+interface LayoutSample {
+  bytes: Uint8Array;
+  vars: Record<string, number>;
+  fields: Record<string, Uint8Array>;
+}
+
+/** Checks a doc layout against a sample: contiguous fields, exact bytes, same field set. */
+function checkLayout(name: string, sample: LayoutSample): void {
+  const rows = docTable('layout', name);
+  let cursor = 0;
+  const seen: string[] = [];
+  for (const row of rows) {
+    const [offsetCell, sizeCell, fieldCell] = row;
+    const field = code(fieldCell);
+    const offset = evalExpr(offsetCell, sample.vars);
+    const size = sizeCell === 'rest' ? sample.bytes.length - offset : evalExpr(sizeCell, sample.vars);
+    expect({ layout: name, field, offset }).toEqual({ layout: name, field, offset: cursor });
+    const expected = sample.fields[field];
+    if (expected === undefined) throw new Error(`layout ${name}: the doc names a field "${field}" the test does not know`);
+    expect({ layout: name, field, bytes: hex(sample.bytes.subarray(offset, offset + size)) }).toEqual({
+      layout: name,
+      field,
+      bytes: hex(expected),
+    });
+    cursor = offset + size;
+    seen.push(field);
+  }
+  expect({ layout: name, end: cursor }).toEqual({ layout: name, end: sample.bytes.length });
+  expect(seen.sort()).toEqual(Object.keys(sample.fields).sort());
+}
+
+// -------------------------------------------------------------- constants --
+
+describe('constants table', () => {
+  const modules: Record<string, Record<string, unknown>> = {
+    'lib/protocol/control-header.ts': controlHeaderModule,
+    'lib/protocol/join.ts': joinModule,
+    'lib/protocol/framing.ts': framingModule,
+    'lib/protocol/lct.ts': lctModule,
+    'lib/protocol/alc.ts': alcModule,
+    'lib/protocol/oti.ts': otiModule,
+    'lib/protocol/fdt.ts': fdtModule,
+    'lib/server/cookie.ts': cookieModule,
+  };
+  const rows = docTable('table', 'constants');
+
+  test.each(rows.map((r) => [code(r[0]), r[1], r[2]]))('%s = %s (%s)', (name, valueCell, where) => {
+    const mod = modules[where];
+    if (mod === undefined) throw new Error(`${name}: the doc says it is in ${where}, which the test does not load`);
+    expect(Object.prototype.hasOwnProperty.call(mod, name)).toBe(true);
+    const actual = mod[name];
+    const documented = docValue(valueCell);
+    if (typeof actual === 'bigint') expect(actual).toBe(BigInt(documented));
+    else expect(actual).toBe(documented);
+  });
+
+  test('every exported constant of those files is in the table, under the right file', () => {
+    const documented = new Set(rows.map((r) => `${r[2]} ${code(r[0])}`));
+    const missing: string[] = [];
+    for (const [where, mod] of Object.entries(modules)) {
+      for (const [name, v] of Object.entries(mod)) {
+        if (!/^[A-Z][A-Z0-9_]+$/.test(name)) continue;
+        if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'bigint') continue;
+        if (!documented.has(`${where} ${name}`)) missing.push(`${where} ${name}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('defaults table', () => {
+  const now = 1_764_072_000_000;
+  const checks: Record<string, () => number> = {
+    'CookieAuthority.rotationPeriodMs': () => new CookieAuthority().rotationPeriodMs,
+    'CookieAuthority.lifetimeMs': () => new CookieAuthority().lifetimeMs,
+    'AckTracker.windowSize': () => new AckTracker().windowSize,
+    'AckTracker.maxLossesPerAck': () => new AckTracker().maxLossesPerAck,
+    // Observed through behaviour: the manager does not expose its options.
+    'ClientManager.maxTtlMs': () => {
+      const { manager, cookie } = managerWith(['main']);
+      const out = manager.handle(
+        { type: MessageType.Join, cookie, channels: ['main'], until: { kind: 'duration', ms: 10 ** 12 }, ack: false },
+        { ...CLIENT, bytesReceived: 100 },
+        now,
+      );
+      const reply = out.replies[0].message;
+      if (reply.type !== MessageType.Joined) throw new Error('expected JOINED');
+      return reply.expiresAtMs - now;
+    },
+    'ClientManager.maxChannelsPerClient': () => {
+      const names = Array.from({ length: 40 }, (_, i) => `c${i}`);
+      const { manager, cookie } = managerWith(names);
+      for (let n = 1; n <= names.length; n++) {
+        const out = manager.handle(
+          { type: MessageType.Join, cookie, channels: names.slice(0, n), until: { kind: 'duration', ms: 1000 }, ack: false },
+          { ...CLIENT, bytesReceived: 100 },
+          now,
+        );
+        const reply = out.replies[0].message;
+        if (reply.type === MessageType.Error && reply.code === ErrorCode.TooManyChannels) return n - 1;
+      }
+      throw new Error('no channel limit up to 40');
+    },
+  };
+  const CLIENT = { address: '192.0.2.7', port: 5000 };
+  function managerWith(names: string[]): { manager: ClientManager; cookie: Uint8Array } {
+    const cookies = new CookieAuthority({ masterSecret: new Uint8Array(32).fill(3) });
+    const manager = new ClientManager({
+      cookies,
+      channels: staticChannelDirectory(names.map((name, i) => ({ name, tsi: i + 1 }))),
+      encodedSize: (m) => encodeControl(m).length,
+    });
+    return { manager, cookie: cookies.issue(CLIENT.address, CLIENT.port, now) };
+  }
+
+  const rows = docTable('table', 'defaults');
+  test('the table lists exactly the checked defaults', () => {
+    expect(rows.map((r) => code(r[0])).sort()).toEqual(Object.keys(checks).sort());
+  });
+  test.each(rows.map((r) => [code(r[0]), r[1]]))('%s = %s', (name, value) => {
+    expect(checks[name]()).toBe(docValue(value));
+  });
+});
+
+// ------------------------------------------------------- enums and reasons --
+
+function enumEntries(e: Record<string, string | number>): Array<[string, number]> {
+  return Object.entries(e)
+    .filter((kv): kv is [string, number] => typeof kv[1] === 'number')
+    .sort((a, b) => a[1] - b[1]);
+}
+
+test('message types table = MessageType', () => {
+  const rows = docTable('table', 'message-types').map((r) => [code(r[1]), Number(r[0])]);
+  expect(rows).toEqual(enumEntries(MessageType));
+});
+
+test('error codes table = ErrorCode', () => {
+  const rows = docTable('table', 'error-codes').map((r) => [code(r[1]), Number(r[0])]);
+  expect(rows).toEqual(enumEntries(ErrorCode));
+});
+
+// Typed as complete records, so a reason added to a union without being
+// added here is a compile error, and one added here but missing from the
+// doc fails below.
+const CONTROL_REASONS: Record<ControlRejectReason, true> = {
+  'too-short': true,
+  'too-large': true,
+  'bad-magic': true,
+  'unknown-version': true,
+  'unknown-type': true,
+  'length-mismatch': true,
+  truncated: true,
+  'trailing-bytes': true,
+  'u64-unsafe': true,
+  'hello-too-short': true,
+  'bad-cookie-length': true,
+  'bad-time-kind': true,
+  'too-many-channels': true,
+  'bad-channel-name': true,
+  'bad-utf8': true,
+  'duplicate-channel': true,
+  'bad-window': true,
+  'too-many-ranges': true,
+  'bad-range': true,
+  'unknown-error-code': true,
+  'bad-reason-text': true,
+  'decoder-bug': true,
+};
+const ALC_REASONS: Record<AlcRejectReason, true> = {
+  'lct-truncated': true,
+  'lct-bad-version': true,
+  'lct-bad-header-length': true,
+  'lct-bad-extension': true,
+  'decoder-bug': true,
+  'unsupported-fec-encoding': true,
+  'missing-payload-id': true,
+  'empty-payload': true,
+  'bad-ext-fti': true,
+  'bad-ext-rqseq': true,
+  'missing-ext-fdt': true,
+  'duplicate-extension': true,
+  'bad-payload-length': true,
+};
+const FDT_REASONS: Record<FdtRejectReason, true> = {
+  'too-large': true,
+  'bad-utf8': true,
+  'bad-char': true,
+  'malformed-xml': true,
+  'unsupported-encoding': true,
+  'doctype-not-allowed': true,
+  'unsupported-markup': true,
+  'bad-entity': true,
+  'too-deep': true,
+  'too-many-elements': true,
+  'too-many-attributes': true,
+  'attribute-too-long': true,
+  'duplicate-attribute': true,
+  'unbound-prefix': true,
+  'not-fdt-instance': true,
+  'missing-attribute': true,
+  'bad-attribute-value': true,
+  'duplicate-toi': true,
+  'too-many-files': true,
+  'bad-oti': true,
+  'decoder-bug': true,
+};
+
+test.each([
+  ['control-reject-reasons', CONTROL_REASONS],
+  ['alc-reject-reasons', ALC_REASONS],
+  ['fdt-reject-reasons', FDT_REASONS],
+] as const)('%s table = the reason union', (name, reasons) => {
+  expect(docTable('table', name).map((r) => code(r[0])).sort()).toEqual(Object.keys(reasons).sort());
+});
+
+test('decoders return the documented reasons (spot checks)', () => {
+  const control = (b: Uint8Array): string => {
+    const r = decodeControl(b);
+    return r.ok ? 'ok' : r.reason;
+  };
+  const leave = encodeControl({ type: MessageType.Leave, cookie: COOKIE });
+  expect(control(leave.subarray(0, 7))).toBe('too-short');
+  expect(control(cat(leave, new Uint8Array(1200)))).toBe('too-large');
+  const badMagic = leave.slice();
+  badMagic[1] = 0x52;
+  expect(control(badMagic)).toBe('bad-magic');
+  const hello = encodeControl({ type: MessageType.Hello, nonce: NONCE });
+  expect(control(hello.subarray(0, 127))).toBe('length-mismatch');
+  const shortHello = hello.slice(0, 127);
+  shortHello[5] = 127;
+  expect(control(shortHello)).toBe('hello-too-short');
+});
+
+// ------------------------------------------------------- control layouts --
+
+const COOKIE = Uint8Array.from({ length: 33 }, (_, i) => (i * 7 + 1) & 0xff);
+const NONCE = u8(1, 2, 3, 4, 5, 6, 7, 8);
+const header = (type: number, length: number): Uint8Array => cat(u8(0x52, 0x51, 1, type), u16(length), u8(0, 0));
+const name = (s: string): Uint8Array => cat(u8(utf8(s).length), utf8(s));
+
+describe('control message layouts', () => {
+  test('header (checked on every message type)', () => {
+    const all: ControlMessage[] = [
+      { type: MessageType.Hello, nonce: NONCE },
+      { type: MessageType.Cookie, nonce: NONCE, cookie: COOKIE, serverTimeMs: 5 },
+      { type: MessageType.Join, cookie: COOKIE, channels: ['a'], until: { kind: 'duration', ms: 1 }, ack: false },
+      { type: MessageType.Joined, channels: [], expiresAtMs: 9 },
+      { type: MessageType.Leave, cookie: COOKIE },
+      { type: MessageType.Ack, cookie: COOKIE, tsi: 1, windowStart: 0, windowEnd: 1, received: [] },
+      { type: MessageType.Error, code: ErrorCode.Internal, reason: '' },
+    ];
+    for (const m of all) {
+      const b = encodeControl(m).subarray(0, 8);
+      const len = encodeControl(m).length;
+      checkLayout('header', {
+        bytes: b,
+        vars: {},
+        fields: { magic: u8(0x52, 0x51), version: u8(1), type: u8(m.type), totalLength: u16(len), reserved: u8(0, 0) },
+      });
+    }
+  });
+
+  test('HELLO', () => {
+    const b = encodeControl({ type: MessageType.Hello, nonce: NONCE });
+    expect(b.length).toBe(controlHeaderModule.HELLO_MIN_SIZE);
+    checkLayout('HELLO', {
+      bytes: b,
+      vars: {},
+      fields: { header: header(1, b.length), nonce: NONCE, padding: new Uint8Array(b.length - 16) },
+    });
+  });
+
+  test('COOKIE', () => {
+    const serverTimeMs = 1_764_072_000_123;
+    const b = encodeControl({ type: MessageType.Cookie, nonce: NONCE, cookie: COOKIE, serverTimeMs });
+    checkLayout('COOKIE', {
+      bytes: b,
+      vars: { cookieLen: 33 },
+      fields: { header: header(2, b.length), nonce: NONCE, serverTimeMs: u64(serverTimeMs), cookieLen: u8(33), cookie: COOKIE },
+    });
+  });
+
+  test('JOIN and JOIN.name', () => {
+    const b = encodeControl({
+      type: MessageType.Join,
+      cookie: COOKIE,
+      channels: ['news', 'vidéo'],
+      until: { kind: 'absolute', unixMs: 1_764_072_030_000 },
+      ack: true,
+    });
+    const names = cat(name('news'), name('vidéo'));
+    checkLayout('JOIN', {
+      bytes: b,
+      vars: { cookieLen: 33 },
+      fields: {
+        header: header(3, b.length),
+        flags: u8(joinModule.JOIN_FLAG_ACK),
+        timeKind: u8(1),
+        time: u64(1_764_072_030_000),
+        cookieLen: u8(33),
+        cookie: COOKIE,
+        count: u8(2),
+        names,
+      },
+    });
+    const second = b.subarray(b.length - name('vidéo').length);
+    checkLayout('JOIN.name', { bytes: second, vars: { nameLen: 6 }, fields: { nameLen: u8(6), name: utf8('vidéo') } });
+  });
+
+  test('JOINED and JOINED.channel', () => {
+    const b = encodeControl({
+      type: MessageType.Joined,
+      channels: [
+        { name: '频道', tsi: 0x01020304 },
+        { name: 'main', tsi: 0xfffffffe },
+      ],
+      expiresAtMs: 1_764_072_300_000,
+    });
+    const first = cat(u32(0x01020304), name('频道'));
+    const entries = cat(first, u32(0xfffffffe), name('main'));
+    checkLayout('JOINED', {
+      bytes: b,
+      vars: {},
+      fields: { header: header(4, b.length), expiresAtMs: u64(1_764_072_300_000), count: u8(2), channels: entries },
+    });
+    checkLayout('JOINED.channel', {
+      bytes: b.subarray(17, 17 + first.length),
+      vars: { nameLen: 6 },
+      fields: { tsi: u32(0x01020304), nameLen: u8(6), name: utf8('频道') },
+    });
+  });
+
+  test('LEAVE', () => {
+    const b = encodeControl({ type: MessageType.Leave, cookie: COOKIE });
+    checkLayout('LEAVE', { bytes: b, vars: { cookieLen: 33 }, fields: { header: header(5, b.length), cookieLen: u8(33), cookie: COOKIE } });
+  });
+
+  test('ACK and ACK.range (wrapping window)', () => {
+    const received = [
+      { start: 0xfffffff2, end: 0xfffffff5 },
+      { start: 3, end: 5 },
+    ];
+    const b = encodeControl({ type: MessageType.Ack, cookie: COOKIE, tsi: 7, windowStart: 0xfffffff0, windowEnd: 0x10, received });
+    const ranges = cat(...received.flatMap((r) => [u32(r.start), u32(r.end)]));
+    checkLayout('ACK', {
+      bytes: b,
+      vars: { cookieLen: 33, count: 2 },
+      fields: {
+        header: header(6, b.length),
+        cookieLen: u8(33),
+        cookie: COOKIE,
+        tsi: u32(7),
+        windowStart: u32(0xfffffff0),
+        windowEnd: u32(0x10),
+        count: u8(2),
+        ranges,
+      },
+    });
+    checkLayout('ACK.range', { bytes: ranges.subarray(0, 8), vars: {}, fields: { start: u32(0xfffffff2), end: u32(0xfffffff5) } });
+  });
+
+  test('ERROR', () => {
+    const reason = 'unknown channel x';
+    const b = encodeControl({ type: MessageType.Error, code: ErrorCode.UnknownChannel, reason });
+    checkLayout('ERROR', {
+      bytes: b,
+      vars: { reasonLen: reason.length },
+      fields: { header: header(7, b.length), code: u16(3), reasonLen: u8(reason.length), reason: utf8(reason) },
+    });
+  });
+
+  test('TCP frame', () => {
+    const packet = encodeControl({ type: MessageType.Leave, cookie: COOKIE });
+    const b = framingModule.encodeFrame(packet);
+    checkLayout('frame', { bytes: b, vars: { length: packet.length }, fields: { length: u16(packet.length), packet } });
+  });
+});
+
+// ----------------------------------------------------------- data layouts --
+
+describe('data packet layouts', () => {
+  const oti = { transferLength: 1000, symbolSize: 16, sourceBlocks: 1, subBlocks: 1, alignment: 4 };
+  // F = 1000 (40 bits), reserved, T = 16, Z = 1, N = 1, Al = 4.
+  const otiBytes = u8(0, 0, 0, 0x03, 0xe8, 0, 0, 16, 1, 0, 1, 4);
+  const symbols = Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i);
+  const packet = alcModule.encodeAlc({
+    tsi: 0x0a0b0c0d,
+    toi: 0,
+    sbn: 2,
+    esi: 0x030405,
+    symbols,
+    oti,
+    sequence: 0xdeadbeef,
+    fdtInstanceId: 0x12345,
+  });
+  const extFdt = u8(192, (2 << 4) | 0x1, 0x23, 0x45);
+  const extFti = cat(u8(64, 4), otiBytes, u8(0, 0));
+  const extRqseq = u8(120, 2, 0, 0, 0xde, 0xad, 0xbe, 0xef);
+
+  test('LCT header as rqcast sends it (FDT packet)', () => {
+    checkLayout('lct-fdt-packet', {
+      bytes: packet,
+      vars: {},
+      fields: {
+        flags0: u8(0x10),
+        flags1: u8(0xa0),
+        HDR_LEN: u8(11),
+        CP: u8(6),
+        CCI: u8(0, 0, 0, 0),
+        TSI: u32(0x0a0b0c0d),
+        TOI: u32(0),
+        EXT_FDT: extFdt,
+        EXT_FTI: extFti,
+        EXT_RQSEQ: extRqseq,
+        SBN: u8(2),
+        ESI: u8(3, 4, 5),
+        symbols,
+      },
+    });
+    const decoded = alcModule.decodeAlc(packet);
+    expect(decoded.ok && decoded.packet.sequence === 0xdeadbeef && decoded.packet.fdt?.instanceId === 0x12345).toBe(true);
+  });
+
+  test('EXT_FDT, EXT_FTI, EXT_RQSEQ', () => {
+    checkLayout('EXT_FDT', { bytes: packet.subarray(16, 20), vars: {}, fields: { HET: u8(192), versionAndInstanceId: u8(0x21, 0x23, 0x45) } });
+    checkLayout('EXT_FTI', { bytes: packet.subarray(20, 36), vars: {}, fields: { HET: u8(64), HEL: u8(4), OTI: otiBytes, padding: u8(0, 0) } });
+    checkLayout('EXT_RQSEQ', {
+      bytes: packet.subarray(36, 44),
+      vars: {},
+      fields: { HET: u8(120), HEL: u8(2), reserved: u8(0, 0), sequence: u32(0xdeadbeef) },
+    });
+  });
+
+  test('OTI, with Z = 256 written as 0', () => {
+    const big = { transferLength: 0x01_0000_0400, symbolSize: 0x4000, sourceBlocks: 256, subBlocks: 2, alignment: 8 };
+    expect(otiModule.otiProblem(big)).toBeUndefined();
+    const b = otiModule.encodeOti(big);
+    checkLayout('OTI', {
+      bytes: b,
+      vars: {},
+      fields: { F: u8(0x01, 0, 0, 0x04, 0), reserved: u8(0), T: u16(0x4000), Z: u8(0), N: u16(2), Al: u8(8) },
+    });
+    expect(otiModule.decodeOti(b)).toEqual(big);
+  });
+});
+
+// ------------------------------------------------------------- cookies --
+
+describe('cookie layout and what is MACed', () => {
+  const master = new Uint8Array(32).fill(0x11);
+  const now = 1_764_072_012_345;
+  const period = Math.floor(now / 60_000);
+  const key = createHmac('sha256', master)
+    .update('rqcast cookie key v1', 'ascii')
+    .update(u64(period))
+    .digest();
+  const mac = (...parts: Uint8Array[]): Buffer => {
+    const h = createHmac('sha256', key);
+    for (const p of parts) h.update(p);
+    return h.digest();
+  };
+
+  test.each([
+    ['192.0.2.1', cat(new Uint8Array(10), u8(0xff, 0xff, 192, 0, 2, 1)), ''],
+    ['fe80::1%eth0', cat(u8(0xfe, 0x80), new Uint8Array(13), u8(1)), 'eth0'],
+  ])('%s', (address, addressBytes, zone) => {
+    const authority = new CookieAuthority({ masterSecret: master, rotationPeriodMs: 60_000 });
+    const cookie = authority.issue(address, 4433, now);
+    const expiry = u64(now + 60_000);
+    const keyId = u8(period & 0xff);
+    checkLayout('cookie', {
+      bytes: cookie,
+      vars: {},
+      fields: {
+        expiry,
+        keyId,
+        issuerTag: mac(u8(0x00), expiry, keyId).subarray(0, 8),
+        bindingTag: mac(u8(0x01), expiry, keyId, addressBytes, u8(zone.length), utf8(zone), u16(4433)).subarray(0, 16),
+      },
+    });
+    if (zone === '') expect(authority.verify(cookie, '::ffff:192.0.2.1', 4433, now + 1)).toEqual({ ok: true, expiresAtMs: now + 60_000 });
+  });
+
+  test('refusals and the ERROR code each one is answered with', () => {
+    const authority = new CookieAuthority({ masterSecret: master });
+    const manager = new ClientManager({
+      cookies: authority,
+      channels: staticChannelDirectory([{ name: 'main', tsi: 1 }]),
+      encodedSize: (m) => encodeControl(m).length,
+    });
+    const client = { address: '198.51.100.4', port: 6000 };
+    const good = authority.issue(client.address, client.port, now);
+    const forged = good.slice();
+    forged[9] ^= 1;
+    const cases: Record<CookieRefusal, { cookie: Uint8Array; port: number; at: number }> = {
+      malformed: { cookie: good.subarray(0, 32), port: client.port, at: now },
+      unknownKey: { cookie: authority.issue(client.address, client.port, now - 10 * 60_000), port: client.port, at: now },
+      forged: { cookie: forged, port: client.port, at: now },
+      wrongAddress: { cookie: good, port: client.port + 1, at: now },
+      expired: { cookie: good, port: client.port, at: now + 60_000 },
+    };
+    const rows = docTable('table', 'cookie-refusals');
+    expect(rows.map((r) => code(r[0])).sort()).toEqual(Object.keys(cases).sort());
+    for (const row of rows) {
+      const refusal = code(row[0]) as CookieRefusal;
+      const c = cases[refusal];
+      const verdict = authority.verify(c.cookie, client.address, c.port, c.at);
+      expect(verdict).toEqual({ ok: false, reason: refusal });
+      const out = manager.handle({ type: MessageType.Leave, cookie: c.cookie }, { address: client.address, port: c.port, bytesReceived: 100 }, c.at);
+      const reply = out.replies[0]?.message;
+      expect({ refusal, code: reply?.type === MessageType.Error ? reply.code : undefined }).toEqual({
+        refusal,
+        code: Number(/^([0-9]+)/.exec(row[1])?.[1]),
+      });
+    }
+  });
+});
+
+// ---------------------------------------------------------------- FDT --
+
+test('FDT File attributes table = what buildFdt writes, in order', () => {
+  const xml = fdtModule.buildFdt({
+    expiresAtMs: 1_764_072_000_000,
+    complete: true,
+    files: [
+      {
+        toi: 1n,
+        contentLocation: 'a.bin',
+        contentLength: 1000,
+        contentType: 'application/octet-stream',
+        contentEncoding: 'identity',
+        contentMd5: Buffer.alloc(16).toString('base64'),
+        sha256: new Uint8Array(32),
+        oti: { transferLength: 1000, symbolSize: 16, sourceBlocks: 1, subBlocks: 1, alignment: 4 },
+      },
+    ],
+  });
+  const fileLine = xml.split('\n').find((l) => l.trim().startsWith('<File'));
+  const written = [...(fileLine ?? '').matchAll(/ ([A-Za-z0-9:-]+)="/g)].map((m) => m[1]);
+  expect(docTable('table', 'fdt-file-attributes').map((r) => code(r[0]))).toEqual(written);
+  expect(xml).toContain(`xmlns="${fdtModule.FDT_NAMESPACE}"`);
+  expect(xml).toContain(`xmlns:rq="${fdtModule.RQCAST_FDT_NAMESPACE}"`);
+});
