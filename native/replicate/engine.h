@@ -1,0 +1,192 @@
+// rqcast — the replication engine: channels of ready packets, each paced and
+// sent to every one of its destinations by one native sender thread.
+//
+// Threads: any producer thread (the JS thread, a native encoder) calls the
+// public methods; they only enqueue commands or fill a channel's ring. The
+// sender thread alone touches sockets, destination sets and token buckets.
+// Ordering promise: a command issued before pushPackets(X) (on the same
+// thread) is applied before X is sent — a destination added before X gets X,
+// one removed before X does not. Packets pushed before the command may go
+// either way (a fountain stream does not care).
+//
+// A channel with no destination holds its packets (nothing is consumed).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "replicate/destination_set.h"
+#include "replicate/packet_ring.h"
+#include "replicate/pacing.h"
+#include "udp/udp.h"
+
+namespace rqcast {
+namespace replicate {
+
+struct EngineOptions {
+  bool gso = true;                     // use UDP GSO when the kernel has it
+  int send_buffer_bytes = 4 << 20;     // SO_SNDBUF(FORCE) of each socket
+  int send_timeout_ms = 100;           // a send blocked longer is a drop
+  uint32_t max_batch = udp::kMaxBatch; // messages per sendmmsg
+  uint32_t max_segments = udp::kMaxGsoSegments;  // packets per GSO datagram
+  // Monotonic nanoseconds for pacing. Empty: CLOCK_MONOTONIC. Tests inject
+  // a manual clock so that pacing is checked by token arithmetic alone.
+  std::function<uint64_t()> clock;
+};
+
+struct ChannelConfig {
+  uint32_t slot_size = 1500;     // largest packet
+  uint32_t capacity = 4096;      // ring slots
+  uint32_t low_water = 1024;     // ask for more at or below this many queued
+  uint64_t rate_bytes_per_s = 0; // 0: unpaced
+  uint64_t burst_bytes = 0;      // 0: default_burst()
+};
+
+// Counters are written by the sender thread and read by anyone.
+struct ChannelStats {
+  uint32_t id = 0;
+  uint64_t stream_packets = 0;  // ring packets sent to all destinations
+  uint64_t datagrams = 0;       // wire datagrams (GSO segments counted)
+  uint64_t bytes = 0;           // payload bytes of those datagrams
+  uint64_t syscalls = 0;
+  uint64_t gso_sends = 0;       // super-datagrams handed to the kernel
+  uint64_t drops_eagain = 0;    // send timed out on a full buffer
+  uint64_t drops_enobufs = 0;
+  uint64_t errors = 0;          // other per-destination errors
+  uint64_t one_offs = 0;
+  uint64_t destinations = 0;
+  uint64_t queued = 0;
+};
+
+struct EngineStats {
+  bool gso_active = false;
+  uint64_t gso_fallbacks = 0;  // GSO sends refused by the kernel
+  uint64_t syscalls = 0;
+  uint64_t one_offs = 0;       // sendTo without a channel
+  uint64_t one_off_errors = 0;
+  uint64_t commands = 0;
+};
+
+// Called on the sender thread, once per loop with every channel that fell to
+// its low-water mark since the producer last pushed to it.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void on_low_water(const uint32_t* channels, size_t count) = 0;
+};
+
+class Engine {
+ public:
+  Engine(const EngineOptions& options, EventSink* sink);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Opens the sockets (IPv4, and IPv6 if the host has it) and starts the
+  // sender thread. Returns an errno value.
+  int start();
+  // Stops and joins the sender thread; queued packets are discarded.
+  // Idempotent; also run by the destructor.
+  void stop();
+  bool running() const { return thread_.joinable(); }
+
+  // All return 0 or an errno value: EEXIST, ENOENT, EINVAL, EAFNOSUPPORT,
+  // ESHUTDOWN (engine stopped).
+  int create_channel(uint32_t id, const ChannelConfig& config);
+  int remove_channel(uint32_t id);
+  int add_destination(uint32_t id, const udp::Endpoint& to);
+  int remove_destination(uint32_t id, const udp::Endpoint& to);
+  int clear_destinations(uint32_t id);
+  int set_rate(uint32_t id, uint64_t rate_bytes_per_s, uint64_t burst_bytes);
+  int set_paused(uint32_t id, bool paused);
+
+  // Copies up to `count` packets (laid end to end) into the channel's ring;
+  // *accepted tells how many fit.
+  int push_packets(uint32_t id, const uint8_t* packets, uint32_t packet_size,
+                   uint32_t count, uint32_t* accepted);
+  // Native producers fill the ring themselves (reserve/commit on the
+  // returned ring, one producer at a time) and then call wake().
+  std::shared_ptr<PacketRing> ring(uint32_t id);
+  void producer_pushed(uint32_t id);
+
+  // One datagram outside the stream (an ACK's replacement symbol). With a
+  // channel, it is counted and paced on that channel's account.
+  int send_to(const uint32_t* channel, const udp::Endpoint& to,
+              const uint8_t* data, size_t len);
+
+  int channel_stats(uint32_t id, ChannelStats* out) const;
+  void all_channel_stats(std::vector<ChannelStats>* out) const;
+  EngineStats stats() const;
+  bool gso_supported() const { return gso_supported_; }
+
+  // Blocks until the sender thread has finished one whole loop (commands
+  // applied, every channel sent what its tokens allow, events delivered)
+  // that began after this call. For tests and for an orderly close; returns
+  // ESHUTDOWN if the engine is stopped.
+  int barrier();
+
+ private:
+  struct Channel;
+  struct Command;
+  struct Run;
+
+  int enqueue(Command&& c);
+  void wake();
+  void run();
+  bool drain_commands();
+  void apply(Command& c);
+  void send_run(Channel& c, uint64_t head, uint32_t count);
+  void send_family(Channel& c, int fam, const Run& run);
+  void flush(Channel& c, udp::Socket& s, unsigned count, const uint32_t* segs,
+             const uint64_t* bytes);
+  void flush_plain_after_gso_failure(Channel& c, udp::Socket& s,
+                                     const struct mmsghdr* msgs, unsigned count);
+  void count_error(Channel& c, int err);
+  uint32_t run_limit(const Channel& c) const;
+  udp::Socket* socket_for(int family);
+  uint64_t now() const;
+
+  EngineOptions options_;
+  EventSink* sink_;
+  bool gso_supported_ = false;
+  std::atomic<bool> gso_active_{false};
+  std::atomic<uint64_t> gso_fallbacks_{0}, syscalls_{0}, one_offs_{0},
+      one_off_errors_{0}, commands_{0};
+
+  // Producer side: which channels exist (guarded by map_mutex_).
+  mutable std::mutex map_mutex_;
+  std::unordered_map<uint32_t, std::shared_ptr<Channel>> channels_;
+
+  // Command queue and wake-up.
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Command> queue_;
+  bool wake_pending_ = false;
+  bool stopping_ = false;
+  // barrier(): loops asked for and loops finished, by generation.
+  uint64_t barrier_requested_ = 0;
+  uint64_t barrier_done_ = 0;
+  std::condition_variable barrier_cv_;
+
+  // Sender thread only.
+  std::thread thread_;
+  udp::Socket v4_, v6_;
+  std::vector<std::shared_ptr<Channel>> active_;
+  std::vector<struct mmsghdr> msgs_;
+  std::vector<uint32_t> msg_segs_;
+  std::vector<uint64_t> msg_bytes_;
+  std::vector<uint32_t> low_;
+  bool rescan_ = false;  // a channel was added: look at its tail next loop
+  std::unique_ptr<Run> run_;
+};
+
+}  // namespace replicate
+}  // namespace rqcast

@@ -1,0 +1,269 @@
+// rqcast — kernel UDP calls, each wrapped once with its fallback.
+#include "udp/udp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/udp.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103  // linux/udp.h, Linux >= 4.18
+#endif
+
+namespace rqcast {
+namespace udp {
+
+static_assert(kGsoControlSize == CMSG_SPACE(sizeof(uint16_t)),
+              "kGsoControlSize must match CMSG_SPACE(uint16_t)");
+
+uint16_t Endpoint::port() const {
+  if (addr.ss_family == AF_INET)
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port);
+  return 0;
+}
+
+bool parse_endpoint(const char* address, uint16_t port, Endpoint* out) {
+  if (address == nullptr || out == nullptr) return false;
+  *out = Endpoint{};
+  sockaddr_in v4{};
+  if (inet_pton(AF_INET, address, &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(port);
+    std::memcpy(&out->addr, &v4, sizeof v4);
+    out->len = sizeof v4;
+    return true;
+  }
+  // IPv6, with an optional %zone (interface name or index) for link-local.
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  size_t n = std::strlen(address);
+  if (n >= sizeof text) return false;
+  std::memcpy(text, address, n + 1);
+  unsigned scope = 0;
+  if (char* pct = std::strchr(text, '%')) {
+    *pct = '\0';
+    const char* zone = pct + 1;
+    char* end = nullptr;
+    unsigned long idx = std::strtoul(zone, &end, 10);
+    scope = (end != zone && *end == '\0') ? static_cast<unsigned>(idx)
+                                          : if_nametoindex(zone);
+    if (scope == 0) return false;
+  }
+  sockaddr_in6 v6{};
+  if (inet_pton(AF_INET6, text, &v6.sin6_addr) != 1) return false;
+  v6.sin6_family = AF_INET6;
+  v6.sin6_port = htons(port);
+  v6.sin6_scope_id = scope;
+  std::memcpy(&out->addr, &v6, sizeof v6);
+  out->len = sizeof v6;
+  return true;
+}
+
+void format_address(const Endpoint& e, char* buf, size_t cap) {
+  if (cap == 0) return;
+  buf[0] = '\0';
+  if (e.family() == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr,
+              buf, static_cast<socklen_t>(cap));
+  else if (e.family() == AF_INET6)
+    inet_ntop(AF_INET6,
+              &reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr, buf,
+              static_cast<socklen_t>(cap));
+}
+
+size_t write_gso_control(void* buf, uint16_t segment_size) {
+  std::memset(buf, 0, kGsoControlSize);
+  auto* cm = static_cast<cmsghdr*>(buf);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  std::memcpy(CMSG_DATA(cm), &segment_size, sizeof segment_size);
+  return kGsoControlSize;
+}
+
+Socket::~Socket() { close(); }
+
+void Socket::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+int Socket::open(int family, int send_buffer_bytes, int send_timeout_ms) {
+  close();
+  int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+  if (fd < 0) return errno;
+  fd_ = fd;
+  family_ = family;
+  if (family == AF_INET6) {
+    int on = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  }
+  if (send_buffer_bytes > 0) {
+    // SO_SNDBUFFORCE (root) lifts net.core.wmem_max; plain SO_SNDBUF after.
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &send_buffer_bytes,
+                   sizeof send_buffer_bytes) != 0)
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer_bytes,
+                 sizeof send_buffer_bytes);
+  }
+  if (send_timeout_ms > 0) {
+    timeval tv{send_timeout_ms / 1000, (send_timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  // The kernel knows UDP_SEGMENT if it answers the getsockopt.
+  int seg = 0;
+  socklen_t sl = sizeof seg;
+  gso_supported_ = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, &sl) == 0;
+  return 0;
+}
+
+int Socket::open_bound(const Endpoint& local, int receive_buffer_bytes) {
+  int rc = open(local.family(), 0, 0);
+  if (rc != 0) return rc;
+  if (receive_buffer_bytes > 0) {
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes,
+                   sizeof receive_buffer_bytes) != 0)
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes,
+                 sizeof receive_buffer_bytes);
+  }
+  if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local.addr), local.len) !=
+      0) {
+    int e = errno;
+    close();
+    return e;
+  }
+  return 0;
+}
+
+int Socket::local_endpoint(Endpoint* out) const {
+  *out = Endpoint{};
+  out->len = sizeof out->addr;
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&out->addr), &out->len) != 0)
+    return errno;
+  return 0;
+}
+
+int Socket::send_batch(struct mmsghdr* msgs, unsigned count, int* err) {
+  if (have_sendmmsg_) {
+    int r = ::sendmmsg(fd_, msgs, count, 0);
+    if (r >= 0) return r;
+    if (errno != ENOSYS) {
+      *err = errno;
+      return -1;
+    }
+    have_sendmmsg_ = false;  // pre-3.0 kernels, some sandboxes
+  }
+  unsigned sent = 0;
+  for (; sent < count; ++sent) {
+    ssize_t r = ::sendmsg(fd_, &msgs[sent].msg_hdr, 0);
+    if (r < 0) {
+      if (sent > 0) return static_cast<int>(sent);
+      *err = errno;
+      return -1;
+    }
+    msgs[sent].msg_len = static_cast<unsigned>(r);
+  }
+  return static_cast<int>(sent);
+}
+
+int Socket::send_one(const Endpoint& to, const void* data, size_t len) {
+  ssize_t r = ::sendto(fd_, data, len, 0,
+                       reinterpret_cast<const sockaddr*>(&to.addr), to.len);
+  return r < 0 ? errno : 0;
+}
+
+int Socket::receive_batch(struct mmsghdr* msgs, unsigned count, int* err) {
+  if (have_recvmmsg_) {
+    int r = ::recvmmsg(fd_, msgs, count, MSG_DONTWAIT, nullptr);
+    if (r >= 0) return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    if (errno != ENOSYS) {
+      *err = errno;
+      return -1;
+    }
+    have_recvmmsg_ = false;
+  }
+  unsigned got = 0;
+  for (; got < count; ++got) {
+    ssize_t r = ::recvmsg(fd_, &msgs[got].msg_hdr, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || got > 0) break;
+      *err = errno;
+      return -1;
+    }
+    msgs[got].msg_len = static_cast<unsigned>(r);
+  }
+  return static_cast<int>(got);
+}
+
+int Socket::set_multicast_ttl(int hops) {
+  int r = family_ == AF_INET6
+              ? setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops,
+                           sizeof hops)
+              : setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_TTL, &hops,
+                           sizeof hops);
+  return r == 0 ? 0 : errno;
+}
+
+int Socket::set_multicast_loop(bool on) {
+  int v = on ? 1 : 0;
+  int r = family_ == AF_INET6
+              ? setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &v, sizeof v)
+              : setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_LOOP, &v, sizeof v);
+  return r == 0 ? 0 : errno;
+}
+
+int Socket::set_multicast_interface(unsigned interface_index) {
+  int r;
+  if (family_ == AF_INET6) {
+    r = setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_IF, &interface_index,
+                   sizeof interface_index);
+  } else {
+    ip_mreqn m{};
+    m.imr_ifindex = static_cast<int>(interface_index);
+    r = setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m);
+  }
+  return r == 0 ? 0 : errno;
+}
+
+static int membership(int fd, const Endpoint& group, unsigned ifindex,
+                      bool join) {
+  int r;
+  if (group.family() == AF_INET6) {
+    ipv6_mreq m{};
+    m.ipv6mr_multiaddr =
+        reinterpret_cast<const sockaddr_in6*>(&group.addr)->sin6_addr;
+    m.ipv6mr_interface = ifindex;
+    r = setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
+                   &m, sizeof m);
+  } else if (group.family() == AF_INET) {
+    ip_mreqn m{};
+    m.imr_multiaddr = reinterpret_cast<const sockaddr_in*>(&group.addr)->sin_addr;
+    m.imr_ifindex = static_cast<int>(ifindex);
+    r = setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                   &m, sizeof m);
+  } else {
+    return EAFNOSUPPORT;
+  }
+  return r == 0 ? 0 : errno;
+}
+
+int Socket::join_group(const Endpoint& group, unsigned interface_index) {
+  return membership(fd_, group, interface_index, true);
+}
+
+int Socket::leave_group(const Endpoint& group, unsigned interface_index) {
+  return membership(fd_, group, interface_index, false);
+}
+
+}  // namespace udp
+}  // namespace rqcast

@@ -1,0 +1,101 @@
+// rqcast — the one place that talks to the kernel about UDP.
+//
+// Every socket call the data plane makes (socket options, sendmmsg,
+// recvmmsg, UDP GSO, multicast membership) is wrapped here once, with its
+// fallback, in the uSockets manner: the replicator above is plain logic and
+// never includes a socket header beyond the types below.
+//
+// No exception is thrown; fallible calls return an errno value (0 = ok).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rqcast {
+namespace udp {
+
+// An IPv4 or IPv6 address and port, stored as the kernel takes it.
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+
+  int family() const { return addr.ss_family; }
+  uint16_t port() const;
+};
+
+// Parses a numeric IPv4 ("127.0.0.1") or IPv6 ("::1", "fe80::1%lo") address.
+// Returns false for anything else (no name resolution on the data plane).
+bool parse_endpoint(const char* address, uint16_t port, Endpoint* out);
+// Writes the numeric address into buf (>= 64 bytes).
+void format_address(const Endpoint& e, char* buf, size_t cap);
+
+// Largest UDP payload that one (super-)datagram may carry, IPv4 bound
+// (65535 - 20 - 8); used for both families so that a run of segments never
+// depends on the family.
+constexpr size_t kMaxDatagramPayload = 65507;
+// UDP_MAX_SEGMENTS in the kernels that introduced UDP GSO (4.18); newer
+// kernels allow 128, but 64 is accepted everywhere.
+constexpr unsigned kMaxGsoSegments = 64;
+// sendmmsg/recvmmsg take at most UIO_MAXIOV (1024) messages per call.
+constexpr unsigned kMaxBatch = 1024;
+// Control buffer bytes needed for one UDP_SEGMENT cmsg.
+constexpr size_t kGsoControlSize = 24;  // CMSG_SPACE(sizeof(uint16_t)) on LP64
+
+// Writes a UDP_SEGMENT control message (segment size) into buf, which must
+// hold kGsoControlSize bytes, aligned for cmsghdr. Returns the control length.
+size_t write_gso_control(void* buf, uint16_t segment_size);
+
+class Socket {
+ public:
+  Socket() = default;
+  ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  // Opens a blocking UDP socket of the family (AF_INET or AF_INET6; IPv6
+  // sockets are V6ONLY). send_timeout_ms bounds how long a send may block on
+  // a full send buffer (then it fails with EAGAIN, counted as a drop).
+  // Probes UDP GSO support once (getsockopt UDP_SEGMENT).
+  int open(int family, int send_buffer_bytes, int send_timeout_ms);
+  // Opens and binds (for receivers and tests); port 0 picks one.
+  int open_bound(const Endpoint& local, int receive_buffer_bytes);
+  void close();
+
+  bool is_open() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  int family() const { return family_; }
+  // The kernel knows UDP_SEGMENT (Linux >= 4.18). A send may still fail with
+  // EIO when the route's device lacks checksum offload: callers fall back.
+  bool gso_supported() const { return gso_supported_; }
+  int local_endpoint(Endpoint* out) const;
+
+  // sendmmsg; on kernels without it (ENOSYS), a sendmsg loop. Returns the
+  // number of messages sent (> 0), or -1 with *err set for the first one.
+  int send_batch(struct mmsghdr* msgs, unsigned count, int* err);
+  // One datagram (one-off packets: ACK replacements, tests).
+  int send_one(const Endpoint& to, const void* data, size_t len);
+  // recvmmsg (non-blocking, MSG_DONTWAIT); sendmsg-style fallback to a
+  // recvmsg loop. Returns messages received (>= 0) or -1 with *err set.
+  int receive_batch(struct mmsghdr* msgs, unsigned count, int* err);
+
+  // Multicast (RFC 1112 / RFC 3376 / RFC 3810 socket options).
+  int set_multicast_ttl(int hops);
+  int set_multicast_loop(bool on);
+  // interface_index 0 lets the kernel choose.
+  int set_multicast_interface(unsigned interface_index);
+  int join_group(const Endpoint& group, unsigned interface_index);
+  int leave_group(const Endpoint& group, unsigned interface_index);
+
+ private:
+  int fd_ = -1;
+  int family_ = 0;
+  bool gso_supported_ = false;
+  bool have_sendmmsg_ = true;
+  bool have_recvmmsg_ = true;
+};
+
+}  // namespace udp
+}  // namespace rqcast
