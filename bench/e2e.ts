@@ -185,20 +185,11 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   return { system: 'uftp', loss_pct: loss, seconds, ok, verified, server_rss_MiB: serverRss, client_rss_MiB: clientRss, dropped_pct: dropped };
 }
 
-/** Symbols received over source symbols, from a fetch's --json summary. */
+/** Reception overhead (%): symbols received / symbols needed - 1, from a fetch's --json summary. */
 function overheadFromSummary(summary: unknown): number | undefined {
-  const s = summary as Record<string, unknown>;
-  const objects = (s.objects as Array<Record<string, unknown>> | undefined) ?? [s];
-  let received = 0;
-  let k = 0;
-  for (const o of objects) {
-    const r = Number(o.symbolsReceived ?? o.symbols_received ?? NaN);
-    const kk = Number(o.sourceSymbols ?? o.source_symbols ?? o.K ?? NaN);
-    if (!Number.isFinite(r) || !Number.isFinite(kk)) return undefined;
-    received += r;
-    k += kk;
-  }
-  return k > 0 ? (received / k - 1) * 100 : undefined;
+  const s = summary as { symbolsReceived?: number; neededSymbols?: number } | undefined;
+  if (!s || typeof s.symbolsReceived !== 'number' || typeof s.neededSymbols !== 'number' || s.neededSymbols <= 0) return undefined;
+  return (s.symbolsReceived / s.neededSymbols - 1) * 100;
 }
 
 function lastJsonLine(text: string): unknown {
