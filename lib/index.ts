@@ -1,3 +1,4 @@
 /** rqcast public API. */
 export * from './errors';
 export * from './fec';
+export * from './client';

@@ -1,0 +1,169 @@
+/**
+ * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
+ *  [--timeout 60s] [--json] [--quiet] [--loss PCT]`
+ *
+ * Exit codes (docs/PROTOCOL.md, CLI): 0 every object fetched and verified;
+ * 2 usage (bad URL or option); 3 the server refused the JOIN (e.g. unknown
+ * channel); 4 timeout (nothing from the server for --timeout, or --until
+ * reached first); 5 an object's SHA-256 did not match the FDT; 130
+ * interrupted (SIGINT/SIGTERM); 1 anything else.
+ */
+import { statSync } from 'fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/client';
+import {
+  DigestMismatchError,
+  FetchAbortedError,
+  FetchTimeoutError,
+  InvalidClientOptionError,
+  InvalidUrlError,
+  JoinRefusedError,
+} from '../client/errors';
+import { chooseProgressMode, ProgressDisplay } from '../client/progress';
+import { parseRqcastUrl, RqcastUrl } from '../client/url';
+
+export const EXIT_OK = 0;
+export const EXIT_OTHER = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_REFUSED = 3;
+export const EXIT_TIMEOUT = 4;
+export const EXIT_DIGEST = 5;
+export const EXIT_INTERRUPTED = 130;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "30s", "2m", "1h", "1.5s", or a bare number of seconds -> ms. */
+export function parseDuration(text: string): number {
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`"${text}" is not a duration (e.g. 500ms, 30s, 2m, 1h)`);
+  const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 's']);
+  if (!(ms > 0) || !Number.isSafeInteger(ms)) throw new InvalidArgumentError(`"${text}" must be a positive duration`);
+  return ms;
+}
+
+/** An ISO 8601 date-time -> Unix ms. */
+export function parseUntil(text: string): number {
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) throw new InvalidArgumentError(`"${text}" is not an ISO 8601 date-time (e.g. 2030-01-01T12:00:00Z)`);
+  const t = Date.parse(text);
+  if (!Number.isFinite(t)) throw new InvalidArgumentError(`"${text}" is not a valid date-time`);
+  return t;
+}
+
+export function parseLossPercent(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || v >= 100) throw new InvalidArgumentError('--loss is a percentage in [0, 100)');
+  return v;
+}
+
+export interface FetchCliOptions {
+  output?: string;
+  ttl?: number;
+  until?: number;
+  ack?: boolean;
+  timeout: number;
+  json?: boolean;
+  quiet?: boolean;
+  loss?: number;
+}
+
+/**
+ * Where objects go: -o PATH is a file when the URL names one object and
+ * PATH is not an existing directory (nor ends with '/'); a directory
+ * otherwise. Default: the current directory, under the objects' names.
+ */
+export function outputTarget(url: RqcastUrl, output: string | undefined): { outputDir?: string; outputFile?: string } {
+  if (output === undefined) return { outputDir: process.cwd() };
+  let isDir = /[/\\]$/.test(output);
+  if (!isDir) {
+    try {
+      isDir = statSync(output).isDirectory();
+    } catch {
+      /* does not exist yet */
+    }
+  }
+  if (url.name !== undefined && !isDir) return { outputFile: output };
+  return { outputDir: output };
+}
+
+export function exitCodeFor(e: unknown): number {
+  if (e instanceof InvalidUrlError || e instanceof InvalidClientOptionError) return EXIT_USAGE;
+  if (e instanceof JoinRefusedError) return EXIT_REFUSED;
+  if (e instanceof FetchTimeoutError) return EXIT_TIMEOUT;
+  if (e instanceof DigestMismatchError) return EXIT_DIGEST;
+  if (e instanceof FetchAbortedError) return EXIT_INTERRUPTED;
+  return EXIT_OTHER;
+}
+
+/** Runs one fetch for the CLI; returns the process exit code. */
+export async function runFetch(urlText: string, o: FetchCliOptions): Promise<number> {
+  const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
+  let client: RqcastClient;
+  let display: ProgressDisplay | undefined;
+  try {
+    const url = parseRqcastUrl(urlText);
+    const options: RqcastClientOptions = {
+      ...outputTarget(url, o.output),
+      ttlMs: o.ttl,
+      untilMs: o.until,
+      ack: o.ack,
+      timeoutMs: o.timeout,
+      lossRate: o.loss === undefined ? undefined : o.loss / 100,
+    };
+    client = new RqcastClient(url, options);
+  } catch (e) {
+    return report(e, undefined, o);
+  }
+  display = new ProgressDisplay(client, mode);
+  const onSignal = (): void => client.close();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let summary: FetchSummary;
+  try {
+    summary = await client.fetch();
+  } catch (e) {
+    return report(e, display, o);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  display.succeed(summary);
+  return EXIT_OK;
+}
+
+function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions): number {
+  const code = exitCodeFor(e);
+  const err = e instanceof Error ? e : new Error(String(e));
+  display?.fail(err, code);
+  if (o.json && !display) process.stdout.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
+  process.stderr.write(`rqcast fetch: ${err.message}\n`);
+  return code;
+}
+
+export function registerFetchCommand(program: Command): Command {
+  return program
+    .command('fetch')
+    .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
+    .argument('<url>', 'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets')
+    .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
+    .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(parseDuration).conflicts('until'))
+    .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(parseUntil))
+    .option('--ack', 'ACK mode: report losses, the server replaces them with fresh symbols')
+    .addOption(new Option('--timeout <duration>', 'give up after this long without anything from the server').argParser(parseDuration).default(60_000, '60s'))
+    .option('--json', 'JSON lines on stdout: progress, objects, final summary')
+    .option('-q, --quiet', 'no progress display')
+    .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(parseLossPercent))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  rqcast fetch rqcast://server.example:4433              every object of channel "main" into .
+  rqcast fetch rqcast://[::1]:4433//movie.mp4 -o m.mp4   one object of "main" into m.mp4
+  rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
+
+Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
+130 interrupted, 1 other error.`,
+    )
+    .action(async (url: string, opts: FetchCliOptions) => {
+      process.exitCode = await runFetch(url, opts);
+    });
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * The `rqcast` command: `rqcast serve ...` (./serve) and `rqcast fetch ...`
+ * (./fetch). Usage errors exit with 2 (docs/PROTOCOL.md, CLI).
+ */
+import { Command, CommanderError } from 'commander';
+import { EXIT_OTHER, EXIT_USAGE, registerFetchCommand } from './fetch';
+
+// Read at run time: the same relative path works from lib/cli and dist/cli.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const pkg = require('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('rqcast')
+    .description('RaptorQ (RFC 6330) content distribution: one stream of fountain-coded symbols, any number of clients')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    // Inherited by the subcommands registered below: usage errors come back
+    // here as CommanderError instead of exiting with commander's code 1.
+    .exitOverride();
+  registerFetchCommand(program);
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    process.stderr.write(`rqcast: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = EXIT_OTHER;
+  }
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,865 @@
+/**
+ * RqcastClient: fetches objects from an rqcast server (docs/PROTOCOL.md).
+ *
+ * One UDP socket does everything:
+ *
+ *   HELLO (padded, §4.3) ──► COOKIE          retried with backoff until answered
+ *   JOIN(cookie, channels, ttl|until, ack) ──► JOINED(TSIs) | ERROR
+ *   ◄── ALC packets of the joined TSIs, from any port of the server's address
+ *   ACK (ACK mode, per channel, every ackIntervalMs or ackEveryPackets)
+ *   JOIN again at half the granted time (renewal; a new cookie if refused as expired)
+ *   LEAVE once every wanted object is written
+ *
+ * Data path per channel: TOI 0 -> FdtReceiver -> the objects wanted (the
+ * URL's NAME, or every object of the FDTs); TOI n -> the object's
+ * ObjectReceiver (one per object, shared by every channel whose FDT lists
+ * the same name, digest and OTI, so symbols of all channels combine) ->
+ * ObjectFileWriter (temp file, SHA-256, atomic rename). Packets of TOIs not
+ * yet in an FDT wait in a bounded buffer.
+ *
+ * Errors end the fetch: JoinRefusedError (the CLI's exit 3),
+ * FetchTimeoutError (4), DigestMismatchError (5). Temp files are removed
+ * on every failure.
+ */
+import { randomBytes } from 'crypto';
+import * as dgram from 'dgram';
+import { promises as dns } from 'dns';
+import { EventEmitter } from 'events';
+import { isIP } from 'net';
+import * as path from 'path';
+import { AlcPacket, decodeAlc, FDT_TOI } from '../protocol/alc';
+import { decodeControl, encodeControl } from '../protocol/control';
+import { CONTROL_MAGIC_0, NONCE_SIZE } from '../protocol/control-header';
+import type { FdtFile, FdtInstance } from '../protocol/fdt';
+import { ControlMessage, ErrorCode, JoinedChannel, MessageType, TimeValue } from '../protocol/messages';
+import type { Oti as WireOti } from '../protocol/oti';
+import { AckReporter } from './ack-reporter';
+import {
+  ClientError,
+  FetchAbortedError,
+  FetchTimeoutError,
+  InvalidClientOptionError,
+  JoinRefusedError,
+  NoSuchObjectError,
+  UnfetchableObjectError,
+} from './errors';
+import { FdtReceiver } from './fdt-receiver';
+import { ObjectFileWriter, safeObjectPath } from './file-writer';
+import { ObjectReceiver } from './object-receiver';
+import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
+
+export interface RqcastClientOptions {
+  /** Directory the objects are written to (under their sanitised names). Default the current directory. */
+  outputDir?: string;
+  /** Exact file path for the one object the URL names (requires NAME in the URL). */
+  outputFile?: string;
+  /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
+  ttlMs?: number;
+  /** JOIN with an absolute time (Unix ms, this host's clock); the session ends then. Excludes ttlMs. */
+  untilMs?: number;
+  /** ACK mode: report losses, receive fresh-symbol replacements. */
+  ack?: boolean;
+  /** Give up after this long without anything useful from the server. Default 60 000 ms. */
+  timeoutMs?: number;
+  /** Test hook: drop this fraction (0..1) of received data packets before processing. */
+  lossRate?: number;
+  /** Seed of the loss hook's PRNG. Default random. */
+  lossSeed?: number;
+  /** ACK every this many ms (ACK mode). Default 50. */
+  ackIntervalMs?: number;
+  /** ... or as soon as this many packets of a channel are unreported. Default 256. */
+  ackEveryPackets?: number;
+  /** 'progress' events every this many ms. Default 250. */
+  progressIntervalMs?: number;
+  /** SO_RCVBUF request. Default 8 MiB (the kernel may cap it). */
+  recvBufferBytes?: number;
+  /** Packets of TOIs not yet in an FDT kept per channel. Default 4096. */
+  maxUnknownPackets?: number;
+  /** First HELLO/JOIN retry after this many ms, doubling up to 2 s. Default 250. */
+  retryMs?: number;
+  /** Keep a log of every (tsi, toi, sbn, esi) received in stats.esiLog. */
+  recordEsis?: boolean;
+}
+
+/** One data packet, as the 'packet' debug event reports it (after the loss hook). */
+export interface PacketInfo {
+  tsi: number;
+  toi: bigint;
+  sbn: number;
+  esi: number;
+  /** Symbols in the packet (G). */
+  symbols: number;
+  /** EXT_RQSEQ, absent on ACK replacements. */
+  sequence?: number;
+  replacement: boolean;
+}
+
+export interface ObjectProgress {
+  name: string;
+  bytes: number;
+  heldSymbols: number;
+  neededSymbols: number;
+  done: boolean;
+}
+
+export interface ProgressInfo {
+  elapsedMs: number;
+  objects: ObjectProgress[];
+  heldSymbols: number;
+  neededSymbols: number;
+  packetsReceived: number;
+  bytesReceived: number;
+  /** Data bytes per second received over the last interval. */
+  rateBytesPerSec: number;
+  /** Seconds to completion at the current rate, if known. */
+  etaSeconds?: number;
+}
+
+export interface ObjectResult {
+  name: string;
+  path: string;
+  bytes: number;
+  sha256: string;
+  /** From JOINED to the object verified and renamed. */
+  seconds: number;
+  symbolsReceived: number;
+  symbolsUsed: number;
+  neededSymbols: number;
+}
+
+export interface FetchSummary {
+  objects: ObjectResult[];
+  /** Object bytes written. */
+  bytes: number;
+  seconds: number;
+  packetsReceived: number;
+  bytesReceived: number;
+  symbolsReceived: number;
+  symbolsUsed: number;
+  neededSymbols: number;
+  /** symbolsReceived / neededSymbols - 1 (reception overhead). */
+  overhead: number;
+  replacements: number;
+  acksSent: number;
+  simulatedDrops: number;
+}
+
+export interface ClientStats {
+  /** Datagrams from the server's address that were ALC packets of a joined channel (after the loss hook). */
+  packetsReceived: number;
+  bytesReceived: number;
+  /** Packets carrying no EXT_RQSEQ: replacements sent in answer to an ACK. */
+  replacements: number;
+  /** Packets dropped by the lossRate test hook. */
+  simulatedDrops: number;
+  /** Datagrams ignored: unknown source, TSI not joined, undecodable. */
+  ignored: number;
+  /** Packets of TOIs not yet in an FDT dropped because the buffer was full. */
+  unknownDropped: number;
+  acksSent: number;
+  hellosSent: number;
+  joinsSent: number;
+  renewals: number;
+  /** Every (tsi, toi, sbn, esi) received, if recordEsis. */
+  esiLog: { tsi: number; toi: bigint; sbn: number; esi: number; replacement: boolean }[];
+}
+
+export declare interface RqcastClient {
+  on(event: 'joined', listener: (info: { channels: JoinedChannel[]; expiresAtMs: number }) => void): this;
+  on(event: 'progress', listener: (p: ProgressInfo) => void): this;
+  on(event: 'object', listener: (o: ObjectResult) => void): this;
+  on(event: 'done', listener: (s: FetchSummary) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'warning', listener: (message: string) => void): this;
+  on(event: 'packet', listener: (p: PacketInfo) => void): this;
+}
+
+interface ChannelState {
+  name: string;
+  tsi: number;
+  fdt: FdtReceiver;
+  fdtSeen: boolean;
+  /** TOI -> object of this channel. */
+  tois: Map<bigint, ObjectState>;
+  /** TOIs this channel's FDTs list that are not wanted. */
+  ignoredTois: Set<bigint>;
+  unknown: AlcPacket[];
+  ack?: AckReporter;
+}
+
+interface ObjectState {
+  name: string;
+  file: FdtFile;
+  oti: WireOti;
+  sha256: Uint8Array;
+  path: string;
+  receiver: ObjectReceiver;
+  writer: Promise<ObjectFileWriter>;
+  done: boolean;
+}
+
+type Phase = 'idle' | 'hello' | 'join' | 'joined' | 'finished';
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function sameOti(a: WireOti, b: WireOti): boolean {
+  return (
+    a.transferLength === b.transferLength &&
+    a.symbolSize === b.symbolSize &&
+    a.sourceBlocks === b.sourceBlocks &&
+    a.subBlocks === b.subBlocks &&
+    a.alignment === b.alignment
+  );
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+}
+
+/** ::ffff:a.b.c.d -> a.b.c.d, so replies on either socket family compare equal. */
+function plainAddress(a: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  return m ? m[1] : a;
+}
+
+const MAX_COOKIE_REFRESHES = 3;
+const MAX_RETRY_MS = 2000;
+
+export class RqcastClient extends EventEmitter {
+  readonly url: RqcastUrl;
+  readonly stats: ClientStats = {
+    packetsReceived: 0,
+    bytesReceived: 0,
+    replacements: 0,
+    simulatedDrops: 0,
+    ignored: 0,
+    unknownDropped: 0,
+    acksSent: 0,
+    hellosSent: 0,
+    joinsSent: 0,
+    renewals: 0,
+    esiLog: [],
+  };
+  private readonly opts: Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed'>> & {
+    outputFile?: string;
+    untilMs?: number;
+  };
+  private readonly random: () => number;
+  private readonly wanted: string[];
+  private socket?: dgram.Socket;
+  private server?: { address: string; port: number; family: 4 | 6 };
+  private phase: Phase = 'idle';
+  private nonce = new Uint8Array(NONCE_SIZE);
+  private cookie?: Uint8Array;
+  /** server clock - local clock, from COOKIE. */
+  private clockOffsetMs = 0;
+  private cookieRefreshes = 0;
+  private retryTimer?: NodeJS.Timeout;
+  private retryDelay = 0;
+  private renewTimer?: NodeJS.Timeout;
+  private ackTimer?: NodeJS.Timeout;
+  private tickTimer?: NodeJS.Timeout;
+  private lastActivity = 0;
+  private startedAt = 0;
+  private joinedAt?: number;
+  private untilTimer?: NodeJS.Timeout;
+  private readonly channels = new Map<number, ChannelState>();
+  private readonly objects = new Map<string, ObjectState>();
+  private readonly results: ObjectResult[] = [];
+  private lastProgress = { at: 0, bytes: 0 };
+  private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
+  private running?: Promise<FetchSummary>;
+
+  constructor(url: string | RqcastUrl, options: RqcastClientOptions = {}) {
+    super();
+    this.url = typeof url === 'string' ? parseRqcastUrl(url) : url;
+    this.wanted = joinChannels(this.url);
+    const o = options;
+    if (o.ttlMs !== undefined && o.untilMs !== undefined) throw new InvalidClientOptionError('give either ttlMs or untilMs, not both');
+    const positive = (v: number | undefined, name: string, def: number): number => {
+      if (v === undefined) return def;
+      if (!Number.isFinite(v) || v <= 0) throw new InvalidClientOptionError(`${name} must be a positive number`);
+      return v;
+    };
+    const lossRate = o.lossRate ?? 0;
+    if (!(lossRate >= 0 && lossRate < 1)) throw new InvalidClientOptionError('lossRate must be in [0, 1)');
+    if (o.untilMs !== undefined && !Number.isSafeInteger(o.untilMs)) throw new InvalidClientOptionError('untilMs must be an integer Unix time in ms');
+    if (o.outputFile !== undefined && this.url.name === undefined) {
+      throw new InvalidClientOptionError('an output file needs a URL that names one object; give a directory otherwise');
+    }
+    this.opts = {
+      outputDir: o.outputDir ?? process.cwd(),
+      outputFile: o.outputFile,
+      ttlMs: Math.round(positive(o.ttlMs, 'ttlMs', 30_000)),
+      untilMs: o.untilMs,
+      ack: o.ack ?? false,
+      timeoutMs: positive(o.timeoutMs, 'timeoutMs', 60_000),
+      lossRate,
+      ackIntervalMs: positive(o.ackIntervalMs, 'ackIntervalMs', 50),
+      ackEveryPackets: Math.round(positive(o.ackEveryPackets, 'ackEveryPackets', 256)),
+      progressIntervalMs: positive(o.progressIntervalMs, 'progressIntervalMs', 250),
+      recvBufferBytes: Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 8 << 20)),
+      maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
+      retryMs: positive(o.retryMs, 'retryMs', 250),
+      recordEsis: o.recordEsis ?? false,
+    };
+    this.random = mulberry32(o.lossSeed ?? randomBytes(4).readUInt32BE(0));
+  }
+
+  /** Runs the fetch once; later calls return the same promise. */
+  fetch(): Promise<FetchSummary> {
+    if (!this.running) {
+      this.running = new Promise<FetchSummary>((resolve, reject) => {
+        this.settle = { resolve, reject };
+        this.start().catch((e: unknown) => this.fail(e));
+      });
+    }
+    return this.running;
+  }
+
+  /** Aborts a running fetch (FetchAbortedError); temp files are removed. */
+  close(): void {
+    this.fail(new FetchAbortedError());
+  }
+
+  /** The fetch has finished or failed (a method, so that TypeScript does not narrow across awaits). */
+  private get ended(): boolean {
+    return this.phase === 'finished';
+  }
+
+  // ------------------------------------------------------------ set-up --
+
+  private async start(): Promise<void> {
+    this.startedAt = Date.now();
+    this.lastActivity = this.startedAt;
+    if (this.opts.untilMs !== undefined && this.opts.untilMs <= Date.now()) {
+      throw new InvalidClientOptionError('the --until time has already passed');
+    }
+    this.server = await this.resolve(this.url.host, this.url.port);
+    if (this.ended) return;
+    const socket = dgram.createSocket({ type: this.server.family === 6 ? 'udp6' : 'udp4' });
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.ended) {
+      socket.close();
+      return;
+    }
+    try {
+      socket.setRecvBufferSize(this.opts.recvBufferBytes);
+    } catch {
+      /* the kernel's limit applies */
+    }
+    socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
+    socket.on('error', (err) => this.fail(err));
+    this.tickTimer = setInterval(() => this.tick(), Math.min(250, this.opts.progressIntervalMs));
+    if (this.opts.untilMs !== undefined) {
+      this.untilTimer = setTimeout(
+        () => this.fail(new FetchTimeoutError('the session reached its --until time before the transfer completed')),
+        this.opts.untilMs - Date.now(),
+      );
+    }
+    this.sendHello(true);
+  }
+
+  private async resolve(host: string, port: number): Promise<{ address: string; port: number; family: 4 | 6 }> {
+    const kind = isIP(host);
+    if (kind !== 0) return { address: host, port, family: kind as 4 | 6 };
+    let all: { address: string; family: number }[];
+    try {
+      all = await dns.lookup(host, { all: true });
+    } catch {
+      throw new ClientError('ERR_RQ_CLIENT_RESOLVE', `cannot resolve host "${host}"`);
+    }
+    // IPv4 first: a server bound to 0.0.0.0 (the default) does not hear ::1.
+    const pick = all.find((a) => a.family === 4) ?? all[0];
+    if (!pick) throw new ClientError('ERR_RQ_CLIENT_RESOLVE', `cannot resolve host "${host}"`);
+    return { address: pick.address, port, family: pick.family === 6 ? 6 : 4 };
+  }
+
+  // ------------------------------------------------------ control plane --
+
+  private send(msg: ControlMessage): void {
+    const socket = this.socket;
+    const server = this.server;
+    if (!socket || !server || this.phase === 'finished') return;
+    socket.send(encodeControl(msg), server.port, server.address, () => {
+      /* UDP: a send error is a lost datagram; the retry timers cover it */
+    });
+  }
+
+  private armRetry(action: () => void, reset: boolean): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryDelay = reset ? this.opts.retryMs : Math.min(this.retryDelay * 2, MAX_RETRY_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      action();
+    }, this.retryDelay);
+  }
+
+  private sendHello(reset: boolean): void {
+    if (this.phase === 'finished') return;
+    if (this.phase !== 'hello' || reset) {
+      this.nonce = randomBytes(NONCE_SIZE);
+    }
+    this.phase = this.phase === 'joined' ? 'joined' : 'hello';
+    this.awaiting = 'cookie';
+    this.stats.hellosSent++;
+    this.send({ type: MessageType.Hello, nonce: this.nonce });
+    this.armRetry(() => this.sendHello(false), reset);
+  }
+
+  /** What the last request waits for; 'none' while simply joined. */
+  private awaiting: 'cookie' | 'joined' | 'none' = 'none';
+
+  private timeValue(): TimeValue {
+    if (this.opts.untilMs !== undefined) return { kind: 'absolute', unixMs: Math.max(0, Math.round(this.opts.untilMs + this.clockOffsetMs)) };
+    return { kind: 'duration', ms: this.opts.ttlMs };
+  }
+
+  private sendJoin(reset: boolean): void {
+    if (this.phase === 'finished' || !this.cookie) return;
+    if (this.phase !== 'joined') this.phase = 'join';
+    this.awaiting = 'joined';
+    this.stats.joinsSent++;
+    this.send({ type: MessageType.Join, cookie: this.cookie, channels: this.wanted, until: this.timeValue(), ack: this.opts.ack });
+    this.armRetry(() => this.sendJoin(false), reset);
+  }
+
+  private onControl(msg: ControlMessage): void {
+    switch (msg.type) {
+      case MessageType.Cookie: {
+        if (this.awaiting !== 'cookie' || !sameBytes(msg.nonce, this.nonce)) return;
+        this.lastActivity = Date.now();
+        this.cookie = msg.cookie;
+        this.clockOffsetMs = msg.serverTimeMs - Date.now();
+        this.sendJoin(true);
+        return;
+      }
+      case MessageType.Joined: {
+        if (this.awaiting !== 'joined') return;
+        this.lastActivity = Date.now();
+        this.awaiting = 'none';
+        if (this.retryTimer) clearTimeout(this.retryTimer);
+        this.cookieRefreshes = 0;
+        this.onJoined(msg.channels, msg.expiresAtMs);
+        return;
+      }
+      case MessageType.Error:
+        this.onServerError(msg.code, msg.reason);
+        return;
+      default:
+        this.stats.ignored++;
+    }
+  }
+
+  private onServerError(code: ErrorCode, reason: string): void {
+    this.lastActivity = Date.now();
+    if (code === ErrorCode.BadCookie || code === ErrorCode.CookieExpired) {
+      // The cookie outlived its lifetime, or the server changed keys: a new one (PROTOCOL.md §6.2).
+      if (++this.cookieRefreshes > MAX_COOKIE_REFRESHES) {
+        this.fail(new JoinRefusedError(code, reason));
+        return;
+      }
+      this.cookie = undefined;
+      this.sendHello(true);
+      return;
+    }
+    if (code === ErrorCode.NotJoined) {
+      // The session expired under us (an ACK arrived after it): join again.
+      if (this.awaiting === 'none') this.sendJoin(true);
+      return;
+    }
+    if (this.awaiting === 'joined') {
+      this.fail(new JoinRefusedError(code, reason));
+      return;
+    }
+    this.emitWarning(`server error ${code}: ${reason}`);
+  }
+
+  private onJoined(joined: JoinedChannel[], expiresAtMs: number): void {
+    if (joined.length === 0) {
+      this.fail(new JoinRefusedError(ErrorCode.Internal, 'joined no channel'));
+      return;
+    }
+    const first = this.phase !== 'joined';
+    this.phase = 'joined';
+    if (first) {
+      this.joinedAt = Date.now();
+      for (const c of joined) {
+        this.channels.set(c.tsi, {
+          name: c.name,
+          tsi: c.tsi,
+          fdt: new FdtReceiver(),
+          fdtSeen: false,
+          tois: new Map(),
+          ignoredTois: new Set(),
+          unknown: [],
+          ack: this.opts.ack ? new AckReporter() : undefined,
+        });
+      }
+      if (this.opts.ack) this.ackTimer = setInterval(() => this.sendAcks(), this.opts.ackIntervalMs);
+      this.emit('joined', { channels: joined, expiresAtMs });
+    } else {
+      this.stats.renewals++;
+    }
+    this.scheduleRenewal(expiresAtMs);
+  }
+
+  private scheduleRenewal(expiresAtMs: number): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    const serverNow = Date.now() + this.clockOffsetMs;
+    const granted = expiresAtMs - serverNow;
+    if (this.opts.untilMs !== undefined) {
+      // Nothing to renew if the server granted the whole --until time.
+      if (expiresAtMs >= this.opts.untilMs + this.clockOffsetMs) return;
+    }
+    this.renewTimer = setTimeout(() => {
+      this.renewTimer = undefined;
+      if (this.cookie) this.sendJoin(true);
+      else this.sendHello(true);
+    }, Math.max(100, Math.floor(granted / 2)));
+  }
+
+  // --------------------------------------------------------- data plane --
+
+  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const server = this.server;
+    if (!server || this.phase === 'finished') return;
+    if (plainAddress(rinfo.address) !== plainAddress(server.address) || msg.length === 0) {
+      this.stats.ignored++;
+      return;
+    }
+    if (msg[0] === CONTROL_MAGIC_0) {
+      if (rinfo.port !== server.port) {
+        this.stats.ignored++;
+        return;
+      }
+      const d = decodeControl(msg);
+      if (d.ok) this.onControl(d.msg);
+      else this.stats.ignored++;
+      return;
+    }
+    const d = decodeAlc(msg);
+    if (!d.ok) {
+      this.stats.ignored++;
+      return;
+    }
+    const p = d.packet;
+    const ch = this.channels.get(p.tsi);
+    if (!ch) {
+      this.stats.ignored++;
+      return;
+    }
+    if (this.opts.lossRate > 0 && this.random() < this.opts.lossRate) {
+      this.stats.simulatedDrops++;
+      return;
+    }
+    this.lastActivity = Date.now();
+    this.stats.packetsReceived++;
+    this.stats.bytesReceived += msg.length;
+    const replacement = p.sequence === undefined;
+    if (replacement) this.stats.replacements++;
+    else if (ch.ack) {
+      ch.ack.record(p.sequence as number);
+      if (ch.ack.unreported >= this.opts.ackEveryPackets) this.sendAck(ch);
+    }
+    if (this.opts.recordEsis) this.stats.esiLog.push({ tsi: p.tsi, toi: p.toi, sbn: p.sbn, esi: p.esi, replacement });
+    if (this.listenerCount('packet') > 0) {
+      const T = p.oti?.symbolSize ?? ch.tois.get(p.toi)?.oti.symbolSize;
+      this.emit('packet', {
+        tsi: p.tsi,
+        toi: p.toi,
+        sbn: p.sbn,
+        esi: p.esi,
+        symbols: T ? Math.floor(p.payloadLength / T) : 1,
+        sequence: p.sequence,
+        replacement,
+      } satisfies PacketInfo);
+    }
+    this.route(ch, p);
+  }
+
+  private route(ch: ChannelState, p: AlcPacket): void {
+    if (p.toi === FDT_TOI) {
+      const r = ch.fdt.add(p);
+      if (r) this.onFdt(ch, r.fdt);
+      return;
+    }
+    const obj = ch.tois.get(p.toi);
+    if (obj) {
+      obj.receiver.add(p);
+      return;
+    }
+    if (ch.fdtSeen || ch.ignoredTois.has(p.toi)) return;
+    // Not in an FDT yet: keep a bounded number for when it arrives.
+    if (ch.unknown.length >= this.opts.maxUnknownPackets) {
+      this.stats.unknownDropped++;
+      return;
+    }
+    ch.unknown.push(p);
+  }
+
+  private onFdt(ch: ChannelState, fdt: FdtInstance): void {
+    ch.fdtSeen = true;
+    for (const file of fdt.files) {
+      if (ch.tois.has(file.toi)) continue;
+      if (this.url.name !== undefined && file.contentLocation !== this.url.name) {
+        ch.ignoredTois.add(file.toi);
+        continue;
+      }
+      let obj: ObjectState | undefined;
+      try {
+        obj = this.objectFor(file);
+      } catch (e) {
+        if (this.url.name !== undefined) {
+          this.fail(e);
+          return;
+        }
+        this.emitWarning(e instanceof Error ? e.message : String(e));
+      }
+      if (obj) ch.tois.set(file.toi, obj);
+      else ch.ignoredTois.add(file.toi);
+    }
+    const buffered = ch.unknown;
+    ch.unknown = [];
+    for (const p of buffered) {
+      const obj = ch.tois.get(p.toi);
+      if (obj) obj.receiver.add(p);
+    }
+    this.checkFinished();
+  }
+
+  /** The object for an FDT entry: an existing one (same name, digest, OTI) or a new one. */
+  private objectFor(file: FdtFile): ObjectState | undefined {
+    const name = file.contentLocation;
+    if (file.oti === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no RaptorQ OTI');
+    if (file.sha256 === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no rq:Content-SHA-256 to verify it');
+    const existing = this.objects.get(name);
+    if (existing) {
+      if (sameOti(existing.oti, file.oti) && sameBytes(existing.sha256, file.sha256)) return existing;
+      this.emitWarning(`channels disagree about "${name}" (digest or OTI); using the first`);
+      return undefined;
+    }
+    const target = this.opts.outputFile !== undefined ? path.resolve(this.opts.outputFile) : path.resolve(this.opts.outputDir, safeObjectPath(name));
+    for (const o of this.objects.values()) {
+      if (o.path === target) throw new UnfetchableObjectError(name, `its output path is already used by "${o.name}"`);
+    }
+    const writer = ObjectFileWriter.create(target, file.oti.transferLength);
+    // Failures surface through the receiver's sink; keep the promise handled meanwhile.
+    writer.catch(() => undefined);
+    const receiver = new ObjectReceiver(file.oti, {
+      writeBlock: async (_sbn, offset, data) => (await writer).writeAt(offset, data),
+    });
+    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, writer, done: false };
+    this.objects.set(name, obj);
+    receiver.done.then(
+      () => this.onObjectDecoded(obj),
+      (e: unknown) => this.fail(e),
+    );
+    return obj;
+  }
+
+  private async onObjectDecoded(obj: ObjectState): Promise<void> {
+    try {
+      const w = await obj.writer;
+      await w.commit(obj.sha256, obj.name);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    obj.done = true;
+    const r = obj.receiver;
+    const result: ObjectResult = {
+      name: obj.name,
+      path: obj.path,
+      bytes: obj.oti.transferLength,
+      sha256: Buffer.from(obj.sha256).toString('hex'),
+      seconds: (Date.now() - (this.joinedAt ?? this.startedAt)) / 1000,
+      symbolsReceived: r.stats.symbolsReceived,
+      symbolsUsed: r.stats.symbolsUsed,
+      neededSymbols: r.neededSymbols,
+    };
+    this.results.push(result);
+    if (this.phase !== 'finished') this.emit('object', result);
+    this.checkFinished();
+  }
+
+  private checkFinished(): void {
+    if (this.phase === 'finished') return;
+    const allFdts = [...this.channels.values()].every((c) => c.fdtSeen);
+    if (!allFdts || this.channels.size === 0) return;
+    if (this.url.name !== undefined && !this.objects.has(this.url.name)) {
+      this.fail(new NoSuchObjectError(this.url.name));
+      return;
+    }
+    for (const o of this.objects.values()) if (!o.done) return;
+    this.finish();
+  }
+
+  // ---------------------------------------------------------------- ACK --
+
+  private sendAck(ch: ChannelState): void {
+    const r = ch.ack?.report();
+    if (!r || !this.cookie) return;
+    this.stats.acksSent++;
+    this.send({ type: MessageType.Ack, cookie: this.cookie, tsi: ch.tsi, windowStart: r.windowStart, windowEnd: r.windowEnd, received: r.received });
+  }
+
+  private sendAcks(): void {
+    for (const ch of this.channels.values()) this.sendAck(ch);
+  }
+
+  // ------------------------------------------------------------ periodic --
+
+  private tick(): void {
+    const now = Date.now();
+    if (now - this.lastActivity > this.opts.timeoutMs) {
+      const what =
+        this.phase === 'hello' ? 'no answer to HELLO' : this.phase === 'join' ? 'no answer to JOIN' : 'no data';
+      this.fail(new FetchTimeoutError(`${what} for ${Math.round(this.opts.timeoutMs / 1000)} s`));
+      return;
+    }
+    if (this.phase === 'joined' && now - this.lastProgress.at >= this.opts.progressIntervalMs) this.emitProgress(now);
+  }
+
+  /** Progress now (also what 'progress' events carry). */
+  progress(now = Date.now()): ProgressInfo {
+    const objects: ObjectProgress[] = [];
+    let held = 0;
+    let needed = 0;
+    for (const o of this.objects.values()) {
+      const h = o.done ? o.receiver.neededSymbols : o.receiver.heldSymbols;
+      objects.push({ name: o.name, bytes: o.oti.transferLength, heldSymbols: h, neededSymbols: o.receiver.neededSymbols, done: o.done });
+      held += h;
+      needed += o.receiver.neededSymbols;
+    }
+    const dt = (now - this.lastProgress.at) / 1000;
+    const rate = this.lastProgress.at > 0 && dt > 0 ? (this.stats.bytesReceived - this.lastProgress.bytes) / dt : 0;
+    const info: ProgressInfo = {
+      elapsedMs: now - (this.joinedAt ?? this.startedAt),
+      objects,
+      heldSymbols: held,
+      neededSymbols: needed,
+      packetsReceived: this.stats.packetsReceived,
+      bytesReceived: this.stats.bytesReceived,
+      rateBytesPerSec: rate,
+    };
+    if (rate > 0 && needed > 0 && this.stats.packetsReceived > 0) {
+      const perPacket = this.stats.bytesReceived / this.stats.packetsReceived;
+      info.etaSeconds = ((needed - held) * perPacket) / rate;
+    }
+    return info;
+  }
+
+  private emitProgress(now: number): void {
+    const p = this.progress(now);
+    this.lastProgress = { at: now, bytes: this.stats.bytesReceived };
+    this.emit('progress', p);
+  }
+
+  private emitWarning(message: string): void {
+    this.emit('warning', message);
+  }
+
+  // ------------------------------------------------------------- ending --
+
+  private summary(): FetchSummary {
+    let symbolsReceived = 0;
+    let symbolsUsed = 0;
+    let needed = 0;
+    for (const o of this.objects.values()) {
+      symbolsReceived += o.receiver.stats.symbolsReceived;
+      symbolsUsed += o.receiver.stats.symbolsUsed;
+      needed += o.receiver.neededSymbols;
+    }
+    return {
+      objects: [...this.results],
+      bytes: this.results.reduce((a, r) => a + r.bytes, 0),
+      seconds: (Date.now() - (this.joinedAt ?? this.startedAt)) / 1000,
+      packetsReceived: this.stats.packetsReceived,
+      bytesReceived: this.stats.bytesReceived,
+      symbolsReceived,
+      symbolsUsed,
+      neededSymbols: needed,
+      overhead: needed > 0 ? symbolsReceived / needed - 1 : 0,
+      replacements: this.stats.replacements,
+      acksSent: this.stats.acksSent,
+      simulatedDrops: this.stats.simulatedDrops,
+    };
+  }
+
+  private stopTimers(): void {
+    for (const t of [this.retryTimer, this.renewTimer, this.untilTimer]) if (t) clearTimeout(t);
+    for (const t of [this.ackTimer, this.tickTimer]) if (t) clearInterval(t);
+    this.retryTimer = this.renewTimer = this.untilTimer = this.ackTimer = this.tickTimer = undefined;
+  }
+
+  /** Sends LEAVE (if joined) and closes the socket; resolves once closed. */
+  private async shutdown(): Promise<void> {
+    const wasJoined = this.cookie !== undefined && this.channels.size > 0;
+    const socket = this.socket;
+    const server = this.server;
+    this.socket = undefined;
+    this.stopTimers();
+    for (const c of this.channels.values()) c.fdt.close();
+    if (!socket) return;
+    if (wasJoined && server && this.cookie) {
+      const bytes = encodeControl({ type: MessageType.Leave, cookie: this.cookie });
+      await new Promise<void>((resolve) => socket.send(bytes, server.port, server.address, () => resolve()));
+    }
+    await new Promise<void>((resolve) => {
+      try {
+        socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+
+  private finish(): void {
+    if (this.phase === 'finished') return;
+    const summary = this.summary();
+    this.phase = 'finished';
+    void this.shutdown().then(() => {
+      this.emit('done', summary);
+      this.settle?.resolve(summary);
+    });
+  }
+
+  private fail(e: unknown): void {
+    if (this.phase === 'finished') return;
+    this.phase = 'finished';
+    const err = e instanceof Error ? e : new Error(String(e));
+    const cleanup = async (): Promise<void> => {
+      for (const o of this.objects.values()) {
+        o.receiver.close(err);
+        if (!o.done) await o.writer.then((w) => w.abort(), () => undefined);
+      }
+      await this.shutdown();
+    };
+    void cleanup().then(() => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      this.settle?.reject(err);
+    });
+  }
+}
+
+/** Fetches `url` with `options`; resolves with the summary. */
+export function fetchRqcast(url: string | RqcastUrl, options: RqcastClientOptions = {}): Promise<FetchSummary> {
+  return new RqcastClient(url, options).fetch();
+}

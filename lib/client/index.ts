@@ -1,0 +1,28 @@
+/** The rqcast client library: fetch objects over UDP with RaptorQ. */
+export {
+  RqcastClient,
+  fetchRqcast,
+  RqcastClientOptions,
+  FetchSummary,
+  ObjectResult,
+  ObjectProgress,
+  ProgressInfo,
+  PacketInfo,
+  ClientStats,
+} from './client';
+export { parseRqcastUrl, formatRqcastUrl, joinChannels, RqcastUrl } from './url';
+export {
+  ClientError,
+  InvalidUrlError,
+  InvalidClientOptionError,
+  JoinRefusedError,
+  FetchTimeoutError,
+  DigestMismatchError,
+  NoSuchObjectError,
+  UnfetchableObjectError,
+  FetchAbortedError,
+} from './errors';
+export { ObjectFileWriter, safeObjectPath } from './file-writer';
+export { ObjectReceiver, BlockSink, ObjectReceiverOptions, ObjectReceiverStats } from './object-receiver';
+export { FdtReceiver, FdtReceiverOptions, FdtReceiverStats } from './fdt-receiver';
+export { AckReporter, AckReporterOptions, AckReport } from './ack-reporter';

@@ -1,0 +1,149 @@
+/**
+ * How `rqcast fetch` shows a fetch:
+ * - 'bar': a cli-progress bar on a terminal (stderr): symbols held vs
+ *   needed, receive rate, ETA; one summary line at the end.
+ * - 'json': JSON lines on stdout: {"type":"progress",...} every progress
+ *   event, {"type":"object",...} per verified object, and a final
+ *   {"type":"summary",...} (or {"type":"error",...}).
+ * - 'none': nothing (not a terminal and no --json, or --quiet).
+ */
+import { SingleBar } from 'cli-progress';
+import type { FetchSummary, ObjectResult, ProgressInfo, RqcastClient } from './client';
+
+export type ProgressMode = 'bar' | 'json' | 'none';
+
+export function chooseProgressMode(o: { json?: boolean; quiet?: boolean; isTTY?: boolean }): ProgressMode {
+  if (o.json) return 'json';
+  if (o.quiet) return 'none';
+  return o.isTTY ? 'bar' : 'none';
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
+}
+
+export function formatRate(bytesPerSec: number): string {
+  return `${((bytesPerSec * 8) / 1e6).toFixed(1)} Mbit/s`;
+}
+
+/** The summary as JSON-safe numbers (bigint-free, rounded). */
+export function summaryJson(s: FetchSummary): Record<string, unknown> {
+  return {
+    type: 'summary',
+    objects: s.objects.map((o) => ({ name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds })),
+    bytes: s.bytes,
+    seconds: s.seconds,
+    packetsReceived: s.packetsReceived,
+    bytesReceived: s.bytesReceived,
+    symbolsReceived: s.symbolsReceived,
+    symbolsUsed: s.symbolsUsed,
+    neededSymbols: s.neededSymbols,
+    overhead: Number(s.overhead.toFixed(6)),
+    replacements: s.replacements,
+    acksSent: s.acksSent,
+    simulatedDrops: s.simulatedDrops,
+  };
+}
+
+export function summaryLine(s: FetchSummary): string {
+  const rate = s.seconds > 0 ? s.bytes / s.seconds : 0;
+  const n = s.objects.length;
+  return (
+    `fetched ${n} object${n === 1 ? '' : 's'}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ` +
+    `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
+    (s.replacements > 0 ? `, ${s.replacements} replacements` : '')
+  );
+}
+
+/** Attaches a display to a client; call `end` with the outcome. */
+export class ProgressDisplay {
+  private bar?: SingleBar;
+
+  constructor(
+    client: RqcastClient,
+    readonly mode: ProgressMode,
+    private readonly out: NodeJS.WritableStream = process.stdout,
+    private readonly err: NodeJS.WritableStream = process.stderr,
+  ) {
+    if (mode === 'none') return;
+    client.on('progress', (p) => this.onProgress(p));
+    client.on('object', (o) => this.onObject(o));
+    client.on('warning', (w) => this.onWarning(w));
+  }
+
+  private line(obj: Record<string, unknown>): void {
+    this.out.write(JSON.stringify(obj) + '\n');
+  }
+
+  private onProgress(p: ProgressInfo): void {
+    if (this.mode === 'json') {
+      this.line({
+        type: 'progress',
+        elapsedMs: p.elapsedMs,
+        heldSymbols: p.heldSymbols,
+        neededSymbols: p.neededSymbols,
+        packetsReceived: p.packetsReceived,
+        bytesReceived: p.bytesReceived,
+        rateBytesPerSec: Math.round(p.rateBytesPerSec),
+        etaSeconds: p.etaSeconds === undefined ? null : Number(p.etaSeconds.toFixed(2)),
+      });
+      return;
+    }
+    if (p.neededSymbols === 0) return;
+    const payload = {
+      rate: formatRate(p.rateBytesPerSec),
+      eta: p.etaSeconds === undefined ? '?' : `${Math.ceil(p.etaSeconds)}s`,
+      objects: `${p.objects.filter((o) => o.done).length}/${p.objects.length}`,
+    };
+    if (!this.bar) {
+      this.bar = new SingleBar(
+        {
+          format: '{bar} {percentage}% | {value}/{total} symbols | {objects} objects | {rate} | ETA {eta}',
+          stream: this.err,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
+      );
+      this.bar.start(p.neededSymbols, p.heldSymbols, payload);
+    } else {
+      this.bar.setTotal(p.neededSymbols);
+      this.bar.update(p.heldSymbols, payload);
+    }
+  }
+
+  private onObject(o: ObjectResult): void {
+    if (this.mode === 'json') this.line({ type: 'object', name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds });
+  }
+
+  private onWarning(w: string): void {
+    if (this.mode === 'json') this.line({ type: 'warning', message: w });
+    else {
+      this.bar?.stop();
+      this.bar = undefined;
+      this.err.write(`warning: ${w}\n`);
+    }
+  }
+
+  /** Ends the display with the summary (success). */
+  succeed(s: FetchSummary): void {
+    if (this.bar) {
+      this.bar.update(this.bar.getTotal());
+      this.bar.stop();
+    }
+    if (this.mode === 'json') this.line(summaryJson(s));
+    else if (this.mode === 'bar') this.err.write(summaryLine(s) + '\n');
+  }
+
+  /** Ends the display with an error (the caller prints it for humans). */
+  fail(e: Error & { code?: string }, exitCode: number): void {
+    this.bar?.stop();
+    if (this.mode === 'json') this.line({ type: 'error', code: e.code ?? 'ERR_RQ_CLIENT', message: e.message, exitCode });
+  }
+}
