@@ -107,6 +107,7 @@ Status BlockDecoder::Impl::Solve() {
   if (!pi_solve(p, rows, row_input, K + nrep, &plan, nullptr)) {
     return Status::kNeedMoreSymbols;
   }
+  plan.Fuse();
   std::vector<const uint8_t*> inputs(size_t(K) + nrep, nullptr);
   for (uint32_t x = 0; x < K; ++x) {
     if (have_source[x]) inputs[x] = source.get() + size_t(x) * T;
@@ -118,6 +119,7 @@ Status BlockDecoder::Impl::Solve() {
       new (std::nothrow) uint8_t[size_t(plan.num_slots) * T]);
   if (!work) return Status::kOutOfMemory;
   plan.Replay(work.get(), T, inputs.data());
+  PhaseTimer timer(PhaseTimer::kSymbol);
   for (uint32_t x = 0; x < K; ++x) {
     if (have_source[x]) continue;
     lt_encode(p, plan, work.get(), T, x, source.get() + size_t(x) * T);

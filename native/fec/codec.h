@@ -148,6 +148,22 @@ inline void payload_id_decode(const uint8_t in[4], uint8_t* sbn,
   *esi = (uint32_t(in[1]) << 16) | (uint32_t(in[2]) << 8) | uint32_t(in[3]);
 }
 
+// ------------------------------------------------------ phase counters --
+// Process-wide time spent in the two halves of the codec, for benchmarks:
+// the solver working on the coefficient matrix (§5.4.2, on a decode or on
+// the first block of a K') and the arithmetic on T-byte symbols (replaying
+// the recorded row operations, regenerating missing source symbols).
+// Repair symbol generation (LTEnc) is per packet and not counted here.
+// Relaxed atomics: one update per block operation, not per symbol.
+struct PhaseCounters {
+  uint64_t solver_ns = 0;
+  uint64_t symbol_ns = 0;
+  uint64_t solves = 0;
+  uint64_t replays = 0;
+};
+PhaseCounters phase_counters();
+void reset_phase_counters();
+
 // ------------------------------------------------------------ one block --
 // Encodes one source block of K symbols of T bytes. Construction solves
 // for the L intermediate symbols (RFC 6330 §5.3.3.4) by replaying the

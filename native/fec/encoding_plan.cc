@@ -1,6 +1,7 @@
 // Symbol-op replay, the process-wide cache of encoding plans, and LTEnc.
 #include "fec/encoding_plan.h"
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -12,8 +13,142 @@
 namespace rqcast {
 namespace fec {
 
+namespace {
+std::atomic<uint64_t> g_solver_ns{0}, g_symbol_ns{0}, g_solves{0},
+    g_replays{0};
+}  // namespace
+
+PhaseTimer::~PhaseTimer() {
+  const uint64_t ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - t0_)
+          .count());
+  if (phase_ == kSolver) {
+    g_solver_ns.fetch_add(ns, std::memory_order_relaxed);
+    g_solves.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    g_symbol_ns.fetch_add(ns, std::memory_order_relaxed);
+  }
+}
+
+PhaseCounters phase_counters() {
+  PhaseCounters c;
+  c.solver_ns = g_solver_ns.load(std::memory_order_relaxed);
+  c.symbol_ns = g_symbol_ns.load(std::memory_order_relaxed);
+  c.solves = g_solves.load(std::memory_order_relaxed);
+  c.replays = g_replays.load(std::memory_order_relaxed);
+  return c;
+}
+
+void reset_phase_counters() {
+  g_solver_ns.store(0, std::memory_order_relaxed);
+  g_symbol_ns.store(0, std::memory_order_relaxed);
+  g_solves.store(0, std::memory_order_relaxed);
+  g_replays.store(0, std::memory_order_relaxed);
+}
+
+void EncodingPlan::Fuse() {
+  fused.clear();
+  fused_srcs.clear();
+  max_sources = 1;
+  fused.reserve(ops.size() / 4);
+  fused_srcs.reserve(ops.size());
+  bool open = false;  // fused.back() may still take XORs into its dst
+  for (const SymbolOp& op : ops) {
+    const uint32_t at = static_cast<uint32_t>(fused_srcs.size());
+    switch (op.kind) {
+      case SymbolOp::kCopyIn:
+      case SymbolOp::kZero:
+        fused.push_back(FusedOp{
+            op.dst, op.kind == SymbolOp::kCopyIn ? op.src : kNoFusedInput, at,
+            0, FusedOp::kAssign, 0});
+        open = true;
+        break;
+      case SymbolOp::kXor:
+        // A source equal to the destination would be read after part of
+        // the destination was written; the solver never records one, but
+        // such an op stays on its own to keep the one-by-one meaning.
+        if (open && fused.back().dst == op.dst && op.src != op.dst) {
+          fused_srcs.push_back(op.src);
+          ++fused.back().count;
+        } else {
+          fused_srcs.push_back(op.src);
+          fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1, FusedOp::kAdd,
+                                  0});
+          open = op.src != op.dst;
+        }
+        break;
+      case SymbolOp::kAddMul:
+        fused_srcs.push_back(op.src);
+        fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1,
+                                FusedOp::kAddMul, op.beta});
+        open = false;
+        break;
+      case SymbolOp::kScale:
+        fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 0, FusedOp::kScale,
+                                op.beta});
+        open = false;
+        break;
+    }
+    if (fused.back().count + 1 > max_sources) {
+      max_sources = fused.back().count + 1;
+    }
+  }
+  ops = std::vector<SymbolOp>();
+  fused.shrink_to_fit();
+  fused_srcs.shrink_to_fit();
+}
+
 void EncodingPlan::Replay(uint8_t* work, size_t T,
                           const uint8_t* const* inputs) const {
+  PhaseTimer timer(PhaseTimer::kSymbol);
+  g_replays.fetch_add(1, std::memory_order_relaxed);
+  if (fused.empty()) {
+    ReplayOps(work, T, inputs);
+    return;
+  }
+  std::vector<const uint8_t*> ptrs(max_sources);
+  for (const FusedOp& op : fused) {
+    uint8_t* dst = work + size_t(op.dst) * T;
+    const uint32_t* src = fused_srcs.data() + op.first;
+    switch (op.kind) {
+      case FusedOp::kAssign: {
+        size_t n = 0;
+        if (op.input != kNoFusedInput && inputs[op.input]) {
+          ptrs[n++] = inputs[op.input];
+        }
+        for (uint32_t j = 0; j < op.count; ++j) {
+          ptrs[n++] = work + size_t(src[j]) * T;
+        }
+        if (n == 1) {
+          std::memcpy(dst, ptrs[0], T);
+        } else {
+          gf256::sum(dst, ptrs.data(), n, T);
+        }
+        break;
+      }
+      case FusedOp::kAdd:
+        if (op.count == 1) {
+          gf256::add(dst, work + size_t(src[0]) * T, T);
+          break;
+        }
+        for (uint32_t j = 0; j < op.count; ++j) {
+          ptrs[j] = work + size_t(src[j]) * T;
+        }
+        gf256::add_multi(dst, ptrs.data(), op.count, T);
+        break;
+      case FusedOp::kAddMul:
+        gf256::addmul(dst, work + size_t(src[0]) * T, op.beta, T);
+        break;
+      case FusedOp::kScale:
+        gf256::scale(dst, op.beta, T);
+        break;
+    }
+  }
+}
+
+void EncodingPlan::ReplayOps(uint8_t* work, size_t T,
+                             const uint8_t* const* inputs) const {
   for (const SymbolOp& op : ops) {
     uint8_t* dst = work + size_t(op.dst) * T;
     switch (op.kind) {
@@ -76,7 +211,10 @@ std::shared_ptr<const EncodingPlan> encoding_plan_for(
   std::lock_guard<std::mutex> lock(entry->mu);
   if (!entry->plan) {
     auto plan = std::make_shared<EncodingPlan>();
-    if (build_encoding_plan(p, plan.get(), nullptr)) entry->plan = plan;
+    if (build_encoding_plan(p, plan.get(), nullptr)) {
+      plan->Fuse();
+      entry->plan = plan;
+    }
   }
   return entry->plan;
 }
@@ -84,11 +222,12 @@ std::shared_ptr<const EncodingPlan> encoding_plan_for(
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
                const uint8_t* work, size_t T, uint32_t isi, uint8_t* out) {
   uint32_t cols[kMaxLtColumns];
+  const uint8_t* srcs[kMaxLtColumns];
   const uint32_t n = lt_columns(p, isi, cols);
-  std::memcpy(out, intermediate_symbol(plan, work, T, cols[0]), T);
-  for (uint32_t j = 1; j < n; ++j) {
-    gf256::add(out, intermediate_symbol(plan, work, T, cols[j]), T);
+  for (uint32_t j = 0; j < n; ++j) {
+    srcs[j] = intermediate_symbol(plan, work, T, cols[j]);
   }
+  gf256::sum(out, srcs, n, T);
 }
 
 }  // namespace fec

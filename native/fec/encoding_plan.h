@@ -13,6 +13,7 @@
 // (encoding_plan_for); inputs are then indexed by ISI.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -37,15 +38,47 @@ struct SymbolOp {
   uint8_t beta;
 };
 
+// The recorded ops regrouped for replay: the solver emits a row's sum as
+// a load followed by XORs into the same slot, one op per source, which
+// would read and write the destination symbol once per source. A FusedOp
+// does the whole sum in one pass over the destination (gf256::add_multi /
+// gf256::sum), so the memory traffic of a binary row of degree d drops
+// from about 3d to d + 1 symbols.
+struct FusedOp {
+  enum Kind : uint8_t {
+    kAssign,  // slot[dst] = input[input] (or 0) ^ sum of slot[srcs]
+    kAdd,     // slot[dst] ^= sum of slot[srcs]
+    kAddMul,  // slot[dst] ^= beta * slot[srcs[0]]
+    kScale,   // slot[dst] = beta * slot[dst]
+  };
+  uint32_t dst;
+  uint32_t input;  // kAssign: input index, or kNoFusedInput
+  uint32_t first;  // srcs are FusedPlan::srcs[first .. first + count)
+  uint32_t count;
+  Kind kind;
+  uint8_t beta;
+};
+constexpr uint32_t kNoFusedInput = 0xFFFFFFFFu;
+
 struct EncodingPlan {
   uint32_t num_slots = 0;
   uint32_t num_inputs = 0;
-  std::vector<SymbolOp> ops;
+  std::vector<SymbolOp> ops;  // as recorded; emptied by Fuse()
   std::vector<uint32_t> column_slot;  // L entries
+  std::vector<FusedOp> fused;
+  std::vector<uint32_t> fused_srcs;
+  uint32_t max_sources = 0;  // largest FusedOp count, plus one
 
-  // Replays the ops over `work` (num_slots * T bytes). inputs[i] is a
-  // T-byte symbol or null (zero); there are num_inputs of them.
+  // Regroups `ops` into `fused` (same result) and releases `ops`.
+  void Fuse();
+  // Replays the plan over `work` (num_slots * T bytes). inputs[i] is a
+  // T-byte symbol or null (zero); there are num_inputs of them. Uses the
+  // fused form once Fuse() ran, else the recorded ops one by one (the
+  // reference the tests compare against).
   void Replay(uint8_t* work, size_t T, const uint8_t* const* inputs) const;
+
+ private:
+  void ReplayOps(uint8_t* work, size_t T, const uint8_t* const* inputs) const;
 };
 
 // Shape of one solve, for benchmarks and tests.
@@ -77,6 +110,22 @@ inline const uint8_t* intermediate_symbol(const EncodingPlan& plan,
 // intermediate symbols; writes T bytes to out.
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
                const uint8_t* work, size_t T, uint32_t isi, uint8_t* out);
+
+// Adds the time between construction and destruction to one of the
+// phase_counters() (codec.h).
+class PhaseTimer {
+ public:
+  enum Phase { kSolver, kSymbol };
+  explicit PhaseTimer(Phase phase)
+      : phase_(phase), t0_(std::chrono::steady_clock::now()) {}
+  ~PhaseTimer();
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+ private:
+  Phase phase_;
+  std::chrono::steady_clock::time_point t0_;
+};
 
 }  // namespace fec
 }  // namespace rqcast

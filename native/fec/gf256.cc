@@ -77,6 +77,25 @@ void scalar_scale(uint8_t* dst, uint8_t c, size_t n) {
   }
 }
 
+void scalar_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                      size_t n, bool assign) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t a = 0, b;
+    if (!assign) std::memcpy(&a, dst + i, 8);
+    for (size_t j = 0; j < count; ++j) {
+      std::memcpy(&b, srcs[j] + i, 8);
+      a ^= b;
+    }
+    std::memcpy(dst + i, &a, 8);
+  }
+  for (; i < n; ++i) {
+    uint8_t a = assign ? 0 : dst[i];
+    for (size_t j = 0; j < count; ++j) a ^= srcs[j][i];
+    dst[i] = a;
+  }
+}
+
 void scalar_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                          const uint8_t* coeffs, size_t count, size_t n) {
   for (size_t j = 0; j < count; ++j) scalar_addmul(dst, srcs[j], coeffs[j], n);
@@ -88,7 +107,8 @@ namespace {
 
 const kernels::Kernel kScalar = {
     "scalar", kernels::scalar_add, kernels::scalar_addmul,
-    kernels::scalar_scale, kernels::scalar_addmul_multi};
+    kernels::scalar_scale, kernels::scalar_addmul_multi,
+    kernels::scalar_add_multi};
 
 // Chosen once; set_kernel() may switch it (tests, benchmarks). Atomic so
 // that concurrent first calls from worker threads are well defined.
@@ -150,6 +170,20 @@ void addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
   }
   if (m == 1) return addmul(dst, batch_srcs[0], batch_coeffs[0], n);
   if (m > 0) k.addmul_multi(dst, batch_srcs, batch_coeffs, m, n);
+}
+
+void add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+               size_t n) {
+  if (count == 0) return;
+  current().add_multi(dst, srcs, count, n, false);
+}
+
+void sum(uint8_t* dst, const uint8_t* const* srcs, size_t count, size_t n) {
+  if (count == 0) {
+    std::memset(dst, 0, n);
+    return;
+  }
+  current().add_multi(dst, srcs, count, n, true);
 }
 
 const char* kernel_name() { return current().name; }

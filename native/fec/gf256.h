@@ -47,6 +47,15 @@ void scale(uint8_t* dst, uint8_t c, size_t n);
 void addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                   const uint8_t* coeffs, size_t count, size_t n);
 
+// dst[i] ^= srcs[0][i] ^ ... ^ srcs[count-1][i], one pass over dst (a
+// binary row of the constraint matrix times a block of symbols).
+// No src may overlap dst.
+void add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+               size_t n);
+// dst[i] = srcs[0][i] ^ ... ^ srcs[count-1][i] (zero when count == 0);
+// dst is only written. No src may overlap dst.
+void sum(uint8_t* dst, const uint8_t* const* srcs, size_t count, size_t n);
+
 // Name of the kernel in use ("scalar", "ssse3", "avx2", "gfni_avx2",
 // "avx512", "gfni" on x86; "scalar", "neon" on AArch64).
 const char* kernel_name();

@@ -153,6 +153,59 @@ RQCAST_TARGET void avx2_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
   }
 }
 
+// One pass over dst: 128 bytes of it stay in registers while every source
+// is XORed in (binary rows: no multiplication).
+RQCAST_TARGET void avx2_add_multi(uint8_t* dst, const uint8_t* const* srcs,
+                                 size_t count, size_t n, bool assign) {
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    __m256i a0, a1, a2, a3;
+    size_t j = 0;
+    if (assign) {
+      const uint8_t* s = srcs[0] + i;
+      a0 = load(s);
+      a1 = load(s + 32);
+      a2 = load(s + 64);
+      a3 = load(s + 96);
+      j = 1;
+    } else {
+      a0 = load(dst + i);
+      a1 = load(dst + i + 32);
+      a2 = load(dst + i + 64);
+      a3 = load(dst + i + 96);
+    }
+    for (; j < count; ++j) {
+      const uint8_t* s = srcs[j] + i;
+      a0 = _mm256_xor_si256(a0, load(s));
+      a1 = _mm256_xor_si256(a1, load(s + 32));
+      a2 = _mm256_xor_si256(a2, load(s + 64));
+      a3 = _mm256_xor_si256(a3, load(s + 96));
+    }
+    store(dst + i, a0);
+    store(dst + i + 32, a1);
+    store(dst + i + 64, a2);
+    store(dst + i + 96, a3);
+  }
+  for (; i + 32 <= n; i += 32) {
+    __m256i a = assign ? _mm256_setzero_si256() : load(dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      a = _mm256_xor_si256(a, load(srcs[j] + i));
+    }
+    store(dst + i, a);
+  }
+  if (i < n) {
+    uint8_t d[32] = {}, s[32] = {};
+    if (!assign) std::memcpy(d, dst + i, n - i);
+    __m256i a = load(d);
+    for (size_t j = 0; j < count; ++j) {
+      std::memcpy(s, srcs[j] + i, n - i);
+      a = _mm256_xor_si256(a, load(s));
+    }
+    store(d, a);
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

@@ -162,6 +162,57 @@ RQCAST_TARGET void avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
   }
 }
 
+// One pass over dst: 256 bytes of it stay in registers while every source
+// is XORed in (binary rows: no multiplication).
+RQCAST_TARGET void avx512_add_multi(uint8_t* dst, const uint8_t* const* srcs,
+                                   size_t count, size_t n, bool assign) {
+  size_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    __m512i a0, a1, a2, a3;
+    size_t j = 0;
+    if (assign) {
+      const uint8_t* s = srcs[0] + i;
+      a0 = load(s);
+      a1 = load(s + 64);
+      a2 = load(s + 128);
+      a3 = load(s + 192);
+      j = 1;
+    } else {
+      a0 = load(dst + i);
+      a1 = load(dst + i + 64);
+      a2 = load(dst + i + 128);
+      a3 = load(dst + i + 192);
+    }
+    for (; j < count; ++j) {
+      const uint8_t* s = srcs[j] + i;
+      a0 = _mm512_xor_si512(a0, load(s));
+      a1 = _mm512_xor_si512(a1, load(s + 64));
+      a2 = _mm512_xor_si512(a2, load(s + 128));
+      a3 = _mm512_xor_si512(a3, load(s + 192));
+    }
+    store(dst + i, a0);
+    store(dst + i + 64, a1);
+    store(dst + i + 128, a2);
+    store(dst + i + 192, a3);
+  }
+  for (; i + 64 <= n; i += 64) {
+    __m512i a = assign ? _mm512_setzero_si512() : load(dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      a = _mm512_xor_si512(a, load(srcs[j] + i));
+    }
+    store(dst + i, a);
+  }
+  if (i < n) {
+    const __mmask64 k = head_mask(n - i);
+    __m512i a = assign ? _mm512_setzero_si512()
+                       : _mm512_maskz_loadu_epi8(k, dst + i);
+    for (size_t j = 0; j < count; ++j) {
+      a = _mm512_xor_si512(a, _mm512_maskz_loadu_epi8(k, srcs[j] + i));
+    }
+    _mm512_mask_storeu_epi8(dst + i, k, a);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

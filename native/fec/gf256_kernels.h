@@ -20,11 +20,17 @@ struct Kernel {
   // dst ^= sum coeffs[j] * srcs[j]; any coefficients, including 0 and 1.
   void (*addmul_multi)(uint8_t* dst, const uint8_t* const* srcs,
                        const uint8_t* coeffs, size_t count, size_t n);
+  // dst = (assign ? 0 : dst) ^ srcs[0] ^ ... ^ srcs[count-1], count >= 1,
+  // in one pass over dst (the plan's fused row sums, encoding_plan.h).
+  void (*add_multi)(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                    size_t n, bool assign);
 };
 
 void scalar_add(uint8_t* dst, const uint8_t* src, size_t n);
 void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void scalar_scale(uint8_t* dst, uint8_t c, size_t n);
+void scalar_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                      size_t n, bool assign);
 // The reference: one scalar_addmul per source.
 void scalar_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                          const uint8_t* coeffs, size_t count, size_t n);

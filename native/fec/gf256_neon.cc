@@ -142,6 +142,57 @@ void neon_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
   }
 }
 
+// One pass over dst: 64 bytes of it stay in registers while every source
+// is XORed in (binary rows: no multiplication).
+void neon_add_multi(uint8_t* dst, const uint8_t* const* srcs,
+                   size_t count, size_t n, bool assign) {
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint8x16_t a0, a1, a2, a3;
+    size_t j = 0;
+    if (assign) {
+      const uint8_t* s = srcs[0] + i;
+      a0 = vld1q_u8(s);
+      a1 = vld1q_u8(s + 16);
+      a2 = vld1q_u8(s + 32);
+      a3 = vld1q_u8(s + 48);
+      j = 1;
+    } else {
+      a0 = vld1q_u8(dst + i);
+      a1 = vld1q_u8(dst + i + 16);
+      a2 = vld1q_u8(dst + i + 32);
+      a3 = vld1q_u8(dst + i + 48);
+    }
+    for (; j < count; ++j) {
+      const uint8_t* s = srcs[j] + i;
+      a0 = veorq_u8(a0, vld1q_u8(s));
+      a1 = veorq_u8(a1, vld1q_u8(s + 16));
+      a2 = veorq_u8(a2, vld1q_u8(s + 32));
+      a3 = veorq_u8(a3, vld1q_u8(s + 48));
+    }
+    vst1q_u8(dst + i, a0);
+    vst1q_u8(dst + i + 16, a1);
+    vst1q_u8(dst + i + 32, a2);
+    vst1q_u8(dst + i + 48, a3);
+  }
+  for (; i + 16 <= n; i += 16) {
+    uint8x16_t a = assign ? vdupq_n_u8(0) : vld1q_u8(dst + i);
+    for (size_t j = 0; j < count; ++j) a = veorq_u8(a, vld1q_u8(srcs[j] + i));
+    vst1q_u8(dst + i, a);
+  }
+  if (i < n) {
+    uint8_t d[16] = {}, s[16] = {};
+    if (!assign) std::memcpy(d, dst + i, n - i);
+    uint8x16_t a = vld1q_u8(d);
+    for (size_t j = 0; j < count; ++j) {
+      std::memcpy(s, srcs[j] + i, n - i);
+      a = veorq_u8(a, vld1q_u8(s));
+    }
+    vst1q_u8(d, a);
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

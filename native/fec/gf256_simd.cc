@@ -114,15 +114,17 @@ CpuFeatures detect() {
 }
 
 const Kernel kSsse3 = {"ssse3", ssse3_add, ssse3_addmul, ssse3_scale,
-                        ssse3_addmul_multi};
+                        ssse3_addmul_multi, ssse3_add_multi};
 const Kernel kAvx2 = {"avx2", avx2_add, avx2_addmul, avx2_scale,
-                       avx2_addmul_multi};
+                       avx2_addmul_multi, avx2_add_multi};
 const Kernel kGfniAvx2 = {"gfni_avx2", avx2_add, gfni_avx2_addmul,
-                          gfni_avx2_scale, gfni_avx2_addmul_multi};
+                          gfni_avx2_scale, gfni_avx2_addmul_multi,
+                          avx2_add_multi};
 const Kernel kAvx512 = {"avx512", avx512_add, avx512_addmul, avx512_scale,
-                         avx512_addmul_multi};
+                         avx512_addmul_multi, avx512_add_multi};
 const Kernel kGfni = {"gfni", avx512_add, gfni_avx512_addmul,
-                      gfni_avx512_scale, gfni_avx512_addmul_multi};
+                      gfni_avx512_scale, gfni_avx512_addmul_multi,
+                      avx512_add_multi};
 
 std::vector<const Kernel*> supported() {
   const CpuFeatures f = detect();
@@ -140,7 +142,7 @@ std::vector<const Kernel*> supported() {
 #elif defined(__aarch64__)
 
 const Kernel kNeon = {"neon", neon_add, neon_addmul, neon_scale,
-                       neon_addmul_multi};
+                       neon_addmul_multi, neon_add_multi};
 
 // Advanced SIMD is part of the AArch64 base architecture.
 std::vector<const Kernel*> supported() { return {&kNeon}; }

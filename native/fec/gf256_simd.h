@@ -36,18 +36,24 @@ extern const SimdTables kSimdTables;
 void ssse3_add(uint8_t* dst, const uint8_t* src, size_t n);
 void ssse3_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void ssse3_scale(uint8_t* dst, uint8_t c, size_t n);
+void ssse3_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                    size_t n, bool assign);
 void ssse3_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                         const uint8_t* coeffs, size_t count, size_t n);
 
 void avx2_add(uint8_t* dst, const uint8_t* src, size_t n);
 void avx2_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void avx2_scale(uint8_t* dst, uint8_t c, size_t n);
+void avx2_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                   size_t n, bool assign);
 void avx2_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                        const uint8_t* coeffs, size_t count, size_t n);
 
 void avx512_add(uint8_t* dst, const uint8_t* src, size_t n);
 void avx512_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void avx512_scale(uint8_t* dst, uint8_t c, size_t n);
+void avx512_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                     size_t n, bool assign);
 void avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                          const uint8_t* coeffs, size_t count, size_t n);
 
@@ -68,6 +74,8 @@ void gfni_avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
 void neon_add(uint8_t* dst, const uint8_t* src, size_t n);
 void neon_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void neon_scale(uint8_t* dst, uint8_t c, size_t n);
+void neon_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
+                   size_t n, bool assign);
 void neon_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                        const uint8_t* coeffs, size_t count, size_t n);
 #endif

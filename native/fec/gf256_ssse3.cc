@@ -153,6 +153,57 @@ RQCAST_TARGET void ssse3_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
   }
 }
 
+// One pass over dst: 64 bytes of it stay in registers while every source
+// is XORed in (binary rows: no multiplication).
+RQCAST_TARGET void ssse3_add_multi(uint8_t* dst, const uint8_t* const* srcs,
+                                   size_t count, size_t n, bool assign) {
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m128i a0, a1, a2, a3;
+    size_t j = 0;
+    if (assign) {
+      const uint8_t* s = srcs[0] + i;
+      a0 = load(s);
+      a1 = load(s + 16);
+      a2 = load(s + 32);
+      a3 = load(s + 48);
+      j = 1;
+    } else {
+      a0 = load(dst + i);
+      a1 = load(dst + i + 16);
+      a2 = load(dst + i + 32);
+      a3 = load(dst + i + 48);
+    }
+    for (; j < count; ++j) {
+      const uint8_t* s = srcs[j] + i;
+      a0 = _mm_xor_si128(a0, load(s));
+      a1 = _mm_xor_si128(a1, load(s + 16));
+      a2 = _mm_xor_si128(a2, load(s + 32));
+      a3 = _mm_xor_si128(a3, load(s + 48));
+    }
+    store(dst + i, a0);
+    store(dst + i + 16, a1);
+    store(dst + i + 32, a2);
+    store(dst + i + 48, a3);
+  }
+  for (; i + 16 <= n; i += 16) {
+    __m128i a = assign ? _mm_setzero_si128() : load(dst + i);
+    for (size_t j = 0; j < count; ++j) a = _mm_xor_si128(a, load(srcs[j] + i));
+    store(dst + i, a);
+  }
+  if (i < n) {
+    uint8_t d[16] = {}, s[16] = {};
+    if (!assign) std::memcpy(d, dst + i, n - i);
+    __m128i a = load(d);
+    for (size_t j = 0; j < count; ++j) {
+      std::memcpy(s, srcs[j] + i, n - i);
+      a = _mm_xor_si128(a, load(s));
+    }
+    store(d, a);
+    std::memcpy(dst + i, d, n - i);
+  }
+}
+
 }  // namespace kernels
 }  // namespace gf256
 }  // namespace fec

@@ -569,6 +569,7 @@ bool pi_solve(const SystematicParams& p, const SparseRows& rows,
   for (uint32_t in : row_input) {
     if (in != kNoInput && in >= num_inputs) return false;
   }
+  PhaseTimer timer(PhaseTimer::kSolver);
   Solver solver(p, rows, row_input, plan);
   plan->num_inputs = num_inputs;
   const bool ok = solver.Run();

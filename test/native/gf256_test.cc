@@ -247,6 +247,51 @@ void test_kernel_multi(const kn::Kernel& k) {
   }
 }
 
+// add_multi (dst ^= XOR of sources, or dst = XOR of sources) against a
+// byte-wise reference and against the scalar kernel, for source counts
+// around the unrolled block, both modes, every length and alignment.
+void test_kernel_add_multi(const kn::Kernel& k) {
+  std::mt19937 rng(5);
+  const size_t kCounts[] = {1, 2, 3, 7, 8, 40};
+  const size_t kMaxCount = 40;
+  for (size_t n : kLengths) {
+    for (const auto& off : kOffsets) {
+      std::vector<Guarded> srcs;
+      srcs.reserve(kMaxCount);
+      for (size_t j = 0; j < kMaxCount; ++j) {
+        srcs.emplace_back(n, (off[1] + 5 * j) % 64);
+        fill(srcs.back().data(), n, rng);
+      }
+      std::vector<const uint8_t*> ptrs;
+      for (Guarded& g : srcs) ptrs.push_back(g.data());
+      Guarded dst(n, off[0]), want(n, 0), base(n, 0);
+      fill(base.data(), n, rng);
+      for (size_t count : kCounts) {
+        for (bool assign : {false, true}) {
+          uint8_t* d = dst.data();
+          std::memcpy(d, base.data(), n);
+          k.add_multi(d, ptrs.data(), count, n, assign);
+          bool ok = true;
+          for (size_t i = 0; i < n; ++i) {
+            uint8_t v = assign ? 0 : base.data()[i];
+            for (size_t j = 0; j < count; ++j) v ^= ptrs[j][i];
+            ok &= d[i] == v;
+          }
+          uint8_t* w = want.data();
+          std::memcpy(w, base.data(), n);
+          kn::scalar_add_multi(w, ptrs.data(), count, n, assign);
+          ok &= n == 0 || std::memcmp(d, w, n) == 0;
+          char what[64];
+          std::snprintf(what, sizeof what, "add_multi count=%zu assign=%d",
+                        count, int(assign));
+          check(ok && dst.guards_intact(),
+                str(k.name, what, -1, n, off[0], off[1]));
+        }
+      }
+    }
+  }
+}
+
 // The public entry points with each kernel selected, including the c == 0
 // and c == 1 shortcuts they take before reaching a kernel.
 void test_dispatch(const char* name) {
@@ -277,6 +322,22 @@ void test_dispatch(const char* name) {
   bool ok = true;
   for (size_t i = 0; i < n; ++i) ok &= d[i] == (base[i] ^ s[i]);
   check(ok, str(name, "gf256::add", -1, n, 0, 0));
+  {
+    const uint8_t* two[2] = {s.data(), base.data()};
+    d = base;
+    gf::add_multi(d.data(), two, 2, n);
+    ok = true;
+    for (size_t i = 0; i < n; ++i) ok &= d[i] == s[i];
+    check(ok, str(name, "gf256::add_multi", -1, n, 0, 0));
+    gf::sum(d.data(), two, 2, n);
+    ok = true;
+    for (size_t i = 0; i < n; ++i) ok &= d[i] == (s[i] ^ base[i]);
+    check(ok, str(name, "gf256::sum", -1, n, 0, 0));
+    gf::sum(d.data(), two, 0, n);
+    ok = true;
+    for (size_t i = 0; i < n; ++i) ok &= d[i] == 0;
+    check(ok, str(name, "gf256::sum of none", -1, n, 0, 0));
+  }
 
   // addmul_multi drops zero coefficients and works in batches of 32: try
   // counts that leave 0, 1 and several sources in the last batch.
@@ -314,8 +375,9 @@ int main() {
   const std::string best = gf::kernel_name();
   test_field();
 
-  const kn::Kernel scalar = {"scalar", kn::scalar_add, kn::scalar_addmul,
-                             kn::scalar_scale, kn::scalar_addmul_multi};
+  const kn::Kernel scalar = {"scalar",         kn::scalar_add,
+                             kn::scalar_addmul, kn::scalar_scale,
+                             kn::scalar_addmul_multi, kn::scalar_add_multi};
   std::vector<const kn::Kernel*> all{&scalar};
   for (const kn::Kernel* k : kn::simd_kernels()) all.push_back(k);
 
@@ -330,6 +392,7 @@ int main() {
     std::fflush(stdout);
     test_kernel(*k, scalar);
     test_kernel_multi(*k);
+    test_kernel_add_multi(*k);
     test_dispatch(k->name);
   }
   std::printf(" (default %s)\n", best.c_str());
