@@ -7,6 +7,9 @@
     "fec_sources": [
       "<!@(ls -1 native/fec/*.cc)"
     ],
+    "replicate_sources": [
+      "<!@(ls -1 native/udp/*.cc native/replicate/*.cc)"
+    ],
     "napi_sources": [
       "<!@(ls -1 native/napi/*.cc)"
     ]
@@ -16,6 +19,7 @@
       "target_name": "rqcast",
       "sources": [
         "<@(fec_sources)",
+        "<@(replicate_sources)",
         "<@(napi_sources)"
       ],
       "include_dirs": [

@@ -2,3 +2,4 @@
 export * from './errors';
 export * from './fec';
 export * from './client';
+export * from './replicate';

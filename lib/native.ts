@@ -126,8 +126,62 @@ export interface RawCodecBinding {
   setGf256Kernel(name: string): void;
 }
 
+export interface RawReplicatorOptions {
+  gso?: boolean;
+  sendBufferBytes?: number;
+}
+
+/** Per-channel counters of the replication engine (native/replicate). */
+export interface RawReplicatorChannelStats {
+  streamPackets: number;
+  datagrams: number;
+  bytes: number;
+  syscalls: number;
+  gsoSends: number;
+  dropsEagain: number;
+  dropsEnobufs: number;
+  errors: number;
+  oneOffs: number;
+  destinations: number;
+  queued: number;
+}
+
+export interface RawReplicatorStats {
+  gsoActive: boolean;
+  gsoSupported: boolean;
+  gsoFallbacks: number;
+  syscalls: number;
+  oneOffs: number;
+  oneOffErrors: number;
+  commands: number;
+}
+
+/** native/napi/replicator.cc: one engine, its sender thread and sockets. */
+export interface RawReplicator {
+  createChannel(id: number, slotSize: number, capacity: number, lowWater: number, rateBytesPerSec: number, burstBytes: number): void;
+  removeChannel(id: number): void;
+  addDestination(id: number, address: string, port: number): void;
+  removeDestination(id: number, address: string, port: number): void;
+  clearDestinations(id: number): void;
+  /** burstBytes 0 = the default for the rate. */
+  setRate(id: number, rateBytesPerSec: number, burstBytes: number): void;
+  setPaused(id: number, paused: boolean): void;
+  push(id: number, packets: Uint8Array, packetSize: number, count: number): number;
+  sendTo(address: string, port: number, data: Uint8Array, id?: number): void;
+  channelStats(id: number): RawReplicatorChannelStats;
+  stats(): RawReplicatorStats;
+  /** Blocks until the sender thread has acted on every earlier call. */
+  barrier(): void;
+  close(): void;
+}
+
+export interface RawReplicatorBinding {
+  /** onLowWater runs on the JS thread with every channel id signalled since its last call. */
+  Replicator: new (options: RawReplicatorOptions, onLowWater: (channelIds: number[]) => void) => RawReplicator;
+}
+
 /** Everything rqcast.node exports. Other bindings extend this. */
-export type NativeBinding = RawCodecBinding;
+export type NativeBinding = RawCodecBinding & RawReplicatorBinding;
 
 /** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
 export const packageRoot = path.resolve(__dirname, '..');

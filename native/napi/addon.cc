@@ -7,6 +7,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rqcast::napi::RegisterCodec(env, exports);
+  rqcast::napi::RegisterReplicator(env, exports);
   return exports;
 }
 

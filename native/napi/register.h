@@ -7,6 +7,7 @@ namespace rqcast {
 namespace napi {
 
 void RegisterCodec(Napi::Env env, Napi::Object exports);
+void RegisterReplicator(Napi::Env env, Napi::Object exports);
 
 }  // namespace napi
 }  // namespace rqcast

@@ -43,6 +43,9 @@ struct Engine::Channel {
   std::shared_ptr<PacketRing> ring;
   std::mutex producer_mutex;             // one producer at a time
   std::atomic<bool> low_signalled{false};
+  // The destination set as the callers see it (guarded by map_mutex_):
+  // answers add/remove at once and keeps no-op commands off the queue.
+  DestinationSet members;
 
   // Sender thread only.
   DestinationSet dests[2];  // [0] IPv4, [1] IPv6
@@ -52,7 +55,7 @@ struct Engine::Channel {
 
   // Stats (sender thread writes).
   Counter stream_packets, datagrams, bytes, syscalls, gso_sends, drops_eagain,
-      drops_enobufs, errors, one_offs, destinations;
+      drops_enobufs, errors, one_offs;
 
   size_t dest_count() const { return dests[0].size() + dests[1].size(); }
 };
@@ -221,25 +224,41 @@ int Engine::add_destination(uint32_t id, const udp::Endpoint& to) {
   if (to.family() != AF_INET && to.family() != AF_INET6) return EAFNOSUPPORT;
   if (to.family() == AF_INET6 && thread_.joinable() && !v6_.is_open())
     return EAFNOSUPPORT;
-  RQ_REQUIRE_CHANNEL(id);
-  Command c(Command::kAddDestination);
-  c.channel = id;
-  c.endpoint = to;
-  return enqueue(std::move(c));
+  return change_members(id, Command::kAddDestination, &to);
 }
 
 int Engine::remove_destination(uint32_t id, const udp::Endpoint& to) {
-  RQ_REQUIRE_CHANNEL(id);
-  Command c(Command::kRemoveDestination);
-  c.channel = id;
-  c.endpoint = to;
-  return enqueue(std::move(c));
+  return change_members(id, Command::kRemoveDestination, &to);
 }
 
 int Engine::clear_destinations(uint32_t id) {
-  RQ_REQUIRE_CHANNEL(id);
-  Command c(Command::kClearDestinations);
+  return change_members(id, Command::kClearDestinations, nullptr);
+}
+
+// Updates the callers' view and queues the change for the sender thread,
+// under one lock so that the queue order is the order of the views.
+int Engine::change_members(uint32_t id, int kind, const udp::Endpoint* to) {
+  std::lock_guard<std::mutex> lk(map_mutex_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return ENOENT;
+  Channel& ch = *it->second;
+  {
+    std::lock_guard<std::mutex> q(queue_mutex_);
+    if (stopping_ || !thread_.joinable()) return ESHUTDOWN;
+  }
+  bool changed;
+  if (kind == Command::kAddDestination)
+    changed = ch.members.add(*to);
+  else if (kind == Command::kRemoveDestination)
+    changed = ch.members.remove(*to);
+  else {
+    changed = !ch.members.empty();
+    ch.members.clear();
+  }
+  if (!changed) return 0;
+  Command c(static_cast<Command::Kind>(kind));
   c.channel = id;
+  if (to) c.endpoint = *to;
   return enqueue(std::move(c));
 }
 
@@ -271,7 +290,8 @@ int Engine::push_packets(uint32_t id, const uint8_t* packets,
     if (it == channels_.end()) return ENOENT;
     ch = it->second;
   }
-  if (packet_size == 0 || packet_size > ch->config.slot_size) return EINVAL;
+  if (packet_size == 0) return EINVAL;
+  if (packet_size > ch->config.slot_size) return EMSGSIZE;
   {
     std::lock_guard<std::mutex> lk(ch->producer_mutex);
     *accepted = ch->ring->push(packets, packet_size, count);
@@ -329,7 +349,7 @@ int Engine::channel_stats(uint32_t id, ChannelStats* out) const {
   out->drops_enobufs = c.drops_enobufs.get();
   out->errors = c.errors.get();
   out->one_offs = c.one_offs.get();
-  out->destinations = c.destinations.get();
+  out->destinations = c.members.size();
   out->queued = c.ring->queued();
   return 0;
 }
@@ -387,14 +407,12 @@ void Engine::apply(Command& c) {
           set.add(c.endpoint);
         else
           set.remove(c.endpoint);
-        ch->destinations.v.store(ch->dest_count(), std::memory_order_relaxed);
       }
       break;
     case Command::kClearDestinations:
       if (ch) {
         ch->dests[0].clear();
         ch->dests[1].clear();
-        ch->destinations.v.store(0, std::memory_order_relaxed);
       }
       break;
     case Command::kSetRate:

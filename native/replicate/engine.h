@@ -62,7 +62,7 @@ struct ChannelStats {
   uint64_t drops_enobufs = 0;
   uint64_t errors = 0;          // other per-destination errors
   uint64_t one_offs = 0;
-  uint64_t destinations = 0;
+  uint64_t destinations = 0;   // as of the last add/remove call returned
   uint64_t queued = 0;
 };
 
@@ -99,7 +99,9 @@ class Engine {
   bool running() const { return thread_.joinable(); }
 
   // All return 0 or an errno value: EEXIST, ENOENT, EINVAL, EAFNOSUPPORT,
-  // ESHUTDOWN (engine stopped).
+  // EMSGSIZE (packet larger than the channel's slots or than a datagram),
+  // ESHUTDOWN (engine stopped). Adding a present destination or removing
+  // an absent one is a no-op that returns 0.
   int create_channel(uint32_t id, const ChannelConfig& config);
   int remove_channel(uint32_t id);
   int add_destination(uint32_t id, const udp::Endpoint& to);
@@ -139,6 +141,7 @@ class Engine {
   struct Run;
 
   int enqueue(Command&& c);
+  int change_members(uint32_t id, int kind, const udp::Endpoint* to);
   void wake();
   void run();
   bool drain_commands();

@@ -470,6 +470,19 @@ static void test_engine_destination_changes_apply_in_order() {
     std::memcpy(&seq, b.got[i].data(), 4);
     CHECK_EQ(seq, i + 4);
   }
+  // Duplicate adds and absent removals change nothing; the count is the
+  // callers' view at once.
+  CHECK_EQ(e.add_destination(5, ep("127.0.0.1", b.port)), 0);
+  CHECK_EQ(e.add_destination(5, ep("127.0.0.1", b.port)), 0);
+  CHECK_EQ(e.remove_destination(5, ep("127.0.0.1", a.port)), 0);
+  e.channel_stats(5, &s);
+  CHECK_EQ(s.destinations, 1u);
+  CHECK_EQ(e.clear_destinations(5), 0);
+  e.channel_stats(5, &s);
+  CHECK_EQ(s.destinations, 0u);
+  std::vector<uint8_t> big(101);
+  CHECK_EQ(e.push_packets(5, big.data(), 101, 1, &acc), EMSGSIZE);
+  CHECK_EQ(e.push_packets(5, big.data(), 0, 1, &acc), EINVAL);
   CHECK_EQ(e.remove_channel(5), 0);
   CHECK_EQ(e.remove_channel(5), ENOENT);
   CHECK_EQ(e.push_packets(5, p4.data(), 100, 1, &acc), ENOENT);

@@ -1,0 +1,171 @@
+/**
+ * Replicator: sends each channel's stream of ready packets to every one of
+ * the channel's destinations, from native code (native/replicate): one
+ * sender thread, sendmmsg batches, UDP GSO where the kernel has it (a run
+ * of a channel's packets goes to one destination as one super-datagram),
+ * per-channel token-bucket pacing.
+ *
+ * JS only crosses into native code per batch (push copies many packets into
+ * the channel's ring) or per control change; the sender thread reports back
+ * per batch too: 'lowWater' names every channel that fell to its low-water
+ * mark since the last event, so a producer refills them all in one go.
+ *
+ * Ordering: a destination added before push(X) receives X, one removed
+ * before push(X) does not; packets pushed earlier may go either way (a
+ * fountain stream does not care which receiver gets which symbol).
+ *
+ * Data leaves from the replicator's own sockets (ephemeral ports), not from
+ * the server's control port.
+ */
+import { EventEmitter } from 'events';
+import { InvalidArgumentError } from '../errors';
+import {
+  loadNative,
+  type RawReplicator,
+  type RawReplicatorBinding,
+  type RawReplicatorChannelStats,
+} from '../native';
+import { fromReplicatorNative } from './errors';
+
+export interface ReplicatorOptions {
+  /** Use UDP GSO when the kernel has it (default true). */
+  gso?: boolean;
+  /** SO_SNDBUF of the replicator's sockets (default 4 MiB). */
+  sendBufferBytes?: number;
+}
+
+export interface ReplicatorChannelConfig {
+  /** Largest packet in bytes. */
+  slotSize: number;
+  /** Ring slots (default 4096; rounded up to a power of two). */
+  capacity?: number;
+  /** 'lowWater' fires at or below this many queued (default capacity/4). */
+  lowWater?: number;
+  /** 0/undefined = unpaced. */
+  rateBytesPerSec?: number;
+  /** Token bucket depth (default: 5 ms of the rate, at least two slots). */
+  burstBytes?: number;
+}
+
+export type ReplicatorChannelStats = RawReplicatorChannelStats;
+
+export interface ReplicatorStats {
+  gsoActive: boolean;
+  gsoFallbacks: number;
+  syscalls: number;
+  oneOffs: number;
+  oneOffErrors: number;
+  commands: number;
+}
+
+export interface ReplicatorEvents {
+  lowWater: [channelIds: number[]];
+}
+
+const DEFAULT_CAPACITY = 4096;
+
+function call<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw fromReplicatorNative(e);
+  }
+}
+
+function optionalUint(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidArgumentError(`invalid argument: ${name} must be a non-negative integer`);
+  }
+  return value;
+}
+
+export class Replicator extends EventEmitter<ReplicatorEvents> {
+  readonly #raw: RawReplicator;
+  #closed = false;
+
+  /**
+   * Opens the sockets and starts the native sender thread. `binding` is the
+   * raw addon (tests may inject another).
+   */
+  constructor(options: ReplicatorOptions = {}, binding: RawReplicatorBinding = loadNative()) {
+    super();
+    const onLowWater = (channelIds: number[]): void => {
+      if (!this.#closed) this.emit('lowWater', channelIds);
+    };
+    this.#raw = call(() => new binding.Replicator({ ...options }, onLowWater));
+  }
+
+  /** `id` is the channel's TSI. */
+  createChannel(id: number, config: ReplicatorChannelConfig): void {
+    const capacity = optionalUint(config.capacity, 'capacity', DEFAULT_CAPACITY);
+    const lowWater = optionalUint(config.lowWater, 'lowWater', Math.floor(capacity / 4));
+    const rate = optionalUint(config.rateBytesPerSec, 'rateBytesPerSec', 0);
+    const burst = optionalUint(config.burstBytes, 'burstBytes', 0);
+    call(() => this.#raw.createChannel(id, config.slotSize, capacity, lowWater, rate, burst));
+  }
+
+  /** Drops the channel and its queued packets. */
+  removeChannel(id: number): void {
+    call(() => this.#raw.removeChannel(id));
+  }
+
+  /** Numeric IPv4/IPv6 address. Adding a present destination is a no-op. */
+  addDestination(id: number, address: string, port: number): void {
+    call(() => this.#raw.addDestination(id, address, port));
+  }
+
+  /** Removing an absent destination is a no-op. */
+  removeDestination(id: number, address: string, port: number): void {
+    call(() => this.#raw.removeDestination(id, address, port));
+  }
+
+  clearDestinations(id: number): void {
+    call(() => this.#raw.clearDestinations(id));
+  }
+
+  /** 0 = unpaced. Tokens held are kept (capped at the new burst). */
+  setRate(id: number, rateBytesPerSec: number, burstBytes?: number): void {
+    const burst = optionalUint(burstBytes, 'burstBytes', 0);
+    call(() => this.#raw.setRate(id, rateBytesPerSec, burst));
+  }
+
+  /** A paused channel keeps its queued packets. */
+  setPaused(id: number, paused: boolean): void {
+    call(() => this.#raw.setPaused(id, paused));
+  }
+
+  /** Copies `count` packets of `packetSize` bytes laid end to end; returns how many fit. */
+  push(id: number, packets: Uint8Array, packetSize: number, count: number): number {
+    return call(() => this.#raw.push(id, packets, packetSize, count));
+  }
+
+  /** One datagram outside the stream (ACK replacement), counted/paced on channel `id` if given. */
+  sendTo(address: string, port: number, data: Uint8Array, id?: number): void {
+    call(() => (id === undefined ? this.#raw.sendTo(address, port, data) : this.#raw.sendTo(address, port, data, id)));
+  }
+
+  /** Counters of one channel (readable after close, until the channel is removed). */
+  channelStats(id: number): ReplicatorChannelStats {
+    return call(() => this.#raw.channelStats(id));
+  }
+
+  stats(): ReplicatorStats {
+    const s = call(() => this.#raw.stats());
+    return {
+      gsoActive: s.gsoActive,
+      gsoFallbacks: s.gsoFallbacks,
+      syscalls: s.syscalls,
+      oneOffs: s.oneOffs,
+      oneOffErrors: s.oneOffErrors,
+      commands: s.commands,
+    };
+  }
+
+  /** Idempotent; stops the sender thread (queued packets are dropped). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#raw.close();
+  }
+}
