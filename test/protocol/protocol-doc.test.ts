@@ -23,8 +23,13 @@ import type { FdtRejectReason } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { AckTracker } from '../../lib/server/ack-tracker';
 import { ClientManager, staticChannelDirectory } from '../../lib/server/client-manager';
+import * as catalogueModule from '../../lib/server/catalogue';
+import { ChannelStream, type SymbolSource } from '../../lib/server/channel-stream';
 import * as cookieModule from '../../lib/server/cookie';
 import { CookieAuthority, type CookieRefusal } from '../../lib/server/cookie';
+import { SymbolAllocator } from '../../lib/server/symbol-allocator';
+import * as urlModule from '../../lib/client/url';
+import * as fetchCliModule from '../../lib/cli/fetch';
 
 const DOC = readFileSync(join(__dirname, '..', '..', 'docs', 'PROTOCOL.md'), 'utf8');
 
@@ -165,6 +170,8 @@ describe('constants table', () => {
     'lib/protocol/oti.ts': otiModule,
     'lib/protocol/fdt.ts': fdtModule,
     'lib/server/cookie.ts': cookieModule,
+    'lib/server/catalogue.ts': catalogueModule,
+    'lib/client/url.ts': urlModule,
   };
   const rows = docTable('table', 'constants');
 
@@ -665,4 +672,112 @@ test('FDT File attributes table = what buildFdt writes, in order', () => {
   expect(docTable('table', 'fdt-file-attributes').map((r) => code(r[0]))).toEqual(written);
   expect(xml).toContain(`xmlns="${fdtModule.FDT_NAMESPACE}"`);
   expect(xml).toContain(`xmlns:rq="${fdtModule.RQCAST_FDT_NAMESPACE}"`);
+});
+
+// ------------------------------------------------------ stream and client --
+
+test('fetch exit codes table = the EXIT_* constants of lib/cli/fetch.ts', () => {
+  const documented = docTable('table', 'fetch-exit-codes').map((r) => [code(r[1]), Number(r[0])]);
+  const actual = Object.entries(fetchCliModule as Record<string, unknown>)
+    .filter((kv): kv is [string, number] => /^EXIT_/.test(kv[0]) && typeof kv[1] === 'number')
+    .sort((a, b) => a[1] - b[1]);
+  expect(documented).toEqual(actual);
+});
+
+describe('stream schedule (lib/server/channel-stream.ts)', () => {
+  const T = 8;
+  /** A stand-in encoder: payload ID + a symbol that names (sbn, esi); no codec needed. */
+  function source(blocks: number, K: number): SymbolSource {
+    const one = (sbn: number, esi: number): Uint8Array => cat(u8(sbn, esi >> 16, (esi >> 8) & 0xff, esi & 0xff), new Uint8Array(T).fill(esi & 0xff));
+    return {
+      symbolSize: T,
+      sourceBlocks: blocks,
+      sourceSymbols: () => K,
+      packet: one,
+      packets: (sbn, first, count) => cat(...Array.from({ length: count }, (_, i) => one(sbn, first + i))),
+    };
+  }
+  function stream(): ChannelStream {
+    const objects = [1, 2].map((toi) => {
+      const encoder = source(1, 50);
+      return { toi, encoder, allocator: SymbolAllocator.forEncoder(encoder) };
+    });
+    const fdtEncoder = source(1, 3);
+    return new ChannelStream({
+      tsi: 3,
+      objects,
+      fdt: {
+        instanceId: 1,
+        encoder: fdtEncoder,
+        allocator: SymbolAllocator.forEncoder(fdtEncoder),
+        oti: { transferLength: 3 * T, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 },
+      },
+    });
+  }
+  function packets(s: ChannelStream, n: number): alcModule.AlcPacket[] {
+    const out: alcModule.AlcPacket[] = [];
+    s.fill(n, (buf, size, count) => {
+      for (let i = 0; i < count; i++) {
+        const d = alcModule.decodeAlc(buf.slice(i * size, (i + 1) * size));
+        if (!d.ok) throw new Error(d.reason);
+        out.push(d.packet);
+      }
+      return count;
+    });
+    return out;
+  }
+  const checks: Record<string, () => number> = {
+    'ChannelStream.fdtInterval': () => {
+      const ps = packets(stream(), 200);
+      const fdt = ps.flatMap((p, i) => (p.toi === 0n ? [i] : []));
+      const interval = fdt[1];
+      expect(fdt).toEqual(Array.from({ length: fdt.length }, (_, k) => k * interval));
+      return interval;
+    },
+    'ChannelStream.symbolsPerTurn': () => {
+      const ps = packets(stream(), 31).slice(1);
+      let longest = 0;
+      let run = 0;
+      ps.forEach((p, i) => {
+        run = i > 0 && ps[i - 1].toi === p.toi ? run + 1 : 1;
+        longest = Math.max(longest, run);
+      });
+      return longest;
+    },
+  };
+  const rows = docTable('table', 'stream-defaults');
+  test('the table lists exactly the checked defaults', () => {
+    expect(rows.map((r) => code(r[0])).sort()).toEqual(Object.keys(checks).sort());
+  });
+  test.each(rows.map((r) => [code(r[0]), r[1]]))('%s = %s', (name, value) => {
+    expect(checks[name]()).toBe(docValue(value));
+  });
+  test('packet sizes 28 + T and 48 + T; EXT_RQSEQ = position; object packets without EXT_FTI', () => {
+    const s = stream();
+    expect([s.dataPacketSize, s.fdtPacketSize]).toEqual([28 + T, 48 + T]);
+    const ps = packets(s, 100);
+    ps.forEach((p, i) => {
+      expect(p.sequence).toBe(i);
+      expect(p.payloadLength).toBe(T);
+      if (p.toi === 0n) expect([p.fdt?.instanceId, p.oti?.symbolSize]).toEqual([1, T]);
+      else expect([p.fdt, p.oti]).toEqual([undefined, undefined]);
+    });
+  });
+  test('replacements carry no EXT_RQSEQ and a fresh ESI (coded mode)', () => {
+    const s = stream();
+    const ps = packets(s, 40);
+    const sent = new Set(ps.map((p) => `${p.toi}/${p.sbn}/${p.esi}`));
+    const lost = ps.flatMap((p, i) => (p.toi === 1n ? [i] : [])).slice(0, 3);
+    const fresh = s.freshPackets(lost).map((b) => {
+      const d = alcModule.decodeAlc(b);
+      if (!d.ok) throw new Error(d.reason);
+      return d.packet;
+    });
+    expect(fresh).toHaveLength(3);
+    for (const p of fresh) {
+      expect(p.sequence).toBeUndefined();
+      expect(p.toi).toBe(1n);
+      expect(sent.has(`${p.toi}/${p.sbn}/${p.esi}`)).toBe(false);
+    }
+  });
 });
