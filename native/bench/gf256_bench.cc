@@ -121,8 +121,9 @@ double measure(const kn::Kernel& k, const Op& op, size_t n, double seconds) {
 
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 0.1;
-  const kn::Kernel scalar = {"scalar", kn::scalar_add, kn::scalar_addmul,
-                             kn::scalar_scale, kn::scalar_addmul_multi};
+  const kn::Kernel scalar = {"scalar",         kn::scalar_add,
+                             kn::scalar_addmul, kn::scalar_scale,
+                             kn::scalar_addmul_multi, kn::scalar_add_multi};
   std::vector<const kn::Kernel*> kernels{&scalar};
   for (const kn::Kernel* k : kn::simd_kernels()) kernels.push_back(k);
 

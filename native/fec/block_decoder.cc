@@ -1,6 +1,7 @@
 // BlockDecoder: collects symbols; once >= K are held, solves the constraint
 // system of the received ISIs (§5.4.2) and regenerates the missing source
 // symbols with LTEnc (§5.3.5.3).
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <unordered_set>
@@ -20,20 +21,40 @@ struct BlockDecoder::Impl {
   bool valid = false;
   bool decoded = false;
   // Source symbols are written straight to their place in the output.
-  std::unique_ptr<uint8_t[]> source;  // K*T
-  std::vector<uint8_t> have_source;   // K flags
+  SymbolBuffer source;               // K*T
+  std::vector<uint8_t> have_source;  // K flags
   uint32_t num_source = 0;
   std::vector<uint32_t> repair_esi;
-  std::vector<uint8_t> repair;  // repair_esi.size() * T
+  SymbolBuffer repair;  // repair_esi.size() * T used, grows by doubling
   std::unordered_set<uint32_t> repair_seen;
 
+  // Missing source symbols are regenerated on decode: their bytes are
+  // never read before, so the buffer is not cleared.
   bool EnsureSource() {
     if (source) return true;
-    source.reset(new (std::nothrow) uint8_t[size_t(K) * T]);
+    source = SymbolBuffer(size_t(K) * T);
     if (!source) return false;
-    std::memset(source.get(), 0, size_t(K) * T);
     have_source.assign(K, 0);
     return true;
+  }
+  bool AppendRepair(const uint8_t* symbol) {
+    const size_t used = repair_esi.size() * size_t(T);
+    if (!repair || repair.size() < used + T) {
+      // Room for a fifth of K at first (a typical loss), then doubling.
+      const size_t want = std::max(used * 2, size_t(K / 5 + 2) * T);
+      SymbolBuffer bigger(want);
+      if (!bigger) return false;
+      if (used) std::memcpy(bigger.data(), repair.data(), used);
+      repair = std::move(bigger);
+    }
+    std::memcpy(repair.data() + used, symbol, T);
+    return true;
+  }
+  void Clear() {
+    have_source = std::vector<uint8_t>();
+    repair.reset();
+    repair_esi = std::vector<uint32_t>();
+    repair_seen = std::unordered_set<uint32_t>();
   }
   Status Solve();
 };
@@ -62,15 +83,18 @@ Status BlockDecoder::Add(uint32_t esi, const uint8_t* symbol,
     if (im.have_source[esi]) {
       res = AddResult::kDuplicate;
     } else {
-      std::memcpy(im.source.get() + size_t(esi) * im.T, symbol, im.T);
+      std::memcpy(im.source.data() + size_t(esi) * im.T, symbol, im.T);
       im.have_source[esi] = 1;
       ++im.num_source;
     }
   } else if (!im.repair_seen.insert(esi).second) {
     res = AddResult::kDuplicate;
   } else {
+    if (!im.AppendRepair(symbol)) {
+      im.repair_seen.erase(esi);
+      return Status::kOutOfMemory;
+    }
     im.repair_esi.push_back(esi);
-    im.repair.insert(im.repair.end(), symbol, symbol + im.T);
   }
   if (result) *result = res;
   return Status::kOk;
@@ -110,19 +134,18 @@ Status BlockDecoder::Impl::Solve() {
   plan.Fuse();
   std::vector<const uint8_t*> inputs(size_t(K) + nrep, nullptr);
   for (uint32_t x = 0; x < K; ++x) {
-    if (have_source[x]) inputs[x] = source.get() + size_t(x) * T;
+    if (have_source[x]) inputs[x] = source.data() + size_t(x) * T;
   }
   for (uint32_t j = 0; j < nrep; ++j) {
     inputs[K + j] = repair.data() + size_t(j) * T;
   }
-  std::unique_ptr<uint8_t[]> work(
-      new (std::nothrow) uint8_t[size_t(plan.num_slots) * T]);
+  SymbolBuffer work(size_t(plan.num_slots) * T);
   if (!work) return Status::kOutOfMemory;
-  plan.Replay(work.get(), T, inputs.data());
+  plan.Replay(work.data(), T, inputs.data());
   PhaseTimer timer(PhaseTimer::kSymbol);
   for (uint32_t x = 0; x < K; ++x) {
     if (have_source[x]) continue;
-    lt_encode(p, plan, work.get(), T, x, source.get() + size_t(x) * T);
+    lt_encode(p, plan, work.data(), T, x, source.data() + size_t(x) * T);
   }
   return Status::kOk;
 }
@@ -137,26 +160,27 @@ Status BlockDecoder::TryDecode() {
     if (s != Status::kOk) return s;
   }
   im.decoded = true;
-  im.have_source = std::vector<uint8_t>();
-  im.repair = std::vector<uint8_t>();
-  im.repair_esi = std::vector<uint32_t>();
-  im.repair_seen = std::unordered_set<uint32_t>();
+  im.Clear();
   return Status::kOk;
 }
 
 bool BlockDecoder::Decoded() const { return impl_->decoded; }
 
 const uint8_t* BlockDecoder::Source() const {
-  return impl_->decoded ? impl_->source.get() : nullptr;
+  return impl_->decoded ? impl_->source.data() : nullptr;
 }
 
 void BlockDecoder::Release() {
   Impl& im = *impl_;
   im.source.reset();
-  im.have_source = std::vector<uint8_t>();
-  im.repair = std::vector<uint8_t>();
-  im.repair_esi = std::vector<uint32_t>();
-  im.repair_seen = std::unordered_set<uint32_t>();
+  im.Clear();
+}
+
+SymbolBuffer BlockDecoder::TakeSource() {
+  Impl& im = *impl_;
+  if (!im.decoded) return SymbolBuffer();
+  im.Clear();
+  return std::move(im.source);
 }
 
 }  // namespace fec

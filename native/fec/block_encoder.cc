@@ -5,6 +5,7 @@
 
 #include "fec/codec.h"
 #include "fec/encoding_plan.h"
+#include "fec/symbol_buffer.h"
 
 namespace rqcast {
 namespace fec {
@@ -13,8 +14,9 @@ struct BlockEncoder::Impl {
   SystematicParams p;
   uint32_t K = 0, T = 0;
   std::shared_ptr<const EncodingPlan> plan;
-  std::unique_ptr<uint8_t[]> source;  // K*T, for the source ESIs
-  std::unique_ptr<uint8_t[]> work;    // plan->num_slots * T
+  SymbolBuffer owned;              // the source block, when copied
+  const uint8_t* source = nullptr;  // K*T, for the source ESIs
+  SymbolBuffer work;               // plan->num_slots * T
 };
 
 BlockEncoder::BlockEncoder() : impl_(new Impl) {}
@@ -22,9 +24,32 @@ BlockEncoder::~BlockEncoder() = default;
 
 Status BlockEncoder::Create(const uint8_t* source, uint32_t K, uint32_t T,
                             std::unique_ptr<BlockEncoder>* out) {
-  if (source == nullptr || out == nullptr || T == 0) {
+  if (source == nullptr || T == 0) return Status::kInvalidArgument;
+  SymbolBuffer copy(size_t(K) * T);
+  if (K != 0 && !copy) return Status::kOutOfMemory;
+  if (K != 0) std::memcpy(copy.data(), source, size_t(K) * T);
+  return CreateFrom(std::move(copy), nullptr, K, T, out);
+}
+
+Status BlockEncoder::CreateOwned(SymbolBuffer source, uint32_t K, uint32_t T,
+                                 std::unique_ptr<BlockEncoder>* out) {
+  if (!source || source.size() < size_t(K) * T) {
     return Status::kInvalidArgument;
   }
+  return CreateFrom(std::move(source), nullptr, K, T, out);
+}
+
+Status BlockEncoder::CreateBorrowed(const uint8_t* source, uint32_t K,
+                                    uint32_t T,
+                                    std::unique_ptr<BlockEncoder>* out) {
+  if (source == nullptr) return Status::kInvalidArgument;
+  return CreateFrom(SymbolBuffer(), source, K, T, out);
+}
+
+Status BlockEncoder::CreateFrom(SymbolBuffer owned, const uint8_t* borrowed,
+                                uint32_t K, uint32_t T,
+                                std::unique_ptr<BlockEncoder>* out) {
+  if (out == nullptr || T == 0) return Status::kInvalidArgument;
   SystematicParams p;
   if (K == 0 || !systematic_params(K, &p)) {
     return K == 0 ? Status::kInvalidArgument : Status::kTooManySourceSymbols;
@@ -37,19 +62,18 @@ Status BlockEncoder::Create(const uint8_t* source, uint32_t K, uint32_t T,
   im.T = T;
   im.plan = encoding_plan_for(p);
   if (!im.plan) return Status::kOutOfMemory;  // singular: cannot happen
-  const size_t ssize = size_t(K) * T;
-  im.source.reset(new (std::nothrow) uint8_t[ssize]);
-  im.work.reset(new (std::nothrow) uint8_t[size_t(im.plan->num_slots) * T]);
-  if (!im.source || !im.work) return Status::kOutOfMemory;
-  std::memcpy(im.source.get(), source, ssize);
+  im.owned = std::move(owned);
+  im.source = borrowed ? borrowed : im.owned.data();
+  im.work = SymbolBuffer(size_t(im.plan->num_slots) * T);
+  if (!im.work) return Status::kOutOfMemory;
   // Inputs are the ISIs 0..K'-1; the padding ISIs K..K'-1 are zero.
   std::unique_ptr<const uint8_t*[]> inputs(
       new (std::nothrow) const uint8_t*[p.K_prime]);
   if (!inputs) return Status::kOutOfMemory;
   for (uint32_t x = 0; x < p.K_prime; ++x) {
-    inputs[x] = x < K ? im.source.get() + size_t(x) * T : nullptr;
+    inputs[x] = x < K ? im.source + size_t(x) * T : nullptr;
   }
-  im.plan->Replay(im.work.get(), T, inputs.get());
+  im.plan->Replay(im.work.data(), T, inputs.get());
   *out = std::move(enc);
   return Status::kOk;
 }
@@ -62,11 +86,11 @@ Status BlockEncoder::Symbol(uint32_t esi, uint8_t* out) const {
   if (esi > kMaxEsi) return Status::kEsiOutOfRange;
   const Impl& im = *impl_;
   if (esi < im.K) {
-    std::memcpy(out, im.source.get() + size_t(esi) * im.T, im.T);
+    std::memcpy(out, im.source + size_t(esi) * im.T, im.T);
     return Status::kOk;
   }
   // §5.3.1: repair ESI X >= K is ISI X + K' - K.
-  lt_encode(im.p, *im.plan, im.work.get(), im.T, esi + im.p.K_prime - im.K,
+  lt_encode(im.p, *im.plan, im.work.data(), im.T, esi + im.p.K_prime - im.K,
             out);
   return Status::kOk;
 }

@@ -25,6 +25,8 @@
 #include <memory>
 #include <vector>
 
+#include "fec/symbol_buffer.h"
+
 namespace rqcast {
 namespace fec {
 
@@ -174,6 +176,14 @@ class BlockEncoder {
   // `source` holds K*T bytes, symbol-major (already interleaved).
   static Status Create(const uint8_t* source, uint32_t K, uint32_t T,
                        std::unique_ptr<BlockEncoder>* out);
+  // Takes the K*T source bytes without copying them.
+  static Status CreateOwned(SymbolBuffer source, uint32_t K, uint32_t T,
+                            std::unique_ptr<BlockEncoder>* out);
+  // Reads source symbols from `source`, which must stay valid and
+  // unchanged while the encoder lives (ObjectEncoder's contract with its
+  // caller); nothing is copied.
+  static Status CreateBorrowed(const uint8_t* source, uint32_t K, uint32_t T,
+                               std::unique_ptr<BlockEncoder>* out);
   ~BlockEncoder();
   uint32_t K() const;
   uint32_t T() const;
@@ -187,6 +197,9 @@ class BlockEncoder {
 
  private:
   BlockEncoder();
+  static Status CreateFrom(SymbolBuffer owned, const uint8_t* borrowed,
+                           uint32_t K, uint32_t T,
+                           std::unique_ptr<BlockEncoder>* out);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -212,6 +225,9 @@ class BlockDecoder {
   const uint8_t* Source() const;
   // Frees all buffers (after the caller copied Source()).
   void Release();
+  // Once decoded: hands over the K*T source bytes (no copy) and releases
+  // everything else. Returns an empty buffer if not decoded.
+  SymbolBuffer TakeSource();
 
  private:
   struct Impl;

@@ -26,7 +26,7 @@ struct ObjectDecoder::Impl {
   struct Slot {
     mutable std::mutex mu;
     std::unique_ptr<BlockDecoder> decoder;  // until decoded
-    std::unique_ptr<uint8_t[]> source;      // K*T bytes once decoded
+    SymbolBuffer source;                    // K*T bytes once decoded
     uint32_t received = 0;                  // distinct symbols at decode
     bool decoded = false;
     bool released = false;  // decoded, then ReleaseBlock
@@ -77,12 +77,9 @@ struct ObjectDecoder::Impl {
     const uint32_t received = slot.decoder->Received();
     Status s = slot.decoder->TryDecode();
     if (s != Status::kOk) return s;
-    const size_t size = size_t(slot.decoder->K()) * slot.decoder->T();
-    std::unique_ptr<uint8_t[]> source(new (std::nothrow) uint8_t[size]);
-    if (!source) return Status::kOutOfMemory;
-    std::memcpy(source.get(), slot.decoder->Source(), size);
+    // The decoder's source buffer becomes the block's (no copy).
     slot.received = received;
-    slot.source = std::move(source);
+    slot.source = slot.decoder->TakeSource();
     slot.decoder.reset();
     slot.decoded = true;
     blocks_decoded.fetch_add(1, std::memory_order_relaxed);
@@ -180,7 +177,7 @@ Status ObjectDecoder::CopyBlock(uint32_t sbn, uint8_t* out) const {
   std::lock_guard<std::mutex> lock(slot.mu);
   if (!slot.decoded) return Status::kNeedMoreSymbols;
   if (slot.released) return Status::kInvalidArgument;
-  deinterleave_block(l, l.source_symbols(sbn), slot.source.get(), out,
+  deinterleave_block(l, l.source_symbols(sbn), slot.source.data(), out,
                      l.block_length(sbn));
   return Status::kOk;
 }

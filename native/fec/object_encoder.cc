@@ -58,13 +58,18 @@ Status ObjectEncoder::PrepareBlock(uint32_t sbn) {
   if (slot.encoder) return Status::kOk;
   const uint32_t K = l.source_symbols(sbn);
   const uint64_t size = uint64_t(K) * l.oti.T;
-  // The interleaved (symbol-major) copy only lives while the block
-  // encoder is built; the encoder keeps what it needs.
-  std::unique_ptr<uint8_t[]> symbols(new (std::nothrow) uint8_t[size]);
+  const uint8_t* block = impl_->data + l.block_offset(sbn);
+  // With one sub-block the source symbols are the block's bytes in order
+  // (§4.4.1.2): unless the block is the zero-padded tail of the object,
+  // the encoder reads them in place (the caller keeps `data` alive).
+  if (l.oti.N == 1 && l.block_length(sbn) == size) {
+    return BlockEncoder::CreateBorrowed(block, K, l.oti.T, &slot.encoder);
+  }
+  SymbolBuffer symbols(size);
   if (!symbols) return Status::kOutOfMemory;
-  interleave_block(l, K, impl_->data + l.block_offset(sbn),
-                   l.block_length(sbn), symbols.get());
-  return BlockEncoder::Create(symbols.get(), K, l.oti.T, &slot.encoder);
+  interleave_block(l, K, block, l.block_length(sbn), symbols.data());
+  return BlockEncoder::CreateOwned(std::move(symbols), K, l.oti.T,
+                                   &slot.encoder);
 }
 
 void ObjectEncoder::ReleaseBlock(uint32_t sbn) {
