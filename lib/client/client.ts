@@ -569,7 +569,6 @@ export class RqcastClient extends EventEmitter {
       this.stats.simulatedDrops++;
       return;
     }
-    this.lastActivity = Date.now();
     this.stats.packetsReceived++;
     this.stats.bytesReceived += msg.length;
     const replacement = p.sequence === undefined;
@@ -594,14 +593,21 @@ export class RqcastClient extends EventEmitter {
     this.route(ch, p);
   }
 
+  /**
+   * Hands a packet to its receiver. Only packets that can still help count
+   * as activity for the timeout: an FDT not yet seen, an object not yet
+   * decoded. A channel that streams but never delivers its FDT times out.
+   */
   private route(ch: ChannelState, p: AlcPacket): void {
     if (p.toi === FDT_TOI) {
+      if (!ch.fdtSeen) this.lastActivity = Date.now();
       const r = ch.fdt.add(p);
       if (r) this.onFdt(ch, r.fdt);
       return;
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
+      if (!obj.receiver.complete) this.lastActivity = Date.now();
       obj.receiver.add(p);
       return;
     }

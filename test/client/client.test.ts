@@ -1,0 +1,203 @@
+/**
+ * RqcastClient against a scripted server (fake-server.ts): the control flow
+ * (retries, refusal, timeout, renewal, cookie refresh, LEAVE), digest
+ * checking, ACK replacements and channel combining.
+ */
+import { randomBytes } from 'crypto';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { RqcastClient, RqcastClientOptions } from '../../lib/client/client';
+import {
+  DigestMismatchError,
+  FetchTimeoutError,
+  JoinRefusedError,
+  NoSuchObjectError,
+} from '../../lib/client/errors';
+import { MessageType } from '../../lib/protocol/messages';
+import { FakeServer, FakeServerOptions } from './fake-server';
+
+let dir: string;
+const servers: FakeServer[] = [];
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-client-'));
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function serve(o: FakeServerOptions): Promise<{ server: FakeServer; port: number }> {
+  const server = new FakeServer(o);
+  servers.push(server);
+  return { server, port: await server.listen() };
+}
+
+function client(url: string, o: RqcastClientOptions = {}): RqcastClient {
+  return new RqcastClient(url, { outputDir: dir, timeoutMs: 5000, retryMs: 20, ...o });
+}
+
+const A = randomBytes(20_000);
+const B = Buffer.from([0x42]);
+
+describe('RqcastClient (scripted server)', () => {
+  test('fetches every object of the channel, bit-exact, then LEAVEs', async () => {
+    const { server, port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'sub/b.txt', data: B }] });
+    const c = client(`rqcast://127.0.0.1:${port}`);
+    const events: string[] = [];
+    c.on('joined', () => events.push('joined'));
+    c.on('object', (o) => events.push(`object:${o.name}`));
+    const s = await c.fetch();
+    expect((await fs.readFile(path.join(dir, 'a.bin'))).equals(A)).toBe(true);
+    expect((await fs.readFile(path.join(dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
+    expect(events[0]).toBe('joined');
+    expect(events.slice(1).sort()).toEqual(['object:a.bin', 'object:sub/b.txt']);
+    expect(s.objects).toHaveLength(2);
+    expect(s.bytes).toBe(A.length + 1);
+    expect(s.neededSymbols).toBe(Math.ceil(A.length / 256) + 1);
+    expect(s.overhead).toBeCloseTo(s.symbolsReceived / s.neededSymbols - 1, 10);
+    expect(s.replacements).toBe(0);
+    // LEAVE goes out before fetch() resolves.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.leaves).toBe(1);
+    const join = server.received.find((m) => m.type === MessageType.Join);
+    expect(join).toMatchObject({ channels: ['main'], until: { kind: 'duration', ms: 30_000 }, ack: false });
+    expect((await fs.readdir(dir)).sort()).toEqual(['a.bin', 'sub']);
+  });
+
+  test('a named object only, into an exact file path', async () => {
+    const { port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'b.txt', data: B }] });
+    const out = path.join(dir, 'renamed.dat');
+    const s = await client(`rqcast://127.0.0.1:${port}//b.txt`, { outputFile: out }).fetch();
+    expect(s.objects.map((o) => o.name)).toEqual(['b.txt']);
+    expect([...(await fs.readFile(out))]).toEqual([0x42]);
+    expect(await fs.readdir(dir)).toEqual(['renamed.dat']);
+  });
+
+  test('HELLOs that go unanswered are retried', async () => {
+    const { server, port } = await serve({ objects: [{ name: 'b.txt', data: B }], ignoreHellos: 2 });
+    const c = client(`rqcast://127.0.0.1:${port}`);
+    await c.fetch();
+    expect(server.hellos).toBe(3);
+    expect(c.stats.hellosSent).toBe(3);
+  });
+
+  test('a refused JOIN (unknown channel) is a JoinRefusedError; nothing is written', async () => {
+    const { port } = await serve({ objects: [{ name: 'b.txt', data: B }] });
+    const err = await client(`rqcast://127.0.0.1:${port}/nosuch`).fetch().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JoinRefusedError);
+    expect((err as JoinRefusedError).message).toMatch(/unknown channel nosuch/);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('no server: FetchTimeoutError after timeoutMs', async () => {
+    const { server, port } = await serve({ objects: [], ignoreHellos: 1e9 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { timeoutMs: 300 });
+    await expect(c.fetch()).rejects.toBeInstanceOf(FetchTimeoutError);
+    expect(server.hellos).toBeGreaterThan(1);
+  });
+
+  test('a digest that does not match: DigestMismatchError, no file under any name', async () => {
+    const { port } = await serve({ objects: [{ name: 'a.bin', data: A, sha256: Buffer.alloc(32, 1) }] });
+    await expect(client(`rqcast://127.0.0.1:${port}`).fetch()).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('an object the FDT does not list: NoSuchObjectError', async () => {
+    const { port } = await serve({ objects: [{ name: 'b.txt', data: B }] });
+    await expect(client(`rqcast://127.0.0.1:${port}//other`).fetch()).rejects.toBeInstanceOf(NoSuchObjectError);
+  });
+
+  test('unsafe names in the FDT are skipped with a warning, the rest is fetched', async () => {
+    const { port } = await serve({ objects: [{ name: '../evil', data: B }, { name: 'good', data: B }] });
+    const c = client(`rqcast://127.0.0.1:${port}`);
+    const warnings: string[] = [];
+    c.on('warning', (w) => warnings.push(w));
+    const s = await c.fetch();
+    expect(s.objects.map((o) => o.name)).toEqual(['good']);
+    expect(warnings.join()).toMatch(/"\.\."/);
+    expect(await fs.readdir(dir)).toEqual(['good']);
+    await expect(fs.stat(path.join(dir, '..', 'evil'))).rejects.toThrow();
+  });
+
+  test('renews with a new JOIN at half the granted time', async () => {
+    const big = randomBytes(120_000);
+    const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { ttlMs: 200 });
+    await c.fetch();
+    expect(c.stats.renewals).toBeGreaterThan(0);
+    expect(server.joins).toBe(c.stats.renewals + 1);
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+  });
+
+  test('a cookie refused as expired on renewal: HELLO again, then JOIN', async () => {
+    const big = randomBytes(120_000);
+    const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1, expireCookieOnJoin: 2 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { ttlMs: 200 });
+    await c.fetch();
+    expect(server.hellos).toBeGreaterThanOrEqual(2);
+    expect(server.joins).toBeGreaterThanOrEqual(3);
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+  });
+
+  test('--until: JOIN carries an absolute time', async () => {
+    const { server, port } = await serve({ objects: [{ name: 'b.txt', data: B }] });
+    const until = Date.now() + 60_000;
+    await client(`rqcast://127.0.0.1:${port}`, { untilMs: until }).fetch();
+    const join = server.received.find((m) => m.type === MessageType.Join);
+    expect(join).toMatchObject({ until: { kind: 'absolute' } });
+    const sent = (join as { until: { unixMs: number } }).until.unixMs;
+    expect(Math.abs(sent - until)).toBeLessThan(1000);
+  });
+
+  test('ACK mode: losses are reported, replacements carry ESIs never seen before', async () => {
+    const big = randomBytes(60_000);
+    const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 4 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, lossRate: 0.2, lossSeed: 1, recordEsis: true });
+    const s = await c.fetch();
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect(server.acks).toBeGreaterThan(0);
+    expect(s.acksSent).toBe(c.stats.acksSent);
+    expect(s.replacements).toBeGreaterThan(0);
+    expect(s.simulatedDrops).toBeGreaterThan(0);
+    const seen = new Set<string>();
+    for (const e of c.stats.esiLog) {
+      const key = `${e.toi}/${e.sbn}/${e.esi}`;
+      if (e.replacement) expect(seen.has(key)).toBe(false);
+      seen.add(key);
+    }
+  });
+
+  test('two channels: symbols of both combine into one object', async () => {
+    const big = randomBytes(60_000);
+    const { port } = await serve({ objects: [{ name: 'big', data: big }], channels: { a: 1, b: 2 } });
+    const c = client(`rqcast://127.0.0.1:${port}/a,b`, { recordEsis: true });
+    const joined: number[] = [];
+    c.on('joined', (j) => joined.push(...j.channels.map((x) => x.tsi)));
+    await c.fetch();
+    expect(joined).toEqual([1, 2]);
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    const tsis = new Set(c.stats.esiLog.filter((e) => e.toi === 1n).map((e) => e.tsi));
+    expect([...tsis].sort()).toEqual([1, 2]);
+  });
+
+  test('a channel that streams but never delivers its FDT times out', async () => {
+    const { port } = await serve({ objects: [{ name: 'b.txt', data: B }], channels: { a: 1, b: 2 }, withholdFdt: [2] });
+    const c = client(`rqcast://127.0.0.1:${port}/a,b`, { timeoutMs: 400 });
+    await expect(c.fetch()).rejects.toBeInstanceOf(FetchTimeoutError);
+    expect(c.stats.packetsReceived).toBeGreaterThan(0);
+    // What channel a delivered was verified: it stays.
+    expect(await fs.readdir(dir)).toEqual(['b.txt']);
+  });
+
+  test('close() aborts: FetchAbortedError, temporary files removed', async () => {
+    const big = randomBytes(200_000);
+    const { port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1 });
+    const c = client(`rqcast://127.0.0.1:${port}`);
+    const p = c.fetch();
+    await new Promise<void>((r) => c.once('joined', () => setTimeout(r, 100)));
+    c.close();
+    await expect(p).rejects.toThrow(/aborted/);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+});

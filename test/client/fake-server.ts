@@ -1,0 +1,194 @@
+/**
+ * A scripted rqcast server for client tests: speaks the control protocol
+ * with the codecs of lib/protocol and streams real RaptorQ packets, with
+ * knobs a real server has no reason to offer (ignore HELLOs, refuse, expire
+ * cookies, lie about a digest). Control flow only; the end-to-end tests use
+ * RqcastServer.
+ */
+import { createHash, randomBytes } from 'crypto';
+import * as dgram from 'dgram';
+import { ObjectEncoder } from '../../lib/fec/encoder';
+import { encodeAlc } from '../../lib/protocol/alc';
+import { decodeControl, encodeControl } from '../../lib/protocol/control';
+import { buildFdt } from '../../lib/protocol/fdt';
+import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
+import type { Oti as WireOti } from '../../lib/protocol/oti';
+import { wireOti } from './support';
+
+export interface FakeObject {
+  name: string;
+  data: Uint8Array;
+  /** Digest the FDT announces (default: the real one). */
+  sha256?: Uint8Array;
+}
+
+export interface FakeServerOptions {
+  objects: FakeObject[];
+  /** Channel names -> TSI. Default { main: 1 }. */
+  channels?: Record<string, number>;
+  /** Ignore this many HELLOs first. */
+  ignoreHellos?: number;
+  /** Answer the n-th JOIN (1-based) with ERROR CookieExpired. */
+  expireCookieOnJoin?: number;
+  /** Packets per 2 ms tick. Default 16. */
+  burst?: number;
+  symbolSize?: number;
+  /** Channels (TSIs) whose stream never carries the FDT. */
+  withholdFdt?: number[];
+}
+
+interface Stream {
+  toi: number;
+  enc: ObjectEncoder;
+  oti: WireOti;
+  nextEsi: number[];
+  sbn: number;
+}
+
+export class FakeServer {
+  readonly socket = dgram.createSocket('udp4');
+  readonly received: ControlMessage[] = [];
+  hellos = 0;
+  joins = 0;
+  leaves = 0;
+  acks = 0;
+  replacementsSent = 0;
+  private readonly cookie = randomBytes(24);
+  private readonly streams: Stream[];
+  private readonly fdt: Stream;
+  private readonly channels: Record<string, number>;
+  private client?: { address: string; port: number; tsis: number[]; ack: boolean };
+  private timer?: NodeJS.Timeout;
+  private seq = new Map<number, number>();
+  private turns = new Map<number, number>();
+
+  constructor(private readonly o: FakeServerOptions) {
+    const T = o.symbolSize ?? 256;
+    this.channels = o.channels ?? { main: 1 };
+    this.streams = o.objects.map((obj, i) => {
+      const enc = new ObjectEncoder(obj.data, { symbolSize: T });
+      return { toi: i + 1, enc, oti: wireOti(enc), nextEsi: new Array(enc.sourceBlocks).fill(0), sbn: 0 };
+    });
+    const xml = buildFdt({
+      expiresAtMs: 4_000_000_000_000,
+      files: o.objects.map((obj, i) => ({
+        toi: BigInt(i + 1),
+        contentLocation: obj.name,
+        oti: this.streams[i].oti,
+        sha256: obj.sha256 ?? createHash('sha256').update(obj.data).digest(),
+      })),
+    });
+    const fenc = new ObjectEncoder(Buffer.from(xml), { symbolSize: T });
+    this.fdt = { toi: 0, enc: fenc, oti: wireOti(fenc), nextEsi: [0], sbn: 0 };
+    this.socket.on('message', (m, r) => this.onMessage(m, r));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.socket.bind(0, '127.0.0.1', resolve));
+    return this.socket.address().port;
+  }
+
+  close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const s of [...this.streams, this.fdt]) s.enc.close();
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+
+  private reply(msg: ControlMessage, r: dgram.RemoteInfo): void {
+    this.socket.send(encodeControl(msg), r.port, r.address);
+  }
+
+  private onMessage(m: Buffer, r: dgram.RemoteInfo): void {
+    const d = decodeControl(m);
+    if (!d.ok) return;
+    const msg = d.msg;
+    this.received.push(msg);
+    switch (msg.type) {
+      case MessageType.Hello:
+        if (++this.hellos <= (this.o.ignoreHellos ?? 0)) return;
+        this.reply({ type: MessageType.Cookie, nonce: msg.nonce, cookie: this.cookie, serverTimeMs: Date.now() }, r);
+        return;
+      case MessageType.Join: {
+        this.joins++;
+        if (this.joins === this.o.expireCookieOnJoin) {
+          this.reply({ type: MessageType.Error, code: ErrorCode.CookieExpired, reason: 'cookie expired' }, r);
+          return;
+        }
+        const unknown = msg.channels.find((c) => this.channels[c] === undefined);
+        if (unknown !== undefined) {
+          this.reply({ type: MessageType.Error, code: ErrorCode.UnknownChannel, reason: `unknown channel ${unknown}` }, r);
+          return;
+        }
+        const ttl = msg.until.kind === 'duration' ? msg.until.ms : msg.until.unixMs - Date.now();
+        const tsis = msg.channels.map((c) => this.channels[c]);
+        this.client = { address: r.address, port: r.port, tsis, ack: msg.ack };
+        this.reply({ type: MessageType.Joined, channels: msg.channels.map((name, i) => ({ name, tsi: tsis[i] })), expiresAtMs: Date.now() + ttl }, r);
+        if (!this.timer) this.timer = setInterval(() => this.pump(), 2);
+        return;
+      }
+      case MessageType.Leave:
+        this.leaves++;
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        this.client = undefined;
+        return;
+      case MessageType.Ack: {
+        this.acks++;
+        const c = this.client;
+        if (!c) return;
+        let cursor = msg.windowStart;
+        const lost: number[] = [];
+        for (const g of [...msg.received, { start: msg.windowEnd, end: msg.windowEnd }]) {
+          for (let s = cursor; s !== g.start; s = (s + 1) >>> 0) lost.push(s);
+          cursor = g.end;
+        }
+        for (let i = 0; i < lost.length; i++) {
+          this.send(msg.tsi, this.next(msg.tsi), false);
+          this.replacementsSent++;
+        }
+        return;
+      }
+      default:
+    }
+  }
+
+  /** The next stream of channel `tsi`: the FDT every 8th packet, else objects round-robin. */
+  private next(tsi: number): Stream {
+    const turn = (this.turns.get(tsi) ?? 0) + 1;
+    this.turns.set(tsi, turn);
+    const fdtTurn = turn % 8 === 0 || this.streams.length === 0;
+    if (fdtTurn && !(this.o.withholdFdt ?? []).includes(tsi)) return this.fdt;
+    return this.streams[turn % this.streams.length];
+  }
+
+  private send(tsi: number, s: Stream, withSeq: boolean): void {
+    const c = this.client;
+    if (!c) return;
+    const sbn = s.sbn;
+    s.sbn = (s.sbn + 1) % s.enc.sourceBlocks;
+    const esi = s.nextEsi[sbn]++;
+    const pkt = s.enc.packet(sbn, esi);
+    let sequence: number | undefined;
+    if (withSeq) {
+      sequence = this.seq.get(tsi) ?? 0;
+      this.seq.set(tsi, (sequence + 1) >>> 0);
+    }
+    const bytes = encodeAlc({
+      tsi,
+      toi: s.toi,
+      sbn,
+      esi,
+      symbols: pkt.subarray(4),
+      oti: s.toi === 0 ? s.oti : undefined,
+      fdtInstanceId: s.toi === 0 ? 1 : undefined,
+      sequence,
+    });
+    this.socket.send(bytes, c.port, c.address);
+  }
+
+  private pump(): void {
+    const c = this.client;
+    if (!c) return;
+    for (let i = 0; i < (this.o.burst ?? 16); i++) for (const tsi of c.tsis) this.send(tsi, this.next(tsi), true);
+  }
+}
