@@ -436,7 +436,7 @@ void Engine::apply(Command& c) {
           ch->datagrams.add(1);
           ch->bucket.force_take(c.payload.size());
         } else {
-          count_error(*ch, err);
+          count_error(*ch, err, 1);
         }
       } else {
         (err == 0 ? one_offs_ : one_off_errors_).fetch_add(1, std::memory_order_relaxed);
@@ -573,7 +573,9 @@ void Engine::send_run(Channel& c, uint64_t head, uint32_t count) {
 void Engine::send_family(Channel& c, int fam, const Run& run) {
   udp::Socket& s = fam == 0 ? v4_ : v6_;
   if (!s.is_open()) {
-    c.errors.add(c.dests[fam].size() * run.groups);
+    uint64_t packets = 0;
+    for (uint32_t k = 0; k < run.groups; ++k) packets += run.segs[k];
+    c.errors.add(c.dests[fam].size() * packets);
     return;
   }
   const DestinationSet& set = c.dests[fam];
@@ -606,13 +608,23 @@ void Engine::send_family(Channel& c, int fam, const Run& run) {
   if (m) flush(c, s, m, msg_segs_.data(), msg_bytes_.data());
 }
 
-void Engine::count_error(Channel& c, int err) {
+// Counts the datagrams a failed message carried.
+void Engine::count_error(Channel& c, int err, uint64_t datagrams) {
   if (err == EAGAIN || err == EWOULDBLOCK)
-    c.drops_eagain.add(1);
+    c.drops_eagain.add(datagrams);
   else if (err == ENOBUFS)
-    c.drops_enobufs.add(1);
+    c.drops_enobufs.add(datagrams);
   else
-    c.errors.add(1);
+    c.errors.add(datagrams);
+}
+
+// A GSO message the kernel would not take. EIO/ENOPROTOOPT: the device
+// (or kernel) cannot segment at all, so GSO is off from now on. EINVAL or
+// EMSGSIZE: this route's MTU is smaller than a segment (udp_send_skb checks
+// gso_size against the path's fragment size), so only this destination's
+// message is sent plain and GSO stays on for everyone else.
+static bool gso_refused(int err) {
+  return err == EIO || err == ENOPROTOOPT || err == EINVAL || err == EMSGSIZE;
 }
 
 void Engine::flush(Channel& c, udp::Socket& s, unsigned count,
@@ -621,9 +633,10 @@ void Engine::flush(Channel& c, udp::Socket& s, unsigned count,
   uint64_t calls = 0, dgrams = 0, nbytes = 0, gsos = 0;
   while (off < count) {
     if (segs[off] > 1 && !gso_active_.load(std::memory_order_relaxed)) {
-      // GSO was refused earlier in this run: split what is left.
-      flush_plain_after_gso_failure(c, s, &msgs_[off], count - off);
-      break;
+      // GSO was switched off earlier in this run.
+      send_segments_plain(c, s, msgs_[off].msg_hdr);
+      ++off;
+      continue;
     }
     int err = 0;
     int r = s.send_batch(&msgs_[off], count - off, &err);
@@ -638,16 +651,15 @@ void Engine::flush(Channel& c, udp::Socket& s, unsigned count,
       continue;
     }
     if (err == EINTR) continue;
-    if (segs[off] > 1 && (err == EIO || err == EINVAL || err == ENOPROTOOPT)) {
-      // The route's device cannot take UDP GSO (no checksum offload), or the
-      // kernel refuses the segment size: plain datagrams from now on. The
-      // rest of this batch is split here; later runs build plain messages.
-      if (gso_active_.exchange(false, std::memory_order_relaxed))
-        gso_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-      flush_plain_after_gso_failure(c, s, &msgs_[off], count - off);
-      break;
+    if (segs[off] > 1 && gso_refused(err)) {
+      gso_fallbacks_.fetch_add(1, std::memory_order_relaxed);
+      if (err == EIO || err == ENOPROTOOPT)
+        gso_active_.store(false, std::memory_order_relaxed);
+      send_segments_plain(c, s, msgs_[off].msg_hdr);
+      ++off;
+      continue;
     }
-    count_error(c, err);
+    count_error(c, err, segs[off]);
     off += 1;
   }
   c.syscalls.add(calls);
@@ -657,39 +669,33 @@ void Engine::flush(Channel& c, udp::Socket& s, unsigned count,
   syscalls_.fetch_add(calls, std::memory_order_relaxed);
 }
 
-void Engine::flush_plain_after_gso_failure(Channel& c, udp::Socket& s,
-                                           const struct mmsghdr* msgs,
-                                           unsigned count) {
-  // Rare path: split each remaining message into one message per segment.
-  std::vector<struct mmsghdr> plain;
-  for (unsigned j = 0; j < count; ++j) {
-    const msghdr& h = msgs[j].msg_hdr;
-    for (size_t k = 0; k < h.msg_iovlen; ++k) {
-      struct mmsghdr p{};
-      p.msg_hdr.msg_name = h.msg_name;
-      p.msg_hdr.msg_namelen = h.msg_namelen;
-      p.msg_hdr.msg_iov = &h.msg_iov[k];
-      p.msg_hdr.msg_iovlen = 1;
-      plain.push_back(p);
-    }
+void Engine::send_segments_plain(Channel& c, udp::Socket& s, const msghdr& h) {
+  // One plain datagram per segment of the refused GSO message.
+  plain_.clear();
+  for (size_t k = 0; k < h.msg_iovlen; ++k) {
+    struct mmsghdr p{};
+    p.msg_hdr.msg_name = h.msg_name;
+    p.msg_hdr.msg_namelen = h.msg_namelen;
+    p.msg_hdr.msg_iov = &h.msg_iov[k];
+    p.msg_hdr.msg_iovlen = 1;
+    plain_.push_back(p);
   }
   size_t off = 0;
   uint64_t calls = 0, dgrams = 0, nbytes = 0;
-  while (off < plain.size()) {
+  while (off < plain_.size()) {
     int err = 0;
-    unsigned n = static_cast<unsigned>(std::min<size_t>(plain.size() - off, udp::kMaxBatch));
-    int r = s.send_batch(&plain[off], n, &err);
+    int r = s.send_batch(&plain_[off], static_cast<unsigned>(plain_.size() - off), &err);
     ++calls;
     if (r > 0) {
       for (size_t j = off; j < off + static_cast<size_t>(r); ++j) {
         dgrams += 1;
-        nbytes += plain[j].msg_hdr.msg_iov->iov_len;
+        nbytes += plain_[j].msg_hdr.msg_iov->iov_len;
       }
       off += static_cast<size_t>(r);
       continue;
     }
     if (err == EINTR) continue;
-    count_error(c, err);
+    count_error(c, err, 1);
     off += 1;
   }
   c.syscalls.add(calls);

@@ -68,7 +68,7 @@ struct ChannelStats {
 
 struct EngineStats {
   bool gso_active = false;
-  uint64_t gso_fallbacks = 0;  // GSO sends refused by the kernel
+  uint64_t gso_fallbacks = 0;  // GSO messages refused by the kernel (sent plain)
   uint64_t syscalls = 0;
   uint64_t one_offs = 0;       // sendTo without a channel
   uint64_t one_off_errors = 0;
@@ -150,9 +150,8 @@ class Engine {
   void send_family(Channel& c, int fam, const Run& run);
   void flush(Channel& c, udp::Socket& s, unsigned count, const uint32_t* segs,
              const uint64_t* bytes);
-  void flush_plain_after_gso_failure(Channel& c, udp::Socket& s,
-                                     const struct mmsghdr* msgs, unsigned count);
-  void count_error(Channel& c, int err);
+  void send_segments_plain(Channel& c, udp::Socket& s, const struct msghdr& h);
+  void count_error(Channel& c, int err, uint64_t datagrams);
   uint32_t run_limit(const Channel& c) const;
   udp::Socket* socket_for(int family);
   uint64_t now() const;
@@ -186,6 +185,7 @@ class Engine {
   std::vector<struct mmsghdr> msgs_;
   std::vector<uint32_t> msg_segs_;
   std::vector<uint64_t> msg_bytes_;
+  std::vector<struct mmsghdr> plain_;  // a refused GSO message, split
   std::vector<uint32_t> low_;
   bool rescan_ = false;  // a channel was added: look at its tail next loop
   std::unique_ptr<Run> run_;

@@ -1,8 +1,13 @@
 // Standalone tests of the replication core: pacing arithmetic, destination
 // set, packet ring, and the engine against loopback sockets (GSO and plain).
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -545,6 +550,93 @@ static void test_engine_low_water_batches_channels_once_per_push() {
   CHECK_EQ(e.barrier(), ESHUTDOWN);
 }
 
+// Brings `lo` of the current (new) network namespace up with the given MTU.
+static bool loopback_up(int mtu) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return false;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  bool ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags |= IFF_UP;
+  ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+  ifr.ifr_mtu = mtu;
+  ok = ok && ioctl(fd, SIOCSIFMTU, &ifr) == 0;
+  close(fd);
+  return ok;
+}
+
+// Runs fn in a child process inside a fresh network namespace (which dies
+// with it: nothing to clean up). Returns false (skipped) without CAP_NET_ADMIN.
+static bool in_new_netns(void (*fn)()) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNET) != 0) _exit(77);
+    g_failed_checks = 0;
+    fn();
+    std::fflush(stderr);
+    _exit(g_failed_checks == 0 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+    std::printf("# skipped: no CAP_NET_ADMIN for a network namespace\n");
+    return false;
+  }
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return true;
+}
+
+static void gso_refused_by_small_mtu() {
+  // lo with a 1280-byte MTU: a 1400-byte GSO segment does not fit the path,
+  // so the kernel refuses the super-datagram; the engine sends those
+  // segments as plain datagrams (IPv4 fragments them) and keeps GSO on
+  // for destinations whose packets fit.
+  CHECK(loopback_up(1280));
+  EngineOptions o;
+  Engine e(o, nullptr);
+  CHECK_EQ(e.start(), 0);
+  if (!e.gso_supported()) return;
+  ChannelConfig big, small;
+  big.slot_size = 1400;
+  small.slot_size = 1000;
+  CHECK_EQ(e.create_channel(1, big), 0);
+  CHECK_EQ(e.create_channel(2, small), 0);
+  Receiver r1("127.0.0.1"), r2("127.0.0.1");
+  CHECK_EQ(e.add_destination(1, ep("127.0.0.1", r1.port)), 0);
+  CHECK_EQ(e.add_destination(2, ep("127.0.0.1", r2.port)), 0);
+  std::vector<uint8_t> p1 = make_packets(0, 100, 1400);
+  std::vector<uint8_t> p2 = make_packets(0, 100, 1000);
+  uint32_t acc = 0;
+  CHECK_EQ(e.set_paused(1, true), 0);  // one run each, for exact counts
+  CHECK_EQ(e.set_paused(2, true), 0);
+  CHECK_EQ(e.push_packets(1, p1.data(), 1400, 100, &acc), 0);
+  CHECK_EQ(e.push_packets(2, p2.data(), 1000, 100, &acc), 0);
+  CHECK_EQ(e.set_paused(1, false), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(e.set_paused(2, false), 0);
+  CHECK_EQ(e.barrier(), 0);
+  check_received(r1, 0, 100, 1400);
+  check_received(r2, 0, 100, 1000);
+  ChannelStats s1, s2;
+  e.channel_stats(1, &s1);
+  e.channel_stats(2, &s2);
+  EngineStats es = e.stats();
+  CHECK(es.gso_active);
+  CHECK(es.gso_fallbacks >= 1);
+  CHECK_EQ(s1.datagrams, 100u);
+  CHECK_EQ(s1.gso_sends, 0u);
+  CHECK_EQ(s1.errors + s1.drops_eagain + s1.drops_enobufs, 0u);
+  CHECK_EQ(s2.datagrams, 100u);
+  CHECK(s2.gso_sends > 0);
+  e.stop();
+}
+
+static void test_engine_gso_refused_falls_back_per_destination() {
+  in_new_netns(gso_refused_by_small_mtu);
+}
+
 static void test_engine_rejects_unknown_channel_and_stops_cleanly() {
   Engine e(EngineOptions{}, nullptr);
   CHECK_EQ(e.add_destination(1, ep("127.0.0.1", 9)), ENOENT);
@@ -584,6 +676,7 @@ int main() {
       {"engine_pacing_holds_back_packets", test_engine_pacing_holds_back_packets},
       {"engine_destination_changes_apply_in_order", test_engine_destination_changes_apply_in_order},
       {"engine_low_water_batches_channels_once_per_push", test_engine_low_water_batches_channels_once_per_push},
+      {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
       {"engine_rejects_unknown_channel_and_stops_cleanly", test_engine_rejects_unknown_channel_and_stops_cleanly},
   };
   {
