@@ -100,7 +100,7 @@ function rqcastDecodeInput(data: Uint8Array, K: number, rng: Rng): DecodeInput {
 function rqcastDecode(input: DecodeInput, data: Uint8Array): number {
   const t0 = now();
   const dec = new ObjectDecoder(input.oti);
-  let done = dec.pushMany(input.packets);
+  let done = dec.pushMany(input.packets).complete;
   for (let i = 0; !done && i < input.extra.length; i++) done = dec.push(input.extra[i]);
   const out = dec.result();
   const t1 = now();
