@@ -180,8 +180,43 @@ export interface RawReplicatorBinding {
   Replicator: new (options: RawReplicatorOptions, onLowWater: (channelIds: number[]) => void) => RawReplicator;
 }
 
+export interface RawUdpReceiverStats {
+  datagrams: number;
+  bytes: number;
+  batches: number;
+  truncated: number;
+  errors: number;
+}
+
+/** native/napi/receiver.cc: a bound UDP socket read by a native thread with recvmmsg. */
+export interface RawUdpReceiver {
+  /** false: the send buffer was full and the datagram dropped. */
+  send(data: Uint8Array, address: string, port: number): boolean;
+  localAddress(): { address: string; port: number; family: 'IPv4' | 'IPv6' };
+  stats(): RawUdpReceiverStats;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
+export interface RawUdpReceiverBinding {
+  /**
+   * onBatch gets the datagrams packed end to end, their lengths, and one
+   * 20-byte source record each (family 4|6, 0, port big-endian, 16 address
+   * bytes), plus how many over-long datagrams were dropped.
+   */
+  UdpReceiver: new (
+    address: string,
+    port: number,
+    receiveBufferBytes: number,
+    maxDatagram: number,
+    batch: number,
+    onBatch: (data: Buffer, lengths: Uint32Array, sources: Buffer, truncated: number) => void,
+  ) => RawUdpReceiver;
+}
+
 /** Everything rqcast.node exports. Other bindings extend this. */
-export type NativeBinding = RawCodecBinding & RawReplicatorBinding;
+export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding;
 
 /** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
 export const packageRoot = path.resolve(__dirname, '..');

@@ -48,7 +48,14 @@ export class PacketTooLargeError extends ReplicatorError {
     super(PacketTooLargeError.code, message, options);
   }
 }
-/** A socket call failed (opening the replicator's sockets). */
+/** A call on a closed UdpReceiver. */
+export class ReceiverClosedError extends ReplicatorError {
+  static readonly code = 'ERR_RQ_RECEIVER_CLOSED';
+  constructor(message = 'receiver is closed', options?: { cause?: unknown }) {
+    super(ReceiverClosedError.code, message, options);
+  }
+}
+/** A socket call failed (opening or binding a socket, sending). */
 export class ReplicatorSocketError extends ReplicatorError {
   static readonly code = 'ERR_RQ_SOCKET';
   errno?: number;
@@ -64,6 +71,7 @@ type ReplicatorErrorClass = (new (message?: string, options?: { cause?: unknown 
 const byCode = new Map<string, ReplicatorErrorClass>(
   [
     ReplicatorClosedError,
+    ReceiverClosedError,
     UnknownChannelError,
     ChannelExistsError,
     BadAddressError,

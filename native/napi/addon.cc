@@ -8,6 +8,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rqcast::napi::RegisterCodec(env, exports);
   rqcast::napi::RegisterReplicator(env, exports);
+  rqcast::napi::RegisterReceiver(env, exports);
   return exports;
 }
 

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <netinet/udp.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -203,6 +205,49 @@ int Socket::receive_batch(struct mmsghdr* msgs, unsigned count, int* err) {
     msgs[got].msg_len = static_cast<unsigned>(r);
   }
   return static_cast<int>(got);
+}
+
+int Socket::send_one_nonblocking(const Endpoint& to, const void* data,
+                                 size_t len) {
+  ssize_t r = ::sendto(fd_, data, len, MSG_DONTWAIT,
+                       reinterpret_cast<const sockaddr*>(&to.addr), to.len);
+  return r < 0 ? errno : 0;
+}
+
+int Socket::wait_readable(const Waker& waker, int* err) {
+  pollfd p[2] = {{fd_, POLLIN, 0}, {waker.fd(), POLLIN, 0}};
+  while (true) {
+    int r = ::poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return -1;
+    }
+    if (p[1].revents) return 0;
+    if (p[0].revents) return 1;
+  }
+}
+
+Waker::~Waker() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int Waker::open() {
+  if (fd_ >= 0) return 0;
+  fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return fd_ < 0 ? errno : 0;
+}
+
+void Waker::wake() {
+  uint64_t one = 1;
+  ssize_t r = ::write(fd_, &one, sizeof one);
+  (void)r;  // a full counter is still woken
+}
+
+void Waker::reset() {
+  uint64_t v;
+  ssize_t r = ::read(fd_, &v, sizeof v);
+  (void)r;
 }
 
 int Socket::set_multicast_ttl(int hops) {

@@ -48,6 +48,22 @@ constexpr size_t kGsoControlSize = 24;  // CMSG_SPACE(sizeof(uint16_t)) on LP64
 // hold kGsoControlSize bytes, aligned for cmsghdr. Returns the control length.
 size_t write_gso_control(void* buf, uint16_t segment_size);
 
+// An eventfd that wakes a thread blocked in Socket::wait_readable.
+class Waker {
+ public:
+  Waker() = default;
+  ~Waker();
+  Waker(const Waker&) = delete;
+  Waker& operator=(const Waker&) = delete;
+  int open();  // errno value
+  void wake();  // any thread; stays woken until reset()
+  void reset();
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
 class Socket {
  public:
   Socket() = default;
@@ -80,6 +96,12 @@ class Socket {
   // recvmmsg (non-blocking, MSG_DONTWAIT); sendmsg-style fallback to a
   // recvmsg loop. Returns messages received (>= 0) or -1 with *err set.
   int receive_batch(struct mmsghdr* msgs, unsigned count, int* err);
+  // One datagram without blocking (MSG_DONTWAIT): 0, or an errno value
+  // (EAGAIN/ENOBUFS when the send buffer is full).
+  int send_one_nonblocking(const Endpoint& to, const void* data, size_t len);
+  // Waits until the socket is readable (returns 1) or `waker` was woken
+  // (returns 0); -1 with *err set on failure. No timeout.
+  int wait_readable(const class Waker& waker, int* err);
 
   // Multicast (RFC 1112 / RFC 3376 / RFC 3810 socket options).
   int set_multicast_ttl(int hops);

@@ -25,6 +25,7 @@
 #include "replicate/engine.h"
 #include "replicate/packet_ring.h"
 #include "replicate/pacing.h"
+#include "udp/batch_receiver.h"
 #include "udp/udp.h"
 
 using namespace rqcast;
@@ -637,6 +638,56 @@ static void test_engine_gso_refused_falls_back_per_destination() {
   in_new_netns(gso_refused_by_small_mtu);
 }
 
+// ------------------------------------------------------- batch receiver
+
+static void test_batch_receiver_packs_datagrams_with_sources() {
+  udp::BatchReceiver rx;
+  CHECK_EQ(rx.open(ep("127.0.0.1", 0), 1 << 20, 100, 8), 0);
+  udp::Endpoint bound;
+  rx.socket().local_endpoint(&bound);
+  udp::Socket tx;
+  CHECK_EQ(tx.open_bound(ep("127.0.0.1", 0), 0), 0);
+  udp::Endpoint from;
+  tx.local_endpoint(&from);
+  // 11 datagrams: one too long (dropped, counted), one empty, the rest of
+  // assorted sizes; loopback queues them all before receive() runs.
+  const uint32_t sizes[] = {1, 100, 0, 50, 101, 99, 7, 100, 3, 60, 2};
+  for (uint32_t i = 0; i < 11; ++i) {
+    std::vector<uint8_t> d(sizes[i], static_cast<uint8_t>(i + 1));
+    CHECK_EQ(tx.send_one(bound, d.data(), d.size()), 0);
+  }
+  udp::ReceivedBatch b;
+  CHECK_EQ(rx.receive(&b), 0);  // at most 8 per call
+  CHECK_EQ(rx.receive(&b), 0);  // appends the rest
+  CHECK_EQ(b.truncated, 1u);
+  CHECK_EQ(b.count(), 10u);
+  size_t off = 0, k = 0;
+  for (uint32_t i = 0; i < 11 && k < b.count(); ++i) {
+    if (sizes[i] > 100) continue;
+    CHECK_EQ(b.lengths[k], sizes[i]);
+    for (uint32_t j = 0; j < sizes[i]; ++j) CHECK_EQ(b.data[off + j], i + 1);
+    const uint8_t* src = b.sources.data() + k * udp::kSourceRecordSize;
+    CHECK_EQ(src[0], 4);
+    CHECK_EQ((src[2] << 8) | src[3], from.port());
+    CHECK(src[4] == 127 && src[5] == 0 && src[6] == 0 && src[7] == 1);
+    off += sizes[i];
+    ++k;
+  }
+  CHECK_EQ(off, b.data.size());
+  // stop() from another thread ends a receive() that is waiting.
+  std::thread stopper([&rx] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    rx.stop();
+  });
+  udp::ReceivedBatch none;
+  CHECK_EQ(rx.receive(&none), ECANCELED);
+  stopper.join();
+  CHECK_EQ(none.count(), 0u);
+  CHECK_EQ(rx.receive(&none), ECANCELED);  // and every later one
+  udp::BatchReceiver bad;
+  CHECK_EQ(bad.open(ep("127.0.0.1", 0), 0, 0, 8), EINVAL);
+}
+
 static void test_engine_rejects_unknown_channel_and_stops_cleanly() {
   Engine e(EngineOptions{}, nullptr);
   CHECK_EQ(e.add_destination(1, ep("127.0.0.1", 9)), ENOENT);
@@ -677,6 +728,7 @@ int main() {
       {"engine_destination_changes_apply_in_order", test_engine_destination_changes_apply_in_order},
       {"engine_low_water_batches_channels_once_per_push", test_engine_low_water_batches_channels_once_per_push},
       {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
+      {"batch_receiver_packs_datagrams_with_sources", test_batch_receiver_packs_datagrams_with_sources},
       {"engine_rejects_unknown_channel_and_stops_cleanly", test_engine_rejects_unknown_channel_and_stops_cleanly},
   };
   {

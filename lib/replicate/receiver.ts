@@ -1,0 +1,198 @@
+/**
+ * UdpReceiver: a UDP socket read in batches by a native thread (recvmmsg),
+ * handing JS many datagrams per event instead of one 'message' each — the
+ * receive side of a fast client. The same socket sends (send()), so one
+ * socket carries a client's control messages and its ALC data.
+ *
+ * When JS falls behind, the native thread stops reading (a bounded queue of
+ * batches) and the kernel's receive buffer absorbs, then drops, the excess:
+ * memory stays bounded, and to a fountain code a drop is just loss.
+ */
+import { EventEmitter } from 'events';
+import { InvalidArgumentError } from '../errors';
+import { loadNative, type RawUdpReceiver, type RawUdpReceiverBinding, type RawUdpReceiverStats } from '../native';
+import { fromReplicatorNative } from './errors';
+
+export interface UdpReceiverOptions {
+  /** Numeric address to bind (default '0.0.0.0'; '::' for IPv6). */
+  address?: string;
+  /** 0 (default) picks an ephemeral port. */
+  port?: number;
+  /** SO_RCVBUF (default 4 MiB; root lifts net.core.rmem_max). */
+  receiveBufferBytes?: number;
+  /** Longer datagrams are dropped and counted as truncated (default 65535). */
+  maxDatagram?: number;
+  /** Most datagrams per recvmmsg and per 'batch' event (default 64). */
+  batch?: number;
+}
+
+export type UdpReceiverStats = RawUdpReceiverStats;
+
+const SOURCE_RECORD = 20;
+
+/** The datagrams of one 'batch' event. Views share one buffer: copy what you keep. */
+export class DatagramBatch {
+  readonly count: number;
+  /** Byte offset of each datagram in `data`. */
+  readonly offsets: Uint32Array;
+  private lastIndex = -1;
+  private lastAddress = '';
+
+  constructor(
+    /** The datagrams laid end to end. */
+    readonly data: Buffer,
+    readonly lengths: Uint32Array,
+    /** 20 bytes per datagram: family (4|6), 0, port (big-endian), 16 address bytes. */
+    readonly sources: Buffer,
+    /** Datagrams longer than maxDatagram, dropped. */
+    readonly truncated: number,
+  ) {
+    this.count = lengths.length;
+    this.offsets = new Uint32Array(this.count);
+    let at = 0;
+    for (let i = 0; i < this.count; i++) {
+      this.offsets[i] = at;
+      at += lengths[i];
+    }
+  }
+
+  /** Datagram i (a view into `data`). */
+  datagram(i: number): Buffer {
+    const at = this.offsets[i];
+    return this.data.subarray(at, at + this.lengths[i]);
+  }
+
+  family(i: number): 'IPv4' | 'IPv6' {
+    return this.sources[i * SOURCE_RECORD] === 6 ? 'IPv6' : 'IPv4';
+  }
+
+  port(i: number): number {
+    return this.sources.readUInt16BE(i * SOURCE_RECORD + 2);
+  }
+
+  /** Source address of datagram i, numeric (IPv6 without zone). */
+  address(i: number): string {
+    // Most datagrams of a batch come from one or two senders: reuse the
+    // last string when the address bytes are the same.
+    if (this.lastIndex >= 0 && this.sameAddress(this.lastIndex, i)) return this.lastAddress;
+    const r = i * SOURCE_RECORD;
+    const s = this.sources[r] === 6 ? formatV6(this.sources.subarray(r + 4, r + 20)) : formatV4(this.sources, r + 4);
+    this.lastIndex = i;
+    this.lastAddress = s;
+    return s;
+  }
+
+  private sameAddress(a: number, b: number): boolean {
+    const ra = a * SOURCE_RECORD;
+    const rb = b * SOURCE_RECORD;
+    return this.sources[ra] === this.sources[rb] && this.sources.compare(this.sources, rb + 4, rb + 20, ra + 4, ra + 20) === 0;
+  }
+}
+
+function formatV4(b: Buffer, at: number): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+}
+
+/** RFC 5952 text form: lowercase, longest run of zero groups (2+) as '::'. */
+function formatV6(b: Buffer): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(i * 2));
+  // IPv4-mapped (RFC 4291 §2.5.5.2) in its usual dotted form.
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `::ffff:${formatV4(b, 12)}`;
+  }
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestAt < 0) return hex.join(':');
+  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+}
+
+export interface UdpReceiverEvents {
+  batch: [batch: DatagramBatch];
+}
+
+function call<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw fromReplicatorNative(e);
+  }
+}
+
+function uintOption(v: number | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new InvalidArgumentError(`invalid argument: ${name} must be a non-negative integer`);
+  }
+  return v;
+}
+
+export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
+  readonly #raw: RawUdpReceiver;
+  #closed = false;
+
+  /** Binds at once (throws typed errors: BadAddressError, ReplicatorSocketError…). */
+  constructor(options: UdpReceiverOptions = {}, binding: RawUdpReceiverBinding = loadNative()) {
+    super();
+    const onBatch = (data: Buffer, lengths: Uint32Array, sources: Buffer, truncated: number): void => {
+      if (!this.#closed) this.emit('batch', new DatagramBatch(data, lengths, sources, truncated));
+    };
+    this.#raw = call(
+      () =>
+        new binding.UdpReceiver(
+          options.address ?? '0.0.0.0',
+          uintOption(options.port, 'port', 0),
+          uintOption(options.receiveBufferBytes, 'receiveBufferBytes', 4 << 20),
+          uintOption(options.maxDatagram, 'maxDatagram', 65535),
+          uintOption(options.batch, 'batch', 64),
+          onBatch,
+        ),
+    );
+  }
+
+  /** The bound address and port. */
+  address(): { address: string; port: number; family: 'IPv4' | 'IPv6' } {
+    return call(() => this.#raw.localAddress());
+  }
+
+  /** Sends one datagram from this socket; false if the send buffer was full (dropped). */
+  send(data: Uint8Array, address: string, port: number): boolean {
+    return call(() => this.#raw.send(data, address, port));
+  }
+
+  stats(): UdpReceiverStats {
+    return this.#raw.stats();
+  }
+
+  /** An unref'd receiver does not keep the process alive (as dgram's unref()). */
+  unref(): this {
+    this.#raw.unref();
+    return this;
+  }
+
+  ref(): this {
+    this.#raw.ref();
+    return this;
+  }
+
+  /** Idempotent; stops the receiving thread and closes the socket. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#raw.close();
+  }
+}

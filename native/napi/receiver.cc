@@ -1,0 +1,298 @@
+// The batched UDP receiver binding: one bound socket read by a native
+// thread with recvmmsg (udp::BatchReceiver), many datagrams handed to JS per
+// callback as one packed Buffer + a Uint32Array of lengths + a Buffer of
+// 20-byte source records (udp/batch_receiver.h). The same socket sends
+// (control messages), so a client keeps one socket for everything.
+//
+// Back-pressure: batches go through a ThreadSafeFunction with a bounded
+// queue and BlockingCall, so when JS falls behind the thread stops reading
+// and the kernel's receive buffer absorbs (then drops) what comes, instead
+// of this process buffering without bound.
+//
+// Lifetime: close() wakes the thread, aborts the thread-safe function
+// (which also unblocks a BlockingCall) and joins. The environment's cleanup
+// hook and the finalizer run close() as well.
+#include <errno.h>
+#include <string.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "napi/register.h"
+#include "napi/util.h"
+#include "udp/batch_receiver.h"
+#include "udp/udp.h"
+
+namespace rqcast {
+namespace napi {
+namespace {
+
+constexpr const char* kErrReceiverClosed = "ERR_RQ_RECEIVER_CLOSED";
+constexpr const char* kErrBadAddress = "ERR_RQ_BAD_ADDRESS";
+constexpr const char* kErrPacketTooLarge = "ERR_RQ_PACKET_TOO_LARGE";
+constexpr const char* kErrAddressFamily = "ERR_RQ_ADDRESS_FAMILY";
+constexpr const char* kErrSocket = "ERR_RQ_SOCKET";
+constexpr size_t kQueuedBatches = 16;
+
+bool ThrowSocket(Napi::Env env, int err, const char* what) {
+  if (env.IsExceptionPending()) return false;
+  const char* code = kErrSocket;
+  if (err == EMSGSIZE) code = kErrPacketTooLarge;
+  if (err == EAFNOSUPPORT) code = kErrAddressFamily;
+  char buf[128];
+  std::string msg = std::string(what) + ": " + strerror_r(err, buf, sizeof buf);
+  Napi::Error e = MakeCodeError(env, code, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+  return false;
+}
+
+void DeliverBatch(Napi::Env env, Napi::Function fn, void* context,
+                  udp::ReceivedBatch* batch);
+using BatchTsfn =
+    Napi::TypedThreadSafeFunction<void, udp::ReceivedBatch, &DeliverBatch>;
+
+// JS thread; env is null when the function is being torn down with batches
+// still queued: those are only freed.
+void DeliverBatch(Napi::Env env, Napi::Function fn, void*,
+                  udp::ReceivedBatch* batch) {
+  std::unique_ptr<udp::ReceivedBatch> owned(batch);
+  if (static_cast<napi_env>(env) == nullptr || fn.IsEmpty() || !batch) return;
+  const size_t n = batch->count();
+  Napi::Buffer<uint8_t> data =
+      Napi::Buffer<uint8_t>::Copy(env, batch->data.data(), batch->data.size());
+  Napi::Uint32Array lengths = Napi::Uint32Array::New(env, n);
+  if (n) std::memcpy(lengths.Data(), batch->lengths.data(), n * sizeof(uint32_t));
+  Napi::Buffer<uint8_t> sources = Napi::Buffer<uint8_t>::Copy(
+      env, batch->sources.data(), batch->sources.size());
+  fn.Call({data, lengths, sources, Napi::Number::New(env, batch->truncated)});
+}
+
+struct Counters {
+  std::atomic<uint64_t> datagrams{0}, bytes{0}, batches{0}, truncated{0},
+      errors{0};
+};
+
+class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "UdpReceiver",
+                       {
+                           InstanceMethod<&UdpReceiver::Send>("send"),
+                           InstanceMethod<&UdpReceiver::LocalAddress>("localAddress"),
+                           InstanceMethod<&UdpReceiver::Stats>("stats"),
+                           InstanceMethod<&UdpReceiver::Ref>("ref"),
+                           InstanceMethod<&UdpReceiver::Unref>("unref"),
+                           InstanceMethod<&UdpReceiver::Close>("close"),
+                       });
+  }
+
+  // new UdpReceiver(address, port, receiveBufferBytes, maxDatagram, batch,
+  //                 onBatch(data, lengths, sources, truncated))
+  explicit UdpReceiver(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<UdpReceiver>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    uint32_t port, rcvbuf, max_datagram, batch;
+    if (info.Length() < 1 || !info[0].IsString()) {
+      ThrowCode(env, kErrBadAddress, "address must be a string");
+      return;
+    }
+    if (!ArgUint32(info, 1, "port", 0, 65535, &port) ||
+        !ArgUint32(info, 2, "receiveBufferBytes", 0, 1u << 30, &rcvbuf) ||
+        !ArgUint32(info, 3, "maxDatagram", 1, 65535, &max_datagram) ||
+        !ArgUint32(info, 4, "batch", 1, udp::kMaxBatch, &batch))
+      return;
+    if (info.Length() < 6 || !info[5].IsFunction()) {
+      ThrowInvalid(env, "onBatch must be a function");
+      return;
+    }
+    std::string a = info[0].As<Napi::String>().Utf8Value();
+    udp::Endpoint local;
+    if (a.size() > 80 ||
+        !udp::parse_endpoint(a.c_str(), static_cast<uint16_t>(port), &local)) {
+      ThrowCode(env, kErrBadAddress,
+                "address must be a numeric IPv4 or IPv6 address");
+      return;
+    }
+    rx_.reset(new udp::BatchReceiver());
+    int rc = rx_->open(local, static_cast<int>(rcvbuf), max_datagram, batch);
+    if (rc != 0) {
+      rx_.reset();
+      ThrowSocket(env, rc, "bind");
+      return;
+    }
+    counters_ = std::make_shared<Counters>();
+    tsfn_ = BatchTsfn::New(env, info[5].As<Napi::Function>(),
+                           "rqcast-udp-receiver", kQueuedBatches, 1);
+    if (env.IsExceptionPending()) {
+      rx_.reset();
+      return;
+    }
+    open_ = true;
+    thread_ = std::thread([this] { Run(); });
+    napi_add_env_cleanup_hook(env, &UdpReceiver::OnEnvCleanup, this);
+    hook_ = true;
+  }
+
+  ~UdpReceiver() override { Shutdown(); }
+
+ private:
+  // Receiver thread.
+  void Run() {
+    std::shared_ptr<Counters> counters = counters_;
+    while (true) {
+      auto* batch = new udp::ReceivedBatch();
+      int rc = rx_->receive(batch);
+      if (rc == ECANCELED) {
+        delete batch;
+        return;
+      }
+      if (rc != 0) {
+        // A transient error (ENOMEM, a queued ICMP error): count, go on.
+        counters->errors.fetch_add(1, std::memory_order_relaxed);
+        delete batch;
+        continue;
+      }
+      if (batch->count() == 0 && batch->truncated == 0) {
+        delete batch;
+        continue;
+      }
+      counters->datagrams.fetch_add(batch->count(), std::memory_order_relaxed);
+      counters->bytes.fetch_add(batch->data.size(), std::memory_order_relaxed);
+      counters->batches.fetch_add(1, std::memory_order_relaxed);
+      counters->truncated.fetch_add(batch->truncated, std::memory_order_relaxed);
+      napi_status st = tsfn_.BlockingCall(batch);
+      if (st != napi_ok) {  // aborted: closing
+        delete batch;
+        return;
+      }
+    }
+  }
+
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<UdpReceiver*>(arg);
+    self->hook_ = false;
+    self->Shutdown();
+  }
+
+  void Shutdown() {
+    if (open_) {
+      open_ = false;
+      rx_->stop();
+      tsfn_.Abort();  // also ends a BlockingCall waiting for queue space
+      if (thread_.joinable()) thread_.join();
+      rx_->socket().close();
+    }
+    if (hook_) {
+      hook_ = false;
+      napi_remove_env_cleanup_hook(env_, &UdpReceiver::OnEnvCleanup, this);
+    }
+  }
+
+  bool Open(Napi::Env env) {
+    if (open_) return true;
+    return ThrowCode(env, kErrReceiverClosed, "receiver is closed");
+  }
+
+  // send(data, address, port) → true if the kernel took it, false if its
+  // send buffer was full (EAGAIN/ENOBUFS: a dropped datagram, as on a wire).
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array bytes;
+    uint32_t port;
+    if (!Open(env) || !ArgBytes(info, 0, "data", &bytes)) return Napi::Value();
+    if (info.Length() < 2 || !info[1].IsString()) {
+      ThrowCode(env, kErrBadAddress, "address must be a string");
+      return Napi::Value();
+    }
+    if (!ArgUint32(info, 2, "port", 1, 65535, &port)) return Napi::Value();
+    std::string a = info[1].As<Napi::String>().Utf8Value();
+    udp::Endpoint to;
+    if (a.size() > 80 ||
+        !udp::parse_endpoint(a.c_str(), static_cast<uint16_t>(port), &to)) {
+      ThrowCode(env, kErrBadAddress,
+                "address must be a numeric IPv4 or IPv6 address");
+      return Napi::Value();
+    }
+    if (bytes.ByteLength() > udp::kMaxDatagramPayload) {
+      ThrowCode(env, kErrPacketTooLarge, "datagram larger than 65507 bytes");
+      return Napi::Value();
+    }
+    int rc = rx_->socket().send_one_nonblocking(to, bytes.Data(),
+                                                bytes.ByteLength());
+    if (rc == EAGAIN || rc == EWOULDBLOCK || rc == ENOBUFS)
+      return Napi::Boolean::New(env, false);
+    if (rc != 0) {
+      ThrowSocket(env, rc, "send");
+      return Napi::Value();
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
+  // {address, port, family} of the bound socket.
+  Napi::Value LocalAddress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!Open(env)) return Napi::Value();
+    udp::Endpoint e;
+    int rc = rx_->socket().local_endpoint(&e);
+    if (rc != 0) {
+      ThrowSocket(env, rc, "getsockname");
+      return Napi::Value();
+    }
+    char buf[64];
+    udp::format_address(e, buf, sizeof buf);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("address", Napi::String::New(env, buf));
+    o.Set("port", Napi::Number::New(env, e.port()));
+    o.Set("family", Napi::String::New(env, e.family() == AF_INET6 ? "IPv6" : "IPv4"));
+    return o;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    auto set = [&](const char* k, const std::atomic<uint64_t>& v) {
+      o.Set(k, Napi::Number::New(env, static_cast<double>(v.load())));
+    };
+    set("datagrams", counters_->datagrams);
+    set("bytes", counters_->bytes);
+    set("batches", counters_->batches);
+    set("truncated", counters_->truncated);
+    set("errors", counters_->errors);
+    return o;
+  }
+
+  // Like dgram's: an unref'd receiver does not keep the event loop alive.
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (open_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (open_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  napi_env env_;
+  std::unique_ptr<udp::BatchReceiver> rx_;
+  std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
+  BatchTsfn tsfn_;
+  std::thread thread_;
+  bool open_ = false;
+  bool hook_ = false;
+};
+
+}  // namespace
+
+void RegisterReceiver(Napi::Env env, Napi::Object exports) {
+  exports.Set("UdpReceiver", UdpReceiver::Define(env));
+}
+
+}  // namespace napi
+}  // namespace rqcast

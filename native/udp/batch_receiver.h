@@ -1,0 +1,65 @@
+// rqcast — a bound UDP socket read in batches: recvmmsg straight into one
+// scratch area, then the datagrams packed end to end with their lengths and
+// source addresses, so that a consumer in another runtime (JS) takes many
+// datagrams per hand-over instead of one callback each.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "udp/udp.h"
+
+namespace rqcast {
+namespace udp {
+
+// Bytes per source record in ReceivedBatch::sources: family (4 or 6),
+// reserved, port (big-endian), then 16 address bytes (IPv4 in the first 4).
+constexpr size_t kSourceRecordSize = 20;
+
+struct ReceivedBatch {
+  std::vector<uint8_t> data;      // datagrams laid end to end
+  std::vector<uint32_t> lengths;  // one per datagram
+  std::vector<uint8_t> sources;   // kSourceRecordSize bytes per datagram
+  uint32_t truncated = 0;         // longer than max_datagram: dropped
+  size_t count() const { return lengths.size(); }
+  void clear() {
+    data.clear();
+    lengths.clear();
+    sources.clear();
+    truncated = 0;
+  }
+};
+
+void write_source_record(const sockaddr_storage& from, uint8_t* out);
+
+class BatchReceiver {
+ public:
+  // Binds `local`; max_datagram is the largest datagram kept whole (longer
+  // ones are counted in `truncated` and dropped), batch the most datagrams
+  // one receive() returns. Returns an errno value.
+  int open(const Endpoint& local, int receive_buffer_bytes,
+           uint32_t max_datagram, uint32_t batch);
+  // Blocks until datagrams arrive, then appends up to `batch` of them to
+  // *out. Returns 0, ECANCELED once stop() was called, or an errno value.
+  int receive(ReceivedBatch* out);
+  // Any thread: makes the current and every later receive() return
+  // ECANCELED.
+  void stop();
+  Socket& socket() { return socket_; }
+
+ private:
+  Socket socket_;
+  Waker waker_;
+  uint32_t max_datagram_ = 0;
+  uint32_t batch_ = 0;
+  std::unique_ptr<uint8_t[]> scratch_;  // batch_ * (max_datagram_ + 1)
+  std::vector<struct mmsghdr> msgs_;
+  std::vector<struct iovec> iov_;
+  std::vector<sockaddr_storage> from_;
+};
+
+}  // namespace udp
+}  // namespace rqcast
