@@ -8,7 +8,13 @@
  * JS only crosses into native code per batch (push copies many packets into
  * the channel's ring) or per control change; the sender thread reports back
  * per batch too: 'lowWater' names every channel that fell to its low-water
- * mark since the last event, so a producer refills them all in one go.
+ * mark since the last event, so a producer refills them all in one go. A
+ * channel is named once per refill: after a push that was accepted, the
+ * first time its queue falls to lowWater (so prime a new channel with a
+ * push; a channel without destinations holds its packets and stays quiet).
+ *
+ * Addresses are numeric; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a
+ * dual-stack socket names IPv4 peers) is the IPv4 destination.
  *
  * Ordering: a destination added before push(X) receives X, one removed
  * before push(X) does not; packets pushed earlier may go either way (a

@@ -63,6 +63,17 @@ bool parse_endpoint(const char* address, uint16_t port, Endpoint* out) {
   }
   sockaddr_in6 v6{};
   if (inet_pton(AF_INET6, text, &v6.sin6_addr) != 1) return false;
+  if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) && scope == 0) {
+    // ::ffff:a.b.c.d (RFC 4291 §2.5.5.2) is how a dual-stack socket names
+    // an IPv4 peer; the data plane's IPv6 socket is V6ONLY, so send to it
+    // as the IPv4 address it is (and count it as one destination).
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(port);
+    std::memcpy(&v4.sin_addr, &v6.sin6_addr.s6_addr[12], 4);
+    std::memcpy(&out->addr, &v4, sizeof v4);
+    out->len = sizeof v4;
+    return true;
+  }
   v6.sin6_family = AF_INET6;
   v6.sin6_port = htons(port);
   v6.sin6_scope_id = scope;

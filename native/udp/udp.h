@@ -27,6 +27,7 @@ struct Endpoint {
 };
 
 // Parses a numeric IPv4 ("127.0.0.1") or IPv6 ("::1", "fe80::1%lo") address.
+// An IPv4-mapped IPv6 address ("::ffff:192.0.2.1") becomes the IPv4 one.
 // Returns false for anything else (no name resolution on the data plane).
 bool parse_endpoint(const char* address, uint16_t port, Endpoint* out);
 // Writes the numeric address into buf (>= 64 bytes).

@@ -176,6 +176,7 @@ describe('Replicator', () => {
 
     r.addDestination(3, '127.0.0.1', a.port);
     r.addDestination(3, '127.0.0.1', a.port); // a no-op
+    r.addDestination(3, '::ffff:127.0.0.1', a.port); // a dual-stack name of the same
     expect(r.channelStats(3).destinations).toBe(1);
     r.push(3, chunk(0), SIZE, CHUNK);
     await a.waitFor(CHUNK);
