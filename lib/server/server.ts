@@ -1,0 +1,447 @@
+/**
+ * RqcastServer: the catalogue, one ChannelStream per channel, the native
+ * Replicator that paces and copies each stream to the channel's members, and
+ * the UDP control plane (HELLO/COOKIE, JOIN/JOINED, LEAVE, ACK, ERROR) that
+ * decides who the members are (ClientManager).
+ *
+ * - Control port: one dgram socket (udp4, or udp6 when bound to an IPv6
+ *   address; an IPv4 client seen as ::ffff:a.b.c.d is handed to the
+ *   replicator as a.b.c.d). Every datagram is decoded with decodeControl;
+ *   anything malformed is dropped and counted. Replies go out from the
+ *   control port; until a cookie verifies, a reply is never larger than the
+ *   datagram that caused it (checked by ClientManager, and again here on the
+ *   encoded bytes).
+ * - Data: from the replicator's own socket. Channel i (1-based, in the order
+ *   configured) has TSI i and FDT instance id i.
+ * - Streams are refilled on the replicator's 'lowWater' event, up to the
+ *   ring's capacity; a channel's ring is filled once when it is created.
+ * - One interval timer drives every join timer (ClientManager.tick). Cookie
+ *   keys rotate with the clock: CookieAuthority derives the key of each
+ *   rotation period from the master secret (--secret, shared by relays; a
+ *   random one otherwise), so rotation needs no timer of its own.
+ * - ACK: each newly reported loss is answered by one packet carrying a fresh
+ *   symbol of the same block (ChannelStream.freshPackets), sent without
+ *   EXT_RQSEQ through Replicator.sendTo on the channel's account.
+ */
+import * as dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIPv6 } from 'node:net';
+import { decodeControl } from '../protocol/control';
+import { encodeControl } from '../protocol/control';
+import { ControlMessage } from '../protocol/messages';
+import { AckTrackerOptions } from './ack-tracker';
+import { Catalogue, CatalogueObject, FdtObject, wireOti } from './catalogue';
+import { ChannelStream } from './channel-stream';
+import {
+  ClientEvent,
+  ClientManager,
+  ClientManagerCounters,
+  Endpoint,
+  ManagerOutput,
+  staticChannelDirectory,
+} from './client-manager';
+import { CookieAuthority } from './cookie';
+import { InvalidServerConfigError } from './errors';
+import { SymbolAllocator } from './symbol-allocator';
+
+export const DEFAULT_PORT = 4433;
+export const DEFAULT_RATE_MBPS = 100;
+export const DEFAULT_CHANNEL = 'main';
+
+/** The part of the Replicator contract (lib/replicate/replicator.ts) the server uses. */
+export interface ReplicatorLike {
+  createChannel(
+    id: number,
+    config: { slotSize: number; capacity?: number; lowWater?: number; rateBytesPerSec?: number; burstBytes?: number },
+  ): void;
+  removeChannel(id: number): void;
+  addDestination(id: number, address: string, port: number): void;
+  removeDestination(id: number, address: string, port: number): void;
+  push(id: number, packets: Uint8Array, packetSize: number, count: number): number;
+  sendTo(address: string, port: number, data: Uint8Array, id?: number): void;
+  channelStats(id: number): { queued: number; destinations: number; streamPackets: number; datagrams: number; bytes: number };
+  close(): void;
+  on(event: 'lowWater', listener: (channelIds: number[]) => void): unknown;
+  off(event: 'lowWater', listener: (channelIds: number[]) => void): unknown;
+}
+
+/** pino-compatible subset. */
+export interface ServerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const SILENT: ServerLogger = { info() {}, warn() {}, debug() {}, error() {} };
+
+export interface ChannelConfig {
+  /** 1..64 bytes of UTF-8, as JOIN carries it. */
+  name: string;
+  /** Object names (Content-Location); default every object of the catalogue. */
+  objects?: readonly string[];
+  /** Pacing rate of the stream in Mbit/s (10^6 bit/s). Default the server's rateMbps. */
+  rateMbps?: number;
+}
+
+export interface RqcastServerOptions {
+  catalogue: Catalogue;
+  /** Default: one channel `main` with every object. */
+  channels?: readonly ChannelConfig[];
+  /** Control port. Default 4433; 0 picks a free one. */
+  port?: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** Default rate per channel in Mbit/s. Default 100. */
+  rateMbps?: number;
+  /** Plain carousel of source symbols, no repair (DESIGN.md "no-code" mode). */
+  noCode?: boolean;
+  /** Cookie master secret (>= 16 bytes), shared by servers that accept each other's cookies. */
+  secret?: Uint8Array;
+  cookieRotationMs?: number;
+  cookieLifetimeMs?: number;
+  maxTtlMs?: number;
+  maxChannelsPerClient?: number;
+  ack?: AckTrackerOptions;
+  /** Join timer tick. Default 100 ms. */
+  tickIntervalMs?: number;
+  /** One FDT packet every this many stream packets. Default 32. */
+  fdtInterval?: number;
+  symbolsPerTurn?: number;
+  /** Replicator ring slots per channel. Default 4096. */
+  ringCapacity?: number;
+  /** Default: the native Replicator (closed by close()). An injected one is not closed. */
+  replicator?: ReplicatorLike;
+  /** Prepare every block's intermediate symbols off the JS thread before listening. Default true. */
+  prepare?: boolean;
+  clock?: () => number;
+  logger?: ServerLogger;
+}
+
+export interface ServerCounters extends ClientManagerCounters {
+  datagramsReceived: number;
+  bytesReceived: number;
+  /** Datagrams decodeControl refused. */
+  controlMalformed: number;
+  repliesSent: number;
+  replyBytesSent: number;
+  replySendErrors: number;
+  streamPackets: number;
+  fdtPackets: number;
+  freshPackets: number;
+  freshUnknown: number;
+  /** Replicator calls that threw (e.g. an address family the host cannot send to). */
+  replicatorErrors: number;
+}
+
+export interface ServerChannel {
+  name: string;
+  tsi: number;
+  objects: readonly CatalogueObject[];
+  rateMbps: number;
+  stream: ChannelStream;
+  fdt: FdtObject;
+}
+
+export interface ServerAddress {
+  address: string;
+  port: number;
+  family: 'IPv4' | 'IPv6';
+}
+
+/** ::ffff:a.b.c.d (an IPv4 peer on a dual-stack socket) -> a.b.c.d, for the replicator. */
+export function dataAddress(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m ? m[1] : address;
+}
+
+function defaultReplicator(): ReplicatorLike {
+  // Loaded lazily: a server with an injected replicator never loads the addon's sender.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const mod = require('../replicate/replicator') as { Replicator: new () => ReplicatorLike };
+  return new mod.Replicator();
+}
+
+export declare interface RqcastServer {
+  on(event: 'listening', listener: (address: ServerAddress) => void): this;
+  on(event: 'joined' | 'renewed', listener: (e: Extract<ClientEvent, { kind: 'joined' | 'renewed' }>) => void): this;
+  on(event: 'left' | 'expired', listener: (e: Extract<ClientEvent, { kind: 'left' | 'expired' }>) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+}
+
+export class RqcastServer extends EventEmitter {
+  readonly catalogue: Catalogue;
+  readonly channels: readonly ServerChannel[];
+  readonly noCode: boolean;
+  private readonly manager: ClientManager;
+  private readonly clock: () => number;
+  private readonly log: ServerLogger;
+  private readonly options: RqcastServerOptions;
+  private readonly byTsi = new Map<number, ServerChannel>();
+  private readonly capacity: number;
+  private replicator?: ReplicatorLike;
+  private ownsReplicator = false;
+  private socket?: dgram.Socket;
+  private timer?: NodeJS.Timeout;
+  private bound?: ServerAddress;
+  private closed = false;
+  private readonly own = {
+    datagramsReceived: 0,
+    bytesReceived: 0,
+    controlMalformed: 0,
+    repliesSent: 0,
+    replyBytesSent: 0,
+    replySendErrors: 0,
+    replicatorErrors: 0,
+  };
+  private readonly onLowWater = (ids: number[]): void => {
+    for (const id of ids) this.refill(id);
+  };
+
+  constructor(options: RqcastServerOptions) {
+    super();
+    this.options = options;
+    this.catalogue = options.catalogue;
+    this.noCode = options.noCode ?? false;
+    this.clock = options.clock ?? Date.now;
+    this.log = options.logger ?? SILENT;
+    this.capacity = options.ringCapacity ?? 4096;
+    if (!Number.isInteger(this.capacity) || this.capacity < 16) throw new InvalidServerConfigError('ringCapacity must be an integer >= 16');
+    const mode = this.noCode ? 'carousel' : 'coded';
+    const allocators = new Map<CatalogueObject, SymbolAllocator>();
+    const allocatorOf = (o: CatalogueObject): SymbolAllocator => {
+      let a = allocators.get(o);
+      if (!a) allocators.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode)));
+      return a;
+    };
+    const configs = options.channels ?? [{ name: DEFAULT_CHANNEL }];
+    if (configs.length === 0) throw new InvalidServerConfigError('at least one channel');
+    const names = new Set<string>();
+    const now = this.clock();
+    const channels: ServerChannel[] = [];
+    configs.forEach((c, i) => {
+      const bytes = Buffer.byteLength(c.name, 'utf8');
+      if (bytes < 1 || bytes > 64) throw new InvalidServerConfigError('a channel name is 1..64 bytes of UTF-8');
+      if (names.has(c.name)) throw new InvalidServerConfigError(`two channels are named ${c.name}`);
+      names.add(c.name);
+      const objects = (c.objects ?? this.catalogue.objects.map((o) => o.name)).map((n) => {
+        const o = this.catalogue.get(n);
+        if (!o) throw new InvalidServerConfigError(`channel ${c.name}: no object named ${n}`);
+        return o;
+      });
+      if (objects.length === 0) throw new InvalidServerConfigError(`channel ${c.name} has no objects`);
+      const rateMbps = c.rateMbps ?? options.rateMbps ?? DEFAULT_RATE_MBPS;
+      if (!(Number.isFinite(rateMbps) && rateMbps > 0)) throw new InvalidServerConfigError('rate must be a positive number of Mbit/s');
+      const tsi = i + 1;
+      const fdt = this.catalogue.fdt(objects, tsi, now);
+      const stream = new ChannelStream({
+        tsi,
+        objects: objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
+        fdt: { instanceId: fdt.instanceId, encoder: fdt.encoder, allocator: SymbolAllocator.forEncoder(fdt.encoder, mode), oti: wireOti(fdt.encoder.otiInfo) },
+        fdtInterval: options.fdtInterval,
+        symbolsPerTurn: options.symbolsPerTurn,
+      });
+      const ch: ServerChannel = { name: c.name, tsi, objects, rateMbps, stream, fdt };
+      channels.push(ch);
+      this.byTsi.set(tsi, ch);
+    });
+    this.channels = channels;
+    this.manager = new ClientManager({
+      cookies: new CookieAuthority({
+        masterSecret: options.secret,
+        rotationPeriodMs: options.cookieRotationMs,
+        lifetimeMs: options.cookieLifetimeMs,
+      }),
+      channels: staticChannelDirectory(channels.map((c) => ({ name: c.name, tsi: c.tsi }))),
+      encodedSize: (m: ControlMessage) => encodeControl(m).length,
+      maxTtlMs: options.maxTtlMs,
+      maxChannelsPerClient: options.maxChannelsPerClient,
+      ack: options.ack,
+      sentEnd: (tsi) => this.byTsi.get(tsi)?.stream.nextSequence,
+    });
+  }
+
+  /** Prepares the encoders, starts the streams and binds the control port. */
+  async listen(): Promise<ServerAddress> {
+    if (this.closed) throw new InvalidServerConfigError('server is closed');
+    if (this.bound) return this.bound;
+    if (this.options.prepare ?? true) {
+      const t0 = Date.now();
+      await Promise.all(this.catalogue.objects.map((o) => o.encoder.prepareAllAsync()));
+      this.log.debug({ ms: Date.now() - t0 }, 'encoders prepared');
+    }
+    if (this.closed) throw new InvalidServerConfigError('server is closed');
+    this.replicator = this.options.replicator;
+    if (!this.replicator) {
+      this.replicator = defaultReplicator();
+      this.ownsReplicator = true;
+    }
+    const rep = this.replicator;
+    rep.on('lowWater', this.onLowWater);
+    for (const ch of this.channels) {
+      const rateBytesPerSec = Math.round((ch.rateMbps * 1e6) / 8);
+      rep.createChannel(ch.tsi, {
+        slotSize: ch.stream.slotSize,
+        capacity: this.capacity,
+        lowWater: Math.floor(this.capacity / 4),
+        rateBytesPerSec,
+      });
+      this.refill(ch.tsi);
+    }
+    const host = this.options.host ?? '0.0.0.0';
+    const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      socket.once('error', onError);
+      socket.bind(this.options.port ?? DEFAULT_PORT, host, () => {
+        socket.off('error', onError);
+        resolve();
+      });
+    }).catch(async (err: unknown) => {
+      await this.close();
+      throw err;
+    });
+    socket.on('error', (err) => this.emit('error', err));
+    socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
+    const tick = this.options.tickIntervalMs ?? 100;
+    this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), tick);
+    this.timer.unref?.();
+    const a = socket.address();
+    this.bound = { address: a.address, port: a.port, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' };
+    this.log.info({ ...this.bound, channels: this.channels.map((c) => ({ name: c.name, tsi: c.tsi, objects: c.objects.length, rateMbps: c.rateMbps })) }, 'listening');
+    this.emit('listening', this.bound);
+    return this.bound;
+  }
+
+  address(): ServerAddress | undefined {
+    return this.bound;
+  }
+
+  get sessionCount(): number {
+    return this.manager.sessionCount;
+  }
+
+  /** Every counter of the server, the client manager and the streams. */
+  get counters(): ServerCounters {
+    let streamPackets = 0;
+    let fdtPackets = 0;
+    let freshPackets = 0;
+    let freshUnknown = 0;
+    for (const ch of this.channels) {
+      streamPackets += ch.stream.counters.packets;
+      fdtPackets += ch.stream.counters.fdtPackets;
+      freshPackets += ch.stream.counters.freshPackets;
+      freshUnknown += ch.stream.counters.freshUnknown;
+    }
+    return { ...this.manager.counters, ...this.own, streamPackets, fdtPackets, freshPackets, freshUnknown };
+  }
+
+  /** The replicator's statistics of one channel (undefined before listen). */
+  channelStats(name: string): ReturnType<ReplicatorLike['channelStats']> | undefined {
+    const ch = this.channels.find((c) => c.name === name);
+    if (!ch || !this.replicator) return undefined;
+    return this.replicator.channelStats(ch.tsi);
+  }
+
+  /** Stops everything; idempotent. The catalogue stays open (it is the caller's). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    const socket = this.socket;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    const rep = this.replicator;
+    if (rep) {
+      rep.off('lowWater', this.onLowWater);
+      if (this.ownsReplicator) rep.close();
+      else for (const ch of this.channels) this.safely(() => rep.removeChannel(ch.tsi));
+    }
+    for (const ch of this.channels) ch.fdt.encoder.close();
+    this.log.info({}, 'closed');
+  }
+
+  private refill(tsi: number): void {
+    const ch = this.byTsi.get(tsi);
+    const rep = this.replicator;
+    if (!ch || !rep || this.closed) return;
+    const free = this.capacity - rep.channelStats(tsi).queued;
+    if (free <= 0) return;
+    try {
+      ch.stream.fill(free, (buf, size, count) => rep.push(tsi, buf, size, count));
+    } catch (err) {
+      this.own.replicatorErrors++;
+      this.log.error({ err, tsi }, 'stream refill failed');
+    }
+  }
+
+  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.own.datagramsReceived++;
+    this.own.bytesReceived += msg.length;
+    const decoded = decodeControl(msg);
+    if (!decoded.ok) {
+      this.own.controlMalformed++;
+      this.log.debug({ reason: decoded.reason }, 'control datagram dropped');
+      return;
+    }
+    const out = this.manager.handle(decoded.msg, { address: rinfo.address, port: rinfo.port, bytesReceived: msg.length }, this.clock());
+    this.apply(out);
+  }
+
+  private apply(out: ManagerOutput): void {
+    for (const r of out.replies) {
+      const bytes = encodeControl(r.message);
+      if (r.maxBytes !== undefined && bytes.length > r.maxBytes) {
+        this.manager.counters.amplificationSuppressed++;
+        continue;
+      }
+      this.own.repliesSent++;
+      this.own.replyBytesSent += bytes.length;
+      this.socket?.send(bytes, r.to.port, r.to.address, (err) => {
+        if (err) {
+          this.own.replySendErrors++;
+          this.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'control reply not sent');
+        }
+      });
+    }
+    const rep = this.replicator;
+    if (rep) {
+      for (const c of out.commands) {
+        switch (c.kind) {
+          case 'addDestinations':
+            for (const d of c.destinations) this.safely(() => rep.addDestination(c.tsi, dataAddress(d.address), d.port));
+            break;
+          case 'removeDestinations':
+            for (const d of c.destinations) this.safely(() => rep.removeDestination(c.tsi, dataAddress(d.address), d.port));
+            break;
+          case 'sendFresh':
+            this.sendFresh(c.tsi, c.destination, c.lost);
+            break;
+        }
+      }
+    }
+    for (const e of out.events) {
+      const who = { address: e.client.address, port: e.client.port, channels: e.channels };
+      if (e.kind === 'joined' || e.kind === 'renewed') this.log.info({ ...who, expiresAtMs: e.expiresAtMs, ack: e.ack }, e.kind);
+      else this.log.info(who, e.kind);
+      this.emit(e.kind, e);
+    }
+  }
+
+  private sendFresh(tsi: number, to: Endpoint, lost: number[]): void {
+    const ch = this.byTsi.get(tsi);
+    const rep = this.replicator;
+    if (!ch || !rep) return;
+    const address = dataAddress(to.address);
+    for (const p of ch.stream.freshPackets(lost)) this.safely(() => rep.sendTo(address, to.port, p, tsi));
+  }
+
+  private safely(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.own.replicatorErrors++;
+      this.log.warn({ err }, 'replicator refused a command');
+    }
+  }
+}

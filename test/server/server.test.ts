@@ -1,0 +1,498 @@
+/**
+ * RqcastServer over loopback, with a raw dgram test client.
+ *
+ * The data plane is a replicator: the real native one (lib/replicate) and,
+ * to pin down the server's own behaviour, a small in-test fake that forwards
+ * ring packets to its destinations with dgram.
+ */
+import { randomBytes } from 'node:crypto';
+import * as dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { ObjectDecoder } from '../../lib/fec/decoder';
+import { AlcPacket, decodeAlc } from '../../lib/protocol/alc';
+import { decodeControl, encodeControl } from '../../lib/protocol/control';
+import { tryParseFdt } from '../../lib/protocol/fdt';
+import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
+import { Catalogue } from '../../lib/server/catalogue';
+import { ReplicatorLike, RqcastServer, RqcastServerOptions } from '../../lib/server/server';
+
+// ----------------------------------------------------------------- fake --
+
+interface FakeChannel {
+  capacity: number;
+  lowWater: number;
+  queue: Uint8Array[];
+  dests: Map<string, { address: string; port: number }>;
+  armed: boolean;
+  streamPackets: number;
+  datagrams: number;
+  bytes: number;
+}
+
+/** The Replicator contract over dgram: a few packets per channel every millisecond or so. */
+class FakeReplicator extends EventEmitter implements ReplicatorLike {
+  private readonly socket = dgram.createSocket('udp4');
+  private readonly channels = new Map<number, FakeChannel>();
+  private readonly timer: NodeJS.Timeout;
+  oneOffs = 0;
+
+  constructor(private readonly perTick = 16) {
+    super();
+    this.socket.bind(0, '127.0.0.1');
+    this.timer = setInterval(() => this.pump(), 1);
+  }
+  createChannel(id: number, config: { slotSize: number; capacity?: number; lowWater?: number }): void {
+    const capacity = config.capacity ?? 4096;
+    this.channels.set(id, {
+      capacity,
+      lowWater: config.lowWater ?? capacity / 4,
+      queue: [],
+      dests: new Map(),
+      armed: true,
+      streamPackets: 0,
+      datagrams: 0,
+      bytes: 0,
+    });
+  }
+  removeChannel(id: number): void {
+    this.channels.delete(id);
+  }
+  addDestination(id: number, address: string, port: number): void {
+    this.ch(id).dests.set(`${address} ${port}`, { address, port });
+  }
+  removeDestination(id: number, address: string, port: number): void {
+    this.ch(id).dests.delete(`${address} ${port}`);
+  }
+  push(id: number, packets: Uint8Array, packetSize: number, count: number): number {
+    const c = this.ch(id);
+    const n = Math.min(count, c.capacity - c.queue.length);
+    for (let i = 0; i < n; i++) c.queue.push(packets.slice(i * packetSize, (i + 1) * packetSize));
+    c.armed = true;
+    return n;
+  }
+  sendTo(address: string, port: number, data: Uint8Array): void {
+    this.oneOffs++;
+    this.socket.send(data, port, address);
+  }
+  channelStats(id: number): { queued: number; destinations: number; streamPackets: number; datagrams: number; bytes: number } {
+    const c = this.ch(id);
+    return { queued: c.queue.length, destinations: c.dests.size, streamPackets: c.streamPackets, datagrams: c.datagrams, bytes: c.bytes };
+  }
+  close(): void {
+    clearInterval(this.timer);
+    this.socket.close();
+  }
+  private ch(id: number): FakeChannel {
+    const c = this.channels.get(id);
+    if (!c) throw new Error('ENOENT');
+    return c;
+  }
+  private pump(): void {
+    const low: number[] = [];
+    for (const [id, c] of this.channels) {
+      if (c.dests.size === 0) continue; // a channel without destinations holds its packets
+      for (const p of c.queue.splice(0, this.perTick)) {
+        c.streamPackets++;
+        for (const d of c.dests.values()) {
+          this.socket.send(p, d.port, d.address);
+          c.datagrams++;
+          c.bytes += p.length;
+        }
+      }
+      if (c.armed && c.queue.length <= c.lowWater) {
+        c.armed = false;
+        low.push(id);
+      }
+    }
+    if (low.length > 0) this.emit('lowWater', low);
+  }
+}
+
+// --------------------------------------------------------------- client --
+
+/** A raw rqcast client socket: control messages and ALC packets on one port. */
+class TestClient {
+  readonly socket = dgram.createSocket('udp4');
+  readonly control: ControlMessage[] = [];
+  readonly data: AlcPacket[] = [];
+  bytesReceived = 0;
+  bytesSent = 0;
+  private waiters: (() => void)[] = [];
+
+  static async open(): Promise<TestClient> {
+    const c = new TestClient();
+    await new Promise<void>((r) => c.socket.bind(0, '127.0.0.1', r));
+    return c;
+  }
+
+  private constructor() {
+    this.socket.on('message', (msg) => {
+      this.bytesReceived += msg.length;
+      if (msg[0] === 0x52 && msg[1] === 0x51) {
+        const r = decodeControl(msg);
+        if (r.ok) this.control.push(r.msg);
+      } else {
+        const r = decodeAlc(new Uint8Array(msg));
+        if (r.ok) this.data.push(r.packet);
+      }
+      const w = this.waiters;
+      this.waiters = [];
+      w.forEach((f) => f());
+    });
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  sendRaw(bytes: Uint8Array, port: number): void {
+    this.bytesSent += bytes.length;
+    this.socket.send(bytes, port, '127.0.0.1');
+  }
+
+  send(msg: ControlMessage, port: number): void {
+    this.sendRaw(encodeControl(msg), port);
+  }
+
+  /** Resolves once `pred` holds (checked on every datagram). */
+  until<T>(pred: () => T | undefined | false): Promise<T> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const v = pred();
+        if (v) resolve(v);
+        else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  /** The next control message of `type` after the first `from`. */
+  async next<T extends ControlMessage['type']>(type: T, from = 0): Promise<Extract<ControlMessage, { type: T }>> {
+    return this.until(() => this.control.slice(from).find((m) => m.type === type) as Extract<ControlMessage, { type: T }> | undefined);
+  }
+
+  async cookie(port: number): Promise<Uint8Array> {
+    const from = this.control.length;
+    this.send({ type: MessageType.Hello, nonce: randomBytes(8) }, port);
+    return (await this.next(MessageType.Cookie, from)).cookie;
+  }
+
+  async join(port: number, cookie: Uint8Array, channels: string[], ms = 60_000, ack = false) {
+    const from = this.control.length;
+    this.send({ type: MessageType.Join, cookie, channels, until: { kind: 'duration', ms }, ack }, port);
+    return this.next(MessageType.Joined, from);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+// ---------------------------------------------------------------- setup --
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+let dir: string;
+let files: Record<string, Buffer>;
+let catalogue: Catalogue;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'rqcast-srv-'));
+  files = { 'a.bin': randomBytes(60_000), 'b.bin': randomBytes(9_000) };
+  for (const [n, d] of Object.entries(files)) writeFileSync(path.join(dir, n), d);
+  catalogue = await Catalogue.load([dir]);
+});
+
+afterAll(() => {
+  catalogue.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Rig {
+  server: RqcastServer;
+  replicator: ReplicatorLike;
+  port: number;
+  clients: TestClient[];
+  client(): Promise<TestClient>;
+  close(): Promise<void>;
+}
+
+type MakeReplicator = () => ReplicatorLike;
+
+async function rig(make: MakeReplicator, options: Partial<RqcastServerOptions> = {}): Promise<Rig> {
+  const replicator = make();
+  const server = new RqcastServer({
+    catalogue,
+    port: 0,
+    host: '127.0.0.1',
+    replicator,
+    rateMbps: 20,
+    tickIntervalMs: 20,
+    ringCapacity: 256,
+    ...options,
+  });
+  const { port } = await server.listen();
+  const clients: TestClient[] = [];
+  return {
+    server,
+    replicator,
+    port,
+    clients,
+    async client() {
+      const c = await TestClient.open();
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      clients.forEach((c) => c.close());
+      await server.close();
+      replicator.close();
+    },
+  };
+}
+
+/** Waits until the replicator holds no destination for `tsi`, then until no more of its packets arrive. */
+async function drained(r: Rig, tsi: number, c: TestClient): Promise<void> {
+  while (r.replicator.channelStats(tsi).destinations > 0) await sleep(5);
+  const count = (): number => c.data.filter((p) => p.tsi === tsi).length;
+  let last = -1;
+  while (count() !== last) {
+    last = count();
+    await sleep(50);
+  }
+}
+
+function payloadOf(p: AlcPacket): Uint8Array {
+  const out = new Uint8Array(4 + p.payloadLength);
+  out.set([p.sbn, p.esi >> 16, (p.esi >> 8) & 0xff, p.esi & 0xff]);
+  out.set(p.payload, 4);
+  return out;
+}
+
+const replicators: [string, MakeReplicator][] = [['fake replicator', () => new FakeReplicator()]];
+
+describe.each(replicators)('RqcastServer with %s', (_name, make) => {
+  test('HELLO -> COOKIE, JOIN -> JOINED, the stream arrives and decodes (FDT, then every object)', async () => {
+    const r = await rig(make);
+    try {
+      const c = await r.client();
+      const cookie = await c.cookie(r.port);
+      const joined = await c.join(r.port, cookie, ['main']);
+      expect(joined.channels).toEqual([{ name: 'main', tsi: 1 }]);
+      // FDT first (from the TOI 0 packets and their EXT_FTI), then the objects it lists.
+      const fdtDec = await c.until(() => {
+        const first = c.data.find((p) => p.toi === 0n);
+        if (!first) return undefined;
+        const o = first.oti!;
+        const d = new ObjectDecoder({ F: o.transferLength, T: o.symbolSize, Z: o.sourceBlocks, N: o.subBlocks, Al: o.alignment });
+        for (const p of c.data) if (p.toi === 0n) d.push(payloadOf(p));
+        if (d.complete) return d;
+        d.close();
+        return undefined;
+      });
+      const parsed = tryParseFdt(fdtDec.result());
+      fdtDec.close();
+      expect(parsed.ok).toBe(true);
+      if (!parsed.ok) return;
+      expect(parsed.fdt.files.map((f) => f.contentLocation).sort()).toEqual(['a.bin', 'b.bin']);
+      for (const f of parsed.fdt.files) {
+        const o = f.oti!;
+        const dec = new ObjectDecoder({ F: o.transferLength, T: o.symbolSize, Z: o.sourceBlocks, N: o.subBlocks, Al: o.alignment });
+        let used = 0;
+        await c.until(() => {
+          for (; used < c.data.length; used++) if (c.data[used].toi === f.toi) dec.push(payloadOf(c.data[used]));
+          return dec.complete;
+        });
+        expect(Buffer.from(dec.result()).equals(files[f.contentLocation])).toBe(true);
+        dec.close();
+      }
+      // Stream packets: TSI 1, EXT_RQSEQ increasing (consecutive unless the test socket's buffer overflowed).
+      const seqs = c.data.map((p) => p.sequence!);
+      expect(c.data.every((p) => p.tsi === 1)).toBe(true);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
+      expect(r.server.counters.cookiesIssued).toBe(1);
+      expect(r.server.counters.sessionsStarted).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a JOIN omitting a channel stops that channel; LEAVE stops everything', async () => {
+    const r = await rig(make, { channels: [{ name: 'a', objects: ['a.bin'] }, { name: 'b', objects: ['b.bin'] }] });
+    try {
+      const c = await r.client();
+      const cookie = await c.cookie(r.port);
+      const joined = await c.join(r.port, cookie, ['a', 'b']);
+      expect(joined.channels).toEqual([
+        { name: 'a', tsi: 1 },
+        { name: 'b', tsi: 2 },
+      ]);
+      await c.until(() => c.data.some((p) => p.tsi === 1) && c.data.some((p) => p.tsi === 2));
+      await c.join(r.port, cookie, ['a']);
+      await drained(r, 2, c);
+      const fromB = c.data.filter((p) => p.tsi === 2).length;
+      const fromA = c.data.filter((p) => p.tsi === 1).length;
+      await c.until(() => c.data.filter((p) => p.tsi === 1).length > fromA + 200);
+      expect(c.data.filter((p) => p.tsi === 2).length).toBe(fromB);
+
+      const left = new Promise((resolve) => r.server.once('left', resolve));
+      c.send({ type: MessageType.Leave, cookie }, r.port);
+      await left;
+      await drained(r, 1, c);
+      const total = c.data.length;
+      await sleep(200);
+      expect(c.data.length).toBe(total);
+      expect(r.server.counters.sessionsLeft).toBe(1);
+      expect(r.server.sessionCount).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('expiry stops the data', async () => {
+    const r = await rig(make);
+    try {
+      const c = await r.client();
+      const cookie = await c.cookie(r.port);
+      const expired = new Promise((resolve) => r.server.once('expired', resolve));
+      await c.join(r.port, cookie, ['main'], 300);
+      await c.until(() => c.data.length > 10);
+      await expired;
+      await drained(r, 1, c);
+      const total = c.data.length;
+      await sleep(200);
+      expect(c.data.length).toBe(total);
+      expect(r.server.counters.sessionsExpired).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('forged, expired and other-address cookies are refused and counted; no data flows', async () => {
+    let skew = 0;
+    const r = await rig(make, { clock: () => Date.now() + skew, cookieRotationMs: 60_000, cookieLifetimeMs: 10_000 });
+    try {
+      const c = await r.client();
+      const other = await r.client();
+      const cookie = await c.cookie(r.port);
+
+      const forged = Uint8Array.from(cookie);
+      forged[20] ^= 1;
+      let from = c.control.length;
+      c.send({ type: MessageType.Join, cookie: forged, channels: ['main'], until: { kind: 'duration', ms: 60_000 }, ack: false }, r.port);
+      expect((await c.next(MessageType.Error, from)).code).toBe(ErrorCode.BadCookie);
+      // The issuer tag still verifies: ours, but bound to another address.
+      expect(r.server.counters.cookieWrongAddress).toBe(1);
+
+      from = other.control.length;
+      other.send({ type: MessageType.Join, cookie, channels: ['main'], until: { kind: 'duration', ms: 60_000 }, ack: false }, r.port);
+      expect((await other.next(MessageType.Error, from)).code).toBe(ErrorCode.BadCookie);
+      expect(r.server.counters.cookieWrongAddress).toBe(2);
+
+      const issuer = Uint8Array.from(cookie);
+      issuer[10] ^= 0x80; // issuer tag: not ours at all
+      from = c.control.length;
+      c.send({ type: MessageType.Join, cookie: issuer, channels: ['main'], until: { kind: 'duration', ms: 60_000 }, ack: false }, r.port);
+      await c.next(MessageType.Error, from);
+      expect(r.server.counters.cookieForged).toBe(1);
+
+      skew = 20_000; // past the cookie's 10 s lifetime, same key period or the next
+      from = c.control.length;
+      c.send({ type: MessageType.Join, cookie, channels: ['main'], until: { kind: 'duration', ms: 60_000 }, ack: false }, r.port);
+      expect((await c.next(MessageType.Error, from)).code).toBe(ErrorCode.CookieExpired);
+      expect(r.server.counters.cookieExpired).toBe(1);
+
+      expect(r.server.sessionCount).toBe(0);
+      expect(r.replicator.channelStats(1).destinations).toBe(0);
+      expect(c.data.length + other.data.length).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('anti-amplification: an address that never verifies never receives more bytes than it sent', async () => {
+    const r = await rig(make);
+    try {
+      const c = await r.client();
+      const nonce = randomBytes(8);
+      const hello = encodeControl({ type: MessageType.Hello, nonce });
+      // Truncated HELLOs (below the padding minimum): refused, no reply.
+      for (const len of [8, 16, 64, hello.length - 1]) {
+        const short = Uint8Array.from(hello.subarray(0, len));
+        short[4] = len >> 8; // total length field follows the magic, version and type
+        short[5] = len & 0xff;
+        c.sendRaw(short, r.port);
+      }
+      // Garbage and JOIN/LEAVE/ACK with made-up cookies.
+      c.sendRaw(randomBytes(300), r.port);
+      const bogus = randomBytes(33);
+      const tooShort = randomBytes(16);
+      c.send({ type: MessageType.Join, cookie: bogus, channels: ['main'], until: { kind: 'duration', ms: 1000 }, ack: true }, r.port);
+      c.send({ type: MessageType.Leave, cookie: bogus }, r.port);
+      c.send({ type: MessageType.Ack, cookie: bogus, tsi: 1, windowStart: 0, windowEnd: 100, received: [] }, r.port);
+      c.send({ type: MessageType.Join, cookie: tooShort, channels: ['main'], until: { kind: 'duration', ms: 1000 }, ack: false }, r.port);
+      // One full HELLO: its COOKIE is no larger. Then make sure everything was processed.
+      const from = c.control.length;
+      c.sendRaw(hello, r.port);
+      await c.next(MessageType.Cookie, from);
+      await sleep(100);
+      expect(c.bytesReceived).toBeLessThanOrEqual(c.bytesSent);
+      expect(c.data).toHaveLength(0);
+      const k = r.server.counters;
+      expect(k.datagramsReceived).toBe(10);
+      expect(k.controlMalformed).toBe(5);
+      // JOIN, LEAVE, ACK, JOIN: each cookie refused (which refusal depends on the random bytes).
+      expect(k.cookieMalformed + k.cookieForged + k.cookieUnknownKey).toBe(4);
+      expect(k.sessionsStarted).toBe(0);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('ACK: each loss is answered by a packet of the same block with a never-sent ESI and no EXT_RQSEQ', async () => {
+    const r = await rig(make, { channels: [{ name: 'main' }, { name: 'more' }] });
+    try {
+      const c = await r.client();
+      const cookie = await c.cookie(r.port);
+      await c.join(r.port, cookie, ['main', 'more'], 60_000, true);
+      await c.until(() => c.data.filter((p) => p.tsi === 1).length >= 100);
+      const stream = c.data.filter((p) => p.tsi === 1 && p.sequence !== undefined);
+      const start = stream[0].sequence!;
+      const end = stream[99].sequence! + 1;
+      const lostSeqs = [start + 10, start + 11, start + 50, start + 97];
+      const received = [
+        { start, end: start + 10 },
+        { start: start + 12, end: start + 50 },
+        { start: start + 51, end: start + 97 },
+        { start: start + 98, end },
+      ];
+      const before = c.data.length;
+      c.send({ type: MessageType.Ack, cookie, tsi: 1, windowStart: start, windowEnd: end, received }, r.port);
+      const fresh = await c.until(() => {
+        const f = c.data.slice(before).filter((p) => p.sequence === undefined);
+        return f.length >= lostSeqs.length && f;
+      });
+      expect(fresh).toHaveLength(lostSeqs.length);
+      const bySeq = new Map(stream.map((p) => [p.sequence!, p]));
+      const wanted = lostSeqs.map((s) => `${bySeq.get(s)!.toi}/${bySeq.get(s)!.sbn}`).sort();
+      expect(fresh.map((p) => `${p.toi}/${p.sbn}`).sort()).toEqual(wanted);
+      expect(fresh.every((p) => p.tsi === 1)).toBe(true);
+      // Let both streams run on, then check no stream packet of either channel ever carried a fresh ESI.
+      const n = c.data.length;
+      await c.until(() => c.data.length > n + 300);
+      const streamKeys = new Set(c.data.filter((p) => p.sequence !== undefined).map((p) => `${p.toi}/${p.sbn}/${p.esi}`));
+      for (const p of fresh) expect(streamKeys.has(`${p.toi}/${p.sbn}/${p.esi}`)).toBe(false);
+      // The same ACK again: nothing new (each loss answered once).
+      c.send({ type: MessageType.Ack, cookie, tsi: 1, windowStart: start, windowEnd: end, received }, r.port);
+      await c.until(() => c.data.length > n + 600);
+      expect(c.data.filter((p) => p.sequence === undefined)).toHaveLength(lostSeqs.length);
+      expect(r.server.counters.freshPackets).toBe(lostSeqs.length);
+      expect(r.server.counters.freshSymbolsRequested).toBe(lostSeqs.length);
+    } finally {
+      await r.close();
+    }
+  });
+});
