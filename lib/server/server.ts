@@ -26,9 +26,9 @@
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
-import { decodeControl } from '../protocol/control';
-import { encodeControl } from '../protocol/control';
+import { decodeControl, encodeControl } from '../protocol/control';
 import { ControlMessage } from '../protocol/messages';
+import { Replicator } from '../replicate/replicator';
 import { AckTrackerOptions } from './ack-tracker';
 import { Catalogue, CatalogueObject, FdtObject, wireOti } from './catalogue';
 import { ChannelStream } from './channel-stream';
@@ -156,10 +156,7 @@ export function dataAddress(address: string): string {
 }
 
 function defaultReplicator(): ReplicatorLike {
-  // Loaded lazily: a server with an injected replicator never loads the addon's sender.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const mod = require('../replicate/replicator') as { Replicator: new () => ReplicatorLike };
-  return new mod.Replicator();
+  return new Replicator();
 }
 
 export declare interface RqcastServer {
