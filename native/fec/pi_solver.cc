@@ -49,6 +49,23 @@ namespace {
 constexpr uint32_t kNone = 0xFFFFFFFFu;
 constexpr uint8_t kAlpha = 2;  // §5.7: alpha, the generator of GF(256)
 
+// kSpread.v[b]: byte i (little-endian) is bit i of b, as 0 or 1.
+struct Spread {
+  uint64_t v[256] = {};
+  constexpr Spread() {
+    for (unsigned b = 0; b < 256; ++b) {
+      for (unsigned i = 0; i < 8; ++i) {
+        if (b & (1u << i)) v[b] |= uint64_t(1) << (8 * i);
+      }
+    }
+  }
+};
+constexpr Spread kSpread{};
+// F's 64-bit words are read as bytes in ComputeHdpc: bit 8b + i of a row
+// must be bit i of byte b.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "ComputeHdpc reads bitset words as little-endian bytes");
+
 class Solver {
  public:
   Solver(const SystematicParams& p, const SparseRows& rows,
@@ -87,6 +104,7 @@ class Solver {
   void BuildColumnIndex();
   void Phase1();
   uint32_t PickRowDegree2();
+  void RankDegree2Rows();
   uint32_t FindRoot(uint32_t c);
   void RemoveColumnFromV(uint32_t c);
   void Inactivate(uint32_t c);
@@ -118,6 +136,7 @@ class Solver {
   // union-find over columns for the r = 2 rule, reset lazily by stamp
   std::vector<uint32_t> uf_parent_, uf_size_, uf_stamp_;
   uint32_t stamp_ = 0;
+  std::vector<uint32_t> degree2_queue_;  // ranked r = 2 rows, next at back
 
   std::vector<uint64_t> fill_;  // F = X^-1 Y: i rows of uw words
   std::vector<uint32_t> lower_;  // binary rows not chosen in phase 1
@@ -175,7 +194,20 @@ uint32_t Solver::FindRoot(uint32_t c) {
 // §5.4.2.2, r = 2: "choose any row with exactly 2 ones in V that is part of
 // a maximum size component in the graph defined by V" (nodes: columns of
 // V; edges: rows with r = 2).
-uint32_t Solver::PickRowDegree2() {
+//
+// Rebuilding the components for every pick costs O(rows with r = 2) each
+// time, quadratic over a large block (most of the solver's time at
+// K = 50000). So the components are computed once and their rows queued,
+// largest component first; picks take the next queued row that still has
+// r = 2, and the graph is rebuilt only when the queue runs dry. The first
+// pick after a rebuild is exactly the RFC's; a later one comes from the
+// largest component *as of the rebuild*. Choosing a row in a component
+// sets off r = 1 picks that pivot the rest of it (a component is mostly a
+// tree), so the next queued component is what the RFC would pick too,
+// except when rows that dropped from r = 3 to 2 meanwhile joined two
+// components. The row order only affects how many columns get
+// inactivated (speed), never the solution: C is unique (§5.4.2.1).
+void Solver::RankDegree2Rows() {
   std::vector<uint32_t>& b = bucket_[2];
   size_t w = 0;
   for (uint32_t row : b) {
@@ -183,7 +215,6 @@ uint32_t Solver::PickRowDegree2() {
   }
   b.resize(w);
   ++stamp_;
-  uint32_t best_root = kNone, best_size = 0;
   for (uint32_t row : b) {
     uint32_t ends[2], n = 0;
     for (const uint32_t* c = rows_.begin(row); c != rows_.end(row) && n < 2;
@@ -196,28 +227,45 @@ uint32_t Solver::PickRowDegree2() {
       uf_parent_[y] = x;
       uf_size_[x] += uf_size_[y];
     }
-    if (uf_size_[x] > best_size) {
-      best_size = uf_size_[x];
-      best_root = x;
-    }
   }
-  // Roots can change after best_root was recorded only by being merged
-  // into a bigger component, which then holds the maximum itself.
-  uint32_t best_row = kNone;
-  best_size = 0;
+  // (component size, root, row), largest first; ties broken by root then
+  // row so that the order is deterministic.
+  struct Ranked {
+    uint32_t size, root, row;
+  };
+  std::vector<Ranked> ranked;
+  ranked.reserve(b.size());
   for (uint32_t row : b) {
     for (const uint32_t* c = rows_.begin(row); c != rows_.end(row); ++c) {
       if (!Active(*c)) continue;
       const uint32_t root = FindRoot(*c);
-      if (uf_size_[root] > best_size) {
-        best_size = uf_size_[root];
-        best_row = row;
-      }
+      ranked.push_back(Ranked{uf_size_[root], root, row});
       break;
     }
   }
-  (void)best_root;
-  return best_row;
+  std::sort(ranked.begin(), ranked.end(),
+            [](const Ranked& a, const Ranked& b) {
+              if (a.size != b.size) return a.size > b.size;
+              if (a.root != b.root) return a.root < b.root;
+              return a.row < b.row;
+            });
+  // Popped from the back.
+  degree2_queue_.clear();
+  for (size_t k = ranked.size(); k-- > 0;) {
+    degree2_queue_.push_back(ranked[k].row);
+  }
+}
+
+uint32_t Solver::PickRowDegree2() {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    while (!degree2_queue_.empty()) {
+      const uint32_t row = degree2_queue_.back();
+      degree2_queue_.pop_back();
+      if (!chosen_[row] && r_[row] == 2) return row;
+    }
+    RankDegree2Rows();
+  }
+  return kNone;  // unreachable: bucket 2 holds a live row
 }
 
 void Solver::Phase1() {
@@ -369,7 +417,8 @@ void Solver::ComputeHdpc() {
   const uint32_t H = p_.H, KS = p_.K_prime + p_.S;
   const uint32_t hslot = nb_, acc_slot = nb_ + H;
   hdpc_.assign(size_t(H) * u_, 0);
-  std::vector<uint8_t> acc(u_, 0);
+  // Padded to whole 64-bit words of F (bits past u_ are zero there).
+  std::vector<uint8_t> acc(size_t(uw_) * 64, 0);
   Emit(SymbolOp::kZero, acc_slot, 0);
   for (uint32_t h = 0; h < H; ++h) Emit(SymbolOp::kZero, hslot + h, 0);
   for (uint32_t c = 0; c < KS; ++c) {
@@ -382,13 +431,17 @@ void Solver::ComputeHdpc() {
       acc[d] ^= 1;
     } else {
       const uint32_t j = col_pos_[c];
-      const uint64_t* g = &fill_[size_t(j) * uw_];
-      for (uint32_t w = 0; w < uw_; ++w) {
-        uint64_t bits = g[w];
-        while (bits) {
-          acc[w * 64 + __builtin_ctzll(bits)] ^= 1;
-          bits &= bits - 1;
-        }
+      // acc += G[c] over GF(256): each bit of F's row becomes a byte 0 or
+      // 1, eight at a time through kSpread (F rows are dense, a bit loop
+      // was a quarter of the solver's time at K = 50000).
+      const uint8_t* g = reinterpret_cast<const uint8_t*>(
+          &fill_[size_t(j) * uw_]);
+      for (uint32_t b = 0; b < uw_ * 8; ++b) {
+        if (!g[b]) continue;
+        uint64_t a;
+        std::memcpy(&a, &acc[b * 8], 8);
+        a ^= kSpread.v[g[b]];
+        std::memcpy(&acc[b * 8], &a, 8);
       }
       Emit(SymbolOp::kXor, acc_slot, pivot_row_[j]);
     }
@@ -550,6 +603,11 @@ bool Solver::Run() {
   plan_->num_slots = nb_ + p_.H + 1;
   BuildColumnIndex();
   Phase1();
+  // Every op the plan will hold, roughly: two passes over the binary rows'
+  // nonzeros, four per HDPC column, phase 2's elimination; one allocation
+  // instead of a doubling series of copies of a multi-megabyte vector.
+  plan_->ops.reserve(2 * rows_.cols.size() + 4 * size_t(p_.K_prime + p_.S) +
+                     size_t(u_) * u_ / 2 + size_t(p_.H) * u_);
   ComputeFill();
   ComputeHdpc();
   if (!Phase2()) return false;
