@@ -11,4 +11,4 @@ export {
   DEFAULT_PAYLOAD_SIZE,
 } from './oti';
 export { rfcRand, rfcDeg, rfcTuple, systematicParams, rfcPartition, statusCodes, SystematicParams, Tuple, Partition } from './rfc';
-export { gf256Kernel, gf256Kernels, setGf256Kernel } from './gf256';
+export { gf256Kernel, gf256Kernels, setGf256Kernel, codecPhaseCounters, CodecPhaseCounters } from './gf256';

@@ -246,6 +246,23 @@ Napi::Value SetGf256Kernel(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// codecPhaseCounters(reset?): process-wide time (ns) the codec spent in
+// the solver (matrix) and in symbol arithmetic (codec.h PhaseCounters),
+// read and optionally reset in one call, for benchmarks.
+Napi::Value CodecPhaseCounters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const fec::PhaseCounters c = fec::phase_counters();
+  if (info.Length() > 0 && info[0].ToBoolean().Value()) {
+    fec::reset_phase_counters();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("solverNs", Napi::Number::New(env, static_cast<double>(c.solver_ns)));
+  o.Set("symbolNs", Napi::Number::New(env, static_cast<double>(c.symbol_ns)));
+  o.Set("solves", Napi::Number::New(env, static_cast<double>(c.solves)));
+  o.Set("replays", Napi::Number::New(env, static_cast<double>(c.replays)));
+  return o;
+}
+
 }  // namespace
 
 void RegisterCodec(Napi::Env env, Napi::Object exports) {
@@ -267,6 +284,9 @@ void RegisterCodec(Napi::Env env, Napi::Object exports) {
               Napi::Function::New<Gf256Kernel>(env, "gf256Kernel"));
   exports.Set("gf256Kernels",
               Napi::Function::New<Gf256Kernels>(env, "gf256Kernels"));
+  exports.Set("codecPhaseCounters",
+              Napi::Function::New<CodecPhaseCounters>(env,
+                                                      "codecPhaseCounters"));
   exports.Set("setGf256Kernel",
               Napi::Function::New<SetGf256Kernel>(env, "setGf256Kernel"));
   InitEncoder(env, exports);
