@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 
+#include <cstddef>
+
 namespace rqcast {
 namespace replicate {
 
@@ -37,6 +39,7 @@ bool DestinationSet::add(const udp::Endpoint& e) {
   if (!inserted) return false;
   dense_.push_back(e);
   keys_.push_back(k);
+  plain_only_.push_back(0);
   return true;
 }
 
@@ -48,10 +51,12 @@ bool DestinationSet::remove(const udp::Endpoint& e) {
   if (slot != last) {
     dense_[slot] = dense_[last];
     keys_[slot] = keys_[last];
+    plain_only_[slot] = plain_only_[last];
     index_[keys_[slot]] = slot;
   }
   dense_.pop_back();
   keys_.pop_back();
+  plain_only_.pop_back();
   index_.erase(it);
   return true;
 }
@@ -60,9 +65,22 @@ bool DestinationSet::contains(const udp::Endpoint& e) const {
   return index_.count(key_of(e)) != 0;
 }
 
+size_t DestinationSet::index_of_name(const void* name) const {
+  const char* p = static_cast<const char*>(name);
+  const char* base = reinterpret_cast<const char*>(dense_.data());
+  if (dense_.empty() || p < base) return dense_.size();
+  size_t off = static_cast<size_t>(p - base);
+  size_t i = off / sizeof(udp::Endpoint);
+  if (i >= dense_.size() ||
+      off % sizeof(udp::Endpoint) != offsetof(udp::Endpoint, addr))
+    return dense_.size();
+  return i;
+}
+
 void DestinationSet::clear() {
   dense_.clear();
   keys_.clear();
+  plain_only_.clear();
   index_.clear();
 }
 

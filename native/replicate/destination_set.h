@@ -41,8 +41,17 @@ class DestinationSet {
   const udp::Endpoint& operator[](size_t i) const { return dense_[i]; }
   const udp::Endpoint* data() const { return dense_.data(); }
 
+  // Destinations whose route refused a GSO super-datagram (a path MTU below
+  // the segment size) get plain datagrams until they are removed.
+  bool plain_only(size_t i) const { return plain_only_[i] != 0; }
+  void set_plain_only(size_t i) { plain_only_[i] = 1; }
+  // The slot whose address `name` points at (a msg_name built from this
+  // set), or size() if it points elsewhere.
+  size_t index_of_name(const void* name) const;
+
  private:
   std::vector<udp::Endpoint> dense_;
+  std::vector<uint8_t> plain_only_;  // plain_only_[i] belongs to dense_[i]
   std::vector<DestinationKey> keys_;  // keys_[i] is the key of dense_[i]
   std::unordered_map<DestinationKey, size_t, DestinationKeyHash> index_;
 };

@@ -578,10 +578,27 @@ void Engine::send_family(Channel& c, int fam, const Run& run) {
     c.errors.add(c.dests[fam].size() * packets);
     return;
   }
-  const DestinationSet& set = c.dests[fam];
+  DestinationSet& set = c.dests[fam];
   const size_t nd = set.size();
   const unsigned cap = options_.max_batch;
   unsigned m = 0;
+  auto add = [&](size_t d, iovec* iov, uint32_t g, void* control,
+                 size_t controllen, uint64_t bytes) {
+    msghdr& h = msgs_[m].msg_hdr;
+    h.msg_name = const_cast<sockaddr_storage*>(&set[d].addr);
+    h.msg_namelen = set[d].len;
+    h.msg_iov = iov;
+    h.msg_iovlen = g;
+    h.msg_control = control;
+    h.msg_controllen = controllen;
+    h.msg_flags = 0;
+    msg_segs_[m] = g;
+    msg_bytes_[m] = bytes;
+    if (++m == cap) {
+      flush(c, s, set, m, msg_segs_.data(), msg_bytes_.data());
+      m = 0;
+    }
+  };
   // Packet-major: each destination gets the groups in order.
   for (uint32_t k = 0; k < run.groups; ++k) {
     iovec* iov = const_cast<iovec*>(&run.iov[run.first[k]]);
@@ -589,23 +606,14 @@ void Engine::send_family(Channel& c, int fam, const Run& run) {
     void* control = g > 1 ? const_cast<uint8_t*>(run.control[k]) : nullptr;
     const size_t controllen = g > 1 ? udp::kGsoControlSize : 0;
     for (size_t d = 0; d < nd; ++d) {
-      msghdr& h = msgs_[m].msg_hdr;
-      h.msg_name = const_cast<sockaddr_storage*>(&set[d].addr);
-      h.msg_namelen = set[d].len;
-      h.msg_iov = iov;
-      h.msg_iovlen = g;
-      h.msg_control = control;
-      h.msg_controllen = controllen;
-      h.msg_flags = 0;
-      msg_segs_[m] = g;
-      msg_bytes_[m] = run.bytes[k];
-      if (++m == cap) {
-        flush(c, s, m, msg_segs_.data(), msg_bytes_.data());
-        m = 0;
+      if (g > 1 && set.plain_only(d)) {
+        for (uint32_t j = 0; j < g; ++j) add(d, iov + j, 1, nullptr, 0, iov[j].iov_len);
+      } else {
+        add(d, iov, g, control, controllen, run.bytes[k]);
       }
     }
   }
-  if (m) flush(c, s, m, msg_segs_.data(), msg_bytes_.data());
+  if (m) flush(c, s, set, m, msg_segs_.data(), msg_bytes_.data());
 }
 
 // Counts the datagrams a failed message carried.
@@ -621,14 +629,15 @@ void Engine::count_error(Channel& c, int err, uint64_t datagrams) {
 // A GSO message the kernel would not take. EIO/ENOPROTOOPT: the device
 // (or kernel) cannot segment at all, so GSO is off from now on. EINVAL or
 // EMSGSIZE: this route's MTU is smaller than a segment (udp_send_skb checks
-// gso_size against the path's fragment size), so only this destination's
-// message is sent plain and GSO stays on for everyone else.
+// gso_size against the path's fragment size), so this message is sent plain,
+// the destination gets plain datagrams from then on (no failing call per
+// run), and GSO stays on for everyone else.
 static bool gso_refused(int err) {
   return err == EIO || err == ENOPROTOOPT || err == EINVAL || err == EMSGSIZE;
 }
 
-void Engine::flush(Channel& c, udp::Socket& s, unsigned count,
-                   const uint32_t* segs, const uint64_t* bytes) {
+void Engine::flush(Channel& c, udp::Socket& s, DestinationSet& set,
+                   unsigned count, const uint32_t* segs, const uint64_t* bytes) {
   unsigned off = 0;
   uint64_t calls = 0, dgrams = 0, nbytes = 0, gsos = 0;
   while (off < count) {
@@ -653,8 +662,12 @@ void Engine::flush(Channel& c, udp::Socket& s, unsigned count,
     if (err == EINTR) continue;
     if (segs[off] > 1 && gso_refused(err)) {
       gso_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-      if (err == EIO || err == ENOPROTOOPT)
+      if (err == EIO || err == ENOPROTOOPT) {
         gso_active_.store(false, std::memory_order_relaxed);
+      } else {
+        size_t d = set.index_of_name(msgs_[off].msg_hdr.msg_name);
+        if (d < set.size()) set.set_plain_only(d);
+      }
       send_segments_plain(c, s, msgs_[off].msg_hdr);
       ++off;
       continue;

@@ -148,7 +148,8 @@ class Engine {
   void apply(Command& c);
   void send_run(Channel& c, uint64_t head, uint32_t count);
   void send_family(Channel& c, int fam, const Run& run);
-  void flush(Channel& c, udp::Socket& s, unsigned count, const uint32_t* segs,
+  void flush(Channel& c, udp::Socket& s, DestinationSet& set, unsigned count,
+             const uint32_t* segs,
              const uint64_t* bytes);
   void send_segments_plain(Channel& c, udp::Socket& s, const struct msghdr& h);
   void count_error(Channel& c, int err, uint64_t datagrams);

@@ -163,6 +163,26 @@ static void test_destination_set_add_remove() {
   CHECK_EQ(s.size(), 2u);
 }
 
+static void test_destination_set_plain_only_follows_its_destination() {
+  DestinationSet s;
+  s.add(ep("127.0.0.1", 1));
+  s.add(ep("127.0.0.1", 2));
+  s.add(ep("127.0.0.1", 3));
+  CHECK_EQ(s.index_of_name(&s[1].addr), 1u);
+  CHECK_EQ(s.index_of_name(&s[1]), 1u);  // addr is the first member
+  CHECK_EQ(s.index_of_name(reinterpret_cast<const char*>(&s[1].addr) + 1), 3u);
+  int elsewhere = 0;
+  CHECK_EQ(s.index_of_name(&elsewhere), 3u);
+  s.set_plain_only(2);  // port 3
+  CHECK(s.remove(ep("127.0.0.1", 1)));  // port 3 moves into slot 0
+  CHECK_EQ(s[0].port(), 3);
+  CHECK(s.plain_only(0));
+  CHECK(!s.plain_only(1));
+  CHECK(s.remove(ep("127.0.0.1", 3)));
+  CHECK(s.add(ep("127.0.0.1", 3)));  // re-added: GSO is tried again
+  CHECK(!s.plain_only(1));
+}
+
 static void test_destination_set_matches_reference_under_random_ops() {
   DestinationSet s;
   std::set<uint16_t> ref;
@@ -635,6 +655,19 @@ static void gso_refused_by_small_mtu() {
   CHECK_EQ(s1.errors + s1.drops_eagain + s1.drops_enobufs, 0u);
   CHECK_EQ(s2.datagrams, 100u);
   CHECK(s2.gso_sends > 0);
+  // The refusing destination now gets plain datagrams without asking the
+  // kernel for GSO again.
+  const uint64_t fallbacks = es.gso_fallbacks;
+  const uint64_t calls = s1.syscalls;
+  std::vector<uint8_t> p3 = make_packets(100, 100, 1400);
+  CHECK_EQ(e.push_packets(1, p3.data(), 1400, 100, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  check_received(r1, 0, 200, 1400);
+  e.channel_stats(1, &s1);
+  CHECK_EQ(e.stats().gso_fallbacks, fallbacks);
+  CHECK_EQ(s1.datagrams, 200u);
+  CHECK_EQ(s1.syscalls, calls + 1);  // one sendmmsg of 100 plain messages
+  CHECK_EQ(s1.errors, 0u);
   e.stop();
 }
 
@@ -721,6 +754,7 @@ int main() {
       {"token_bucket_reconfigure_and_clock_step_back", test_token_bucket_reconfigure_and_clock_step_back},
       {"default_burst", test_default_burst},
       {"destination_set_add_remove", test_destination_set_add_remove},
+      {"destination_set_plain_only_follows_its_destination", test_destination_set_plain_only_follows_its_destination},
       {"destination_set_matches_reference_under_random_ops", test_destination_set_matches_reference_under_random_ops},
       {"parse_endpoint", test_parse_endpoint},
       {"packet_ring_wraps_and_reports_fit", test_packet_ring_wraps_and_reports_fit},
