@@ -5,8 +5,14 @@
  * the native decoder in one call per burst (everything that arrived before
  * the event loop next turns, setImmediate), never per packet. Blocks that
  * become decodable are solved on a worker thread (pushManyAsync) while the
- * socket keeps being read; one batch is in the decoder at a time, the next
- * one grows meanwhile.
+ * socket keeps being read; one batch is in a decoder at a time, the next
+ * one grows meanwhile. Blocks are spread over a few decoders ("lanes") so
+ * that blocks that become decodable together are solved in parallel.
+ *
+ * A block takes K + margin symbols; the ones that arrive while it is being
+ * solved are surplus and never copied into the decoder. Only a failed
+ * attempt (RFC 6330 decoding sometimes needs a symbol or two more than K)
+ * opens the block to more.
  *
  * As soon as a source block decodes it is taken out of the decoder
  * (takeBlock frees the decoder's copy) and handed to the sink at its offset
@@ -27,29 +33,41 @@ export interface BlockSink {
 
 export interface ObjectReceiverOptions {
   /**
-   * Most symbols waiting for the decoder while it solves a block; beyond it
+   * Most symbols waiting for the decoders while they solve; beyond it
    * symbols are dropped (and counted): the stream will send others.
    * Default 32768.
    */
   maxPendingSymbols?: number;
+  /**
+   * Symbols beyond K accepted per block before it has been tried (RFC 6330
+   * decoding fails with K + 2 symbols about once in a million); more are
+   * accepted only after a failed attempt. Default 8.
+   */
+  margin?: number;
+  /** Decoders working in parallel, blocks spread round-robin. Default min(Z, 4). */
+  lanes?: number;
   /** Solve blocks on a worker thread (default true). */
   solveAsync?: boolean;
   binding?: RawCodecBinding;
 }
 
 export interface ObjectReceiverStats {
-  /** Symbols received for blocks not yet decoded (what decoding cost). */
+  /** Symbols handed to the decoder (what decoding cost). */
   symbolsReceived: number;
   /** Distinct symbols the decoder held when each block decoded, summed. */
   symbolsUsed: number;
   /** Symbols that arrived for blocks already decoded. */
   symbolsLate: number;
-  /** Symbols dropped because the decoder's backlog was full. */
+  /** Symbols beyond K + margin for a block still being solved, not handed on. */
+  symbolsSurplus: number;
+  /** Symbols dropped because the decoders' backlog was full. */
   symbolsDropped: number;
   /** Packets whose payload is not whole symbols, or with a bad SBN/ESI. */
   rejected: number;
   /** Native calls that added symbols. */
   batches: number;
+  /** Blocks that needed more than K + margin symbols. */
+  retries: number;
   blocksDone: number;
 }
 
@@ -57,14 +75,29 @@ export function toDecoderOti(oti: WireOti): { F: number; T: number; Z: number; N
   return { F: oti.transferLength, T: oti.symbolSize, Z: oti.sourceBlocks, N: oti.subBlocks, Al: oti.alignment };
 }
 
+/**
+ * One decoder and its batch. The native decoder solves the blocks of one
+ * batch one after the other on one worker thread, and takes one batch at a
+ * time; several lanes let blocks of one object solve in parallel.
+ */
+interface Lane {
+  decoder: ObjectDecoder;
+  pending: Uint8Array[];
+  touched: Set<number>;
+  busy: boolean;
+  scheduled: boolean;
+}
+
 export class ObjectReceiver {
   readonly stats: ObjectReceiverStats = {
     symbolsReceived: 0,
     symbolsUsed: 0,
     symbolsLate: 0,
+    symbolsSurplus: 0,
     symbolsDropped: 0,
     rejected: 0,
     batches: 0,
+    retries: 0,
     blocksDone: 0,
   };
   /** Settles when every block has been written to the sink (or on the first failure). */
@@ -72,18 +105,22 @@ export class ObjectReceiver {
   /** Sum of K over the blocks: the symbols decoding needs at least. */
   readonly neededSymbols: number;
 
-  private readonly decoder: ObjectDecoder;
+  private readonly lanes: Lane[];
   private readonly T: number;
   private readonly Z: number;
   private readonly K: number[];
   private readonly blockDone: boolean[];
-  private readonly blockReceived: number[];
+  /** Symbols accepted per block (pending or handed to the decoder). */
+  private readonly fed: number[];
+  /** Symbols handed to the decoder per block. */
+  private readonly pushed: number[];
+  /** Most symbols accepted per block until an attempt fails. */
+  private readonly limit: number[];
+  private readonly margin: number;
   private readonly maxPending: number;
   private readonly solveAsync: boolean;
-  private pending: Uint8Array[] = [];
-  private pendingSbns = new Set<number>();
-  private scheduled = false;
-  private busy = false;
+  private readonly layout: ObjectDecoder['layout'];
+  private pendingTotal = 0;
   private closed = false;
   private readonly writes: Promise<void>[] = [];
   private resolveDone!: () => void;
@@ -94,14 +131,25 @@ export class ObjectReceiver {
     private readonly sink: BlockSink,
     options: ObjectReceiverOptions = {},
   ) {
-    this.decoder = options.binding ? new ObjectDecoder(toDecoderOti(oti), options.binding) : new ObjectDecoder(toDecoderOti(oti));
+    const make = (): ObjectDecoder =>
+      options.binding ? new ObjectDecoder(toDecoderOti(oti), options.binding) : new ObjectDecoder(toDecoderOti(oti));
+    const first = make();
+    this.layout = first.layout;
     this.T = oti.symbolSize;
-    this.Z = this.decoder.sourceBlocks;
+    this.Z = first.sourceBlocks;
+    const laneCount = Math.max(1, Math.min(this.Z, options.lanes ?? 4));
+    this.lanes = [];
+    for (let i = 0; i < laneCount; i++) {
+      this.lanes.push({ decoder: i === 0 ? first : make(), pending: [], touched: new Set(), busy: false, scheduled: false });
+    }
     this.K = [];
-    for (let sbn = 0; sbn < this.Z; sbn++) this.K.push(this.decoder.layout.sourceSymbols(sbn));
+    for (let sbn = 0; sbn < this.Z; sbn++) this.K.push(this.layout.sourceSymbols(sbn));
     this.neededSymbols = this.K.reduce((a, b) => a + b, 0);
+    this.margin = options.margin ?? 8;
     this.blockDone = new Array<boolean>(this.Z).fill(false);
-    this.blockReceived = new Array<number>(this.Z).fill(0);
+    this.fed = new Array<number>(this.Z).fill(0);
+    this.pushed = new Array<number>(this.Z).fill(0);
+    this.limit = this.K.map((k) => k + this.margin);
     this.maxPending = options.maxPendingSymbols ?? 32768;
     this.solveAsync = options.solveAsync ?? true;
     this.done = new Promise<void>((resolve, reject) => {
@@ -120,7 +168,7 @@ export class ObjectReceiver {
   /** Symbols that count towards decoding: K for finished blocks, else min(received, K). */
   get heldSymbols(): number {
     let n = 0;
-    for (let sbn = 0; sbn < this.Z; sbn++) n += this.blockDone[sbn] ? this.K[sbn] : Math.min(this.blockReceived[sbn], this.K[sbn]);
+    for (let sbn = 0; sbn < this.Z; sbn++) n += this.blockDone[sbn] ? this.K[sbn] : Math.min(this.fed[sbn], this.K[sbn]);
     return n;
   }
 
@@ -141,85 +189,121 @@ export class ObjectReceiver {
       this.stats.symbolsLate += symbols.length;
       return;
     }
-    if (this.pending.length + symbols.length > this.maxPending) {
+    const room = this.limit[sbn] - this.fed[sbn];
+    if (room <= 0) {
+      this.stats.symbolsSurplus += symbols.length;
+      return;
+    }
+    if (this.pendingTotal + symbols.length > this.maxPending) {
       this.stats.symbolsDropped += symbols.length;
       return;
     }
-    for (const s of symbols) this.pending.push(s);
-    this.pendingSbns.add(sbn);
-    this.blockReceived[sbn] += symbols.length;
-    this.stats.symbolsReceived += symbols.length;
-    this.schedule();
+    const take = Math.min(room, symbols.length);
+    this.stats.symbolsSurplus += symbols.length - take;
+    const lane = this.lanes[sbn % this.lanes.length];
+    for (let i = 0; i < take; i++) lane.pending.push(symbols[i]);
+    lane.touched.add(sbn);
+    this.pendingTotal += take;
+    this.fed[sbn] += take;
+    this.stats.symbolsReceived += take;
+    this.schedule(lane);
   }
 
-  /** Stops receiving and frees the decoder; `done` rejects if it had not settled. */
+  /** Stops receiving and frees the decoders; `done` rejects if it had not settled. */
   close(reason: unknown = new Error('object receiver closed')): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
-    if (!this.busy) this.decoder.close();
+    this.dropAll();
     if (!this.complete) this.rejectDone(reason);
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.busy) return;
-    this.scheduled = true;
+  private dropAll(): void {
+    this.pendingTotal = 0;
+    for (const lane of this.lanes) {
+      lane.pending = [];
+      // A lane with a batch in the decoder closes it when the batch returns.
+      if (!lane.busy) lane.decoder.close();
+    }
+  }
+
+  private schedule(lane: Lane): void {
+    if (lane.scheduled || lane.busy) return;
+    lane.scheduled = true;
     setImmediate(() => {
-      this.scheduled = false;
-      void this.flush();
+      lane.scheduled = false;
+      void this.flush(lane);
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.busy || this.closed || this.pending.length === 0) return;
-    const batch = this.pending;
-    const touched = this.pendingSbns;
-    this.pending = [];
-    this.pendingSbns = new Set();
-    this.busy = true;
+  private async flush(lane: Lane): Promise<void> {
+    if (lane.busy || this.closed || lane.pending.length === 0) return;
+    const batch = lane.pending;
+    const touched = lane.touched;
+    lane.pending = [];
+    lane.touched = new Set();
+    this.pendingTotal -= batch.length;
+    for (const p of batch) this.pushed[p[0]]++;
+    lane.busy = true;
     this.stats.batches++;
     let rejected: number;
     try {
       const r = this.solveAsync
-        ? await this.decoder.pushManyAsync(batch, { skipInvalid: true })
-        : this.decoder.pushMany(batch, { skipInvalid: true });
+        ? await lane.decoder.pushManyAsync(batch, { skipInvalid: true })
+        : lane.decoder.pushMany(batch, { skipInvalid: true });
       rejected = r.rejected;
     } catch (e) {
-      this.busy = false;
+      lane.busy = false;
       this.fail(e);
       return;
     }
-    this.busy = false;
+    lane.busy = false;
     this.stats.rejected += rejected;
     if (this.closed) {
-      this.decoder.close();
+      lane.decoder.close();
       return;
     }
     try {
-      this.collectBlocks(touched);
+      this.collectBlocks(lane, touched);
     } catch (e) {
       this.fail(e);
       return;
     }
     if (this.complete) {
-      this.decoder.close();
+      for (const l of this.lanes) l.decoder.close();
       Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
       return;
     }
-    if (this.pending.length > 0) this.schedule();
+    if (lane.pending.length > 0) this.schedule(lane);
   }
 
-  /** Takes every newly decoded block among `touched` out of the decoder and writes it. */
-  private collectBlocks(touched: Set<number>): void {
+  /** Takes every newly decoded block among `touched` out of the lane's decoder and writes it. */
+  private collectBlocks(lane: Lane, touched: Set<number>): void {
     let progress: BlockProgress[] | undefined;
     for (const sbn of touched) {
-      if (this.blockDone[sbn] || !this.decoder.blockDecoded(sbn)) continue;
-      progress ??= this.decoder.progress;
+      if (this.blockDone[sbn]) continue;
+      if (!lane.decoder.blockDecoded(sbn)) {
+        if (this.pushed[sbn] >= this.limit[sbn]) {
+          // Duplicates count in `pushed` but not in the decoder: count
+          // distinct symbols again. If the decoder does hold `limit`
+          // distinct symbols, the attempt failed (RFC 6330 decoding can
+          // need a few more than K): accept more.
+          progress ??= lane.decoder.progress;
+          const duplicates = this.pushed[sbn] - progress[sbn].received;
+          this.pushed[sbn] -= duplicates;
+          this.fed[sbn] -= duplicates;
+          if (this.pushed[sbn] >= this.limit[sbn]) {
+            this.limit[sbn] += this.margin;
+            this.stats.retries++;
+          }
+        }
+        continue;
+      }
+      progress ??= lane.decoder.progress;
       this.stats.symbolsUsed += progress[sbn].received;
-      const data = this.decoder.takeBlock(sbn);
+      const data = lane.decoder.takeBlock(sbn);
       this.blockDone[sbn] = true;
       this.stats.blocksDone++;
-      const w = this.sink.writeBlock(sbn, this.decoder.layout.blockOffset(sbn), data);
+      const w = this.sink.writeBlock(sbn, this.layout.blockOffset(sbn), data);
       w.catch((e) => this.fail(e));
       this.writes.push(w);
     }
@@ -228,8 +312,7 @@ export class ObjectReceiver {
   private fail(e: unknown): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
-    if (!this.busy) this.decoder.close();
+    this.dropAll();
     this.rejectDone(e);
   }
 }

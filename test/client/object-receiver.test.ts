@@ -41,7 +41,7 @@ describe('ObjectReceiver', () => {
     expect(rx.stats.blocksDone).toBe(3);
     expect(rx.stats.symbolsUsed).toBeGreaterThanOrEqual(rx.neededSymbols);
     expect(rx.stats.symbolsReceived).toBeGreaterThanOrEqual(rx.stats.symbolsUsed);
-    expect(rx.stats.symbolsReceived + rx.stats.symbolsLate).toBe(packets.length);
+    expect(rx.stats.symbolsReceived + rx.stats.symbolsLate + rx.stats.symbolsSurplus).toBe(packets.length);
     expect(rx.stats.batches).toBeGreaterThan(1);
     expect(rx.stats.batches).toBeLessThan(packets.length / 10);
     enc.close();
@@ -55,6 +55,35 @@ describe('ObjectReceiver', () => {
     for (const p of lossyPackets(enc, prng(3), { perPacket: 4 })) rx.add(p);
     await rx.done;
     expect(sink.out.equals(data)).toBe(true);
+    enc.close();
+  });
+
+  test('a block takes K + margin symbols; the rest is surplus, never copied into the decoder', async () => {
+    const data = randomBytes(2000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink, { margin: 2 });
+    // Repair symbols only, all in one burst.
+    for (let esi = 20; esi < 60; esi++) rx.add(alcPacket(enc, 0, esi));
+    expect(rx.stats.symbolsReceived).toBe(22);
+    expect(rx.stats.symbolsSurplus).toBe(18);
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    expect(rx.stats.symbolsUsed).toBe(22);
+    enc.close();
+  });
+
+  test('one lane or many: same bytes', async () => {
+    const data = randomBytes(60_000);
+    const enc = new ObjectEncoder(data, { symbolSize: 128, sourceBlocks: 5 });
+    for (const lanes of [1, 2, 5]) {
+      const sink = new MemorySink(data.length);
+      const rx = new ObjectReceiver(wireOti(enc), sink, { lanes });
+      for (const p of lossyPackets(enc, prng(lanes))) rx.add(p);
+      await rx.done;
+      expect(sink.out.equals(data)).toBe(true);
+      expect([...sink.written].sort()).toEqual([0, 1, 2, 3, 4]);
+    }
     enc.close();
   });
 
