@@ -7,7 +7,9 @@
  * expected field bytes computed here independently of the encoders.
  */
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as alcModule from '../../lib/protocol/alc';
 import * as controlHeaderModule from '../../lib/protocol/control-header';
@@ -24,6 +26,7 @@ import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messa
 import { AckTracker } from '../../lib/server/ack-tracker';
 import { ClientManager, staticChannelDirectory } from '../../lib/server/client-manager';
 import * as catalogueModule from '../../lib/server/catalogue';
+import * as serverModule from '../../lib/server/server';
 import { ChannelStream, type SymbolSource } from '../../lib/server/channel-stream';
 import * as cookieModule from '../../lib/server/cookie';
 import { CookieAuthority, type CookieRefusal } from '../../lib/server/cookie';
@@ -171,6 +174,7 @@ describe('constants table', () => {
     'lib/protocol/fdt.ts': fdtModule,
     'lib/server/cookie.ts': cookieModule,
     'lib/server/catalogue.ts': catalogueModule,
+    'lib/server/server.ts': serverModule,
     'lib/client/url.ts': urlModule,
   };
   const rows = docTable('table', 'constants');
@@ -779,5 +783,102 @@ describe('stream schedule (lib/server/channel-stream.ts)', () => {
       expect(p.toi).toBe(1n);
       expect(sent.has(`${p.toi}/${p.sbn}/${p.esi}`)).toBe(false);
     }
+  });
+});
+
+// ----------------------------------------------------------------- server --
+
+describe('server (lib/server/server.ts)', () => {
+  /** Records what the server asks of its replicator; sends nothing. */
+  class RecordingReplicator extends EventEmitter implements serverModule.ReplicatorLike {
+    readonly configs = new Map<number, { slotSize: number; capacity?: number; lowWater?: number; rateBytesPerSec?: number }>();
+    private readonly queued = new Map<number, number>();
+    createChannel(id: number, config: { slotSize: number; capacity?: number; lowWater?: number; rateBytesPerSec?: number }): void {
+      this.configs.set(id, config);
+      this.queued.set(id, 0);
+    }
+    removeChannel(id: number): void {
+      this.queued.delete(id);
+    }
+    addDestination(): void {}
+    removeDestination(): void {}
+    push(id: number, _packets: Uint8Array, _size: number, count: number): number {
+      const q = this.queued.get(id) ?? 0;
+      const n = Math.min(count, (this.configs.get(id)?.capacity ?? 4096) - q);
+      this.queued.set(id, q + n);
+      return n;
+    }
+    sendTo(): void {}
+    channelStats(id: number): { queued: number; destinations: number; streamPackets: number; datagrams: number; bytes: number } {
+      return { queued: this.queued.get(id) ?? 0, destinations: 0, streamPackets: 0, datagrams: 0, bytes: 0 };
+    }
+    close(): void {}
+  }
+
+  let dir: string;
+  let catalogue: catalogueModule.Catalogue;
+  let server: serverModule.RqcastServer;
+  const replicator = new RecordingReplicator();
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rqcast-doc-'));
+    writeFileSync(join(dir, 'a.bin'), Buffer.alloc(3000, 1));
+    writeFileSync(join(dir, 'b.bin'), Buffer.alloc(5000, 2));
+    catalogue = await catalogueModule.Catalogue.load([join(dir, 'a.bin'), join(dir, 'b.bin')]);
+    server = new serverModule.RqcastServer({
+      catalogue,
+      channels: [{ name: 'main' }, { name: 'second', objects: ['b.bin'] }, { name: 'third', objects: ['a.bin'] }],
+      host: '127.0.0.1',
+      port: 0,
+      prepare: false,
+      replicator,
+    });
+    await server.listen();
+  });
+  afterAll(async () => {
+    await server?.close();
+    catalogue?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('channel i (1-based, in configuration order) has TSI i and FDT instance ID i', () => {
+    expect(server.channels.map((c) => [c.name, c.tsi, c.fdt.instanceId])).toEqual([
+      ['main', 1, 1],
+      ['second', 2, 2],
+      ['third', 3, 3],
+    ]);
+  });
+
+  test('FDT instance: Complete, Expires one year ahead, the File attributes of §10.2', () => {
+    const parsed = fdtModule.tryParseFdt(server.channels[1].fdt.bytes);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    expect(parsed.fdt.complete).toBe(true);
+    const ahead = parsed.fdt.expiresAtMs - Date.now();
+    expect(ahead).toBeGreaterThan(catalogueModule.DEFAULT_FDT_LIFETIME_MS - 24 * 3600 * 1000);
+    expect(ahead).toBeLessThanOrEqual(catalogueModule.DEFAULT_FDT_LIFETIME_MS + 1000);
+    const line = server.channels[1].fdt.xml.split('\n').find((l) => l.includes('<File'));
+    expect([...(line ?? '').matchAll(/ ([A-Za-z0-9:-]+)="/g)].map((m) => m[1])).toEqual([
+      'TOI',
+      'Content-Location',
+      'Content-Length',
+      'Transfer-Length',
+      'FEC-OTI-FEC-Encoding-ID',
+      'FEC-OTI-Encoding-Symbol-Length',
+      'FEC-OTI-Scheme-Specific-Info',
+      'rq:Content-SHA-256',
+    ]);
+    expect(parsed.fdt.files.map((f) => [f.toi, f.contentLocation])).toEqual([[2n, 'b.bin']]);
+  });
+
+  const rows = docTable('table', 'server-defaults');
+  const observed: Record<string, () => number | undefined> = {
+    'Replicator.capacity': () => replicator.configs.get(1)?.capacity,
+    'Replicator.lowWater': () => replicator.configs.get(1)?.lowWater,
+    'Replicator.rateBytesPerSec': () => replicator.configs.get(1)?.rateBytesPerSec,
+  };
+  test('the table lists exactly the checked defaults', () => {
+    expect(rows.map((r) => code(r[0])).sort()).toEqual(Object.keys(observed).sort());
+  });
+  test.each(rows.map((r) => [code(r[0]), r[1]]))('%s = %s', (name, value) => {
+    expect(observed[name]()).toBe(docValue(value));
   });
 });
