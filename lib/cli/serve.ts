@@ -1,0 +1,267 @@
+/**
+ * `rqcast serve FILE|DIR... [--port 4433] [--bind 0.0.0.0] [--rate 100]
+ *  [--channel NAME:FILE,FILE[:RATE]]... [--symbol-size 1280] [--no-code]
+ *  [--secret HEX] [--json] [--quiet]`
+ *
+ * - Every FILE/DIR (positional or named in a --channel) goes into one
+ *   catalogue; TOIs follow the positional arguments, then the --channel
+ *   paths not already covered by them.
+ * - Channel `main` carries every object unless a --channel is named main.
+ *   --channel NAME:PATHS[:RATE] adds a channel with the objects under those
+ *   paths (files, or directories: every object read from them), paced at
+ *   RATE Mbit/s (default --rate).
+ * - Rates are Mbit/s (10^6 bit/s) of packet bytes, per channel.
+ * - Once the control port is bound, stdout gets one line,
+ *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
+ *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
+ * - SIGINT/SIGTERM stop the server cleanly (exit 0). A bad option, a missing
+ *   or unservable file exits 2 with one line on stderr; other failures
+ *   (e.g. the port is taken) exit 1.
+ */
+import * as path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+import { RqcastError } from '../errors';
+import { Catalogue, CatalogueError, DEFAULT_SYMBOL_SIZE } from '../server/catalogue';
+import { ServerError } from '../server/errors';
+import { ChannelConfig, DEFAULT_CHANNEL, DEFAULT_PORT, DEFAULT_RATE_MBPS, RqcastServer, ServerAddress } from '../server/server';
+
+export const SERVE_EXIT_OK = 0;
+export const SERVE_EXIT_OTHER = 1;
+export const SERVE_EXIT_USAGE = 2;
+export const MAX_SYMBOL_SIZE = 65_456;
+
+/** A --channel argument: NAME:PATH[,PATH...][:RATE]. */
+export interface ChannelSpec {
+  name: string;
+  paths: string[];
+  rateMbps?: number;
+}
+
+export interface ServeCliOptions {
+  port: number;
+  bind: string;
+  rate: number;
+  channel: ChannelSpec[];
+  symbolSize: number;
+  /** commander's --no-code: code === false. */
+  code: boolean;
+  secret?: Uint8Array;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** Where serve writes; tests pass their own. */
+export interface ServeIo {
+  stdout: (line: string) => void;
+  stderr: NodeJS.WritableStream;
+  /** Resolves when the server should stop. Default: the first SIGINT or SIGTERM. */
+  stopSignal?: () => Promise<string>;
+}
+
+function parsePort(text: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isInteger(v) || v < 0 || v > 65535) {
+    throw new InvalidArgumentError('a port is an integer 0..65535');
+  }
+  return v;
+}
+
+export function parseRate(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v <= 0 || v > 1_000_000) {
+    throw new InvalidArgumentError('a rate is a positive number of Mbit/s');
+  }
+  return v;
+}
+
+function parseSymbolSize(text: string): number {
+  const v = Number(text);
+  // The largest stream packet (an FDT packet) is 48 + T bytes; an IPv4 UDP datagram carries at most 65507.
+  if (!/^\d+$/.test(text.trim()) || v < 16 || v > MAX_SYMBOL_SIZE) {
+    throw new InvalidArgumentError(`symbol size is an integer 16..${MAX_SYMBOL_SIZE} (bytes)`);
+  }
+  return v;
+}
+
+function parseSecret(text: string): Uint8Array {
+  if (!/^([0-9a-fA-F]{2})+$/.test(text) || text.length < 32) {
+    throw new InvalidArgumentError('the secret is at least 16 bytes in hex (32+ hex digits)');
+  }
+  return new Uint8Array(Buffer.from(text, 'hex'));
+}
+
+/** NAME:PATH[,PATH...][:RATE] */
+export function parseChannelSpec(text: string): ChannelSpec {
+  const first = text.indexOf(':');
+  if (first <= 0) throw new InvalidArgumentError(`--channel ${text}: expected NAME:FILE[,FILE...][:RATE]`);
+  const name = text.slice(0, first);
+  let rest = text.slice(first + 1);
+  let rateMbps: number | undefined;
+  const last = rest.lastIndexOf(':');
+  if (last >= 0) {
+    rateMbps = parseRate(rest.slice(last + 1));
+    rest = rest.slice(0, last);
+  }
+  const paths = rest.split(',').filter((p) => p !== '');
+  if (paths.length === 0) throw new InvalidArgumentError(`--channel ${text}: no FILE`);
+  if (Buffer.byteLength(name, 'utf8') > 64) throw new InvalidArgumentError(`--channel ${text}: a channel name is 1..64 bytes`);
+  return { name, paths, rateMbps };
+}
+
+function collect(value: string, previous: ChannelSpec[]): ChannelSpec[] {
+  return [...previous, parseChannelSpec(value)];
+}
+
+/** Whether `p` is `dir` or inside it. */
+function within(p: string, dir: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+function hostPort(a: ServerAddress): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+export interface RunningServe {
+  server: RqcastServer;
+  catalogue: Catalogue;
+  address: ServerAddress;
+  close(): Promise<void>;
+}
+
+/** Loads the catalogue, starts the server, prints the listening line. Throws on failure. */
+export async function startServe(paths: readonly string[], opts: ServeCliOptions, io: ServeIo): Promise<RunningServe> {
+  const all: string[] = [];
+  const add = (p: string): void => {
+    const abs = path.resolve(p);
+    if (!all.some((q) => within(abs, path.resolve(q)))) all.push(p);
+  };
+  paths.forEach(add);
+  for (const c of opts.channel) c.paths.forEach(add);
+  if (all.length === 0) throw new ServeUsageError('nothing to serve: give at least one FILE or DIR');
+
+  const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize });
+  try {
+    for (const s of catalogue.skipped) log.warn({ path: s.path, reason: s.reason }, 'file skipped');
+    const channels: ChannelConfig[] = [];
+    if (!opts.channel.some((c) => c.name === DEFAULT_CHANNEL)) {
+      channels.push({ name: DEFAULT_CHANNEL, rateMbps: opts.rate });
+    }
+    for (const c of opts.channel) {
+      const names = new Set<string>();
+      for (const p of c.paths) for (const o of catalogue.objectsUnder(p)) names.add(o.name);
+      if (names.size === 0) throw new ServeUsageError(`channel ${c.name}: no object under ${c.paths.join(',')}`);
+      channels.push({ name: c.name, objects: Array.from(names), rateMbps: c.rateMbps ?? opts.rate });
+    }
+    const server = new RqcastServer({
+      catalogue,
+      channels,
+      port: opts.port,
+      host: opts.bind,
+      rateMbps: opts.rate,
+      noCode: !opts.code,
+      secret: opts.secret,
+      logger: log,
+    });
+    server.on('error', (err) => log.error({ err }, 'control socket error'));
+    let address: ServerAddress;
+    try {
+      address = await server.listen();
+    } catch (e) {
+      await server.close();
+      throw e;
+    }
+    if (opts.json) {
+      io.stdout(
+        JSON.stringify({
+          event: 'listening',
+          host: address.address,
+          port: address.port,
+          noCode: !opts.code,
+          symbolSize: opts.symbolSize,
+          channels: server.channels.map((c) => ({ name: c.name, tsi: c.tsi, rateMbps: c.rateMbps, objects: c.objects.map((o) => o.name) })),
+          objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
+        }),
+      );
+    } else {
+      io.stdout(`listening on ${hostPort(address)}`);
+    }
+    return {
+      server,
+      catalogue,
+      address,
+      async close() {
+        await server.close();
+        catalogue.close();
+        log.flush();
+      },
+    };
+  } catch (e) {
+    catalogue.close();
+    throw e;
+  }
+}
+
+class ServeUsageError extends ServerError {
+  constructor(message: string) {
+    super('ERR_SERVE_USAGE', message);
+  }
+}
+
+/** Errors that mean "the command line asks for something impossible": exit 2. */
+function isUsageError(e: unknown): boolean {
+  if (e instanceof CatalogueError || e instanceof ServeUsageError) return true;
+  if (e instanceof ServerError && (e as RqcastError).code === 'ERR_SERVER_CONFIG') return true;
+  // Codec refusals of the symbol size (e.g. ERR_RQ_SYMBOL_SIZE_NOT_ALIGNED, ERR_RQ_OTI_OUT_OF_BOUNDS).
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' && /^ERR_RQ_(SYMBOL_SIZE|OTI|TOO_MANY_SOURCE|TRANSFER_TOO_LONG|SUB_SYMBOL)/.test(code);
+}
+
+function firstSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string): void => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(sig);
+    };
+    const onInt = (): void => on('SIGINT');
+    const onTerm = (): void => on('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
+
+export function registerServeCommand(program: Command, io?: ServeIo): void {
+  program
+    .command('serve')
+    .description('serve files to any number of clients as RaptorQ streams')
+    .argument('[paths...]', 'files and directories to serve')
+    .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(parsePort))
+    .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
+    .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(parseRate))
+    .addOption(
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE] (repeatable)').default([]).argParser(collect),
+    )
+    .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(parseSymbolSize))
+    .option('--no-code', 'send a carousel of source symbols only (no repair symbols)')
+    .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(parseSecret))
+    .option('--json', 'print the listening line as JSON')
+    .option('--quiet', 'log errors only')
+    .action(async (paths: string[], opts: ServeCliOptions) => {
+      const out: ServeIo = io ?? { stdout: (line) => process.stdout.write(line + '\n'), stderr: process.stderr };
+      let running: RunningServe;
+      try {
+        running = await startServe(paths, opts, out);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        out.stderr.write(`rqcast serve: ${message}\n`);
+        process.exitCode = isUsageError(e) ? SERVE_EXIT_USAGE : SERVE_EXIT_OTHER;
+        return;
+      }
+      await (out.stopSignal ?? firstSignal)();
+      await running.close();
+      process.exitCode = SERVE_EXIT_OK;
+    });
+}
