@@ -83,3 +83,40 @@ export function lossyPackets(
   }
   return shuffle(out, rand);
 }
+
+/** Anything with an ObjectReceiver's add/complete/done. */
+interface Receiving {
+  add(p: AlcPacket): void;
+  readonly complete: boolean;
+  readonly done: Promise<void>;
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Feeds `packets` in bursts of `burst` (an event-loop turn between bursts,
+ * so batches and solves interleave as they do off a socket), then, like a
+ * stream that never ends, fresh repair symbols of every block until the
+ * receiver completes. Returns how many packets were fed in all.
+ */
+export async function feedLikeAStream(rx: Receiving, enc: ObjectEncoder, packets: AlcPacket[], burst = 97, o: AlcOptions = {}): Promise<number> {
+  let fed = 0;
+  for (let i = 0; i < packets.length; i += burst) {
+    for (const p of packets.slice(i, i + burst)) {
+      rx.add(p);
+      fed++;
+    }
+    await tick();
+  }
+  let esi = 1 << 20;
+  for (let round = 0; !rx.complete && round < 100_000; round++) {
+    for (let sbn = 0; sbn < enc.sourceBlocks; sbn++) {
+      rx.add(alcPacket(enc, sbn, esi, o));
+      fed++;
+    }
+    esi += o.perPacket ?? 1;
+    await tick();
+  }
+  await rx.done;
+  return fed;
+}
