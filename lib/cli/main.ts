@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { EXIT_OTHER, EXIT_USAGE, registerFetchCommand } from './fetch';
+import { registerServeCommand } from './serve';
 
 // Read at run time: the same relative path works from lib/cli and dist/cli.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -19,7 +20,18 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     // Inherited by the subcommands registered below: usage errors come back
     // here as CommanderError instead of exiting with commander's code 1.
-    .exitOverride();
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Quick start:
+  rqcast serve ./files --rate 100              serve a directory on UDP port 4433
+  rqcast fetch rqcast://HOST:4433 -o out/      fetch every object into out/
+  rqcast fetch rqcast://HOST:4433//name.bin    fetch one object into ./name.bin
+
+Run "rqcast serve --help" or "rqcast fetch --help" for every option.`,
+    );
+  registerServeCommand(program);
   registerFetchCommand(program);
   return program;
 }
