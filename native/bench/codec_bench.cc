@@ -16,11 +16,14 @@
 #include <memory>
 #include <random>
 #include <string>
+
+#include <sys/resource.h>
 #include <vector>
 
 #include "fec/codec.h"
 #include "fec/encoding_plan.h"
 #include "fec/gf256.h"
+#include "fec/symbol_buffer.h"
 
 using namespace rqcast::fec;
 using Clock = std::chrono::steady_clock;
@@ -36,8 +39,23 @@ struct Result {
   double plan_s = 0;  // first (cold) encoding plan for K'
   double enc_s = 1e30, dec_s = 1e30;
   double replay_ops_s = 1e30, replay_fused_s = 1e30;
+  double rss_before_mb = 0, dec_peak_mb = 0;  // decoder's own peak memory
   PhaseCounters enc_split{}, dec_split{};
 };
+
+// A "VmRSS:"-style field of /proc/self/status, in MiB (0 if absent).
+double proc_status_mb(const char* field) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  const size_t n = std::strlen(field);
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, field, n) == 0) kb = std::atof(line + n);
+  }
+  std::fclose(f);
+  return kb / 1024;
+}
 
 }  // namespace
 
@@ -117,6 +135,17 @@ int main(int argc, char** argv) {
     enc->Symbols(K, lost + 2 + 20, rep.data(), T);
     enc.reset();
     for (int r = 0; r < reps; ++r) {
+      if (r == 0) {
+        // The decoder's own peak memory: drop cached buffers, reset the
+        // kernel's high-water mark (Linux: clear_refs 5), compare after.
+        SymbolBuffer::TrimCache();
+        FILE* f = std::fopen("/proc/self/clear_refs", "w");
+        if (f) {
+          std::fputs("5", f);
+          std::fclose(f);
+        }
+        res.rss_before_mb = proc_status_mb("VmRSS:");
+      }
       reset_phase_counters();
       auto t0 = Clock::now();
       BlockDecoder dec(K, T);
@@ -143,6 +172,7 @@ int main(int argc, char** argv) {
         res.dec_s = t;
         res.dec_split = phase_counters();
       }
+      if (r == 0) res.dec_peak_mb = proc_status_mb("VmHWM:") - res.rss_before_mb;
     }
     results.push_back(res);
     const double MB = double(K) * T / 1e6;
@@ -152,13 +182,29 @@ int main(int argc, char** argv) {
                 res.replay_ops_s / res.replay_fused_s);
     std::printf(
         "K=%6u  plan %7.1f ms | encode %8.1f MB/s (%.2f ms: symbols %.2f) | "
-        "decode %8.1f MB/s (%.2f ms: solver %.2f, symbols %.2f)\n",
+        "decode %8.1f MB/s (%.2f ms: solver %.2f, symbols %.2f)\n"
+        "          decoder peak memory %.1f MiB = %.2f x block\n",
         K, res.plan_s * 1e3, MB / res.enc_s, res.enc_s * 1e3,
         res.enc_split.symbol_ns / 1e6, MB / res.dec_s, res.dec_s * 1e3,
-        res.dec_split.solver_ns / 1e6, res.dec_split.symbol_ns / 1e6);
+        res.dec_split.solver_ns / 1e6, res.dec_split.symbol_ns / 1e6,
+        res.dec_peak_mb, res.dec_peak_mb / (double(K) * T / (1 << 20)));
     std::fflush(stdout);
   }
-  std::printf("{\"bench\":\"codec_native\",\"T\":%u,\"results\":[", T);
+  // Peak RSS of the whole process (a single K per process gives that K's
+  // figure); the harness itself holds the data, the encoder's output and
+  // the decode input, about (2.2 K + 22) T bytes.
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_mb = ru.ru_maxrss / 1024.0;
+  if (Ks.size() == 1) {
+    const double block_mb = double(Ks[0]) * T / (1 << 20);
+    std::printf("peak RSS %.1f MiB = %.2f x block (%.1f MiB); harness buffers "
+                "%.2f x block\n",
+                peak_mb, peak_mb / block_mb, block_mb,
+                (2.2 * Ks[0] + 22) * T / (1 << 20) / block_mb);
+  }
+  std::printf("{\"bench\":\"codec_native\",\"peak_rss_MB\":%.1f", peak_mb);
+  std::printf(",\"T\":%u,\"results\":[", T);
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
     const double MB = double(r.K) * T / 1e6;
@@ -166,10 +212,10 @@ int main(int argc, char** argv) {
         "%s{\"K\":%u,\"plan_ms\":%.2f,\"encode_MBps\":%.1f,"
         "\"decode_MBps\":%.1f,\"decode_solver_ms\":%.3f,"
         "\"decode_symbol_ms\":%.3f,\"replay_ops_ms\":%.3f,"
-        "\"replay_fused_ms\":%.3f}",
+        "\"replay_fused_ms\":%.3f,\"decoder_peak_MiB\":%.1f}",
         i ? "," : "", r.K, r.plan_s * 1e3, MB / r.enc_s, MB / r.dec_s,
         r.dec_split.solver_ns / 1e6, r.dec_split.symbol_ns / 1e6,
-        r.replay_ops_s * 1e3, r.replay_fused_s * 1e3);
+        r.replay_ops_s * 1e3, r.replay_fused_s * 1e3, r.dec_peak_mb);
   }
   std::printf("]}\n");
   return 0;

@@ -16,6 +16,8 @@ namespace rqcast {
 namespace fec {
 
 struct BlockDecoder::Impl {
+  static constexpr uint32_t kFree = 0xFFFFFFFFu;
+
   SystematicParams p{};
   uint32_t K = 0, T = 0;
   bool valid = false;
@@ -24,8 +26,18 @@ struct BlockDecoder::Impl {
   SymbolBuffer source;               // K*T
   std::vector<uint8_t> have_source;  // K flags
   uint32_t num_source = 0;
+  // Repair symbols are parked in the slots of missing source symbols
+  // (about as many repair symbols as missing source symbols are needed),
+  // so a decoder holds about one block of symbols rather than 1 + loss:
+  // those slots are only written by the final LTEnc, after the replay has
+  // read every input. A source symbol arriving for an occupied slot moves
+  // the parked symbol on; when no slot is free, symbols go to `overflow`.
   std::vector<uint32_t> repair_esi;
-  SymbolBuffer repair;  // repair_esi.size() * T used, grows by doubling
+  std::vector<uint32_t> repair_at;  // j -> slot x < K, or K + overflow index
+  std::vector<uint32_t> occupant;   // slot -> parked repair j, or kFree
+  uint32_t next_free = 0;  // slots below are source or occupied (for good)
+  SymbolBuffer overflow;   // num_overflow * T used, grows by doubling
+  uint32_t num_overflow = 0;
   std::unordered_set<uint32_t> repair_seen;
 
   // Missing source symbols are regenerated on decode: their bytes are
@@ -35,24 +47,42 @@ struct BlockDecoder::Impl {
     source = SymbolBuffer(size_t(K) * T);
     if (!source) return false;
     have_source.assign(K, 0);
+    occupant.assign(K, kFree);
     return true;
   }
-  bool AppendRepair(const uint8_t* symbol) {
-    const size_t used = repair_esi.size() * size_t(T);
-    if (!repair || repair.size() < used + T) {
-      // Room for a fifth of K at first (a typical loss), then doubling.
-      const size_t want = std::max(used * 2, size_t(K / 5 + 2) * T);
-      SymbolBuffer bigger(want);
-      if (!bigger) return false;
-      if (used) std::memcpy(bigger.data(), repair.data(), used);
-      repair = std::move(bigger);
+  uint8_t* RepairData(uint32_t j) {
+    const uint32_t at = repair_at[j];
+    return at < K ? source.data() + size_t(at) * T
+                  : overflow.data() + size_t(at - K) * T;
+  }
+  // A place for repair symbol j; false when out of memory.
+  bool Park(uint32_t j, const uint8_t* symbol) {
+    while (next_free < K &&
+           (have_source[next_free] || occupant[next_free] != kFree)) {
+      ++next_free;
     }
-    std::memcpy(repair.data() + used, symbol, T);
+    if (next_free < K) {
+      occupant[next_free] = j;
+      repair_at[j] = next_free;
+    } else {
+      const size_t used = size_t(num_overflow) * T;
+      if (!overflow || overflow.size() < used + T) {
+        SymbolBuffer bigger(std::max(used * 2, size_t(32) * T));
+        if (!bigger) return false;
+        if (used) std::memcpy(bigger.data(), overflow.data(), used);
+        overflow = std::move(bigger);
+      }
+      repair_at[j] = K + num_overflow++;
+    }
+    std::memmove(RepairData(j), symbol, T);
     return true;
   }
   void Clear() {
     have_source = std::vector<uint8_t>();
-    repair.reset();
+    occupant = std::vector<uint32_t>();
+    repair_at = std::vector<uint32_t>();
+    overflow.reset();
+    num_overflow = 0;
     repair_esi = std::vector<uint32_t>();
     repair_seen = std::unordered_set<uint32_t>();
   }
@@ -83,14 +113,27 @@ Status BlockDecoder::Add(uint32_t esi, const uint8_t* symbol,
     if (im.have_source[esi]) {
       res = AddResult::kDuplicate;
     } else {
-      std::memcpy(im.source.data() + size_t(esi) * im.T, symbol, im.T);
+      uint8_t* slot = im.source.data() + size_t(esi) * im.T;
       im.have_source[esi] = 1;
+      const uint32_t j = im.occupant[esi];
+      if (j != Impl::kFree) {  // move the parked repair symbol on
+        im.occupant[esi] = Impl::kFree;
+        if (!im.Park(j, slot)) {
+          im.have_source[esi] = 0;
+          im.occupant[esi] = j;
+          return Status::kOutOfMemory;
+        }
+      }
+      std::memcpy(slot, symbol, im.T);
       ++im.num_source;
     }
   } else if (!im.repair_seen.insert(esi).second) {
     res = AddResult::kDuplicate;
   } else {
-    if (!im.AppendRepair(symbol)) {
+    const uint32_t j = static_cast<uint32_t>(im.repair_esi.size());
+    im.repair_at.push_back(Impl::kFree);
+    if (!im.Park(j, symbol)) {
+      im.repair_at.pop_back();
       im.repair_seen.erase(esi);
       return Status::kOutOfMemory;
     }
@@ -137,7 +180,7 @@ Status BlockDecoder::Impl::Solve() {
     if (have_source[x]) inputs[x] = source.data() + size_t(x) * T;
   }
   for (uint32_t j = 0; j < nrep; ++j) {
-    inputs[K + j] = repair.data() + size_t(j) * T;
+    inputs[K + j] = RepairData(j);
   }
   SymbolBuffer work(size_t(plan.num_slots) * T);
   if (!work) return Status::kOutOfMemory;

@@ -357,6 +357,16 @@ static void round_trips(uint32_t K, uint32_t T) {
     std::shuffle(e.begin(), e.end(), g_rng);
     CHECK_MSG(decode_with(b, e), "shuffled K=%u", K);
   }
+  // 5. repair first, then the source symbols whose slots the decoder
+  // parked them in (every parked symbol moves), one source lost.
+  {
+    std::vector<uint32_t> e;
+    for (uint32_t j = 0; j < K / 2 + 3; ++j) e.push_back(K + 7 + j);
+    for (uint32_t x = 0; x < K; ++x) {
+      if (x != K / 3) e.push_back(x);
+    }
+    CHECK_MSG(decode_with(b, e), "repair before source K=%u", K);
+  }
   const double ms = std::chrono::duration<double, std::milli>(
                         std::chrono::steady_clock::now() - t0)
                         .count();
