@@ -1,0 +1,170 @@
+/**
+ * The `rqcast` command end to end: `rqcast serve` and `rqcast fetch` as
+ * child processes (ts-node, as a user would run them from a checkout), exit
+ * codes per docs/PROTOCOL.md: 0 ok, 2 usage, 3 refused, 4 timeout, 5 digest
+ * mismatch.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import { randomBytes } from 'crypto';
+import * as dgram from 'dgram';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildProgram, main } from '../../lib/cli/main';
+import { FakeServer } from './fake-server';
+
+const REPO = path.resolve(__dirname, '../..');
+const MAIN = path.join(REPO, 'lib/cli/main.ts');
+const ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') };
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function rqcast(args: string[]): ChildProcess {
+  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], { cwd: REPO, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function run(args: string[]): Promise<Run> {
+  const child = rqcast(args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+let root: string;
+let src: string;
+let serveProcess: ChildProcess | undefined;
+let port = 0;
+const silent = dgram.createSocket('udp4');
+let fake: FakeServer | undefined;
+const A = randomBytes(50_000);
+const B = Buffer.from('b');
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-cli-'));
+  src = path.join(root, 'src');
+  await fs.mkdir(src);
+  await fs.writeFile(path.join(src, 'a.bin'), A);
+  await fs.writeFile(path.join(src, 'b.txt'), B);
+  serveProcess = rqcast(['serve', src, '--port', '0', '--bind', '127.0.0.1', '--rate', '200', '--quiet']);
+  port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    serveProcess?.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on [^\n]*:(\d+)\n/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    serveProcess?.on('exit', (code) => reject(new Error(`rqcast serve exited with ${code}`)));
+  });
+  await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+}, 60_000);
+
+afterAll(async () => {
+  const p = serveProcess;
+  if (p && p.exitCode === null) {
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await exited;
+  }
+  silent.close();
+  await fake?.close();
+  await fs.rm(root, { recursive: true, force: true });
+});
+
+async function outDir(): Promise<string> {
+  return fs.mkdtemp(path.join(root, 'out-'));
+}
+
+/** Runs `rqcast ...` in this process (fast: no ts-node start-up); returns the exit code and stderr. */
+async function runHere(args: string[]): Promise<{ code: number; stderr: string }> {
+  const saved = process.exitCode;
+  let stderr = '';
+  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += chunk.toString();
+    return true;
+  });
+  try {
+    process.exitCode = undefined;
+    await main(['node', 'rqcast', ...args]);
+    return { code: Number(process.exitCode ?? 0), stderr };
+  } finally {
+    spy.mockRestore();
+    process.exitCode = saved;
+  }
+}
+
+describe('rqcast (child processes)', () => {
+  test('fetch: exit 0 with files and a JSON summary; 0 for one object into a file under loss and ACKs; 3 when refused; --help', async () => {
+    const [dirAll, dirOne, dirRefused] = await Promise.all([outDir(), outDir(), outDir()]);
+    const file = path.join(dirOne, 'copy.bin');
+    const [all, one, refused, help] = await Promise.all([
+      run(['fetch', `rqcast://127.0.0.1:${port}`, '-o', dirAll, '--json']),
+      run(['fetch', `rqcast://127.0.0.1:${port}//a.bin`, '-o', file, '--loss', '10', '--ack', '--ttl', '5s']),
+      run(['fetch', `rqcast://127.0.0.1:${port}/nosuch`, '-o', dirRefused]),
+      run(['--help']),
+    ]);
+
+    expect(all.stderr).toBe('');
+    expect(all.code).toBe(0);
+    expect((await fs.readFile(path.join(dirAll, 'a.bin'))).equals(A)).toBe(true);
+    expect((await fs.readFile(path.join(dirAll, 'b.txt'))).equals(B)).toBe(true);
+    const lines = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; [k: string]: unknown });
+    const summary = lines[lines.length - 1];
+    expect(summary.type).toBe('summary');
+    expect(summary.bytes).toBe(A.length + 1);
+    expect(lines.filter((l) => l.type === 'object')).toHaveLength(2);
+    for (const key of ['seconds', 'packetsReceived', 'symbolsUsed', 'overhead', 'replacements']) expect(typeof summary[key]).toBe('number');
+
+    // Not a terminal and no --json: nothing printed.
+    expect(one).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect((await fs.readFile(file)).equals(A)).toBe(true);
+    expect(await fs.readdir(dirOne)).toEqual(['copy.bin']);
+
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/refused.*unknown channel nosuch/);
+    expect(await fs.readdir(dirRefused)).toEqual([]);
+
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/serve/);
+    expect(help.stdout).toMatch(/fetch/);
+  });
+});
+
+describe('rqcast fetch (in process)', () => {
+  test('exit 4 on timeout, 5 on a digest mismatch, 2 on usage errors; no files left', async () => {
+    fake = new FakeServer({ objects: [{ name: 'x.bin', data: A, sha256: Buffer.alloc(32, 9) }] });
+    const fakePort = await fake.listen();
+    const [d1, d2] = await Promise.all([outDir(), outDir()]);
+    const timeout = await runHere(['fetch', `rqcast://127.0.0.1:${silent.address().port}`, '-o', d1, '--timeout', '500ms']);
+    expect(timeout.code).toBe(4);
+    expect(timeout.stderr).toMatch(/no answer to HELLO/);
+    const digest = await runHere(['fetch', `rqcast://127.0.0.1:${fakePort}`, '-o', d2]);
+    expect(digest.code).toBe(5);
+    expect(digest.stderr).toMatch(/SHA-256/);
+    for (const d of [d1, d2]) expect(await fs.readdir(d)).toEqual([]);
+    for (const args of [
+      ['fetch', 'http://example.org/'],
+      ['fetch', 'rqcast://[::1'],
+      ['fetch', `rqcast://127.0.0.1:${port}`, '--loss', '150'],
+      ['fetch', `rqcast://127.0.0.1:${port}`, '--ttl', 'soon'],
+      ['fetch', `rqcast://127.0.0.1:${port}`, '--ttl', '5s', '--until', '2030-01-01T00:00:00Z'],
+      ['fetch', `rqcast://127.0.0.1:${port}`, '--until', '2001-01-01T00:00:00Z'],
+      ['fetch'],
+      ['fetch', 'rqcast://h:1', '--bogus'],
+    ]) {
+      const r = await runHere(args);
+      expect([args.join(' '), r.code]).toEqual([args.join(' '), 2]);
+    }
+  });
+
+  test('fetch --help lists every option', () => {
+    const fetch = buildProgram().commands.find((c) => c.name() === 'fetch');
+    const text = fetch?.helpInformation() ?? '';
+    for (const opt of ['--output', '--ttl', '--until', '--ack', '--timeout', '--json', '--quiet', '--loss']) expect(text).toContain(opt);
+  });
+});
