@@ -33,6 +33,7 @@ import { CookieAuthority, type CookieRefusal } from '../../lib/server/cookie';
 import { SymbolAllocator } from '../../lib/server/symbol-allocator';
 import * as urlModule from '../../lib/client/url';
 import * as fetchCliModule from '../../lib/cli/fetch';
+import * as serveCliModule from '../../lib/cli/serve';
 
 const DOC = readFileSync(join(__dirname, '..', '..', 'docs', 'PROTOCOL.md'), 'utf8');
 
@@ -176,6 +177,7 @@ describe('constants table', () => {
     'lib/server/catalogue.ts': catalogueModule,
     'lib/server/server.ts': serverModule,
     'lib/client/url.ts': urlModule,
+    'lib/cli/serve.ts': serveCliModule,
   };
   const rows = docTable('table', 'constants');
 
@@ -680,10 +682,13 @@ test('FDT File attributes table = what buildFdt writes, in order', () => {
 
 // ------------------------------------------------------ stream and client --
 
-test('fetch exit codes table = the EXIT_* constants of lib/cli/fetch.ts', () => {
-  const documented = docTable('table', 'fetch-exit-codes').map((r) => [code(r[1]), Number(r[0])]);
-  const actual = Object.entries(fetchCliModule as Record<string, unknown>)
-    .filter((kv): kv is [string, number] => /^EXIT_/.test(kv[0]) && typeof kv[1] === 'number')
+test.each([
+  ['fetch-exit-codes', fetchCliModule as Record<string, unknown>, /^EXIT_/],
+  ['serve-exit-codes', serveCliModule as Record<string, unknown>, /^SERVE_EXIT_/],
+] as const)('%s table = the exit code constants', (name, mod, prefix) => {
+  const documented = docTable('table', name).map((r) => [code(r[1]), Number(r[0])]);
+  const actual = Object.entries(mod)
+    .filter((kv): kv is [string, number] => prefix.test(kv[0]) && typeof kv[1] === 'number')
     .sort((a, b) => a[1] - b[1]);
   expect(documented).toEqual(actual);
 });
