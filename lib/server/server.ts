@@ -205,8 +205,13 @@ export class RqcastServer extends EventEmitter {
     this.capacity = options.ringCapacity ?? 4096;
     if (!Number.isInteger(this.capacity) || this.capacity < 16) throw new InvalidServerConfigError('ringCapacity must be an integer >= 16');
     const mode = this.noCode ? 'carousel' : 'coded';
+    // Coded: one allocator per object, shared by every channel (no symbol sent twice).
+    // No-code: one carousel per (channel, object). A shared carousel would split
+    // each block's source symbols between the channels, and channels taking
+    // turns in step could leave a one-channel client without some of them forever.
     const allocators = new Map<CatalogueObject, SymbolAllocator>();
     const allocatorOf = (o: CatalogueObject): SymbolAllocator => {
+      if (this.noCode) return SymbolAllocator.forEncoder(o.encoder, mode);
       let a = allocators.get(o);
       if (!a) allocators.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode)));
       return a;

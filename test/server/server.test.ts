@@ -202,7 +202,8 @@ let catalogue: Catalogue;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'rqcast-srv-'));
-  files = { 'a.bin': randomBytes(60_000), 'b.bin': randomBytes(9_000) };
+  // a.bin: K = 48 source symbols at T = 1280 (an even K matters to the no-code test).
+  files = { 'a.bin': randomBytes(48 * 1280), 'b.bin': randomBytes(9_000) };
   for (const [n, d] of Object.entries(files)) writeFileSync(path.join(dir, n), d);
   catalogue = await Catalogue.load([dir]);
 });
@@ -283,6 +284,80 @@ function payloadOf(p: AlcPacket): Uint8Array {
   out.set(p.payload, 4);
   return out;
 }
+
+/** Builds `n` stream packets of a channel without a replicator. */
+function streamOf(server: RqcastServer, tsi: number, n: number): AlcPacket[] {
+  const out: AlcPacket[] = [];
+  server.channels[tsi - 1].stream.fill(n, (buf, size, count) => {
+    for (let i = 0; i < count; i++) {
+      const r = decodeAlc(buf.subarray(i * size, (i + 1) * size));
+      if (r.ok) out.push(r.packet);
+    }
+    return count;
+  });
+  return out;
+}
+
+describe('RqcastServer symbol allocation across channels', () => {
+  const twoChannels = [{ name: 'x' }, { name: 'y', objects: ['a.bin'] }];
+
+  test('coded: channels sharing an object draw from one counter per block', async () => {
+    const replicator = new FakeReplicator();
+    const server = new RqcastServer({ catalogue, channels: twoChannels, replicator });
+    try {
+      const seen = new Set<string>();
+      for (let round = 0; round < 10; round++) {
+        for (const tsi of [1, 2]) {
+          for (const p of streamOf(server, tsi, 50)) {
+            if (p.toi === 0n) continue;
+            const key = `${p.toi}/${p.sbn}/${p.esi}`;
+            expect(seen.has(key)).toBe(false);
+            seen.add(key);
+          }
+        }
+      }
+    } finally {
+      await server.close();
+      replicator.close();
+    }
+  });
+
+  test('no-code: each channel runs its own carousel, so each one alone carries every source symbol', async () => {
+    const replicator = new FakeReplicator();
+    const server = new RqcastServer({
+      catalogue,
+      channels: [{ name: 'x', objects: ['a.bin'] }, { name: 'y', objects: ['a.bin'] }],
+      noCode: true,
+      replicator,
+    });
+    try {
+      const a = catalogue.get('a.bin')!;
+      const K = a.encoder.sourceSymbols(0);
+      expect(K % 2).toBe(0);
+      const perChannel = new Map<number, Set<number>>([
+        [1, new Set()],
+        [2, new Set()],
+      ]);
+      // The channels take one packet each in turn, in step: with one carousel
+      // shared by both, x would only ever get even ESIs and y odd ones.
+      for (let round = 0; round < 4 * K; round++) {
+        for (const tsi of [1, 2]) {
+          for (const p of streamOf(server, tsi, 1)) {
+            if (p.toi === BigInt(a.toi)) {
+              expect(p.esi).toBeLessThan(K);
+              perChannel.get(tsi)!.add(p.esi);
+            }
+          }
+        }
+      }
+      expect(perChannel.get(1)!.size).toBe(K);
+      expect(perChannel.get(2)!.size).toBe(K);
+    } finally {
+      await server.close();
+      replicator.close();
+    }
+  });
+});
 
 const replicators: [string, MakeReplicator][] = [
   ['the native replicator', () => new Replicator()],
