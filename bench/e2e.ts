@@ -33,6 +33,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
+import { transpiledRoot } from '../test/e2e/helpers';
 import { childPids, nowSeconds, readTimeReport, sha256File, sleep, timed, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -49,7 +50,6 @@ const ONLY = opt('--only');
 const BUF = 8 * 1024 * 1024;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
-const REPO = path.resolve(__dirname, '..');
 const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
 
 interface Run {
@@ -206,7 +206,7 @@ function lastJsonLine(text: string): unknown {
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
-  const cli = [process.execPath, path.join(REPO, 'dist', 'cli', 'main.js')];
+  const cli = [process.execPath, path.join(transpiledRoot(), 'dist', 'cli', 'main.js')];
   const serverRep = path.join(work, `serve-${loss}.time`);
   const server = bed.spawn(
     bed.server.ns,
@@ -221,12 +221,12 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const fetches = receivers.map((c, i) => {
     const rep = path.join(work, `fetch-${loss}-c${i}.time`);
     reports.push(rep);
-    const out = path.join(work, `rq-${loss}-c${i}`, path.basename(source));
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    outs.push(out);
+    const outDir = path.join(work, `rq-${loss}-c${i}`);
+    fs.mkdirSync(outDir, { recursive: true });
+    outs.push(path.join(outDir, path.basename(source)));
     return bed.spawn(
       c.ns,
-      timed(rep, [...cli, 'fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', out, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`]),
+      timed(rep, [...cli, 'fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`]),
       { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
     );
   });
@@ -261,10 +261,7 @@ async function main(): Promise<void> {
   const probe = probeNetns();
   if (!probe.ok) throw new Error(`network namespaces unavailable: ${probe.reason}`);
   if (ONLY !== 'rqcast') ensureUftp();
-  if (ONLY !== 'uftp') {
-    log('building dist/ (tsc -p tsconfig.json)');
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
-  }
+  if (ONLY !== 'uftp') log(`rqcast CLI from ${transpiledRoot()}`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-e2e-'));
   const bed = await Testbed.create({ clients: RECEIVERS, socketBufferMax: BUF });
   const runs: Run[] = [];

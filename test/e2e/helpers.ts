@@ -1,6 +1,6 @@
-// Shared pieces of the end-to-end tests: running the rqcast CLI (through
-// ts-node, from the working tree) inside a namespace or on the host, content
-// files with known digests, and the fetch --json summary.
+// Shared pieces of the end-to-end tests: running the rqcast CLI (from this
+// tree's sources) inside a namespace or on the host, content files with
+// known digests, and the fetch --json summary.
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -11,14 +11,68 @@ import { Rng } from '../../bench/support/rng';
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI_MAIN = path.join(REPO, 'lib', 'cli', 'main.ts');
 
-/** argv of `rqcast ...` run from the sources (ts-node, transpile only). */
-export function rqcastArgv(...args: string[]): string[] {
-  return [process.execPath, '-r', 'ts-node/register/transpile-only', CLI_MAIN, ...args];
+function listTs(dir: string, out: string[] = []): string[] {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) listTs(full, out);
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(full);
+  }
+  return out.sort();
 }
 
-/** Environment for CLI children: ts-node resolves from the repository. */
+let transpiled: string | undefined;
+
+/**
+ * lib/ transpiled to JavaScript once per content (what ts-node's
+ * transpile-only mode does in every process, which costs each CLI child
+ * ~2 s of CPU; with 20+ clients on 2 cores that dominated the run). Lives in
+ * a temp directory keyed by a hash of the sources, beside symlinks to the
+ * repository's node_modules/ and build/, so `dist/native.js` finds the addon
+ * exactly as an installed package does.
+ */
+export function transpiledRoot(): string {
+  if (transpiled) return transpiled;
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const ts = require('typescript') as typeof import('typescript');
+  const files = listTs(path.join(REPO, 'lib'));
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(f).update('\0').update(fs.readFileSync(f)).update('\0');
+  hash.update(ts.version);
+  const root = path.join(os.tmpdir(), `rqcast-e2e-lib-${hash.digest('hex').slice(0, 16)}`);
+  if (!fs.existsSync(path.join(root, 'complete'))) {
+    const staging = fs.mkdtempSync(`${root}.tmp-`);
+    for (const f of files) {
+      const out = path.join(staging, 'dist', path.relative(path.join(REPO, 'lib'), f)).replace(/\.ts$/, '.js');
+      fs.mkdirSync(path.dirname(out), { recursive: true });
+      const js = ts.transpileModule(fs.readFileSync(f, 'utf8'), {
+        fileName: f,
+        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      }).outputText;
+      fs.writeFileSync(out, js);
+    }
+    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(staging, 'node_modules'));
+    fs.symlinkSync(path.join(REPO, 'build'), path.join(staging, 'build'));
+    fs.copyFileSync(path.join(REPO, 'package.json'), path.join(staging, 'package.json'));
+    fs.writeFileSync(path.join(staging, 'complete'), '');
+    try {
+      fs.renameSync(staging, root);
+    } catch {
+      // Another worker got there first with the same content.
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+  }
+  transpiled = root;
+  return root;
+}
+
+/** argv of `rqcast ...` run from this tree's sources (transpiled, see transpiledRoot). */
+export function rqcastArgv(...args: string[]): string[] {
+  return [process.execPath, path.join(transpiledRoot(), 'dist', 'cli', 'main.js'), ...args];
+}
+
+/** Environment for CLI children. */
 export function cliEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json'), NODE_OPTIONS: '' };
+  return { ...process.env, NODE_OPTIONS: '' };
 }
 
 export function cliOptions(extra: RunOptions = {}): RunOptions {
