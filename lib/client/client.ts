@@ -99,6 +99,9 @@ export interface ObjectProgress {
   bytes: number;
   heldSymbols: number;
   neededSymbols: number;
+  /** Source blocks decoded, of `blocks` (Z). */
+  blocksDecoded: number;
+  blocks: number;
   done: boolean;
 }
 
@@ -107,6 +110,8 @@ export interface ProgressInfo {
   objects: ObjectProgress[];
   heldSymbols: number;
   neededSymbols: number;
+  blocksDecoded: number;
+  blocks: number;
   packetsReceived: number;
   bytesReceived: number;
   /** Data bytes per second received over the last interval. */
@@ -232,6 +237,8 @@ function plainAddress(a: string): string {
 }
 
 const MAX_COOKIE_REFRESHES = 3;
+/** Data packets kept while JOINED is on its way. */
+const PRE_JOIN_PACKETS = 1024;
 const MAX_RETRY_MS = 2000;
 
 export class RqcastClient extends EventEmitter {
@@ -275,6 +282,8 @@ export class RqcastClient extends EventEmitter {
   private readonly channels = new Map<number, ChannelState>();
   private readonly objects = new Map<string, ObjectState>();
   private readonly results: ObjectResult[] = [];
+  /** Data that arrived before JOINED. */
+  private preJoin: { p: AlcPacket; length: number }[] = [];
   private lastProgress = { at: 0, bytes: 0 };
   private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
   private running?: Promise<FetchSummary>;
@@ -514,6 +523,9 @@ export class RqcastClient extends EventEmitter {
       }
       if (this.opts.ack) this.ackTimer = setInterval(() => this.sendAcks(), this.opts.ackIntervalMs);
       this.emit('joined', { channels: joined, expiresAtMs });
+      const early = this.preJoin;
+      this.preJoin = [];
+      for (const e of early) this.onAlc(e.p, e.length);
     } else {
       this.stats.renewals++;
     }
@@ -560,6 +572,18 @@ export class RqcastClient extends EventEmitter {
       return;
     }
     const p = d.packet;
+    if (this.phase !== 'joined') {
+      // The server adds the client to its channels before JOINED reaches
+      // it: the first data may overtake the reply. Keep a few.
+      if (this.preJoin.length < PRE_JOIN_PACKETS) this.preJoin.push({ p, length: msg.length });
+      else this.stats.ignored++;
+      return;
+    }
+    this.onAlc(p, msg.length);
+  }
+
+  private onAlc(p: AlcPacket, length: number): void {
+    if (this.phase === 'finished') return;
     const ch = this.channels.get(p.tsi);
     if (!ch) {
       this.stats.ignored++;
@@ -570,7 +594,7 @@ export class RqcastClient extends EventEmitter {
       return;
     }
     this.stats.packetsReceived++;
-    this.stats.bytesReceived += msg.length;
+    this.stats.bytesReceived += length;
     const replacement = p.sequence === undefined;
     if (replacement) this.stats.replacements++;
     else if (ch.ack) {
@@ -748,11 +772,23 @@ export class RqcastClient extends EventEmitter {
     const objects: ObjectProgress[] = [];
     let held = 0;
     let needed = 0;
+    let blocksDecoded = 0;
+    let blocks = 0;
     for (const o of this.objects.values()) {
       const h = o.done ? o.receiver.neededSymbols : o.receiver.heldSymbols;
-      objects.push({ name: o.name, bytes: o.oti.transferLength, heldSymbols: h, neededSymbols: o.receiver.neededSymbols, done: o.done });
+      objects.push({
+        name: o.name,
+        bytes: o.oti.transferLength,
+        heldSymbols: h,
+        neededSymbols: o.receiver.neededSymbols,
+        blocksDecoded: o.receiver.stats.blocksDone,
+        blocks: o.receiver.blocks,
+        done: o.done,
+      });
       held += h;
       needed += o.receiver.neededSymbols;
+      blocksDecoded += o.receiver.stats.blocksDone;
+      blocks += o.receiver.blocks;
     }
     const dt = (now - this.lastProgress.at) / 1000;
     const rate = this.lastProgress.at > 0 && dt > 0 ? (this.stats.bytesReceived - this.lastProgress.bytes) / dt : 0;
@@ -761,6 +797,8 @@ export class RqcastClient extends EventEmitter {
       objects,
       heldSymbols: held,
       neededSymbols: needed,
+      blocksDecoded,
+      blocks,
       packetsReceived: this.stats.packetsReceived,
       bytesReceived: this.stats.bytesReceived,
       rateBytesPerSec: rate,

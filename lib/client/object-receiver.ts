@@ -165,6 +165,11 @@ export class ObjectReceiver {
     return this.stats.blocksDone === this.Z;
   }
 
+  /** Z, the object's source blocks. */
+  get blocks(): number {
+    return this.Z;
+  }
+
   /** Symbols that count towards decoding: K for finished blocks, else min(received, K). */
   get heldSymbols(): number {
     let n = 0;

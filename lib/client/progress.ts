@@ -89,6 +89,8 @@ export class ProgressDisplay {
         elapsedMs: p.elapsedMs,
         heldSymbols: p.heldSymbols,
         neededSymbols: p.neededSymbols,
+        blocksDecoded: p.blocksDecoded,
+        blocks: p.blocks,
         packetsReceived: p.packetsReceived,
         bytesReceived: p.bytesReceived,
         rateBytesPerSec: Math.round(p.rateBytesPerSec),
@@ -101,11 +103,12 @@ export class ProgressDisplay {
       rate: formatRate(p.rateBytesPerSec),
       eta: p.etaSeconds === undefined ? '?' : `${Math.ceil(p.etaSeconds)}s`,
       objects: `${p.objects.filter((o) => o.done).length}/${p.objects.length}`,
+      blocks: `${p.blocksDecoded}/${p.blocks}`,
     };
     if (!this.bar) {
       this.bar = new SingleBar(
         {
-          format: '{bar} {percentage}% | {value}/{total} symbols | {objects} objects | {rate} | ETA {eta}',
+          format: '{bar} {percentage}% | {value}/{total} symbols | {blocks} blocks | {objects} objects | {rate} | ETA {eta}',
           stream: this.err,
           hideCursor: true,
           clearOnComplete: false,

@@ -7,7 +7,9 @@ import { randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { RqcastClient, RqcastClientOptions } from '../../lib/client/client';
+import { PassThrough } from 'stream';
+import { ProgressInfo, RqcastClient, RqcastClientOptions } from '../../lib/client/client';
+import { ProgressDisplay } from '../../lib/client/progress';
 import {
   DigestMismatchError,
   FetchTimeoutError,
@@ -188,6 +190,29 @@ describe('RqcastClient (scripted server)', () => {
     expect(c.stats.packetsReceived).toBeGreaterThan(0);
     // What channel a delivered was verified: it stays.
     expect(await fs.readdir(dir)).toEqual(['b.txt']);
+  });
+
+  test('progress events, and the JSON display built on them', async () => {
+    const big = randomBytes(120_000);
+    const { port } = await serve({ objects: [{ name: 'big', data: big }], burst: 2 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { progressIntervalMs: 20 });
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    const display = new ProgressDisplay(c, 'json', out, out);
+    const seen: ProgressInfo[] = [];
+    c.on('progress', (p) => seen.push(p));
+    const s = await c.fetch();
+    display.succeed(s);
+    expect(seen.length).toBeGreaterThan(1);
+    const last = seen[seen.length - 1];
+    expect(last.neededSymbols).toBe(Math.ceil(big.length / 256));
+    expect(last.blocks).toBe(1);
+    for (let i = 1; i < seen.length; i++) expect(seen[i].heldSymbols).toBeGreaterThanOrEqual(seen[i - 1].heldSymbols);
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(lines.filter((l) => l.type === 'progress').length).toBe(seen.length);
+    expect(lines.filter((l) => l.type === 'object')).toHaveLength(1);
+    expect(lines[lines.length - 1]).toMatchObject({ type: 'summary', bytes: big.length });
   });
 
   test('close() aborts: FetchAbortedError, temporary files removed', async () => {
