@@ -3,3 +3,4 @@ export * from './errors';
 export * from './fec';
 export * from './client';
 export * from './replicate';
+export * from './server';

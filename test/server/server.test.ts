@@ -18,6 +18,7 @@ import { tryParseFdt } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/server/catalogue';
 import { Replicator } from '../../lib/replicate/replicator';
+import { registerServerMetrics } from '../../lib/server/metrics';
 import { ReplicatorLike, RqcastServer, RqcastServerOptions } from '../../lib/server/server';
 
 // ----------------------------------------------------------------- fake --
@@ -357,6 +358,26 @@ describe('RqcastServer symbol allocation across channels', () => {
       replicator.close();
     }
   });
+});
+
+test('prom-client metrics read the server counters and channel statistics at scrape time', async () => {
+  const r = await rig(() => new FakeReplicator());
+  try {
+    const registry = registerServerMetrics(r.server);
+    const c = await r.client();
+    await c.cookie(r.port);
+    await c.cookie(r.port);
+    let text = await registry.metrics();
+    expect(text).toMatch(/^rqcast_server_hello_received_total 2$/m);
+    expect(text).toMatch(/^rqcast_server_cookies_issued_total 2$/m);
+    expect(text).toMatch(/^rqcast_server_sessions 0$/m);
+    expect(text).toMatch(/^rqcast_channel_queued\{channel="main",tsi="1"\} 256$/m);
+    await c.cookie(r.port);
+    text = await registry.metrics();
+    expect(text).toMatch(/^rqcast_server_hello_received_total 3$/m);
+  } finally {
+    await r.close();
+  }
 });
 
 const replicators: [string, MakeReplicator][] = [

@@ -1,0 +1,39 @@
+/**
+ * The rqcast server: catalogue, channel streams, ESI allocation, the control
+ * plane (cookies, join timers, membership, ACKs) and RqcastServer tying them
+ * to the native Replicator. docs/PROTOCOL.md §§6, 10 describe the behaviour.
+ */
+export {
+  RqcastServer,
+  RqcastServerOptions,
+  ChannelConfig,
+  ServerChannel,
+  ServerCounters,
+  ServerAddress,
+  ServerLogger,
+  ReplicatorLike,
+  DEFAULT_PORT,
+  DEFAULT_RATE_MBPS,
+  DEFAULT_CHANNEL,
+} from './server';
+export {
+  Catalogue,
+  CatalogueObject,
+  CatalogueOptions,
+  FdtObject,
+  SkippedFile,
+  CatalogueError,
+  ObjectNotFoundError,
+  EmptyObjectError,
+  BadObjectNameError,
+  DuplicateObjectNameError,
+  DEFAULT_SYMBOL_SIZE,
+  DEFAULT_FDT_LIFETIME_MS,
+  isSafeObjectName,
+} from './catalogue';
+export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from './channel-stream';
+export { SymbolAllocator, AllocationMode, EsiRange } from './symbol-allocator';
+export { registerServerMetrics } from './metrics';
+export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand } from './client-manager';
+export { CookieAuthority, CookieAuthorityOptions, CookieVerdict, CookieRefusal } from './cookie';
+export { ServerError, InvalidServerConfigError } from './errors';
