@@ -43,8 +43,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-async function serve(channels?: ChannelConfig[], rateMbps = 400): Promise<number> {
-  const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps, channels });
+async function serve(channels?: ChannelConfig[], rateMbps = 400, host = '127.0.0.1'): Promise<number> {
+  const server = new RqcastServer({ catalogue, port: 0, host, rateMbps, channels });
   servers.push(server);
   return (await server.listen()).port;
 }
@@ -130,6 +130,13 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
     const keys = c.stats.esiLog.filter((e) => e.toi === midToi).map((e) => `${e.sbn}/${e.esi}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(s.objects.map((o) => o.name)).toEqual(['mid.bin']);
+  });
+
+  test('IPv6: rqcast://[::1]:PORT', async () => {
+    const port = await serve([{ name: 'main', objects: ['one.byte', 'small.bin'] }], 100, '::1');
+    const dir = await outDir();
+    await client(`rqcast://[::1]:${port}`, dir).fetch();
+    await expectSame(dir, ['one.byte', 'small.bin']);
   });
 
   test('JOIN of an unknown channel is refused', async () => {
