@@ -34,7 +34,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { transpiledRoot } from '../test/e2e/helpers';
-import { childPids, nowSeconds, readTimeReport, sha256File, sleep, timed, writeRandomFile } from './support/measure';
+import { childPids, nowSeconds, readTimeReport, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
 function opt(name: string): string | undefined {
@@ -60,9 +60,21 @@ interface Run {
   verified: number;
   server_rss_MiB: number;
   client_rss_MiB: number;
+  /** CPU seconds (user + system): the server's, and the busiest receiver's. */
+  server_cpu_s: number;
+  client_cpu_s: number;
   overhead_pct?: number;
   /** Share of candidate datagrams the loss rule actually dropped. */
   dropped_pct?: number;
+}
+
+function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
+  return {
+    server_rss_MiB: server.maxRssKiB / 1024,
+    client_rss_MiB: Math.max(...clients.map((c) => c.maxRssKiB / 1024)),
+    server_cpu_s: server.cpuSeconds,
+    client_cpu_s: Math.max(...clients.map((c) => c.cpuSeconds)),
+  };
 }
 
 function round(x: number, d = 2): number {
@@ -177,12 +189,12 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   for (const dir of dirs) {
     if ((await sha256File(path.join(dir, path.basename(source)))) === digest) verified++;
   }
-  const serverRss = readTimeReport(serverRep).maxRssKiB / 1024;
-  const clientRss = Math.max(...reports.map((r) => readTimeReport(r).maxRssKiB / 1024));
+  const serverReport = readTimeReport(serverRep);
+  const clientReports = reports.map(readTimeReport);
   const ok = res.code === 0 && verified === receivers.length;
   if (!ok) log(`uftp at ${loss}%: exit ${res.code ?? res.signal}, ${verified}/${receivers.length} verified; stderr tail: ${res.stderr.slice(-1500)}`);
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, server_rss_MiB: serverRss, client_rss_MiB: clientRss, dropped_pct: dropped };
+  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped };
 }
 
 /** Reception overhead (%): symbols received / symbols needed - 1, from a fetch's --json summary. */
@@ -250,8 +262,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     seconds,
     ok,
     verified,
-    server_rss_MiB: readTimeReport(serverRep).maxRssKiB / 1024,
-    client_rss_MiB: Math.max(...reports.map((r) => readTimeReport(r).maxRssKiB / 1024)),
+    ...usage(readTimeReport(serverRep), reports.map(readTimeReport)),
     dropped_pct: dropped,
     overhead_pct: overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : undefined,
   };
@@ -305,16 +316,21 @@ async function main(): Promise<void> {
       rqcast_client_rss_MiB: rq ? round(rq.client_rss_MiB, 1) : null,
       uftp_server_rss_MiB: uf ? round(uf.server_rss_MiB, 1) : null,
       uftp_client_rss_MiB: uf ? round(uf.client_rss_MiB, 1) : null,
+      rqcast_server_cpu_s: rq ? round(rq.server_cpu_s, 1) : null,
+      rqcast_client_cpu_s: rq ? round(rq.client_cpu_s, 1) : null,
+      uftp_server_cpu_s: uf ? round(uf.server_cpu_s, 1) : null,
+      uftp_client_cpu_s: uf ? round(uf.client_cpu_s, 1) : null,
     };
   });
 
   const ideal = (BYTES * 8) / (RATE_MBIT * 1e6);
   console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss`);
-  console.log('loss%  rqcast_s  uftp_s   uftp/rqcast  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB');
+  console.log('loss%  rqcast_s  uftp_s   uftp/rqcast  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
     console.log(
-      `${f(r.loss_pct, 7)}${f(r.rqcast_s, 10)}${f(r.uftp_s, 9)}${f(r.ratio, 13)}${f(r.overhead_pct, 11)}${f(r.rqcast_server_rss_MiB, 12)}${f(r.rqcast_client_rss_MiB, 12)}${f(r.uftp_server_rss_MiB, 14)}${f(r.uftp_client_rss_MiB, 9)}`,
+      `${f(r.loss_pct, 7)}${f(r.rqcast_s, 10)}${f(r.uftp_s, 9)}${f(r.ratio, 13)}${f(r.overhead_pct, 11)}${f(r.rqcast_server_rss_MiB, 12)}${f(r.rqcast_client_rss_MiB, 12)}${f(r.uftp_server_rss_MiB, 14)}${f(r.uftp_client_rss_MiB, 11)}` +
+        `${f(r.rqcast_server_cpu_s, 12)}${f(r.rqcast_client_cpu_s, 12)}${f(r.uftp_server_cpu_s, 14)}${f(r.uftp_client_cpu_s, 9)}`,
     );
   }
   console.log(JSON.stringify({ bench: 'e2e', results }));

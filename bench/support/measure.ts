@@ -12,6 +12,8 @@ export function timed(reportPath: string, argv: string[]): string[] {
 
 export interface TimeReport {
   maxRssKiB: number;
+  /** User + system CPU seconds. */
+  cpuSeconds: number;
   wallSeconds: number;
   exitStatus: number;
 }
@@ -22,10 +24,13 @@ export function readTimeReport(reportPath: string): TimeReport {
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/.exec(text);
   const exit = /Exit status: (\d+)/.exec(text);
+  const user = /User time \(seconds\): ([\d.]+)/.exec(text);
+  const sys = /System time \(seconds\): ([\d.]+)/.exec(text);
   if (!rss || !wall) throw new Error(`unreadable GNU time report ${reportPath}: ${text.slice(0, 500)}`);
   const parts = wall[1].split(':').map(Number);
   const wallSeconds = parts.reduce((acc, p) => acc * 60 + p, 0);
-  return { maxRssKiB: Number(rss[1]), wallSeconds, exitStatus: exit ? Number(exit[1]) : -1 };
+  const cpuSeconds = (user ? Number(user[1]) : 0) + (sys ? Number(sys[1]) : 0);
+  return { maxRssKiB: Number(rss[1]), cpuSeconds, wallSeconds, exitStatus: exit ? Number(exit[1]) : -1 };
 }
 
 /** Direct children of `pid` (Linux /proc). */
