@@ -116,6 +116,10 @@ function template(tsi: number, toi: number, extensions: LctHeaderExtension[], wi
   return { bytes, seqAt: withSeq ? bytes.length - 4 : -1 };
 }
 
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
 function writeU32(out: Uint8Array, at: number, v: number): void {
   out[at] = v >>> 24;
   out[at + 1] = (v >>> 16) & 0xff;
@@ -288,7 +292,7 @@ export class ChannelStream {
         this.cursor = (this.cursor + 1) % this.blocks.length;
       }
       const range = allocator.take(sbn, want);
-      const payloads = source.packets(sbn, range.firstEsi, range.count);
+      const payloads = asBuffer(source.packets(sbn, range.firstEsi, range.count));
       const size = header.bytes.length + PAYLOAD_ID_SIZE + this.symbolSize;
       if (size !== runSize) {
         closeRun();
@@ -299,7 +303,8 @@ export class ChannelStream {
       for (let i = 0; i < range.count; i++) {
         out.set(header.bytes, at);
         writeU32(out, at + header.seqAt, this.position % SEQ_MOD);
-        out.set(payloads.subarray(i * payloadSize, (i + 1) * payloadSize), at + header.bytes.length);
+        // Buffer.copy: no view object per packet (a third of the cost at ~10^5 packets/s).
+        payloads.copy(out, at + header.bytes.length, i * payloadSize, (i + 1) * payloadSize);
         at += size;
         this.position++;
         runCount++;
