@@ -123,7 +123,8 @@ int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 0.1;
   const kn::Kernel scalar = {"scalar",         kn::scalar_add,
                              kn::scalar_addmul, kn::scalar_scale,
-                             kn::scalar_addmul_multi, kn::scalar_add_multi};
+                             kn::scalar_addmul_multi, kn::scalar_add_multi,
+                             kn::scalar_hdpc};
   std::vector<const kn::Kernel*> kernels{&scalar};
   for (const kn::Kernel* k : kn::simd_kernels()) kernels.push_back(k);
 

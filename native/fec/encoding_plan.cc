@@ -54,7 +54,20 @@ void EncodingPlan::Fuse() {
   fused.reserve(ops.size() / 4);
   fused_srcs.reserve(ops.size());
   bool open = false;  // fused.back() may still take XORs into its dst
-  for (const SymbolOp& op : ops) {
+  size_t next_block = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (next_block < hdpc_blocks.size() &&
+        hdpc_blocks[next_block].op_begin == i) {
+      const HdpcBlock& b = hdpc_blocks[next_block];
+      fused.push_back(FusedOp{b.first_row_slot, kNoFusedInput,
+                              static_cast<uint32_t>(next_block), 0,
+                              FusedOp::kHdpc, 0});
+      open = false;
+      ++next_block;
+      i = b.op_end - 1;
+      continue;
+    }
+    const SymbolOp& op = ops[i];
     const uint32_t at = static_cast<uint32_t>(fused_srcs.size());
     switch (op.kind) {
       case SymbolOp::kCopyIn:
@@ -143,6 +156,22 @@ void EncodingPlan::Replay(uint8_t* work, size_t T,
       case FusedOp::kScale:
         gf256::scale(dst, op.beta, T);
         break;
+      case FusedOp::kHdpc: {
+        const HdpcBlock& b = hdpc_blocks[op.first];
+        std::vector<uint8_t*> rows(b.H);
+        for (uint32_t h = 0; h < b.H; ++h) {
+          rows[h] = work + size_t(b.first_row_slot + h) * T;
+        }
+        std::vector<const uint8_t*> srcs(b.src_slot.size());
+        for (size_t c = 0; c < srcs.size(); ++c) {
+          srcs[c] = b.src_slot[c] == HdpcBlock::kNoSlot
+                        ? nullptr
+                        : work + size_t(b.src_slot[c]) * T;
+        }
+        gf256::hdpc(rows.data(), b.H, work + size_t(b.acc_slot) * T,
+                    srcs.data(), b.h12.data(), srcs.size(), b.last.data(), T);
+        break;
+      }
     }
   }
 }

@@ -50,6 +50,7 @@ struct FusedOp {
     kAdd,     // slot[dst] ^= sum of slot[srcs]
     kAddMul,  // slot[dst] ^= beta * slot[srcs[0]]
     kScale,   // slot[dst] = beta * slot[dst]
+    kHdpc,    // EncodingPlan::hdpc_blocks[first], by gf256::hdpc
   };
   uint32_t dst;
   uint32_t input;  // kAssign: input index, or kNoFusedInput
@@ -60,11 +61,27 @@ struct FusedOp {
 };
 constexpr uint32_t kNoFusedInput = 0xFFFFFFFFu;
 
+// The solver's HDPC symbol ops (the GAMMA recurrence, pi_solver.cc
+// ComputeHdpc: per column a scale, a XOR and two XORs into HDPC rows) as
+// one gf256::hdpc call: the same result with each source symbol read once
+// and the rows kept in cache. Fuse() swaps ops [op_begin, op_end) for it.
+struct HdpcBlock {
+  static constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
+  uint32_t op_begin = 0, op_end = 0;
+  uint32_t first_row_slot = 0;  // the H rows are consecutive slots
+  uint32_t acc_slot = 0;
+  uint32_t H = 0;
+  std::vector<uint32_t> src_slot;  // per column: slot added, or kNoSlot
+  std::vector<uint32_t> h12;       // per column: the two rows (not last)
+  std::vector<uint8_t> last;       // H coefficients of the last column
+};
+
 struct EncodingPlan {
   uint32_t num_slots = 0;
   uint32_t num_inputs = 0;
   std::vector<SymbolOp> ops;  // as recorded; emptied by Fuse()
   std::vector<uint32_t> column_slot;  // L entries
+  std::vector<HdpcBlock> hdpc_blocks;  // recorded by the solver
   std::vector<FusedOp> fused;
   std::vector<uint32_t> fused_srcs;
   uint32_t max_sources = 0;  // largest FusedOp count, plus one

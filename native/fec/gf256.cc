@@ -96,9 +96,36 @@ void scalar_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
   }
 }
 
+void generic_hdpc(const Kernel& k, uint8_t* const* rows, size_t H,
+                  uint8_t* acc, const uint8_t* const* srcs,
+                  const uint32_t* h12, size_t columns, const uint8_t* last,
+                  size_t n) {
+  for (size_t h = 0; h < H; ++h) std::memset(rows[h], 0, n);
+  std::memset(acc, 0, n);
+  for (size_t c = 0; c < columns; ++c) {
+    if (c > 0) k.scale(acc, 2, n);  // alpha (§5.7)
+    if (srcs[c]) k.add(acc, srcs[c], n);
+    if (c + 1 < columns) {
+      k.add(rows[h12[2 * c]], acc, n);
+      k.add(rows[h12[2 * c + 1]], acc, n);
+    } else {
+      for (size_t h = 0; h < H; ++h) k.addmul(rows[h], acc, last[h], n);
+    }
+  }
+}
+
 void scalar_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                          const uint8_t* coeffs, size_t count, size_t n) {
   for (size_t j = 0; j < count; ++j) scalar_addmul(dst, srcs[j], coeffs[j], n);
+}
+
+void scalar_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+                 const uint8_t* const* srcs, const uint32_t* h12,
+                 size_t columns, const uint8_t* last, size_t n) {
+  const Kernel k = {"scalar",         scalar_add,       scalar_addmul,
+                    scalar_scale,     scalar_addmul_multi, scalar_add_multi,
+                    nullptr};
+  generic_hdpc(k, rows, H, acc, srcs, h12, columns, last, n);
 }
 
 }  // namespace kernels
@@ -108,7 +135,7 @@ namespace {
 const kernels::Kernel kScalar = {
     "scalar", kernels::scalar_add, kernels::scalar_addmul,
     kernels::scalar_scale, kernels::scalar_addmul_multi,
-    kernels::scalar_add_multi};
+    kernels::scalar_add_multi, kernels::scalar_hdpc};
 
 // Chosen once; set_kernel() may switch it (tests, benchmarks). Atomic so
 // that concurrent first calls from worker threads are well defined.
@@ -184,6 +211,17 @@ void sum(uint8_t* dst, const uint8_t* const* srcs, size_t count, size_t n) {
     return;
   }
   current().add_multi(dst, srcs, count, n, true);
+}
+
+void hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+          const uint8_t* const* srcs, const uint32_t* h12, size_t columns,
+          const uint8_t* last, size_t n) {
+  if (columns == 0) {
+    for (size_t h = 0; h < H; ++h) std::memset(rows[h], 0, n);
+    std::memset(acc, 0, n);
+    return;
+  }
+  current().hdpc(rows, H, acc, srcs, h12, columns, last, n);
 }
 
 const char* kernel_name() { return current().name; }

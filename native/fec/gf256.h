@@ -56,6 +56,19 @@ void add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
 // dst is only written. No src may overlap dst.
 void sum(uint8_t* dst, const uint8_t* const* srcs, size_t count, size_t n);
 
+// The symbols of the H HDPC rows, [MT * GAMMA] times the symbols of the
+// first K'+S columns (RFC 6330 §5.3.3.3), by the GAMMA recurrence
+// (constraint_matrix.h): acc = 0; for each column c, acc = alpha * acc
+// (c > 0) ^ srcs[c] (a null src adds nothing); then rows[h12[2c]] and
+// rows[h12[2c+1]] ^= acc, except for the last column, where every
+// rows[h] ^= last[h] * acc. rows start from zero (written, never read);
+// acc ends with the final acc. The AVX2 kernel keeps acc and a strip of
+// every row in registers / L1 and reads each source once per strip, where
+// row-at-a-time ops would move four symbols per column.
+void hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+          const uint8_t* const* srcs, const uint32_t* h12, size_t columns,
+          const uint8_t* last, size_t n);
+
 // Name of the kernel in use ("scalar", "ssse3", "avx2", "gfni_avx2",
 // "avx512", "gfni" on x86; "scalar", "neon" on AArch64).
 const char* kernel_name();

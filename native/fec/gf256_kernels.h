@@ -24,6 +24,10 @@ struct Kernel {
   // in one pass over dst (the plan's fused row sums, encoding_plan.h).
   void (*add_multi)(uint8_t* dst, const uint8_t* const* srcs, size_t count,
                     size_t n, bool assign);
+  // The symbols of the H HDPC rows (gf256::hdpc in gf256.h).
+  void (*hdpc)(uint8_t* const* rows, size_t H, uint8_t* acc,
+               const uint8_t* const* srcs, const uint32_t* h12,
+               size_t columns, const uint8_t* last, size_t n);
 };
 
 void scalar_add(uint8_t* dst, const uint8_t* src, size_t n);
@@ -31,6 +35,17 @@ void scalar_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void scalar_scale(uint8_t* dst, uint8_t c, size_t n);
 void scalar_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
                       size_t n, bool assign);
+// Column by column over whole symbols with the scalar kernel: the
+// reference for every hdpc kernel.
+void scalar_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+                 const uint8_t* const* srcs, const uint32_t* h12,
+                 size_t columns, const uint8_t* last, size_t n);
+// The same with another kernel's add/scale/addmul (for kernels without a
+// dedicated hdpc).
+void generic_hdpc(const Kernel& k, uint8_t* const* rows, size_t H,
+                  uint8_t* acc, const uint8_t* const* srcs,
+                  const uint32_t* h12, size_t columns, const uint8_t* last,
+                  size_t n);
 // The reference: one scalar_addmul per source.
 void scalar_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                          const uint8_t* coeffs, size_t count, size_t n);

@@ -113,18 +113,30 @@ CpuFeatures detect() {
   return f;
 }
 
+void ssse3_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+                const uint8_t* const* srcs, const uint32_t* h12,
+                size_t columns, const uint8_t* last, size_t n);
+
 const Kernel kSsse3 = {"ssse3", ssse3_add, ssse3_addmul, ssse3_scale,
-                        ssse3_addmul_multi, ssse3_add_multi};
+                        ssse3_addmul_multi, ssse3_add_multi, ssse3_hdpc};
+// Every CPU with AVX-512BW or GFNI-with-AVX also has AVX2, whose hdpc
+// (bound by memory reads, not by the multiply) serves them.
 const Kernel kAvx2 = {"avx2", avx2_add, avx2_addmul, avx2_scale,
-                       avx2_addmul_multi, avx2_add_multi};
+                       avx2_addmul_multi, avx2_add_multi, avx2_hdpc};
 const Kernel kGfniAvx2 = {"gfni_avx2", avx2_add, gfni_avx2_addmul,
                           gfni_avx2_scale, gfni_avx2_addmul_multi,
-                          avx2_add_multi};
+                          avx2_add_multi, avx2_hdpc};
 const Kernel kAvx512 = {"avx512", avx512_add, avx512_addmul, avx512_scale,
-                         avx512_addmul_multi, avx512_add_multi};
+                         avx512_addmul_multi, avx512_add_multi, avx2_hdpc};
 const Kernel kGfni = {"gfni", avx512_add, gfni_avx512_addmul,
                       gfni_avx512_scale, gfni_avx512_addmul_multi,
-                      avx512_add_multi};
+                      avx512_add_multi, avx2_hdpc};
+
+void ssse3_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+                const uint8_t* const* srcs, const uint32_t* h12,
+                size_t columns, const uint8_t* last, size_t n) {
+  generic_hdpc(kSsse3, rows, H, acc, srcs, h12, columns, last, n);
+}
 
 std::vector<const Kernel*> supported() {
   const CpuFeatures f = detect();
@@ -141,8 +153,18 @@ std::vector<const Kernel*> supported() {
 
 #elif defined(__aarch64__)
 
+void neon_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+               const uint8_t* const* srcs, const uint32_t* h12,
+               size_t columns, const uint8_t* last, size_t n);
+
 const Kernel kNeon = {"neon", neon_add, neon_addmul, neon_scale,
-                       neon_addmul_multi, neon_add_multi};
+                       neon_addmul_multi, neon_add_multi, neon_hdpc};
+
+void neon_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+               const uint8_t* const* srcs, const uint32_t* h12,
+               size_t columns, const uint8_t* last, size_t n) {
+  generic_hdpc(kNeon, rows, H, acc, srcs, h12, columns, last, n);
+}
 
 // Advanced SIMD is part of the AArch64 base architecture.
 std::vector<const Kernel*> supported() { return {&kNeon}; }

@@ -46,6 +46,9 @@ void avx2_addmul(uint8_t* dst, const uint8_t* src, uint8_t c, size_t n);
 void avx2_scale(uint8_t* dst, uint8_t c, size_t n);
 void avx2_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
                    size_t n, bool assign);
+void avx2_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+               const uint8_t* const* srcs, const uint32_t* h12,
+               size_t columns, const uint8_t* last, size_t n);
 void avx2_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                        const uint8_t* coeffs, size_t count, size_t n);
 

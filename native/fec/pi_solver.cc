@@ -419,6 +419,13 @@ void Solver::ComputeHdpc() {
   hdpc_.assign(size_t(H) * u_, 0);
   // Padded to whole 64-bit words of F (bits past u_ are zero there).
   std::vector<uint8_t> acc(size_t(uw_) * 64, 0);
+  HdpcBlock block;
+  block.op_begin = static_cast<uint32_t>(plan_->ops.size());
+  block.first_row_slot = hslot;
+  block.acc_slot = acc_slot;
+  block.H = H;
+  block.src_slot.assign(KS, HdpcBlock::kNoSlot);
+  block.h12.assign(size_t(2) * KS, 0);
   Emit(SymbolOp::kZero, acc_slot, 0);
   for (uint32_t h = 0; h < H; ++h) Emit(SymbolOp::kZero, hslot + h, 0);
   for (uint32_t c = 0; c < KS; ++c) {
@@ -444,6 +451,7 @@ void Solver::ComputeHdpc() {
         std::memcpy(&acc[b * 8], &a, 8);
       }
       Emit(SymbolOp::kXor, acc_slot, pivot_row_[j]);
+      block.src_slot[c] = pivot_row_[j];
     }
     if (c + 1 < KS) {
       uint32_t h1, h2;
@@ -452,14 +460,19 @@ void Solver::ComputeHdpc() {
       gf256::add(&hdpc_[size_t(h2) * u_], acc.data(), u_);
       Emit(SymbolOp::kXor, hslot + h1, acc_slot);
       Emit(SymbolOp::kXor, hslot + h2, acc_slot);
+      block.h12[2 * c] = h1;
+      block.h12[2 * c + 1] = h2;
     } else {
       for (uint32_t h = 0; h < H; ++h) {
         const uint8_t beta = gf256::exp(h);  // MT[h][K'+S-1] = alpha^h
         gf256::addmul(&hdpc_[size_t(h) * u_], acc.data(), beta, u_);
         EmitAddMul(hslot + h, acc_slot, beta);
+        block.last.push_back(beta);
       }
     }
   }
+  block.op_end = static_cast<uint32_t>(plan_->ops.size());
+  plan_->hdpc_blocks.push_back(std::move(block));
   for (uint32_t h = 0; h < H; ++h) {  // I_H: columns K'+S .. L-1
     hdpc_[size_t(h) * u_ + col_dense_[KS + h]] ^= 1;
   }
@@ -600,6 +613,7 @@ void Solver::UpperRows() {
 bool Solver::Run() {
   nb_ = rows_.rows();
   plan_->ops.clear();
+  plan_->hdpc_blocks.clear();
   plan_->num_slots = nb_ + p_.H + 1;
   BuildColumnIndex();
   Phase1();
