@@ -117,20 +117,25 @@ class FakeReplicator extends EventEmitter implements ReplicatorLike {
 
 /** A raw rqcast client socket: control messages and ALC packets on one port. */
 class TestClient {
-  readonly socket = dgram.createSocket('udp4');
+  readonly socket: dgram.Socket;
   readonly control: ControlMessage[] = [];
   readonly data: AlcPacket[] = [];
   bytesReceived = 0;
   bytesSent = 0;
   private waiters: (() => void)[] = [];
 
-  static async open(): Promise<TestClient> {
-    const c = new TestClient();
-    await new Promise<void>((r) => c.socket.bind(0, '127.0.0.1', r));
+  /** `host`: the loopback address to bind and to send control messages to. */
+  static async open(host = '127.0.0.1', serverHost = host): Promise<TestClient> {
+    const c = new TestClient(host.includes(':') ? 'udp6' : 'udp4', serverHost);
+    await new Promise<void>((r) => c.socket.bind(0, host, r));
     return c;
   }
 
-  private constructor() {
+  private constructor(
+    type: 'udp4' | 'udp6',
+    private readonly serverHost: string,
+  ) {
+    this.socket = dgram.createSocket(type);
     this.socket.on('message', (msg) => {
       this.bytesReceived += msg.length;
       if (msg[0] === 0x52 && msg[1] === 0x51) {
@@ -152,7 +157,7 @@ class TestClient {
 
   sendRaw(bytes: Uint8Array, port: number): void {
     this.bytesSent += bytes.length;
-    this.socket.send(bytes, port, '127.0.0.1');
+    this.socket.send(bytes, port, this.serverHost);
   }
 
   send(msg: ControlMessage, port: number): void {
@@ -378,6 +383,30 @@ test('prom-client metrics read the server counters and channel statistics at scr
   } finally {
     await r.close();
   }
+});
+
+describe('RqcastServer over IPv6 with the native replicator', () => {
+  test.each([
+    ['::1', '::1', '::1'],
+    // Dual-stack: an IPv4 client of a server bound to :: is seen as ::ffff:127.0.0.1.
+    ['::', '127.0.0.1', '127.0.0.1'],
+  ])('bound to %s, client on %s', async (bind, clientHost, serverHost) => {
+    const replicator = new Replicator();
+    const server = new RqcastServer({ catalogue, port: 0, host: bind, replicator, rateMbps: 20, ringCapacity: 256 });
+    const c = await TestClient.open(clientHost, serverHost);
+    try {
+      const { port, family } = await server.listen();
+      expect(family).toBe('IPv6');
+      const cookie = await c.cookie(port);
+      await c.join(port, cookie, ['main']);
+      await c.until(() => c.data.length >= 50);
+      expect(c.data.every((p) => p.tsi === 1)).toBe(true);
+    } finally {
+      c.close();
+      await server.close();
+      replicator.close();
+    }
+  });
 });
 
 const replicators: [string, MakeReplicator][] = [
