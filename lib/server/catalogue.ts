@@ -20,6 +20,7 @@
  * - Memory: each object's bytes are read once (the SHA-256 is computed over
  *   the same stream) and kept in memory for the encoder's lifetime.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -31,6 +32,8 @@ import { Oti as WireOti } from '../protocol/oti';
 import { ServerError } from './errors';
 
 export const DEFAULT_SYMBOL_SIZE = 1280;
+/** Objects are read into one Buffer: the largest this Node.js allows. */
+export const MAX_IN_MEMORY_OBJECT = bufferConstants.MAX_LENGTH;
 /** How long an FDT instance says it is valid (FLUTE Expires, RFC 6726 §3.4.1). */
 export const DEFAULT_FDT_LIFETIME_MS = 365 * 24 * 3600 * 1000;
 
@@ -186,6 +189,9 @@ export class Catalogue {
           if (f.explicit) throw new EmptyObjectError(f.path);
           skipped.push({ path: f.path, reason: 'empty file' });
           continue;
+        }
+        if (st.size > MAX_IN_MEMORY_OBJECT) {
+          throw new CatalogueError('ERR_OBJECT_TOO_LARGE', `${f.path} is larger than ${MAX_IN_MEMORY_OBJECT} bytes, the most one object can hold in memory`);
         }
         const { data, sha256 } = await readWithDigest(f.path, st.size);
         const encoder = new ObjectEncoder(data, { symbolSize }, options.binding);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ObjectDecoder } from '../../lib/fec/decoder';
@@ -9,7 +9,9 @@ import {
   BadObjectNameError,
   Catalogue,
   DuplicateObjectNameError,
+  CatalogueError,
   EmptyObjectError,
+  MAX_IN_MEMORY_OBJECT,
   ObjectNotFoundError,
   isSafeObjectName,
 } from '../../lib/server/catalogue';
@@ -87,6 +89,22 @@ describe('Catalogue.load', () => {
     await expect(Catalogue.load([path.join(dir, 'one.bin'), path.join(dir, 'one.bin')])).rejects.toBeInstanceOf(
       DuplicateObjectNameError,
     );
+  });
+
+  test('an object too large for one Buffer is refused before reading it', async () => {
+    const huge = path.join(dir, 'huge.bin');
+    const fd = openSync(huge, 'w');
+    try {
+      ftruncateSync(fd, MAX_IN_MEMORY_OBJECT + 1); // sparse: no disk space used
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      await expect(Catalogue.load([huge])).rejects.toMatchObject({ code: 'ERR_OBJECT_TOO_LARGE' });
+      await expect(Catalogue.load([huge])).rejects.toBeInstanceOf(CatalogueError);
+    } finally {
+      rmSync(huge);
+    }
   });
 
   test.each([
