@@ -6,6 +6,7 @@
  * every byte layout against bytes the encoders actually produce, with the
  * expected field bytes computed here independently of the encoders.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { createHmac } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -82,10 +83,17 @@ function code(cell: string): string {
   return m ? m[1] : cell;
 }
 
+/** Values the doc names by a runtime expression rather than a number. */
+const RUNTIME_VALUES: Record<string, number> = {
+  'buffer.constants.MAX_LENGTH': bufferConstants.MAX_LENGTH,
+};
+
 function docValue(cell: string): number | string {
   const c = cell.trim();
   const str = /^`(".*")`$/.exec(c);
   if (str) return JSON.parse(str[1]) as string;
+  const expr = /^`([^`"]+)`$/.exec(c);
+  if (expr && expr[1] in RUNTIME_VALUES) return RUNTIME_VALUES[expr[1]];
   if (/^0x[0-9a-f]+$/i.test(c) || /^[0-9]+$/.test(c)) return Number(c);
   throw new Error(`cannot read the value "${cell}"`);
 }
