@@ -40,6 +40,17 @@ export function transpiledRoot(): string {
   hash.update(ts.version);
   const root = path.join(os.tmpdir(), `rqcast-e2e-lib-${hash.digest('hex').slice(0, 16)}`);
   if (!fs.existsSync(path.join(root, 'complete'))) {
+    // Earlier contents of lib/ (an edited tree) leave their own copies: drop
+    // those untouched for a day.
+    for (const e of fs.readdirSync(os.tmpdir())) {
+      if (!e.startsWith('rqcast-e2e-lib-')) continue;
+      const old = path.join(os.tmpdir(), e);
+      try {
+        if (Date.now() - fs.statSync(old).mtimeMs > 86_400_000) fs.rmSync(old, { recursive: true, force: true });
+      } catch {
+        // raced with another run
+      }
+    }
     const staging = fs.mkdtempSync(`${root}.tmp-`);
     for (const f of files) {
       const out = path.join(staging, 'dist', path.relative(path.join(REPO, 'lib'), f)).replace(/\.ts$/, '.js');
@@ -50,8 +61,9 @@ export function transpiledRoot(): string {
       }).outputText;
       fs.writeFileSync(out, js);
     }
-    fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(staging, 'node_modules'));
-    fs.symlinkSync(path.join(REPO, 'build'), path.join(staging, 'build'));
+    for (const link of ['node_modules', 'build', 'prebuilds']) {
+      if (fs.existsSync(path.join(REPO, link))) fs.symlinkSync(path.join(REPO, link), path.join(staging, link));
+    }
     fs.copyFileSync(path.join(REPO, 'package.json'), path.join(staging, 'package.json'));
     fs.writeFileSync(path.join(staging, 'complete'), '');
     try {
