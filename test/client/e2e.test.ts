@@ -132,6 +132,19 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
     expect(s.objects.map((o) => o.name)).toEqual(['mid.bin']);
   });
 
+  test('a session longer than its ttl is renewed, and the server counts the renewals', async () => {
+    // 300 kB at 3 Mbit/s: about a second, against a 300 ms ttl.
+    const port = await serve([{ name: 'main', objects: ['mid.bin'] }], 3);
+    const server = servers[0];
+    const dir = await outDir();
+    const c = client(`rqcast://127.0.0.1:${port}`, dir, { ttlMs: 300 });
+    await c.fetch();
+    await expectSame(dir, ['mid.bin']);
+    expect(c.stats.renewals).toBeGreaterThanOrEqual(2);
+    expect(server.counters.sessionsRenewed).toBe(c.stats.renewals);
+    expect(server.counters.sessionsExpired).toBe(0);
+  });
+
   test('IPv6: rqcast://[::1]:PORT', async () => {
     const port = await serve([{ name: 'main', objects: ['one.byte', 'small.bin'] }], 100, '::1');
     const dir = await outDir();
