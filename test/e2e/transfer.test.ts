@@ -96,7 +96,6 @@ describeNetns('e2e transfers over network namespaces', () => {
     const summaries: Array<Record<string, unknown>> = [];
     for (const r of runs) {
       const res = await r.p.wait();
-      expect({ client: r.i, url: r.plan.urlPath, code: res.code }).toEqual({ client: r.i, url: r.plan.urlPath, code: 0 });
       if (res.code !== 0) throw new Error(describeRun(`client ${r.i} ${r.plan.urlPath}`, res));
       for (const name of r.plan.objects) {
         const file = path.join(r.out, name);
