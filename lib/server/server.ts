@@ -367,10 +367,9 @@ export class RqcastServer extends EventEmitter {
     const ch = this.byTsi.get(tsi);
     const rep = this.replicator;
     if (!ch || !rep || this.closed) return;
-    const free = this.capacity - rep.channelStats(tsi).queued;
-    if (free <= 0) return;
     try {
-      ch.stream.fill(free, (buf, size, count) => rep.push(tsi, buf, size, count));
+      const free = this.capacity - rep.channelStats(tsi).queued;
+      if (free > 0) ch.stream.fill(free, (buf, size, count) => rep.push(tsi, buf, size, count));
     } catch (err) {
       this.own.replicatorErrors++;
       this.log.error({ err, tsi }, 'stream refill failed');
