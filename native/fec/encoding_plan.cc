@@ -50,9 +50,11 @@ void reset_phase_counters() {
 void EncodingPlan::Fuse() {
   fused.clear();
   fused_srcs.clear();
+  fused_coeffs.clear();
   max_sources = 1;
   fused.reserve(ops.size() / 4);
   fused_srcs.reserve(ops.size());
+  fused_coeffs.reserve(ops.size());
   bool open = false;  // fused.back() may still take XORs into its dst
   size_t next_block = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -81,21 +83,29 @@ void EncodingPlan::Fuse() {
         // A source equal to the destination would be read after part of
         // the destination was written; the solver never records one, but
         // such an op stays on its own to keep the one-by-one meaning.
+        fused_srcs.push_back(op.src);
+        fused_coeffs.push_back(1);
         if (open && fused.back().dst == op.dst && op.src != op.dst) {
-          fused_srcs.push_back(op.src);
           ++fused.back().count;
         } else {
-          fused_srcs.push_back(op.src);
           fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1, FusedOp::kAdd,
                                   0});
           open = op.src != op.dst;
         }
         break;
       case SymbolOp::kAddMul:
+        // Multiply-adds into one row (phase 2 clearing an HDPC row) join
+        // into one addmul_multi pass; a XOR joins one as coefficient 1.
         fused_srcs.push_back(op.src);
-        fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1,
-                                FusedOp::kAddMul, op.beta});
-        open = false;
+        fused_coeffs.push_back(op.beta);
+        if (open && fused.back().kind == FusedOp::kAddMul &&
+            fused.back().dst == op.dst && op.src != op.dst) {
+          ++fused.back().count;
+        } else {
+          fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1,
+                                  FusedOp::kAddMul, 0});
+          open = op.src != op.dst;
+        }
         break;
       case SymbolOp::kScale:
         fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 0, FusedOp::kScale,
@@ -110,6 +120,7 @@ void EncodingPlan::Fuse() {
   ops = std::vector<SymbolOp>();
   fused.shrink_to_fit();
   fused_srcs.shrink_to_fit();
+  fused_coeffs.shrink_to_fit();
 }
 
 void EncodingPlan::Replay(uint8_t* work, size_t T,
@@ -150,9 +161,18 @@ void EncodingPlan::Replay(uint8_t* work, size_t T,
         }
         gf256::add_multi(dst, ptrs.data(), op.count, T);
         break;
-      case FusedOp::kAddMul:
-        gf256::addmul(dst, work + size_t(src[0]) * T, op.beta, T);
+      case FusedOp::kAddMul: {
+        const uint8_t* coeffs = fused_coeffs.data() + op.first;
+        if (op.count == 1) {
+          gf256::addmul(dst, work + size_t(src[0]) * T, coeffs[0], T);
+          break;
+        }
+        for (uint32_t j = 0; j < op.count; ++j) {
+          ptrs[j] = work + size_t(src[j]) * T;
+        }
+        gf256::addmul_multi(dst, ptrs.data(), coeffs, op.count, T);
         break;
+      }
       case FusedOp::kScale:
         gf256::scale(dst, op.beta, T);
         break;

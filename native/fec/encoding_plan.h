@@ -48,7 +48,7 @@ struct FusedOp {
   enum Kind : uint8_t {
     kAssign,  // slot[dst] = input[input] (or 0) ^ sum of slot[srcs]
     kAdd,     // slot[dst] ^= sum of slot[srcs]
-    kAddMul,  // slot[dst] ^= beta * slot[srcs[0]]
+    kAddMul,  // slot[dst] ^= sum of coeffs[j] * slot[srcs[j]]
     kScale,   // slot[dst] = beta * slot[dst]
     kHdpc,    // EncodingPlan::hdpc_blocks[first], by gf256::hdpc
   };
@@ -84,6 +84,7 @@ struct EncodingPlan {
   std::vector<HdpcBlock> hdpc_blocks;  // recorded by the solver
   std::vector<FusedOp> fused;
   std::vector<uint32_t> fused_srcs;
+  std::vector<uint8_t> fused_coeffs;  // parallel to fused_srcs (kAddMul)
   uint32_t max_sources = 0;  // largest FusedOp count, plus one
 
   // Regroups `ops` into `fused` (same result) and releases `ops`.

@@ -491,6 +491,13 @@ bool Solver::Phase2() {
   std::vector<uint32_t> order;                // binary pivot columns
   std::vector<uint32_t> hard;
   order.reserve(u_);
+  // Symbol ops of the elimination, gathered per destination row and
+  // emitted below in pivot order, each row's XORs back to back (so that
+  // Fuse() makes them one pass over the row): a row is only read as a
+  // pivot, after every XOR it receives, which all come from earlier
+  // pivots. Rows that never become pivots end up zero and unused; their
+  // XORs are dropped.
+  std::vector<std::vector<uint32_t>> incoming(nl);
   for (uint32_t d = 0; d < u_; ++d) {
     const uint32_t w0 = d >> 6;
     const uint64_t mask = uint64_t(1) << (d & 63);
@@ -514,20 +521,26 @@ bool Solver::Phase2() {
       if (used[li] || !(dst[w0] & mask)) continue;
       // The pivot row is zero left of d (cleared when those were pivoted).
       for (uint32_t w = w0; w < uw_; ++w) dst[w] ^= src[w];
-      Emit(SymbolOp::kXor, lower_[li], lower_[piv]);
+      incoming[li].push_back(lower_[piv]);
     }
   }
   if (hard.size() > H) return false;
-
-  // Clear the binary pivot columns from the HDPC rows, in pivot order (a
-  // pivot row only reaches columns right of its own).
   for (uint32_t d : order) {
     const uint32_t li = pivot_of[d];
-    const uint64_t* q = &lower_bits_[size_t(li) * uw_];
-    for (uint32_t h = 0; h < H; ++h) {
-      uint8_t* row = &hdpc_[size_t(h) * u_];
+    for (uint32_t src : incoming[li]) Emit(SymbolOp::kXor, lower_[li], src);
+  }
+
+  // Clear the binary pivot columns from the HDPC rows, in pivot order (a
+  // pivot row only reaches columns right of its own). Each HDPC row is
+  // cleared on its own, so its ops come out back to back: one
+  // multiply-add pass (addmul_multi) over the row after Fuse().
+  for (uint32_t h = 0; h < H; ++h) {
+    uint8_t* row = &hdpc_[size_t(h) * u_];
+    for (uint32_t d : order) {
       const uint8_t beta = row[d];
       if (!beta) continue;
+      const uint32_t li = pivot_of[d];
+      const uint64_t* q = &lower_bits_[size_t(li) * uw_];
       for (uint32_t w = d >> 6; w < uw_; ++w) {
         uint64_t bits = q[w];
         while (bits) {
