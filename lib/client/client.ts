@@ -23,6 +23,7 @@
  */
 import { randomBytes } from 'crypto';
 import * as dgram from 'dgram';
+import { readFileSync } from 'fs';
 import { promises as dns } from 'dns';
 import { EventEmitter } from 'events';
 import { isIP } from 'net';
@@ -147,6 +148,8 @@ export interface FetchSummary {
   replacements: number;
   acksSent: number;
   simulatedDrops: number;
+  /** Receive-buffer overflows of the client's socket (Linux /proc/net/udp drops; 0 elsewhere). */
+  socketDrops: number;
 }
 
 export interface ClientStats {
@@ -161,6 +164,8 @@ export interface ClientStats {
   ignored: number;
   /** Packets of TOIs not yet in an FDT dropped because the buffer was full. */
   unknownDropped: number;
+  /** Datagrams the kernel dropped because the socket's receive buffer was full (Linux; read at the end). */
+  socketDrops: number;
   acksSent: number;
   hellosSent: number;
   joinsSent: number;
@@ -250,6 +255,7 @@ export class RqcastClient extends EventEmitter {
     simulatedDrops: 0,
     ignored: 0,
     unknownDropped: 0,
+    socketDrops: 0,
     acksSent: 0,
     hellosSent: 0,
     joinsSent: 0,
@@ -844,7 +850,31 @@ export class RqcastClient extends EventEmitter {
       replacements: this.stats.replacements,
       acksSent: this.stats.acksSent,
       simulatedDrops: this.stats.simulatedDrops,
+      socketDrops: this.stats.socketDrops,
     };
+  }
+
+  /**
+   * The kernel's count of datagrams dropped on this socket because its
+   * receive buffer was full (the "drops" column of /proc/net/udp, Linux).
+   * Losses the stream makes up for, but a sign the sender outruns the client.
+   */
+  private readSocketDrops(): void {
+    const socket = this.socket;
+    if (!socket || process.platform !== 'linux') return;
+    try {
+      const port = socket.address().port.toString(16).toUpperCase().padStart(4, '0');
+      const file = this.server?.family === 6 ? '/proc/net/udp6' : '/proc/net/udp';
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        if (cols.length > 12 && cols[1].endsWith(`:${port}`)) {
+          this.stats.socketDrops = Number(cols[cols.length - 1]) || 0;
+          return;
+        }
+      }
+    } catch {
+      /* not available */
+    }
   }
 
   private stopTimers(): void {
@@ -877,6 +907,7 @@ export class RqcastClient extends EventEmitter {
 
   private finish(): void {
     if (this.phase === 'finished') return;
+    this.readSocketDrops();
     const summary = this.summary();
     this.phase = 'finished';
     void this.shutdown().then(() => {

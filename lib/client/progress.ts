@@ -49,6 +49,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     replacements: s.replacements,
     acksSent: s.acksSent,
     simulatedDrops: s.simulatedDrops,
+    socketDrops: s.socketDrops,
   };
 }
 
