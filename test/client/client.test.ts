@@ -152,6 +152,23 @@ describe('RqcastClient (scripted server)', () => {
     expect(Math.abs(sent - until)).toBeLessThan(1000);
   });
 
+  test('--until reached before the transfer completes: FetchTimeoutError, no files', async () => {
+    const big = randomBytes(300_000);
+    const { port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { untilMs: Date.now() + 300 });
+    await expect(c.fetch()).rejects.toThrow(/until/);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('ERROR NotJoined (the server forgot the session): JOIN again and finish', async () => {
+    const big = randomBytes(60_000);
+    const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 2, forgetOnFirstAck: true });
+    const c = client(`rqcast://127.0.0.1:${port}`, { ack: true });
+    await c.fetch();
+    expect(server.joins).toBeGreaterThanOrEqual(2);
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+  });
+
   test('ACK mode: losses are reported, replacements carry ESIs never seen before', async () => {
     const big = randomBytes(60_000);
     const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 4 });

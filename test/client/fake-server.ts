@@ -33,6 +33,8 @@ export interface FakeServerOptions {
   /** Packets per 2 ms tick. Default 16. */
   burst?: number;
   symbolSize?: number;
+  /** Answer the first ACK with ERROR NotJoined (as after an expiry) and stop streaming until the next JOIN. */
+  forgetOnFirstAck?: boolean;
   /** Channels (TSIs) whose stream never carries the FDT. */
   withholdFdt?: number[];
 }
@@ -134,6 +136,11 @@ export class FakeServer {
         return;
       case MessageType.Ack: {
         this.acks++;
+        if (this.o.forgetOnFirstAck && this.acks === 1) {
+          this.client = undefined;
+          this.reply({ type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'not joined' }, r);
+          return;
+        }
         const c = this.client;
         if (!c) return;
         let cursor = msg.windowStart;
