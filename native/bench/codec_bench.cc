@@ -172,7 +172,9 @@ int main(int argc, char** argv) {
         res.dec_s = t;
         res.dec_split = phase_counters();
       }
-      if (r == 0) res.dec_peak_mb = proc_status_mb("VmHWM:") - res.rss_before_mb;
+      if (r == 0) {
+        res.dec_peak_mb = proc_status_mb("VmHWM:") - res.rss_before_mb;
+      }
     }
     results.push_back(res);
     const double MB = double(K) * T / 1e6;

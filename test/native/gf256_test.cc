@@ -331,7 +331,8 @@ void test_kernel_hdpc(const kn::Kernel& k) {
       kn::scalar_hdpc(w.data(), H, want_acc.data(), srcs.data(), h12.data(),
                       columns, last.data(), n);
       bool ok = got_acc.guards_intact() &&
-                (n == 0 || std::memcmp(got_acc.data(), want_acc.data(), n) == 0);
+                (n == 0 ||
+                 std::memcmp(got_acc.data(), want_acc.data(), n) == 0);
       for (size_t h = 0; h < H; ++h) {
         ok &= got[h].guards_intact() &&
               (n == 0 || std::memcmp(g[h], w[h], n) == 0);
