@@ -165,7 +165,7 @@ describe(`a server with ${CLIENTS} registered clients`, () => {
     expect(server.sessionCount).toBe(total);
 
     // Commands reach the native sender thread asynchronously.
-    for (let i = 0; i < 100 && server.channelStats('main')!.destinations !== total; i++) await sleep(50);
+    for (let i = 0; i < 400 && server.channelStats('main')!.destinations !== total; i++) await sleep(50);
     expect(server.channelStats('main')!.destinations).toBe(total);
 
     // Rate with every destination present (printed, not asserted).
@@ -211,7 +211,7 @@ describe(`a server with ${CLIENTS} registered clients`, () => {
     expect(early).toBe(0);
     expect(late).toBe(0);
 
-    for (let i = 0; i < 100 && server.channelStats('main')!.destinations !== 0; i++) await sleep(50);
+    for (let i = 0; i < 400 && server.channelStats('main')!.destinations !== 0; i++) await sleep(50);
     expect(server.channelStats('main')!.destinations).toBe(0);
     // Nothing more reaches the sinks once the sender thread has applied the removals.
     await sleep(300);
