@@ -153,6 +153,27 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
     await expectSame(dir, ['one.byte', 'small.bin']);
   });
 
+  test('a directory of 120 small objects in subdirectories', async () => {
+    const many = path.join(root, 'many');
+    const want = new Map<string, Buffer>();
+    for (let i = 0; i < 120; i++) {
+      const name = `d${i % 7}/f${i}.dat`;
+      const data = randomBytes(1 + ((i * 37) % 3000));
+      want.set(name, data);
+      await fs.mkdir(path.join(many, `d${i % 7}`), { recursive: true });
+      await fs.writeFile(path.join(many, name), data);
+    }
+    const cat = await Catalogue.load([many]);
+    const server = new RqcastServer({ catalogue: cat, port: 0, host: '127.0.0.1', rateMbps: 100 });
+    servers.push(server);
+    const port = (await server.listen()).port;
+    const dir = await outDir();
+    const s = await client(`rqcast://127.0.0.1:${port}`, dir).fetch();
+    expect(s.objects).toHaveLength(120);
+    for (const [name, data] of want) expect((await fs.readFile(path.join(dir, name))).equals(data)).toBe(true);
+    for (const o of cat.objects) o.encoder.close();
+  });
+
   test('JOIN of an unknown channel is refused', async () => {
     const port = await serve();
     const dir = await outDir();
