@@ -143,7 +143,10 @@ describe('rqcast serve', () => {
     [[], /nothing to serve/],
     [['C', '--channel', 'x:SITE/zzz'], /no such file/],
   ])('exit 2 with one clear line: %j', async (args, message) => {
-    const fixed = args.map((a) => a.replace('EMPTY', path.join(dir, 'empty.bin')).replace('C', path.join(dir, 'c.bin')).replace('SITE', path.join(dir, 'site')));
+    // Placeholders are whole words (a temp dir's random name may contain 'C').
+    const fixed = args.map((a) =>
+      a.replace(/\b(EMPTY|C|SITE)\b/g, (w) => path.join(dir, w === 'EMPTY' ? 'empty.bin' : w === 'C' ? 'c.bin' : 'site')),
+    );
     const r = run([...fixed, '--port', '0', '--bind', '127.0.0.1', '--quiet']);
     await r.done;
     expect(process.exitCode).toBe(2);
