@@ -22,7 +22,6 @@
  * on every failure.
  */
 import { randomBytes } from 'crypto';
-import * as dgram from 'dgram';
 import { readFileSync } from 'fs';
 import { promises as dns } from 'dns';
 import { EventEmitter } from 'events';
@@ -47,6 +46,7 @@ import {
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectFileWriter, safeObjectPath } from './file-writer';
 import { ObjectReceiver } from './object-receiver';
+import { ClientSocket, Datagrams, openClientSocket } from './socket';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 
 export interface RqcastClientOptions {
@@ -72,8 +72,17 @@ export interface RqcastClientOptions {
   ackEveryPackets?: number;
   /** 'progress' events every this many ms. Default 250. */
   progressIntervalMs?: number;
-  /** SO_RCVBUF request. Default 8 MiB (the kernel may cap it). */
+  /**
+   * Receive buffer request. Default 32 MiB: about a second of a 200 Mbit/s
+   * stream, so that the stream is not lost while JS is busy. As root the
+   * native socket gets it whole (SO_RCVBUFFORCE); otherwise
+   * net.core.rmem_max caps it.
+   */
   recvBufferBytes?: number;
+  /** Most datagrams handed over per native receive batch. Default 256. */
+  recvBatch?: number;
+  /** Use node's dgram socket (one event per datagram) instead of the native batched receiver. */
+  useDgram?: boolean;
   /** Packets of TOIs not yet in an FDT kept per channel. Default 4096. */
   maxUnknownPackets?: number;
   /** First HELLO/JOIN retry after this many ms, doubling up to 2 s. Default 250. */
@@ -263,13 +272,17 @@ export class RqcastClient extends EventEmitter {
     renewals: 0,
     esiLog: [],
   };
-  private readonly opts: Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed'>> & {
+  private readonly opts: Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram'>> & {
+    useDgram: boolean;
     outputFile?: string;
     untilMs?: number;
   };
   private readonly random: () => number;
   private readonly wanted: string[];
-  private socket?: dgram.Socket;
+  private socket?: ClientSocket;
+  /** The last source address seen and whether it is the server's (most datagrams come from one or two). */
+  private lastSource = '';
+  private lastSourceIsServer = false;
   private server?: { address: string; port: number; family: 4 | 6 };
   private phase: Phase = 'idle';
   private nonce = new Uint8Array(NONCE_SIZE);
@@ -323,7 +336,9 @@ export class RqcastClient extends EventEmitter {
       ackIntervalMs: positive(o.ackIntervalMs, 'ackIntervalMs', 50),
       ackEveryPackets: Math.round(positive(o.ackEveryPackets, 'ackEveryPackets', 256)),
       progressIntervalMs: positive(o.progressIntervalMs, 'progressIntervalMs', 250),
-      recvBufferBytes: Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 8 << 20)),
+      recvBufferBytes: Math.min(1 << 30, Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 32 << 20))),
+      recvBatch: Math.min(1024, Math.round(positive(o.recvBatch, 'recvBatch', 256))),
+      useDgram: o.useDgram ?? false,
       maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
       retryMs: positive(o.retryMs, 'retryMs', 250),
       recordEsis: o.recordEsis ?? false,
@@ -362,26 +377,19 @@ export class RqcastClient extends EventEmitter {
     }
     this.server = await this.resolve(this.url.host, this.url.port);
     if (this.ended) return;
-    const socket = dgram.createSocket({ type: this.server.family === 6 ? 'udp6' : 'udp4' });
-    this.socket = socket;
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => {
-        socket.off('error', reject);
-        resolve();
-      });
+    const socket = await openClientSocket({
+      family: this.server.family,
+      receiveBufferBytes: this.opts.recvBufferBytes,
+      batch: this.opts.recvBatch,
+      useDgram: this.opts.useDgram,
+      onDatagrams: (d) => this.onDatagrams(d),
+      onError: (err) => this.fail(err),
     });
     if (this.ended) {
-      socket.close();
+      await socket.close();
       return;
     }
-    try {
-      socket.setRecvBufferSize(this.opts.recvBufferBytes);
-    } catch {
-      /* the kernel's limit applies */
-    }
-    socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo));
-    socket.on('error', (err) => this.fail(err));
+    this.socket = socket;
     this.tickTimer = setInterval(() => this.tick(), Math.min(250, this.opts.progressIntervalMs));
     if (this.opts.untilMs !== undefined) {
       this.untilTimer = setTimeout(
@@ -393,8 +401,9 @@ export class RqcastClient extends EventEmitter {
   }
 
   private async resolve(host: string, port: number): Promise<{ address: string; port: number; family: 4 | 6 }> {
-    const kind = isIP(host);
-    if (kind !== 0) return { address: host, port, family: kind as 4 | 6 };
+    const literal = plainAddress(host);
+    const kind = isIP(literal);
+    if (kind !== 0) return { address: literal, port, family: kind as 4 | 6 };
     let all: { address: string; family: number }[];
     try {
       all = await dns.lookup(host, { all: true });
@@ -413,9 +422,8 @@ export class RqcastClient extends EventEmitter {
     const socket = this.socket;
     const server = this.server;
     if (!socket || !server || this.phase === 'finished') return;
-    socket.send(encodeControl(msg), server.port, server.address, () => {
-      /* UDP: a send error is a lost datagram; the retry timers cover it */
-    });
+    // UDP: a send error is a lost datagram; the retry timers cover it.
+    socket.send(encodeControl(msg), server.address, server.port);
   }
 
   private armRetry(action: () => void, reset: boolean): void {
@@ -556,15 +564,36 @@ export class RqcastClient extends EventEmitter {
 
   // --------------------------------------------------------- data plane --
 
-  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** One delivery of datagrams (a native batch, or one dgram message), in one pass. */
+  private onDatagrams(d: Datagrams): void {
+    if (!this.server || this.phase === 'finished') return;
+    this.stats.ignored += d.truncated;
+    for (let i = 0; i < d.count && !this.ended; i++) {
+      if (!this.fromServer(d.address(i))) {
+        this.stats.ignored++;
+        continue;
+      }
+      this.onDatagram(d.datagram(i), d.port(i));
+    }
+  }
+
+  private fromServer(address: string): boolean {
+    if (address !== this.lastSource) {
+      this.lastSource = address;
+      this.lastSourceIsServer = this.server !== undefined && plainAddress(address) === plainAddress(this.server.address);
+    }
+    return this.lastSourceIsServer;
+  }
+
+  /** A datagram from the server's address: control (0x52 0x51) or ALC. */
+  private onDatagram(msg: Buffer, port: number): void {
     const server = this.server;
-    if (!server || this.phase === 'finished') return;
-    if (plainAddress(rinfo.address) !== plainAddress(server.address) || msg.length === 0) {
+    if (!server || msg.length === 0) {
       this.stats.ignored++;
       return;
     }
     if (msg[0] === CONTROL_MAGIC_0) {
-      if (rinfo.port !== server.port) {
+      if (port !== server.port) {
         this.stats.ignored++;
         return;
       }
@@ -870,7 +899,7 @@ export class RqcastClient extends EventEmitter {
     const socket = this.socket;
     if (!socket || process.platform !== 'linux') return;
     try {
-      const port = socket.address().port.toString(16).toUpperCase().padStart(4, '0');
+      const port = socket.localPort().toString(16).toUpperCase().padStart(4, '0');
       const file = this.server?.family === 6 ? '/proc/net/udp6' : '/proc/net/udp';
       for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
         const cols = line.trim().split(/\s+/);
@@ -900,16 +929,9 @@ export class RqcastClient extends EventEmitter {
     for (const c of this.channels.values()) c.fdt.close();
     if (!socket) return;
     if (wasJoined && server && this.cookie) {
-      const bytes = encodeControl({ type: MessageType.Leave, cookie: this.cookie });
-      await new Promise<void>((resolve) => socket.send(bytes, server.port, server.address, () => resolve()));
+      socket.send(encodeControl({ type: MessageType.Leave, cookie: this.cookie }), server.address, server.port);
     }
-    await new Promise<void>((resolve) => {
-      try {
-        socket.close(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    await socket.close();
   }
 
   private finish(): void {

@@ -67,6 +67,16 @@ describe('RqcastClient (scripted server)', () => {
     expect((await fs.readdir(dir)).sort()).toEqual(['a.bin', 'sub']);
   });
 
+  test('the node dgram socket (fallback for addons without the batched receiver) fetches the same', async () => {
+    const { server, port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'sub/b.txt', data: B }] });
+    const s = await client(`rqcast://127.0.0.1:${port}`, { useDgram: true }).fetch();
+    expect((await fs.readFile(path.join(dir, 'a.bin'))).equals(A)).toBe(true);
+    expect((await fs.readFile(path.join(dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
+    expect(s.objects).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.leaves).toBe(1);
+  });
+
   test('a named object only, into an exact file path', async () => {
     const { port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'b.txt', data: B }] });
     const out = path.join(dir, 'renamed.dat');

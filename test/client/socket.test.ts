@@ -1,0 +1,120 @@
+/**
+ * The client's socket: the native batched receiver by default, node dgram
+ * as the fallback for an addon without UdpReceiver; both deliver the same
+ * datagrams with their sources, and send from the receiving socket.
+ */
+import * as dgram from 'dgram';
+import { loadNative, type NativeBinding } from '../../lib/native';
+import { ClientSocket, Datagrams, openClientSocket } from '../../lib/client/socket';
+
+interface Got {
+  data: Buffer;
+  address: string;
+  port: number;
+}
+
+async function open(o: { useDgram?: boolean; binding?: NativeBinding; family?: 4 | 6 }): Promise<{ s: ClientSocket; got: Got[]; deliveries: number[] }> {
+  const got: Got[] = [];
+  const deliveries: number[] = [];
+  const s = await openClientSocket({
+    family: o.family ?? 4,
+    receiveBufferBytes: 1 << 20,
+    batch: 64,
+    useDgram: o.useDgram,
+    binding: o.binding,
+    onDatagrams: (d: Datagrams) => {
+      deliveries.push(d.count);
+      // Views share storage: copy, as the client's consumers do for what they keep.
+      for (let i = 0; i < d.count; i++) got.push({ data: Buffer.from(d.datagram(i)), address: d.address(i), port: d.port(i) });
+    },
+    onError: (e) => {
+      throw e;
+    },
+  });
+  return { s, got, deliveries };
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+}
+
+const sockets: ClientSocket[] = [];
+const peers: dgram.Socket[] = [];
+afterEach(async () => {
+  await Promise.all(sockets.splice(0).map((s) => s.close()));
+  await Promise.all(peers.splice(0).map((p) => new Promise<void>((r) => p.close(() => r()))));
+});
+
+async function peer(type: 'udp4' | 'udp6' = 'udp4'): Promise<dgram.Socket> {
+  const p = dgram.createSocket(type);
+  peers.push(p);
+  await new Promise<void>((r) => p.bind(0, type === 'udp4' ? '127.0.0.1' : '::1', () => r()));
+  return p;
+}
+
+describe('openClientSocket', () => {
+  test('native receiver by default; dgram when asked or when the addon has no UdpReceiver', async () => {
+    const a = await open({});
+    sockets.push(a.s);
+    expect(a.s.kind).toBe('native');
+    const b = await open({ useDgram: true });
+    sockets.push(b.s);
+    expect(b.s.kind).toBe('dgram');
+    const { UdpReceiver: _omit, ...older } = loadNative();
+    const c = await open({ binding: older as unknown as NativeBinding });
+    sockets.push(c.s);
+    expect(c.s.kind).toBe('dgram');
+  });
+
+  test.each([
+    ['native', false],
+    ['dgram', true],
+  ])('%s: every datagram arrives in order with its source; send() goes out from the same port', async (_name, useDgram) => {
+    const r = await open({ useDgram });
+    sockets.push(r.s);
+    const p = await peer();
+    const n = 300;
+    // In rounds of 50, well within the smallest receive buffer a kernel grants.
+    for (let i = 0; i < n; i++) {
+      const d = Buffer.alloc(1 + (i % 7) * 200, i & 0xff);
+      p.send(d, r.s.localPort(), '127.0.0.1');
+      if (i % 50 === 49) await until(() => r.got.length > i);
+    }
+    await until(() => r.got.length >= n);
+    expect(r.got).toHaveLength(n);
+    r.got.forEach((g, i) => {
+      expect(g.data.length).toBe(1 + (i % 7) * 200);
+      expect(g.data.every((x) => x === (i & 0xff))).toBe(true);
+      expect(g.address).toBe('127.0.0.1');
+      expect(g.port).toBe(p.address().port);
+    });
+    expect(r.deliveries.reduce((a, b) => a + b, 0)).toBe(n);
+    if (useDgram) expect(r.deliveries.every((c) => c === 1)).toBe(true);
+
+    const echoed = new Promise<{ msg: Buffer; port: number }>((resolve) => p.once('message', (msg, rinfo) => resolve({ msg, port: rinfo.port })));
+    r.s.send(Buffer.from('RQ-hello'), '127.0.0.1', p.address().port);
+    const e = await echoed;
+    expect(e.msg.toString()).toBe('RQ-hello');
+    expect(e.port).toBe(r.s.localPort());
+  });
+
+  test('IPv6: native socket receives from ::1', async () => {
+    const r = await open({ family: 6 });
+    sockets.push(r.s);
+    const p = await peer('udp6');
+    p.send(Buffer.from([1, 2, 3]), r.s.localPort(), '::1');
+    await until(() => r.got.length >= 1);
+    expect(r.got[0]).toEqual({ data: Buffer.from([1, 2, 3]), address: '::1', port: p.address().port });
+  });
+
+  test('nothing is delivered after close()', async () => {
+    const r = await open({});
+    const port = r.s.localPort();
+    await r.s.close();
+    await r.s.close();
+    const p = await peer();
+    p.send(Buffer.from([9]), port, '127.0.0.1');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(r.got).toHaveLength(0);
+  });
+});
