@@ -3,7 +3,11 @@
 //
 //   npm run bench:codec               K ≈ 1 000, 10 000, 50 000 at T = 1280
 //   npm run bench:codec -- --quick    K ≈ 1 000 only
-//   BENCH_REPS=5 npm run bench:codec  repetitions per figure (best is kept)
+//   BENCH_REPS=5 npm run bench:codec  repetitions per figure (best is kept;
+//                                     default 15 / 5 / 3 for K <= 2000 /
+//                                     20000 / more: a small block takes a
+//                                     millisecond, so one scheduler hiccup
+//                                     would otherwise decide its figure)
 //
 // Encode = construct the encoder, solve the block (intermediate symbols),
 // emit every source packet and 20% repair packets (into one reused output
@@ -11,7 +15,7 @@
 // Decode = 20% of the source packets lost and replaced by repair packets
 // (plus 2, so that a 1% failure at exactly K does not skew a row), fed in
 // batches; ends when the object is complete and copied out.
-// MB/s are megabytes (10^6) of source data per second, best of BENCH_REPS.
+// MB/s are megabytes (10^6) of source data per second, best of the reps.
 // The last line of output is one JSON object.
 import { loadWasmRaptorq, wasmDefaultOti } from '../test/support/wasm-raptorq';
 import { codecPhaseCounters, ObjectDecoder, ObjectEncoder } from '../lib';
@@ -21,7 +25,10 @@ import { Rng } from './support/rng';
 const T = 1280;
 const QUICK = process.argv.includes('--quick');
 const KS = QUICK ? [1000] : [1000, 10_000, 50_000];
-const REPS = Math.max(1, Number(process.env.BENCH_REPS ?? 3));
+function repsFor(K: number): number {
+  if (process.env.BENCH_REPS) return Math.max(1, Number(process.env.BENCH_REPS));
+  return K <= 2000 ? 15 : K <= 20_000 ? 5 : 3;
+}
 const REPAIR_FRACTION = 0.2;
 
 interface Row {
@@ -184,7 +191,8 @@ async function main(): Promise<void> {
   console.log(
     `codec benchmark: T=${T}, single source block (Z=1, N=1, Al=8), ` +
       `encode = solve + all source + ${REPAIR_FRACTION * 100}% repair, ` +
-      `decode = ${REPAIR_FRACTION * 100}% source loss replaced by repair (+2); best of ${REPS}`,
+      `decode = ${REPAIR_FRACTION * 100}% source loss replaced by repair (+2); ` +
+        `best of ${KS.map((K) => `${repsFor(K)} (K=${K})`).join(', ')}`,
   );
   console.log(`gf256 kernel: ${kernel} (available: ${native.gf256Kernels().join(', ')})`);
   console.log(`baseline: raptorq ${rq.version} (wasm) in this process`);
@@ -203,6 +211,7 @@ async function main(): Promise<void> {
     const MB = data.length / 1e6;
 
     const out = new Uint8Array(Math.ceil(K * (1 + REPAIR_FRACTION)) * (4 + T));
+    const REPS = repsFor(K);
     const enc = await best(REPS, () => rqcastEncode(data, K, out));
     const decIn = rqcastDecodeInput(data, K, rng);
     const dec = await best(REPS, () => rqcastDecode(decIn, data));
