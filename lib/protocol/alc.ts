@@ -15,9 +15,11 @@
  * rqcast's layout: C = 0 (32-bit CCI, zero), PSI = 0, TSI 32 bits (the
  * channel), TOI 32 bits (the object; 0 = FDT), then extensions:
  *   EXT_FDT     on every TOI 0 packet (required by FLUTE);
- *   EXT_FTI     on every TOI 0 packet, and on data packets when configured;
- *   EXT_RQSEQ   on every packet of a channel with ACKs (per-channel 32-bit
- *               sequence number that ACK ranges refer to).
+ *   EXT_FTI     on every TOI 0 packet (objects' OTIs travel in the FDT; the
+ *               codec accepts EXT_FTI on any packet);
+ *   EXT_RQSEQ   on every stream packet (per-channel 32-bit sequence number
+ *               that ACK ranges refer to); a fresh-symbol replacement sent
+ *               in answer to an ACK carries none.
  * The decoder accepts any legal LCT layout and skips unknown extensions.
  */
 import { catchReject } from './bytes';

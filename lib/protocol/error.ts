@@ -4,8 +4,10 @@
  *   header(8) | code u16 | reasonLen u8 | reason (printable ASCII)
  *
  * At most ERROR_MAX_SIZE (107) bytes, less than HELLO_MIN_SIZE, so an ERROR
- * may answer an unverified HELLO. The reason is short fixed text chosen by
- * the server, never a stack trace or echoed input.
+ * may answer an unverified HELLO. The reason is short text chosen by the
+ * server, never a stack trace; the one piece of client input it may quote is
+ * a channel name from a JOIN whose cookie verified (UnknownChannel), made
+ * printable and cut to fit ERROR_REASON_MAX_BYTES.
  */
 import { ByteWriter } from './bytes';
 import { ControlReader, ERROR_REASON_MAX_BYTES } from './control-header';

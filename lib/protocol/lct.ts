@@ -36,7 +36,7 @@ export const HET_EXT_FTI = 64; // RFC 5775 §4.2
  */
 export const HET_EXT_RQSEQ = 120;
 export const HET_EXT_FDT = 192; // RFC 6726 §3.4.1
-export const HET_EXT_CENC = 193; // RFC 6726 §3.4.1
+export const HET_EXT_CENC = 193; // RFC 6726 §3.4.3
 
 /** EXT_FTI for FEC Encoding ID 6: HET | HEL=4 | 12-byte OTI | 2 zero bytes. */
 export const EXT_FTI_RAPTORQ_SIZE = 16;
