@@ -126,7 +126,9 @@ function rqcastDecodeInput(data: Uint8Array, K: number, rng: Rng): DecodeInput {
   const packets = kept.map((esi) => enc.packet(0, esi));
   for (let i = 0; i < repair; i++) packets.push(enc.packet(0, K + i));
   const extra = Array.from({ length: 20 }, (_, i) => enc.packet(0, K + repair + i));
-  return { oti: enc.oti, packets, extra };
+  const oti = enc.oti;
+  enc.close();  // its buffers go back to the codec's cache now, not at GC
+  return { oti, packets, extra };
 }
 
 function rqcastDecode(input: DecodeInput, data: Uint8Array): number {
@@ -136,6 +138,7 @@ function rqcastDecode(input: DecodeInput, data: Uint8Array): number {
   for (let i = 0; !done && i < input.extra.length; i++) done = dec.push(input.extra[i]);
   const out = dec.result();
   const t1 = now();
+  dec.close();  // as a client does once it has the object
   if (!done || out.length !== data.length || !Buffer.from(out).equals(Buffer.from(data))) {
     throw new Error('rqcast decode produced wrong bytes');
   }
