@@ -241,12 +241,19 @@ export class ObjectReceiver {
   }
 
   private async flush(lane: Lane): Promise<void> {
-    if (lane.busy || this.closed || lane.pending.length === 0) return;
-    const batch = lane.pending;
+    if (lane.busy || this.closed || this.complete || lane.pending.length === 0) return;
+    const waiting = lane.pending;
     const touched = lane.touched;
     lane.pending = [];
     lane.touched = new Set();
-    this.pendingTotal -= batch.length;
+    this.pendingTotal -= waiting.length;
+    // Symbols that arrived while their block was being solved, by the
+    // batch that decoded it, are late now: the decoder has released the
+    // block (and, once every block is done, is closed).
+    const batch = waiting.filter((p) => !this.blockDone[p[0]]);
+    this.stats.symbolsLate += waiting.length - batch.length;
+    this.stats.symbolsReceived -= waiting.length - batch.length;
+    if (batch.length === 0) return;
     for (const p of batch) this.pushed[p[0]]++;
     lane.busy = true;
     this.stats.batches++;
@@ -274,7 +281,11 @@ export class ObjectReceiver {
       return;
     }
     if (this.complete) {
-      for (const l of this.lanes) l.decoder.close();
+      for (const l of this.lanes) {
+        l.pending = [];
+        l.decoder.close();
+      }
+      this.pendingTotal = 0;
       Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
       return;
     }

@@ -80,6 +80,34 @@ describe('ObjectReceiver', () => {
     enc.close();
   });
 
+  test('symbols that arrive while their block is being solved are late once it decodes; the object still completes', async () => {
+    // Every block fills up at once (a round-robin stream): each lane gets a
+    // batch that decodes its block, and more symbols of the same blocks wait
+    // meanwhile. Whichever lane returns last completes the object and closes
+    // the decoders; the waiting symbols must never reach a closed decoder.
+    for (let round = 0; round < 20; round++) {
+      const data = randomBytes(24_000);
+      const enc = new ObjectEncoder(data, { symbolSize: 64, sourceBlocks: 3 });
+      // Writes that take a while, as a file's do: completion waits for them.
+      const sink = new MemorySink(data.length);
+      const slow: BlockSink = {
+        writeBlock: async (sbn, offset, bytes) => {
+          await new Promise((r) => setTimeout(r, 5));
+          await sink.writeBlock(sbn, offset, bytes);
+        },
+      };
+      const rx = new ObjectReceiver(wireOti(enc), slow, { lanes: 3, margin: 8 });
+      const K = [0, 1, 2].map((sbn) => enc.sourceSymbols(sbn));
+      for (let sbn = 0; sbn < 3; sbn++) for (let esi = 0; esi < K[sbn]; esi++) rx.add(alcPacket(enc, sbn, esi));
+      await new Promise((r) => setImmediate(r));
+      for (let sbn = 0; sbn < 3; sbn++) for (let esi = K[sbn]; esi < K[sbn] + 4; esi++) rx.add(alcPacket(enc, sbn, esi));
+      await rx.done;
+      expect(sink.out.equals(data)).toBe(true);
+      expect(rx.stats.symbolsReceived + rx.stats.symbolsLate).toBe(K[0] + K[1] + K[2] + 12);
+      enc.close();
+    }
+  });
+
   test('1-byte object', async () => {
     const data = Buffer.from([0xa5]);
     const enc = new ObjectEncoder(data, { symbolSize: 16 });
