@@ -137,6 +137,12 @@ export interface ObjectResult {
   sha256: string;
   /** From JOINED to the object verified and renamed. */
   seconds: number;
+  /**
+   * From the last symbol the decoders took (the last useful packet) to the
+   * object verified and renamed: the solving, writing and hashing that the
+   * stream could not overlap.
+   */
+  tailSeconds: number;
   symbolsReceived: number;
   symbolsUsed: number;
   neededSymbols: number;
@@ -213,6 +219,8 @@ interface ObjectState {
   sha256: Uint8Array;
   path: string;
   receiver: ObjectReceiver;
+  /** When the receiver last took a symbol (Date.now()). */
+  lastUsefulAt: number;
   /** The temporary file, created with the first decoded block (so that an FDT of many objects does not open as many files at once). */
   writer?: Promise<ObjectFileWriter>;
   done: boolean;
@@ -668,7 +676,9 @@ export class RqcastClient extends EventEmitter {
     const obj = ch.tois.get(p.toi);
     if (obj) {
       if (!obj.receiver.complete) this.lastActivity = Date.now();
+      const before = obj.receiver.stats.symbolsReceived;
       obj.receiver.add(p);
+      if (obj.receiver.stats.symbolsReceived !== before) obj.lastUsefulAt = Date.now();
       return;
     }
     if (ch.fdtSeen || ch.ignoredTois.has(p.toi)) return;
@@ -705,7 +715,10 @@ export class RqcastClient extends EventEmitter {
     ch.unknown = [];
     for (const p of buffered) {
       const obj = ch.tois.get(p.toi);
-      if (obj) obj.receiver.add(p);
+      if (obj) {
+        obj.receiver.add(p);
+        obj.lastUsefulAt = Date.now();
+      }
     }
     this.checkFinished();
   }
@@ -737,7 +750,7 @@ export class RqcastClient extends EventEmitter {
     const receiver = new ObjectReceiver(file.oti, {
       writeBlock: async (_sbn, offset, data) => (await writer()).writeAt(offset, data),
     });
-    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, done: false };
+    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, lastUsefulAt: Date.now(), done: false };
     this.objects.set(name, obj);
     receiver.done.then(
       () => this.onObjectDecoded(obj),
@@ -762,6 +775,7 @@ export class RqcastClient extends EventEmitter {
       bytes: obj.oti.transferLength,
       sha256: Buffer.from(obj.sha256).toString('hex'),
       seconds: (Date.now() - (this.joinedAt ?? this.startedAt)) / 1000,
+      tailSeconds: (Date.now() - obj.lastUsefulAt) / 1000,
       symbolsReceived: r.stats.symbolsReceived,
       symbolsUsed: r.stats.symbolsUsed,
       neededSymbols: r.neededSymbols,

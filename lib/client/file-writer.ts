@@ -5,19 +5,32 @@
  *
  *   .NAME.rqcast-tmp-XXXXXXXX   (same directory, so rename(2) is atomic)
  *     <- writeAt(blockOffset, blockBytes)   ... once per source block
- *   commit(sha256): stream the file through SHA-256, compare with the FDT's
+ *   commit(sha256): SHA-256 of the contents, compared with the FDT's
  *     rq:Content-SHA-256; equal -> fsync, rename to NAME, fsync the
  *     directory; different -> unlink, DigestMismatchError.
  *
+ * The digest runs ahead: a block that extends the hashed prefix is hashed
+ * from memory as it is written, and a block that decodes early is kept
+ * (within a budget) until the prefix reaches it. Blocks mostly decode in
+ * order, at about the same time at the end of a transfer (every block
+ * fills up together), so by commit most of the object has been hashed
+ * while the other blocks were still being solved, and commit only reads
+ * back from the file what the prefix had not reached. Anything unusual (a
+ * region written twice, or overlapping writes) falls back to reading the
+ * whole file back.
+ *
  * So a file under the final name is always complete and verified; memory is
- * the blocks being written, never the whole object.
+ * the blocks being written plus the early ones kept for the digest (at most
+ * the budget), never the whole object.
  */
-import { createHash, randomBytes } from 'crypto';
+import { createHash, Hash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import { DigestMismatchError, UnfetchableObjectError } from './errors';
 
 const HASH_CHUNK = 1 << 20;
+/** Default bytes of early blocks kept for the running digest. */
+const DEFAULT_HOLD_BYTES = 64 << 20;
 
 /**
  * The relative path an object name may be written to: '/'-separated,
@@ -45,6 +58,20 @@ export class ObjectFileWriter {
   private handle: fs.FileHandle | undefined;
   private finished = false;
   private pending = new Set<Promise<void>>();
+  /** The running digest of bytes [0, hashedUpTo); undefined once it cannot be trusted (overlap). */
+  private hash: Hash | undefined = createHash('sha256');
+  private hashedUpTo = 0;
+  /**
+   * Every block written past the prefix, by offset: its length, and its
+   * bytes while they fit the budget (`data` undefined: read back at commit).
+   * Writes never overlap while the running digest is trusted.
+   */
+  private readonly ahead = new Map<number, { length: number; data?: Uint8Array }>();
+  /** The keys of `ahead`, ascending. */
+  private aheadStarts: number[] = [];
+  private heldBytes = 0;
+  /** Most bytes `held` keeps; a block that does not fit is read back at commit. */
+  holdBytes = DEFAULT_HOLD_BYTES;
 
   private constructor(
     /** Where the verified object ends up. */
@@ -87,6 +114,7 @@ export class ObjectFileWriter {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) {
       return Promise.reject(new RangeError(`block at ${offset} (+${data.length}) is outside the object (${this.length} bytes)`));
     }
+    this.digestAhead(offset, data);
     const p = (async () => {
       let done = 0;
       while (done < data.length) {
@@ -101,13 +129,96 @@ export class ObjectFileWriter {
     return p;
   }
 
-  /** SHA-256 of the temporary file's contents, read back in 1 MiB chunks. */
+  /** Feeds the running digest with a block being written at `offset`. */
+  private digestAhead(offset: number, data: Uint8Array): void {
+    if (this.hash === undefined || data.length === 0) return;
+    if (offset < this.hashedUpTo || this.overlapsAhead(offset, data.length)) {
+      // Written again: the file's bytes may not be what was hashed or kept.
+      this.dropDigest();
+      return;
+    }
+    if (offset === this.hashedUpTo) {
+      this.hash.update(data);
+      this.hashedUpTo += data.length;
+      this.advance();
+      return;
+    }
+    const keep = this.heldBytes + data.length <= this.holdBytes;
+    if (keep) this.heldBytes += data.length;
+    this.ahead.set(offset, { length: data.length, data: keep ? data : undefined });
+    this.aheadStarts.splice(this.firstAfter(offset), 0, offset);
+  }
+
+  /** Index of the first start in aheadStarts greater than `offset`. */
+  private firstAfter(offset: number): number {
+    let lo = 0;
+    let hi = this.aheadStarts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.aheadStarts[mid] <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private overlapsAhead(offset: number, length: number): boolean {
+    const i = this.firstAfter(offset);
+    if (i > 0) {
+      const prev = this.aheadStarts[i - 1];
+      if (prev + (this.ahead.get(prev) as { length: number }).length > offset) return true;
+    }
+    return i < this.aheadStarts.length && offset + length > this.aheadStarts[i];
+  }
+
+  /** Hashes the kept blocks that now continue the prefix (stops at one not kept). */
+  private advance(): void {
+    while (this.hash !== undefined && this.aheadStarts.length > 0 && this.aheadStarts[0] === this.hashedUpTo) {
+      const next = this.ahead.get(this.hashedUpTo) as { length: number; data?: Uint8Array };
+      if (next.data === undefined) return;
+      this.ahead.delete(this.hashedUpTo);
+      this.aheadStarts.shift();
+      this.heldBytes -= next.length;
+      this.hash.update(next.data);
+      this.hashedUpTo += next.length;
+    }
+  }
+
+  private dropDigest(): void {
+    this.hash = undefined;
+    this.ahead.clear();
+    this.aheadStarts = [];
+    this.heldBytes = 0;
+  }
+
+  /**
+   * SHA-256 of the temporary file's contents: the running digest's prefix,
+   * then the rest from the kept blocks or read back in 1 MiB chunks (all
+   * of it when overlapping writes made the running digest untrustworthy).
+   */
   private async digest(handle: fs.FileHandle): Promise<Buffer> {
-    const hash = createHash('sha256');
+    let hash = this.hash;
+    let position = this.hashedUpTo;
+    if (hash === undefined) {
+      hash = createHash('sha256');
+      position = 0;
+    }
+    const kept = new Map<number, Uint8Array>();
+    for (const [offset, b] of this.ahead) if (b.data !== undefined) kept.set(offset, b.data);
+    const starts = [...kept.keys()].sort((a, b) => a - b);
+    this.dropDigest();
+    let s = 0;
     const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(1, this.length)));
-    let position = 0;
     while (position < this.length) {
-      const want = Math.min(buf.length, this.length - position);
+      while (s < starts.length && starts[s] < position) s++;
+      const block = kept.get(position);
+      if (block !== undefined) {
+        hash.update(block);
+        position += block.length;
+        continue;
+      }
+      // Up to the next kept block, if one starts within this chunk.
+      let want = Math.min(buf.length, this.length - position);
+      if (s < starts.length) want = Math.min(want, starts[s] - position);
       const { bytesRead } = await handle.read(buf, 0, want, position);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));

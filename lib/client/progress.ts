@@ -123,7 +123,7 @@ export class ProgressDisplay {
   }
 
   private onObject(o: ObjectResult): void {
-    if (this.mode === 'json') this.line({ type: 'object', name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds });
+    if (this.mode === 'json') this.line({ type: 'object', name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds, tailSeconds: o.tailSeconds });
   }
 
   private onWarning(w: string): void {

@@ -56,6 +56,62 @@ describe('ObjectFileWriter', () => {
     );
   });
 
+  test('the running digest agrees with the file for any order, hold budget and rewrites (last write wins)', async () => {
+    // A model: each write lands in `model` in the order it completes (one at
+    // a time), the commit must accept exactly the model's digest.
+    const write = fc.record({ at: fc.nat(), size: fc.integer({ min: 1, max: 900 }), seed: fc.nat(255) });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 4000 }),
+        fc.integer({ min: 1, max: 500 }),
+        fc.infiniteStream(fc.double()),
+        fc.array(write, { maxLength: 4 }),
+        fc.constantFrom(0, 700, 64 << 20),
+        async (len, bs, noise, rewrites, holdBytes) => {
+          const data = randomBytes(len);
+          const model = Buffer.from(data);
+          const w = await ObjectFileWriter.create(path.join(dir, `g${len}-${bs}-${holdBytes}`), len);
+          w.holdBytes = holdBytes;
+          const parts = blocks(data, bs)
+            .map((p) => ({ p, k: noise.next().value as number }))
+            .sort((a, b) => a.k - b.k)
+            .map((x) => x.p);
+          const writes = [...parts];
+          for (const r of rewrites) {
+            const offset = r.at % len;
+            const bytes = Buffer.alloc(Math.min(r.size, len - offset), r.seed);
+            // Somewhere among the block writes.
+            writes.splice(r.at % (writes.length + 1), 0, { offset, bytes });
+          }
+          const expected = Buffer.alloc(len);
+          for (const x of writes) {
+            await w.writeAt(x.offset, x.bytes);
+            x.bytes.copy(expected, x.offset);
+          }
+          model.set(expected);
+          await w.commit(sha256(model));
+          expect((await fs.readFile(w.finalPath)).equals(model)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test('a region written twice with different bytes: the digest is of what the file holds', async () => {
+    const data = randomBytes(10_000);
+    const other = randomBytes(3000);
+    const w1 = await ObjectFileWriter.create(path.join(dir, 'twice-old'), data.length);
+    for (const p of blocks(data, 3000)) await w1.writeAt(p.offset, p.bytes);
+    await w1.writeAt(0, other);
+    await expect(w1.commit(sha256(data))).rejects.toBeInstanceOf(DigestMismatchError);
+    const w2 = await ObjectFileWriter.create(path.join(dir, 'twice-new'), data.length);
+    for (const p of blocks(data, 3000)) await w2.writeAt(p.offset, p.bytes);
+    await w2.writeAt(0, other);
+    const expected = Buffer.concat([other, data.subarray(3000)]);
+    await w2.commit(sha256(expected));
+    expect((await fs.readFile(w2.finalPath)).equals(expected)).toBe(true);
+  });
+
   test('1-byte object', async () => {
     const final = path.join(dir, 'one');
     const w = await ObjectFileWriter.create(final, 1);
