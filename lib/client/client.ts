@@ -8,7 +8,8 @@
  *   ◄── ALC packets of the joined TSIs, from any port of the server's address
  *   ACK (ACK mode, per channel, every ackIntervalMs or ackEveryPackets)
  *   JOIN again at half the granted time (renewal; a new cookie if refused as expired)
- *   LEAVE once every wanted object is written
+ *   LEAVE once every wanted object is decoded (the stream is of no more use
+ *     while the last blocks are written and verified)
  *
  * Data path per channel: TOI 0 -> FdtReceiver -> the objects wanted (the
  * URL's NAME, or every object of the FDTs); TOI n -> the object's
@@ -298,6 +299,8 @@ export class RqcastClient extends EventEmitter {
   /** server clock - local clock, from COOKIE. */
   private clockOffsetMs = 0;
   private cookieRefreshes = 0;
+  /** LEAVE sent: every wanted object decoded; what still arrives is ignored. */
+  private left = false;
   private retryTimer?: NodeJS.Timeout;
   private retryDelay = 0;
   private renewTimer?: NodeJS.Timeout;
@@ -513,7 +516,7 @@ export class RqcastClient extends EventEmitter {
     }
     if (code === ErrorCode.NotJoined) {
       // The session expired under us (an ACK arrived after it): join again.
-      if (this.awaiting === 'none') this.sendJoin(true);
+      if (this.awaiting === 'none' && !this.left) this.sendJoin(true);
       return;
     }
     if (this.awaiting === 'joined') {
@@ -574,7 +577,7 @@ export class RqcastClient extends EventEmitter {
 
   /** One delivery of datagrams (a native batch, or one dgram message), in one pass. */
   private onDatagrams(d: Datagrams): void {
-    if (!this.server || this.phase === 'finished') return;
+    if (!this.server || this.phase === 'finished' || this.left) return;
     this.stats.ignored += d.truncated;
     for (let i = 0; i < d.count && !this.ended; i++) {
       if (!this.fromServer(d.address(i))) {
@@ -721,6 +724,7 @@ export class RqcastClient extends EventEmitter {
       }
     }
     this.checkFinished();
+    this.leaveIfAllDecoded();
   }
 
   /** The object for an FDT entry: an existing one (same name, digest, OTI) or a new one. */
@@ -756,6 +760,7 @@ export class RqcastClient extends EventEmitter {
       () => this.onObjectDecoded(obj),
       (e: unknown) => this.fail(e),
     );
+    void receiver.decoded.then(() => this.leaveIfAllDecoded());
     return obj;
   }
 
@@ -783,6 +788,23 @@ export class RqcastClient extends EventEmitter {
     this.results.push(result);
     if (this.phase !== 'finished') this.emit('object', result);
     this.checkFinished();
+  }
+
+  /**
+   * LEAVE as soon as every wanted object has decoded, before the last
+   * blocks are written and verified: the server stops sending at once, and
+   * this process stops spending CPU on packets it no longer needs.
+   */
+  private leaveIfAllDecoded(): void {
+    if (this.ended || this.left || !this.cookie || !this.server || !this.socket) return;
+    if (this.channels.size === 0 || ![...this.channels.values()].every((c) => c.fdtSeen)) return;
+    if (this.url.name !== undefined && !this.objects.has(this.url.name)) return;
+    for (const o of this.objects.values()) if (!o.receiver.complete) return;
+    this.left = true;
+    for (const t of [this.retryTimer, this.renewTimer]) if (t) clearTimeout(t);
+    if (this.ackTimer) clearInterval(this.ackTimer);
+    this.retryTimer = this.renewTimer = this.ackTimer = undefined;
+    this.socket.send(encodeControl({ type: MessageType.Leave, cookie: this.cookie }), this.server.address, this.server.port);
   }
 
   private checkFinished(): void {
@@ -935,7 +957,7 @@ export class RqcastClient extends EventEmitter {
 
   /** Sends LEAVE (if joined) and closes the socket; resolves once closed. */
   private async shutdown(): Promise<void> {
-    const wasJoined = this.cookie !== undefined && this.channels.size > 0;
+    const wasJoined = this.cookie !== undefined && this.channels.size > 0 && !this.left;
     const socket = this.socket;
     const server = this.server;
     this.socket = undefined;

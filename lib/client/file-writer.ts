@@ -11,17 +11,17 @@
  *
  * The digest runs ahead: a block that extends the hashed prefix is hashed
  * from memory as it is written, and a block that decodes early is kept
- * (within a budget) until the prefix reaches it. Blocks mostly decode in
- * order, at about the same time at the end of a transfer (every block
- * fills up together), so by commit most of the object has been hashed
- * while the other blocks were still being solved, and commit only reads
- * back from the file what the prefix had not reached. Anything unusual (a
+ * (within a budget) until the prefix reaches it. Against a round-robin
+ * stream every block fills up, and decodes, at about the same time at the
+ * end of a transfer, in no particular order; so the hashing overlaps the
+ * block writes (which take longer: page-cache copies of the whole object),
+ * and commit only reads back what the prefix had not reached. Anything unusual (a
  * region written twice, or overlapping writes) falls back to reading the
  * whole file back.
  *
  * So a file under the final name is always complete and verified; memory is
  * the blocks being written plus the early ones kept for the digest (at most
- * the budget), never the whole object.
+ * the budget), never the whole of a large object.
  */
 import { createHash, Hash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
@@ -29,8 +29,13 @@ import * as path from 'path';
 import { DigestMismatchError, UnfetchableObjectError } from './errors';
 
 const HASH_CHUNK = 1 << 20;
-/** Default bytes of early blocks kept for the running digest. */
-const DEFAULT_HOLD_BYTES = 64 << 20;
+/**
+ * Default bytes of early blocks kept for the running digest: enough for a
+ * 256 MiB object whose blocks all decode at the end in any order to be
+ * hashed from memory while its writes are in flight (the decoders have
+ * released those bytes by then). Larger objects read back the rest.
+ */
+const DEFAULT_HOLD_BYTES = 256 << 20;
 
 /**
  * The relative path an object name may be written to: '/'-separated,

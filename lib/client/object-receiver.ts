@@ -102,6 +102,8 @@ export class ObjectReceiver {
   };
   /** Settles when every block has been written to the sink (or on the first failure). */
   readonly done: Promise<void>;
+  /** Resolves once every block has decoded (writes may still be in flight); never rejects. */
+  readonly decoded: Promise<void>;
   /** Sum of K over the blocks: the symbols decoding needs at least. */
   readonly neededSymbols: number;
 
@@ -124,6 +126,7 @@ export class ObjectReceiver {
   private closed = false;
   private readonly writes: Promise<void>[] = [];
   private resolveDone!: () => void;
+  private resolveDecoded!: () => void;
   private rejectDone!: (e: unknown) => void;
 
   constructor(
@@ -159,6 +162,9 @@ export class ObjectReceiver {
     // A failure is reported through `done`; keep Node from calling it unhandled
     // when the owner only awaits later.
     this.done.catch(() => undefined);
+    this.decoded = new Promise<void>((resolve) => {
+      this.resolveDecoded = resolve;
+    });
   }
 
   get complete(): boolean {
@@ -286,6 +292,7 @@ export class ObjectReceiver {
         l.decoder.close();
       }
       this.pendingTotal = 0;
+      this.resolveDecoded();
       Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
       return;
     }

@@ -77,6 +77,19 @@ describe('RqcastClient (scripted server)', () => {
     expect(server.leaves).toBe(1);
   });
 
+  test('LEAVE goes out once every object has decoded, before the files are verified', async () => {
+    const { server, port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'sub/b.txt', data: B }] });
+    const c = client(`rqcast://127.0.0.1:${port}`);
+    const leavesAtObject: number[] = [];
+    c.on('object', () => leavesAtObject.push(server.leaves));
+    await c.fetch();
+    await new Promise((r) => setTimeout(r, 50));
+    // The last object is verified (file writes, SHA-256, fsync, rename)
+    // after the LEAVE reached the server; only one LEAVE in all.
+    expect(leavesAtObject[leavesAtObject.length - 1]).toBe(1);
+    expect(server.leaves).toBe(1);
+  });
+
   test('a named object only, into an exact file path', async () => {
     const { port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'b.txt', data: B }] });
     const out = path.join(dir, 'renamed.dat');
