@@ -212,6 +212,8 @@ export interface RawUdpReceiverBinding {
     maxDatagram: number,
     batch: number,
     onBatch: (data: Buffer, lengths: Uint32Array, sources: Buffer, truncated: number) => void,
+    /** Gather window in µs (0: hand over what one recvmmsg got at once). */
+    gatherMicros?: number,
   ) => RawUdpReceiver;
 }
 

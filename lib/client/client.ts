@@ -264,6 +264,14 @@ const MAX_COOKIE_REFRESHES = 3;
 /** Data packets kept while JOINED is on its way. */
 const PRE_JOIN_PACKETS = 1024;
 const MAX_RETRY_MS = 2000;
+/**
+ * The native socket hands over what arrived in up to 3 ms: at 200 Mbit/s
+ * about 60 packets per wake-up instead of one (each a context switch of
+ * the receiving thread and of the event loop). Measured on a 256 MiB
+ * fetch at 200 Mbit/s: client CPU 11.8 s with no window, 6.0 s at 1 ms,
+ * 4.6 s at 3 ms; a control reply waits at most 3 ms more.
+ */
+const RECV_GATHER_MICROS = 3000;
 
 export class RqcastClient extends EventEmitter {
   readonly url: RqcastUrl;
@@ -392,6 +400,7 @@ export class RqcastClient extends EventEmitter {
       family: this.server.family,
       receiveBufferBytes: this.opts.recvBufferBytes,
       batch: this.opts.recvBatch,
+      gatherMicros: RECV_GATHER_MICROS,
       useDgram: this.opts.useDgram,
       onDatagrams: (d) => this.onDatagrams(d),
       onError: (err) => this.fail(err),

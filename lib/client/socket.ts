@@ -46,6 +46,12 @@ export interface ClientSocketOptions {
   receiveBufferBytes: number;
   /** Most datagrams per native delivery. */
   batch: number;
+  /**
+   * Native gather window (µs): a paced stream is handed over every this
+   * long instead of one wake-up of the receiving thread and of JS per
+   * datagram. Adds at most this much latency to a control reply.
+   */
+  gatherMicros: number;
   onDatagrams: (d: Datagrams) => void;
   onError: (e: Error) => void;
   /** Force node dgram (tests, and addons without UdpReceiver). */
@@ -78,6 +84,7 @@ class NativeClientSocket implements ClientSocket {
         address: o.family === 6 ? '::' : '0.0.0.0',
         receiveBufferBytes: o.receiveBufferBytes,
         batch: o.batch,
+        gatherMicros: o.gatherMicros,
       },
       binding,
     );

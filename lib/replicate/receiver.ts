@@ -24,6 +24,13 @@ export interface UdpReceiverOptions {
   maxDatagram?: number;
   /** Most datagrams per recvmmsg and per 'batch' event (default 64). */
   batch?: number;
+  /**
+   * Gather window in µs (0..1 000 000, default 0): a receive that got fewer
+   * than `batch` datagrams waits this long for more before handing them
+   * over, so that a paced stream arrives in batches rather than as one
+   * wake-up of the native thread and of JS per datagram.
+   */
+  gatherMicros?: number;
 }
 
 export type UdpReceiverStats = RawUdpReceiverStats;
@@ -160,6 +167,7 @@ export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
           uintOption(options.maxDatagram, 'maxDatagram', 65535),
           uintOption(options.batch, 'batch', 64),
           onBatch,
+          uintOption(options.gatherMicros, 'gatherMicros', 0),
         ),
     );
   }

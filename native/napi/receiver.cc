@@ -90,7 +90,7 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
   }
 
   // new UdpReceiver(address, port, receiveBufferBytes, maxDatagram, batch,
-  //                 onBatch(data, lengths, sources, truncated))
+  //                 onBatch(data, lengths, sources, truncated)[, gatherMicros])
   explicit UdpReceiver(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<UdpReceiver>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
@@ -108,6 +108,11 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
       ThrowInvalid(env, "onBatch must be a function");
       return;
     }
+    // Optional: the gather window (udp::BatchReceiver::set_gather_ns).
+    uint32_t gather_us = 0;
+    if (info.Length() > 6 && !info[6].IsUndefined() &&
+        !ArgUint32(info, 6, "gatherMicros", 0, 1000000, &gather_us))
+      return;
     std::string a = info[0].As<Napi::String>().Utf8Value();
     udp::Endpoint local;
     if (a.size() > 80 ||
@@ -123,6 +128,7 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
       ThrowSocket(env, rc, "bind");
       return;
     }
+    rx_->set_gather_ns(static_cast<uint64_t>(gather_us) * 1000u);
     counters_ = std::make_shared<Counters>();
     tsfn_ = BatchTsfn::New(env, info[5].As<Napi::Function>(),
                            "rqcast-udp-receiver", kQueuedBatches, 1);

@@ -45,6 +45,12 @@ class BatchReceiver {
   // Blocks until datagrams arrive, then appends up to `batch` of them to
   // *out. Returns 0, ECANCELED once stop() was called, or an errno value.
   int receive(ReceivedBatch* out);
+  // With a gather window, a receive() that got fewer than `batch`
+  // datagrams waits up to that long (stop() cuts it short) and takes what
+  // arrived meanwhile, so that a paced stream is handed over in batches
+  // instead of one wake-up (here and in the consumer) per datagram. 0 (the
+  // default) returns at once.
+  void set_gather_ns(uint64_t ns) { gather_ns_ = ns; }
   // Any thread: makes the current and every later receive() return
   // ECANCELED.
   void stop();
@@ -55,6 +61,10 @@ class BatchReceiver {
   Waker waker_;
   uint32_t max_datagram_ = 0;
   uint32_t batch_ = 0;
+  uint64_t gather_ns_ = 0;
+  // One recvmmsg of at most `room` datagrams appended to *out; returns
+  // the datagrams taken (kept or truncated), or -1 with *err.
+  int receive_once(ReceivedBatch* out, uint32_t room, int* err);
   std::unique_ptr<uint8_t[]> scratch_;  // batch_ * (max_datagram_ + 1)
   std::vector<struct mmsghdr> msgs_;
   std::vector<struct iovec> iov_;

@@ -6,6 +6,8 @@
 import * as dgram from 'dgram';
 import { loadNative, type NativeBinding } from '../../lib/native';
 import { ClientSocket, Datagrams, openClientSocket } from '../../lib/client/socket';
+import { InvalidArgumentError } from '../../lib/errors';
+import { UdpReceiver } from '../../lib/replicate/receiver';
 
 interface Got {
   data: Buffer;
@@ -20,6 +22,7 @@ async function open(o: { useDgram?: boolean; binding?: NativeBinding; family?: 4
     family: o.family ?? 4,
     receiveBufferBytes: 1 << 20,
     batch: 64,
+    gatherMicros: 1000,
     useDgram: o.useDgram,
     binding: o.binding,
     onDatagrams: (d: Datagrams) => {
@@ -105,6 +108,25 @@ describe('openClientSocket', () => {
     p.send(Buffer.from([1, 2, 3]), r.s.localPort(), '::1');
     await until(() => r.got.length >= 1);
     expect(r.got[0]).toEqual({ data: Buffer.from([1, 2, 3]), address: '::1', port: p.address().port });
+  });
+
+  test('a gather window outside 0..1 s is refused; close() ends a receiver that is gathering', async () => {
+    expect(() => new UdpReceiver({ gatherMicros: 1_000_001 })).toThrow(InvalidArgumentError);
+    expect(() => new UdpReceiver({ gatherMicros: -1 })).toThrow(InvalidArgumentError);
+    // A 1 s window: close() most likely comes while the thread sleeps in it; it returns, and nothing is delivered after.
+    const rx = new UdpReceiver({ address: '127.0.0.1', gatherMicros: 1_000_000 });
+    let closed = false;
+    let afterClose = 0;
+    rx.on('batch', () => {
+      if (closed) afterClose++;
+    });
+    const p = await peer();
+    p.send(Buffer.from([1]), rx.address().port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 20));
+    rx.close();
+    closed = true;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(afterClose).toBe(0);
   });
 
   test('nothing is delivered after close()', async () => {

@@ -725,6 +725,39 @@ static void test_batch_receiver_packs_datagrams_with_sources() {
   CHECK_EQ(bad.open(ep("127.0.0.1", 0), 0, 0, 8), EINVAL);
 }
 
+static void test_batch_receiver_gathers_a_paced_stream() {
+  // A gather window: a receive() that got one datagram waits and takes the
+  // ones that arrive meanwhile, so one call returns all four whichever
+  // thread runs first (unless the sender stalls for the whole window).
+  udp::BatchReceiver rx;
+  CHECK_EQ(rx.open(ep("127.0.0.1", 0), 1 << 20, 100, 8), 0);
+  rx.set_gather_ns(1000000000ull);
+  udp::Endpoint bound;
+  rx.socket().local_endpoint(&bound);
+  udp::Socket tx;
+  CHECK_EQ(tx.open_bound(ep("127.0.0.1", 0), 0), 0);
+  uint8_t d[4] = {1, 2, 3, 4};
+  CHECK_EQ(tx.send_one(bound, d, 1), 0);
+  std::thread more([&] {
+    for (int i = 1; i < 4; ++i) CHECK_EQ(tx.send_one(bound, d + i, 1), 0);
+  });
+  udp::ReceivedBatch b;
+  CHECK_EQ(rx.receive(&b), 0);
+  more.join();
+  CHECK_EQ(b.count(), 4u);
+  for (uint32_t i = 0; i < 4; ++i) CHECK_EQ(b.data[i], i + 1);
+  // A full batch returns at once, without waiting out the window.
+  udp::BatchReceiver full;
+  CHECK_EQ(full.open(ep("127.0.0.1", 0), 1 << 20, 100, 2), 0);
+  full.set_gather_ns(60000000000ull);
+  full.socket().local_endpoint(&bound);
+  CHECK_EQ(tx.send_one(bound, d, 1), 0);
+  CHECK_EQ(tx.send_one(bound, d + 1, 1), 0);
+  udp::ReceivedBatch f;
+  CHECK_EQ(full.receive(&f), 0);
+  CHECK_EQ(f.count(), 2u);
+}
+
 static void test_engine_rejects_unknown_channel_and_stops_cleanly() {
   Engine e(EngineOptions{}, nullptr);
   CHECK_EQ(e.add_destination(1, ep("127.0.0.1", 9)), ENOENT);
@@ -766,6 +799,7 @@ int main() {
       {"engine_destination_changes_apply_in_order", test_engine_destination_changes_apply_in_order},
       {"engine_low_water_batches_channels_once_per_push", test_engine_low_water_batches_channels_once_per_push},
       {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
+      {"batch_receiver_gathers_a_paced_stream", test_batch_receiver_gathers_a_paced_stream},
       {"batch_receiver_packs_datagrams_with_sources", test_batch_receiver_packs_datagrams_with_sources},
       {"engine_rejects_unknown_channel_and_stops_cleanly", test_engine_rejects_unknown_channel_and_stops_cleanly},
   };
