@@ -515,6 +515,9 @@ export class RqcastClient extends EventEmitter {
     this.lastActivity = Date.now();
     if (code === ErrorCode.BadCookie || code === ErrorCode.CookieExpired) {
       // The cookie outlived its lifetime, or the server changed keys: a new one (PROTOCOL.md §6.2).
+      // Every ACK in flight under the old cookie draws its own ERROR: while a
+      // HELLO for the new cookie is out, those say nothing new.
+      if (this.awaiting === 'cookie') return;
       if (++this.cookieRefreshes > MAX_COOKIE_REFRESHES) {
         this.fail(new JoinRefusedError(code, reason));
         return;
@@ -831,8 +834,11 @@ export class RqcastClient extends EventEmitter {
   // ---------------------------------------------------------------- ACK --
 
   private sendAck(ch: ChannelState): void {
-    const r = ch.ack?.report();
-    if (!r || !this.cookie) return;
+    // Without a cookie nothing can be sent: leave the window unreported (report()
+    // consumes it) so its losses go out with the next ACK.
+    if (!ch.ack || !this.cookie) return;
+    const r = ch.ack.report();
+    if (!r) return;
     this.stats.acksSent++;
     this.send({ type: MessageType.Ack, cookie: this.cookie, tsi: ch.tsi, windowStart: r.windowStart, windowEnd: r.windowEnd, received: r.received });
   }

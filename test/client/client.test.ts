@@ -165,6 +165,15 @@ describe('RqcastClient (scripted server)', () => {
     expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
   });
 
+  test('ACK mode: a burst of CookieExpired (one per ACK in flight) is one cookie refresh, not a refusal', async () => {
+    const big = randomBytes(120_000);
+    const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1, cookieExpiredOnFirstAck: 6 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, ackIntervalMs: 10 });
+    await c.fetch();
+    expect(server.hellos).toBe(2);
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+  });
+
   test('--until: JOIN carries an absolute time', async () => {
     const { server, port } = await serve({ objects: [{ name: 'b.txt', data: B }] });
     const until = Date.now() + 60_000;

@@ -35,6 +35,9 @@ export interface FakeServerOptions {
   symbolSize?: number;
   /** Answer the first ACK with ERROR NotJoined (as after an expiry) and stop streaming until the next JOIN. */
   forgetOnFirstAck?: boolean;
+  /** Answer the first ACK with this many ERROR CookieExpired at once, as a
+   * server does for every ACK in flight when the cookie's time runs out. */
+  cookieExpiredOnFirstAck?: number;
   /** Channels (TSIs) whose stream never carries the FDT. */
   withholdFdt?: number[];
 }
@@ -139,6 +142,12 @@ export class FakeServer {
         if (this.o.forgetOnFirstAck && this.acks === 1) {
           this.client = undefined;
           this.reply({ type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'not joined' }, r);
+          return;
+        }
+        if (this.o.cookieExpiredOnFirstAck && this.acks === 1) {
+          for (let i = 0; i < this.o.cookieExpiredOnFirstAck; i++) {
+            this.reply({ type: MessageType.Error, code: ErrorCode.CookieExpired, reason: 'cookie expired' }, r);
+          }
           return;
         }
         const c = this.client;
