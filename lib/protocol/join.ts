@@ -7,7 +7,9 @@
  * flags bit 0 = ACK mode; bits 1..7 are sent as 0 and ignored.
  * timeKind 0 = duration (ms from receipt), 1 = absolute Unix ms.
  * Names are 1..64 UTF-8 bytes, distinct, at most MAX_CHANNELS of them; 0
- * names is legal (the session is renewed and on no channel).
+ * names is legal: the server drops the client from every channel and ends
+ * the session as LEAVE would (client-manager.ts), answering JOINED with no
+ * channel.
  */
 import { ByteWriter, isU64Safe } from './bytes';
 import { ControlReader, MAX_CHANNELS } from './control-header';
