@@ -20,7 +20,7 @@
 import { loadWasmRaptorq, wasmDefaultOti } from '../test/support/wasm-raptorq';
 import { codecPhaseCounters, ObjectDecoder, ObjectEncoder } from '../lib';
 import { loadNative } from '../lib/native';
-import { Rng } from './support/rng';
+import { Rng } from '../lib/support/rng';
 
 const T = 1280;
 const QUICK = process.argv.includes('--quick');

@@ -33,7 +33,9 @@ import { decodeControl, encodeControl } from '../protocol/control';
 import { CONTROL_MAGIC_0, NONCE_SIZE } from '../protocol/control-header';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import { ControlMessage, ErrorCode, JoinedChannel, MessageType, TimeValue } from '../protocol/messages';
+import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
+import { Rng } from '../support/rng';
 import { AckReporter } from './ack-reporter';
 import {
   ClientError,
@@ -229,26 +231,6 @@ interface ObjectState {
 
 type Phase = 'idle' | 'hello' | 'join' | 'joined' | 'finished';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function sameOti(a: WireOti, b: WireOti): boolean {
-  return (
-    a.transferLength === b.transferLength &&
-    a.symbolSize === b.symbolSize &&
-    a.sourceBlocks === b.sourceBlocks &&
-    a.subBlocks === b.subBlocks &&
-    a.alignment === b.alignment
-  );
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
@@ -362,7 +344,8 @@ export class RqcastClient extends EventEmitter {
       retryMs: positive(o.retryMs, 'retryMs', 250),
       recordEsis: o.recordEsis ?? false,
     };
-    this.random = mulberry32(o.lossSeed ?? randomBytes(4).readUInt32BE(0));
+    const rng = new Rng(o.lossSeed ?? randomBytes(4).readUInt32BE(0));
+    this.random = () => rng.unit();
   }
 
   /** Runs the fetch once; later calls return the same promise. */

@@ -18,6 +18,7 @@ import { ObjectDecoder } from '../fec/decoder';
 import type { RawCodecBinding } from '../native';
 import { AlcPacket } from '../protocol/alc';
 import { FdtInstance, FDT_MAX_CHARS, tryParseFdt } from '../protocol/fdt';
+import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import { toDecoderOti } from './object-receiver';
 import { codecPackets } from './symbols';
@@ -48,15 +49,6 @@ interface Decoding {
   decoder: ObjectDecoder;
 }
 
-function sameOti(a: WireOti, b: WireOti): boolean {
-  return (
-    a.transferLength === b.transferLength &&
-    a.symbolSize === b.symbolSize &&
-    a.sourceBlocks === b.sourceBlocks &&
-    a.subBlocks === b.subBlocks &&
-    a.alignment === b.alignment
-  );
-}
 
 export class FdtReceiver {
   readonly stats: FdtReceiverStats = { packets: 0, rejected: 0, late: 0, instancesDecoded: 0, parseFailures: 0 };

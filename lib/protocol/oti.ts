@@ -42,6 +42,17 @@ function isIntIn(v: number, lo: number, hi: number): boolean {
 }
 
 /** Why this OTI is not one a RaptorQ encoder can produce, or undefined. */
+/** Whether two OTIs describe the same object layout, field by field. */
+export function sameOti(a: Oti, b: Oti): boolean {
+  return (
+    a.transferLength === b.transferLength &&
+    a.symbolSize === b.symbolSize &&
+    a.sourceBlocks === b.sourceBlocks &&
+    a.subBlocks === b.subBlocks &&
+    a.alignment === b.alignment
+  );
+}
+
 export function otiProblem(oti: Oti): string | undefined {
   const { transferLength: F, symbolSize: T, sourceBlocks: Z, subBlocks: N, alignment: Al } = oti;
   if (!isIntIn(F, 1, MAX_TRANSFER_LENGTH)) return 'F must be 1..946270874880';

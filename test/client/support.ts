@@ -2,6 +2,7 @@
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { AlcPacket, decodeAlc, encodeAlc } from '../../lib/protocol/alc';
 import type { Oti as WireOti } from '../../lib/protocol/oti';
+import { Rng } from '../../lib/support/rng';
 
 export function wireOti(enc: ObjectEncoder): WireOti {
   const o = enc.otiInfo;
@@ -10,14 +11,8 @@ export function wireOti(enc: ObjectEncoder): WireOti {
 
 /** Seeded PRNG (mulberry32) so that failures replay. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.unit();
 }
 
 export function shuffle<T>(items: T[], rand: () => number): T[] {

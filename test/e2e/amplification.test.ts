@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { encodeControl, MessageType } from '../../lib/protocol';
 import { probeNetns, Testbed } from '../support/netns';
-import { Rng } from '../../bench/support/rng';
+import { Rng } from '../../lib/support/rng';
 import { cliOptions, describeRun, rqcastArgv, sha256, sleep, startServer, stopProcess, tempDir, transpiledRoot, writeContent } from './helpers';
 
 const probe = probeNetns();

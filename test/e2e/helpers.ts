@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, RunOptions, Testbed } from '../support/netns';
-import { Rng } from '../../bench/support/rng';
+import { Rng } from '../../lib/support/rng';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI_MAIN = path.join(REPO, 'lib', 'cli', 'main.ts');

@@ -17,7 +17,7 @@
 // `npm test` runs a short version. `npm run test:failure-rate` runs the long
 // one (FAILURE_RATE_TRIALS trials per K, default 20000) and prints rates.
 import { ObjectDecoder, ObjectEncoder } from '../../lib';
-import { Rng } from '../../bench/support/rng';
+import { Rng } from '../../lib/support/rng';
 import { kPrime } from '../support/wasm-raptorq';
 
 const LONG = process.env.FAILURE_RATE_LONG === '1';

@@ -7,7 +7,7 @@
 // as options. Its repair symbols carry ESI K'+i instead of the RFC's K+i;
 // `wasmToRfcPacket` / `rfcToWasmPacket` shift them, here only.
 import { ObjectDecoder, ObjectEncoder } from '../../lib';
-import { Rng } from '../../bench/support/rng';
+import { Rng } from '../../lib/support/rng';
 import {
   blockSizes,
   encodeOti,

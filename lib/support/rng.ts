@@ -13,6 +13,10 @@ export class Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return (t ^ (t >>> 14)) >>> 0;
   }
+  /** Uniform in [0, 1). */
+  unit(): number {
+    return this.u32() / 4294967296;
+  }
   /** Uniform integer in [0, n). */
   below(n: number): number {
     return Math.floor((this.u32() / 4294967296) * n);
