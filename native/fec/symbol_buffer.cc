@@ -5,6 +5,9 @@
 #include <mutex>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace rqcast {
 namespace fec {
@@ -34,10 +37,11 @@ uint8_t* system_alloc(size_t capacity) {
   const size_t align = capacity >= kHuge ? kHuge : kAlign;
   void* p = nullptr;
   if (posix_memalign(&p, align, capacity) != 0) return nullptr;
-  // No MADV_HUGEPAGE: with THP defrag in "madvise" mode (a common
-  // default) every advised 2 MiB fault may compact memory synchronously and
-  // zeroes 2 MiB; a 256 MiB fetch spent ~0.9 s more system time with the
-  // advice than with 4 KiB pages (measured on loopback, 2 cores).
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // With transparent huge pages in "madvise" mode (a common default) a
+  // large block faults in 2 MiB at a time instead of 4 KiB. Advisory.
+  if (capacity >= kHuge) madvise(p, capacity, MADV_HUGEPAGE);
+#endif
   return static_cast<uint8_t*>(p);
 }
 
