@@ -368,18 +368,25 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return out;
   }
 
-  // Copies a decoded block into a new Buffer; empty value on a throw.
-  Napi::Value CopyOut(Napi::Env env, uint32_t sbn) {
-    fec::ObjectDecoder* core = core_.get();
+  // Whether block sbn can be handed out (decoded, not yet taken); throws
+  // the typed error and returns false otherwise.
+  bool BlockAvailable(Napi::Env env, fec::ObjectDecoder* core, uint32_t sbn) {
     if (released_[sbn]) {
       ThrowCode(env, kErrBlockReleased,
                 "block " + std::to_string(sbn) + " was already taken");
-      return Napi::Value();
+      return false;
     }
     if (!core->BlockDecoded(sbn)) {
       ThrowStatus(env, Status::kNeedMoreSymbols);
-      return Napi::Value();
+      return false;
     }
+    return true;
+  }
+
+  // Copies a decoded block into a new Buffer; empty value on a throw.
+  Napi::Value CopyOut(Napi::Env env, uint32_t sbn) {
+    fec::ObjectDecoder* core = core_.get();
+    if (!BlockAvailable(env, core, sbn)) return Napi::Value();
     Napi::Buffer<uint8_t> out =
         NewBuffer(env, core->Layout().block_length(sbn));
     if (out.IsEmpty()) return Napi::Value();
@@ -409,15 +416,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     fec::ObjectDecoder* core = Usable(env);
     uint32_t sbn;
     if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
-    if (released_[sbn]) {
-      ThrowCode(env, kErrBlockReleased,
-                "block " + std::to_string(sbn) + " was already taken");
-      return Napi::Value();
-    }
-    if (!core->BlockDecoded(sbn)) {
-      ThrowStatus(env, Status::kNeedMoreSymbols);
-      return Napi::Value();
-    }
+    if (!BlockAvailable(env, core, sbn)) return Napi::Value();
     const uint64_t length = core->Layout().block_length(sbn);
     Napi::Buffer<uint8_t> out;
     if (length == 0) {
