@@ -30,23 +30,13 @@ namespace napi {
 namespace {
 
 constexpr const char* kErrReceiverClosed = "ERR_RQ_RECEIVER_CLOSED";
-constexpr const char* kErrBadAddress = "ERR_RQ_BAD_ADDRESS";
-constexpr const char* kErrPacketTooLarge = "ERR_RQ_PACKET_TOO_LARGE";
-constexpr const char* kErrAddressFamily = "ERR_RQ_ADDRESS_FAMILY";
-constexpr const char* kErrSocket = "ERR_RQ_SOCKET";
 constexpr size_t kQueuedBatches = 16;
 
 bool ThrowSocket(Napi::Env env, int err, const char* what) {
-  if (env.IsExceptionPending()) return false;
   const char* code = kErrSocket;
   if (err == EMSGSIZE) code = kErrPacketTooLarge;
   if (err == EAFNOSUPPORT) code = kErrAddressFamily;
-  char buf[128];
-  std::string msg = std::string(what) + ": " + strerror_r(err, buf, sizeof buf);
-  Napi::Error e = MakeCodeError(env, code, msg);
-  e.Set("errno", Napi::Number::New(env, err));
-  e.ThrowAsJavaScriptException();
-  return false;
+  return ThrowErrnoCode(env, code, err, std::string(what) + ": " + ErrnoText(err));
 }
 
 void DeliverBatch(Napi::Env env, Napi::Function fn, void* context,

@@ -34,10 +34,6 @@ namespace {
 constexpr const char* kErrReplicatorClosed = "ERR_RQ_REPLICATOR_CLOSED";
 constexpr const char* kErrUnknownChannel = "ERR_RQ_UNKNOWN_CHANNEL";
 constexpr const char* kErrChannelExists = "ERR_RQ_CHANNEL_EXISTS";
-constexpr const char* kErrBadAddress = "ERR_RQ_BAD_ADDRESS";
-constexpr const char* kErrAddressFamily = "ERR_RQ_ADDRESS_FAMILY";
-constexpr const char* kErrPacketTooLarge = "ERR_RQ_PACKET_TOO_LARGE";
-constexpr const char* kErrSocket = "ERR_RQ_SOCKET";
 
 // An engine errno as a typed JS error. Messages name the call, never an
 // address (they may reach logs).
@@ -55,19 +51,11 @@ bool ThrowErrno(Napi::Env env, int err, const char* what) {
       code = fec::status_code(fec::Status::kInvalidArgument);
       msg += ": invalid argument";
       break;
-    default: {
+    default:
       code = kErrSocket;
-      char buf[128];
-      // GNU strerror_r returns the message (maybe not in buf).
-      const char* s = strerror_r(err, buf, sizeof buf);
-      msg += ": ";
-      msg += s;
-    }
+      msg += ": " + ErrnoText(err);
   }
-  Napi::Error e = MakeCodeError(env, code, msg);
-  e.Set("errno", Napi::Number::New(env, err));
-  e.ThrowAsJavaScriptException();
-  return false;
+  return ThrowErrnoCode(env, code, err, msg);
 }
 
 // What the sender thread and the JS thread share about low-water signals.

@@ -1,5 +1,7 @@
 #include "napi/util.h"
 
+#include <string.h>
+
 #include <cmath>
 #include <map>
 
@@ -25,6 +27,21 @@ bool ThrowCode(Napi::Env env, const char* code, const std::string& message) {
     MakeCodeError(env, code, message).ThrowAsJavaScriptException();
   }
   return false;
+}
+
+bool ThrowErrnoCode(Napi::Env env, const char* code, int err,
+                    const std::string& message) {
+  if (env.IsExceptionPending()) return false;
+  Napi::Error e = MakeCodeError(env, code, message);
+  e.Set("errno", Napi::Number::New(env, err));
+  e.ThrowAsJavaScriptException();
+  return false;
+}
+
+std::string ErrnoText(int err) {
+  char buf[128];
+  // GNU strerror_r returns the message (maybe not in buf).
+  return strerror_r(err, buf, sizeof buf);
 }
 
 bool ThrowStatus(Napi::Env env, fec::Status s) {

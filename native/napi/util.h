@@ -27,6 +27,11 @@ constexpr const char* kErrBlockReleased = "ERR_RQ_BLOCK_RELEASED";
 constexpr const char* kErrObjectTooLarge = "ERR_RQ_OBJECT_TOO_LARGE";
 constexpr const char* kErrInputDetached = "ERR_RQ_INPUT_DETACHED";
 constexpr const char* kErrUnknownKernel = "ERR_RQ_UNKNOWN_KERNEL";
+// Socket-level codes, shared by the replicator and the receiver.
+constexpr const char* kErrBadAddress = "ERR_RQ_BAD_ADDRESS";
+constexpr const char* kErrAddressFamily = "ERR_RQ_ADDRESS_FAMILY";
+constexpr const char* kErrPacketTooLarge = "ERR_RQ_PACKET_TOO_LARGE";
+constexpr const char* kErrSocket = "ERR_RQ_SOCKET";
 
 // Largest buffer the binding allocates in one piece (Node's Buffer limit
 // on 64-bit builds is 2^32 bytes; stay below any V8 limit).
@@ -38,6 +43,12 @@ Napi::Error MakeStatusError(Napi::Env env, fec::Status s);
 // Throw and return false, for `if (!Check(...)) return ...;` chains.
 bool ThrowCode(Napi::Env env, const char* code, const std::string& message);
 bool ThrowStatus(Napi::Env env, fec::Status s);
+// An errno from the socket layer: `code`, `message`, and an `errno`
+// property carrying the value.
+bool ThrowErrnoCode(Napi::Env env, const char* code, int err,
+                    const std::string& message);
+// strerror_r's text for err.
+std::string ErrnoText(int err);
 inline bool ThrowInvalid(Napi::Env env, const std::string& message) {
   return ThrowCode(env, fec::status_code(fec::Status::kInvalidArgument),
                    message);
