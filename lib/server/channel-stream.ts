@@ -7,12 +7,20 @@
  * - Every `fdtInterval`-th packet (p % fdtInterval == 0, so p = 0 too) is a
  *   TOI 0 packet: one symbol of the channel's FDT instance (RFC 6726 §3.4),
  *   with EXT_FDT (instance id) and EXT_FTI (the FDT's RaptorQ OTI).
- * - All other packets visit the channel's source blocks round-robin, object
- *   by object and block by block (TOI order, SBN order), `symbolsPerTurn`
+ * - All other packets visit the channel's source blocks (object by object,
+ *   block by block: TOI order, SBN order) round-robin, `symbolsPerTurn`
  *   consecutive ESIs per block per turn (a channel with a single block takes
  *   it all the way to the next FDT packet). The ESIs come from the object's
  *   server-wide SymbolAllocator (symbol-allocator.ts): source symbols first,
  *   then repair symbols; in no-code mode a carousel of source symbols.
+ * - Sliding window (`windowBlocks` W smaller than the channel's block count
+ *   n): the round-robin visits only W blocks at a time. A block leaves the
+ *   window once it has had ceil(K * (1 + passOverhead)) packets in this pass
+ *   and the next block (cyclic order) is prepared; that block takes its
+ *   place in the turn order. So every block comes back once per pass of the
+ *   window over the channel, and the server holds W + 1 prepared blocks per
+ *   channel (the window and the one it prepares next), whatever the size of
+ *   the objects. With W >= n every block is always in the window.
  * - Each packet: LCT header (V=1, C=0, PSI=0, S=1, O=1, H=0, CP=6 = RaptorQ,
  *   CCI 0, TSI = channel id, TOI), extensions in the order EXT_FDT, EXT_FTI,
  *   EXT_RQSEQ, then the FEC Payload ID (SBN, ESI) and one T-byte symbol —
@@ -60,6 +68,36 @@ export interface StreamFdt {
   oti: WireOti;
 }
 
+/**
+ * Which blocks must stay prepared (BlockCache satisfies it). The stream pins
+ * the blocks of its window and the next one, and only lets a block into the
+ * window once it is ready; ACK replacements are only made for ready blocks.
+ */
+export interface BlockPins {
+  pin(source: SymbolSource, sbn: number): void;
+  unpin(source: SymbolSource, sbn: number): void;
+  ready(source: SymbolSource, sbn: number): boolean;
+}
+
+/** Encoders prepare blocks on demand: every block is always ready. */
+const ON_DEMAND: BlockPins = { pin() {}, unpin() {}, ready: () => true };
+
+/**
+ * W for a channel whose blocks hold `costs` bytes each once prepared: all of
+ * them if they fit `share`, else as many of the largest as fit next to the
+ * one prepared ahead (at least 1).
+ */
+export function windowFor(costs: readonly number[], share: number): number {
+  let total = 0;
+  let largest = 0;
+  for (const c of costs) {
+    total += c;
+    largest = Math.max(largest, c);
+  }
+  if (total <= share) return costs.length;
+  return Math.max(1, Math.min(costs.length - 1, Math.floor(share / largest) - 1));
+}
+
 export interface ChannelStreamOptions {
   /** The channel id: LCT TSI. */
   tsi: number;
@@ -71,6 +109,12 @@ export interface ChannelStreamOptions {
   fdtInterval?: number;
   /** Segments remembered for ACK lookups (each covers up to symbolsPerTurn packets). Default 16384. */
   historySegments?: number;
+  /** W, blocks sent at a time (see the sliding window above). Default: all of them. */
+  windowBlocks?: number;
+  /** Packets per block per pass of the window beyond K, as a fraction of K. Default 0.15. */
+  passOverhead?: number;
+  /** Default: encoders prepare blocks when first used, on the JS thread. */
+  pins?: BlockPins;
 }
 
 /** Callback taking `count` packets of `packetSize` bytes laid end to end; returns how many it took. */
@@ -88,6 +132,12 @@ export interface StreamCounters {
   freshPackets: number;
   /** Lost sequence numbers too old (or never sent) to map to a block. */
   freshUnknown: number;
+  /** Lost packets of blocks no longer prepared (out of the window): not replaced. */
+  freshSkipped: number;
+  /** Blocks that entered the window (one per block per pass). */
+  windowAdvances: number;
+  /** Turns a block kept its window slot past its quota because the next block was not prepared yet. */
+  windowStalls: number;
 }
 
 const SEQ_MOD = 2 ** 32;
@@ -136,15 +186,25 @@ export class ChannelStream {
   readonly fdtPacketSize: number;
   /** The largest stream packet: the replicator's slot size. */
   readonly slotSize: number;
-  readonly counters: StreamCounters = { packets: 0, fdtPackets: 0, freshPackets: 0, freshUnknown: 0 };
+  readonly counters: StreamCounters = { packets: 0, fdtPackets: 0, freshPackets: 0, freshUnknown: 0, freshSkipped: 0, windowAdvances: 0, windowStalls: 0 };
+  /** W: blocks in the window (the channel's block count when everything is sent at once). */
+  readonly windowBlocks: number;
 
   private readonly objects: readonly StreamObject[];
   private readonly fdt: StreamFdt;
   private readonly symbolsPerTurn: number;
   private readonly fdtInterval: number;
   /** Every (object index, sbn) in round-robin order. */
-  private readonly blocks: { obj: number; sbn: number }[] = [];
+  private readonly blocks: { obj: number; sbn: number; quota: number }[] = [];
+  /** The window: indices into `blocks`, in turn order. */
+  private readonly window: number[] = [];
+  /** Packets each window slot's block has had in this pass. */
+  private readonly passSent: number[] = [];
+  /** The block that enters the window next (pinned ahead, so it is being prepared). */
+  private nextBlock = 0;
   private cursor = 0;
+  private readonly pins: BlockPins;
+  private state: 'new' | 'started' | 'closed' = 'new';
   private readonly streamHeaders: HeaderTemplate[];
   private readonly freshHeaders: HeaderTemplate[];
   private readonly fdtStream: HeaderTemplate;
@@ -185,9 +245,22 @@ export class ChannelStream {
       }
       if (!Number.isInteger(o.toi) || o.toi < 1) throw new InvalidServerConfigError('object TOIs must be >= 1');
     }
+    const overhead = options.passOverhead ?? 0.15;
+    if (!(Number.isFinite(overhead) && overhead >= 0)) throw new InvalidServerConfigError('passOverhead must be >= 0');
     this.objects.forEach((o, obj) => {
-      for (let sbn = 0; sbn < o.encoder.sourceBlocks; sbn++) this.blocks.push({ obj, sbn });
+      for (let sbn = 0; sbn < o.encoder.sourceBlocks; sbn++) {
+        this.blocks.push({ obj, sbn, quota: Math.max(1, Math.ceil(o.encoder.sourceSymbols(sbn) * (1 + overhead))) });
+      }
     });
+    const w = options.windowBlocks ?? this.blocks.length;
+    if (!Number.isInteger(w) || w < 1) throw new InvalidServerConfigError('windowBlocks must be a positive integer');
+    this.windowBlocks = Math.min(w, this.blocks.length);
+    this.pins = options.pins ?? ON_DEMAND;
+    for (let i = 0; i < this.windowBlocks; i++) {
+      this.window.push(i);
+      this.passSent.push(0);
+    }
+    this.nextBlock = this.windowBlocks % Math.max(1, this.blocks.length);
     this.streamHeaders = this.objects.map((o) => template(this.tsi, o.toi, [], true));
     this.freshHeaders = this.objects.map((o) => template(this.tsi, o.toi, [], false));
     const fdtExt = [fdtExtension(this.fdt.instanceId), ftiExtension(this.fdt.oti)];
@@ -203,6 +276,62 @@ export class ChannelStream {
     this.hObj = new Int32Array(history);
     this.hSbn = new Uint8Array(history);
     this.hEsi = new Uint32Array(history);
+  }
+
+  /** Whether the window is smaller than the channel (blocks come and go). */
+  get sliding(): boolean {
+    return this.windowBlocks < this.blocks.length;
+  }
+
+  /** The blocks in the window now, as (TOI, SBN), in turn order. */
+  get windowContents(): { toi: number; sbn: number }[] {
+    return this.window.map((i) => ({ toi: this.objects[this.blocks[i].obj].toi, sbn: this.blocks[i].sbn }));
+  }
+
+  /**
+   * Pins the first window and the block after it (their preparation starts
+   * now). Called by the first fill() if not before; a server calls it early
+   * to wait for the blocks before it starts sending.
+   */
+  start(): void {
+    if (this.state !== 'new') return;
+    this.state = 'started';
+    for (const i of this.window) this.pin(i);
+    if (this.sliding) this.pin(this.nextBlock);
+  }
+
+  /** Unpins everything this stream pinned; fill() builds nothing afterwards. */
+  close(): void {
+    if (this.state === 'started') {
+      for (const i of this.window) this.unpin(i);
+      if (this.sliding) this.unpin(this.nextBlock);
+    }
+    this.state = 'closed';
+  }
+
+  private pin(i: number): void {
+    const b = this.blocks[i];
+    this.pins.pin(this.objects[b.obj].encoder, b.sbn);
+  }
+
+  private unpin(i: number): void {
+    const b = this.blocks[i];
+    this.pins.unpin(this.objects[b.obj].encoder, b.sbn);
+  }
+
+  /** Window slot `slot` has had its quota: its block leaves, the next one (if ready) comes in. */
+  private advance(slot: number): void {
+    const next = this.blocks[this.nextBlock];
+    if (!this.pins.ready(this.objects[next.obj].encoder, next.sbn)) {
+      this.counters.windowStalls++;
+      return;
+    }
+    this.unpin(this.window[slot]);
+    this.window[slot] = this.nextBlock;
+    this.passSent[slot] = 0;
+    this.nextBlock = (this.nextBlock + 1) % this.blocks.length;
+    this.pin(this.nextBlock);
+    this.counters.windowAdvances++;
   }
 
   /** EXT_RQSEQ of the next packet built (one past the last one built). */
@@ -224,6 +353,8 @@ export class ChannelStream {
    * time. Returns the packets `push` took.
    */
   fill(max: number, push: PushFn): number {
+    if (this.state === 'closed') return 0;
+    this.start();
     let taken = 0;
     while (this.pending.length > 0 && taken < max) {
       const p = this.pending[0];
@@ -274,6 +405,7 @@ export class ChannelStream {
       let allocator: SymbolAllocator;
       let source: SymbolSource;
       let header: HeaderTemplate;
+      let passSlot = -1;
       if (this.position % this.fdtInterval === 0 || this.blocks.length === 0) {
         obj = FDT_INDEX;
         sbn = this.fdtBlock();
@@ -282,14 +414,21 @@ export class ChannelStream {
         source = this.fdt.encoder;
         header = this.fdtStream;
       } else {
-        const b = this.blocks[this.cursor];
+        const slot = this.cursor;
+        const b = this.blocks[this.window[slot]];
         obj = b.obj;
         sbn = b.sbn;
-        want = Math.min(this.blocks.length === 1 ? toFdt : Math.min(this.symbolsPerTurn, toFdt), count - built);
+        want = Math.min(this.window.length === 1 ? toFdt : Math.min(this.symbolsPerTurn, toFdt), count - built);
+        if (this.sliding) {
+          // Stop at the quota, so that the block leaves exactly there when it can.
+          const left = b.quota - this.passSent[slot];
+          if (left > 0) want = Math.min(want, left);
+        }
         allocator = this.objects[obj].allocator;
         source = this.objects[obj].encoder;
         header = this.streamHeaders[obj];
-        this.cursor = (this.cursor + 1) % this.blocks.length;
+        this.cursor = (this.cursor + 1) % this.window.length;
+        passSlot = slot;
       }
       const range = allocator.take(sbn, want);
       const payloads = asBuffer(source.packets(sbn, range.firstEsi, range.count));
@@ -310,6 +449,10 @@ export class ChannelStream {
         runCount++;
       }
       built += range.count;
+      if (passSlot >= 0 && this.sliding) {
+        this.passSent[passSlot] += range.count;
+        if (this.passSent[passSlot] >= this.blocks[this.window[passSlot]].quota) this.advance(passSlot);
+      }
       if (obj === FDT_INDEX) this.counters.fdtPackets += range.count;
       this.counters.packets += range.count;
     }
@@ -390,6 +533,12 @@ export class ChannelStream {
       }
       const obj = this.hObj[hit.index];
       const sbn = this.hSbn[hit.index];
+      if (obj !== FDT_INDEX && !this.pins.ready(this.objects[obj].encoder, sbn)) {
+        // Out of the window and released: preparing it again for one packet
+        // would cost a whole block's solve; it comes back in the next pass.
+        this.counters.freshSkipped++;
+        continue;
+      }
       const key = (obj + 1) * 256 + sbn;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { obj, sbn, esis: [] }));
