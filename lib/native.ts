@@ -103,6 +103,8 @@ export interface RawDecoder {
   copyBlock(sbn: number): Buffer;
   takeBlock(sbn: number): Buffer;
   releaseBlock(sbn: number): void;
+  discardBlock(sbn: number): boolean;
+  heldBytes(sbn: number): number;
   result(): Buffer;
   close(): void;
 }

@@ -1,6 +1,6 @@
 /**
  * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
- *  [--timeout 60s] [--json] [--quiet] [--loss PCT]`
+ *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]`
  *
  * Exit codes (docs/PROTOCOL.md, CLI): 0 every object fetched and verified;
  * 2 usage (bad URL or option); 3 the server refused the JOIN (e.g. unknown
@@ -55,6 +55,13 @@ export function parseLossPercent(text: string): number {
   return v;
 }
 
+/** --memory: a whole number of MiB, at least 1. */
+export function parseMemoryMiB(text: string): number {
+  const v = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError('--memory is a whole number of MiB, at least 1');
+  return v;
+}
+
 export interface FetchCliOptions {
   output?: string;
   ttl?: number;
@@ -64,6 +71,8 @@ export interface FetchCliOptions {
   json?: boolean;
   quiet?: boolean;
   loss?: number;
+  /** MiB (--memory). */
+  memory?: number;
 }
 
 /**
@@ -108,6 +117,7 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
       ack: o.ack,
       timeoutMs: o.timeout,
       lossRate: o.loss === undefined ? undefined : o.loss / 100,
+      memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
     };
     client = new RqcastClient(url, options);
   } catch (e) {
@@ -149,6 +159,11 @@ export function registerFetchCommand(program: Command): Command {
     .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(parseUntil))
     .option('--ack', 'ACK mode: report losses, the server replaces them with fresh symbols')
     .addOption(new Option('--timeout <duration>', 'give up after this long without anything from the server').argParser(parseDuration).default(60_000, '60s'))
+    .addOption(
+      new Option('--memory <MiB>', 'most memory for source blocks not yet decoded (at least two blocks; symbols of others are dropped and resent by the stream)')
+        .argParser(parseMemoryMiB)
+        .default(1024, '1024'),
+    )
     .option('--json', 'JSON lines on stdout: progress, objects, final summary')
     .option('-q, --quiet', 'no progress display')
     .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(parseLossPercent))

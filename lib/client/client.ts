@@ -37,6 +37,7 @@ import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import { Rng } from '../support/rng';
 import { AckReporter } from './ack-reporter';
+import { PartialBlockBudget } from './block-budget';
 import {
   ClientError,
   FetchAbortedError,
@@ -92,6 +93,15 @@ export interface RqcastClientOptions {
   retryMs?: number;
   /** Keep a log of every (tsi, toi, sbn, esi) received in stats.esiLog. */
   recordEsis?: boolean;
+  /**
+   * Most bytes held by source blocks not decoded yet, over every object
+   * (what the native decoders allocate for them, solves included; see
+   * block-budget.ts). Symbols of blocks that do not fit are dropped, and
+   * the stream makes up for them. At least two of an object's largest
+   * blocks: raised to that, with a warning. Early decoded blocks kept for
+   * the running digest are bounded by the same amount. Default 1 GiB.
+   */
+  memoryBytes?: number;
 }
 
 /** One data packet, as the 'packet' debug event reports it (after the loss hook). */
@@ -168,6 +178,14 @@ export interface FetchSummary {
   simulatedDrops: number;
   /** Receive-buffer overflows of the client's socket (Linux /proc/net/udp drops; 0 elsewhere). */
   socketDrops: number;
+  /** Symbols dropped because their block did not fit the memory budget (memoryBytes). */
+  budgetDrops: number;
+  /** Partial blocks evicted to admit another (memoryBytes). */
+  blocksEvicted: number;
+  /** Most bytes reserved by partial blocks at once (at most memoryBytes). */
+  peakPartialBlockBytes: number;
+  /** The memory budget in force (memoryBytes, or raised to two blocks). */
+  memoryBytes: number;
 }
 
 export interface ClientStats {
@@ -271,6 +289,8 @@ export class RqcastClient extends EventEmitter {
     renewals: 0,
     esiLog: [],
   };
+  /** Partial blocks of every object, within memoryBytes. */
+  readonly budget: PartialBlockBudget;
   private readonly opts: Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram'>> & {
     useDgram: boolean;
     outputFile?: string;
@@ -343,7 +363,9 @@ export class RqcastClient extends EventEmitter {
       maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
       retryMs: positive(o.retryMs, 'retryMs', 250),
       recordEsis: o.recordEsis ?? false,
+      memoryBytes: Math.round(positive(o.memoryBytes, 'memoryBytes', 1 << 30)),
     };
+    this.budget = new PartialBlockBudget(this.opts.memoryBytes);
     const rng = new Rng(o.lossSeed ?? randomBytes(4).readUInt32BE(0));
     this.random = () => rng.unit();
   }
@@ -740,15 +762,26 @@ export class RqcastClient extends EventEmitter {
     const length = file.oti.transferLength;
     const writer = (): Promise<ObjectFileWriter> => {
       if (obj.writer === undefined) {
-        obj.writer = ObjectFileWriter.create(target, length);
+        obj.writer = ObjectFileWriter.create(target, length).then((w) => {
+          // Early blocks kept for the running digest: within the same budget.
+          w.holdBytes = Math.min(w.holdBytes, this.budget.limitBytes);
+          return w;
+        });
         // Failures surface through the receiver's sink; keep the promise handled meanwhile.
         obj.writer.catch(() => undefined);
       }
       return obj.writer;
     };
-    const receiver = new ObjectReceiver(file.oti, {
-      writeBlock: async (_sbn, offset, data) => (await writer()).writeAt(offset, data),
-    });
+    const receiver = new ObjectReceiver(
+      file.oti,
+      { writeBlock: async (_sbn, offset, data) => (await writer()).writeAt(offset, data) },
+      { budget: this.budget },
+    );
+    if (receiver.budgetRaised) {
+      this.emitWarning(
+        `memory budget raised to ${Math.ceil(this.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
+      );
+    }
     const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, lastUsefulAt: Date.now(), done: false };
     this.objects.set(name, obj);
     receiver.done.then(
@@ -921,6 +954,10 @@ export class RqcastClient extends EventEmitter {
       acksSent: this.stats.acksSent,
       simulatedDrops: this.stats.simulatedDrops,
       socketDrops: this.stats.socketDrops,
+      budgetDrops: this.budget.stats.symbolsDropped,
+      blocksEvicted: this.budget.stats.blocksEvicted,
+      peakPartialBlockBytes: this.budget.stats.peakBytes,
+      memoryBytes: this.budget.limitBytes,
     };
   }
 

@@ -19,11 +19,18 @@
  * (RFC 6330 §4.4.1.2 partitioning), so memory is bounded by the blocks in
  * flight, not by the object's size. Symbols for a finished block are
  * counted and dropped before they reach the decoder.
+ *
+ * Blocks not decoded yet are bounded by a PartialBlockBudget (shared by
+ * every object of a fetch): a block is started only when its worst-case
+ * cost fits (blockCost), otherwise its symbols are dropped, or a small
+ * stale block is evicted for it (block-budget.ts explains the policy and
+ * why it always makes progress).
  */
 import { BlockProgress, ObjectDecoder } from '../fec/decoder';
-import type { RawCodecBinding } from '../native';
+import { loadNative, type RawCodecBinding } from '../native';
 import type { AlcPacket } from '../protocol/alc';
 import type { Oti as WireOti } from '../protocol/oti';
+import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from './block-budget';
 import { codecPackets } from './symbols';
 
 export interface BlockSink {
@@ -48,6 +55,8 @@ export interface ObjectReceiverOptions {
   lanes?: number;
   /** Solve blocks on a worker thread (default true). */
   solveAsync?: boolean;
+  /** Bounds the bytes of partial blocks (shared between objects). Default: no bound. */
+  budget?: PartialBlockBudget;
   binding?: RawCodecBinding;
 }
 
@@ -69,7 +78,22 @@ export interface ObjectReceiverStats {
   /** Blocks that needed more than K + margin symbols. */
   retries: number;
   blocksDone: number;
+  /** Symbols dropped because their block did not fit the memory budget. */
+  symbolsOverBudget: number;
+  /** Partial blocks of this object evicted for the budget. */
+  blocksEvicted: number;
 }
+
+/**
+ * Bytes of repair-symbol bookkeeping per symbol in a native BlockDecoder
+ * (block_decoder.cc): an ESI and a slot index in vectors that grow by
+ * doubling (8 + 8), a node and a bucket of the seen-ESI hash set (32 + 16).
+ */
+const DECODER_BYTES_PER_SYMBOL = 64;
+/** The solver's matrices per row of the constraint system (measured at most ~330 for K = 10k..56k). */
+const SOLVER_BYTES_PER_ROW = 512;
+/** The smallest overflow buffer of a BlockDecoder, in symbols (it then doubles). */
+const DECODER_OVERFLOW_SYMBOLS = 32;
 
 export function toDecoderOti(oti: WireOti): { F: number; T: number; Z: number; N: number; Al: number } {
   return { F: oti.transferLength, T: oti.symbolSize, Z: oti.sourceBlocks, N: oti.subBlocks, Al: oti.alignment };
@@ -88,7 +112,7 @@ interface Lane {
   scheduled: boolean;
 }
 
-export class ObjectReceiver {
+export class ObjectReceiver implements BudgetedReceiver {
   readonly stats: ObjectReceiverStats = {
     symbolsReceived: 0,
     symbolsUsed: 0,
@@ -99,6 +123,8 @@ export class ObjectReceiver {
     batches: 0,
     retries: 0,
     blocksDone: 0,
+    symbolsOverBudget: 0,
+    blocksEvicted: 0,
   };
   /** Settles when every block has been written to the sink (or on the first failure). */
   readonly done: Promise<void>;
@@ -122,6 +148,16 @@ export class ObjectReceiver {
   private readonly maxPending: number;
   private readonly solveAsync: boolean;
   private readonly layout: ObjectDecoder['layout'];
+  private readonly budget: PartialBlockBudget;
+  /** Admitted to the budget (being received, not decoded). */
+  private readonly admitted: boolean[];
+  /** Budget stamp of each block's last arrival. */
+  private readonly arrivedAt: Float64Array;
+  /** Stamps of the last STALE_ARRIVALS symbols of each block that was not admitted (a ring per block). */
+  private readonly refusedAt: Float64Array;
+  private readonly refusals: Uint32Array;
+  /** L of each block's K (RFC 6330 §5.6 Table 2), for blockCost. */
+  private readonly L: number[];
   private pendingTotal = 0;
   private closed = false;
   private readonly writes: Promise<void>[] = [];
@@ -155,6 +191,25 @@ export class ObjectReceiver {
     this.limit = this.K.map((k) => k + this.margin);
     this.maxPending = options.maxPendingSymbols ?? 32768;
     this.solveAsync = options.solveAsync ?? true;
+    const binding = options.binding ?? loadNative();
+    const lOf = new Map<number, number>();
+    this.L = this.K.map((k) => {
+      let l = lOf.get(k);
+      if (l === undefined) {
+        l = binding.systematicParams(k).L;
+        lOf.set(k, l);
+      }
+      return l;
+    });
+    this.budget = options.budget ?? new PartialBlockBudget(Infinity);
+    this.admitted = new Array<boolean>(this.Z).fill(false);
+    this.arrivedAt = new Float64Array(this.Z);
+    this.refusedAt = new Float64Array(this.Z * STALE_ARRIVALS);
+    this.refusals = new Uint32Array(this.Z);
+    let largest = 0;
+    for (let sbn = 0; sbn < this.Z; sbn++) largest = Math.max(largest, this.blockCost(sbn));
+    /** The anchor and one more block must fit (block-budget.ts). */
+    this.budgetRaised = this.budget.raiseTo(2 * largest);
     this.done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -165,6 +220,80 @@ export class ObjectReceiver {
     this.decoded = new Promise<void>((resolve) => {
       this.resolveDecoded = resolve;
     });
+  }
+
+  /** The budget had to grow to hold two of this object's blocks (to budget.limitBytes). */
+  readonly budgetRaised: boolean;
+
+  /**
+   * The most heap bytes block `sbn` can make the native decoder hold from
+   * its first symbol until it is taken, at its current symbol limit
+   * (block_decoder.cc): the K*T source buffer (which also holds the repair
+   * symbols), K flag bytes and K 4-byte slot owners, the overflow buffer
+   * for symbols beyond K, repair bookkeeping per symbol; then, while it is
+   * solved, the work buffer (the encoding plan's S + K' + H + 1 slots plus
+   * one per symbol beyond K: L + 1 + extra, pi_solver.cc) and the solver's
+   * matrices. One failed attempt's extra margin is included, so that only
+   * a second failure (RFC 6330 §5.4.2: next to never) grows a reservation.
+   */
+  blockCost(sbn: number): number {
+    const K = this.K[sbn];
+    const T = this.T;
+    const most = this.limit[sbn] + this.margin;
+    const extra = most - K;
+    const overflow = Math.max(DECODER_OVERFLOW_SYMBOLS, 2 * extra);
+    const receiving = K * T + 5 * K + overflow * T + DECODER_BYTES_PER_SYMBOL * most;
+    const solving = (this.L[sbn] + 1 + extra) * T + SOLVER_BYTES_PER_ROW * (this.L[sbn] + extra);
+    return receiving + solving;
+  }
+
+  /** Heap bytes the native decoders hold now for blocks not yet taken (tests compare it with the budget). */
+  nativeHeldBytes(): number {
+    let n = 0;
+    for (let sbn = 0; sbn < this.Z; sbn++) {
+      if (!this.blockDone[sbn] && !this.closed) n += this.lanes[sbn % this.lanes.length].decoder.heldBytes(sbn);
+    }
+    return n;
+  }
+
+  // BudgetedReceiver
+  symbolsHeld(sbn: number): number {
+    return this.fed[sbn];
+  }
+  evictable(sbn: number): boolean {
+    return !this.blockDone[sbn] && this.pushed[sbn] < this.K[sbn] && this.fed[sbn] * 8 < this.K[sbn];
+  }
+  lastArrival(sbn: number): number {
+    return this.arrivedAt[sbn];
+  }
+  evict(sbn: number): void {
+    const lane = this.lanes[sbn % this.lanes.length];
+    const before = lane.pending.length;
+    lane.pending = lane.pending.filter((p) => p[0] !== sbn);
+    this.pendingTotal -= before - lane.pending.length;
+    lane.decoder.discardBlock(sbn);
+    this.admitted[sbn] = false;
+    this.fed[sbn] = 0;
+    this.pushed[sbn] = 0;
+    this.limit[sbn] = this.K[sbn] + this.margin;
+    this.refusals[sbn] = 0;
+    this.stats.blocksEvicted++;
+  }
+
+  /** Admits block `sbn` to the budget, or records the refusal (for staleness). */
+  private admit(sbn: number, stamp: number): boolean {
+    const n = this.refusals[sbn];
+    // The STALE_ARRIVALS-th refusal before this one: a held block that got
+    // nothing since then is stale.
+    const staleBefore = n >= STALE_ARRIVALS ? this.refusedAt[sbn * STALE_ARRIVALS + (n % STALE_ARRIVALS)] : undefined;
+    if (this.budget.tryAdmit(this, sbn, this.blockCost(sbn), staleBefore)) {
+      this.admitted[sbn] = true;
+      this.refusals[sbn] = 0;
+      return true;
+    }
+    this.refusedAt[sbn * STALE_ARRIVALS + (n % STALE_ARRIVALS)] = stamp;
+    this.refusals[sbn] = n + 1;
+    return false;
   }
 
   get complete(): boolean {
@@ -200,6 +329,13 @@ export class ObjectReceiver {
       this.stats.symbolsLate += symbols.length;
       return;
     }
+    const stamp = this.budget.tick();
+    if (!this.admitted[sbn] && !this.admit(sbn, stamp)) {
+      this.stats.symbolsOverBudget += symbols.length;
+      this.budget.dropped(symbols.length);
+      return;
+    }
+    this.arrivedAt[sbn] = stamp;
     const room = this.limit[sbn] - this.fed[sbn];
     if (room <= 0) {
       this.stats.symbolsSurplus += symbols.length;
@@ -229,6 +365,7 @@ export class ObjectReceiver {
   }
 
   private dropAll(): void {
+    this.budget.releaseAll(this);
     this.pendingTotal = 0;
     for (const lane of this.lanes) {
       lane.pending = [];
@@ -315,7 +452,10 @@ export class ObjectReceiver {
           this.pushed[sbn] -= duplicates;
           this.fed[sbn] -= duplicates;
           if (this.pushed[sbn] >= this.limit[sbn]) {
+            // A few more symbols: the block's reservation grows with them.
+            const before = this.blockCost(sbn);
             this.limit[sbn] += this.margin;
+            this.budget.grow(this, sbn, this.blockCost(sbn) - before);
             this.stats.retries++;
           }
         }
@@ -325,6 +465,8 @@ export class ObjectReceiver {
       this.stats.symbolsUsed += progress[sbn].received;
       const data = lane.decoder.takeBlock(sbn);
       this.blockDone[sbn] = true;
+      this.admitted[sbn] = false;
+      this.budget.release(this, sbn);
       this.stats.blocksDone++;
       const w = this.sink.writeBlock(sbn, this.layout.blockOffset(sbn), data);
       w.catch((e) => this.fail(e));

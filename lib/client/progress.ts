@@ -50,6 +50,10 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     acksSent: s.acksSent,
     simulatedDrops: s.simulatedDrops,
     socketDrops: s.socketDrops,
+    budgetDrops: s.budgetDrops,
+    blocksEvicted: s.blocksEvicted,
+    peakPartialBlockBytes: s.peakPartialBlockBytes,
+    memoryBytes: s.memoryBytes,
   };
 }
 

@@ -157,6 +157,25 @@ export class ObjectDecoder {
     callNative(() => this.raw.releaseBlock(sbn));
   }
 
+  /**
+   * Drops the symbols of a block that is not decoded yet, so that a receiver
+   * can stay within a memory budget; the block can be received again from
+   * scratch. A decoded block is left alone. Returns whether symbols were held.
+   */
+  discardBlock(sbn: number): boolean {
+    return callNative(() => this.raw.discardBlock(sbn));
+  }
+
+  /**
+   * Heap bytes block `sbn` holds in the native decoder now (its source
+   * buffer, parked repair symbols and their bookkeeping; the K*T decoded
+   * bytes once decoded, until taken). A solve's working memory is not
+   * included.
+   */
+  heldBytes(sbn: number): number {
+    return callNative(() => this.raw.heldBytes(sbn));
+  }
+
   /** Symbols held and needed per block, in one native call. */
   get progress(): BlockProgress[] {
     const received = callNative(() => this.raw.received());

@@ -219,6 +219,18 @@ void BlockDecoder::Release() {
   im.Clear();
 }
 
+// What the containers really hold (capacities, not sizes). The repair set's
+// nodes are counted at 32 bytes: a 4-byte key and a next pointer, in the
+// allocator's smallest chunk.
+size_t BlockDecoder::HeldBytes() const {
+  const Impl& im = *impl_;
+  return im.source.size() + im.overflow.size() + im.have_source.capacity() +
+         sizeof(uint32_t) * (im.occupant.capacity() + im.repair_esi.capacity() +
+                             im.repair_at.capacity()) +
+         sizeof(void*) * im.repair_seen.bucket_count() +
+         32 * im.repair_seen.size();
+}
+
 SymbolBuffer BlockDecoder::TakeSource() {
   Impl& im = *impl_;
   if (!im.decoded) return SymbolBuffer();

@@ -228,6 +228,10 @@ class BlockDecoder {
   // Once decoded: hands over the K*T source bytes (no copy) and releases
   // everything else. Returns an empty buffer if not decoded.
   SymbolBuffer TakeSource();
+  // Bytes this decoder holds on the heap now (buffers, flags, repair
+  // bookkeeping), for memory budgets; the solve's transient working memory
+  // is not included.
+  size_t HeldBytes() const;
 
  private:
   struct Impl;
@@ -277,6 +281,13 @@ class ObjectDecoder {
   Status CopyBlock(uint32_t sbn, uint8_t* out) const;
   // Frees a decoded block's memory after the caller has copied it.
   void ReleaseBlock(uint32_t sbn);
+  // Drops the symbols of a block that is not decoded (it starts over, empty,
+  // with its next packet); true if it held any. A decoded block is left
+  // alone (false).
+  bool DiscardBlock(uint32_t sbn);
+  // Heap bytes block sbn holds now: its BlockDecoder's until decoded, then
+  // the K*T decoded bytes until released.
+  size_t HeldBytes(uint32_t sbn) const;
 
  private:
   struct Impl;

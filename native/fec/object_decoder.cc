@@ -196,5 +196,22 @@ void ObjectDecoder::ReleaseBlock(uint32_t sbn) {
   }
 }
 
+bool ObjectDecoder::DiscardBlock(uint32_t sbn) {
+  if (sbn >= impl_->layout.oti.Z) return false;
+  Impl::Slot& slot = impl_->slots[sbn];
+  std::lock_guard<std::mutex> lock(slot.mu);
+  if (slot.decoded || !slot.decoder) return false;
+  slot.decoder.reset();
+  return true;
+}
+
+size_t ObjectDecoder::HeldBytes(uint32_t sbn) const {
+  if (sbn >= impl_->layout.oti.Z) return 0;
+  const Impl::Slot& slot = impl_->slots[sbn];
+  std::lock_guard<std::mutex> lock(slot.mu);
+  if (slot.decoded) return slot.source.size();
+  return slot.decoder ? slot.decoder->HeldBytes() : 0;
+}
+
 }  // namespace fec
 }  // namespace rqcast

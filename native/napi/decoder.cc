@@ -53,6 +53,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
             InstanceMethod<&Decoder::CopyBlock>("copyBlock"),
             InstanceMethod<&Decoder::TakeBlock>("takeBlock"),
             InstanceMethod<&Decoder::ReleaseBlock>("releaseBlock"),
+            InstanceMethod<&Decoder::DiscardBlock>("discardBlock"),
+            InstanceMethod<&Decoder::HeldBytes>("heldBytes"),
             InstanceMethod<&Decoder::Result>("result"),
             InstanceMethod<&Decoder::Close>("close"),
         });
@@ -462,6 +464,27 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     if (core->BlockDecoded(sbn)) released_[sbn] = true;
     core->ReleaseBlock(sbn);
     return info.Env().Undefined();
+  }
+
+  // discardBlock(sbn) -> whether a partial block lost its symbols. Unlike
+  // releaseBlock it never finishes a decoded block: a receiver that evicts
+  // a partial block to stay within its memory budget can receive the block
+  // again later.
+  Napi::Value DiscardBlock(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return Napi::Boolean::New(info.Env(), core->DiscardBlock(sbn));
+  }
+
+  // heldBytes(sbn) -> heap bytes block sbn holds now (fec::ObjectDecoder::
+  // HeldBytes).
+  Napi::Value HeldBytes(const Napi::CallbackInfo& info) {
+    fec::ObjectDecoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(core->HeldBytes(sbn)));
   }
 
   // result() -> Buffer(F), the whole object.

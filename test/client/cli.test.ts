@@ -151,6 +151,8 @@ describe('rqcast fetch (in process)', () => {
       ['fetch', 'rqcast://[::1'],
       ['fetch', `rqcast://127.0.0.1:${port}`, '--loss', '150'],
       ['fetch', `rqcast://127.0.0.1:${port}`, '--ttl', 'soon'],
+      ['fetch', `rqcast://127.0.0.1:${port}`, '--memory', '0'],
+      ['fetch', `rqcast://127.0.0.1:${port}`, '--memory', '1.5'],
       ['fetch', `rqcast://127.0.0.1:${port}`, '--ttl', '5s', '--until', '2030-01-01T00:00:00Z'],
       ['fetch', `rqcast://127.0.0.1:${port}`, '--until', '2001-01-01T00:00:00Z'],
       ['fetch'],
@@ -168,6 +170,6 @@ describe('rqcast fetch (in process)', () => {
     expect(top).toMatch(/fetch/);
     const fetch = program.commands.find((c) => c.name() === 'fetch');
     const text = fetch?.helpInformation() ?? '';
-    for (const opt of ['--output', '--ttl', '--until', '--ack', '--timeout', '--json', '--quiet', '--loss']) expect(text).toContain(opt);
+    for (const opt of ['--output', '--ttl', '--until', '--ack', '--timeout', '--json', '--quiet', '--loss', '--memory']) expect(text).toContain(opt);
   });
 });

@@ -12,6 +12,7 @@ import { RqcastClient, RqcastClientOptions } from '../../lib/client/client';
 import { JoinRefusedError } from '../../lib/client/errors';
 import { Catalogue } from '../../lib/server/catalogue';
 import { ChannelConfig, RqcastServer } from '../../lib/server/server';
+import { loadNative } from '../../lib/native';
 
 let root: string;
 let src: string;
@@ -192,5 +193,41 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
     for (let i = 0; i < 50 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
     expect(events).toEqual(['joined', 'left']);
     expect(server.sessionCount).toBe(0);
+  });
+});
+
+describe('a client within a small memory budget', () => {
+  test('an object of 10 source blocks, sent round-robin, through a budget of two blocks: bit-exact, the reservation within the budget', async () => {
+    // Blocks of 1 MiB: the catalogue derives the OTI (RFC 6330 §4.3) for a
+    // receiver working memory WS of 1 MiB instead of 16 MiB, so a 10 MiB
+    // object has 10 source blocks of K = 1024 symbols of T = 1024 bytes.
+    const native = loadNative();
+    const binding = { ...native, otiDerive: (F: number, P: number, Al: number, SS: number) => native.otiDerive(F, P, Al, SS, 1 << 20) };
+    const dir10 = await fs.mkdtemp(path.join(root, 'ten-'));
+    const data = randomBytes(10 << 20);
+    await fs.writeFile(path.join(dir10, 'ten.bin'), data);
+    const cat = await Catalogue.load([dir10], { symbolSize: 1024, binding });
+    try {
+      expect(cat.get('ten.bin')?.oti.Z).toBeGreaterThanOrEqual(8);
+      const server = new RqcastServer({ catalogue: cat, port: 0, host: '127.0.0.1', rateMbps: 400 });
+      servers.push(server);
+      const port = (await server.listen()).port;
+      const dir = await outDir();
+      const warnings: string[] = [];
+      // 1 byte: raised to the least a fetch can work with, two blocks.
+      const c = client(`rqcast://127.0.0.1:${port}`, dir, { memoryBytes: 1, lossRate: 0.05, lossSeed: 3 });
+      c.on('warning', (w) => warnings.push(w));
+      const s = await c.fetch();
+      expect((await fs.readFile(path.join(dir, 'ten.bin'))).equals(data)).toBe(true);
+      expect(warnings.some((w) => /memory budget raised/.test(w))).toBe(true);
+      // Two blocks of about 1 MiB each, solves included: far below the object.
+      expect(s.memoryBytes).toBeLessThan(8 << 20);
+      expect(s.peakPartialBlockBytes).toBeLessThanOrEqual(s.memoryBytes);
+      expect(s.peakPartialBlockBytes).toBeGreaterThan(s.memoryBytes / 2);
+      expect(s.budgetDrops).toBeGreaterThan(0);
+      expect(c.budget.usedBytes).toBe(0);
+    } finally {
+      for (const o of cat.objects) o.encoder.close();
+    }
   });
 });

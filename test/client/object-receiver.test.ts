@@ -1,6 +1,8 @@
 import { randomBytes } from 'crypto';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { BlockSink, ObjectReceiver } from '../../lib/client/object-receiver';
+import { PartialBlockBudget } from '../../lib/client/block-budget';
+import type { AlcPacket } from '../../lib/protocol/alc';
 import { alcPacket, feedLikeAStream, lossyPackets, prng, wireOti } from './support';
 
 class MemorySink implements BlockSink {
@@ -169,6 +171,131 @@ describe('ObjectReceiver', () => {
     const rx = new ObjectReceiver(wireOti(enc), { writeBlock: () => Promise.reject(new Error('disk full')) });
     for (let esi = 0; esi < 15; esi++) rx.add(alcPacket(enc, 0, esi));
     await expect(rx.done).rejects.toThrow('disk full');
+    enc.close();
+  });
+});
+
+/**
+ * A server's stream of one object, in its block order, forever: symbols
+ * with fresh ESIs, each lost with probability `loss`.
+ */
+function* stream(enc: ObjectEncoder, order: 'round-robin' | { window: number; overhead: number; startAt: number }, loss: number, rand: () => number) {
+  const Z = enc.sourceBlocks;
+  const esi = new Array<number>(Z).fill(0);
+  const send = function* (sbn: number) {
+    const e = esi[sbn]++;
+    if (rand() >= loss) yield alcPacket(enc, sbn, e);
+  };
+  if (order === 'round-robin') {
+    for (;;) for (let sbn = 0; sbn < Z; sbn++) yield* send(sbn);
+  }
+  // A sliding window: `window` blocks interleaved, each getting
+  // K(1 + overhead) symbols, then the next ones; passes repeat. The receiver
+  // joins `startAt` symbols into the first pass.
+  let skip = order.startAt;
+  for (;;) {
+    for (let first = 0; first < Z; first += order.window) {
+      const blocks = [];
+      for (let b = first; b < Math.min(Z, first + order.window); b++) blocks.push(b);
+      const turn = Math.ceil(enc.sourceSymbols(first) * (1 + order.overhead));
+      for (let i = 0; i < turn; i++) {
+        for (const b of blocks) {
+          if (skip > 0) {
+            skip--;
+            esi[b]++;
+            continue;
+          }
+          yield* send(b);
+        }
+      }
+    }
+  }
+}
+
+describe('ObjectReceiver within a memory budget of two blocks', () => {
+  test.each([
+    ['round-robin, 10% loss', 'round-robin' as const, 0.1],
+    ['round-robin, 50% loss', 'round-robin' as const, 0.5],
+    ['sliding window of 1, loss above the overhead', { window: 1, overhead: 0.05, startAt: 500 }, 0.1],
+    ['sliding window of 2, joined mid-pass', { window: 2, overhead: 0.1, startAt: 1001 }, 0.02],
+    ['sliding window of 3, 30% loss', { window: 3, overhead: 0.2, startAt: 77 }, 0.3],
+  ])('%s: completes bit-exact; reserved and native bytes stay within the budget', async (_label, order, loss) => {
+    const data = randomBytes(8 * 320 * 64 - 1000);
+    const enc = new ObjectEncoder(data, { symbolSize: 64, sourceBlocks: 8 });
+    const sink = new MemorySink(data.length);
+    // A budget of 0 is raised to the least allowed: two of the largest blocks.
+    const budget = new PartialBlockBudget(0);
+    const rx = new ObjectReceiver(wireOti(enc), sink, { budget, lanes: 2 });
+    expect(rx.budgetRaised).toBe(true);
+    expect(budget.limitBytes).toBe(2 * Math.max(...[...Array(8).keys()].map((sbn) => rx.blockCost(sbn))));
+    const packets = stream(enc, order, loss, prng(11));
+    let fed = 0;
+    while (!rx.complete && fed < 2_000_000) {
+      for (let i = 0; i < 64; i++) {
+        rx.add(packets.next().value as AlcPacket);
+        fed++;
+      }
+      expect(budget.usedBytes).toBeLessThanOrEqual(budget.limitBytes);
+      expect(budget.blocks).toBeLessThanOrEqual(2);
+      // The model is an upper bound of what the decoders really hold.
+      expect(rx.nativeHeldBytes()).toBeLessThanOrEqual(budget.usedBytes);
+      await new Promise((r) => setImmediate(r));
+    }
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    expect(budget.stats.peakBytes).toBeLessThanOrEqual(budget.limitBytes);
+    expect(budget.stats.peakBytes).toBeGreaterThan(budget.limitBytes / 2);
+    expect(rx.stats.symbolsOverBudget).toBeGreaterThan(0);
+    expect(budget.stats.symbolsDropped).toBe(rx.stats.symbolsOverBudget);
+    expect(budget.usedBytes).toBe(0);
+    enc.close();
+  });
+
+  test('a block admitted at the tail of its turn is evicted for the next one; the anchor never is', async () => {
+    // Window of 2: blocks 1 and 2 interleaved; block 1 decodes as the
+    // turn ends, and the last symbols of block 2 start it with a few
+    // symbols. When blocks 3 and 4 come, block 2 is small and stale.
+    const data = randomBytes(6 * 300 * 64);
+    const enc = new ObjectEncoder(data, { symbolSize: 64, sourceBlocks: 6 });
+    const sink = new MemorySink(data.length);
+    const budget = new PartialBlockBudget(0);
+    const rx = new ObjectReceiver(wireOti(enc), sink, { budget, lanes: 1 });
+    const K = enc.sourceSymbols(0);
+    const evicted: number[] = [];
+    const evict = rx.evict.bind(rx);
+    rx.evict = (sbn: number) => {
+      evicted.push(sbn);
+      evict(sbn);
+    };
+    // The receiver joins at the end of block 0's turn: block 0 is the anchor.
+    for (let esi = 0; esi < 5; esi++) rx.add(alcPacket(enc, 0, 1000 + esi));
+    for (let i = 0; i < K + 2; i++) {
+      rx.add(alcPacket(enc, 1, i));
+      rx.add(alcPacket(enc, 2, i));
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+    }
+    // Block 1 decodes (off the JS thread) while the turn's last symbols of block 2 arrive.
+    for (let i = 0; i < 200 && !sink.written.includes(1); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(sink.written).toEqual([1]);
+    for (let i = K + 2; i < K + 12; i++) rx.add(alcPacket(enc, 2, i));
+    expect(rx.symbolsHeld(2)).toBe(10);
+    for (let i = 0; i < 2 * K && !rx.complete; i++) {
+      rx.add(alcPacket(enc, 3, i));
+      rx.add(alcPacket(enc, 4, i));
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(evicted).toEqual([2]);
+    expect(rx.stats.blocksEvicted).toBe(1);
+    expect(budget.stats.blocksEvicted).toBe(1);
+    // Then the stream goes on round-robin until everything decodes.
+    const rest = stream(enc, 'round-robin', 0.1, prng(5));
+    while (!rx.complete) {
+      for (let i = 0; i < 64; i++) rx.add(rest.next().value as AlcPacket);
+      await new Promise((r) => setImmediate(r));
+    }
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    expect(evicted).not.toContain(0);
     enc.close();
   });
 });

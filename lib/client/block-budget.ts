@@ -1,0 +1,175 @@
+/**
+ * PartialBlockBudget: bounds the memory held by source blocks that are being
+ * received but are not decoded yet, over every object of a fetch.
+ *
+ * A server streams all the blocks of an object round-robin (or, later, a
+ * sliding window of blocks, each getting about K(1 + overhead) symbols per
+ * pass, passes repeating forever). A receiver that started every block it
+ * hears of would hold the whole object in partial blocks. Instead each block
+ * is admitted, with its worst-case cost (ObjectReceiver.blockCost: what the
+ * native decoder allocates for it, up to and including its solve), only
+ * while the admitted costs fit the budget; a symbol of a block that is not
+ * admitted is dropped and counted: the stream sends others.
+ *
+ * Eviction, and why the fetch cannot livelock. The oldest admitted block
+ * (the "anchor") is never evicted. Any other admitted block may be evicted
+ * (its symbols discarded; it can be admitted again later) to make room for
+ * a newcomer when both:
+ *   - it is small: it holds fewer than K/8 symbols, so little is wasted and
+ *     it is not being solved; and
+ *   - it is stale: it received nothing while the newcomer arrived
+ *     STALE_ARRIVALS times (the server has moved on to other blocks).
+ * Such blocks are what a sliding window leaves behind when a block is
+ * admitted at the tail of its turn; evicting them lets the block now being
+ * sent use its whole turn. Blocks with K/8 symbols or more are kept, so a
+ * loss rate above the server's overhead (no block completes in one turn)
+ * does not turn into every block being evicted before its next turn.
+ *
+ * Progress: the anchor only gains symbols; the server sends every block
+ * again and again with fresh ESIs (docs/PROTOCOL.md), so the anchor holds K
+ * distinct symbols, and decodes, after finitely many of its packets (a
+ * failed attempt admits a few more, RFC 6330 §5.4.2 rarely needs more than
+ * K + 2). It then leaves the budget and the next oldest block becomes the
+ * anchor (or, if none is held, the next block admitted: the budget is then
+ * empty, so one fits). Each anchor is a different block that decodes, so
+ * every block of every object decodes after at most as many anchors as
+ * there are blocks, whatever the order the server sends them in, and for
+ * any loss short of total. The anchor needs room for one block; the budget
+ * keeps room for at least two (raiseTo), so that one more block can be
+ * received while the anchor waits for its next turn.
+ */
+
+/** Newcomer arrivals without one for a held block that make the held block stale. */
+export const STALE_ARRIVALS = 16;
+
+/** A receiver whose blocks the budget admits and may evict. */
+export interface BudgetedReceiver {
+  /** Symbols block `sbn` holds (the victim is the one with the fewest). */
+  symbolsHeld(sbn: number): number;
+  /** Whether `sbn` may be evicted now (few symbols, not being solved). */
+  evictable(sbn: number): boolean;
+  /** Stamp (PartialBlockBudget.tick) of the last symbol of `sbn` that arrived. */
+  lastArrival(sbn: number): number;
+  /** Discards block `sbn`'s symbols; the budget has already released it. */
+  evict(sbn: number): void;
+}
+
+interface Admitted {
+  owner: BudgetedReceiver;
+  sbn: number;
+  cost: number;
+}
+
+export interface PartialBlockBudgetStats {
+  /** Symbols dropped because their block was not admitted. */
+  symbolsDropped: number;
+  /** Partial blocks evicted to admit another. */
+  blocksEvicted: number;
+  /** Most bytes admitted blocks reserved at once (never above limitBytes). */
+  peakBytes: number;
+}
+
+export class PartialBlockBudget {
+  readonly stats: PartialBlockBudgetStats = { symbolsDropped: 0, blocksEvicted: 0, peakBytes: 0 };
+  /** Bytes reserved by the admitted blocks now. */
+  usedBytes = 0;
+  /** Admission order: entries[0] is the anchor. */
+  private entries: Admitted[] = [];
+  private clock = 0;
+
+  constructor(
+    /** Most bytes partial blocks may reserve (Infinity: no bound). */
+    public limitBytes: number,
+  ) {}
+
+  /** Admitted blocks, all receivers. */
+  get blocks(): number {
+    return this.entries.length;
+  }
+
+  /** Stamps an arrival: a counter shared by every receiver of the budget (no clock). */
+  tick(): number {
+    return ++this.clock;
+  }
+
+  /**
+   * Raises the limit to `bytes` if it is lower (a budget must hold two of
+   * the largest blocks); returns whether it did.
+   */
+  raiseTo(bytes: number): boolean {
+    if (this.limitBytes >= bytes) return false;
+    this.limitBytes = bytes;
+    return true;
+  }
+
+  /**
+   * Admits block `sbn` of `owner`, reserving `cost` bytes, if it fits, or
+   * if evicting one small stale block (see the file comment) makes it fit.
+   * `staleBefore`: a held block whose last arrival is older than this stamp
+   * is stale (undefined: the newcomer has not arrived often enough yet).
+   */
+  tryAdmit(owner: BudgetedReceiver, sbn: number, cost: number, staleBefore: number | undefined): boolean {
+    if (this.usedBytes + cost > this.limitBytes) {
+      if (staleBefore === undefined) return false;
+      let victim = -1;
+      let fewest = Infinity;
+      // entries[0], the anchor, is never a victim.
+      for (let i = 1; i < this.entries.length; i++) {
+        const e = this.entries[i];
+        if (this.usedBytes - e.cost + cost > this.limitBytes) continue;
+        if (!e.owner.evictable(e.sbn) || e.owner.lastArrival(e.sbn) >= staleBefore) continue;
+        const n = e.owner.symbolsHeld(e.sbn);
+        if (n < fewest) {
+          fewest = n;
+          victim = i;
+        }
+      }
+      if (victim < 0) return false;
+      const e = this.entries[victim];
+      this.entries.splice(victim, 1);
+      this.usedBytes -= e.cost;
+      this.stats.blocksEvicted++;
+      e.owner.evict(e.sbn);
+    }
+    this.entries.push({ owner, sbn, cost });
+    this.usedBytes += cost;
+    if (this.usedBytes > this.stats.peakBytes) this.stats.peakBytes = this.usedBytes;
+    return true;
+  }
+
+  /** Block `sbn` of `owner` decoded (or its receiver closed): its bytes are free. */
+  release(owner: BudgetedReceiver, sbn: number): void {
+    const i = this.entries.findIndex((e) => e.owner === owner && e.sbn === sbn);
+    if (i < 0) return;
+    this.usedBytes -= this.entries[i].cost;
+    this.entries.splice(i, 1);
+  }
+
+  /**
+   * Block `sbn` of `owner` needs `bytes` more (a block that failed to decode
+   * twice takes more symbols). Always granted: refusing the anchor would
+   * stall the fetch; this is the one way usedBytes can pass the limit.
+   */
+  grow(owner: BudgetedReceiver, sbn: number, bytes: number): void {
+    const e = this.entries.find((x) => x.owner === owner && x.sbn === sbn);
+    if (!e) return;
+    e.cost += bytes;
+    this.usedBytes += bytes;
+    if (this.usedBytes > this.stats.peakBytes) this.stats.peakBytes = this.usedBytes;
+  }
+
+  /** Releases every block of `owner`. */
+  releaseAll(owner: BudgetedReceiver): void {
+    const keep: Admitted[] = [];
+    for (const e of this.entries) {
+      if (e.owner === owner) this.usedBytes -= e.cost;
+      else keep.push(e);
+    }
+    this.entries = keep;
+  }
+
+  /** Counts symbols dropped for want of room. */
+  dropped(symbols: number): void {
+    this.stats.symbolsDropped += symbols;
+  }
+}
