@@ -95,6 +95,9 @@ export interface RawDecoder {
   pushArray(packets: Uint8Array[], skipInvalid: boolean): RawBatchResult;
   pushBatchAsync(buf: Uint8Array, packetSize: number, skipInvalid: boolean): Promise<RawBatchResult>;
   pushArrayAsync(packets: Uint8Array[], skipInvalid: boolean): Promise<RawBatchResult>;
+  addPackets(buf: Uint8Array, offsets: Uint32Array, count: number): number;
+  solveAsync(sbns: Uint32Array): Promise<RawBatchResult>;
+  solve(sbns: Uint32Array): void;
   blockDecoded(sbn: number): boolean;
   blockReleased(sbn: number): boolean;
   blocksDecoded(): number;

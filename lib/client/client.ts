@@ -28,7 +28,7 @@ import { promises as dns } from 'dns';
 import { EventEmitter } from 'events';
 import { isIP } from 'net';
 import * as path from 'path';
-import { AlcPacket, decodeAlc, FDT_TOI } from '../protocol/alc';
+import { AlcPacket, decodeAlc, FDT_TOI, newAlcScan, scanAlcData } from '../protocol/alc';
 import { decodeControl, encodeControl } from '../protocol/control';
 import { CONTROL_MAGIC_0, NONCE_SIZE } from '../protocol/control-header';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
@@ -227,8 +227,11 @@ interface ChannelState {
   fdtSeen: boolean;
   /** TOI -> object of this channel. */
   tois: Map<bigint, ObjectState>;
+  /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
+  toiNumbers: Map<number, ObjectState>;
   /** TOIs this channel's FDTs list that are not wanted. */
   ignoredTois: Set<bigint>;
+  ignoredToiNumbers: Set<number>;
   unknown: AlcPacket[];
   ack?: AckReporter;
 }
@@ -242,6 +245,8 @@ interface ObjectState {
   receiver: ObjectReceiver;
   /** When the receiver last took a symbol (Date.now()). */
   lastUsefulAt: number;
+  /** symbolsReceived when the current receive batch first gave it symbols; -1 when it has not. */
+  batchMark: number;
   /** The temporary file, created with the first decoded block (so that an FDT of many objects does not open as many files at once). */
   writer?: Promise<ObjectFileWriter>;
   done: boolean;
@@ -323,6 +328,10 @@ export class RqcastClient extends EventEmitter {
   private readonly channels = new Map<number, ChannelState>();
   private readonly objects = new Map<string, ObjectState>();
   private readonly results: ObjectResult[] = [];
+  /** The data path's scan of the current packet (reused). */
+  private readonly scan = newAlcScan();
+  /** Objects given symbols in the current receive batch. */
+  private readonly touched: ObjectState[] = [];
   /** Data that arrived before JOINED. */
   private preJoin: { p: AlcPacket; length: number }[] = [];
   private lastProgress = { at: 0, bytes: 0 };
@@ -559,7 +568,9 @@ export class RqcastClient extends EventEmitter {
           fdt: new FdtReceiver(),
           fdtSeen: false,
           tois: new Map(),
+          toiNumbers: new Map(),
           ignoredTois: new Set(),
+          ignoredToiNumbers: new Set(),
           unknown: [],
           ack: this.opts.ack ? new AckReporter() : undefined,
         });
@@ -592,17 +603,92 @@ export class RqcastClient extends EventEmitter {
 
   // --------------------------------------------------------- data plane --
 
-  /** One delivery of datagrams (a native batch, or one dgram message), in one pass. */
+  /**
+   * One delivery of datagrams (a native batch, or one dgram message), in one
+   * pass. Object packets of joined channels take the data path: read in
+   * place (scanAlcData), no object or BigInt per packet, their symbols
+   * handed to the receivers as offsets into the delivery's buffer and added
+   * to the decoders once per delivery. Everything else (control messages,
+   * the FDT, packets before JOINED, packets the scan leaves to decodeAlc,
+   * the debug hooks) goes through onDatagram.
+   */
   private onDatagrams(d: Datagrams): void {
     if (!this.server || this.phase === 'finished' || this.left) return;
     this.stats.ignored += d.truncated;
+    const data = d.data;
+    const scan = this.scan;
+    const hooks = this.opts.recordEsis || this.listenerCount('packet') > 0;
+    let useful = false;
     for (let i = 0; i < d.count && !this.ended; i++) {
       if (!this.fromServer(d.address(i))) {
         this.stats.ignored++;
         continue;
       }
+      const at = d.offset(i);
+      const length = d.length(i);
+      if (
+        !hooks &&
+        this.phase === 'joined' &&
+        length > 0 &&
+        data[at] !== CONTROL_MAGIC_0 &&
+        scanAlcData(data, at, length, scan)
+      ) {
+        if (this.onObjectPacket(data, at, length)) useful = true;
+        continue;
+      }
       this.onDatagram(d.datagram(i), d.port(i));
     }
+    if (this.touched.length > 0) {
+      const now = Date.now();
+      for (const obj of this.touched) {
+        obj.receiver.commitAll();
+        if (obj.receiver.stats.symbolsReceived !== obj.batchMark) obj.lastUsefulAt = now;
+        obj.batchMark = -1;
+      }
+      this.touched.length = 0;
+    }
+    if (useful) this.lastActivity = Date.now();
+  }
+
+  /**
+   * The data path: the object packet scanAlcData just read (this.scan) at
+   * data[at, at + length). What onAlc and route do for a decoded packet,
+   * without the packet object. True if it may still help (the timeout's
+   * activity).
+   */
+  private onObjectPacket(data: Uint8Array, at: number, length: number): boolean {
+    const s = this.scan;
+    const ch = this.channels.get(s.tsi);
+    if (!ch) {
+      this.stats.ignored++;
+      return false;
+    }
+    if (this.opts.lossRate > 0 && this.random() < this.opts.lossRate) {
+      this.stats.simulatedDrops++;
+      return false;
+    }
+    this.stats.packetsReceived++;
+    this.stats.bytesReceived += length;
+    if (s.sequence < 0) this.stats.replacements++;
+    else if (ch.ack) {
+      ch.ack.record(s.sequence);
+      if (ch.ack.unreported >= this.opts.ackEveryPackets) this.sendAck(ch);
+    }
+    const obj = ch.toiNumbers.get(s.toi);
+    if (obj) {
+      const r = obj.receiver;
+      if (obj.batchMark < 0) {
+        obj.batchMark = r.stats.symbolsReceived;
+        this.touched.push(obj);
+      }
+      r.addSymbols(data, s.payloadIdOffset, s.sbn, s.esi, s.payloadLength);
+      return !r.complete;
+    }
+    if (ch.fdtSeen || ch.ignoredToiNumbers.has(s.toi)) return false;
+    // Not in an FDT yet: the general path keeps it (a view of this delivery's buffer, which is ours).
+    const d = decodeAlc(data.subarray(at, at + length));
+    if (d.ok) this.route(ch, d.packet);
+    return false;
   }
 
   private fromServer(address: string): boolean {
@@ -715,7 +801,7 @@ export class RqcastClient extends EventEmitter {
     for (const file of fdt.files) {
       if (ch.tois.has(file.toi)) continue;
       if (this.url.name !== undefined && file.contentLocation !== this.url.name) {
-        ch.ignoredTois.add(file.toi);
+        this.ignoreToi(ch, file.toi);
         continue;
       }
       let obj: ObjectState | undefined;
@@ -728,8 +814,12 @@ export class RqcastClient extends EventEmitter {
         }
         this.emitWarning(e instanceof Error ? e.message : String(e));
       }
-      if (obj) ch.tois.set(file.toi, obj);
-      else ch.ignoredTois.add(file.toi);
+      if (obj) {
+        ch.tois.set(file.toi, obj);
+        if (file.toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.toiNumbers.set(Number(file.toi), obj);
+      } else {
+        this.ignoreToi(ch, file.toi);
+      }
     }
     const buffered = ch.unknown;
     ch.unknown = [];
@@ -742,6 +832,11 @@ export class RqcastClient extends EventEmitter {
     }
     this.checkFinished();
     this.leaveIfAllDecoded();
+  }
+
+  private ignoreToi(ch: ChannelState, toi: bigint): void {
+    ch.ignoredTois.add(toi);
+    if (toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.ignoredToiNumbers.add(Number(toi));
   }
 
   /** The object for an FDT entry: an existing one (same name, digest, OTI) or a new one. */
@@ -782,7 +877,7 @@ export class RqcastClient extends EventEmitter {
         `memory budget raised to ${Math.ceil(this.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
       );
     }
-    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, lastUsefulAt: Date.now(), done: false };
+    const obj: ObjectState = { name, file, oti: file.oti, sha256: file.sha256, path: target, receiver, lastUsefulAt: Date.now(), batchMark: -1, done: false };
     this.objects.set(name, obj);
     receiver.done.then(
       () => this.onObjectDecoded(obj),

@@ -1,18 +1,26 @@
 /**
  * ObjectReceiver: one object being received, from any number of channels.
  *
- * Symbols arrive one ALC packet at a time; they are collected and handed to
- * the native decoder in one call per burst (everything that arrived before
- * the event loop next turns, setImmediate), never per packet. Blocks that
- * become decodable are solved on a worker thread (pushManyAsync) while the
- * socket keeps being read; one batch is in a decoder at a time, the next
- * one grows meanwhile. Blocks are spread over a few decoders ("lanes") so
- * that blocks that become decodable together are solved in parallel.
+ * The data path copies a symbol once before the decoder's own copy: the
+ * client hands over where each symbol sits in its receive batch
+ * (addSymbols: the FEC Payload ID and the T bytes after it, RFC 6330
+ * §3.2), and the offsets of one batch go to the native decoder in one call
+ * per lane (ObjectDecoder.addPackets), at the end of the batch or of the
+ * event-loop turn. No JS object per packet. (add() takes a parsed ALC
+ * packet instead, copying it: tests, packets kept until their FDT came.)
  *
- * A block takes K + margin symbols; the ones that arrive while it is being
- * solved are surplus and never copied into the decoder. Only a failed
- * attempt (RFC 6330 decoding sometimes needs a symbol or two more than K)
- * opens the block to more.
+ * Blocks that hold K symbols are solved on a worker thread (solveAsync)
+ * while the socket keeps being read; symbols of other blocks keep going
+ * into the decoder meanwhile (the core locks per block). Symbols of a
+ * block being solved are copied aside and added after the attempt, if it
+ * failed. Blocks are spread over a few decoders ("lanes"), each with one
+ * solve at a time, so that blocks that become decodable together are
+ * solved in parallel.
+ *
+ * A block takes K + margin symbols; the ones that arrive beyond that are
+ * surplus and never copied into the decoder. Only a failed attempt (RFC
+ * 6330 decoding sometimes needs a symbol or two more than K) opens the
+ * block to more.
  *
  * As soon as a source block decodes it is taken out of the decoder
  * (takeBlock frees the decoder's copy) and handed to the sink at its offset
@@ -28,10 +36,9 @@
  */
 import { BlockProgress, ObjectDecoder } from '../fec/decoder';
 import { loadNative, type RawCodecBinding } from '../native';
-import type { AlcPacket } from '../protocol/alc';
+import { FEC_PAYLOAD_ID_SIZE, MAX_ESI, type AlcPacket } from '../protocol/alc';
 import type { Oti as WireOti } from '../protocol/oti';
 import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from './block-budget';
-import { codecPackets } from './symbols';
 
 export interface BlockSink {
   /** Called once per source block, in decode order. */
@@ -40,9 +47,9 @@ export interface BlockSink {
 
 export interface ObjectReceiverOptions {
   /**
-   * Most symbols waiting for the decoders while they solve; beyond it
-   * symbols are dropped (and counted): the stream will send others.
-   * Default 32768.
+   * Most symbols waiting to be added to the decoders (those of a batch not
+   * yet handed over, and those of blocks being solved); beyond it symbols
+   * are dropped (and counted): the stream will send others. Default 32768.
    */
   maxPendingSymbols?: number;
   /**
@@ -75,6 +82,8 @@ export interface ObjectReceiverStats {
   rejected: number;
   /** Native calls that added symbols. */
   batches: number;
+  /** Solve attempts handed to the decoders (calls, each of one or more blocks). */
+  solves: number;
   /** Blocks that needed more than K + margin symbols. */
   retries: number;
   blocksDone: number;
@@ -99,17 +108,45 @@ export function toDecoderOti(oti: WireOti): { F: number; T: number; Z: number; N
   return { F: oti.transferLength, T: oti.symbolSize, Z: oti.sourceBlocks, N: oti.subBlocks, Al: oti.alignment };
 }
 
+/** Packets (4 + T bytes) staged for one native addPackets call: where they sit in `buf`. */
+interface Stage {
+  buf: Uint8Array | undefined;
+  offsets: Uint32Array;
+  count: number;
+}
+
 /**
- * One decoder and its batch. The native decoder solves the blocks of one
- * batch one after the other on one worker thread, and takes one batch at a
- * time; several lanes let blocks of one object solve in parallel.
+ * One decoder, what waits to be added to it, and its solves. The native
+ * decoder solves one set of blocks at a time, on one worker thread;
+ * several lanes let blocks of one object solve in parallel.
  */
 interface Lane {
   decoder: ObjectDecoder;
-  pending: Uint8Array[];
-  touched: Set<number>;
+  /** Symbols where they were received (a receive batch). */
+  received: Stage;
+  /** Symbols copied here (add(), G > 1, set aside during a solve). */
+  copied: Stage;
+  /** Copies of the symbols of blocks being solved, added if the attempt fails. */
+  deferred: Uint8Array[];
+  /** Blocks to try to solve (they hold K symbols or more). */
+  ready: Set<number>;
+  /** Blocks being solved now (busy). */
+  solving: Set<number>;
   busy: boolean;
   scheduled: boolean;
+}
+
+function newStage(buf?: Uint8Array): Stage {
+  return { buf, offsets: new Uint32Array(256), count: 0 };
+}
+
+function pushOffset(st: Stage, at: number): void {
+  if (st.count === st.offsets.length) {
+    const bigger = new Uint32Array(st.offsets.length * 2);
+    bigger.set(st.offsets);
+    st.offsets = bigger;
+  }
+  st.offsets[st.count++] = at;
 }
 
 export class ObjectReceiver implements BudgetedReceiver {
@@ -121,6 +158,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     symbolsDropped: 0,
     rejected: 0,
     batches: 0,
+    solves: 0,
     retries: 0,
     blocksDone: 0,
     symbolsOverBudget: 0,
@@ -179,7 +217,16 @@ export class ObjectReceiver implements BudgetedReceiver {
     const laneCount = Math.max(1, Math.min(this.Z, options.lanes ?? 4));
     this.lanes = [];
     for (let i = 0; i < laneCount; i++) {
-      this.lanes.push({ decoder: i === 0 ? first : make(), pending: [], touched: new Set(), busy: false, scheduled: false });
+      this.lanes.push({
+        decoder: i === 0 ? first : make(),
+        received: newStage(),
+        copied: newStage(new Uint8Array(64 * (FEC_PAYLOAD_ID_SIZE + oti.symbolSize))),
+        deferred: [],
+        ready: new Set(),
+        solving: new Set(),
+        busy: false,
+        scheduled: false,
+      });
     }
     this.K = [];
     for (let sbn = 0; sbn < this.Z; sbn++) this.K.push(this.layout.sourceSymbols(sbn));
@@ -268,9 +315,9 @@ export class ObjectReceiver implements BudgetedReceiver {
   }
   evict(sbn: number): void {
     const lane = this.lanes[sbn % this.lanes.length];
-    const before = lane.pending.length;
-    lane.pending = lane.pending.filter((p) => p[0] !== sbn);
-    this.pendingTotal -= before - lane.pending.length;
+    // Its symbols not yet added go too (an evictable block is not being solved).
+    this.pendingTotal -= this.unstage(lane.received, sbn) + this.unstage(lane.copied, sbn);
+    lane.ready.delete(sbn);
     lane.decoder.discardBlock(sbn);
     this.admitted[sbn] = false;
     this.fed[sbn] = 0;
@@ -278,6 +325,17 @@ export class ObjectReceiver implements BudgetedReceiver {
     this.limit[sbn] = this.K[sbn] + this.margin;
     this.refusals[sbn] = 0;
     this.stats.blocksEvicted++;
+  }
+
+  /** Removes block `sbn`'s packets from a stage; returns how many. */
+  private unstage(st: Stage, sbn: number): number {
+    const buf = st.buf;
+    if (buf === undefined) return 0;
+    let n = 0;
+    for (let i = 0; i < st.count; i++) if (buf[st.offsets[i]] !== sbn) st.offsets[n++] = st.offsets[i];
+    const removed = st.count - n;
+    st.count = n;
+    return removed;
   }
 
   /** Admits block `sbn` to the budget, or records the refusal (for staleness). */
@@ -312,48 +370,115 @@ export class ObjectReceiver implements BudgetedReceiver {
     return n;
   }
 
-  /** Adds the symbols of one ALC packet of this object (its TOI on any channel). */
+  /**
+   * Adds the symbols of one ALC packet of this object (its TOI on any
+   * channel), copying them: for packets that are not in a receive batch
+   * any more. The data path uses addSymbols.
+   */
   add(packet: AlcPacket): void {
+    const p = packet.payload;
+    this.addFrom(p, 0, packet.sbn, packet.esi, packet.payloadLength, false);
+  }
+
+  /**
+   * Adds the symbols of one ALC packet read in place (scanAlcData): its
+   * FEC Payload ID at buf[at], then its symbols (payloadLength bytes).
+   * With one symbol per packet (what rqcast sends) nothing is copied until
+   * the decoder adds it: `buf` must stay unchanged until commit() (or the
+   * end of the event-loop turn); the receive batches the client gets are
+   * its own.
+   */
+  addSymbols(buf: Uint8Array, at: number, sbn: number, esi: number, payloadLength: number): void {
+    this.addFrom(buf, at + FEC_PAYLOAD_ID_SIZE, sbn, esi, payloadLength, true);
+  }
+
+  /** `symbols` at buf[at]; `inPlace`: the FEC Payload ID precedes them in buf and buf may be staged as is. */
+  private addFrom(buf: Uint8Array, at: number, sbn: number, esi: number, payloadLength: number, inPlace: boolean): void {
     if (this.closed) return;
-    const sbn = packet.sbn;
-    if (sbn >= this.Z) {
+    const T = this.T;
+    if (sbn >= this.Z || payloadLength === 0 || payloadLength % T !== 0) {
       this.stats.rejected++;
       return;
     }
-    const symbols = codecPackets(packet, this.T);
-    if (symbols === undefined) {
-      this.stats.rejected++;
-      return;
+    // G symbols with consecutive ESIs (RFC 6330 §3.2); none past 2^24 - 1.
+    const G = Math.min(payloadLength / T, MAX_ESI + 1 - esi);
+    const take = this.accept(sbn, G);
+    if (take === 0) return;
+    const lane = this.lanes[sbn % this.lanes.length];
+    if (inPlace && take === 1 && !lane.solving.has(sbn)) {
+      const st = lane.received;
+      if (st.buf !== buf) {
+        if (st.count > 0) this.commit(lane);
+        st.buf = buf;
+      }
+      pushOffset(st, at - FEC_PAYLOAD_ID_SIZE);
+    } else {
+      for (let i = 0; i < take; i++) {
+        const packet = new Uint8Array(FEC_PAYLOAD_ID_SIZE + T);
+        const e = esi + i;
+        packet[0] = sbn;
+        packet[1] = e >> 16;
+        packet[2] = (e >> 8) & 0xff;
+        packet[3] = e & 0xff;
+        packet.set(buf.subarray(at + i * T, at + (i + 1) * T), FEC_PAYLOAD_ID_SIZE);
+        if (lane.solving.has(sbn)) lane.deferred.push(packet);
+        else this.copyIn(lane, packet);
+      }
     }
+    this.schedule(lane);
+  }
+
+  /**
+   * The accounting of G symbols arriving for block sbn: how many of them to
+   * add (0 when the block is done, not admitted to the budget, at its
+   * limit, or the backlog is full).
+   */
+  private accept(sbn: number, G: number): number {
     if (this.blockDone[sbn]) {
-      this.stats.symbolsLate += symbols.length;
-      return;
+      this.stats.symbolsLate += G;
+      return 0;
     }
     const stamp = this.budget.tick();
     if (!this.admitted[sbn] && !this.admit(sbn, stamp)) {
-      this.stats.symbolsOverBudget += symbols.length;
-      this.budget.dropped(symbols.length);
-      return;
+      this.stats.symbolsOverBudget += G;
+      this.budget.dropped(G);
+      return 0;
     }
     this.arrivedAt[sbn] = stamp;
     const room = this.limit[sbn] - this.fed[sbn];
     if (room <= 0) {
-      this.stats.symbolsSurplus += symbols.length;
-      return;
+      this.stats.symbolsSurplus += G;
+      return 0;
     }
-    if (this.pendingTotal + symbols.length > this.maxPending) {
-      this.stats.symbolsDropped += symbols.length;
-      return;
+    if (this.pendingTotal + G > this.maxPending) {
+      this.stats.symbolsDropped += G;
+      return 0;
     }
-    const take = Math.min(room, symbols.length);
-    this.stats.symbolsSurplus += symbols.length - take;
-    const lane = this.lanes[sbn % this.lanes.length];
-    for (let i = 0; i < take; i++) lane.pending.push(symbols[i]);
-    lane.touched.add(sbn);
+    const take = Math.min(room, G);
+    this.stats.symbolsSurplus += G - take;
     this.pendingTotal += take;
     this.fed[sbn] += take;
     this.stats.symbolsReceived += take;
-    this.schedule(lane);
+    return take;
+  }
+
+  /** Copies one packet (4 + T bytes) into the lane's copy stage. */
+  private copyIn(lane: Lane, packet: Uint8Array): void {
+    const st = lane.copied;
+    const size = packet.length;
+    let buf = st.buf as Uint8Array;
+    if ((st.count + 1) * size > buf.length) {
+      const bigger = new Uint8Array(buf.length * 2);
+      bigger.set(buf.subarray(0, st.count * size));
+      st.buf = buf = bigger;
+    }
+    buf.set(packet, st.count * size);
+    pushOffset(st, st.count * size);
+  }
+
+  /** Hands every staged symbol to the decoders now (the client calls it at the end of a receive batch). */
+  commitAll(): void {
+    for (const lane of this.lanes) if (lane.received.count > 0 || lane.copied.count > 0) this.commit(lane);
   }
 
   /** Stops receiving and frees the decoders; `done` rejects if it had not settled. */
@@ -368,78 +493,116 @@ export class ObjectReceiver implements BudgetedReceiver {
     this.budget.releaseAll(this);
     this.pendingTotal = 0;
     for (const lane of this.lanes) {
-      lane.pending = [];
-      // A lane with a batch in the decoder closes it when the batch returns.
+      this.clearStages(lane);
+      // A lane with a solve running closes its decoder when the solve returns.
       if (!lane.busy) lane.decoder.close();
     }
   }
 
+  private clearStages(lane: Lane): void {
+    lane.received.buf = undefined;
+    lane.received.count = 0;
+    lane.copied.count = 0;
+    lane.deferred = [];
+    lane.ready.clear();
+  }
+
   private schedule(lane: Lane): void {
-    if (lane.scheduled || lane.busy) return;
+    if (lane.scheduled) return;
     lane.scheduled = true;
     setImmediate(() => {
       lane.scheduled = false;
-      void this.flush(lane);
+      if (lane.received.count > 0 || lane.copied.count > 0 || lane.ready.size > 0) this.commit(lane);
     });
   }
 
-  private async flush(lane: Lane): Promise<void> {
-    if (lane.busy || this.closed || this.complete || lane.pending.length === 0) return;
-    const waiting = lane.pending;
-    const touched = lane.touched;
-    lane.pending = [];
-    lane.touched = new Set();
-    this.pendingTotal -= waiting.length;
-    // Symbols that arrived while their block was being solved, by the
-    // batch that decoded it, are late now: the decoder has released the
-    // block (and, once every block is done, is closed).
-    const batch = waiting.filter((p) => !this.blockDone[p[0]]);
-    this.stats.symbolsLate += waiting.length - batch.length;
-    this.stats.symbolsReceived -= waiting.length - batch.length;
-    if (batch.length === 0) return;
-    for (const p of batch) this.pushed[p[0]]++;
-    lane.busy = true;
-    this.stats.batches++;
-    let rejected: number;
+  /** Adds the lane's staged symbols to its decoder, then solves what became ready. */
+  private commit(lane: Lane): void {
+    if (this.closed || this.complete) return;
     try {
-      const r = this.solveAsync
-        ? await lane.decoder.pushManyAsync(batch, { skipInvalid: true })
-        : lane.decoder.pushMany(batch, { skipInvalid: true });
-      rejected = r.rejected;
+      this.addStage(lane, lane.received);
+      lane.received.buf = undefined;
+      this.addStage(lane, lane.copied);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    if (!lane.busy && lane.ready.size > 0) void this.solve(lane);
+  }
+
+  private addStage(lane: Lane, st: Stage): void {
+    const n = st.count;
+    if (n === 0) return;
+    const buf = st.buf as Uint8Array;
+    st.count = 0;
+    this.pendingTotal -= n;
+    this.stats.batches++;
+    this.stats.rejected += lane.decoder.addPackets(buf, st.offsets, n);
+    for (let i = 0; i < n; i++) {
+      const sbn = buf[st.offsets[i]];
+      if (++this.pushed[sbn] >= this.K[sbn]) lane.ready.add(sbn);
+    }
+  }
+
+  /** Solves the lane's ready blocks (one solve at a time per lane), then collects them. */
+  private async solve(lane: Lane): Promise<void> {
+    const sbns: number[] = [];
+    for (const sbn of lane.ready) if (!this.blockDone[sbn]) sbns.push(sbn);
+    lane.ready.clear();
+    if (sbns.length === 0) return;
+    this.stats.solves++;
+    lane.busy = true;
+    for (const sbn of sbns) lane.solving.add(sbn);
+    try {
+      if (this.solveAsync) await lane.decoder.solveAsync(sbns);
+      else lane.decoder.solve(sbns);
     } catch (e) {
       lane.busy = false;
+      lane.solving.clear();
       this.fail(e);
       return;
     }
     lane.busy = false;
-    this.stats.rejected += rejected;
+    lane.solving.clear();
     if (this.closed) {
       lane.decoder.close();
       return;
     }
     try {
-      this.collectBlocks(lane, touched);
+      this.collectBlocks(lane, sbns);
     } catch (e) {
       this.fail(e);
       return;
     }
+    // What arrived for these blocks meanwhile: late if they decoded, else added.
+    const deferred = lane.deferred;
+    lane.deferred = [];
+    for (const packet of deferred) {
+      if (this.blockDone[packet[0]]) {
+        this.pendingTotal--;
+        this.stats.symbolsReceived--;
+        this.stats.symbolsLate++;
+      } else {
+        this.copyIn(lane, packet);
+      }
+    }
     if (this.complete) {
       for (const l of this.lanes) {
-        l.pending = [];
-        l.decoder.close();
+        this.clearStages(l);
+        if (!l.busy) l.decoder.close();
       }
       this.pendingTotal = 0;
       this.resolveDecoded();
       Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
       return;
     }
-    if (lane.pending.length > 0) this.schedule(lane);
+    if (lane.copied.count > 0 || lane.received.count > 0 || lane.ready.size > 0) this.commit(lane);
   }
 
-  /** Takes every newly decoded block among `touched` out of the lane's decoder and writes it. */
-  private collectBlocks(lane: Lane, touched: Set<number>): void {
+  /** Takes every newly decoded block among `sbns` out of the lane's decoder and writes it. */
+  private collectBlocks(lane: Lane, sbns: readonly number[]): void {
     let progress: BlockProgress[] | undefined;
-    for (const sbn of touched) {
+    for (const sbn of sbns) {
       if (this.blockDone[sbn]) continue;
       if (!lane.decoder.blockDecoded(sbn)) {
         if (this.pushed[sbn] >= this.limit[sbn]) {

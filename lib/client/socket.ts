@@ -23,6 +23,11 @@ import { DatagramBatch, UdpReceiver } from '../replicate/receiver';
 /** The datagrams of one delivery: views that share storage (copy what you keep past the call). */
 export interface Datagrams {
   readonly count: number;
+  /** The storage the datagrams sit in (the client reads them in place). */
+  readonly data: Uint8Array;
+  /** Where datagram i starts in `data`, and its length. */
+  offset(i: number): number;
+  length(i: number): number;
   datagram(i: number): Buffer;
   /** Numeric source address (IPv6 without zone). */
   address(i: number): string;
@@ -117,6 +122,15 @@ class OneDatagram implements Datagrams {
     private readonly msg: Buffer,
     private readonly rinfo: dgram.RemoteInfo,
   ) {}
+  get data(): Buffer {
+    return this.msg;
+  }
+  offset(): number {
+    return 0;
+  }
+  length(): number {
+    return this.msg.length;
+  }
   datagram(): Buffer {
     return this.msg;
   }

@@ -129,6 +129,28 @@ export class ObjectDecoder {
     return this.enqueue(() => this.raw.pushArrayAsync(packets as Uint8Array[], skip));
   }
 
+  /**
+   * Adds `count` packets (4 + T bytes each) found at `offsets` in `buf`,
+   * without solving: packets read where they were received, no copy before
+   * the decoder's own. Returns how many were malformed (skipped). Allowed
+   * while an async operation runs, but not for a block being solved (the
+   * call would wait for it).
+   */
+  addPackets(buf: Uint8Array, offsets: Uint32Array, count: number = offsets.length): number {
+    return callNative(() => this.raw.addPackets(buf, offsets, count));
+  }
+
+  /** Tries to decode blocks `sbns` now, on this thread. */
+  solve(sbns: readonly number[]): void {
+    callNative(() => this.raw.solve(Uint32Array.from(sbns)));
+  }
+
+  /** Tries to decode blocks `sbns` on a worker thread; queued like pushBatchAsync. */
+  solveAsync(sbns: readonly number[]): Promise<BatchResult> {
+    const list = Uint32Array.from(sbns);
+    return this.enqueue(() => this.raw.solveAsync(list));
+  }
+
   private enqueue(op: () => Promise<RawBatchResult>): Promise<BatchResult> {
     const run = this.queue.then(() => awaitNative(op)).then(toResult);
     this.queue = run.catch(() => undefined);

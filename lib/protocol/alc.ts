@@ -224,3 +224,81 @@ export function decodeAlc(bytes: Uint8Array, counters?: AlcCounters): AlcDecodeR
   else counters?.reject(out.reason);
   return out;
 }
+
+/** Where an rqcast data packet's fields are, as scanAlcData reads them in place. */
+export interface AlcScan {
+  tsi: number;
+  /** TOI as a Number: the fast path only takes TOIs of at most 48 bits. */
+  toi: number;
+  sbn: number;
+  esi: number;
+  /** EXT_RQSEQ, or -1 when absent (a replacement). */
+  sequence: number;
+  /** Offset, in the scanned buffer, of the FEC Payload ID (the symbols follow it). */
+  payloadIdOffset: number;
+  payloadLength: number;
+}
+
+/** A reusable AlcScan (scanAlcData fills it; one per caller, nothing allocated per packet). */
+export function newAlcScan(): AlcScan {
+  return { tsi: 0, toi: 0, sbn: 0, esi: 0, sequence: -1, payloadIdOffset: 0, payloadLength: 0 };
+}
+
+/**
+ * The data path's parser: reads the object packet at `buf[at, at + length)`
+ * in place, without allocating, into `out`. It takes only the packets it
+ * can check completely: LCT version 1, Codepoint 6, a TOI other than 0 of
+ * at most 48 bits, no EXT_FTI or EXT_FDT, at most one well-formed
+ * EXT_RQSEQ (other extensions skipped, RFC 5651 §5.2), a FEC Payload ID
+ * and at least one symbol byte. For those it returns true, and every field
+ * is what decodeAlc would give; for anything else it returns false and the
+ * caller hands the packet to decodeAlc, which decodes or rejects it.
+ */
+export function scanAlcData(buf: Uint8Array, at: number, length: number, out: AlcScan): boolean {
+  if (length < 4) return false;
+  const b0 = buf[at];
+  const b1 = buf[at + 1];
+  const hdrLen = buf[at + 2] * 4;
+  if (b0 >> 4 !== 1 || buf[at + 3] !== FEC_ENCODING_ID_RAPTORQ) return false;
+  const H = (b1 >> 4) & 1;
+  const tsiLength = 4 * (b1 >> 7) + 2 * H;
+  const toiLength = 4 * ((b1 >> 5) & 3) + 2 * H;
+  if (toiLength > 6) return false;
+  let o = at + 4 + 4 * (((b0 >> 2) & 3) + 1);
+  if (hdrLen < o - at + tsiLength + toiLength || hdrLen > length) return false;
+  let tsi = 0;
+  for (let i = 0; i < tsiLength; i++) tsi = tsi * 256 + buf[o++];
+  let toi = 0;
+  for (let i = 0; i < toiLength; i++) toi = toi * 256 + buf[o++];
+  if (toi === 0) return false;
+  const end = at + hdrLen;
+  let sequence = -1;
+  while (o < end) {
+    const rem = end - o;
+    if (rem < 4) return false;
+    const het = buf[o];
+    if (het < 128) {
+      const hel = buf[o + 1];
+      if (hel === 0 || hel * 4 > rem) return false;
+      if (het === HET_EXT_FTI) return false;
+      if (het === HET_EXT_RQSEQ) {
+        if (hel !== 2 || sequence >= 0) return false;
+        sequence = buf[o + 4] * 0x100_0000 + ((buf[o + 5] << 16) | (buf[o + 6] << 8) | buf[o + 7]);
+      }
+      o += hel * 4;
+    } else {
+      if (het === HET_EXT_FDT) return false;
+      o += 4;
+    }
+  }
+  const payloadLength = length - hdrLen - FEC_PAYLOAD_ID_SIZE;
+  if (payloadLength <= 0) return false;
+  out.tsi = tsi;
+  out.toi = toi;
+  out.sbn = buf[end];
+  out.esi = (buf[end + 1] << 16) | (buf[end + 2] << 8) | buf[end + 3];
+  out.sequence = sequence;
+  out.payloadIdOffset = end;
+  out.payloadLength = payloadLength;
+  return true;
+}

@@ -63,6 +63,16 @@ export class DatagramBatch {
     }
   }
 
+  /** Where datagram i starts in `data`. */
+  offset(i: number): number {
+    return this.offsets[i];
+  }
+
+  /** Length of datagram i. */
+  length(i: number): number {
+    return this.lengths[i];
+  }
+
   /** Datagram i (a view into `data`). */
   datagram(i: number): Buffer {
     const at = this.offsets[i];
@@ -90,9 +100,13 @@ export class DatagramBatch {
   }
 
   private sameAddress(a: number, b: number): boolean {
+    // Per datagram: a byte loop, cheaper than a call into Buffer.compare.
+    const src = this.sources;
     const ra = a * SOURCE_RECORD;
     const rb = b * SOURCE_RECORD;
-    return this.sources[ra] === this.sources[rb] && this.sources.compare(this.sources, rb + 4, rb + 20, ra + 4, ra + 20) === 0;
+    if (src[ra] !== src[rb]) return false;
+    for (let k = 4; k < SOURCE_RECORD; k++) if (src[ra + k] !== src[rb + k]) return false;
+    return true;
   }
 }
 

@@ -45,6 +45,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
             InstanceMethod<&Decoder::PushArray>("pushArray"),
             InstanceMethod<&Decoder::PushBatchAsync>("pushBatchAsync"),
             InstanceMethod<&Decoder::PushArrayAsync>("pushArrayAsync"),
+            InstanceMethod<&Decoder::AddPackets>("addPackets"),
+            InstanceMethod<&Decoder::SolveAsync>("solveAsync"),
+            InstanceMethod<&Decoder::Solve>("solve"),
             InstanceMethod<&Decoder::BlockDecoded>("blockDecoded"),
             InstanceMethod<&Decoder::BlocksDecoded>("blocksDecoded"),
             InstanceMethod<&Decoder::Complete>("complete"),
@@ -104,7 +107,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   }
 
   // Adds one packet. With decode, solves its block inline when possible;
-  // without, records the block in *ready if it may now be solvable.
+  // without, records the block in *ready (if given) if it may now be
+  // solvable.
   Status AddOne(const uint8_t* p, size_t len, bool decode,
                 std::vector<uint32_t>* ready, std::vector<bool>* marked) {
     fec::ObjectDecoder* core = core_.get();
@@ -121,7 +125,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     }
     uint32_t sbn = 0;
     Status s = core->AddPacketNoDecode(p, len, &sbn);
-    if (s != Status::kOk) return s;
+    if (s != Status::kOk || ready == nullptr) return s;
     if (!(*marked)[sbn] && !core->BlockDecoded(sbn) &&
         core->Received(sbn) >= core->Layout().source_symbols(sbn)) {
       (*marked)[sbn] = true;
@@ -330,6 +334,106 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
   }
   Napi::Value PushArrayAsync(const Napi::CallbackInfo& info) {
     return PushAsync(info, true);
+  }
+
+  // addPackets(buf, offsets: Uint32Array, count) -> packets refused as
+  // malformed. Packet i is the 4 + T bytes at buf[offsets[i]]: a receiver
+  // hands in the FEC Payload ID + symbol where they sit in its receive
+  // batch, with no copy and no per-packet JS object. Adds without solving
+  // (solveAsync does that), and is allowed while a solve runs: the core
+  // locks each block, so the caller must not add to a block being solved
+  // (the call would wait for the solve).
+  Napi::Value AddPackets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = Usable(env);
+    Napi::Uint8Array buf;
+    uint32_t count;
+    if (!core || !ArgBytes(info, 0, "buf", &buf)) return Napi::Value();
+    if (info.Length() < 2 || !info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      ThrowInvalid(env, "offsets must be a Uint32Array");
+      return Napi::Value();
+    }
+    Napi::Uint32Array offsets = info[1].As<Napi::Uint32Array>();
+    if (!ArgUint32(info, 2, "count", 0, static_cast<uint32_t>(offsets.ElementLength()),
+                   &count)) {
+      return Napi::Value();
+    }
+    const size_t size = fec::kPayloadIdSize + core->Layout().oti.T;
+    const size_t length = buf.ByteLength();
+    const uint8_t* data = buf.Data();
+    const uint32_t* at = offsets.Data();
+    uint32_t rejected = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      if (at[i] > length || length - at[i] < size) {
+        ++rejected;
+        continue;
+      }
+      Status s = AddOne(data + at[i], size, false, nullptr, nullptr);
+      if (s == Status::kOk) continue;
+      if (s == Status::kSbnOutOfRange || s == Status::kBadPacketLength) {
+        ++rejected;
+        continue;
+      }
+      ThrowStatus(env, s);  // out of memory: not the packet's fault
+      return Napi::Value();
+    }
+    return Napi::Number::New(env, rejected);
+  }
+
+  // The block numbers of a solve/solveAsync call; false on a throw.
+  bool ArgSbns(const Napi::CallbackInfo& info, fec::ObjectDecoder* core,
+               std::vector<uint32_t>* sbns) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      return ThrowInvalid(env, "sbns must be a Uint32Array");
+    }
+    Napi::Uint32Array arr = info[0].As<Napi::Uint32Array>();
+    for (size_t i = 0; i < arr.ElementLength(); ++i) {
+      if (arr[i] >= core->Layout().oti.Z) {
+        return ThrowStatus(env, Status::kSbnOutOfRange);
+      }
+      sbns->push_back(arr[i]);
+    }
+    return true;
+  }
+
+  // solve(sbns: Uint32Array): tries to decode those blocks now, on the JS
+  // thread (those not solvable yet stay as they are).
+  Napi::Value Solve(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = Usable(env);
+    std::vector<uint32_t> sbns;
+    if (!core || !ArgSbns(info, core, &sbns)) return Napi::Value();
+    for (uint32_t sbn : sbns) {
+      Status s = core->TryDecodeBlock(sbn);
+      if (s != Status::kOk && s != Status::kNeedMoreSymbols) {
+        ThrowStatus(env, s);
+        return Napi::Value();
+      }
+    }
+    return env.Undefined();
+  }
+
+  // solveAsync(sbns: Uint32Array) -> Promise<batch result>: solve on a
+  // worker thread.
+  Napi::Value SolveAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fec::ObjectDecoder* core = Usable(env);
+    if (!core) return Napi::Value();
+    if (busy_) {
+      ThrowCode(env, kErrBusy, "another async operation is running");
+      return Napi::Value();
+    }
+    std::vector<uint32_t> sbns;
+    if (!ArgSbns(info, core, &sbns)) return Napi::Value();
+    BatchResult r;
+    r.blocks_before = core->BlocksDecoded();
+    DecodeWorker* w = new DecodeWorker(env, this, std::move(sbns), r);
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
   }
 
   Napi::Value BlockDecoded(const Napi::CallbackInfo& info) {
