@@ -8,6 +8,8 @@
 import { spawnSync } from 'child_process';
 import * as dgram from 'dgram';
 import * as path from 'path';
+import * as v8 from 'v8';
+import * as vm from 'vm';
 import { InvalidArgumentError } from '../../lib/errors';
 import {
   BadAddressError,
@@ -106,6 +108,42 @@ describe('UdpReceiver', () => {
     const st = rx.stats();
     expect(st).toMatchObject({ datagrams: n, truncated: 0, errors: 0, batches: batches.length });
     expect(st.bytes).toBe(got.reduce((s, g) => s + g.data.length, 0));
+  });
+
+  test('batch storage is lent to JS: kept views stay intact while collected batches are received into again', async () => {
+    // A collection between rounds returns the batches nobody holds to the
+    // native pool, and the next rounds are received into them; the ones
+    // held (every third round's) must keep their bytes.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const rx = new UdpReceiver({ address: '127.0.0.1', batch: 16 });
+    open.push(rx);
+    const { port } = rx.address();
+    const tx = await dgramSocket('udp4', '127.0.0.1');
+    open.push(tx);
+    const kept: Array<{ data: Buffer; seqs: number[] }> = [];
+    let round = 0;
+    let seen = 0;
+    let waiter: (() => void) | undefined;
+    rx.on('batch', (b) => {
+      const seqs: number[] = [];
+      for (let i = 0; i < b.count; i++) seqs.push(b.datagram(i).readUInt32BE(0));
+      if (round % 3 === 0) kept.push({ data: b.data, seqs });
+      seen += b.count;
+      waiter?.();
+    });
+    const perRound = 64;
+    for (round = 0; round < 12; round++) {
+      const want = (round + 1) * perRound;
+      for (let i = 0; i < perRound; i++) tx.send(payload(round * perRound + i, 300), port, '127.0.0.1');
+      while (seen < want) await new Promise<void>((r) => (waiter = r));
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(kept.length).toBeGreaterThan(4);
+    for (const k of kept) {
+      k.seqs.forEach((seq, i) => expect(k.data.subarray(i * 300, (i + 1) * 300).equals(payload(seq, 300))).toBe(true));
+    }
   });
 
   test('IPv6 sources are reported in RFC 5952 form; over-long datagrams are dropped and counted', async () => {
