@@ -95,6 +95,23 @@ export class OutOfMemoryError extends CodecError {
   }
 }
 
+/** Reading a file-backed encoder's file failed; `errno` says why. */
+export class IoError extends CodecError {
+  static readonly code = 'ERR_RQ_IO';
+  /** The system error number, when the failure came from a system call. */
+  errno?: number;
+  constructor(message = "reading the object's file failed", options?: { cause?: unknown }) {
+    super(IoError.code, message, options);
+  }
+}
+/** A file-backed encoder's file became shorter than the object's F bytes. */
+export class SourceTruncatedError extends CodecError {
+  static readonly code = 'ERR_RQ_SOURCE_TRUNCATED';
+  constructor(message = "the object's file is shorter than its transfer length", options?: { cause?: unknown }) {
+    super(SourceTruncatedError.code, message, options);
+  }
+}
+
 // --- states of the binding's objects -------------------------------------
 
 /** An operation that conflicts with one in progress on the same object. */
@@ -155,6 +172,8 @@ export const statusErrorClasses: readonly CodecErrorClass[] = [
   TooManySourceSymbolsError,
   SubSymbolTooSmallError,
   OutOfMemoryError,
+  IoError,
+  SourceTruncatedError,
 ];
 
 const byCode = new Map<string, CodecErrorClass>(
@@ -185,6 +204,8 @@ export function fromNative(err: unknown): unknown {
   const typed = new Cls(message, { cause: err });
   const index = (err as { index?: unknown }).index;
   if (typeof index === 'number') typed.index = index;
+  const errno = (err as { errno?: unknown }).errno;
+  if (typed instanceof IoError && typeof errno === 'number') typed.errno = errno;
   return typed;
 }
 

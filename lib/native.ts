@@ -71,6 +71,8 @@ export interface RawEncoder {
   packet(sbn: number, esi: number): Buffer;
   packets(sbn: number, firstEsi: number, count: number): Buffer;
   packetsInto(sbn: number, firstEsi: number, count: number, out: Uint8Array, offset: number): number;
+  isPrepared(sbn: number): boolean;
+  blockMemory(sbn: number): number;
   prepareBlocksAsync(sbns: number[]): Promise<void>;
   close(): void;
 }
@@ -113,7 +115,8 @@ export interface RawDecoder {
 }
 
 export interface RawCodecBinding {
-  Encoder: new (data: Uint8Array, oti: Uint8Array) => RawEncoder;
+  /** From memory, or from the file open on fd (duplicated; the caller keeps its fd). */
+  Encoder: new (data: Uint8Array | number, oti: Uint8Array) => RawEncoder;
   Decoder: new (oti: Uint8Array) => RawDecoder;
   rfcRand(y: number, i: number, m: number): number;
   rfcDeg(v: number, W: number): number;

@@ -6,11 +6,18 @@
  * to `data`, which must not be modified while the encoder lives (a
  * detached/transferred buffer is detected and refused).
  *
+ * ObjectEncoder.fromFile serves a file instead, of any size up to the
+ * RFC 6330 limit (F < 2^40): a block's bytes are read (on the worker
+ * thread that prepares it) when it is prepared and freed when it is
+ * released, so the encoder's memory is that of its prepared blocks
+ * (blockMemory), not the file's size.
+ *
  * A block is "prepared" (its intermediate symbols solved, RFC 6330
  * §5.3.3.4) on first use; prepareBlockAsync does that off the JS thread,
  * so a server can prepare the next block while sending the current one.
  */
-import { awaitNative, callNative } from '../errors';
+import * as fs from 'node:fs';
+import { awaitNative, callNative, InvalidArgumentError, OtiOutOfBoundsError } from '../errors';
 import { loadNative, RawCodecBinding, RawEncoder } from '../native';
 import { DeriveOptions, ObjectLayout, Oti, OtiFields } from './oti';
 
@@ -52,18 +59,65 @@ export function chooseOti(F: number, options: EncoderOptions, binding: RawCodecB
   return derived;
 }
 
+export interface FileEncoderOptions extends EncoderOptions {
+  /** F: encode only the file's first `length` bytes (default: its size when opened). */
+  length?: number;
+}
+
+/** A file opened by fromFile: its descriptor and the F bytes to encode. */
+class OpenFile {
+  constructor(
+    readonly fd: number,
+    readonly length: number,
+  ) {}
+}
+
 export class ObjectEncoder {
   readonly otiInfo: Oti;
   readonly layout: ObjectLayout;
   private readonly raw: RawEncoder;
   private readonly preparing = new Map<number, Promise<void>>();
 
-  constructor(data: Uint8Array, options: EncoderOptions = {}, binding: RawCodecBinding = loadNative()) {
-    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
-    this.otiInfo = chooseOti(data.byteLength, options, binding);
-    const oti = this.otiInfo.toBytes();
-    this.raw = callNative(() => new binding.Encoder(data, oti));
+  constructor(data: Uint8Array, options?: EncoderOptions, binding?: RawCodecBinding);
+  constructor(data: Uint8Array | OpenFile, options: EncoderOptions = {}, binding: RawCodecBinding = loadNative()) {
+    if (data instanceof OpenFile) {
+      this.otiInfo = chooseOti(data.length, options, binding);
+      const oti = this.otiInfo.toBytes();
+      this.raw = callNative(() => new binding.Encoder(data.fd, oti));
+    } else {
+      if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+      this.otiInfo = chooseOti(data.byteLength, options, binding);
+      const oti = this.otiInfo.toBytes();
+      this.raw = callNative(() => new binding.Encoder(data, oti));
+    }
     this.layout = this.otiInfo.layout;
+  }
+
+  /**
+   * An encoder of the file at `path` (its first `options.length` bytes, by
+   * default all of it), with the OTI chosen as for a buffer of that many
+   * bytes. The native encoder keeps its own duplicate of the descriptor
+   * until close() (or collection); the file must not shrink meanwhile
+   * (preparing a block past its new end fails with SourceTruncatedError).
+   */
+  static fromFile(path: string, options: FileEncoderOptions = {}, binding: RawCodecBinding = loadNative()): ObjectEncoder {
+    const { length, ...encoderOptions } = options;
+    const fd = fs.openSync(path, 'r');
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new InvalidArgumentError('not a regular file');
+      const F = length ?? st.size;
+      if (!Number.isSafeInteger(F) || F < 0 || F > st.size) {
+        throw new InvalidArgumentError(`length must be an integer in [1, ${st.size}] (the file's size)`);
+      }
+      // As for an empty buffer: RFC 6330 has no object of 0 bytes (F >= 1, §3.3.2).
+      if (F === 0) throw new OtiOutOfBoundsError('an empty file has no RFC 6330 encoding (F >= 1)');
+      // The constructor's hidden branch: OpenFile is not exported, so only
+      // this method reaches it.
+      return new ObjectEncoder(new OpenFile(fd, F) as unknown as Uint8Array, encoderOptions, binding);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** The 12-byte RFC 6330 OTI a decoder needs. */
@@ -116,6 +170,21 @@ export class ObjectEncoder {
     return callNative(() => this.raw.packetsInto(sbn, firstEsi, count, out, offset));
   }
 
+  /** Whether block sbn is prepared (holds its intermediate symbols). */
+  isPrepared(sbn: number): boolean {
+    return callNative(() => this.raw.isPrepared(sbn));
+  }
+
+  /**
+   * Bytes block sbn holds while prepared, or will hold once prepared:
+   * its intermediate symbols, plus its source symbols when the encoder
+   * has its own copy (always from a file; from a buffer, for the zero
+   * padded last block or with sub-blocks).
+   */
+  blockMemory(sbn: number): number {
+    return callNative(() => this.raw.blockMemory(sbn));
+  }
+
   /** Prepares block sbn now, on this thread. */
   prepareBlock(sbn: number): void {
     callNative(() => this.raw.prepareBlock(sbn));
@@ -148,7 +217,11 @@ export class ObjectEncoder {
     callNative(() => this.raw.releaseBlock(sbn));
   }
 
-  /** Frees everything now; later calls throw CodecClosedError. */
+  /**
+   * Frees everything now (a file-backed encoder's descriptor too, once a
+   * prepare running on a worker is done); later calls throw
+   * CodecClosedError.
+   */
   close(): void {
     this.raw.close();
   }

@@ -81,6 +81,17 @@ Status BlockEncoder::CreateFrom(SymbolBuffer owned, const uint8_t* borrowed,
 uint32_t BlockEncoder::K() const { return impl_->K; }
 uint32_t BlockEncoder::T() const { return impl_->T; }
 
+size_t BlockEncoder::MemoryBytes() const {
+  return impl_->owned.size() + impl_->work.size();
+}
+
+uint64_t BlockEncoder::MemoryBytesFor(uint32_t K, uint32_t T,
+                                      bool owns_source) {
+  SystematicParams p;
+  if (K == 0 || !systematic_params(K, &p)) return 0;
+  return (owns_source ? uint64_t(K) * T : 0) + uint64_t(p.L + 1) * T;
+}
+
 Status BlockEncoder::Symbol(uint32_t esi, uint8_t* out) const {
   if (out == nullptr) return Status::kInvalidArgument;
   if (esi > kMaxEsi) return Status::kEsiOutOfRange;

@@ -43,7 +43,11 @@ enum class Status : int {
   kTooManySourceSymbols,// K' > 56403 (block too large for T)
   kSubSymbolTooSmall,   // T/(N*Al) < 1 or similar partition failure
   kOutOfMemory,
+  kIoError,             // reading the object's file failed (errno kept)
+  kSourceTruncated,     // the object's file is shorter than F
 };
+// The last Status, for tables indexed by status value.
+constexpr Status kLastStatus = Status::kSourceTruncated;
 
 // Human-readable, stable, short; never includes user data.
 const char* status_message(Status s);
@@ -187,6 +191,13 @@ class BlockEncoder {
   ~BlockEncoder();
   uint32_t K() const;
   uint32_t T() const;
+  // Bytes this encoder holds: its own copy of the source symbols (none
+  // when borrowed) plus the work buffer of intermediate symbols.
+  size_t MemoryBytes() const;
+  // What MemoryBytes() will be for a block of K symbols of T bytes: the
+  // work buffer has the encoding plan's L + 1 slots (pi_solver.cc: the
+  // S + K' binary rows, the H HDPC rows and one accumulator).
+  static uint64_t MemoryBytesFor(uint32_t K, uint32_t T, bool owns_source);
   // Writes encoding symbol `esi` (T bytes). Source ESIs (< K) return the
   // source symbol; repair ESIs use ISI = esi + K' - K (§5.3.1).
   Status Symbol(uint32_t esi, uint8_t* out) const;
@@ -247,17 +258,41 @@ class ObjectEncoder {
   // binding keeps a reference to the JS buffer); it is not copied.
   static Status Create(const uint8_t* data, uint64_t length, const Oti& oti,
                        std::unique_ptr<ObjectEncoder>* out);
+  // The object is bytes [0, F) of the file open on `fd`, read block by
+  // block when a block is prepared, so the object may be larger than
+  // memory: the encoder holds only its prepared blocks. `fd` stays the
+  // caller's and must stay open while the encoder lives. Fails with
+  // kSourceTruncated if the file is shorter than F, kIoError if fstat
+  // fails.
+  static Status CreateFromFile(int fd, const Oti& oti,
+                               std::unique_ptr<ObjectEncoder>* out);
   ~ObjectEncoder();
   const ObjectLayout& Layout() const;
   // Prepares block sbn (solve for its intermediate symbols). Thread-safe
-  // for distinct sbn; called from worker threads by the async API.
+  // for distinct sbn; called from worker threads by the async API. A
+  // file-backed encoder reads the block here (kIoError, kSourceTruncated).
   Status PrepareBlock(uint32_t sbn);
-  // Drops block sbn's intermediate symbols to bound memory.
+  // Drops block sbn's intermediate symbols (and, file-backed, its source
+  // symbols) to bound memory.
   void ReleaseBlock(uint32_t sbn);
+  bool Prepared(uint32_t sbn) const;
+  // Bytes block sbn holds while prepared (BlockEncoder::MemoryBytes), or,
+  // when it is not, what it will hold once prepared. 0 for sbn >= Z.
+  uint64_t BlockMemory(uint32_t sbn) const;
+  // The errno of the last failed read (kIoError), 0 if none.
+  int LastIoErrno() const;
   // Writes one packet (4 + T bytes); prepares the block if needed.
   Status Packet(uint32_t sbn, uint32_t esi, uint8_t* out);
+  // Writes `count` packets of block sbn with ESIs first_esi.., each at
+  // out + i * stride: the FEC Payload ID, then the T-byte symbol; the
+  // other stride - (4 + T) bytes are the caller's (packet headers).
+  // Prepares the block if needed.
+  Status Packets(uint32_t sbn, uint32_t first_esi, uint32_t count,
+                 uint8_t* out, size_t stride);
 
  private:
+  static Status Make(const Oti& oti, const uint8_t* data, int fd,
+                     std::unique_ptr<ObjectEncoder>* out);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

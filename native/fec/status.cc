@@ -32,6 +32,10 @@ const char* status_message(Status s) {
       return "sub-symbol smaller than the alignment";
     case Status::kOutOfMemory:
       return "out of memory";
+    case Status::kIoError:
+      return "reading the object's file failed";
+    case Status::kSourceTruncated:
+      return "the object's file is shorter than its transfer length";
   }
   return "unknown status";
 }
@@ -62,6 +66,10 @@ const char* status_code(Status s) {
       return "ERR_RQ_SUB_SYMBOL_TOO_SMALL";
     case Status::kOutOfMemory:
       return "ERR_RQ_OUT_OF_MEMORY";
+    case Status::kIoError:
+      return "ERR_RQ_IO";
+    case Status::kSourceTruncated:
+      return "ERR_RQ_SOURCE_TRUNCATED";
   }
   return "ERR_RQ_UNKNOWN";
 }

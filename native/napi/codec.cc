@@ -206,7 +206,7 @@ Napi::Value OtiDerive(const Napi::CallbackInfo& info) {
 // statusCodes() -> the stable code of every Status, indexed by its value.
 Napi::Value StatusCodes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int last = static_cast<int>(Status::kOutOfMemory);
+  const int last = static_cast<int>(fec::kLastStatus);
   Napi::Array out = Napi::Array::New(env, last + 1);
   for (int i = 0; i <= last; ++i) {
     out.Set(i, Napi::String::New(env,

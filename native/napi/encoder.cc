@@ -1,14 +1,25 @@
 // Encoder: ObjectWrap around fec::ObjectEncoder.
 //
-// The input bytes are not copied: the wrapper keeps a strong reference to
-// the caller's Uint8Array, and checks before every use that its memory is
-// still the one the core was given (a transferred/detached ArrayBuffer
-// would otherwise leave the core reading freed memory).
+// From memory, the input bytes are not copied: the wrapper keeps a strong
+// reference to the caller's Uint8Array, and checks before every use that
+// its memory is still the one the core was given (a transferred/detached
+// ArrayBuffer would otherwise leave the core reading freed memory).
+//
+// From a file, the wrapper duplicates the caller's descriptor and closes
+// the duplicate with the core, after the last worker job using it: the
+// caller may close its own at once, and a descriptor number reused by
+// the process can never be read in its place.
 //
 // Threads: the core guards each block with its own lock, so packets of one
 // block can be produced while another is prepared on a worker. Preparing
 // the same block twice at once is refused (ERR_RQ_BUSY); the TypeScript
 // layer shares one promise per block instead.
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +32,27 @@ namespace napi {
 namespace {
 
 using fec::Status;
+
+// A core status as a JS error; a failed read also carries its errno.
+Napi::Error CoreError(Napi::Env env, const fec::ObjectEncoder& core,
+                     Status s) {
+  Napi::Error err = MakeStatusError(env, s);
+  if (s == Status::kIoError && core.LastIoErrno() != 0) {
+    const int e = core.LastIoErrno();
+    const std::string text =
+        std::string(fec::status_message(s)) + ": " + ErrnoText(e);
+    err.Set("message", Napi::String::New(env, text));
+    err.Set("errno", Napi::Number::New(env, e));
+  }
+  return err;
+}
+
+bool ThrowCore(Napi::Env env, const fec::ObjectEncoder& core, Status s) {
+  if (!env.IsExceptionPending()) {
+    CoreError(env, core, s).ThrowAsJavaScriptException();
+  }
+  return false;
+}
 
 class Encoder : public Napi::ObjectWrap<Encoder> {
  public:
@@ -36,18 +68,21 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
             InstanceMethod<&Encoder::Packet>("packet"),
             InstanceMethod<&Encoder::Packets>("packets"),
             InstanceMethod<&Encoder::PacketsInto>("packetsInto"),
+            InstanceMethod<&Encoder::IsPrepared>("isPrepared"),
+            InstanceMethod<&Encoder::BlockMemory>("blockMemory"),
             InstanceMethod<&Encoder::PrepareBlocksAsync>("prepareBlocksAsync"),
             InstanceMethod<&Encoder::Close>("close"),
         });
   }
 
   // new Encoder(data: Uint8Array, oti: Uint8Array(12))
+  // new Encoder(fd: number, oti: Uint8Array(12)): the object is the first
+  // F bytes of the file open on fd (read, not written; see the top).
   explicit Encoder(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<Encoder>(info) {
     Napi::Env env = info.Env();
     in_flight_ = GetInFlight(env);
     Napi::Uint8Array data, oti_bytes;
-    if (!ArgBytes(info, 0, "data", &data)) return;
     if (!ArgBytes(info, 1, "oti", &oti_bytes)) return;
     fec::Oti oti;
     Status s = fec::oti_decode(oti_bytes.Data(), oti_bytes.ByteLength(), &oti);
@@ -55,6 +90,11 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
       ThrowStatus(env, s);
       return;
     }
+    if (info.Length() > 0 && info[0].IsNumber()) {
+      InitFromFile(info, oti);
+      return;
+    }
+    if (!ArgBytes(info, 0, "data", &data)) return;
     if (data.ByteLength() != oti.F) {
       ThrowInvalid(env, "data length " + std::to_string(data.ByteLength()) +
                             " differs from the OTI transfer length " +
@@ -75,12 +115,52 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
   }
 
  private:
+  void InitFromFile(const Napi::CallbackInfo& info, const fec::Oti& oti) {
+    Napi::Env env = info.Env();
+    uint64_t fd;
+    if (!ArgUint(info, 0, "fd", 0, INT_MAX, &fd)) return;
+    const int own = ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
+    if (own < 0) {
+      const int e = errno;
+      Napi::Error err = MakeStatusError(env, Status::kIoError);
+      err.Set("message", Napi::String::New(env, "cannot duplicate fd: " +
+                                                    ErrnoText(e)));
+      err.Set("errno", Napi::Number::New(env, e));
+      err.ThrowAsJavaScriptException();
+      return;
+    }
+    std::unique_ptr<fec::ObjectEncoder> core;
+    Status s = fec::ObjectEncoder::CreateFromFile(own, oti, &core);
+    if (s != Status::kOk) {
+      const int e = errno;
+      ::close(own);
+      Napi::Error err = MakeStatusError(env, s);
+      if (s == Status::kIoError) {
+        err.Set("message", Napi::String::New(env, "cannot stat fd: " +
+                                                      ErrnoText(e)));
+        err.Set("errno", Napi::Number::New(env, e));
+      }
+      err.ThrowAsJavaScriptException();
+      return;
+    }
+    // The duplicate lives exactly as long as the core, whose last owner
+    // may be a worker job finishing after close().
+    core_ = std::shared_ptr<fec::ObjectEncoder>(
+        core.release(), [own](fec::ObjectEncoder* p) {
+          delete p;
+          ::close(own);
+        });
+    from_file_ = true;
+    preparing_.assign(oti.Z, false);
+  }
+
   // Throws and returns nullptr unless the encoder is usable.
   fec::ObjectEncoder* Usable(Napi::Env env) {
     if (!core_) {
       ThrowCode(env, kErrClosed, "encoder is closed");
       return nullptr;
     }
+    if (from_file_) return core_.get();
     Napi::Uint8Array data = data_ref_.Value().As<Napi::Uint8Array>();
     if (data.Data() != data_ptr_ || data.ByteLength() != data_len_) {
       ThrowCode(env, kErrInputDetached,
@@ -122,8 +202,25 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
     uint32_t sbn;
     if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
     Status s = core->PrepareBlock(sbn);
-    if (s != Status::kOk) ThrowStatus(env, s);
+    if (s != Status::kOk) ThrowCore(env, *core, s);
     return env.Undefined();
+  }
+
+  // isPrepared(sbn) -> boolean
+  Napi::Value IsPrepared(const Napi::CallbackInfo& info) {
+    fec::ObjectEncoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return Napi::Boolean::New(info.Env(), core->Prepared(sbn));
+  }
+
+  // blockMemory(sbn) -> bytes block sbn holds prepared (or will hold)
+  Napi::Value BlockMemory(const Napi::CallbackInfo& info) {
+    fec::ObjectEncoder* core = Usable(info.Env());
+    uint32_t sbn;
+    if (!core || !ArgSbn(info, 0, &sbn)) return Napi::Value();
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(core->BlockMemory(sbn)));
   }
 
   Napi::Value ReleaseBlock(const Napi::CallbackInfo& info) {
@@ -143,24 +240,20 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
   static Status WritePackets(fec::ObjectEncoder* core, uint32_t sbn,
                              uint32_t first, uint32_t count, uint8_t* out) {
     const size_t size = fec::kPayloadIdSize + core->Layout().oti.T;
-    for (uint32_t i = 0; i < count; ++i) {
-      Status s = core->Packet(sbn, first + i, out + size_t(i) * size);
-      if (s != Status::kOk) return s;
-    }
-    return Status::kOk;
+    return core->Packets(sbn, first, count, out, size);
   }
 
-  // Reads (sbn, firstEsi, count) at info[0..2].
+  // Reads (sbn, firstEsi, count) at info[at..at+2].
   bool ArgRange(const Napi::CallbackInfo& info, uint32_t* sbn,
-                uint32_t* first, uint32_t* count) {
-    if (!ArgSbn(info, 0, sbn)) return false;
-    if (!ArgUint32(info, 1, "firstEsi", 0, fec::kMaxEsi, first,
+                uint32_t* first, uint32_t* count, size_t at = 0) {
+    if (!ArgSbn(info, at, sbn)) return false;
+    if (!ArgUint32(info, at + 1, "firstEsi", 0, fec::kMaxEsi, first,
                    Status::kEsiOutOfRange)) {
       return false;
     }
     // The last ESI must fit in 24 bits too.
-    return ArgUint32(info, 2, "count", 0, fec::kMaxEsi + 1u - *first, count,
-                     Status::kEsiOutOfRange);
+    return ArgUint32(info, at + 2, "count", 0, fec::kMaxEsi + 1u - *first,
+                     count, Status::kEsiOutOfRange);
   }
 
   // packet(sbn, esi) -> Buffer(4 + T)
@@ -178,7 +271,7 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
     if (out.IsEmpty()) return Napi::Value();
     Status s = core->Packet(sbn, esi, out.Data());
     if (s != Status::kOk) {
-      ThrowStatus(env, s);
+      ThrowCore(env, *core, s);
       return Napi::Value();
     }
     return out;
@@ -195,7 +288,7 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
     if (out.IsEmpty()) return Napi::Value();
     Status s = WritePackets(core, sbn, first, count, out.Data());
     if (s != Status::kOk) {
-      ThrowStatus(env, s);
+      ThrowCore(env, *core, s);
       return Napi::Value();
     }
     return out;
@@ -221,7 +314,7 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
     }
     Status s = WritePackets(core, sbn, first, count, out.Data() + offset);
     if (s != Status::kOk) {
-      ThrowStatus(env, s);
+      ThrowCore(env, *core, s);
       return Napi::Value();
     }
     return Napi::Number::New(env, static_cast<double>(bytes));
@@ -238,7 +331,9 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
           token_(owner->in_flight_) {
       // The JS encoder and its input buffer stay alive until OnOK.
       self_ = Napi::Persistent(owner->Value());
-      data_ = Napi::Persistent(owner->data_ref_.Value());
+      if (!owner->from_file_) {
+        data_ = Napi::Persistent(owner->data_ref_.Value());
+      }
       for (uint32_t sbn : sbns_) owner_->preparing_[sbn] = true;
     }
     Napi::Promise Promise() const { return deferred_.Promise(); }
@@ -255,7 +350,7 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
       if (status_ == Status::kOk) {
         deferred_.Resolve(Env().Undefined());
       } else {
-        deferred_.Reject(MakeStatusError(Env(), status_).Value());
+        deferred_.Reject(CoreError(Env(), *core_, status_).Value());
       }
     }
     void OnError(const Napi::Error& e) override {
@@ -331,6 +426,7 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
   Napi::ObjectReference data_ref_;
   const uint8_t* data_ptr_ = nullptr;
   size_t data_len_ = 0;
+  bool from_file_ = false;
   std::vector<bool> preparing_;
 };
 

@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <random>
 #include <set>
 #include <string>
@@ -62,7 +65,7 @@ bool same_oti(const Oti& a, const Oti& b) {
 
 void test_status_texts() {
   std::set<std::string> codes;
-  for (int i = 0; i <= static_cast<int>(Status::kOutOfMemory); ++i) {
+  for (int i = 0; i <= static_cast<int>(kLastStatus); ++i) {
     Status s = static_cast<Status>(i);
     std::string code = status_code(s);
     CHECK(!code.empty());
@@ -71,7 +74,7 @@ void test_status_texts() {
     codes.insert(code);
   }
   // Every status has its own code.
-  CHECK(codes.size() == static_cast<size_t>(Status::kOutOfMemory) + 1);
+  CHECK(codes.size() == static_cast<size_t>(kLastStatus) + 1);
   CHECK(std::string(status_code(Status::kBadPacketLength)) ==
         "ERR_RQ_BAD_PACKET_LENGTH");
 }
@@ -686,6 +689,195 @@ void test_no_decode_path() {
   CHECK(out == data);
 }
 
+// ------------------------------------------------- file-backed encoder --
+
+// A temporary file holding `data`; removed on destruction.
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  explicit TempFile(const std::vector<uint8_t>& data) {
+    char name[] = "/tmp/rqcast-object-test-XXXXXX";
+    fd = mkstemp(name);
+    path = name;
+    CHECK(fd >= 0);
+    size_t done = 0;
+    while (fd >= 0 && done < data.size()) {
+      ssize_t n = write(fd, data.data() + done, data.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    CHECK(done == data.size());
+  }
+  ~TempFile() {
+    if (fd >= 0) close(fd);
+    unlink(path.c_str());
+  }
+};
+
+// The packets of a file-backed encoder equal those of a memory-backed one
+// for every source ESI and a run of repair ESIs of every block, with the
+// memory of each block accounted for as it is prepared and released.
+void file_matches_memory(const Oti& oti, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> data = random_bytes(rng, oti.F);
+  TempFile file(data);
+  std::unique_ptr<ObjectEncoder> mem, disk;
+  CHECK_STATUS(ObjectEncoder::Create(data.data(), data.size(), oti, &mem),
+               Status::kOk);
+  CHECK_STATUS(ObjectEncoder::CreateFromFile(file.fd, oti, &disk),
+               Status::kOk);
+  if (!mem || !disk) return;
+  const ObjectLayout& l = disk->Layout();
+  const size_t plen = kPayloadIdSize + l.oti.T;
+  // The last block is the zero-padded tail in every case used here.
+  CHECK(l.block_length(l.oti.Z - 1) <
+        uint64_t(l.source_symbols(l.oti.Z - 1)) * l.oti.T);
+  std::vector<uint8_t> a(plen), b(plen);
+  int mismatches = 0;
+  for (uint32_t sbn = 0; sbn < l.oti.Z; ++sbn) {
+    const uint32_t K = l.source_symbols(sbn);
+    // Its own copy of the K source symbols and the L + 1 work slots.
+    SystematicParams p;
+    CHECK(systematic_params(K, &p));
+    const uint64_t want = (uint64_t(K) + p.L + 1) * l.oti.T;
+    CHECK(!disk->Prepared(sbn));
+    const uint64_t predicted = disk->BlockMemory(sbn);
+    CHECK(predicted == want);
+    CHECK_STATUS(disk->PrepareBlock(sbn), Status::kOk);
+    CHECK(disk->Prepared(sbn));
+    CHECK(disk->BlockMemory(sbn) == predicted);  // the estimate is exact
+    // A memory-backed block holds only its work buffer when it reads the
+    // caller's bytes in place (N = 1, not the padded tail).
+    const uint64_t mem_predicted = mem->BlockMemory(sbn);
+    CHECK_STATUS(mem->PrepareBlock(sbn), Status::kOk);
+    CHECK(mem->BlockMemory(sbn) == mem_predicted);
+    const bool borrowed =
+        l.oti.N == 1 && l.block_length(sbn) == uint64_t(K) * l.oti.T;
+    CHECK(mem_predicted ==
+          (borrowed ? predicted - uint64_t(K) * l.oti.T : predicted));
+    for (uint32_t esi = 0; esi < K + 40; ++esi) {
+      CHECK_STATUS(mem->Packet(sbn, esi, a.data()), Status::kOk);
+      CHECK_STATUS(disk->Packet(sbn, esi, b.data()), Status::kOk);
+      if (a != b) ++mismatches;
+    }
+    // A high repair ESI too.
+    CHECK_STATUS(mem->Packet(sbn, kMaxEsi, a.data()), Status::kOk);
+    CHECK_STATUS(disk->Packet(sbn, kMaxEsi, b.data()), Status::kOk);
+    if (a != b) ++mismatches;
+    disk->ReleaseBlock(sbn);
+    CHECK(!disk->Prepared(sbn));
+    CHECK(disk->BlockMemory(sbn) == predicted);
+  }
+  CHECK(mismatches == 0);
+  // Packets prepares on demand and honours the stride: a 7-byte gap per
+  // packet, left as the caller wrote it.
+  const uint32_t sbn = l.oti.Z - 1, count = l.source_symbols(sbn) + 3;
+  const size_t stride = plen + 7;
+  std::vector<uint8_t> run(size_t(count) * stride, 0xA5);
+  CHECK(!disk->Prepared(sbn));
+  CHECK_STATUS(disk->Packets(sbn, 0, count, run.data() + 7, stride),
+               Status::kOk);
+  CHECK(disk->Prepared(sbn));
+  for (uint32_t i = 0; i < count; ++i) {
+    CHECK_STATUS(mem->Packet(sbn, i, a.data()), Status::kOk);
+    const uint8_t* p = run.data() + size_t(i) * stride;
+    CHECK(std::equal(a.begin(), a.end(), p + 7));
+    CHECK(std::all_of(p, p + 7, [](uint8_t x) { return x == 0xA5; }));
+  }
+}
+
+void test_file_encoder() {
+  // N = 1, several blocks, last one padded.
+  file_matches_memory(make_oti(10007, 64, 3, 1, 4), 51);
+  // N > 1 with uneven sub-blocks, Z > 1.
+  file_matches_memory(make_oti(20011, 96, 4, 5, 4), 52);
+  file_matches_memory(make_oti(999, 13, 2, 2, 1), 53);
+  // One block, K = 1.
+  file_matches_memory(make_oti(5, 16, 1, 1, 1), 54);
+  // Derived parameters with N > 1 on a larger block.
+  Oti o;
+  CHECK_STATUS(oti_derive(300001, 1280, 4, 1, 65536, &o), Status::kOk);
+  CHECK(o.N > 1);
+  file_matches_memory(o, 55);
+}
+
+void test_file_encoder_errors() {
+  const Oti oti = make_oti(5000, 32, 3, 2, 4);
+  std::mt19937 rng(61);
+  std::vector<uint8_t> data = random_bytes(rng, oti.F);
+  std::unique_ptr<ObjectEncoder> enc;
+  CHECK_STATUS(ObjectEncoder::CreateFromFile(-1, oti, &enc),
+               Status::kInvalidArgument);
+  CHECK_STATUS(ObjectEncoder::CreateFromFile(0, oti, nullptr),
+               Status::kInvalidArgument);
+  {
+    // Shorter than F from the start; a bad OTI is named first.
+    std::vector<uint8_t> short_data(data.begin(), data.end() - 1);
+    TempFile f(short_data);
+    CHECK_STATUS(ObjectEncoder::CreateFromFile(f.fd, oti, &enc),
+                 Status::kSourceTruncated);
+    CHECK_STATUS(
+        ObjectEncoder::CreateFromFile(f.fd, make_oti(5000, 30, 3, 2, 4), &enc),
+        Status::kSymbolSizeNotAligned);
+  }
+  {
+    // A longer file: the object is its first F bytes.
+    std::vector<uint8_t> longer(data);
+    longer.resize(data.size() + 100, 0x77);
+    TempFile f(longer);
+    std::unique_ptr<ObjectEncoder> mem;
+    CHECK_STATUS(ObjectEncoder::Create(data.data(), data.size(), oti, &mem),
+                 Status::kOk);
+    CHECK_STATUS(ObjectEncoder::CreateFromFile(f.fd, oti, &enc), Status::kOk);
+    if (enc && mem) {
+      const uint32_t last = oti.Z - 1;
+      std::vector<uint8_t> a(kPayloadIdSize + oti.T), b(a.size());
+      for (uint32_t esi = 0; esi < mem->Layout().source_symbols(last) + 5;
+           ++esi) {
+        CHECK_STATUS(mem->Packet(last, esi, a.data()), Status::kOk);
+        CHECK_STATUS(enc->Packet(last, esi, b.data()), Status::kOk);
+        CHECK(a == b);
+      }
+    }
+  }
+  {
+    // Truncated after the encoder was created: blocks that still lie in
+    // the file work, the others fail with kSourceTruncated, repeatedly,
+    // and are never marked prepared.
+    TempFile f(data);
+    CHECK_STATUS(ObjectEncoder::CreateFromFile(f.fd, oti, &enc), Status::kOk);
+    if (!enc) return;
+    const ObjectLayout& l = enc->Layout();
+    CHECK(ftruncate(f.fd, static_cast<off_t>(l.block_offset(1) + 10)) == 0);
+    std::vector<uint8_t> pkt(kPayloadIdSize + oti.T);
+    CHECK_STATUS(enc->Packet(0, 0, pkt.data()), Status::kOk);
+    for (uint32_t sbn = 1; sbn < oti.Z; ++sbn) {
+      CHECK_STATUS(enc->PrepareBlock(sbn), Status::kSourceTruncated);
+      CHECK_STATUS(enc->Packet(sbn, 0, pkt.data()), Status::kSourceTruncated);
+      CHECK_STATUS(enc->Packets(sbn, 0, 4, pkt.data(), pkt.size()),
+                   Status::kSourceTruncated);
+      CHECK(!enc->Prepared(sbn));
+    }
+    CHECK(enc->LastIoErrno() == 0);
+  }
+  {
+    // A descriptor that cannot be read: kIoError, errno kept.
+    TempFile f(data);
+    int wfd = open(f.path.c_str(), O_WRONLY);
+    CHECK(wfd >= 0);
+    CHECK_STATUS(ObjectEncoder::CreateFromFile(wfd, oti, &enc), Status::kOk);
+    if (enc) {
+      CHECK_STATUS(enc->PrepareBlock(0), Status::kIoError);
+      CHECK(enc->LastIoErrno() == EBADF);
+      CHECK(!enc->Prepared(0));
+    }
+    close(wfd);
+    // fstat of a closed descriptor.
+    CHECK_STATUS(ObjectEncoder::CreateFromFile(wfd, oti, &enc),
+                 Status::kIoError);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -702,6 +894,8 @@ int main() {
   test_encoder_blocks_and_threads();
   test_malformed();
   test_no_decode_path();
+  test_file_encoder();
+  test_file_encoder_errors();
   if (g_failures) {
     std::fprintf(stderr, "object_test: %d of %d checks failed\n", g_failures,
                  g_checks);
