@@ -71,6 +71,16 @@ export interface RawEncoder {
   packet(sbn: number, esi: number): Buffer;
   packets(sbn: number, firstEsi: number, count: number): Buffer;
   packetsInto(sbn: number, firstEsi: number, count: number, out: Uint8Array, offset: number): number;
+  packetsWithHeader(
+    out: Uint8Array,
+    offset: number,
+    header: Uint8Array,
+    seqAt: number,
+    firstSeq: number,
+    sbn: number,
+    firstEsi: number,
+    count: number,
+  ): number;
   isPrepared(sbn: number): boolean;
   blockMemory(sbn: number): number;
   prepareBlocksAsync(sbns: number[]): Promise<void>;

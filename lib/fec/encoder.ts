@@ -170,6 +170,28 @@ export class ObjectEncoder {
     return callNative(() => this.raw.packetsInto(sbn, firstEsi, count, out, offset));
   }
 
+  /**
+   * `count` stream packets back to back in `out` from `offset`: each is
+   * `header` (with the 32-bit big-endian sequence number (firstSeq + i)
+   * mod 2^32 written at header offset `seqAt`, unless seqAt is -1), the
+   * FEC Payload ID (sbn, firstEsi + i) and the encoding symbol, written by
+   * one native call with no per-packet copy. Returns the bytes written,
+   * count * (header.length + 4 + T); throws InvalidArgumentError, writing
+   * nothing, if `out` has less room than that from `offset`.
+   */
+  packetsWithHeader(
+    out: Uint8Array,
+    offset: number,
+    header: Uint8Array,
+    seqAt: number,
+    firstSeq: number,
+    sbn: number,
+    firstEsi: number,
+    count: number,
+  ): number {
+    return callNative(() => this.raw.packetsWithHeader(out, offset, header, seqAt, firstSeq, sbn, firstEsi, count));
+  }
+
   /** Whether block sbn is prepared (holds its intermediate symbols). */
   isPrepared(sbn: number): boolean {
     return callNative(() => this.raw.isPrepared(sbn));

@@ -200,16 +200,16 @@ Status ObjectEncoder::Packet(uint32_t sbn, uint32_t esi, uint8_t* out) {
 
 Status ObjectEncoder::Packets(uint32_t sbn, uint32_t first_esi,
                               uint32_t count, uint8_t* out, size_t stride) {
-  if (out == nullptr) return Status::kInvalidArgument;
   if (sbn >= impl_->layout.oti.Z) return Status::kSbnOutOfRange;
   if (first_esi > kMaxEsi ||
       (count > 0 && count - 1 > kMaxEsi - first_esi)) {
     return Status::kEsiOutOfRange;
   }
-  if (stride < kPayloadIdSize + impl_->layout.oti.T) {
+  // An empty run writes nothing (an empty JS buffer has no data pointer).
+  if (count == 0) return Status::kOk;
+  if (out == nullptr || stride < kPayloadIdSize + impl_->layout.oti.T) {
     return Status::kInvalidArgument;
   }
-  if (count == 0) return Status::kOk;
   Impl::Slot& slot = impl_->slots[sbn];
   // A ReleaseBlock from another thread may land between PrepareBlock and
   // the shared lock; then prepare again.

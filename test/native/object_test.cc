@@ -595,6 +595,16 @@ void test_malformed() {
                Status::kEsiOutOfRange);
   CHECK_STATUS(enc->Packet(0, kMaxEsi, pkt.data()), Status::kOk);
   CHECK_STATUS(enc->Packet(0, 0, nullptr), Status::kInvalidArgument);
+  // An empty run is fine with no buffer at all (an empty JS Buffer);
+  // its SBN and ESI are still checked.
+  CHECK_STATUS(enc->Packets(0, 5, 0, nullptr, 0), Status::kOk);
+  CHECK_STATUS(enc->Packets(3, 5, 0, nullptr, 0), Status::kSbnOutOfRange);
+  CHECK_STATUS(enc->Packets(0, kMaxEsi + 1, 0, nullptr, 0),
+               Status::kEsiOutOfRange);
+  CHECK_STATUS(enc->Packets(0, kMaxEsi, 2, pkt.data(), plen),
+               Status::kEsiOutOfRange);
+  CHECK_STATUS(enc->Packets(0, 0, 1, pkt.data(), plen - 1),
+               Status::kInvalidArgument);
   CHECK_STATUS(enc->PrepareBlock(3), Status::kSbnOutOfRange);
   enc->ReleaseBlock(200);  // out of range: no effect, no crash
 
