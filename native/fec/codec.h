@@ -323,6 +323,11 @@ class ObjectDecoder {
   // Heap bytes block sbn holds now: its BlockDecoder's until decoded, then
   // the K*T decoded bytes until released.
   size_t HeldBytes(uint32_t sbn) const;
+  // With one sub-block (N = 1) the decoded symbols, in order, are the
+  // block's bytes (then zero padding up to K*T): hands that buffer over
+  // without a copy and releases the block, as ReleaseBlock. kInvalidArgument
+  // when N > 1 (CopyBlock must gather the sub-blocks) or already released.
+  Status TakeSource(uint32_t sbn, SymbolBuffer* out);
 
  private:
   struct Impl;

@@ -205,6 +205,19 @@ bool ObjectDecoder::DiscardBlock(uint32_t sbn) {
   return true;
 }
 
+Status ObjectDecoder::TakeSource(uint32_t sbn, SymbolBuffer* out) {
+  const ObjectLayout& l = impl_->layout;
+  if (sbn >= l.oti.Z) return Status::kSbnOutOfRange;
+  if (out == nullptr || l.oti.N != 1) return Status::kInvalidArgument;
+  Impl::Slot& slot = impl_->slots[sbn];
+  std::lock_guard<std::mutex> lock(slot.mu);
+  if (!slot.decoded) return Status::kNeedMoreSymbols;
+  if (slot.released) return Status::kInvalidArgument;
+  *out = std::move(slot.source);
+  slot.released = true;
+  return Status::kOk;
+}
+
 size_t ObjectDecoder::HeldBytes(uint32_t sbn) const {
   if (sbn >= impl_->layout.oti.Z) return 0;
   const Impl::Slot& slot = impl_->slots[sbn];

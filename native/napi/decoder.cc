@@ -511,12 +511,15 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return CopyOut(info.Env(), sbn);
   }
 
-  // takeBlock(sbn) -> Buffer. The bytes go into recycled block memory
-  // (fec::SymbolBuffer's cache, typically the buffer a block released just
-  // before) lent to JS as an external Buffer, and go back to the cache when
-  // the Buffer is collected. A fresh Buffer per block cost a page fault
-  // (and the kernel zeroing the page) per 4 KiB: with megabyte blocks that
-  // was most of a fetch's system time.
+  // takeBlock(sbn) -> Buffer. With one sub-block (N = 1, what rqcast's
+  // OTIs have unless T is huge) the decoded symbols are the block's bytes:
+  // the decoder's own buffer is lent to JS as an external Buffer, no copy.
+  // Otherwise the bytes are gathered (RFC 6330 §4.4.1.2) into recycled
+  // block memory (fec::SymbolBuffer's cache, typically the buffer a block
+  // released just before), lent the same way. Either goes back to the cache
+  // when the Buffer is collected. A fresh Buffer per block cost a page
+  // fault (and the kernel zeroing the page) per 4 KiB: with megabyte blocks
+  // that was most of a fetch's system time.
   Napi::Value TakeBlock(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     fec::ObjectDecoder* core = Usable(env);
@@ -533,19 +536,26 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       released_[sbn] = true;
       return out;
     }
+    const bool whole = core->Layout().oti.N == 1;
     std::unique_ptr<fec::SymbolBuffer> held(
-        new (std::nothrow) fec::SymbolBuffer(static_cast<size_t>(length)));
-    if (!held || !*held) {
+        whole ? new (std::nothrow) fec::SymbolBuffer()
+              : new (std::nothrow) fec::SymbolBuffer(static_cast<size_t>(length)));
+    if (!held || (!whole && !*held)) {
       ThrowCode(env, kErrObjectTooLarge,
                 "out of memory for a block of " + std::to_string(length) +
                     " bytes");
       return Napi::Value();
     }
-    Status s = core->CopyBlock(sbn, held->data());
+    // The decoder lets go of the block here (taken, or copied below and
+    // then released); on a failure below the block is lost either way.
+    Status s = whole ? core->TakeSource(sbn, held.get())
+                     : core->CopyBlock(sbn, held->data());
     if (s != Status::kOk) {
       ThrowStatus(env, s);
       return Napi::Value();
     }
+    if (!whole) core->ReleaseBlock(sbn);
+    released_[sbn] = true;
     uint8_t* data = held->data();
     out = Napi::Buffer<uint8_t>::New(
         env, data, static_cast<size_t>(length),
@@ -553,8 +563,6 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
         held.get());
     if (env.IsExceptionPending()) return Napi::Value();
     held.release();  // owned by the Buffer's finalizer now
-    core->ReleaseBlock(sbn);
-    released_[sbn] = true;
     return out;
   }
 
