@@ -219,6 +219,27 @@ describe('RqcastClient (scripted server)', () => {
     }
   });
 
+  test('the data path (no debug hooks: packets read in place) under ACK mode and loss: replacements counted, ACKs sent, bit-exact', async () => {
+    const big = randomBytes(60_000);
+    const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 4 });
+    const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, lossRate: 0.2, lossSeed: 1 });
+    const s = await c.fetch();
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect(server.acks).toBeGreaterThan(0);
+    expect(s.replacements).toBeGreaterThan(0);
+    expect(s.simulatedDrops).toBeGreaterThan(0);
+    expect(s.symbolsReceived).toBeGreaterThanOrEqual(s.neededSymbols);
+    expect(s.packetsReceived).toBe(c.stats.packetsReceived);
+  });
+
+  test('the data path: two channels combine', async () => {
+    const big = randomBytes(60_000);
+    const { port } = await serve({ objects: [{ name: 'big', data: big }], channels: { a: 1, b: 2 } });
+    const s = await client(`rqcast://127.0.0.1:${port}/a,b`).fetch();
+    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect(s.objects.map((o) => o.name)).toEqual(['big']);
+  });
+
   test('two channels: symbols of both combine into one object', async () => {
     const big = randomBytes(60_000);
     const { port } = await serve({ objects: [{ name: 'big', data: big }], channels: { a: 1, b: 2 } });
