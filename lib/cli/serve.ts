@@ -1,7 +1,7 @@
 /**
  * `rqcast serve FILE|DIR... [--port 4433] [--bind 0.0.0.0] [--rate 100]
  *  [--channel NAME:FILE,FILE[:RATE]]... [--symbol-size 1280] [--no-code]
- *  [--secret HEX] [--json] [--quiet]`
+ *  [--memory 1024] [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -11,6 +11,11 @@
  *   paths (files, or directories: every object read from them), paced at
  *   RATE Mbit/s (default --rate).
  * - Rates are Mbit/s (10^6 bit/s) of packet bytes, per channel.
+ * - --memory MIB bounds the prepared blocks the server holds (files are
+ *   read block by block, with pread, as the streams need them); channels
+ *   whose blocks do not fit send a sliding window of blocks, each block
+ *   getting K * (1 + --pass-overhead %) packets per pass (docs/PROTOCOL.md
+ *   §10.3).
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
@@ -23,8 +28,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { RqcastError } from '../errors';
 import { Catalogue, CatalogueError, DEFAULT_SYMBOL_SIZE } from '../server/catalogue';
+import { DEFAULT_PASS_OVERHEAD } from '../server/channel-stream';
 import { ServerError } from '../server/errors';
-import { ChannelConfig, DEFAULT_CHANNEL, DEFAULT_PORT, DEFAULT_RATE_MBPS, RqcastServer, ServerAddress } from '../server/server';
+import { ChannelConfig, DEFAULT_CHANNEL, DEFAULT_MEMORY_BYTES, DEFAULT_PORT, DEFAULT_RATE_MBPS, RqcastServer, ServerAddress } from '../server/server';
+
+const MIB = 1024 * 1024;
+const DEFAULT_PASS_OVERHEAD_PCT = Math.round(DEFAULT_PASS_OVERHEAD * 100);
 
 export const SERVE_EXIT_OK = 0;
 export const SERVE_EXIT_OTHER = 1;
@@ -44,6 +53,10 @@ export interface ServeCliOptions {
   rate: number;
   channel: ChannelSpec[];
   symbolSize: number;
+  /** MiB of prepared blocks (--memory). */
+  memory: number;
+  /** Percent of K (--pass-overhead). */
+  passOverhead: number;
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
@@ -80,6 +93,22 @@ function parseSymbolSize(text: string): number {
   // The largest stream packet (an FDT packet) is 48 + T bytes; an IPv4 UDP datagram carries at most 65507.
   if (!/^\d+$/.test(text.trim()) || v < 16 || v > MAX_SYMBOL_SIZE) {
     throw new InvalidArgumentError(`symbol size is an integer 16..${MAX_SYMBOL_SIZE} (bytes)`);
+  }
+  return v;
+}
+
+function parseMemory(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 1 || v > 1 << 30) {
+    throw new InvalidArgumentError('--memory is a number of MiB, at least 1');
+  }
+  return v;
+}
+
+function parsePassOverhead(text: string): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || v > 1000) {
+    throw new InvalidArgumentError('--pass-overhead is a percentage of K, 0..1000');
   }
   return v;
 }
@@ -163,6 +192,8 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       rateMbps: opts.rate,
       noCode: !opts.code,
       secret: opts.secret,
+      memoryBytes: opts.memory * MIB,
+      passOverhead: opts.passOverhead / 100,
       logger: log,
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
@@ -181,7 +212,15 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           port: address.port,
           noCode: !opts.code,
           symbolSize: opts.symbolSize,
-          channels: server.channels.map((c) => ({ name: c.name, tsi: c.tsi, rateMbps: c.rateMbps, objects: c.objects.map((o) => o.name) })),
+          memoryMiB: opts.memory,
+          channels: server.channels.map((c) => ({
+            name: c.name,
+            tsi: c.tsi,
+            rateMbps: c.rateMbps,
+            windowBlocks: c.stream.windowBlocks,
+            sliding: c.stream.sliding,
+            objects: c.objects.map((o) => o.name),
+          })),
           objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
         }),
       );
@@ -246,6 +285,16 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     )
     .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(parseSymbolSize))
     .option('--no-code', 'send a carousel of source symbols only (no repair symbols)')
+    .addOption(
+      new Option('--memory <mib>', 'MiB of prepared blocks to hold; larger channels send a sliding window of blocks')
+        .default(DEFAULT_MEMORY_BYTES / MIB)
+        .argParser(parseMemory),
+    )
+    .addOption(
+      new Option('--pass-overhead <pct>', 'with a sliding window: packets per block per pass beyond K, % of K')
+        .default(DEFAULT_PASS_OVERHEAD_PCT)
+        .argParser(parsePassOverhead),
+    )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(parseSecret))
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')

@@ -27,9 +27,9 @@ export interface PreparableSource {
 }
 
 export interface BlockCacheStats {
-  /** Blocks prepared now. */
+  /** Blocks prepared now, or being prepared. */
   preparedBlocks: number;
-  /** Bytes they hold (PreparableSource.blockMemory). */
+  /** Bytes they hold (PreparableSource.blockMemory), counted from the start of a preparation. */
   preparedBytes: number;
   /** The most preparedBytes has been. */
   preparedBytesPeak: number;
@@ -131,15 +131,18 @@ export class BlockCache {
   private prepare(e: Entry): void {
     e.state = 'preparing';
     this.s.prepares++;
+    // The block's bytes count from now (it allocates while preparing): make
+    // room first, so that the budget bounds the peak, not just the end state.
+    e.bytes = e.source.blockMemory(e.sbn);
+    this.s.preparedBlocks++;
+    this.s.preparedBytes += e.bytes;
+    this.trim();
+    this.s.preparedBytesPeak = Math.max(this.s.preparedBytesPeak, this.s.preparedBytes);
     const p = e.source.prepareBlockAsync(e.sbn).then(
       () => {
         e.pending = undefined;
         if (this.closed) return;
         e.state = 'ready';
-        e.bytes = e.source.blockMemory(e.sbn);
-        this.s.preparedBlocks++;
-        this.s.preparedBytes += e.bytes;
-        this.s.preparedBytesPeak = Math.max(this.s.preparedBytesPeak, this.s.preparedBytes);
         if (e.pins === 0) {
           this.idle.set(e, true);
           this.trim();
@@ -150,6 +153,9 @@ export class BlockCache {
       (err: unknown) => {
         e.pending = undefined;
         e.state = 'idle';
+        this.s.preparedBlocks--;
+        this.s.preparedBytes -= e.bytes;
+        e.bytes = 0;
         this.s.prepareErrors++;
         if (!this.closed) this.onError?.(err, e.source, e.sbn);
         throw err;

@@ -17,23 +17,28 @@
  * - Every object of a catalogue has the same symbol size T (the FDT too), so
  *   every data packet of a channel has one length: RFC 6330 §4.4.1.2 pads
  *   the last source symbol of an object to T bytes.
- * - Memory: each object's bytes are read once (the SHA-256 is computed over
- *   the same stream) and kept in memory for the encoder's lifetime.
+ * - Memory: nothing of an object is kept in memory. load() streams each
+ *   file once for its SHA-256; the encoder (ObjectEncoder.fromFile) holds a
+ *   descriptor of the file and reads a source block (pread, on a worker
+ *   thread) when a stream needs it prepared, so objects may be larger than
+ *   RAM (up to RFC 6330's limits: 256 source blocks of at most 56403
+ *   symbols, i.e. about 18 GB at T = 1280). A file that changes while it is
+ *   served makes clients fail its digest check; one that shrinks makes
+ *   preparing its blocks fail (logged by the server).
  */
-import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ObjectEncoder } from '../fec/encoder';
-import { Oti as FecOti } from '../fec/oti';
+import { EncoderOptions, ObjectEncoder } from '../fec/encoder';
+import { DEFAULT_MAX_SUB_BLOCK_SIZE, Oti as FecOti } from '../fec/oti';
 import type { RawCodecBinding } from '../native';
 import { FdtFile, buildFdt } from '../protocol/fdt';
 import { Oti as WireOti } from '../protocol/oti';
 import { ServerError } from './errors';
 
 export const DEFAULT_SYMBOL_SIZE = 1280;
-/** Objects are read into one Buffer: the largest this Node.js allows. */
-export const MAX_IN_MEMORY_OBJECT = bufferConstants.MAX_LENGTH;
+/** Z is 8 bits (RFC 6330 §3.3.3). */
+const MAX_SOURCE_BLOCKS = 256;
 /** How long an FDT instance says it is valid (FLUTE Expires, RFC 6726 §3.4.1). */
 export const DEFAULT_FDT_LIFETIME_MS = 365 * 24 * 3600 * 1000;
 
@@ -109,19 +114,29 @@ interface FoundFile {
   explicit: boolean;
 }
 
-/** Reads a file once: its bytes and their SHA-256 (streamed, RFC 6234). */
-async function readWithDigest(file: string, expected: number): Promise<{ data: Buffer; sha256: Uint8Array }> {
-  const data = Buffer.allocUnsafe(expected);
+/**
+ * Encoder options for an object of F bytes at symbol size T: RFC 6330 §4.3's
+ * derivation with WS (the largest block a receiver decodes in one piece) at
+ * its default, 16 MiB, unless that would need more than 256 source blocks
+ * (objects over about 4.29 GB): then WS grows just enough for 256 blocks
+ * (5% of slack for Table 2's steps), up to the K' = 56403 limit.
+ */
+export function encoderOptionsFor(F: number, T: number): EncoderOptions {
+  const perBlock = Math.ceil((F / MAX_SOURCE_BLOCKS) * 1.05);
+  return { symbolSize: T, maxSubBlockSize: Math.max(DEFAULT_MAX_SUB_BLOCK_SIZE, perBlock) };
+}
+
+/** The SHA-256 (RFC 6234) of a file's first `expected` bytes, streamed: nothing is kept. */
+async function digestFile(file: string, expected: number): Promise<Uint8Array> {
   const hash = createHash('sha256');
   let at = 0;
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     if (at + chunk.length > expected) throw new CatalogueError('ERR_OBJECT_CHANGED', `${file} grew while being read`);
-    chunk.copy(data, at);
     hash.update(chunk);
     at += chunk.length;
   }
   if (at !== expected) throw new CatalogueError('ERR_OBJECT_CHANGED', `${file} shrank while being read`);
-  return { data, sha256: new Uint8Array(hash.digest()) };
+  return new Uint8Array(hash.digest());
 }
 
 async function walk(dir: string, prefix: string, out: FoundFile[]): Promise<void> {
@@ -190,17 +205,15 @@ export class Catalogue {
           skipped.push({ path: f.path, reason: 'empty file' });
           continue;
         }
-        if (st.size > MAX_IN_MEMORY_OBJECT) {
-          throw new CatalogueError('ERR_OBJECT_TOO_LARGE', `${f.path} is larger than ${MAX_IN_MEMORY_OBJECT} bytes, the most one object can hold in memory`);
-        }
-        const { data, sha256 } = await readWithDigest(f.path, st.size);
-        const encoder = new ObjectEncoder(data, { symbolSize }, options.binding);
+        // The encoder first: it holds the file open, so the bytes hashed are
+        // the ones it will read (unless the file is modified in place).
+        const encoder = ObjectEncoder.fromFile(f.path, { ...encoderOptionsFor(st.size, symbolSize), length: st.size }, options.binding);
         objects.push({
           toi: objects.length + 1,
           name: f.name,
           path: path.resolve(f.path),
-          length: data.length,
-          sha256,
+          length: st.size,
+          sha256: await digestFile(f.path, st.size),
           oti: encoder.otiInfo,
           encoder,
         });

@@ -30,8 +30,10 @@ import { decodeControl, encodeControl } from '../protocol/control';
 import { ControlMessage } from '../protocol/messages';
 import { Replicator } from '../replicate/replicator';
 import { AckTrackerOptions } from './ack-tracker';
+import type { ObjectEncoder } from '../fec/encoder';
+import { BlockCache } from './block-cache';
 import { Catalogue, CatalogueObject, FdtObject, wireOti } from './catalogue';
-import { ChannelStream } from './channel-stream';
+import { BlockPins, ChannelStream, SymbolSource, windowFor } from './channel-stream';
 import {
   ClientEvent,
   ClientManager,
@@ -47,6 +49,7 @@ import { SymbolAllocator } from './symbol-allocator';
 export const DEFAULT_PORT = 4433;
 export const DEFAULT_RATE_MBPS = 100;
 export const DEFAULT_CHANNEL = 'main';
+export const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
 
 /** The part of the Replicator contract (lib/replicate/replicator.ts) the server uses. */
 export interface ReplicatorLike {
@@ -112,8 +115,23 @@ export interface RqcastServerOptions {
   ringCapacity?: number;
   /** Default: the native Replicator (closed by close()). An injected one is not closed. */
   replicator?: ReplicatorLike;
-  /** Prepare every block's intermediate symbols off the JS thread before listening. Default true. */
+  /**
+   * Wait, before listening, until the blocks the streams start with are
+   * prepared (off the JS thread). Default true. Otherwise a block not yet
+   * prepared when its first packet is due is prepared on the JS thread.
+   */
   prepare?: boolean;
+  /**
+   * Bytes of prepared blocks (source + intermediate symbols) the server may
+   * hold, shared equally by the channels. A channel whose blocks fit its
+   * share sends all of them round-robin; a larger one sends a sliding
+   * window of as many blocks as fit (ChannelStream). Default 1 GiB.
+   */
+  memoryBytes?: number;
+  /** Packets per block per pass of a sliding window beyond K, as a fraction of K. Default 0.15. */
+  passOverhead?: number;
+  /** Force the window to this many blocks per channel (tests); default from memoryBytes. */
+  windowBlocks?: number;
   clock?: () => number;
   logger?: ServerLogger;
 }
@@ -130,6 +148,16 @@ export interface ServerCounters extends ClientManagerCounters {
   fdtPackets: number;
   freshPackets: number;
   freshUnknown: number;
+  /** Losses reported for blocks already out of the window (released): not replaced. */
+  freshSkipped: number;
+  windowAdvances: number;
+  windowStalls: number;
+  /** Prepared blocks now, their bytes, and the most those bytes have been (BlockCache). */
+  preparedBlocks: number;
+  preparedBytes: number;
+  preparedBytesPeak: number;
+  blockPrepares: number;
+  blockPrepareErrors: number;
   /** Replicator calls that threw (e.g. an address family the host cannot send to). */
   replicatorErrors: number;
 }
@@ -175,6 +203,9 @@ export class RqcastServer extends EventEmitter {
   private readonly log: ServerLogger;
   private readonly options: RqcastServerOptions;
   private readonly byTsi = new Map<number, ServerChannel>();
+  private readonly cache: BlockCache;
+  /** The catalogue's encoders by identity: what the streams pin is what the cache prepares. */
+  private readonly encoders = new Map<SymbolSource, ObjectEncoder>();
   private readonly capacity: number;
   private replicator?: ReplicatorLike;
   private ownsReplicator = false;
@@ -218,6 +249,24 @@ export class RqcastServer extends EventEmitter {
     };
     const configs = options.channels ?? [{ name: DEFAULT_CHANNEL }];
     if (configs.length === 0) throw new InvalidServerConfigError('at least one channel');
+    const memoryBytes = options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+    if (!(Number.isFinite(memoryBytes) && memoryBytes >= 0)) throw new InvalidServerConfigError('memoryBytes must be >= 0');
+    this.cache = new BlockCache({
+      budgetBytes: memoryBytes,
+      onError: (err, _source, sbn) => this.log.error({ err, sbn }, 'a block could not be prepared'),
+    });
+    for (const o of this.catalogue.objects) this.encoders.set(o.encoder, o.encoder);
+    const encoderOf = (src: SymbolSource): ObjectEncoder => {
+      const e = this.encoders.get(src);
+      if (!e) throw new InvalidServerConfigError('a stream pinned an encoder that is not in the catalogue');
+      return e;
+    };
+    const pins: BlockPins = {
+      pin: (src, sbn) => this.cache.pin(encoderOf(src), sbn),
+      unpin: (src, sbn) => this.cache.unpin(encoderOf(src), sbn),
+      ready: (src, sbn) => this.cache.ready(encoderOf(src), sbn),
+    };
+    const share = memoryBytes / configs.length;
     const names = new Set<string>();
     const now = this.clock();
     const channels: ServerChannel[] = [];
@@ -236,12 +285,17 @@ export class RqcastServer extends EventEmitter {
       if (!(Number.isFinite(rateMbps) && rateMbps > 0)) throw new InvalidServerConfigError('rate must be a positive number of Mbit/s');
       const tsi = i + 1;
       const fdt = this.catalogue.fdt(objects, tsi, now);
+      const costs: number[] = [];
+      for (const o of objects) for (let sbn = 0; sbn < o.encoder.sourceBlocks; sbn++) costs.push(o.encoder.blockMemory(sbn));
       const stream = new ChannelStream({
         tsi,
         objects: objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
         fdt: { instanceId: fdt.instanceId, encoder: fdt.encoder, allocator: SymbolAllocator.forEncoder(fdt.encoder, mode), oti: wireOti(fdt.encoder.otiInfo) },
         fdtInterval: options.fdtInterval,
         symbolsPerTurn: options.symbolsPerTurn,
+        windowBlocks: options.windowBlocks ?? windowFor(costs, share),
+        passOverhead: options.passOverhead,
+        pins,
       });
       const ch: ServerChannel = { name: c.name, tsi, objects, rateMbps, stream, fdt };
       channels.push(ch);
@@ -267,10 +321,11 @@ export class RqcastServer extends EventEmitter {
   async listen(): Promise<ServerAddress> {
     if (this.closed) throw new InvalidServerConfigError('server is closed');
     if (this.bound) return this.bound;
+    for (const ch of this.channels) ch.stream.start();
     if (this.options.prepare ?? true) {
       const t0 = Date.now();
-      await Promise.all(this.catalogue.objects.map((o) => o.encoder.prepareAllAsync()));
-      this.log.debug({ ms: Date.now() - t0 }, 'encoders prepared');
+      await this.cache.whenPinnedReady();
+      this.log.debug({ ms: Date.now() - t0, ...this.cache.stats }, 'first blocks prepared');
     }
     if (this.closed) throw new InvalidServerConfigError('server is closed');
     this.replicator = this.options.replicator;
@@ -330,13 +385,36 @@ export class RqcastServer extends EventEmitter {
     let fdtPackets = 0;
     let freshPackets = 0;
     let freshUnknown = 0;
+    let freshSkipped = 0;
+    let windowAdvances = 0;
+    let windowStalls = 0;
     for (const ch of this.channels) {
-      streamPackets += ch.stream.counters.packets;
-      fdtPackets += ch.stream.counters.fdtPackets;
-      freshPackets += ch.stream.counters.freshPackets;
-      freshUnknown += ch.stream.counters.freshUnknown;
+      const c = ch.stream.counters;
+      streamPackets += c.packets;
+      fdtPackets += c.fdtPackets;
+      freshPackets += c.freshPackets;
+      freshUnknown += c.freshUnknown;
+      freshSkipped += c.freshSkipped;
+      windowAdvances += c.windowAdvances;
+      windowStalls += c.windowStalls;
     }
-    return { ...this.manager.counters, ...this.own, streamPackets, fdtPackets, freshPackets, freshUnknown };
+    const b = this.cache.stats;
+    return {
+      ...this.manager.counters,
+      ...this.own,
+      streamPackets,
+      fdtPackets,
+      freshPackets,
+      freshUnknown,
+      freshSkipped,
+      windowAdvances,
+      windowStalls,
+      preparedBlocks: b.preparedBlocks,
+      preparedBytes: b.preparedBytes,
+      preparedBytesPeak: b.preparedBytesPeak,
+      blockPrepares: b.prepares,
+      blockPrepareErrors: b.prepareErrors,
+    };
   }
 
   /** The replicator's statistics of one channel (undefined before listen). */
@@ -359,7 +437,11 @@ export class RqcastServer extends EventEmitter {
       if (this.ownsReplicator) rep.close();
       else for (const ch of this.channels) this.safely(() => rep.removeChannel(ch.tsi));
     }
-    for (const ch of this.channels) ch.fdt.encoder.close();
+    for (const ch of this.channels) {
+      ch.stream.close();
+      ch.fdt.encoder.close();
+    }
+    this.cache.close();
     this.log.info({}, 'closed');
   }
 

@@ -94,7 +94,7 @@ function docValue(cell: string): number | string {
   if (str) return JSON.parse(str[1]) as string;
   const expr = /^`([^`"]+)`$/.exec(c);
   if (expr && expr[1] in RUNTIME_VALUES) return RUNTIME_VALUES[expr[1]];
-  if (/^0x[0-9a-f]+$/i.test(c) || /^[0-9]+$/.test(c)) return Number(c);
+  if (/^0x[0-9a-f]+$/i.test(c) || /^[0-9]+(\.[0-9]+)?$/.test(c)) return Number(c);
   throw new Error(`cannot read the value "${cell}"`);
 }
 
@@ -710,8 +710,16 @@ describe('stream schedule (lib/server/channel-stream.ts)', () => {
       symbolSize: T,
       sourceBlocks: blocks,
       sourceSymbols: () => K,
-      packet: one,
-      packets: (sbn, first, count) => cat(...Array.from({ length: count }, (_, i) => one(sbn, first + i))),
+      packetsWithHeader(out, offset, header, seqAt, firstSeq, sbn, firstEsi, count) {
+        let at = offset;
+        for (let i = 0; i < count; i++) {
+          out.set(header, at);
+          if (seqAt >= 0) new DataView(out.buffer, out.byteOffset).setUint32(at + seqAt, (firstSeq + i) % 2 ** 32);
+          out.set(one(sbn, firstEsi + i), at + header.length);
+          at += header.length + 4 + T;
+        }
+        return at - offset;
+      },
     };
   }
   function stream(): ChannelStream {
@@ -750,6 +758,22 @@ describe('stream schedule (lib/server/channel-stream.ts)', () => {
       const interval = fdt[1];
       expect(fdt).toEqual(Array.from({ length: fdt.length }, (_, k) => k * interval));
       return interval;
+    },
+    'ChannelStream.passOverhead': () => {
+      // One block at a time over a 2-block object: block 0's first run is its quota.
+      const K = 100;
+      const encoder = source(2, K);
+      const fdtEncoder = source(1, 3);
+      const s = new ChannelStream({
+        tsi: 3,
+        objects: [{ toi: 1, encoder, allocator: SymbolAllocator.forEncoder(encoder) }],
+        fdt: { instanceId: 1, encoder: fdtEncoder, allocator: SymbolAllocator.forEncoder(fdtEncoder), oti: { transferLength: 3 * T, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 } },
+        windowBlocks: 1,
+      });
+      const data = packets(s, 300).filter((p) => p.toi === 1n);
+      const run = data.findIndex((p) => p.sbn !== 0);
+      // run = ceil(K(1+x)): x to the 2 decimals the doc states.
+      return Math.round(((run - K) / K) * 100) / 100;
     },
     'ChannelStream.symbolsPerTurn': () => {
       const ps = packets(stream(), 31).slice(1);

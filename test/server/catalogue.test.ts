@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdtempSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ObjectDecoder } from '../../lib/fec/decoder';
@@ -11,10 +11,12 @@ import {
   DuplicateObjectNameError,
   CatalogueError,
   EmptyObjectError,
-  MAX_IN_MEMORY_OBJECT,
   ObjectNotFoundError,
   isSafeObjectName,
+  encoderOptionsFor,
 } from '../../lib/server/catalogue';
+import { chooseOti } from '../../lib/fec/encoder';
+import { loadNative } from '../../lib/native';
 
 let dir: string;
 const contents = new Map<string, Buffer>();
@@ -91,22 +93,6 @@ describe('Catalogue.load', () => {
     );
   });
 
-  test('an object too large for one Buffer is refused before reading it', async () => {
-    const huge = path.join(dir, 'huge.bin');
-    const fd = openSync(huge, 'w');
-    try {
-      ftruncateSync(fd, MAX_IN_MEMORY_OBJECT + 1); // sparse: no disk space used
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      await expect(Catalogue.load([huge])).rejects.toMatchObject({ code: 'ERR_OBJECT_TOO_LARGE' });
-      await expect(Catalogue.load([huge])).rejects.toBeInstanceOf(CatalogueError);
-    } finally {
-      rmSync(huge);
-    }
-  });
-
   test.each([
     ['a.txt', true],
     ['dir/sub/a-b_c~d.e', true],
@@ -154,5 +140,17 @@ describe('FDT', () => {
     } finally {
       cat.close();
     }
+  });
+});
+
+describe('encoderOptionsFor: objects beyond the default 256 x 16 MiB', () => {
+  test.each([1, 300e6, 4.29e9, 4.5e9, 10e9, 18e9])('F = %d at T = 1280: Z <= 256, blocks of at most 16 MiB when that is enough', (F) => {
+    const oti = chooseOti(F, encoderOptionsFor(F, 1280), loadNative());
+    expect(oti.Z).toBeLessThanOrEqual(256);
+    expect(oti.F).toBe(F);
+    if (F <= 4e9) expect(oti.layout.KL * 1280).toBeLessThanOrEqual(16 * 1024 * 1024);
+  });
+  test('beyond 256 blocks of 56403 symbols the codec refuses, with its typed error', () => {
+    expect(() => chooseOti(20e9, encoderOptionsFor(20e9, 1280), loadNative())).toThrow(/more than 56403 symbols/);
   });
 });

@@ -90,13 +90,13 @@ describe('rqcast serve', () => {
     const info = JSON.parse(await r.ready) as {
       event: string;
       port: number;
-      channels: { name: string; tsi: number; rateMbps: number; objects: string[] }[];
+      channels: { name: string; tsi: number; rateMbps: number; windowBlocks: number; sliding: boolean; objects: string[] }[];
       objects: { toi: number; name: string; length: number; sha256: string }[];
     };
     expect(info.event).toBe('listening');
     expect(info.channels).toEqual([
-      { name: 'main', tsi: 1, rateMbps: 5, objects: ['a.bin', 'b.bin', 'c.bin'] },
-      { name: 'extra', tsi: 2, rateMbps: 2, objects: ['c.bin', 'b.bin'] },
+      { name: 'main', tsi: 1, rateMbps: 5, windowBlocks: 3, sliding: false, objects: ['a.bin', 'b.bin', 'c.bin'] },
+      { name: 'extra', tsi: 2, rateMbps: 2, windowBlocks: 2, sliding: false, objects: ['c.bin', 'b.bin'] },
     ]);
     expect(info.objects.map((o) => [o.toi, o.name, o.length])).toEqual([
       [1, 'a.bin', 5000],
@@ -161,6 +161,9 @@ describe('rqcast serve', () => {
     [['--port', '70000']],
     [['--symbol-size', '8']],
     [['--secret', 'abcd']],
+    [['--memory', '0']],
+    [['--memory', 'lots']],
+    [['--pass-overhead', '-5']],
     [['--channel', 'nocolon']],
     [['--bogus']],
   ])('bad option %j is a usage error', async (opt) => {
