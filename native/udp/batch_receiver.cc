@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -26,8 +27,14 @@ void write_source_record(const sockaddr_storage& from, uint8_t* out) {
   }
 }
 
+// A coalesced message holds at most 64 segments and 65535 bytes (the
+// kernel's UDP_MAX_SEGMENTS and the UDP length field).
+constexpr uint32_t kGroSlot = 65536;
+// Message buffers with GRO: 64 KiB each, touched only as far as filled.
+constexpr uint32_t kGroMessages = 64;
+
 int BatchReceiver::open(const Endpoint& local, int receive_buffer_bytes,
-                        uint32_t max_datagram, uint32_t batch) {
+                        uint32_t max_datagram, uint32_t batch, bool gro) {
   if (max_datagram == 0 || max_datagram > 65535 || batch == 0 ||
       batch > kMaxBatch)
     return EINVAL;
@@ -37,14 +44,17 @@ int BatchReceiver::open(const Endpoint& local, int receive_buffer_bytes,
   if (rc != 0) return rc;
   max_datagram_ = max_datagram;
   batch_ = batch;
+  gro_ = gro && socket_.enable_gro();
   // One spare byte per slot: a datagram that fills it is longer than
   // max_datagram (MSG_TRUNC says so too). Left uninitialised, so only
   // the pages datagrams actually reach are ever touched.
-  const size_t slot = static_cast<size_t>(max_datagram) + 1;
-  scratch_.reset(new uint8_t[slot * batch]);
-  msgs_.resize(batch);
-  iov_.resize(batch);
-  from_.resize(batch);
+  slot_ = gro_ ? kGroSlot : max_datagram + 1;
+  messages_ = gro_ ? std::min(batch, kGroMessages) : batch;
+  scratch_.reset(new uint8_t[static_cast<size_t>(slot_) * messages_]);
+  control_.reset(new uint8_t[kGroControlSize * messages_]);
+  msgs_.resize(messages_);
+  iov_.resize(messages_);
+  from_.resize(messages_);
   return 0;
 }
 
@@ -52,32 +62,52 @@ void BatchReceiver::stop() { waker_.wake(); }
 
 int BatchReceiver::receive_once(ReceivedBatch* out, uint32_t room,
                                 int* err) {
-  const size_t slot = static_cast<size_t>(max_datagram_) + 1;
+  room = std::min(room, messages_);
   for (uint32_t i = 0; i < room; ++i) {
-    iov_[i].iov_base = scratch_.get() + i * slot;
-    iov_[i].iov_len = slot;
+    iov_[i].iov_base = scratch_.get() + static_cast<size_t>(i) * slot_;
+    iov_[i].iov_len = slot_;
     std::memset(&msgs_[i], 0, sizeof msgs_[i]);
     msgs_[i].msg_hdr.msg_iov = &iov_[i];
     msgs_[i].msg_hdr.msg_iovlen = 1;
     msgs_[i].msg_hdr.msg_name = &from_[i];
     msgs_[i].msg_hdr.msg_namelen = sizeof from_[i];
+    if (gro_) {
+      msgs_[i].msg_hdr.msg_control = control_.get() + i * kGroControlSize;
+      msgs_[i].msg_hdr.msg_controllen = kGroControlSize;
+    }
   }
   int n = socket_.receive_batch(msgs_.data(), room, err);
   if (n <= 0) return n;
+  int taken = 0;
   for (int i = 0; i < n; ++i) {
-    uint32_t len = msgs_[i].msg_len;
-    if ((msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) || len > max_datagram_) {
+    const uint32_t len = msgs_[i].msg_len;
+    const uint8_t* p = scratch_.get() + static_cast<size_t>(i) * slot_;
+    // A coalesced message: segments of `seg` bytes, the last one shorter
+    // or equal (the kernel only merges such runs).
+    uint32_t seg = gro_ ? read_gro_segment_size(msgs_[i].msg_hdr) : 0;
+    if (seg == 0 || seg >= len) seg = len;
+    else coalesced_.fetch_add(1, std::memory_order_relaxed);
+    if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
       ++out->truncated;
+      ++taken;
       continue;
     }
-    const uint8_t* p = scratch_.get() + i * slot;
-    out->data.insert(out->data.end(), p, p + len);
-    out->lengths.push_back(len);
-    size_t at = out->sources.size();
-    out->sources.resize(at + kSourceRecordSize);
-    write_source_record(from_[i], out->sources.data() + at);
+    for (uint32_t at = 0; at < len || (len == 0 && at == 0); at += seg) {
+      const uint32_t l = std::min(seg, len - at);
+      ++taken;
+      if (l > max_datagram_) {
+        ++out->truncated;
+      } else {
+        out->data.insert(out->data.end(), p + at, p + at + l);
+        out->lengths.push_back(l);
+        size_t rec = out->sources.size();
+        out->sources.resize(rec + kSourceRecordSize);
+        write_source_record(from_[i], out->sources.data() + rec);
+      }
+      if (len == 0) break;
+    }
   }
-  return n;
+  return taken;
 }
 
 int BatchReceiver::receive(ReceivedBatch* out) {

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -38,10 +39,18 @@ void write_source_record(const sockaddr_storage& from, uint8_t* out);
 class BatchReceiver {
  public:
   // Binds `local`; max_datagram is the largest datagram kept whole (longer
-  // ones are counted in `truncated` and dropped), batch the most datagrams
-  // one receive() returns. Returns an errno value.
+  // ones are counted in `truncated` and dropped), batch about the most
+  // datagrams one receive() returns (a coalesced message is taken whole,
+  // so it may return up to 63 more). With `gro` (and a kernel that has
+  // UDP_GRO) the kernel may hand over a run of equally sized datagrams from
+  // one sender as one message, which is split here: the batch looks the
+  // same, and neither the kernel nor this thread handles each datagram on
+  // its own. Returns an errno value.
   int open(const Endpoint& local, int receive_buffer_bytes,
-           uint32_t max_datagram, uint32_t batch);
+           uint32_t max_datagram, uint32_t batch, bool gro = true);
+  // Whether UDP_GRO is on; messages that arrived coalesced (> 1 datagram).
+  bool gro() const { return gro_; }
+  uint64_t coalesced_messages() const { return coalesced_; }
   // Blocks until datagrams arrive, then appends up to `batch` of them to
   // *out. Returns 0, ECANCELED once stop() was called, or an errno value.
   int receive(ReceivedBatch* out);
@@ -62,10 +71,15 @@ class BatchReceiver {
   uint32_t max_datagram_ = 0;
   uint32_t batch_ = 0;
   uint64_t gather_ns_ = 0;
-  // One recvmmsg of at most `room` datagrams appended to *out; returns
-  // the datagrams taken (kept or truncated), or -1 with *err.
+  bool gro_ = false;
+  uint32_t slot_ = 0;      // bytes per message buffer
+  uint32_t messages_ = 0;  // message buffers (recvmmsg entries)
+  std::atomic<uint64_t> coalesced_{0};
+  std::unique_ptr<uint8_t[]> control_;  // kGroControlSize per message
+  // One recvmmsg of at most `room` messages appended to *out; returns the
+  // datagrams taken (kept or truncated), or -1 with *err.
   int receive_once(ReceivedBatch* out, uint32_t room, int* err);
-  std::unique_ptr<uint8_t[]> scratch_;  // batch_ * (max_datagram_ + 1)
+  std::unique_ptr<uint8_t[]> scratch_;  // messages_ * slot_
   std::vector<struct mmsghdr> msgs_;
   std::vector<struct iovec> iov_;
   std::vector<sockaddr_storage> from_;

@@ -20,12 +20,35 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103  // linux/udp.h, Linux >= 4.18
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104  // linux/udp.h, Linux >= 5.0
+#endif
 
 namespace rqcast {
 namespace udp {
 
 static_assert(kGsoControlSize == CMSG_SPACE(sizeof(uint16_t)),
               "kGsoControlSize must match CMSG_SPACE(uint16_t)");
+static_assert(kGroControlSize == CMSG_SPACE(sizeof(int)),
+              "kGroControlSize must match CMSG_SPACE(int)");
+
+uint32_t read_gro_segment_size(const struct msghdr& msg) {
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+        c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int size = 0;
+      std::memcpy(&size, CMSG_DATA(c), sizeof size);
+      return size > 0 ? static_cast<uint32_t>(size) : 0;
+    }
+  }
+  return 0;
+}
+
+bool Socket::enable_gro() {
+  int on = 1;
+  return fd_ >= 0 && setsockopt(fd_, SOL_UDP, UDP_GRO, &on, sizeof on) == 0;
+}
 
 uint16_t Endpoint::port() const {
   if (addr.ss_family == AF_INET)

@@ -42,6 +42,11 @@ constexpr size_t kMaxDatagramPayload = 65507;
 constexpr unsigned kMaxGsoSegments = 64;
 // sendmmsg/recvmmsg take at most UIO_MAXIOV (1024) messages per call.
 constexpr unsigned kMaxBatch = 1024;
+// Control buffer bytes for the UDP_GRO cmsg a coalesced message carries.
+constexpr size_t kGroControlSize = 24;  // CMSG_SPACE(sizeof(int)) on LP64
+// The segment size in a received message's control data (UDP_GRO), or 0.
+uint32_t read_gro_segment_size(const struct msghdr& msg);
+
 // Control buffer bytes needed for one UDP_SEGMENT cmsg.
 constexpr size_t kGsoControlSize = 24;  // CMSG_SPACE(sizeof(uint16_t)) on LP64
 
@@ -87,6 +92,11 @@ class Socket {
   // The kernel knows UDP_SEGMENT (Linux >= 4.18). A send may still fail with
   // EIO when the route's device lacks checksum offload: callers fall back.
   bool gso_supported() const { return gso_supported_; }
+  // Asks the kernel to hand over coalesced datagrams (UDP_GRO, Linux >= 5.0):
+  // a GSO send, or datagrams GRO merged on the way in, then arrive as one
+  // message with a UDP_GRO control message giving the segment size. Returns
+  // whether the kernel accepted it.
+  bool enable_gro();
   int local_endpoint(Endpoint* out) const;
 
   // sendmmsg; on kernels without it (ENOSYS), a sendmsg loop. Returns the

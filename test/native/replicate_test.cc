@@ -758,6 +758,70 @@ static void test_batch_receiver_gathers_a_paced_stream() {
   CHECK_EQ(f.count(), 2u);
 }
 
+// One GSO send of 11 datagrams (10 x 1000 bytes + 1 x 500) to a receiver
+// with and without UDP_GRO: the batch is the same 11 datagrams either way;
+// with GRO the kernel hands them over as one message (loopback keeps a GSO
+// send whole up to the receiving socket), split here.
+static void gso_send(udp::Socket& tx, const udp::Endpoint& to,
+                     const std::vector<uint8_t>& d, uint16_t seg) {
+  alignas(cmsghdr) uint8_t control[udp::kGsoControlSize];
+  struct iovec iov = {const_cast<uint8_t*>(d.data()), d.size()};
+  struct msghdr m = {};
+  m.msg_name = const_cast<sockaddr_storage*>(&to.addr);
+  m.msg_namelen = to.len;
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = udp::write_gso_control(control, seg);
+  CHECK_EQ(static_cast<size_t>(::sendmsg(tx.fd(), &m, 0)), d.size());
+}
+
+static void test_batch_receiver_splits_coalesced_messages() {
+  udp::Socket tx;
+  CHECK_EQ(tx.open_bound(ep("127.0.0.1", 0), 0), 0);
+  if (!tx.gso_supported()) {
+    std::printf("# skipped: no UDP GSO here to produce a coalesced message\n");
+    return;
+  }
+  std::vector<uint8_t> d(10 * 1000 + 500);
+  for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<uint8_t>(i / 1000 * 16 + i % 7);
+  for (bool gro : {true, false}) {
+    udp::BatchReceiver rx;
+    CHECK_EQ(rx.open(ep("127.0.0.1", 0), 1 << 20, 1500, 256, gro), 0);
+    udp::Endpoint bound;
+    rx.socket().local_endpoint(&bound);
+    gso_send(tx, bound, d, 1000);
+    udp::ReceivedBatch b;
+    CHECK_EQ(rx.receive(&b), 0);
+    if (b.count() < 11) CHECK_EQ(rx.receive(&b), 0);
+    CHECK_EQ(b.count(), 11u);
+    CHECK_EQ(b.truncated, 0u);
+    for (size_t k = 0; k < b.count(); ++k) CHECK_EQ(b.lengths[k], k < 10 ? 1000u : 500u);
+    CHECK(b.data == d);
+    CHECK_EQ(b.sources.size(), 11 * udp::kSourceRecordSize);
+    if (gro) {
+      std::printf("# UDP_GRO %s; coalesced messages: %llu\n", rx.gro() ? "on" : "refused by this kernel",
+                  static_cast<unsigned long long>(rx.coalesced_messages()));
+      if (rx.gro()) CHECK_EQ(rx.coalesced_messages(), 1u);
+    } else {
+      CHECK(!rx.gro());
+      CHECK_EQ(rx.coalesced_messages(), 0u);
+    }
+  }
+  // Segments longer than max_datagram are counted, not kept.
+  udp::BatchReceiver small;
+  CHECK_EQ(small.open(ep("127.0.0.1", 0), 1 << 20, 800, 256), 0);
+  udp::Endpoint bound;
+  small.socket().local_endpoint(&bound);
+  gso_send(tx, bound, d, 1000);
+  udp::ReceivedBatch b;
+  CHECK_EQ(small.receive(&b), 0);
+  if (b.count() + b.truncated < 11) CHECK_EQ(small.receive(&b), 0);
+  CHECK_EQ(b.truncated, 10u);
+  CHECK_EQ(b.count(), 1u);
+  CHECK_EQ(b.lengths[0], 500u);
+}
+
 static void test_engine_rejects_unknown_channel_and_stops_cleanly() {
   Engine e(EngineOptions{}, nullptr);
   CHECK_EQ(e.add_destination(1, ep("127.0.0.1", 9)), ENOENT);
@@ -801,6 +865,7 @@ int main() {
       {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
       {"batch_receiver_gathers_a_paced_stream", test_batch_receiver_gathers_a_paced_stream},
       {"batch_receiver_packs_datagrams_with_sources", test_batch_receiver_packs_datagrams_with_sources},
+      {"batch_receiver_splits_coalesced_messages", test_batch_receiver_splits_coalesced_messages},
       {"engine_rejects_unknown_channel_and_stops_cleanly", test_engine_rejects_unknown_channel_and_stops_cleanly},
   };
   {
