@@ -469,6 +469,21 @@ uint32_t Engine::run_limit(const Channel& c) const {
   return static_cast<uint32_t>(n);
 }
 
+// A paced channel sends in runs of this many packets, not one packet per
+// loop as soon as its tokens cover one: half the burst (2.5 ms of the rate
+// by default), at most one GSO datagram. Sending each packet the moment it
+// is due turns a 200 Mbit/s stream into ~20 000 one-segment sendmmsg calls
+// per second per destination, and as many receive wake-ups at each client;
+// a run is one GSO datagram per destination (one GRO message at a client
+// that asks for them), the same bytes per second in coarser steps.
+uint32_t Engine::pacing_quantum(const Channel& c) const {
+  uint64_t per_msg = gso_active_.load(std::memory_order_relaxed) ? options_.max_segments : 1;
+  uint64_t q = c.bucket.burst() / (2ull * c.config.slot_size);
+  if (q > per_msg && per_msg > 1) q = per_msg;
+  if (q > kMaxRunPackets) q = kMaxRunPackets;
+  return q < 1 ? 1 : static_cast<uint32_t>(q);
+}
+
 void Engine::run() {
   while (true) {
     // Clear the wake flag before looking: a push or command that lands
@@ -497,6 +512,14 @@ void Engine::run() {
       uint32_t limit = run_limit(c);
       if (avail < limit) limit = static_cast<uint32_t>(avail);
       c.bucket.refill(t);
+      if (!c.bucket.unpaced()) {
+        uint32_t want = std::min(limit, pacing_quantum(c));
+        uint64_t bytes = static_cast<uint64_t>(want) * c.ring->length(head);
+        if (c.bucket.tokens() < static_cast<int64_t>(bytes)) {
+          min_wait = std::min(min_wait, c.bucket.wait_ns(bytes));
+          continue;
+        }
+      }
       uint32_t n = 0;
       while (n < limit && c.bucket.try_take(c.ring->length(head + n))) ++n;
       if (n == 0) {

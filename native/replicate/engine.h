@@ -154,6 +154,8 @@ class Engine {
   void send_segments_plain(Channel& c, udp::Socket& s, const struct msghdr& h);
   void count_error(Channel& c, int err, uint64_t datagrams);
   uint32_t run_limit(const Channel& c) const;
+  // Packets a paced channel waits to have tokens for before it sends.
+  uint32_t pacing_quantum(const Channel& c) const;
   udp::Socket* socket_for(int family);
   uint64_t now() const;
 
