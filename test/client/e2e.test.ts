@@ -197,7 +197,10 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
 });
 
 describe('a client within a small memory budget', () => {
-  test('an object of 10 source blocks, sent round-robin, through a budget of two blocks: bit-exact, the reservation within the budget', async () => {
+  test.each([
+    ['sent round-robin', {}],
+    ['sent as a sliding window of 3 blocks (10% per pass beyond K)', { windowBlocks: 3, passOverhead: 0.1 }],
+  ])('an object of 10 source blocks, %s, through a budget of two blocks: bit-exact, the reservation within the budget', async (_label, stream) => {
     // Blocks of 1 MiB: the catalogue derives the OTI (RFC 6330 §4.3) for a
     // receiver working memory WS of 1 MiB instead of 16 MiB, so a 10 MiB
     // object has 10 source blocks of K = 1024 symbols of T = 1024 bytes.
@@ -209,7 +212,7 @@ describe('a client within a small memory budget', () => {
     const cat = await Catalogue.load([dir10], { symbolSize: 1024, binding });
     try {
       expect(cat.get('ten.bin')?.oti.Z).toBeGreaterThanOrEqual(8);
-      const server = new RqcastServer({ catalogue: cat, port: 0, host: '127.0.0.1', rateMbps: 400 });
+      const server = new RqcastServer({ catalogue: cat, port: 0, host: '127.0.0.1', rateMbps: 400, ...stream });
       servers.push(server);
       const port = (await server.listen()).port;
       const dir = await outDir();
