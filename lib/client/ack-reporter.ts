@@ -1,5 +1,5 @@
 /**
- * AckReporter: what one channel's ACKs say (ACK mode, docs/PROTOCOL.md).
+ * AckReporter: what one channel's ACKs say (ACK mode, docs/PROTOCOL.md §7).
  *
  * Every stream packet carries EXT_RQSEQ, a per-channel 32-bit sequence
  * number. The reporter records the numbers that arrived and, when asked,
@@ -7,13 +7,23 @@
  * received inside it (lib/protocol/ack.ts); the server answers every other
  * number of the window with a packet carrying a fresh symbol.
  *
- * - Windows follow each other: the next one starts where the last ended,
- *   so each packet is reported once (the server answers each loss once
- *   anyway, lib/server/ack-tracker.ts). A packet arriving after its window
- *   was reported is ignored here (its loss was already answered).
+ * - Overlapping windows: an ACK is a UDP datagram and may be lost, taking
+ *   its losses with it. So each ACK reports what is new since the last one
+ *   *and* covers again the intervals of the `overlap` ACKs before it: a
+ *   loss is reported in overlap + 1 consecutive ACKs, and is answered if
+ *   any of them arrives. The server answers each sequence number at most
+ *   once however many ACKs report it (lib/server/ack-tracker.ts), so the
+ *   repeats cost ACK bytes, not data. With nothing new to report, the
+ *   repeats still go out (an ACK covering only earlier intervals), so the
+ *   last losses before the stream stops are repeated too.
  * - Limits of the wire: at most ACK_MAX_RANGES ranges and ACK_MAX_WINDOW
- *   packets per ACK; a window that would need more ends early (at the start
- *   of the first range that does not fit) and the rest goes in the next ACK.
+ *   packets per ACK. The new part comes first: if it alone needs more, its
+ *   window ends early (at the start of the first range that does not fit)
+ *   and the rest goes in the next ACK; the repeated part is then cut from
+ *   its old end, as far back as the remaining ranges and window allow.
+ * - A packet arriving after its interval was first reported is counted
+ *   `late`; while that interval is still repeated, the repeats report it
+ *   received (so a repeat does not ask for a packet that came after all).
  * - `reorderSlack`: the newest packets are held back this many sequence
  *   numbers, so that a packet merely overtaken is not reported lost.
  * - Sequence numbers wrap modulo 2^32; they are unwrapped against the
@@ -25,6 +35,9 @@ import { ACK_MAX_RANGES, ACK_MAX_WINDOW } from '../protocol/control-header';
 const SEQ_MOD = 2 ** 32;
 const HALF = 2 ** 31;
 
+/** Earlier reports each ACK covers again by default: every loss goes out in 3 ACKs. */
+export const DEFAULT_ACK_OVERLAP = 2;
+
 export interface AckReporterOptions {
   /** Default ACK_MAX_RANGES (64). */
   maxRanges?: number;
@@ -32,36 +45,46 @@ export interface AckReporterOptions {
   maxWindow?: number;
   /** Newest sequence numbers not yet reported. Default 0. */
   reorderSlack?: number;
+  /** Earlier reports each ACK covers again (0: windows follow each other). Default DEFAULT_ACK_OVERLAP. */
+  overlap?: number;
 }
 
 export interface AckReport {
   windowStart: number;
   windowEnd: number;
   received: SeqRange[];
-  /** Packets of the window reported lost. */
+  /** Packets of the window reported lost (repeated part included). */
   lost: number;
+  /** Sequence numbers at the front of the window that earlier reports covered already. */
+  repeated: number;
 }
 
 export class AckReporter {
-  /** Sequence numbers recorded since the last report. */
+  /** Sequence numbers recorded and never reported yet. */
   unreported = 0;
-  /** Packets that arrived after their window was reported. */
+  /** Packets that arrived after their interval was first reported. */
   late = 0;
+  readonly overlap: number;
   private readonly maxRanges: number;
   private readonly maxWindow: number;
   private readonly slack: number;
   private started = false;
-  /** Unwrapped: the next window starts here. */
+  /** Unwrapped: the next report's new part starts here. */
   private base = 0;
+  /** Unwrapped: the oldest number a report may still cover again. */
+  private floor = 0;
+  /** Unwrapped: where the new parts of the last `overlap` reports started, oldest first. */
+  private readonly history: number[] = [];
   /** Unwrapped: the highest number recorded. */
   private highest = 0;
-  /** Unwrapped half-open ranges, sorted, disjoint and not touching, all >= base. */
+  /** Unwrapped half-open ranges, sorted, disjoint and not touching, all >= floor. */
   private ranges: [number, number][] = [];
 
   constructor(options: AckReporterOptions = {}) {
     this.maxRanges = options.maxRanges ?? ACK_MAX_RANGES;
     this.maxWindow = options.maxWindow ?? ACK_MAX_WINDOW;
     this.slack = options.reorderSlack ?? 0;
+    this.overlap = options.overlap ?? DEFAULT_ACK_OVERLAP;
     if (!Number.isInteger(this.maxRanges) || this.maxRanges < 1 || this.maxRanges > ACK_MAX_RANGES) {
       throw new RangeError(`maxRanges must be 1..${ACK_MAX_RANGES}`);
     }
@@ -69,14 +92,14 @@ export class AckReporter {
       throw new RangeError(`maxWindow must be 1..${ACK_MAX_WINDOW}`);
     }
     if (!Number.isInteger(this.slack) || this.slack < 0) throw new RangeError('reorderSlack must be a non-negative integer');
+    if (!Number.isInteger(this.overlap) || this.overlap < 0) throw new RangeError('overlap must be a non-negative integer');
   }
 
   /** Records the arrival of packet `seq` (32-bit). */
   record(seq: number): void {
     if (!this.started) {
       this.started = true;
-      this.base = seq;
-      this.highest = seq;
+      this.base = this.floor = this.highest = seq;
       this.ranges.push([seq, seq + 1]);
       this.unreported++;
       return;
@@ -86,6 +109,8 @@ export class AckReporter {
     const u = this.highest + d;
     if (u < this.base) {
       this.late++;
+      // Still covered by the repeats: they will say it arrived.
+      if (u >= this.floor) this.insert(u);
       return;
     }
     if (u > this.highest) this.highest = u;
@@ -115,35 +140,65 @@ export class AckReporter {
     return true;
   }
 
-  /** The next ACK, or undefined when there is nothing new to report. */
+  /**
+   * The next ACK, or undefined when there is nothing to report: nothing new
+   * since the last one and no earlier interval left to repeat.
+   */
   report(): AckReport | undefined {
     if (!this.started) return undefined;
-    const start = this.base;
-    let end = Math.min(this.highest + 1 - this.slack, start + this.maxWindow);
-    if (end <= start) return undefined;
-    const out: [number, number][] = [];
-    for (const [s, e] of this.ranges) {
-      if (s >= end) break;
-      if (out.length === this.maxRanges) {
+    const fresh = this.base;
+    const r = this.ranges;
+    // The new part [fresh, end) first: it alone decides where the window ends.
+    let end = Math.max(fresh, Math.min(this.highest + 1 - this.slack, fresh + this.maxWindow));
+    let first = 0; // first range reaching past fresh
+    while (first < r.length && r[first][1] <= fresh) first++;
+    let used = 0;
+    for (let i = first; i < r.length && r[i][0] < end; i++) {
+      if (used === this.maxRanges) {
         // No room for this range: the window ends where it starts.
-        end = s;
+        end = r[i][0];
         break;
       }
-      out.push([s, Math.min(e, end)]);
+      used++;
     }
+    // Then the repeated part, back from fresh, as far as ranges and window allow.
+    let start = Math.max(this.floor, end - this.maxWindow);
+    let from = first; // first range of the window
+    while (from > 0 && r[from - 1][1] > start) {
+      if (used === this.maxRanges) {
+        // The window starts where this range ends (a lost number, or fresh).
+        start = r[from - 1][1];
+        break;
+      }
+      used++;
+      from--;
+    }
+    if (end <= start) return undefined;
+
+    const out: SeqRange[] = [];
     let got = 0;
-    for (const [s, e] of out) got += e - s;
-    // Drop everything below the new base.
+    for (let i = from; i < r.length && r[i][0] < end; i++) {
+      const s = Math.max(r[i][0], start);
+      const e = Math.min(r[i][1], end);
+      got += e - s;
+      out.push({ start: s % SEQ_MOD, end: e % SEQ_MOD });
+    }
+
+    // The interval just reported is repeated by the next `overlap` reports.
+    this.history.push(fresh);
+    if (this.history.length > this.overlap) this.history.shift();
     this.base = end;
-    while (this.ranges.length > 0 && this.ranges[0][1] <= end) this.ranges.shift();
-    if (this.ranges.length > 0 && this.ranges[0][0] < end) this.ranges[0][0] = end;
+    this.floor = this.history.length > 0 ? this.history[0] : end;
+    while (r.length > 0 && r[0][1] <= this.floor) r.shift();
+    if (r.length > 0 && r[0][0] < this.floor) r[0][0] = this.floor;
     this.unreported = 0;
-    for (const [s, e] of this.ranges) this.unreported += e - s;
+    for (const [s, e] of r) if (e > end) this.unreported += e - Math.max(s, end);
     return {
       windowStart: start % SEQ_MOD,
       windowEnd: end % SEQ_MOD,
-      received: out.map(([s, e]) => ({ start: s % SEQ_MOD, end: e % SEQ_MOD })),
+      received: out,
       lost: end - start - got,
+      repeated: fresh - start,
     };
   }
 }

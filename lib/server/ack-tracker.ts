@@ -7,11 +7,22 @@
  * carrying a *fresh* symbol (DESIGN.md, "Transports") — never the old one,
  * and never twice for the same sequence number, however many ACKs repeat it.
  *
+ * ACKs are UDP datagrams: they get lost and reordered. Clients therefore
+ * report each loss in several consecutive ACKs (overlapping windows,
+ * lib/client/ack-reporter.ts), and the tracker is what makes the repeats
+ * free: a loss is answered by whichever of those ACKs arrives first, and
+ * only then. "Answered" means handed to the server to send; a replacement
+ * carries no EXT_RQSEQ, so its own loss is invisible to ACKs and is not
+ * chased (the stream's fountain code makes up for it).
+ *
  * Per (client, channel) the tracker keeps a floor and a ring bitmap of
  * `windowSize` bits over [floor, floor + windowSize): bit set = loss already
- * answered. A window that reaches past the top slides the floor up; anything
- * below the floor is treated as answered forever. Memory is windowSize/8
- * bytes per (client, channel) whatever the ACK says.
+ * answered. The first ACK places the top of that span at its window start,
+ * so an older ACK overtaken by it (reordered) still counts. A window that
+ * reaches past the top slides the floor up; anything below the floor is
+ * treated as answered forever. Memory is windowSize/8 bytes per (client,
+ * channel) whatever the ACKs say, and an ACK costs at most windowSize bit
+ * tests however long its window.
  *
  * Sequence numbers on the wire are 32-bit and wrap (lib/protocol/ack.ts): each
  * position is its offset from windowStart mod 2^32. The tracker unwraps them
@@ -114,7 +125,10 @@ export class AckTracker<K> {
     if (!perClient) this.streams.set(client, (perClient = new Map()));
     let state = perClient.get(tsi);
     if (!state) {
-      state = { floor: ack.windowStart, top: ack.windowStart, answered: new Uint8Array(this.windowSize / 8) };
+      // Unwrapped numbers start one wrap up, so that the floor can sit a
+      // whole windowSize below the first window and stay >= 0.
+      const top = ack.windowStart + SEQ_MOD;
+      state = { floor: Math.max(0, top - this.windowSize), top, answered: new Uint8Array(this.windowSize / 8) };
       perClient.set(tsi, state);
     }
     const start = unwrap(ack.windowStart, state.top);
