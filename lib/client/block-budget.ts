@@ -2,14 +2,19 @@
  * PartialBlockBudget: bounds the memory held by source blocks that are being
  * received but are not decoded yet, over every object of a fetch.
  *
- * A server streams all the blocks of an object round-robin (or, later, a
- * sliding window of blocks, each getting about K(1 + overhead) symbols per
- * pass, passes repeating forever). A receiver that started every block it
- * hears of would hold the whole object in partial blocks. Instead each block
- * is admitted, with its worst-case cost (ObjectReceiver.blockCost: what the
- * native decoder allocates for it, up to and including its solve), only
- * while the admitted costs fit the budget; a symbol of a block that is not
- * admitted is dropped and counted: the stream sends others.
+ * A server streams all the blocks of an object round-robin (or a sliding
+ * window of blocks, each getting about K(1 + overhead) symbols per pass,
+ * passes repeating forever). A receiver that started every block it hears
+ * of would hold the whole object in partial blocks. Instead each block is
+ * admitted only while the reservations fit the budget; a symbol of a block
+ * that is not admitted is dropped and counted: the stream sends others.
+ *
+ * What is reserved is what the native decoder really allocates: per
+ * admitted block, its worst case while it is received and until it is
+ * taken (ObjectReceiver.receiveCost); and per receiver, the working memory
+ * of the solves that can run at once: one per lane (a lane solves its
+ * blocks one after the other), so min(lanes, admitted blocks) times the
+ * largest solve (ObjectReceiver.solveCost).
  *
  * Eviction, and why the fetch cannot livelock. The oldest admitted block
  * (the "anchor") is never evicted. Any other admitted block may be evicted
@@ -44,6 +49,10 @@ export const STALE_ARRIVALS = 16;
 
 /** A receiver whose blocks the budget admits and may evict. */
 export interface BudgetedReceiver {
+  /** Solves that can run at once (its lanes). */
+  readonly solveSlots: number;
+  /** The working memory of its largest solve. */
+  readonly solveBytes: number;
   /** Symbols block `sbn` holds (the victim is the one with the fewest). */
   symbolsHeld(sbn: number): number;
   /** Whether `sbn` may be evicted now (few symbols, not being solved). */
@@ -75,6 +84,8 @@ export class PartialBlockBudget {
   usedBytes = 0;
   /** Admission order: entries[0] is the anchor. */
   private entries: Admitted[] = [];
+  /** Admitted blocks per receiver (for its solve reservation). */
+  private readonly held = new Map<BudgetedReceiver, number>();
   private clock = 0;
 
   constructor(
@@ -109,14 +120,20 @@ export class PartialBlockBudget {
    * is stale (undefined: the newcomer has not arrived often enough yet).
    */
   tryAdmit(owner: BudgetedReceiver, sbn: number, cost: number, staleBefore: number | undefined): boolean {
-    if (this.usedBytes + cost > this.limitBytes) {
+    const h = this.held.get(owner) ?? 0;
+    // A new block adds a solve reservation while the receiver has fewer blocks than lanes.
+    const need = cost + (h < owner.solveSlots ? owner.solveBytes : 0);
+    if (this.usedBytes + need > this.limitBytes) {
       if (staleBefore === undefined) return false;
       let victim = -1;
       let fewest = Infinity;
       // entries[0], the anchor, is never a victim.
       for (let i = 1; i < this.entries.length; i++) {
         const e = this.entries[i];
-        if (this.usedBytes - e.cost + cost > this.limitBytes) continue;
+        const freed = this.freedBy(e);
+        const hAfter = e.owner === owner ? h - 1 : h;
+        const needAfter = cost + (hAfter < owner.solveSlots ? owner.solveBytes : 0);
+        if (this.usedBytes - freed + needAfter > this.limitBytes) continue;
         if (!e.owner.evictable(e.sbn) || e.owner.lastArrival(e.sbn) >= staleBefore) continue;
         const n = e.owner.symbolsHeld(e.sbn);
         if (n < fewest) {
@@ -126,23 +143,37 @@ export class PartialBlockBudget {
       }
       if (victim < 0) return false;
       const e = this.entries[victim];
-      this.entries.splice(victim, 1);
-      this.usedBytes -= e.cost;
+      this.remove(victim);
       this.stats.blocksEvicted++;
       e.owner.evict(e.sbn);
+      return this.tryAdmit(owner, sbn, cost, undefined);
     }
     this.entries.push({ owner, sbn, cost });
-    this.usedBytes += cost;
+    this.held.set(owner, h + 1);
+    this.usedBytes += need;
     if (this.usedBytes > this.stats.peakBytes) this.stats.peakBytes = this.usedBytes;
     return true;
+  }
+
+  /** Bytes that releasing entry `e` frees: its own, and a solve reservation if its receiver then has fewer blocks than lanes. */
+  private freedBy(e: Admitted): number {
+    const h = this.held.get(e.owner) ?? 0;
+    return e.cost + (h <= e.owner.solveSlots ? e.owner.solveBytes : 0);
+  }
+
+  private remove(i: number): void {
+    const e = this.entries[i];
+    this.usedBytes -= this.freedBy(e);
+    this.entries.splice(i, 1);
+    const h = (this.held.get(e.owner) ?? 1) - 1;
+    if (h > 0) this.held.set(e.owner, h);
+    else this.held.delete(e.owner);
   }
 
   /** Block `sbn` of `owner` decoded (or its receiver closed): its bytes are free. */
   release(owner: BudgetedReceiver, sbn: number): void {
     const i = this.entries.findIndex((e) => e.owner === owner && e.sbn === sbn);
-    if (i < 0) return;
-    this.usedBytes -= this.entries[i].cost;
-    this.entries.splice(i, 1);
+    if (i >= 0) this.remove(i);
   }
 
   /**
@@ -160,12 +191,7 @@ export class PartialBlockBudget {
 
   /** Releases every block of `owner`. */
   releaseAll(owner: BudgetedReceiver): void {
-    const keep: Admitted[] = [];
-    for (const e of this.entries) {
-      if (e.owner === owner) this.usedBytes -= e.cost;
-      else keep.push(e);
-    }
-    this.entries = keep;
+    for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i].owner === owner) this.remove(i);
   }
 
   /** Counts symbols dropped for want of room. */

@@ -253,10 +253,16 @@ export class ObjectReceiver implements BudgetedReceiver {
     this.arrivedAt = new Float64Array(this.Z);
     this.refusedAt = new Float64Array(this.Z * STALE_ARRIVALS);
     this.refusals = new Uint32Array(this.Z);
-    let largest = 0;
-    for (let sbn = 0; sbn < this.Z; sbn++) largest = Math.max(largest, this.blockCost(sbn));
-    /** The anchor and one more block must fit (block-budget.ts). */
-    this.budgetRaised = this.budget.raiseTo(2 * largest);
+    let receiving = 0;
+    let solving = 0;
+    for (let sbn = 0; sbn < this.Z; sbn++) {
+      receiving = Math.max(receiving, this.receiveCost(sbn));
+      solving = Math.max(solving, this.solveCost(sbn));
+    }
+    this.solveSlots = this.lanes.length;
+    this.solveBytes = solving;
+    // The anchor and one more block must fit (block-budget.ts), with their solves.
+    this.budgetRaised = this.budget.raiseTo(2 * receiving + Math.min(2, this.solveSlots) * solving);
     this.done = new Promise<void>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -271,6 +277,10 @@ export class ObjectReceiver implements BudgetedReceiver {
 
   /** The budget had to grow to hold two of this object's blocks (to budget.limitBytes). */
   readonly budgetRaised: boolean;
+  /** Solves that can run at once: one per lane (BudgetedReceiver). */
+  readonly solveSlots: number;
+  /** The largest solve's working memory, solveCost (BudgetedReceiver). */
+  readonly solveBytes: number;
 
   /**
    * The most heap bytes block `sbn` can make the native decoder hold from
@@ -282,16 +292,25 @@ export class ObjectReceiver implements BudgetedReceiver {
    * one per symbol beyond K: L + 1 + extra, pi_solver.cc) and the solver's
    * matrices. One failed attempt's extra margin is included, so that only
    * a second failure (RFC 6330 §5.4.2: next to never) grows a reservation.
+   * The sum of receiveCost and solveCost.
    */
   blockCost(sbn: number): number {
+    return this.receiveCost(sbn) + this.solveCost(sbn);
+  }
+
+  /** What block `sbn` holds from its first symbol until it is taken (blockCost). */
+  receiveCost(sbn: number): number {
     const K = this.K[sbn];
     const T = this.T;
     const most = this.limit[sbn] + this.margin;
-    const extra = most - K;
-    const overflow = Math.max(DECODER_OVERFLOW_SYMBOLS, 2 * extra);
-    const receiving = K * T + 5 * K + overflow * T + DECODER_BYTES_PER_SYMBOL * most;
-    const solving = (this.L[sbn] + 1 + extra) * T + SOLVER_BYTES_PER_ROW * (this.L[sbn] + extra);
-    return receiving + solving;
+    const overflow = Math.max(DECODER_OVERFLOW_SYMBOLS, 2 * (most - K));
+    return K * T + 5 * K + overflow * T + DECODER_BYTES_PER_SYMBOL * most;
+  }
+
+  /** The working memory of solving block `sbn`, freed when the solve ends (blockCost). */
+  solveCost(sbn: number): number {
+    const extra = this.limit[sbn] + this.margin - this.K[sbn];
+    return (this.L[sbn] + 1 + extra) * this.T + SOLVER_BYTES_PER_ROW * (this.L[sbn] + extra);
   }
 
   /** Heap bytes the native decoders hold now for blocks not yet taken (tests compare it with the budget). */
@@ -344,7 +363,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     // The STALE_ARRIVALS-th refusal before this one: a held block that got
     // nothing since then is stale.
     const staleBefore = n >= STALE_ARRIVALS ? this.refusedAt[sbn * STALE_ARRIVALS + (n % STALE_ARRIVALS)] : undefined;
-    if (this.budget.tryAdmit(this, sbn, this.blockCost(sbn), staleBefore)) {
+    if (this.budget.tryAdmit(this, sbn, this.receiveCost(sbn), staleBefore)) {
       this.admitted[sbn] = true;
       this.refusals[sbn] = 0;
       return true;

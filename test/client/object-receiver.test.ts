@@ -251,6 +251,34 @@ describe('ObjectReceiver within a memory budget of two blocks', () => {
     enc.close();
   });
 
+  test('solves are reserved per lane, not per block: a budget of 4 blocks received + 1 solve holds 4 blocks with one lane', async () => {
+    const data = randomBytes(8 * 320 * 64);
+    const enc = new ObjectEncoder(data, { symbolSize: 64, sourceBlocks: 8 });
+    const sink = new MemorySink(data.length);
+    const probe = new ObjectReceiver(wireOti(enc), new MemorySink(data.length), { lanes: 1 });
+    const receive = Math.max(...[...Array(8).keys()].map((sbn) => probe.receiveCost(sbn)));
+    probe.close();
+    const budget = new PartialBlockBudget(4 * receive + probe.solveBytes);
+    const rx = new ObjectReceiver(wireOti(enc), sink, { budget, lanes: 1 });
+    expect(rx.budgetRaised).toBe(false);
+    const packets = stream(enc, 'round-robin', 0.1, prng(4));
+    let most = 0;
+    while (!rx.complete) {
+      for (let i = 0; i < 64; i++) rx.add(packets.next().value as AlcPacket);
+      most = Math.max(most, budget.blocks);
+      expect(budget.usedBytes).toBeLessThanOrEqual(budget.limitBytes);
+      expect(rx.nativeHeldBytes()).toBeLessThanOrEqual(budget.usedBytes);
+      await new Promise((r) => setImmediate(r));
+    }
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    // Four blocks at once; reserving a solve for each would have allowed fewer.
+    expect(most).toBe(4);
+    expect(4 * rx.blockCost(0)).toBeGreaterThan(budget.limitBytes);
+    expect(budget.usedBytes).toBe(0);
+    enc.close();
+  });
+
   test('a block admitted at the tail of its turn is evicted for the next one; the anchor never is', async () => {
     // Window of 2: blocks 1 and 2 interleaved; block 1 decodes as the
     // turn ends, and the last symbols of block 2 start it with a few
