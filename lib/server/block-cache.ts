@@ -10,6 +10,12 @@
  * - An unpinned block stays prepared while the prepared bytes fit the
  *   budget (so a catalogue that fits is prepared once, as before); beyond
  *   the budget the least recently unpinned blocks are released first.
+ * - A preparation starts only when its bytes fit the budget beside what is
+ *   prepared or being prepared (idle blocks are released to make room);
+ *   otherwise it waits for one in progress to finish, so blocks pinned
+ *   together (a window at start-up) are prepared a few at a time. One
+ *   preparation always runs, so a budget smaller than a block still makes
+ *   progress.
  * - Pinned blocks are never released, so the budget holds as long as what
  *   is pinned fits in it: the server sizes each channel's window so that it
  *   does (RqcastServer).
@@ -29,7 +35,7 @@ export interface PreparableSource {
 export interface BlockCacheStats {
   /** Blocks prepared now, or being prepared. */
   preparedBlocks: number;
-  /** Bytes they hold (PreparableSource.blockMemory), counted from the start of a preparation. */
+  /** Bytes they hold (PreparableSource.blockMemory; twice that while being prepared). */
   preparedBytes: number;
   /** The most preparedBytes has been. */
   preparedBytesPeak: number;
@@ -48,16 +54,21 @@ export interface BlockCacheOptions {
   onError?: (err: unknown, source: PreparableSource, sbn: number) => void;
 }
 
-type State = 'idle' | 'preparing' | 'ready';
+type State = 'idle' | 'queued' | 'preparing' | 'ready';
+
+/** A block being prepared counts this many times its prepared size: it also holds a copy of its source symbols (K <= L). */
+export const PREPARING_FACTOR = 2;
 
 interface Entry {
   source: PreparableSource;
   sbn: number;
   state: State;
   pins: number;
+  /** Bytes counted in preparedBytes: PREPARING_FACTOR x its size while preparing, its size once ready. */
   bytes: number;
-  /** Set while preparing: the promise, for whenReady. */
+  /** While queued or preparing: settles when it is ready (or failed, or dropped from the queue). */
   pending?: Promise<void>;
+  settle?: (err?: unknown) => void;
 }
 
 export class BlockCache {
@@ -65,6 +76,9 @@ export class BlockCache {
   private readonly entries = new Map<PreparableSource, Map<number, Entry>>();
   /** Ready, unpinned blocks, least recently unpinned first (Map keeps insertion order). */
   private readonly idle = new Map<Entry, true>();
+  /** Preparations waiting for room, in pin order. */
+  private readonly queue: Entry[] = [];
+  private inFlight = 0;
   private readonly onReady?: BlockCacheOptions['onReady'];
   private readonly onError?: BlockCacheOptions['onError'];
   private closed = false;
@@ -81,12 +95,21 @@ export class BlockCache {
     return { ...this.s };
   }
 
-  /** Keeps block sbn prepared (starting its preparation now if needed) until unpin. */
+  /** Keeps block sbn prepared (starting its preparation as soon as it fits) until unpin. */
   pin(source: PreparableSource, sbn: number): void {
     const e = this.entry(source, sbn);
     e.pins++;
     this.idle.delete(e);
-    if (e.state === 'idle') this.prepare(e);
+    if (e.state === 'idle') {
+      e.state = 'queued';
+      e.pending = new Promise<void>((resolve, reject) => {
+        e.settle = (err?: unknown) => (err === undefined ? resolve() : reject(err));
+      });
+      // whenPinnedReady reports a failure; onError has it otherwise.
+      e.pending.catch(() => undefined);
+      this.queue.push(e);
+      this.pump();
+    }
   }
 
   unpin(source: PreparableSource, sbn: number): void {
@@ -95,7 +118,8 @@ export class BlockCache {
     e.pins--;
     if (e.pins === 0 && e.state === 'ready') {
       this.idle.set(e, true);
-      this.trim();
+      this.trim(0);
+      this.pump();
     }
   }
 
@@ -116,6 +140,8 @@ export class BlockCache {
   /** Forgets every block (the encoders are closed by their owner). */
   close(): void {
     this.closed = true;
+    for (const e of this.queue) e.settle?.();
+    this.queue.length = 0;
     this.entries.clear();
     this.idle.clear();
   }
@@ -128,48 +154,75 @@ export class BlockCache {
     return e;
   }
 
-  private prepare(e: Entry): void {
+  /** Starts queued preparations, in order, while they fit (one at least). */
+  private pump(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      const e = this.queue[0];
+      if (e.pins === 0) {
+        // Unpinned while it waited: nobody needs it now.
+        this.queue.shift();
+        e.state = 'idle';
+        e.settle?.();
+        e.pending = e.settle = undefined;
+        continue;
+      }
+      const need = PREPARING_FACTOR * e.source.blockMemory(e.sbn);
+      this.trim(need);
+      if (this.inFlight > 0 && this.s.preparedBytes + need > this.budgetBytes) return;
+      this.queue.shift();
+      this.start(e, need);
+    }
+  }
+
+  private start(e: Entry, need: number): void {
     e.state = 'preparing';
+    this.inFlight++;
     this.s.prepares++;
-    // The block's bytes count from now (it allocates while preparing): make
-    // room first, so that the budget bounds the peak, not just the end state.
-    e.bytes = e.source.blockMemory(e.sbn);
+    // Counted from now (it allocates while preparing): the budget bounds the peak.
+    e.bytes = need;
     this.s.preparedBlocks++;
-    this.s.preparedBytes += e.bytes;
-    this.trim();
+    this.s.preparedBytes += need;
     this.s.preparedBytesPeak = Math.max(this.s.preparedBytesPeak, this.s.preparedBytes);
-    const p = e.source.prepareBlockAsync(e.sbn).then(
+    e.source.prepareBlockAsync(e.sbn).then(
       () => {
-        e.pending = undefined;
+        this.inFlight--;
         if (this.closed) return;
         e.state = 'ready';
+        const held = e.source.blockMemory(e.sbn);
+        this.s.preparedBytes += held - e.bytes;
+        e.bytes = held;
+        const settle = e.settle;
+        e.pending = e.settle = undefined;
+        settle?.();
         if (e.pins === 0) {
           this.idle.set(e, true);
-          this.trim();
+          this.trim(0);
         } else {
           this.onReady?.(e.source, e.sbn);
         }
+        this.pump();
       },
       (err: unknown) => {
-        e.pending = undefined;
+        this.inFlight--;
         e.state = 'idle';
         this.s.preparedBlocks--;
         this.s.preparedBytes -= e.bytes;
         e.bytes = 0;
         this.s.prepareErrors++;
-        if (!this.closed) this.onError?.(err, e.source, e.sbn);
-        throw err;
+        const settle = e.settle;
+        e.pending = e.settle = undefined;
+        settle?.(err);
+        if (this.closed) return;
+        this.onError?.(err, e.source, e.sbn);
+        this.pump();
       },
     );
-    // whenPinnedReady reports the failure; onError already has it otherwise.
-    p.catch(() => undefined);
-    e.pending = p;
   }
 
-  /** Releases idle blocks, oldest first, until the prepared bytes fit the budget. */
-  private trim(): void {
+  /** Releases idle blocks, oldest first, until `extra` more bytes fit the budget. */
+  private trim(extra: number): void {
     for (const e of this.idle.keys()) {
-      if (this.s.preparedBytes <= this.budgetBytes) return;
+      if (this.s.preparedBytes + extra <= this.budgetBytes) return;
       this.idle.delete(e);
       e.source.releaseBlock(e.sbn);
       e.state = 'idle';

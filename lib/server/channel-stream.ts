@@ -89,7 +89,8 @@ const ON_DEMAND: BlockPins = { pin() {}, unpin() {}, ready: () => true };
 /**
  * W for a channel whose blocks hold `costs` bytes each once prepared: all of
  * them if they fit `share`, else as many of the largest as fit next to the
- * one prepared ahead (at least 1).
+ * one prepared ahead, which holds twice its size while it is being prepared
+ * (BlockCache.PREPARING_FACTOR); at least 1.
  */
 export function windowFor(costs: readonly number[], share: number): number {
   let total = 0;
@@ -99,7 +100,7 @@ export function windowFor(costs: readonly number[], share: number): number {
     largest = Math.max(largest, c);
   }
   if (total <= share) return costs.length;
-  return Math.max(1, Math.min(costs.length - 1, Math.floor(share / largest) - 1));
+  return Math.max(1, Math.min(costs.length - 1, Math.floor(share / largest) - 2));
 }
 
 export interface ChannelStreamOptions {

@@ -74,6 +74,14 @@ Status BlockEncoder::CreateFrom(SymbolBuffer owned, const uint8_t* borrowed,
     inputs[x] = x < K ? im.source + size_t(x) * T : nullptr;
   }
   im.plan->Replay(im.work.data(), T, inputs.get());
+  // A copied source block is not kept: a source symbol is LTEnc of the
+  // intermediate symbols at ISI = ESI (§5.3.1, the code is systematic),
+  // about as cheap as a repair symbol, and the block then holds L + 1
+  // symbols instead of K + L + 1. A borrowed block costs nothing to keep.
+  if (!borrowed) {
+    im.owned = SymbolBuffer();
+    im.source = nullptr;
+  }
   *out = std::move(enc);
   return Status::kOk;
 }
@@ -85,11 +93,10 @@ size_t BlockEncoder::MemoryBytes() const {
   return impl_->owned.size() + impl_->work.size();
 }
 
-uint64_t BlockEncoder::MemoryBytesFor(uint32_t K, uint32_t T,
-                                      bool owns_source) {
+uint64_t BlockEncoder::MemoryBytesFor(uint32_t K, uint32_t T) {
   SystematicParams p;
   if (K == 0 || !systematic_params(K, &p)) return 0;
-  return (owns_source ? uint64_t(K) * T : 0) + uint64_t(p.L + 1) * T;
+  return uint64_t(p.L + 1) * T;
 }
 
 Status BlockEncoder::Symbol(uint32_t esi, uint8_t* out) const {
@@ -97,7 +104,11 @@ Status BlockEncoder::Symbol(uint32_t esi, uint8_t* out) const {
   if (esi > kMaxEsi) return Status::kEsiOutOfRange;
   const Impl& im = *impl_;
   if (esi < im.K) {
-    std::memcpy(out, im.source + size_t(esi) * im.T, im.T);
+    if (im.source) {
+      std::memcpy(out, im.source + size_t(esi) * im.T, im.T);
+    } else {
+      lt_encode(im.p, *im.plan, im.work.data(), im.T, esi, out);
+    }
     return Status::kOk;
   }
   // §5.3.1: repair ESI X >= K is ISI X + K' - K.

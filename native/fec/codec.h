@@ -191,15 +191,18 @@ class BlockEncoder {
   ~BlockEncoder();
   uint32_t K() const;
   uint32_t T() const;
-  // Bytes this encoder holds: its own copy of the source symbols (none
-  // when borrowed) plus the work buffer of intermediate symbols.
+  // Bytes this encoder holds: the work buffer of intermediate symbols. A
+  // source block given as a copy (Create, CreateOwned) is freed once the
+  // intermediate symbols are solved; a borrowed one is the caller's.
   size_t MemoryBytes() const;
   // What MemoryBytes() will be for a block of K symbols of T bytes: the
   // work buffer has the encoding plan's L + 1 slots (pi_solver.cc: the
-  // S + K' binary rows, the H HDPC rows and one accumulator).
-  static uint64_t MemoryBytesFor(uint32_t K, uint32_t T, bool owns_source);
+  // S + K' binary rows, the H HDPC rows and one accumulator). Preparing
+  // from a copy holds the K*T source bytes as well until the solve ends.
+  static uint64_t MemoryBytesFor(uint32_t K, uint32_t T);
   // Writes encoding symbol `esi` (T bytes). Source ESIs (< K) return the
-  // source symbol; repair ESIs use ISI = esi + K' - K (§5.3.1).
+  // source symbol (copied from a borrowed block, else LTEnc at ISI = ESI);
+  // repair ESIs use ISI = esi + K' - K (§5.3.1).
   Status Symbol(uint32_t esi, uint8_t* out) const;
   // Writes count symbols with consecutive ESIs starting at first_esi,
   // each at out + i*stride.

@@ -182,12 +182,7 @@ uint64_t ObjectEncoder::BlockMemory(uint32_t sbn) const {
     std::shared_lock<std::shared_mutex> lock(slot.mu);
     if (slot.encoder) return slot.encoder->MemoryBytes();
   }
-  const uint32_t K = l.source_symbols(sbn);
-  // Mirrors PrepareBlock: only a memory-backed, one-sub-block, unpadded
-  // block borrows its source symbols.
-  const bool borrows = impl_->data != nullptr && l.oti.N == 1 &&
-                       l.block_length(sbn) == uint64_t(K) * l.oti.T;
-  return BlockEncoder::MemoryBytesFor(K, l.oti.T, !borrows);
+  return BlockEncoder::MemoryBytesFor(l.source_symbols(sbn), l.oti.T);
 }
 
 int ObjectEncoder::LastIoErrno() const {

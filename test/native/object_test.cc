@@ -746,25 +746,22 @@ void file_matches_memory(const Oti& oti, uint32_t seed) {
   int mismatches = 0;
   for (uint32_t sbn = 0; sbn < l.oti.Z; ++sbn) {
     const uint32_t K = l.source_symbols(sbn);
-    // Its own copy of the K source symbols and the L + 1 work slots.
+    // The L + 1 work slots: the source copy is dropped after the solve.
     SystematicParams p;
     CHECK(systematic_params(K, &p));
-    const uint64_t want = (uint64_t(K) + p.L + 1) * l.oti.T;
+    const uint64_t want = (uint64_t(p.L) + 1) * l.oti.T;
     CHECK(!disk->Prepared(sbn));
     const uint64_t predicted = disk->BlockMemory(sbn);
     CHECK(predicted == want);
     CHECK_STATUS(disk->PrepareBlock(sbn), Status::kOk);
     CHECK(disk->Prepared(sbn));
     CHECK(disk->BlockMemory(sbn) == predicted);  // the estimate is exact
-    // A memory-backed block holds only its work buffer when it reads the
-    // caller's bytes in place (N = 1, not the padded tail).
+    // A memory-backed block holds the same: its work buffer (it reads the
+    // caller's bytes in place, or drops its copy of the padded tail).
     const uint64_t mem_predicted = mem->BlockMemory(sbn);
     CHECK_STATUS(mem->PrepareBlock(sbn), Status::kOk);
     CHECK(mem->BlockMemory(sbn) == mem_predicted);
-    const bool borrowed =
-        l.oti.N == 1 && l.block_length(sbn) == uint64_t(K) * l.oti.T;
-    CHECK(mem_predicted ==
-          (borrowed ? predicted - uint64_t(K) * l.oti.T : predicted));
+    CHECK(mem_predicted == predicted);
     for (uint32_t esi = 0; esi < K + 40; ++esi) {
       CHECK_STATUS(mem->Packet(sbn, esi, a.data()), Status::kOk);
       CHECK_STATUS(disk->Packet(sbn, esi, b.data()), Status::kOk);

@@ -168,9 +168,10 @@ describe('ChannelStream sliding window', () => {
 describe('windowFor', () => {
   test('everything when it fits, else what fits beside the block prepared ahead', () => {
     expect(windowFor([10, 10, 10], 30)).toBe(3);
-    expect(windowFor([10, 10, 10, 10], 30)).toBe(2);
+    expect(windowFor([10, 10, 10, 10, 10], 40)).toBe(2);
     expect(windowFor([10, 10, 10, 10], 5)).toBe(1);
     expect(windowFor([10, 20, 10, 10], 45)).toBe(1);
+    expect(windowFor([10, 20, 10, 10, 10, 10, 10, 10], 80)).toBe(2);
     expect(windowFor([100], 5)).toBe(1);
   });
 });
@@ -197,38 +198,57 @@ class ManualSource implements PreparableSource {
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('BlockCache', () => {
-  test('pinned blocks are prepared once and kept; unpinned ones are released oldest first beyond the budget', async () => {
+  test('preparations start while they fit the budget (one always runs); unpinned blocks are released oldest first to make room', async () => {
     const src = new ManualSource();
     const ready: number[] = [];
-    const cache = new BlockCache({ budgetBytes: 250, onReady: (_s, sbn) => ready.push(sbn) });
+    // Blocks of 100 bytes, 200 while being prepared.
+    const cache = new BlockCache({ budgetBytes: 450, onReady: (_s, sbn) => ready.push(sbn) });
     for (const sbn of [0, 1, 2, 3]) cache.pin(src, sbn);
     cache.pin(src, 0); // twice: one preparation
-    expect([...src.waiting.keys()]).toEqual([0, 1, 2, 3]);
-    expect(cache.ready(src, 0)).toBe(false);
     const all = cache.whenPinnedReady();
-    for (const sbn of [0, 1, 2, 3]) src.finish(sbn);
+    expect([...src.waiting.keys()]).toEqual([0, 1]); // 400; a third would make 600
+    expect(cache.ready(src, 0)).toBe(false);
+    src.finish(0);
+    await tick();
+    expect([...src.waiting.keys()]).toEqual([1]); // 300 + 200 > 450: block 2 waits
+    src.finish(1);
+    await tick();
+    expect([...src.waiting.keys()]).toEqual([2]); // 200 + 200
+    src.finish(2);
+    await tick();
+    expect([...src.waiting.keys()]).toEqual([3]); // 300 + 200 > 450, but nothing else runs
+    src.finish(3);
     await all;
     expect(ready).toEqual([0, 1, 2, 3]);
-    expect(cache.stats).toMatchObject({ preparedBlocks: 4, preparedBytes: 400, prepares: 4 });
-    // Pinned blocks stay even over budget.
-    expect(src.released).toEqual([]);
+    expect(cache.stats).toMatchObject({ preparedBlocks: 4, preparedBytes: 400, preparedBytesPeak: 500, prepares: 4 });
+    // Pinned blocks stay; unpinned ones stay while they fit.
     cache.unpin(src, 0);
-    expect(src.released).toEqual([]); // still pinned once
     cache.unpin(src, 0);
     cache.unpin(src, 2);
     cache.unpin(src, 1);
-    // 400 bytes, budget 250: the two least recently unpinned go (0, then 2).
+    expect(src.released).toEqual([]);
+    // A new block needs 200: the least recently unpinned go first (0, then 2).
+    cache.pin(src, 4);
     expect(src.released).toEqual([0, 2]);
+    expect([...src.waiting.keys()]).toEqual([4]);
     expect(cache.ready(src, 1)).toBe(true);
-    expect(cache.stats.preparedBytes).toBe(200);
-    expect(cache.stats.preparedBytesPeak).toBe(400);
     // Pinning a kept block again needs no preparation.
     cache.pin(src, 1);
-    expect(src.waiting.size).toBe(0);
-    // A released one is prepared again.
-    cache.pin(src, 0);
-    expect([...src.waiting.keys()]).toEqual([0]);
+    expect([...src.waiting.keys()]).toEqual([4]);
     expect(() => cache.unpin(src, 7)).toThrow(RangeError);
+  });
+
+  test('a block unpinned while it waits for room is not prepared', async () => {
+    const src = new ManualSource();
+    const cache = new BlockCache({ budgetBytes: 200 });
+    cache.pin(src, 0);
+    cache.pin(src, 1);
+    expect([...src.waiting.keys()]).toEqual([0]);
+    cache.unpin(src, 1);
+    src.finish(0);
+    await tick();
+    expect(src.waiting.size).toBe(0);
+    expect(cache.stats.prepares).toBe(1);
   });
 
   test('a failed preparation is reported and the block can be pinned again', async () => {
