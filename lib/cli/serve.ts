@@ -1,7 +1,7 @@
 /**
  * `rqcast serve FILE|DIR... [--port 4433] [--bind 0.0.0.0] [--rate 100]
  *  [--channel NAME:FILE,FILE[:RATE]]... [--symbol-size 1280] [--no-code]
- *  [--memory 1024] [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--memory 512] [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel

@@ -49,7 +49,12 @@ import { SymbolAllocator } from './symbol-allocator';
 export const DEFAULT_PORT = 4433;
 export const DEFAULT_RATE_MBPS = 100;
 export const DEFAULT_CHANNEL = 'main';
-export const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
+/**
+ * 512 MiB: 28 blocks of 16 MiB (the default RFC 6330 §4.3 block size at
+ * T = 1280) beside the one prepared ahead. Half the client's default
+ * (lib/client), which holds about twice as much per block while it solves.
+ */
+export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
 
 /** The part of the Replicator contract (lib/replicate/replicator.ts) the server uses. */
 export interface ReplicatorLike {
@@ -125,7 +130,7 @@ export interface RqcastServerOptions {
    * Bytes of prepared blocks (source + intermediate symbols) the server may
    * hold, shared equally by the channels. A channel whose blocks fit its
    * share sends all of them round-robin; a larger one sends a sliding
-   * window of as many blocks as fit (ChannelStream). Default 1 GiB.
+   * window of as many blocks as fit (ChannelStream). Default 512 MiB.
    */
   memoryBytes?: number;
   /** Packets per block per pass of a sliding window beyond K, as a fraction of K. Default 0.15. */
