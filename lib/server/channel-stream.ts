@@ -148,6 +148,8 @@ export interface StreamCounters {
 const SEQ_MOD = 2 ** 32;
 /** Packets per block per pass of a sliding window beyond K, as a fraction of K. */
 export const DEFAULT_PASS_OVERHEAD = 0.15;
+/** One FDT packet in this many, unless configured (RqcastServer sets it from the rate). */
+export const DEFAULT_FDT_INTERVAL = 32;
 const FDT_INDEX = -1;
 /** Packets staged per push chunk. */
 const CHUNK = 256;
@@ -224,7 +226,7 @@ export class ChannelStream {
     this.objects = options.objects;
     this.fdt = options.fdt;
     this.symbolsPerTurn = options.symbolsPerTurn ?? 4;
-    this.fdtInterval = options.fdtInterval ?? 32;
+    this.fdtInterval = options.fdtInterval ?? DEFAULT_FDT_INTERVAL;
     const history = options.historySegments ?? 16384;
     if (!Number.isInteger(this.symbolsPerTurn) || this.symbolsPerTurn < 1) {
       throw new InvalidServerConfigError('symbolsPerTurn must be a positive integer');

@@ -7,6 +7,7 @@ import { AlcPacket, decodeAlc } from '../../lib/protocol/alc';
 import { BlockCache, PreparableSource } from '../../lib/server/block-cache';
 import { wireOti } from '../../lib/server/catalogue';
 import { BlockPins, ChannelStream, SymbolSource, windowFor } from '../../lib/server/channel-stream';
+import { fdtIntervalFor } from '../../lib/server/server';
 import { SymbolAllocator } from '../../lib/server/symbol-allocator';
 
 const T = 64;
@@ -162,6 +163,17 @@ describe('ChannelStream sliding window', () => {
     take(stream, 500);
     expect(stream.counters.windowAdvances).toBe(0);
     expect(pins.pinned.size).toBe(3);
+  });
+});
+
+describe('fdtIntervalFor', () => {
+  test('an FDT packet per 10 ms of the rate, the whole FDT within 1 s, never more than 1 in 32', () => {
+    const pps200 = 200e6 / 8 / 1308; // 19113 packets/s
+    expect(fdtIntervalFor(pps200, 1)).toBe(191);
+    expect(fdtIntervalFor(pps200, 160)).toBe(119); // 160 symbols in 1 s
+    expect(fdtIntervalFor(955, 1)).toBe(32); // 10 Mbit/s
+    expect(fdtIntervalFor(955, 500)).toBe(32);
+    expect(fdtIntervalFor(1e6, 1)).toBe(10000);
   });
 });
 
