@@ -6,6 +6,7 @@
 //   npm run bench:e2e                256 MiB, 3 receivers, 0 % and 5 % loss
 //   npm run bench:e2e -- --quick     16 MiB
 //   options: --bytes N  --rate MBIT  --receivers N  --loss 0,5  --only rqcast|uftp
+//            --serve-args "..." (extra rqcast serve options)
 //
 // Fairness:
 // - Rate: both sides are capped at the same rate per receiver stream
@@ -47,6 +48,8 @@ const RATE_MBIT = Number(opt('--rate') ?? 200);
 const RECEIVERS = Number(opt('--receivers') ?? 3);
 const LOSSES = (opt('--loss') ?? '0,5').split(',').map(Number);
 const ONLY = opt('--only');
+/** Extra `rqcast serve` options, e.g. --serve-args "--memory 128 --pass-overhead 10" (a sliding window). */
+const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const BUF = 8 * 1024 * 1024;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
@@ -222,7 +225,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const serverRep = path.join(work, `serve-${loss}.time`);
   const server = bed.spawn(
     bed.server.ns,
-    timed(serverRep, [...cli, 'serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--json']),
+    timed(serverRep, [...cli, 'serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--json', ...SERVE_ARGS]),
     { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
   );
   await server.waitForStdout(/listening/, 600_000);
