@@ -871,7 +871,15 @@ export class RqcastClient extends EventEmitter {
     };
     const receiver = new ObjectReceiver(
       file.oti,
-      { writeBlock: async (_sbn, offset, data) => (await writer()).writeAt(offset, data) },
+      {
+        writeBlock: async (_sbn, offset, data) => (await writer()).writeAt(offset, data),
+        prewrite: (offset, data) => {
+          writer().then(
+            (w) => w.prewrite(offset, data),
+            () => undefined,
+          );
+        },
+      },
       { budget: this.budget },
     );
     if (receiver.budgetRaised) {

@@ -134,6 +134,24 @@ export class ObjectFileWriter {
     return p;
   }
 
+  /**
+   * Writes bytes that a later writeAt will write again, the same ones (source
+   * symbols written through as they arrive, ObjectReceiver's BlockSink.prewrite):
+   * so that the page cache holds the object's pages before its blocks
+   * decode. Not part of the digest or of the write accounting; a failure is
+   * ignored (the block's own write reports it). commit and abort wait for it.
+   */
+  prewrite(offset: number, data: Uint8Array): void {
+    const handle = this.handle;
+    if (handle === undefined || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) return;
+    const p = handle.write(data, 0, data.length, offset).then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pending.add(p);
+    p.then(() => this.pending.delete(p));
+  }
+
   /** Feeds the running digest with a block being written at `offset`. */
   private digestAhead(offset: number, data: Uint8Array): void {
     if (this.hash === undefined || data.length === 0) return;

@@ -43,6 +43,25 @@ import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from './block-bu
 export interface BlockSink {
   /** Called once per source block, in decode order. */
   writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Optional write-through: source symbols as they arrive, `data` at
+   * `offset`, before their block decodes. writeBlock later writes the same
+   * bytes there, so this may fail or land in any order. It moves the cost of
+   * writing the object (page-cache allocation) from the end of the transfer,
+   * when every block of a round-robin stream decodes at once, to the time
+   * the symbols arrive.
+   */
+  prewrite?(offset: number, data: Uint8Array): void;
+}
+
+/** Source symbols gathered per block before one write-through (BlockSink.prewrite). */
+const PREWRITE_SYMBOLS = 128;
+
+/** A run of consecutive source symbols of one block, for one prewrite. */
+interface PrewriteRun {
+  firstEsi: number;
+  count: number;
+  bytes: Uint8Array;
 }
 
 export interface ObjectReceiverOptions {
@@ -199,6 +218,8 @@ export class ObjectReceiver implements BudgetedReceiver {
   private pendingTotal = 0;
   private closed = false;
   private readonly writes: Promise<void>[] = [];
+  /** Per block, the source symbols gathered for the next write-through (one sub-block objects only). */
+  private readonly runs: (PrewriteRun | undefined)[];
   private resolveDone!: () => void;
   private resolveDecoded!: () => void;
   private rejectDone!: (e: unknown) => void;
@@ -230,6 +251,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     }
     this.K = [];
     for (let sbn = 0; sbn < this.Z; sbn++) this.K.push(this.layout.sourceSymbols(sbn));
+    this.runs = new Array<PrewriteRun | undefined>(this.Z);
     this.neededSymbols = this.K.reduce((a, b) => a + b, 0);
     this.margin = options.margin ?? 8;
     this.blockDone = new Array<boolean>(this.Z).fill(false);
@@ -423,6 +445,11 @@ export class ObjectReceiver implements BudgetedReceiver {
     const G = Math.min(payloadLength / T, MAX_ESI + 1 - esi);
     const take = this.accept(sbn, G);
     if (take === 0) return;
+    // With one sub-block, source symbol ESI of block sbn is the object's
+    // bytes at blockOffset + ESI*T (RFC 6330 §4.4.1.2): written through now.
+    if (this.sink.prewrite !== undefined && esi < this.K[sbn] && this.oti.subBlocks === 1) {
+      for (let i = 0; i < take && esi + i < this.K[sbn]; i++) this.gather(sbn, esi + i, buf, at + i * T);
+    }
     const lane = this.lanes[sbn % this.lanes.length];
     if (inPlace && take === 1 && !lane.solving.has(sbn)) {
       const st = lane.received;
@@ -445,6 +472,32 @@ export class ObjectReceiver implements BudgetedReceiver {
       }
     }
     this.schedule(lane);
+  }
+
+  /** Adds source symbol `esi` of block sbn (T bytes at buf[at]) to the block's write-through run. */
+  private gather(sbn: number, esi: number, buf: Uint8Array, at: number): void {
+    const T = this.T;
+    let run = this.runs[sbn];
+    if (run !== undefined && (run.firstEsi + run.count !== esi || run.count === PREWRITE_SYMBOLS)) {
+      this.prewriteRun(sbn, run);
+      run.count = 0;
+    }
+    if (run === undefined) this.runs[sbn] = run = { firstEsi: esi, count: 0, bytes: new Uint8Array(PREWRITE_SYMBOLS * T) };
+    if (run.count === 0) run.firstEsi = esi;
+    // Buffer.copy: no view object per symbol.
+    if (Buffer.isBuffer(buf)) buf.copy(run.bytes, run.count * T, at, at + T);
+    else run.bytes.set(buf.subarray(at, at + T), run.count * T);
+    run.count++;
+  }
+
+  private prewriteRun(sbn: number, run: PrewriteRun): void {
+    if (run.count === 0 || this.sink.prewrite === undefined) return;
+    const start = run.firstEsi * this.T;
+    // The last block's last symbol is padded past the object's end.
+    const length = Math.min(run.count * this.T, this.layout.blockLength(sbn) - start);
+    if (length <= 0) return;
+    // A copy: the run's buffer is refilled while the write is in flight.
+    this.sink.prewrite(this.layout.blockOffset(sbn) + start, run.bytes.slice(0, length));
   }
 
   /**
@@ -647,6 +700,8 @@ export class ObjectReceiver implements BudgetedReceiver {
       this.stats.symbolsUsed += progress[sbn].received;
       const data = lane.decoder.takeBlock(sbn);
       this.blockDone[sbn] = true;
+      // Its whole block is written now: the symbols gathered need no write of their own.
+      this.runs[sbn] = undefined;
       this.admitted[sbn] = false;
       this.budget.release(this, sbn);
       this.stats.blocksDone++;

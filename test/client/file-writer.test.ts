@@ -24,6 +24,23 @@ function blocks(data: Buffer, size: number): { offset: number; bytes: Buffer }[]
 }
 
 describe('ObjectFileWriter', () => {
+  test('prewrite: bytes written ahead of their blocks change nothing in the result or the accounting; out of range ones are ignored', async () => {
+    const data = randomBytes(50_001);
+    const final = path.join(dir, 'pre.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    // Source symbols written through as they arrive, in any order, some twice.
+    for (const o of [40_000, 0, 12_800, 0, 50_000]) w.prewrite(o, data.subarray(o, o + 1280));
+    w.prewrite(49_000, Buffer.alloc(5000)); // past the end: ignored
+    w.prewrite(-1, Buffer.alloc(10));
+    const parts = blocks(data, 9000).reverse();
+    await Promise.all(parts.map((p) => w.writeAt(p.offset, p.bytes)));
+    expect(w.bytesWritten).toBe(data.length);
+    await w.commit(sha256(data));
+    expect((await fs.readFile(final)).equals(data)).toBe(true);
+    // After commit: ignored, no throw.
+    w.prewrite(0, data.subarray(0, 10));
+  });
+
   test('blocks written out of order at their offsets, verified, renamed', async () => {
     const data = randomBytes(100_003);
     const final = path.join(dir, 'out.bin');

@@ -18,6 +18,61 @@ class MemorySink implements BlockSink {
 }
 
 
+/** A sink that also records write-through (prewrite) calls. */
+class PrewriteSink extends MemorySink {
+  readonly pre: Buffer;
+  readonly preCalls: { offset: number; length: number }[] = [];
+  constructor(length: number) {
+    super(length);
+    this.pre = Buffer.alloc(length);
+  }
+  prewrite(offset: number, data: Uint8Array): void {
+    this.preCalls.push({ offset, length: data.length });
+    this.pre.set(data, offset);
+  }
+}
+
+describe('ObjectReceiver write-through of source symbols', () => {
+  test.each([
+    ['G = 1', 1],
+    ['G = 3', 3],
+  ])('source symbols are written at their object offsets before their blocks decode, in runs; repair symbols never (%s)', async (_l, perPacket) => {
+    const data = randomBytes(100_003);
+    const T = 128;
+    const enc = new ObjectEncoder(data, { symbolSize: T, sourceBlocks: 3 });
+    const sink = new PrewriteSink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    const packets = lossyPackets(enc, prng(11), { loss: 0.1, dup: 0, perPacket });
+    await feedLikeAStream(rx, enc, packets, 97, { perPacket });
+    expect(sink.out.equals(data)).toBe(true);
+    expect(sink.preCalls.length).toBeGreaterThan(0);
+    // Every prewritten byte is the object's byte there; nothing past its end.
+    let covered = 0;
+    for (const c of sink.preCalls) {
+      expect(c.offset + c.length).toBeLessThanOrEqual(data.length);
+      expect(sink.pre.subarray(c.offset, c.offset + c.length).equals(data.subarray(c.offset, c.offset + c.length))).toBe(true);
+      covered += c.length;
+    }
+    // Runs of consecutive ESIs, at most 128 symbols each; losses break runs.
+    expect(Math.max(...sink.preCalls.map((c) => c.length))).toBeLessThanOrEqual(128 * T);
+    expect(sink.preCalls.length).toBeLessThan(packets.length * perPacket);
+    // Symbols gathered when a block decodes are left to its block write.
+    expect(covered).toBeLessThan(data.length);
+    enc.close();
+  });
+
+  test('no write-through for an object with sub-blocks (N > 1): ESIs do not map to one byte range', async () => {
+    const data = randomBytes(30_000);
+    const enc = new ObjectEncoder(data, { symbolSize: 128, sourceBlocks: 2, subBlocks: 2 });
+    const sink = new PrewriteSink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    await feedLikeAStream(rx, enc, lossyPackets(enc, prng(5)));
+    expect(sink.out.equals(data)).toBe(true);
+    expect(sink.preCalls).toEqual([]);
+    enc.close();
+  });
+});
+
 describe('ObjectReceiver', () => {
   test.each([
     ['async solve', true],
