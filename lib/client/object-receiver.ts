@@ -480,10 +480,10 @@ export class ObjectReceiver implements BudgetedReceiver {
     let run = this.runs[sbn];
     if (run !== undefined && (run.firstEsi + run.count !== esi || run.count === PREWRITE_SYMBOLS)) {
       this.prewriteRun(sbn, run);
-      run.count = 0;
+      run = undefined;
     }
-    if (run === undefined) this.runs[sbn] = run = { firstEsi: esi, count: 0, bytes: new Uint8Array(PREWRITE_SYMBOLS * T) };
-    if (run.count === 0) run.firstEsi = esi;
+    // A fresh buffer per run: the last one is the write's until it lands.
+    if (run === undefined) this.runs[sbn] = run = { firstEsi: esi, count: 0, bytes: Buffer.allocUnsafe(PREWRITE_SYMBOLS * T) };
     // Buffer.copy: no view object per symbol.
     if (Buffer.isBuffer(buf)) buf.copy(run.bytes, run.count * T, at, at + T);
     else run.bytes.set(buf.subarray(at, at + T), run.count * T);
@@ -496,8 +496,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     // The last block's last symbol is padded past the object's end.
     const length = Math.min(run.count * this.T, this.layout.blockLength(sbn) - start);
     if (length <= 0) return;
-    // A copy: the run's buffer is refilled while the write is in flight.
-    this.sink.prewrite(this.layout.blockOffset(sbn) + start, run.bytes.slice(0, length));
+    this.sink.prewrite(this.layout.blockOffset(sbn) + start, run.bytes.subarray(0, length));
   }
 
   /**
