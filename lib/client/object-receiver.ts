@@ -54,8 +54,12 @@ export interface BlockSink {
   prewrite?(offset: number, data: Uint8Array): void;
 }
 
-/** Source symbols gathered per block before one write-through (BlockSink.prewrite). */
-const PREWRITE_SYMBOLS = 128;
+/**
+ * Bytes of source symbols gathered per block before one write-through
+ * (BlockSink.prewrite): at most 160 KiB per block being received, whatever
+ * T (128 symbols at T = 1280).
+ */
+const PREWRITE_BYTES = 160 * 1024;
 
 /** A run of consecutive source symbols of one block, for one prewrite. */
 interface PrewriteRun {
@@ -220,6 +224,7 @@ export class ObjectReceiver implements BudgetedReceiver {
   private readonly writes: Promise<void>[] = [];
   /** Per block, the source symbols gathered for the next write-through (one sub-block objects only). */
   private readonly runs: (PrewriteRun | undefined)[];
+  private readonly prewriteSymbols: number;
   private resolveDone!: () => void;
   private resolveDecoded!: () => void;
   private rejectDone!: (e: unknown) => void;
@@ -252,6 +257,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     this.K = [];
     for (let sbn = 0; sbn < this.Z; sbn++) this.K.push(this.layout.sourceSymbols(sbn));
     this.runs = new Array<PrewriteRun | undefined>(this.Z);
+    this.prewriteSymbols = Math.max(1, Math.floor(PREWRITE_BYTES / this.T));
     this.neededSymbols = this.K.reduce((a, b) => a + b, 0);
     this.margin = options.margin ?? 8;
     this.blockDone = new Array<boolean>(this.Z).fill(false);
@@ -478,12 +484,12 @@ export class ObjectReceiver implements BudgetedReceiver {
   private gather(sbn: number, esi: number, buf: Uint8Array, at: number): void {
     const T = this.T;
     let run = this.runs[sbn];
-    if (run !== undefined && (run.firstEsi + run.count !== esi || run.count === PREWRITE_SYMBOLS)) {
+    if (run !== undefined && (run.firstEsi + run.count !== esi || run.count === this.prewriteSymbols)) {
       this.prewriteRun(sbn, run);
       run = undefined;
     }
     // A fresh buffer per run: the last one is the write's until it lands.
-    if (run === undefined) this.runs[sbn] = run = { firstEsi: esi, count: 0, bytes: Buffer.allocUnsafe(PREWRITE_SYMBOLS * T) };
+    if (run === undefined) this.runs[sbn] = run = { firstEsi: esi, count: 0, bytes: Buffer.allocUnsafe(this.prewriteSymbols * T) };
     // Buffer.copy: no view object per symbol.
     if (Buffer.isBuffer(buf)) buf.copy(run.bytes, run.count * T, at, at + T);
     else run.bytes.set(buf.subarray(at, at + T), run.count * T);

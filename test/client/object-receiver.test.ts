@@ -53,8 +53,9 @@ describe('ObjectReceiver write-through of source symbols', () => {
       expect(sink.pre.subarray(c.offset, c.offset + c.length).equals(data.subarray(c.offset, c.offset + c.length))).toBe(true);
       covered += c.length;
     }
-    // Runs of consecutive ESIs, at most 128 symbols each; losses break runs.
-    expect(Math.max(...sink.preCalls.map((c) => c.length))).toBeLessThanOrEqual(128 * T);
+    // Runs of consecutive ESIs, at most 160 KiB each; losses break runs.
+    expect(Math.max(...sink.preCalls.map((c) => c.length))).toBeLessThanOrEqual(160 * 1024);
+    expect(Math.max(...sink.preCalls.map((c) => c.length))).toBeGreaterThan(T);
     expect(sink.preCalls.length).toBeLessThan(packets.length * perPacket);
     // Symbols gathered when a block decodes are left to its block write.
     expect(covered).toBeLessThan(data.length);
