@@ -204,6 +204,10 @@ export interface RawUdpReceiverStats {
   batches: number;
   truncated: number;
   errors: number;
+  /** UDP_GRO accepted by the kernel. */
+  gro: boolean;
+  /** Messages that arrived coalesced (several datagrams of one GSO send), split back natively. */
+  coalesced: number;
 }
 
 /** native/napi/receiver.cc: a bound UDP socket read by a native thread with recvmmsg. */

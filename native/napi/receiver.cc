@@ -341,6 +341,10 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
     set("batches", counters_->batches);
     set("truncated", counters_->truncated);
     set("errors", counters_->errors);
+    // UDP_GRO: whether the kernel accepted it, and messages that arrived
+    // coalesced (split back into datagrams by udp::BatchReceiver).
+    o.Set("gro", Napi::Boolean::New(env, rx_ && rx_->gro()));
+    o.Set("coalesced", Napi::Number::New(env, rx_ ? static_cast<double>(rx_->coalesced_messages()) : 0.0));
     return o;
   }
 
