@@ -35,13 +35,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { transpiledRoot } from '../test/e2e/helpers';
-import { childPids, nowSeconds, readTimeReport, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
+import { childPids, cliOption, nowSeconds, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
-function opt(name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
+const opt = cliOption;
 const QUICK = argv.includes('--quick');
 const BYTES = Number(opt('--bytes') ?? (QUICK ? 16 * 1024 * 1024 : 256 * 1024 * 1024));
 const RATE_MBIT = Number(opt('--rate') ?? 200);
@@ -78,11 +75,6 @@ function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss
     server_cpu_s: server.cpuSeconds,
     client_cpu_s: Math.max(...clients.map((c) => c.cpuSeconds)),
   };
-}
-
-function round(x: number, d = 2): number {
-  const f = 10 ** d;
-  return Math.round(x * f) / f;
 }
 
 function log(msg: string): void {
@@ -303,7 +295,7 @@ async function main(): Promise<void> {
   const results = LOSSES.map((loss) => {
     const rq = runs.find((r) => r.system === 'rqcast' && r.loss_pct === loss);
     const uf = runs.find((r) => r.system === 'uftp' && r.loss_pct === loss);
-    const sec = (r: Run | undefined): number | null => (r && r.ok ? round(r.seconds) : null);
+    const sec = (r: Run | undefined): number | null => (r && r.ok ? round(r.seconds, 2) : null);
     const rqs = sec(rq);
     const ufs = sec(uf);
     return {

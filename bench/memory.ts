@@ -22,13 +22,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { rqcastArgv } from '../test/e2e/helpers';
-import { childPids, nowSeconds, readTimeReport, sha256File, timed, writeRandomFile } from './support/measure';
+import { childPids, cliOption, nowSeconds, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
-function opt(name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
+const opt = cliOption;
 const QUICK = argv.includes('--quick');
 const SIZES_MIB = (opt('--sizes') ?? (QUICK ? '64,256' : '256,2048')).split(',').map(Number);
 const MEMORY_MIB = Number(opt('--memory') ?? 128);
@@ -46,11 +43,6 @@ interface Run {
   server_cpu_s: number;
   client_cpu_s: number;
   window_blocks?: number;
-}
-
-function round(x: number, d = 1): number {
-  const f = 10 ** d;
-  return Math.round(x * f) / f;
 }
 
 async function runOnce(dir: string, file: string, digest: string, memory: number | 'default', port: number): Promise<Run> {
@@ -87,8 +79,8 @@ async function runOnce(dir: string, file: string, digest: string, memory: number
     memory_MiB: memory,
     seconds: round(seconds, 2),
     ok: code === 0 && got === digest,
-    server_rss_MiB: round(s.maxRssKiB / 1024),
-    client_rss_MiB: round(c.maxRssKiB / 1024),
+    server_rss_MiB: round(s.maxRssKiB / 1024, 1),
+    client_rss_MiB: round(c.maxRssKiB / 1024, 1),
     server_cpu_s: round(s.cpuSeconds, 2),
     client_cpu_s: round(c.cpuSeconds, 2),
     window_blocks: listening.channels[0]?.windowBlocks,
