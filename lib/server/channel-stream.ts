@@ -41,6 +41,7 @@ import { PAYLOAD_ID_SIZE } from '../fec/encoder';
 import { FEC_ENCODING_ID_RAPTORQ } from '../protocol/alc';
 import { LctHeaderExtension, fdtExtension, ftiExtension, lctHeaderLength, seqExtension, writeLctHeader } from '../protocol/lct';
 import { Oti as WireOti } from '../protocol/oti';
+import { PREPARING_FACTOR } from './block-cache';
 import { InvalidServerConfigError } from './errors';
 import { SymbolAllocator } from './symbol-allocator';
 
@@ -90,7 +91,7 @@ const ON_DEMAND: BlockPins = { pin() {}, unpin() {}, ready: () => true };
  * W for a channel whose blocks hold `costs` bytes each once prepared: all of
  * them if they fit `share`, else as many of the largest as fit next to the
  * one prepared ahead, which holds twice its size while it is being prepared
- * (BlockCache.PREPARING_FACTOR); at least 1.
+ * (PREPARING_FACTOR); at least 1.
  */
 export function windowFor(costs: readonly number[], share: number): number {
   let total = 0;
@@ -100,7 +101,7 @@ export function windowFor(costs: readonly number[], share: number): number {
     largest = Math.max(largest, c);
   }
   if (total <= share) return costs.length;
-  return Math.max(1, Math.min(costs.length - 1, Math.floor(share / largest) - 2));
+  return Math.max(1, Math.min(costs.length - 1, Math.floor(share / largest) - PREPARING_FACTOR));
 }
 
 export interface ChannelStreamOptions {

@@ -33,7 +33,7 @@ import { AckTrackerOptions } from './ack-tracker';
 import type { ObjectEncoder } from '../fec/encoder';
 import { BlockCache } from './block-cache';
 import { Catalogue, CatalogueObject, FdtObject, wireOti } from './catalogue';
-import { BlockPins, ChannelStream, DEFAULT_FDT_INTERVAL, SymbolSource, windowFor } from './channel-stream';
+import { BlockPins, ChannelStream, DEFAULT_FDT_INTERVAL, StreamCounters, SymbolSource, windowFor } from './channel-stream';
 import {
   ClientEvent,
   ClientManager,
@@ -161,7 +161,8 @@ export interface RqcastServerOptions {
   logger?: ServerLogger;
 }
 
-export interface ServerCounters extends ClientManagerCounters {
+/** The other StreamCounters are summed over the channels under their own names. */
+export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'> {
   datagramsReceived: number;
   bytesReceived: number;
   /** Datagrams decodeControl refused. */
@@ -169,14 +170,8 @@ export interface ServerCounters extends ClientManagerCounters {
   repliesSent: number;
   replyBytesSent: number;
   replySendErrors: number;
+  /** StreamCounters.packets, summed over the channels. */
   streamPackets: number;
-  fdtPackets: number;
-  freshPackets: number;
-  freshUnknown: number;
-  /** Losses reported for blocks already out of the window (released): not replaced. */
-  freshSkipped: number;
-  windowAdvances: number;
-  windowStalls: number;
   /** Prepared blocks now, their bytes, and the most those bytes have been (BlockCache). */
   preparedBlocks: number;
   preparedBytes: number;
@@ -210,12 +205,6 @@ export function dataAddress(address: string): string {
 
 /** LCT header, EXT_RQSEQ and FEC Payload ID of a data packet (docs/PROTOCOL.md §10.3): 28 + T bytes. */
 const DATA_HEADER_BYTES = 28;
-
-function fdtSymbols(fdt: FdtObject): number {
-  let n = 0;
-  for (let sbn = 0; sbn < fdt.encoder.sourceBlocks; sbn++) n += fdt.encoder.sourceSymbols(sbn);
-  return n;
-}
 
 function defaultReplicator(): ReplicatorLike {
   return new Replicator();
@@ -325,7 +314,7 @@ export class RqcastServer extends EventEmitter {
         tsi,
         objects: objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
         fdt: { instanceId: fdt.instanceId, encoder: fdt.encoder, allocator: SymbolAllocator.forEncoder(fdt.encoder, mode), oti: wireOti(fdt.encoder.otiInfo) },
-        fdtInterval: options.fdtInterval ?? fdtIntervalFor((rateMbps * 1e6) / 8 / (DATA_HEADER_BYTES + this.catalogue.symbolSize), fdtSymbols(fdt)),
+        fdtInterval: options.fdtInterval ?? fdtIntervalFor((rateMbps * 1e6) / 8 / (DATA_HEADER_BYTES + this.catalogue.symbolSize), fdt.encoder.layout.totalSymbols),
         symbolsPerTurn: options.symbolsPerTurn,
         windowBlocks: options.windowBlocks ?? windowFor(costs, share),
         passOverhead: options.passOverhead,
@@ -415,34 +404,17 @@ export class RqcastServer extends EventEmitter {
 
   /** Every counter of the server, the client manager and the streams. */
   get counters(): ServerCounters {
-    let streamPackets = 0;
-    let fdtPackets = 0;
-    let freshPackets = 0;
-    let freshUnknown = 0;
-    let freshSkipped = 0;
-    let windowAdvances = 0;
-    let windowStalls = 0;
-    for (const ch of this.channels) {
-      const c = ch.stream.counters;
-      streamPackets += c.packets;
-      fdtPackets += c.fdtPackets;
-      freshPackets += c.freshPackets;
-      freshUnknown += c.freshUnknown;
-      freshSkipped += c.freshSkipped;
-      windowAdvances += c.windowAdvances;
-      windowStalls += c.windowStalls;
+    const sum = { ...this.channels[0].stream.counters };
+    for (const ch of this.channels.slice(1)) {
+      for (const k of Object.keys(sum) as (keyof StreamCounters)[]) sum[k] += ch.stream.counters[k];
     }
+    const { packets: streamPackets, ...streams } = sum;
     const b = this.cache.stats;
     return {
       ...this.manager.counters,
       ...this.own,
+      ...streams,
       streamPackets,
-      fdtPackets,
-      freshPackets,
-      freshUnknown,
-      freshSkipped,
-      windowAdvances,
-      windowStalls,
       preparedBlocks: b.preparedBlocks,
       preparedBytes: b.preparedBytes,
       preparedBytesPeak: b.preparedBytesPeak,
