@@ -92,7 +92,9 @@ int BatchReceiver::receive_once(ReceivedBatch* out, uint32_t room,
       ++taken;
       continue;
     }
-    for (uint32_t at = 0; at < len || (len == 0 && at == 0); at += seg) {
+    // At least once: an empty datagram is a datagram.
+    uint32_t at = 0;
+    do {
       const uint32_t l = std::min(seg, len - at);
       ++taken;
       if (l > max_datagram_) {
@@ -104,8 +106,8 @@ int BatchReceiver::receive_once(ReceivedBatch* out, uint32_t room,
         out->sources.resize(rec + kSourceRecordSize);
         write_source_record(from_[i], out->sources.data() + rec);
       }
-      if (len == 0) break;
-    }
+      at += seg;
+    } while (at < len);
   }
   return taken;
 }
