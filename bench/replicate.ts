@@ -32,7 +32,7 @@ import * as dgram from 'dgram';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Replicator } from '../lib/replicate';
+import { Replicator } from '../lib/transport';
 
 const QUICK = process.argv.includes('--quick');
 const SECONDS = QUICK ? 0.5 : 3;

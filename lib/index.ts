@@ -2,5 +2,5 @@
 export * from './errors';
 export * from './fec';
 export * from './client';
-export * from './replicate';
+export * from './transport';
 export * from './server';

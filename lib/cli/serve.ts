@@ -27,9 +27,9 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { RqcastError } from '../errors';
-import { Catalogue, CatalogueError, DEFAULT_SYMBOL_SIZE } from '../server/catalogue';
-import { DEFAULT_PASS_OVERHEAD } from '../server/channel-stream';
-import { ServerError } from '../server/errors';
+import { Catalogue, CatalogueError, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
+import { DEFAULT_PASS_OVERHEAD } from '../stream/channel-stream';
+import { ServerError } from '../errors';
 import { ChannelConfig, DEFAULT_CHANNEL, DEFAULT_MEMORY_BYTES, DEFAULT_PORT, DEFAULT_RATE_MBPS, RqcastServer, ServerAddress } from '../server/server';
 
 const MIB = 1024 * 1024;

@@ -12,7 +12,7 @@
  *   *and* covers again the intervals of the `overlap` ACKs before it: a
  *   loss is reported in overlap + 1 consecutive ACKs, and is answered if
  *   any of them arrives. The server answers each sequence number at most
- *   once however many ACKs report it (lib/server/ack-tracker.ts), so the
+ *   once however many ACKs report it (lib/session/ack-tracker.ts), so the
  *   repeats cost ACK bytes, not data. With nothing new to report, the
  *   repeats still go out (an ACK covering only earlier intervals), so the
  *   last losses before the stream stops are repeated too.

@@ -35,6 +35,7 @@ import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import { ControlMessage, ErrorCode, JoinedChannel, MessageType, TimeValue } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
+import { unmapIPv4 } from '../support/address';
 import { Rng } from '../support/rng';
 import { AckReporter } from './ack-reporter';
 import { PartialBlockBudget } from './block-budget';
@@ -48,9 +49,9 @@ import {
   UnfetchableObjectError,
 } from './errors';
 import { FdtReceiver } from './fdt-receiver';
-import { ObjectFileWriter, safeObjectPath } from './file-writer';
+import { ObjectFileWriter, safeObjectPath } from './sinks/file-writer';
 import { ObjectReceiver } from './object-receiver';
-import { ClientSocket, Datagrams, openClientSocket } from './socket';
+import { ClientSocket, Datagrams, openClientSocket } from '../transport/udp/client-socket';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 
 export interface RqcastClientOptions {
@@ -259,11 +260,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
 }
 
-/** ::ffff:a.b.c.d -> a.b.c.d, so replies on either socket family compare equal. */
-function plainAddress(a: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  return m ? m[1] : a;
-}
 
 const MAX_COOKIE_REFRESHES = 3;
 /** Data packets kept while JOINED is on its way. */
@@ -437,7 +433,7 @@ export class RqcastClient extends EventEmitter {
   }
 
   private async resolve(host: string, port: number): Promise<{ address: string; port: number; family: 4 | 6 }> {
-    const literal = plainAddress(host);
+    const literal = unmapIPv4(host);
     const kind = isIP(literal);
     if (kind !== 0) return { address: literal, port, family: kind as 4 | 6 };
     let all: { address: string; family: number }[];
@@ -696,7 +692,7 @@ export class RqcastClient extends EventEmitter {
   private fromServer(address: string): boolean {
     if (address !== this.lastSource) {
       this.lastSource = address;
-      this.lastSourceIsServer = this.server !== undefined && plainAddress(address) === plainAddress(this.server.address);
+      this.lastSourceIsServer = this.server !== undefined && unmapIPv4(address) === unmapIPv4(this.server.address);
     }
     return this.lastSourceIsServer;
   }

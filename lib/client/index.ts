@@ -22,7 +22,7 @@ export {
   UnfetchableObjectError,
   FetchAbortedError,
 } from './errors';
-export { ObjectFileWriter, safeObjectPath } from './file-writer';
+export { ObjectFileWriter, safeObjectPath } from './sinks/file-writer';
 export { ObjectReceiver, BlockSink, ObjectReceiverOptions, ObjectReceiverStats } from './object-receiver';
 export { FdtReceiver, FdtReceiverOptions, FdtReceiverStats } from './fdt-receiver';
 export { AckReporter, AckReporterOptions, AckReport } from './ack-reporter';

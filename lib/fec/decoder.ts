@@ -11,7 +11,7 @@
  * decoded block's bytes and frees them; later packets of that block are
  * ignored.
  */
-import { awaitNative, callNative } from '../errors';
+import { awaitNative, callNative } from './errors';
 import { loadNative, RawBatchResult, RawCodecBinding, RawDecoder } from '../native';
 import { PAYLOAD_ID_SIZE } from './encoder';
 import { ObjectLayout, Oti, OtiFields } from './oti';

@@ -17,7 +17,7 @@
  * so a server can prepare the next block while sending the current one.
  */
 import * as fs from 'node:fs';
-import { awaitNative, callNative, InvalidArgumentError, OtiOutOfBoundsError } from '../errors';
+import { awaitNative, callNative, InvalidArgumentError, OtiOutOfBoundsError } from './errors';
 import { loadNative, RawCodecBinding, RawEncoder } from '../native';
 import { DeriveOptions, ObjectLayout, Oti, OtiFields } from './oti';
 

@@ -4,7 +4,7 @@
  * can switch. The switch is process-wide: do not change it while encodes
  * or decodes run on worker threads.
  */
-import { callNative } from '../errors';
+import { callNative } from './errors';
 import { loadNative } from '../native';
 
 /** Name of the kernel in use: "scalar", "ssse3", "avx2", "avx512", "gfni", "neon". */

@@ -12,3 +12,4 @@ export {
 } from './oti';
 export { rfcRand, rfcDeg, rfcTuple, systematicParams, rfcPartition, statusCodes, SystematicParams, Tuple, Partition } from './rfc';
 export { gf256Kernel, gf256Kernels, setGf256Kernel, codecPhaseCounters, CodecPhaseCounters } from './gf256';
+export * from './errors';

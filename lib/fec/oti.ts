@@ -7,7 +7,7 @@
  * class only carries the fields, so a JS OTI and a C++ OTI can never
  * disagree about what is valid.
  */
-import { callNative } from '../errors';
+import { callNative } from './errors';
 import { loadNative, RawCodecBinding, RawLayout } from '../native';
 
 export interface OtiFields {

@@ -3,7 +3,7 @@
  * and interoperability checks. Arguments are checked natively; a bad one
  * throws a typed error (InvalidArgumentError, TooManySourceSymbolsError).
  */
-import { callNative } from '../errors';
+import { callNative } from './errors';
 import { loadNative, RawPartition, RawSystematicParams, RawTuple } from '../native';
 
 export type SystematicParams = RawSystematicParams;

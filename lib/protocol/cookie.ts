@@ -4,7 +4,7 @@
  *   header(8) | nonce(8) | serverTimeMs u64 | cookieLen u8 | cookie
  *
  * At most COOKIE_MAX_SIZE (89) bytes, less than HELLO_MIN_SIZE (128). The
- * cookie bytes are opaque to clients (layout: lib/server/cookie.ts and
+ * cookie bytes are opaque to clients (layout: lib/session/cookie.ts and
  * docs/PROTOCOL.md).
  */
 import { ByteWriter, isU64Safe } from './bytes';

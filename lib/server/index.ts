@@ -30,10 +30,9 @@ export {
   DEFAULT_SYMBOL_SIZE,
   DEFAULT_FDT_LIFETIME_MS,
   isSafeObjectName,
-} from './catalogue';
-export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from './channel-stream';
-export { SymbolAllocator, AllocationMode, EsiRange } from './symbol-allocator';
+} from '../content/catalogue';
+export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from '../stream/channel-stream';
+export { SymbolAllocator, AllocationMode, EsiRange } from '../content/symbol-allocator';
 export { registerServerMetrics } from './metrics';
-export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand } from './client-manager';
-export { CookieAuthority, CookieAuthorityOptions, CookieVerdict, CookieRefusal } from './cookie';
-export { ServerError, InvalidServerConfigError } from './errors';
+export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand } from '../session/client-manager';
+export { CookieAuthority, CookieAuthorityOptions, CookieVerdict, CookieRefusal } from '../session/cookie';

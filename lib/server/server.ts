@@ -28,12 +28,12 @@ import { EventEmitter } from 'node:events';
 import { isIPv6 } from 'node:net';
 import { decodeControl, encodeControl } from '../protocol/control';
 import { ControlMessage } from '../protocol/messages';
-import { Replicator } from '../replicate/replicator';
-import { AckTrackerOptions } from './ack-tracker';
+import { Replicator } from '../transport/replicator';
+import { AckTrackerOptions } from '../session/ack-tracker';
 import type { ObjectEncoder } from '../fec/encoder';
-import { BlockCache } from './block-cache';
-import { Catalogue, CatalogueObject, FdtObject, wireOti } from './catalogue';
-import { BlockPins, ChannelStream, DEFAULT_FDT_INTERVAL, StreamCounters, SymbolSource, windowFor } from './channel-stream';
+import { BlockCache } from '../content/block-cache';
+import { Catalogue, CatalogueObject, FdtObject, wireOti } from '../content/catalogue';
+import { BlockPins, ChannelStream, DEFAULT_FDT_INTERVAL, StreamCounters, SymbolSource, windowFor } from '../stream/channel-stream';
 import {
   ClientEvent,
   ClientManager,
@@ -41,10 +41,11 @@ import {
   Endpoint,
   ManagerOutput,
   staticChannelDirectory,
-} from './client-manager';
-import { CookieAuthority } from './cookie';
-import { InvalidServerConfigError } from './errors';
-import { SymbolAllocator } from './symbol-allocator';
+} from '../session/client-manager';
+import { CookieAuthority } from '../session/cookie';
+import { InvalidServerConfigError } from '../errors';
+import { unmapIPv4 } from '../support/address';
+import { SymbolAllocator } from '../content/symbol-allocator';
 
 export const DEFAULT_PORT = 4433;
 export const DEFAULT_RATE_MBPS = 100;
@@ -76,7 +77,7 @@ export function fdtIntervalFor(packetsPerSecond: number, fdtSymbols: number): nu
 
 export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
 
-/** The part of the Replicator contract (lib/replicate/replicator.ts) the server uses. */
+/** The part of the Replicator contract (lib/transport/replicator.ts) the server uses. */
 export interface ReplicatorLike {
   createChannel(
     id: number,
@@ -197,11 +198,6 @@ export interface ServerAddress {
   family: 'IPv4' | 'IPv6';
 }
 
-/** ::ffff:a.b.c.d (an IPv4 peer on a dual-stack socket) -> a.b.c.d, for the replicator. */
-export function dataAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1] : address;
-}
 
 /** LCT header, EXT_RQSEQ and FEC Payload ID of a data packet (docs/PROTOCOL.md §10.3): 28 + T bytes. */
 const DATA_HEADER_BYTES = 28;
@@ -498,10 +494,10 @@ export class RqcastServer extends EventEmitter {
       for (const c of out.commands) {
         switch (c.kind) {
           case 'addDestinations':
-            for (const d of c.destinations) this.safely(() => rep.addDestination(c.tsi, dataAddress(d.address), d.port));
+            for (const d of c.destinations) this.safely(() => rep.addDestination(c.tsi, unmapIPv4(d.address), d.port));
             break;
           case 'removeDestinations':
-            for (const d of c.destinations) this.safely(() => rep.removeDestination(c.tsi, dataAddress(d.address), d.port));
+            for (const d of c.destinations) this.safely(() => rep.removeDestination(c.tsi, unmapIPv4(d.address), d.port));
             break;
           case 'sendFresh':
             this.sendFresh(c.tsi, c.destination, c.lost);
@@ -521,7 +517,7 @@ export class RqcastServer extends EventEmitter {
     const ch = this.byTsi.get(tsi);
     const rep = this.replicator;
     if (!ch || !rep) return;
-    const address = dataAddress(to.address);
+    const address = unmapIPv4(to.address);
     for (const p of ch.stream.freshPackets(lost)) this.safely(() => rep.sendTo(address, to.port, p, tsi));
   }
 

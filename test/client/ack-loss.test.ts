@@ -16,7 +16,7 @@ import { RqcastClient } from '../../lib/client/client';
 import { decodeAlc } from '../../lib/protocol/alc';
 import { decodeControl } from '../../lib/protocol/control';
 import { MessageType, type AckMessage } from '../../lib/protocol/messages';
-import { Catalogue } from '../../lib/server/catalogue';
+import { Catalogue } from '../../lib/content/catalogue';
 import { RqcastServer } from '../../lib/server/server';
 import { Rng } from '../../lib/support/rng';
 

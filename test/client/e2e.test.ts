@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { RqcastClient, RqcastClientOptions } from '../../lib/client/client';
 import { JoinRefusedError } from '../../lib/client/errors';
-import { Catalogue } from '../../lib/server/catalogue';
+import { Catalogue } from '../../lib/content/catalogue';
 import { ChannelConfig, RqcastServer } from '../../lib/server/server';
 import { loadNative } from '../../lib/native';
 

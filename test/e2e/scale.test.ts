@@ -18,7 +18,7 @@ import * as dgram from 'dgram';
 import * as fs from 'fs';
 import * as path from 'path';
 import { decodeControl, encodeControl, MessageType, TimeValue } from '../../lib/protocol';
-import { Catalogue } from '../../lib/server/catalogue';
+import { Catalogue } from '../../lib/content/catalogue';
 import { RqcastServer } from '../../lib/server/server';
 import { sleep, tempDir, writeContent } from './helpers';
 

@@ -7,14 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  CodecClosedError,
-  InvalidArgumentError,
-  OtiOutOfBoundsError,
-  SourceTruncatedError,
-  TooManySourceSymbolsError,
-  statusErrorClasses,
-} from '../../lib/errors';
+import { CodecClosedError, InvalidArgumentError, OtiOutOfBoundsError, SourceTruncatedError, TooManySourceSymbolsError, statusErrorClasses } from '../../lib/fec/errors';
 import { ObjectDecoder } from '../../lib/fec/decoder';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { Oti } from '../../lib/fec/oti';

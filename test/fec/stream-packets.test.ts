@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { CodecClosedError, EsiOutOfRangeError, InvalidArgumentError, SbnOutOfRangeError, SourceTruncatedError } from '../../lib/errors';
+import { CodecClosedError, EsiOutOfRangeError, InvalidArgumentError, SbnOutOfRangeError, SourceTruncatedError } from '../../lib/fec/errors';
 import { MAX_ESI, ObjectEncoder, PAYLOAD_ID_SIZE } from '../../lib/fec/encoder';
 import { Rng } from '../../lib/support/rng';
 

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { ObjectDecoder } from '../../lib/fec/decoder';
 import { ObjectEncoder } from '../../lib/fec/encoder';
-import { BlockReleasedError, NeedMoreSymbolsError } from '../../lib/errors';
+import { BlockReleasedError, NeedMoreSymbolsError } from '../../lib/fec/errors';
 
 // Large enough blocks (256 KiB) to go through the recycled-buffer cache.
 const T = 1024;

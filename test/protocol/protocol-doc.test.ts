@@ -24,14 +24,14 @@ import type { AlcRejectReason } from '../../lib/protocol/alc';
 import type { ControlRejectReason } from '../../lib/protocol/control-header';
 import type { FdtRejectReason } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
-import { AckTracker } from '../../lib/server/ack-tracker';
-import { ClientManager, staticChannelDirectory } from '../../lib/server/client-manager';
-import * as catalogueModule from '../../lib/server/catalogue';
+import { AckTracker } from '../../lib/session/ack-tracker';
+import { ClientManager, staticChannelDirectory } from '../../lib/session/client-manager';
+import * as catalogueModule from '../../lib/content/catalogue';
 import * as serverModule from '../../lib/server/server';
-import { ChannelStream, type SymbolSource } from '../../lib/server/channel-stream';
-import * as cookieModule from '../../lib/server/cookie';
-import { CookieAuthority, type CookieRefusal } from '../../lib/server/cookie';
-import { SymbolAllocator } from '../../lib/server/symbol-allocator';
+import { ChannelStream, type SymbolSource } from '../../lib/stream/channel-stream';
+import * as cookieModule from '../../lib/session/cookie';
+import { CookieAuthority, type CookieRefusal } from '../../lib/session/cookie';
+import { SymbolAllocator } from '../../lib/content/symbol-allocator';
 import * as urlModule from '../../lib/client/url';
 import * as fetchCliModule from '../../lib/cli/fetch';
 import * as serveCliModule from '../../lib/cli/serve';
@@ -181,8 +181,8 @@ describe('constants table', () => {
     'lib/protocol/alc.ts': alcModule,
     'lib/protocol/oti.ts': otiModule,
     'lib/protocol/fdt.ts': fdtModule,
-    'lib/server/cookie.ts': cookieModule,
-    'lib/server/catalogue.ts': catalogueModule,
+    'lib/session/cookie.ts': cookieModule,
+    'lib/content/catalogue.ts': catalogueModule,
     'lib/server/server.ts': serverModule,
     'lib/client/url.ts': urlModule,
     'lib/cli/serve.ts': serveCliModule,
@@ -701,7 +701,7 @@ test.each([
   expect(documented).toEqual(actual);
 });
 
-describe('stream schedule (lib/server/channel-stream.ts)', () => {
+describe('stream schedule (lib/stream/channel-stream.ts)', () => {
   const T = 8;
   /** A stand-in encoder: payload ID + a symbol that names (sbn, esi); no codec needed. */
   function source(blocks: number, K: number): SymbolSource {

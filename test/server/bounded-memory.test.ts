@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RqcastClient } from '../../lib/client/client';
-import { Catalogue } from '../../lib/server/catalogue';
+import { Catalogue } from '../../lib/content/catalogue';
 import { RqcastServer } from '../../lib/server/server';
 
 let root: string;

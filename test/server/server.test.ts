@@ -1,7 +1,7 @@
 /**
  * RqcastServer over loopback, with a raw dgram test client.
  *
- * The data plane is a replicator: the real native one (lib/replicate) and,
+ * The data plane is a replicator: the real native one ((lib/transport)) and,
  * to pin down the server's own behaviour, a small in-test fake that forwards
  * ring packets to its destinations with dgram.
  */
@@ -16,8 +16,8 @@ import { AlcPacket, decodeAlc } from '../../lib/protocol/alc';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { tryParseFdt } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
-import { Catalogue } from '../../lib/server/catalogue';
-import { Replicator } from '../../lib/replicate/replicator';
+import { Catalogue } from '../../lib/content/catalogue';
+import { Replicator } from '../../lib/transport/replicator';
 import { registerServerMetrics } from '../../lib/server/metrics';
 import { ReplicatorLike, RqcastServer, RqcastServerOptions } from '../../lib/server/server';
 

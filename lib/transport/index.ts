@@ -1,3 +1,3 @@
 export * from './errors';
 export * from './replicator';
-export * from './receiver';
+export * from './udp/receiver';

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { AckReporter } from '../../lib/client/ack-reporter';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { MessageType, type AckMessage } from '../../lib/protocol/messages';
-import { AckTracker } from '../../lib/server/ack-tracker';
-import { InvalidServerConfigError } from '../../lib/server/errors';
+import { AckTracker } from '../../lib/session/ack-tracker';
+import { InvalidServerConfigError } from '../../lib/errors';
 import { Rng } from '../../lib/support/rng';
 
 const M = 2 ** 32;

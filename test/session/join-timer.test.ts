@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { JoinTimer } from '../../lib/server/join-timer';
-import { InvalidTimeError } from '../../lib/server/errors';
+import { JoinTimer } from '../../lib/session/join-timer';
+import { InvalidTimeError } from '../../lib/errors';
 
 /** The obvious model: a map, scanned and sorted on every expire. */
 class NaiveTimer {

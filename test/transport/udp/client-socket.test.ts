@@ -4,10 +4,10 @@
  * datagrams with their sources, and send from the receiving socket.
  */
 import * as dgram from 'dgram';
-import { loadNative, type NativeBinding } from '../../lib/native';
-import { ClientSocket, Datagrams, openClientSocket } from '../../lib/client/socket';
-import { InvalidArgumentError } from '../../lib/errors';
-import { UdpReceiver } from '../../lib/replicate/receiver';
+import { loadNative, type NativeBinding } from '../../../lib/native';
+import { ClientSocket, Datagrams, openClientSocket } from '../../../lib/transport/udp/client-socket';
+import { InvalidArgumentError } from '../../../lib/fec/errors';
+import { UdpReceiver } from '../../../lib/transport/udp/receiver';
 
 interface Got {
   data: Buffer;

@@ -33,12 +33,10 @@ import { EncoderOptions, ObjectEncoder } from '../fec/encoder';
 import { DEFAULT_MAX_SUB_BLOCK_SIZE, Oti as FecOti } from '../fec/oti';
 import type { RawCodecBinding } from '../native';
 import { FdtFile, buildFdt } from '../protocol/fdt';
-import { Oti as WireOti } from '../protocol/oti';
-import { ServerError } from './errors';
+import { MAX_SOURCE_BLOCKS, Oti as WireOti } from '../protocol/oti';
+import { ServerError } from '../errors';
 
 export const DEFAULT_SYMBOL_SIZE = 1280;
-/** Z is 8 bits (RFC 6330 §3.3.3). */
-const MAX_SOURCE_BLOCKS = 256;
 /** How long an FDT instance says it is valid (FLUTE Expires, RFC 6726 §3.4.1). */
 export const DEFAULT_FDT_LIFETIME_MS = 365 * 24 * 3600 * 1000;
 

@@ -5,8 +5,8 @@ import {
   CookieAuthority,
   ISSUER_TAG_LENGTH,
   normalizeAddress,
-} from '../../lib/server/cookie';
-import { InvalidAddressError, InvalidServerConfigError } from '../../lib/server/errors';
+} from '../../lib/session/cookie';
+import { InvalidAddressError, InvalidServerConfigError } from '../../lib/errors';
 
 const SECRET = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 const PERIOD = 60_000;

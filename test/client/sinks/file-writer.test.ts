@@ -3,8 +3,8 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import fc from 'fast-check';
-import { DigestMismatchError, UnfetchableObjectError } from '../../lib/client/errors';
-import { ObjectFileWriter, safeObjectPath } from '../../lib/client/file-writer';
+import { DigestMismatchError, UnfetchableObjectError } from '../../../lib/client/errors';
+import { ObjectFileWriter, safeObjectPath } from '../../../lib/client/sinks/file-writer';
 
 let dir: string;
 beforeEach(async () => {

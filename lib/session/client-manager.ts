@@ -37,7 +37,7 @@ import {
 import { AckTracker, type AckTrackerOptions } from './ack-tracker';
 import { ChannelMembership, type MembershipDiff } from './channel-membership';
 import { type CookieAuthority, type CookieRefusal, normalizeAddress } from './cookie';
-import { InvalidServerConfigError } from './errors';
+import { InvalidServerConfigError } from '../errors';
 import { JoinTimer } from './join-timer';
 
 export interface Endpoint {

@@ -24,7 +24,7 @@
  * the server's control port.
  */
 import { EventEmitter } from 'events';
-import { InvalidArgumentError } from '../errors';
+import { InvalidArgumentError } from '../fec/errors';
 import {
   loadNative,
   type RawReplicator,

@@ -1,5 +1,5 @@
 /**
- * UdpReceiver (lib/replicate/receiver.ts over native/udp/batch_receiver):
+ * UdpReceiver (lib/transport/udp/receiver.ts over native/udp/batch_receiver):
  * datagrams from loopback senders arrive byte-exact, in order per sender,
  * with their source address and port, many per 'batch' event; the same
  * socket sends; the Replicator feeds it end to end. Waits are for events,
@@ -10,7 +10,7 @@ import * as dgram from 'dgram';
 import * as path from 'path';
 import * as v8 from 'v8';
 import * as vm from 'vm';
-import { InvalidArgumentError } from '../../lib/errors';
+import { InvalidArgumentError } from '../../../lib/fec/errors';
 import {
   BadAddressError,
   DatagramBatch,
@@ -19,7 +19,7 @@ import {
   Replicator,
   ReplicatorSocketError,
   UdpReceiver,
-} from '../../lib/replicate';
+} from '../../../lib/transport';
 
 interface Got {
   data: Buffer;
@@ -233,9 +233,9 @@ describe('UdpReceiver', () => {
   });
 
   test('a process exits after close(), and with an unref()ed receiver left open', () => {
-    const root = path.resolve(__dirname, '../..');
+    const root = path.resolve(__dirname, '../../..');
     const script = `
-      const { UdpReceiver } = require('./lib/replicate');
+      const { UdpReceiver } = require('./lib/transport');
       const dgram = require('dgram');
       const rx = new UdpReceiver({ address: '127.0.0.1' });
       const idle = new UdpReceiver({ address: '127.0.0.1' }).unref();

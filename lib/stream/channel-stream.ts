@@ -41,9 +41,9 @@ import { PAYLOAD_ID_SIZE } from '../fec/encoder';
 import { FEC_ENCODING_ID_RAPTORQ } from '../protocol/alc';
 import { LctHeaderExtension, fdtExtension, ftiExtension, lctHeaderLength, seqExtension, writeLctHeader } from '../protocol/lct';
 import { Oti as WireOti } from '../protocol/oti';
-import { PREPARING_FACTOR } from './block-cache';
-import { InvalidServerConfigError } from './errors';
-import { SymbolAllocator } from './symbol-allocator';
+import { PREPARING_FACTOR } from '../content/block-cache';
+import { InvalidServerConfigError } from '../errors';
+import { SymbolAllocator } from '../content/symbol-allocator';
 
 /** What a stream needs from an encoder (ObjectEncoder satisfies it). */
 export interface SymbolSource {

@@ -9,9 +9,9 @@
  * memory stays bounded, and to a fountain code a drop is just loss.
  */
 import { EventEmitter } from 'events';
-import { InvalidArgumentError } from '../errors';
-import { loadNative, type RawUdpReceiver, type RawUdpReceiverBinding, type RawUdpReceiverStats } from '../native';
-import { fromReplicatorNative } from './errors';
+import { InvalidArgumentError } from '../../fec/errors';
+import { loadNative, type RawUdpReceiver, type RawUdpReceiverBinding, type RawUdpReceiverStats } from '../../native';
+import { fromReplicatorNative } from '../errors';
 
 export interface UdpReceiverOptions {
   /** Numeric address to bind (default '0.0.0.0'; '::' for IPv6). */

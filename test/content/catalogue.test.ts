@@ -14,7 +14,7 @@ import {
   ObjectNotFoundError,
   isSafeObjectName,
   encoderOptionsFor,
-} from '../../lib/server/catalogue';
+} from '../../lib/content/catalogue';
 import { chooseOti } from '../../lib/fec/encoder';
 import { loadNative } from '../../lib/native';
 

@@ -4,11 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { ObjectDecoder } from '../../lib/fec/decoder';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { AlcPacket, decodeAlc } from '../../lib/protocol/alc';
-import { BlockCache, PreparableSource } from '../../lib/server/block-cache';
-import { wireOti } from '../../lib/server/catalogue';
-import { BlockPins, ChannelStream, SymbolSource, windowFor } from '../../lib/server/channel-stream';
+import { BlockCache, PreparableSource } from '../../lib/content/block-cache';
+import { wireOti } from '../../lib/content/catalogue';
+import { BlockPins, ChannelStream, SymbolSource, windowFor } from '../../lib/stream/channel-stream';
 import { fdtIntervalFor } from '../../lib/server/server';
-import { SymbolAllocator } from '../../lib/server/symbol-allocator';
+import { SymbolAllocator } from '../../lib/content/symbol-allocator';
 
 const T = 64;
 const open: { close(): void }[] = [];

@@ -13,7 +13,7 @@
  * drives `expire` (see ClientManager.tick and `nextDeadline`).
  */
 
-import { InvalidTimeError } from './errors';
+import { InvalidTimeError } from '../errors';
 
 interface TimerEntry<K> {
   id: K;

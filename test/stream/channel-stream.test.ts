@@ -4,9 +4,9 @@ import { ObjectEncoder, PAYLOAD_ID_SIZE } from '../../lib/fec/encoder';
 import { AlcPacket, decodeAlc, encodeAlc } from '../../lib/protocol/alc';
 import { tryParseFdt } from '../../lib/protocol/fdt';
 import { decodeOti } from '../../lib/protocol/oti';
-import { ChannelStream, StreamFdt, StreamObject } from '../../lib/server/channel-stream';
-import { SymbolAllocator } from '../../lib/server/symbol-allocator';
-import { wireOti } from '../../lib/server/catalogue';
+import { ChannelStream, StreamFdt, StreamObject } from '../../lib/stream/channel-stream';
+import { SymbolAllocator } from '../../lib/content/symbol-allocator';
+import { wireOti } from '../../lib/content/catalogue';
 import { buildFdt } from '../../lib/protocol/fdt';
 
 const T = 64;

@@ -26,7 +26,7 @@
 import { createHash, Hash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
 import * as path from 'path';
-import { DigestMismatchError, UnfetchableObjectError } from './errors';
+import { DigestMismatchError, UnfetchableObjectError } from '../errors';
 
 const HASH_CHUNK = 1 << 20;
 /**

@@ -32,7 +32,7 @@
  */
 
 import type { SeqRange } from '../protocol/messages';
-import { InvalidServerConfigError } from './errors';
+import { InvalidServerConfigError } from '../errors';
 
 export interface AckTrackerOptions {
   /** Sequence numbers remembered per (client, channel), a multiple of 8. Default 4096. */

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ChannelMembership, emptyDiff, isEmptyDiff, type MembershipDiff } from '../../lib/server/channel-membership';
+import { ChannelMembership, emptyDiff, isEmptyDiff, type MembershipDiff } from '../../lib/session/channel-membership';
 
 type Snapshot = Map<string, Set<number>>;
 

@@ -4,7 +4,8 @@
  * `code` (and `errno` for socket failures); fromReplicatorNative turns them
  * into these classes. Messages never carry an address.
  */
-import { RqcastError, fromNative } from '../errors';
+import { RqcastError } from '../errors';
+import { fromNative } from '../fec/errors';
 
 export class ReplicatorError extends RqcastError {}
 

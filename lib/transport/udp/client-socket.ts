@@ -17,8 +17,8 @@
  * client has one receive path.
  */
 import * as dgram from 'dgram';
-import { loadNative, type NativeBinding } from '../native';
-import { DatagramBatch, UdpReceiver } from '../replicate/receiver';
+import { loadNative, type NativeBinding } from '../../native';
+import { DatagramBatch, UdpReceiver } from './receiver';
 
 /** The datagrams of one delivery: views that share storage (copy what you keep past the call). */
 export interface Datagrams {

@@ -1,5 +1,5 @@
 /**
- * Replicator (lib/replicate/replicator.ts over native/replicate) against
+ * Replicator (lib/transport/replicator.ts over native/replicate) against
  * loopback dgram receivers. No wall-clock thresholds: every wait is for an
  * event (datagrams arriving, counters reaching a value), bounded only by the
  * jest timeout; pacing is checked by totals and order.
@@ -7,7 +7,7 @@
 import { spawnSync } from 'child_process';
 import * as dgram from 'dgram';
 import * as path from 'path';
-import { InvalidArgumentError } from '../../lib/errors';
+import { InvalidArgumentError } from '../../lib/fec/errors';
 import {
   BadAddressError,
   ChannelExistsError,
@@ -15,7 +15,7 @@ import {
   Replicator,
   ReplicatorClosedError,
   UnknownChannelError,
-} from '../../lib/replicate';
+} from '../../lib/transport';
 
 const SIZE = 1200;
 // Chunks small enough that a receiver's socket buffer never overflows
@@ -363,7 +363,7 @@ describe('Replicator', () => {
   test('a process exits by itself after close(), and a worker torn down without close() leaves no thread', () => {
     const root = path.resolve(__dirname, '../..');
     const script = `
-      const { Replicator } = require('./lib/replicate');
+      const { Replicator } = require('./lib/transport');
       const dgram = require('dgram');
       const { Worker } = require('worker_threads');
       const s = dgram.createSocket('udp4');

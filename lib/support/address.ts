@@ -1,0 +1,106 @@
+/**
+ * Peer addresses, normalised in one place.
+ *
+ * A dual-stack socket names an IPv4 peer "::ffff:192.0.2.1"; an IPv4 socket
+ * names it "192.0.2.1". Both are the same host. `normalizeAddress` parses any
+ * IPv4/IPv6 literal into 16 bytes (IPv4 as IPv4-mapped IPv6, RFC 4291
+ * §2.5.5.2) plus its zone, with a canonical text form that is usable as a map
+ * key; the cookie binding (session/cookie.ts) and session identity use it.
+ * `unmapIPv4` is the cheap form for hot paths and for the native engine,
+ * which takes numeric addresses: it only turns the IPv4-mapped form back into
+ * dotted quad and leaves every other string as it is.
+ */
+import { InvalidAddressError } from '../errors';
+
+/** Normalised peer address: 16 address bytes plus an optional IPv6 zone. */
+export interface NormalizedAddress {
+  bytes: Uint8Array;
+  zone: string;
+  /** Canonical text form, usable as a map key ("192.0.2.1", "2001:db8:0:0:0:0:0:1%eth0"). */
+  text: string;
+}
+
+function parseIPv4(s: string): number[] | undefined {
+  const parts = s.split('.');
+  if (parts.length !== 4) return undefined;
+  const out: number[] = [];
+  for (const p of parts) {
+    if (!/^[0-9]{1,3}$/.test(p)) return undefined;
+    const v = Number(p);
+    if (v > 255) return undefined;
+    out.push(v);
+  }
+  return out;
+}
+
+function parseIPv6(s: string): number[] | undefined {
+  // Optional dotted-quad tail (RFC 4291 §2.2 form 3): "::ffff:192.0.2.1".
+  let tail: number[] = [];
+  if (s.includes('.')) {
+    const lastColon = s.lastIndexOf(':');
+    if (lastColon < 0) return undefined;
+    const v4 = parseIPv4(s.slice(lastColon + 1));
+    if (!v4) return undefined;
+    tail = [(v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]];
+    const prefix = s.slice(0, lastColon + 1);
+    s = prefix.endsWith('::') ? prefix : prefix.slice(0, -1);
+  }
+  const halves = s.split('::');
+  if (halves.length > 2) return undefined;
+  const parseGroups = (h: string): number[] | undefined => {
+    if (h === '') return [];
+    const out: number[] = [];
+    for (const g of h.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const head = parseGroups(halves[0]);
+  if (!head) return undefined;
+  let groups: number[];
+  if (halves.length === 2) {
+    const rest = parseGroups(halves[1]);
+    if (!rest) return undefined;
+    const fill = 8 - head.length - rest.length - tail.length;
+    if (fill < 1) return undefined;
+    groups = [...head, ...new Array<number>(fill).fill(0), ...rest, ...tail];
+  } else {
+    groups = [...head, ...tail];
+  }
+  if (groups.length !== 8) return undefined;
+  return groups;
+}
+
+/** Parses an IPv4/IPv6 literal into its normalised form. Throws InvalidAddressError. */
+export function normalizeAddress(address: string): NormalizedAddress {
+  const bytes = new Uint8Array(16);
+  const v4 = parseIPv4(address);
+  if (v4) {
+    bytes[10] = 0xff;
+    bytes[11] = 0xff;
+    bytes.set(v4, 12);
+    return { bytes, zone: '', text: v4.join('.') };
+  }
+  const pct = address.indexOf('%');
+  const zone = pct >= 0 ? address.slice(pct + 1) : '';
+  const body = pct >= 0 ? address.slice(0, pct) : address;
+  if (pct >= 0 && (zone.length === 0 || Buffer.byteLength(zone, 'utf8') > 255)) throw new InvalidAddressError();
+  const groups = parseIPv6(body);
+  if (!groups) throw new InvalidAddressError();
+  for (let i = 0; i < 8; i++) {
+    bytes[2 * i] = groups[i] >> 8;
+    bytes[2 * i + 1] = groups[i] & 0xff;
+  }
+  const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
+  const text = mapped && zone === ''
+    ? `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`
+    : groups.map((g) => g.toString(16)).join(':') + (zone ? `%${zone}` : '');
+  return { bytes, zone, text };
+}
+
+/** "::ffff:a.b.c.d" -> "a.b.c.d"; any other string unchanged. */
+export function unmapIPv4(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m ? m[1] : address;
+}
