@@ -1,11 +1,15 @@
 {
-  # One addon, rqcast.node. The C++ core (native/fec, native/udp,
-  # native/replicate) includes no Node header; only native/napi does.
+  # One addon, rqcast.node. The C++ core (native/fec, native/packet,
+  # native/udp, native/replicate) includes no Node header; only native/napi
+  # does.
   # No -march=native: SIMD kernels use per-function target attributes and
   # are chosen at run time (native/fec/gf256*.cc).
   "variables": {
     "fec_sources": [
       "<!@(ls -1 native/fec/*.cc)"
+    ],
+    "packet_sources": [
+      "<!@(ls -1 native/packet/*.cc)"
     ],
     "replicate_sources": [
       "<!@(ls -1 native/udp/*.cc native/replicate/*.cc)"
@@ -19,6 +23,7 @@
       "target_name": "rqcast",
       "sources": [
         "<@(fec_sources)",
+        "<@(packet_sources)",
         "<@(replicate_sources)",
         "<@(napi_sources)"
       ],
