@@ -19,13 +19,13 @@
 #include <unistd.h>
 
 #include <climits>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "fec/codec.h"
 #include "napi/util.h"
+#include "packet/alc_packet.h"
 
 namespace rqcast {
 namespace napi {
@@ -327,19 +327,21 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
   // with the 32-bit big-endian (firstSeq + i) mod 2^32 at header offset
   // seqAt unless seqAt is -1, then the FEC Payload ID and the symbol,
   // generated in place. One call per run: no per-packet JS work or copy.
+  // The assembly is packet::WritePackets (native/packet); this only reads
+  // the arguments and names what is wrong with them.
   Napi::Value PacketsWithHeader(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     fec::ObjectEncoder* core = Usable(env);
     Napi::Uint8Array out, header_arg;
     uint64_t offset, first_seq;
-    uint32_t sbn, first, count;
+    packet::PacketRun run;
     if (!core || !ArgBytes(info, 0, "out", &out) ||
         !ArgUint(info, 1, "offset", 0, out.ByteLength(), &offset) ||
         !ArgBytes(info, 2, "header", &header_arg)) {
       return Napi::Value();
     }
     const size_t H = header_arg.ByteLength();
-    int64_t seq_at = -1;
+    size_t seq_at = packet::HeaderTemplate::kNoSequence;
     if (!(info.Length() > 3 && info[3].IsNumber() &&
           info[3].As<Napi::Number>().DoubleValue() == -1)) {
       uint64_t at;
@@ -349,14 +351,15 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
         return Napi::Value();
       }
       if (!ArgUint(info, 3, "seqAt", 0, H - 4, &at)) return Napi::Value();
-      seq_at = static_cast<int64_t>(at);
+      seq_at = static_cast<size_t>(at);
     }
     if (!ArgUint(info, 4, "firstSeq", 0, 0xFFFFFFFFull, &first_seq) ||
-        !ArgRange(info, &sbn, &first, &count, 5)) {
+        !ArgRange(info, &run.sbn, &run.first_esi, &run.count, 5)) {
       return Napi::Value();
     }
+    run.first_sequence = static_cast<uint32_t>(first_seq);
     const uint64_t stride = H + fec::kPayloadIdSize + core->Layout().oti.T;
-    const uint64_t bytes = stride * count;
+    const uint64_t bytes = stride * run.count;
     if (bytes > out.ByteLength() - offset) {
       ThrowInvalid(env, "out has room for " +
                             std::to_string(out.ByteLength() - offset) +
@@ -364,24 +367,17 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
                             std::to_string(bytes));
       return Napi::Value();
     }
-    // The header may be a view of `out` itself: copy it first.
-    std::vector<uint8_t> header(header_arg.Data(), header_arg.Data() + H);
-    uint8_t* base = out.Data() + offset;
-    Status s = core->Packets(sbn, first, count, base + H, stride);
+    // The template copies the header, which may be a view of `out` itself.
+    packet::HeaderTemplate header;
+    Status s = packet::HeaderTemplate::FromBytes(header_arg.Data(), H, seq_at,
+                                                 &header);
+    if (s == Status::kOk) {
+      s = packet::WritePackets(*core, header, run, out.Data() + offset,
+                               out.ByteLength() - offset, stride);
+    }
     if (s != Status::kOk) {
       ThrowCore(env, *core, s);
       return Napi::Value();
-    }
-    uint32_t seq = static_cast<uint32_t>(first_seq);
-    for (uint32_t i = 0; i < count; ++i, ++seq) {
-      uint8_t* p = base + size_t(i) * stride;
-      if (H != 0) std::memcpy(p, header.data(), H);
-      if (seq_at >= 0) {
-        p[seq_at] = static_cast<uint8_t>(seq >> 24);
-        p[seq_at + 1] = static_cast<uint8_t>(seq >> 16);
-        p[seq_at + 2] = static_cast<uint8_t>(seq >> 8);
-        p[seq_at + 3] = static_cast<uint8_t>(seq);
-      }
     }
     return Napi::Number::New(env, static_cast<double>(bytes));
   }
