@@ -142,6 +142,8 @@ export interface RawCodecBinding {
   gf256Kernel(): string;
   gf256Kernels(): string[];
   setGf256Kernel(name: string): void;
+  /** native/packet's LCT header template: no EXT_FDT for fdtInstanceId -1, no EXT_FTI for oti null; seqAt -1 without EXT_RQSEQ. */
+  lctHeaderTemplate(tsi: number, toi: number, fdtInstanceId: number, oti: Uint8Array | null, withSeq: boolean): { bytes: Buffer; seqAt: number };
 }
 
 export interface RawReplicatorOptions {

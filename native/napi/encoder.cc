@@ -492,10 +492,60 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
   std::vector<bool> preparing_;
 };
 
+// lctHeaderTemplate(tsi, toi, fdtInstanceId, oti, withSeq)
+//   -> {bytes: Buffer, seqAt}
+// The LCT header template native/packet builds for a channel's packets:
+// EXT_FDT unless fdtInstanceId is -1, EXT_FTI with the 12-byte OTI unless
+// oti is null, EXT_RQSEQ (sequence 0, at seqAt) if withSeq, else seqAt -1.
+// Lets tests hold the C++ header against lib/protocol/lct.ts byte for byte.
+Napi::Value LctHeaderTemplate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  packet::LctHeaderFields f;
+  if (!ArgUint32(info, 0, "tsi", 0, 0xFFFFFFFFu, &f.tsi) ||
+      !ArgUint32(info, 1, "toi", 0, 0xFFFFFFFFu, &f.toi)) {
+    return Napi::Value();
+  }
+  f.has_fdt = !(info.Length() > 2 && info[2].IsNumber() &&
+                info[2].As<Napi::Number>().DoubleValue() == -1);
+  if (f.has_fdt &&
+      !ArgUint32(info, 2, "fdtInstanceId", 0, packet::kMaxFdtInstanceId,
+                 &f.fdt_instance_id)) {
+    return Napi::Value();
+  }
+  f.has_fti = !(info.Length() > 3 && info[3].IsNull());
+  if (f.has_fti) {
+    Napi::Uint8Array oti;
+    if (!ArgBytes(info, 3, "oti", &oti)) return Napi::Value();
+    Status s = fec::oti_decode(oti.Data(), oti.ByteLength(), &f.oti);
+    if (s != Status::kOk) {
+      ThrowStatus(env, s);
+      return Napi::Value();
+    }
+  }
+  if (!ArgBool(info, 4, "withSeq", &f.has_sequence)) return Napi::Value();
+  packet::HeaderTemplate header;
+  Status s = packet::HeaderTemplate::ForLct(f, &header);
+  if (s != Status::kOk) {
+    ThrowStatus(env, s);
+    return Napi::Value();
+  }
+  Napi::Buffer<uint8_t> bytes =
+      Napi::Buffer<uint8_t>::Copy(env, header.data(), header.size());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytes", bytes);
+  o.Set("seqAt", Napi::Number::New(
+                     env, header.has_sequence()
+                              ? static_cast<double>(header.sequence_offset())
+                              : -1.0));
+  return o;
+}
+
 }  // namespace
 
 void InitEncoder(Napi::Env env, Napi::Object exports) {
   exports.Set("Encoder", Encoder::Define(env));
+  exports.Set("lctHeaderTemplate",
+              Napi::Function::New<LctHeaderTemplate>(env, "lctHeaderTemplate"));
 }
 
 }  // namespace napi

@@ -1,0 +1,166 @@
+/**
+ * The LCT header templates native/packet builds in C++ (lct_header.cc,
+ * alc_packet.cc) are byte for byte the ones lib/protocol/lct.ts writes for
+ * the same (TSI, TOI, extensions), as the channel stream builds them: the
+ * data header with and without EXT_RQSEQ, the FDT header with EXT_FDT,
+ * EXT_FTI and EXT_RQSEQ. And a run written with the C++ template is, packet
+ * for packet, what encodeAlc builds from the same fields.
+ */
+import fc from 'fast-check';
+import { ObjectEncoder } from '../../lib/fec/encoder';
+import { loadNative } from '../../lib/native';
+import { FEC_ENCODING_ID_RAPTORQ, encodeAlc } from '../../lib/protocol/alc';
+import { LctHeaderExtension, fdtExtension, ftiExtension, lctHeaderLength, seqExtension, writeLctHeader } from '../../lib/protocol/lct';
+import { Oti, encodeOti } from '../../lib/protocol/oti';
+import { wireOti } from '../../lib/content/catalogue';
+import { Rng } from '../../lib/support/rng';
+import { oti as anyOti } from '../protocol/arbitraries';
+
+const native = loadNative();
+
+interface Template {
+  bytes: Uint8Array;
+  seqAt: number;
+}
+
+/** The TypeScript side: what lib/stream/channel-stream.ts's template() writes. */
+function tsTemplate(tsi: number, toi: number, extensions: LctHeaderExtension[], withSeq: boolean): Template {
+  const ext = withSeq ? [...extensions, seqExtension(0)] : extensions;
+  const fields = { codepoint: FEC_ENCODING_ID_RAPTORQ, psi: 0, tsi, toi: BigInt(toi), extensions: ext };
+  const bytes = new Uint8Array(lctHeaderLength(fields));
+  writeLctHeader(fields, bytes, 0);
+  return { bytes, seqAt: withSeq ? bytes.length - 4 : -1 };
+}
+
+interface Case {
+  tsi: number;
+  toi: number;
+  fdtInstanceId?: number;
+  oti?: Oti;
+  withSeq: boolean;
+}
+
+function tsFor(c: Case): Template {
+  const ext: LctHeaderExtension[] = [];
+  if (c.fdtInstanceId !== undefined) ext.push(fdtExtension(c.fdtInstanceId));
+  if (c.oti !== undefined) ext.push(ftiExtension(c.oti));
+  return tsTemplate(c.tsi, c.toi, ext, c.withSeq);
+}
+
+function cppFor(c: Case): Template {
+  const t = native.lctHeaderTemplate(c.tsi, c.toi, c.fdtInstanceId ?? -1, c.oti === undefined ? null : encodeOti(c.oti), c.withSeq);
+  return { bytes: new Uint8Array(t.bytes), seqAt: t.seqAt };
+}
+
+const OTI: Oti = { transferLength: 1_000_000, symbolSize: 1280, sourceBlocks: 1, subBlocks: 1, alignment: 4 };
+// Z = 256 goes out as 0 (PROTOCOL.md §8.4); N > 1.
+const OTI_Z256: Oti = { transferLength: 512 * 1280, symbolSize: 1280, sourceBlocks: 256, subBlocks: 5, alignment: 8 };
+
+describe('native/packet LCT header templates', () => {
+  const cases: [string, Case][] = [
+    ['data packet, stream', { tsi: 1, toi: 1, withSeq: true }],
+    ['data packet, fresh symbol', { tsi: 1, toi: 1, withSeq: false }],
+    ['data packet, widest TSI and TOI', { tsi: 2 ** 32 - 1, toi: 2 ** 32 - 1, withSeq: true }],
+    ['FDT packet, stream', { tsi: 7, toi: 0, fdtInstanceId: 0, oti: OTI, withSeq: true }],
+    ['FDT packet, fresh symbol', { tsi: 7, toi: 0, fdtInstanceId: 0xabcde, oti: OTI, withSeq: false }],
+    ['FDT packet, last instance ID, Z = 256', { tsi: 0x01020304, toi: 0, fdtInstanceId: 0xfffff, oti: OTI_Z256, withSeq: true }],
+    ['EXT_FDT alone', { tsi: 3, toi: 0, fdtInstanceId: 17, withSeq: false }],
+    ['EXT_FTI alone', { tsi: 3, toi: 9, oti: OTI, withSeq: true }],
+  ];
+
+  test.each(cases)('%s: C++ and TypeScript agree byte for byte', (_name, c) => {
+    const cpp = cppFor(c);
+    const ts = tsFor(c);
+    expect(Buffer.from(cpp.bytes).toString('hex')).toBe(Buffer.from(ts.bytes).toString('hex'));
+    expect(cpp.seqAt).toBe(ts.seqAt);
+  });
+
+  test('the FDT stream header is PROTOCOL.md §8.1: 44 bytes, HDR_LEN 11, EXT_RQSEQ last', () => {
+    const t = cppFor({ tsi: 7, toi: 0, fdtInstanceId: 1, oti: OTI, withSeq: true });
+    expect(t.bytes.length).toBe(44);
+    expect([...t.bytes.subarray(0, 4)]).toEqual([0x10, 0xa0, 11, 6]);
+    expect(t.bytes[16]).toBe(192);
+    expect(t.bytes[20]).toBe(64);
+    expect(t.bytes[36]).toBe(120);
+    expect(t.seqAt).toBe(40);
+  });
+
+  test('any TSI, TOI, FDT Instance ID and valid OTI', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          tsi: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+          toi: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+          fdtInstanceId: fc.option(fc.integer({ min: 0, max: 0xfffff }), { nil: undefined }),
+          oti: fc.option(anyOti, { nil: undefined }),
+          withSeq: fc.boolean(),
+        }),
+        (c) => {
+          const cpp = cppFor(c);
+          const ts = tsFor(c);
+          expect(Buffer.compare(Buffer.from(cpp.bytes), Buffer.from(ts.bytes))).toBe(0);
+          expect(cpp.seqAt).toBe(ts.seqAt);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  test('refuses what it cannot write, as lct.ts does', () => {
+    const code = (f: () => unknown): string | undefined => {
+      try {
+        f();
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return undefined;
+    };
+    expect(code(() => native.lctHeaderTemplate(2 ** 32, 1, -1, null, true))).toBe('ERR_RQ_INVALID_ARGUMENT');
+    expect(code(() => native.lctHeaderTemplate(1, -1, -1, null, true))).toBe('ERR_RQ_INVALID_ARGUMENT');
+    expect(() => fdtExtension(0x100000)).toThrow();
+    expect(code(() => native.lctHeaderTemplate(1, 0, 0x100000, null, true))).toBe('ERR_RQ_INVALID_ARGUMENT');
+    // T not a multiple of Al: refused by both.
+    const bad = encodeOti(OTI);
+    bad[11] = 3;
+    expect(code(() => native.lctHeaderTemplate(1, 0, 0, bad, true))).toBe('ERR_RQ_SYMBOL_SIZE_NOT_ALIGNED');
+    expect(() => ftiExtension({ ...OTI, alignment: 3 })).toThrow();
+    expect(code(() => native.lctHeaderTemplate(1, 0, 0, new Uint8Array(11), true))).toBe('ERR_RQ_INVALID_ARGUMENT');
+    expect(code(() => native.lctHeaderTemplate(1, 0, 0, null, 1 as unknown as boolean))).toBe('ERR_RQ_INVALID_ARGUMENT');
+  });
+
+  test('a run built on the C++ template is what encodeAlc builds, packet for packet', () => {
+    const data = new Rng(3).bytes(30000);
+    const enc = new ObjectEncoder(data, { symbolSize: 128, sourceBlocks: 2, subBlocks: 2 });
+    try {
+      const fdtOti = wireOti(enc.otiInfo);
+      const runs: { c: Case; sbn: number; firstEsi: number; firstSeq: number }[] = [
+        { c: { tsi: 5, toi: 3, withSeq: true }, sbn: 1, firstEsi: 110, firstSeq: 2 ** 32 - 3 },
+        { c: { tsi: 5, toi: 3, withSeq: false }, sbn: 0, firstEsi: 9000, firstSeq: 0 },
+        { c: { tsi: 5, toi: 0, fdtInstanceId: 42, oti: fdtOti, withSeq: true }, sbn: 0, firstEsi: 0, firstSeq: 64 },
+      ];
+      const count = 6;
+      for (const { c, sbn, firstEsi, firstSeq } of runs) {
+        const t = cppFor(c);
+        const size = t.bytes.length + enc.packetSize;
+        const out = new Uint8Array(count * size);
+        expect(enc.packetsWithHeader(out, 0, t.bytes, t.seqAt, firstSeq, sbn, firstEsi, count)).toBe(count * size);
+        const symbols = Buffer.from(enc.packets(sbn, firstEsi, count));
+        for (let i = 0; i < count; i++) {
+          const want = encodeAlc({
+            tsi: c.tsi,
+            toi: c.toi,
+            sbn,
+            esi: firstEsi + i,
+            symbols: symbols.subarray(i * enc.packetSize + 4, (i + 1) * enc.packetSize),
+            fdtInstanceId: c.fdtInstanceId,
+            oti: c.oti,
+            sequence: c.withSeq ? (firstSeq + i) % 2 ** 32 : undefined,
+          });
+          expect(Buffer.from(out.subarray(i * size, (i + 1) * size)).toString('hex')).toBe(Buffer.from(want).toString('hex'));
+        }
+      }
+    } finally {
+      enc.close();
+    }
+  });
+});
