@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Generates native/fec/tables.h from the RFC 6330 tables shipped as data.
 
-Input:  /work/shared/reference/rfc6330-tables.json (or the path given as the
-        first argument): V0..V3 (RFC 6330 §5.5), Table 2 (§5.6) and the
-        degree distribution f[d] (§5.3.5.2 Table 1).
+Input:  the path given as the first argument, else the repository's copy
+        test/fixtures/rfc6330-tables.json, else ../shared/reference/
+        rfc6330-tables.json beside the repository (a package installed
+        without test/ still finds the shared copy): V0..V3 (RFC 6330 §5.5),
+        Table 2 (§5.6) and the degree distribution f[d] (§5.3.5.2 Table 1).
+        Both defaults are relative to the repository root, so the output
+        does not depend on where the checkout lives.
 Output: native/fec/tables.h (or the path given as the second argument).
 
 Usage:  python3 tools/gen-tables.py [tables.json] [out.h]
@@ -14,8 +18,13 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_IN = '/work/shared/reference/rfc6330-tables.json'
-DEFAULT_OUT = os.path.join(HERE, '..', 'native', 'fec', 'tables.h')
+REPO = os.path.dirname(HERE)
+# In order of preference; the same two places test/fec/rfc-reference.ts reads.
+DEFAULT_INPUTS = (
+    os.path.join(REPO, 'test', 'fixtures', 'rfc6330-tables.json'),
+    os.path.join(REPO, '..', 'shared', 'reference', 'rfc6330-tables.json'),
+)
+DEFAULT_OUT = os.path.join(REPO, 'native', 'fec', 'tables.h')
 
 
 def fail(msg):
@@ -48,8 +57,16 @@ def array(name, ctype, values, per_line):
     return out
 
 
+def default_input():
+    for candidate in DEFAULT_INPUTS:
+        if os.path.isfile(candidate):
+            return candidate
+    fail('no tables.json found; looked in %s (give one as the first argument)'
+         % ', '.join(os.path.relpath(c, REPO) for c in DEFAULT_INPUTS))
+
+
 def main():
-    src = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_IN
+    src = sys.argv[1] if len(sys.argv) > 1 else default_input()
     dst = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_OUT
     with open(src) as fh:
         data = json.load(fh)
