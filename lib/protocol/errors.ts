@@ -1,25 +1,18 @@
 /**
- * Typed errors of the wire-format layer.
- *
- * `lib/errors.ts` (the project-wide `RqcastError`) did not exist when this
- * file was written, so `ProtocolError` is a local base with the same shape
- * (`code`). When `RqcastError` lands, `ProtocolError` should extend it.
+ * Typed errors of the wire-format layer. `ProtocolError` extends the
+ * project-wide `RqcastError` (lib/errors.ts), so every error rqcast throws on
+ * purpose shares one base and carries a stable `code`.
  *
  * Decoders of network input never throw these: they return a
- * `{ ok: false, reason }` result (see decode-result.ts). These errors are
- * thrown by encoders given values that cannot be put on the wire (a
- * programming error of the caller), and by `parseFdt`, whose safe wrapper
- * `tryParseFdt` turns them into results.
+ * `{ ok: false, reason }` result (a `Reject` caught at the decoder's
+ * boundary, see bytes.ts). These errors are thrown by encoders given values
+ * that cannot be put on the wire (a programming error of the caller), and by
+ * `parseFdt`, whose safe wrapper `tryParseFdt` returns results instead.
  */
+import { RqcastError } from '../errors';
 
-export class ProtocolError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+/** Base of the wire-format errors. */
+export class ProtocolError extends RqcastError {}
 
 /** A value handed to an encoder cannot be represented on the wire. */
 export class ProtocolEncodeError extends ProtocolError {
