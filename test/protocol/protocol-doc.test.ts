@@ -16,6 +16,7 @@ import * as alcModule from '../../lib/protocol/alc';
 import * as controlHeaderModule from '../../lib/protocol/control-header';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import * as fdtModule from '../../lib/protocol/fdt';
+import * as fdtSchemaModule from '../../lib/protocol/fdt-schema';
 import * as framingModule from '../../lib/protocol/framing';
 import * as joinModule from '../../lib/protocol/join';
 import * as lctModule from '../../lib/protocol/lct';
@@ -180,7 +181,7 @@ describe('constants table', () => {
     'lib/protocol/lct.ts': lctModule,
     'lib/protocol/alc.ts': alcModule,
     'lib/protocol/oti.ts': otiModule,
-    'lib/protocol/fdt.ts': fdtModule,
+    'lib/protocol/fdt-schema.ts': fdtSchemaModule,
     'lib/session/cookie.ts': cookieModule,
     'lib/content/catalogue.ts': catalogueModule,
     'lib/server/server.ts': serverModule,
