@@ -2,65 +2,23 @@
  * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]`
  *
- * Exit codes (docs/PROTOCOL.md, CLI): 0 every object fetched and verified;
- * 2 usage (bad URL or option); 3 the server refused the JOIN (e.g. unknown
- * channel); 4 timeout (nothing from the server for --timeout, or --until
- * reached first); 5 an object's SHA-256 did not match the FDT; 130
- * interrupted (SIGINT/SIGTERM); 1 anything else.
+ * Exit codes (docs/PROTOCOL.md §10.9, exit-codes.ts): 0 every object
+ * fetched and verified; 2 usage (bad URL or option); 3 the server refused
+ * the JOIN (e.g. unknown channel); 4 timeout (nothing from the server for
+ * --timeout, or --until reached first); 5 an object's SHA-256 did not match
+ * the FDT; 130 interrupted (SIGINT/SIGTERM); 1 anything else.
+ *
+ * Option values are read by the parsers every command shares (options.ts).
  */
 import { statSync } from 'fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/client';
-import {
-  DigestMismatchError,
-  FetchAbortedError,
-  FetchTimeoutError,
-  InvalidClientOptionError,
-  InvalidUrlError,
-  JoinRefusedError,
-} from '../client/errors';
 import { chooseProgressMode, ProgressDisplay } from '../client/progress';
 import { parseRqcastUrl, RqcastUrl } from '../client/url';
+import { EXIT_OK, exitCodeFor } from './exit-codes';
+import { optionParser, parseAbsoluteTime, parseDuration, parseMebibytes, percentage } from './options';
 
-export const EXIT_OK = 0;
-export const EXIT_OTHER = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_REFUSED = 3;
-export const EXIT_TIMEOUT = 4;
-export const EXIT_DIGEST = 5;
-export const EXIT_INTERRUPTED = 130;
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "500ms", "30s", "2m", "1h", "1.5s", or a bare number of seconds -> ms. */
-export function parseDuration(text: string): number {
-  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) throw new InvalidArgumentError(`"${text}" is not a duration (e.g. 500ms, 30s, 2m, 1h)`);
-  const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 's']);
-  if (!(ms > 0) || !Number.isSafeInteger(ms)) throw new InvalidArgumentError(`"${text}" must be a positive duration`);
-  return ms;
-}
-
-/** An ISO 8601 date-time -> Unix ms. */
-export function parseUntil(text: string): number {
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) throw new InvalidArgumentError(`"${text}" is not an ISO 8601 date-time (e.g. 2030-01-01T12:00:00Z)`);
-  const t = Date.parse(text);
-  if (!Number.isFinite(t)) throw new InvalidArgumentError(`"${text}" is not a valid date-time`);
-  return t;
-}
-
-export function parseLossPercent(text: string): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || v >= 100) throw new InvalidArgumentError('--loss is a percentage in [0, 100)');
-  return v;
-}
-
-/** --memory: a whole number of MiB, at least 1. */
-export function parseMemoryMiB(text: string): number {
-  const v = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError('--memory is a whole number of MiB, at least 1');
-  return v;
-}
+const parseLossPercent = percentage(100, { maxExcluded: true });
 
 export interface FetchCliOptions {
   output?: string;
@@ -92,15 +50,6 @@ export function outputTarget(url: RqcastUrl, output: string | undefined): { outp
   }
   if (url.name !== undefined && !isDir) return { outputFile: output };
   return { outputDir: output };
-}
-
-export function exitCodeFor(e: unknown): number {
-  if (e instanceof InvalidUrlError || e instanceof InvalidClientOptionError) return EXIT_USAGE;
-  if (e instanceof JoinRefusedError) return EXIT_REFUSED;
-  if (e instanceof FetchTimeoutError) return EXIT_TIMEOUT;
-  if (e instanceof DigestMismatchError) return EXIT_DIGEST;
-  if (e instanceof FetchAbortedError) return EXIT_INTERRUPTED;
-  return EXIT_OTHER;
 }
 
 /** Runs one fetch for the CLI; returns the process exit code. */
@@ -155,18 +104,18 @@ export function registerFetchCommand(program: Command): Command {
     .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
     .argument('<url>', 'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets')
     .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
-    .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(parseDuration).conflicts('until'))
-    .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(parseUntil))
+    .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(optionParser(parseDuration)).conflicts('until'))
+    .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(optionParser(parseAbsoluteTime)))
     .option('--ack', 'ACK mode: report losses, the server replaces them with fresh symbols')
-    .addOption(new Option('--timeout <duration>', 'give up after this long without anything from the server').argParser(parseDuration).default(60_000, '60s'))
+    .addOption(new Option('--timeout <duration>', 'give up after this long without anything from the server').argParser(optionParser(parseDuration)).default(60_000, '60s'))
     .addOption(
       new Option('--memory <MiB>', 'most memory for source blocks not yet decoded (at least two blocks; symbols of others are dropped and resent by the stream)')
-        .argParser(parseMemoryMiB)
+        .argParser(optionParser(parseMebibytes))
         .default(1024, '1024'),
     )
     .option('--json', 'JSON lines on stdout: progress, objects, final summary')
     .option('-q, --quiet', 'no progress display')
-    .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(parseLossPercent))
+    .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(optionParser(parseLossPercent)))
     .addHelpText(
       'after',
       `

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `rqcast` command: `rqcast serve ...` (./serve) and `rqcast fetch ...`
- * (./fetch). Usage errors exit with 2 (docs/PROTOCOL.md, CLI).
+ * (./fetch). Exit codes come from the one table in ./exit-codes
+ * (docs/PROTOCOL.md §10.9): usage errors exit with 2.
  */
 import { Command, CommanderError } from 'commander';
-import { EXIT_OTHER, EXIT_USAGE, registerFetchCommand } from './fetch';
+import { exitCodeFor } from './exit-codes';
+import { registerFetchCommand } from './fetch';
 import { registerServeCommand } from './serve';
 
 // Read at run time: the same relative path works from lib/cli and dist/cli.
@@ -41,12 +43,9 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      process.exitCode = e.exitCode === 0 ? 0 : EXIT_USAGE;
-      return;
-    }
-    process.stderr.write(`rqcast: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = EXIT_OTHER;
+    process.exitCode = exitCodeFor(e);
+    // commander has already printed its own error (or the help).
+    if (!(e instanceof CommanderError)) process.stderr.write(`rqcast: ${e instanceof Error ? e.message : String(e)}\n`);
   }
 }
 

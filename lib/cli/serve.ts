@@ -21,24 +21,38 @@
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
  * - SIGINT/SIGTERM stop the server cleanly (exit 0). A bad option, a missing
  *   or unservable file exits 2 with one line on stderr; other failures
- *   (e.g. the port is taken) exit 1.
+ *   (e.g. the port is taken) exit 1 (exit-codes.ts).
+ *
+ * Option values are read by the parsers every command shares (options.ts).
  */
 import * as path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import pino from 'pino';
-import { RqcastError } from '../errors';
-import { Catalogue, CatalogueError, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
+import { Catalogue, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
+import {
+  OtiOutOfBoundsError,
+  SubSymbolTooSmallError,
+  SymbolSizeNotAlignedError,
+  TooManySourceSymbolsError,
+  TransferTooLongError,
+} from '../fec/errors';
 import { DEFAULT_PASS_OVERHEAD } from '../stream/channel-stream';
-import { ServerError } from '../errors';
 import { ChannelConfig, DEFAULT_CHANNEL, DEFAULT_MEMORY_BYTES, DEFAULT_PORT, DEFAULT_RATE_MBPS, RqcastServer, ServerAddress } from '../server/server';
+import { UsageError } from './errors';
+import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
+import { hexSecret, integerIn, optionParser, parseMebibytes, parsePort, parseRateMbps, percentage, repeatableOptionParser } from './options';
 
 const MIB = 1024 * 1024;
 const DEFAULT_PASS_OVERHEAD_PCT = Math.round(DEFAULT_PASS_OVERHEAD * 100);
 
-export const SERVE_EXIT_OK = 0;
-export const SERVE_EXIT_OTHER = 1;
-export const SERVE_EXIT_USAGE = 2;
+/** serve's exit codes (docs/PROTOCOL.md §10.9): its rows of the one table in exit-codes.ts. */
+export const SERVE_EXIT_OK = EXIT_OK;
+export const SERVE_EXIT_OTHER = EXIT_OTHER;
+export const SERVE_EXIT_USAGE = EXIT_USAGE;
+/** The largest stream packet (an FDT packet) is 48 + T bytes; an IPv4 UDP datagram carries at most 65507. */
 export const MAX_SYMBOL_SIZE = 65_456;
+/** The cookie master secret's least length (lib/session/cookie.ts refuses shorter). */
+const MIN_SECRET_BYTES = 16;
 
 /** A --channel argument: NAME:PATH[,PATH...][:RATE]. */
 export interface ChannelSpec {
@@ -72,74 +86,25 @@ export interface ServeIo {
   stopSignal?: () => Promise<string>;
 }
 
-function parsePort(text: string): number {
-  const v = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isInteger(v) || v < 0 || v > 65535) {
-    throw new InvalidArgumentError('a port is an integer 0..65535');
-  }
-  return v;
-}
-
-export function parseRate(text: string): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v <= 0 || v > 1_000_000) {
-    throw new InvalidArgumentError('a rate is a positive number of Mbit/s');
-  }
-  return v;
-}
-
-function parseSymbolSize(text: string): number {
-  const v = Number(text);
-  // The largest stream packet (an FDT packet) is 48 + T bytes; an IPv4 UDP datagram carries at most 65507.
-  if (!/^\d+$/.test(text.trim()) || v < 16 || v > MAX_SYMBOL_SIZE) {
-    throw new InvalidArgumentError(`symbol size is an integer 16..${MAX_SYMBOL_SIZE} (bytes)`);
-  }
-  return v;
-}
-
-function parseMemory(text: string): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < 1 || v > 1 << 30) {
-    throw new InvalidArgumentError('--memory is a number of MiB, at least 1');
-  }
-  return v;
-}
-
-function parsePassOverhead(text: string): number {
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < 0 || v > 1000) {
-    throw new InvalidArgumentError('--pass-overhead is a percentage of K, 0..1000');
-  }
-  return v;
-}
-
-function parseSecret(text: string): Uint8Array {
-  if (!/^([0-9a-fA-F]{2})+$/.test(text) || text.length < 32) {
-    throw new InvalidArgumentError('the secret is at least 16 bytes in hex (32+ hex digits)');
-  }
-  return new Uint8Array(Buffer.from(text, 'hex'));
-}
+const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
+const parsePassOverhead = percentage(1000, { of: 'K' });
 
 /** NAME:PATH[,PATH...][:RATE] */
 export function parseChannelSpec(text: string): ChannelSpec {
   const first = text.indexOf(':');
-  if (first <= 0) throw new InvalidArgumentError(`--channel ${text}: expected NAME:FILE[,FILE...][:RATE]`);
+  if (first <= 0) throw new UsageError(`--channel ${text}: expected NAME:FILE[,FILE...][:RATE]`);
   const name = text.slice(0, first);
   let rest = text.slice(first + 1);
   let rateMbps: number | undefined;
   const last = rest.lastIndexOf(':');
   if (last >= 0) {
-    rateMbps = parseRate(rest.slice(last + 1));
+    rateMbps = parseRateMbps(rest.slice(last + 1));
     rest = rest.slice(0, last);
   }
   const paths = rest.split(',').filter((p) => p !== '');
-  if (paths.length === 0) throw new InvalidArgumentError(`--channel ${text}: no FILE`);
-  if (Buffer.byteLength(name, 'utf8') > 64) throw new InvalidArgumentError(`--channel ${text}: a channel name is 1..64 bytes`);
+  if (paths.length === 0) throw new UsageError(`--channel ${text}: no FILE`);
+  if (Buffer.byteLength(name, 'utf8') > 64) throw new UsageError(`--channel ${text}: a channel name is 1..64 bytes`);
   return { name, paths, rateMbps };
-}
-
-function collect(value: string, previous: ChannelSpec[]): ChannelSpec[] {
-  return [...previous, parseChannelSpec(value)];
 }
 
 /** Whether `p` is `dir` or inside it. */
@@ -159,7 +124,11 @@ export interface RunningServe {
   close(): Promise<void>;
 }
 
-/** Loads the catalogue, starts the server, prints the listening line. Throws on failure. */
+/**
+ * Loads the catalogue, starts the server, prints the listening line. Throws
+ * on failure: a UsageError (or the catalogue's or server configuration's
+ * own error) when the command line asks for the impossible.
+ */
 export async function startServe(paths: readonly string[], opts: ServeCliOptions, io: ServeIo): Promise<RunningServe> {
   const all: string[] = [];
   const add = (p: string): void => {
@@ -168,10 +137,12 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   };
   paths.forEach(add);
   for (const c of opts.channel) c.paths.forEach(add);
-  if (all.length === 0) throw new ServeUsageError('nothing to serve: give at least one FILE or DIR');
+  if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
 
   const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize });
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch((e: unknown) => {
+    throw asUsageError(e);
+  });
   try {
     for (const s of catalogue.skipped) log.warn({ path: s.path, reason: s.reason }, 'file skipped');
     const channels: ChannelConfig[] = [];
@@ -181,7 +152,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     for (const c of opts.channel) {
       const names = new Set<string>();
       for (const p of c.paths) for (const o of catalogue.objectsUnder(p)) names.add(o.name);
-      if (names.size === 0) throw new ServeUsageError(`channel ${c.name}: no object under ${c.paths.join(',')}`);
+      if (names.size === 0) throw new UsageError(`channel ${c.name}: no object under ${c.paths.join(',')}`);
       channels.push({ name: c.name, objects: Array.from(names), rateMbps: c.rateMbps ?? opts.rate });
     }
     const server = new RqcastServer({
@@ -239,23 +210,29 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     };
   } catch (e) {
     catalogue.close();
-    throw e;
+    throw asUsageError(e);
   }
 }
 
-class ServeUsageError extends ServerError {
-  constructor(message: string) {
-    super('ERR_SERVE_USAGE', message);
-  }
-}
+/**
+ * The codec's refusals of an object's OTI (RFC 6330 §4.3, §4.4.1.2 bounds):
+ * in serve they mean a --symbol-size the codec cannot use, or a FILE too
+ * large for it, so the command line must change: a usage error. (A client
+ * meeting them in a server's FDT is not, so this rule is serve's, not
+ * exit-codes.ts's.)
+ */
+const SYMBOL_SIZE_REFUSALS: ReadonlySet<string> = new Set([
+  SymbolSizeNotAlignedError.code,
+  OtiOutOfBoundsError.code,
+  TooManySourceSymbolsError.code,
+  TransferTooLongError.code,
+  SubSymbolTooSmallError.code,
+]);
 
-/** Errors that mean "the command line asks for something impossible": exit 2. */
-function isUsageError(e: unknown): boolean {
-  if (e instanceof CatalogueError || e instanceof ServeUsageError) return true;
-  if (e instanceof ServerError && (e as RqcastError).code === 'ERR_SERVER_CONFIG') return true;
-  // Codec refusals of the symbol size (e.g. ERR_RQ_SYMBOL_SIZE_NOT_ALIGNED, ERR_RQ_OTI_OUT_OF_BOUNDS).
-  const code = (e as { code?: unknown })?.code;
-  return typeof code === 'string' && /^ERR_RQ_(SYMBOL_SIZE|OTI|TOO_MANY_SOURCE|TRANSFER_TOO_LONG|SUB_SYMBOL)/.test(code);
+function asUsageError(e: unknown): unknown {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && SYMBOL_SIZE_REFUSALS.has(code)) return new UsageError((e as Error).message, { cause: e });
+  return e;
 }
 
 function firstSignal(): Promise<string> {
@@ -277,25 +254,25 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .command('serve')
     .description('serve files to any number of clients as RaptorQ streams')
     .argument('[paths...]', 'files and directories to serve')
-    .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(parsePort))
+    .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(optionParser(parsePort)))
     .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
-    .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(parseRate))
+    .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
     .addOption(
-      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE] (repeatable)').default([]).argParser(collect),
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE] (repeatable)').default([]).argParser(repeatableOptionParser(parseChannelSpec)),
     )
-    .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(parseSymbolSize))
+    .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(optionParser(parseSymbolSize)))
     .option('--no-code', 'send a carousel of source symbols only (no repair symbols)')
     .addOption(
       new Option('--memory <mib>', 'MiB of prepared blocks to hold; larger channels send a sliding window of blocks')
         .default(DEFAULT_MEMORY_BYTES / MIB)
-        .argParser(parseMemory),
+        .argParser(optionParser(parseMebibytes)),
     )
     .addOption(
       new Option('--pass-overhead <pct>', 'with a sliding window: packets per block per pass beyond K, % of K')
         .default(DEFAULT_PASS_OVERHEAD_PCT)
-        .argParser(parsePassOverhead),
+        .argParser(optionParser(parsePassOverhead)),
     )
-    .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(parseSecret))
+    .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .action(async (paths: string[], opts: ServeCliOptions) => {
@@ -306,7 +283,7 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         out.stderr.write(`rqcast serve: ${message}\n`);
-        process.exitCode = isUsageError(e) ? SERVE_EXIT_USAGE : SERVE_EXIT_OTHER;
+        process.exitCode = exitCodeFor(e);
         return;
       }
       await (out.stopSignal ?? firstSignal)();

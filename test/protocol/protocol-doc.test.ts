@@ -34,7 +34,7 @@ import * as cookieModule from '../../lib/session/cookie';
 import { CookieAuthority, type CookieRefusal } from '../../lib/session/cookie';
 import { SymbolAllocator } from '../../lib/content/symbol-allocator';
 import * as urlModule from '../../lib/client/url';
-import * as fetchCliModule from '../../lib/cli/fetch';
+import * as exitCodesModule from '../../lib/cli/exit-codes';
 import * as serveCliModule from '../../lib/cli/serve';
 
 const DOC = readFileSync(join(__dirname, '..', '..', 'docs', 'PROTOCOL.md'), 'utf8');
@@ -692,7 +692,7 @@ test('FDT File attributes table = what buildFdt writes, in order', () => {
 // ------------------------------------------------------ stream and client --
 
 test.each([
-  ['fetch-exit-codes', fetchCliModule as Record<string, unknown>, /^EXIT_/],
+  ['fetch-exit-codes', exitCodesModule as Record<string, unknown>, /^EXIT_/],
   ['serve-exit-codes', serveCliModule as Record<string, unknown>, /^SERVE_EXIT_/],
 ] as const)('%s table = the exit code constants', (name, mod, prefix) => {
   const documented = docTable('table', name).map((r) => [code(r[1]), Number(r[0])]);

@@ -1,0 +1,178 @@
+/**
+ * The option parsers every rqcast command shares, so that one kind of value
+ * is read by one rule whichever command takes it (serve and fetch used to
+ * disagree on `--memory 1.5`). Each parser is a plain function from the
+ * option's text to its value that throws a UsageError; `optionParser` adapts
+ * one to commander, whose parse error main.ts turns into exit 2, printed as
+ * "error: option '--memory <mib>' argument '1.5' is invalid. <message>".
+ *
+ * Rules:
+ * - integers (ports, counts, bytes, MiB) are decimal digits only: no sign,
+ *   fraction, exponent or hex;
+ * - other numbers (rates, percentages) are whatever Number() reads, finite;
+ * - surrounding white space is ignored.
+ */
+import { isIPv6 } from 'node:net';
+import { InvalidArgumentError } from 'commander';
+import { UsageError } from './errors';
+
+/** Reads one option's text; throws UsageError with a message that says what is expected. */
+export type Parser<T> = (text: string) => T;
+
+/** commander's argParser for `parse`: a UsageError becomes commander's usage error, with the same message. */
+export function optionParser<T>(parse: Parser<T>): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (e) {
+      if (e instanceof UsageError) throw new InvalidArgumentError(e.message);
+      throw e;
+    }
+  };
+}
+
+/** commander's argParser for a repeatable option: every occurrence parsed, in order. */
+export function repeatableOptionParser<T>(parse: Parser<T>): (text: string, previous: T[] | undefined) => T[] {
+  const one = optionParser(parse);
+  // A new array each time: commander hands back the option's default, which must stay empty.
+  return (text, previous) => [...(previous ?? []), one(text)];
+}
+
+// --------------------------------------------------------------- numbers --
+
+function decimalInteger(text: string): number | undefined {
+  const t = text.trim();
+  if (!/^[0-9]+$/.test(t)) return undefined;
+  const v = Number(t);
+  return Number.isSafeInteger(v) ? v : undefined;
+}
+
+function finiteNumber(text: string): number | undefined {
+  if (text.trim() === '') return undefined; // Number('') is 0
+  const v = Number(text);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/** A parser of integers in min..max; `what` names the value in the message ("symbol size"). */
+export function integerIn(min: number, max: number, what: string, unit?: string): Parser<number> {
+  const message = `${what} is an integer ${min}..${max}${unit === undefined ? '' : ` (${unit})`}`;
+  return (text) => {
+    const v = decimalInteger(text);
+    if (v === undefined || v < min || v > max) throw new UsageError(message);
+    return v;
+  };
+}
+
+/** An integer >= 1 (a count). */
+export const parsePositiveInteger: Parser<number> = integerIn(1, Number.MAX_SAFE_INTEGER, 'a count');
+
+/** A number > 0 and at most `max`. */
+export function positiveNumberUpTo(max: number, what: string): Parser<number> {
+  return (text) => {
+    const v = finiteNumber(text);
+    if (v === undefined || v <= 0 || v > max) throw new UsageError(what);
+    return v;
+  };
+}
+
+/** A port, 0..65535 (0: any free port, for a socket that binds). */
+export const parsePort: Parser<number> = (text) => {
+  const v = decimalInteger(text);
+  if (v === undefined || v > 65535) throw new UsageError('a port is an integer 0..65535');
+  return v;
+};
+
+/** Largest rate accepted, Mbit/s: 1 Tbit/s, far beyond any NIC, so a typo in units is caught. */
+export const MAX_RATE_MBPS = 1_000_000;
+
+/** A pacing rate in Mbit/s (10^6 bit/s of packet bytes), > 0; fractions allowed. */
+export const parseRateMbps: Parser<number> = positiveNumberUpTo(MAX_RATE_MBPS, 'a rate is a positive number of Mbit/s');
+
+/**
+ * Largest memory budget, MiB (1 PiB): MiB * 2^20 stays an exact integer
+ * number of bytes.
+ */
+export const MAX_MEBIBYTES = 2 ** 30;
+
+/**
+ * A memory budget in MiB (2^20 bytes), for serve's and fetch's --memory
+ * alike: a whole number, 1..2^30. Whole numbers because a budget is only
+ * ever compared with whole source blocks, each far larger than a fraction of
+ * a MiB could matter to; fetch refused fractions first, serve now does too.
+ */
+export const parseMebibytes: Parser<number> = (text) => {
+  const v = decimalInteger(text);
+  if (v === undefined || v < 1 || v > MAX_MEBIBYTES) throw new UsageError(`a memory size is a whole number of MiB, 1..${MAX_MEBIBYTES}`);
+  return v;
+};
+
+/** A percentage in [0, max] (or [0, max) when `maxExcluded`), fractions allowed. */
+export function percentage(max: number, options: { maxExcluded?: boolean; of?: string } = {}): Parser<number> {
+  const range = options.maxExcluded ? `[0, ${max})` : `[0, ${max}]`;
+  const message = `a percentage${options.of === undefined ? '' : ` of ${options.of}`} in ${range}`;
+  return (text) => {
+    const v = finiteNumber(text);
+    if (v === undefined || v < 0 || v > max || (options.maxExcluded === true && v === max)) throw new UsageError(message);
+    return v;
+  };
+}
+
+// ------------------------------------------------------------------ time --
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "30s", "2m", "1h", "1.5s", or a bare number of seconds -> ms (> 0, whole). */
+export const parseDuration: Parser<number> = (text) => {
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new UsageError(`"${text}" is not a duration (e.g. 500ms, 30s, 2m, 1h)`);
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS[m[2] ?? 's']);
+  if (!(ms > 0) || !Number.isSafeInteger(ms)) throw new UsageError(`"${text}" must be a positive duration`);
+  return ms;
+};
+
+/** An absolute time, ISO 8601 date-time ("2030-01-01T12:00:00Z") -> Unix ms. */
+export const parseAbsoluteTime: Parser<number> = (text) => {
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) throw new UsageError(`"${text}" is not an ISO 8601 date-time (e.g. 2030-01-01T12:00:00Z)`);
+  const t = Date.parse(text);
+  if (!Number.isFinite(t)) throw new UsageError(`"${text}" is not a valid date-time`);
+  return t;
+};
+
+// -------------------------------------------------------------- addresses --
+
+export interface HostPort {
+  /** A host name, an IPv4 literal, or an IPv6 literal without its brackets. */
+  host: string;
+  port: number;
+}
+
+/**
+ * HOST:PORT, IPv6 literals in brackets ("[ff02::1]:5000", as in URLs, RFC
+ * 3986 §3.2.2), port 1..65535 (a destination, never "any port"). For
+ * addresses such as a multicast GROUP:PORT; whether the host is a group is
+ * the caller's check.
+ */
+export const parseHostPort: Parser<HostPort> = (text) => {
+  const t = text.trim();
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]+)$/.exec(t);
+  const message = `"${text}" is not HOST:PORT (IPv6 hosts in brackets, port 1..65535)`;
+  if (!m) throw new UsageError(message);
+  const host = m[1] ?? m[2];
+  if (m[1] !== undefined && !isIPv6(host)) throw new UsageError(message);
+  if (m[2] !== undefined && !/^[A-Za-z0-9.-]+$/.test(host)) throw new UsageError(message);
+  const port = decimalInteger(m[3]);
+  if (port === undefined || port < 1 || port > 65535) throw new UsageError(message);
+  return { host, port };
+};
+
+// ---------------------------------------------------------------- secrets --
+
+/** A parser of secrets in hex, at least `minBytes` bytes (e.g. a cookie master secret). */
+export function hexSecret(minBytes: number): Parser<Uint8Array> {
+  return (text) => {
+    if (!/^([0-9a-fA-F]{2})+$/.test(text) || text.length < 2 * minBytes) {
+      throw new UsageError(`the secret is at least ${minBytes} bytes in hex (${2 * minBytes}+ hex digits)`);
+    }
+    return new Uint8Array(Buffer.from(text, 'hex'));
+  };
+}
