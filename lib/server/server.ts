@@ -29,6 +29,7 @@ import { isIPv6 } from 'node:net';
 import { decodeControl, encodeControl } from '../protocol/control';
 import { ControlMessage } from '../protocol/messages';
 import { Replicator } from '../transport/replicator';
+import type { ReplicatorContract } from '../transport/replicator-contract';
 import { AckTrackerOptions } from '../session/ack-tracker';
 import type { ObjectEncoder } from '../fec/encoder';
 import { BlockCache } from '../content/block-cache';
@@ -77,22 +78,11 @@ export function fdtIntervalFor(packetsPerSecond: number, fdtSymbols: number): nu
 
 export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
 
-/** The part of the Replicator contract (lib/transport/replicator.ts) the server uses. */
-export interface ReplicatorLike {
-  createChannel(
-    id: number,
-    config: { slotSize: number; capacity?: number; lowWater?: number; rateBytesPerSec?: number; burstBytes?: number },
-  ): void;
-  removeChannel(id: number): void;
-  addDestination(id: number, address: string, port: number): void;
-  removeDestination(id: number, address: string, port: number): void;
-  push(id: number, packets: Uint8Array, packetSize: number, count: number): number;
-  sendTo(address: string, port: number, data: Uint8Array, id?: number): void;
-  channelStats(id: number): { queued: number; destinations: number; streamPackets: number; datagrams: number; bytes: number };
-  close(): void;
-  on(event: 'lowWater', listener: (channelIds: number[]) => void): unknown;
-  off(event: 'lowWater', listener: (channelIds: number[]) => void): unknown;
-}
+/**
+ * The replicator contract (lib/transport/replicator-contract.ts) under the
+ * name the server's options have always used.
+ */
+export type ReplicatorLike = ReplicatorContract;
 
 /** pino-compatible subset. */
 export interface ServerLogger {

@@ -22,6 +22,10 @@
  *
  * Data leaves from the replicator's own sockets (ephemeral ports), not from
  * the server's control port.
+ *
+ * The part of this class the server relies on is ReplicatorContract
+ * (replicator-contract.ts); the rest (rates, pause, engine stats) is for
+ * tools and benchmarks.
  */
 import { EventEmitter } from 'events';
 import { InvalidArgumentError } from '../fec/errors';
@@ -32,25 +36,15 @@ import {
   type RawReplicatorChannelStats,
 } from '../native';
 import { fromReplicatorNative } from './errors';
+import type { ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
+
+export type { ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
 
 export interface ReplicatorOptions {
   /** Use UDP GSO when the kernel has it (default true). */
   gso?: boolean;
   /** SO_SNDBUF of the replicator's sockets (default 4 MiB). */
   sendBufferBytes?: number;
-}
-
-export interface ReplicatorChannelConfig {
-  /** Largest packet in bytes. */
-  slotSize: number;
-  /** Ring slots (default 4096; rounded up to a power of two). */
-  capacity?: number;
-  /** 'lowWater' fires at or below this many queued (default capacity/4). */
-  lowWater?: number;
-  /** 0/undefined = unpaced. */
-  rateBytesPerSec?: number;
-  /** Token bucket depth (default: 5 ms of the rate, at least two slots). */
-  burstBytes?: number;
 }
 
 export type ReplicatorChannelStats = RawReplicatorChannelStats;
@@ -86,7 +80,7 @@ function optionalUint(value: number | undefined, name: string, fallback: number)
   return value;
 }
 
-export class Replicator extends EventEmitter<ReplicatorEvents> {
+export class Replicator extends EventEmitter<ReplicatorEvents> implements ReplicatorContract {
   readonly #raw: RawReplicator;
   #closed = false;
 

@@ -18,8 +18,9 @@ import { tryParseFdt } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/content/catalogue';
 import { Replicator } from '../../lib/transport/replicator';
+import type { ReplicatorChannelConfig, ReplicatorChannelCounters, ReplicatorContract } from '../../lib/transport/replicator-contract';
 import { registerServerMetrics } from '../../lib/server/metrics';
-import { ReplicatorLike, RqcastServer, RqcastServerOptions } from '../../lib/server/server';
+import { RqcastServer, RqcastServerOptions } from '../../lib/server/server';
 
 // ----------------------------------------------------------------- fake --
 
@@ -35,7 +36,7 @@ interface FakeChannel {
 }
 
 /** The Replicator contract over dgram: a few packets per channel every millisecond or so. */
-class FakeReplicator extends EventEmitter implements ReplicatorLike {
+class FakeReplicator extends EventEmitter implements ReplicatorContract {
   private readonly socket = dgram.createSocket('udp4');
   private readonly channels = new Map<number, FakeChannel>();
   private readonly timer: NodeJS.Timeout;
@@ -46,7 +47,7 @@ class FakeReplicator extends EventEmitter implements ReplicatorLike {
     this.socket.bind(0, '127.0.0.1');
     this.timer = setInterval(() => this.pump(), 1);
   }
-  createChannel(id: number, config: { slotSize: number; capacity?: number; lowWater?: number }): void {
+  createChannel(id: number, config: ReplicatorChannelConfig): void {
     const capacity = config.capacity ?? 4096;
     this.channels.set(id, {
       capacity,
@@ -79,7 +80,7 @@ class FakeReplicator extends EventEmitter implements ReplicatorLike {
     this.oneOffs++;
     this.socket.send(data, port, address);
   }
-  channelStats(id: number): { queued: number; destinations: number; streamPackets: number; datagrams: number; bytes: number } {
+  channelStats(id: number): ReplicatorChannelCounters {
     const c = this.ch(id);
     return { queued: c.queue.length, destinations: c.dests.size, streamPackets: c.streamPackets, datagrams: c.datagrams, bytes: c.bytes };
   }
@@ -221,14 +222,14 @@ afterAll(() => {
 
 interface Rig {
   server: RqcastServer;
-  replicator: ReplicatorLike;
+  replicator: ReplicatorContract;
   port: number;
   clients: TestClient[];
   client(): Promise<TestClient>;
   close(): Promise<void>;
 }
 
-type MakeReplicator = () => ReplicatorLike;
+type MakeReplicator = () => ReplicatorContract;
 
 async function rig(make: MakeReplicator, options: Partial<RqcastServerOptions> = {}): Promise<Rig> {
   const replicator = make();
