@@ -34,5 +34,6 @@ export {
 export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from '../stream/channel-stream';
 export { SymbolAllocator, AllocationMode, EsiRange } from '../content/symbol-allocator';
 export { registerServerMetrics } from './metrics';
-export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand } from '../session/client-manager';
+export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand, Source } from '../session/client-manager';
+export { Peer, PeerTransport, peerKey, udpPeer, tcpPeer } from '../session/peer';
 export { CookieAuthority, CookieAuthorityOptions, CookieVerdict, CookieRefusal } from '../session/cookie';

@@ -35,14 +35,8 @@ import type { ObjectEncoder } from '../fec/encoder';
 import { BlockCache } from '../content/block-cache';
 import { Catalogue, CatalogueObject, FdtObject, wireOti } from '../content/catalogue';
 import { BlockPins, ChannelStream, DEFAULT_FDT_INTERVAL, StreamCounters, SymbolSource, windowFor } from '../stream/channel-stream';
-import {
-  ClientEvent,
-  ClientManager,
-  ClientManagerCounters,
-  Endpoint,
-  ManagerOutput,
-  staticChannelDirectory,
-} from '../session/client-manager';
+import { ClientEvent, ClientManager, ClientManagerCounters, ManagerOutput, staticChannelDirectory } from '../session/client-manager';
+import { type Peer, udpPeer } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
 import { unmapIPv4 } from '../support/address';
@@ -459,7 +453,7 @@ export class RqcastServer extends EventEmitter {
       this.log.debug({ reason: decoded.reason }, 'control datagram dropped');
       return;
     }
-    const out = this.manager.handle(decoded.msg, { address: rinfo.address, port: rinfo.port, bytesReceived: msg.length }, this.clock());
+    const out = this.manager.handle(decoded.msg, { ...udpPeer(rinfo.address, rinfo.port), bytesReceived: msg.length }, this.clock());
     this.apply(out);
   }
 
@@ -503,7 +497,7 @@ export class RqcastServer extends EventEmitter {
     }
   }
 
-  private sendFresh(tsi: number, to: Endpoint, lost: number[]): void {
+  private sendFresh(tsi: number, to: Peer, lost: number[]): void {
     const ch = this.byTsi.get(tsi);
     const rep = this.replicator;
     if (!ch || !rep) return;

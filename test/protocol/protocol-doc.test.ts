@@ -26,7 +26,9 @@ import type { ControlRejectReason } from '../../lib/protocol/control-header';
 import type { FdtRejectReason } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { AckTracker } from '../../lib/session/ack-tracker';
-import { ClientManager, staticChannelDirectory } from '../../lib/session/client-manager';
+import { ClientManager } from '../../lib/session/client-manager';
+import { staticChannelDirectory } from '../../lib/session/channel-directory';
+import { udpPeer } from '../../lib/session/peer';
 import * as catalogueModule from '../../lib/content/catalogue';
 import * as serverModule from '../../lib/server/server';
 import { ChannelStream, type SymbolSource } from '../../lib/stream/channel-stream';
@@ -248,7 +250,7 @@ describe('defaults table', () => {
       throw new Error('no channel limit up to 40');
     },
   };
-  const CLIENT = { address: '192.0.2.7', port: 5000 };
+  const CLIENT = udpPeer('192.0.2.7', 5000);
   function managerWith(names: string[]): { manager: ClientManager; cookie: Uint8Array } {
     const cookies = new CookieAuthority({ masterSecret: new Uint8Array(32).fill(3) });
     const manager = new ClientManager({
@@ -653,7 +655,7 @@ describe('cookie layout and what is MACed', () => {
       const c = cases[refusal];
       const verdict = authority.verify(c.cookie, client.address, c.port, c.at);
       expect(verdict).toEqual({ ok: false, reason: refusal });
-      const out = manager.handle({ type: MessageType.Leave, cookie: c.cookie }, { address: client.address, port: c.port, bytesReceived: 100 }, c.at);
+      const out = manager.handle({ type: MessageType.Leave, cookie: c.cookie }, { ...udpPeer(client.address, c.port), bytesReceived: 100 }, c.at);
       const reply = out.replies[0]?.message;
       expect({ refusal, code: reply?.type === MessageType.Error ? reply.code : undefined }).toEqual({
         refusal,

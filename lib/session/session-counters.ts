@@ -1,0 +1,76 @@
+/**
+ * The client manager's counters: every message received, every refusal by
+ * its reason, every session transition. A plain object of numbers, so
+ * RqcastServer can merge it into its own counters and prom-client reads it
+ * at scrape time (lib/server/metrics.ts) without touching the hot path.
+ */
+import type { CookieRefusal } from './cookie';
+
+export interface ClientManagerCounters {
+  helloReceived: number;
+  cookiesIssued: number;
+  joinReceived: number;
+  leaveReceived: number;
+  ackReceived: number;
+  /** A message type the server never receives (COOKIE, JOINED, ERROR). */
+  unexpectedMessage: number;
+  cookieMalformed: number;
+  cookieUnknownKey: number;
+  cookieForged: number;
+  cookieWrongAddress: number;
+  cookieExpired: number;
+  joinUnknownChannel: number;
+  joinTooManyChannels: number;
+  joinBadTime: number;
+  leaveNotJoined: number;
+  ackNotJoined: number;
+  ackNotAckMode: number;
+  ackUnknownChannel: number;
+  ackMalformed: number;
+  /** Replies not sent because they would exceed the datagram that caused them. */
+  amplificationSuppressed: number;
+  sessionsStarted: number;
+  sessionsRenewed: number;
+  sessionsLeft: number;
+  sessionsExpired: number;
+  freshSymbolsRequested: number;
+}
+
+export function zeroClientManagerCounters(): ClientManagerCounters {
+  return {
+    helloReceived: 0,
+    cookiesIssued: 0,
+    joinReceived: 0,
+    leaveReceived: 0,
+    ackReceived: 0,
+    unexpectedMessage: 0,
+    cookieMalformed: 0,
+    cookieUnknownKey: 0,
+    cookieForged: 0,
+    cookieWrongAddress: 0,
+    cookieExpired: 0,
+    joinUnknownChannel: 0,
+    joinTooManyChannels: 0,
+    joinBadTime: 0,
+    leaveNotJoined: 0,
+    ackNotJoined: 0,
+    ackNotAckMode: 0,
+    ackUnknownChannel: 0,
+    ackMalformed: 0,
+    amplificationSuppressed: 0,
+    sessionsStarted: 0,
+    sessionsRenewed: 0,
+    sessionsLeft: 0,
+    sessionsExpired: 0,
+    freshSymbolsRequested: 0,
+  };
+}
+
+/** The counter of each cookie refusal (docs/PROTOCOL.md §5, table cookie-refusals). */
+export const COOKIE_REFUSAL_COUNTER: Readonly<Record<CookieRefusal, keyof ClientManagerCounters>> = {
+  malformed: 'cookieMalformed',
+  unknownKey: 'cookieUnknownKey',
+  forged: 'cookieForged',
+  wrongAddress: 'cookieWrongAddress',
+  expired: 'cookieExpired',
+};
