@@ -1,7 +1,8 @@
 /**
  * The rqcast server: catalogue, channel streams, ESI allocation, the control
- * plane (cookies, join timers, membership, ACKs) and RqcastServer tying them
- * to the native Replicator. docs/PROTOCOL.md §§6, 10 describe the behaviour.
+ * plane (cookies, join timers, membership, ACKs) and RqcastServer wiring them
+ * to a server transport and the native Replicator. docs/PROTOCOL.md §§6, 10
+ * describe the behaviour.
  */
 export {
   RqcastServer,

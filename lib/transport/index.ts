@@ -1,4 +1,6 @@
 export * from './errors';
 export * from './replicator';
 export * from './replicator-contract';
+export * from './server-transport';
 export * from './udp/receiver';
+export * from './udp/server-transport';

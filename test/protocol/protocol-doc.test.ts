@@ -31,6 +31,7 @@ import { staticChannelDirectory } from '../../lib/session/channel-directory';
 import { udpPeer } from '../../lib/session/peer';
 import * as catalogueModule from '../../lib/content/catalogue';
 import * as serverModule from '../../lib/server/server';
+import * as serverConfigModule from '../../lib/server/config';
 import { ChannelStream, type SymbolSource } from '../../lib/stream/channel-stream';
 import * as cookieModule from '../../lib/session/cookie';
 import { CookieAuthority, type CookieRefusal } from '../../lib/session/cookie';
@@ -186,7 +187,7 @@ describe('constants table', () => {
     'lib/protocol/fdt-schema.ts': fdtSchemaModule,
     'lib/session/cookie.ts': cookieModule,
     'lib/content/catalogue.ts': catalogueModule,
-    'lib/server/server.ts': serverModule,
+    'lib/server/config.ts': serverConfigModule,
     'lib/client/url.ts': urlModule,
     'lib/cli/serve.ts': serveCliModule,
   };

@@ -1,0 +1,252 @@
+/**
+ * RqcastServer's configuration: the options, their defaults and checks, and
+ * what they turn into — one ChannelStream configuration and one replicator
+ * channel per configured channel (docs/PROTOCOL.md §10.6). Pure functions
+ * and types; server.ts builds the objects.
+ */
+import type { AckTrackerOptions } from '../session/ack-tracker';
+import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
+import { DEFAULT_FDT_INTERVAL, windowFor } from '../stream/channel-stream';
+import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
+import { SymbolAllocator } from '../content/symbol-allocator';
+import type { ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
+import { InvalidServerConfigError } from '../errors';
+
+export const DEFAULT_PORT = 4433;
+export const DEFAULT_RATE_MBPS = 100;
+export const DEFAULT_CHANNEL = 'main';
+/** A channel sends an FDT packet about this often (RqcastServer's fdtInterval). */
+export const FDT_PERIOD_MS = 10;
+/** ...and the whole FDT instance within this long. */
+export const FDT_COMPLETE_MS = 1000;
+/**
+ * 512 MiB: 28 blocks of 16 MiB (the default RFC 6330 §4.3 block size at
+ * T = 1280) beside the one prepared ahead. Half the client's default
+ * (lib/client), which holds about twice as much per block while it solves.
+ */
+export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
+
+/** Replicator ring slots per channel unless configured. */
+const DEFAULT_RING_CAPACITY = 4096;
+/** Join timer tick unless configured: a session ends up to this long after its expiry (§10.6). */
+const DEFAULT_TICK_MS = 100;
+/** LCT header, EXT_RQSEQ and FEC Payload ID of a data packet (docs/PROTOCOL.md §10.3): 28 + T bytes. */
+const DATA_HEADER_BYTES = 28;
+
+/**
+ * Stream packets between FDT packets for a channel sending `packetsPerSecond`
+ * whose FDT instance has `fdtSymbols` source symbols: one FDT packet per
+ * FDT_PERIOD_MS (so that a client that joins learns the catalogue within
+ * about that long), or more often if the whole FDT would otherwise take over
+ * FDT_COMPLETE_MS; never more often than one packet in 32 (ChannelStream's
+ * default). At 200 Mbit/s and T = 1280, one packet in 191 (0.5% of the
+ * stream) instead of one in 32 (3.1%).
+ */
+export function fdtIntervalFor(packetsPerSecond: number, fdtSymbols: number): number {
+  const byPeriod = Math.round((packetsPerSecond * FDT_PERIOD_MS) / 1000);
+  const byCompletion = Math.floor((packetsPerSecond * FDT_COMPLETE_MS) / 1000 / Math.max(1, fdtSymbols));
+  return Math.max(DEFAULT_FDT_INTERVAL, Math.min(byPeriod, byCompletion));
+}
+
+/**
+ * The replicator contract (lib/transport/replicator-contract.ts) under the
+ * name the server's options have always used.
+ */
+export type ReplicatorLike = ReplicatorContract;
+
+/** pino-compatible subset. */
+export interface ServerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const SILENT_LOGGER: ServerLogger = { info() {}, warn() {}, debug() {}, error() {} };
+
+export interface ChannelConfig {
+  /** 1..64 bytes of UTF-8, as JOIN carries it. */
+  name: string;
+  /** Object names (Content-Location); default every object of the catalogue. */
+  objects?: readonly string[];
+  /** Pacing rate of the stream in Mbit/s (10^6 bit/s). Default the server's rateMbps. */
+  rateMbps?: number;
+}
+
+export interface RqcastServerOptions {
+  catalogue: Catalogue;
+  /** Default: one channel `main` with every object. */
+  channels?: readonly ChannelConfig[];
+  /** Control port. Default 4433; 0 picks a free one. */
+  port?: number;
+  /** Default 0.0.0.0. */
+  host?: string;
+  /** Default rate per channel in Mbit/s. Default 100. */
+  rateMbps?: number;
+  /** Plain carousel of source symbols, no repair (DESIGN.md "no-code" mode). */
+  noCode?: boolean;
+  /** Cookie master secret (>= 16 bytes), shared by servers that accept each other's cookies. */
+  secret?: Uint8Array;
+  cookieRotationMs?: number;
+  cookieLifetimeMs?: number;
+  maxTtlMs?: number;
+  maxChannelsPerClient?: number;
+  ack?: AckTrackerOptions;
+  /** Join timer tick. Default 100 ms. */
+  tickIntervalMs?: number;
+  /** One FDT packet every this many stream packets. Default fdtIntervalFor the channel's rate. */
+  fdtInterval?: number;
+  symbolsPerTurn?: number;
+  /** Replicator ring slots per channel. Default 4096. */
+  ringCapacity?: number;
+  /** Default: the native Replicator (closed by close()). An injected one is not closed. */
+  replicator?: ReplicatorLike;
+  /**
+   * Wait, before listening, until the blocks the streams start with are
+   * prepared (off the JS thread). Default true. Otherwise a block not yet
+   * prepared when its first packet is due is prepared on the JS thread.
+   */
+  prepare?: boolean;
+  /**
+   * Bytes of prepared blocks (source + intermediate symbols) the server may
+   * hold, shared equally by the channels. A channel whose blocks fit its
+   * share sends all of them round-robin; a larger one sends a sliding
+   * window of as many blocks as fit (ChannelStream). Default 512 MiB.
+   */
+  memoryBytes?: number;
+  /** Packets per block per pass of a sliding window beyond K, as a fraction of K. Default 0.15. */
+  passOverhead?: number;
+  /** Force the window to this many blocks per channel (tests); default from memoryBytes. */
+  windowBlocks?: number;
+  clock?: () => number;
+  logger?: ServerLogger;
+}
+
+/** A configured channel, checked: channel i (1-based, in configuration order) has TSI i (§10.6). */
+export interface ChannelPlan {
+  name: string;
+  tsi: number;
+  objects: readonly CatalogueObject[];
+  rateMbps: number;
+}
+
+/** The options with their defaults applied, checked. */
+export interface ServerPlan {
+  noCode: boolean;
+  ringCapacity: number;
+  memoryBytes: number;
+  /** Each channel's share of memoryBytes. */
+  memoryShare: number;
+  host: string;
+  port: number;
+  tickIntervalMs: number;
+  prepare: boolean;
+  channels: ChannelPlan[];
+}
+
+/** Applies the defaults and checks every option the server itself interprets. Throws InvalidServerConfigError. */
+export function planServer(options: RqcastServerOptions): ServerPlan {
+  const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
+  if (!Number.isInteger(ringCapacity) || ringCapacity < 16) throw new InvalidServerConfigError('ringCapacity must be an integer >= 16');
+  const configs = options.channels ?? [{ name: DEFAULT_CHANNEL }];
+  if (configs.length === 0) throw new InvalidServerConfigError('at least one channel');
+  const memoryBytes = options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+  if (!(Number.isFinite(memoryBytes) && memoryBytes >= 0)) throw new InvalidServerConfigError('memoryBytes must be >= 0');
+  return {
+    noCode: options.noCode ?? false,
+    ringCapacity,
+    memoryBytes,
+    memoryShare: memoryBytes / configs.length,
+    host: options.host ?? '0.0.0.0',
+    port: options.port ?? DEFAULT_PORT,
+    tickIntervalMs: options.tickIntervalMs ?? DEFAULT_TICK_MS,
+    prepare: options.prepare ?? true,
+    channels: planChannels(options.catalogue, configs, options.rateMbps),
+  };
+}
+
+function planChannels(catalogue: Catalogue, configs: readonly ChannelConfig[], defaultRateMbps: number | undefined): ChannelPlan[] {
+  const names = new Set<string>();
+  return configs.map((c, i) => {
+    const bytes = Buffer.byteLength(c.name, 'utf8');
+    if (bytes < 1 || bytes > 64) throw new InvalidServerConfigError('a channel name is 1..64 bytes of UTF-8');
+    if (names.has(c.name)) throw new InvalidServerConfigError(`two channels are named ${c.name}`);
+    names.add(c.name);
+    const objects = (c.objects ?? catalogue.objects.map((o) => o.name)).map((n) => {
+      const o = catalogue.get(n);
+      if (!o) throw new InvalidServerConfigError(`channel ${c.name}: no object named ${n}`);
+      return o;
+    });
+    if (objects.length === 0) throw new InvalidServerConfigError(`channel ${c.name} has no objects`);
+    const rateMbps = c.rateMbps ?? defaultRateMbps ?? DEFAULT_RATE_MBPS;
+    if (!(Number.isFinite(rateMbps) && rateMbps > 0)) throw new InvalidServerConfigError('rate must be a positive number of Mbit/s');
+    return { name: c.name, tsi: i + 1, objects, rateMbps };
+  });
+}
+
+/**
+ * Where each object's ESIs come from (docs/PROTOCOL.md §10.4). Coded: one
+ * allocator per object, shared by every channel (no symbol sent twice).
+ * No-code: one carousel per (channel, object). A shared carousel would split
+ * each block's source symbols between the channels, and channels taking
+ * turns in step could leave a one-channel client without some of them
+ * forever.
+ */
+export function symbolAllocators(noCode: boolean): (o: CatalogueObject) => SymbolAllocator {
+  const mode = noCode ? 'carousel' : 'coded';
+  const shared = new Map<CatalogueObject, SymbolAllocator>();
+  return (o) => {
+    if (noCode) return SymbolAllocator.forEncoder(o.encoder, mode);
+    let a = shared.get(o);
+    if (!a) shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode)));
+    return a;
+  };
+}
+
+/** Stream packets per second of a channel at `rateMbps` with symbols of `symbolSize` bytes. */
+function packetsPerSecond(rateMbps: number, symbolSize: number): number {
+  return (rateMbps * 1e6) / 8 / (DATA_HEADER_BYTES + symbolSize);
+}
+
+/** The ChannelStream of a planned channel whose FDT instance is `fdt`. */
+export function channelStreamOptions(
+  options: RqcastServerOptions,
+  plan: ServerPlan,
+  channel: ChannelPlan,
+  fdt: FdtObject,
+  allocatorOf: (o: CatalogueObject) => SymbolAllocator,
+  pins: BlockPins,
+): ChannelStreamOptions {
+  const costs: number[] = [];
+  for (const o of channel.objects) for (let sbn = 0; sbn < o.encoder.sourceBlocks; sbn++) costs.push(o.encoder.blockMemory(sbn));
+  const fdtSymbols = fdt.encoder.layout.totalSymbols;
+  return {
+    tsi: channel.tsi,
+    objects: channel.objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
+    fdt: {
+      instanceId: fdt.instanceId,
+      encoder: fdt.encoder,
+      allocator: SymbolAllocator.forEncoder(fdt.encoder, plan.noCode ? 'carousel' : 'coded'),
+      oti: wireOti(fdt.encoder.otiInfo),
+    },
+    fdtInterval: options.fdtInterval ?? fdtIntervalFor(packetsPerSecond(channel.rateMbps, options.catalogue.symbolSize), fdtSymbols),
+    symbolsPerTurn: options.symbolsPerTurn,
+    windowBlocks: options.windowBlocks ?? windowFor(costs, plan.memoryShare),
+    passOverhead: options.passOverhead,
+    pins,
+  };
+}
+
+/**
+ * The replicator channel of a planned channel: a ring of `ringCapacity`
+ * slots, refilled at a quarter full, paced at the channel's rate counted
+ * once per stream packet whatever the number of members (§10.6).
+ */
+export function replicatorChannelConfig(plan: ServerPlan, channel: ChannelPlan, slotSize: number): ReplicatorChannelConfig {
+  return {
+    slotSize,
+    capacity: plan.ringCapacity,
+    lowWater: Math.floor(plan.ringCapacity / 4),
+    rateBytesPerSec: Math.round((channel.rateMbps * 1e6) / 8),
+  };
+}
