@@ -20,17 +20,17 @@
  *   is pinned fits in it: the server sizes each channel's window so that it
  *   does (RqcastServer).
  *
- * Blocks are keyed by their encoder object and SBN; the cache never
- * prepares a block nobody pinned.
+ * Blocks are keyed by their source object and SBN; the cache never
+ * prepares a block nobody pinned (a stream pins sealed blocks only).
  */
 
-/** What the cache needs from an encoder (ObjectEncoder satisfies it). */
-export interface PreparableSource {
-  prepareBlockAsync(sbn: number): Promise<void>;
-  releaseBlock(sbn: number): void;
-  /** Bytes block sbn holds once prepared (source + intermediate symbols). */
-  blockMemory(sbn: number): number;
-}
+import type { BlockPreparation } from './block-source';
+
+/**
+ * What the cache needs from a source: the preparation part of a BlockSource
+ * (block-source.ts), which files, live ingest and relays all implement.
+ */
+export type PreparableSource = BlockPreparation;
 
 export interface BlockCacheStats {
   /** Blocks prepared now, or being prepared. */
@@ -137,7 +137,7 @@ export class BlockCache {
     await Promise.all(waits);
   }
 
-  /** Forgets every block (the encoders are closed by their owner). */
+  /** Forgets every block (the sources are closed by their owner). */
   close(): void {
     this.closed = true;
     for (const e of this.queue) e.settle?.();

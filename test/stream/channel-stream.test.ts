@@ -54,35 +54,6 @@ function decode(p: Uint8Array): AlcPacket {
   return r.packet;
 }
 
-describe('SymbolAllocator', () => {
-  test('coded: source symbols first, then repair; ranges consecutive; wrap at 2^24 restarts at K', () => {
-    const a = new SymbolAllocator([10, 3]);
-    expect(a.take(0, 4)).toEqual({ firstEsi: 0, count: 4 });
-    expect(a.take(0, 100)).toEqual({ firstEsi: 4, count: 100 });
-    expect(a.take(1, 1)).toEqual({ firstEsi: 0, count: 1 });
-    // Drive block 1 to the top of the 24-bit space.
-    let last = a.take(1, 2 ** 24);
-    expect(last).toEqual({ firstEsi: 1, count: 2 ** 24 - 1 });
-    expect(a.wraps(1)).toBe(1);
-    last = a.take(1, 5);
-    expect(last).toEqual({ firstEsi: 3, count: 5 });
-  });
-
-  test('a range never crosses 2^24', () => {
-    const a = new SymbolAllocator([5]);
-    a.take(0, 2 ** 24 - 7);
-    expect(a.take(0, 100)).toEqual({ firstEsi: 2 ** 24 - 7, count: 7 });
-    expect(a.peek(0)).toBe(5);
-  });
-
-  test('carousel: cycles 0..K-1', () => {
-    const a = new SymbolAllocator([5], 'carousel');
-    expect(a.take(0, 3)).toEqual({ firstEsi: 0, count: 3 });
-    expect(a.take(0, 3)).toEqual({ firstEsi: 3, count: 2 });
-    expect(a.take(0, 3)).toEqual({ firstEsi: 0, count: 3 });
-  });
-});
-
 describe('ChannelStream', () => {
   test('packets are ALC packets: CP 6, TSI, consecutive EXT_RQSEQ, FDT every fdtInterval, fixed sizes, encodeAlc bytes', () => {
     const objs = [object(1, 5000, 3), object(2, 700, 1)];
