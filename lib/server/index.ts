@@ -33,7 +33,8 @@ export {
   isSafeObjectName,
 } from '../content/catalogue';
 export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from '../stream/channel-stream';
-export { SymbolAllocator, AllocationMode, EsiRange } from '../content/symbol-allocator';
+export { SymbolAllocator, AllocationMode, EsiRange, EsiLayout, EsiSpan, EsiLayoutError } from '../content/symbol-allocator';
+export { BlockSource, BlockSymbols, BlockPreparation, BlockSealing } from '../content/block-source';
 export { registerServerMetrics } from './metrics';
 export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand, Source } from '../session/client-manager';
 export { Peer, PeerTransport, peerKey, udpPeer, tcpPeer } from '../session/peer';

@@ -1,0 +1,281 @@
+/**
+ * The stream schedule: which block the next packets of a channel's stream
+ * carry, and how many of them in a row. It decides only that — no encoder,
+ * no ESI, no bytes (ChannelStream asks the allocator and the packet builder
+ * for those) — so every rule below is tested on its own.
+ *
+ * - Stream position p = 0, 1, 2, …. Every `fdtInterval`-th position
+ *   (p % fdtInterval == 0, so p = 0 too) is an FDT turn: one packet of the
+ *   channel's FDT instance (RFC 6726 §3.4), its blocks in turn.
+ * - Every other position belongs to a round-robin turn over the blocks of
+ *   the window: `symbolsPerTurn` packets of one block per turn, never past
+ *   the next FDT position (a window of one block takes it all the way to the
+ *   next FDT packet).
+ * - Sliding window (W = `windowBlocks` smaller than the block count n): only
+ *   W blocks take turns. A block leaves once it has had its quota,
+ *   ceil(K * (1 + passOverhead)) packets, in this pass and the next block
+ *   (cyclic order) is ready; that block takes its slot in the turn order. So
+ *   every block comes back once per pass, and W + 1 blocks are pinned: the
+ *   window and the one prepared next. With W >= n every block is always in
+ *   the window and nothing moves.
+ * - Blocks sealed later (a live source) are appended to the cyclic order.
+ *   While the window has room (fewer than W blocks) an appended block is
+ *   pinned and joins it at the first turn it is ready; otherwise it waits
+ *   for its turn in the cycle like any other block.
+ *
+ * Blocks are numbered by their index in the order they were added; the
+ * BlockGate pins, unpins and reports readiness by that index.
+ */
+import { PREPARING_FACTOR } from '../content/block-cache';
+import { InvalidServerConfigError } from '../errors';
+
+/** Packets per block per pass of a sliding window beyond K, as a fraction of K. */
+export const DEFAULT_PASS_OVERHEAD = 0.15;
+/** One FDT packet in this many, unless configured (RqcastServer sets it from the rate). */
+export const DEFAULT_FDT_INTERVAL = 32;
+/** Consecutive packets of one block per round-robin turn. */
+export const DEFAULT_SYMBOLS_PER_TURN = 4;
+/** Turn.block of an FDT turn. */
+export const FDT_TURN = -1;
+
+/**
+ * W for a channel whose blocks hold `costs` bytes each once prepared: all of
+ * them if they fit `share`, else as many of the largest as fit next to the
+ * one prepared ahead, which holds twice its size while it is being prepared
+ * (PREPARING_FACTOR); at least 1.
+ */
+export function windowFor(costs: readonly number[], share: number): number {
+  let total = 0;
+  let largest = 0;
+  for (const c of costs) {
+    total += c;
+    largest = Math.max(largest, c);
+  }
+  if (total <= share) return costs.length;
+  return Math.max(1, Math.min(costs.length - 1, Math.floor(share / largest) - PREPARING_FACTOR));
+}
+
+/** ceil(K * (1 + passOverhead)), at least 1: a block's packets per pass of a sliding window. */
+export function passQuota(sourceSymbols: number, passOverhead: number): number {
+  return Math.max(1, Math.ceil(sourceSymbols * (1 + passOverhead)));
+}
+
+/** Preparation of the scheduled blocks, by block index (ChannelStream maps it to BlockPins). */
+export interface BlockGate {
+  pin(block: number): void;
+  unpin(block: number): void;
+  ready(block: number): boolean;
+}
+
+export interface ScheduledBlock {
+  /** The object's index in the channel. */
+  readonly obj: number;
+  readonly sbn: number;
+  /** Packets per pass of a sliding window (passQuota). */
+  readonly quota: number;
+}
+
+export interface ScheduleOptions {
+  /** The blocks known at the start, in round-robin order (object by object, SBN order). */
+  blocks: readonly ScheduledBlock[];
+  /** Source blocks of the FDT instance (almost always 1). */
+  fdtBlocks: number;
+  symbolsPerTurn?: number;
+  fdtInterval?: number;
+  /** W. Default: every block, however many are added. */
+  windowBlocks?: number;
+  gate: BlockGate;
+  /** Counted into (ChannelStream passes its StreamCounters). Default: its own. */
+  counters?: ScheduleCounters;
+}
+
+/** What the next packets carry. */
+export interface Turn {
+  /** Index of the block (as added), or FDT_TURN. */
+  readonly block: number;
+  /** SBN: of that block, or of the FDT block whose turn it is. */
+  readonly sbn: number;
+  /** Packets wanted in a row (>= 1); the caller may send fewer (sent() says how many). */
+  readonly want: number;
+  /** The window slot the turn belongs to, or -1 for an FDT turn. */
+  readonly slot: number;
+}
+
+export interface ScheduleCounters {
+  /** Blocks that entered the window (one per block per pass). */
+  windowAdvances: number;
+  /** Turns a block kept its window slot past its quota because the next block was not prepared yet. */
+  windowStalls: number;
+}
+
+export class StreamSchedule {
+  readonly symbolsPerTurn: number;
+  readonly fdtInterval: number;
+  readonly counters: ScheduleCounters;
+  private readonly blocks: ScheduledBlock[] = [];
+  /** W as configured (Infinity: every block). */
+  private readonly windowLimit: number;
+  /** The window: block indices, in turn order. */
+  private readonly window: number[] = [];
+  /** Packets each window slot's block has had in this pass. */
+  private readonly passSent: number[] = [];
+  /** Blocks added while the window had room, pinned, waiting to be ready. */
+  private readonly admitting: number[] = [];
+  /** The block that enters the window next (pinned ahead, so it is being prepared) while sliding. */
+  private nextBlock = 0;
+  private cursor = 0;
+  private readonly fdtBlocks: number;
+  private fdtCursor = 0;
+  private readonly gate: BlockGate;
+  private state: 'new' | 'started' | 'closed' = 'new';
+
+  constructor(options: ScheduleOptions) {
+    this.symbolsPerTurn = options.symbolsPerTurn ?? DEFAULT_SYMBOLS_PER_TURN;
+    this.fdtInterval = options.fdtInterval ?? DEFAULT_FDT_INTERVAL;
+    if (!Number.isInteger(this.symbolsPerTurn) || this.symbolsPerTurn < 1) {
+      throw new InvalidServerConfigError('symbolsPerTurn must be a positive integer');
+    }
+    if (!Number.isInteger(this.fdtInterval) || this.fdtInterval < 2) {
+      throw new InvalidServerConfigError('fdtInterval must be an integer >= 2');
+    }
+    const w = options.windowBlocks ?? Infinity;
+    if (w !== Infinity && (!Number.isInteger(w) || w < 1)) throw new InvalidServerConfigError('windowBlocks must be a positive integer');
+    if (!Number.isInteger(options.fdtBlocks) || options.fdtBlocks < 1) throw new InvalidServerConfigError('an FDT has at least one source block');
+    this.windowLimit = w;
+    this.counters = options.counters ?? { windowAdvances: 0, windowStalls: 0 };
+    this.fdtBlocks = options.fdtBlocks;
+    this.gate = options.gate;
+    this.blocks.push(...options.blocks);
+    // The first W blocks: the server waits for them (start, then the cache) before it sends.
+    for (let i = 0; i < Math.min(this.windowLimit, this.blocks.length); i++) {
+      this.window.push(i);
+      this.passSent.push(0);
+    }
+    this.nextBlock = this.window.length % Math.max(1, this.blocks.length);
+  }
+
+  /** Blocks in the window now (every block when nothing slides). */
+  get windowBlocks(): number {
+    return this.window.length;
+  }
+
+  /** Blocks in the cyclic order. */
+  get blockCount(): number {
+    return this.blocks.length;
+  }
+
+  /** Whether the window is smaller than the channel (blocks come and go). */
+  get sliding(): boolean {
+    return this.window.length + this.admitting.length < this.blocks.length;
+  }
+
+  block(index: number): ScheduledBlock {
+    return this.blocks[index];
+  }
+
+  /** The blocks in the window now, in turn order. */
+  get windowContents(): readonly ScheduledBlock[] {
+    return this.window.map((i) => this.blocks[i]);
+  }
+
+  /** Pins the first window and the block after it (their preparation starts now). */
+  start(): void {
+    if (this.state !== 'new') return;
+    this.state = 'started';
+    for (const i of this.window) this.gate.pin(i);
+    for (const i of this.admitting) this.gate.pin(i);
+    if (this.sliding) this.gate.pin(this.nextBlock);
+  }
+
+  /** Unpins everything the schedule pinned; nothing is added afterwards. */
+  close(): void {
+    if (this.state === 'started') {
+      for (const i of this.window) this.gate.unpin(i);
+      for (const i of this.admitting) this.gate.unpin(i);
+      if (this.sliding) this.gate.unpin(this.nextBlock);
+    }
+    this.state = 'closed';
+  }
+
+  /**
+   * Appends a block (sealed after the schedule was made) to the cyclic
+   * order; returns its index. It joins the window when there is room and it
+   * is ready, or comes in its turn of the cycle.
+   */
+  add(block: ScheduledBlock): number {
+    const index = this.blocks.length;
+    if (this.state === 'closed') return index;
+    const wasSliding = this.sliding;
+    this.blocks.push(block);
+    if (this.window.length + this.admitting.length < this.windowLimit) {
+      if (this.state === 'new') {
+        // Like the first window: pinned by start(), waited for by the server.
+        this.window.push(index);
+        this.passSent.push(0);
+      } else {
+        this.admitting.push(index);
+        this.gate.pin(index);
+      }
+    } else if (!wasSliding || (this.nextBlock === 0 && this.window.includes(index - 1))) {
+      // The window held the whole cycle, or its run ended at the last block:
+      // after the last block now comes the new one, not block 0.
+      if (wasSliding && this.state === 'started') this.gate.unpin(this.nextBlock);
+      this.nextBlock = index;
+      if (this.state === 'started') this.gate.pin(index);
+    }
+    return index;
+  }
+
+  /** The turn at stream position `position`, at most `max` (>= 1) packets. */
+  next(position: number, max: number): Turn {
+    this.admit();
+    if (position % this.fdtInterval === 0 || this.window.length === 0) {
+      const sbn = this.fdtCursor;
+      this.fdtCursor = (this.fdtCursor + 1) % this.fdtBlocks;
+      return { block: FDT_TURN, sbn, want: 1, slot: -1 };
+    }
+    const toFdt = this.fdtInterval - (position % this.fdtInterval);
+    const slot = this.cursor;
+    const index = this.window[slot];
+    const b = this.blocks[index];
+    let want = Math.min(this.window.length === 1 ? toFdt : Math.min(this.symbolsPerTurn, toFdt), max);
+    if (this.sliding) {
+      // Stop at the quota, so that the block leaves exactly there when it can.
+      const left = b.quota - this.passSent[slot];
+      if (left > 0) want = Math.min(want, left);
+    }
+    this.cursor = (this.cursor + 1) % this.window.length;
+    return { block: index, sbn: b.sbn, want, slot };
+  }
+
+  /** `count` packets of `turn` were built: counts them against the block's quota, which may move the window. */
+  sent(turn: Turn, count: number): void {
+    if (turn.slot < 0 || !this.sliding) return;
+    this.passSent[turn.slot] += count;
+    if (this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
+  }
+
+  /** Window slot `slot` has had its quota: its block leaves, the next one (if ready) comes in. */
+  private advance(slot: number): void {
+    if (!this.gate.ready(this.nextBlock)) {
+      this.counters.windowStalls++;
+      return;
+    }
+    this.gate.unpin(this.window[slot]);
+    this.window[slot] = this.nextBlock;
+    this.passSent[slot] = 0;
+    this.nextBlock = (this.nextBlock + 1) % this.blocks.length;
+    this.gate.pin(this.nextBlock);
+    this.counters.windowAdvances++;
+  }
+
+  /** Moves appended blocks that have become ready into the window. */
+  private admit(): void {
+    while (this.admitting.length > 0 && this.gate.ready(this.admitting[0])) {
+      const index = this.admitting.shift()!;
+      this.window.push(index);
+      this.passSent.push(0);
+      this.counters.windowAdvances++;
+    }
+  }
+}
