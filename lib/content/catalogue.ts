@@ -91,6 +91,7 @@ export interface CatalogueObject {
   readonly length: number;
   readonly sha256: Uint8Array;
   readonly oti: FecOti;
+  /** The object's blocks: a BlockSource (block-source.ts) as it is, every block sealed from the start. */
   readonly encoder: ObjectEncoder;
 }
 
