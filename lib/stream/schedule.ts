@@ -255,9 +255,13 @@ export class StreamSchedule {
     if (this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
   }
 
-  /** Window slot `slot` has had its quota: its block leaves, the next one (if ready) comes in. */
+  /**
+   * Window slot `slot` has had its quota: its block leaves, the next one (if
+   * ready) comes in. Not while blocks added to a window with room are still
+   * being admitted: they come before the next block in the cycle.
+   */
   private advance(slot: number): void {
-    if (!this.gate.ready(this.nextBlock)) {
+    if (this.admitting.length > 0 || !this.gate.ready(this.nextBlock)) {
       this.counters.windowStalls++;
       return;
     }

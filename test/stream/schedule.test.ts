@@ -250,6 +250,23 @@ describe('StreamSchedule: blocks sealed later', () => {
     expect(s.windowContents.map((b) => b.sbn)).toEqual([2, 3]);
   });
 
+  test('no block leaves the window while added blocks are still being admitted: they come before the next one', () => {
+    const { s, gate } = schedule({ blocks: blocks(2), windowBlocks: 3, fdtInterval: 1000 });
+    s.start();
+    gate.notReady.add(1).add(2);
+    s.add({ obj: 0, sbn: 1, quota: 2 });
+    s.add({ obj: 0, sbn: 2, quota: 2 });
+    s.add({ obj: 0, sbn: 3, quota: 2 });
+    expect(s.sliding).toBe(true);
+    expect([...gate.pinned.keys()]).toEqual([0, 1, 2, 3]);
+    // Block 0 keeps its slot past its quota (a stall) until 1 and 2 are in.
+    expect(drive(s, 1 + 6).slice(1)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(s.counters.windowStalls).toBeGreaterThan(0);
+    gate.notReady.clear();
+    drive(s, 1, 7);
+    expect(s.windowContents.map((b) => b.sbn)).toEqual([3, 1, 2]);
+  });
+
   test('after close, nothing is added or pinned', () => {
     const { s, gate } = schedule({ blocks: blocks(3) });
     s.start();
