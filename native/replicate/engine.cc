@@ -2,12 +2,13 @@
 
 #include <errno.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+
+#include "replicate/udp_sink.h"
 
 namespace rqcast {
 namespace replicate {
@@ -24,40 +25,71 @@ uint64_t monotonic_ns() {
 // Messages a run may put on the wire before the sender looks at its command
 // queue and the other channels again (bounds latency of add/remove).
 constexpr uint64_t kRunMessageBudget = 4096;
-constexpr uint32_t kMaxRunPackets = 1024;
 
-struct Counter {
-  std::atomic<uint64_t> v{0};
-  void add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+DatagramOptions datagram_options(const EngineOptions& o) {
+  DatagramOptions d;
+  d.gso = o.gso;
+  d.send_buffer_bytes = o.send_buffer_bytes;
+  d.send_timeout_ms = o.send_timeout_ms;
+  d.max_batch = o.max_batch;
+  d.max_segments = o.max_segments;
+  return d;
+}
+
+// A sink on a channel and how far along the stream it is.
+struct SinkSlot {
+  Sink* sink;
+  std::shared_ptr<Sink> owned;  // empty for the channel's own UdpSink
+  uint64_t next;                // stream index of the first packet not taken
 };
 
 }  // namespace
 
 struct Engine::Channel {
-  Channel(uint32_t i, const ChannelConfig& c)
-      : id(i), config(c), ring(std::make_shared<PacketRing>(c.capacity, c.slot_size)) {}
+  Channel(uint32_t i, const ChannelConfig& c, DatagramSender& sender)
+      : id(i),
+        config(c),
+        ring(std::make_shared<PacketRing>(c.capacity, c.slot_size)),
+        udp(sender) {
+    sinks.push_back(SinkSlot{&udp, nullptr, 0});
+  }
 
   const uint32_t id;
   ChannelConfig config;
   std::shared_ptr<PacketRing> ring;
   std::mutex producer_mutex;             // one producer at a time
   std::atomic<bool> low_signalled{false};
-  // The destination set as the callers see it (guarded by map_mutex_):
-  // answers add/remove at once and keeps no-op commands off the queue.
+  // The UDP destinations and added sinks as the callers see them (guarded
+  // by map_mutex_): answers add/remove at once and keeps no-op commands off
+  // the queue.
   DestinationSet members;
+  std::vector<const Sink*> added_sinks;
 
   // Sender thread only.
-  DestinationSet dests[2];  // [0] IPv4, [1] IPv6
+  UdpSink udp;                  // the unicast destinations; sinks[0]
+  std::vector<SinkSlot> sinks;  // in the order they were added
   TokenBucket bucket;
   bool paused = false;
   uint64_t visible_tail = 0;
+  // The stream's next packet: [head, front) went out on the channel's
+  // tokens and waits for a sink that took fewer (sink.h: back-pressure).
+  uint64_t front = 0;
 
-  // Stats (sender thread writes).
-  Counter stream_packets, datagrams, bytes, syscalls, gso_sends, drops_eagain,
-      drops_enobufs, errors, one_offs;
+  // Written by the sender thread (the engine and the sinks).
+  ChannelCounters counters;
 
-  size_t dest_count() const { return dests[0].size() + dests[1].size(); }
+  size_t destination_count() const {
+    size_t n = 0;
+    for (const SinkSlot& s : sinks) n += s.sink->destination_count();
+    return n;
+  }
+  // The largest wire message among the sinks that send anything.
+  uint32_t packets_per_message() const {
+    uint32_t m = 1;
+    for (const SinkSlot& s : sinks)
+      if (!s.sink->empty()) m = std::max(m, s.sink->packets_per_message());
+    return m;
+  }
 };
 
 struct Engine::Command {
@@ -67,6 +99,8 @@ struct Engine::Command {
     kAddDestination,
     kRemoveDestination,
     kClearDestinations,
+    kAddSink,
+    kRemoveSink,
     kSetRate,
     kSetPaused,
     kSendOne,
@@ -81,42 +115,19 @@ struct Engine::Command {
   uint64_t rate = 0, burst = 0;
   bool flag = false;
   std::vector<uint8_t> payload;
+  std::shared_ptr<Sink> sink;
+  const Sink* sink_id = nullptr;
 };
 
-// One run: `groups` datagrams (each a GSO super-datagram or a single packet)
-// sharing the iovec array; iov[first[k] .. first[k]+segs[k]) is group k.
-struct Engine::Run {
-  iovec iov[kMaxRunPackets];
-  uint32_t first[kMaxRunPackets];
-  uint32_t segs[kMaxRunPackets];
-  uint64_t bytes[kMaxRunPackets];
-  alignas(cmsghdr) uint8_t control[kMaxRunPackets][udp::kGsoControlSize];
-  uint32_t groups = 0;
-};
-
-Engine::Engine(const EngineOptions& options, EventSink* sink)
-    : options_(options), sink_(sink) {
-  if (options_.max_batch == 0 || options_.max_batch > udp::kMaxBatch)
-    options_.max_batch = udp::kMaxBatch;
-  if (options_.max_segments == 0 || options_.max_segments > udp::kMaxGsoSegments)
-    options_.max_segments = udp::kMaxGsoSegments;
-}
+Engine::Engine(const EngineOptions& options, EventSink* events)
+    : options_(options), events_(events), udp_(datagram_options(options)) {}
 
 Engine::~Engine() { stop(); }
 
 int Engine::start() {
   if (thread_.joinable()) return EALREADY;
-  int rc = v4_.open(AF_INET, options_.send_buffer_bytes, options_.send_timeout_ms);
+  int rc = udp_.open();
   if (rc != 0) return rc;
-  // A host without IPv6 still replicates to IPv4 destinations.
-  if (v6_.open(AF_INET6, options_.send_buffer_bytes, options_.send_timeout_ms) != 0)
-    v6_.close();
-  gso_supported_ = v4_.gso_supported();
-  gso_active_.store(options_.gso && gso_supported_);
-  if (!run_) run_.reset(new Run());
-  msgs_.resize(options_.max_batch);
-  msg_segs_.resize(options_.max_batch);
-  msg_bytes_.resize(options_.max_batch);
   {
     std::lock_guard<std::mutex> lk(queue_mutex_);
     stopping_ = false;
@@ -137,18 +148,11 @@ void Engine::stop() {
   thread_.join();
   active_.clear();
   queue_.clear();
-  v4_.close();
-  v6_.close();
+  udp_.close();
 }
 
 uint64_t Engine::now() const {
   return options_.clock ? options_.clock() : monotonic_ns();
-}
-
-udp::Socket* Engine::socket_for(int family) {
-  if (family == AF_INET) return &v4_;
-  if (family == AF_INET6 && v6_.is_open()) return &v6_;
-  return nullptr;
 }
 
 int Engine::enqueue(Command&& c) {
@@ -184,7 +188,7 @@ int Engine::create_channel(uint32_t id, const ChannelConfig& config) {
   if (config.slot_size == 0 || config.slot_size > udp::kMaxDatagramPayload ||
       config.capacity == 0 || config.capacity > (1u << 24))
     return EINVAL;
-  auto ch = std::make_shared<Channel>(id, config);
+  auto ch = std::make_shared<Channel>(id, config, udp_);
   if (ch->config.burst_bytes == 0)
     ch->config.burst_bytes = default_burst(config.rate_bytes_per_s, config.slot_size);
   ch->bucket = TokenBucket(config.rate_bytes_per_s, ch->config.burst_bytes, now());
@@ -222,7 +226,7 @@ int Engine::remove_channel(uint32_t id) {
 
 int Engine::add_destination(uint32_t id, const udp::Endpoint& to) {
   if (to.family() != AF_INET && to.family() != AF_INET6) return EAFNOSUPPORT;
-  if (to.family() == AF_INET6 && thread_.joinable() && !v6_.is_open())
+  if (to.family() == AF_INET6 && thread_.joinable() && !udp_.has_family(AF_INET6))
     return EAFNOSUPPORT;
   return change_members(id, Command::kAddDestination, &to);
 }
@@ -260,6 +264,37 @@ int Engine::change_members(uint32_t id, int kind, const udp::Endpoint* to) {
   c.channel = id;
   if (to) c.endpoint = *to;
   return enqueue(std::move(c));
+}
+
+int Engine::add_sink(uint32_t id, std::shared_ptr<Sink> sink) {
+  if (!sink) return EINVAL;
+  std::lock_guard<std::mutex> lk(map_mutex_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return ENOENT;
+  std::vector<const Sink*>& added = it->second->added_sinks;
+  if (std::find(added.begin(), added.end(), sink.get()) != added.end()) return 0;
+  Command c(Command::kAddSink);
+  c.channel = id;
+  c.sink_id = sink.get();
+  c.sink = std::move(sink);
+  int rc = enqueue(std::move(c));
+  if (rc == 0) added.push_back(c.sink_id);
+  return rc;
+}
+
+int Engine::remove_sink(uint32_t id, const Sink* sink) {
+  std::lock_guard<std::mutex> lk(map_mutex_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return ENOENT;
+  std::vector<const Sink*>& added = it->second->added_sinks;
+  auto at = std::find(added.begin(), added.end(), sink);
+  if (at == added.end()) return 0;
+  Command c(Command::kRemoveSink);
+  c.channel = id;
+  c.sink_id = sink;
+  int rc = enqueue(std::move(c));
+  if (rc == 0) added.erase(at);
+  return rc;
 }
 
 int Engine::set_rate(uint32_t id, uint64_t rate, uint64_t burst) {
@@ -340,15 +375,16 @@ int Engine::channel_stats(uint32_t id, ChannelStats* out) const {
   if (it == channels_.end()) return ENOENT;
   const Channel& c = *it->second;
   out->id = c.id;
-  out->stream_packets = c.stream_packets.get();
-  out->datagrams = c.datagrams.get();
-  out->bytes = c.bytes.get();
-  out->syscalls = c.syscalls.get();
-  out->gso_sends = c.gso_sends.get();
-  out->drops_eagain = c.drops_eagain.get();
-  out->drops_enobufs = c.drops_enobufs.get();
-  out->errors = c.errors.get();
-  out->one_offs = c.one_offs.get();
+  const ChannelCounters& k = c.counters;
+  out->stream_packets = k.stream_packets.get();
+  out->datagrams = k.datagrams.get();
+  out->bytes = k.bytes.get();
+  out->syscalls = k.syscalls.get();
+  out->gso_sends = k.gso_sends.get();
+  out->drops_eagain = k.drops_eagain.get();
+  out->drops_enobufs = k.drops_enobufs.get();
+  out->errors = k.errors.get();
+  out->one_offs = k.one_offs.get();
   out->destinations = c.members.size();
   out->queued = c.ring->queued();
   return 0;
@@ -370,9 +406,9 @@ void Engine::all_channel_stats(std::vector<ChannelStats>* out) const {
 
 EngineStats Engine::stats() const {
   EngineStats s;
-  s.gso_active = gso_active_.load();
-  s.gso_fallbacks = gso_fallbacks_.load();
-  s.syscalls = syscalls_.load();
+  s.gso_active = udp_.gso_active();
+  s.gso_fallbacks = udp_.gso_fallbacks();
+  s.syscalls = udp_.syscalls();
   s.one_offs = one_offs_.load();
   s.one_off_errors = one_off_errors_.load();
   s.commands = commands_.load();
@@ -387,7 +423,9 @@ void Engine::apply(Command& c) {
     // Its tail was not read at the top of this loop: packets pushed after
     // this command wait for the next loop, which must not sleep first (their
     // wake-up may already have been consumed by this one).
-    c.ch->visible_tail = c.ch->ring->head();
+    Channel& added = *c.ch;
+    added.visible_tail = added.front = added.ring->head();
+    for (SinkSlot& s : added.sinks) s.next = added.front;
     active_.push_back(std::move(c.ch));
     rescan_ = true;
     return;
@@ -400,19 +438,23 @@ void Engine::apply(Command& c) {
       if (ch) active_.erase(it);
       break;
     case Command::kAddDestination:
+      if (ch) ch->udp.add(c.endpoint);
+      break;
     case Command::kRemoveDestination:
-      if (ch) {
-        DestinationSet& set = ch->dests[c.endpoint.family() == AF_INET6 ? 1 : 0];
-        if (c.kind == Command::kAddDestination)
-          set.add(c.endpoint);
-        else
-          set.remove(c.endpoint);
-      }
+      if (ch) ch->udp.remove(c.endpoint);
       break;
     case Command::kClearDestinations:
+      if (ch) ch->udp.clear();
+      break;
+    case Command::kAddSink:
+      // It starts where the stream is now: the next packet sent is its first.
+      if (ch) ch->sinks.push_back(SinkSlot{c.sink.get(), std::move(c.sink), ch->front});
+      break;
+    case Command::kRemoveSink:
       if (ch) {
-        ch->dests[0].clear();
-        ch->dests[1].clear();
+        auto at = std::find_if(ch->sinks.begin(), ch->sinks.end(),
+                               [&](const SinkSlot& s) { return s.sink == c.sink_id; });
+        if (at != ch->sinks.end() && at->owned) ch->sinks.erase(at);
       }
       break;
     case Command::kSetRate:
@@ -425,23 +467,21 @@ void Engine::apply(Command& c) {
       if (ch) ch->paused = c.flag;
       break;
     case Command::kSendOne: {
-      udp::Socket* s = socket_for(c.endpoint.family());
-      int err = s ? s->send_one(c.endpoint, c.payload.data(), c.payload.size())
-                  : EAFNOSUPPORT;
+      int err = udp_.send_one(c.endpoint, c.payload.data(), c.payload.size());
       if (c.has_channel && ch) {
-        ch->syscalls.add(1);
+        ChannelCounters& k = ch->counters;
+        k.syscalls.add(1);
         if (err == 0) {
-          ch->one_offs.add(1);
-          ch->bytes.add(c.payload.size());
-          ch->datagrams.add(1);
+          k.one_offs.add(1);
+          k.bytes.add(c.payload.size());
+          k.datagrams.add(1);
           ch->bucket.force_take(c.payload.size());
         } else {
-          count_error(*ch, err, 1);
+          k.count_error(err, 1);
         }
       } else {
         (err == 0 ? one_offs_ : one_off_errors_).fetch_add(1, std::memory_order_relaxed);
       }
-      syscalls_.fetch_add(1, std::memory_order_relaxed);
       break;
     }
     default:
@@ -460,9 +500,9 @@ bool Engine::drain_commands() {
   return true;
 }
 
-uint32_t Engine::run_limit(const Channel& c) const {
-  uint64_t per_msg = gso_active_.load(std::memory_order_relaxed) ? options_.max_segments : 1;
-  uint64_t d = c.dest_count();
+uint32_t Engine::run_limit(size_t destinations, uint32_t per_message) const {
+  uint64_t per_msg = per_message;
+  uint64_t d = destinations;
   uint64_t n = d ? kRunMessageBudget * per_msg / d : per_msg;
   if (n < per_msg) n = per_msg;
   if (n > kMaxRunPackets) n = kMaxRunPackets;
@@ -476,8 +516,8 @@ uint32_t Engine::run_limit(const Channel& c) const {
 // per second per destination, and as many receive wake-ups at each client;
 // a run is one GSO datagram per destination (one GRO message at a client
 // that asks for them), the same bytes per second in coarser steps.
-uint32_t Engine::pacing_quantum(const Channel& c) const {
-  uint64_t per_msg = gso_active_.load(std::memory_order_relaxed) ? options_.max_segments : 1;
+uint32_t Engine::pacing_quantum(const Channel& c, uint32_t per_message) const {
+  uint64_t per_msg = per_message;
   uint64_t q = c.bucket.burst() / (2ull * c.config.slot_size);
   if (q > per_msg && per_msg > 1) q = per_msg;
   if (q > kMaxRunPackets) q = kMaxRunPackets;
@@ -505,37 +545,18 @@ void Engine::run() {
     bool sent_any = false;
     for (size_t k = 0; k < active_.size(); ++k) {
       Channel& c = *active_[k];
-      if (c.paused || c.dest_count() == 0) continue;
-      uint64_t head = c.ring->head();
-      uint64_t avail = c.visible_tail - head;
-      if (avail == 0) continue;
-      uint32_t limit = run_limit(c);
-      if (avail < limit) limit = static_cast<uint32_t>(avail);
-      c.bucket.refill(t);
-      if (!c.bucket.unpaced()) {
-        uint32_t want = std::min(limit, pacing_quantum(c));
-        uint64_t bytes = static_cast<uint64_t>(want) * c.ring->length(head);
-        if (c.bucket.tokens() < static_cast<int64_t>(bytes)) {
-          min_wait = std::min(min_wait, c.bucket.wait_ns(bytes));
-          continue;
-        }
-      }
-      uint32_t n = 0;
-      while (n < limit && c.bucket.try_take(c.ring->length(head + n))) ++n;
-      if (n == 0) {
-        min_wait = std::min(min_wait, c.bucket.wait_ns(c.ring->length(head)));
-        continue;
-      }
-      send_run(c, head, n);
-      c.ring->release(n);
-      c.stream_packets.add(n);
-      sent_any = true;
-      if (c.ring->queued() <= c.config.low_water &&
+      if (c.paused) continue;
+      bool moved = serve(c, t, &min_wait);
+      sent_any |= moved;
+      // A removed sink may have been the one holding the ring: released
+      // slots count as progress for the producer even when nothing moved.
+      if ((release_taken(c) > 0 || moved) &&
+          c.ring->queued() <= c.config.low_water &&
           !c.low_signalled.exchange(true, std::memory_order_acq_rel))
         low_.push_back(c.id);
     }
     if (!low_.empty()) {
-      if (sink_) sink_->on_low_water(low_.data(), low_.size());
+      if (events_) events_->on_low_water(low_.data(), low_.size());
       low_.clear();
     }
     std::unique_lock<std::mutex> lk(queue_mutex_);
@@ -557,187 +578,76 @@ void Engine::run() {
   barrier_cv_.notify_all();
 }
 
-void Engine::send_run(Channel& c, uint64_t head, uint32_t count) {
-  // Group consecutive packets into GSO super-datagrams: every segment of
-  // one datagram has the group's first size, except a shorter last one
-  // (the kernel's rule for UDP_SEGMENT).
-  Run& run = *run_;
-  bool gso = gso_active_.load(std::memory_order_relaxed);
-  run.groups = 0;
-  uint32_t i = 0;
-  while (i < count) {
-    uint32_t seg = c.ring->length(head + i);
-    uint32_t g = 1;
-    uint64_t total = seg;
-    if (gso) {
-      while (i + g < count && g < options_.max_segments) {
-        uint32_t l = c.ring->length(head + i + g);
-        if (l > seg || total + l > udp::kMaxDatagramPayload) break;
-        total += l;
-        ++g;
-        if (l < seg) break;
-      }
-    }
-    uint32_t k = run.groups++;
-    run.first[k] = i;
-    run.segs[k] = g;
-    run.bytes[k] = total;
-    for (uint32_t j = 0; j < g; ++j) {
-      run.iov[i + j].iov_base = const_cast<uint8_t*>(c.ring->packet(head + i + j));
-      run.iov[i + j].iov_len = c.ring->length(head + i + j);
-    }
-    if (g > 1) udp::write_gso_control(run.control[k], static_cast<uint16_t>(seg));
-    i += g;
+bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
+  const size_t destinations = c.destination_count();
+  if (destinations == 0) return false;
+  const uint32_t per_message = c.packets_per_message();
+  const uint32_t max_run = run_limit(destinations, per_message);
+  bool moved = false;
+  // A sink that took fewer than it was offered gets the rest first, on
+  // tokens already spent: the stream went past those packets.
+  for (size_t i = 0; i < c.sinks.size(); ++i) {
+    const uint64_t next = c.sinks[i].next;
+    if (next != c.front)
+      moved |= offer(c, next, std::min<uint64_t>(c.front, next + max_run));
   }
-  if (!c.dests[0].empty()) send_family(c, 0, run);
-  if (!c.dests[1].empty()) send_family(c, 1, run);
-}
-
-void Engine::send_family(Channel& c, int fam, const Run& run) {
-  udp::Socket& s = fam == 0 ? v4_ : v6_;
-  if (!s.is_open()) {
-    uint64_t packets = 0;
-    for (uint32_t k = 0; k < run.groups; ++k) packets += run.segs[k];
-    c.errors.add(c.dests[fam].size() * packets);
-    return;
-  }
-  DestinationSet& set = c.dests[fam];
-  const size_t nd = set.size();
-  const unsigned cap = options_.max_batch;
-  unsigned m = 0;
-  auto add = [&](size_t d, iovec* iov, uint32_t g, void* control,
-                 size_t controllen, uint64_t bytes) {
-    msghdr& h = msgs_[m].msg_hdr;
-    h.msg_name = const_cast<sockaddr_storage*>(&set[d].addr);
-    h.msg_namelen = set[d].len;
-    h.msg_iov = iov;
-    h.msg_iovlen = g;
-    h.msg_control = control;
-    h.msg_controllen = controllen;
-    h.msg_flags = 0;
-    msg_segs_[m] = g;
-    msg_bytes_[m] = bytes;
-    if (++m == cap) {
-      flush(c, s, set, m, msg_segs_.data(), msg_bytes_.data());
-      m = 0;
-    }
-  };
-  // Packet-major: each destination gets the groups in order.
-  for (uint32_t k = 0; k < run.groups; ++k) {
-    iovec* iov = const_cast<iovec*>(&run.iov[run.first[k]]);
-    const uint32_t g = run.segs[k];
-    void* control = g > 1 ? const_cast<uint8_t*>(run.control[k]) : nullptr;
-    const size_t controllen = g > 1 ? udp::kGsoControlSize : 0;
-    for (size_t d = 0; d < nd; ++d) {
-      if (g > 1 && set.plain_only(d)) {
-        for (uint32_t j = 0; j < g; ++j) add(d, iov + j, 1, nullptr, 0, iov[j].iov_len);
-      } else {
-        add(d, iov, g, control, controllen, run.bytes[k]);
-      }
+  uint64_t avail = c.visible_tail - c.front;
+  if (avail == 0) return moved;
+  uint32_t limit = max_run;
+  if (avail < limit) limit = static_cast<uint32_t>(avail);
+  c.bucket.refill(t);
+  if (!c.bucket.unpaced()) {
+    uint32_t want = std::min(limit, pacing_quantum(c, per_message));
+    uint64_t bytes = static_cast<uint64_t>(want) * c.ring->length(c.front);
+    if (c.bucket.tokens() < static_cast<int64_t>(bytes)) {
+      *min_wait = std::min(*min_wait, c.bucket.wait_ns(bytes));
+      return moved;
     }
   }
-  if (m) flush(c, s, set, m, msg_segs_.data(), msg_bytes_.data());
+  uint32_t n = 0;
+  while (n < limit && c.bucket.try_take(c.ring->length(c.front + n))) ++n;
+  if (n == 0) {
+    *min_wait = std::min(*min_wait, c.bucket.wait_ns(c.ring->length(c.front)));
+    return moved;
+  }
+  offer(c, c.front, c.front + n);
+  c.front += n;
+  c.counters.stream_packets.add(n);
+  return true;
 }
 
-// Counts the datagrams a failed message carried.
-void Engine::count_error(Channel& c, int err, uint64_t datagrams) {
-  if (err == EAGAIN || err == EWOULDBLOCK)
-    c.drops_eagain.add(datagrams);
-  else if (err == ENOBUFS)
-    c.drops_enobufs.add(datagrams);
-  else
-    c.errors.add(datagrams);
+uint32_t Engine::release_taken(Channel& c) {
+  uint64_t done = c.front;
+  for (SinkSlot& s : c.sinks) {
+    // A sink with no destination holds nothing (there is no one to wait for).
+    if (s.next != c.front && s.sink->empty()) s.next = c.front;
+    done = std::min(done, s.next);
+  }
+  uint64_t head = c.ring->head();
+  if (done <= head) return 0;
+  uint32_t n = static_cast<uint32_t>(done - head);
+  c.ring->release(n);
+  return n;
 }
 
-// A GSO message the kernel would not take. EIO/ENOPROTOOPT: the device
-// (or kernel) cannot segment at all, so GSO is off from now on. EINVAL or
-// EMSGSIZE: this route's MTU is smaller than a segment (udp_send_skb checks
-// gso_size against the path's fragment size), so this message is sent plain,
-// the destination gets plain datagrams from then on (no failing call per
-// run), and GSO stays on for everyone else.
-static bool gso_refused(int err) {
-  return err == EIO || err == ENOPROTOOPT || err == EINVAL || err == EMSGSIZE;
-}
-
-void Engine::flush(Channel& c, udp::Socket& s, DestinationSet& set,
-                   unsigned count, const uint32_t* segs, const uint64_t* bytes) {
-  unsigned off = 0;
-  uint64_t calls = 0, dgrams = 0, nbytes = 0, gsos = 0;
-  while (off < count) {
-    if (segs[off] > 1 && !gso_active_.load(std::memory_order_relaxed)) {
-      // GSO was switched off earlier in this run.
-      send_segments_plain(c, s, msgs_[off].msg_hdr);
-      ++off;
+bool Engine::offer(Channel& c, uint64_t first, uint64_t end) {
+  Run run;
+  run.ring = c.ring.get();
+  run.first = first;
+  run.count = static_cast<uint32_t>(end - first);
+  bool took = false;
+  for (SinkSlot& s : c.sinks) {
+    if (s.next != first) continue;
+    if (s.sink->empty()) {
+      // No one to send to: nothing to hold the ring for.
+      s.next = end;
       continue;
     }
-    int err = 0;
-    int r = s.send_batch(&msgs_[off], count - off, &err);
-    ++calls;
-    if (r > 0) {
-      for (unsigned j = off; j < off + static_cast<unsigned>(r); ++j) {
-        dgrams += segs[j];
-        nbytes += bytes[j];
-        gsos += segs[j] > 1;
-      }
-      off += static_cast<unsigned>(r);
-      continue;
-    }
-    if (err == EINTR) continue;
-    if (segs[off] > 1 && gso_refused(err)) {
-      gso_fallbacks_.fetch_add(1, std::memory_order_relaxed);
-      if (err == EIO || err == ENOPROTOOPT) {
-        gso_active_.store(false, std::memory_order_relaxed);
-      } else {
-        size_t d = set.index_of_name(msgs_[off].msg_hdr.msg_name);
-        if (d < set.size()) set.set_plain_only(d);
-      }
-      send_segments_plain(c, s, msgs_[off].msg_hdr);
-      ++off;
-      continue;
-    }
-    count_error(c, err, segs[off]);
-    off += 1;
+    uint32_t taken = std::min(s.sink->send(run, c.counters), run.count);
+    s.next += taken;
+    took |= taken > 0;
   }
-  c.syscalls.add(calls);
-  c.datagrams.add(dgrams);
-  c.bytes.add(nbytes);
-  c.gso_sends.add(gsos);
-  syscalls_.fetch_add(calls, std::memory_order_relaxed);
-}
-
-void Engine::send_segments_plain(Channel& c, udp::Socket& s, const msghdr& h) {
-  // One plain datagram per segment of the refused GSO message.
-  plain_.clear();
-  for (size_t k = 0; k < h.msg_iovlen; ++k) {
-    struct mmsghdr p{};
-    p.msg_hdr.msg_name = h.msg_name;
-    p.msg_hdr.msg_namelen = h.msg_namelen;
-    p.msg_hdr.msg_iov = &h.msg_iov[k];
-    p.msg_hdr.msg_iovlen = 1;
-    plain_.push_back(p);
-  }
-  size_t off = 0;
-  uint64_t calls = 0, dgrams = 0, nbytes = 0;
-  while (off < plain_.size()) {
-    int err = 0;
-    int r = s.send_batch(&plain_[off], static_cast<unsigned>(plain_.size() - off), &err);
-    ++calls;
-    if (r > 0) {
-      for (size_t j = off; j < off + static_cast<size_t>(r); ++j) {
-        dgrams += 1;
-        nbytes += plain_[j].msg_hdr.msg_iov->iov_len;
-      }
-      off += static_cast<size_t>(r);
-      continue;
-    }
-    if (err == EINTR) continue;
-    count_error(c, err, 1);
-    off += 1;
-  }
-  c.syscalls.add(calls);
-  c.datagrams.add(dgrams);
-  c.bytes.add(nbytes);
-  syscalls_.fetch_add(calls, std::memory_order_relaxed);
+  return took;
 }
 
 }  // namespace replicate

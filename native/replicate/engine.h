@@ -1,15 +1,22 @@
 // rqcast — the replication engine: channels of ready packets, each paced and
-// sent to every one of its destinations by one native sender thread.
+// handed to every one of its sinks by one native sender thread.
+//
+// The core here is transport-free: a command queue, a ring of packets per
+// channel, a token bucket per channel, low-water events and counters. Where
+// the packets go is the channel's list of sinks (sink.h): its UdpSink (the
+// unicast destinations that add_destination() manages) and any sink added
+// with add_sink() (a multicast group, a TCP connection).
 //
 // Threads: any producer thread (the JS thread, a native encoder) calls the
 // public methods; they only enqueue commands or fill a channel's ring. The
-// sender thread alone touches sockets, destination sets and token buckets.
+// sender thread alone touches sockets, sinks and token buckets.
 // Ordering promise: a command issued before pushPackets(X) (on the same
-// thread) is applied before X is sent — a destination added before X gets X,
-// one removed before X does not. Packets pushed before the command may go
-// either way (a fountain stream does not care).
+// thread) is applied before X is sent — a destination (or sink) added before
+// X gets X, one removed before X does not. Packets pushed before the command
+// may go either way (a fountain stream does not care).
 //
-// A channel with no destination holds its packets (nothing is consumed).
+// A channel with no destination in any sink holds its packets (nothing is
+// consumed).
 #pragma once
 
 #include <atomic>
@@ -23,9 +30,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "replicate/channel_counters.h"
+#include "replicate/datagram_sender.h"
 #include "replicate/destination_set.h"
 #include "replicate/packet_ring.h"
 #include "replicate/pacing.h"
+#include "replicate/sink.h"
 #include "udp/udp.h"
 
 namespace rqcast {
@@ -62,7 +72,7 @@ struct ChannelStats {
   uint64_t drops_enobufs = 0;
   uint64_t errors = 0;          // other per-destination errors
   uint64_t one_offs = 0;
-  uint64_t destinations = 0;   // as of the last add/remove call returned
+  uint64_t destinations = 0;   // UDP ones, as of the last add/remove call returned
   uint64_t queued = 0;
 };
 
@@ -85,7 +95,7 @@ class EventSink {
 
 class Engine {
  public:
-  Engine(const EngineOptions& options, EventSink* sink);
+  Engine(const EngineOptions& options, EventSink* events);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -100,13 +110,20 @@ class Engine {
 
   // All return 0 or an errno value: EEXIST, ENOENT, EINVAL, EAFNOSUPPORT,
   // EMSGSIZE (packet larger than the channel's slots or than a datagram),
-  // ESHUTDOWN (engine stopped). Adding a present destination or removing
-  // an absent one is a no-op that returns 0.
+  // ESHUTDOWN (engine stopped). Adding a present destination (or sink) or
+  // removing an absent one is a no-op that returns 0.
   int create_channel(uint32_t id, const ChannelConfig& config);
   int remove_channel(uint32_t id);
   int add_destination(uint32_t id, const udp::Endpoint& to);
   int remove_destination(uint32_t id, const udp::Endpoint& to);
   int clear_destinations(uint32_t id);
+  // A sink beside the channel's UDP destinations (a multicast group, a TCP
+  // connection). From this call on the sender thread alone calls it, until
+  // remove_sink() is applied (after the next barrier() the engine holds it
+  // no more). It gets the stream from the first packet sent after the
+  // command, as a destination does. EINVAL for a null sink.
+  int add_sink(uint32_t id, std::shared_ptr<Sink> sink);
+  int remove_sink(uint32_t id, const Sink* sink);
   int set_rate(uint32_t id, uint64_t rate_bytes_per_s, uint64_t burst_bytes);
   int set_paused(uint32_t id, bool paused);
 
@@ -127,7 +144,7 @@ class Engine {
   int channel_stats(uint32_t id, ChannelStats* out) const;
   void all_channel_stats(std::vector<ChannelStats>* out) const;
   EngineStats stats() const;
-  bool gso_supported() const { return gso_supported_; }
+  bool gso_supported() const { return udp_.gso_supported(); }
 
   // Blocks until the sender thread has finished one whole loop (commands
   // applied, every channel sent what its tokens allow, events delivered)
@@ -138,7 +155,6 @@ class Engine {
  private:
   struct Channel;
   struct Command;
-  struct Run;
 
   int enqueue(Command&& c);
   int change_members(uint32_t id, int kind, const udp::Endpoint* to);
@@ -146,25 +162,28 @@ class Engine {
   void run();
   bool drain_commands();
   void apply(Command& c);
-  void send_run(Channel& c, uint64_t head, uint32_t count);
-  void send_family(Channel& c, int fam, const Run& run);
-  void flush(Channel& c, udp::Socket& s, DestinationSet& set, unsigned count,
-             const uint32_t* segs,
-             const uint64_t* bytes);
-  void send_segments_plain(Channel& c, udp::Socket& s, const struct msghdr& h);
-  void count_error(Channel& c, int err, uint64_t datagrams);
-  uint32_t run_limit(const Channel& c) const;
+  // One channel's turn in a loop: lagging sinks catch up, then the stream
+  // moves on by what its tokens allow. Returns whether any sink took a
+  // packet; *min_wait learns when a paced channel can next send.
+  bool serve(Channel& c, uint64_t now_ns, uint64_t* min_wait);
+  // Hands packets [first, end) to every sink whose next packet is `first`;
+  // returns whether any of them took one.
+  bool offer(Channel& c, uint64_t first, uint64_t end);
+  // Gives the producer back the slots every sink has taken; returns how many.
+  uint32_t release_taken(Channel& c);
+  // Packets a run may hold: a budget of wire messages over the channel's
+  // destinations.
+  uint32_t run_limit(size_t destinations, uint32_t per_message) const;
   // Packets a paced channel waits to have tokens for before it sends.
-  uint32_t pacing_quantum(const Channel& c) const;
-  udp::Socket* socket_for(int family);
+  uint32_t pacing_quantum(const Channel& c, uint32_t per_message) const;
   uint64_t now() const;
 
   EngineOptions options_;
-  EventSink* sink_;
-  bool gso_supported_ = false;
-  std::atomic<bool> gso_active_{false};
-  std::atomic<uint64_t> gso_fallbacks_{0}, syscalls_{0}, one_offs_{0},
-      one_off_errors_{0}, commands_{0};
+  EventSink* events_;  // low-water signals (not a packet Sink)
+  std::atomic<uint64_t> one_offs_{0}, one_off_errors_{0}, commands_{0};
+  // The unicast sockets and the GSO state every UDP sink shares (opened by
+  // start(); sender thread only, but for its read-only counters).
+  DatagramSender udp_;
 
   // Producer side: which channels exist (guarded by map_mutex_).
   mutable std::mutex map_mutex_;
@@ -183,15 +202,9 @@ class Engine {
 
   // Sender thread only.
   std::thread thread_;
-  udp::Socket v4_, v6_;
   std::vector<std::shared_ptr<Channel>> active_;
-  std::vector<struct mmsghdr> msgs_;
-  std::vector<uint32_t> msg_segs_;
-  std::vector<uint64_t> msg_bytes_;
-  std::vector<struct mmsghdr> plain_;  // a refused GSO message, split
   std::vector<uint32_t> low_;
   bool rescan_ = false;  // a channel was added: look at its tail next loop
-  std::unique_ptr<Run> run_;
 };
 
 }  // namespace replicate
