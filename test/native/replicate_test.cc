@@ -1,5 +1,7 @@
 // Standalone tests of the replication core: pacing arithmetic, destination
-// set, packet ring, and the engine against loopback sockets (GSO and plain).
+// set, packet ring, the engine against loopback sockets (GSO and plain), and
+// the sink seam (fake sinks on the engine; the UDP sink and its datagram
+// sender on their own).
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <poll.h>
@@ -21,10 +23,13 @@
 #include <thread>
 #include <vector>
 
+#include "replicate/datagram_sender.h"
 #include "replicate/destination_set.h"
 #include "replicate/engine.h"
 #include "replicate/packet_ring.h"
 #include "replicate/pacing.h"
+#include "replicate/sink.h"
+#include "replicate/udp_sink.h"
 #include "udp/batch_receiver.h"
 #include "udp/udp.h"
 
@@ -675,6 +680,378 @@ static void test_engine_gso_refused_falls_back_per_destination() {
   in_new_netns(gso_refused_by_small_mtu);
 }
 
+// --------------------------------------------------------- the sink seam
+
+// A sink that records every packet it takes (bytes and stream index) and
+// each run it is offered. `budget` bounds how many more it takes (a sink
+// that takes fewer: back-pressure); `destinations` is what it reports.
+struct RecordingPacketSink : Sink {
+  explicit RecordingPacketSink(size_t d = 1, uint32_t per_message = 1)
+      : destinations(d), per_message_(per_message) {}
+  std::atomic<size_t> destinations;
+  std::atomic<uint64_t> budget{UINT64_MAX};
+  std::mutex mu;
+  std::vector<std::vector<uint8_t>> packets;
+  std::vector<uint64_t> indices;
+  std::vector<uint32_t> runs;  // run.count of each call
+
+  size_t destination_count() const override { return destinations.load(); }
+  uint32_t packets_per_message() const override { return per_message_; }
+  uint32_t send(const Run& run, ChannelCounters&) override {
+    std::lock_guard<std::mutex> lk(mu);
+    runs.push_back(run.count);
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(run.count, budget.load()));
+    budget -= n;
+    for (uint32_t i = 0; i < n; ++i) {
+      packets.emplace_back(run.packet(i), run.packet(i) + run.length(i));
+      indices.push_back(run.stream_index(i));
+    }
+    return n;
+  }
+  size_t taken() {
+    std::lock_guard<std::mutex> lk(mu);
+    return packets.size();
+  }
+
+ private:
+  uint32_t per_message_;
+};
+
+// One barrier is one loop, and one loop sends one run per channel: a
+// backlog longer than a run takes several. The last barrier lets the loop
+// that handed over the last packet finish (its counters, its release).
+static bool barrier_until_taken(Engine& e, RecordingPacketSink& sink, size_t n) {
+  for (int i = 0; i < 10000 && sink.taken() < n; ++i)
+    if (e.barrier() != 0) return false;
+  return e.barrier() == 0 && sink.taken() == n;
+}
+
+static ChannelStats stats_of(Engine& e, uint32_t id) {
+  ChannelStats s;
+  CHECK_EQ(e.channel_stats(id, &s), 0);
+  return s;
+}
+
+static void test_engine_sink_gets_the_ring_packets_in_order() {
+  // Six pushes of assorted sizes to a channel whose only sink is a fake:
+  // it is handed exactly the ring's packets, in stream order, in runs no
+  // longer than kMaxRunPackets, and none counts as a UDP destination.
+  Engine e(EngineOptions{}, nullptr);
+  CHECK_EQ(e.start(), 0);
+  ChannelConfig cc;
+  cc.slot_size = 1400;
+  cc.capacity = 2048;
+  CHECK_EQ(e.create_channel(1, cc), 0);
+  auto sink = std::make_shared<RecordingPacketSink>();
+  CHECK_EQ(e.add_sink(1, nullptr), EINVAL);
+  CHECK_EQ(e.add_sink(2, sink), ENOENT);
+  CHECK_EQ(e.add_sink(1, sink), 0);
+  CHECK_EQ(e.add_sink(1, sink), 0);  // present: a no-op, not a second copy
+  CHECK_EQ(e.set_paused(1, true), 0);  // one long run, then the rest
+  const uint32_t sizes[] = {1400, 20, 700, 1400, 1, 999};
+  std::vector<std::vector<uint8_t>> want;
+  uint32_t first = 0;
+  for (uint32_t size : sizes) {
+    std::vector<uint8_t> p = make_packets(first, 250, size < 4 ? 4 : size);
+    uint32_t acc = 0;
+    if (size < 4) {  // too short for a sequence number: a byte pattern
+      p.assign(250, 0);
+      for (uint32_t i = 0; i < 250; ++i) p[i] = static_cast<uint8_t>(i);
+    }
+    CHECK_EQ(e.push_packets(1, p.data(), size, 250, &acc), 0);
+    CHECK_EQ(acc, 250u);
+    for (uint32_t i = 0; i < 250; ++i)
+      want.emplace_back(p.begin() + i * size, p.begin() + (i + 1) * size);
+    first += 250;
+  }
+  CHECK_EQ(e.set_paused(1, false), 0);
+  CHECK(barrier_until_taken(e, *sink, 1500));
+  CHECK(sink->packets == want);
+  for (size_t i = 0; i < sink->indices.size(); ++i) CHECK_EQ(sink->indices[i], i);
+  for (uint32_t n : sink->runs) CHECK(n >= 1 && n <= kMaxRunPackets);
+  CHECK_EQ(sink->runs.front(), kMaxRunPackets);
+  ChannelStats s = stats_of(e, 1);
+  CHECK_EQ(s.stream_packets, 1500u);
+  CHECK_EQ(s.queued, 0u);
+  CHECK_EQ(s.destinations, 0u);
+  // Removed: the engine lets go of it, and it gets nothing more.
+  CHECK_EQ(e.remove_sink(1, sink.get()), 0);
+  CHECK_EQ(e.remove_sink(1, sink.get()), 0);  // absent: a no-op
+  std::vector<uint8_t> more = make_packets(1500, 4, 100);
+  uint32_t acc = 0;
+  CHECK_EQ(e.push_packets(1, more.data(), 100, 4, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(sink.use_count(), 1);
+  CHECK_EQ(sink->taken(), 1500u);
+  CHECK_EQ(stats_of(e, 1).queued, 4u);  // no destination left: held
+  e.stop();
+}
+
+static void test_engine_pacing_and_low_water_are_the_same_with_two_sinks() {
+  // Two channels on one manual clock, the same rate and packets: channel 3
+  // sends to a UDP destination, channel 4 to a UDP destination and a fake
+  // sink. Pacing is per channel, not per sink: both move in step, the fake
+  // gets what the wire gets, and each falls to its low-water mark once.
+  std::atomic<uint64_t> clock{1000};
+  EngineOptions o;
+  o.clock = [&clock] { return clock.load(); };
+  RecordingSink events;
+  Engine e(o, &events);
+  CHECK_EQ(e.start(), 0);
+  ChannelConfig cc;
+  cc.slot_size = 1200;
+  cc.capacity = 16;
+  cc.low_water = 4;
+  cc.rate_bytes_per_s = 1200;
+  cc.burst_bytes = 2400;
+  Receiver r3("127.0.0.1"), r4("127.0.0.1");
+  auto sink = std::make_shared<RecordingPacketSink>();
+  CHECK_EQ(e.create_channel(3, cc), 0);
+  CHECK_EQ(e.create_channel(4, cc), 0);
+  CHECK_EQ(e.add_destination(3, ep("127.0.0.1", r3.port)), 0);
+  CHECK_EQ(e.add_destination(4, ep("127.0.0.1", r4.port)), 0);
+  CHECK_EQ(e.add_sink(4, sink), 0);
+  std::vector<uint8_t> pk = make_packets(0, 10, 1200);
+  uint32_t acc = 0;
+  CHECK_EQ(e.push_packets(3, pk.data(), 1200, 10, &acc), 0);
+  CHECK_EQ(e.push_packets(4, pk.data(), 1200, 10, &acc), 0);
+  auto step = [&](uint64_t want) {
+    CHECK_EQ(e.barrier(), 0);
+    CHECK_EQ(stats_of(e, 3).stream_packets, want);
+    CHECK_EQ(stats_of(e, 4).stream_packets, want);
+    CHECK_EQ(sink->taken(), want);
+    CHECK_EQ(stats_of(e, 4).queued, 10 - want);
+  };
+  step(2);  // the burst
+  step(2);  // nothing more while the clock stands still
+  clock += 999999999;
+  step(2);
+  clock += 1;
+  step(3);
+  clock += 7000000000ull;  // capped at the burst
+  step(5);
+  CHECK(events.calls.empty());
+  CHECK_EQ(e.set_rate(3, 0, 0), 0);
+  CHECK_EQ(e.set_rate(4, 0, 0), 0);
+  step(10);
+  std::vector<uint32_t> named;
+  for (auto& c : events.calls) named.insert(named.end(), c.begin(), c.end());
+  std::sort(named.begin(), named.end());
+  CHECK(named == (std::vector<uint32_t>{3, 4}));
+  check_received(r3, 0, 10, 1200);
+  check_received(r4, 0, 10, 1200);
+  for (size_t i = 0; i < sink->packets.size(); ++i)
+    CHECK(std::memcmp(sink->packets[i].data(), pk.data() + i * 1200, 1200) == 0);
+  CHECK_EQ(stats_of(e, 4).datagrams, 10u);  // the fake sends no datagram
+  e.stop();
+}
+
+static void test_engine_sink_taking_fewer_holds_the_ring() {
+  // Sink b takes nothing, then 3, then the rest; sink a takes everything.
+  // The stream goes on for a, b gets the same packets in the same order
+  // later, and the ring keeps every slot b has not taken: the producer is
+  // held back (back-pressure) and low water waits for b.
+  CountingSink events;
+  Engine e(EngineOptions{}, &events);
+  CHECK_EQ(e.start(), 0);
+  ChannelConfig cc;
+  cc.slot_size = 64;
+  cc.capacity = 16;
+  cc.low_water = 4;
+  CHECK_EQ(e.create_channel(1, cc), 0);
+  auto a = std::make_shared<RecordingPacketSink>();
+  auto b = std::make_shared<RecordingPacketSink>();
+  b->budget = 0;
+  CHECK_EQ(e.add_sink(1, a), 0);
+  CHECK_EQ(e.add_sink(1, b), 0);
+  std::vector<uint8_t> pk = make_packets(0, 26, 64);
+  uint32_t acc = 0;
+  CHECK_EQ(e.push_packets(1, pk.data(), 64, 10, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(a->taken(), 10u);
+  CHECK_EQ(b->taken(), 0u);
+  CHECK_EQ(stats_of(e, 1).stream_packets, 10u);
+  CHECK_EQ(stats_of(e, 1).queued, 10u);
+  CHECK_EQ(e.push_packets(1, pk.data() + 10 * 64, 64, 16, &acc), 0);
+  CHECK_EQ(acc, 6u);  // b holds 10 of the 16 slots
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(a->taken(), 16u);
+  CHECK_EQ(stats_of(e, 1).queued, 16u);
+  b->budget = 3;
+  CHECK_EQ(e.barrier(), 0);  // a loop offers b the backlog again
+  CHECK_EQ(b->taken(), 3u);
+  CHECK_EQ(stats_of(e, 1).queued, 13u);
+  CHECK_EQ(events.events.load(), 0);
+  b->budget = UINT64_MAX;
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(b->taken(), 16u);
+  CHECK(b->packets == a->packets);
+  for (size_t i = 0; i < b->indices.size(); ++i) CHECK_EQ(b->indices[i], i);
+  CHECK_EQ(stats_of(e, 1).queued, 0u);
+  CHECK_EQ(stats_of(e, 1).stream_packets, 16u);
+  CHECK_EQ(events.events.load(), 1);
+  // A holding sink that is removed holds nothing any more; a sink added now
+  // starts with the next packet sent.
+  b->budget = 0;
+  CHECK_EQ(e.push_packets(1, pk.data(), 64, 8, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(stats_of(e, 1).queued, 8u);
+  CHECK_EQ(e.remove_sink(1, b.get()), 0);
+  auto c = std::make_shared<RecordingPacketSink>();
+  CHECK_EQ(e.add_sink(1, c), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(stats_of(e, 1).queued, 0u);
+  CHECK_EQ(events.events.load(), 2);
+  CHECK_EQ(c->taken(), 0u);
+  CHECK_EQ(e.push_packets(1, pk.data(), 64, 2, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK(c->indices == (std::vector<uint64_t>{24, 25}));
+  CHECK_EQ(a->taken(), 26u);
+  e.stop();
+}
+
+static void test_engine_sink_without_destinations_holds_nothing() {
+  // A sink reporting no destination is passed over; a channel whose sinks
+  // all report none holds its packets until one has a destination.
+  Engine e(EngineOptions{}, nullptr);
+  CHECK_EQ(e.start(), 0);
+  ChannelConfig cc;
+  cc.slot_size = 100;
+  CHECK_EQ(e.create_channel(1, cc), 0);
+  auto idle = std::make_shared<RecordingPacketSink>(0);
+  CHECK_EQ(e.add_sink(1, idle), 0);
+  std::vector<uint8_t> pk = make_packets(0, 8, 100);
+  uint32_t acc = 0;
+  CHECK_EQ(e.push_packets(1, pk.data(), 100, 4, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK_EQ(stats_of(e, 1).queued, 4u);
+  CHECK_EQ(stats_of(e, 1).stream_packets, 0u);
+  Receiver r("127.0.0.1");
+  CHECK_EQ(e.add_destination(1, ep("127.0.0.1", r.port)), 0);
+  CHECK_EQ(e.barrier(), 0);
+  check_received(r, 0, 4, 100);
+  CHECK_EQ(stats_of(e, 1).queued, 0u);
+  CHECK_EQ(idle->taken(), 0u);
+  CHECK(idle->runs.empty());
+  // Given a destination, it gets the stream from where it then is.
+  idle->destinations = 1;
+  CHECK_EQ(e.push_packets(1, pk.data() + 4 * 100, 100, 4, &acc), 0);
+  CHECK_EQ(e.barrier(), 0);
+  CHECK(idle->indices == (std::vector<uint64_t>{4, 5, 6, 7}));
+  check_received(r, 0, 8, 100);
+  e.stop();
+}
+
+static void test_engine_run_length_follows_destinations_and_message_size() {
+  // A run is a budget of 4096 wire messages: packets x destinations /
+  // packets per message, at most kMaxRunPackets, at least one message.
+  struct Case {
+    size_t destinations;
+    uint32_t per_message;
+    uint32_t run;
+  } cases[] = {{1, 1, 1024}, {16, 1, 256}, {16, 4, 1024}, {4096, 8, 8}, {100000, 1, 1}};
+  for (const Case& k : cases) {
+    Engine e(EngineOptions{}, nullptr);
+    CHECK_EQ(e.start(), 0);
+    ChannelConfig cc;
+    cc.slot_size = 16;
+    cc.capacity = 4096;
+    CHECK_EQ(e.create_channel(1, cc), 0);
+    auto sink = std::make_shared<RecordingPacketSink>(k.destinations, k.per_message);
+    CHECK_EQ(e.add_sink(1, sink), 0);
+    CHECK_EQ(e.set_paused(1, true), 0);
+    std::vector<uint8_t> pk = make_packets(0, 2048, 16);
+    uint32_t acc = 0;
+    CHECK_EQ(e.push_packets(1, pk.data(), 16, 2048, &acc), 0);
+    CHECK_EQ(e.set_paused(1, false), 0);
+    CHECK(barrier_until_taken(e, *sink, 2048));
+    CHECK_EQ(sink->runs.front(), k.run);
+    CHECK_EQ(*std::max_element(sink->runs.begin(), sink->runs.end()), k.run);
+    e.stop();
+  }
+}
+
+static void test_datagram_sender_groups_runs_by_the_gso_rule() {
+  // Every segment of one GSO datagram has the first one's size but a
+  // shorter last (UDP_SEGMENT); at most max_segments per datagram.
+  PacketRing ring(64, 1400);
+  const uint32_t sizes[] = {1000, 1000, 1400, 1400, 700, 1400, 20, 20, 20, 1000};
+  for (uint32_t size : sizes) {
+    std::vector<uint8_t> p(size, 1);
+    CHECK_EQ(ring.push(p.data(), size, 1), 1u);
+  }
+  Run run;
+  run.ring = &ring;
+  run.first = ring.head();
+  run.count = 10;
+  DatagramOptions o;
+  o.max_segments = 3;
+  DatagramSender gso(o);
+  CHECK_EQ(gso.open(), 0);
+  if (gso.gso_active()) {
+    const DatagramRun& d = gso.group(run);
+    CHECK_EQ(d.groups, 5u);
+    const uint32_t segs[] = {2, 3, 2, 2, 1};
+    const uint64_t bytes[] = {2000, 3500, 1420, 40, 1000};
+    for (uint32_t k = 0; k < 5 && k < d.groups; ++k) {
+      CHECK_EQ(d.segs[k], segs[k]);
+      CHECK_EQ(d.bytes[k], bytes[k]);
+    }
+    CHECK_EQ(d.packets, 10u);
+    CHECK_EQ(gso.packets_per_message(), 3u);
+    std::vector<uint8_t> same(1000, 2);
+    CHECK_EQ(ring.push(same.data(), 1000, 7), 7u);
+    run.count = 17;
+    CHECK_EQ(gso.group(run).groups, 5u + 2u);  // the last 1000 joins 7 more: 3, 3, 2
+  }
+  o.gso = false;
+  DatagramSender plain(o);
+  CHECK_EQ(plain.open(), 0);
+  CHECK(!plain.gso_active());
+  CHECK_EQ(plain.packets_per_message(), 1u);
+  run.count = 10;
+  const DatagramRun& d = plain.group(run);
+  CHECK_EQ(d.groups, 10u);
+  for (uint32_t k = 0; k < d.groups; ++k) CHECK_EQ(d.segs[k], 1u);
+}
+
+static void test_udp_sink_sends_a_run_to_both_families() {
+  // The UDP sink on its own: every destination of either family gets the
+  // whole run, the counters see every datagram, and it always takes all.
+  DatagramSender sender{DatagramOptions{}};
+  CHECK_EQ(sender.open(), 0);
+  UdpSink sink(sender);
+  CHECK(sink.empty());
+  Receiver a("127.0.0.1"), b("127.0.0.1"), c("::1");
+  CHECK(sink.add(ep("127.0.0.1", a.port)));
+  CHECK(sink.add(ep("127.0.0.1", b.port)));
+  CHECK(!sink.add(ep("::ffff:127.0.0.1", b.port)));
+  CHECK(sink.add(ep("::1", c.port)));
+  CHECK_EQ(sink.destination_count(), 3u);
+  CHECK_EQ(sink.destinations(AF_INET).size(), 2u);
+  CHECK_EQ(sink.packets_per_message(), sender.packets_per_message());
+  PacketRing ring(256, 1200);
+  std::vector<uint8_t> pk = make_packets(0, 200, 1200);
+  CHECK_EQ(ring.push(pk.data(), 1200, 200), 200u);
+  Run run;
+  run.ring = &ring;
+  run.first = ring.head();
+  run.count = 200;
+  ChannelCounters k;
+  CHECK_EQ(sink.send(run, k), 200u);
+  for (Receiver* r : {&a, &b, &c}) check_received(*r, 0, 200, 1200);
+  CHECK_EQ(k.datagrams.get(), 600u);
+  CHECK_EQ(k.bytes.get(), 600u * 1200);
+  CHECK_EQ(k.errors.get() + k.drops_eagain.get() + k.drops_enobufs.get(), 0u);
+  if (sender.gso_active()) CHECK(k.gso_sends.get() > 0);
+  CHECK_EQ(sender.syscalls(), k.syscalls.get());
+  CHECK(sink.remove(ep("127.0.0.1", a.port)));
+  sink.clear();
+  CHECK(sink.empty());
+  CHECK_EQ(sink.send(run, k), 200u);  // no one to send to: taken, not sent
+  CHECK_EQ(k.datagrams.get(), 600u);
+}
+
 // ------------------------------------------------------- batch receiver
 
 static void test_batch_receiver_packs_datagrams_with_sources() {
@@ -863,6 +1240,13 @@ int main() {
       {"engine_destination_changes_apply_in_order", test_engine_destination_changes_apply_in_order},
       {"engine_low_water_batches_channels_once_per_push", test_engine_low_water_batches_channels_once_per_push},
       {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
+      {"engine_sink_gets_the_ring_packets_in_order", test_engine_sink_gets_the_ring_packets_in_order},
+      {"engine_pacing_and_low_water_are_the_same_with_two_sinks", test_engine_pacing_and_low_water_are_the_same_with_two_sinks},
+      {"engine_sink_taking_fewer_holds_the_ring", test_engine_sink_taking_fewer_holds_the_ring},
+      {"engine_sink_without_destinations_holds_nothing", test_engine_sink_without_destinations_holds_nothing},
+      {"engine_run_length_follows_destinations_and_message_size", test_engine_run_length_follows_destinations_and_message_size},
+      {"datagram_sender_groups_runs_by_the_gso_rule", test_datagram_sender_groups_runs_by_the_gso_rule},
+      {"udp_sink_sends_a_run_to_both_families", test_udp_sink_sends_a_run_to_both_families},
       {"batch_receiver_gathers_a_paced_stream", test_batch_receiver_gathers_a_paced_stream},
       {"batch_receiver_packs_datagrams_with_sources", test_batch_receiver_packs_datagrams_with_sources},
       {"batch_receiver_splits_coalesced_messages", test_batch_receiver_splits_coalesced_messages},
