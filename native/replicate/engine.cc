@@ -589,7 +589,7 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
   for (size_t i = 0; i < c.sinks.size(); ++i) {
     const uint64_t next = c.sinks[i].next;
     if (next != c.front)
-      moved |= offer(c, next, std::min<uint64_t>(c.front, next + max_run));
+      moved |= offer(c, next, std::min<uint64_t>(c.front, next + max_run), t);
   }
   uint64_t avail = c.visible_tail - c.front;
   if (avail == 0) return moved;
@@ -610,7 +610,7 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
     *min_wait = std::min(*min_wait, c.bucket.wait_ns(c.ring->length(c.front)));
     return moved;
   }
-  offer(c, c.front, c.front + n);
+  offer(c, c.front, c.front + n, t);
   c.front += n;
   c.counters.stream_packets.add(n);
   return true;
@@ -630,11 +630,12 @@ uint32_t Engine::release_taken(Channel& c) {
   return n;
 }
 
-bool Engine::offer(Channel& c, uint64_t first, uint64_t end) {
+bool Engine::offer(Channel& c, uint64_t first, uint64_t end, uint64_t now_ns) {
   Run run;
   run.ring = c.ring.get();
   run.first = first;
   run.count = static_cast<uint32_t>(end - first);
+  run.now_ns = now_ns;
   bool took = false;
   for (SinkSlot& s : c.sinks) {
     if (s.next != first) continue;

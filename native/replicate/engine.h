@@ -168,7 +168,7 @@ class Engine {
   bool serve(Channel& c, uint64_t now_ns, uint64_t* min_wait);
   // Hands packets [first, end) to every sink whose next packet is `first`;
   // returns whether any of them took one.
-  bool offer(Channel& c, uint64_t first, uint64_t end);
+  bool offer(Channel& c, uint64_t first, uint64_t end, uint64_t now_ns);
   // Gives the producer back the slots every sink has taken; returns how many.
   uint32_t release_taken(Channel& c);
   // Packets a run may hold: a budget of wire messages over the channel's

@@ -29,6 +29,10 @@ struct Run {
   const PacketRing* ring = nullptr;
   uint64_t first = 0;  // stream index of packet 0 (counts every packet pushed)
   uint32_t count = 0;
+  // The engine's clock for this loop (the injected one under test): a sink
+  // that keeps time (a TCP connection's timers) takes it from here and
+  // never reads a clock of its own.
+  uint64_t now_ns = 0;
 
   const uint8_t* packet(uint32_t i) const { return ring->packet(first + i); }
   uint32_t length(uint32_t i) const { return ring->length(first + i); }

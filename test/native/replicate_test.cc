@@ -694,12 +694,14 @@ struct RecordingPacketSink : Sink {
   std::vector<std::vector<uint8_t>> packets;
   std::vector<uint64_t> indices;
   std::vector<uint32_t> runs;  // run.count of each call
+  std::vector<uint64_t> times;  // run.now_ns of each call
 
   size_t destination_count() const override { return destinations.load(); }
   uint32_t packets_per_message() const override { return per_message_; }
   uint32_t send(const Run& run, ChannelCounters&) override {
     std::lock_guard<std::mutex> lk(mu);
     runs.push_back(run.count);
+    times.push_back(run.now_ns);
     uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(run.count, budget.load()));
     budget -= n;
     for (uint32_t i = 0; i < n; ++i) {
@@ -791,7 +793,8 @@ static void test_engine_pacing_and_low_water_are_the_same_with_two_sinks() {
   // Two channels on one manual clock, the same rate and packets: channel 3
   // sends to a UDP destination, channel 4 to a UDP destination and a fake
   // sink. Pacing is per channel, not per sink: both move in step, the fake
-  // gets what the wire gets, and each falls to its low-water mark once.
+  // gets what the wire gets (and the engine's time with it), and each falls
+  // to its low-water mark once.
   std::atomic<uint64_t> clock{1000};
   EngineOptions o;
   o.clock = [&clock] { return clock.load(); };
@@ -828,6 +831,7 @@ static void test_engine_pacing_and_low_water_are_the_same_with_two_sinks() {
   step(2);
   clock += 1;
   step(3);
+  CHECK_EQ(sink->times.back(), clock.load());  // the engine's clock, injected
   clock += 7000000000ull;  // capped at the burst
   step(5);
   CHECK(events.calls.empty());
