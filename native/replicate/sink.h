@@ -52,8 +52,9 @@ class Sink {
   bool empty() const { return destination_count() == 0; }
 
   // Packets one wire message carries at most (UDP GSO segments). A paced
-  // channel waits until it can send this many, so that a run is whole
-  // messages (see Engine::pacing_quantum).
+  // channel saves its tokens for up to this many packets (or half its
+  // burst, if less) before it sends, so that a run fills whole messages
+  // (see Engine::pacing_quantum).
   virtual uint32_t packets_per_message() const { return 1; }
 
   // Takes packets from the front of the run and returns how many it took:
