@@ -1,0 +1,317 @@
+/**
+ * ClientSession: the client's side of one session with one server over one
+ * transport (docs/PROTOCOL.md §4, §6, §10.7), as a state machine that does
+ * no I/O and reads no clock. The caller passes in the decoded control
+ * messages and the current time (Unix ms, this host's clock) and takes out
+ * the control messages to send, the events, and the next time it must be
+ * called again (nextDeadline). So every transition, and the time it
+ * happens at, is a plain unit test.
+ *
+ *   start ──► HELLO(nonce) ── retried after retryMs, doubling up to 2 s ──┐
+ *   COOKIE(nonce) ──► JOIN(cookie, channels, ttl | until, ack) ── retried ─┤
+ *   JOINED ──► 'joined' (first) | 'renewed'; a JOIN again at half the
+ *              granted time (server clock), unless --until was granted whole
+ *   ERROR 1, 2 (bad/expired cookie) ──► HELLO again (at most 3 in a row)
+ *   ERROR 6 (not joined) while joined ──► JOIN again
+ *   ERROR other in answer to JOIN, JOINED with no channel ──► 'refused'
+ *   the --until time ──► 'expired'
+ *   leave ──► LEAVE, 'left'
+ */
+import { randomBytes } from 'crypto';
+import { NONCE_SIZE } from '../protocol/control-header';
+import { ControlMessage, ErrorCode, JoinedChannel, MessageType, TimeValue } from '../protocol/messages';
+import { FetchTimeoutError, JoinRefusedError } from './errors';
+
+/** Cookie refreshes in a row (BadCookie, CookieExpired) before the session gives up (§10.7 step 5). */
+export const MAX_COOKIE_REFRESHES = 3;
+/** The retry backoff doubles up to this (§10.7 steps 1-2). */
+export const MAX_RETRY_MS = 2000;
+/** The earliest a renewal goes out after JOINED, whatever the granted time (§10.7 step 4). */
+export const MIN_RENEWAL_MS = 100;
+
+export interface ClientSessionConfig {
+  /** Channel names JOIN asks for. */
+  channels: string[];
+  /** JOIN's relative time, when untilMs is not given. */
+  ttlMs: number;
+  /** JOIN's absolute time (Unix ms, this host's clock): sent in server-clock terms, and the session ends then. */
+  untilMs?: number;
+  /** JOIN asks for ACK mode. */
+  ack: boolean;
+  /** First HELLO/JOIN retry after this many ms, doubling up to MAX_RETRY_MS. */
+  retryMs: number;
+  /** Nonce source (tests); default crypto.randomBytes. */
+  nonce?: () => Uint8Array;
+}
+
+/**
+ * Where the handshake is. 'joined' from the first JOINED on, through
+ * renewals and cookie refreshes: the channels of the first JOINED are the
+ * ones received (§10.7 step 3).
+ */
+export type SessionPhase = 'idle' | 'hello' | 'join' | 'joined';
+
+export type SessionEvent =
+  /** The first JOINED: the channels (with their TSIs) to receive, and the server's expiry time. */
+  | { type: 'joined'; channels: JoinedChannel[]; expiresAtMs: number }
+  /** A later JOINED: the expiry moved. */
+  | { type: 'renewed'; expiresAtMs: number }
+  /** The server refused in a way another attempt cannot fix; the session has ended. */
+  | { type: 'refused'; error: JoinRefusedError }
+  /** The --until time came; the session has ended. */
+  | { type: 'expired'; error: FetchTimeoutError }
+  /** LEAVE sent. */
+  | { type: 'left' }
+  /** An ERROR that was not an answer to JOIN. */
+  | { type: 'warning'; message: string };
+
+/** What one input produced. */
+export interface SessionOutput {
+  /** Control messages to send to the server, in order. */
+  send: ControlMessage[];
+  events: SessionEvent[];
+  /** The input was an answer from the server (a COOKIE for this nonce, an awaited JOINED, any ERROR): activity, for the fetch's timeout. */
+  answered: boolean;
+  /** A message no server sends a client (HELLO, JOIN, ...): to be counted as ignored. */
+  ignored: boolean;
+}
+
+type Awaiting = 'cookie' | 'joined' | 'none';
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+}
+
+export class ClientSession {
+  private _phase: SessionPhase = 'idle';
+  /** What the last request waits for; 'none' while simply joined. */
+  private awaiting: Awaiting = 'none';
+  private nonce: Uint8Array = new Uint8Array(NONCE_SIZE);
+  private _cookie?: Uint8Array;
+  private _clockOffsetMs = 0;
+  private cookieRefreshes = 0;
+  private _left = false;
+  /** Refused, expired or closed: no more requests (leave() still says goodbye). */
+  private ended = false;
+  private retryAt?: number;
+  private retryAction: 'hello' | 'join' = 'hello';
+  private retryDelay = 0;
+  private renewAt?: number;
+  private untilAt?: number;
+  private out: SessionOutput = newOutput();
+  private readonly newNonce: () => Uint8Array;
+
+  constructor(private readonly config: ClientSessionConfig) {
+    this.newNonce = config.nonce ?? (() => randomBytes(NONCE_SIZE));
+  }
+
+  get phase(): SessionPhase {
+    return this._phase;
+  }
+
+  /** JOINED has arrived once: the data of the joined channels is the fetch's. */
+  get joined(): boolean {
+    return this._phase === 'joined';
+  }
+
+  /** The cookie in force (ACK and LEAVE carry it); undefined while a new one is asked for. */
+  get cookie(): Uint8Array | undefined {
+    return this._cookie;
+  }
+
+  /** Server clock minus this host's, from the last COOKIE. */
+  get clockOffsetMs(): number {
+    return this._clockOffsetMs;
+  }
+
+  get left(): boolean {
+    return this._left;
+  }
+
+  /** The earliest time tick() has something to do, if any. */
+  nextDeadline(): number | undefined {
+    let d: number | undefined;
+    for (const t of [this.retryAt, this.renewAt, this.untilAt]) if (t !== undefined && (d === undefined || t < d)) d = t;
+    return d;
+  }
+
+  /** Sends the first HELLO. */
+  start(now: number): SessionOutput {
+    this.out = newOutput();
+    if (this._phase !== 'idle' || this.ended) return this.out;
+    if (this.config.untilMs !== undefined) this.untilAt = this.config.untilMs;
+    this.sendHello(true, now);
+    return this.out;
+  }
+
+  /** A control message from the server. */
+  receive(msg: ControlMessage, now: number): SessionOutput {
+    this.out = newOutput();
+    if (this.ended || this._left) return this.out;
+    switch (msg.type) {
+      case MessageType.Cookie:
+        if (this.awaiting !== 'cookie' || !sameBytes(msg.nonce, this.nonce)) break;
+        this.out.answered = true;
+        this._cookie = msg.cookie;
+        this._clockOffsetMs = msg.serverTimeMs - now;
+        this.sendJoin(true, now);
+        break;
+      case MessageType.Joined:
+        if (this.awaiting !== 'joined') break;
+        this.out.answered = true;
+        this.awaiting = 'none';
+        this.retryAt = undefined;
+        this.cookieRefreshes = 0;
+        this.onJoined(msg.channels, msg.expiresAtMs, now);
+        break;
+      case MessageType.Error:
+        this.out.answered = true;
+        this.onServerError(msg.code, msg.reason, now);
+        break;
+      default:
+        this.out.ignored = true;
+    }
+    return this.out;
+  }
+
+  /** Whatever is due at `now`: retries, the renewal, the --until time. */
+  tick(now: number): SessionOutput {
+    this.out = newOutput();
+    for (;;) {
+      const due = this.nextDeadline();
+      if (due === undefined || due > now) break;
+      if (due === this.untilAt) {
+        this.expire();
+        break;
+      }
+      if (due === this.retryAt) {
+        this.retryAt = undefined;
+        if (this.retryAction === 'hello') this.sendHello(false, now);
+        else this.sendJoin(false, now);
+      } else {
+        this.renewAt = undefined;
+        if (this._cookie) this.sendJoin(true, now);
+        else this.sendHello(true, now);
+      }
+    }
+    return this.out;
+  }
+
+  /**
+   * LEAVE (§4.7): once, if the session was joined and holds a cookie. No
+   * more retries or renewals; what arrives afterwards is ignored. The
+   * --until time still ends the session if the fetch outlasts it.
+   */
+  leave(_now: number): SessionOutput {
+    this.out = newOutput();
+    if (this._left || !this.joined || !this._cookie) return this.out;
+    this._left = true;
+    this.retryAt = this.renewAt = undefined;
+    this.out.send.push({ type: MessageType.Leave, cookie: this._cookie });
+    this.out.events.push({ type: 'left' });
+    return this.out;
+  }
+
+  /** Ends the session without a word (the fetch is over): no deadlines, no output. */
+  close(): void {
+    this.ended = true;
+    this.retryAt = this.renewAt = this.untilAt = undefined;
+  }
+
+  // ---------------------------------------------------------------------
+
+  private sendHello(reset: boolean, now: number): void {
+    if (this.ended) return;
+    // A new exchange gets a new nonce; retries repeat it, so that a COOKIE
+    // answering an earlier copy is still taken (§10.7 step 1).
+    if (reset) this.nonce = this.newNonce();
+    if (this._phase !== 'joined') this._phase = 'hello';
+    this.awaiting = 'cookie';
+    this.out.send.push({ type: MessageType.Hello, nonce: this.nonce });
+    this.armRetry('hello', reset, now);
+  }
+
+  private sendJoin(reset: boolean, now: number): void {
+    if (this.ended || !this._cookie) return;
+    if (this._phase !== 'joined') this._phase = 'join';
+    this.awaiting = 'joined';
+    this.out.send.push({ type: MessageType.Join, cookie: this._cookie, channels: this.config.channels, until: this.timeValue(), ack: this.config.ack });
+    this.armRetry('join', reset, now);
+  }
+
+  private armRetry(action: 'hello' | 'join', reset: boolean, now: number): void {
+    this.retryDelay = reset ? this.config.retryMs : Math.min(this.retryDelay * 2, MAX_RETRY_MS);
+    this.retryAction = action;
+    this.retryAt = now + this.retryDelay;
+  }
+
+  /** JOIN's time value (§4.5): --until converted to the server's clock, or the duration. */
+  private timeValue(): TimeValue {
+    const until = this.config.untilMs;
+    if (until !== undefined) return { kind: 'absolute', unixMs: Math.max(0, Math.round(until + this._clockOffsetMs)) };
+    return { kind: 'duration', ms: this.config.ttlMs };
+  }
+
+  private onServerError(code: ErrorCode, reason: string, now: number): void {
+    if (code === ErrorCode.BadCookie || code === ErrorCode.CookieExpired) {
+      // The cookie outlived its lifetime, or the server changed keys: a new one (§6.2).
+      // Every ACK in flight under the old cookie draws its own ERROR: while a
+      // HELLO for the new cookie is out, those say nothing new.
+      if (this.awaiting === 'cookie') return;
+      if (++this.cookieRefreshes > MAX_COOKIE_REFRESHES) {
+        this.refuse(new JoinRefusedError(code, reason));
+        return;
+      }
+      this._cookie = undefined;
+      this.sendHello(true, now);
+      return;
+    }
+    if (code === ErrorCode.NotJoined) {
+      // The session expired under us (an ACK arrived after it): join again.
+      if (this.awaiting === 'none' && !this._left) this.sendJoin(true, now);
+      return;
+    }
+    if (this.awaiting === 'joined') {
+      this.refuse(new JoinRefusedError(code, reason));
+      return;
+    }
+    this.out.events.push({ type: 'warning', message: `server error ${code}: ${reason}` });
+  }
+
+  private onJoined(channels: JoinedChannel[], expiresAtMs: number, now: number): void {
+    if (channels.length === 0) {
+      this.refuse(new JoinRefusedError(ErrorCode.Internal, 'joined no channel'));
+      return;
+    }
+    if (this._phase !== 'joined') {
+      this._phase = 'joined';
+      this.out.events.push({ type: 'joined', channels, expiresAtMs });
+    } else {
+      this.out.events.push({ type: 'renewed', expiresAtMs });
+    }
+    this.scheduleRenewal(expiresAtMs, now);
+  }
+
+  /** A JOIN again at half the time the server granted, measured on its clock (§10.7 step 4). */
+  private scheduleRenewal(expiresAtMs: number, now: number): void {
+    this.renewAt = undefined;
+    const granted = expiresAtMs - (now + this._clockOffsetMs);
+    // Nothing to renew if the server granted the whole --until time.
+    if (this.config.untilMs !== undefined && expiresAtMs >= this.config.untilMs + this._clockOffsetMs) return;
+    this.renewAt = now + Math.max(MIN_RENEWAL_MS, Math.floor(granted / 2));
+  }
+
+  private refuse(error: JoinRefusedError): void {
+    this.close();
+    this.out.events.push({ type: 'refused', error });
+  }
+
+  private expire(): void {
+    this.close();
+    this.out.events.push({ type: 'expired', error: new FetchTimeoutError('the session reached its --until time before the transfer completed') });
+  }
+}
+
+function newOutput(): SessionOutput {
+  return { send: [], events: [], answered: false, ignored: false };
+}
