@@ -23,6 +23,14 @@ export class InvalidClientOptionError extends ClientError {
   }
 }
 
+/** The URL's HOST is a name the system resolver does not know. */
+export class UnresolvedHostError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_RESOLVE';
+  constructor(host: string) {
+    super(UnresolvedHostError.code, `cannot resolve host "${host}"`);
+  }
+}
+
 /** The server answered JOIN with an ERROR that another attempt cannot fix. */
 export class JoinRefusedError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_REFUSED';

@@ -39,20 +39,9 @@ import { loadNative, type RawCodecBinding } from '../native';
 import { FEC_PAYLOAD_ID_SIZE, MAX_ESI, type AlcPacket } from '../protocol/alc';
 import type { Oti as WireOti } from '../protocol/oti';
 import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from './block-budget';
+import type { BlockSink } from './sinks/sink';
 
-export interface BlockSink {
-  /** Called once per source block, in decode order. */
-  writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void>;
-  /**
-   * Optional write-through: source symbols as they arrive, `data` at
-   * `offset`, before their block decodes. writeBlock later writes the same
-   * bytes there, so this may fail or land in any order. It moves the cost of
-   * writing the object (page-cache allocation) from the end of the transfer,
-   * when every block of a round-robin stream decodes at once, to the time
-   * the symbols arrive.
-   */
-  prewrite?(offset: number, data: Uint8Array): void;
-}
+export type { BlockSink } from './sinks/sink';
 
 /**
  * Bytes of source symbols gathered per block before one write-through

@@ -8,7 +8,8 @@
  * - 'none': nothing (not a terminal and no --json, or --quiet).
  */
 import { SingleBar } from 'cli-progress';
-import type { FetchSummary, ObjectResult, ProgressInfo, RqcastClient } from './client';
+import type { RqcastClient } from './client';
+import type { FetchSummary, ObjectResult, ProgressInfo } from './events';
 
 export type ProgressMode = 'bar' | 'json' | 'none';
 

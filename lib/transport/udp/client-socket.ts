@@ -1,6 +1,7 @@
 /**
- * The client's one UDP socket (docs/PROTOCOL.md: control messages and ALC
- * data on the same socket), behind a small face with two implementations:
+ * UDP unicast, client side (ClientTransport): the client's one UDP socket
+ * toward one server (docs/PROTOCOL.md §10.1: control messages and ALC data
+ * on the same socket), with two receivers behind it:
  *
  * - native (the default): UdpReceiver, a socket read by a native thread with
  *   recvmmsg, many datagrams per JS callback. A fetch at a few hundred
@@ -17,37 +18,20 @@
  * client has one receive path.
  */
 import * as dgram from 'dgram';
+import { readFileSync } from 'fs';
 import { loadNative, type NativeBinding } from '../../native';
+import type {
+  ClientTransport,
+  ClientTransportHandler,
+  ClientTransportStats,
+  Datagrams,
+  ServerEndpoint,
+} from '../client-transport';
 import { DatagramBatch, UdpReceiver } from './receiver';
 
-/** The datagrams of one delivery: views that share storage (copy what you keep past the call). */
-export interface Datagrams {
-  readonly count: number;
-  /** The storage the datagrams sit in (the client reads them in place). */
-  readonly data: Uint8Array;
-  /** Where datagram i starts in `data`, and its length. */
-  offset(i: number): number;
-  length(i: number): number;
-  datagram(i: number): Buffer;
-  /** Numeric source address (IPv6 without zone). */
-  address(i: number): string;
-  port(i: number): number;
-  /** Datagrams dropped as too long for the receive slots. */
-  readonly truncated: number;
-}
+export type { Datagrams } from '../client-transport';
 
-export interface ClientSocket {
-  readonly kind: 'native' | 'dgram';
-  /** Local port, for the kernel's drop counters. */
-  localPort(): number;
-  /** Fire and forget: UDP, the client's retries cover a lost send. */
-  send(data: Uint8Array, address: string, port: number): void;
-  /** Idempotent; no delivery after it returns. */
-  close(): Promise<void>;
-}
-
-export interface ClientSocketOptions {
-  family: 4 | 6;
+export interface UdpClientTransportOptions {
   receiveBufferBytes: number;
   /** Most datagrams per native delivery. */
   batch: number;
@@ -57,15 +41,27 @@ export interface ClientSocketOptions {
    * datagram. Adds at most this much latency to a control reply.
    */
   gatherMicros: number;
-  onDatagrams: (d: Datagrams) => void;
-  onError: (e: Error) => void;
   /** Force node dgram (tests, and addons without UdpReceiver). */
   useDgram?: boolean;
   binding?: NativeBinding;
 }
 
-/** Opens and binds the socket on an ephemeral port of every local address. */
-export async function openClientSocket(o: ClientSocketOptions): Promise<ClientSocket> {
+/** The UDP transport, and which receiver reads it. */
+export interface UdpClientTransport extends ClientTransport {
+  readonly kind: 'udp';
+  readonly receiver: 'native' | 'dgram';
+}
+
+/**
+ * Opens a socket on an ephemeral port of every local address of the
+ * server's family, toward `server`. Datagrams from any source are handed
+ * over with their source: checking it is the owner's job.
+ */
+export async function openUdpClientTransport(
+  server: ServerEndpoint,
+  handler: ClientTransportHandler,
+  o: UdpClientTransportOptions,
+): Promise<UdpClientTransport> {
   let binding: NativeBinding | undefined;
   if (!o.useDgram) {
     try {
@@ -74,19 +70,51 @@ export async function openClientSocket(o: ClientSocketOptions): Promise<ClientSo
       binding = undefined;
     }
   }
-  if (binding && typeof binding.UdpReceiver === 'function') return new NativeClientSocket(o, binding);
-  return DgramClientSocket.open(o);
+  if (binding && typeof binding.UdpReceiver === 'function') return new NativeUdpTransport(server, handler, o, binding);
+  return DgramUdpTransport.open(server, handler, o);
 }
 
-class NativeClientSocket implements ClientSocket {
-  readonly kind = 'native';
+/**
+ * The kernel's count of datagrams dropped on the socket bound to `port`
+ * because its receive buffer was full (the "drops" column of /proc/net/udp,
+ * Linux; 0 elsewhere). Losses the stream makes up for, but a sign the
+ * sender outruns the client.
+ */
+export function readSocketDrops(port: number, family: 4 | 6): number {
+  if (process.platform !== 'linux') return 0;
+  try {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const file = family === 6 ? '/proc/net/udp6' : '/proc/net/udp';
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 12 && cols[1].endsWith(`:${hex}`)) return Number(cols[cols.length - 1]) || 0;
+    }
+  } catch {
+    /* not available */
+  }
+  return 0;
+}
+
+abstract class UdpTransportBase {
+  readonly kind = 'udp';
+  readonly carriesControl = true;
+  constructor(readonly server: ServerEndpoint) {}
+  abstract localPort(): number;
+  stats(): ClientTransportStats {
+    return { socketDrops: readSocketDrops(this.localPort(), this.server.family) };
+  }
+}
+
+class NativeUdpTransport extends UdpTransportBase implements UdpClientTransport {
+  readonly receiver = 'native';
   private readonly rx: UdpReceiver;
   private readonly port: number;
 
-  constructor(o: ClientSocketOptions, binding: NativeBinding) {
+  constructor(server: ServerEndpoint, handler: ClientTransportHandler, o: UdpClientTransportOptions, binding: NativeBinding) {
+    super(server);
     this.rx = new UdpReceiver(
       {
-        address: o.family === 6 ? '::' : '0.0.0.0',
+        address: server.family === 6 ? '::' : '0.0.0.0',
         receiveBufferBytes: o.receiveBufferBytes,
         batch: o.batch,
         gatherMicros: o.gatherMicros,
@@ -94,16 +122,16 @@ class NativeClientSocket implements ClientSocket {
       binding,
     );
     this.port = this.rx.address().port;
-    this.rx.on('batch', (b: DatagramBatch) => o.onDatagrams(b));
+    this.rx.on('batch', (b: DatagramBatch) => handler.onDatagrams(b));
   }
 
   localPort(): number {
     return this.port;
   }
 
-  send(data: Uint8Array, address: string, port: number): void {
+  sendControl(bytes: Uint8Array): void {
     try {
-      this.rx.send(data, address, port);
+      this.rx.send(bytes, this.server.address, this.server.port);
     } catch {
       /* an unreachable destination or a full buffer is a lost datagram */
     }
@@ -142,16 +170,24 @@ class OneDatagram implements Datagrams {
   }
 }
 
-class DgramClientSocket implements ClientSocket {
-  readonly kind = 'dgram';
+class DgramUdpTransport extends UdpTransportBase implements UdpClientTransport {
+  readonly receiver = 'dgram';
   private closed = false;
   /** Sends in flight: close() lets them go out first (a LEAVE just before closing). */
   private readonly sending = new Set<Promise<void>>();
+  /** Kept: the socket cannot say once closed. */
+  private readonly port: number;
 
-  private constructor(private readonly socket: dgram.Socket) {}
+  private constructor(
+    server: ServerEndpoint,
+    private readonly socket: dgram.Socket,
+  ) {
+    super(server);
+    this.port = socket.address().port;
+  }
 
-  static async open(o: ClientSocketOptions): Promise<DgramClientSocket> {
-    const socket = dgram.createSocket({ type: o.family === 6 ? 'udp6' : 'udp4' });
+  static async open(server: ServerEndpoint, handler: ClientTransportHandler, o: UdpClientTransportOptions): Promise<DgramUdpTransport> {
+    const socket = dgram.createSocket({ type: server.family === 6 ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, () => {
@@ -164,23 +200,23 @@ class DgramClientSocket implements ClientSocket {
     } catch {
       /* the kernel's limit applies */
     }
-    const s = new DgramClientSocket(socket);
+    const s = new DgramUdpTransport(server, socket);
     socket.on('message', (msg, rinfo) => {
-      if (!s.closed) o.onDatagrams(new OneDatagram(msg, rinfo));
+      if (!s.closed) handler.onDatagrams(new OneDatagram(msg, rinfo));
     });
-    socket.on('error', (err) => o.onError(err));
+    socket.on('error', (err) => handler.onError(err));
     return s;
   }
 
   localPort(): number {
-    return this.socket.address().port;
+    return this.port;
   }
 
-  send(data: Uint8Array, address: string, port: number): void {
+  sendControl(bytes: Uint8Array): void {
     if (this.closed) return;
     const sent = new Promise<void>((resolve) => {
       // UDP: a send error is a lost datagram.
-      this.socket.send(data, port, address, () => resolve());
+      this.socket.send(bytes, this.server.port, this.server.address, () => resolve());
     });
     this.sending.add(sent);
     void sent.then(() => this.sending.delete(sent));

@@ -1,11 +1,13 @@
 /**
- * The client's socket: the native batched receiver by default, node dgram
- * as the fallback for an addon without UdpReceiver; both deliver the same
- * datagrams with their sources, and send from the receiving socket.
+ * The UDP client transport: the native batched receiver by default, node
+ * dgram as the fallback for an addon without UdpReceiver; both deliver the
+ * same datagrams with their sources, and send control messages to the
+ * server from the receiving socket.
  */
 import * as dgram from 'dgram';
 import { loadNative, type NativeBinding } from '../../../lib/native';
-import { ClientSocket, Datagrams, openClientSocket } from '../../../lib/transport/udp/client-socket';
+import type { ServerEndpoint } from '../../../lib/transport/client-transport';
+import { Datagrams, openUdpClientTransport, readSocketDrops, UdpClientTransport } from '../../../lib/transport/udp/client-socket';
 import { InvalidArgumentError } from '../../../lib/fec/errors';
 import { UdpReceiver } from '../../../lib/transport/udp/receiver';
 
@@ -15,25 +17,30 @@ interface Got {
   port: number;
 }
 
-async function open(o: { useDgram?: boolean; binding?: NativeBinding; family?: 4 | 6 }): Promise<{ s: ClientSocket; got: Got[]; deliveries: number[] }> {
+/** A server nobody listens at, for the tests that only receive. */
+const NOWHERE: ServerEndpoint = { address: '127.0.0.1', port: 9, family: 4 };
+
+async function open(o: {
+  useDgram?: boolean;
+  binding?: NativeBinding;
+  server?: ServerEndpoint;
+}): Promise<{ s: UdpClientTransport; got: Got[]; deliveries: number[] }> {
   const got: Got[] = [];
   const deliveries: number[] = [];
-  const s = await openClientSocket({
-    family: o.family ?? 4,
-    receiveBufferBytes: 1 << 20,
-    batch: 64,
-    gatherMicros: 1000,
-    useDgram: o.useDgram,
-    binding: o.binding,
-    onDatagrams: (d: Datagrams) => {
-      deliveries.push(d.count);
-      // Views share storage: copy, as the client's consumers do for what they keep.
-      for (let i = 0; i < d.count; i++) got.push({ data: Buffer.from(d.datagram(i)), address: d.address(i), port: d.port(i) });
+  const s = await openUdpClientTransport(
+    o.server ?? NOWHERE,
+    {
+      onDatagrams: (d: Datagrams) => {
+        deliveries.push(d.count);
+        // Views share storage: copy, as the client's consumers do for what they keep.
+        for (let i = 0; i < d.count; i++) got.push({ data: Buffer.from(d.datagram(i)), address: d.address(i), port: d.port(i) });
+      },
+      onError: (e: Error) => {
+        throw e;
+      },
     },
-    onError: (e) => {
-      throw e;
-    },
-  });
+    { receiveBufferBytes: 1 << 20, batch: 64, gatherMicros: 1000, useDgram: o.useDgram, binding: o.binding },
+  );
   return { s, got, deliveries };
 }
 
@@ -41,7 +48,7 @@ async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setTimeout(r, 5));
 }
 
-const sockets: ClientSocket[] = [];
+const sockets: UdpClientTransport[] = [];
 const peers: dgram.Socket[] = [];
 afterEach(async () => {
   await Promise.all(sockets.splice(0).map((s) => s.close()));
@@ -55,27 +62,30 @@ async function peer(type: 'udp4' | 'udp6' = 'udp4'): Promise<dgram.Socket> {
   return p;
 }
 
-describe('openClientSocket', () => {
+describe('openUdpClientTransport', () => {
   test('native receiver by default; dgram when asked or when the addon has no UdpReceiver', async () => {
     const a = await open({});
     sockets.push(a.s);
-    expect(a.s.kind).toBe('native');
+    expect(a.s.receiver).toBe('native');
+    expect(a.s.kind).toBe('udp');
+    expect(a.s.carriesControl).toBe(true);
+    expect(a.s.server).toEqual(NOWHERE);
     const b = await open({ useDgram: true });
     sockets.push(b.s);
-    expect(b.s.kind).toBe('dgram');
+    expect(b.s.receiver).toBe('dgram');
     const { UdpReceiver: _omit, ...older } = loadNative();
     const c = await open({ binding: older as unknown as NativeBinding });
     sockets.push(c.s);
-    expect(c.s.kind).toBe('dgram');
+    expect(c.s.receiver).toBe('dgram');
   });
 
   test.each([
     ['native', false],
     ['dgram', true],
-  ])('%s: every datagram arrives in order with its source; send() goes out from the same port', async (_name, useDgram) => {
-    const r = await open({ useDgram });
-    sockets.push(r.s);
+  ])('%s: every datagram arrives in order with its source; sendControl() goes to the server from the same port', async (_name, useDgram) => {
     const p = await peer();
+    const r = await open({ useDgram, server: { address: '127.0.0.1', port: p.address().port, family: 4 } });
+    sockets.push(r.s);
     const n = 300;
     // In rounds of 50, well within the smallest receive buffer a kernel grants.
     for (let i = 0; i < n; i++) {
@@ -95,16 +105,16 @@ describe('openClientSocket', () => {
     if (useDgram) expect(r.deliveries.every((c) => c === 1)).toBe(true);
 
     const echoed = new Promise<{ msg: Buffer; port: number }>((resolve) => p.once('message', (msg, rinfo) => resolve({ msg, port: rinfo.port })));
-    r.s.send(Buffer.from('RQ-hello'), '127.0.0.1', p.address().port);
+    r.s.sendControl(Buffer.from('RQ-hello'));
     const e = await echoed;
     expect(e.msg.toString()).toBe('RQ-hello');
     expect(e.port).toBe(r.s.localPort());
   });
 
   test('IPv6: native socket receives from ::1', async () => {
-    const r = await open({ family: 6 });
-    sockets.push(r.s);
     const p = await peer('udp6');
+    const r = await open({ server: { address: '::1', port: p.address().port, family: 6 } });
+    sockets.push(r.s);
     p.send(Buffer.from([1, 2, 3]), r.s.localPort(), '::1');
     await until(() => r.got.length >= 1);
     expect(r.got[0]).toEqual({ data: Buffer.from([1, 2, 3]), address: '::1', port: p.address().port });
@@ -138,5 +148,20 @@ describe('openClientSocket', () => {
     p.send(Buffer.from([9]), port, '127.0.0.1');
     await new Promise((res) => setTimeout(res, 50));
     expect(r.got).toHaveLength(0);
+  });
+
+  test.each([
+    ['native', false],
+    ['dgram', true],
+  ])('%s: stats() reads the socket drops (none on an idle socket), also once closed', async (_name, useDgram) => {
+    const r = await open({ useDgram });
+    expect(r.s.stats()).toEqual({ socketDrops: 0 });
+    await r.s.close();
+    expect(r.s.stats()).toEqual({ socketDrops: 0 });
+  });
+
+  test('readSocketDrops: 0 for a port no socket is bound to', () => {
+    expect(readSocketDrops(0, 4)).toBe(0);
+    expect(readSocketDrops(0, 6)).toBe(0);
   });
 });

@@ -1,0 +1,299 @@
+/**
+ * DataPath: what arrives over one transport of one session, datagram by
+ * datagram, in the order it arrived (docs/PROTOCOL.md §3, §10.1):
+ *
+ * - Source check: only datagrams from the server's address count (an
+ *   IPv4-mapped IPv6 source is the IPv4 address); a control message (first
+ *   byte 0x52) only from the control port, and it goes to the session; an
+ *   ALC packet (RFC 5775) from any port, and only for a TSI the session
+ *   joined. Everything else is ignored and counted.
+ * - Pre-JOIN buffer: the server adds a client to its channels before its
+ *   JOINED reaches the client, so data may overtake the reply; up to
+ *   PRE_JOIN_PACKETS wait for it (§10.7 step 3).
+ * - The loss hook (a test option): drops a fraction of the data packets
+ *   before anything else sees them.
+ * - ACK recording (ACK mode, §7): each channel's EXT_RQSEQ numbers go to its
+ *   AckReporter; an ACK goes out every ackIntervalMs (the owner's timer
+ *   calls sendAcks) or once ackEveryPackets are unreported.
+ * - Dispatch to the object registry.
+ *
+ * The fast path: object packets of joined channels are read in place
+ * (scanAlcData), with no object or BigInt per packet; their symbols are
+ * handed to the receivers as offsets into the delivery's buffer and added
+ * to the decoders once per delivery. Everything else (control messages,
+ * the FDT, packets before JOINED, packets the scan leaves to decodeAlc, the
+ * debug hooks) is decoded (decodeAlc, decodeControl) and takes the general
+ * path.
+ */
+import { AlcPacket, decodeAlc, newAlcScan, scanAlcData } from '../protocol/alc';
+import { decodeControl } from '../protocol/control';
+import { CONTROL_MAGIC_0 } from '../protocol/control-header';
+import { ControlMessage, JoinedChannel, MessageType } from '../protocol/messages';
+import { unmapIPv4 } from '../support/address';
+import type { Datagrams, ServerEndpoint } from '../transport/client-transport';
+import { AckReporter } from './ack-reporter';
+import type { ClientStats, PacketInfo } from './events';
+import type { ChannelEntry, ObjectRegistry, RegisteredObject } from './object-registry';
+
+/** Data packets kept while JOINED is on its way. */
+export const PRE_JOIN_PACKETS = 1024;
+
+/** What the data path needs from the session and the fetch it serves. */
+export interface DataPathOwner {
+  /** The fetch is over: stop, even in the middle of a delivery. */
+  readonly ended: boolean;
+  /** The session's first JOINED has arrived. */
+  readonly joined: boolean;
+  /** LEAVE has been sent: nothing more is read. */
+  readonly left: boolean;
+  /** The cookie ACKs carry; undefined while a new one is being asked for. */
+  readonly cookie: Uint8Array | undefined;
+  /** A control message from the server's control port. */
+  control(msg: ControlMessage): void;
+  /** Sends a control message (an ACK) to the server. */
+  send(msg: ControlMessage): void;
+  /** Something that may still help arrived at `now` (the fetch's timeout). */
+  activity(now: number): void;
+  /** 'packet' listeners are there: every data packet takes the general path and is reported. */
+  watchingPackets(): boolean;
+  packet(info: PacketInfo): void;
+}
+
+export interface DataPathOptions {
+  /** The loss hook: drop this fraction of data packets, drawing from `random`. */
+  lossRate: number;
+  random: () => number;
+  /** ACK mode: a reporter per channel. */
+  ack: boolean;
+  /** ACK as soon as this many packets of a channel are unreported. */
+  ackEveryPackets: number;
+  /** Log every (tsi, toi, sbn, esi) in stats.esiLog (the general path for every packet). */
+  recordEsis: boolean;
+  /** Counters, shared by every data path of the fetch. */
+  stats: ClientStats;
+}
+
+/** A joined channel as the data path sees it: the registry's entry and its ACK reporter. */
+interface Channel {
+  entry: ChannelEntry;
+  ack?: AckReporter;
+}
+
+export class DataPath {
+  /** TSI -> channel, for this session only. */
+  private readonly channels = new Map<number, Channel>();
+  private readonly serverAddress: string;
+  /** The last source address seen and whether it is the server's (most datagrams come from one or two). */
+  private lastSource = '';
+  private lastSourceIsServer = false;
+  /** The scan of the current packet (reused). */
+  private readonly scan = newAlcScan();
+  /** Objects given symbols in the current delivery. */
+  private readonly touched: RegisteredObject[] = [];
+  /** Data that arrived before JOINED. */
+  private preJoin: { p: AlcPacket; length: number }[] = [];
+
+  constructor(
+    /** The session's id in the registry. */
+    readonly source: number,
+    private readonly server: ServerEndpoint,
+    private readonly registry: ObjectRegistry,
+    private readonly owner: DataPathOwner,
+    private readonly o: DataPathOptions,
+  ) {
+    this.serverAddress = unmapIPv4(server.address);
+  }
+
+  /** The channels of the session's first JOINED. */
+  addChannels(joined: JoinedChannel[]): void {
+    for (const c of joined) {
+      this.channels.set(c.tsi, { entry: this.registry.addChannel(this.source, c), ack: this.o.ack ? new AckReporter() : undefined });
+    }
+  }
+
+  /** The data that overtook JOINED, now that the channels are known. */
+  replayPreJoin(): void {
+    const early = this.preJoin;
+    this.preJoin = [];
+    for (const e of early) this.onAlc(e.p, e.length);
+  }
+
+  /** Data packets waiting for JOINED. */
+  get preJoinCount(): number {
+    return this.preJoin.length;
+  }
+
+  /** One delivery of datagrams (a native batch, or one dgram message), in one pass. */
+  onDatagrams(d: Datagrams): void {
+    const owner = this.owner;
+    if (owner.ended || owner.left) return;
+    const stats = this.o.stats;
+    stats.ignored += d.truncated;
+    const data = d.data;
+    const scan = this.scan;
+    const hooks = this.o.recordEsis || owner.watchingPackets();
+    let useful = false;
+    for (let i = 0; i < d.count && !owner.ended; i++) {
+      if (!this.fromServer(d.address(i))) {
+        stats.ignored++;
+        continue;
+      }
+      const at = d.offset(i);
+      const length = d.length(i);
+      if (!hooks && owner.joined && length > 0 && data[at] !== CONTROL_MAGIC_0 && scanAlcData(data, at, length, scan)) {
+        if (this.onObjectPacket(data, at, length)) useful = true;
+        continue;
+      }
+      this.onDatagram(d.datagram(i), d.port(i));
+    }
+    if (this.touched.length > 0) {
+      const now = Date.now();
+      for (const obj of this.touched) {
+        obj.receiver.commitAll();
+        if (obj.receiver.stats.symbolsReceived !== obj.batchMark) obj.lastUsefulAt = now;
+        obj.batchMark = -1;
+      }
+      this.touched.length = 0;
+    }
+    if (useful) owner.activity(Date.now());
+  }
+
+  /** An ACK for every channel with something to report (the owner's ACK timer). */
+  sendAcks(): void {
+    for (const ch of this.channels.values()) this.sendAck(ch);
+  }
+
+  // ---------------------------------------------------------------------
+
+  /**
+   * The fast path: the object packet scanAlcData just read (this.scan) at
+   * data[at, at + length). What onAlc and the registry's route do for a
+   * decoded packet, without the packet object. True if it may still help.
+   */
+  private onObjectPacket(data: Uint8Array, at: number, length: number): boolean {
+    const s = this.scan;
+    const ch = this.channels.get(s.tsi);
+    if (!ch) {
+      this.o.stats.ignored++;
+      return false;
+    }
+    if (this.dropped()) return false;
+    const stats = this.o.stats;
+    stats.packetsReceived++;
+    stats.bytesReceived += length;
+    if (s.sequence < 0) stats.replacements++;
+    else if (ch.ack) this.record(ch, s.sequence);
+    const entry = ch.entry;
+    const obj = entry.toiNumbers.get(s.toi);
+    if (obj) {
+      const r = obj.receiver;
+      if (obj.batchMark < 0) {
+        obj.batchMark = r.stats.symbolsReceived;
+        this.touched.push(obj);
+      }
+      r.addSymbols(data, s.payloadIdOffset, s.sbn, s.esi, s.payloadLength);
+      return !r.complete;
+    }
+    if (entry.fdtSeen || entry.ignoredToiNumbers.has(s.toi)) return false;
+    // Not in an FDT yet: the general path keeps it (a view of this delivery's buffer, which is ours).
+    const d = decodeAlc(data.subarray(at, at + length));
+    if (d.ok) this.registry.route(entry, d.packet, Date.now());
+    return false;
+  }
+
+  private fromServer(address: string): boolean {
+    if (address !== this.lastSource) {
+      this.lastSource = address;
+      this.lastSourceIsServer = unmapIPv4(address) === this.serverAddress;
+    }
+    return this.lastSourceIsServer;
+  }
+
+  /** A datagram from the server's address: control (0x52 0x51) or ALC. */
+  private onDatagram(msg: Buffer, port: number): void {
+    const stats = this.o.stats;
+    if (msg.length === 0) {
+      stats.ignored++;
+      return;
+    }
+    if (msg[0] === CONTROL_MAGIC_0) {
+      if (port !== this.server.port) {
+        stats.ignored++;
+        return;
+      }
+      const d = decodeControl(msg);
+      if (d.ok) this.owner.control(d.msg);
+      else stats.ignored++;
+      return;
+    }
+    const d = decodeAlc(msg);
+    if (!d.ok) {
+      stats.ignored++;
+      return;
+    }
+    if (!this.owner.joined) {
+      if (this.preJoin.length < PRE_JOIN_PACKETS) this.preJoin.push({ p: d.packet, length: msg.length });
+      else stats.ignored++;
+      return;
+    }
+    this.onAlc(d.packet, msg.length);
+  }
+
+  /** The general path: a decoded ALC packet of a joined session. */
+  private onAlc(p: AlcPacket, length: number): void {
+    if (this.owner.ended) return;
+    const stats = this.o.stats;
+    const ch = this.channels.get(p.tsi);
+    if (!ch) {
+      stats.ignored++;
+      return;
+    }
+    if (this.dropped()) return;
+    stats.packetsReceived++;
+    stats.bytesReceived += length;
+    const replacement = p.sequence === undefined;
+    if (replacement) stats.replacements++;
+    else if (ch.ack) this.record(ch, p.sequence as number);
+    if (this.o.recordEsis) stats.esiLog.push({ tsi: p.tsi, toi: p.toi, sbn: p.sbn, esi: p.esi, replacement });
+    if (this.owner.watchingPackets()) {
+      const T = p.oti?.symbolSize ?? ch.entry.tois.get(p.toi)?.oti.symbolSize;
+      this.owner.packet({
+        tsi: p.tsi,
+        toi: p.toi,
+        sbn: p.sbn,
+        esi: p.esi,
+        symbols: T ? Math.floor(p.payloadLength / T) : 1,
+        sequence: p.sequence,
+        replacement,
+      });
+    }
+    const now = Date.now();
+    if (this.registry.route(ch.entry, p, now)) this.owner.activity(now);
+  }
+
+  /** The loss hook. */
+  private dropped(): boolean {
+    if (this.o.lossRate > 0 && this.o.random() < this.o.lossRate) {
+      this.o.stats.simulatedDrops++;
+      return true;
+    }
+    return false;
+  }
+
+  private record(ch: Channel, sequence: number): void {
+    const ack = ch.ack as AckReporter;
+    ack.record(sequence);
+    if (ack.unreported >= this.o.ackEveryPackets) this.sendAck(ch);
+  }
+
+  private sendAck(ch: Channel): void {
+    // Without a cookie nothing can be sent: leave the window unreported (report()
+    // consumes it) so its losses go out with the next ACK.
+    const cookie = this.owner.cookie;
+    if (!ch.ack || !cookie) return;
+    const r = ch.ack.report();
+    if (!r) return;
+    this.o.stats.acksSent++;
+    this.owner.send({ type: MessageType.Ack, cookie, tsi: ch.entry.tsi, windowStart: r.windowStart, windowEnd: r.windowEnd, received: r.received });
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * What RqcastClient reports: the payloads of its 'packet', 'progress',
+ * 'object' and 'done' events, and its counters (client.stats). The CLI's
+ * progress display and JSON lines (progress.ts) are built on these.
+ */
+
+/** One data packet, as the 'packet' debug event reports it (after the loss hook). */
+export interface PacketInfo {
+  tsi: number;
+  toi: bigint;
+  sbn: number;
+  esi: number;
+  /** Symbols in the packet (G). */
+  symbols: number;
+  /** EXT_RQSEQ, absent on ACK replacements. */
+  sequence?: number;
+  replacement: boolean;
+}
+
+export interface ObjectProgress {
+  name: string;
+  bytes: number;
+  heldSymbols: number;
+  neededSymbols: number;
+  /** Source blocks decoded, of `blocks` (Z). */
+  blocksDecoded: number;
+  blocks: number;
+  done: boolean;
+}
+
+export interface ProgressInfo {
+  elapsedMs: number;
+  objects: ObjectProgress[];
+  heldSymbols: number;
+  neededSymbols: number;
+  blocksDecoded: number;
+  blocks: number;
+  packetsReceived: number;
+  bytesReceived: number;
+  /** Data bytes per second received over the last interval. */
+  rateBytesPerSec: number;
+  /** Seconds to completion at the current rate, if known. */
+  etaSeconds?: number;
+}
+
+export interface ObjectResult {
+  name: string;
+  path: string;
+  bytes: number;
+  sha256: string;
+  /** From JOINED to the object verified and renamed. */
+  seconds: number;
+  /**
+   * From the last symbol the decoders took (the last useful packet) to the
+   * object verified and renamed: the solving, writing and hashing that the
+   * stream could not overlap.
+   */
+  tailSeconds: number;
+  symbolsReceived: number;
+  symbolsUsed: number;
+  neededSymbols: number;
+}
+
+export interface FetchSummary {
+  objects: ObjectResult[];
+  /** Object bytes written. */
+  bytes: number;
+  seconds: number;
+  packetsReceived: number;
+  bytesReceived: number;
+  symbolsReceived: number;
+  symbolsUsed: number;
+  neededSymbols: number;
+  /** symbolsReceived / neededSymbols - 1 (reception overhead). */
+  overhead: number;
+  replacements: number;
+  acksSent: number;
+  simulatedDrops: number;
+  /** Receive-buffer overflows of the client's socket (Linux /proc/net/udp drops; 0 elsewhere). */
+  socketDrops: number;
+  /** Symbols dropped because their block did not fit the memory budget (memoryBytes). */
+  budgetDrops: number;
+  /** Partial blocks evicted to admit another (memoryBytes). */
+  blocksEvicted: number;
+  /** Most bytes reserved by partial blocks at once (at most memoryBytes). */
+  peakPartialBlockBytes: number;
+  /** The memory budget in force (memoryBytes, or raised to two blocks). */
+  memoryBytes: number;
+}
+
+export interface ClientStats {
+  /** Datagrams from the server's address that were ALC packets of a joined channel (after the loss hook). */
+  packetsReceived: number;
+  bytesReceived: number;
+  /** Packets carrying no EXT_RQSEQ: replacements sent in answer to an ACK. */
+  replacements: number;
+  /** Packets dropped by the lossRate test hook. */
+  simulatedDrops: number;
+  /** Datagrams ignored: unknown source, TSI not joined, undecodable. */
+  ignored: number;
+  /** Packets of TOIs not yet in an FDT dropped because the buffer was full. */
+  unknownDropped: number;
+  /** Datagrams the kernel dropped because the socket's receive buffer was full (Linux; read at the end). */
+  socketDrops: number;
+  acksSent: number;
+  hellosSent: number;
+  joinsSent: number;
+  renewals: number;
+  /** Every (tsi, toi, sbn, esi) received, if recordEsis. */
+  esiLog: { tsi: number; toi: bigint; sbn: number; esi: number; replacement: boolean }[];
+}

@@ -1,0 +1,293 @@
+/**
+ * ObjectRegistry: what a fetch receives, whatever session, transport or
+ * channel the packets come by.
+ *
+ * - Channels are keyed by (source, TSI): a source is one session (one server
+ *   over one transport), and the TSI (RFC 5651 §5.1) is unique only within
+ *   the server that gave it in JOINED, so two servers' TSIs may collide.
+ * - Objects are keyed by what they are, not by where they come from: the
+ *   FDT's Content-Location, rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
+ *   RFC 6330 §3.3). Every channel, of any source, whose FDT lists the same
+ *   name, digest and OTI feeds the same ObjectReceiver, so their symbols
+ *   combine (servers of one deployment give each source its own ESI range).
+ *   A name listed with another digest or OTI is refused with a warning (the
+ *   first one is kept: both would be written to one path).
+ * - Per channel, TOI 0 goes to the channel's FdtReceiver; packets of TOIs no
+ *   FDT of the channel has listed yet wait in a bounded buffer until its
+ *   first FDT instance arrives (docs/PROTOCOL.md §10.7 step 6).
+ * - Each object's decoded blocks go to its sink (sinks/sink.ts), which
+ *   verifies and publishes the object once every block is written.
+ */
+import { AlcPacket, FDT_TOI } from '../protocol/alc';
+import type { FdtFile, FdtInstance } from '../protocol/fdt';
+import type { JoinedChannel } from '../protocol/messages';
+import { sameOti } from '../protocol/oti';
+import type { Oti as WireOti } from '../protocol/oti';
+import type { PartialBlockBudget } from './block-budget';
+import { UnfetchableObjectError } from './errors';
+import { FdtReceiver } from './fdt-receiver';
+import { ObjectReceiver } from './object-receiver';
+import type { ObjectSink, SinkFactory } from './sinks/sink';
+
+/** One object being received. */
+export interface RegisteredObject {
+  readonly name: string;
+  readonly file: FdtFile;
+  readonly oti: WireOti;
+  readonly sha256: Uint8Array;
+  readonly receiver: ObjectReceiver;
+  readonly sink: ObjectSink;
+  /** When the receiver last took a symbol (Unix ms). */
+  lastUsefulAt: number;
+  /** symbolsReceived when the current receive batch first gave it symbols; -1 when it has not (data-path.ts). */
+  batchMark: number;
+  /** Verified and published. */
+  done: boolean;
+}
+
+/** One joined channel of one source. */
+export interface ChannelEntry {
+  /** The session it was joined by. */
+  readonly source: number;
+  readonly name: string;
+  readonly tsi: number;
+  readonly fdt: FdtReceiver;
+  /** A first FDT instance has been decoded. */
+  fdtSeen: boolean;
+  /** TOI -> object of this channel. */
+  readonly tois: Map<bigint, RegisteredObject>;
+  /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
+  readonly toiNumbers: Map<number, RegisteredObject>;
+  /** TOIs this channel's FDTs list that are not wanted. */
+  readonly ignoredTois: Set<bigint>;
+  readonly ignoredToiNumbers: Set<number>;
+  /** Packets of TOIs not (yet) in an FDT, until the first FDT instance. */
+  unknown: AlcPacket[];
+}
+
+/** What the registry tells its owner. */
+export interface ObjectRegistryEvents {
+  warning(message: string): void;
+  /** A failure that ends the fetch (the named object cannot be fetched, a decode or a write failed, a digest mismatch). */
+  failed(e: unknown): void;
+  /** An FDT instance was applied: the set of wanted objects may have changed. */
+  fdtApplied(): void;
+  /** Every block of `obj` decoded (its writes may still be in flight). */
+  objectDecoded(obj: RegisteredObject): void;
+  /** `obj` verified and published by its sink. */
+  objectVerified(obj: RegisteredObject): void;
+}
+
+export interface ObjectRegistryOptions {
+  /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
+  name?: string;
+  /** Packets of TOIs not yet in an FDT kept per channel. */
+  maxUnknownPackets: number;
+  /** Partial blocks of every object, shared. */
+  budget: PartialBlockBudget;
+  sinks: SinkFactory;
+  /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
+  stats: { unknownDropped: number };
+  events: ObjectRegistryEvents;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+}
+
+export class ObjectRegistry {
+  /** source -> TSI -> channel. */
+  private readonly channels = new Map<number, Map<number, ChannelEntry>>();
+  private channelCount = 0;
+  /** By name; each one is also known by its digest and OTI (objectFor). */
+  private readonly byName = new Map<string, RegisteredObject>();
+
+  constructor(private readonly o: ObjectRegistryOptions) {}
+
+  /** Every object, in the order the FDTs listed them. */
+  get objects(): IterableIterator<RegisteredObject> {
+    return this.byName.values();
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  /** A channel `source` joined. */
+  addChannel(source: number, joined: JoinedChannel): ChannelEntry {
+    let bySource = this.channels.get(source);
+    if (bySource === undefined) this.channels.set(source, (bySource = new Map()));
+    const existing = bySource.get(joined.tsi);
+    if (existing) return existing;
+    const ch: ChannelEntry = {
+      source,
+      name: joined.name,
+      tsi: joined.tsi,
+      fdt: new FdtReceiver(),
+      fdtSeen: false,
+      tois: new Map(),
+      toiNumbers: new Map(),
+      ignoredTois: new Set(),
+      ignoredToiNumbers: new Set(),
+      unknown: [],
+    };
+    bySource.set(joined.tsi, ch);
+    this.channelCount++;
+    return ch;
+  }
+
+  channel(source: number, tsi: number): ChannelEntry | undefined {
+    return this.channels.get(source)?.get(tsi);
+  }
+
+  /** Some channel is joined and every one has delivered an FDT. */
+  fdtsComplete(): boolean {
+    if (this.channelCount === 0) return false;
+    for (const bySource of this.channels.values()) for (const ch of bySource.values()) if (!ch.fdtSeen) return false;
+    return true;
+  }
+
+  /** The URL names an object that no FDT has listed. */
+  missingNamed(): boolean {
+    return this.o.name !== undefined && !this.byName.has(this.o.name);
+  }
+
+  /** Every object's blocks are decoded. */
+  allDecoded(): boolean {
+    for (const obj of this.byName.values()) if (!obj.receiver.complete) return false;
+    return true;
+  }
+
+  /** Every object is verified and published. */
+  allVerified(): boolean {
+    for (const obj of this.byName.values()) if (!obj.done) return false;
+    return true;
+  }
+
+  /**
+   * A decoded ALC packet of channel `ch`. True if it may still help (the
+   * fetch's timeout counts it): an FDT packet of a channel with no FDT yet,
+   * or a packet of an object not decoded yet.
+   */
+  route(ch: ChannelEntry, p: AlcPacket, now: number): boolean {
+    if (p.toi === FDT_TOI) {
+      const useful = !ch.fdtSeen;
+      const r = ch.fdt.add(p);
+      if (r) this.applyFdt(ch, r.fdt, now);
+      return useful;
+    }
+    const obj = ch.tois.get(p.toi);
+    if (obj) {
+      const useful = !obj.receiver.complete;
+      const before = obj.receiver.stats.symbolsReceived;
+      obj.receiver.add(p);
+      if (obj.receiver.stats.symbolsReceived !== before) obj.lastUsefulAt = now;
+      return useful;
+    }
+    if (ch.fdtSeen || ch.ignoredTois.has(p.toi)) return false;
+    // Not in an FDT yet: keep a bounded number for when it arrives.
+    if (ch.unknown.length >= this.o.maxUnknownPackets) {
+      this.o.stats.unknownDropped++;
+      return false;
+    }
+    ch.unknown.push(p);
+    return false;
+  }
+
+  /** Frees the FDT decoders. */
+  close(): void {
+    for (const bySource of this.channels.values()) for (const ch of bySource.values()) ch.fdt.close();
+  }
+
+  /** The fetch failed: stop every receiver and take back what the sinks of unverified objects wrote. */
+  async abort(err: Error): Promise<void> {
+    for (const obj of this.byName.values()) {
+      obj.receiver.close(err);
+      if (!obj.done) await obj.sink.abort();
+    }
+  }
+
+  // ---------------------------------------------------------------------
+
+  private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
+    ch.fdtSeen = true;
+    const named = this.o.name;
+    for (const file of fdt.files) {
+      if (ch.tois.has(file.toi)) continue;
+      if (named !== undefined && file.contentLocation !== named) {
+        this.ignoreToi(ch, file.toi);
+        continue;
+      }
+      let obj: RegisteredObject | undefined;
+      try {
+        obj = this.objectFor(file, now);
+      } catch (e) {
+        if (named !== undefined) {
+          this.o.events.failed(e);
+          return;
+        }
+        this.o.events.warning(e instanceof Error ? e.message : String(e));
+      }
+      if (obj) {
+        ch.tois.set(file.toi, obj);
+        if (file.toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.toiNumbers.set(Number(file.toi), obj);
+      } else {
+        this.ignoreToi(ch, file.toi);
+      }
+    }
+    const buffered = ch.unknown;
+    ch.unknown = [];
+    for (const p of buffered) {
+      const obj = ch.tois.get(p.toi);
+      if (obj) {
+        obj.receiver.add(p);
+        obj.lastUsefulAt = now;
+      }
+    }
+    this.o.events.fdtApplied();
+  }
+
+  private ignoreToi(ch: ChannelEntry, toi: bigint): void {
+    ch.ignoredTois.add(toi);
+    if (toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.ignoredToiNumbers.add(Number(toi));
+  }
+
+  /** The object for an FDT entry: the one already known (same name, digest, OTI), a new one, or undefined (refused). */
+  private objectFor(file: FdtFile, now: number): RegisteredObject | undefined {
+    const name = file.contentLocation;
+    if (file.oti === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no RaptorQ OTI');
+    if (file.sha256 === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no rq:Content-SHA-256 to verify it');
+    const existing = this.byName.get(name);
+    if (existing) {
+      if (sameOti(existing.oti, file.oti) && sameBytes(existing.sha256, file.sha256)) return existing;
+      this.o.events.warning(`channels disagree about "${name}" (digest or OTI); using the first`);
+      return undefined;
+    }
+    const sink = this.o.sinks.open({ name, oti: file.oti, sha256: file.sha256 });
+    const receiver = new ObjectReceiver(file.oti, sink, { budget: this.o.budget });
+    if (receiver.budgetRaised) {
+      this.o.events.warning(
+        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
+      );
+    }
+    const obj: RegisteredObject = { name, file, oti: file.oti, sha256: file.sha256, receiver, sink, lastUsefulAt: now, batchMark: -1, done: false };
+    this.byName.set(name, obj);
+    receiver.done.then(
+      () => this.verify(obj),
+      (e: unknown) => this.o.events.failed(e),
+    );
+    void receiver.decoded.then(() => this.o.events.objectDecoded(obj));
+    return obj;
+  }
+
+  private async verify(obj: RegisteredObject): Promise<void> {
+    try {
+      await obj.sink.commit();
+    } catch (e) {
+      this.o.events.failed(e);
+      return;
+    }
+    obj.done = true;
+    this.o.events.objectVerified(obj);
+  }
+}

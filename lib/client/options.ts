@@ -1,0 +1,102 @@
+/**
+ * RqcastClient's options: what the caller (the CLI, a library user) may
+ * give, and resolveClientOptions, which checks them and fills in the
+ * defaults (InvalidClientOptionError for anything out of range).
+ */
+import { InvalidClientOptionError } from './errors';
+import type { RqcastUrl } from './url';
+
+export interface RqcastClientOptions {
+  /** Directory the objects are written to (under their sanitised names). Default the current directory. */
+  outputDir?: string;
+  /** Exact file path for the one object the URL names (requires NAME in the URL). */
+  outputFile?: string;
+  /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
+  ttlMs?: number;
+  /** JOIN with an absolute time (Unix ms, this host's clock); the session ends then. Excludes ttlMs. */
+  untilMs?: number;
+  /** ACK mode: report losses, receive fresh-symbol replacements. */
+  ack?: boolean;
+  /** Give up after this long without anything useful from the server. Default 60 000 ms. */
+  timeoutMs?: number;
+  /** Test hook: drop this fraction (0..1) of received data packets before processing. */
+  lossRate?: number;
+  /** Seed of the loss hook's PRNG. Default random. */
+  lossSeed?: number;
+  /** ACK every this many ms (ACK mode). Default 50. */
+  ackIntervalMs?: number;
+  /** ... or as soon as this many packets of a channel are unreported. Default 256. */
+  ackEveryPackets?: number;
+  /** 'progress' events every this many ms. Default 250. */
+  progressIntervalMs?: number;
+  /**
+   * Receive buffer request. Default 32 MiB: about a second of a 200 Mbit/s
+   * stream, so that the stream is not lost while JS is busy. As root the
+   * native socket gets it whole (SO_RCVBUFFORCE); otherwise
+   * net.core.rmem_max caps it.
+   */
+  recvBufferBytes?: number;
+  /** Most datagrams handed over per native receive batch. Default 256. */
+  recvBatch?: number;
+  /** Use node's dgram socket (one event per datagram) instead of the native batched receiver. */
+  useDgram?: boolean;
+  /** Packets of TOIs not yet in an FDT kept per channel. Default 4096. */
+  maxUnknownPackets?: number;
+  /** First HELLO/JOIN retry after this many ms, doubling up to 2 s. Default 250. */
+  retryMs?: number;
+  /** Keep a log of every (tsi, toi, sbn, esi) received in stats.esiLog. */
+  recordEsis?: boolean;
+  /**
+   * Most bytes held by source blocks not decoded yet, over every object
+   * (what the native decoders allocate for them, solves included; see
+   * block-budget.ts). Symbols of blocks that do not fit are dropped, and
+   * the stream makes up for them. At least two of an object's largest
+   * blocks: raised to that, with a warning. Early decoded blocks kept for
+   * the running digest are bounded by the same amount. Default 1 GiB.
+   */
+  memoryBytes?: number;
+}
+
+/** The options in force: every default filled in, every value checked. */
+export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram'>> & {
+  useDgram: boolean;
+  outputFile?: string;
+  untilMs?: number;
+  lossSeed?: number;
+};
+
+/** Checks `o` against `url` and fills in the defaults. */
+export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd: string): ResolvedClientOptions {
+  if (o.ttlMs !== undefined && o.untilMs !== undefined) throw new InvalidClientOptionError('give either ttlMs or untilMs, not both');
+  const positive = (v: number | undefined, name: string, def: number): number => {
+    if (v === undefined) return def;
+    if (!Number.isFinite(v) || v <= 0) throw new InvalidClientOptionError(`${name} must be a positive number`);
+    return v;
+  };
+  const lossRate = o.lossRate ?? 0;
+  if (!(lossRate >= 0 && lossRate < 1)) throw new InvalidClientOptionError('lossRate must be in [0, 1)');
+  if (o.untilMs !== undefined && !Number.isSafeInteger(o.untilMs)) throw new InvalidClientOptionError('untilMs must be an integer Unix time in ms');
+  if (o.outputFile !== undefined && url.name === undefined) {
+    throw new InvalidClientOptionError('an output file needs a URL that names one object; give a directory otherwise');
+  }
+  return {
+    outputDir: o.outputDir ?? cwd,
+    outputFile: o.outputFile,
+    ttlMs: Math.round(positive(o.ttlMs, 'ttlMs', 30_000)),
+    untilMs: o.untilMs,
+    ack: o.ack ?? false,
+    timeoutMs: positive(o.timeoutMs, 'timeoutMs', 60_000),
+    lossRate,
+    lossSeed: o.lossSeed,
+    ackIntervalMs: positive(o.ackIntervalMs, 'ackIntervalMs', 50),
+    ackEveryPackets: Math.round(positive(o.ackEveryPackets, 'ackEveryPackets', 256)),
+    progressIntervalMs: positive(o.progressIntervalMs, 'progressIntervalMs', 250),
+    recvBufferBytes: Math.min(1 << 30, Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 32 << 20))),
+    recvBatch: Math.min(1024, Math.round(positive(o.recvBatch, 'recvBatch', 256))),
+    useDgram: o.useDgram ?? false,
+    maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
+    retryMs: positive(o.retryMs, 'retryMs', 250),
+    recordEsis: o.recordEsis ?? false,
+    memoryBytes: Math.round(positive(o.memoryBytes, 'memoryBytes', 1 << 30)),
+  };
+}

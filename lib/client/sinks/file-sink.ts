@@ -1,0 +1,85 @@
+/**
+ * The file sink: each object into its own file under the output directory
+ * (or into the one output file), through an ObjectFileWriter (temporary
+ * file, running SHA-256, atomic rename).
+ *
+ * The temporary file is created with the first block or symbol written, not
+ * when the FDT lists the object, so that an FDT of many objects does not
+ * open as many files at once.
+ */
+import * as path from 'path';
+import { UnfetchableObjectError } from '../errors';
+import { ObjectFileWriter, safeObjectPath } from './file-writer';
+import type { ObjectSink, SinkFactory, SinkObject } from './sink';
+
+export interface FileSinkOptions {
+  /** Objects go under this directory, at their sanitised names. */
+  outputDir: string;
+  /** The one object of the fetch goes to this exact path instead. */
+  outputFile?: string;
+  /**
+   * The most bytes of early blocks a writer keeps for its running digest,
+   * read when the writer is created: the client's memory budget bounds them
+   * too.
+   */
+  holdBytes?: () => number;
+}
+
+export class FileSinkFactory implements SinkFactory {
+  /** Output paths in use, and the object that uses each. */
+  private readonly used = new Map<string, string>();
+
+  constructor(private readonly options: FileSinkOptions) {}
+
+  open(object: SinkObject): FileSink {
+    const o = this.options;
+    const target = o.outputFile !== undefined ? path.resolve(o.outputFile) : path.resolve(o.outputDir, safeObjectPath(object.name));
+    const other = this.used.get(target);
+    if (other !== undefined) throw new UnfetchableObjectError(object.name, `its output path is already used by "${other}"`);
+    this.used.set(target, object.name);
+    return new FileSink(object, target, o.holdBytes);
+  }
+}
+
+export class FileSink implements ObjectSink {
+  private writer?: Promise<ObjectFileWriter>;
+
+  constructor(
+    private readonly object: SinkObject,
+    readonly path: string,
+    private readonly holdBytes?: () => number,
+  ) {}
+
+  async writeBlock(_sbn: number, offset: number, data: Uint8Array): Promise<void> {
+    return (await this.open()).writeAt(offset, data);
+  }
+
+  prewrite(offset: number, data: Uint8Array): void {
+    this.open().then(
+      (w) => w.prewrite(offset, data),
+      () => undefined,
+    );
+  }
+
+  async commit(): Promise<void> {
+    const w = await this.open();
+    await w.commit(this.object.sha256, this.object.name);
+  }
+
+  async abort(): Promise<void> {
+    if (this.writer) await this.writer.then((w) => w.abort(), () => undefined);
+  }
+
+  /** The writer, created on first use. */
+  private open(): Promise<ObjectFileWriter> {
+    if (this.writer === undefined) {
+      this.writer = ObjectFileWriter.create(this.path, this.object.oti.transferLength).then((w) => {
+        if (this.holdBytes) w.holdBytes = Math.min(w.holdBytes, this.holdBytes());
+        return w;
+      });
+      // Failures surface through writeBlock and commit; keep the promise handled meanwhile.
+      this.writer.catch(() => undefined);
+    }
+    return this.writer;
+  }
+}

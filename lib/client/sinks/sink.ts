@@ -1,0 +1,49 @@
+/**
+ * Where an object's decoded source blocks go: the file writer today
+ * (file-sink.ts), a playout sink next (progressive playout: each block
+ * handed on as soon as it decodes).
+ *
+ * The object registry opens one sink per wanted object (one FDT File:
+ * name, OTI, SHA-256, RFC 6726 §3.4.2) and its ObjectReceiver hands the sink
+ * each source block once, at the block's offset in the object (RFC 6330
+ * §4.4.1.2 partitioning), in decode order, not in block order.
+ */
+import type { Oti as WireOti } from '../../protocol/oti';
+
+/** What a receiver hands decoded data to. */
+export interface BlockSink {
+  /** Called once per source block, in decode order. */
+  writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Optional write-through: source symbols as they arrive, `data` at
+   * `offset`, before their block decodes. writeBlock later writes the same
+   * bytes there, so this may fail or land in any order. It moves the cost of
+   * writing the object (page-cache allocation) from the end of the transfer,
+   * when every block of a round-robin stream decodes at once, to the time
+   * the symbols arrive.
+   */
+  prewrite?(offset: number, data: Uint8Array): void;
+}
+
+/** The FDT's description of an object a sink receives. */
+export interface SinkObject {
+  /** Content-Location. */
+  name: string;
+  oti: WireOti;
+  /** rq:Content-SHA-256: what the whole object must hash to. */
+  sha256: Uint8Array;
+}
+
+export interface ObjectSink extends BlockSink {
+  /** Where the object ends up (ObjectResult.path). */
+  readonly path: string;
+  /** Every block has been written: verify the object (DigestMismatchError) and publish it. */
+  commit(): Promise<void>;
+  /** The fetch failed: take back whatever was written. Never rejects. */
+  abort(): Promise<void>;
+}
+
+export interface SinkFactory {
+  /** A sink for `object`; throws UnfetchableObjectError if it cannot take it (an unsafe name, a path in use). */
+  open(object: SinkObject): ObjectSink;
+}
