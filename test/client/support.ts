@@ -1,8 +1,14 @@
-/** Helpers shared by the client tests: ALC packets from a real encoder. */
+/** Helpers shared by the client tests: ALC packets from a real encoder, in-memory sinks, datagram batches. */
+import { createHash } from 'crypto';
+import { DigestMismatchError, UnfetchableObjectError } from '../../lib/client/errors';
+import type { ObjectRegistryEvents, RegisteredObject } from '../../lib/client/object-registry';
+import type { ObjectSink, SinkFactory, SinkObject } from '../../lib/client/sinks/sink';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { AlcPacket, decodeAlc, encodeAlc } from '../../lib/protocol/alc';
+import { buildFdt, FdtFile } from '../../lib/protocol/fdt';
 import type { Oti as WireOti } from '../../lib/protocol/oti';
 import { Rng } from '../../lib/support/rng';
+import type { Datagrams } from '../../lib/transport/client-transport';
 
 export function wireOti(enc: ObjectEncoder): WireOti {
   const o = enc.otiInfo;
@@ -114,4 +120,135 @@ export async function feedLikeAStream(rx: Receiving, enc: ObjectEncoder, packets
   }
   await rx.done;
   return fed;
+}
+
+// ---------------------------------------------------------------- the fetch's parts --
+
+/** One object to serve in a unit test: its encoder, OTI and digest. */
+export interface TestObject {
+  name: string;
+  data: Buffer;
+  enc: ObjectEncoder;
+  oti: WireOti;
+  sha256: Uint8Array;
+}
+
+export function testObject(name: string, data: Buffer, symbolSize = 256): TestObject {
+  const enc = new ObjectEncoder(data, { symbolSize });
+  return { name, data, enc, oti: wireOti(enc), sha256: createHash('sha256').update(data).digest() };
+}
+
+/**
+ * The TOI 0 packets of one FDT instance listing `files` (TOI i + 1 for
+ * files[i]): every source symbol and two repair symbols, with EXT_FDT and
+ * EXT_FTI as a server sends them.
+ */
+export function fdtPackets(files: FdtFile[], o: { tsi?: number; instanceId?: number } = {}): AlcPacket[] {
+  const xml = buildFdt({ expiresAtMs: 4_000_000_000_000, files });
+  const enc = new ObjectEncoder(Buffer.from(xml), { symbolSize: 256 });
+  const out: AlcPacket[] = [];
+  for (let sbn = 0; sbn < enc.sourceBlocks; sbn++) {
+    for (let esi = 0; esi < enc.sourceSymbols(sbn) + 2; esi++) {
+      out.push(alcPacket(enc, sbn, esi, { tsi: o.tsi ?? 1, toi: 0, withOti: true, fdtInstanceId: o.instanceId ?? 1 }));
+    }
+  }
+  enc.close();
+  return out;
+}
+
+/** The FDT entry of a test object. */
+export function fdtFile(toi: number, obj: TestObject, o: { sha256?: Uint8Array; oti?: WireOti } = {}): FdtFile {
+  return { toi: BigInt(toi), contentLocation: obj.name, oti: o.oti ?? obj.oti, sha256: o.sha256 ?? obj.sha256 };
+}
+
+/** A sink that keeps the object in memory and checks its digest on commit. */
+export class MemorySink implements ObjectSink {
+  readonly bytes: Uint8Array;
+  readonly path: string;
+  blocksWritten = 0;
+  committed = false;
+  aborted = false;
+  constructor(readonly object: SinkObject) {
+    this.bytes = new Uint8Array(object.oti.transferLength);
+    this.path = `memory:${object.name}`;
+  }
+  async writeBlock(_sbn: number, offset: number, data: Uint8Array): Promise<void> {
+    this.bytes.set(data, offset);
+    this.blocksWritten++;
+  }
+  async commit(): Promise<void> {
+    const actual = createHash('sha256').update(this.bytes).digest();
+    if (!actual.equals(Buffer.from(this.object.sha256))) throw new DigestMismatchError(this.object.name);
+    this.committed = true;
+  }
+  async abort(): Promise<void> {
+    this.aborted = true;
+  }
+}
+
+export class MemorySinkFactory implements SinkFactory {
+  readonly opened: MemorySink[] = [];
+  open(object: SinkObject): MemorySink {
+    if (object.name.includes('..')) throw new UnfetchableObjectError(object.name, '".." in the name');
+    const s = new MemorySink(object);
+    this.opened.push(s);
+    return s;
+  }
+}
+
+/** What an ObjectRegistry told its owner. */
+export class RegistryLog implements ObjectRegistryEvents {
+  readonly warnings: string[] = [];
+  readonly failures: unknown[] = [];
+  fdts = 0;
+  readonly decoded: string[] = [];
+  readonly verified: string[] = [];
+  private waiters: (() => void)[] = [];
+  warning(message: string): void {
+    this.warnings.push(message);
+  }
+  failed(e: unknown): void {
+    this.failures.push(e);
+    this.wake();
+  }
+  fdtApplied(): void {
+    this.fdts++;
+  }
+  objectDecoded(obj: RegisteredObject): void {
+    this.decoded.push(obj.name);
+  }
+  objectVerified(obj: RegisteredObject): void {
+    this.verified.push(obj.name);
+    this.wake();
+  }
+  /** Resolves once `n` objects are verified (or something failed). */
+  async verifiedCount(n: number): Promise<void> {
+    while (this.verified.length < n && this.failures.length === 0) await new Promise<void>((r) => this.waiters.push(r));
+  }
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/** Datagrams as a transport delivers them: laid end to end in one buffer, each with its source. */
+export function datagrams(items: { bytes: Uint8Array; address: string; port: number }[], truncated = 0): Datagrams {
+  const data = Buffer.concat(items.map((i) => Buffer.from(i.bytes)));
+  const offsets: number[] = [];
+  let at = 0;
+  for (const i of items) {
+    offsets.push(at);
+    at += i.bytes.length;
+  }
+  return {
+    count: items.length,
+    data,
+    truncated,
+    offset: (i) => offsets[i],
+    length: (i) => items[i].bytes.length,
+    datagram: (i) => data.subarray(offsets[i], offsets[i] + items[i].bytes.length),
+    address: (i) => items[i].address,
+    port: (i) => items[i].port,
+  };
 }

@@ -1,0 +1,340 @@
+/**
+ * DataPath: datagrams of one session in, in the order they arrived: the
+ * source check, the pre-JOIN buffer, the loss hook, ACK recording, and the
+ * in-place fast path agreeing with the general one (docs/PROTOCOL.md §10.1,
+ * §10.7).
+ */
+import { randomBytes } from 'crypto';
+import { PartialBlockBudget } from '../../lib/client/block-budget';
+import { DataPath, DataPathOwner, PRE_JOIN_PACKETS } from '../../lib/client/data-path';
+import type { ClientStats, PacketInfo } from '../../lib/client/events';
+import { ObjectRegistry } from '../../lib/client/object-registry';
+import { encodeAlc } from '../../lib/protocol/alc';
+import { encodeControl } from '../../lib/protocol/control';
+import { AckMessage, ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
+import type { ServerEndpoint } from '../../lib/transport/client-transport';
+import { datagrams, fdtFile, fdtPackets, MemorySinkFactory, RegistryLog, testObject, TestObject } from './support';
+
+const SERVER: ServerEndpoint = { address: '10.0.0.1', port: 4433, family: 4 };
+/** Data comes from another port of the server's address. */
+const DATA_PORT = 50_000;
+const COOKIE = new Uint8Array(16).fill(3);
+
+function newStats(): ClientStats {
+  return {
+    packetsReceived: 0,
+    bytesReceived: 0,
+    replacements: 0,
+    simulatedDrops: 0,
+    ignored: 0,
+    unknownDropped: 0,
+    socketDrops: 0,
+    acksSent: 0,
+    hellosSent: 0,
+    joinsSent: 0,
+    renewals: 0,
+    esiLog: [],
+  };
+}
+
+class Owner implements DataPathOwner {
+  ended = false;
+  joined = false;
+  left = false;
+  cookie: Uint8Array | undefined = COOKIE;
+  watching = false;
+  readonly controls: ControlMessage[] = [];
+  readonly sent: ControlMessage[] = [];
+  readonly activities: number[] = [];
+  readonly packets: PacketInfo[] = [];
+  control(msg: ControlMessage): void {
+    this.controls.push(msg);
+  }
+  send(msg: ControlMessage): void {
+    this.sent.push(msg);
+  }
+  activity(now: number): void {
+    this.activities.push(now);
+  }
+  watchingPackets(): boolean {
+    return this.watching;
+  }
+  packet(info: PacketInfo): void {
+    this.packets.push(info);
+  }
+}
+
+interface Setup {
+  path: DataPath;
+  owner: Owner;
+  stats: ClientStats;
+  registry: ObjectRegistry;
+  log: RegistryLog;
+  sinks: MemorySinkFactory;
+}
+
+function setup(o: { lossRate?: number; random?: () => number; ack?: boolean; ackEveryPackets?: number; recordEsis?: boolean; source?: number; server?: ServerEndpoint; registry?: ObjectRegistry; log?: RegistryLog; sinks?: MemorySinkFactory } = {}): Setup {
+  const stats = newStats();
+  const log = o.log ?? new RegistryLog();
+  const sinks = o.sinks ?? new MemorySinkFactory();
+  const registry =
+    o.registry ?? new ObjectRegistry({ maxUnknownPackets: 4096, budget: new PartialBlockBudget(Infinity), sinks, stats, events: log });
+  const owner = new Owner();
+  const path = new DataPath(o.source ?? 0, o.server ?? SERVER, registry, owner, {
+    lossRate: o.lossRate ?? 0,
+    random: o.random ?? Math.random,
+    ack: o.ack ?? false,
+    ackEveryPackets: o.ackEveryPackets ?? 256,
+    recordEsis: o.recordEsis ?? false,
+    stats,
+  });
+  return { path, owner, stats, registry, log, sinks };
+}
+
+function join(s: Setup, tsi = 1): void {
+  s.owner.joined = true;
+  s.path.addChannels([{ name: 'main', tsi }]);
+  s.path.replayPreJoin();
+}
+
+const from = (bytes: Uint8Array, address = SERVER.address, port = DATA_PORT) => ({ bytes, address, port });
+
+/** Object packets of `obj` (TOI 1), source symbols 0.., with sequence numbers from `seq`. */
+function objectBytes(obj: TestObject, count: number, o: { tsi?: number; seq?: number; firstEsi?: number } = {}): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const esi = (o.firstEsi ?? 0) + i;
+    const pkt = obj.enc.packet(0, esi);
+    out.push(encodeAlc({ tsi: o.tsi ?? 1, toi: 1, sbn: 0, esi, symbols: pkt.subarray(4), sequence: o.seq === undefined ? undefined : o.seq + i }));
+  }
+  return out;
+}
+
+function fdtBytes(obj: TestObject, tsi = 1): Uint8Array[] {
+  return fdtPackets([fdtFile(1, obj)], { tsi }).map((p) =>
+    encodeAlc({ tsi, toi: 0, sbn: p.sbn, esi: p.esi, symbols: p.payload, oti: p.oti, fdtInstanceId: p.fdt?.instanceId }),
+  );
+}
+
+const objects: TestObject[] = [];
+function object(bytes = 20_000): TestObject {
+  const o = testObject('obj', randomBytes(bytes));
+  objects.push(o);
+  return o;
+}
+afterEach(() => {
+  for (const o of objects.splice(0)) o.enc.close();
+});
+
+describe('DataPath: source check', () => {
+  test('datagrams from another address are ignored and counted; an IPv4-mapped source is the server', () => {
+    const s = setup();
+    const hello: ControlMessage = { type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'x' };
+    const bytes = encodeControl(hello);
+    s.path.onDatagrams(datagrams([from(bytes, '10.0.0.2', SERVER.port), from(bytes, '::ffff:10.0.0.1', SERVER.port), from(bytes, SERVER.address, SERVER.port)]));
+    expect(s.stats.ignored).toBe(1);
+    expect(s.owner.controls).toEqual([hello, hello]);
+  });
+
+  test('a control message counts only from the control port; ALC from any port', () => {
+    const s = setup();
+    const obj = object();
+    join(s);
+    const ctl = encodeControl({ type: MessageType.Joined, channels: [{ name: 'main', tsi: 1 }], expiresAtMs: 1 });
+    s.path.onDatagrams(datagrams([from(ctl, SERVER.address, DATA_PORT), from(ctl, SERVER.address, SERVER.port), ...objectBytes(obj, 2).map((b) => from(b, SERVER.address, 1234))]));
+    expect(s.owner.controls).toHaveLength(1);
+    expect(s.stats.ignored).toBe(1);
+    expect(s.stats.packetsReceived).toBe(2);
+  });
+
+  test('empty, truncated, undecodable datagrams and TSIs not joined are ignored and counted', () => {
+    const s = setup();
+    const obj = object();
+    join(s);
+    const badControl = Uint8Array.from([0x52, 0x51, 99, 0]);
+    const notAlc = Uint8Array.from([0x00, 1, 2, 3, 4]);
+    s.path.onDatagrams(
+      datagrams([from(new Uint8Array(0)), from(badControl, SERVER.address, SERVER.port), from(notAlc), ...objectBytes(obj, 3, { tsi: 9 }).map((b) => from(b))], 5),
+    );
+    expect(s.stats.ignored).toBe(5 + 1 + 1 + 1 + 3);
+    expect(s.stats.packetsReceived).toBe(0);
+  });
+
+  test('nothing is read once the session has left or the fetch has ended', () => {
+    const s = setup();
+    const obj = object();
+    join(s);
+    s.owner.left = true;
+    s.path.onDatagrams(datagrams(objectBytes(obj, 3).map((b) => from(b)), 2));
+    s.owner.left = false;
+    s.owner.ended = true;
+    s.path.onDatagrams(datagrams(objectBytes(obj, 3).map((b) => from(b))));
+    expect(s.stats).toEqual(newStats());
+  });
+});
+
+describe('DataPath: before JOINED', () => {
+  test(`data that overtakes JOINED waits (at most ${PRE_JOIN_PACKETS} packets) and is processed once the channels are known`, async () => {
+    const s = setup();
+    const obj = object();
+    const early = [...fdtBytes(obj), ...objectBytes(obj, obj.enc.sourceSymbols(0) + 2)];
+    s.path.onDatagrams(datagrams(early.map((b) => from(b))));
+    expect(s.path.preJoinCount).toBe(early.length);
+    expect(s.stats.packetsReceived).toBe(0);
+    join(s);
+    expect(s.path.preJoinCount).toBe(0);
+    expect(s.stats.packetsReceived).toBe(early.length);
+    await s.log.verifiedCount(1);
+    expect(Buffer.from(s.sinks.opened[0].bytes).equals(obj.data)).toBe(true);
+  });
+
+  test('the buffer is bounded; what does not fit is ignored and counted', () => {
+    const s = setup();
+    const obj = object(400_000);
+    s.path.onDatagrams(datagrams(objectBytes(obj, PRE_JOIN_PACKETS + 10).map((b) => from(b))));
+    expect(s.path.preJoinCount).toBe(PRE_JOIN_PACKETS);
+    expect(s.stats.ignored).toBe(10);
+  });
+});
+
+describe('DataPath: the loss hook', () => {
+  test('drops the packets its random draw says, before they are counted or recorded', () => {
+    const draws = [0.05, 0.5, 0.09, 0.95, 0.01];
+    let i = 0;
+    const s = setup({ lossRate: 0.1, random: () => draws[i++ % draws.length], ack: true });
+    const obj = object();
+    join(s);
+    for (const b of fdtBytes(obj)) s.path.onDatagrams(datagrams([from(b)]));
+    const fdtTaken = s.stats.packetsReceived;
+    const fdtDropped = s.stats.simulatedDrops;
+    expect(fdtTaken + fdtDropped).toBe(fdtBytes(obj).length);
+    s.stats.packetsReceived = s.stats.simulatedDrops = 0;
+    i = 0;
+    s.path.onDatagrams(datagrams(objectBytes(obj, 5, { seq: 0 }).map((b) => from(b))));
+    expect(s.stats.simulatedDrops).toBe(3);
+    expect(s.stats.packetsReceived).toBe(2);
+  });
+});
+
+describe('DataPath: ACK mode', () => {
+  test('sequence numbers are recorded; an ACK goes out once ackEveryPackets are unreported; replacements are counted, not recorded', () => {
+    const s = setup({ ack: true, ackEveryPackets: 10 });
+    const obj = object();
+    join(s);
+    s.path.onDatagrams(datagrams(objectBytes(obj, 9, { seq: 100 }).map((b) => from(b))));
+    expect(s.owner.sent).toEqual([]);
+    // Two replacements (no EXT_RQSEQ), then the 10th sequence number.
+    s.path.onDatagrams(datagrams([...objectBytes(obj, 2, { firstEsi: 50 }), ...objectBytes(obj, 1, { seq: 109, firstEsi: 9 })].map((b) => from(b))));
+    expect(s.stats.replacements).toBe(2);
+    expect(s.owner.sent).toHaveLength(1);
+    const ack = s.owner.sent[0] as AckMessage;
+    expect(ack).toMatchObject({ type: MessageType.Ack, cookie: COOKIE, tsi: 1, windowStart: 100, windowEnd: 110, received: [{ start: 100, end: 110 }] });
+    expect(s.stats.acksSent).toBe(1);
+  });
+
+  test('sendAcks: one ACK per channel with something to report, none without a cookie (the window waits for the next)', () => {
+    const s = setup({ ack: true });
+    const obj = object();
+    s.owner.joined = true;
+    s.path.addChannels([
+      { name: 'a', tsi: 1 },
+      { name: 'b', tsi: 2 },
+    ]);
+    s.path.onDatagrams(datagrams([...objectBytes(obj, 3, { seq: 0, tsi: 1 }), ...objectBytes(obj, 2, { seq: 5, tsi: 2 })].map((b) => from(b))));
+    s.owner.cookie = undefined;
+    s.path.sendAcks();
+    expect(s.owner.sent).toEqual([]);
+    s.owner.cookie = COOKIE;
+    s.path.sendAcks();
+    expect(s.owner.sent.map((m) => (m as AckMessage).tsi)).toEqual([1, 2]);
+    expect(s.owner.sent[0]).toMatchObject({ windowStart: 0, windowEnd: 3 });
+    expect(s.owner.sent[1]).toMatchObject({ windowStart: 5, windowEnd: 7 });
+  });
+
+  test('no ACK mode: nothing recorded, nothing sent', () => {
+    const s = setup({ ack: false, ackEveryPackets: 1 });
+    const obj = object();
+    join(s);
+    s.path.onDatagrams(datagrams(objectBytes(obj, 5, { seq: 0 }).map((b) => from(b))));
+    s.path.sendAcks();
+    expect(s.owner.sent).toEqual([]);
+  });
+});
+
+describe('DataPath: fast and general paths', () => {
+  test('the in-place fast path and the general path (debug hooks on) count and decode the same', async () => {
+    const results: { stats: ClientStats; activity: boolean; packets: number }[] = [];
+    const obj = object(60_000);
+    for (const watching of [false, true]) {
+      const s = setup({ ack: true, ackEveryPackets: 1_000_000 });
+      s.owner.watching = watching;
+      join(s);
+      for (const b of fdtBytes(obj)) s.path.onDatagrams(datagrams([from(b)]));
+      const K = obj.enc.sourceSymbols(0);
+      const data = objectBytes(obj, K + 4, { seq: 0 });
+      for (let i = 0; i < data.length; i += 16) s.path.onDatagrams(datagrams(data.slice(i, i + 16).map((b) => from(b))));
+      await s.log.verifiedCount(1);
+      expect(Buffer.from(s.sinks.opened[0].bytes).equals(obj.data)).toBe(true);
+      results.push({ stats: { ...s.stats, esiLog: [] }, activity: s.owner.activities.length > 0, packets: s.owner.packets.length });
+      if (watching) {
+        expect(s.owner.packets[s.owner.packets.length - 1]).toMatchObject({ tsi: 1, toi: 1n, sbn: 0, symbols: 1, replacement: false });
+      }
+    }
+    expect(results[0].stats).toEqual(results[1].stats);
+    expect(results[0].activity && results[1].activity).toBe(true);
+    expect(results[0].packets).toBe(0);
+    expect(results[1].packets).toBe(results[1].stats.packetsReceived);
+  });
+
+  test('recordEsis logs every data packet (the general path)', () => {
+    const s = setup({ recordEsis: true });
+    const obj = object();
+    join(s);
+    s.path.onDatagrams(datagrams([...objectBytes(obj, 2, { seq: 0 }), ...objectBytes(obj, 1, { firstEsi: 40 })].map((b) => from(b))));
+    expect(s.stats.esiLog).toEqual([
+      { tsi: 1, toi: 1n, sbn: 0, esi: 0, replacement: false },
+      { tsi: 1, toi: 1n, sbn: 0, esi: 1, replacement: false },
+      { tsi: 1, toi: 1n, sbn: 0, esi: 40, replacement: true },
+    ]);
+  });
+
+  test('fast path: an object packet of a TOI no FDT has listed yet waits in the registry', () => {
+    const s = setup();
+    const obj = object();
+    join(s);
+    s.path.onDatagrams(datagrams(objectBytes(obj, 3).map((b) => from(b))));
+    expect(s.registry.channel(0, 1)?.unknown).toHaveLength(3);
+    expect(s.owner.activities).toEqual([]);
+  });
+});
+
+describe('DataPath: two servers', () => {
+  test('the same TSI from two servers: two channels, one object, symbols of both combined', async () => {
+    const stats = newStats();
+    const log = new RegistryLog();
+    const sinks = new MemorySinkFactory();
+    const registry = new ObjectRegistry({ maxUnknownPackets: 4096, budget: new PartialBlockBudget(Infinity), sinks, stats, events: log });
+    const other: ServerEndpoint = { address: '10.0.0.2', port: 4433, family: 4 };
+    const a = setup({ source: 0, registry, log, sinks });
+    const b = setup({ source: 1, server: other, registry, log, sinks });
+    join(a);
+    join(b);
+    const obj = object(60_000);
+    const K = obj.enc.sourceSymbols(0);
+    const half = Math.floor(K / 2);
+    a.path.onDatagrams(datagrams(fdtBytes(obj).map((x) => from(x))));
+    b.path.onDatagrams(datagrams(fdtBytes(obj).map((x) => from(x, other.address))));
+    // Each server's packets reach only its own data path; the other ignores them.
+    a.path.onDatagrams(datagrams(objectBytes(obj, half).map((x) => from(x, other.address))));
+    expect(a.stats.ignored).toBe(half);
+    a.path.onDatagrams(datagrams(objectBytes(obj, half).map((x) => from(x))));
+    b.path.onDatagrams(datagrams(objectBytes(obj, K + 4 - half, { firstEsi: half }).map((x) => from(x, other.address))));
+    await log.verifiedCount(1);
+    expect(registry.channel(0, 1)).not.toBe(registry.channel(1, 1));
+    expect(registry.size).toBe(1);
+    expect(sinks.opened).toHaveLength(1);
+    expect(Buffer.from(sinks.opened[0].bytes).equals(obj.data)).toBe(true);
+    expect(a.stats.packetsReceived).toBeGreaterThan(0);
+    expect(b.stats.packetsReceived).toBeGreaterThan(0);
+  });
+});
