@@ -92,6 +92,8 @@ export class DataPath {
   private readonly touched: RegisteredObject[] = [];
   /** Data that arrived before JOINED. */
   private preJoin: { p: AlcPacket; length: number }[] = [];
+  private readonly stats: ClientStats;
+  private readonly lossRate: number;
 
   constructor(
     /** The session's id in the registry. */
@@ -102,6 +104,8 @@ export class DataPath {
     private readonly o: DataPathOptions,
   ) {
     this.serverAddress = unmapIPv4(server.address);
+    this.stats = o.stats;
+    this.lossRate = o.lossRate;
   }
 
   /** The channels of the session's first JOINED. */
@@ -127,24 +131,30 @@ export class DataPath {
   onDatagrams(d: Datagrams): void {
     const owner = this.owner;
     if (owner.ended || owner.left) return;
-    const stats = this.o.stats;
+    const stats = this.stats;
     stats.ignored += d.truncated;
     const data = d.data;
     const scan = this.scan;
     const hooks = this.o.recordEsis || owner.watchingPackets();
+    // Only the general path (a control message, an FDT) can end the fetch or
+    // join the session: read both again after it, not per packet.
+    let ended = false;
+    let joined = owner.joined;
     let useful = false;
-    for (let i = 0; i < d.count && !owner.ended; i++) {
+    for (let i = 0; i < d.count && !ended; i++) {
       if (!this.fromServer(d.address(i))) {
         stats.ignored++;
         continue;
       }
       const at = d.offset(i);
       const length = d.length(i);
-      if (!hooks && owner.joined && length > 0 && data[at] !== CONTROL_MAGIC_0 && scanAlcData(data, at, length, scan)) {
+      if (!hooks && joined && length > 0 && data[at] !== CONTROL_MAGIC_0 && scanAlcData(data, at, length, scan)) {
         if (this.onObjectPacket(data, at, length)) useful = true;
         continue;
       }
       this.onDatagram(d.datagram(i), d.port(i));
+      ended = owner.ended;
+      joined = owner.joined;
     }
     if (this.touched.length > 0) {
       const now = Date.now();
@@ -172,13 +182,13 @@ export class DataPath {
    */
   private onObjectPacket(data: Uint8Array, at: number, length: number): boolean {
     const s = this.scan;
+    const stats = this.stats;
     const ch = this.channels.get(s.tsi);
     if (!ch) {
-      this.o.stats.ignored++;
+      stats.ignored++;
       return false;
     }
-    if (this.dropped()) return false;
-    const stats = this.o.stats;
+    if (this.lossRate > 0 && this.dropped()) return false;
     stats.packetsReceived++;
     stats.bytesReceived += length;
     if (s.sequence < 0) stats.replacements++;
@@ -211,7 +221,7 @@ export class DataPath {
 
   /** A datagram from the server's address: control (0x52 0x51) or ALC. */
   private onDatagram(msg: Buffer, port: number): void {
-    const stats = this.o.stats;
+    const stats = this.stats;
     if (msg.length === 0) {
       stats.ignored++;
       return;
@@ -242,7 +252,7 @@ export class DataPath {
   /** The general path: a decoded ALC packet of a joined session. */
   private onAlc(p: AlcPacket, length: number): void {
     if (this.owner.ended) return;
-    const stats = this.o.stats;
+    const stats = this.stats;
     const ch = this.channels.get(p.tsi);
     if (!ch) {
       stats.ignored++;
@@ -273,8 +283,8 @@ export class DataPath {
 
   /** The loss hook. */
   private dropped(): boolean {
-    if (this.o.lossRate > 0 && this.o.random() < this.o.lossRate) {
-      this.o.stats.simulatedDrops++;
+    if (this.lossRate > 0 && this.o.random() < this.lossRate) {
+      this.stats.simulatedDrops++;
       return true;
     }
     return false;
@@ -293,7 +303,7 @@ export class DataPath {
     if (!ch.ack || !cookie) return;
     const r = ch.ack.report();
     if (!r) return;
-    this.o.stats.acksSent++;
+    this.stats.acksSent++;
     this.owner.send({ type: MessageType.Ack, cookie, tsi: ch.entry.tsi, windowStart: r.windowStart, windowEnd: r.windowEnd, received: r.received });
   }
 }

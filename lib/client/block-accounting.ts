@@ -1,0 +1,261 @@
+/**
+ * BlockAccounting: what an ObjectReceiver knows about each of its source
+ * blocks (RFC 6330 §4.4.1.2), and what each may cost: the symbols accepted
+ * and handed to the decoder, the limit of symbols accepted until an attempt
+ * fails, whether the block holds a reservation in the shared memory budget
+ * (block-budget.ts), and that reservation's size — an upper bound of what
+ * the native decoder really allocates for the block (blockCost).
+ *
+ * The per-symbol decision lives here (accept): late, over budget, surplus
+ * beyond the limit, dropped for a full backlog, or taken. The receiver
+ * (object-receiver.ts) does the staging and the decoding; it stays the
+ * budget's BudgetedReceiver, and this class makes the budget calls on its
+ * behalf.
+ */
+import type { BudgetedReceiver, PartialBlockBudget } from './block-budget';
+import { STALE_ARRIVALS } from './block-budget';
+
+/**
+ * Bytes of repair-symbol bookkeeping per symbol in a native BlockDecoder
+ * (block_decoder.cc): an ESI and a slot index in vectors that grow by
+ * doubling (8 + 8), a node and a bucket of the seen-ESI hash set (32 + 16).
+ */
+const DECODER_BYTES_PER_SYMBOL = 64;
+/** The solver's matrices per row of the constraint system (measured at most ~330 for K = 10k..56k). */
+const SOLVER_BYTES_PER_ROW = 512;
+/** The smallest overflow buffer of a BlockDecoder, in symbols (it then doubles). */
+const DECODER_OVERFLOW_SYMBOLS = 32;
+
+/** The counters BlockAccounting keeps, part of ObjectReceiverStats. */
+export interface BlockAccountingStats {
+  symbolsReceived: number;
+  symbolsUsed: number;
+  symbolsLate: number;
+  symbolsSurplus: number;
+  symbolsDropped: number;
+  retries: number;
+  blocksDone: number;
+  symbolsOverBudget: number;
+}
+
+export interface BlockAccountingOptions {
+  /** K of each block (RFC 6330 §4.4.1.2). */
+  K: readonly number[];
+  /** L of each block's K (RFC 6330 §5.6 Table 2), for the solve's cost. */
+  L: readonly number[];
+  /** T, the symbol size. */
+  T: number;
+  /** Symbols beyond K accepted before an attempt; as many more after each failed one. */
+  margin: number;
+  budget: PartialBlockBudget;
+  /** The receiver the budget's reservations belong to (it may evict them). */
+  owner: BudgetedReceiver;
+  stats: BlockAccountingStats;
+}
+
+export class BlockAccounting {
+  /** Sum of K over the blocks: the symbols decoding needs at least. */
+  readonly neededSymbols: number;
+  /** Decoded and taken out of the decoder. */
+  readonly blockDone: boolean[];
+  /** Symbols accepted per block (pending or handed to the decoder). */
+  readonly fed: number[];
+  /** Symbols handed to the decoder per block. */
+  readonly pushed: number[];
+  /** Most symbols accepted per block until an attempt fails. */
+  readonly limit: number[];
+  private readonly K: readonly number[];
+  private readonly L: readonly number[];
+  private readonly T: number;
+  private readonly margin: number;
+  private readonly budget: PartialBlockBudget;
+  private readonly owner: BudgetedReceiver;
+  private readonly stats: BlockAccountingStats;
+  /** Admitted to the budget (being received, not decoded). */
+  private readonly admitted: boolean[];
+  /** Budget stamp of each block's last arrival. */
+  private readonly arrivedAt: Float64Array;
+  /** Stamps of the last STALE_ARRIVALS symbols of each block that was not admitted (a ring per block). */
+  private readonly refusedAt: Float64Array;
+  private readonly refusals: Uint32Array;
+
+  constructor(o: BlockAccountingOptions) {
+    const Z = o.K.length;
+    this.K = o.K;
+    this.L = o.L;
+    this.T = o.T;
+    this.margin = o.margin;
+    this.budget = o.budget;
+    this.owner = o.owner;
+    this.stats = o.stats;
+    this.neededSymbols = o.K.reduce((a, b) => a + b, 0);
+    this.blockDone = new Array<boolean>(Z).fill(false);
+    this.fed = new Array<number>(Z).fill(0);
+    this.pushed = new Array<number>(Z).fill(0);
+    this.limit = o.K.map((k) => k + o.margin);
+    this.admitted = new Array<boolean>(Z).fill(false);
+    this.arrivedAt = new Float64Array(Z);
+    this.refusedAt = new Float64Array(Z * STALE_ARRIVALS);
+    this.refusals = new Uint32Array(Z);
+  }
+
+  /**
+   * The most heap bytes block `sbn` can make the native decoder hold from
+   * its first symbol until it is taken, at its current symbol limit
+   * (block_decoder.cc): the K*T source buffer (which also holds the repair
+   * symbols), K flag bytes and K 4-byte slot owners, the overflow buffer
+   * for symbols beyond K, repair bookkeeping per symbol; then, while it is
+   * solved, the work buffer (the encoding plan's S + K' + H + 1 slots plus
+   * one per symbol beyond K: L + 1 + extra, pi_solver.cc) and the solver's
+   * matrices. One failed attempt's extra margin is included, so that only
+   * a second failure (RFC 6330 §5.4.2: next to never) grows a reservation.
+   * The sum of receiveCost and solveCost.
+   */
+  blockCost(sbn: number): number {
+    return this.receiveCost(sbn) + this.solveCost(sbn);
+  }
+
+  /** What block `sbn` holds from its first symbol until it is taken (blockCost). */
+  receiveCost(sbn: number): number {
+    const K = this.K[sbn];
+    const T = this.T;
+    const most = this.limit[sbn] + this.margin;
+    const overflow = Math.max(DECODER_OVERFLOW_SYMBOLS, 2 * (most - K));
+    return K * T + 5 * K + overflow * T + DECODER_BYTES_PER_SYMBOL * most;
+  }
+
+  /** The working memory of solving block `sbn`, freed when the solve ends (blockCost). */
+  solveCost(sbn: number): number {
+    const extra = this.limit[sbn] + this.margin - this.K[sbn];
+    return (this.L[sbn] + 1 + extra) * this.T + SOLVER_BYTES_PER_ROW * (this.L[sbn] + extra);
+  }
+
+  /** Every block decoded. */
+  get complete(): boolean {
+    return this.stats.blocksDone === this.K.length;
+  }
+
+  /** Symbols that count towards decoding: K for finished blocks, else min(accepted, K). */
+  get heldSymbols(): number {
+    let n = 0;
+    for (let sbn = 0; sbn < this.K.length; sbn++) n += this.blockDone[sbn] ? this.K[sbn] : Math.min(this.fed[sbn], this.K[sbn]);
+    return n;
+  }
+
+  /**
+   * G symbols arriving for block sbn: how many of them to take (0 when the
+   * block is done, not admitted to the budget, at its limit, or when
+   * `backlogRoom`, the symbols the receiver can still stage, is too small).
+   */
+  accept(sbn: number, G: number, backlogRoom: number): number {
+    if (this.blockDone[sbn]) {
+      this.stats.symbolsLate += G;
+      return 0;
+    }
+    const stamp = this.budget.tick();
+    if (!this.admitted[sbn] && !this.admit(sbn, stamp)) {
+      this.stats.symbolsOverBudget += G;
+      this.budget.dropped(G);
+      return 0;
+    }
+    this.arrivedAt[sbn] = stamp;
+    const room = this.limit[sbn] - this.fed[sbn];
+    if (room <= 0) {
+      this.stats.symbolsSurplus += G;
+      return 0;
+    }
+    if (G > backlogRoom) {
+      this.stats.symbolsDropped += G;
+      return 0;
+    }
+    const take = Math.min(room, G);
+    this.stats.symbolsSurplus += G - take;
+    this.fed[sbn] += take;
+    this.stats.symbolsReceived += take;
+    return take;
+  }
+
+  /** One symbol of `sbn` handed to the decoder; true once the block holds K (worth a solve). */
+  pushedOne(sbn: number): boolean {
+    return ++this.pushed[sbn] >= this.K[sbn];
+  }
+
+  /** A symbol taken for `sbn` arrived while it was being solved, and the block decoded: late after all. */
+  lateAfterAll(): void {
+    this.stats.symbolsReceived--;
+    this.stats.symbolsLate++;
+  }
+
+  /** Whether `sbn` was given all the symbols its limit allows (an attempt that did not decode may have failed). */
+  atLimit(sbn: number): boolean {
+    return this.pushed[sbn] >= this.limit[sbn];
+  }
+
+  /**
+   * An attempt on `sbn` did not decode and the decoder holds `distinct`
+   * symbols of it. Duplicates count in `pushed` but not in the decoder:
+   * count distinct symbols again. If the decoder does hold `limit` distinct
+   * symbols, the attempt failed (RFC 6330 decoding can need a few more than
+   * K): accept `margin` more, and the block's reservation grows with them.
+   */
+  notDecoded(sbn: number, distinct: number): void {
+    const duplicates = this.pushed[sbn] - distinct;
+    this.pushed[sbn] -= duplicates;
+    this.fed[sbn] -= duplicates;
+    if (this.pushed[sbn] >= this.limit[sbn]) {
+      const before = this.blockCost(sbn);
+      this.limit[sbn] += this.margin;
+      this.budget.grow(this.owner, sbn, this.blockCost(sbn) - before);
+      this.stats.retries++;
+    }
+  }
+
+  /** Block `sbn` decoded from `used` distinct symbols and was taken: its reservation is free. */
+  decoded(sbn: number, used: number): void {
+    this.stats.symbolsUsed += used;
+    this.blockDone[sbn] = true;
+    this.admitted[sbn] = false;
+    this.budget.release(this.owner, sbn);
+    this.stats.blocksDone++;
+  }
+
+  // The budget's questions (BudgetedReceiver, answered for the owner).
+
+  evictable(sbn: number): boolean {
+    return !this.blockDone[sbn] && this.pushed[sbn] < this.K[sbn] && this.fed[sbn] * 8 < this.K[sbn];
+  }
+
+  lastArrival(sbn: number): number {
+    return this.arrivedAt[sbn];
+  }
+
+  /** Block `sbn` was evicted (its symbols discarded): it starts again from nothing. */
+  reset(sbn: number): void {
+    this.admitted[sbn] = false;
+    this.fed[sbn] = 0;
+    this.pushed[sbn] = 0;
+    this.limit[sbn] = this.K[sbn] + this.margin;
+    this.refusals[sbn] = 0;
+  }
+
+  /** Returns every reservation (the receiver closed). */
+  releaseAll(): void {
+    this.budget.releaseAll(this.owner);
+  }
+
+  /** Admits block `sbn` to the budget, or records the refusal (for staleness). */
+  private admit(sbn: number, stamp: number): boolean {
+    const n = this.refusals[sbn];
+    // The STALE_ARRIVALS-th refusal before this one: a held block that got
+    // nothing since then is stale.
+    const staleBefore = n >= STALE_ARRIVALS ? this.refusedAt[sbn * STALE_ARRIVALS + (n % STALE_ARRIVALS)] : undefined;
+    if (this.budget.tryAdmit(this.owner, sbn, this.receiveCost(sbn), staleBefore)) {
+      this.admitted[sbn] = true;
+      this.refusals[sbn] = 0;
+      return true;
+    }
+    this.refusedAt[sbn * STALE_ARRIVALS + (n % STALE_ARRIVALS)] = stamp;
+    this.refusals[sbn] = n + 1;
+    return false;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * BlockAccounting: the per-symbol decision (late, over budget, surplus,
+ * backlog full, taken), the limit that grows only after a failed attempt,
+ * each block's reservation in the shared budget, and eviction of a small
+ * stale block for a newcomer (block-budget.ts).
+ */
+import { BlockAccounting, BlockAccountingStats } from '../../lib/client/block-accounting';
+import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from '../../lib/client/block-budget';
+
+function newStats(): BlockAccountingStats {
+  return { symbolsReceived: 0, symbolsUsed: 0, symbolsLate: 0, symbolsSurplus: 0, symbolsDropped: 0, retries: 0, blocksDone: 0, symbolsOverBudget: 0 };
+}
+
+/** A receiver with nothing but its accounting, as the budget sees it. */
+class Owner implements BudgetedReceiver {
+  readonly stats = newStats();
+  readonly accounting: BlockAccounting;
+  readonly evicted: number[] = [];
+  constructor(
+    budget: PartialBlockBudget,
+    K: number[],
+    readonly solveSlots = 1,
+    margin = 8,
+  ) {
+    this.accounting = new BlockAccounting({ K, L: K.map((k) => k + 20), T: 64, margin, budget, owner: this, stats: this.stats });
+  }
+  /** Every block of these tests has the same K: any block's solve is the largest. */
+  get solveBytes(): number {
+    return this.accounting.solveCost(0);
+  }
+  symbolsHeld(sbn: number): number {
+    return this.accounting.fed[sbn];
+  }
+  evictable(sbn: number): boolean {
+    return this.accounting.evictable(sbn);
+  }
+  lastArrival(sbn: number): number {
+    return this.accounting.lastArrival(sbn);
+  }
+  evict(sbn: number): void {
+    this.evicted.push(sbn);
+    this.accounting.reset(sbn);
+  }
+}
+
+const UNBOUNDED = () => new PartialBlockBudget(Infinity);
+
+describe('BlockAccounting: accept', () => {
+  test('takes up to K + margin symbols per block; the rest is surplus', () => {
+    const o = new Owner(UNBOUNDED(), [10, 10], 1, 2);
+    const a = o.accounting;
+    expect(a.accept(0, 1, Infinity)).toBe(1);
+    expect(a.accept(0, 10, Infinity)).toBe(10);
+    // 11 of a limit of 12: one more fits of these three.
+    expect(a.accept(0, 3, Infinity)).toBe(1);
+    expect(a.accept(0, 1, Infinity)).toBe(0);
+    expect(o.stats).toMatchObject({ symbolsReceived: 12, symbolsSurplus: 3 });
+    expect(a.fed).toEqual([12, 0]);
+    expect(a.heldSymbols).toBe(10);
+  });
+
+  test('a full backlog drops the symbols, counted', () => {
+    const o = new Owner(UNBOUNDED(), [10]);
+    expect(o.accounting.accept(0, 3, 2)).toBe(0);
+    expect(o.stats.symbolsDropped).toBe(3);
+    expect(o.accounting.accept(0, 2, 2)).toBe(2);
+  });
+
+  test('symbols of a decoded block are late; a symbol taken while its block was solved can turn late after all', () => {
+    const o = new Owner(UNBOUNDED(), [4, 4]);
+    const a = o.accounting;
+    for (let i = 0; i < 4; i++) a.accept(0, 1, Infinity);
+    a.decoded(0, 4);
+    expect(a.accept(0, 5, Infinity)).toBe(0);
+    expect(o.stats.symbolsLate).toBe(5);
+    a.accept(1, 1, Infinity);
+    a.lateAfterAll();
+    expect(o.stats).toMatchObject({ symbolsReceived: 4, symbolsLate: 6 });
+  });
+
+  test('a block that does not fit the budget: its symbols are dropped and counted in both', () => {
+    const budget = new PartialBlockBudget(1);
+    const o = new Owner(budget, [100]);
+    expect(o.accounting.accept(0, 2, Infinity)).toBe(0);
+    expect(o.stats.symbolsOverBudget).toBe(2);
+    expect(budget.stats.symbolsDropped).toBe(2);
+  });
+});
+
+describe('BlockAccounting: attempts', () => {
+  test('pushedOne says when a block holds K; atLimit when it holds K + margin', () => {
+    const o = new Owner(UNBOUNDED(), [3], 1, 2);
+    const a = o.accounting;
+    expect([a.pushedOne(0), a.pushedOne(0), a.pushedOne(0)]).toEqual([false, false, true]);
+    expect(a.atLimit(0)).toBe(false);
+    a.pushedOne(0);
+    a.pushedOne(0);
+    expect(a.atLimit(0)).toBe(true);
+  });
+
+  test('an attempt that did not decode because of duplicates: the count is corrected, the limit stays', () => {
+    const o = new Owner(UNBOUNDED(), [10], 1, 2);
+    const a = o.accounting;
+    a.accept(0, 12, Infinity);
+    for (let i = 0; i < 12; i++) a.pushedOne(0);
+    a.notDecoded(0, 9);
+    expect(a.pushed[0]).toBe(9);
+    expect(a.fed[0]).toBe(9);
+    expect(a.limit[0]).toBe(12);
+    expect(o.stats.retries).toBe(0);
+  });
+
+  test('a failed attempt with the limit of distinct symbols: margin more, and the reservation grows by the difference in cost', () => {
+    const budget = UNBOUNDED();
+    const o = new Owner(budget, [10], 1, 2);
+    const a = o.accounting;
+    a.accept(0, 12, Infinity);
+    for (let i = 0; i < 12; i++) a.pushedOne(0);
+    const before = budget.usedBytes;
+    const cost = a.blockCost(0);
+    a.notDecoded(0, 12);
+    expect(a.limit[0]).toBe(14);
+    expect(o.stats.retries).toBe(1);
+    expect(a.blockCost(0)).toBeGreaterThan(cost);
+    expect(budget.usedBytes - before).toBe(a.blockCost(0) - cost);
+    expect(a.accept(0, 5, Infinity)).toBe(2);
+  });
+
+  test('decoded: the reservation is released; complete once every block is', () => {
+    const budget = UNBOUNDED();
+    const o = new Owner(budget, [4, 4]);
+    const a = o.accounting;
+    a.accept(0, 4, Infinity);
+    a.accept(1, 4, Infinity);
+    expect(budget.blocks).toBe(2);
+    a.decoded(0, 4);
+    expect(budget.blocks).toBe(1);
+    expect(a.complete).toBe(false);
+    a.decoded(1, 5);
+    expect(a.complete).toBe(true);
+    expect(budget.usedBytes).toBe(0);
+    expect(o.stats).toMatchObject({ blocksDone: 2, symbolsUsed: 9 });
+  });
+});
+
+describe('BlockAccounting: costs', () => {
+  test('blockCost = receiveCost + solveCost; both grow with the limit', () => {
+    const o = new Owner(UNBOUNDED(), [1000], 1, 8);
+    const a = o.accounting;
+    expect(a.blockCost(0)).toBe(a.receiveCost(0) + a.solveCost(0));
+    // K*T of source buffer at least; the solve at least L+1 symbols.
+    expect(a.receiveCost(0)).toBeGreaterThan(1000 * 64);
+    expect(a.solveCost(0)).toBeGreaterThan((1020 + 1) * 64);
+    const [r, s] = [a.receiveCost(0), a.solveCost(0)];
+    a.accept(0, 1008, Infinity);
+    for (let i = 0; i < 1008; i++) a.pushedOne(0);
+    a.notDecoded(0, 1008);
+    expect(a.receiveCost(0)).toBeGreaterThan(r);
+    expect(a.solveCost(0)).toBeGreaterThan(s);
+  });
+});
+
+describe('BlockAccounting: eviction', () => {
+  test(`a small block that got nothing while a newcomer was refused ${STALE_ARRIVALS} times is evicted for it; the anchor never is`, () => {
+    // Room for two blocks of A (one solve) and nothing more, until A's second block goes.
+    const probe = new Owner(UNBOUNDED(), [200, 200]);
+    const recv = probe.accounting.receiveCost(0);
+    const solve = probe.accounting.solveCost(0);
+    const budget = new PartialBlockBudget(2 * recv + 2 * solve);
+    const A = new Owner(budget, [200, 200]);
+    const B = new Owner(budget, [200]);
+    expect(A.accounting.accept(0, 1, Infinity)).toBe(1); // the anchor
+    expect(A.accounting.accept(1, 1, Infinity)).toBe(1); // small: 1 < 200/8
+    for (let i = 0; i < STALE_ARRIVALS; i++) expect(B.accounting.accept(0, 1, Infinity)).toBe(0);
+    expect(A.evicted).toEqual([]);
+    expect(B.accounting.accept(0, 1, Infinity)).toBe(1);
+    expect(A.evicted).toEqual([1]);
+    expect(A.accounting.fed[1]).toBe(0);
+    expect(budget.stats.blocksEvicted).toBe(1);
+  });
+
+  test('evictable: not decoded, not holding K, fewer than K/8 symbols', () => {
+    const o = new Owner(UNBOUNDED(), [80, 80, 80]);
+    const a = o.accounting;
+    a.accept(0, 9, Infinity);
+    a.accept(1, 10, Infinity);
+    expect(a.evictable(0)).toBe(true);
+    expect(a.evictable(1)).toBe(false);
+    a.decoded(2, 80);
+    expect(a.evictable(2)).toBe(false);
+    a.reset(1);
+    expect(a.fed[1]).toBe(0);
+    expect(a.evictable(1)).toBe(true);
+  });
+});

@@ -1,0 +1,78 @@
+/** WriteThrough: runs of consecutive source symbols go to the sink in one write, at their place in the object (RFC 6330 §4.4.1.2). */
+import { PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
+
+const T = 1024;
+
+/** Two blocks of 10 symbols; the object ends 100 bytes into block 1's last symbol. */
+const layout = {
+  blockOffset: (sbn: number) => sbn * 10 * T,
+  blockLength: (sbn: number) => (sbn === 0 ? 10 * T : 9 * T + 100),
+};
+
+function setup() {
+  const writes: { offset: number; data: Uint8Array }[] = [];
+  const wt = new WriteThrough({ prewrite: (offset, data) => writes.push({ offset, data: Uint8Array.from(data) }) }, layout, T, 2);
+  return { wt, writes };
+}
+
+function symbol(fill: number): Buffer {
+  return Buffer.alloc(T, fill);
+}
+
+describe('WriteThrough', () => {
+  test('consecutive symbols gather into one write, made when the run breaks', () => {
+    const { wt, writes } = setup();
+    for (const esi of [2, 3, 4]) wt.gather(0, esi, symbol(esi), 0);
+    expect(writes).toEqual([]);
+    wt.gather(0, 7, symbol(7), 0);
+    expect(writes).toHaveLength(1);
+    expect(writes[0].offset).toBe(2 * T);
+    expect(writes[0].data.length).toBe(3 * T);
+    expect([writes[0].data[0], writes[0].data[T], writes[0].data[2 * T]]).toEqual([2, 3, 4]);
+  });
+
+  test('blocks have runs of their own, written at the block offset', () => {
+    const { wt, writes } = setup();
+    wt.gather(0, 0, symbol(1), 0);
+    wt.gather(1, 0, symbol(2), 0);
+    wt.gather(1, 1, symbol(3), 0);
+    wt.gather(0, 5, symbol(4), 0);
+    wt.gather(1, 5, symbol(5), 0);
+    expect(writes.map((w) => [w.offset, w.data.length])).toEqual([
+      [0, T],
+      [10 * T, 2 * T],
+    ]);
+  });
+
+  test('the last symbol of the object is cut at its end', () => {
+    const { wt, writes } = setup();
+    wt.gather(1, 8, symbol(8), 0);
+    wt.gather(1, 9, symbol(9), 0);
+    wt.gather(1, 0, symbol(0), 0);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toMatchObject({ offset: 18 * T });
+    expect(writes[0].data.length).toBe(T + 100);
+  });
+
+  test(`a run is written once it holds ${PREWRITE_BYTES} bytes`, () => {
+    const small = 64;
+    const writes: number[] = [];
+    const wt = new WriteThrough({ prewrite: (_o, d) => writes.push(d.length) }, { blockOffset: () => 0, blockLength: () => 1 << 30 }, small, 1);
+    const n = PREWRITE_BYTES / small;
+    for (let esi = 0; esi <= n; esi++) wt.gather(0, esi, Buffer.alloc(small), 0);
+    expect(writes).toEqual([PREWRITE_BYTES]);
+  });
+
+  test('a decoded block drops what was gathered; symbols are read at their offset, from a Buffer or a Uint8Array', () => {
+    const { wt, writes } = setup();
+    wt.gather(0, 0, symbol(1), 0);
+    wt.drop(0);
+    const batch = new Uint8Array(3 * T);
+    batch.fill(6, T, 2 * T);
+    wt.gather(0, 4, batch, T);
+    wt.gather(0, 9, symbol(0), 0);
+    expect(writes).toHaveLength(1);
+    expect(writes[0].offset).toBe(4 * T);
+    expect(writes[0].data.every((b) => b === 6)).toBe(true);
+  });
+});
