@@ -39,6 +39,7 @@ import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
 import { ServerLink, ServerLinkHost } from './server-link';
+import { ClientSession } from './session';
 import { FileSinkFactory } from './sinks/file-sink';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 
@@ -177,7 +178,7 @@ export class RqcastClient extends EventEmitter {
     if (this.ended) return;
     const o = this.opts;
     const link = new ServerLink(this.links.length, server, this.registry, this.linkHost, {
-      session: { channels: joinChannels(this.url), ttlMs: o.ttlMs, untilMs: o.untilMs, ack: o.ack, retryMs: o.retryMs },
+      session: new ClientSession({ channels: joinChannels(this.url), ttlMs: o.ttlMs, untilMs: o.untilMs, ack: o.ack, retryMs: o.retryMs }),
       dataPath: {
         lossRate: o.lossRate,
         random: this.random,

@@ -26,7 +26,7 @@ export {
 export { ObjectFileWriter, safeObjectPath } from './sinks/file-writer';
 export { FileSink, FileSinkFactory, FileSinkOptions } from './sinks/file-sink';
 export { ObjectSink, SinkFactory, SinkObject } from './sinks/sink';
-export { ClientSession, ClientSessionConfig, SessionEvent, SessionOutput, SessionPhase } from './session';
+export { ClientSession, ClientSessionConfig, SessionEvent, SessionMachine, SessionOutput, SessionPhase } from './session';
 export { ObjectReceiver, BlockSink, ObjectReceiverOptions, ObjectReceiverStats } from './object-receiver';
 export { FdtReceiver, FdtReceiverOptions, FdtReceiverStats } from './fdt-receiver';
 export { AckReporter, AckReporterOptions, AckReport } from './ack-reporter';

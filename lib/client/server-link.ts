@@ -1,6 +1,6 @@
 /**
  * ServerLink: one server reached over one transport. The thin shell around
- * the I/O-free ClientSession (session.ts): it owns the transport, sends
+ * the I/O-free session machine (session.ts): it owns the transport, sends
  * what the session outputs, feeds it the control messages the data path
  * picks out, keeps one timer at the session's next deadline and, in ACK
  * mode, the ACK interval; and it turns the session's events into the
@@ -18,7 +18,7 @@ import type { ClientTransport, ClientTransportHandler, Datagrams, ServerEndpoint
 import { DataPath, DataPathOptions, DataPathOwner } from './data-path';
 import type { PacketInfo } from './events';
 import type { ObjectRegistry } from './object-registry';
-import { ClientSession, ClientSessionConfig, SessionOutput } from './session';
+import type { SessionMachine, SessionOutput } from './session';
 
 /** What a link needs from the fetch it serves. */
 export interface ServerLinkHost {
@@ -37,14 +37,15 @@ export interface ServerLinkHost {
 }
 
 export interface ServerLinkOptions {
-  session: ClientSessionConfig;
+  /** The session over this link's transport (a ClientSession for UDP unicast). */
+  session: SessionMachine;
   dataPath: DataPathOptions;
   /** ACK every this many ms (ACK mode). */
   ackIntervalMs: number;
 }
 
 export class ServerLink implements ClientTransportHandler, DataPathOwner {
-  readonly session: ClientSession;
+  readonly session: SessionMachine;
   readonly dataPath: DataPath;
   private transport?: ClientTransport;
   /** At the session's next deadline. */
@@ -59,7 +60,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
     private readonly host: ServerLinkHost,
     private readonly o: ServerLinkOptions,
   ) {
-    this.session = new ClientSession(o.session);
+    this.session = o.session;
     this.dataPath = new DataPath(id, server, registry, this, o.dataPath);
   }
 

@@ -76,13 +76,34 @@ export interface SessionOutput {
   ignored: boolean;
 }
 
+/**
+ * What a ServerLink drives: ClientSession (HELLO, COOKIE, JOIN over a
+ * transport that carries control: UDP unicast, TCP), or, next, a
+ * receive-only multicast membership that is joined from the start and has
+ * nothing to send.
+ */
+export interface SessionMachine {
+  readonly phase: SessionPhase;
+  /** The channels are known: data goes to the registry. */
+  readonly joined: boolean;
+  readonly left: boolean;
+  /** What ACKs carry, if this session sends any. */
+  readonly cookie: Uint8Array | undefined;
+  nextDeadline(): number | undefined;
+  start(now: number): SessionOutput;
+  receive(msg: ControlMessage, now: number): SessionOutput;
+  tick(now: number): SessionOutput;
+  leave(now: number): SessionOutput;
+  close(): void;
+}
+
 type Awaiting = 'cookie' | 'joined' | 'none';
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
 }
 
-export class ClientSession {
+export class ClientSession implements SessionMachine {
   private _phase: SessionPhase = 'idle';
   /** What the last request waits for; 'none' while simply joined. */
   private awaiting: Awaiting = 'none';

@@ -8,6 +8,7 @@ import type { ClientStats, PacketInfo } from '../../lib/client/events';
 import { ObjectRegistry } from '../../lib/client/object-registry';
 import { encodeAlc } from '../../lib/protocol/alc';
 import { ServerLink, ServerLinkHost } from '../../lib/client/server-link';
+import { ClientSession, SessionMachine, SessionOutput } from '../../lib/client/session';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { ControlMessage, ErrorCode, JoinedChannel, MessageType } from '../../lib/protocol/messages';
 import type { ClientTransport, ClientTransportStats, ServerEndpoint } from '../../lib/transport/client-transport';
@@ -97,7 +98,7 @@ function setup(o: { ack?: boolean; untilMs?: number } = {}) {
   });
   const host = new Host();
   const link = new ServerLink(0, SERVER, registry, host, {
-    session: { channels: ['main'], ttlMs: 30_000, untilMs: o.untilMs, ack: o.ack ?? false, retryMs: 250, nonce: () => new Uint8Array(8).fill(1) },
+    session: new ClientSession({ channels: ['main'], ttlMs: 30_000, untilMs: o.untilMs, ack: o.ack ?? false, retryMs: 250, nonce: () => new Uint8Array(8).fill(1) }),
     dataPath: { lossRate: 0, random: Math.random, ack: o.ack ?? false, ackEveryPackets: 256, recordEsis: false, stats },
     ackIntervalMs: 50,
   });
@@ -231,5 +232,39 @@ describe('ServerLink', () => {
     expect(n.transport.types()).toEqual([MessageType.Hello]);
     jest.advanceTimersByTime(10_000);
     expect(n.transport.types()).toEqual([MessageType.Hello]);
+  });
+
+  test('a receive-only session (the shape of a multicast membership): joined from the start, its data counted, nothing ever sent', async () => {
+    const empty = (): SessionOutput => ({ send: [], events: [], answered: false, ignored: false });
+    const membership: SessionMachine = {
+      phase: 'joined',
+      joined: true,
+      left: false,
+      cookie: undefined,
+      nextDeadline: () => undefined,
+      start: () => ({ ...empty(), events: [{ type: 'joined', channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Number.MAX_SAFE_INTEGER }] }),
+      receive: () => ({ ...empty(), ignored: true }),
+      tick: empty,
+      leave: empty,
+      close: () => undefined,
+    };
+    const s = setup();
+    const stats = newStats();
+    const host = new Host();
+    const link = new ServerLink(1, SERVER, s.registry, host, {
+      session: membership,
+      dataPath: { lossRate: 0, random: Math.random, ack: false, ackEveryPackets: 256, recordEsis: false, stats },
+      ackIntervalMs: 50,
+    });
+    const transport = Object.assign(new FakeTransport(), { carriesControl: false });
+    link.start(transport);
+    expect(host.joinedInfo).toHaveLength(1);
+    expect(s.registry.channel(1, 3)).toBeDefined();
+    const bytes = encodeAlc({ tsi: 3, toi: 1, sbn: 0, esi: 0, symbols: new Uint8Array(8) });
+    link.onDatagrams(datagrams([{ bytes, address: SERVER.address, port: 50_000 }]));
+    expect(stats.packetsReceived).toBe(1);
+    await link.shutdown();
+    expect(transport.sent).toEqual([]);
+    expect(transport.closed).toBe(true);
   });
 });
