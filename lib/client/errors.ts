@@ -1,6 +1,6 @@
 /**
  * Errors of the client. Each carries a stable `code`; the CLI maps them to
- * its exit codes (lib/cli/fetch.ts): usage 2, refused 3, timeout 4, digest
+ * its exit codes (lib/cli/exit-codes.ts): usage 2, refused 3, timeout 4, digest
  * mismatch 5, anything else 1.
  */
 import { RqcastError } from '../errors';
