@@ -31,6 +31,7 @@ import { staticChannelDirectory } from '../../lib/session/channel-directory';
 import { udpPeer } from '../../lib/session/peer';
 import * as catalogueModule from '../../lib/content/catalogue';
 import * as serverModule from '../../lib/server/server';
+import type { ReplicatorContract } from '../../lib/transport/replicator-contract';
 import * as serverConfigModule from '../../lib/server/config';
 import { ChannelStream, type SymbolSource } from '../../lib/stream/channel-stream';
 import * as cookieModule from '../../lib/session/cookie';
@@ -831,7 +832,7 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
 
 describe('server (lib/server/server.ts)', () => {
   /** Records what the server asks of its replicator; sends nothing. */
-  class RecordingReplicator extends EventEmitter implements serverModule.ReplicatorLike {
+  class RecordingReplicator extends EventEmitter implements ReplicatorContract {
     readonly configs = new Map<number, { slotSize: number; capacity?: number; lowWater?: number; rateBytesPerSec?: number }>();
     private readonly queued = new Map<number, number>();
     createChannel(id: number, config: { slotSize: number; capacity?: number; lowWater?: number; rateBytesPerSec?: number }): void {
