@@ -14,7 +14,8 @@
  * - Sliding window (W = `windowBlocks` smaller than the block count n): only
  *   W blocks take turns. A block leaves once it has had its quota,
  *   ceil(K * (1 + passOverhead)) packets, in this pass and the next block
- *   (cyclic order) is ready; that block takes its slot in the turn order. So
+ *   (cyclic order, skipping blocks still in the window) is ready; that block
+ *   takes its slot in the turn order. So
  *   every block comes back once per pass, and W + 1 blocks are pinned: the
  *   window and the one prepared next. With W >= n every block is always in
  *   the window and nothing moves.
@@ -268,7 +269,13 @@ export class StreamSchedule {
     this.gate.unpin(this.window[slot]);
     this.window[slot] = this.nextBlock;
     this.passSent[slot] = 0;
-    this.nextBlock = (this.nextBlock + 1) % this.blocks.length;
+    // The cycle may come back round to a block still in the window (one with
+    // a large quota beside small ones): it keeps its slot and its count for
+    // this pass, and the next block outside the window comes after it. A
+    // block never holds two slots. W < n while sliding, so one is outside.
+    let next = (this.nextBlock + 1) % this.blocks.length;
+    while (this.window.includes(next)) next = (next + 1) % this.blocks.length;
+    this.nextBlock = next;
     this.gate.pin(this.nextBlock);
     this.counters.windowAdvances++;
   }

@@ -188,6 +188,32 @@ describe('StreamSchedule: sliding window', () => {
     ]);
   });
 
+  test('the cycle coming back to a block still in the window skips it: a block never holds two slots', () => {
+    // Block 0's quota outlasts several passes of blocks 1 and 2 through the
+    // other slot; each time the cycle reaches block 0 it is still in the
+    // window, so the next block outside the window comes in instead.
+    const { s, gate } = schedule({ blocks: blocks(100, 5, 5), windowBlocks: 2, symbolsPerTurn: 1, fdtInterval: 1000 });
+    s.start();
+    const seq: number[] = [];
+    for (let p = 1; p <= 200; p++) {
+      const t = s.next(p, 1);
+      seq.push(t.block);
+      s.sent(t, 1);
+      const inWindow = s.windowContents.map((b) => b.sbn);
+      expect(new Set(inWindow).size).toBe(inWindow.length);
+    }
+    // Block 0 alternates with 1 and 2 (5 each, in turn) until its quota of
+    // 100 is spent, then leaves; the old code let the cycle put block 0 into
+    // the second slot too, starving 1 and 2.
+    const upTo = seq.lastIndexOf(0, 199) + 1;
+    expect(seq.slice(0, upTo).filter((b) => b === 0).length).toBe(100);
+    expect(seq.slice(0, upTo).filter((b) => b === 1).length).toBeGreaterThanOrEqual(45);
+    expect(seq.slice(0, upTo).filter((b) => b === 2).length).toBeGreaterThanOrEqual(45);
+    expect(gate.maxPinned).toBeLessThanOrEqual(3);
+    s.close();
+    expect(gate.pinned.size).toBe(0);
+  });
+
   test('W >= blocks: no window movement, every block pinned', () => {
     const { s, gate } = schedule({ blocks: blocks(3, 3, 3), windowBlocks: 5 });
     s.start();
