@@ -70,6 +70,10 @@ export type ControlRejectReason =
   | 'bad-channel-name'
   | 'bad-utf8'
   | 'duplicate-channel'
+  /** JOIN multicast bitmap names a channel beyond its list. */
+  | 'bad-multicast-bitmap'
+  /** JOINED group entry: index out of range or repeated, family not 4 or 6, not a multicast group, port 0, or a multicast source. */
+  | 'bad-group-entry'
   /** ACK window empty or larger than ACK_MAX_WINDOW. */
   | 'bad-window'
   | 'too-many-ranges'

@@ -48,12 +48,31 @@ export interface JoinMessage {
   until: TimeValue;
   /** Client wants ACK mode (fresh-symbol replacement of reported losses). */
   ack: boolean;
+  /**
+   * Channels (a subset of `channels`) whose multicast group the client
+   * listens to: the server sends it no unicast stream of those that have a
+   * group. Absent: none (the JOIN carries no multicast bitmap).
+   */
+  multicast?: string[];
+}
+
+/** A channel's multicast group, as JOINED announces it. */
+export interface JoinedGroup {
+  /** Numeric IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) group address. */
+  group: string;
+  port: number;
+  /** The address the group's packets come from (for a source-specific join), if the server announces one. */
+  source?: string;
+  /** Whether the server also sends this client the channel's unicast stream. */
+  unicast: boolean;
 }
 
 export interface JoinedChannel {
   name: string;
-  /** LCT Transport Session Identifier of the channel's stream. */
+  /** LCT Transport Session Identifier of the channel's stream (the same on its group). */
   tsi: number;
+  /** The channel's multicast group, if it has one. */
+  multicast?: JoinedGroup;
 }
 
 /** Server -> client: the channels now joined and the absolute expiry. */

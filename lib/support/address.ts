@@ -104,3 +104,54 @@ export function unmapIPv4(address: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return m ? m[1] : address;
 }
+
+/** The address bytes of a numeric IPv4 (4 bytes) or IPv6 (16 bytes) literal without zone, or undefined. */
+export function addressBytes(address: string): { family: 4 | 6; bytes: Uint8Array } | undefined {
+  if (address.includes('%')) return undefined;
+  let n: NormalizedAddress;
+  try {
+    n = normalizeAddress(address);
+  } catch {
+    return undefined;
+  }
+  // An IPv4 literal is 4 bytes; an IPv6 literal is 16, even in its IPv4-mapped form.
+  if (!address.includes(':')) return { family: 4, bytes: n.bytes.slice(12) };
+  return { family: 6, bytes: n.bytes };
+}
+
+/**
+ * Text form of 4 or 16 address bytes: dotted quad, or the RFC 5952 form of
+ * an IPv6 address (lowercase, leading zeros dropped, the longest run of two
+ * or more zero groups as "::").
+ */
+export function formatAddress(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length !== 16) throw new InvalidAddressError();
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** Whether a numeric literal is an IP multicast address: 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291 §2.7). */
+export function isMulticastAddress(address: string): boolean {
+  const a = addressBytes(address);
+  if (!a) return false;
+  return a.family === 4 ? (a.bytes[0] & 0xf0) === 0xe0 : a.bytes[0] === 0xff;
+}

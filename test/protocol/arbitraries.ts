@@ -14,11 +14,13 @@ import {
   AckMessage,
   ControlMessage,
   ErrorCode,
+  JoinedGroup,
   MessageType,
   SeqRange,
   TimeValue,
 } from '../../lib/protocol/messages';
 import { MAX_K_PRIME, MAX_TRANSFER_LENGTH, Oti } from '../../lib/protocol/oti';
+import { formatAddress } from '../../lib/support/address';
 
 const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
 
@@ -34,6 +36,22 @@ export const safeU64 = fc.maxSafeNat();
 export const timeValue: fc.Arbitrary<TimeValue> = fc.oneof(
   safeU64.map((ms): TimeValue => ({ kind: 'duration', ms })),
   safeU64.map((unixMs): TimeValue => ({ kind: 'absolute', unixMs })),
+);
+
+const byte = fc.integer({ min: 0, max: 255 });
+/** Canonical text of a group: IPv4 224.0.0.0/4 or IPv6 ff00::/8, as the decoder prints it. */
+const groupAddress = fc.oneof(
+  fc.tuple(fc.integer({ min: 224, max: 239 }), byte, byte, byte).map((b) => b.join('.')),
+  fc.uint8Array({ minLength: 15, maxLength: 15 }).map((rest) => formatAddress(Uint8Array.of(0xff, ...rest))),
+);
+const unicastSource = (v6: boolean) =>
+  v6
+    ? fc.uint8Array({ minLength: 16, maxLength: 16 }).filter((b) => b[0] !== 0xff && b.some((x) => x !== 0)).map((b) => formatAddress(b))
+    : fc.tuple(fc.integer({ min: 1, max: 223 }), byte, byte, byte).map((b) => b.join('.'));
+export const joinedGroup: fc.Arbitrary<JoinedGroup> = groupAddress.chain((group) =>
+  fc
+    .record({ port: fc.integer({ min: 1, max: 0xffff }), source: fc.option(unicastSource(group.includes(':')), { nil: undefined }), unicast: fc.boolean() })
+    .map(({ source, ...g }): JoinedGroup => ({ group, ...g, ...(source !== undefined ? { source } : {}) })),
 );
 
 /** A canonical ACK: ranges from sorted distinct offsets, so they never touch. */
@@ -73,16 +91,23 @@ export const controlMessage: fc.Arbitrary<ControlMessage> = fc.oneof(
     .map((m): ControlMessage => ({ type: MessageType.Cookie, ...m })),
   fc
     .record({ cookie, channels: channelNames, until: timeValue, ack: fc.boolean() })
-    .map((m): ControlMessage => ({ type: MessageType.Join, ...m })),
+    .chain((m) =>
+      // The encoder sends a bitmap only for a non-empty subset: absent and empty both mean none.
+      fc.subarray(m.channels).map((multicast): ControlMessage => ({ type: MessageType.Join, ...m, ...(multicast.length > 0 ? { multicast } : {}) })),
+    ),
   fc
     .record({
-      channels: fc.uniqueArray(fc.record({ name: channelName, tsi: u32 }), {
+      channels: fc.uniqueArray(fc.record({ name: channelName, tsi: u32, multicast: fc.option(joinedGroup, { nil: undefined }) }), {
         maxLength: MAX_CHANNELS,
         selector: (c) => c.name,
       }),
       expiresAtMs: safeU64,
     })
-    .map((m): ControlMessage => ({ type: MessageType.Joined, ...m })),
+    .map((m): ControlMessage => ({
+      type: MessageType.Joined,
+      expiresAtMs: m.expiresAtMs,
+      channels: m.channels.map(({ multicast, ...c }) => (multicast ? { ...c, multicast } : c)),
+    })),
   cookie.map((c): ControlMessage => ({ type: MessageType.Leave, cookie: c })),
   ackMessage,
   fc

@@ -260,9 +260,78 @@ describe('control body rejections', () => {
     expect(reasonOf(edited(join, edit))).toBe(reason);
   });
 
-  it('JOIN reserved flag bits are ignored', () => {
-    const r = decodeControl(edited(join, (b) => (b[8] = 0xfe)));
-    expect(r.ok && r.msg.type === MessageType.Join && r.msg.ack).toBe(false);
+  it('JOIN reserved flag bits (0x04..0x80) are ignored', () => {
+    const r = decodeControl(edited(join, (b) => (b[8] = 0xfc)));
+    expect(r.ok).toBe(true);
+    if (!r.ok || r.msg.type !== MessageType.Join) throw new Error('expected a JOIN');
+    expect(r.msg.ack).toBe(false);
+    expect(r.msg.multicast).toBeUndefined();
+  });
+
+  it.each<[string, (b: number[]) => void, ControlRejectReason | 'accepted']>([
+    ['the multicast flag and no bitmap', (b) => (b[8] |= 0x02), 'truncated'],
+    ['a bitmap bit beyond the names', (b) => ((b[8] |= 0x02), b.push(0x00, 0x02)), 'bad-multicast-bitmap'],
+    ['the top bitmap bit', (b) => ((b[8] |= 0x02), b.push(0x80, 0x00)), 'bad-multicast-bitmap'],
+    ['a bitmap on the one name', (b) => ((b[8] |= 0x02), b.push(0x00, 0x01)), 'accepted'],
+    ['a zero bitmap', (b) => ((b[8] |= 0x02), b.push(0x00, 0x00)), 'accepted'],
+  ])('JOIN with %s', (_name, edit, reason) => {
+    expect(reasonOf(edited(join, edit))).toBe(reason);
+  });
+
+  it('a JOIN bitmap names the flagged channels; a zero bitmap names none', () => {
+    const one = decodeControl(edited(join, (b) => ((b[8] |= 0x02), b.push(0x00, 0x01))));
+    expect(one.ok && one.msg.type === MessageType.Join && one.msg.multicast).toEqual(['ab']);
+    const none = decodeControl(edited(join, (b) => ((b[8] |= 0x02), b.push(0x00, 0x00))));
+    expect(none.ok && none.msg.type === MessageType.Join && none.msg.multicast).toEqual([]);
+  });
+
+  const joined = encodeControl({
+    type: MessageType.Joined,
+    channels: [
+      { name: 'a', tsi: 1 },
+      { name: 'b', tsi: 2, multicast: { group: '239.0.0.1', port: 4000, source: '10.0.0.1', unicast: false } },
+    ],
+    expiresAtMs: 1,
+  });
+  // JOINED: expires@8 count@16 a: tsi@17 len@21 'a'@22; b: tsi@23 len@27 'b'@28;
+  // groupCount@29 index@30 flags@31 family@32 group@33..37 port@37..39 source@39..43
+  it.each<[string, (b: number[]) => void, ControlRejectReason | 'accepted']>([
+    ['no group section', (b) => b.splice(29), 'accepted'],
+    ['a group count of 0', (b) => b.splice(29, 14, 0), 'bad-group-entry'],
+    ['more groups than channels', (b) => (b[29] = 3), 'bad-group-entry'],
+    ['a group entry cut short', (b) => b.pop(), 'truncated'],
+    ['an index beyond the channels', (b) => (b[30] = 2), 'bad-group-entry'],
+    ['the same index twice', (b) => ((b[29] = 2), b.push(...b.slice(30, 43))), 'bad-group-entry'],
+    ['family 5', (b) => (b[32] = 5), 'bad-group-entry'],
+    ['family 6 with IPv4-sized addresses', (b) => (b[32] = 6), 'truncated'],
+    ['a unicast group address', (b) => (b[33] = 10), 'bad-group-entry'],
+    ['port 0', (b) => ((b[37] = 0), (b[38] = 0)), 'bad-group-entry'],
+    ['a multicast source', (b) => (b[39] = 224), 'bad-group-entry'],
+    ['an all-zero source (not announced)', (b) => b.splice(39, 4, 0, 0, 0, 0), 'accepted'],
+    ['unknown entry flag bits', (b) => (b[31] = 0xfe), 'accepted'],
+    ['a byte after the groups', (b) => b.push(0), 'trailing-bytes'],
+  ])('JOINED with %s', (_name, edit, reason) => {
+    expect(reasonOf(edited(joined, edit))).toBe(reason);
+  });
+
+  it('JOINED group fields decode as announced; no source means any-source', () => {
+    const r = decodeControl(edited(joined, (b) => b.splice(39, 4, 0, 0, 0, 0)));
+    if (!r.ok || r.msg.type !== MessageType.Joined) throw new Error('expected JOINED');
+    expect(r.msg.channels[0].multicast).toBeUndefined();
+    expect(r.msg.channels[1].multicast).toEqual({ group: '239.0.0.1', port: 4000, unicast: false });
+  });
+
+  it('encoders refuse groups and bitmaps that cannot be put on the wire', () => {
+    const base = { type: MessageType.Joined as const, expiresAtMs: 1 };
+    const bad = (multicast: object) => () => encodeControl({ ...base, channels: [{ name: 'a', tsi: 1, multicast } as never] });
+    expect(bad({ group: '10.0.0.1', port: 1, unicast: false })).toThrow(/multicast address/);
+    expect(bad({ group: 'ff02::1%eth0', port: 1, unicast: false })).toThrow(/multicast address/);
+    expect(bad({ group: '239.0.0.1', port: 0, unicast: false })).toThrow(/port/);
+    expect(bad({ group: '239.0.0.1', port: 1, source: 'fe80::1', unicast: false })).toThrow(/source/);
+    expect(bad({ group: '239.0.0.1', port: 1, source: '239.0.0.2', unicast: false })).toThrow(/source/);
+    expect(() =>
+      encodeControl({ type: MessageType.Join, cookie: new Uint8Array(16), channels: ['a'], until: { kind: 'duration', ms: 1 }, ack: false, multicast: ['b'] }),
+    ).toThrow(/one of the channels/);
   });
 
   const ack = encodeControl({

@@ -19,6 +19,7 @@ import * as fdtModule from '../../lib/protocol/fdt';
 import * as fdtSchemaModule from '../../lib/protocol/fdt-schema';
 import * as framingModule from '../../lib/protocol/framing';
 import * as joinModule from '../../lib/protocol/join';
+import * as joinedModule from '../../lib/protocol/joined';
 import * as lctModule from '../../lib/protocol/lct';
 import * as otiModule from '../../lib/protocol/oti';
 import type { AlcRejectReason } from '../../lib/protocol/alc';
@@ -181,6 +182,7 @@ describe('constants table', () => {
   const modules: Record<string, Record<string, unknown>> = {
     'lib/protocol/control-header.ts': controlHeaderModule,
     'lib/protocol/join.ts': joinModule,
+    'lib/protocol/joined.ts': joinedModule,
     'lib/protocol/framing.ts': framingModule,
     'lib/protocol/lct.ts': lctModule,
     'lib/protocol/alc.ts': alcModule,
@@ -310,6 +312,8 @@ const CONTROL_REASONS: Record<ControlRejectReason, true> = {
   'bad-channel-name': true,
   'bad-utf8': true,
   'duplicate-channel': true,
+  'bad-multicast-bitmap': true,
+  'bad-group-entry': true,
   'bad-window': true,
   'too-many-ranges': true,
   'bad-range': true,
@@ -456,6 +460,46 @@ describe('control message layouts', () => {
     });
     const second = b.subarray(b.length - name('vidéo').length);
     checkLayout('JOIN.name', { bytes: second, vars: { nameLen: 6 }, fields: { nameLen: u8(6), name: utf8('vidéo') } });
+  });
+
+  test('JOIN.multicast (the bitmap after the names)', () => {
+    const b = encodeControl({
+      type: MessageType.Join,
+      cookie: COOKIE,
+      channels: ['a', 'b', 'c'],
+      until: { kind: 'duration', ms: 30_000 },
+      ack: false,
+      multicast: ['a', 'c'],
+    });
+    expect(b[controlHeaderModule.CONTROL_HEADER_SIZE]).toBe(joinModule.JOIN_FLAG_MULTICAST);
+    checkLayout('JOIN.multicast', { bytes: b.subarray(b.length - 2), vars: {}, fields: { multicast: u16(0b101) } });
+  });
+
+  test('JOINED.groups and JOINED.group (IPv4 and IPv6)', () => {
+    const b = encodeControl({
+      type: MessageType.Joined,
+      channels: [
+        { name: 'plain', tsi: 1 },
+        { name: 'v4', tsi: 2, multicast: { group: '239.1.2.3', port: 5000, source: '192.0.2.7', unicast: false } },
+        { name: 'v6', tsi: 3, multicast: { group: 'ff3e::8000:1', port: 5001, unicast: true } },
+      ],
+      expiresAtMs: 1_764_072_300_000,
+    });
+    const v4 = cat(u8(1, 0, 4), u8(239, 1, 2, 3), u16(5000), u8(192, 0, 2, 7));
+    const v6group = u8(0xff, 0x3e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 1);
+    const v6 = cat(u8(2, joinedModule.JOINED_GROUP_UNICAST, 6), v6group, u16(5001), new Uint8Array(16));
+    const tail = cat(u8(2), v4, v6);
+    checkLayout('JOINED.groups', { bytes: b.subarray(b.length - tail.length), vars: {}, fields: { groupCount: u8(2), groups: cat(v4, v6) } });
+    checkLayout('JOINED.group', {
+      bytes: b.subarray(b.length - v6.length),
+      vars: { addrLen: 16 },
+      fields: { index: u8(2), flags: u8(joinedModule.JOINED_GROUP_UNICAST), family: u8(6), group: v6group, port: u16(5001), source: new Uint8Array(16) },
+    });
+    checkLayout('JOINED.group', {
+      bytes: b.subarray(b.length - v6.length - v4.length, b.length - v6.length),
+      vars: { addrLen: 4 },
+      fields: { index: u8(1), flags: u8(0), family: u8(4), group: u8(239, 1, 2, 3), port: u16(5000), source: u8(192, 0, 2, 7) },
+    });
   });
 
   test('JOINED and JOINED.channel', () => {

@@ -1,0 +1,65 @@
+// lib/support/address.ts: the one place addresses are parsed, printed and classified.
+import fc from 'fast-check';
+import { addressBytes, formatAddress, isMulticastAddress, normalizeAddress, unmapIPv4 } from '../../lib/support/address';
+
+describe('formatAddress', () => {
+  test.each([
+    ['2001:db8:0:0:0:0:0:1', '2001:db8::1'],
+    ['ff3e:0:0:0:0:0:8000:1', 'ff3e::8000:1'],
+    ['0:0:0:0:0:0:0:0', '::'],
+    ['2001:db8:0:1:0:0:0:1', '2001:db8:0:1::1'], // the longest zero run is compressed
+    ['2001:0:0:1:0:0:0:1', '2001:0:0:1::1'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // a single zero group stays (RFC 5952 §4.2.2)
+    ['1:0:0:2:0:0:3:4', '1::2:0:0:3:4'], // equal runs: the first
+  ])('%s -> %s (RFC 5952)', (input, text) => {
+    const a = addressBytes(input);
+    expect(a?.family).toBe(6);
+    expect(formatAddress(a!.bytes)).toBe(text);
+  });
+
+  test('agrees with the URL parser for any 16 bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
+        const text = formatAddress(b);
+        expect(new URL(`http://[${text}]/`).hostname).toBe(`[${text}]`);
+        expect(addressBytes(text)?.bytes).toEqual(b);
+      }),
+    );
+  });
+
+  test('IPv4: dotted quad; other lengths are refused', () => {
+    expect(formatAddress(Uint8Array.of(192, 0, 2, 1))).toBe('192.0.2.1');
+    expect(() => formatAddress(new Uint8Array(5))).toThrow();
+  });
+});
+
+describe('addressBytes and isMulticastAddress', () => {
+  test('family from the literal: an IPv4-mapped IPv6 literal stays IPv6', () => {
+    expect(addressBytes('239.1.2.3')).toEqual({ family: 4, bytes: Uint8Array.of(239, 1, 2, 3) });
+    expect(addressBytes('::ffff:239.1.2.3')?.family).toBe(6);
+    expect(addressBytes('fe80::1%eth0')).toBeUndefined();
+    expect(addressBytes('example.org')).toBeUndefined();
+  });
+
+  test.each([
+    ['224.0.0.1', true],
+    ['239.255.255.255', true],
+    ['223.255.255.255', false],
+    ['240.0.0.1', false],
+    ['ff02::1', true],
+    ['ff3e::8000:1', true],
+    ['fe80::1', false],
+    ['::ffff:239.1.1.1', false],
+    ['not an address', false],
+  ])('%s multicast: %s', (a, want) => {
+    expect(isMulticastAddress(a)).toBe(want);
+  });
+});
+
+describe('normalizeAddress and unmapIPv4', () => {
+  test('an IPv4 peer is one key whichever socket family saw it', () => {
+    expect(normalizeAddress('::ffff:192.0.2.1').text).toBe(normalizeAddress('192.0.2.1').text);
+    expect(unmapIPv4('::ffff:192.0.2.1')).toBe('192.0.2.1');
+    expect(unmapIPv4('2001:db8::1')).toBe('2001:db8::1');
+  });
+});
