@@ -17,27 +17,9 @@
 #include "fec/gf256.h"
 #include "fec/tables.h"
 
-using namespace rqcast::fec;
+#include "check.h"
 
-static int g_checks = 0, g_failures = 0;
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    ++g_checks;                                                         \
-    if (!(cond)) {                                                      \
-      ++g_failures;                                                     \
-      std::fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                   \
-  } while (0)
-#define CHECK_MSG(cond, ...)                                            \
-  do {                                                                  \
-    ++g_checks;                                                         \
-    if (!(cond)) {                                                      \
-      ++g_failures;                                                     \
-      std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                \
-      std::fprintf(stderr, "\n");                                       \
-    }                                                                   \
-  } while (0)
+using namespace rqcast::fec;
 
 static std::mt19937_64 g_rng(20261125);
 
@@ -505,15 +487,15 @@ int main(int argc, char** argv) {
       {"failure_rate", test_failure_rate},
   };
   for (auto& t : tests) {
-    const int before = g_failures;
+    const int before = g_failures.load();
     t.fn();
     std::printf("%s %s\n", g_failures == before ? "ok  " : "FAIL", t.name);
   }
   const double s = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - t0)
                        .count();
-  std::printf("fec_math_test: %d checks, %d failures (%.1f s)\n", g_checks,
-              g_failures, s);
+  std::printf("fec_math_test: %d checks, %d failures (%.1f s)\n",
+              g_checks.load(), g_failures.load(), s);
   (void)argc;
   (void)argv;
   return g_failures == 0 ? 0 : 1;

@@ -13,19 +13,12 @@
 #include "fec/gf256.h"
 #include "fec/gf256_kernels.h"
 
+#include "check.h"
+
 namespace gf = rqcast::fec::gf256;
 namespace kn = rqcast::fec::gf256::kernels;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-void check(bool ok, const std::string& what) {
-  ++g_checks;
-  if (ok) return;
-  if (++g_failures <= 20) std::printf("FAIL: %s\n", what.c_str());
-}
 
 // Shift-and-add multiply, reducing by x^8 + x^4 + x^3 + x^2 + 1.
 uint8_t ref_mul(uint8_t a, uint8_t b) {
@@ -69,8 +62,8 @@ void test_field() {
       comm_ok &= gf::mul(ua, ub) == gf::mul(ub, ua);
     }
   }
-  check(mul_ok, "mul == carry-less multiply mod 0x11D, all pairs");
-  check(comm_ok, "mul commutative");
+  CHECK_MSG(mul_ok, "mul == carry-less multiply mod 0x11D, all pairs");
+  CHECK_MSG(comm_ok, "mul commutative");
 
   bool inv_ok = true, div_ok = true, div_inv_ok = true;
   for (int a = 1; a < 256; ++a) {
@@ -82,9 +75,9 @@ void test_field() {
       div_inv_ok &= gf::div(ub, ua) == r.m[b][gf::inv(ua)];
     }
   }
-  check(inv_ok, "a * inv(a) == 1 for all a != 0");
-  check(div_ok, "div(a * b, b) == a for all a, b != 0");
-  check(div_inv_ok, "div(a, b) == a * inv(b)");
+  CHECK_MSG(inv_ok, "a * inv(a) == 1 for all a != 0");
+  CHECK_MSG(div_ok, "div(a * b, b) == a for all a, b != 0");
+  CHECK_MSG(div_inv_ok, "div(a, b) == a * inv(b)");
 
   // exp(i) == alpha^i, alpha = 2, over more than one period; kExp doubled.
   bool exp_ok = true, log_ok = true;
@@ -95,10 +88,10 @@ void test_field() {
     if (i < 255) log_ok &= gf::kLog[p] == i;
     p = r.m[p][2];
   }
-  check(exp_ok, "exp(i) == 2^i (and kExp doubled to 510)");
-  check(log_ok, "kLog inverts kExp on [0, 255)");
-  check(gf::exp(255) == 1 && gf::exp(8) == 0x1D && gf::exp(9) == 0x3A,
-        "OCT_EXP[8] = 29, OCT_EXP[9] = 58, alpha^255 = 1");
+  CHECK_MSG(exp_ok, "exp(i) == 2^i (and kExp doubled to 510)");
+  CHECK_MSG(log_ok, "kLog inverts kExp on [0, 255)");
+  CHECK_MSG(gf::exp(255) == 1 && gf::exp(8) == 0x1D && gf::exp(9) == 0x3A,
+            "OCT_EXP[8] = 29, OCT_EXP[9] = 58, alpha^255 = 1");
 
   // Associativity and distributivity on random triples.
   std::mt19937 rng(6330);
@@ -108,8 +101,8 @@ void test_field() {
     assoc_ok &= gf::mul(gf::mul(a, b), c) == gf::mul(a, gf::mul(b, c));
     dist_ok &= gf::mul(a, b ^ c) == (gf::mul(a, b) ^ gf::mul(a, c));
   }
-  check(assoc_ok, "mul associative");
-  check(dist_ok, "mul distributes over add (xor)");
+  CHECK_MSG(assoc_ok, "mul associative");
+  CHECK_MSG(dist_ok, "mul distributes over add (xor)");
 }
 
 // A buffer of n bytes at a chosen misalignment with guard bytes both sides,
@@ -163,8 +156,8 @@ void test_kernel(const kn::Kernel& k, const kn::Kernel& scalar) {
       k.add(d, s, n);
       bool ok = true;
       for (size_t i = 0; i < n; ++i) ok &= d[i] == (base.data()[i] ^ s[i]);
-      check(ok && dst.guards_intact() && src.guards_intact(),
-            str(k.name, "add", -1, n, off[0], off[1]));
+      CHECK_MSG(ok && dst.guards_intact() && src.guards_intact(),
+                "%s", str(k.name, "add", -1, n, off[0], off[1]).c_str());
 
       for (int c = 0; c < 256; ++c) {
         const uint8_t uc = static_cast<uint8_t>(c);
@@ -179,8 +172,8 @@ void test_kernel(const kn::Kernel& k, const kn::Kernel& scalar) {
         std::memcpy(w, base.data(), n);
         scalar.addmul(w, s, uc, n);
         ok &= n == 0 || std::memcmp(d, w, n) == 0;
-        check(ok && dst.guards_intact(),
-              str(k.name, "addmul", c, n, off[0], off[1]));
+        CHECK_MSG(ok && dst.guards_intact(),
+                  "%s", str(k.name, "addmul", c, n, off[0], off[1]).c_str());
 
         std::memcpy(d, s, n);
         k.scale(d, uc, n);
@@ -189,8 +182,8 @@ void test_kernel(const kn::Kernel& k, const kn::Kernel& scalar) {
         std::memcpy(w, s, n);
         scalar.scale(w, uc, n);
         ok &= n == 0 || std::memcmp(d, w, n) == 0;
-        check(ok && dst.guards_intact(),
-              str(k.name, "scale", c, n, off[0], off[1]));
+        CHECK_MSG(ok && dst.guards_intact(),
+                  "%s", str(k.name, "scale", c, n, off[0], off[1]).c_str());
       }
     }
   }
@@ -239,8 +232,8 @@ void test_kernel_multi(const kn::Kernel& k) {
           ok &= n == 0 || std::memcmp(d, w, n) == 0;
           char what[64];
           std::snprintf(what, sizeof what, "addmul_multi count=%zu", count);
-          check(ok && dst.guards_intact(),
-                str(k.name, what, -1, n, off[0], off[1]));
+          CHECK_MSG(ok && dst.guards_intact(),
+                    "%s", str(k.name, what, -1, n, off[0], off[1]).c_str());
         }
       }
     }
@@ -284,8 +277,8 @@ void test_kernel_add_multi(const kn::Kernel& k) {
           char what[64];
           std::snprintf(what, sizeof what, "add_multi count=%zu assign=%d",
                         count, int(assign));
-          check(ok && dst.guards_intact(),
-                str(k.name, what, -1, n, off[0], off[1]));
+          CHECK_MSG(ok && dst.guards_intact(),
+                    "%s", str(k.name, what, -1, n, off[0], off[1]).c_str());
         }
       }
     }
@@ -339,7 +332,7 @@ void test_kernel_hdpc(const kn::Kernel& k) {
       }
       char what[64];
       std::snprintf(what, sizeof what, "hdpc H=%zu columns=%zu", H, columns);
-      check(ok, str(k.name, what, -1, n, 0, 0));
+      CHECK_MSG(ok, "%s", str(k.name, what, -1, n, 0, 0).c_str());
     }
   }
 }
@@ -347,9 +340,9 @@ void test_kernel_hdpc(const kn::Kernel& k) {
 // The public entry points with each kernel selected, including the c == 0
 // and c == 1 shortcuts they take before reaching a kernel.
 void test_dispatch(const char* name) {
-  check(gf::set_kernel(name), std::string("set_kernel ") + name);
-  check(std::strcmp(gf::kernel_name(), name) == 0,
-        std::string("kernel_name after set_kernel ") + name);
+  CHECK_MSG(gf::set_kernel(name), "set_kernel %s", name);
+  CHECK_MSG(std::strcmp(gf::kernel_name(), name) == 0,
+            "kernel_name after set_kernel %s", name);
   const RefTable& r = ref();
   std::mt19937 rng(2);
   const size_t n = 1283;
@@ -362,33 +355,33 @@ void test_dispatch(const char* name) {
     gf::addmul(d.data(), s.data(), uc, n);
     bool ok = true;
     for (size_t i = 0; i < n; ++i) ok &= d[i] == (base[i] ^ r.m[c][s[i]]);
-    check(ok, str(name, "gf256::addmul", c, n, 0, 0));
+    CHECK_MSG(ok, "%s", str(name, "gf256::addmul", c, n, 0, 0).c_str());
     d = base;
     gf::scale(d.data(), uc, n);
     ok = true;
     for (size_t i = 0; i < n; ++i) ok &= d[i] == r.m[c][base[i]];
-    check(ok, str(name, "gf256::scale", c, n, 0, 0));
+    CHECK_MSG(ok, "%s", str(name, "gf256::scale", c, n, 0, 0).c_str());
   }
   d = base;
   gf::add(d.data(), s.data(), n);
   bool ok = true;
   for (size_t i = 0; i < n; ++i) ok &= d[i] == (base[i] ^ s[i]);
-  check(ok, str(name, "gf256::add", -1, n, 0, 0));
+  CHECK_MSG(ok, "%s", str(name, "gf256::add", -1, n, 0, 0).c_str());
   {
     const uint8_t* two[2] = {s.data(), base.data()};
     d = base;
     gf::add_multi(d.data(), two, 2, n);
     ok = true;
     for (size_t i = 0; i < n; ++i) ok &= d[i] == s[i];
-    check(ok, str(name, "gf256::add_multi", -1, n, 0, 0));
+    CHECK_MSG(ok, "%s", str(name, "gf256::add_multi", -1, n, 0, 0).c_str());
     gf::sum(d.data(), two, 2, n);
     ok = true;
     for (size_t i = 0; i < n; ++i) ok &= d[i] == (s[i] ^ base[i]);
-    check(ok, str(name, "gf256::sum", -1, n, 0, 0));
+    CHECK_MSG(ok, "%s", str(name, "gf256::sum", -1, n, 0, 0).c_str());
     gf::sum(d.data(), two, 0, n);
     ok = true;
     for (size_t i = 0; i < n; ++i) ok &= d[i] == 0;
-    check(ok, str(name, "gf256::sum of none", -1, n, 0, 0));
+    CHECK_MSG(ok, "%s", str(name, "gf256::sum of none", -1, n, 0, 0).c_str());
   }
 
   // addmul_multi drops zero coefficients and works in batches of 32: try
@@ -416,7 +409,7 @@ void test_dispatch(const char* name) {
       char what[64];
       std::snprintf(what, sizeof what, "gf256::addmul_multi count=%zu%s",
                     count, zeros ? " with zeros" : "");
-      check(ok, str(name, what, -1, n, 0, 0));
+      CHECK_MSG(ok, "%s", str(name, what, -1, n, 0, 0).c_str());
     }
   }
 }
@@ -424,6 +417,7 @@ void test_dispatch(const char* name) {
 }  // namespace
 
 int main() {
+  g_check_print_limit = 20;
   const std::string best = gf::kernel_name();
   test_field();
 
@@ -435,9 +429,11 @@ int main() {
   for (const kn::Kernel* k : kn::simd_kernels()) all.push_back(k);
 
   const std::vector<const char*> names = gf::available_kernels();
-  check(names.size() == all.size(), "available_kernels() lists every kernel");
-  check(best == all.back()->name, "default kernel is the best available");
-  check(!gf::set_kernel("no-such-kernel"), "set_kernel rejects unknown names");
+  CHECK_MSG(names.size() == all.size(),
+            "available_kernels() lists every kernel");
+  CHECK_MSG(best == all.back()->name, "default kernel is the best available");
+  CHECK_MSG(!gf::set_kernel("no-such-kernel"),
+            "set_kernel rejects unknown names");
 
   std::printf("gf256: kernels tested:");
   for (const kn::Kernel* k : all) {
@@ -452,7 +448,8 @@ int main() {
   std::printf(" (default %s)\n", best.c_str());
   gf::set_kernel(best.c_str());
 
-  std::printf("gf256: %d checks, %d failed\n", g_checks, g_failures);
-  std::printf("%d passed, %d failed\n", g_checks - g_failures, g_failures);
+  const int checks = g_checks, failures = g_failures;
+  std::printf("gf256: %d checks, %d failed\n", checks, failures);
+  std::printf("%d passed, %d failed\n", checks - failures, failures);
   return g_failures == 0 ? 0 : 1;
 }

@@ -19,33 +19,11 @@
 
 #include "fec/codec.h"
 
+#include "check.h"
+
 using namespace rqcast::fec;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    ++g_checks;                                                       \
-    if (!(cond)) {                                                    \
-      ++g_failures;                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,     \
-                   __LINE__, #cond);                                  \
-    }                                                                 \
-  } while (0)
-
-#define CHECK_STATUS(expr, want)                                          \
-  do {                                                                    \
-    ++g_checks;                                                           \
-    Status got_ = (expr);                                                 \
-    if (got_ != (want)) {                                                 \
-      ++g_failures;                                                       \
-      std::fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__,         \
-                   __LINE__, #expr, status_code(got_), status_code(want)); \
-    }                                                                     \
-  } while (0)
 
 Oti make_oti(uint64_t F, uint16_t T, uint16_t Z, uint16_t N, uint8_t Al) {
   Oti o;
@@ -904,10 +882,10 @@ int main() {
   test_file_encoder();
   test_file_encoder_errors();
   if (g_failures) {
-    std::fprintf(stderr, "object_test: %d of %d checks failed\n", g_failures,
-                 g_checks);
+    std::fprintf(stderr, "object_test: %d of %d checks failed\n",
+                 g_failures.load(), g_checks.load());
     return 1;
   }
-  std::printf("object_test: %d checks passed\n", g_checks);
+  std::printf("object_test: %d checks passed\n", g_checks.load());
   return 0;
 }

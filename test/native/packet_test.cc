@@ -21,6 +21,8 @@
 #include "packet/alc_packet.h"
 #include "packet/lct_header.h"
 
+#include "check.h"
+
 using namespace rqcast;
 using fec::Status;
 using packet::HeaderTemplate;
@@ -28,31 +30,6 @@ using packet::LctHeaderFields;
 using packet::PacketRun;
 
 namespace {
-
-int g_failures = 0;
-int g_checks = 0;
-
-#define CHECK(cond)                                                   \
-  do {                                                                \
-    ++g_checks;                                                       \
-    if (!(cond)) {                                                    \
-      ++g_failures;                                                   \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,     \
-                   __LINE__, #cond);                                  \
-    }                                                                 \
-  } while (0)
-
-#define CHECK_STATUS(expr, want)                                          \
-  do {                                                                    \
-    ++g_checks;                                                           \
-    Status got_ = (expr);                                                 \
-    if (got_ != (want)) {                                                 \
-      ++g_failures;                                                       \
-      std::fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__,         \
-                   __LINE__, #expr, fec::status_code(got_),               \
-                   fec::status_code(want));                               \
-    }                                                                     \
-  } while (0)
 
 using Bytes = std::vector<uint8_t>;
 
@@ -636,10 +613,10 @@ int main() {
   test_bounds();
   test_prepare_on_demand_and_failure();
   if (g_failures) {
-    std::fprintf(stderr, "packet_test: %d of %d checks failed\n", g_failures,
-                 g_checks);
+    std::fprintf(stderr, "packet_test: %d of %d checks failed\n",
+                 g_failures.load(), g_checks.load());
     return 1;
   }
-  std::printf("packet_test: %d checks passed\n", g_checks);
+  std::printf("packet_test: %d checks passed\n", g_checks.load());
   return 0;
 }

@@ -33,29 +33,10 @@
 #include "udp/batch_receiver.h"
 #include "udp/udp.h"
 
+#include "check.h"
+
 using namespace rqcast;
 using namespace rqcast::replicate;
-
-static int g_failed_checks = 0;
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__,     \
-                   __LINE__, #cond);                                   \
-      ++g_failed_checks;                                               \
-    }                                                                  \
-  } while (0)
-#define CHECK_EQ(a, b)                                                  \
-  do {                                                                  \
-    auto va = (a);                                                      \
-    auto vb = (b);                                                      \
-    if (!(va == vb)) {                                                  \
-      std::fprintf(stderr, "  %s:%d: %s == %s failed (%lld vs %lld)\n", \
-                   __FILE__, __LINE__, #a, #b, (long long)va,            \
-                   (long long)vb);                                      \
-      ++g_failed_checks;                                                \
-    }                                                                   \
-  } while (0)
 
 // ------------------------------------------------------------------ pacing
 
@@ -603,10 +584,10 @@ static bool in_new_netns(void (*fn)()) {
   pid_t pid = fork();
   if (pid == 0) {
     if (unshare(CLONE_NEWNET) != 0) _exit(77);
-    g_failed_checks = 0;
+    g_failures = 0;
     fn();
     std::fflush(stderr);
-    _exit(g_failed_checks == 0 ? 0 : 1);
+    _exit(g_failures == 0 ? 0 : 1);
   }
   int status = 0;
   waitpid(pid, &status, 0);
@@ -1264,9 +1245,9 @@ int main() {
   }
   int passed = 0, failed = 0;
   for (const T& t : tests) {
-    int before = g_failed_checks;
+    int before = g_failures.load();
     t.fn();
-    bool ok = g_failed_checks == before;
+    bool ok = g_failures == before;
     std::printf("%s %s\n", ok ? "ok  " : "FAIL", t.name);
     (ok ? passed : failed)++;
   }
