@@ -18,13 +18,21 @@ int DatagramSender::open() {
   if (rc != 0) return rc;
   if (v6_.open(AF_INET6, options_.send_buffer_bytes, options_.send_timeout_ms) != 0)
     v6_.close();
-  gso_supported_ = v4_.gso_supported();
+  allocate(v4_.gso_supported());
+  return 0;
+}
+
+void DatagramSender::open_for(const udp::Socket& own) {
+  allocate(own.gso_supported());
+}
+
+void DatagramSender::allocate(bool gso_supported) {
+  gso_supported_ = gso_supported;
   gso_active_.store(options_.gso && gso_supported_);
   if (!run_) run_.reset(new DatagramRun());
   msgs_.resize(options_.max_batch);
   msg_segs_.resize(options_.max_batch);
   msg_bytes_.resize(options_.max_batch);
-  return 0;
 }
 
 void DatagramSender::close() {

@@ -1,9 +1,11 @@
 // rqcast — runs of stream packets onto UDP sockets: grouping into GSO
 // super-datagrams, sendmmsg batches over a destination set, and the
 // fallbacks of both (plain datagrams where the kernel or a route refuses
-// GSO). One per engine, used by its UDP-based sinks on the sender thread:
-// the unicast sink today, a multicast group's sink next (with a socket of
-// its own). The syscalls themselves stay in native/udp/.
+// GSO). The engine's one, over its unicast sockets, serves the unicast
+// sinks on the sender thread; a multicast group's sink has one of its own
+// over the group's socket (open_for), so that a route refusing GSO for the
+// group turns it off there alone. The syscalls themselves stay in
+// native/udp/.
 #pragma once
 
 #include <sys/socket.h>
@@ -53,6 +55,9 @@ class DatagramSender {
   // Opens the unicast sockets: IPv4, and IPv6 if the host has it (a host
   // without IPv6 still replicates to IPv4). Returns an errno value.
   int open();
+  // For a sink whose socket is its own (a multicast group): no unicast
+  // sockets, only the scratch, and GSO as far as `own` supports it.
+  void open_for(const udp::Socket& own);
   void close();
   bool has_family(int family) const;
   // The unicast socket of the family (closed if the host lacks it).
@@ -87,6 +92,7 @@ class DatagramSender {
              ChannelCounters& counters);
   void send_segments_plain(udp::Socket& s, const struct msghdr& h,
                            ChannelCounters& counters);
+  void allocate(bool gso_supported);
 
   DatagramOptions options_;
   udp::Socket v4_, v6_;

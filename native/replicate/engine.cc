@@ -64,6 +64,7 @@ struct Engine::Channel {
   // the queue.
   DestinationSet members;
   std::vector<const Sink*> added_sinks;
+  std::shared_ptr<MulticastSink> group;  // also in added_sinks
 
   // Sender thread only.
   UdpSink udp;                  // the unicast destinations; sinks[0]
@@ -271,14 +272,19 @@ int Engine::add_sink(uint32_t id, std::shared_ptr<Sink> sink) {
   std::lock_guard<std::mutex> lk(map_mutex_);
   auto it = channels_.find(id);
   if (it == channels_.end()) return ENOENT;
-  std::vector<const Sink*>& added = it->second->added_sinks;
+  return add_sink_locked(*it->second, std::move(sink));
+}
+
+int Engine::add_sink_locked(Channel& ch, std::shared_ptr<Sink> sink) {
+  std::vector<const Sink*>& added = ch.added_sinks;
   if (std::find(added.begin(), added.end(), sink.get()) != added.end()) return 0;
   Command c(Command::kAddSink);
-  c.channel = id;
+  c.channel = ch.id;
   c.sink_id = sink.get();
   c.sink = std::move(sink);
+  const Sink* id = c.sink_id;
   int rc = enqueue(std::move(c));
-  if (rc == 0) added.push_back(c.sink_id);
+  if (rc == 0) added.push_back(id);
   return rc;
 }
 
@@ -286,14 +292,57 @@ int Engine::remove_sink(uint32_t id, const Sink* sink) {
   std::lock_guard<std::mutex> lk(map_mutex_);
   auto it = channels_.find(id);
   if (it == channels_.end()) return ENOENT;
-  std::vector<const Sink*>& added = it->second->added_sinks;
+  return remove_sink_locked(*it->second, sink);
+}
+
+int Engine::remove_sink_locked(Channel& ch, const Sink* sink) {
+  std::vector<const Sink*>& added = ch.added_sinks;
   auto at = std::find(added.begin(), added.end(), sink);
   if (at == added.end()) return 0;
   Command c(Command::kRemoveSink);
-  c.channel = id;
+  c.channel = ch.id;
   c.sink_id = sink;
   int rc = enqueue(std::move(c));
   if (rc == 0) added.erase(at);
+  return rc;
+}
+
+int Engine::add_group(uint32_t id, const MulticastConfig& config,
+                      MulticastStage* failed) {
+  if (failed) *failed = MulticastStage::kNone;
+  {
+    std::lock_guard<std::mutex> lk(map_mutex_);
+    auto it = channels_.find(id);
+    if (it == channels_.end()) return ENOENT;
+    if (it->second->group) return EEXIST;
+  }
+  {
+    std::lock_guard<std::mutex> q(queue_mutex_);
+    if (stopping_ || !thread_.joinable()) return ESHUTDOWN;
+  }
+  // The socket calls run outside the locks; the channel is looked up again
+  // after them (another caller may have removed it or given it a group).
+  auto sink = std::make_shared<MulticastSink>(config, datagram_options(options_));
+  int rc = sink->open(failed);
+  if (rc != 0) return rc;
+  std::lock_guard<std::mutex> lk(map_mutex_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return ENOENT;
+  Channel& ch = *it->second;
+  if (ch.group) return EEXIST;
+  rc = add_sink_locked(ch, sink);
+  if (rc == 0) ch.group = std::move(sink);
+  return rc;
+}
+
+int Engine::remove_group(uint32_t id) {
+  std::lock_guard<std::mutex> lk(map_mutex_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return ENOENT;
+  Channel& ch = *it->second;
+  if (!ch.group) return 0;
+  int rc = remove_sink_locked(ch, ch.group.get());
+  if (rc == 0) ch.group.reset();
   return rc;
 }
 
@@ -386,6 +435,7 @@ int Engine::channel_stats(uint32_t id, ChannelStats* out) const {
   out->errors = k.errors.get();
   out->one_offs = k.one_offs.get();
   out->destinations = c.members.size();
+  out->groups = c.group ? 1 : 0;
   out->queued = c.ring->queued();
   return 0;
 }

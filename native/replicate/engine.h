@@ -4,8 +4,9 @@
 // The core here is transport-free: a command queue, a ring of packets per
 // channel, a token bucket per channel, low-water events and counters. Where
 // the packets go is the channel's list of sinks (sink.h): its UdpSink (the
-// unicast destinations that add_destination() manages) and any sink added
-// with add_sink() (a multicast group, a TCP connection).
+// unicast destinations that add_destination() manages), its multicast group
+// if add_group() gave it one, and any sink added with add_sink() (a TCP
+// connection).
 //
 // Threads: any producer thread (the JS thread, a native encoder) calls the
 // public methods; they only enqueue commands or fill a channel's ring. The
@@ -33,6 +34,7 @@
 #include "replicate/channel_counters.h"
 #include "replicate/datagram_sender.h"
 #include "replicate/destination_set.h"
+#include "replicate/multicast_sink.h"
 #include "replicate/packet_ring.h"
 #include "replicate/pacing.h"
 #include "replicate/sink.h"
@@ -73,6 +75,7 @@ struct ChannelStats {
   uint64_t errors = 0;          // other per-destination errors
   uint64_t one_offs = 0;
   uint64_t destinations = 0;   // UDP ones, as of the last add/remove call returned
+  uint64_t groups = 0;         // multicast groups (0 or 1), likewise
   uint64_t queued = 0;
 };
 
@@ -124,6 +127,16 @@ class Engine {
   // command, as a destination does. EINVAL for a null sink.
   int add_sink(uint32_t id, std::shared_ptr<Sink> sink);
   int remove_sink(uint32_t id, const Sink* sink);
+  // The channel's multicast group (one at most): a MulticastSink opened
+  // here, on the caller's thread, so that a bad group, interface or source
+  // fails this call (*failed names which, see MulticastSink::open) rather
+  // than the sender thread. EEXIST if the channel has a group already
+  // (remove it first to change it), ENOENT for an unknown channel. The
+  // group gets the stream as an added sink does; removing a channel
+  // without a group is a no-op.
+  int add_group(uint32_t id, const MulticastConfig& config,
+                MulticastStage* failed = nullptr);
+  int remove_group(uint32_t id);
   int set_rate(uint32_t id, uint64_t rate_bytes_per_s, uint64_t burst_bytes);
   int set_paused(uint32_t id, bool paused);
 
@@ -157,6 +170,9 @@ class Engine {
   struct Command;
 
   int enqueue(Command&& c);
+  // add_sink / remove_sink with map_mutex_ held and the channel found.
+  int add_sink_locked(Channel& ch, std::shared_ptr<Sink> sink);
+  int remove_sink_locked(Channel& ch, const Sink* sink);
   int change_members(uint32_t id, int kind, const udp::Endpoint* to);
   void wake();
   void run();

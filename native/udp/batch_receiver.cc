@@ -34,13 +34,14 @@ constexpr uint32_t kGroSlot = 65536;
 constexpr uint32_t kGroMessages = 64;
 
 int BatchReceiver::open(const Endpoint& local, int receive_buffer_bytes,
-                        uint32_t max_datagram, uint32_t batch, bool gro) {
+                        uint32_t max_datagram, uint32_t batch, bool gro,
+                        bool reuse_address) {
   if (max_datagram == 0 || max_datagram > 65535 || batch == 0 ||
       batch > kMaxBatch)
     return EINVAL;
   int rc = waker_.open();
   if (rc != 0) return rc;
-  rc = socket_.open_bound(local, receive_buffer_bytes);
+  rc = socket_.open_bound(local, receive_buffer_bytes, reuse_address);
   if (rc != 0) return rc;
   max_datagram_ = max_datagram;
   batch_ = batch;

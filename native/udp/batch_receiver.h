@@ -45,9 +45,12 @@ class BatchReceiver {
   // UDP_GRO) the kernel may hand over a run of equally sized datagrams from
   // one sender as one message, which is split here: the batch looks the
   // same, and neither the kernel nor this thread handles each datagram on
-  // its own. Returns an errno value.
+  // its own. With reuse_address, other sockets of this host may bind the
+  // same address and port (Socket::open_bound): receivers of one multicast
+  // group port side by side. Returns an errno value.
   int open(const Endpoint& local, int receive_buffer_bytes,
-           uint32_t max_datagram, uint32_t batch, bool gro = true);
+           uint32_t max_datagram, uint32_t batch, bool gro = true,
+           bool reuse_address = false);
   // Whether UDP_GRO is on; messages that arrived coalesced (> 1 datagram).
   bool gro() const { return gro_; }
   uint64_t coalesced_messages() const { return coalesced_; }

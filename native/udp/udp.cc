@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -22,6 +23,12 @@
 #endif
 #ifndef UDP_GRO
 #define UDP_GRO 104  // linux/udp.h, Linux >= 5.0
+#endif
+#ifndef IP_MULTICAST_ALL
+#define IP_MULTICAST_ALL 49  // linux/in.h, Linux >= 2.6.31
+#endif
+#ifndef IPV6_MULTICAST_ALL
+#define IPV6_MULTICAST_ALL 29  // linux/in6.h, Linux >= 4.20
 #endif
 
 namespace rqcast {
@@ -117,6 +124,70 @@ void format_address(const Endpoint& e, char* buf, size_t cap) {
               static_cast<socklen_t>(cap));
 }
 
+bool is_multicast(const Endpoint& e) {
+  if (e.family() == AF_INET) {
+    uint32_t a = ntohl(reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr.s_addr);
+    return (a >> 28) == 0xE;  // 224.0.0.0/4
+  }
+  if (e.family() == AF_INET6)
+    return IN6_IS_ADDR_MULTICAST(&reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr);
+  return false;
+}
+
+bool is_unspecified(const Endpoint& e) {
+  if (e.family() == AF_INET)
+    return reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+  if (e.family() == AF_INET6)
+    return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr);
+  return false;
+}
+
+// The index of the interface holding IPv4 address `a`, or 0.
+static unsigned interface_with_address(in_addr a) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return 0;
+  unsigned index = 0;
+  for (ifaddrs* i = list; i != nullptr && index == 0; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if (reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr == a.s_addr)
+      index = if_nametoindex(i->ifa_name);
+  }
+  freeifaddrs(list);
+  return index;
+}
+
+int resolve_interface(const char* text, int family, Interface* out) {
+  *out = Interface{};
+  if (text == nullptr || *text == '\0') return 0;
+  if (family != AF_INET && family != AF_INET6) return EINVAL;
+  const size_t n = std::strlen(text);
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, text, &v4) == 1) {
+    // Socket options name an IPv6 interface by index only.
+    if (family != AF_INET) return EINVAL;
+    out->index = interface_with_address(v4);
+    if (out->index == 0) return ENODEV;
+    out->address = v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, text, &v6) == 1) return EINVAL;
+  if (std::strspn(text, "0123456789") == n) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long idx = std::strtoul(text, &end, 10);
+    char name[IF_NAMESIZE];
+    if (errno != 0 || idx == 0 || idx > 0x7FFFFFFFul ||
+        if_indextoname(static_cast<unsigned>(idx), name) == nullptr)
+      return ENODEV;
+    out->index = static_cast<unsigned>(idx);
+    return 0;
+  }
+  if (n >= IF_NAMESIZE) return ENODEV;
+  out->index = if_nametoindex(text);
+  return out->index == 0 ? ENODEV : 0;
+}
+
 size_t write_gso_control(void* buf, uint16_t segment_size) {
   std::memset(buf, 0, kGsoControlSize);
   auto* cm = static_cast<cmsghdr*>(buf);
@@ -132,6 +203,7 @@ Socket::~Socket() { close(); }
 void Socket::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  memberships_.clear();  // the kernel drops them with the socket
 }
 
 int Socket::open(int family, int send_buffer_bytes, int send_timeout_ms) {
@@ -162,22 +234,36 @@ int Socket::open(int family, int send_buffer_bytes, int send_timeout_ms) {
   return 0;
 }
 
-int Socket::open_bound(const Endpoint& local, int receive_buffer_bytes) {
+int Socket::open_bound(const Endpoint& local, int receive_buffer_bytes,
+                       bool reuse_address) {
   int rc = open(local.family(), 0, 0);
   if (rc != 0) return rc;
+  if (reuse_address && (rc = set_reuse_address(true)) != 0) {
+    close();
+    return rc;
+  }
   if (receive_buffer_bytes > 0) {
     if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer_bytes,
                    sizeof receive_buffer_bytes) != 0)
       setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes,
                  sizeof receive_buffer_bytes);
   }
-  if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local.addr), local.len) !=
-      0) {
-    int e = errno;
-    close();
-    return e;
-  }
-  return 0;
+  rc = bind(local);
+  if (rc != 0) close();
+  return rc;
+}
+
+int Socket::bind(const Endpoint& local) {
+  if (fd_ < 0) return EBADF;
+  if (local.family() != family_) return EAFNOSUPPORT;
+  return ::bind(fd_, reinterpret_cast<const sockaddr*>(&local.addr), local.len) == 0
+             ? 0
+             : errno;
+}
+
+int Socket::set_reuse_address(bool on) {
+  int v = on ? 1 : 0;
+  return setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &v, sizeof v) == 0 ? 0 : errno;
 }
 
 int Socket::local_endpoint(Endpoint* out) const {
@@ -301,47 +387,102 @@ int Socket::set_multicast_loop(bool on) {
   return r == 0 ? 0 : errno;
 }
 
-int Socket::set_multicast_interface(unsigned interface_index) {
+int Socket::set_multicast_interface(const Interface& iface) {
   int r;
   if (family_ == AF_INET6) {
-    r = setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_IF, &interface_index,
-                   sizeof interface_index);
+    r = setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_IF, &iface.index,
+                   sizeof iface.index);
   } else {
     ip_mreqn m{};
-    m.imr_ifindex = static_cast<int>(interface_index);
+    m.imr_ifindex = static_cast<int>(iface.index);
+    m.imr_address = iface.address;
     r = setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof m);
   }
   return r == 0 ? 0 : errno;
 }
 
-static int membership(int fd, const Endpoint& group, unsigned ifindex,
-                      bool join) {
-  int r;
-  if (group.family() == AF_INET6) {
-    ipv6_mreq m{};
-    m.ipv6mr_multiaddr =
-        reinterpret_cast<const sockaddr_in6*>(&group.addr)->sin6_addr;
-    m.ipv6mr_interface = ifindex;
-    r = setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
-                   &m, sizeof m);
-  } else if (group.family() == AF_INET) {
-    ip_mreqn m{};
-    m.imr_multiaddr = reinterpret_cast<const sockaddr_in*>(&group.addr)->sin_addr;
-    m.imr_ifindex = static_cast<int>(ifindex);
-    r = setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
-                   &m, sizeof m);
-  } else {
-    return EAFNOSUPPORT;
-  }
+int Socket::set_multicast_all(bool on) {
+  int v = on ? 1 : 0;
+  int r = family_ == AF_INET6
+              ? setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &v, sizeof v)
+              : setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_ALL, &v, sizeof v);
   return r == 0 ? 0 : errno;
 }
 
-int Socket::join_group(const Endpoint& group, unsigned interface_index) {
-  return membership(fd_, group, interface_index, true);
+static void address_bytes(const Endpoint& e, uint8_t out[16]) {
+  std::memset(out, 0, 16);
+  if (e.family() == AF_INET)
+    std::memcpy(out, &reinterpret_cast<const sockaddr_in*>(&e.addr)->sin_addr, 4);
+  else if (e.family() == AF_INET6)
+    std::memcpy(out, &reinterpret_cast<const sockaddr_in6*>(&e.addr)->sin6_addr, 16);
 }
 
-int Socket::leave_group(const Endpoint& group, unsigned interface_index) {
-  return membership(fd_, group, interface_index, false);
+// RFC 3678 §5 protocol-independent membership: one request layout for both
+// families, the interface by index.
+int Socket::membership(const Endpoint& group, unsigned ifindex,
+                       const Endpoint* source, bool join) {
+  if (fd_ < 0) return EBADF;
+  if (group.family() != family_ || (source && source->family() != family_))
+    return EAFNOSUPPORT;
+  if (!is_multicast(group)) return EINVAL;
+  if (source && (is_multicast(*source) || is_unspecified(*source))) return EINVAL;
+  Membership m{};
+  address_bytes(group, m.group);
+  if (source) address_bytes(*source, m.source);
+  m.interface_index = ifindex;
+  static const uint8_t kAny[16] = {};
+  auto at = memberships_.end();
+  bool other_mode = false;
+  for (auto it = memberships_.begin(); it != memberships_.end(); ++it) {
+    if (std::memcmp(it->group, m.group, 16) != 0 || it->interface_index != ifindex)
+      continue;
+    if (std::memcmp(it->source, m.source, 16) == 0)
+      at = it;
+    else if ((std::memcmp(it->source, kAny, 16) == 0) != (source == nullptr))
+      other_mode = true;
+  }
+  if (join && at != memberships_.end()) return 0;
+  if (!join && at == memberships_.end()) return 0;
+  if (join && other_mode) return EINVAL;
+  const int level = family_ == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  int r;
+  if (source) {
+    group_source_req req{};
+    req.gsr_interface = ifindex;
+    std::memcpy(&req.gsr_group, &group.addr, group.len);
+    std::memcpy(&req.gsr_source, &source->addr, source->len);
+    r = setsockopt(fd_, level, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP,
+                   &req, sizeof req);
+  } else {
+    group_req req{};
+    req.gr_interface = ifindex;
+    std::memcpy(&req.gr_group, &group.addr, group.len);
+    r = setsockopt(fd_, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &req,
+                   sizeof req);
+  }
+  int err = r == 0 ? 0 : errno;
+  // The kernel already holds (or no longer holds) what was asked, under
+  // another name for the interface (index 0 resolved by route): already a
+  // member (any-source: EADDRINUSE; source-specific: EADDRNOTAVAIL), or
+  // not a member (any-source: EADDRNOTAVAIL; source-specific: EINVAL).
+  if (join && err == (source ? EADDRNOTAVAIL : EADDRINUSE)) err = 0;
+  if (!join && err == (source ? EINVAL : EADDRNOTAVAIL)) err = 0;
+  if (err != 0) return err;
+  if (join)
+    memberships_.push_back(m);
+  else
+    memberships_.erase(at);
+  return 0;
+}
+
+int Socket::join_group(const Endpoint& group, unsigned interface_index,
+                       const Endpoint* source) {
+  return membership(group, interface_index, source, true);
+}
+
+int Socket::leave_group(const Endpoint& group, unsigned interface_index,
+                        const Endpoint* source) {
+  return membership(group, interface_index, source, false);
 }
 
 }  // namespace udp

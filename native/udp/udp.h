@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace rqcast {
 namespace udp {
@@ -32,6 +33,27 @@ struct Endpoint {
 bool parse_endpoint(const char* address, uint16_t port, Endpoint* out);
 // Writes the numeric address into buf (>= 64 bytes).
 void format_address(const Endpoint& e, char* buf, size_t cap);
+// A multicast address: 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291 §2.7).
+bool is_multicast(const Endpoint& e);
+// The wildcard address of either family (0.0.0.0, ::).
+bool is_unspecified(const Endpoint& e);
+
+// A network interface for multicast: its index (0: none named, the kernel
+// picks one by route) and, for IPv4 when it was named by one of its
+// addresses, that address (IP_MULTICAST_IF then also makes it the source of
+// what the socket sends, unless the socket is bound to another).
+struct Interface {
+  unsigned index = 0;
+  in_addr address{};  // INADDR_ANY unless named by an IPv4 address
+};
+
+// The interface that `text` names for a group of `family`: an interface
+// name ("eth0"), a numeric index ("3"), or, for AF_INET, one of the
+// interface's IPv4 addresses. Null or empty: none (index 0). Returns 0,
+// ENODEV (no such interface, or no interface holds that address), or EINVAL
+// (an address for an IPv6 group, or of the other family: IPv6 names its
+// multicast interface by index only, RFC 3493 §5.2).
+int resolve_interface(const char* text, int family, Interface* out);
 
 // Largest UDP payload that one (super-)datagram may carry, IPv4 bound
 // (65535 - 20 - 8); used for both families so that a run of segments never
@@ -82,8 +104,16 @@ class Socket {
   // a full send buffer (then it fails with EAGAIN, counted as a drop).
   // Probes UDP GSO support once (getsockopt UDP_SEGMENT).
   int open(int family, int send_buffer_bytes, int send_timeout_ms);
-  // Opens and binds (for receivers and tests); port 0 picks one.
-  int open_bound(const Endpoint& local, int receive_buffer_bytes);
+  // Opens and binds (for receivers and tests); port 0 picks one. With
+  // reuse_address (SO_REUSEADDR, set before the bind) several sockets of
+  // this host may bind one address and port: every one of them gets each
+  // multicast datagram sent there (unicast ones go to one of them).
+  int open_bound(const Endpoint& local, int receive_buffer_bytes,
+                 bool reuse_address = false);
+  // Binds an opened socket: a sender to its source address (port 0 picks
+  // one), so that what it sends carries that address (a source-specific
+  // group's receivers filter on it, RFC 4607 §1).
+  int bind(const Endpoint& local);
   void close();
 
   bool is_open() const { return fd_ >= 0; }
@@ -114,15 +144,54 @@ class Socket {
   // (returns 0); -1 with *err set on failure. No timeout.
   int wait_readable(const class Waker& waker, int* err);
 
+  int set_reuse_address(bool on);
+
   // Multicast (RFC 1112 / RFC 3376 / RFC 3810 socket options).
+  // IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0..255.
   int set_multicast_ttl(int hops);
+  // Whether this host's own members of a group get what this socket sends
+  // to it.
   int set_multicast_loop(bool on);
-  // interface_index 0 lets the kernel choose.
-  int set_multicast_interface(unsigned interface_index);
-  int join_group(const Endpoint& group, unsigned interface_index);
-  int leave_group(const Endpoint& group, unsigned interface_index);
+  // The interface multicast leaves by: IPv4 through ip_mreqn (index and,
+  // when named by address, that address), IPv6 by index. Index 0 and no
+  // address: the kernel chooses by route.
+  int set_multicast_interface(const Interface& iface);
+  // IP_MULTICAST_ALL / IPV6_MULTICAST_ALL (Linux; on by default): when on,
+  // a socket bound to a wildcard address gets the datagrams of every group
+  // any socket of this host joined on its port; off, only those of the
+  // groups it joined itself (RFC 3678's per-socket model). EINVAL/
+  // ENOPROTOOPT on kernels without it (IPv6: before 4.20).
+  int set_multicast_all(bool on);
+  // Membership of `group` on the interface with index `interface_index` (0:
+  // by route): any-source (MCAST_JOIN_GROUP, RFC 3678 §5.1) without
+  // `source`, source-specific with it (MCAST_JOIN_SOURCE_GROUP, RFC 3678
+  // §5.2; RFC 4607), one source per call. Joining what the socket already
+  // joined, or leaving what it did not join, is a no-op that returns 0
+  // (the socket keeps a list: the kernel's answers to these differ by
+  // mode). EAFNOSUPPORT if the group (or source) is not of the socket's
+  // family; EINVAL for a group that is not a multicast address, a source
+  // that is multicast or unspecified, or a join that would mix any-source
+  // and source-specific membership of one group on one interface (RFC 3678
+  // §5.2: a socket's filter for a group has one mode; Linux would silently
+  // turn an any-source membership into a source-specific one).
+  int join_group(const Endpoint& group, unsigned interface_index,
+                 const Endpoint* source = nullptr);
+  int leave_group(const Endpoint& group, unsigned interface_index,
+                  const Endpoint* source = nullptr);
+  size_t membership_count() const { return memberships_.size(); }
 
  private:
+  // One membership: (group, interface) for any source, or (source, group,
+  // interface). Addresses as 16 bytes (IPv4 in the first 4).
+  struct Membership {
+    uint8_t group[16];
+    uint8_t source[16];  // all zero: any source
+    unsigned interface_index;
+  };
+  int membership(const Endpoint& group, unsigned interface_index,
+                 const Endpoint* source, bool join);
+
+  std::vector<Membership> memberships_;
   int fd_ = -1;
   int family_ = 0;
   bool gso_supported_ = false;
