@@ -43,6 +43,12 @@ int BatchReceiver::open(const Endpoint& local, int receive_buffer_bytes,
   if (rc != 0) return rc;
   rc = socket_.open_bound(local, receive_buffer_bytes, reuse_address);
   if (rc != 0) return rc;
+  // Only the multicast groups this socket joins: by Linux's default a
+  // socket bound to a wildcard address also gets every group any other
+  // socket of this host joined on its port, so a receiver that never
+  // joined, or that left, would go on hearing the group. Kernels without
+  // the option (IPv6 before 4.20) keep that default.
+  socket_.set_multicast_all(false);
   max_datagram_ = max_datagram;
   batch_ = batch;
   gro_ = gro && socket_.enable_gro();

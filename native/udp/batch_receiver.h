@@ -47,7 +47,9 @@ class BatchReceiver {
   // same, and neither the kernel nor this thread handles each datagram on
   // its own. With reuse_address, other sockets of this host may bind the
   // same address and port (Socket::open_bound): receivers of one multicast
-  // group port side by side. Returns an errno value.
+  // group port side by side. The socket gets the multicast datagrams of the
+  // groups it joins itself (Socket::join_group) and no others
+  // (Socket::set_multicast_all). Returns an errno value.
   int open(const Endpoint& local, int receive_buffer_bytes,
            uint32_t max_datagram, uint32_t batch, bool gro = true,
            bool reuse_address = false);

@@ -29,6 +29,7 @@
 #include "replicate/multicast_sink.h"
 #include "replicate/packet_ring.h"
 #include "replicate/sink.h"
+#include "udp/batch_receiver.h"
 #include "udp/udp.h"
 
 using namespace rqcast;
@@ -694,6 +695,93 @@ static void test_ipv6_groups_any_source_and_source_specific() {
   in_multicast_netns(ipv6_groups_any_source_and_source_specific);
 }
 
+// The hop limit the group's packets carry is the sink's (IP_MULTICAST_TTL,
+// IPV6_MULTICAST_HOPS), read from the received datagram's IP header
+// (IP_RECVTTL, IPV6_RECVHOPLIMIT): neither lo nor a veth decrements it.
+static int receive_hop_limit(udp::Socket& s) {
+  pollfd p{s.fd(), POLLIN, 0};
+  if (::poll(&p, 1, 20000) != 1) return -1;
+  uint8_t data[2048];
+  alignas(cmsghdr) uint8_t control[256];
+  iovec iov{data, sizeof data};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = control;
+  m.msg_controllen = sizeof control;
+  if (::recvmsg(s.fd(), &m, 0) < 0) return -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+    if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+        (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+      int v = 0;
+      std::memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v;
+    }
+  }
+  return -1;
+}
+
+static void packets_carry_the_hop_limit() {
+  const unsigned va = if_nametoindex("va"), vb = if_nametoindex("vb");
+  for (int family : {AF_INET, AF_INET6}) {
+    const bool v6 = family == AF_INET6;
+    for (int hops : {1, 7, 255}) {
+      MulticastConfig c;
+      c.group = ep(v6 ? "ff15::9" : "239.1.2.9", 5007);
+      c.interface.index = v6 ? va : lo();
+      c.hops = hops;
+      MulticastSink sink(c, DatagramOptions{});
+      CHECK_EQ(sink.open(), 0);
+      Member m(family, 5007);
+      int on = 1;
+      CHECK_EQ(setsockopt(m.sock.fd(), v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                          v6 ? IPV6_RECVHOPLIMIT : IP_RECVTTL, &on, sizeof on),
+               0);
+      CHECK_EQ(m.sock.join_group(ep(v6 ? "ff15::9" : "239.1.2.9", 0), v6 ? vb : lo()), 0);
+      ChannelCounters k;
+      TestRun t(0, 1, 100);
+      sink.send(t.run, k);
+      CHECK_EQ(receive_hop_limit(m.sock), hops);
+    }
+  }
+}
+
+static void test_packets_carry_the_hop_limit() {
+  in_multicast_netns(packets_carry_the_hop_limit);
+}
+
+// A BatchReceiver (the receiver the binding uses) gets the groups it joined
+// and no others, though another socket joined one on its port: by Linux's
+// default (IP_MULTICAST_ALL on) it would get that one too.
+static void batch_receiver_hears_only_groups_it_joined() {
+  MulticastSink sink(v4_group("239.1.2.10", 5008), DatagramOptions{});
+  CHECK_EQ(sink.open(), 0);
+  udp::BatchReceiver rx;
+  CHECK_EQ(rx.open(ep("0.0.0.0", 5008), 1 << 20, 2000, 64, true, true), 0);
+  Member joined(AF_INET, 5008);
+  CHECK_EQ(joined.sock.join_group(ep("239.1.2.10", 0), lo()), 0);
+  ChannelCounters k;
+  TestRun t(0, 4, 100), marker(10, 1, 100);
+  sink.send(t.run, k);
+  CHECK(joined.wait_for(4));
+  // Then it joins: its first datagram is the one sent after that.
+  CHECK_EQ(rx.socket().join_group(ep("239.1.2.10", 0), lo()), 0);
+  sink.send(marker.run, k);
+  udp::ReceivedBatch b;
+  CHECK_EQ(rx.receive(&b), 0);
+  CHECK_EQ(b.count(), 1u);
+  uint32_t seq = 0;
+  if (b.count() > 0) std::memcpy(&seq, b.data.data(), 4);
+  CHECK_EQ(seq, 10u);
+  // And without reuse_address the port is taken.
+  udp::BatchReceiver other;
+  CHECK_EQ(other.open(ep("0.0.0.0", 5008), 0, 2000, 64), EADDRINUSE);
+}
+
+static void test_batch_receiver_hears_only_groups_it_joined() {
+  in_multicast_netns(batch_receiver_hears_only_groups_it_joined);
+}
+
 // ----------------------------------------------- a channel's group
 
 static bool wait_for_stream(Engine& e, uint32_t ch, uint64_t packets) {
@@ -809,6 +897,8 @@ int main() {
       {"interface_by_address_sets_the_source", test_interface_by_address_sets_the_source},
       {"loop_off_keeps_the_stream_off_this_host", test_loop_off_keeps_the_stream_off_this_host},
       {"ipv6_groups_any_source_and_source_specific", test_ipv6_groups_any_source_and_source_specific},
+      {"packets_carry_the_hop_limit", test_packets_carry_the_hop_limit},
+      {"batch_receiver_hears_only_groups_it_joined", test_batch_receiver_hears_only_groups_it_joined},
       {"engine_channel_group", test_engine_channel_group},
   };
   int passed = 0, failed = 0;
