@@ -163,6 +163,8 @@ export interface RawReplicatorChannelStats {
   errors: number;
   oneOffs: number;
   destinations: number;
+  /** Multicast groups of the channel (0 or 1). */
+  groups: number;
   queued: number;
 }
 
@@ -183,6 +185,15 @@ export interface RawReplicator {
   addDestination(id: number, address: string, port: number): void;
   removeDestination(id: number, address: string, port: number): void;
   clearDestinations(id: number): void;
+  /**
+   * The channel's multicast group, on a socket of its own: ttl 0..255,
+   * loop = IP(V6)_MULTICAST_LOOP, iface a name, an index or (IPv4) an
+   * address of the outgoing interface, source the address the socket binds
+   * to ('' or undefined: none). One group per channel (ERR_RQ_GROUP_EXISTS).
+   */
+  addGroup(id: number, group: string, port: number, ttl: number, loop: boolean, iface?: string, source?: string): void;
+  /** A channel without a group is left as it is. */
+  removeGroup(id: number): void;
   /** burstBytes 0 = the default for the rate. */
   setRate(id: number, rateBytesPerSec: number, burstBytes: number): void;
   setPaused(id: number, paused: boolean): void;
@@ -217,6 +228,10 @@ export interface RawUdpReceiver {
   /** false: the send buffer was full and the datagram dropped. */
   send(data: Uint8Array, address: string, port: number): boolean;
   localAddress(): { address: string; port: number; family: 'IPv4' | 'IPv6' };
+  /** Any-source membership, or source-specific with `source`; idempotent. '' or undefined: not given. */
+  addMembership(group: string, iface?: string, source?: string): void;
+  /** Leaving a group (or source) not joined is a no-op. */
+  dropMembership(group: string, iface?: string, source?: string): void;
   stats(): RawUdpReceiverStats;
   ref(): void;
   unref(): void;
@@ -238,6 +253,8 @@ export interface RawUdpReceiverBinding {
     onBatch: (data: Buffer, lengths: Uint32Array, sources: Buffer, truncated: number) => void,
     /** Gather window in µs (0: hand over what one recvmmsg got at once). */
     gatherMicros?: number,
+    /** SO_REUSEADDR before the bind: other sockets may bind the same address and port. */
+    reuseAddress?: boolean,
   ) => RawUdpReceiver;
 }
 

@@ -28,11 +28,35 @@ export class ChannelExistsError extends ReplicatorError {
     super(ChannelExistsError.code, message, options);
   }
 }
-/** Not a numeric IPv4/IPv6 address (no name resolution on the data plane), or a bad port. */
+/**
+ * Not a numeric IPv4/IPv6 address (no name resolution on the data plane), or
+ * a bad port; for multicast, a group that is not a multicast address
+ * (224.0.0.0/4, ff00::/8), or a source that is not a unicast address of the
+ * group's family on this host.
+ */
 export class BadAddressError extends ReplicatorError {
   static readonly code = 'ERR_RQ_BAD_ADDRESS';
   constructor(message = 'address must be a numeric IPv4 or IPv6 address', options?: { cause?: unknown }) {
     super(BadAddressError.code, message, options);
+  }
+}
+/** The channel already has a multicast group (one per channel: remove it first). */
+export class GroupExistsError extends ReplicatorError {
+  static readonly code = 'ERR_RQ_GROUP_EXISTS';
+  constructor(message = 'channel already has a group', options?: { cause?: unknown }) {
+    super(GroupExistsError.code, message, options);
+  }
+}
+/**
+ * A multicast interface this host does not have: no interface of that name
+ * or index, none holding that IPv4 address, or one that cannot carry the
+ * group (an IPv6 group's interface is a name or an index).
+ */
+export class NoSuchInterfaceError extends ReplicatorError {
+  static readonly code = 'ERR_RQ_NO_SUCH_INTERFACE';
+  errno?: number;
+  constructor(message = 'no such interface', options?: { cause?: unknown }) {
+    super(NoSuchInterfaceError.code, message, options);
   }
 }
 /** An IPv6 destination on a host where the replicator could not open an IPv6 socket. */
@@ -75,6 +99,8 @@ const byCode = new Map<string, ReplicatorErrorClass>(
     ReceiverClosedError,
     UnknownChannelError,
     ChannelExistsError,
+    GroupExistsError,
+    NoSuchInterfaceError,
     BadAddressError,
     AddressFamilyError,
     PacketTooLargeError,
@@ -94,6 +120,8 @@ export function fromReplicatorNative(err: unknown): unknown {
   if (Cls === undefined) return fromNative(err);
   const typed = new Cls(message, { cause: err });
   const errno = (err as { errno?: unknown }).errno;
-  if (typed instanceof ReplicatorSocketError && typeof errno === 'number') typed.errno = errno;
+  if ((typed instanceof ReplicatorSocketError || typed instanceof NoSuchInterfaceError) && typeof errno === 'number') {
+    typed.errno = errno;
+  }
   return typed;
 }

@@ -14,6 +14,11 @@
  * Destinations are UDP endpoints with numeric addresses, the engine's own
  * terms; turning a session's Peer into one is the UDP transport's job
  * (transport/udp/server-transport.ts).
+ *
+ * A channel may also have one IP multicast group (addGroup): its stream
+ * then goes out once more, to the group, whatever the number of receivers
+ * there. The server gives a channel's group stream a replicator channel of
+ * its own (id 0x80000000 | TSI), so its counters are the group's.
  */
 
 export interface ReplicatorChannelConfig {
@@ -40,6 +45,30 @@ export interface ReplicatorChannelCounters {
   bytes: number;
 }
 
+/** A channel's multicast group, as the native multicast sink opens it. */
+export interface MulticastGroupConfig {
+  /** A numeric multicast address: 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291 §2.7). */
+  group: string;
+  /** 1..65535. */
+  port: number;
+  /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0..255 (default 1: the local link, RFC 1112 §6.1). */
+  ttl?: number;
+  /** Whether receivers on this host get the packets (default true). */
+  loop?: boolean;
+  /**
+   * The interface the packets leave by: IPv4, a local interface address or
+   * an interface name (or index); IPv6, an interface name or numeric index.
+   * Default: the kernel's choice by route.
+   */
+  interface?: string;
+  /**
+   * The address the packets carry as their source (the group's socket binds
+   * to it): what source-specific receivers (RFC 4607) filter on. A unicast
+   * address of this host, of the group's family. Default: the kernel's choice.
+   */
+  source?: string;
+}
+
 export type LowWaterListener = (channelIds: number[]) => void;
 
 export interface ReplicatorContract {
@@ -51,6 +80,15 @@ export interface ReplicatorContract {
   addDestination(id: number, address: string, port: number): void;
   /** Removing an absent destination is a no-op. */
   removeDestination(id: number, address: string, port: number): void;
+  /**
+   * Binds the channel to a multicast group: from the next packet on, its
+   * stream also goes to the group, once per packet. One group per channel
+   * (GroupExistsError; remove it first to change it). A bad group throws
+   * BadAddressError, an unknown interface NoSuchInterfaceError.
+   */
+  addGroup(channelId: number, group: MulticastGroupConfig): void;
+  /** Stops the channel's stream to its group; a channel without a group is left as it is. */
+  removeGroup(channelId: number): void;
   /** Copies `count` packets of `packetSize` bytes laid end to end; returns how many fit. */
   push(id: number, packets: Uint8Array, packetSize: number, count: number): number;
   /** One datagram outside the stream (ACK replacement), counted/paced on channel `id` if given. */

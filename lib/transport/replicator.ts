@@ -21,7 +21,8 @@
  * fountain stream does not care which receiver gets which symbol).
  *
  * Data leaves from the replicator's own sockets (ephemeral ports), not from
- * the server's control port.
+ * the server's control port. A channel's multicast group (addGroup) has a
+ * socket of its own, bound to the group's source address when one is given.
  *
  * The part of this class the server relies on is ReplicatorContract
  * (replicator-contract.ts); the rest (rates, pause, engine stats) is for
@@ -36,9 +37,9 @@ import {
   type RawReplicatorChannelStats,
 } from '../native';
 import { fromReplicatorNative } from './errors';
-import type { ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
+import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
 
-export type { ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
+export type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
 
 export interface ReplicatorOptions {
   /** Use UDP GSO when the kernel has it (default true). */
@@ -122,6 +123,34 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements Replic
 
   clearDestinations(id: number): void {
     call(() => this.#raw.clearDestinations(id));
+  }
+
+  /**
+   * Binds channel `channelId` to a multicast group: from the next packet
+   * pushed, its stream also goes out once to the group. Throws
+   * BadAddressError (not a multicast group; a source that is not a unicast
+   * address of this host), NoSuchInterfaceError, GroupExistsError (one group
+   * per channel), UnknownChannelError, InvalidArgumentError (port, ttl).
+   */
+  addGroup(channelId: number, group: MulticastGroupConfig): void {
+    const { group: address, port } = group;
+    const ttl = group.ttl ?? 1;
+    const loop = group.loop ?? true;
+    if (typeof loop !== 'boolean') throw new InvalidArgumentError('invalid argument: loop must be a boolean');
+    for (const [name, v] of [
+      ['interface', group.interface],
+      ['source', group.source],
+    ] as const) {
+      if (v !== undefined && typeof v !== 'string') {
+        throw new InvalidArgumentError(`invalid argument: ${name} must be a string`);
+      }
+    }
+    call(() => this.#raw.addGroup(channelId, address, port, ttl, loop, group.interface, group.source));
+  }
+
+  /** Stops channel `channelId`'s stream to its group; a channel without a group is left as it is. */
+  removeGroup(channelId: number): void {
+    call(() => this.#raw.removeGroup(channelId));
   }
 
   /** 0 = unpaced. Tokens held are kept (capped at the new burst). */

@@ -150,6 +150,8 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
                        {
                            InstanceMethod<&UdpReceiver::Send>("send"),
                            InstanceMethod<&UdpReceiver::LocalAddress>("localAddress"),
+                           InstanceMethod<&UdpReceiver::AddMembership>("addMembership"),
+                           InstanceMethod<&UdpReceiver::DropMembership>("dropMembership"),
                            InstanceMethod<&UdpReceiver::Stats>("stats"),
                            InstanceMethod<&UdpReceiver::Ref>("ref"),
                            InstanceMethod<&UdpReceiver::Unref>("unref"),
@@ -158,7 +160,8 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
   }
 
   // new UdpReceiver(address, port, receiveBufferBytes, maxDatagram, batch,
-  //                 onBatch(data, lengths, sources, truncated)[, gatherMicros])
+  //                 onBatch(data, lengths, sources, truncated)[, gatherMicros
+  //                 [, reuseAddress]])
   explicit UdpReceiver(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<UdpReceiver>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
@@ -181,6 +184,11 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
     if (info.Length() > 6 && !info[6].IsUndefined() &&
         !ArgUint32(info, 6, "gatherMicros", 0, 1000000, &gather_us))
       return;
+    // Optional: SO_REUSEADDR, for several receivers of one group port.
+    bool reuse_address = false;
+    if (info.Length() > 7 && !info[7].IsUndefined() &&
+        !ArgBool(info, 7, "reuseAddress", &reuse_address))
+      return;
     std::string a = info[0].As<Napi::String>().Utf8Value();
     udp::Endpoint local;
     if (a.size() > 80 ||
@@ -190,7 +198,8 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
       return;
     }
     rx_.reset(new udp::BatchReceiver());
-    int rc = rx_->open(local, static_cast<int>(rcvbuf), max_datagram, batch);
+    int rc = rx_->open(local, static_cast<int>(rcvbuf), max_datagram, batch,
+                       true, reuse_address);
     if (rc != 0) {
       rx_.reset();
       ThrowSocket(env, rc, "bind");
@@ -309,6 +318,50 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
       return Napi::Value();
     }
     return Napi::Boolean::New(env, true);
+  }
+
+  // addMembership(group, interface?, source?) / dropMembership(...): any-
+  // source membership, or source-specific with a source (RFC 4607); both
+  // idempotent (udp::Socket::join_group). The socket gets the groups it
+  // joined and no others (udp::BatchReceiver::open). Datagrams keep
+  // arriving on the receiving thread as before.
+  Napi::Value AddMembership(const Napi::CallbackInfo& info) {
+    return Membership(info, true);
+  }
+  Napi::Value DropMembership(const Napi::CallbackInfo& info) {
+    return Membership(info, false);
+  }
+
+  Napi::Value Membership(const Napi::CallbackInfo& info, bool join) {
+    Napi::Env env = info.Env();
+    const char* what = join ? "addMembership" : "dropMembership";
+    udp::Endpoint group, source;
+    udp::Interface iface;
+    if (!Open(env) || !ArgGroup(info, 0, 0, &group)) return env.Undefined();
+    udp::Socket& sock = rx_->socket();
+    if (group.family() != sock.family()) {
+      ThrowErrnoCode(env, kErrAddressFamily, EAFNOSUPPORT,
+                     std::string(what) + ": the group is not of the bound address's family");
+      return env.Undefined();
+    }
+    if (!ArgGroupInterface(info, 1, group, &iface) ||
+        !ArgGroupSource(info, 2, group.family(), &source))
+      return env.Undefined();
+    const udp::Endpoint* src = source.family() != 0 ? &source : nullptr;
+    int rc = join ? sock.join_group(group, iface.index, src)
+                  : sock.leave_group(group, iface.index, src);
+    if (rc == 0) return env.Undefined();
+    if (rc == EINVAL) {
+      ThrowInvalid(env, std::string(what) +
+                            ": any-source and source-specific membership of one "
+                            "group do not mix on one receiver");
+    } else if (rc == ENODEV) {
+      ThrowErrnoCode(env, kErrNoSuchInterface, rc,
+                     std::string(what) + ": no interface to join the group on");
+    } else {
+      ThrowSocket(env, rc, what);
+    }
+    return env.Undefined();
   }
 
   // {address, port, family} of the bound socket.

@@ -34,6 +34,7 @@ namespace {
 constexpr const char* kErrReplicatorClosed = "ERR_RQ_REPLICATOR_CLOSED";
 constexpr const char* kErrUnknownChannel = "ERR_RQ_UNKNOWN_CHANNEL";
 constexpr const char* kErrChannelExists = "ERR_RQ_CHANNEL_EXISTS";
+constexpr const char* kErrGroupExists = "ERR_RQ_GROUP_EXISTS";
 
 // An engine errno as a typed JS error. Messages name the call, never an
 // address (they may reach logs).
@@ -80,6 +81,8 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
             InstanceMethod<&Replicator::AddDestination>("addDestination"),
             InstanceMethod<&Replicator::RemoveDestination>("removeDestination"),
             InstanceMethod<&Replicator::ClearDestinations>("clearDestinations"),
+            InstanceMethod<&Replicator::AddGroup>("addGroup"),
+            InstanceMethod<&Replicator::RemoveGroup>("removeGroup"),
             InstanceMethod<&Replicator::SetRate>("setRate"),
             InstanceMethod<&Replicator::SetPaused>("setPaused"),
             InstanceMethod<&Replicator::Push>("push"),
@@ -302,6 +305,65 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     return env.Undefined();
   }
 
+  // addGroup(id, group, port, ttl, loop, interface?, source?): the
+  // channel's multicast group (replicate::MulticastSink), opened here so
+  // that every error is this call's.
+  Napi::Value AddGroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id, port, ttl;
+    bool loop;
+    replicate::MulticastConfig c;
+    if (!Open(env) || !ArgChannel(info, 0, &id) ||
+        !ArgUint32(info, 2, "port", 1, 65535, &port) ||
+        !ArgGroup(info, 1, static_cast<uint16_t>(port), &c.group) ||
+        !ArgUint32(info, 3, "ttl", 0, 255, &ttl) ||
+        !ArgBool(info, 4, "loop", &loop) ||
+        !ArgGroupInterface(info, 5, c.group, &c.interface) ||
+        !ArgGroupSource(info, 6, c.group.family(), &c.source))
+      return env.Undefined();
+    c.hops = static_cast<int>(ttl);
+    c.loop = loop;
+    replicate::MulticastStage stage = replicate::MulticastStage::kNone;
+    int rc = engine_->add_group(id, c, &stage);
+    if (rc == 0) return env.Undefined();
+    switch (rc == EEXIST || rc == ENOENT || rc == ESHUTDOWN
+                ? replicate::MulticastStage::kNone
+                : stage) {
+      case replicate::MulticastStage::kInterface:
+        ThrowErrnoCode(env, kErrNoSuchInterface, rc,
+                       "addGroup: the interface cannot send multicast: " + ErrnoText(rc));
+        break;
+      case replicate::MulticastStage::kSource:
+        ThrowErrnoCode(env, kErrBadAddress, rc,
+                       rc == EADDRNOTAVAIL
+                           ? "addGroup: source is not an address of this host"
+                           : "addGroup: source cannot be bound: " + ErrnoText(rc));
+        break;
+      case replicate::MulticastStage::kGroup:
+        ThrowCode(env, kErrBadAddress, "addGroup: group must be a multicast address");
+        break;
+      case replicate::MulticastStage::kHops:
+        ThrowInvalid(env, "addGroup: ttl must be in [0, 255]");
+        break;
+      default:
+        if (rc == EEXIST)
+          ThrowErrnoCode(env, kErrGroupExists, rc, "addGroup: channel already has a group");
+        else
+          ThrowErrno(env, rc, "addGroup");
+    }
+    return env.Undefined();
+  }
+
+  // removeGroup(id): a channel without a group is left as it is.
+  Napi::Value RemoveGroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id;
+    if (!Open(env) || !ArgChannel(info, 0, &id)) return env.Undefined();
+    int rc = engine_->remove_group(id);
+    if (rc != 0) ThrowErrno(env, rc, "removeGroup");
+    return env.Undefined();
+  }
+
   // setRate(id, rate, burst): burst 0 = the default for the rate.
   Napi::Value SetRate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -393,6 +455,7 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     set("errors", s.errors);
     set("oneOffs", s.one_offs);
     set("destinations", s.destinations);
+    set("groups", s.groups);
     set("queued", s.queued);
     return o;
   }

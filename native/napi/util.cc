@@ -1,5 +1,6 @@
 #include "napi/util.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <cmath>
@@ -115,6 +116,70 @@ bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name,
                     "must be a boolean");
   }
   *out = info[i].As<Napi::Boolean>().Value();
+  return true;
+}
+
+bool ArgOptionalString(const Napi::CallbackInfo& info, size_t i,
+                       const char* name, size_t max_bytes, std::string* out) {
+  out->clear();
+  if (i >= info.Length() || info[i].IsUndefined()) return true;
+  if (!info[i].IsString()) {
+    return ThrowArg(info.Env(), fec::Status::kInvalidArgument, name,
+                    "must be a string");
+  }
+  *out = info[i].As<Napi::String>().Utf8Value();
+  if (out->size() > max_bytes) {
+    return ThrowArg(info.Env(), fec::Status::kInvalidArgument, name,
+                    "must be at most " + std::to_string(max_bytes) + " bytes");
+  }
+  return true;
+}
+
+bool ArgGroup(const Napi::CallbackInfo& info, size_t i, uint16_t port,
+              udp::Endpoint* out) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || !info[i].IsString())
+    return ThrowCode(env, kErrBadAddress, "group must be a string");
+  std::string a = info[i].As<Napi::String>().Utf8Value();
+  if (a.size() > 80 || !udp::parse_endpoint(a.c_str(), port, out) ||
+      !udp::is_multicast(*out)) {
+    return ThrowCode(env, kErrBadAddress,
+                     "group must be a multicast address (224.0.0.0/4 or ff00::/8)");
+  }
+  return true;
+}
+
+bool ArgGroupSource(const Napi::CallbackInfo& info, size_t i, int family,
+                    udp::Endpoint* out) {
+  *out = udp::Endpoint{};
+  std::string a;
+  if (!ArgOptionalString(info, i, "source", 80, &a)) return false;
+  if (a.empty()) return true;
+  if (!udp::parse_endpoint(a.c_str(), 0, out) || out->family() != family ||
+      udp::is_multicast(*out) || udp::is_unspecified(*out)) {
+    *out = udp::Endpoint{};
+    return ThrowCode(info.Env(), kErrBadAddress,
+                     "source must be a numeric unicast address of the group's family");
+  }
+  return true;
+}
+
+bool ArgGroupInterface(const Napi::CallbackInfo& info, size_t i,
+                       const udp::Endpoint& group, udp::Interface* out) {
+  std::string text;
+  if (!ArgOptionalString(info, i, "interface", 80, &text)) return false;
+  int rc = udp::resolve_interface(text.c_str(), group.family(), out);
+  if (rc == EINVAL) {
+    return ThrowErrnoCode(info.Env(), kErrNoSuchInterface, rc,
+                          "interface of an IPv6 group must be a name or an index, "
+                          "of an IPv4 group a name, an index or an IPv4 address");
+  }
+  if (rc != 0) {
+    return ThrowErrnoCode(info.Env(), kErrNoSuchInterface, rc,
+                          "no such interface on this host");
+  }
+  if (out->index == 0 && group.family() == AF_INET6)
+    out->index = reinterpret_cast<const sockaddr_in6*>(&group.addr)->sin6_scope_id;
   return true;
 }
 

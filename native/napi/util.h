@@ -15,6 +15,7 @@
 #include <string>
 
 #include "fec/codec.h"
+#include "udp/udp.h"
 
 namespace rqcast {
 namespace napi {
@@ -32,6 +33,8 @@ constexpr const char* kErrBadAddress = "ERR_RQ_BAD_ADDRESS";
 constexpr const char* kErrAddressFamily = "ERR_RQ_ADDRESS_FAMILY";
 constexpr const char* kErrPacketTooLarge = "ERR_RQ_PACKET_TOO_LARGE";
 constexpr const char* kErrSocket = "ERR_RQ_SOCKET";
+// A multicast interface (name, index or IPv4 address) this host lacks.
+constexpr const char* kErrNoSuchInterface = "ERR_RQ_NO_SUCH_INTERFACE";
 
 // Largest buffer the binding allocates in one piece (Node's Buffer limit
 // on 64-bit builds is 2^32 bytes; stay below any V8 limit).
@@ -67,6 +70,28 @@ bool ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name,
               Napi::Uint8Array* out);
 bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name,
              bool* out);
+// A string of at most max_bytes (UTF-8), or undefined (absent, also past
+// the last argument) giving "".
+bool ArgOptionalString(const Napi::CallbackInfo& info, size_t i,
+                       const char* name, size_t max_bytes, std::string* out);
+
+// Multicast arguments, shared by the replicator (a channel's group) and the
+// receiver (memberships). Messages never carry the address.
+// A group: a numeric address in 224.0.0.0/4 or ff00::/8 (IPv6 with an
+// optional %zone) and `port`; ERR_RQ_BAD_ADDRESS otherwise.
+bool ArgGroup(const Napi::CallbackInfo& info, size_t i, uint16_t port,
+              udp::Endpoint* out);
+// The source of a source-specific group of `family` (RFC 4607): undefined
+// or "" for none (family 0), else a numeric unicast address of that family;
+// ERR_RQ_BAD_ADDRESS otherwise.
+bool ArgGroupSource(const Napi::CallbackInfo& info, size_t i, int family,
+                    udp::Endpoint* out);
+// The interface of a group of `family` (udp::resolve_interface): undefined
+// or "" for none, else a name, an index or (IPv4) one of its addresses;
+// ERR_RQ_NO_SUCH_INTERFACE when this host has no such interface. An IPv6
+// group's %zone stands for its interface when none is given.
+bool ArgGroupInterface(const Napi::CallbackInfo& info, size_t i,
+                       const udp::Endpoint& group, udp::Interface* out);
 
 // A new Buffer of n bytes; throws ERR_RQ_OBJECT_TOO_LARGE or the engine's
 // allocation error and returns an empty value on failure.

@@ -32,7 +32,7 @@ import { staticChannelDirectory } from '../../lib/session/channel-directory';
 import { udpPeer } from '../../lib/session/peer';
 import * as catalogueModule from '../../lib/content/catalogue';
 import * as serverModule from '../../lib/server/server';
-import type { ReplicatorContract } from '../../lib/transport/replicator-contract';
+import type { MulticastGroupConfig, ReplicatorContract } from '../../lib/transport/replicator-contract';
 import * as serverConfigModule from '../../lib/server/config';
 import { ChannelStream, type SymbolSource } from '../../lib/stream/channel-stream';
 import * as cookieModule from '../../lib/session/cookie';
@@ -888,6 +888,13 @@ describe('server (lib/server/server.ts)', () => {
     }
     addDestination(): void {}
     removeDestination(): void {}
+    readonly groupCalls: unknown[][] = [];
+    addGroup(channelId: number, group: MulticastGroupConfig): void {
+      this.groupCalls.push(['addGroup', channelId, group]);
+    }
+    removeGroup(channelId: number): void {
+      this.groupCalls.push(['removeGroup', channelId]);
+    }
     push(id: number, _packets: Uint8Array, _size: number, count: number): number {
       const q = this.queued.get(id) ?? 0;
       const n = Math.min(count, (this.configs.get(id)?.capacity ?? 4096) - q);

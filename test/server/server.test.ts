@@ -18,7 +18,12 @@ import { tryParseFdt } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/content/catalogue';
 import { Replicator } from '../../lib/transport/replicator';
-import type { ReplicatorChannelConfig, ReplicatorChannelCounters, ReplicatorContract } from '../../lib/transport/replicator-contract';
+import type {
+  MulticastGroupConfig,
+  ReplicatorChannelConfig,
+  ReplicatorChannelCounters,
+  ReplicatorContract,
+} from '../../lib/transport/replicator-contract';
 import { registerServerMetrics } from '../../lib/server/metrics';
 import { RqcastServer, RqcastServerOptions } from '../../lib/server/server';
 
@@ -68,6 +73,16 @@ class FakeReplicator extends EventEmitter implements ReplicatorContract {
   }
   removeDestination(id: number, address: string, port: number): void {
     this.ch(id).dests.delete(`${address} ${port}`);
+  }
+  /** Recorded only: a group's stream is the native engine's (test/transport/multicast.test.ts). */
+  readonly groupCalls: Array<['addGroup', number, MulticastGroupConfig] | ['removeGroup', number]> = [];
+  addGroup(channelId: number, group: MulticastGroupConfig): void {
+    this.ch(channelId);
+    this.groupCalls.push(['addGroup', channelId, group]);
+  }
+  removeGroup(channelId: number): void {
+    this.ch(channelId);
+    this.groupCalls.push(['removeGroup', channelId]);
   }
   push(id: number, packets: Uint8Array, packetSize: number, count: number): number {
     const c = this.ch(id);

@@ -7,6 +7,13 @@
  * When JS falls behind, the native thread stops reading (a bounded queue of
  * batches) and the kernel's receive buffer absorbs, then drops, the excess:
  * memory stays bounded, and to a fountain code a drop is just loss.
+ *
+ * A receiver may listen to IP multicast groups (addMembership), any-source
+ * or source-specific (RFC 4607); bind it to the group's port, with
+ * `reuseAddress` when several receivers of this host share that port. Once
+ * it joined a group it gets only the groups it joined itself (Linux would
+ * otherwise hand a socket bound to a wildcard address every group any
+ * socket of the host joined on its port). Each datagram keeps its source.
  */
 import { EventEmitter } from 'events';
 import { InvalidArgumentError } from '../../fec/errors';
@@ -31,6 +38,23 @@ export interface UdpReceiverOptions {
    * wake-up of the native thread and of JS per datagram.
    */
   gatherMicros?: number;
+  /**
+   * SO_REUSEADDR (default false): other sockets of this host may bind the
+   * same address and port, as receivers of one multicast group do; each of
+   * them gets every datagram sent to a group it joined.
+   */
+  reuseAddress?: boolean;
+}
+
+/** Where and from whom to listen to a group (UdpReceiver.addMembership). */
+export interface MembershipOptions {
+  /**
+   * The interface to join on: IPv4, an interface name, index or address;
+   * IPv6, a name or numeric index. Default: the kernel's choice by route.
+   */
+  interface?: string;
+  /** Source-specific membership (RFC 4607): only this sender's datagrams to the group. */
+  source?: string;
 }
 
 export type UdpReceiverStats = RawUdpReceiverStats;
@@ -162,6 +186,24 @@ function uintOption(v: number | undefined, name: string, fallback: number): numb
   return v;
 }
 
+function boolOption(v: boolean | undefined, name: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`invalid argument: ${name} must be a boolean`);
+  return v;
+}
+
+function membershipArgs(options: MembershipOptions): { iface?: string; source?: string } {
+  for (const [name, v] of [
+    ['interface', options.interface],
+    ['source', options.source],
+  ] as const) {
+    if (v !== undefined && typeof v !== 'string') {
+      throw new InvalidArgumentError(`invalid argument: ${name} must be a string`);
+    }
+  }
+  return { iface: options.interface, source: options.source };
+}
+
 export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
   readonly #raw: RawUdpReceiver;
   #closed = false;
@@ -182,6 +224,7 @@ export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
           uintOption(options.batch, 'batch', 64),
           onBatch,
           uintOption(options.gatherMicros, 'gatherMicros', 0),
+          boolOption(options.reuseAddress, 'reuseAddress', false),
         ),
     );
   }
@@ -189,6 +232,26 @@ export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
   /** The bound address and port. */
   address(): { address: string; port: number; family: 'IPv4' | 'IPv6' } {
     return call(() => this.#raw.localAddress());
+  }
+
+  /**
+   * Joins a multicast group (of the bound address's family): any-source, or
+   * source-specific with `source`. Joining again is a no-op. Throws
+   * BadAddressError (not a multicast group; a bad source),
+   * AddressFamilyError (a group of the other family), NoSuchInterfaceError,
+   * InvalidArgumentError (any-source and source-specific membership of one
+   * group mixed), ReplicatorSocketError (the kernel refused, e.g. too many
+   * memberships).
+   */
+  addMembership(group: string, options: MembershipOptions = {}): void {
+    const { iface, source } = membershipArgs(options);
+    call(() => this.#raw.addMembership(group, iface, source));
+  }
+
+  /** Leaves a group (or, with `source`, that source of it); leaving what was not joined is a no-op. */
+  dropMembership(group: string, options: MembershipOptions = {}): void {
+    const { iface, source } = membershipArgs(options);
+    call(() => this.#raw.dropMembership(group, iface, source));
   }
 
   /** Sends one datagram from this socket; false if the send buffer was full (dropped). */

@@ -9,7 +9,12 @@ import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { Peer } from '../../../lib/session/peer';
 import { udpPeer } from '../../../lib/session/peer';
-import type { ReplicatorChannelConfig, ReplicatorChannelCounters, ReplicatorContract } from '../../../lib/transport/replicator-contract';
+import type {
+  MulticastGroupConfig,
+  ReplicatorChannelConfig,
+  ReplicatorChannelCounters,
+  ReplicatorContract,
+} from '../../../lib/transport/replicator-contract';
 import type { ControlReceived, TransportLogger } from '../../../lib/transport/server-transport';
 import { UdpServerTransport } from '../../../lib/transport/udp/server-transport';
 
@@ -30,6 +35,12 @@ class RecordingReplicator extends EventEmitter implements ReplicatorContract {
   removeDestination(id: number, address: string, port: number): void {
     this.check();
     this.calls.push(['removeDestination', id, address, port]);
+  }
+  addGroup(channelId: number, group: MulticastGroupConfig): void {
+    this.calls.push(['addGroup', channelId, group]);
+  }
+  removeGroup(channelId: number): void {
+    this.calls.push(['removeGroup', channelId]);
   }
   push(_id: number, _packets: Uint8Array, _packetSize: number, count: number): number {
     return count;
