@@ -648,6 +648,38 @@ static void test_loop_off_keeps_the_stream_off_this_host() {
   in_multicast_netns(loop_off_keeps_the_stream_off_this_host);
 }
 
+// A route whose MTU is below the segment size refuses the GSO
+// super-datagram (EINVAL/EMSGSIZE): the group gets the same packets as
+// plain datagrams (IPv4 fragments them), counted once each, no error.
+static void gso_refused_by_the_route_falls_back_to_plain() {
+  CHECK(sh("ip link set lo mtu 1280"));
+  MulticastSink sink(v4_group("239.1.2.11", 5009), DatagramOptions{});
+  CHECK_EQ(sink.open(), 0);
+  if (!sink.gso_active()) {
+    std::printf("# skipped: no UDP GSO here to be refused\n");
+    return;
+  }
+  Member m(AF_INET, 5009);
+  CHECK_EQ(m.sock.join_group(ep("239.1.2.11", 0), lo()), 0);
+  ChannelCounters k;
+  TestRun t(0, 100, 1400), u(100, 100, 1400);
+  CHECK_EQ(sink.send(t.run, k), 100u);
+  CHECK(m.wait_for(100));
+  CHECK(sink.gso_fallbacks() >= 1);
+  CHECK_EQ(sink.send(u.run, k), 100u);  // plain from the start now
+  CHECK(m.wait_for(200));
+  m.drain();
+  CHECK_EQ(m.got.size(), 200u);
+  m.check_packets(0, 0, 200, 1400);
+  CHECK_EQ(k.datagrams.get(), 200u);
+  CHECK_EQ(k.gso_sends.get(), 0u);
+  CHECK_EQ(k.errors.get(), 0u);
+}
+
+static void test_gso_refused_by_the_route_falls_back_to_plain() {
+  in_multicast_netns(gso_refused_by_the_route_falls_back_to_plain);
+}
+
 // IPv6 over the veth pair: any-source to ff15::/16 and source-specific to
 // ff3e::/32 (RFC 4607 §1), the sink leaving by va, the members on vb.
 static void ipv6_groups_any_source_and_source_specific() {
@@ -896,6 +928,7 @@ int main() {
       {"source_specific_member_hears_its_source_only", test_source_specific_member_hears_its_source_only},
       {"interface_by_address_sets_the_source", test_interface_by_address_sets_the_source},
       {"loop_off_keeps_the_stream_off_this_host", test_loop_off_keeps_the_stream_off_this_host},
+      {"gso_refused_by_the_route_falls_back_to_plain", test_gso_refused_by_the_route_falls_back_to_plain},
       {"ipv6_groups_any_source_and_source_specific", test_ipv6_groups_any_source_and_source_specific},
       {"packets_carry_the_hop_limit", test_packets_carry_the_hop_limit},
       {"batch_receiver_hears_only_groups_it_joined", test_batch_receiver_hears_only_groups_it_joined},
