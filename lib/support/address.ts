@@ -122,13 +122,17 @@ export function addressBytes(address: string): { family: 4 | 6; bytes: Uint8Arra
 /**
  * Text form of 4 or 16 address bytes: dotted quad, or the RFC 5952 form of
  * an IPv6 address (lowercase, leading zeros dropped, the longest run of two
- * or more zero groups as "::").
+ * or more zero groups as "::", an IPv4-mapped address as ::ffff:a.b.c.d,
+ * RFC 5952 §5).
  */
 export function formatAddress(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) throw new InvalidAddressError();
   const groups: number[] = [];
   for (let i = 0; i < 8; i++) groups.push((bytes[2 * i] << 8) | bytes[2 * i + 1]);
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  }
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {

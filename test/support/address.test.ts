@@ -21,10 +21,18 @@ describe('formatAddress', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => {
         const text = formatAddress(b);
-        expect(new URL(`http://[${text}]/`).hostname).toBe(`[${text}]`);
+        // The URL parser prints an IPv4-mapped address in hex; RFC 5952 §5 (and this) in dotted form.
+        const mapped = /^::ffff:(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+        const hexForm = mapped ? `::ffff:${((+mapped[1] << 8) | +mapped[2]).toString(16)}:${((+mapped[3] << 8) | +mapped[4]).toString(16)}` : text;
+        expect(new URL(`http://[${text}]/`).hostname).toBe(`[${hexForm}]`);
         expect(addressBytes(text)?.bytes).toEqual(b);
       }),
     );
+  });
+
+  test('IPv4-mapped IPv6 in dotted form (RFC 5952 §5)', () => {
+    expect(formatAddress(addressBytes('::ffff:192.0.2.1')!.bytes)).toBe('::ffff:192.0.2.1');
+    expect(fc.sample(fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)), 20).every((q) => formatAddress(Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...q)) === `::ffff:${q.join('.')}`)).toBe(true);
   });
 
   test('IPv4: dotted quad; other lengths are refused', () => {

@@ -18,6 +18,7 @@
 import { EventEmitter } from 'events';
 import { InvalidArgumentError } from '../../fec/errors';
 import { loadNative, type RawUdpReceiver, type RawUdpReceiverBinding, type RawUdpReceiverStats } from '../../native';
+import { formatAddress } from '../../support/address';
 import { fromReplicatorNative } from '../errors';
 
 export interface UdpReceiverOptions {
@@ -117,7 +118,7 @@ export class DatagramBatch {
     // last string when the address bytes are the same.
     if (this.lastIndex >= 0 && this.sameAddress(this.lastIndex, i)) return this.lastAddress;
     const r = i * SOURCE_RECORD;
-    const s = this.sources[r] === 6 ? formatV6(this.sources.subarray(r + 4, r + 20)) : formatV4(this.sources, r + 4);
+    const s = formatAddress(this.sources[r] === 6 ? this.sources.subarray(r + 4, r + 20) : this.sources.subarray(r + 4, r + 8));
     this.lastIndex = i;
     this.lastAddress = s;
     return s;
@@ -132,38 +133,6 @@ export class DatagramBatch {
     for (let k = 4; k < SOURCE_RECORD; k++) if (src[ra + k] !== src[rb + k]) return false;
     return true;
   }
-}
-
-function formatV4(b: Buffer, at: number): string {
-  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-}
-
-/** RFC 5952 text form: lowercase, longest run of zero groups (2+) as '::'. */
-function formatV6(b: Buffer): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(i * 2));
-  // IPv4-mapped (RFC 4291 §2.5.5.2) in its usual dotted form.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `::ffff:${formatV4(b, 12)}`;
-  }
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
 }
 
 export interface UdpReceiverEvents {
