@@ -12,8 +12,9 @@
  * - UDP unicast (lib/transport/udp/client-socket.ts, today): one socket
  *   carries control and data; data comes from another port of the server's
  *   address (§10.1).
- * - IP multicast (next): a group membership that only receives
- *   (`carriesControl` false); its session lives on a unicast transport.
+ * - IP multicast (lib/transport/multicast/client-membership.ts): a group
+ *   membership that only receives (`carriesControl` false); its session
+ *   lives on a unicast transport, and its `server` is the group and port.
  * - TCP (next): one stream carrying framed control and data; every frame's
  *   source is the server's endpoint.
  *
@@ -61,7 +62,7 @@ export interface ClientTransportStats {
 
 export interface ClientTransport {
   readonly kind: ClientTransportKind;
-  /** The server this transport reaches. */
+  /** The server this transport reaches (for a multicast membership: the group and its port). */
   readonly server: ServerEndpoint;
   /** Whether control messages go over it (false for a receive-only multicast membership). */
   readonly carriesControl: boolean;

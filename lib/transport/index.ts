@@ -6,3 +6,7 @@ export * from './client-transport';
 export * from './udp/client-socket';
 export * from './udp/receiver';
 export * from './udp/server-transport';
+export * from './multicast/client-membership';
+export * from './multicast/membership-errors';
+export * from './multicast/membership-interface';
+export * from './multicast/membership-socket';
