@@ -16,11 +16,23 @@
  *                       the FDTs; packets of TOIs no FDT has listed yet
  *   object-receiver.ts  one object's decoding (block-budget.ts bounds memory)
  *   sinks/              where decoded blocks go (file-sink.ts today)
+ *   group-link.ts       a channel's multicast group (§10.10), joined when
+ *                       JOINED announces it, feeding the link's data path
+ *   fallback.ts         which transport each channel is on, and when a
+ *                       silent group gives way to unicast
+ *   fetch-report.ts     progress, object results, the summary
  *
  * The fetch LEAVEs once every wanted object is decoded (the stream is of no
  * more use while the last blocks are written and verified), and ends when
  * every joined channel has delivered an FDT and every wanted object is
  * verified.
+ *
+ * Multicast (transport 'auto', the default, or 'multicast'): JOIN sets
+ * every channel's multicast bit; each group JOINED announces is joined on
+ * its own membership, and in 'auto' a channel whose group stays silent for
+ * fallbackAfterMs is asked for by unicast (a JOIN with its bit cleared),
+ * keeping the membership and every symbol it brought. 'transport' events
+ * say which transport each channel is on, and why.
  *
  * Errors end the fetch: JoinRefusedError (the CLI's exit 3),
  * FetchTimeoutError (4), DigestMismatchError (5). Temp files are removed
@@ -30,11 +42,14 @@ import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';
 import type { JoinedChannel } from '../protocol/messages';
 import { Rng } from '../support/rng';
-import type { ClientTransport, ServerEndpoint } from '../transport/client-transport';
+import type { ClientTransport, ClientTransportKind, ServerEndpoint } from '../transport/client-transport';
 import { openUdpClientTransport } from '../transport/udp/client-socket';
 import { PartialBlockBudget } from './block-budget';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError, NoSuchObjectError } from './errors';
-import type { ClientStats, FetchSummary, ObjectProgress, ObjectResult, PacketInfo, ProgressInfo } from './events';
+import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
+import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, TransportReason } from './fallback';
+import { FetchReport, groupText } from './fetch-report';
+import { GroupLink, GroupLinkHost } from './group-link';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
@@ -44,7 +59,17 @@ import { FileSinkFactory } from './sinks/file-sink';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 
 export type { RqcastClientOptions } from './options';
-export type { ClientStats, FetchSummary, ObjectProgress, ObjectResult, PacketInfo, ProgressInfo } from './events';
+export type {
+  ChannelSummary,
+  ClientStats,
+  FetchSummary,
+  ObjectProgress,
+  ObjectResult,
+  PacketInfo,
+  ProgressInfo,
+  TransportEvent,
+  TransportReason,
+} from './events';
 
 export declare interface RqcastClient {
   on(event: 'joined', listener: (info: { channels: JoinedChannel[]; expiresAtMs: number }) => void): this;
@@ -54,6 +79,15 @@ export declare interface RqcastClient {
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'warning', listener: (message: string) => void): this;
   on(event: 'packet', listener: (p: PacketInfo) => void): this;
+  on(event: 'transport', listener: (t: TransportEvent) => void): this;
+}
+
+/** A joined channel of a link, and what the fetch knows of how it is received. */
+interface JoinedEntry {
+  link: ServerLink;
+  channel: JoinedChannel;
+  transport?: ClientTransportKind;
+  group?: GroupLink;
 }
 
 /**
@@ -69,20 +103,7 @@ const RECV_GATHER_MICROS = 8000;
 
 export class RqcastClient extends EventEmitter {
   readonly url: RqcastUrl;
-  readonly stats: ClientStats = {
-    packetsReceived: 0,
-    bytesReceived: 0,
-    replacements: 0,
-    simulatedDrops: 0,
-    ignored: 0,
-    unknownDropped: 0,
-    socketDrops: 0,
-    acksSent: 0,
-    hellosSent: 0,
-    joinsSent: 0,
-    renewals: 0,
-    esiLog: [],
-  };
+  readonly stats: ClientStats = newClientStats();
   /** Partial blocks of every object, within memoryBytes. */
   readonly budget: PartialBlockBudget;
   private readonly opts: ResolvedClientOptions;
@@ -91,14 +112,17 @@ export class RqcastClient extends EventEmitter {
   /** One per session (one server over one transport); one today. */
   private readonly links: ServerLink[] = [];
   private readonly linkHost: ServerLinkHost;
+  private readonly groupHost: GroupLinkHost;
+  /** Joined channels by name, in JOINED order (one link today: names are unique). */
+  private readonly joinedChannels = new Map<string, JoinedEntry>();
+  private readonly fallback: TransportFallback;
+  private fallbackTimer?: NodeJS.Timeout;
+  private fallbackDue = 0;
+  private readonly report: FetchReport;
   /** The fetch has finished or failed. */
   private ended = false;
   private tickTimer?: NodeJS.Timeout;
   private lastActivity = 0;
-  private startedAt = 0;
-  private joinedAt?: number;
-  private readonly results: ObjectResult[] = [];
-  private lastProgress = { at: 0, bytes: 0 };
   private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
   private running?: Promise<FetchSummary>;
 
@@ -107,6 +131,7 @@ export class RqcastClient extends EventEmitter {
     this.url = typeof url === 'string' ? parseRqcastUrl(url) : url;
     this.opts = resolveClientOptions(this.url, options, process.cwd());
     this.budget = new PartialBlockBudget(this.opts.memoryBytes);
+    this.fallback = new TransportFallback({ chain: fallbackChain(this.opts.transport), fallbackAfterMs: this.opts.fallbackAfterMs });
     const rng = new Rng(this.opts.lossSeed ?? randomBytes(4).readUInt32BE(0));
     this.random = () => rng.unit();
     this.registry = new ObjectRegistry({
@@ -125,12 +150,17 @@ export class RqcastClient extends EventEmitter {
         failed: (e) => this.fail(e),
         fdtApplied: () => {
           this.checkFinished();
+          this.finishChannels();
           this.leaveIfAllDecoded();
         },
-        objectDecoded: () => this.leaveIfAllDecoded(),
+        objectDecoded: () => {
+          this.finishChannels();
+          this.leaveIfAllDecoded();
+        },
         objectVerified: (obj) => this.onObjectVerified(obj),
       },
     });
+    this.report = new FetchReport(this.registry, this.stats, this.budget);
     const client = this;
     this.linkHost = {
       get ended() {
@@ -139,14 +169,19 @@ export class RqcastClient extends EventEmitter {
       activity: (now) => {
         this.lastActivity = now;
       },
-      joined: (_link, info) => {
-        this.joinedAt ??= Date.now();
+      joined: (link, info) => {
+        this.report.joinedAt ??= Date.now();
         this.emit('joined', info);
+        this.receiveChannels(link, info.channels);
       },
       failed: (e) => this.fail(e),
       warning: (m) => this.emit('warning', m),
       watchingPackets: () => this.listenerCount('packet') > 0,
       packet: (info) => this.emit('packet', info),
+    };
+    this.groupHost = {
+      groupPackets: (g, _count, now) => this.fallback.received(g.channel, 'multicast', now),
+      groupFailed: (g, e) => this.onGroupFailed(g, e),
     };
   }
 
@@ -169,16 +204,26 @@ export class RqcastClient extends EventEmitter {
   // ------------------------------------------------------------ set-up --
 
   private async start(): Promise<void> {
-    this.startedAt = Date.now();
-    this.lastActivity = this.startedAt;
+    this.report.startedAt = Date.now();
+    this.lastActivity = this.report.startedAt;
     if (this.opts.untilMs !== undefined && this.opts.untilMs <= Date.now()) {
       throw new InvalidClientOptionError('the --until time has already passed');
     }
     const server = await resolveServer(this.url.host, this.url.port);
     if (this.ended) return;
     const o = this.opts;
+    const channels = joinChannels(this.url);
     const link = new ServerLink(this.links.length, server, this.registry, this.linkHost, {
-      session: new ClientSession({ channels: joinChannels(this.url), ttlMs: o.ttlMs, untilMs: o.untilMs, ack: o.ack, retryMs: o.retryMs }),
+      session: new ClientSession({
+        channels,
+        // Every channel's bit, unless unicast is forced (§4.5): the server
+        // ignores it for a channel without a group.
+        multicast: o.transport === 'udp' ? [] : channels,
+        ttlMs: o.ttlMs,
+        untilMs: o.untilMs,
+        ack: o.ack,
+        retryMs: o.retryMs,
+      }),
       dataPath: {
         lossRate: o.lossRate,
         random: this.random,
@@ -213,23 +258,112 @@ export class RqcastClient extends EventEmitter {
     });
   }
 
+  // ---------------------------------------------------------- transports --
+
+  /**
+   * The channels of a link's first JOINED: each with a group is received
+   * from it (unless unicast is forced), the others by the session's own
+   * transport.
+   */
+  private receiveChannels(link: ServerLink, channels: JoinedChannel[]): void {
+    for (const channel of channels) {
+      const entry: JoinedEntry = { link, channel };
+      this.joinedChannels.set(channel.name, entry);
+      if (this.opts.transport === 'udp') this.setTransport(entry, 'udp', 'transport-udp');
+      else if (!channel.multicast) this.setTransport(entry, 'udp', 'no-group');
+      else this.joinGroup(entry);
+    }
+  }
+
+  private joinGroup(entry: JoinedEntry): void {
+    const c = entry.channel;
+    const m = c.multicast as NonNullable<JoinedChannel['multicast']>;
+    const group = new GroupLink(
+      c.name,
+      {
+        group: m.group,
+        port: m.port,
+        ...(m.source !== undefined ? { source: m.source } : {}),
+        ...(this.opts.multicastInterface !== undefined ? { interface: this.opts.multicastInterface } : {}),
+      },
+      { tsi: c.tsi, ...(m.source !== undefined ? { source: m.source } : {}) },
+      entry.link.dataPath,
+      this.groupHost,
+      { receiveBufferBytes: this.opts.recvBufferBytes },
+    );
+    entry.group = group;
+    group.open().then(
+      () => {
+        if (this.ended) return;
+        // The fallback's wait starts once the kernel has joined the group.
+        this.fallback.start(c.name, 'multicast', Date.now());
+        this.setTransport(entry, 'multicast', 'group-announced');
+        this.armFallback();
+      },
+      (e: unknown) => this.onGroupFailed(group, e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  /** A group could not be joined, or its socket failed: the next transport at once ('auto'), or the fetch fails ('multicast'). */
+  private onGroupFailed(group: GroupLink, e: Error): void {
+    if (this.ended) return;
+    const entry = this.joinedChannels.get(group.channel);
+    if (!entry) return;
+    if (this.opts.transport === 'multicast') {
+      this.fail(e);
+      return;
+    }
+    const now = Date.now();
+    if (this.fallback.transport(group.channel) === undefined) this.fallback.start(group.channel, 'multicast', now);
+    const d = this.fallback.failed(group.channel, 'multicast', now);
+    this.emit('warning', `channel "${group.channel}": ${e.message}`);
+    if (d) this.applyFallback(d);
+  }
+
+  /** Wakes up at the fallback's next deadline (it only moves later as packets arrive: checked when it fires). */
+  private armFallback(): void {
+    const due = this.fallback.nextDeadline();
+    if (this.ended || due === undefined) return;
+    if (this.fallbackTimer && this.fallbackDue <= due) return;
+    if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
+    this.fallbackDue = due;
+    this.fallbackTimer = setTimeout(() => {
+      this.fallbackTimer = undefined;
+      if (this.ended) return;
+      for (const d of this.fallback.tick(Date.now())) this.applyFallback(d);
+      this.armFallback();
+    }, Math.max(0, due - Date.now()));
+  }
+
+  /** A channel moves on: unicast is asked for by a JOIN of its session; its group stays joined and keeps counting. */
+  private applyFallback(d: FallbackDecision): void {
+    const entry = this.joinedChannels.get(d.channel);
+    if (!entry || this.ended) return;
+    if (d.transport === 'udp') entry.link.useUnicast(d.channel);
+    this.setTransport(entry, d.transport, d.reason);
+  }
+
+  private setTransport(entry: JoinedEntry, transport: ClientTransportKind, reason: TransportReason): void {
+    entry.transport = transport;
+    const event: TransportEvent = { channel: entry.channel.name, transport, reason };
+    this.emit('transport', event);
+  }
+
+  /** Channels whose wanted objects are all decoded: the fallback stops watching them (a group that ends with the transfer is not silent). */
+  private finishChannels(): void {
+    for (const e of this.joinedChannels.values()) {
+      const ch = this.registry.channel(e.link.id, e.channel.tsi);
+      if (!ch || !ch.fdtSeen) continue;
+      let decoded = true;
+      for (const obj of ch.tois.values()) if (!obj.receiver.complete) decoded = false;
+      if (decoded) this.fallback.finished(e.channel.name);
+    }
+  }
+
   // ------------------------------------------------------------ objects --
 
   private onObjectVerified(obj: RegisteredObject): void {
-    const r = obj.receiver;
-    const now = Date.now();
-    const result: ObjectResult = {
-      name: obj.name,
-      path: obj.sink.path,
-      bytes: obj.oti.transferLength,
-      sha256: Buffer.from(obj.sha256).toString('hex'),
-      seconds: (now - (this.joinedAt ?? this.startedAt)) / 1000,
-      tailSeconds: (now - obj.lastUsefulAt) / 1000,
-      symbolsReceived: r.stats.symbolsReceived,
-      symbolsUsed: r.stats.symbolsUsed,
-      neededSymbols: r.neededSymbols,
-    };
-    this.results.push(result);
+    const result = this.report.objectVerified(obj, Date.now());
     if (!this.ended) this.emit('object', result);
     this.checkFinished();
   }
@@ -242,6 +376,7 @@ export class RqcastClient extends EventEmitter {
   private leaveIfAllDecoded(): void {
     if (this.ended || !this.registry.fdtsComplete() || this.registry.missingNamed() || !this.registry.allDecoded()) return;
     for (const link of this.links) link.leave();
+    for (const e of this.joinedChannels.values()) e.group?.leave();
   }
 
   private checkFinished(): void {
@@ -261,7 +396,7 @@ export class RqcastClient extends EventEmitter {
       this.fail(new FetchTimeoutError(`${this.waitingFor()} for ${Math.round(this.opts.timeoutMs / 1000)} s`));
       return;
     }
-    if (this.links.some((l) => l.joined) && now - this.lastProgress.at >= this.opts.progressIntervalMs) this.emitProgress(now);
+    if (this.links.some((l) => l.joined) && this.report.progressDue(now, this.opts.progressIntervalMs)) this.emit('progress', this.report.progress(now, true));
   }
 
   /** What the fetch has been waiting for, for the timeout's message. */
@@ -272,98 +407,41 @@ export class RqcastClient extends EventEmitter {
 
   /** Progress now (also what 'progress' events carry). */
   progress(now = Date.now()): ProgressInfo {
-    const objects: ObjectProgress[] = [];
-    let held = 0;
-    let needed = 0;
-    let blocksDecoded = 0;
-    let blocks = 0;
-    for (const o of this.registry.objects) {
-      const h = o.done ? o.receiver.neededSymbols : o.receiver.heldSymbols;
-      objects.push({
-        name: o.name,
-        bytes: o.oti.transferLength,
-        heldSymbols: h,
-        neededSymbols: o.receiver.neededSymbols,
-        blocksDecoded: o.receiver.stats.blocksDone,
-        blocks: o.receiver.blocks,
-        done: o.done,
-      });
-      held += h;
-      needed += o.receiver.neededSymbols;
-      blocksDecoded += o.receiver.stats.blocksDone;
-      blocks += o.receiver.blocks;
-    }
-    const dt = (now - this.lastProgress.at) / 1000;
-    const rate = this.lastProgress.at > 0 && dt > 0 ? (this.stats.bytesReceived - this.lastProgress.bytes) / dt : 0;
-    const info: ProgressInfo = {
-      elapsedMs: now - (this.joinedAt ?? this.startedAt),
-      objects,
-      heldSymbols: held,
-      neededSymbols: needed,
-      blocksDecoded,
-      blocks,
-      packetsReceived: this.stats.packetsReceived,
-      bytesReceived: this.stats.bytesReceived,
-      rateBytesPerSec: rate,
-    };
-    if (rate > 0 && needed > 0 && this.stats.packetsReceived > 0) {
-      const perPacket = this.stats.bytesReceived / this.stats.packetsReceived;
-      info.etaSeconds = ((needed - held) * perPacket) / rate;
-    }
-    return info;
-  }
-
-  private emitProgress(now: number): void {
-    const p = this.progress(now);
-    this.lastProgress = { at: now, bytes: this.stats.bytesReceived };
-    this.emit('progress', p);
+    return this.report.progress(now);
   }
 
   // ------------------------------------------------------------- ending --
 
-  private summary(): FetchSummary {
-    let symbolsReceived = 0;
-    let symbolsUsed = 0;
-    let needed = 0;
-    for (const o of this.registry.objects) {
-      symbolsReceived += o.receiver.stats.symbolsReceived;
-      symbolsUsed += o.receiver.stats.symbolsUsed;
-      needed += o.receiver.neededSymbols;
-    }
-    return {
-      objects: [...this.results],
-      bytes: this.results.reduce((a, r) => a + r.bytes, 0),
-      seconds: (Date.now() - (this.joinedAt ?? this.startedAt)) / 1000,
-      packetsReceived: this.stats.packetsReceived,
-      bytesReceived: this.stats.bytesReceived,
-      symbolsReceived,
-      symbolsUsed,
-      neededSymbols: needed,
-      overhead: needed > 0 ? symbolsReceived / needed - 1 : 0,
-      replacements: this.stats.replacements,
-      acksSent: this.stats.acksSent,
-      simulatedDrops: this.stats.simulatedDrops,
-      socketDrops: this.stats.socketDrops,
-      budgetDrops: this.budget.stats.symbolsDropped,
-      blocksEvicted: this.budget.stats.blocksEvicted,
-      peakPartialBlockBytes: this.budget.stats.peakBytes,
-      memoryBytes: this.budget.limitBytes,
-    };
+  /** Every joined channel and the transport it is on. */
+  private channelSummaries(): ChannelSummary[] {
+    return [...this.joinedChannels.values()].map((e) => ({
+      name: e.channel.name,
+      tsi: e.channel.tsi,
+      // A group still being joined when the fetch ended: nothing came by it.
+      transport: e.transport ?? 'udp',
+      ...(e.channel.multicast ? { group: groupText(e.channel.multicast.group, e.channel.multicast.port) } : {}),
+    }));
   }
 
   /** Sends LEAVE (where joined) and closes every transport; resolves once closed. */
   private async shutdown(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = undefined;
+    if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
+    this.fallbackTimer = undefined;
     this.registry.close();
-    await Promise.all(this.links.map((l) => l.shutdown()));
+    await Promise.all([
+      ...this.links.map((l) => l.shutdown()),
+      ...[...this.joinedChannels.values()].map((e) => e.group?.close()),
+    ]);
   }
 
   private finish(): void {
     if (this.ended) return;
     // The kernel's count of receive-buffer overflows, while the sockets are open.
     this.stats.socketDrops = this.links.reduce((n, l) => n + l.socketDrops(), 0);
-    const summary = this.summary();
+    for (const e of this.joinedChannels.values()) this.stats.socketDrops += e.group?.socketDrops() ?? 0;
+    const summary = this.report.summary(Date.now(), this.channelSummaries());
     this.ended = true;
     void this.shutdown().then(() => {
       this.emit('done', summary);

@@ -17,6 +17,14 @@
  *   calls sendAcks) or once ackEveryPackets are unreported.
  * - Dispatch to the object registry.
  *
+ * A channel's multicast group (docs/PROTOCOL.md §10.10) feeds the same
+ * channel through onGroupDatagrams: only ALC packets of that channel's TSI
+ * and, when a source is announced, from that source (anything else is
+ * counted as multicastForeign); never a control message, never ACKed (the
+ * group stream's EXT_RQSEQ is its own and nobody acknowledges it, §7).
+ * Its symbols go to the same objects as the unicast stream's, and its FDT
+ * to the same channel: whichever carriage delivers them, they count.
+ *
  * The fast path: object packets of joined channels are read in place
  * (scanAlcData), with no object or BigInt per packet; their symbols are
  * handed to the receivers as offsets into the delivery's buffer and added
@@ -29,11 +37,20 @@ import { AlcPacket, decodeAlc, newAlcScan, scanAlcData } from '../protocol/alc';
 import { decodeControl } from '../protocol/control';
 import { CONTROL_MAGIC_0 } from '../protocol/control-header';
 import { ControlMessage, JoinedChannel, MessageType } from '../protocol/messages';
-import { unmapIPv4 } from '../support/address';
+import { normalizeAddress, unmapIPv4 } from '../support/address';
 import type { Datagrams, ServerEndpoint } from '../transport/client-transport';
 import { AckReporter } from './ack-reporter';
 import type { ClientStats, PacketInfo } from './events';
 import type { ChannelEntry, ObjectRegistry, RegisteredObject } from './object-registry';
+
+/** Whether two numeric addresses are the same host (false for anything that is not an address). */
+function sameAddress(a: string, b: string): boolean {
+  try {
+    return normalizeAddress(a).text === normalizeAddress(b).text;
+  } catch {
+    return false;
+  }
+}
 
 /** Data packets kept while JOINED is on its way. */
 export const PRE_JOIN_PACKETS = 1024;
@@ -79,6 +96,12 @@ interface Channel {
   ack?: AckReporter;
 }
 
+/** A multicast group feeding one joined channel: its TSI, and the source JOINED announced (absent: any source). */
+export interface GroupFeed {
+  readonly tsi: number;
+  readonly source?: string;
+}
+
 export class DataPath {
   /** TSI -> channel, for this session only. */
   private readonly channels = new Map<number, Channel>();
@@ -86,6 +109,10 @@ export class DataPath {
   /** The last source address seen and whether it is the server's (most datagrams come from one or two). */
   private lastSource = '';
   private lastSourceIsServer = false;
+  /** The same for group datagrams: the last source seen, the source it was checked against, and the verdict. */
+  private lastGroupSource = '';
+  private lastGroupAnnounced = '';
+  private lastGroupSourceOk = false;
   /** The scan of the current packet (reused). */
   private readonly scan = newAlcScan();
   /** Objects given symbols in the current delivery. */
@@ -119,7 +146,7 @@ export class DataPath {
   replayPreJoin(): void {
     const early = this.preJoin;
     this.preJoin = [];
-    for (const e of early) this.onAlc(e.p, e.length);
+    for (const e of early) this.onAlc(e.p, e.length, true);
   }
 
   /** Data packets waiting for JOINED. */
@@ -149,23 +176,66 @@ export class DataPath {
       const at = d.offset(i);
       const length = d.length(i);
       if (!hooks && joined && length > 0 && data[at] !== CONTROL_MAGIC_0 && scanAlcData(data, at, length, scan)) {
-        if (this.onObjectPacket(data, at, length)) useful = true;
+        if (this.onObjectPacket(data, at, length, true)) useful = true;
         continue;
       }
       this.onDatagram(d.datagram(i), d.port(i));
       ended = owner.ended;
       joined = owner.joined;
     }
-    if (this.touched.length > 0) {
-      const now = Date.now();
-      for (const obj of this.touched) {
-        obj.receiver.commitAll();
-        if (obj.receiver.stats.symbolsReceived !== obj.batchMark) obj.lastUsefulAt = now;
-        obj.batchMark = -1;
-      }
-      this.touched.length = 0;
-    }
+    this.commitTouched();
     if (useful) owner.activity(Date.now());
+  }
+
+  /**
+   * One delivery of channel `feed.tsi`'s multicast group. Returns how many
+   * of its packets were taken (after the loss hook): what the fallback
+   * watches (fallback.ts).
+   */
+  onGroupDatagrams(d: Datagrams, feed: GroupFeed): number {
+    const owner = this.owner;
+    if (owner.ended || owner.left || !owner.joined || !this.channels.has(feed.tsi)) return 0;
+    const stats = this.stats;
+    const before = stats.multicastPackets;
+    stats.ignored += d.truncated;
+    const data = d.data;
+    const scan = this.scan;
+    const hooks = this.o.recordEsis || owner.watchingPackets();
+    let useful = false;
+    for (let i = 0; i < d.count && !owner.ended; i++) {
+      if (feed.source !== undefined && !this.fromGroupSource(d.address(i), feed.source)) {
+        stats.multicastForeign++;
+        continue;
+      }
+      const at = d.offset(i);
+      const length = d.length(i);
+      // A group carries ALC packets only (§10.10): a control message there is not the server's.
+      if (length === 0 || data[at] === CONTROL_MAGIC_0) {
+        stats.multicastForeign++;
+        continue;
+      }
+      if (!hooks && scanAlcData(data, at, length, scan)) {
+        if (scan.tsi !== feed.tsi) {
+          stats.multicastForeign++;
+          continue;
+        }
+        if (this.onObjectPacket(data, at, length, false)) useful = true;
+        continue;
+      }
+      const p = decodeAlc(d.datagram(i));
+      if (!p.ok) {
+        stats.ignored++;
+        continue;
+      }
+      if (p.packet.tsi !== feed.tsi) {
+        stats.multicastForeign++;
+        continue;
+      }
+      this.onAlc(p.packet, length, false);
+    }
+    this.commitTouched();
+    if (useful) owner.activity(Date.now());
+    return stats.multicastPackets - before;
   }
 
   /** An ACK for every channel with something to report (the owner's ACK timer). */
@@ -175,12 +245,26 @@ export class DataPath {
 
   // ---------------------------------------------------------------------
 
+  /** The symbols handed over in this delivery, added to the decoders once. */
+  private commitTouched(): void {
+    if (this.touched.length === 0) return;
+    const now = Date.now();
+    for (const obj of this.touched) {
+      obj.receiver.commitAll();
+      if (obj.receiver.stats.symbolsReceived !== obj.batchMark) obj.lastUsefulAt = now;
+      obj.batchMark = -1;
+    }
+    this.touched.length = 0;
+  }
+
   /**
    * The fast path: the object packet scanAlcData just read (this.scan) at
    * data[at, at + length). What onAlc and the registry's route do for a
-   * decoded packet, without the packet object. True if it may still help.
+   * decoded packet, without the packet object. `unicast`: it came by the
+   * session's own transport (ACKable), not by a group. True if it may
+   * still help.
    */
-  private onObjectPacket(data: Uint8Array, at: number, length: number): boolean {
+  private onObjectPacket(data: Uint8Array, at: number, length: number, unicast: boolean): boolean {
     const s = this.scan;
     const stats = this.stats;
     const ch = this.channels.get(s.tsi);
@@ -191,7 +275,8 @@ export class DataPath {
     if (this.lossRate > 0 && this.dropped()) return false;
     stats.packetsReceived++;
     stats.bytesReceived += length;
-    if (s.sequence < 0) stats.replacements++;
+    if (!unicast) stats.multicastPackets++;
+    else if (s.sequence < 0) stats.replacements++;
     else if (ch.ack) this.record(ch, s.sequence);
     const entry = ch.entry;
     const obj = entry.toiNumbers.get(s.toi);
@@ -209,6 +294,16 @@ export class DataPath {
     const d = decodeAlc(data.subarray(at, at + length));
     if (d.ok) this.registry.route(entry, d.packet, Date.now());
     return false;
+  }
+
+  /** Whether a group datagram's source is the announced one (an IPv4-mapped source is the IPv4 address; RFC 5952 and other spellings agree). */
+  private fromGroupSource(address: string, announced: string): boolean {
+    if (address !== this.lastGroupSource || announced !== this.lastGroupAnnounced) {
+      this.lastGroupSource = address;
+      this.lastGroupAnnounced = announced;
+      this.lastGroupSourceOk = sameAddress(address, announced);
+    }
+    return this.lastGroupSourceOk;
   }
 
   private fromServer(address: string): boolean {
@@ -246,11 +341,11 @@ export class DataPath {
       else stats.ignored++;
       return;
     }
-    this.onAlc(d.packet, msg.length);
+    this.onAlc(d.packet, msg.length, true);
   }
 
-  /** The general path: a decoded ALC packet of a joined session. */
-  private onAlc(p: AlcPacket, length: number): void {
+  /** The general path: a decoded ALC packet of a joined session; `unicast` as for onObjectPacket. */
+  private onAlc(p: AlcPacket, length: number, unicast: boolean): void {
     if (this.owner.ended) return;
     const stats = this.stats;
     const ch = this.channels.get(p.tsi);
@@ -261,8 +356,9 @@ export class DataPath {
     if (this.dropped()) return;
     stats.packetsReceived++;
     stats.bytesReceived += length;
-    const replacement = p.sequence === undefined;
-    if (replacement) stats.replacements++;
+    const replacement = unicast && p.sequence === undefined;
+    if (!unicast) stats.multicastPackets++;
+    else if (replacement) stats.replacements++;
     else if (ch.ack) this.record(ch, p.sequence as number);
     if (this.o.recordEsis) stats.esiLog.push({ tsi: p.tsi, toi: p.toi, sbn: p.sbn, esi: p.esi, replacement });
     if (this.owner.watchingPackets()) {

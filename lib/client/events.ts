@@ -1,8 +1,12 @@
 /**
- * What RqcastClient reports: the payloads of its 'packet', 'progress',
- * 'object' and 'done' events, and its counters (client.stats). The CLI's
- * progress display and JSON lines (progress.ts) are built on these.
+ * What RqcastClient (and FluteReceiver) report: the payloads of their
+ * 'packet', 'progress', 'object', 'transport' and 'done' events, and their
+ * counters (client.stats). The CLI's progress display and JSON lines
+ * (progress.ts) are built on these.
  */
+import type { ClientTransportKind } from '../transport/client-transport';
+
+export type { TransportEvent, TransportReason } from './fallback';
 
 /** One data packet, as the 'packet' debug event reports it (after the loss hook). */
 export interface PacketInfo {
@@ -61,8 +65,19 @@ export interface ObjectResult {
   neededSymbols: number;
 }
 
+/** A joined channel at the end of a fetch: the transport it ended on (docs/PROTOCOL.md §10.10). */
+export interface ChannelSummary {
+  name: string;
+  tsi: number;
+  transport: ClientTransportKind;
+  /** The channel's group as GROUP:PORT (IPv6 in brackets), if JOINED announced one. */
+  group?: string;
+}
+
 export interface FetchSummary {
   objects: ObjectResult[];
+  /** Every joined channel and the transport it ended on. */
+  channels: ChannelSummary[];
   /** Object bytes written. */
   bytes: number;
   seconds: number;
@@ -76,6 +91,10 @@ export interface FetchSummary {
   replacements: number;
   acksSent: number;
   simulatedDrops: number;
+  /** Of packetsReceived, those that came by a multicast group. */
+  multicastPackets: number;
+  /** Datagrams on a group from another source, of another TSI, or not ALC: dropped. */
+  multicastForeign: number;
   /** Receive-buffer overflows of the client's socket (Linux /proc/net/udp drops; 0 elsewhere). */
   socketDrops: number;
   /** Symbols dropped because their block did not fit the memory budget (memoryBytes). */
@@ -98,6 +117,10 @@ export interface ClientStats {
   simulatedDrops: number;
   /** Datagrams ignored: unknown source, TSI not joined, undecodable. */
   ignored: number;
+  /** Of packetsReceived, those that came by a multicast group (docs/PROTOCOL.md §10.10). */
+  multicastPackets: number;
+  /** Datagrams on a group from another source than the announced one, of another TSI, or not ALC: dropped. */
+  multicastForeign: number;
   /** Packets of TOIs not yet in an FDT dropped because the buffer was full. */
   unknownDropped: number;
   /** Datagrams the kernel dropped because the socket's receive buffer was full (Linux; read at the end). */
@@ -108,4 +131,24 @@ export interface ClientStats {
   renewals: number;
   /** Every (tsi, toi, sbn, esi) received, if recordEsis. */
   esiLog: { tsi: number; toi: bigint; sbn: number; esi: number; replacement: boolean }[];
+}
+
+/** Counters at zero. */
+export function newClientStats(): ClientStats {
+  return {
+    packetsReceived: 0,
+    bytesReceived: 0,
+    replacements: 0,
+    simulatedDrops: 0,
+    ignored: 0,
+    multicastPackets: 0,
+    multicastForeign: 0,
+    unknownDropped: 0,
+    socketDrops: 0,
+    acksSent: 0,
+    hellosSent: 0,
+    joinsSent: 0,
+    renewals: 0,
+    esiLog: [],
+  };
 }

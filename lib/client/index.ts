@@ -1,4 +1,4 @@
-/** The rqcast client library: fetch objects over UDP with RaptorQ. */
+/** The rqcast client library: fetch objects with RaptorQ, over UDP unicast or a multicast group. */
 export {
   RqcastClient,
   fetchRqcast,
@@ -9,7 +9,11 @@ export {
   ProgressInfo,
   PacketInfo,
   ClientStats,
+  ChannelSummary,
+  TransportEvent,
+  TransportReason,
 } from './client';
+export { TransportMode, TransportFallback, TransportFallbackOptions, FallbackDecision, fallbackChain } from './fallback';
 export { parseRqcastUrl, formatRqcastUrl, joinChannels, RqcastUrl } from './url';
 export {
   ClientError,

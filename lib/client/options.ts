@@ -3,7 +3,10 @@
  * give, and resolveClientOptions, which checks them and fills in the
  * defaults (InvalidClientOptionError for anything out of range).
  */
+import { MembershipError } from '../transport/multicast/membership-errors';
+import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
 import { InvalidClientOptionError } from './errors';
+import { TRANSPORT_MODES, TransportMode } from './fallback';
 import type { RqcastUrl } from './url';
 
 export interface RqcastClientOptions {
@@ -55,15 +58,57 @@ export interface RqcastClientOptions {
    * the running digest are bounded by the same amount. Default 1 GiB.
    */
   memoryBytes?: number;
+  /**
+   * How the channels are received (docs/PROTOCOL.md §10.10). 'auto' (the
+   * default): JOIN asks for every channel's group; each announced group is
+   * joined, and a channel whose group delivers nothing for
+   * fallbackAfterMs is asked for by unicast. 'multicast': the same, never
+   * falling back. 'udp': unicast only, no group joined.
+   */
+  transport?: TransportMode;
+  /** 'auto': fall back to unicast after this long without a packet from a channel's group. Default 2000. */
+  fallbackAfterMs?: number;
+  /**
+   * The interface groups are joined on: an IPv4 address or a name (IPv4
+   * groups), a name or an index (IPv6 groups). Default the kernel's choice
+   * by route.
+   */
+  multicastInterface?: string;
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram'>> & {
+export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface'>> & {
   useDgram: boolean;
   outputFile?: string;
   untilMs?: number;
   lossSeed?: number;
+  multicastInterface?: string;
 };
+
+/** The transport mode, checked (InvalidClientOptionError). */
+export function checkTransportMode(mode: unknown): TransportMode {
+  if (mode === undefined) return 'auto';
+  if (typeof mode !== 'string' || !(TRANSPORT_MODES as readonly string[]).includes(mode)) {
+    throw new InvalidClientOptionError(`transport is one of ${TRANSPORT_MODES.join(', ')}`);
+  }
+  return mode as TransportMode;
+}
+
+/**
+ * A multicast interface, checked against this host's interfaces: it exists
+ * and has multicast on (InvalidClientOptionError otherwise). Whether it
+ * suits a group's family is known once the group is.
+ */
+export function checkMulticastInterface(spec: string | undefined): string | undefined {
+  if (spec === undefined) return undefined;
+  try {
+    resolveMembershipInterface(spec);
+  } catch (e) {
+    if (e instanceof MembershipError) throw new InvalidClientOptionError(e.message);
+    throw e;
+  }
+  return spec;
+}
 
 /** Checks `o` against `url` and fills in the defaults. */
 export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd: string): ResolvedClientOptions {
@@ -98,5 +143,8 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
     retryMs: positive(o.retryMs, 'retryMs', 250),
     recordEsis: o.recordEsis ?? false,
     memoryBytes: Math.round(positive(o.memoryBytes, 'memoryBytes', 1 << 30)),
+    transport: checkTransportMode(o.transport),
+    fallbackAfterMs: positive(o.fallbackAfterMs, 'fallbackAfterMs', 2000),
+    multicastInterface: checkMulticastInterface(o.multicastInterface),
   };
 }

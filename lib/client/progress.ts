@@ -3,13 +3,14 @@
  * - 'bar': a cli-progress bar on a terminal (stderr): symbols held vs
  *   needed, receive rate, ETA; one summary line at the end.
  * - 'json': JSON lines on stdout: {"type":"progress",...} every progress
- *   event, {"type":"object",...} per verified object, and a final
+ *   event, {"type":"transport",...} each time a channel's transport is set
+ *   or falls back, {"type":"object",...} per verified object, and a final
  *   {"type":"summary",...} (or {"type":"error",...}).
  * - 'none': nothing (not a terminal and no --json, or --quiet).
  */
 import { SingleBar } from 'cli-progress';
-import type { RqcastClient } from './client';
-import type { FetchSummary, ObjectResult, ProgressInfo } from './events';
+import type { EventEmitter } from 'events';
+import type { FetchSummary, ObjectResult, ProgressInfo, TransportEvent } from './events';
 
 export type ProgressMode = 'bar' | 'json' | 'none';
 
@@ -39,6 +40,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
   return {
     type: 'summary',
     objects: s.objects.map((o) => ({ name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds })),
+    channels: s.channels.map((c) => ({ name: c.name, tsi: c.tsi, transport: c.transport, ...(c.group !== undefined ? { group: c.group } : {}) })),
     bytes: s.bytes,
     seconds: s.seconds,
     packetsReceived: s.packetsReceived,
@@ -50,6 +52,8 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     replacements: s.replacements,
     acksSent: s.acksSent,
     simulatedDrops: s.simulatedDrops,
+    multicastPackets: s.multicastPackets,
+    multicastForeign: s.multicastForeign,
     socketDrops: s.socketDrops,
     budgetDrops: s.budgetDrops,
     blocksEvicted: s.blocksEvicted,
@@ -64,24 +68,34 @@ export function summaryLine(s: FetchSummary): string {
   return (
     `fetched ${n} object${n === 1 ? '' : 's'}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ` +
     `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
-    (s.replacements > 0 ? `, ${s.replacements} replacements` : '')
+    (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
+    // Which transport each channel ended on, once a group is in play.
+    (s.channels.some((c) => c.group !== undefined) ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
   );
 }
 
-/** Attaches a display to a client; call `end` with the outcome. */
+/** Why a channel fell back, for a person. */
+const FALLBACK_WHY: Partial<Record<TransportEvent['reason'], string>> = {
+  'no-data': 'nothing arrived from its group',
+  silent: 'its group went silent',
+  failed: 'its group could not be joined',
+};
+
+/** Attaches a display to a fetch (an RqcastClient or a FluteReceiver); call `end` with the outcome. */
 export class ProgressDisplay {
   private bar?: SingleBar;
 
   constructor(
-    client: RqcastClient,
+    client: EventEmitter,
     readonly mode: ProgressMode,
     private readonly out: NodeJS.WritableStream = process.stdout,
     private readonly err: NodeJS.WritableStream = process.stderr,
   ) {
     if (mode === 'none') return;
-    client.on('progress', (p) => this.onProgress(p));
-    client.on('object', (o) => this.onObject(o));
-    client.on('warning', (w) => this.onWarning(w));
+    client.on('progress', (p: ProgressInfo) => this.onProgress(p));
+    client.on('object', (o: ObjectResult) => this.onObject(o));
+    client.on('warning', (w: string) => this.onWarning(w));
+    client.on('transport', (t: TransportEvent) => this.onTransport(t));
   }
 
   private line(obj: Record<string, unknown>): void {
@@ -129,6 +143,18 @@ export class ProgressDisplay {
 
   private onObject(o: ObjectResult): void {
     if (this.mode === 'json') this.line({ type: 'object', name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds, tailSeconds: o.tailSeconds });
+  }
+
+  private onTransport(t: TransportEvent): void {
+    if (this.mode === 'json') {
+      this.line({ type: 'transport', channel: t.channel, transport: t.transport, reason: t.reason });
+      return;
+    }
+    const why = FALLBACK_WHY[t.reason];
+    if (why === undefined) return;
+    this.bar?.stop();
+    this.bar = undefined;
+    this.err.write(`channel "${t.channel}" now by ${t.transport}: ${why}\n`);
   }
 
   private onWarning(w: string): void {

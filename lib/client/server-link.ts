@@ -7,10 +7,12 @@
  * fetch's (channels joined into the registry, refusals, warnings).
  *
  * A fetch holds one link per session: one today (UDP unicast to the URL's
- * server); several when a client combines transports (a multicast group
- * beside its unicast session, a TCP fallback) or servers. Each link's
- * channels are its own in the registry (keyed by the link's id and TSI),
- * its objects are everyone's.
+ * server); several when a client combines servers or a TCP fallback. Each
+ * link's channels are its own in the registry (keyed by the link's id and
+ * TSI), its objects are everyone's. A channel's multicast group is no
+ * session of its own: its membership (group-link.ts) feeds this link's
+ * data path, and its fallback to unicast is a JOIN of this session
+ * (useUnicast).
  */
 import { encodeControl } from '../protocol/control';
 import { ControlMessage, JoinedChannel, MessageType } from '../protocol/messages';
@@ -75,6 +77,11 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
     const out = this.session.leave(now);
     if (this.session.left) this.stopAcks();
     this.apply(out, now);
+  }
+
+  /** Asks the server for `channel`'s unicast stream: JOIN with its multicast bit cleared (docs/PROTOCOL.md §10.10). */
+  useUnicast(channel: string, now = Date.now()): void {
+    this.apply(this.session.useUnicast(channel, now), now);
   }
 
   /** Receive-buffer overflows of the transport so far. */

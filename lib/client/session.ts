@@ -13,6 +13,9 @@
  *              granted time (server clock), unless --until was granted whole
  *   ERROR 1, 2 (bad/expired cookie) ──► HELLO again (at most 3 in a row)
  *   ERROR 6 (not joined) while joined ──► JOIN again
+ *   useUnicast(channel) ──► JOIN again with the channel's multicast bit
+ *              cleared (the fallback, §10.10); a JOINED that still shows
+ *              no unicast stream for it answered an earlier JOIN: retried
  *   ERROR other in answer to JOIN, JOINED with no channel ──► 'refused'
  *   the --until time ──► 'expired'
  *   leave ──► LEAVE, 'left'
@@ -28,10 +31,23 @@ export const MAX_COOKIE_REFRESHES = 3;
 export const MAX_RETRY_MS = 2000;
 /** The earliest a renewal goes out after JOINED, whatever the granted time (§10.7 step 4). */
 export const MIN_RENEWAL_MS = 100;
+/**
+ * JOINEDs in a row that answer an earlier JOIN (a channel whose multicast
+ * bit was cleared still without the UNICAST flag) before the session takes
+ * one anyway, with a warning: a server that keeps saying so is not going
+ * to send the stream, and the JOIN must not be retried for ever.
+ */
+export const MAX_STALE_JOINED = 3;
 
 export interface ClientSessionConfig {
   /** Channel names JOIN asks for. */
   channels: string[];
+  /**
+   * Channels (of `channels`) whose multicast bit JOIN sets: the client
+   * listens to their group, so the server sends it no unicast stream of
+   * those that have one (§4.5, §6.2). Default none.
+   */
+  multicast?: string[];
   /** JOIN's relative time, when untilMs is not given. */
   ttlMs: number;
   /** JOIN's absolute time (Unix ms, this host's clock): sent in server-clock terms, and the session ends then. */
@@ -94,6 +110,8 @@ export interface SessionMachine {
   receive(msg: ControlMessage, now: number): SessionOutput;
   tick(now: number): SessionOutput;
   leave(now: number): SessionOutput;
+  /** Clears `channel`'s multicast bit: the server is asked for its unicast stream (§10.10). Nothing for a session with nothing to ask. */
+  useUnicast(channel: string, now: number): SessionOutput;
   close(): void;
 }
 
@@ -121,9 +139,20 @@ export class ClientSession implements SessionMachine {
   private untilAt?: number;
   private out: SessionOutput = newOutput();
   private readonly newNonce: () => Uint8Array;
+  /** Channels whose multicast bit JOIN sets, in the order of config.channels. */
+  private multicastChannels: string[];
+  /** JOINEDs in a row that answered a JOIN sent before a bit was cleared. */
+  private staleJoined = 0;
 
   constructor(private readonly config: ClientSessionConfig) {
     this.newNonce = config.nonce ?? (() => randomBytes(NONCE_SIZE));
+    const wanted = new Set(config.multicast ?? []);
+    this.multicastChannels = config.channels.filter((c) => wanted.has(c));
+  }
+
+  /** The channels JOIN flags as listened to on their group (§4.5). */
+  get multicast(): readonly string[] {
+    return this.multicastChannels;
   }
 
   get phase(): SessionPhase {
@@ -180,6 +209,7 @@ export class ClientSession implements SessionMachine {
       case MessageType.Joined:
         if (this.awaiting !== 'joined') break;
         this.out.answered = true;
+        if (this.answersEarlierJoin(msg.channels)) break;
         this.awaiting = 'none';
         this.retryAt = undefined;
         this.cookieRefreshes = 0;
@@ -233,6 +263,23 @@ export class ClientSession implements SessionMachine {
     return this.out;
   }
 
+  /**
+   * Clears `channel`'s multicast bit (the fallback to unicast, §10.10): a
+   * JOIN with the new bitmap goes out at once if the session is joined or
+   * joining, so that the server makes the client a unicast destination of
+   * the channel; while a new cookie is being fetched, the JOIN that follows
+   * it carries the bitmap. Renewals keep it. Nothing for a channel whose
+   * bit is clear, nor once the session has left or ended.
+   */
+  useUnicast(channel: string, now: number): SessionOutput {
+    this.out = newOutput();
+    if (!this.multicastChannels.includes(channel)) return this.out;
+    this.multicastChannels = this.multicastChannels.filter((c) => c !== channel);
+    if (this.ended || this._left || this.awaiting === 'cookie' || !this._cookie) return this.out;
+    if (this._phase === 'joined' || this._phase === 'join') this.sendJoin(true, now);
+    return this.out;
+  }
+
   /** Ends the session without a word (the fetch is over): no deadlines, no output. */
   close(): void {
     this.ended = true;
@@ -256,7 +303,15 @@ export class ClientSession implements SessionMachine {
     if (this.ended || !this._cookie) return;
     if (this._phase !== 'joined') this._phase = 'join';
     this.awaiting = 'joined';
-    this.out.send.push({ type: MessageType.Join, cookie: this._cookie, channels: this.config.channels, until: this.timeValue(), ack: this.config.ack });
+    this.out.send.push({
+      type: MessageType.Join,
+      cookie: this._cookie,
+      channels: this.config.channels,
+      until: this.timeValue(),
+      ack: this.config.ack,
+      // The flag only with a bit set (§4.5): without one the JOIN is the first version's.
+      ...(this.multicastChannels.length > 0 ? { multicast: [...this.multicastChannels] } : {}),
+    });
     this.armRetry('join', reset, now);
   }
 
@@ -297,6 +352,25 @@ export class ClientSession implements SessionMachine {
       return;
     }
     this.out.events.push({ type: 'warning', message: `server error ${code}: ${reason}` });
+  }
+
+  /**
+   * Whether a JOINED answers a JOIN sent before a multicast bit was cleared
+   * (useUnicast): a channel with a group whose bit is clear must come with
+   * the UNICAST flag (§6.2). Such a JOINED is not the answer awaited; the
+   * JOIN's retry goes on, up to MAX_STALE_JOINED times in a row.
+   */
+  private answersEarlierJoin(channels: JoinedChannel[]): boolean {
+    const listening = new Set(this.multicastChannels);
+    const stale = channels.some((c) => c.multicast !== undefined && !c.multicast.unicast && !listening.has(c.name));
+    if (!stale) {
+      this.staleJoined = 0;
+      return false;
+    }
+    if (++this.staleJoined <= MAX_STALE_JOINED) return true;
+    this.staleJoined = 0;
+    this.out.events.push({ type: 'warning', message: 'the server sends no unicast stream of a channel asked for by unicast' });
+    return false;
   }
 
   private onJoined(channels: JoinedChannel[], expiresAtMs: number, now: number): void {

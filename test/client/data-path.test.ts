@@ -7,7 +7,7 @@
 import { randomBytes } from 'crypto';
 import { PartialBlockBudget } from '../../lib/client/block-budget';
 import { DataPath, DataPathOwner, PRE_JOIN_PACKETS } from '../../lib/client/data-path';
-import type { ClientStats, PacketInfo } from '../../lib/client/events';
+import { ClientStats, newClientStats, PacketInfo } from '../../lib/client/events';
 import { ObjectRegistry } from '../../lib/client/object-registry';
 import { encodeAlc } from '../../lib/protocol/alc';
 import { encodeControl } from '../../lib/protocol/control';
@@ -21,20 +21,7 @@ const DATA_PORT = 50_000;
 const COOKIE = new Uint8Array(16).fill(3);
 
 function newStats(): ClientStats {
-  return {
-    packetsReceived: 0,
-    bytesReceived: 0,
-    replacements: 0,
-    simulatedDrops: 0,
-    ignored: 0,
-    unknownDropped: 0,
-    socketDrops: 0,
-    acksSent: 0,
-    hellosSent: 0,
-    joinsSent: 0,
-    renewals: 0,
-    esiLog: [],
-  };
+  return newClientStats();
 }
 
 class Owner implements DataPathOwner {

@@ -29,6 +29,9 @@ describe('resolveClientOptions', () => {
       retryMs: 250,
       recordEsis: false,
       memoryBytes: 1 << 30,
+      transport: 'auto',
+      fallbackAfterMs: 2000,
+      multicastInterface: undefined,
     });
   });
 

@@ -4,7 +4,7 @@
  */
 import { PartialBlockBudget } from '../../lib/client/block-budget';
 import { FetchTimeoutError, JoinRefusedError } from '../../lib/client/errors';
-import type { ClientStats, PacketInfo } from '../../lib/client/events';
+import { ClientStats, newClientStats, PacketInfo } from '../../lib/client/events';
 import { ObjectRegistry } from '../../lib/client/object-registry';
 import { encodeAlc } from '../../lib/protocol/alc';
 import { ServerLink, ServerLinkHost } from '../../lib/client/server-link';
@@ -71,20 +71,7 @@ class Host implements ServerLinkHost {
 }
 
 function newStats(): ClientStats {
-  return {
-    packetsReceived: 0,
-    bytesReceived: 0,
-    replacements: 0,
-    simulatedDrops: 0,
-    ignored: 0,
-    unknownDropped: 0,
-    socketDrops: 0,
-    acksSent: 0,
-    hellosSent: 0,
-    joinsSent: 0,
-    renewals: 0,
-    esiLog: [],
-  };
+  return newClientStats();
 }
 
 function setup(o: { ack?: boolean; untilMs?: number } = {}) {
@@ -246,6 +233,7 @@ describe('ServerLink', () => {
       receive: () => ({ ...empty(), ignored: true }),
       tick: empty,
       leave: empty,
+      useUnicast: empty,
       close: () => undefined,
     };
     const s = setup();

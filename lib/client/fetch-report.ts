@@ -1,0 +1,135 @@
+/**
+ * FetchReport: what a fetch reports about its objects (progress, each
+ * verified object, the summary), for every kind of fetch: RqcastClient
+ * (a server's session, unicast and multicast) and FluteReceiver (a group
+ * alone). One place computes them, so both print the same lines.
+ */
+import type { PartialBlockBudget } from './block-budget';
+import type { ChannelSummary, ClientStats, FetchSummary, ObjectProgress, ObjectResult, ProgressInfo } from './events';
+import type { ObjectRegistry, RegisteredObject } from './object-registry';
+
+export class FetchReport {
+  /** Verified objects, in the order they were verified. */
+  readonly results: ObjectResult[] = [];
+  /** When the fetch started (Unix ms). */
+  startedAt = 0;
+  /** When data could first arrive (JOINED, or the group joined); times are counted from it. */
+  joinedAt?: number;
+  private lastProgress = { at: 0, bytes: 0 };
+
+  constructor(
+    private readonly registry: ObjectRegistry,
+    private readonly stats: ClientStats,
+    private readonly budget: PartialBlockBudget,
+  ) {}
+
+  /** The result of an object just verified (kept for the summary). */
+  objectVerified(obj: RegisteredObject, now: number): ObjectResult {
+    const r = obj.receiver;
+    const result: ObjectResult = {
+      name: obj.name,
+      path: obj.sink.path,
+      bytes: obj.oti.transferLength,
+      sha256: Buffer.from(obj.sha256).toString('hex'),
+      seconds: (now - this.since()) / 1000,
+      tailSeconds: (now - obj.lastUsefulAt) / 1000,
+      symbolsReceived: r.stats.symbolsReceived,
+      symbolsUsed: r.stats.symbolsUsed,
+      neededSymbols: r.neededSymbols,
+    };
+    this.results.push(result);
+    return result;
+  }
+
+  /** Whether a 'progress' event is due at `now`, every `intervalMs`. */
+  progressDue(now: number, intervalMs: number): boolean {
+    return now - this.lastProgress.at >= intervalMs;
+  }
+
+  /** Progress now; the receive rate over the time since the last progress taken with `mark`. */
+  progress(now: number, mark = false): ProgressInfo {
+    const objects: ObjectProgress[] = [];
+    let held = 0;
+    let needed = 0;
+    let blocksDecoded = 0;
+    let blocks = 0;
+    for (const o of this.registry.objects) {
+      const h = o.done ? o.receiver.neededSymbols : o.receiver.heldSymbols;
+      objects.push({
+        name: o.name,
+        bytes: o.oti.transferLength,
+        heldSymbols: h,
+        neededSymbols: o.receiver.neededSymbols,
+        blocksDecoded: o.receiver.stats.blocksDone,
+        blocks: o.receiver.blocks,
+        done: o.done,
+      });
+      held += h;
+      needed += o.receiver.neededSymbols;
+      blocksDecoded += o.receiver.stats.blocksDone;
+      blocks += o.receiver.blocks;
+    }
+    const dt = (now - this.lastProgress.at) / 1000;
+    const rate = this.lastProgress.at > 0 && dt > 0 ? (this.stats.bytesReceived - this.lastProgress.bytes) / dt : 0;
+    const info: ProgressInfo = {
+      elapsedMs: now - this.since(),
+      objects,
+      heldSymbols: held,
+      neededSymbols: needed,
+      blocksDecoded,
+      blocks,
+      packetsReceived: this.stats.packetsReceived,
+      bytesReceived: this.stats.bytesReceived,
+      rateBytesPerSec: rate,
+    };
+    if (rate > 0 && needed > 0 && this.stats.packetsReceived > 0) {
+      const perPacket = this.stats.bytesReceived / this.stats.packetsReceived;
+      info.etaSeconds = ((needed - held) * perPacket) / rate;
+    }
+    if (mark) this.lastProgress = { at: now, bytes: this.stats.bytesReceived };
+    return info;
+  }
+
+  summary(now: number, channels: ChannelSummary[]): FetchSummary {
+    let symbolsReceived = 0;
+    let symbolsUsed = 0;
+    let needed = 0;
+    for (const o of this.registry.objects) {
+      symbolsReceived += o.receiver.stats.symbolsReceived;
+      symbolsUsed += o.receiver.stats.symbolsUsed;
+      needed += o.receiver.neededSymbols;
+    }
+    const s = this.stats;
+    return {
+      objects: [...this.results],
+      channels,
+      bytes: this.results.reduce((a, r) => a + r.bytes, 0),
+      seconds: (now - this.since()) / 1000,
+      packetsReceived: s.packetsReceived,
+      bytesReceived: s.bytesReceived,
+      symbolsReceived,
+      symbolsUsed,
+      neededSymbols: needed,
+      overhead: needed > 0 ? symbolsReceived / needed - 1 : 0,
+      replacements: s.replacements,
+      acksSent: s.acksSent,
+      simulatedDrops: s.simulatedDrops,
+      multicastPackets: s.multicastPackets,
+      multicastForeign: s.multicastForeign,
+      socketDrops: s.socketDrops,
+      budgetDrops: this.budget.stats.symbolsDropped,
+      blocksEvicted: this.budget.stats.blocksEvicted,
+      peakPartialBlockBytes: this.budget.stats.peakBytes,
+      memoryBytes: this.budget.limitBytes,
+    };
+  }
+
+  private since(): number {
+    return this.joinedAt ?? this.startedAt;
+  }
+}
+
+/** GROUP:PORT, an IPv6 group in brackets (RFC 3986 §3.2.2). */
+export function groupText(group: string, port: number): string {
+  return group.includes(':') ? `[${group}]:${port}` : `${group}:${port}`;
+}
