@@ -13,8 +13,19 @@ export {
   TransportEvent,
   TransportReason,
 } from './client';
+export { FluteReceiver, FluteReceiverOptions } from './flute-receiver';
 export { TransportMode, TransportFallback, TransportFallbackOptions, FallbackDecision, fallbackChain } from './fallback';
-export { parseRqcastUrl, formatRqcastUrl, joinChannels, RqcastUrl } from './url';
+export {
+  parseRqcastUrl,
+  formatRqcastUrl,
+  joinChannels,
+  RqcastUrl,
+  parseFluteUrl,
+  formatFluteUrl,
+  FluteUrl,
+  parseFetchUrl,
+  FetchUrl,
+} from './url';
 export {
   ClientError,
   InvalidUrlError,
