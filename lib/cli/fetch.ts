@@ -1,6 +1,12 @@
 /**
  * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
- *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]`
+ *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
+ *  [--transport auto|multicast|udp] [--fallback-after 2s] [--multicast-if IF]`
+ *
+ * URL is rqcast://HOST… (a server: RqcastClient) or flute://GROUP:PORT?tsi=N
+ * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
+ * §10.10); options that need a server (--ttl, --until, --ack, --transport
+ * udp, --fallback-after) are usage errors with flute://.
  *
  * Exit codes (docs/PROTOCOL.md §10.9, exit-codes.ts): 0 every object
  * fetched and verified; 2 usage (bad URL or option); 3 the server refused
@@ -13,10 +19,21 @@
 import { statSync } from 'fs';
 import { Command, Option } from 'commander';
 import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/client';
+import type { TransportMode } from '../client/fallback';
+import { FluteReceiver } from '../client/flute-receiver';
 import { chooseProgressMode, ProgressDisplay } from '../client/progress';
-import { parseRqcastUrl, RqcastUrl } from '../client/url';
+import { FluteUrl, parseFetchUrl } from '../client/url';
+import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
-import { optionParser, parseAbsoluteTime, parseDuration, parseMebibytes, percentage } from './options';
+import {
+  optionParser,
+  parseAbsoluteTime,
+  parseDuration,
+  parseJoinInterface,
+  parseMebibytes,
+  parseTransportMode,
+  percentage,
+} from './options';
 
 const parseLossPercent = percentage(100, { maxExcluded: true });
 
@@ -31,6 +48,10 @@ export interface FetchCliOptions {
   loss?: number;
   /** MiB (--memory). */
   memory?: number;
+  transport?: TransportMode;
+  /** ms (--fallback-after). */
+  fallbackAfter?: number;
+  multicastIf?: string;
 }
 
 /**
@@ -38,7 +59,7 @@ export interface FetchCliOptions {
  * PATH is not an existing directory (nor ends with '/'); a directory
  * otherwise. Default: the current directory, under the objects' names.
  */
-export function outputTarget(url: RqcastUrl, output: string | undefined): { outputDir?: string; outputFile?: string } {
+export function outputTarget(url: { name?: string }, output: string | undefined): { outputDir?: string; outputFile?: string } {
   if (output === undefined) return { outputDir: process.cwd() };
   let isDir = /[/\\]$/.test(output);
   if (!isDir) {
@@ -55,20 +76,28 @@ export function outputTarget(url: RqcastUrl, output: string | undefined): { outp
 /** Runs one fetch for the CLI; returns the process exit code. */
 export async function runFetch(urlText: string, o: FetchCliOptions): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
-  let client: RqcastClient;
+  let client: RqcastClient | FluteReceiver;
   let display: ProgressDisplay | undefined;
   try {
-    const url = parseRqcastUrl(urlText);
-    const options: RqcastClientOptions = {
-      ...outputTarget(url, o.output),
-      ttlMs: o.ttl,
-      untilMs: o.until,
-      ack: o.ack,
-      timeoutMs: o.timeout,
-      lossRate: o.loss === undefined ? undefined : o.loss / 100,
-      memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
-    };
-    client = new RqcastClient(url, options);
+    const parsed = parseFetchUrl(urlText);
+    if (parsed.scheme === 'flute') {
+      client = fluteReceiver(parsed.url, o);
+    } else {
+      const url = parsed.url;
+      const options: RqcastClientOptions = {
+        ...outputTarget(url, o.output),
+        ttlMs: o.ttl,
+        untilMs: o.until,
+        ack: o.ack,
+        timeoutMs: o.timeout,
+        lossRate: o.loss === undefined ? undefined : o.loss / 100,
+        memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
+        transport: o.transport,
+        fallbackAfterMs: o.fallbackAfter,
+        multicastInterface: o.multicastIf,
+      };
+      client = new RqcastClient(url, options);
+    }
   } catch (e) {
     return report(e, undefined, o);
   }
@@ -89,6 +118,30 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
   return EXIT_OK;
 }
 
+/** A FLUTE-only receiver for `url`: the options that need a server are usage errors. */
+function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
+  const serverOnly: [unknown, string][] = [
+    [o.ttl, '--ttl'],
+    [o.until, '--until'],
+    [o.ack, '--ack'],
+    [o.fallbackAfter, '--fallback-after'],
+    [o.transport === 'udp' ? true : undefined, '--transport udp'],
+  ];
+  for (const [value, name] of serverOnly) {
+    if (value !== undefined) throw new UsageError(`${name} needs a server: a flute:// URL has none`);
+  }
+  if (o.multicastIf !== undefined && url.interface !== undefined && o.multicastIf !== url.interface) {
+    throw new UsageError(`--multicast-if ${o.multicastIf} and the URL's if=${url.interface} disagree`);
+  }
+  return new FluteReceiver(url, {
+    ...outputTarget(url, o.output),
+    timeoutMs: o.timeout,
+    lossRate: o.loss === undefined ? undefined : o.loss / 100,
+    memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
+    multicastInterface: o.multicastIf,
+  });
+}
+
 function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions): number {
   const code = exitCodeFor(e);
   const err = e instanceof Error ? e : new Error(String(e));
@@ -102,7 +155,11 @@ export function registerFetchCommand(program: Command): Command {
   return program
     .command('fetch')
     .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
-    .argument('<url>', 'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets')
+    .argument(
+      '<url>',
+      'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets; ' +
+        'or flute://GROUP:PORT[/NAME]?tsi=N[&source=ADDR][&if=IFACE] — a multicast group alone, no server',
+    )
     .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
     .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(optionParser(parseDuration)).conflicts('until'))
     .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(optionParser(parseAbsoluteTime)))
@@ -116,6 +173,15 @@ export function registerFetchCommand(program: Command): Command {
     .option('--json', 'JSON lines on stdout: progress, objects, final summary')
     .option('-q, --quiet', 'no progress display')
     .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(optionParser(parseLossPercent)))
+    .addOption(
+      new Option('--transport <mode>', 'auto: multicast where the server announces a group, unicast when it stays silent; multicast: never fall back; udp: unicast only')
+        .argParser(optionParser(parseTransportMode))
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--fallback-after <duration>', 'auto: ask for unicast when a channel\'s group delivers nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
+    )
+    .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
     .addHelpText(
       'after',
       `
@@ -123,6 +189,9 @@ Examples:
   rqcast fetch rqcast://server.example:4433              every object of channel "main" into .
   rqcast fetch rqcast://[::1]:4433//movie.mp4 -o m.mp4   one object of "main" into m.mp4
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
+  rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
+  rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
+                                                        every object of a FLUTE session, no server
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
 130 interrupted, 1 other error.`,

@@ -14,6 +14,9 @@
  */
 import { isIPv6 } from 'node:net';
 import { InvalidArgumentError } from 'commander';
+import { TRANSPORT_MODES, TransportMode } from '../client/fallback';
+import { MembershipError } from '../transport/multicast/membership-errors';
+import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
 import { UsageError } from './errors';
 
 /** Reads one option's text; throws UsageError with a message that says what is expected. */
@@ -176,3 +179,28 @@ export function hexSecret(minBytes: number): Parser<Uint8Array> {
     return new Uint8Array(Buffer.from(text, 'hex'));
   };
 }
+
+// ------------------------------------------------- fetch: multicast (§10.10) --
+
+/** `fetch --transport`: how the channels are received. */
+export const parseTransportMode: Parser<TransportMode> = (text) => {
+  const t = text.trim();
+  if (!(TRANSPORT_MODES as readonly string[]).includes(t)) throw new UsageError(`a transport is one of ${TRANSPORT_MODES.join(', ')}`);
+  return t as TransportMode;
+};
+
+/**
+ * `fetch --multicast-if`: the interface groups are joined on, an interface
+ * of this host given by address, name or index, with multicast on. Checked
+ * here so that a typo exits 2 before anything is sent.
+ */
+export const parseJoinInterface: Parser<string> = (text) => {
+  const t = text.trim();
+  try {
+    resolveMembershipInterface(t);
+  } catch (e) {
+    if (e instanceof MembershipError) throw new UsageError(e.message);
+    throw e;
+  }
+  return t;
+};
