@@ -4,9 +4,17 @@
  * knobs a real server has no reason to offer (ignore HELLOs, refuse, expire
  * cookies, lie about a digest). Control flow only; the end-to-end tests use
  * RqcastServer.
+ *
+ * Multicast (docs/PROTOCOL.md §10.10): a channel may be given a group,
+ * which JOINED announces; a JOIN with the channel's multicast bit makes the
+ * client no unicast destination of it, a JOIN without makes it one again.
+ * The group stream (unless `groupSilent`) goes out from `groupSource` once
+ * the first JOIN arrives, drawing ESIs from the same counters as the
+ * unicast stream, as the real server's does.
  */
 import { createHash, randomBytes } from 'crypto';
 import * as dgram from 'dgram';
+import * as os from 'os';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { encodeAlc } from '../../lib/protocol/alc';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
@@ -40,6 +48,20 @@ export interface FakeServerOptions {
   cookieExpiredOnFirstAck?: number;
   /** Channels (TSIs) whose stream never carries the FDT. */
   withholdFdt?: number[];
+  /** Control socket address. Default 127.0.0.1. */
+  bindAddress?: string;
+  /** Channel name -> its group, announced in JOINED. */
+  groups?: Record<string, { group: string; port: number; source?: string }>;
+  /** Address the group stream is sent from (the announced source, or another to test filtering); also its outgoing interface. */
+  groupSource?: string;
+  /** Announce the groups but send nothing to them. */
+  groupSilent?: boolean;
+  /** Stop each group stream after this many packets (multicast that stops mid-transfer). */
+  groupPackets?: number;
+  /** Send at most this many unicast packets in all (what a client that starts over could not decode from). */
+  unicastPackets?: number;
+  /** The group streams wait for startGroups() (once the test knows the client has joined the group). */
+  groupsOnCue?: boolean;
 }
 
 interface Stream {
@@ -66,8 +88,17 @@ export class FakeServer {
   private timer?: NodeJS.Timeout;
   private seq = new Map<number, number>();
   private turns = new Map<number, number>();
+  /** Packets sent by unicast, and to each group (by TSI). */
+  unicastSent = 0;
+  readonly groupSent = new Map<number, number>();
+  /** TSIs of channels with a group (their group stream runs from the first JOIN on). */
+  private readonly groupTsis: { tsi: number; group: string; port: number }[] = [];
+  private groupSocket?: dgram.Socket;
+  private readonly groupSeq = new Map<number, number>();
+  private groupsStarted: boolean;
 
   constructor(private readonly o: FakeServerOptions) {
+    this.groupsStarted = !o.groupsOnCue;
     const T = o.symbolSize ?? 256;
     this.channels = o.channels ?? { main: 1 };
     this.streams = o.objects.map((obj, i) => {
@@ -88,14 +119,32 @@ export class FakeServer {
     this.socket.on('message', (m, r) => this.onMessage(m, r));
   }
 
+  /** Starts the group streams (groupsOnCue). */
+  startGroups(): void {
+    this.groupsStarted = true;
+  }
+
   async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.socket.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.socket.bind(0, this.o.bindAddress ?? '127.0.0.1', resolve));
+    for (const [name, g] of Object.entries(this.o.groups ?? {})) {
+      if (this.channels[name] !== undefined) this.groupTsis.push({ tsi: this.channels[name], group: g.group, port: g.port });
+    }
+    if (this.groupTsis.length > 0 && !this.o.groupSilent) {
+      const v6 = this.groupTsis[0].group.includes(':');
+      const gs = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+      await new Promise<void>((resolve) => gs.bind(0, this.o.groupSource ?? (v6 ? '::' : '0.0.0.0'), resolve));
+      // Out of the source's interface, looped back to this host's members.
+      if (this.o.groupSource !== undefined) gs.setMulticastInterface(v6 ? `::%${multicastIfName(this.o.groupSource)}` : this.o.groupSource);
+      gs.setMulticastLoopback(true);
+      this.groupSocket = gs;
+    }
     return this.socket.address().port;
   }
 
   close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     for (const s of [...this.streams, this.fdt]) s.enc.close();
+    this.groupSocket?.close();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 
@@ -125,9 +174,24 @@ export class FakeServer {
           return;
         }
         const ttl = msg.until.kind === 'duration' ? msg.until.ms : msg.until.unixMs - Date.now();
-        const tsis = msg.channels.map((c) => this.channels[c]);
+        const groups = this.o.groups ?? {};
+        const listening = new Set(msg.multicast ?? []);
+        // §6.2: a channel with a group whose bit is set is not sent by unicast.
+        const unicast = (c: string): boolean => groups[c] === undefined || !listening.has(c);
+        const tsis = msg.channels.filter(unicast).map((c) => this.channels[c]);
         this.client = { address: r.address, port: r.port, tsis, ack: msg.ack };
-        this.reply({ type: MessageType.Joined, channels: msg.channels.map((name, i) => ({ name, tsi: tsis[i] })), expiresAtMs: Date.now() + ttl }, r);
+        this.reply(
+          {
+            type: MessageType.Joined,
+            channels: msg.channels.map((name) => ({
+              name,
+              tsi: this.channels[name],
+              ...(groups[name] ? { multicast: { ...groups[name], unicast: unicast(name) } } : {}),
+            })),
+            expiresAtMs: Date.now() + ttl,
+          },
+          r,
+        );
         if (!this.timer) this.timer = setInterval(() => this.pump(), 2);
         return;
       }
@@ -177,17 +241,19 @@ export class FakeServer {
     return this.streams[turn % this.streams.length];
   }
 
-  private send(tsi: number, s: Stream, withSeq: boolean): void {
+  private send(tsi: number, s: Stream, withSeq: boolean, to?: { group: string; port: number }): void {
     const c = this.client;
-    if (!c) return;
+    if (!c && !to) return;
     const sbn = s.sbn;
     s.sbn = (s.sbn + 1) % s.enc.sourceBlocks;
     const esi = s.nextEsi[sbn]++;
     const pkt = s.enc.packet(sbn, esi);
     let sequence: number | undefined;
     if (withSeq) {
-      sequence = this.seq.get(tsi) ?? 0;
-      this.seq.set(tsi, (sequence + 1) >>> 0);
+      // The group stream has its own sequence (§10.10).
+      const seqs = to ? this.groupSeq : this.seq;
+      sequence = seqs.get(tsi) ?? 0;
+      seqs.set(tsi, (sequence + 1) >>> 0);
     }
     const bytes = encodeAlc({
       tsi,
@@ -199,12 +265,31 @@ export class FakeServer {
       fdtInstanceId: s.toi === 0 ? 1 : undefined,
       sequence,
     });
-    this.socket.send(bytes, c.port, c.address);
+    if (to) {
+      this.groupSocket?.send(bytes, to.port, to.group);
+      this.groupSent.set(tsi, (this.groupSent.get(tsi) ?? 0) + 1);
+      return;
+    }
+    this.unicastSent++;
+    this.socket.send(bytes, (c as { port: number }).port, (c as { address: string }).address);
   }
 
   private pump(): void {
-    const c = this.client;
-    if (!c) return;
-    for (let i = 0; i < (this.o.burst ?? 16); i++) for (const tsi of c.tsis) this.send(tsi, this.next(tsi), true);
+    for (let i = 0; i < (this.o.burst ?? 16); i++) {
+      for (const g of this.groupTsis) {
+        if (!this.groupSocket || !this.groupsStarted || (this.groupSent.get(g.tsi) ?? 0) >= (this.o.groupPackets ?? Infinity)) continue;
+        this.send(g.tsi, this.next(g.tsi), true, g);
+      }
+      const c = this.client;
+      if (c && this.unicastSent < (this.o.unicastPackets ?? Infinity)) for (const tsi of c.tsis) this.send(tsi, this.next(tsi), true);
+    }
   }
+}
+
+/** The name of the interface that has `address` (an IPv6 group's outgoing interface is named, not addressed). */
+function multicastIfName(address: string): string {
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    if ((addrs ?? []).some((a) => a.address === address)) return name;
+  }
+  throw new Error(`no interface has ${address}`);
 }
