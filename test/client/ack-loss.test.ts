@@ -76,6 +76,8 @@ class LossyRelay {
 
   async start(): Promise<number> {
     await Promise.all([this.listen, this.upstream].map((s) => new Promise<void>((ok) => s.bind(0, '127.0.0.1', ok))));
+    // Room for bursts while this process is busy (the stream is 30 Mbit/s).
+    for (const s of [this.listen, this.upstream]) s.setRecvBufferSize(8 << 20);
     return this.listen.address().port;
   }
 
@@ -131,11 +133,13 @@ test('30% of ACKs lost: every loss a delivered ACK reports is answered, once; ea
     const reported = new Set<number>();
     for (const a of relay.acks) if (a.delivered) for (const x of a.lost) reported.add(x);
     expect(server.counters.freshSymbolsRequested).toBe(reported.size);
-    // Replacements leave through the replicator's thread, paced on the
-    // channel's account: the last ones may still be on their way to the relay
-    // when the client finishes.
-    await until('the replacements to reach the relay', () => relay.replacements >= server.counters.freshPackets);
-    expect(server.counters.freshPackets).toBe(relay.replacements);
+    // One replacement per loss answered (none skipped: the whole file fits the window)...
+    expect(server.counters.freshPackets + server.counters.freshUnknown + server.counters.freshSkipped).toBe(reported.size);
+    // ...and each sent once: the relay never sees more than were made. (It may
+    // see fewer: it is JS in this busy process, and the kernel drops what
+    // overflows its socket buffer, replacements included; and the last ones
+    // may still be in the replicator's queue.)
+    expect(relay.replacements).toBeLessThanOrEqual(server.counters.freshPackets);
 
     // Each dropped packet is in DEFAULT_ACK_OVERLAP + 1 consecutive ACKs, unless the client finished before sending them.
     const covering = new Map<number, number[]>();
