@@ -22,9 +22,16 @@
  *   omits is dropped — and sets its expiry: a duration or an absolute time,
  *   clamped to `maxTtlMs` (join-request.ts). A refused JOIN changes nothing.
  *   A JOIN listing no channels ends the session like LEAVE.
+ * - Multicast (§6.2, §10.10): a channel the JOIN flags in its multicast
+ *   bitmap and that has a group is on the session (channel list, expiry,
+ *   JOINED) but the client is no unicast destination of it: the membership
+ *   below holds unicast destinations only. A later JOIN that flips the bit
+ *   adds or removes that one destination; LEAVE and expiry remove only the
+ *   destinations that exist.
  * - LEAVE (valid cookie) drops the client from all channels at once.
- * - ACK (valid cookie, ACK mode, a channel the client is on) asks the data
- *   path for one fresh symbol per newly reported loss (ack-tracker.ts).
+ * - ACK (valid cookie, ACK mode, a channel the client receives by unicast)
+ *   asks the data path for one fresh symbol per newly reported loss
+ *   (ack-tracker.ts). The group stream is nobody's to acknowledge.
  */
 
 import {
@@ -32,6 +39,7 @@ import {
   type ControlMessage,
   ErrorCode,
   type ErrorMessage,
+  type JoinedChannel,
   type JoinMessage,
   type LeaveMessage,
   type HelloMessage,
@@ -44,11 +52,11 @@ import type { CookieAuthority } from './cookie';
 import { InvalidServerConfigError } from '../errors';
 import { checkJoin, isJoinRefusal, type JoinLimits } from './join-request';
 import { JoinTimer } from './join-timer';
-import { emptyOutput, type ManagerOutput, membershipCommands } from './manager-output';
+import { type ClientEvent, emptyOutput, type ManagerOutput, membershipCommands } from './manager-output';
 import { type Peer, peerKey, peerOf } from './peer';
 import { COOKIE_REFUSAL_COUNTER, type ClientManagerCounters, zeroClientManagerCounters } from './session-counters';
 
-export type { ChannelDirectory, ChannelInfo } from './channel-directory';
+export type { ChannelDirectory, ChannelGroup, ChannelInfo } from './channel-directory';
 export { staticChannelDirectory } from './channel-directory';
 export type { ClientEvent, ManagerOutput, ReplicationCommand, Reply } from './manager-output';
 export type { ClientManagerCounters } from './session-counters';
@@ -75,9 +83,12 @@ export interface ClientManagerOptions {
 /** One joined client. */
 export interface SessionInfo {
   client: Peer;
+  /** Every channel the client is on, in JOIN order (name and TSI). */
   channels: ChannelInfo[];
   expiresAtMs: number;
   ack: boolean;
+  /** The channels it receives from their multicast group, not by unicast; absent when none. */
+  multicast?: string[];
 }
 
 interface Session {
@@ -85,6 +96,8 @@ interface Session {
   client: Peer;
   /** Channel name -> TSI, as resolved when joined. */
   channels: Map<string, number>;
+  /** The channels of `channels` received from their group: no unicast destination. */
+  viaGroup: Set<string>;
   expiresAtMs: number;
   ack: boolean;
 }
@@ -127,15 +140,20 @@ export class ClientManager {
   session(peer: Peer): SessionInfo | undefined {
     const s = this.sessions.get(peerKey(peer));
     if (!s) return undefined;
-    return {
+    const info: SessionInfo = {
       client: peerOf(s.client),
       channels: Array.from(s.channels, ([name, tsi]) => ({ name, tsi })),
       expiresAtMs: s.expiresAtMs,
       ack: s.ack,
     };
+    if (s.viaGroup.size > 0) info.multicast = Array.from(s.viaGroup);
+    return info;
   }
 
-  /** Members of a channel (for reconciliation with the data path). */
+  /**
+   * Unicast members of a channel (for reconciliation with the data path):
+   * clients that receive it from its group are not among them.
+   */
   members(channel: string): Peer[] {
     return Array.from(this.membership.members(channel), (key) => peerOf((this.sessions.get(key) as Session).client));
   }
@@ -215,38 +233,58 @@ export class ClientManager {
       this.reply({ type: MessageType.Error, code: grant.code, reason: grant.reason }, from, out);
       return;
     }
-    const { wanted, expiresAtMs } = grant;
+    const { wanted, groups, viaGroup, expiresAtMs } = grant;
 
     let session = this.sessions.get(key);
     const renewed = session !== undefined;
     if (!session) {
-      session = { key, client: peerOf(from), channels: new Map(), expiresAtMs, ack: msg.ack };
+      session = { key, client: peerOf(from), channels: new Map(), viaGroup: new Set(), expiresAtMs, ack: msg.ack };
       this.sessions.set(key, session);
       this.counters.sessionsStarted++;
     } else {
       this.counters.sessionsRenewed++;
     }
-    const diff = this.membership.replace(key, wanted.keys());
+    // Unicast destinations: every wanted channel but those received from their group.
+    const unicast = Array.from(wanted.keys()).filter((name) => !viaGroup.has(name));
+    const diff = this.membership.replace(key, unicast);
     const old = session.channels; // removed channels' commands need their TSI
-    for (const [name, tsi] of old) if (!wanted.has(name)) this.acks.dropChannel(key, tsi);
+    for (const [name, tsi] of old) {
+      if (!wanted.has(name)) this.acks.dropChannel(key, tsi);
+      else if (viaGroup.has(name) !== session.viaGroup.has(name)) this.countFlip(viaGroup.has(name));
+    }
+    // What was answered on a unicast stream means nothing once the group carries the channel.
+    for (const name of viaGroup) this.acks.dropChannel(key, wanted.get(name) as number);
     if (!msg.ack) this.acks.dropClient(key);
+    this.counters.joinMulticastChannels += viaGroup.size;
+    this.counters.joinMulticastNoGroup += grant.bitsWithoutGroup;
     session.channels = wanted;
+    session.viaGroup = viaGroup;
     session.expiresAtMs = expiresAtMs;
     session.ack = msg.ack;
     this.timers.schedule(key, expiresAtMs);
     this.emitDiff(diff, new Map([[key, session]]), out, old);
-    out.events.push({
+    const event: ClientEvent = {
       kind: renewed ? 'renewed' : 'joined',
       client: peerOf(session.client),
       channels: Array.from(wanted.keys()),
       expiresAtMs,
       ack: msg.ack,
+    };
+    if (viaGroup.size > 0) event.multicast = Array.from(viaGroup);
+    out.events.push(event);
+    const channels = Array.from(wanted, ([name, tsi]): JoinedChannel => {
+      const group = groups.get(name);
+      if (!group) return { name, tsi };
+      // UNICAST (§4.6): the client also gets this channel's unicast stream.
+      return { name, tsi, multicast: { ...group, unicast: !viaGroup.has(name) } };
     });
-    this.reply(
-      { type: MessageType.Joined, channels: Array.from(wanted, ([name, tsi]) => ({ name, tsi })), expiresAtMs },
-      from,
-      out,
-    );
+    this.reply({ type: MessageType.Joined, channels, expiresAtMs }, from, out);
+  }
+
+  /** A renewal moved one channel between its group and unicast. */
+  private countFlip(toGroup: boolean): void {
+    if (toGroup) this.counters.unicastToMulticast++;
+    else this.counters.multicastToUnicast++;
   }
 
   private onLeave(msg: LeaveMessage, from: Source, now: number, out: ManagerOutput): void {
@@ -278,6 +316,11 @@ export class ClientManager {
     for (const [name, tsi] of session.channels) if (tsi === msg.tsi) channel = name;
     if (channel === undefined) {
       this.counters.ackUnknownChannel++;
+      return;
+    }
+    if (session.viaGroup.has(channel)) {
+      // Its sequence numbers are the group stream's, which no one acknowledges (§10.10).
+      this.counters.ackGroupChannel++;
       return;
     }
     const verdict = this.acks.onAck(key, msg.tsi, msg, this.sentEnd?.(msg.tsi));

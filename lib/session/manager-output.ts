@@ -19,7 +19,11 @@ export interface Reply {
   maxBytes?: number;
 }
 
-/** Commands for the data path, one per channel and kind (batched). */
+/**
+ * Commands for the data path, one per channel and kind (batched). Members
+ * here are the channel's *unicast* destinations: a client that receives a
+ * channel from its multicast group is on the channel but in none of these.
+ */
 export type ReplicationCommand =
   | { kind: 'addDestinations'; channel: string; tsi: number; destinations: Peer[] }
   | { kind: 'removeDestinations'; channel: string; tsi: number; destinations: Peer[] }
@@ -27,7 +31,15 @@ export type ReplicationCommand =
   | { kind: 'sendFresh'; channel: string; tsi: number; destination: Peer; lost: number[] };
 
 export type ClientEvent =
-  | { kind: 'joined' | 'renewed'; client: Peer; channels: string[]; expiresAtMs: number; ack: boolean }
+  | {
+      kind: 'joined' | 'renewed';
+      client: Peer;
+      channels: string[];
+      expiresAtMs: number;
+      ack: boolean;
+      /** The channels the client receives from their multicast group, not by unicast; absent when none. */
+      multicast?: string[];
+    }
   | { kind: 'left' | 'expired'; client: Peer; channels: string[] };
 
 export interface ManagerOutput {

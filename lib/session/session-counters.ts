@@ -22,10 +22,20 @@ export interface ClientManagerCounters {
   joinUnknownChannel: number;
   joinTooManyChannels: number;
   joinBadTime: number;
+  /** Channels of accepted JOINs the client receives from their multicast group (bit set, channel has a group). */
+  joinMulticastChannels: number;
+  /** Multicast bits of accepted JOINs for channels without a group: ignored, the client is a unicast member. */
+  joinMulticastNoGroup: number;
+  /** A renewal cleared a channel's bit: the client went from the group to unicast (its fallback, §10.10). */
+  multicastToUnicast: number;
+  /** A renewal set a channel's bit: the client went from unicast to the group. */
+  unicastToMulticast: number;
   leaveNotJoined: number;
   ackNotJoined: number;
   ackNotAckMode: number;
   ackUnknownChannel: number;
+  /** ACKs for a channel the session receives from its group: ACKs are for unicast streams only (§6.5). */
+  ackGroupChannel: number;
   ackMalformed: number;
   /** Replies not sent because they would exceed the datagram that caused them. */
   amplificationSuppressed: number;
@@ -52,10 +62,15 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     joinUnknownChannel: 0,
     joinTooManyChannels: 0,
     joinBadTime: 0,
+    joinMulticastChannels: 0,
+    joinMulticastNoGroup: 0,
+    multicastToUnicast: 0,
+    unicastToMulticast: 0,
     leaveNotJoined: 0,
     ackNotJoined: 0,
     ackNotAckMode: 0,
     ackUnknownChannel: 0,
+    ackGroupChannel: 0,
     ackMalformed: 0,
     amplificationSuppressed: 0,
     sessionsStarted: 0,

@@ -51,3 +51,41 @@ test('asciiSafe: printable ASCII, at most 64 characters', () => {
   expect(asciiSafe('caf\u00e9\u0000\x7f!')).toBe('caf???!');
   expect(asciiSafe('x'.repeat(100))).toHaveLength(64);
 });
+
+describe('checkJoin and the multicast bitmap (§6.2)', () => {
+  const directory = staticChannelDirectory([
+    { name: 'g', tsi: 1, multicast: { group: '239.0.0.1', port: 9000 } },
+    { name: 'u', tsi: 2 },
+  ]);
+  const limits = { channels: directory, maxTtlMs: 1000, maxChannels: 4 };
+  const msg = (channels: string[], multicast?: string[]) =>
+    ({ type: MessageType.Join, cookie: new Uint8Array(33), channels, until: { kind: 'duration', ms: 5 }, ack: false, multicast }) as const;
+
+  test('a bit on a channel with a group: received from the group; every group is listed for JOINED', () => {
+    const grant = checkJoin(msg(['u', 'g'], ['g']), NOW, limits);
+    if (isJoinRefusal(grant)) throw new Error(grant.reason);
+    expect(Array.from(grant.viaGroup)).toEqual(['g']);
+    expect(Array.from(grant.groups)).toEqual([['g', { group: '239.0.0.1', port: 9000 }]]);
+    expect(grant.bitsWithoutGroup).toBe(0);
+  });
+
+  test('a bit on a channel without a group is counted and ignored, never refused', () => {
+    const grant = checkJoin(msg(['u', 'g'], ['u']), NOW, limits);
+    if (isJoinRefusal(grant)) throw new Error(grant.reason);
+    expect(grant.viaGroup.size).toBe(0);
+    expect(grant.bitsWithoutGroup).toBe(1);
+  });
+
+  test('no bitmap, or names the JOIN does not list: nothing from the group', () => {
+    for (const m of [msg(['g']), msg(['u'], ['g']), msg(['g'], ['nope'])]) {
+      const grant = checkJoin(m, NOW, limits);
+      if (isJoinRefusal(grant)) throw new Error(grant.reason);
+      expect(grant.viaGroup.size).toBe(0);
+      expect(grant.bitsWithoutGroup).toBe(0);
+    }
+  });
+
+  test('the bitmap does not change which JOINs are refused, nor why', () => {
+    expect(checkJoin(msg(['g', 'x'], ['g']), NOW, limits)).toEqual({ code: ErrorCode.UnknownChannel, reason: 'unknown channel x', counter: 'joinUnknownChannel' });
+  });
+});
