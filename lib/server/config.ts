@@ -1,15 +1,17 @@
 /**
  * RqcastServer's configuration: the options, their defaults and checks, and
  * what they turn into — one ChannelStream configuration and one replicator
- * channel per configured channel (docs/PROTOCOL.md §10.6). Pure functions
- * and types; server.ts builds the objects.
+ * channel per configured channel, and a second of each for a channel with
+ * a multicast group (docs/PROTOCOL.md §10.6, §10.10; group-streams.ts).
+ * Pure functions and types; server.ts builds the objects.
  */
 import type { AckTrackerOptions } from '../session/ack-tracker';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
 import { DEFAULT_FDT_INTERVAL, windowFor } from '../stream/channel-stream';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
 import { SymbolAllocator } from '../content/symbol-allocator';
-import type { ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
+import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
+import { type CheckedGroup, checkMulticastGroup, type HostInterfaces } from '../transport/multicast/group-config';
 import { InvalidServerConfigError } from '../errors';
 
 export const DEFAULT_PORT = 4433;
@@ -71,6 +73,16 @@ export interface ChannelConfig {
   objects?: readonly string[];
   /** Pacing rate of the stream in Mbit/s (10^6 bit/s). Default the server's rateMbps. */
   rateMbps?: number;
+  /**
+   * An IP multicast group the channel is also sent to, as a second stream
+   * (docs/PROTOCOL.md §10.10). Checked against this host when the server is
+   * constructed (lib/transport/multicast/group-config.ts): a multicast
+   * group, port 1..65535, TTL 0..255 (default 1), an interface of this host
+   * (name or address), a source that is a unicast address of this host of
+   * the group's family (default: the interface's address, else `host` when
+   * it is not a wildcard, else none).
+   */
+  multicast?: MulticastGroupConfig;
 }
 
 export interface RqcastServerOptions {
@@ -120,6 +132,8 @@ export interface RqcastServerOptions {
   windowBlocks?: number;
   clock?: () => number;
   logger?: ServerLogger;
+  /** This host's interfaces, against which multicast interfaces and sources are checked. Default os.networkInterfaces (tests inject others). */
+  networkInterfaces?: HostInterfaces;
 }
 
 /** A configured channel, checked: channel i (1-based, in configuration order) has TSI i (§10.6). */
@@ -128,6 +142,8 @@ export interface ChannelPlan {
   tsi: number;
   objects: readonly CatalogueObject[];
   rateMbps: number;
+  /** Its group, checked, with the defaults applied; absent: unicast only. */
+  multicast?: CheckedGroup;
 }
 
 /** The options with their defaults applied, checked. */
@@ -135,7 +151,7 @@ export interface ServerPlan {
   noCode: boolean;
   ringCapacity: number;
   memoryBytes: number;
-  /** Each channel's share of memoryBytes. */
+  /** Each stream's share of memoryBytes (a channel with a group has two streams). */
   memoryShare: number;
   host: string;
   port: number;
@@ -152,20 +168,30 @@ export function planServer(options: RqcastServerOptions): ServerPlan {
   if (configs.length === 0) throw new InvalidServerConfigError('at least one channel');
   const memoryBytes = options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   if (!(Number.isFinite(memoryBytes) && memoryBytes >= 0)) throw new InvalidServerConfigError('memoryBytes must be >= 0');
+  const host = options.host ?? '0.0.0.0';
+  const channels = planChannels(options.catalogue, configs, options.rateMbps, { bindHost: host, interfaces: options.networkInterfaces });
+  // A group stream has a window of its own over the same objects (its
+  // schedule is its own): it takes a share like any stream.
+  const streams = channels.length + channels.filter((c) => c.multicast !== undefined).length;
   return {
     noCode: options.noCode ?? false,
     ringCapacity,
     memoryBytes,
-    memoryShare: memoryBytes / configs.length,
-    host: options.host ?? '0.0.0.0',
+    memoryShare: memoryBytes / streams,
+    host,
     port: options.port ?? DEFAULT_PORT,
     tickIntervalMs: options.tickIntervalMs ?? DEFAULT_TICK_MS,
     prepare: options.prepare ?? true,
-    channels: planChannels(options.catalogue, configs, options.rateMbps),
+    channels,
   };
 }
 
-function planChannels(catalogue: Catalogue, configs: readonly ChannelConfig[], defaultRateMbps: number | undefined): ChannelPlan[] {
+function planChannels(
+  catalogue: Catalogue,
+  configs: readonly ChannelConfig[],
+  defaultRateMbps: number | undefined,
+  host: { bindHost: string; interfaces?: HostInterfaces },
+): ChannelPlan[] {
   const names = new Set<string>();
   return configs.map((c, i) => {
     const bytes = Buffer.byteLength(c.name, 'utf8');
@@ -180,7 +206,9 @@ function planChannels(catalogue: Catalogue, configs: readonly ChannelConfig[], d
     if (objects.length === 0) throw new InvalidServerConfigError(`channel ${c.name} has no objects`);
     const rateMbps = c.rateMbps ?? defaultRateMbps ?? DEFAULT_RATE_MBPS;
     if (!(Number.isFinite(rateMbps) && rateMbps > 0)) throw new InvalidServerConfigError('rate must be a positive number of Mbit/s');
-    return { name: c.name, tsi: i + 1, objects, rateMbps };
+    const plan: ChannelPlan = { name: c.name, tsi: i + 1, objects, rateMbps };
+    if (c.multicast !== undefined) plan.multicast = checkMulticastGroup(c.multicast, { ...host, what: `channel ${c.name}` });
+    return plan;
   });
 }
 
@@ -238,9 +266,10 @@ export function channelStreamOptions(
 }
 
 /**
- * The replicator channel of a planned channel: a ring of `ringCapacity`
- * slots, refilled at a quarter full, paced at the channel's rate counted
- * once per stream packet whatever the number of members (§10.6).
+ * The replicator channel of a planned channel's stream (unicast or group):
+ * a ring of `ringCapacity` slots, refilled at a quarter full, paced at the
+ * channel's rate counted once per stream packet whatever the number of
+ * members (§10.6).
  */
 export function replicatorChannelConfig(plan: ServerPlan, channel: ChannelPlan, slotSize: number): ReplicatorChannelConfig {
   return {

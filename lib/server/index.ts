@@ -9,6 +9,9 @@ export {
   RqcastServerOptions,
   ChannelConfig,
   ServerChannel,
+  ServerChannelGroup,
+  ChannelStreamKind,
+  GroupStreamCounters,
   ServerCounters,
   ServerAddress,
   ServerLogger,
@@ -36,6 +39,20 @@ export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSou
 export { SymbolAllocator, AllocationMode, EsiRange, EsiLayout, EsiSpan, EsiLayoutError } from '../content/symbol-allocator';
 export { BlockSource, BlockSymbols, BlockPreparation, BlockSealing } from '../content/block-source';
 export { registerServerMetrics } from './metrics';
+export { GROUP_STREAM_CHANNEL_FLAG, groupChannelId } from './group-streams';
+export {
+  CheckedGroup,
+  HostInterfaces,
+  MulticastConfigError,
+  NotMulticastGroupError,
+  MulticastPortError,
+  MulticastTtlError,
+  UnknownInterfaceError,
+  MulticastSourceError,
+  DEFAULT_MULTICAST_TTL,
+  checkMulticastGroup,
+} from '../transport/multicast/group-config';
+export { MulticastGroupConfig } from '../transport/replicator-contract';
 export { ClientManager, ClientManagerOptions, ClientManagerCounters, ClientEvent, ReplicationCommand, Source } from '../session/client-manager';
 export { Peer, PeerTransport, peerKey, udpPeer, tcpPeer } from '../session/peer';
 export { CookieAuthority, CookieAuthorityOptions, CookieVerdict, CookieRefusal } from '../session/cookie';

@@ -17,6 +17,11 @@
  *   it is created. Membership commands and ACK replacements (fresh symbols
  *   from ChannelStream.freshPackets, without EXT_RQSEQ) go to the transport
  *   of the peer they name.
+ * - Multicast: a channel with a group has a second stream, its group
+ *   stream (group-streams.ts), on replicator channel 0x80000000 | TSI with
+ *   the group as its one sink, created at listen() and refilled like the
+ *   unicast one. The client manager is told each channel's group; it
+ *   decides who is a unicast member (lib/session).
  * - One interval timer drives every join timer (ClientManager.tick). Cookie
  *   keys rotate with the clock: CookieAuthority derives the key of each
  *   rotation period from the master secret (--secret, shared by relays; a
@@ -38,11 +43,13 @@ import type { ObjectEncoder } from '../fec/encoder';
 import { BlockCache } from '../content/block-cache';
 import type { Catalogue, CatalogueObject, FdtObject } from '../content/catalogue';
 import { type BlockPins, ChannelStream, type StreamCounters, type SymbolSource } from '../stream/channel-stream';
-import { type ClientEvent, ClientManager, type ClientManagerCounters, staticChannelDirectory } from '../session/client-manager';
+import { type ChannelInfo, type ClientEvent, ClientManager, type ClientManagerCounters, staticChannelDirectory } from '../session/client-manager';
 import type { ManagerOutput } from '../session/manager-output';
 import type { Peer, PeerTransport } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
+import { sinkConfig } from '../transport/multicast/group-config';
+import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
 import {
   channelStreamOptions,
   planServer,
@@ -68,9 +75,18 @@ export {
   type RqcastServerOptions,
   type ServerLogger,
 } from './config';
+export type { ServerChannelGroup } from './group-streams';
+
+/** The group streams' StreamCounters that can be other than 0 (they answer no ACK), summed. */
+export interface GroupStreamCounters {
+  groupStreamPackets: number;
+  groupFdtPackets: number;
+  groupWindowAdvances: number;
+  groupWindowStalls: number;
+}
 
 /** The other StreamCounters are summed over the channels under their own names. */
-export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'> {
+export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters {
   /** Control messages received (UDP datagrams), before decoding. */
   datagramsReceived: number;
   bytesReceived: number;
@@ -79,7 +95,7 @@ export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounte
   repliesSent: number;
   replyBytesSent: number;
   replySendErrors: number;
-  /** StreamCounters.packets, summed over the channels. */
+  /** StreamCounters.packets, summed over the channels' unicast streams (group streams: groupStreamPackets). */
   streamPackets: number;
   /** Prepared blocks now, their bytes, and the most those bytes have been (BlockCache). */
   preparedBlocks: number;
@@ -96,9 +112,15 @@ export interface ServerChannel {
   tsi: number;
   objects: readonly CatalogueObject[];
   rateMbps: number;
+  /** The unicast stream: what the channel's unicast members receive, and what their ACKs are about. */
   stream: ChannelStream;
   fdt: FdtObject;
+  /** The channel's multicast group and group stream, if it has one (docs/PROTOCOL.md §10.10). */
+  multicast?: ServerChannelGroup;
 }
+
+/** Which of a channel's streams: the unicast one, or the one sent to its group. */
+export type ChannelStreamKind = 'unicast' | 'group';
 
 export type ServerAddress = ListenAddress;
 
@@ -119,6 +141,8 @@ export class RqcastServer extends EventEmitter {
   private readonly options: RqcastServerOptions;
   private readonly plan: ServerPlan;
   private readonly byTsi = new Map<number, ServerChannel>();
+  /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
+  private readonly streams = new Map<number, ChannelStream>();
   private readonly cache: BlockCache;
   private replicator?: ReplicatorLike;
   private ownsReplicator = false;
@@ -149,9 +173,16 @@ export class RqcastServer extends EventEmitter {
     const now = this.clock();
     this.channels = this.plan.channels.map((c) => {
       const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
-      const stream = new ChannelStream(channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins));
+      const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
+      const stream = new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
       this.byTsi.set(c.tsi, ch);
+      this.streams.set(c.tsi, stream);
+      if (c.multicast) {
+        const group = new ChannelStream(groupStreamOptions(unicast, c.objects, this.noCode, allocatorOf));
+        ch.multicast = { ...c.multicast, channelId: groupChannelId(c.tsi), stream: group };
+        this.streams.set(ch.multicast.channelId, group);
+      }
       return ch;
     });
     this.manager = new ClientManager({
@@ -160,7 +191,7 @@ export class RqcastServer extends EventEmitter {
         rotationPeriodMs: options.cookieRotationMs,
         lifetimeMs: options.cookieLifetimeMs,
       }),
-      channels: staticChannelDirectory(this.channels.map((c) => ({ name: c.name, tsi: c.tsi }))),
+      channels: staticChannelDirectory(this.channels.map(channelInfo)),
       encodedSize: (m: ControlMessage) => encodeControl(m).length,
       maxTtlMs: options.maxTtlMs,
       maxChannelsPerClient: options.maxChannelsPerClient,
@@ -173,7 +204,7 @@ export class RqcastServer extends EventEmitter {
   async listen(): Promise<ServerAddress> {
     if (this.closed) throw new InvalidServerConfigError('server is closed');
     if (this.bound) return this.bound;
-    for (const ch of this.channels) ch.stream.start();
+    for (const stream of this.streams.values()) stream.start();
     if (this.plan.prepare) {
       const t0 = Date.now();
       await this.cache.whenPinnedReady();
@@ -184,13 +215,21 @@ export class RqcastServer extends EventEmitter {
     this.ownsReplicator = this.options.replicator === undefined;
     this.replicator = rep;
     rep.on('lowWater', this.onLowWater);
-    for (const ch of this.channels) {
-      rep.createChannel(ch.tsi, replicatorChannelConfig(this.plan, ch, ch.stream.slotSize));
-      this.refill(ch.tsi);
-    }
-    const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
-    this.transports.set(udp.kind, udp);
     try {
+      this.plan.channels.forEach((plan, i) => {
+        const ch = this.channels[i];
+        rep.createChannel(ch.tsi, replicatorChannelConfig(this.plan, plan, ch.stream.slotSize));
+        this.refill(ch.tsi);
+        const g = ch.multicast;
+        if (g) {
+          // The sink first: the channel's first packets go to the group.
+          rep.createChannel(g.channelId, replicatorChannelConfig(this.plan, plan, g.stream.slotSize));
+          rep.addGroup(g.channelId, sinkConfig(g));
+          this.refill(g.channelId);
+        }
+      });
+      const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
+      this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
     } catch (err) {
       await this.close();
@@ -198,7 +237,7 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
-    this.log.info({ ...this.bound, channels: this.channels.map((c) => ({ name: c.name, tsi: c.tsi, objects: c.objects.length, rateMbps: c.rateMbps })) }, 'listening');
+    this.log.info({ ...this.bound, channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -218,6 +257,15 @@ export class RqcastServer extends EventEmitter {
       for (const k of Object.keys(sum) as (keyof StreamCounters)[]) sum[k] += ch.stream.counters[k];
     }
     const { packets: streamPackets, ...streams } = sum;
+    const group: GroupStreamCounters = { groupStreamPackets: 0, groupFdtPackets: 0, groupWindowAdvances: 0, groupWindowStalls: 0 };
+    for (const ch of this.channels) {
+      const g = ch.multicast?.stream.counters;
+      if (!g) continue;
+      group.groupStreamPackets += g.packets;
+      group.groupFdtPackets += g.fdtPackets;
+      group.groupWindowAdvances += g.windowAdvances;
+      group.groupWindowStalls += g.windowStalls;
+    }
     const t = zeroServerTransportCounters();
     for (const transport of this.transports.values()) {
       for (const k of Object.keys(t) as (keyof ServerTransportCounters)[]) t[k] += transport.counters[k];
@@ -237,6 +285,7 @@ export class RqcastServer extends EventEmitter {
       replicatorErrors: this.own.replicatorErrors + t.dataPathErrors,
       ...streams,
       streamPackets,
+      ...group,
       preparedBlocks: b.preparedBlocks,
       preparedBytes: b.preparedBytes,
       preparedBytesPeak: b.preparedBytesPeak,
@@ -245,11 +294,16 @@ export class RqcastServer extends EventEmitter {
     };
   }
 
-  /** The replicator's statistics of one channel (undefined before listen). */
-  channelStats(name: string): ReturnType<ReplicatorLike['channelStats']> | undefined {
+  /**
+   * The replicator's statistics of one of a channel's streams: its unicast
+   * stream by default, or its group stream (undefined before listen, and for
+   * the group stream of a channel without a group).
+   */
+  channelStats(name: string, stream: ChannelStreamKind = 'unicast'): ReturnType<ReplicatorLike['channelStats']> | undefined {
     const ch = this.channels.find((c) => c.name === name);
     if (!ch || !this.replicator) return undefined;
-    return this.replicator.channelStats(ch.tsi);
+    if (stream === 'unicast') return this.replicator.channelStats(ch.tsi);
+    return ch.multicast ? this.replicator.channelStats(ch.multicast.channelId) : undefined;
   }
 
   /** Stops everything; idempotent. The catalogue stays open (it is the caller's). */
@@ -262,12 +316,19 @@ export class RqcastServer extends EventEmitter {
     if (rep) {
       rep.off('lowWater', this.onLowWater);
       if (this.ownsReplicator) rep.close();
-      else for (const ch of this.channels) this.safely(() => rep.removeChannel(ch.tsi));
+      else {
+        for (const ch of this.channels) {
+          const g = ch.multicast;
+          if (g) {
+            this.safely(() => rep.removeGroup(g.channelId));
+            this.safely(() => rep.removeChannel(g.channelId));
+          }
+          this.safely(() => rep.removeChannel(ch.tsi));
+        }
+      }
     }
-    for (const ch of this.channels) {
-      ch.stream.close();
-      ch.fdt.encoder.close();
-    }
+    for (const stream of this.streams.values()) stream.close();
+    for (const ch of this.channels) ch.fdt.encoder.close();
     this.cache.close();
     this.log.info({}, 'closed');
   }
@@ -288,16 +349,17 @@ export class RqcastServer extends EventEmitter {
     };
   }
 
-  private refill(tsi: number): void {
-    const ch = this.byTsi.get(tsi);
+  /** Tops up the ring of replicator channel `id` (a TSI, or a group stream's groupChannelId). */
+  private refill(id: number): void {
+    const stream = this.streams.get(id);
     const rep = this.replicator;
-    if (!ch || !rep || this.closed) return;
+    if (!stream || !rep || this.closed) return;
     try {
-      const free = this.plan.ringCapacity - rep.channelStats(tsi).queued;
-      if (free > 0) ch.stream.fill(free, (buf, size, count) => rep.push(tsi, buf, size, count));
+      const free = this.plan.ringCapacity - rep.channelStats(id).queued;
+      if (free > 0) stream.fill(free, (buf, size, count) => rep.push(id, buf, size, count));
     } catch (err) {
       this.own.replicatorErrors++;
-      this.log.error({ err, tsi }, 'stream refill failed');
+      this.log.error({ err, tsi: stream.tsi, channelId: id }, 'stream refill failed');
     }
   }
 
@@ -335,7 +397,7 @@ export class RqcastServer extends EventEmitter {
     }
     for (const e of out.events) {
       const who = { address: e.client.address, port: e.client.port, channels: e.channels };
-      if (e.kind === 'joined' || e.kind === 'renewed') this.log.info({ ...who, expiresAtMs: e.expiresAtMs, ack: e.ack }, e.kind);
+      if (e.kind === 'joined' || e.kind === 'renewed') this.log.info({ ...who, expiresAtMs: e.expiresAtMs, ack: e.ack, multicast: e.multicast }, e.kind);
       else this.log.info(who, e.kind);
       this.emit(e.kind, e);
     }
@@ -349,4 +411,20 @@ export class RqcastServer extends EventEmitter {
       this.log.warn({ err }, 'replicator refused a command');
     }
   }
+}
+
+/** What the client manager knows of a channel: name, TSI and the group JOINED announces. */
+function channelInfo(c: ServerChannel): ChannelInfo {
+  const info: ChannelInfo = { name: c.name, tsi: c.tsi };
+  const g = c.multicast;
+  if (g) info.multicast = g.source === undefined ? { group: g.group, port: g.port } : { group: g.group, port: g.port, source: g.source };
+  return info;
+}
+
+/** A channel in the 'listening' log line. */
+function channelLog(c: ServerChannel): object {
+  const g = c.multicast;
+  const base = { name: c.name, tsi: c.tsi, objects: c.objects.length, rateMbps: c.rateMbps };
+  if (!g) return base;
+  return { ...base, multicast: { group: g.group, port: g.port, source: g.source, ttl: g.ttl, interface: g.interface } };
 }

@@ -130,3 +130,44 @@ test('symbol allocators: coded shares one per object across channels, no-code gi
   const carousel = symbolAllocators(true);
   expect(carousel(a)).not.toBe(carousel(a));
 });
+
+describe('channels with a multicast group (docs/PROTOCOL.md §10.10)', () => {
+  const HOST = () => ({
+    lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4' as const, mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }],
+  });
+
+  test('the group is checked and completed with its defaults; channels without one have none', () => {
+    const plan = planServer({
+      catalogue,
+      host: '127.0.0.1',
+      networkInterfaces: HOST,
+      channels: [{ name: 'm', multicast: { group: '239.9.9.9', port: 7000 } }, { name: 'u' }],
+    });
+    expect(plan.channels[0].multicast).toEqual({ group: '239.9.9.9', family: 4, port: 7000, ttl: 1, loop: true, source: '127.0.0.1' });
+    expect(plan.channels[1]).not.toHaveProperty('multicast');
+  });
+
+  test('a group stream takes a memory share like any stream: 900 bytes over 2 channels, one with a group, is 300 each', () => {
+    const plan = planServer({ catalogue, memoryBytes: 900, networkInterfaces: HOST, channels: [{ name: 'm', multicast: { group: '239.9.9.9', port: 7000 } }, { name: 'u' }] });
+    expect(plan.memoryShare).toBe(300);
+    expect(planServer({ catalogue, memoryBytes: 900, channels: [{ name: 'a' }, { name: 'b' }] }).memoryShare).toBe(450);
+  });
+
+  test.each([
+    [{ group: '10.1.1.1', port: 7000 }, 'ERR_MULTICAST_GROUP', 'channel hd: multicast group 10.1.1.1 is not a multicast address'],
+    [{ group: '239.1.1.1', port: 0 }, 'ERR_MULTICAST_PORT', 'channel hd: multicast port 0'],
+    [{ group: '239.1.1.1', port: 1, ttl: 300 }, 'ERR_MULTICAST_TTL', 'channel hd: multicast TTL 300'],
+    [{ group: '239.1.1.1', port: 1, interface: 'eth0' }, 'ERR_MULTICAST_INTERFACE', 'channel hd: multicast interface eth0'],
+    [{ group: '239.1.1.1', port: 1, source: '192.0.2.1' }, 'ERR_MULTICAST_SOURCE', 'channel hd: multicast source 192.0.2.1'],
+  ])('refuses %j at construction, naming the channel', (multicast, code, message) => {
+    let caught: unknown;
+    try {
+      planServer({ catalogue, networkInterfaces: HOST, channels: [{ name: 'hd', multicast }] });
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(InvalidServerConfigError);
+    expect((caught as InvalidServerConfigError).code).toBe(code);
+    expect((caught as Error).message).toContain(message);
+  });
+});

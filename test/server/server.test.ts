@@ -38,14 +38,28 @@ interface FakeChannel {
   streamPackets: number;
   datagrams: number;
   bytes: number;
+  /** The multicast sink, if any. */
+  group?: MulticastGroupConfig;
+  /** The first packets sent to the group (up to GROUP_RECORD), as they left. */
+  groupSent: Uint8Array[];
 }
 
-/** The Replicator contract over dgram: a few packets per channel every millisecond or so. */
+/** Group packets a FakeReplicator keeps per channel for inspection. */
+const GROUP_RECORD = 4096;
+
+/**
+ * The Replicator contract over dgram: a few packets per channel every
+ * millisecond or so. A group sink sends each packet once: recorded, and
+ * forwarded to the local sockets that `listen` to the group (standing in
+ * for IP multicast on loopback).
+ */
 class FakeReplicator extends EventEmitter implements ReplicatorContract {
   private readonly socket = dgram.createSocket('udp4');
   private readonly channels = new Map<number, FakeChannel>();
+  private readonly groupListeners = new Map<string, Set<number>>();
   private readonly timer: NodeJS.Timeout;
   oneOffs = 0;
+  readonly calls: string[] = [];
 
   constructor(private readonly perTick = 16) {
     super();
@@ -63,10 +77,39 @@ class FakeReplicator extends EventEmitter implements ReplicatorContract {
       streamPackets: 0,
       datagrams: 0,
       bytes: 0,
+      groupSent: [],
     });
+    this.calls.push(`createChannel ${id}`);
   }
   removeChannel(id: number): void {
     this.channels.delete(id);
+    this.calls.push(`removeChannel ${id}`);
+  }
+  addGroup(channelId: number, group: MulticastGroupConfig): void {
+    const c = this.ch(channelId);
+    if (c.group) throw new Error('EEXIST');
+    c.group = group;
+    this.calls.push(`addGroup ${channelId} ${JSON.stringify(group)}`);
+  }
+  removeGroup(channelId: number): void {
+    const c = this.ch(channelId);
+    if (!c.group) throw new Error('ENOENT');
+    c.group = undefined;
+    this.calls.push(`removeGroup ${channelId}`);
+  }
+  /** The local UDP port `port` receives what is sent to `group`:`groupPort` from now on. */
+  listen(group: string, groupPort: number, port: number): void {
+    const key = `${group} ${groupPort}`;
+    let set = this.groupListeners.get(key);
+    if (!set) this.groupListeners.set(key, (set = new Set()));
+    set.add(port);
+  }
+  unlisten(group: string, groupPort: number, port: number): void {
+    this.groupListeners.get(`${group} ${groupPort}`)?.delete(port);
+  }
+  /** What channel `id`'s group sink sent so far (the first GROUP_RECORD packets). */
+  groupSent(id: number): Uint8Array[] {
+    return this.ch(id).groupSent;
   }
   addDestination(id: number, address: string, port: number): void {
     this.ch(id).dests.set(`${address} ${port}`, { address, port });
@@ -111,13 +154,19 @@ class FakeReplicator extends EventEmitter implements ReplicatorContract {
   private pump(): void {
     const low: number[] = [];
     for (const [id, c] of this.channels) {
-      if (c.dests.size === 0) continue; // a channel without destinations holds its packets
+      if (c.dests.size === 0 && !c.group) continue; // a channel without destinations holds its packets
       for (const p of c.queue.splice(0, this.perTick)) {
         c.streamPackets++;
         for (const d of c.dests.values()) {
           this.socket.send(p, d.port, d.address);
           c.datagrams++;
           c.bytes += p.length;
+        }
+        if (c.group) {
+          c.datagrams++;
+          c.bytes += p.length;
+          if (c.groupSent.length < GROUP_RECORD) c.groupSent.push(p);
+          for (const port of this.groupListeners.get(`${c.group.group} ${c.group.port}`) ?? []) this.socket.send(p, port, '127.0.0.1');
         }
       }
       if (c.armed && c.queue.length <= c.lowWater) {
@@ -652,5 +701,173 @@ describe.each(replicators)('RqcastServer with %s', (_name, make) => {
     } finally {
       await r.close();
     }
+  });
+});
+
+// ------------------------------------------------------------- multicast --
+
+describe('RqcastServer with a multicast group (docs/PROTOCOL.md §10.10), over the fake replicator', () => {
+  const GROUP = { group: '239.40.40.40', port: 40_000 };
+  const GROUP_ID = 0x80000001;
+
+  /** A plain UDP socket standing for a client's receive-only multicast transport. */
+  async function groupSocket(): Promise<{ socket: dgram.Socket; port: number; data: AlcPacket[]; close(): void }> {
+    const socket = dgram.createSocket('udp4');
+    const data: AlcPacket[] = [];
+    socket.on('message', (msg) => {
+      const r = decodeAlc(new Uint8Array(msg));
+      if (r.ok) data.push(r.packet);
+    });
+    await new Promise<void>((res) => socket.bind(0, '127.0.0.1', res));
+    return { socket, port: socket.address().port, data, close: () => socket.close() };
+  }
+
+  async function joinWith(c: TestClient, port: number, cookie: Uint8Array, channels: string[], multicast: string[]) {
+    const from = c.control.length;
+    c.send({ type: MessageType.Join, cookie, channels, until: { kind: 'duration', ms: 60_000 }, ack: true, multicast }, port);
+    return c.next(MessageType.Joined, from);
+  }
+
+  test('listen: a second replicator channel 0x80000000 | TSI with the same ring and rate, the group as its sink, primed; close removes both', async () => {
+    const fake = new FakeReplicator();
+    const r = await rig(() => fake, { channels: [{ name: 'main', multicast: GROUP }, { name: 'plain' }] });
+    const main = r.server.channels[0];
+    expect(main.multicast).toMatchObject({ group: GROUP.group, port: GROUP.port, ttl: 1, loop: true, source: '127.0.0.1', channelId: GROUP_ID });
+    expect(r.server.channels[1].multicast).toBeUndefined();
+    // The source defaults to the control socket's address (bound to 127.0.0.1 here).
+    expect(fake.calls).toEqual([
+      'createChannel 1',
+      `createChannel ${GROUP_ID}`,
+      `addGroup ${GROUP_ID} {"group":"239.40.40.40","port":40000,"ttl":1,"loop":true,"source":"127.0.0.1"}`,
+      'createChannel 2',
+    ]);
+    expect(r.replicator.channelStats(GROUP_ID).queued + r.replicator.channelStats(GROUP_ID).streamPackets).toBeGreaterThan(0);
+    expect(r.server.channelStats('main', 'group')).toEqual(r.replicator.channelStats(GROUP_ID));
+    expect(r.server.channelStats('plain', 'group')).toBeUndefined();
+    expect(r.server.channelStats('main')).toEqual(r.replicator.channelStats(1));
+    fake.calls.length = 0;
+    await r.server.close();
+    expect(fake.calls).toEqual([`removeGroup ${GROUP_ID}`, `removeChannel ${GROUP_ID}`, 'removeChannel 1', 'removeChannel 2']);
+    r.replicator.close();
+    r.clients.forEach((c) => c.close());
+  });
+
+  test('the group gets the channel stream with nobody joined, refilled on low water: TSI 1, its own EXT_RQSEQ from 0, the FDT', async () => {
+    const fake = new FakeReplicator();
+    const r = await rig(() => fake, { channels: [{ name: 'main', multicast: GROUP }] });
+    try {
+      // Several ring-fulls (256 slots): the group channel was refilled.
+      while (fake.groupSent(GROUP_ID).length < 1000) await sleep(5);
+      const sent = fake.groupSent(GROUP_ID).slice(0, 1000).map((b) => {
+        const d = decodeAlc(b);
+        if (!d.ok) throw new Error(d.reason);
+        return d.packet;
+      });
+      expect(sent.every((p) => p.tsi === 1)).toBe(true);
+      expect(sent.map((p) => p.sequence)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+      expect(sent.some((p) => p.toi === 0n && p.fdt?.instanceId === 1)).toBe(true);
+      expect(r.replicator.channelStats(1).streamPackets).toBe(0);
+      expect(r.server.counters.groupStreamPackets).toBeGreaterThanOrEqual(1000);
+      expect(r.server.counters.groupFdtPackets).toBeGreaterThan(0);
+      expect(r.server.counters.streamPackets).toBe(r.server.channels[0].stream.counters.packets);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a multicast JOIN adds no unicast destination; its fallback JOIN (bit cleared) does, and the ESIs of both streams never repeat', async () => {
+    const fake = new FakeReplicator();
+    const r = await rig(() => fake, { channels: [{ name: 'main', multicast: GROUP }] });
+    const g = await groupSocket();
+    try {
+      const c = await r.client();
+      const cookie = await c.cookie(r.port);
+      const joined = await joinWith(c, r.port, cookie, ['main'], ['main']);
+      expect(joined.channels).toEqual([{ name: 'main', tsi: 1, multicast: { group: GROUP.group, port: GROUP.port, source: '127.0.0.1', unicast: false } }]);
+      fake.listen(GROUP.group, GROUP.port, g.port);
+      await new Promise<void>((res) => {
+        const check = (): void => (g.data.length >= 200 ? res() : void setTimeout(check, 5));
+        check();
+      });
+      expect(r.replicator.channelStats(1).destinations).toBe(0);
+      expect(c.data).toHaveLength(0);
+      expect(r.server.counters.joinMulticastChannels).toBe(1);
+
+      // An ACK of the channel while it comes from the group: ignored.
+      c.send({ type: MessageType.Ack, cookie, tsi: 1, windowStart: 0, windowEnd: 10, received: [] }, r.port);
+      // Fallback: the same channel, bit cleared.
+      const fallback = await joinWith(c, r.port, cookie, ['main'], []);
+      expect(fallback.channels[0].multicast).toEqual({ group: GROUP.group, port: GROUP.port, source: '127.0.0.1', unicast: true });
+      expect(r.replicator.channelStats(1).destinations).toBe(1);
+      await c.until(() => c.data.length >= 200);
+      expect(c.data.every((p) => p.tsi === 1)).toBe(true);
+      expect(r.server.counters).toMatchObject({ multicastToUnicast: 1, ackGroupChannel: 1, freshSymbolsRequested: 0 });
+
+      // One client, both streams: no (TOI, SBN, ESI) twice.
+      fake.unlisten(GROUP.group, GROUP.port, g.port);
+      const keys = [...g.data, ...c.data].map((p) => `${p.toi}/${p.sbn}/${p.esi}`);
+      expect(new Set(keys).size).toBe(keys.length);
+    } finally {
+      g.close();
+      await r.close();
+    }
+  });
+
+  test('channels without a group: no group stream, no addGroup, JOINED without group entries even with the bit set', async () => {
+    const fake = new FakeReplicator();
+    const r = await rig(() => fake);
+    try {
+      expect(fake.calls).toEqual(['createChannel 1']);
+      expect(r.server.channels[0]).not.toHaveProperty('multicast');
+      const c = await r.client();
+      const joined = await joinWith(c, r.port, await c.cookie(r.port), ['main'], ['main']);
+      expect(joined.channels).toEqual([{ name: 'main', tsi: 1 }]);
+      await c.until(() => c.data.length > 10);
+      expect(r.server.counters).toMatchObject({ joinMulticastNoGroup: 1, groupStreamPackets: 0 });
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('metrics: the group stream has its own gauges, labelled with the group', async () => {
+    const r = await rig(() => new FakeReplicator(), { channels: [{ name: 'main', multicast: GROUP }] });
+    try {
+      while (r.replicator.channelStats(GROUP_ID).streamPackets < 10) await sleep(5);
+      const text = await registerServerMetrics(r.server).metrics();
+      expect(text).toMatch(/^rqcast_group_stream_packets\{channel="main",tsi="1",group="239\.40\.40\.40:40000"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^rqcast_group_queued\{channel="main",tsi="1",group="239\.40\.40\.40:40000"\} \d+$/m);
+      expect(text).toMatch(/^rqcast_server_group_stream_packets_total [1-9]\d*$/m);
+      expect(text).toMatch(/^rqcast_channel_stream_packets\{channel="main",tsi="1"\} 0$/m);
+    } finally {
+      await r.close();
+    }
+  });
+
+  test('a group the engine refuses fails listen(), and the server is closed (its channels removed)', async () => {
+    class Refusing extends FakeReplicator {
+      override addGroup(): void {
+        throw new Error('ENETUNREACH');
+      }
+    }
+    const fake = new Refusing();
+    const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', replicator: fake, ringCapacity: 256, channels: [{ name: 'main', multicast: GROUP }] });
+    try {
+      await expect(server.listen()).rejects.toThrow('ENETUNREACH');
+      expect(server.address()).toBeUndefined();
+      expect(fake.calls).toContain('removeChannel 1');
+      await expect(server.listen()).rejects.toThrow('server is closed');
+    } finally {
+      await server.close();
+      fake.close();
+    }
+  });
+
+  test('a bad group is refused at construction with a typed error naming the channel', () => {
+    expect(() => new RqcastServer({ catalogue, channels: [{ name: 'main', multicast: { group: '10.0.0.1', port: 5000 } }] })).toThrow(
+      expect.objectContaining({ code: 'ERR_MULTICAST_GROUP', message: expect.stringContaining('channel main: multicast group 10.0.0.1') }),
+    );
+    expect(() => new RqcastServer({ catalogue, channels: [{ name: 'main', multicast: { group: '239.1.1.1', port: 5000, interface: 'rqcast-no-such-if0' } }] })).toThrow(
+      expect.objectContaining({ code: 'ERR_MULTICAST_INTERFACE' }),
+    );
   });
 });
