@@ -17,6 +17,8 @@ import { InvalidArgumentError } from 'commander';
 import { TRANSPORT_MODES, TransportMode } from '../client/fallback';
 import { MembershipError } from '../transport/multicast/membership-errors';
 import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
+import { addressBytes, formatAddress, isMulticastAddress } from '../support/address';
+import { findInterface, type HostInterfaces, isLocalUnicast } from '../transport/multicast/group-config';
 import { UsageError } from './errors';
 
 /** Reads one option's text; throws UsageError with a message that says what is expected. */
@@ -167,6 +169,54 @@ export const parseHostPort: Parser<HostPort> = (text) => {
   if (port === undefined || port < 1 || port > 65535) throw new UsageError(message);
   return { host, port };
 };
+
+/** A multicast group and its UDP port (serve --multicast, --channel ...@GROUP:PORT). */
+export interface MulticastGroupSpec {
+  /** Numeric IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) address, canonical text, without brackets. */
+  group: string;
+  port: number;
+}
+
+const GROUP_PORT_FORM = 'GROUP:PORT (a multicast address, 224.0.0.0/4 or ff00::/8, IPv6 in brackets, and a port 1..65535)';
+
+/** GROUP:PORT: a numeric multicast address (IPv6 in brackets: "[ff3e::1]:5000") and a port 1..65535. */
+export const parseMulticastGroup: Parser<MulticastGroupSpec> = (text) => {
+  let hp: HostPort;
+  try {
+    hp = parseHostPort(text);
+  } catch {
+    throw new UsageError(`"${text}" is not ${GROUP_PORT_FORM}`);
+  }
+  const a = addressBytes(hp.host);
+  if (!a || !isMulticastAddress(hp.host)) throw new UsageError(`${hp.host} is not a multicast group (224.0.0.0/4 or ff00::/8)`);
+  return { group: formatAddress(a.bytes), port: hp.port };
+};
+
+/** An IPv4 TTL / IPv6 hop limit, 0..255 (one octet in both headers, RFC 791, RFC 8200 §3). */
+export const parseMulticastTtl: Parser<number> = integerIn(0, 255, 'a multicast TTL', 'hops');
+
+/**
+ * A network interface of this host, by name ("eth0") or by one of its
+ * addresses ("192.0.2.1"): checked now, so a typo fails before any file is
+ * read. `interfaces` is for tests.
+ */
+export function networkInterface(interfaces?: HostInterfaces): Parser<string> {
+  return (text) => {
+    const t = text.trim();
+    if (!findInterface(t, interfaces)) throw new UsageError(`"${text}" is neither a network interface nor an address of this host`);
+    return t;
+  };
+}
+
+/** A unicast IPv4 or IPv6 address of this host (serve --multicast-source). `interfaces` is for tests. */
+export function localUnicastAddress(interfaces?: HostInterfaces): Parser<string> {
+  return (text) => {
+    const t = text.trim();
+    const a = addressBytes(t);
+    if (!a || !isLocalUnicast(t, a.family, interfaces)) throw new UsageError(`"${text}" is not a unicast address of this host`);
+    return formatAddress(a.bytes);
+  };
+}
 
 // ---------------------------------------------------------------- secrets --
 

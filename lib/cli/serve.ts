@@ -1,7 +1,9 @@
 /**
  * `rqcast serve FILE|DIR... [--port 4433] [--bind 0.0.0.0] [--rate 100]
- *  [--channel NAME:FILE,FILE[:RATE]]... [--symbol-size 1280] [--no-code]
- *  [--memory 512] [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
+ *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
+ *  [--symbol-size 1280] [--no-code] [--memory 512] [--pass-overhead 15]
+ *  [--secret HEX] [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -11,6 +13,13 @@
  *   paths (files, or directories: every object read from them), paced at
  *   RATE Mbit/s (default --rate).
  * - Rates are Mbit/s (10^6 bit/s) of packet bytes, per channel.
+ * - Multicast (docs/PROTOCOL.md §10.10): --multicast GROUP:PORT sends channel
+ *   main to that group too, `@GROUP:PORT` at the end of a --channel does the
+ *   same for that channel (IPv6 groups in brackets). --multicast-ttl,
+ *   --multicast-if and --multicast-source apply to every group; without a
+ *   group they are a usage error. The source is announced to clients; by
+ *   default it is the --multicast-if address, else the --bind address when
+ *   it is not a wildcard (lib/transport/multicast/group-config.ts).
  * - --memory MIB bounds the prepared blocks the server holds (files are
  *   read block by block, with pread, as the streams need them); channels
  *   whose blocks do not fit send a sliding window of blocks, each block
@@ -37,10 +46,34 @@ import {
   TransferTooLongError,
 } from '../fec/errors';
 import { DEFAULT_PASS_OVERHEAD } from '../stream/channel-stream';
-import { ChannelConfig, DEFAULT_CHANNEL, DEFAULT_MEMORY_BYTES, DEFAULT_PORT, DEFAULT_RATE_MBPS, RqcastServer, ServerAddress } from '../server/server';
+import {
+  ChannelConfig,
+  DEFAULT_CHANNEL,
+  DEFAULT_MEMORY_BYTES,
+  DEFAULT_PORT,
+  DEFAULT_RATE_MBPS,
+  type ReplicatorLike,
+  RqcastServer,
+  ServerAddress,
+} from '../server/server';
+import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
 import { UsageError } from './errors';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
-import { hexSecret, integerIn, optionParser, parseMebibytes, parsePort, parseRateMbps, percentage, repeatableOptionParser } from './options';
+import {
+  hexSecret,
+  integerIn,
+  localUnicastAddress,
+  type MulticastGroupSpec,
+  networkInterface,
+  optionParser,
+  parseMebibytes,
+  parseMulticastGroup,
+  parseMulticastTtl,
+  parsePort,
+  parseRateMbps,
+  percentage,
+  repeatableOptionParser,
+} from './options';
 
 const MIB = 1024 * 1024;
 const DEFAULT_PASS_OVERHEAD_PCT = Math.round(DEFAULT_PASS_OVERHEAD * 100);
@@ -54,11 +87,13 @@ export const MAX_SYMBOL_SIZE = 65_456;
 /** The cookie master secret's least length (lib/session/cookie.ts refuses shorter). */
 const MIN_SECRET_BYTES = 16;
 
-/** A --channel argument: NAME:PATH[,PATH...][:RATE]. */
+/** A --channel argument: NAME:PATH[,PATH...][:RATE][@GROUP:PORT]. */
 export interface ChannelSpec {
   name: string;
   paths: string[];
   rateMbps?: number;
+  /** The group the channel is also sent to. */
+  multicast?: MulticastGroupSpec;
 }
 
 export interface ServeCliOptions {
@@ -74,6 +109,14 @@ export interface ServeCliOptions {
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
+  /** --multicast: the group of channel main. */
+  multicast?: MulticastGroupSpec;
+  /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
+  multicastTtl?: number;
+  /** --multicast-if: an interface name or address of this host. */
+  multicastIf?: string;
+  /** --multicast-source: the announced source of every group. */
+  multicastSource?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -84,17 +127,37 @@ export interface ServeIo {
   stderr: NodeJS.WritableStream;
   /** Resolves when the server should stop. Default: the first SIGINT or SIGTERM. */
   stopSignal?: () => Promise<string>;
+  /** The data engine. Default: the native Replicator; tests pass a fake (they close it). */
+  replicator?: ReplicatorLike;
 }
 
 const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
 const parsePassOverhead = percentage(1000, { of: 'K' });
 
-/** NAME:PATH[,PATH...][:RATE] */
+/**
+ * A trailing `@GROUP:PORT` of a --channel: the text after its last '@' when
+ * that starts like a numeric group ('[' of an IPv6 literal, or a dotted
+ * quad); any other '@' belongs to a file name ("icon@2x.png").
+ */
+const GROUP_SUFFIX = /@(\[[^@]*|[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?::[^@]*)?)$/;
+
+/** NAME:PATH[,PATH...][:RATE][@GROUP:PORT] */
 export function parseChannelSpec(text: string): ChannelSpec {
-  const first = text.indexOf(':');
-  if (first <= 0) throw new UsageError(`--channel ${text}: expected NAME:FILE[,FILE...][:RATE]`);
-  const name = text.slice(0, first);
-  let rest = text.slice(first + 1);
+  let body = text;
+  let multicast: MulticastGroupSpec | undefined;
+  const suffix = GROUP_SUFFIX.exec(text);
+  if (suffix) {
+    try {
+      multicast = parseMulticastGroup(suffix[1]);
+    } catch (e) {
+      throw e instanceof UsageError ? new UsageError(`--channel ${text}: ${e.message}`) : e;
+    }
+    body = text.slice(0, suffix.index);
+  }
+  const first = body.indexOf(':');
+  if (first <= 0) throw new UsageError(`--channel ${text}: expected NAME:FILE[,FILE...][:RATE][@GROUP:PORT]`);
+  const name = body.slice(0, first);
+  let rest = body.slice(first + 1);
   let rateMbps: number | undefined;
   const last = rest.lastIndexOf(':');
   if (last >= 0) {
@@ -104,7 +167,51 @@ export function parseChannelSpec(text: string): ChannelSpec {
   const paths = rest.split(',').filter((p) => p !== '');
   if (paths.length === 0) throw new UsageError(`--channel ${text}: no FILE`);
   if (Buffer.byteLength(name, 'utf8') > 64) throw new UsageError(`--channel ${text}: a channel name is 1..64 bytes`);
-  return { name, paths, rateMbps };
+  const spec: ChannelSpec = { name, paths, rateMbps };
+  if (multicast) spec.multicast = multicast;
+  return spec;
+}
+
+/**
+ * The ChannelConfig.multicast of a channel with group `spec`: the
+ * server-wide --multicast-* options applied (the server checks them against
+ * this host and fills in the default source).
+ */
+function groupConfig(spec: MulticastGroupSpec, opts: ServeCliOptions): NonNullable<ChannelConfig['multicast']> {
+  const g: NonNullable<ChannelConfig['multicast']> = { group: spec.group, port: spec.port };
+  if (opts.multicastTtl !== undefined) g.ttl = opts.multicastTtl;
+  if (opts.multicastIf !== undefined) g.interface = opts.multicastIf;
+  if (opts.multicastSource !== undefined) g.source = opts.multicastSource;
+  return g;
+}
+
+/** The channels the command line asks for: main (unless a --channel is named so) and every --channel, with their groups. */
+function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) => string[]): ChannelConfig[] {
+  const channels: ChannelConfig[] = [];
+  const explicitMain = opts.channel.find((c) => c.name === DEFAULT_CHANNEL);
+  if (opts.multicast && explicitMain?.multicast) {
+    throw new UsageError(`channel ${DEFAULT_CHANNEL} has two groups: --multicast and its --channel @GROUP:PORT`);
+  }
+  if (!explicitMain) {
+    const main: ChannelConfig = { name: DEFAULT_CHANNEL, rateMbps: opts.rate };
+    if (opts.multicast) main.multicast = groupConfig(opts.multicast, opts);
+    channels.push(main);
+  }
+  for (const c of opts.channel) {
+    const config: ChannelConfig = { name: c.name, objects: objectsOf(c), rateMbps: c.rateMbps ?? opts.rate };
+    const group = c.multicast ?? (c === explicitMain ? opts.multicast : undefined);
+    if (group) config.multicast = groupConfig(group, opts);
+    channels.push(config);
+  }
+  if (!channels.some((c) => c.multicast)) {
+    const stray = [
+      ['--multicast-ttl', opts.multicastTtl],
+      ['--multicast-if', opts.multicastIf],
+      ['--multicast-source', opts.multicastSource],
+    ].find(([, v]) => v !== undefined);
+    if (stray) throw new UsageError(`${String(stray[0])} needs a group: --multicast GROUP:PORT or --channel NAME:FILES@GROUP:PORT`);
+  }
+  return channels;
 }
 
 /** Whether `p` is `dir` or inside it. */
@@ -145,16 +252,12 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   });
   try {
     for (const s of catalogue.skipped) log.warn({ path: s.path, reason: s.reason }, 'file skipped');
-    const channels: ChannelConfig[] = [];
-    if (!opts.channel.some((c) => c.name === DEFAULT_CHANNEL)) {
-      channels.push({ name: DEFAULT_CHANNEL, rateMbps: opts.rate });
-    }
-    for (const c of opts.channel) {
+    const channels = channelConfigs(opts, (c) => {
       const names = new Set<string>();
       for (const p of c.paths) for (const o of catalogue.objectsUnder(p)) names.add(o.name);
       if (names.size === 0) throw new UsageError(`channel ${c.name}: no object under ${c.paths.join(',')}`);
-      channels.push({ name: c.name, objects: Array.from(names), rateMbps: c.rateMbps ?? opts.rate });
-    }
+      return Array.from(names);
+    });
     const server = new RqcastServer({
       catalogue,
       channels,
@@ -166,6 +269,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
       logger: log,
+      replicator: io.replicator,
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
@@ -191,6 +295,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
             windowBlocks: c.stream.windowBlocks,
             sliding: c.stream.sliding,
             objects: c.objects.map((o) => o.name),
+            multicast: c.multicast && { group: c.multicast.group, port: c.multicast.port, source: c.multicast.source, ttl: c.multicast.ttl },
           })),
           objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
         }),
@@ -235,6 +340,17 @@ function asUsageError(e: unknown): unknown {
   return e;
 }
 
+/** The lines --help prints after the options. */
+const SERVE_HELP_AFTER = `
+Multicast (every group also takes unicast JOINs; docs/PROTOCOL.md §10.10):
+  rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
+  rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
+  A channel with a group is also sent, once per packet, to the group; JOINED
+  announces the group and its source (--multicast-source; default the
+  --multicast-if address, else the --bind address unless a wildcard), so
+  clients can join source-specific. --multicast-ttl, --multicast-if and
+  --multicast-source apply to every group.`;
+
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
     const on = (sig: string): void => {
@@ -258,7 +374,25 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
     .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
     .addOption(
-      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE] (repeatable)').default([]).argParser(repeatableOptionParser(parseChannelSpec)),
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)')
+        .default([])
+        .argParser(repeatableOptionParser(parseChannelSpec)),
+    )
+    .addOption(
+      new Option('--multicast <group:port>', 'also send channel main to this IP multicast group (224.0.0.0/4, or ff00::/8 in brackets: [ff3e::1]:5000)').argParser(
+        optionParser(parseMulticastGroup),
+      ),
+    )
+    .addOption(
+      new Option('--multicast-ttl <hops>', `TTL / hop limit of the groups' packets, 0..255 (default ${DEFAULT_MULTICAST_TTL}: this link only)`).argParser(
+        optionParser(parseMulticastTtl),
+      ),
+    )
+    .addOption(new Option('--multicast-if <addr|name>', 'interface the groups are sent on: a local address or an interface name').argParser(optionParser(networkInterface())))
+    .addOption(
+      new Option('--multicast-source <addr>', "source address of the groups' packets, announced for source-specific joins (a local address)").argParser(
+        optionParser(localUnicastAddress()),
+      ),
     )
     .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(optionParser(parseSymbolSize)))
     .option('--no-code', 'send a carousel of source symbols only (no repair symbols)')
@@ -275,6 +409,7 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
+    .addHelpText('after', SERVE_HELP_AFTER)
     .action(async (paths: string[], opts: ServeCliOptions) => {
       const out: ServeIo = io ?? { stdout: (line) => process.stdout.write(line + '\n'), stderr: process.stderr };
       let running: RunningServe;

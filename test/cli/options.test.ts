@@ -9,13 +9,17 @@ import { buildProgram, main } from '../../lib/cli/main';
 import {
   hexSecret,
   integerIn,
+  localUnicastAddress,
   MAX_MEBIBYTES,
   MAX_RATE_MBPS,
+  networkInterface,
   optionParser,
   parseAbsoluteTime,
   parseDuration,
   parseHostPort,
   parseMebibytes,
+  parseMulticastGroup,
+  parseMulticastTtl,
   Parser,
   parsePort,
   parsePositiveInteger,
@@ -96,6 +100,64 @@ describe('parseHostPort: HOST:PORT, IPv6 in brackets (e.g. a multicast GROUP:POR
     ],
     ['239.1.2.3', ':5000', '239.1.2.3:0', '239.1.2.3:65536', 'ff02::1:5000', '[ff02::1]', '[nothex]:5000', 'a b:1', 'h:1:2', ''],
   );
+});
+
+describe('parseMulticastGroup: GROUP:PORT, a multicast address (IPv6 in brackets), port 1..65535', () => {
+  rule(
+    parseMulticastGroup,
+    [
+      ['239.1.2.3:5000', { group: '239.1.2.3', port: 5000 }],
+      ['224.0.0.0:1', { group: '224.0.0.0', port: 1 }],
+      ['[ff3e::8000:1]:65535', { group: 'ff3e::8000:1', port: 65535 }],
+      ['[FF15:0::1]:4000', { group: 'ff15::1', port: 4000 }],
+      [' 239.001.2.3:5000 ', { group: '239.1.2.3', port: 5000 }],
+    ],
+    [
+      '10.0.0.1:5000',
+      '240.0.0.1:5000',
+      '[2001:db8::1]:5000',
+      '[::ffff:239.1.1.1]:5000',
+      'group.example:5000',
+      '239.1.2.3:0',
+      '239.1.2.3:65536',
+      '239.1.2.3',
+      'ff3e::1:5000',
+      '[ff3e::1]',
+      '[ff02::1%eth0]:5000',
+      ':5000',
+      '',
+    ],
+  );
+  test('messages say what a group is', () => {
+    expect(() => parseMulticastGroup('10.0.0.1:5000')).toThrow('10.0.0.1 is not a multicast group (224.0.0.0/4 or ff00::/8)');
+    expect(() => parseMulticastGroup('239.1.2.3:0')).toThrow('"239.1.2.3:0" is not GROUP:PORT (a multicast address, 224.0.0.0/4 or ff00::/8, IPv6 in brackets, and a port 1..65535)');
+  });
+});
+
+describe('parseMulticastTtl: 0..255 hops', () => {
+  rule(parseMulticastTtl, [['0', 0], ['1', 1], ['255', 255]], ['256', '-1', '1.5', '', 'one']);
+  test('the message', () => expect(() => parseMulticastTtl('256')).toThrow('a multicast TTL is an integer 0..255 (hops)'));
+});
+
+describe('networkInterface and localUnicastAddress: checked against the host', () => {
+  const HOST = () => ({
+    eth0: [
+      { address: '192.0.2.10', netmask: '255.255.255.0', family: 'IPv4' as const, mac: '02:00:00:00:00:01', internal: false, cidr: null },
+      { address: '2001:db8::10', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6' as const, mac: '02:00:00:00:00:01', internal: false, cidr: null, scopeid: 0 },
+    ],
+  });
+  describe('networkInterface', () => {
+    rule(networkInterface(HOST), [['eth0', 'eth0'], ['192.0.2.10', '192.0.2.10'], [' 2001:db8::10 ', '2001:db8::10']], ['eth1', '192.0.2.11', '', 'lo']);
+    test('the message', () => expect(() => networkInterface(HOST)('eth1')).toThrow('"eth1" is neither a network interface nor an address of this host'));
+  });
+  describe('localUnicastAddress', () => {
+    rule(localUnicastAddress(HOST), [['192.0.2.10', '192.0.2.10'], ['2001:DB8:0::10', '2001:db8::10']], ['192.0.2.11', 'eth0', '239.1.1.1', '0.0.0.0', '::ffff:192.0.2.10', '']);
+    test('the message', () => expect(() => localUnicastAddress(HOST)('192.0.2.11')).toThrow('"192.0.2.11" is not a unicast address of this host'));
+  });
+  test('the default host: loopback by name and address', () => {
+    expect(networkInterface()('lo')).toBe('lo');
+    expect(localUnicastAddress()('127.0.0.1')).toBe('127.0.0.1');
+  });
 });
 
 describe('hexSecret(16): at least 16 bytes of hex', () => {
@@ -188,6 +250,12 @@ describe('rqcast: a bad option value exits 2 with one clear message naming the o
     [['serve', 'x.bin', '--secret', 'abcd'], /the secret is at least 16 bytes in hex/],
     [['serve', 'x.bin', '--channel', 'nocolon'], /--channel nocolon: expected NAME:FILE/],
     [['serve', 'x.bin', '--channel', 'x:a.bin:0'], /a rate is a positive number of Mbit\/s/],
+    [['serve', 'x.bin', '--multicast', '10.0.0.1:5000'], /'--multicast <group:port>' argument '10\.0\.0\.1:5000' is invalid\. 10\.0\.0\.1 is not a multicast group/],
+    [['serve', 'x.bin', '--multicast', '239.1.1.1:0'], /'--multicast <group:port>'.*is not GROUP:PORT/],
+    [['serve', 'x.bin', '--multicast-ttl', '256'], /'--multicast-ttl <hops>'.*a multicast TTL is an integer 0\.\.255/],
+    [['serve', 'x.bin', '--multicast-if', 'rqcast-no-such-if0'], /'--multicast-if <addr\|name>'.*is neither a network interface nor an address of this host/],
+    [['serve', 'x.bin', '--multicast-source', '239.1.1.1'], /'--multicast-source <addr>'.*is not a unicast address of this host/],
+    [['serve', 'x.bin', '--channel', 'x:a.bin@239.1.1.1'], /--channel x:a\.bin@239\.1\.1\.1: "239\.1\.1\.1" is not GROUP:PORT/],
     [['fetch', 'rqcast://h:1', '--ttl', 'soon'], /"soon" is not a duration/],
     [['fetch', 'rqcast://h:1', '--timeout', '0s'], /"0s" must be a positive duration/],
     [['fetch', 'rqcast://h:1', '--until', 'tomorrow'], /is not an ISO 8601 date-time/],
