@@ -342,7 +342,7 @@ function asUsageError(e: unknown): unknown {
 
 /** The lines --help prints after the options. */
 const SERVE_HELP_AFTER = `
-Multicast (every group also takes unicast JOINs; docs/PROTOCOL.md §10.10):
+Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md §10.10):
   rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
   rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
   A channel with a group is also sent, once per packet, to the group; JOINED
