@@ -117,16 +117,6 @@ class FakeReplicator extends EventEmitter implements ReplicatorContract {
   removeDestination(id: number, address: string, port: number): void {
     this.ch(id).dests.delete(`${address} ${port}`);
   }
-  /** Recorded only: a group's stream is the native engine's (test/transport/multicast.test.ts). */
-  readonly groupCalls: Array<['addGroup', number, MulticastGroupConfig] | ['removeGroup', number]> = [];
-  addGroup(channelId: number, group: MulticastGroupConfig): void {
-    this.ch(channelId);
-    this.groupCalls.push(['addGroup', channelId, group]);
-  }
-  removeGroup(channelId: number): void {
-    this.ch(channelId);
-    this.groupCalls.push(['removeGroup', channelId]);
-  }
   push(id: number, packets: Uint8Array, packetSize: number, count: number): number {
     const c = this.ch(id);
     const n = Math.min(count, c.capacity - c.queue.length);

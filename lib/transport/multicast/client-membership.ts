@@ -49,7 +49,7 @@ export interface MulticastMembershipOptions {
 }
 
 /** A group checked for a membership: numeric, multicast, with a usable port, source and interface. */
-export interface CheckedGroup {
+export interface CheckedMembershipGroup {
   group: string;
   port: number;
   family: 4 | 6;
@@ -63,7 +63,7 @@ export interface CheckedGroup {
  * not a unicast address of the group's family; MembershipInterfaceError
  * for an interface that cannot carry it.
  */
-export function checkMulticastGroup(spec: MulticastGroupSpec, interfaces?: LocalInterface[]): CheckedGroup {
+export function checkMembershipGroup(spec: MulticastGroupSpec, interfaces?: LocalInterface[]): CheckedMembershipGroup {
   const g = typeof spec.group === 'string' ? addressBytes(spec.group) : undefined;
   if (!g || !isMulticastAddress(spec.group)) {
     throw new MembershipGroupError(`"${String(spec.group)}" is not a multicast group (IPv4 224.0.0.0/4 or IPv6 ff00::/8)`);
@@ -93,7 +93,7 @@ export function checkMulticastGroup(spec: MulticastGroupSpec, interfaces?: Local
  * scope 1 or 2) is bound with its interface as zone; without an interface
  * the kernel cannot bind it, and the socket takes the wildcard.
  */
-export function membershipBindAddress(g: CheckedGroup): string {
+export function membershipBindAddress(g: CheckedMembershipGroup): string {
   if (g.family === 4) return g.group;
   const scope = (addressBytes(g.group) as { bytes: Uint8Array }).bytes[1] & 0x0f;
   if (scope > 2) return g.group;
@@ -111,7 +111,7 @@ export class MulticastMembership implements ClientTransport {
   private readonly target: MembershipTarget;
 
   private constructor(
-    readonly group: CheckedGroup,
+    readonly group: CheckedMembershipGroup,
     private readonly socket: MembershipSocket,
   ) {
     this.server = { address: group.group, port: group.port, family: group.family };
@@ -120,7 +120,7 @@ export class MulticastMembership implements ClientTransport {
 
   /** Checks `spec`, binds the group's port and joins the group; throws a MembershipError. */
   static async open(spec: MulticastGroupSpec, handler: ClientTransportHandler, o: MulticastMembershipOptions = {}): Promise<MulticastMembership> {
-    const group = checkMulticastGroup(spec, o.interfaces);
+    const group = checkMembershipGroup(spec, o.interfaces);
     const open = o.openSocket ?? openDgramMembershipSocket;
     let m: MulticastMembership | undefined;
     const socket = await open(

@@ -8,7 +8,7 @@
 import * as dgram from 'dgram';
 import * as path from 'path';
 import type { Datagrams } from '../../../lib/transport/client-transport';
-import { checkMulticastGroup, membershipBindAddress, openMulticastMembership } from '../../../lib/transport/multicast/client-membership';
+import { checkMembershipGroup, membershipBindAddress, openMulticastMembership } from '../../../lib/transport/multicast/client-membership';
 import {
   MembershipClosedError,
   MembershipGroupError,
@@ -80,16 +80,16 @@ async function open(spec: Parameters<typeof openMulticastMembership>[0], sock = 
   return { m, sock, handler };
 }
 
-describe('checkMulticastGroup', () => {
+describe('checkMembershipGroup', () => {
   test('IPv4 and IPv6 groups, with or without a source and an interface', () => {
-    expect(checkMulticastGroup({ group: '232.1.1.1', port: 5000, source: '192.0.2.1', interface: 'eth0' }, IFACES)).toEqual({
+    expect(checkMembershipGroup({ group: '232.1.1.1', port: 5000, source: '192.0.2.1', interface: 'eth0' }, IFACES)).toEqual({
       group: '232.1.1.1',
       port: 5000,
       family: 4,
       source: '192.0.2.1',
       interface: { spec: 'eth0', name: 'eth0', index: 2, ipv4: '192.0.2.10' },
     });
-    expect(checkMulticastGroup({ group: 'ff3e::1', port: 1 }, IFACES)).toEqual({ group: 'ff3e::1', port: 1, family: 6 });
+    expect(checkMembershipGroup({ group: 'ff3e::1', port: 1 }, IFACES)).toEqual({ group: 'ff3e::1', port: 1, family: 6 });
   });
 
   test.each([
@@ -105,8 +105,8 @@ describe('checkMulticastGroup', () => {
     ['the unspecified source', { group: 'ff3e::1', port: 1, source: '::' }, /unicast IPv6 address/],
     ['a source that is no address', { group: '239.1.1.1', port: 1, source: 'host' }, /unicast IPv4 address/],
   ])('refuses %s', (_what, spec, message) => {
-    expect(() => checkMulticastGroup(spec, IFACES)).toThrow(MembershipGroupError);
-    expect(() => checkMulticastGroup(spec, IFACES)).toThrow(message);
+    expect(() => checkMembershipGroup(spec, IFACES)).toThrow(MembershipGroupError);
+    expect(() => checkMembershipGroup(spec, IFACES)).toThrow(message);
   });
 
   test.each([
@@ -115,17 +115,17 @@ describe('checkMulticastGroup', () => {
     ['an IPv4 group on an interface without IPv4', { interface: 'v6only' }, /no IPv4 address/],
     ['an unknown index', { interface: '77' }, /no interface of this host has index 77/],
   ])('refuses %s', (_what, o, message) => {
-    expect(() => checkMulticastGroup({ group: '239.1.1.1', port: 1, ...o }, IFACES)).toThrow(MembershipInterfaceError);
-    expect(() => checkMulticastGroup({ group: '239.1.1.1', port: 1, ...o }, IFACES)).toThrow(message);
+    expect(() => checkMembershipGroup({ group: '239.1.1.1', port: 1, ...o }, IFACES)).toThrow(MembershipInterfaceError);
+    expect(() => checkMembershipGroup({ group: '239.1.1.1', port: 1, ...o }, IFACES)).toThrow(message);
   });
 
   test('an IPv6 group is not joined on an interface named by an IPv4 address', () => {
-    expect(() => checkMulticastGroup({ group: 'ff3e::1', port: 1, interface: '192.0.2.10' }, IFACES)).toThrow(/IPv4 address cannot name/);
+    expect(() => checkMembershipGroup({ group: 'ff3e::1', port: 1, interface: '192.0.2.10' }, IFACES)).toThrow(/IPv4 address cannot name/);
   });
 });
 
 describe('membershipBindAddress', () => {
-  const bind = (group: string, itf?: string) => membershipBindAddress(checkMulticastGroup({ group, port: 1, interface: itf }, IFACES));
+  const bind = (group: string, itf?: string) => membershipBindAddress(checkMembershipGroup({ group, port: 1, interface: itf }, IFACES));
   test('binds the group itself, so that only its datagrams arrive', () => {
     expect(bind('239.1.1.1')).toBe('239.1.1.1');
     expect(bind('ff3e::8000:1')).toBe('ff3e::8000:1');
