@@ -146,6 +146,16 @@ export interface NsNode {
   /** Interface name inside the namespace. */
   ifname: string;
   address: string;
+  /** IPv6 address, once Testbed.enableIPv6() gave one. */
+  address6?: string;
+}
+
+/** An interface's kernel counters (/sys/class/net/IF/statistics). */
+export interface InterfaceCounters {
+  txBytes: number;
+  txPackets: number;
+  rxBytes: number;
+  rxPackets: number;
 }
 
 export interface LossOptions {
@@ -168,6 +178,7 @@ export interface LossCounters {
 
 const LOSS_TABLE = 'rqloss';
 const COUNT_TABLE = 'rqcount';
+const DROP_TABLE = 'rqdrop';
 const NAME_PREFIX = 'rqt';
 const created = new Set<string>();
 const liveProcesses = new Set<NsProcess>();
@@ -288,6 +299,13 @@ export function clientAddress(i: number): string {
 }
 
 export const SERVER_ADDRESS = '10.200.0.1';
+
+/** IPv6 (a ULA prefix, RFC 4193) of client i, once Testbed.enableIPv6() ran. */
+export function clientAddress6(i: number): string {
+  return `fd00:200::${(0x1000 + i).toString(16)}`;
+}
+
+export const SERVER_ADDRESS6 = 'fd00:200::1';
 
 export interface TestbedOptions {
   clients: number;
@@ -460,6 +478,74 @@ export class Testbed {
 
   async removeCounters(ns: string): Promise<void> {
     await this.run(ns, ['nft', 'delete', 'table', 'inet', COUNT_TABLE]);
+  }
+
+  /**
+   * Drops every packet matching `match` (an nftables expression, e.g.
+   * `ip daddr 239.1.2.3`) on `hook` of `ns`, counting them under `name`.
+   * Several drop rules may share a namespace; removeDrops() lifts them all.
+   * (addLoss() is the random drop; this one takes everything it matches.)
+   */
+  async addDrop(ns: string, name: string, hook: 'input' | 'output', match: string): Promise<void> {
+    if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`bad drop rule name ${name}`);
+    const script = [
+      `add table inet ${DROP_TABLE}`,
+      // Before the loss and count tables: a dropped packet is neither lost nor counted there.
+      `add chain inet ${DROP_TABLE} ${hook} { type filter hook ${hook} priority -20 ; policy accept ; }`,
+      `add rule inet ${DROP_TABLE} ${hook} ${match} counter drop comment "${name}"`,
+    ].join('\n');
+    await this.runOk(ns, ['nft', '-f', '-'], { input: script + '\n' });
+  }
+
+  /** What each addDrop() rule of `ns` has dropped, by name. */
+  async readDrops(ns: string): Promise<Record<string, { packets: number; bytes: number }>> {
+    const r = await this.runOk(ns, ['nft', 'list', 'table', 'inet', DROP_TABLE]);
+    const out: Record<string, { packets: number; bytes: number }> = {};
+    for (const m of r.stdout.matchAll(/counter packets (\d+) bytes (\d+) drop[^\n]*comment "([^"]+)"/g)) {
+      out[m[3]] = { packets: Number(m[1]), bytes: Number(m[2]) };
+    }
+    return out;
+  }
+
+  async removeDrops(ns: string): Promise<void> {
+    await this.run(ns, ['nft', 'delete', 'table', 'inet', DROP_TABLE]);
+  }
+
+  /**
+   * Gives every node an IPv6 address (SERVER_ADDRESS6, clientAddress6(i))
+   * beside its IPv4 one, without duplicate address detection (each address
+   * is unique by construction, and DAD would hold it tentative, unusable as
+   * a source, for a second or two). Multicast needs no route: the kernel
+   * gives every interface ff00::/8 in its local table.
+   */
+  async enableIPv6(): Promise<void> {
+    const nodes: Array<[NsNode, string]> = [[this.server, SERVER_ADDRESS6], ...this.clients.map((c, i): [NsNode, string] => [c, clientAddress6(i)])];
+    for (const [n, address] of nodes) {
+      if (n.address6 !== undefined) continue;
+      await this.runOk(n.ns, ['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0', `net.ipv6.conf.${n.ifname}.disable_ipv6=0`]);
+      await this.runOk(n.ns, ['ip', 'addr', 'add', `${address}/64`, 'dev', n.ifname, 'nodad']);
+      n.address6 = address;
+    }
+  }
+
+  /**
+   * Makes `node`'s interface a member of `group` with no socket at all
+   * (`ip address add GROUP autojoin`, IFA_F_MCAUTOJOIN): the kernel then
+   * takes the group's packets in (its input hook and counters see them) and
+   * drops them for want of a socket. A passive listener whose membership
+   * lasts as long as the namespace.
+   */
+  async joinGroupStatically(node: NsNode, group: string): Promise<void> {
+    const prefix = group.includes(':') ? 128 : 32;
+    await this.runOk(node.ns, ['ip', 'addr', 'add', `${group}/${prefix}`, 'dev', node.ifname, 'autojoin']);
+  }
+
+  /** `node`'s interface counters now (the kernel's, /sys/class/net/IF/statistics). */
+  async interfaceCounters(node: NsNode): Promise<InterfaceCounters> {
+    const dir = `/sys/class/net/${node.ifname}/statistics`;
+    const r = await this.runOk(node.ns, ['cat', `${dir}/tx_bytes`, `${dir}/tx_packets`, `${dir}/rx_bytes`, `${dir}/rx_packets`]);
+    const [txBytes, txPackets, rxBytes, rxPackets] = r.stdout.trim().split(/\s+/).map(Number);
+    return { txBytes, txPackets, rxBytes, rxPackets };
   }
 
   /** Kills every process started here and deletes every namespace. Idempotent. */
