@@ -35,7 +35,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { transpiledRoot } from '../test/e2e/helpers';
-import { childPids, cliOption, nowSeconds, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
+import { lastJsonObject, stopTimed } from './support/netns-run';
+import { cliOption, nowSeconds, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
 const opt = cliOption;
@@ -89,21 +90,6 @@ function ensureUftp(): void {
 
 function clientUid(address: string): string {
   return '0x' + address.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
-}
-
-/** Stops the command that GNU time (the process `p`) runs, so time writes its report. */
-async function stopTimed(p: NsProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!p.running || p.pid === undefined) return;
-  for (const c of childPids(p.pid)) {
-    try {
-      process.kill(c, signal);
-    } catch {
-      // gone
-    }
-  }
-  const killer = setTimeout(() => p.kill('SIGKILL'), 10_000);
-  await p.wait();
-  clearTimeout(killer);
 }
 
 async function waitUdpListening(bed: Testbed, ns: string, port: number): Promise<void> {
@@ -199,17 +185,6 @@ function overheadFromSummary(summary: unknown): number | undefined {
   return (s.symbolsReceived / s.neededSymbols - 1) * 100;
 }
 
-function lastJsonLine(text: string): unknown {
-  const lines = text.trim().split('\n').reverse();
-  for (const l of lines) {
-    try {
-      return JSON.parse(l);
-    } catch {
-      // not JSON
-    }
-  }
-  return undefined;
-}
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
@@ -245,7 +220,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   await stopTimed(server);
   let verified = 0;
   for (const out of outs) if ((await sha256File(out)) === digest) verified++;
-  const overheads = results.map((r) => overheadFromSummary(lastJsonLine(r.stdout))).filter((x): x is number => x !== undefined);
+  const overheads = results.map((r) => overheadFromSummary(lastJsonObject(r.stdout))).filter((x): x is number => x !== undefined);
   const ok = results.every((r) => r.code === 0) && verified === receivers.length;
   if (!ok) {
     for (const r of results) log(`rqcast fetch at ${loss}%: exit ${r.code ?? r.signal}; stderr tail: ${r.stderr.slice(-1500)}`);
