@@ -289,7 +289,8 @@ export class RqcastClient extends EventEmitter {
       { tsi: c.tsi, ...(m.source !== undefined ? { source: m.source } : {}) },
       entry.link.dataPath,
       this.groupHost,
-      { receiveBufferBytes: this.opts.recvBufferBytes },
+      // The group's socket reads like the session's (openTransport): native batches, or dgram when asked.
+      { receiveBufferBytes: this.opts.recvBufferBytes, batch: this.opts.recvBatch, gatherMicros: RECV_GATHER_MICROS, useDgram: this.opts.useDgram },
     );
     entry.group = group;
     group.open().then(

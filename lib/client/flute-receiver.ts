@@ -61,7 +61,9 @@ export interface FluteReceiverOptions {
   recordEsis?: boolean;
   /** The interface to join on, when the URL gives none (if=). */
   multicastInterface?: string;
-  /** The socket under the membership (tests). Default node's dgram. */
+  /** Use node's dgram socket (one event per datagram) instead of the native batched receiver. */
+  useDgram?: boolean;
+  /** The socket under the membership (tests). Default the native batched receiver (dgram with useDgram, or without the addon). */
   openSocket?: MembershipSocketOpener;
 }
 
@@ -163,7 +165,11 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
       { tsi: this.url.tsi, ...(this.url.source !== undefined ? { source: this.url.source } : {}) },
       this.dataPath,
       this.groupHost(),
-      { receiveBufferBytes: Math.min(1 << 30, Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 32 << 20))), openSocket: o.openSocket },
+      {
+        receiveBufferBytes: Math.min(1 << 30, Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 32 << 20))),
+        ...(o.useDgram !== undefined ? { useDgram: o.useDgram } : {}),
+        openSocket: o.openSocket,
+      },
     );
   }
 

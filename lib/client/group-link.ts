@@ -76,7 +76,7 @@ export class GroupLink implements ClientTransportHandler {
     this.membership?.leave();
   }
 
-  /** Receive-buffer overflows of the group's port (shared by every receiver of the host bound there). */
+  /** Receive-buffer overflows of the group's port, as the kernel counts them (MulticastMembership.stats). */
   socketDrops(): number {
     return this.membership?.stats().socketDrops ?? 0;
   }

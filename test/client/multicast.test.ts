@@ -204,7 +204,7 @@ describeNetns.each([
       expect(r.a).toBe(true);
     });
 
-    test('leave and join again 3 times mid-transfer: nothing while left, every symbol kept, reception overhead within 2% of K', () => {
+    test('leave and join again 3 times mid-transfer: nothing while left, every symbol kept, no more symbols taken than K and the block margin', () => {
       const r = flute.rejoin;
       expect(r.error).toBeUndefined();
       expect(r.a).toBe(true);
@@ -221,7 +221,11 @@ describeNetns.each([
       expect(r.heldAfterPeriod[2]).toBeGreaterThan(r.heldAfterPeriod[1]);
       // The last period added fewer symbols than the object needs: the earlier ones counted.
       expect(r.summary.symbolsReceived - r.heldAfterPeriod[2]).toBeLessThan(r.summary.neededSymbols);
-      expect(r.summary.symbolsReceived).toBeLessThanOrEqual(r.summary.neededSymbols * 1.02);
+      // One block (K = 391): it takes at most K + 8 symbols (the margin, object-receiver.ts) while its
+      // solve runs. The native receiver's batches (8 ms gather window) usually bring the whole margin
+      // with the symbol that completes K; node dgram's smaller deliveries left the solve time to start
+      // earlier (2% of K was the bound then, 7.8 symbols).
+      expect(r.summary.symbolsReceived).toBeLessThanOrEqual(r.summary.neededSymbols + 8);
     });
 
     test('a NAME the FDT does not list fails with NoSuchObjectError', () => {

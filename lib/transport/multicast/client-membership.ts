@@ -13,11 +13,15 @@
  *   join source-specific (RFC 4607, MCAST_JOIN_SOURCE_GROUP): the network
  *   and the kernel forward only that source's packets. Without one the
  *   join is any-source (RFC 1112, RFC 2710). Either way, checking each
- *   datagram's source is the owner's job (client/data-path.ts): another
- *   socket of the host joined to the same group any-source lets other
- *   sources through to every socket bound there (Linux IP_MULTICAST_ALL).
+ *   datagram's source is the owner's job (client/data-path.ts): the
+ *   kernel's filter is per socket and per membership, and a socket that
+ *   holds none (node's dgram once it has left) gets every source that
+ *   another socket of the host let in (Linux IP_MULTICAST_ALL).
  * - leave() and join() may be called any number of times: the socket and
- *   its port stay, only the membership goes and comes back.
+ *   its port stay, only the membership goes and comes back. With the
+ *   native receiver (the default) nothing arrives between the two, even
+ *   while other sockets of the host stay joined; with dgram datagrams keep
+ *   arriving then (membership-socket.ts says why).
  * - What arrives is handed over in batches, each datagram with its source
  *   (the socket seam: membership-socket.ts).
  */
@@ -26,7 +30,14 @@ import type { ClientTransport, ClientTransportHandler, ClientTransportStats, Ser
 import { readSocketDrops } from '../udp/client-socket';
 import { MembershipClosedError, MembershipGroupError, ReceiveOnlyTransportError } from './membership-errors';
 import { LocalInterface, MembershipInterface, resolveMembershipInterface } from './membership-interface';
-import { MembershipSocket, MembershipSocketOpener, MembershipTarget, openDgramMembershipSocket } from './membership-socket';
+import {
+  MembershipReceiverKind,
+  MembershipReceiverOptions,
+  MembershipSocket,
+  MembershipSocketOpener,
+  MembershipTarget,
+  membershipSocketOpener,
+} from './membership-socket';
 
 /** A group to receive: what JOINED announces for a channel, or what a flute:// URL names. */
 export interface MulticastGroupSpec {
@@ -39,10 +50,15 @@ export interface MulticastGroupSpec {
   interface?: string;
 }
 
-export interface MulticastMembershipOptions {
+/**
+ * `useDgram`, `batch`, `gatherMicros` and `binding` choose and tune the
+ * default socket (membershipSocketOpener: the native receiver, else node's
+ * dgram); `openSocket` replaces it.
+ */
+export interface MulticastMembershipOptions extends MembershipReceiverOptions {
   /** SO_RCVBUF asked for. Default 4 MiB. */
   receiveBufferBytes?: number;
-  /** The socket under the membership (tests, and the native receiver once it has memberships). Default node's dgram. */
+  /** The socket under the membership (tests). Default membershipSocketOpener(this). */
   openSocket?: MembershipSocketOpener;
   /** This host's interfaces (tests). Default the system's. */
   interfaces?: LocalInterface[];
@@ -121,7 +137,7 @@ export class MulticastMembership implements ClientTransport {
   /** Checks `spec`, binds the group's port and joins the group; throws a MembershipError. */
   static async open(spec: MulticastGroupSpec, handler: ClientTransportHandler, o: MulticastMembershipOptions = {}): Promise<MulticastMembership> {
     const group = checkMembershipGroup(spec, o.interfaces);
-    const open = o.openSocket ?? openDgramMembershipSocket;
+    const open = o.openSocket ?? membershipSocketOpener(o);
     let m: MulticastMembership | undefined;
     const socket = await open(
       { family: group.family, address: membershipBindAddress(group), port: group.port, receiveBufferBytes: o.receiveBufferBytes ?? 4 << 20 },
@@ -148,6 +164,11 @@ export class MulticastMembership implements ClientTransport {
   /** The group is joined now. */
   get joined(): boolean {
     return this._joined;
+  }
+
+  /** Which receiver reads the socket (undefined: a socket the caller opened itself). */
+  get receiver(): MembershipReceiverKind | undefined {
+    return this.socket.receiver;
   }
 
   /** Times the group was joined (the first join included). */
@@ -184,9 +205,8 @@ export class MulticastMembership implements ClientTransport {
   }
 
   /**
-   * The kernel's count for the group's port: every receiver of this host
-   * bound there shares it (the native receiver, once it has memberships,
-   * counts per socket).
+   * The kernel's count for the group's port (/proc/net/udp, by port: with
+   * several receivers of this host bound there, the first one it lists).
    */
   stats(): ClientTransportStats {
     return { socketDrops: this.closed ? 0 : readSocketDrops(this.socket.port, this.group.family) };

@@ -4,16 +4,35 @@
  * same port), joined and left on demand, handing over what arrives in
  * batches with each datagram's source.
  *
- * MembershipSocket is the seam: the membership calls nothing else. Today it
- * is node's dgram (reuseAddr, addMembership, addSourceSpecificMembership);
- * the native UdpReceiver (lib/transport/udp/receiver.ts) gains
- * `reuseAddress` and `addMembership(group, { interface, source })` /
- * `dropMembership`, and then a second opener beside this one wraps it (its
- * DatagramBatch already is a Datagrams; its recvmmsg batches replace the
- * per-turn gathering below), chosen the way udp/client-socket.ts chooses.
+ * MembershipSocket is the seam: the membership calls nothing else. Two
+ * sockets stand behind it, chosen the way udp/client-socket.ts chooses
+ * (membershipSocketOpener):
+ *
+ * - native (the default): UdpReceiver (lib/transport/udp/receiver.ts), read
+ *   by a native thread with recvmmsg, many datagrams per JS event (its
+ *   DatagramBatch already is a Datagrams). A group stream runs at the same
+ *   rates as a unicast one, and one JS event per datagram cannot keep up
+ *   with it. It also turns IP(V6)_MULTICAST_ALL off, so that the socket
+ *   hears only the groups it joined itself: once it has left, nothing more
+ *   arrives, even while another socket of the host (another receiver, or a
+ *   second membership of this process) stays joined to the group on the
+ *   same port.
+ * - dgram: node's own socket, kept for an addon without UdpReceiver
+ *   memberships (or when asked, `useDgram`). Node cannot turn
+ *   IP_MULTICAST_ALL off, and Linux hands a socket that holds no
+ *   membership of a group every datagram of that group that reaches the
+ *   host on its address and port: a dgram membership that left goes on
+ *   hearing the group as long as any other socket of the host is joined
+ *   to it (every source of it, when that other socket joined any-source).
+ *   The data path's source and TSI checks still hold, but leave() stops
+ *   nothing on this socket while the group stays joined elsewhere on the
+ *   host (test/transport/multicast/client-membership.test.ts shows both).
  */
 import * as dgram from 'dgram';
+import { constants as osConstants } from 'os';
+import { loadNative, type NativeBinding } from '../../native';
 import type { Datagrams } from '../client-transport';
+import { DatagramBatch, UdpReceiver } from '../udp/receiver';
 import { MembershipSocketError } from './membership-errors';
 import type { MembershipInterface } from './membership-interface';
 
@@ -37,9 +56,14 @@ export interface MembershipSocketHandler {
   onError(e: Error): void;
 }
 
+/** Which receiver reads a membership's socket. */
+export type MembershipReceiverKind = 'native' | 'dgram';
+
 export interface MembershipSocket {
   /** The bound port (the group's). */
   readonly port: number;
+  /** Which receiver reads it; absent for a socket of the caller's own (tests). */
+  readonly receiver?: MembershipReceiverKind;
   /** IP_ADD_MEMBERSHIP / MCAST_JOIN_SOURCE_GROUP; throws MembershipSocketError. */
   addMembership(group: string, target: MembershipTarget): void;
   /** IP_DROP_MEMBERSHIP / MCAST_LEAVE_SOURCE_GROUP; throws MembershipSocketError. */
@@ -89,11 +113,29 @@ class DatagramList implements Datagrams {
   }
 }
 
+/** The name of each errno number ('EADDRINUSE' for 98 on Linux). */
+let errnoNames: Map<number, string> | undefined;
+
+function errnoName(n: number): string | undefined {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [name, value] of Object.entries(osConstants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
+  }
+  return errnoNames.get(n);
+}
+
+/**
+ * A MembershipSocketError for what a socket threw. dgram's errors carry
+ * the system error's name as `code` (and libuv's negative number as
+ * `errno`); the native receiver's carry their own code (ERR_RQ_...) and
+ * the system error's number as `errno`.
+ */
 function socketError(what: string, e: unknown): MembershipSocketError {
-  const errno = (e as { code?: unknown })?.code;
+  const { code, errno } = (e ?? {}) as { code?: unknown; errno?: unknown };
+  const name = typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) ? code : typeof errno === 'number' ? errnoName(Math.abs(errno)) : undefined;
   return new MembershipSocketError(`${what}: ${e instanceof Error ? e.message : String(e)}`, {
     cause: e,
-    ...(typeof errno === 'string' ? { errno } : {}),
+    ...(name !== undefined ? { errno: name } : {}),
   });
 }
 
@@ -103,6 +145,7 @@ function socketError(what: string, e: unknown): MembershipSocketError {
  * gathered and handed over at the end of it (setImmediate) as one batch.
  */
 class DgramMembershipSocket implements MembershipSocket {
+  readonly receiver = 'dgram';
   private closed = false;
   private messages: Buffer[] = [];
   private sources: dgram.RemoteInfo[] = [];
@@ -203,3 +246,149 @@ class DgramMembershipSocket implements MembershipSocket {
 }
 
 export const openDgramMembershipSocket: MembershipSocketOpener = (o, handler) => DgramMembershipSocket.open(o, handler);
+
+/** How the native receiver under a membership reads its socket (udp/client-socket.ts takes the same). */
+export interface NativeMembershipTuning {
+  /** Most datagrams per native delivery. Default 256 (the client's recvBatch). */
+  batch?: number;
+  /**
+   * Gather window (µs): a paced group stream is handed over every this
+   * long instead of one wake-up of the receiving thread and of JS per
+   * datagram. A membership carries no control messages, so this delays
+   * nothing that waits. Default 8000 (the client's, client.ts).
+   */
+  gatherMicros?: number;
+}
+
+const NATIVE_BATCH = 256;
+const NATIVE_GATHER_MICROS = 8000;
+/** The most the native receiver takes for SO_RCVBUF (native/napi/receiver.cc). */
+const NATIVE_MAX_RECEIVE_BUFFER = 1 << 30;
+
+/**
+ * UdpReceiver as a MembershipSocket: bound to the group (or the wildcard)
+ * and port with SO_REUSEADDR, hearing only the groups it joined
+ * (IP(V6)_MULTICAST_ALL off), its batches handed over as they come.
+ */
+class NativeMembershipSocket implements MembershipSocket {
+  readonly receiver = 'native';
+  private closed = false;
+
+  private constructor(
+    private readonly rx: UdpReceiver,
+    readonly port: number,
+    handler: MembershipSocketHandler,
+  ) {
+    // A batch's storage is lent, and received into again only once collected: views kept stay intact.
+    rx.on('batch', (b: DatagramBatch) => {
+      if (!this.closed) handler.onDatagrams(b);
+    });
+  }
+
+  static open(o: MembershipSocketOptions, handler: MembershipSocketHandler, tuning: NativeMembershipTuning, binding: NativeBinding): NativeMembershipSocket {
+    let rx: UdpReceiver;
+    try {
+      rx = new UdpReceiver(
+        {
+          address: o.address,
+          port: o.port,
+          reuseAddress: true,
+          receiveBufferBytes: Math.min(NATIVE_MAX_RECEIVE_BUFFER, o.receiveBufferBytes),
+          batch: tuning.batch ?? NATIVE_BATCH,
+          gatherMicros: tuning.gatherMicros ?? NATIVE_GATHER_MICROS,
+        },
+        binding,
+      );
+    } catch (e) {
+      throw socketError(`cannot bind port ${o.port} for the group`, e);
+    }
+    let port: number;
+    try {
+      port = rx.address().port;
+    } catch (e) {
+      rx.close();
+      throw socketError(`cannot bind port ${o.port} for the group`, e);
+    }
+    return new NativeMembershipSocket(rx, port, handler);
+  }
+
+  /** The receiver names an interface by index (both families), else by name. */
+  private static interfaceArg(target: MembershipTarget): string | undefined {
+    const i = target.interface;
+    if (!i) return undefined;
+    return i.index !== undefined ? String(i.index) : i.name;
+  }
+
+  private static args(target: MembershipTarget): { interface?: string; source?: string } {
+    const itf = NativeMembershipSocket.interfaceArg(target);
+    return { ...(itf !== undefined ? { interface: itf } : {}), ...(target.source !== undefined ? { source: target.source } : {}) };
+  }
+
+  addMembership(group: string, target: MembershipTarget): void {
+    try {
+      this.rx.addMembership(group, NativeMembershipSocket.args(target));
+    } catch (e) {
+      throw socketError(`cannot join ${group}`, e);
+    }
+  }
+
+  dropMembership(group: string, target: MembershipTarget): void {
+    try {
+      this.rx.dropMembership(group, NativeMembershipSocket.args(target));
+    } catch (e) {
+      throw socketError(`cannot leave ${group}`, e);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Stops the receiving thread (batches still queued are dropped) and closes the socket, which drops its memberships.
+    this.rx.close();
+  }
+}
+
+/** The native receiver as a MembershipSocketOpener; `tuning` and `binding` default to the client's and the loaded addon. */
+export async function openNativeMembershipSocket(
+  o: MembershipSocketOptions,
+  handler: MembershipSocketHandler,
+  tuning: NativeMembershipTuning = {},
+  binding: NativeBinding = loadNative(),
+): Promise<MembershipSocket> {
+  return NativeMembershipSocket.open(o, handler, tuning, binding);
+}
+
+/** Which socket the default opener takes, and how the native one reads. */
+export interface MembershipReceiverOptions extends NativeMembershipTuning {
+  /** Force node's dgram (tests, and addons without UdpReceiver memberships). */
+  useDgram?: boolean;
+  /** The addon (tests). Default the one lib/native.ts loads. */
+  binding?: NativeBinding;
+}
+
+/** The addon, if it has a UdpReceiver with memberships (an older one has none, or no UdpReceiver at all). */
+function membershipBinding(o: MembershipReceiverOptions): NativeBinding | undefined {
+  if (o.useDgram) return undefined;
+  let binding: NativeBinding | undefined;
+  try {
+    binding = o.binding ?? loadNative();
+  } catch {
+    return undefined;
+  }
+  const Rx: unknown = binding?.UdpReceiver;
+  return typeof Rx === 'function' && typeof (Rx.prototype as { addMembership?: unknown } | undefined)?.addMembership === 'function' ? binding : undefined;
+}
+
+/**
+ * The opener a membership takes unless it is given one: the native
+ * receiver, or node's dgram when asked (`useDgram`) or when the addon
+ * cannot be loaded or has no UdpReceiver memberships — as
+ * udp/client-socket.ts chooses for unicast. The choice is made at each
+ * open.
+ */
+export function membershipSocketOpener(o: MembershipReceiverOptions = {}): MembershipSocketOpener {
+  return (so, handler) => {
+    const binding = membershipBinding(o);
+    return binding ? openNativeMembershipSocket(so, handler, o, binding) : openDgramMembershipSocket(so, handler);
+  };
+}

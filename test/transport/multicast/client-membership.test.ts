@@ -1,12 +1,18 @@
 /**
  * MulticastMembership (lib/transport/multicast/client-membership.ts): the
  * receive-only ClientTransport of one group. Its rules against a recording
- * socket (checks, bind address, join/leave bookkeeping, close), then real
- * sockets in a network namespace (multicast-netns.ts): source-specific
- * filtering, leave and rejoin, SO_REUSEADDR, IPv4 and IPv6.
+ * socket (checks, bind address, join/leave bookkeeping, close); the two
+ * sockets under it (membership-socket.ts: the native receiver by default,
+ * node's dgram when asked or without the addon) and what the native one
+ * asks of the addon; then real sockets in a network namespace
+ * (multicast-netns.ts), with each receiver: source-specific filtering,
+ * leave and rejoin, SO_REUSEADDR, IPv4 and IPv6, and a membership that
+ * left while another socket of the host stays joined (the native receiver
+ * hears nothing more; dgram goes on hearing the group).
  */
 import * as dgram from 'dgram';
 import * as path from 'path';
+import { loadNative, type NativeBinding } from '../../../lib/native';
 import type { Datagrams } from '../../../lib/transport/client-transport';
 import { checkMembershipGroup, membershipBindAddress, openMulticastMembership } from '../../../lib/transport/multicast/client-membership';
 import {
@@ -20,10 +26,15 @@ import type { LocalInterface } from '../../../lib/transport/multicast/membership
 import type {
   MembershipSocket,
   MembershipSocketHandler,
+  MembershipSocketOpener,
   MembershipSocketOptions,
   MembershipTarget,
 } from '../../../lib/transport/multicast/membership-socket';
-import { openDgramMembershipSocket } from '../../../lib/transport/multicast/membership-socket';
+import {
+  membershipSocketOpener,
+  openDgramMembershipSocket,
+  openNativeMembershipSocket,
+} from '../../../lib/transport/multicast/membership-socket';
 import { MulticastNamespace, OTHER_V4, OTHER_V6, probe, SOURCE_V4, SOURCE_V6 } from './multicast-netns';
 
 const IFACES: LocalInterface[] = [
@@ -209,10 +220,169 @@ describe('MulticastMembership (recording socket)', () => {
   });
 });
 
-describe('the dgram socket under a membership', () => {
+/**
+ * A binding whose UdpReceiver records what it is asked (the constructor's
+ * arguments, memberships) and hands over the batches a test pushes.
+ */
+class FakeReceiver {
+  static made: FakeReceiver[] = [];
+  readonly args: unknown[];
+  readonly calls: string[] = [];
+  closed = 0;
+  failJoin?: Error;
+  readonly onBatch: (data: Buffer, lengths: Uint32Array, sources: Buffer, truncated: number) => void;
+  constructor(...args: unknown[]) {
+    this.args = args;
+    this.onBatch = args[5] as FakeReceiver['onBatch'];
+    FakeReceiver.made.push(this);
+  }
+  localAddress(): { address: string; port: number; family: 'IPv4' | 'IPv6' } {
+    return { address: this.args[0] as string, port: (this.args[1] as number) || 40000, family: 'IPv4' };
+  }
+  addMembership(group: string, iface?: string, source?: string): void {
+    if (this.failJoin) throw this.failJoin;
+    this.calls.push(`add ${group} if=${iface ?? '-'} src=${source ?? '-'}`);
+  }
+  dropMembership(group: string, iface?: string, source?: string): void {
+    this.calls.push(`drop ${group} if=${iface ?? '-'} src=${source ?? '-'}`);
+  }
+  send(): boolean {
+    return true;
+  }
+  stats(): Record<string, number | boolean> {
+    return {};
+  }
+  ref(): void {}
+  unref(): void {}
+  close(): void {
+    this.closed++;
+  }
+  /** One batch: the datagrams end to end, and a 20-byte source record each from 192.0.2.1:4000. */
+  push(...texts: string[]): void {
+    const sources = Buffer.alloc(20 * texts.length);
+    texts.forEach((_t, i) => {
+      sources[i * 20] = 4;
+      sources.writeUInt16BE(4000, i * 20 + 2);
+      Buffer.from([192, 0, 2, 1]).copy(sources, i * 20 + 4);
+    });
+    this.onBatch(Buffer.from(texts.join('')), Uint32Array.from(texts.map((t) => t.length)), sources, 0);
+  }
+}
+const FAKE_BINDING = { UdpReceiver: FakeReceiver } as unknown as NativeBinding;
+
+describe('which socket a membership gets (membershipSocketOpener)', () => {
+  const loopback: MembershipSocketOptions = { family: 4, address: '127.0.0.1', port: 0, receiveBufferBytes: 1 << 20 };
+  const opened: MembershipSocket[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((s) => s.close()));
+  });
+  const receiverOf = async (open: MembershipSocketOpener) => {
+    const s = await open(loopback, new Handler());
+    opened.push(s);
+    return s.receiver;
+  };
+
+  test('the native receiver by default; dgram when asked, or when the addon has no UdpReceiver or one without memberships', async () => {
+    expect(await receiverOf(membershipSocketOpener())).toBe('native');
+    expect(await receiverOf(membershipSocketOpener({ useDgram: false }))).toBe('native');
+    expect(await receiverOf(membershipSocketOpener({ useDgram: true }))).toBe('dgram');
+    const { UdpReceiver: _omit, ...withoutReceiver } = loadNative();
+    expect(await receiverOf(membershipSocketOpener({ binding: withoutReceiver as unknown as NativeBinding }))).toBe('dgram');
+    // An addon from before receivers had memberships.
+    class Older {}
+    expect(await receiverOf(membershipSocketOpener({ binding: { ...loadNative(), UdpReceiver: Older } as unknown as NativeBinding }))).toBe('dgram');
+    expect(await receiverOf(openNativeMembershipSocket)).toBe('native');
+    expect(await receiverOf(openDgramMembershipSocket)).toBe('dgram');
+  });
+
+  test('a membership opened without a socket of its own takes the default opener; useDgram wins over any addon', async () => {
+    FakeReceiver.made = [];
+    const m = await openMulticastMembership({ group: '239.1.1.1', port: 5000 }, new Handler(), { interfaces: IFACES, binding: FAKE_BINDING });
+    expect(m.receiver).toBe('native');
+    expect(FakeReceiver.made).toHaveLength(1);
+    await m.close();
+    expect(await receiverOf(membershipSocketOpener({ useDgram: true, binding: FAKE_BINDING }))).toBe('dgram');
+    expect(FakeReceiver.made).toHaveLength(1);
+  });
+});
+
+describe('the native receiver under a membership (fake addon)', () => {
+  beforeEach(() => {
+    FakeReceiver.made = [];
+  });
+
+  test('binds the group and port with SO_REUSEADDR, reading like the client\'s unicast socket (batch, gather window, receive buffer)', async () => {
+    const { m } = await openNative({ group: '232.1.1.1', port: 5000, source: '192.0.2.1', interface: 'eth0' }, { batch: 128, gatherMicros: 3000, receiveBufferBytes: 8 << 20 });
+    const [rx] = FakeReceiver.made;
+    // address, port, receiveBufferBytes, maxDatagram, batch, onBatch, gatherMicros, reuseAddress
+    expect([rx.args[0], rx.args[1], rx.args[2], rx.args[3], rx.args[4], rx.args[6], rx.args[7]]).toEqual(['232.1.1.1', 5000, 8 << 20, 65535, 128, 3000, true]);
+    expect(m.localPort()).toBe(5000);
+    await m.close();
+  });
+
+  test('defaults: 256 datagrams a batch, an 8 ms gather window; a receive buffer above 1 GiB is asked as 1 GiB', async () => {
+    await openNative({ group: 'ff3e::1', port: 5000 }, { receiveBufferBytes: 2 ** 31 });
+    const [rx] = FakeReceiver.made;
+    expect([rx.args[0], rx.args[2], rx.args[4], rx.args[6], rx.args[7]]).toEqual(['ff3e::1', 1 << 30, 256, 8000, true]);
+  });
+
+  test('join and leave go to the receiver with the interface by index and the source', async () => {
+    const { m } = await openNative({ group: '232.1.1.1', port: 5000, source: '192.0.2.1', interface: '192.0.2.10' });
+    m.leave();
+    m.join();
+    const v6 = await openNative({ group: 'ff3e::1', port: 5000 });
+    v6.m.leave();
+    const [rx, rx6] = FakeReceiver.made;
+    expect(rx.calls).toEqual(['add 232.1.1.1 if=2 src=192.0.2.1', 'drop 232.1.1.1 if=2 src=192.0.2.1', 'add 232.1.1.1 if=2 src=192.0.2.1']);
+    expect(rx6.calls).toEqual(['add ff3e::1 if=- src=-', 'drop ff3e::1 if=- src=-']);
+  });
+
+  test('its batches are handed over as they are, each datagram with its source; nothing after close, which closes the receiver once', async () => {
+    const { m, handler } = await openNative({ group: '239.1.1.1', port: 5000 });
+    const [rx] = FakeReceiver.made;
+    rx.push('x', 'yy', 'zzz');
+    const [d] = handler.deliveries;
+    expect(d.count).toBe(3);
+    expect([0, 1, 2].map((i) => [d.datagram(i).toString(), d.offset(i), d.length(i), d.address(i), d.port(i)])).toEqual([
+      ['x', 0, 1, '192.0.2.1', 4000],
+      ['yy', 1, 2, '192.0.2.1', 4000],
+      ['zzz', 3, 3, '192.0.2.1', 4000],
+    ]);
+    await m.close();
+    await m.close();
+    rx.push('late');
+    expect(handler.deliveries).toHaveLength(1);
+    expect(rx.closed).toBe(1);
+  });
+
+  test('what the addon throws becomes a MembershipSocketError with the system error\'s name', async () => {
+    const refusing = class extends FakeReceiver {
+      constructor(...args: unknown[]) {
+        super(...args);
+        this.failJoin = Object.assign(new Error('addMembership: no interface to join the group on'), { code: 'ERR_RQ_NO_SUCH_INTERFACE', errno: 19 });
+      }
+    };
+    const attempt = openMulticastMembership({ group: '239.1.1.1', port: 5000 }, new Handler(), { interfaces: IFACES, binding: { UdpReceiver: refusing } as unknown as NativeBinding });
+    await expect(attempt).rejects.toMatchObject({ code: MembershipSocketError.code, errno: 'ENODEV', message: expect.stringMatching(/^cannot join 239\.1\.1\.1: /) });
+    // The socket was closed with the failed open.
+    expect(FakeReceiver.made[0].closed).toBe(1);
+  });
+});
+
+async function openNative(spec: Parameters<typeof openMulticastMembership>[0], o: { batch?: number; gatherMicros?: number; receiveBufferBytes?: number } = {}) {
+  const handler = new Handler();
+  const m = await openMulticastMembership(spec, handler, { interfaces: IFACES, binding: FAKE_BINDING, ...o });
+  return { m, handler };
+}
+
+describe.each([
+  ['dgram', openDgramMembershipSocket],
+  ['native', openNativeMembershipSocket],
+] as const)('the %s socket under a membership', (receiver, openSocket) => {
   test('datagrams are handed over in batches laid end to end in one buffer, each with its source', async () => {
     const handler = new Handler();
-    const sock = await openDgramMembershipSocket({ family: 4, address: '127.0.0.1', port: 0, receiveBufferBytes: 1 << 20 }, handler);
+    const sock = await openSocket({ family: 4, address: '127.0.0.1', port: 0, receiveBufferBytes: 1 << 20 }, handler);
+    expect(sock.receiver).toBe(receiver);
     const tx = dgram.createSocket('udp4');
     await new Promise<void>((r) => tx.bind(0, '127.0.0.1', r));
     const sends = ['x', 'yy', 'zzz'].map((p) => new Promise<void>((r) => tx.send(p, sock.port, '127.0.0.1', () => r())));
@@ -234,7 +404,7 @@ describe('the dgram socket under a membership', () => {
   test('a port already bound without SO_REUSEADDR is a MembershipSocketError', async () => {
     const squatter = dgram.createSocket('udp4');
     await new Promise<void>((r) => squatter.bind(0, '127.0.0.1', r));
-    const attempt = openDgramMembershipSocket({ family: 4, address: '127.0.0.1', port: squatter.address().port, receiveBufferBytes: 1 << 20 }, new Handler());
+    const attempt = openSocket({ family: 4, address: '127.0.0.1', port: squatter.address().port, receiveBufferBytes: 1 << 20 }, new Handler());
     await expect(attempt).rejects.toMatchObject({ code: MembershipSocketError.code, errno: 'EADDRINUSE' });
     squatter.close();
   });
@@ -254,29 +424,58 @@ describeNetns('MulticastMembership on a real interface (network namespace)', () 
   });
   afterAll(() => ns?.destroy());
 
+  type Beside = { a: Record<string, number>; b: Record<string, number>; joinedSources: string[] };
+
+  // `native` runs the child without a receiver option: the default (each result says which receiver it got).
+  // `whileLeft`: what a membership that left still gets of each source's 10 datagrams while another socket of
+  // the host stays joined to the group on the same port. The native receiver turns IP(V6)_MULTICAST_ALL off and
+  // hears nothing; node's dgram cannot, and Linux hands a socket with no membership of the group every
+  // datagram of it the host takes (membership-socket.ts).
   describe.each([
     ['IPv4', '4', SOURCE_V4, OTHER_V4],
     ['IPv6', '6', SOURCE_V6, OTHER_V6],
   ])('%s', (_name, family, source, other) => {
-    test('a source-specific join takes only the source (RFC 4607); after leave nothing arrives, after join again it does', async () => {
-      const { result: r } = await ns.run(CHILD, ['leave-rejoin', family]);
-      expect(r).toMatchObject({ other: 0, one: 20, left: 0, two: 20, sources: [source], joins: 2, joinedAfterLeave: false, joined: true, port: 5001, errors: [] });
-    });
+    describe.each([
+      ['native', 0],
+      ['dgram', 10],
+    ] as const)('%s receiver', (receiver, whileLeft) => {
+      test('a source-specific join takes only the source (RFC 4607); after leave nothing arrives, after join again it does', async () => {
+        const { result: r } = await ns.run(CHILD, ['leave-rejoin', family, receiver]);
+        expect(r).toMatchObject({ other: 0, one: 20, left: 0, two: 20, sources: [source], joins: 2, joinedAfterLeave: false, joined: true, port: 5001, errors: [], receiver });
+      });
 
-    test('an any-source join takes every source; two memberships share the port (SO_REUSEADDR), each gets every datagram', async () => {
-      const { result: r } = await ns.run(CHILD, ['any-source', family]);
-      expect(r).toEqual({ a: 20, b: 20, aSources: [source, other].sort(), bSources: [source, other].sort() });
-    });
+      test('an any-source join takes every source; two memberships share the port (SO_REUSEADDR), each gets every datagram', async () => {
+        const { result: r } = await ns.run(CHILD, ['any-source', family, receiver]);
+        expect(r).toEqual({ a: 20, b: 20, aSources: [source, other].sort(), bSources: [source, other].sort(), receiver });
+      });
 
-    test('nothing is handed over after close', async () => {
-      const { result: r } = await ns.run(CHILD, ['closed', family]);
-      expect(r).toEqual({ before: 5, after: 5, witnessed: 5 });
+      test('nothing is handed over after close', async () => {
+        const { result: r } = await ns.run(CHILD, ['closed', family, receiver]);
+        expect(r).toEqual({ before: 5, after: 5, witnessed: 5, receiver });
+      });
+
+      test('an any-source membership that left, beside another socket of the host still joined: native hears nothing more, dgram everything', async () => {
+        const { result: r } = await ns.run<Beside>(CHILD, ['left-beside-any-source', family, receiver]);
+        expect(r).toMatchObject({ receiver, errors: [] });
+        expect(r.a).toEqual({ one: 10, left: whileLeft, leftOther: whileLeft, two: 10 });
+        // The other socket got it all: the group reached the host while `a` was out.
+        expect(r.b).toEqual({ one: 10, left: 10, leftOther: 10, two: 10 });
+      });
+
+      test('a source-specific membership takes only its source while another socket of the host takes every source; once left, native hears nothing, dgram every source', async () => {
+        const { result: r } = await ns.run<Beside>(CHILD, ['left-beside-source-specific', family, receiver]);
+        expect(r).toMatchObject({ joinedSources: [source], receiver, errors: [] });
+        // Joined, and joined again: the kernel's filter of this socket's own membership.
+        expect([r.a.o1, r.a.s1, r.a.o3, r.a.s3]).toEqual([0, 10, 0, 10]);
+        // Left: with dgram, the foreign source that the other socket let in comes through too.
+        expect([r.a.o2, r.a.s2]).toEqual([whileLeft, whileLeft]);
+        expect(r.b).toEqual({ o1: 10, s1: 10, o2: 10, s2: 10, o3: 10, s3: 10 });
+      });
     });
   });
 
-  test('an IPv6 group of link-local scope is joined and bound on its interface', async () => {
-    const { result: r } = await ns.run(CHILD, ['link-local', '6']);
-    expect(r).toEqual({ received: 10, sources: [SOURCE_V6] });
+  test.each(['native', 'dgram'] as const)('an IPv6 group of link-local scope is joined and bound on its interface (%s receiver)', async (receiver) => {
+    const { result: r } = await ns.run(CHILD, ['link-local', '6', receiver]);
+    expect(r).toEqual({ received: 10, sources: [SOURCE_V6], receiver });
   });
 });
-
