@@ -17,7 +17,7 @@ import { InvalidArgumentError } from 'commander';
 import { TRANSPORT_MODES, TransportMode } from '../client/fallback';
 import { MembershipError } from '../transport/multicast/membership-errors';
 import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
-import { addressBytes, formatAddress, isMulticastAddress } from '../support/address';
+import { addressBytes, formatAddress, multicastAddressBytes } from '../support/address';
 import { findInterface, type HostInterfaces, isLocalUnicast } from '../transport/multicast/group-config';
 import { UsageError } from './errors';
 
@@ -187,8 +187,8 @@ export const parseMulticastGroup: Parser<MulticastGroupSpec> = (text) => {
   } catch {
     throw new UsageError(`"${text}" is not ${GROUP_PORT_FORM}`);
   }
-  const a = addressBytes(hp.host);
-  if (!a || !isMulticastAddress(hp.host)) throw new UsageError(`${hp.host} is not a multicast group (224.0.0.0/4 or ff00::/8)`);
+  const a = multicastAddressBytes(hp.host);
+  if (!a) throw new UsageError(`${hp.host} is not a multicast group (224.0.0.0/4 or ff00::/8)`);
   return { group: formatAddress(a.bytes), port: hp.port };
 };
 

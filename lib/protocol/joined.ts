@@ -13,7 +13,7 @@
  * unicast stream); other bits are sent as 0 and ignored. A source of all
  * zero bytes is "not announced" (any-source join, RFC 4607 §1).
  */
-import { addressBytes, formatAddress, isMulticastAddress } from '../support/address';
+import { formatAddress, isMulticastAddress, multicastAddressBytes, unicastAddressBytes } from '../support/address';
 import { ByteWriter, isU16, isU32, isU64Safe } from './bytes';
 import { ControlReader, MAX_CHANNELS } from './control-header';
 import { ProtocolEncodeError } from './errors';
@@ -52,15 +52,13 @@ export function writeJoinedBody(w: ByteWriter, msg: JoinedMessage): void {
 }
 
 function groupBytes(g: JoinedGroup): { family: 4 | 6; group: Uint8Array; port: number; source: Uint8Array; unicast: boolean } {
-  const group = addressBytes(g.group);
-  if (!group || !isMulticastAddress(g.group)) throw new ProtocolEncodeError('a group must be a numeric IPv4 or IPv6 multicast address');
+  const group = multicastAddressBytes(g.group);
+  if (!group) throw new ProtocolEncodeError('a group must be a numeric IPv4 or IPv6 multicast address');
   if (!isU16(g.port) || g.port === 0) throw new ProtocolEncodeError('a group port must be 1..65535');
   let source: Uint8Array = new Uint8Array(group.bytes.length);
   if (g.source !== undefined) {
-    const s = addressBytes(g.source);
-    if (!s || s.family !== group.family || isMulticastAddress(g.source) || s.bytes.every((b) => b === 0)) {
-      throw new ProtocolEncodeError("a group's source must be a unicast address of the group's family");
-    }
+    const s = unicastAddressBytes(g.source, group.family);
+    if (!s) throw new ProtocolEncodeError("a group's source must be a unicast address of the group's family");
     source = s.bytes;
   }
   return { family: group.family, group: group.bytes, port: g.port, source, unicast: g.unicast };

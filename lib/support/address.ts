@@ -153,9 +153,34 @@ export function formatAddress(bytes: Uint8Array): string {
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
+/** The family and bytes of a numeric literal (addressBytes). */
+export type AddressBytes = NonNullable<ReturnType<typeof addressBytes>>;
+
+/** 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291 §2.7). */
+function isMulticast(a: AddressBytes): boolean {
+  return a.family === 4 ? (a.bytes[0] & 0xf0) === 0xe0 : a.bytes[0] === 0xff;
+}
+
 /** Whether a numeric literal is an IP multicast address: 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291 §2.7). */
 export function isMulticastAddress(address: string): boolean {
   const a = addressBytes(address);
-  if (!a) return false;
-  return a.family === 4 ? (a.bytes[0] & 0xf0) === 0xe0 : a.bytes[0] === 0xff;
+  return a !== undefined && isMulticast(a);
+}
+
+/** The bytes of a numeric multicast literal (as isMulticastAddress), or undefined. */
+export function multicastAddressBytes(address: string): AddressBytes | undefined {
+  const a = addressBytes(address);
+  return a !== undefined && isMulticast(a) ? a : undefined;
+}
+
+/**
+ * The bytes of a numeric unicast literal of IP version `family`, or
+ * undefined: neither multicast nor the unspecified address (all zero), so
+ * a sender can bind to it and a receiver can name it as a source (RFC 4607
+ * §1).
+ */
+export function unicastAddressBytes(address: string, family: 4 | 6): AddressBytes | undefined {
+  const a = addressBytes(address);
+  if (a === undefined || a.family !== family || isMulticast(a) || a.bytes.every((b) => b === 0)) return undefined;
+  return a;
 }

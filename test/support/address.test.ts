@@ -1,6 +1,6 @@
 // lib/support/address.ts: the one place addresses are parsed, printed and classified.
 import fc from 'fast-check';
-import { addressBytes, formatAddress, isMulticastAddress, normalizeAddress, unmapIPv4 } from '../../lib/support/address';
+import { addressBytes, formatAddress, isMulticastAddress, multicastAddressBytes, normalizeAddress, unicastAddressBytes, unmapIPv4 } from '../../lib/support/address';
 
 describe('formatAddress', () => {
   test.each([
@@ -61,6 +61,30 @@ describe('addressBytes and isMulticastAddress', () => {
     ['not an address', false],
   ])('%s multicast: %s', (a, want) => {
     expect(isMulticastAddress(a)).toBe(want);
+    expect(multicastAddressBytes(a) !== undefined).toBe(want);
+  });
+
+  test('multicastAddressBytes: the bytes addressBytes reads', () => {
+    expect(multicastAddressBytes('239.1.2.3')).toEqual(addressBytes('239.1.2.3'));
+    expect(multicastAddressBytes('ff3e::8000:1')).toEqual(addressBytes('ff3e::8000:1'));
+  });
+
+  test.each([
+    ['192.0.2.1', 4, true],
+    ['2001:db8::1', 6, true],
+    ['::ffff:192.0.2.1', 6, true],
+    ['192.0.2.1', 6, false], // the other family
+    ['2001:db8::1', 4, false],
+    ['239.1.2.3', 4, false], // multicast
+    ['ff3e::1', 6, false],
+    ['0.0.0.0', 4, false], // unspecified
+    ['::', 6, false],
+    ['fe80::1%eth0', 6, false], // a zone is no numeric literal here
+    ['not an address', 4, false],
+  ] as const)('unicastAddressBytes(%s, %d): %s', (a, family, want) => {
+    const got = unicastAddressBytes(a, family);
+    expect(got !== undefined).toBe(want);
+    if (want) expect(got).toEqual(addressBytes(a));
   });
 });
 

@@ -27,7 +27,7 @@
  */
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { InvalidServerConfigError } from '../../errors';
-import { addressBytes, formatAddress, isMulticastAddress } from '../../support/address';
+import { addressBytes, formatAddress, multicastAddressBytes, unicastAddressBytes } from '../../support/address';
 import type { MulticastGroupConfig } from '../replicator-contract';
 
 /** TTL / hop limit of group packets unless configured: they stay on the link (mc-common, RFC 1112 §6.1). */
@@ -116,8 +116,8 @@ export interface GroupCheckOptions {
 export function checkMulticastGroup(config: MulticastGroupConfig, options: GroupCheckOptions = {}): CheckedGroup {
   const prefix = options.what === undefined ? '' : `${options.what}: `;
   const interfaces = options.interfaces ?? networkInterfaces;
-  const group = typeof config.group === 'string' ? addressBytes(config.group) : undefined;
-  if (!group || !isMulticastAddress(config.group)) {
+  const group = typeof config.group === 'string' ? multicastAddressBytes(config.group) : undefined;
+  if (!group) {
     throw new NotMulticastGroupError(`${prefix}multicast group ${String(config.group)} is not a multicast address (224.0.0.0/4 or ff00::/8)`);
   }
   if (!Number.isInteger(config.port) || config.port < 1 || config.port > 0xffff) {
@@ -182,9 +182,7 @@ export function findInterface(text: string, interfaces: HostInterfaces = network
 
 /** Whether `address` is a unicast address of this host of IP version `family` (4 or 6). */
 export function isLocalUnicast(address: string, family: 4 | 6, interfaces: HostInterfaces = networkInterfaces): boolean {
-  if (typeof address !== 'string') return false;
-  const a = addressBytes(address);
-  if (!a || a.family !== family || isMulticastAddress(address) || a.bytes.every((b) => b === 0)) return false;
+  if (typeof address !== 'string' || !unicastAddressBytes(address, family)) return false;
   const wanted = keyOf(address);
   return Object.values(interfaces()).some((infos) => infos?.some((i) => keyOf(i.address) === wanted));
 }
