@@ -29,14 +29,13 @@
  * tools and benchmarks.
  */
 import { EventEmitter } from 'events';
-import { InvalidArgumentError } from '../fec/errors';
 import {
   loadNative,
   type RawReplicator,
   type RawReplicatorBinding,
   type RawReplicatorChannelStats,
 } from '../native';
-import { fromReplicatorNative } from './errors';
+import { boolArgument, callReplicatorNative as call, stringArgument, uintArgument } from './native-call';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
 
 export type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
@@ -65,22 +64,6 @@ export interface ReplicatorEvents {
 
 const DEFAULT_CAPACITY = 4096;
 
-function call<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw fromReplicatorNative(e);
-  }
-}
-
-function optionalUint(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new InvalidArgumentError(`invalid argument: ${name} must be a non-negative integer`);
-  }
-  return value;
-}
-
 export class Replicator extends EventEmitter<ReplicatorEvents> implements ReplicatorContract {
   readonly #raw: RawReplicator;
   #closed = false;
@@ -99,10 +82,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements Replic
 
   /** `id` is the channel's TSI. */
   createChannel(id: number, config: ReplicatorChannelConfig): void {
-    const capacity = optionalUint(config.capacity, 'capacity', DEFAULT_CAPACITY);
-    const lowWater = optionalUint(config.lowWater, 'lowWater', Math.floor(capacity / 4));
-    const rate = optionalUint(config.rateBytesPerSec, 'rateBytesPerSec', 0);
-    const burst = optionalUint(config.burstBytes, 'burstBytes', 0);
+    const capacity = uintArgument(config.capacity, 'capacity', DEFAULT_CAPACITY);
+    const lowWater = uintArgument(config.lowWater, 'lowWater', Math.floor(capacity / 4));
+    const rate = uintArgument(config.rateBytesPerSec, 'rateBytesPerSec', 0);
+    const burst = uintArgument(config.burstBytes, 'burstBytes', 0);
     call(() => this.#raw.createChannel(id, config.slotSize, capacity, lowWater, rate, burst));
   }
 
@@ -135,17 +118,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements Replic
   addGroup(channelId: number, group: MulticastGroupConfig): void {
     const { group: address, port } = group;
     const ttl = group.ttl ?? 1;
-    const loop = group.loop ?? true;
-    if (typeof loop !== 'boolean') throw new InvalidArgumentError('invalid argument: loop must be a boolean');
-    for (const [name, v] of [
-      ['interface', group.interface],
-      ['source', group.source],
-    ] as const) {
-      if (v !== undefined && typeof v !== 'string') {
-        throw new InvalidArgumentError(`invalid argument: ${name} must be a string`);
-      }
-    }
-    call(() => this.#raw.addGroup(channelId, address, port, ttl, loop, group.interface, group.source));
+    const loop = boolArgument(group.loop, 'loop', true);
+    const iface = stringArgument(group.interface, 'interface');
+    const source = stringArgument(group.source, 'source');
+    call(() => this.#raw.addGroup(channelId, address, port, ttl, loop, iface, source));
   }
 
   /** Stops channel `channelId`'s stream to its group; a channel without a group is left as it is. */
@@ -155,7 +131,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements Replic
 
   /** 0 = unpaced. Tokens held are kept (capped at the new burst). */
   setRate(id: number, rateBytesPerSec: number, burstBytes?: number): void {
-    const burst = optionalUint(burstBytes, 'burstBytes', 0);
+    const burst = uintArgument(burstBytes, 'burstBytes', 0);
     call(() => this.#raw.setRate(id, rateBytesPerSec, burst));
   }
 

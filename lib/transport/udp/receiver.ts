@@ -16,10 +16,9 @@
  * socket of the host joined on its port). Each datagram keeps its source.
  */
 import { EventEmitter } from 'events';
-import { InvalidArgumentError } from '../../fec/errors';
 import { loadNative, type RawUdpReceiver, type RawUdpReceiverBinding, type RawUdpReceiverStats } from '../../native';
 import { formatAddress } from '../../support/address';
-import { fromReplicatorNative } from '../errors';
+import { boolArgument, callReplicatorNative as call, stringArgument, uintArgument } from '../native-call';
 
 export interface UdpReceiverOptions {
   /** Numeric address to bind (default '0.0.0.0'; '::' for IPv6). */
@@ -139,38 +138,8 @@ export interface UdpReceiverEvents {
   batch: [batch: DatagramBatch];
 }
 
-function call<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw fromReplicatorNative(e);
-  }
-}
-
-function uintOption(v: number | undefined, name: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || v < 0) {
-    throw new InvalidArgumentError(`invalid argument: ${name} must be a non-negative integer`);
-  }
-  return v;
-}
-
-function boolOption(v: boolean | undefined, name: string, fallback: boolean): boolean {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') throw new InvalidArgumentError(`invalid argument: ${name} must be a boolean`);
-  return v;
-}
-
 function membershipArgs(options: MembershipOptions): { iface?: string; source?: string } {
-  for (const [name, v] of [
-    ['interface', options.interface],
-    ['source', options.source],
-  ] as const) {
-    if (v !== undefined && typeof v !== 'string') {
-      throw new InvalidArgumentError(`invalid argument: ${name} must be a string`);
-    }
-  }
-  return { iface: options.interface, source: options.source };
+  return { iface: stringArgument(options.interface, 'interface'), source: stringArgument(options.source, 'source') };
 }
 
 export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
@@ -187,13 +156,13 @@ export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
       () =>
         new binding.UdpReceiver(
           options.address ?? '0.0.0.0',
-          uintOption(options.port, 'port', 0),
-          uintOption(options.receiveBufferBytes, 'receiveBufferBytes', 4 << 20),
-          uintOption(options.maxDatagram, 'maxDatagram', 65535),
-          uintOption(options.batch, 'batch', 64),
+          uintArgument(options.port, 'port', 0),
+          uintArgument(options.receiveBufferBytes, 'receiveBufferBytes', 4 << 20),
+          uintArgument(options.maxDatagram, 'maxDatagram', 65535),
+          uintArgument(options.batch, 'batch', 64),
           onBatch,
-          uintOption(options.gatherMicros, 'gatherMicros', 0),
-          boolOption(options.reuseAddress, 'reuseAddress', false),
+          uintArgument(options.gatherMicros, 'gatherMicros', 0),
+          boolArgument(options.reuseAddress, 'reuseAddress', false),
         ),
     );
   }
