@@ -45,15 +45,20 @@ export interface ReplicatorChannelCounters {
   bytes: number;
 }
 
+/** TTL / hop limit of group packets unless configured: they stay on the link (mc-common, RFC 1112 §6.1). */
+export const DEFAULT_MULTICAST_TTL = 1;
+/** Multicast loopback unless configured: receivers on the server's own host get the group too. */
+export const DEFAULT_MULTICAST_LOOP = true;
+
 /** A channel's multicast group, as the native multicast sink opens it. */
 export interface MulticastGroupConfig {
   /** A numeric multicast address: 224.0.0.0/4 (RFC 5771) or ff00::/8 (RFC 4291 §2.7). */
   group: string;
   /** 1..65535. */
   port: number;
-  /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0..255 (default 1: the local link, RFC 1112 §6.1). */
+  /** IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS, 0..255 (default DEFAULT_MULTICAST_TTL, 1: the local link, RFC 1112 §6.1). */
   ttl?: number;
-  /** Whether receivers on this host get the packets (default true). */
+  /** Whether receivers on this host get the packets (default DEFAULT_MULTICAST_LOOP, true). */
   loop?: boolean;
   /**
    * The interface the packets leave by: IPv4, a local interface address or

@@ -36,7 +36,13 @@ import {
   type RawReplicatorChannelStats,
 } from '../native';
 import { boolArgument, callReplicatorNative as call, stringArgument, uintArgument } from './native-call';
-import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
+import {
+  DEFAULT_MULTICAST_LOOP,
+  DEFAULT_MULTICAST_TTL,
+  type MulticastGroupConfig,
+  type ReplicatorChannelConfig,
+  type ReplicatorContract,
+} from './replicator-contract';
 
 export type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
 
@@ -117,8 +123,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements Replic
    */
   addGroup(channelId: number, group: MulticastGroupConfig): void {
     const { group: address, port } = group;
-    const ttl = group.ttl ?? 1;
-    const loop = boolArgument(group.loop, 'loop', true);
+    const ttl = group.ttl ?? DEFAULT_MULTICAST_TTL;
+    const loop = boolArgument(group.loop, 'loop', DEFAULT_MULTICAST_LOOP);
     const iface = stringArgument(group.interface, 'interface');
     const source = stringArgument(group.source, 'source');
     call(() => this.#raw.addGroup(channelId, address, port, ttl, loop, iface, source));

@@ -28,12 +28,10 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { InvalidServerConfigError } from '../../errors';
 import { addressBytes, formatAddress, multicastAddressBytes, unicastAddressBytes } from '../../support/address';
-import type { MulticastGroupConfig } from '../replicator-contract';
+import { DEFAULT_MULTICAST_LOOP, DEFAULT_MULTICAST_TTL, type MulticastGroupConfig } from '../replicator-contract';
 
-/** TTL / hop limit of group packets unless configured: they stay on the link (mc-common, RFC 1112 §6.1). */
-export const DEFAULT_MULTICAST_TTL = 1;
-/** Multicast loopback unless configured: receivers on the server's own host get the group too. */
-export const DEFAULT_MULTICAST_LOOP = true;
+// The engine's defaults, which a checked group fills in.
+export { DEFAULT_MULTICAST_LOOP, DEFAULT_MULTICAST_TTL } from '../replicator-contract';
 
 /** This host's interfaces as `os.networkInterfaces()` reports them (injectable for tests). */
 export type HostInterfaces = () => NodeJS.Dict<NetworkInterfaceInfo[]>;
