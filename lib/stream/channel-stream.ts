@@ -23,7 +23,7 @@
  * state the schedule and the replacements.
  */
 import type { BlockSealing, BlockSymbols } from '../content/block-source';
-import { sealingOf } from '../content/block-source';
+import { sealedBlocks, sealingOf } from '../content/block-source';
 import type { SymbolAllocator } from '../content/symbol-allocator';
 import { InvalidServerConfigError } from '../errors';
 import { Oti as WireOti } from '../protocol/oti';
@@ -148,10 +148,9 @@ export class ChannelStream {
     if (!(Number.isFinite(this.passOverhead) && this.passOverhead >= 0)) throw new InvalidServerConfigError('passOverhead must be >= 0');
     this.history = new SymbolHistory(options.historySegments);
     this.pins = options.pins ?? ON_DEMAND;
-    const sealings = this.objects.map((o) => sealingOf(o.encoder));
     const blocks: ScheduledBlock[] = [];
     this.objects.forEach((o, obj) => {
-      for (let sbn = 0; sbn < o.encoder.sourceBlocks; sbn++) if (sealings[obj].isSealed(sbn)) blocks.push(this.scheduled(obj, sbn));
+      for (const sbn of sealedBlocks(o.encoder)) blocks.push(this.scheduled(obj, sbn));
     });
     this.schedule = new StreamSchedule({
       blocks,
@@ -167,7 +166,7 @@ export class ChannelStream {
     this.dataPacketSize = this.objects.length > 0 ? packetSize(this.headers.stream(0), this.symbolSize) : this.fdtPacketSize;
     this.slotSize = Math.max(this.fdtPacketSize, this.dataPacketSize);
     this.builder = new RunBuilder(this.slotSize);
-    sealings.forEach((s, obj) => this.followSealing(s, obj));
+    this.objects.forEach((o, obj) => this.followSealing(sealingOf(o.encoder), obj));
   }
 
   /** W: blocks in the window (the channel's block count when everything is sent at once). */
