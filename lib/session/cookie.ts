@@ -36,8 +36,6 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { InvalidPortError, InvalidServerConfigError, InvalidTimeError } from '../errors';
 import { normalizeAddress, type NormalizedAddress } from '../support/address';
 
-export { normalizeAddress, type NormalizedAddress } from '../support/address';
-
 export const COOKIE_LENGTH = 33;
 export const ISSUER_TAG_LENGTH = 8;
 export const BINDING_TAG_LENGTH = 16;

@@ -1,5 +1,6 @@
 // lib/support/address.ts: the one place addresses are parsed, printed and classified.
 import fc from 'fast-check';
+import { InvalidAddressError } from '../../lib/errors';
 import { addressBytes, formatAddress, isMulticastAddress, multicastAddressBytes, normalizeAddress, unicastAddressBytes, unmapIPv4 } from '../../lib/support/address';
 
 describe('formatAddress', () => {
@@ -86,6 +87,31 @@ describe('addressBytes and isMulticastAddress', () => {
     expect(got !== undefined).toBe(want);
     if (want) expect(got).toEqual(addressBytes(a));
   });
+});
+
+describe('normalizeAddress', () => {
+  test.each([
+    ['192.0.2.1', '192.0.2.1'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['::FFFF:c000:0201', '192.0.2.1'],
+    ['2001:db8::1', '2001:db8:0:0:0:0:0:1'],
+    ['2001:0db8:0000:0000:0000:0000:0000:0001', '2001:db8:0:0:0:0:0:1'],
+    ['::', '0:0:0:0:0:0:0:0'],
+    ['::1', '0:0:0:0:0:0:0:1'],
+    ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'],
+    ['64:ff9b::192.0.2.1', '64:ff9b:0:0:0:0:c000:201'],
+    ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:102:304'],
+    ['fe80::1%eth0', 'fe80:0:0:0:0:0:0:1%eth0'],
+  ])('%s -> %s', (input, text) => {
+    expect(normalizeAddress(input).text).toBe(text);
+  });
+
+  test.each(['', '1.2.3', '1.2.3.256', '1.2.3.4.5', '1::2::3', ':1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '12345::', 'g::1', 'fe80::1%', 'example.com', '1:2:3:4:5:6:7:1.2.3.4'])(
+    'rejects %j',
+    (input) => {
+      expect(() => normalizeAddress(input)).toThrow(InvalidAddressError);
+    },
+  );
 });
 
 describe('normalizeAddress and unmapIPv4', () => {
