@@ -44,8 +44,6 @@ import {
   type ReplicatorContract,
 } from './replicator-contract';
 
-export type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from './replicator-contract';
-
 export interface ReplicatorOptions {
   /** Use UDP GSO when the kernel has it (default true). */
   gso?: boolean;
