@@ -41,6 +41,7 @@ import { SymbolAllocator } from '../../lib/content/symbol-allocator';
 import * as urlModule from '../../lib/client/url';
 import * as exitCodesModule from '../../lib/cli/exit-codes';
 import * as serveCliModule from '../../lib/cli/serve';
+import { takePackets } from '../support/stream-packets';
 
 const DOC = readFileSync(join(__dirname, '..', '..', 'docs', 'PROTOCOL.md'), 'utf8');
 
@@ -788,21 +789,9 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
       },
     });
   }
-  function packets(s: ChannelStream, n: number): alcModule.AlcPacket[] {
-    const out: alcModule.AlcPacket[] = [];
-    s.fill(n, (buf, size, count) => {
-      for (let i = 0; i < count; i++) {
-        const d = alcModule.decodeAlc(buf.slice(i * size, (i + 1) * size));
-        if (!d.ok) throw new Error(d.reason);
-        out.push(d.packet);
-      }
-      return count;
-    });
-    return out;
-  }
   const checks: Record<string, () => number> = {
     'ChannelStream.fdtInterval': () => {
-      const ps = packets(stream(), 200);
+      const ps = takePackets(stream(), 200);
       const fdt = ps.flatMap((p, i) => (p.toi === 0n ? [i] : []));
       const interval = fdt[1];
       expect(fdt).toEqual(Array.from({ length: fdt.length }, (_, k) => k * interval));
@@ -819,13 +808,13 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
         fdt: { instanceId: 1, encoder: fdtEncoder, allocator: SymbolAllocator.forEncoder(fdtEncoder), oti: { transferLength: 3 * T, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 } },
         windowBlocks: 1,
       });
-      const data = packets(s, 300).filter((p) => p.toi === 1n);
+      const data = takePackets(s, 300).filter((p) => p.toi === 1n);
       const run = data.findIndex((p) => p.sbn !== 0);
       // run = ceil(K(1+x)): x to the 2 decimals the doc states.
       return Math.round(((run - K) / K) * 100) / 100;
     },
     'ChannelStream.symbolsPerTurn': () => {
-      const ps = packets(stream(), 31).slice(1);
+      const ps = takePackets(stream(), 31).slice(1);
       let longest = 0;
       let run = 0;
       ps.forEach((p, i) => {
@@ -845,7 +834,7 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
   test('packet sizes 28 + T and 48 + T; EXT_RQSEQ = position; object packets without EXT_FTI', () => {
     const s = stream();
     expect([s.dataPacketSize, s.fdtPacketSize]).toEqual([28 + T, 48 + T]);
-    const ps = packets(s, 100);
+    const ps = takePackets(s, 100);
     ps.forEach((p, i) => {
       expect(p.sequence).toBe(i);
       expect(p.payloadLength).toBe(T);
@@ -855,7 +844,7 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
   });
   test('replacements carry no EXT_RQSEQ and a fresh ESI (coded mode)', () => {
     const s = stream();
-    const ps = packets(s, 40);
+    const ps = takePackets(s, 40);
     const sent = new Set(ps.map((p) => `${p.toi}/${p.sbn}/${p.esi}`));
     const lost = ps.flatMap((p, i) => (p.toi === 1n ? [i] : [])).slice(0, 3);
     const fresh = s.freshPackets(lost).map((b) => {

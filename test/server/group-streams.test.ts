@@ -11,12 +11,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ObjectDecoder } from '../../lib/fec/decoder';
-import { type AlcPacket, decodeAlc } from '../../lib/protocol/alc';
+import type { AlcPacket } from '../../lib/protocol/alc';
 import { tryParseFdt } from '../../lib/protocol/fdt';
 import { Catalogue } from '../../lib/content/catalogue';
 import { GROUP_STREAM_CHANNEL_FLAG, groupChannelId } from '../../lib/server/group-streams';
 import { RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
-import type { ChannelStream } from '../../lib/stream/channel-stream';
+import { codecPacket, takePackets } from '../support/stream-packets';
 
 let dir: string;
 let catalogue: Catalogue;
@@ -40,29 +40,8 @@ function server(options: Partial<RqcastServerOptions> = {}): RqcastServer {
   return new RqcastServer({ catalogue, prepare: false, channels: [{ name: 'main', multicast: GROUP }, { name: 'plain' }], ...options });
 }
 
-/** `n` packets of `stream`, decoded (from copies: the stream reuses its staging buffer). */
-function take(stream: ChannelStream, n: number): AlcPacket[] {
-  const out: AlcPacket[] = [];
-  stream.fill(n, (buf, size, count) => {
-    for (let i = 0; i < count; i++) {
-      const r = decodeAlc(buf.slice(i * size, (i + 1) * size));
-      if (!r.ok) throw new Error(r.reason);
-      out.push(r.packet);
-    }
-    return count;
-  });
-  return out;
-}
-
 function key(p: AlcPacket): string {
   return `${p.toi}/${p.sbn}/${p.esi}`;
-}
-
-function payloadOf(p: AlcPacket): Uint8Array {
-  const out = new Uint8Array(4 + p.payloadLength);
-  out.set([p.sbn, p.esi >> 16, (p.esi >> 8) & 0xff, p.esi & 0xff]);
-  out.set(p.payload, 4);
-  return out;
 }
 
 test('replicator channel of a group stream: bit 31 over the TSI', () => {
@@ -100,7 +79,7 @@ test('coded: the two streams never carry the same ESI of a block, FDT included; 
         ['unicast', main.stream],
         ['group', g.stream],
       ] as const) {
-        for (const p of take(stream, 17)) {
+        for (const p of takePackets(stream, 17)) {
           expect(p.tsi).toBe(1);
           expect(seen.get(key(p))).toBeUndefined();
           seen.set(key(p), name);
@@ -126,12 +105,12 @@ test('a receiver of the group alone decodes the FDT and every object from it', a
   try {
     const g = s.channels[0].multicast!;
     // The unicast stream runs too, drawing from the same counters.
-    take(s.channels[0].stream, 500);
-    const packets = take(g.stream, 400);
+    takePackets(s.channels[0].stream, 500);
+    const packets = takePackets(g.stream, 400);
     const first = packets.find((p) => p.toi === 0n)!;
     const o = first.oti!;
     const fdtDec = new ObjectDecoder({ F: o.transferLength, T: o.symbolSize, Z: o.sourceBlocks, N: o.subBlocks, Al: o.alignment });
-    for (const p of packets) if (p.toi === 0n) fdtDec.push(payloadOf(p));
+    for (const p of packets) if (p.toi === 0n) fdtDec.push(codecPacket(p));
     expect(fdtDec.complete).toBe(true);
     const parsed = tryParseFdt(fdtDec.result());
     fdtDec.close();
@@ -140,7 +119,7 @@ test('a receiver of the group alone decodes the FDT and every object from it', a
     for (const f of parsed.fdt.files) {
       const fo = f.oti!;
       const dec = new ObjectDecoder({ F: fo.transferLength, T: fo.symbolSize, Z: fo.sourceBlocks, N: fo.subBlocks, Al: fo.alignment });
-      for (const p of packets) if (p.toi === f.toi) dec.push(payloadOf(p));
+      for (const p of packets) if (p.toi === f.toi) dec.push(codecPacket(p));
       expect(dec.complete).toBe(true);
       expect(Buffer.from(dec.result()).equals(files[f.contentLocation])).toBe(true);
       dec.close();
@@ -161,8 +140,8 @@ test('no-code: each stream runs its own carousel, so the group alone carries eve
     const got = { unicast: new Set<string>(), group: new Set<string>() };
     // One packet each in turn, in step: a shared carousel would split the ESIs between them.
     for (let i = 0; i < 6 * (K + fdtK); i++) {
-      for (const p of take(main.stream, 1)) got.unicast.add(key(p));
-      for (const p of take(g.stream, 1)) got.group.add(key(p));
+      for (const p of takePackets(main.stream, 1)) got.unicast.add(key(p));
+      for (const p of takePackets(g.stream, 1)) got.group.add(key(p));
     }
     for (const set of [got.unicast, got.group]) {
       expect(Array.from(set).filter((k) => k.startsWith(`${a.toi}/`))).toHaveLength(K);
@@ -177,5 +156,5 @@ test('closing the server closes the group stream too', async () => {
   const s = server();
   const g = s.channels[0].multicast!;
   await s.close();
-  expect(take(g.stream, 10)).toEqual([]);
+  expect(takePackets(g.stream, 10)).toEqual([]);
 });

@@ -26,6 +26,7 @@ import type {
 } from '../../lib/transport/replicator-contract';
 import { registerServerMetrics } from '../../lib/server/metrics';
 import { RqcastServer, RqcastServerOptions } from '../../lib/server/server';
+import { codecPacket } from '../support/stream-packets';
 
 // ----------------------------------------------------------------- fake --
 
@@ -339,13 +340,6 @@ function toRanges(seqs: number[]): { start: number; end: number }[] {
   return out;
 }
 
-function payloadOf(p: AlcPacket): Uint8Array {
-  const out = new Uint8Array(4 + p.payloadLength);
-  out.set([p.sbn, p.esi >> 16, (p.esi >> 8) & 0xff, p.esi & 0xff]);
-  out.set(p.payload, 4);
-  return out;
-}
-
 /** Builds `n` stream packets of a channel without a replicator. */
 function streamOf(server: RqcastServer, tsi: number, n: number): AlcPacket[] {
   const out: AlcPacket[] = [];
@@ -483,7 +477,7 @@ describe.each(replicators)('RqcastServer with %s', (_name, make) => {
         if (!first) return undefined;
         const o = first.oti!;
         const d = new ObjectDecoder({ F: o.transferLength, T: o.symbolSize, Z: o.sourceBlocks, N: o.subBlocks, Al: o.alignment });
-        for (const p of c.data) if (p.toi === 0n) d.push(payloadOf(p));
+        for (const p of c.data) if (p.toi === 0n) d.push(codecPacket(p));
         if (d.complete) return d;
         d.close();
         return undefined;
@@ -498,7 +492,7 @@ describe.each(replicators)('RqcastServer with %s', (_name, make) => {
         const dec = new ObjectDecoder({ F: o.transferLength, T: o.symbolSize, Z: o.sourceBlocks, N: o.subBlocks, Al: o.alignment });
         let used = 0;
         await c.until(() => {
-          for (; used < c.data.length; used++) if (c.data[used].toi === f.toi) dec.push(payloadOf(c.data[used]));
+          for (; used < c.data.length; used++) if (c.data[used].toi === f.toi) dec.push(codecPacket(c.data[used]));
           return dec.complete;
         });
         expect(Buffer.from(dec.result()).equals(files[f.contentLocation])).toBe(true);

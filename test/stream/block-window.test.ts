@@ -9,6 +9,7 @@ import { wireOti } from '../../lib/content/catalogue';
 import { BlockPins, ChannelStream, SymbolSource, windowFor } from '../../lib/stream/channel-stream';
 import { fdtIntervalFor } from '../../lib/server/server';
 import { SymbolAllocator } from '../../lib/content/symbol-allocator';
+import { codecPacket, takePackets } from '../support/stream-packets';
 
 const T = 64;
 const open: { close(): void }[] = [];
@@ -18,17 +19,6 @@ function decode(p: Uint8Array): AlcPacket {
   const r = decodeAlc(p);
   if (!r.ok) throw new Error(`decodeAlc refused: ${r.reason}`);
   return r.packet;
-}
-
-/** FEC Payload ID + symbol, as the decoder takes it. */
-function codecPacket(p: AlcPacket): Uint8Array {
-  const out = new Uint8Array(4 + p.payload.length);
-  out[0] = p.sbn;
-  out[1] = p.esi >>> 16;
-  out[2] = (p.esi >>> 8) & 0xff;
-  out[3] = p.esi & 0xff;
-  out.set(p.payload, 4);
-  return out;
 }
 
 /** Pins that record what is pinned; readiness decided by the test. */
@@ -74,16 +64,6 @@ function setup(blocks: number, windowBlocks: number, passOverhead = 0.25) {
   return { data, encoder, stream, pins };
 }
 
-function take(stream: ChannelStream, n: number): AlcPacket[] {
-  const out: AlcPacket[] = [];
-  stream.fill(n, (buf, size, count) => {
-    // slice: the stream reuses its staging buffer.
-    for (let i = 0; i < count; i++) out.push(decode(buf.slice(i * size, (i + 1) * size)));
-    return count;
-  });
-  return out;
-}
-
 describe('ChannelStream sliding window', () => {
   test('W blocks at a time, each gets ceil(K(1+overhead)) packets per pass, W+1 pinned at most, every block decodes', () => {
     const { data, encoder, stream, pins } = setup(6, 2);
@@ -92,7 +72,7 @@ describe('ChannelStream sliding window', () => {
     const quotas = [0, 1, 2, 3, 4, 5].map((sbn) => Math.ceil(encoder.sourceSymbols(sbn) * 1.25));
     const total = quotas.reduce((a, b) => a + b, 0);
     // Two full passes (plus FDT packets, 1 in 32).
-    const packets = take(stream, Math.ceil(((2 * total) * 32) / 31) + 64);
+    const packets = takePackets(stream, Math.ceil(((2 * total) * 32) / 31) + 64);
     const data1 = packets.filter((p) => p.toi === 1n);
     // A block's packets come in one run per pass (it is out of the window
     // in between); the first run of each block is exactly its quota.
@@ -131,12 +111,12 @@ describe('ChannelStream sliding window', () => {
     const { encoder, stream, pins } = setup(4, 1, 0);
     pins.notReady.add('a:1');
     const K0 = encoder.sourceSymbols(0);
-    const first = take(stream, 3 * K0).filter((p) => p.toi === 1n);
+    const first = takePackets(stream, 3 * K0).filter((p) => p.toi === 1n);
     expect(first.every((p) => p.sbn === 0)).toBe(true);
     expect(first.length).toBeGreaterThan(K0);
     expect(stream.counters.windowStalls).toBeGreaterThan(0);
     pins.notReady.delete('a:1');
-    const next = take(stream, 64).filter((p) => p.toi === 1n);
+    const next = takePackets(stream, 64).filter((p) => p.toi === 1n);
     expect(next.some((p) => p.sbn === 1)).toBe(true);
   });
 
@@ -160,7 +140,7 @@ describe('ChannelStream sliding window', () => {
   test('W >= blocks: plain round-robin over everything, no window movement', () => {
     const { stream, pins } = setup(3, 5);
     expect(stream.sliding).toBe(false);
-    take(stream, 500);
+    takePackets(stream, 500);
     expect(stream.counters.windowAdvances).toBe(0);
     expect(pins.pinned.size).toBe(3);
   });

@@ -4,11 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import { ObjectDecoder } from '../../lib/fec/decoder';
 import { ObjectEncoder } from '../../lib/fec/encoder';
-import { AlcPacket, decodeAlc } from '../../lib/protocol/alc';
+import { decodeAlc } from '../../lib/protocol/alc';
 import type { BlockSealing, BlockSymbols } from '../../lib/content/block-source';
 import { wireOti } from '../../lib/content/catalogue';
 import { EsiLayout, SymbolAllocator } from '../../lib/content/symbol-allocator';
 import { ChannelStream, StreamFdt } from '../../lib/stream/channel-stream';
+import { codecPacket, takePackets } from '../support/stream-packets';
 
 const T = 64;
 const open: { close(): void }[] = [];
@@ -23,27 +24,6 @@ function encoder(data: Uint8Array, blocks: number): ObjectEncoder {
 function fdt(): StreamFdt {
   const e = encoder(new TextEncoder().encode('<FDT-Instance/>'), 1);
   return { instanceId: 1, encoder: e, allocator: SymbolAllocator.forEncoder(e), oti: wireOti(e.otiInfo) };
-}
-
-function take(s: ChannelStream, n: number): AlcPacket[] {
-  const out: AlcPacket[] = [];
-  s.fill(n, (buf, size, count) => {
-    for (let i = 0; i < count; i++) {
-      const r = decodeAlc(buf.slice(i * size, (i + 1) * size));
-      if (!r.ok) throw new Error(r.reason);
-      out.push(r.packet);
-    }
-    return count;
-  });
-  return out;
-}
-
-/** FEC Payload ID + symbol, as the decoder takes it. */
-function codecPacket(p: AlcPacket): Uint8Array {
-  const out = new Uint8Array(4 + p.payload.length);
-  out.set([p.sbn, p.esi >>> 16, (p.esi >>> 8) & 0xff, p.esi & 0xff]);
-  out.set(p.payload, 4);
-  return out;
 }
 
 /** A file's encoder seen as a live source: its blocks are sealed when the test says. */
@@ -92,12 +72,12 @@ describe('ChannelStream over blocks sealed over time', () => {
     live.sealed.add(0);
     const allocator = SymbolAllocator.forEncoder(live);
     const s = new ChannelStream({ tsi: 1, objects: [{ toi: 1, encoder: live, allocator }], fdt: fdt() });
-    const before = take(s, 100).filter((p) => p.toi === 1n);
+    const before = takePackets(s, 100).filter((p) => p.toi === 1n);
     expect(new Set(before.map((p) => p.sbn))).toEqual(new Set([0]));
     live.seal(2);
     expect(allocator.sourceSymbols(2)).toBe(live.sourceSymbols(2));
     live.seal(1);
-    const after = take(s, 300).filter((p) => p.toi === 1n);
+    const after = takePackets(s, 300).filter((p) => p.toi === 1n);
     expect(new Set(after.map((p) => p.sbn))).toEqual(new Set([0, 1, 2]));
     expect(s.windowBlocks).toBe(3);
     expect(s.windowContents.map((b) => b.sbn)).toEqual([0, 2, 1]);
@@ -125,8 +105,8 @@ describe('ChannelStream with ESI layouts', () => {
     };
     const one = stream({ base: 0, stride: 2, sendsSourceSymbols: false }, 1);
     const two = stream({ base: 1, stride: 2, sendsSourceSymbols: false }, 2);
-    const fromOne = take(one.s, 60);
-    const fromTwo = take(two.s, 60);
+    const fromOne = takePackets(one.s, 60);
+    const fromTwo = takePackets(two.s, 60);
     const data1 = fromOne.filter((p) => p.toi === 1n);
     const data2 = fromTwo.filter((p) => p.toi === 1n);
     const K = [e.sourceSymbols(0), e.sourceSymbols(1)];
@@ -145,7 +125,7 @@ describe('ChannelStream with ESI layouts', () => {
     const sent1 = new Set(data1.map((p) => `${p.sbn}/${p.esi}`));
     expect(fresh.some((p) => sent1.has(`${p.sbn}/${p.esi}`))).toBe(false);
     // Repair symbols alone, from both: every block decodes (K + a few of each).
-    const more = [...data1, ...data2, ...take(one.s, 40), ...take(two.s, 40)].filter((p) => p.toi === 1n);
+    const more = [...data1, ...data2, ...takePackets(one.s, 40), ...takePackets(two.s, 40)].filter((p) => p.toi === 1n);
     const keys = more.map((p) => `${p.sbn}/${p.esi}`);
     expect(new Set(keys).size).toBe(keys.length);
     const dec = new ObjectDecoder(e.oti);
