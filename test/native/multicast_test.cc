@@ -32,29 +32,10 @@
 #include "udp/batch_receiver.h"
 #include "udp/udp.h"
 
+#include "check.h"
+
 using namespace rqcast;
 using namespace rqcast::replicate;
-
-static int g_failed_checks = 0;
-#define CHECK(cond)                                                    \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__,     \
-                   __LINE__, #cond);                                   \
-      ++g_failed_checks;                                               \
-    }                                                                  \
-  } while (0)
-#define CHECK_EQ(a, b)                                                  \
-  do {                                                                  \
-    auto got_ = (a);                                                    \
-    auto want_ = (b);                                                   \
-    if (!(got_ == want_)) {                                             \
-      std::fprintf(stderr, "  %s:%d: %s == %s failed (%lld vs %lld)\n", \
-                   __FILE__, __LINE__, #a, #b, (long long)got_,          \
-                   (long long)want_);                                   \
-      ++g_failed_checks;                                                \
-    }                                                                   \
-  } while (0)
 
 static udp::Endpoint ep(const char* a, uint16_t port) {
   udp::Endpoint e;
@@ -197,11 +178,11 @@ static bool in_multicast_netns(void (*fn)()) {
     };
     for (const char* c : setup)
       if (!sh(c)) _exit(78);
-    g_failed_checks = 0;
+    g_failures = 0;
     fn();
     std::fflush(stdout);
     std::fflush(stderr);
-    _exit(g_failed_checks == 0 ? 0 : 1);
+    _exit(g_failures == 0 ? 0 : 1);
   }
   int status = 0;
   waitpid(pid, &status, 0);
@@ -936,9 +917,9 @@ int main() {
   };
   int passed = 0, failed = 0;
   for (const T& t : tests) {
-    int before = g_failed_checks;
+    int before = g_failures.load();
     t.fn();
-    bool ok = g_failed_checks == before;
+    bool ok = g_failures == before;
     std::printf("%s %s\n", ok ? "ok  " : "FAIL", t.name);
     (ok ? passed : failed)++;
   }
