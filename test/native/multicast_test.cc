@@ -12,9 +12,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,34 +31,15 @@
 #include "udp/udp.h"
 
 #include "check.h"
+#include "net_fixtures.h"
 
 using namespace rqcast;
 using namespace rqcast::replicate;
-
-static udp::Endpoint ep(const char* a, uint16_t port) {
-  udp::Endpoint e;
-  bool ok = udp::parse_endpoint(a, port, &e);
-  CHECK(ok);
-  return e;
-}
 
 static std::string text_of(const udp::Endpoint& e) {
   char buf[64];
   udp::format_address(e, buf, sizeof buf);
   return buf;
-}
-
-// Packets of `size` bytes, each starting with its 32-bit sequence number.
-static std::vector<uint8_t> make_packets(uint32_t first, uint32_t count,
-                                         uint32_t size) {
-  std::vector<uint8_t> v(static_cast<size_t>(count) * size);
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t seq = first + i;
-    uint8_t* p = v.data() + static_cast<size_t>(i) * size;
-    std::memcpy(p, &seq, 4);
-    for (uint32_t j = 4; j < size; ++j) p[j] = static_cast<uint8_t>(seq * 31 + j);
-  }
-  return v;
 }
 
 // ------------------------------------------------------------ a member
@@ -147,55 +126,26 @@ struct TestRun {
 
 // ------------------------------------------------------- the namespace
 
-static bool sh(const std::string& cmd) {
-  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
-}
-
 // Runs fn in a child process inside a fresh network namespace set up for
-// multicast. Returns false (skipped, with the reason printed) if the
-// namespace or its interfaces cannot be made here.
+// multicast (see net_fixtures.h's in_new_netns: skipped without
+// CAP_NET_ADMIN or `ip`).
 static bool in_multicast_netns(void (*fn)()) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (unshare(CLONE_NEWNET) != 0) _exit(77);
-    // IPv4: lo with MULTICAST on, and two more addresses to send from.
-    // IPv6: a veth pair, va (the sender's side: fd00::1 and fd00::2) and
-    // vb (the receivers'), without duplicate address detection so that
-    // the addresses are usable at once; va has 10.8.0.1 too.
-    const char* setup[] = {
-        "ip link set lo up multicast on",
-        "ip addr add 10.9.0.1/32 dev lo",
-        "ip addr add 10.9.0.2/32 dev lo",
-        "ip link add va type veth peer name vb",
-        "sysctl -qw net.ipv6.conf.va.accept_dad=0 net.ipv6.conf.vb.accept_dad=0",
-        "ip link set va up",
-        "ip link set vb up",
-        "ip -6 addr add fd00::1/64 dev va nodad",
-        "ip -6 addr add fd00::2/64 dev va nodad",
-        "ip addr add 10.8.0.1/24 dev va",
-    };
-    for (const char* c : setup)
-      if (!sh(c)) _exit(78);
-    g_failures = 0;
-    fn();
-    std::fflush(stdout);
-    std::fflush(stderr);
-    _exit(g_failures == 0 ? 0 : 1);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-    std::printf("# skipped: no CAP_NET_ADMIN for a network namespace\n");
-    return false;
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 78) {
-    std::printf("# skipped: `ip` could not set up multicast interfaces here\n");
-    return false;
-  }
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  return true;
+  // IPv4: lo with MULTICAST on, and two more addresses to send from.
+  // IPv6: a veth pair, va (the sender's side: fd00::1 and fd00::2) and
+  // vb (the receivers'), without duplicate address detection so that
+  // the addresses are usable at once; va has 10.8.0.1 too.
+  return in_new_netns(fn, {
+      "ip link set lo up multicast on",
+      "ip addr add 10.9.0.1/32 dev lo",
+      "ip addr add 10.9.0.2/32 dev lo",
+      "ip link add va type veth peer name vb",
+      "sysctl -qw net.ipv6.conf.va.accept_dad=0 net.ipv6.conf.vb.accept_dad=0",
+      "ip link set va up",
+      "ip link set vb up",
+      "ip -6 addr add fd00::1/64 dev va nodad",
+      "ip -6 addr add fd00::2/64 dev va nodad",
+      "ip addr add 10.8.0.1/24 dev va",
+  });
 }
 
 static unsigned lo() { return if_nametoindex("lo"); }

@@ -5,10 +5,8 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <poll.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +32,7 @@
 #include "udp/udp.h"
 
 #include "check.h"
+#include "net_fixtures.h"
 
 using namespace rqcast;
 using namespace rqcast::replicate;
@@ -125,13 +124,6 @@ static void test_default_burst() {
 }
 
 // --------------------------------------------------------- destination set
-
-static udp::Endpoint ep(const char* a, uint16_t port) {
-  udp::Endpoint e;
-  bool ok = udp::parse_endpoint(a, port, &e);
-  CHECK(ok);
-  return e;
-}
 
 static void test_destination_set_add_remove() {
   DestinationSet s;
@@ -264,19 +256,6 @@ struct CountingSink : EventSink {
   std::atomic<int> events{0};
   void on_low_water(const uint32_t*, size_t) override { events++; }
 };
-
-// Packets of `size` bytes, each starting with its 32-bit sequence number.
-static std::vector<uint8_t> make_packets(uint32_t first, uint32_t count,
-                                         uint32_t size) {
-  std::vector<uint8_t> v(static_cast<size_t>(count) * size);
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t seq = first + i;
-    uint8_t* p = v.data() + static_cast<size_t>(i) * size;
-    std::memcpy(p, &seq, 4);
-    for (uint32_t j = 4; j < size; ++j) p[j] = static_cast<uint8_t>(seq * 31 + j);
-  }
-  return v;
-}
 
 static bool wait_for_stream(Engine& e, uint32_t ch, uint64_t packets) {
   for (int i = 0; i < 20000; ++i) {  // event-driven wait, bounded by 20 s
@@ -574,29 +553,6 @@ static bool loopback_up(int mtu) {
   ok = ok && ioctl(fd, SIOCSIFMTU, &ifr) == 0;
   close(fd);
   return ok;
-}
-
-// Runs fn in a child process inside a fresh network namespace (which dies
-// with it: nothing to clean up). Returns false (skipped) without CAP_NET_ADMIN.
-static bool in_new_netns(void (*fn)()) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (unshare(CLONE_NEWNET) != 0) _exit(77);
-    g_failures = 0;
-    fn();
-    std::fflush(stderr);
-    _exit(g_failures == 0 ? 0 : 1);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-    std::printf("# skipped: no CAP_NET_ADMIN for a network namespace\n");
-    return false;
-  }
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  return true;
 }
 
 static void gso_refused_by_small_mtu() {
