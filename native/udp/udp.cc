@@ -370,21 +370,24 @@ void Waker::reset() {
   (void)r;
 }
 
-int Socket::set_multicast_ttl(int hops) {
-  int r = family_ == AF_INET6
-              ? setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops,
-                           sizeof hops)
-              : setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_TTL, &hops,
-                           sizeof hops);
+// An int option that IPv4 and IPv6 each have under their own name: the
+// one of the socket's family.
+static int set_family_option(int fd, int family, int ipv4_name, int ipv6_name,
+                             int value) {
+  int r = family == AF_INET6
+              ? setsockopt(fd, IPPROTO_IPV6, ipv6_name, &value, sizeof value)
+              : setsockopt(fd, IPPROTO_IP, ipv4_name, &value, sizeof value);
   return r == 0 ? 0 : errno;
 }
 
+int Socket::set_multicast_ttl(int hops) {
+  return set_family_option(fd_, family_, IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS,
+                           hops);
+}
+
 int Socket::set_multicast_loop(bool on) {
-  int v = on ? 1 : 0;
-  int r = family_ == AF_INET6
-              ? setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &v, sizeof v)
-              : setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_LOOP, &v, sizeof v);
-  return r == 0 ? 0 : errno;
+  return set_family_option(fd_, family_, IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP,
+                           on ? 1 : 0);
 }
 
 int Socket::set_multicast_interface(const Interface& iface) {
@@ -402,11 +405,8 @@ int Socket::set_multicast_interface(const Interface& iface) {
 }
 
 int Socket::set_multicast_all(bool on) {
-  int v = on ? 1 : 0;
-  int r = family_ == AF_INET6
-              ? setsockopt(fd_, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &v, sizeof v)
-              : setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_ALL, &v, sizeof v);
-  return r == 0 ? 0 : errno;
+  return set_family_option(fd_, family_, IP_MULTICAST_ALL, IPV6_MULTICAST_ALL,
+                           on ? 1 : 0);
 }
 
 static void address_bytes(const Endpoint& e, uint8_t out[16]) {
