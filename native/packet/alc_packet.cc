@@ -61,12 +61,7 @@ Status WritePackets(fec::ObjectEncoder& encoder, const HeaderTemplate& header,
   for (uint32_t i = 0; i < run.count; ++i, ++seq) {
     uint8_t* p = out + size_t(i) * stride;
     if (H != 0) std::memcpy(p, h, H);
-    if (stamp) {
-      p[seq_at] = static_cast<uint8_t>(seq >> 24);
-      p[seq_at + 1] = static_cast<uint8_t>(seq >> 16);
-      p[seq_at + 2] = static_cast<uint8_t>(seq >> 8);
-      p[seq_at + 3] = static_cast<uint8_t>(seq);
-    }
+    if (stamp) PutU32(p + seq_at, seq);
   }
   return Status::kOk;
 }

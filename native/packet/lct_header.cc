@@ -5,16 +5,6 @@
 
 namespace rqcast {
 namespace packet {
-namespace {
-
-void put_u32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-
-}  // namespace
 
 size_t LctHeaderSize(const LctHeaderFields& f) {
   return kLctFixedSize + (f.has_fdt ? kExtFdtSize : 0) +
@@ -47,9 +37,9 @@ fec::Status WriteLctHeader(const LctHeaderFields& f, uint8_t* out,
   // HDR_LEN counts 32-bit words of the whole header, extensions included.
   out[2] = static_cast<uint8_t>(size / 4);
   out[3] = kFecEncodingIdRaptorQ;
-  put_u32(out + 4, 0);  // CCI: no congestion control information
-  put_u32(out + 8, f.tsi);
-  put_u32(out + 12, f.toi);
+  PutU32(out + 4, 0);  // CCI: no congestion control information
+  PutU32(out + 8, f.tsi);
+  PutU32(out + 12, f.toi);
   uint8_t* p = out + kLctFixedSize;
 
   if (f.has_fdt) {
@@ -76,7 +66,7 @@ fec::Status WriteLctHeader(const LctHeaderFields& f, uint8_t* out,
     p[1] = static_cast<uint8_t>(kExtRqseqSize / 4);
     p[2] = 0;  // reserved (PROTOCOL.md §8.5)
     p[3] = 0;
-    put_u32(p + 4, f.sequence);
+    PutU32(p + 4, f.sequence);
     p += kExtRqseqSize;
   }
   if (written != nullptr) *written = size;

@@ -54,6 +54,15 @@ constexpr size_t kMaxLctHeaderSize =
 // HDR_LEN is 8 bits of 32-bit words (RFC 5651 §5.1).
 static_assert(kMaxLctHeaderSize <= 255 * 4, "HDR_LEN is 8 bits of words");
 
+// Writes v at p in network byte order, as every 32-bit field of the header
+// goes on the wire (TSI, TOI, EXT_RQSEQ's sequence number).
+inline void PutU32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
 // What varies between the headers rqcast sends.
 struct LctHeaderFields {
   uint32_t tsi = 0;             // the channel (PROTOCOL.md §10)
