@@ -326,9 +326,11 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     replicate::MulticastStage stage = replicate::MulticastStage::kNone;
     int rc = engine_->add_group(id, c, &stage);
     if (rc == 0) return env.Undefined();
-    switch (rc == EEXIST || rc == ENOENT || rc == ESHUTDOWN
-                ? replicate::MulticastStage::kNone
-                : stage) {
+    // The group, ttl, interface and source were checked above, so what the
+    // sink's setup can still refuse is the interface, the source's bind or
+    // the socket itself; the engine's own answers (EEXIST, ENOENT,
+    // ESHUTDOWN) come with stage kNone.
+    switch (stage) {
       case replicate::MulticastStage::kInterface:
         ThrowErrnoCode(env, kErrNoSuchInterface, rc,
                        "addGroup: the interface cannot send multicast: " + ErrnoText(rc));
@@ -338,12 +340,6 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
                        rc == EADDRNOTAVAIL
                            ? "addGroup: source is not an address of this host"
                            : "addGroup: source cannot be bound: " + ErrnoText(rc));
-        break;
-      case replicate::MulticastStage::kGroup:
-        ThrowCode(env, kErrBadAddress, "addGroup: group must be a multicast address");
-        break;
-      case replicate::MulticastStage::kHops:
-        ThrowInvalid(env, "addGroup: ttl must be in [0, 255]");
         break;
       default:
         if (rc == EEXIST)
