@@ -26,16 +26,6 @@ uint64_t monotonic_ns() {
 // queue and the other channels again (bounds latency of add/remove).
 constexpr uint64_t kRunMessageBudget = 4096;
 
-DatagramOptions datagram_options(const EngineOptions& o) {
-  DatagramOptions d;
-  d.gso = o.gso;
-  d.send_buffer_bytes = o.send_buffer_bytes;
-  d.send_timeout_ms = o.send_timeout_ms;
-  d.max_batch = o.max_batch;
-  d.max_segments = o.max_segments;
-  return d;
-}
-
 // A sink on a channel and how far along the stream it is.
 struct SinkSlot {
   Sink* sink;
@@ -121,7 +111,7 @@ struct Engine::Command {
 };
 
 Engine::Engine(const EngineOptions& options, EventSink* events)
-    : options_(options), events_(events), udp_(datagram_options(options)) {}
+    : options_(options), events_(events), udp_(options) {}
 
 Engine::~Engine() { stop(); }
 
@@ -322,7 +312,7 @@ int Engine::add_group(uint32_t id, const MulticastConfig& config,
   }
   // The socket calls run outside the locks; the channel is looked up again
   // after them (another caller may have removed it or given it a group).
-  auto sink = std::make_shared<MulticastSink>(config, datagram_options(options_));
+  auto sink = std::make_shared<MulticastSink>(config, options_);
   int rc = sink->open(failed);
   if (rc != 0) return rc;
   std::lock_guard<std::mutex> lk(map_mutex_);

@@ -43,12 +43,10 @@
 namespace rqcast {
 namespace replicate {
 
-struct EngineOptions {
-  bool gso = true;                     // use UDP GSO when the kernel has it
-  int send_buffer_bytes = 4 << 20;     // SO_SNDBUF(FORCE) of each socket
-  int send_timeout_ms = 100;           // a send blocked longer is a drop
-  uint32_t max_batch = udp::kMaxBatch; // messages per sendmmsg
-  uint32_t max_segments = udp::kMaxGsoSegments;  // packets per GSO datagram
+// The UDP sending options (DatagramOptions: GSO, socket buffer and send
+// timeout, batch and segment limits) hold for the unicast sockets and for
+// every group's socket alike.
+struct EngineOptions : DatagramOptions {
   // Monotonic nanoseconds for pacing. Empty: CLOCK_MONOTONIC. Tests inject
   // a manual clock so that pacing is checked by token arithmetic alone.
   std::function<uint64_t()> clock;
