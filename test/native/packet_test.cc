@@ -302,6 +302,16 @@ Bytes object_bytes() {
   return data;
 }
 
+// An encoder of `data` (which must outlive it) under kOti, as the binding
+// makes one over a JS buffer; null, and a failed check, if Create refuses.
+std::unique_ptr<fec::ObjectEncoder> memory_encoder(const Bytes& data) {
+  std::unique_ptr<fec::ObjectEncoder> enc;
+  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
+                                          &enc),
+               Status::kOk);
+  return enc;
+}
+
 // Packet i of a run at `p`: the template with (first_sequence + i) mod
 // 2^32 at its offset, the payload ID and symbol fec::ObjectEncoder::Packet
 // writes for (sbn, first_esi + i).
@@ -332,10 +342,7 @@ void check_run(fec::ObjectEncoder& enc, const HeaderTemplate& h,
 // slots, with a stamped data header, an FDT header and no header at all.
 void test_runs_match_object_encoder() {
   const Bytes data = object_bytes();
-  std::unique_ptr<fec::ObjectEncoder> enc;
-  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
-                                          &enc),
-               Status::kOk);
+  std::unique_ptr<fec::ObjectEncoder> enc = memory_encoder(data);
   if (!enc) return;
   LctHeaderFields data_fields;
   data_fields.tsi = 77;
@@ -395,10 +402,7 @@ void test_runs_match_object_encoder() {
 // FEC Payload ID: SBN u8 then ESI u24, network byte order (RFC 6330 §3.2).
 void test_payload_id_bytes() {
   const Bytes data = object_bytes();
-  std::unique_ptr<fec::ObjectEncoder> enc;
-  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
-                                          &enc),
-               Status::kOk);
+  std::unique_ptr<fec::ObjectEncoder> enc = memory_encoder(data);
   if (!enc) return;
   HeaderTemplate h;
   const Bytes hb = {0xee, 0xee, 0xee, 0xee};
@@ -432,10 +436,7 @@ void test_payload_id_bytes() {
 // The sequence number wraps at 2^32 (PROTOCOL.md §8.5), mid-run.
 void test_sequence_wraps() {
   const Bytes data = object_bytes();
-  std::unique_ptr<fec::ObjectEncoder> enc;
-  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
-                                          &enc),
-               Status::kOk);
+  std::unique_ptr<fec::ObjectEncoder> enc = memory_encoder(data);
   if (!enc) return;
   LctHeaderFields f;
   f.tsi = 1;
@@ -466,10 +467,7 @@ void test_sequence_wraps() {
 // caller gives): the template's copy is taken before any packet is written.
 void test_header_aliasing_output() {
   const Bytes data = object_bytes();
-  std::unique_ptr<fec::ObjectEncoder> enc;
-  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
-                                          &enc),
-               Status::kOk);
+  std::unique_ptr<fec::ObjectEncoder> enc = memory_encoder(data);
   if (!enc) return;
   const Bytes header = {'0', '1', '2', '3', '4', '5', '6', '7',
                         '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
@@ -497,10 +495,7 @@ void test_header_aliasing_output() {
 // Every bound is checked before anything is written.
 void test_bounds() {
   const Bytes data = object_bytes();
-  std::unique_ptr<fec::ObjectEncoder> enc;
-  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
-                                          &enc),
-               Status::kOk);
+  std::unique_ptr<fec::ObjectEncoder> enc = memory_encoder(data);
   if (!enc) return;
   Bytes hb(20, 0);
   HeaderTemplate h;
@@ -558,12 +553,10 @@ void test_prepare_on_demand_and_failure() {
   unlink(name);
   CHECK(write(fd, data.data(), data.size()) ==
         static_cast<ssize_t>(data.size()));
-  std::unique_ptr<fec::ObjectEncoder> disk, mem;
+  std::unique_ptr<fec::ObjectEncoder> disk;
   CHECK_STATUS(fec::ObjectEncoder::CreateFromFile(fd, kOti, &disk),
                Status::kOk);
-  CHECK_STATUS(fec::ObjectEncoder::Create(data.data(), data.size(), kOti,
-                                          &mem),
-               Status::kOk);
+  std::unique_ptr<fec::ObjectEncoder> mem = memory_encoder(data);
   if (disk && mem) {
     HeaderTemplate h;
     const Bytes hb = {1, 2, 3, 4, 5, 6};
