@@ -34,8 +34,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
-import { transpiledRoot } from '../test/e2e/helpers';
-import { lastJsonObject, stopTimed } from './support/netns-run';
+import { lastJson, transpiledRoot } from '../test/e2e/helpers';
+import { stopTimed } from './support/netns-run';
 import { cliOption, nowSeconds, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -185,7 +185,6 @@ function overheadFromSummary(summary: unknown): number | undefined {
   return (s.symbolsReceived / s.neededSymbols - 1) * 100;
 }
 
-
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
   const cli = [process.execPath, path.join(transpiledRoot(), 'dist', 'cli', 'main.js')];
@@ -220,7 +219,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   await stopTimed(server);
   let verified = 0;
   for (const out of outs) if ((await sha256File(out)) === digest) verified++;
-  const overheads = results.map((r) => overheadFromSummary(lastJsonObject(r.stdout))).filter((x): x is number => x !== undefined);
+  const overheads = results.map((r) => overheadFromSummary(lastJson(r.stdout))).filter((x): x is number => x !== undefined);
   const ok = results.every((r) => r.code === 0) && verified === receivers.length;
   if (!ok) {
     for (const r of results) log(`rqcast fetch at ${loss}%: exit ${r.code ?? r.signal}; stderr tail: ${r.stderr.slice(-1500)}`);

@@ -40,9 +40,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
-import { transpiledRoot } from '../test/e2e/helpers';
+import { lastJson, transpiledRoot } from '../test/e2e/helpers';
 import { cliOption, nowSeconds, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
-import { lastJsonObject, stopTimed } from './support/netns-run';
+import { stopTimed } from './support/netns-run';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -123,7 +123,7 @@ async function runOnce(bed: Testbed, work: string, source: string, digest: strin
 
     let verified = 0;
     for (const out of outs) if ((await sha256File(out)) === digest) verified++;
-    const summaries = results.map((r) => lastJsonObject(r.stdout));
+    const summaries = results.map((r) => lastJson(r.stdout));
     let unicast = 0;
     let onMulticast = 0;
     const overheads: number[] = [];

@@ -19,17 +19,3 @@ export async function stopTimed(p: NsProcess, signal: NodeJS.Signals = 'SIGTERM'
   await p.wait();
   clearTimeout(killer);
 }
-
-/** The last line of `text` that parses as a JSON object. */
-export function lastJsonObject(text: string): Record<string, unknown> | undefined {
-  for (const l of text.trim().split('\n').reverse()) {
-    const t = l.trim();
-    if (!t.startsWith('{')) continue;
-    try {
-      return JSON.parse(t) as Record<string, unknown>;
-    } catch {
-      // not JSON
-    }
-  }
-  return undefined;
-}
