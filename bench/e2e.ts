@@ -34,7 +34,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
-import { lastJson, transpiledRoot } from '../test/e2e/helpers';
+import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
 import { cliOption, nowSeconds, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
@@ -187,11 +187,10 @@ function overheadFromSummary(summary: unknown): number | undefined {
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
-  const cli = [process.execPath, path.join(transpiledRoot(), 'dist', 'cli', 'main.js')];
   const serverRep = path.join(work, `serve-${loss}.time`);
   const server = bed.spawn(
     bed.server.ns,
-    timed(serverRep, [...cli, 'serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--json', ...SERVE_ARGS]),
+    timed(serverRep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--json', ...SERVE_ARGS)),
     { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
   );
   await server.waitForStdout(/listening/, 600_000);
@@ -207,7 +206,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     outs.push(path.join(outDir, path.basename(source)));
     return bed.spawn(
       c.ns,
-      timed(rep, [...cli, 'fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`]),
+      timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
       { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
     );
   });

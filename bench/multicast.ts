@@ -40,7 +40,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
-import { lastJson, transpiledRoot } from '../test/e2e/helpers';
+import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { cliOption, nowSeconds, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
 import { stopTimed } from './support/netns-run';
 
@@ -90,12 +90,11 @@ async function txBytes(bed: Testbed): Promise<number> {
 }
 
 async function runOnce(bed: Testbed, work: string, source: string, digest: string, n: number, mode: Mode): Promise<Run> {
-  const cli = [process.execPath, path.join(transpiledRoot(), 'dist', 'cli', 'main.js')];
   const tag = `${mode}-${n}`;
   const serverRep = path.join(work, `serve-${tag}.time`);
   const serveArgs = ['serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--quiet'];
   if (mode === 'multicast') serveArgs.push('--multicast', GROUP);
-  const server = bed.spawn(bed.server.ns, timed(serverRep, [...cli, ...serveArgs]), { timeoutMs: TIMEOUT_S * 1000 + 120_000 });
+  const server = bed.spawn(bed.server.ns, timed(serverRep, rqcastArgv(...serveArgs)), { timeoutMs: TIMEOUT_S * 1000 + 120_000 });
   let fetches: NsProcess[] = [];
   try {
     await server.waitForStdout(/listening/, 600_000);
@@ -111,7 +110,7 @@ async function runOnce(bed: Testbed, work: string, source: string, digest: strin
       const url = `rqcast://${bed.server.address}:${CONTROL_PORT}`;
       const rep = path.join(work, `fetch-${tag}-c${i}.time`);
       reports.push(rep);
-      return bed.spawn(c.ns, timed(rep, [...cli, 'fetch', url, '-o', outDir, '--json', '--quiet', '--transport', transport, '--timeout', `${TIMEOUT_S}s`]), {
+      return bed.spawn(c.ns, timed(rep, rqcastArgv('fetch', url, '-o', outDir, '--json', '--quiet', '--transport', transport, '--timeout', `${TIMEOUT_S}s`)), {
         timeoutMs: TIMEOUT_S * 1000 + 30_000,
       });
     });
