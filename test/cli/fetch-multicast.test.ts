@@ -6,26 +6,9 @@
  * namespace.)
  */
 import { UsageError } from '../../lib/cli/errors';
-import { buildProgram, main } from '../../lib/cli/main';
+import { buildProgram } from '../../lib/cli/main';
 import { parseJoinInterface, parseTransportMode } from '../../lib/cli/options';
-
-/** Runs `rqcast ...` in this process; returns the exit code and stderr. */
-async function runHere(args: string[]): Promise<{ code: number; stderr: string }> {
-  const saved = process.exitCode;
-  let stderr = '';
-  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await main(['node', 'rqcast', ...args]);
-    return { code: Number(process.exitCode ?? 0), stderr };
-  } finally {
-    spy.mockRestore();
-    process.exitCode = saved;
-  }
-}
+import { runHere } from './support';
 
 describe('parseTransportMode', () => {
   test.each(['auto', 'multicast', 'udp', ' udp '])('%p', (t) => {

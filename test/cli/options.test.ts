@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../../lib/cli/errors';
-import { buildProgram, main } from '../../lib/cli/main';
+import { buildProgram } from '../../lib/cli/main';
 import {
   hexSecret,
   integerIn,
@@ -28,6 +28,7 @@ import {
   positiveNumberUpTo,
   repeatableOptionParser,
 } from '../../lib/cli/options';
+import { runHere } from './support';
 
 /** Checks `parse` on each accepted text and that each refused one throws a UsageError. */
 function rule<T>(parse: Parser<T>, accepted: Array<[string, T]>, refused: string[]): void {
@@ -220,24 +221,6 @@ describe('both commands read --memory by the same rule', () => {
   });
 });
 
-/** Runs `rqcast ...` in process; returns the exit code and what went to stderr. */
-async function rqcast(args: string[]): Promise<{ code: number; stderr: string }> {
-  const saved = process.exitCode;
-  let stderr = '';
-  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await main(['node', 'rqcast', ...args]);
-    return { code: Number(process.exitCode ?? 0), stderr };
-  } finally {
-    spy.mockRestore();
-    process.exitCode = saved;
-  }
-}
-
 describe('rqcast: a bad option value exits 2 with one clear message naming the option', () => {
   test.each([
     [['serve', 'x.bin', '--memory', '1.5'], /option '--memory <mib>' argument '1\.5' is invalid\. a memory size is a whole number of MiB/],
@@ -261,7 +244,7 @@ describe('rqcast: a bad option value exits 2 with one clear message naming the o
     [['fetch', 'rqcast://h:1', '--until', 'tomorrow'], /is not an ISO 8601 date-time/],
     [['fetch', 'rqcast://h:1', '--loss', '100'], /a percentage in \[0, 100\)/],
   ])('%j', async (args, message) => {
-    const r = await rqcast(args);
+    const r = await runHere(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     // The error line, then commander's pointer to --help.

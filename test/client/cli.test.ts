@@ -10,7 +10,8 @@ import * as dgram from 'dgram';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildProgram, main } from '../../lib/cli/main';
+import { buildProgram } from '../../lib/cli/main';
+import { runHere } from '../cli/support';
 import { FakeServer } from './fake-server';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -78,24 +79,6 @@ afterAll(async () => {
 
 async function outDir(): Promise<string> {
   return fs.mkdtemp(path.join(root, 'out-'));
-}
-
-/** Runs `rqcast ...` in this process (fast: no ts-node start-up); returns the exit code and stderr. */
-async function runHere(args: string[]): Promise<{ code: number; stderr: string }> {
-  const saved = process.exitCode;
-  let stderr = '';
-  const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  });
-  try {
-    process.exitCode = undefined;
-    await main(['node', 'rqcast', ...args]);
-    return { code: Number(process.exitCode ?? 0), stderr };
-  } finally {
-    spy.mockRestore();
-    process.exitCode = saved;
-  }
 }
 
 describe('rqcast (child processes)', () => {
