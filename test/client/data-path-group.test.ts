@@ -7,55 +7,29 @@
  * unicast stream's.
  */
 import { PartialBlockBudget } from '../../lib/client/block-budget';
-import { DataPath, DataPathOwner, GroupFeed } from '../../lib/client/data-path';
-import { ClientStats, newClientStats, PacketInfo } from '../../lib/client/events';
+import { DataPath, GroupFeed } from '../../lib/client/data-path';
+import { ClientStats, newClientStats } from '../../lib/client/events';
 import { GroupLink, GroupLinkHost } from '../../lib/client/group-link';
 import { ObjectRegistry } from '../../lib/client/object-registry';
 import { encodeAlc } from '../../lib/protocol/alc';
 import { encodeControl } from '../../lib/protocol/control';
-import { AckMessage, ControlMessage, MessageType } from '../../lib/protocol/messages';
+import { AckMessage, MessageType } from '../../lib/protocol/messages';
 import type { ServerEndpoint } from '../../lib/transport/client-transport';
 import type { MembershipSocket, MembershipSocketHandler } from '../../lib/transport/multicast/membership-socket';
-import { datagrams, fdtFile, fdtPackets, MemorySinkFactory, RegistryLog, testObject, TestObject } from './support';
+import { datagrams, fdtBytes as fdtBytesOf, MemorySinkFactory, RecordingDataPathOwner, RegistryLog, testObject, TestObject } from './support';
 
 const SERVER: ServerEndpoint = { address: '10.0.0.1', port: 4433, family: 4 };
 const SOURCE = '10.0.0.1';
 const GROUP_PORT = 5000;
 const FEED: GroupFeed = { tsi: 1, source: SOURCE };
 
-class Owner implements DataPathOwner {
-  ended = false;
-  joined = true;
-  left = false;
-  cookie: Uint8Array | undefined = new Uint8Array(16).fill(3);
-  watching = false;
-  readonly controls: ControlMessage[] = [];
-  readonly sent: ControlMessage[] = [];
-  readonly activities: number[] = [];
-  readonly packets: PacketInfo[] = [];
-  control(msg: ControlMessage): void {
-    this.controls.push(msg);
-  }
-  send(msg: ControlMessage): void {
-    this.sent.push(msg);
-  }
-  activity(now: number): void {
-    this.activities.push(now);
-  }
-  watchingPackets(): boolean {
-    return this.watching;
-  }
-  packet(info: PacketInfo): void {
-    this.packets.push(info);
-  }
-}
-
 function setup(o: { ack?: boolean; lossRate?: number; random?: () => number; recordEsis?: boolean } = {}) {
   const stats: ClientStats = newClientStats();
   const log = new RegistryLog();
   const sinks = new MemorySinkFactory();
   const registry = new ObjectRegistry({ maxUnknownPackets: 4096, budget: new PartialBlockBudget(Infinity), sinks, stats, events: log });
-  const owner = new Owner();
+  const owner = new RecordingDataPathOwner(new Uint8Array(16).fill(3));
+  owner.joined = true;
   const path = new DataPath(0, SERVER, registry, owner, {
     lossRate: o.lossRate ?? 0,
     random: o.random ?? Math.random,
@@ -92,11 +66,8 @@ function objectBytes(obj: TestObject, count: number, o: { tsi?: number; firstEsi
   return out;
 }
 
-function fdtBytes(obj: TestObject, tsi = 1): Uint8Array[] {
-  return fdtPackets([fdtFile(1, obj)], { tsi }).map((p) =>
-    encodeAlc({ tsi, toi: 0, sbn: p.sbn, esi: p.esi, symbols: p.payload, oti: p.oti, fdtInstanceId: p.fdt?.instanceId, sequence: 7 }),
-  );
-}
+/** The FDT packets, with a sequence number as every stream packet has. */
+const fdtBytes = (obj: TestObject): Uint8Array[] => fdtBytesOf(obj, { sequence: 7 });
 
 describe.each([
   ['fast path', false],

@@ -6,14 +6,14 @@
  */
 import { randomBytes } from 'crypto';
 import { PartialBlockBudget } from '../../lib/client/block-budget';
-import { DataPath, DataPathOwner, PRE_JOIN_PACKETS } from '../../lib/client/data-path';
-import { ClientStats, newClientStats, PacketInfo } from '../../lib/client/events';
+import { DataPath, PRE_JOIN_PACKETS } from '../../lib/client/data-path';
+import { ClientStats, newClientStats } from '../../lib/client/events';
 import { ObjectRegistry } from '../../lib/client/object-registry';
 import { encodeAlc } from '../../lib/protocol/alc';
 import { encodeControl } from '../../lib/protocol/control';
 import { AckMessage, ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import type { ServerEndpoint } from '../../lib/transport/client-transport';
-import { datagrams, fdtFile, fdtPackets, MemorySinkFactory, RegistryLog, testObject, TestObject } from './support';
+import { datagrams, fdtBytes, MemorySinkFactory, RecordingDataPathOwner, RegistryLog, testObject, TestObject } from './support';
 
 const SERVER: ServerEndpoint = { address: '10.0.0.1', port: 4433, family: 4 };
 /** Data comes from another port of the server's address. */
@@ -24,36 +24,9 @@ function newStats(): ClientStats {
   return newClientStats();
 }
 
-class Owner implements DataPathOwner {
-  ended = false;
-  joined = false;
-  left = false;
-  cookie: Uint8Array | undefined = COOKIE;
-  watching = false;
-  readonly controls: ControlMessage[] = [];
-  readonly sent: ControlMessage[] = [];
-  readonly activities: number[] = [];
-  readonly packets: PacketInfo[] = [];
-  control(msg: ControlMessage): void {
-    this.controls.push(msg);
-  }
-  send(msg: ControlMessage): void {
-    this.sent.push(msg);
-  }
-  activity(now: number): void {
-    this.activities.push(now);
-  }
-  watchingPackets(): boolean {
-    return this.watching;
-  }
-  packet(info: PacketInfo): void {
-    this.packets.push(info);
-  }
-}
-
 interface Setup {
   path: DataPath;
-  owner: Owner;
+  owner: RecordingDataPathOwner;
   stats: ClientStats;
   registry: ObjectRegistry;
   log: RegistryLog;
@@ -66,7 +39,7 @@ function setup(o: { lossRate?: number; random?: () => number; ack?: boolean; ack
   const sinks = o.sinks ?? new MemorySinkFactory();
   const registry =
     o.registry ?? new ObjectRegistry({ maxUnknownPackets: 4096, budget: new PartialBlockBudget(Infinity), sinks, stats, events: log });
-  const owner = new Owner();
+  const owner = new RecordingDataPathOwner(COOKIE);
   const path = new DataPath(o.source ?? 0, o.server ?? SERVER, registry, owner, {
     lossRate: o.lossRate ?? 0,
     random: o.random ?? Math.random,
@@ -95,12 +68,6 @@ function objectBytes(obj: TestObject, count: number, o: { tsi?: number; seq?: nu
     out.push(encodeAlc({ tsi: o.tsi ?? 1, toi: 1, sbn: 0, esi, symbols: pkt.subarray(4), sequence: o.seq === undefined ? undefined : o.seq + i }));
   }
   return out;
-}
-
-function fdtBytes(obj: TestObject, tsi = 1): Uint8Array[] {
-  return fdtPackets([fdtFile(1, obj)], { tsi }).map((p) =>
-    encodeAlc({ tsi, toi: 0, sbn: p.sbn, esi: p.esi, symbols: p.payload, oti: p.oti, fdtInstanceId: p.fdt?.instanceId }),
-  );
 }
 
 const objects: TestObject[] = [];

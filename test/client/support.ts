@@ -1,11 +1,14 @@
 /** Helpers shared by the client tests: ALC packets from a real encoder, in-memory sinks, datagram batches. */
 import { createHash } from 'crypto';
+import type { DataPathOwner } from '../../lib/client/data-path';
 import { DigestMismatchError, UnfetchableObjectError } from '../../lib/client/errors';
+import type { PacketInfo } from '../../lib/client/events';
 import type { ObjectRegistryEvents, RegisteredObject } from '../../lib/client/object-registry';
 import type { ObjectSink, SinkFactory, SinkObject } from '../../lib/client/sinks/sink';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { AlcPacket, decodeAlc, encodeAlc } from '../../lib/protocol/alc';
 import { buildFdt, FdtFile } from '../../lib/protocol/fdt';
+import type { ControlMessage } from '../../lib/protocol/messages';
 import type { Oti as WireOti } from '../../lib/protocol/oti';
 import { Rng } from '../../lib/support/rng';
 import type { Datagrams } from '../../lib/transport/client-transport';
@@ -161,6 +164,16 @@ export function fdtFile(toi: number, obj: TestObject, o: { sha256?: Uint8Array; 
   return { toi: BigInt(toi), contentLocation: obj.name, oti: o.oti ?? obj.oti, sha256: o.sha256 ?? obj.sha256 };
 }
 
+/**
+ * The FDT packets (fdtPackets) listing `obj` as TOI 1 on TSI 1, as the
+ * bytes of datagrams, each with EXT_RQSEQ `sequence` if given.
+ */
+export function fdtBytes(obj: TestObject, o: { sequence?: number } = {}): Uint8Array[] {
+  return fdtPackets([fdtFile(1, obj)], { tsi: 1 }).map((p) =>
+    encodeAlc({ tsi: 1, toi: 0, sbn: p.sbn, esi: p.esi, symbols: p.payload, oti: p.oti, fdtInstanceId: p.fdt?.instanceId, sequence: o.sequence }),
+  );
+}
+
 /** A sink that keeps the object in memory and checks its digest on commit. */
 export class MemorySink implements ObjectSink {
   readonly bytes: Uint8Array;
@@ -229,6 +242,34 @@ export class RegistryLog implements ObjectRegistryEvents {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
+  }
+}
+
+/** A DataPath's session, as the test sets it (joined, left, ended, cookie), recording what the data path told it. */
+export class RecordingDataPathOwner implements DataPathOwner {
+  ended = false;
+  joined = false;
+  left = false;
+  watching = false;
+  readonly controls: ControlMessage[] = [];
+  readonly sent: ControlMessage[] = [];
+  readonly activities: number[] = [];
+  readonly packets: PacketInfo[] = [];
+  constructor(public cookie: Uint8Array | undefined) {}
+  control(msg: ControlMessage): void {
+    this.controls.push(msg);
+  }
+  send(msg: ControlMessage): void {
+    this.sent.push(msg);
+  }
+  activity(now: number): void {
+    this.activities.push(now);
+  }
+  watchingPackets(): boolean {
+    return this.watching;
+  }
+  packet(info: PacketInfo): void {
+    this.packets.push(info);
   }
 }
 
