@@ -20,10 +20,6 @@ const SERVER: ServerEndpoint = { address: '10.0.0.1', port: 4433, family: 4 };
 const DATA_PORT = 50_000;
 const COOKIE = new Uint8Array(16).fill(3);
 
-function newStats(): ClientStats {
-  return newClientStats();
-}
-
 interface Setup {
   path: DataPath;
   owner: RecordingDataPathOwner;
@@ -34,7 +30,7 @@ interface Setup {
 }
 
 function setup(o: { lossRate?: number; random?: () => number; ack?: boolean; ackEveryPackets?: number; recordEsis?: boolean; source?: number; server?: ServerEndpoint; registry?: ObjectRegistry; log?: RegistryLog; sinks?: MemorySinkFactory } = {}): Setup {
-  const stats = newStats();
+  const stats = newClientStats();
   const log = o.log ?? new RegistryLog();
   const sinks = o.sinks ?? new MemorySinkFactory();
   const registry =
@@ -123,7 +119,7 @@ describe('DataPath: source check', () => {
     s.owner.left = false;
     s.owner.ended = true;
     s.path.onDatagrams(datagrams(objectBytes(obj, 3).map((b) => from(b))));
-    expect(s.stats).toEqual(newStats());
+    expect(s.stats).toEqual(newClientStats());
   });
 });
 
@@ -264,7 +260,7 @@ describe('DataPath: fast and general paths', () => {
 
 describe('DataPath: two servers', () => {
   test('the same TSI from two servers: two channels, one object, symbols of both combined', async () => {
-    const stats = newStats();
+    const stats = newClientStats();
     const log = new RegistryLog();
     const sinks = new MemorySinkFactory();
     const registry = new ObjectRegistry({ maxUnknownPackets: 4096, budget: new PartialBlockBudget(Infinity), sinks, stats, events: log });
