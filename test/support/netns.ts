@@ -177,8 +177,18 @@ export interface LossCounters {
 }
 
 const LOSS_TABLE = 'rqloss';
-const COUNT_TABLE = 'rqcount';
-const DROP_TABLE = 'rqdrop';
+
+/** A table of named rules (addCounter, addDrop): the priority of its chains, and what a rule does with a packet it matches. */
+interface NamedRules {
+  table: string;
+  priority: number;
+  action: 'counter' | 'counter drop';
+  what: string;
+}
+const COUNTERS: NamedRules = { table: 'rqcount', priority: -10, action: 'counter', what: 'counter' };
+// Before the loss and count tables: a dropped packet is neither lost nor counted there.
+const DROPS: NamedRules = { table: 'rqdrop', priority: -20, action: 'counter drop', what: 'drop rule' };
+
 const NAME_PREFIX = 'rqt';
 const created = new Set<string>();
 const liveProcesses = new Set<NsProcess>();
@@ -457,27 +467,16 @@ export class Testbed {
    * `ns`, under `name`. Several counters may share a namespace.
    */
   async addCounter(ns: string, name: string, hook: 'input' | 'output', match: string): Promise<void> {
-    if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`bad counter name ${name}`);
-    const script = [
-      `add table inet ${COUNT_TABLE}`,
-      `add chain inet ${COUNT_TABLE} ${hook} { type filter hook ${hook} priority -10 ; policy accept ; }`,
-      `add rule inet ${COUNT_TABLE} ${hook} ${match} counter comment "${name}"`,
-    ].join('\n');
-    await this.runOk(ns, ['nft', '-f', '-'], { input: script + '\n' });
+    await this.addNamedRule(ns, COUNTERS, name, hook, match);
   }
 
   /** Every counter of addCounter() in `ns`, by name. */
   async readCounters(ns: string): Promise<Record<string, { packets: number; bytes: number }>> {
-    const r = await this.runOk(ns, ['nft', 'list', 'table', 'inet', COUNT_TABLE]);
-    const out: Record<string, { packets: number; bytes: number }> = {};
-    for (const m of r.stdout.matchAll(/counter packets (\d+) bytes (\d+)[^\n]*comment "([^"]+)"/g)) {
-      out[m[3]] = { packets: Number(m[1]), bytes: Number(m[2]) };
-    }
-    return out;
+    return this.readNamedRules(ns, COUNTERS);
   }
 
   async removeCounters(ns: string): Promise<void> {
-    await this.run(ns, ['nft', 'delete', 'table', 'inet', COUNT_TABLE]);
+    await this.run(ns, ['nft', 'delete', 'table', 'inet', COUNTERS.table]);
   }
 
   /**
@@ -487,28 +486,16 @@ export class Testbed {
    * (addLoss() is the random drop; this one takes everything it matches.)
    */
   async addDrop(ns: string, name: string, hook: 'input' | 'output', match: string): Promise<void> {
-    if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`bad drop rule name ${name}`);
-    const script = [
-      `add table inet ${DROP_TABLE}`,
-      // Before the loss and count tables: a dropped packet is neither lost nor counted there.
-      `add chain inet ${DROP_TABLE} ${hook} { type filter hook ${hook} priority -20 ; policy accept ; }`,
-      `add rule inet ${DROP_TABLE} ${hook} ${match} counter drop comment "${name}"`,
-    ].join('\n');
-    await this.runOk(ns, ['nft', '-f', '-'], { input: script + '\n' });
+    await this.addNamedRule(ns, DROPS, name, hook, match);
   }
 
   /** What each addDrop() rule of `ns` has dropped, by name. */
   async readDrops(ns: string): Promise<Record<string, { packets: number; bytes: number }>> {
-    const r = await this.runOk(ns, ['nft', 'list', 'table', 'inet', DROP_TABLE]);
-    const out: Record<string, { packets: number; bytes: number }> = {};
-    for (const m of r.stdout.matchAll(/counter packets (\d+) bytes (\d+) drop[^\n]*comment "([^"]+)"/g)) {
-      out[m[3]] = { packets: Number(m[1]), bytes: Number(m[2]) };
-    }
-    return out;
+    return this.readNamedRules(ns, DROPS);
   }
 
   async removeDrops(ns: string): Promise<void> {
-    await this.run(ns, ['nft', 'delete', 'table', 'inet', DROP_TABLE]);
+    await this.run(ns, ['nft', 'delete', 'table', 'inet', DROPS.table]);
   }
 
   /**
@@ -546,6 +533,27 @@ export class Testbed {
     const r = await this.runOk(node.ns, ['cat', `${dir}/tx_bytes`, `${dir}/tx_packets`, `${dir}/rx_bytes`, `${dir}/rx_packets`]);
     const [txBytes, txPackets, rxBytes, rxPackets] = r.stdout.trim().split(/\s+/).map(Number);
     return { txBytes, txPackets, rxBytes, rxPackets };
+  }
+
+  /** Adds `MATCH ACTION comment "NAME"` on `hook` of `ns`, in the table of `rules`. */
+  private async addNamedRule(ns: string, rules: NamedRules, name: string, hook: 'input' | 'output', match: string): Promise<void> {
+    if (!/^[a-z0-9_-]+$/i.test(name)) throw new Error(`bad ${rules.what} name ${name}`);
+    const script = [
+      `add table inet ${rules.table}`,
+      `add chain inet ${rules.table} ${hook} { type filter hook ${hook} priority ${rules.priority} ; policy accept ; }`,
+      `add rule inet ${rules.table} ${hook} ${match} ${rules.action} comment "${name}"`,
+    ].join('\n');
+    await this.runOk(ns, ['nft', '-f', '-'], { input: script + '\n' });
+  }
+
+  /** The packets and bytes each rule of the table of `rules` in `ns` has counted, by name. */
+  private async readNamedRules(ns: string, rules: NamedRules): Promise<Record<string, { packets: number; bytes: number }>> {
+    const r = await this.runOk(ns, ['nft', 'list', 'table', 'inet', rules.table]);
+    const out: Record<string, { packets: number; bytes: number }> = {};
+    for (const m of r.stdout.matchAll(/counter packets (\d+) bytes (\d+)[^\n]*comment "([^"]+)"/g)) {
+      out[m[3]] = { packets: Number(m[1]), bytes: Number(m[2]) };
+    }
+    return out;
   }
 
   /** Kills every process started here and deletes every namespace. Idempotent. */
