@@ -104,13 +104,7 @@ async function waitUdpListening(bed: Testbed, ns: string, port: number): Promise
 /** Realised drop share (%) over every receiver's loss rule, before it is removed. */
 async function realisedLoss(bed: Testbed, pct: number): Promise<number | undefined> {
   if (pct === 0) return 0;
-  let seen = 0;
-  let dropped = 0;
-  for (const c of bed.clients.slice(0, RECEIVERS)) {
-    const k = await bed.lossCounters(c.ns);
-    seen += k.seen;
-    dropped += k.dropped;
-  }
+  const { seen, dropped } = await bed.totalLossCounters(bed.clients.slice(0, RECEIVERS));
   return seen > 0 ? (dropped / seen) * 100 : undefined;
 }
 

@@ -331,13 +331,7 @@ describeNetns('e2e multicast over network namespaces (bridge with multicast snoo
       for (const r of receivers) await bed.addLoss(r.ns, 10, { minUdpLength: 512 });
       const url = serverUrl(bed.server.address);
       const done = await Promise.all(receivers.map((r) => finished(startFetch(r, 'loss', url))));
-      let seen = 0;
-      let dropped = 0;
-      for (const r of receivers) {
-        const k = await bed.lossCounters(r.ns);
-        seen += k.seen;
-        dropped += k.dropped;
-      }
+      const { seen, dropped } = await bed.totalLossCounters(receivers);
       console.log(
         `[e2e multicast 3b] nftables dropped ${dropped} of ${seen} data packets (${((100 * dropped) / seen).toFixed(1)}%); ` +
           `overheads ${done.map((d) => (d.summary.overhead * 100).toFixed(2) + '%').join(', ')}`,

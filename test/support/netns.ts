@@ -461,6 +461,17 @@ export class Testbed {
     return { seen: read('seen'), dropped: read('dropped') };
   }
 
+  /** The loss counters of every node in `nodes`, summed (the realised loss over all of them). */
+  async totalLossCounters(nodes: NsNode[]): Promise<LossCounters> {
+    const total: LossCounters = { seen: 0, dropped: 0 };
+    for (const n of nodes) {
+      const k = await this.lossCounters(n.ns);
+      total.seen += k.seen;
+      total.dropped += k.dropped;
+    }
+    return total;
+  }
+
   /**
    * Counts packets/bytes (IP length) matching `match` (an nftables
    * expression, e.g. `ip saddr 10.200.0.1 meta l4proto udp`) on `hook` of
