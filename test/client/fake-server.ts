@@ -12,26 +12,15 @@
  * the first JOIN arrives, drawing ESIs from the same counters as the
  * unicast stream, as the real server's does.
  */
-import { createHash, randomBytes } from 'crypto';
+import { randomBytes } from 'crypto';
 import * as dgram from 'dgram';
 import * as os from 'os';
-import { ObjectEncoder } from '../../lib/fec/encoder';
-import { encodeAlc } from '../../lib/protocol/alc';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
-import { buildFdt } from '../../lib/protocol/fdt';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
-import type { Oti as WireOti } from '../../lib/protocol/oti';
-import { wireOti } from './support';
-
-export interface FakeObject {
-  name: string;
-  data: Uint8Array;
-  /** Digest the FDT announces (default: the real one). */
-  sha256?: Uint8Array;
-}
+import { CarouselObject, SenderCarousel, SenderObject } from './support';
 
 export interface FakeServerOptions {
-  objects: FakeObject[];
+  objects: SenderObject[];
   /** Channel names -> TSI. Default { main: 1 }. */
   channels?: Record<string, number>;
   /** Ignore this many HELLOs first. */
@@ -64,14 +53,6 @@ export interface FakeServerOptions {
   groupsOnCue?: boolean;
 }
 
-interface Stream {
-  toi: number;
-  enc: ObjectEncoder;
-  oti: WireOti;
-  nextEsi: number[];
-  sbn: number;
-}
-
 export class FakeServer {
   readonly socket = dgram.createSocket('udp4');
   readonly received: ControlMessage[] = [];
@@ -81,8 +62,7 @@ export class FakeServer {
   acks = 0;
   replacementsSent = 0;
   private readonly cookie = randomBytes(24);
-  private readonly streams: Stream[];
-  private readonly fdt: Stream;
+  private readonly carousel: SenderCarousel;
   private readonly channels: Record<string, number>;
   private client?: { address: string; port: number; tsis: number[]; ack: boolean };
   private timer?: NodeJS.Timeout;
@@ -99,23 +79,8 @@ export class FakeServer {
 
   constructor(private readonly o: FakeServerOptions) {
     this.groupsStarted = !o.groupsOnCue;
-    const T = o.symbolSize ?? 256;
     this.channels = o.channels ?? { main: 1 };
-    this.streams = o.objects.map((obj, i) => {
-      const enc = new ObjectEncoder(obj.data, { symbolSize: T });
-      return { toi: i + 1, enc, oti: wireOti(enc), nextEsi: new Array(enc.sourceBlocks).fill(0), sbn: 0 };
-    });
-    const xml = buildFdt({
-      expiresAtMs: 4_000_000_000_000,
-      files: o.objects.map((obj, i) => ({
-        toi: BigInt(i + 1),
-        contentLocation: obj.name,
-        oti: this.streams[i].oti,
-        sha256: obj.sha256 ?? createHash('sha256').update(obj.data).digest(),
-      })),
-    });
-    const fenc = new ObjectEncoder(Buffer.from(xml), { symbolSize: T });
-    this.fdt = { toi: 0, enc: fenc, oti: wireOti(fenc), nextEsi: [0], sbn: 0 };
+    this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256);
     this.socket.on('message', (m, r) => this.onMessage(m, r));
   }
 
@@ -143,7 +108,7 @@ export class FakeServer {
 
   close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    for (const s of [...this.streams, this.fdt]) s.enc.close();
+    this.carousel.close();
     this.groupSocket?.close();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
@@ -232,22 +197,16 @@ export class FakeServer {
     }
   }
 
-  /** The next stream of channel `tsi`: the FDT every 8th packet, else objects round-robin. */
-  private next(tsi: number): Stream {
+  /** The next object of channel `tsi`: the FDT every 8th packet, else objects round-robin. */
+  private next(tsi: number): CarouselObject {
     const turn = (this.turns.get(tsi) ?? 0) + 1;
     this.turns.set(tsi, turn);
-    const fdtTurn = turn % 8 === 0 || this.streams.length === 0;
-    if (fdtTurn && !(this.o.withholdFdt ?? []).includes(tsi)) return this.fdt;
-    return this.streams[turn % this.streams.length];
+    return this.carousel.pick(turn, 8, (this.o.withholdFdt ?? []).includes(tsi));
   }
 
-  private send(tsi: number, s: Stream, withSeq: boolean, to?: { group: string; port: number }): void {
+  private send(tsi: number, s: CarouselObject, withSeq: boolean, to?: { group: string; port: number }): void {
     const c = this.client;
     if (!c && !to) return;
-    const sbn = s.sbn;
-    s.sbn = (s.sbn + 1) % s.enc.sourceBlocks;
-    const esi = s.nextEsi[sbn]++;
-    const pkt = s.enc.packet(sbn, esi);
     let sequence: number | undefined;
     if (withSeq) {
       // The group stream has its own sequence (§10.10).
@@ -255,16 +214,7 @@ export class FakeServer {
       sequence = seqs.get(tsi) ?? 0;
       seqs.set(tsi, (sequence + 1) >>> 0);
     }
-    const bytes = encodeAlc({
-      tsi,
-      toi: s.toi,
-      sbn,
-      esi,
-      symbols: pkt.subarray(4),
-      oti: s.toi === 0 ? s.oti : undefined,
-      fdtInstanceId: s.toi === 0 ? 1 : undefined,
-      sequence,
-    });
+    const bytes = this.carousel.packet(s, tsi, sequence);
     if (to) {
       this.groupSocket?.send(bytes, to.port, to.group);
       this.groupSent.set(tsi, (this.groupSent.get(tsi) ?? 0) + 1);

@@ -1,4 +1,4 @@
-/** Helpers shared by the client tests: ALC packets from a real encoder, in-memory sinks, datagram batches. */
+/** Helpers shared by the client tests: ALC packets from a real encoder, in-memory sinks, the test senders' objects, datagram batches. */
 import { createHash } from 'crypto';
 import type { DataPathOwner } from '../../lib/client/data-path';
 import { DigestMismatchError, UnfetchableObjectError } from '../../lib/client/errors';
@@ -292,4 +292,87 @@ export function datagrams(items: { bytes: Uint8Array; address: string; port: num
     address: (i) => items[i].address,
     port: (i) => items[i].port,
   };
+}
+
+// --------------------------------------------------------------------- test senders --
+
+/** An object a test sender serves; `sha256` is the digest its FDT announces (default: the real one). */
+export interface SenderObject {
+  name: string;
+  data: Uint8Array;
+  sha256?: Uint8Array;
+}
+
+/** One object of a SenderCarousel (TOI 0: the FDT instance) and where its symbols have got to. */
+export interface CarouselObject {
+  toi: number;
+  enc: ObjectEncoder;
+  oti: WireOti;
+  /** The next ESI of each block. */
+  nextEsi: number[];
+  /** The block whose turn is next. */
+  sbn: number;
+}
+
+/**
+ * What the test senders (FakeServer, GroupSender) send: some objects and
+ * their FDT instance (TOI 0, listing TOI i + 1 for objects[i]), each
+ * handing out fresh symbols, its blocks in turn, each block's ESIs
+ * counting up.
+ */
+export class SenderCarousel {
+  readonly objects: CarouselObject[];
+  readonly fdt: CarouselObject;
+
+  constructor(objects: SenderObject[], symbolSize: number) {
+    this.objects = objects.map((obj, i) => {
+      const enc = new ObjectEncoder(obj.data, { symbolSize });
+      return { toi: i + 1, enc, oti: wireOti(enc), nextEsi: new Array(enc.sourceBlocks).fill(0), sbn: 0 };
+    });
+    const xml = buildFdt({
+      expiresAtMs: 4_000_000_000_000,
+      files: objects.map((obj, i) => ({
+        toi: BigInt(i + 1),
+        contentLocation: obj.name,
+        oti: this.objects[i].oti,
+        sha256: obj.sha256 ?? createHash('sha256').update(obj.data).digest(),
+      })),
+    });
+    const fenc = new ObjectEncoder(Buffer.from(xml), { symbolSize });
+    this.fdt = { toi: 0, enc: fenc, oti: wireOti(fenc), nextEsi: [0], sbn: 0 };
+  }
+
+  /** Turn `turn`'s object: the FDT every `fdtEvery`-th turn (and with no objects) unless `withholdFdt`, else the objects round-robin. */
+  pick(turn: number, fdtEvery: number, withholdFdt = false): CarouselObject {
+    const fdtTurn = turn % fdtEvery === 0 || this.objects.length === 0;
+    if (fdtTurn && !withholdFdt) return this.fdt;
+    return this.objects[turn % this.objects.length];
+  }
+
+  /**
+   * The ALC packet of `s`'s next symbol on TSI `tsi` (the FDT's with its
+   * OTI and instance ID 1), with EXT_RQSEQ `sequence` if given; `garbage`
+   * puts 0xee bytes in place of the symbol.
+   */
+  packet(s: CarouselObject, tsi: number, sequence: number | undefined, garbage = false): Uint8Array {
+    const sbn = s.sbn;
+    s.sbn = (s.sbn + 1) % s.enc.sourceBlocks;
+    const esi = s.nextEsi[sbn]++;
+    let symbols = s.enc.packet(sbn, esi).subarray(4);
+    if (garbage) symbols = new Uint8Array(symbols.length).fill(0xee);
+    return encodeAlc({
+      tsi,
+      toi: s.toi,
+      sbn,
+      esi,
+      symbols,
+      oti: s.toi === 0 ? s.oti : undefined,
+      fdtInstanceId: s.toi === 0 ? 1 : undefined,
+      sequence,
+    });
+  }
+
+  close(): void {
+    for (const s of [...this.objects, this.fdt]) s.enc.close();
+  }
 }
