@@ -25,20 +25,12 @@ export class GroupSender {
   private readonly carousel: SenderCarousel;
   private turn = 0;
   private sequence = 0;
-  /** Packets handed out, and of those the FDT's. */
+  /** Packets handed out. */
   sent = 0;
-  fdtSent = 0;
   private socket?: dgram.Socket;
 
   constructor(private readonly o: GroupSenderOptions) {
     this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256);
-  }
-
-  /** Source symbols needed by every object (the sum of K). */
-  get neededSymbols(): number {
-    let n = 0;
-    for (const s of this.carousel.objects) for (let b = 0; b < s.enc.sourceBlocks; b++) n += s.enc.sourceSymbols(b);
-    return n;
   }
 
   /** The next packet of the session. */
@@ -46,7 +38,6 @@ export class GroupSender {
     this.turn++;
     const s = this.carousel.pick(this.turn, this.o.fdtEvery ?? 8);
     this.sent++;
-    if (s.toi === 0) this.fdtSent++;
     return this.carousel.packet(s, this.o.tsi, this.sequence++ >>> 0, this.o.garbage);
   }
 
