@@ -20,7 +20,9 @@
  *                       JOINED announces it, feeding the link's data path
  *   fallback.ts         which transport each channel is on, and when a
  *                       silent group gives way to unicast
- *   fetch-report.ts     progress, object results, the summary
+ *   fetch-run.ts        the registry with its file sinks, the report
+ *                       (fetch-report.ts: progress, object results, the
+ *                       summary), and how the fetch ends
  *
  * The fetch LEAVEs once every wanted object is decoded (the stream is of no
  * more use while the last blocks are written and verified), and ends when
@@ -45,17 +47,16 @@ import { Rng } from '../support/rng';
 import type { ClientTransport, ClientTransportKind, ServerEndpoint } from '../transport/client-transport';
 import { openUdpClientTransport } from '../transport/udp/client-socket';
 import { PartialBlockBudget } from './block-budget';
-import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError, NoSuchObjectError } from './errors';
+import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
 import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, TransportReason } from './fallback';
-import { FetchReport, groupText } from './fetch-report';
+import { groupText } from './fetch-report';
+import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
-import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
 import { ServerLink, ServerLinkHost } from './server-link';
 import { ClientSession } from './session';
-import { FileSinkFactory } from './sinks/file-sink';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 
 export type { RqcastClientOptions } from './options';
@@ -108,7 +109,7 @@ export class RqcastClient extends EventEmitter {
   readonly budget: PartialBlockBudget;
   private readonly opts: ResolvedClientOptions;
   private readonly random: () => number;
-  private readonly registry: ObjectRegistry;
+  private readonly run: FetchRun;
   /** One per session (one server over one transport); one today. */
   private readonly links: ServerLink[] = [];
   private readonly linkHost: ServerLinkHost;
@@ -118,12 +119,8 @@ export class RqcastClient extends EventEmitter {
   private readonly fallback: TransportFallback;
   private fallbackTimer?: NodeJS.Timeout;
   private fallbackDue = 0;
-  private readonly report: FetchReport;
-  /** The fetch has finished or failed. */
-  private ended = false;
   private tickTimer?: NodeJS.Timeout;
   private lastActivity = 0;
-  private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
   private running?: Promise<FetchSummary>;
 
   constructor(url: string | RqcastUrl, options: RqcastClientOptions = {}) {
@@ -134,33 +131,26 @@ export class RqcastClient extends EventEmitter {
     this.fallback = new TransportFallback({ chain: fallbackChain(this.opts.transport), fallbackAfterMs: this.opts.fallbackAfterMs });
     const rng = new Rng(this.opts.lossSeed ?? randomBytes(4).readUInt32BE(0));
     this.random = () => rng.unit();
-    this.registry = new ObjectRegistry({
-      name: this.url.name,
-      maxUnknownPackets: this.opts.maxUnknownPackets,
-      budget: this.budget,
-      sinks: new FileSinkFactory({
+    this.run = new FetchRun(
+      this,
+      {
+        name: this.url.name,
         outputDir: this.opts.outputDir,
         outputFile: this.opts.outputFile,
-        // Early blocks kept for the running digest: within the same budget.
-        holdBytes: () => this.budget.limitBytes,
-      }),
-      stats: this.stats,
-      events: {
-        warning: (m) => this.emit('warning', m),
-        failed: (e) => this.fail(e),
-        fdtApplied: () => {
-          this.checkFinished();
-          this.finishChannels();
-          this.leaveIfAllDecoded();
-        },
-        objectDecoded: () => {
-          this.finishChannels();
-          this.leaveIfAllDecoded();
-        },
-        objectVerified: (obj) => this.onObjectVerified(obj),
+        maxUnknownPackets: this.opts.maxUnknownPackets,
+        budget: this.budget,
+        stats: this.stats,
       },
-    });
-    this.report = new FetchReport(this.registry, this.stats, this.budget);
+      {
+        decodingMoved: () => {
+          this.finishChannels();
+          this.leaveIfAllDecoded();
+        },
+        socketDrops: () => this.socketDrops(),
+        channels: () => this.channelSummaries(),
+        shutdown: () => this.shutdown(),
+      },
+    );
     const client = this;
     this.linkHost = {
       get ended() {
@@ -170,11 +160,11 @@ export class RqcastClient extends EventEmitter {
         this.lastActivity = now;
       },
       joined: (link, info) => {
-        this.report.joinedAt ??= Date.now();
+        this.run.report.joinedAt ??= Date.now();
         this.emit('joined', info);
         this.receiveChannels(link, info.channels);
       },
-      failed: (e) => this.fail(e),
+      failed: (e) => this.run.fail(e),
       warning: (m) => this.emit('warning', m),
       watchingPackets: () => this.listenerCount('packet') > 0,
       packet: (info) => this.emit('packet', info),
@@ -188,24 +178,27 @@ export class RqcastClient extends EventEmitter {
   /** Runs the fetch once; later calls return the same promise. */
   fetch(): Promise<FetchSummary> {
     if (!this.running) {
-      this.running = new Promise<FetchSummary>((resolve, reject) => {
-        this.settle = { resolve, reject };
-        this.start().catch((e: unknown) => this.fail(e));
-      });
+      this.running = this.run.outcome();
+      this.start().catch((e: unknown) => this.run.fail(e));
     }
     return this.running;
   }
 
   /** Aborts a running fetch (FetchAbortedError); temp files are removed. */
   close(): void {
-    this.fail(new FetchAbortedError());
+    this.run.fail(new FetchAbortedError());
+  }
+
+  /** The fetch has finished or failed. */
+  private get ended(): boolean {
+    return this.run.ended;
   }
 
   // ------------------------------------------------------------ set-up --
 
   private async start(): Promise<void> {
-    this.report.startedAt = Date.now();
-    this.lastActivity = this.report.startedAt;
+    this.run.report.startedAt = Date.now();
+    this.lastActivity = this.run.report.startedAt;
     if (this.opts.untilMs !== undefined && this.opts.untilMs <= Date.now()) {
       throw new InvalidClientOptionError('the --until time has already passed');
     }
@@ -213,7 +206,7 @@ export class RqcastClient extends EventEmitter {
     if (this.ended) return;
     const o = this.opts;
     const channels = joinChannels(this.url);
-    const link = new ServerLink(this.links.length, server, this.registry, this.linkHost, {
+    const link = new ServerLink(this.links.length, server, this.run.registry, this.linkHost, {
       session: new ClientSession({
         channels,
         // Every channel's bit, unless unicast is forced (§4.5): the server
@@ -311,7 +304,7 @@ export class RqcastClient extends EventEmitter {
     const entry = this.joinedChannels.get(group.channel);
     if (!entry) return;
     if (this.opts.transport === 'multicast') {
-      this.fail(e);
+      this.run.fail(e);
       return;
     }
     const now = Date.now();
@@ -353,7 +346,7 @@ export class RqcastClient extends EventEmitter {
   /** Channels whose wanted objects are all decoded: the fallback stops watching them (a group that ends with the transfer is not silent). */
   private finishChannels(): void {
     for (const e of this.joinedChannels.values()) {
-      const ch = this.registry.channel(e.link.id, e.channel.tsi);
+      const ch = this.run.registry.channel(e.link.id, e.channel.tsi);
       if (!ch || !ch.fdtSeen) continue;
       let decoded = true;
       for (const obj of ch.tois.values()) if (!obj.receiver.complete) decoded = false;
@@ -363,30 +356,15 @@ export class RqcastClient extends EventEmitter {
 
   // ------------------------------------------------------------ objects --
 
-  private onObjectVerified(obj: RegisteredObject): void {
-    const result = this.report.objectVerified(obj, Date.now());
-    if (!this.ended) this.emit('object', result);
-    this.checkFinished();
-  }
-
   /**
    * LEAVE as soon as every wanted object has decoded, before the last
    * blocks are written and verified: the server stops sending at once, and
    * this process stops spending CPU on packets it no longer needs.
    */
   private leaveIfAllDecoded(): void {
-    if (this.ended || !this.registry.fdtsComplete() || this.registry.missingNamed() || !this.registry.allDecoded()) return;
+    if (this.ended || !this.run.allDecoded()) return;
     for (const link of this.links) link.leave();
     for (const e of this.joinedChannels.values()) e.group?.leave();
-  }
-
-  private checkFinished(): void {
-    if (this.ended || !this.registry.fdtsComplete()) return;
-    if (this.registry.missingNamed()) {
-      this.fail(new NoSuchObjectError(this.url.name as string));
-      return;
-    }
-    if (this.registry.allVerified()) this.finish();
   }
 
   // ------------------------------------------------------------ periodic --
@@ -394,10 +372,11 @@ export class RqcastClient extends EventEmitter {
   private tick(): void {
     const now = Date.now();
     if (now - this.lastActivity > this.opts.timeoutMs) {
-      this.fail(new FetchTimeoutError(`${this.waitingFor()} for ${Math.round(this.opts.timeoutMs / 1000)} s`));
+      this.run.fail(new FetchTimeoutError(`${this.waitingFor()} for ${Math.round(this.opts.timeoutMs / 1000)} s`));
       return;
     }
-    if (this.links.some((l) => l.joined) && this.report.progressDue(now, this.opts.progressIntervalMs)) this.emit('progress', this.report.progress(now, true));
+    const report = this.run.report;
+    if (this.links.some((l) => l.joined) && report.progressDue(now, this.opts.progressIntervalMs)) this.emit('progress', report.progress(now, true));
   }
 
   /** What the fetch has been waiting for, for the timeout's message. */
@@ -408,7 +387,7 @@ export class RqcastClient extends EventEmitter {
 
   /** Progress now (also what 'progress' events carry). */
   progress(now = Date.now()): ProgressInfo {
-    return this.report.progress(now);
+    return this.run.report.progress(now);
   }
 
   // ------------------------------------------------------------- ending --
@@ -424,44 +403,23 @@ export class RqcastClient extends EventEmitter {
     }));
   }
 
+  /** Receive-buffer overflows of every link's transport and every group's socket. */
+  private socketDrops(): number {
+    let n = this.links.reduce((sum, l) => sum + l.socketDrops(), 0);
+    for (const e of this.joinedChannels.values()) n += e.group?.socketDrops() ?? 0;
+    return n;
+  }
+
   /** Sends LEAVE (where joined) and closes every transport; resolves once closed. */
   private async shutdown(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = undefined;
     if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
     this.fallbackTimer = undefined;
-    this.registry.close();
     await Promise.all([
       ...this.links.map((l) => l.shutdown()),
       ...[...this.joinedChannels.values()].map((e) => e.group?.close()),
     ]);
-  }
-
-  private finish(): void {
-    if (this.ended) return;
-    // The kernel's count of receive-buffer overflows, while the sockets are open.
-    this.stats.socketDrops = this.links.reduce((n, l) => n + l.socketDrops(), 0);
-    for (const e of this.joinedChannels.values()) this.stats.socketDrops += e.group?.socketDrops() ?? 0;
-    const summary = this.report.summary(Date.now(), this.channelSummaries());
-    this.ended = true;
-    void this.shutdown().then(() => {
-      this.emit('done', summary);
-      this.settle?.resolve(summary);
-    });
-  }
-
-  private fail(e: unknown): void {
-    if (this.ended) return;
-    this.ended = true;
-    const err = e instanceof Error ? e : new Error(String(e));
-    const cleanup = async (): Promise<void> => {
-      await this.registry.abort(err);
-      await this.shutdown();
-    };
-    void cleanup().then(() => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      this.settle?.reject(err);
-    });
   }
 }
 

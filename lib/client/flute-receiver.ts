@@ -8,10 +8,11 @@
  *
  * The same parts as RqcastClient, without the session: a membership
  * (group-link.ts over lib/transport/multicast/client-membership.ts), the
- * data path's group filter (only the URL's TSI, from its source), the
- * object registry and the file sinks. leaveGroup() and joinGroup() may be
- * called any number of times while it receives: the registry keeps every
- * symbol, so each membership period adds to the last.
+ * data path's group filter (only the URL's TSI, from its source), and the
+ * object registry, file sinks, report and ending (fetch-run.ts).
+ * leaveGroup() and joinGroup() may be called any number of times while it
+ * receives: the registry keeps every symbol, so each membership period
+ * adds to the last.
  *
  * Ends with the summary once every object of the FDT (or the URL's NAME)
  * is verified; fails with NoSuchObjectError when the FDT does not list the
@@ -27,13 +28,12 @@ import { Rng } from '../support/rng';
 import type { MembershipSocketOpener } from '../transport/multicast/membership-socket';
 import { PartialBlockBudget } from './block-budget';
 import { DataPath, DataPathOwner } from './data-path';
-import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError, NoSuchObjectError } from './errors';
+import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
-import { FetchReport, groupText } from './fetch-report';
+import { groupText } from './fetch-report';
+import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
-import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { checkMulticastInterface } from './options';
-import { FileSinkFactory } from './sinks/file-sink';
 import { FluteUrl, parseFluteUrl } from './url';
 
 /** The registry's name for the one channel of a FLUTE session. */
@@ -87,19 +87,16 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
   readonly url: FluteUrl;
   readonly stats: ClientStats = newClientStats();
   readonly budget: PartialBlockBudget;
-  private readonly registry: ObjectRegistry;
-  private readonly report: FetchReport;
+  private readonly run: FetchRun;
   private readonly dataPath: DataPath;
   private readonly group: GroupLink;
   private readonly timeoutMs: number;
   private readonly progressIntervalMs: number;
   private started?: Promise<void>;
-  private _ended = false;
   /** Every wanted object is decoded: nothing more is read, the group is left. */
   private receiving = true;
   private lastActivity = 0;
   private tickTimer?: NodeJS.Timeout;
-  private settle!: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
   /** Settles once every object is verified, or the reception failed. */
   readonly done: Promise<FetchSummary>;
 
@@ -116,36 +113,32 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
     this.progressIntervalMs = positive(o.progressIntervalMs, 'progressIntervalMs', 250);
     const itf = checkMulticastInterface(this.url.interface ?? o.multicastInterface);
     this.budget = new PartialBlockBudget(Math.round(positive(o.memoryBytes, 'memoryBytes', 1 << 30)));
-    this.done = new Promise<FetchSummary>((resolve, reject) => {
-      this.settle = { resolve, reject };
-    });
-    // A failure nobody awaits yet must not be an unhandled rejection: the 'error' event and fetch() report it.
-    this.done.catch(() => undefined);
-    this.registry = new ObjectRegistry({
-      name: this.url.name,
-      maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
-      budget: this.budget,
-      sinks: new FileSinkFactory({
+    this.run = new FetchRun(
+      this,
+      {
+        name: this.url.name,
         outputDir: o.outputDir ?? process.cwd(),
         outputFile: o.outputFile,
-        holdBytes: () => this.budget.limitBytes,
-      }),
-      stats: this.stats,
-      events: {
-        warning: (m) => this.emit('warning', m),
-        failed: (e) => this.fail(e),
-        fdtApplied: () => {
-          this.checkFinished();
-          this.stopIfAllDecoded();
-        },
-        objectDecoded: () => this.stopIfAllDecoded(),
-        objectVerified: (obj) => this.onObjectVerified(obj),
+        maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
+        budget: this.budget,
+        stats: this.stats,
       },
-    });
-    this.report = new FetchReport(this.registry, this.stats, this.budget);
+      {
+        decodingMoved: () => this.stopIfAllDecoded(),
+        socketDrops: () => this.group.socketDrops(),
+        channels: () => {
+          const u = this.url;
+          return [{ name: FLUTE_CHANNEL, tsi: u.tsi, transport: 'multicast', group: groupText(u.group, u.port) }];
+        },
+        shutdown: () => this.shutdown(),
+      },
+    );
+    this.done = this.run.outcome();
+    // A failure nobody awaits yet must not be an unhandled rejection: the 'error' event and fetch() report it.
+    this.done.catch(() => undefined);
     const family = (addressBytes(this.url.group) as { family: 4 | 6 }).family;
     const rng = new Rng(o.lossSeed ?? randomBytes(4).readUInt32BE(0));
-    this.dataPath = new DataPath(0, { address: this.url.group, port: this.url.port, family }, this.registry, this, {
+    this.dataPath = new DataPath(0, { address: this.url.group, port: this.url.port, family }, this.run.registry, this, {
       lossRate,
       random: () => rng.unit(),
       ack: false,
@@ -187,12 +180,12 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
 
   /** Leaves the group (its port stays bound); no timeout runs while left. Nothing if not joined. */
   leaveGroup(): void {
-    if (!this._ended) this.group.leave();
+    if (!this.ended) this.group.leave();
   }
 
   /** Joins the group again; symbols of every membership period count. Nothing if joined, not started or over. */
   joinGroup(): void {
-    if (this._ended || !this.started || this.group.joined) return;
+    if (this.ended || !this.started || this.group.joined) return;
     this.group.join();
     this.lastActivity = Date.now();
   }
@@ -214,18 +207,18 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
 
   /** Progress now (also what 'progress' events carry). */
   progress(now = Date.now()): ProgressInfo {
-    return this.report.progress(now);
+    return this.run.report.progress(now);
   }
 
   /** Aborts (FetchAbortedError); temp files are removed. */
   close(): void {
-    this.fail(new FetchAbortedError());
+    this.run.fail(new FetchAbortedError());
   }
 
   // DataPathOwner
 
   get ended(): boolean {
-    return this._ended;
+    return this.run.ended;
   }
   get joined(): boolean {
     return true;
@@ -258,21 +251,21 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
     return {
       // No fallback: the group is all there is.
       groupPackets: () => undefined,
-      groupFailed: (_link, e) => this.fail(e),
+      groupFailed: (_link, e) => this.run.fail(e),
     };
   }
 
   private async open(): Promise<void> {
-    this.report.startedAt = Date.now();
+    this.run.report.startedAt = Date.now();
     try {
       await this.group.open();
     } catch (e) {
-      this.fail(e);
+      this.run.fail(e);
       throw e;
     }
-    if (this._ended) return;
+    if (this.ended) return;
     const now = Date.now();
-    this.report.joinedAt = now;
+    this.run.report.joinedAt = now;
     this.lastActivity = now;
     this.tickTimer = setInterval(() => this.tick(), Math.min(250, this.progressIntervalMs));
     const u = this.url;
@@ -284,64 +277,23 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
     // Left on purpose: the wait starts again at the next join.
     if (!this.group.joined) this.lastActivity = now;
     if (now - this.lastActivity > this.timeoutMs) {
-      this.fail(new FetchTimeoutError(`no data from the group for ${Math.round(this.timeoutMs / 1000)} s`));
+      this.run.fail(new FetchTimeoutError(`no data from the group for ${Math.round(this.timeoutMs / 1000)} s`));
       return;
     }
-    if (this.report.progressDue(now, this.progressIntervalMs)) this.emit('progress', this.report.progress(now, true));
-  }
-
-  private onObjectVerified(obj: RegisteredObject): void {
-    const result = this.report.objectVerified(obj, Date.now());
-    if (!this._ended) this.emit('object', result);
-    this.checkFinished();
+    const report = this.run.report;
+    if (report.progressDue(now, this.progressIntervalMs)) this.emit('progress', report.progress(now, true));
   }
 
   /** Every wanted object decoded: stop reading and leave, while the last blocks are written and verified. */
   private stopIfAllDecoded(): void {
-    if (this._ended || !this.registry.fdtsComplete() || this.registry.missingNamed() || !this.registry.allDecoded()) return;
+    if (this.ended || !this.run.allDecoded()) return;
     this.receiving = false;
     this.group.leave();
-  }
-
-  private checkFinished(): void {
-    if (this._ended || !this.registry.fdtsComplete()) return;
-    if (this.registry.missingNamed()) {
-      this.fail(new NoSuchObjectError(this.url.name as string));
-      return;
-    }
-    if (this.registry.allVerified()) this.finish();
   }
 
   private async shutdown(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = undefined;
-    this.registry.close();
     await this.group.close();
-  }
-
-  private finish(): void {
-    if (this._ended) return;
-    this.stats.socketDrops = this.group.socketDrops();
-    const u = this.url;
-    const summary = this.report.summary(Date.now(), [{ name: FLUTE_CHANNEL, tsi: u.tsi, transport: 'multicast', group: groupText(u.group, u.port) }]);
-    this._ended = true;
-    void this.shutdown().then(() => {
-      this.emit('done', summary);
-      this.settle.resolve(summary);
-    });
-  }
-
-  private fail(e: unknown): void {
-    if (this._ended) return;
-    this._ended = true;
-    const err = e instanceof Error ? e : new Error(String(e));
-    const cleanup = async (): Promise<void> => {
-      await this.registry.abort(err);
-      await this.shutdown();
-    };
-    void cleanup().then(() => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      this.settle.reject(err);
-    });
   }
 }

@@ -1,0 +1,161 @@
+/**
+ * FetchRun: what every kind of fetch does with its objects and how it
+ * ends, once, for RqcastClient (a server's session, unicast and multicast)
+ * and FluteReceiver (a group alone), which add how the packets come:
+ *
+ * - the object registry, each object written by a file sink within the
+ *   memory budget (early blocks kept for the running digest too), its
+ *   warnings and failures the fetch's;
+ * - each verified object reported ('object'); the fetch finishes once every
+ *   joined channel has delivered an FDT and every wanted object is
+ *   verified, and fails with NoSuchObjectError when the FDTs do not list
+ *   the URL's NAME;
+ * - the end, whichever comes first: finish() reads the summary while the
+ *   sockets are open, shuts down, then emits 'done' and resolves; fail()
+ *   aborts the sinks of unverified objects (their temp files are removed),
+ *   shuts down, then emits 'error' (when someone listens) and rejects.
+ */
+import type { EventEmitter } from 'events';
+import type { PartialBlockBudget } from './block-budget';
+import { NoSuchObjectError } from './errors';
+import type { ChannelSummary, ClientStats, FetchSummary } from './events';
+import { FetchReport } from './fetch-report';
+import { ObjectRegistry, RegisteredObject } from './object-registry';
+import { FileSinkFactory } from './sinks/file-sink';
+
+export interface FetchRunOptions {
+  /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
+  name?: string;
+  outputDir: string;
+  /** Exact file path for the one object `name` names. */
+  outputFile?: string;
+  /** Packets of TOIs not yet in an FDT kept per channel. */
+  maxUnknownPackets: number;
+  /** Partial blocks of every object; also bounds the early blocks kept for the running digest. */
+  budget: PartialBlockBudget;
+  stats: ClientStats;
+}
+
+/** What a run needs from the fetch it belongs to. */
+export interface FetchRunHost {
+  /** An FDT was applied or an object decoded: every wanted object may be decoded now (allDecoded()). */
+  decodingMoved(): void;
+  /** Receive-buffer overflows of every socket, read while they are open. */
+  socketDrops(): number;
+  /** The joined channels and the transport each ended on, for the summary. */
+  channels(): ChannelSummary[];
+  /** Stops the timers and closes every transport (LEAVE where joined). */
+  shutdown(): Promise<void>;
+}
+
+export class FetchRun {
+  readonly registry: ObjectRegistry;
+  readonly report: FetchReport;
+  private _ended = false;
+  private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
+  private outcomePromise?: Promise<FetchSummary>;
+
+  constructor(
+    /** The fetch, which emits 'warning', 'object', 'done' and 'error'. */
+    private readonly emitter: EventEmitter,
+    private readonly o: FetchRunOptions,
+    private readonly host: FetchRunHost,
+  ) {
+    const budget = o.budget;
+    this.registry = new ObjectRegistry({
+      name: o.name,
+      maxUnknownPackets: o.maxUnknownPackets,
+      budget,
+      sinks: new FileSinkFactory({
+        outputDir: o.outputDir,
+        outputFile: o.outputFile,
+        // Early blocks kept for the running digest: within the same budget.
+        holdBytes: () => budget.limitBytes,
+      }),
+      stats: o.stats,
+      events: {
+        warning: (m) => emitter.emit('warning', m),
+        failed: (e) => this.fail(e),
+        fdtApplied: () => {
+          this.checkFinished();
+          host.decodingMoved();
+        },
+        objectDecoded: () => host.decodingMoved(),
+        objectVerified: (obj) => this.onObjectVerified(obj),
+      },
+    });
+    this.report = new FetchReport(this.registry, o.stats, budget);
+  }
+
+  /** The fetch has finished or failed. */
+  get ended(): boolean {
+    return this._ended;
+  }
+
+  /**
+   * Resolves with the summary, or rejects with what ended the fetch; later
+   * calls return the same promise. An end that came before the first call
+   * settles nothing: the 'error' event alone reported it.
+   */
+  outcome(): Promise<FetchSummary> {
+    this.outcomePromise ??= new Promise<FetchSummary>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    return this.outcomePromise;
+  }
+
+  /** Every wanted object is decoded (their last blocks may still be being written and verified). */
+  allDecoded(): boolean {
+    const r = this.registry;
+    return r.fdtsComplete() && !r.missingNamed() && r.allDecoded();
+  }
+
+  /** Ends the fetch with `e`, unless it has ended. */
+  fail(e: unknown): void {
+    if (this._ended) return;
+    this._ended = true;
+    const err = e instanceof Error ? e : new Error(String(e));
+    const cleanup = async (): Promise<void> => {
+      await this.registry.abort(err);
+      await this.shutdown();
+    };
+    void cleanup().then(() => {
+      if (this.emitter.listenerCount('error') > 0) this.emitter.emit('error', err);
+      this.settle?.reject(err);
+    });
+  }
+
+  // ---------------------------------------------------------------------
+
+  private onObjectVerified(obj: RegisteredObject): void {
+    const result = this.report.objectVerified(obj, Date.now());
+    if (!this._ended) this.emitter.emit('object', result);
+    this.checkFinished();
+  }
+
+  private checkFinished(): void {
+    if (this._ended || !this.registry.fdtsComplete()) return;
+    if (this.registry.missingNamed()) {
+      this.fail(new NoSuchObjectError(this.o.name as string));
+      return;
+    }
+    if (this.registry.allVerified()) this.finish();
+  }
+
+  private finish(): void {
+    if (this._ended) return;
+    // The kernel's count of receive-buffer overflows, while the sockets are open.
+    this.o.stats.socketDrops = this.host.socketDrops();
+    const summary = this.report.summary(Date.now(), this.host.channels());
+    this._ended = true;
+    void this.shutdown().then(() => {
+      this.emitter.emit('done', summary);
+      this.settle?.resolve(summary);
+    });
+  }
+
+  private async shutdown(): Promise<void> {
+    this.registry.close();
+    await this.host.shutdown();
+  }
+}
