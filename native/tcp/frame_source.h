@@ -1,0 +1,31 @@
+// rqcast — what a connection sends: whole frames
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+// (u16 big-endian length + packet, docs/PROTOCOL.md §3).
+namespace rqcast {
+namespace tcp {
+
+struct FrameInfo {
+  enum Kind : uint8_t { kControl = 0, kData = 1 };
+  Kind kind = kControl;
+  uint32_t length = 0;         // framed bytes (2 + packet)
+  uint64_t block = 0;          // data: which source block (opaque key); control: 0
+};
+class FrameSource {
+ public:
+  virtual ~FrameSource() = default;
+  // The next frame to send as new data (control frames first), if one of at most
+  // max_bytes is ready: copies its framed bytes to out, fills *info, returns its
+  // length; 0 if none is ready or the next one is longer than max_bytes (the
+  // connection never skips a frame: it asks again with more room later).
+  virtual size_t NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) = 0;
+  // A fresh data frame to stand in for a lost one described by `lost`: exactly
+  // lost.length framed bytes, written to out, *block set to its block key.
+  // false if there is none (the connection then resends the original).
+  virtual bool Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) = 0;
+};
+}  // namespace tcp
+}  // namespace rqcast

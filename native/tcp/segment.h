@@ -1,0 +1,58 @@
+// rqcast — parse and build IPv4 + TCP segments (RFC 791, RFC 9293
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+// §3.1, options RFC 7323 (WS, TS), RFC 2018 (SACK)).
+namespace rqcast {
+namespace tcp {
+
+enum Flag : uint8_t { kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10, kUrg = 0x20, kEce = 0x40, kCwr = 0x80 };
+struct SackBlock { uint32_t left = 0, right = 0; };   // [left, right)
+constexpr int kMaxSackBlocks = 4;
+struct Options {
+  bool has_mss = false;        uint16_t mss = 0;
+  bool has_wscale = false;     uint8_t wscale = 0;     // as sent; > 14 is read as 14
+  bool sack_permitted = false;
+  bool has_timestamps = false; uint32_t ts_val = 0, ts_ecr = 0;
+  uint8_t sack_count = 0;      SackBlock sack[kMaxSackBlocks];
+};
+// Addresses and ports in host byte order.
+struct Endpoint4 { uint32_t addr = 0; uint16_t port = 0; };
+struct Segment {               // a parsed segment; payload points into the packet
+  Endpoint4 src, dst;
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = 0;
+  uint16_t window = 0;         // as on the wire (unscaled)
+  Options options;
+  const uint8_t* payload = nullptr;
+  size_t payload_len = 0;
+  bool has(uint8_t f) const { return (flags & f) != 0; }
+};
+enum class ParseError { kOk, kTruncated, kNotIpv4, kNotTcp, kFragment, kBadIpHeader,
+                        kBadTcpHeader, kBadOptions, kBadChecksum };
+// Parses one IPv4 packet holding a TCP segment. Checks the IP header
+// (version 4, IHL >= 5, total length <= len, no fragment: MF clear and offset 0),
+// the TCP data offset, and (if verify_checksum) the TCP checksum. Malformed
+// options: kBadOptions (a length < 2, running past the header, a known option
+// of the wrong length). Unknown options are skipped. Never reads out of bounds.
+ParseError ParseIpv4Tcp(const uint8_t* packet, size_t len, bool verify_checksum, Segment* out);
+// What the connection hands the shell to put on the wire.
+struct OutSegment {
+  Endpoint4 src, dst;
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = 0;
+  uint16_t window = 0;         // already scaled down
+  Options options;             // mss/wscale/sack_permitted only on SYN-ACK
+};
+// Bytes BuildIpv4Tcp writes for `seg` with `payload_len` payload bytes.
+size_t BuiltSize(const OutSegment& seg, size_t payload_len);
+// Writes the IPv4 header (TTL 64, DF set, the given IP id), the TCP header with its
+// options (NOP-padded to 4 bytes; SACK blocks and timestamps as RFC 7323
+// appendix A lays them out) and the payload; both checksums computed.
+// Returns the bytes written, 0 if cap is too small.
+size_t BuildIpv4Tcp(const OutSegment& seg, const uint8_t* payload, size_t payload_len,
+                    uint16_t ip_id, uint8_t* out, size_t cap);
+}  // namespace tcp
+}  // namespace rqcast
