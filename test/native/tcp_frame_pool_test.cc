@@ -1,0 +1,345 @@
+// Tests of a TCP connection's FrameSource (native/tcp/frame_pool): block
+// keys read from ALC headers (PROTOCOL.md §8), eviction, the reserve kept
+// for retransmissions, Refresh's choice of replacement, control frames, and
+// one pusher thread against one taker.
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "tcp/frame_pool.h"
+
+#include "check.h"
+
+using namespace rqcast::tcp;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// An ALC packet as rqcast sends it (PROTOCOL.md §8.1, no extensions):
+// V=1, S=1, O=1, HDR_LEN 4 words, CP 6, CCI 0, TSI, TOI, then SBN | ESI and
+// `symbol` bytes (the ESI repeated, so that each packet is unique).
+Bytes alc(uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) {
+  Bytes p(16 + 4 + symbol);
+  p[0] = 0x10;
+  p[1] = 0xa0;
+  p[2] = 4;
+  p[3] = 6;
+  p[8] = 0, p[9] = 0, p[10] = 0, p[11] = 7;  // TSI 7
+  p[12] = toi >> 24, p[13] = toi >> 16, p[14] = toi >> 8, p[15] = toi;
+  p[16] = sbn;
+  p[17] = esi >> 16, p[18] = esi >> 8, p[19] = esi;
+  for (size_t i = 0; i < symbol; ++i) p[20 + i] = static_cast<uint8_t>(esi + i);
+  return p;
+}
+
+uint32_t esi_of(const uint8_t* frame) {  // of a framed alc() packet
+  const uint8_t* p = frame + 2;
+  return (p[17] << 16) | (p[18] << 8) | p[19];
+}
+
+void push(FramePool& pool, const Bytes& p, uint32_t channel = 7) {
+  CHECK(pool.Push(channel, p.data(), p.size()));
+}
+
+void test_block_key() {
+  uint64_t a, b, c, d;
+  Bytes p = alc(1, 0, 0);
+  CHECK(BlockKeyOf(7, p.data(), p.size(), &a));
+  Bytes q = alc(1, 0, 99);
+  CHECK(BlockKeyOf(7, q.data(), q.size(), &b));
+  CHECK_EQ(a, b);  // same (channel, TOI, SBN): same block
+  Bytes r = alc(1, 1, 0);
+  CHECK(BlockKeyOf(7, r.data(), r.size(), &c));
+  CHECK(a != c);   // another SBN
+  CHECK(BlockKeyOf(8, p.data(), p.size(), &d));
+  CHECK(a != d);   // another channel
+  Bytes fdt = alc(0, 0, 0);
+  CHECK(!BlockKeyOf(7, fdt.data(), fdt.size(), &a));
+  // Not ALC: a control message, a bad version, HDR_LEN past the packet,
+  // no symbol byte after the payload ID, another FEC encoding.
+  Bytes ctl = {0x52, 0x51, 1, 1, 0, 8, 0, 0};
+  CHECK(!BlockKeyOf(7, ctl.data(), ctl.size(), &a));
+  Bytes bad = p;
+  bad[0] = 0x20;
+  CHECK(!BlockKeyOf(7, bad.data(), bad.size(), &a));
+  bad = p;
+  bad[2] = 200;
+  CHECK(!BlockKeyOf(7, bad.data(), bad.size(), &a));
+  bad = alc(1, 0, 0, 0);
+  CHECK(!BlockKeyOf(7, bad.data(), bad.size(), &a));
+  bad = p;
+  bad[3] = 5;
+  CHECK(!BlockKeyOf(7, bad.data(), bad.size(), &a));
+  bad = p;
+  bad[2] = 3;  // HDR_LEN shorter than the fixed fields
+  CHECK(!BlockKeyOf(7, bad.data(), bad.size(), &a));
+  CHECK(!BlockKeyOf(7, p.data(), 3, &a));
+  // Every prefix of a packet is read within bounds (and refused).
+  for (size_t n = 0; n <= 20; ++n) CHECK(!BlockKeyOf(7, p.data(), n, &a));
+}
+
+void test_frames_are_framed() {
+  FramePoolConfig c;
+  c.reserve = 0;
+  FramePool pool(c);
+  Bytes p = alc(1, 0, 5);
+  push(pool, p);
+  CHECK(pool.TakeReady());
+  CHECK(!pool.TakeReady());
+  uint8_t out[2000];
+  FrameInfo info;
+  CHECK_EQ(pool.NextFrame(out, p.size() + 1, &info), 0u);  // too short: kept
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), p.size() + 2);
+  CHECK_EQ(info.kind, FrameInfo::kData);
+  CHECK_EQ(info.length, p.size() + 2);
+  CHECK_EQ(out[0], 0);
+  CHECK_EQ(out[1], p.size());
+  CHECK(std::memcmp(out + 2, p.data(), p.size()) == 0);
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);
+}
+
+void test_eviction_counted() {
+  FramePoolConfig c;
+  c.pool_packets = 4;
+  c.reserve = 0;
+  FramePool pool(c);
+  for (uint32_t i = 0; i < 10; ++i) push(pool, alc(1, 0, i));
+  FramePoolStats s = pool.stats();
+  CHECK_EQ(s.evicted, 6u);
+  CHECK_EQ(s.queued, 4u);
+  uint8_t out[2000];
+  FrameInfo info;
+  for (uint32_t i = 6; i < 10; ++i) {  // the newest four, oldest first
+    CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+    CHECK_EQ(esi_of(out), i);
+  }
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);
+}
+
+void test_reserve_honoured() {
+  FramePoolConfig c;
+  c.reserve = 3;
+  FramePool pool(c);
+  uint8_t out[2000];
+  FrameInfo info;
+  for (uint32_t i = 0; i < 3; ++i) push(pool, alc(1, 0, i));
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);  // all reserve
+  push(pool, alc(1, 0, 3));
+  CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(esi_of(out), 0u);
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);
+  // An FDT packet costs the reserve nothing: it goes out, as kControl.
+  FramePool pool2(c);
+  push(pool2, alc(0, 0, 1));
+  push(pool2, alc(1, 0, 2));
+  CHECK(pool2.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(info.kind, FrameInfo::kControl);
+  CHECK_EQ(esi_of(out), 1u);
+  CHECK_EQ(pool2.NextFrame(out, sizeof out, &info), 0u);
+  // The reserve is there for Refresh.
+  FrameInfo lost;
+  lost.kind = FrameInfo::kData;
+  lost.length = static_cast<uint32_t>(alc(1, 0, 0).size() + 2);
+  uint64_t block = 0;
+  CHECK(pool2.Refresh(lost, out, &block));
+  CHECK_EQ(esi_of(out), 2u);
+}
+
+void test_refresh_prefers_same_block_then_length() {
+  FramePoolConfig c;
+  c.reserve = 0;
+  FramePool pool(c);
+  push(pool, alc(1, 0, 10, 8));   // block A, length L
+  push(pool, alc(1, 1, 20, 16));  // block B, other length
+  push(pool, alc(1, 1, 21, 8));   // block B, length L
+  push(pool, alc(1, 2, 30, 8));   // block C, length L
+  uint64_t key_b, key_c;
+  Bytes b = alc(1, 1, 0, 8), cc = alc(1, 2, 0, 8);
+  BlockKeyOf(7, b.data(), b.size(), &key_b);
+  BlockKeyOf(7, cc.data(), cc.size(), &key_c);
+  uint8_t out[2000];
+  uint64_t block = 0;
+  FrameInfo lost;
+  lost.kind = FrameInfo::kData;
+  lost.length = static_cast<uint32_t>(b.size() + 2);
+  lost.block = key_c;
+  CHECK(pool.Refresh(lost, out, &block));  // same block C, though last
+  CHECK_EQ(esi_of(out), 30u);
+  CHECK_EQ(block, key_c);
+  CHECK(pool.Refresh(lost, out, &block));  // none of C left: oldest of L
+  CHECK_EQ(esi_of(out), 10u);
+  CHECK(pool.Refresh(lost, out, &block));
+  CHECK_EQ(esi_of(out), 21u);
+  CHECK_EQ(block, key_b);
+  CHECK(!pool.Refresh(lost, out, &block));  // only the 16-byte one is left
+  lost.length = static_cast<uint32_t>(alc(1, 1, 0, 16).size() + 2);
+  CHECK(pool.Refresh(lost, out, &block));
+  CHECK_EQ(esi_of(out), 20u);
+  FramePoolStats s = pool.stats();
+  CHECK_EQ(s.refreshed, 4u);
+  CHECK_EQ(s.no_replacement, 1u);
+  CHECK_EQ(s.queued, 0u);
+  // A lost control frame is never refreshed.
+  push(pool, alc(1, 0, 40, 8));
+  lost.kind = FrameInfo::kControl;
+  lost.length = static_cast<uint32_t>(b.size() + 2);
+  CHECK(!pool.Refresh(lost, out, &block));
+}
+
+void test_never_twice() {
+  // Every packet leaves the pool once, whether as new data or replacement.
+  FramePoolConfig c;
+  c.reserve = 4;
+  FramePool pool(c);
+  std::multiset<uint32_t> seen;
+  uint8_t out[2000];
+  FrameInfo info, lost;
+  lost.kind = FrameInfo::kData;
+  lost.length = static_cast<uint32_t>(alc(1, 0, 0).size() + 2);
+  uint64_t block;
+  for (uint32_t i = 0; i < 200; ++i) {
+    push(pool, alc(1, i % 3, i));
+    if (i % 2 == 0 && pool.NextFrame(out, sizeof out, &info) > 0) seen.insert(esi_of(out));
+    if (i % 5 == 0 && pool.Refresh(lost, out, &block)) seen.insert(esi_of(out));
+  }
+  while (pool.NextFrame(out, sizeof out, &info) > 0) seen.insert(esi_of(out));
+  while (pool.Refresh(lost, out, &block)) seen.insert(esi_of(out));
+  CHECK_EQ(seen.size(), 200u);
+  for (uint32_t e : seen) CHECK_EQ(seen.count(e), 1u);
+}
+
+void test_fdt_and_unparsed_never_replacements() {
+  FramePoolConfig c;
+  c.reserve = 0;
+  FramePool pool(c);
+  Bytes fdt = alc(0, 0, 1);
+  Bytes junk(fdt.size(), 0xee);
+  push(pool, fdt);
+  push(pool, junk);
+  FrameInfo lost;
+  lost.kind = FrameInfo::kData;
+  lost.length = static_cast<uint32_t>(fdt.size() + 2);
+  uint8_t out[2000];
+  uint64_t block;
+  CHECK(!pool.Refresh(lost, out, &block));
+  FrameInfo info;
+  CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(info.kind, FrameInfo::kControl);
+  CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(info.kind, FrameInfo::kControl);
+  CHECK(std::memcmp(out + 2, junk.data(), junk.size()) == 0);
+  CHECK_EQ(pool.stats().sent_plain, 2u);
+}
+
+void test_control_frames() {
+  FramePoolConfig c;
+  c.reserve = 0;
+  c.max_control_bytes = 100;
+  FramePool pool(c);
+  push(pool, alc(1, 0, 1));
+  Bytes m1(40, 0x52), m2(50, 0x53);
+  CHECK(pool.PushControl(m1.data(), m1.size()));
+  CHECK(pool.PushControl(m2.data(), m2.size()));
+  CHECK(!pool.PushControl(m1.data(), 10));  // 42 + 52 + 12 > 100: refused
+  CHECK(!pool.PushControl(m1.data(), 0));
+  CHECK_EQ(pool.stats().control_refused, 2u);
+  CHECK_EQ(pool.stats().control_bytes, 94u);
+  // Control first, and never dropped however many stream packets come.
+  for (uint32_t i = 0; i < 1000; ++i) push(pool, alc(1, 0, 100 + i));
+  uint8_t out[2000];
+  FrameInfo info;
+  CHECK_EQ(pool.NextFrame(out, 41, &info), 0u);  // does not fit: not skipped
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 42u);
+  CHECK_EQ(info.kind, FrameInfo::kControl);
+  CHECK_EQ(out[2], 0x52);
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 52u);
+  CHECK_EQ(out[2], 0x53);
+  CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(info.kind, FrameInfo::kData);
+  // After CloseSource: control frames still, data no more; Refresh still.
+  CHECK(pool.PushControl(m1.data(), m1.size()));
+  pool.CloseSource();
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 42u);
+  CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);
+  FrameInfo lost;
+  lost.kind = FrameInfo::kData;
+  lost.length = static_cast<uint32_t>(alc(1, 0, 0).size() + 2);
+  uint64_t block;
+  CHECK(pool.Refresh(lost, out, &block));
+  Bytes p = alc(1, 0, 5000);
+  CHECK(!pool.Push(7, p.data(), p.size()));
+  // Detach: nothing more is taken.
+  pool.Detach();
+  CHECK(!pool.PushControl(m1.data(), m1.size()));
+  CHECK_EQ(pool.stats().queued, 0u);
+}
+
+void test_refuses_bad_lengths() {
+  FramePool pool{FramePoolConfig()};
+  Bytes big(70000, 0x10);
+  CHECK(!pool.Push(7, big.data(), big.size()));
+  CHECK(!pool.Push(7, big.data(), 0));
+  CHECK(pool.Push(7, big.data(), 65535));
+  CHECK_EQ(pool.stats().refused, 2u);
+}
+
+void test_threads() {
+  // One engine thread pushing, one TCP thread taking: every packet taken
+  // once, in order, none invented.
+  FramePoolConfig c;
+  c.pool_packets = 64;
+  c.reserve = 0;
+  FramePool pool(c);
+  constexpr uint32_t kN = 20000;
+  std::thread t([&] {
+    for (uint32_t i = 0; i < kN; ++i) {
+      Bytes p = alc(1, 0, i);
+      pool.Push(7, p.data(), p.size());
+    }
+  });
+  uint8_t out[2000];
+  FrameInfo info;
+  uint32_t got = 0, last = 0;
+  bool ordered = true;
+  while (true) {
+    if (pool.NextFrame(out, sizeof out, &info) > 0) {
+      uint32_t e = esi_of(out);
+      if (got > 0 && e <= last) ordered = false;
+      last = e;
+      ++got;
+      continue;
+    }
+    if (pool.stats().pushed == kN && pool.stats().queued == 0) break;
+    std::this_thread::yield();
+  }
+  t.join();
+  CHECK(ordered);
+  FramePoolStats s = pool.stats();
+  CHECK_EQ(got + s.evicted, kN);
+}
+
+}  // namespace
+
+int main() {
+  test_block_key();
+  test_frames_are_framed();
+  test_eviction_counted();
+  test_reserve_honoured();
+  test_refresh_prefers_same_block_then_length();
+  test_never_twice();
+  test_fdt_and_unparsed_never_replacements();
+  test_control_frames();
+  test_refuses_bad_lengths();
+  test_threads();
+  if (g_failures) {
+    std::fprintf(stderr, "tcp_frame_pool_test: %d of %d checks failed\n",
+                 g_failures.load(), g_checks.load());
+    return 1;
+  }
+  std::printf("tcp_frame_pool_test: %d checks passed\n", g_checks.load());
+  return 0;
+}
