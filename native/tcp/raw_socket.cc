@@ -1,0 +1,243 @@
+#include "tcp/raw_socket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace rqcast {
+namespace tcp {
+
+namespace {
+
+// Classic BPF over the IPv4 header (a SOCK_DGRAM packet socket's filter
+// sees the packet from the network header on): IPv4, protocol TCP, not a
+// fragment, destination address (unless any), destination port.
+std::vector<sock_filter> TcpFilter(uint32_t addr, uint16_t port) {
+  std::vector<sock_filter> f;
+  std::vector<size_t> to_drop;  // jumps whose false branch is the drop
+  auto stmt = [&](uint16_t code, uint32_t k) { f.push_back(BPF_STMT(code, k)); };
+  auto jeq_or_drop = [&](uint32_t k) {
+    to_drop.push_back(f.size());
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0));
+  };
+  stmt(BPF_LD | BPF_B | BPF_ABS, 0);
+  stmt(BPF_ALU | BPF_AND | BPF_K, 0xf0);
+  jeq_or_drop(0x40);
+  stmt(BPF_LD | BPF_B | BPF_ABS, 9);
+  jeq_or_drop(IPPROTO_TCP);
+  stmt(BPF_LD | BPF_H | BPF_ABS, 6);
+  stmt(BPF_ALU | BPF_AND | BPF_K, 0x3fff);  // MF and the fragment offset
+  jeq_or_drop(0);
+  if (addr != 0) {
+    stmt(BPF_LD | BPF_W | BPF_ABS, 16);
+    jeq_or_drop(addr);
+  }
+  stmt(BPF_LDX | BPF_B | BPF_MSH, 0);       // X = IHL * 4
+  stmt(BPF_LD | BPF_H | BPF_IND, 2);        // TCP destination port
+  jeq_or_drop(port);
+  stmt(BPF_RET | BPF_K, 0x40000);           // accept, whole packet
+  const size_t drop = f.size();
+  stmt(BPF_RET | BPF_K, 0);
+  for (size_t i : to_drop) f[i].jf = static_cast<uint8_t>(drop - i - 1);
+  return f;
+}
+
+}  // namespace
+
+RawReceiver::RawReceiver(size_t batch, size_t max_packet)
+    : batch_(batch), max_packet_(max_packet) {
+  buffers_.resize(batch_ * max_packet_);
+  control_.resize(batch_ * CMSG_SPACE(sizeof(tpacket_auxdata)));
+  msgs_.resize(batch_);
+  iov_.resize(batch_);
+  from_.resize(batch_);
+}
+
+RawReceiver::~RawReceiver() { Close(); }
+
+void RawReceiver::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+int RawReceiver::Open(uint32_t addr, uint16_t port, int rcvbuf_bytes) {
+  Close();
+  // Protocol 0 until the filter is on: no packet is queued unfiltered.
+  int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  std::vector<sock_filter> f = TcpFilter(addr, port);
+  sock_fprog prog;
+  prog.len = static_cast<unsigned short>(f.size());
+  prog.filter = f.data();
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0 ||
+      setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) != 0) {
+    int err = errno;
+    ::close(fd);
+    return err;
+  }
+#ifdef PACKET_IGNORE_OUTGOING
+  // Linux >= 4.20: our own sends are not copied back (PACKET_HOST is
+  // checked anyway).
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+#endif
+  if (rcvbuf_bytes > 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);
+  sockaddr_ll sll;
+  std::memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_IP);
+  sll.sll_ifindex = 0;  // every interface
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
+    int err = errno;
+    ::close(fd);
+    return err;
+  }
+  fd_ = fd;
+  return 0;
+}
+
+size_t RawReceiver::Receive(std::vector<RawPacket>* out, int* err) {
+  out->clear();
+  *err = 0;
+  if (fd_ < 0) return 0;
+  const size_t cspace = CMSG_SPACE(sizeof(tpacket_auxdata));
+  for (size_t i = 0; i < batch_; ++i) {
+    iov_[i].iov_base = buffers_.data() + i * max_packet_;
+    iov_[i].iov_len = max_packet_;
+    msghdr& h = msgs_[i].msg_hdr;
+    std::memset(&h, 0, sizeof h);
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_name = &from_[i];
+    h.msg_namelen = sizeof from_[i];
+    h.msg_control = control_.data() + i * cspace;
+    h.msg_controllen = cspace;
+    msgs_[i].msg_len = 0;
+  }
+  int n = recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(batch_), MSG_DONTWAIT, nullptr);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) *err = errno;
+    return 0;
+  }
+  for (int i = 0; i < n; ++i) {
+    const msghdr& h = msgs_[i].msg_hdr;
+    const sockaddr_ll* sll = reinterpret_cast<const sockaddr_ll*>(&from_[i]);
+    if (sll->sll_pkttype != PACKET_HOST) {
+      ++not_host_;
+      continue;
+    }
+    if (h.msg_flags & MSG_TRUNC) {
+      ++truncated_;
+      continue;
+    }
+    RawPacket p;
+    p.data = static_cast<const uint8_t*>(iov_[i].iov_base);
+    p.len = msgs_[i].msg_len;
+    for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+      if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA ||
+          c->cmsg_len < CMSG_LEN(sizeof(tpacket_auxdata)))
+        continue;
+      tpacket_auxdata aux;
+      std::memcpy(&aux, CMSG_DATA(c), sizeof aux);
+      // CSUMNOTREADY: a local sender's partial checksum (lo, veth) that
+      // the hardware would have finished; CSUM_VALID: already verified.
+      p.checksum_trusted = (aux.tp_status & (TP_STATUS_CSUMNOTREADY
+#ifdef TP_STATUS_CSUM_VALID
+                                             | TP_STATUS_CSUM_VALID
+#endif
+                                             )) != 0;
+    }
+    ++received_;
+    out->push_back(p);
+  }
+  return out->size();
+}
+
+RawSender::RawSender(size_t batch, size_t max_packet)
+    : batch_(batch), max_packet_(max_packet) {
+  buffers_.resize(batch_ * max_packet_);
+  lengths_.resize(batch_);
+  dsts_.resize(batch_);
+  msgs_.resize(batch_);
+  iov_.resize(batch_);
+  to_.resize(batch_);
+}
+
+RawSender::~RawSender() { Close(); }
+
+void RawSender::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  count_ = 0;
+}
+
+int RawSender::Open(int sndbuf_bytes) {
+  Close();
+  int fd = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return errno;
+  if (sndbuf_bytes > 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf_bytes, sizeof sndbuf_bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf_bytes, sizeof sndbuf_bytes);
+  fd_ = fd;
+  return 0;
+}
+
+void RawSender::Commit(size_t len, uint32_t dst_addr) {
+  if (len == 0 || len > max_packet_) return;
+  lengths_[count_] = len;
+  dsts_[count_] = dst_addr;
+  if (++count_ == batch_) Flush();
+}
+
+void RawSender::Flush() {
+  if (count_ == 0) return;
+  if (fd_ < 0) {
+    errors_ += count_;
+    count_ = 0;
+    return;
+  }
+  for (size_t i = 0; i < count_; ++i) {
+    sockaddr_in* sin = reinterpret_cast<sockaddr_in*>(&to_[i]);
+    std::memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(dsts_[i]);
+    iov_[i].iov_base = buffers_.data() + i * max_packet_;
+    iov_[i].iov_len = lengths_[i];
+    msghdr& h = msgs_[i].msg_hdr;
+    std::memset(&h, 0, sizeof h);
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_name = sin;
+    h.msg_namelen = sizeof *sin;
+  }
+  // sendmmsg stops at the first packet the kernel refuses: count it,
+  // skip it, go on with the rest.
+  size_t off = 0;
+  while (off < count_) {
+    ++syscalls_;
+    int n = sendmmsg(fd_, msgs_.data() + off, static_cast<unsigned>(count_ - off), MSG_DONTWAIT);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      packets_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    last_error_ = n < 0 ? errno : EIO;
+    ++errors_;
+    ++off;
+  }
+  count_ = 0;
+}
+
+}  // namespace tcp
+}  // namespace rqcast

@@ -1,0 +1,112 @@
+// rqcast — the user-space TCP's two sockets, the only code under native/tcp
+// that talks to the kernel (uSockets' rule: syscalls in one place).
+//
+// Receive: one AF_PACKET socket (SOCK_DGRAM, ETH_P_IP: packets from the IP
+// header on, every interface) with a classic BPF filter that keeps IPv4 TCP
+// to port P (and address A unless A is 0.0.0.0), unfragmented; only
+// PACKET_HOST packets are handed on (not the copies of what this host
+// sends, nor other hosts' traffic a promiscuous interface shows).
+// PACKET_AUXDATA tells whether the kernel vouches for the TCP checksum
+// (veth and lo hand over CHECKSUM_PARTIAL packets whose checksum field is
+// not filled in): then the parser need not check it. Read with recvmmsg.
+//
+// Send: one socket(AF_INET, SOCK_RAW, IPPROTO_RAW) (IP_HDRINCL implied):
+// whole IPv4 + TCP packets built by the caller, sent with sendmmsg in
+// batches, never blocking (a full queue drops; TCP retransmits).
+//
+// The host's own stack also sees the segments and would answer them with
+// RSTs (no socket listens on P): the nftables rule that drops them before
+// its input hook is the TypeScript side's (lib/transport/tcp/host-filter.ts).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace rqcast {
+namespace tcp {
+
+// One received packet: its IP bytes and whether the kernel checked (or will
+// not need) the TCP checksum.
+struct RawPacket {
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  bool checksum_trusted = false;
+};
+
+class RawReceiver {
+ public:
+  // `batch` packets per recvmmsg, each up to `max_packet` bytes (a GRO
+  // aggregate can reach 64 KiB).
+  RawReceiver(size_t batch = 64, size_t max_packet = 65536);
+  ~RawReceiver();
+  RawReceiver(const RawReceiver&) = delete;
+  RawReceiver& operator=(const RawReceiver&) = delete;
+
+  // Opens and filters the socket (addr, port in host order; addr 0: any).
+  // 0 or an errno value (EPERM without CAP_NET_RAW).
+  int Open(uint32_t addr, uint16_t port, int rcvbuf_bytes = 8 << 20);
+  void Close();
+  int fd() const { return fd_; }
+
+  // One recvmmsg, not waiting: the packets it got (pointers into this
+  // object's buffers, valid until the next call). 0 when none is queued;
+  // *err is set on an error other than EAGAIN.
+  size_t Receive(std::vector<RawPacket>* out, int* err);
+
+  uint64_t received() const { return received_; }
+  uint64_t not_host() const { return not_host_; }    // other packet types
+  uint64_t truncated() const { return truncated_; }
+
+ private:
+  int fd_ = -1;
+  size_t batch_, max_packet_;
+  std::vector<uint8_t> buffers_, control_;
+  std::vector<struct mmsghdr> msgs_;
+  std::vector<struct iovec> iov_;
+  std::vector<struct sockaddr_storage> from_;
+  uint64_t received_ = 0, not_host_ = 0, truncated_ = 0;
+};
+
+class RawSender {
+ public:
+  // Up to `batch` packets of `max_packet` bytes wait for one sendmmsg.
+  RawSender(size_t batch = 64, size_t max_packet = 65535);
+  ~RawSender();
+  RawSender(const RawSender&) = delete;
+  RawSender& operator=(const RawSender&) = delete;
+
+  int Open(int sndbuf_bytes = 4 << 20);
+  void Close();
+  int fd() const { return fd_; }
+
+  // Room for the next packet (max_packet bytes); Commit(len, dst) queues
+  // it and sends the batch when it is full.
+  uint8_t* Slot() { return buffers_.data() + count_ * max_packet_; }
+  size_t slot_size() const { return max_packet_; }
+  void Commit(size_t len, uint32_t dst_addr);
+  // Sends what is queued.
+  void Flush();
+
+  uint64_t packets() const { return packets_; }
+  uint64_t errors() const { return errors_; }    // packets the kernel refused
+  uint64_t syscalls() const { return syscalls_; }
+  int last_error() const { return last_error_; }
+
+ private:
+  int fd_ = -1;
+  size_t batch_, max_packet_, count_ = 0;
+  std::vector<uint8_t> buffers_;
+  std::vector<size_t> lengths_;
+  std::vector<uint32_t> dsts_;
+  std::vector<struct mmsghdr> msgs_;
+  std::vector<struct iovec> iov_;
+  std::vector<struct sockaddr_storage> to_;
+  uint64_t packets_ = 0, errors_ = 0, syscalls_ = 0;
+  int last_error_ = 0;
+};
+
+}  // namespace tcp
+}  // namespace rqcast
