@@ -77,9 +77,11 @@ class FramePool : public FrameSource {
   // refused (empty, too long, or the source is closed); eviction of an
   // older packet to make room is not a refusal.
   bool Push(uint32_t channel, const uint8_t* packet, size_t len);
-  // The same for a run, under one lock: packet(i) / length(i) give each.
+  // The same for a run, under one lock: get(i, &packet, &len) gives each.
+  // Returns true if the pool was not flagged ready before (the caller
+  // wakes the TCP thread once, not per run).
   template <typename Get>
-  void PushRun(uint32_t channel, uint32_t count, Get get);
+  bool PushRun(uint32_t channel, uint32_t count, Get get);
 
   // Any thread: one control packet, framed here. false (nothing queued,
   // counted) if it is empty, too long, or would take the unsent control
@@ -129,7 +131,7 @@ class FramePool : public FrameSource {
 };
 
 template <typename Get>
-void FramePool::PushRun(uint32_t channel, uint32_t count, Get get) {
+bool FramePool::PushRun(uint32_t channel, uint32_t count, Get get) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     for (uint32_t i = 0; i < count; ++i) {
@@ -139,7 +141,7 @@ void FramePool::PushRun(uint32_t channel, uint32_t count, Get get) {
       PushLocked(channel, p, len);
     }
   }
-  ready_.store(true, std::memory_order_release);
+  return !ready_.exchange(true, std::memory_order_acq_rel);
 }
 
 }  // namespace tcp
