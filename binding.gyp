@@ -14,6 +14,9 @@
     "replicate_sources": [
       "<!@(ls -1 native/udp/*.cc native/replicate/*.cc)"
     ],
+    "tcp_sources": [
+      "<!@(ls -1 native/tcp/*.cc)"
+    ],
     "napi_sources": [
       "<!@(ls -1 native/napi/*.cc)"
     ]
@@ -25,6 +28,7 @@
         "<@(fec_sources)",
         "<@(packet_sources)",
         "<@(replicate_sources)",
+        "<@(tcp_sources)",
         "<@(napi_sources)"
       ],
       "include_dirs": [

@@ -258,8 +258,110 @@ export interface RawUdpReceiverBinding {
   ) => RawUdpReceiver;
 }
 
+/** Options of a user-space TCP server (native/tcp, IPv4 only). */
+export interface NativeTcpServerOptions {
+  /** Numeric IPv4 the clients connect to; '0.0.0.0' = any local address. */
+  address: string;
+  /** 1..65535. */
+  port: number;
+  /** Default 4096. */
+  maxConnections?: number;
+  /** Connections still in SYN-RECEIVED; default 1024. */
+  maxHalfOpen?: number;
+  /** Default 1460 (clamped to 536..65495). */
+  mss?: number;
+  /** Stream packets held per connection; default 256. */
+  poolPackets?: number;
+  /** Unsent framed control bytes per connection; default 1 MiB, then the connection is aborted. */
+  maxControlBytes?: number;
+}
+
+export type NativeTcpEvent =
+  | { type: 'open'; id: number; address: string; port: number }
+  /** In-order stream bytes (the client's frames, unparsed). */
+  | { type: 'data'; id: number; bytes: Buffer }
+  | { type: 'close'; id: number; reason: 'normal' | 'reset' | 'timeout' | 'aborted' | 'protocol' };
+
+export interface NativeTcpConnectionStats {
+  id: number;
+  state: string;
+  segmentsSent: number;
+  bytesSent: number;
+  retransmittedSegments: number;
+  fastRetransmits: number;
+  rtoTimeouts: number;
+  freshFrames: number;
+  staleFrames: number;
+  poolEvicted: number;
+  segmentsReceived: number;
+  cwnd: number;
+  srttUs: number;
+  rtoMs: number;
+  /** Stream packets waiting in the connection's pool. */
+  poolQueued?: number;
+  /** Framed control bytes not yet sent. */
+  controlBytes?: number;
+}
+
+export interface NativeTcpServerStats {
+  connections: number;
+  halfOpen: number;
+  accepted: number;
+  /** SYNs dropped: maxConnections or maxHalfOpen reached. */
+  refused: number;
+  resetsSent: number;
+  segmentsIn: number;
+  segmentsOut: number;
+  badSegments: number;
+  sendErrors: number;
+  freshFrames: number;
+  staleFrames: number;
+  retransmittedSegments: number;
+  poolEvicted: number;
+  /** RSTs not sent: over the server's budget (1000/s). */
+  resetsSuppressed?: number;
+  /** Segments dropped unanswered: RSTs of no connection, not for us, impossible peers. */
+  ignored?: number;
+  receiveErrors?: number;
+  /** Control packets refused (the connection was aborted). */
+  controlRefused?: number;
+  /** Peer bytes read natively, not yet handed to onEvents. */
+  pendingData?: number;
+}
+
+/** native/napi/tcp_server.cc: a user-space TCP server on raw sockets, fed by a Replicator's channels. */
+export interface NativeTcpServer {
+  /** Opens the sockets, starts the thread; throws an Error whose .code is the errno's name (EPERM, EADDRINUSE, EADDRNOTAVAIL, EINVAL). */
+  start(): void;
+  /** One control packet (1..65535 bytes); the native side frames it; false if the connection is gone. */
+  send(id: number, packet: Uint8Array): boolean;
+  /** The connection gets the replicator channel's stream; ERR_RQ_UNKNOWN_CHANNEL for no such channel; a gone connection is a no-op. */
+  addMember(channel: number, id: number): void;
+  removeMember(channel: number, id: number): void;
+  /** Graceful: queued control frames, then FIN. */
+  close(id: number): void;
+  /** RST. */
+  abort(id: number): void;
+  stats(): NativeTcpServerStats;
+  connectionStats(id: number): NativeTcpConnectionStats | undefined;
+  /** Aborts every connection (RST, no close events), joins the thread; idempotent; a stopped server does not start again. */
+  stop(): void;
+}
+
+export interface NativeTcpServerBinding {
+  /**
+   * replicator: the native Replicator object whose channels connections join.
+   * onEvents runs on the JS thread with every event raised since its last call, in order per connection.
+   */
+  TcpServer: new (
+    replicator: RawReplicator,
+    options: NativeTcpServerOptions,
+    onEvents: (events: NativeTcpEvent[]) => void,
+  ) => NativeTcpServer;
+}
+
 /** Everything rqcast.node exports. Other bindings extend this. */
-export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding;
+export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding;
 
 /** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
 export const packageRoot = path.resolve(__dirname, '..');

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rqcast::napi::RegisterCodec(env, exports);
   rqcast::napi::RegisterReplicator(env, exports);
   rqcast::napi::RegisterReceiver(env, exports);
+  rqcast::napi::RegisterTcpServer(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@ namespace napi {
 void RegisterCodec(Napi::Env env, Napi::Object exports);
 void RegisterReplicator(Napi::Env env, Napi::Object exports);
 void RegisterReceiver(Napi::Env env, Napi::Object exports);
+void RegisterTcpServer(Napi::Env env, Napi::Object exports);
 
 }  // namespace napi
 }  // namespace rqcast

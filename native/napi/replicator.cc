@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "napi/register.h"
+#include "napi/replicator.h"
 #include "napi/util.h"
 #include "replicate/engine.h"
 #include "udp/udp.h"
@@ -35,6 +36,10 @@ constexpr const char* kErrReplicatorClosed = "ERR_RQ_REPLICATOR_CLOSED";
 constexpr const char* kErrUnknownChannel = "ERR_RQ_UNKNOWN_CHANNEL";
 constexpr const char* kErrChannelExists = "ERR_RQ_CHANNEL_EXISTS";
 constexpr const char* kErrGroupExists = "ERR_RQ_GROUP_EXISTS";
+
+// Marks the JS objects that are Replicators (napi_type_tag_object): other
+// bindings take one as an argument (ReplicatorEngine).
+constexpr napi_type_tag kReplicatorTag = {0x7271636173745265ull, 0x706c696361746f72ull};
 
 // An engine errno as a typed JS error. Messages name the call, never an
 // address (they may reach logs).
@@ -123,7 +128,7 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
       if (d > 0) o.send_buffer_bytes = static_cast<int>(d);
     }
     queue_ = std::make_shared<LowWaterQueue>();
-    engine_.reset(new replicate::Engine(o, this));
+    engine_ = std::make_shared<replicate::Engine>(o, this);
     int rc = engine_->start();
     if (rc != 0) {
       engine_.reset();
@@ -140,7 +145,15 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     have_tsfn_ = true;
     napi_add_env_cleanup_hook(env, &Replicator::OnEnvCleanup, this);
     hook_ = true;
+    info.This().As<Napi::Object>().TypeTag(&kReplicatorTag);
   }
+
+  // ReplicatorEngine's half: `o` carries the tag.
+  static std::shared_ptr<replicate::Engine> EngineOf(Napi::Object o) {
+    Replicator* r = Unwrap(o);
+    return r ? r->engine_ : nullptr;
+  }
+  static bool Is(Napi::Object o) { return o.CheckTypeTag(&kReplicatorTag); }
 
   ~Replicator() override { Shutdown(); }
 
@@ -491,7 +504,8 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
   }
 
   napi_env env_;
-  std::unique_ptr<replicate::Engine> engine_;
+  // Shared with the TCP servers that add sinks to it (ReplicatorEngine).
+  std::shared_ptr<replicate::Engine> engine_;
   std::shared_ptr<LowWaterQueue> queue_;
   Napi::ThreadSafeFunction tsfn_;
   bool have_tsfn_ = false;
@@ -499,6 +513,19 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
 };
 
 }  // namespace
+
+std::shared_ptr<replicate::Engine> ReplicatorEngine(Napi::Env env, Napi::Value value) {
+  std::shared_ptr<replicate::Engine> e;
+  if (value.IsObject() && Replicator::Is(value.As<Napi::Object>()))
+    e = Replicator::EngineOf(value.As<Napi::Object>());
+  if (!e) {
+    if (value.IsObject() && Replicator::Is(value.As<Napi::Object>()))
+      ThrowCode(env, kErrReplicatorClosed, "replicator is closed");
+    else
+      ThrowInvalid(env, "a native Replicator expected");
+  }
+  return e;
+}
 
 void RegisterReplicator(Napi::Env env, Napi::Object exports) {
   exports.Set("Replicator", Replicator::Define(env));

@@ -51,6 +51,23 @@ std::vector<sock_filter> TcpFilter(uint32_t addr, uint16_t port) {
 
 }  // namespace
 
+int ReservePort(uint32_t addr, uint16_t port, int* fd) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return errno;
+  sockaddr_in sin;
+  std::memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(addr);
+  sin.sin_port = htons(port);
+  if (bind(s, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
+    int err = errno;
+    ::close(s);
+    return err;
+  }
+  *fd = s;
+  return 0;
+}
+
 RawReceiver::RawReceiver(size_t batch, size_t max_packet)
     : batch_(batch), max_packet_(max_packet) {
   buffers_.resize(batch_ * max_packet_);

@@ -36,6 +36,13 @@ struct RawPacket {
   bool checksum_trusted = false;
 };
 
+// Binds (never listens on) a kernel TCP socket to addr:port, so that no
+// other program of the host takes the port and a taken one is refused:
+// 0 with *fd set, EADDRINUSE, EADDRNOTAVAIL (not an address of the host).
+// SYNs that reach this socket would get RSTs; the nftables rule drops them
+// before it sees them.
+int ReservePort(uint32_t addr, uint16_t port, int* fd);
+
 class RawReceiver {
  public:
   // `batch` packets per recvmmsg, each up to `max_packet` bytes (a GRO

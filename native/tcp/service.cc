@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -60,12 +61,15 @@ int Service::Start() {
   if (!keyed && getrandom(config_.listener.isn_key, sizeof config_.listener.isn_key, 0) !=
                     static_cast<ssize_t>(sizeof config_.listener.isn_key))
     return errno ? errno : EIO;
-  int rc = rx_.Open(config_.listener.local.addr, config_.listener.local.port,
-                    config_.receive_buffer_bytes);
+  int rc = ReservePort(config_.listener.local.addr, config_.listener.local.port, &port_fd_);
   if (rc != 0) return rc;
-  rc = tx_.Open(config_.send_buffer_bytes);
+  rc = rx_.Open(config_.listener.local.addr, config_.listener.local.port,
+                config_.receive_buffer_bytes);
+  if (rc == 0) rc = tx_.Open(config_.send_buffer_bytes);
   if (rc != 0) {
     rx_.Close();
+    ::close(port_fd_);
+    port_fd_ = -1;
     return rc;
   }
   output_.reset(new Output(&tx_));
@@ -84,6 +88,8 @@ void Service::Stop() {
   thread_.join();
   rx_.Close();
   tx_.Close();
+  if (port_fd_ >= 0) ::close(port_fd_);
+  port_fd_ = -1;
   // Every sink leaves the engine (their pools are detached already).
   std::unordered_map<uint32_t, std::vector<std::shared_ptr<replicate::TcpSink>>> members;
   {

@@ -87,8 +87,9 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
-  // Opens the sockets and starts the thread: 0 or an errno value (EPERM
-  // without CAP_NET_RAW, EINVAL for port 0, EALREADY if running).
+  // Reserves the port (ReservePort), opens the sockets and starts the
+  // thread: 0 or an errno value (EPERM without CAP_NET_RAW, EADDRINUSE,
+  // EADDRNOTAVAIL, EINVAL for port 0, EALREADY if running).
   int Start();
   // Aborts every connection (RST), stops and joins the thread, removes the
   // sinks from the engine. Idempotent; also run by the destructor.
@@ -133,6 +134,7 @@ class Service {
   std::shared_ptr<replicate::Engine> engine_;
   ServiceEvents* events_;
   std::shared_ptr<ReadyQueue> ready_;
+  int port_fd_ = -1;
   RawReceiver rx_;
   RawSender tx_;
   std::unique_ptr<Output> output_;
