@@ -1,10 +1,15 @@
-// rqcast — what a connection sends: whole frames
+// rqcast — what a TCP connection sends: whole frames (u16 big-endian length
+// + packet, docs/PROTOCOL.md §3), taken from a FrameSource.
+//
+// The connection cuts its byte stream only at frame boundaries, so that a
+// lost segment holds whole frames and each data frame in it can be replaced
+// by a fresh one of the same length (the receiver decodes any symbol of the
+// block; it never needs the very bytes that were lost).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-// (u16 big-endian length + packet, docs/PROTOCOL.md §3).
 namespace rqcast {
 namespace tcp {
 
@@ -14,6 +19,7 @@ struct FrameInfo {
   uint32_t length = 0;         // framed bytes (2 + packet)
   uint64_t block = 0;          // data: which source block (opaque key); control: 0
 };
+
 class FrameSource {
  public:
   virtual ~FrameSource() = default;
@@ -27,5 +33,6 @@ class FrameSource {
   // false if there is none (the connection then resends the original).
   virtual bool Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) = 0;
 };
+
 }  // namespace tcp
 }  // namespace rqcast

@@ -1,12 +1,30 @@
-// rqcast — parse and build IPv4 + TCP segments (RFC 791, RFC 9293
+// rqcast — parse and build IPv4 + TCP segments (RFC 791, RFC 9293 §3.1,
+// options RFC 7323 (WS, TS), RFC 2018 (SACK)), and the Internet checksum
+// (RFC 1071) they share.
+//
+// The parser never trusts a length it has not checked against the bytes it
+// was given: it is the first thing every packet off the wire meets.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-// §3.1, options RFC 7323 (WS, TS), RFC 2018 (SACK)).
 namespace rqcast {
 namespace tcp {
+
+// One's-complement sum (RFC 1071) of n bytes as big-endian 16-bit words, added
+// to `sum` (unfolded, so that sums of several pieces can be chained; every
+// piece but the last must have an even length). ChecksumFold folds it to 16
+// bits and complements it: the value to put in a header, and 0 when the bytes
+// summed include a correct checksum.
+uint64_t ChecksumAdd(uint64_t sum, const uint8_t* p, size_t n);
+uint16_t ChecksumFold(uint64_t sum);
+// The TCP pseudo-header (RFC 9293 §3.1) for addresses in host byte order.
+uint64_t PseudoHeaderSum(uint32_t src, uint32_t dst, size_t tcp_length);
+
+constexpr size_t kIpv4HeaderSize = 20;   // what we build: no IP options
+constexpr size_t kTcpHeaderSize = 20;    // without options
+constexpr size_t kMaxTcpOptionBytes = 40;
 
 enum Flag : uint8_t { kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10, kUrg = 0x20, kEce = 0x40, kCwr = 0x80 };
 struct SackBlock { uint32_t left = 0, right = 0; };   // [left, right)
@@ -48,11 +66,17 @@ struct OutSegment {
 };
 // Bytes BuildIpv4Tcp writes for `seg` with `payload_len` payload bytes.
 size_t BuiltSize(const OutSegment& seg, size_t payload_len);
+// Bytes of TCP options BuildIpv4Tcp writes for `options` (a multiple of 4, at
+// most 40). SACK blocks that would not fit in 40 bytes are left out (with
+// timestamps at most 3 fit).
+size_t OptionsSize(const Options& options);
 // Writes the IPv4 header (TTL 64, DF set, the given IP id), the TCP header with its
 // options (NOP-padded to 4 bytes; SACK blocks and timestamps as RFC 7323
 // appendix A lays them out) and the payload; both checksums computed.
-// Returns the bytes written, 0 if cap is too small.
+// Returns the bytes written, 0 if cap is too small (or the packet would be
+// longer than an IPv4 total length can say, 65535).
 size_t BuildIpv4Tcp(const OutSegment& seg, const uint8_t* payload, size_t payload_len,
                     uint16_t ip_id, uint8_t* out, size_t cap);
+
 }  // namespace tcp
 }  // namespace rqcast
