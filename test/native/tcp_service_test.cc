@@ -1,0 +1,316 @@
+// End-to-end test of the user-space TCP server (native/tcp/service) with
+// the kernel's own TCP as the client, in a private network namespace:
+// loopback up, and the nftables rule the server needs (the host's stack
+// must not answer the server's port with RSTs; AF_PACKET sees the packets
+// before netfilter's input hook drops them).
+//
+// A plain socket/connect/read client gets a control frame, then the frames
+// of a replicator channel's stream pushed through the Engine (TcpSink →
+// FramePool → Connection → raw socket), bit-exact and in order; what it
+// writes comes back as data events; its close ends the connection
+// normally. A second client is aborted and sees ECONNRESET.
+//
+// Skipped, with the reason printed, without CAP_NET_ADMIN / CAP_NET_RAW or
+// without `nft`. Waits are bounded so that a broken build fails, not hangs.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "replicate/engine.h"
+#include "tcp/service.h"
+
+#include "check.h"
+#include "net_fixtures.h"
+
+using namespace rqcast;
+
+namespace {
+
+constexpr uint16_t kPort = 9400;
+constexpr uint32_t kLoopback = 0x7f000001;
+constexpr uint32_t kChannel = 7;
+
+struct Events : tcp::ServiceEvents {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<tcp::ServiceEvent> got;
+  tcp::Service* service = nullptr;
+  void OnEvents(std::vector<tcp::ServiceEvent>* events) override {
+    std::lock_guard<std::mutex> lk(mu);
+    for (auto& e : *events) {
+      if (e.type == tcp::ServiceEvent::kData && service) service->DataConsumed(e.bytes.size());
+      got.push_back(std::move(e));
+    }
+    cv.notify_all();
+  }
+  // Waits (up to 5 s) for an event of `type` for `id` (0: any id) past index
+  // *from; returns it (type kOpen with id 0 if none came).
+  tcp::ServiceEvent wait(tcp::ServiceEvent::Type type, uint32_t id, size_t* from) {
+    std::unique_lock<std::mutex> lk(mu);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (true) {
+      for (; *from < got.size(); ++*from) {
+        if (got[*from].type == type && (id == 0 || got[*from].id == id)) return got[(*from)++];
+      }
+      if (cv.wait_until(lk, deadline) == std::cv_status::timeout) {
+        tcp::ServiceEvent none;
+        return none;
+      }
+    }
+  }
+  std::string data_of(uint32_t id) {
+    std::lock_guard<std::mutex> lk(mu);
+    std::string s;
+    for (auto& e : got)
+      if (e.type == tcp::ServiceEvent::kData && e.id == id) s.append(e.bytes.begin(), e.bytes.end());
+    return s;
+  }
+};
+
+// An ALC packet as rqcast sends it (PROTOCOL.md §8.1): TOI 1, SBN, ESI,
+// then `size - 20` symbol bytes that depend on the ESI.
+std::vector<uint8_t> alc(uint8_t sbn, uint32_t esi, size_t size) {
+  std::vector<uint8_t> p(size);
+  p[0] = 0x10;
+  p[1] = 0xa0;
+  p[2] = 4;
+  p[3] = 6;
+  p[11] = kChannel;
+  p[15] = 1;  // TOI 1
+  p[16] = sbn;
+  p[17] = static_cast<uint8_t>(esi >> 16);
+  p[18] = static_cast<uint8_t>(esi >> 8);
+  p[19] = static_cast<uint8_t>(esi);
+  for (size_t i = 20; i < size; ++i) p[i] = static_cast<uint8_t>(esi * 131 + i * 7);
+  return p;
+}
+
+int connect_client() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(kPort);
+  sin.sin_addr.s_addr = htonl(kLoopback);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
+    std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool read_exact(int fd, uint8_t* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, out + got, n - got);
+    if (r <= 0) return false;
+    got += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// One frame (PROTOCOL.md §3): u16 length, then the packet.
+bool read_frame(int fd, std::vector<uint8_t>* packet) {
+  uint8_t len[2];
+  if (!read_exact(fd, len, 2)) return false;
+  packet->resize((len[0] << 8) | len[1]);
+  return read_exact(fd, packet->data(), packet->size());
+}
+
+void run_service_test() {
+  // The engine: one channel, unpaced.
+  std::shared_ptr<replicate::Engine> engine =
+      std::make_shared<replicate::Engine>(replicate::EngineOptions{}, nullptr);
+  CHECK_EQ(engine->start(), 0);
+  replicate::ChannelConfig cc;
+  cc.slot_size = 1500;
+  cc.capacity = 4096;
+  CHECK_EQ(engine->create_channel(kChannel, cc), 0);
+
+  tcp::ServiceConfig config;
+  config.listener.local = tcp::Endpoint4{kLoopback, kPort};
+  // The pool holds the whole test stream: what is checked is delivery, in
+  // order, not eviction (tcp_frame_pool_test counts that).
+  config.listener.pool.pool_packets = 8192;
+  Events events;
+  tcp::Service service(config, engine, &events);
+  events.service = &service;
+  const int rc = service.Start();
+  if (rc == EPERM || rc == EAFNOSUPPORT || rc == EACCES) {
+    std::printf("# skipped: no raw sockets here (%s)\n", std::strerror(rc));
+    engine->stop();
+    return;
+  }
+  CHECK_EQ(rc, 0);
+  if (rc != 0) return;
+  // A second server on the same port is refused.
+  {
+    Events e2;
+    tcp::Service other(config, nullptr, &e2);
+    CHECK_EQ(other.Start(), EADDRINUSE);
+  }
+
+  size_t cursor = 0;
+  int fd = connect_client();
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  tcp::ServiceEvent open = events.wait(tcp::ServiceEvent::kOpen, 0, &cursor);
+  const uint32_t id = open.id;
+  CHECK(id != 0);
+  CHECK_EQ(open.remote.addr, kLoopback);
+  sockaddr_in me{};
+  socklen_t me_len = sizeof me;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&me), &me_len);
+  CHECK_EQ(open.remote.port, ntohs(me.sin_port));
+
+  // A control packet first: framed natively, the first frame the client sees.
+  const uint8_t control[] = {0x52, 0x51, 1, 9, 0, 12, 0, 0, 'p', 'i', 'n', 'g'};
+  CHECK(service.SendControl(id, control, sizeof control));
+  CHECK(!service.SendControl(id + 1000, control, sizeof control));  // no such connection
+  std::vector<uint8_t> frame;
+  CHECK(read_frame(fd, &frame));
+  CHECK(frame == std::vector<uint8_t>(control, control + sizeof control));
+
+  // The channel's stream: the connection joins, the engine gets packets of
+  // several lengths and blocks; the client reads them all, in order.
+  CHECK_EQ(service.AddMember(kChannel, id), 0);
+  CHECK_EQ(service.AddMember(kChannel, id), 0);  // present: no-op
+  CHECK_EQ(service.AddMember(kChannel + 1, id), ENOENT);
+  CHECK_EQ(engine->barrier(), 0);
+  constexpr uint32_t kPackets = 3000;
+  const uint32_t reserve = config.listener.pool.reserve;
+  std::vector<std::vector<uint8_t>> sent;
+  for (uint32_t i = 0; i < kPackets + reserve; ++i) {
+    sent.push_back(alc(static_cast<uint8_t>(i / 100), i, 200 + (i % 7) * 180));
+    uint32_t accepted = 0;
+    while (accepted == 0) {
+      CHECK_EQ(engine->push_packets(kChannel, sent.back().data(),
+                                    static_cast<uint32_t>(sent.back().size()), 1, &accepted),
+               0);
+      if (accepted == 0) usleep(1000);
+    }
+  }
+  uint32_t good = 0;
+  for (uint32_t i = 0; i < kPackets; ++i) {
+    if (!read_frame(fd, &frame)) {
+      std::fprintf(stderr, "read_frame %u: %s\n", i, std::strerror(errno));
+      break;
+    }
+    if (frame == sent[i]) ++good;
+    else if (good == i) std::fprintf(stderr, "frame %u differs (%zu bytes)\n", i, frame.size());
+  }
+  CHECK_EQ(good, kPackets);
+
+  // What the client writes comes back as data events, in order.
+  const std::string hello = "frames from the client, unparsed";
+  CHECK_EQ(write(fd, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
+  std::string big(200000, 'x');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  size_t off = 0;
+  while (off < big.size()) {
+    ssize_t w = write(fd, big.data() + off, big.size() - off);
+    if (w <= 0) break;
+    off += static_cast<size_t>(w);
+  }
+  CHECK_EQ(off, big.size());
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (events.data_of(id).size() < hello.size() + big.size() &&
+         std::chrono::steady_clock::now() < until)
+    usleep(2000);
+  CHECK(events.data_of(id) == hello + big);
+
+  tcp::ConnectionSnapshot snap;
+  CHECK(service.Snapshot(id, &snap));
+  CHECK_EQ(snap.state, tcp::State::kEstablished);
+  CHECK(snap.stats.segments_sent > 0);
+  CHECK(snap.stats.bytes_sent > 0);
+
+  // The client closes: we close too, normally.
+  CHECK_EQ(service.RemoveMember(kChannel, id), 0);
+  close(fd);
+  tcp::ServiceEvent closed = events.wait(tcp::ServiceEvent::kClose, id, &cursor);
+  CHECK_EQ(closed.id, id);
+  CHECK_EQ(closed.reason, tcp::CloseReason::kNormal);
+  CHECK(!service.SendControl(id, control, sizeof control));  // gone
+
+  // A second client, aborted by us: its read sees the RST.
+  int fd2 = connect_client();
+  CHECK(fd2 >= 0);
+  tcp::ServiceEvent open2 = events.wait(tcp::ServiceEvent::kOpen, 0, &cursor);
+  CHECK(open2.id != 0 && open2.id != id);
+  CHECK_EQ(service.AddMember(kChannel, open2.id), 0);
+  service.Abort(open2.id);
+  tcp::ServiceEvent closed2 = events.wait(tcp::ServiceEvent::kClose, open2.id, &cursor);
+  CHECK_EQ(closed2.reason, tcp::CloseReason::kAborted);
+  uint8_t b[4096];
+  ssize_t r;
+  do {
+    r = read(fd2, b, sizeof b);
+  } while (r > 0);
+  CHECK_EQ(r, -1);
+  CHECK_EQ(errno, ECONNRESET);
+  close(fd2);
+
+  tcp::ServiceStats s = service.stats();
+  CHECK_EQ(s.accepted, 2u);
+  CHECK_EQ(s.connections, 0u);
+  CHECK_EQ(s.bad_segments, 0u);
+  CHECK_EQ(s.send_errors, 0u);
+  CHECK(s.segments_in > 0);
+  CHECK(s.segments_out > 0);
+  std::printf("# %llu segments in, %llu out, %llu resets sent\n",
+              static_cast<unsigned long long>(s.segments_in),
+              static_cast<unsigned long long>(s.segments_out),
+              static_cast<unsigned long long>(s.resets_sent));
+
+  // Stop with a client still connected: it gets a RST.
+  int fd3 = connect_client();
+  CHECK(fd3 >= 0);
+  events.wait(tcp::ServiceEvent::kOpen, 0, &cursor);
+  service.Stop();
+  service.Stop();  // idempotent
+  r = read(fd3, b, sizeof b);
+  CHECK_EQ(r, -1);
+  CHECK_EQ(errno, ECONNRESET);
+  close(fd3);
+  engine->stop();
+}
+
+}  // namespace
+
+int main() {
+  if (geteuid() != 0 || !sh("nft --version")) {
+    std::printf("# skipped: needs root and `nft` (the host's stack must not answer the port)\n");
+    std::printf("tcp_service_test: skipped\n");
+    return 0;
+  }
+  const std::string rule = "nft add table inet t && nft add chain inet t in "
+                           "'{ type filter hook input priority 0; }' && "
+                           "nft add rule inet t in ip daddr 127.0.0.1 tcp dport " +
+                           std::to_string(kPort) + " drop";
+  in_new_netns(run_service_test, {"ip link set lo up", rule.c_str()});
+  if (g_failures) {
+    std::fprintf(stderr, "tcp_service_test: %d of %d checks failed\n", g_failures.load(),
+                 g_checks.load());
+    return 1;
+  }
+  std::printf("tcp_service_test: %d checks passed\n", g_checks.load());
+  return 0;
+}
