@@ -1,15 +1,34 @@
-// rqcast — one connection's state machine, server side
+// rqcast — one TCP connection's state machine, server side (passive open
+// only). I/O-free: time in ns and segments are passed in, segments go out
+// through SegmentOutput. Nothing here reads a clock, allocates per segment on
+// the steady state, or touches a socket.
+//
+// What it implements (RFC 9293 unless said): every state of a passive open;
+// window scaling, timestamps and SACK (RFC 7323, RFC 2018) when the SYN
+// offers them; RFC 5961 challenge ACKs for RSTs and SYNs in the window and
+// for ACKs of data never sent or too old (at most kChallengeAcksPerSecond);
+// RTO per RFC 6298 (rtt.h); NewReno with SACK loss recovery (congestion.h,
+// scoreboard.h); a persist timer whose probes carry no data. It sends whole
+// frames and never re-segments (frame_source.h): retransmissions carry the
+// same sequence range, with fresh data frames in place of the old ones.
+//
+// What it leaves out, on purpose: PAWS (RFC 7323 §5: timestamps are only
+// echoed and used for RTT samples), delayed ACKs (we receive little and ACK
+// each data segment), keep-alive, urgent data, ECN, out-of-order reassembly
+// of the peer's data (dropped and ACKed with rcv_nxt: the peer sends small
+// control frames), simultaneous open/close races beyond RFC 9293's states.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
+#include "tcp/congestion.h"
 #include "tcp/frame_source.h"
+#include "tcp/rtt.h"
+#include "tcp/scoreboard.h"
 #include "tcp/segment.h"
 
-// (passive open only). I/O-free: time in ns and segments are passed in,
-// segments go out through SegmentOutput. Nothing here reads a clock,
-// allocates per segment on the steady state, or touches a socket.
 namespace rqcast {
 namespace tcp {
 
@@ -28,6 +47,9 @@ struct Config {
   uint32_t max_syn_ack_retries = 5;
   uint64_t time_wait_ns = 1000000000ull; // short: the server's TIME_WAIT holds a 4-tuple only
   bool sack = true, timestamps = true, window_scaling = true;  // offered only if the peer offers
+  // FIN_WAIT_2 with the peer never closing: give up after this long
+  // (kTimeout), as Linux's tcp_fin_timeout.
+  uint64_t fin_wait2_timeout_ns = 60000000000ull;
 };
 struct ConnectionStats {
   uint64_t segments_sent = 0, bytes_sent = 0, data_segments_sent = 0;
@@ -78,8 +100,110 @@ class Connection {
   const ConnectionStats& stats() const;   // cwnd..snd_wnd refreshed on each call path
   Endpoint4 local() const;
   Endpoint4 remote() const;
+
+  // Payload bytes per segment: min(mss, peer MSS) less the timestamp
+  // option when timestamps are on (RFC 9293 §3.7.1: the MSS counts options).
+  uint32_t segment_size() const { return seg_size_; }
+  // A frame longer than a segment was split: from then on every
+  // retransmission resends the original bytes (nothing is refreshed).
+  bool sends_originals() const { return originals_only_; }
+  uint32_t snd_una() const { return snd_una_; }
+  uint32_t snd_nxt() const { return snd_nxt_; }
+  uint32_t rcv_nxt() const { return rcv_nxt_; }
+
+  static constexpr uint32_t kChallengeAcksPerSecond = 10;
+  static constexpr int kDupThresh = 3;          // RFC 5681 §3.2, RFC 6675
+  static constexpr uint32_t kDefaultPeerMss = 536;   // RFC 9293 §3.7.1
+  static constexpr uint32_t kMinPeerMss = 64;   // a smaller announced MSS is raised to this
+
  private:
-  // ... helper A's choice (keep the public surface above)
+  enum class Recovery : uint8_t { kNone, kFast, kTimeout };
+  static constexpr uint64_t kNever = UINT64_MAX;
+
+  void Emit(uint32_t seq, uint8_t flags, const uint8_t* payload, size_t len, uint64_t now_ns,
+            bool syn_options = false);
+  void SendSynAck(uint64_t now_ns);
+  void SendAck(uint64_t now_ns) { Emit(snd_nxt_, kAck, nullptr, 0, now_ns); }
+  void SendChallengeAck(uint64_t now_ns);
+  void SendRstAbort(uint64_t now_ns);
+  uint16_t WindowField(bool syn);
+  uint32_t FreeSpace() const { return cfg_.rcv_buffer - static_cast<uint32_t>(rcv_len_); }
+  uint32_t TsNow(uint64_t now_ns) const;
+  uint32_t Flight() const { return snd_nxt_ - snd_una_; }
+
+  bool SequenceAcceptable(const Segment& seg) const;
+  // The ACK field of a segment in a synchronized state; false: drop it.
+  bool ProcessAck(const Segment& seg, uint64_t now_ns);
+  void EnterFastRecovery(uint64_t now_ns);
+  bool TakePayload(const Segment& seg);
+
+  void TrySend(uint64_t now_ns);
+  // Builds and sends one new segment of at most `room` payload bytes; 0 if
+  // no frame was ready. *drained: the source has nothing at all.
+  size_t SendNewSegment(uint64_t now_ns, uint32_t room, bool* drained);
+  void SendFin(uint64_t now_ns);
+  void Retransmit(uint64_t record, uint64_t now_ns);
+  void OnRtoTimer(uint64_t now_ns);
+  void OnPersistTimer(uint64_t now_ns);
+  void UpdatePersist(uint64_t now_ns);
+  void ArmRto(uint64_t now_ns) { rto_deadline_ = now_ns + rtt_.rto_ns(); }
+  void EnterTimeWait(uint64_t now_ns);
+  void CloseWith(CloseReason reason);
+  bool CanSendNewData() const {
+    return (state_ == State::kEstablished || state_ == State::kCloseWait) && !fin_sent_;
+  }
+  void RefreshStats() const;
+
+  Config cfg_;
+  FrameSource* source_;
+  SegmentOutput* out_;
+  Endpoint4 local_, remote_;
+  State state_ = State::kSynReceived;
+  CloseReason reason_ = CloseReason::kNone;
+
+  // Send sequence space (RFC 9293 §3.3.1).
+  uint32_t iss_ = 0, snd_una_ = 0, snd_nxt_ = 0;
+  uint32_t snd_wnd_ = 0, max_snd_wnd_ = 0, snd_wl1_ = 0, snd_wl2_ = 0;
+  uint8_t snd_wscale_ = 0, rcv_wscale_ = 0;
+  bool ws_ok_ = false, sack_ok_ = false, ts_ok_ = false;
+  uint32_t seg_size_ = 0;
+
+  // Receive side: in-order bytes not yet read, in a ring of rcv_buffer bytes
+  // (allocated with the first byte: most connections never get any).
+  uint32_t irs_ = 0, rcv_nxt_ = 0;
+  std::vector<uint8_t> rcv_buf_;
+  size_t rcv_head_ = 0, rcv_len_ = 0;
+  uint32_t rcv_wnd_announced_ = 0;
+  bool peer_fin_ = false;
+  bool ack_pending_ = false;
+
+  // Timestamps (RFC 7323 §4.3); our clock ticks in ms from a per-connection
+  // offset (the ISS), so it tells nothing of the host's uptime.
+  uint32_t ts_recent_ = 0, ts_offset_ = 0;
+
+  // Timers: absolute deadlines, kNever when off.
+  uint64_t rto_deadline_ = kNever, persist_deadline_ = kNever;
+  uint64_t time_wait_deadline_ = kNever, fin_wait2_deadline_ = kNever;
+  uint32_t rto_backoffs_ = 0, persist_backoffs_ = 0, syn_ack_retries_ = 0;
+  uint64_t syn_ack_sent_ns_ = 0;
+
+  RttEstimator rtt_;
+  NewReno cc_;
+  Scoreboard board_;
+  Recovery recovery_ = Recovery::kNone;
+  uint32_t recover_ = 0;                   // RFC 6582 "recover"
+  uint32_t dupacks_ = 0;
+
+  bool close_requested_ = false, fin_sent_ = false, fin_acked_ = false;
+  uint32_t fin_seq_ = 0;
+  bool originals_only_ = false;
+  // A frame longer than a segment, being sent in pieces.
+  std::vector<uint8_t> split_frame_;
+  size_t split_sent_ = 0;
+
+  uint64_t challenge_window_start_ = 0;
+  uint32_t challenge_count_ = 0;
+  mutable ConnectionStats stats_;
 };
 }  // namespace tcp
 }  // namespace rqcast

@@ -1,0 +1,747 @@
+// rqcast — one TCP connection, server side (see connection.h).
+#include "tcp/connection.h"
+
+#include <cstring>
+
+#include "tcp/seq.h"
+
+namespace rqcast {
+namespace tcp {
+
+namespace {
+
+constexpr uint64_t kMs = 1000000ull;
+constexpr uint64_t kSecond = 1000000000ull;
+constexpr uint8_t kMaxWscale = 14;
+constexpr size_t kTimestampOptionBytes = 12;   // NOP NOP TS, RFC 7323 appendix A
+// The largest frame: a u16 length and a packet of up to 65535 bytes.
+constexpr size_t kMaxFrameBytes = 2 + 65535;
+
+// Where a frame longer than a segment is first read into. One per thread:
+// connections of one thread run one at a time, and such frames are rare.
+thread_local uint8_t t_big_frame[kMaxFrameBytes];
+
+uint32_t Min32(uint64_t a, uint64_t b) { return static_cast<uint32_t>(a < b ? a : b); }
+
+}  // namespace
+
+const char* StateName(State s) {
+  switch (s) {
+    case State::kSynReceived: return "SYN-RECEIVED";
+    case State::kEstablished: return "ESTABLISHED";
+    case State::kFinWait1: return "FIN-WAIT-1";
+    case State::kFinWait2: return "FIN-WAIT-2";
+    case State::kClosing: return "CLOSING";
+    case State::kTimeWait: return "TIME-WAIT";
+    case State::kCloseWait: return "CLOSE-WAIT";
+    case State::kLastAck: return "LAST-ACK";
+    case State::kClosed: return "CLOSED";
+  }
+  return "?";
+}
+
+Connection::Connection(const Config& config, const Segment& syn, uint32_t iss, uint64_t now_ns,
+                       FrameSource* source, SegmentOutput* out)
+    : cfg_(config),
+      source_(source),
+      out_(out),
+      local_(syn.dst),
+      remote_(syn.src),
+      rtt_(config.rto_initial_ns, config.rto_min_ns, config.rto_max_ns, kMs) {
+  irs_ = syn.seq;
+  rcv_nxt_ = irs_ + 1;
+  iss_ = iss;
+  snd_una_ = iss;
+  snd_nxt_ = iss + 1;   // the SYN
+
+  const Options& o = syn.options;
+  if (cfg_.window_scaling && o.has_wscale) {
+    ws_ok_ = true;
+    snd_wscale_ = o.wscale > kMaxWscale ? kMaxWscale : o.wscale;
+    rcv_wscale_ = cfg_.wscale > kMaxWscale ? kMaxWscale : cfg_.wscale;
+  }
+  sack_ok_ = cfg_.sack && o.sack_permitted;
+  ts_ok_ = cfg_.timestamps && o.has_timestamps;
+  if (ts_ok_) ts_recent_ = o.ts_val;
+  ts_offset_ = iss;
+
+  uint32_t peer_mss = o.has_mss ? o.mss : kDefaultPeerMss;
+  if (peer_mss < kMinPeerMss) peer_mss = kMinPeerMss;
+  uint32_t mss = cfg_.mss < peer_mss ? cfg_.mss : peer_mss;
+  if (mss < kMinPeerMss) mss = kMinPeerMss;
+  seg_size_ = mss - (ts_ok_ ? static_cast<uint32_t>(kTimestampOptionBytes) : 0u);
+
+  // The SYN's window is never scaled (RFC 7323 §2.2).
+  snd_wnd_ = syn.window;
+  max_snd_wnd_ = snd_wnd_;
+  snd_wl1_ = syn.seq;
+  snd_wl2_ = iss;
+
+  cc_.Init(seg_size_, cfg_.initial_cwnd_segments, cfg_.max_cwnd_bytes);
+  board_.Init(seg_size_, cfg_.max_cwnd_bytes / seg_size_ + 16);
+
+  SendSynAck(now_ns);
+  syn_ack_sent_ns_ = now_ns;
+  ArmRto(now_ns);
+  RefreshStats();
+}
+
+// ------------------------------------------------------------ output --
+
+uint32_t Connection::TsNow(uint64_t now_ns) const {
+  return static_cast<uint32_t>(now_ns / kMs) + ts_offset_;
+}
+
+uint16_t Connection::WindowField(bool syn) {
+  const uint32_t free = FreeSpace();
+  if (syn) {
+    const uint32_t w = Min32(free, 0xFFFF);
+    rcv_wnd_announced_ = w;
+    return static_cast<uint16_t>(w);
+  }
+  const uint32_t w = Min32(free >> rcv_wscale_, 0xFFFF);
+  rcv_wnd_announced_ = w << rcv_wscale_;
+  return static_cast<uint16_t>(w);
+}
+
+void Connection::Emit(uint32_t seq, uint8_t flags, const uint8_t* payload, size_t len,
+                      uint64_t now_ns, bool syn_options) {
+  OutSegment s;
+  s.src = local_;
+  s.dst = remote_;
+  s.seq = seq;
+  s.flags = flags;
+  if (flags & kAck) s.ack = rcv_nxt_;
+  s.window = (flags & kRst) ? 0 : WindowField(syn_options);
+  if (syn_options) {
+    s.options.has_mss = true;
+    s.options.mss = cfg_.mss;
+    s.options.has_wscale = ws_ok_;
+    s.options.wscale = rcv_wscale_;
+    s.options.sack_permitted = sack_ok_;
+  }
+  if (ts_ok_ && !(flags & kRst)) {
+    s.options.has_timestamps = true;
+    s.options.ts_val = TsNow(now_ns);
+    s.options.ts_ecr = ts_recent_;
+  }
+  out_->Transmit(s, payload, len);
+  ++stats_.segments_sent;
+  if (len > 0) {
+    ++stats_.data_segments_sent;
+    stats_.bytes_sent += len;
+  }
+  if (flags & kAck) ack_pending_ = false;
+}
+
+void Connection::SendSynAck(uint64_t now_ns) {
+  Emit(iss_, kSyn | kAck, nullptr, 0, now_ns, true);
+}
+
+void Connection::SendChallengeAck(uint64_t now_ns) {
+  // RFC 5961 §7: a per-connection limit keeps an attacker from using us to
+  // flood, and bounds what a blind attacker learns per second.
+  if (now_ns - challenge_window_start_ >= kSecond || challenge_window_start_ == 0) {
+    challenge_window_start_ = now_ns == 0 ? 1 : now_ns;
+    challenge_count_ = 0;
+  }
+  if (challenge_count_ >= kChallengeAcksPerSecond) return;
+  ++challenge_count_;
+  ++stats_.challenge_acks;
+  SendAck(now_ns);
+}
+
+void Connection::SendRstAbort(uint64_t now_ns) {
+  Emit(snd_nxt_, kRst | kAck, nullptr, 0, now_ns);
+}
+
+// ------------------------------------------------------------- input --
+
+bool Connection::SequenceAcceptable(const Segment& seg) const {
+  // RFC 9293 §3.10.7.4, first check, with RCV.WND our free buffer space.
+  const uint32_t seg_len = static_cast<uint32_t>(seg.payload_len) + (seg.has(kSyn) ? 1 : 0) +
+                           (seg.has(kFin) ? 1 : 0);
+  const uint32_t wnd = FreeSpace();
+  const uint32_t right = rcv_nxt_ + wnd;
+  // A zero window still lets the segment at rcv_nxt in for its ACK and RST.
+  if (seg.seq == rcv_nxt_) return true;
+  if (wnd == 0) return false;
+  if (SeqLeq(rcv_nxt_, seg.seq) && SeqLt(seg.seq, right)) return true;
+  if (seg_len == 0) return false;
+  const uint32_t last = seg.seq + seg_len - 1;
+  return SeqLeq(rcv_nxt_, last) && SeqLt(last, right);
+}
+
+void Connection::OnSegment(const Segment& seg, uint64_t now_ns) {
+  if (state_ == State::kClosed) return;
+  ++stats_.segments_received;
+
+  // Our SYN-ACK was lost: the peer's SYN again gets it again.
+  if (state_ == State::kSynReceived && seg.has(kSyn) && !seg.has(kAck) && !seg.has(kRst) &&
+      seg.seq == irs_) {
+    SendSynAck(now_ns);
+    RefreshStats();
+    return;
+  }
+
+  if (!SequenceAcceptable(seg)) {
+    ++stats_.bad_segments;
+    if (!seg.has(kRst)) {
+      if (state_ == State::kTimeWait && seg.has(kFin)) {
+        time_wait_deadline_ = now_ns + cfg_.time_wait_ns;   // RFC 9293 §3.10.7.4 eighth
+      }
+      SendAck(now_ns);
+    }
+    RefreshStats();
+    return;
+  }
+
+  if (seg.has(kRst)) {
+    // RFC 5961 §3.2: only the exact next sequence number resets; anywhere
+    // else in the window draws a challenge ACK.
+    if (seg.seq == rcv_nxt_) {
+      CloseWith(state_ == State::kTimeWait ? CloseReason::kNormal : CloseReason::kReset);
+    } else {
+      SendChallengeAck(now_ns);
+    }
+    RefreshStats();
+    return;
+  }
+
+  if (seg.has(kSyn)) {   // RFC 5961 §4.2: any SYN here draws a challenge ACK
+    SendChallengeAck(now_ns);
+    RefreshStats();
+    return;
+  }
+
+  if (!seg.has(kAck)) {
+    ++stats_.bad_segments;
+    RefreshStats();
+    return;
+  }
+
+  if (ts_ok_ && seg.options.has_timestamps && SeqLeq(seg.seq, rcv_nxt_) &&
+      SeqGeq(seg.options.ts_val, ts_recent_)) {
+    ts_recent_ = seg.options.ts_val;   // RFC 7323 §4.3
+  }
+
+  if (state_ == State::kSynReceived) {
+    if (!(SeqLt(snd_una_, seg.ack) && SeqLeq(seg.ack, snd_nxt_))) {
+      Emit(seg.ack, kRst, nullptr, 0, now_ns);   // RFC 9293 §3.10.7.4 fifth
+      RefreshStats();
+      return;
+    }
+    state_ = State::kEstablished;
+    snd_una_ = seg.ack;
+    snd_wnd_ = uint32_t(seg.window) << snd_wscale_;
+    max_snd_wnd_ = snd_wnd_;
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
+      const uint32_t d = TsNow(now_ns) - seg.options.ts_ecr;
+      if (d < 0x80000000u) rtt_.Sample(uint64_t(d) * kMs);
+    } else if (syn_ack_retries_ == 0) {
+      rtt_.Sample(now_ns - syn_ack_sent_ns_);   // Karn: only an unrepeated SYN-ACK
+    }
+    rto_deadline_ = kNever;
+    rto_backoffs_ = 0;
+  } else {
+    if (!ProcessAck(seg, now_ns)) {
+      RefreshStats();
+      return;
+    }
+    if (state_ == State::kClosed) return;
+  }
+
+  bool need_ack = false;
+  if (seg.payload_len > 0) {
+    if (state_ == State::kEstablished || state_ == State::kFinWait1 ||
+        state_ == State::kFinWait2) {
+      TakePayload(seg);
+    }
+    need_ack = true;
+  }
+  if (seg.has(kFin)) {
+    need_ack = true;
+    const bool in_order = seg.seq + static_cast<uint32_t>(seg.payload_len) == rcv_nxt_;
+    if (in_order && (state_ == State::kEstablished || state_ == State::kFinWait1 ||
+                     state_ == State::kFinWait2)) {
+      ++rcv_nxt_;
+      peer_fin_ = true;
+      if (state_ == State::kEstablished) {
+        state_ = State::kCloseWait;
+      } else if (state_ == State::kFinWait1) {
+        if (fin_acked_) {
+          EnterTimeWait(now_ns);
+        } else {
+          state_ = State::kClosing;
+        }
+      } else {
+        EnterTimeWait(now_ns);
+      }
+    } else if (state_ == State::kTimeWait) {
+      time_wait_deadline_ = now_ns + cfg_.time_wait_ns;
+    }
+  }
+  if (need_ack) SendAck(now_ns);
+  RefreshStats();
+}
+
+bool Connection::TakePayload(const Segment& seg) {
+  if (SeqGt(seg.seq, rcv_nxt_)) return false;   // out of order: dropped, ACK says where we are
+  const uint32_t skip = rcv_nxt_ - seg.seq;
+  if (skip >= seg.payload_len) return false;    // all seen before
+  uint32_t n = static_cast<uint32_t>(seg.payload_len) - skip;
+  const uint32_t free = FreeSpace();
+  if (n > free) n = free;
+  if (n == 0) return false;
+  if (rcv_buf_.empty()) rcv_buf_.resize(cfg_.rcv_buffer);
+  const size_t cap = rcv_buf_.size();
+  size_t at = (rcv_head_ + rcv_len_) % cap;
+  const uint8_t* p = seg.payload + skip;
+  const size_t first = n < cap - at ? n : cap - at;
+  std::memcpy(rcv_buf_.data() + at, p, first);
+  if (first < n) std::memcpy(rcv_buf_.data(), p + first, n - first);
+  rcv_len_ += n;
+  rcv_nxt_ += n;
+  stats_.bytes_received += n;
+  return true;
+}
+
+bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
+  // RFC 5961 §5.2: acceptable ACKs lie in [snd_una - max_snd_wnd, snd_nxt].
+  if (SeqGt(seg.ack, snd_nxt_)) {
+    ++stats_.bad_segments;
+    SendChallengeAck(now_ns);
+    return false;
+  }
+  if (SeqLt(seg.ack, snd_una_ - max_snd_wnd_)) {
+    ++stats_.bad_segments;
+    SendChallengeAck(now_ns);
+    return false;
+  }
+
+  const uint32_t old_wnd = snd_wnd_;
+  if (SeqLt(snd_wl1_, seg.seq) || (snd_wl1_ == seg.seq && SeqLeq(snd_wl2_, seg.ack))) {
+    snd_wnd_ = uint32_t(seg.window) << snd_wscale_;
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    if (snd_wnd_ > max_snd_wnd_) max_snd_wnd_ = snd_wnd_;
+  }
+  if (snd_wnd_ != 0) persist_backoffs_ = 0;
+
+  uint32_t newly_sacked = 0;
+  if (sack_ok_ && seg.options.sack_count > 0) {
+    newly_sacked = board_.Sack(seg.options.sack, seg.options.sack_count, snd_una_, snd_nxt_);
+  }
+
+  if (SeqGt(seg.ack, snd_una_)) {
+    const uint32_t acked = seg.ack - snd_una_;
+    bool have_sample = false;
+    uint64_t sample_sent_ns = 0;
+    while (!board_.empty() && SeqLeq(board_.at(board_.begin()).end(), seg.ack)) {
+      const SegmentRecord& r = board_.at(board_.begin());
+      if (r.transmissions == 1) {   // Karn
+        have_sample = true;
+        sample_sent_ns = r.sent_ns;
+      }
+      board_.PopFront();
+    }
+    snd_una_ = seg.ack;
+    if (fin_sent_ && SeqGt(seg.ack, fin_seq_)) fin_acked_ = true;
+    rto_backoffs_ = 0;
+    persist_backoffs_ = 0;
+    dupacks_ = 0;
+    if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
+      const uint32_t d = TsNow(now_ns) - seg.options.ts_ecr;
+      if (d < 0x80000000u) rtt_.Sample(uint64_t(d) * kMs);
+    } else if (have_sample) {
+      rtt_.Sample(now_ns - sample_sent_ns);
+    }
+
+    if (recovery_ == Recovery::kFast) {
+      if (SeqGeq(seg.ack, recover_)) {
+        cc_.ExitRecovery(Flight(), sack_ok_);
+        recovery_ = Recovery::kNone;
+        board_.EndEpisode();
+      } else {
+        // A partial ACK (RFC 6582 §3.2 step 5): the segment now at the front
+        // was lost too; resend it at once.
+        cc_.OnPartialAck(acked, sack_ok_);
+        if (!board_.empty()) {
+          const uint64_t front = board_.begin();
+          const SegmentRecord& r = board_.at(front);
+          if (!r.sacked && !r.lost) {
+            board_.MarkLost(front);
+            Retransmit(front, now_ns);
+          }
+        }
+      }
+    } else {
+      cc_.OnAck(acked);
+      if (recovery_ == Recovery::kTimeout && SeqGeq(seg.ack, recover_)) {
+        recovery_ = Recovery::kNone;
+        board_.EndEpisode();
+      }
+    }
+    if (board_.empty()) {
+      rto_deadline_ = kNever;
+    } else {
+      ArmRto(now_ns);   // RFC 6298 §5.3
+    }
+  } else if (seg.ack == snd_una_ && !board_.empty()) {
+    // A duplicate ACK (RFC 5681 §2), or with SACK one that SACKs new data
+    // (RFC 6675 §2).
+    const bool classic = seg.payload_len == 0 && !seg.has(kFin) && snd_wnd_ == old_wnd;
+    if (classic || newly_sacked > 0) {
+      ++stats_.dup_acks;
+      ++dupacks_;
+      if (recovery_ == Recovery::kNone) {
+        if (dupacks_ >= uint32_t(kDupThresh) ||
+            (sack_ok_ && board_.FrontIsLost(kDupThresh, seg_size_))) {
+          EnterFastRecovery(now_ns);
+        }
+      } else if (recovery_ == Recovery::kFast) {
+        cc_.OnDupAckInRecovery(sack_ok_);
+      }
+    }
+  }
+  if (recovery_ == Recovery::kFast && sack_ok_ && newly_sacked > 0) {
+    board_.MarkLostBySack(kDupThresh, seg_size_);
+  }
+
+  if (fin_acked_) {
+    if (state_ == State::kFinWait1) {
+      state_ = State::kFinWait2;
+      fin_wait2_deadline_ = now_ns + cfg_.fin_wait2_timeout_ns;
+    } else if (state_ == State::kClosing) {
+      EnterTimeWait(now_ns);
+    } else if (state_ == State::kLastAck) {
+      CloseWith(CloseReason::kNormal);
+    }
+  }
+  return true;
+}
+
+void Connection::EnterFastRecovery(uint64_t now_ns) {
+  recovery_ = Recovery::kFast;
+  recover_ = snd_nxt_;
+  cc_.EnterRecovery(Flight(), sack_ok_);
+  ++stats_.fast_retransmits;
+  const uint64_t front = board_.begin();
+  board_.MarkLost(front);
+  if (sack_ok_) board_.MarkLostBySack(kDupThresh, seg_size_);
+  // The fast retransmit goes whatever cwnd says (RFC 5681 §3.2 step 4).
+  if (board_.at(front).needs_rtx) Retransmit(front, now_ns);
+}
+
+// ----------------------------------------------------------- sending --
+
+void Connection::Retransmit(uint64_t record, uint64_t now_ns) {
+  SegmentRecord& r = board_.at(record);
+  uint8_t* slot = board_.slot(record);
+  for (uint32_t f = 0; f < r.frame_count; ++f) {
+    FrameRecord& fr = board_.frame(r.first_frame + f);
+    if (fr.kind != FrameInfo::kData || originals_only_) continue;
+    FrameInfo lost;
+    lost.kind = FrameInfo::kData;
+    lost.length = fr.length;
+    lost.block = fr.block;
+    uint64_t block = 0;
+    if (source_->Refresh(lost, slot + fr.offset, &block)) {
+      fr.block = block;
+      ++stats_.fresh_frames;
+    } else {
+      ++stats_.stale_frames;
+    }
+  }
+  uint8_t flags = kAck;
+  if (r.len > 0) flags |= kPsh;
+  if (r.fin) flags |= kFin;
+  Emit(r.seq, flags, slot, r.len, now_ns);
+  board_.Sent(record, now_ns);
+  ++stats_.retransmitted_segments;
+  if (rto_deadline_ == kNever) ArmRto(now_ns);
+}
+
+size_t Connection::SendNewSegment(uint64_t now_ns, uint32_t room, bool* drained) {
+  *drained = false;
+  const uint64_t idx = board_.Append(snd_nxt_);
+  uint8_t* slot = board_.slot(idx);
+  size_t used = 0;
+  if (!split_frame_.empty()) {
+    // The rest of a frame longer than a segment.
+    size_t n = split_frame_.size() - split_sent_;
+    if (n > room) n = room;
+    std::memcpy(slot, split_frame_.data() + split_sent_, n);
+    split_sent_ += n;
+    used = n;
+    if (split_sent_ == split_frame_.size()) {
+      split_frame_.clear();
+      split_sent_ = 0;
+    }
+  }
+  while (used < room && split_frame_.empty()) {
+    FrameInfo info;
+    const size_t n = source_->NextFrame(slot + used, room - used, &info);
+    if (n == 0 || n > room - used) break;
+    FrameRecord fr;
+    fr.offset = static_cast<uint32_t>(used);
+    fr.length = static_cast<uint32_t>(n);
+    fr.kind = info.kind;
+    fr.block = info.block;
+    board_.AddFrame(idx, fr);
+    used += n;
+  }
+  if (used == 0 && room == seg_size_) {
+    // Nothing of at most a segment: maybe a frame longer than one.
+    FrameInfo info;
+    const size_t n = source_->NextFrame(t_big_frame, kMaxFrameBytes, &info);
+    if (n == 0 || n > kMaxFrameBytes) {
+      *drained = true;
+    } else if (n <= room) {
+      std::memcpy(slot, t_big_frame, n);
+      FrameRecord fr;
+      fr.length = static_cast<uint32_t>(n);
+      fr.kind = info.kind;
+      fr.block = info.block;
+      board_.AddFrame(idx, fr);
+      used = n;
+    } else {
+      // Split across segments: the receiver may hold part of it, so no
+      // retransmission may change any byte from now on.
+      originals_only_ = true;
+      split_frame_.assign(t_big_frame, t_big_frame + n);
+      std::memcpy(slot, split_frame_.data(), room);
+      split_sent_ = room;
+      used = room;
+    }
+  }
+  if (used == 0) {
+    board_.DiscardBack();
+    return 0;
+  }
+  SegmentRecord& r = board_.at(idx);
+  r.len = static_cast<uint32_t>(used);
+  Emit(snd_nxt_, kAck | kPsh, slot, used, now_ns);
+  board_.Sent(idx, now_ns);
+  snd_nxt_ += static_cast<uint32_t>(used);
+  if (rto_deadline_ == kNever) ArmRto(now_ns);
+  return used;
+}
+
+void Connection::SendFin(uint64_t now_ns) {
+  const uint64_t idx = board_.Append(snd_nxt_);
+  board_.at(idx).fin = true;
+  fin_seq_ = snd_nxt_;
+  fin_sent_ = true;
+  Emit(snd_nxt_, kAck | kFin, nullptr, 0, now_ns);
+  board_.Sent(idx, now_ns);
+  snd_nxt_ += 1;
+  if (rto_deadline_ == kNever) ArmRto(now_ns);
+  state_ = state_ == State::kCloseWait ? State::kLastAck : State::kFinWait1;
+}
+
+void Connection::TrySend(uint64_t now_ns) {
+  if (state_ == State::kSynReceived || state_ == State::kClosed || state_ == State::kTimeWait) {
+    return;
+  }
+  for (;;) {
+    const int64_t budget = int64_t(cc_.cwnd()) - int64_t(board_.pipe());
+    const uint64_t rtx = board_.NextToRetransmit(board_.begin());
+    if (rtx != board_.end()) {
+      // pipe 0: nothing else can clock it out, so the loss window goes whole.
+      if (budget >= int64_t(board_.at(rtx).seq_len()) || board_.pipe() == 0) {
+        Retransmit(rtx, now_ns);
+        continue;
+      }
+      break;
+    }
+    if (!CanSendNewData()) break;
+    const int64_t peer_room = int64_t(snd_wnd_) - int64_t(Flight());
+    int64_t room = seg_size_;
+    if (peer_room < room) room = peer_room;
+    if (budget < room) room = budget;
+    bool drained = false;
+    if (room > 0 && !board_.Full()) {
+      if (SendNewSegment(now_ns, static_cast<uint32_t>(room), &drained) > 0) continue;
+    }
+    if (close_requested_ && drained && split_frame_.empty()) SendFin(now_ns);
+    break;
+  }
+}
+
+// ------------------------------------------------------------ timers --
+
+void Connection::OnRtoTimer(uint64_t now_ns) {
+  if (state_ == State::kSynReceived) {
+    if (syn_ack_retries_ >= cfg_.max_syn_ack_retries) {
+      CloseWith(CloseReason::kTimeout);
+      return;
+    }
+    ++syn_ack_retries_;
+    rtt_.Backoff();
+    SendSynAck(now_ns);
+    ArmRto(now_ns);
+    return;
+  }
+  if (board_.empty()) {
+    rto_deadline_ = kNever;
+    return;
+  }
+  if (rto_backoffs_ >= cfg_.max_rto_backoffs) {
+    SendRstAbort(now_ns);
+    CloseWith(CloseReason::kTimeout);
+    return;
+  }
+  ++rto_backoffs_;
+  ++stats_.rto_timeouts;
+  cc_.OnTimeout(Flight(), rto_backoffs_ == 1);
+  rtt_.Backoff();
+  // RFC 6582 §3.2 / RFC 6675 §5.1: everything outstanding is lost; no fast
+  // retransmit until the ACKs pass what was sent before the timeout.
+  recovery_ = Recovery::kTimeout;
+  recover_ = snd_nxt_;
+  dupacks_ = 0;
+  board_.MarkAllLost();
+  const uint64_t front = board_.begin();
+  Retransmit(front, now_ns);
+  ArmRto(now_ns);
+}
+
+void Connection::UpdatePersist(uint64_t now_ns) {
+  // Nothing in flight and the peer's window too small for a segment: only a
+  // probe can learn that the window opened (RFC 9293 §3.8.6.1).
+  const bool stalled = CanSendNewData() && board_.empty() && snd_wnd_ < seg_size_;
+  if (!stalled) {
+    persist_deadline_ = kNever;
+    return;
+  }
+  if (persist_deadline_ == kNever) {
+    uint64_t t = rtt_.rto_ns();
+    for (uint32_t i = 0; i < persist_backoffs_ && t < cfg_.rto_max_ns; ++i) t *= 2;
+    if (t > cfg_.rto_max_ns) t = cfg_.rto_max_ns;
+    persist_deadline_ = now_ns + t;
+  }
+}
+
+void Connection::OnPersistTimer(uint64_t now_ns) {
+  persist_deadline_ = kNever;
+  if (persist_backoffs_ >= cfg_.max_rto_backoffs) {
+    SendRstAbort(now_ns);
+    CloseWith(CloseReason::kTimeout);
+    return;
+  }
+  ++persist_backoffs_;
+  ++stats_.window_probes;
+  // No data: seq = snd_una - 1 is old, so the peer answers with an ACK that
+  // carries its window (as Linux's zero-window probe).
+  Emit(snd_una_ - 1, kAck, nullptr, 0, now_ns);
+}
+
+void Connection::EnterTimeWait(uint64_t now_ns) {
+  state_ = State::kTimeWait;
+  time_wait_deadline_ = now_ns + cfg_.time_wait_ns;
+  rto_deadline_ = kNever;
+  persist_deadline_ = kNever;
+  fin_wait2_deadline_ = kNever;
+}
+
+void Connection::CloseWith(CloseReason reason) {
+  state_ = State::kClosed;
+  reason_ = reason;
+  rto_deadline_ = persist_deadline_ = time_wait_deadline_ = fin_wait2_deadline_ = kNever;
+  ack_pending_ = false;
+}
+
+void Connection::Poll(uint64_t now_ns) {
+  if (state_ == State::kClosed) return;
+  if (rto_deadline_ <= now_ns) OnRtoTimer(now_ns);
+  if (state_ == State::kClosed) return RefreshStats();
+  if (persist_deadline_ <= now_ns) OnPersistTimer(now_ns);
+  if (state_ == State::kClosed) return RefreshStats();
+  if (time_wait_deadline_ <= now_ns) {
+    CloseWith(CloseReason::kNormal);
+    return RefreshStats();
+  }
+  if (fin_wait2_deadline_ <= now_ns && state_ == State::kFinWait2) {
+    CloseWith(CloseReason::kTimeout);
+    return RefreshStats();
+  }
+  TrySend(now_ns);
+  if (ack_pending_) SendAck(now_ns);
+  UpdatePersist(now_ns);
+  RefreshStats();
+}
+
+uint64_t Connection::NextDeadline() const {
+  if (state_ == State::kClosed) return UINT64_MAX;
+  if (ack_pending_) return 0;   // a window update waits for Poll
+  uint64_t t = rto_deadline_;
+  if (persist_deadline_ < t) t = persist_deadline_;
+  if (time_wait_deadline_ < t) t = time_wait_deadline_;
+  if (state_ == State::kFinWait2 && fin_wait2_deadline_ < t) t = fin_wait2_deadline_;
+  return t;
+}
+
+void Connection::Close(uint64_t now_ns) {
+  if (state_ == State::kClosed || close_requested_) return;
+  close_requested_ = true;
+  TrySend(now_ns);
+  RefreshStats();
+}
+
+void Connection::Abort(uint64_t now_ns) {
+  if (state_ == State::kClosed) return;
+  if (state_ != State::kTimeWait) SendRstAbort(now_ns);
+  CloseWith(CloseReason::kAborted);
+  RefreshStats();
+}
+
+// ----------------------------------------------------------- reading --
+
+size_t Connection::Readable() const { return rcv_len_; }
+
+size_t Connection::Read(uint8_t* out, size_t cap) {
+  size_t n = rcv_len_ < cap ? rcv_len_ : cap;
+  if (n == 0) return 0;
+  const size_t size = rcv_buf_.size();
+  const size_t first = n < size - rcv_head_ ? n : size - rcv_head_;
+  std::memcpy(out, rcv_buf_.data() + rcv_head_, first);
+  if (first < n) std::memcpy(out + first, rcv_buf_.data(), n - first);
+  rcv_head_ = (rcv_head_ + n) % size;
+  rcv_len_ -= n;
+  // A window update when the window grew by two segments or opened from
+  // zero (RFC 9293 §3.8.6.2.2, receiver-side silly window avoidance).
+  if (state_ != State::kClosed && state_ != State::kSynReceived) {
+    const uint32_t now_wnd = Min32(FreeSpace() >> rcv_wscale_, 0xFFFF) << rcv_wscale_;
+    if ((rcv_wnd_announced_ == 0 && now_wnd > 0) ||
+        now_wnd >= rcv_wnd_announced_ + 2u * cfg_.mss) {
+      ack_pending_ = true;
+    }
+  }
+  return n;
+}
+
+bool Connection::PeerFinished() const { return peer_fin_; }
+State Connection::state() const { return state_; }
+CloseReason Connection::close_reason() const { return reason_; }
+Endpoint4 Connection::local() const { return local_; }
+Endpoint4 Connection::remote() const { return remote_; }
+
+const ConnectionStats& Connection::stats() const {
+  RefreshStats();
+  return stats_;
+}
+
+void Connection::RefreshStats() const {
+  stats_.cwnd = cc_.cwnd();
+  stats_.ssthresh = cc_.ssthresh();
+  stats_.flight = snd_nxt_ - snd_una_;
+  stats_.srtt_us = static_cast<uint32_t>(rtt_.srtt_ns() / 1000);
+  stats_.rto_ms = static_cast<uint32_t>(rtt_.rto_ns() / kMs);
+  stats_.snd_wnd = snd_wnd_;
+}
+
+}  // namespace tcp
+}  // namespace rqcast

@@ -1,0 +1,161 @@
+// rqcast — segment records and the SACK scoreboard (see scoreboard.h).
+#include "tcp/scoreboard.h"
+
+#include <cstring>
+
+#include "tcp/seq.h"
+
+namespace rqcast {
+namespace tcp {
+
+void Scoreboard::Init(uint32_t slot_size, size_t max_records) {
+  slot_size_ = slot_size;
+  max_records_ = max_records < 4 ? 4 : max_records;
+}
+
+uint8_t* Scoreboard::slot(uint64_t i) {
+  return slots_.data() + (i & (records_.capacity() - 1)) * slot_size_;
+}
+
+const uint8_t* Scoreboard::slot(uint64_t i) const {
+  return slots_.data() + (i & (records_.capacity() - 1)) * slot_size_;
+}
+
+uint64_t Scoreboard::Append(uint32_t seq) {
+  if (records_.size() == records_.capacity()) {
+    // Grow records and slots together: a record's slot is its ring position.
+    const size_t old_cap = records_.capacity();
+    const size_t cap = old_cap == 0 ? 16 : 2 * old_cap;
+    std::vector<uint8_t> next(cap * slot_size_);
+    for (uint64_t i = records_.begin(); i != records_.end(); ++i) {
+      std::memcpy(next.data() + (i & (cap - 1)) * slot_size_,
+                  slots_.data() + (i & (old_cap - 1)) * slot_size_, slot_size_);
+    }
+    slots_.swap(next);
+    records_.Grow(cap);
+  }
+  SegmentRecord r;
+  r.seq = seq;
+  r.first_frame = frames_.end();
+  return records_.push_back(r);
+}
+
+void Scoreboard::AddFrame(uint64_t record, const FrameRecord& f) {
+  frames_.push_back(f);
+  ++records_[record].frame_count;
+}
+
+void Scoreboard::Sent(uint64_t record, uint64_t now_ns) {
+  SegmentRecord& r = records_[record];
+  pipe_ -= InPipe(r);
+  ++r.transmissions;
+  r.sent_ns = now_ns;
+  r.needs_rtx = false;
+  pipe_ += InPipe(r);
+}
+
+void Scoreboard::PopFront() {
+  const SegmentRecord& r = records_[records_.begin()];
+  pipe_ -= InPipe(r);
+  if (r.sacked) sacked_bytes_ -= r.seq_len();
+  frames_.pop_front(r.frame_count);
+  records_.pop_front();
+}
+
+void Scoreboard::DiscardBack() { records_.pop_back(); }
+
+uint32_t Scoreboard::Sack(const SackBlock* blocks, int count, uint32_t snd_una,
+                          uint32_t snd_nxt) {
+  uint32_t newly = 0;
+  for (int b = 0; b < count; ++b) {
+    const SackBlock& s = blocks[b];
+    if (!SeqLt(s.left, s.right) || SeqLt(s.left, snd_una) || SeqGt(s.right, snd_nxt)) continue;
+    // Records are in sequence order: find the first that ends after left.
+    for (uint64_t i = records_.begin(); i != records_.end(); ++i) {
+      SegmentRecord& r = records_[i];
+      if (SeqGeq(r.seq, s.right)) break;
+      if (r.sacked || SeqLt(r.seq, s.left) || SeqGt(r.end(), s.right)) continue;
+      pipe_ -= InPipe(r);
+      r.sacked = true;
+      r.needs_rtx = false;
+      pipe_ += InPipe(r);
+      sacked_bytes_ += r.seq_len();
+      newly += r.seq_len();
+    }
+  }
+  return newly;
+}
+
+int Scoreboard::MarkLostBySack(int dup_thresh, uint32_t smss) {
+  int marked = 0;
+  int sacked_above = 0;
+  uint64_t bytes_above = 0;
+  const uint64_t limit = uint64_t(dup_thresh - 1) * smss;
+  for (uint64_t i = records_.end(); i != records_.begin();) {
+    --i;
+    SegmentRecord& r = records_[i];
+    if (r.sacked) {
+      ++sacked_above;
+      bytes_above += r.seq_len();
+      continue;
+    }
+    if (r.lost || r.transmissions == 0) continue;
+    if (sacked_above >= dup_thresh || bytes_above > limit) {
+      MarkLost(i);
+      ++marked;
+    }
+  }
+  return marked;
+}
+
+bool Scoreboard::FrontIsLost(int dup_thresh, uint32_t smss) const {
+  if (records_.empty() || records_[records_.begin()].sacked) return false;
+  int sacked_above = 0;
+  uint64_t bytes_above = 0;
+  for (uint64_t i = records_.begin() + 1; i != records_.end(); ++i) {
+    const SegmentRecord& r = records_[i];
+    if (!r.sacked) continue;
+    ++sacked_above;
+    bytes_above += r.seq_len();
+  }
+  return sacked_above >= dup_thresh || bytes_above > uint64_t(dup_thresh - 1) * smss;
+}
+
+void Scoreboard::MarkLost(uint64_t record) {
+  SegmentRecord& r = records_[record];
+  if (r.sacked) return;
+  pipe_ -= InPipe(r);
+  r.lost = true;
+  r.needs_rtx = true;
+  pipe_ += InPipe(r);
+}
+
+void Scoreboard::MarkAllLost() {
+  for (uint64_t i = records_.begin(); i != records_.end(); ++i) MarkLost(i);
+}
+
+void Scoreboard::EndEpisode() {
+  for (uint64_t i = records_.begin(); i != records_.end(); ++i) {
+    SegmentRecord& r = records_[i];
+    if (!r.needs_rtx) r.lost = false;
+  }
+}
+
+uint64_t Scoreboard::NextToRetransmit(uint64_t from) const {
+  if (from < records_.begin()) from = records_.begin();
+  for (uint64_t i = from; i < records_.end(); ++i) {
+    if (records_[i].needs_rtx) return i;
+  }
+  return records_.end();
+}
+
+uint64_t Scoreboard::Find(uint32_t seq) const {
+  for (uint64_t i = records_.begin(); i != records_.end(); ++i) {
+    const SegmentRecord& r = records_[i];
+    if (SeqLeq(r.seq, seq) && SeqLt(seq, r.end())) return i;
+  }
+  return records_.end();
+}
+
+}  // namespace tcp
+}  // namespace rqcast
