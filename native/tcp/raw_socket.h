@@ -14,6 +14,10 @@
 // whole IPv4 + TCP packets built by the caller, sent with sendmmsg in
 // batches, never blocking (a full queue drops; TCP retransmits).
 //
+// With A = 0.0.0.0 the filter cannot tell the host's addresses from others:
+// on a host that forwards, a PACKET_HOST packet routed through it to port P
+// would be taken too. Give the address on such hosts.
+//
 // The host's own stack also sees the segments and would answer them with
 // RSTs (no socket listens on P): the nftables rule that drops them before
 // its input hook is the TypeScript side's (lib/transport/tcp/host-filter.ts).
