@@ -157,6 +157,13 @@ void Connection::SendRstAbort(uint64_t now_ns) {
 
 // ------------------------------------------------------------- input --
 
+void Connection::TsSample(uint32_t ts_ecr, uint64_t now_ns) {
+  // An echo from the future or older than the longest RTO is no sample
+  // (a broken or lying peer; RFC 7323 §4.2 trusts only echoes of ours).
+  const uint32_t d = TsNow(now_ns) - ts_ecr;
+  if (d < 0x80000000u && uint64_t(d) * kMs <= cfg_.rto_max_ns) rtt_.Sample(uint64_t(d) * kMs);
+}
+
 bool Connection::SequenceAcceptable(const Segment& seg) const {
   // RFC 9293 §3.10.7.4, first check, with RCV.WND our free buffer space.
   const uint32_t seg_len = static_cast<uint32_t>(seg.payload_len) + (seg.has(kSyn) ? 1 : 0) +
@@ -238,8 +245,7 @@ void Connection::OnSegment(const Segment& seg, uint64_t now_ns) {
     snd_wl1_ = seg.seq;
     snd_wl2_ = seg.ack;
     if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
-      const uint32_t d = TsNow(now_ns) - seg.options.ts_ecr;
-      if (d < 0x80000000u) rtt_.Sample(uint64_t(d) * kMs);
+      TsSample(seg.options.ts_ecr, now_ns);
     } else if (syn_ack_retries_ == 0) {
       rtt_.Sample(now_ns - syn_ack_sent_ns_);   // Karn: only an unrepeated SYN-ACK
     }
@@ -353,8 +359,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     persist_backoffs_ = 0;
     dupacks_ = 0;
     if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
-      const uint32_t d = TsNow(now_ns) - seg.options.ts_ecr;
-      if (d < 0x80000000u) rtt_.Sample(uint64_t(d) * kMs);
+      TsSample(seg.options.ts_ecr, now_ns);
     } else if (have_sample) {
       rtt_.Sample(now_ns - sample_sent_ns);
     }

@@ -129,6 +129,7 @@ class Connection {
   uint16_t WindowField(bool syn);
   uint32_t FreeSpace() const { return cfg_.rcv_buffer - static_cast<uint32_t>(rcv_len_); }
   uint32_t TsNow(uint64_t now_ns) const;
+  void TsSample(uint32_t ts_ecr, uint64_t now_ns);
   uint32_t Flight() const { return snd_nxt_ - snd_una_; }
 
   bool SequenceAcceptable(const Segment& seg) const;

@@ -40,6 +40,27 @@ uint64_t Scoreboard::Append(uint32_t seq) {
   return records_.push_back(r);
 }
 
+void Scoreboard::Forget(const SegmentRecord& r) {
+  pipe_ -= InPipe(r);
+  if (r.sacked) {
+    sacked_bytes_ -= r.seq_len();
+    --sacked_count_;
+  }
+  if (r.needs_rtx) --rtx_count_;
+}
+
+void Scoreboard::Count(uint64_t i, const SegmentRecord& r) {
+  pipe_ += InPipe(r);
+  if (r.sacked) {
+    sacked_bytes_ += r.seq_len();
+    ++sacked_count_;
+  }
+  if (r.needs_rtx) {
+    ++rtx_count_;
+    if (i < rtx_hint_) rtx_hint_ = i;
+  }
+}
+
 void Scoreboard::AddFrame(uint64_t record, const FrameRecord& f) {
   frames_.push_back(f);
   ++records_[record].frame_count;
@@ -47,17 +68,16 @@ void Scoreboard::AddFrame(uint64_t record, const FrameRecord& f) {
 
 void Scoreboard::Sent(uint64_t record, uint64_t now_ns) {
   SegmentRecord& r = records_[record];
-  pipe_ -= InPipe(r);
+  Forget(r);
   ++r.transmissions;
   r.sent_ns = now_ns;
   r.needs_rtx = false;
-  pipe_ += InPipe(r);
+  Count(record, r);
 }
 
 void Scoreboard::PopFront() {
   const SegmentRecord& r = records_[records_.begin()];
-  pipe_ -= InPipe(r);
-  if (r.sacked) sacked_bytes_ -= r.seq_len();
+  Forget(r);
   frames_.pop_front(r.frame_count);
   records_.pop_front();
 }
@@ -70,16 +90,25 @@ uint32_t Scoreboard::Sack(const SackBlock* blocks, int count, uint32_t snd_una,
   for (int b = 0; b < count; ++b) {
     const SackBlock& s = blocks[b];
     if (!SeqLt(s.left, s.right) || SeqLt(s.left, snd_una) || SeqGt(s.right, snd_nxt)) continue;
-    // Records are in sequence order: find the first that ends after left.
-    for (uint64_t i = records_.begin(); i != records_.end(); ++i) {
+    // Records tile the sequence space in order: binary search for the
+    // first that ends after left.
+    uint64_t lo = records_.begin(), hi = records_.end();
+    while (lo < hi) {
+      const uint64_t mid = lo + (hi - lo) / 2;
+      if (SeqLeq(records_[mid].end(), s.left)) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    for (uint64_t i = lo; i != records_.end(); ++i) {
       SegmentRecord& r = records_[i];
       if (SeqGeq(r.seq, s.right)) break;
       if (r.sacked || SeqLt(r.seq, s.left) || SeqGt(r.end(), s.right)) continue;
-      pipe_ -= InPipe(r);
+      Forget(r);
       r.sacked = true;
       r.needs_rtx = false;
-      pipe_ += InPipe(r);
-      sacked_bytes_ += r.seq_len();
+      Count(i, r);
       newly += r.seq_len();
     }
   }
@@ -109,25 +138,19 @@ int Scoreboard::MarkLostBySack(int dup_thresh, uint32_t smss) {
 }
 
 bool Scoreboard::FrontIsLost(int dup_thresh, uint32_t smss) const {
+  // Every SACKed record lies above an unSACKed front.
   if (records_.empty() || records_[records_.begin()].sacked) return false;
-  int sacked_above = 0;
-  uint64_t bytes_above = 0;
-  for (uint64_t i = records_.begin() + 1; i != records_.end(); ++i) {
-    const SegmentRecord& r = records_[i];
-    if (!r.sacked) continue;
-    ++sacked_above;
-    bytes_above += r.seq_len();
-  }
-  return sacked_above >= dup_thresh || bytes_above > uint64_t(dup_thresh - 1) * smss;
+  return sacked_count_ >= uint32_t(dup_thresh) ||
+         uint64_t(sacked_bytes_) > uint64_t(dup_thresh - 1) * smss;
 }
 
 void Scoreboard::MarkLost(uint64_t record) {
   SegmentRecord& r = records_[record];
   if (r.sacked) return;
-  pipe_ -= InPipe(r);
+  Forget(r);
   r.lost = true;
   r.needs_rtx = true;
-  pipe_ += InPipe(r);
+  Count(record, r);
 }
 
 void Scoreboard::MarkAllLost() {
@@ -141,10 +164,15 @@ void Scoreboard::EndEpisode() {
   }
 }
 
-uint64_t Scoreboard::NextToRetransmit(uint64_t from) const {
+uint64_t Scoreboard::NextToRetransmit(uint64_t from) {
+  if (rtx_count_ == 0) return records_.end();
+  if (from < rtx_hint_) from = rtx_hint_;
   if (from < records_.begin()) from = records_.begin();
   for (uint64_t i = from; i < records_.end(); ++i) {
-    if (records_[i].needs_rtx) return i;
+    if (records_[i].needs_rtx) {
+      if (i > rtx_hint_ && from == rtx_hint_) rtx_hint_ = i;
+      return i;
+    }
   }
   return records_.end();
 }

@@ -127,7 +127,7 @@ class Scoreboard {
   // again in the next one.
   void EndEpisode();
   // The first record waiting for retransmission at or after `from`, or end().
-  uint64_t NextToRetransmit(uint64_t from) const;
+  uint64_t NextToRetransmit(uint64_t from);
   // The record holding sequence number `seq`, or end().
   uint64_t Find(uint32_t seq) const;
 
@@ -139,6 +139,10 @@ class Scoreboard {
   static uint32_t InPipe(const SegmentRecord& r) {
     return (!r.sacked && !r.needs_rtx && r.transmissions > 0) ? r.seq_len() : 0;
   }
+  // Before and after every change of a record's flags: keeps pipe_ and the
+  // counters true without recounting.
+  void Forget(const SegmentRecord& r);
+  void Count(uint64_t i, const SegmentRecord& r);
 
   Ring<SegmentRecord> records_;
   Ring<FrameRecord> frames_;
@@ -147,6 +151,9 @@ class Scoreboard {
   size_t max_records_ = 0;
   uint32_t pipe_ = 0;
   uint32_t sacked_bytes_ = 0;
+  uint32_t sacked_count_ = 0;
+  uint32_t rtx_count_ = 0;        // records with needs_rtx
+  uint64_t rtx_hint_ = 0;         // no record below this index needs_rtx
 };
 
 }  // namespace tcp

@@ -140,6 +140,16 @@ struct Fixture {
     c->OnSegment(From(peer_seq, kIss + 1, kAck, window), 10 * kMs);
     out.take();
   }
+  // The same with SACK permitted (and MSS 1460).
+  void OpenSack(uint16_t window = 65535) {
+    Options o;
+    o.has_mss = true;
+    o.mss = 1460;
+    o.sack_permitted = true;
+    Syn(o);
+    c->OnSegment(From(peer_seq, kIss + 1, kAck, window), 10 * kMs);
+    out.take();
+  }
   void Ack(uint32_t ack, uint64_t t, uint16_t window = 65535) {
     c->OnSegment(From(peer_seq, ack, kAck, window), t);
   }
@@ -147,6 +157,20 @@ struct Fixture {
     Segment s = From(peer_seq, ack, kAck, window);
     for (const SackBlock& b : blocks) s.options.sack[s.options.sack_count++] = b;
     c->OnSegment(s, t);
+  }
+  // n bytes of client data at peer_seq (each byte its offset & 0xFF).
+  void PeerData(uint32_t n, uint64_t t, uint8_t flags = kAck | kPsh) {
+    Bytes b(n);
+    for (uint32_t i = 0; i < n; ++i) b[i] = uint8_t(i);
+    Segment s = From(peer_seq, c->snd_una(), flags);
+    s.payload = b.data();
+    s.payload_len = n;
+    c->OnSegment(s, t);
+    peer_seq += n;
+  }
+  void PeerFin(uint64_t t, uint32_t ack) {
+    c->OnSegment(From(peer_seq, ack, kAck | kFin), t);
+    peer_seq += 1;
   }
   void Data(uint64_t n700) {
     for (uint64_t i = 0; i < n700; ++i) src.AddData(700, i / 4);
@@ -492,7 +516,607 @@ void rto_then_ack_resumes_slow_start() {
   CHECK_EQ(f.c->stats().retransmitted_segments, 3u);
 }
 
-// ---------------------------------------------------------------- closing --
+
+// ------------------------------------------------------------- recovery --
+
+void established_three_dupacks() {
+  Fixture f;
+  f.Open();
+  f.Data(60);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  // Segment 0 is lost: the ACKs of 1, 2 and 3 all say SegSeq(0).
+  f.Ack(SegSeq(0), 30 * kMs);
+  f.Ack(SegSeq(0), 31 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.Ack(SegSeq(0), 32 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+  }
+  const ConnectionStats& st = f.c->stats();
+  CHECK_EQ(st.dup_acks, 3u);
+  CHECK_EQ(st.fast_retransmits, 1u);
+  CHECK_EQ(st.ssthresh, 7000u);            // FlightSize 14000 / 2
+  CHECK_EQ(st.cwnd, 7000u + 3 * 1460u);    // inflated by the three (RFC 6582)
+  f.c->Poll(32 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));  // 14000 in the pipe
+  f.Ack(SegSeq(0), 33 * kMs);
+  CHECK_EQ(f.c->stats().cwnd, 7000u + 4 * 1460u);
+  // A partial ACK: 0..4 arrived, 5 was lost too and goes at once.
+  f.Ack(SegSeq(5), 40 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(5));
+  CHECK_EQ(f.c->stats().cwnd, 12840u - 7000u + 1460u);   // deflated, one SMSS back
+  f.c->Poll(40 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  // The full ACK ends recovery: cwnd = min(ssthresh, FlightSize + SMSS).
+  f.Ack(SegSeq(10), 50 * kMs);
+  CHECK_EQ(f.c->stats().cwnd, 2920u);
+  f.c->Poll(50 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));
+  if (s.size() == 2) CHECK_EQ(s[0].seg.seq, SegSeq(10));
+  CHECK_EQ(f.c->stats().retransmitted_segments, 2u);
+}
+
+void slow_start_then_avoidance() {
+  Fixture f;
+  f.Open();
+  f.Data(200);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  for (int i = 0; i < 3; ++i) f.Ack(SegSeq(0), (30 + i) * kMs);
+  f.Ack(SegSeq(10), 40 * kMs);
+  CHECK_EQ(f.c->stats().cwnd, 2920u);
+  CHECK_EQ(f.c->stats().ssthresh, 7000u);
+  f.c->Poll(40 * kMs);
+  f.out.take();
+  // One ACK per segment: slow start to 7120 (past ssthresh 7000), then
+  // one SMSS per cwnd's worth of acknowledged bytes.
+  const uint32_t want[] = {4320, 5720, 7120, 7120, 7120, 7120, 7120, 7120, 8580, 8580};
+  int k = 10;
+  for (uint32_t w : want) {
+    ++k;
+    f.Ack(SegSeq(k), (40 + k) * kMs);
+    CHECK_EQ(f.c->stats().cwnd, w);
+    f.c->Poll((40 + k) * kMs);
+    f.out.take();
+  }
+}
+
+void established_sack_recovery() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(60);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  // Segment 0 lost; 1, 2, 3 SACKed one by one.
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+  f.AckSack(SegSeq(0), 31 * kMs, {{SegSeq(1), SegSeq(3)}});
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.AckSack(SegSeq(0), 32 * kMs, {{SegSeq(1), SegSeq(4)}});
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+  CHECK_EQ(f.c->stats().cwnd, 7000u);   // RFC 6675: cwnd = ssthresh, pipe decides
+  CHECK_EQ(f.c->stats().ssthresh, 7000u);
+  // pipe 14000 - 3 SACKed = 9800; two more SACKed: 7000 = cwnd; nothing goes.
+  f.AckSack(SegSeq(0), 33 * kMs, {{SegSeq(1), SegSeq(6)}});
+  f.c->Poll(33 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  // One more: pipe 5600, one new segment fits.
+  f.AckSack(SegSeq(0), 34 * kMs, {{SegSeq(1), SegSeq(7)}});
+  f.c->Poll(34 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(10));
+  // The ACK of everything up to the recovery point ends it: cwnd 7000,
+  // segment 10 still out, four more go.
+  f.Ack(SegSeq(10), 40 * kMs);
+  CHECK_EQ(f.c->stats().cwnd, 7000u);
+  f.c->Poll(40 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(4));
+  if (s.size() == 4) CHECK_EQ(s[0].seg.seq, SegSeq(11));
+  CHECK_EQ(f.c->stats().retransmitted_segments, 1u);
+  CHECK_EQ(f.c->stats().fast_retransmits, 1u);
+}
+
+void established_sack_two_holes() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(60);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  // 0 and 5 lost, everything else SACKed in one ACK.
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(6), SegSeq(10)}, {SegSeq(1), SegSeq(5)}});
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));   // the fast retransmit
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+  // pipe: 0's retransmission only; 5 is lost (4 SACKed above it) and goes
+  // next, then new data up to cwnd 7000: 1400 + 1400 + 3 x 1400.
+  f.c->Poll(30 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(4));
+  if (s.size() == 4) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(5));
+    CHECK_EQ(s[1].seg.seq, SegSeq(10));
+    CHECK_EQ(s[3].seg.seq, SegSeq(12));
+  }
+}
+
+void reordering_no_spurious_retransmit() {
+  {  // SACK: 1 arrives before 0.
+    Fixture f;
+    f.OpenSack();
+    f.Data(60);
+    f.c->Poll(10 * kMs);
+    f.out.take();
+    f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+    f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(3)}});
+    f.Ack(SegSeq(3), 31 * kMs);
+    f.c->Poll(31 * kMs);
+    const ConnectionStats& st = f.c->stats();
+    CHECK_EQ(st.retransmitted_segments, 0u);
+    CHECK_EQ(st.fast_retransmits, 0u);
+    CHECK_EQ(st.dup_acks, 2u);
+    CHECK_EQ(st.cwnd, 14600u + 1460u);
+  }
+  {  // No SACK: two duplicate ACKs, then the cumulative one.
+    Fixture f;
+    f.Open();
+    f.Data(60);
+    f.c->Poll(10 * kMs);
+    f.out.take();
+    f.Ack(SegSeq(0), 30 * kMs);
+    f.Ack(SegSeq(0), 30 * kMs);
+    f.Ack(SegSeq(3), 31 * kMs);
+    f.Ack(SegSeq(3), 32 * kMs);
+    f.Ack(SegSeq(3), 33 * kMs);
+    CHECK_EQ(f.c->stats().retransmitted_segments, 0u);
+    CHECK_EQ(f.c->stats().dup_acks, 4u);
+  }
+}
+
+// -------------------------------------------------------------- windows --
+
+void established_zero_window_probe() {
+  Fixture f;
+  f.Open(0);
+  f.Data(4);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  CHECK_EQ(f.c->NextDeadline(), 210 * kMs);   // persist: one RTO
+  f.c->Poll(210 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(1));
+  if (!f.out.sent.empty()) {
+    const Sent& p = f.out.sent[0];
+    CHECK_EQ(p.seg.seq, kIss);   // snd_una - 1: no data, an old byte
+    CHECK_EQ(p.seg.flags, uint8_t(kAck));
+    CHECK_EQ(p.payload.size(), size_t(0));
+  }
+  f.out.take();
+  CHECK_EQ(f.c->stats().window_probes, 1u);
+  CHECK_EQ(f.c->NextDeadline(), 610 * kMs);   // backed off
+  f.c->Poll(610 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  CHECK_EQ(f.c->NextDeadline(), 1410 * kMs);
+  // The answer still says 0: the probes go on, backed off.
+  f.Ack(kIss + 1, 620 * kMs, 0);
+  f.c->Poll(620 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  // The window opens: data goes, the persist timer stops, the RTO runs.
+  f.Ack(kIss + 1, 700 * kMs, 65535);
+  f.c->Poll(700 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));
+  if (s.size() == 2) CHECK_EQ(s[0].seg.seq, kIss + 1);
+  CHECK_EQ(f.c->NextDeadline(), 900 * kMs);
+}
+
+void established_peer_window_update() {
+  Fixture f;
+  f.Open(2800);
+  f.Data(12);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(2));
+  f.c->Poll(11 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  // A pure window update (same ACK, larger window) lets two more go.
+  f.Ack(kIss + 1, 20 * kMs, 5600);
+  CHECK_EQ(f.c->stats().snd_wnd, 5600u);
+  CHECK_EQ(f.c->stats().dup_acks, 0u);   // a window change is no duplicate
+  f.c->Poll(20 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));
+  if (s.size() == 2) CHECK_EQ(s[0].seg.seq, SegSeq(2));
+  // An older segment (smaller seq) cannot shrink the window (RFC 9293 snd_wl1).
+  f.c->OnSegment(From(kIrs, kIss + 1, kAck, 100), 21 * kMs);   // out of window: ACKed, ignored
+  CHECK_EQ(f.c->stats().snd_wnd, 5600u);
+}
+
+void established_window_update() {
+  Fixture f;
+  f.cfg.rcv_buffer = 8192;
+  f.Open();
+  // 8192 bytes fill the buffer; each segment is ACKed with what is left.
+  f.PeerData(1460, 20 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(1));
+  if (!f.out.sent.empty()) {
+    CHECK_EQ(f.out.sent[0].seg.ack, kIrs + 1 + 1460);
+    CHECK_EQ(f.out.sent[0].seg.window, 8192 - 1460);
+  }
+  for (int i = 0; i < 4; ++i) f.PeerData(1460, 21 * kMs);
+  f.PeerData(892, 22 * kMs);
+  CHECK_EQ(f.c->Readable(), size_t(8192));
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(6));
+  if (s.size() == 6) CHECK_EQ(s[5].seg.window, 0);
+  // More at rcv_nxt while the window is 0: ACKed, not taken.
+  f.PeerData(100, 23 * kMs);
+  f.peer_seq -= 100;
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) CHECK_EQ(s[0].seg.ack, kIrs + 1 + 8192);
+  CHECK_EQ(f.c->Readable(), size_t(8192));
+  uint8_t buf[8192];
+  CHECK_EQ(f.c->Read(buf, 1000), size_t(1000));
+  CHECK_EQ(buf[0], 0);
+  CHECK_EQ(buf[999], uint8_t(999 & 0xFF));
+  // From zero: an update is due at the next Poll.
+  CHECK_EQ(f.c->NextDeadline(), 0u);
+  f.c->Poll(30 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) {
+    CHECK_EQ(s[0].seg.window, 1000);
+    CHECK_EQ(s[0].seg.flags, uint8_t(kAck));
+  }
+  // +2000 is less than 2 MSS more than announced: no update.
+  CHECK_EQ(f.c->Read(buf, 2000), size_t(2000));
+  f.c->Poll(31 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  CHECK_EQ(f.c->Read(buf, 1000), size_t(1000));   // 4000 >= 1000 + 2920
+  f.c->Poll(32 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) CHECK_EQ(s[0].seg.window, 4000);
+}
+
+void established_out_of_order_data_dropped() {
+  Fixture f;
+  f.Open();
+  Bytes b(100, 7);
+  Segment d = From(kIrs + 1 + 50, kIss + 1, kAck);
+  d.payload = b.data();
+  d.payload_len = b.size();
+  f.c->OnSegment(d, 20 * kMs);
+  CHECK_EQ(f.c->Readable(), size_t(0));
+  CHECK_EQ(f.out.sent.size(), size_t(1));
+  if (!f.out.sent.empty()) CHECK_EQ(f.out.sent[0].seg.ack, kIrs + 1);
+  // Overlapping the edge: the new part is taken.
+  f.out.take();
+  f.PeerData(60, 21 * kMs);
+  Segment o = From(kIrs + 1 + 30, kIss + 1, kAck);
+  o.payload = b.data();
+  o.payload_len = 100;
+  f.c->OnSegment(o, 22 * kMs);
+  CHECK_EQ(f.c->Readable(), size_t(130));
+  CHECK_EQ(f.c->rcv_nxt(), kIrs + 1 + 130);
+  CHECK_EQ(f.c->stats().bytes_received, 130u);
+}
+
+// ---------------------------------------------------- fresh retransmission --
+
+void fresh_retransmit_keeps_boundaries() {
+  Fixture f;
+  f.Open();
+  f.Data(4);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(2));
+  f.c->Poll(210 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+    // Same frame boundaries: u16 698 at 0 and at 700; fresh bytes in each.
+    CHECK_EQ(s[0].payload[0], 0x02);
+    CHECK_EQ(s[0].payload[1], 0xBA);
+    CHECK_EQ(s[0].payload[2], 0x80);
+    CHECK_EQ(s[0].payload[699], 0x80);
+    CHECK_EQ(s[0].payload[700], 0x02);
+    CHECK_EQ(s[0].payload[701], 0xBA);
+    CHECK_EQ(s[0].payload[702], 0x81);
+  }
+  CHECK_EQ(f.src.refresh_requests.size(), size_t(2));
+  if (f.src.refresh_requests.size() == 2) {
+    CHECK_EQ(f.src.refresh_requests[0].length, 700u);
+    CHECK_EQ(f.src.refresh_requests[0].kind, FrameInfo::kData);
+    CHECK_EQ(f.src.refresh_requests[0].block, 0u);
+  }
+  CHECK_EQ(f.c->stats().fresh_frames, 2u);
+  // Again: fresh again, asked with the blocks the replacements came from.
+  f.c->Poll(610 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].payload[2], 0x82);
+    CHECK_EQ(s[0].payload[702], 0x83);
+  }
+  CHECK_EQ(f.src.refresh_requests.size(), size_t(4));
+  if (f.src.refresh_requests.size() == 4) CHECK_EQ(f.src.refresh_requests[2].block, 100u);
+  CHECK_EQ(f.c->stats().fresh_frames, 4u);
+  CHECK_EQ(f.c->stats().stale_frames, 0u);
+}
+
+void stale_when_no_replacement() {
+  Fixture f;
+  f.Open();
+  f.src.AddControl(700);
+  f.src.AddData(700, 9);
+  f.src.refresh_ok = false;
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  f.c->Poll(210 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].payload[2], 0);     // the control frame, as it was
+    CHECK_EQ(s[0].payload[702], 1);   // the data frame, as it was
+  }
+  // Only the data frame was asked for.
+  CHECK_EQ(f.src.refresh_requests.size(), size_t(1));
+  if (!f.src.refresh_requests.empty()) CHECK_EQ(f.src.refresh_requests[0].block, 9u);
+  CHECK_EQ(f.c->stats().stale_frames, 1u);
+  CHECK_EQ(f.c->stats().fresh_frames, 0u);
+}
+
+void frame_larger_than_mss_sends_originals() {
+  Fixture f;
+  f.Open();
+  f.src.AddData(700, 1);
+  f.src.AddData(3000, 2);
+  f.src.AddData(700, 3);
+  f.c->Poll(10 * kMs);
+  std::vector<Sent> s = f.out.take();
+  // 700 (the big one does not fit next to it), 1460, 1460, the big one's
+  // last 80 bytes with the 700 after it.
+  CHECK_EQ(s.size(), size_t(4));
+  if (s.size() == 4) {
+    CHECK_EQ(s[0].payload.size(), size_t(700));
+    CHECK_EQ(s[1].payload.size(), size_t(1460));
+    CHECK_EQ(s[1].seg.seq, kIss + 701);
+    CHECK_EQ(s[1].payload[0], 0x0B);   // u16 2998
+    CHECK_EQ(s[1].payload[1], 0xB6);
+    CHECK_EQ(s[2].payload.size(), size_t(1460));
+    CHECK_EQ(s[3].payload.size(), size_t(780));
+    CHECK_EQ(s[3].payload[80], 0x02);
+    CHECK_EQ(s[3].payload[82], 2);
+  }
+  CHECK(f.c->sends_originals());
+  f.c->Poll(210 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].seg.seq, kIss + 1);
+    CHECK_EQ(s[0].payload[2], 0);   // the original bytes
+  }
+  CHECK_EQ(f.src.refresh_requests.size(), size_t(0));
+  CHECK_EQ(f.c->stats().fresh_frames, 0u);
+}
+
+// ------------------------------------------------------------- closing --
+
+void fin_from_peer() {
+  Fixture f;
+  f.Open();
+  f.PeerData(10, 20 * kMs);
+  f.out.take();
+  f.PeerFin(30 * kMs, kIss + 1);
+  CHECK_EQ(f.c->state(), State::kCloseWait);
+  CHECK(f.c->PeerFinished());
+  CHECK_EQ(f.out.sent.size(), size_t(1));
+  if (!f.out.sent.empty()) {
+    CHECK_EQ(f.out.sent[0].seg.ack, kIrs + 12);
+    CHECK_EQ(f.out.sent[0].seg.flags, uint8_t(kAck));
+  }
+  f.out.take();
+  // We may still send; then close: the FIN follows the last byte.
+  f.Data(2);
+  f.c->Poll(40 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  f.c->Close(41 * kMs);
+  CHECK_EQ(f.c->state(), State::kLastAck);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) {
+    CHECK_EQ(s[0].seg.flags, uint8_t(kAck | kFin));
+    CHECK_EQ(s[0].seg.seq, SegSeq(1));
+  }
+  f.Ack(SegSeq(1), 50 * kMs);
+  CHECK_EQ(f.c->state(), State::kLastAck);
+  f.Ack(SegSeq(1) + 1, 51 * kMs);
+  CHECK_EQ(f.c->state(), State::kClosed);
+  CHECK_EQ(f.c->close_reason(), CloseReason::kNormal);
+}
+
+void fin_from_us() {
+  Fixture f;
+  f.Open();
+  f.Data(2);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  f.c->Close(20 * kMs);
+  CHECK_EQ(f.c->state(), State::kFinWait1);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) CHECK_EQ(s[0].seg.seq, SegSeq(1));
+  // The FIN is retransmitted by the timer like data (RTO from the data's send).
+  f.Ack(SegSeq(1), 30 * kMs);
+  CHECK_EQ(f.c->state(), State::kFinWait1);
+  f.c->Poll(230 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) {
+    CHECK_EQ(s[0].seg.flags, uint8_t(kAck | kFin));
+    CHECK_EQ(s[0].seg.seq, SegSeq(1));
+  }
+  f.Ack(SegSeq(1) + 1, 240 * kMs);
+  CHECK_EQ(f.c->state(), State::kFinWait2);
+  CHECK_EQ(f.c->NextDeadline(), 240 * kMs + 60000 * kMs);
+  f.PeerFin(250 * kMs, SegSeq(1) + 1);
+  CHECK_EQ(f.c->state(), State::kTimeWait);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (!s.empty()) CHECK_EQ(s[0].seg.ack, kIrs + 2);
+  CHECK_EQ(f.c->NextDeadline(), 1250 * kMs);
+  // The peer's FIN again (our ACK lost): ACKed again, the wait restarts.
+  f.peer_seq -= 1;
+  f.PeerFin(600 * kMs, SegSeq(1) + 1);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  CHECK_EQ(f.c->NextDeadline(), 1600 * kMs);
+  f.c->Poll(1600 * kMs);
+  CHECK_EQ(f.c->state(), State::kClosed);
+  CHECK_EQ(f.c->close_reason(), CloseReason::kNormal);
+}
+
+void fin_wait_1_simultaneous_close() {
+  Fixture f;
+  f.Open();
+  f.c->Close(20 * kMs);
+  CHECK_EQ(f.c->state(), State::kFinWait1);
+  f.PeerFin(30 * kMs, kIss + 1);   // their FIN crosses ours
+  CHECK_EQ(f.c->state(), State::kClosing);
+  f.Ack(kIss + 2, 40 * kMs);
+  CHECK_EQ(f.c->state(), State::kTimeWait);
+}
+
+void fin_wait_2_times_out() {
+  Fixture f;
+  f.Open();
+  f.c->Close(20 * kMs);
+  f.Ack(kIss + 2, 30 * kMs);
+  CHECK_EQ(f.c->state(), State::kFinWait2);
+  f.c->Poll(30 * kMs + 60000 * kMs);
+  CHECK_EQ(f.c->state(), State::kClosed);
+  CHECK_EQ(f.c->close_reason(), CloseReason::kTimeout);
+}
+
+// Brings a fixture into `s` (no data in flight).
+void Reach(Fixture& f, State s) {
+  if (s == State::kSynReceived) {
+    f.Syn(Options(), 0);
+    f.out.take();
+    return;
+  }
+  f.Open();
+  switch (s) {
+    case State::kCloseWait:
+      f.PeerFin(20 * kMs, kIss + 1);
+      break;
+    case State::kLastAck:
+      f.PeerFin(20 * kMs, kIss + 1);
+      f.c->Close(21 * kMs);
+      break;
+    case State::kFinWait1:
+      f.c->Close(20 * kMs);
+      break;
+    case State::kFinWait2:
+      f.c->Close(20 * kMs);
+      f.Ack(kIss + 2, 21 * kMs);
+      break;
+    case State::kClosing:
+      f.c->Close(20 * kMs);
+      f.PeerFin(21 * kMs, kIss + 1);
+      break;
+    case State::kTimeWait:
+      f.c->Close(20 * kMs);
+      f.Ack(kIss + 2, 21 * kMs);
+      f.PeerFin(22 * kMs, kIss + 2);
+      break;
+    default:
+      break;
+  }
+  f.out.take();
+}
+
+void rst_in_every_state() {
+  const State states[] = {State::kSynReceived, State::kEstablished, State::kFinWait1,
+                          State::kFinWait2,    State::kClosing,     State::kTimeWait,
+                          State::kCloseWait,   State::kLastAck};
+  for (State st : states) {
+    Fixture f;
+    Reach(f, st);
+    CHECK_MSG(f.c->state() == st, "reached %s", StateName(f.c->state()));
+    const uint32_t rcv_nxt = f.c->rcv_nxt();
+    // Out of the window: ignored.
+    f.c->OnSegment(From(rcv_nxt + 100000, 0, kRst), 100 * kMs);
+    CHECK_EQ(f.out.sent.size(), size_t(0));
+    CHECK_EQ(f.c->state(), st);
+    // In the window but not exact: a challenge ACK (RFC 5961 §3.2).
+    f.c->OnSegment(From(rcv_nxt + 1, 0, kRst), 100 * kMs);
+    CHECK_MSG(f.out.sent.size() == 1, "%s", StateName(st));
+    if (!f.out.sent.empty()) {
+      CHECK_EQ(f.out.sent[0].seg.flags & kAck, kAck);
+      CHECK_EQ(f.out.sent[0].seg.seq, f.c->snd_nxt());
+      CHECK_EQ(f.out.sent[0].seg.ack, rcv_nxt);
+    }
+    CHECK_EQ(f.c->state(), st);
+    f.out.take();
+    // Exact: reset.
+    f.c->OnSegment(From(rcv_nxt, 0, kRst), 101 * kMs);
+    CHECK_EQ(f.c->state(), State::kClosed);
+    CHECK_EQ(f.c->close_reason(),
+             st == State::kTimeWait ? CloseReason::kNormal : CloseReason::kReset);
+    CHECK_EQ(f.out.sent.size(), size_t(0));
+    CHECK_EQ(f.c->NextDeadline(), UINT64_MAX);
+  }
+}
+
+void challenge_ack_on_in_window_rst() {
+  Fixture f;
+  f.Open();
+  // At most 10 challenge ACKs a second.
+  for (int i = 0; i < 15; ++i) f.c->OnSegment(From(kIrs + 11, 0, kRst), (20 + i) * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  CHECK_EQ(f.c->stats().challenge_acks, 10u);
+  CHECK_EQ(f.c->state(), State::kEstablished);
+  f.c->OnSegment(From(kIrs + 11, 0, kRst), 1020 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  CHECK_EQ(f.c->stats().challenge_acks, 11u);
+}
+
+void challenge_ack_on_syn() {
+  Fixture f;
+  f.Open();
+  f.c->OnSegment(From(kIrs + 500, 0, kSyn), 20 * kMs);
+  CHECK_EQ(f.c->state(), State::kEstablished);
+  CHECK_EQ(f.out.sent.size(), size_t(1));
+  if (!f.out.sent.empty()) {
+    CHECK_EQ(f.out.sent[0].seg.flags, uint8_t(kAck));
+    CHECK_EQ(f.out.sent[0].seg.seq, kIss + 1);
+    CHECK_EQ(f.out.sent[0].seg.ack, kIrs + 1);
+  }
+  CHECK_EQ(f.c->stats().challenge_acks, 1u);
+}
+
+void established_ack_of_unsent_data() {
+  Fixture f;
+  f.Open();
+  f.Ack(kIss + 5000, 20 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(1));   // an ACK back (rate-limited), nothing else
+  CHECK_EQ(f.c->snd_una(), kIss + 1);
+  CHECK_EQ(f.c->stats().bad_segments, 1u);
+  // An ACK far below snd_una - max window is challenged too (RFC 5961 §5.2).
+  f.Ack(kIss - 100000, 21 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(2));
+  CHECK_EQ(f.c->state(), State::kEstablished);
+}
 
 void abort_sends_rst() {
   Fixture f;
@@ -522,6 +1146,26 @@ int main() {
   rto_backoff_doubles();
   rto_max_caps_backoff();
   rto_then_ack_resumes_slow_start();
+  established_three_dupacks();
+  slow_start_then_avoidance();
+  established_sack_recovery();
+  established_sack_two_holes();
+  reordering_no_spurious_retransmit();
+  established_zero_window_probe();
+  established_peer_window_update();
+  established_window_update();
+  established_out_of_order_data_dropped();
+  fresh_retransmit_keeps_boundaries();
+  stale_when_no_replacement();
+  frame_larger_than_mss_sends_originals();
+  fin_from_peer();
+  fin_from_us();
+  fin_wait_1_simultaneous_close();
+  fin_wait_2_times_out();
+  rst_in_every_state();
+  challenge_ack_on_in_window_rst();
+  challenge_ack_on_syn();
+  established_ack_of_unsent_data();
   abort_sends_rst();
   if (g_failures) {
     std::fprintf(stderr, "tcp_connection_test: %d of %d checks failed\n", g_failures.load(),
