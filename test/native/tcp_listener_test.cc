@@ -3,6 +3,7 @@
 // (RFC 9293 §3.10.7.1), reporting and removing connections, RFC 6528
 // initial sequence numbers, timers through NextDeadline. Segments are built
 // as structs and what the listener sends is recorded, never put on a wire.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -419,6 +420,80 @@ void test_many_connections_timers() {
   CHECK_EQ(r.sent.size(), 600u);
 }
 
+// Hostile input: random segments (flags, numbers, payloads, a few peers and
+// ports so that connections do form) on a clock that jumps. The table
+// stays within its limits, every answer goes to whoever sent, the counters
+// add up, and everything goes at AbortAll.
+void test_hostile_soup() {
+  Recorder r;
+  ListenerConfig c = config();
+  c.max_connections = 40;
+  c.max_half_open = 10;
+  c.max_resets_per_second = 100000;
+  Listener l(c, &r);
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto rnd = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  const char* payloads[] = {nullptr, "a", "some bytes of data", "\x52\x51 control?"};
+  uint64_t now = 0;
+  uint32_t last_iss[64] = {};
+  std::vector<uint32_t> ids;
+  uint8_t buf[256];
+  size_t max_size = 0;
+  bool bounded = true, addressed = true;
+  for (int i = 0; i < 200000; ++i) {
+    const uint64_t v = rnd();
+    const uint16_t port = static_cast<uint16_t>(30000 + (v & 63));
+    const uint32_t client = kClient + ((v >> 6) & 3);
+    uint8_t flags = static_cast<uint8_t>(v >> 8);
+    if ((v >> 16) % 4 == 0) flags = kSyn;          // openings
+    else if ((v >> 16) % 4 == 1) flags = kAck;     // completions and data
+    const uint32_t seq = (v >> 18) % 3 == 0 ? static_cast<uint32_t>(rnd()) : 1001;
+    const uint32_t ack = (v >> 20) % 2 ? last_iss[v & 63] + 1 : static_cast<uint32_t>(rnd());
+    r.sent.clear();
+    Segment sg = seg(port, flags, seq, ack, payloads[(v >> 22) & 3], client);
+    l.OnSegment(sg, now);
+    for (const Sent& s : r.sent) {
+      if (s.seg.dst.addr != client || s.seg.dst.port != port) addressed = false;
+      if ((s.seg.flags & (kSyn | kAck)) == (kSyn | kAck)) last_iss[v & 63] = s.seg.seq;
+    }
+    if ((v >> 24) % 8 == 0) now += (rnd() % 3000) * kMs;
+    if ((v >> 27) % 4 == 0) {
+      l.Poll(now);
+      l.ReadableIds(&ids);
+      for (uint32_t id : ids) l.Read(id, buf, sizeof buf);
+      std::vector<ListenerEvent> ev;
+      l.TakeEvents(&ev);
+      std::vector<uint32_t> touched;
+      l.TakeTouched(&touched);
+    }
+    if ((v >> 30) % 64 == 0) l.Abort(static_cast<uint32_t>(rnd() % 50), now);
+    if ((v >> 36) % 64 == 0) l.Close(static_cast<uint32_t>(rnd() % 50), now);
+    max_size = std::max(max_size, l.size());
+    if (l.size() > c.max_connections || l.stats().half_open > c.max_half_open) bounded = false;
+  }
+  CHECK(bounded);
+  CHECK(addressed);
+  CHECK(max_size > 5);  // connections did form
+  std::printf("# soup: %llu accepted, %llu refused, %llu opened, %llu resets, %zu at most\n",
+              static_cast<unsigned long long>(l.stats().accepted),
+              static_cast<unsigned long long>(l.stats().refused),
+              static_cast<unsigned long long>(l.stats().opened),
+              static_cast<unsigned long long>(l.stats().resets_sent), max_size);
+  const ListenerStats& st = l.stats();
+  CHECK(st.accepted > 0 && st.refused > 0 && st.resets_sent > 0 && st.ignored > 0);
+  CHECK_EQ(st.accepted, st.opened + st.half_open_failed + st.half_open);
+  CHECK_EQ(st.opened, st.closed + (st.connections - st.half_open));
+  l.AbortAll(now);
+  CHECK_EQ(l.size(), 0u);
+  CHECK_EQ(l.stats().connections, 0u);
+  CHECK_EQ(l.NextDeadline(), UINT64_MAX);
+}
+
 }  // namespace
 
 int main() {
@@ -436,6 +511,7 @@ int main() {
   test_close_sends_control_then_fin();
   test_reset_budget();
   test_many_connections_timers();
+  test_hostile_soup();
   if (g_failures) {
     std::fprintf(stderr, "tcp_listener_test: %d of %d checks failed\n", g_failures.load(),
                  g_checks.load());
