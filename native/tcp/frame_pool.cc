@@ -98,7 +98,7 @@ void FramePool::Recycle(Packet& p) {
   }
 }
 
-bool FramePool::PushControl(const uint8_t* packet, size_t len) {
+bool FramePool::PushControl(const uint8_t* packet, size_t len, bool* became_ready) {
   std::lock_guard<std::mutex> lk(mu_);
   const uint64_t framed = kFrameHeader + len;
   if (len == 0 || len > kMaxFramedPacket || detached_.load(std::memory_order_relaxed) ||
@@ -108,7 +108,8 @@ bool FramePool::PushControl(const uint8_t* packet, size_t len) {
   }
   control_.emplace_back(packet, packet + len);
   control_bytes_ += framed;
-  ready_.store(true, std::memory_order_release);
+  const bool was = ready_.exchange(true, std::memory_order_acq_rel);
+  if (became_ready) *became_ready = !was;
   return true;
 }
 

@@ -86,7 +86,9 @@ class FramePool : public FrameSource {
   // Any thread: one control packet, framed here. false (nothing queued,
   // counted) if it is empty, too long, or would take the unsent control
   // bytes past max_control_bytes: the caller aborts the connection.
-  bool PushControl(const uint8_t* packet, size_t len);
+  // *became_ready (if given) tells whether this push flagged the pool ready
+  // (the caller wakes the TCP thread then, once).
+  bool PushControl(const uint8_t* packet, size_t len, bool* became_ready = nullptr);
 
   // From now on NextFrame gives control frames only (a graceful close:
   // what JS queued still goes out before the FIN); stream packets still

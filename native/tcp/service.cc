@@ -133,14 +133,15 @@ bool Service::SendControl(uint32_t id, const uint8_t* packet, size_t len) {
     if (it != pools_.end()) pool = it->second;
   }
   if (!pool || pool->detached()) return false;
-  if (!pool->PushControl(packet, len)) {
+  bool woke = false;
+  if (!pool->PushControl(packet, len, &woke)) {
     // A peer that does not read its control messages: the connection goes
     // rather than the queue (an empty or oversized packet is the caller's
     // bug, refused the same way).
     Abort(id);
     return false;
   }
-  ready_->Push(id);
+  if (woke) ready_->Push(id);  // else a wake-up for this pool is pending
   return true;
 }
 
