@@ -209,6 +209,14 @@ void Listener::Poll(uint64_t now_ns) {
     Settle(*e, now_ns);
   }
   if (timers_.size() > 4 * by_id_.size() + 1024) RebuildTimers();
+  // Stale entries (re-armed or gone connections) off the top, so that
+  // NextDeadline names a real timer and the thread does not wake for
+  // nothing.
+  while (!timers_.empty()) {
+    Entry* e = Find(timers_.top().second);
+    if (e && e->deadline == timers_.top().first) break;
+    timers_.pop();
+  }
 }
 
 bool Listener::Settle(Entry& e, uint64_t now_ns) {
@@ -232,6 +240,8 @@ bool Listener::Settle(Entry& e, uint64_t now_ns) {
     Touch(e);  // its FIN may wait for the next Poll
     s = c.state();
   }
+  if (e.opened && !e.reported && s == State::kTimeWait && c.Readable() == 0)
+    ReportClosed(e, CloseReason::kNormal);
   const size_t readable = c.Readable();
   if (s == State::kClosed && (readable == 0 || c.close_reason() != CloseReason::kNormal)) {
     Remove(e);
@@ -249,20 +259,26 @@ bool Listener::Settle(Entry& e, uint64_t now_ns) {
   return true;
 }
 
+void Listener::ReportClosed(Entry& e, CloseReason reason) {
+  e.reported = true;
+  ++stats_.closed;
+  ListenerEvent ev;
+  ev.type = ListenerEvent::kClosed;
+  ev.id = e.id;
+  ev.remote = e.conn->remote();
+  ev.reason = reason;
+  ev.final_stats = e.conn->stats();
+  ev.pool_stats = e.pool->stats();
+  events_.push_back(ev);
+  e.pool->Detach();
+}
+
 void Listener::Remove(Entry& e) {
   if (!e.opened) {
     --stats_.half_open;
     ++stats_.half_open_failed;
-  } else {
-    ++stats_.closed;
-    ListenerEvent ev;
-    ev.type = ListenerEvent::kClosed;
-    ev.id = e.id;
-    ev.remote = e.conn->remote();
-    ev.reason = e.conn->close_reason();
-    ev.final_stats = e.conn->stats();
-    ev.pool_stats = e.pool->stats();
-    events_.push_back(ev);
+  } else if (!e.reported) {
+    ReportClosed(e, e.conn->close_reason());
   }
   e.pool->Detach();
   by_tuple_.erase(e.tuple);

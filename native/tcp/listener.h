@@ -20,7 +20,10 @@
 // - A connection that reaches ESTABLISHED raises kOpened; one that closes
 //   after that raises kClosed with its reason (a half-open connection that
 //   dies was never seen by anyone: it is only counted). A connection closed
-//   gracefully with unread peer bytes stays until they are read.
+//   gracefully with unread peer bytes stays until they are read. One that
+//   enters TIME-WAIT (we closed first) raises kClosed (normal) at once and
+//   stays in the table, unseen, until its timer ends: it only absorbs the
+//   peer's retransmitted FIN.
 // - When the peer's FIN arrives the connection is closed from our side too
 //   (close_on_peer_fin): a client that half-closes is done with the
 //   session.
@@ -139,6 +142,7 @@ class Listener {
     std::shared_ptr<FramePool> pool;
     uint64_t deadline = UINT64_MAX;  // as last pushed on the heap
     bool opened = false;
+    bool reported = false;           // kClosed raised (at TIME-WAIT or removal)
     bool closing = false;            // Close() called
     bool dirty = false;
     bool readable = false;
@@ -152,6 +156,8 @@ class Listener {
   // Returns false if the entry was removed.
   bool Settle(Entry& e, uint64_t now_ns);
   void Remove(Entry& e);
+  // Raises kClosed once and detaches the pool: the owner is done with it.
+  void ReportClosed(Entry& e, CloseReason reason);
   Entry* Find(uint32_t id) const;
   void RebuildTimers();
 
