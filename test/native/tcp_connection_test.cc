@@ -408,7 +408,9 @@ void established_sends_initial_window() {
   }
   CHECK_EQ(f.c->stats().flight, 14000u);
   CHECK_EQ(f.c->NextDeadline(), 210 * kMs);   // RTO 200 ms from the first send
-  CHECK_EQ(f.src.frames.size(), size_t(4));
+  // The frame that did not fit the last 600 bytes is held for the next
+  // room; the source keeps three.
+  CHECK_EQ(f.src.frames.size(), size_t(3));
 }
 
 void established_ack_opens_cwnd() {
@@ -985,6 +987,29 @@ void fin_from_us() {
   CHECK_EQ(f.c->close_reason(), CloseReason::kNormal);
 }
 
+void fin_after_held_frame() {
+  Fixture f;
+  f.Open(500);
+  f.Data(1);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));   // 700 bytes do not fit a window of 500
+  CHECK_EQ(f.src.frames.size(), size_t(0));  // taken and held
+  f.c->Close(20 * kMs);
+  CHECK_EQ(f.c->state(), State::kEstablished);   // the FIN waits for the frame
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.Ack(kIss + 1, 30 * kMs, 2000);
+  f.c->Poll(30 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));
+  if (s.size() == 2) {
+    CHECK_EQ(s[0].seg.seq, kIss + 1);
+    CHECK_EQ(s[0].payload.size(), size_t(700));
+    CHECK_EQ(s[1].seg.seq, kIss + 701);
+    CHECK_EQ(s[1].seg.flags, uint8_t(kAck | kFin));
+  }
+  CHECK_EQ(f.c->state(), State::kFinWait1);
+}
+
 void fin_wait_1_simultaneous_close() {
   Fixture f;
   f.Open();
@@ -1160,6 +1185,7 @@ int main() {
   frame_larger_than_mss_sends_originals();
   fin_from_peer();
   fin_from_us();
+  fin_after_held_frame();
   fin_wait_1_simultaneous_close();
   fin_wait_2_times_out();
   rst_in_every_state();
