@@ -7,11 +7,14 @@
 // The setting unless a test says otherwise: the client 10.0.0.1:50000, our
 // side 10.0.0.2:4000, IRS 5000, ISS 1000, MSS 1460 both ways, no options
 // (so a segment holds 1460 bytes), frames of 700 bytes (two per segment).
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "tcp/connection.h"
@@ -20,6 +23,18 @@
 #include "check.h"
 
 using namespace rqcast::tcp;
+
+// Every allocation of the test binary is counted, so that a test can show
+// that the connection allocates nothing per segment once it is warm.
+static std::atomic<uint64_t> g_allocations{0};
+void* operator new(size_t n) {
+  ++g_allocations;
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) std::abort();
+  return p;
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -1143,6 +1158,81 @@ void established_ack_of_unsent_data() {
   CHECK_EQ(f.c->state(), State::kEstablished);
 }
 
+// Counts what goes out; allocates nothing.
+class CountingOutput : public SegmentOutput {
+ public:
+  void Transmit(const OutSegment& seg, const uint8_t* payload, size_t len) override {
+    ++segments;
+    if (len > 0) last_end = seg.seq + static_cast<uint32_t>(len);
+  }
+  uint64_t segments = 0;
+  uint32_t last_end = 0;
+};
+
+// An endless stream of 700-byte data frames; refreshes always succeed.
+class EndlessSource : public FrameSource {
+ public:
+  size_t NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) override {
+    if (max_bytes < 700) return 0;
+    out[0] = 0x02;
+    out[1] = 0xBA;
+    std::memset(out + 2, static_cast<uint8_t>(n_++), 698);
+    info->kind = FrameInfo::kData;
+    info->length = 700;
+    info->block = n_ / 8;
+    return 700;
+  }
+  bool Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) override {
+    std::memset(out + 2, 0xAA, lost.length - 2);
+    *block = lost.block;
+    return true;
+  }
+
+ private:
+  uint64_t n_ = 0;
+};
+
+void established_steady_state_no_allocation() {
+  Config cfg;
+  CountingOutput out;
+  EndlessSource src;
+  Options o;
+  o.has_mss = true;
+  o.mss = 1460;
+  o.sack_permitted = true;
+  Segment syn = From(kIrs, 0, kSyn);
+  syn.options = o;
+  Connection c(cfg, syn, kIss, 0, &src, &out);
+  c.OnSegment(From(kIrs + 1, kIss + 1, kAck), 10 * kMs);
+  uint64_t t = 10 * kMs;
+  // Rounds of: send what the window allows, then every 20th round lose the
+  // first segment (three SACKed duplicates, recovery), else ACK it all.
+  auto round = [&](int i) {
+    c.Poll(t);
+    t += kMs;
+    const uint32_t una = c.snd_una();
+    if (i % 20 == 7 && c.snd_nxt() - una >= 5 * 1400) {
+      for (uint32_t k = 1; k <= 4; ++k) {
+        Segment a = From(kIrs + 1, una, kAck);
+        a.options.sack_count = 1;
+        a.options.sack[0] = {una + 1400, una + 1400 * (k + 1)};
+        c.OnSegment(a, t);
+      }
+      c.Poll(t);
+      t += kMs;
+    }
+    c.OnSegment(From(kIrs + 1, c.snd_nxt(), kAck), t);
+  };
+  for (int i = 0; i < 300; ++i) round(i);   // warm: rings at their size
+  const uint64_t before = g_allocations.load();
+  const uint64_t sent_before = out.segments;
+  for (int i = 0; i < 2000; ++i) round(i);
+  CHECK_EQ(g_allocations.load() - before, 0u);
+  CHECK(out.segments - sent_before > 20000);
+  CHECK(c.stats().fast_retransmits >= 100);
+  CHECK_EQ(c.state(), State::kEstablished);
+}
+
 void abort_sends_rst() {
   Fixture f;
   f.Open();
@@ -1192,6 +1282,7 @@ int main() {
   challenge_ack_on_in_window_rst();
   challenge_ack_on_syn();
   established_ack_of_unsent_data();
+  established_steady_state_no_allocation();
   abort_sends_rst();
   if (g_failures) {
     std::fprintf(stderr, "tcp_connection_test: %d of %d checks failed\n", g_failures.load(),
