@@ -328,7 +328,8 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   }
 
   const uint32_t old_wnd = snd_wnd_;
-  if (SeqLt(snd_wl1_, seg.seq) || (snd_wl1_ == seg.seq && SeqLeq(snd_wl2_, seg.ack))) {
+  if (SeqLeq(snd_una_, seg.ack) &&
+      (SeqLt(snd_wl1_, seg.seq) || (snd_wl1_ == seg.seq && SeqLeq(snd_wl2_, seg.ack)))) {
     snd_wnd_ = uint32_t(seg.window) << snd_wscale_;
     snd_wl1_ = seg.seq;
     snd_wl2_ = seg.ack;
@@ -474,22 +475,8 @@ size_t Connection::SendNewSegment(uint64_t now_ns, uint32_t room, bool* drained)
   const uint64_t idx = board_.Append(snd_nxt_);
   uint8_t* slot = board_.slot(idx);
   size_t used = 0;
-  if (!split_frame_.empty()) {
-    // The rest of a frame longer than a segment.
-    size_t n = split_frame_.size() - split_sent_;
-    if (n > room) n = room;
-    std::memcpy(slot, split_frame_.data() + split_sent_, n);
-    split_sent_ += n;
-    used = n;
-    if (split_sent_ == split_frame_.size()) {
-      split_frame_.clear();
-      split_sent_ = 0;
-    }
-  }
-  while (used < room && split_frame_.empty()) {
-    FrameInfo info;
-    const size_t n = source_->NextFrame(slot + used, room - used, &info);
-    if (n == 0 || n > room - used) break;
+  auto add_frame = [&](const uint8_t* bytes, size_t n, const FrameInfo& info) {
+    if (bytes != nullptr) std::memcpy(slot + used, bytes, n);
     FrameRecord fr;
     fr.offset = static_cast<uint32_t>(used);
     fr.length = static_cast<uint32_t>(n);
@@ -497,29 +484,54 @@ size_t Connection::SendNewSegment(uint64_t now_ns, uint32_t room, bool* drained)
     fr.block = info.block;
     board_.AddFrame(idx, fr);
     used += n;
+  };
+  auto start_split = [&]() {
+    // Split across segments: the receiver may hold part of it, so no
+    // retransmission may change any byte from now on.
+    originals_only_ = true;
+    std::memcpy(slot, pending_.data(), room);
+    pending_sent_ = room;
+    used = room;
+  };
+
+  if (!pending_.empty()) {
+    if (pending_sent_ > 0) {   // the rest of a frame longer than a segment
+      size_t n = pending_.size() - pending_sent_;
+      if (n > room) n = room;
+      std::memcpy(slot, pending_.data() + pending_sent_, n);
+      pending_sent_ += n;
+      used = n;
+      if (pending_sent_ == pending_.size()) {
+        pending_.clear();
+        pending_sent_ = 0;
+      }
+    } else if (pending_.size() <= room) {
+      add_frame(pending_.data(), pending_.size(), pending_info_);
+      pending_.clear();
+    } else if (pending_.size() > seg_size_ && room == seg_size_) {
+      start_split();
+    }
   }
-  if (used == 0 && room == seg_size_) {
-    // Nothing of at most a segment: maybe a frame longer than one.
+  while (used < room && pending_.empty()) {
+    FrameInfo info;
+    const size_t n = source_->NextFrame(slot + used, room - used, &info);
+    if (n == 0 || n > room - used) break;
+    add_frame(nullptr, n, info);
+  }
+  if (used == 0 && pending_.empty()) {
+    // Nothing of at most `room` bytes: maybe nothing at all, maybe a frame
+    // that needs more room (or more than a segment). Take it and hold it.
     FrameInfo info;
     const size_t n = source_->NextFrame(t_big_frame, kMaxFrameBytes, &info);
     if (n == 0 || n > kMaxFrameBytes) {
       *drained = true;
     } else if (n <= room) {
-      std::memcpy(slot, t_big_frame, n);
-      FrameRecord fr;
-      fr.length = static_cast<uint32_t>(n);
-      fr.kind = info.kind;
-      fr.block = info.block;
-      board_.AddFrame(idx, fr);
-      used = n;
+      add_frame(t_big_frame, n, info);
     } else {
-      // Split across segments: the receiver may hold part of it, so no
-      // retransmission may change any byte from now on.
-      originals_only_ = true;
-      split_frame_.assign(t_big_frame, t_big_frame + n);
-      std::memcpy(slot, split_frame_.data(), room);
-      split_sent_ = room;
-      used = room;
+      pending_.assign(t_big_frame, t_big_frame + n);
+      pending_info_ = info;
+      pending_sent_ = 0;
+      if (n > seg_size_ && room == seg_size_) start_split();
     }
   }
   if (used == 0) {
@@ -571,7 +583,7 @@ void Connection::TrySend(uint64_t now_ns) {
     if (room > 0 && !board_.Full()) {
       if (SendNewSegment(now_ns, static_cast<uint32_t>(room), &drained) > 0) continue;
     }
-    if (close_requested_ && drained && split_frame_.empty()) SendFin(now_ns);
+    if (close_requested_ && drained) SendFin(now_ns);
     break;
   }
 }

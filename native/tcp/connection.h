@@ -198,9 +198,12 @@ class Connection {
   bool close_requested_ = false, fin_sent_ = false, fin_acked_ = false;
   uint32_t fin_seq_ = 0;
   bool originals_only_ = false;
-  // A frame longer than a segment, being sent in pieces.
-  std::vector<uint8_t> split_frame_;
-  size_t split_sent_ = 0;
+  // A frame taken from the source but not (all) on the wire: one that did
+  // not fit the room there was (sent whole when there is), or one longer
+  // than a segment being sent in pieces (pending_sent_ > 0).
+  std::vector<uint8_t> pending_;
+  FrameInfo pending_info_;
+  size_t pending_sent_ = 0;
 
   uint64_t challenge_window_start_ = 0;
   uint32_t challenge_count_ = 0;

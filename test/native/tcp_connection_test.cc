@@ -7,11 +7,16 @@
 // The setting unless a test says otherwise: the client 10.0.0.1:50000, our
 // side 10.0.0.2:4000, IRS 5000, ISS 1000, MSS 1460 both ways, no options
 // (so a segment holds 1460 bytes), frames of 700 bytes (two per segment).
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <random>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "tcp/connection.h"
@@ -20,6 +25,18 @@
 #include "check.h"
 
 using namespace rqcast::tcp;
+
+// Every allocation of the test binary is counted, so that a test can show
+// that the connection allocates nothing per segment once it is warm.
+static std::atomic<uint64_t> g_allocations{0};
+void* operator new(size_t n) {
+  ++g_allocations;
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) std::abort();
+  return p;
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -408,7 +425,9 @@ void established_sends_initial_window() {
   }
   CHECK_EQ(f.c->stats().flight, 14000u);
   CHECK_EQ(f.c->NextDeadline(), 210 * kMs);   // RTO 200 ms from the first send
-  CHECK_EQ(f.src.frames.size(), size_t(4));
+  // The frame that did not fit the last 600 bytes is held for the next
+  // room; the source keeps three.
+  CHECK_EQ(f.src.frames.size(), size_t(3));
 }
 
 void established_ack_opens_cwnd() {
@@ -985,6 +1004,29 @@ void fin_from_us() {
   CHECK_EQ(f.c->close_reason(), CloseReason::kNormal);
 }
 
+void fin_after_held_frame() {
+  Fixture f;
+  f.Open(500);
+  f.Data(1);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));   // 700 bytes do not fit a window of 500
+  CHECK_EQ(f.src.frames.size(), size_t(0));  // taken and held
+  f.c->Close(20 * kMs);
+  CHECK_EQ(f.c->state(), State::kEstablished);   // the FIN waits for the frame
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.Ack(kIss + 1, 30 * kMs, 2000);
+  f.c->Poll(30 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));
+  if (s.size() == 2) {
+    CHECK_EQ(s[0].seg.seq, kIss + 1);
+    CHECK_EQ(s[0].payload.size(), size_t(700));
+    CHECK_EQ(s[1].seg.seq, kIss + 701);
+    CHECK_EQ(s[1].seg.flags, uint8_t(kAck | kFin));
+  }
+  CHECK_EQ(f.c->state(), State::kFinWait1);
+}
+
 void fin_wait_1_simultaneous_close() {
   Fixture f;
   f.Open();
@@ -1118,6 +1160,348 @@ void established_ack_of_unsent_data() {
   CHECK_EQ(f.c->state(), State::kEstablished);
 }
 
+
+// ------------------------------------------------------------ simulation --
+
+// A finite stream of data frames of varied lengths; frame i's packet bytes
+// are (i & 0x7F), a replacement's are 0x80 | (a counter).
+class FiniteSource : public FrameSource {
+ public:
+  explicit FiniteSource(std::vector<uint32_t> lengths) : lengths_(std::move(lengths)) {}
+  size_t NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) override {
+    if (next_ == lengths_.size() || lengths_[next_] > max_bytes) return 0;
+    const uint32_t len = lengths_[next_];
+    out[0] = static_cast<uint8_t>((len - 2) >> 8);
+    out[1] = static_cast<uint8_t>(len - 2);
+    std::memset(out + 2, static_cast<int>(next_ & 0x7F), len - 2);
+    info->kind = FrameInfo::kData;
+    info->length = len;
+    info->block = next_ / 10;
+    ++next_;
+    return len;
+  }
+  bool Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) override {
+    if (fresh_ % 5 == 4) {   // now and then there is none
+      ++fresh_;
+      return false;
+    }
+    std::memset(out + 2, static_cast<int>(0x80 | (fresh_++ & 0x7F)), lost.length - 2);
+    *block = lost.block;
+    return true;
+  }
+
+ private:
+  std::vector<uint32_t> lengths_;
+  size_t next_ = 0;
+  uint32_t fresh_ = 0;
+};
+
+struct SimResult {
+  bool done = false;
+  uint64_t end_ns = 0;
+  Bytes stream;
+  ConnectionStats stats;
+};
+
+// The connection against a simulated client over a link that loses each
+// segment with probability `loss` (both ways) and delays it 10 ms plus up to
+// `jitter_ms` (which reorders). The client is a plain TCP receiver: it
+// keeps out-of-order data, ACKs every segment with SACK blocks (when
+// negotiated), and answers our FIN with its own.
+SimResult Simulate(const std::vector<uint32_t>& lengths, double loss, uint32_t jitter_ms, bool sack,
+                   bool ts, uint32_t seed) {
+  struct InFlight {
+    uint64_t at;
+    Segment seg;
+    Bytes payload;
+  };
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> coin(0, 1);
+  std::vector<InFlight> to_client, to_server;
+  class Wire : public SegmentOutput {
+   public:
+    void Transmit(const OutSegment& o, const uint8_t* payload, size_t len) override {
+      InFlight f;
+      f.seg.src = o.src;
+      f.seg.dst = o.dst;
+      f.seg.seq = o.seq;
+      f.seg.ack = o.ack;
+      f.seg.flags = o.flags;
+      f.seg.window = o.window;
+      f.seg.options = o.options;
+      f.payload.assign(payload, payload + len);
+      pending.push_back(f);
+    }
+    std::vector<InFlight> pending;
+  } wire;
+  FiniteSource src(lengths);
+  Config cfg;
+  // At 25 % loss each way a round of retransmission fails 44 % of the time:
+  // eight in a row (the default limit) happen in a long transfer. Linux's
+  // tcp_retries2 is 15.
+  cfg.max_rto_backoffs = 15;
+  Options o;
+  o.has_mss = true;
+  o.mss = 1460;
+  o.sack_permitted = sack;
+  o.has_timestamps = ts;
+  o.ts_val = 1;
+  Segment syn = From(kIrs, 0, kSyn);
+  syn.options = o;
+  uint64_t t = 0;
+  Connection c(cfg, syn, kIss, t, &src, &wire);
+  c.Close(t);   // everything the source has, then FIN
+
+  // The client.
+  uint32_t rcv_nxt = 0;
+  bool synced = false, fin_in = false, fin_sent = false;
+  uint32_t client_ts = 1, client_ts_recent = 0;
+  uint64_t client_fin_at = UINT64_MAX;   // the client's FIN goes again then (its RTO)
+  std::map<uint32_t, Bytes> ooo;   // offset from kIss + 1 -> bytes
+  SimResult r;
+  auto link = [&](std::vector<InFlight>& q, InFlight f) {
+    if (coin(rng) < loss) return;
+    f.at = t + 10 * kMs + (jitter_ms ? (rng() % (jitter_ms * 1000)) * 1000 : 0);
+    q.push_back(f);
+  };
+  auto flush_wire = [&]() {
+    for (InFlight& f : wire.pending) link(to_client, f);
+    wire.pending.clear();
+  };
+  auto client_send = [&](uint8_t flags, uint32_t seq) {
+    InFlight f{};
+    f.seg = From(seq, rcv_nxt, flags);
+    if (ts) {
+      f.seg.options.has_timestamps = true;
+      f.seg.options.ts_val = ++client_ts;
+      f.seg.options.ts_ecr = client_ts_recent;
+    }
+    if (sack && !ooo.empty()) {
+      // Merged ranges above rcv_nxt, as sequence numbers.
+      uint32_t l = 0, rr = 0;
+      bool open = false;
+      for (auto& e : ooo) {
+        const uint32_t a = kIss + 1 + e.first, b = a + static_cast<uint32_t>(e.second.size());
+        if (open && SeqLeq(a, rr)) {
+          if (SeqGt(b, rr)) rr = b;
+          continue;
+        }
+        if (open && f.seg.options.sack_count < 3) f.seg.options.sack[f.seg.options.sack_count++] = {l, rr};
+        l = a, rr = b, open = true;
+      }
+      if (open && f.seg.options.sack_count < 3) f.seg.options.sack[f.seg.options.sack_count++] = {l, rr};
+    }
+    link(to_server, f);
+  };
+  flush_wire();
+  const uint64_t t_max = 900000 * kMs;
+  while (t < t_max) {
+    uint64_t next = c.NextDeadline();
+    for (auto& f : to_client) next = f.at < next ? f.at : next;
+    for (auto& f : to_server) next = f.at < next ? f.at : next;
+    if (client_fin_at < next) next = client_fin_at;
+    if (next == UINT64_MAX) break;
+    if (next > t) t = next;
+    if (client_fin_at <= t) {
+      client_send(kAck | kFin, kIrs + 1);
+      client_fin_at = t + 300 * kMs;
+    }
+    // Deliver everything due, in arrival order.
+    for (size_t i = 0; i < to_server.size();) {
+      if (to_server[i].at <= t) {
+        InFlight f = to_server[i];
+        to_server.erase(to_server.begin() + i);
+        f.seg.payload = f.payload.data();
+        f.seg.payload_len = f.payload.size();
+        c.OnSegment(f.seg, t);
+      } else {
+        ++i;
+      }
+    }
+    c.Poll(t);
+    flush_wire();
+    for (size_t i = 0; i < to_client.size();) {
+      if (to_client[i].at > t) {
+        ++i;
+        continue;
+      }
+      InFlight f = to_client[i];
+      to_client.erase(to_client.begin() + i);
+      const Segment& sg = f.seg;
+      if (sg.has(kRst)) return r;
+      if (sg.options.has_timestamps) client_ts_recent = sg.options.ts_val;
+      if (fin_sent && SeqGeq(sg.ack, kIrs + 2)) client_fin_at = UINT64_MAX;   // our FIN is in
+      if (sg.has(kSyn)) {
+        synced = true;
+        rcv_nxt = kIss + 1;
+        client_send(kAck, kIrs + 1);
+        continue;
+      }
+      if (!synced) continue;
+      const uint32_t off = sg.seq - (kIss + 1);
+      if (!f.payload.empty() && SeqGeq(sg.seq, rcv_nxt)) ooo.emplace(off, f.payload);
+      if (!f.payload.empty() && SeqLt(sg.seq, rcv_nxt) &&
+          SeqGt(sg.seq + uint32_t(f.payload.size()), rcv_nxt)) {
+        ooo.emplace(off, f.payload);   // overlaps the edge
+      }
+      // Move in-order data to the stream.
+      for (;;) {
+        const uint32_t want = rcv_nxt - (kIss + 1);
+        auto it = ooo.begin();
+        if (it == ooo.end() || it->first > want) break;
+        const Bytes& b = it->second;
+        if (it->first + b.size() > want) {
+          r.stream.insert(r.stream.end(), b.begin() + (want - it->first), b.end());
+          rcv_nxt = kIss + 1 + it->first + static_cast<uint32_t>(b.size());
+        }
+        ooo.erase(it);
+      }
+      if (sg.has(kFin) && sg.seq + uint32_t(f.payload.size()) == rcv_nxt) {
+        rcv_nxt += 1;
+        fin_in = true;
+      }
+      if (!f.payload.empty() || sg.has(kFin)) client_send(kAck, kIrs + 1);
+      if (fin_in && !fin_sent) {
+        fin_sent = true;
+        client_send(kAck | kFin, kIrs + 1);
+        client_fin_at = t + 300 * kMs;
+      }
+    }
+    if (c.state() == State::kClosed) break;
+  }
+  r.done = fin_in && c.state() == State::kClosed && c.close_reason() == CloseReason::kNormal;
+  if (!r.done) {
+    std::fprintf(stderr, "sim: state %s reason %d fin_in %d fin_sent %d una %u nxt %u rcv_nxt %u ooo %zu rto %u cwnd %u wnd %u\n",
+                 StateName(c.state()), int(c.close_reason()), fin_in, fin_sent, c.snd_una() - kIss, c.snd_nxt() - kIss,
+                 rcv_nxt - kIss, ooo.size(), c.stats().rto_ms, c.stats().cwnd, c.stats().snd_wnd);
+  }
+  r.end_ns = t;
+  r.stats = c.stats();
+  return r;
+}
+
+void established_lossy_link_delivers_every_frame() {
+  std::mt19937 rng(7);
+  std::vector<uint32_t> lengths;
+  size_t total = 0;
+  for (int i = 0; i < 1500; ++i) {
+    lengths.push_back(100 + rng() % 1300);
+    total += lengths.back();
+  }
+  struct Case {
+    double loss;
+    uint32_t jitter_ms;
+    bool sack, ts;
+  } cases[] = {{0, 0, true, true},     {0.02, 0, true, true},  {0.02, 3, true, false},
+               {0.1, 0, true, true},   {0.1, 5, false, false}, {0.25, 2, true, true},
+               {0.25, 0, false, true}, {0.05, 8, true, true},  {0.05, 0, false, false}};
+  int n = 0;
+  for (const Case& k : cases) {
+    for (uint32_t seed = 1; seed <= 3; ++seed) {
+      const SimResult r = Simulate(lengths, k.loss, k.jitter_ms, k.sack, k.ts, seed * 31 + n);
+      CHECK_MSG(r.done, "loss %.2f jitter %u sack %d ts %d seed %u: not done at %llu ms",
+                k.loss, k.jitter_ms, k.sack, k.ts, seed,
+                static_cast<unsigned long long>(r.end_ns / kMs));
+      // Every frame arrived once, whole, in order of lengths; each holds its
+      // own bytes or a replacement's.
+      CHECK_EQ(r.stream.size(), total);
+      size_t at = 0;
+      bool ok = true;
+      for (size_t i = 0; i < lengths.size() && ok; ++i) {
+        if (at + lengths[i] > r.stream.size()) {
+          ok = false;
+          break;
+        }
+        const uint32_t len = 2u + ((uint32_t(r.stream[at]) << 8) | r.stream[at + 1]);
+        ok = len == lengths[i];
+        const uint8_t fill = r.stream[at + 2];
+        ok = ok && (fill == (i & 0x7F) || (fill & 0x80) != 0);
+        for (size_t b = at + 2; ok && b < at + len; ++b) ok = r.stream[b] == fill;
+        at += lengths[i];
+      }
+      CHECK_MSG(ok && at == r.stream.size(), "loss %.2f seed %u: frames broken", k.loss, seed);
+      if (k.loss == 0 && k.jitter_ms == 0) CHECK_EQ(r.stats.retransmitted_segments, 0u);
+      if (k.loss >= 0.1) CHECK(r.stats.fresh_frames > 0 && r.stats.stale_frames > 0);
+      ++n;
+    }
+  }
+}
+
+// Counts what goes out; allocates nothing.
+class CountingOutput : public SegmentOutput {
+ public:
+  void Transmit(const OutSegment& seg, const uint8_t* payload, size_t len) override {
+    ++segments;
+    if (len > 0) last_end = seg.seq + static_cast<uint32_t>(len);
+  }
+  uint64_t segments = 0;
+  uint32_t last_end = 0;
+};
+
+// An endless stream of 700-byte data frames; refreshes always succeed.
+class EndlessSource : public FrameSource {
+ public:
+  size_t NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) override {
+    if (max_bytes < 700) return 0;
+    out[0] = 0x02;
+    out[1] = 0xBA;
+    std::memset(out + 2, static_cast<uint8_t>(n_++), 698);
+    info->kind = FrameInfo::kData;
+    info->length = 700;
+    info->block = n_ / 8;
+    return 700;
+  }
+  bool Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) override {
+    std::memset(out + 2, 0xAA, lost.length - 2);
+    *block = lost.block;
+    return true;
+  }
+
+ private:
+  uint64_t n_ = 0;
+};
+
+void established_steady_state_no_allocation() {
+  Config cfg;
+  CountingOutput out;
+  EndlessSource src;
+  Options o;
+  o.has_mss = true;
+  o.mss = 1460;
+  o.sack_permitted = true;
+  Segment syn = From(kIrs, 0, kSyn);
+  syn.options = o;
+  Connection c(cfg, syn, kIss, 0, &src, &out);
+  c.OnSegment(From(kIrs + 1, kIss + 1, kAck), 10 * kMs);
+  uint64_t t = 10 * kMs;
+  // Rounds of: send what the window allows, then every 20th round lose the
+  // first segment (three SACKed duplicates, recovery), else ACK it all.
+  auto round = [&](int i) {
+    c.Poll(t);
+    t += kMs;
+    const uint32_t una = c.snd_una();
+    if (i % 20 == 7 && c.snd_nxt() - una >= 5 * 1400) {
+      for (uint32_t k = 1; k <= 4; ++k) {
+        Segment a = From(kIrs + 1, una, kAck);
+        a.options.sack_count = 1;
+        a.options.sack[0] = {una + 1400, una + 1400 * (k + 1)};
+        c.OnSegment(a, t);
+      }
+      c.Poll(t);
+      t += kMs;
+    }
+    c.OnSegment(From(kIrs + 1, c.snd_nxt(), kAck), t);
+  };
+  for (int i = 0; i < 300; ++i) round(i);   // warm: rings at their size
+  const uint64_t before = g_allocations.load();
+  const uint64_t sent_before = out.segments;
+  for (int i = 0; i < 2000; ++i) round(i);
+  CHECK_EQ(g_allocations.load() - before, 0u);
+  CHECK(out.segments - sent_before > 20000);
+  CHECK(c.stats().fast_retransmits >= 100);
+  CHECK_EQ(c.state(), State::kEstablished);
+}
+
 void abort_sends_rst() {
   Fixture f;
   f.Open();
@@ -1160,12 +1544,15 @@ int main() {
   frame_larger_than_mss_sends_originals();
   fin_from_peer();
   fin_from_us();
+  fin_after_held_frame();
   fin_wait_1_simultaneous_close();
   fin_wait_2_times_out();
   rst_in_every_state();
   challenge_ack_on_in_window_rst();
   challenge_ack_on_syn();
   established_ack_of_unsent_data();
+  established_steady_state_no_allocation();
+  established_lossy_link_delivers_every_frame();
   abort_sends_rst();
   if (g_failures) {
     std::fprintf(stderr, "tcp_connection_test: %d of %d checks failed\n", g_failures.load(),

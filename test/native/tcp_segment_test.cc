@@ -63,7 +63,7 @@ Bytes raw_packet(const Bytes& opts, size_t payload) {
   p[22] = 0x00, p[23] = 0x50;
   p[32] = static_cast<uint8_t>(((20 + opts.size()) / 4) << 4);
   p[33] = kAck;
-  std::memcpy(p.data() + 40, opts.data(), opts.size());
+  if (!opts.empty()) std::memcpy(p.data() + 40, opts.data(), opts.size());
   return p;
 }
 
