@@ -12,7 +12,8 @@
 // of the server's segments dropped, every frame read is still a whole
 // packet of the stream, none twice: lost data frames come back fresh. A
 // consumer that falls behind closes the client's window instead of growing
-// a queue; over a veth pair into a second namespace, the same stream
+// a queue; 32 clients at once each get the whole stream; over a veth pair
+// into a second namespace, the same stream
 // arrives through a real link's MTU and checksum offload.
 //
 // Skipped, with the reason printed, without CAP_NET_ADMIN / CAP_NET_RAW or
@@ -26,6 +27,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -372,6 +374,72 @@ void run_loss_test() {
   engine->stop();
 }
 
+// Many clients at once, each a member of the channel: every one reads the
+// whole stream, in order, while the others do.
+void run_many_clients_test() {
+  constexpr int kClients = 32;
+  constexpr uint32_t kCount = 400;
+  std::shared_ptr<replicate::Engine> engine =
+      std::make_shared<replicate::Engine>(replicate::EngineOptions{}, nullptr);
+  CHECK_EQ(engine->start(), 0);
+  replicate::ChannelConfig cc;
+  cc.capacity = 4096;
+  CHECK_EQ(engine->create_channel(kChannel, cc), 0);
+  tcp::ServiceConfig config;
+  config.listener.local = tcp::Endpoint4{kLoopback, kPort};
+  config.listener.pool.pool_packets = 1024;
+  Events events;
+  tcp::Service service(config, engine, &events);
+  events.service = &service;
+  if (service.Start() != 0) {
+    std::printf("# skipped: the service does not start here\n");
+    return;
+  }
+  std::vector<int> fds;
+  size_t cursor = 0;
+  for (int i = 0; i < kClients; ++i) {
+    int fd = connect_client();
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    fds.push_back(fd);
+    const uint32_t id = events.wait(tcp::ServiceEvent::kOpen, 0, &cursor).id;
+    CHECK(id != 0);
+    CHECK_EQ(service.AddMember(kChannel, id), 0);
+  }
+  CHECK_EQ(service.stats().connections, static_cast<uint32_t>(kClients));
+  CHECK_EQ(engine->barrier(), 0);
+  std::vector<std::vector<uint8_t>> sent;
+  for (uint32_t i = 0; i < kCount + config.listener.pool.reserve; ++i) {
+    sent.push_back(alc(static_cast<uint8_t>(i / 64), i, 300 + (i % 4) * 250));
+    uint32_t accepted = 0;
+    while (accepted == 0) {
+      engine->push_packets(kChannel, sent.back().data(), static_cast<uint32_t>(sent.back().size()),
+                           1, &accepted);
+      if (accepted == 0) usleep(1000);
+    }
+  }
+  std::vector<std::thread> readers;
+  std::atomic<int> complete{0};
+  for (int fd : fds) {
+    readers.emplace_back([&, fd] {
+      std::vector<uint8_t> frame;
+      for (uint32_t i = 0; i < kCount; ++i)
+        if (!read_frame(fd, &frame) || frame != sent[i]) return;
+      ++complete;
+    });
+  }
+  for (auto& t : readers) t.join();
+  CHECK_EQ(complete.load(), kClients);
+  for (int fd : fds) close(fd);
+  // Each client's close ends its connection.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (service.stats().connections > 0 && std::chrono::steady_clock::now() < until) usleep(5000);
+  CHECK_EQ(service.stats().connections, 0u);
+  CHECK_EQ(service.stats().pool_evicted, 0u);
+  service.Stop();
+  engine->stop();
+}
+
 // Over a veth pair (MTU 1500, a second namespace holding the client): the
 // packets of a real link, CHECKSUM_PARTIAL from the peer's stack, segments
 // that fill the MTU with the timestamp option. The client runs in a
@@ -567,6 +635,7 @@ int main() {
                            std::to_string(kPort) + " numgen random mod 100 < 5 drop'";
   in_new_netns(run_loss_test, {"ip link set lo up", rule.c_str(), loss.c_str()});
   in_new_netns(run_backpressure_test, {"ip link set lo up", rule.c_str()});
+  in_new_netns(run_many_clients_test, {"ip link set lo up", rule.c_str()});
   const std::string veth_rule = "nft add table inet t && nft add chain inet t in "
                                 "'{ type filter hook input priority 0; }' && "
                                 "nft add rule inet t in ip daddr 10.77.0.1 tcp dport " +
