@@ -323,6 +323,8 @@ export interface NativeTcpServerStats {
   /** Segments dropped unanswered: RSTs of no connection, not for us, impossible peers. */
   ignored?: number;
   receiveErrors?: number;
+  /** Packets to or from 127/8 that came in on a device other than loopback (dropped). */
+  martians?: number;
   /** Control packets refused (the connection was aborted). */
   controlRefused?: number;
   /** Peer bytes read natively, not yet handed to onEvents. */

@@ -359,6 +359,7 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
     set("segmentsIn", s.segments_in);
     set("segmentsOut", s.segments_out);
     set("badSegments", s.bad_segments);
+    set("martians", s.martians);
     set("sendErrors", s.send_errors);
     set("receiveErrors", s.receive_errors);
     set("freshFrames", s.fresh_frames);

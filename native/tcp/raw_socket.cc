@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/if_arp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <netinet/in.h>
@@ -159,6 +160,7 @@ size_t RawReceiver::Receive(std::vector<RawPacket>* out, int* err) {
     RawPacket p;
     p.data = static_cast<const uint8_t*>(iov_[i].iov_base);
     p.len = msgs_[i].msg_len;
+    p.loopback = sll->sll_hatype == ARPHRD_LOOPBACK;
     for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr;
          c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
       if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA ||

@@ -38,6 +38,7 @@ struct RawPacket {
   const uint8_t* data = nullptr;
   size_t len = 0;
   bool checksum_trusted = false;
+  bool loopback = false;  // arrived on a loopback device
 };
 
 // Binds (never listens on) a kernel TCP socket to addr:port, so that no

@@ -244,12 +244,18 @@ void Service::ReceiveAll(uint64_t now) {
   for (int b = 0; b < 16; ++b) {
     int err = 0;
     const size_t n = rx_.Receive(&pkts, &err);
-    if (err != 0) ++stats_.receive_errors;
+    if (err != 0) ++own_.receive_errors;
     if (n == 0) break;
     for (const RawPacket& p : pkts) {
       Segment seg;
       if (ParseIpv4Tcp(p.data, p.len, !p.checksum_trusted, &seg) != ParseError::kOk) {
-        ++stats_.bad_segments;
+        ++own_.bad_segments;
+        continue;
+      }
+      // 127/8 never appears outside a host (RFC 1122 §3.2.1.3): the kernel
+      // drops such martians when routing, but AF_PACKET sees them first.
+      if (!p.loopback && ((seg.src.addr >> 24) == 127 || (seg.dst.addr >> 24) == 127)) {
+        ++own_.martians;
         continue;
       }
       listener_->OnSegment(seg, now);
@@ -386,6 +392,9 @@ void Service::Run() {
       stats_.segments_out = output_->segments;
       stats_.send_errors = tx_.errors() + output_->build_errors;
       stats_.truncated = rx_.truncated();
+      stats_.bad_segments = own_.bad_segments;
+      stats_.receive_errors = own_.receive_errors;
+      stats_.martians = own_.martians;
     }
     if (!events.empty()) {
       events_->OnEvents(&events);

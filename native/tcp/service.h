@@ -69,6 +69,7 @@ struct ServiceStats {
   uint64_t segments_in = 0, segments_out = 0, bad_segments = 0, send_errors = 0;
   uint64_t fresh_frames = 0, stale_frames = 0, retransmitted_segments = 0, pool_evicted = 0;
   uint64_t receive_errors = 0, truncated = 0, control_refused = 0, pending_data = 0;
+  uint64_t martians = 0;  // loopback addresses off a loopback device
 };
 
 struct ConnectionSnapshot {
@@ -153,6 +154,7 @@ class Service {
   std::unordered_map<uint32_t, std::vector<std::shared_ptr<replicate::TcpSink>>> members_;
   std::unordered_map<uint32_t, ConnectionSnapshot> snapshots_;
   ServiceStats stats_;         // the thread's counters as of its last loop
+  ServiceStats own_;           // service thread only: counted as they happen
   ServiceStats closed_totals_; // frame counters of connections gone
 };
 
