@@ -22,6 +22,12 @@
  *   the group as its one sink, created at listen() and refilled like the
  *   unicast one. The client manager is told each channel's group; it
  *   decides who is a unicast member (lib/session).
+ * - TCP (when configured, lib/transport/tcp/): a second transport on an
+ *   IPv4 address and port (by default the control port's number on the
+ *   server's address, so one rqcast://HOST:PORT serves UDP and TCP alike).
+ *   Its peers' sessions are the client manager's like any; a member is the
+ *   connection added to the channel's sinks natively; a closed connection
+ *   ends its session at once (ClientManager.dropPeer).
  * - One interval timer drives every join timer (ClientManager.tick). Cookie
  *   keys rotate with the clock: CookieAuthority derives the key of each
  *   rotation period from the master secret (--secret, shared by relays; a
@@ -39,6 +45,9 @@ import {
   zeroServerTransportCounters,
 } from '../transport/server-transport';
 import { UdpServerTransport } from '../transport/udp/server-transport';
+import { TcpServerTransport } from '../transport/tcp/server-transport';
+import { nativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
+import { nativeEngineOf } from '../transport/replicator';
 import type { ObjectEncoder } from '../fec/encoder';
 import { BlockCache } from '../content/block-cache';
 import type { Catalogue, CatalogueObject, FdtObject } from '../content/catalogue';
@@ -59,6 +68,7 @@ import {
   type ServerLogger,
   type ServerPlan,
   SILENT_LOGGER,
+  type TcpServerConfig,
   symbolAllocators,
 } from './config';
 
@@ -74,6 +84,7 @@ export {
   type ReplicatorLike,
   type RqcastServerOptions,
   type ServerLogger,
+  type TcpServerConfig,
 } from './config';
 export type { ServerChannelGroup } from './group-streams';
 
@@ -146,10 +157,11 @@ export class RqcastServer extends EventEmitter {
   private readonly cache: BlockCache;
   private replicator?: ReplicatorLike;
   private ownsReplicator = false;
-  /** By the kind of peer each carries; UDP unicast only, so far. */
+  /** By the kind of peer each carries: UDP unicast, and TCP when configured. */
   private readonly transports = new Map<PeerTransport, ServerTransport>();
   private timer?: NodeJS.Timeout;
   private bound?: ServerAddress;
+  private tcpBound?: ServerAddress;
   private closed = false;
   private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
   private readonly onLowWater = (ids: number[]): void => {
@@ -231,19 +243,47 @@ export class RqcastServer extends EventEmitter {
       const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
+      if (this.options.tcp && this.plan.tcp) this.tcpBound = await this.openTcp(this.options.tcp, this.plan.tcp, this.bound.port, rep);
     } catch (err) {
       await this.close();
       throw err;
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
-    this.log.info({ ...this.bound, channels: this.channels.map(channelLog) }, 'listening');
+    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
 
   address(): ServerAddress | undefined {
     return this.bound;
+  }
+
+  /** Where the TCP transport accepts connections (undefined without one, or before listen). */
+  tcpAddress(): ServerAddress | undefined {
+    return this.tcpBound;
+  }
+
+  /**
+   * Opens the TCP transport on its address and port (the control port's
+   * number unless configured): its peers' sessions are the client
+   * manager's like any, and a closed connection ends its session at once.
+   */
+  private async openTcp(config: TcpServerConfig, plan: { address: string; port?: number }, controlPort: number, rep: ReplicatorLike): Promise<ServerAddress> {
+    const tcp = new TcpServerTransport({
+      address: plan.address,
+      port: plan.port ?? controlPort,
+      createServer: config.createServer ?? nativeTcpServerFactory(nativeEngineOf(rep)),
+      ...(config.hostFilter ? { hostFilter: config.hostFilter } : {}),
+      ...(config.limits ? { limits: config.limits } : {}),
+      logger: this.log,
+    });
+    this.transports.set(tcp.kind, tcp);
+    return tcp.open({
+      control: (m) => this.onControl(m),
+      error: (err) => this.emit('error', err),
+      peerGone: (peer) => this.apply(this.manager.dropPeer(peer)),
+    });
   }
 
   get sessionCount(): number {
