@@ -36,6 +36,8 @@ export interface ServerLinkHost {
   /** 'packet' listeners are there (the debug event). */
   watchingPackets(): boolean;
   packet(info: PacketInfo): void;
+  /** A delivery of the link's transport was read (the fallback watches its channels' packets). */
+  delivered?(link: ServerLink, now: number): void;
 }
 
 export interface ServerLinkOptions {
@@ -107,6 +109,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   onDatagrams(d: Datagrams): void {
     this.dataPath.onDatagrams(d);
+    this.host.delivered?.(this, Date.now());
   }
 
   onError(e: Error): void {
