@@ -36,7 +36,9 @@ describe('resolveClientOptions: multicast', () => {
   });
 
   test.each([
-    [{ transport: 'tcp' }, /transport is one of auto, multicast, udp/],
+    [{ transport: 'quic' }, /transport is one of auto, multicast, udp, tcp/],
+    [{ tcp: { host: '', port: 443 } }, /tcp.host must be/],
+    [{ tcp: { host: '10.0.0.1', port: 0 } }, /tcp.port must be 1..65535/],
     [{ transport: '' }, /transport is one of/],
     [{ transport: 1 }, /transport is one of/],
     [{ fallbackAfterMs: 0 }, /fallbackAfterMs must be a positive number/],
