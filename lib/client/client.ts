@@ -395,7 +395,7 @@ export class RqcastClient extends EventEmitter {
       if (d.transport === 'udp') entry.link.useUnicast(d.channel);
       this.setTransport(entry, d.transport, d.reason);
     }
-    if (toTcp.length > 0) this.openTcpLink(toTcp).catch((e: unknown) => this.onTcpFailed(e instanceof Error ? e : new Error(String(e))));
+    if (toTcp.length > 0) this.openTcpLink(toTcp).catch((e: unknown) => this.onTcpFailed(e instanceof Error ? e : new Error(String(e)), toTcp));
   }
 
   /** A session over TCP for `channels` (the 'auto' chain's last step). */
@@ -413,11 +413,23 @@ export class RqcastClient extends EventEmitter {
     link.start(transport);
   }
 
-  /** A TCP session of the 'auto' chain failed: there is nothing to fall back to; the fetch goes on with what it has until its timeout. */
-  private onTcpFailed(e: Error): void {
+  /**
+   * A TCP session of the 'auto' chain failed: there is nothing to fall
+   * back to; the fetch goes on with what it has until its timeout. Channels
+   * whose TCP connection could not be made at all (`channels`) are said to
+   * be on UDP again, which still carries whatever it brings.
+   */
+  private onTcpFailed(e: Error, channels: string[] = []): void {
     if (this.ended) return;
-    if (this.opts.transport === 'tcp') this.run.fail(e);
-    else this.emit('warning', `TCP: ${e.message}`);
+    if (this.opts.transport === 'tcp') {
+      this.run.fail(e);
+      return;
+    }
+    this.emit('warning', `TCP: ${e.message}`);
+    for (const name of channels) {
+      const entry = this.joinedChannels.get(name);
+      if (entry && !this.tcpLinks.has(entry.link)) this.setTransport(entry, 'udp', 'failed');
+    }
   }
 
   /** A TCP session joined: its channels are received by it from now on (what other links brought stays). */

@@ -146,3 +146,27 @@ test('auto, UDP that keeps delivering: no TCP connection is ever made', async ()
     await tcp.close();
   }
 });
+
+test('auto, UDP that stops and no TCP server: a warning, the channel is said to be on UDP again, and the fetch times out as it would have', async () => {
+  const udp = new FakeServer({ objects: [{ name: 'a.bin', data: A }], unicastPackets: 20 });
+  const udpPort = await udp.listen();
+  const gone = new FakeTcpServer({ objects: [] });
+  const tcpPort = await gone.listen();
+  await gone.close();
+  try {
+    const c = new RqcastClient(`rqcast://127.0.0.1:${udpPort}`, { outputDir: dir, retryMs: 20, timeoutMs: 1200, fallbackAfterMs: 200, tcp: { host: '127.0.0.1', port: tcpPort } });
+    const events: TransportEvent[] = [];
+    const warnings: string[] = [];
+    c.on('transport', (e) => events.push(e));
+    c.on('warning', (w) => warnings.push(w));
+    await expect(c.fetch()).rejects.toThrow(/no data/);
+    expect(events).toEqual([
+      { channel: 'main', transport: 'udp', reason: 'no-group' },
+      { channel: 'main', transport: 'tcp', reason: 'silent' },
+      { channel: 'main', transport: 'udp', reason: 'failed' },
+    ]);
+    expect(warnings.some((w) => /TCP: .*ECONNREFUSED/.test(w))).toBe(true);
+  } finally {
+    await udp.close();
+  }
+});
