@@ -45,7 +45,8 @@ import {
   zeroServerTransportCounters,
 } from '../transport/server-transport';
 import { UdpServerTransport } from '../transport/udp/server-transport';
-import { TcpServerTransport } from '../transport/tcp/server-transport';
+import { TcpServerTransport, type TcpTransportCounters } from '../transport/tcp/server-transport';
+import type { NativeTcpServerStats } from '../transport/tcp/native-tcp-server';
 import { nativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
 import { nativeEngineOf } from '../transport/replicator';
 import type { ObjectEncoder } from '../fec/encoder';
@@ -96,8 +97,13 @@ export interface GroupStreamCounters {
   groupWindowStalls: number;
 }
 
+/** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
+export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
+  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' as `tcp${Capitalize<K>}`]: number;
+};
+
 /** The other StreamCounters are summed over the channels under their own names. */
-export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters {
+export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters, TcpServerCounters {
   /** Control messages received (UDP datagrams), before decoding. */
   datagramsReceived: number;
   bytesReceived: number;
@@ -312,7 +318,9 @@ export class RqcastServer extends EventEmitter {
     }
     const b = this.cache.stats;
     const manager = this.manager.counters;
+    const tcpTransport = this.transports.get('tcp');
     return {
+      ...tcpCounters(tcpTransport instanceof TcpServerTransport ? tcpTransport : undefined),
       ...manager,
       // Suppressed by the manager on the predicted size, or by a transport on the encoded bytes.
       amplificationSuppressed: manager.amplificationSuppressed + t.repliesOverBudget,
@@ -451,6 +459,47 @@ export class RqcastServer extends EventEmitter {
       this.log.warn({ err }, 'replicator refused a command');
     }
   }
+}
+
+/** The TCP counters of `t` (all 0 without it). */
+function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
+  const c: TcpTransportCounters = t?.tcp ?? {
+    connectionsOpened: 0,
+    connectionsClosed: 0,
+    closedNormal: 0,
+    closedReset: 0,
+    closedTimeout: 0,
+    closedAborted: 0,
+    closedProtocol: 0,
+    framingErrors: 0,
+    freshNotNeeded: 0,
+    unknownConnection: 0,
+  };
+  let n: Partial<NativeTcpServerStats> = {};
+  try {
+    n = t?.nativeStats() ?? {};
+  } catch {
+    // A native server that cannot say: its counters read 0.
+  }
+  return {
+    tcpConnectionsOpened: c.connectionsOpened,
+    tcpConnectionsClosed: c.connectionsClosed,
+    tcpClosedNormal: c.closedNormal,
+    tcpClosedReset: c.closedReset,
+    tcpClosedTimeout: c.closedTimeout,
+    tcpClosedAborted: c.closedAborted,
+    tcpClosedProtocol: c.closedProtocol,
+    tcpFramingErrors: c.framingErrors,
+    tcpFreshNotNeeded: c.freshNotNeeded,
+    tcpUnknownConnection: c.unknownConnection,
+    tcpFreshFrames: n.freshFrames ?? 0,
+    tcpStaleFrames: n.staleFrames ?? 0,
+    tcpRetransmittedSegments: n.retransmittedSegments ?? 0,
+    tcpPoolEvicted: n.poolEvicted ?? 0,
+    tcpResetsSent: n.resetsSent ?? 0,
+    tcpBadSegments: n.badSegments ?? 0,
+    tcpRefused: n.refused ?? 0,
+  };
 }
 
 /** What the client manager knows of a channel: name, TSI and the group JOINED announces. */

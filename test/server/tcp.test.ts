@@ -19,6 +19,7 @@ import { type ControlMessage, MessageType } from '../../lib/protocol/messages';
 import type { ReplicatorChannelConfig, ReplicatorContract } from '../../lib/transport/replicator-contract';
 import { RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
 import { planServer } from '../../lib/server/config';
+import { registerServerMetrics } from '../../lib/server/metrics';
 import { TcpUnavailableError } from '../../lib/transport/tcp/native-tcp-server';
 import { FakeHostFilter, fakeFactory, type FakeNativeTcpServer } from '../transport/tcp/fake-native-tcp-server';
 
@@ -122,6 +123,10 @@ test('a client over TCP: COOKIE and JOINED on its connection, a member by its co
     native.emit({ type: 'close', id: 42, reason: 'reset' });
     expect(s.sessionCount).toBe(0);
     expect(s.counters.sessionsDisconnected).toBe(1);
+    expect(s.counters).toMatchObject({ tcpConnectionsOpened: 1, tcpConnectionsClosed: 1, tcpClosedReset: 1, tcpFramingErrors: 0 });
+    const metrics = await registerServerMetrics(s).metrics();
+    expect(metrics).toMatch(/^rqcast_server_tcp_connections_opened_total 1$/m);
+    expect(metrics).toMatch(/^rqcast_server_tcp_stale_frames_total 0$/m);
     expect(s.counters.sessionsLeft).toBe(0);
     expect(left).toHaveLength(1);
     // The connection is gone: no removeMember reaches the native server for it.
