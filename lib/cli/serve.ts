@@ -387,7 +387,9 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   The server's own TCP implementation answers on that address and port (a
   lost segment is resent with fresh symbols); it needs root (CAP_NET_RAW,
   CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
-  host's stack leaves the port alone, removing it on exit.`;
+  host's stack leaves the port alone, removing it on exit. A bare --tcp
+  takes the next word as its value unless it is an option: put it after
+  the paths.`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {

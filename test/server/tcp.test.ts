@@ -196,6 +196,13 @@ describe('serve --tcp', () => {
     expect(r.code).toBe(0);
   });
 
+  test('--json: the listening object says where TCP is', async () => {
+    const r = await serve(['--tcp', '8443', '--json']);
+    const line = JSON.parse(r.lines[0]) as { event: string; port: number; tcp?: { host: string; port: number } };
+    expect(line.event).toBe('listening');
+    expect(line.tcp).toEqual({ host: '127.0.0.1', port: 8443 });
+  });
+
   test('ADDR:PORT and PORT', async () => {
     expect((await serve(['--tcp', '0.0.0.0:8443'])).factory.servers[0].options).toMatchObject({ address: '0.0.0.0', port: 8443 });
     expect((await serve(['--tcp', '9443'])).factory.servers[0].options).toMatchObject({ address: '127.0.0.1', port: 9443 });
