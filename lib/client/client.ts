@@ -417,7 +417,7 @@ export class RqcastClient extends EventEmitter {
    * A TCP session of the 'auto' chain failed: there is nothing to fall
    * back to; the fetch goes on with what it has until its timeout. Channels
    * whose TCP connection could not be made at all (`channels`) are said to
-   * be on UDP again, which still carries whatever it brings.
+   * be on UDP again ('tcp-failed'), which still carries whatever it brings.
    */
   private onTcpFailed(e: Error, channels: string[] = []): void {
     if (this.ended) return;
@@ -428,7 +428,7 @@ export class RqcastClient extends EventEmitter {
     this.emit('warning', `TCP: ${e.message}`);
     for (const name of channels) {
       const entry = this.joinedChannels.get(name);
-      if (entry && !this.tcpLinks.has(entry.link)) this.setTransport(entry, 'udp', 'failed');
+      if (entry && !this.tcpLinks.has(entry.link)) this.setTransport(entry, 'udp', 'tcp-failed');
     }
   }
 

@@ -40,7 +40,9 @@ export type TransportReason =
   /** Fell back: nothing arrived for fallbackAfterMs after packets had come. */
   | 'silent'
   /** Fell back: the transport could not be opened (e.g. the kernel refused the membership). */
-  | 'failed';
+  | 'failed'
+  /** Back on UDP: the TCP connection the chain's last step asked for could not be made. */
+  | 'tcp-failed';
 
 /** The 'transport' event: channel `channel` is now received by `transport`, because of `reason`. */
 export interface TransportEvent {

@@ -163,7 +163,7 @@ test('auto, UDP that stops and no TCP server: a warning, the channel is said to 
     expect(events).toEqual([
       { channel: 'main', transport: 'udp', reason: 'no-group' },
       { channel: 'main', transport: 'tcp', reason: 'silent' },
-      { channel: 'main', transport: 'udp', reason: 'failed' },
+      { channel: 'main', transport: 'udp', reason: 'tcp-failed' },
     ]);
     expect(warnings.some((w) => /TCP: .*ECONNREFUSED/.test(w))).toBe(true);
   } finally {
