@@ -137,7 +137,7 @@ test('auto, UDP that keeps delivering: no TCP connection is ever made', async ()
   const tcp = new FakeTcpServer({ objects: [{ name: 'a.bin', data: A }] });
   const tcpPort = await tcp.listen();
   try {
-    const c = new RqcastClient(`rqcast://127.0.0.1:${udpPort}`, { outputDir: dir, retryMs: 20, timeoutMs: 5000, fallbackAfterMs: 150, tcp: { host: '127.0.0.1', port: tcpPort } });
+    const c = new RqcastClient(`rqcast://127.0.0.1:${udpPort}`, { outputDir: dir, retryMs: 20, timeoutMs: 5000, fallbackAfterMs: 500, tcp: { host: '127.0.0.1', port: tcpPort } });
     const s = await c.fetch();
     expect(s.channels).toEqual([{ name: 'main', tsi: 1, transport: 'udp' }]);
     expect(tcp.connections).toBe(0);
