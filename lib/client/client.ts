@@ -4,9 +4,10 @@
  * file:
  *
  *   resolve.ts          the URL's host -> the server's address
- *   server-link.ts      one server over one transport (UDP unicast today,
- *                       lib/transport/udp/client-socket.ts): the transport,
- *                       the timers, and
+ *   server-link.ts      one server over one transport (UDP unicast,
+ *                       lib/transport/udp/client-socket.ts, or TCP,
+ *                       lib/transport/tcp/client-stream.ts): the
+ *                       transport, the timers, and
  *     session.ts        the I/O-free session machine (HELLO, COOKIE, JOIN,
  *                       renewal, cookie refresh, LEAVE; time passed in)
  *     data-path.ts      datagrams in: source check, pre-JOIN buffer, loss
@@ -19,7 +20,8 @@
  *   group-link.ts       a channel's multicast group (§10.10), joined when
  *                       JOINED announces it, feeding the link's data path
  *   fallback.ts         which transport each channel is on, and when a
- *                       silent group gives way to unicast
+ *                       silent group gives way to UDP, and silent UDP to
+ *                       TCP
  *   fetch-run.ts        the registry with its file sinks, the report
  *                       (fetch-report.ts: progress, object results, the
  *                       summary), and how the fetch ends
@@ -121,7 +123,7 @@ export class RqcastClient extends EventEmitter {
   private readonly opts: ResolvedClientOptions;
   private readonly random: () => number;
   private readonly run: FetchRun;
-  /** One per session (one server over one transport); one today. */
+  /** One per session (one server over one transport): the first, and one per move to TCP. */
   private readonly links: ServerLink[] = [];
   private readonly linkHost: ServerLinkHost;
   /** The host of the TCP links the 'auto' chain opens: their failure is a warning, not the fetch's end. */

@@ -6,8 +6,9 @@
  * mode, the ACK interval; and it turns the session's events into the
  * fetch's (channels joined into the registry, refusals, warnings).
  *
- * A fetch holds one link per session: one today (UDP unicast to the URL's
- * server); several when a client combines servers or a TCP fallback. Each
+ * A fetch holds one link per session: the first (UDP unicast to the URL's
+ * server, or TCP with --transport tcp), and one more over TCP for each
+ * batch of channels the 'auto' chain moves there; several servers next. Each
  * link's channels are its own in the registry (keyed by the link's id and
  * TSI), its objects are everyone's. A channel's multicast group is no
  * session of its own: its membership (group-link.ts) feeds this link's
