@@ -1,12 +1,17 @@
 /**
  * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
- *  [--transport auto|multicast|udp] [--fallback-after 2s] [--multicast-if IF]`
+ *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
+ *  [--tcp HOST:PORT]`
  *
  * URL is rqcast://HOST… (a server: RqcastClient) or flute://GROUP:PORT?tsi=N
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
  * §10.10); options that need a server (--ttl, --until, --ack, --transport
- * udp, --fallback-after) are usage errors with flute://.
+ * udp|tcp, --fallback-after, --tcp) are usage errors with flute://.
+ *
+ * TCP (issue 9): --transport tcp fetches over one TCP connection to the
+ * URL's host and port (or --tcp HOST:PORT); with --transport auto, TCP is
+ * the last step after multicast and UDP. --ack has no effect over TCP.
  *
  * Exit codes (docs/PROTOCOL.md §10.9, exit-codes.ts): 0 every object
  * fetched and verified; 2 usage (bad URL or option); 3 the server refused
@@ -31,8 +36,10 @@ import {
   parseDuration,
   parseJoinInterface,
   parseMebibytes,
+  parseTcpEndpoint,
   parseTransportMode,
   percentage,
+  type HostPort,
 } from './options';
 
 const parseLossPercent = percentage(100, { maxExcluded: true });
@@ -52,6 +59,8 @@ export interface FetchCliOptions {
   /** ms (--fallback-after). */
   fallbackAfter?: number;
   multicastIf?: string;
+  /** --tcp: where the server's TCP transport is. */
+  tcp?: HostPort;
 }
 
 /**
@@ -95,6 +104,7 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
         transport: o.transport,
         fallbackAfterMs: o.fallbackAfter,
         multicastInterface: o.multicastIf,
+        ...(o.tcp ? { tcp: o.tcp } : {}),
       };
       client = new RqcastClient(url, options);
     }
@@ -125,7 +135,8 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
     [o.until, '--until'],
     [o.ack, '--ack'],
     [o.fallbackAfter, '--fallback-after'],
-    [o.transport === 'udp' ? true : undefined, '--transport udp'],
+    [o.transport === 'udp' || o.transport === 'tcp' ? true : undefined, `--transport ${o.transport ?? ''}`],
+    [o.tcp, '--tcp'],
   ];
   for (const [value, name] of serverOnly) {
     if (value !== undefined) throw new UsageError(`${name} needs a server: a flute:// URL has none`);
@@ -174,13 +185,17 @@ export function registerFetchCommand(program: Command): Command {
     .option('-q, --quiet', 'no progress display')
     .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(optionParser(parseLossPercent)))
     .addOption(
-      new Option('--transport <mode>', 'auto: multicast where the server announces a group, unicast when it stays silent; multicast: never fall back; udp: unicast only')
+      new Option(
+        '--transport <mode>',
+        'auto: multicast where the server announces a group, then UDP unicast, then TCP, each after --fallback-after of silence; multicast: never fall back; udp: UDP unicast only; tcp: one TCP connection',
+      )
         .argParser(optionParser(parseTransportMode))
         .default('auto'),
     )
     .addOption(
-      new Option('--fallback-after <duration>', 'auto: ask for unicast when a channel\'s group delivers nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
+      new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
     )
+    .addOption(new Option('--tcp <host:port>', "where the server's TCP transport is, for --transport tcp|auto (default: the URL's host and port)").argParser(optionParser(parseTcpEndpoint)))
     .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
     .addHelpText(
       'after',
@@ -190,6 +205,7 @@ Examples:
   rqcast fetch rqcast://[::1]:4433//movie.mp4 -o m.mp4   one object of "main" into m.mp4
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
   rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
+  rqcast fetch rqcast://10.0.0.1:4433 --transport tcp    over one TCP connection (networks that pass only TCP)
   rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
                                                         every object of a FLUTE session, no server
 

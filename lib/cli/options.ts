@@ -12,7 +12,7 @@
  * - other numbers (rates, percentages) are whatever Number() reads, finite;
  * - surrounding white space is ignored.
  */
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import { TRANSPORT_MODES, TransportMode } from '../client/fallback';
 import { MembershipError } from '../transport/multicast/membership-errors';
@@ -254,3 +254,28 @@ export const parseJoinInterface: Parser<string> = (text) => {
   }
   return t;
 };
+
+// ----------------------------------------------------------- TCP (issue 9) --
+
+/** `serve --tcp [ADDR:]PORT`: where the TCP transport accepts connections; no address = the server's own. */
+export interface TcpListenSpec {
+  /** A numeric IPv4 address of this host, or 0.0.0.0 (absent: --bind's, when IPv4). */
+  address?: string;
+  port: number;
+}
+
+/** [ADDR:]PORT, ADDR a numeric IPv4 address (TCP is IPv4 only), PORT 1..65535. */
+export const parseTcpListen: Parser<TcpListenSpec> = (text) => {
+  const t = text.trim();
+  const message = `"${text}" is not [ADDR:]PORT (an IPv4 address, TCP is IPv4 only, and a port 1..65535)`;
+  const m = /^(?:([0-9.]+):)?([0-9]+)$/.exec(t);
+  if (!m) throw new UsageError(message);
+  const port = decimalInteger(m[2]);
+  if (port === undefined || port < 1 || port > 65535) throw new UsageError(message);
+  if (m[1] === undefined) return { port };
+  if (!isIPv4(m[1])) throw new UsageError(message);
+  return { address: m[1], port };
+};
+
+/** `fetch --tcp HOST:PORT`: where the server's TCP transport is (a name or an IPv4 address; IPv6 in brackets is refused later by the connect). */
+export const parseTcpEndpoint: Parser<HostPort> = parseHostPort;

@@ -2,8 +2,8 @@
  * `rqcast serve FILE|DIR... [--port 4433] [--bind 0.0.0.0] [--rate 100]
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
- *  [--symbol-size 1280] [--no-code] [--memory 512] [--pass-overhead 15]
- *  [--secret HEX] [--json] [--quiet]`
+ *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
+ *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -20,6 +20,12 @@
  *   group they are a usage error. The source is announced to clients; by
  *   default it is the --multicast-if address, else the --bind address when
  *   it is not a wildcard (lib/transport/multicast/group-config.ts).
+ * - TCP (issue 9): --tcp also serves over TCP, on [ADDR:]PORT, or bare on
+ *   the control port's number of the server's own address, so that one
+ *   rqcast://HOST:PORT serves UDP and TCP alike. IPv4 only. It needs
+ *   CAP_NET_RAW and CAP_NET_ADMIN, and a native addon built with the TCP
+ *   server; it installs one nftables table, rqcast_tcp_PORT, removed on
+ *   exit (and replaced at the next start after a SIGKILL).
  * - --memory MIB bounds the prepared blocks the server holds (files are
  *   read block by block, with pread, as the streams need them); channels
  *   whose blocks do not fit send a sliding window of blocks, each block
@@ -54,6 +60,7 @@ import {
   DEFAULT_RATE_MBPS,
   type ReplicatorLike,
   RqcastServer,
+  type RqcastServerOptions,
   ServerAddress,
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
@@ -71,9 +78,13 @@ import {
   parseMulticastTtl,
   parsePort,
   parseRateMbps,
+  parseTcpListen,
   percentage,
   repeatableOptionParser,
+  type TcpListenSpec,
 } from './options';
+import type { HostFilterLike } from '../transport/tcp/host-filter';
+import type { NativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
 
 const MIB = 1024 * 1024;
 const DEFAULT_PASS_OVERHEAD_PCT = Math.round(DEFAULT_PASS_OVERHEAD * 100);
@@ -117,6 +128,8 @@ export interface ServeCliOptions {
   multicastIf?: string;
   /** --multicast-source: the announced source of every group. */
   multicastSource?: string;
+  /** --tcp: true when given bare (the control port's number on the server's address). */
+  tcp?: true | TcpListenSpec;
   json?: boolean;
   quiet?: boolean;
 }
@@ -129,6 +142,20 @@ export interface ServeIo {
   stopSignal?: () => Promise<string>;
   /** The data engine. Default: the native Replicator; tests pass a fake (they close it). */
   replicator?: ReplicatorLike;
+  /** --tcp's native server and host filter. Default: the addon's TcpServer and the nftables filter; tests pass fakes. */
+  tcpServer?: NativeTcpServerFactory;
+  tcpHostFilter?: HostFilterLike;
+}
+
+/** The server's TCP configuration for --tcp, with the test hooks of `io`. */
+function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOptions['tcp'] {
+  if (tcp === undefined) return undefined;
+  return {
+    ...(tcp !== true && tcp.address !== undefined ? { address: tcp.address } : {}),
+    ...(tcp !== true ? { port: tcp.port } : {}),
+    ...(io.tcpServer ? { createServer: io.tcpServer } : {}),
+    ...(io.tcpHostFilter ? { hostFilter: io.tcpHostFilter } : {}),
+  };
 }
 
 const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
@@ -270,6 +297,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       passOverhead: opts.passOverhead / 100,
       logger: log,
       replicator: io.replicator,
+      tcp: tcpConfig(opts.tcp, io),
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
@@ -285,6 +313,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           event: 'listening',
           host: address.address,
           port: address.port,
+          ...(server.tcpAddress() ? { tcp: { host: server.tcpAddress()?.address, port: server.tcpAddress()?.port } } : {}),
           noCode: !opts.code,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
@@ -301,7 +330,8 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
         }),
       );
     } else {
-      io.stdout(`listening on ${hostPort(address)}`);
+      const tcp = server.tcpAddress();
+      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}`);
     }
     return {
       server,
@@ -349,7 +379,17 @@ Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md
   announces the group and its source (--multicast-source; default the
   --multicast-if address, else the --bind address unless a wildcard), so
   clients can join source-specific. --multicast-ttl, --multicast-if and
-  --multicast-source apply to every group.`;
+  --multicast-source apply to every group.
+
+TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|auto):
+  rqcast serve ./files --bind 192.0.2.10 --tcp          TCP on 192.0.2.10:4433, beside UDP 4433
+  rqcast serve ./files --tcp 0.0.0.0:443                TCP on port 443 of every local address
+  The server's own TCP implementation answers on that address and port (a
+  lost segment is resent with fresh symbols); it needs root (CAP_NET_RAW,
+  CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
+  host's stack leaves the port alone, removing it on exit. A bare --tcp
+  takes the next word as its value unless it is an option: put it after
+  the paths.`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -392,6 +432,11 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .addOption(
       new Option('--multicast-source <addr>', "source address of the groups' packets, announced for source-specific joins (a local address)").argParser(
         optionParser(localUnicastAddress()),
+      ),
+    )
+    .addOption(
+      new Option('--tcp [addr:port]', "also serve over TCP (IPv4) on [ADDR:]PORT; bare: the control port's number on the server's address (needs root: raw sockets and an nftables rule)").argParser(
+        optionParser(parseTcpListen),
       ),
     )
     .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(optionParser(parseSymbolSize)))

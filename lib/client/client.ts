@@ -4,9 +4,10 @@
  * file:
  *
  *   resolve.ts          the URL's host -> the server's address
- *   server-link.ts      one server over one transport (UDP unicast today,
- *                       lib/transport/udp/client-socket.ts): the transport,
- *                       the timers, and
+ *   server-link.ts      one server over one transport (UDP unicast,
+ *                       lib/transport/udp/client-socket.ts, or TCP,
+ *                       lib/transport/tcp/client-stream.ts): the
+ *                       transport, the timers, and
  *     session.ts        the I/O-free session machine (HELLO, COOKIE, JOIN,
  *                       renewal, cookie refresh, LEAVE; time passed in)
  *     data-path.ts      datagrams in: source check, pre-JOIN buffer, loss
@@ -19,7 +20,8 @@
  *   group-link.ts       a channel's multicast group (§10.10), joined when
  *                       JOINED announces it, feeding the link's data path
  *   fallback.ts         which transport each channel is on, and when a
- *                       silent group gives way to unicast
+ *                       silent group gives way to UDP, and silent UDP to
+ *                       TCP
  *   fetch-run.ts        the registry with its file sinks, the report
  *                       (fetch-report.ts: progress, object results, the
  *                       summary), and how the fetch ends
@@ -36,6 +38,16 @@
  * keeping the membership and every symbol it brought. 'transport' events
  * say which transport each channel is on, and why.
  *
+ * TCP (issue 9): 'tcp' runs the one session over a TCP connection
+ * (lib/transport/tcp/client-stream.ts) to the URL's host and port, or
+ * --tcp HOST:PORT. In 'auto', TCP is the chain's last step: a channel
+ * whose UDP stream delivers nothing for fallbackAfterMs (or every channel,
+ * when the UDP session gets no JOINED within it: a network that drops
+ * UDP) is asked for on a new session over TCP, one per batch of channels
+ * that move together; what the earlier transports brought stays (objects
+ * are the registry's, whichever link fed them). Over TCP the client sends
+ * no ACKs: TCP recovers its losses itself, with fresh symbols.
+ *
  * Errors end the fetch: JoinRefusedError (the CLI's exit 3),
  * FetchTimeoutError (4), DigestMismatchError (5). Temp files are removed
  * on every failure.
@@ -46,6 +58,7 @@ import type { JoinedChannel } from '../protocol/messages';
 import { Rng } from '../support/rng';
 import type { ClientTransport, ClientTransportKind, ServerEndpoint } from '../transport/client-transport';
 import { openUdpClientTransport } from '../transport/udp/client-socket';
+import { openTcpClientTransport } from '../transport/tcp/client-stream';
 import { PartialBlockBudget } from './block-budget';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
@@ -110,9 +123,15 @@ export class RqcastClient extends EventEmitter {
   private readonly opts: ResolvedClientOptions;
   private readonly random: () => number;
   private readonly run: FetchRun;
-  /** One per session (one server over one transport); one today. */
+  /** One per session (one server over one transport): the first, and one per move to TCP. */
   private readonly links: ServerLink[] = [];
   private readonly linkHost: ServerLinkHost;
+  /** The host of the TCP links the 'auto' chain opens: their failure is a warning, not the fetch's end. */
+  private readonly tcpFallbackHost: ServerLinkHost;
+  /** Links whose transport is TCP. */
+  private readonly tcpLinks = new Set<ServerLink>();
+  /** Each channel's unicast packet count when the fallback last heard of it. */
+  private readonly unicastSeen = new Map<string, number>();
   private readonly groupHost: GroupLinkHost;
   /** Joined channels by name, in JOINED order (one link today: names are unique). */
   private readonly joinedChannels = new Map<string, JoinedEntry>();
@@ -151,24 +170,8 @@ export class RqcastClient extends EventEmitter {
         shutdown: () => this.shutdown(),
       },
     );
-    const client = this;
-    this.linkHost = {
-      get ended() {
-        return client.ended;
-      },
-      activity: (now) => {
-        this.lastActivity = now;
-      },
-      joined: (link, info) => {
-        this.run.report.joinedAt ??= Date.now();
-        this.emit('joined', info);
-        this.receiveChannels(link, info.channels);
-      },
-      failed: (e) => this.run.fail(e),
-      warning: (m) => this.emit('warning', m),
-      watchingPackets: () => this.listenerCount('packet') > 0,
-      packet: (info) => this.emit('packet', info),
-    };
+    this.linkHost = this.makeLinkHost((e) => this.run.fail(e));
+    this.tcpFallbackHost = this.makeLinkHost((e) => this.onTcpFailed(e));
     this.groupHost = {
       groupPackets: (g, _count, now) => this.fallback.received(g.channel, 'multicast', now),
       groupFailed: (g, e) => this.onGroupFailed(g, e),
@@ -196,37 +199,44 @@ export class RqcastClient extends EventEmitter {
 
   // ------------------------------------------------------------ set-up --
 
+  /** What a link needs of the fetch; `failed` is what its failure does. */
+  private makeLinkHost(failed: (e: Error) => void): ServerLinkHost {
+    const client = this;
+    return {
+      get ended() {
+        return client.ended;
+      },
+      activity: (now) => {
+        this.lastActivity = now;
+      },
+      joined: (link, info) => {
+        this.run.report.joinedAt ??= Date.now();
+        this.emit('joined', info);
+        if (this.tcpLinks.has(link)) this.adoptTcpChannels(link, info.channels);
+        else this.receiveChannels(link, info.channels);
+      },
+      failed,
+      warning: (m) => this.emit('warning', m),
+      watchingPackets: () => this.listenerCount('packet') > 0,
+      packet: (info) => this.emit('packet', info),
+      delivered: (link, now) => this.onDelivered(link, now),
+    };
+  }
+
   private async start(): Promise<void> {
     this.run.report.startedAt = Date.now();
     this.lastActivity = this.run.report.startedAt;
     if (this.opts.untilMs !== undefined && this.opts.untilMs <= Date.now()) {
       throw new InvalidClientOptionError('the --until time has already passed');
     }
-    const server = await resolveServer(this.url.host, this.url.port);
-    if (this.ended) return;
     const o = this.opts;
+    const tcp = o.transport === 'tcp';
+    const server = tcp ? await this.tcpEndpoint() : await resolveServer(this.url.host, this.url.port);
+    if (this.ended) return;
     const channels = joinChannels(this.url);
-    const link = new ServerLink(this.links.length, server, this.run.registry, this.linkHost, {
-      session: new ClientSession({
-        channels,
-        // Every channel's bit, unless unicast is forced (§4.5): the server
-        // ignores it for a channel without a group.
-        multicast: o.transport === 'udp' ? [] : channels,
-        ttlMs: o.ttlMs,
-        untilMs: o.untilMs,
-        ack: o.ack,
-        retryMs: o.retryMs,
-      }),
-      dataPath: {
-        lossRate: o.lossRate,
-        random: this.random,
-        ack: o.ack,
-        ackEveryPackets: o.ackEveryPackets,
-        recordEsis: o.recordEsis,
-        stats: this.stats,
-      },
-      ackIntervalMs: o.ackIntervalMs,
-    });
+    // Every channel's bit, unless unicast is forced (§4.5): the server
+    // ignores it for a channel without a group.
+    const link = this.newLink(server, channels, o.transport === 'udp' || tcp ? [] : channels, this.linkHost, tcp);
     const transport = await this.openTransport(server, link);
     if (this.ended) {
       await transport.close();
@@ -235,14 +245,45 @@ export class RqcastClient extends EventEmitter {
     this.links.push(link);
     this.tickTimer = setInterval(() => this.tick(), Math.min(250, this.opts.progressIntervalMs));
     link.start(transport);
+    if (o.transport === 'auto') {
+      // The UDP session is watched from its HELLO: a network that drops UDP
+      // gives no JOINED, and its channels move to TCP like silent ones.
+      const now = Date.now();
+      for (const c of channels) this.fallback.start(c, 'udp', now);
+      this.armFallback();
+    }
   }
 
-  /**
-   * The transport a link's session runs over: UDP unicast. Multicast and
-   * TCP add their own opener beside this one, and a fallback chain picks
-   * among them.
-   */
+  /** A link (one session) to `server` for `channels`; over TCP, a session that sends no ACKs. */
+  private newLink(server: ServerEndpoint, channels: string[], multicast: string[], host: ServerLinkHost, tcp: boolean): ServerLink {
+    const o = this.opts;
+    // TCP loses nothing it delivered and retransmits with fresh symbols: nothing for ACKs to do.
+    const ack = o.ack && !tcp;
+    const link = new ServerLink(this.links.length, server, this.run.registry, host, {
+      session: new ClientSession({ channels, multicast, ttlMs: o.ttlMs, untilMs: o.untilMs, ack, retryMs: o.retryMs }),
+      dataPath: {
+        lossRate: o.lossRate,
+        random: this.random,
+        ack,
+        ackEveryPackets: o.ackEveryPackets,
+        recordEsis: o.recordEsis,
+        stats: this.stats,
+      },
+      ackIntervalMs: o.ackIntervalMs,
+    });
+    if (tcp) this.tcpLinks.add(link);
+    return link;
+  }
+
+  /** Where the server's TCP transport is: --tcp HOST:PORT, else the URL's host and port. */
+  private tcpEndpoint(): Promise<ServerEndpoint> {
+    const t = this.opts.tcp;
+    return t ? resolveServer(t.host, t.port) : resolveServer(this.url.host, this.url.port);
+  }
+
+  /** The transport a link's session runs over: TCP for a TCP link, else UDP unicast. */
   private openTransport(server: ServerEndpoint, link: ServerLink): Promise<ClientTransport> {
+    if (this.tcpLinks.has(link)) return openTcpClientTransport(server, link);
     return openUdpClientTransport(server, link, {
       receiveBufferBytes: this.opts.recvBufferBytes,
       batch: this.opts.recvBatch,
@@ -260,6 +301,11 @@ export class RqcastClient extends EventEmitter {
    */
   private receiveChannels(link: ServerLink, channels: JoinedChannel[]): void {
     for (const channel of channels) {
+      // Already moved on to TCP (a UDP session that joined late): its session there is the one watched.
+      if (this.fallback.transport(channel.name) === 'tcp') {
+        this.run.registry.supersede(link.id, channel.tsi);
+        continue;
+      }
       const entry: JoinedEntry = { link, channel };
       this.joinedChannels.set(channel.name, entry);
       if (this.opts.transport === 'udp') this.setTransport(entry, 'udp', 'transport-udp');
@@ -311,7 +357,7 @@ export class RqcastClient extends EventEmitter {
     if (this.fallback.transport(group.channel) === undefined) this.fallback.start(group.channel, 'multicast', now);
     const d = this.fallback.failed(group.channel, 'multicast', now);
     this.emit('warning', `channel "${group.channel}": ${e.message}`);
-    if (d) this.applyFallback(d);
+    if (d) this.applyFallbacks([d]);
   }
 
   /** Wakes up at the fallback's next deadline (it only moves later as packets arrive: checked when it fires). */
@@ -324,17 +370,100 @@ export class RqcastClient extends EventEmitter {
     this.fallbackTimer = setTimeout(() => {
       this.fallbackTimer = undefined;
       if (this.ended) return;
-      for (const d of this.fallback.tick(Date.now())) this.applyFallback(d);
+      this.applyFallbacks(this.fallback.tick(Date.now()));
       this.armFallback();
     }, Math.max(0, due - Date.now()));
   }
 
-  /** A channel moves on: unicast is asked for by a JOIN of its session; its group stays joined and keeps counting. */
-  private applyFallback(d: FallbackDecision): void {
-    const entry = this.joinedChannels.get(d.channel);
-    if (!entry || this.ended) return;
-    if (d.transport === 'udp') entry.link.useUnicast(d.channel);
-    this.setTransport(entry, d.transport, d.reason);
+  /**
+   * Channels move on. To UDP: unicast is asked for by a JOIN of its
+   * session; its group stays joined and keeps counting. To TCP: the
+   * channels decided together get one new session over TCP (a channel the
+   * UDP session never joined too); the UDP session and any group stay, and
+   * whatever they still bring counts.
+   */
+  private applyFallbacks(ds: FallbackDecision[]): void {
+    if (this.ended) return;
+    const toTcp: string[] = [];
+    for (const d of ds) {
+      const entry = this.joinedChannels.get(d.channel);
+      if (d.transport === 'tcp') {
+        toTcp.push(d.channel);
+        if (entry) this.setTransport(entry, 'tcp', d.reason);
+        else this.emit('transport', { channel: d.channel, transport: 'tcp', reason: d.reason } satisfies TransportEvent);
+        continue;
+      }
+      if (!entry) continue;
+      if (d.transport === 'udp') entry.link.useUnicast(d.channel);
+      this.setTransport(entry, d.transport, d.reason);
+    }
+    if (toTcp.length > 0) this.openTcpLink(toTcp).catch((e: unknown) => this.onTcpFailed(e instanceof Error ? e : new Error(String(e)), toTcp));
+  }
+
+  /** A session over TCP for `channels` (the 'auto' chain's last step). */
+  private async openTcpLink(channels: string[]): Promise<void> {
+    const server = await this.tcpEndpoint();
+    if (this.ended) return;
+    const link = this.newLink(server, channels, [], this.tcpFallbackHost, true);
+    // Listed at once: its id is taken, and shutdown() ends it whatever happens next.
+    this.links.push(link);
+    const transport = await this.openTransport(server, link);
+    if (this.ended) {
+      await transport.close();
+      return;
+    }
+    link.start(transport);
+  }
+
+  /**
+   * A TCP session of the 'auto' chain failed: there is nothing to fall
+   * back to; the fetch goes on with what it has until its timeout. Channels
+   * whose TCP connection could not be made at all (`channels`) are said to
+   * be on UDP again ('tcp-failed'), which still carries whatever it brings.
+   */
+  private onTcpFailed(e: Error, channels: string[] = []): void {
+    if (this.ended) return;
+    if (this.opts.transport === 'tcp') {
+      this.run.fail(e);
+      return;
+    }
+    this.emit('warning', `TCP: ${e.message}`);
+    for (const name of channels) {
+      const entry = this.joinedChannels.get(name);
+      if (entry && !this.tcpLinks.has(entry.link)) this.setTransport(entry, 'udp', 'tcp-failed');
+    }
+  }
+
+  /** A TCP session joined: its channels are received by it from now on (what other links brought stays). */
+  private adoptTcpChannels(link: ServerLink, channels: JoinedChannel[]): void {
+    for (const channel of channels) {
+      const entry = this.joinedChannels.get(channel.name);
+      if (entry) {
+        if (entry.link !== link) this.run.registry.supersede(entry.link.id, entry.channel.tsi);
+        entry.link = link;
+        entry.channel = channel;
+        entry.transport = 'tcp';
+        continue;
+      }
+      const fresh: JoinedEntry = { link, channel };
+      this.joinedChannels.set(channel.name, fresh);
+      // 'tcp' says so now; in 'auto' the move was announced when it was decided.
+      if (this.opts.transport === 'tcp') this.setTransport(fresh, 'tcp', 'transport-tcp');
+      else fresh.transport = 'tcp';
+    }
+  }
+
+  /** A delivery of `link` was read: a channel it carries by UDP that got packets keeps its UDP watch alive. */
+  private onDelivered(link: ServerLink, now: number): void {
+    if (this.tcpLinks.has(link)) return;
+    for (const e of this.joinedChannels.values()) {
+      if (e.link !== link) continue;
+      const name = e.channel.name;
+      const n = link.dataPath.unicastPackets(e.channel.tsi);
+      if (n === (this.unicastSeen.get(name) ?? 0)) continue;
+      this.unicastSeen.set(name, n);
+      this.fallback.received(name, 'udp', now);
+    }
   }
 
   private setTransport(entry: JoinedEntry, transport: ClientTransportKind, reason: TransportReason): void {

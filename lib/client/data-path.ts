@@ -94,6 +94,8 @@ export interface DataPathOptions {
 interface Channel {
   entry: ChannelEntry;
   ack?: AckReporter;
+  /** Packets taken from the session's own transport (not a group): what the fallback watches. */
+  unicastPackets: number;
 }
 
 /** A multicast group feeding one joined channel: its TSI, and the source JOINED announced (absent: any source). */
@@ -138,7 +140,7 @@ export class DataPath {
   /** The channels of the session's first JOINED. */
   addChannels(joined: JoinedChannel[]): void {
     for (const c of joined) {
-      this.channels.set(c.tsi, { entry: this.registry.addChannel(this.source, c), ack: this.o.ack ? new AckReporter() : undefined });
+      this.channels.set(c.tsi, { entry: this.registry.addChannel(this.source, c), ack: this.o.ack ? new AckReporter() : undefined, unicastPackets: 0 });
     }
   }
 
@@ -238,6 +240,11 @@ export class DataPath {
     return stats.multicastPackets - before;
   }
 
+  /** Packets of channel `tsi` taken from the session's own transport so far (after the loss hook). */
+  unicastPackets(tsi: number): number {
+    return this.channels.get(tsi)?.unicastPackets ?? 0;
+  }
+
   /** An ACK for every channel with something to report (the owner's ACK timer). */
   sendAcks(): void {
     for (const ch of this.channels.values()) this.sendAck(ch);
@@ -275,6 +282,7 @@ export class DataPath {
     if (this.lossRate > 0 && this.dropped()) return false;
     stats.packetsReceived++;
     stats.bytesReceived += length;
+    if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;
     else if (s.sequence < 0) stats.replacements++;
     else if (ch.ack) this.record(ch, s.sequence);
@@ -357,6 +365,7 @@ export class DataPath {
     stats.packetsReceived++;
     stats.bytesReceived += length;
     const replacement = unicast && p.sequence === undefined;
+    if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;
     else if (replacement) stats.replacements++;
     else if (ch.ack) this.record(ch, p.sequence as number);

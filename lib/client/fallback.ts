@@ -5,10 +5,13 @@
  * that arrived and the transports that failed, and takes out the decisions
  * and the next time to call tick().
  *
- * A chain is the transports to try, in order: 'auto' is multicast then UDP
- * unicast; 'multicast' and 'udp' are one step each, so they never fall
- * back (a fetch that gets nothing then times out as it always has). TCP
- * (issue 9) becomes one more step at the end of the 'auto' chain.
+ * A chain is the transports to try, in order: 'auto' is multicast, then
+ * UDP unicast, then TCP (issue 9: for receivers behind networks that pass
+ * only TCP); 'multicast', 'udp' and 'tcp' are one step each, so they never
+ * fall back (a fetch that gets nothing then times out as it always has).
+ * A channel without a group starts at the UDP step; so does every channel
+ * before the session's first JOINED, so that a network that drops all UDP
+ * (no COOKIE, no JOINED ever) still reaches TCP within fallbackAfterMs.
  *
  * Every step but the last is watched: a channel moves to the next step when
  * - nothing of it has arrived by that step's transport within
@@ -30,12 +33,16 @@ export type TransportReason =
   | 'no-group'
   /** --transport udp: no group is joined. */
   | 'transport-udp'
+  /** --transport tcp: one TCP connection carries the session and its channels. */
+  | 'transport-tcp'
   /** Fell back: nothing arrived within fallbackAfterMs of starting the transport. */
   | 'no-data'
   /** Fell back: nothing arrived for fallbackAfterMs after packets had come. */
   | 'silent'
   /** Fell back: the transport could not be opened (e.g. the kernel refused the membership). */
-  | 'failed';
+  | 'failed'
+  /** Back on UDP: the TCP connection the chain's last step asked for could not be made. */
+  | 'tcp-failed';
 
 /** The 'transport' event: channel `channel` is now received by `transport`, because of `reason`. */
 export interface TransportEvent {
@@ -45,9 +52,9 @@ export interface TransportEvent {
 }
 
 /** `transport` mode of a fetch (RqcastClientOptions.transport, `fetch --transport`). */
-export type TransportMode = 'auto' | 'multicast' | 'udp';
+export type TransportMode = 'auto' | 'multicast' | 'udp' | 'tcp';
 
-export const TRANSPORT_MODES: readonly TransportMode[] = ['auto', 'multicast', 'udp'];
+export const TRANSPORT_MODES: readonly TransportMode[] = ['auto', 'multicast', 'udp', 'tcp'];
 
 /** The transports a mode tries, in order. */
 export function fallbackChain(mode: TransportMode): readonly ClientTransportKind[] {
@@ -56,8 +63,10 @@ export function fallbackChain(mode: TransportMode): readonly ClientTransportKind
       return ['multicast'];
     case 'udp':
       return ['udp'];
+    case 'tcp':
+      return ['tcp'];
     default:
-      return ['multicast', 'udp'];
+      return ['multicast', 'udp', 'tcp'];
   }
 }
 

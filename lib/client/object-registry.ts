@@ -99,6 +99,8 @@ export class ObjectRegistry {
   /** source -> TSI -> channel. */
   private readonly channels = new Map<number, Map<number, ChannelEntry>>();
   private channelCount = 0;
+  /** Channels another session took over (supersede). */
+  private readonly superseded = new Set<ChannelEntry>();
   /** By name; each one is also known by its digest and OTI (objectFor). */
   private readonly byName = new Map<string, RegisteredObject>();
 
@@ -140,11 +142,24 @@ export class ObjectRegistry {
     return this.channels.get(source)?.get(tsi);
   }
 
-  /** Some channel is joined and every one has delivered an FDT. */
+  /** Some channel is joined and every one has delivered an FDT (a superseded one needs none). */
   fdtsComplete(): boolean {
     if (this.channelCount === 0) return false;
-    for (const bySource of this.channels.values()) for (const ch of bySource.values()) if (!ch.fdtSeen) return false;
+    for (const bySource of this.channels.values()) {
+      for (const ch of bySource.values()) if (!ch.fdtSeen && !this.superseded.has(ch)) return false;
+    }
     return true;
+  }
+
+  /**
+   * Channel `tsi` of `source` is now received by another session (the
+   * fallback to TCP opens one): it no longer needs an FDT of its own for the
+   * fetch to finish, since the new session's entry of the channel does.
+   * Its packets still count wherever they go.
+   */
+  supersede(source: number, tsi: number): void {
+    const ch = this.channel(source, tsi);
+    if (ch) this.superseded.add(ch);
   }
 
   /** The URL names an object that no FDT has listed. */

@@ -63,11 +63,17 @@ export interface RqcastClientOptions {
    * default): JOIN asks for every channel's group; each announced group is
    * joined, and a channel whose group delivers nothing for
    * fallbackAfterMs is asked for by unicast. 'multicast': the same, never
-   * falling back. 'udp': unicast only, no group joined.
+   * falling back. 'udp': unicast only, no group joined. 'tcp': one TCP
+   * connection carries the session and every channel (no ACKs: TCP
+   * recovers losses itself). In 'auto', a channel whose UDP stream
+   * delivers nothing for fallbackAfterMs (or a session that gets no JOINED
+   * over UDP within it) moves on to TCP, keeping every symbol it has.
    */
   transport?: TransportMode;
-  /** 'auto': fall back to unicast after this long without a packet from a channel's group. Default 2000. */
+  /** 'auto': move on to the next transport after this long without a packet from a channel by the current one. Default 2000. */
   fallbackAfterMs?: number;
+  /** Where the server's TCP transport is (transport 'tcp' and the 'auto' chain's last step). Default the URL's host and port. */
+  tcp?: { host: string; port: number };
   /**
    * The interface groups are joined on: an IPv4 address or a name (IPv4
    * groups), a name or an index (IPv6 groups). Default the kernel's choice
@@ -77,8 +83,9 @@ export interface RqcastClientOptions {
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface'>> & {
+export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
   useDgram: boolean;
+  tcp?: { host: string; port: number };
   outputFile?: string;
   untilMs?: number;
   lossSeed?: number;
@@ -108,6 +115,13 @@ export function checkMulticastInterface(spec: string | undefined): string | unde
     throw e;
   }
   return spec;
+}
+
+/** The TCP endpoint option, checked (a host and a port 1..65535). */
+export function checkTcpEndpoint(tcp: { host: string; port: number }): { host: string; port: number } {
+  if (typeof tcp.host !== 'string' || tcp.host === '') throw new InvalidClientOptionError('tcp.host must be a host name or address');
+  if (!Number.isInteger(tcp.port) || tcp.port < 1 || tcp.port > 65535) throw new InvalidClientOptionError('tcp.port must be 1..65535');
+  return { host: tcp.host, port: tcp.port };
 }
 
 /** Checks `o` against `url` and fills in the defaults. */
@@ -146,5 +160,6 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
     transport: checkTransportMode(o.transport),
     fallbackAfterMs: positive(o.fallbackAfterMs, 'fallbackAfterMs', 2000),
     multicastInterface: checkMulticastInterface(o.multicastInterface),
+    ...(o.tcp !== undefined ? { tcp: checkTcpEndpoint(o.tcp) } : {}),
   };
 }

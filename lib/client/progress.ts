@@ -69,16 +69,23 @@ export function summaryLine(s: FetchSummary): string {
     `fetched ${n} object${n === 1 ? '' : 's'}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ` +
     `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
     (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
-    // Which transport each channel ended on, once a group is in play.
-    (s.channels.some((c) => c.group !== undefined) ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
+    // Which transport each channel ended on, once a group or TCP is in play.
+    (s.channels.some((c) => c.group !== undefined || c.transport === 'tcp') ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
   );
 }
 
-/** Why a channel fell back, for a person. */
+/** Why a channel moved to UDP, for a person. */
 const FALLBACK_WHY: Partial<Record<TransportEvent['reason'], string>> = {
   'no-data': 'nothing arrived from its group',
   silent: 'its group went silent',
   failed: 'its group could not be joined',
+  'tcp-failed': 'no TCP connection could be made',
+};
+
+/** Why a channel moved to TCP (the last step of the 'auto' chain), for a person. */
+const TCP_WHY: Partial<Record<TransportEvent['reason'], string>> = {
+  'no-data': 'nothing arrived by UDP',
+  silent: 'UDP went silent',
 };
 
 /** Attaches a display to a fetch (an RqcastClient or a FluteReceiver); call `end` with the outcome. */
@@ -150,7 +157,7 @@ export class ProgressDisplay {
       this.line({ type: 'transport', channel: t.channel, transport: t.transport, reason: t.reason });
       return;
     }
-    const why = FALLBACK_WHY[t.reason];
+    const why = (t.transport === 'tcp' ? TCP_WHY : FALLBACK_WHY)[t.reason];
     if (why === undefined) return;
     this.bar?.stop();
     this.bar = undefined;

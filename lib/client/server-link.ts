@@ -6,8 +6,9 @@
  * mode, the ACK interval; and it turns the session's events into the
  * fetch's (channels joined into the registry, refusals, warnings).
  *
- * A fetch holds one link per session: one today (UDP unicast to the URL's
- * server); several when a client combines servers or a TCP fallback. Each
+ * A fetch holds one link per session: the first (UDP unicast to the URL's
+ * server, or TCP with --transport tcp), and one more over TCP for each
+ * batch of channels the 'auto' chain moves there; several servers next. Each
  * link's channels are its own in the registry (keyed by the link's id and
  * TSI), its objects are everyone's. A channel's multicast group is no
  * session of its own: its membership (group-link.ts) feeds this link's
@@ -36,6 +37,8 @@ export interface ServerLinkHost {
   /** 'packet' listeners are there (the debug event). */
   watchingPackets(): boolean;
   packet(info: PacketInfo): void;
+  /** A delivery of the link's transport was read (the fallback watches its channels' packets). */
+  delivered?(link: ServerLink, now: number): void;
 }
 
 export interface ServerLinkOptions {
@@ -107,6 +110,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   onDatagrams(d: Datagrams): void {
     this.dataPath.onDatagrams(d);
+    this.host.delivered?.(this, Date.now());
   }
 
   onError(e: Error): void {

@@ -13,6 +13,9 @@ import { SymbolAllocator } from '../content/symbol-allocator';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
 import { type CheckedGroup, checkMulticastGroup, type HostInterfaces } from '../transport/multicast/group-config';
 import { InvalidServerConfigError } from '../errors';
+import { isIPv4 } from 'node:net';
+import type { HostFilterLike } from '../transport/tcp/host-filter';
+import type { NativeTcpServerFactory, NativeTcpServerOptions } from '../transport/tcp/native-tcp-server';
 
 export const DEFAULT_PORT = 4433;
 export const DEFAULT_RATE_MBPS = 100;
@@ -85,6 +88,29 @@ export interface ChannelConfig {
   multicast?: MulticastGroupConfig;
 }
 
+/**
+ * The TCP transport (issue 9): the native TCP server on an IPv4 address
+ * and port of this host, beside the UDP control port (docs/PROTOCOL.md,
+ * TCP). Needs CAP_NET_RAW (its raw sockets) and CAP_NET_ADMIN (its
+ * nftables drop rule, lib/transport/tcp/host-filter.ts).
+ */
+export interface TcpServerConfig {
+  /**
+   * Numeric IPv4 address the clients connect to ('0.0.0.0': every local
+   * address). Default: `host` when it is IPv4, else 0.0.0.0 for a wildcard;
+   * a specific IPv6 `host` needs an address here (TCP is IPv4 only).
+   */
+  address?: string;
+  /** 1..65535. Default: the control port's number (the one bound, when `port` is 0). */
+  port?: number;
+  /** Makes the native server. Default: the addon's TcpServer over the server's own native Replicator. */
+  createServer?: NativeTcpServerFactory;
+  /** Default: the nftables filter for the address and port (tests pass a fake). */
+  hostFilter?: HostFilterLike;
+  /** The native server's limits (connections, MSS, pool sizes). */
+  limits?: Omit<NativeTcpServerOptions, 'address' | 'port'>;
+}
+
 export interface RqcastServerOptions {
   catalogue: Catalogue;
   /** Default: one channel `main` with every object. */
@@ -134,6 +160,8 @@ export interface RqcastServerOptions {
   logger?: ServerLogger;
   /** This host's interfaces, against which multicast interfaces and sources are checked. Default os.networkInterfaces (tests inject others). */
   networkInterfaces?: HostInterfaces;
+  /** Also serve over TCP (absent: UDP only). */
+  tcp?: TcpServerConfig;
 }
 
 /** A configured channel, checked: channel i (1-based, in configuration order) has TSI i (§10.6). */
@@ -158,6 +186,8 @@ export interface ServerPlan {
   tickIntervalMs: number;
   prepare: boolean;
   channels: ChannelPlan[];
+  /** The TCP transport's address and port (port undefined: the control port's number, known once bound). */
+  tcp?: { address: string; port?: number };
 }
 
 /** Applies the defaults and checks every option the server itself interprets. Throws InvalidServerConfigError. */
@@ -183,7 +213,23 @@ export function planServer(options: RqcastServerOptions): ServerPlan {
     tickIntervalMs: options.tickIntervalMs ?? DEFAULT_TICK_MS,
     prepare: options.prepare ?? true,
     channels,
+    ...(options.tcp ? { tcp: planTcp(options.tcp, host) } : {}),
   };
+}
+
+/** The TCP transport's address (IPv4 only) and port, checked. */
+export function planTcp(tcp: TcpServerConfig, host: string): { address: string; port?: number } {
+  let address = tcp.address;
+  if (address === undefined) {
+    if (isIPv4(host)) address = host;
+    else if (host === '::') address = '0.0.0.0';
+    else throw new InvalidServerConfigError('TCP is IPv4 only: give the TCP transport an IPv4 address (serve --tcp ADDR:PORT)');
+  }
+  if (!isIPv4(address)) throw new InvalidServerConfigError('TCP is IPv4 only: its address must be a numeric IPv4 address');
+  if (tcp.port !== undefined && !(Number.isInteger(tcp.port) && tcp.port >= 1 && tcp.port <= 0xffff)) {
+    throw new InvalidServerConfigError('the TCP port must be 1..65535');
+  }
+  return tcp.port === undefined ? { address } : { address, port: tcp.port };
 }
 
 function planChannels(

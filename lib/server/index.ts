@@ -13,6 +13,8 @@ export {
   ChannelStreamKind,
   GroupStreamCounters,
   ServerCounters,
+  TcpServerCounters,
+  TcpServerConfig,
   ServerAddress,
   ServerLogger,
   ReplicatorLike,

@@ -22,6 +22,12 @@
  *   the group as its one sink, created at listen() and refilled like the
  *   unicast one. The client manager is told each channel's group; it
  *   decides who is a unicast member (lib/session).
+ * - TCP (when configured, lib/transport/tcp/): a second transport on an
+ *   IPv4 address and port (by default the control port's number on the
+ *   server's address, so one rqcast://HOST:PORT serves UDP and TCP alike).
+ *   Its peers' sessions are the client manager's like any; a member is the
+ *   connection added to the channel's sinks natively; a closed connection
+ *   ends its session at once (ClientManager.dropPeer).
  * - One interval timer drives every join timer (ClientManager.tick). Cookie
  *   keys rotate with the clock: CookieAuthority derives the key of each
  *   rotation period from the master secret (--secret, shared by relays; a
@@ -39,6 +45,10 @@ import {
   zeroServerTransportCounters,
 } from '../transport/server-transport';
 import { UdpServerTransport } from '../transport/udp/server-transport';
+import { TcpServerTransport, type TcpTransportCounters } from '../transport/tcp/server-transport';
+import type { NativeTcpServerStats } from '../transport/tcp/native-tcp-server';
+import { nativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
+import { nativeEngineOf } from '../transport/replicator';
 import type { ObjectEncoder } from '../fec/encoder';
 import { BlockCache } from '../content/block-cache';
 import type { Catalogue, CatalogueObject, FdtObject } from '../content/catalogue';
@@ -59,6 +69,7 @@ import {
   type ServerLogger,
   type ServerPlan,
   SILENT_LOGGER,
+  type TcpServerConfig,
   symbolAllocators,
 } from './config';
 
@@ -74,6 +85,7 @@ export {
   type ReplicatorLike,
   type RqcastServerOptions,
   type ServerLogger,
+  type TcpServerConfig,
 } from './config';
 export type { ServerChannelGroup } from './group-streams';
 
@@ -85,8 +97,13 @@ export interface GroupStreamCounters {
   groupWindowStalls: number;
 }
 
+/** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
+export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
+  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' as `tcp${Capitalize<K>}`]: number;
+};
+
 /** The other StreamCounters are summed over the channels under their own names. */
-export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters {
+export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters, TcpServerCounters {
   /** Control messages received (UDP datagrams), before decoding. */
   datagramsReceived: number;
   bytesReceived: number;
@@ -146,10 +163,11 @@ export class RqcastServer extends EventEmitter {
   private readonly cache: BlockCache;
   private replicator?: ReplicatorLike;
   private ownsReplicator = false;
-  /** By the kind of peer each carries; UDP unicast only, so far. */
+  /** By the kind of peer each carries: UDP unicast, and TCP when configured. */
   private readonly transports = new Map<PeerTransport, ServerTransport>();
   private timer?: NodeJS.Timeout;
   private bound?: ServerAddress;
+  private tcpBound?: ServerAddress;
   private closed = false;
   private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
   private readonly onLowWater = (ids: number[]): void => {
@@ -231,19 +249,47 @@ export class RqcastServer extends EventEmitter {
       const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
+      if (this.options.tcp && this.plan.tcp) this.tcpBound = await this.openTcp(this.options.tcp, this.plan.tcp, this.bound.port, rep);
     } catch (err) {
       await this.close();
       throw err;
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
-    this.log.info({ ...this.bound, channels: this.channels.map(channelLog) }, 'listening');
+    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
 
   address(): ServerAddress | undefined {
     return this.bound;
+  }
+
+  /** Where the TCP transport accepts connections (undefined without one, or before listen). */
+  tcpAddress(): ServerAddress | undefined {
+    return this.tcpBound;
+  }
+
+  /**
+   * Opens the TCP transport on its address and port (the control port's
+   * number unless configured): its peers' sessions are the client
+   * manager's like any, and a closed connection ends its session at once.
+   */
+  private async openTcp(config: TcpServerConfig, plan: { address: string; port?: number }, controlPort: number, rep: ReplicatorLike): Promise<ServerAddress> {
+    const tcp = new TcpServerTransport({
+      address: plan.address,
+      port: plan.port ?? controlPort,
+      createServer: config.createServer ?? nativeTcpServerFactory(nativeEngineOf(rep)),
+      ...(config.hostFilter ? { hostFilter: config.hostFilter } : {}),
+      ...(config.limits ? { limits: config.limits } : {}),
+      logger: this.log,
+    });
+    this.transports.set(tcp.kind, tcp);
+    return tcp.open({
+      control: (m) => this.onControl(m),
+      error: (err) => this.emit('error', err),
+      peerGone: (peer) => this.apply(this.manager.dropPeer(peer)),
+    });
   }
 
   get sessionCount(): number {
@@ -272,7 +318,9 @@ export class RqcastServer extends EventEmitter {
     }
     const b = this.cache.stats;
     const manager = this.manager.counters;
+    const tcpTransport = this.transports.get('tcp');
     return {
+      ...tcpCounters(tcpTransport instanceof TcpServerTransport ? tcpTransport : undefined),
       ...manager,
       // Suppressed by the manager on the predicted size, or by a transport on the encoded bytes.
       amplificationSuppressed: manager.amplificationSuppressed + t.repliesOverBudget,
@@ -411,6 +459,47 @@ export class RqcastServer extends EventEmitter {
       this.log.warn({ err }, 'replicator refused a command');
     }
   }
+}
+
+/** The TCP counters of `t` (all 0 without it). */
+function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
+  const c: TcpTransportCounters = t?.tcp ?? {
+    connectionsOpened: 0,
+    connectionsClosed: 0,
+    closedNormal: 0,
+    closedReset: 0,
+    closedTimeout: 0,
+    closedAborted: 0,
+    closedProtocol: 0,
+    framingErrors: 0,
+    freshNotNeeded: 0,
+    unknownConnection: 0,
+  };
+  let n: Partial<NativeTcpServerStats> = {};
+  try {
+    n = t?.nativeStats() ?? {};
+  } catch {
+    // A native server that cannot say: its counters read 0.
+  }
+  return {
+    tcpConnectionsOpened: c.connectionsOpened,
+    tcpConnectionsClosed: c.connectionsClosed,
+    tcpClosedNormal: c.closedNormal,
+    tcpClosedReset: c.closedReset,
+    tcpClosedTimeout: c.closedTimeout,
+    tcpClosedAborted: c.closedAborted,
+    tcpClosedProtocol: c.closedProtocol,
+    tcpFramingErrors: c.framingErrors,
+    tcpFreshNotNeeded: c.freshNotNeeded,
+    tcpUnknownConnection: c.unknownConnection,
+    tcpFreshFrames: n.freshFrames ?? 0,
+    tcpStaleFrames: n.staleFrames ?? 0,
+    tcpRetransmittedSegments: n.retransmittedSegments ?? 0,
+    tcpPoolEvicted: n.poolEvicted ?? 0,
+    tcpResetsSent: n.resetsSent ?? 0,
+    tcpBadSegments: n.badSegments ?? 0,
+    tcpRefused: n.refused ?? 0,
+  };
 }
 
 /** What the client manager knows of a channel: name, TSI and the group JOINED announces. */

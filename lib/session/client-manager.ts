@@ -185,6 +185,17 @@ export class ClientManager {
     return out;
   }
 
+  /**
+   * `peer`'s connection is gone (a connection-oriented transport said so):
+   * its session ends at once, as on LEAVE, since nothing can reach it any
+   * more. Nothing for a peer without a session.
+   */
+  dropPeer(peer: Peer): ManagerOutput {
+    const out = emptyOutput();
+    this.endSession(peerKey(peer), out, 'sessionsDisconnected');
+    return out;
+  }
+
   /** Drops every client whose JOIN ran out by `now` (alive while now < expiresAtMs, §6.4). */
   tick(now: number): ManagerOutput {
     const out = emptyOutput();
@@ -347,15 +358,15 @@ export class ClientManager {
     return false;
   }
 
-  /** LEAVE, or a JOIN with no channels: the session ends at once. */
-  private endSession(key: string, out: ManagerOutput): void {
+  /** LEAVE, a JOIN with no channels, or its connection gone: the session ends at once. */
+  private endSession(key: string, out: ManagerOutput, counter: 'sessionsLeft' | 'sessionsDisconnected' = 'sessionsLeft'): void {
     const s = this.sessions.get(key);
     if (!s) return;
     const diff = this.membership.removeMember(key);
     this.timers.cancel(key);
     this.acks.dropClient(key);
     this.sessions.delete(key);
-    this.counters.sessionsLeft++;
+    this.counters[counter]++;
     this.emitDiff(diff, new Map([[key, s]]), out);
     out.events.push({ kind: 'left', client: peerOf(s.client), channels: Array.from(s.channels.keys()) });
   }

@@ -43,6 +43,8 @@ export interface ClientManagerCounters {
   sessionsRenewed: number;
   sessionsLeft: number;
   sessionsExpired: number;
+  /** Sessions ended because their connection closed (TCP: FIN, RST, timeout), not by LEAVE or expiry. */
+  sessionsDisconnected: number;
   freshSymbolsRequested: number;
 }
 
@@ -77,6 +79,7 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     sessionsRenewed: 0,
     sessionsLeft: 0,
     sessionsExpired: 0,
+    sessionsDisconnected: 0,
     freshSymbolsRequested: 0,
   };
 }

@@ -15,8 +15,9 @@
  * - IP multicast (lib/transport/multicast/client-membership.ts): a group
  *   membership that only receives (`carriesControl` false); its session
  *   lives on a unicast transport, and its `server` is the group and port.
- * - TCP (next): one stream carrying framed control and data; every frame's
- *   source is the server's endpoint.
+ * - TCP (lib/transport/tcp/client-stream.ts): one kernel TCP connection
+ *   carrying framed control and data; every frame's source is the server's
+ *   TCP endpoint.
  *
  * One call per delivery, never one callback per packet: at a few hundred
  * Mbit/s a callback per packet is what the receiving side cannot afford.

@@ -10,3 +10,8 @@ export * from './multicast/client-membership';
 export * from './multicast/membership-errors';
 export * from './multicast/membership-interface';
 export * from './multicast/membership-socket';
+export * from './tcp/native-tcp-server';
+export * from './tcp/host-filter';
+export * from './tcp/server-transport';
+export * from './tcp/frame-batch';
+export * from './tcp/client-stream';

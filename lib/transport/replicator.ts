@@ -68,6 +68,18 @@ export interface ReplicatorEvents {
 
 const DEFAULT_CAPACITY = 4096;
 
+/** Each Replicator's raw engine, for native classes that hang off it (the TCP server's sinks); not part of the class's surface. */
+const engines = new WeakMap<object, RawReplicator>();
+
+/**
+ * The raw native engine behind `replicator` if it is a Replicator (undefined
+ * for anything else, e.g. a test's fake): what the addon's TcpServer takes,
+ * so that its connections can be sinks of the engine's channels.
+ */
+export function nativeEngineOf(replicator: unknown): RawReplicator | undefined {
+  return typeof replicator === 'object' && replicator !== null ? engines.get(replicator) : undefined;
+}
+
 export class Replicator extends EventEmitter<ReplicatorEvents> implements ReplicatorContract {
   readonly #raw: RawReplicator;
   #closed = false;
@@ -82,6 +94,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements Replic
       if (!this.#closed) this.emit('lowWater', channelIds);
     };
     this.#raw = call(() => new binding.Replicator({ ...options }, onLowWater));
+    engines.set(this, this.#raw);
   }
 
   /** `id` is the channel's TSI. */

@@ -9,12 +9,14 @@
  * Implementations:
  * - UDP unicast (udp/server-transport.ts): one dgram control socket; a
  *   member is a replicator destination (address, port) of the channel.
- * - TCP, next: `open` listens; each connection is a Peer with a connection
- *   id; control messages and data share that connection, framed
- *   (docs/PROTOCOL.md, framing); a member is that connection added as a sink
- *   of the channel in the replication engine; `sendFresh` is how a lost
- *   segment's retransmission gets a fresh symbol. Its handshake proves the
- *   address, so `maxBytes` never binds in practice, but it is still honoured.
+ * - TCP (tcp/server-transport.ts): `open` starts the native TCP server;
+ *   each connection is a Peer with a connection id; control messages and
+ *   data share that connection, framed (docs/PROTOCOL.md §3); a member is
+ *   that connection added as a sink of the channel in the replication
+ *   engine. A lost segment's retransmission gets fresh symbols natively, so
+ *   `sendFresh` has nothing to do there. Its handshake proves the address,
+ *   so `maxBytes` never binds in practice, but it is still honoured; a
+ *   closed connection ends its session at once (`peerGone`).
  * - IP multicast is *not* one of these: it has no control messages and no
  *   per-peer membership (receivers join the group themselves and the server
  *   never learns who they are). It will be a sink bound to a channel when the
@@ -41,6 +43,12 @@ export interface ServerTransportHandlers {
   control(message: ControlReceived): void;
   /** A failure of the transport itself after it opened (e.g. the control socket errored). */
   error(err: Error): void;
+  /**
+   * A connection-oriented transport's peer is gone (TCP: the connection
+   * closed, was reset or timed out): its session ends now rather than at
+   * its expiry, since nothing more can reach it. UDP never calls it.
+   */
+  peerGone?(peer: Peer): void;
 }
 
 /** Where a transport listens for control messages. */

@@ -11,12 +11,12 @@ import { parseJoinInterface, parseTransportMode } from '../../lib/cli/options';
 import { runHere } from './support';
 
 describe('parseTransportMode', () => {
-  test.each(['auto', 'multicast', 'udp', ' udp '])('%p', (t) => {
+  test.each(['auto', 'multicast', 'udp', 'tcp', ' udp '])('%p', (t) => {
     expect(parseTransportMode(t)).toBe(t.trim());
   });
-  test.each(['', 'tcp', 'UDP', 'multi', 'auto,udp'])('refuses %p', (t) => {
+  test.each(['', 'TCP', 'UDP', 'multi', 'auto,udp', 'quic'])('refuses %p', (t) => {
     expect(() => parseTransportMode(t)).toThrow(UsageError);
-    expect(() => parseTransportMode(t)).toThrow(/a transport is one of auto, multicast, udp/);
+    expect(() => parseTransportMode(t)).toThrow(/a transport is one of auto, multicast, udp, tcp/);
   });
 });
 
@@ -39,7 +39,11 @@ describe('rqcast fetch: bad multicast values and combinations exit 2', () => {
   const server = 'rqcast://127.0.0.1:9';
   const group = 'flute://232.1.1.1:5000?tsi=1';
   test.each([
-    [[server, '--transport', 'tcp'], /a transport is one of/],
+    [[server, '--transport', 'quic'], /a transport is one of/],
+    [[server, '--tcp', '[::1'], /is not HOST:PORT/],
+    [[server, '--tcp', '10.0.0.1:0'], /is not HOST:PORT/],
+    [[group, '--transport', 'tcp'], /--transport tcp needs a server/],
+    [[group, '--tcp', '10.0.0.1:443'], /--tcp needs a server/],
     [[server, '--transport'], /argument missing/],
     [[server, '--fallback-after', '0'], /must be a positive duration/],
     [[server, '--fallback-after', 'soon'], /is not a duration/],

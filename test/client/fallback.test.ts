@@ -12,10 +12,11 @@ function auto(fallbackAfterMs = AFTER): TransportFallback {
 }
 
 describe('fallbackChain', () => {
-  test('auto tries multicast then UDP; the forced modes are one step', () => {
-    expect(fallbackChain('auto')).toEqual(['multicast', 'udp']);
+  test('auto tries multicast, then UDP, then TCP; the forced modes are one step', () => {
+    expect(fallbackChain('auto')).toEqual(['multicast', 'udp', 'tcp']);
     expect(fallbackChain('multicast')).toEqual(['multicast']);
     expect(fallbackChain('udp')).toEqual(['udp']);
+    expect(fallbackChain('tcp')).toEqual(['tcp']);
   });
 });
 
@@ -28,9 +29,8 @@ describe('TransportFallback', () => {
     expect(f.transport('main')).toBe('multicast');
     expect(f.tick(T0 + AFTER)).toEqual([{ channel: 'main', from: 'multicast', transport: 'udp', reason: 'no-data', at: T0 + AFTER }]);
     expect(f.transport('main')).toBe('udp');
-    // UDP is the last step: nothing more to decide, ever.
-    expect(f.nextDeadline()).toBeUndefined();
-    expect(f.tick(T0 + 100 * AFTER)).toEqual([]);
+    // UDP is watched in turn, from the decision on.
+    expect(f.nextDeadline()).toBe(T0 + 2 * AFTER);
   });
 
   test('packets keep it on multicast; silence mid-transfer moves it fallbackAfterMs after the last packet (silent)', () => {
@@ -132,6 +132,47 @@ describe('TransportFallback', () => {
     expect(f.nextDeadline()).toBe(T0 + 300 + 2 * AFTER);
     expect(f.tick(T0 + 300 + 2 * AFTER)).toEqual([{ channel: 'main', from: 'udp', transport: 'tcp', reason: 'no-data', at: T0 + 300 + 2 * AFTER }]);
     expect(f.nextDeadline()).toBeUndefined();
+  });
+
+  test('auto, TCP step: nothing by UDP within fallbackAfterMs of its start, TCP at exactly that time, then nothing more to decide', () => {
+    const f = auto();
+    f.start('main', 'udp', T0);
+    expect(f.nextDeadline()).toBe(T0 + AFTER);
+    expect(f.tick(T0 + AFTER - 1)).toEqual([]);
+    expect(f.tick(T0 + AFTER)).toEqual([{ channel: 'main', from: 'udp', transport: 'tcp', reason: 'no-data', at: T0 + AFTER }]);
+    expect(f.transport('main')).toBe('tcp');
+    // TCP is the last step: nothing more to decide, ever; TCP packets change nothing.
+    f.received('main', 'tcp', T0 + AFTER + 5);
+    expect(f.nextDeadline()).toBeUndefined();
+    expect(f.tick(T0 + 100 * AFTER)).toEqual([]);
+  });
+
+  test('auto, TCP step: UDP that goes silent mid-transfer moves to TCP fallbackAfterMs after its last packet (silent)', () => {
+    const f = auto();
+    f.start('main', 'udp', T0);
+    for (let t = T0 + 100; t <= T0 + 5000; t += 100) f.received('main', 'udp', t);
+    expect(f.tick(T0 + 5000 + AFTER - 1)).toEqual([]);
+    expect(f.tick(T0 + 5000 + AFTER)).toEqual([{ channel: 'main', from: 'udp', transport: 'tcp', reason: 'silent', at: T0 + 5000 + AFTER }]);
+  });
+
+  test('auto, the whole chain: a silent group, then silent UDP, reaches TCP at 2 x fallbackAfterMs', () => {
+    const f = auto();
+    f.start('main', 'multicast', T0);
+    expect(f.tick(T0 + AFTER).map((d) => d.transport)).toEqual(['udp']);
+    expect(f.tick(T0 + 2 * AFTER - 1)).toEqual([]);
+    expect(f.tick(T0 + 2 * AFTER)).toEqual([{ channel: 'main', from: 'udp', transport: 'tcp', reason: 'no-data', at: T0 + 2 * AFTER }]);
+  });
+
+  test("auto: a finished channel never moves to TCP; 'tcp' alone never falls back", () => {
+    const f = auto();
+    f.start('main', 'udp', T0);
+    f.finished('main');
+    expect(f.nextDeadline()).toBeUndefined();
+    expect(f.tick(T0 + 10 * AFTER)).toEqual([]);
+    const t = new TransportFallback({ chain: fallbackChain('tcp'), fallbackAfterMs: AFTER });
+    t.start('main', 'tcp', T0);
+    expect(t.nextDeadline()).toBeUndefined();
+    expect(t.failed('main', 'tcp', T0)).toBeUndefined();
   });
 
   test('a fallback time or a chain that cannot work is refused', () => {

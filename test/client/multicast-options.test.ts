@@ -36,7 +36,9 @@ describe('resolveClientOptions: multicast', () => {
   });
 
   test.each([
-    [{ transport: 'tcp' }, /transport is one of auto, multicast, udp/],
+    [{ transport: 'quic' }, /transport is one of auto, multicast, udp, tcp/],
+    [{ tcp: { host: '', port: 443 } }, /tcp.host must be/],
+    [{ tcp: { host: '10.0.0.1', port: 0 } }, /tcp.port must be 1..65535/],
     [{ transport: '' }, /transport is one of/],
     [{ transport: 1 }, /transport is one of/],
     [{ fallbackAfterMs: 0 }, /fallbackAfterMs must be a positive number/],
@@ -107,11 +109,23 @@ describe('the display', () => {
     expect((err.read() as Buffer).toString()).toBe('channel "main" now by udp: its group went silent\n');
   });
 
+  test('on a terminal, the TCP step says why: UDP gave nothing, or TCP could not connect', () => {
+    const client = new EventEmitter();
+    const err = new PassThrough();
+    new ProgressDisplay(client, 'bar', new PassThrough(), err);
+    client.emit('transport', { channel: 'main', transport: 'udp', reason: 'no-group' });
+    client.emit('transport', { channel: 'main', transport: 'tcp', reason: 'no-data' });
+    client.emit('transport', { channel: 'main', transport: 'udp', reason: 'tcp-failed' });
+    client.emit('transport', { channel: 'main', transport: 'tcp', reason: 'transport-tcp' });
+    expect((err.read() as Buffer).toString()).toBe('channel "main" now by tcp: nothing arrived by UDP\nchannel "main" now by udp: no TCP connection could be made\n');
+  });
+
   test('the summary line says which transport each channel ended on once a group is in play, and nothing otherwise', () => {
     expect(summaryLine(summary([{ name: 'main', tsi: 1, transport: 'multicast', group: '232.1.1.1:5000' }, { name: 'hd', tsi: 2, transport: 'udp' }]))).toMatch(
       /, main by multicast, hd by udp$/,
     );
     expect(summaryLine(summary([{ name: 'main', tsi: 1, transport: 'udp' }]))).not.toMatch(/by udp/);
+    expect(summaryLine(summary([{ name: 'main', tsi: 1, transport: 'tcp' }]))).toMatch(/, main by tcp$/);
     expect(summaryJson(summary([{ name: 'main', tsi: 1, transport: 'udp' }])).channels).toEqual([{ name: 'main', tsi: 1, transport: 'udp' }]);
   });
 });

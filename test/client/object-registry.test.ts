@@ -67,6 +67,18 @@ describe('ObjectRegistry: channels', () => {
     expect(r.fdtsComplete()).toBe(true);
   });
 
+  test('a channel superseded by another session (the fallback to TCP) needs no FDT of its own', () => {
+    const { r } = registry();
+    r.addChannel(0, { name: 'main', tsi: 1 });
+    const tcp = r.addChannel(1, { name: 'main', tsi: 1 });
+    const obj = object('x', 1000);
+    r.supersede(0, 1);
+    r.supersede(5, 1); // no such channel: nothing
+    expect(r.fdtsComplete()).toBe(false);
+    for (const p of fdtPackets([fdtFile(1, obj)], { tsi: 1 })) r.route(tcp, p, NOW);
+    expect(r.fdtsComplete()).toBe(true);
+  });
+
   test('no channel: the FDTs are not complete', () => {
     expect(registry().r.fdtsComplete()).toBe(false);
   });
