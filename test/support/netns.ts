@@ -161,6 +161,10 @@ export interface InterfaceCounters {
 export interface LossOptions {
   /** Only UDP (default true): ICMP/ARP are left alone either way (ARP is not inet). */
   udpOnly?: boolean;
+  /** Only TCP segments (overrides udpOnly; the UDP-only options below do not apply). */
+  tcpOnly?: boolean;
+  /** With tcpOnly: only segments from this source port (e.g. the server's service port). */
+  tcpSourcePort?: number;
   /** Datagrams from these source ports pass untouched (e.g. the control port). */
   exceptSourcePorts?: number[];
   /** Only datagrams to this destination port are candidates. */
@@ -427,7 +431,10 @@ export class Testbed {
     if (!(pct >= 0 && pct <= 100)) throw new RangeError(`loss ${pct}% out of range`);
     await this.removeLoss(ns);
     const match: string[] = [];
-    if (options.udpOnly !== false || options.exceptSourcePorts || options.destinationPort !== undefined || options.minUdpLength !== undefined) {
+    if (options.tcpOnly) {
+      match.push('meta l4proto tcp');
+      if (options.tcpSourcePort !== undefined) match.push(`tcp sport ${options.tcpSourcePort}`);
+    } else if (options.udpOnly !== false || options.exceptSourcePorts || options.destinationPort !== undefined || options.minUdpLength !== undefined) {
       match.push('meta l4proto udp');
     }
     if (options.exceptSourcePorts && options.exceptSourcePorts.length > 0) {

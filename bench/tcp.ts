@@ -1,0 +1,176 @@
+// bench:tcp — rqcast over its user-space TCP against the kernel's TCP
+// carrying the same bytes, in the same run, between two network namespaces
+// (test/support/netns.ts) with nftables dropping a share of the server's
+// TCP segments on the receiver's input hook.
+//
+//   npm run bench:tcp                 256 MiB, 1 % and 10 % loss
+//   npm run bench:tcp -- --quick      32 MiB
+//   options: --bytes N  --loss 1,10  --rate MBIT (rqcast channel cap, default 4000)
+//            --only rqcast|kernel  --serve-args "..."
+//
+// Fairness:
+// - The kernel side is a plain Node net server piping the file to the
+//   socket and a plain net client writing it to disk (bench/support/
+//   kernel-tcp.js): the kernel's CUBIC, SACK, TSO/GRO and all, unchanged.
+// - rqcast: `rqcast serve FILE --tcp` and `rqcast fetch --transport tcp`,
+//   the fetch checking the file's SHA-256 itself before it exits.
+// - Time: from the fetch's start to its exit (both sides). Each received
+//   file is checked against the source's SHA-256 afterwards.
+// - Loss: the same rule for both: `loss`% of TCP segments from the service
+//   port dropped at the receiver's input (tcpOnly + tcpSourcePort).
+// - Server CPU: GNU time around the server process (user + system).
+// The last line printed is one JSON object.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { probeNetns, Testbed } from '../test/support/netns';
+import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
+import { stopTimed } from './support/netns-run';
+import { cliOption, nowSeconds, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const BYTES = Number(cliOption('--bytes') ?? (QUICK ? 32 * 1024 * 1024 : 256 * 1024 * 1024));
+const LOSSES = (cliOption('--loss') ?? '1,10').split(',').map(Number);
+const RATE_MBIT = Number(cliOption('--rate') ?? 4000);
+const ONLY = cliOption('--only');
+const SERVE_ARGS = (cliOption('--serve-args') ?? '').split(/\s+/).filter(Boolean);
+const PORT = 4433;
+const KERNEL_PORT = 4434;
+const TIMEOUT_S = 900;
+const KERNEL_TCP = path.join(__dirname, 'support', 'kernel-tcp.js');
+
+interface Run {
+  system: 'rqcast' | 'kernel';
+  loss_pct: number;
+  seconds: number;
+  ok: boolean;
+  server_cpu_s: number;
+  dropped_pct?: number;
+  detail?: Record<string, unknown>;
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench:tcp] ${msg}\n`);
+}
+
+async function setLoss(bed: Testbed, loss: number, port: number): Promise<void> {
+  const c = bed.clients[0];
+  if (loss > 0) await bed.addLoss(c.ns, loss, { tcpOnly: true, tcpSourcePort: port });
+  else await bed.removeLoss(c.ns);
+}
+
+async function realisedLoss(bed: Testbed, loss: number): Promise<number | undefined> {
+  if (loss === 0) return 0;
+  const { seen, dropped } = await bed.lossCounters(bed.clients[0].ns);
+  return seen > 0 ? (dropped / seen) * 100 : undefined;
+}
+
+async function runKernel(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
+  const rep = path.join(work, `kernel-${loss}.time`);
+  const server = bed.spawn(bed.server.ns, timed(rep, [process.execPath, KERNEL_TCP, 'serve', source, bed.server.address, String(KERNEL_PORT)]), { timeoutMs: TIMEOUT_S * 1000 });
+  await server.waitForStdout(/listening/, 60_000);
+  await setLoss(bed, loss, KERNEL_PORT);
+  const out = path.join(work, `kernel-${loss}.bin`);
+  const t0 = nowSeconds();
+  const r = await bed.run(bed.clients[0].ns, [process.execPath, KERNEL_TCP, 'fetch', bed.server.address, String(KERNEL_PORT), out], { timeoutMs: TIMEOUT_S * 1000 });
+  const seconds = nowSeconds() - t0;
+  const dropped = await realisedLoss(bed, loss);
+  await setLoss(bed, 0, KERNEL_PORT);
+  await stopTimed(server);
+  const ok = r.code === 0 && (await sha256File(out)) === digest;
+  if (!ok) log(`kernel at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1000)}`);
+  fs.rmSync(out, { force: true });
+  return { system: 'kernel', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped };
+}
+
+async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
+  const rep = path.join(work, `serve-${loss}.time`);
+  const server = bed.spawn(
+    bed.server.ns,
+    timed(rep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', String(RATE_MBIT), '--json', ...SERVE_ARGS)),
+    { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
+  );
+  await server.waitForStdout(/listening/, 600_000);
+  await setLoss(bed, loss, PORT);
+  const outDir = path.join(work, `rq-${loss}`);
+  fs.mkdirSync(outDir, { recursive: true });
+  const t0 = nowSeconds();
+  const r = await bed.run(
+    bed.clients[0].ns,
+    rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`),
+    { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
+  );
+  const seconds = nowSeconds() - t0;
+  const dropped = await realisedLoss(bed, loss);
+  await setLoss(bed, 0, PORT);
+  await stopTimed(server);
+  const out = path.join(outDir, path.basename(source));
+  const ok = r.code === 0 && (await sha256File(out)) === digest;
+  if (!ok) log(`rqcast at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
+  fs.rmSync(outDir, { recursive: true, force: true });
+  const summary = lastJson(r.stdout) as { symbolsReceived?: number; neededSymbols?: number } | undefined;
+  const detail: Record<string, unknown> = {};
+  if (summary?.symbolsReceived !== undefined && summary.neededSymbols) detail.overhead_pct = round((summary.symbolsReceived / summary.neededSymbols - 1) * 100, 2);
+  return { system: 'rqcast', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped, detail };
+}
+
+async function main(): Promise<void> {
+  const probe = probeNetns();
+  if (!probe.ok) throw new Error(`network namespaces unavailable: ${probe.reason}`);
+  if (ONLY !== 'kernel') log(`rqcast CLI from ${transpiledRoot()}`);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-tcp-'));
+  const bed = await Testbed.create({ clients: 1, socketBufferMax: 8 * 1024 * 1024 });
+  const runs: Run[] = [];
+  try {
+    const source = path.join(work, 'payload.bin');
+    log(`writing ${BYTES} random bytes`);
+    const digest = writeRandomFile(source, BYTES);
+    for (const loss of LOSSES) {
+      if (ONLY !== 'rqcast') {
+        log(`kernel TCP, ${loss}% loss`);
+        runs.push(await runKernel(bed, work, source, digest, loss));
+        log(JSON.stringify(runs[runs.length - 1]));
+      }
+      if (ONLY !== 'kernel') {
+        log(`rqcast TCP, ${loss}% loss`);
+        runs.push(await runRqcast(bed, work, source, digest, loss));
+        log(JSON.stringify(runs[runs.length - 1]));
+      }
+    }
+  } finally {
+    bed.destroy();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const mbps = (r: Run | undefined): number | null => (r && r.ok ? round(BYTES / 1e6 / r.seconds, 1) : null);
+  const results = LOSSES.map((loss) => {
+    const rq = runs.find((r) => r.system === 'rqcast' && r.loss_pct === loss);
+    const k = runs.find((r) => r.system === 'kernel' && r.loss_pct === loss);
+    const rqMBps = mbps(rq);
+    const kMBps = mbps(k);
+    return {
+      loss_pct: loss,
+      bytes: BYTES,
+      rqcast_MBps: rqMBps,
+      kernel_MBps: kMBps,
+      ratio: rqMBps !== null && kMBps !== null ? round(rqMBps / kMBps, 3) : null,
+      server_cpu_s: rq ? round(rq.server_cpu_s, 2) : null,
+      kernel_server_cpu_s: k ? round(k.server_cpu_s, 2) : null,
+      rqcast_dropped_pct: rq?.dropped_pct !== undefined ? round(rq.dropped_pct, 2) : null,
+      kernel_dropped_pct: k?.dropped_pct !== undefined ? round(k.dropped_pct, 2) : null,
+      overhead_pct: (rq?.detail?.overhead_pct as number | undefined) ?? null,
+    };
+  });
+  console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s)`);
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%');
+  for (const r of results) {
+    const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
+    console.log(`${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 9)}`);
+  }
+  console.log(JSON.stringify({ bench: 'tcp', results }));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
