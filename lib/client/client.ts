@@ -354,7 +354,8 @@ export class RqcastClient extends EventEmitter {
       return;
     }
     const now = Date.now();
-    if (this.fallback.transport(group.channel) === undefined) this.fallback.start(group.channel, 'multicast', now);
+    // A group that failed before it was ever joined: its step starts now (in 'auto' the channel was watched on UDP since HELLO).
+    if (entry.transport === undefined) this.fallback.start(group.channel, 'multicast', now);
     const d = this.fallback.failed(group.channel, 'multicast', now);
     this.emit('warning', `channel "${group.channel}": ${e.message}`);
     if (d) this.applyFallbacks([d]);
