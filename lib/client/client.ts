@@ -452,6 +452,24 @@ export class RqcastClient extends EventEmitter {
       if (this.opts.transport === 'tcp') this.setTransport(fresh, 'tcp', 'transport-tcp');
       else fresh.transport = 'tcp';
     }
+    this.releaseIdleLinks();
+  }
+
+  /**
+   * A UDP session none of whose channels it still carries (every one moved
+   * to TCP, and no group feeds its data path) is of no more use: LEAVE, so
+   * the server stops sending a stream that does not arrive; one that never
+   * joined (UDP dropped) is ended, so its HELLOs stop.
+   */
+  private releaseIdleLinks(): void {
+    const entries = [...this.joinedChannels.values()];
+    // A group feeds the data path of the UDP session it was joined beside.
+    if (entries.some((e) => e.group !== undefined)) return;
+    for (const l of this.links) {
+      if (this.tcpLinks.has(l) || entries.some((e) => e.link === l)) continue;
+      if (l.joined) l.leave();
+      else void l.shutdown();
+    }
   }
 
   /** A delivery of `link` was read: a channel it carries by UDP that got packets keeps its UDP watch alive. */
