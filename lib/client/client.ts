@@ -380,8 +380,9 @@ export class RqcastClient extends EventEmitter {
    * Channels move on. To UDP: unicast is asked for by a JOIN of its
    * session; its group stays joined and keeps counting. To TCP: the
    * channels decided together get one new session over TCP (a channel the
-   * UDP session never joined too); the UDP session and any group stay, and
-   * whatever they still bring counts.
+   * UDP session never joined too); any group stays, and whatever it still
+   * brings counts (the UDP session is released once it carries nothing:
+   * releaseIdleLinks).
    */
   private applyFallbacks(ds: FallbackDecision[]): void {
     if (this.ended) return;
