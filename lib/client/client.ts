@@ -354,7 +354,8 @@ export class RqcastClient extends EventEmitter {
       return;
     }
     const now = Date.now();
-    if (this.fallback.transport(group.channel) === undefined) this.fallback.start(group.channel, 'multicast', now);
+    // A group that failed before it was ever joined: its step starts now (in 'auto' the channel was watched on UDP since HELLO).
+    if (entry.transport === undefined) this.fallback.start(group.channel, 'multicast', now);
     const d = this.fallback.failed(group.channel, 'multicast', now);
     this.emit('warning', `channel "${group.channel}": ${e.message}`);
     if (d) this.applyFallbacks([d]);
@@ -379,8 +380,9 @@ export class RqcastClient extends EventEmitter {
    * Channels move on. To UDP: unicast is asked for by a JOIN of its
    * session; its group stays joined and keeps counting. To TCP: the
    * channels decided together get one new session over TCP (a channel the
-   * UDP session never joined too); the UDP session and any group stay, and
-   * whatever they still bring counts.
+   * UDP session never joined too); any group stays, and whatever it still
+   * brings counts (the UDP session is released once it carries nothing:
+   * releaseIdleLinks).
    */
   private applyFallbacks(ds: FallbackDecision[]): void {
     if (this.ended) return;
@@ -450,6 +452,24 @@ export class RqcastClient extends EventEmitter {
       // 'tcp' says so now; in 'auto' the move was announced when it was decided.
       if (this.opts.transport === 'tcp') this.setTransport(fresh, 'tcp', 'transport-tcp');
       else fresh.transport = 'tcp';
+    }
+    this.releaseIdleLinks();
+  }
+
+  /**
+   * A UDP session none of whose channels it still carries (every one moved
+   * to TCP, and no group feeds its data path) is of no more use: LEAVE, so
+   * the server stops sending a stream that does not arrive; one that never
+   * joined (UDP dropped) is ended, so its HELLOs stop.
+   */
+  private releaseIdleLinks(): void {
+    const entries = [...this.joinedChannels.values()];
+    // A group feeds the data path of the UDP session it was joined beside.
+    if (entries.some((e) => e.group !== undefined)) return;
+    for (const l of this.links) {
+      if (this.tcpLinks.has(l) || entries.some((e) => e.link === l)) continue;
+      if (l.joined) l.leave();
+      else void l.shutdown();
     }
   }
 

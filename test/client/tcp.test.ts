@@ -103,7 +103,8 @@ test('auto, UDP stream that stops mid-transfer: TCP takes over and goes on with 
   // UDP sends 40 packets (5 of them FDT), TCP 60 (its ESIs start elsewhere).
   const udp = new FakeServer({ objects: [{ name: 'a.bin', data: A }], unicastPackets: 40 });
   const udpPort = await udp.listen();
-  const tcp = new FakeTcpServer({ objects: [{ name: 'a.bin', data: A }], maxPackets: 60, firstEsi: 100_000 });
+  // One packet per 2 ms: the TCP part takes over 100 ms, time to see the UDP session LEAVE meanwhile.
+  const tcp = new FakeTcpServer({ objects: [{ name: 'a.bin', data: A }], maxPackets: 60, firstEsi: 100_000, burst: 1 });
   const tcpPort = await tcp.listen();
   try {
     const c = new RqcastClient(`rqcast://127.0.0.1:${udpPort}`, {
@@ -115,12 +116,26 @@ test('auto, UDP stream that stops mid-transfer: TCP takes over and goes on with 
     });
     const events: TransportEvent[] = [];
     c.on('transport', (e) => events.push(e));
+    let joins = 0;
+    let leavesSoonAfterTcp: number | undefined;
+    let doneThen = true;
+    let done = false;
+    c.on('joined', () => {
+      if (++joins === 2)
+        setTimeout(() => {
+          leavesSoonAfterTcp = udp.leaves;
+          doneThen = done;
+        }, 40);
+    });
     const s = await c.fetch();
+    done = true;
     expect((await fs.readFile(path.join(dir, 'a.bin'))).equals(A)).toBe(true);
     expect(events).toEqual([
       { channel: 'main', transport: 'udp', reason: 'no-group' },
       { channel: 'main', transport: 'tcp', reason: 'silent' },
     ]);
+    // The UDP session, which carries nothing any more, LEAVEs once the TCP one has joined, while the fetch goes on.
+    expect([leavesSoonAfterTcp, doneThen]).toEqual([1, false]);
     expect(s.channels).toEqual([{ name: 'main', tsi: 1, transport: 'tcp' }]);
     expect(udp.unicastSent).toBe(40);
     expect(tcp.sent).toBeLessThanOrEqual(60);
