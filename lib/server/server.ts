@@ -446,7 +446,10 @@ export class RqcastServer extends EventEmitter {
     for (const e of out.events) {
       const who = { address: e.client.address, port: e.client.port, channels: e.channels };
       if (e.kind === 'joined' || e.kind === 'renewed') this.log.info({ ...who, expiresAtMs: e.expiresAtMs, ack: e.ack, multicast: e.multicast }, e.kind);
-      else this.log.info(who, e.kind);
+      else {
+        this.log.info(who, e.kind);
+        this.transportOf(e.client)?.endPeer?.(e.client);
+      }
       this.emit(e.kind, e);
     }
   }

@@ -116,6 +116,13 @@ export interface ServerTransport {
    */
   sendFresh(tsi: number, peer: Peer, packets: readonly Uint8Array[]): void;
 
+  /**
+   * `peer`'s session ended (LEAVE, expiry, or its connection went away): a
+   * connection-oriented transport closes the connection, gracefully, after
+   * the replies already queued. Optional: a UDP peer has nothing to close.
+   */
+  endPeer?(peer: Peer): void;
+
   /** Stops receiving and sending control messages; idempotent. The data engine is the server's to close. */
   close(): Promise<void>;
 }

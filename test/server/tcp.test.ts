@@ -136,6 +136,44 @@ test('a client over TCP: COOKIE and JOINED on its connection, a member by its co
   }
 });
 
+test('a session that ends on the server side closes its connection: LEAVE at once, expiry at its time; a connection already gone is not closed again', async () => {
+  let now = 1_000_000;
+  const { s, factory } = server({ clock: () => now, tickIntervalMs: 5 });
+  await s.listen();
+  const native = factory.servers[0];
+  try {
+    const cookies = new Map<number, Uint8Array>();
+    const join = (id: number, ms: number): void => {
+      native.emit({ type: 'open', id, address: '192.0.2.60', port: 50000 + id });
+      native.emit({ type: 'data', id, bytes: framed({ type: MessageType.Hello, nonce: new Uint8Array(8).fill(id) }) });
+      const cookie = sent(native, id).find((m) => m.type === MessageType.Cookie);
+      if (cookie?.type !== MessageType.Cookie) throw new Error('no cookie');
+      cookies.set(id, cookie.cookie);
+      native.emit({ type: 'data', id, bytes: framed({ type: MessageType.Join, cookie: cookie.cookie, channels: ['main'], until: { kind: 'duration', ms }, ack: false }) });
+    };
+    const closes = (): number[] => native.calls.filter((c) => c.op === 'close').map((c) => (c as { id: number }).id);
+    join(1, 30_000);
+    join(2, 2_000);
+    join(3, 30_000);
+    expect(s.sessionCount).toBe(3);
+    expect(closes()).toEqual([]);
+
+    native.emit({ type: 'data', id: 1, bytes: framed({ type: MessageType.Leave, cookie: cookies.get(1) as Uint8Array }) });
+    expect(closes()).toEqual([1]);
+
+    now += 2_000;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(s.sessionCount).toBe(1);
+    expect(closes()).toEqual([1, 2]);
+
+    native.emit({ type: 'close', id: 3, reason: 'normal' });
+    expect(s.sessionCount).toBe(0);
+    expect(closes()).toEqual([1, 2]);
+  } finally {
+    await s.close();
+  }
+});
+
 test('an explicit TCP address and port', async () => {
   const { s } = server({ host: '0.0.0.0', tcp: { address: '127.0.0.1', port: 8443, createServer: fakeFactory(), hostFilter: new FakeHostFilter() } });
   await s.listen();

@@ -21,7 +21,8 @@
  *   sequence numbers. So `sendFresh` (ACK replacements) has nothing to do:
  *   the client sends no ACK over TCP, and one that does is counted.
  * - A connection that closes (FIN, RST, timeout, abort) ends its session at
- *   once through `peerGone`.
+ *   once through `peerGone`; a session that ends (LEAVE, expiry) closes its
+ *   connection (`endPeer`: replies already queued, then FIN).
  * - open() installs the host filter (host-filter.ts) before the native
  *   server starts, so the host's stack never answers a SYN with a RST;
  *   close() stops the server (every connection reset) and removes the
@@ -214,6 +215,12 @@ export class TcpServerTransport implements ServerTransport {
   }
 
   /** Stops the native server (every connection reset) and removes the host filter; idempotent. */
+  /** The session ended: the connection closes gracefully (queued replies, then FIN); a gone one is a no-op. */
+  endPeer(peer: Peer): void {
+    if (peer.connection === undefined || !this.connections.has(peer.connection)) return;
+    this.native?.close(peer.connection);
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
