@@ -270,6 +270,18 @@ void syn_received_syn_retransmit() {
   CHECK_EQ(f.out.sent.size(), size_t(0));
 }
 
+void syn_received_ack_after_retransmit() {
+  Fixture f;
+  f.Syn(Options(), 0);
+  f.c->Poll(1000 * kMs);   // the SYN-ACK again; RTO 2 s
+  CHECK_EQ(f.c->stats().rto_ms, 2000u);
+  // Its ACK gives no sample (which SYN-ACK?): RTO 3 s for the data (RFC 6298 §5.7).
+  f.c->OnSegment(From(kIrs + 1, kIss + 1, kAck), 1050 * kMs);
+  CHECK_EQ(f.c->state(), State::kEstablished);
+  CHECK_EQ(f.c->stats().srtt_us, 0u);
+  CHECK_EQ(f.c->stats().rto_ms, 3000u);
+}
+
 void syn_received_bad_ack_resets() {
   Fixture f;
   f.Syn(Options(), 0);
@@ -1560,6 +1572,7 @@ int main() {
   g_check_print_limit = 60;
   syn_received_then_ack();
   syn_received_syn_retransmit();
+  syn_received_ack_after_retransmit();
   syn_received_bad_ack_resets();
   syn_received_close_then_ack();
   syn_received_abort();
