@@ -248,6 +248,8 @@ void Connection::OnSegment(const Segment& seg, uint64_t now_ns) {
       TsSample(seg.options.ts_ecr, now_ns);
     } else if (syn_ack_retries_ == 0) {
       rtt_.Sample(now_ns - syn_ack_sent_ns_);   // Karn: only an unrepeated SYN-ACK
+    } else {
+      rtt_.Reinitialize(3 * kSecond);            // RFC 6298 §5.7
     }
     rto_deadline_ = kNever;
     rto_backoffs_ = 0;

@@ -16,7 +16,13 @@
 // echoed and used for RTT samples), delayed ACKs (we receive little and ACK
 // each data segment), keep-alive, urgent data, ECN, out-of-order reassembly
 // of the peer's data (dropped and ACKed with rcv_nxt: the peer sends small
-// control frames), simultaneous open/close races beyond RFC 9293's states.
+// control frames).
+//
+// Choices worth knowing: a SYN in SYN-RECEIVED other than the first one
+// again draws a challenge ACK (the connection is not returned to LISTEN);
+// window probes count as backoffs, so a peer that keeps its window at zero
+// through max_rto_backoffs probes (about 100 s with the defaults) is aborted
+// (kTimeout); a peer MSS below kMinPeerMss is raised to it.
 #pragma once
 
 #include <cstddef>
@@ -80,12 +86,16 @@ class Connection {
   // sent only when it fits the window whole). Call after OnSegment calls and
   // whenever the FrameSource may have frames again.
   void Poll(uint64_t now_ns);
-  // The next time Poll must run for a timer (UINT64_MAX if no timer is armed).
+  // The next time Poll must run for a timer (UINT64_MAX if no timer is armed;
+  // 0 when a window update after Read waits for Poll).
   uint64_t NextDeadline() const;
   // Graceful close from our side: no more new data frames are taken except
   // control frames already offered; FIN after the last byte. (Stops calling
   // NextFrame for data: the source must not give data frames once CloseSource()
   // is called — the shell does that; the connection just sends what it has and FIN.)
+  // "Drained" is NextFrame returning 0 for the largest frame there can be; a
+  // frame that did not fit the room left is held by the connection until it
+  // does, so the FIN never overtakes it.
   void Close(uint64_t now_ns);
   // Sends RST and goes to kClosed (reason kAborted).
   void Abort(uint64_t now_ns);
@@ -105,7 +115,8 @@ class Connection {
   // option when timestamps are on (RFC 9293 §3.7.1: the MSS counts options).
   uint32_t segment_size() const { return seg_size_; }
   // A frame longer than a segment was split: from then on every
-  // retransmission resends the original bytes (nothing is refreshed).
+  // retransmission resends the original bytes (nothing is refreshed, and
+  // nothing is counted in fresh_frames or stale_frames).
   bool sends_originals() const { return originals_only_; }
   uint32_t snd_una() const { return snd_una_; }
   uint32_t snd_nxt() const { return snd_nxt_; }

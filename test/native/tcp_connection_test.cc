@@ -270,6 +270,18 @@ void syn_received_syn_retransmit() {
   CHECK_EQ(f.out.sent.size(), size_t(0));
 }
 
+void syn_received_ack_after_retransmit() {
+  Fixture f;
+  f.Syn(Options(), 0);
+  f.c->Poll(1000 * kMs);   // the SYN-ACK again; RTO 2 s
+  CHECK_EQ(f.c->stats().rto_ms, 2000u);
+  // Its ACK gives no sample (which SYN-ACK?): RTO 3 s for the data (RFC 6298 §5.7).
+  f.c->OnSegment(From(kIrs + 1, kIss + 1, kAck), 1050 * kMs);
+  CHECK_EQ(f.c->state(), State::kEstablished);
+  CHECK_EQ(f.c->stats().srtt_us, 0u);
+  CHECK_EQ(f.c->stats().rto_ms, 3000u);
+}
+
 void syn_received_bad_ack_resets() {
   Fixture f;
   f.Syn(Options(), 0);
@@ -280,6 +292,44 @@ void syn_received_bad_ack_resets() {
   CHECK_EQ(f.out.sent[0].seg.flags, uint8_t(kRst));
   CHECK_EQ(f.out.sent[0].seg.seq, kIss + 7);
   CHECK_EQ(f.c->state(), State::kSynReceived);
+}
+
+void syn_received_close_then_ack() {
+  Fixture f;
+  f.Syn(Options(), 0);
+  f.out.take();
+  f.src.AddControl(100);
+  f.c->Close(5 * kMs);   // nothing can go before the handshake completes
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  CHECK_EQ(f.c->state(), State::kSynReceived);
+  f.c->OnSegment(From(kIrs + 1, kIss + 1, kAck), 10 * kMs);
+  f.c->Poll(10 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));   // the control frame, then the FIN
+  if (s.size() == 2) {
+    CHECK_EQ(s[0].payload.size(), size_t(100));
+    CHECK_EQ(s[1].seg.seq, kIss + 101);
+    CHECK_EQ(s[1].seg.flags, uint8_t(kAck | kFin));
+  }
+  CHECK_EQ(f.c->state(), State::kFinWait1);
+}
+
+void syn_received_abort() {
+  Fixture f;
+  f.Syn(Options(), 0);
+  f.out.take();
+  f.c->Abort(5 * kMs);
+  CHECK_EQ(f.c->state(), State::kClosed);
+  CHECK_EQ(f.c->close_reason(), CloseReason::kAborted);
+  CHECK_EQ(f.out.sent.size(), size_t(1));
+  if (!f.out.sent.empty()) {
+    CHECK_EQ(f.out.sent[0].seg.flags, uint8_t(kRst | kAck));
+    CHECK_EQ(f.out.sent[0].seg.seq, kIss + 1);
+  }
+  // Nothing more from a closed connection.
+  f.c->OnSegment(From(kIrs + 1, kIss + 1, kAck), 10 * kMs);
+  f.c->Poll(2000 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(1));
 }
 
 void handshake_without_options() {
@@ -1522,7 +1572,10 @@ int main() {
   g_check_print_limit = 60;
   syn_received_then_ack();
   syn_received_syn_retransmit();
+  syn_received_ack_after_retransmit();
   syn_received_bad_ack_resets();
+  syn_received_close_then_ack();
+  syn_received_abort();
   handshake_without_options();
   handshake_each_option();
   established_sends_initial_window();
