@@ -316,13 +316,13 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
       return env.Undefined();
     if (!Running()) return env.Undefined();  // every connection is gone
     int rc = add ? service_->AddMember(channel, id) : service_->RemoveMember(channel, id);
+    const std::string what = add ? "addMember: " : "removeMember: ";
     if (rc == ENOENT)
-      ThrowErrnoCode(env, kErrUnknownChannel, rc, "addMember: unknown channel");
+      ThrowErrnoCode(env, kErrUnknownChannel, rc, what + "unknown channel");
     else if (rc == ESHUTDOWN)
-      ThrowErrnoCode(env, kErrReplicatorClosed, rc, "addMember: replicator is closed");
+      ThrowErrnoCode(env, kErrReplicatorClosed, rc, what + "replicator is closed");
     else if (rc != 0)
-      ThrowErrnoCode(env, kErrSocket, rc, std::string(add ? "addMember: " : "removeMember: ") +
-                                              ErrnoText(rc));
+      ThrowErrnoCode(env, kErrSocket, rc, what + ErrnoText(rc));
     return env.Undefined();
   }
   Napi::Value AddMember(const Napi::CallbackInfo& info) { return Membership(info, true); }

@@ -161,7 +161,7 @@ void Connection::TsSample(uint32_t ts_ecr, uint64_t now_ns) {
   // An echo from the future or older than the longest RTO is no sample
   // (a broken or lying peer; RFC 7323 §4.2 trusts only echoes of ours).
   const uint32_t d = TsNow(now_ns) - ts_ecr;
-  if (d < 0x80000000u && uint64_t(d) * kMs <= cfg_.rto_max_ns) rtt_.Sample(uint64_t(d) * kMs);
+  if (d < 0x80000000u && uint64_t(d) * kMs <= cfg_.rto_max_ns) RttSample(uint64_t(d) * kMs);
 }
 
 bool Connection::SequenceAcceptable(const Segment& seg) const {
@@ -247,7 +247,9 @@ void Connection::OnSegment(const Segment& seg, uint64_t now_ns) {
     if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
       TsSample(seg.options.ts_ecr, now_ns);
     } else if (syn_ack_retries_ == 0) {
-      rtt_.Sample(now_ns - syn_ack_sent_ns_);   // Karn: only an unrepeated SYN-ACK
+      RttSample(now_ns - syn_ack_sent_ns_);     // Karn: only an unrepeated SYN-ACK
+    } else {
+      rtt_.Reinitialize(3 * kSecond);            // RFC 6298 §5.7
     }
     rto_deadline_ = kNever;
     rto_backoffs_ = 0;
@@ -339,10 +341,12 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
 
   uint32_t newly_sacked = 0;
   if (sack_ok_ && seg.options.sack_count > 0) {
-    newly_sacked = board_.Sack(seg.options.sack, seg.options.sack_count, snd_una_, snd_nxt_);
+    newly_sacked = board_.Sack(seg.options.sack, seg.options.sack_count, snd_una_, snd_nxt_,
+                               &rack_, now_ns);
   }
 
-  if (SeqGt(seg.ack, snd_una_)) {
+  const bool advanced = SeqGt(seg.ack, snd_una_);
+  if (advanced) {
     const uint32_t acked = seg.ack - snd_una_;
     bool have_sample = false;
     uint64_t sample_sent_ns = 0;
@@ -352,6 +356,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
         have_sample = true;
         sample_sent_ns = r.sent_ns;
       }
+      if (!r.sacked) rack_.Offer(r, now_ns);   // RFC 8985 §6.2 step 2
       board_.PopFront();
     }
     snd_una_ = seg.ack;
@@ -362,7 +367,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
       TsSample(seg.options.ts_ecr, now_ns);
     } else if (have_sample) {
-      rtt_.Sample(now_ns - sample_sent_ns);
+      RttSample(now_ns - sample_sent_ns);
     }
 
     if (recovery_ == Recovery::kFast) {
@@ -416,6 +421,36 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     board_.MarkLostBySack(kDupThresh, seg_size_);
   }
 
+  if (sack_ok_) {
+    if (tlp_outstanding_ && SeqGeq(seg.ack, tlp_end_seq_)) {
+      // RFC 8985 §7.4, as Linux's tcp_process_tlp_ack: a new-data probe
+      // needs nothing; a retransmitted one that drew a D-SACK (RFC 2883:
+      // the first block below the ACK) repaired nothing; an ACK beyond it
+      // without one means it repaired a loss: one reduction, as a fast
+      // recovery would have made (unless one is under way). A plain
+      // duplicate ACK at it: both copies arrived.
+      const bool dsack = seg.options.sack_count > 0 &&
+                         SeqLt(seg.options.sack[0].left, seg.ack);
+      if (!tlp_retransmitted_ || dsack) {
+        tlp_outstanding_ = false;
+      } else if (SeqGt(seg.ack, tlp_end_seq_)) {
+        tlp_outstanding_ = false;
+        if (recovery_ == Recovery::kNone) {
+          cc_.EnterRecovery(cc_.cwnd(), true);
+          cc_.ExitRecovery(0, true);
+        }
+      } else if (!advanced && newly_sacked == 0) {
+        tlp_outstanding_ = false;
+      }
+    }
+    RackDetect(now_ns);
+    if (advanced) {
+      SchedulePto(now_ns);
+    } else if (newly_sacked > 0 || recovery_ != Recovery::kNone) {
+      tlp_deadline_ = kNever;
+    }
+  }
+
   if (fin_acked_) {
     if (state_ == State::kFinWait1) {
       state_ = State::kFinWait2;
@@ -439,6 +474,98 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
   if (sack_ok_) board_.MarkLostBySack(kDupThresh, seg_size_);
   // The fast retransmit goes whatever cwnd says (RFC 5681 §3.2 step 4).
   if (board_.at(front).needs_rtx) Retransmit(front, now_ns);
+}
+
+// ------------------------------------------------------------ RACK-TLP --
+//
+// RFC 8985 on top of the SACK scoreboard, only when SACK is on (as Linux):
+// without SACK there is nothing to tell which later segments arrived.
+//  - RACK: each delivered record (cumulatively ACKed or newly SACKed)
+//    offers its latest transmission time to rack_ (scoreboard.h: the
+//    RTT-based check of §6.2 step 2 skips deliveries an earlier
+//    transmission may have made). On every ACK, every record in flight
+//    sent before RACK's segment by more than RACK.rtt + reo_wnd is lost,
+//    retransmitted or not: a lost retransmission goes again an RTT and a
+//    bit later, not at the RTO. A record not yet that old arms the reorder
+//    timer. reo_wnd is fixed at min_RTT / 4 (at most SRTT): the
+//    DSACK-driven adaptation of §6.2 step 4 is left out.
+//  - RFC 6675's DupThresh rule (three SACKed segments above, or three
+//    duplicate ACKs) still runs beside it: whichever sees a loss first
+//    starts the recovery episode. NewReno reacts once per episode.
+//  - TLP (§7): with data in flight, no SACKed data, not in recovery and no
+//    probe out, a probe timeout of 2 SRTT (+ WCDelAckT when one segment is
+//    out; at least kTlpMinPtoNs; 1 s without an SRTT), cut to the RTO's
+//    expiry, sends one new segment if the peer's window and the source
+//    allow (whatever cwnd says), else retransmits the last segment; the
+//    RTO is then restarted from the probe.
+
+uint64_t Connection::rack_reo_wnd_ns() const {
+  if (rack_.min_rtt_ns == UINT64_MAX) return 0;
+  uint64_t w = rack_.min_rtt_ns / 4;
+  if (rtt_.has_sample() && w > rtt_.srtt_ns()) w = rtt_.srtt_ns();
+  return w;
+}
+
+void Connection::RackDetect(uint64_t now_ns) {
+  rack_deadline_ = kNever;
+  if (!sack_ok_ || !rack_.valid || board_.empty()) return;
+  int marked = 0;
+  const uint64_t wait = board_.RackDetectLost(rack_, rack_reo_wnd_ns(), now_ns, &marked);
+  if (wait > 0) rack_deadline_ = now_ns + wait;
+  if (marked == 0) return;
+  stats_.rack_lost += static_cast<uint64_t>(marked);
+  tlp_deadline_ = kNever;
+  if (recovery_ != Recovery::kNone) return;   // the retransmissions go by TrySend
+  recovery_ = Recovery::kFast;
+  recover_ = snd_nxt_;
+  cc_.EnterRecovery(Flight(), true);
+  ++stats_.fast_retransmits;
+  // The first goes at once, whatever cwnd says (RFC 5681 §3.2 step 4).
+  const uint64_t first = board_.NextToRetransmit(board_.begin());
+  if (first != board_.end()) Retransmit(first, now_ns);
+}
+
+void Connection::SchedulePto(uint64_t now_ns) {
+  tlp_deadline_ = kNever;
+  if (!sack_ok_ || board_.empty() || recovery_ != Recovery::kNone || tlp_outstanding_ ||
+      board_.sacked_bytes() > 0) {
+    return;
+  }
+  uint64_t pto = kTlpNoRttNs;
+  if (rtt_.has_sample()) {
+    pto = 2 * rtt_.srtt_ns();
+    if (board_.size() == 1) pto += kTlpDelayedAckNs;
+    if (pto < kTlpMinPtoNs) pto = kTlpMinPtoNs;
+  }
+  uint64_t t = now_ns + pto;
+  if (t > rto_deadline_) t = rto_deadline_;
+  tlp_deadline_ = t;
+}
+
+void Connection::OnPtoTimer(uint64_t now_ns) {
+  tlp_deadline_ = kNever;
+  if (board_.empty() || recovery_ != Recovery::kNone || tlp_outstanding_ ||
+      board_.sacked_bytes() > 0) {
+    return;
+  }
+  bool sent_new = false;
+  if (CanSendNewData() && !board_.Full()) {
+    const int64_t peer_room = int64_t(snd_wnd_) - int64_t(Flight());
+    const int64_t room = peer_room < int64_t(seg_size_) ? peer_room : int64_t(seg_size_);
+    bool drained = false;
+    if (room > 0) sent_new = SendNewSegment(now_ns, static_cast<uint32_t>(room), &drained) > 0;
+  }
+  if (!sent_new) {
+    const uint64_t last = board_.end() - 1;
+    const SegmentRecord& r = board_.at(last);
+    if (r.sacked || r.needs_rtx) return;
+    Retransmit(last, now_ns);
+  }
+  tlp_outstanding_ = true;
+  tlp_retransmitted_ = !sent_new;
+  tlp_end_seq_ = snd_nxt_;
+  ++stats_.tlp_probes;
+  ArmRto(now_ns);
 }
 
 // ----------------------------------------------------------- sending --
@@ -563,6 +690,7 @@ void Connection::TrySend(uint64_t now_ns) {
   if (state_ == State::kSynReceived || state_ == State::kClosed || state_ == State::kTimeWait) {
     return;
   }
+  const uint32_t nxt_before = snd_nxt_;
   for (;;) {
     const int64_t budget = int64_t(cc_.cwnd()) - int64_t(board_.pipe());
     const uint64_t rtx = board_.NextToRetransmit(board_.begin());
@@ -586,6 +714,7 @@ void Connection::TrySend(uint64_t now_ns) {
     if (close_requested_ && drained) SendFin(now_ns);
     break;
   }
+  if (snd_nxt_ != nxt_before) SchedulePto(now_ns);   // new data: restart the PTO (§7.2)
 }
 
 // ------------------------------------------------------------ timers --
@@ -620,6 +749,8 @@ void Connection::OnRtoTimer(uint64_t now_ns) {
   recovery_ = Recovery::kTimeout;
   recover_ = snd_nxt_;
   dupacks_ = 0;
+  tlp_deadline_ = rack_deadline_ = kNever;
+  tlp_outstanding_ = false;
   board_.MarkAllLost();
   const uint64_t front = board_.begin();
   Retransmit(front, now_ns);
@@ -660,6 +791,7 @@ void Connection::EnterTimeWait(uint64_t now_ns) {
   state_ = State::kTimeWait;
   time_wait_deadline_ = now_ns + cfg_.time_wait_ns;
   rto_deadline_ = kNever;
+  tlp_deadline_ = rack_deadline_ = kNever;
   persist_deadline_ = kNever;
   fin_wait2_deadline_ = kNever;
 }
@@ -668,13 +800,18 @@ void Connection::CloseWith(CloseReason reason) {
   state_ = State::kClosed;
   reason_ = reason;
   rto_deadline_ = persist_deadline_ = time_wait_deadline_ = fin_wait2_deadline_ = kNever;
+  tlp_deadline_ = rack_deadline_ = kNever;
   ack_pending_ = false;
 }
 
 void Connection::Poll(uint64_t now_ns) {
   if (state_ == State::kClosed) return;
+  // The probe first: when the PTO was cut to the RTO's expiry, the probe
+  // goes instead of the timeout and restarts the RTO (RFC 8985 §7.2).
+  if (tlp_deadline_ <= now_ns) OnPtoTimer(now_ns);
   if (rto_deadline_ <= now_ns) OnRtoTimer(now_ns);
   if (state_ == State::kClosed) return RefreshStats();
+  if (rack_deadline_ <= now_ns) RackDetect(now_ns);   // the reorder timer (§6.3)
   if (persist_deadline_ <= now_ns) OnPersistTimer(now_ns);
   if (state_ == State::kClosed) return RefreshStats();
   if (time_wait_deadline_ <= now_ns) {
@@ -695,6 +832,8 @@ uint64_t Connection::NextDeadline() const {
   if (state_ == State::kClosed) return UINT64_MAX;
   if (ack_pending_) return 0;   // a window update waits for Poll
   uint64_t t = rto_deadline_;
+  if (tlp_deadline_ < t) t = tlp_deadline_;
+  if (rack_deadline_ < t) t = rack_deadline_;
   if (persist_deadline_ < t) t = persist_deadline_;
   if (time_wait_deadline_ < t) t = time_wait_deadline_;
   if (state_ == State::kFinWait2 && fin_wait2_deadline_ < t) t = fin_wait2_deadline_;

@@ -16,7 +16,13 @@
 // echoed and used for RTT samples), delayed ACKs (we receive little and ACK
 // each data segment), keep-alive, urgent data, ECN, out-of-order reassembly
 // of the peer's data (dropped and ACKed with rcv_nxt: the peer sends small
-// control frames), simultaneous open/close races beyond RFC 9293's states.
+// control frames).
+//
+// Choices worth knowing: a SYN in SYN-RECEIVED other than the first one
+// again draws a challenge ACK (the connection is not returned to LISTEN);
+// window probes count as backoffs, so a peer that keeps its window at zero
+// through max_rto_backoffs probes (about 100 s with the defaults) is aborted
+// (kTimeout); a peer MSS below kMinPeerMss is raised to it.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +64,9 @@ struct ConnectionStats {
   uint64_t segments_received = 0, bytes_received = 0, dup_acks = 0, bad_segments = 0;
   uint64_t challenge_acks = 0, window_probes = 0;
   uint32_t cwnd = 0, ssthresh = 0, flight = 0, srtt_us = 0, rto_ms = 0, snd_wnd = 0;
+  // RACK-TLP: segments RACK judged lost (each time: a retransmission may be
+  // judged lost again), tail loss probes sent.
+  uint64_t rack_lost = 0, tlp_probes = 0;
 };
 class SegmentOutput {
  public:
@@ -80,12 +89,16 @@ class Connection {
   // sent only when it fits the window whole). Call after OnSegment calls and
   // whenever the FrameSource may have frames again.
   void Poll(uint64_t now_ns);
-  // The next time Poll must run for a timer (UINT64_MAX if no timer is armed).
+  // The next time Poll must run for a timer (UINT64_MAX if no timer is armed;
+  // 0 when a window update after Read waits for Poll).
   uint64_t NextDeadline() const;
   // Graceful close from our side: no more new data frames are taken except
   // control frames already offered; FIN after the last byte. (Stops calling
   // NextFrame for data: the source must not give data frames once CloseSource()
   // is called — the shell does that; the connection just sends what it has and FIN.)
+  // "Drained" is NextFrame returning 0 for the largest frame there can be; a
+  // frame that did not fit the room left is held by the connection until it
+  // does, so the FIN never overtakes it.
   void Close(uint64_t now_ns);
   // Sends RST and goes to kClosed (reason kAborted).
   void Abort(uint64_t now_ns);
@@ -105,11 +118,21 @@ class Connection {
   // option when timestamps are on (RFC 9293 §3.7.1: the MSS counts options).
   uint32_t segment_size() const { return seg_size_; }
   // A frame longer than a segment was split: from then on every
-  // retransmission resends the original bytes (nothing is refreshed).
+  // retransmission resends the original bytes (nothing is refreshed, and
+  // nothing is counted in fresh_frames or stale_frames).
   bool sends_originals() const { return originals_only_; }
   uint32_t snd_una() const { return snd_una_; }
   uint32_t snd_nxt() const { return snd_nxt_; }
   uint32_t rcv_nxt() const { return rcv_nxt_; }
+
+  // RACK-TLP (RFC 8985), on when SACK is: see connection.cc.
+  static constexpr uint64_t kTlpDelayedAckNs = 200000000ull;   // WCDelAckT (§7.2)
+  static constexpr uint64_t kTlpNoRttNs = 1000000000ull;       // PTO without an SRTT
+  static constexpr uint64_t kTlpMinPtoNs = 10000000ull;        // as Linux's floor
+  // RACK.reo_wnd: min_RTT / 4, at most SRTT (no DSACK-driven adaptation).
+  uint64_t rack_reo_wnd_ns() const;
+  uint64_t rack_deadline() const { return rack_deadline_; }
+  uint64_t tlp_deadline() const { return tlp_deadline_; }
 
   static constexpr uint32_t kChallengeAcksPerSecond = 10;
   static constexpr int kDupThresh = 3;          // RFC 5681 §3.2, RFC 6675
@@ -136,6 +159,15 @@ class Connection {
   // The ACK field of a segment in a synchronized state; false: drop it.
   bool ProcessAck(const Segment& seg, uint64_t now_ns);
   void EnterFastRecovery(uint64_t now_ns);
+  // RACK: detect losses, enter recovery on the first, arm the reorder timer.
+  void RackDetect(uint64_t now_ns);
+  // TLP: arm (or cancel) the probe timer; send the probe.
+  void SchedulePto(uint64_t now_ns);
+  void OnPtoTimer(uint64_t now_ns);
+  void RttSample(uint64_t rtt_ns) {
+    rtt_.Sample(rtt_ns);
+    rack_.NoteRtt(rtt_ns);
+  }
   bool TakePayload(const Segment& seg);
 
   void TrySend(uint64_t now_ns);
@@ -194,6 +226,14 @@ class Connection {
   Recovery recovery_ = Recovery::kNone;
   uint32_t recover_ = 0;                   // RFC 6582 "recover"
   uint32_t dupacks_ = 0;
+
+  // RACK-TLP (RFC 8985).
+  Rack rack_;
+  uint64_t rack_deadline_ = kNever;        // the reorder timer (§6.3)
+  uint64_t tlp_deadline_ = kNever;         // the probe timeout (§7.2)
+  bool tlp_outstanding_ = false;           // TLP.end_seq is set
+  bool tlp_retransmitted_ = false;         // the probe was a retransmission
+  uint32_t tlp_end_seq_ = 0;
 
   bool close_requested_ = false, fin_sent_ = false, fin_acked_ = false;
   uint32_t fin_seq_ = 0;

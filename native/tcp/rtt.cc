@@ -32,6 +32,12 @@ void RttEstimator::Sample(uint64_t r) {
   rto_ns_ = base_rto_ns_;
 }
 
+void RttEstimator::Reinitialize(uint64_t rto_ns) {
+  if (has_sample_) return;
+  base_rto_ns_ = Clamp(rto_ns);
+  rto_ns_ = base_rto_ns_;
+}
+
 void RttEstimator::Backoff() {
   rto_ns_ = rto_ns_ >= max_ns_ / 2 ? max_ns_ : rto_ns_ * 2;
 }

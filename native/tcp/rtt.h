@@ -22,6 +22,9 @@ class RttEstimator {
   void Sample(uint64_t rtt_ns);
   // The timer expired: RTO doubles, up to the maximum (§5.5).
   void Backoff();
+  // Without a sample yet: RTO becomes rto_ns (clamped), backoff cleared —
+  // §5.7's 3 s once data starts after a SYN's timer expired.
+  void Reinitialize(uint64_t rto_ns);
 
   uint64_t rto_ns() const { return rto_ns_; }
   bool has_sample() const { return has_sample_; }

@@ -84,8 +84,57 @@ void Scoreboard::PopFront() {
 
 void Scoreboard::DiscardBack() { records_.pop_back(); }
 
+void Rack::Offer(const SegmentRecord& r, uint64_t now_ns) {
+  if (r.transmissions == 0 || now_ns < r.sent_ns) return;
+  const uint64_t rtt = now_ns - r.sent_ns;
+  if (r.transmissions > 1) {
+    if (rtt < min_rtt_ns) return;   // ambiguous: an earlier transmission's
+  } else {
+    NoteRtt(rtt);
+  }
+  if (!valid || !SentBefore(r.sent_ns, r.end())) {
+    if (valid && r.sent_ns == xmit_ns && r.end() == end_seq) return;
+    valid = true;
+    xmit_ns = r.sent_ns;
+    end_seq = r.end();
+    rtt_ns = rtt;
+  }
+}
+
+bool Rack::SentBefore(uint64_t rec_xmit_ns, uint32_t rec_end_seq) const {
+  // RACK_sent_after(RACK.xmit_ts, RACK.end_seq, t, seq) (§6.2).
+  return xmit_ns > rec_xmit_ns || (xmit_ns == rec_xmit_ns && SeqGt(end_seq, rec_end_seq));
+}
+
+uint64_t Scoreboard::RackDetectLost(const Rack& rack, uint64_t reo_wnd_ns, uint64_t now_ns,
+                                    int* marked) {
+  *marked = 0;
+  if (!rack.valid) return 0;
+  uint64_t timeout = 0;
+  for (uint64_t i = records_.begin(); i != records_.end(); ++i) {
+    SegmentRecord& r = records_[i];
+    if (r.transmissions == 0) break;
+    if (!rack.SentBefore(r.sent_ns, r.end())) {
+      // Records go out in sequence order the first time, and a
+      // retransmission only makes a record later: past the first record
+      // never retransmitted that is not before RACK's, none is.
+      if (r.transmissions == 1) break;
+      continue;
+    }
+    if (r.sacked || r.needs_rtx) continue;
+    const uint64_t due = r.sent_ns + rack.rtt_ns + reo_wnd_ns;
+    if (due <= now_ns) {
+      MarkLost(i);
+      ++*marked;
+    } else if (due - now_ns > timeout) {
+      timeout = due - now_ns;
+    }
+  }
+  return timeout;
+}
+
 uint32_t Scoreboard::Sack(const SackBlock* blocks, int count, uint32_t snd_una,
-                          uint32_t snd_nxt) {
+                          uint32_t snd_nxt, Rack* rack, uint64_t now_ns) {
   uint32_t newly = 0;
   for (int b = 0; b < count; ++b) {
     const SackBlock& s = blocks[b];
@@ -110,6 +159,7 @@ uint32_t Scoreboard::Sack(const SackBlock* blocks, int count, uint32_t snd_una,
       r.needs_rtx = false;
       Count(i, r);
       newly += r.seq_len();
+      if (rack != nullptr) rack->Offer(r, now_ns);
     }
   }
   return newly;

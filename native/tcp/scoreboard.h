@@ -69,13 +69,35 @@ struct SegmentRecord {
   bool fin = false;             // the FIN follows the payload (one more sequence number)
   uint64_t first_frame = 0;     // index in the frame ring
   uint32_t frame_count = 0;
-  uint32_t transmissions = 0;   // 1 after the first send
-  uint64_t sent_ns = 0;         // last (re)transmission
+  uint32_t transmissions = 0;   // 1 after the first send; > 1: retransmitted
+  uint64_t sent_ns = 0;         // last (re)transmission (RACK's Segment.xmit_ts)
   bool sacked = false;
   bool lost = false;            // judged lost in the current loss episode
   bool needs_rtx = false;       // lost and not retransmitted since
   uint32_t seq_len() const { return len + (fin ? 1u : 0u); }
   uint32_t end() const { return seq + seq_len(); }
+};
+
+// RACK (RFC 8985 §6.2 steps 1-2): the most recently sent segment known
+// delivered (cumulatively ACKed or SACKed), its RTT, and the least RTT seen.
+struct Rack {
+  bool valid = false;           // a delivery was seen
+  uint64_t xmit_ns = 0;         // RACK.xmit_ts
+  uint32_t end_seq = 0;         // RACK.end_seq
+  uint64_t rtt_ns = 0;          // RACK.rtt
+  uint64_t min_rtt_ns = UINT64_MAX;   // none yet: UINT64_MAX
+  // An RTT measurement from elsewhere (timestamps, the handshake).
+  void NoteRtt(uint64_t rtt_ns) {
+    if (rtt_ns < min_rtt_ns) min_rtt_ns = rtt_ns;
+  }
+  // Record r was just delivered (now_ns). A retransmitted record whose
+  // delivery came sooner than min_rtt after its latest transmission was
+  // delivered by an earlier one (the RTT-based check of §6.2 step 2, as
+  // Linux does): it is ignored. A record never retransmitted also gives a
+  // min_rtt sample.
+  void Offer(const SegmentRecord& r, uint64_t now_ns);
+  // Whether a record sent at (xmit_ns, end_seq) went before RACK's segment.
+  bool SentBefore(uint64_t rec_xmit_ns, uint32_t rec_end_seq) const;
 };
 
 class Scoreboard {
@@ -111,7 +133,15 @@ class Scoreboard {
   // Applies SACK blocks (RFC 2018): a record inside a block becomes SACKed.
   // Blocks not within [snd_una, snd_nxt] are ignored (D-SACK, RFC 2883, or
   // garbage). Returns the bytes newly SACKed.
-  uint32_t Sack(const SackBlock* blocks, int count, uint32_t snd_una, uint32_t snd_nxt);
+  // With rack: each newly SACKed record is offered to it (delivered at now_ns).
+  uint32_t Sack(const SackBlock* blocks, int count, uint32_t snd_una, uint32_t snd_nxt,
+                Rack* rack = nullptr, uint64_t now_ns = 0);
+  // RACK detect-lost (RFC 8985 §6.2 step 5): every record in flight (not
+  // SACKed, not already waiting for retransmission, retransmitted before or
+  // not) sent before RACK's segment and longer ago than rack.rtt_ns +
+  // reo_wnd_ns is marked lost. *marked: how many. Returns how long until the
+  // next such record becomes lost (the reorder timer, §6.3), 0 if none waits.
+  uint64_t RackDetectLost(const Rack& rack, uint64_t reo_wnd_ns, uint64_t now_ns, int* marked);
   // RFC 6675 IsLost for each record below the highest SACKed one: at least
   // dup_thresh SACKed records, or more than (dup_thresh - 1) * smss SACKed
   // bytes, above it. Marks such records lost (to be retransmitted) unless

@@ -318,8 +318,11 @@ void Service::DeliverData(std::vector<ServiceEvent>* events) {
           continue;  // consumed in between: no wake-up will come
         return;
       }
-      const size_t room = std::min<uint64_t>(config_.max_data_event,
-                                             config_.max_pending_data - pending);
+      const Connection* c = listener_->connection(id);
+      const size_t room = std::min<uint64_t>(
+          std::min<uint64_t>(config_.max_data_event, config_.max_pending_data - pending),
+          c ? c->Readable() : 0);
+      if (room == 0) break;
       ServiceEvent ev;
       ev.type = ServiceEvent::kData;
       ev.id = id;

@@ -369,6 +369,39 @@ void test_data_readable_and_peer_fin_closes() {
   CHECK_EQ(l.size(), 0u);
 }
 
+void test_unread_bytes_hold_a_normal_close() {
+  // The peer sends, closes, and the exchange of FINs ends the connection
+  // before anyone read its bytes: they stay readable, and kClosed comes
+  // only once they were read (data, then close, for the owner).
+  Recorder r;
+  Listener l(config(), &r);
+  uint32_t id;
+  const uint32_t snd = handshake(l, r, 52000, 0, &id);
+  l.OnSegment(seg(52000, kAck | kPsh | kFin, 1001, snd, "last words"), 1 * kMs);
+  l.Poll(1 * kMs);
+  l.Poll(1 * kMs);
+  CHECK_EQ(r.count(kFin), 1u);
+  l.OnSegment(seg(52000, kAck, 1012, snd + 1), 2 * kMs);
+  l.Poll(2 * kMs);
+  CHECK_EQ(l.connection(id)->state(), State::kClosed);
+  std::vector<ListenerEvent> ev;
+  l.TakeEvents(&ev);
+  CHECK_EQ(ev.size(), 0u);
+  CHECK_EQ(l.size(), 1u);
+  uint8_t buf[64];
+  CHECK_EQ(l.Read(id, buf, sizeof buf), 10u);
+  CHECK(std::memcmp(buf, "last words", 10) == 0);
+  CHECK_EQ(l.NextDeadline(), 0u);  // the read woke it
+  l.Poll(3 * kMs);
+  l.TakeEvents(&ev);
+  CHECK_EQ(ev.size(), 1u);
+  if (!ev.empty()) {
+    CHECK_EQ(ev[0].type, ListenerEvent::kClosed);
+    CHECK_EQ(ev[0].reason, CloseReason::kNormal);
+  }
+  CHECK_EQ(l.size(), 0u);
+}
+
 void test_close_sends_control_then_fin() {
   Recorder r;
   Listener l(config(), &r);
@@ -549,6 +582,7 @@ int main() {
   test_isn_per_tuple();
   test_data_readable_and_peer_fin_closes();
   test_close_sends_control_then_fin();
+  test_unread_bytes_hold_a_normal_close();
   test_time_wait_reported_at_once();
   test_reset_budget();
   test_many_connections_timers();
