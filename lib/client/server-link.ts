@@ -114,6 +114,10 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   }
 
   onError(e: Error): void {
+    // After LEAVE nothing more is expected from this server, and a server
+    // may end the connection with the session (TCP: LEAVE closes it): not
+    // a failure of the fetch.
+    if (this.session.left) return;
     this.host.failed(e);
   }
 

@@ -91,6 +91,8 @@ export class FakeTcpServer {
       case MessageType.Leave:
         if (this.timer) clearInterval(this.timer);
         this.timer = undefined;
+        // As rqcast's server does: the session is over, so is its connection.
+        s.end();
         return;
       default:
     }
