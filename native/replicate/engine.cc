@@ -676,6 +676,9 @@ bool Engine::offer(Channel& c, uint64_t first, uint64_t end, uint64_t now_ns) {
   run.first = first;
   run.count = static_cast<uint32_t>(end - first);
   run.now_ns = now_ns;
+  size_t reaching = 0;
+  for (const SinkSlot& s : c.sinks) reaching += s.sink->empty() ? 0 : 1;
+  run.sole = reaching == 1;
   bool took = false;
   for (SinkSlot& s : c.sinks) {
     if (s.next != first) continue;

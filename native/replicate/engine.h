@@ -163,6 +163,10 @@ class Engine {
   // ESHUTDOWN if the engine is stopped.
   int barrier();
 
+  // Wakes the sender thread: a sink that held packets back (Sink::send took
+  // fewer than offered) has room again. Any thread.
+  void wake();
+
  private:
   struct Channel;
   struct Command;
@@ -172,7 +176,6 @@ class Engine {
   int add_sink_locked(Channel& ch, std::shared_ptr<Sink> sink);
   int remove_sink_locked(Channel& ch, const Sink* sink);
   int change_members(uint32_t id, int kind, const udp::Endpoint* to);
-  void wake();
   void run();
   bool drain_commands();
   void apply(Command& c);

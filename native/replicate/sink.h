@@ -33,6 +33,10 @@ struct Run {
   // that keeps time (a TCP connection's timers) takes it from here and
   // never reads a clock of its own.
   uint64_t now_ns = 0;
+  // No other sink of the channel has a destination: the sink may hold
+  // packets back (take fewer) without slowing anyone, and a TCP connection
+  // then paces the stream instead of dropping what it cannot send yet.
+  bool sole = false;
 
   const uint8_t* packet(uint32_t i) const { return ring->packet(first + i); }
   uint32_t length(uint32_t i) const { return ring->length(first + i); }

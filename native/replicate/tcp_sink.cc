@@ -9,13 +9,18 @@ TcpSink::TcpSink(std::shared_ptr<tcp::FramePool> pool, std::shared_ptr<tcp::Read
 
 uint32_t TcpSink::send(const Run& run, ChannelCounters& counters) {
   if (run.count == 0 || pool_->detached()) return run.count;
-  const bool woke = pool_->PushRun(channel_, run.count,
-                                   [&run](uint32_t i, const uint8_t** p, size_t* len) {
-                                     *p = run.packet(i);
-                                     *len = run.length(i);
-                                   });
+  bool woke = false;
+  const uint32_t taken = pool_->PushRun(
+      channel_, run.count,
+      [&run](uint32_t i, const uint8_t** p, size_t* len) {
+        *p = run.packet(i);
+        *len = run.length(i);
+      },
+      run.sole, &woke);
   if (woke) ready_->Push(connection_);
-  return run.count;  // taken: copied, or dropped by the pool and counted there
+  // All of the run (copied, or dropped by a full pool and counted there);
+  // fewer only when this connection is the channel's only receiver.
+  return taken;
 }
 
 }  // namespace replicate

@@ -2,12 +2,14 @@
 // channel's stream is copied into the connection's FramePool (tagged with
 // the channel, for its block keys) and the TCP thread is woken; the
 // connection sends from the pool at its own pace (its window, its
-// congestion control), and the pool drops its oldest packets when the
-// connection is slower than the stream.
+// congestion control), and the pool drops what arrives while it is full.
 //
 // So the sender thread never waits on the TCP thread (one mutex held for a
 // run's copies) and a slow connection never slows the channel: send()
-// always takes the whole run. Once the connection is gone (its pool
+// takes the whole run — except when the connection is the channel's only
+// receiver (Run::sole): then a full pool holds the stream back, and the
+// pool wakes the engine once it has room (the connection paces its channel
+// rather than have it encode symbols only to drop them). Once the connection is gone (its pool
 // detached) the sink has no destination and takes runs without copying,
 // until the service's remove_sink is applied.
 #pragma once

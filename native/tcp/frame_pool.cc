@@ -70,12 +70,10 @@ bool FramePool::PushLocked(uint32_t channel, const uint8_t* packet, size_t len) 
     return false;
   }
   if (pool_.size() >= config_.pool_packets) {
-    // Full: the oldest unsent packet goes (its buffer is reused at once).
-    Packet& old = pool_.front();
-    if (old.refreshable) --refreshable_;
-    Recycle(old);
-    pool_.pop_front();
+    // Full: the new packet goes, uncopied (any packet of the stream serves
+    // as well as another, and the pool's keep it busy).
     ++stats_.evicted;
+    return true;
   }
   Packet n;
   if (!spare_.empty()) {
@@ -139,6 +137,13 @@ void FramePool::WriteFrame(const std::vector<uint8_t>& packet, uint8_t* out) {
 }
 
 size_t FramePool::NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) {
+  bool room = false;
+  const size_t n = NextFrameLocked(out, max_bytes, info, room);
+  NotifyRoom(room);
+  return n;
+}
+
+size_t FramePool::NextFrameLocked(uint8_t* out, size_t max_bytes, FrameInfo* info, bool& room) {
   std::lock_guard<std::mutex> lk(mu_);
   if (!control_.empty()) {
     const size_t framed = kFrameHeader + control_.front().size();
@@ -173,10 +178,18 @@ size_t FramePool::NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) {
   }
   Recycle(p);
   pool_.pop_front();
+  room = RoomLocked();
   return framed;
 }
 
 bool FramePool::Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) {
+  bool room = false;
+  const bool ok = RefreshLocked(lost, out, block, room);
+  NotifyRoom(room);
+  return ok;
+}
+
+bool FramePool::RefreshLocked(const FrameInfo& lost, uint8_t* out, uint64_t* block, bool& room) {
   std::lock_guard<std::mutex> lk(mu_);
   if (lost.kind != FrameInfo::kData || lost.length <= kFrameHeader) {
     ++stats_.no_replacement;
@@ -205,6 +218,13 @@ bool FramePool::Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) {
   ++stats_.refreshed;
   Recycle(*pick);
   pool_.erase(pick);
+  room = RoomLocked();
+  return true;
+}
+
+bool FramePool::RoomLocked() {
+  if (!holding_ || pool_.size() > config_.pool_packets / 2) return false;
+  holding_ = false;
   return true;
 }
 

@@ -8,9 +8,15 @@
 //   (PushControl says so), since a peer that does not read must not make
 //   the host hold an unbounded queue;
 // - stream packets (the replication engine's TcpSink, one copy per packet
-//   of each channel the connection is a member of): a bounded pool that
-//   evicts its oldest packet when full (counted: a fountain stream needs no
-//   packet in particular), sends new data from its front, and gives a
+//   of each channel the connection is a member of): a bounded pool that,
+//   when full, drops what arrives (counted: a fountain stream needs no
+//   packet in particular, and dropping costs no copy — a connection far
+//   slower than the stream costs the engine a check per packet, not a
+//   copy); or, for a run whose sink is the channel's only one (Run::sole),
+//   takes no more and holds the stream back until the connection has sent
+//   half the pool (then the room callback wakes the engine): a lone TCP
+//   client paces its channel instead of making it encode symbols to drop.
+//   It sends new data from its front, and gives a
 //   retransmission a fresh packet of the lost frame's length from anywhere
 //   in it (same block first). Every packet leaves the pool once: a client
 //   gets each (block, ESI) at most once.
@@ -29,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -49,7 +56,8 @@ struct FramePoolConfig {
 
 struct FramePoolStats {
   uint64_t pushed = 0;          // stream packets copied in
-  uint64_t evicted = 0;         // dropped unsent because the pool was full
+  uint64_t evicted = 0;         // stream packets dropped because the pool was full
+  uint64_t held = 0;            // runs held back (a sole sink's pool full)
   uint64_t refused = 0;         // empty or longer than a frame holds
   uint64_t dropped_closed = 0;  // arrived after CloseSource / Detach
   uint64_t sent_data = 0;       // handed out as new data (kData)
@@ -80,8 +88,18 @@ class FramePool : public FrameSource {
   // The same for a run, under one lock: get(i, &packet, &len) gives each.
   // Returns true if the pool was not flagged ready before (the caller
   // wakes the TCP thread once, not per run).
+  // With `hold` (the sink is its channel's only one), a full pool takes no
+  // more: the packets not taken stay with the engine, and the room callback
+  // runs once the pool has drained to half. Returns how many were taken
+  // (copied, or dropped and counted); *became_ready tells whether the pool
+  // was not flagged ready before (the caller wakes the TCP thread once, not
+  // per run).
   template <typename Get>
-  bool PushRun(uint32_t channel, uint32_t count, Get get);
+  uint32_t PushRun(uint32_t channel, uint32_t count, Get get, bool hold, bool* became_ready);
+
+  // Called (on the TCP thread, no lock held) when a pool that held a run
+  // back has room again. Set once, before the pool is shared.
+  void SetRoomCallback(std::function<void()> on_room) { on_room_ = std::move(on_room); }
 
   // Any thread: one control packet, framed here. false (nothing queued,
   // counted) if it is empty, too long, or would take the unsent control
@@ -116,6 +134,14 @@ class FramePool : public FrameSource {
   };
   // With mu_ held.
   bool PushLocked(uint32_t channel, const uint8_t* packet, size_t len);
+  // After taking packets out, with mu_ held: whether a held stream may
+  // come again (the caller runs on_room_ once the lock is released).
+  bool RoomLocked();
+  size_t NextFrameLocked(uint8_t* out, size_t max_bytes, FrameInfo* info, bool& room);
+  bool RefreshLocked(const FrameInfo& lost, uint8_t* out, uint64_t* block, bool& room);
+  void NotifyRoom(bool room) {
+    if (room && on_room_) on_room_();
+  }
   void Recycle(Packet& p);
   static void WriteFrame(const std::vector<uint8_t>& packet, uint8_t* out);
 
@@ -127,23 +153,34 @@ class FramePool : public FrameSource {
   uint64_t control_bytes_ = 0;            // their framed bytes
   std::vector<std::vector<uint8_t>> spare_;   // buffers to reuse
   bool source_closed_ = false;
+  bool holding_ = false;                  // a sole run was held back: tell on_room_
+  std::function<void()> on_room_;
   std::atomic<bool> detached_{false};
   std::atomic<bool> ready_{false};
   FramePoolStats stats_;
 };
 
 template <typename Get>
-bool FramePool::PushRun(uint32_t channel, uint32_t count, Get get) {
+uint32_t FramePool::PushRun(uint32_t channel, uint32_t count, Get get, bool hold,
+                            bool* became_ready) {
+  uint32_t taken = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    for (uint32_t i = 0; i < count; ++i) {
+    for (; taken < count; ++taken) {
+      if (hold && !source_closed_ && pool_.size() >= config_.pool_packets &&
+          config_.pool_packets != 0) {
+        holding_ = true;
+        ++stats_.held;
+        break;
+      }
       const uint8_t* p;
       size_t len;
-      get(i, &p, &len);
+      get(taken, &p, &len);
       PushLocked(channel, p, len);
     }
   }
-  return !ready_.exchange(true, std::memory_order_acq_rel);
+  *became_ready = !ready_.exchange(true, std::memory_order_acq_rel);
+  return taken;
 }
 
 }  // namespace tcp

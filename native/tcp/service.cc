@@ -155,6 +155,12 @@ int Service::AddMember(uint32_t channel, uint32_t id) {
     auto& list = members_[id];
     for (auto& s : list)
       if (s->channel() == channel) return 0;
+    if (list.empty()) {
+      std::weak_ptr<replicate::Engine> engine = engine_;
+      it->second->SetRoomCallback([engine] {
+        if (auto e = engine.lock()) e->wake();
+      });
+    }
     sink = std::make_shared<replicate::TcpSink>(it->second, ready_, channel, id);
     list.push_back(sink);
   }

@@ -2,6 +2,8 @@
 // keys read from ALC headers (PROTOCOL.md §8), eviction, the reserve kept
 // for retransmissions, Refresh's choice of replacement, control frames, and
 // one pusher thread against one taker.
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -105,7 +107,8 @@ void test_frames_are_framed() {
   CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);
 }
 
-void test_eviction_counted() {
+void test_full_pool_drops_arrivals() {
+  // A full pool keeps what it has and drops what arrives, uncopied.
   FramePoolConfig c;
   c.pool_packets = 4;
   c.reserve = 0;
@@ -113,10 +116,11 @@ void test_eviction_counted() {
   for (uint32_t i = 0; i < 10; ++i) push(pool, alc(1, 0, i));
   FramePoolStats s = pool.stats();
   CHECK_EQ(s.evicted, 6u);
+  CHECK_EQ(s.pushed, 4u);
   CHECK_EQ(s.queued, 4u);
   uint8_t out[2000];
   FrameInfo info;
-  for (uint32_t i = 6; i < 10; ++i) {  // the newest four, oldest first
+  for (uint32_t i = 0; i < 4; ++i) {  // the first four, in order
     CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
     CHECK_EQ(esi_of(out), i);
   }
@@ -316,7 +320,7 @@ void test_threads() {
       ++got;
       continue;
     }
-    if (pool.stats().pushed == kN && pool.stats().queued == 0) break;
+    if (pool.stats().pushed + pool.stats().evicted == kN && pool.stats().queued == 0) break;
     std::this_thread::yield();
   }
   t.join();
@@ -325,10 +329,33 @@ void test_threads() {
   CHECK_EQ(got + s.evicted, kN);
 }
 
-void test_tcp_sink_through_engine() {
-  // The engine hands a channel's runs to a TcpSink: every packet lands in
-  // the pool, tagged with the channel, the TCP thread is woken once per
-  // ready transition, and the sink never holds the channel back.
+Bytes frame_payload(const uint8_t* out) {
+  const size_t len = (static_cast<size_t>(out[0]) << 8) | out[1];
+  return Bytes(out + 2, out + 2 + len);
+}
+
+// Pushes packets alc(1, 0, first..first+count) into channel 7, each retried
+// over engine loops while the ring is full; returns how many went in.
+uint32_t push_through(rqcast::replicate::Engine& engine, uint32_t first, uint32_t count) {
+  uint32_t pushed = 0;
+  for (uint32_t i = first; i < first + count; ++i) {
+    Bytes p = alc(1, 0, i);
+    uint32_t accepted = 0;
+    for (int tries = 0; tries < 50 && accepted == 0; ++tries) {
+      engine.push_packets(7, p.data(), static_cast<uint32_t>(p.size()), 1, &accepted);
+      if (accepted == 0) engine.barrier();
+    }
+    if (accepted == 0) break;
+    pushed += accepted;
+  }
+  return pushed;
+}
+
+void test_tcp_sink_beside_others_never_holds_back() {
+  // Two connections on one channel: the engine hands each TcpSink every
+  // run, each pool takes the whole run (a full one drops the rest), so the
+  // ring drains and neither connection slows the channel; each TCP thread
+  // wake-up is one per ready transition.
   using namespace rqcast::replicate;
   Engine engine(EngineOptions{}, nullptr);
   CHECK_EQ(engine.start(), 0);
@@ -339,46 +366,38 @@ void test_tcp_sink_through_engine() {
   c.pool_packets = 50;
   c.reserve = 0;
   auto pool = std::make_shared<FramePool>(c);
+  auto other = std::make_shared<FramePool>(c);
   auto ready = std::make_shared<ReadyQueue>();
   auto sink = std::make_shared<TcpSink>(pool, ready, 7, 42);
+  auto other_sink = std::make_shared<TcpSink>(other, ready, 7, 43);
   CHECK_EQ(sink->destination_count(), 1u);
   CHECK_EQ(engine.add_sink(7, sink), 0);
-  // More packets than the ring holds and than the pool keeps: the ring
-  // drains because the sink takes every run (the pool evicts instead).
-  uint32_t pushed = 0;
-  for (uint32_t i = 0; i < 200; ++i) {
-    Bytes p = alc(1, 0, i);
-    uint32_t accepted = 0;
-    for (int tries = 0; tries < 1000 && accepted == 0; ++tries) {
-      engine.push_packets(7, p.data(), static_cast<uint32_t>(p.size()), 1, &accepted);
-      if (accepted == 0) engine.barrier();
-    }
-    pushed += accepted;
-  }
-  CHECK_EQ(pushed, 200u);
+  CHECK_EQ(engine.add_sink(7, other_sink), 0);
+  CHECK_EQ(push_through(engine, 0, 200), 200u);
   CHECK_EQ(engine.barrier(), 0);
-  FramePoolStats s = pool->stats();
-  CHECK_EQ(s.pushed, 200u);
-  CHECK_EQ(s.queued, 50u);
-  CHECK_EQ(s.evicted, 150u);
+  for (const auto& p : {pool, other}) {
+    FramePoolStats s = p->stats();
+    CHECK_EQ(s.pushed, 50u);
+    CHECK_EQ(s.queued, 50u);
+    CHECK_EQ(s.evicted, 150u);
+    CHECK_EQ(s.held, 0u);
+  }
   std::vector<uint32_t> ids;
   ready->Take(&ids);
-  CHECK_EQ(ids.size(), 1u);  // one wake-up until the TCP thread polled
-  if (!ids.empty()) CHECK_EQ(ids[0], 42u);
+  std::sort(ids.begin(), ids.end());
+  CHECK(ids == std::vector<uint32_t>({42, 43}));  // one wake-up each until polled
   uint8_t out[2000];
   FrameInfo info;
   CHECK(pool->NextFrame(out, sizeof out, &info) > 0);
   CHECK_EQ(info.kind, FrameInfo::kData);
-  Bytes first = alc(1, 0, 150);
-  CHECK(std::memcmp(out + 2, first.data(), first.size()) == 0);
+  Bytes first = alc(1, 0, 0);
+  CHECK(frame_payload(out) == first);
   uint64_t key = 0;
   CHECK(BlockKeyOf(7, first.data(), first.size(), &key));
   CHECK_EQ(info.block, key);  // tagged with the channel
   // Polled: the next push wakes again.
   CHECK(pool->TakeReady());
-  Bytes p = alc(1, 0, 999);
-  uint32_t accepted = 0;
-  engine.push_packets(7, p.data(), static_cast<uint32_t>(p.size()), 1, &accepted);
+  CHECK_EQ(push_through(engine, 999, 1), 1u);
   CHECK_EQ(engine.barrier(), 0);
   ids.clear();
   ready->Take(&ids);
@@ -387,6 +406,64 @@ void test_tcp_sink_through_engine() {
   pool->Detach();
   CHECK_EQ(sink->destination_count(), 0u);
   CHECK_EQ(engine.remove_sink(7, sink.get()), 0);
+  CHECK_EQ(engine.remove_sink(7, other_sink.get()), 0);
+  engine.stop();
+}
+
+void test_sole_tcp_sink_paces_its_channel() {
+  // The channel's only receiver: a full pool holds the stream back (the
+  // ring fills and the producer is refused) instead of dropping; draining
+  // half the pool runs the room callback, which wakes the engine, and the
+  // held packets then arrive, every one, in stream order.
+  using namespace rqcast::replicate;
+  Engine engine(EngineOptions{}, nullptr);
+  CHECK_EQ(engine.start(), 0);
+  ChannelConfig cc;
+  cc.capacity = 16;
+  cc.low_water = 4;
+  CHECK_EQ(engine.create_channel(7, cc), 0);
+  FramePoolConfig c;
+  c.pool_packets = 20;
+  c.reserve = 0;
+  auto pool = std::make_shared<FramePool>(c);
+  std::atomic<int> rooms{0};
+  pool->SetRoomCallback([&] {
+    ++rooms;
+    engine.wake();
+  });
+  auto ready = std::make_shared<ReadyQueue>();
+  auto sink = std::make_shared<TcpSink>(pool, ready, 7, 42);
+  CHECK_EQ(engine.add_sink(7, sink), 0);
+  // 20 in the pool, 16 held in the ring: the 37th push is refused.
+  CHECK_EQ(push_through(engine, 0, 40), 36u);
+  FramePoolStats s = pool->stats();
+  CHECK_EQ(s.queued, 20u);
+  CHECK_EQ(s.evicted, 0u);
+  CHECK(s.held > 0);
+  uint8_t out[2000];
+  FrameInfo info;
+  uint32_t next = 0;
+  // Taking 9 leaves 11 (> half): no room yet.
+  for (int i = 0; i < 9; ++i) {
+    CHECK(pool->NextFrame(out, sizeof out, &info) > 0);
+    CHECK_EQ(esi_of(out), next++);
+  }
+  CHECK_EQ(rooms.load(), 0);
+  CHECK(pool->NextFrame(out, sizeof out, &info) > 0);  // 10 left: half
+  CHECK_EQ(esi_of(out), next++);
+  CHECK_EQ(rooms.load(), 1);
+  CHECK_EQ(engine.barrier(), 0);
+  CHECK_EQ(engine.barrier(), 0);
+  // The engine came back: the ring's 16 went on into the pool.
+  CHECK_EQ(pool->stats().queued, 20u);
+  while (pool->NextFrame(out, sizeof out, &info) > 0) {
+    CHECK_EQ(esi_of(out), next++);
+    if (next == 36) break;
+    engine.barrier();
+  }
+  CHECK_EQ(next, 36u);
+  CHECK_EQ(pool->stats().evicted, 0u);
+  engine.remove_sink(7, sink.get());
   engine.stop();
 }
 
@@ -395,7 +472,7 @@ void test_tcp_sink_through_engine() {
 int main() {
   test_block_key();
   test_frames_are_framed();
-  test_eviction_counted();
+  test_full_pool_drops_arrivals();
   test_reserve_honoured();
   test_refresh_prefers_same_block_then_length();
   test_never_twice();
@@ -403,7 +480,8 @@ int main() {
   test_control_frames();
   test_refuses_bad_lengths();
   test_threads();
-  test_tcp_sink_through_engine();
+  test_tcp_sink_beside_others_never_holds_back();
+  test_sole_tcp_sink_paces_its_channel();
   if (g_failures) {
     std::fprintf(stderr, "tcp_frame_pool_test: %d of %d checks failed\n",
                  g_failures.load(), g_checks.load());
