@@ -751,6 +751,246 @@ void reordering_no_spurious_retransmit() {
   }
 }
 
+// ------------------------------------------------------------- RACK-TLP --
+//
+// With OpenSack: the handshake's RTT sample is 10 ms (SRTT 10 ms, min_RTT
+// 10 ms, RTO 200 ms), so RACK's reo_wnd is 2.5 ms and the PTO 2 SRTT = 20 ms.
+
+constexpr uint64_t kUs = 1000ull;
+
+void rack_reorder_timer_fires() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(60);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  // Segment 1 SACKed at 30 ms: RACK's segment went at 10 ms, RACK.rtt 20 ms;
+  // segment 0 (sent with it, before it) is lost at 10 + 20 + 2.5 ms.
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  CHECK_EQ(f.c->rack_reo_wnd_ns(), 2500 * kUs);
+  CHECK_EQ(f.c->rack_deadline(), 32500 * kUs);
+  CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);   // SACKed data: no probe
+  CHECK_EQ(f.c->NextDeadline(), 32500 * kUs);
+  // The SACK took 1400 bytes out of the pipe: one new segment goes.
+  f.c->Poll(30 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(10));
+  CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);
+  f.c->Poll(32500 * kUs - 1);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.c->Poll(32500 * kUs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));   // pipe 14000 > cwnd: nothing more
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+  }
+  const ConnectionStats& st = f.c->stats();
+  CHECK_EQ(st.rack_lost, 1u);
+  CHECK_EQ(st.fast_retransmits, 1u);
+  CHECK_EQ(st.dup_acks, 1u);            // far from DupThresh
+  CHECK_EQ(st.ssthresh, 7700u);         // FlightSize 15400 / 2
+  CHECK_EQ(st.cwnd, 7700u);
+  CHECK_EQ(f.c->rack_deadline(), UINT64_MAX);
+  CHECK_EQ(f.c->NextDeadline(), 210 * kMs);   // the RTO from the first send
+}
+
+void rack_reordering_window_no_spurious() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(60);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  // 1 overtakes 0, which arrives 2 ms later: within reo_wnd (2.5 ms).
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+  CHECK_EQ(f.c->rack_deadline(), 32500 * kUs);
+  f.Ack(SegSeq(2), 32 * kMs);
+  CHECK_EQ(f.c->rack_deadline(), UINT64_MAX);   // nothing left sent before RACK's
+  f.c->Poll(40 * kMs);
+  const ConnectionStats& st = f.c->stats();
+  CHECK_EQ(st.retransmitted_segments, 0u);
+  CHECK_EQ(st.fast_retransmits, 0u);
+  CHECK_EQ(st.rack_lost, 0u);
+  CHECK_EQ(st.cwnd, 14600u + 1460u);   // slow start goes on
+  // The two new segments (cwnd 16060 - flight 11200) went at 40 ms.
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(3));
+  if (s.size() == 3) CHECK_EQ(s[0].seg.seq, SegSeq(10));
+}
+
+void rack_lost_retransmission_retransmitted_again() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(200);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+  f.c->Poll(32500 * kUs);   // the reorder timer: 0 goes again
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  Bytes first_rtx;
+  if (s.size() == 1) first_rtx = s[0].payload;
+  // That retransmission is lost. 1..9 are SACKed: pipe 1400 (the
+  // retransmission), cwnd 7000: 10..13 go at 35 ms.
+  f.AckSack(SegSeq(0), 34 * kMs, {{SegSeq(1), SegSeq(6)}});
+  f.c->Poll(34 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(0));   // pipe 7000 = cwnd
+  f.AckSack(SegSeq(0), 35 * kMs, {{SegSeq(1), SegSeq(10)}});
+  f.c->Poll(35 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(4));
+  if (s.size() == 4) CHECK_EQ(s[0].seg.seq, SegSeq(10));
+  // 10 is SACKed at 55 ms (RACK.rtt 20 ms): the retransmission of 0, sent
+  // at 32.5 ms, is lost since 32.5 + 20 + 2.5 = 55 ms, and goes again at
+  // once — not at the RTO (210 ms), whatever its backoff.
+  f.AckSack(SegSeq(0), 55 * kMs, {{SegSeq(1), SegSeq(11)}});
+  CHECK_EQ(f.c->stats().rack_lost, 2u);
+  f.c->Poll(55 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(2));   // 0 again, then 14 (pipe 4200 + 1400 < 7000)
+  if (s.size() == 2) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+    // Fresh again: the first retransmission had replacements 0x80 and
+    // 0x81, this one 0x82 and 0x83, the same frame boundaries.
+    CHECK_EQ(first_rtx.size(), size_t(1400));
+    if (first_rtx.size() == 1400) {
+      CHECK_EQ(first_rtx[2], uint8_t(0x80));
+      CHECK_EQ(first_rtx[702], uint8_t(0x81));
+    }
+    CHECK_EQ(s[0].payload[2], uint8_t(0x82));
+    CHECK_EQ(s[0].payload[702], uint8_t(0x83));
+    CHECK_EQ(s[1].seg.seq, SegSeq(14));
+  }
+  const ConnectionStats& st = f.c->stats();
+  CHECK_EQ(st.retransmitted_segments, 2u);
+  CHECK_EQ(st.fast_retransmits, 1u);   // one episode, one reduction
+  CHECK_EQ(st.cwnd, 7000u);
+  CHECK_EQ(st.rto_timeouts, 0u);
+  // It arrives, and 11..13 with it: the ACK passes the recovery point
+  // (10), recovery ends with cwnd = ssthresh.
+  f.Ack(SegSeq(14), 76 * kMs);
+  CHECK_EQ(f.c->stats().cwnd, 7000u);
+  CHECK_EQ(f.c->stats().rack_lost, 2u);
+  CHECK_EQ(f.c->stats().rto_timeouts, 0u);
+  CHECK_EQ(f.c->rack_deadline(), UINT64_MAX);
+}
+
+void tlp_probe_new_data() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(30);   // 15 segments
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  // No ACK comes back: the PTO (2 SRTT = 20 ms) is before the RTO (210 ms).
+  CHECK_EQ(f.c->tlp_deadline(), 30 * kMs);
+  CHECK_EQ(f.c->NextDeadline(), 30 * kMs);
+  f.c->Poll(30 * kMs - 1);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.c->Poll(30 * kMs);
+  std::vector<Sent> s = f.out.take();
+  // One new segment, whatever cwnd says (14600 < pipe 15400 after it).
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(10));
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+  }
+  CHECK_EQ(f.c->stats().tlp_probes, 1u);
+  CHECK_EQ(f.c->stats().retransmitted_segments, 0u);
+  CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);   // one probe at a time
+  CHECK_EQ(f.c->NextDeadline(), 230 * kMs);    // the RTO, restarted by the probe
+  // Everything is acknowledged: slow start goes on, the last four
+  // segments go, and a new PTO is armed from 2 SRTT (SRTT 11.25 ms after
+  // the 20 ms sample of the probe).
+  f.Ack(SegSeq(11), 50 * kMs);
+  f.c->Poll(50 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(4));
+  CHECK_EQ(f.c->stats().cwnd, 14600u + 1460u);
+  CHECK_EQ(f.c->stats().srtt_us, 11250u);
+  CHECK_EQ(f.c->tlp_deadline(), 50 * kMs + 22500 * kUs);
+}
+
+void tlp_probe_retransmits_last() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(6);   // 3 segments, then the source is dry
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(3));
+  CHECK_EQ(f.c->tlp_deadline(), 30 * kMs);
+  f.c->Poll(30 * kMs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    CHECK_EQ(s[0].seg.seq, SegSeq(2));          // the last segment
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+    CHECK_EQ(s[0].payload[2], uint8_t(0x80));   // with fresh frames
+    CHECK_EQ(s[0].payload[702], uint8_t(0x81));
+  }
+  const ConnectionStats& st = f.c->stats();
+  CHECK_EQ(st.tlp_probes, 1u);
+  CHECK_EQ(st.retransmitted_segments, 1u);
+  CHECK_EQ(st.fast_retransmits, 0u);
+  CHECK_EQ(st.cwnd, 14600u);   // a probe is no loss
+  // A partial ACK does not arm a second probe while this one is out.
+  f.Ack(SegSeq(1), 40 * kMs);
+  CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);
+  CHECK_EQ(f.c->NextDeadline(), 240 * kMs);
+  f.c->Poll(100 * kMs);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  CHECK_EQ(f.c->stats().tlp_probes, 1u);
+}
+
+void tlp_then_rto() {
+  {
+    Fixture f;
+    f.OpenSack();
+    f.Data(6);
+    f.c->Poll(10 * kMs);
+    f.out.take();
+    f.c->Poll(30 * kMs);   // the probe
+    CHECK_EQ(f.out.take().size(), size_t(1));
+    // Nothing answers: the RTO, restarted at the probe, expires at 230 ms
+    // and no second probe comes before it.
+    CHECK_EQ(f.c->NextDeadline(), 230 * kMs);
+    f.c->Poll(230 * kMs - 1);
+    CHECK_EQ(f.out.sent.size(), size_t(0));
+    f.c->Poll(230 * kMs);
+    std::vector<Sent> s = f.out.take();
+    CHECK_EQ(s.size(), size_t(1));
+    if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    const ConnectionStats& st = f.c->stats();
+    CHECK_EQ(st.rto_timeouts, 1u);
+    CHECK_EQ(st.tlp_probes, 1u);
+    CHECK_EQ(st.cwnd, 1460u);
+    CHECK_EQ(st.rto_ms, 400u);
+    CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);   // no probe in timeout recovery
+    CHECK_EQ(f.c->NextDeadline(), 630 * kMs);
+  }
+  {  // One segment out: PTO 2 SRTT + 200 ms (delayed ACK) = 220 ms, cut to
+     // the RTO's 210 ms; the probe goes instead of the timeout.
+    Fixture f;
+    f.OpenSack();
+    f.Data(2);
+    f.c->Poll(10 * kMs);
+    CHECK_EQ(f.out.take().size(), size_t(1));
+    CHECK_EQ(f.c->tlp_deadline(), 210 * kMs);
+    f.c->Poll(210 * kMs);
+    std::vector<Sent> s = f.out.take();
+    CHECK_EQ(s.size(), size_t(1));
+    if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    CHECK_EQ(f.c->stats().tlp_probes, 1u);
+    CHECK_EQ(f.c->stats().rto_timeouts, 0u);
+    CHECK_EQ(f.c->stats().rto_ms, 200u);
+    CHECK_EQ(f.c->NextDeadline(), 410 * kMs);
+    f.c->Poll(410 * kMs);
+    CHECK_EQ(f.out.take().size(), size_t(1));
+    CHECK_EQ(f.c->stats().rto_timeouts, 1u);
+  }
+}
+
 // -------------------------------------------------------------- windows --
 
 void established_zero_window_probe() {
@@ -1600,6 +1840,12 @@ int main() {
   established_sack_recovery();
   established_sack_two_holes();
   reordering_no_spurious_retransmit();
+  rack_reorder_timer_fires();
+  rack_reordering_window_no_spurious();
+  rack_lost_retransmission_retransmitted_again();
+  tlp_probe_new_data();
+  tlp_probe_retransmits_last();
+  tlp_then_rto();
   established_zero_window_probe();
   established_peer_window_update();
   established_window_update();
