@@ -61,6 +61,7 @@ Connection::Connection(const Config& config, const Segment& syn, uint32_t iss, u
     rcv_wscale_ = cfg_.wscale > kMaxWscale ? kMaxWscale : cfg_.wscale;
   }
   sack_ok_ = cfg_.sack && o.sack_permitted;
+  rack_on_ = sack_ok_ && cfg_.rack_tlp;
   ts_ok_ = cfg_.timestamps && o.has_timestamps;
   if (ts_ok_) ts_recent_ = o.ts_val;
   ts_offset_ = iss;
@@ -421,7 +422,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     board_.MarkLostBySack(kDupThresh, seg_size_);
   }
 
-  if (sack_ok_) {
+  if (rack_on_) {
     if (tlp_outstanding_ && SeqGeq(seg.ack, tlp_end_seq_)) {
       // RFC 8985 §7.4, as Linux's tcp_process_tlp_ack: a new-data probe
       // needs nothing; a retransmitted one that drew a D-SACK (RFC 2883:
@@ -478,7 +479,8 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
 
 // ------------------------------------------------------------ RACK-TLP --
 //
-// RFC 8985 on top of the SACK scoreboard, only when SACK is on (as Linux):
+// RFC 8985 on top of the SACK scoreboard, only when SACK is on (as Linux)
+// and Config::rack_tlp allows:
 // without SACK there is nothing to tell which later segments arrived.
 //  - RACK: each delivered record (cumulatively ACKed or newly SACKed)
 //    offers its latest transmission time to rack_ (scoreboard.h: the
@@ -508,7 +510,7 @@ uint64_t Connection::rack_reo_wnd_ns() const {
 
 void Connection::RackDetect(uint64_t now_ns) {
   rack_deadline_ = kNever;
-  if (!sack_ok_ || !rack_.valid || board_.empty()) return;
+  if (!rack_on_ || !rack_.valid || board_.empty()) return;
   int marked = 0;
   const uint64_t wait = board_.RackDetectLost(rack_, rack_reo_wnd_ns(), now_ns, &marked);
   if (wait > 0) rack_deadline_ = now_ns + wait;
@@ -527,7 +529,7 @@ void Connection::RackDetect(uint64_t now_ns) {
 
 void Connection::SchedulePto(uint64_t now_ns) {
   tlp_deadline_ = kNever;
-  if (!sack_ok_ || board_.empty() || recovery_ != Recovery::kNone || tlp_outstanding_ ||
+  if (!rack_on_ || board_.empty() || recovery_ != Recovery::kNone || tlp_outstanding_ ||
       board_.sacked_bytes() > 0) {
     return;
   }

@@ -56,6 +56,9 @@ struct Config {
   // FIN_WAIT_2 with the peer never closing: give up after this long
   // (kTimeout), as Linux's tcp_fin_timeout.
   uint64_t fin_wait2_timeout_ns = 60000000000ull;
+  // RACK-TLP loss detection (RFC 8985) when SACK is on; off: RFC 6675 alone
+  // and no tail loss probes (Linux's net.ipv4.tcp_recovery = 0).
+  bool rack_tlp = true;
 };
 struct ConnectionStats {
   uint64_t segments_sent = 0, bytes_sent = 0, data_segments_sent = 0;
@@ -231,6 +234,7 @@ class Connection {
   Rack rack_;
   uint64_t rack_deadline_ = kNever;        // the reorder timer (§6.3)
   uint64_t tlp_deadline_ = kNever;         // the probe timeout (§7.2)
+  bool rack_on_ = false;                   // SACK and cfg_.rack_tlp
   bool tlp_outstanding_ = false;           // TLP.end_seq is set
   bool tlp_retransmitted_ = false;         // the probe was a retransmission
   uint32_t tlp_end_seq_ = 0;
