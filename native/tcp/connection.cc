@@ -347,6 +347,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   }
 
   const bool advanced = SeqGt(seg.ack, snd_una_);
+  bool recovery_ended = false;
   if (advanced) {
     const uint32_t acked = seg.ack - snd_una_;
     bool have_sample = false;
@@ -375,6 +376,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
       if (SeqGeq(seg.ack, recover_)) {
         cc_.ExitRecovery(Flight(), sack_ok_);
         recovery_ = Recovery::kNone;
+        recovery_ended = true;
         board_.EndEpisode();
       } else {
         // A partial ACK (RFC 6582 §3.2 step 5): the segment now at the front
@@ -393,6 +395,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
       cc_.OnAck(acked);
       if (recovery_ == Recovery::kTimeout && SeqGeq(seg.ack, recover_)) {
         recovery_ = Recovery::kNone;
+        recovery_ended = true;
         board_.EndEpisode();
       }
     }
@@ -423,6 +426,26 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   }
 
   if (rack_on_) {
+    // A D-SACK (RFC 2883): the first block below the ACK, or inside the
+    // second block.
+    const SackBlock* sb = seg.options.sack;
+    const bool dsack =
+        seg.options.sack_count > 0 &&
+        (SeqLt(sb[0].left, seg.ack) ||
+         (seg.options.sack_count > 1 && SeqGeq(sb[0].left, sb[1].left) &&
+          SeqLeq(sb[0].right, sb[1].right)));
+    // RFC 8985 §6.2 step 4: reo_wnd grows by min_RTT / 4 per round trip
+    // that brings a D-SACK (a retransmission was spurious: reordering),
+    // and falls back after 16 recoveries without one.
+    if (dsack_round_set_ && SeqGeq(snd_una_, dsack_round_)) dsack_round_set_ = false;
+    if (!dsack_round_set_ && dsack) {
+      dsack_round_set_ = true;
+      dsack_round_ = snd_nxt_;
+      if (reo_wnd_mult_ < kMaxReoWndMult) ++reo_wnd_mult_;
+      reo_wnd_persist_ = kReoWndPersist;
+    } else if (recovery_ended && reo_wnd_persist_ > 0) {
+      if (--reo_wnd_persist_ == 0) reo_wnd_mult_ = 1;
+    }
     if (tlp_outstanding_ && SeqGeq(seg.ack, tlp_end_seq_)) {
       // RFC 8985 §7.4, as Linux's tcp_process_tlp_ack: a new-data probe
       // needs nothing; a retransmitted one that drew a D-SACK (RFC 2883:
@@ -430,8 +453,6 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
       // without one means it repaired a loss: one reduction, as a fast
       // recovery would have made (unless one is under way). A plain
       // duplicate ACK at it: both copies arrived.
-      const bool dsack = seg.options.sack_count > 0 &&
-                         SeqLt(seg.options.sack[0].left, seg.ack);
       if (!tlp_retransmitted_ || dsack) {
         tlp_outstanding_ = false;
       } else if (SeqGt(seg.ack, tlp_end_seq_)) {
@@ -489,8 +510,10 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
 //    sent before RACK's segment by more than RACK.rtt + reo_wnd is lost,
 //    retransmitted or not: a lost retransmission goes again an RTT and a
 //    bit later, not at the RTO. A record not yet that old arms the reorder
-//    timer. reo_wnd is fixed at min_RTT / 4 (at most SRTT): the
-//    DSACK-driven adaptation of §6.2 step 4 is left out.
+//    timer. reo_wnd is min_RTT / 4 times a multiplier that D-SACKs raise
+//    (§6.2 step 4), at most SRTT; it is never 0 (the RFC's reo_wnd = 0
+//    before any reordering was seen, in recovery or with DupThresh
+//    segments SACKed, is left out: DupThresh covers that case).
 //  - RFC 6675's DupThresh rule (three SACKed segments above, or three
 //    duplicate ACKs) still runs beside it: whichever sees a loss first
 //    starts the recovery episode. NewReno reacts once per episode.
@@ -503,7 +526,7 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
 
 uint64_t Connection::rack_reo_wnd_ns() const {
   if (rack_.min_rtt_ns == UINT64_MAX) return 0;
-  uint64_t w = rack_.min_rtt_ns / 4;
+  uint64_t w = reo_wnd_mult_ * (rack_.min_rtt_ns / 4);
   if (rtt_.has_sample() && w > rtt_.srtt_ns()) w = rtt_.srtt_ns();
   return w;
 }

@@ -878,6 +878,30 @@ void rack_lost_retransmission_retransmitted_again() {
   CHECK_EQ(f.c->rack_deadline(), UINT64_MAX);
 }
 
+void rack_dsack_widens_reo_wnd() {
+  Fixture f;
+  f.OpenSack();
+  f.Data(60);
+  f.c->Poll(10 * kMs);
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+  f.c->Poll(30 * kMs);
+  f.c->Poll(32500 * kUs);   // 0 judged lost and sent again ...
+  CHECK_EQ(f.c->stats().retransmitted_segments, 1u);
+  // ... but it was only late: the ACK of 0 and 1 at 33 ms, then the
+  // retransmission's D-SACK (a block below the ACK, RFC 2883).
+  f.Ack(SegSeq(2), 33 * kMs);
+  CHECK_EQ(f.c->rack_reo_wnd_ns(), 2500 * kUs);
+  f.AckSack(SegSeq(2), 43 * kMs, {{SegSeq(0), SegSeq(1)}});
+  CHECK_EQ(f.c->rack_reo_wnd_ns(), 5000 * kUs);   // 2 min_RTT / 4
+  // Once per round trip: another D-SACK before snd_una passes what was
+  // sent when the first came changes nothing.
+  f.AckSack(SegSeq(2), 44 * kMs, {{SegSeq(0), SegSeq(1)}});
+  CHECK_EQ(f.c->rack_reo_wnd_ns(), 5000 * kUs);
+  f.Ack(SegSeq(11), 50 * kMs);
+  f.AckSack(SegSeq(11), 51 * kMs, {{SegSeq(0), SegSeq(1)}});
+  CHECK_EQ(f.c->rack_reo_wnd_ns(), 7500 * kUs);
+}
+
 void tlp_probe_new_data() {
   Fixture f;
   f.OpenSack();
@@ -1500,7 +1524,8 @@ struct SimResult {
 // The client is a plain TCP receiver: it keeps out-of-order data, ACKs
 // every segment with SACK blocks (when negotiated; the first holds the
 // segment that arrived last, then the ranges of the latest ones before it,
-// as RFC 2018 §4 asks), and answers our FIN with its own. rack: RACK-TLP on.
+// as RFC 2018 §4 asks; a duplicate is reported first as a D-SACK, RFC
+// 2883), and answers our FIN with its own. rack: RACK-TLP on.
 SimResult Simulate(const std::vector<uint32_t>& lengths, double loss, double ack_loss,
                    uint32_t jitter_ms, bool sack, bool ts, uint32_t seed, bool rack = true) {
   struct InFlight {
@@ -1553,6 +1578,8 @@ SimResult Simulate(const std::vector<uint32_t>& lengths, double loss, double ack
   uint64_t client_fin_at = UINT64_MAX;   // the client's FIN goes again then (its RTO)
   std::map<uint32_t, Bytes> ooo;   // offset from kIss + 1 -> bytes
   std::deque<uint32_t> recent;     // offsets of the latest out-of-order arrivals, latest first
+  bool dsack_pending = false;      // the next ACK reports a duplicate first (RFC 2883)
+  SackBlock dsack{};
   SimResult r;
   auto link = [&](std::vector<InFlight>& q, InFlight f) {
     if (coin(rng) < (&q == &to_client ? loss : ack_loss)) return;
@@ -1570,6 +1597,10 @@ SimResult Simulate(const std::vector<uint32_t>& lengths, double loss, double ack
       f.seg.options.has_timestamps = true;
       f.seg.options.ts_val = ++client_ts;
       f.seg.options.ts_ecr = client_ts_recent;
+    }
+    if (sack && dsack_pending) {
+      f.seg.options.sack[f.seg.options.sack_count++] = dsack;
+      dsack_pending = false;
     }
     if (sack && !ooo.empty()) {
       // Merged ranges above rcv_nxt, as sequence numbers.
@@ -1643,6 +1674,11 @@ SimResult Simulate(const std::vector<uint32_t>& lengths, double loss, double ack
       }
       if (!synced) continue;
       const uint32_t off = sg.seq - (kIss + 1);
+      if (!f.payload.empty() &&
+          (SeqLeq(sg.seq + uint32_t(f.payload.size()), rcv_nxt) || ooo.count(off) != 0)) {
+        dsack_pending = true;   // a duplicate: D-SACK it, as Linux does
+        dsack = {sg.seq, sg.seq + uint32_t(f.payload.size())};
+      }
       if (!f.payload.empty() && SeqGeq(sg.seq, rcv_nxt)) {
         ooo.emplace(off, f.payload);
         if (sg.seq != rcv_nxt) {
@@ -1883,6 +1919,7 @@ int main() {
   rack_reorder_timer_fires();
   rack_reordering_window_no_spurious();
   rack_lost_retransmission_retransmitted_again();
+  rack_dsack_widens_reo_wnd();
   tlp_probe_new_data();
   tlp_probe_retransmits_last();
   tlp_then_rto();
