@@ -11,7 +11,11 @@
 //  - every data segment holds whole frames unless a frame was split;
 //  - snd_una <= snd_nxt, flight == snd_nxt - snd_una, cwnd <= max_cwnd;
 //  - after Poll(now) no timer is due at or before now;
-//  - nothing is transmitted once the connection is closed.
+//  - nothing is transmitted once the connection is closed;
+//  - RACK-TLP (on when SACK is and the config allows): no loss probe and no
+//    RACK loss without it; probes only from Poll, at most one per Poll, and
+//    never a second one before an ACK reaches the first one's end (at
+//    least snd_nxt before the Poll that sent it) or an RTO fires.
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -153,6 +157,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.sack = features & 1;
   cfg.timestamps = features & 2;
   cfg.window_scaling = features & 4;
+  cfg.rack_tlp = !(features & 8);
 
   Segment syn;
   syn.src = {0x0A000001, 50000};
@@ -183,6 +188,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   out.conn = &c;
   uint32_t peer_seq = syn.seq + 1;
   uint32_t peer_ts = syn.options.ts_val;
+  const bool rack_on = cfg.rack_tlp && cfg.sack && syn.options.sack_permitted;
+  uint64_t probes = 0, rtos = 0;
+  uint32_t probe_end = 0;
+  bool probe_out = false;
   uint8_t payload[4096];
   for (size_t i = 0; i < sizeof payload; ++i) payload[i] = static_cast<uint8_t>(i);
 
@@ -195,7 +204,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         uint64_t d = in.u16();
         d *= (unit & 3) == 0 ? 1000ull : (unit & 3) == 1 ? 1000000ull : (unit & 3) == 2 ? 10000000ull : 1000000000ull;
         now += d;
+        const uint32_t nxt_before = c.snd_nxt();
         c.Poll(now);
+        {
+          const ConnectionStats& st = c.stats();
+          FUZZ_CHECK(st.tlp_probes <= probes + 1);
+          if (st.rto_timeouts != rtos) probe_out = false;
+          if (st.tlp_probes != probes) {
+            FUZZ_CHECK(!probe_out);
+            probe_out = true;
+            probe_end = nxt_before;   // the probe's end is at or above
+          }
+          probes = st.tlp_probes;
+          rtos = st.rto_timeouts;
+        }
         if (c.state() != State::kClosed) {
           const uint64_t next = c.NextDeadline();
           FUZZ_CHECK(next > now);
@@ -239,6 +261,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         s.payload_len = plen;
         c.OnSegment(s, now);
         if (SeqGeq(c.rcv_nxt(), peer_seq)) peer_seq = c.rcv_nxt();
+        FUZZ_CHECK(c.stats().tlp_probes == probes);   // probes only from Poll
+        if (probe_out && SeqGeq(c.snd_una(), probe_end)) probe_out = false;
         break;
       }
       case 5: {   // frames become ready
@@ -276,6 +300,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     out.Prune(c.snd_una());
     CheckInvariants(c, cfg);
+    if (!rack_on) FUZZ_CHECK(c.stats().tlp_probes == 0 && c.stats().rack_lost == 0);
     if (c.state() == State::kClosed) out.closed = true;
   }
   return 0;

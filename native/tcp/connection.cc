@@ -61,6 +61,7 @@ Connection::Connection(const Config& config, const Segment& syn, uint32_t iss, u
     rcv_wscale_ = cfg_.wscale > kMaxWscale ? kMaxWscale : cfg_.wscale;
   }
   sack_ok_ = cfg_.sack && o.sack_permitted;
+  rack_on_ = sack_ok_ && cfg_.rack_tlp;
   ts_ok_ = cfg_.timestamps && o.has_timestamps;
   if (ts_ok_) ts_recent_ = o.ts_val;
   ts_offset_ = iss;
@@ -346,6 +347,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   }
 
   const bool advanced = SeqGt(seg.ack, snd_una_);
+  bool recovery_ended = false;
   if (advanced) {
     const uint32_t acked = seg.ack - snd_una_;
     bool have_sample = false;
@@ -374,6 +376,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
       if (SeqGeq(seg.ack, recover_)) {
         cc_.ExitRecovery(Flight(), sack_ok_);
         recovery_ = Recovery::kNone;
+        recovery_ended = true;
         board_.EndEpisode();
       } else {
         // A partial ACK (RFC 6582 §3.2 step 5): the segment now at the front
@@ -392,6 +395,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
       cc_.OnAck(acked);
       if (recovery_ == Recovery::kTimeout && SeqGeq(seg.ack, recover_)) {
         recovery_ = Recovery::kNone;
+        recovery_ended = true;
         board_.EndEpisode();
       }
     }
@@ -421,7 +425,27 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     board_.MarkLostBySack(kDupThresh, seg_size_);
   }
 
-  if (sack_ok_) {
+  if (rack_on_) {
+    // A D-SACK (RFC 2883): the first block below the ACK, or inside the
+    // second block.
+    const SackBlock* sb = seg.options.sack;
+    const bool dsack =
+        seg.options.sack_count > 0 &&
+        (SeqLt(sb[0].left, seg.ack) ||
+         (seg.options.sack_count > 1 && SeqGeq(sb[0].left, sb[1].left) &&
+          SeqLeq(sb[0].right, sb[1].right)));
+    // RFC 8985 §6.2 step 4: reo_wnd grows by min_RTT / 4 per round trip
+    // that brings a D-SACK (a retransmission was spurious: reordering),
+    // and falls back after 16 recoveries without one.
+    if (dsack_round_set_ && SeqGeq(snd_una_, dsack_round_)) dsack_round_set_ = false;
+    if (!dsack_round_set_ && dsack) {
+      dsack_round_set_ = true;
+      dsack_round_ = snd_nxt_;
+      if (reo_wnd_mult_ < kMaxReoWndMult) ++reo_wnd_mult_;
+      reo_wnd_persist_ = kReoWndPersist;
+    } else if (recovery_ended && reo_wnd_persist_ > 0) {
+      if (--reo_wnd_persist_ == 0) reo_wnd_mult_ = 1;
+    }
     if (tlp_outstanding_ && SeqGeq(seg.ack, tlp_end_seq_)) {
       // RFC 8985 §7.4, as Linux's tcp_process_tlp_ack: a new-data probe
       // needs nothing; a retransmitted one that drew a D-SACK (RFC 2883:
@@ -429,8 +453,6 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
       // without one means it repaired a loss: one reduction, as a fast
       // recovery would have made (unless one is under way). A plain
       // duplicate ACK at it: both copies arrived.
-      const bool dsack = seg.options.sack_count > 0 &&
-                         SeqLt(seg.options.sack[0].left, seg.ack);
       if (!tlp_retransmitted_ || dsack) {
         tlp_outstanding_ = false;
       } else if (SeqGt(seg.ack, tlp_end_seq_)) {
@@ -478,7 +500,8 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
 
 // ------------------------------------------------------------ RACK-TLP --
 //
-// RFC 8985 on top of the SACK scoreboard, only when SACK is on (as Linux):
+// RFC 8985 on top of the SACK scoreboard, only when SACK is on (as Linux)
+// and Config::rack_tlp allows:
 // without SACK there is nothing to tell which later segments arrived.
 //  - RACK: each delivered record (cumulatively ACKed or newly SACKed)
 //    offers its latest transmission time to rack_ (scoreboard.h: the
@@ -487,8 +510,10 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
 //    sent before RACK's segment by more than RACK.rtt + reo_wnd is lost,
 //    retransmitted or not: a lost retransmission goes again an RTT and a
 //    bit later, not at the RTO. A record not yet that old arms the reorder
-//    timer. reo_wnd is fixed at min_RTT / 4 (at most SRTT): the
-//    DSACK-driven adaptation of §6.2 step 4 is left out.
+//    timer. reo_wnd is min_RTT / 4 times a multiplier that D-SACKs raise
+//    (§6.2 step 4), at most SRTT; it is never 0 (the RFC's reo_wnd = 0
+//    before any reordering was seen, in recovery or with DupThresh
+//    segments SACKed, is left out: DupThresh covers that case).
 //  - RFC 6675's DupThresh rule (three SACKed segments above, or three
 //    duplicate ACKs) still runs beside it: whichever sees a loss first
 //    starts the recovery episode. NewReno reacts once per episode.
@@ -501,14 +526,14 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
 
 uint64_t Connection::rack_reo_wnd_ns() const {
   if (rack_.min_rtt_ns == UINT64_MAX) return 0;
-  uint64_t w = rack_.min_rtt_ns / 4;
+  uint64_t w = reo_wnd_mult_ * (rack_.min_rtt_ns / 4);
   if (rtt_.has_sample() && w > rtt_.srtt_ns()) w = rtt_.srtt_ns();
   return w;
 }
 
 void Connection::RackDetect(uint64_t now_ns) {
   rack_deadline_ = kNever;
-  if (!sack_ok_ || !rack_.valid || board_.empty()) return;
+  if (!rack_on_ || !rack_.valid || board_.empty()) return;
   int marked = 0;
   const uint64_t wait = board_.RackDetectLost(rack_, rack_reo_wnd_ns(), now_ns, &marked);
   if (wait > 0) rack_deadline_ = now_ns + wait;
@@ -527,7 +552,7 @@ void Connection::RackDetect(uint64_t now_ns) {
 
 void Connection::SchedulePto(uint64_t now_ns) {
   tlp_deadline_ = kNever;
-  if (!sack_ok_ || board_.empty() || recovery_ != Recovery::kNone || tlp_outstanding_ ||
+  if (!rack_on_ || board_.empty() || recovery_ != Recovery::kNone || tlp_outstanding_ ||
       board_.sacked_bytes() > 0) {
     return;
   }

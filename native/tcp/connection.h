@@ -8,7 +8,10 @@
 // offers them; RFC 5961 challenge ACKs for RSTs and SYNs in the window and
 // for ACKs of data never sent or too old (at most kChallengeAcksPerSecond);
 // RTO per RFC 6298 (rtt.h); NewReno with SACK loss recovery (congestion.h,
-// scoreboard.h); a persist timer whose probes carry no data. It sends whole
+// scoreboard.h) and, when SACK is on, RACK-TLP loss detection (RFC 8985:
+// a lost retransmission is sent again about an RTT later instead of at the
+// RTO; tail loss probes; see connection.cc); a persist timer whose probes
+// carry no data. It sends whole
 // frames and never re-segments (frame_source.h): retransmissions carry the
 // same sequence range, with fresh data frames in place of the old ones.
 //
@@ -56,6 +59,9 @@ struct Config {
   // FIN_WAIT_2 with the peer never closing: give up after this long
   // (kTimeout), as Linux's tcp_fin_timeout.
   uint64_t fin_wait2_timeout_ns = 60000000000ull;
+  // RACK-TLP loss detection (RFC 8985) when SACK is on; off: RFC 6675 alone
+  // and no tail loss probes (Linux's net.ipv4.tcp_recovery = 0).
+  bool rack_tlp = true;
 };
 struct ConnectionStats {
   uint64_t segments_sent = 0, bytes_sent = 0, data_segments_sent = 0;
@@ -129,7 +135,10 @@ class Connection {
   static constexpr uint64_t kTlpDelayedAckNs = 200000000ull;   // WCDelAckT (§7.2)
   static constexpr uint64_t kTlpNoRttNs = 1000000000ull;       // PTO without an SRTT
   static constexpr uint64_t kTlpMinPtoNs = 10000000ull;        // as Linux's floor
-  // RACK.reo_wnd: min_RTT / 4, at most SRTT (no DSACK-driven adaptation).
+  // RACK.reo_wnd: reo_wnd_mult * min_RTT / 4, at most SRTT (RFC 8985
+  // §6.2 step 4: the multiplier grows by one per round trip with a D-SACK,
+  // back to 1 after kReoWndPersist recoveries without one).
+  static constexpr uint32_t kReoWndPersist = 16, kMaxReoWndMult = 64;
   uint64_t rack_reo_wnd_ns() const;
   uint64_t rack_deadline() const { return rack_deadline_; }
   uint64_t tlp_deadline() const { return tlp_deadline_; }
@@ -231,6 +240,10 @@ class Connection {
   Rack rack_;
   uint64_t rack_deadline_ = kNever;        // the reorder timer (§6.3)
   uint64_t tlp_deadline_ = kNever;         // the probe timeout (§7.2)
+  bool rack_on_ = false;                   // SACK and cfg_.rack_tlp
+  uint32_t reo_wnd_mult_ = 1, reo_wnd_persist_ = 0;
+  bool dsack_round_set_ = false;           // RACK.dsack_round
+  uint32_t dsack_round_ = 0;
   bool tlp_outstanding_ = false;           // TLP.end_seq is set
   bool tlp_retransmitted_ = false;         // the probe was a retransmission
   uint32_t tlp_end_seq_ = 0;

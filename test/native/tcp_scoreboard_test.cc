@@ -169,6 +169,58 @@ void scoreboard_grows_keeping_slots() {
   CHECK(small.Full());
 }
 
+// RACK (RFC 8985 §6.2) over the records: times in ns, records 0..9 sent at
+// 1000..1009, min_RTT 50, reo_wnd 10.
+void scoreboard_rack_detects_lost_retransmission() {
+  const uint32_t first = 0xFFFFFE00u;
+  Scoreboard b;
+  b.Init(100, 64);
+  Fill(b, first);
+  Rack rack;
+  rack.NoteRtt(50);
+  int marked = -1;
+  CHECK_EQ(b.RackDetectLost(rack, 10, 1100, &marked), 0u);   // nothing delivered yet
+  CHECK_EQ(marked, 0);
+  // Record 5 SACKed at 1100: RACK's segment went at 1005, RACK.rtt 95.
+  SackBlock five = {first + 500, first + 600};
+  CHECK_EQ(b.Sack(&five, 1, first, first + 1000, &rack, 1100), 100u);
+  CHECK(rack.valid);
+  CHECK_EQ(rack.xmit_ns, 1005u);
+  CHECK_EQ(rack.end_seq, first + 600);
+  CHECK_EQ(rack.rtt_ns, 95u);
+  CHECK_EQ(rack.min_rtt_ns, 50u);
+  // 0..4 are lost at 1000 + 95 + 10 .. 1004 + 95 + 10: none yet; the last
+  // waits 9 more.
+  CHECK_EQ(b.RackDetectLost(rack, 10, 1100, &marked), 9u);
+  CHECK_EQ(marked, 0);
+  CHECK_EQ(b.RackDetectLost(rack, 10, 1107, &marked), 2u);   // 0, 1, 2 lost
+  CHECK_EQ(marked, 3);
+  CHECK_EQ(b.pipe(), 600u);
+  // 0 and 1 go again at 1200; 1's SACK at 1230 comes sooner than min_RTT
+  // after: the original's, which tells RACK nothing.
+  b.Sent(b.begin(), 1200);
+  b.Sent(b.begin() + 1, 1200);
+  SackBlock one = {first + 100, first + 200};
+  CHECK_EQ(b.Sack(&one, 1, first, first + 1000, &rack, 1230), 100u);
+  CHECK_EQ(rack.xmit_ns, 1005u);
+  // New data at 1210, SACKed at 1300 (RACK.rtt 90): the retransmission of
+  // 0 (1200 + 90 + 10 <= 1300) is lost again, so are 3, 4 and 6..9; 2 is
+  // still waiting for its retransmission.
+  const uint64_t r = b.Append(first + 1000);
+  b.at(r).len = 100;
+  b.Sent(r, 1210);
+  SackBlock ten = {first + 1000, first + 1100};
+  CHECK_EQ(b.Sack(&ten, 1, first, first + 1100, &rack, 1300), 100u);
+  CHECK_EQ(rack.xmit_ns, 1210u);
+  CHECK_EQ(rack.rtt_ns, 90u);
+  CHECK_EQ(b.RackDetectLost(rack, 10, 1300, &marked), 0u);
+  CHECK_EQ(marked, 7);
+  CHECK_EQ(b.at(b.begin()).transmissions, 2u);
+  CHECK(b.at(b.begin()).needs_rtx);
+  CHECK_EQ(b.pipe(), 0u);
+  CHECK_EQ(b.NextToRetransmit(b.begin()), b.begin());
+}
+
 }  // namespace
 
 int main() {
@@ -176,6 +228,7 @@ int main() {
   newreno_windows();
   scoreboard_pipe_sack_loss();
   scoreboard_grows_keeping_slots();
+  scoreboard_rack_detects_lost_retransmission();
   if (g_failures) {
     std::fprintf(stderr, "tcp_scoreboard_test: %d of %d checks failed\n", g_failures.load(),
                  g_checks.load());
