@@ -1,5 +1,8 @@
 // Builds the libFuzzer harnesses of native/fuzz and runs each for a short
-// while (FUZZ_TEST_SECONDS, default 15). `npm run fuzz` runs them for long.
+// while (FUZZ_TEST_SECONDS, default 15), starting from its checked-in seeds
+// (native/fuzz/seeds/NAME, when there are some). `npm run fuzz` runs them
+// for long. The codec's (OTI, payload ID, hostile decoder) and the TCP
+// core's (segment parser, connection, listener).
 // Skipped, with the reason printed, only when clang++ or its libFuzzer
 // runtime is absent (CI installs both: .ci/run).
 import { spawnSync } from 'child_process';
@@ -8,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 const FUZZ_DIR = path.resolve(__dirname, '..', 'native', 'fuzz');
-const HARNESSES = ['fuzz_oti', 'fuzz_payload_id', 'fuzz_object_decoder'];
+const HARNESSES = ['fuzz_oti', 'fuzz_payload_id', 'fuzz_object_decoder', 'fuzz_tcp_segment', 'fuzz_tcp_connection', 'fuzz_tcp_listener'];
 const SECONDS = Number(process.env.FUZZ_TEST_SECONDS ?? 15);
 
 function missingToolchain(): string | undefined {
@@ -56,6 +59,7 @@ maybe('libFuzzer harnesses (native/fuzz)', () => {
     '%s runs clean',
     (name) => {
       const corpus = fs.mkdtempSync(path.join(os.tmpdir(), `rqcast-${name}-`));
+      const seeds = path.join(FUZZ_DIR, 'seeds', name);
       try {
         const run = spawnSync(
           path.join(FUZZ_DIR, 'build', name),
@@ -66,6 +70,7 @@ maybe('libFuzzer harnesses (native/fuzz)', () => {
             '-print_final_stats=1',
             `-artifact_prefix=${path.join(FUZZ_DIR, 'build')}/${name}-`,
             corpus,
+            ...(fs.existsSync(seeds) ? [seeds] : []),
           ],
           { encoding: 'utf8', maxBuffer: 64 << 20 },
         );
