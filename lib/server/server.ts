@@ -45,7 +45,7 @@ import {
   zeroServerTransportCounters,
 } from '../transport/server-transport';
 import { UdpServerTransport } from '../transport/udp/server-transport';
-import { TcpServerTransport, type TcpTransportCounters } from '../transport/tcp/server-transport';
+import { TcpServerTransport, type TcpTransportCounters, zeroTcpTransportCounters } from '../transport/tcp/server-transport';
 import type { NativeTcpServerStats } from '../transport/tcp/native-tcp-server';
 import { nativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
 import { nativeEngineOf } from '../transport/replicator';
@@ -466,18 +466,7 @@ export class RqcastServer extends EventEmitter {
 
 /** The TCP counters of `t` (all 0 without it). */
 function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
-  const c: TcpTransportCounters = t?.tcp ?? {
-    connectionsOpened: 0,
-    connectionsClosed: 0,
-    closedNormal: 0,
-    closedReset: 0,
-    closedTimeout: 0,
-    closedAborted: 0,
-    closedProtocol: 0,
-    framingErrors: 0,
-    freshNotNeeded: 0,
-    unknownConnection: 0,
-  };
+  const c: TcpTransportCounters = t?.tcp ?? zeroTcpTransportCounters();
   let n: Partial<NativeTcpServerStats> = {};
   try {
     n = t?.nativeStats() ?? {};

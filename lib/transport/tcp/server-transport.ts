@@ -84,6 +84,22 @@ export interface TcpTransportCounters {
   unknownConnection: number;
 }
 
+/** TcpTransportCounters at zero. */
+export function zeroTcpTransportCounters(): TcpTransportCounters {
+  return {
+    connectionsOpened: 0,
+    connectionsClosed: 0,
+    closedNormal: 0,
+    closedReset: 0,
+    closedTimeout: 0,
+    closedAborted: 0,
+    closedProtocol: 0,
+    framingErrors: 0,
+    freshNotNeeded: 0,
+    unknownConnection: 0,
+  };
+}
+
 export interface TcpServerTransportOptions {
   /** Numeric IPv4 the clients connect to; '0.0.0.0' = every local address. */
   address: string;
@@ -113,18 +129,7 @@ const SILENT: TransportLogger = { debug() {}, warn() {} };
 export class TcpServerTransport implements ServerTransport {
   readonly kind = 'tcp' as const;
   readonly counters: ServerTransportCounters = zeroServerTransportCounters();
-  readonly tcp: TcpTransportCounters = {
-    connectionsOpened: 0,
-    connectionsClosed: 0,
-    closedNormal: 0,
-    closedReset: 0,
-    closedTimeout: 0,
-    closedAborted: 0,
-    closedProtocol: 0,
-    framingErrors: 0,
-    freshNotNeeded: 0,
-    unknownConnection: 0,
-  };
+  readonly tcp: TcpTransportCounters = zeroTcpTransportCounters();
   private readonly o: TcpServerTransportOptions;
   private readonly log: TransportLogger;
   private readonly filter: HostFilterLike;
