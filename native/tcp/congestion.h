@@ -5,9 +5,9 @@
 //  - slow start: cwnd grows by min(acked, SMSS) per ACK (RFC 5681 §3.1,
 //    appropriate byte counting with L = 1 SMSS, RFC 3465);
 //  - congestion avoidance: one SMSS per cwnd of acknowledged bytes;
-//  - fast recovery: ssthresh = max(FlightSize / 2, 2 SMSS). With SACK cwnd
-//    is set to ssthresh and pipe decides what may be sent (RFC 6675 §5);
-//    without, cwnd is inflated by each duplicate ACK and deflated by each
+//  - fast recovery: ssthresh = max(FlightSize / 2, 2 SMSS). With SACK the
+//    connection's PRR (RFC 6937) sets cwnd on each ACK (SetRecoveryCwnd)
+//    and pipe decides what may be sent (RFC 6675 §5); without, cwnd is inflated by each duplicate ACK and deflated by each
 //    partial ACK (RFC 6582 §3.2), and on the full ACK set to
 //    min(ssthresh, FlightSize + SMSS);
 //  - timeout: ssthresh as above (only on the first timeout of a series,
@@ -36,6 +36,8 @@ class NewReno {
   void ExitRecovery(uint32_t flight, bool sack);
   // The retransmission timer expired; first: the first expiry of a series.
   void OnTimeout(uint32_t flight, bool first);
+  // PRR (RFC 6937) sets cwnd on each ACK of a SACK recovery.
+  void SetRecoveryCwnd(uint32_t cwnd) { cwnd_ = Clamp(cwnd); }
 
   uint32_t cwnd() const { return cwnd_; }
   uint32_t ssthresh() const { return ssthresh_; }
