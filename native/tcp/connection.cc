@@ -78,7 +78,7 @@ Connection::Connection(const Config& config, const Segment& syn, uint32_t iss, u
   snd_wl1_ = syn.seq;
   snd_wl2_ = iss;
 
-  cc_.Init(seg_size_, cfg_.initial_cwnd_segments, cfg_.max_cwnd_bytes);
+  cc_.Init(seg_size_, cfg_.initial_cwnd_segments, cfg_.max_cwnd_bytes, cfg_.cubic_beta);
   board_.Init(seg_size_, cfg_.max_cwnd_bytes / seg_size_ + 16);
 
   SendSynAck(now_ns);

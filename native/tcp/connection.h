@@ -62,6 +62,9 @@ struct Config {
   // RACK-TLP loss detection (RFC 8985) when SACK is on; off: RFC 6675 alone
   // and no tail loss probes (Linux's net.ipv4.tcp_recovery = 0).
   bool rack_tlp = true;
+  // CUBIC's β = 0.7 and Reno-friendly α (RFC 9438, congestion.h); false:
+  // RFC 5681's halving and one SMSS per round trip.
+  bool cubic_beta = true;
 };
 struct ConnectionStats {
   uint64_t segments_sent = 0, bytes_sent = 0, data_segments_sent = 0;

@@ -136,6 +136,9 @@ Segment From(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 65535)
 }
 
 struct Fixture {
+  // RFC 5681's halving: the exact figures of the recovery tests below were
+  // worked out with it; the cubic_* tests turn CUBIC's β on.
+  Fixture() { cfg.cubic_beta = false; }
   Config cfg;
   Recorder out;
   ScriptedSource src;
@@ -777,6 +780,35 @@ void prr_ssrb_limits_burst() {
     CHECK_EQ(s[3].seg.seq, SegSeq(14));
   }
   CHECK_EQ(f.c->stats().retransmitted_segments, 5u);
+}
+
+// CUBIC's β (RFC 9438 §4.6): ssthresh = 0.7 FlightSize; then the
+// Reno-friendly α (§4.3): 9/17 SMSS per cwnd acknowledged below W_max.
+void cubic_beta_and_reno_friendly_alpha() {
+  Fixture f;
+  f.cfg.cubic_beta = true;
+  f.OpenSack();
+  f.Data(300);
+  f.c->Poll(10 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(4)}});
+  CHECK_EQ(f.c->stats().ssthresh, 9800u);   // 0.7 x 14000
+  f.c->Poll(30 * kMs);
+  f.out.take();
+  f.Ack(SegSeq(10), 40 * kMs);              // recovery ends: cwnd = ssthresh
+  CHECK_EQ(f.c->stats().cwnd, 9800u);
+  f.c->Poll(40 * kMs);
+  f.out.take();
+  // W_max 14600 (cwnd at the loss): one SMSS per 9800 x 17 / 9 = 18511
+  // bytes, the 14th ACK of 1400; Reno's would come at the 7th.
+  int k = 10;
+  for (int i = 1; i <= 14; ++i) {
+    ++k;
+    f.Ack(SegSeq(k), (40 + k) * kMs);
+    CHECK_EQ(f.c->stats().cwnd, i < 14 ? 9800u : 11260u);
+    f.c->Poll((40 + k) * kMs);
+    f.out.take();
+  }
 }
 
 void established_sack_two_holes() {
@@ -1713,7 +1745,7 @@ SimResult Simulate(const std::vector<uint32_t>& lengths, double loss, double ack
     link(to_server, f);
   };
   flush_wire();
-  const uint64_t t_max = 900000 * kMs;
+  const uint64_t t_max = 3600000 * kMs;
   while (t < t_max) {
     uint64_t next = c.NextDeadline();
     for (auto& f : to_client) next = f.at < next ? f.at : next;
@@ -2002,6 +2034,7 @@ int main() {
   established_sack_two_holes();
   prr_sends_new_data_in_recovery();
   prr_ssrb_limits_burst();
+  cubic_beta_and_reno_friendly_alpha();
   reordering_no_spurious_retransmit();
   rack_reorder_timer_fires();
   rack_reordering_window_no_spurious();
