@@ -388,6 +388,11 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
     set("retransmittedSegments", s.stats.retransmitted_segments);
     set("fastRetransmits", s.stats.fast_retransmits);
     set("rtoTimeouts", s.stats.rto_timeouts);
+    set("rtoInRecovery", s.stats.rto_in_recovery);
+    set("rtoAfterRto", s.stats.rto_after_rto);
+    set("rackLost", s.stats.rack_lost);
+    set("tlpProbes", s.stats.tlp_probes);
+    set("ssthresh", s.stats.ssthresh);
     set("freshFrames", s.stats.fresh_frames);
     set("staleFrames", s.stats.stale_frames);
     set("poolEvicted", s.pool.evicted);

@@ -4,17 +4,29 @@
 namespace rqcast {
 namespace tcp {
 
-void NewReno::Init(uint32_t smss, uint32_t initial_segments, uint32_t max_cwnd) {
+void NewReno::Init(uint32_t smss, uint32_t initial_segments, uint32_t max_cwnd,
+                   bool cubic_beta) {
   smss_ = smss;
+  cubic_beta_ = cubic_beta;
   max_cwnd_ = max_cwnd < 2 * smss ? 2 * smss : max_cwnd;
   cwnd_ = Clamp(uint64_t(initial_segments == 0 ? 1 : initial_segments) * smss);
   ssthresh_ = max_cwnd_;   // "arbitrarily high" (RFC 5681 §3.1)
+  w_max_ = 0;
   acked_in_avoidance_ = 0;
 }
 
 uint32_t NewReno::HalfFlight(uint32_t flight) const {
-  const uint32_t half = flight / 2;
-  return half < 2 * smss_ ? 2 * smss_ : half;
+  const uint32_t reduced =
+      cubic_beta_ ? static_cast<uint32_t>(uint64_t(flight) * kBetaNum / kBetaDen) : flight / 2;
+  return reduced < 2 * smss_ ? 2 * smss_ : reduced;
+}
+
+void NewReno::NoteCongestion() {
+  // RFC 9438 §4.7 fast convergence: a window that did not get back to the
+  // last W_max gives up more of it.
+  const uint64_t w = cwnd_ < w_max_ ? uint64_t(cwnd_) * (kBetaDen + kBetaNum) / (2 * kBetaDen)
+                                    : cwnd_;
+  w_max_ = Clamp(w);
 }
 
 void NewReno::OnAck(uint32_t acked) {
@@ -22,14 +34,20 @@ void NewReno::OnAck(uint32_t acked) {
     cwnd_ = Clamp(uint64_t(cwnd_) + (acked < smss_ ? acked : smss_));
     return;
   }
+  // α = 3 (1 - β) / (1 + β) = 9/17 SMSS per cwnd acknowledged below W_max,
+  // 1 SMSS above it (RFC 9438 §4.3): one SMSS per cwnd * 17/9 bytes.
   acked_in_avoidance_ += acked;
-  if (acked_in_avoidance_ >= cwnd_) {
-    acked_in_avoidance_ -= cwnd_;
+  const uint64_t per_smss = cubic_beta_ && cwnd_ < w_max_
+                                ? uint64_t(cwnd_) * kAlphaDen / kAlphaNum
+                                : uint64_t(cwnd_);
+  if (acked_in_avoidance_ >= per_smss) {
+    acked_in_avoidance_ -= per_smss;
     cwnd_ = Clamp(uint64_t(cwnd_) + smss_);
   }
 }
 
 void NewReno::EnterRecovery(uint32_t flight, bool sack) {
+  NoteCongestion();
   ssthresh_ = HalfFlight(flight);
   cwnd_ = sack ? ssthresh_ : Clamp(uint64_t(ssthresh_) + 3 * smss_);
   acked_in_avoidance_ = 0;
@@ -58,7 +76,10 @@ void NewReno::ExitRecovery(uint32_t flight, bool sack) {
 }
 
 void NewReno::OnTimeout(uint32_t flight, bool first) {
-  if (first) ssthresh_ = HalfFlight(flight);
+  if (first) {
+    NoteCongestion();
+    ssthresh_ = HalfFlight(flight);
+  }
   cwnd_ = smss_;
   acked_in_avoidance_ = 0;
 }

@@ -78,7 +78,7 @@ Connection::Connection(const Config& config, const Segment& syn, uint32_t iss, u
   snd_wl1_ = syn.seq;
   snd_wl2_ = iss;
 
-  cc_.Init(seg_size_, cfg_.initial_cwnd_segments, cfg_.max_cwnd_bytes);
+  cc_.Init(seg_size_, cfg_.initial_cwnd_segments, cfg_.max_cwnd_bytes, cfg_.cubic_beta);
   board_.Init(seg_size_, cfg_.max_cwnd_bytes / seg_size_ + 16);
 
   SendSynAck(now_ns);
@@ -340,6 +340,9 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   }
   if (snd_wnd_ != 0) persist_backoffs_ = 0;
 
+  // PRR's DeliveredData (RFC 6937 §3): the change in snd_una plus the
+  // change in SACKed bytes.
+  const uint32_t sacked_before = board_.sacked_bytes();
   uint32_t newly_sacked = 0;
   if (sack_ok_ && seg.options.sack_count > 0) {
     newly_sacked = board_.Sack(seg.options.sack, seg.options.sack_count, snd_una_, snd_nxt_,
@@ -347,6 +350,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   }
 
   const bool advanced = SeqGt(seg.ack, snd_una_);
+  const uint32_t snd_una_before = snd_una_;
   bool recovery_ended = false;
   if (advanced) {
     const uint32_t acked = seg.ack - snd_una_;
@@ -473,6 +477,12 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     }
   }
 
+  if (recovery_ == Recovery::kFast && sack_ok_) {
+    const int64_t delivered = int64_t(advanced ? seg.ack - snd_una_before : 0) +
+                              int64_t(board_.sacked_bytes()) - int64_t(sacked_before);
+    if (delivered > 0) PrrOnAck(static_cast<uint32_t>(delivered));
+  }
+
   if (fin_acked_) {
     if (state_ == State::kFinWait1) {
       state_ = State::kFinWait2;
@@ -490,12 +500,55 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
   recovery_ = Recovery::kFast;
   recover_ = snd_nxt_;
   cc_.EnterRecovery(Flight(), sack_ok_);
+  PrrStart();
   ++stats_.fast_retransmits;
   const uint64_t front = board_.begin();
   board_.MarkLost(front);
   if (sack_ok_) board_.MarkLostBySack(kDupThresh, seg_size_);
   // The fast retransmit goes whatever cwnd says (RFC 5681 §3.2 step 4).
   if (board_.at(front).needs_rtx) Retransmit(front, now_ns);
+}
+
+// ----------------------------------------------------------------- PRR --
+//
+// Proportional Rate Reduction (RFC 6937, PRR-SSRB), for a fast recovery
+// with SACK: on each ACK, with DeliveredData the bytes it newly delivered
+// (cumulatively or by SACK), cwnd becomes pipe + sndcnt where
+//  - pipe > ssthresh: sndcnt = ceil(prr_delivered * ssthresh / RecoverFS)
+//    - prr_out: the flight falls to ssthresh over one round trip, sending
+//    ssthresh / RecoverFS for each byte delivered;
+//  - else (slow start reduction bound): sndcnt = min(ssthresh - pipe,
+//    max(prr_delivered - prr_out, DeliveredData) + SMSS): back up to
+//    ssthresh no faster than slow start.
+// What goes out is retransmissions first, then new data: new segments keep
+// going during recovery, so later deliveries let RACK see a lost
+// retransmission. Everything sent during the episode counts in prr_out
+// (the fast retransmit too, which goes whatever PRR says: RFC 6937 §3's
+// "on any data transmission or retransmission"). Without SACK, RFC 6582's
+// window inflation stays.
+
+void Connection::PrrStart() {
+  prr_delivered_ = 0;
+  prr_out_ = 0;
+  prr_recover_fs_ = Flight();
+}
+
+void Connection::PrrOnAck(uint32_t delivered) {
+  prr_delivered_ += delivered;
+  const uint64_t pipe = board_.pipe();
+  const uint64_t ssthresh = cc_.ssthresh();
+  int64_t sndcnt;
+  if (pipe > ssthresh) {
+    const uint64_t fs = prr_recover_fs_ == 0 ? 1 : prr_recover_fs_;
+    sndcnt = int64_t((uint64_t(prr_delivered_) * ssthresh + fs - 1) / fs) - int64_t(prr_out_);
+  } else {
+    int64_t limit = int64_t(prr_delivered_) - int64_t(prr_out_);
+    if (limit < int64_t(delivered)) limit = delivered;
+    limit += cc_.smss();
+    sndcnt = int64_t(ssthresh - pipe) < limit ? int64_t(ssthresh - pipe) : limit;
+  }
+  if (sndcnt < 0) sndcnt = 0;
+  cc_.SetRecoveryCwnd(static_cast<uint32_t>(pipe + uint64_t(sndcnt)));
 }
 
 // ------------------------------------------------------------ RACK-TLP --
@@ -544,6 +597,7 @@ void Connection::RackDetect(uint64_t now_ns) {
   recovery_ = Recovery::kFast;
   recover_ = snd_nxt_;
   cc_.EnterRecovery(Flight(), true);
+  PrrStart();
   ++stats_.fast_retransmits;
   // The first goes at once, whatever cwnd says (RFC 5681 §3.2 step 4).
   const uint64_t first = board_.NextToRetransmit(board_.begin());
@@ -618,6 +672,7 @@ void Connection::Retransmit(uint64_t record, uint64_t now_ns) {
   if (r.fin) flags |= kFin;
   Emit(r.seq, flags, slot, r.len, now_ns);
   board_.Sent(record, now_ns);
+  if (recovery_ == Recovery::kFast) prr_out_ += r.seq_len();
   ++stats_.retransmitted_segments;
   if (rto_deadline_ == kNever) ArmRto(now_ns);
 }
@@ -694,6 +749,7 @@ size_t Connection::SendNewSegment(uint64_t now_ns, uint32_t room, bool* drained)
   r.len = static_cast<uint32_t>(used);
   Emit(snd_nxt_, kAck | kPsh, slot, used, now_ns);
   board_.Sent(idx, now_ns);
+  if (recovery_ == Recovery::kFast) prr_out_ += static_cast<uint32_t>(used);
   snd_nxt_ += static_cast<uint32_t>(used);
   if (rto_deadline_ == kNever) ArmRto(now_ns);
   return used;
@@ -706,6 +762,7 @@ void Connection::SendFin(uint64_t now_ns) {
   fin_sent_ = true;
   Emit(snd_nxt_, kAck | kFin, nullptr, 0, now_ns);
   board_.Sent(idx, now_ns);
+  if (recovery_ == Recovery::kFast) prr_out_ += 1;
   snd_nxt_ += 1;
   if (rto_deadline_ == kNever) ArmRto(now_ns);
   state_ = state_ == State::kCloseWait ? State::kLastAck : State::kFinWait1;
@@ -767,6 +824,8 @@ void Connection::OnRtoTimer(uint64_t now_ns) {
   }
   ++rto_backoffs_;
   ++stats_.rto_timeouts;
+  if (recovery_ == Recovery::kFast) ++stats_.rto_in_recovery;
+  if (recovery_ == Recovery::kTimeout) ++stats_.rto_after_rto;
   cc_.OnTimeout(Flight(), rto_backoffs_ == 1);
   rtt_.Backoff();
   // RFC 6582 §3.2 / RFC 6675 §5.1: everything outstanding is lost; no fast

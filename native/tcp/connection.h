@@ -8,7 +8,7 @@
 // offers them; RFC 5961 challenge ACKs for RSTs and SYNs in the window and
 // for ACKs of data never sent or too old (at most kChallengeAcksPerSecond);
 // RTO per RFC 6298 (rtt.h); NewReno with SACK loss recovery (congestion.h,
-// scoreboard.h) and, when SACK is on, RACK-TLP loss detection (RFC 8985:
+// scoreboard.h; PRR, RFC 6937, for what goes during it) and, when SACK is on, RACK-TLP loss detection (RFC 8985:
 // a lost retransmission is sent again about an RTT later instead of at the
 // RTO; tail loss probes; see connection.cc); a persist timer whose probes
 // carry no data. It sends whole
@@ -62,6 +62,9 @@ struct Config {
   // RACK-TLP loss detection (RFC 8985) when SACK is on; off: RFC 6675 alone
   // and no tail loss probes (Linux's net.ipv4.tcp_recovery = 0).
   bool rack_tlp = true;
+  // CUBIC's β = 0.7 and Reno-friendly α (RFC 9438, congestion.h); false:
+  // RFC 5681's halving and one SMSS per round trip.
+  bool cubic_beta = true;
 };
 struct ConnectionStats {
   uint64_t segments_sent = 0, bytes_sent = 0, data_segments_sent = 0;
@@ -73,6 +76,9 @@ struct ConnectionStats {
   // RACK-TLP: segments RACK judged lost (each time: a retransmission may be
   // judged lost again), tail loss probes sent.
   uint64_t rack_lost = 0, tlp_probes = 0;
+  // RTO expiries by where they struck: during a fast recovery, during the
+  // recovery from an earlier RTO (a lost retransmission after a timeout).
+  uint64_t rto_in_recovery = 0, rto_after_rto = 0;
 };
 class SegmentOutput {
  public:
@@ -168,6 +174,10 @@ class Connection {
   // The ACK field of a segment in a synchronized state; false: drop it.
   bool ProcessAck(const Segment& seg, uint64_t now_ns);
   void EnterFastRecovery(uint64_t now_ns);
+  // PRR (RFC 6937): starts an episode; on each ACK of a SACK recovery sets
+  // cwnd to pipe + what may be sent for `delivered` bytes newly delivered.
+  void PrrStart();
+  void PrrOnAck(uint32_t delivered);
   // RACK: detect losses, enter recovery on the first, arm the reorder timer.
   void RackDetect(uint64_t now_ns);
   // TLP: arm (or cancel) the probe timer; send the probe.
@@ -234,6 +244,9 @@ class Connection {
   Scoreboard board_;
   Recovery recovery_ = Recovery::kNone;
   uint32_t recover_ = 0;                   // RFC 6582 "recover"
+  // PRR (RFC 6937) in a SACK fast recovery: bytes delivered and sent since
+  // it began, and the flight then.
+  uint32_t prr_delivered_ = 0, prr_out_ = 0, prr_recover_fs_ = 0;
   uint32_t dupacks_ = 0;
 
   // RACK-TLP (RFC 8985).

@@ -44,9 +44,43 @@ void rtt_first_and_later_samples() {
   CHECK_EQ(t.rto_ns(), 200 * kMs);
 }
 
-void newreno_windows() {
+// CUBIC's β and Reno-friendly α (RFC 9438 §4.6, §4.3), fast convergence
+// (§4.7), β on a timeout too (§4.8).
+void cubic_beta_windows() {
   NewReno c;
   c.Init(1000, 10, 1u << 20);
+  c.EnterRecovery(10000, true);     // W_max 10000
+  CHECK_EQ(c.ssthresh(), 7000u);
+  c.ExitRecovery(5000, true);
+  CHECK_EQ(c.cwnd(), 7000u);
+  // Below W_max: one SMSS per 7000 x 17 / 9 = 13222 bytes acknowledged.
+  for (int i = 0; i < 13; ++i) c.OnAck(1000);
+  CHECK_EQ(c.cwnd(), 7000u);
+  c.OnAck(1000);
+  CHECK_EQ(c.cwnd(), 8000u);
+  // Lost again below W_max: W_max = 8000 x 1.7 / 2 = 6800.
+  c.EnterRecovery(8000, true);
+  CHECK_EQ(c.ssthresh(), 5600u);
+  c.ExitRecovery(0, true);
+  for (int i = 0; i < 10; ++i) c.OnAck(1000);   // 5600 x 17 / 9 = 10577
+  CHECK_EQ(c.cwnd(), 5600u);
+  c.OnAck(1000);
+  CHECK_EQ(c.cwnd(), 6600u);                     // 423 left over
+  for (int i = 0; i < 13; ++i) c.OnAck(1000);   // 6600 x 17 / 9 = 12466
+  CHECK_EQ(c.cwnd(), 7600u);                     // 957 left over
+  // Above W_max: one SMSS per cwnd (α 1).
+  for (int i = 0; i < 6; ++i) c.OnAck(1000);
+  CHECK_EQ(c.cwnd(), 7600u);
+  c.OnAck(1000);
+  CHECK_EQ(c.cwnd(), 8600u);
+  c.OnTimeout(10000, true);
+  CHECK_EQ(c.ssthresh(), 7000u);
+  CHECK_EQ(c.cwnd(), 1000u);
+}
+
+void newreno_windows() {
+  NewReno c;
+  c.Init(1000, 10, 1u << 20, false);   // Reno's β 0.5, α 1
   CHECK_EQ(c.cwnd(), 10000u);
   CHECK_EQ(c.ssthresh(), 1u << 20);
   c.OnAck(500);
@@ -226,6 +260,7 @@ void scoreboard_rack_detects_lost_retransmission() {
 int main() {
   rtt_first_and_later_samples();
   newreno_windows();
+  cubic_beta_windows();
   scoreboard_pipe_sack_loss();
   scoreboard_grows_keeping_slots();
   scoreboard_rack_detects_lost_retransmission();
