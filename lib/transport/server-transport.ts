@@ -19,8 +19,9 @@
  *   closed connection ends its session at once (`peerGone`).
  * - IP multicast is *not* one of these: it has no control messages and no
  *   per-peer membership (receivers join the group themselves and the server
- *   never learns who they are). It will be a sink bound to a channel when the
- *   channel is created, beside this interface, not an implementation of it.
+ *   never learns who they are). It is a sink bound to a channel's group
+ *   stream when the channel is created (Replicator.addGroup, server/
+ *   group-streams.ts), beside this interface, not an implementation of it.
  *
  * Transports never decode control messages (lib/protocol does, in the
  * server), and never decide anything: they count and carry.

@@ -219,13 +219,13 @@ export class TcpServerTransport implements ServerTransport {
     this.tcp.freshNotNeeded += packets.length;
   }
 
-  /** Stops the native server (every connection reset) and removes the host filter; idempotent. */
   /** The session ended: the connection closes gracefully (queued replies, then FIN); a gone one is a no-op. */
   endPeer(peer: Peer): void {
     if (peer.connection === undefined || !this.connections.has(peer.connection)) return;
     this.native?.close(peer.connection);
   }
 
+  /** Stops the native server (every connection reset) and removes the host filter; idempotent. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
