@@ -37,6 +37,33 @@ export function encodeFrame(packet: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Where the whole frames of a buffer are (scanFrames). */
+export interface FrameScan {
+  /** Payload offset and length of each whole frame, in order. */
+  offsets: number[];
+  lengths: number[];
+  /** Where the first frame not yet whole starts (the bytes to keep for later). */
+  end: number;
+  /** A zero-length frame stopped the scan at `end`: nothing after it can be read. */
+  emptyFrame: boolean;
+}
+
+/** The whole frames of `buf` from its start: the one framing rule both readers below apply. */
+export function scanFrames(buf: Uint8Array): FrameScan {
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let at = 0;
+  while (buf.length - at >= FRAME_HEADER_SIZE) {
+    const len = (buf[at] << 8) | buf[at + 1];
+    if (len === 0) return { offsets, lengths, end: at, emptyFrame: true };
+    if (buf.length - at - FRAME_HEADER_SIZE < len) break;
+    offsets.push(at + FRAME_HEADER_SIZE);
+    lengths.push(len);
+    at += FRAME_HEADER_SIZE + len;
+  }
+  return { offsets, lengths, end: at, emptyFrame: false };
+}
+
 /**
  * Incremental frame reader: push stream chunks, take whole packets. Holds at
  * most one partial frame (<= 65537 bytes). After a zero-length frame it
@@ -65,21 +92,15 @@ export class FrameDecoder {
       buf.set(this.pending, 0);
       buf.set(chunk, this.pending.length);
     }
-    const frames: Uint8Array[] = [];
-    let at = 0;
-    while (buf.length - at >= FRAME_HEADER_SIZE) {
-      const len = (buf[at] << 8) | buf[at + 1];
-      if (len === 0) {
-        this.failure = 'empty-frame';
-        this.pending = new Uint8Array(0);
-        return frames;
-      }
-      if (buf.length - at - FRAME_HEADER_SIZE < len) break;
-      // Copies: a frame must not alias a chunk buffer the caller reuses.
-      frames.push(buf.slice(at + FRAME_HEADER_SIZE, at + FRAME_HEADER_SIZE + len));
-      at += FRAME_HEADER_SIZE + len;
+    const scan = scanFrames(buf);
+    // Copies: a frame must not alias a chunk buffer the caller reuses.
+    const frames = scan.offsets.map((o, i) => buf.slice(o, o + scan.lengths[i]));
+    if (scan.emptyFrame) {
+      this.failure = 'empty-frame';
+      this.pending = new Uint8Array(0);
+    } else {
+      this.pending = buf.slice(scan.end);
     }
-    this.pending = buf.slice(at);
     return frames;
   }
 }

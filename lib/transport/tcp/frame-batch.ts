@@ -3,14 +3,14 @@
  * hands over becomes one delivery (Datagrams) of the whole frames it
  * completes, as offsets into one buffer, so a client at a few hundred
  * Mbit/s makes no object per packet (docs/PROTOCOL.md §3 framing;
- * protocol/framing.ts's FrameDecoder is the same rule, copying each frame,
- * for the server's few control messages).
+ * protocol/framing.ts's scanFrames is the rule, which FrameDecoder also
+ * applies, copying each frame, for the server's few control messages).
  *
  * Only a frame cut by a chunk's end is copied (once, when the next chunk
  * completes it: the partial frame and that chunk are joined). A zero
  * length is a framing error: `failed` is set and nothing more is read.
  */
-import { FRAME_HEADER_SIZE } from '../../protocol/framing';
+import { scanFrames } from '../../protocol/framing';
 import type { Datagrams } from '../client-transport';
 
 /** One chunk's whole frames, every one from `address`:`port` (the connection's server). */
@@ -65,23 +65,14 @@ export class FrameBatcher {
   push(chunk: Buffer): FrameBatch | undefined {
     if (this.failure !== undefined) return undefined;
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const offsets: number[] = [];
-    const lengths: number[] = [];
-    let at = 0;
-    while (buf.length - at >= FRAME_HEADER_SIZE) {
-      const len = (buf[at] << 8) | buf[at + 1];
-      if (len === 0) {
-        this.failure = 'empty-frame';
-        this.pending = Buffer.alloc(0);
-        return offsets.length > 0 ? new FrameBatch(buf, offsets, lengths, this.address, this.port) : undefined;
-      }
-      if (buf.length - at - FRAME_HEADER_SIZE < len) break;
-      offsets.push(at + FRAME_HEADER_SIZE);
-      lengths.push(len);
-      at += FRAME_HEADER_SIZE + len;
+    const { offsets, lengths, end, emptyFrame } = scanFrames(buf);
+    if (emptyFrame) {
+      this.failure = 'empty-frame';
+      this.pending = Buffer.alloc(0);
+    } else {
+      // The partial frame is copied: the socket may reuse the chunk's memory.
+      this.pending = end === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(end));
     }
-    // The partial frame is copied: the socket may reuse the chunk's memory.
-    this.pending = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
     return offsets.length > 0 ? new FrameBatch(buf, offsets, lengths, this.address, this.port) : undefined;
   }
 }
