@@ -307,13 +307,14 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       await server.close();
       throw e;
     }
+    const tcp = server.tcpAddress();
     if (opts.json) {
       io.stdout(
         JSON.stringify({
           event: 'listening',
           host: address.address,
           port: address.port,
-          ...(server.tcpAddress() ? { tcp: { host: server.tcpAddress()?.address, port: server.tcpAddress()?.port } } : {}),
+          ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
           noCode: !opts.code,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
@@ -330,7 +331,6 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
         }),
       );
     } else {
-      const tcp = server.tcpAddress();
       io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}`);
     }
     return {
