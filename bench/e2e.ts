@@ -36,7 +36,7 @@ import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
-import { cliOption, nowSeconds, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
+import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
 const opt = cliOption;
@@ -170,13 +170,6 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   if (!ok) log(`uftp at ${loss}%: exit ${res.code ?? res.signal}, ${verified}/${receivers.length} verified; stderr tail: ${res.stderr.slice(-1500)}`);
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped };
-}
-
-/** Reception overhead (%): symbols received / symbols needed - 1, from a fetch's --json summary. */
-function overheadFromSummary(summary: unknown): number | undefined {
-  const s = summary as { symbolsReceived?: number; neededSymbols?: number } | undefined;
-  if (!s || typeof s.symbolsReceived !== 'number' || typeof s.neededSymbols !== 'number' || s.neededSymbols <= 0) return undefined;
-  return (s.symbolsReceived / s.neededSymbols - 1) * 100;
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {

@@ -26,7 +26,7 @@ import * as path from 'path';
 import { probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
-import { cliOption, nowSeconds, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
+import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -47,7 +47,8 @@ interface Run {
   ok: boolean;
   server_cpu_s: number;
   dropped_pct?: number;
-  detail?: Record<string, unknown>;
+  /** rqcast: reception overhead (%). */
+  overhead_pct?: number;
 }
 
 function log(msg: string): void {
@@ -109,10 +110,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const ok = r.code === 0 && (await sha256File(out)) === digest;
   if (!ok) log(`rqcast at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
-  const summary = lastJson(r.stdout) as { symbolsReceived?: number; neededSymbols?: number } | undefined;
-  const detail: Record<string, unknown> = {};
-  if (summary?.symbolsReceived !== undefined && summary.neededSymbols) detail.overhead_pct = round((summary.symbolsReceived / summary.neededSymbols - 1) * 100, 2);
-  return { system: 'rqcast', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped, detail };
+  const overhead = overheadFromSummary(lastJson(r.stdout));
+  return { system: 'rqcast', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped, overhead_pct: overhead };
 }
 
 async function main(): Promise<void> {
@@ -158,7 +157,7 @@ async function main(): Promise<void> {
       kernel_server_cpu_s: k ? round(k.server_cpu_s, 2) : null,
       rqcast_dropped_pct: rq?.dropped_pct !== undefined ? round(rq.dropped_pct, 2) : null,
       kernel_dropped_pct: k?.dropped_pct !== undefined ? round(k.dropped_pct, 2) : null,
-      overhead_pct: (rq?.detail?.overhead_pct as number | undefined) ?? null,
+      overhead_pct: rq?.overhead_pct !== undefined ? round(rq.overhead_pct, 2) : null,
     };
   });
   console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s)`);

@@ -95,3 +95,10 @@ export function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
+
+/** Reception overhead (%): symbols received / symbols needed - 1, from a fetch's --json summary. */
+export function overheadFromSummary(summary: unknown): number | undefined {
+  const s = summary as { symbolsReceived?: number; neededSymbols?: number } | undefined;
+  if (!s || typeof s.symbolsReceived !== 'number' || typeof s.neededSymbols !== 'number' || s.neededSymbols <= 0) return undefined;
+  return (s.symbolsReceived / s.neededSymbols - 1) * 100;
+}
