@@ -33,7 +33,6 @@ class TcpSink : public Sink {
   uint32_t send(const Run& run, ChannelCounters& counters) override;
 
   uint32_t channel() const { return channel_; }
-  uint32_t connection() const { return connection_; }
 
  private:
   std::shared_ptr<tcp::FramePool> pool_;
