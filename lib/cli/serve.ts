@@ -34,7 +34,10 @@
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
- * - SIGINT/SIGTERM stop the server cleanly (exit 0). A bad option, a missing
+ * - SIGINT/SIGTERM stop the server cleanly (docs/PROTOCOL.md §6.7): no new
+ *   session, every joined client told the server is leaving, the replies
+ *   flushed, exit 0 (or 1 if that took more than SHUTDOWN_DEADLINE_MS); a
+ *   second signal exits at once with 130. A bad option, a missing
  *   or unservable file exits 2 with one line on stderr; other failures
  *   (e.g. the port is taken) exit 1 (exit-codes.ts).
  *
@@ -65,7 +68,7 @@ import {
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
 import { UsageError } from './errors';
-import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
   hexSecret,
   integerIn,
@@ -93,6 +96,10 @@ const DEFAULT_PASS_OVERHEAD_PCT = Math.round(DEFAULT_PASS_OVERHEAD * 100);
 export const SERVE_EXIT_OK = EXIT_OK;
 export const SERVE_EXIT_OTHER = EXIT_OTHER;
 export const SERVE_EXIT_USAGE = EXIT_USAGE;
+/** A second SIGINT/SIGTERM while the first one's shutdown runs. */
+export const SERVE_EXIT_INTERRUPTED = EXIT_INTERRUPTED;
+/** A clean shutdown that takes longer than this exits 1 (SERVE_EXIT_OTHER) instead of 0. */
+export const SHUTDOWN_DEADLINE_MS = 2000;
 /** The largest stream packet (an FDT packet) is 48 + T bytes; an IPv4 UDP datagram carries at most 65507. */
 export const MAX_SYMBOL_SIZE = 65_456;
 /** The cookie master secret's least length (lib/session/cookie.ts refuses shorter). */
@@ -338,7 +345,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       catalogue,
       address,
       async close() {
-        await server.close();
+        await server.shutdown();
         catalogue.close();
         log.flush();
       },
@@ -466,8 +473,26 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         process.exitCode = exitCodeFor(e);
         return;
       }
-      await (out.stopSignal ?? firstSignal)();
+      if (out.stopSignal) {
+        await out.stopSignal();
+        await running.close();
+        process.exitCode = SERVE_EXIT_OK;
+        return;
+      }
+      const signal = await firstSignal();
+      // The shutdown is bounded, and a second signal cuts it short.
+      const again = (): void => process.exit(SERVE_EXIT_INTERRUPTED);
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
+      const deadline = setTimeout(() => {
+        out.stderr.write(`rqcast serve: shutdown (${signal}) took more than ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+        process.exit(SERVE_EXIT_OTHER);
+      }, SHUTDOWN_DEADLINE_MS);
+      deadline.unref();
       await running.close();
+      clearTimeout(deadline);
+      process.off('SIGINT', again);
+      process.off('SIGTERM', again);
       process.exitCode = SERVE_EXIT_OK;
     });
 }

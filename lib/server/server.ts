@@ -354,6 +354,23 @@ export class RqcastServer extends EventEmitter {
     return ch.multicast ? this.replicator.channelStats(ch.multicast.channelId) : undefined;
   }
 
+  /**
+   * Clean shutdown (docs/PROTOCOL.md §6.7): from now on no HELLO or JOIN
+   * starts a session; every joined client is told the server is leaving
+   * (ERROR ServerLeaving, logged 'left' per client) and removed from its
+   * channels; then close(), which sends the replies before closing the
+   * sockets. Idempotent.
+   */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    if (!this.manager.leaving) {
+      const out = this.manager.leaveAll();
+      this.log.info({ sessions: out.replies.length }, 'leaving');
+      this.apply(out);
+    }
+    await this.close();
+  }
+
   /** Stops everything; idempotent. The catalogue stays open (it is the caller's). */
   async close(): Promise<void> {
     if (this.closed) return;

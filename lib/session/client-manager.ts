@@ -32,6 +32,8 @@
  * - ACK (valid cookie, ACK mode, a channel the client receives by unicast)
  *   asks the data path for one fresh symbol per newly reported loss
  *   (ack-tracker.ts). The group stream is nobody's to acknowledge.
+ * - Shutdown (§6.7): leaveAll() ends every session and tells its client
+ *   (ERROR ServerLeaving); from then on HELLO and JOIN get the same ERROR.
  */
 
 import {
@@ -60,6 +62,9 @@ export type { ChannelDirectory, ChannelGroup, ChannelInfo } from './channel-dire
 export { staticChannelDirectory } from './channel-directory';
 export type { ClientEvent, ManagerOutput, ReplicationCommand, Reply } from './manager-output';
 export type { ClientManagerCounters } from './session-counters';
+
+/** What every client is told when the server shuts down (25 bytes: within any HELLO's or JOIN's budget). */
+const SERVER_LEAVING: ErrorMessage = { type: MessageType.Error, code: ErrorCode.ServerLeaving, reason: 'server leaving' };
 
 /** Who a control message came from and how many bytes it was on the wire. */
 export interface Source extends Peer {
@@ -110,6 +115,7 @@ export class ClientManager {
   private readonly sentEnd?: (tsi: number) => number | undefined;
   /** By peerKey. */
   private readonly sessions = new Map<string, Session>();
+  private isLeaving = false;
   private readonly membership = new ChannelMembership<string, string>();
   private readonly timers = new JoinTimer<string>();
   private readonly acks: AckTracker<string>;
@@ -163,9 +169,37 @@ export class ClientManager {
     return this.timers.nextDeadline();
   }
 
+  /** leaveAll() was called: the server is shutting down. */
+  get leaving(): boolean {
+    return this.isLeaving;
+  }
+
+  /**
+   * The server is shutting down (docs/PROTOCOL.md §6.7): every session ends
+   * at once, as on LEAVE, and its client is told with ERROR ServerLeaving,
+   * so that it need not wait for its timeout. From now on a HELLO or JOIN
+   * is answered with the same ERROR (within the amplification budget, its
+   * cookie unchecked: no state is made either way) and starts nothing.
+   */
+  leaveAll(): ManagerOutput {
+    const out = emptyOutput();
+    this.isLeaving = true;
+    for (const key of Array.from(this.sessions.keys())) {
+      const s = this.sessions.get(key) as Session;
+      out.replies.push({ to: peerOf(s.client), message: SERVER_LEAVING });
+      this.endSession(key, out, 'sessionsServerLeft');
+    }
+    return out;
+  }
+
   /** Handles one decoded control message from `from` at time `now`. */
   handle(message: ControlMessage, from: Source, now: number): ManagerOutput {
     const out = emptyOutput();
+    if (this.isLeaving && (message.type === MessageType.Hello || message.type === MessageType.Join)) {
+      this.counters.refusedLeaving++;
+      this.replyUnverified(SERVER_LEAVING, from, out);
+      return out;
+    }
     switch (message.type) {
       case MessageType.Hello:
         this.onHello(message, from, now, out);
@@ -359,7 +393,7 @@ export class ClientManager {
   }
 
   /** LEAVE, a JOIN with no channels, or its connection gone: the session ends at once. */
-  private endSession(key: string, out: ManagerOutput, counter: 'sessionsLeft' | 'sessionsDisconnected' = 'sessionsLeft'): void {
+  private endSession(key: string, out: ManagerOutput, counter: 'sessionsLeft' | 'sessionsDisconnected' | 'sessionsServerLeft' = 'sessionsLeft'): void {
     const s = this.sessions.get(key);
     if (!s) return;
     const diff = this.membership.removeMember(key);

@@ -45,6 +45,10 @@ export interface ClientManagerCounters {
   sessionsExpired: number;
   /** Sessions ended because their connection closed (TCP: FIN, RST, timeout), not by LEAVE or expiry. */
   sessionsDisconnected: number;
+  /** Sessions the server ended by leaving (ERROR ServerLeaving sent, docs/PROTOCOL.md §6.7). */
+  sessionsServerLeft: number;
+  /** HELLOs and JOINs answered with ERROR ServerLeaving while the server shut down. */
+  refusedLeaving: number;
   freshSymbolsRequested: number;
 }
 
@@ -80,6 +84,8 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     sessionsLeft: 0,
     sessionsExpired: 0,
     sessionsDisconnected: 0,
+    sessionsServerLeft: 0,
+    refusedLeaving: 0,
     freshSymbolsRequested: 0,
   };
 }

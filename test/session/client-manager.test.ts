@@ -306,6 +306,51 @@ describe('JOIN (§6.2)', () => {
   });
 });
 
+describe('the server leaving (§6.7)', () => {
+  test('leaveAll: every session ends (left events, removeDestinations), each client gets ERROR ServerLeaving, counted', () => {
+    const { manager } = rig();
+    const ca = helloCookie(manager, alice);
+    const cb = helloCookie(manager, bob);
+    manager.handle(joinMsg(ca, ['a', 'c']), from(alice), NOW);
+    manager.handle(joinMsg(cb, ['b']), from(bob), NOW);
+    const out = manager.leaveAll();
+    expect(out.replies.map((r) => [r.to, r.message])).toEqual([
+      [alice, { type: MessageType.Error, code: ErrorCode.ServerLeaving, reason: 'server leaving' }],
+      [bob, { type: MessageType.Error, code: ErrorCode.ServerLeaving, reason: 'server leaving' }],
+    ]);
+    expect(commandSummary(out.commands).sort()).toEqual([
+      'removeDestinations a/1 udp:192.0.2.1:5000',
+      'removeDestinations b/2 udp:2001:db8::2:6000',
+      'removeDestinations c/3 udp:192.0.2.1:5000',
+    ]);
+    expect(out.events.map((e) => [e.kind, e.client])).toEqual([
+      ['left', alice],
+      ['left', bob],
+    ]);
+    expect(manager.sessionCount).toBe(0);
+    expect(manager.nextDeadline()).toBeUndefined();
+    expect(manager.leaving).toBe(true);
+    expect(manager.counters).toMatchObject({ sessionsServerLeft: 2, sessionsLeft: 0 });
+  });
+
+  test('after leaveAll a HELLO or JOIN starts nothing and is answered ERROR ServerLeaving, within the amplification budget', () => {
+    const { manager } = rig();
+    const cookie = helloCookie(manager, alice);
+    manager.leaveAll();
+    const hello = manager.handle({ type: MessageType.Hello, nonce: new Uint8Array(8) }, from(alice, 128), NOW);
+    expect(errorCode(hello)).toBe(ErrorCode.ServerLeaving);
+    expect(hello.replies[0].maxBytes).toBe(128);
+    const join = manager.handle(joinMsg(cookie, ['a']), from(alice), NOW);
+    expect(errorCode(join)).toBe(ErrorCode.ServerLeaving);
+    expect(join.commands).toEqual([]);
+    expect(manager.sessionCount).toBe(0);
+    // A datagram smaller than the ERROR gets nothing (§6.1).
+    const tiny = manager.handle(joinMsg(cookie, ['a']), from(alice, 20), NOW);
+    expect(tiny.replies).toEqual([]);
+    expect(manager.counters).toMatchObject({ refusedLeaving: 3, amplificationSuppressed: 1, cookiesIssued: 1, sessionsStarted: 0 });
+  });
+});
+
 describe('LEAVE (§6.3)', () => {
   test('ends the session at once: removeDestinations on every channel, no reply, no deadline', () => {
     const { manager } = rig();

@@ -50,6 +50,9 @@ export class UdpServerTransport implements ServerTransport {
   private readonly log: TransportLogger;
   private socket?: dgram.Socket;
   private closing?: Promise<void>;
+  /** Replies handed to the socket whose send has not completed: close() waits for them. */
+  private inFlight = 0;
+  private drained?: () => void;
 
   constructor(options: UdpServerTransportOptions) {
     this.options = options;
@@ -90,7 +93,9 @@ export class UdpServerTransport implements ServerTransport {
     if (!socket || this.closing) return false;
     this.counters.repliesSent++;
     this.counters.replyBytesSent += bytes.length;
+    this.inFlight++;
     socket.send(bytes, to.port, to.address, (err) => {
+      if (--this.inFlight === 0) this.drained?.();
       if (err) {
         this.counters.replySendErrors++;
         this.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'control reply not sent');
@@ -112,10 +117,12 @@ export class UdpServerTransport implements ServerTransport {
     for (const p of packets) this.dataPath(() => this.options.replicator.sendTo(address, peer.port, p, tsi));
   }
 
+  /** Closes the control socket once the replies already sent have left it (a shutdown's ERRORs, docs/PROTOCOL.md §6.7). */
   close(): Promise<void> {
     if (!this.closing) {
       const socket = this.socket;
-      this.closing = socket ? new Promise<void>((resolve) => socket.close(() => resolve())) : Promise.resolve();
+      const sent = this.inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.drained = resolve));
+      this.closing = socket ? sent.then(() => new Promise<void>((resolve) => socket.close(() => resolve()))) : Promise.resolve();
     }
     return this.closing;
   }
