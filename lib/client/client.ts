@@ -60,7 +60,7 @@ import type { ClientTransport, ClientTransportKind, ServerEndpoint } from '../tr
 import { openUdpClientTransport } from '../transport/udp/client-socket';
 import { openTcpClientTransport } from '../transport/tcp/client-stream';
 import { PartialBlockBudget } from './block-budget';
-import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
+import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError, ServerLeftError } from './errors';
 import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
 import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, TransportReason } from './fallback';
 import { groupText } from './fetch-report';
@@ -68,7 +68,7 @@ import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
-import { ServerLink, ServerLinkHost } from './server-link';
+import { ServerLink, ServerLinkHost, stallAfter } from './server-link';
 import { ClientSession } from './session';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 
@@ -220,7 +220,24 @@ export class RqcastClient extends EventEmitter {
       watchingPackets: () => this.listenerCount('packet') > 0,
       packet: (info) => this.emit('packet', info),
       delivered: (link, now) => this.onDelivered(link, now),
+      serverLeft: (link, e) => this.onServerLeft(link, e),
     };
+  }
+
+  /**
+   * A link's server said it is leaving and stopped sending (§6.7): the
+   * fetch goes on while another link still serves it (a warning), and
+   * fails with ServerLeftError (exit 7) otherwise.
+   */
+  private onServerLeft(link: ServerLink, e: ServerLeftError): void {
+    if (this.ended) return;
+    const others = this.links.filter((l) => l !== link && !l.gone && !l.session.left);
+    if (others.length === 0) {
+      this.run.fail(e);
+      return;
+    }
+    this.emit('warning', e.message.replace(/;.*$/, '') + '; going on with the other servers');
+    void link.shutdown();
   }
 
   private async start(): Promise<void> {
@@ -270,6 +287,8 @@ export class RqcastClient extends EventEmitter {
         stats: this.stats,
       },
       ackIntervalMs: o.ackIntervalMs,
+      // A TCP connection says itself when the server is gone.
+      ...(tcp ? {} : { stallMs: stallAfter(o.ttlMs) }),
     });
     if (tcp) this.tcpLinks.add(link);
     return link;

@@ -1,7 +1,7 @@
 /**
  * Errors of the client. Each carries a stable `code`; the CLI maps them to
  * its exit codes (lib/cli/exit-codes.ts): usage 2, refused 3, timeout 4, digest
- * mismatch 5, anything else 1.
+ * mismatch 5, server left 7, anything else 1.
  */
 import { RqcastError } from '../errors';
 
@@ -83,5 +83,16 @@ export class FetchAbortedError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_ABORTED';
   constructor() {
     super(FetchAbortedError.code, 'fetch aborted');
+  }
+}
+
+/**
+ * The server said it is shutting down (ERROR ServerLeaving, docs/PROTOCOL.md
+ * §6.7) and stopped sending, and no other server of the fetch is left.
+ */
+export class ServerLeftError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_SERVER_LEFT';
+  constructor(server: string) {
+    super(ServerLeftError.code, `the server ${server} shut down before the transfer completed; run the same fetch again once it is back`);
   }
 }

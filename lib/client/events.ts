@@ -129,6 +129,11 @@ export interface ClientStats {
   hellosSent: number;
   joinsSent: number;
   renewals: number;
+  /** New HELLOs because a joined session's unicast data stopped (a server restarted, server-link.ts). */
+  rejoins: number;
+  /** ERROR ServerLeaving notices received (docs/PROTOCOL.md §6.7), and those that data still arriving proved stale or forged. */
+  serverLeaving: number;
+  serverLeavingIgnored: number;
   /** Every (tsi, toi, sbn, esi) received, if recordEsis. */
   esiLog: { tsi: number; toi: bigint; sbn: number; esi: number; replacement: boolean }[];
 }
@@ -149,6 +154,9 @@ export function newClientStats(): ClientStats {
     hellosSent: 0,
     joinsSent: 0,
     renewals: 0,
+    rejoins: 0,
+    serverLeaving: 0,
+    serverLeavingIgnored: 0,
     esiLog: [],
   };
 }

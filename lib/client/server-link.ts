@@ -14,6 +14,22 @@
  * session of its own: its membership (group-link.ts) feeds this link's
  * data path, and its fallback to unicast is a JOIN of this session
  * (useUnicast).
+ *
+ * The link also watches its unicast data (the packets of its channels that
+ * its own transport brings), every WATCH_TICK_MS:
+ * - Server leaving (ERROR 20, docs/PROTOCOL.md §6.7): an ERROR is not
+ *   authenticated, so the notice alone ends nothing. Packets already in
+ *   flight may follow it for BYE_SETTLE_MS; if any arrive after that, the
+ *   notice was stale or forged and the fetch goes on (a warning); if none
+ *   arrive until BYE_CONFIRM_MS, the server is gone: the session ends and
+ *   the fetch is told (serverLeft), which fails with ServerLeftError unless
+ *   another server still serves it.
+ * - Data stopped (stallMs, UDP only): a joined session none of whose
+ *   unicast channels delivered a packet for stallMs asks again, HELLO then
+ *   JOIN (ClientSession.rejoin), at most once per stallMs: a server that
+ *   restarted forgot the session, and would otherwise be asked only at the
+ *   next renewal. A session all of whose channels come from groups is not
+ *   watched (its unicast socket rightly hears nothing).
  */
 import { encodeControl } from '../protocol/control';
 import { ControlMessage, JoinedChannel, MessageType } from '../protocol/messages';
@@ -21,7 +37,24 @@ import type { ClientTransport, ClientTransportHandler, Datagrams, ServerEndpoint
 import { DataPath, DataPathOptions, DataPathOwner } from './data-path';
 import type { PacketInfo } from './events';
 import type { ObjectRegistry } from './object-registry';
+import { ServerLeftError } from './errors';
 import type { SessionMachine, SessionOutput } from './session';
+
+/**
+ * How long a joined UDP session's unicast data may stop before it asks
+ * again: a sixteenth of its JOIN's time (the renewal comes at half),
+ * between 0.5 and 2 s. Not an expiry: one HELLO and JOIN per stall.
+ */
+export function stallAfter(ttlMs: number): number {
+  return Math.min(2000, Math.max(500, Math.floor(ttlMs / 16)));
+}
+
+/** How often the link looks at its unicast packet count. */
+export const WATCH_TICK_MS = 100;
+/** After ERROR ServerLeaving: packets this soon after it may have been in flight already. */
+export const BYE_SETTLE_MS = 150;
+/** After ERROR ServerLeaving: no packet from BYE_SETTLE_MS to this: the server is gone. */
+export const BYE_CONFIRM_MS = 600;
 
 /** What a link needs from the fetch it serves. */
 export interface ServerLinkHost {
@@ -39,6 +72,11 @@ export interface ServerLinkHost {
   packet(info: PacketInfo): void;
   /** A delivery of the link's transport was read (the fallback watches its channels' packets). */
   delivered?(link: ServerLink, now: number): void;
+  /**
+   * The server said it is leaving and its data stopped (§6.7): the link has
+   * ended its session. Without this, the fetch fails with `e`.
+   */
+  serverLeft?(link: ServerLink, e: ServerLeftError): void;
 }
 
 export interface ServerLinkOptions {
@@ -47,6 +85,8 @@ export interface ServerLinkOptions {
   dataPath: DataPathOptions;
   /** ACK every this many ms (ACK mode). */
   ackIntervalMs: number;
+  /** A joined UDP session whose unicast data stops for this long says HELLO again (undefined: never). */
+  stallMs?: number;
 }
 
 export class ServerLink implements ClientTransportHandler, DataPathOwner {
@@ -56,6 +96,17 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   /** At the session's next deadline. */
   private deadlineTimer?: NodeJS.Timeout;
   private ackTimer?: NodeJS.Timeout;
+  private watchTimer?: NodeJS.Timeout;
+  /** TSIs of the channels this link's transport carries (not received from a group). */
+  private readonly unicastTsis = new Set<number>();
+  /** The TSI of each joined channel, by name. */
+  private readonly channelTsis = new Map<string, number>();
+  /** Their packets so far, and when that count last moved. */
+  private watchedTotal = 0;
+  private movedAt = 0;
+  /** ERROR ServerLeaving arrived at `at`; `settled`: the packet count at at + BYE_SETTLE_MS. */
+  private bye?: { at: number; settled?: number };
+  private _gone = false;
 
   constructor(
     /** The session's id in the registry. */
@@ -84,7 +135,14 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   /** Asks the server for `channel`'s unicast stream: JOIN with its multicast bit cleared (docs/PROTOCOL.md §10.10). */
   useUnicast(channel: string, now = Date.now()): void {
+    const tsi = this.channelTsis.get(channel);
+    if (tsi !== undefined) this.unicastTsis.add(tsi);
     this.apply(this.session.useUnicast(channel, now), now);
+  }
+
+  /** The server said it was leaving and stopped sending (§6.7): this link's session is over. */
+  get gone(): boolean {
+    return this._gone;
   }
 
   /** Receive-buffer overflows of the transport so far. */
@@ -99,6 +157,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
     this.stopAcks();
+    this.stopWatch();
     const bye = this.session.leave(Date.now());
     this.session.close();
     if (!transport) return;
@@ -117,7 +176,12 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
     // After LEAVE nothing more is expected from this server, and a server
     // may end the connection with the session (TCP: LEAVE closes it): not
     // a failure of the fetch.
-    if (this.session.left) return;
+    if (this.session.left || this._gone) return;
+    // A server that said it is leaving and closes the connection: that is the confirmation (§6.7).
+    if (this.bye) {
+      this.leftByServer();
+      return;
+    }
     this.host.failed(e);
   }
 
@@ -176,6 +240,11 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
       switch (e.type) {
         case 'joined':
           this.dataPath.addChannels(e.channels);
+          for (const c of e.channels) {
+            this.channelTsis.set(c.name, c.tsi);
+            if (!c.multicast || c.multicast.unicast) this.unicastTsis.add(c.tsi);
+          }
+          this.startWatch(now);
           if (this.o.dataPath.ack) this.ackTimer = setInterval(() => this.dataPath.sendAcks(), this.o.ackIntervalMs);
           this.host.joined(this, { channels: e.channels, expiresAtMs: e.expiresAtMs });
           this.dataPath.replayPreJoin();
@@ -189,6 +258,12 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
           break;
         case 'left':
           this.stopAcks();
+          this.stopWatch();
+          break;
+        case 'leaving':
+          stats.serverLeaving++;
+          if (!this.bye) this.bye = { at: now };
+          this.startWatch(now);
           break;
         case 'warning':
           this.host.warning(e.message);
@@ -209,6 +284,73 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
       const now = Date.now();
       this.apply(this.session.tick(now), now);
     }, Math.max(0, due - Date.now()));
+  }
+
+  private startWatch(now: number): void {
+    if (this.watchTimer) return;
+    this.watchedTotal = this.unicastTotal();
+    this.movedAt = now;
+    this.watchTimer = setInterval(() => this.watch(Date.now()), WATCH_TICK_MS);
+  }
+
+  private stopWatch(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  /** Packets of the link's unicast channels taken so far. */
+  private unicastTotal(): number {
+    let n = 0;
+    for (const tsi of this.unicastTsis) n += this.dataPath.unicastPackets(tsi);
+    return n;
+  }
+
+  /** The watch (see the file comment): a server that left, or data that stopped. */
+  private watch(now: number): void {
+    if (this.host.ended || this.session.left || !this.transport) {
+      this.stopWatch();
+      return;
+    }
+    const total = this.unicastTotal();
+    if (total !== this.watchedTotal) {
+      this.watchedTotal = total;
+      this.movedAt = now;
+    }
+    const bye = this.bye;
+    if (bye) {
+      if (bye.settled === undefined) {
+        if (now >= bye.at + BYE_SETTLE_MS) bye.settled = total;
+      } else if (total !== bye.settled) {
+        this.bye = undefined;
+        this.o.dataPath.stats.serverLeavingIgnored++;
+        this.host.warning('the server said it is leaving, but its data still arrives: going on');
+      } else if (now >= bye.at + BYE_CONFIRM_MS) {
+        this.leftByServer();
+      }
+      return;
+    }
+    const stall = this.o.stallMs;
+    if (stall === undefined || this.transport.kind !== 'udp' || !this.session.joined || this.unicastTsis.size === 0) return;
+    if (now - this.movedAt < stall) return;
+    this.movedAt = now;
+    const out = this.session.rejoin?.(now);
+    if (!out) return;
+    if (out.send.length > 0) this.o.dataPath.stats.rejoins++;
+    this.apply(out, now);
+  }
+
+  /** The server left (§6.7): the session ends here; the fetch decides whether it goes on. */
+  private leftByServer(): void {
+    this._gone = true;
+    this.stopWatch();
+    this.stopAcks();
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    this.session.close();
+    const a = this.server.address;
+    const e = new ServerLeftError(`${a.includes(':') ? `[${a}]` : a}:${this.server.port}`);
+    if (this.host.serverLeft) this.host.serverLeft(this, e);
+    else this.host.failed(e);
   }
 
   private stopAcks(): void {

@@ -16,6 +16,9 @@
  *   useUnicast(channel) ──► JOIN again with the channel's multicast bit
  *              cleared (the fallback, §10.10); a JOINED that still shows
  *              no unicast stream for it answered an earlier JOIN: retried
+ *   ERROR 20 (server leaving), at any time ──► 'leaving' (the link decides:
+ *              server-link.ts; the session itself goes on)
+ *   rejoin (the link saw no data for a while) ──► HELLO again, then JOIN
  *   ERROR other in answer to JOIN, JOINED with no channel ──► 'refused'
  *   the --until time ──► 'expired'
  *   leave ──► LEAVE, 'left'
@@ -79,7 +82,13 @@ export type SessionEvent =
   /** LEAVE sent. */
   | { type: 'left' }
   /** An ERROR that was not an answer to JOIN. */
-  | { type: 'warning'; message: string };
+  | { type: 'warning'; message: string }
+  /**
+   * ERROR ServerLeaving (§6.7): the server says it is shutting down. An
+   * ERROR is not authenticated, so the session goes on: the link ends it
+   * once the data has stopped too (server-link.ts).
+   */
+  | { type: 'leaving'; reason: string };
 
 /** What one input produced. */
 export interface SessionOutput {
@@ -112,6 +121,8 @@ export interface SessionMachine {
   leave(now: number): SessionOutput;
   /** Clears `channel`'s multicast bit: the server is asked for its unicast stream (§10.10). Nothing for a session with nothing to ask. */
   useUnicast(channel: string, now: number): SessionOutput;
+  /** The data stopped while joined: a new HELLO and JOIN (a restarted server knows nothing of this session). Nothing for a session with nothing to ask. */
+  rejoin?(now: number): SessionOutput;
   close(): void;
 }
 
@@ -280,6 +291,21 @@ export class ClientSession implements SessionMachine {
     return this.out;
   }
 
+  /**
+   * The data stopped while joined (the link watches it, server-link.ts):
+   * the server may have restarted and forgotten the session, and a cookie
+   * under its old key would only draw an ERROR, so a new HELLO at once, then
+   * JOIN; JOINED counts as a renewal. Nothing unless joined and not waiting
+   * for an answer already (nor after LEAVE or the end).
+   */
+  rejoin(now: number): SessionOutput {
+    this.out = newOutput();
+    if (this.ended || this._left || this._phase !== 'joined' || this.awaiting !== 'none') return this.out;
+    this.renewAt = undefined;
+    this.sendHello(true, now);
+    return this.out;
+  }
+
   /** Ends the session without a word (the fetch is over): no deadlines, no output. */
   close(): void {
     this.ended = true;
@@ -329,6 +355,11 @@ export class ClientSession implements SessionMachine {
   }
 
   private onServerError(code: ErrorCode, reason: string, now: number): void {
+    if (code === ErrorCode.ServerLeaving) {
+      // Whatever was asked, the answer is the same; the link decides (§6.7).
+      this.out.events.push({ type: 'leaving', reason });
+      return;
+    }
     if (code === ErrorCode.BadCookie || code === ErrorCode.CookieExpired) {
       // The cookie outlived its lifetime, or the server changed keys: a new one (§6.2).
       // Every ACK in flight under the old cookie draws its own ERROR: while a

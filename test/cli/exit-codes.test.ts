@@ -15,6 +15,7 @@ import {
   EXIT_OK,
   EXIT_OTHER,
   EXIT_REFUSED,
+  EXIT_SERVER_LEFT,
   EXIT_TIMEOUT,
   EXIT_USAGE,
   exitCodeFor,
@@ -28,13 +29,14 @@ import {
   InvalidUrlError,
   JoinRefusedError,
   NoSuchObjectError,
+  ServerLeftError,
 } from '../../lib/client/errors';
 import { EmptyObjectError, ObjectNotFoundError } from '../../lib/content/catalogue';
 import { InvalidServerConfigError, RqcastError } from '../../lib/errors';
 import { TooManySourceSymbolsError } from '../../lib/fec/errors';
 
 test('the codes README and docs/PROTOCOL.md state', () => {
-  expect([EXIT_OK, EXIT_OTHER, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_DIGEST, EXIT_INTERRUPTED]).toEqual([0, 1, 2, 3, 4, 5, 130]);
+  expect([EXIT_OK, EXIT_OTHER, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_DIGEST, EXIT_SERVER_LEFT, EXIT_INTERRUPTED]).toEqual([0, 1, 2, 3, 4, 5, 7, 130]);
   expect([SERVE_EXIT_OK, SERVE_EXIT_OTHER, SERVE_EXIT_USAGE]).toEqual([EXIT_OK, EXIT_OTHER, EXIT_USAGE]);
 });
 
@@ -42,6 +44,7 @@ describe('exitCodeFor', () => {
   test.each([
     ['UsageError', new UsageError('nothing to serve'), EXIT_USAGE],
     ['InvalidUrlError', new InvalidUrlError('bad'), EXIT_USAGE],
+    ['ServerLeftError (the server shut down, §6.7)', new ServerLeftError('127.0.0.1:4433'), EXIT_SERVER_LEFT],
     ['InvalidClientOptionError', new InvalidClientOptionError('bad'), EXIT_USAGE],
     ['a catalogue error (missing FILE)', new ObjectNotFoundError('/nonexistent'), EXIT_USAGE],
     ['a catalogue error (empty FILE)', new EmptyObjectError('empty.bin'), EXIT_USAGE],

@@ -3,11 +3,11 @@
  * and jest's fake clock: what goes out, when, and what the fetch is told.
  */
 import { PartialBlockBudget } from '../../lib/client/block-budget';
-import { FetchTimeoutError, JoinRefusedError } from '../../lib/client/errors';
+import { FetchTimeoutError, JoinRefusedError, ServerLeftError } from '../../lib/client/errors';
 import { ClientStats, newClientStats, PacketInfo } from '../../lib/client/events';
 import { ObjectRegistry } from '../../lib/client/object-registry';
 import { encodeAlc } from '../../lib/protocol/alc';
-import { ServerLink, ServerLinkHost } from '../../lib/client/server-link';
+import { BYE_CONFIRM_MS, BYE_SETTLE_MS, ServerLink, ServerLinkHost, WATCH_TICK_MS } from '../../lib/client/server-link';
 import { ClientSession, SessionMachine, SessionOutput } from '../../lib/client/session';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { ControlMessage, ErrorCode, JoinedChannel, MessageType } from '../../lib/protocol/messages';
@@ -74,7 +74,7 @@ function newStats(): ClientStats {
   return newClientStats();
 }
 
-function setup(o: { ack?: boolean; untilMs?: number } = {}) {
+function setup(o: { ack?: boolean; untilMs?: number; stallMs?: number } = {}) {
   const stats = newStats();
   const registry = new ObjectRegistry({
     maxUnknownPackets: 16,
@@ -88,6 +88,7 @@ function setup(o: { ack?: boolean; untilMs?: number } = {}) {
     session: new ClientSession({ channels: ['main'], ttlMs: 30_000, untilMs: o.untilMs, ack: o.ack ?? false, retryMs: 250, nonce: () => new Uint8Array(8).fill(1) }),
     dataPath: { lossRate: 0, random: Math.random, ack: o.ack ?? false, ackEveryPackets: 256, recordEsis: false, stats },
     ackIntervalMs: 50,
+    ...(o.stallMs !== undefined ? { stallMs: o.stallMs } : {}),
   });
   const transport = new FakeTransport();
   return { link, transport, host, stats, registry };
@@ -254,5 +255,102 @@ describe('ServerLink', () => {
     await link.shutdown();
     expect(transport.sent).toEqual([]);
     expect(transport.closed).toBe(true);
+  });
+});
+
+/** `n` data packets of channel 3 (TOI 1, in no FDT: they only count as the channel's unicast packets), from the server's data port. */
+function data(link: ServerLink, n = 1, from = 0): void {
+  const items = Array.from({ length: n }, (_, i) => ({
+    bytes: encodeAlc({ tsi: 3, toi: 1, sbn: 0, esi: from + i, symbols: new Uint8Array(8), sequence: from + i }),
+    address: SERVER.address,
+    port: 50_000,
+  }));
+  link.onDatagrams(datagrams(items));
+}
+
+describe('the server leaving (ERROR 20, docs/PROTOCOL.md §6.7)', () => {
+  const LEAVING: ControlMessage = { type: MessageType.Error, code: ErrorCode.ServerLeaving, reason: 'server leaving' };
+
+  test('ERROR 20 and no data after it: the session ends and the fetch is told ServerLeftError, once', () => {
+    const s = setup();
+    joinNow(s);
+    data(s.link, 4);
+    deliver(s.link, LEAVING);
+    // Packets that were in flight with the notice do not count against it.
+    data(s.link, 2, 4);
+    jest.advanceTimersByTime(BYE_CONFIRM_MS + WATCH_TICK_MS);
+    expect(s.host.failures).toHaveLength(1);
+    expect(s.host.failures[0]).toBeInstanceOf(ServerLeftError);
+    expect(s.host.failures[0].message).toContain('10.0.0.1:4433');
+    expect(s.link.gone).toBe(true);
+    expect(s.stats.serverLeaving).toBe(1);
+    // The session is over: no renewal, no HELLO, whatever the time.
+    const before = s.transport.sent.length;
+    jest.advanceTimersByTime(60_000);
+    expect(s.transport.sent).toHaveLength(before);
+    expect(s.host.failures).toHaveLength(1);
+  });
+
+  test('a forged or stale ERROR 20 while the data goes on ends nothing: a warning, counted', () => {
+    const s = setup();
+    joinNow(s);
+    deliver(s.link, LEAVING);
+    jest.advanceTimersByTime(BYE_SETTLE_MS + WATCH_TICK_MS);
+    data(s.link, 1);
+    jest.advanceTimersByTime(BYE_CONFIRM_MS * 4);
+    expect(s.host.failures).toEqual([]);
+    expect(s.link.gone).toBe(false);
+    expect(s.stats.serverLeavingIgnored).toBe(1);
+    expect(s.host.warnings).toEqual(['the server said it is leaving, but its data still arrives: going on']);
+    // The session goes on: its renewal is sent.
+    jest.advanceTimersByTime(30_000);
+    expect(s.transport.types()).toContain(MessageType.Join);
+    expect(s.transport.sent.filter((x) => x.msg.type === MessageType.Join).length).toBeGreaterThan(1);
+  });
+
+  test('ERROR 20 in answer to HELLO (a server shutting down): ServerLeftError, not a refusal', () => {
+    const s = setup();
+    s.link.start(s.transport);
+    deliver(s.link, LEAVING);
+    jest.advanceTimersByTime(BYE_CONFIRM_MS + WATCH_TICK_MS);
+    expect(s.host.failures.map((e) => e.constructor)).toEqual([ServerLeftError]);
+  });
+});
+
+describe('data that stops: a prompt rejoin (a restarted server)', () => {
+  test('a joined UDP session whose data stops for stallMs says HELLO (new exchange), then JOIN; once per stall; never while data flows', () => {
+    const s = setup({ stallMs: 500 });
+    joinNow(s, 30_000);
+    // Data every 100 ms for 3 s: no HELLO.
+    for (let i = 0; i < 30; i++) {
+      data(s.link, 1, i);
+      jest.advanceTimersByTime(100);
+    }
+    expect(s.transport.types()).toEqual([MessageType.Hello, MessageType.Join]);
+    // Silence: one HELLO after about stallMs (the watch looks every WATCH_TICK_MS).
+    jest.advanceTimersByTime(500 + WATCH_TICK_MS);
+    expect(s.transport.types()).toEqual([MessageType.Hello, MessageType.Join, MessageType.Hello]);
+    expect(s.stats.rejoins).toBe(1);
+    deliver(s.link, { type: MessageType.Cookie, nonce: new Uint8Array(8).fill(1), cookie: COOKIE, serverTimeMs: Date.now() });
+    expect(s.transport.types().slice(-1)).toEqual([MessageType.Join]);
+    deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 30_000 });
+    expect(s.stats.renewals).toBe(1);
+    // The new server's data: the watch is quiet again.
+    data(s.link, 1, 100);
+    jest.advanceTimersByTime(300);
+    expect(s.stats.rejoins).toBe(1);
+  });
+
+  test('no rejoin after LEAVE, nor without stallMs (the TCP links)', () => {
+    const s = setup({ stallMs: 500 });
+    joinNow(s);
+    s.link.leave();
+    jest.advanceTimersByTime(5_000);
+    expect(s.stats.rejoins).toBe(0);
+    const t = setup();
+    joinNow(t);
+    jest.advanceTimersByTime(5_000);
+    expect(t.stats.rejoins).toBe(0);
+    expect(t.transport.types()).toEqual([MessageType.Hello, MessageType.Join]);
   });
 });

@@ -1,0 +1,88 @@
+/**
+ * Clean shutdown and server faults, with real `rqcast serve` and `rqcast
+ * fetch` processes on loopback (docs/PROTOCOL.md §6.7, §10.9): what the
+ * client is told and what it does, counted from what each process printed,
+ * never from how long things took.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { NsProcess } from '../support/netns';
+import { cliOptions, hostSpawn, lastJson, rqcastArgv, startServer, stopProcess, tempDir, writeContent } from './helpers';
+
+jest.setTimeout(180_000);
+
+const MIB = 1024 * 1024;
+const running: NsProcess[] = [];
+let dir: string;
+
+beforeEach(() => {
+  dir = tempDir('shutdown');
+});
+
+afterEach(async () => {
+  for (const p of running.splice(0)) await stopProcess(p);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** The pino log lines (JSON) a process wrote to stderr. */
+function logLines(stderr: string): { msg?: string; [k: string]: unknown }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string });
+}
+
+async function serve(args: string[]): Promise<{ p: NsProcess; port: number }> {
+  const p = await startServer(undefined, undefined, ['--port', '0', '--bind', '127.0.0.1', ...args]);
+  running.push(p);
+  const m = /listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout);
+  if (!m) throw new Error(`no port in ${p.stdout}`);
+  return { p, port: Number(m[1]) };
+}
+
+function fetch(port: number, out: string, ...args: string[]): NsProcess {
+  const p = hostSpawn(rqcastArgv('fetch', `rqcast://127.0.0.1:${port}`, '-o', out, '--json', ...args), cliOptions({ timeoutMs: 170_000 }));
+  running.push(p);
+  return p;
+}
+
+test('SIGTERM on serve with a fetch running: the client is told, the server logs "left" and exits 0; the fetch exits 7 and keeps no debris', async () => {
+  const file = path.join(dir, 'big.bin');
+  writeContent(file, 8 * MIB, 13);
+  // 8 MiB at 4 Mbit/s: about 17 s, far more than it takes to get going.
+  const { p: server, port } = await serve([file, '--rate', '4']);
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  const client = fetch(port, out, '--timeout', '120s');
+  await client.waitForStdout(/"type":"progress"/, 60_000);
+
+  server.kill('SIGTERM');
+  const s = await server.wait();
+  expect(s.signal).toBeNull();
+  expect(s.code).toBe(0);
+  const logs = logLines(s.stderr);
+  expect(logs.filter((l) => l.msg === 'leaving').map((l) => l.sessions)).toEqual([1]);
+  expect(logs.filter((l) => l.msg === 'left')).toHaveLength(1);
+  expect(logs.filter((l) => l.msg === 'closed')).toHaveLength(1);
+
+  const c = await client.wait();
+  // 7, not 4: the cause is the notice, not the 120 s timeout.
+  expect(c.code).toBe(7);
+  expect(c.stderr).toMatch(/the server 127\.0\.0\.1:\d+ shut down before the transfer completed; run the same fetch again/);
+  expect(fs.readdirSync(out)).toEqual([]);
+});
+
+test('the control: a fetch that ends normally exits 0; after the server left, a new fetch finds nobody and times out (4)', async () => {
+  const file = path.join(dir, 'small.bin');
+  writeContent(file, 64 * 1024, 14);
+  const { p: server, port } = await serve([file, '--rate', '50']);
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  const ok = await fetch(port, out).wait();
+  expect(ok.code).toBe(0);
+  expect(lastJson(ok.stdout)).toMatchObject({ type: 'summary' });
+  server.kill('SIGTERM');
+  expect((await server.wait()).code).toBe(0);
+  const late = await fetch(port, path.join(dir, 'late'), '--timeout', '1s').wait();
+  expect(late.code).toBe(4);
+});
