@@ -268,8 +268,8 @@ export class DataPath {
    * The fast path: the object packet scanAlcData just read (this.scan) at
    * data[at, at + length). What onAlc and the registry's route do for a
    * decoded packet, without the packet object. `unicast`: it came by the
-   * session's own transport (ACKable), not by a group. True if it may
-   * still help.
+   * session's own transport (ACKable), not by a group. True if it gave
+   * a block still needed a symbol (the fetch's timeout counts that only).
    */
   private onObjectPacket(data: Uint8Array, at: number, length: number, unicast: boolean): boolean {
     const s = this.scan;
@@ -294,8 +294,13 @@ export class DataPath {
         obj.batchMark = r.stats.symbolsReceived;
         this.touched.push(obj);
       }
+      // Useful progress (the fetch's timeout) is a symbol taken for a block
+      // still needed, not any packet of an unfinished object: symbols of
+      // blocks already decoded (symbolsLate) keep coming while one block the
+      // server cannot send never does.
+      const before = r.stats.symbolsReceived;
       r.addSymbols(data, s.payloadIdOffset, s.sbn, s.esi, s.payloadLength);
-      return !r.complete;
+      return r.stats.symbolsReceived !== before;
     }
     if (entry.fdtSeen || entry.ignoredToiNumbers.has(s.toi)) return false;
     // Not in an FDT yet: the general path keeps it (a view of this delivery's buffer, which is ours).

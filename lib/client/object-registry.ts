@@ -180,9 +180,10 @@ export class ObjectRegistry {
   }
 
   /**
-   * A decoded ALC packet of channel `ch`. True if it may still help (the
-   * fetch's timeout counts it): an FDT packet of a channel with no FDT yet,
-   * or a packet of an object not decoded yet.
+   * A decoded ALC packet of channel `ch`. True if it helped (the fetch's
+   * timeout counts it): an FDT packet of a channel with no FDT yet, or a
+   * symbol taken for a block still needed. A packet of a block already
+   * decoded does not count, even while its object is unfinished.
    */
   route(ch: ChannelEntry, p: AlcPacket, now: number): boolean {
     if (p.toi === FDT_TOI) {
@@ -193,10 +194,10 @@ export class ObjectRegistry {
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
-      const useful = !obj.receiver.complete;
       const before = obj.receiver.stats.symbolsReceived;
       obj.receiver.add(p);
-      if (obj.receiver.stats.symbolsReceived !== before) obj.lastUsefulAt = now;
+      const useful = obj.receiver.stats.symbolsReceived !== before;
+      if (useful) obj.lastUsefulAt = now;
       return useful;
     }
     if (ch.fdtSeen || ch.ignoredTois.has(p.toi)) return false;

@@ -229,7 +229,10 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   /** Carries out what the session produced, then waits for its next deadline. */
   private apply(out: SessionOutput, now: number): void {
     const stats = this.o.dataPath.stats;
-    if (out.answered) this.host.activity(now);
+    // The handshake's answers are progress; once joined, a renewal's are
+    // not (they come every half --ttl whether or not data does): only data
+    // that helps then counts (data-path.ts).
+    if (out.answered && (!this.session.joined || out.events.some((e) => e.type === 'joined'))) this.host.activity(now);
     if (out.ignored) stats.ignored++;
     for (const m of out.send) {
       if (m.type === MessageType.Hello) stats.hellosSent++;

@@ -13,7 +13,9 @@ import { encodeAlc } from '../../lib/protocol/alc';
 import { encodeControl } from '../../lib/protocol/control';
 import { AckMessage, ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import type { ServerEndpoint } from '../../lib/transport/client-transport';
-import { datagrams, fdtBytes, MemorySinkFactory, RecordingDataPathOwner, RegistryLog, testObject, TestObject } from './support';
+import { ObjectEncoder } from '../../lib/fec/encoder';
+import { createHash } from 'crypto';
+import { datagrams, fdtBytes, MemorySinkFactory, RecordingDataPathOwner, RegistryLog, testObject, TestObject, wireOti } from './support';
 
 const SERVER: ServerEndpoint = { address: '10.0.0.1', port: 4433, family: 4 };
 /** Data comes from another port of the server's address. */
@@ -208,6 +210,47 @@ describe('DataPath: ACK mode', () => {
     s.path.onDatagrams(datagrams(objectBytes(obj, 5, { seq: 0 }).map((b) => from(b))));
     s.path.sendAcks();
     expect(s.owner.sent).toEqual([]);
+  });
+});
+
+describe('DataPath: what counts as progress (the fetch --timeout, issue 13 finding 1)', () => {
+  /** A two-block object (the second block is the one a server cannot send: a file truncated while served). */
+  function twoBlocks(): TestObject {
+    const data = randomBytes(16 * 256);
+    const enc = new ObjectEncoder(data, { symbolSize: 256, sourceBlocks: 2 });
+    const o = { name: 'obj', data, enc, oti: wireOti(enc), sha256: createHash('sha256').update(data).digest() };
+    objects.push(o);
+    return o;
+  }
+  function blockBytes(obj: TestObject, sbn: number, firstEsi: number, count: number): Uint8Array[] {
+    return Array.from({ length: count }, (_, i) => {
+      const pkt = obj.enc.packet(sbn, firstEsi + i);
+      return encodeAlc({ tsi: 1, toi: 1, sbn, esi: firstEsi + i, symbols: pkt.subarray(4) });
+    });
+  }
+
+  test.each([false, true])('packets of a block already decoded are no activity while another block of the object is missing (debug hooks %p)', async (watching) => {
+    const s = setup();
+    s.owner.watching = watching;
+    const obj = twoBlocks();
+    join(s);
+    for (const b of fdtBytes(obj)) s.path.onDatagrams(datagrams([from(b)]));
+    const K0 = obj.enc.sourceSymbols(0);
+    s.path.onDatagrams(datagrams(blockBytes(obj, 0, 0, K0).map((b) => from(b))));
+    // Block 0 decodes (on a worker thread); wait until its symbols are late.
+    const rx = s.registry.channel(0, 1)?.tois.get(1n)?.receiver;
+    if (!rx) throw new Error('object not registered');
+    while (rx.stats.blocksDone < 1) await new Promise((r) => setTimeout(r, 5));
+    const before = s.owner.activities.length;
+    expect(before).toBeGreaterThan(0);
+    // The server keeps streaming block 0 (fresh ESIs), never block 1.
+    for (let i = 0; i < 10; i++) s.path.onDatagrams(datagrams(blockBytes(obj, 0, 100 + 8 * i, 8).map((b) => from(b))));
+    expect(rx.stats.symbolsLate).toBe(80);
+    expect(rx.complete).toBe(false);
+    expect(s.owner.activities).toHaveLength(before);
+    // One symbol of block 1 is progress again.
+    s.path.onDatagrams(datagrams(blockBytes(obj, 1, 0, 1).map((b) => from(b))));
+    expect(s.owner.activities).toHaveLength(before + 1);
   });
 });
 

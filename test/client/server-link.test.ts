@@ -141,6 +141,8 @@ describe('ServerLink', () => {
     deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 20_000 });
     expect(s.stats.renewals).toBe(1);
     expect(s.host.joinedInfo).toHaveLength(1);
+    // A renewal's answer is no progress (the fetch's timeout counts data once joined).
+    expect(s.host.activities).toEqual([T0, T0 + 10]);
   });
 
   test('ACK mode: an ACK every ackIntervalMs from JOINED on, none after LEAVE', () => {
