@@ -96,3 +96,15 @@ export class ServerLeftError extends ClientError {
     super(ServerLeftError.code, `the server ${server} shut down before the transfer completed; run the same fetch again once it is back`);
   }
 }
+
+/**
+ * A newer FDT instance no longer lists an object being fetched, on any
+ * joined channel: the server withdrew it (docs/PROTOCOL.md §10.2; e.g. its
+ * file shrank or changed while served).
+ */
+export class ObjectWithdrawnError extends ClientError {
+  static readonly code = 'ERR_RQ_CLIENT_OBJECT_WITHDRAWN';
+  constructor(objectName: string) {
+    super(ObjectWithdrawnError.code, `the server withdrew "${objectName}" while it was being fetched (its file changed or can no longer be read: see the server's log); fetch it again`);
+  }
+}

@@ -24,7 +24,7 @@ import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { UnfetchableObjectError } from './errors';
+import { ObjectWithdrawnError, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { ObjectSink, SinkFactory } from './sinks/sink';
@@ -54,6 +54,8 @@ export interface ChannelEntry {
   readonly fdt: FdtReceiver;
   /** A first FDT instance has been decoded. */
   fdtSeen: boolean;
+  /** The instance ID of the newest FDT instance applied (docs/PROTOCOL.md §10.2). */
+  fdtInstanceId?: number;
   /** TOI -> object of this channel. */
   readonly tois: Map<bigint, RegisteredObject>;
   /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
@@ -189,7 +191,7 @@ export class ObjectRegistry {
     if (p.toi === FDT_TOI) {
       const useful = !ch.fdtSeen;
       const r = ch.fdt.add(p);
-      if (r) this.applyFdt(ch, r.fdt, now);
+      if (r) this.applyFdt(ch, r.fdt, r.instanceId, now);
       return useful;
     }
     const obj = ch.tois.get(p.toi);
@@ -225,7 +227,11 @@ export class ObjectRegistry {
 
   // ---------------------------------------------------------------------
 
-  private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
+  private applyFdt(ch: ChannelEntry, fdt: FdtInstance, instanceId: number, now: number): void {
+    // An instance older than the one applied (late packets of it) says nothing new.
+    if (ch.fdtInstanceId !== undefined && !newerInstance(instanceId, ch.fdtInstanceId)) return;
+    ch.fdtInstanceId = instanceId;
+    if (ch.fdtSeen) this.withdrawUnlisted(ch, fdt);
     ch.fdtSeen = true;
     const named = this.o.name;
     for (const file of fdt.files) {
@@ -261,6 +267,32 @@ export class ObjectRegistry {
       }
     }
     this.o.events.fdtApplied();
+  }
+
+  /**
+   * A newer FDT instance of `ch` no longer lists objects an earlier one did:
+   * the server withdrew them (§10.2; a file it can no longer serve as
+   * announced). They leave the channel; one that is wanted, not yet done,
+   * and on no other channel any more fails the fetch (ObjectWithdrawnError).
+   */
+  private withdrawUnlisted(ch: ChannelEntry, fdt: FdtInstance): void {
+    const listed = new Set(fdt.files.map((f) => f.toi));
+    const gone: RegisteredObject[] = [];
+    for (const [toi, obj] of ch.tois) {
+      if (listed.has(toi)) continue;
+      ch.tois.delete(toi);
+      ch.toiNumbers.delete(Number(toi));
+      this.ignoreToi(ch, toi);
+      gone.push(obj);
+    }
+    for (const obj of gone) {
+      if (obj.done) continue;
+      let elsewhere = false;
+      for (const bySource of this.channels.values()) {
+        for (const other of bySource.values()) for (const o of other.tois.values()) if (o === obj) elsewhere = true;
+      }
+      if (!elsewhere) this.o.events.failed(new ObjectWithdrawnError(obj.name));
+    }
   }
 
   private ignoreToi(ch: ChannelEntry, toi: bigint): void {
@@ -306,4 +338,10 @@ export class ObjectRegistry {
     obj.done = true;
     this.o.events.objectVerified(obj);
   }
+}
+
+/** FDT Instance IDs are 20 bits and count up (RFC 6726 §3.4.1): whether `a` is newer than `b`, modulo 2^20. */
+export function newerInstance(a: number, b: number): boolean {
+  const d = (a - b + 2 ** 20) % 2 ** 20;
+  return d > 0 && d < 2 ** 19;
 }

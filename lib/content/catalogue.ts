@@ -24,7 +24,8 @@
  *   RAM (up to RFC 6330's limits: 256 source blocks of at most 56403
  *   symbols, i.e. about 18 GB at T = 1280). A file that changes while it is
  *   served makes clients fail its digest check; one that shrinks makes
- *   preparing its blocks fail (logged by the server).
+ *   preparing its blocks fail, and the server withdraws the object
+ *   (docs/PROTOCOL.md §10.2).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';

@@ -28,6 +28,12 @@
  *   Its peers' sessions are the client manager's like any; a member is the
  *   connection added to the channel's sinks natively; a closed connection
  *   ends its session at once (ClientManager.dropPeer).
+ * - Withdrawn objects (docs/PROTOCOL.md §10.2): an object whose block
+ *   cannot be prepared as announced (its file shrank, or cannot be read)
+ *   is withdrawn, once: logged with the reason, and every channel that
+ *   carried it gets a new stream without it, with a new FDT instance
+ *   (the next unused instance ID) that no longer lists it, its sequence
+ *   numbers going on from the old stream's. Clients drop it then.
  * - One interval timer drives every join timer (ClientManager.tick). Cookie
  *   keys rotate with the clock: CookieAuthority derives the key of each
  *   rotation period from the master secret (--secret, shared by relays; a
@@ -50,9 +56,11 @@ import type { NativeTcpServerStats } from '../transport/tcp/native-tcp-server';
 import { nativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
 import { nativeEngineOf } from '../transport/replicator';
 import type { ObjectEncoder } from '../fec/encoder';
+import type { SymbolAllocator } from '../content/symbol-allocator';
+import { IoError, SourceTruncatedError } from '../fec/errors';
 import { BlockCache } from '../content/block-cache';
 import type { Catalogue, CatalogueObject, FdtObject } from '../content/catalogue';
-import { type BlockPins, ChannelStream, type StreamCounters, type SymbolSource } from '../stream/channel-stream';
+import { type BlockPins, ChannelStream, type ChannelStreamOptions, type StreamCounters, type SymbolSource } from '../stream/channel-stream';
 import { type ChannelInfo, type ClientEvent, ClientManager, type ClientManagerCounters, staticChannelDirectory } from '../session/client-manager';
 import type { ManagerOutput } from '../session/manager-output';
 import type { Peer, PeerTransport } from '../session/peer';
@@ -89,6 +97,9 @@ export {
 } from './config';
 export type { ServerChannelGroup } from './group-streams';
 
+/** FDT Instance IDs are 20 bits (RFC 6726 §3.4.1); a new instance takes the next, modulo this. */
+const FDT_INSTANCE_IDS = 2 ** 20;
+
 /** The group streams' StreamCounters that can be other than 0 (they answer no ACK), summed. */
 export interface GroupStreamCounters {
   groupStreamPackets: number;
@@ -122,6 +133,8 @@ export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounte
   blockPrepareErrors: number;
   /** Replicator calls that threw (e.g. an address family the host cannot send to). */
   replicatorErrors: number;
+  /** Objects withdrawn because a block could not be prepared as announced (§10.2). */
+  objectsWithdrawn: number;
 }
 
 export interface ServerChannel {
@@ -169,7 +182,13 @@ export class RqcastServer extends EventEmitter {
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
-  private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
+  private readonly own = { controlMalformed: 0, replicatorErrors: 0, objectsWithdrawn: 0 };
+  private readonly allocatorOf: (o: CatalogueObject) => SymbolAllocator;
+  private readonly pins: BlockPins;
+  /** Objects withdrawn (§10.2): no stream sends them any more. */
+  private readonly withdrawn = new Set<CatalogueObject>();
+  /** The FDT instance ID the next new instance takes (channel i's first is i). */
+  private nextInstanceId: number;
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
   };
@@ -184,10 +203,13 @@ export class RqcastServer extends EventEmitter {
     this.noCode = this.plan.noCode;
     this.cache = new BlockCache({
       budgetBytes: this.plan.memoryBytes,
-      onError: (err, _source, sbn) => this.log.error({ err, sbn }, 'a block could not be prepared'),
+      onError: (err, source, sbn) => this.onPrepareError(err, source, sbn),
     });
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode);
+    this.pins = pins;
+    this.allocatorOf = allocatorOf;
+    this.nextInstanceId = this.plan.channels.length + 1;
     const now = this.clock();
     this.channels = this.plan.channels.map((c) => {
       const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
@@ -339,6 +361,7 @@ export class RqcastServer extends EventEmitter {
       preparedBytesPeak: b.preparedBytesPeak,
       blockPrepares: b.prepares,
       blockPrepareErrors: b.prepareErrors,
+      objectsWithdrawn: this.own.objectsWithdrawn,
     };
   }
 
@@ -396,6 +419,80 @@ export class RqcastServer extends EventEmitter {
     for (const ch of this.channels) ch.fdt.encoder.close();
     this.cache.close();
     this.log.info({}, 'closed');
+  }
+
+  /**
+   * A block could not be prepared. A file that shrank or cannot be read
+   * any more will not serve the object as announced: withdraw it (once).
+   * Anything else (e.g. memory) is logged; the stream asks again.
+   */
+  private onPrepareError(err: unknown, source: unknown, sbn: number): void {
+    const obj = this.catalogue.objects.find((o) => o.encoder === source);
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const reason = err instanceof Error ? err.message : String(err);
+    if (obj && (err instanceof SourceTruncatedError || err instanceof IoError)) {
+      this.withdraw(obj, { sbn, code, reason });
+      return;
+    }
+    // The message alone: pino's err serializer repeats a cause's text.
+    this.log.error({ object: obj?.name, sbn, code, reason }, 'a block could not be prepared');
+  }
+
+  /**
+   * Withdraws `obj` (§10.2): logged once with why; each channel that carries
+   * it gets a new stream (and group stream) without it, announcing a new
+   * FDT instance that does not list it, its EXT_RQSEQ going on from the old
+   * stream's. The old stream is closed (its blocks unpinned).
+   */
+  withdraw(obj: CatalogueObject, why: { sbn?: number; code?: unknown; reason: string }): void {
+    if (this.closed || this.withdrawn.has(obj)) return;
+    this.withdrawn.add(obj);
+    this.own.objectsWithdrawn++;
+    const now = this.clock();
+    const affected = this.channels.filter((c) => c.objects.includes(obj));
+    this.log.error(
+      { object: obj.name, toi: obj.toi, path: obj.path, ...why, channels: affected.map((c) => c.name) },
+      'object withdrawn: it can no longer be served as announced',
+    );
+    for (const ch of affected) {
+      try {
+        this.restream(ch, now);
+      } catch (err) {
+        // Called from the block cache's callback: a throw here would end the process.
+        this.log.error({ channel: ch.name, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) }, 'channel could not drop a withdrawn object');
+      }
+    }
+  }
+
+  /** `ch` gets a new stream (and group stream) of its objects not withdrawn, with a new FDT instance (withdraw). */
+  private restream(ch: ServerChannel, now: number): void {
+    const plan = this.plan.channels.find((p) => p.tsi === ch.tsi);
+    if (!plan) return;
+    const objects = ch.objects.filter((o) => !this.withdrawn.has(o));
+    const instanceId = this.nextInstanceId;
+    this.nextInstanceId = (this.nextInstanceId + 1) % FDT_INSTANCE_IDS;
+    const fdt = this.catalogue.fdt(objects, instanceId, now);
+    const unicast: ChannelStreamOptions = {
+      ...channelStreamOptions(this.options, this.plan, { ...plan, objects }, fdt, this.allocatorOf, this.pins),
+      firstSequence: ch.stream.nextSequence,
+    };
+    // A channel left with no object sends its FDT alone.
+    if (objects.length === 0) delete unicast.windowBlocks;
+    const old = [ch.stream, ch.multicast?.stream];
+    const oldFdt = ch.fdt;
+    ch.stream = new ChannelStream(unicast);
+    ch.objects = objects;
+    ch.fdt = fdt;
+    this.streams.set(ch.tsi, ch.stream);
+    const g = ch.multicast;
+    if (g) {
+      g.stream = new ChannelStream({ ...groupStreamOptions(unicast, objects, this.noCode, this.allocatorOf), firstSequence: g.stream.nextSequence });
+      this.streams.set(g.channelId, g.stream);
+    }
+    for (const s of old) s?.close();
+    oldFdt.encoder.close();
+    this.refill(ch.tsi);
+    if (g) this.refill(g.channelId);
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */

@@ -83,6 +83,13 @@ export interface ChannelStreamOptions {
   passOverhead?: number;
   /** Default: encoders prepare blocks when first used, on the JS thread. */
   pins?: BlockPins;
+  /**
+   * Stream position (EXT_RQSEQ) of the first packet. Default 0. A stream
+   * that replaces another on the same channel (the server withdrew an
+   * object) goes on from the old one's nextSequence, so that a client's
+   * ACK windows keep moving forward.
+   */
+  firstSequence?: number;
 }
 
 export interface SymbolSlot {
@@ -148,6 +155,8 @@ export class ChannelStream {
     if (!(Number.isFinite(this.passOverhead) && this.passOverhead >= 0)) throw new InvalidServerConfigError('passOverhead must be >= 0');
     this.history = new SymbolHistory(options.historySegments);
     this.pins = options.pins ?? ON_DEMAND;
+    this.position = options.firstSequence ?? 0;
+    if (!(Number.isInteger(this.position) && this.position >= 0)) throw new InvalidServerConfigError('firstSequence must be an integer >= 0');
     const blocks: ScheduledBlock[] = [];
     this.objects.forEach((o, obj) => {
       for (const sbn of sealedBlocks(o.encoder)) blocks.push(this.scheduled(obj, sbn));

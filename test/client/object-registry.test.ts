@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'crypto';
 import { PartialBlockBudget } from '../../lib/client/block-budget';
-import { NoSuchObjectError, UnfetchableObjectError } from '../../lib/client/errors';
-import { ObjectRegistry } from '../../lib/client/object-registry';
+import { NoSuchObjectError, ObjectWithdrawnError, UnfetchableObjectError } from '../../lib/client/errors';
+import { newerInstance, ObjectRegistry } from '../../lib/client/object-registry';
 import type { AlcPacket } from '../../lib/protocol/alc';
 import { alcPacket, fdtFile, fdtPackets, MemorySinkFactory, RegistryLog, testObject, TestObject } from './support';
 
@@ -243,5 +243,55 @@ describe('ObjectRegistry: the fetch as a whole', () => {
     expect(r.missingNamed()).toBe(true);
     // What RqcastClient then reports.
     expect(new NoSuchObjectError('other').code).toBe('ERR_RQ_CLIENT_NO_SUCH_OBJECT');
+  });
+});
+
+describe('ObjectRegistry: a newer FDT instance that no longer lists an object (withdrawn, docs/PROTOCOL.md §10.2)', () => {
+  test('the object leaves the channel, its packets are ignored, and the fetch fails with ObjectWithdrawnError; an older instance changes nothing', () => {
+    const { r, log } = registry();
+    const x = object('x', 5000);
+    const y = object('y', 5000);
+    const ch = r.addChannel(0, { name: 'main', tsi: 1 });
+    for (const p of fdtPackets([fdtFile(1, x), fdtFile(2, y)], { instanceId: 1 })) r.route(ch, p, NOW);
+    expect([...ch.tois.keys()]).toEqual([1n, 2n]);
+    expect(r.route(ch, alcPacket(x.enc, 0, 0, { toi: 1 }), NOW)).toBe(true);
+    // Instance 7 lists y only: x is withdrawn.
+    for (const p of fdtPackets([fdtFile(2, y)], { instanceId: 7 })) r.route(ch, p, NOW + 1);
+    expect([...ch.tois.keys()]).toEqual([2n]);
+    expect(log.failures).toHaveLength(1);
+    expect(log.failures[0]).toBeInstanceOf(ObjectWithdrawnError);
+    expect((log.failures[0] as Error).message).toContain('"x"');
+    expect(r.route(ch, alcPacket(x.enc, 0, 1, { toi: 1 }), NOW + 2)).toBe(false);
+    // An instance older than 7 (late packets, here instance 3) brings nothing back.
+    const again = fdtPackets([fdtFile(1, x), fdtFile(2, y)], { instanceId: 3 });
+    for (const p of again) r.route(ch, p, NOW + 3);
+    expect([...ch.tois.keys()]).toEqual([2n]);
+    expect(log.failures).toHaveLength(1);
+  });
+
+  test('an object another channel still lists is not lost; one not wanted (another name) fails nothing', () => {
+    const { r, log } = registry();
+    const x = object('x', 5000);
+    const a = r.addChannel(0, { name: 'a', tsi: 1 });
+    const b = r.addChannel(0, { name: 'b', tsi: 2 });
+    for (const p of fdtPackets([fdtFile(1, x)], { tsi: 1, instanceId: 1 })) r.route(a, p, NOW);
+    for (const p of fdtPackets([fdtFile(1, x)], { tsi: 2, instanceId: 2 })) r.route(b, p, NOW);
+    for (const p of fdtPackets([], { tsi: 1, instanceId: 3 })) r.route(a, p, NOW);
+    expect(a.tois.size).toBe(0);
+    expect(b.tois.size).toBe(1);
+    expect(log.failures).toEqual([]);
+    const named = registry({ name: 'y' });
+    const c = named.r.addChannel(0, { name: 'main', tsi: 1 });
+    for (const p of fdtPackets([fdtFile(1, x)], { instanceId: 1 })) named.r.route(c, p, NOW);
+    for (const p of fdtPackets([], { instanceId: 2 })) named.r.route(c, p, NOW);
+    expect(named.log.failures).toEqual([]);
+  });
+
+  test('newerInstance: 20-bit serial numbers (RFC 6726 §3.4.1)', () => {
+    expect(newerInstance(2, 1)).toBe(true);
+    expect(newerInstance(1, 2)).toBe(false);
+    expect(newerInstance(1, 1)).toBe(false);
+    expect(newerInstance(0, 2 ** 20 - 1)).toBe(true);
+    expect(newerInstance(2 ** 20 - 1, 0)).toBe(false);
   });
 });

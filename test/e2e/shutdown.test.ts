@@ -86,3 +86,30 @@ test('the control: a fetch that ends normally exits 0; after the server left, a 
   const late = await fetch(port, path.join(dir, 'late'), '--timeout', '1s').wait();
   expect(late.code).toBe(4);
 });
+
+test('a file truncated while served: the server withdraws the object once (one log line, its reason once), announces an FDT without it, and the fetch stops at once with a clear error', async () => {
+  const file = path.join(dir, 'big.bin');
+  writeContent(file, 64 * MIB, 15);
+  // --memory 40: a sliding window; at "listening" only the first window and
+  // the block after it are prepared, the later blocks are read when the
+  // window reaches them, after the truncation below.
+  const { p: server, port } = await serve([file, '--rate', '200', '--memory', '40']);
+  fs.truncateSync(file, 10_000_000);
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  const c = await fetch(port, out, '--timeout', '120s').wait();
+  expect(c.code).toBe(1);
+  expect(c.stderr).toMatch(/the server withdrew "big\.bin" while it was being fetched/);
+  expect(fs.readdirSync(out)).toEqual([]);
+  server.kill('SIGTERM');
+  const s = await server.wait();
+  expect(s.code).toBe(0);
+  const logs = logLines(s.stderr);
+  const withdrawn = logs.filter((l) => l.msg === 'object withdrawn: it can no longer be served as announced');
+  expect(withdrawn).toHaveLength(1);
+  expect(withdrawn[0]).toMatchObject({ object: 'big.bin', toi: 1, code: 'ERR_RQ_SOURCE_TRUNCATED', channels: ['main'] });
+  const reason = String(withdrawn[0].reason);
+  expect(reason.length).toBeGreaterThan(0);
+  expect(reason.indexOf(reason.slice(0, 20), 1)).toBe(-1);
+  expect(logs.filter((l) => l.msg === 'a block could not be prepared')).toEqual([]);
+});
