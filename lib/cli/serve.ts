@@ -302,6 +302,8 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       secret: opts.secret,
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
+      // A restarted server must not resend the repair symbols its last run sent (§10.4).
+      repairStart: 'random',
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),

@@ -33,8 +33,16 @@
  *   its own class again, never another class's: a client combining servers
  *   may then get repeats from this server, never a symbol another server
  *   sent. With ranges, the same holds within the ranges.
- * The default layout (source symbols, base 0, stride 1) is exactly the
- * counter described above.
+ * - `repairStart` (default 0), with any of the above: each block's repair
+ *   counter starts at the (repairStart mod n)-th of its n repair ESIs
+ *   instead of the first (after the source symbols, if it sends them), and
+ *   wraps to the first after the last as always; only the starting point
+ *   moves, so the ESIs stay in this allocator's class. A server that draws
+ *   it at random on each start does not repeat, after a restart, the
+ *   repair ESIs it sent before for the same object (a client still holding
+ *   them would get nothing new).
+ * The default layout (source symbols, base 0, stride 1, repairStart 0) is
+ * exactly the counter described above.
  *
  * No-code mode: the counter cycles over 0..K-1 (a plain carousel of the
  * source symbols, no repair symbol is ever produced); only the default
@@ -76,6 +84,8 @@ export interface EsiLayout {
   stride?: number;
   /** Instead of base and stride: repair ESIs from these spans, sorted, disjoint (those >= K). */
   ranges?: readonly EsiSpan[];
+  /** Each block's repair counter starts at its (repairStart mod n)-th repair ESI of n. Default 0. Ignored in no-code mode. */
+  repairStart?: number;
 }
 
 /** An ESI layout that cannot be used (bad numbers, or no repair ESI left for a block). */
@@ -102,6 +112,8 @@ interface BlockCounter {
   at: number;
   next: number;
   wraps: number;
+  /** Where the counter goes when the source symbols are done, if not to the first repair ESI (repairStart). */
+  afterSource?: { at: number; next: number };
 }
 
 const ESI_END = MAX_ESI + 1;
@@ -111,6 +123,7 @@ export class SymbolAllocator {
   private readonly blocks: (BlockCounter | undefined)[] = [];
   private readonly repair: Progression[];
   private readonly sendsSource: boolean;
+  private readonly repairStart: number;
 
   /**
    * `sourceSymbols[sbn]` = K of block sbn, for up to 256 blocks (RFC 6330
@@ -122,6 +135,8 @@ export class SymbolAllocator {
     this.mode = mode;
     this.sendsSource = layout.sendsSourceSymbols ?? true;
     this.repair = repairProgressions(layout);
+    this.repairStart = layout.repairStart ?? 0;
+    if (!Number.isSafeInteger(this.repairStart) || this.repairStart < 0) throw new EsiLayoutError('repairStart must be a safe integer >= 0');
     if (mode === 'carousel' && !isDefaultLayout(layout)) {
       throw new EsiLayoutError('no-code mode sends the source symbols only: it takes no ESI layout');
     }
@@ -179,6 +194,10 @@ export class SymbolAllocator {
     const count = Math.max(1, Math.min(max, left));
     if (count < left) {
       b.next = first + count * p.stride;
+    } else if (b.afterSource) {
+      b.at = b.afterSource.at;
+      b.next = b.afterSource.next;
+      b.afterSource = undefined;
     } else if (b.at + 1 < b.progressions.length) {
       b.at++;
       b.next = b.progressions[b.at].first;
@@ -223,8 +242,9 @@ export class SymbolAllocator {
     if (repair.length === 0) throw new EsiLayoutError(`the ESI layout leaves block ${sbn} (K = ${K}) no repair ESI`);
     const progressions = repair.slice();
     let restartAt = 0;
+    const start = repairPosition(repair, this.repairStart);
     if (this.sendsSource) {
-      if (repair[0].stride === 1 && repair[0].first === K) {
+      if (start.at === 0 && start.next === repair[0].first && repair[0].stride === 1 && repair[0].first === K) {
         // Source and repair ESIs are one run (the default layout): one
         // progression, so a take crosses from source to repair symbols.
         progressions[0] = { first: 0, end: repair[0].end, stride: 1 };
@@ -234,10 +254,30 @@ export class SymbolAllocator {
       }
     }
     const restartEsi = repair[0].first;
-    return { K, progressions, restartAt, restartEsi, at: 0, next: progressions[0].first, wraps: 0 };
+    const counter: BlockCounter = { K, progressions, restartAt, restartEsi, at: 0, next: progressions[0].first, wraps: 0 };
+    const at = restartAt + start.at;
+    if (at === restartAt && start.next === restartEsi) return counter;
+    if (this.sendsSource) counter.afterSource = { at, next: start.next };
+    else {
+      counter.at = at;
+      counter.next = start.next;
+    }
+    return counter;
   }
 }
 
+/** The (j mod n)-th of the n ESIs of `repair`: its progression and the ESI. */
+function repairPosition(repair: readonly Progression[], j: number): { at: number; next: number } {
+  const counts = repair.map((p) => Math.ceil((p.end - p.first) / p.stride));
+  let k = j % counts.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < repair.length; i++) {
+    if (k < counts[i]) return { at: i, next: repair[i].first + k * repair[i].stride };
+    k -= counts[i];
+  }
+  return { at: 0, next: repair[0].first };
+}
+
+/** The layout without repairStart, which no-code mode ignores (it has no repair symbols). */
 function isDefaultLayout(layout: EsiLayout): boolean {
   return (layout.sendsSourceSymbols ?? true) && (layout.base ?? 0) === 0 && (layout.stride ?? 1) === 1 && layout.ranges === undefined;
 }

@@ -14,6 +14,7 @@ import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract 
 import { type CheckedGroup, checkMulticastGroup, type HostInterfaces } from '../transport/multicast/group-config';
 import { InvalidServerConfigError } from '../errors';
 import { isIPv4 } from 'node:net';
+import { randomInt } from 'node:crypto';
 import type { HostFilterLike } from '../transport/tcp/host-filter';
 import type { NativeTcpServerFactory, NativeTcpServerOptions } from '../transport/tcp/native-tcp-server';
 
@@ -154,6 +155,14 @@ export interface RqcastServerOptions {
   memoryBytes?: number;
   /** Packets per block per pass of a sliding window beyond K, as a fraction of K. Default 0.15. */
   passOverhead?: number;
+  /**
+   * Where each object's repair ESIs start (coded mode, docs/PROTOCOL.md
+   * §10.4): 'zero' (default) at the first repair ESI, so a run is
+   * reproducible; 'random' at a random point of each block's repair class,
+   * drawn per object at each start, so that a restarted server does not
+   * resend the repair symbols its previous run sent (`rqcast serve` does).
+   */
+  repairStart?: 'zero' | 'random';
   /** Force the window to this many blocks per channel (tests); default from memoryBytes. */
   windowBlocks?: number;
   clock?: () => number;
@@ -266,13 +275,17 @@ function planChannels(
  * turns in step could leave a one-channel client without some of them
  * forever.
  */
-export function symbolAllocators(noCode: boolean): (o: CatalogueObject) => SymbolAllocator {
+export function symbolAllocators(noCode: boolean, repairStart: 'zero' | 'random' = 'zero'): (o: CatalogueObject) => SymbolAllocator {
   const mode = noCode ? 'carousel' : 'coded';
   const shared = new Map<CatalogueObject, SymbolAllocator>();
   return (o) => {
     if (noCode) return SymbolAllocator.forEncoder(o.encoder, mode);
     let a = shared.get(o);
-    if (!a) shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode)));
+    if (!a) {
+      // 2^47 > any block's repair ESI count (< 2^24) many times over: the start is uniform enough.
+      const layout = repairStart === 'random' ? { repairStart: randomInt(2 ** 47) } : {};
+      shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode, layout)));
+    }
     return a;
   };
 }

@@ -206,7 +206,7 @@ export class RqcastServer extends EventEmitter {
       onError: (err, source, sbn) => this.onPrepareError(err, source, sbn),
     });
     const pins = this.blockPins();
-    const allocatorOf = symbolAllocators(this.noCode);
+    const allocatorOf = symbolAllocators(this.noCode, options.repairStart);
     this.pins = pins;
     this.allocatorOf = allocatorOf;
     this.nextInstanceId = this.plan.channels.length + 1;

@@ -323,3 +323,97 @@ describe('SymbolAllocator, blocks sealed over time', () => {
     expect(() => live.take(0, 1)).toThrow(RangeError);
   });
 });
+
+describe('SymbolAllocator, repairStart (a restarted server does not repeat its repair ESIs)', () => {
+  /** A layout whose repair class for K is small enough to walk whole: ranges below 4000, or a stride, its space cut by ranges. */
+  const smallLayout: fc.Arbitrary<EsiLayout> = fc
+    .uniqueArray(fc.integer({ min: 0, max: 4000 }), { minLength: 2, maxLength: 8 })
+    .map((cuts) => cuts.sort((x, y) => x - y))
+    .chain((cuts) =>
+      fc.record({
+        sendsSourceSymbols: fc.boolean(),
+        ranges: fc.constant(Array.from({ length: Math.floor(cuts.length / 2) }, (_, i) => ({ first: cuts[2 * i], end: cuts[2 * i + 1] }))),
+      }),
+    );
+
+  /** The class's repair ESIs in the order repairStart 0 hands them out (one wrap's worth). */
+  function repairCycle(K: number, l: EsiLayout): number[] {
+    const a = new SymbolAllocator([K], 'coded', { ...l, sendsSourceSymbols: false });
+    const out: number[] = [];
+    while (a.wraps(0) === 0) out.push(a.take(0, 1).firstEsi);
+    return out;
+  }
+
+  test('property: source symbols first (if sent), then the repair class rotated by repairStart mod n, over and over; every run inside one span', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1500 }),
+        smallLayout,
+        fc.nat({ max: 2 ** 40 }),
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 200 }),
+        (K, l, j, takes) => {
+          let cycle: number[];
+          try {
+            cycle = repairCycle(K, l);
+          } catch (e) {
+            expect(e).toBeInstanceOf(EsiLayoutError);
+            return;
+          }
+          const n = cycle.length;
+          const a = new SymbolAllocator([K], 'coded', { ...l, repairStart: j });
+          const got: number[] = [];
+          const spans = l.ranges ?? [];
+          // Enough takes to go round the class at least once.
+          for (let i = 0; got.length < K + 2 * n + 5; i++) {
+            const r = a.take(0, takes[i % takes.length]);
+            const run = esis(r);
+            if (run[0] >= K || !(l.sendsSourceSymbols ?? true)) {
+              expect(spans.some((s) => run[0] >= s.first && run[run.length - 1] < s.end)).toBe(true);
+            }
+            got.push(...run);
+          }
+          const source = (l.sendsSourceSymbols ?? true) ? Array.from({ length: K }, (_, i) => i) : [];
+          const expected = [...source];
+          for (let i = 0; expected.length < got.length; i++) expected.push(cycle[(j + i) % n]);
+          expect(got).toEqual(expected);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  test('property: with a stride, the first repair ESI is the (repairStart mod n)-th of the class; after the top it wraps to the first; never another base', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 56403 }),
+        fc.integer({ min: 1, max: 64 }).chain((stride) => fc.tuple(fc.constant(stride), fc.nat(stride - 1))),
+        fc.nat({ max: 2 ** 40 }),
+        fc.boolean(),
+        (K, [stride, base], j, source) => {
+          const a = new SymbolAllocator([K], 'coded', { base, stride, sendsSourceSymbols: source, repairStart: j });
+          const firstRepair = K + ((((base - K) % stride) + stride) % stride);
+          const n = Math.floor((ESI_END - 1 - firstRepair) / stride) + 1;
+          if (source) expect(a.take(0, K)).toEqual({ firstEsi: 0, count: K, stride: 1 });
+          const start = firstRepair + (j % n) * stride;
+          expect(a.peek(0)).toBe(start);
+          const all = a.take(0, ESI_END);
+          expect(all).toEqual({ firstEsi: start, count: n - (j % n), stride });
+          expect(a.wraps(0)).toBe(1);
+          const next = a.take(0, 3);
+          expect(next.firstEsi).toBe(firstRepair);
+          expect(next.firstEsi % stride).toBe(base);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('repairStart 0 is the old counter; a bad repairStart is an EsiLayoutError; no-code mode ignores it', () => {
+    const a = new SymbolAllocator([10], 'coded', { repairStart: 0 });
+    expect(a.take(0, 12)).toEqual({ firstEsi: 0, count: 12, stride: 1 });
+    expect(() => new SymbolAllocator([10], 'coded', { repairStart: -1 })).toThrow(EsiLayoutError);
+    expect(() => new SymbolAllocator([10], 'coded', { repairStart: 1.5 })).toThrow(EsiLayoutError);
+    const c = new SymbolAllocator([10], 'carousel', { repairStart: 7 });
+    expect(c.take(0, 10)).toEqual({ firstEsi: 0, count: 10, stride: 1 });
+  });
+});

@@ -7,7 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NsProcess } from '../support/netns';
-import { cliOptions, hostSpawn, lastJson, rqcastArgv, startServer, stopProcess, tempDir, writeContent } from './helpers';
+import { RqcastClient } from '../../lib/client/client';
+import { cliOptions, hostSpawn, lastJson, rqcastArgv, sha256, startServer, stopProcess, tempDir, writeContent } from './helpers';
 
 jest.setTimeout(180_000);
 
@@ -112,4 +113,58 @@ test('a file truncated while served: the server withdraws the object once (one l
   expect(reason.length).toBeGreaterThan(0);
   expect(reason.indexOf(reason.slice(0, 20), 1)).toBe(-1);
   expect(logs.filter((l) => l.msg === 'a block could not be prepared')).toEqual([]);
+});
+
+test('a server killed (-9) and restarted mid-fetch: the client rejoins at once (no renewal wait), gets no repair symbol it already held, and finishes', async () => {
+  const file = path.join(dir, 'obj.bin');
+  const digest = writeContent(file, 4 * MIB, 16);
+  const first = await serve([file, '--rate', '8']);
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  // 70% of the packets dropped by the client's own hook: by the time it holds
+  // 60% of K it has been given repair symbols too (the first pass sent K).
+  const client = new RqcastClient(`rqcast://127.0.0.1:${first.port}`, {
+    outputDir: out,
+    lossRate: 0.7,
+    lossSeed: 7,
+    recordEsis: true,
+    transport: 'udp',
+    ttlMs: 30_000,
+    timeoutMs: 60_000,
+    progressIntervalMs: 50,
+  });
+  let killedAt = -1;
+  let restarted: Promise<{ p: NsProcess; port: number }> | undefined;
+  client.on('progress', (p) => {
+    if (restarted || p.neededSymbols === 0 || p.heldSymbols < 0.6 * p.neededSymbols) return;
+    killedAt = client.stats.esiLog.length;
+    first.p.kill('SIGKILL');
+    restarted = first.p.wait().then(() => serve([file, '--rate', '8', '--port', String(first.port)]));
+  });
+  const done = client.fetch();
+  const summary = await done;
+  await restarted;
+  expect(killedAt).toBeGreaterThan(0);
+  expect(summary.objects).toHaveLength(1);
+  expect(sha256(path.join(out, 'obj.bin'))).toBe(digest);
+  // The session came back by the prompt rejoin, not by its renewal 15 s later.
+  expect(client.stats.rejoins).toBeGreaterThanOrEqual(1);
+  expect(client.stats.renewals).toBeGreaterThanOrEqual(1);
+  // Symbols of the second run that the first had sent: none among repair ESIs.
+  const k = summary.neededSymbols; // one block: K
+  const objectEsis = (from: number, to?: number): number[] =>
+    client.stats.esiLog
+      .slice(from, to)
+      .filter((e) => e.toi === 1n)
+      .map((e) => e.esi);
+  const before = new Set(objectEsis(0, killedAt));
+  const after = objectEsis(killedAt);
+  const repairRepeats = after.filter((esi) => esi >= k && before.has(esi)).length;
+  const sourceRepeats = after.filter((esi) => esi < k && before.has(esi)).length;
+  const heldRepair = [...before].filter((esi) => esi >= k).length;
+  expect(heldRepair).toBeGreaterThan(0);
+  expect(repairRepeats).toBe(0);
+  // The source symbols go first again on every start (§10.4): at most the ones held.
+  expect(sourceRepeats).toBeLessThanOrEqual(k);
+  process.stdout.write(`restart: K=${k} held before kill: ${before.size} (repair ${heldRepair}); after: ${after.length} received, source repeats ${sourceRepeats}, repair repeats ${repairRepeats}; rejoins ${client.stats.rejoins}\n`);
 });
