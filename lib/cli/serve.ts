@@ -34,6 +34,10 @@
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
+ * - FILEs and DIRs are rescanned while served (unless --no-watch): a file
+ *   added, replaced or removed is announced in a new FDT instance once it
+ *   has kept its size and mtime for --settle (default 2 s); an edited one
+ *   is announced again under a new TOI (docs/PROTOCOL.md §10.2).
  * - SIGINT/SIGTERM stop the server cleanly (docs/PROTOCOL.md §6.7): no new
  *   session, every joined client told the server is leaving, the replies
  *   flushed, exit 0 (or 1 if that took more than SHUTDOWN_DEADLINE_MS); a
@@ -67,6 +71,8 @@ import {
   ServerAddress,
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { DEFAULT_SETTLE_MS, type PathChange, ServedPathWatch } from '../content/served-path-watch';
+import type { CatalogueObject } from '../content/catalogue';
 import { UsageError } from './errors';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
@@ -76,6 +82,7 @@ import {
   type MulticastGroupSpec,
   networkInterface,
   optionParser,
+  parseDuration,
   parseMebibytes,
   parseMulticastGroup,
   parseMulticastTtl,
@@ -137,6 +144,10 @@ export interface ServeCliOptions {
   multicastSource?: string;
   /** --tcp: true when given bare (the control port's number on the server's address). */
   tcp?: true | TcpListenSpec;
+  /** --settle: ms a new or changed file must stay unchanged before it is announced. */
+  settle?: number;
+  /** commander's --no-watch: watch === false. */
+  watch?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -316,6 +327,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       await server.close();
       throw e;
     }
+    const watches = opts.watch === false ? [] : await watchServedPaths(all, opts, catalogue, server, log);
     const tcp = server.tcpAddress();
     if (opts.json) {
       io.stdout(
@@ -347,6 +359,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       catalogue,
       address,
       async close() {
+        for (const w of watches) w.close();
         await server.shutdown();
         catalogue.close();
         log.flush();
@@ -356,6 +369,58 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     catalogue.close();
     throw asUsageError(e);
   }
+}
+
+/**
+ * Watches every FILE and DIR served (lib/content/served-path-watch.ts): a
+ * settled new file is added to the catalogue and announced on channel main
+ * (unless a --channel is named main) and on every --channel whose paths
+ * cover it; a removed one is taken off; a changed one is taken off and
+ * announced again under a new TOI (docs/PROTOCOL.md §10.2).
+ */
+async function watchServedPaths(paths: readonly string[], opts: ServeCliOptions, catalogue: Catalogue, server: RqcastServer, log: pino.Logger): Promise<ServedPathWatch[]> {
+  const channelsFor = (file: string): string[] => {
+    const names = opts.channel.some((c) => c.name === DEFAULT_CHANNEL) ? [] : [DEFAULT_CHANNEL];
+    for (const c of opts.channel) if (c.paths.some((p) => within(path.resolve(file), path.resolve(p)))) names.push(c.name);
+    return names;
+  };
+  const watches: ServedPathWatch[] = [];
+  for (const root of paths) {
+    const watch: ServedPathWatch = new ServedPathWatch(root, {
+      settleMs: opts.settle,
+      onChanges: (changes) => applyChanges(changes),
+      onError: (err) => log.warn({ root, reason: err instanceof Error ? err.message : String(err) }, 'served path not scanned'),
+    });
+    const applyChanges = async (changes: PathChange[]): Promise<void> => {
+      for (const c of changes) {
+        if (c.kind === 'skipped') {
+          log.warn({ path: c.path, reason: c.reason }, 'file skipped');
+          continue;
+        }
+        if (c.kind === 'removed' || c.kind === 'changed') {
+          const old: CatalogueObject | undefined = catalogue.get(c.name);
+          if (old) {
+            server.removeObject(old, c.kind === 'removed' ? 'file removed' : 'file changed');
+            catalogue.remove(old);
+          }
+        }
+        if (c.kind === 'added' || c.kind === 'changed') {
+          try {
+            server.addObject(await catalogue.addFile(c.path, c.name), channelsFor(c.path));
+          } catch (e) {
+            // Changed again while read, or a name another path took: tried again at a later scan.
+            watch.forget(c.name);
+            log.warn({ path: c.path, reason: e instanceof Error ? e.message : String(e) }, 'file not added');
+          }
+        }
+      }
+    };
+    const served = new Map<string, string>();
+    for (const o of catalogue.objectsUnder(root)) served.set(o.name, o.path);
+    await watch.start(served);
+    watches.push(watch);
+  }
+  return watches;
 }
 
 /**
@@ -461,6 +526,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parsePassOverhead)),
     )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
+    .addOption(
+      new Option('--settle <duration>', 'announce a new or changed file once it has kept its size and mtime this long (500ms, 2s, ...)')
+        .default(DEFAULT_SETTLE_MS, '2s')
+        .argParser(optionParser(parseDuration)),
+    )
+    .option('--no-watch', 'serve the files as they were at start (no rescans of FILE and DIR for added, changed or removed files)')
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)

@@ -162,9 +162,14 @@ export class Catalogue {
   private readonly byName = new Map<string, CatalogueObject>();
   private readonly byPath = new Map<string, CatalogueObject[]>();
   private readonly binding?: RawCodecBinding;
+  /** The TOI the next object added takes: TOIs are never reused while the server runs (a client keys symbols by TOI). */
+  private nextToi: number;
+  /** Objects removed while served: their encoders are closed with the catalogue. */
+  private readonly removed: CatalogueObject[] = [];
 
   private constructor(objects: CatalogueObject[], skipped: SkippedFile[], symbolSize: number, binding?: RawCodecBinding) {
     this.list = objects;
+    this.nextToi = objects.length + 1;
     this.skipped = skipped;
     this.symbolSize = symbolSize;
     this.binding = binding;
@@ -229,13 +234,57 @@ export class Catalogue {
     return this.list;
   }
 
+  /**
+   * Adds file `file` as object `name` (a directory being served changed):
+   * the next unused TOI, its SHA-256 streamed as in load(). Throws a
+   * CatalogueError for a bad or taken name, an empty file, or a file that
+   * changed while it was read.
+   */
+  async addFile(file: string, name: string): Promise<CatalogueObject> {
+    if (!isSafeObjectName(name)) throw new BadObjectNameError(name);
+    if (this.byName.has(name)) throw new DuplicateObjectNameError(name);
+    const st = await fsp.stat(file);
+    if (st.size === 0) throw new EmptyObjectError(file);
+    const encoder = ObjectEncoder.fromFile(file, { ...encoderOptionsFor(st.size, this.symbolSize), length: st.size }, this.binding);
+    let sha256: Uint8Array;
+    try {
+      sha256 = await digestFile(file, st.size);
+    } catch (e) {
+      encoder.close();
+      throw e;
+    }
+    // Checked again: another add of the name may have finished meanwhile.
+    if (this.byName.has(name)) {
+      encoder.close();
+      throw new DuplicateObjectNameError(name);
+    }
+    const o: CatalogueObject = { toi: this.nextToi++, name, path: path.resolve(file), length: st.size, sha256, oti: encoder.otiInfo, encoder };
+    this.list.push(o);
+    this.byName.set(name, o);
+    const list = this.byPath.get(o.path) ?? [];
+    list.push(o);
+    this.byPath.set(o.path, list);
+    return o;
+  }
+
+  /** Takes `o` out of the catalogue (its name is free again); its encoder stays open until `close()`, for the streams that still hold it. */
+  remove(o: CatalogueObject): void {
+    const i = this.list.indexOf(o);
+    if (i < 0) return;
+    this.list.splice(i, 1);
+    this.removed.push(o);
+    if (this.byName.get(o.name) === o) this.byName.delete(o.name);
+    const same = (this.byPath.get(o.path) ?? []).filter((x) => x !== o);
+    if (same.length > 0) this.byPath.set(o.path, same);
+    else this.byPath.delete(o.path);
+  }
+
   get(name: string): CatalogueObject | undefined {
     return this.byName.get(name);
   }
 
   byToi(toi: number): CatalogueObject | undefined {
-    const o = this.list[toi - 1];
-    return o !== undefined && o.toi === toi ? o : undefined;
+    return this.list.find((o) => o.toi === toi);
   }
 
   /** Objects read from `p` (a FILE or DIR argument given to load). */
@@ -264,9 +313,10 @@ export class Catalogue {
     return { instanceId, xml, bytes, encoder };
   }
 
-  /** Frees every encoder. */
+  /** Frees every encoder (of removed objects too). */
   close(): void {
     for (const o of this.list) o.encoder.close();
+    for (const o of this.removed.splice(0)) o.encoder.close();
   }
 }
 

@@ -74,6 +74,7 @@ import {
   replicatorChannelConfig,
   type ReplicatorLike,
   type RqcastServerOptions,
+  type ChannelPlan,
   type ServerLogger,
   type ServerPlan,
   SILENT_LOGGER,
@@ -185,6 +186,8 @@ export class RqcastServer extends EventEmitter {
   private readonly own = { controlMalformed: 0, replicatorErrors: 0, objectsWithdrawn: 0 };
   private readonly allocatorOf: (o: CatalogueObject) => SymbolAllocator;
   private readonly pins: BlockPins;
+  /** Every encoder a stream may pin: the catalogue's, and those added since (never removed while running). */
+  private readonly encoders = new Map<SymbolSource, ObjectEncoder>();
   /** Objects withdrawn (§10.2): no stream sends them any more. */
   private readonly withdrawn = new Set<CatalogueObject>();
   /** The FDT instance ID the next new instance takes (channel i's first is i). */
@@ -454,9 +457,39 @@ export class RqcastServer extends EventEmitter {
       { object: obj.name, toi: obj.toi, path: obj.path, ...why, channels: affected.map((c) => c.name) },
       'object withdrawn: it can no longer be served as announced',
     );
+    this.restreamAll(affected, (objects) => objects.filter((o) => o !== obj), now);
+  }
+
+  /**
+   * Adds catalogue object `obj` (a file that appeared in a served
+   * directory, lib/content/served-path-watch.ts) to the channels named: each gets
+   * a new stream and a new FDT instance listing it (§10.2). Logged
+   * 'object added'.
+   */
+  addObject(obj: CatalogueObject, channels: readonly string[]): void {
+    if (this.closed) return;
+    this.encoders.set(obj.encoder, obj.encoder);
+    const affected = this.channels.filter((c) => channels.includes(c.name) && !c.objects.includes(obj));
+    this.log.info({ object: obj.name, toi: obj.toi, length: obj.length, channels: affected.map((c) => c.name) }, 'object added');
+    this.restreamAll(affected, (objects) => [...objects, obj], this.clock());
+  }
+
+  /**
+   * Takes `obj` off every channel (its file was removed or replaced in a
+   * served directory): new streams and FDT instances without it (§10.2).
+   * Logged 'object removed' with `why`.
+   */
+  removeObject(obj: CatalogueObject, why: string): void {
+    if (this.closed) return;
+    const affected = this.channels.filter((c) => c.objects.includes(obj));
+    this.log.info({ object: obj.name, toi: obj.toi, why, channels: affected.map((c) => c.name) }, 'object removed');
+    this.restreamAll(affected, (objects) => objects.filter((o) => o !== obj), this.clock());
+  }
+
+  private restreamAll(affected: readonly ServerChannel[], objectsOf: (objects: readonly CatalogueObject[]) => CatalogueObject[], now: number): void {
     for (const ch of affected) {
       try {
-        this.restream(ch, now);
+        this.restream(ch, objectsOf(ch.objects), now);
       } catch (err) {
         // Called from the block cache's callback: a throw here would end the process.
         this.log.error({ channel: ch.name, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) }, 'channel could not drop a withdrawn object');
@@ -464,11 +497,10 @@ export class RqcastServer extends EventEmitter {
     }
   }
 
-  /** `ch` gets a new stream (and group stream) of its objects not withdrawn, with a new FDT instance (withdraw). */
-  private restream(ch: ServerChannel, now: number): void {
+  /** `ch` gets a new stream (and group stream) of `objects`, with a new FDT instance listing them (§10.2). */
+  private restream(ch: ServerChannel, objects: CatalogueObject[], now: number): void {
     const plan = this.plan.channels.find((p) => p.tsi === ch.tsi);
     if (!plan) return;
-    const objects = ch.objects.filter((o) => !this.withdrawn.has(o));
     const instanceId = this.nextInstanceId;
     this.nextInstanceId = (this.nextInstanceId + 1) % FDT_INSTANCE_IDS;
     const fdt = this.catalogue.fdt(objects, instanceId, now);
@@ -491,13 +523,35 @@ export class RqcastServer extends EventEmitter {
     }
     for (const s of old) s?.close();
     oldFdt.encoder.close();
+    this.resetRings(ch, plan);
     this.refill(ch.tsi);
     if (g) this.refill(g.channelId);
   }
 
+  /**
+   * Drops what the old stream left queued in `ch`'s rings (up to a ring of
+   * packets, its old FDT instance among them, which a client joining later
+   * would decode first): each replicator channel is made again, with the
+   * same members (the client manager's unicast destinations; the group).
+   */
+  private resetRings(ch: ServerChannel, plan: ChannelPlan): void {
+    const rep = this.replicator;
+    if (!rep) return;
+    rep.removeChannel(ch.tsi);
+    rep.createChannel(ch.tsi, replicatorChannelConfig(this.plan, plan, ch.stream.slotSize));
+    for (const peer of this.manager.members(ch.name)) this.transportOf(peer)?.addMember(ch.tsi, peer);
+    const g = ch.multicast;
+    if (g) {
+      rep.removeGroup(g.channelId);
+      rep.removeChannel(g.channelId);
+      rep.createChannel(g.channelId, replicatorChannelConfig(this.plan, plan, g.stream.slotSize));
+      rep.addGroup(g.channelId, sinkConfig(g));
+    }
+  }
+
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */
   private blockPins(): BlockPins {
-    const encoders = new Map<SymbolSource, ObjectEncoder>();
+    const encoders = this.encoders;
     for (const o of this.catalogue.objects) encoders.set(o.encoder, o.encoder);
     const encoderOf = (src: SymbolSource): ObjectEncoder => {
       const e = encoders.get(src);

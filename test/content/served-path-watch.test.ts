@@ -1,0 +1,97 @@
+/**
+ * ServedPathWatch: what changed under a served FILE or DIR, found by
+ * rescans, reported only once settled. Scans are called with explicit
+ * times (the file system is real, the clock is the test's), so "settled"
+ * is a count of scans, not a wait.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ServedPathWatch } from '../../lib/content/served-path-watch';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-watch-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const T0 = 1_000_000;
+const SETTLE = 2000;
+
+function watch(root = dir): ServedPathWatch {
+  return new ServedPathWatch(root, { settleMs: SETTLE, onChanges: async () => undefined });
+}
+
+/** Sets a file's mtime to `s` seconds (so that a rewrite of the same size is seen as a change). */
+function touch(file: string, s: number): void {
+  fs.utimesSync(file, s, s);
+}
+
+test('a new file is reported once it has kept its size and mtime for settleMs, once; a file still growing never is', async () => {
+  const w = watch();
+  await w.start(new Map());
+  const grown = path.join(dir, 'growing.bin');
+  fs.writeFileSync(path.join(dir, 'done.bin'), 'x'.repeat(10));
+  fs.writeFileSync(grown, 'a');
+  expect(await w.scan(T0)).toEqual([]);
+  for (let i = 1; i <= 10; i++) {
+    // Appended to between every two scans, for 10 × settleMs in all.
+    fs.appendFileSync(grown, 'b');
+    const changes = await w.scan(T0 + i * SETTLE);
+    expect(changes.map((c) => c.name)).not.toContain('growing.bin');
+    if (i === 1) expect(changes).toEqual([{ kind: 'added', name: 'done.bin', path: path.join(dir, 'done.bin') }]);
+    else expect(changes).toEqual([]);
+  }
+  // Writing stopped: one scan to see it unchanged from now, settled settleMs later.
+  expect(await w.scan(T0 + 11 * SETTLE - 1)).toEqual([]);
+  expect(await w.scan(T0 + 12 * SETTLE)).toEqual([{ kind: 'added', name: 'growing.bin', path: grown }]);
+  expect(await w.scan(T0 + 20 * SETTLE)).toEqual([]);
+});
+
+test('a served file replaced is "changed" once settled; removed or emptied is "removed" at once; names under subdirectories are relative paths', async () => {
+  fs.mkdirSync(path.join(dir, 'sub'));
+  const a = path.join(dir, 'sub', 'a.bin');
+  const b = path.join(dir, 'b.bin');
+  fs.writeFileSync(a, 'one');
+  fs.writeFileSync(b, 'two');
+  touch(a, 1000);
+  const w = watch();
+  await w.start(new Map([['sub/a.bin', a], ['b.bin', b]]));
+  expect(await w.scan(T0)).toEqual([]);
+  // Same size, new mtime: an edit in place.
+  fs.writeFileSync(a, 'ONE');
+  touch(a, 2000);
+  expect(await w.scan(T0 + 1)).toEqual([]);
+  expect(await w.scan(T0 + 1 + SETTLE)).toEqual([{ kind: 'changed', name: 'sub/a.bin', path: a }]);
+  fs.rmSync(b);
+  expect(await w.scan(T0 + 2 + SETTLE)).toEqual([{ kind: 'removed', name: 'b.bin', path: '' }]);
+  fs.truncateSync(a, 0);
+  expect(await w.scan(T0 + 3 + SETTLE)).toEqual([{ kind: 'removed', name: 'sub/a.bin', path: a }]);
+  // Written again: a new object once settled.
+  fs.writeFileSync(a, 'three');
+  expect(await w.scan(T0 + 4 + SETTLE)).toEqual([]);
+  expect(await w.scan(T0 + 4 + 2 * SETTLE)).toEqual([{ kind: 'added', name: 'sub/a.bin', path: a }]);
+});
+
+test('a FILE root is watched as its one file; a name the catalogue refuses is reported skipped, once; forget() has it reported again', async () => {
+  const f = path.join(dir, 'solo.bin');
+  fs.writeFileSync(f, 'abc');
+  touch(f, 1000);
+  const w = watch(f);
+  await w.start(new Map([['solo.bin', f]]));
+  fs.appendFileSync(f, 'd');
+  await w.scan(T0);
+  expect(await w.scan(T0 + SETTLE)).toEqual([{ kind: 'changed', name: 'solo.bin', path: f }]);
+  const d = watch();
+  await d.start(new Map());
+  fs.writeFileSync(path.join(dir, 'bad name.bin'), 'x');
+  await d.scan(T0);
+  const first = await d.scan(T0 + SETTLE);
+  expect(first.filter((c) => c.kind === 'skipped').map((c) => c.name)).toEqual(['bad name.bin']);
+  expect((await d.scan(T0 + 2 * SETTLE)).filter((c) => c.kind === 'skipped')).toEqual([]);
+  expect(first.filter((c) => c.kind === 'added').map((c) => c.name)).toEqual(['solo.bin']);
+  d.forget('solo.bin');
+  expect(await d.scan(T0 + 3 * SETTLE)).toEqual([{ kind: 'added', name: 'solo.bin', path: f }]);
+});

@@ -1,0 +1,90 @@
+/**
+ * `rqcast serve DIR` while DIR changes (docs/PROTOCOL.md §10.2): a file that
+ * appears is announced in a new FDT instance and can be fetched; a file
+ * still being written is announced once, whole, after it settles. Real
+ * processes on loopback; the assertions count log lines and bytes.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { NsProcess } from '../support/netns';
+import { cliOptions, hostSpawn, rqcastArgv, sha256, startServer, stopProcess, tempDir, writeContent } from './helpers';
+
+jest.setTimeout(120_000);
+
+let dir: string;
+const running: NsProcess[] = [];
+beforeEach(() => {
+  dir = tempDir('served-dir');
+});
+afterEach(async () => {
+  for (const p of running.splice(0)) await stopProcess(p);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function logLines(stderr: string): { msg?: string; [k: string]: unknown }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string });
+}
+
+/** Resolves with the server's first 'object added' line for `name` (polled from its stderr). */
+async function added(server: NsProcess, name: string): Promise<Record<string, unknown>> {
+  for (;;) {
+    const hit = logLines(server.stderr).find((l) => l.msg === 'object added' && l.object === name);
+    if (hit) return hit;
+    if (!server.running) throw new Error(`server exited: ${server.stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function serveDir(root: string, settle: string): Promise<{ p: NsProcess; port: number }> {
+  const p = await startServer(undefined, undefined, [root, '--port', '0', '--bind', '127.0.0.1', '--rate', '100', '--settle', settle]);
+  running.push(p);
+  const m = /listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout);
+  if (!m) throw new Error(p.stdout);
+  return { p, port: Number(m[1]) };
+}
+
+function fetch(port: number, name: string, out: string): Promise<{ code: number | null; stderr: string }> {
+  const p = hostSpawn(rqcastArgv('fetch', `rqcast://127.0.0.1:${port}//${name}`, '-o', out, '--timeout', '30s'), cliOptions({ timeoutMs: 100_000 }));
+  running.push(p);
+  return p.wait();
+}
+
+test('a file that appears in a served directory is announced (new TOI, new FDT instance) and fetched', async () => {
+  const root = path.join(dir, 'root');
+  fs.mkdirSync(root);
+  writeContent(path.join(root, 'a.bin'), 100_000, 1);
+  const { p: server, port } = await serveDir(root, '500ms');
+  const digest = writeContent(path.join(root, 'b.bin'), 300_000, 2);
+  const line = await added(server, 'b.bin');
+  expect(line).toMatchObject({ object: 'b.bin', toi: 2, length: 300_000, channels: ['main'] });
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  const r = await fetch(port, 'b.bin', out);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(sha256(path.join(out, 'b.bin'))).toBe(digest);
+});
+
+test('a file being written is not announced until it has settled: one announcement, of the whole file', async () => {
+  const root = path.join(dir, 'root');
+  fs.mkdirSync(root);
+  writeContent(path.join(root, 'a.bin'), 10_000, 3);
+  const { p: server, port } = await serveDir(root, '3s');
+  const file = path.join(root, 'c.bin');
+  const chunk = Buffer.alloc(20_000, 7);
+  // 40 appends, one every 100 ms: never unchanged for 3 s until the last.
+  for (let i = 0; i < 40; i++) {
+    fs.appendFileSync(file, chunk);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const line = await added(server, 'c.bin');
+  expect(line).toMatchObject({ object: 'c.bin', length: 40 * 20_000 });
+  expect(logLines(server.stderr).filter((l) => l.msg === 'object added' && l.object === 'c.bin')).toHaveLength(1);
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  expect((await fetch(port, 'c.bin', out)).code).toBe(0);
+  expect(fs.statSync(path.join(out, 'c.bin')).size).toBe(40 * 20_000);
+});
