@@ -397,21 +397,22 @@ async function watchServedPaths(paths: readonly string[], opts: ServeCliOptions,
           log.warn({ path: c.path, reason: c.reason }, 'file skipped');
           continue;
         }
-        if (c.kind === 'removed' || c.kind === 'changed') {
-          const old: CatalogueObject | undefined = catalogue.get(c.name);
-          if (old) {
-            server.removeObject(old, c.kind === 'removed' ? 'file removed' : 'file changed');
-            catalogue.remove(old);
-          }
+        const old: CatalogueObject | undefined = c.kind === 'added' ? undefined : catalogue.get(c.name);
+        if (old) catalogue.remove(old);
+        if (c.kind === 'removed') {
+          if (old) server.removeObject(old, 'file removed');
+          continue;
         }
-        if (c.kind === 'added' || c.kind === 'changed') {
-          try {
-            server.addObject(await catalogue.addFile(c.path, c.name), channelsFor(c.path));
-          } catch (e) {
-            // Changed again while read, or a name another path took: tried again at a later scan.
-            watch.forget(c.name);
-            log.warn({ path: c.path, reason: e instanceof Error ? e.message : String(e) }, 'file not added');
-          }
+        try {
+          const next = await catalogue.addFile(c.path, c.name);
+          // A changed file: the old version goes and the new one comes in one FDT instance.
+          if (old) server.replaceObject(old, next, channelsFor(c.path));
+          else server.addObject(next, channelsFor(c.path));
+        } catch (e) {
+          if (old) server.removeObject(old, 'file changed');
+          // Changed again while read, or a name another path took: tried again at a later scan.
+          watch.forget(c.name);
+          log.warn({ path: c.path, reason: e instanceof Error ? e.message : String(e) }, 'file not added');
         }
       }
     };

@@ -43,6 +43,8 @@ export interface RegisteredObject {
   batchMark: number;
   /** Verified and published. */
   done: boolean;
+  /** A newer FDT instance gave its name a new version (new TOI): this one was dropped for it. */
+  replaced?: boolean;
 }
 
 /** One joined channel of one source. */
@@ -285,14 +287,43 @@ export class ObjectRegistry {
       this.ignoreToi(ch, toi);
       gone.push(obj);
     }
+    const names = new Set(fdt.files.map((f) => f.contentLocation));
     for (const obj of gone) {
       if (obj.done) continue;
+      if (names.has(obj.name)) {
+        this.replace(obj);
+        continue;
+      }
       let elsewhere = false;
       for (const bySource of this.channels.values()) {
         for (const other of bySource.values()) for (const o of other.tois.values()) if (o === obj) elsewhere = true;
       }
       if (!elsewhere) this.o.events.failed(new ObjectWithdrawnError(obj.name));
     }
+  }
+
+  /**
+   * The server announced a new version of `obj` (its name under a new TOI,
+   * §10.2: the file changed while served): what was received of the old
+   * one is dropped (its temp file too), and the name is free for the new
+   * version, which the FDT being applied registers.
+   */
+  private replace(obj: RegisteredObject): void {
+    obj.replaced = true;
+    this.byName.delete(obj.name);
+    for (const bySource of this.channels.values()) {
+      for (const ch of bySource.values()) {
+        for (const [toi, o] of ch.tois) {
+          if (o !== obj) continue;
+          ch.tois.delete(toi);
+          ch.toiNumbers.delete(Number(toi));
+          this.ignoreToi(ch, toi);
+        }
+      }
+    }
+    obj.receiver.close(new Error('replaced by a new version'));
+    void obj.sink.abort();
+    this.o.events.warning(`"${obj.name}" changed on the server: fetching its new version`);
   }
 
   private ignoreToi(ch: ChannelEntry, toi: bigint): void {
@@ -322,7 +353,9 @@ export class ObjectRegistry {
     this.byName.set(name, obj);
     receiver.done.then(
       () => this.verify(obj),
-      (e: unknown) => this.o.events.failed(e),
+      (e: unknown) => {
+        if (!obj.replaced) this.o.events.failed(e);
+      },
     );
     void receiver.decoded.then(() => this.o.events.objectDecoded(obj));
     return obj;

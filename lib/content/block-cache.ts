@@ -52,6 +52,8 @@ export interface BlockCacheOptions {
   /** Called (on the JS thread) when a pinned block has become ready. */
   onReady?: (source: PreparableSource, sbn: number) => void;
   onError?: (err: unknown, source: PreparableSource, sbn: number) => void;
+  /** Runs before each preparation; a rejection is that preparation's failure (a file that changed since it was announced). */
+  beforePrepare?: (source: PreparableSource, sbn: number) => Promise<void>;
 }
 
 type State = 'idle' | 'queued' | 'preparing' | 'ready';
@@ -81,6 +83,7 @@ export class BlockCache {
   private inFlight = 0;
   private readonly onReady?: BlockCacheOptions['onReady'];
   private readonly onError?: BlockCacheOptions['onError'];
+  private readonly beforePrepare?: BlockCacheOptions['beforePrepare'];
   private closed = false;
   private readonly s: BlockCacheStats = { preparedBlocks: 0, preparedBytes: 0, preparedBytesPeak: 0, prepares: 0, releases: 0, prepareErrors: 0 };
 
@@ -89,6 +92,7 @@ export class BlockCache {
     this.budgetBytes = options.budgetBytes;
     this.onReady = options.onReady;
     this.onError = options.onError;
+    this.beforePrepare = options.beforePrepare;
   }
 
   get stats(): BlockCacheStats {
@@ -183,7 +187,8 @@ export class BlockCache {
     this.s.preparedBlocks++;
     this.s.preparedBytes += need;
     this.s.preparedBytesPeak = Math.max(this.s.preparedBytesPeak, this.s.preparedBytes);
-    e.source.prepareBlockAsync(e.sbn).then(
+    const check = this.beforePrepare;
+    (check ? check(e.source, e.sbn).then(() => e.source.prepareBlockAsync(e.sbn)) : e.source.prepareBlockAsync(e.sbn)).then(
       () => {
         this.inFlight--;
         if (this.closed) return;

@@ -52,6 +52,12 @@ export class ObjectNotFoundError extends CatalogueError {
     super('ERR_OBJECT_NOT_FOUND', `no such file or directory: ${what}`);
   }
 }
+/** A served file is not what was announced any more (size, mtime or inode changed): its blocks must not be read for the old object. */
+export class ObjectChangedError extends CatalogueError {
+  constructor(what: string) {
+    super('ERR_OBJECT_CHANGED', `${what} changed since it was announced (size, mtime or inode)`);
+  }
+}
 export class EmptyObjectError extends CatalogueError {
   constructor(what: string) {
     super('ERR_EMPTY_OBJECT', `${what} is empty: RaptorQ cannot carry a zero-length object`);
@@ -94,6 +100,19 @@ export interface CatalogueObject {
   readonly oti: FecOti;
   /** The object's blocks: a BlockSource (block-source.ts) as it is, every block sealed from the start. */
   readonly encoder: ObjectEncoder;
+  /** The file as it was when it was read for the digest (checkUnchanged). */
+  readonly stamp?: FileStamp;
+}
+
+/** What tells a file's versions apart without reading it. */
+export interface FileStamp {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+function stampOf(st: { size: number; mtimeMs: number; ino: number }): FileStamp {
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
 }
 
 export interface CatalogueOptions {
@@ -221,6 +240,7 @@ export class Catalogue {
           sha256: await digestFile(f.path, st.size),
           oti: encoder.otiInfo,
           encoder,
+          stamp: stampOf(st),
         });
       }
     } catch (e) {
@@ -258,13 +278,25 @@ export class Catalogue {
       encoder.close();
       throw new DuplicateObjectNameError(name);
     }
-    const o: CatalogueObject = { toi: this.nextToi++, name, path: path.resolve(file), length: st.size, sha256, oti: encoder.otiInfo, encoder };
+    const o: CatalogueObject = { toi: this.nextToi++, name, path: path.resolve(file), length: st.size, sha256, oti: encoder.otiInfo, encoder, stamp: stampOf(st) };
     this.list.push(o);
     this.byName.set(name, o);
     const list = this.byPath.get(o.path) ?? [];
     list.push(o);
     this.byPath.set(o.path, list);
     return o;
+  }
+
+  /**
+   * Throws ObjectChangedError if `o`'s file is not the one announced any
+   * more (its size, mtime or inode differ from when it was read): a block
+   * read now might not match the digest clients check (the server calls
+   * this before preparing each block, and withdraws the object).
+   */
+  async checkUnchanged(o: CatalogueObject): Promise<void> {
+    if (!o.stamp) return;
+    const st = await fsp.stat(o.path).catch(() => undefined);
+    if (!st || st.size !== o.stamp.size || st.mtimeMs !== o.stamp.mtimeMs || st.ino !== o.stamp.ino) throw new ObjectChangedError(o.name);
   }
 
   /** Takes `o` out of the catalogue (its name is free again); its encoder stays open until `close()`, for the streams that still hold it. */

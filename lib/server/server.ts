@@ -59,7 +59,7 @@ import type { ObjectEncoder } from '../fec/encoder';
 import type { SymbolAllocator } from '../content/symbol-allocator';
 import { IoError, SourceTruncatedError } from '../fec/errors';
 import { BlockCache } from '../content/block-cache';
-import type { Catalogue, CatalogueObject, FdtObject } from '../content/catalogue';
+import { type Catalogue, type CatalogueObject, type FdtObject, ObjectChangedError } from '../content/catalogue';
 import { type BlockPins, ChannelStream, type ChannelStreamOptions, type StreamCounters, type SymbolSource } from '../stream/channel-stream';
 import { type ChannelInfo, type ClientEvent, ClientManager, type ClientManagerCounters, staticChannelDirectory } from '../session/client-manager';
 import type { ManagerOutput } from '../session/manager-output';
@@ -207,6 +207,11 @@ export class RqcastServer extends EventEmitter {
     this.cache = new BlockCache({
       budgetBytes: this.plan.memoryBytes,
       onError: (err, source, sbn) => this.onPrepareError(err, source, sbn),
+      // A file edited in place since it was announced must not be read for the old object (§10.2).
+      beforePrepare: async (source) => {
+        const obj = this.catalogue.objects.find((o) => o.encoder === source);
+        if (obj) await this.catalogue.checkUnchanged(obj);
+      },
     });
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode, options.repairStart);
@@ -433,7 +438,7 @@ export class RqcastServer extends EventEmitter {
     const obj = this.catalogue.objects.find((o) => o.encoder === source);
     const code = (err as { code?: unknown } | undefined)?.code;
     const reason = err instanceof Error ? err.message : String(err);
-    if (obj && (err instanceof SourceTruncatedError || err instanceof IoError)) {
+    if (obj && (err instanceof SourceTruncatedError || err instanceof IoError || err instanceof ObjectChangedError)) {
       this.withdraw(obj, { sbn, code, reason });
       return;
     }
@@ -484,6 +489,20 @@ export class RqcastServer extends EventEmitter {
     const affected = this.channels.filter((c) => c.objects.includes(obj));
     this.log.info({ object: obj.name, toi: obj.toi, why, channels: affected.map((c) => c.name) }, 'object removed');
     this.restreamAll(affected, (objects) => objects.filter((o) => o !== obj), this.clock());
+  }
+
+  /**
+   * `next` is the new version of `old` (its file changed while served):
+   * in one new FDT instance per channel, `old` is dropped and `next`
+   * listed under its new TOI, on the channels that carried `old` and those
+   * named. Logged 'object replaced'.
+   */
+  replaceObject(old: CatalogueObject, next: CatalogueObject, channels: readonly string[]): void {
+    if (this.closed) return;
+    this.encoders.set(next.encoder, next.encoder);
+    const affected = this.channels.filter((c) => c.objects.includes(old) || channels.includes(c.name));
+    this.log.info({ object: next.name, toi: next.toi, oldToi: old.toi, length: next.length, channels: affected.map((c) => c.name) }, 'object replaced');
+    this.restreamAll(affected, (objects) => [...objects.filter((o) => o !== old && o !== next), next], this.clock());
   }
 
   private restreamAll(affected: readonly ServerChannel[], objectsOf: (objects: readonly CatalogueObject[]) => CatalogueObject[], now: number): void {

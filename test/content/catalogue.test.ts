@@ -154,3 +154,41 @@ describe('encoderOptionsFor: objects beyond the default 256 x 16 MiB', () => {
     expect(() => chooseOti(20e9, encoderOptionsFor(20e9, 1280), loadNative())).toThrow(/more than 56403 symbols/);
   });
 });
+
+describe('a file that changes while served (docs/PROTOCOL.md §10.2)', () => {
+  test('checkUnchanged: passes for the file as read; ObjectChangedError after an edit in place (same size, new mtime), a truncation or a rename over it', async () => {
+    const { mkdtempSync, writeFileSync, utimesSync, truncateSync, renameSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { ObjectChangedError } = await import('../../lib/content/catalogue');
+    const d = mkdtempSync(join(tmpdir(), 'rqcast-changed-'));
+    try {
+      const f = join(d, 'x.bin');
+      writeFileSync(f, Buffer.alloc(5000, 1));
+      utimesSync(f, 1000, 1000);
+      const c = await Catalogue.load([f]);
+      const o = c.objects[0];
+      await expect(c.checkUnchanged(o)).resolves.toBeUndefined();
+      writeFileSync(f, Buffer.alloc(5000, 2));
+      utimesSync(f, 2000, 2000);
+      await expect(c.checkUnchanged(o)).rejects.toBeInstanceOf(ObjectChangedError);
+      utimesSync(f, 1000, 1000);
+      await expect(c.checkUnchanged(o)).resolves.toBeUndefined();
+      truncateSync(f, 100);
+      utimesSync(f, 1000, 1000);
+      await expect(c.checkUnchanged(o)).rejects.toThrow(/x\.bin changed since it was announced/);
+      writeFileSync(join(d, 'y.bin'), Buffer.alloc(5000, 1));
+      utimesSync(join(d, 'y.bin'), 1000, 1000);
+      renameSync(join(d, 'y.bin'), f);
+      await expect(c.checkUnchanged(o)).rejects.toBeInstanceOf(ObjectChangedError);
+      // addFile gives the new version the next TOI; remove frees the name.
+      c.remove(o);
+      const next = await c.addFile(f, 'x.bin');
+      expect(next.toi).toBe(2);
+      expect(c.get('x.bin')).toBe(next);
+      c.close();
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

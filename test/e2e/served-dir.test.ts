@@ -88,3 +88,29 @@ test('a file being written is not announced until it has settled: one announceme
   expect((await fetch(port, 'c.bin', out)).code).toBe(0);
   expect(fs.statSync(path.join(out, 'c.bin')).size).toBe(40 * 20_000);
 });
+
+test('a file replaced while it is being fetched: the server announces the new version (new TOI) in the same FDT instance that drops the old, and the fetch ends with the new content, not a digest error', async () => {
+  const file = path.join(dir, 'doc.bin');
+  writeContent(file, 1024 * 1024, 21);
+  // 1 MiB at 2 Mbit/s: about 4.5 s to fetch.
+  const p = await startServer(undefined, undefined, [file, '--port', '0', '--bind', '127.0.0.1', '--rate', '2', '--settle', '500ms']);
+  running.push(p);
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout)?.[1]);
+  const out = path.join(dir, 'out');
+  fs.mkdirSync(out);
+  const client = hostSpawn(rqcastArgv('fetch', `rqcast://127.0.0.1:${port}`, '-o', out, '--json', '--timeout', '30s'), cliOptions({ timeoutMs: 100_000 }));
+  running.push(client);
+  await client.waitForStdout(/"type":"progress"/, 60_000);
+  // An editor's save: the new content written beside, then renamed over.
+  const next = path.join(dir, 'doc.bin.new');
+  const digest = writeContent(next, 1024 * 1024, 22);
+  fs.renameSync(next, file);
+  const r = await client.wait();
+  expect(r.code).toBe(0);
+  expect(sha256(path.join(out, 'doc.bin'))).toBe(digest);
+  expect(r.stdout).toMatch(/"type":"warning","message":"\\"doc\.bin\\" changed on the server: fetching its new version"/);
+  expect(fs.readdirSync(out)).toEqual(['doc.bin']);
+  const replaced = logLines(p.stderr).filter((l) => l.msg === 'object replaced');
+  expect(replaced).toHaveLength(1);
+  expect(replaced[0]).toMatchObject({ object: 'doc.bin', oldToi: 1, toi: 2, channels: ['main'] });
+});

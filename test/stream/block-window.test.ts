@@ -243,6 +243,35 @@ describe('BlockCache', () => {
     expect(cache.stats.prepares).toBe(1);
   });
 
+  test('beforePrepare runs before each preparation; its rejection is that preparation\'s failure and nothing is read (a file changed since announced)', async () => {
+    const src = new ManualSource();
+    const errors: unknown[] = [];
+    let allowed = true;
+    const checked: number[] = [];
+    const cache = new BlockCache({
+      budgetBytes: 1000,
+      onError: (e) => errors.push(e),
+      beforePrepare: async (_s, sbn) => {
+        checked.push(sbn);
+        if (!allowed) throw new Error('changed');
+      },
+    });
+    cache.pin(src, 0);
+    await tick();
+    expect([...src.waiting.keys()]).toEqual([0]);
+    src.finish(0);
+    await tick();
+    allowed = false;
+    cache.pin(src, 1);
+    await tick();
+    await tick();
+    expect(checked).toEqual([0, 1]);
+    expect(src.waiting.size).toBe(0);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['changed']);
+    expect(cache.stats.prepareErrors).toBe(1);
+    expect(cache.ready(src, 1)).toBe(false);
+  });
+
   test('a failed preparation is reported and the block can be pinned again', async () => {
     const src = new ManualSource();
     const errors: number[] = [];

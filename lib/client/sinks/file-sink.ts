@@ -35,7 +35,8 @@ export class FileSinkFactory implements SinkFactory {
     const o = this.options;
     const target = o.outputFile !== undefined ? path.resolve(o.outputFile) : path.resolve(o.outputDir, safeObjectPath(object.name));
     const other = this.used.get(target);
-    if (other !== undefined) throw new UnfetchableObjectError(object.name, `its output path is already used by "${other}"`);
+    // The same name again is a new version of the object (the registry keeps one per name; each writer has its own temp file).
+    if (other !== undefined && other !== object.name) throw new UnfetchableObjectError(object.name, `its output path is already used by "${other}"`);
     this.used.set(target, object.name);
     return new FileSink(object, target, o.holdBytes);
   }
