@@ -447,6 +447,13 @@ function asUsageError(e: unknown): unknown {
 
 /** The lines --help prints after the options. */
 const SERVE_HELP_AFTER = `
+While serving: FILEs and DIRs are rescanned every 0.5 s; a file added, replaced
+or removed is announced to clients (a new FDT instance) once it has not changed
+for --settle; --no-watch serves them as they were at start.
+
+SIGTERM or SIGINT: no new clients, every joined client told the server is
+leaving (their fetch exits 7 at once), exit 0; a second signal exits at once.
+
 Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md §10.10):
   rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
   rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
