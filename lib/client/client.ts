@@ -49,8 +49,10 @@
  * no ACKs: TCP recovers its losses itself, with fresh symbols.
  *
  * Errors end the fetch: JoinRefusedError (the CLI's exit 3),
- * FetchTimeoutError (4), DigestMismatchError (5). Temp files are removed
- * on every failure.
+ * FetchTimeoutError (4), DigestMismatchError (5), ServerLeftError (7: the
+ * server said it is leaving and stopped, server-link.ts, and no other link
+ * serves the fetch), ObjectWithdrawnError (1: a newer FDT instance dropped
+ * an object being fetched). Temp files are removed on every failure.
  */
 import { randomBytes } from 'crypto';
 import { EventEmitter } from 'events';

@@ -18,6 +18,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { RqcastClient } from '../../lib/client/client';
+import { ServerLeftError } from '../../lib/client/errors';
 import type { TransportEvent } from '../../lib/client/events';
 import { Catalogue } from '../../lib/content/catalogue';
 import { encodeFrame } from '../../lib/protocol/framing';
@@ -255,6 +256,26 @@ test("auto, a server whose UDP data never arrives: the channel moves to TCP afte
     expect(s.channels).toEqual([{ name: 'main', tsi: 1, transport: 'tcp' }]);
     // Two sessions: the UDP one (joined, never fed) and the TCP one.
     expect(r.server.counters.sessionsStarted).toBe(2);
+  } finally {
+    await r.close();
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('the server shuts down under a TCP client: ERROR ServerLeaving, then the connection closes; the fetch fails with ServerLeftError (exit 7), not a transport error', async () => {
+  const r = await running();
+  const out = mkdtempSync(path.join(tmpdir(), 'rqcast-tcp-out-'));
+  try {
+    const c = new RqcastClient(`rqcast://127.0.0.1:${r.port}`, { outputDir: out, transport: 'tcp', timeoutMs: 60_000 });
+    // As soon as the session is joined: the object cannot be complete yet.
+    c.on('joined', () => void r.server.shutdown());
+    const e = await c.fetch().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(ServerLeftError);
+    expect(r.server.counters).toMatchObject({ sessionsStarted: 1, sessionsServerLeft: 1 });
+    expect(c.stats.serverLeaving).toBe(1);
   } finally {
     await r.close();
     rmSync(out, { recursive: true, force: true });
