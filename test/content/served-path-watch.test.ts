@@ -20,9 +20,16 @@ afterEach(() => {
 const T0 = 1_000_000;
 const SETTLE = 2000;
 
+/** A watch whose own timer never fires during a test: every scan is the test's, at the test's times. */
 function watch(root = dir): ServedPathWatch {
-  return new ServedPathWatch(root, { settleMs: SETTLE, onChanges: async () => undefined });
+  const w = new ServedPathWatch(root, { settleMs: SETTLE, rescanMs: 2 ** 30, onChanges: async () => undefined });
+  watches.push(w);
+  return w;
 }
+const watches: ServedPathWatch[] = [];
+afterEach(() => {
+  for (const w of watches.splice(0)) w.close();
+});
 
 /** Sets a file's mtime to `s` seconds (so that a rewrite of the same size is seen as a change). */
 function touch(file: string, s: number): void {
