@@ -62,11 +62,39 @@ export class DigestMismatchError extends ClientError {
   }
 }
 
-/** The FDTs of every joined channel arrived and none lists the object asked for. */
+/** What the server's FDTs offered, for an error that says what exists instead. */
+export interface ServerOffer {
+  /** Names of the objects the joined channels' FDTs list. */
+  objects: string[];
+  /** Every channel of the server (the FDTs' rq:Channel list); empty when they list none. */
+  channels: string[];
+}
+
+/** The names in `offer`, for an error message: at most `max` of each kind. */
+export function offerText(offer: ServerOffer, max = 10): string {
+  const list = (names: string[]): string => {
+    const shown = names.slice(0, max).map((n) => JSON.stringify(n));
+    return shown.join(', ') + (names.length > max ? `, … (${names.length - max} more)` : '');
+  };
+  const parts: string[] = [];
+  if (offer.channels.length > 0) parts.push(`channels ${list(offer.channels)}`);
+  parts.push(offer.objects.length > 0 ? `objects ${list(offer.objects)}` : 'no objects');
+  return parts.join('; ');
+}
+
+/** The FDTs of every joined channel arrived and none lists the object asked for (exit 6). */
 export class NoSuchObjectError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_NO_SUCH_OBJECT';
-  constructor(objectName: string) {
-    super(NoSuchObjectError.code, `no joined channel carries an object named "${objectName}"`);
+  readonly objectName: string;
+  /** What the joined channels offered instead, when known. */
+  readonly offer?: ServerOffer;
+  constructor(objectName: string, offer?: ServerOffer, message?: string) {
+    super(
+      NoSuchObjectError.code,
+      message ?? `no joined channel carries an object named "${objectName}"${offer ? ` (the server offers ${offerText(offer)}; run "rqcast ls URL" to list them)` : ''}`,
+    );
+    this.objectName = objectName;
+    if (offer) this.offer = offer;
   }
 }
 

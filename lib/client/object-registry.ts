@@ -24,7 +24,7 @@ import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { UnfetchableObjectError } from './errors';
+import { ServerOffer, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { ObjectSink, SinkFactory } from './sinks/sink';
@@ -103,6 +103,9 @@ export class ObjectRegistry {
   private readonly superseded = new Set<ChannelEntry>();
   /** By name; each one is also known by its digest and OTI (objectFor). */
   private readonly byName = new Map<string, RegisteredObject>();
+  /** Every name the FDTs listed, wanted or not, and the server's channels as the last FDT listed them: what an error offers instead. */
+  private readonly listed = new Set<string>();
+  private listedChannels: string[] = [];
 
   constructor(private readonly o: ObjectRegistryOptions) {}
 
@@ -167,6 +170,11 @@ export class ObjectRegistry {
     return this.o.name !== undefined && !this.byName.has(this.o.name);
   }
 
+  /** What the FDTs applied so far offer: every object name they listed, and the server's channels. */
+  offer(): ServerOffer {
+    return { objects: [...this.listed], channels: [...this.listedChannels] };
+  }
+
   /** Every object's blocks are decoded. */
   allDecoded(): boolean {
     for (const obj of this.byName.values()) if (!obj.receiver.complete) return false;
@@ -227,7 +235,9 @@ export class ObjectRegistry {
   private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
     ch.fdtSeen = true;
     const named = this.o.name;
+    if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
     for (const file of fdt.files) {
+      this.listed.add(file.contentLocation);
       if (ch.tois.has(file.toi)) continue;
       if (named !== undefined && file.contentLocation !== named) {
         this.ignoreToi(ch, file.toi);

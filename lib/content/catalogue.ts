@@ -32,7 +32,7 @@ import * as path from 'node:path';
 import { EncoderOptions, ObjectEncoder } from '../fec/encoder';
 import { DEFAULT_MAX_SUB_BLOCK_SIZE, Oti as FecOti } from '../fec/oti';
 import type { RawCodecBinding } from '../native';
-import { FdtFile, buildFdt } from '../protocol/fdt';
+import { FdtChannel, FdtFile, buildFdt } from '../protocol/fdt';
 import { MAX_SOURCE_BLOCKS, Oti as WireOti } from '../protocol/oti';
 import { ServerError } from '../errors';
 
@@ -246,8 +246,17 @@ export class Catalogue {
     return this.list.filter((o) => o.path.startsWith(prefix));
   }
 
-  /** A FLUTE FDT instance (TOI 0) listing `objects`, FEC-encoded like any object. */
-  fdt(objects: readonly CatalogueObject[], instanceId: number, nowMs: number, lifetimeMs = DEFAULT_FDT_LIFETIME_MS): FdtObject {
+  /**
+   * A FLUTE FDT instance (TOI 0) listing `objects`, and `channels` (the
+   * server's, as rq:Channel elements) when given, FEC-encoded like any object.
+   */
+  fdt(
+    objects: readonly CatalogueObject[],
+    instanceId: number,
+    nowMs: number,
+    lifetimeMs = DEFAULT_FDT_LIFETIME_MS,
+    channels?: readonly FdtChannel[],
+  ): FdtObject {
     const files: FdtFile[] = objects.map((o) => ({
       toi: BigInt(o.toi),
       contentLocation: o.name,
@@ -257,7 +266,7 @@ export class Catalogue {
       oti: wireOti(o.oti),
       sha256: o.sha256,
     }));
-    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, files });
+    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, files, ...(channels ? { channels: [...channels] } : {}) });
     const bytes = new TextEncoder().encode(xml);
     const encoder = new ObjectEncoder(bytes, { symbolSize: this.symbolSize }, this.binding);
     return { instanceId, xml, bytes, encoder };

@@ -36,6 +36,7 @@
 import { EventEmitter } from 'node:events';
 import { decodeControl, encodeControl } from '../protocol/control';
 import type { ControlMessage } from '../protocol/messages';
+import type { FdtChannel } from '../protocol/fdt';
 import { Replicator } from '../transport/replicator';
 import {
   type ControlReceived,
@@ -189,8 +190,14 @@ export class RqcastServer extends EventEmitter {
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode);
     const now = this.clock();
+    // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
+    const offered: FdtChannel[] = this.plan.channels.map((c) => ({
+      name: c.name,
+      rateBps: Math.round(c.rateMbps * 1e6),
+      transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])],
+    }));
     this.channels = this.plan.channels.map((c) => {
-      const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
+      const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
