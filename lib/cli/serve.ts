@@ -67,6 +67,7 @@ import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
 import { UsageError } from './errors';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
+  bindAddress,
   hexSecret,
   integerIn,
   localUnicastAddress,
@@ -111,7 +112,8 @@ export interface ServeCliOptions {
   port: number;
   bind: string;
   rate: number;
-  channel: ChannelSpec[];
+  /** --channel, in the order given; undefined when none (commander shows no "(default: [])"). */
+  channel?: ChannelSpec[];
   symbolSize: number;
   /** MiB of prepared blocks (--memory). */
   memory: number;
@@ -215,7 +217,8 @@ function groupConfig(spec: MulticastGroupSpec, opts: ServeCliOptions): NonNullab
 /** The channels the command line asks for: main (unless a --channel is named so) and every --channel, with their groups. */
 function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) => string[]): ChannelConfig[] {
   const channels: ChannelConfig[] = [];
-  const explicitMain = opts.channel.find((c) => c.name === DEFAULT_CHANNEL);
+  const specs = opts.channel ?? [];
+  const explicitMain = specs.find((c) => c.name === DEFAULT_CHANNEL);
   if (opts.multicast && explicitMain?.multicast) {
     throw new UsageError(`channel ${DEFAULT_CHANNEL} has two groups: --multicast and its --channel @GROUP:PORT`);
   }
@@ -224,7 +227,7 @@ function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) =>
     if (opts.multicast) main.multicast = groupConfig(opts.multicast, opts);
     channels.push(main);
   }
-  for (const c of opts.channel) {
+  for (const c of specs) {
     const config: ChannelConfig = { name: c.name, objects: objectsOf(c), rateMbps: c.rateMbps ?? opts.rate };
     const group = c.multicast ?? (c === explicitMain ? opts.multicast : undefined);
     if (group) config.multicast = groupConfig(group, opts);
@@ -270,7 +273,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     if (!all.some((q) => within(abs, path.resolve(q)))) all.push(p);
   };
   paths.forEach(add);
-  for (const c of opts.channel) c.paths.forEach(add);
+  for (const c of opts.channel ?? []) c.paths.forEach(add);
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
 
   const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
@@ -372,6 +375,9 @@ function asUsageError(e: unknown): unknown {
 
 /** The lines --help prints after the options. */
 const SERVE_HELP_AFTER = `
+Exit codes: 0 stopped by SIGINT or SIGTERM, 2 usage (a bad option, a missing or
+unservable file), 1 any other failure (e.g. the port is taken).
+
 Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md §10.10):
   rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
   rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
@@ -411,12 +417,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .description('serve files to any number of clients as RaptorQ streams')
     .argument('[paths...]', 'files and directories to serve')
     .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(optionParser(parsePort)))
-    .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
+    .addOption(new Option('--bind <address>', 'address to bind the control port to: 0.0.0.0 or :: for every address, or one of this host').default('0.0.0.0').argParser(optionParser(bindAddress())))
     .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
     .addOption(
-      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)')
-        .default([])
-        .argParser(repeatableOptionParser(parseChannelSpec)),
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)').argParser(
+        repeatableOptionParser(parseChannelSpec),
+      ),
     )
     .addOption(
       new Option('--multicast <group:port>', 'also send channel main to this IP multicast group (224.0.0.0/4, or ff00::/8 in brackets: [ff3e::1]:5000)').argParser(

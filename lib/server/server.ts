@@ -170,6 +170,8 @@ export class RqcastServer extends EventEmitter {
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
+  /** listen() finished: the server said 'listening'. */
+  private listening = false;
   private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
@@ -263,6 +265,7 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
+    this.listening = true;
     this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
@@ -385,7 +388,8 @@ export class RqcastServer extends EventEmitter {
     for (const stream of this.streams.values()) stream.close();
     for (const ch of this.channels) ch.fdt.encoder.close();
     this.cache.close();
-    this.log.info({}, 'closed');
+    // Only a server that was listening says it closed: one that never started (the port taken) says why, and nothing else.
+    if (this.listening) this.log.info({}, 'closed');
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */

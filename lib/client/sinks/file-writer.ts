@@ -57,6 +57,38 @@ export function safeObjectPath(name: string): string {
   return segments.join('/');
 }
 
+/**
+ * mkdir -p that reports the real cause. Node's recursive mkdir says ENOENT
+ * when a missing parent cannot be made (on a read-only mount, EROFS; without
+ * permission, EACCES): each missing level is then made in turn, so the
+ * first that fails says why.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); ; ) {
+    const exists = await fs.stat(at).then(
+      () => true,
+      () => false,
+    );
+    if (exists) break;
+    missing.push(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of missing.reverse()) {
+    await fs.mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
+}
+
 export class ObjectFileWriter {
   /** Bytes written so far (each block once). */
   bytesWritten = 0;
@@ -94,7 +126,7 @@ export class ObjectFileWriter {
   static async create(finalPath: string, length: number): Promise<ObjectFileWriter> {
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError('length must be a non-negative integer');
     const dir = path.dirname(finalPath);
-    await fs.mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     const tempPath = path.join(dir, `.${path.basename(finalPath)}.rqcast-tmp-${randomBytes(4).toString('hex')}`);
     // 'wx+': never reuse (or follow a link planted at) an existing path.
     const handle = await fs.open(tempPath, 'wx+', 0o666);
