@@ -6,7 +6,8 @@
  *   over one transport), and the TSI (RFC 5651 §5.1) is unique only within
  *   the server that gave it in JOINED, so two servers' TSIs may collide.
  * - Objects are keyed by what they are, not by where they come from: the
- *   FDT's Content-Location, rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
+ *   FDT's Content-Location (percent-decoded: the name, RFC 3986),
+ *   rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
  *   RFC 6330 §3.3). Every channel, of any source, whose FDT lists the same
  *   name, digest and OTI feeds the same ObjectReceiver, so their symbols
  *   combine (servers of one deployment give each source its own ESI range).
@@ -19,6 +20,7 @@
  *   verifies and publishes the object once every block is written.
  */
 import { AlcPacket, FDT_TOI } from '../protocol/alc';
+import { decodeContentLocation } from '../protocol/content-location';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
@@ -237,15 +239,16 @@ export class ObjectRegistry {
     const named = this.o.name;
     if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
     for (const file of fdt.files) {
-      this.listed.add(file.contentLocation);
+      const name = decodeContentLocation(file.contentLocation);
+      this.listed.add(name);
       if (ch.tois.has(file.toi)) continue;
-      if (named !== undefined && file.contentLocation !== named) {
+      if (named !== undefined && name !== named) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
       let obj: RegisteredObject | undefined;
       try {
-        obj = this.objectFor(file, now);
+        obj = this.objectFor(file, name, now);
       } catch (e) {
         if (named !== undefined) {
           this.o.events.failed(e);
@@ -277,9 +280,8 @@ export class ObjectRegistry {
     if (toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.ignoredToiNumbers.add(Number(toi));
   }
 
-  /** The object for an FDT entry: the one already known (same name, digest, OTI), a new one, or undefined (refused). */
-  private objectFor(file: FdtFile, now: number): RegisteredObject | undefined {
-    const name = file.contentLocation;
+  /** The object for an FDT entry named `name` (its Content-Location decoded): the one already known (same name, digest, OTI), a new one, or undefined (refused). */
+  private objectFor(file: FdtFile, name: string, now: number): RegisteredObject | undefined {
     if (file.oti === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no RaptorQ OTI');
     if (file.sha256 === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no rq:Content-SHA-256 to verify it');
     const existing = this.byName.get(name);

@@ -6,11 +6,15 @@
  * - TOIs are 1..n in catalogue order (TOI 0 is the FDT, RFC 6726 §3.3).
  *   A TOI names the same object on every channel of the server, so a client
  *   on several channels pools their symbols per TOI.
- * - Names (Content-Location) are relative paths of URI-unreserved characters
- *   ([A-Za-z0-9._~-] segments joined by '/', never '.' or '..'): a FILE
- *   argument is named by its base name, a file under a DIR argument by its
- *   path relative to that DIR. Any other name, or two objects with one name,
- *   is a configuration error: a client writes objects under these names.
+ * - Names are relative paths ('/'-separated segments, never empty, '.' or
+ *   '..'): a FILE argument is named by its base name, a file under a DIR
+ *   argument by its path relative to that DIR. Any Unicode goes (spaces,
+ *   accents); the FDT's Content-Location is the name percent-encoded
+ *   (lib/protocol/content-location.ts, RFC 3986). A name no client could
+ *   write safely (control characters, a '\', bytes that are not UTF-8,
+ *   over 1024 characters) is refused for a FILE argument and skipped, with
+ *   its reason in `skipped`, under a DIR; two objects with one name are a
+ *   configuration error.
  * - Empty files: RaptorQ has no encoding for F = 0 (RFC 6330 §4.4.1.2 needs
  *   F >= 1). An empty FILE argument is refused with EmptyObjectError; empty
  *   files found while walking a DIR are skipped and reported in `skipped`.
@@ -32,7 +36,8 @@ import * as path from 'node:path';
 import { EncoderOptions, ObjectEncoder } from '../fec/encoder';
 import { DEFAULT_MAX_SUB_BLOCK_SIZE, Oti as FecOti } from '../fec/oti';
 import type { RawCodecBinding } from '../native';
-import { FdtChannel, FdtFile, buildFdt } from '../protocol/fdt';
+import { encodeContentLocation } from '../protocol/content-location';
+import { FDT_MAX_ATTRIBUTE_CHARS, FdtChannel, FdtFile, buildFdt } from '../protocol/fdt';
 import { MAX_SOURCE_BLOCKS, Oti as WireOti } from '../protocol/oti';
 import { ServerError } from '../errors';
 
@@ -57,8 +62,8 @@ export class EmptyObjectError extends CatalogueError {
   }
 }
 export class BadObjectNameError extends CatalogueError {
-  constructor(name: string) {
-    super('ERR_BAD_OBJECT_NAME', `object name ${JSON.stringify(name)} is not a relative path of [A-Za-z0-9._~-] segments`);
+  constructor(name: string, why = objectNameProblem(name) ?? 'not a relative path') {
+    super('ERR_BAD_OBJECT_NAME', `object name ${JSON.stringify(name)} cannot be served: ${why}`);
   }
 }
 export class DuplicateObjectNameError extends CatalogueError {
@@ -67,12 +72,28 @@ export class DuplicateObjectNameError extends CatalogueError {
   }
 }
 
-const SEGMENT = /^[A-Za-z0-9._~-]+$/;
+/** The longest object name, in characters (its Content-Location may be longer, up to the FDT's attribute limit). */
+export const MAX_OBJECT_NAME_CHARS = 1024;
 
-/** Whether `name` is a Content-Location rqcast sends and clients may write under. */
+/** Why `name` cannot be an object's name, or undefined when it can. */
+export function objectNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'empty name';
+  if (name.length > MAX_OBJECT_NAME_CHARS) return `longer than ${MAX_OBJECT_NAME_CHARS} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'a control character in the name';
+  if (name.includes('\\')) return "a '\\' in the name (a path separator to some clients)";
+  // readdir gives U+FFFD for bytes that are not UTF-8: no file of that name could be opened, nor a client name it.
+  if (name.includes('\uFFFD') || Buffer.from(name, 'utf8').toString('utf8') !== name) return 'not valid UTF-8';
+  for (const s of name.split('/')) {
+    if (s === '' || s === '.' || s === '..') return 'not a relative path (an empty, "." or ".." segment)';
+  }
+  if (encodeContentLocation(name).length > FDT_MAX_ATTRIBUTE_CHARS) return `its Content-Location is longer than ${FDT_MAX_ATTRIBUTE_CHARS} characters`;
+  return undefined;
+}
+
+/** Whether `name` is an object name rqcast serves and clients may write under. */
 export function isSafeObjectName(name: string): boolean {
-  if (name.length === 0 || name.length > 1024) return false;
-  return name.split('/').every((s) => SEGMENT.test(s) && s !== '.' && s !== '..');
+  return objectNameProblem(name) === undefined;
 }
 
 /** The RFC 6330 OTI in the wire-format shape (lib/protocol) from the codec's. */
@@ -195,7 +216,13 @@ export class Catalogue {
     const names = new Set<string>();
     try {
       for (const f of found) {
-        if (!isSafeObjectName(f.name)) throw new BadObjectNameError(f.name);
+        const problem = objectNameProblem(f.name);
+        if (problem !== undefined) {
+          // One odd name in a directory must not stop the others being served.
+          if (f.explicit) throw new BadObjectNameError(f.name, problem);
+          skipped.push({ path: f.path, reason: `name cannot be served: ${problem}` });
+          continue;
+        }
         if (names.has(f.name)) throw new DuplicateObjectNameError(f.name);
         names.add(f.name);
         const st = await fsp.stat(f.path);
@@ -259,7 +286,7 @@ export class Catalogue {
   ): FdtObject {
     const files: FdtFile[] = objects.map((o) => ({
       toi: BigInt(o.toi),
-      contentLocation: o.name,
+      contentLocation: encodeContentLocation(o.name),
       contentLength: o.length,
       transferLength: o.length,
       fecEncodingId: 6,
