@@ -56,6 +56,8 @@ export interface ChannelEntry {
   readonly fdt: FdtReceiver;
   /** A first FDT instance has been decoded. */
   fdtSeen: boolean;
+  /** The last FDT instance applied (what `rqcast ls` lists). */
+  fdtInstance?: FdtInstance;
   /** TOI -> object of this channel. */
   readonly tois: Map<bigint, RegisteredObject>;
   /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
@@ -85,6 +87,8 @@ export interface ObjectRegistryOptions {
   name?: string;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
+  /** Read the FDTs only (`rqcast ls`): no object is wanted, every TOI is ignored. */
+  listOnly?: boolean;
   /** Partial blocks of every object, shared. */
   budget: PartialBlockBudget;
   sinks: SinkFactory;
@@ -236,13 +240,14 @@ export class ObjectRegistry {
 
   private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
     ch.fdtSeen = true;
+    ch.fdtInstance = fdt;
     const named = this.o.name;
     if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
     for (const file of fdt.files) {
       const name = decodeContentLocation(file.contentLocation);
       this.listed.add(name);
       if (ch.tois.has(file.toi)) continue;
-      if (named !== undefined && name !== named) {
+      if (this.o.listOnly || (named !== undefined && name !== named)) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
