@@ -31,6 +31,10 @@
  *   whose blocks do not fit send a sliding window of blocks, each block
  *   getting K * (1 + --pass-overhead %) packets per pass (docs/PROTOCOL.md
  *   §10.3).
+ * - Under a DIR only regular files inside it are served: symbolic links
+ *   leading out of it, dotfiles and dot-directories are skipped and each
+ *   is logged ("file skipped", with the reason) unless --follow-symlinks /
+ *   --dotfiles; a name no client could write is skipped the same way.
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
@@ -132,6 +136,10 @@ export interface ServeCliOptions {
   multicastSource?: string;
   /** --tcp: true when given bare (the control port's number on the server's address). */
   tcp?: true | TcpListenSpec;
+  /** --follow-symlinks: serve links under a DIR that lead out of it. */
+  followSymlinks?: boolean;
+  /** --dotfiles: serve hidden files and directories under a DIR. */
+  dotfiles?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -277,7 +285,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
 
   const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch((e: unknown) => {
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch((e: unknown) => {
     throw asUsageError(e);
   });
   try {
@@ -331,6 +339,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
             multicast: c.multicast && { group: c.multicast.group, port: c.multicast.port, source: c.multicast.source, ttl: c.multicast.ttl },
           })),
           objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
+          skipped: catalogue.skipped,
         }),
       );
     } else {
@@ -458,6 +467,8 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parsePassOverhead)),
     )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
+    .option('--follow-symlinks', 'under a DIR, also serve symbolic links to files outside it (default: skipped, and logged)')
+    .option('--dotfiles', 'under a DIR, also serve hidden files and directories (.git, .env; default: skipped, and logged)')
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)

@@ -15,6 +15,12 @@
  *   over 1024 characters) is refused for a FILE argument and skipped, with
  *   its reason in `skipped`, under a DIR; two objects with one name are a
  *   configuration error.
+ * - Under a DIR, only what is inside it is served: a symbolic link to a
+ *   file outside it (and a link to anything but a file, a device, a FIFO)
+ *   is skipped, and so are dotfiles and dot-directories (.git, .env),
+ *   each reported in `skipped`; `followSymlinks` and `dotfiles` serve
+ *   them. A FILE argument is served whatever it is named or links to: the
+ *   operator named it.
  * - Empty files: RaptorQ has no encoding for F = 0 (RFC 6330 §4.4.1.2 needs
  *   F >= 1). An empty FILE argument is refused with EmptyObjectError; empty
  *   files found while walking a DIR are skipped and reported in `skipped`.
@@ -119,6 +125,10 @@ export interface CatalogueObject {
 export interface CatalogueOptions {
   /** T, the symbol size of every object (default 1280). Z and N follow from RFC 6330 §4.3. */
   symbolSize?: number;
+  /** Under a DIR, follow symbolic links whose target is outside it (default: skipped, reported in `skipped`). */
+  followSymlinks?: boolean;
+  /** Under a DIR, serve files and directories whose name starts with '.' (default: skipped, reported in `skipped`). */
+  dotfiles?: boolean;
   binding?: RawCodecBinding;
 }
 
@@ -159,19 +169,43 @@ async function digestFile(file: string, expected: number): Promise<Uint8Array> {
   return new Uint8Array(hash.digest());
 }
 
-async function walk(dir: string, prefix: string, out: FoundFile[]): Promise<void> {
+/** What a directory walk serves beyond regular files inside it. */
+interface WalkRules {
+  /** The DIR argument's real path: a link whose target is outside it is not followed unless followSymlinks. */
+  root: string;
+  followSymlinks: boolean;
+  dotfiles: boolean;
+}
+
+/** Whether `p` is `dir` or inside it (both real paths). */
+function inside(p: string, dir: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+async function walk(dir: string, prefix: string, out: FoundFile[], skipped: SkippedFile[], rules: WalkRules): Promise<void> {
   const entries = await fsp.readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const full = path.join(dir, e.name);
     const name = prefix === '' ? e.name : `${prefix}/${e.name}`;
-    if (e.isDirectory()) await walk(full, name, out);
+    // Dotfiles and dot-directories (.git, .env, .ssh) are private by convention: one skip for a whole directory.
+    if (!rules.dotfiles && e.name.startsWith('.')) {
+      skipped.push({ path: full, reason: e.isDirectory() ? 'hidden directory (--dotfiles serves it)' : 'hidden file (--dotfiles serves it)' });
+      continue;
+    }
+    if (e.isDirectory()) await walk(full, name, out, skipped, rules);
     else if (e.isFile()) out.push({ path: full, name, explicit: false });
     else if (e.isSymbolicLink()) {
-      // Follow links to files; links to directories are not followed (no loops).
-      const st = await fsp.stat(full).catch(() => undefined);
-      if (st?.isFile()) out.push({ path: full, name, explicit: false });
-    }
+      // Links to files only; links to directories are not followed (no loops).
+      const target = await fsp.realpath(full).catch(() => undefined);
+      const st = target === undefined ? undefined : await fsp.stat(target).catch(() => undefined);
+      if (target === undefined || st === undefined) skipped.push({ path: full, reason: 'broken symbolic link' });
+      else if (!st.isFile()) skipped.push({ path: full, reason: 'symbolic link to something other than a file' });
+      else if (!rules.followSymlinks && !inside(target, rules.root)) {
+        skipped.push({ path: full, reason: `symbolic link leading out of the served directory, to ${target} (--follow-symlinks serves it)` });
+      } else out.push({ path: full, name, explicit: false });
+    } else skipped.push({ path: full, reason: 'not a regular file (a device, FIFO or socket)' });
   }
 }
 
@@ -204,15 +238,18 @@ export class Catalogue {
   static async load(paths: readonly string[], options: CatalogueOptions = {}): Promise<Catalogue> {
     const symbolSize = options.symbolSize ?? DEFAULT_SYMBOL_SIZE;
     const found: FoundFile[] = [];
+    const skipped: SkippedFile[] = [];
     for (const p of paths) {
       const st = await fsp.stat(p).catch(() => undefined);
       if (st === undefined) throw new ObjectNotFoundError(p);
-      if (st.isDirectory()) await walk(p, '', found);
+      if (st.isDirectory()) {
+        const rules = { root: await fsp.realpath(p), followSymlinks: options.followSymlinks === true, dotfiles: options.dotfiles === true };
+        await walk(p, '', found, skipped, rules);
+      }
       else if (st.isFile()) found.push({ path: p, name: path.basename(p), explicit: true });
       else throw new CatalogueError('ERR_NOT_A_FILE', `${p} is neither a file nor a directory`);
     }
     const objects: CatalogueObject[] = [];
-    const skipped: SkippedFile[] = [];
     const names = new Set<string>();
     try {
       for (const f of found) {
