@@ -11,7 +11,7 @@
  */
 import { Command, Option } from 'commander';
 import { CatalogueListing, ListedChannel, readCatalogue } from '../client/catalogue-reader';
-import { JoinRefusedError } from '../client/errors';
+import { JoinRefusedError, printableName } from '../client/errors';
 import { formatBytes } from '../client/progress';
 import { DEFAULT_CHANNEL, parseRqcastUrl, RqcastUrl } from '../client/url';
 import { ErrorCode } from '../protocol/messages';
@@ -43,7 +43,7 @@ export function listingText(listing: CatalogueListing): string {
   const lines: string[] = [];
   for (const c of listing.channels) {
     const how = transportsText(c);
-    lines.push(`channel ${c.name}${c.tsi !== undefined ? ` (tsi ${c.tsi})` : ''}: ${rateText(c.rateBps)}${how ? `, ${how}` : ''}`);
+    lines.push(`channel ${printableName(c.name)}${c.tsi !== undefined ? ` (tsi ${c.tsi})` : ''}: ${rateText(c.rateBps)}${how ? `, ${how}` : ''}`);
     if (c.objects === undefined) {
       lines.push('  (objects not read)');
       continue;
@@ -52,7 +52,7 @@ export function listingText(listing: CatalogueListing): string {
       lines.push('  (no objects)');
       continue;
     }
-    const rows = c.objects.map((o) => [o.name, o.size === undefined ? '?' : formatBytes(o.size), o.sha256 === undefined ? '-' : o.sha256.slice(0, SHA256_PREFIX_HEX)]);
+    const rows = c.objects.map((o) => [printableName(o.name), o.size === undefined ? '?' : formatBytes(o.size), o.sha256 === undefined ? '-' : o.sha256.slice(0, SHA256_PREFIX_HEX)]);
     const nameWidth = Math.max(...rows.map((r) => r[0].length));
     const sizeWidth = Math.max(...rows.map((r) => r[1].length));
     for (const [name, size, sha] of rows) lines.push(`  ${name.padEnd(nameWidth)}  ${size.padStart(sizeWidth)}  ${sha}`);

@@ -26,7 +26,7 @@ import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { ServerOffer, UnfetchableObjectError } from './errors';
+import { quotedName, ServerOffer, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { ObjectSink, SinkFactory } from './sinks/sink';
@@ -292,14 +292,14 @@ export class ObjectRegistry {
     const existing = this.byName.get(name);
     if (existing) {
       if (sameOti(existing.oti, file.oti) && sameBytes(existing.sha256, file.sha256)) return existing;
-      this.o.events.warning(`channels disagree about "${name}" (digest or OTI); using the first`);
+      this.o.events.warning(`channels disagree about ${quotedName(name)} (digest or OTI); using the first`);
       return undefined;
     }
     const sink = this.o.sinks.open({ name, oti: file.oti, sha256: file.sha256 });
     const receiver = new ObjectReceiver(file.oti, sink, { budget: this.o.budget });
     if (receiver.budgetRaised) {
       this.o.events.warning(
-        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
+        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of ${quotedName(name)} must fit`,
       );
     }
     const obj: RegisteredObject = { name, file, oti: file.oti, sha256: file.sha256, receiver, sink, lastUsefulAt: now, batchMark: -1, done: false };

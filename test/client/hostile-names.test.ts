@@ -69,3 +69,16 @@ test('asking for an escaping name by URL fails (UnfetchableObjectError), writes 
   await expect(client.fetch()).rejects.toBeInstanceOf(UnfetchableObjectError);
   expect((await tree(root)).filter((f) => !f.startsWith('a/'))).toEqual([]);
 });
+
+test('names in messages and listings cannot steer a terminal: control characters (C0, DEL, C1) are written as \\uXXXX', async () => {
+  const { quotedName, printableName, offerText } = await import('../../lib/client/errors');
+  const { listingText } = await import('../../lib/cli/ls');
+  const evil = 'a\u001b[2Jb\u009b31mc\u007fd"e\\f';
+  expect(printableName(evil)).toBe('a\\u001b[2Jb\\u009b31mc\\u007fd"e\\f');
+  expect(quotedName(evil)).toBe('"a\\u001b[2Jb\\u009b31mc\\u007fd\\"e\\\\f"');
+  expect(offerText({ objects: [evil], channels: ['x\u0007'] })).toBe(`channels "x\\u0007"; objects ${quotedName(evil)}`);
+  const text = listingText({ channels: [{ name: 'ch\u001b]0;t\u0007', tsi: 1, rateBps: 1e6, transports: ['udp'], objects: [{ name: evil, toi: 1, size: 1, sha256: '00'.repeat(32) }] }] });
+  // eslint-disable-next-line no-control-regex
+  expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  expect(text).toContain('channel ch\\u001b]0;t\\u0007 (tsi 1)');
+});

@@ -47,7 +47,7 @@ const DEFAULT_HOLD_BYTES = 256 << 20;
 export function safeObjectPath(name: string): string {
   if (typeof name !== 'string' || name === '') throw new UnfetchableObjectError(String(name), 'empty name');
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(name)) throw new UnfetchableObjectError(JSON.stringify(name), 'control characters in the name');
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new UnfetchableObjectError(name, 'control characters in the name');
   const segments = name.split(/[/\\]/).filter((s) => s !== '' && s !== '.');
   if (segments.length === 0) throw new UnfetchableObjectError(name, 'the name has no file part');
   for (const s of segments) {
