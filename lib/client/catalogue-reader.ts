@@ -169,9 +169,11 @@ export async function readCatalogue(url: RqcastUrl, options: CatalogueReaderOpti
   if (url.channels.length === 0) {
     const others = [...listed.keys()].filter((n) => !joined.some((j) => j.channel.name === n));
     for (let i = 0; i < others.length; i += MAX_CHANNELS) {
-      const more = await readChannels(url, others.slice(i, i + MAX_CHANNELS), timeoutMs, retryMs);
+      // The default channel's list is the server's word: channels it names but refuses, or whose FDT does not come, are listed without objects.
+      const more = await readChannels(url, others.slice(i, i + MAX_CHANNELS), timeoutMs, retryMs).catch(() => undefined);
+      if (!more) continue;
       joined.push(...more.joined);
-      for (const [k, v] of more.listed) listed.set(k, v);
+      for (const [k, v] of more.listed) if (!listed.has(k)) listed.set(k, v);
     }
   }
   const channels: ListedChannel[] = joined.map(({ channel, objects }) => {

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseChannelSpec, RunningServe, startServe } from '../../lib/cli/serve';
 import { runLs } from '../../lib/cli/ls';
+import { FakeServer } from '../client/fake-server';
 import { runHere, serveOptions } from './support';
 
 let root: string;
@@ -109,4 +110,27 @@ test('through main.ts: no such channel exits 3 saying what to do, a NAME exits 2
   } finally {
     silent.close();
   }
+});
+
+describe('a server whose channel list says more than it serves', () => {
+  let fake: FakeServer;
+  afterAll(async () => fake?.close());
+
+  test('a listed channel it refuses is listed without objects; the others in full', async () => {
+    fake = new FakeServer({
+      objects: [{ name: 'x.bin', data: Buffer.from('x') }],
+      channels: { main: 1, hd: 2 },
+      fdtChannels: [
+        { name: 'main', rateBps: 1e6, transports: ['udp'] },
+        { name: 'hd', rateBps: 2e6, transports: ['udp', 'tcp'] },
+        { name: 'ghost', rateBps: 3e6, transports: ['udp'] },
+      ],
+    });
+    const port = await fake.listen();
+    const r = await ls([`rqcast://127.0.0.1:${port}`]);
+    expect(r.code).toBe(0);
+    const p = sha(Buffer.from('x')).slice(0, 12);
+    // hd and ghost go in one JOIN, which the server refuses (ghost): both are listed from main's FDT alone.
+    expect(r.out).toBe(['channel main (tsi 1): 1 Mbit/s, udp', `  x.bin  1 B  ${p}`, 'channel hd: 2 Mbit/s, udp, tcp', '  (objects not read)', 'channel ghost: 3 Mbit/s, udp', '  (objects not read)', ''].join('\n'));
+  });
 });
