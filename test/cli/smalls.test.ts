@@ -6,7 +6,7 @@
  * "(default: [])". (A missing object's exit 6: one-segment.test.ts and
  * fetch-stderr.test.ts.)
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import { promises as fs } from 'node:fs';
@@ -53,6 +53,26 @@ describe('serve', () => {
       catalogue.close();
     }
   });
+
+  test('the rqcast serve command on a taken port: exit 1, one line on stderr saying why, no log lines', async () => {
+    const taken = dgram.createSocket('udp4');
+    await new Promise<void>((r) => taken.bind(0, '127.0.0.1', r));
+    try {
+      const REPO = path.resolve(__dirname, '../..');
+      const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(REPO, 'lib/cli/main.ts'), 'serve', file, '--bind', '127.0.0.1', '--port', String(taken.address().port)], {
+        cwd: REPO,
+        env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((r) => child.on('close', r));
+      expect(code).toBe(1);
+      expect(stderr).toBe(`rqcast serve: bind EADDRINUSE 127.0.0.1:${taken.address().port}\n`);
+    } finally {
+      taken.close();
+    }
+  }, 60_000);
 
   test.each([['nonsense'], ['localhost'], ['192.0.2.77']])('--bind %s is a usage error (exit 2) that names the fix', async (bind) => {
     const r = await runHere(['serve', file, '--bind', bind, '--port', '0']);
