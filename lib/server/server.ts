@@ -36,6 +36,7 @@
 import { EventEmitter } from 'node:events';
 import { decodeControl, encodeControl } from '../protocol/control';
 import type { ControlMessage } from '../protocol/messages';
+import type { FdtChannel } from '../protocol/fdt';
 import { Replicator } from '../transport/replicator';
 import {
   type ControlReceived,
@@ -169,6 +170,8 @@ export class RqcastServer extends EventEmitter {
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
+  /** listen() finished: the server said 'listening'. */
+  private listening = false;
   private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
@@ -189,8 +192,14 @@ export class RqcastServer extends EventEmitter {
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode);
     const now = this.clock();
+    // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
+    const offered: FdtChannel[] = this.plan.channels.map((c) => ({
+      name: c.name,
+      rateBps: Math.round(c.rateMbps * 1e6),
+      transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])],
+    }));
     this.channels = this.plan.channels.map((c) => {
-      const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
+      const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
@@ -256,6 +265,7 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
+    this.listening = true;
     this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
@@ -378,7 +388,8 @@ export class RqcastServer extends EventEmitter {
     for (const stream of this.streams.values()) stream.close();
     for (const ch of this.channels) ch.fdt.encoder.close();
     this.cache.close();
-    this.log.info({}, 'closed');
+    // Only a server that was listening says it closed: one that never started (the port taken) says why, and nothing else.
+    if (this.listening) this.log.info({}, 'closed');
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */

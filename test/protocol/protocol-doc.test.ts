@@ -357,6 +357,8 @@ const FDT_REASONS: Record<FdtRejectReason, true> = {
   'bad-attribute-value': true,
   'duplicate-toi': true,
   'too-many-files': true,
+  'too-many-channels': true,
+  'duplicate-channel': true,
   'bad-oti': true,
   'decoder-bug': true,
 };
