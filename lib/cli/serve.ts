@@ -3,7 +3,8 @@
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
- *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
+ *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -64,6 +65,7 @@ import {
   ServerAddress,
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
 import { UsageError } from './errors';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
@@ -77,6 +79,7 @@ import {
   parseMulticastGroup,
   parseMulticastTtl,
   parsePort,
+  parsePositiveInteger,
   parseRateMbps,
   parseTcpListen,
   percentage,
@@ -120,6 +123,8 @@ export interface ServeCliOptions {
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
+  /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
+  maxSessionsPerAddress: number;
   /** --multicast: the group of channel main. */
   multicast?: MulticastGroupSpec;
   /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
@@ -293,6 +298,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       rateMbps: opts.rate,
       noCode: !opts.code,
       secret: opts.secret,
+      maxSessionsPerAddress: opts.maxSessionsPerAddress,
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
       logger: log,
@@ -452,6 +458,11 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parsePassOverhead)),
     )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
+    .addOption(
+      new Option('--max-sessions-per-address <n>', 'sessions one IPv4 address or IPv6 /64 may hold at once; more JOINs get ERROR 7 (TooManySessions)')
+        .default(DEFAULT_MAX_SESSIONS_PER_ADDRESS)
+        .argParser(optionParser(parsePositiveInteger)),
+    )
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)
