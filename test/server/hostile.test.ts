@@ -16,6 +16,7 @@ import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { type ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/content/catalogue';
 import { Replicator } from '../../lib/transport/replicator';
+import { registerServerMetrics } from '../../lib/server/metrics';
 import { packetsPerSecond, RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
 
 const RATE_MBPS = 20;
@@ -182,6 +183,11 @@ describe('a client that reports every packet lost (finding 2)', () => {
         expect(k.freshSymbolsRequested).toBeLessThanOrEqual(0.1 * total + 0.1 * pps * 0.5 + 1);
         expect(k.freshPackets).toBeLessThanOrEqual(k.freshSymbolsRequested);
         expect(k.replacementsOverClientShare).toBeGreaterThan(0);
+        // The refusals are in the metrics too.
+        const text = await registerServerMetrics(r.server).metrics();
+        const refused = /^rqcast_server_replacements_over_client_share_total (\d+)$/m.exec(text);
+        expect(Number(refused?.[1])).toBe(r.server.counters.replacementsOverClientShare);
+        expect(text).toMatch(/^rqcast_server_control_receive_drops_total \d+$/m);
         // So at least 85% of what the channel sends is stream, which the honest member receives whole.
         expect(share).toBeLessThan(0.15);
       }
