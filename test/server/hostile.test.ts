@@ -16,6 +16,8 @@ import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { type ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/content/catalogue';
 import { Replicator } from '../../lib/transport/replicator';
+import { RqcastClient } from '../../lib/client/client';
+import { JoinRefusedError } from '../../lib/client/errors';
 import { registerServerMetrics } from '../../lib/server/metrics';
 import { packetsPerSecond, RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
 
@@ -224,6 +226,28 @@ test('sessions per address (finding 3): the fourth session of 127.0.0.1 is refus
     expect((await fourth.join(r.port, await fourth.cookie(r.port), 60_000)).type).toBe(MessageType.Joined);
     await fourth.until(() => fourth.data.length > 0);
   } finally {
+    await r.close();
+  }
+});
+
+test('sessions per address: rqcast\'s own client is refused with the reason and the fix, and fetches once a place is free', async () => {
+  const r = await serve({ maxSessionsPerAddress: 1 });
+  const out = mkdtempSync(path.join(tmpdir(), 'rqcast-hostile-out-'));
+  try {
+    const holder = await r.client();
+    const cookie = await holder.cookie(r.port);
+    expect((await holder.join(r.port, cookie, 60_000)).type).toBe(MessageType.Joined);
+    const err = await new RqcastClient(`rqcast://127.0.0.1:${r.port}`, { outputDir: out, timeoutMs: 20_000 }).fetch().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JoinRefusedError);
+    expect((err as JoinRefusedError).serverCode).toBe(ErrorCode.TooManySessions);
+    expect((err as Error).message).toBe('server refused the join: too many sessions from this address (at most 1); leave unused ones first');
+    const left = new Promise((resolve) => r.server.once('left', resolve));
+    holder.send({ type: MessageType.Leave, cookie }, r.port);
+    await left;
+    const summary = await new RqcastClient(`rqcast://127.0.0.1:${r.port}`, { outputDir: out, timeoutMs: 20_000 }).fetch();
+    expect(summary.objects.map((o) => o.name)).toEqual(['a.bin']);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
     await r.close();
   }
 });
