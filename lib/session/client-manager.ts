@@ -304,7 +304,6 @@ export class ClientManager {
     const { wanted, groups, viaGroup } = grant;
     // Never beyond the cookie's own expiry: a replayed JOIN lasts no longer than the cookie it copied.
     const expiresAtMs = Math.min(grant.expiresAtMs, cookieExpiresAtMs);
-    if (expiresAtMs < grant.expiresAtMs) this.counters.joinTtlCutToCookie++;
 
     let session = this.sessions.get(key);
     const renewed = session !== undefined;
@@ -323,6 +322,7 @@ export class ClientManager {
     } else {
       this.counters.sessionsRenewed++;
     }
+    if (expiresAtMs < grant.expiresAtMs) this.counters.joinTtlCutToCookie++;
     // Unicast destinations: every wanted channel but those received from their group.
     const unicast = Array.from(wanted.keys()).filter((name) => !viaGroup.has(name));
     const diff = this.membership.replace(key, unicast);
