@@ -3,7 +3,8 @@
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
- *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
+ *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -68,6 +69,7 @@ import {
   ServerAddress,
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
 import { UsageError } from './errors';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
@@ -82,6 +84,7 @@ import {
   parseMulticastGroup,
   parseMulticastTtl,
   parsePort,
+  parsePositiveInteger,
   parseRateMbps,
   parseTcpListen,
   percentage,
@@ -126,6 +129,8 @@ export interface ServeCliOptions {
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
+  /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
+  maxSessionsPerAddress: number;
   /** --multicast: the group of channel main. */
   multicast?: MulticastGroupSpec;
   /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
@@ -304,6 +309,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       rateMbps: opts.rate,
       noCode: !opts.code,
       secret: opts.secret,
+      maxSessionsPerAddress: opts.maxSessionsPerAddress,
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
       logger: log,
@@ -469,6 +475,11 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
     .option('--follow-symlinks', 'under a DIR, also serve symbolic links to files outside it (default: skipped, and logged)')
     .option('--dotfiles', 'under a DIR, also serve hidden files and directories (.git, .env; default: skipped, and logged)')
+    .addOption(
+      new Option('--max-sessions-per-address <n>', 'sessions one IPv4 address or IPv6 /64 may hold at once; more JOINs get ERROR 7 (TooManySessions)')
+        .default(DEFAULT_MAX_SESSIONS_PER_ADDRESS)
+        .argParser(optionParser(parsePositiveInteger)),
+    )
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)

@@ -69,6 +69,7 @@ import {
   type RqcastServerOptions,
   type ServerLogger,
   type ServerPlan,
+  packetsPerSecond,
   SILENT_LOGGER,
   type TcpServerConfig,
   symbolAllocators,
@@ -82,6 +83,7 @@ export {
   FDT_COMPLETE_MS,
   FDT_PERIOD_MS,
   fdtIntervalFor,
+  packetsPerSecond,
   type ChannelConfig,
   type ReplicatorLike,
   type RqcastServerOptions,
@@ -123,6 +125,8 @@ export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounte
   blockPrepareErrors: number;
   /** Replicator calls that threw (e.g. an address family the host cannot send to). */
   replicatorErrors: number;
+  /** Control datagrams the kernel dropped at the UDP control socket (receive buffer full; Linux). */
+  controlReceiveDrops: number;
 }
 
 export interface ServerChannel {
@@ -224,6 +228,14 @@ export class RqcastServer extends EventEmitter {
       maxChannelsPerClient: options.maxChannelsPerClient,
       ack: options.ack,
       sentEnd: (tsi) => this.byTsi.get(tsi)?.stream.nextSequence,
+      firstSequence: (tsi) => this.firstSequence(tsi),
+      packetRate: (tsi) => {
+        const ch = this.byTsi.get(tsi);
+        return ch && packetsPerSecond(ch.rateMbps, this.catalogue.symbolSize);
+      },
+      replacements: options.replacements,
+      maxSessionsPerAddress: options.maxSessionsPerAddress,
+      spentCookies: options.spentCookies,
     });
   }
 
@@ -255,7 +267,13 @@ export class RqcastServer extends EventEmitter {
           this.refill(g.channelId);
         }
       });
-      const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
+      const udp = new UdpServerTransport({
+        host: this.plan.host,
+        port: this.plan.port,
+        replicator: rep,
+        logger: this.log,
+        receiveBufferBytes: this.options.controlReceiveBufferBytes,
+      });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
       if (this.options.tcp && this.plan.tcp) this.tcpBound = await this.openTcp(this.options.tcp, this.plan.tcp, this.bound.port, rep);
@@ -306,6 +324,12 @@ export class RqcastServer extends EventEmitter {
     return this.manager.sessionCount;
   }
 
+  /** SO_RCVBUF of the UDP control socket as the kernel reports it (Linux: twice what it granted); undefined before listen. */
+  get controlReceiveBufferBytes(): number | undefined {
+    const udp = this.transports.get('udp');
+    return udp instanceof UdpServerTransport ? udp.receiveBufferBytes : undefined;
+  }
+
   /** Every counter of the server, the client manager, the transports and the streams. */
   get counters(): ServerCounters {
     const sum = { ...this.channels[0].stream.counters };
@@ -341,6 +365,7 @@ export class RqcastServer extends EventEmitter {
       replyBytesSent: t.replyBytesSent,
       replySendErrors: t.replySendErrors,
       replicatorErrors: this.own.replicatorErrors + t.dataPathErrors,
+      controlReceiveDrops: t.controlReceiveDrops,
       ...streams,
       streamPackets,
       ...group,
@@ -430,6 +455,26 @@ export class RqcastServer extends EventEmitter {
       return;
     }
     this.apply(this.manager.handle(decoded.msg, { ...m.from, bytesReceived: m.bytesReceived }, this.clock()));
+  }
+
+  /**
+   * The sequence number of the next packet channel `tsi`'s unicast stream
+   * puts on the wire, so the first one a destination added now receives:
+   * one past the last built, less those built but not yet taken by the
+   * replicator and those still queued in its ring (undefined before listen).
+   */
+  private firstSequence(tsi: number): number | undefined {
+    const ch = this.byTsi.get(tsi);
+    const rep = this.replicator;
+    if (!ch || !rep) return undefined;
+    let queued: number;
+    try {
+      queued = rep.channelStats(tsi).queued;
+    } catch {
+      return undefined;
+    }
+    const SEQ_MOD = 2 ** 32;
+    return (((ch.stream.nextSequence - ch.stream.pendingPackets - queued) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
   }
 
   private transportOf(peer: Peer): ServerTransport | undefined {
