@@ -8,7 +8,8 @@
  *   datagram between the stream's smallest and largest packet, the drop and
  *   error series present at 0, prepared-block memory as a gauge equal to
  *   the server's own count, and a cookie refused for its address counted
- *   under its reason.
+ *   under its reason; in ACK mode under loss, the replacements the server
+ *   counts cover those the client received.
  * - Hostile requests: another path (404), another method (405), oversized
  *   headers (431), more connections than MAX_CONNECTIONS (closed at once),
  *   each counted; a port in use is a clear error.
@@ -180,6 +181,22 @@ describe('serve --metrics: a scrape after a real transfer', () => {
     const again = (await request(metrics!.url)).body;
     expect(value(again, `rqcast_sent_packets_total${udp}`)!).toBeGreaterThanOrEqual(packets);
     expect(value(again, 'rqcast_server_sessions_started_total')).toBe(1);
+  }, 60_000);
+
+  test('ACK mode under loss: the replacements the server counts cover the ones the client received', async () => {
+    running = await startServe([file], serveOptions({ metrics: { port: 0 } }), silentIo);
+    const out = await fs.mkdtemp(path.join(root, 'out-'));
+    const client = new RqcastClient(`rqcast://127.0.0.1:${running.address.port}`, { outputDir: out, timeoutMs: 30_000, ack: true, lossRate: 0.1, lossSeed: 5 });
+    const s = await client.fetch();
+    expect(s.acksSent).toBeGreaterThan(0);
+    expect(s.replacements).toBeGreaterThan(0);
+    const text = (await request(running.metrics!.url)).body;
+    // The scrape may come before the last ACKs are read: at most what was sent, and some.
+    expect(value(text, 'rqcast_server_ack_received_total')!).toBeGreaterThan(0);
+    expect(value(text, 'rqcast_server_ack_received_total')!).toBeLessThanOrEqual(s.acksSent);
+    // Every replacement the client received was sent and counted; some may still have been in flight when it left.
+    expect(value(text, 'rqcast_server_fresh_packets_total')!).toBeGreaterThanOrEqual(s.replacements);
+    expect(value(text, 'rqcast_server_fresh_symbols_requested_total')!).toBeGreaterThanOrEqual(value(text, 'rqcast_server_fresh_packets_total')!);
   }, 60_000);
 
   test('the listening line names the metrics URL; a metrics port in use is a clear error', async () => {
