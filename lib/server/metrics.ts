@@ -8,10 +8,14 @@
  * - `rqcast_server_sessions`: the clients joined now;
  * - what went out, per channel and transport (`udp`: the channel's unicast
  *   stream and the ACK replacements sent beside it; `multicast`: its group
- *   stream): `rqcast_sent_packets_total`, `rqcast_sent_bytes_total`, and
- *   what the kernel refused, `rqcast_replicator_drops_total{reason}` and
- *   `rqcast_replicator_send_errors_total`; TCP's segments and send errors
- *   are counted per server (`rqcast_server_tcp_segments_out_total`, ...);
+ *   stream; `tcp`, with a TCP transport: the stream packets copied to its
+ *   connections, each connection counted, of which a full connection may
+ *   evict its oldest, `rqcast_server_tcp_pool_evicted_total`):
+ *   `rqcast_sent_packets_total`, `rqcast_sent_bytes_total`; and what the
+ *   kernel refused of the UDP ones, `rqcast_replicator_drops_total{reason}`
+ *   and `rqcast_replicator_send_errors_total`; TCP's segments and send
+ *   errors are counted per server (`rqcast_server_tcp_segments_out_total`,
+ *   ...);
  * - `rqcast_cookie_refusals_total{reason}`: one series per reason of
  *   docs/PROTOCOL.md §5 (also under their own names above);
  * - the replicator's per-channel gauges (`rqcast_channel_*`,
@@ -57,7 +61,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, labelNa
 }
 
 /** A channel's label set. */
-function channelLabels(ch: ServerChannel, transport: 'udp' | 'multicast'): Labels {
+function channelLabels(ch: ServerChannel, transport: 'udp' | 'multicast' | 'tcp'): Labels {
   return { channel: ch.name, tsi: String(ch.tsi), transport };
 }
 
@@ -101,9 +105,25 @@ export function registerServerMetrics(server: RqcastServer, registry: Registry =
     function* (): Iterable<[Labels, number]> {
       for (const [labels, s] of streamStats(server)) yield [labels, pick(s)];
     };
+  /** UDP and multicast from the streams' datagrams; TCP (with a TCP transport) from the unicast stream's copies to connections. */
+  const sent = (datagrams: (s: ReplicatorChannelCounters) => number, tcp: (s: ReplicatorChannelCounters) => number) =>
+    function* (): Iterable<[Labels, number]> {
+      yield* perStream(datagrams)();
+      if (server.tcpAddress() === undefined) return;
+      for (const ch of server.channels) {
+        const u = server.channelStats(ch.name, 'unicast');
+        if (u) yield [channelLabels(ch, 'tcp'), tcp(u)];
+      }
+    };
   const streamLabels = ['channel', 'tsi', 'transport'];
-  mirroredCounter(registry, 'rqcast_sent_packets_total', 'Datagrams sent, per channel and transport (udp: unicast stream and ACK replacements; multicast: the group)', streamLabels, perStream((s) => s.datagrams));
-  mirroredCounter(registry, 'rqcast_sent_bytes_total', 'Bytes of those datagrams (UDP payload)', streamLabels, perStream((s) => s.bytes));
+  mirroredCounter(
+    registry,
+    'rqcast_sent_packets_total',
+    'Packets sent, per channel and transport (udp: unicast stream and ACK replacements; multicast: the group; tcp: stream packets copied to connections)',
+    streamLabels,
+    sent((s) => s.datagrams, (s) => s.tcpPackets ?? 0),
+  );
+  mirroredCounter(registry, 'rqcast_sent_bytes_total', 'Bytes of those packets (UDP payload; TCP: frame contents)', streamLabels, sent((s) => s.bytes, (s) => s.tcpBytes ?? 0));
   mirroredCounter(registry, 'rqcast_replicator_drops_total', 'Datagrams the kernel did not take: send buffer full (eagain) or no buffers (enobufs)', [...streamLabels, 'reason'], function* () {
     for (const [labels, s] of streamStats(server)) {
       yield [{ ...labels, reason: 'eagain' }, s.dropsEagain ?? 0];

@@ -48,6 +48,9 @@ export interface ReplicatorChannelCounters {
   dropsEnobufs?: number;
   /** Datagrams lost to other send errors. */
   errors?: number;
+  /** Stream packets copied into TCP connections' pools (each connection counted), and their bytes; absent: no TCP. */
+  tcpPackets?: number;
+  tcpBytes?: number;
 }
 
 /** TTL / hop limit of group packets unless configured: they stay on the link (mc-common, RFC 1112 §6.1). */

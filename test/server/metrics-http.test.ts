@@ -14,6 +14,7 @@
  *   headers (431), more connections than MAX_CONNECTIONS (closed at once),
  *   each counted; a port in use is a clear error.
  */
+import { spawnSync } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as dgram from 'dgram';
 import { promises as fs } from 'fs';
@@ -197,6 +198,32 @@ describe('serve --metrics: a scrape after a real transfer', () => {
     // Every replacement the client received was sent and counted; some may still have been in flight when it left.
     expect(value(text, 'rqcast_server_fresh_packets_total')!).toBeGreaterThanOrEqual(s.replacements);
     expect(value(text, 'rqcast_server_fresh_symbols_requested_total')!).toBeGreaterThanOrEqual(value(text, 'rqcast_server_fresh_packets_total')!);
+  }, 60_000);
+
+  test('over TCP (root, nftables): the packets copied to the connection cover what the client received by TCP', async () => {
+    const nft = spawnSync('nft', ['--version']);
+    if (process.getuid?.() !== 0 || nft.error || nft.status !== 0) {
+      console.log('skipped: rqcast serve --tcp needs root and nft');
+      return;
+    }
+    running = await startServe([file], serveOptions({ tcp: true, metrics: { port: 0 } }), silentIo);
+    const out = await fs.mkdtemp(path.join(root, 'out-'));
+    const client = new RqcastClient(`rqcast://127.0.0.1:${running.address.port}`, { outputDir: out, timeoutMs: 30_000, transport: 'tcp' });
+    const s = await client.fetch();
+    expect(s.channels.map((c) => c.transport)).toEqual(['tcp']);
+    expect(createHash('sha256').update(await fs.readFile(path.join(out, 'm.bin'))).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    const text = (await request(running.metrics!.url)).body;
+    const tcp = '{channel="main",tsi="1",transport="tcp"}';
+    const packets = value(text, `rqcast_sent_packets_total${tcp}`)!;
+    const bytes = value(text, `rqcast_sent_bytes_total${tcp}`)!;
+    expect(packets).toBeGreaterThanOrEqual(s.packetsReceived);
+    expect(bytes).toBeGreaterThanOrEqual(s.bytesReceived);
+    const stream = running.server.channels[0].stream;
+    expect(bytes).toBeLessThanOrEqual(packets * Math.max(stream.dataPacketSize, stream.fdtPacketSize));
+    expect(value(text, 'rqcast_server_tcp_connections_opened_total')).toBe(1);
+    expect(value(text, 'rqcast_server_tcp_segments_out_total')!).toBeGreaterThan(0);
+    // Nothing went to the channel by UDP: the one client is a TCP connection.
+    expect(value(text, `rqcast_sent_packets_total{channel="main",tsi="1",transport="udp"}`)).toBe(0);
   }, 60_000);
 
   test('the listening line names the metrics URL; a metrics port in use is a clear error', async () => {
