@@ -1,10 +1,11 @@
 // What a user of the npm tarball gets, on a machine with no compiler:
 //
-// 1. `npm pack` of a copy of the package that holds a prebuild
-//    (prebuilds/linux-x64/rqcast.glibc.node, the name `prebuildify --napi
-//    --tag-libc` gives it; the addon this tree built stands in for it here,
-//    test/prebuild.test.ts shows that prebuildify makes one that loads) puts
-//    the prebuild, dist/ and the bin in the tarball, and no build/;
+// 1. `npm pack` of a copy of the package that holds a prebuild for this
+//    machine (prebuilds/linux-<arch>/rqcast.<libc>.node, the name
+//    `prebuildify --napi --tag-libc` gives it: the tree's own prebuild when
+//    it has one, as in CI, else the addon this tree built stands in for it;
+//    test/prebuild.test.ts shows that prebuildify makes one that loads)
+//    puts the prebuild, dist/ and the bin in the tarball, and no build/;
 // 2. `npm install` of that tarball into an empty project, with a PATH that
 //    holds node, npm and sh and nothing else (no cc, gcc, g++, make,
 //    python3), succeeds: its install script (node-gyp-build) finds the
@@ -56,7 +57,13 @@ function which(cmd: string): string {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-const canRun = process.platform === 'linux' && process.arch === 'x64' && fs.existsSync(path.join(ROOT, 'build', 'Release', 'rqcast.node'));
+/** The C library tag node-gyp-build looks for (it takes Alpine for musl). */
+const LIBC = process.env.LIBC ?? (fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc');
+const TARGET = `${process.platform}-${process.arch}`;
+const PREBUILD = `rqcast.${LIBC}.node`;
+/** The addon to ship as this machine's prebuild. */
+const ADDON = [path.join(ROOT, 'prebuilds', TARGET, PREBUILD), path.join(ROOT, 'build', 'Release', 'rqcast.node')].find((f) => fs.existsSync(f));
+const canRun = process.platform === 'linux' && ADDON !== undefined;
 
 describe('the npm tarball with a prebuild, installed where there is no compiler', () => {
   const dirs: string[] = [];
@@ -75,15 +82,15 @@ describe('the npm tarball with a prebuild, installed where there is no compiler'
     copyTree(path.join(ROOT, 'lib'), path.join(pkg, 'lib'), new Set());
     copyTree(path.join(ROOT, 'tools'), path.join(pkg, 'tools'), new Set());
     copyTree(path.join(ROOT, 'native'), path.join(pkg, 'native'), new Set(['out', path.join('fuzz', 'build')]));
-    fs.mkdirSync(path.join(pkg, 'prebuilds', 'linux-x64'), { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'rqcast.node'), path.join(pkg, 'prebuilds', 'linux-x64', 'rqcast.glibc.node'));
+    fs.mkdirSync(path.join(pkg, 'prebuilds', TARGET), { recursive: true });
+    fs.copyFileSync(ADDON as string, path.join(pkg, 'prebuilds', TARGET, PREBUILD));
     // `prepare` (tsc, for dist/) runs at pack time with the tree's dev dependencies.
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'), 'dir');
     const pack = spawnSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: pkg, encoding: 'utf8', maxBuffer: 64 << 20 });
     if (pack.status !== 0) throw new Error(`npm pack exited ${pack.status}:\n${pack.stderr}`.slice(-4000));
     const packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
     const files = packed[0].files.map((f) => f.path);
-    expect(files).toContain('prebuilds/linux-x64/rqcast.glibc.node');
+    expect(files).toContain(`prebuilds/${TARGET}/${PREBUILD}`);
     expect(files).toContain('dist/cli/main.js');
     expect(files).toContain('dist/index.js');
     expect(files.some((f) => f.startsWith('build/'))).toBe(false);
@@ -105,7 +112,7 @@ describe('the npm tarball with a prebuild, installed where there is no compiler'
     // The install script ran, and found the prebuild (a compile would have failed on this PATH).
     expect(install.stdout).toMatch(/rqcast@[^\n]* install\n> node-gyp-build/);
     const resolved = spawnSync('node', ['-e', 'process.stdout.write(require("node-gyp-build").resolve("node_modules/rqcast"))'], { cwd: app, env, encoding: 'utf8' });
-    expect(resolved.stdout).toBe(path.join(fs.realpathSync(app), 'node_modules', 'rqcast', 'prebuilds', 'linux-x64', 'rqcast.glibc.node'));
+    expect(resolved.stdout).toBe(path.join(fs.realpathSync(app), 'node_modules', 'rqcast', 'prebuilds', TARGET, PREBUILD));
     expect(fs.existsSync(path.join(app, 'node_modules', 'rqcast', 'build'))).toBe(false);
 
     // 3. A transfer with the installed bin.
