@@ -62,6 +62,8 @@ export interface ObjectResult {
   tailSeconds: number;
   symbolsReceived: number;
   symbolsUsed: number;
+  /** Source symbols that arrived again before the object decoded (a carousel's later passes), not taken. */
+  symbolsDuplicate: number;
   neededSymbols: number;
 }
 
@@ -85,6 +87,8 @@ export interface FetchSummary {
   bytesReceived: number;
   symbolsReceived: number;
   symbolsUsed: number;
+  /** Source symbols that arrived again for blocks that held them (a carousel's later passes), not taken. */
+  symbolsDuplicate: number;
   neededSymbols: number;
   /** symbolsReceived / neededSymbols - 1 (reception overhead). */
   overhead: number;

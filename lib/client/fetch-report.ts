@@ -35,6 +35,7 @@ export class FetchReport {
       tailSeconds: (now - obj.lastUsefulAt) / 1000,
       symbolsReceived: r.stats.symbolsReceived,
       symbolsUsed: r.stats.symbolsUsed,
+      symbolsDuplicate: r.stats.symbolsDuplicate,
       neededSymbols: r.neededSymbols,
     };
     this.results.push(result);
@@ -93,10 +94,12 @@ export class FetchReport {
   summary(now: number, channels: ChannelSummary[]): FetchSummary {
     let symbolsReceived = 0;
     let symbolsUsed = 0;
+    let symbolsDuplicate = 0;
     let needed = 0;
     for (const o of this.registry.objects) {
       symbolsReceived += o.receiver.stats.symbolsReceived;
       symbolsUsed += o.receiver.stats.symbolsUsed;
+      symbolsDuplicate += o.receiver.stats.symbolsDuplicate;
       needed += o.receiver.neededSymbols;
     }
     const s = this.stats;
@@ -109,6 +112,7 @@ export class FetchReport {
       bytesReceived: s.bytesReceived,
       symbolsReceived,
       symbolsUsed,
+      symbolsDuplicate,
       neededSymbols: needed,
       overhead: needed > 0 ? symbolsReceived / needed - 1 : 0,
       replacements: s.replacements,
