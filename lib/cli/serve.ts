@@ -3,7 +3,8 @@
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
- *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--pass-overhead 15] [--secret HEX] [--server-index I --servers N]
+ *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -31,6 +32,12 @@
  *   whose blocks do not fit send a sliding window of blocks, each block
  *   getting K * (1 + --pass-overhead %) packets per pass (docs/PROTOCOL.md
  *   §10.3).
+ * - Server groups (issue 11, docs/PROTOCOL.md "Server groups"):
+ *   --server-index I --servers N makes this server member I of N serving
+ *   the same files; their repair ESIs are disjoint (ESI mod N = I), only
+ *   member 0 sends the source symbols, so a client may combine them with
+ *   no duplicate. --no-code ignores the index (every member sends every
+ *   source symbol).
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
@@ -64,6 +71,7 @@ import {
   ServerAddress,
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { MAX_GROUP_SERVERS, type ServerGroup } from '../content/server-group';
 import { UsageError } from './errors';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
@@ -130,6 +138,9 @@ export interface ServeCliOptions {
   multicastSource?: string;
   /** --tcp: true when given bare (the control port's number on the server's address). */
   tcp?: true | TcpListenSpec;
+  /** --server-index and --servers: this server's place in a group (both or neither). */
+  serverIndex?: number;
+  servers?: number;
   json?: boolean;
   quiet?: boolean;
 }
@@ -159,6 +170,18 @@ function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOption
 }
 
 const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
+const parseServers = integerIn(1, MAX_GROUP_SERVERS, 'a number of servers');
+const parseServerIndex = integerIn(0, MAX_GROUP_SERVERS - 1, 'a server index');
+
+/** --server-index and --servers, checked together (absent: a server alone). */
+export function serverGroupOf(opts: Pick<ServeCliOptions, 'serverIndex' | 'servers'>): ServerGroup | undefined {
+  const { serverIndex, servers } = opts;
+  if (serverIndex === undefined && servers === undefined) return undefined;
+  if (servers === undefined) throw new UsageError('--server-index needs --servers N: the number of servers in the group');
+  const index = serverIndex ?? 0;
+  if (index >= servers) throw new UsageError(`--server-index ${index} is not below --servers ${servers}: the members are numbered 0..${servers - 1}`);
+  return { index, servers };
+}
 const parsePassOverhead = percentage(1000, { of: 'K' });
 
 /**
@@ -272,6 +295,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   paths.forEach(add);
   for (const c of opts.channel) c.paths.forEach(add);
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
+  const serverGroup = serverGroupOf(opts);
 
   const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
   const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch((e: unknown) => {
@@ -298,6 +322,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),
+      ...(serverGroup ? { serverGroup } : {}),
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
@@ -316,6 +341,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           port: address.port,
           ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
           noCode: !opts.code,
+          serverGroup: server.serverGroup,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
           channels: server.channels.map((c) => ({
@@ -389,7 +415,17 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
   host's stack leaves the port alone, removing it on exit. A bare --tcp
   takes the next word as its value unless it is an option: put it after
-  the paths.`;
+  the paths.
+
+Server groups (clients combine members: fetch URL1 URL2 ...; docs/PROTOCOL.md "Server groups"):
+  rqcast serve ./files --server-index 0 --servers 2      on host A
+  rqcast serve ./files --server-index 1 --servers 2      on host B
+  Each member sends repair symbols whose ESI mod N is its index, member 0
+  also the source symbols, so no two members ever send the same symbol.
+  Serve the same files with the same --symbol-size on every member (objects
+  are matched by name, SHA-256 and OTI); give them one --secret so a
+  client's cookie works at any of them. With --no-code every member sends
+  every source symbol (a client combining them gets duplicates).`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -452,6 +488,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parsePassOverhead)),
     )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
+    .addOption(
+      new Option('--server-index <i>', 'this server is member I (0..N-1) of a group serving the same files: its symbols never repeat another member\'s').argParser(
+        optionParser(parseServerIndex),
+      ),
+    )
+    .addOption(new Option('--servers <n>', `the number of servers in the group (1..${MAX_GROUP_SERVERS})`).argParser(optionParser(parseServers)))
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)
