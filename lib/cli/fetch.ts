@@ -1,5 +1,5 @@
 /**
- * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
+ * `rqcast fetch URL [URL...] [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
  *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
  *  [--tcp HOST:PORT]`
@@ -8,6 +8,12 @@
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
  * §10.10); options that need a server (--ttl, --until, --ack, --transport
  * udp|tcp, --fallback-after, --tcp) are usage errors with flute://.
+ *
+ * Several servers (issue 11, docs/PROTOCOL.md §10.12): several rqcast://
+ * URLs naming the same object (or none) are fetched together, one session
+ * per server, their symbols combined; a server that stops sending is
+ * dropped and the others carry on; --json's summary says how many symbols
+ * came from each server and how many arrived twice.
  *
  * TCP (issue 9): --transport tcp fetches over one TCP connection to the
  * URL's host and port (or --tcp HOST:PORT); with --transport auto, TCP is
@@ -27,7 +33,7 @@ import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/clien
 import type { TransportMode } from '../client/fallback';
 import { FluteReceiver } from '../client/flute-receiver';
 import { chooseProgressMode, ProgressDisplay } from '../client/progress';
-import { FluteUrl, parseFetchUrl } from '../client/url';
+import { FluteUrl, parseFetchUrl, type RqcastUrl } from '../client/url';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
 import {
@@ -82,16 +88,22 @@ export function outputTarget(url: { name?: string }, output: string | undefined)
   return { outputDir: output };
 }
 
-/** Runs one fetch for the CLI; returns the process exit code. */
-export async function runFetch(urlText: string, o: FetchCliOptions): Promise<number> {
+/** Runs one fetch (of one URL, or of several servers' URLs together) for the CLI; returns the process exit code. */
+export async function runFetch(urlTexts: string | readonly string[], o: FetchCliOptions): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
   let client: RqcastClient | FluteReceiver;
   let display: ProgressDisplay | undefined;
   try {
-    const parsed = parseFetchUrl(urlText);
+    const texts = typeof urlTexts === 'string' ? [urlTexts] : urlTexts;
+    const all = texts.map(parseFetchUrl);
+    const parsed = all[0];
+    if (all.length > 1 && all.some((p) => p.scheme === 'flute')) {
+      throw new UsageError('several URLs are several rqcast:// servers to combine; a flute:// URL is fetched alone');
+    }
     if (parsed.scheme === 'flute') {
       client = fluteReceiver(parsed.url, o);
     } else {
+      const urls = all.map((p) => p.url as RqcastUrl);
       const url = parsed.url;
       const options: RqcastClientOptions = {
         ...outputTarget(url, o.output),
@@ -106,7 +118,7 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
         multicastInterface: o.multicastIf,
         ...(o.tcp ? { tcp: o.tcp } : {}),
       };
-      client = new RqcastClient(url, options);
+      client = new RqcastClient(urls.length === 1 ? url : urls, options);
     }
   } catch (e) {
     return report(e, undefined, o);
@@ -167,8 +179,9 @@ export function registerFetchCommand(program: Command): Command {
     .command('fetch')
     .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
     .argument(
-      '<url>',
+      '<url...>',
       'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets; ' +
+        'several rqcast:// URLs (same NAME): fetch from all those servers at once and combine their symbols; ' +
         'or flute://GROUP:PORT[/NAME]?tsi=N[&source=ADDR][&if=IFACE] — a multicast group alone, no server',
     )
     .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
@@ -193,7 +206,7 @@ export function registerFetchCommand(program: Command): Command {
         .default('auto'),
     )
     .addOption(
-      new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
+      new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long; with several servers: drop a server that sends nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
     )
     .addOption(new Option('--tcp <host:port>', "where the server's TCP transport is, for --transport tcp|auto (default: the URL's host and port)").argParser(optionParser(parseTcpEndpoint)))
     .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
@@ -206,13 +219,15 @@ Examples:
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
   rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
   rqcast fetch rqcast://10.0.0.1:4433 --transport tcp    over one TCP connection (networks that pass only TCP)
+  rqcast fetch rqcast://a.example//f.iso rqcast://b.example//f.iso -o f.iso
+                                                        from two servers of one group at once (serve --server-index/--servers)
   rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
                                                         every object of a FLUTE session, no server
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
 130 interrupted, 1 other error.`,
     )
-    .action(async (url: string, opts: FetchCliOptions) => {
-      process.exitCode = await runFetch(url, opts);
+    .action(async (urls: string[], opts: FetchCliOptions) => {
+      process.exitCode = await runFetch(urls, opts);
     });
 }

@@ -28,6 +28,7 @@ import { UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { ObjectSink, SinkFactory } from './sinks/sink';
+import type { SymbolTally } from './symbol-tally';
 
 /** One object being received. */
 export interface RegisteredObject {
@@ -88,6 +89,8 @@ export interface ObjectRegistryOptions {
   sinks: SinkFactory;
   /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
   stats: { unknownDropped: number };
+  /** Where each object symbol came from (a fetch from several servers; symbol-tally.ts). */
+  tally?: SymbolTally;
   events: ObjectRegistryEvents;
 }
 
@@ -193,6 +196,7 @@ export class ObjectRegistry {
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
+      this.tallied(ch, obj, p);
       const useful = !obj.receiver.complete;
       const before = obj.receiver.stats.symbolsReceived;
       obj.receiver.add(p);
@@ -255,11 +259,17 @@ export class ObjectRegistry {
     for (const p of buffered) {
       const obj = ch.tois.get(p.toi);
       if (obj) {
+        this.tallied(ch, obj, p);
         obj.receiver.add(p);
         obj.lastUsefulAt = now;
       }
     }
     this.o.events.fdtApplied();
+  }
+
+  /** Counts `p`'s symbols for its source (with a tally). */
+  private tallied(ch: ChannelEntry, obj: RegisteredObject, p: AlcPacket): void {
+    this.o.tally?.record(ch.source, obj, p.sbn, p.esi, Math.floor(p.payloadLength / obj.oti.symbolSize));
   }
 
   private ignoreToi(ch: ChannelEntry, toi: bigint): void {
