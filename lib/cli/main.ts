@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `rqcast` command: `rqcast serve ...` (./serve) and `rqcast fetch ...`
- * (./fetch). Exit codes come from the one table in ./exit-codes
+ * The `rqcast` command: `rqcast serve ...` (./serve), `rqcast fetch ...`
+ * (./fetch) and `rqcast relay ...` (./relay). Exit codes come from the one table in ./exit-codes
  * (docs/PROTOCOL.md §10.9): usage errors exit with 2.
  */
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
 import { registerFetchCommand } from './fetch';
+import { registerRelayCommand } from './relay';
 import { registerServeCommand } from './serve';
 
 // Read at run time: the same relative path works from lib/cli and dist/cli.
@@ -35,6 +36,7 @@ Run "rqcast serve --help" or "rqcast fetch --help" for every option.`,
     );
   registerServeCommand(program);
   registerFetchCommand(program);
+  registerRelayCommand(program);
   return program;
 }
 

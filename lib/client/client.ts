@@ -686,6 +686,28 @@ export class RqcastClient extends EventEmitter {
     return this.links.some((l) => l.session.phase === 'join') ? 'no answer to JOIN' : 'no answer to HELLO';
   }
 
+  /**
+   * Each joined channel and the names of the wanted objects its FDTs listed
+   * (what a relay serves again under the same channel names). Read after
+   * the fetch, or during it.
+   */
+  channelContents(): { name: string; objects: string[] }[] {
+    // From the registry: a channel may have been received by several sessions (a transport fallback), each its own entry.
+    const out = new Map<string, Set<string>>();
+    for (const ch of this.run.registry.allChannels()) {
+      const names = out.get(ch.name) ?? new Set<string>();
+      out.set(ch.name, names);
+      for (const obj of ch.tois.values()) names.add(obj.name);
+    }
+    return [...out].map(([name, objects]) => ({ name, objects: [...objects] }));
+  }
+
+  /** The symbol size T of object `name` as its FDT gave it (undefined if no FDT listed it). */
+  symbolSizeOf(name: string): number | undefined {
+    for (const obj of this.run.registry.objects) if (obj.name === name) return obj.oti.symbolSize;
+    return undefined;
+  }
+
   /** Progress now (also what 'progress' events carry). */
   progress(now = Date.now()): ProgressInfo {
     return this.run.report.progress(now);

@@ -141,6 +141,11 @@ export class ObjectRegistry {
     return ch;
   }
 
+  /** Every channel of every source, superseded ones included, in the order they were joined per source. */
+  *allChannels(): IterableIterator<ChannelEntry> {
+    for (const bySource of this.channels.values()) yield* bySource.values();
+  }
+
   channel(source: number, tsi: number): ChannelEntry | undefined {
     return this.channels.get(source)?.get(tsi);
   }

@@ -24,7 +24,7 @@ if (!probe.ok) console.warn(`skipping e2e multi-server tests: ${probe.reason}`);
 const describeNetns = probe.ok ? describe : describe.skip;
 
 const PORT = 4433;
-const RATE_MBPS = 12;
+const RATE_MBPS = 8;
 const BYTES = 3_000_000;
 
 interface ServerShare {
@@ -67,7 +67,7 @@ describeNetns('e2e: one client combining the servers of a group', () => {
   }
 
   function fetchBoth(out: string) {
-    const argv = rqcastArgv('fetch', ...urls(), '-o', out, '--json', '--timeout', '30s', '--fallback-after', '1s');
+    const argv = rqcastArgv('fetch', ...urls(), '-o', out, '--json', '--timeout', '30s', '--fallback-after', '500ms');
     return bed.spawn(bed.clients[0].ns, argv, cliOptions({ timeoutMs: 120_000 }));
   }
 
