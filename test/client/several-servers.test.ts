@@ -4,7 +4,13 @@
  * message that says what to do. The transfers themselves are
  * test/e2e/multi-server.test.ts.
  */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { RqcastClient } from '../../lib/client/client';
+import { Catalogue } from '../../lib/content/catalogue';
+import { RqcastServer } from '../../lib/server/server';
 import { InvalidClientOptionError } from '../../lib/client/errors';
 import { runFetch } from '../../lib/cli/fetch';
 import { EXIT_USAGE } from '../../lib/cli/exit-codes';
@@ -42,4 +48,42 @@ describe('rqcast fetch URL URL', () => {
       write.mockRestore();
     }
   });
+});
+
+describe('a fetch from two servers over loopback', () => {
+  let dir: string;
+  let data: Buffer;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rqcast-several-'));
+    data = randomBytes(400_000);
+    writeFileSync(path.join(dir, 'f.bin'), data);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('a server that refuses the JOIN (no such channel) is dropped as failed; the other one completes the fetch', async () => {
+    const catalogues = await Promise.all([Catalogue.load([path.join(dir, 'f.bin')]), Catalogue.load([path.join(dir, 'f.bin')])]);
+    const good = new RqcastServer({ catalogue: catalogues[0], port: 0, host: '127.0.0.1', rateMbps: 40, serverGroup: { index: 0, servers: 2 } });
+    // The other member has no channel "main": it answers JOIN with ERROR.
+    const refusing = new RqcastServer({ catalogue: catalogues[1], port: 0, host: '127.0.0.1', rateMbps: 40, channels: [{ name: 'other' }], serverGroup: { index: 1, servers: 2 } });
+    const out = mkdtempSync(path.join(dir, 'out-'));
+    try {
+      const [a, b] = [await good.listen(), await refusing.listen()];
+      const client = new RqcastClient([`rqcast://127.0.0.1:${b.port}//f.bin`, `rqcast://127.0.0.1:${a.port}//f.bin`], { outputDir: out, transport: 'udp', timeoutMs: 20_000 });
+      const warnings: string[] = [];
+      client.on('warning', (w) => warnings.push(w));
+      const summary = await client.fetch();
+      expect(readFileSync(path.join(out, 'f.bin')).equals(data)).toBe(true);
+      expect(summary.servers?.map((v) => [v.joined, v.dropped ?? 'kept'])).toEqual([
+        [false, 'failed'],
+        [true, 'kept'],
+      ]);
+      expect(summary.servers?.[0].symbols).toBe(0);
+      expect(summary.duplicates).toBe(0);
+      expect(warnings.some((w) => /carrying on with the other servers/.test(w))).toBe(true);
+    } finally {
+      await good.close();
+      await refusing.close();
+      for (const c of catalogues) c.close();
+    }
+  }, 30_000);
 });
