@@ -7,9 +7,11 @@
  * so a fetch that combines them counts 0 duplicates; servers outside a
  * group (or no-code servers) do send the same ones, and this shows it.
  *
- * Memory: one bit per ESI up to the highest ESI seen of each block (a
- * bitmap that doubles as it grows, at most 2 MiB per block for ESIs up to
- * 2^24), kept until the fetch ends so that a late duplicate still counts.
+ * Memory: the ESIs seen are kept as bitmaps of CHUNK_ESIS ESIs (512
+ * bytes each), made as symbols arrive in them, kept until the fetch ends so
+ * that a late duplicate still counts. A server is hostile input: ESIs
+ * spread over the whole 24-bit space cost one chunk per packet at worst,
+ * under half the packet's own size, never a bitmap of the whole space.
  */
 
 /** One source's counts. */
@@ -18,13 +20,16 @@ export interface SourceTally {
   duplicates: number;
 }
 
-const INITIAL_BITS = 1 << 12;
-const MAX_BITS = 1 << 24;
+/** ESIs per bitmap chunk. */
+export const CHUNK_ESIS = 4096;
+const CHUNK_SHIFT = 12;
+const ESI_END = 1 << 24;
 
 export class SymbolTally {
   private readonly sources = new Map<number, SourceTally>();
-  /** object (any key object: the registry's RegisteredObject) -> SBN -> bitmap of ESIs seen. */
-  private readonly seen = new Map<object, (Uint8Array | undefined)[]>();
+  /** object (any key object: the registry's RegisteredObject) -> (SBN, ESI chunk) -> bitmap of the chunk's ESIs seen. */
+  private readonly seen = new Map<object, Map<number, Uint8Array>>();
+  private chunkCount = 0;
   private total = 0;
   private dups = 0;
 
@@ -32,18 +37,28 @@ export class SymbolTally {
   record(source: number, object: object, sbn: number, esi: number, count: number): void {
     let s = this.sources.get(source);
     if (!s) this.sources.set(source, (s = { symbols: 0, duplicates: 0 }));
-    let blocks = this.seen.get(object);
-    if (!blocks) this.seen.set(object, (blocks = []));
-    let bits = blocks[sbn];
-    const last = Math.min(esi + count, MAX_BITS) - 1;
-    if (bits === undefined || last >= bits.length * 8) bits = blocks[sbn] = grown(bits, last + 1);
+    let chunks = this.seen.get(object);
+    if (!chunks) this.seen.set(object, (chunks = new Map()));
+    const last = Math.min(esi + count, ESI_END) - 1;
+    let key = -1;
+    let bits: Uint8Array | undefined;
     for (let e = esi; e <= last; e++) {
-      const byte = e >>> 3;
+      const k = sbn * (ESI_END >>> CHUNK_SHIFT) + (e >>> CHUNK_SHIFT);
+      if (k !== key) {
+        key = k;
+        bits = chunks.get(k);
+        if (!bits) {
+          chunks.set(k, (bits = new Uint8Array(CHUNK_ESIS / 8)));
+          this.chunkCount++;
+        }
+      }
+      const at = (e & (CHUNK_ESIS - 1)) >>> 3;
       const bit = 1 << (e & 7);
-      if (bits[byte] & bit) {
+      const b = bits as Uint8Array;
+      if (b[at] & bit) {
         s.duplicates++;
         this.dups++;
-      } else bits[byte] |= bit;
+      } else b[at] |= bit;
     }
     const n = last - esi + 1;
     s.symbols += n;
@@ -63,13 +78,9 @@ export class SymbolTally {
   get duplicates(): number {
     return this.dups;
   }
-}
 
-/** `bits` (or nothing) copied into a bitmap of at least `needBits` bits, doubling. */
-function grown(bits: Uint8Array | undefined, needBits: number): Uint8Array {
-  let size = Math.max(INITIAL_BITS, (bits?.length ?? 0) * 8);
-  while (size < needBits) size *= 2;
-  const out = new Uint8Array(Math.min(size, MAX_BITS) / 8);
-  if (bits) out.set(bits);
-  return out;
+  /** Bitmap chunks held (each CHUNK_ESIS / 8 bytes). */
+  get chunks(): number {
+    return this.chunkCount;
+  }
 }

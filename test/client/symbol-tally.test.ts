@@ -4,7 +4,7 @@
  * each source's symbols and duplicates are what the model counts.
  */
 import fc from 'fast-check';
-import { SymbolTally } from '../../lib/client/symbol-tally';
+import { CHUNK_ESIS, SymbolTally } from '../../lib/client/symbol-tally';
 
 describe('SymbolTally', () => {
   test('per-source symbols and duplicates match a set model, for any packets (ESIs up to 2^24 - 1, runs of G symbols)', () => {
@@ -58,5 +58,23 @@ describe('SymbolTally', () => {
     t.record(1, a, 0, 7, 1);
     expect(t.of(1)).toEqual({ symbols: 3, duplicates: 1 });
     expect(t.of(0)).toEqual({ symbols: 1, duplicates: 0 });
+  });
+
+  test('hostile ESIs spread over the 24-bit space, in every block: at most one 512-byte chunk per packet, never a bitmap of the whole space', () => {
+    const t = new SymbolTally();
+    const obj = {};
+    let packets = 0;
+    for (let sbn = 0; sbn < 256; sbn++) {
+      for (let i = 0; i < 16; i++) {
+        t.record(1, obj, sbn, 2 ** 24 - 1 - i * CHUNK_ESIS * 97, 1);
+        packets++;
+      }
+    }
+    expect(t.chunks).toBeLessThanOrEqual(packets);
+    expect(t.chunks * (CHUNK_ESIS / 8)).toBeLessThanOrEqual(packets * 512);
+    // Symbols in one chunk share it: a well-behaved stream costs a chunk per 4096 ESIs of a block.
+    const calm = new SymbolTally();
+    for (let esi = 0; esi < 20_000; esi++) calm.record(0, obj, 0, esi, 1);
+    expect(calm.chunks).toBe(Math.ceil(20_000 / CHUNK_ESIS));
   });
 });
