@@ -772,7 +772,7 @@ function checkSeveralServers(urls: readonly RqcastUrl[], options: RqcastClientOp
   }
 }
 
-/** Fetches `url` with `options`; resolves with the summary. */
-export function fetchRqcast(url: string | RqcastUrl, options: RqcastClientOptions = {}): Promise<FetchSummary> {
+/** Fetches `url` (or several servers' URLs, combined) with `options`; resolves with the summary. */
+export function fetchRqcast(url: string | RqcastUrl | readonly (string | RqcastUrl)[], options: RqcastClientOptions = {}): Promise<FetchSummary> {
   return new RqcastClient(url, options).fetch();
 }

@@ -95,8 +95,12 @@ export class Relay extends EventEmitter {
 
   /** Fetches every object of the upstream channels (retrying as long as it takes), then serves them. Resolves once listening. */
   async start(): Promise<ServerAddress> {
-    const { summary, channels } = await this.fetchUpstream();
+    const fetched = await this.fetchUpstream();
     if (this.closed) throw new Error('relay closed');
+    const { summary } = fetched;
+    // A channel none of whose objects were wanted (the upstream URL names one object it does not carry) has nothing to serve.
+    const channels = fetched.channels.filter((c) => c.objects.length > 0);
+    for (const c of fetched.channels) if (c.objects.length === 0) this.emit('warning', `channel ${c.name} has no object to relay: not served`);
     const symbolSize = summary.objects.length > 0 ? this.symbolSizeOf(channels) : undefined;
     this.catalogue = await Catalogue.load([this.o.spoolDir], symbolSize === undefined ? {} : { symbolSize });
     this.server = new RqcastServer({
