@@ -9,6 +9,7 @@
 //   (c) the control: two servers NOT in a group (both alone, so both
 //       send ESI 0, 1, 2, ...): the same count finds duplicates, so (a)'s
 //       zero is a measurement, not a constant;
+//   (d) the same over TCP (--transport tcp: one connection per member);
 //   (b) member 1 killed (SIGKILL) once the client holds a third of the
 //       symbols: the client drops it and finishes from member 0 alone,
 //       without starting the object again: member 0 sent fewer symbols than
@@ -54,11 +55,11 @@ describeNetns('e2e: one client combining the servers of a group', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Member `index` of 2, in the server namespace (0) or in client namespace 1 (1); `grouped` false: a server alone. */
-  function member(index: number, grouped = true) {
+  /** Member `index` of 2, in the server namespace (0) or in client namespace 1 (1); `grouped` false: a server alone; `tcp`: also over TCP. */
+  function member(index: number, grouped = true, tcp = false) {
     const node = index === 0 ? bed.server : bed.clients[1];
     const group = grouped ? ['--server-index', String(index), '--servers', '2'] : [];
-    const args = [file, '--bind', node.address, '--port', String(PORT), '--rate', String(RATE_MBPS), ...group, '--quiet'];
+    const args = [file, '--bind', node.address, '--port', String(PORT), '--rate', String(RATE_MBPS), ...group, '--quiet', ...(tcp ? ['--tcp'] : [])];
     return { node, start: () => startServer(bed, node.ns, args) };
   }
 
@@ -66,8 +67,8 @@ describeNetns('e2e: one client combining the servers of a group', () => {
     return [`rqcast://${bed.server.address}:${PORT}//F.bin`, `rqcast://${bed.clients[1].address}:${PORT}//F.bin`];
   }
 
-  function fetchBoth(out: string) {
-    const argv = rqcastArgv('fetch', ...urls(), '-o', out, '--json', '--timeout', '30s', '--fallback-after', '500ms');
+  function fetchBoth(out: string, extra: string[] = []) {
+    const argv = rqcastArgv('fetch', ...urls(), '-o', out, '--json', '--timeout', '30s', '--fallback-after', '500ms', ...extra);
     return bed.spawn(bed.clients[0].ns, argv, cliOptions({ timeoutMs: 120_000 }));
   }
 
@@ -111,6 +112,26 @@ describeNetns('e2e: one client combining the servers of a group', () => {
       console.log(`[e2e multi c] symbols per server ${servers.map((v) => v.symbols).join(' + ')}, duplicates ${String(s.duplicates)}`);
       expect(Number(s.duplicates)).toBeGreaterThan(0);
       expect(Number(s.duplicates)).toBe(servers[0].duplicates + servers[1].duplicates);
+    } finally {
+      await stopProcess(a);
+      await stopProcess(b);
+    }
+  }, 150_000);
+
+  it('(d) over TCP: one connection per member, bit-exact, 0 duplicates, both contributed', async () => {
+    const a = await member(0, true, true).start();
+    const b = await member(1, true, true).start();
+    try {
+      const out = path.join(dir, 'd.bin');
+      const res = await fetchBoth(out, ['--transport', 'tcp']).wait();
+      if (res.code !== 0) throw new Error(describeRun('fetch from both over TCP', res));
+      expect(sha256(out)).toBe(digest);
+      const s = lastJson(res.stdout)!;
+      const servers = s.servers as (ServerShare & { transport: string })[];
+      console.log(`[e2e multi d] TCP: symbols per server ${servers.map((v) => v.symbols).join(' + ')}, duplicates ${String(s.duplicates)}`);
+      expect(servers.map((v) => v.transport)).toEqual(['tcp', 'tcp']);
+      expect(s.duplicates).toBe(0);
+      for (const v of servers) expect(v.symbols).toBeGreaterThan(0);
     } finally {
       await stopProcess(a);
       await stopProcess(b);
