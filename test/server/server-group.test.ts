@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Catalogue } from '../../lib/content/catalogue';
 import { ObjectDecoder } from '../../lib/fec/decoder';
-import type { AlcPacket } from '../../lib/protocol/alc';
+import { type AlcPacket, decodeAlc } from '../../lib/protocol/alc';
 import { RqcastServer } from '../../lib/server/server';
 import { InvalidServerConfigError } from '../../lib/errors';
 import { serverGroupOf } from '../../lib/cli/serve';
@@ -79,6 +79,31 @@ describe('a group of 3 coded servers', () => {
       d.close();
     } finally {
       for (const m of members) await close(m);
+    }
+  });
+
+  test('ACK replacements of member 1 stay in its class: fresh ESIs = 1 mod 3, above K, none of them an ESI of the packets reported lost', async () => {
+    // Listening (on loopback, nobody joined): the streams start and their blocks are prepared, as replacements need.
+    const catalogue = await Catalogue.load([dir]);
+    const m = { catalogue, server: new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', serverGroup: { index: 1, servers: 3 } }), toi: BigInt(catalogue.get('f.bin')!.toi) };
+    try {
+      await m.server.listen();
+      const stream = m.server.channels[0].stream;
+      const K = m.catalogue.get('f.bin')!.encoder.sourceSymbols(0);
+      const sent = takePackets(stream, 200);
+      const sentEsis = new Set(sent.filter((p) => p.toi === m.toi).map((p) => p.esi));
+      // Every sequence number the stream used, reported lost.
+      const lost = sent.filter((p) => p.sequence !== undefined).map((p) => p.sequence as number);
+      const fresh = stream.freshPackets(lost).map((b) => decodeAlc(b)).filter((r) => r.ok).map((r) => (r as { packet: AlcPacket }).packet);
+      const objectFresh = fresh.filter((p) => p.toi === m.toi);
+      expect(objectFresh.length).toBeGreaterThan(0);
+      for (const p of objectFresh) {
+        expect(p.esi % 3).toBe(1);
+        expect(p.esi).toBeGreaterThanOrEqual(K);
+        expect(sentEsis.has(p.esi)).toBe(false);
+      }
+    } finally {
+      await close(m);
     }
   });
 
