@@ -288,7 +288,7 @@ export class RqcastServer extends EventEmitter {
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
     this.listening = true;
-    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), serverGroup: this.serverGroup, channels: this.channels.map(channelLog) }, 'listening');
+    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), ...(this.serverGroup.servers > 1 ? { serverGroup: this.serverGroup } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
