@@ -2,7 +2,7 @@
  * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
  *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
- *  [--tcp HOST:PORT]`
+ *  [--tcp HOST:PORT] [--no-resume]`
  *
  * URL is rqcast://HOST… (a server: RqcastClient) or flute://GROUP:PORT?tsi=N
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
@@ -19,6 +19,10 @@
  * --timeout, or --until reached first); 5 an object's SHA-256 did not match
  * the FDT; 130 interrupted (SIGINT/SIGTERM); 1 anything else.
  *
+ * Resume: objects are written resumably (client/sinks/resumable-sink.ts);
+ * a fetch that stops short keeps what it has and says so (reportKept); the
+ * next one starts from it, --no-resume discards it first.
+ *
  * Option values are read by the parsers every command shares (options.ts).
  */
 import { statSync } from 'fs';
@@ -26,7 +30,8 @@ import { Command, Option } from 'commander';
 import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/client';
 import type { TransportMode } from '../client/fallback';
 import { FluteReceiver } from '../client/flute-receiver';
-import { chooseProgressMode, ProgressDisplay } from '../client/progress';
+import { chooseProgressMode, formatBytes, ProgressDisplay } from '../client/progress';
+import type { KeptPartial } from '../client/sinks/sink';
 import { FluteUrl, parseFetchUrl } from '../client/url';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
@@ -61,6 +66,19 @@ export interface FetchCliOptions {
   multicastIf?: string;
   /** --tcp: where the server's TCP transport is. */
   tcp?: HostPort;
+  /** false with --no-resume. */
+  resume?: boolean;
+}
+
+/** What a fetch that stopped short kept, and how to go on: one line per object on stderr (and a JSON line with --json). */
+export function reportKept(kept: KeptPartial[], json: boolean | undefined): void {
+  for (const k of kept) {
+    if (json) process.stdout.write(JSON.stringify({ type: 'partial', ...k }) + '\n');
+    process.stderr.write(
+      `rqcast fetch: kept ${k.blocksKept} of ${k.blocks} blocks (${formatBytes(k.bytesKept)} of ${formatBytes(k.bytes)}) of "${k.name}" in ${k.partPath}; ` +
+        'run the same fetch again to resume it (--no-resume to start over)\n',
+    );
+  }
 }
 
 /**
@@ -105,6 +123,7 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
         fallbackAfterMs: o.fallbackAfter,
         multicastInterface: o.multicastIf,
         ...(o.tcp ? { tcp: o.tcp } : {}),
+        resume: o.resume === false ? 'restart' : 'continue',
       };
       client = new RqcastClient(url, options);
     }
@@ -112,6 +131,7 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
     return report(e, undefined, o);
   }
   display = new ProgressDisplay(client, mode);
+  client.on('partial', (kept) => reportKept(kept, o.json));
   const onSignal = (): void => client.close();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -150,6 +170,7 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
     lossRate: o.loss === undefined ? undefined : o.loss / 100,
     memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
     multicastInterface: o.multicastIf,
+    resume: o.resume === false ? 'restart' : 'continue',
   });
 }
 
@@ -181,6 +202,10 @@ export function registerFetchCommand(program: Command): Command {
         .argParser(optionParser(parseMebibytes))
         .default(1024, '1024'),
     )
+    .option(
+      '--no-resume',
+      'start over: discard the blocks an interrupted fetch of the same object kept (.NAME.rqcast-part, .NAME.rqcast-state); by default they are verified and reused',
+    )
     .option('--json', 'JSON lines on stdout: progress, objects, final summary')
     .option('-q, --quiet', 'no progress display')
     .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(optionParser(parseLossPercent)))
@@ -208,6 +233,10 @@ Examples:
   rqcast fetch rqcast://10.0.0.1:4433 --transport tcp    over one TCP connection (networks that pass only TCP)
   rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
                                                         every object of a FLUTE session, no server
+
+Resume: a fetch that stops short (Ctrl-C, SIGTERM, a timeout, kill -9, power loss)
+keeps .NAME.rqcast-part and .NAME.rqcast-state beside NAME; the next fetch of the
+same object verifies the blocks kept and fetches only the others.
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
 130 interrupted, 1 other error.`,

@@ -63,6 +63,10 @@ export interface ObjectResult {
   symbolsReceived: number;
   symbolsUsed: number;
   neededSymbols: number;
+  /** Blocks an interrupted fetch had kept, verified and not fetched again (resume). */
+  blocksResumed: number;
+  /** Their source symbols: of neededSymbols, those this fetch did not need. */
+  symbolsResumed: number;
 }
 
 /** A joined channel at the end of a fetch: the transport it ended on (docs/PROTOCOL.md §10.10). */
@@ -86,6 +90,9 @@ export interface FetchSummary {
   symbolsReceived: number;
   symbolsUsed: number;
   neededSymbols: number;
+  /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
+  symbolsResumed: number;
+  blocksResumed: number;
   /** symbolsReceived / neededSymbols - 1 (reception overhead). */
   overhead: number;
   replacements: number;

@@ -36,6 +36,8 @@ export class FetchReport {
       symbolsReceived: r.stats.symbolsReceived,
       symbolsUsed: r.stats.symbolsUsed,
       neededSymbols: r.neededSymbols,
+      blocksResumed: r.stats.blocksResumed,
+      symbolsResumed: r.stats.symbolsResumed,
     };
     this.results.push(result);
     return result;
@@ -94,7 +96,11 @@ export class FetchReport {
     let symbolsReceived = 0;
     let symbolsUsed = 0;
     let needed = 0;
+    let symbolsResumed = 0;
+    let blocksResumed = 0;
     for (const o of this.registry.objects) {
+      symbolsResumed += o.receiver.stats.symbolsResumed;
+      blocksResumed += o.receiver.stats.blocksResumed;
       symbolsReceived += o.receiver.stats.symbolsReceived;
       symbolsUsed += o.receiver.stats.symbolsUsed;
       needed += o.receiver.neededSymbols;
@@ -110,7 +116,10 @@ export class FetchReport {
       symbolsReceived,
       symbolsUsed,
       neededSymbols: needed,
-      overhead: needed > 0 ? symbolsReceived / needed - 1 : 0,
+      symbolsResumed,
+      blocksResumed,
+      // Over what this fetch had to receive: a resumed fetch needs only the blocks it lacked.
+      overhead: needed - symbolsResumed > 0 ? symbolsReceived / (needed - symbolsResumed) - 1 : 0,
       replacements: s.replacements,
       acksSent: s.acksSent,
       simulatedDrops: s.simulatedDrops,

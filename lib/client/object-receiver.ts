@@ -99,6 +99,10 @@ export interface ObjectReceiverStats {
   symbolsOverBudget: number;
   /** Partial blocks of this object evicted for the budget. */
   blocksEvicted: number;
+  /** Blocks the sink already held from an interrupted fetch (resumeBlocks), counted in blocksDone. */
+  blocksResumed: number;
+  /** Source symbols (K) of those blocks: what this fetch did not need to receive. */
+  symbolsResumed: number;
 }
 
 export function toDecoderOti(oti: WireOti): { F: number; T: number; Z: number; N: number; Al: number } {
@@ -119,6 +123,8 @@ export class ObjectReceiver implements BudgetedReceiver {
     blocksDone: 0,
     symbolsOverBudget: 0,
     blocksEvicted: 0,
+    blocksResumed: 0,
+    symbolsResumed: 0,
   };
   /** Settles when every block has been written to the sink (or on the first failure). */
   readonly done: Promise<void>;
@@ -317,6 +323,32 @@ export class ObjectReceiver implements BudgetedReceiver {
     this.schedule(lane);
   }
 
+  /**
+   * Blocks the sink already holds, verified (a resumed fetch,
+   * ObjectSink.resumed): done without a symbol. What this receiver holds of
+   * them is dropped; a block being solved right now is left to finish (it
+   * is written again, the same bytes). Returns how many were newly marked.
+   */
+  resumeBlocks(sbns: Iterable<number>): number {
+    if (this.closed || this.complete) return 0;
+    let n = 0;
+    for (const sbn of sbns) {
+      if (!Number.isInteger(sbn) || sbn < 0 || sbn >= this.Z || this.accounting.blockDone[sbn]) continue;
+      const lane = this.laneOf(sbn);
+      if (lane.solving.has(sbn)) continue;
+      this.pendingTotal -= lane.unstage(sbn);
+      lane.ready.delete(sbn);
+      lane.decoder.discardBlock(sbn);
+      this.accounting.resumed(sbn);
+      this.writeThrough?.drop(sbn);
+      this.stats.blocksResumed++;
+      this.stats.symbolsResumed += this.K[sbn];
+      n++;
+    }
+    if (this.complete) this.decodingDone();
+    return n;
+  }
+
   /** Hands every staged symbol to the decoders now (the client calls it at the end of a receive batch). */
   commitAll(): void {
     for (const lane of this.lanes) if (lane.staged > 0) this.commit(lane);
@@ -407,16 +439,21 @@ export class ObjectReceiver implements BudgetedReceiver {
       }
     }
     if (this.complete) {
-      for (const l of this.lanes) {
-        l.clear();
-        if (!l.busy) l.decoder.close();
-      }
-      this.pendingTotal = 0;
-      this.resolveDecoded();
-      Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
+      this.decodingDone();
       return;
     }
     if (lane.staged > 0 || lane.ready.size > 0) this.commit(lane);
+  }
+
+  /** Every block is decoded (or was resumed): the decoders go; done once the writes land. */
+  private decodingDone(): void {
+    for (const l of this.lanes) {
+      l.clear();
+      if (!l.busy) l.decoder.close();
+    }
+    this.pendingTotal = 0;
+    this.resolveDecoded();
+    Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
   }
 
   /** Takes every newly decoded block among `sbns` out of the lane's decoder and writes it. */

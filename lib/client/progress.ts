@@ -48,6 +48,8 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     symbolsReceived: s.symbolsReceived,
     symbolsUsed: s.symbolsUsed,
     neededSymbols: s.neededSymbols,
+    symbolsResumed: s.symbolsResumed,
+    blocksResumed: s.blocksResumed,
     overhead: Number(s.overhead.toFixed(6)),
     replacements: s.replacements,
     acksSent: s.acksSent,
@@ -69,6 +71,7 @@ export function summaryLine(s: FetchSummary): string {
     `fetched ${n} object${n === 1 ? '' : 's'}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ` +
     `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
     (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
+    (s.blocksResumed > 0 ? `, ${s.blocksResumed} block${s.blocksResumed === 1 ? '' : 's'} resumed` : '') +
     // Which transport each channel ended on, once a group or TCP is in play.
     (s.channels.some((c) => c.group !== undefined || c.transport === 'tcp') ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
   );
