@@ -193,6 +193,46 @@ describe('ObjectReceiver', () => {
     enc.close();
   });
 
+  test('resumed blocks (the sink holds them) are done without symbols: their symbols are late, only the others are decoded and written', async () => {
+    const data = randomBytes(150_001);
+    const enc = new ObjectEncoder(data, { symbolSize: 256, sourceBlocks: 3 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    const K = [0, 1, 2].map((sbn) => enc.layout.sourceSymbols(sbn));
+    // Some symbols of block 2 arrive before the sink says it holds it: they are dropped with the block.
+    for (let esi = 0; esi < 40; esi++) rx.add(alcPacket(enc, 2, esi));
+    rx.commitAll();
+    expect(rx.resumeBlocks([0, 2, 2, 7, -1])).toBe(2);
+    expect(rx.resumeBlocks([0])).toBe(0);
+    expect(rx.stats).toMatchObject({ blocksResumed: 2, symbolsResumed: K[0] + K[2], blocksDone: 2 });
+    expect(rx.nativeHeldBytes()).toBe(0);
+    const fed = await feedLikeAStream(rx, enc, lossyPackets(enc, prng(5), { loss: 0, dup: 0 }));
+    await rx.done;
+    expect(sink.written).toEqual([1]);
+    expect(sink.out.subarray(enc.layout.blockOffset(1), enc.layout.blockOffset(2)).equals(data.subarray(enc.layout.blockOffset(1), enc.layout.blockOffset(2)))).toBe(true);
+    // Only block 1's symbols were taken (K + margin at most); every other one was late.
+    expect(rx.stats.symbolsReceived - 40).toBeLessThanOrEqual(K[1] + 8);
+    expect(rx.stats.symbolsLate).toBeGreaterThan(fed / 2);
+    expect(rx.heldSymbols).toBe(rx.neededSymbols);
+    enc.close();
+  });
+
+  test('every block resumed: done at once, nothing written', async () => {
+    const data = randomBytes(9_000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100, sourceBlocks: 2 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    expect(rx.resumeBlocks([1, 0])).toBe(2);
+    await rx.decoded;
+    await rx.done;
+    expect(rx.complete).toBe(true);
+    expect(sink.written).toEqual([]);
+    rx.add(alcPacket(enc, 0, 3));
+    expect(rx.stats.symbolsLate).toBe(1);
+    expect(rx.stats.symbolsReceived).toBe(0);
+    enc.close();
+  });
+
   test('malformed packets are rejected and counted; decoding still completes', async () => {
     const data = randomBytes(3000);
     const enc = new ObjectEncoder(data, { symbolSize: 100 });
