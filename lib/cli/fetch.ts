@@ -75,7 +75,9 @@ export function reportKept(kept: KeptPartial[], json: boolean | undefined): void
   for (const k of kept) {
     if (json) process.stdout.write(JSON.stringify({ type: 'partial', ...k }) + '\n');
     process.stderr.write(
-      `rqcast fetch: kept ${k.blocksKept} of ${k.blocks} blocks (${formatBytes(k.bytesKept)} of ${formatBytes(k.bytes)}) of "${k.name}" in ${k.partPath}; ` +
+      `rqcast fetch: kept ${k.blocksKept} of ${k.blocks} blocks (${formatBytes(k.bytesKept)} of ${formatBytes(k.bytes)})` +
+        (k.symbolBytesKept > 0 ? ` and ${formatBytes(k.symbolBytesKept)} of symbols of the others` : '') +
+        ` of "${k.name}" in ${k.partPath}; ` +
         'run the same fetch again to resume it (--no-resume to start over)\n',
     );
   }

@@ -67,6 +67,8 @@ export interface ObjectResult {
   blocksResumed: number;
   /** Their source symbols: of neededSymbols, those this fetch did not need. */
   symbolsResumed: number;
+  /** Source symbols of the other blocks that the interrupted fetch had received, read back and used (not in symbolsReceived). */
+  symbolsReplayed: number;
 }
 
 /** A joined channel at the end of a fetch: the transport it ended on (docs/PROTOCOL.md §10.10). */
@@ -93,7 +95,9 @@ export interface FetchSummary {
   /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
   symbolsResumed: number;
   blocksResumed: number;
-  /** symbolsReceived / neededSymbols - 1 (reception overhead). */
+  /** Source symbols of blocks not kept whole that an interrupted fetch had received: read back, not received again. */
+  symbolsReplayed: number;
+  /** symbolsReceived / (neededSymbols - symbolsResumed - symbolsReplayed) - 1 (reception overhead). */
   overhead: number;
   replacements: number;
   acksSent: number;

@@ -38,6 +38,7 @@ export class FetchReport {
       neededSymbols: r.neededSymbols,
       blocksResumed: r.stats.blocksResumed,
       symbolsResumed: r.stats.symbolsResumed,
+      symbolsReplayed: r.stats.symbolsReplayed,
     };
     this.results.push(result);
     return result;
@@ -98,7 +99,9 @@ export class FetchReport {
     let needed = 0;
     let symbolsResumed = 0;
     let blocksResumed = 0;
+    let symbolsReplayed = 0;
     for (const o of this.registry.objects) {
+      symbolsReplayed += o.receiver.stats.symbolsReplayed;
       symbolsResumed += o.receiver.stats.symbolsResumed;
       blocksResumed += o.receiver.stats.blocksResumed;
       symbolsReceived += o.receiver.stats.symbolsReceived;
@@ -118,8 +121,9 @@ export class FetchReport {
       neededSymbols: needed,
       symbolsResumed,
       blocksResumed,
-      // Over what this fetch had to receive: a resumed fetch needs only the blocks it lacked.
-      overhead: needed - symbolsResumed > 0 ? symbolsReceived / (needed - symbolsResumed) - 1 : 0,
+      symbolsReplayed,
+      // Over what this fetch had to receive: a resumed fetch needs only what it lacked.
+      overhead: needed - symbolsResumed - symbolsReplayed > 0 ? symbolsReceived / (needed - symbolsResumed - symbolsReplayed) - 1 : 0,
       replacements: s.replacements,
       acksSent: s.acksSent,
       simulatedDrops: s.simulatedDrops,

@@ -103,6 +103,8 @@ export interface ObjectReceiverStats {
   blocksResumed: number;
   /** Source symbols (K) of those blocks: what this fetch did not need to receive. */
   symbolsResumed: number;
+  /** Source symbols of other blocks read back from the sink (addKeptSource), not counted in symbolsReceived. */
+  symbolsReplayed: number;
 }
 
 export function toDecoderOti(oti: WireOti): { F: number; T: number; Z: number; N: number; Al: number } {
@@ -125,6 +127,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     blocksEvicted: 0,
     blocksResumed: 0,
     symbolsResumed: 0,
+    symbolsReplayed: 0,
   };
   /** Settles when every block has been written to the sink (or on the first failure). */
   readonly done: Promise<void>;
@@ -151,6 +154,8 @@ export class ObjectReceiver implements BudgetedReceiver {
   private readonly writeThrough?: WriteThrough;
   private pendingTotal = 0;
   private closed = false;
+  /** addKeptSource is adding symbols the sink already holds: no write-through. */
+  private replaying = false;
   private readonly writes: Promise<void>[] = [];
   private resolveDone!: () => void;
   private resolveDecoded!: () => void;
@@ -305,7 +310,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     const take = this.accounting.accept(sbn, G, this.maxPending - this.pendingTotal);
     if (take === 0) return;
     this.pendingTotal += take;
-    const wt = this.writeThrough;
+    const wt = this.replaying ? undefined : this.writeThrough;
     if (wt !== undefined && esi < this.K[sbn]) {
       for (let i = 0; i < take && esi + i < this.K[sbn]; i++) wt.gather(sbn, esi + i, buf, at + i * T);
     }
@@ -347,6 +352,50 @@ export class ObjectReceiver implements BudgetedReceiver {
     }
     if (this.complete) this.decodingDone();
     return n;
+  }
+
+  /**
+   * Source bytes of the object at `offset` that the sink already holds (a
+   * resumed fetch's written-through symbols, ObjectSink.resumeSymbols):
+   * added as the received source symbols they are (RFC 6330 §4.4.1.2: the
+   * symbol at ESI e of block sbn is the object's bytes at blockOffset(sbn)
+   * + e·T, the last one zero-padded), within the same limits as symbols
+   * from the network, and not written through again. Bytes that do not
+   * start on a symbol boundary or leave their block are ignored. Returns
+   * the symbols taken (stats.symbolsReplayed, not symbolsReceived).
+   */
+  addKeptSource(offset: number, bytes: Uint8Array): number {
+    if (this.closed || this.complete || bytes.length === 0) return 0;
+    const T = this.T;
+    let sbn = -1;
+    for (let b = 0; b < this.Z; b++) {
+      const start = this.layout.blockOffset(b);
+      if (offset >= start && offset < start + this.layout.blockLength(b)) {
+        sbn = b;
+        break;
+      }
+    }
+    if (sbn < 0) return 0;
+    const start = this.layout.blockOffset(sbn);
+    if ((offset - start) % T !== 0 || offset + bytes.length > start + this.layout.blockLength(sbn)) return 0;
+    const esi = (offset - start) / T;
+    const count = Math.ceil(bytes.length / T);
+    let buf = bytes;
+    if (bytes.length !== count * T) {
+      buf = new Uint8Array(count * T);
+      buf.set(bytes);
+    }
+    const before = this.stats.symbolsReceived;
+    this.replaying = true;
+    try {
+      this.addFrom(buf, 0, sbn, esi, count * T, false);
+    } finally {
+      this.replaying = false;
+    }
+    const taken = this.stats.symbolsReceived - before;
+    this.stats.symbolsReceived -= taken;
+    this.stats.symbolsReplayed += taken;
+    return taken;
   }
 
   /** Hands every staged symbol to the decoders now (the client calls it at the end of a receive batch). */

@@ -302,7 +302,11 @@ export class ObjectRegistry {
     this.byName.set(name, obj);
     // A resumed fetch: the blocks the sink kept (verified) count as decoded.
     sink.resumed?.then(
-      (sbns) => void receiver.resumeBlocks(sbns),
+      (sbns) => {
+        receiver.resumeBlocks(sbns);
+        // Then the symbols it had of the other blocks; failing to read them back only loses them.
+        sink.resumeSymbols?.((offset, bytes) => receiver.addKeptSource(offset, bytes)).catch(() => undefined);
+      },
       (e: unknown) => this.o.events.failed(e),
     );
     receiver.done.then(

@@ -50,6 +50,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     neededSymbols: s.neededSymbols,
     symbolsResumed: s.symbolsResumed,
     blocksResumed: s.blocksResumed,
+    symbolsReplayed: s.symbolsReplayed,
     overhead: Number(s.overhead.toFixed(6)),
     replacements: s.replacements,
     acksSent: s.acksSent,
@@ -72,6 +73,7 @@ export function summaryLine(s: FetchSummary): string {
     `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
     (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
     (s.blocksResumed > 0 ? `, ${s.blocksResumed} block${s.blocksResumed === 1 ? '' : 's'} resumed` : '') +
+    (s.symbolsReplayed > 0 ? `, ${s.symbolsReplayed} symbols resumed` : '') +
     // Which transport each channel ended on, once a group or TCP is in play.
     (s.channels.some((c) => c.group !== undefined || c.transport === 'tcp') ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
   );

@@ -233,6 +233,36 @@ describe('ObjectReceiver', () => {
     enc.close();
   });
 
+  test('source bytes the sink kept (addKeptSource) count as symbols of their block, not as received; the rest comes from the stream', async () => {
+    const data = randomBytes(100_050);
+    const T = 256;
+    const enc = new ObjectEncoder(data, { symbolSize: T, sourceBlocks: 2 });
+    const sink = new PrewriteSink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    const L = enc.layout;
+    const K1 = L.sourceSymbols(1);
+    // Block 1: its first 30 symbols and its last one (short: the object ends inside it, zero-padded for the decoder).
+    const lastEsi = K1 - 1;
+    const lastAt = L.blockOffset(1) + lastEsi * T;
+    expect(rx.addKeptSource(L.blockOffset(1), data.subarray(L.blockOffset(1), L.blockOffset(1) + 30 * T))).toBe(30);
+    expect(rx.addKeptSource(lastAt, data.subarray(lastAt))).toBe(1);
+    expect(data.length - lastAt).toBeLessThan(T);
+    // Not on a symbol boundary, or past its block: ignored.
+    expect(rx.addKeptSource(L.blockOffset(1) + 1, data.subarray(L.blockOffset(1) + 1, L.blockOffset(1) + 1 + T))).toBe(0);
+    expect(rx.addKeptSource(L.blockOffset(1) - T, data.subarray(L.blockOffset(1) - T, L.blockOffset(1) + T))).toBe(0);
+    expect(rx.stats.symbolsReplayed).toBe(31);
+    expect(rx.stats.symbolsReceived).toBe(0);
+    // Replayed symbols are not written through again.
+    expect(sink.preCalls).toEqual([]);
+    // The stream: block 0 whole, block 1 only K1 - 31 symbols, repair ones (ESI >= K).
+    for (let esi = 0; esi < L.sourceSymbols(0); esi++) rx.add(alcPacket(enc, 0, esi));
+    for (let i = 0; i < K1 - 31 + 2; i++) rx.add(alcPacket(enc, 1, K1 + i));
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    expect(rx.stats.symbolsReceived).toBe(L.sourceSymbols(0) + K1 - 31 + 2);
+    enc.close();
+  });
+
   test('malformed packets are rejected and counted; decoding still completes', async () => {
     const data = randomBytes(3000);
     const enc = new ObjectEncoder(data, { symbolSize: 100 });

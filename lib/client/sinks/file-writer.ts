@@ -206,16 +206,20 @@ export class ObjectFileWriter {
    * so that the page cache holds the object's pages before its blocks
    * decode. Not part of the digest or of the write accounting; a failure is
    * ignored (the block's own write reports it). commit and abort wait for it.
+   * Resolves true once the bytes are written whole (a resumable sink then
+   * records them), false if they were not.
    */
-  prewrite(offset: number, data: Uint8Array): void {
+  prewrite(offset: number, data: Uint8Array): Promise<boolean> {
     const handle = this.handle;
-    if (handle === undefined || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) return;
+    if (handle === undefined || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) return Promise.resolve(false);
     const p = handle.write(data, 0, data.length, offset).then(
-      () => undefined,
-      () => undefined,
+      ({ bytesWritten }) => bytesWritten === data.length,
+      () => false,
     );
-    this.pending.add(p);
-    p.then(() => this.pending.delete(p));
+    const settled = p.then(() => undefined);
+    this.pending.add(settled);
+    settled.then(() => this.pending.delete(settled));
+    return p;
   }
 
   /** Feeds the running digest with a block being written at `offset`. */

@@ -15,6 +15,12 @@
  * random-named temporary files of earlier versions for the same
  * destination, which nothing else can be using.
  *
+ * Source symbols written through before their block decoded
+ * (write-through.ts) are recorded too, as runs with their SHA-256: the next
+ * fetch hands the verified ones to the receiver as received symbols
+ * (resumeSymbols), so that a fetch stopped while every block was in
+ * progress (a round-robin stream) still keeps what it received.
+ *
  * mode 'continue' resumes what it finds; 'restart' (fetch --no-resume)
  * discards it first. Either way the new run is itself resumable.
  */
@@ -24,16 +30,21 @@ import * as path from 'path';
 import { UnfetchableObjectError } from '../errors';
 import { ObjectFileWriter } from './file-writer';
 import {
+  blockOf,
   BlockSpan,
   blockSpans,
+  MAX_STATE_BYTES,
   parseState,
   PartialPaths,
   partialPaths,
   releaseLock,
   removeLegacyTemps,
+  readRun,
   ResumeJournal,
+  type SymbolRun,
   takeLock,
   verifyBlocks,
+  verifyRuns,
   type VerifiedBlocks,
 } from './resume-state';
 import type { KeptPartial, ObjectSink, SinkObject } from './sink';
@@ -45,10 +56,12 @@ interface Prepared {
   /** Verified blocks of an earlier run, with their records (empty: start afresh). */
   kept: Map<number, Buffer>;
   verified?: VerifiedBlocks;
+  /** Verified runs of source symbols of the other blocks (written through by the earlier run). */
+  runs: SymbolRun[];
 }
 
 /** Reads a whole file without following a link at its name; undefined if it does not exist. */
-async function readNoFollow(p: string): Promise<Buffer | undefined> {
+async function readNoFollow(p: string, most: number): Promise<Buffer | undefined> {
   let h: fs.FileHandle;
   try {
     h = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
@@ -59,8 +72,11 @@ async function readNoFollow(p: string): Promise<Buffer | undefined> {
     throw e;
   }
   try {
-    if (!(await h.stat()).isFile()) return undefined;
-    return await h.readFile();
+    const st = await h.stat();
+    if (!st.isFile()) return undefined;
+    const buf = Buffer.alloc(Math.min(st.size, most));
+    const { bytesRead } = await h.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead);
   } finally {
     await h.close();
   }
@@ -81,8 +97,12 @@ export class ResumableFileSink implements ObjectSink {
   /** Blocks in the part file and its journal: kept from before, and written (and recorded) since. */
   private readonly held = new Set<number>();
   private readonly writes = new Set<Promise<void>>();
+  /** Runs of written-through source symbols in the part file and its journal. */
+  private readonly runs: { offset: number; length: number }[] = [];
   private lockTaken = false;
+  /** No more records: published, given up or suspended. */
   private ended = false;
+  private suspending = false;
 
   constructor(
     private readonly object: SinkObject,
@@ -100,24 +120,56 @@ export class ResumableFileSink implements ObjectSink {
   }
 
   async writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void> {
-    const p = (async () => {
+    return this.track(async () => {
       const { writer, journal } = await this.open();
       await writer.writeAt(offset, data);
       if (this.ended) return;
       journal.record(sbn, createHash('sha256').update(data).digest());
       this.held.add(sbn);
-    })();
+    });
+  }
+
+  /** Source symbols written through: once they land, a run record keeps them for a later run, block decoded or not. */
+  prewrite(offset: number, data: Uint8Array): void {
+    this.track(async () => {
+      const { writer, journal } = await this.open();
+      if (!(await writer.prewrite(offset, data)) || this.ended) return;
+      journal.recordRun(offset, data.length, createHash('sha256').update(data).digest());
+      this.runs.push({ offset, length: data.length });
+    }).catch(() => undefined);
+  }
+
+  /**
+   * Hands `add` the source symbols the earlier run wrote through for blocks
+   * not kept whole, each run read back and checked against its record
+   * again; returns the bytes handed over.
+   */
+  async resumeSymbols(add: (offset: number, bytes: Uint8Array) => void): Promise<number> {
+    const p = await this.prepared;
+    if (p.runs.length === 0) return 0;
+    const part = await fs.open(this.paths.part, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    let n = 0;
+    try {
+      for (const run of p.runs) {
+        if (this.ended) break;
+        const bytes = await readRun(part, run);
+        if (bytes === undefined || !createHash('sha256').update(bytes).digest().equals(run.digest)) continue;
+        add(run.offset, bytes);
+        n += bytes.length;
+      }
+    } finally {
+      await part.close();
+    }
+    return n;
+  }
+
+  /** Runs `job`, which suspend and abort wait for. */
+  private track(job: () => Promise<void>): Promise<void> {
+    const p = job();
     this.writes.add(p);
     const forget = (): void => void this.writes.delete(p);
     p.then(forget, forget);
     return p;
-  }
-
-  prewrite(offset: number, data: Uint8Array): void {
-    this.open().then(
-      ({ writer }) => writer.prewrite(offset, data),
-      () => undefined,
-    );
   }
 
   async commit(): Promise<void> {
@@ -152,9 +204,11 @@ export class ResumableFileSink implements ObjectSink {
   }
 
   async suspend(): Promise<KeptPartial | undefined> {
-    if (this.ended) return undefined;
-    this.ended = true;
+    if (this.ended || this.suspending) return undefined;
+    this.suspending = true;
+    // Writes in flight land and are recorded first.
     await Promise.allSettled(this.writes);
+    this.ended = true;
     const prepared = await this.prepared.catch(() => undefined);
     if (prepared === undefined) return undefined;
     const opened = await this.opened?.catch(() => undefined);
@@ -164,7 +218,13 @@ export class ResumableFileSink implements ObjectSink {
       await opened.writer.suspend();
     }
     await this.unlock();
-    if (this.held.size === 0) {
+    // Runs of blocks not kept whole; a run may have been recorded twice (a symbol received twice): counted once per offset.
+    const symbolRuns = new Map<number, number>();
+    for (const r of [...prepared.runs, ...this.runs]) {
+      const sbn = blockOf(this.spans, r.offset);
+      if (sbn !== undefined && !this.held.has(sbn)) symbolRuns.set(r.offset, Math.max(r.length, symbolRuns.get(r.offset) ?? 0));
+    }
+    if (this.held.size === 0 && symbolRuns.size === 0) {
       // Nothing to resume from: leave no files behind.
       await unlinkIfThere(this.paths.part).catch(() => undefined);
       await unlinkIfThere(this.paths.state).catch(() => undefined);
@@ -172,6 +232,8 @@ export class ResumableFileSink implements ObjectSink {
     }
     let bytesKept = 0;
     for (const sbn of this.held) bytesKept += this.spans[sbn].length;
+    let symbolBytesKept = 0;
+    for (const length of symbolRuns.values()) symbolBytesKept += length;
     return {
       name: this.object.name,
       path: this.path,
@@ -180,6 +242,7 @@ export class ResumableFileSink implements ObjectSink {
       blocksKept: this.held.size,
       blocks: this.spans.length,
       bytesKept,
+      symbolBytesKept,
       bytes: this.object.oti.transferLength,
     };
   }
@@ -200,12 +263,12 @@ export class ResumableFileSink implements ObjectSink {
     this.lockTaken = true;
     const legacy = await removeLegacyTemps(this.path);
     if (legacy.length > 0) this.warning(`removed ${legacy.length} temporary file${legacy.length === 1 ? '' : 's'} an interrupted fetch left beside ${this.path}`);
-    const fresh: Prepared = { kept: new Map() };
+    const fresh: Prepared = { kept: new Map(), runs: [] };
     if (this.mode === 'restart') {
       await this.removePartial();
       return fresh;
     }
-    const state = await readNoFollow(this.paths.state);
+    const state = await readNoFollow(this.paths.state, MAX_STATE_BYTES);
     if (state === undefined) {
       // A part file without its record cannot be trusted block by block.
       await this.removePartial();
@@ -225,28 +288,31 @@ export class ResumableFileSink implements ObjectSink {
       return fresh;
     }
     let verified: VerifiedBlocks;
+    let runs: SymbolRun[];
     try {
       const st = await part.stat();
       if (!st.isFile() || st.size !== this.object.oti.transferLength) {
+        await part.close();
         await this.removePartial();
         return fresh;
       }
       verified = await verifyBlocks(part, this.spans, parsed.blocks);
+      runs = await verifyRuns(part, this.object.oti, this.spans, parsed.runs, new Set(verified.kept));
     } finally {
-      await part.close();
+      await part.close().catch(() => undefined);
     }
     if (verified.torn.length > 0) {
       const n = verified.torn.length;
       this.warning(`${n} block${n === 1 ? '' : 's'} of "${this.object.name}" kept by the interrupted fetch did not match ${n === 1 ? 'its' : 'their'} checksum: fetching ${n === 1 ? 'it' : 'them'} again`);
     }
-    if (verified.kept.length === 0) {
+    if (verified.kept.length === 0 && runs.length === 0) {
       await this.removePartial();
       return fresh;
     }
     const kept = new Map<number, Buffer>();
     for (const sbn of verified.kept) kept.set(sbn, parsed.blocks.get(sbn) as Buffer);
     for (const sbn of kept.keys()) this.held.add(sbn);
-    return { kept, verified };
+    return { kept, verified, runs };
   }
 
   private async removePartial(): Promise<void> {
@@ -260,7 +326,7 @@ export class ResumableFileSink implements ObjectSink {
       this.opened = this.prepared.then(async (p) => {
         const F = this.object.oti.transferLength;
         let writer: ObjectFileWriter | undefined;
-        if (p.kept.size > 0) {
+        if (p.kept.size > 0 || p.runs.length > 0) {
           const v = p.verified as VerifiedBlocks;
           writer = await ObjectFileWriter.reopen(this.path, this.paths.part, F, { hash: v.prefix, bytes: v.prefixBytes });
           // The receiver already counts the kept blocks as decoded: a part file gone meanwhile cannot be papered over.
@@ -274,7 +340,7 @@ export class ResumableFileSink implements ObjectSink {
         if (this.holdBytes) writer.holdBytes = Math.min(writer.holdBytes, this.holdBytes());
         const w = writer;
         // The record of the kept blocks only (torn ones dropped), replacing the old one at once.
-        const journal = await ResumeJournal.write(this.paths.state, this.object, records, () => w.datasync());
+        const journal = await ResumeJournal.write(this.paths.state, this.object, records, () => w.datasync(), p.runs);
         return { writer: w, journal };
       });
       this.opened.catch(() => undefined);

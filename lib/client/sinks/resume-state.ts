@@ -28,11 +28,19 @@
  *    40  8  F, transfer length
  *    48  2  T      50  2  Z      52  2  N      54  1  Al     55  1  zero
  *    56  8  first 8 bytes of SHA-256(bytes 0..55)
- *   record, 48 bytes, repeated:
+ *   then records, in any order, each checked on its own:
+ *   block record, 48 bytes: a whole decoded source block
  *     0  4  "BLK1"
  *     4  4  SBN
  *     8 32  SHA-256 of the block's bytes in the object (RFC 6330 §4.4.1.2 partition)
  *    40  8  first 8 bytes of SHA-256(bytes 0..39)
+ *   run record, 56 bytes: source symbols of a block not decoded yet,
+ *   written through as they arrived (write-through.ts)
+ *     0  4  "RUN1"
+ *     4  8  offset in the object (a symbol boundary of its block)
+ *    12  4  length (whole symbols, or up to the object's end)
+ *    16 32  SHA-256 of those bytes
+ *    48  8  first 8 bytes of SHA-256(bytes 0..47)
  *
  * A journal whose header names another digest or OTI belongs to another
  * version of the object: it and its part file are discarded.
@@ -50,8 +58,14 @@ export const LEGACY_TEMP_INFIX = '.rqcast-tmp-';
 
 const HEADER_MAGIC = Buffer.from('RQRESUM1', 'latin1');
 const RECORD_TAG = Buffer.from('BLK1', 'latin1');
+const RUN_TAG = Buffer.from('RUN1', 'latin1');
 export const HEADER_SIZE = 64;
 export const RECORD_SIZE = 48;
+export const RUN_RECORD_SIZE = 56;
+/** The longest run record accepted: far above what write-through gathers (160 KiB). */
+const MAX_RUN_BYTES = 16 << 20;
+/** Journals are read up to this size; what lies beyond is ignored (a journal of records, not of data). */
+export const MAX_STATE_BYTES = 64 << 20;
 const CHECK_SIZE = 8;
 const READ_CHUNK = 1 << 20;
 
@@ -136,11 +150,30 @@ export function encodeBlockRecord(sbn: number, blockSha256: Uint8Array): Buffer 
   return b;
 }
 
+export function encodeRunRecord(offset: number, length: number, digest: Uint8Array): Buffer {
+  const b = Buffer.alloc(RUN_RECORD_SIZE);
+  RUN_TAG.copy(b, 0);
+  b.writeBigUInt64BE(BigInt(offset), 4);
+  b.writeUInt32BE(length, 12);
+  Buffer.from(digest).copy(b, 16, 0, 32);
+  check(b.subarray(0, 48)).copy(b, 48);
+  return b;
+}
+
+/** Bytes of the object written through before their block decoded, and their SHA-256 (a run record). */
+export interface SymbolRun {
+  offset: number;
+  length: number;
+  digest: Buffer;
+}
+
 export interface ParsedState {
   /** 'match': this object's journal; 'other': another object or version; 'invalid': not a journal (or a torn header). */
   header: 'match' | 'other' | 'invalid';
   /** SBN -> SHA-256 of the block, the last record of each block (only for 'match'). */
   blocks: Map<number, Buffer>;
+  /** Run records (only for 'match'), in journal order. */
+  runs: SymbolRun[];
   /** Bytes of the journal that are whole, checked records: appends go after them. */
   validBytes: number;
   /** Bytes after validBytes that were ignored (a torn or corrupt tail). */
@@ -151,20 +184,35 @@ export interface ParsedState {
 export function parseState(buf: Uint8Array, id: ResumeIdentity): ParsedState {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const blocks = new Map<number, Buffer>();
+  const runs: SymbolRun[] = [];
   if (b.length < HEADER_SIZE || !b.subarray(0, 8).equals(HEADER_MAGIC) || !check(b.subarray(0, 56)).equals(b.subarray(56, 64))) {
-    return { header: 'invalid', blocks, validBytes: 0, ignoredBytes: b.length };
+    return { header: 'invalid', blocks, runs, validBytes: 0, ignoredBytes: b.length };
   }
-  if (!b.subarray(0, HEADER_SIZE).equals(encodeStateHeader(id))) return { header: 'other', blocks, validBytes: HEADER_SIZE, ignoredBytes: b.length - HEADER_SIZE };
+  if (!b.subarray(0, HEADER_SIZE).equals(encodeStateHeader(id))) return { header: 'other', blocks, runs, validBytes: HEADER_SIZE, ignoredBytes: b.length - HEADER_SIZE };
+  const F = id.oti.transferLength;
   let at = HEADER_SIZE;
-  while (at + RECORD_SIZE <= b.length) {
-    const r = b.subarray(at, at + RECORD_SIZE);
-    if (!r.subarray(0, 4).equals(RECORD_TAG) || !check(r.subarray(0, 40)).equals(r.subarray(40, 48))) break;
-    const sbn = r.readUInt32BE(4);
-    if (sbn >= id.oti.sourceBlocks) break;
-    blocks.set(sbn, Buffer.from(r.subarray(8, 40)));
-    at += RECORD_SIZE;
+  for (;;) {
+    const tag = b.subarray(at, at + 4);
+    if (tag.equals(RECORD_TAG) && at + RECORD_SIZE <= b.length) {
+      const r = b.subarray(at, at + RECORD_SIZE);
+      if (!check(r.subarray(0, 40)).equals(r.subarray(40, 48))) break;
+      const sbn = r.readUInt32BE(4);
+      if (sbn >= id.oti.sourceBlocks) break;
+      blocks.set(sbn, Buffer.from(r.subarray(8, 40)));
+      at += RECORD_SIZE;
+    } else if (tag.equals(RUN_TAG) && at + RUN_RECORD_SIZE <= b.length) {
+      const r = b.subarray(at, at + RUN_RECORD_SIZE);
+      if (!check(r.subarray(0, 48)).equals(r.subarray(48, 56))) break;
+      const offset = r.readBigUInt64BE(4);
+      const length = r.readUInt32BE(12);
+      if (length === 0 || length > MAX_RUN_BYTES || offset + BigInt(length) > BigInt(F)) break;
+      runs.push({ offset: Number(offset), length, digest: Buffer.from(r.subarray(16, 48)) });
+      at += RUN_RECORD_SIZE;
+    } else {
+      break;
+    }
   }
-  return { header: 'match', blocks, validBytes: at, ignoredBytes: b.length - at };
+  return { header: 'match', blocks, runs, validBytes: at, ignoredBytes: b.length - at };
 }
 
 /** Blocks of a part file that match their journal records. */
@@ -214,6 +262,50 @@ export async function verifyBlocks(part: fs.FileHandle, spans: readonly BlockSpa
     }
   }
   return { kept, torn, prefix, prefixBytes };
+}
+
+/**
+ * The runs whose bytes in `part` still hash to their record, leaving out
+ * those inside `keptBlocks` (their whole block is kept) and those that do
+ * not start on a symbol boundary of one block and stay in it.
+ */
+export async function verifyRuns(part: fs.FileHandle, oti: WireOti, spans: readonly BlockSpan[], runs: readonly SymbolRun[], keptBlocks: ReadonlySet<number>): Promise<SymbolRun[]> {
+  const valid: SymbolRun[] = [];
+  for (const run of runs) {
+    const sbn = blockOf(spans, run.offset);
+    if (sbn === undefined || keptBlocks.has(sbn)) continue;
+    const span = spans[sbn];
+    if ((run.offset - span.offset) % oti.symbolSize !== 0 || run.offset + run.length > span.offset + span.length) continue;
+    const bytes = await readRun(part, run);
+    if (bytes !== undefined && createHash('sha256').update(bytes).digest().equals(run.digest)) valid.push(run);
+  }
+  return valid;
+}
+
+/** The bytes of `run` in `part`, or undefined if the file is short. */
+export async function readRun(part: fs.FileHandle, run: { offset: number; length: number }): Promise<Buffer | undefined> {
+  const bytes = Buffer.allocUnsafe(run.length);
+  let done = 0;
+  while (done < run.length) {
+    const { bytesRead } = await part.read(bytes, done, run.length - done, run.offset + done);
+    if (bytesRead === 0) return undefined;
+    done += bytesRead;
+  }
+  return bytes;
+}
+
+/** The block holding byte `offset` of the object. */
+export function blockOf(spans: readonly BlockSpan[], offset: number): number | undefined {
+  let lo = 0;
+  let hi = spans.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const s = spans[mid];
+    if (offset < s.offset) hi = mid - 1;
+    else if (offset >= s.offset + s.length) lo = mid + 1;
+    else return mid;
+  }
+  return undefined;
 }
 
 /** A process with this pid exists on this host (EPERM: it exists, owned by another user). */
@@ -325,9 +417,16 @@ export class ResumeJournal {
    * SHA-256): written whole to a new file and renamed over the old one, so
    * the state is the old one or the new one, never a mix.
    */
-  static async write(statePath: string, id: ResumeIdentity, records: Iterable<[number, Uint8Array]>, syncPart: () => Promise<void>): Promise<ResumeJournal> {
+  static async write(
+    statePath: string,
+    id: ResumeIdentity,
+    records: Iterable<[number, Uint8Array]>,
+    syncPart: () => Promise<void>,
+    runs: Iterable<SymbolRun> = [],
+  ): Promise<ResumeJournal> {
     const parts = [encodeStateHeader(id)];
     for (const [sbn, digest] of records) parts.push(encodeBlockRecord(sbn, digest));
+    for (const r of runs) parts.push(encodeRunRecord(r.offset, r.length, r.digest));
     const bytes = Buffer.concat(parts);
     const fresh = `${statePath}.new`;
     await fs.unlink(fresh).catch(() => undefined);
@@ -358,6 +457,13 @@ export class ResumeJournal {
       this.flushing = undefined;
       this.kick();
     });
+  }
+
+  /** Bytes [offset, offset + length) of the object, written through, hash to `digest`: recorded with the next group. */
+  recordRun(offset: number, length: number, digest: Uint8Array): void {
+    if (this.broken) return;
+    this.queued.push(encodeRunRecord(offset, length, digest));
+    this.kick();
   }
 
   /** Resolves once every record made so far is written (or lost to an error). */

@@ -54,6 +54,12 @@ export interface ObjectSink extends BlockSink {
    * same object. What was kept, or undefined if nothing. Never rejects.
    */
   suspend?(): Promise<KeptPartial | undefined>;
+  /**
+   * A resumable sink: hands `add` the source symbols an interrupted fetch
+   * wrote through (BlockSink.prewrite) for blocks it had not decoded, as
+   * object bytes at `offset`, verified. Returns the bytes handed over.
+   */
+  resumeSymbols?(add: (offset: number, bytes: Uint8Array) => void): Promise<number>;
 }
 
 /** What a stopped fetch kept of an object for the next one (ObjectSink.suspend). */
@@ -67,6 +73,8 @@ export interface KeptPartial {
   blocksKept: number;
   blocks: number;
   bytesKept: number;
+  /** Bytes of source symbols of the other blocks, written through and recorded. */
+  symbolBytesKept: number;
   bytes: number;
 }
 

@@ -202,3 +202,50 @@ test('a symlink planted at the part file is not followed', async () => {
   expect((await fs.readFile(target)).equals(Buffer.alloc(data.length))).toBe(true);
   expect((await fs.readdir(dir)).sort()).toEqual(['elsewhere', 'x.bin']);
 });
+
+describe('source symbols written through (blocks not decoded yet)', () => {
+  const T = object.oti.symbolSize;
+
+  test('recorded once written; the next fetch hands back the verified ones, not those of kept blocks, not a torn one', async () => {
+    const first = sink();
+    await first.resumed;
+    // Block 0 decoded (its symbols were written through first); blocks 1 and 4 only have runs.
+    first.prewrite(spans[0].offset, block(0).subarray(0, 4 * T));
+    await first.writeBlock(0, spans[0].offset, block(0));
+    const r1 = { offset: spans[1].offset + 2 * T, length: 10 * T };
+    const r2 = { offset: spans[1].offset + 20 * T, length: 5 * T };
+    const r4 = { offset: spans[4].offset + T, length: spans[4].length - T };
+    for (const r of [r1, r2, r4]) first.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length));
+    const kept = await first.suspend();
+    expect(kept).toMatchObject({ blocksKept: 1, symbolBytesKept: r1.length + r2.length + r4.length });
+    // r2 torn.
+    const h = await fs.open(path.join(dir, '.x.bin.rqcast-part'), 'r+');
+    await h.write(Buffer.from([data[r2.offset + 7] ^ 0x80]), 0, 1, r2.offset + 7);
+    await h.close();
+
+    const second = sink();
+    expect(await second.resumed).toEqual([0]);
+    const got: [number, Buffer][] = [];
+    expect(await second.resumeSymbols((offset, bytes) => got.push([offset, Buffer.from(bytes)]))).toBe(r1.length + r4.length);
+    expect(got.map(([o, b]) => [o, b.length])).toEqual([
+      [r1.offset, r1.length],
+      [r4.offset, r4.length],
+    ]);
+    for (const [o, b] of got) expect(b.equals(data.subarray(o, o + b.length))).toBe(true);
+    await finish(second, [1, 2, 3, 4]);
+  });
+
+  test('only runs kept (no block decoded): the part file and journal stay, and the next fetch resumes them', async () => {
+    const first = sink();
+    await first.resumed;
+    const r = { offset: spans[2].offset, length: 8 * T };
+    first.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length));
+    expect(await first.suspend()).toMatchObject({ blocksKept: 0, symbolBytesKept: r.length });
+    const second = sink();
+    expect(await second.resumed).toEqual([]);
+    let n = 0;
+    await second.resumeSymbols(() => n++);
+    expect(n).toBe(1);
+    await finish(second, [0, 1, 2, 3, 4]);
+  });
+});

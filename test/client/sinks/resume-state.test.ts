@@ -14,6 +14,7 @@ import type { Oti as WireOti } from '../../../lib/protocol/oti';
 import {
   blockSpans,
   encodeBlockRecord,
+  encodeRunRecord,
   encodeStateHeader,
   HEADER_SIZE,
   parseState,
@@ -22,8 +23,10 @@ import {
   releaseLock,
   removeLegacyTemps,
   ResumeJournal,
+  type SymbolRun,
   takeLock,
   verifyBlocks,
+  verifyRuns,
 } from '../../../lib/client/sinks/resume-state';
 
 let dir: string;
@@ -137,6 +140,61 @@ describe('the journal', () => {
     for (let i = 1; i < events.length; i++) expect(events[i]).toBeGreaterThan(events[i - 1]);
     expect(events[events.length - 1]).toBeLessThan(HEADER_SIZE + 5 * RECORD_SIZE);
     expect(await fs.readdir(dir)).toEqual(['state']);
+  });
+});
+
+describe('run records (source symbols written through)', () => {
+  const mixed: Buffer[] = [
+    encodeBlockRecord(1, sha(Buffer.from('1'))),
+    encodeRunRecord(1280 * 10, 1280 * 4, sha(Buffer.from('r1'))),
+    encodeBlockRecord(5, sha(Buffer.from('5'))),
+    encodeRunRecord(oti.transferLength - 3, 3, sha(Buffer.from('r2'))),
+  ];
+  const journal = Buffer.concat([encodeStateHeader(id), ...mixed]);
+
+  test('mixed with block records, cut at any byte: exactly the whole records before the cut', () => {
+    const ends: number[] = [];
+    let at = HEADER_SIZE;
+    for (const r of mixed) ends.push((at += r.length));
+    for (let cut = HEADER_SIZE; cut <= journal.length; cut++) {
+      const p = parseState(journal.subarray(0, cut), id);
+      const whole = ends.filter((e) => e <= cut).length;
+      expect(p.validBytes).toBe(whole === 0 ? HEADER_SIZE : ends[whole - 1]);
+      expect(p.blocks.size + p.runs.length).toBe(whole);
+    }
+    const p = parseState(journal, id);
+    expect([...p.blocks.keys()]).toEqual([1, 5]);
+    expect(p.runs.map((r) => [r.offset, r.length])).toEqual([
+      [12_800, 5120],
+      [oti.transferLength - 3, 3],
+    ]);
+  });
+
+  test('a run past the object’s end, or empty, ends the journal', () => {
+    for (const bad of [encodeRunRecord(oti.transferLength - 3, 4, sha(Buffer.from('x'))), encodeRunRecord(0, 0, sha(Buffer.from('x')))]) {
+      const p = parseState(Buffer.concat([encodeStateHeader(id), mixed[0], bad, mixed[2]]), id);
+      expect([...p.blocks.keys()]).toEqual([1]);
+      expect(p.runs).toEqual([]);
+    }
+  });
+
+  test('verifyRuns keeps the runs that hash to their record, on a symbol boundary, inside one block not kept whole', async () => {
+    const small: WireOti = { transferLength: 10_000, symbolSize: 100, sourceBlocks: 4, subBlocks: 1, alignment: 4 };
+    const data = randomBytes(small.transferLength);
+    const spans = blockSpans(small);
+    const part = path.join(dir, 'part');
+    await fs.writeFile(part, data);
+    const run = (offset: number, length: number): SymbolRun => ({ offset, length, digest: sha(data.subarray(offset, offset + length)) });
+    const good = run(spans[1].offset + 300, 500);
+    const inKept = run(spans[0].offset, 200);
+    const misaligned = run(spans[1].offset + 50, 100);
+    const crossing = run(spans[2].offset - 100, 200);
+    const torn = { ...run(spans[3].offset, 300), digest: sha(Buffer.from('other bytes')) };
+    const last = run(spans[3].offset + spans[3].length - 100, 100);
+    const h = await fs.open(part, 'r');
+    const v = await verifyRuns(h, small, spans, [good, inKept, misaligned, crossing, torn, last], new Set([0]));
+    await h.close();
+    expect(v).toEqual([good, last]);
   });
 });
 
