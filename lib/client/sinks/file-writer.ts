@@ -42,7 +42,7 @@ const DEFAULT_HOLD_BYTES = 256 << 20;
  * without empty or '.' segments. Names that would leave the destination
  * directory ('..', absolute paths once stripped of leading '/', drive
  * letters), or hold control characters, are refused: the FDT is remote
- * input.
+ * input. So are the names of a fetch's own temporary files.
  */
 export function safeObjectPath(name: string): string {
   if (typeof name !== 'string' || name === '') throw new UnfetchableObjectError(String(name), 'empty name');
@@ -53,6 +53,11 @@ export function safeObjectPath(name: string): string {
   for (const s of segments) {
     if (s === '..') throw new UnfetchableObjectError(name, '".." in the name');
     if (/^[A-Za-z]:$/.test(s)) throw new UnfetchableObjectError(name, 'drive letter in the name');
+  }
+  // Another object's part file, journal or lock (resume-state.ts): publishing
+  // over one would swap bytes under a fetch that has verified its own.
+  if (/^\..+\.rqcast-(part|state|state\.new|lock|tmp-[0-9a-f]{8})$/.test(segments[segments.length - 1])) {
+    throw new UnfetchableObjectError(name, 'the name is one rqcast uses for the temporary files of a fetch');
   }
   return segments.join('/');
 }

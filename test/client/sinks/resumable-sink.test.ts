@@ -249,3 +249,17 @@ describe('source symbols written through (blocks not decoded yet)', () => {
     await finish(second, [0, 1, 2, 3, 4]);
   });
 });
+
+test('an object named like another object’s part file, journal or lock is refused (hostile FDT): it could be published over them', async () => {
+  const f = new FileSinkFactory({ outputDir: dir, resume: 'continue' });
+  for (const name of ['.x.bin.rqcast-part', 'sub/.x.bin.rqcast-state', '.x.bin.rqcast-state.new', '.x.bin.rqcast-lock', '.x.bin.rqcast-tmp-0123abcd']) {
+    expect(() => f.open({ ...object, name })).toThrow(/temporary files of a fetch/);
+  }
+  // Names that merely resemble them are fine.
+  for (const name of ['x.rqcast-part', '.x.rqcast-partial', '.rqcast-lock', 'notes.rqcast-state.txt']) {
+    const s = f.open({ ...object, name }) as ResumableFileSink;
+    expect(await s.resumed).toEqual([]);
+    await s.abort();
+  }
+  expect(await fs.readdir(dir)).toEqual([]);
+});
