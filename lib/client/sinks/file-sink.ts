@@ -10,10 +10,12 @@
  * With `resume`, each object goes through a ResumableFileSink instead: a
  * part file and a journal that outlive an interrupted fetch.
  */
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { UnfetchableObjectError } from '../errors';
 import { ObjectFileWriter, safeObjectPath } from './file-writer';
 import { ResumableFileSink, type ResumeMode } from './resumable-sink';
+import { LEGACY_TEMP_INFIX } from './resume-state';
 import type { ObjectSink, SinkFactory, SinkObject } from './sink';
 
 export interface FileSinkOptions {
@@ -41,6 +43,8 @@ export interface FileSinkOptions {
 export class FileSinkFactory implements SinkFactory {
   /** Output paths in use, and the object that uses each. */
   private readonly used = new Map<string, string>();
+  /** Per directory, the names that may be debris of earlier versions: listed once per fetch (resumable sinks). */
+  private readonly debris = new Map<string, Promise<string[]>>();
 
   constructor(private readonly options: FileSinkOptions) {}
 
@@ -50,8 +54,22 @@ export class FileSinkFactory implements SinkFactory {
     const other = this.used.get(target);
     if (other !== undefined) throw new UnfetchableObjectError(object.name, `its output path is already used by "${other}"`);
     this.used.set(target, object.name);
-    if (o.resume !== undefined) return new ResumableFileSink(object, target, o.resume, o.holdBytes, o.warning);
+    if (o.resume !== undefined) {
+      return new ResumableFileSink(object, target, { mode: o.resume, holdBytes: o.holdBytes, warning: o.warning, listDir: (d) => this.listDebris(d) });
+    }
     return new FileSink(object, target, o.holdBytes);
+  }
+
+  private listDebris(dir: string): Promise<string[]> {
+    let names = this.debris.get(dir);
+    if (names === undefined) {
+      names = fs.readdir(dir).then(
+        (all) => all.filter((n) => n.includes(LEGACY_TEMP_INFIX)),
+        () => [],
+      );
+      this.debris.set(dir, names);
+    }
+    return names;
   }
 }
 

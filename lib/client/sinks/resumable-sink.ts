@@ -51,6 +51,20 @@ import type { KeptPartial, ObjectSink, SinkObject } from './sink';
 
 export type ResumeMode = 'continue' | 'restart';
 
+export interface ResumableSinkOptions {
+  mode: ResumeMode;
+  /** As FileSinkOptions.holdBytes. */
+  holdBytes?: () => number;
+  /** A changed object, torn blocks, debris removed. */
+  warning?: (message: string) => void;
+  /**
+   * The names in a directory, for the debris of earlier versions: a fetch of
+   * many objects lists each directory once (FileSinkFactory), not once per
+   * object.
+   */
+  listDir?: (dir: string) => Promise<string[]>;
+}
+
 /** What the sink found before the first write. */
 interface Prepared {
   /** Verified blocks of an earlier run, with their records (empty: start afresh). */
@@ -104,13 +118,21 @@ export class ResumableFileSink implements ObjectSink {
   private ended = false;
   private suspending = false;
 
+  private readonly mode: ResumeMode;
+  private readonly holdBytes?: () => number;
+  private readonly warning: (message: string) => void;
+  private readonly listDir: (dir: string) => Promise<string[]>;
+  private locking?: Promise<void>;
+
   constructor(
     private readonly object: SinkObject,
     readonly path: string,
-    private readonly mode: ResumeMode,
-    private readonly holdBytes?: () => number,
-    private readonly warning: (message: string) => void = () => undefined,
+    options: ResumableSinkOptions,
   ) {
+    this.mode = options.mode;
+    this.holdBytes = options.holdBytes;
+    this.warning = options.warning ?? (() => undefined);
+    this.listDir = options.listDir ?? ((d) => fs.readdir(d).catch(() => []));
     this.paths = partialPaths(path);
     this.spans = blockSpans(object.oti);
     this.prepared = this.prepare();
@@ -196,7 +218,8 @@ export class ResumableFileSink implements ObjectSink {
       await this.discard(opened.journal);
       return;
     }
-    if (await this.prepared.then(() => true, () => false)) {
+    // Only files this fetch owns (it holds the lock) are taken back.
+    if (this.lockTaken) {
       await unlinkIfThere(this.paths.part).catch(() => undefined);
       await unlinkIfThere(this.paths.state).catch(() => undefined);
     }
@@ -210,14 +233,17 @@ export class ResumableFileSink implements ObjectSink {
     await Promise.allSettled(this.writes);
     this.ended = true;
     const prepared = await this.prepared.catch(() => undefined);
-    if (prepared === undefined) return undefined;
     const opened = await this.opened?.catch(() => undefined);
+    if (prepared === undefined || !this.lockTaken) {
+      // Never owned the destination's files (another fetch holds them, or there were none): nothing kept.
+      await this.unlock();
+      return undefined;
+    }
     if (opened !== undefined) {
       // The records wait for the part file's fdatasync; then the file is closed, kept.
       await opened.journal.close();
       await opened.writer.suspend();
     }
-    await this.unlock();
     // Runs of blocks not kept whole; a run may have been recorded twice (a symbol received twice): counted once per offset.
     const symbolRuns = new Map<number, number>();
     for (const r of [...prepared.runs, ...this.runs]) {
@@ -228,8 +254,10 @@ export class ResumableFileSink implements ObjectSink {
       // Nothing to resume from: leave no files behind.
       await unlinkIfThere(this.paths.part).catch(() => undefined);
       await unlinkIfThere(this.paths.state).catch(() => undefined);
+      await this.unlock();
       return undefined;
     }
+    await this.unlock();
     let bytesKept = 0;
     for (const sbn of this.held) bytesKept += this.spans[sbn].length;
     let symbolBytesKept = 0;
@@ -251,19 +279,13 @@ export class ResumableFileSink implements ObjectSink {
 
   /** Lock, debris, the earlier run's record and blocks. */
   private async prepare(): Promise<Prepared> {
-    const dir = path.dirname(this.path);
-    await fs.mkdir(dir, { recursive: true });
-    const owner = await takeLock(this.paths.lock);
-    if (owner !== undefined) {
-      throw new UnfetchableObjectError(
-        this.object.name,
-        `another rqcast fetch (pid ${owner}) is writing ${this.path}; wait for it to end, or delete ${this.paths.lock} if that process is not an rqcast fetch`,
-      );
-    }
-    this.lockTaken = true;
-    const legacy = await removeLegacyTemps(this.path);
-    if (legacy.length > 0) this.warning(`removed ${legacy.length} temporary file${legacy.length === 1 ? '' : 's'} an interrupted fetch left beside ${this.path}`);
     const fresh: Prepared = { kept: new Map(), runs: [] };
+    // Nothing left by an earlier fetch: the lock (and the sweep of debris)
+    // wait for the first write, so that a fetch of many objects does not
+    // lock them all at once.
+    const there = async (p: string): Promise<boolean> => (await fs.lstat(p).catch(() => undefined)) !== undefined;
+    if (!(await there(this.paths.state)) && !(await there(this.paths.part))) return fresh;
+    await this.lock();
     if (this.mode === 'restart') {
       await this.removePartial();
       return fresh;
@@ -315,6 +337,25 @@ export class ResumableFileSink implements ObjectSink {
     return { kept, verified, runs };
   }
 
+  /** Takes the destination's lock (once), then removes the debris of earlier versions beside it. */
+  private lock(): Promise<void> {
+    this.locking ??= (async () => {
+      const dir = path.dirname(this.path);
+      await fs.mkdir(dir, { recursive: true });
+      const owner = await takeLock(this.paths.lock);
+      if (owner !== undefined) {
+        throw new UnfetchableObjectError(
+          this.object.name,
+          `another rqcast fetch (pid ${owner}) is writing ${this.path}; wait for it to end, or delete ${this.paths.lock} if that process is not an rqcast fetch`,
+        );
+      }
+      this.lockTaken = true;
+      const legacy = await removeLegacyTemps(this.path, await this.listDir(dir));
+      if (legacy.length > 0) this.warning(`removed ${legacy.length} temporary file${legacy.length === 1 ? '' : 's'} an interrupted fetch left beside ${this.path}`);
+    })();
+    return this.locking;
+  }
+
   private async removePartial(): Promise<void> {
     await unlinkIfThere(this.paths.part);
     await unlinkIfThere(this.paths.state);
@@ -324,6 +365,7 @@ export class ResumableFileSink implements ObjectSink {
   private open(): Promise<{ writer: ObjectFileWriter; journal: ResumeJournal }> {
     if (this.opened === undefined) {
       this.opened = this.prepared.then(async (p) => {
+        await this.lock();
         const F = this.object.oti.transferLength;
         let writer: ObjectFileWriter | undefined;
         if (p.kept.size > 0 || p.runs.length > 0) {

@@ -319,15 +319,21 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The locks this process holds (by absolute path): two fetches in one process are refused like two processes. */
+const heldHere = new Set<string>();
+
 /**
  * Takes `lockPath` for this process: created exclusively, holding our pid.
  * A lock whose pid is not running (a killed fetch) is taken over. Returns
  * the pid of a live owner instead when another fetch holds it.
  */
 export async function takeLock(lockPath: string): Promise<number | undefined> {
+  const key = path.resolve(lockPath);
+  if (heldHere.has(key)) return process.pid;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const h = await fs.open(lockPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
+      heldHere.add(key);
       try {
         await h.writeFile(`${process.pid}\n`);
       } finally {
@@ -346,7 +352,10 @@ export async function takeLock(lockPath: string): Promise<number | undefined> {
     }
     const pid = Number(text.trim());
     // A lock being written (empty) by a live process looks stale only for
-    // an instant; one with our own pid is a leftover of a reused pid.
+    // an instant. One with our own pid that this process does not hold
+    // (heldHere) is a leftover of a process that had our pid (a container
+    // whose fetch is always pid 1).
+    if (heldHere.has(key)) return process.pid;
     if (pid !== process.pid && alive(pid)) return pid;
     await fs.unlink(lockPath).catch(() => undefined);
   }
@@ -355,6 +364,7 @@ export async function takeLock(lockPath: string): Promise<number | undefined> {
 
 /** Removes our lock (only if it is still ours). */
 export async function releaseLock(lockPath: string): Promise<void> {
+  if (!heldHere.delete(path.resolve(lockPath))) return;
   try {
     if (Number((await fs.readFile(lockPath, 'utf8')).trim()) === process.pid) await fs.unlink(lockPath);
   } catch {
@@ -366,16 +376,18 @@ export async function releaseLock(lockPath: string): Promise<void> {
  * Temporary files that earlier runs left for the same destination and no
  * running fetch can be using: the random-suffixed `.NAME.rqcast-tmp-…` of
  * versions before resume (every writer of NAME holds NAME's lock, which we
- * hold now). Returns the names removed.
+ * hold now). `names`: the directory's listing, if already read. Returns
+ * the names removed.
  */
-export async function removeLegacyTemps(finalPath: string): Promise<string[]> {
+export async function removeLegacyTemps(finalPath: string, names?: readonly string[]): Promise<string[]> {
   const dir = path.dirname(finalPath);
   const prefix = `.${path.basename(finalPath)}${LEGACY_TEMP_INFIX}`;
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch {
-    return [];
+  if (names === undefined) {
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return [];
+    }
   }
   const removed: string[] = [];
   for (const n of names) {

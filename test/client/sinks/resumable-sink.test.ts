@@ -161,16 +161,15 @@ test('stopped before any block: nothing is left behind', async () => {
   expect(await fs.readdir(dir)).toEqual([]);
 });
 
-test('a second fetch of the same destination is refused while the first runs (its pid named); after it, it resumes', async () => {
+test('a second fetch of the same destination is refused while the first runs (its pid named), and its end leaves the first one’s files; after it, it resumes', async () => {
   const first = sink();
   await first.resumed;
   await first.writeBlock(0, spans[0].offset, block(0));
+  // Another fetch (another factory: another RqcastClient) of the same destination, while the first holds it.
   const second = new FileSinkFactory({ outputDir: dir, resume: 'continue' }).open(object) as ResumableFileSink;
-  // A lock with a live pid that is not ours: as another fetch would leave it.
-  await fs.writeFile(path.join(dir, '.x.bin.rqcast-lock'), `${process.ppid}\n`);
   await expect(second.resumed).rejects.toBeInstanceOf(UnfetchableObjectError);
-  await expect(second.resumed).rejects.toThrow(new RegExp(`pid ${process.ppid}`));
-  await fs.writeFile(path.join(dir, '.x.bin.rqcast-lock'), `${process.pid}\n`);
+  await expect(second.resumed).rejects.toThrow(new RegExp(`pid ${process.pid}\\) is writing .*x\\.bin; wait for it to end`));
+  expect(await second.suspend()).toBeUndefined();
   await first.suspend();
   const third = sink();
   expect(await third.resumed).toEqual([0]);
@@ -262,4 +261,36 @@ test('an object named like another object’s part file, journal or lock is refu
     await s.abort();
   }
   expect(await fs.readdir(dir)).toEqual([]);
+});
+
+describe('a fresh destination (nothing left by an earlier fetch)', () => {
+  test('no lock until the first write; a second fetch of it is then refused at its first write, and its abort leaves the first one’s files alone', async () => {
+    const first = sink();
+    const second = sink();
+    expect(await first.resumed).toEqual([]);
+    expect(await second.resumed).toEqual([]);
+    expect(await fs.readdir(dir)).toEqual([]);
+    await first.writeBlock(0, spans[0].offset, block(0));
+    expect((await fs.readdir(dir)).sort()).toEqual(['.x.bin.rqcast-lock', '.x.bin.rqcast-part', '.x.bin.rqcast-state']);
+    await expect(second.writeBlock(1, spans[1].offset, block(1))).rejects.toThrow(new RegExp(`another rqcast fetch \\(pid ${process.pid}\\)`));
+    await second.abort();
+    expect((await fs.readdir(dir)).sort()).toEqual(['.x.bin.rqcast-lock', '.x.bin.rqcast-part', '.x.bin.rqcast-state']);
+    await finish(first, [1, 2, 3, 4]);
+  });
+
+  test('debris of earlier versions is swept at the first write, the directory listed once for every object of the fetch', async () => {
+    await fs.writeFile(path.join(dir, '.a.rqcast-tmp-00000001'), 'debris');
+    await fs.writeFile(path.join(dir, '.b.rqcast-tmp-00000002'), 'debris');
+    const spy = jest.spyOn(fs, 'readdir');
+    const f = new FileSinkFactory({ outputDir: dir, resume: 'continue' });
+    const sinks = ['a', 'b', 'c'].map((name) => f.open({ ...object, name }) as ResumableFileSink);
+    for (const s of sinks) {
+      await s.resumed;
+      await s.writeBlock(0, spans[0].offset, block(0));
+    }
+    expect(spy.mock.calls.filter(([d]) => path.resolve(String(d)) === path.resolve(dir))).toHaveLength(1);
+    spy.mockRestore();
+    for (const s of sinks) await s.abort();
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
 });

@@ -223,6 +223,10 @@ describe('lock and debris', () => {
     const { lock } = partialPaths(path.join(dir, 'x.bin'));
     expect(await takeLock(lock)).toBeUndefined();
     expect(Number(await fs.readFile(lock, 'utf8'))).toBe(process.pid);
+    // Held by this process: a second taker here is refused too.
+    expect(await takeLock(lock)).toBe(process.pid);
+    await releaseLock(lock);
+    await expect(fs.stat(lock)).rejects.toThrow(/ENOENT/);
     // Our parent is alive: its lock is respected.
     await fs.writeFile(lock, `${process.ppid}\n`);
     expect(await takeLock(lock)).toBe(process.ppid);
@@ -233,6 +237,10 @@ describe('lock and debris', () => {
     expect(await takeLock(lock)).toBeUndefined();
     await releaseLock(lock);
     await expect(fs.stat(lock)).rejects.toThrow(/ENOENT/);
+    // Our own pid, not held by this process: left by an earlier process that had our pid (a container's pid 1): taken over.
+    await fs.writeFile(lock, `${process.pid}\n`);
+    expect(await takeLock(lock)).toBeUndefined();
+    await releaseLock(lock);
   });
 
   test('removeLegacyTemps removes the random-named temporary files of the same destination only', async () => {
