@@ -1,22 +1,24 @@
 /**
  * Resume state: what an interrupted fetch leaves beside its destination so
- * that the next fetch of the same object starts from the blocks it already
- * has. Three files, in the destination's directory:
+ * that the next fetch of the same object starts from what it already has.
+ * Three files, in the destination's directory:
  *
  *   .NAME.rqcast-part    the object being written, full size (F bytes),
- *                        each decoded source block at its offset
+ *                        each decoded source block at its offset, and the
+ *                        source symbols of other blocks written through
  *   .NAME.rqcast-state   a journal: one header naming the object, then one
- *                        record per source block known to be in the part
- *                        file, with the block's SHA-256
+ *                        record per source block, or run of source
+ *                        symbols, known to be in the part file, with the
+ *                        SHA-256 of its bytes
  *   .NAME.rqcast-lock    the pid of the fetch writing NAME (while it runs)
  *
- * Every record is written only after its block's bytes are durable
- * (fdatasync of the part file, then the append), and every header and
+ * Every record is written only after its bytes are durable (fdatasync of
+ * the part file, then the append), and every header and
  * record carries its own check, so whatever instant a fetch is killed at
  * (kill -9, power loss), the journal read back is a prefix of what was
  * appended: a torn last record fails its check and ends the journal there.
- * The next fetch still reads every recorded block back and keeps it only if
- * its SHA-256 matches (a block torn or changed in the part file is
+ * The next fetch still reads every recorded block and run back and keeps it
+ * only if its SHA-256 matches (bytes torn or changed in the part file are
  * fetched again), and the finished object is checked against the FDT's
  * digest as always.
  *
