@@ -13,7 +13,8 @@
  * - a torn block (bytes changed in the part file after the kill) is
  *   detected, fetched again, and the object is right.
  * - SIGINT says what was kept and how to resume (exit 130); --no-resume
- *   then starts over (every symbol fetched again).
+ *   then starts over (every symbol fetched again), and removes the debris
+ *   earlier versions left (finding 6).
  * - the object changed on the server (another digest and OTI under the
  *   same name): the old state is discarded, the new object fetched whole.
  * - a round-robin stream (every block in progress at once, none decoded
@@ -237,7 +238,7 @@ test('a torn block in the part file is detected and fetched again; the object is
   await published(dir);
 }, 180_000);
 
-test('SIGINT says what was kept and how to resume (exit 130); --no-resume starts over', async () => {
+test('SIGINT says what was kept and how to resume (exit 130); --no-resume starts over; debris of earlier versions goes', async () => {
   const dir = await fs.mkdtemp(path.join(root, 'int-'));
   const first = await interruptedFetch(dir, 'SIGINT');
   expect(first.child.exitCode).toBe(130);
@@ -254,8 +255,11 @@ test('SIGINT says what was kept and how to resume (exit 130); --no-resume starts
   // Stopped cleanly: the lock is gone, the part file and journal stay.
   expect((await fs.readdir(dir)).sort()).toEqual([`.${NAME}.rqcast-part`, `.${NAME}.rqcast-state`]);
 
+  // Finding 6: the random-named temporary file that earlier versions left after a kill -9 is removed too.
+  await fs.writeFile(path.join(dir, `.${NAME}.rqcast-tmp-0badc0de`), Buffer.alloc(1 << 20));
   const again = rqcast(['fetch', url(), '-o', dir + '/', '--json', '--no-resume']);
   expect((await again.exit).code).toBe(0);
+  expect(again.stdout() + again.stderr()).toMatch(/removed 1 temporary file an interrupted fetch left/);
   const s = summaryOf(again);
   expect(s.blocksResumed).toBe(0);
   expect(s.symbolsReceived).toBeGreaterThanOrEqual(Kt());
