@@ -406,6 +406,8 @@ export class ObjectReceiver implements BudgetedReceiver {
   /** Stops receiving and frees the decoders; `done` rejects if it had not settled. */
   close(reason: unknown = new Error('object receiver closed')): void {
     if (this.closed) return;
+    // Source symbols gathered but not yet written through go to the sink now: a resumable one keeps them.
+    if (!this.complete) this.writeThrough?.flush();
     this.closed = true;
     this.dropAll();
     if (!this.complete) this.rejectDone(reason);
