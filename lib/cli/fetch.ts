@@ -17,7 +17,9 @@
  * fetched and verified; 2 usage (bad URL or option); 3 the server refused
  * the JOIN (e.g. unknown channel); 4 timeout (nothing from the server for
  * --timeout, or --until reached first); 5 an object's SHA-256 did not match
- * the FDT; 130 interrupted (SIGINT/SIGTERM); 1 anything else.
+ * the FDT; 6 the URL names an object the FDTs do not list (or, with one
+ * segment, neither a channel nor an object); 130 interrupted
+ * (SIGINT/SIGTERM); 1 anything else.
  *
  * Resume: objects are written resumably (client/sinks/resumable-sink.ts);
  * a fetch that stops short keeps what it has and says so (reportKept); the
@@ -31,8 +33,9 @@ import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/clien
 import type { TransportMode } from '../client/fallback';
 import { FluteReceiver } from '../client/flute-receiver';
 import { chooseProgressMode, formatBytes, ProgressDisplay } from '../client/progress';
+import { withUrlReadings } from '../client/one-segment';
 import type { KeptPartial } from '../client/sinks/sink';
-import { FluteUrl, parseFetchUrl } from '../client/url';
+import { FluteUrl, parseFetchUrl, RqcastUrl } from '../client/url';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
 import {
@@ -102,51 +105,59 @@ export function outputTarget(url: { name?: string }, output: string | undefined)
   return { outputDir: output };
 }
 
-/** Runs one fetch for the CLI; returns the process exit code. */
+/** The client options of one reading of an rqcast:// URL. */
+function clientOptions(url: RqcastUrl, o: FetchCliOptions): RqcastClientOptions {
+  return {
+    ...outputTarget(url, o.output),
+    ttlMs: o.ttl,
+    untilMs: o.until,
+    ack: o.ack,
+    timeoutMs: o.timeout,
+    lossRate: o.loss === undefined ? undefined : o.loss / 100,
+    memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
+    transport: o.transport,
+    fallbackAfterMs: o.fallbackAfter,
+    multicastInterface: o.multicastIf,
+    ...(o.tcp ? { tcp: o.tcp } : {}),
+    resume: o.resume === false ? 'restart' : 'continue',
+  };
+}
+
+/**
+ * Runs one fetch for the CLI; returns the process exit code. A one-segment
+ * URL is tried as a channel, then as an object of the default channel
+ * (one-segment.ts).
+ */
 export async function runFetch(urlText: string, o: FetchCliOptions): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
-  let client: RqcastClient | FluteReceiver;
   let display: ProgressDisplay | undefined;
-  try {
-    const parsed = parseFetchUrl(urlText);
-    if (parsed.scheme === 'flute') {
-      client = fluteReceiver(parsed.url, o);
-    } else {
-      const url = parsed.url;
-      const options: RqcastClientOptions = {
-        ...outputTarget(url, o.output),
-        ttlMs: o.ttl,
-        untilMs: o.until,
-        ack: o.ack,
-        timeoutMs: o.timeout,
-        lossRate: o.loss === undefined ? undefined : o.loss / 100,
-        memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
-        transport: o.transport,
-        fallbackAfterMs: o.fallbackAfter,
-        multicastInterface: o.multicastIf,
-        ...(o.tcp ? { tcp: o.tcp } : {}),
-        resume: o.resume === false ? 'restart' : 'continue',
-      };
-      client = new RqcastClient(url, options);
+  /** One fetch by `make`'s client, displayed and stopped by SIGINT/SIGTERM. */
+  const once = async (make: () => RqcastClient | FluteReceiver): Promise<FetchSummary> => {
+    const client = make();
+    display = new ProgressDisplay(client, mode);
+    client.on('partial', (kept) => reportKept(kept, o.json));
+    const onSignal = (): void => client.close();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      return await client.fetch();
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
-  } catch (e) {
-    return report(e, undefined, o);
-  }
-  display = new ProgressDisplay(client, mode);
-  client.on('partial', (kept) => reportKept(kept, o.json));
-  const onSignal = (): void => client.close();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  };
   let summary: FetchSummary;
   try {
-    summary = await client.fetch();
+    const parsed = parseFetchUrl(urlText);
+    if (o.output === '') throw new UsageError("-o '' names nothing: give a file or a directory (-o . for the current directory)");
+    summary =
+      parsed.scheme === 'flute'
+        ? await once(() => fluteReceiver(parsed.url, o))
+        : await withUrlReadings(parsed.url, (reading) => once(() => new RqcastClient(reading, clientOptions(reading, o))));
   } catch (e) {
     return report(e, display, o);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
-  display.succeed(summary);
+  (display as ProgressDisplay | undefined)?.succeed(summary);
   return EXIT_OK;
 }
 
@@ -191,7 +202,8 @@ export function registerFetchCommand(program: Command): Command {
     .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
     .argument(
       '<url>',
-      'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets; ' +
+      'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); ' +
+        'one segment (rqcast://HOST:PORT/X) is channel X if the server has it, else object X of "main"; IPv6 hosts in brackets; ' +
         'or flute://GROUP:PORT[/NAME]?tsi=N[&source=ADDR][&if=IFACE] — a multicast group alone, no server',
     )
     .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
@@ -209,7 +221,7 @@ export function registerFetchCommand(program: Command): Command {
       'start over: discard the blocks an interrupted fetch of the same object kept (.NAME.rqcast-part, .NAME.rqcast-state); by default they are verified and reused',
     )
     .option('--json', 'JSON lines on stdout: progress, objects, final summary')
-    .option('-q, --quiet', 'no progress display')
+    .option('-q, --quiet', 'no progress display and no summary (warnings and errors still go to stderr)')
     .addOption(new Option('--loss <pct>', 'test hook: drop this percentage of received data packets').argParser(optionParser(parseLossPercent)))
     .addOption(
       new Option(
@@ -229,6 +241,7 @@ export function registerFetchCommand(program: Command): Command {
       `
 Examples:
   rqcast fetch rqcast://server.example:4433              every object of channel "main" into .
+  rqcast fetch rqcast://server.example:4433/movie.mp4    channel "movie.mp4" if there is one, else that object of "main"
   rqcast fetch rqcast://[::1]:4433//movie.mp4 -o m.mp4   one object of "main" into m.mp4
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
   rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
@@ -236,12 +249,15 @@ Examples:
   rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
                                                         every object of a FLUTE session, no server
 
+Off a terminal (piped, scripted), warnings and a one-line summary go to stderr;
+-q keeps warnings and errors only.
+
 Resume: a fetch that stops short (Ctrl-C, SIGTERM, a timeout, kill -9, power loss)
 keeps .NAME.rqcast-part and .NAME.rqcast-state beside NAME; the next fetch of the
 same object verifies the blocks kept and fetches only the others.
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
-130 interrupted, 1 other error.`,
+6 no such object (or channel), 130 interrupted, 1 other error.`,
     )
     .action(async (url: string, opts: FetchCliOptions) => {
       process.exitCode = await runFetch(url, opts);

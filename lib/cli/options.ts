@@ -218,6 +218,24 @@ export function localUnicastAddress(interfaces?: HostInterfaces): Parser<string>
   };
 }
 
+/**
+ * `serve --bind`: the address of the control socket. A wildcard (0.0.0.0,
+ * ::, or another spelling of them) or a unicast address of this host; a
+ * host name or an address the host does not have is a usage error, said
+ * before anything starts (binding would fail with ENOTFOUND or
+ * EADDRNOTAVAIL, which read like faults of the server).
+ */
+export function bindAddress(interfaces?: HostInterfaces): Parser<string> {
+  return (text) => {
+    const t = text.trim();
+    const a = addressBytes(t.split('%')[0]);
+    if (!a) throw new UsageError(`--bind takes an IP address, not a name: 0.0.0.0 or :: for every address of this host, or one of its addresses`);
+    if (a.bytes.every((b) => b === 0)) return a.family === 4 ? '0.0.0.0' : '::';
+    if (!isLocalUnicast(t, a.family, interfaces)) throw new UsageError(`${t} is not an address of this host: give one of its addresses, or 0.0.0.0 or :: for every address`);
+    return t;
+  };
+}
+
 // ---------------------------------------------------------------- secrets --
 
 /** A parser of secrets in hex, at least `minBytes` bytes (e.g. a cookie master secret). */

@@ -3,7 +3,8 @@
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
- *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
+ *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -31,6 +32,10 @@
  *   whose blocks do not fit send a sliding window of blocks, each block
  *   getting K * (1 + --pass-overhead %) packets per pass (docs/PROTOCOL.md
  *   §10.3).
+ * - Under a DIR only regular files inside it are served: symbolic links
+ *   leading out of it, dotfiles and dot-directories are skipped and each
+ *   is logged ("file skipped", with the reason) unless --follow-symlinks /
+ *   --dotfiles; a name no client could write is skipped the same way.
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
@@ -64,9 +69,11 @@ import {
   ServerAddress,
 } from '../server/server';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
 import { UsageError } from './errors';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
+  bindAddress,
   hexSecret,
   integerIn,
   localUnicastAddress,
@@ -77,6 +84,7 @@ import {
   parseMulticastGroup,
   parseMulticastTtl,
   parsePort,
+  parsePositiveInteger,
   parseRateMbps,
   parseTcpListen,
   percentage,
@@ -111,7 +119,8 @@ export interface ServeCliOptions {
   port: number;
   bind: string;
   rate: number;
-  channel: ChannelSpec[];
+  /** --channel, in the order given; undefined when none (commander shows no "(default: [])"). */
+  channel?: ChannelSpec[];
   symbolSize: number;
   /** MiB of prepared blocks (--memory). */
   memory: number;
@@ -120,6 +129,8 @@ export interface ServeCliOptions {
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
+  /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
+  maxSessionsPerAddress: number;
   /** --multicast: the group of channel main. */
   multicast?: MulticastGroupSpec;
   /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
@@ -130,6 +141,10 @@ export interface ServeCliOptions {
   multicastSource?: string;
   /** --tcp: true when given bare (the control port's number on the server's address). */
   tcp?: true | TcpListenSpec;
+  /** --follow-symlinks: serve links under a DIR that lead out of it. */
+  followSymlinks?: boolean;
+  /** --dotfiles: serve hidden files and directories under a DIR. */
+  dotfiles?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -215,7 +230,8 @@ function groupConfig(spec: MulticastGroupSpec, opts: ServeCliOptions): NonNullab
 /** The channels the command line asks for: main (unless a --channel is named so) and every --channel, with their groups. */
 function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) => string[]): ChannelConfig[] {
   const channels: ChannelConfig[] = [];
-  const explicitMain = opts.channel.find((c) => c.name === DEFAULT_CHANNEL);
+  const specs = opts.channel ?? [];
+  const explicitMain = specs.find((c) => c.name === DEFAULT_CHANNEL);
   if (opts.multicast && explicitMain?.multicast) {
     throw new UsageError(`channel ${DEFAULT_CHANNEL} has two groups: --multicast and its --channel @GROUP:PORT`);
   }
@@ -224,7 +240,7 @@ function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) =>
     if (opts.multicast) main.multicast = groupConfig(opts.multicast, opts);
     channels.push(main);
   }
-  for (const c of opts.channel) {
+  for (const c of specs) {
     const config: ChannelConfig = { name: c.name, objects: objectsOf(c), rateMbps: c.rateMbps ?? opts.rate };
     const group = c.multicast ?? (c === explicitMain ? opts.multicast : undefined);
     if (group) config.multicast = groupConfig(group, opts);
@@ -270,11 +286,11 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     if (!all.some((q) => within(abs, path.resolve(q)))) all.push(p);
   };
   paths.forEach(add);
-  for (const c of opts.channel) c.paths.forEach(add);
+  for (const c of opts.channel ?? []) c.paths.forEach(add);
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
 
   const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch((e: unknown) => {
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch((e: unknown) => {
     throw asUsageError(e);
   });
   try {
@@ -293,6 +309,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       rateMbps: opts.rate,
       noCode: !opts.code,
       secret: opts.secret,
+      maxSessionsPerAddress: opts.maxSessionsPerAddress,
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
       logger: log,
@@ -328,6 +345,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
             multicast: c.multicast && { group: c.multicast.group, port: c.multicast.port, source: c.multicast.source, ttl: c.multicast.ttl },
           })),
           objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
+          skipped: catalogue.skipped,
         }),
       );
     } else {
@@ -372,6 +390,9 @@ function asUsageError(e: unknown): unknown {
 
 /** The lines --help prints after the options. */
 const SERVE_HELP_AFTER = `
+Exit codes: 0 stopped by SIGINT or SIGTERM, 2 usage (a bad option, a missing or
+unservable file), 1 any other failure (e.g. the port is taken).
+
 Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md §10.10):
   rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
   rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
@@ -411,12 +432,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .description('serve files to any number of clients as RaptorQ streams')
     .argument('[paths...]', 'files and directories to serve')
     .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(optionParser(parsePort)))
-    .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
+    .addOption(new Option('--bind <address>', 'address to bind the control port to: 0.0.0.0 or :: for every address, or one of this host').default('0.0.0.0').argParser(optionParser(bindAddress())))
     .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
     .addOption(
-      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)')
-        .default([])
-        .argParser(repeatableOptionParser(parseChannelSpec)),
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)').argParser(
+        repeatableOptionParser(parseChannelSpec),
+      ),
     )
     .addOption(
       new Option('--multicast <group:port>', 'also send channel main to this IP multicast group (224.0.0.0/4, or ff00::/8 in brackets: [ff3e::1]:5000)').argParser(
@@ -452,6 +473,13 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parsePassOverhead)),
     )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
+    .option('--follow-symlinks', 'under a DIR, also serve symbolic links to files outside it (default: skipped, and logged)')
+    .option('--dotfiles', 'under a DIR, also serve hidden files and directories (.git, .env; default: skipped, and logged)')
+    .addOption(
+      new Option('--max-sessions-per-address <n>', 'sessions one IPv4 address or IPv6 /64 may hold at once; more JOINs get ERROR 7 (TooManySessions)')
+        .default(DEFAULT_MAX_SESSIONS_PER_ADDRESS)
+        .argParser(optionParser(parsePositiveInteger)),
+    )
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)

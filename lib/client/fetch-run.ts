@@ -148,7 +148,7 @@ export class FetchRun {
   private checkFinished(): void {
     if (this._ended || !this.registry.fdtsComplete()) return;
     if (this.registry.missingNamed()) {
-      this.fail(new NoSuchObjectError(this.o.name as string));
+      this.fail(new NoSuchObjectError(this.o.name as string, this.registry.offer()));
       return;
     }
     if (this.registry.allVerified()) this.finish();

@@ -14,6 +14,8 @@ export {
   TransportReason,
 } from './client';
 export { FluteReceiver, FluteReceiverOptions } from './flute-receiver';
+export { withUrlReadings, urlReadings, NothingNamedError } from './one-segment';
+export { readCatalogue, CatalogueListing, ListedChannel, ListedObject, CatalogueReaderOptions } from './catalogue-reader';
 export { TransportMode, TransportFallback, TransportFallbackOptions, FallbackDecision, fallbackChain } from './fallback';
 export {
   parseRqcastUrl,
@@ -34,6 +36,7 @@ export {
   FetchTimeoutError,
   DigestMismatchError,
   NoSuchObjectError,
+  ServerOffer,
   UnfetchableObjectError,
   FetchAbortedError,
   UnresolvedHostError,

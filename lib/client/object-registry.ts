@@ -6,7 +6,8 @@
  *   over one transport), and the TSI (RFC 5651 §5.1) is unique only within
  *   the server that gave it in JOINED, so two servers' TSIs may collide.
  * - Objects are keyed by what they are, not by where they come from: the
- *   FDT's Content-Location, rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
+ *   FDT's Content-Location (percent-decoded: the name, RFC 3986),
+ *   rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
  *   RFC 6330 §3.3). Every channel, of any source, whose FDT lists the same
  *   name, digest and OTI feeds the same ObjectReceiver, so their symbols
  *   combine (servers of one deployment give each source its own ESI range).
@@ -19,12 +20,13 @@
  *   verifies and publishes the object once every block is written.
  */
 import { AlcPacket, FDT_TOI } from '../protocol/alc';
+import { decodeContentLocation } from '../protocol/content-location';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { DigestMismatchError, UnfetchableObjectError } from './errors';
+import { DigestMismatchError, quotedName, ServerOffer, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { KeptPartial, ObjectSink, SinkFactory } from './sinks/sink';
@@ -54,6 +56,8 @@ export interface ChannelEntry {
   readonly fdt: FdtReceiver;
   /** A first FDT instance has been decoded. */
   fdtSeen: boolean;
+  /** The last FDT instance applied (what `rqcast ls` lists). */
+  fdtInstance?: FdtInstance;
   /** TOI -> object of this channel. */
   readonly tois: Map<bigint, RegisteredObject>;
   /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
@@ -83,6 +87,8 @@ export interface ObjectRegistryOptions {
   name?: string;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
+  /** Read the FDTs only (`rqcast ls`): no object is wanted, every TOI is ignored. */
+  listOnly?: boolean;
   /** Partial blocks of every object, shared. */
   budget: PartialBlockBudget;
   sinks: SinkFactory;
@@ -103,6 +109,9 @@ export class ObjectRegistry {
   private readonly superseded = new Set<ChannelEntry>();
   /** By name; each one is also known by its digest and OTI (objectFor). */
   private readonly byName = new Map<string, RegisteredObject>();
+  /** Every name the FDTs listed, wanted or not, and the server's channels as the last FDT listed them: what an error offers instead. */
+  private readonly listed = new Set<string>();
+  private listedChannels: string[] = [];
 
   constructor(private readonly o: ObjectRegistryOptions) {}
 
@@ -165,6 +174,11 @@ export class ObjectRegistry {
   /** The URL names an object that no FDT has listed. */
   missingNamed(): boolean {
     return this.o.name !== undefined && !this.byName.has(this.o.name);
+  }
+
+  /** What the FDTs applied so far offer: every object name they listed, and the server's channels. */
+  offer(): ServerOffer {
+    return { objects: [...this.listed], channels: [...this.listedChannels] };
   }
 
   /** Every object's blocks are decoded. */
@@ -239,16 +253,20 @@ export class ObjectRegistry {
 
   private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
     ch.fdtSeen = true;
+    ch.fdtInstance = fdt;
     const named = this.o.name;
+    if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
     for (const file of fdt.files) {
+      const name = decodeContentLocation(file.contentLocation);
+      this.listed.add(name);
       if (ch.tois.has(file.toi)) continue;
-      if (named !== undefined && file.contentLocation !== named) {
+      if (this.o.listOnly || (named !== undefined && name !== named)) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
       let obj: RegisteredObject | undefined;
       try {
-        obj = this.objectFor(file, now);
+        obj = this.objectFor(file, name, now);
       } catch (e) {
         if (named !== undefined) {
           this.o.events.failed(e);
@@ -280,22 +298,21 @@ export class ObjectRegistry {
     if (toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.ignoredToiNumbers.add(Number(toi));
   }
 
-  /** The object for an FDT entry: the one already known (same name, digest, OTI), a new one, or undefined (refused). */
-  private objectFor(file: FdtFile, now: number): RegisteredObject | undefined {
-    const name = file.contentLocation;
+  /** The object for an FDT entry named `name` (its Content-Location decoded): the one already known (same name, digest, OTI), a new one, or undefined (refused). */
+  private objectFor(file: FdtFile, name: string, now: number): RegisteredObject | undefined {
     if (file.oti === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no RaptorQ OTI');
     if (file.sha256 === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no rq:Content-SHA-256 to verify it');
     const existing = this.byName.get(name);
     if (existing) {
       if (sameOti(existing.oti, file.oti) && sameBytes(existing.sha256, file.sha256)) return existing;
-      this.o.events.warning(`channels disagree about "${name}" (digest or OTI); using the first`);
+      this.o.events.warning(`channels disagree about ${quotedName(name)} (digest or OTI); using the first`);
       return undefined;
     }
     const sink = this.o.sinks.open({ name, oti: file.oti, sha256: file.sha256 });
     const receiver = new ObjectReceiver(file.oti, sink, { budget: this.o.budget });
     if (receiver.budgetRaised) {
       this.o.events.warning(
-        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
+        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of ${quotedName(name)} must fit`,
       );
     }
     const obj: RegisteredObject = { name, file, oti: file.oti, sha256: file.sha256, receiver, sink, lastUsefulAt: now, batchMark: -1, done: false };

@@ -6,18 +6,22 @@
  *   event, {"type":"transport",...} each time a channel's transport is set
  *   or falls back, {"type":"object",...} per verified object, and a final
  *   {"type":"summary",...} (or {"type":"error",...}).
- * - 'none': nothing (not a terminal and no --json, or --quiet).
+ * - 'lines': off a terminal (piped, scripted, under systemd): no bar, but
+ *   warnings and transport changes as lines on stderr, and the one-line
+ *   summary at the end, so a log keeps what happened.
+ * - 'quiet' (--quiet): warnings only, on stderr; no progress, no summary.
+ *   Errors are the caller's to print, in every mode.
  */
 import { SingleBar } from 'cli-progress';
 import type { EventEmitter } from 'events';
 import type { FetchSummary, ObjectResult, ProgressInfo, TransportEvent } from './events';
 
-export type ProgressMode = 'bar' | 'json' | 'none';
+export type ProgressMode = 'bar' | 'lines' | 'json' | 'quiet';
 
 export function chooseProgressMode(o: { json?: boolean; quiet?: boolean; isTTY?: boolean }): ProgressMode {
   if (o.json) return 'json';
-  if (o.quiet) return 'none';
-  return o.isTTY ? 'bar' : 'none';
+  if (o.quiet) return 'quiet';
+  return o.isTTY ? 'bar' : 'lines';
 }
 
 export function formatBytes(n: number): string {
@@ -103,11 +107,12 @@ export class ProgressDisplay {
     private readonly out: NodeJS.WritableStream = process.stdout,
     private readonly err: NodeJS.WritableStream = process.stderr,
   ) {
-    if (mode === 'none') return;
+    client.on('warning', (w: string) => this.onWarning(w));
+    if (mode === 'quiet') return;
+    client.on('transport', (t: TransportEvent) => this.onTransport(t));
+    if (mode === 'lines') return;
     client.on('progress', (p: ProgressInfo) => this.onProgress(p));
     client.on('object', (o: ObjectResult) => this.onObject(o));
-    client.on('warning', (w: string) => this.onWarning(w));
-    client.on('transport', (t: TransportEvent) => this.onTransport(t));
   }
 
   private line(obj: Record<string, unknown>): void {
@@ -185,7 +190,7 @@ export class ProgressDisplay {
       this.bar.stop();
     }
     if (this.mode === 'json') this.line(summaryJson(s));
-    else if (this.mode === 'bar') this.err.write(summaryLine(s) + '\n');
+    else if (this.mode !== 'quiet') this.err.write(summaryLine(s) + '\n');
   }
 
   /** Ends the display with an error (the caller prints it for humans). */

@@ -6,6 +6,7 @@
  * Pure functions and types; server.ts builds the objects.
  */
 import type { AckTrackerOptions } from '../session/ack-tracker';
+import type { ReplacementBudgetOptions } from '../session/replacement-budget';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
 import { DEFAULT_FDT_INTERVAL, windowFor } from '../stream/channel-stream';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
@@ -129,7 +130,18 @@ export interface RqcastServerOptions {
   cookieLifetimeMs?: number;
   maxTtlMs?: number;
   maxChannelsPerClient?: number;
+  /** Most sessions one IPv4 address or IPv6 /64 may hold at once. Default 64 (ClientManager). */
+  maxSessionsPerAddress?: number;
+  /** Most spent (LEAVE) cookies remembered until they expire. Default 32768 (ClientManager). */
+  spentCookies?: number;
   ack?: AckTrackerOptions;
+  /** Shares of a channel's packet rate ACK replacements may take (ClientManager). */
+  replacements?: ReplacementBudgetOptions;
+  /**
+   * SO_RCVBUF asked for the UDP control socket. Default 4 MiB
+   * (net.core.rmem_max caps it; the server logs what it got).
+   */
+  controlReceiveBufferBytes?: number;
   /** Join timer tick. Default 100 ms. */
   tickIntervalMs?: number;
   /** One FDT packet every this many stream packets. Default fdtIntervalFor the channel's rate. */
@@ -278,7 +290,7 @@ export function symbolAllocators(noCode: boolean): (o: CatalogueObject) => Symbo
 }
 
 /** Stream packets per second of a channel at `rateMbps` with symbols of `symbolSize` bytes. */
-function packetsPerSecond(rateMbps: number, symbolSize: number): number {
+export function packetsPerSecond(rateMbps: number, symbolSize: number): number {
   return (rateMbps * 1e6) / 8 / (DATA_HEADER_BYTES + symbolSize);
 }
 

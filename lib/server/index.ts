@@ -36,6 +36,7 @@ export {
   DEFAULT_SYMBOL_SIZE,
   DEFAULT_FDT_LIFETIME_MS,
   isSafeObjectName,
+  objectNameProblem,
 } from '../content/catalogue';
 export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from '../stream/channel-stream';
 export { SymbolAllocator, AllocationMode, EsiRange, EsiLayout, EsiSpan, EsiLayoutError } from '../content/symbol-allocator';

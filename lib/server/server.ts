@@ -36,6 +36,7 @@
 import { EventEmitter } from 'node:events';
 import { decodeControl, encodeControl } from '../protocol/control';
 import type { ControlMessage } from '../protocol/messages';
+import type { FdtChannel } from '../protocol/fdt';
 import { Replicator } from '../transport/replicator';
 import {
   type ControlReceived,
@@ -68,6 +69,7 @@ import {
   type RqcastServerOptions,
   type ServerLogger,
   type ServerPlan,
+  packetsPerSecond,
   SILENT_LOGGER,
   type TcpServerConfig,
   symbolAllocators,
@@ -81,6 +83,7 @@ export {
   FDT_COMPLETE_MS,
   FDT_PERIOD_MS,
   fdtIntervalFor,
+  packetsPerSecond,
   type ChannelConfig,
   type ReplicatorLike,
   type RqcastServerOptions,
@@ -122,6 +125,8 @@ export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounte
   blockPrepareErrors: number;
   /** Replicator calls that threw (e.g. an address family the host cannot send to). */
   replicatorErrors: number;
+  /** Control datagrams the kernel dropped at the UDP control socket (receive buffer full; Linux). */
+  controlReceiveDrops: number;
 }
 
 export interface ServerChannel {
@@ -169,6 +174,8 @@ export class RqcastServer extends EventEmitter {
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
+  /** listen() finished: the server said 'listening'. */
+  private listening = false;
   private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
@@ -189,8 +196,14 @@ export class RqcastServer extends EventEmitter {
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode);
     const now = this.clock();
+    // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
+    const offered: FdtChannel[] = this.plan.channels.map((c) => ({
+      name: c.name,
+      rateBps: Math.round(c.rateMbps * 1e6),
+      transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])],
+    }));
     this.channels = this.plan.channels.map((c) => {
-      const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
+      const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
@@ -215,6 +228,14 @@ export class RqcastServer extends EventEmitter {
       maxChannelsPerClient: options.maxChannelsPerClient,
       ack: options.ack,
       sentEnd: (tsi) => this.byTsi.get(tsi)?.stream.nextSequence,
+      firstSequence: (tsi) => this.firstSequence(tsi),
+      packetRate: (tsi) => {
+        const ch = this.byTsi.get(tsi);
+        return ch && packetsPerSecond(ch.rateMbps, this.catalogue.symbolSize);
+      },
+      replacements: options.replacements,
+      maxSessionsPerAddress: options.maxSessionsPerAddress,
+      spentCookies: options.spentCookies,
     });
   }
 
@@ -246,7 +267,13 @@ export class RqcastServer extends EventEmitter {
           this.refill(g.channelId);
         }
       });
-      const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
+      const udp = new UdpServerTransport({
+        host: this.plan.host,
+        port: this.plan.port,
+        replicator: rep,
+        logger: this.log,
+        receiveBufferBytes: this.options.controlReceiveBufferBytes,
+      });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
       if (this.options.tcp && this.plan.tcp) this.tcpBound = await this.openTcp(this.options.tcp, this.plan.tcp, this.bound.port, rep);
@@ -256,6 +283,7 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
+    this.listening = true;
     this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
@@ -296,6 +324,12 @@ export class RqcastServer extends EventEmitter {
     return this.manager.sessionCount;
   }
 
+  /** SO_RCVBUF of the UDP control socket as the kernel reports it (Linux: twice what it granted); undefined before listen. */
+  get controlReceiveBufferBytes(): number | undefined {
+    const udp = this.transports.get('udp');
+    return udp instanceof UdpServerTransport ? udp.receiveBufferBytes : undefined;
+  }
+
   /** Every counter of the server, the client manager, the transports and the streams. */
   get counters(): ServerCounters {
     const sum = { ...this.channels[0].stream.counters };
@@ -331,6 +365,7 @@ export class RqcastServer extends EventEmitter {
       replyBytesSent: t.replyBytesSent,
       replySendErrors: t.replySendErrors,
       replicatorErrors: this.own.replicatorErrors + t.dataPathErrors,
+      controlReceiveDrops: t.controlReceiveDrops,
       ...streams,
       streamPackets,
       ...group,
@@ -378,7 +413,8 @@ export class RqcastServer extends EventEmitter {
     for (const stream of this.streams.values()) stream.close();
     for (const ch of this.channels) ch.fdt.encoder.close();
     this.cache.close();
-    this.log.info({}, 'closed');
+    // Only a server that was listening says it closed: one that never started (the port taken) says why, and nothing else.
+    if (this.listening) this.log.info({}, 'closed');
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */
@@ -419,6 +455,26 @@ export class RqcastServer extends EventEmitter {
       return;
     }
     this.apply(this.manager.handle(decoded.msg, { ...m.from, bytesReceived: m.bytesReceived }, this.clock()));
+  }
+
+  /**
+   * The sequence number of the next packet channel `tsi`'s unicast stream
+   * puts on the wire, so the first one a destination added now receives:
+   * one past the last built, less those built but not yet taken by the
+   * replicator and those still queued in its ring (undefined before listen).
+   */
+  private firstSequence(tsi: number): number | undefined {
+    const ch = this.byTsi.get(tsi);
+    const rep = this.replicator;
+    if (!ch || !rep) return undefined;
+    let queued: number;
+    try {
+      queued = rep.channelStats(tsi).queued;
+    } catch {
+      return undefined;
+    }
+    const SEQ_MOD = 2 ** 32;
+    return (((ch.stream.nextSequence - ch.stream.pendingPackets - queued) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
   }
 
   private transportOf(peer: Peer): ServerTransport | undefined {

@@ -47,7 +47,7 @@ const DEFAULT_HOLD_BYTES = 256 << 20;
 export function safeObjectPath(name: string): string {
   if (typeof name !== 'string' || name === '') throw new UnfetchableObjectError(String(name), 'empty name');
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(name)) throw new UnfetchableObjectError(JSON.stringify(name), 'control characters in the name');
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new UnfetchableObjectError(name, 'control characters in the name');
   const segments = name.split(/[/\\]/).filter((s) => s !== '' && s !== '.');
   if (segments.length === 0) throw new UnfetchableObjectError(name, 'the name has no file part');
   for (const s of segments) {
@@ -60,6 +60,38 @@ export function safeObjectPath(name: string): string {
     throw new UnfetchableObjectError(name, 'the name is one rqcast uses for the temporary files of a fetch');
   }
   return segments.join('/');
+}
+
+/**
+ * mkdir -p that reports the real cause. Node's recursive mkdir says ENOENT
+ * when a missing parent cannot be made (on a read-only mount, EROFS; without
+ * permission, EACCES): each missing level is then made in turn, so the
+ * first that fails says why.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); ; ) {
+    const exists = await fs.stat(at).then(
+      () => true,
+      () => false,
+    );
+    if (exists) break;
+    missing.push(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of missing.reverse()) {
+    await fs.mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
 }
 
 export class ObjectFileWriter {
@@ -103,7 +135,7 @@ export class ObjectFileWriter {
   static async create(finalPath: string, length: number, tempPath?: string): Promise<ObjectFileWriter> {
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError('length must be a non-negative integer');
     const dir = path.dirname(finalPath);
-    await fs.mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     tempPath ??= path.join(dir, `.${path.basename(finalPath)}.rqcast-tmp-${randomBytes(4).toString('hex')}`);
     // 'wx+': never reuse (or follow a link planted at) an existing path.
     const handle = await fs.open(tempPath, 'wx+', 0o666);

@@ -28,7 +28,7 @@ import { createHash } from 'crypto';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { UnfetchableObjectError } from '../errors';
-import { ObjectFileWriter } from './file-writer';
+import { makeDirectory, ObjectFileWriter } from './file-writer';
 import {
   blockOf,
   BlockSpan,
@@ -341,7 +341,7 @@ export class ResumableFileSink implements ObjectSink {
   private lock(): Promise<void> {
     this.locking ??= (async () => {
       const dir = path.dirname(this.path);
-      await fs.mkdir(dir, { recursive: true });
+      await makeDirectory(dir);
       const owner = await takeLock(this.paths.lock);
       if (owner !== undefined) {
         throw new UnfetchableObjectError(
