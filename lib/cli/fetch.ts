@@ -2,7 +2,7 @@
  * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
  *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
- *  [--tcp HOST:PORT] [--no-resume]`
+ *  [--tcp HOST:PORT] [--log-level LEVEL] [--log-format json|pretty] [--no-resume]`
  *
  * URL is rqcast://HOST… (a server: RqcastClient) or flute://GROUP:PORT?tsi=N
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
@@ -12,6 +12,11 @@
  * TCP (issue 9): --transport tcp fetches over one TCP connection to the
  * URL's host and port (or --tcp HOST:PORT); with --transport auto, TCP is
  * the last step after multicast and UDP. --ack has no effect over TCP.
+ *
+ * Logs (logging.ts): none unless --log-level is given; then pino lines on
+ * stderr (joined, transport changes, objects fetched, warnings, the
+ * summary; progress at debug), as JSON or, with --log-format pretty, one
+ * line each for a person. The progress display and --json are unchanged.
  *
  * Exit codes (docs/PROTOCOL.md §10.9, exit-codes.ts): 0 every object
  * fetched and verified; 2 usage (bad URL or option); 3 the server refused
@@ -36,8 +41,10 @@ import { chooseProgressMode, formatBytes, ProgressDisplay } from '../client/prog
 import { withUrlReadings } from '../client/one-segment';
 import type { KeptPartial } from '../client/sinks/sink';
 import { FluteUrl, parseFetchUrl, RqcastUrl } from '../client/url';
+import type { Logger } from 'pino';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
+import { createLogger, type LogFormat, type LogLevel, logFetchEvents, parseLogFormat, parseLogLevel } from './logging';
 import {
   optionParser,
   parseAbsoluteTime,
@@ -71,6 +78,10 @@ export interface FetchCliOptions {
   tcp?: HostPort;
   /** false with --no-resume. */
   resume?: boolean;
+  /** --log-level (absent: no logs). */
+  logLevel?: LogLevel;
+  /** --log-format (absent: json). */
+  logFormat?: LogFormat;
 }
 
 /** What a fetch that stopped short kept, and how to go on: one line per object on stderr (and a JSON line with --json). */
@@ -84,6 +95,12 @@ export function reportKept(kept: KeptPartial[], json: boolean | undefined): void
         'run the same fetch again to resume it (--no-resume to start over)\n',
     );
   }
+}
+
+/** Where runFetch's logs go; tests pass their own. */
+export interface FetchIo {
+  /** Default: stderr (fd 2). */
+  logStream?: { write(text: string): unknown };
 }
 
 /**
@@ -128,12 +145,22 @@ function clientOptions(url: RqcastUrl, o: FetchCliOptions): RqcastClientOptions 
  * URL is tried as a channel, then as an object of the default channel
  * (one-segment.ts).
  */
-export async function runFetch(urlText: string, o: FetchCliOptions): Promise<number> {
+export async function runFetch(urlText: string, o: FetchCliOptions, io: FetchIo = {}): Promise<number> {
+  const log = createLogger({ level: o.logLevel ?? 'silent', format: o.logFormat ?? 'json', stream: io.logStream });
+  try {
+    return await fetchLogged(urlText, o, log);
+  } finally {
+    log.flush();
+  }
+}
+
+async function fetchLogged(urlText: string, o: FetchCliOptions, log: Logger): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
   let display: ProgressDisplay | undefined;
   /** One fetch by `make`'s client, displayed and stopped by SIGINT/SIGTERM. */
   const once = async (make: () => RqcastClient | FluteReceiver): Promise<FetchSummary> => {
     const client = make();
+    logFetchEvents(client, log);
     display = new ProgressDisplay(client, mode);
     client.on('partial', (kept) => reportKept(kept, o.json));
     const onSignal = (): void => client.close();
@@ -155,7 +182,7 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
         ? await once(() => fluteReceiver(parsed.url, o))
         : await withUrlReadings(parsed.url, (reading) => once(() => new RqcastClient(reading, clientOptions(reading, o))));
   } catch (e) {
-    return report(e, display, o);
+    return report(e, display, o, log);
   }
   (display as ProgressDisplay | undefined)?.succeed(summary);
   return EXIT_OK;
@@ -187,9 +214,10 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
   });
 }
 
-function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions): number {
+function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions, log: Logger): number {
   const code = exitCodeFor(e);
   const err = e instanceof Error ? e : new Error(String(e));
+  log.error({ err, exitCode: code }, 'fetch failed');
   display?.fail(err, code);
   if (o.json && !display) process.stdout.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
   process.stderr.write(`rqcast fetch: ${err.message}\n`);
@@ -236,6 +264,8 @@ export function registerFetchCommand(program: Command): Command {
     )
     .addOption(new Option('--tcp <host:port>', "where the server's TCP transport is, for --transport tcp|auto (default: the URL's host and port)").argParser(optionParser(parseTcpEndpoint)))
     .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
+    .addOption(new Option('--log-level <level>', 'log on stderr at this level: trace, debug, info, warn, error, fatal or silent (default: no logs)').argParser(optionParser(parseLogLevel)))
+    .addOption(new Option('--log-format <format>', 'json: one JSON object per line (default); pretty: one line for a person').argParser(optionParser(parseLogFormat)))
     .addHelpText(
       'after',
       `

@@ -297,3 +297,32 @@ export const parseTcpListen: Parser<TcpListenSpec> = (text) => {
 
 /** `fetch --tcp HOST:PORT`: where the server's TCP transport is (a name or an IPv4 address; IPv6 in brackets is refused later by the connect). */
 export const parseTcpEndpoint: Parser<HostPort> = parseHostPort;
+
+// ---------------------------------------------------- metrics (issue 13) --
+
+/** `serve --metrics [ADDR:]PORT`: where the Prometheus endpoint listens. */
+export interface MetricsListenSpec {
+  /** A numeric IPv4 or IPv6 address (absent: 127.0.0.1, this host only). */
+  address?: string;
+  /** 0: any free port (the listening line says which). */
+  port: number;
+}
+
+/** [ADDR:]PORT, ADDR a numeric IPv4 address or an IPv6 one in brackets, PORT 0..65535. */
+export const parseMetricsListen: Parser<MetricsListenSpec> = (text) => {
+  const t = text.trim();
+  const message = `"${text}" is not [ADDR:]PORT (e.g. 9464, 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464)`;
+  const m = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):)?([0-9]+)$/.exec(t);
+  if (!m) throw new UsageError(message);
+  const port = decimalInteger(m[3]);
+  if (port === undefined || port > 65535) throw new UsageError(message);
+  if (m[1] !== undefined) {
+    if (!isIPv6(m[1])) throw new UsageError(message);
+    return { address: m[1], port };
+  }
+  if (m[2] !== undefined) {
+    if (!isIPv4(m[2])) throw new UsageError(message);
+    return { address: m[2], port };
+  }
+  return { port };
+};

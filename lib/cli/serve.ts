@@ -4,6 +4,7 @@
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
  *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
+ *  [--metrics [ADDR:]PORT] [--log-level info] [--log-format json|pretty]
  *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
@@ -38,7 +39,12 @@
  *   --dotfiles; a name no client could write is skipped the same way.
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
- *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
+ *   (pino) go to stderr at --log-level (default info; --quiet: error), as
+ *   JSON lines or, with --log-format pretty, one line each for a person
+ *   (logging.ts).
+ * - --metrics [ADDR:]PORT serves the Prometheus metrics (metrics.ts) at
+ *   http://ADDR:PORT/metrics, ADDR 127.0.0.1 unless given (0.0.0.0 or an
+ *   address to let another host scrape); the listening line names the URL.
  * - SIGINT/SIGTERM stop the server cleanly (exit 0). A bad option, a missing
  *   or unservable file exits 2 with one line on stderr; other failures
  *   (e.g. the port is taken) exit 1 (exit-codes.ts).
@@ -47,7 +53,6 @@
  */
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import pino from 'pino';
 import { Catalogue, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
 import {
   OtiOutOfBoundsError,
@@ -68,19 +73,24 @@ import {
   type RqcastServerOptions,
   ServerAddress,
 } from '../server/server';
+import { registerServerMetrics } from '../server/metrics';
+import { type MetricsEndpoint, startMetricsEndpoint } from '../server/metrics-http';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
 import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
 import { UsageError } from './errors';
+import { createLogger, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from './logging';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
   bindAddress,
   hexSecret,
   integerIn,
   localUnicastAddress,
+  type MetricsListenSpec,
   type MulticastGroupSpec,
   networkInterface,
   optionParser,
   parseMebibytes,
+  parseMetricsListen,
   parseMulticastGroup,
   parseMulticastTtl,
   parsePort,
@@ -130,7 +140,7 @@ export interface ServeCliOptions {
   code: boolean;
   secret?: Uint8Array;
   /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
-  maxSessionsPerAddress: number;
+  maxSessionsPerAddress?: number;
   /** --multicast: the group of channel main. */
   multicast?: MulticastGroupSpec;
   /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
@@ -145,6 +155,12 @@ export interface ServeCliOptions {
   followSymlinks?: boolean;
   /** --dotfiles: serve hidden files and directories under a DIR. */
   dotfiles?: boolean;
+  /** --metrics: where the Prometheus endpoint listens. */
+  metrics?: MetricsListenSpec;
+  /** --log-level (absent: info, or error with --quiet). */
+  logLevel?: LogLevel;
+  /** --log-format (absent: json). */
+  logFormat?: LogFormat;
   json?: boolean;
   quiet?: boolean;
 }
@@ -160,6 +176,8 @@ export interface ServeIo {
   /** --tcp's native server and host filter. Default: the addon's TcpServer and the nftables filter; tests pass fakes. */
   tcpServer?: NativeTcpServerFactory;
   tcpHostFilter?: HostFilterLike;
+  /** Where the logs go. Default: stderr (fd 2). */
+  logStream?: { write(text: string): unknown };
 }
 
 /** The server's TCP configuration for --tcp, with the test hooks of `io`. */
@@ -271,6 +289,8 @@ export interface RunningServe {
   server: RqcastServer;
   catalogue: Catalogue;
   address: ServerAddress;
+  /** The metrics endpoint, with --metrics. */
+  metrics?: MetricsEndpoint;
   close(): Promise<void>;
 }
 
@@ -289,7 +309,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   for (const c of opts.channel ?? []) c.paths.forEach(add);
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
 
-  const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
+  const log = createLogger({ level: opts.logLevel ?? (opts.quiet ? 'error' : 'info'), format: opts.logFormat ?? 'json', stream: io.logStream });
   const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch((e: unknown) => {
     throw asUsageError(e);
   });
@@ -318,12 +338,15 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
+    let metrics: MetricsEndpoint | undefined;
     try {
       address = await server.listen();
+      if (opts.metrics) metrics = await openMetrics(server, opts.metrics);
     } catch (e) {
       await server.close();
       throw e;
     }
+    if (metrics) log.info({ url: metrics.url }, 'metrics endpoint listening');
     const tcp = server.tcpAddress();
     if (opts.json) {
       io.stdout(
@@ -332,6 +355,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           host: address.address,
           port: address.port,
           ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
+          ...(metrics ? { metrics: metrics.url } : {}),
           noCode: !opts.code,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
@@ -349,13 +373,15 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
         }),
       );
     } else {
-      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}`);
+      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}${metrics ? ` (metrics ${metrics.url})` : ''}`);
     }
     return {
       server,
       catalogue,
       address,
+      metrics,
       async close() {
+        await metrics?.close();
         await server.close();
         catalogue.close();
         log.flush();
@@ -364,6 +390,20 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   } catch (e) {
     catalogue.close();
     throw asUsageError(e);
+  }
+}
+
+/** The metrics endpoint of `server` at `spec`; a port that cannot be bound is said plainly. */
+async function openMetrics(server: RqcastServer, spec: MetricsListenSpec): Promise<MetricsEndpoint> {
+  const host = spec.address ?? '127.0.0.1';
+  try {
+    return await startMetricsEndpoint({ registry: registerServerMetrics(server), host, port: spec.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const where = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
+    if (code === 'EADDRINUSE') throw new Error(`--metrics ${where}: the port is in use; choose another port`, { cause: e });
+    if (code === 'EADDRNOTAVAIL') throw new UsageError(`--metrics ${where}: not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses`);
+    throw e;
   }
 }
 
@@ -410,7 +450,13 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
   host's stack leaves the port alone, removing it on exit. A bare --tcp
   takes the next word as its value unless it is an option: put it after
-  the paths.`;
+  the paths.
+
+Metrics and logs:
+  rqcast serve ./files --metrics 9464                   Prometheus metrics at http://127.0.0.1:9464/metrics
+  rqcast serve ./files --metrics 0.0.0.0:9464           ... scrapable from other hosts
+  rqcast serve ./files --log-format pretty --log-level debug
+  Logs go to stderr (JSON lines by default, for journald or a collector).`
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -480,8 +526,15 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .default(DEFAULT_MAX_SESSIONS_PER_ADDRESS)
         .argParser(optionParser(parsePositiveInteger)),
     )
+    .addOption(
+      new Option('--metrics <[addr:]port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1: this host only; 0.0.0.0 for any)').argParser(
+        optionParser(parseMetricsListen),
+      ),
+    )
+    .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info; error with --quiet)').argParser(optionParser(parseLogLevel)))
+    .addOption(new Option('--log-format <format>', 'json: one JSON object per line (default); pretty: one line for a person').argParser(optionParser(parseLogFormat)))
     .option('--json', 'print the listening line as JSON')
-    .option('--quiet', 'log errors only')
+    .option('--quiet', 'log errors only (unless --log-level)')
     .addHelpText('after', SERVE_HELP_AFTER)
     .action(async (paths: string[], opts: ServeCliOptions) => {
       const out: ServeIo = io ?? { stdout: (line) => process.stdout.write(line + '\n'), stderr: process.stderr };

@@ -62,6 +62,8 @@ export interface ObjectResult {
   tailSeconds: number;
   symbolsReceived: number;
   symbolsUsed: number;
+  /** Source symbols that arrived again before the object decoded (a carousel's later passes), not taken. */
+  symbolsDuplicate: number;
   neededSymbols: number;
   /** Blocks an interrupted fetch had kept, verified and not fetched again (resume). */
   blocksResumed: number;
@@ -91,6 +93,8 @@ export interface FetchSummary {
   bytesReceived: number;
   symbolsReceived: number;
   symbolsUsed: number;
+  /** Source symbols that arrived again for blocks that held them (a carousel's later passes), not taken. */
+  symbolsDuplicate: number;
   neededSymbols: number;
   /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
   symbolsResumed: number;

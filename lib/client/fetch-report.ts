@@ -35,6 +35,7 @@ export class FetchReport {
       tailSeconds: (now - obj.lastUsefulAt) / 1000,
       symbolsReceived: r.stats.symbolsReceived,
       symbolsUsed: r.stats.symbolsUsed,
+      symbolsDuplicate: r.stats.symbolsDuplicate,
       neededSymbols: r.neededSymbols,
       blocksResumed: r.stats.blocksResumed,
       symbolsResumed: r.stats.symbolsResumed,
@@ -96,6 +97,7 @@ export class FetchReport {
   summary(now: number, channels: ChannelSummary[]): FetchSummary {
     let symbolsReceived = 0;
     let symbolsUsed = 0;
+    let symbolsDuplicate = 0;
     let needed = 0;
     let symbolsResumed = 0;
     let blocksResumed = 0;
@@ -106,6 +108,7 @@ export class FetchReport {
       blocksResumed += o.receiver.stats.blocksResumed;
       symbolsReceived += o.receiver.stats.symbolsReceived;
       symbolsUsed += o.receiver.stats.symbolsUsed;
+      symbolsDuplicate += o.receiver.stats.symbolsDuplicate;
       needed += o.receiver.neededSymbols;
     }
     const s = this.stats;
@@ -118,6 +121,7 @@ export class FetchReport {
       bytesReceived: s.bytesReceived,
       symbolsReceived,
       symbolsUsed,
+      symbolsDuplicate,
       neededSymbols: needed,
       symbolsResumed,
       blocksResumed,

@@ -17,10 +17,11 @@
  * solve at a time, so that blocks that become decodable together are
  * solved in parallel.
  *
- * A block takes K + margin symbols; the ones that arrive beyond that are
- * surplus and never copied into the decoder. Only a failed attempt (RFC
- * 6330 decoding sometimes needs a symbol or two more than K) opens the
- * block to more.
+ * A block takes K + margin distinct symbols; the ones that arrive beyond
+ * that are surplus, and source symbols it already holds are duplicates (a
+ * carousel's later passes); neither is copied into the decoder. Only a
+ * failed attempt (RFC 6330 decoding sometimes needs a symbol or two more
+ * than K) opens the block to more.
  *
  * As soon as a source block decodes it is taken out of the decoder
  * (takeBlock frees the decoder's copy) and handed to the sink at its offset
@@ -84,6 +85,8 @@ export interface ObjectReceiverStats {
   symbolsLate: number;
   /** Symbols beyond K + margin for a block still being solved, not handed on. */
   symbolsSurplus: number;
+  /** Source symbols that arrived again for a block that held them (a carousel's later passes): not handed on. */
+  symbolsDuplicate: number;
   /** Symbols dropped because the decoders' backlog was full. */
   symbolsDropped: number;
   /** Packets whose payload is not whole symbols, or with a bad SBN/ESI. */
@@ -117,6 +120,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     symbolsUsed: 0,
     symbolsLate: 0,
     symbolsSurplus: 0,
+    symbolsDuplicate: 0,
     symbolsDropped: 0,
     rejected: 0,
     batches: 0,
@@ -307,25 +311,26 @@ export class ObjectReceiver implements BudgetedReceiver {
     }
     // G symbols with consecutive ESIs (RFC 6330 §3.2); none past 2^24 - 1.
     const G = Math.min(payloadLength / T, MAX_ESI + 1 - esi);
-    const take = this.accounting.accept(sbn, G, this.maxPending - this.pendingTotal);
-    if (take === 0) return;
-    this.pendingTotal += take;
-    const wt = this.replaying ? undefined : this.writeThrough;
-    if (wt !== undefined && esi < this.K[sbn]) {
-      for (let i = 0; i < take && esi + i < this.K[sbn]; i++) wt.gather(sbn, esi + i, buf, at + i * T);
-    }
     const lane = this.laneOf(sbn);
-    if (inPlace && take === 1 && !lane.solving.has(sbn)) {
-      if (lane.holdsOtherBuffer(buf)) this.commit(lane);
-      lane.stageInPlace(buf, at - FEC_PAYLOAD_ID_SIZE);
-    } else {
-      for (let i = 0; i < take; i++) {
-        const packet = codecPacket(sbn, esi + i, buf, at + i * T, T);
+    // Symbols read back from the sink (addKeptSource) are there already: no write-through.
+    const wt = this.replaying ? undefined : this.writeThrough;
+    let taken = 0;
+    for (let i = 0; i < G; i++) {
+      if (!this.accounting.accept(sbn, esi + i, this.maxPending - this.pendingTotal)) continue;
+      taken++;
+      this.pendingTotal++;
+      const symbolAt = at + i * T;
+      if (wt !== undefined && esi + i < this.K[sbn]) wt.gather(sbn, esi + i, buf, symbolAt);
+      if (inPlace && G === 1 && !lane.solving.has(sbn)) {
+        if (lane.holdsOtherBuffer(buf)) this.commit(lane);
+        lane.stageInPlace(buf, symbolAt - FEC_PAYLOAD_ID_SIZE);
+      } else {
+        const packet = codecPacket(sbn, esi + i, buf, symbolAt, T);
         if (lane.solving.has(sbn)) lane.deferred.push(packet);
         else lane.stageCopy(packet);
       }
     }
-    this.schedule(lane);
+    if (taken > 0) this.schedule(lane);
   }
 
   /**

@@ -51,6 +51,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     bytesReceived: s.bytesReceived,
     symbolsReceived: s.symbolsReceived,
     symbolsUsed: s.symbolsUsed,
+    symbolsDuplicate: s.symbolsDuplicate,
     neededSymbols: s.neededSymbols,
     symbolsResumed: s.symbolsResumed,
     blocksResumed: s.blocksResumed,

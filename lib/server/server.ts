@@ -102,7 +102,7 @@ export interface GroupStreamCounters {
 
 /** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
 export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
-  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' as `tcp${Capitalize<K>}`]: number;
+  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' | 'segmentsOut' | 'sendErrors' as `tcp${Capitalize<K>}`]: number;
 };
 
 /** The other StreamCounters are summed over the channels under their own names. */
@@ -547,6 +547,8 @@ function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
     tcpResetsSent: n.resetsSent ?? 0,
     tcpBadSegments: n.badSegments ?? 0,
     tcpRefused: n.refused ?? 0,
+    tcpSegmentsOut: n.segmentsOut ?? 0,
+    tcpSendErrors: n.sendErrors ?? 0,
   };
 }
 

@@ -64,6 +64,7 @@ function summary(channels: FetchSummary['channels'], more: Partial<FetchSummary>
     bytesReceived: 100,
     symbolsReceived: 0,
     symbolsUsed: 0,
+    symbolsDuplicate: 0,
     neededSymbols: 0,
     symbolsResumed: 0,
     blocksResumed: 0,
