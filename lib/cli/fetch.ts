@@ -1,5 +1,5 @@
 /**
- * `rqcast fetch URL [-o PATH] [--ttl 30s | --until ISO] [--ack]
+ * `rqcast fetch URL [URL...] [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
  *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
  *  [--tcp HOST:PORT] [--log-level LEVEL] [--log-format json|pretty] [--no-resume]`
@@ -8,6 +8,12 @@
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
  * §10.10); options that need a server (--ttl, --until, --ack, --transport
  * udp|tcp, --fallback-after, --tcp) are usage errors with flute://.
+ *
+ * Several servers (issue 11, docs/PROTOCOL.md §10.12): several rqcast://
+ * URLs naming the same object (or none) are fetched together, one session
+ * per server, their symbols combined; a server that stops sending is
+ * dropped and the others carry on; --json's summary says how many symbols
+ * came from each server and how many arrived twice.
  *
  * TCP (issue 9): --transport tcp fetches over one TCP connection to the
  * URL's host and port (or --tcp HOST:PORT); with --transport auto, TCP is
@@ -40,7 +46,7 @@ import { FluteReceiver } from '../client/flute-receiver';
 import { chooseProgressMode, formatBytes, ProgressDisplay } from '../client/progress';
 import { withUrlReadings } from '../client/one-segment';
 import type { KeptPartial } from '../client/sinks/sink';
-import { FluteUrl, parseFetchUrl, RqcastUrl } from '../client/url';
+import { FluteUrl, parseFetchUrl, type RqcastUrl } from '../client/url';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
@@ -141,20 +147,20 @@ function clientOptions(url: RqcastUrl, o: FetchCliOptions): RqcastClientOptions 
 }
 
 /**
- * Runs one fetch for the CLI; returns the process exit code. A one-segment
- * URL is tried as a channel, then as an object of the default channel
- * (one-segment.ts).
+ * Runs one fetch (of one URL, or of several servers' URLs together) for the
+ * CLI; returns the process exit code. A lone one-segment URL is tried as a
+ * channel, then as an object of the default channel (one-segment.ts).
  */
-export async function runFetch(urlText: string, o: FetchCliOptions, io: FetchIo = {}): Promise<number> {
+export async function runFetch(urlTexts: string | readonly string[], o: FetchCliOptions, io: FetchIo = {}): Promise<number> {
   const log = createLogger({ level: o.logLevel ?? 'silent', format: o.logFormat ?? 'json', stream: io.logStream });
   try {
-    return await fetchLogged(urlText, o, log);
+    return await fetchLogged(typeof urlTexts === 'string' ? [urlTexts] : urlTexts, o, log);
   } finally {
     log.flush();
   }
 }
 
-async function fetchLogged(urlText: string, o: FetchCliOptions, log: Logger): Promise<number> {
+async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Logger): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
   let display: ProgressDisplay | undefined;
   /** One fetch by `make`'s client, displayed and stopped by SIGINT/SIGTERM. */
@@ -175,12 +181,21 @@ async function fetchLogged(urlText: string, o: FetchCliOptions, log: Logger): Pr
   };
   let summary: FetchSummary;
   try {
-    const parsed = parseFetchUrl(urlText);
+    const all = texts.map(parseFetchUrl);
+    const parsed = all[0];
+    if (all.length > 1 && all.some((p) => p.scheme === 'flute')) {
+      throw new UsageError('several URLs are several rqcast:// servers to combine; a flute:// URL is fetched alone');
+    }
     if (o.output === '') throw new UsageError("-o '' names nothing: give a file or a directory (-o . for the current directory)");
-    summary =
-      parsed.scheme === 'flute'
-        ? await once(() => fluteReceiver(parsed.url, o))
-        : await withUrlReadings(parsed.url, (reading) => once(() => new RqcastClient(reading, clientOptions(reading, o))));
+    if (parsed.scheme === 'flute') {
+      const url = parsed.url;
+      summary = await once(() => fluteReceiver(url, o));
+    } else if (all.length > 1) {
+      const urls = all.map((p) => p.url as RqcastUrl);
+      summary = await once(() => new RqcastClient(urls, clientOptions(urls[0], o)));
+    } else {
+      summary = await withUrlReadings(parsed.url, (reading) => once(() => new RqcastClient(reading, clientOptions(reading, o))));
+    }
   } catch (e) {
     return report(e, display, o, log);
   }
@@ -229,9 +244,10 @@ export function registerFetchCommand(program: Command): Command {
     .command('fetch')
     .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
     .argument(
-      '<url>',
+      '<url...>',
       'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); ' +
         'one segment (rqcast://HOST:PORT/X) is channel X if the server has it, else object X of "main"; IPv6 hosts in brackets; ' +
+        'several rqcast:// URLs (same NAME): fetch from all those servers at once and combine their symbols; ' +
         'or flute://GROUP:PORT[/NAME]?tsi=N[&source=ADDR][&if=IFACE] — a multicast group alone, no server',
     )
     .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
@@ -260,7 +276,7 @@ export function registerFetchCommand(program: Command): Command {
         .default('auto'),
     )
     .addOption(
-      new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
+      new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long; with several servers: drop a server that sends nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
     )
     .addOption(new Option('--tcp <host:port>', "where the server's TCP transport is, for --transport tcp|auto (default: the URL's host and port)").argParser(optionParser(parseTcpEndpoint)))
     .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
@@ -276,6 +292,8 @@ Examples:
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
   rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
   rqcast fetch rqcast://10.0.0.1:4433 --transport tcp    over one TCP connection (networks that pass only TCP)
+  rqcast fetch rqcast://a.example//f.iso rqcast://b.example//f.iso -o f.iso
+                                                        from two servers of one group at once (serve --server-index/--servers)
   rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
                                                         every object of a FLUTE session, no server
 
@@ -289,7 +307,7 @@ same object verifies the blocks kept and fetches only the others.
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
 6 no such object (or channel), 130 interrupted, 1 other error.`,
     )
-    .action(async (url: string, opts: FetchCliOptions) => {
-      process.exitCode = await runFetch(url, opts);
+    .action(async (urls: string[], opts: FetchCliOptions) => {
+      process.exitCode = await runFetch(urls, opts);
     });
 }

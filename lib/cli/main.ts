@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `rqcast` command: `rqcast serve ...` (./serve), `rqcast fetch ...`
- * (./fetch) and `rqcast ls ...` (./ls). Exit codes come from the one table in ./exit-codes
+ * (./fetch), `rqcast ls ...` (./ls) and `rqcast relay ...` (./relay). Exit codes come
+ * from the one table in ./exit-codes
  * (docs/PROTOCOL.md §10.9): usage errors exit with 2.
  */
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
 import { registerFetchCommand } from './fetch';
 import { registerLsCommand } from './ls';
+import { registerRelayCommand } from './relay';
 import { registerServeCommand } from './serve';
 
 // Read at run time: the same relative path works from lib/cli and dist/cli.
@@ -38,6 +40,7 @@ Run "rqcast serve --help", "rqcast fetch --help" or "rqcast ls --help" for every
   registerServeCommand(program);
   registerFetchCommand(program);
   registerLsCommand(program);
+  registerRelayCommand(program);
   return program;
 }
 

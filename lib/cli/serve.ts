@@ -5,6 +5,7 @@
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
  *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
  *  [--metrics [ADDR:]PORT] [--log-level info] [--log-format json|pretty]
+ *  [--server-index I --servers N]
  *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
@@ -37,6 +38,12 @@
  *   leading out of it, dotfiles and dot-directories are skipped and each
  *   is logged ("file skipped", with the reason) unless --follow-symlinks /
  *   --dotfiles; a name no client could write is skipped the same way.
+ * - Server groups (issue 11, docs/PROTOCOL.md "Server groups"):
+ *   --server-index I --servers N makes this server member I of N serving
+ *   the same files; their repair ESIs are disjoint (ESI mod N = I), only
+ *   member 0 sends the source symbols, so a client may combine them with
+ *   no duplicate. --no-code ignores the index (every member sends every
+ *   source symbol).
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
  *   (pino) go to stderr at --log-level (default info; --quiet: error), as
@@ -77,6 +84,7 @@ import { registerServerMetrics } from '../server/metrics';
 import { type MetricsEndpoint, startMetricsEndpoint } from '../server/metrics-http';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
 import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
+import { MAX_GROUP_SERVERS, type ServerGroup } from '../content/server-group';
 import { UsageError } from './errors';
 import { createLogger, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from './logging';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
@@ -161,6 +169,9 @@ export interface ServeCliOptions {
   logLevel?: LogLevel;
   /** --log-format (absent: json). */
   logFormat?: LogFormat;
+  /** --server-index and --servers: this server's place in a group (both or neither). */
+  serverIndex?: number;
+  servers?: number;
   json?: boolean;
   quiet?: boolean;
 }
@@ -192,6 +203,18 @@ function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOption
 }
 
 const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
+const parseServers = integerIn(1, MAX_GROUP_SERVERS, 'a number of servers');
+const parseServerIndex = integerIn(0, MAX_GROUP_SERVERS - 1, 'a server index');
+
+/** --server-index and --servers, checked together (absent: a server alone). */
+export function serverGroupOf(opts: Pick<ServeCliOptions, 'serverIndex' | 'servers'>): ServerGroup | undefined {
+  const { serverIndex, servers } = opts;
+  if (serverIndex === undefined && servers === undefined) return undefined;
+  if (servers === undefined) throw new UsageError('--server-index needs --servers N: the number of servers in the group');
+  const index = serverIndex ?? 0;
+  if (index >= servers) throw new UsageError(`--server-index ${index} is not below --servers ${servers}: the members are numbered 0..${servers - 1}`);
+  return { index, servers };
+}
 const parsePassOverhead = percentage(1000, { of: 'K' });
 
 /**
@@ -308,6 +331,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   paths.forEach(add);
   for (const c of opts.channel ?? []) c.paths.forEach(add);
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
+  const serverGroup = serverGroupOf(opts);
 
   const log = createLogger({ level: opts.logLevel ?? (opts.quiet ? 'error' : 'info'), format: opts.logFormat ?? 'json', stream: io.logStream });
   const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch((e: unknown) => {
@@ -335,6 +359,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),
+      ...(serverGroup ? { serverGroup } : {}),
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
@@ -357,6 +382,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
           ...(metrics ? { metrics: metrics.url } : {}),
           noCode: !opts.code,
+          serverGroup: server.serverGroup,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
           channels: server.channels.map((c) => ({
@@ -456,7 +482,17 @@ Metrics and logs:
   rqcast serve ./files --metrics 9464                   Prometheus metrics at http://127.0.0.1:9464/metrics
   rqcast serve ./files --metrics 0.0.0.0:9464           ... scrapable from other hosts
   rqcast serve ./files --log-format pretty --log-level debug
-  Logs go to stderr (JSON lines by default, for journald or a collector).`
+  Logs go to stderr (JSON lines by default, for journald or a collector).
+
+Server groups (clients combine members: fetch URL1 URL2 ...; docs/PROTOCOL.md "Server groups"):
+  rqcast serve ./files --server-index 0 --servers 2      on host A
+  rqcast serve ./files --server-index 1 --servers 2      on host B
+  Each member sends repair symbols whose ESI mod N is its index, member 0
+  also the source symbols, so no two members ever send the same symbol.
+  Serve the same files with the same --symbol-size on every member (objects
+  are matched by name, SHA-256 and OTI); give them one --secret so a
+  client's cookie works at any of them. With --no-code every member sends
+  every source symbol (a client combining them gets duplicates).`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -533,6 +569,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     )
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info; error with --quiet)').argParser(optionParser(parseLogLevel)))
     .addOption(new Option('--log-format <format>', 'json: one JSON object per line (default); pretty: one line for a person').argParser(optionParser(parseLogFormat)))
+    .addOption(
+      new Option('--server-index <i>', 'this server is member I (0..N-1) of a group serving the same files: its symbols never repeat another member\'s').argParser(
+        optionParser(parseServerIndex),
+      ),
+    )
+    .addOption(new Option('--servers <n>', `the number of servers in the group (1..${MAX_GROUP_SERVERS})`).argParser(optionParser(parseServers)))
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only (unless --log-level)')
     .addHelpText('after', SERVE_HELP_AFTER)

@@ -80,6 +80,25 @@ export interface ChannelSummary {
   transport: ClientTransportKind;
   /** The channel's group as GROUP:PORT (IPv6 in brackets), if JOINED announced one. */
   group?: string;
+  /** The server's URL, in a fetch from several servers (TSIs are each server's own). */
+  server?: string;
+}
+
+/** One server of a fetch from several (docs/PROTOCOL.md §10.12). */
+export interface ServerSummary {
+  /** Its URL, as given. */
+  url: string;
+  transport: ClientTransportKind;
+  /** Its session got a JOINED. */
+  joined: boolean;
+  /** Why the fetch stopped using it before the end: it went silent, or its session failed. */
+  dropped?: 'silent' | 'failed';
+  /** Data packets taken from it. */
+  packets: number;
+  /** Symbols of wanted objects received from it. */
+  symbols: number;
+  /** Of those, symbols whose (object, SBN, ESI) had already arrived from any server. */
+  duplicates: number;
 }
 
 export interface FetchSummary {
@@ -120,6 +139,10 @@ export interface FetchSummary {
   peakPartialBlockBytes: number;
   /** The memory budget in force (memoryBytes, or raised to two blocks). */
   memoryBytes: number;
+  /** A fetch from several servers: each server's share (absent for one server). */
+  servers?: ServerSummary[];
+  /** A fetch from several servers: symbols that arrived twice, summed over the servers (0 for servers of one group). */
+  duplicates?: number;
 }
 
 export interface ClientStats {

@@ -19,11 +19,12 @@
 import type { EventEmitter } from 'events';
 import type { PartialBlockBudget } from './block-budget';
 import { NoSuchObjectError } from './errors';
-import type { ChannelSummary, ClientStats, FetchSummary } from './events';
+import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from './events';
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
 import type { ResumeMode } from './sinks/resumable-sink';
+import type { SymbolTally } from './symbol-tally';
 
 export interface FetchRunOptions {
   /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
@@ -43,6 +44,8 @@ export interface FetchRunOptions {
    * kept or resumed.
    */
   resume?: ResumeMode;
+  /** A fetch from several servers: where each symbol came from. */
+  tally?: SymbolTally;
 }
 
 /** What a run needs from the fetch it belongs to. */
@@ -55,6 +58,8 @@ export interface FetchRunHost {
   channels(): ChannelSummary[];
   /** Stops the timers and closes every transport (LEAVE where joined). */
   shutdown(): Promise<void>;
+  /** A fetch from several servers: each server's share, for the summary. */
+  servers?(): ServerSummary[];
 }
 
 export class FetchRun {
@@ -84,6 +89,7 @@ export class FetchRun {
         warning: (m) => emitter.emit('warning', m),
       }),
       stats: o.stats,
+      ...(o.tally ? { tally: o.tally } : {}),
       events: {
         warning: (m) => emitter.emit('warning', m),
         failed: (e) => this.fail(e),
@@ -137,6 +143,12 @@ export class FetchRun {
     });
   }
 
+  /** The set of channels that must deliver an FDT changed (a server was dropped): the fetch may be over. */
+  channelsChanged(): void {
+    this.checkFinished();
+    this.host.decodingMoved();
+  }
+
   // ---------------------------------------------------------------------
 
   private onObjectVerified(obj: RegisteredObject): void {
@@ -159,6 +171,11 @@ export class FetchRun {
     // The kernel's count of receive-buffer overflows, while the sockets are open.
     this.o.stats.socketDrops = this.host.socketDrops();
     const summary = this.report.summary(Date.now(), this.host.channels());
+    const servers = this.host.servers?.();
+    if (servers) {
+      summary.servers = servers;
+      summary.duplicates = servers.reduce((n, s) => n + s.duplicates, 0);
+    }
     this._ended = true;
     void this.shutdown().then(() => {
       this.emitter.emit('done', summary);

@@ -30,6 +30,7 @@ import { DigestMismatchError, quotedName, ServerOffer, UnfetchableObjectError } 
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { KeptPartial, ObjectSink, SinkFactory } from './sinks/sink';
+import type { SymbolTally } from './symbol-tally';
 
 /** One object being received. */
 export interface RegisteredObject {
@@ -94,6 +95,8 @@ export interface ObjectRegistryOptions {
   sinks: SinkFactory;
   /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
   stats: { unknownDropped: number };
+  /** Where each object symbol came from (a fetch from several servers; symbol-tally.ts). */
+  tally?: SymbolTally;
   events: ObjectRegistryEvents;
 }
 
@@ -145,6 +148,11 @@ export class ObjectRegistry {
     bySource.set(joined.tsi, ch);
     this.channelCount++;
     return ch;
+  }
+
+  /** Every channel of every source, superseded ones included, in the order they were joined per source. */
+  *allChannels(): IterableIterator<ChannelEntry> {
+    for (const bySource of this.channels.values()) yield* bySource.values();
   }
 
   channel(source: number, tsi: number): ChannelEntry | undefined {
@@ -207,6 +215,7 @@ export class ObjectRegistry {
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
+      this.tallied(ch, obj, p);
       const useful = !obj.receiver.complete;
       const before = obj.receiver.stats.symbolsReceived;
       obj.receiver.add(p);
@@ -286,11 +295,17 @@ export class ObjectRegistry {
     for (const p of buffered) {
       const obj = ch.tois.get(p.toi);
       if (obj) {
+        this.tallied(ch, obj, p);
         obj.receiver.add(p);
         obj.lastUsefulAt = now;
       }
     }
     this.o.events.fdtApplied();
+  }
+
+  /** Counts `p`'s symbols for its source (with a tally). */
+  private tallied(ch: ChannelEntry, obj: RegisteredObject, p: AlcPacket): void {
+    this.o.tally?.record(ch.source, obj, p.sbn, p.esi, Math.floor(p.payloadLength / obj.oti.symbolSize));
   }
 
   private ignoreToi(ch: ChannelEntry, toi: bigint): void {

@@ -44,7 +44,13 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
   return {
     type: 'summary',
     objects: s.objects.map((o) => ({ name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds })),
-    channels: s.channels.map((c) => ({ name: c.name, tsi: c.tsi, transport: c.transport, ...(c.group !== undefined ? { group: c.group } : {}) })),
+    channels: s.channels.map((c) => ({
+      name: c.name,
+      tsi: c.tsi,
+      transport: c.transport,
+      ...(c.group !== undefined ? { group: c.group } : {}),
+      ...(c.server !== undefined ? { server: c.server } : {}),
+    })),
     bytes: s.bytes,
     seconds: s.seconds,
     packetsReceived: s.packetsReceived,
@@ -67,6 +73,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     blocksEvicted: s.blocksEvicted,
     peakPartialBlockBytes: s.peakPartialBlockBytes,
     memoryBytes: s.memoryBytes,
+    ...(s.servers ? { servers: s.servers.map((v) => ({ ...v })), duplicates: s.duplicates ?? 0 } : {}),
   };
 }
 
@@ -79,6 +86,8 @@ export function summaryLine(s: FetchSummary): string {
     (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
     (s.blocksResumed > 0 ? `, ${s.blocksResumed} block${s.blocksResumed === 1 ? '' : 's'} resumed` : '') +
     (s.symbolsReplayed > 0 ? `, ${s.symbolsReplayed} symbols resumed` : '') +
+    // A fetch from several servers: each one's symbols, and the duplicates.
+    (s.servers ? `, from ${s.servers.map((v) => `${v.url} ${v.symbols} symbols${v.dropped ? ` (dropped: ${v.dropped})` : ''}`).join(', ')}, ${s.duplicates ?? 0} duplicates` : '') +
     // Which transport each channel ended on, once a group or TCP is in play.
     (s.channels.some((c) => c.group !== undefined || c.transport === 'tcp') ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
   );

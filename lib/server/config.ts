@@ -10,7 +10,8 @@ import type { ReplacementBudgetOptions } from '../session/replacement-budget';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
 import { DEFAULT_FDT_INTERVAL, windowFor } from '../stream/channel-stream';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
-import { SymbolAllocator } from '../content/symbol-allocator';
+import { type EsiLayout, SymbolAllocator } from '../content/symbol-allocator';
+import { checkServerGroup, type ServerGroup, serverGroupLayout } from '../content/server-group';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
 import { type CheckedGroup, checkMulticastGroup, type HostInterfaces } from '../transport/multicast/group-config';
 import { InvalidServerConfigError } from '../errors';
@@ -124,6 +125,12 @@ export interface RqcastServerOptions {
   rateMbps?: number;
   /** Plain carousel of source symbols, no repair (DESIGN.md "no-code" mode). */
   noCode?: boolean;
+  /**
+   * This server's place in a group of servers serving the same objects
+   * (lib/content/server-group.ts, docs/PROTOCOL.md "Server groups"): its
+   * repair ESIs are disjoint from every other member's. Default: alone.
+   */
+  serverGroup?: ServerGroup;
   /** Cookie master secret (>= 16 bytes), shared by servers that accept each other's cookies. */
   secret?: Uint8Array;
   cookieRotationMs?: number;
@@ -189,6 +196,10 @@ export interface ChannelPlan {
 /** The options with their defaults applied, checked. */
 export interface ServerPlan {
   noCode: boolean;
+  /** The group, checked (a server alone: index 0 of 1). */
+  serverGroup: ServerGroup;
+  /** The objects' ESI layout (serverGroupLayout); undefined: the default. */
+  esiLayout?: EsiLayout;
   ringCapacity: number;
   memoryBytes: number;
   /** Each stream's share of memoryBytes (a channel with a group has two streams). */
@@ -215,8 +226,13 @@ export function planServer(options: RqcastServerOptions): ServerPlan {
   // A group stream has a window of its own over the same objects (its
   // schedule is its own): it takes a share like any stream.
   const streams = channels.length + channels.filter((c) => c.multicast !== undefined).length;
+  const noCode = options.noCode ?? false;
+  const serverGroup = checkServerGroup(options.serverGroup ?? { index: 0, servers: 1 });
+  const esiLayout = serverGroupLayout(serverGroup, noCode);
   return {
-    noCode: options.noCode ?? false,
+    noCode,
+    serverGroup,
+    ...(esiLayout ? { esiLayout } : {}),
     ringCapacity,
     memoryBytes,
     memoryShare: memoryBytes / streams,
@@ -272,19 +288,19 @@ function planChannels(
 
 /**
  * Where each object's ESIs come from (docs/PROTOCOL.md §10.4). Coded: one
- * allocator per object, shared by every channel (no symbol sent twice).
- * No-code: one carousel per (channel, object). A shared carousel would split
- * each block's source symbols between the channels, and channels taking
- * turns in step could leave a one-channel client without some of them
- * forever.
+ * allocator per object, shared by every channel (no symbol sent twice),
+ * with the server group's layout when there is one (`layout`). No-code:
+ * one carousel per (channel, object). A shared carousel would split each
+ * block's source symbols between the channels, and channels taking turns
+ * in step could leave a one-channel client without some of them forever.
  */
-export function symbolAllocators(noCode: boolean): (o: CatalogueObject) => SymbolAllocator {
+export function symbolAllocators(noCode: boolean, layout?: EsiLayout): (o: CatalogueObject) => SymbolAllocator {
   const mode = noCode ? 'carousel' : 'coded';
   const shared = new Map<CatalogueObject, SymbolAllocator>();
   return (o) => {
     if (noCode) return SymbolAllocator.forEncoder(o.encoder, mode);
     let a = shared.get(o);
-    if (!a) shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode)));
+    if (!a) shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode, layout)));
     return a;
   };
 }

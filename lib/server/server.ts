@@ -59,6 +59,7 @@ import type { ManagerOutput } from '../session/manager-output';
 import type { Peer, PeerTransport } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
+import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
 import {
@@ -157,6 +158,8 @@ export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
   readonly channels: readonly ServerChannel[];
   readonly noCode: boolean;
+  /** This server's place in its group (index 0 of 1 when alone; lib/content/server-group.ts). */
+  readonly serverGroup: ServerGroup;
   private readonly manager: ClientManager;
   private readonly clock: () => number;
   private readonly log: ServerLogger;
@@ -189,12 +192,13 @@ export class RqcastServer extends EventEmitter {
     this.log = options.logger ?? SILENT_LOGGER;
     this.plan = planServer(options);
     this.noCode = this.plan.noCode;
+    this.serverGroup = this.plan.serverGroup;
     this.cache = new BlockCache({
       budgetBytes: this.plan.memoryBytes,
       onError: (err, _source, sbn) => this.log.error({ err, sbn }, 'a block could not be prepared'),
     });
     const pins = this.blockPins();
-    const allocatorOf = symbolAllocators(this.noCode);
+    const allocatorOf = symbolAllocators(this.noCode, this.plan.esiLayout);
     const now = this.clock();
     // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
     const offered: FdtChannel[] = this.plan.channels.map((c) => ({
@@ -284,7 +288,7 @@ export class RqcastServer extends EventEmitter {
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
     this.listening = true;
-    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
+    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), serverGroup: this.serverGroup, channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
