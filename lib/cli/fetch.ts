@@ -2,7 +2,7 @@
  * `rqcast fetch URL [URL...] [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
  *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
- *  [--tcp HOST:PORT] [--log-level LEVEL] [--log-format json|pretty]`
+ *  [--tcp HOST:PORT] [--log-level LEVEL] [--log-format json|pretty] [--no-resume]`
  *
  * URL is rqcast://HOST… (a server: RqcastClient) or flute://GROUP:PORT?tsi=N
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
@@ -32,6 +32,10 @@
  * segment, neither a channel nor an object); 130 interrupted
  * (SIGINT/SIGTERM); 1 anything else.
  *
+ * Resume: objects are written resumably (client/sinks/resumable-sink.ts);
+ * a fetch that stops short keeps what it has and says so (reportKept); the
+ * next one starts from it, --no-resume discards it first.
+ *
  * Option values are read by the parsers every command shares (options.ts).
  */
 import { statSync } from 'fs';
@@ -39,8 +43,9 @@ import { Command, Option } from 'commander';
 import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/client';
 import type { TransportMode } from '../client/fallback';
 import { FluteReceiver } from '../client/flute-receiver';
-import { chooseProgressMode, ProgressDisplay } from '../client/progress';
+import { chooseProgressMode, formatBytes, ProgressDisplay } from '../client/progress';
 import { withUrlReadings } from '../client/one-segment';
+import type { KeptPartial } from '../client/sinks/sink';
 import { FluteUrl, parseFetchUrl, type RqcastUrl } from '../client/url';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
@@ -77,10 +82,25 @@ export interface FetchCliOptions {
   multicastIf?: string;
   /** --tcp: where the server's TCP transport is. */
   tcp?: HostPort;
+  /** false with --no-resume. */
+  resume?: boolean;
   /** --log-level (absent: no logs). */
   logLevel?: LogLevel;
   /** --log-format (absent: json). */
   logFormat?: LogFormat;
+}
+
+/** What a fetch that stopped short kept, and how to go on: one line per object on stderr (and a JSON line with --json). */
+export function reportKept(kept: KeptPartial[], json: boolean | undefined): void {
+  for (const k of kept) {
+    if (json) process.stdout.write(JSON.stringify({ type: 'partial', ...k }) + '\n');
+    process.stderr.write(
+      `rqcast fetch: kept ${k.blocksKept} of ${k.blocks} blocks (${formatBytes(k.bytesKept)} of ${formatBytes(k.bytes)})` +
+        (k.symbolBytesKept > 0 ? ` and ${formatBytes(k.symbolBytesKept)} of symbols of the others` : '') +
+        ` of "${k.name}" in ${k.partPath}; ` +
+        'run the same fetch again to resume it (--no-resume to start over)\n',
+    );
+  }
 }
 
 /** Where runFetch's logs go; tests pass their own. */
@@ -122,6 +142,7 @@ function clientOptions(url: RqcastUrl, o: FetchCliOptions): RqcastClientOptions 
     fallbackAfterMs: o.fallbackAfter,
     multicastInterface: o.multicastIf,
     ...(o.tcp ? { tcp: o.tcp } : {}),
+    resume: o.resume === false ? 'restart' : 'continue',
   };
 }
 
@@ -147,6 +168,7 @@ async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Lo
     const client = make();
     logFetchEvents(client, log);
     display = new ProgressDisplay(client, mode);
+    client.on('partial', (kept) => reportKept(kept, o.json));
     const onSignal = (): void => client.close();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -203,6 +225,7 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
     lossRate: o.loss === undefined ? undefined : o.loss / 100,
     memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
     multicastInterface: o.multicastIf,
+    resume: o.resume === false ? 'restart' : 'continue',
   });
 }
 
@@ -236,6 +259,10 @@ export function registerFetchCommand(program: Command): Command {
       new Option('--memory <MiB>', 'most memory for source blocks not yet decoded (at least two blocks; symbols of others are dropped and resent by the stream)')
         .argParser(optionParser(parseMebibytes))
         .default(1024, '1024'),
+    )
+    .option(
+      '--no-resume',
+      'start over: discard the blocks an interrupted fetch of the same object kept (.NAME.rqcast-part, .NAME.rqcast-state); by default they are verified and reused',
     )
     .option('--json', 'JSON lines on stdout: progress, objects, final summary')
     .option('-q, --quiet', 'no progress display and no summary (warnings and errors still go to stderr)')
@@ -272,6 +299,10 @@ Examples:
 
 Off a terminal (piped, scripted), warnings and a one-line summary go to stderr;
 -q keeps warnings and errors only.
+
+Resume: a fetch that stops short (Ctrl-C, SIGTERM, a timeout, kill -9, power loss)
+keeps .NAME.rqcast-part and .NAME.rqcast-state beside NAME; the next fetch of the
+same object verifies the blocks kept and fetches only the others.
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
 6 no such object (or channel), 130 interrupted, 1 other error.`,

@@ -235,6 +235,18 @@ export class BlockAccounting {
     }
   }
 
+  /**
+   * Block `sbn` is already in the sink (a resumed fetch): done without
+   * decoding. Its reservation, if it had one, is free.
+   */
+  resumed(sbn: number): void {
+    if (this.admitted[sbn]) this.budget.release(this.owner, sbn);
+    this.admitted[sbn] = false;
+    this.sourceHeld[sbn] = undefined;
+    this.blockDone[sbn] = true;
+    this.stats.blocksDone++;
+  }
+
   /** Block `sbn` decoded from `used` distinct symbols and was taken: its reservation is free. */
   decoded(sbn: number, used: number): void {
     this.stats.symbolsUsed += used;

@@ -73,6 +73,7 @@ import { openTcpClientTransport } from '../transport/tcp/client-stream';
 import { PartialBlockBudget } from './block-budget';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
+import type { KeptPartial } from './sinks/sink';
 import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, TransportReason } from './fallback';
 import { groupText } from './fetch-report';
 import { FetchRun } from './fetch-run';
@@ -109,6 +110,8 @@ export declare interface RqcastClient {
   on(event: 'warning', listener: (message: string) => void): this;
   on(event: 'packet', listener: (p: PacketInfo) => void): this;
   on(event: 'transport', listener: (t: TransportEvent) => void): this;
+  /** The fetch failed with `resume` on: what was kept for the next fetch (before 'error'). */
+  on(event: 'partial', listener: (kept: KeptPartial[]) => void): this;
 }
 
 /** A joined channel of a link, and what the fetch knows of how it is received. */
@@ -191,6 +194,7 @@ export class RqcastClient extends EventEmitter {
         maxUnknownPackets: this.opts.maxUnknownPackets,
         budget: this.budget,
         stats: this.stats,
+        resume: this.opts.resume,
         ...(this.tally ? { tally: this.tally } : {}),
       },
       {
@@ -221,7 +225,7 @@ export class RqcastClient extends EventEmitter {
     return this.running;
   }
 
-  /** Aborts a running fetch (FetchAbortedError); temp files are removed. */
+  /** Aborts a running fetch (FetchAbortedError); temp files are removed (kept with `resume`: 'partial'). */
   close(): void {
     this.run.fail(new FetchAbortedError());
   }

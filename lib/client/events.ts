@@ -65,6 +65,12 @@ export interface ObjectResult {
   /** Source symbols that arrived again before the object decoded (a carousel's later passes), not taken. */
   symbolsDuplicate: number;
   neededSymbols: number;
+  /** Blocks an interrupted fetch had kept, verified and not fetched again (resume). */
+  blocksResumed: number;
+  /** Their source symbols: of neededSymbols, those this fetch did not need. */
+  symbolsResumed: number;
+  /** Source symbols of the other blocks that the interrupted fetch had received, read back and used (not in symbolsReceived). */
+  symbolsReplayed: number;
 }
 
 /** A joined channel at the end of a fetch: the transport it ended on (docs/PROTOCOL.md §10.10). */
@@ -109,7 +115,12 @@ export interface FetchSummary {
   /** Source symbols that arrived again for blocks that held them (a carousel's later passes), not taken. */
   symbolsDuplicate: number;
   neededSymbols: number;
-  /** symbolsReceived / neededSymbols - 1 (reception overhead). */
+  /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
+  symbolsResumed: number;
+  blocksResumed: number;
+  /** Source symbols of blocks not kept whole that an interrupted fetch had received: read back, not received again. */
+  symbolsReplayed: number;
+  /** symbolsReceived / (neededSymbols - symbolsResumed - symbolsReplayed) - 1 (reception overhead). */
   overhead: number;
   replacements: number;
   acksSent: number;

@@ -12,7 +12,8 @@
  *   the URL's NAME;
  * - the end, whichever comes first: finish() reads the summary while the
  *   sockets are open, shuts down, then emits 'done' and resolves; fail()
- *   aborts the sinks of unverified objects (their temp files are removed),
+ *   aborts the sinks of unverified objects (their temp files are removed;
+ *   resumable sinks keep their blocks instead and 'partial' lists them),
  *   shuts down, then emits 'error' (when someone listens) and rejects.
  */
 import type { EventEmitter } from 'events';
@@ -22,6 +23,7 @@ import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from '.
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
+import type { ResumeMode } from './sinks/resumable-sink';
 import type { SymbolTally } from './symbol-tally';
 
 export interface FetchRunOptions {
@@ -35,6 +37,13 @@ export interface FetchRunOptions {
   /** Partial blocks of every object; also bounds the early blocks kept for the running digest. */
   budget: PartialBlockBudget;
   stats: ClientStats;
+  /**
+   * Resumable file sinks (sinks/resumable-sink.ts): 'continue' resumes what
+   * an interrupted fetch left, 'restart' starts over; either way a fetch
+   * that fails keeps its blocks and emits 'partial'. Undefined: nothing is
+   * kept or resumed.
+   */
+  resume?: ResumeMode;
   /** A fetch from several servers: where each symbol came from. */
   tally?: SymbolTally;
 }
@@ -76,6 +85,8 @@ export class FetchRun {
         outputFile: o.outputFile,
         // Early blocks kept for the running digest: within the same budget.
         holdBytes: () => budget.limitBytes,
+        resume: o.resume,
+        warning: (m) => emitter.emit('warning', m),
       }),
       stats: o.stats,
       ...(o.tally ? { tally: o.tally } : {}),
@@ -122,7 +133,8 @@ export class FetchRun {
     this._ended = true;
     const err = e instanceof Error ? e : new Error(String(e));
     const cleanup = async (): Promise<void> => {
-      await this.registry.abort(err);
+      const kept = await this.registry.abort(err);
+      if (kept.length > 0) this.emitter.emit('partial', kept);
       await this.shutdown();
     };
     void cleanup().then(() => {

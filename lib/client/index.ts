@@ -43,7 +43,8 @@ export {
 } from './errors';
 export { ObjectFileWriter, safeObjectPath } from './sinks/file-writer';
 export { FileSink, FileSinkFactory, FileSinkOptions } from './sinks/file-sink';
-export { ObjectSink, SinkFactory, SinkObject } from './sinks/sink';
+export { ObjectSink, SinkFactory, SinkObject, KeptPartial } from './sinks/sink';
+export { ResumableFileSink, ResumableSinkOptions, ResumeMode } from './sinks/resumable-sink';
 export { ClientSession, ClientSessionConfig, SessionEvent, SessionMachine, SessionOutput, SessionPhase } from './session';
 export { ObjectReceiver, BlockSink, ObjectReceiverOptions, ObjectReceiverStats } from './object-receiver';
 export { FdtReceiver, FdtReceiverOptions, FdtReceiverStats } from './fdt-receiver';

@@ -26,10 +26,10 @@ import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { quotedName, ServerOffer, UnfetchableObjectError } from './errors';
+import { DigestMismatchError, quotedName, ServerOffer, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
-import type { ObjectSink, SinkFactory } from './sinks/sink';
+import type { KeptPartial, ObjectSink, SinkFactory } from './sinks/sink';
 import type { SymbolTally } from './symbol-tally';
 
 /** One object being received. */
@@ -237,12 +237,25 @@ export class ObjectRegistry {
     for (const bySource of this.channels.values()) for (const ch of bySource.values()) ch.fdt.close();
   }
 
-  /** The fetch failed: stop every receiver and take back what the sinks of unverified objects wrote. */
-  async abort(err: Error): Promise<void> {
+  /**
+   * The fetch failed: stop every receiver; the sinks of unverified objects
+   * take back what they wrote, except resumable ones, which keep it for the
+   * next fetch (ObjectSink.suspend) unless the object failed its digest
+   * (a kept block may be the bad one). Returns what was kept.
+   */
+  async abort(err: Error): Promise<KeptPartial[]> {
+    const kept: KeptPartial[] = [];
     for (const obj of this.byName.values()) {
       obj.receiver.close(err);
-      if (!obj.done) await obj.sink.abort();
+      if (obj.done) continue;
+      if (obj.sink.suspend !== undefined && !(err instanceof DigestMismatchError)) {
+        const k = await obj.sink.suspend();
+        if (k !== undefined) kept.push(k);
+      } else {
+        await obj.sink.abort();
+      }
     }
+    return kept;
   }
 
   // ---------------------------------------------------------------------
@@ -319,6 +332,15 @@ export class ObjectRegistry {
     }
     const obj: RegisteredObject = { name, file, oti: file.oti, sha256: file.sha256, receiver, sink, lastUsefulAt: now, batchMark: -1, done: false };
     this.byName.set(name, obj);
+    // A resumed fetch: the blocks the sink kept (verified) count as decoded.
+    sink.resumed?.then(
+      (sbns) => {
+        receiver.resumeBlocks(sbns);
+        // Then the symbols it had of the other blocks; failing to read them back only loses them.
+        sink.resumeSymbols?.((offset, bytes) => receiver.addKeptSource(offset, bytes)).catch(() => undefined);
+      },
+      (e: unknown) => this.o.events.failed(e),
+    );
     receiver.done.then(
       () => this.verify(obj),
       (e: unknown) => this.o.events.failed(e),

@@ -59,6 +59,9 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     symbolsUsed: s.symbolsUsed,
     symbolsDuplicate: s.symbolsDuplicate,
     neededSymbols: s.neededSymbols,
+    symbolsResumed: s.symbolsResumed,
+    blocksResumed: s.blocksResumed,
+    symbolsReplayed: s.symbolsReplayed,
     overhead: Number(s.overhead.toFixed(6)),
     replacements: s.replacements,
     acksSent: s.acksSent,
@@ -81,6 +84,8 @@ export function summaryLine(s: FetchSummary): string {
     `fetched ${n} object${n === 1 ? '' : 's'}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ` +
     `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
     (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
+    (s.blocksResumed > 0 ? `, ${s.blocksResumed} block${s.blocksResumed === 1 ? '' : 's'} resumed` : '') +
+    (s.symbolsReplayed > 0 ? `, ${s.symbolsReplayed} symbols resumed` : '') +
     // A fetch from several servers: each one's symbols, and the duplicates.
     (s.servers ? `, from ${s.servers.map((v) => `${v.url} ${v.symbols} symbols${v.dropped ? ` (dropped: ${v.dropped})` : ''}`).join(', ')}, ${s.duplicates ?? 0} duplicates` : '') +
     // Which transport each channel ended on, once a group or TCP is in play.
