@@ -1,8 +1,8 @@
 /**
  * The exit codes of every rqcast command, and the one mapping from an error
  * to its code (docs/PROTOCOL.md §10.9; README): 0 ok, 2 usage, 3 refused,
- * 4 timeout, 5 digest mismatch, 7 server left, 130 interrupted, 1 anything
- * else. Commands
+ * 4 timeout, 5 digest mismatch, 6 no such object, 7 server left, 130
+ * interrupted, 1 anything else. Commands
  * and main.ts call `exitCodeFor`; none keeps its own list.
  */
 import { CommanderError } from 'commander';
@@ -13,6 +13,7 @@ import {
   InvalidClientOptionError,
   InvalidUrlError,
   JoinRefusedError,
+  NoSuchObjectError,
   ServerLeftError,
 } from '../client/errors';
 import { CatalogueError } from '../content/catalogue';
@@ -25,6 +26,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_REFUSED = 3;
 export const EXIT_TIMEOUT = 4;
 export const EXIT_DIGEST = 5;
+/** The URL names an object (or one segment) the server's FDTs do not list. */
+export const EXIT_NO_OBJECT = 6;
 /** The server shut down (it said so, docs/PROTOCOL.md §6.7) and no other server was left. */
 export const EXIT_SERVER_LEFT = 7;
 /** 128 + SIGINT, as a shell reports a command ended by Ctrl-C. */
@@ -45,6 +48,7 @@ const EXIT_CODES: ReadonlyArray<readonly [ErrorClass, number]> = [
   [JoinRefusedError, EXIT_REFUSED],
   [FetchTimeoutError, EXIT_TIMEOUT],
   [DigestMismatchError, EXIT_DIGEST],
+  [NoSuchObjectError, EXIT_NO_OBJECT],
   [ServerLeftError, EXIT_SERVER_LEFT],
   [FetchAbortedError, EXIT_INTERRUPTED],
 ];

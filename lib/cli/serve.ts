@@ -3,7 +3,10 @@
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
- *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
+ *  [--metrics [ADDR:]PORT] [--log-level info] [--log-format json|pretty]
+ *  [--server-index I --servers N]
+ *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -31,13 +34,30 @@
  *   whose blocks do not fit send a sliding window of blocks, each block
  *   getting K * (1 + --pass-overhead %) packets per pass (docs/PROTOCOL.md
  *   §10.3).
+ * - Under a DIR only regular files inside it are served: symbolic links
+ *   leading out of it, dotfiles and dot-directories are skipped and each
+ *   is logged ("file skipped", with the reason) unless --follow-symlinks /
+ *   --dotfiles; a name no client could write is skipped the same way.
+ * - Server groups (issue 11, docs/PROTOCOL.md "Server groups"):
+ *   --server-index I --servers N makes this server member I of N serving
+ *   the same files; their repair ESIs are disjoint (ESI mod N = I), only
+ *   member 0 sends the source symbols, so a client may combine them with
+ *   no duplicate. --no-code ignores the index (every member sends every
+ *   source symbol).
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
- *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
+ *   (pino) go to stderr at --log-level (default info; --quiet: error), as
+ *   JSON lines or, with --log-format pretty, one line each for a person
+ *   (logging.ts).
+ * - --metrics [ADDR:]PORT serves the Prometheus metrics (metrics.ts) at
+ *   http://ADDR:PORT/metrics, ADDR 127.0.0.1 unless given (0.0.0.0 or an
+ *   address to let another host scrape); the listening line names the URL.
  * - FILEs and DIRs are rescanned while served (unless --no-watch): a file
  *   added, replaced or removed is announced in a new FDT instance once it
  *   has kept its size and mtime for --settle (default 2 s); an edited one
- *   is announced again under a new TOI (docs/PROTOCOL.md §10.2).
+ *   is announced again under a new TOI (docs/PROTOCOL.md §10.2). The
+ *   rescans walk a DIR by the same rules as the first scan (catalogue.ts:
+ *   --follow-symlinks, --dotfiles, names no client could write).
  * - SIGINT/SIGTERM stop the server cleanly (docs/PROTOCOL.md §6.7): no new
  *   session, every joined client told the server is leaving, the replies
  *   flushed, exit 0 (or 1 if that took more than SHUTDOWN_DEADLINE_MS); a
@@ -47,9 +67,9 @@
  *
  * Option values are read by the parsers every command shares (options.ts).
  */
+import type { Logger } from 'pino';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import pino from 'pino';
 import { Catalogue, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
 import {
   OtiOutOfBoundsError,
@@ -70,23 +90,32 @@ import {
   type RqcastServerOptions,
   ServerAddress,
 } from '../server/server';
+import { registerServerMetrics } from '../server/metrics';
+import { type MetricsEndpoint, startMetricsEndpoint } from '../server/metrics-http';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
+import { MAX_GROUP_SERVERS, type ServerGroup } from '../content/server-group';
 import { DEFAULT_SETTLE_MS, type PathChange, ServedPathWatch } from '../content/served-path-watch';
 import type { CatalogueObject } from '../content/catalogue';
 import { UsageError } from './errors';
+import { createLogger, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from './logging';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
+  bindAddress,
   hexSecret,
   integerIn,
   localUnicastAddress,
+  type MetricsListenSpec,
   type MulticastGroupSpec,
   networkInterface,
   optionParser,
   parseDuration,
   parseMebibytes,
+  parseMetricsListen,
   parseMulticastGroup,
   parseMulticastTtl,
   parsePort,
+  parsePositiveInteger,
   parseRateMbps,
   parseTcpListen,
   percentage,
@@ -125,7 +154,8 @@ export interface ServeCliOptions {
   port: number;
   bind: string;
   rate: number;
-  channel: ChannelSpec[];
+  /** --channel, in the order given; undefined when none (commander shows no "(default: [])"). */
+  channel?: ChannelSpec[];
   symbolSize: number;
   /** MiB of prepared blocks (--memory). */
   memory: number;
@@ -134,6 +164,8 @@ export interface ServeCliOptions {
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
+  /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
+  maxSessionsPerAddress?: number;
   /** --multicast: the group of channel main. */
   multicast?: MulticastGroupSpec;
   /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
@@ -148,6 +180,19 @@ export interface ServeCliOptions {
   settle?: number;
   /** commander's --no-watch: watch === false. */
   watch?: boolean;
+  /** --follow-symlinks: serve links under a DIR that lead out of it. */
+  followSymlinks?: boolean;
+  /** --dotfiles: serve hidden files and directories under a DIR. */
+  dotfiles?: boolean;
+  /** --metrics: where the Prometheus endpoint listens. */
+  metrics?: MetricsListenSpec;
+  /** --log-level (absent: info, or error with --quiet). */
+  logLevel?: LogLevel;
+  /** --log-format (absent: json). */
+  logFormat?: LogFormat;
+  /** --server-index and --servers: this server's place in a group (both or neither). */
+  serverIndex?: number;
+  servers?: number;
   json?: boolean;
   quiet?: boolean;
 }
@@ -163,6 +208,8 @@ export interface ServeIo {
   /** --tcp's native server and host filter. Default: the addon's TcpServer and the nftables filter; tests pass fakes. */
   tcpServer?: NativeTcpServerFactory;
   tcpHostFilter?: HostFilterLike;
+  /** Where the logs go. Default: stderr (fd 2). */
+  logStream?: { write(text: string): unknown };
 }
 
 /** The server's TCP configuration for --tcp, with the test hooks of `io`. */
@@ -177,6 +224,18 @@ function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOption
 }
 
 const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
+const parseServers = integerIn(1, MAX_GROUP_SERVERS, 'a number of servers');
+const parseServerIndex = integerIn(0, MAX_GROUP_SERVERS - 1, 'a server index');
+
+/** --server-index and --servers, checked together (absent: a server alone). */
+export function serverGroupOf(opts: Pick<ServeCliOptions, 'serverIndex' | 'servers'>): ServerGroup | undefined {
+  const { serverIndex, servers } = opts;
+  if (serverIndex === undefined && servers === undefined) return undefined;
+  if (servers === undefined) throw new UsageError('--server-index needs --servers N: the number of servers in the group');
+  const index = serverIndex ?? 0;
+  if (index >= servers) throw new UsageError(`--server-index ${index} is not below --servers ${servers}: the members are numbered 0..${servers - 1}`);
+  return { index, servers };
+}
 const parsePassOverhead = percentage(1000, { of: 'K' });
 
 /**
@@ -233,7 +292,8 @@ function groupConfig(spec: MulticastGroupSpec, opts: ServeCliOptions): NonNullab
 /** The channels the command line asks for: main (unless a --channel is named so) and every --channel, with their groups. */
 function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) => string[]): ChannelConfig[] {
   const channels: ChannelConfig[] = [];
-  const explicitMain = opts.channel.find((c) => c.name === DEFAULT_CHANNEL);
+  const specs = opts.channel ?? [];
+  const explicitMain = specs.find((c) => c.name === DEFAULT_CHANNEL);
   if (opts.multicast && explicitMain?.multicast) {
     throw new UsageError(`channel ${DEFAULT_CHANNEL} has two groups: --multicast and its --channel @GROUP:PORT`);
   }
@@ -242,7 +302,7 @@ function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) =>
     if (opts.multicast) main.multicast = groupConfig(opts.multicast, opts);
     channels.push(main);
   }
-  for (const c of opts.channel) {
+  for (const c of specs) {
     const config: ChannelConfig = { name: c.name, objects: objectsOf(c), rateMbps: c.rateMbps ?? opts.rate };
     const group = c.multicast ?? (c === explicitMain ? opts.multicast : undefined);
     if (group) config.multicast = groupConfig(group, opts);
@@ -273,6 +333,8 @@ export interface RunningServe {
   server: RqcastServer;
   catalogue: Catalogue;
   address: ServerAddress;
+  /** The metrics endpoint, with --metrics. */
+  metrics?: MetricsEndpoint;
   close(): Promise<void>;
 }
 
@@ -288,11 +350,12 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     if (!all.some((q) => within(abs, path.resolve(q)))) all.push(p);
   };
   paths.forEach(add);
-  for (const c of opts.channel) c.paths.forEach(add);
+  for (const c of opts.channel ?? []) c.paths.forEach(add);
   if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
+  const serverGroup = serverGroupOf(opts);
 
-  const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch((e: unknown) => {
+  const log = createLogger({ level: opts.logLevel ?? (opts.quiet ? 'error' : 'info'), format: opts.logFormat ?? 'json', stream: io.logStream });
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch((e: unknown) => {
     throw asUsageError(e);
   });
   try {
@@ -311,6 +374,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       rateMbps: opts.rate,
       noCode: !opts.code,
       secret: opts.secret,
+      maxSessionsPerAddress: opts.maxSessionsPerAddress,
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
       // A restarted server must not resend the repair symbols its last run sent (§10.4).
@@ -318,15 +382,19 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),
+      ...(serverGroup ? { serverGroup } : {}),
     });
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
+    let metrics: MetricsEndpoint | undefined;
     try {
       address = await server.listen();
+      if (opts.metrics) metrics = await openMetrics(server, opts.metrics);
     } catch (e) {
       await server.close();
       throw e;
     }
+    if (metrics) log.info({ url: metrics.url }, 'metrics endpoint listening');
     const watches = opts.watch === false ? [] : await watchServedPaths(all, opts, catalogue, server, log);
     const tcp = server.tcpAddress();
     if (opts.json) {
@@ -336,7 +404,9 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           host: address.address,
           port: address.port,
           ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
+          ...(metrics ? { metrics: metrics.url } : {}),
           noCode: !opts.code,
+          serverGroup: server.serverGroup,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
           channels: server.channels.map((c) => ({
@@ -349,18 +419,21 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
             multicast: c.multicast && { group: c.multicast.group, port: c.multicast.port, source: c.multicast.source, ttl: c.multicast.ttl },
           })),
           objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
+          skipped: catalogue.skipped,
         }),
       );
     } else {
-      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}`);
+      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}${metrics ? ` (metrics ${metrics.url})` : ''}`);
     }
     return {
       server,
       catalogue,
       address,
+      metrics,
       async close() {
         for (const w of watches) w.close();
         await server.shutdown();
+        await metrics?.close();
         catalogue.close();
         log.flush();
       },
@@ -371,6 +444,20 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   }
 }
 
+/** The metrics endpoint of `server` at `spec`; a port that cannot be bound is said plainly. */
+async function openMetrics(server: RqcastServer, spec: MetricsListenSpec): Promise<MetricsEndpoint> {
+  const host = spec.address ?? '127.0.0.1';
+  try {
+    return await startMetricsEndpoint({ registry: registerServerMetrics(server), host, port: spec.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const where = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
+    if (code === 'EADDRINUSE') throw new Error(`--metrics ${where}: the port is in use; choose another port`, { cause: e });
+    if (code === 'EADDRNOTAVAIL') throw new UsageError(`--metrics ${where}: not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses`);
+    throw e;
+  }
+}
+
 /**
  * Watches every FILE and DIR served (lib/content/served-path-watch.ts): a
  * settled new file is added to the catalogue and announced on channel main
@@ -378,16 +465,20 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
  * cover it; a removed one is taken off; a changed one is taken off and
  * announced again under a new TOI (docs/PROTOCOL.md §10.2).
  */
-async function watchServedPaths(paths: readonly string[], opts: ServeCliOptions, catalogue: Catalogue, server: RqcastServer, log: pino.Logger): Promise<ServedPathWatch[]> {
+async function watchServedPaths(paths: readonly string[], opts: ServeCliOptions, catalogue: Catalogue, server: RqcastServer, log: Logger): Promise<ServedPathWatch[]> {
   const channelsFor = (file: string): string[] => {
-    const names = opts.channel.some((c) => c.name === DEFAULT_CHANNEL) ? [] : [DEFAULT_CHANNEL];
-    for (const c of opts.channel) if (c.paths.some((p) => within(path.resolve(file), path.resolve(p)))) names.push(c.name);
+    const specs = opts.channel ?? [];
+    const names = specs.some((c) => c.name === DEFAULT_CHANNEL) ? [] : [DEFAULT_CHANNEL];
+    for (const c of specs) if (c.paths.some((p) => within(path.resolve(file), path.resolve(p)))) names.push(c.name);
     return names;
   };
   const watches: ServedPathWatch[] = [];
   for (const root of paths) {
     const watch: ServedPathWatch = new ServedPathWatch(root, {
       settleMs: opts.settle,
+      // The rules of the catalogue's first scan (catalogue.ts servedFiles).
+      followSymlinks: opts.followSymlinks,
+      dotfiles: opts.dotfiles,
       onChanges: (changes) => applyChanges(changes),
       onError: (err) => log.warn({ root, reason: err instanceof Error ? err.message : String(err) }, 'served path not scanned'),
     });
@@ -418,7 +509,7 @@ async function watchServedPaths(paths: readonly string[], opts: ServeCliOptions,
     };
     const served = new Map<string, string>();
     for (const o of catalogue.objectsUnder(root)) served.set(o.name, o.path);
-    await watch.start(served);
+    await watch.start(served, catalogue.skipped);
     watches.push(watch);
   }
   return watches;
@@ -454,6 +545,10 @@ for --settle; --no-watch serves them as they were at start.
 SIGTERM or SIGINT: no new clients, every joined client told the server is
 leaving (their fetch exits 7 at once), exit 0; a second signal exits at once.
 
+Exit codes: 0 stopped by SIGINT or SIGTERM, 2 usage (a bad option, a missing or
+unservable file), 130 a second SIGINT or SIGTERM while stopping,
+1 any other failure (e.g. the port is taken, or stopping took more than 2 s).
+
 Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md §10.10):
   rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
   rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
@@ -471,7 +566,23 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
   host's stack leaves the port alone, removing it on exit. A bare --tcp
   takes the next word as its value unless it is an option: put it after
-  the paths.`;
+  the paths.
+
+Metrics and logs:
+  rqcast serve ./files --metrics 9464                   Prometheus metrics at http://127.0.0.1:9464/metrics
+  rqcast serve ./files --metrics 0.0.0.0:9464           ... scrapable from other hosts
+  rqcast serve ./files --log-format pretty --log-level debug
+  Logs go to stderr (JSON lines by default, for journald or a collector).
+
+Server groups (clients combine members: fetch URL1 URL2 ...; docs/PROTOCOL.md "Server groups"):
+  rqcast serve ./files --server-index 0 --servers 2      on host A
+  rqcast serve ./files --server-index 1 --servers 2      on host B
+  Each member sends repair symbols whose ESI mod N is its index, member 0
+  also the source symbols, so no two members ever send the same symbol.
+  Serve the same files with the same --symbol-size on every member (objects
+  are matched by name, SHA-256 and OTI); give them one --secret so a
+  client's cookie works at any of them. With --no-code every member sends
+  every source symbol (a client combining them gets duplicates).`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -493,12 +604,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .description('serve files to any number of clients as RaptorQ streams')
     .argument('[paths...]', 'files and directories to serve')
     .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(optionParser(parsePort)))
-    .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
+    .addOption(new Option('--bind <address>', 'address to bind the control port to: 0.0.0.0 or :: for every address, or one of this host').default('0.0.0.0').argParser(optionParser(bindAddress())))
     .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
     .addOption(
-      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)')
-        .default([])
-        .argParser(repeatableOptionParser(parseChannelSpec)),
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)').argParser(
+        repeatableOptionParser(parseChannelSpec),
+      ),
     )
     .addOption(
       new Option('--multicast <group:port>', 'also send channel main to this IP multicast group (224.0.0.0/4, or ff00::/8 in brackets: [ff3e::1]:5000)').argParser(
@@ -540,8 +651,28 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parseDuration)),
     )
     .option('--no-watch', 'serve the files as they were at start (no rescans of FILE and DIR for added, changed or removed files)')
+    .option('--follow-symlinks', 'under a DIR, also serve symbolic links to files outside it (default: skipped, and logged)')
+    .option('--dotfiles', 'under a DIR, also serve hidden files and directories (.git, .env; default: skipped, and logged)')
+    .addOption(
+      new Option('--max-sessions-per-address <n>', 'sessions one IPv4 address or IPv6 /64 may hold at once; more JOINs get ERROR 7 (TooManySessions)')
+        .default(DEFAULT_MAX_SESSIONS_PER_ADDRESS)
+        .argParser(optionParser(parsePositiveInteger)),
+    )
+    .addOption(
+      new Option('--metrics <[addr:]port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1: this host only; 0.0.0.0 for any)').argParser(
+        optionParser(parseMetricsListen),
+      ),
+    )
+    .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info; error with --quiet)').argParser(optionParser(parseLogLevel)))
+    .addOption(new Option('--log-format <format>', 'json: one JSON object per line (default); pretty: one line for a person').argParser(optionParser(parseLogFormat)))
+    .addOption(
+      new Option('--server-index <i>', 'this server is member I (0..N-1) of a group serving the same files: its symbols never repeat another member\'s').argParser(
+        optionParser(parseServerIndex),
+      ),
+    )
+    .addOption(new Option('--servers <n>', `the number of servers in the group (1..${MAX_GROUP_SERVERS})`).argParser(optionParser(parseServers)))
     .option('--json', 'print the listening line as JSON')
-    .option('--quiet', 'log errors only')
+    .option('--quiet', 'log errors only (unless --log-level)')
     .addHelpText('after', SERVE_HELP_AFTER)
     .action(async (paths: string[], opts: ServeCliOptions) => {
       const out: ServeIo = io ?? { stdout: (line) => process.stdout.write(line + '\n'), stderr: process.stderr };

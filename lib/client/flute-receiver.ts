@@ -30,6 +30,9 @@ import { PartialBlockBudget } from './block-budget';
 import { DataPath, DataPathOwner } from './data-path';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
+import { checkResumeMode } from './options';
+import type { ResumeMode } from './sinks/resumable-sink';
+import type { KeptPartial } from './sinks/sink';
 import { groupText } from './fetch-report';
 import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
@@ -44,6 +47,8 @@ export interface FluteReceiverOptions {
   outputDir?: string;
   /** Exact file path for the one object the URL names (requires NAME in the URL). */
   outputFile?: string;
+  /** As RqcastClientOptions.resume. */
+  resume?: ResumeMode;
   /** Give up after this long joined without anything useful from the group. Default 60 000 ms. */
   timeoutMs?: number;
   /** Most bytes held by source blocks not decoded yet (as RqcastClientOptions.memoryBytes). Default 1 GiB. */
@@ -75,6 +80,8 @@ export declare interface FluteReceiver {
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'warning', listener: (message: string) => void): this;
   on(event: 'packet', listener: (p: PacketInfo) => void): this;
+  /** The fetch failed with `resume` on: what was kept for the next fetch (before 'error'). */
+  on(event: 'partial', listener: (kept: KeptPartial[]) => void): this;
 }
 
 function positive(v: number | undefined, name: string, def: number): number {
@@ -122,6 +129,7 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
         maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
         budget: this.budget,
         stats: this.stats,
+        resume: o.resume === undefined ? undefined : checkResumeMode(o.resume),
       },
       {
         decodingMoved: () => this.stopIfAllDecoded(),

@@ -6,7 +6,8 @@
  *   over one transport), and the TSI (RFC 5651 §5.1) is unique only within
  *   the server that gave it in JOINED, so two servers' TSIs may collide.
  * - Objects are keyed by what they are, not by where they come from: the
- *   FDT's Content-Location, rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
+ *   FDT's Content-Location (percent-decoded: the name, RFC 3986),
+ *   rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
  *   RFC 6330 §3.3). Every channel, of any source, whose FDT lists the same
  *   name, digest and OTI feeds the same ObjectReceiver, so their symbols
  *   combine (servers of one deployment give each source its own ESI range).
@@ -19,15 +20,17 @@
  *   verifies and publishes the object once every block is written.
  */
 import { AlcPacket, FDT_TOI } from '../protocol/alc';
+import { decodeContentLocation } from '../protocol/content-location';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { ObjectWithdrawnError, UnfetchableObjectError } from './errors';
+import { DigestMismatchError, ObjectWithdrawnError, quotedName, ServerOffer, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
-import type { ObjectSink, SinkFactory } from './sinks/sink';
+import type { KeptPartial, ObjectSink, SinkFactory } from './sinks/sink';
+import type { SymbolTally } from './symbol-tally';
 
 /** One object being received. */
 export interface RegisteredObject {
@@ -45,6 +48,8 @@ export interface RegisteredObject {
   done: boolean;
   /** A newer FDT instance gave its name a new version (new TOI): this one was dropped for it. */
   replaced?: boolean;
+  /** A newer FDT instance no longer lists it, anywhere: the server withdrew it (its resume files are not kept). */
+  withdrawn?: boolean;
 }
 
 /** One joined channel of one source. */
@@ -58,6 +63,8 @@ export interface ChannelEntry {
   fdtSeen: boolean;
   /** The instance ID of the newest FDT instance applied (docs/PROTOCOL.md §10.2). */
   fdtInstanceId?: number;
+  /** The last FDT instance applied (what `rqcast ls` lists). */
+  fdtInstance?: FdtInstance;
   /** TOI -> object of this channel. */
   readonly tois: Map<bigint, RegisteredObject>;
   /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
@@ -87,11 +94,15 @@ export interface ObjectRegistryOptions {
   name?: string;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
+  /** Read the FDTs only (`rqcast ls`): no object is wanted, every TOI is ignored. */
+  listOnly?: boolean;
   /** Partial blocks of every object, shared. */
   budget: PartialBlockBudget;
   sinks: SinkFactory;
   /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
   stats: { unknownDropped: number };
+  /** Where each object symbol came from (a fetch from several servers; symbol-tally.ts). */
+  tally?: SymbolTally;
   events: ObjectRegistryEvents;
 }
 
@@ -107,6 +118,11 @@ export class ObjectRegistry {
   private readonly superseded = new Set<ChannelEntry>();
   /** By name; each one is also known by its digest and OTI (objectFor). */
   private readonly byName = new Map<string, RegisteredObject>();
+  /** Names whose replaced version's sink is still being taken back (its abort): the new version's sink waits for it. */
+  private readonly releasing = new Map<string, Promise<unknown>>();
+  /** Every name the FDTs listed, wanted or not, and the server's channels as the last FDT listed them: what an error offers instead. */
+  private readonly listed = new Set<string>();
+  private listedChannels: string[] = [];
 
   constructor(private readonly o: ObjectRegistryOptions) {}
 
@@ -142,6 +158,11 @@ export class ObjectRegistry {
     return ch;
   }
 
+  /** Every channel of every source, superseded ones included, in the order they were joined per source. */
+  *allChannels(): IterableIterator<ChannelEntry> {
+    for (const bySource of this.channels.values()) yield* bySource.values();
+  }
+
   channel(source: number, tsi: number): ChannelEntry | undefined {
     return this.channels.get(source)?.get(tsi);
   }
@@ -171,6 +192,11 @@ export class ObjectRegistry {
     return this.o.name !== undefined && !this.byName.has(this.o.name);
   }
 
+  /** What the FDTs applied so far offer: every object name they listed, and the server's channels. */
+  offer(): ServerOffer {
+    return { objects: [...this.listed], channels: [...this.listedChannels] };
+  }
+
   /** Every object's blocks are decoded. */
   allDecoded(): boolean {
     for (const obj of this.byName.values()) if (!obj.receiver.complete) return false;
@@ -198,6 +224,7 @@ export class ObjectRegistry {
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
+      this.tallied(ch, obj, p);
       const before = obj.receiver.stats.symbolsReceived;
       obj.receiver.add(p);
       const useful = obj.receiver.stats.symbolsReceived !== before;
@@ -219,12 +246,28 @@ export class ObjectRegistry {
     for (const bySource of this.channels.values()) for (const ch of bySource.values()) ch.fdt.close();
   }
 
-  /** The fetch failed: stop every receiver and take back what the sinks of unverified objects wrote. */
-  async abort(err: Error): Promise<void> {
+  /**
+   * The fetch failed: stop every receiver; the sinks of unverified objects
+   * take back what they wrote, except resumable ones, which keep it for the
+   * next fetch (ObjectSink.suspend) unless the object failed its digest
+   * (a kept block may be the bad one) or the server withdrew it (§10.2).
+   * A server that left (ServerLeftError) is like any other stop: kept.
+   * Returns what was kept.
+   */
+  async abort(err: Error): Promise<KeptPartial[]> {
+    const kept: KeptPartial[] = [];
     for (const obj of this.byName.values()) {
       obj.receiver.close(err);
-      if (!obj.done) await obj.sink.abort();
+      if (obj.done) continue;
+      // A withdrawn object will not be served again as announced: what it kept could never be resumed.
+      if (obj.sink.suspend !== undefined && !(err instanceof DigestMismatchError) && !obj.withdrawn) {
+        const k = await obj.sink.suspend();
+        if (k !== undefined) kept.push(k);
+      } else {
+        await obj.sink.abort();
+      }
     }
+    return kept;
   }
 
   // ---------------------------------------------------------------------
@@ -235,16 +278,20 @@ export class ObjectRegistry {
     ch.fdtInstanceId = instanceId;
     if (ch.fdtSeen) this.withdrawUnlisted(ch, fdt);
     ch.fdtSeen = true;
+    ch.fdtInstance = fdt;
     const named = this.o.name;
+    if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
     for (const file of fdt.files) {
+      const name = decodeContentLocation(file.contentLocation);
+      this.listed.add(name);
       if (ch.tois.has(file.toi)) continue;
-      if (named !== undefined && file.contentLocation !== named) {
+      if (this.o.listOnly || (named !== undefined && name !== named)) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
       let obj: RegisteredObject | undefined;
       try {
-        obj = this.objectFor(file, now);
+        obj = this.objectFor(file, name, now);
       } catch (e) {
         if (named !== undefined) {
           this.o.events.failed(e);
@@ -264,6 +311,7 @@ export class ObjectRegistry {
     for (const p of buffered) {
       const obj = ch.tois.get(p.toi);
       if (obj) {
+        this.tallied(ch, obj, p);
         obj.receiver.add(p);
         obj.lastUsefulAt = now;
       }
@@ -287,7 +335,7 @@ export class ObjectRegistry {
       this.ignoreToi(ch, toi);
       gone.push(obj);
     }
-    const names = new Set(fdt.files.map((f) => f.contentLocation));
+    const names = new Set(fdt.files.map((f) => decodeContentLocation(f.contentLocation)));
     for (const obj of gone) {
       if (obj.done) continue;
       if (names.has(obj.name)) {
@@ -298,7 +346,10 @@ export class ObjectRegistry {
       for (const bySource of this.channels.values()) {
         for (const other of bySource.values()) for (const o of other.tois.values()) if (o === obj) elsewhere = true;
       }
-      if (!elsewhere) this.o.events.failed(new ObjectWithdrawnError(obj.name));
+      if (!elsewhere) {
+        obj.withdrawn = true;
+        this.o.events.failed(new ObjectWithdrawnError(obj.name));
+      }
     }
   }
 
@@ -322,8 +373,18 @@ export class ObjectRegistry {
       }
     }
     obj.receiver.close(new Error('replaced by a new version'));
-    void obj.sink.abort();
-    this.o.events.warning(`"${obj.name}" changed on the server: fetching its new version`);
+    // The new version's sink (same destination, same resume files) touches nothing before this one has let go.
+    const released = obj.sink.abort().catch(() => undefined);
+    this.releasing.set(obj.name, released);
+    void released.then(() => {
+      if (this.releasing.get(obj.name) === released) this.releasing.delete(obj.name);
+    });
+    this.o.events.warning(`${quotedName(obj.name)} changed on the server: fetching its new version`);
+  }
+
+  /** Counts `p`'s symbols for its source (with a tally). */
+  private tallied(ch: ChannelEntry, obj: RegisteredObject, p: AlcPacket): void {
+    this.o.tally?.record(ch.source, obj, p.sbn, p.esi, Math.floor(p.payloadLength / obj.oti.symbolSize));
   }
 
   private ignoreToi(ch: ChannelEntry, toi: bigint): void {
@@ -331,26 +392,37 @@ export class ObjectRegistry {
     if (toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.ignoredToiNumbers.add(Number(toi));
   }
 
-  /** The object for an FDT entry: the one already known (same name, digest, OTI), a new one, or undefined (refused). */
-  private objectFor(file: FdtFile, now: number): RegisteredObject | undefined {
-    const name = file.contentLocation;
+  /** The object for an FDT entry named `name` (its Content-Location decoded): the one already known (same name, digest, OTI), a new one, or undefined (refused). */
+  private objectFor(file: FdtFile, name: string, now: number): RegisteredObject | undefined {
     if (file.oti === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no RaptorQ OTI');
     if (file.sha256 === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no rq:Content-SHA-256 to verify it');
     const existing = this.byName.get(name);
     if (existing) {
       if (sameOti(existing.oti, file.oti) && sameBytes(existing.sha256, file.sha256)) return existing;
-      this.o.events.warning(`channels disagree about "${name}" (digest or OTI); using the first`);
+      this.o.events.warning(`channels disagree about ${quotedName(name)} (digest or OTI); using the first`);
       return undefined;
     }
-    const sink = this.o.sinks.open({ name, oti: file.oti, sha256: file.sha256 });
+    const previous = this.releasing.get(name);
+    const sink = this.o.sinks.open({ name, oti: file.oti, sha256: file.sha256, ...(previous ? { after: previous } : {}) });
     const receiver = new ObjectReceiver(file.oti, sink, { budget: this.o.budget });
     if (receiver.budgetRaised) {
       this.o.events.warning(
-        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
+        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of ${quotedName(name)} must fit`,
       );
     }
     const obj: RegisteredObject = { name, file, oti: file.oti, sha256: file.sha256, receiver, sink, lastUsefulAt: now, batchMark: -1, done: false };
     this.byName.set(name, obj);
+    // A resumed fetch: the blocks the sink kept (verified) count as decoded.
+    sink.resumed?.then(
+      (sbns) => {
+        receiver.resumeBlocks(sbns);
+        // Then the symbols it had of the other blocks; failing to read them back only loses them.
+        sink.resumeSymbols?.((offset, bytes) => receiver.addKeptSource(offset, bytes)).catch(() => undefined);
+      },
+      (e: unknown) => {
+        if (!obj.replaced) this.o.events.failed(e);
+      },
+    );
     receiver.done.then(
       () => this.verify(obj),
       (e: unknown) => {

@@ -7,6 +7,7 @@ import { MembershipError } from '../transport/multicast/membership-errors';
 import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
 import { InvalidClientOptionError } from './errors';
 import { TRANSPORT_MODES, TransportMode } from './fallback';
+import type { ResumeMode } from './sinks/resumable-sink';
 import type { RqcastUrl } from './url';
 
 export interface RqcastClientOptions {
@@ -14,6 +15,16 @@ export interface RqcastClientOptions {
   outputDir?: string;
   /** Exact file path for the one object the URL names (requires NAME in the URL). */
   outputFile?: string;
+  /**
+   * Keep a fetch that stops short resumable (sinks/resumable-sink.ts): each
+   * object is written to `.NAME.rqcast-part` with a journal of its verified
+   * blocks, `.NAME.rqcast-state`, both kept when the fetch fails (the
+   * 'partial' event lists them) and removed once the object is published.
+   * 'continue' starts from the blocks an earlier fetch of the same object
+   * (same OTI and SHA-256) kept; 'restart' discards them first. Default:
+   * off (a temporary file, removed on failure).
+   */
+  resume?: ResumeMode;
   /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
   ttlMs?: number;
   /** JOIN with an absolute time (Unix ms, this host's clock); the session ends then. Excludes ttlMs. */
@@ -83,7 +94,8 @@ export interface RqcastClientOptions {
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
+export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp' | 'resume'>> & {
+  resume?: ResumeMode;
   useDgram: boolean;
   tcp?: { host: string; port: number };
   outputFile?: string;
@@ -115,6 +127,12 @@ export function checkMulticastInterface(spec: string | undefined): string | unde
     throw e;
   }
   return spec;
+}
+
+/** The resume mode, checked (InvalidClientOptionError). */
+export function checkResumeMode(mode: unknown): ResumeMode {
+  if (mode !== 'continue' && mode !== 'restart') throw new InvalidClientOptionError("resume is 'continue' or 'restart'");
+  return mode;
 }
 
 /** The TCP endpoint option, checked (a host and a port 1..65535). */
@@ -161,5 +179,6 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
     fallbackAfterMs: positive(o.fallbackAfterMs, 'fallbackAfterMs', 2000),
     multicastInterface: checkMulticastInterface(o.multicastInterface),
     ...(o.tcp !== undefined ? { tcp: checkTcpEndpoint(o.tcp) } : {}),
+    ...(o.resume !== undefined ? { resume: checkResumeMode(o.resume) } : {}),
   };
 }

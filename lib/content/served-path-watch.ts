@@ -13,14 +13,19 @@
  *   is withdrawn, the new one announced under a new TOI); 'removed': a
  *   served file that is gone (or emptied).
  *
- * Names follow the catalogue's rules (a FILE by its base name, a file
- * under a DIR by its path relative to it); a name the catalogue would
- * refuse is reported once as 'skipped'. The watch does no I/O between
- * scans, and the next scan starts only after `onChanges` has settled.
+ * Each scan walks the root with the catalogue's own function
+ * (catalogue.ts servedFiles), so the files a rescan finds are those the
+ * first scan would serve: a FILE by its base name; under a DIR, regular
+ * files inside it, named by their path relative to it, with links leading
+ * out and dotfiles only with `followSymlinks` / `dotfiles`. What the walk
+ * skips, and a name the catalogue would refuse (objectNameProblem), is
+ * reported once per path as 'skipped', with the catalogue's reason. The
+ * watch does no I/O between scans, and the next scan starts only after
+ * `onChanges` has settled.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { isSafeObjectName } from './catalogue';
+import { CatalogueError, objectNameProblem, servedFiles, type SkippedFile } from './catalogue';
 
 /** How often a served path is scanned again. */
 export const RESCAN_MS = 500;
@@ -29,7 +34,7 @@ export const DEFAULT_SETTLE_MS = 2000;
 
 export interface PathChange {
   kind: 'added' | 'changed' | 'removed' | 'skipped';
-  /** The object name (catalogue rules). */
+  /** The object name (catalogue rules); empty for a path the walk skipped (a dotfile, a link leading out, …). */
   name: string;
   /** The file, as found under the root. */
   path: string;
@@ -45,6 +50,10 @@ export interface ServedPathWatchOptions {
   /** Called with a scan's error (the root vanished, permissions); the watch goes on. */
   onError?: (err: unknown) => void;
   clock?: () => number;
+  /** As serve --follow-symlinks (CatalogueOptions.followSymlinks). */
+  followSymlinks?: boolean;
+  /** As serve --dotfiles (CatalogueOptions.dotfiles). */
+  dotfiles?: boolean;
 }
 
 interface FileState {
@@ -63,6 +72,7 @@ export class ServedPathWatch {
   private readonly seen = new Map<string, FileState>();
   /** Every file served, as announced (size, mtime). */
   private readonly served = new Map<string, { size: number; mtimeMs: number }>();
+  /** Paths already reported 'skipped' (or skipped by the catalogue's load). */
   private readonly skipped = new Set<string>();
   private timer?: NodeJS.Timeout;
   private closed = false;
@@ -81,8 +91,13 @@ export class ServedPathWatch {
     this.clock = o.clock ?? Date.now;
   }
 
-  /** Records what is served now (name → file), then scans every rescanMs. */
-  async start(served: ReadonlyMap<string, string>): Promise<void> {
+  /**
+   * Records what is served now (name → file), then scans every rescanMs.
+   * `skipped`: what the catalogue's load skipped (and logged) already, not
+   * reported again.
+   */
+  async start(served: ReadonlyMap<string, string>, skipped: Iterable<SkippedFile> = []): Promise<void> {
+    for (const s of skipped) this.skipped.add(s.path);
     for (const [name, file] of served) {
       const st = await fsp.stat(file).catch(() => undefined);
       this.served.set(name, { size: st?.size ?? -1, mtimeMs: st?.mtimeMs ?? -1 });
@@ -98,8 +113,13 @@ export class ServedPathWatch {
 
   /** One scan at `now`: the changes it finds (also what start's timer hands to onChanges). */
   async scan(now = this.clock()): Promise<PathChange[]> {
-    const found = await this.list();
+    const { files: found, skipped } = await this.list();
     const changes: PathChange[] = [];
+    for (const s of skipped) {
+      if (this.skipped.has(s.path)) continue;
+      this.skipped.add(s.path);
+      changes.push({ kind: 'skipped', name: '', path: s.path, reason: s.reason });
+    }
     for (const [name, state] of this.seen) if (!found.has(name)) this.seen.delete(name);
     for (const [name, f] of found) {
       const before = this.seen.get(name);
@@ -120,9 +140,10 @@ export class ServedPathWatch {
     }
     for (const [name, s] of this.seen) {
       if (this.served.has(name) || s.size === 0 || now - s.since < this.settleMs) continue;
-      if (!isSafeObjectName(name)) {
-        if (!this.skipped.has(name)) changes.push({ kind: 'skipped', name, path: s.path, reason: 'not a relative path of [A-Za-z0-9._~-] segments' });
-        this.skipped.add(name);
+      const problem = objectNameProblem(name);
+      if (problem !== undefined) {
+        if (!this.skipped.has(s.path)) changes.push({ kind: 'skipped', name, path: s.path, reason: `name cannot be served: ${problem}` });
+        this.skipped.add(s.path);
         continue;
       }
       changes.push({ kind: 'added', name, path: s.path });
@@ -148,30 +169,25 @@ export class ServedPathWatch {
     this.timer.unref?.();
   }
 
-  /** The regular files under the root now (links to files followed), by name. */
-  private async list(): Promise<Map<string, Omit<FileState, 'since'>>> {
-    const out = new Map<string, Omit<FileState, 'since'>>();
-    const st = await fsp.stat(this.root).catch(() => undefined);
-    if (st?.isFile()) {
-      out.set(path.basename(this.root), { path: this.root, size: st.size, mtimeMs: st.mtimeMs });
-      return out;
+  /**
+   * The files the root serves now, by name, with their size and mtime (a
+   * link's target's), and what the walk skipped: catalogue.ts servedFiles,
+   * the rules of the first scan. A root that is gone lists nothing (its
+   * files are removed); a directory that cannot be listed is skipped.
+   */
+  private async list(): Promise<{ files: Map<string, Omit<FileState, 'since'>>; skipped: SkippedFile[] }> {
+    const files = new Map<string, Omit<FileState, 'since'>>();
+    let walked: Awaited<ReturnType<typeof servedFiles>>;
+    try {
+      walked = await servedFiles(this.root, { followSymlinks: this.o.followSymlinks, dotfiles: this.o.dotfiles, unreadable: 'skip' });
+    } catch (e) {
+      if (e instanceof CatalogueError) return { files, skipped: [] };
+      throw e;
     }
-    if (!st?.isDirectory()) return out;
-    const walk = async (dir: string, prefix: string): Promise<void> => {
-      const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const e of entries) {
-        const full = path.join(dir, e.name);
-        const name = prefix === '' ? e.name : `${prefix}/${e.name}`;
-        if (e.isDirectory()) {
-          await walk(full, name);
-          continue;
-        }
-        if (!e.isFile() && !e.isSymbolicLink()) continue;
-        const f = await fsp.stat(full).catch(() => undefined);
-        if (f?.isFile()) out.set(name, { path: full, size: f.size, mtimeMs: f.mtimeMs });
-      }
-    };
-    await walk(this.root, '');
-    return out;
+    for (const f of walked.found) {
+      const st = await fsp.stat(f.path).catch(() => undefined);
+      if (st?.isFile()) files.set(f.name, { path: f.path, size: st.size, mtimeMs: st.mtimeMs });
+    }
+    return { files, skipped: walked.skipped };
   }
 }

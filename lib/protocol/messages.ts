@@ -112,6 +112,7 @@ export enum ErrorCode {
   TooManyChannels = 4,
   BadTime = 5,
   NotJoined = 6,
+  TooManySessions = 7,
   /**
    * Not an answer: the server is shutting down (docs/PROTOCOL.md §6.7). It
    * has ended the client's session and accepts no HELLO or JOIN. Codes from

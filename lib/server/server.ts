@@ -42,7 +42,9 @@
 import { EventEmitter } from 'node:events';
 import { decodeControl, encodeControl } from '../protocol/control';
 import type { ControlMessage } from '../protocol/messages';
+import type { FdtChannel } from '../protocol/fdt';
 import { Replicator } from '../transport/replicator';
+import type { ReplicatorChannelCounters } from '../transport/replicator-contract';
 import {
   type ControlReceived,
   type ListenAddress,
@@ -66,6 +68,7 @@ import type { ManagerOutput } from '../session/manager-output';
 import type { Peer, PeerTransport } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
+import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
 import {
@@ -77,6 +80,7 @@ import {
   type ChannelPlan,
   type ServerLogger,
   type ServerPlan,
+  packetsPerSecond,
   SILENT_LOGGER,
   type TcpServerConfig,
   symbolAllocators,
@@ -90,6 +94,7 @@ export {
   FDT_COMPLETE_MS,
   FDT_PERIOD_MS,
   fdtIntervalFor,
+  packetsPerSecond,
   type ChannelConfig,
   type ReplicatorLike,
   type RqcastServerOptions,
@@ -111,7 +116,7 @@ export interface GroupStreamCounters {
 
 /** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
 export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
-  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' as `tcp${Capitalize<K>}`]: number;
+  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' | 'segmentsOut' | 'sendErrors' as `tcp${Capitalize<K>}`]: number;
 };
 
 /** The other StreamCounters are summed over the channels under their own names. */
@@ -134,8 +139,16 @@ export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounte
   blockPrepareErrors: number;
   /** Replicator calls that threw (e.g. an address family the host cannot send to). */
   replicatorErrors: number;
+  /** Control datagrams the kernel dropped at the UDP control socket (receive buffer full; Linux). */
+  controlReceiveDrops: number;
   /** Objects withdrawn because a block could not be prepared as announced (§10.2). */
   objectsWithdrawn: number;
+  /** Objects announced while serving: files that appeared in a served DIR (serve's watch, §10.2). */
+  objectsAdded: number;
+  /** Objects taken off because their file was removed or emptied (serve's watch). */
+  objectsRemoved: number;
+  /** Objects announced again under a new TOI because their file changed (serve's watch). */
+  objectsReplaced: number;
 }
 
 export interface ServerChannel {
@@ -166,6 +179,8 @@ export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
   readonly channels: readonly ServerChannel[];
   readonly noCode: boolean;
+  /** This server's place in its group (index 0 of 1 when alone; lib/content/server-group.ts). */
+  readonly serverGroup: ServerGroup;
   private readonly manager: ClientManager;
   private readonly clock: () => number;
   private readonly log: ServerLogger;
@@ -183,7 +198,15 @@ export class RqcastServer extends EventEmitter {
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
-  private readonly own = { controlMalformed: 0, replicatorErrors: 0, objectsWithdrawn: 0 };
+  /** listen() finished: the server said 'listening'. */
+  private listening = false;
+  private readonly own = { controlMalformed: 0, replicatorErrors: 0, objectsWithdrawn: 0, objectsAdded: 0, objectsRemoved: 0, objectsReplaced: 0 };
+  /**
+   * What the replicator channels made again (resetRings) had counted, by
+   * channel ID: channelStats adds it, so the counts (and the metrics that
+   * mirror them) never go back.
+   */
+  private readonly carried = new Map<number, CarriedChannelCounts>();
   private readonly allocatorOf: (o: CatalogueObject) => SymbolAllocator;
   private readonly pins: BlockPins;
   /** Every encoder a stream may pin: the catalogue's, and those added since (never removed while running). */
@@ -192,6 +215,8 @@ export class RqcastServer extends EventEmitter {
   private readonly withdrawn = new Set<CatalogueObject>();
   /** The FDT instance ID the next new instance takes (channel i's first is i). */
   private nextInstanceId: number;
+  /** The server's channels, as every FDT instance lists them (rq:Channel). */
+  private readonly offered: FdtChannel[];
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
   };
@@ -204,6 +229,7 @@ export class RqcastServer extends EventEmitter {
     this.log = options.logger ?? SILENT_LOGGER;
     this.plan = planServer(options);
     this.noCode = this.plan.noCode;
+    this.serverGroup = this.plan.serverGroup;
     this.cache = new BlockCache({
       budgetBytes: this.plan.memoryBytes,
       onError: (err, source, sbn) => this.onPrepareError(err, source, sbn),
@@ -214,13 +240,19 @@ export class RqcastServer extends EventEmitter {
       },
     });
     const pins = this.blockPins();
-    const allocatorOf = symbolAllocators(this.noCode, options.repairStart);
+    const allocatorOf = symbolAllocators(this.noCode, this.plan.esiLayout, options.repairStart);
     this.pins = pins;
     this.allocatorOf = allocatorOf;
     this.nextInstanceId = this.plan.channels.length + 1;
     const now = this.clock();
+    // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
+    const offered: FdtChannel[] = (this.offered = this.plan.channels.map((c) => ({
+      name: c.name,
+      rateBps: Math.round(c.rateMbps * 1e6),
+      transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])],
+    })));
     this.channels = this.plan.channels.map((c) => {
-      const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
+      const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
@@ -245,6 +277,14 @@ export class RqcastServer extends EventEmitter {
       maxChannelsPerClient: options.maxChannelsPerClient,
       ack: options.ack,
       sentEnd: (tsi) => this.byTsi.get(tsi)?.stream.nextSequence,
+      firstSequence: (tsi) => this.firstSequence(tsi),
+      packetRate: (tsi) => {
+        const ch = this.byTsi.get(tsi);
+        return ch && packetsPerSecond(ch.rateMbps, this.catalogue.symbolSize);
+      },
+      replacements: options.replacements,
+      maxSessionsPerAddress: options.maxSessionsPerAddress,
+      spentCookies: options.spentCookies,
     });
   }
 
@@ -276,7 +316,13 @@ export class RqcastServer extends EventEmitter {
           this.refill(g.channelId);
         }
       });
-      const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
+      const udp = new UdpServerTransport({
+        host: this.plan.host,
+        port: this.plan.port,
+        replicator: rep,
+        logger: this.log,
+        receiveBufferBytes: this.options.controlReceiveBufferBytes,
+      });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
       if (this.options.tcp && this.plan.tcp) this.tcpBound = await this.openTcp(this.options.tcp, this.plan.tcp, this.bound.port, rep);
@@ -286,7 +332,8 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
-    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
+    this.listening = true;
+    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), ...(this.serverGroup.servers > 1 ? { serverGroup: this.serverGroup } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -326,6 +373,12 @@ export class RqcastServer extends EventEmitter {
     return this.manager.sessionCount;
   }
 
+  /** SO_RCVBUF of the UDP control socket as the kernel reports it (Linux: twice what it granted); undefined before listen. */
+  get controlReceiveBufferBytes(): number | undefined {
+    const udp = this.transports.get('udp');
+    return udp instanceof UdpServerTransport ? udp.receiveBufferBytes : undefined;
+  }
+
   /** Every counter of the server, the client manager, the transports and the streams. */
   get counters(): ServerCounters {
     const sum = { ...this.channels[0].stream.counters };
@@ -361,6 +414,7 @@ export class RqcastServer extends EventEmitter {
       replyBytesSent: t.replyBytesSent,
       replySendErrors: t.replySendErrors,
       replicatorErrors: this.own.replicatorErrors + t.dataPathErrors,
+      controlReceiveDrops: t.controlReceiveDrops,
       ...streams,
       streamPackets,
       ...group,
@@ -370,6 +424,9 @@ export class RqcastServer extends EventEmitter {
       blockPrepares: b.prepares,
       blockPrepareErrors: b.prepareErrors,
       objectsWithdrawn: this.own.objectsWithdrawn,
+      objectsAdded: this.own.objectsAdded,
+      objectsRemoved: this.own.objectsRemoved,
+      objectsReplaced: this.own.objectsReplaced,
     };
   }
 
@@ -381,8 +438,9 @@ export class RqcastServer extends EventEmitter {
   channelStats(name: string, stream: ChannelStreamKind = 'unicast'): ReturnType<ReplicatorLike['channelStats']> | undefined {
     const ch = this.channels.find((c) => c.name === name);
     if (!ch || !this.replicator) return undefined;
-    if (stream === 'unicast') return this.replicator.channelStats(ch.tsi);
-    return ch.multicast ? this.replicator.channelStats(ch.multicast.channelId) : undefined;
+    const id = stream === 'unicast' ? ch.tsi : ch.multicast?.channelId;
+    if (id === undefined) return undefined;
+    return withCarried(this.replicator.channelStats(id), this.carried.get(id));
   }
 
   /**
@@ -426,7 +484,8 @@ export class RqcastServer extends EventEmitter {
     for (const stream of this.streams.values()) stream.close();
     for (const ch of this.channels) ch.fdt.encoder.close();
     this.cache.close();
-    this.log.info({}, 'closed');
+    // Only a server that was listening says it closed: one that never started (the port taken) says why, and nothing else.
+    if (this.listening) this.log.info({}, 'closed');
   }
 
   /**
@@ -475,6 +534,7 @@ export class RqcastServer extends EventEmitter {
     if (this.closed) return;
     this.encoders.set(obj.encoder, obj.encoder);
     const affected = this.channels.filter((c) => channels.includes(c.name) && !c.objects.includes(obj));
+    this.own.objectsAdded++;
     this.log.info({ object: obj.name, toi: obj.toi, length: obj.length, channels: affected.map((c) => c.name) }, 'object added');
     this.restreamAll(affected, (objects) => [...objects, obj], this.clock());
   }
@@ -487,6 +547,7 @@ export class RqcastServer extends EventEmitter {
   removeObject(obj: CatalogueObject, why: string): void {
     if (this.closed) return;
     const affected = this.channels.filter((c) => c.objects.includes(obj));
+    this.own.objectsRemoved++;
     this.log.info({ object: obj.name, toi: obj.toi, why, channels: affected.map((c) => c.name) }, 'object removed');
     this.restreamAll(affected, (objects) => objects.filter((o) => o !== obj), this.clock());
   }
@@ -501,6 +562,7 @@ export class RqcastServer extends EventEmitter {
     if (this.closed) return;
     this.encoders.set(next.encoder, next.encoder);
     const affected = this.channels.filter((c) => c.objects.includes(old) || channels.includes(c.name));
+    this.own.objectsReplaced++;
     this.log.info({ object: next.name, toi: next.toi, oldToi: old.toi, length: next.length, channels: affected.map((c) => c.name) }, 'object replaced');
     this.restreamAll(affected, (objects) => [...objects.filter((o) => o !== old && o !== next), next], this.clock());
   }
@@ -522,7 +584,7 @@ export class RqcastServer extends EventEmitter {
     if (!plan) return;
     const instanceId = this.nextInstanceId;
     this.nextInstanceId = (this.nextInstanceId + 1) % FDT_INSTANCE_IDS;
-    const fdt = this.catalogue.fdt(objects, instanceId, now);
+    const fdt = this.catalogue.fdt(objects, instanceId, now, undefined, this.offered);
     const unicast: ChannelStreamOptions = {
       ...channelStreamOptions(this.options, this.plan, { ...plan, objects }, fdt, this.allocatorOf, this.pins),
       firstSequence: ch.stream.nextSequence,
@@ -556,16 +618,33 @@ export class RqcastServer extends EventEmitter {
   private resetRings(ch: ServerChannel, plan: ChannelPlan): void {
     const rep = this.replicator;
     if (!rep) return;
+    this.carry(ch.tsi);
     rep.removeChannel(ch.tsi);
     rep.createChannel(ch.tsi, replicatorChannelConfig(this.plan, plan, ch.stream.slotSize));
     for (const peer of this.manager.members(ch.name)) this.transportOf(peer)?.addMember(ch.tsi, peer);
     const g = ch.multicast;
     if (g) {
       rep.removeGroup(g.channelId);
+      this.carry(g.channelId);
       rep.removeChannel(g.channelId);
       rep.createChannel(g.channelId, replicatorChannelConfig(this.plan, plan, g.stream.slotSize));
       rep.addGroup(g.channelId, sinkConfig(g));
     }
+  }
+
+  /** Keeps what replicator channel `id` counted so far, before it is made again. */
+  private carry(id: number): void {
+    const rep = this.replicator;
+    if (!rep) return;
+    let now: ReplicatorChannelCounters;
+    try {
+      now = rep.channelStats(id);
+    } catch {
+      return;
+    }
+    const c = this.carried.get(id) ?? { ...NO_CARRIED };
+    for (const k of CARRIED_KEYS) c[k] += now[k] ?? 0;
+    this.carried.set(id, c);
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */
@@ -606,6 +685,26 @@ export class RqcastServer extends EventEmitter {
       return;
     }
     this.apply(this.manager.handle(decoded.msg, { ...m.from, bytesReceived: m.bytesReceived }, this.clock()));
+  }
+
+  /**
+   * The sequence number of the next packet channel `tsi`'s unicast stream
+   * puts on the wire, so the first one a destination added now receives:
+   * one past the last built, less those built but not yet taken by the
+   * replicator and those still queued in its ring (undefined before listen).
+   */
+  private firstSequence(tsi: number): number | undefined {
+    const ch = this.byTsi.get(tsi);
+    const rep = this.replicator;
+    if (!ch || !rep) return undefined;
+    let queued: number;
+    try {
+      queued = rep.channelStats(tsi).queued;
+    } catch {
+      return undefined;
+    }
+    const SEQ_MOD = 2 ** 32;
+    return (((ch.stream.nextSequence - ch.stream.pendingPackets - queued) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
   }
 
   private transportOf(peer: Peer): ServerTransport | undefined {
@@ -678,6 +777,8 @@ function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
     tcpResetsSent: n.resetsSent ?? 0,
     tcpBadSegments: n.badSegments ?? 0,
     tcpRefused: n.refused ?? 0,
+    tcpSegmentsOut: n.segmentsOut ?? 0,
+    tcpSendErrors: n.sendErrors ?? 0,
   };
 }
 
@@ -695,4 +796,20 @@ function channelLog(c: ServerChannel): object {
   const base = { name: c.name, tsi: c.tsi, objects: c.objects.length, rateMbps: c.rateMbps };
   if (!g) return base;
   return { ...base, multicast: { group: g.group, port: g.port, source: g.source, ttl: g.ttl, interface: g.interface } };
+}
+
+/** The replicator's per-channel counts that only grow (not queued, destinations). */
+const CARRIED_KEYS = ['streamPackets', 'datagrams', 'bytes', 'dropsEagain', 'dropsEnobufs', 'errors', 'tcpPackets', 'tcpBytes'] as const;
+type CarriedChannelCounts = Record<(typeof CARRIED_KEYS)[number], number>;
+const NO_CARRIED: CarriedChannelCounts = { streamPackets: 0, datagrams: 0, bytes: 0, dropsEagain: 0, dropsEnobufs: 0, errors: 0, tcpPackets: 0, tcpBytes: 0 };
+
+/** A channel's counts now plus what its earlier replicator channels counted (a field the replicator leaves out stays out). */
+function withCarried(now: ReplicatorChannelCounters, carried: CarriedChannelCounts | undefined): ReplicatorChannelCounters {
+  if (!carried) return now;
+  const out: ReplicatorChannelCounters = { ...now };
+  for (const k of CARRIED_KEYS) {
+    if (k === 'streamPackets' || k === 'datagrams' || k === 'bytes') out[k] = now[k] + carried[k];
+    else if (now[k] !== undefined) out[k] = (now[k] as number) + carried[k];
+  }
+  return out;
 }

@@ -137,7 +137,12 @@ describe('ServerLink', () => {
     jest.advanceTimersByTime(9_999);
     expect(s.transport.sent).toHaveLength(2);
     jest.advanceTimersByTime(1);
-    expect(s.transport.sent[2]).toMatchObject({ at: T0 + 10 + 10_000, msg: { type: MessageType.Join } });
+    // The renewal: a fresh cookie first (§10.7 step 4), then the JOIN.
+    expect(s.transport.sent[2]).toMatchObject({ at: T0 + 10 + 10_000, msg: { type: MessageType.Hello } });
+    const hello = s.transport.sent[2].msg;
+    if (hello.type !== MessageType.Hello) throw new Error('expected HELLO');
+    deliver(s.link, { type: MessageType.Cookie, nonce: hello.nonce, cookie: COOKIE, serverTimeMs: Date.now() });
+    expect(s.transport.sent[3]).toMatchObject({ at: T0 + 10 + 10_000, msg: { type: MessageType.Join } });
     deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 20_000 });
     expect(s.stats.renewals).toBe(1);
     expect(s.host.joinedInfo).toHaveLength(1);
@@ -304,10 +309,9 @@ describe('the server leaving (ERROR 20, docs/PROTOCOL.md §6.7)', () => {
     expect(s.link.gone).toBe(false);
     expect(s.stats.serverLeavingIgnored).toBe(1);
     expect(s.host.warnings).toEqual(['the server said it is leaving, but its data still arrives: going on']);
-    // The session goes on: its renewal is sent.
+    // The session goes on: its renewal is sent (a fresh cookie first, §10.7 step 4: a HELLO after the first).
     jest.advanceTimersByTime(30_000);
-    expect(s.transport.types()).toContain(MessageType.Join);
-    expect(s.transport.sent.filter((x) => x.msg.type === MessageType.Join).length).toBeGreaterThan(1);
+    expect(s.transport.sent.filter((x) => x.msg.type === MessageType.Hello).length).toBeGreaterThan(1);
   });
 
   test('ERROR 20 in answer to HELLO (a server shutting down): ServerLeftError, not a refusal', () => {

@@ -93,12 +93,56 @@ test('a FILE root is watched as its one file; a name the catalogue refuses is re
   expect(await w.scan(T0 + SETTLE)).toEqual([{ kind: 'changed', name: 'solo.bin', path: f }]);
   const d = watch();
   await d.start(new Map());
-  fs.writeFileSync(path.join(dir, 'bad name.bin'), 'x');
+  // A '\\' no client could write safely (a space is a fine name: served, percent-encoded).
+  fs.writeFileSync(path.join(dir, 'bad\\name.bin'), 'x');
+  fs.writeFileSync(path.join(dir, 'good name.bin'), 'x');
   await d.scan(T0);
   const first = await d.scan(T0 + SETTLE);
-  expect(first.filter((c) => c.kind === 'skipped').map((c) => c.name)).toEqual(['bad name.bin']);
+  expect(first.filter((c) => c.kind === 'skipped').map((c) => [c.name, c.reason])).toEqual([['bad\\name.bin', expect.stringMatching(/^name cannot be served: a '\\' in the name/)]]);
+  expect(first.filter((c) => c.kind === 'added').map((c) => c.name)).toEqual(['good name.bin', 'solo.bin']);
+  fs.rmSync(path.join(dir, 'good name.bin'));
   expect((await d.scan(T0 + 2 * SETTLE)).filter((c) => c.kind === 'skipped')).toEqual([]);
-  expect(first.filter((c) => c.kind === 'added').map((c) => c.name)).toEqual(['solo.bin']);
   d.forget('solo.bin');
   expect(await d.scan(T0 + 3 * SETTLE)).toEqual([{ kind: 'added', name: 'solo.bin', path: f }]);
+});
+
+test('rescans walk by the catalogue\'s rules: dotfiles, dot-directories and links leading out are skipped (once, the catalogue\'s reason) unless dotfiles / followSymlinks; a link inside is served', async () => {
+  const root = path.join(dir, 'root');
+  const outside = path.join(dir, 'outside.bin');
+  fs.mkdirSync(path.join(root, '.git'), { recursive: true });
+  fs.writeFileSync(outside, 'secret');
+  fs.writeFileSync(path.join(root, 'a.bin'), 'a');
+  const d = watch(root);
+  await d.start(new Map());
+  fs.writeFileSync(path.join(root, '.env'), 'KEY=1');
+  fs.writeFileSync(path.join(root, '.git', 'config'), 'x');
+  fs.symlinkSync(outside, path.join(root, 'out.bin'));
+  fs.symlinkSync(path.join(root, 'a.bin'), path.join(root, 'in.bin'));
+  const first = await d.scan(T0);
+  expect(first.filter((c) => c.kind === 'skipped').map((c) => [path.basename(c.path), c.reason])).toEqual([
+    ['.env', 'hidden file (--dotfiles serves it)'],
+    ['.git', 'hidden directory (--dotfiles serves it)'],
+    ['out.bin', expect.stringMatching(/^symbolic link leading out of the served directory/)],
+  ]);
+  expect((await d.scan(T0 + SETTLE)).map((c) => [c.kind, c.name])).toEqual([
+    ['added', 'a.bin'],
+    ['added', 'in.bin'],
+  ]);
+  expect(await d.scan(T0 + 2 * SETTLE)).toEqual([]);
+  // What the catalogue's load skipped (and serve logged) is not reported again.
+  const quiet = watch(root);
+  await quiet.start(new Map(), [{ path: path.join(root, '.env'), reason: 'hidden file (--dotfiles serves it)' }]);
+  expect((await quiet.scan(T0)).filter((c) => c.kind === 'skipped').map((c) => path.basename(c.path))).toEqual(['.git', 'out.bin']);
+  // With --dotfiles and --follow-symlinks, all of them are served.
+  const all = new ServedPathWatch(root, { settleMs: SETTLE, rescanMs: 2 ** 30, onChanges: async () => undefined, dotfiles: true, followSymlinks: true });
+  watches.push(all);
+  await all.start(new Map());
+  expect(await all.scan(T0)).toEqual([]);
+  expect((await all.scan(T0 + SETTLE)).map((c) => [c.kind, c.name])).toEqual([
+    ['added', '.env'],
+    ['added', '.git/config'],
+    ['added', 'a.bin'],
+    ['added', 'in.bin'],
+    ['added', 'out.bin'],
+  ]);
 });

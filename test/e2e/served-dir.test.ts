@@ -47,7 +47,7 @@ async function serveDir(root: string, settle: string): Promise<{ p: NsProcess; p
 }
 
 function fetch(port: number, name: string, out: string): Promise<{ code: number | null; stderr: string }> {
-  const p = hostSpawn(rqcastArgv('fetch', `rqcast://127.0.0.1:${port}//${name}`, '-o', out, '--timeout', '30s'), cliOptions({ timeoutMs: 100_000 }));
+  const p = hostSpawn(rqcastArgv('fetch', `rqcast://127.0.0.1:${port}//${name}`, '-o', out, '--timeout', '30s', '-q'), cliOptions({ timeoutMs: 100_000 }));
   running.push(p);
   return p.wait();
 }
@@ -57,9 +57,18 @@ test('a file that appears in a served directory is announced (new TOI, new FDT i
   fs.mkdirSync(root);
   writeContent(path.join(root, 'a.bin'), 100_000, 1);
   const { p: server, port } = await serveDir(root, '500ms');
+  // Written before b.bin: by the time b.bin is announced, the scans have seen these too.
+  writeContent(path.join(root, '.hidden.bin'), 1000, 3);
+  const outside = path.join(dir, 'outside.bin');
+  writeContent(outside, 1000, 4);
+  fs.symlinkSync(outside, path.join(root, 'out.bin'));
   const digest = writeContent(path.join(root, 'b.bin'), 300_000, 2);
   const line = await added(server, 'b.bin');
   expect(line).toMatchObject({ object: 'b.bin', toi: 2, length: 300_000, channels: ['main'] });
+  // The rescans walk by the first scan's rules (no --dotfiles, no --follow-symlinks): skipped, logged once each, never announced.
+  const skipped = logLines(server.stderr).filter((l) => l.msg === 'file skipped');
+  expect(skipped.map((l) => path.basename(String(l.path))).sort()).toEqual(['.hidden.bin', 'out.bin']);
+  expect(logLines(server.stderr).filter((l) => l.msg === 'object added').map((l) => l.object)).toEqual(['b.bin']);
   const out = path.join(dir, 'out');
   fs.mkdirSync(out);
   const r = await fetch(port, 'b.bin', out);

@@ -34,7 +34,7 @@ describeNetns(`${CLIENTS} TCP clients on one server`, () => {
   it('serves every one bit-exact, the slowest within twice the fastest', async () => {
     const source = path.join(dir, 'S.bin');
     const digest = writeContent(source, 300_007, 11);
-    const server = await startServer(bed, bed.server.ns, [source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', '200']);
+    const server = await startServer(bed, bed.server.ns, [source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', '200', '--max-sessions-per-address', String(CLIENTS)]);
     try {
       const out = path.join(dir, 'out');
       const r = await bed.run(bed.clients[0].ns, [process.execPath, PROBE, transpiledRoot(), `rqcast://${bed.server.address}:${PORT}`, out, String(CLIENTS)], { timeoutMs: 240_000 });
