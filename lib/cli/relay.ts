@@ -102,6 +102,8 @@ export async function runRelay(upstreamText: string, opts: RelayCliOptions, io: 
         port: opts.port,
         host: opts.bind,
         rateMbps: opts.rate,
+        // A restarted relay must not resend the repair symbols its last run sent (§10.4), as serve.
+        repairStart: 'random',
         ...(opts.secret ? { secret: opts.secret } : {}),
         ...(serverGroup ? { serverGroup } : {}),
       },

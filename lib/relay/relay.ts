@@ -131,7 +131,8 @@ export class Relay extends EventEmitter {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.wake?.();
     this.client?.close();
-    await this.server?.close();
+    // Its own clients are told it is leaving (ERROR 20, docs/PROTOCOL.md §6.7), as serve's are.
+    await this.server?.shutdown();
     this.catalogue?.close();
   }
 
