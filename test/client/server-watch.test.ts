@@ -58,4 +58,14 @@ describe('ServerWatch', () => {
     w.finish();
     expect(w.tick(10_000)).toEqual([]);
   });
+
+  test('a server that said it is leaving (§6.7) is dropped as "left" while another is left; the last one\'s notice is the fetch\'s', () => {
+    const w = new ServerWatch(1000);
+    w.joined(0, 0);
+    w.joined(1, 0);
+    expect(w.failed(1, 'left')).toBe(true);
+    expect(w.dropped(1)).toBe('left');
+    expect(w.failed(0, 'left')).toBe(false);
+    expect(w.dropped(0)).toBeUndefined();
+  });
 });

@@ -15,6 +15,10 @@
 //       without starting the object again: member 0 sent fewer symbols than
 //       the object needs, so member 1's symbols from before its death were
 //       used.
+//   (e) member 1 stopped cleanly (SIGTERM) mid-transfer: it tells the
+//       client it is leaving (ERROR 20, §6.7), exits 0, and the client
+//       drops it at once ('left', not after --fallback-after of silence)
+//       and finishes from member 0.
 import * as fs from 'fs';
 import * as path from 'path';
 import { probeNetns, Testbed } from '../support/netns';
@@ -166,6 +170,39 @@ describeNetns('e2e: one client combining the servers of a group', () => {
       expect(servers[0].symbols).toBeLessThan(Number(s.neededSymbols));
       expect(s.duplicates).toBe(0);
       expect(res.stdout).toMatch(/"type":"warning","message":"[^"]*carrying on with the other servers/);
+    } finally {
+      await stopProcess(a);
+      await stopProcess(b);
+    }
+  }, 150_000);
+
+  it('(e) member 1 stopped by SIGTERM mid-transfer: the client is told, drops it (left) and finishes from member 0', async () => {
+    const a = await member(0).start();
+    const b = await member(1).start();
+    try {
+      const out = path.join(dir, 'e.bin');
+      // --fallback-after 20s: a drop for silence would come far too late to be what ends member 1's part.
+      const argv = rqcastArgv('fetch', ...urls(), '-o', out, '--json', '--timeout', '30s', '--fallback-after', '20s');
+      const fetch = bed.spawn(bed.clients[0].ns, argv, cliOptions({ timeoutMs: 120_000 }));
+      for (;;) {
+        const held = [...fetch.stdout.matchAll(/"type":"progress".*?"heldSymbols":(\d+),"neededSymbols":(\d+)/g)].pop();
+        if (held && Number(held[2]) > 0 && Number(held[1]) * 3 >= Number(held[2])) break;
+        if (!fetch.running) throw new Error(describeRun('fetch ended before member 1 was stopped', await fetch.wait()));
+        await sleep(20);
+      }
+      b.kill('SIGTERM');
+      expect((await b.wait()).code).toBe(0);
+      const res = await fetch.wait();
+      if (res.code !== 0) throw new Error(describeRun('fetch after member 1 left', res));
+      expect(sha256(out)).toBe(digest);
+      const s = lastJson(res.stdout)!;
+      const servers = s.servers as ServerShare[];
+      console.log(`[e2e multi e] symbols per server ${servers.map((v) => `${v.symbols}${v.dropped ? ` (${v.dropped})` : ''}`).join(' + ')} (needed ${String(s.neededSymbols)})`);
+      expect(servers[1].dropped).toBe('left');
+      expect(servers[0].dropped).toBeUndefined();
+      expect(servers[1].symbols).toBeGreaterThan(0);
+      expect(s.duplicates).toBe(0);
+      expect(res.stdout).toMatch(/"type":"warning","message":"[^"]*shut down before the transfer completed; carrying on with the other servers/);
     } finally {
       await stopProcess(a);
       await stopProcess(b);

@@ -118,6 +118,22 @@ test('the object changed on the server (another digest): the old part file and j
   expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(other)).toBe(true);
 });
 
+test('a new version (the object replaced on the server) opened while the old one is being taken back waits for it (SinkObject.after): neither touches the other\'s files', async () => {
+  const factory = new FileSinkFactory({ outputDir: dir, resume: 'continue' });
+  const old = factory.open(object) as ResumableFileSink;
+  expect(await old.resumed).toEqual([]);
+  for (const sbn of [0, 1, 2]) await old.writeBlock(sbn, spans[sbn].offset, block(sbn));
+  const other = randomBytes(data.length);
+  // As the registry does: the old sink's abort starts, and the new version's sink is opened at once.
+  const released = old.abort();
+  const next = factory.open({ ...object, sha256: sha(other), after: released }) as ResumableFileSink;
+  expect(await next.resumed).toEqual([]);
+  for (let sbn = 0; sbn < 5; sbn++) await next.writeBlock(sbn, spans[sbn].offset, other.subarray(spans[sbn].offset, spans[sbn].offset + spans[sbn].length));
+  await next.commit();
+  expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(other)).toBe(true);
+  expect(await fs.readdir(dir)).toEqual(['x.bin']);
+});
+
 test('another OTI (same digest) is another version too', async () => {
   await interrupted([0]);
   const s = sink('continue', { ...object, oti: { ...object.oti, sourceBlocks: 4 } });
