@@ -38,6 +38,8 @@ export {
   NoSuchObjectError,
   ServerOffer,
   UnfetchableObjectError,
+  ServerLeftError,
+  ObjectWithdrawnError,
   FetchAbortedError,
   UnresolvedHostError,
 } from './errors';

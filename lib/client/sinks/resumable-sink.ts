@@ -281,7 +281,7 @@ export class ResumableFileSink implements ObjectSink {
   private async prepare(): Promise<Prepared> {
     const fresh: Prepared = { kept: new Map(), runs: [] };
     // The previous version of this object (replaced on the server) still lets go of these files.
-    await this.object.after;
+    if (this.object.after) await this.object.after;
     // Nothing left by an earlier fetch: the lock (and the sweep of debris)
     // wait for the first write, so that a fetch of many objects does not
     // lock them all at once.
