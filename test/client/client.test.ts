@@ -151,7 +151,8 @@ describe('RqcastClient (scripted server)', () => {
     const c = client(`rqcast://127.0.0.1:${port}`, { ttlMs: 200 });
     await c.fetch();
     expect(c.stats.renewals).toBeGreaterThan(0);
-    expect(server.joins).toBe(c.stats.renewals + 1);
+    // A rejoin (data stopped for a while, ServerLink stallMs) is a JOIN too; under load it happens.
+    expect(server.joins).toBe(c.stats.renewals + c.stats.rejoins + 1);
     expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
   });
 
