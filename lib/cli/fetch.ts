@@ -67,9 +67,19 @@ export interface FetchCliOptions {
  * Where objects go: -o PATH is a file when the URL names one object and
  * PATH is not an existing directory (nor ends with '/'); a directory
  * otherwise. Default: the current directory, under the objects' names.
+ * `-o -`: the one object the URL names is played out to stdout, in order,
+ * block by block as it decodes (its SHA-256 checked at the end).
  */
-export function outputTarget(url: { name?: string }, output: string | undefined): { outputDir?: string; outputFile?: string } {
+export function outputTarget(
+  url: { name?: string },
+  output: string | undefined,
+  stdout: NodeJS.WritableStream = process.stdout,
+): { outputDir?: string; outputFile?: string; playout?: NodeJS.WritableStream } {
   if (output === undefined) return { outputDir: process.cwd() };
+  if (output === '-') {
+    if (url.name === undefined) throw new UsageError('-o - plays one object out to stdout: name it in the URL (rqcast://HOST:PORT/CHANNELS/NAME)');
+    return { playout: stdout };
+  }
   let isDir = /[/\\]$/.test(output);
   if (!isDir) {
     try {
@@ -85,6 +95,9 @@ export function outputTarget(url: { name?: string }, output: string | undefined)
 /** Runs one fetch for the CLI; returns the process exit code. */
 export async function runFetch(urlText: string, o: FetchCliOptions): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
+  // With -o -, stdout carries the object: JSON lines go to stderr.
+  const toStdout = o.output === '-';
+  const jsonOut: NodeJS.WritableStream = toStdout ? process.stderr : process.stdout;
   let client: RqcastClient | FluteReceiver;
   let display: ProgressDisplay | undefined;
   try {
@@ -109,20 +122,24 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
       client = new RqcastClient(url, options);
     }
   } catch (e) {
-    return report(e, undefined, o);
+    return report(e, undefined, o, jsonOut);
   }
-  display = new ProgressDisplay(client, mode);
+  display = new ProgressDisplay(client, mode, jsonOut);
   const onSignal = (): void => client.close();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // The reader of -o - went away (EPIPE): the fetch ends with the error, not the process.
+  const onStdoutError = (): void => client.close();
+  if (toStdout) process.stdout.on('error', onStdoutError);
   let summary: FetchSummary;
   try {
     summary = await client.fetch();
   } catch (e) {
-    return report(e, display, o);
+    return report(e, display, o, jsonOut);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onStdoutError);
   }
   display.succeed(summary);
   return EXIT_OK;
@@ -153,11 +170,11 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
   });
 }
 
-function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions): number {
+function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions, jsonOut: NodeJS.WritableStream = process.stdout): number {
   const code = exitCodeFor(e);
   const err = e instanceof Error ? e : new Error(String(e));
   display?.fail(err, code);
-  if (o.json && !display) process.stdout.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
+  if (o.json && !display) jsonOut.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
   process.stderr.write(`rqcast fetch: ${err.message}\n`);
   return code;
 }
@@ -171,7 +188,7 @@ export function registerFetchCommand(program: Command): Command {
       'rqcast://HOST[:PORT][/CHANNELS][/NAME] — CHANNELS comma-separated (default "main"), NAME one object (default all); IPv6 hosts in brackets; ' +
         'or flute://GROUP:PORT[/NAME]?tsi=N[&source=ADDR][&if=IFACE] — a multicast group alone, no server',
     )
-    .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
+    .option('-o, --output <path>', "a file (when the URL names one object) or a directory (default: current directory); '-': play the named object out to stdout in order, block by block (JSON lines then go to stderr)")
     .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(optionParser(parseDuration)).conflicts('until'))
     .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(optionParser(parseAbsoluteTime)))
     .option('--ack', 'ACK mode: report losses, the server replaces them with fresh symbols')
@@ -204,13 +221,16 @@ Examples:
   rqcast fetch rqcast://server.example:4433              every object of channel "main" into .
   rqcast fetch rqcast://[::1]:4433//movie.mp4 -o m.mp4   one object of "main" into m.mp4
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
+  rqcast fetch rqcast://10.0.0.1:4433//movie.ts -o - | ffplay -
+                                                        play out in order while it downloads
   rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
   rqcast fetch rqcast://10.0.0.1:4433 --transport tcp    over one TCP connection (networks that pass only TCP)
   rqcast fetch 'flute://232.1.1.1:5000?tsi=1&source=10.0.0.1' -o out/
                                                         every object of a FLUTE session, no server
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
-130 interrupted, 1 other error.`,
+130 interrupted, 1 other error. With -o -, a digest mismatch (5) is found after the
+bytes went to stdout: they cannot be taken back.`,
     )
     .action(async (url: string, opts: FetchCliOptions) => {
       process.exitCode = await runFetch(url, opts);

@@ -16,13 +16,14 @@
  *                       and OTI, their symbols combined from every channel;
  *                       the FDTs; packets of TOIs no FDT has listed yet
  *   object-receiver.ts  one object's decoding (block-budget.ts bounds memory)
- *   sinks/              where decoded blocks go (file-sink.ts today)
+ *   sinks/              where decoded blocks go: file-sink.ts, or
+ *                       playout-sink.ts (in order to a stream, -o -)
  *   group-link.ts       a channel's multicast group (§10.10), joined when
  *                       JOINED announces it, feeding the link's data path
  *   fallback.ts         which transport each channel is on, and when a
  *                       silent group gives way to UDP, and silent UDP to
  *                       TCP
- *   fetch-run.ts        the registry with its file sinks, the report
+ *   fetch-run.ts        the registry with its sinks, the report
  *                       (fetch-report.ts: progress, object results, the
  *                       summary), and how the fetch ends
  *
@@ -156,6 +157,7 @@ export class RqcastClient extends EventEmitter {
         name: this.url.name,
         outputDir: this.opts.outputDir,
         outputFile: this.opts.outputFile,
+        playout: this.opts.playout,
         maxUnknownPackets: this.opts.maxUnknownPackets,
         budget: this.budget,
         stats: this.stats,

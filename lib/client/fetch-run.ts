@@ -4,8 +4,9 @@
  * and FluteReceiver (a group alone), which add how the packets come:
  *
  * - the object registry, each object written by a file sink within the
- *   memory budget (early blocks kept for the running digest too), its
- *   warnings and failures the fetch's;
+ *   memory budget (early blocks kept for the running digest too), or the
+ *   one object of the URL played out in order to a stream (playout-sink.ts,
+ *   `fetch -o -`); its warnings and failures the fetch's;
  * - each verified object reported ('object'); the fetch finishes once every
  *   joined channel has delivered an FDT and every wanted object is
  *   verified, and fails with NoSuchObjectError when the FDTs do not list
@@ -22,6 +23,7 @@ import type { ChannelSummary, ClientStats, FetchSummary } from './events';
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
+import { PlayoutSinkFactory, PlayoutStream } from './sinks/playout-sink';
 
 export interface FetchRunOptions {
   /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
@@ -29,6 +31,8 @@ export interface FetchRunOptions {
   outputDir: string;
   /** Exact file path for the one object `name` names. */
   outputFile?: string;
+  /** Play the one object `name` names out to this stream, in order, instead of writing a file. */
+  playout?: PlayoutStream;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
   /** Partial blocks of every object; also bounds the early blocks kept for the running digest. */
@@ -66,12 +70,15 @@ export class FetchRun {
       name: o.name,
       maxUnknownPackets: o.maxUnknownPackets,
       budget,
-      sinks: new FileSinkFactory({
-        outputDir: o.outputDir,
-        outputFile: o.outputFile,
-        // Early blocks kept for the running digest: within the same budget.
-        holdBytes: () => budget.limitBytes,
-      }),
+      sinks:
+        o.playout !== undefined
+          ? new PlayoutSinkFactory(o.playout)
+          : new FileSinkFactory({
+              outputDir: o.outputDir,
+              outputFile: o.outputFile,
+              // Early blocks kept for the running digest: within the same budget.
+              holdBytes: () => budget.limitBytes,
+            }),
       stats: o.stats,
       events: {
         warning: (m) => emitter.emit('warning', m),

@@ -14,6 +14,14 @@ export interface RqcastClientOptions {
   outputDir?: string;
   /** Exact file path for the one object the URL names (requires NAME in the URL). */
   outputFile?: string;
+  /**
+   * Progressive playout: the one object the URL names is written to this
+   * stream in order, each source block as soon as it and every block
+   * before it have decoded (sinks/playout-sink.ts), instead of to a file.
+   * Its SHA-256 is checked at the end (DigestMismatchError), when the bytes
+   * are already out. Requires NAME in the URL; excludes outputFile.
+   */
+  playout?: NodeJS.WritableStream;
   /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
   ttlMs?: number;
   /** JOIN with an absolute time (Unix ms, this host's clock); the session ends then. Excludes ttlMs. */
@@ -83,10 +91,11 @@ export interface RqcastClientOptions {
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
+export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
   useDgram: boolean;
   tcp?: { host: string; port: number };
   outputFile?: string;
+  playout?: NodeJS.WritableStream;
   untilMs?: number;
   lossSeed?: number;
   multicastInterface?: string;
@@ -138,9 +147,14 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
   if (o.outputFile !== undefined && url.name === undefined) {
     throw new InvalidClientOptionError('an output file needs a URL that names one object; give a directory otherwise');
   }
+  if (o.playout !== undefined) {
+    if (url.name === undefined) throw new InvalidClientOptionError('playout to a stream needs a URL that names one object');
+    if (o.outputFile !== undefined) throw new InvalidClientOptionError('give either an output file or a playout stream, not both');
+  }
   return {
     outputDir: o.outputDir ?? cwd,
     outputFile: o.outputFile,
+    ...(o.playout !== undefined ? { playout: o.playout } : {}),
     ttlMs: Math.round(positive(o.ttlMs, 'ttlMs', 30_000)),
     untilMs: o.untilMs,
     ack: o.ack ?? false,

@@ -7,7 +7,7 @@
  */
 import type { AckTrackerOptions } from '../session/ack-tracker';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
-import { DEFAULT_FDT_INTERVAL, windowFor } from '../stream/channel-stream';
+import { DEFAULT_FDT_INTERVAL, IN_ORDER_WINDOW, windowFor } from '../stream/channel-stream';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
 import { SymbolAllocator } from '../content/symbol-allocator';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
@@ -147,14 +147,19 @@ export interface RqcastServerOptions {
   prepare?: boolean;
   /**
    * Bytes of prepared blocks (source + intermediate symbols) the server may
-   * hold, shared equally by the channels. A channel whose blocks fit its
-   * share sends all of them round-robin; a larger one sends a sliding
-   * window of as many blocks as fit (ChannelStream). Default 512 MiB.
+   * hold, shared equally by the channels. Blocks that fit stay prepared
+   * between passes; beyond the share the least recently sent are released
+   * and prepared again in their next pass (BlockCache). Default 512 MiB.
    */
   memoryBytes?: number;
   /** Packets per block per pass of a sliding window beyond K, as a fraction of K. Default 0.15. */
   passOverhead?: number;
-  /** Force the window to this many blocks per channel (tests); default from memoryBytes. */
+  /**
+   * Blocks per channel sent round-robin at once (the sliding window of
+   * ChannelStream). Default IN_ORDER_WINDOW (1): blocks in order, each
+   * block its pass quota before the next, so that a receiver decodes them
+   * in order (progressive playout); never more than fit memoryBytes.
+   */
   windowBlocks?: number;
   clock?: () => number;
   logger?: ServerLogger;
@@ -305,7 +310,7 @@ export function channelStreamOptions(
     },
     fdtInterval: options.fdtInterval ?? fdtIntervalFor(packetsPerSecond(channel.rateMbps, options.catalogue.symbolSize), fdtSymbols),
     symbolsPerTurn: options.symbolsPerTurn,
-    windowBlocks: options.windowBlocks ?? windowFor(costs, plan.memoryShare),
+    windowBlocks: options.windowBlocks ?? Math.min(IN_ORDER_WINDOW, windowFor(costs, plan.memoryShare)),
     passOverhead: options.passOverhead,
     pins,
   };

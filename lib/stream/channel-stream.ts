@@ -32,7 +32,7 @@ import { PacketRun, PendingRuns, PushFn, RunBuilder, packetSize, replacementPack
 import { BlockGate, DEFAULT_PASS_OVERHEAD, FDT_TURN, ScheduledBlock, StreamSchedule, passQuota } from './schedule';
 import { SymbolHistory } from './symbol-history';
 
-export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, windowFor } from './schedule';
+export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, IN_ORDER_WINDOW, windowFor } from './schedule';
 export type { PushFn } from './packet-builder';
 
 /** What a stream reads from a block source (ObjectEncoder satisfies it): BlockSymbols. */
