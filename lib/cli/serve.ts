@@ -40,10 +40,14 @@
  *
  * Option values are read by the parsers every command shares (options.ts).
  */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { Catalogue, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
+import { LiveInputError, openLiveInput, parseLiveInput } from '../content/live-input';
+import { DEFAULT_LIVE_BLOCK_MS, DEFAULT_LIVE_KEEP_MS, LiveSource } from '../content/live-source';
 import {
   OtiOutOfBoundsError,
   SubSymbolTooSmallError,
@@ -73,6 +77,7 @@ import {
   type MulticastGroupSpec,
   networkInterface,
   optionParser,
+  parseDuration,
   parseMebibytes,
   parseMulticastGroup,
   parseMulticastTtl,
@@ -132,6 +137,38 @@ export interface ServeCliOptions {
   tcp?: true | TcpListenSpec;
   json?: boolean;
   quiet?: boolean;
+  /** --live NAME[=PATH] (repeatable): live streams, each on a channel NAME of its own. */
+  live?: LiveSpec[];
+  /** --block-ms: a live segment closes this long after its first byte at the latest. */
+  blockMs: number;
+  /** --keep (ms): live segments kept on disk this long. */
+  keep: number;
+}
+
+/** A --live argument: NAME, and where its bytes come from (no PATH: stdin). */
+export interface LiveSpec {
+  name: string;
+  input?: string;
+}
+
+/** --block-ms: a whole number of milliseconds, 10..60000. */
+export function parseBlockMs(text: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < 10 || v > 60_000) throw new UsageError(`--block-ms ${text}: a whole number of milliseconds, 10..60000`);
+  return v;
+}
+
+/** Bytes of a live segment at most: one source block (Z = 1 up to 8 MiB at T = 1280). */
+export const LIVE_BLOCK_BYTES = 4 * 1024 * 1024;
+
+/** Parses NAME[=PATH] of --live. */
+export function parseLiveSpec(text: string): LiveSpec {
+  const eq = text.indexOf('=');
+  const name = eq < 0 ? text : text.slice(0, eq);
+  if (!/^[A-Za-z0-9._~-]+$/.test(name) || name === '.' || name === '..') {
+    throw new UsageError(`--live ${text}: NAME is one segment of A-Z a-z 0-9 . _ ~ - (e.g. --live cam or --live cam=/dev/stdin)`);
+  }
+  return eq < 0 ? { name } : { name, input: text.slice(eq + 1) };
 }
 
 /** Where serve writes; tests pass their own. */
@@ -271,10 +308,33 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   };
   paths.forEach(add);
   for (const c of opts.channel) c.paths.forEach(add);
-  if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
+  const liveSpecs = opts.live ?? [];
+  if (all.length === 0 && liveSpecs.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR, or --live NAME');
+  if (liveSpecs.filter((l) => l.input === undefined || l.input === '-').length > 1) throw new UsageError('only one --live stream can read stdin; give the others a PATH');
+  // The inputs first: a PATH that does not exist is a usage error before anything listens.
+  const lives: { name: string; source: LiveSource }[] = [];
+  const spool = liveSpecs.length > 0 ? await fs.mkdtemp(path.join(os.tmpdir(), `rqcast-live-${process.pid}-`)) : undefined;
+  for (const l of liveSpecs) {
+    if (lives.some((x) => x.name === l.name)) throw new UsageError(`--live ${l.name} given twice`);
+    let input;
+    try {
+      input = await openLiveInput(parseLiveInput(l.input));
+    } catch (e) {
+      if (e instanceof LiveInputError) throw new UsageError(e.message, { cause: e });
+      throw e;
+    }
+    const source = new LiveSource({ name: l.name, dir: path.join(spool as string, l.name), blockBytes: LIVE_BLOCK_BYTES, blockMs: opts.blockMs, keepMs: opts.keep });
+    await source.start(input);
+    lives.push({ name: l.name, source });
+  }
+  const closeLives = async (): Promise<void> => {
+    for (const l of lives) await l.source.close();
+    if (spool) await fs.rm(spool, { recursive: true, force: true });
+  };
 
   const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch((e: unknown) => {
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch(async (e: unknown) => {
+    await closeLives();
     throw asUsageError(e);
   });
   try {
@@ -298,7 +358,12 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),
+      live: lives,
     });
+    for (const l of lives) {
+      l.source.on('error', (err) => log.error({ err, live: l.name }, 'live input failed'));
+      l.source.on('end', () => log.info({ live: l.name, segments: l.source.stats.segmentsClosed }, 'live input ended'));
+    }
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
     try {
@@ -339,12 +404,14 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       address,
       async close() {
         await server.close();
+        await closeLives();
         catalogue.close();
         log.flush();
       },
     };
   } catch (e) {
     catalogue.close();
+    await closeLives();
     throw asUsageError(e);
   }
 }
@@ -452,6 +519,16 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parsePassOverhead)),
     )
     .addOption(new Option('--secret <hex>', 'cookie master secret shared by relays (>= 16 bytes, hex)').argParser(optionParser(hexSecret(MIN_SECRET_BYTES))))
+    .addOption(
+      new Option('--live <NAME[=PATH]>', 'serve a live stream on channel NAME, read from stdin, or PATH: a FIFO, a growing file, or udp://ADDR:PORT (repeatable)')
+        .argParser(repeatableOptionParser(parseLiveSpec)),
+    )
+    .addOption(
+      new Option('--block-ms <ms>', 'live: a segment (one source block) closes this long after its first byte, or when full')
+        .default(DEFAULT_LIVE_BLOCK_MS)
+        .argParser(optionParser(parseBlockMs)),
+    )
+    .addOption(new Option('--keep <duration>', 'live: how long segments stay on disk for late or lagging receivers').default(DEFAULT_LIVE_KEEP_MS, '60s').argParser(optionParser(parseDuration)))
     .option('--json', 'print the listening line as JSON')
     .option('--quiet', 'log errors only')
     .addHelpText('after', SERVE_HELP_AFTER)

@@ -54,6 +54,8 @@ export interface ChannelEntry {
   readonly fdt: FdtReceiver;
   /** A first FDT instance has been decoded. */
   fdtSeen: boolean;
+  /** The last FDT instance applied said Complete="false": more Files may come (a live channel, docs/PROTOCOL.md §10.12). */
+  fdtOpen: boolean;
   /** TOI -> object of this channel. */
   readonly tois: Map<bigint, RegisteredObject>;
   /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
@@ -127,6 +129,7 @@ export class ObjectRegistry {
       tsi: joined.tsi,
       fdt: new FdtReceiver(),
       fdtSeen: false,
+      fdtOpen: false,
       tois: new Map(),
       toiNumbers: new Map(),
       ignoredTois: new Set(),
@@ -162,19 +165,27 @@ export class ObjectRegistry {
     if (ch) this.superseded.add(ch);
   }
 
-  /** The URL names an object that no FDT has listed. */
+  /**
+   * The URL names an object that no FDT has listed, and none will: no
+   * channel's last FDT instance is Complete="false" (RFC 6726 §3.4.2:
+   * Files may still be added to such a session).
+   */
   missingNamed(): boolean {
-    return this.o.name !== undefined && !this.byName.has(this.o.name);
+    if (this.o.name === undefined || this.byName.has(this.o.name)) return false;
+    for (const bySource of this.channels.values()) for (const ch of bySource.values()) if (ch.fdtOpen) return false;
+    return true;
   }
 
-  /** Every object's blocks are decoded. */
+  /** Every object's blocks are decoded (never while the URL's NAME is not listed yet: an open FDT may add it). */
   allDecoded(): boolean {
+    if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
     for (const obj of this.byName.values()) if (!obj.receiver.complete) return false;
     return true;
   }
 
-  /** Every object is verified and published. */
+  /** Every object is verified and published (as allDecoded, never before the URL's NAME is listed). */
   allVerified(): boolean {
+    if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
     for (const obj of this.byName.values()) if (!obj.done) return false;
     return true;
   }
@@ -226,6 +237,7 @@ export class ObjectRegistry {
 
   private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
     ch.fdtSeen = true;
+    ch.fdtOpen = fdt.complete === false;
     const named = this.o.name;
     for (const file of fdt.files) {
       if (ch.tois.has(file.toi)) continue;

@@ -8,6 +8,7 @@
 import type { AckTrackerOptions } from '../session/ack-tracker';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
 import { DEFAULT_FDT_INTERVAL, IN_ORDER_WINDOW, windowFor } from '../stream/channel-stream';
+import type { LiveSource } from '../content/live-source';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
 import { SymbolAllocator } from '../content/symbol-allocator';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
@@ -111,8 +112,19 @@ export interface TcpServerConfig {
   limits?: Omit<NativeTcpServerOptions, 'address' | 'port'>;
 }
 
+/** A live stream served on a channel of its own (issue 10, docs/PROTOCOL.md §10.12). */
+export interface LiveChannelConfig {
+  /** The stream's name: its channel's name and its objects' prefix (`NAME/seq`). */
+  name: string;
+  source: LiveSource;
+  /** Mbit/s. Default the server's rate. */
+  rateMbps?: number;
+}
+
 export interface RqcastServerOptions {
   catalogue: Catalogue;
+  /** Live streams, each on a channel of its own after the file channels. */
+  live?: readonly LiveChannelConfig[];
   /** Default: one channel `main` with every object. */
   channels?: readonly ChannelConfig[];
   /** Control port. Default 4433; 0 picks a free one. */
@@ -199,8 +211,9 @@ export interface ServerPlan {
 export function planServer(options: RqcastServerOptions): ServerPlan {
   const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
   if (!Number.isInteger(ringCapacity) || ringCapacity < 16) throw new InvalidServerConfigError('ringCapacity must be an integer >= 16');
-  const configs = options.channels ?? [{ name: DEFAULT_CHANNEL }];
-  if (configs.length === 0) throw new InvalidServerConfigError('at least one channel');
+  const liveOnly = options.catalogue.objects.length === 0 && (options.live?.length ?? 0) > 0;
+  const configs = options.channels ?? (liveOnly ? [] : [{ name: DEFAULT_CHANNEL }]);
+  if (configs.length === 0 && !liveOnly) throw new InvalidServerConfigError('at least one channel');
   const memoryBytes = options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   if (!(Number.isFinite(memoryBytes) && memoryBytes >= 0)) throw new InvalidServerConfigError('memoryBytes must be >= 0');
   const host = options.host ?? '0.0.0.0';

@@ -60,8 +60,13 @@ import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
 import { sinkConfig } from '../transport/multicast/group-config';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
+import { LiveChannel } from './live-channel';
 import {
+  type ChannelPlan,
   channelStreamOptions,
+  DEFAULT_RATE_MBPS,
+  fdtIntervalFor,
+  type LiveChannelConfig,
   planServer,
   replicatorChannelConfig,
   type ReplicatorLike,
@@ -148,6 +153,13 @@ export declare interface RqcastServer {
   on(event: 'error', listener: (err: Error) => void): this;
 }
 
+/**
+ * Ring slots of a live channel: at 100 Mbit/s with T = 1280, 256 packets
+ * are 27 ms of stream, the most a new segment waits behind packets built
+ * before it (a file channel's 4096 would be 430 ms).
+ */
+export const LIVE_RING_CAPACITY = 256;
+
 export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
   readonly channels: readonly ServerChannel[];
@@ -160,6 +172,8 @@ export class RqcastServer extends EventEmitter {
   private readonly byTsi = new Map<number, ServerChannel>();
   /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
   private readonly streams = new Map<number, ChannelStream>();
+  /** Live channels by TSI. */
+  private readonly live = new Map<number, { channel: LiveChannel; rateMbps: number }>();
   private readonly cache: BlockCache;
   private replicator?: ReplicatorLike;
   private ownsReplicator = false;
@@ -189,7 +203,7 @@ export class RqcastServer extends EventEmitter {
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode);
     const now = this.clock();
-    this.channels = this.plan.channels.map((c) => {
+    const channels: ServerChannel[] = this.plan.channels.map((c) => {
       const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
@@ -203,6 +217,8 @@ export class RqcastServer extends EventEmitter {
       }
       return ch;
     });
+    for (const live of options.live ?? []) channels.push(this.addLive(live, channels));
+    this.channels = channels;
     this.manager = new ClientManager({
       cookies: new CookieAuthority({
         masterSecret: options.secret,
@@ -246,6 +262,14 @@ export class RqcastServer extends EventEmitter {
           this.refill(g.channelId);
         }
       });
+      for (const [tsi, live] of this.live) {
+        const ch = this.byTsi.get(tsi)!;
+        // A short ring: a new segment waits behind at most LIVE_RING_CAPACITY packets.
+        const cfg = replicatorChannelConfig(this.plan, { rateMbps: live.rateMbps } as ChannelPlan, ch.stream.slotSize);
+        const capacity = Math.min(cfg.capacity ?? LIVE_RING_CAPACITY, LIVE_RING_CAPACITY);
+        rep.createChannel(tsi, { ...cfg, capacity, lowWater: Math.floor(capacity / 4) });
+        this.refill(tsi);
+      }
       const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
@@ -375,10 +399,50 @@ export class RqcastServer extends EventEmitter {
         }
       }
     }
-    for (const stream of this.streams.values()) stream.close();
-    for (const ch of this.channels) ch.fdt.encoder.close();
+    for (const { channel } of this.live.values()) channel.close();
+    for (const [id, stream] of this.streams) if (!this.live.has(id)) stream.close();
+    for (const ch of this.channels) if (!this.live.has(ch.tsi)) ch.fdt.encoder.close();
     this.cache.close();
     this.log.info({}, 'closed');
+  }
+
+  /**
+   * A live stream's channel (live-channel.ts), TSI after the channels
+   * before it. Its NAME must not be a channel's, nor an object's name or
+   * prefix (its objects are NAME/seq).
+   */
+  private addLive(live: LiveChannelConfig, before: readonly ServerChannel[]): ServerChannel {
+    const name = live.name;
+    if (before.some((c) => c.name === name)) throw new InvalidServerConfigError(`live stream "${name}": a channel has that name already; choose another NAME`);
+    const clash = this.catalogue.objects.find((o) => o.name === name || o.name.startsWith(name + '/') || name.startsWith(o.name + '/'));
+    if (clash) throw new InvalidServerConfigError(`live stream "${name}" clashes with the file object "${clash.name}": its segments are named ${name}/N; choose another NAME`);
+    const tsi = before.length + 1;
+    const rateMbps = live.rateMbps ?? this.options.rateMbps ?? DEFAULT_RATE_MBPS;
+    const symbolSize = this.catalogue.symbolSize;
+    const channel = new LiveChannel({
+      tsi,
+      source: live.source,
+      symbolSize,
+      noCode: this.noCode,
+      fdtInterval: this.options.fdtInterval ?? fdtIntervalFor(((rateMbps * 1e6) / 8) / (28 + symbolSize), 1),
+      passOverhead: this.options.passOverhead,
+      clock: this.clock,
+      install: (stream, fdt, objects) => {
+        const ch = this.byTsi.get(tsi);
+        if (!ch || this.closed) return;
+        ch.stream = stream;
+        ch.fdt = fdt;
+        ch.objects = objects;
+        this.streams.set(tsi, stream);
+        this.refill(tsi);
+      },
+    });
+    const first = channel.initial();
+    const ch: ServerChannel = { name, tsi, objects: [], rateMbps, stream: first.stream, fdt: first.fdt };
+    this.byTsi.set(tsi, ch);
+    this.streams.set(tsi, first.stream);
+    this.live.set(tsi, { channel, rateMbps });
+    return ch;
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */

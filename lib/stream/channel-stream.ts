@@ -83,6 +83,8 @@ export interface ChannelStreamOptions {
   passOverhead?: number;
   /** Default: encoders prepare blocks when first used, on the JS thread. */
   pins?: BlockPins;
+  /** Position (EXT_RQSEQ, unwrapped) of the first packet: a stream that takes over from another continues its numbering. Default 0. */
+  firstPosition?: number;
 }
 
 export interface SymbolSlot {
@@ -147,6 +149,8 @@ export class ChannelStream {
     this.passOverhead = options.passOverhead ?? DEFAULT_PASS_OVERHEAD;
     if (!(Number.isFinite(this.passOverhead) && this.passOverhead >= 0)) throw new InvalidServerConfigError('passOverhead must be >= 0');
     this.history = new SymbolHistory(options.historySegments);
+    this.position = options.firstPosition ?? 0;
+    if (!Number.isSafeInteger(this.position) || this.position < 0) throw new InvalidServerConfigError('firstPosition must be a non-negative integer');
     this.pins = options.pins ?? ON_DEMAND;
     const blocks: ScheduledBlock[] = [];
     this.objects.forEach((o, obj) => {
@@ -198,6 +202,11 @@ export class ChannelStream {
     this.closed = true;
     for (const stop of this.stopSealing.splice(0)) stop();
     this.schedule.close();
+  }
+
+  /** Position of the next packet built, not wrapped (a stream taking over from this one starts there). */
+  get unwrappedPosition(): number {
+    return this.position;
   }
 
   /** EXT_RQSEQ of the next packet built (one past the last one built). */
