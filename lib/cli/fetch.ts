@@ -44,6 +44,13 @@ import {
 
 const parseLossPercent = percentage(100, { maxExcluded: true });
 
+/** --latency-ms: a whole number of milliseconds, at least 1. */
+function parseLatencyMs(text: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < 1) throw new UsageError(`--latency-ms ${text}: a whole number of milliseconds, at least 1`);
+  return v;
+}
+
 export interface FetchCliOptions {
   output?: string;
   ttl?: number;
@@ -61,6 +68,9 @@ export interface FetchCliOptions {
   multicastIf?: string;
   /** --tcp: where the server's TCP transport is. */
   tcp?: HostPort;
+  /** Live playout (-o -): --from-start, --latency-ms. */
+  fromStart?: boolean;
+  latencyMs?: number;
 }
 
 /**
@@ -118,8 +128,16 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
         fallbackAfterMs: o.fallbackAfter,
         multicastInterface: o.multicastIf,
         ...(o.tcp ? { tcp: o.tcp } : {}),
+        ...(o.fromStart ? { fromStart: true } : {}),
+        ...(o.latencyMs !== undefined ? { latencyMs: o.latencyMs } : {}),
       };
+      if ((o.fromStart || o.latencyMs !== undefined) && o.output !== '-') throw new UsageError('--from-start and --latency-ms are for live playout: add -o -');
       client = new RqcastClient(url, options);
+      // A gap is never silent: stderr, and a JSON line with --json.
+      client.on('gap', (g) => {
+        process.stderr.write(`rqcast fetch: gap: segment ${g.object} skipped (${g.reason === 'late' ? `not decoded within --latency-ms` : "it left the server's window before it decoded"})\n`);
+        if (o.json) jsonOut.write(JSON.stringify({ type: 'gap', object: g.object, seq: g.seq, reason: g.reason }) + '\n');
+      });
     }
   } catch (e) {
     return report(e, undefined, o, jsonOut);
@@ -142,6 +160,11 @@ export async function runFetch(urlText: string, o: FetchCliOptions): Promise<num
     process.stdout.off('error', onStdoutError);
   }
   display.succeed(summary);
+  const live = client instanceof RqcastClient ? client.playoutStats : undefined;
+  if (live && live.startSeq >= 0) {
+    if (o.json) jsonOut.write(JSON.stringify({ type: 'live', ...live }) + '\n');
+    if (live.gaps > 0) process.stderr.write(`rqcast fetch: ${live.gaps} segment(s) skipped: ${live.gapSeqs.join(', ')}\n`);
+  }
   return EXIT_OK;
 }
 
@@ -213,6 +236,8 @@ export function registerFetchCommand(program: Command): Command {
       new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
     )
     .addOption(new Option('--tcp <host:port>', "where the server's TCP transport is, for --transport tcp|auto (default: the URL's host and port)").argParser(optionParser(parseTcpEndpoint)))
+    .option('--from-start', 'live playout (-o -): start at the oldest segment the server keeps, not the newest')
+    .addOption(new Option('--latency-ms <ms>', 'live playout (-o -): give up on a segment (reported, counted) once a later one has waited this long').argParser(optionParser(parseLatencyMs)))
     .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
     .addHelpText(
       'after',

@@ -347,7 +347,8 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     });
     const server = new RqcastServer({
       catalogue,
-      channels,
+      // Live streams alone: no file channel.
+      channels: catalogue.objects.length === 0 && lives.length > 0 && opts.channel.length === 0 ? [] : channels,
       port: opts.port,
       host: opts.bind,
       rateMbps: opts.rate,

@@ -95,6 +95,8 @@ export declare interface RqcastClient {
   on(event: 'warning', listener: (message: string) => void): this;
   on(event: 'packet', listener: (p: PacketInfo) => void): this;
   on(event: 'transport', listener: (t: TransportEvent) => void): this;
+  /** Live playout gave up on a segment (it is skipped, never written). */
+  on(event: 'gap', listener: (g: { seq: number; reason: string; object: string }) => void): this;
 }
 
 /** A joined channel of a link, and what the fetch knows of how it is received. */
@@ -158,6 +160,8 @@ export class RqcastClient extends EventEmitter {
         outputDir: this.opts.outputDir,
         outputFile: this.opts.outputFile,
         playout: this.opts.playout,
+        fromStart: this.opts.fromStart,
+        latencyMs: this.opts.latencyMs,
         maxUnknownPackets: this.opts.maxUnknownPackets,
         budget: this.budget,
         stats: this.stats,
@@ -187,6 +191,11 @@ export class RqcastClient extends EventEmitter {
       this.start().catch((e: unknown) => this.run.fail(e));
     }
     return this.running;
+  }
+
+  /** Live playout's counts (start segment, segments written, gaps), with a playout stream. */
+  get playoutStats(): import('./live-playout').LivePlayoutStats | undefined {
+    return this.run.playout?.stats;
   }
 
   /** Aborts a running fetch (FetchAbortedError); temp files are removed. */

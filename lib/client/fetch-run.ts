@@ -23,7 +23,8 @@ import type { ChannelSummary, ClientStats, FetchSummary } from './events';
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
-import { PlayoutSinkFactory, PlayoutStream } from './sinks/playout-sink';
+import { LivePlayout } from './live-playout';
+import type { PlayoutStream } from './sinks/playout-sink';
 
 export interface FetchRunOptions {
   /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
@@ -31,8 +32,16 @@ export interface FetchRunOptions {
   outputDir: string;
   /** Exact file path for the one object `name` names. */
   outputFile?: string;
-  /** Play the one object `name` names out to this stream, in order, instead of writing a file. */
+  /**
+   * Play `name` out to this stream, in order, instead of writing a file:
+   * the object of that name, or the segments `name/N` of a live stream
+   * (live-playout.ts).
+   */
   playout?: PlayoutStream;
+  /** Live playout: start at the oldest kept segment instead of the newest. */
+  fromStart?: boolean;
+  /** Live playout: give up on a segment once a later one has waited this long (ms). */
+  latencyMs?: number;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
   /** Partial blocks of every object; also bounds the early blocks kept for the running digest. */
@@ -55,6 +64,8 @@ export interface FetchRunHost {
 export class FetchRun {
   readonly registry: ObjectRegistry;
   readonly report: FetchReport;
+  /** With a playout stream: the in-order playout of the named object or live stream. */
+  readonly playout?: LivePlayout;
   private _ended = false;
   private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
   private outcomePromise?: Promise<FetchSummary>;
@@ -66,13 +77,29 @@ export class FetchRun {
     private readonly host: FetchRunHost,
   ) {
     const budget = o.budget;
+    if (o.playout !== undefined && o.name !== undefined) {
+      this.playout = new LivePlayout({
+        name: o.name,
+        out: o.playout,
+        fromStart: o.fromStart,
+        latencyMs: o.latencyMs,
+        onGap: (gap, objectName) => {
+          for (const obj of this.registry.objects) if (obj.name === objectName) this.registry.skip(obj, new Error(`segment ${objectName} given up (${gap.reason})`));
+          emitter.emit('gap', { ...gap, object: objectName });
+          this.checkFinished();
+        },
+      });
+    }
+    const playout = this.playout;
     this.registry = new ObjectRegistry({
-      name: o.name,
+      // Playout selects its Files itself (the object named, or a live stream's segments).
+      name: playout ? undefined : o.name,
+      selector: playout,
       maxUnknownPackets: o.maxUnknownPackets,
       budget,
       sinks:
-        o.playout !== undefined
-          ? new PlayoutSinkFactory(o.playout)
+        playout !== undefined
+          ? playout
           : new FileSinkFactory({
               outputDir: o.outputDir,
               outputFile: o.outputFile,
@@ -142,7 +169,7 @@ export class FetchRun {
 
   private checkFinished(): void {
     if (this._ended || !this.registry.fdtsComplete()) return;
-    if (this.registry.missingNamed()) {
+    if (this.registry.missingNamed() || (this.playout !== undefined && this.registry.size === 0)) {
       this.fail(new NoSuchObjectError(this.o.name as string));
       return;
     }
@@ -162,6 +189,7 @@ export class FetchRun {
   }
 
   private async shutdown(): Promise<void> {
+    this.playout?.close();
     this.registry.close();
     await this.host.shutdown();
   }

@@ -43,6 +43,19 @@ export interface RegisteredObject {
   batchMark: number;
   /** Verified and published. */
   done: boolean;
+  /** Given up (a live segment that left the server's window): counts as done, its failure is not the fetch's. */
+  skipped?: boolean;
+}
+
+/**
+ * Which Files of an FDT instance the fetch wants, when it is not "the one
+ * named" or "all" (live playout: the segments of one stream from a start
+ * on, lib/client/live-playout.ts). Sees every instance applied.
+ */
+export interface FileSelector {
+  /** Called with every FDT instance before its Files are looked at. */
+  instance(files: readonly FdtFile[], complete: boolean | undefined): void;
+  wants(file: FdtFile): boolean;
 }
 
 /** One joined channel of one source. */
@@ -88,6 +101,8 @@ export interface ObjectRegistryOptions {
   /** Partial blocks of every object, shared. */
   budget: PartialBlockBudget;
   sinks: SinkFactory;
+  /** With `name` undefined: which Files are wanted (default: all). An open FDT (Complete="false") then keeps the fetch going. */
+  selector?: FileSelector;
   /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
   stats: { unknownDropped: number };
   events: ObjectRegistryEvents;
@@ -149,9 +164,22 @@ export class ObjectRegistry {
   fdtsComplete(): boolean {
     if (this.channelCount === 0) return false;
     for (const bySource of this.channels.values()) {
-      for (const ch of bySource.values()) if (!ch.fdtSeen && !this.superseded.has(ch)) return false;
+      for (const ch of bySource.values()) {
+        if (!ch.fdtSeen && !this.superseded.has(ch)) return false;
+        // A selector's fetch (live) runs until its FDT is complete.
+        if (this.o.selector !== undefined && ch.fdtOpen) return false;
+      }
     }
     return true;
+  }
+
+  /** Gives up on `obj` (a live segment that can no longer come): closes its receiver, counts it as done. */
+  skip(obj: RegisteredObject, reason: Error): void {
+    if (obj.done) return;
+    obj.skipped = true;
+    obj.done = true;
+    obj.receiver.close(reason);
+    void obj.sink.abort();
   }
 
   /**
@@ -239,9 +267,11 @@ export class ObjectRegistry {
     ch.fdtSeen = true;
     ch.fdtOpen = fdt.complete === false;
     const named = this.o.name;
+    const selector = named === undefined ? this.o.selector : undefined;
+    selector?.instance(fdt.files, fdt.complete);
     for (const file of fdt.files) {
-      if (ch.tois.has(file.toi)) continue;
-      if (named !== undefined && file.contentLocation !== named) {
+      if (ch.tois.has(file.toi) || ch.ignoredTois.has(file.toi)) continue;
+      if ((named !== undefined && file.contentLocation !== named) || (selector !== undefined && !selector.wants(file))) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
@@ -301,7 +331,9 @@ export class ObjectRegistry {
     this.byName.set(name, obj);
     receiver.done.then(
       () => this.verify(obj),
-      (e: unknown) => this.o.events.failed(e),
+      (e: unknown) => {
+        if (!obj.skipped) this.o.events.failed(e);
+      },
     );
     void receiver.decoded.then(() => this.o.events.objectDecoded(obj));
     return obj;
@@ -311,9 +343,10 @@ export class ObjectRegistry {
     try {
       await obj.sink.commit();
     } catch (e) {
-      this.o.events.failed(e);
+      if (!obj.skipped) this.o.events.failed(e);
       return;
     }
+    if (obj.skipped) return;
     obj.done = true;
     this.o.events.objectVerified(obj);
   }

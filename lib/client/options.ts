@@ -22,6 +22,10 @@ export interface RqcastClientOptions {
    * are already out. Requires NAME in the URL; excludes outputFile.
    */
   playout?: NodeJS.WritableStream;
+  /** Live playout (NAME a live stream): start at the oldest kept segment instead of the newest. */
+  fromStart?: boolean;
+  /** Live playout: give up on a segment (a reported gap) once a later one has waited this long, ms. Default: only when it leaves the server's window. */
+  latencyMs?: number;
   /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
   ttlMs?: number;
   /** JOIN with an absolute time (Unix ms, this host's clock); the session ends then. Excludes ttlMs. */
@@ -91,11 +95,13 @@ export interface RqcastClientOptions {
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
+export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'fromStart' | 'latencyMs' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
   useDgram: boolean;
   tcp?: { host: string; port: number };
   outputFile?: string;
   playout?: NodeJS.WritableStream;
+  fromStart?: boolean;
+  latencyMs?: number;
   untilMs?: number;
   lossSeed?: number;
   multicastInterface?: string;
@@ -150,11 +156,15 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
   if (o.playout !== undefined) {
     if (url.name === undefined) throw new InvalidClientOptionError('playout to a stream needs a URL that names one object');
     if (o.outputFile !== undefined) throw new InvalidClientOptionError('give either an output file or a playout stream, not both');
+  } else if (o.fromStart !== undefined || o.latencyMs !== undefined) {
+    throw new InvalidClientOptionError('fromStart and latencyMs are for live playout: give a playout stream (-o -)');
   }
   return {
     outputDir: o.outputDir ?? cwd,
     outputFile: o.outputFile,
     ...(o.playout !== undefined ? { playout: o.playout } : {}),
+    ...(o.fromStart !== undefined ? { fromStart: o.fromStart } : {}),
+    ...(o.latencyMs !== undefined ? { latencyMs: positive(o.latencyMs, 'latencyMs', 1) } : {}),
     ttlMs: Math.round(positive(o.ttlMs, 'ttlMs', 30_000)),
     untilMs: o.untilMs,
     ack: o.ack ?? false,

@@ -65,7 +65,6 @@ import {
   type ChannelPlan,
   channelStreamOptions,
   DEFAULT_RATE_MBPS,
-  fdtIntervalFor,
   type LiveChannelConfig,
   planServer,
   replicatorChannelConfig,
@@ -159,6 +158,12 @@ export declare interface RqcastServer {
  * before it (a file channel's 4096 would be 430 ms).
  */
 export const LIVE_RING_CAPACITY = 256;
+/**
+ * One FDT packet in this many on a live channel: a receiver learns of a new
+ * segment only from the FDT instance that lists it, so the FDT is the
+ * announcement path and gets one packet in 8.
+ */
+export const LIVE_FDT_INTERVAL = 8;
 
 export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
@@ -424,7 +429,7 @@ export class RqcastServer extends EventEmitter {
       source: live.source,
       symbolSize,
       noCode: this.noCode,
-      fdtInterval: this.options.fdtInterval ?? fdtIntervalFor(((rateMbps * 1e6) / 8) / (28 + symbolSize), 1),
+      fdtInterval: this.options.fdtInterval ?? LIVE_FDT_INTERVAL,
       passOverhead: this.options.passOverhead,
       clock: this.clock,
       install: (stream, fdt, objects) => {
