@@ -457,7 +457,15 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
   host's stack leaves the port alone, removing it on exit. A bare --tcp
   takes the next word as its value unless it is an option: put it after
-  the paths.`;
+  the paths.
+
+Live streams (docs/PROTOCOL.md §10.12; play with: rqcast fetch rqcast://HOST:PORT/cam/cam -o - | ffplay -):
+  ffmpeg ... -f mpegts - | rqcast serve --live cam       from stdin, on channel "cam"
+  rqcast serve ./files --live cam=udp://239.1.1.1:1234   an MPEG-TS feed, beside the files
+  rqcast serve --live cam=/run/cam.fifo --block-ms 200   a FIFO (or a file that grows)
+  Segments (NAME/0, NAME/1, ...) close after --block-ms or when full, are kept
+  on disk for --keep, and are announced in the channel's FDT, which says
+  Complete="true" once the input ends.`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
