@@ -9,7 +9,9 @@
 // in each receiver's. This process writes numbered lines stamped with
 // Date.now() into the FIFO every 10 ms and reads every receiver's stdout:
 // a line's latency is the time it arrives here minus its stamp (one clock,
-// one host). Loss: the nftables rule of bench:e2e on each receiver's input
+// one host), counted for the lines written after the receiver's first
+// output (the segment it starts with was closed before it joined: that
+// backlog is join delay, not the live latency). Loss: the nftables rule of bench:e2e on each receiver's input
 // hook drops loss% of UDP datagrams longer than 512 bytes (data packets;
 // control passes). Gaps: lines a receiver skipped (numbers missing between
 // its first and last line) plus the segments it reported skipped.
@@ -79,11 +81,12 @@ async function run(bed: Testbed, work: string, blockMs: number, loss: number): P
       timeoutMs: (SECONDS + 90) * 1000,
     }),
   );
-  const seen = fetches.map(() => ({ buf: '', first: true, last: -1 }));
+  const seen = fetches.map(() => ({ buf: '', first: true, last: -1, firstAt: 0 }));
   fetches.forEach((f, i) =>
     f.child.stdout!.on('data', (s: string) => {
       const now = Date.now();
       const st = seen[i];
+      if (st.firstAt === 0) st.firstAt = now;
       st.buf += s;
       const parts = st.buf.split('\n');
       st.buf = parts.pop() as string;
@@ -95,8 +98,10 @@ async function run(bed: Testbed, work: string, blockMs: number, loss: number): P
         const [k, t] = line.split(' ').map(Number);
         if (st.last >= 0 && k !== st.last + 1) gaps += Math.max(1, k - st.last - 1);
         st.last = k;
-        latencies.push(now - t);
         lines++;
+        // Steady state: lines written before the receiver's first output are
+        // the backlog it joined with (its start segment), not live latency.
+        if (t >= st.firstAt) latencies.push(now - t);
       }
     }),
   );
