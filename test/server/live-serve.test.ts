@@ -90,3 +90,35 @@ test('a live NAME that is a file object, or a prefix of one, or a channel, is re
   const main = new LiveSource({ name: 'main', dir: path.join(dir, 'spool3'), blockBytes: 1024 });
   expect(() => new RqcastServer({ catalogue, port: 0, live: [{ name: 'main', source: main }] })).toThrow(/a channel has that name already/);
 });
+
+test('an input that stalls: nothing closes meanwhile, the receiver stays joined (renewing) and plays the rest in order', async () => {
+  const input = new PassThrough();
+  const source = new LiveSource({ name: 'cam', dir: path.join(dir, 'spool4'), blockBytes: 64 * 1024, blockMs: 100 });
+  await source.start(input);
+  const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps: 20, live: [{ name: 'cam', source }] });
+  let renewed = 0;
+  server.on('renewed', () => renewed++);
+  try {
+    const { port } = await server.listen();
+    input.write('before the stall;');
+    while (source.stats.segmentsClosed < 1) await new Promise((r) => setTimeout(r, 20));
+    const out = new PassThrough();
+    let played = '';
+    out.on('data', (d: Buffer) => (played += d.toString()));
+    const client = new RqcastClient(`rqcast://127.0.0.1:${port}/cam/cam`, { playout: out, transport: 'udp', ttlMs: 600, timeoutMs: 20_000 });
+    const fetched = client.fetch();
+    while (played === '') await new Promise((r) => setTimeout(r, 20));
+    // The stall: 2 s without a byte, more than 3 renewal periods (ttl 600 ms, renewed at half).
+    const closedBefore = source.stats.segmentsClosed;
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(source.stats.segmentsClosed).toBe(closedBefore);
+    input.end('after the stall.');
+    await fetched;
+    expect(played).toBe('before the stall;after the stall.');
+    expect(renewed).toBeGreaterThanOrEqual(3);
+    expect(client.playoutStats).toMatchObject({ startSeq: 0, segmentsWritten: 2, gaps: 0 });
+  } finally {
+    await server.close();
+    await source.close();
+  }
+}, 60_000);
