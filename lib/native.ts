@@ -162,6 +162,9 @@ export interface RawReplicatorChannelStats {
   dropsEnobufs: number;
   errors: number;
   oneOffs: number;
+  /** Stream packets copied into TCP connections' pools, and their bytes (each connection counted). */
+  tcpPackets: number;
+  tcpBytes: number;
   destinations: number;
   /** Multicast groups of the channel (0 or 1). */
   groups: number;

@@ -1,7 +1,8 @@
 /**
  * The exit codes of every rqcast command, and the one mapping from an error
  * to its code (docs/PROTOCOL.md §10.9; README): 0 ok, 2 usage, 3 refused,
- * 4 timeout, 5 digest mismatch, 130 interrupted, 1 anything else. Commands
+ * 4 timeout, 5 digest mismatch, 6 no such object, 130 interrupted, 1
+ * anything else. Commands
  * and main.ts call `exitCodeFor`; none keeps its own list.
  */
 import { CommanderError } from 'commander';
@@ -12,6 +13,7 @@ import {
   InvalidClientOptionError,
   InvalidUrlError,
   JoinRefusedError,
+  NoSuchObjectError,
 } from '../client/errors';
 import { CatalogueError } from '../content/catalogue';
 import { InvalidServerConfigError } from '../errors';
@@ -23,6 +25,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_REFUSED = 3;
 export const EXIT_TIMEOUT = 4;
 export const EXIT_DIGEST = 5;
+/** The URL names an object (or one segment) the server's FDTs do not list. */
+export const EXIT_NO_OBJECT = 6;
 /** 128 + SIGINT, as a shell reports a command ended by Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
@@ -41,6 +45,7 @@ const EXIT_CODES: ReadonlyArray<readonly [ErrorClass, number]> = [
   [JoinRefusedError, EXIT_REFUSED],
   [FetchTimeoutError, EXIT_TIMEOUT],
   [DigestMismatchError, EXIT_DIGEST],
+  [NoSuchObjectError, EXIT_NO_OBJECT],
   [FetchAbortedError, EXIT_INTERRUPTED],
 ];
 

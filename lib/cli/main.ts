@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 /**
- * The `rqcast` command: `rqcast serve ...` (./serve) and `rqcast fetch ...`
- * (./fetch). Exit codes come from the one table in ./exit-codes
+ * The `rqcast` command: `rqcast serve ...` (./serve), `rqcast fetch ...`
+ * (./fetch), `rqcast ls ...` (./ls) and `rqcast relay ...` (./relay). Exit codes come
+ * from the one table in ./exit-codes
  * (docs/PROTOCOL.md §10.9): usage errors exit with 2.
  */
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
 import { registerFetchCommand } from './fetch';
+import { registerLsCommand } from './ls';
+import { registerRelayCommand } from './relay';
 import { registerServeCommand } from './serve';
 
 // Read at run time: the same relative path works from lib/cli and dist/cli.
@@ -29,12 +32,15 @@ export function buildProgram(): Command {
 Quick start:
   rqcast serve ./files --rate 100              serve a directory on UDP port 4433
   rqcast fetch rqcast://HOST:4433 -o out/      fetch every object into out/
-  rqcast fetch rqcast://HOST:4433//name.bin    fetch one object into ./name.bin
+  rqcast ls rqcast://HOST:4433                 list its channels and objects
+  rqcast fetch rqcast://HOST:4433/name.bin     fetch one object into ./name.bin
 
-Run "rqcast serve --help" or "rqcast fetch --help" for every option.`,
+Run "rqcast serve --help", "rqcast fetch --help" or "rqcast ls --help" for every option.`,
     );
   registerServeCommand(program);
   registerFetchCommand(program);
+  registerLsCommand(program);
+  registerRelayCommand(program);
   return program;
 }
 

@@ -218,6 +218,24 @@ export function localUnicastAddress(interfaces?: HostInterfaces): Parser<string>
   };
 }
 
+/**
+ * `serve --bind`: the address of the control socket. A wildcard (0.0.0.0,
+ * ::, or another spelling of them) or a unicast address of this host; a
+ * host name or an address the host does not have is a usage error, said
+ * before anything starts (binding would fail with ENOTFOUND or
+ * EADDRNOTAVAIL, which read like faults of the server).
+ */
+export function bindAddress(interfaces?: HostInterfaces): Parser<string> {
+  return (text) => {
+    const t = text.trim();
+    const a = addressBytes(t.split('%')[0]);
+    if (!a) throw new UsageError(`--bind takes an IP address, not a name: 0.0.0.0 or :: for every address of this host, or one of its addresses`);
+    if (a.bytes.every((b) => b === 0)) return a.family === 4 ? '0.0.0.0' : '::';
+    if (!isLocalUnicast(t, a.family, interfaces)) throw new UsageError(`${t} is not an address of this host: give one of its addresses, or 0.0.0.0 or :: for every address`);
+    return t;
+  };
+}
+
 // ---------------------------------------------------------------- secrets --
 
 /** A parser of secrets in hex, at least `minBytes` bytes (e.g. a cookie master secret). */
@@ -279,3 +297,32 @@ export const parseTcpListen: Parser<TcpListenSpec> = (text) => {
 
 /** `fetch --tcp HOST:PORT`: where the server's TCP transport is (a name or an IPv4 address; IPv6 in brackets is refused later by the connect). */
 export const parseTcpEndpoint: Parser<HostPort> = parseHostPort;
+
+// ---------------------------------------------------- metrics (issue 13) --
+
+/** `serve --metrics [ADDR:]PORT`: where the Prometheus endpoint listens. */
+export interface MetricsListenSpec {
+  /** A numeric IPv4 or IPv6 address (absent: 127.0.0.1, this host only). */
+  address?: string;
+  /** 0: any free port (the listening line says which). */
+  port: number;
+}
+
+/** [ADDR:]PORT, ADDR a numeric IPv4 address or an IPv6 one in brackets, PORT 0..65535. */
+export const parseMetricsListen: Parser<MetricsListenSpec> = (text) => {
+  const t = text.trim();
+  const message = `"${text}" is not [ADDR:]PORT (e.g. 9464, 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464)`;
+  const m = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):)?([0-9]+)$/.exec(t);
+  if (!m) throw new UsageError(message);
+  const port = decimalInteger(m[3]);
+  if (port === undefined || port > 65535) throw new UsageError(message);
+  if (m[1] !== undefined) {
+    if (!isIPv6(m[1])) throw new UsageError(message);
+    return { address: m[1], port };
+  }
+  if (m[2] !== undefined) {
+    if (!isIPv4(m[2])) throw new UsageError(message);
+    return { address: m[2], port };
+  }
+  return { port };
+};

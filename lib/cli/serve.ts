@@ -3,7 +3,10 @@
  *  [--channel NAME:FILE,FILE[:RATE][@GROUP:PORT]]... [--multicast GROUP:PORT]
  *  [--multicast-ttl 1] [--multicast-if ADDR|NAME] [--multicast-source ADDR]
  *  [--tcp [ADDR:]PORT] [--symbol-size 1280] [--no-code] [--memory 512]
- *  [--pass-overhead 15] [--secret HEX] [--json] [--quiet]`
+ *  [--pass-overhead 15] [--secret HEX] [--max-sessions-per-address 64]
+ *  [--metrics [ADDR:]PORT] [--log-level info] [--log-format json|pretty]
+ *  [--server-index I --servers N]
+ *  [--json] [--quiet]`
  *
  * - Every FILE/DIR (positional or named in a --channel) goes into one
  *   catalogue; TOIs follow the positional arguments, then the --channel
@@ -31,9 +34,24 @@
  *   whose blocks do not fit send a sliding window of blocks, each block
  *   getting K * (1 + --pass-overhead %) packets per pass (docs/PROTOCOL.md
  *   §10.3).
+ * - Under a DIR only regular files inside it are served: symbolic links
+ *   leading out of it, dotfiles and dot-directories are skipped and each
+ *   is logged ("file skipped", with the reason) unless --follow-symlinks /
+ *   --dotfiles; a name no client could write is skipped the same way.
+ * - Server groups (issue 11, docs/PROTOCOL.md "Server groups"):
+ *   --server-index I --servers N makes this server member I of N serving
+ *   the same files; their repair ESIs are disjoint (ESI mod N = I), only
+ *   member 0 sends the source symbols, so a client may combine them with
+ *   no duplicate. --no-code ignores the index (every member sends every
+ *   source symbol).
  * - Once the control port is bound, stdout gets one line,
  *   `listening on HOST:PORT` (with --json, one JSON object instead); logs
- *   (pino, JSON lines) go to stderr; --quiet keeps only errors.
+ *   (pino) go to stderr at --log-level (default info; --quiet: error), as
+ *   JSON lines or, with --log-format pretty, one line each for a person
+ *   (logging.ts).
+ * - --metrics [ADDR:]PORT serves the Prometheus metrics (metrics.ts) at
+ *   http://ADDR:PORT/metrics, ADDR 127.0.0.1 unless given (0.0.0.0 or an
+ *   address to let another host scrape); the listening line names the URL.
  * - SIGINT/SIGTERM stop the server cleanly (exit 0). A bad option, a missing
  *   or unservable file exits 2 with one line on stderr; other failures
  *   (e.g. the port is taken) exit 1 (exit-codes.ts).
@@ -44,7 +62,6 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import pino from 'pino';
 import { Catalogue, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
 import { LiveInputError, openLiveInput, parseLiveInput } from '../content/live-input';
 import { DEFAULT_LIVE_BLOCK_MS, DEFAULT_LIVE_KEEP_MS, LiveSource } from '../content/live-source';
@@ -67,21 +84,30 @@ import {
   type RqcastServerOptions,
   ServerAddress,
 } from '../server/server';
+import { registerServerMetrics } from '../server/metrics';
+import { type MetricsEndpoint, startMetricsEndpoint } from '../server/metrics-http';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
+import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
+import { MAX_GROUP_SERVERS, type ServerGroup } from '../content/server-group';
 import { UsageError } from './errors';
+import { createLogger, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from './logging';
 import { EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
+  bindAddress,
   hexSecret,
   integerIn,
   localUnicastAddress,
+  type MetricsListenSpec,
   type MulticastGroupSpec,
   networkInterface,
   optionParser,
   parseDuration,
   parseMebibytes,
+  parseMetricsListen,
   parseMulticastGroup,
   parseMulticastTtl,
   parsePort,
+  parsePositiveInteger,
   parseRateMbps,
   parseTcpListen,
   percentage,
@@ -116,7 +142,8 @@ export interface ServeCliOptions {
   port: number;
   bind: string;
   rate: number;
-  channel: ChannelSpec[];
+  /** --channel, in the order given; undefined when none (commander shows no "(default: [])"). */
+  channel?: ChannelSpec[];
   symbolSize: number;
   /** MiB of prepared blocks (--memory). */
   memory: number;
@@ -125,6 +152,8 @@ export interface ServeCliOptions {
   /** commander's --no-code: code === false. */
   code: boolean;
   secret?: Uint8Array;
+  /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
+  maxSessionsPerAddress?: number;
   /** --multicast: the group of channel main. */
   multicast?: MulticastGroupSpec;
   /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
@@ -135,14 +164,27 @@ export interface ServeCliOptions {
   multicastSource?: string;
   /** --tcp: true when given bare (the control port's number on the server's address). */
   tcp?: true | TcpListenSpec;
+  /** --follow-symlinks: serve links under a DIR that lead out of it. */
+  followSymlinks?: boolean;
+  /** --dotfiles: serve hidden files and directories under a DIR. */
+  dotfiles?: boolean;
+  /** --metrics: where the Prometheus endpoint listens. */
+  metrics?: MetricsListenSpec;
+  /** --log-level (absent: info, or error with --quiet). */
+  logLevel?: LogLevel;
+  /** --log-format (absent: json). */
+  logFormat?: LogFormat;
+  /** --server-index and --servers: this server's place in a group (both or neither). */
+  serverIndex?: number;
+  servers?: number;
   json?: boolean;
   quiet?: boolean;
   /** --live NAME[=PATH] (repeatable): live streams, each on a channel NAME of its own. */
   live?: LiveSpec[];
-  /** --block-ms: a live segment closes this long after its first byte at the latest. */
-  blockMs: number;
-  /** --keep (ms): live segments kept on disk this long. */
-  keep: number;
+  /** --block-ms: a live segment closes this long after its first byte at the latest (default DEFAULT_LIVE_BLOCK_MS). */
+  blockMs?: number;
+  /** --keep (ms): live segments kept on disk this long (default DEFAULT_LIVE_KEEP_MS). */
+  keep?: number;
 }
 
 /** A --live argument: NAME, and where its bytes come from (no PATH: stdin). */
@@ -182,6 +224,8 @@ export interface ServeIo {
   /** --tcp's native server and host filter. Default: the addon's TcpServer and the nftables filter; tests pass fakes. */
   tcpServer?: NativeTcpServerFactory;
   tcpHostFilter?: HostFilterLike;
+  /** Where the logs go. Default: stderr (fd 2). */
+  logStream?: { write(text: string): unknown };
 }
 
 /** The server's TCP configuration for --tcp, with the test hooks of `io`. */
@@ -196,6 +240,18 @@ function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOption
 }
 
 const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
+const parseServers = integerIn(1, MAX_GROUP_SERVERS, 'a number of servers');
+const parseServerIndex = integerIn(0, MAX_GROUP_SERVERS - 1, 'a server index');
+
+/** --server-index and --servers, checked together (absent: a server alone). */
+export function serverGroupOf(opts: Pick<ServeCliOptions, 'serverIndex' | 'servers'>): ServerGroup | undefined {
+  const { serverIndex, servers } = opts;
+  if (serverIndex === undefined && servers === undefined) return undefined;
+  if (servers === undefined) throw new UsageError('--server-index needs --servers N: the number of servers in the group');
+  const index = serverIndex ?? 0;
+  if (index >= servers) throw new UsageError(`--server-index ${index} is not below --servers ${servers}: the members are numbered 0..${servers - 1}`);
+  return { index, servers };
+}
 const parsePassOverhead = percentage(1000, { of: 'K' });
 
 /**
@@ -252,7 +308,8 @@ function groupConfig(spec: MulticastGroupSpec, opts: ServeCliOptions): NonNullab
 /** The channels the command line asks for: main (unless a --channel is named so) and every --channel, with their groups. */
 function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) => string[]): ChannelConfig[] {
   const channels: ChannelConfig[] = [];
-  const explicitMain = opts.channel.find((c) => c.name === DEFAULT_CHANNEL);
+  const specs = opts.channel ?? [];
+  const explicitMain = specs.find((c) => c.name === DEFAULT_CHANNEL);
   if (opts.multicast && explicitMain?.multicast) {
     throw new UsageError(`channel ${DEFAULT_CHANNEL} has two groups: --multicast and its --channel @GROUP:PORT`);
   }
@@ -261,7 +318,7 @@ function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) =>
     if (opts.multicast) main.multicast = groupConfig(opts.multicast, opts);
     channels.push(main);
   }
-  for (const c of opts.channel) {
+  for (const c of specs) {
     const config: ChannelConfig = { name: c.name, objects: objectsOf(c), rateMbps: c.rateMbps ?? opts.rate };
     const group = c.multicast ?? (c === explicitMain ? opts.multicast : undefined);
     if (group) config.multicast = groupConfig(group, opts);
@@ -292,6 +349,8 @@ export interface RunningServe {
   server: RqcastServer;
   catalogue: Catalogue;
   address: ServerAddress;
+  /** The metrics endpoint, with --metrics. */
+  metrics?: MetricsEndpoint;
   close(): Promise<void>;
 }
 
@@ -307,9 +366,13 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     if (!all.some((q) => within(abs, path.resolve(q)))) all.push(p);
   };
   paths.forEach(add);
-  for (const c of opts.channel) c.paths.forEach(add);
+  for (const c of opts.channel ?? []) c.paths.forEach(add);
   const liveSpecs = opts.live ?? [];
   if (all.length === 0 && liveSpecs.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR, or --live NAME');
+  const serverGroup = serverGroupOf(opts);
+  if (serverGroup && serverGroup.servers > 1 && liveSpecs.length > 0) {
+    throw new UsageError('--live with --servers: a live stream is served by one server alone (each server would cut its own segments); serve it without --server-index/--servers');
+  }
   if (liveSpecs.filter((l) => l.input === undefined || l.input === '-').length > 1) throw new UsageError('only one --live stream can read stdin; give the others a PATH');
   // The inputs first: a PATH that does not exist is a usage error before anything listens.
   const lives: { name: string; source: LiveSource }[] = [];
@@ -323,7 +386,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       if (e instanceof LiveInputError) throw new UsageError(e.message, { cause: e });
       throw e;
     }
-    const source = new LiveSource({ name: l.name, dir: path.join(spool as string, l.name), blockBytes: LIVE_BLOCK_BYTES, blockMs: opts.blockMs, keepMs: opts.keep });
+    const source = new LiveSource({ name: l.name, dir: path.join(spool as string, l.name), blockBytes: LIVE_BLOCK_BYTES, blockMs: opts.blockMs ?? DEFAULT_LIVE_BLOCK_MS, keepMs: opts.keep ?? DEFAULT_LIVE_KEEP_MS });
     await source.start(input);
     lives.push({ name: l.name, source });
   }
@@ -332,8 +395,8 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     if (spool) await fs.rm(spool, { recursive: true, force: true });
   };
 
-  const log = pino({ name: 'rqcast', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize }).catch(async (e: unknown) => {
+  const log = createLogger({ level: opts.logLevel ?? (opts.quiet ? 'error' : 'info'), format: opts.logFormat ?? 'json', stream: io.logStream });
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch(async (e: unknown) => {
     await closeLives();
     throw asUsageError(e);
   });
@@ -348,18 +411,20 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     const server = new RqcastServer({
       catalogue,
       // Live streams alone: no file channel.
-      channels: catalogue.objects.length === 0 && lives.length > 0 && opts.channel.length === 0 ? [] : channels,
+      channels: catalogue.objects.length === 0 && lives.length > 0 && (opts.channel ?? []).length === 0 ? [] : channels,
       port: opts.port,
       host: opts.bind,
       rateMbps: opts.rate,
       noCode: !opts.code,
       secret: opts.secret,
+      maxSessionsPerAddress: opts.maxSessionsPerAddress,
       memoryBytes: opts.memory * MIB,
       passOverhead: opts.passOverhead / 100,
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),
       live: lives,
+      ...(serverGroup ? { serverGroup } : {}),
     });
     for (const l of lives) {
       l.source.on('error', (err) => log.error({ err, live: l.name }, 'live input failed'));
@@ -367,12 +432,15 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     }
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
+    let metrics: MetricsEndpoint | undefined;
     try {
       address = await server.listen();
+      if (opts.metrics) metrics = await openMetrics(server, opts.metrics);
     } catch (e) {
       await server.close();
       throw e;
     }
+    if (metrics) log.info({ url: metrics.url }, 'metrics endpoint listening');
     const tcp = server.tcpAddress();
     if (opts.json) {
       io.stdout(
@@ -381,7 +449,9 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
           host: address.address,
           port: address.port,
           ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
+          ...(metrics ? { metrics: metrics.url } : {}),
           noCode: !opts.code,
+          serverGroup: server.serverGroup,
           symbolSize: opts.symbolSize,
           memoryMiB: opts.memory,
           channels: server.channels.map((c) => ({
@@ -394,16 +464,19 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
             multicast: c.multicast && { group: c.multicast.group, port: c.multicast.port, source: c.multicast.source, ttl: c.multicast.ttl },
           })),
           objects: catalogue.objects.map((o) => ({ toi: o.toi, name: o.name, length: o.length, sha256: Buffer.from(o.sha256).toString('hex') })),
+          skipped: catalogue.skipped,
         }),
       );
     } else {
-      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}`);
+      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}${metrics ? ` (metrics ${metrics.url})` : ''}`);
     }
     return {
       server,
       catalogue,
       address,
+      metrics,
       async close() {
+        await metrics?.close();
         await server.close();
         await closeLives();
         catalogue.close();
@@ -414,6 +487,20 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     catalogue.close();
     await closeLives();
     throw asUsageError(e);
+  }
+}
+
+/** The metrics endpoint of `server` at `spec`; a port that cannot be bound is said plainly. */
+async function openMetrics(server: RqcastServer, spec: MetricsListenSpec): Promise<MetricsEndpoint> {
+  const host = spec.address ?? '127.0.0.1';
+  try {
+    return await startMetricsEndpoint({ registry: registerServerMetrics(server), host, port: spec.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const where = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
+    if (code === 'EADDRINUSE') throw new Error(`--metrics ${where}: the port is in use; choose another port`, { cause: e });
+    if (code === 'EADDRNOTAVAIL') throw new UsageError(`--metrics ${where}: not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses`);
+    throw e;
   }
 }
 
@@ -440,6 +527,9 @@ function asUsageError(e: unknown): unknown {
 
 /** The lines --help prints after the options. */
 const SERVE_HELP_AFTER = `
+Exit codes: 0 stopped by SIGINT or SIGTERM, 2 usage (a bad option, a missing or
+unservable file), 1 any other failure (e.g. the port is taken).
+
 Multicast (a channel with a group still serves unicast members; docs/PROTOCOL.md §10.10):
   rqcast serve ./files --multicast 239.1.2.3:5000 --multicast-if eth0
   rqcast serve ./files --channel hd:./hd@[ff3e::8000:1]:5000 --multicast-source 2001:db8::1
@@ -459,13 +549,30 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   takes the next word as its value unless it is an option: put it after
   the paths.
 
-Live streams (docs/PROTOCOL.md §10.12; play with: rqcast fetch rqcast://HOST:PORT/cam/cam -o - | ffplay -):
+Live streams (docs/PROTOCOL.md §10.14; play with: rqcast fetch rqcast://HOST:PORT/cam -o - | ffplay -):
   ffmpeg ... -f mpegts - | rqcast serve --live cam       from stdin, on channel "cam"
   rqcast serve ./files --live cam=udp://239.1.1.1:1234   an MPEG-TS feed, beside the files
   rqcast serve --live cam=/run/cam.fifo --block-ms 200   a FIFO (or a file that grows)
   Segments (NAME/0, NAME/1, ...) close after --block-ms or when full, are kept
   on disk for --keep, and are announced in the channel's FDT, which says
-  Complete="true" once the input ends.`;
+  Complete="true" once the input ends. A live stream is served by one server
+  alone (not with --servers).
+
+Metrics and logs:
+  rqcast serve ./files --metrics 9464                   Prometheus metrics at http://127.0.0.1:9464/metrics
+  rqcast serve ./files --metrics 0.0.0.0:9464           ... scrapable from other hosts
+  rqcast serve ./files --log-format pretty --log-level debug
+  Logs go to stderr (JSON lines by default, for journald or a collector).
+
+Server groups (clients combine members: fetch URL1 URL2 ...; docs/PROTOCOL.md "Server groups"):
+  rqcast serve ./files --server-index 0 --servers 2      on host A
+  rqcast serve ./files --server-index 1 --servers 2      on host B
+  Each member sends repair symbols whose ESI mod N is its index, member 0
+  also the source symbols, so no two members ever send the same symbol.
+  Serve the same files with the same --symbol-size on every member (objects
+  are matched by name, SHA-256 and OTI); give them one --secret so a
+  client's cookie works at any of them. With --no-code every member sends
+  every source symbol (a client combining them gets duplicates).`;
 
 function firstSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -487,12 +594,12 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .description('serve files to any number of clients as RaptorQ streams')
     .argument('[paths...]', 'files and directories to serve')
     .addOption(new Option('--port <port>', 'UDP control port').default(DEFAULT_PORT).argParser(optionParser(parsePort)))
-    .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
+    .addOption(new Option('--bind <address>', 'address to bind the control port to: 0.0.0.0 or :: for every address, or one of this host').default('0.0.0.0').argParser(optionParser(bindAddress())))
     .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
     .addOption(
-      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)')
-        .default([])
-        .argParser(repeatableOptionParser(parseChannelSpec)),
+      new Option('--channel <spec>', 'a channel NAME:FILE[,FILE...][:RATE][@GROUP:PORT], also sent to multicast GROUP:PORT if given (repeatable)').argParser(
+        repeatableOptionParser(parseChannelSpec),
+      ),
     )
     .addOption(
       new Option('--multicast <group:port>', 'also send channel main to this IP multicast group (224.0.0.0/4, or ff00::/8 in brackets: [ff3e::1]:5000)').argParser(
@@ -538,8 +645,28 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parseBlockMs)),
     )
     .addOption(new Option('--keep <duration>', 'live: how long segments stay on disk for late or lagging receivers').default(DEFAULT_LIVE_KEEP_MS, '60s').argParser(optionParser(parseDuration)))
+    .option('--follow-symlinks', 'under a DIR, also serve symbolic links to files outside it (default: skipped, and logged)')
+    .option('--dotfiles', 'under a DIR, also serve hidden files and directories (.git, .env; default: skipped, and logged)')
+    .addOption(
+      new Option('--max-sessions-per-address <n>', 'sessions one IPv4 address or IPv6 /64 may hold at once; more JOINs get ERROR 7 (TooManySessions)')
+        .default(DEFAULT_MAX_SESSIONS_PER_ADDRESS)
+        .argParser(optionParser(parsePositiveInteger)),
+    )
+    .addOption(
+      new Option('--metrics <[addr:]port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1: this host only; 0.0.0.0 for any)').argParser(
+        optionParser(parseMetricsListen),
+      ),
+    )
+    .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (default info; error with --quiet)').argParser(optionParser(parseLogLevel)))
+    .addOption(new Option('--log-format <format>', 'json: one JSON object per line (default); pretty: one line for a person').argParser(optionParser(parseLogFormat)))
+    .addOption(
+      new Option('--server-index <i>', 'this server is member I (0..N-1) of a group serving the same files: its symbols never repeat another member\'s').argParser(
+        optionParser(parseServerIndex),
+      ),
+    )
+    .addOption(new Option('--servers <n>', `the number of servers in the group (1..${MAX_GROUP_SERVERS})`).argParser(optionParser(parseServers)))
     .option('--json', 'print the listening line as JSON')
-    .option('--quiet', 'log errors only')
+    .option('--quiet', 'log errors only (unless --log-level)')
     .addHelpText('after', SERVE_HELP_AFTER)
     .action(async (paths: string[], opts: ServeCliOptions) => {
       const out: ServeIo = io ?? { stdout: (line) => process.stdout.write(line + '\n'), stderr: process.stderr };

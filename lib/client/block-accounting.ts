@@ -6,8 +6,19 @@
  * (block-budget.ts), and that reservation's size — an upper bound of what
  * the native decoder really allocates for the block (blockCost).
  *
- * The per-symbol decision lives here (accept): late, over budget, surplus
- * beyond the limit, dropped for a full backlog, or taken. The receiver
+ * The per-symbol decision lives here (accept): late, a source symbol the
+ * block already holds, over budget, surplus beyond the limit, dropped for
+ * a full backlog, or taken.
+ *
+ * Source symbols held are known exactly (a bit per source ESI, K/8 bytes a
+ * block): a carousel (no-code mode, or any stream that repeats itself)
+ * sends each source symbol once per pass, so from the second pass on most
+ * arrivals are ones the block holds. Counted as taken, they would fill the
+ * block's limit, send it to a solve that cannot succeed and turn the one
+ * missing symbol, when it comes, into surplus; the block would then gain
+ * only a margin's worth of symbols per attempt (issue 13 finding 11).
+ * Repair symbols are not tracked (a stream does not repeat their ESIs; a
+ * failed attempt counts the decoder's distinct symbols again, notDecoded). The receiver
  * (object-receiver.ts) does the staging and the decoding; it stays the
  * budget's BudgetedReceiver, and this class makes the budget calls on its
  * behalf.
@@ -36,6 +47,8 @@ export interface BlockAccountingStats {
   retries: number;
   blocksDone: number;
   symbolsOverBudget: number;
+  /** Source symbols that arrived for a block that already held them (a carousel's later passes). */
+  symbolsDuplicate: number;
 }
 
 export interface BlockAccountingOptions {
@@ -78,6 +91,8 @@ export class BlockAccounting {
   /** Stamps of the last STALE_ARRIVALS symbols of each block that was not admitted (a ring per block). */
   private readonly refusedAt: Float64Array;
   private readonly refusals: Uint32Array;
+  /** Per block, a bit per source ESI held (taken); allocated at the block's first symbol, dropped when it is done. */
+  private readonly sourceHeld: (Uint8Array | undefined)[];
 
   constructor(o: BlockAccountingOptions) {
     const Z = o.K.length;
@@ -97,6 +112,7 @@ export class BlockAccounting {
     this.arrivedAt = new Float64Array(Z);
     this.refusedAt = new Float64Array(Z * STALE_ARRIVALS);
     this.refusals = new Uint32Array(Z);
+    this.sourceHeld = new Array<Uint8Array | undefined>(Z).fill(undefined);
   }
 
   /**
@@ -143,36 +159,44 @@ export class BlockAccounting {
   }
 
   /**
-   * G symbols arriving for block sbn: how many of them to take (0 when the
-   * block is done, not admitted to the budget, at its limit, or when
-   * `backlogRoom`, the symbols the receiver can still stage, is too small).
+   * Symbol `esi` of block sbn arriving: whether to take it (not when the
+   * block is done, already holds this source symbol, is not admitted to the
+   * budget, is at its limit, or when `backlogRoom`, the symbols the
+   * receiver can still stage, is 0).
    */
-  accept(sbn: number, G: number, backlogRoom: number): number {
+  accept(sbn: number, esi: number, backlogRoom: number): boolean {
     if (this.blockDone[sbn]) {
-      this.stats.symbolsLate += G;
-      return 0;
+      this.stats.symbolsLate++;
+      return false;
+    }
+    const K = this.K[sbn];
+    const held = esi < K ? this.sourceHeld[sbn] : undefined;
+    if (held !== undefined && (held[esi >> 3] & (1 << (esi & 7))) !== 0) {
+      this.stats.symbolsDuplicate++;
+      return false;
     }
     const stamp = this.budget.tick();
     if (!this.admitted[sbn] && !this.admit(sbn, stamp)) {
-      this.stats.symbolsOverBudget += G;
-      this.budget.dropped(G);
-      return 0;
+      this.stats.symbolsOverBudget++;
+      this.budget.dropped(1);
+      return false;
     }
     this.arrivedAt[sbn] = stamp;
-    const room = this.limit[sbn] - this.fed[sbn];
-    if (room <= 0) {
-      this.stats.symbolsSurplus += G;
-      return 0;
+    if (this.fed[sbn] >= this.limit[sbn]) {
+      this.stats.symbolsSurplus++;
+      return false;
     }
-    if (G > backlogRoom) {
-      this.stats.symbolsDropped += G;
-      return 0;
+    if (backlogRoom < 1) {
+      this.stats.symbolsDropped++;
+      return false;
     }
-    const take = Math.min(room, G);
-    this.stats.symbolsSurplus += G - take;
-    this.fed[sbn] += take;
-    this.stats.symbolsReceived += take;
-    return take;
+    if (esi < K) {
+      const bits = (this.sourceHeld[sbn] ??= new Uint8Array((K + 7) >> 3));
+      bits[esi >> 3] |= 1 << (esi & 7);
+    }
+    this.fed[sbn]++;
+    this.stats.symbolsReceived++;
+    return true;
   }
 
   /** One symbol of `sbn` handed to the decoder; true once the block holds K (worth a solve). */
@@ -193,8 +217,9 @@ export class BlockAccounting {
 
   /**
    * An attempt on `sbn` did not decode and the decoder holds `distinct`
-   * symbols of it. Duplicates count in `pushed` but not in the decoder:
-   * count distinct symbols again. If the decoder does hold `limit` distinct
+   * symbols of it. A repair symbol that came twice (accept refuses repeated
+   * source symbols only) counts in `pushed` but not in the decoder: count
+   * distinct symbols again. If the decoder does hold `limit` distinct
    * symbols, the attempt failed (RFC 6330 decoding can need a few more than
    * K): accept `margin` more, and the block's reservation grows with them.
    */
@@ -210,11 +235,24 @@ export class BlockAccounting {
     }
   }
 
+  /**
+   * Block `sbn` is already in the sink (a resumed fetch): done without
+   * decoding. Its reservation, if it had one, is free.
+   */
+  resumed(sbn: number): void {
+    if (this.admitted[sbn]) this.budget.release(this.owner, sbn);
+    this.admitted[sbn] = false;
+    this.sourceHeld[sbn] = undefined;
+    this.blockDone[sbn] = true;
+    this.stats.blocksDone++;
+  }
+
   /** Block `sbn` decoded from `used` distinct symbols and was taken: its reservation is free. */
   decoded(sbn: number, used: number): void {
     this.stats.symbolsUsed += used;
     this.blockDone[sbn] = true;
     this.admitted[sbn] = false;
+    this.sourceHeld[sbn] = undefined;
     this.budget.release(this.owner, sbn);
     this.stats.blocksDone++;
   }
@@ -236,6 +274,7 @@ export class BlockAccounting {
     this.pushed[sbn] = 0;
     this.limit[sbn] = this.K[sbn] + this.margin;
     this.refusals[sbn] = 0;
+    this.sourceHeld[sbn] = undefined;
   }
 
   /** Returns every reservation (the receiver closed). */

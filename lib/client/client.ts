@@ -49,6 +49,17 @@
  * are the registry's, whichever link fed them). Over TCP the client sends
  * no ACKs: TCP recovers its losses itself, with fresh symbols.
  *
+ * Several servers (issue 11, docs/PROTOCOL.md §10.12): given several URLs
+ * (all naming the same object, or none), the fetch runs one session per
+ * server, each over UDP unicast (TCP with transport 'tcp'; no multicast and
+ * no fallback chain), every link feeding the one registry, where objects
+ * are matched by name, digest and OTI: symbols of every server combine.
+ * A SymbolTally counts each server's symbols and the duplicates, a
+ * ServerWatch drops a server that stops sending for fallbackAfterMs (its
+ * channels no longer owe an FDT) or whose session fails, and the fetch
+ * carries on with the others; only the last server's failure is the
+ * fetch's.
+ *
  * Errors end the fetch: JoinRefusedError (the CLI's exit 3),
  * FetchTimeoutError (4), DigestMismatchError (5). Temp files are removed
  * on every failure.
@@ -63,6 +74,7 @@ import { openTcpClientTransport } from '../transport/tcp/client-stream';
 import { PartialBlockBudget } from './block-budget';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
+import type { KeptPartial } from './sinks/sink';
 import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, TransportReason } from './fallback';
 import { groupText } from './fetch-report';
 import { FetchRun } from './fetch-run';
@@ -70,8 +82,11 @@ import { GroupLink, GroupLinkHost } from './group-link';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
 import { ServerLink, ServerLinkHost } from './server-link';
+import { ServerWatch } from './server-watch';
 import { ClientSession } from './session';
-import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
+import { SymbolTally } from './symbol-tally';
+import { formatRqcastUrl, joinChannels, parseRqcastUrl, RqcastUrl } from './url';
+import type { ServerSummary } from './events';
 
 export type { RqcastClientOptions } from './options';
 export type {
@@ -82,6 +97,7 @@ export type {
   ObjectResult,
   PacketInfo,
   ProgressInfo,
+  ServerSummary,
   TransportEvent,
   TransportReason,
 } from './events';
@@ -97,6 +113,8 @@ export declare interface RqcastClient {
   on(event: 'transport', listener: (t: TransportEvent) => void): this;
   /** Live playout gave up on a segment (it is skipped, never written). */
   on(event: 'gap', listener: (g: { seq: number; reason: string; object: string }) => void): this;
+  /** The fetch failed with `resume` on: what was kept for the next fetch (before 'error'). */
+  on(event: 'partial', listener: (kept: KeptPartial[]) => void): this;
 }
 
 /** A joined channel of a link, and what the fetch knows of how it is received. */
@@ -119,7 +137,10 @@ interface JoinedEntry {
 const RECV_GATHER_MICROS = 8000;
 
 export class RqcastClient extends EventEmitter {
+  /** The first server's URL. */
   readonly url: RqcastUrl;
+  /** Every server's URL (one, unless the fetch combines several). */
+  readonly urls: readonly RqcastUrl[];
   readonly stats: ClientStats = newClientStats();
   /** Partial blocks of every object, within memoryBytes. */
   readonly budget: PartialBlockBudget;
@@ -144,11 +165,25 @@ export class RqcastClient extends EventEmitter {
   private tickTimer?: NodeJS.Timeout;
   private lastActivity = 0;
   private running?: Promise<FetchSummary>;
+  /** Several servers: each one's symbols and duplicates, and which still send. */
+  private readonly tally?: SymbolTally;
+  private readonly watch?: ServerWatch;
+  /** Several servers: each link's URL, the channels it joined, and whether it ever joined. */
+  private readonly serverOf = new Map<ServerLink, { url: RqcastUrl; everJoined: boolean; channels: JoinedChannel[] }>();
 
-  constructor(url: string | RqcastUrl, options: RqcastClientOptions = {}) {
+  /** `url`: one server, or several (an array) that serve the same objects. */
+  constructor(url: string | RqcastUrl | readonly (string | RqcastUrl)[], options: RqcastClientOptions = {}) {
     super();
-    this.url = typeof url === 'string' ? parseRqcastUrl(url) : url;
+    const list = Array.isArray(url) ? (url as readonly (string | RqcastUrl)[]) : [url as string | RqcastUrl];
+    if (list.length === 0) throw new InvalidClientOptionError('give at least one server URL');
+    this.urls = list.map((u) => (typeof u === 'string' ? parseRqcastUrl(u) : u));
+    this.url = this.urls[0];
+    if (this.urls.length > 1) checkSeveralServers(this.urls, options);
     this.opts = resolveClientOptions(this.url, options, process.cwd());
+    if (this.urls.length > 1) {
+      this.tally = new SymbolTally();
+      this.watch = new ServerWatch(this.opts.fallbackAfterMs);
+    }
     this.budget = new PartialBlockBudget(this.opts.memoryBytes);
     this.fallback = new TransportFallback({ chain: fallbackChain(this.opts.transport), fallbackAfterMs: this.opts.fallbackAfterMs });
     const rng = new Rng(this.opts.lossSeed ?? randomBytes(4).readUInt32BE(0));
@@ -165,6 +200,8 @@ export class RqcastClient extends EventEmitter {
         maxUnknownPackets: this.opts.maxUnknownPackets,
         budget: this.budget,
         stats: this.stats,
+        resume: this.opts.resume,
+        ...(this.tally ? { tally: this.tally } : {}),
       },
       {
         decodingMoved: () => {
@@ -174,6 +211,7 @@ export class RqcastClient extends EventEmitter {
         socketDrops: () => this.socketDrops(),
         channels: () => this.channelSummaries(),
         shutdown: () => this.shutdown(),
+        ...(this.watch ? { servers: () => this.serverSummaries() } : {}),
       },
     );
     this.linkHost = this.makeLinkHost((e) => this.run.fail(e));
@@ -198,7 +236,7 @@ export class RqcastClient extends EventEmitter {
     return this.run.playout?.stats;
   }
 
-  /** Aborts a running fetch (FetchAbortedError); temp files are removed. */
+  /** Aborts a running fetch (FetchAbortedError); temp files are removed (kept with `resume`: 'partial'). */
   close(): void {
     this.run.fail(new FetchAbortedError());
   }
@@ -223,7 +261,8 @@ export class RqcastClient extends EventEmitter {
       joined: (link, info) => {
         this.run.report.joinedAt ??= Date.now();
         this.emit('joined', info);
-        if (this.tcpLinks.has(link)) this.adoptTcpChannels(link, info.channels);
+        if (this.watch) this.serverJoined(link, info.channels);
+        else if (this.tcpLinks.has(link)) this.adoptTcpChannels(link, info.channels);
         else this.receiveChannels(link, info.channels);
       },
       failed,
@@ -241,6 +280,7 @@ export class RqcastClient extends EventEmitter {
       throw new InvalidClientOptionError('the --until time has already passed');
     }
     const o = this.opts;
+    if (this.watch) return this.startServers();
     const tcp = o.transport === 'tcp';
     const server = tcp ? await this.tcpEndpoint() : await resolveServer(this.url.host, this.url.port);
     if (this.ended) return;
@@ -265,6 +305,110 @@ export class RqcastClient extends EventEmitter {
     }
   }
 
+  /**
+   * Several servers: one session per server, each over UDP unicast (or TCP
+   * with transport 'tcp'). A server whose name does not resolve is dropped
+   * with a warning, unless none does.
+   */
+  private async startServers(): Promise<void> {
+    const tcp = this.opts.transport === 'tcp';
+    const watch = this.watch as ServerWatch;
+    const resolved = await Promise.allSettled(this.urls.map((u) => resolveServer(u.host, u.port)));
+    if (this.ended) return;
+    const failures = resolved.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failures.length === resolved.length) throw failures[0].reason;
+    this.tickTimer = setInterval(() => this.tick(), Math.min(250, this.opts.progressIntervalMs));
+    for (let i = 0; i < this.urls.length; i++) {
+      const r = resolved[i];
+      const url = this.urls[i];
+      if (r.status === 'rejected') {
+        this.emit('warning', `${formatRqcastUrl(url)}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}; carrying on with the other servers`);
+        continue;
+      }
+      const holder: { link?: ServerLink } = {};
+      const link = this.newLink(r.value, joinChannels(url), [], this.makeLinkHost((e) => this.onServerFailed(holder.link as ServerLink, e)), tcp);
+      holder.link = link;
+      this.links.push(link);
+      this.serverOf.set(link, { url, everJoined: false, channels: [] });
+      watch.add(link.id);
+    }
+    await Promise.all(
+      this.links.map(async (link) => {
+        let transport: ClientTransport;
+        try {
+          transport = await this.openTransport(link.server, link);
+        } catch (e) {
+          this.onServerFailed(link, e instanceof Error ? e : new Error(String(e)));
+          return;
+        }
+        if (this.ended || watch.dropped(link.id)) {
+          await transport.close();
+          return;
+        }
+        link.start(transport);
+      }),
+    );
+  }
+
+  /** Several servers: `link`'s session joined `channels`; its silence is watched from now on. */
+  private serverJoined(link: ServerLink, channels: JoinedChannel[]): void {
+    const s = this.serverOf.get(link);
+    if (!s || s.everJoined) return;
+    s.everJoined = true;
+    s.channels = channels;
+    this.watch?.joined(link.id, Date.now());
+  }
+
+  /** Several servers: `link`'s session failed. Dropped, and the fetch goes on, unless it was the last server left. */
+  private onServerFailed(link: ServerLink, e: Error): void {
+    if (this.ended) return;
+    if (!this.watch?.failed(link.id)) {
+      this.run.fail(e);
+      return;
+    }
+    this.dropServer(link, `${e.message}`);
+  }
+
+  /** Several servers: stop using `link` (LEAVE if joined, close); its channels no longer owe an FDT. */
+  private dropServer(link: ServerLink, why: string): void {
+    const s = this.serverOf.get(link);
+    const label = s ? formatRqcastUrl(s.url) : `server ${link.id}`;
+    this.emit('warning', `${label}: ${why}; carrying on with the other servers`);
+    void link.shutdown();
+    for (const c of s?.channels ?? []) this.run.registry.supersede(link.id, c.tsi);
+    this.run.channelsChanged();
+  }
+
+  /** Data packets `link` has taken so far, over its channels. */
+  private packetsOf(link: ServerLink): number {
+    let n = 0;
+    for (const c of this.serverOf.get(link)?.channels ?? []) n += link.dataPath.unicastPackets(c.tsi);
+    return n;
+  }
+
+  /** Several servers: each one's share, for the summary. */
+  private serverSummaries(): ServerSummary[] {
+    const tally = this.tally as SymbolTally;
+    const watch = this.watch as ServerWatch;
+    const out: ServerSummary[] = [];
+    for (const link of this.links) {
+      const s = this.serverOf.get(link);
+      if (!s) continue;
+      const t = tally.of(link.id);
+      const dropped = watch.dropped(link.id);
+      out.push({
+        url: formatRqcastUrl(s.url),
+        transport: this.tcpLinks.has(link) ? 'tcp' : 'udp',
+        joined: s.everJoined,
+        ...(dropped ? { dropped } : {}),
+        packets: this.packetsOf(link),
+        symbols: t.symbols,
+        duplicates: t.duplicates,
+      });
+    }
+    return out;
+  }
+
   /** A link (one session) to `server` for `channels`; over TCP, a session that sends no ACKs. */
   private newLink(server: ServerEndpoint, channels: string[], multicast: string[], host: ServerLinkHost, tcp: boolean): ServerLink {
     const o = this.opts;
@@ -279,6 +423,7 @@ export class RqcastClient extends EventEmitter {
         ackEveryPackets: o.ackEveryPackets,
         recordEsis: o.recordEsis,
         stats: this.stats,
+        ...(this.tally ? { tally: this.tally } : {}),
       },
       ackIntervalMs: o.ackIntervalMs,
     });
@@ -486,6 +631,10 @@ export class RqcastClient extends EventEmitter {
 
   /** A delivery of `link` was read: a channel it carries by UDP that got packets keeps its UDP watch alive. */
   private onDelivered(link: ServerLink, now: number): void {
+    if (this.watch) {
+      this.watch.heard(link.id, this.packetsOf(link), now);
+      return;
+    }
     if (this.tcpLinks.has(link)) return;
     for (const e of this.joinedChannels.values()) {
       if (e.link !== link) continue;
@@ -523,6 +672,7 @@ export class RqcastClient extends EventEmitter {
    */
   private leaveIfAllDecoded(): void {
     if (this.ended || !this.run.allDecoded()) return;
+    this.watch?.finish();
     for (const link of this.links) link.leave();
     for (const e of this.joinedChannels.values()) e.group?.leave();
   }
@@ -535,6 +685,12 @@ export class RqcastClient extends EventEmitter {
       this.run.fail(new FetchTimeoutError(`${this.waitingFor()} for ${Math.round(this.opts.timeoutMs / 1000)} s`));
       return;
     }
+    if (this.watch) {
+      for (const id of this.watch.tick(now)) {
+        const link = this.links.find((l) => l.id === id);
+        if (link) this.dropServer(link, `nothing arrived for ${Math.round(this.opts.fallbackAfterMs)} ms`);
+      }
+    }
     const report = this.run.report;
     if (this.links.some((l) => l.joined) && report.progressDue(now, this.opts.progressIntervalMs)) this.emit('progress', report.progress(now, true));
   }
@@ -543,6 +699,38 @@ export class RqcastClient extends EventEmitter {
   private waitingFor(): string {
     if (this.links.length === 0 || this.links.some((l) => l.joined)) return 'no data';
     return this.links.some((l) => l.session.phase === 'join') ? 'no answer to JOIN' : 'no answer to HELLO';
+  }
+
+  /**
+   * Each joined channel and the names of the wanted objects its FDTs listed
+   * (what a relay serves again under the same channel names). Read after
+   * the fetch, or during it.
+   */
+  channelContents(): { name: string; objects: string[] }[] {
+    // From the registry: a channel may have been received by several sessions (a transport fallback), each its own entry.
+    const out = new Map<string, Set<string>>();
+    for (const ch of this.run.registry.allChannels()) {
+      const names = out.get(ch.name) ?? new Set<string>();
+      out.set(ch.name, names);
+      for (const obj of ch.tois.values()) names.add(obj.name);
+    }
+    return [...out].map(([name, objects]) => ({ name, objects: [...objects] }));
+  }
+
+  /**
+   * The joined channels whose last FDT instance said Complete="false": more
+   * Files may come (a live stream, docs/PROTOCOL.md §10.14).
+   */
+  openChannels(): string[] {
+    const out = new Set<string>();
+    for (const ch of this.run.registry.allChannels()) if (ch.fdtOpen) out.add(ch.name);
+    return [...out];
+  }
+
+  /** The symbol size T of object `name` as its FDT gave it (undefined if no FDT listed it). */
+  symbolSizeOf(name: string): number | undefined {
+    for (const obj of this.run.registry.objects) if (obj.name === name) return obj.oti.symbolSize;
+    return undefined;
   }
 
   /** Progress now (also what 'progress' events carry). */
@@ -554,6 +742,14 @@ export class RqcastClient extends EventEmitter {
 
   /** Every joined channel and the transport it is on. */
   private channelSummaries(): ChannelSummary[] {
+    if (this.watch) {
+      const out: ChannelSummary[] = [];
+      for (const link of this.links) {
+        const s = this.serverOf.get(link);
+        for (const c of s?.channels ?? []) out.push({ name: c.name, tsi: c.tsi, transport: this.tcpLinks.has(link) ? 'tcp' : 'udp', server: formatRqcastUrl(s!.url) });
+      }
+      return out;
+    }
     return [...this.joinedChannels.values()].map((e) => ({
       name: e.channel.name,
       tsi: e.channel.tsi,
@@ -583,7 +779,25 @@ export class RqcastClient extends EventEmitter {
   }
 }
 
-/** Fetches `url` with `options`; resolves with the summary. */
-export function fetchRqcast(url: string | RqcastUrl, options: RqcastClientOptions = {}): Promise<FetchSummary> {
+/**
+ * The rules of a fetch from several servers: every URL names the same
+ * object (or none), and the options that speak of one server's transports
+ * are refused (InvalidClientOptionError says what to do instead).
+ */
+function checkSeveralServers(urls: readonly RqcastUrl[], options: RqcastClientOptions): void {
+  const name = urls[0].name;
+  if (urls.some((u) => u.name !== name)) {
+    throw new InvalidClientOptionError('every URL of a fetch from several servers must name the same object (or none): objects are matched by name');
+  }
+  if (options.transport === 'multicast') {
+    throw new InvalidClientOptionError('a fetch from several servers receives each by unicast: use --transport udp or tcp (or auto, which means udp here)');
+  }
+  if (options.tcp !== undefined) {
+    throw new InvalidClientOptionError("--tcp names one server's TCP transport: with several servers, each URL's host and port is used");
+  }
+}
+
+/** Fetches `url` (or several servers' URLs, combined) with `options`; resolves with the summary. */
+export function fetchRqcast(url: string | RqcastUrl | readonly (string | RqcastUrl)[], options: RqcastClientOptions = {}): Promise<FetchSummary> {
   return new RqcastClient(url, options).fetch();
 }

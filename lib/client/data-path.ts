@@ -42,6 +42,7 @@ import type { Datagrams, ServerEndpoint } from '../transport/client-transport';
 import { AckReporter } from './ack-reporter';
 import type { ClientStats, PacketInfo } from './events';
 import type { ChannelEntry, ObjectRegistry, RegisteredObject } from './object-registry';
+import type { SymbolTally } from './symbol-tally';
 
 /** Whether two numeric addresses are the same host (false for anything that is not an address). */
 function sameAddress(a: string, b: string): boolean {
@@ -88,6 +89,8 @@ export interface DataPathOptions {
   recordEsis: boolean;
   /** Counters, shared by every data path of the fetch. */
   stats: ClientStats;
+  /** Where each object symbol came from (a fetch from several servers; the registry counts the general path's). */
+  tally?: SymbolTally;
 }
 
 /** A joined channel as the data path sees it: the registry's entry and its ACK reporter. */
@@ -289,6 +292,7 @@ export class DataPath {
     const entry = ch.entry;
     const obj = entry.toiNumbers.get(s.toi);
     if (obj) {
+      this.o.tally?.record(this.source, obj, s.sbn, s.esi, Math.floor(s.payloadLength / obj.oti.symbolSize));
       const r = obj.receiver;
       if (obj.batchMark < 0) {
         obj.batchMark = r.stats.symbolsReceived;

@@ -57,16 +57,59 @@ export class DigestMismatchError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_DIGEST_MISMATCH';
   readonly objectName: string;
   constructor(objectName: string) {
-    super(DigestMismatchError.code, `SHA-256 of the decoded object "${objectName}" does not match the FDT`);
+    super(DigestMismatchError.code, `SHA-256 of the decoded object ${quotedName(objectName)} does not match the FDT`);
     this.objectName = objectName;
   }
 }
 
-/** The FDTs of every joined channel arrived and none lists the object asked for. */
+/** What the server's FDTs offered, for an error that says what exists instead. */
+export interface ServerOffer {
+  /** Names of the objects the joined channels' FDTs list. */
+  objects: string[];
+  /** Every channel of the server (the FDTs' rq:Channel list); empty when they list none. */
+  channels: string[];
+}
+
+/**
+ * A name from the network, made safe for a terminal: control characters
+ * (C0, DEL and C1, where CSI starts escape sequences) written as \uXXXX, so
+ * a hostile FDT cannot move the cursor or recolour what the user reads.
+ */
+export function printableName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** printableName in double quotes, with '"' and '\\' escaped: one name in a message. */
+export function quotedName(name: string): string {
+  return `"${printableName(name.replace(/[\\"]/g, (c) => `\\${c}`))}"`;
+}
+
+/** The names in `offer`, for an error message: at most `max` of each kind. */
+export function offerText(offer: ServerOffer, max = 10): string {
+  const list = (names: string[]): string => {
+    const shown = names.slice(0, max).map(quotedName);
+    return shown.join(', ') + (names.length > max ? `, … (${names.length - max} more)` : '');
+  };
+  const parts: string[] = [];
+  if (offer.channels.length > 0) parts.push(`channels ${list(offer.channels)}`);
+  parts.push(offer.objects.length > 0 ? `objects ${list(offer.objects)}` : 'no objects');
+  return parts.join('; ');
+}
+
+/** The FDTs of every joined channel arrived and none lists the object asked for (exit 6). */
 export class NoSuchObjectError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_NO_SUCH_OBJECT';
-  constructor(objectName: string) {
-    super(NoSuchObjectError.code, `no joined channel carries an object named "${objectName}"`);
+  readonly objectName: string;
+  /** What the joined channels offered instead, when known. */
+  readonly offer?: ServerOffer;
+  constructor(objectName: string, offer?: ServerOffer, message?: string) {
+    super(
+      NoSuchObjectError.code,
+      message ?? `no joined channel carries an object named "${objectName}"${offer ? ` (the server offers ${offerText(offer)}; run "rqcast ls URL" to list them)` : ''}`,
+    );
+    this.objectName = objectName;
+    if (offer) this.offer = offer;
   }
 }
 
@@ -74,7 +117,7 @@ export class NoSuchObjectError extends ClientError {
 export class UnfetchableObjectError extends ClientError {
   static readonly code = 'ERR_RQ_CLIENT_UNFETCHABLE';
   constructor(objectName: string, why: string) {
-    super(UnfetchableObjectError.code, `object "${objectName}" cannot be fetched: ${why}`);
+    super(UnfetchableObjectError.code, `object ${quotedName(objectName)} cannot be fetched: ${why}`);
   }
 }
 

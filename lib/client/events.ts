@@ -62,7 +62,15 @@ export interface ObjectResult {
   tailSeconds: number;
   symbolsReceived: number;
   symbolsUsed: number;
+  /** Source symbols that arrived again before the object decoded (a carousel's later passes), not taken. */
+  symbolsDuplicate: number;
   neededSymbols: number;
+  /** Blocks an interrupted fetch had kept, verified and not fetched again (resume). */
+  blocksResumed: number;
+  /** Their source symbols: of neededSymbols, those this fetch did not need. */
+  symbolsResumed: number;
+  /** Source symbols of the other blocks that the interrupted fetch had received, read back and used (not in symbolsReceived). */
+  symbolsReplayed: number;
 }
 
 /** A joined channel at the end of a fetch: the transport it ended on (docs/PROTOCOL.md §10.10). */
@@ -72,6 +80,25 @@ export interface ChannelSummary {
   transport: ClientTransportKind;
   /** The channel's group as GROUP:PORT (IPv6 in brackets), if JOINED announced one. */
   group?: string;
+  /** The server's URL, in a fetch from several servers (TSIs are each server's own). */
+  server?: string;
+}
+
+/** One server of a fetch from several (docs/PROTOCOL.md §10.12). */
+export interface ServerSummary {
+  /** Its URL, as given. */
+  url: string;
+  transport: ClientTransportKind;
+  /** Its session got a JOINED. */
+  joined: boolean;
+  /** Why the fetch stopped using it before the end: it went silent, or its session failed. */
+  dropped?: 'silent' | 'failed';
+  /** Data packets taken from it. */
+  packets: number;
+  /** Symbols of wanted objects received from it. */
+  symbols: number;
+  /** Of those, symbols whose (object, SBN, ESI) had already arrived from any server. */
+  duplicates: number;
 }
 
 export interface FetchSummary {
@@ -85,8 +112,15 @@ export interface FetchSummary {
   bytesReceived: number;
   symbolsReceived: number;
   symbolsUsed: number;
+  /** Source symbols that arrived again for blocks that held them (a carousel's later passes), not taken. */
+  symbolsDuplicate: number;
   neededSymbols: number;
-  /** symbolsReceived / neededSymbols - 1 (reception overhead). */
+  /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
+  symbolsResumed: number;
+  blocksResumed: number;
+  /** Source symbols of blocks not kept whole that an interrupted fetch had received: read back, not received again. */
+  symbolsReplayed: number;
+  /** symbolsReceived / (neededSymbols - symbolsResumed - symbolsReplayed) - 1 (reception overhead). */
   overhead: number;
   replacements: number;
   acksSent: number;
@@ -105,6 +139,10 @@ export interface FetchSummary {
   peakPartialBlockBytes: number;
   /** The memory budget in force (memoryBytes, or raised to two blocks). */
   memoryBytes: number;
+  /** A fetch from several servers: each server's share (absent for one server). */
+  servers?: ServerSummary[];
+  /** A fetch from several servers: symbols that arrived twice, summed over the servers (0 for servers of one group). */
+  duplicates?: number;
 }
 
 export interface ClientStats {

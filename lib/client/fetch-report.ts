@@ -35,7 +35,11 @@ export class FetchReport {
       tailSeconds: (now - obj.lastUsefulAt) / 1000,
       symbolsReceived: r.stats.symbolsReceived,
       symbolsUsed: r.stats.symbolsUsed,
+      symbolsDuplicate: r.stats.symbolsDuplicate,
       neededSymbols: r.neededSymbols,
+      blocksResumed: r.stats.blocksResumed,
+      symbolsResumed: r.stats.symbolsResumed,
+      symbolsReplayed: r.stats.symbolsReplayed,
     };
     this.results.push(result);
     return result;
@@ -93,10 +97,18 @@ export class FetchReport {
   summary(now: number, channels: ChannelSummary[]): FetchSummary {
     let symbolsReceived = 0;
     let symbolsUsed = 0;
+    let symbolsDuplicate = 0;
     let needed = 0;
+    let symbolsResumed = 0;
+    let blocksResumed = 0;
+    let symbolsReplayed = 0;
     for (const o of this.registry.objects) {
+      symbolsReplayed += o.receiver.stats.symbolsReplayed;
+      symbolsResumed += o.receiver.stats.symbolsResumed;
+      blocksResumed += o.receiver.stats.blocksResumed;
       symbolsReceived += o.receiver.stats.symbolsReceived;
       symbolsUsed += o.receiver.stats.symbolsUsed;
+      symbolsDuplicate += o.receiver.stats.symbolsDuplicate;
       needed += o.receiver.neededSymbols;
     }
     const s = this.stats;
@@ -109,8 +121,13 @@ export class FetchReport {
       bytesReceived: s.bytesReceived,
       symbolsReceived,
       symbolsUsed,
+      symbolsDuplicate,
       neededSymbols: needed,
-      overhead: needed > 0 ? symbolsReceived / needed - 1 : 0,
+      symbolsResumed,
+      blocksResumed,
+      symbolsReplayed,
+      // Over what this fetch had to receive: a resumed fetch needs only what it lacked.
+      overhead: needed - symbolsResumed - symbolsReplayed > 0 ? symbolsReceived / (needed - symbolsResumed - symbolsReplayed) - 1 : 0,
       replacements: s.replacements,
       acksSent: s.acksSent,
       simulatedDrops: s.simulatedDrops,

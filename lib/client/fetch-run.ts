@@ -13,18 +13,21 @@
  *   the URL's NAME;
  * - the end, whichever comes first: finish() reads the summary while the
  *   sockets are open, shuts down, then emits 'done' and resolves; fail()
- *   aborts the sinks of unverified objects (their temp files are removed),
+ *   aborts the sinks of unverified objects (their temp files are removed;
+ *   resumable sinks keep their blocks instead and 'partial' lists them),
  *   shuts down, then emits 'error' (when someone listens) and rejects.
  */
 import type { EventEmitter } from 'events';
 import type { PartialBlockBudget } from './block-budget';
 import { NoSuchObjectError } from './errors';
-import type { ChannelSummary, ClientStats, FetchSummary } from './events';
+import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from './events';
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
 import { LivePlayout } from './live-playout';
 import type { PlayoutStream } from './sinks/playout-sink';
+import type { ResumeMode } from './sinks/resumable-sink';
+import type { SymbolTally } from './symbol-tally';
 
 export interface FetchRunOptions {
   /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
@@ -47,6 +50,15 @@ export interface FetchRunOptions {
   /** Partial blocks of every object; also bounds the early blocks kept for the running digest. */
   budget: PartialBlockBudget;
   stats: ClientStats;
+  /**
+   * Resumable file sinks (sinks/resumable-sink.ts): 'continue' resumes what
+   * an interrupted fetch left, 'restart' starts over; either way a fetch
+   * that fails keeps its blocks and emits 'partial'. Undefined: nothing is
+   * kept or resumed.
+   */
+  resume?: ResumeMode;
+  /** A fetch from several servers: where each symbol came from. */
+  tally?: SymbolTally;
 }
 
 /** What a run needs from the fetch it belongs to. */
@@ -59,6 +71,8 @@ export interface FetchRunHost {
   channels(): ChannelSummary[];
   /** Stops the timers and closes every transport (LEAVE where joined). */
   shutdown(): Promise<void>;
+  /** A fetch from several servers: each server's share, for the summary. */
+  servers?(): ServerSummary[];
 }
 
 export class FetchRun {
@@ -97,6 +111,7 @@ export class FetchRun {
       selector: playout,
       maxUnknownPackets: o.maxUnknownPackets,
       budget,
+      // A playout is not resumable (what it wrote is out on the stream): `resume` applies to files only.
       sinks:
         playout !== undefined
           ? playout
@@ -105,8 +120,11 @@ export class FetchRun {
               outputFile: o.outputFile,
               // Early blocks kept for the running digest: within the same budget.
               holdBytes: () => budget.limitBytes,
+              resume: o.resume,
+              warning: (m) => emitter.emit('warning', m),
             }),
       stats: o.stats,
+      ...(o.tally ? { tally: o.tally } : {}),
       events: {
         warning: (m) => emitter.emit('warning', m),
         failed: (e) => this.fail(e),
@@ -150,13 +168,20 @@ export class FetchRun {
     this._ended = true;
     const err = e instanceof Error ? e : new Error(String(e));
     const cleanup = async (): Promise<void> => {
-      await this.registry.abort(err);
+      const kept = await this.registry.abort(err);
+      if (kept.length > 0) this.emitter.emit('partial', kept);
       await this.shutdown();
     };
     void cleanup().then(() => {
       if (this.emitter.listenerCount('error') > 0) this.emitter.emit('error', err);
       this.settle?.reject(err);
     });
+  }
+
+  /** The set of channels that must deliver an FDT changed (a server was dropped): the fetch may be over. */
+  channelsChanged(): void {
+    this.checkFinished();
+    this.host.decodingMoved();
   }
 
   // ---------------------------------------------------------------------
@@ -170,7 +195,7 @@ export class FetchRun {
   private checkFinished(): void {
     if (this._ended || !this.registry.fdtsComplete()) return;
     if (this.registry.missingNamed() || (this.playout !== undefined && this.registry.size === 0)) {
-      this.fail(new NoSuchObjectError(this.o.name as string));
+      this.fail(new NoSuchObjectError(this.o.name as string, this.registry.offer()));
       return;
     }
     if (this.registry.allVerified()) this.finish();
@@ -181,6 +206,11 @@ export class FetchRun {
     // The kernel's count of receive-buffer overflows, while the sockets are open.
     this.o.stats.socketDrops = this.host.socketDrops();
     const summary = this.report.summary(Date.now(), this.host.channels());
+    const servers = this.host.servers?.();
+    if (servers) {
+      summary.servers = servers;
+      summary.duplicates = servers.reduce((n, s) => n + s.duplicates, 0);
+    }
     this._ended = true;
     void this.shutdown().then(() => {
       this.emitter.emit('done', summary);

@@ -30,6 +30,9 @@ import { PartialBlockBudget } from './block-budget';
 import { DataPath, DataPathOwner } from './data-path';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError } from './errors';
 import { ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
+import { checkResumeMode } from './options';
+import type { ResumeMode } from './sinks/resumable-sink';
+import type { KeptPartial } from './sinks/sink';
 import { groupText } from './fetch-report';
 import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
@@ -46,6 +49,8 @@ export interface FluteReceiverOptions {
   outputFile?: string;
   /** Play the one object the URL names out to this stream, in order (as RqcastClientOptions.playout). */
   playout?: NodeJS.WritableStream;
+  /** As RqcastClientOptions.resume (files only, not with playout). */
+  resume?: ResumeMode;
   /** Give up after this long joined without anything useful from the group. Default 60 000 ms. */
   timeoutMs?: number;
   /** Most bytes held by source blocks not decoded yet (as RqcastClientOptions.memoryBytes). Default 1 GiB. */
@@ -77,6 +82,8 @@ export declare interface FluteReceiver {
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: 'warning', listener: (message: string) => void): this;
   on(event: 'packet', listener: (p: PacketInfo) => void): this;
+  /** The fetch failed with `resume` on: what was kept for the next fetch (before 'error'). */
+  on(event: 'partial', listener: (kept: KeptPartial[]) => void): this;
 }
 
 function positive(v: number | undefined, name: string, def: number): number {
@@ -110,6 +117,7 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
       throw new InvalidClientOptionError('an output file needs a URL that names one object; give a directory otherwise');
     }
     if (o.playout !== undefined && this.url.name === undefined) throw new InvalidClientOptionError('playout to a stream needs a URL that names one object');
+    if (o.playout !== undefined && o.resume !== undefined) throw new InvalidClientOptionError('resume is for files: a playout stream cannot be resumed');
     const lossRate = o.lossRate ?? 0;
     if (!(lossRate >= 0 && lossRate < 1)) throw new InvalidClientOptionError('lossRate must be in [0, 1)');
     this.timeoutMs = positive(o.timeoutMs, 'timeoutMs', 60_000);
@@ -126,6 +134,7 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
         maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
         budget: this.budget,
         stats: this.stats,
+        resume: o.resume === undefined ? undefined : checkResumeMode(o.resume),
       },
       {
         decodingMoved: () => this.stopIfAllDecoded(),

@@ -14,6 +14,8 @@ export {
   TransportReason,
 } from './client';
 export { FluteReceiver, FluteReceiverOptions } from './flute-receiver';
+export { withUrlReadings, urlReadings, NothingNamedError } from './one-segment';
+export { readCatalogue, CatalogueListing, ListedChannel, ListedObject, CatalogueReaderOptions } from './catalogue-reader';
 export { TransportMode, TransportFallback, TransportFallbackOptions, FallbackDecision, fallbackChain } from './fallback';
 export {
   parseRqcastUrl,
@@ -34,13 +36,15 @@ export {
   FetchTimeoutError,
   DigestMismatchError,
   NoSuchObjectError,
+  ServerOffer,
   UnfetchableObjectError,
   FetchAbortedError,
   UnresolvedHostError,
 } from './errors';
 export { ObjectFileWriter, safeObjectPath } from './sinks/file-writer';
 export { FileSink, FileSinkFactory, FileSinkOptions } from './sinks/file-sink';
-export { ObjectSink, SinkFactory, SinkObject } from './sinks/sink';
+export { ObjectSink, SinkFactory, SinkObject, KeptPartial } from './sinks/sink';
+export { ResumableFileSink, ResumableSinkOptions, ResumeMode } from './sinks/resumable-sink';
 export { ClientSession, ClientSessionConfig, SessionEvent, SessionMachine, SessionOutput, SessionPhase } from './session';
 export { ObjectReceiver, BlockSink, ObjectReceiverOptions, ObjectReceiverStats } from './object-receiver';
 export { FdtReceiver, FdtReceiverOptions, FdtReceiverStats } from './fdt-receiver';

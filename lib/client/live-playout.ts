@@ -1,7 +1,7 @@
 /**
  * LivePlayout: `fetch rqcast://HOST:PORT/CH/NAME -o -` (issue 10). NAME is
  * either one object (a file: played out by a PlayoutSink) or a live stream,
- * whose objects are its segments `NAME/N` (docs/PROTOCOL.md §10.12). For a
+ * whose objects are its segments `NAME/N` (docs/PROTOCOL.md §10.14). For a
  * live stream:
  *
  * - the start is chosen from the first FDT instance that lists a segment:
@@ -20,6 +20,7 @@
  * SinkFactory (where they go).
  */
 import { createHash } from 'crypto';
+import { decodeContentLocation } from '../protocol/content-location';
 import type { FdtFile } from '../protocol/fdt-schema';
 import { DigestMismatchError } from './errors';
 import type { FileSelector } from './object-registry';
@@ -92,7 +93,7 @@ export class LivePlayout implements FileSelector, SinkFactory {
   instance(files: readonly FdtFile[], complete: boolean | undefined): void {
     const seqs: number[] = [];
     for (const f of files) {
-      const s = this.seqOf(f.contentLocation);
+      const s = this.seqOf(decodeContentLocation(f.contentLocation));
       if (s !== undefined) seqs.push(s);
     }
     this.listed = new Set(seqs);
@@ -106,8 +107,9 @@ export class LivePlayout implements FileSelector, SinkFactory {
   }
 
   wants(file: FdtFile): boolean {
-    if (file.contentLocation === this.o.name) return true;
-    const s = this.seqOf(file.contentLocation);
+    const name = decodeContentLocation(file.contentLocation);
+    if (name === this.o.name) return true;
+    const s = this.seqOf(name);
     return s !== undefined && this.next >= 0 && s >= this.next;
   }
 

@@ -17,10 +17,11 @@
  * solve at a time, so that blocks that become decodable together are
  * solved in parallel.
  *
- * A block takes K + margin symbols; the ones that arrive beyond that are
- * surplus and never copied into the decoder. Only a failed attempt (RFC
- * 6330 decoding sometimes needs a symbol or two more than K) opens the
- * block to more.
+ * A block takes K + margin distinct symbols; the ones that arrive beyond
+ * that are surplus, and source symbols it already holds are duplicates (a
+ * carousel's later passes); neither is copied into the decoder. Only a
+ * failed attempt (RFC 6330 decoding sometimes needs a symbol or two more
+ * than K) opens the block to more.
  *
  * As soon as a source block decodes it is taken out of the decoder
  * (takeBlock frees the decoder's copy) and handed to the sink at its offset
@@ -84,6 +85,8 @@ export interface ObjectReceiverStats {
   symbolsLate: number;
   /** Symbols beyond K + margin for a block still being solved, not handed on. */
   symbolsSurplus: number;
+  /** Source symbols that arrived again for a block that held them (a carousel's later passes): not handed on. */
+  symbolsDuplicate: number;
   /** Symbols dropped because the decoders' backlog was full. */
   symbolsDropped: number;
   /** Packets whose payload is not whole symbols, or with a bad SBN/ESI. */
@@ -99,6 +102,12 @@ export interface ObjectReceiverStats {
   symbolsOverBudget: number;
   /** Partial blocks of this object evicted for the budget. */
   blocksEvicted: number;
+  /** Blocks the sink already held from an interrupted fetch (resumeBlocks), counted in blocksDone. */
+  blocksResumed: number;
+  /** Source symbols (K) of those blocks: what this fetch did not need to receive. */
+  symbolsResumed: number;
+  /** Source symbols of other blocks read back from the sink (addKeptSource), not counted in symbolsReceived. */
+  symbolsReplayed: number;
 }
 
 export function toDecoderOti(oti: WireOti): { F: number; T: number; Z: number; N: number; Al: number } {
@@ -111,6 +120,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     symbolsUsed: 0,
     symbolsLate: 0,
     symbolsSurplus: 0,
+    symbolsDuplicate: 0,
     symbolsDropped: 0,
     rejected: 0,
     batches: 0,
@@ -119,6 +129,9 @@ export class ObjectReceiver implements BudgetedReceiver {
     blocksDone: 0,
     symbolsOverBudget: 0,
     blocksEvicted: 0,
+    blocksResumed: 0,
+    symbolsResumed: 0,
+    symbolsReplayed: 0,
   };
   /** Settles when every block has been written to the sink (or on the first failure). */
   readonly done: Promise<void>;
@@ -145,6 +158,8 @@ export class ObjectReceiver implements BudgetedReceiver {
   private readonly writeThrough?: WriteThrough;
   private pendingTotal = 0;
   private closed = false;
+  /** addKeptSource is adding symbols the sink already holds: no write-through. */
+  private replaying = false;
   private readonly writes: Promise<void>[] = [];
   private resolveDone!: () => void;
   private resolveDecoded!: () => void;
@@ -296,25 +311,96 @@ export class ObjectReceiver implements BudgetedReceiver {
     }
     // G symbols with consecutive ESIs (RFC 6330 §3.2); none past 2^24 - 1.
     const G = Math.min(payloadLength / T, MAX_ESI + 1 - esi);
-    const take = this.accounting.accept(sbn, G, this.maxPending - this.pendingTotal);
-    if (take === 0) return;
-    this.pendingTotal += take;
-    const wt = this.writeThrough;
-    if (wt !== undefined && esi < this.K[sbn]) {
-      for (let i = 0; i < take && esi + i < this.K[sbn]; i++) wt.gather(sbn, esi + i, buf, at + i * T);
-    }
     const lane = this.laneOf(sbn);
-    if (inPlace && take === 1 && !lane.solving.has(sbn)) {
-      if (lane.holdsOtherBuffer(buf)) this.commit(lane);
-      lane.stageInPlace(buf, at - FEC_PAYLOAD_ID_SIZE);
-    } else {
-      for (let i = 0; i < take; i++) {
-        const packet = codecPacket(sbn, esi + i, buf, at + i * T, T);
+    // Symbols read back from the sink (addKeptSource) are there already: no write-through.
+    const wt = this.replaying ? undefined : this.writeThrough;
+    let taken = 0;
+    for (let i = 0; i < G; i++) {
+      if (!this.accounting.accept(sbn, esi + i, this.maxPending - this.pendingTotal)) continue;
+      taken++;
+      this.pendingTotal++;
+      const symbolAt = at + i * T;
+      if (wt !== undefined && esi + i < this.K[sbn]) wt.gather(sbn, esi + i, buf, symbolAt);
+      if (inPlace && G === 1 && !lane.solving.has(sbn)) {
+        if (lane.holdsOtherBuffer(buf)) this.commit(lane);
+        lane.stageInPlace(buf, symbolAt - FEC_PAYLOAD_ID_SIZE);
+      } else {
+        const packet = codecPacket(sbn, esi + i, buf, symbolAt, T);
         if (lane.solving.has(sbn)) lane.deferred.push(packet);
         else lane.stageCopy(packet);
       }
     }
-    this.schedule(lane);
+    if (taken > 0) this.schedule(lane);
+  }
+
+  /**
+   * Blocks the sink already holds, verified (a resumed fetch,
+   * ObjectSink.resumed): done without a symbol. What this receiver holds of
+   * them is dropped; a block being solved right now is left to finish (it
+   * is written again, the same bytes). Returns how many were newly marked.
+   */
+  resumeBlocks(sbns: Iterable<number>): number {
+    if (this.closed || this.complete) return 0;
+    let n = 0;
+    for (const sbn of sbns) {
+      if (!Number.isInteger(sbn) || sbn < 0 || sbn >= this.Z || this.accounting.blockDone[sbn]) continue;
+      const lane = this.laneOf(sbn);
+      if (lane.solving.has(sbn)) continue;
+      this.pendingTotal -= lane.unstage(sbn);
+      lane.ready.delete(sbn);
+      lane.decoder.discardBlock(sbn);
+      this.accounting.resumed(sbn);
+      this.writeThrough?.drop(sbn);
+      this.stats.blocksResumed++;
+      this.stats.symbolsResumed += this.K[sbn];
+      n++;
+    }
+    if (this.complete) this.decodingDone();
+    return n;
+  }
+
+  /**
+   * Source bytes of the object at `offset` that the sink already holds (a
+   * resumed fetch's written-through symbols, ObjectSink.resumeSymbols):
+   * added as the received source symbols they are (RFC 6330 §4.4.1.2: the
+   * symbol at ESI e of block sbn is the object's bytes at blockOffset(sbn)
+   * + e·T, the last one zero-padded), within the same limits as symbols
+   * from the network, and not written through again. Bytes that do not
+   * start on a symbol boundary or leave their block are ignored. Returns
+   * the symbols taken (stats.symbolsReplayed, not symbolsReceived).
+   */
+  addKeptSource(offset: number, bytes: Uint8Array): number {
+    if (this.closed || this.complete || bytes.length === 0) return 0;
+    const T = this.T;
+    let sbn = -1;
+    for (let b = 0; b < this.Z; b++) {
+      const start = this.layout.blockOffset(b);
+      if (offset >= start && offset < start + this.layout.blockLength(b)) {
+        sbn = b;
+        break;
+      }
+    }
+    if (sbn < 0) return 0;
+    const start = this.layout.blockOffset(sbn);
+    if ((offset - start) % T !== 0 || offset + bytes.length > start + this.layout.blockLength(sbn)) return 0;
+    const esi = (offset - start) / T;
+    const count = Math.ceil(bytes.length / T);
+    let buf = bytes;
+    if (bytes.length !== count * T) {
+      buf = new Uint8Array(count * T);
+      buf.set(bytes);
+    }
+    const before = this.stats.symbolsReceived;
+    this.replaying = true;
+    try {
+      this.addFrom(buf, 0, sbn, esi, count * T, false);
+    } finally {
+      this.replaying = false;
+    }
+    const taken = this.stats.symbolsReceived - before;
+    this.stats.symbolsReceived -= taken;
+    this.stats.symbolsReplayed += taken;
+    return taken;
   }
 
   /** Hands every staged symbol to the decoders now (the client calls it at the end of a receive batch). */
@@ -325,6 +411,8 @@ export class ObjectReceiver implements BudgetedReceiver {
   /** Stops receiving and frees the decoders; `done` rejects if it had not settled. */
   close(reason: unknown = new Error('object receiver closed')): void {
     if (this.closed) return;
+    // Source symbols gathered but not yet written through go to the sink now: a resumable one keeps them.
+    if (!this.complete) this.writeThrough?.flush();
     this.closed = true;
     this.dropAll();
     if (!this.complete) this.rejectDone(reason);
@@ -407,16 +495,21 @@ export class ObjectReceiver implements BudgetedReceiver {
       }
     }
     if (this.complete) {
-      for (const l of this.lanes) {
-        l.clear();
-        if (!l.busy) l.decoder.close();
-      }
-      this.pendingTotal = 0;
-      this.resolveDecoded();
-      Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
+      this.decodingDone();
       return;
     }
     if (lane.staged > 0 || lane.ready.size > 0) this.commit(lane);
+  }
+
+  /** Every block is decoded (or was resumed): the decoders go; done once the writes land. */
+  private decodingDone(): void {
+    for (const l of this.lanes) {
+      l.clear();
+      if (!l.busy) l.decoder.close();
+    }
+    this.pendingTotal = 0;
+    this.resolveDecoded();
+    Promise.all(this.writes).then(() => this.resolveDone(), (e) => this.fail(e));
   }
 
   /** Takes every newly decoded block among `sbns` out of the lane's decoder and writes it. */

@@ -6,7 +6,8 @@
  *   over one transport), and the TSI (RFC 5651 §5.1) is unique only within
  *   the server that gave it in JOINED, so two servers' TSIs may collide.
  * - Objects are keyed by what they are, not by where they come from: the
- *   FDT's Content-Location, rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
+ *   FDT's Content-Location (percent-decoded: the name, RFC 3986),
+ *   rq:Content-SHA-256 and OTI (RFC 6726 §3.4.2,
  *   RFC 6330 §3.3). Every channel, of any source, whose FDT lists the same
  *   name, digest and OTI feeds the same ObjectReceiver, so their symbols
  *   combine (servers of one deployment give each source its own ESI range).
@@ -19,15 +20,17 @@
  *   verifies and publishes the object once every block is written.
  */
 import { AlcPacket, FDT_TOI } from '../protocol/alc';
+import { decodeContentLocation } from '../protocol/content-location';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import type { JoinedChannel } from '../protocol/messages';
 import { sameOti } from '../protocol/oti';
 import type { Oti as WireOti } from '../protocol/oti';
 import type { PartialBlockBudget } from './block-budget';
-import { UnfetchableObjectError } from './errors';
+import { DigestMismatchError, quotedName, ServerOffer, UnfetchableObjectError } from './errors';
 import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
-import type { ObjectSink, SinkFactory } from './sinks/sink';
+import type { KeptPartial, ObjectSink, SinkFactory } from './sinks/sink';
+import type { SymbolTally } from './symbol-tally';
 
 /** One object being received. */
 export interface RegisteredObject {
@@ -67,8 +70,10 @@ export interface ChannelEntry {
   readonly fdt: FdtReceiver;
   /** A first FDT instance has been decoded. */
   fdtSeen: boolean;
-  /** The last FDT instance applied said Complete="false": more Files may come (a live channel, docs/PROTOCOL.md §10.12). */
+  /** The last FDT instance applied said Complete="false": more Files may come (a live channel, docs/PROTOCOL.md §10.14). */
   fdtOpen: boolean;
+  /** The last FDT instance applied (what `rqcast ls` lists). */
+  fdtInstance?: FdtInstance;
   /** TOI -> object of this channel. */
   readonly tois: Map<bigint, RegisteredObject>;
   /** The same for the TOIs that are safe Numbers (every one rqcast sends): the data path's lookup. */
@@ -98,6 +103,8 @@ export interface ObjectRegistryOptions {
   name?: string;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
+  /** Read the FDTs only (`rqcast ls`): no object is wanted, every TOI is ignored. */
+  listOnly?: boolean;
   /** Partial blocks of every object, shared. */
   budget: PartialBlockBudget;
   sinks: SinkFactory;
@@ -105,6 +112,8 @@ export interface ObjectRegistryOptions {
   selector?: FileSelector;
   /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
   stats: { unknownDropped: number };
+  /** Where each object symbol came from (a fetch from several servers; symbol-tally.ts). */
+  tally?: SymbolTally;
   events: ObjectRegistryEvents;
 }
 
@@ -120,6 +129,9 @@ export class ObjectRegistry {
   private readonly superseded = new Set<ChannelEntry>();
   /** By name; each one is also known by its digest and OTI (objectFor). */
   private readonly byName = new Map<string, RegisteredObject>();
+  /** Every name the FDTs listed, wanted or not, and the server's channels as the last FDT listed them: what an error offers instead. */
+  private readonly listed = new Set<string>();
+  private listedChannels: string[] = [];
 
   constructor(private readonly o: ObjectRegistryOptions) {}
 
@@ -154,6 +166,11 @@ export class ObjectRegistry {
     bySource.set(joined.tsi, ch);
     this.channelCount++;
     return ch;
+  }
+
+  /** Every channel of every source, superseded ones included, in the order they were joined per source. */
+  *allChannels(): IterableIterator<ChannelEntry> {
+    for (const bySource of this.channels.values()) yield* bySource.values();
   }
 
   channel(source: number, tsi: number): ChannelEntry | undefined {
@@ -204,6 +221,11 @@ export class ObjectRegistry {
     return true;
   }
 
+  /** What the FDTs applied so far offer: every object name they listed, and the server's channels. */
+  offer(): ServerOffer {
+    return { objects: [...this.listed], channels: [...this.listedChannels] };
+  }
+
   /** Every object's blocks are decoded (never while the URL's NAME is not listed yet: an open FDT may add it). */
   allDecoded(): boolean {
     if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
@@ -232,6 +254,7 @@ export class ObjectRegistry {
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
+      this.tallied(ch, obj, p);
       const useful = !obj.receiver.complete;
       const before = obj.receiver.stats.symbolsReceived;
       obj.receiver.add(p);
@@ -253,12 +276,25 @@ export class ObjectRegistry {
     for (const bySource of this.channels.values()) for (const ch of bySource.values()) ch.fdt.close();
   }
 
-  /** The fetch failed: stop every receiver and take back what the sinks of unverified objects wrote. */
-  async abort(err: Error): Promise<void> {
+  /**
+   * The fetch failed: stop every receiver; the sinks of unverified objects
+   * take back what they wrote, except resumable ones, which keep it for the
+   * next fetch (ObjectSink.suspend) unless the object failed its digest
+   * (a kept block may be the bad one). Returns what was kept.
+   */
+  async abort(err: Error): Promise<KeptPartial[]> {
+    const kept: KeptPartial[] = [];
     for (const obj of this.byName.values()) {
       obj.receiver.close(err);
-      if (!obj.done) await obj.sink.abort();
+      if (obj.done) continue;
+      if (obj.sink.suspend !== undefined && !(err instanceof DigestMismatchError)) {
+        const k = await obj.sink.suspend();
+        if (k !== undefined) kept.push(k);
+      } else {
+        await obj.sink.abort();
+      }
     }
+    return kept;
   }
 
   // ---------------------------------------------------------------------
@@ -266,18 +302,22 @@ export class ObjectRegistry {
   private applyFdt(ch: ChannelEntry, fdt: FdtInstance, now: number): void {
     ch.fdtSeen = true;
     ch.fdtOpen = fdt.complete === false;
+    ch.fdtInstance = fdt;
     const named = this.o.name;
-    const selector = named === undefined ? this.o.selector : undefined;
+    if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
+    const selector = named === undefined && !this.o.listOnly ? this.o.selector : undefined;
     selector?.instance(fdt.files, fdt.complete);
     for (const file of fdt.files) {
+      const name = decodeContentLocation(file.contentLocation);
+      this.listed.add(name);
       if (ch.tois.has(file.toi) || ch.ignoredTois.has(file.toi)) continue;
-      if ((named !== undefined && file.contentLocation !== named) || (selector !== undefined && !selector.wants(file))) {
+      if (this.o.listOnly || (named !== undefined && name !== named) || (selector !== undefined && !selector.wants(file))) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
       let obj: RegisteredObject | undefined;
       try {
-        obj = this.objectFor(file, now);
+        obj = this.objectFor(file, name, now);
       } catch (e) {
         if (named !== undefined) {
           this.o.events.failed(e);
@@ -297,6 +337,7 @@ export class ObjectRegistry {
     for (const p of buffered) {
       const obj = ch.tois.get(p.toi);
       if (obj) {
+        this.tallied(ch, obj, p);
         obj.receiver.add(p);
         obj.lastUsefulAt = now;
       }
@@ -304,31 +345,44 @@ export class ObjectRegistry {
     this.o.events.fdtApplied();
   }
 
+  /** Counts `p`'s symbols for its source (with a tally). */
+  private tallied(ch: ChannelEntry, obj: RegisteredObject, p: AlcPacket): void {
+    this.o.tally?.record(ch.source, obj, p.sbn, p.esi, Math.floor(p.payloadLength / obj.oti.symbolSize));
+  }
+
   private ignoreToi(ch: ChannelEntry, toi: bigint): void {
     ch.ignoredTois.add(toi);
     if (toi <= BigInt(Number.MAX_SAFE_INTEGER)) ch.ignoredToiNumbers.add(Number(toi));
   }
 
-  /** The object for an FDT entry: the one already known (same name, digest, OTI), a new one, or undefined (refused). */
-  private objectFor(file: FdtFile, now: number): RegisteredObject | undefined {
-    const name = file.contentLocation;
+  /** The object for an FDT entry named `name` (its Content-Location decoded): the one already known (same name, digest, OTI), a new one, or undefined (refused). */
+  private objectFor(file: FdtFile, name: string, now: number): RegisteredObject | undefined {
     if (file.oti === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no RaptorQ OTI');
     if (file.sha256 === undefined) throw new UnfetchableObjectError(name, 'the FDT gives no rq:Content-SHA-256 to verify it');
     const existing = this.byName.get(name);
     if (existing) {
       if (sameOti(existing.oti, file.oti) && sameBytes(existing.sha256, file.sha256)) return existing;
-      this.o.events.warning(`channels disagree about "${name}" (digest or OTI); using the first`);
+      this.o.events.warning(`channels disagree about ${quotedName(name)} (digest or OTI); using the first`);
       return undefined;
     }
     const sink = this.o.sinks.open({ name, oti: file.oti, sha256: file.sha256 });
     const receiver = new ObjectReceiver(file.oti, sink, { budget: this.o.budget });
     if (receiver.budgetRaised) {
       this.o.events.warning(
-        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of "${name}" must fit`,
+        `memory budget raised to ${Math.ceil(this.o.budget.limitBytes / 2 ** 20)} MiB: two source blocks of ${quotedName(name)} must fit`,
       );
     }
     const obj: RegisteredObject = { name, file, oti: file.oti, sha256: file.sha256, receiver, sink, lastUsefulAt: now, batchMark: -1, done: false };
     this.byName.set(name, obj);
+    // A resumed fetch: the blocks the sink kept (verified) count as decoded.
+    sink.resumed?.then(
+      (sbns) => {
+        receiver.resumeBlocks(sbns);
+        // Then the symbols it had of the other blocks; failing to read them back only loses them.
+        sink.resumeSymbols?.((offset, bytes) => receiver.addKeptSource(offset, bytes)).catch(() => undefined);
+      },
+      (e: unknown) => this.o.events.failed(e),
+    );
     receiver.done.then(
       () => this.verify(obj),
       (e: unknown) => {

@@ -7,6 +7,7 @@ import { MembershipError } from '../transport/multicast/membership-errors';
 import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
 import { InvalidClientOptionError } from './errors';
 import { TRANSPORT_MODES, TransportMode } from './fallback';
+import type { ResumeMode } from './sinks/resumable-sink';
 import type { RqcastUrl } from './url';
 
 export interface RqcastClientOptions {
@@ -26,6 +27,17 @@ export interface RqcastClientOptions {
   fromStart?: boolean;
   /** Live playout: give up on a segment (a reported gap) once a later one has waited this long, ms. Default: only when it leaves the server's window. */
   latencyMs?: number;
+  /**
+   * Keep a fetch that stops short resumable (sinks/resumable-sink.ts): each
+   * object is written to `.NAME.rqcast-part` with a journal of its verified
+   * blocks, `.NAME.rqcast-state`, both kept when the fetch fails (the
+   * 'partial' event lists them) and removed once the object is published.
+   * 'continue' starts from the blocks an earlier fetch of the same object
+   * (same OTI and SHA-256) kept; 'restart' discards them first. Default:
+   * off (a temporary file, removed on failure). Files only: excludes
+   * playout (what a stream was given cannot be taken back or resumed).
+   */
+  resume?: ResumeMode;
   /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
   ttlMs?: number;
   /** JOIN with an absolute time (Unix ms, this host's clock); the session ends then. Excludes ttlMs. */
@@ -95,7 +107,10 @@ export interface RqcastClientOptions {
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'fromStart' | 'latencyMs' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp'>> & {
+export type ResolvedClientOptions = Required<
+  Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'fromStart' | 'latencyMs' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp' | 'resume'>
+> & {
+  resume?: ResumeMode;
   useDgram: boolean;
   tcp?: { host: string; port: number };
   outputFile?: string;
@@ -132,6 +147,12 @@ export function checkMulticastInterface(spec: string | undefined): string | unde
   return spec;
 }
 
+/** The resume mode, checked (InvalidClientOptionError). */
+export function checkResumeMode(mode: unknown): ResumeMode {
+  if (mode !== 'continue' && mode !== 'restart') throw new InvalidClientOptionError("resume is 'continue' or 'restart'");
+  return mode;
+}
+
 /** The TCP endpoint option, checked (a host and a port 1..65535). */
 export function checkTcpEndpoint(tcp: { host: string; port: number }): { host: string; port: number } {
   if (typeof tcp.host !== 'string' || tcp.host === '') throw new InvalidClientOptionError('tcp.host must be a host name or address');
@@ -156,6 +177,7 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
   if (o.playout !== undefined) {
     if (url.name === undefined) throw new InvalidClientOptionError('playout to a stream needs a URL that names one object');
     if (o.outputFile !== undefined) throw new InvalidClientOptionError('give either an output file or a playout stream, not both');
+    if (o.resume !== undefined) throw new InvalidClientOptionError('resume is for files: a playout stream cannot be resumed');
   } else if (o.fromStart !== undefined || o.latencyMs !== undefined) {
     throw new InvalidClientOptionError('fromStart and latencyMs are for live playout: give a playout stream (-o -)');
   }
@@ -185,5 +207,6 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
     fallbackAfterMs: positive(o.fallbackAfterMs, 'fallbackAfterMs', 2000),
     multicastInterface: checkMulticastInterface(o.multicastInterface),
     ...(o.tcp !== undefined ? { tcp: checkTcpEndpoint(o.tcp) } : {}),
+    ...(o.resume !== undefined ? { resume: checkResumeMode(o.resume) } : {}),
   };
 }

@@ -6,18 +6,22 @@
  *   event, {"type":"transport",...} each time a channel's transport is set
  *   or falls back, {"type":"object",...} per verified object, and a final
  *   {"type":"summary",...} (or {"type":"error",...}).
- * - 'none': nothing (not a terminal and no --json, or --quiet).
+ * - 'lines': off a terminal (piped, scripted, under systemd): no bar, but
+ *   warnings and transport changes as lines on stderr, and the one-line
+ *   summary at the end, so a log keeps what happened.
+ * - 'quiet' (--quiet): warnings only, on stderr; no progress, no summary.
+ *   Errors are the caller's to print, in every mode.
  */
 import { SingleBar } from 'cli-progress';
 import type { EventEmitter } from 'events';
 import type { FetchSummary, ObjectResult, ProgressInfo, TransportEvent } from './events';
 
-export type ProgressMode = 'bar' | 'json' | 'none';
+export type ProgressMode = 'bar' | 'lines' | 'json' | 'quiet';
 
 export function chooseProgressMode(o: { json?: boolean; quiet?: boolean; isTTY?: boolean }): ProgressMode {
   if (o.json) return 'json';
-  if (o.quiet) return 'none';
-  return o.isTTY ? 'bar' : 'none';
+  if (o.quiet) return 'quiet';
+  return o.isTTY ? 'bar' : 'lines';
 }
 
 export function formatBytes(n: number): string {
@@ -40,14 +44,24 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
   return {
     type: 'summary',
     objects: s.objects.map((o) => ({ name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds })),
-    channels: s.channels.map((c) => ({ name: c.name, tsi: c.tsi, transport: c.transport, ...(c.group !== undefined ? { group: c.group } : {}) })),
+    channels: s.channels.map((c) => ({
+      name: c.name,
+      tsi: c.tsi,
+      transport: c.transport,
+      ...(c.group !== undefined ? { group: c.group } : {}),
+      ...(c.server !== undefined ? { server: c.server } : {}),
+    })),
     bytes: s.bytes,
     seconds: s.seconds,
     packetsReceived: s.packetsReceived,
     bytesReceived: s.bytesReceived,
     symbolsReceived: s.symbolsReceived,
     symbolsUsed: s.symbolsUsed,
+    symbolsDuplicate: s.symbolsDuplicate,
     neededSymbols: s.neededSymbols,
+    symbolsResumed: s.symbolsResumed,
+    blocksResumed: s.blocksResumed,
+    symbolsReplayed: s.symbolsReplayed,
     overhead: Number(s.overhead.toFixed(6)),
     replacements: s.replacements,
     acksSent: s.acksSent,
@@ -59,6 +73,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     blocksEvicted: s.blocksEvicted,
     peakPartialBlockBytes: s.peakPartialBlockBytes,
     memoryBytes: s.memoryBytes,
+    ...(s.servers ? { servers: s.servers.map((v) => ({ ...v })), duplicates: s.duplicates ?? 0 } : {}),
   };
 }
 
@@ -69,6 +84,10 @@ export function summaryLine(s: FetchSummary): string {
     `fetched ${n} object${n === 1 ? '' : 's'}, ${formatBytes(s.bytes)} in ${s.seconds.toFixed(2)} s ` +
     `(${formatRate(rate)}), overhead ${(s.overhead * 100).toFixed(1)}%` +
     (s.replacements > 0 ? `, ${s.replacements} replacements` : '') +
+    (s.blocksResumed > 0 ? `, ${s.blocksResumed} block${s.blocksResumed === 1 ? '' : 's'} resumed` : '') +
+    (s.symbolsReplayed > 0 ? `, ${s.symbolsReplayed} symbols resumed` : '') +
+    // A fetch from several servers: each one's symbols, and the duplicates.
+    (s.servers ? `, from ${s.servers.map((v) => `${v.url} ${v.symbols} symbols${v.dropped ? ` (dropped: ${v.dropped})` : ''}`).join(', ')}, ${s.duplicates ?? 0} duplicates` : '') +
     // Which transport each channel ended on, once a group or TCP is in play.
     (s.channels.some((c) => c.group !== undefined || c.transport === 'tcp') ? `, ${s.channels.map((c) => `${c.name} by ${c.transport}`).join(', ')}` : '')
   );
@@ -98,11 +117,12 @@ export class ProgressDisplay {
     private readonly out: NodeJS.WritableStream = process.stdout,
     private readonly err: NodeJS.WritableStream = process.stderr,
   ) {
-    if (mode === 'none') return;
+    client.on('warning', (w: string) => this.onWarning(w));
+    if (mode === 'quiet') return;
+    client.on('transport', (t: TransportEvent) => this.onTransport(t));
+    if (mode === 'lines') return;
     client.on('progress', (p: ProgressInfo) => this.onProgress(p));
     client.on('object', (o: ObjectResult) => this.onObject(o));
-    client.on('warning', (w: string) => this.onWarning(w));
-    client.on('transport', (t: TransportEvent) => this.onTransport(t));
   }
 
   private line(obj: Record<string, unknown>): void {
@@ -180,7 +200,7 @@ export class ProgressDisplay {
       this.bar.stop();
     }
     if (this.mode === 'json') this.line(summaryJson(s));
-    else if (this.mode === 'bar') this.err.write(summaryLine(s) + '\n');
+    else if (this.mode !== 'quiet') this.err.write(summaryLine(s) + '\n');
   }
 
   /** Ends the display with an error (the caller prints it for humans). */

@@ -9,8 +9,9 @@
  *
  *   start ──► HELLO(nonce) ── retried after retryMs, doubling up to 2 s ──┐
  *   COOKIE(nonce) ──► JOIN(cookie, channels, ttl | until, ack) ── retried ─┤
- *   JOINED ──► 'joined' (first) | 'renewed'; a JOIN again at half the
- *              granted time (server clock), unless --until was granted whole
+ *   JOINED ──► 'joined' (first) | 'renewed'; at half the granted time
+ *              (server clock) HELLO for a fresh cookie, then JOIN again,
+ *              unless --until was granted whole
  *   ERROR 1, 2 (bad/expired cookie) ──► HELLO again (at most 3 in a row)
  *   ERROR 6 (not joined) while joined ──► JOIN again
  *   useUnicast(channel) ──► JOIN again with the channel's multicast bit
@@ -240,9 +241,11 @@ export class ClientSession implements SessionMachine {
         if (this.retryAction === 'hello') this.sendHello(false, now);
         else this.sendJoin(false, now);
       } else {
+        // A renewal starts with a fresh cookie: the server never keeps a
+        // session past the expiry of the cookie its JOIN carried (§6.2).
+        // The old cookie stays in force for ACK and LEAVE meanwhile.
         this.renewAt = undefined;
-        if (this._cookie) this.sendJoin(true, now);
-        else this.sendHello(true, now);
+        this.sendHello(true, now);
       }
     }
     return this.out;

@@ -15,6 +15,11 @@
  * - NAME: the object's Content-Location in the FDT, percent-encoded; it may
  *   hold '/'. Absent = every object of the joined channels. A name on the
  *   default channel is written with an empty CHANNELS: rqcast://h:4433//NAME.
+ * - One path segment, as people write it (rqcast://h:4433/movie.bin, no
+ *   comma, no second '/'): a channel if the server has one of that name,
+ *   else an object of the default channel (`segment`; one-segment.ts tries
+ *   both). One that cannot be a channel name (over 64 bytes) is the object.
+ *   A trailing '/' (rqcast://h:4433/hd/) says "a channel" only.
  */
 import { isIP, isIPv6 } from 'net';
 import { CHANNEL_NAME_MAX_BYTES, MAX_CHANNELS } from '../protocol/control-header';
@@ -34,6 +39,12 @@ export interface RqcastUrl {
   channels: string[];
   /** Object name (Content-Location); undefined = every object. */
   name?: string;
+  /**
+   * The URL's one path segment (rqcast://HOST:PORT/SEGMENT): `channels` is
+   * [SEGMENT], read first as a channel; if the server has none of that
+   * name, it is an object of the default channel (one-segment.ts).
+   */
+  segment?: string;
 }
 
 /** The channel names a JOIN for this URL carries. */
@@ -87,15 +98,21 @@ function parseHostPort(authority: string): { host: string; port: number } {
   return { host, port };
 }
 
+/** Why `n` cannot be a channel name a JOIN carries, or undefined. */
+function channelNameProblem(n: string): string | undefined {
+  if (n === '') return 'empty channel name in the channel list';
+  if (Buffer.byteLength(n, 'utf8') > CHANNEL_NAME_MAX_BYTES) return `channel name longer than ${CHANNEL_NAME_MAX_BYTES} bytes`;
+  // Lone surrogates do not survive UTF-8; the server would see another name.
+  if (Buffer.from(n, 'utf8').toString('utf8') !== n) return 'channel name is not valid Unicode';
+  return undefined;
+}
+
 function parseChannels(raw: string): string[] {
   if (raw === '') return [];
   const names = raw.split(',').map((part) => decodePart(part, 'channel list'));
   for (const n of names) {
-    if (n === '') throw new InvalidUrlError('empty channel name in the channel list');
-    const bytes = Buffer.byteLength(n, 'utf8');
-    if (bytes > CHANNEL_NAME_MAX_BYTES) throw new InvalidUrlError(`channel name longer than ${CHANNEL_NAME_MAX_BYTES} bytes`);
-    // Lone surrogates do not survive UTF-8; the server would see another name.
-    if (Buffer.from(n, 'utf8').toString('utf8') !== n) throw new InvalidUrlError('channel name is not valid Unicode');
+    const problem = channelNameProblem(n);
+    if (problem) throw new InvalidUrlError(problem);
   }
   if (names.length > MAX_CHANNELS) throw new InvalidUrlError(`at most ${MAX_CHANNELS} channels`);
   if (new Set(names).size !== names.length) throw new InvalidUrlError('a channel is listed twice');
@@ -119,6 +136,17 @@ export function parseRqcastUrl(text: string): RqcastUrl {
   if (slash < 0) return url;
   const path = rest.slice(slash + 1);
   const second = path.indexOf('/');
+  if (second < 0 && path !== '' && !path.includes(',')) {
+    // One segment: a channel or an object of the default channel.
+    const segment = decodePart(path, 'path');
+    if (channelNameProblem(segment) === undefined) {
+      url.channels = [segment];
+      url.segment = segment;
+    } else {
+      url.name = segment;
+    }
+    return url;
+  }
   url.channels = parseChannels(second < 0 ? path : path.slice(0, second));
   if (second >= 0) {
     const name = decodePart(path.slice(second + 1), 'object name');
@@ -132,12 +160,20 @@ function encodeHost(host: string): string {
   return `[${host.replace('%', '%25')}]`;
 }
 
-/** The canonical text of a URL; parseRqcastUrl(formatRqcastUrl(u)) equals u. */
+/**
+ * The canonical text of a URL; parseRqcastUrl(formatRqcastUrl(u)) equals u.
+ * One channel and no name is written with a trailing '/' (a channel only),
+ * unless the URL is a one-segment one.
+ */
 export function formatRqcastUrl(url: RqcastUrl): string {
   let s = `rqcast://${encodeHost(url.host)}:${url.port}`;
   const channels = url.channels.map(encodeURIComponent).join(',');
-  if (url.name !== undefined && url.name !== '') {
+  if (url.segment !== undefined) {
+    s += `/${encodeURIComponent(url.segment)}`;
+  } else if (url.name !== undefined && url.name !== '') {
     s += `/${channels}/${url.name.split('/').map(encodeURIComponent).join('/')}`;
+  } else if (url.channels.length === 1) {
+    s += `/${channels}/`;
   } else if (channels !== '') {
     s += `/${channels}`;
   }

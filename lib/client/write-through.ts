@@ -64,6 +64,19 @@ export class WriteThrough {
     this.runs[sbn] = undefined;
   }
 
+  /**
+   * Writes every run gathered so far (the fetch is stopping: a resumable
+   * sink keeps what is written, ObjectSink.suspend).
+   */
+  flush(): void {
+    for (let sbn = 0; sbn < this.runs.length; sbn++) {
+      const run = this.runs[sbn];
+      if (run === undefined) continue;
+      this.runs[sbn] = undefined;
+      this.write(sbn, run);
+    }
+  }
+
   private write(sbn: number, run: PrewriteRun): void {
     if (run.count === 0) return;
     const start = run.firstEsi * this.T;

@@ -6,11 +6,21 @@
  * - TOIs are 1..n in catalogue order (TOI 0 is the FDT, RFC 6726 §3.3).
  *   A TOI names the same object on every channel of the server, so a client
  *   on several channels pools their symbols per TOI.
- * - Names (Content-Location) are relative paths of URI-unreserved characters
- *   ([A-Za-z0-9._~-] segments joined by '/', never '.' or '..'): a FILE
- *   argument is named by its base name, a file under a DIR argument by its
- *   path relative to that DIR. Any other name, or two objects with one name,
- *   is a configuration error: a client writes objects under these names.
+ * - Names are relative paths ('/'-separated segments, never empty, '.' or
+ *   '..'): a FILE argument is named by its base name, a file under a DIR
+ *   argument by its path relative to that DIR. Any Unicode goes (spaces,
+ *   accents); the FDT's Content-Location is the name percent-encoded
+ *   (lib/protocol/content-location.ts, RFC 3986). A name no client could
+ *   write safely (control characters, a '\', bytes that are not UTF-8,
+ *   over 1024 characters) is refused for a FILE argument and skipped, with
+ *   its reason in `skipped`, under a DIR; two objects with one name are a
+ *   configuration error.
+ * - Under a DIR, only what is inside it is served: a symbolic link to a
+ *   file outside it (and a link to anything but a file, a device, a FIFO)
+ *   is skipped, and so are dotfiles and dot-directories (.git, .env),
+ *   each reported in `skipped`; `followSymlinks` and `dotfiles` serve
+ *   them. A FILE argument is served whatever it is named or links to: the
+ *   operator named it.
  * - Empty files: RaptorQ has no encoding for F = 0 (RFC 6330 §4.4.1.2 needs
  *   F >= 1). An empty FILE argument is refused with EmptyObjectError; empty
  *   files found while walking a DIR are skipped and reported in `skipped`.
@@ -32,7 +42,8 @@ import * as path from 'node:path';
 import { EncoderOptions, ObjectEncoder } from '../fec/encoder';
 import { DEFAULT_MAX_SUB_BLOCK_SIZE, Oti as FecOti } from '../fec/oti';
 import type { RawCodecBinding } from '../native';
-import { FdtFile, buildFdt } from '../protocol/fdt';
+import { encodeContentLocation } from '../protocol/content-location';
+import { FDT_MAX_ATTRIBUTE_CHARS, FdtChannel, FdtFile, buildFdt } from '../protocol/fdt';
 import { MAX_SOURCE_BLOCKS, Oti as WireOti } from '../protocol/oti';
 import { ServerError } from '../errors';
 
@@ -57,8 +68,8 @@ export class EmptyObjectError extends CatalogueError {
   }
 }
 export class BadObjectNameError extends CatalogueError {
-  constructor(name: string) {
-    super('ERR_BAD_OBJECT_NAME', `object name ${JSON.stringify(name)} is not a relative path of [A-Za-z0-9._~-] segments`);
+  constructor(name: string, why = objectNameProblem(name) ?? 'not a relative path') {
+    super('ERR_BAD_OBJECT_NAME', `object name ${JSON.stringify(name)} cannot be served: ${why}`);
   }
 }
 export class DuplicateObjectNameError extends CatalogueError {
@@ -67,12 +78,28 @@ export class DuplicateObjectNameError extends CatalogueError {
   }
 }
 
-const SEGMENT = /^[A-Za-z0-9._~-]+$/;
+/** The longest object name, in characters (its Content-Location may be longer, up to the FDT's attribute limit). */
+export const MAX_OBJECT_NAME_CHARS = 1024;
 
-/** Whether `name` is a Content-Location rqcast sends and clients may write under. */
+/** Why `name` cannot be an object's name, or undefined when it can. */
+export function objectNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'empty name';
+  if (name.length > MAX_OBJECT_NAME_CHARS) return `longer than ${MAX_OBJECT_NAME_CHARS} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'a control character in the name';
+  if (name.includes('\\')) return "a '\\' in the name (a path separator to some clients)";
+  // readdir gives U+FFFD for bytes that are not UTF-8: no file of that name could be opened, nor a client name it.
+  if (name.includes('\uFFFD') || Buffer.from(name, 'utf8').toString('utf8') !== name) return 'not valid UTF-8';
+  for (const s of name.split('/')) {
+    if (s === '' || s === '.' || s === '..') return 'not a relative path (an empty, "." or ".." segment)';
+  }
+  if (encodeContentLocation(name).length > FDT_MAX_ATTRIBUTE_CHARS) return `its Content-Location is longer than ${FDT_MAX_ATTRIBUTE_CHARS} characters`;
+  return undefined;
+}
+
+/** Whether `name` is an object name rqcast serves and clients may write under. */
 export function isSafeObjectName(name: string): boolean {
-  if (name.length === 0 || name.length > 1024) return false;
-  return name.split('/').every((s) => SEGMENT.test(s) && s !== '.' && s !== '..');
+  return objectNameProblem(name) === undefined;
 }
 
 /** The RFC 6330 OTI in the wire-format shape (lib/protocol) from the codec's. */
@@ -98,6 +125,10 @@ export interface CatalogueObject {
 export interface CatalogueOptions {
   /** T, the symbol size of every object (default 1280). Z and N follow from RFC 6330 §4.3. */
   symbolSize?: number;
+  /** Under a DIR, follow symbolic links whose target is outside it (default: skipped, reported in `skipped`). */
+  followSymlinks?: boolean;
+  /** Under a DIR, serve files and directories whose name starts with '.' (default: skipped, reported in `skipped`). */
+  dotfiles?: boolean;
   binding?: RawCodecBinding;
 }
 
@@ -138,19 +169,43 @@ async function digestFile(file: string, expected: number): Promise<Uint8Array> {
   return new Uint8Array(hash.digest());
 }
 
-async function walk(dir: string, prefix: string, out: FoundFile[]): Promise<void> {
+/** What a directory walk serves beyond regular files inside it. */
+interface WalkRules {
+  /** The DIR argument's real path: a link whose target is outside it is not followed unless followSymlinks. */
+  root: string;
+  followSymlinks: boolean;
+  dotfiles: boolean;
+}
+
+/** Whether `p` is `dir` or inside it (both real paths). */
+function inside(p: string, dir: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+async function walk(dir: string, prefix: string, out: FoundFile[], skipped: SkippedFile[], rules: WalkRules): Promise<void> {
   const entries = await fsp.readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const full = path.join(dir, e.name);
     const name = prefix === '' ? e.name : `${prefix}/${e.name}`;
-    if (e.isDirectory()) await walk(full, name, out);
+    // Dotfiles and dot-directories (.git, .env, .ssh) are private by convention: one skip for a whole directory.
+    if (!rules.dotfiles && e.name.startsWith('.')) {
+      skipped.push({ path: full, reason: e.isDirectory() ? 'hidden directory (--dotfiles serves it)' : 'hidden file (--dotfiles serves it)' });
+      continue;
+    }
+    if (e.isDirectory()) await walk(full, name, out, skipped, rules);
     else if (e.isFile()) out.push({ path: full, name, explicit: false });
     else if (e.isSymbolicLink()) {
-      // Follow links to files; links to directories are not followed (no loops).
-      const st = await fsp.stat(full).catch(() => undefined);
-      if (st?.isFile()) out.push({ path: full, name, explicit: false });
-    }
+      // Links to files only; links to directories are not followed (no loops).
+      const target = await fsp.realpath(full).catch(() => undefined);
+      const st = target === undefined ? undefined : await fsp.stat(target).catch(() => undefined);
+      if (target === undefined || st === undefined) skipped.push({ path: full, reason: 'broken symbolic link' });
+      else if (!st.isFile()) skipped.push({ path: full, reason: 'symbolic link to something other than a file' });
+      else if (!rules.followSymlinks && !inside(target, rules.root)) {
+        skipped.push({ path: full, reason: `symbolic link leading out of the served directory, to ${target} (--follow-symlinks serves it)` });
+      } else out.push({ path: full, name, explicit: false });
+    } else skipped.push({ path: full, reason: 'not a regular file (a device, FIFO or socket)' });
   }
 }
 
@@ -183,19 +238,28 @@ export class Catalogue {
   static async load(paths: readonly string[], options: CatalogueOptions = {}): Promise<Catalogue> {
     const symbolSize = options.symbolSize ?? DEFAULT_SYMBOL_SIZE;
     const found: FoundFile[] = [];
+    const skipped: SkippedFile[] = [];
     for (const p of paths) {
       const st = await fsp.stat(p).catch(() => undefined);
       if (st === undefined) throw new ObjectNotFoundError(p);
-      if (st.isDirectory()) await walk(p, '', found);
+      if (st.isDirectory()) {
+        const rules = { root: await fsp.realpath(p), followSymlinks: options.followSymlinks === true, dotfiles: options.dotfiles === true };
+        await walk(p, '', found, skipped, rules);
+      }
       else if (st.isFile()) found.push({ path: p, name: path.basename(p), explicit: true });
       else throw new CatalogueError('ERR_NOT_A_FILE', `${p} is neither a file nor a directory`);
     }
     const objects: CatalogueObject[] = [];
-    const skipped: SkippedFile[] = [];
     const names = new Set<string>();
     try {
       for (const f of found) {
-        if (!isSafeObjectName(f.name)) throw new BadObjectNameError(f.name);
+        const problem = objectNameProblem(f.name);
+        if (problem !== undefined) {
+          // One odd name in a directory must not stop the others being served.
+          if (f.explicit) throw new BadObjectNameError(f.name, problem);
+          skipped.push({ path: f.path, reason: `name cannot be served: ${problem}` });
+          continue;
+        }
         if (names.has(f.name)) throw new DuplicateObjectNameError(f.name);
         names.add(f.name);
         const st = await fsp.stat(f.path);
@@ -246,18 +310,27 @@ export class Catalogue {
     return this.list.filter((o) => o.path.startsWith(prefix));
   }
 
-  /** A FLUTE FDT instance (TOI 0) listing `objects`, FEC-encoded like any object. */
-  fdt(objects: readonly CatalogueObject[], instanceId: number, nowMs: number, lifetimeMs = DEFAULT_FDT_LIFETIME_MS): FdtObject {
+  /**
+   * A FLUTE FDT instance (TOI 0) listing `objects`, and `channels` (the
+   * server's, as rq:Channel elements) when given, FEC-encoded like any object.
+   */
+  fdt(
+    objects: readonly CatalogueObject[],
+    instanceId: number,
+    nowMs: number,
+    lifetimeMs = DEFAULT_FDT_LIFETIME_MS,
+    channels?: readonly FdtChannel[],
+  ): FdtObject {
     const files: FdtFile[] = objects.map((o) => ({
       toi: BigInt(o.toi),
-      contentLocation: o.name,
+      contentLocation: encodeContentLocation(o.name),
       contentLength: o.length,
       transferLength: o.length,
       fecEncodingId: 6,
       oti: wireOti(o.oti),
       sha256: o.sha256,
     }));
-    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, files });
+    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, files, ...(channels ? { channels: [...channels] } : {}) });
     const bytes = new TextEncoder().encode(xml);
     const encoder = new ObjectEncoder(bytes, { symbolSize: this.symbolSize }, this.binding);
     return { instanceId, xml, bytes, encoder };

@@ -1,6 +1,6 @@
 /**
  * LiveObjects: the segments a LiveSource keeps, as objects a stream sends
- * (docs/PROTOCOL.md §10.12): segment `seq` of live stream NAME is the object
+ * (docs/PROTOCOL.md §10.14): segment `seq` of live stream NAME is the object
  * with TOI seq + 1 and Content-Location `NAME/seq`, one RFC 6330 object of
  * its own (its own OTI and SHA-256), read from the segment's file like a
  * catalogue file. The FDT instance of a live channel lists the kept
@@ -13,8 +13,9 @@
  */
 import { ObjectEncoder } from '../fec/encoder';
 import type { RawCodecBinding } from '../native';
+import { encodeContentLocation } from '../protocol/content-location';
 import { buildFdt } from '../protocol/fdt-build';
-import type { FdtFile } from '../protocol/fdt-schema';
+import type { FdtChannel, FdtFile } from '../protocol/fdt-schema';
 import { DEFAULT_FDT_LIFETIME_MS, encoderOptionsFor, wireOti, type CatalogueObject, type FdtObject } from './catalogue';
 import type { LiveSegment } from './live-source';
 
@@ -64,19 +65,19 @@ export class LiveObjects {
     return this.list.splice(i, 1)[0];
   }
 
-  /** The next FDT instance: the kept segments, Complete once the input has ended. Instance IDs count 1, 2, … mod 2^20. */
-  fdt(complete: boolean, nowMs: number): FdtObject {
+  /** The next FDT instance: the kept segments, Complete once the input has ended; the server's channels listed (rq:Channel) when given. Instance IDs count 1, 2, … mod 2^20. */
+  fdt(complete: boolean, nowMs: number, channels?: readonly FdtChannel[]): FdtObject {
     this.instance = (this.instance % (FDT_INSTANCE_MOD - 1)) + 1;
     const files: FdtFile[] = this.list.map((o) => ({
       toi: BigInt(o.toi),
-      contentLocation: o.name,
+      contentLocation: encodeContentLocation(o.name),
       contentLength: o.length,
       transferLength: o.length,
       fecEncodingId: 6,
       oti: wireOti(o.oti),
       sha256: o.sha256,
     }));
-    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + DEFAULT_FDT_LIFETIME_MS), complete, files });
+    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + DEFAULT_FDT_LIFETIME_MS), complete, files, ...(channels ? { channels: [...channels] } : {}) });
     const bytes = new TextEncoder().encode(xml);
     const encoder = new ObjectEncoder(bytes, { symbolSize: this.symbolSize }, this.binding);
     return { instanceId: this.instance, xml, bytes, encoder };

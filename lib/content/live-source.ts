@@ -21,7 +21,7 @@
  * Why segments and not one growing object: an RFC 6330 object has a fixed
  * transfer length F and at most 256 source blocks (§3.3.2, SBN 8 bits), so
  * an endless stream cannot be one object. Each segment is a small object
- * of its own (docs/PROTOCOL.md §10.12), which any FLUTE receiver can take
+ * of its own (docs/PROTOCOL.md §10.14), which any FLUTE receiver can take
  * from the FDT like a file.
  *
  * Time is read from `clock` and timers are Node's; tests pass a clock and

@@ -12,8 +12,12 @@ import {
   FDT_MAX_CHARS,
   FDT_MAX_FILES,
   FDT_NAMESPACE,
+  FDT_CHANNEL_TRANSPORTS,
+  FDT_MAX_CHANNELS,
+  FdtChannel,
   FdtFile,
   FdtInstance,
+  isFdtChannelName,
   isNtpExpiresTime,
   NOT_XML_CHAR,
   RQCAST_FDT_NAMESPACE,
@@ -100,6 +104,16 @@ function buildFile(f: FdtFile): string {
   return s + '/>\n';
 }
 
+function buildChannel(c: FdtChannel): string {
+  if (typeof c.name !== 'string' || !isFdtChannelName(c.name)) throw new ProtocolEncodeError('a channel name is 1..64 bytes of UTF-8');
+  if (!Array.isArray(c.transports) || c.transports.some((t) => !FDT_CHANNEL_TRANSPORTS.includes(t))) {
+    throw new ProtocolEncodeError(`channel transports are ${FDT_CHANNEL_TRANSPORTS.join(', ')}`);
+  }
+  if (new Set(c.transports).size !== c.transports.length) throw new ProtocolEncodeError('a channel transport is listed twice');
+  const transports = FDT_CHANNEL_TRANSPORTS.filter((t) => c.transports.includes(t)).join(' ');
+  return `  <rq:Channel${stringAttr('Name', c.name)}${uintAttr('Rate', c.rateBps)} Transports="${transports}"/>\n`;
+}
+
 /** Serialises an FDT instance. Throws ProtocolEncodeError for values it cannot carry. */
 export function buildFdt(fdt: FdtInstance): string {
   if (!isNtpExpiresTime(fdt.expiresAtMs)) {
@@ -113,6 +127,11 @@ export function buildFdt(fdt: FdtInstance): string {
   if (fdt.complete !== undefined) s += ` Complete="${fdt.complete ? 'true' : 'false'}"`;
   s += '>\n';
   for (const f of fdt.files) s += buildFile(f);
+  if (fdt.channels !== undefined) {
+    if (fdt.channels.length > FDT_MAX_CHANNELS) throw new ProtocolEncodeError(`at most ${FDT_MAX_CHANNELS} channels`);
+    if (new Set(fdt.channels.map((c) => c.name)).size !== fdt.channels.length) throw new ProtocolEncodeError('duplicate channel name');
+    for (const c of fdt.channels) s += buildChannel(c);
+  }
   s += '</FDT-Instance>\n';
   if (s.length > FDT_MAX_CHARS) throw new ProtocolEncodeError('FDT instance larger than the parser limit');
   return s;

@@ -11,8 +11,13 @@ import { FEC_ENCODING_ID_RAPTORQ } from './alc';
 import { FdtParseError } from './errors';
 import {
   BASE64,
+  FDT_CHANNEL_TRANSPORTS,
+  FDT_MAX_CHANNELS,
   FDT_MAX_CHARS,
   FDT_MAX_FILES,
+  FdtChannel,
+  FdtChannelTransport,
+  isFdtChannelName,
   FDT_NAMESPACE,
   FdtCounters,
   FdtFile,
@@ -106,6 +111,17 @@ function readFile(el: XmlElement, defaults: FecDefaults): FdtFile {
   return file;
 }
 
+/** An rq:Channel: Name and Rate required; unknown Transports tokens are ignored (later versions may add some). */
+function readChannel(el: XmlElement): FdtChannel {
+  const name = attr(el, 'Name');
+  const rate = parseUint(attr(el, 'Rate'));
+  if (name === undefined || rate === undefined) fail('missing-attribute');
+  if (!isFdtChannelName(name)) fail('bad-attribute-value');
+  const tokens = (attr(el, 'Transports') ?? '').split(/[ \t\r\n]+/);
+  const transports = FDT_CHANNEL_TRANSPORTS.filter((t) => tokens.includes(t)) as FdtChannelTransport[];
+  return { name, rateBps: rate, transports };
+}
+
 function readFdt(input: string | Uint8Array): FdtInstance {
   let text: string;
   if (typeof input === 'string') {
@@ -137,6 +153,14 @@ function readFdt(input: string | Uint8Array): FdtInstance {
   const defaults = fecAttributes(root, {});
   const tois = new Set<bigint>();
   for (const child of root.children) {
+    if (child.local === 'Channel' && child.ns === RQCAST_FDT_NAMESPACE) {
+      fdt.channels ??= [];
+      if (fdt.channels.length >= FDT_MAX_CHANNELS) fail('too-many-channels');
+      const channel = readChannel(child);
+      if (fdt.channels.some((c) => c.name === channel.name)) fail('duplicate-channel');
+      fdt.channels.push(channel);
+      continue;
+    }
     if (child.local !== 'File' || child.ns !== root.ns) continue; // extension elements
     if (fdt.files.length >= FDT_MAX_FILES) fail('too-many-files');
     const file = readFile(child, defaults);

@@ -21,6 +21,9 @@
  *   FEC-OTI-Encoding-Symbol-Length, and FEC-OTI-Scheme-Specific-Info is the
  *   base64 of the 4 scheme-specific bytes (Z, N u16, Al). FEC-OTI-* on the
  *   FDT-Instance element are defaults for every File (RFC 6726 §3.4.2).
+ * - rq:Channel children of FDT-Instance (namespace urn:rqcast:fdt:1) list
+ *   every channel of the server with its Rate (bit/s) and Transports
+ *   ("udp tcp multicast"), so a client on one channel learns the others.
  * - The SHA-256 digest of the content is rq:Content-SHA-256 in the
  *   namespace urn:rqcast:fdt:1, base64 like Content-MD5 (RFC 1864). The
  *   schema's anyAttribute lets other receivers ignore it.
@@ -38,6 +41,13 @@ export const FDT_MAX_ELEMENTS = 20_000;
 export const FDT_MAX_DEPTH = 16;
 export const FDT_MAX_ATTRIBUTES = 64;
 export const FDT_MAX_ATTRIBUTE_CHARS = 8192;
+/** rq:Channel elements read from one instance; more refuse it. */
+export const FDT_MAX_CHANNELS = 256;
+/** A channel name is 1..64 UTF-8 bytes (docs/PROTOCOL.md §4.2). */
+const FDT_CHANNEL_NAME_MAX_BYTES = 64;
+/** The transports an rq:Channel may list (its Transports attribute, space-separated). */
+export const FDT_CHANNEL_TRANSPORTS = ['udp', 'tcp', 'multicast'] as const;
+export type FdtChannelTransport = (typeof FDT_CHANNEL_TRANSPORTS)[number];
 
 /** Seconds from the NTP epoch (1900) to the Unix epoch (1970). */
 export const NTP_UNIX_OFFSET_S = 2_208_988_800;
@@ -61,11 +71,33 @@ export interface FdtFile {
   oti?: Oti;
 }
 
+/**
+ * One channel of the server that sent the instance (rq:Channel, rqcast's
+ * extension element): what `rqcast ls` and a one-segment URL need to know
+ * of the channels a client has not joined.
+ */
+export interface FdtChannel {
+  /** 1..64 UTF-8 bytes, as a JOIN names it. */
+  name: string;
+  /** Pacing rate, bit/s of packet bytes. */
+  rateBps: number;
+  /** How the channel can be received, in this order: udp, tcp, multicast. */
+  transports: FdtChannelTransport[];
+}
+
 export interface FdtInstance {
   /** Expires as Unix ms (whole seconds; buildFdt rounds up). */
   expiresAtMs: number;
   complete?: boolean;
   files: FdtFile[];
+  /** Every channel of the sending server (rq:Channel); absent when the instance lists none. */
+  channels?: FdtChannel[];
+}
+
+/** Whether `name` is a channel name a JOIN can carry: 1..64 bytes of valid UTF-8. */
+export function isFdtChannelName(name: string): boolean {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  return bytes >= 1 && bytes <= FDT_CHANNEL_NAME_MAX_BYTES && Buffer.from(name, 'utf8').toString('utf8') === name;
 }
 
 export type FdtRejectReason =
@@ -91,6 +123,10 @@ export type FdtRejectReason =
   | 'bad-attribute-value'
   | 'duplicate-toi'
   | 'too-many-files'
+  /** More than FDT_MAX_CHANNELS rq:Channel elements. */
+  | 'too-many-channels'
+  /** Two rq:Channel elements with one Name. */
+  | 'duplicate-channel'
   /** RaptorQ OTI attributes present but out of the RFC 6330 bounds. */
   | 'bad-oti'
   | 'decoder-bug';

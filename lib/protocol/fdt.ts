@@ -19,8 +19,10 @@ export {
   FDT_MAX_DEPTH,
   FDT_MAX_ATTRIBUTES,
   FDT_MAX_ATTRIBUTE_CHARS,
+  FDT_MAX_CHANNELS,
+  FDT_CHANNEL_TRANSPORTS,
   NTP_UNIX_OFFSET_S,
 } from './fdt-schema';
-export type { FdtFile, FdtInstance, FdtRejectReason, FdtCounters, FdtParseResult } from './fdt-schema';
+export type { FdtChannel, FdtChannelTransport, FdtFile, FdtInstance, FdtRejectReason, FdtCounters, FdtParseResult } from './fdt-schema';
 export { buildFdt, escapeAttribute } from './fdt-build';
 export { parseFdt, tryParseFdt } from './fdt-parse';

@@ -112,6 +112,7 @@ export enum ErrorCode {
   TooManyChannels = 4,
   BadTime = 5,
   NotJoined = 6,
+  TooManySessions = 7,
   Internal = 100,
 }
 

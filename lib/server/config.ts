@@ -6,11 +6,13 @@
  * Pure functions and types; server.ts builds the objects.
  */
 import type { AckTrackerOptions } from '../session/ack-tracker';
+import type { ReplacementBudgetOptions } from '../session/replacement-budget';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
 import { DEFAULT_FDT_INTERVAL, IN_ORDER_WINDOW, windowFor } from '../stream/channel-stream';
 import type { LiveSource } from '../content/live-source';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
-import { SymbolAllocator } from '../content/symbol-allocator';
+import { type EsiLayout, SymbolAllocator } from '../content/symbol-allocator';
+import { checkServerGroup, type ServerGroup, serverGroupLayout } from '../content/server-group';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
 import { type CheckedGroup, checkMulticastGroup, type HostInterfaces } from '../transport/multicast/group-config';
 import { InvalidServerConfigError } from '../errors';
@@ -112,7 +114,7 @@ export interface TcpServerConfig {
   limits?: Omit<NativeTcpServerOptions, 'address' | 'port'>;
 }
 
-/** A live stream served on a channel of its own (issue 10, docs/PROTOCOL.md §10.12). */
+/** A live stream served on a channel of its own (issue 10, docs/PROTOCOL.md §10.14). */
 export interface LiveChannelConfig {
   /** The stream's name: its channel's name and its objects' prefix (`NAME/seq`). */
   name: string;
@@ -135,13 +137,30 @@ export interface RqcastServerOptions {
   rateMbps?: number;
   /** Plain carousel of source symbols, no repair (DESIGN.md "no-code" mode). */
   noCode?: boolean;
+  /**
+   * This server's place in a group of servers serving the same objects
+   * (lib/content/server-group.ts, docs/PROTOCOL.md "Server groups"): its
+   * repair ESIs are disjoint from every other member's. Default: alone.
+   */
+  serverGroup?: ServerGroup;
   /** Cookie master secret (>= 16 bytes), shared by servers that accept each other's cookies. */
   secret?: Uint8Array;
   cookieRotationMs?: number;
   cookieLifetimeMs?: number;
   maxTtlMs?: number;
   maxChannelsPerClient?: number;
+  /** Most sessions one IPv4 address or IPv6 /64 may hold at once. Default 64 (ClientManager). */
+  maxSessionsPerAddress?: number;
+  /** Most spent (LEAVE) cookies remembered until they expire. Default 32768 (ClientManager). */
+  spentCookies?: number;
   ack?: AckTrackerOptions;
+  /** Shares of a channel's packet rate ACK replacements may take (ClientManager). */
+  replacements?: ReplacementBudgetOptions;
+  /**
+   * SO_RCVBUF asked for the UDP control socket. Default 4 MiB
+   * (net.core.rmem_max caps it; the server logs what it got).
+   */
+  controlReceiveBufferBytes?: number;
   /** Join timer tick. Default 100 ms. */
   tickIntervalMs?: number;
   /** One FDT packet every this many stream packets. Default fdtIntervalFor the channel's rate. */
@@ -194,6 +213,10 @@ export interface ChannelPlan {
 /** The options with their defaults applied, checked. */
 export interface ServerPlan {
   noCode: boolean;
+  /** The group, checked (a server alone: index 0 of 1). */
+  serverGroup: ServerGroup;
+  /** The objects' ESI layout (serverGroupLayout); undefined: the default. */
+  esiLayout?: EsiLayout;
   ringCapacity: number;
   memoryBytes: number;
   /** Each stream's share of memoryBytes (a channel with a group has two streams). */
@@ -221,8 +244,21 @@ export function planServer(options: RqcastServerOptions): ServerPlan {
   // A group stream has a window of its own over the same objects (its
   // schedule is its own): it takes a share like any stream.
   const streams = channels.length + channels.filter((c) => c.multicast !== undefined).length;
+  const noCode = options.noCode ?? false;
+  const serverGroup = checkServerGroup(options.serverGroup ?? { index: 0, servers: 1 });
+  for (const l of options.live ?? []) {
+    const bytes = Buffer.byteLength(l.name, 'utf8');
+    if (bytes < 1 || bytes > 64) throw new InvalidServerConfigError(`live stream "${l.name}": a channel name is 1..64 bytes of UTF-8`);
+  }
+  if (serverGroup.servers > 1 && (options.live?.length ?? 0) > 0) {
+    // Each server cuts its input into segments of its own: members would not send the same objects.
+    throw new InvalidServerConfigError('a live stream is served by one server alone, not by a server group (--servers): each server cuts its own segments');
+  }
+  const esiLayout = serverGroupLayout(serverGroup, noCode);
   return {
-    noCode: options.noCode ?? false,
+    noCode,
+    serverGroup,
+    ...(esiLayout ? { esiLayout } : {}),
     ringCapacity,
     memoryBytes,
     memoryShare: memoryBytes / streams,
@@ -278,25 +314,25 @@ function planChannels(
 
 /**
  * Where each object's ESIs come from (docs/PROTOCOL.md §10.4). Coded: one
- * allocator per object, shared by every channel (no symbol sent twice).
- * No-code: one carousel per (channel, object). A shared carousel would split
- * each block's source symbols between the channels, and channels taking
- * turns in step could leave a one-channel client without some of them
- * forever.
+ * allocator per object, shared by every channel (no symbol sent twice),
+ * with the server group's layout when there is one (`layout`). No-code:
+ * one carousel per (channel, object). A shared carousel would split each
+ * block's source symbols between the channels, and channels taking turns
+ * in step could leave a one-channel client without some of them forever.
  */
-export function symbolAllocators(noCode: boolean): (o: CatalogueObject) => SymbolAllocator {
+export function symbolAllocators(noCode: boolean, layout?: EsiLayout): (o: CatalogueObject) => SymbolAllocator {
   const mode = noCode ? 'carousel' : 'coded';
   const shared = new Map<CatalogueObject, SymbolAllocator>();
   return (o) => {
     if (noCode) return SymbolAllocator.forEncoder(o.encoder, mode);
     let a = shared.get(o);
-    if (!a) shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode)));
+    if (!a) shared.set(o, (a = SymbolAllocator.forEncoder(o.encoder, mode, layout)));
     return a;
   };
 }
 
 /** Stream packets per second of a channel at `rateMbps` with symbols of `symbolSize` bytes. */
-function packetsPerSecond(rateMbps: number, symbolSize: number): number {
+export function packetsPerSecond(rateMbps: number, symbolSize: number): number {
   return (rateMbps * 1e6) / 8 / (DATA_HEADER_BYTES + symbolSize);
 }
 

@@ -36,9 +36,11 @@ export {
   DEFAULT_SYMBOL_SIZE,
   DEFAULT_FDT_LIFETIME_MS,
   isSafeObjectName,
+  objectNameProblem,
 } from '../content/catalogue';
 export { ChannelStream, ChannelStreamOptions, StreamObject, StreamFdt, SymbolSource, SymbolSlot, StreamCounters } from '../stream/channel-stream';
 export { SymbolAllocator, AllocationMode, EsiRange, EsiLayout, EsiSpan, EsiLayoutError } from '../content/symbol-allocator';
+export { MAX_GROUP_SERVERS, ServerGroup, checkServerGroup, serverGroupLayout } from '../content/server-group';
 export { BlockSource, BlockSymbols, BlockPreparation, BlockSealing } from '../content/block-source';
 export { registerServerMetrics } from './metrics';
 export { GROUP_STREAM_CHANNEL_FLAG, groupChannelId } from './group-streams';

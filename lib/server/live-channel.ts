@@ -4,7 +4,7 @@
  * segment becomes an object (LiveObjects: TOI seq + 1, `NAME/seq`), and each
  * change (a segment added, one dropped, the input ended) builds the
  * channel's stream again with a new FDT instance, which the server installs
- * in place of the old one (docs/PROTOCOL.md §10.12):
+ * in place of the old one (docs/PROTOCOL.md §10.14):
  *
  * - the stream's objects are the kept segments, newest first, one block at
  *   a time (IN_ORDER_WINDOW): a new segment gets its pass quota at once,
@@ -22,6 +22,7 @@ import { SymbolAllocator } from '../content/symbol-allocator';
 import { wireOti } from '../content/catalogue';
 import { ChannelStream, IN_ORDER_WINDOW, type BlockPins, type SymbolSource } from '../stream/channel-stream';
 import type { BlockPreparation } from '../content/block-source';
+import type { FdtChannel } from '../protocol/fdt-schema';
 
 export interface LiveChannelOptions {
   tsi: number;
@@ -30,6 +31,8 @@ export interface LiveChannelOptions {
   noCode: boolean;
   fdtInterval?: number;
   passOverhead?: number;
+  /** The server's channels, listed in each FDT instance (rq:Channel, as every channel's FDT). */
+  channels?: readonly FdtChannel[];
   clock: () => number;
   /** The channel's stream changed: the server installs it (and closes the old one). */
   install(stream: ChannelStream, fdt: FdtObject, objects: readonly CatalogueObject[]): void;
@@ -101,7 +104,7 @@ export class LiveChannel {
   }
 
   private build(): { stream: ChannelStream; fdt: FdtObject } {
-    const fdt = this.objects.fdt(this.o.source.ended, this.o.clock());
+    const fdt = this.objects.fdt(this.o.source.ended, this.o.clock(), this.o.channels);
     const newestFirst = [...this.objects.objects].reverse();
     const stream = new ChannelStream({
       tsi: this.o.tsi,

@@ -36,6 +36,7 @@
 import { EventEmitter } from 'node:events';
 import { decodeControl, encodeControl } from '../protocol/control';
 import type { ControlMessage } from '../protocol/messages';
+import type { FdtChannel } from '../protocol/fdt';
 import { Replicator } from '../transport/replicator';
 import {
   type ControlReceived,
@@ -58,6 +59,7 @@ import type { ManagerOutput } from '../session/manager-output';
 import type { Peer, PeerTransport } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
+import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
 import { LiveChannel } from './live-channel';
@@ -72,6 +74,7 @@ import {
   type RqcastServerOptions,
   type ServerLogger,
   type ServerPlan,
+  packetsPerSecond,
   SILENT_LOGGER,
   type TcpServerConfig,
   symbolAllocators,
@@ -85,6 +88,7 @@ export {
   FDT_COMPLETE_MS,
   FDT_PERIOD_MS,
   fdtIntervalFor,
+  packetsPerSecond,
   type ChannelConfig,
   type ReplicatorLike,
   type RqcastServerOptions,
@@ -103,7 +107,7 @@ export interface GroupStreamCounters {
 
 /** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
 export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
-  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' as `tcp${Capitalize<K>}`]: number;
+  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' | 'segmentsOut' | 'sendErrors' as `tcp${Capitalize<K>}`]: number;
 };
 
 /** The other StreamCounters are summed over the channels under their own names. */
@@ -126,6 +130,8 @@ export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounte
   blockPrepareErrors: number;
   /** Replicator calls that threw (e.g. an address family the host cannot send to). */
   replicatorErrors: number;
+  /** Control datagrams the kernel dropped at the UDP control socket (receive buffer full; Linux). */
+  controlReceiveDrops: number;
 }
 
 export interface ServerChannel {
@@ -169,6 +175,8 @@ export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
   readonly channels: readonly ServerChannel[];
   readonly noCode: boolean;
+  /** This server's place in its group (index 0 of 1 when alone; lib/content/server-group.ts). */
+  readonly serverGroup: ServerGroup;
   private readonly manager: ClientManager;
   private readonly clock: () => number;
   private readonly log: ServerLogger;
@@ -188,6 +196,8 @@ export class RqcastServer extends EventEmitter {
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
+  /** listen() finished: the server said 'listening'. */
+  private listening = false;
   private readonly own = { controlMalformed: 0, replicatorErrors: 0 };
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
@@ -201,15 +211,30 @@ export class RqcastServer extends EventEmitter {
     this.log = options.logger ?? SILENT_LOGGER;
     this.plan = planServer(options);
     this.noCode = this.plan.noCode;
+    this.serverGroup = this.plan.serverGroup;
     this.cache = new BlockCache({
       budgetBytes: this.plan.memoryBytes,
       onError: (err, _source, sbn) => this.log.error({ err, sbn }, 'a block could not be prepared'),
     });
     const pins = this.blockPins();
-    const allocatorOf = symbolAllocators(this.noCode);
+    const allocatorOf = symbolAllocators(this.noCode, this.plan.esiLayout);
     const now = this.clock();
+    // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
+    // Live channels (after the configured ones) too: unicast, over TCP where the server has it.
+    const offered: FdtChannel[] = [
+      ...this.plan.channels.map((c) => ({
+        name: c.name,
+        rateBps: Math.round(c.rateMbps * 1e6),
+        transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])] as FdtChannel['transports'],
+      })),
+      ...(options.live ?? []).map((l) => ({
+        name: l.name,
+        rateBps: Math.round(this.liveRateMbps(l) * 1e6),
+        transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : [])] as FdtChannel['transports'],
+      })),
+    ];
     const channels: ServerChannel[] = this.plan.channels.map((c) => {
-      const fdt = this.catalogue.fdt(c.objects, c.tsi, now);
+      const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
@@ -222,7 +247,7 @@ export class RqcastServer extends EventEmitter {
       }
       return ch;
     });
-    for (const live of options.live ?? []) channels.push(this.addLive(live, channels));
+    for (const live of options.live ?? []) channels.push(this.addLive(live, channels, offered));
     this.channels = channels;
     this.manager = new ClientManager({
       cookies: new CookieAuthority({
@@ -236,6 +261,14 @@ export class RqcastServer extends EventEmitter {
       maxChannelsPerClient: options.maxChannelsPerClient,
       ack: options.ack,
       sentEnd: (tsi) => this.byTsi.get(tsi)?.stream.nextSequence,
+      firstSequence: (tsi) => this.firstSequence(tsi),
+      packetRate: (tsi) => {
+        const ch = this.byTsi.get(tsi);
+        return ch && packetsPerSecond(ch.rateMbps, this.catalogue.symbolSize);
+      },
+      replacements: options.replacements,
+      maxSessionsPerAddress: options.maxSessionsPerAddress,
+      spentCookies: options.spentCookies,
     });
   }
 
@@ -275,7 +308,13 @@ export class RqcastServer extends EventEmitter {
         rep.createChannel(tsi, { ...cfg, capacity, lowWater: Math.floor(capacity / 4) });
         this.refill(tsi);
       }
-      const udp = new UdpServerTransport({ host: this.plan.host, port: this.plan.port, replicator: rep, logger: this.log });
+      const udp = new UdpServerTransport({
+        host: this.plan.host,
+        port: this.plan.port,
+        replicator: rep,
+        logger: this.log,
+        receiveBufferBytes: this.options.controlReceiveBufferBytes,
+      });
       this.transports.set(udp.kind, udp);
       this.bound = await udp.open({ control: (m) => this.onControl(m), error: (err) => this.emit('error', err) });
       if (this.options.tcp && this.plan.tcp) this.tcpBound = await this.openTcp(this.options.tcp, this.plan.tcp, this.bound.port, rep);
@@ -285,7 +324,8 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
-    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), channels: this.channels.map(channelLog) }, 'listening');
+    this.listening = true;
+    this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), ...(this.serverGroup.servers > 1 ? { serverGroup: this.serverGroup } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -325,6 +365,12 @@ export class RqcastServer extends EventEmitter {
     return this.manager.sessionCount;
   }
 
+  /** SO_RCVBUF of the UDP control socket as the kernel reports it (Linux: twice what it granted); undefined before listen. */
+  get controlReceiveBufferBytes(): number | undefined {
+    const udp = this.transports.get('udp');
+    return udp instanceof UdpServerTransport ? udp.receiveBufferBytes : undefined;
+  }
+
   /** Every counter of the server, the client manager, the transports and the streams. */
   get counters(): ServerCounters {
     const sum = { ...this.channels[0].stream.counters };
@@ -360,6 +406,7 @@ export class RqcastServer extends EventEmitter {
       replyBytesSent: t.replyBytesSent,
       replySendErrors: t.replySendErrors,
       replicatorErrors: this.own.replicatorErrors + t.dataPathErrors,
+      controlReceiveDrops: t.controlReceiveDrops,
       ...streams,
       streamPackets,
       ...group,
@@ -408,7 +455,8 @@ export class RqcastServer extends EventEmitter {
     for (const [id, stream] of this.streams) if (!this.live.has(id)) stream.close();
     for (const ch of this.channels) if (!this.live.has(ch.tsi)) ch.fdt.encoder.close();
     this.cache.close();
-    this.log.info({}, 'closed');
+    // Only a server that was listening says it closed: one that never started (the port taken) says why, and nothing else.
+    if (this.listening) this.log.info({}, 'closed');
   }
 
   /**
@@ -416,13 +464,13 @@ export class RqcastServer extends EventEmitter {
    * before it. Its NAME must not be a channel's, nor an object's name or
    * prefix (its objects are NAME/seq).
    */
-  private addLive(live: LiveChannelConfig, before: readonly ServerChannel[]): ServerChannel {
+  private addLive(live: LiveChannelConfig, before: readonly ServerChannel[], offered: readonly FdtChannel[]): ServerChannel {
     const name = live.name;
     if (before.some((c) => c.name === name)) throw new InvalidServerConfigError(`live stream "${name}": a channel has that name already; choose another NAME`);
     const clash = this.catalogue.objects.find((o) => o.name === name || o.name.startsWith(name + '/') || name.startsWith(o.name + '/'));
     if (clash) throw new InvalidServerConfigError(`live stream "${name}" clashes with the file object "${clash.name}": its segments are named ${name}/N; choose another NAME`);
     const tsi = before.length + 1;
-    const rateMbps = live.rateMbps ?? this.options.rateMbps ?? DEFAULT_RATE_MBPS;
+    const rateMbps = this.liveRateMbps(live);
     const symbolSize = this.catalogue.symbolSize;
     const channel = new LiveChannel({
       tsi,
@@ -431,6 +479,7 @@ export class RqcastServer extends EventEmitter {
       noCode: this.noCode,
       fdtInterval: this.options.fdtInterval ?? LIVE_FDT_INTERVAL,
       passOverhead: this.options.passOverhead,
+      channels: offered,
       clock: this.clock,
       install: (stream, fdt, objects) => {
         const ch = this.byTsi.get(tsi);
@@ -448,6 +497,11 @@ export class RqcastServer extends EventEmitter {
     this.streams.set(tsi, first.stream);
     this.live.set(tsi, { channel, rateMbps });
     return ch;
+  }
+
+  /** A live channel's rate: its own, else the server's, else the default. */
+  private liveRateMbps(live: LiveChannelConfig): number {
+    return live.rateMbps ?? this.options.rateMbps ?? DEFAULT_RATE_MBPS;
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */
@@ -488,6 +542,26 @@ export class RqcastServer extends EventEmitter {
       return;
     }
     this.apply(this.manager.handle(decoded.msg, { ...m.from, bytesReceived: m.bytesReceived }, this.clock()));
+  }
+
+  /**
+   * The sequence number of the next packet channel `tsi`'s unicast stream
+   * puts on the wire, so the first one a destination added now receives:
+   * one past the last built, less those built but not yet taken by the
+   * replicator and those still queued in its ring (undefined before listen).
+   */
+  private firstSequence(tsi: number): number | undefined {
+    const ch = this.byTsi.get(tsi);
+    const rep = this.replicator;
+    if (!ch || !rep) return undefined;
+    let queued: number;
+    try {
+      queued = rep.channelStats(tsi).queued;
+    } catch {
+      return undefined;
+    }
+    const SEQ_MOD = 2 ** 32;
+    return (((ch.stream.nextSequence - ch.stream.pendingPackets - queued) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
   }
 
   private transportOf(peer: Peer): ServerTransport | undefined {
@@ -560,6 +634,8 @@ function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
     tcpResetsSent: n.resetsSent ?? 0,
     tcpBadSegments: n.badSegments ?? 0,
     tcpRefused: n.refused ?? 0,
+    tcpSegmentsOut: n.segmentsOut ?? 0,
+    tcpSendErrors: n.sendErrors ?? 0,
   };
 }
 

@@ -168,6 +168,21 @@ export class AckTracker<K> {
     return { ok: true, lost };
   }
 
+  /**
+   * The client became a destination of channel `tsi` when the channel's
+   * next packet was `firstSeq`: nothing below it was sent to the client,
+   * so no loss below it is answered (the floor starts there). Nothing if
+   * the client already has state on the channel (a renewal).
+   */
+  startAt(client: K, tsi: number, firstSeq: number): void {
+    if (!isU32(firstSeq)) return;
+    let perClient = this.streams.get(client);
+    if (!perClient) this.streams.set(client, (perClient = new Map()));
+    if (perClient.has(tsi)) return;
+    const top = firstSeq + SEQ_MOD;
+    perClient.set(tsi, { floor: top, top, answered: new Uint8Array(this.windowSize / 8) });
+  }
+
   /** Forgets the client's state on one channel (it left the channel). */
   dropChannel(client: K, tsi: number): void {
     const perClient = this.streams.get(client);

@@ -31,7 +31,18 @@
  * - LEAVE (valid cookie) drops the client from all channels at once.
  * - ACK (valid cookie, ACK mode, a channel the client receives by unicast)
  *   asks the data path for one fresh symbol per newly reported loss
- *   (ack-tracker.ts). The group stream is nobody's to acknowledge.
+ *   (ack-tracker.ts), within the client's and the channel's replacement
+ *   budget (replacement-budget.ts). The group stream is nobody's to
+ *   acknowledge.
+ *
+ * Hostile input (docs/PROTOCOL.md §6.2, §6.3):
+ * - A new session needs room in its address group (address-quota.ts): at
+ *   most `maxSessionsPerAddress` sessions per IPv4 address or IPv6 /64.
+ * - A session never outlives the cookie of the JOIN that set its expiry,
+ *   so a JOIN replayed by an on-path attacker keeps the stream going no
+ *   longer than the cookie it copied; renewing takes a fresh cookie.
+ * - The cookie of a LEAVE (or of a JOIN with no channels) is spent
+ *   (spent-cookies.ts): refused for any message until it expires.
  */
 
 import {
@@ -46,6 +57,9 @@ import {
   MessageType,
 } from '../protocol/messages';
 import { AckTracker, type AckTrackerOptions } from './ack-tracker';
+import { AddressQuota, addressGroup } from './address-quota';
+import { ReplacementBudget, type ReplacementBudgetOptions } from './replacement-budget';
+import { SpentCookies } from './spent-cookies';
 import { ChannelMembership, emptyDiff, type MembershipDiff } from './channel-membership';
 import type { ChannelDirectory, ChannelInfo } from './channel-directory';
 import type { CookieAuthority } from './cookie';
@@ -78,7 +92,26 @@ export interface ClientManagerOptions {
   ack?: AckTrackerOptions;
   /** One past the highest sequence number sent on a channel, if the data path reports it. */
   sentEnd?: (tsi: number) => number | undefined;
+  /**
+   * The sequence number of the first packet a destination added to a
+   * channel now receives, if the data path reports it: losses below it are
+   * not the client's to claim.
+   */
+  firstSequence?: (tsi: number) => number | undefined;
+  /**
+   * Stream packets per second of a channel, if known: the rate the
+   * replacement budget is a share of. Without it (or for a channel it does
+   * not know) ACK replacements are not budgeted.
+   */
+  packetRate?: (tsi: number) => number | undefined;
+  replacements?: ReplacementBudgetOptions;
+  /** Most sessions one IPv4 address or IPv6 /64 may hold at once. Default 64. */
+  maxSessionsPerAddress?: number;
+  /** Most spent cookies remembered (LEAVE). Default 32768. */
+  spentCookies?: number;
 }
+
+export const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 64;
 
 /** One joined client. */
 export interface SessionInfo {
@@ -108,6 +141,11 @@ export class ClientManager {
   private readonly encodedSize: (message: ControlMessage) => number;
   private readonly limits: JoinLimits;
   private readonly sentEnd?: (tsi: number) => number | undefined;
+  private readonly firstSequence?: (tsi: number) => number | undefined;
+  private readonly packetRate?: (tsi: number) => number | undefined;
+  private readonly budget: ReplacementBudget<string>;
+  private readonly quota: AddressQuota;
+  private readonly spent: SpentCookies;
   /** By peerKey. */
   private readonly sessions = new Map<string, Session>();
   private readonly membership = new ChannelMembership<string, string>();
@@ -123,6 +161,11 @@ export class ClientManager {
       maxChannels: options.maxChannelsPerClient ?? 16,
     };
     this.sentEnd = options.sentEnd;
+    this.firstSequence = options.firstSequence;
+    this.packetRate = options.packetRate;
+    this.budget = new ReplacementBudget<string>(options.replacements);
+    this.quota = new AddressQuota(options.maxSessionsPerAddress ?? DEFAULT_MAX_SESSIONS_PER_ADDRESS);
+    this.spent = new SpentCookies(options.spentCookies);
     if (!Number.isFinite(this.limits.maxTtlMs) || this.limits.maxTtlMs <= 0) {
       throw new InvalidServerConfigError('maxTtlMs must be a positive number');
     }
@@ -134,6 +177,16 @@ export class ClientManager {
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Sessions the address group of `address` holds (its IPv4 address or IPv6 /64). */
+  sessionsOfAddress(address: string): number {
+    return this.quota.count(address);
+  }
+
+  /** Spent cookies remembered now (bounded by the `spentCookies` option). */
+  get spentCookieCount(): number {
+    return this.spent.size;
   }
 
   /** The session of `peer`, if joined. */
@@ -209,6 +262,8 @@ export class ClientManager {
       this.membership.removeMember(key, diff);
       this.sessions.delete(key);
       this.acks.dropClient(key);
+      this.budget.dropClient(key);
+      this.quota.remove(s.client.address);
       this.counters.sessionsExpired++;
       out.events.push({ kind: 'expired', client: peerOf(s.client), channels: Array.from(s.channels.keys()) });
     }
@@ -229,10 +284,12 @@ export class ClientManager {
 
   private onJoin(msg: JoinMessage, from: Source, now: number, out: ManagerOutput): void {
     this.counters.joinReceived++;
-    if (!this.checkCookie(msg.cookie, from, now, out)) return;
+    const cookieExpiresAtMs = this.checkCookie(msg.cookie, from, now, out);
+    if (cookieExpiresAtMs === undefined) return;
     const key = peerKey(from);
 
     if (msg.channels.length === 0) {
+      this.spend(msg.cookie, cookieExpiresAtMs, now);
       this.endSession(key, out);
       this.reply({ type: MessageType.Joined, channels: [], expiresAtMs: now }, from, out);
       return;
@@ -244,28 +301,49 @@ export class ClientManager {
       this.reply({ type: MessageType.Error, code: grant.code, reason: grant.reason }, from, out);
       return;
     }
-    const { wanted, groups, viaGroup, expiresAtMs } = grant;
+    const { wanted, groups, viaGroup } = grant;
+    // Never beyond the cookie's own expiry: a replayed JOIN lasts no longer than the cookie it copied.
+    const expiresAtMs = Math.min(grant.expiresAtMs, cookieExpiresAtMs);
 
     let session = this.sessions.get(key);
     const renewed = session !== undefined;
     if (!session) {
+      if (!this.quota.allows(from.address)) {
+        this.counters.joinTooManySessions++;
+        const ipv6 = addressGroup(from.address).ipv6;
+        const reason = `too many sessions from this ${ipv6 ? '/64' : 'address'} (at most ${this.quota.limit}); leave unused ones first`;
+        this.reply({ type: MessageType.Error, code: ErrorCode.TooManySessions, reason }, from, out);
+        return;
+      }
       session = { key, client: peerOf(from), channels: new Map(), viaGroup: new Set(), expiresAtMs, ack: msg.ack };
       this.sessions.set(key, session);
+      this.quota.add(from.address);
       this.counters.sessionsStarted++;
     } else {
       this.counters.sessionsRenewed++;
     }
+    if (expiresAtMs < grant.expiresAtMs) this.counters.joinTtlCutToCookie++;
     // Unicast destinations: every wanted channel but those received from their group.
     const unicast = Array.from(wanted.keys()).filter((name) => !viaGroup.has(name));
     const diff = this.membership.replace(key, unicast);
     const old = session.channels; // removed channels' commands need their TSI
     for (const [name, tsi] of old) {
-      if (!wanted.has(name)) this.acks.dropChannel(key, tsi);
-      else if (viaGroup.has(name) !== session.viaGroup.has(name)) this.countFlip(viaGroup.has(name));
+      if (!wanted.has(name)) {
+        this.acks.dropChannel(key, tsi);
+        this.budget.dropChannel(key, tsi);
+      } else if (viaGroup.has(name) !== session.viaGroup.has(name)) this.countFlip(viaGroup.has(name));
     }
     // What was answered on a unicast stream means nothing once the group carries the channel.
     for (const name of viaGroup) this.acks.dropChannel(key, wanted.get(name) as number);
     if (!msg.ack) this.acks.dropClient(key);
+    else {
+      // Losses before the client became a destination are not its to claim.
+      for (const name of unicast) {
+        const tsi = wanted.get(name) as number;
+        const first = this.firstSequence?.(tsi);
+        if (first !== undefined) this.acks.startAt(key, tsi, first);
+      }
+    }
     this.counters.joinMulticastChannels += viaGroup.size;
     this.counters.joinMulticastNoGroup += grant.bitsWithoutGroup;
     session.channels = wanted;
@@ -300,7 +378,9 @@ export class ClientManager {
 
   private onLeave(msg: LeaveMessage, from: Source, now: number, out: ManagerOutput): void {
     this.counters.leaveReceived++;
-    if (!this.checkCookie(msg.cookie, from, now, out)) return;
+    const cookieExpiresAtMs = this.checkCookie(msg.cookie, from, now, out);
+    if (cookieExpiresAtMs === undefined) return;
+    this.spend(msg.cookie, cookieExpiresAtMs, now);
     const key = peerKey(from);
     if (!this.sessions.has(key)) {
       this.counters.leaveNotJoined++;
@@ -311,7 +391,7 @@ export class ClientManager {
 
   private onAck(msg: AckMessage, from: Source, now: number, out: ManagerOutput): void {
     this.counters.ackReceived++;
-    if (!this.checkCookie(msg.cookie, from, now, out)) return;
+    if (this.checkCookie(msg.cookie, from, now, out) === undefined) return;
     const key = peerKey(from);
     const session = this.sessions.get(key);
     if (!session) {
@@ -339,23 +419,48 @@ export class ClientManager {
       this.counters.ackMalformed++;
       return;
     }
-    if (verdict.lost.length > 0) {
-      this.counters.freshSymbolsRequested += verdict.lost.length;
-      out.commands.push({ kind: 'sendFresh', channel, tsi: msg.tsi, destination: peerOf(session.client), lost: verdict.lost });
+    let lost = verdict.lost;
+    const rate = lost.length > 0 ? this.packetRate?.(msg.tsi) : undefined;
+    if (rate !== undefined) {
+      const grant = this.budget.take(key, msg.tsi, lost.length, rate, now);
+      this.counters.replacementsOverClientShare += grant.overClientShare;
+      this.counters.replacementsOverChannelShare += grant.overChannelShare;
+      if (grant.granted < lost.length) lost = lost.slice(0, grant.granted);
+    }
+    if (lost.length > 0) {
+      this.counters.freshSymbolsRequested += lost.length;
+      out.commands.push({ kind: 'sendFresh', channel, tsi: msg.tsi, destination: peerOf(session.client), lost });
     }
   }
 
-  /** Verifies a cookie; on refusal counts it and answers within the amplification budget. */
-  private checkCookie(cookie: Uint8Array, from: Source, now: number, out: ManagerOutput): boolean {
+  /** Remembers a cookie a LEAVE (or an empty JOIN) used until it expires. */
+  private spend(cookie: Uint8Array, expiresAtMs: number, now: number): void {
+    const before = this.spent.evicted;
+    this.spent.spend(cookie, expiresAtMs, now);
+    this.counters.spentCookiesEvicted += this.spent.evicted - before;
+  }
+
+  /**
+   * Verifies a cookie and returns its expiry; on refusal counts it, answers
+   * within the amplification budget and returns undefined. A spent cookie
+   * (LEAVE) is refused like a bad one: whoever sends it may be an on-path
+   * attacker replaying it from the client's address.
+   */
+  private checkCookie(cookie: Uint8Array, from: Source, now: number, out: ManagerOutput): number | undefined {
     const verdict = this.cookies.verify(cookie, from.address, from.port, now);
-    if (verdict.ok) return true;
+    if (verdict.ok && !this.spent.isSpent(cookie, now)) return verdict.expiresAtMs;
+    if (verdict.ok) {
+      this.counters.cookieSpent++;
+      this.replyUnverified({ type: MessageType.Error, code: ErrorCode.BadCookie, reason: 'bad cookie' }, from, out);
+      return undefined;
+    }
     this.counters[COOKIE_REFUSAL_COUNTER[verdict.reason]]++;
     const error: ErrorMessage =
       verdict.reason === 'expired'
         ? { type: MessageType.Error, code: ErrorCode.CookieExpired, reason: 'cookie expired' }
         : { type: MessageType.Error, code: ErrorCode.BadCookie, reason: 'bad cookie' };
     this.replyUnverified(error, from, out);
-    return false;
+    return undefined;
   }
 
   /** LEAVE, a JOIN with no channels, or its connection gone: the session ends at once. */
@@ -365,6 +470,8 @@ export class ClientManager {
     const diff = this.membership.removeMember(key);
     this.timers.cancel(key);
     this.acks.dropClient(key);
+    this.budget.dropClient(key);
+    this.quota.remove(s.client.address);
     this.sessions.delete(key);
     this.counters[counter]++;
     this.emitDiff(diff, new Map([[key, s]]), out);

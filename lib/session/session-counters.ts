@@ -22,6 +22,14 @@ export interface ClientManagerCounters {
   joinUnknownChannel: number;
   joinTooManyChannels: number;
   joinBadTime: number;
+  /** New sessions refused: their IPv4 address or IPv6 /64 already held maxSessionsPerAddress. */
+  joinTooManySessions: number;
+  /** Accepted JOINs whose expiry was cut to their cookie's expiry (a session never outlives its cookie). */
+  joinTtlCutToCookie: number;
+  /** JOIN/LEAVE/ACK refused because their cookie was spent by a LEAVE (a replay). */
+  cookieSpent: number;
+  /** Spent cookies forgotten before their expiry because the set was full. */
+  spentCookiesEvicted: number;
   /** Channels of accepted JOINs the client receives from their multicast group (bit set, channel has a group). */
   joinMulticastChannels: number;
   /** Multicast bits of accepted JOINs for channels without a group: ignored, the client is a unicast member. */
@@ -45,7 +53,12 @@ export interface ClientManagerCounters {
   sessionsExpired: number;
   /** Sessions ended because their connection closed (TCP: FIN, RST, timeout), not by LEAVE or expiry. */
   sessionsDisconnected: number;
+  /** Replacements asked of the data path (losses granted within the budget). */
   freshSymbolsRequested: number;
+  /** Losses not replaced: the client's share of the channel rate was used up. */
+  replacementsOverClientShare: number;
+  /** Losses not replaced: all clients' share of the channel rate was used up. */
+  replacementsOverChannelShare: number;
 }
 
 export function zeroClientManagerCounters(): ClientManagerCounters {
@@ -64,6 +77,10 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     joinUnknownChannel: 0,
     joinTooManyChannels: 0,
     joinBadTime: 0,
+    joinTooManySessions: 0,
+    joinTtlCutToCookie: 0,
+    cookieSpent: 0,
+    spentCookiesEvicted: 0,
     joinMulticastChannels: 0,
     joinMulticastNoGroup: 0,
     multicastToUnicast: 0,
@@ -81,6 +98,8 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     sessionsExpired: 0,
     sessionsDisconnected: 0,
     freshSymbolsRequested: 0,
+    replacementsOverClientShare: 0,
+    replacementsOverChannelShare: 0,
   };
 }
 

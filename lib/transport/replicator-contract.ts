@@ -43,6 +43,14 @@ export interface ReplicatorChannelCounters {
   streamPackets: number;
   datagrams: number;
   bytes: number;
+  /** Datagrams dropped because the socket's send buffer stayed full (EAGAIN) or the kernel had no buffers (ENOBUFS); absent: not counted. */
+  dropsEagain?: number;
+  dropsEnobufs?: number;
+  /** Datagrams lost to other send errors. */
+  errors?: number;
+  /** Stream packets copied into TCP connections' pools (each connection counted), and their bytes; absent: no TCP. */
+  tcpPackets?: number;
+  tcpBytes?: number;
 }
 
 /** TTL / hop limit of group packets unless configured: they stay on the link (mc-common, RFC 1112 §6.1). */

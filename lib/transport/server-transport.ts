@@ -72,6 +72,8 @@ export interface ServerTransportCounters {
   repliesOverBudget: number;
   /** Data-path calls (membership, fresh packets) the engine refused. */
   dataPathErrors: number;
+  /** Control datagrams the kernel dropped because the socket's receive buffer was full (UDP, Linux). */
+  controlReceiveDrops: number;
 }
 
 export function zeroServerTransportCounters(): ServerTransportCounters {
@@ -83,6 +85,7 @@ export function zeroServerTransportCounters(): ServerTransportCounters {
     replySendErrors: 0,
     repliesOverBudget: 0,
     dataPathErrors: 0,
+    controlReceiveDrops: 0,
   };
 }
 

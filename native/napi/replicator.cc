@@ -463,6 +463,8 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     set("dropsEnobufs", s.drops_enobufs);
     set("errors", s.errors);
     set("oneOffs", s.one_offs);
+    set("tcpPackets", s.tcp_packets);
+    set("tcpBytes", s.tcp_bytes);
     set("destinations", s.destinations);
     set("groups", s.groups);
     set("queued", s.queued);

@@ -30,6 +30,8 @@ struct ChannelCounters {
   Counter drops_enobufs;
   Counter errors;          // other per-destination errors
   Counter one_offs;        // datagrams outside the stream (engine)
+  Counter tcp_packets;     // stream packets copied into TCP connections' pools (TcpSink, each connection counted)
+  Counter tcp_bytes;       // their bytes
 
   // Counts the datagrams a failed send carried, by why it failed.
   void count_error(int err, uint64_t lost) {

@@ -424,6 +424,8 @@ int Engine::channel_stats(uint32_t id, ChannelStats* out) const {
   out->drops_enobufs = k.drops_enobufs.get();
   out->errors = k.errors.get();
   out->one_offs = k.one_offs.get();
+  out->tcp_packets = k.tcp_packets.get();
+  out->tcp_bytes = k.tcp_bytes.get();
   out->destinations = c.members.size();
   out->groups = c.group ? 1 : 0;
   out->queued = c.ring->queued();

@@ -72,6 +72,8 @@ struct ChannelStats {
   uint64_t drops_enobufs = 0;
   uint64_t errors = 0;          // other per-destination errors
   uint64_t one_offs = 0;
+  uint64_t tcp_packets = 0;    // stream packets copied into TCP connections' pools
+  uint64_t tcp_bytes = 0;
   uint64_t destinations = 0;   // UDP ones, as of the last add/remove call returned
   uint64_t groups = 0;         // multicast groups (0 or 1), likewise
   uint64_t queued = 0;

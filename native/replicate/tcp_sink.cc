@@ -18,6 +18,12 @@ uint32_t TcpSink::send(const Run& run, ChannelCounters& counters) {
       },
       run.sole, &woke);
   if (woke) ready_->Push(connection_);
+  // The packets copied in, per channel: what this connection will send of
+  // the stream (a full pool evicts its oldest, counted by the pool).
+  uint64_t bytes = 0;
+  for (uint32_t i = 0; i < taken; ++i) bytes += run.length(i);
+  counters.tcp_packets.add(taken);
+  counters.tcp_bytes.add(bytes);
   // All of the run (copied, or dropped by a full pool and counted there);
   // fewer only when this connection is the channel's only receiver.
   return taken;

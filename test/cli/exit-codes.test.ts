@@ -1,7 +1,8 @@
 /**
  * One table of exit codes and one mapping from an error to its code
  * (lib/cli/exit-codes.ts), used by serve, fetch and main.ts alike:
- * 0 ok, 2 usage, 3 refused, 4 timeout, 5 digest mismatch, 130 interrupted,
+ * 0 ok, 2 usage, 3 refused, 4 timeout, 5 digest mismatch, 6 no such
+ * object, 130 interrupted,
  * 1 other (README, docs/PROTOCOL.md §10.9).
  */
 import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { UsageError } from '../../lib/cli/errors';
 import {
   EXIT_DIGEST,
   EXIT_INTERRUPTED,
+  EXIT_NO_OBJECT,
   EXIT_OK,
   EXIT_OTHER,
   EXIT_REFUSED,
@@ -28,13 +30,15 @@ import {
   InvalidUrlError,
   JoinRefusedError,
   NoSuchObjectError,
+  UnfetchableObjectError,
 } from '../../lib/client/errors';
+import { NothingNamedError } from '../../lib/client/one-segment';
 import { EmptyObjectError, ObjectNotFoundError } from '../../lib/content/catalogue';
 import { InvalidServerConfigError, RqcastError } from '../../lib/errors';
 import { TooManySourceSymbolsError } from '../../lib/fec/errors';
 
 test('the codes README and docs/PROTOCOL.md state', () => {
-  expect([EXIT_OK, EXIT_OTHER, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_DIGEST, EXIT_INTERRUPTED]).toEqual([0, 1, 2, 3, 4, 5, 130]);
+  expect([EXIT_OK, EXIT_OTHER, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_DIGEST, EXIT_NO_OBJECT, EXIT_INTERRUPTED]).toEqual([0, 1, 2, 3, 4, 5, 6, 130]);
   expect([SERVE_EXIT_OK, SERVE_EXIT_OTHER, SERVE_EXIT_USAGE]).toEqual([EXIT_OK, EXIT_OTHER, EXIT_USAGE]);
 });
 
@@ -53,7 +57,9 @@ describe('exitCodeFor', () => {
     ['FetchTimeoutError', new FetchTimeoutError('no answer to HELLO'), EXIT_TIMEOUT],
     ['DigestMismatchError', new DigestMismatchError('a.bin'), EXIT_DIGEST],
     ['FetchAbortedError', new FetchAbortedError(), EXIT_INTERRUPTED],
-    ['another client error', new NoSuchObjectError('a.bin'), EXIT_OTHER],
+    ['NoSuchObjectError', new NoSuchObjectError('a.bin'), EXIT_NO_OBJECT],
+    ['NothingNamedError (a one-segment URL)', new NothingNamedError('a.bin'), EXIT_NO_OBJECT],
+    ['another client error', new UnfetchableObjectError('a.bin', 'no OTI'), EXIT_OTHER],
     // Only serve makes a codec refusal a usage error (it converts it to a UsageError): a client meeting one is not at fault.
     ['a codec refusal, unconverted', new TooManySourceSymbolsError(), EXIT_OTHER],
     ['any other RqcastError', new RqcastError('ERR_X', 'x'), EXIT_OTHER],

@@ -8,7 +8,7 @@ import { BlockAccounting, BlockAccountingStats } from '../../lib/client/block-ac
 import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from '../../lib/client/block-budget';
 
 function newStats(): BlockAccountingStats {
-  return { symbolsReceived: 0, symbolsUsed: 0, symbolsLate: 0, symbolsSurplus: 0, symbolsDropped: 0, retries: 0, blocksDone: 0, symbolsOverBudget: 0 };
+  return { symbolsReceived: 0, symbolsUsed: 0, symbolsLate: 0, symbolsSurplus: 0, symbolsDropped: 0, retries: 0, blocksDone: 0, symbolsOverBudget: 0, symbolsDuplicate: 0 };
 }
 
 /** A receiver with nothing but its accounting, as the budget sees it. */
@@ -45,15 +45,32 @@ class Owner implements BudgetedReceiver {
 
 const UNBOUNDED = () => new PartialBlockBudget(Infinity);
 
+/** Repair ESIs, never repeated (a coded stream): far above any K of these tests. */
+let nextRepairEsi = 1 << 20;
+
+/**
+ * `n` symbols of block `sbn` arriving one after another with `backlogRoom`
+ * staging room at first (each one taken uses one); ESIs from `esi` on, or
+ * fresh repair ESIs. Returns how many were taken.
+ */
+function take(a: BlockAccounting, sbn: number, n: number, backlogRoom: number, esi?: number): number {
+  let taken = 0;
+  for (let i = 0; i < n; i++) {
+    const e = esi === undefined ? nextRepairEsi++ : esi + i;
+    if (a.accept(sbn, e, backlogRoom - taken)) taken++;
+  }
+  return taken;
+}
+
 describe('BlockAccounting: accept', () => {
   test('takes up to K + margin symbols per block; the rest is surplus', () => {
     const o = new Owner(UNBOUNDED(), [10, 10], 1, 2);
     const a = o.accounting;
-    expect(a.accept(0, 1, Infinity)).toBe(1);
-    expect(a.accept(0, 10, Infinity)).toBe(10);
+    expect(take(a, 0, 1, Infinity)).toBe(1);
+    expect(take(a, 0, 10, Infinity)).toBe(10);
     // 11 of a limit of 12: one more fits of these three.
-    expect(a.accept(0, 3, Infinity)).toBe(1);
-    expect(a.accept(0, 1, Infinity)).toBe(0);
+    expect(take(a, 0, 3, Infinity)).toBe(1);
+    expect(take(a, 0, 1, Infinity)).toBe(0);
     expect(o.stats).toMatchObject({ symbolsReceived: 12, symbolsSurplus: 3 });
     expect(a.fed).toEqual([12, 0]);
     expect(a.heldSymbols).toBe(10);
@@ -61,19 +78,21 @@ describe('BlockAccounting: accept', () => {
 
   test('a full backlog drops the symbols, counted', () => {
     const o = new Owner(UNBOUNDED(), [10]);
-    expect(o.accounting.accept(0, 3, 2)).toBe(0);
+    expect(take(o.accounting, 0, 3, 2)).toBe(2);
+    expect(o.stats.symbolsDropped).toBe(1);
+    expect(take(o.accounting, 0, 2, 0)).toBe(0);
     expect(o.stats.symbolsDropped).toBe(3);
-    expect(o.accounting.accept(0, 2, 2)).toBe(2);
+    expect(take(o.accounting, 0, 2, 2)).toBe(2);
   });
 
   test('symbols of a decoded block are late; a symbol taken while its block was solved can turn late after all', () => {
     const o = new Owner(UNBOUNDED(), [4, 4]);
     const a = o.accounting;
-    for (let i = 0; i < 4; i++) a.accept(0, 1, Infinity);
+    for (let i = 0; i < 4; i++) take(a, 0, 1, Infinity);
     a.decoded(0, 4);
-    expect(a.accept(0, 5, Infinity)).toBe(0);
+    expect(take(a, 0, 5, Infinity)).toBe(0);
     expect(o.stats.symbolsLate).toBe(5);
-    a.accept(1, 1, Infinity);
+    take(a, 1, 1, Infinity);
     a.lateAfterAll();
     expect(o.stats).toMatchObject({ symbolsReceived: 4, symbolsLate: 6 });
   });
@@ -81,9 +100,56 @@ describe('BlockAccounting: accept', () => {
   test('a block that does not fit the budget: its symbols are dropped and counted in both', () => {
     const budget = new PartialBlockBudget(1);
     const o = new Owner(budget, [100]);
-    expect(o.accounting.accept(0, 2, Infinity)).toBe(0);
+    expect(take(o.accounting, 0, 2, Infinity)).toBe(0);
     expect(o.stats.symbolsOverBudget).toBe(2);
     expect(budget.stats.symbolsDropped).toBe(2);
+  });
+});
+
+describe('BlockAccounting: source symbols held (a carousel repeats them)', () => {
+  test('a source symbol the block holds is a duplicate: counted, not taken, and it does not use the limit', () => {
+    const o = new Owner(UNBOUNDED(), [10], 1, 2);
+    const a = o.accounting;
+    expect(take(a, 0, 9, Infinity, 0)).toBe(9); // ESIs 0..8; 9 is lost
+    // A second pass, ESIs 0..9, then a third: only ESI 9 is new.
+    expect(take(a, 0, 10, Infinity, 0)).toBe(1);
+    expect(take(a, 0, 10, Infinity, 0)).toBe(0);
+    expect(o.stats).toMatchObject({ symbolsReceived: 10, symbolsDuplicate: 19, symbolsSurplus: 0 });
+    expect(a.fed[0]).toBe(10);
+    expect(a.heldSymbols).toBe(10);
+  });
+
+  test('the missing source symbol of a block at K - 1 is taken however many repeats came before it', () => {
+    // Before duplicates were told apart, the repeats filled K + margin and the
+    // missing symbol, when it came, was surplus (issue 13 finding 11).
+    const K = 100;
+    const o = new Owner(UNBOUNDED(), [K], 1, 8);
+    const a = o.accounting;
+    take(a, 0, K - 1, Infinity, 1); // ESI 0 lost
+    for (let pass = 0; pass < 5; pass++) take(a, 0, K - 1, Infinity, 1);
+    expect(a.accept(0, 0, Infinity)).toBe(true);
+    expect(a.fed[0]).toBe(K);
+    expect(o.stats.symbolsDuplicate).toBe(5 * (K - 1));
+  });
+
+  test('repair ESIs are not tracked; a source symbol held by a block that was evicted is taken again', () => {
+    const o = new Owner(UNBOUNDED(), [10]);
+    const a = o.accounting;
+    expect(take(a, 0, 2, Infinity, 50)).toBe(2);
+    expect(take(a, 0, 2, Infinity, 50)).toBe(2); // a repeated repair ESI: notDecoded recounts those
+    expect(take(a, 0, 1, Infinity, 3)).toBe(1);
+    a.reset(0);
+    expect(take(a, 0, 1, Infinity, 3)).toBe(1);
+    expect(o.stats.symbolsDuplicate).toBe(0);
+  });
+
+  test('a decoded block forgets what it held: what comes after is late, not duplicate', () => {
+    const o = new Owner(UNBOUNDED(), [4]);
+    const a = o.accounting;
+    take(a, 0, 4, Infinity, 0);
+    a.decoded(0, 4);
+    expect(take(a, 0, 4, Infinity, 0)).toBe(0);
+    expect(o.stats).toMatchObject({ symbolsLate: 4, symbolsDuplicate: 0 });
   });
 });
 
@@ -98,10 +164,10 @@ describe('BlockAccounting: attempts', () => {
     expect(a.atLimit(0)).toBe(true);
   });
 
-  test('an attempt that did not decode because of duplicates: the count is corrected, the limit stays', () => {
+  test('an attempt that did not decode because a repair symbol came twice: the count is corrected, the limit stays', () => {
     const o = new Owner(UNBOUNDED(), [10], 1, 2);
     const a = o.accounting;
-    a.accept(0, 12, Infinity);
+    take(a, 0, 12, Infinity);
     for (let i = 0; i < 12; i++) a.pushedOne(0);
     a.notDecoded(0, 9);
     expect(a.pushed[0]).toBe(9);
@@ -114,7 +180,7 @@ describe('BlockAccounting: attempts', () => {
     const budget = UNBOUNDED();
     const o = new Owner(budget, [10], 1, 2);
     const a = o.accounting;
-    a.accept(0, 12, Infinity);
+    take(a, 0, 12, Infinity);
     for (let i = 0; i < 12; i++) a.pushedOne(0);
     const before = budget.usedBytes;
     const cost = a.blockCost(0);
@@ -123,15 +189,15 @@ describe('BlockAccounting: attempts', () => {
     expect(o.stats.retries).toBe(1);
     expect(a.blockCost(0)).toBeGreaterThan(cost);
     expect(budget.usedBytes - before).toBe(a.blockCost(0) - cost);
-    expect(a.accept(0, 5, Infinity)).toBe(2);
+    expect(take(a, 0, 5, Infinity)).toBe(2);
   });
 
   test('decoded: the reservation is released; complete once every block is', () => {
     const budget = UNBOUNDED();
     const o = new Owner(budget, [4, 4]);
     const a = o.accounting;
-    a.accept(0, 4, Infinity);
-    a.accept(1, 4, Infinity);
+    take(a, 0, 4, Infinity);
+    take(a, 1, 4, Infinity);
     expect(budget.blocks).toBe(2);
     a.decoded(0, 4);
     expect(budget.blocks).toBe(1);
@@ -152,7 +218,7 @@ describe('BlockAccounting: costs', () => {
     expect(a.receiveCost(0)).toBeGreaterThan(1000 * 64);
     expect(a.solveCost(0)).toBeGreaterThan((1020 + 1) * 64);
     const [r, s] = [a.receiveCost(0), a.solveCost(0)];
-    a.accept(0, 1008, Infinity);
+    take(a, 0, 1008, Infinity);
     for (let i = 0; i < 1008; i++) a.pushedOne(0);
     a.notDecoded(0, 1008);
     expect(a.receiveCost(0)).toBeGreaterThan(r);
@@ -169,11 +235,11 @@ describe('BlockAccounting: eviction', () => {
     const budget = new PartialBlockBudget(2 * recv + 2 * solve);
     const A = new Owner(budget, [200, 200]);
     const B = new Owner(budget, [200]);
-    expect(A.accounting.accept(0, 1, Infinity)).toBe(1); // the anchor
-    expect(A.accounting.accept(1, 1, Infinity)).toBe(1); // small: 1 < 200/8
-    for (let i = 0; i < STALE_ARRIVALS; i++) expect(B.accounting.accept(0, 1, Infinity)).toBe(0);
+    expect(take(A.accounting, 0, 1, Infinity)).toBe(1); // the anchor
+    expect(take(A.accounting, 1, 1, Infinity)).toBe(1); // small: 1 < 200/8
+    for (let i = 0; i < STALE_ARRIVALS; i++) expect(take(B.accounting, 0, 1, Infinity)).toBe(0);
     expect(A.evicted).toEqual([]);
-    expect(B.accounting.accept(0, 1, Infinity)).toBe(1);
+    expect(take(B.accounting, 0, 1, Infinity)).toBe(1);
     expect(A.evicted).toEqual([1]);
     expect(A.accounting.fed[1]).toBe(0);
     expect(budget.stats.blocksEvicted).toBe(1);
@@ -182,8 +248,8 @@ describe('BlockAccounting: eviction', () => {
   test('evictable: not decoded, not holding K, fewer than K/8 symbols', () => {
     const o = new Owner(UNBOUNDED(), [80, 80, 80]);
     const a = o.accounting;
-    a.accept(0, 9, Infinity);
-    a.accept(1, 10, Infinity);
+    take(a, 0, 9, Infinity);
+    take(a, 1, 10, Infinity);
     expect(a.evictable(0)).toBe(true);
     expect(a.evictable(1)).toBe(false);
     a.decoded(2, 80);

@@ -86,7 +86,7 @@ describe('rqcast (child processes)', () => {
     const [dirAll, dirRefused, dirTimeout] = await Promise.all([outDir(), outDir(), outDir()]);
     const [all, refused, timeout] = await Promise.all([
       run(['fetch', `rqcast://127.0.0.1:${port}`, '-o', dirAll, '--json']),
-      run(['fetch', `rqcast://127.0.0.1:${port}/nosuch`, '-o', dirRefused]),
+      run(['fetch', `rqcast://127.0.0.1:${port}/nosuch/`, '-o', dirRefused]),
       run(['fetch', `rqcast://127.0.0.1:${silent.address().port}`, '-o', dirTimeout, '--timeout', '1s']),
     ]);
 
@@ -112,11 +112,15 @@ describe('rqcast (child processes)', () => {
 });
 
 describe('rqcast fetch (in process)', () => {
-  test('one object into a file, under 10% loss, ACK mode: exit 0, nothing printed off a terminal', async () => {
+  test('one object into a file, under 10% loss, ACK mode: exit 0, off a terminal only the summary line (none with -q)', async () => {
     const dir = await outDir();
     const file = path.join(dir, 'copy.bin');
     const r = await runHere(['fetch', `rqcast://127.0.0.1:${port}//a.bin`, '-o', file, '--loss', '10', '--ack', '--ttl', '5s']);
-    expect(r).toEqual({ code: 0, stderr: '' });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^fetched 1 object, 48\.8 KiB in [0-9.]+ s \([0-9.]+ Mbit\/s\), overhead [0-9.]+%(, [0-9]+ replacements)?\n$/);
+    expect((await fs.readFile(file)).equals(A)).toBe(true);
+    const quiet = await runHere(['fetch', `rqcast://127.0.0.1:${port}//a.bin`, '-o', file, '-q']);
+    expect(quiet).toEqual({ code: 0, stderr: '' });
     expect((await fs.readFile(file)).equals(A)).toBe(true);
     expect(await fs.readdir(dir)).toEqual(['copy.bin']);
   });

@@ -17,12 +17,15 @@ import * as dgram from 'dgram';
 import * as os from 'os';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
+import type { FdtChannel } from '../../lib/protocol/fdt';
 import { CarouselObject, SenderCarousel, SenderObject } from './support';
 
 export interface FakeServerOptions {
   objects: SenderObject[];
   /** Channel names -> TSI. Default { main: 1 }. */
   channels?: Record<string, number>;
+  /** The rq:Channel list every FDT carries (docs/PROTOCOL.md §9); none by default. */
+  fdtChannels?: FdtChannel[];
   /** Ignore this many HELLOs first. */
   ignoreHellos?: number;
   /** Answer the n-th JOIN (1-based) with ERROR CookieExpired. */
@@ -80,7 +83,7 @@ export class FakeServer {
   constructor(private readonly o: FakeServerOptions) {
     this.groupsStarted = !o.groupsOnCue;
     this.channels = o.channels ?? { main: 1 };
-    this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256);
+    this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256, o.fdtChannels);
     this.socket.on('message', (m, r) => this.onMessage(m, r));
   }
 

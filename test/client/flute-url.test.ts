@@ -128,7 +128,7 @@ describe('formatFluteUrl', () => {
 describe('parseFetchUrl', () => {
   test('takes either scheme', () => {
     expect(parseFetchUrl('flute://239.1.1.1:5000?tsi=1')).toEqual({ scheme: 'flute', url: { group: '239.1.1.1', port: 5000, tsi: 1 } });
-    expect(parseFetchUrl('rqcast://h:1/a')).toEqual({ scheme: 'rqcast', url: { host: 'h', port: 1, channels: ['a'] } });
+    expect(parseFetchUrl('rqcast://h:1/a')).toEqual({ scheme: 'rqcast', url: { host: 'h', port: 1, channels: ['a'], segment: 'a' } });
     expect(() => parseFetchUrl('http://h/')).toThrow(/must start with rqcast:\/\//);
   });
 });

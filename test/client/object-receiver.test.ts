@@ -94,7 +94,9 @@ describe('ObjectReceiver', () => {
     expect(rx.stats.blocksDone).toBe(3);
     expect(rx.stats.symbolsUsed).toBeGreaterThanOrEqual(rx.neededSymbols);
     expect(rx.stats.symbolsReceived).toBeGreaterThanOrEqual(rx.stats.symbolsUsed);
-    expect(rx.stats.symbolsReceived + rx.stats.symbolsLate + rx.stats.symbolsSurplus).toBe(fed);
+    // Every packet fed is taken, late, surplus or a repeated source symbol (lossyPackets duplicates 5 %).
+    expect(rx.stats.symbolsDuplicate).toBeGreaterThan(0);
+    expect(rx.stats.symbolsReceived + rx.stats.symbolsLate + rx.stats.symbolsSurplus + rx.stats.symbolsDuplicate).toBe(fed);
     expect(rx.stats.batches).toBeGreaterThan(1);
     expect(rx.stats.batches).toBeLessThan(fed / 10);
     enc.close();
@@ -190,6 +192,76 @@ describe('ObjectReceiver', () => {
     rx.add(alcPacket(enc, 0, 50));
     expect(rx.stats.symbolsLate).toBe(1);
     expect(sink.written).toEqual([0]);
+    enc.close();
+  });
+
+  test('resumed blocks (the sink holds them) are done without symbols: their symbols are late, only the others are decoded and written', async () => {
+    const data = randomBytes(150_001);
+    const enc = new ObjectEncoder(data, { symbolSize: 256, sourceBlocks: 3 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    const K = [0, 1, 2].map((sbn) => enc.layout.sourceSymbols(sbn));
+    // Some symbols of block 2 arrive before the sink says it holds it: they are dropped with the block.
+    for (let esi = 0; esi < 40; esi++) rx.add(alcPacket(enc, 2, esi));
+    rx.commitAll();
+    expect(rx.resumeBlocks([0, 2, 2, 7, -1])).toBe(2);
+    expect(rx.resumeBlocks([0])).toBe(0);
+    expect(rx.stats).toMatchObject({ blocksResumed: 2, symbolsResumed: K[0] + K[2], blocksDone: 2 });
+    expect(rx.nativeHeldBytes()).toBe(0);
+    const fed = await feedLikeAStream(rx, enc, lossyPackets(enc, prng(5), { loss: 0, dup: 0 }));
+    await rx.done;
+    expect(sink.written).toEqual([1]);
+    expect(sink.out.subarray(enc.layout.blockOffset(1), enc.layout.blockOffset(2)).equals(data.subarray(enc.layout.blockOffset(1), enc.layout.blockOffset(2)))).toBe(true);
+    // Only block 1's symbols were taken (K + margin at most); every other one was late.
+    expect(rx.stats.symbolsReceived - 40).toBeLessThanOrEqual(K[1] + 8);
+    expect(rx.stats.symbolsLate).toBeGreaterThan(fed / 2);
+    expect(rx.heldSymbols).toBe(rx.neededSymbols);
+    enc.close();
+  });
+
+  test('every block resumed: done at once, nothing written', async () => {
+    const data = randomBytes(9_000);
+    const enc = new ObjectEncoder(data, { symbolSize: 100, sourceBlocks: 2 });
+    const sink = new MemorySink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    expect(rx.resumeBlocks([1, 0])).toBe(2);
+    await rx.decoded;
+    await rx.done;
+    expect(rx.complete).toBe(true);
+    expect(sink.written).toEqual([]);
+    rx.add(alcPacket(enc, 0, 3));
+    expect(rx.stats.symbolsLate).toBe(1);
+    expect(rx.stats.symbolsReceived).toBe(0);
+    enc.close();
+  });
+
+  test('source bytes the sink kept (addKeptSource) count as symbols of their block, not as received; the rest comes from the stream', async () => {
+    const data = randomBytes(100_050);
+    const T = 256;
+    const enc = new ObjectEncoder(data, { symbolSize: T, sourceBlocks: 2 });
+    const sink = new PrewriteSink(data.length);
+    const rx = new ObjectReceiver(wireOti(enc), sink);
+    const L = enc.layout;
+    const K1 = L.sourceSymbols(1);
+    // Block 1: its first 30 symbols and its last one (short: the object ends inside it, zero-padded for the decoder).
+    const lastEsi = K1 - 1;
+    const lastAt = L.blockOffset(1) + lastEsi * T;
+    expect(rx.addKeptSource(L.blockOffset(1), data.subarray(L.blockOffset(1), L.blockOffset(1) + 30 * T))).toBe(30);
+    expect(rx.addKeptSource(lastAt, data.subarray(lastAt))).toBe(1);
+    expect(data.length - lastAt).toBeLessThan(T);
+    // Not on a symbol boundary, or past its block: ignored.
+    expect(rx.addKeptSource(L.blockOffset(1) + 1, data.subarray(L.blockOffset(1) + 1, L.blockOffset(1) + 1 + T))).toBe(0);
+    expect(rx.addKeptSource(L.blockOffset(1) - T, data.subarray(L.blockOffset(1) - T, L.blockOffset(1) + T))).toBe(0);
+    expect(rx.stats.symbolsReplayed).toBe(31);
+    expect(rx.stats.symbolsReceived).toBe(0);
+    // Replayed symbols are not written through again.
+    expect(sink.preCalls).toEqual([]);
+    // The stream: block 0 whole, block 1 only K1 - 31 symbols, repair ones (ESI >= K).
+    for (let esi = 0; esi < L.sourceSymbols(0); esi++) rx.add(alcPacket(enc, 0, esi));
+    for (let i = 0; i < K1 - 31 + 2; i++) rx.add(alcPacket(enc, 1, K1 + i));
+    await rx.done;
+    expect(sink.out.equals(data)).toBe(true);
+    expect(rx.stats.symbolsReceived).toBe(L.sourceSymbols(0) + K1 - 31 + 2);
     enc.close();
   });
 

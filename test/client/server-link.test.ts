@@ -136,7 +136,12 @@ describe('ServerLink', () => {
     jest.advanceTimersByTime(9_999);
     expect(s.transport.sent).toHaveLength(2);
     jest.advanceTimersByTime(1);
-    expect(s.transport.sent[2]).toMatchObject({ at: T0 + 10 + 10_000, msg: { type: MessageType.Join } });
+    // The renewal: a fresh cookie first (§10.7 step 4), then the JOIN.
+    expect(s.transport.sent[2]).toMatchObject({ at: T0 + 10 + 10_000, msg: { type: MessageType.Hello } });
+    const hello = s.transport.sent[2].msg;
+    if (hello.type !== MessageType.Hello) throw new Error('expected HELLO');
+    deliver(s.link, { type: MessageType.Cookie, nonce: hello.nonce, cookie: COOKIE, serverTimeMs: Date.now() });
+    expect(s.transport.sent[3]).toMatchObject({ at: T0 + 10 + 10_000, msg: { type: MessageType.Join } });
     deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 20_000 });
     expect(s.stats.renewals).toBe(1);
     expect(s.host.joinedInfo).toHaveLength(1);

@@ -87,7 +87,11 @@ describe('ClientSession.useUnicast (the fallback)', () => {
     const s = joinedSession({ multicast: ['main'] });
     expect(joins(s.useUnicast('main', T0 + 100))[0].multicast).toBeUndefined();
     s.receive(joined(withGroups(['main', 'hd'])), T0 + 110);
-    const renewal = joins(s.tick(s.nextDeadline() as number));
+    // The renewal: a fresh cookie first, then the JOIN.
+    const at = s.nextDeadline() as number;
+    const hello = s.tick(at).send[0];
+    if (hello.type !== MessageType.Hello) throw new Error('expected HELLO');
+    const renewal = joins(s.receive({ type: MessageType.Cookie, nonce: hello.nonce, cookie: new Uint8Array(16).fill(9), serverTimeMs: at }, at + 1));
     expect(renewal).toHaveLength(1);
     expect(renewal[0].multicast).toBeUndefined();
   });

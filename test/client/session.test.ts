@@ -56,6 +56,12 @@ function joinedSession(o: Partial<ClientSessionConfig> = {}, offset = 0, grantMs
   return s;
 }
 
+/** The renewal due at `at`: a HELLO for a fresh cookie, answered with `c`; returns the JOIN that follows. */
+function renew(s: ClientSession, at: number, c = COOKIE2, serverTimeMs = at): ControlMessage {
+  const nonce = nonceOf(s.tick(at));
+  return only(s.receive(cookie(nonce, serverTimeMs, c), at + 1));
+}
+
 describe('ClientSession: HELLO', () => {
   test('start sends HELLO at once, in phase hello', () => {
     const s = session();
@@ -250,8 +256,17 @@ describe('ClientSession: renewal', () => {
     s.receive(joined(T0 + 5_000 + 10 + 30_000), T0 + 10);
     expect(s.nextDeadline()).toBe(T0 + 10 + 15_000);
     expect(s.tick(T0 + 10 + 14_999).send).toEqual([]);
-    const join = only(s.tick(T0 + 10 + 15_000));
-    expect(join).toMatchObject({ type: MessageType.Join, cookie: COOKIE, until: { kind: 'duration', ms: 30_000 } });
+    // A fresh cookie first (the server keeps no session past its JOIN's cookie), then the JOIN.
+    const join = renew(s, T0 + 10 + 15_000, COOKIE2, T0 + 5_000 + 10 + 15_000);
+    expect(join).toMatchObject({ type: MessageType.Join, cookie: COOKIE2, until: { kind: 'duration', ms: 30_000 } });
+  });
+
+  test('while the renewal fetches a fresh cookie, ACK and LEAVE keep the old one', () => {
+    const s = joinedSession();
+    nonceOf(s.tick(T0 + 10 + 15_000));
+    expect(s.cookie).toEqual(COOKIE);
+    expect(s.joined).toBe(true);
+    expect(s.leave(T0 + 10 + 15_001).send).toEqual([{ type: MessageType.Leave, cookie: COOKIE }]);
   });
 
   test('the granted time is what the server says, not the ttl asked for', () => {
@@ -268,10 +283,10 @@ describe('ClientSession: renewal', () => {
   test('the JOINED of a renewal: renewed event, the next renewal at half the new grant; renewal retries like any JOIN', () => {
     const s = joinedSession();
     const at = T0 + 10 + 15_000;
-    expect(only(s.tick(at)).type).toBe(MessageType.Join);
+    expect(renew(s, at).type).toBe(MessageType.Join);
     // Unanswered: retried after 250 ms.
-    expect(s.nextDeadline()).toBe(at + 250);
-    expect(only(s.tick(at + 250)).type).toBe(MessageType.Join);
+    expect(s.nextDeadline()).toBe(at + 1 + 250);
+    expect(only(s.tick(at + 1 + 250)).type).toBe(MessageType.Join);
     const out = s.receive(joined(at + 300 + 30_000), at + 300);
     expect(out.events).toEqual([{ type: 'renewed', expiresAtMs: at + 300 + 30_000 }]);
     expect(s.nextDeadline()).toBe(at + 300 + 15_000);
@@ -283,10 +298,10 @@ describe('ClientSession: cookie refresh', () => {
   test.each([ErrorCode.BadCookie, ErrorCode.CookieExpired])('ERROR %i on a renewal: HELLO with a new nonce, then JOIN with the new cookie', (code) => {
     const s = joinedSession();
     const at = T0 + 10 + 15_000;
-    s.tick(at);
+    renew(s, at, COOKIE);
     const hello = s.receive(error(code), at + 20);
     const nonce = nonceOf(hello);
-    expect(nonce).toEqual(new Uint8Array(8).fill(2));
+    expect(nonce).toEqual(new Uint8Array(8).fill(3));
     expect(s.cookie).toBeUndefined();
     // Still joined: the data keeps flowing meanwhile.
     expect(s.joined).toBe(true);
@@ -326,8 +341,9 @@ describe('ClientSession: cookie refresh', () => {
     // A JOINED in between starts the count again.
     s.receive(cookie(nonce, now), ++now);
     s.receive(joined(now + 30_000), ++now);
-    s.tick(s.nextDeadline() as number);
     now = s.nextDeadline() as number;
+    renew(s, now);
+    now += 2;
     nonce = nonceOf(s.receive(error(ErrorCode.BadCookie), now));
     for (let i = 1; i < MAX_COOKIE_REFRESHES; i++) nonce = nonceOf(refreshOnce());
     const out = refreshOnce();
@@ -408,7 +424,7 @@ describe('ClientSession: --until', () => {
     s.receive(cookie(nonce, T0 + 5), T0 + 5);
     s.receive(joined(T0 + 10 + 60_000), T0 + 10);
     expect(s.nextDeadline()).toBe(T0 + 10 + 30_000);
-    expect(only(s.tick(T0 + 10 + 30_000))).toMatchObject({ until: { kind: 'absolute', unixMs: until } });
+    expect(renew(s, T0 + 10 + 30_000, COOKIE2, T0 + 10 + 30_000 + 1)).toMatchObject({ until: { kind: 'absolute', unixMs: until } });
   });
 
   test('the --until time ends the session even while HELLO goes unanswered', () => {
@@ -460,9 +476,9 @@ describe('ClientSession: LEAVE', () => {
 
   test('a refused session still says LEAVE if it was joined (the refusal of a renewal)', () => {
     const s = joinedSession();
-    s.tick(T0 + 10 + 15_000);
+    renew(s, T0 + 10 + 15_000);
     expect(s.receive(error(ErrorCode.UnknownChannel), T0 + 15_020).events[0].type).toBe('refused');
-    expect(s.leave(T0 + 15_030).send).toEqual([{ type: MessageType.Leave, cookie: COOKIE }]);
+    expect(s.leave(T0 + 15_030).send).toEqual([{ type: MessageType.Leave, cookie: COOKIE2 }]);
   });
 
   test('close(): no deadline, no output, no start', () => {

@@ -7,7 +7,7 @@ import type { ObjectRegistryEvents, RegisteredObject } from '../../lib/client/ob
 import type { ObjectSink, SinkFactory, SinkObject } from '../../lib/client/sinks/sink';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { AlcPacket, decodeAlc, encodeAlc } from '../../lib/protocol/alc';
-import { buildFdt, FdtFile } from '../../lib/protocol/fdt';
+import { buildFdt, FdtChannel, FdtFile } from '../../lib/protocol/fdt';
 import type { ControlMessage } from '../../lib/protocol/messages';
 import type { Oti as WireOti } from '../../lib/protocol/oti';
 import { Rng } from '../../lib/support/rng';
@@ -324,7 +324,7 @@ export class SenderCarousel {
   readonly objects: CarouselObject[];
   readonly fdt: CarouselObject;
 
-  constructor(objects: SenderObject[], symbolSize: number) {
+  constructor(objects: SenderObject[], symbolSize: number, fdtChannels?: FdtChannel[]) {
     this.objects = objects.map((obj, i) => {
       const enc = new ObjectEncoder(obj.data, { symbolSize });
       return { toi: i + 1, enc, oti: wireOti(enc), nextEsi: new Array(enc.sourceBlocks).fill(0), sbn: 0 };
@@ -337,6 +337,7 @@ export class SenderCarousel {
         oti: this.objects[i].oti,
         sha256: obj.sha256 ?? createHash('sha256').update(obj.data).digest(),
       })),
+      ...(fdtChannels ? { channels: fdtChannels } : {}),
     });
     const fenc = new ObjectEncoder(Buffer.from(xml), { symbolSize });
     this.fdt = { toi: 0, enc: fenc, oti: wireOti(fenc), nextEsi: [0], sbn: 0 };

@@ -25,7 +25,7 @@ test.each<[TransportMode, string[] | undefined, string]>([
   const port = await server.listen();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-mode-'));
   try {
-    const c = new RqcastClient(`rqcast://127.0.0.1:${port}/main,hd`, { outputDir: dir, retryMs: 20, timeoutMs: 5000, transport: mode });
+    const c = new RqcastClient(`rqcast://127.0.0.1:${port}/main,hd`, { outputDir: dir, retryMs: 2000, timeoutMs: 10_000, transport: mode });
     const events: TransportEvent[] = [];
     c.on('transport', (e) => events.push(e));
     const s = await c.fetch();

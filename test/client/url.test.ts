@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { InvalidUrlError } from '../../lib/client/errors';
 import { DEFAULT_CHANNEL, DEFAULT_PORT, formatRqcastUrl, joinChannels, parseRqcastUrl, RqcastUrl } from '../../lib/client/url';
-import { channelNames } from '../protocol/arbitraries';
+import { channelName, channelNames } from '../protocol/arbitraries';
 
 const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);
 const hostname = fc.array(label, { minLength: 1, maxLength: 4 }).map((l) => l.join('.')).filter((h) => !/^[0-9.]+$/.test(h));
@@ -56,6 +56,31 @@ describe('parseRqcastUrl', () => {
     expect(parseRqcastUrl('rqcast://h:1/')).toEqual({ host: 'h', port: 1, channels: [] });
   });
 
+  test('one segment: a channel first (segment), else an object of the default channel', () => {
+    expect(parseRqcastUrl('rqcast://h:1/movie.bin')).toEqual({ host: 'h', port: 1, channels: ['movie.bin'], segment: 'movie.bin' });
+    expect(formatRqcastUrl(parseRqcastUrl('rqcast://h:1/movie.bin'))).toBe('rqcast://h:1/movie.bin');
+    // A percent-encoded comma is part of the one segment, not a list.
+    expect(parseRqcastUrl('rqcast://h:1/a%2Cb%20c')).toEqual({ host: 'h', port: 1, channels: ['a,b c'], segment: 'a,b c' });
+    // Too long for a channel name: only an object can be meant.
+    const long = 'x'.repeat(65);
+    expect(parseRqcastUrl(`rqcast://h:1/${long}`)).toEqual({ host: 'h', port: 1, channels: [], name: long });
+    // A list, a trailing '/', or two segments are never one segment.
+    expect(parseRqcastUrl('rqcast://h:1/a,b').segment).toBeUndefined();
+    expect(parseRqcastUrl('rqcast://h:1/hd/')).toEqual({ host: 'h', port: 1, channels: ['hd'] });
+    expect(formatRqcastUrl({ host: 'h', port: 1, channels: ['hd'] })).toBe('rqcast://h:1/hd/');
+  });
+
+  test('round trip of one-segment URLs', () => {
+    const segmentUrl = fc.record({ host, port: fc.integer({ min: 1, max: 65535 }), s: channelName }).map(
+      ({ host: h, port, s }): RqcastUrl => ({ host: h, port, channels: [s], segment: s }),
+    );
+    fc.assert(
+      fc.property(segmentUrl, (u) => {
+        expect(parseRqcastUrl(formatRqcastUrl(u))).toEqual(u);
+      }),
+    );
+  });
+
   test('scheme is case-insensitive', () => {
     expect(parseRqcastUrl('RQCAST://h:2').port).toBe(2);
   });
@@ -78,7 +103,7 @@ describe('parseRqcastUrl', () => {
     rejects('rqcast://u@h:1', /user information/);
     rejects('rqcast://h:1/a,,b', /empty channel/);
     rejects('rqcast://h:1/a,a', /twice/);
-    rejects(`rqcast://h:1/${'x'.repeat(65)}`, /64 bytes/);
+    rejects(`rqcast://h:1/${'x'.repeat(65)}/`, /64 bytes/);
     rejects(`rqcast://h:1/${Array.from({ length: 17 }, (_, i) => `c${i}`).join(',')}`, /at most 16/);
     rejects('rqcast://h:1/a/%E0%A4%A', /percent-encoding/);
     rejects('rqcast://h:1/a/x?y', /percent-encode/);

@@ -20,6 +20,23 @@ function symbol(fill: number): Buffer {
 }
 
 describe('WriteThrough', () => {
+  test('flush writes every run gathered so far (a fetch stopping: a resumable sink keeps them), then nothing twice', () => {
+    const { wt, writes } = setup();
+    for (const esi of [0, 1]) wt.gather(0, esi, symbol(esi + 1), 0);
+    for (const esi of [8, 9]) wt.gather(1, esi, symbol(esi + 1), 0);
+    wt.gather(0, 5, symbol(6), 0);
+    expect(writes).toHaveLength(1);
+    wt.flush();
+    expect(writes.map((w) => [w.offset, w.data.length])).toEqual([
+      [0, 2 * T],
+      [5 * T, T],
+      // Block 1's last symbol ends with the object: 100 bytes of it.
+      [10 * T + 8 * T, T + 100],
+    ]);
+    wt.flush();
+    expect(writes).toHaveLength(3);
+  });
+
   test('consecutive symbols gather into one write, made when the run breaks', () => {
     const { wt, writes } = setup();
     for (const esi of [2, 3, 4]) wt.gather(0, esi, symbol(esi), 0);

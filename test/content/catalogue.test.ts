@@ -33,7 +33,11 @@ beforeAll(() => {
   put('site/empty.txt', Buffer.alloc(0));
   put('one.bin', randomBytes(1));
   put('big.bin', randomBytes(5_000_000));
-  put('bad name.bin', randomBytes(10));
+  put('bad\\name.bin', randomBytes(10));
+  put('names/a b.bin', randomBytes(100));
+  put('names/é/ü 100%.txt', randomBytes(50));
+  put('names/ctl\u0001.bin', randomBytes(5));
+  put('names/z.bin', randomBytes(7));
   put('zero.bin', Buffer.alloc(0));
 });
 
@@ -87,10 +91,24 @@ describe('Catalogue.load', () => {
   test('refusals: missing path, empty FILE argument, unsafe name, duplicate name', async () => {
     await expect(Catalogue.load([path.join(dir, 'nope')])).rejects.toBeInstanceOf(ObjectNotFoundError);
     await expect(Catalogue.load([path.join(dir, 'zero.bin')])).rejects.toBeInstanceOf(EmptyObjectError);
-    await expect(Catalogue.load([path.join(dir, 'bad name.bin')])).rejects.toBeInstanceOf(BadObjectNameError);
+    await expect(Catalogue.load([path.join(dir, 'bad\\name.bin')])).rejects.toBeInstanceOf(BadObjectNameError);
     await expect(Catalogue.load([path.join(dir, 'one.bin'), path.join(dir, 'one.bin')])).rejects.toBeInstanceOf(
       DuplicateObjectNameError,
     );
+  });
+
+  test('a DIR with names that need encoding: served; one no client could write: skipped with its reason, the rest served', async () => {
+    const cat = await Catalogue.load([path.join(dir, 'names')]);
+    try {
+      expect(cat.objects.map((o) => o.name)).toEqual(['a b.bin', 'z.bin', 'é/ü 100%.txt']);
+      expect(cat.skipped).toEqual([{ path: path.join(dir, 'names', 'ctl\u0001.bin'), reason: 'name cannot be served: a control character in the name' }]);
+      const fdt = cat.fdt(cat.objects, 1, Date.UTC(2030, 0, 1));
+      expect(fdt.xml).toContain('Content-Location="a%20b.bin"');
+      expect(fdt.xml).toContain('Content-Location="%C3%A9/%C3%BC%20100%25.txt"');
+    } finally {
+      cat.close();
+    }
+    await expect(Catalogue.load([path.join(dir, 'names', 'ctl\u0001.bin')])).rejects.toThrow(/cannot be served: a control character/);
   });
 
   test.each([
@@ -101,9 +119,14 @@ describe('Catalogue.load', () => {
     ['a/../b', false],
     ['./a', false],
     ['a//b', false],
-    ['a b', false],
+    ['a b', true],
+    ['é/ü 1%.txt', true],
     ['a\\b', false],
-    ['é', false],
+    ['a\u0001b', false],
+    ['a\u007fb', false],
+    ['bad\uFFFDutf8', false],
+    ['x'.repeat(1025), false],
+    ['\u4e00'.repeat(1000), false],
   ])('isSafeObjectName(%j) = %s', (name, ok) => {
     expect(isSafeObjectName(name)).toBe(ok);
   });

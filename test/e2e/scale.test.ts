@@ -146,7 +146,19 @@ describe(`a server with ${CLIENTS} registered clients`, () => {
   });
 
   it('joins every client, keeps streaming, and expires each one on time', async () => {
-    server = new RqcastServer({ catalogue: catalogue!, host: '127.0.0.1', port: 0, rateMbps: RATE_MBPS, tickIntervalMs: 100 });
+    server = new RqcastServer({
+      catalogue: catalogue!,
+      host: '127.0.0.1',
+      port: 0,
+      rateMbps: RATE_MBPS,
+      tickIntervalMs: 100,
+      // Every client is on 127.0.0.1: one address holds them all.
+      maxSessionsPerAddress: CLIENTS + SINKS,
+      // A session never outlives its JOIN's cookie (docs/PROTOCOL.md §6.2), and registering
+      // them all can take longer than the default 60 s lifetime on a loaded machine.
+      cookieRotationMs: 600_000,
+      cookieLifetimeMs: 600_000,
+    });
     const { port } = await server.listen();
     const expiredAt = new Map<string, number>();
     const announced = new Map<string, number>();

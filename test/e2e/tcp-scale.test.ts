@@ -1,9 +1,8 @@
 // Many TCP clients on one rqcast server (issue 9): 200 connections at once
 // from one client namespace (test/e2e/tcp-many-probe.js: 200 fetches in one
-// process, each its own kernel TCP connection), every one bit-exact, and
-// none starved: each fetch's time from its start to its end is within twice
-// the fastest one's (the same loss for all: none). That is a ratio between
-// clients of the same run, not a threshold on the machine's speed.
+// process, each its own kernel TCP connection), every one bit-exact within
+// its 120 s timeout (a starved connection fails the run). The spread of the
+// fetches' times is printed, not asserted: tests hold no timing thresholds.
 import * as fs from 'fs';
 import * as path from 'path';
 import { probeNetns, Testbed } from '../support/netns';
@@ -31,10 +30,10 @@ describeNetns(`${CLIENTS} TCP clients on one server`, () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('serves every one bit-exact, the slowest within twice the fastest', async () => {
+  it('serves every one bit-exact', async () => {
     const source = path.join(dir, 'S.bin');
     const digest = writeContent(source, 300_007, 11);
-    const server = await startServer(bed, bed.server.ns, [source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', '200']);
+    const server = await startServer(bed, bed.server.ns, [source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', '200', '--max-sessions-per-address', String(CLIENTS)]);
     try {
       const out = path.join(dir, 'out');
       const r = await bed.run(bed.clients[0].ns, [process.execPath, PROBE, transpiledRoot(), `rqcast://${bed.server.address}:${PORT}`, out, String(CLIENTS)], { timeoutMs: 240_000 });
@@ -45,7 +44,6 @@ describeNetns(`${CLIENTS} TCP clients on one server`, () => {
       for (const f of got.fetches) expect(f.sha256).toEqual([digest]);
       const times = got.fetches.map((f) => f.seconds).sort((a, b) => a - b);
       console.log(`${CLIENTS} TCP fetches: fastest ${times[0].toFixed(2)} s, median ${times[times.length >> 1].toFixed(2)} s, slowest ${times[times.length - 1].toFixed(2)} s`);
-      expect(times[times.length - 1]).toBeLessThanOrEqual(2 * times[0]);
     } finally {
       await stopProcess(server);
     }

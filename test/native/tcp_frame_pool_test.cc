@@ -382,6 +382,13 @@ void test_tcp_sink_beside_others_never_holds_back() {
     CHECK_EQ(s.evicted, 150u);
     CHECK_EQ(s.held, 0u);
   }
+  // The channel counts what its TCP sinks copied: every packet, once per
+  // connection (the pools' evictions are theirs to count).
+  ChannelStats cs;
+  CHECK_EQ(engine.channel_stats(7, &cs), 0);
+  CHECK_EQ(cs.tcp_packets, 400u);
+  CHECK_EQ(cs.tcp_bytes, 400u * alc(1, 0, 0).size());
+  CHECK_EQ(cs.datagrams, 0u);
   std::vector<uint32_t> ids;
   ready->Take(&ids);
   std::sort(ids.begin(), ids.end());
@@ -440,6 +447,10 @@ void test_sole_tcp_sink_paces_its_channel() {
   CHECK_EQ(s.queued, 20u);
   CHECK_EQ(s.evicted, 0u);
   CHECK(s.held > 0);
+  // Held packets stay in the ring: only the 20 copied are counted.
+  ChannelStats cs;
+  CHECK_EQ(engine.channel_stats(7, &cs), 0);
+  CHECK_EQ(cs.tcp_packets, 20u);
   uint8_t out[2000];
   FrameInfo info;
   uint32_t next = 0;
@@ -463,6 +474,8 @@ void test_sole_tcp_sink_paces_its_channel() {
   }
   CHECK_EQ(next, 36u);
   CHECK_EQ(pool->stats().evicted, 0u);
+  CHECK_EQ(engine.channel_stats(7, &cs), 0);
+  CHECK_EQ(cs.tcp_packets, 36u);
   engine.remove_sink(7, sink.get());
   engine.stop();
 }

@@ -179,6 +179,13 @@ describe('parseFdt reads the schema of docs/PROTOCOL.md §9', () => {
     ['duplicate-toi', doc('<File TOI="1" Content-Location="a"/><File TOI="01" Content-Location="b"/>')],
     ['too-many-files', doc(Array.from({ length: schema.FDT_MAX_FILES + 1 }, (_, i) => `<File TOI="${i + 1}" Content-Location="a"/>`).join(''))],
     ['bad-oti', doc('<File TOI="1" Content-Location="a" Content-Length="10" FEC-OTI-FEC-Encoding-ID="6" FEC-OTI-Encoding-Symbol-Length="15" FEC-OTI-Scheme-Specific-Info="AQABBA=="/>')],
+    ['missing-attribute', doc('<rq:Channel Name="hd"/>')],
+    ['missing-attribute', doc('<rq:Channel Rate="1"/>')],
+    ['bad-attribute-value', doc(`<rq:Channel Name="${'x'.repeat(65)}" Rate="1"/>`)],
+    ['bad-attribute-value', doc('<rq:Channel Name="" Rate="1"/>')],
+    ['bad-attribute-value', doc('<rq:Channel Name="hd" Rate="fast"/>')],
+    ['duplicate-channel', doc('<rq:Channel Name="hd" Rate="1"/><rq:Channel Name="hd" Rate="2"/>')],
+    ['too-many-channels', doc(Array.from({ length: schema.FDT_MAX_CHANNELS + 1 }, (_, i) => `<rq:Channel Name="c${i}" Rate="1"/>`).join(''))],
   ];
   test.each(examples.map(([r, input], i) => [i, r, input] as const))('example %d is refused as %s', (_i, want, input) => {
     expect(reason(input)).toBe(want);
@@ -205,6 +212,46 @@ describe('parseFdt reads the schema of docs/PROTOCOL.md §9', () => {
     expect(caught).toBeInstanceOf(ProtocolError);
     expect(caught).toBeInstanceOf(RqcastError);
     expect(caught).toMatchObject({ name: 'FdtParseError', code: 'ERR_FDT_PARSE', reason: 'not-fdt-instance' });
+  });
+});
+
+describe('rq:Channel, the server\'s channel list (docs/PROTOCOL.md §9)', () => {
+  const channels: schema.FdtChannel[] = [
+    { name: 'main', rateBps: 100_000_000, transports: ['udp'] },
+    { name: 'hd ü', rateBps: 250_500_000, transports: ['udp', 'tcp', 'multicast'] },
+  ];
+
+  test('written after the Files, read back in order', () => {
+    const xml = buildFdt({ expiresAtMs: 1_764_072_000_000, files: [{ toi: 1n, contentLocation: 'a' }], channels });
+    expect(xml).toContain('<rq:Channel Name="hd ü" Rate="250500000" Transports="udp tcp multicast"/>');
+    expect(xml.indexOf('<File')).toBeLessThan(xml.indexOf('<rq:Channel'));
+    const back = parseFdt(xml);
+    expect(back.channels).toEqual(channels);
+    expect(back.files.map((f) => f.contentLocation)).toEqual(['a']);
+    expect(parseFdt(buildFdt({ expiresAtMs: 1_764_072_000_000, files: [] })).channels).toBeUndefined();
+  });
+
+  test('transports are written in one order; unknown tokens read are ignored; a Channel in another namespace is not ours', () => {
+    const xml = buildFdt({ expiresAtMs: 1_764_072_000_000, files: [], channels: [{ name: 'x', rateBps: 1, transports: ['multicast', 'udp'] }] });
+    expect(xml).toContain('Transports="udp multicast"');
+    expect(parseFdt(doc('<rq:Channel Name="x" Rate="5" Transports=" quic  tcp "/>')).channels).toEqual([{ name: 'x', rateBps: 5, transports: ['tcp'] }]);
+    expect(parseFdt(doc('<Channel Name="x" Rate="5"/>')).channels).toBeUndefined();
+  });
+
+  test('the writer refuses what the parser would refuse', () => {
+    const bad: schema.FdtChannel[][] = [
+      [{ name: '', rateBps: 1, transports: [] }],
+      [{ name: 'x'.repeat(65), rateBps: 1, transports: [] }],
+      [{ name: 'x', rateBps: -1, transports: [] }],
+      [{ name: 'x', rateBps: 1, transports: ['quic' as 'udp'] }],
+      [{ name: 'x', rateBps: 1, transports: ['udp', 'udp'] }],
+      [
+        { name: 'x', rateBps: 1, transports: [] },
+        { name: 'x', rateBps: 2, transports: [] },
+      ],
+      Array.from({ length: schema.FDT_MAX_CHANNELS + 1 }, (_, i) => ({ name: `c${i}`, rateBps: 1, transports: [] })),
+    ];
+    for (const c of bad) expect(() => buildFdt({ expiresAtMs: 1_764_072_000_000, files: [], channels: c })).toThrow(ProtocolEncodeError);
   });
 });
 

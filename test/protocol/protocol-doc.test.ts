@@ -37,6 +37,8 @@ import * as serverConfigModule from '../../lib/server/config';
 import { ChannelStream, type SymbolSource } from '../../lib/stream/channel-stream';
 import * as cookieModule from '../../lib/session/cookie';
 import { CookieAuthority, type CookieRefusal } from '../../lib/session/cookie';
+import { SpentCookies } from '../../lib/session/spent-cookies';
+import { ReplacementBudget } from '../../lib/session/replacement-budget';
 import { SymbolAllocator } from '../../lib/content/symbol-allocator';
 import * as urlModule from '../../lib/client/url';
 import * as exitCodesModule from '../../lib/cli/exit-codes';
@@ -240,6 +242,24 @@ describe('defaults table', () => {
       if (reply.type !== MessageType.Joined) throw new Error('expected JOINED');
       return reply.expiresAtMs - now;
     },
+    'ClientManager.maxSessionsPerAddress': () => {
+      const { manager, cookies } = managerWith(['main']);
+      for (let port = 1; port <= 1000; port++) {
+        const peer = udpPeer('192.0.2.8', port);
+        const out = manager.handle(
+          { type: MessageType.Join, cookie: cookies.issue(peer.address, port, now), channels: ['main'], until: { kind: 'duration', ms: 1000 }, ack: false },
+          { ...peer, bytesReceived: 100 },
+          now,
+        );
+        const reply = out.replies[0].message;
+        if (reply.type === MessageType.Error && reply.code === ErrorCode.TooManySessions) return port - 1;
+      }
+      throw new Error('no session limit up to 1000');
+    },
+    'SpentCookies.capacity': () => new SpentCookies().capacity,
+    'ReplacementBudget.clientShare': () => new ReplacementBudget().clientShare,
+    'ReplacementBudget.channelShare': () => new ReplacementBudget().channelShare,
+    'ReplacementBudget.burstMs': () => new ReplacementBudget().burstMs,
     'ClientManager.maxChannelsPerClient': () => {
       const names = Array.from({ length: 40 }, (_, i) => `c${i}`);
       const { manager, cookie } = managerWith(names);
@@ -256,14 +276,15 @@ describe('defaults table', () => {
     },
   };
   const CLIENT = udpPeer('192.0.2.7', 5000);
-  function managerWith(names: string[]): { manager: ClientManager; cookie: Uint8Array } {
-    const cookies = new CookieAuthority({ masterSecret: new Uint8Array(32).fill(3) });
+  function managerWith(names: string[]): { manager: ClientManager; cookie: Uint8Array; cookies: CookieAuthority } {
+    // Cookies that outlive maxTtlMs, so that the grant shows maxTtlMs and not the cookie's expiry (§6.2).
+    const cookies = new CookieAuthority({ masterSecret: new Uint8Array(32).fill(3), rotationPeriodMs: 3_600_000 });
     const manager = new ClientManager({
       cookies,
       channels: staticChannelDirectory(names.map((name, i) => ({ name, tsi: i + 1 }))),
       encodedSize: (m) => encodeControl(m).length,
     });
-    return { manager, cookie: cookies.issue(CLIENT.address, CLIENT.port, now) };
+    return { manager, cookies, cookie: cookies.issue(CLIENT.address, CLIENT.port, now) };
   }
 
   const rows = docTable('table', 'defaults');
@@ -357,6 +378,8 @@ const FDT_REASONS: Record<FdtRejectReason, true> = {
   'bad-attribute-value': true,
   'duplicate-toi': true,
   'too-many-files': true,
+  'too-many-channels': true,
+  'duplicate-channel': true,
   'bad-oti': true,
   'decoder-bug': true,
 };

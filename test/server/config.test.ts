@@ -42,6 +42,7 @@ describe('planServer', () => {
     const plan = planServer({ catalogue });
     expect(plan).toEqual({
       noCode: false,
+      serverGroup: { index: 0, servers: 1 },
       ringCapacity: 4096,
       memoryBytes: DEFAULT_MEMORY_BYTES,
       memoryShare: DEFAULT_MEMORY_BYTES,

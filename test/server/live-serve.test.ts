@@ -1,5 +1,5 @@
 /**
- * A live stream served next to a file (issue 10, docs/PROTOCOL.md §10.12),
+ * A live stream served next to a file (issue 10, docs/PROTOCOL.md §10.14),
  * in process: bytes written into a LiveSource become segments, each an
  * object `cam/N` (TOI N + 1) on channel "cam", announced by a new FDT
  * instance; an unmodified RqcastClient fetches a segment by name and gets

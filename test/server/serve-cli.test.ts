@@ -9,7 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { parseChannelSpec, registerServeCommand, ServeIo } from '../../lib/cli/serve';
 import { decodeAlc } from '../../lib/protocol/alc';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
-import { ControlMessage, MessageType } from '../../lib/protocol/messages';
+import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { isLocalUnicast } from '../../lib/transport/multicast/group-config';
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../../lib/transport/replicator-contract';
 
@@ -85,12 +85,13 @@ function run(args: string[], replicator?: ReplicatorContract): Run {
   return r;
 }
 
-async function ask(port: number, sock: dgram.Socket, msg: ControlMessage, type: MessageType): Promise<ControlMessage> {
+async function ask(port: number, sock: dgram.Socket, msg: ControlMessage, type: MessageType | MessageType[]): Promise<ControlMessage> {
+  const types = Array.isArray(type) ? type : [type];
   return new Promise((resolve) => {
     const on = (buf: Buffer): void => {
       if (buf[0] !== 0x52) return;
       const d = decodeControl(buf);
-      if (d.ok && d.msg.type === type) {
+      if (d.ok && types.includes(d.msg.type)) {
         sock.off('message', on);
         resolve(d.msg);
       }
@@ -190,6 +191,28 @@ describe('rqcast serve', () => {
     expect(process.exitCode).toBe(0);
   });
 
+  test('--max-sessions-per-address 1: a second session from the same address gets ERROR 7 naming the limit', async () => {
+    const r = run([path.join(dir, 'c.bin'), '--port', '0', '--bind', '127.0.0.1', '--quiet', '--json', '--max-sessions-per-address', '1']);
+    const { port } = JSON.parse(await r.ready) as { port: number };
+    const socks = [dgram.createSocket('udp4'), dgram.createSocket('udp4')];
+    try {
+      const answers: ControlMessage[] = [];
+      for (const sock of socks) {
+        await new Promise<void>((res) => sock.bind(0, '127.0.0.1', res));
+        const cookie = (await ask(port, sock, { type: MessageType.Hello, nonce: randomBytes(8) }, MessageType.Cookie)) as { cookie: Uint8Array };
+        const join: ControlMessage = { type: MessageType.Join, cookie: cookie.cookie, channels: ['main'], until: { kind: 'duration', ms: 10_000 }, ack: false };
+        answers.push(await ask(port, sock, join, [MessageType.Joined, MessageType.Error]));
+      }
+      expect(answers[0].type).toBe(MessageType.Joined);
+      expect(answers[1]).toMatchObject({ type: MessageType.Error, code: ErrorCode.TooManySessions, reason: expect.stringMatching(/at most 1\)/) });
+    } finally {
+      socks.forEach((s) => s.close());
+    }
+    r.stop();
+    await r.done;
+    expect(process.exitCode).toBe(0);
+  });
+
   test('plain listening line', async () => {
     const r = run([path.join(dir, 'c.bin'), '--port', '0', '--bind', '127.0.0.1', '--quiet', '--no-code']);
     expect(await r.ready).toMatch(/^listening on 127\.0\.0\.1:\d+$/);
@@ -236,6 +259,8 @@ describe('rqcast serve', () => {
     [['--multicast-if', 'rqcast-no-such-if0']],
     [['--multicast-source', '239.1.1.1']],
     [['--multicast-source', NOT_LOCAL]],
+    [['--max-sessions-per-address', '0']],
+    [['--max-sessions-per-address', 'many']],
     [['--bogus']],
   ])('bad option %j is a usage error', async (opt) => {
     const r = run([path.join(dir, 'c.bin'), ...opt]);

@@ -351,11 +351,14 @@ test('property: after any sequence of JOINs, LEAVEs and ticks, the destinations 
         const cookie = cookieOf(manager, peer, now);
         if (o.kind === 'leave') {
           model.apply(manager.handle({ type: MessageType.Leave, cookie }, from(peer), now).commands);
+          // A LEAVE spends its cookie, and a cookie issued in the same ms would be the same bytes.
+          now += 1;
           continue;
         }
         const bits = o.bits.filter((n) => o.channels.includes(n));
         const out = manager.handle(join(cookie, o.channels, bits, { kind: 'duration', ms: o.ms }), from(peer), now);
         model.apply(out.commands);
+        if (o.channels.length === 0) now += 1; // an empty JOIN spends its cookie, as LEAVE does
         const m = joined(out);
         for (const c of m.channels) {
           const info = CHANNELS.find((x) => x.name === c.name) as ChannelInfo;

@@ -219,8 +219,12 @@ describe('JOIN (§6.2)', () => {
     expect(manager.sessionCount).toBe(0);
     expect(manager.nextDeadline()).toBeUndefined();
     expect(manager.counters.sessionsLeft).toBe(1);
-    // Without a session: the same answer, nothing else.
-    const again = manager.handle(joinMsg(cookie, []), from(alice), NOW + 8);
+    // The cookie is spent now, as by LEAVE (a replay of it is refused).
+    const replay = manager.handle(joinMsg(cookie, ['a']), from(alice), NOW + 8);
+    expect(onlyReply(replay)).toMatchObject({ type: MessageType.Error, code: ErrorCode.BadCookie });
+    expect(manager.counters.cookieSpent).toBe(1);
+    // Without a session, with a fresh cookie: the same answer, nothing else.
+    const again = manager.handle(joinMsg(helloCookie(manager, alice, NOW + 8), []), from(alice), NOW + 8);
     expect(onlyReply(again)).toEqual({ type: MessageType.Joined, channels: [], expiresAtMs: NOW + 8 });
     expect(again.commands).toEqual([]);
     expect(again.events).toEqual([]);
@@ -421,6 +425,8 @@ describe('expiry (§6.4)', () => {
           if (o.leave) {
             manager.handle({ type: MessageType.Leave, cookie }, from(peer), now);
             announced.delete(o.peer);
+            // The LEAVE spent its cookie, and one issued to the same address and port in the same ms is the same bytes.
+            now += 1;
           } else {
             const m = onlyReply(manager.handle(joinMsg(cookie, ['a'], duration(o.ms)), from(peer), now));
             if (m.type !== MessageType.Joined) throw new Error('expected JOINED');

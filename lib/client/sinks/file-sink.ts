@@ -6,10 +6,16 @@
  * The temporary file is created with the first block or symbol written, not
  * when the FDT lists the object, so that an FDT of many objects does not
  * open as many files at once.
+ *
+ * With `resume`, each object goes through a ResumableFileSink instead: a
+ * part file and a journal that outlive an interrupted fetch.
  */
+import { promises as fs } from 'fs';
 import * as path from 'path';
 import { UnfetchableObjectError } from '../errors';
 import { ObjectFileWriter, safeObjectPath } from './file-writer';
+import { ResumableFileSink, type ResumeMode } from './resumable-sink';
+import { LEGACY_TEMP_INFIX } from './resume-state';
 import type { ObjectSink, SinkFactory, SinkObject } from './sink';
 
 export interface FileSinkOptions {
@@ -23,21 +29,47 @@ export interface FileSinkOptions {
    * too.
    */
   holdBytes?: () => number;
+  /**
+   * Resumable sinks (resumable-sink.ts): 'continue' resumes what an
+   * interrupted fetch left, 'restart' discards it first; either keeps what
+   * it writes when the fetch stops short. Undefined: the temporary file is
+   * removed on any failure, nothing is resumed.
+   */
+  resume?: ResumeMode;
+  /** Warnings of resumable sinks (a changed object, torn blocks, debris removed). */
+  warning?: (message: string) => void;
 }
 
 export class FileSinkFactory implements SinkFactory {
   /** Output paths in use, and the object that uses each. */
   private readonly used = new Map<string, string>();
+  /** Per directory, the names that may be debris of earlier versions: listed once per fetch (resumable sinks). */
+  private readonly debris = new Map<string, Promise<string[]>>();
 
   constructor(private readonly options: FileSinkOptions) {}
 
-  open(object: SinkObject): FileSink {
+  open(object: SinkObject): FileSink | ResumableFileSink {
     const o = this.options;
     const target = o.outputFile !== undefined ? path.resolve(o.outputFile) : path.resolve(o.outputDir, safeObjectPath(object.name));
     const other = this.used.get(target);
     if (other !== undefined) throw new UnfetchableObjectError(object.name, `its output path is already used by "${other}"`);
     this.used.set(target, object.name);
+    if (o.resume !== undefined) {
+      return new ResumableFileSink(object, target, { mode: o.resume, holdBytes: o.holdBytes, warning: o.warning, listDir: (d) => this.listDebris(d) });
+    }
     return new FileSink(object, target, o.holdBytes);
+  }
+
+  private listDebris(dir: string): Promise<string[]> {
+    let names = this.debris.get(dir);
+    if (names === undefined) {
+      names = fs.readdir(dir).then(
+        (all) => all.filter((n) => n.includes(LEGACY_TEMP_INFIX)),
+        () => [],
+      );
+      this.debris.set(dir, names);
+    }
+    return names;
   }
 }
 

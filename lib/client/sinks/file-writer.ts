@@ -24,7 +24,7 @@
  * the budget), never the whole of a large object.
  */
 import { createHash, Hash, randomBytes } from 'crypto';
-import { promises as fs } from 'fs';
+import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { DigestMismatchError, UnfetchableObjectError } from '../errors';
 
@@ -42,19 +42,56 @@ const DEFAULT_HOLD_BYTES = 256 << 20;
  * without empty or '.' segments. Names that would leave the destination
  * directory ('..', absolute paths once stripped of leading '/', drive
  * letters), or hold control characters, are refused: the FDT is remote
- * input.
+ * input. So are the names of a fetch's own temporary files.
  */
 export function safeObjectPath(name: string): string {
   if (typeof name !== 'string' || name === '') throw new UnfetchableObjectError(String(name), 'empty name');
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(name)) throw new UnfetchableObjectError(JSON.stringify(name), 'control characters in the name');
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new UnfetchableObjectError(name, 'control characters in the name');
   const segments = name.split(/[/\\]/).filter((s) => s !== '' && s !== '.');
   if (segments.length === 0) throw new UnfetchableObjectError(name, 'the name has no file part');
   for (const s of segments) {
     if (s === '..') throw new UnfetchableObjectError(name, '".." in the name');
     if (/^[A-Za-z]:$/.test(s)) throw new UnfetchableObjectError(name, 'drive letter in the name');
   }
+  // Another object's part file, journal or lock (resume-state.ts): publishing
+  // over one would swap bytes under a fetch that has verified its own.
+  if (/^\..+\.rqcast-(part|state|state\.new|lock|tmp-[0-9a-f]{8})$/.test(segments[segments.length - 1])) {
+    throw new UnfetchableObjectError(name, 'the name is one rqcast uses for the temporary files of a fetch');
+  }
   return segments.join('/');
+}
+
+/**
+ * mkdir -p that reports the real cause. Node's recursive mkdir says ENOENT
+ * when a missing parent cannot be made (on a read-only mount, EROFS; without
+ * permission, EACCES): each missing level is then made in turn, so the
+ * first that fails says why.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); ; ) {
+    const exists = await fs.stat(at).then(
+      () => true,
+      () => false,
+    );
+    if (exists) break;
+    missing.push(at);
+    const up = path.dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const d of missing.reverse()) {
+    await fs.mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
 }
 
 export class ObjectFileWriter {
@@ -90,12 +127,16 @@ export class ObjectFileWriter {
     this.handle = handle;
   }
 
-  /** Creates the directory if needed and a fresh temporary file in it. */
-  static async create(finalPath: string, length: number): Promise<ObjectFileWriter> {
+  /**
+   * Creates the directory if needed and a fresh temporary file in it: at
+   * `tempPath` if given (a resumable fetch's part file, resume-state.ts),
+   * else under a random name.
+   */
+  static async create(finalPath: string, length: number, tempPath?: string): Promise<ObjectFileWriter> {
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError('length must be a non-negative integer');
     const dir = path.dirname(finalPath);
-    await fs.mkdir(dir, { recursive: true });
-    const tempPath = path.join(dir, `.${path.basename(finalPath)}.rqcast-tmp-${randomBytes(4).toString('hex')}`);
+    await makeDirectory(dir);
+    tempPath ??= path.join(dir, `.${path.basename(finalPath)}.rqcast-tmp-${randomBytes(4).toString('hex')}`);
     // 'wx+': never reuse (or follow a link planted at) an existing path.
     const handle = await fs.open(tempPath, 'wx+', 0o666);
     try {
@@ -106,6 +147,68 @@ export class ObjectFileWriter {
       throw e;
     }
     return new ObjectFileWriter(finalPath, tempPath, length, handle);
+  }
+
+  /**
+   * Opens the part file of an interrupted fetch to go on writing it: a
+   * regular file (no link followed) of exactly `length` bytes, else
+   * undefined. `prefix` is the digest of its first `prefixBytes` bytes, as
+   * read when its kept blocks were verified (resume-state.ts).
+   */
+  static async reopen(finalPath: string, tempPath: string, length: number, prefix?: { hash: Hash; bytes: number }): Promise<ObjectFileWriter | undefined> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(tempPath, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+    } catch {
+      return undefined;
+    }
+    const st = await handle.stat();
+    if (!st.isFile() || st.size !== length) {
+      await handle.close();
+      return undefined;
+    }
+    const w = new ObjectFileWriter(finalPath, tempPath, length, handle);
+    if (prefix !== undefined && prefix.bytes > 0 && prefix.bytes <= length) {
+      w.hash = prefix.hash;
+      w.hashedUpTo = prefix.bytes;
+    }
+    return w;
+  }
+
+  /**
+   * Bytes already in the file at `offset` (a resumed fetch's kept block),
+   * not written again: part of the digest, read back at commit unless the
+   * digest's prefix already covers them.
+   */
+  alreadyWritten(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.length) throw new RangeError(`block at ${offset} (+${length}) is outside the object`);
+    this.bytesWritten += length;
+    if (this.hash === undefined || length === 0 || offset + length <= this.hashedUpTo) return;
+    if (offset < this.hashedUpTo || this.overlapsAhead(offset, length)) {
+      this.dropDigest();
+      return;
+    }
+    this.ahead.set(offset, { length });
+    this.aheadStarts.splice(this.firstAfter(offset), 0, offset);
+  }
+
+  /** Makes the bytes written so far durable (fdatasync), so that a journal may record them. */
+  async datasync(): Promise<void> {
+    const handle = this.handle;
+    if (handle !== undefined) await handle.datasync();
+  }
+
+  /** Closes the file and keeps it (an interrupted resumable fetch). */
+  async suspend(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    const handle = this.handle;
+    this.handle = undefined;
+    await Promise.allSettled(this.pending);
+    if (handle !== undefined) {
+      await handle.datasync().catch(() => undefined);
+      await handle.close().catch(() => undefined);
+    }
   }
 
   get done(): boolean {
@@ -140,16 +243,20 @@ export class ObjectFileWriter {
    * so that the page cache holds the object's pages before its blocks
    * decode. Not part of the digest or of the write accounting; a failure is
    * ignored (the block's own write reports it). commit and abort wait for it.
+   * Resolves true once the bytes are written whole (a resumable sink then
+   * records them), false if they were not.
    */
-  prewrite(offset: number, data: Uint8Array): void {
+  prewrite(offset: number, data: Uint8Array): Promise<boolean> {
     const handle = this.handle;
-    if (handle === undefined || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) return;
+    if (handle === undefined || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) return Promise.resolve(false);
     const p = handle.write(data, 0, data.length, offset).then(
-      () => undefined,
-      () => undefined,
+      ({ bytesWritten }) => bytesWritten === data.length,
+      () => false,
     );
-    this.pending.add(p);
-    p.then(() => this.pending.delete(p));
+    const settled = p.then(() => undefined);
+    this.pending.add(settled);
+    settled.then(() => this.pending.delete(settled));
+    return p;
   }
 
   /** Feeds the running digest with a block being written at `offset`. */

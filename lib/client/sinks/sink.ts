@@ -37,10 +37,45 @@ export interface SinkObject {
 export interface ObjectSink extends BlockSink {
   /** Where the object ends up (ObjectResult.path). */
   readonly path: string;
+  /**
+   * A resumable sink (resumable-sink.ts): the SBNs of the blocks it already
+   * holds from an interrupted fetch, each verified against its recorded
+   * checksum; the receiver counts them as decoded. Rejects when the object
+   * cannot be written (UnfetchableObjectError: another fetch writes it).
+   */
+  readonly resumed?: Promise<number[]>;
   /** Every block has been written: verify the object (DigestMismatchError) and publish it. */
   commit(): Promise<void>;
   /** The fetch failed: take back whatever was written. Never rejects. */
   abort(): Promise<void>;
+  /**
+   * A resumable sink: the fetch stopped short (interrupted, timed out, …);
+   * keep the blocks written, and their record, for the next fetch of the
+   * same object. What was kept, or undefined if nothing. Never rejects.
+   */
+  suspend?(): Promise<KeptPartial | undefined>;
+  /**
+   * A resumable sink: hands `add` the source symbols an interrupted fetch
+   * wrote through (BlockSink.prewrite) for blocks it had not decoded, as
+   * object bytes at `offset`, verified. Returns the bytes handed over.
+   */
+  resumeSymbols?(add: (offset: number, bytes: Uint8Array) => void): Promise<number>;
+}
+
+/** What a stopped fetch kept of an object for the next one (ObjectSink.suspend). */
+export interface KeptPartial {
+  name: string;
+  /** Where the object will be published. */
+  path: string;
+  /** The part file and its journal (resume-state.ts). */
+  partPath: string;
+  statePath: string;
+  blocksKept: number;
+  blocks: number;
+  bytesKept: number;
+  /** Bytes of source symbols of the other blocks, written through and recorded. */
+  symbolBytesKept: number;
+  bytes: number;
 }
 
 export interface SinkFactory {

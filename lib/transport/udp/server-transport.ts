@@ -13,12 +13,20 @@
  *   the IPv4 address (unmapIPv4). Fresh replacement packets go out the same
  *   way (Replicator.sendTo), charged to the channel's pacing.
  *
+ * - Receive buffer: the control socket asks for `receiveBufferBytes`
+ *   (SO_RCVBUF, default 4 MiB) so that a burst of control datagrams while
+ *   JS is busy is absorbed, not dropped; net.core.rmem_max caps what the
+ *   kernel grants, and a smaller buffer than asked is logged with the fix.
+ *   What the kernel still drops is counted (`controlReceiveDrops`, read
+ *   from /proc/net/udp{,6} at most once a second).
+ *
  * The replicator is the server's: this transport adds and removes
  * destinations on it, and never creates, fills or closes its channels.
  */
 import * as dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Peer } from '../../session/peer';
+import { udpSocketDrops } from './socket-drops';
 import { udpPeer } from '../../session/peer';
 import { unmapIPv4 } from '../../support/address';
 import type { ReplicatorContract } from '../replicator-contract';
@@ -39,17 +47,44 @@ export interface UdpServerTransportOptions {
   /** The data path: members become its destinations. */
   replicator: ReplicatorContract;
   logger?: TransportLogger;
+  /** SO_RCVBUF asked for the control socket. Default DEFAULT_CONTROL_RECEIVE_BUFFER (4 MiB). */
+  receiveBufferBytes?: number;
 }
+
+export const DEFAULT_CONTROL_RECEIVE_BUFFER = 4 * 1024 * 1024;
 
 const SILENT: TransportLogger = { debug() {}, warn() {} };
 
 export class UdpServerTransport implements ServerTransport {
   readonly kind = 'udp' as const;
-  readonly counters: ServerTransportCounters = zeroServerTransportCounters();
+  private readonly own: ServerTransportCounters = zeroServerTransportCounters();
   private readonly options: UdpServerTransportOptions;
   private readonly log: TransportLogger;
   private socket?: dgram.Socket;
   private closing?: Promise<void>;
+  private bound?: ListenAddress;
+  /** Drops already there when the socket was bound (none: a fresh socket), and when last read. */
+  private dropsBase?: number;
+  private dropsReadAt = -Infinity;
+  /**
+   * What the kernel reports for SO_RCVBUF once bound (Linux reports twice
+   * the bytes set, the other half being its bookkeeping); undefined before.
+   */
+  receiveBufferBytes?: number;
+
+  /** The counters; the drop count is read from the kernel at most once a second. */
+  get counters(): Readonly<ServerTransportCounters> {
+    const now = performance.now();
+    if (this.bound && !this.closing && now - this.dropsReadAt >= 1000) {
+      this.dropsReadAt = now;
+      const drops = udpSocketDrops(this.bound.address, this.bound.port, this.bound.family);
+      if (drops !== undefined) {
+        this.dropsBase ??= drops;
+        this.own.controlReceiveDrops = drops - this.dropsBase;
+      }
+    }
+    return this.own;
+  }
 
   constructor(options: UdpServerTransportOptions) {
     this.options = options;
@@ -71,28 +106,57 @@ export class UdpServerTransport implements ServerTransport {
       await this.close();
       throw err;
     });
+    this.sizeReceiveBuffer(socket);
     socket.on('error', (err) => handlers.error(err));
     socket.on('message', (msg, rinfo) => {
-      this.counters.controlReceived++;
-      this.counters.controlBytesReceived += msg.length;
+      this.own.controlReceived++;
+      this.own.controlBytesReceived += msg.length;
       handlers.control({ bytes: msg, from: udpPeer(rinfo.address, rinfo.port), bytesReceived: msg.length });
     });
     const a = socket.address();
-    return { address: a.address, port: a.port, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' };
+    this.bound = { address: a.address, port: a.port, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' };
+    this.dropsBase = udpSocketDrops(a.address, a.port, this.bound.family);
+    return this.bound;
+  }
+
+  /**
+   * SO_RCVBUF as configured; a kernel that grants less (net.core.rmem_max)
+   * or refuses leaves a working socket, and a warning that names the fix.
+   */
+  private sizeReceiveBuffer(socket: dgram.Socket): void {
+    const wanted = this.options.receiveBufferBytes ?? DEFAULT_CONTROL_RECEIVE_BUFFER;
+    try {
+      socket.setRecvBufferSize(wanted);
+    } catch (err) {
+      this.log.warn({ err, wanted }, 'control socket receive buffer not set');
+    }
+    try {
+      this.receiveBufferBytes = socket.getRecvBufferSize();
+    } catch {
+      this.receiveBufferBytes = undefined;
+    }
+    // Linux reports twice what it granted.
+    const granted = this.receiveBufferBytes === undefined ? undefined : Math.floor(this.receiveBufferBytes / 2);
+    if (granted !== undefined && granted < wanted) {
+      this.log.warn(
+        { wanted, granted },
+        `control socket receive buffer is ${granted} bytes, not ${wanted}: raise net.core.rmem_max (sysctl -w net.core.rmem_max=${wanted}) to absorb bursts of control messages`,
+      );
+    }
   }
 
   sendControl(to: Peer, bytes: Uint8Array, maxBytes?: number): boolean {
     if (maxBytes !== undefined && bytes.length > maxBytes) {
-      this.counters.repliesOverBudget++;
+      this.own.repliesOverBudget++;
       return false;
     }
     const socket = this.socket;
     if (!socket || this.closing) return false;
-    this.counters.repliesSent++;
-    this.counters.replyBytesSent += bytes.length;
+    this.own.repliesSent++;
+    this.own.replyBytesSent += bytes.length;
     socket.send(bytes, to.port, to.address, (err) => {
       if (err) {
-        this.counters.replySendErrors++;
+        this.own.replySendErrors++;
         this.log.debug({ code: (err as NodeJS.ErrnoException).code }, 'control reply not sent');
       }
     });
@@ -125,7 +189,7 @@ export class UdpServerTransport implements ServerTransport {
     try {
       f();
     } catch (err) {
-      this.counters.dataPathErrors++;
+      this.own.dataPathErrors++;
       this.log.warn({ err }, 'replicator refused a command');
     }
   }

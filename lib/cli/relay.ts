@@ -1,0 +1,198 @@
+/**
+ * `rqcast relay rqcast://UPSTREAM:PORT[/CHANNELS] [--port 4433]
+ *  [--bind 0.0.0.0] [--rate 100] [--server-index I --servers N]
+ *  [--secret HEX] [--spool DIR] [--mode regenerate] [--transport MODE]
+ *  [--json] [--quiet]`
+ *
+ * Joins the upstream server's channels like a client, decodes every object
+ * once into the spool directory (verified by SHA-256), then serves the
+ * same objects under the same channel names with its own server
+ * (lib/relay/relay.ts, docs/PROTOCOL.md §10.13). Give it its own place in
+ * the origin's server group (--server-index/--servers) so that clients
+ * can combine it with the origin and other relays (fetch URL1 URL2 …).
+ *
+ * - stdout gets `listening on HOST:PORT` (or, with --json, one JSON object)
+ *   once the relay serves; logs (pino) go to stderr.
+ * - Without --spool, a temporary directory is used and removed on exit.
+ * - --mode forward is not built yet: a usage error (exit 2) that says so.
+ * - SIGINT/SIGTERM stop the relay (exit 0); a bad option exits 2; other
+ *   failures 1 (exit-codes.ts).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { parseRqcastUrl } from '../client/url';
+import type { TransportMode } from '../client/fallback';
+import { DEFAULT_PORT, DEFAULT_RATE_MBPS, type ServerAddress } from '../server/server';
+import { Relay, type RelayMode } from '../relay/relay';
+import { MAX_GROUP_SERVERS } from '../content/server-group';
+import { UsageError } from './errors';
+import { EXIT_OK, exitCodeFor } from './exit-codes';
+import { hexSecret, integerIn, optionParser, parseDuration, parsePort, parseRateMbps, parseTransportMode } from './options';
+import { serverGroupOf } from './serve';
+
+export interface RelayCliOptions {
+  port: number;
+  bind: string;
+  rate: number;
+  serverIndex?: number;
+  servers?: number;
+  secret?: Uint8Array;
+  spool?: string;
+  mode: RelayMode;
+  transport?: TransportMode;
+  /** ms (--upstream-ttl). */
+  upstreamTtl?: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+const RELAY_MODES: readonly RelayMode[] = ['regenerate', 'forward'];
+
+function parseRelayMode(text: string): RelayMode {
+  const m = text.trim() as RelayMode;
+  if (!RELAY_MODES.includes(m)) throw new UsageError(`a relay mode is one of ${RELAY_MODES.join(', ')}`);
+  return m;
+}
+
+function hostPort(a: ServerAddress): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+export interface RelayIo {
+  stdout: (line: string) => void;
+  stderr: NodeJS.WritableStream;
+  /** Resolves when the relay should stop. Default: the first SIGINT or SIGTERM. */
+  stopSignal?: () => Promise<string>;
+}
+
+function firstSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string): void => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(sig);
+    };
+    const onInt = (): void => on('SIGINT');
+    const onTerm = (): void => on('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
+
+/** Runs a relay until stopped; returns the exit code. */
+export async function runRelay(upstreamText: string, opts: RelayCliOptions, io: RelayIo): Promise<number> {
+  let relay: Relay | undefined;
+  let ownSpool: string | undefined;
+  const stop = (io.stopSignal ?? firstSignal)();
+  try {
+    if (opts.mode === 'forward') {
+      throw new UsageError('--mode forward is not built yet (it needs live block sources): use --mode regenerate, the default for files');
+    }
+    const upstream = parseRqcastUrl(upstreamText);
+    const serverGroup = serverGroupOf(opts);
+    const spool = opts.spool ?? (ownSpool = mkdtempSync(path.join(tmpdir(), 'rqcast-relay-')));
+    const log = pino({ name: 'rqcast-relay', level: opts.quiet ? 'error' : 'info' }, pino.destination({ dest: 2, sync: false }));
+    relay = new Relay({
+      upstream,
+      spoolDir: spool,
+      server: {
+        port: opts.port,
+        host: opts.bind,
+        rateMbps: opts.rate,
+        ...(opts.secret ? { secret: opts.secret } : {}),
+        ...(serverGroup ? { serverGroup } : {}),
+      },
+      client: { ...(opts.transport ? { transport: opts.transport } : {}), ...(opts.upstreamTtl !== undefined ? { ttlMs: opts.upstreamTtl } : {}) },
+      logger: log,
+    });
+    relay.on('warning', (m) => log.warn({ upstream: upstreamText }, m));
+    relay.on('upstream-object', (o) => log.info(o, 'upstream object complete'));
+    relay.on('upstream-progress', (p) => log.info({ heldSymbols: p.heldSymbols, neededSymbols: p.neededSymbols, blocksDecoded: p.blocksDecoded, blocks: p.blocks }, 'upstream progress'));
+    relay.on('upstream-failed', (err) => log.warn({ err: err.message }, 'upstream fetch failed; trying again'));
+    relay.on('upstream-done', (s) =>
+      log.info({ objects: s.objects.length, bytes: s.bytes, symbolsReceived: s.symbolsReceived, neededSymbols: s.neededSymbols, attempts: relay?.attempts }, 'upstream complete'),
+    );
+    const started = relay.start();
+    const first = await Promise.race([started.then((a) => ({ a })), stop.then(() => undefined)]);
+    if (first === undefined) {
+      await relay.close();
+      await started.catch(() => undefined);
+      return EXIT_OK;
+    }
+    const address = first.a;
+    const server = relay.downstream!;
+    if (opts.json) {
+      io.stdout(
+        JSON.stringify({
+          event: 'listening',
+          host: address.address,
+          port: address.port,
+          upstream: upstreamText,
+          mode: relay.mode,
+          serverGroup: server.serverGroup,
+          channels: server.channels.map((c) => ({ name: c.name, tsi: c.tsi, objects: c.objects.map((o) => o.name) })),
+        }),
+      );
+    } else {
+      io.stdout(`listening on ${hostPort(address)} (relaying ${upstreamText})`);
+    }
+    await stop;
+    await relay.close();
+    return EXIT_OK;
+  } catch (e) {
+    await relay?.close();
+    io.stderr.write(`rqcast relay: ${e instanceof Error ? e.message : String(e)}\n`);
+    return exitCodeFor(e);
+  } finally {
+    if (ownSpool) rmSync(ownSpool, { recursive: true, force: true });
+  }
+}
+
+export function registerRelayCommand(program: Command, io?: RelayIo): void {
+  program
+    .command('relay')
+    .description("join an upstream rqcast server's channels like a client and serve the same objects to clients of its own")
+    .argument('<upstream>', 'rqcast://HOST[:PORT][/CHANNELS] — the server (origin or relay) and channels to relay (default "main")')
+    .addOption(new Option('--port <port>', 'UDP control port of the relay').default(DEFAULT_PORT).argParser(optionParser(parsePort)))
+    .addOption(new Option('--bind <address>', 'address to bind the control port to').default('0.0.0.0'))
+    .addOption(new Option('--rate <mbps>', 'pacing rate per channel, Mbit/s').default(DEFAULT_RATE_MBPS).argParser(optionParser(parseRateMbps)))
+    .addOption(
+      new Option('--server-index <i>', "the relay's place in the origin's server group (0..N-1): its symbols never repeat another member's").argParser(
+        optionParser(integerIn(0, MAX_GROUP_SERVERS - 1, 'a server index')),
+      ),
+    )
+    .addOption(new Option('--servers <n>', `the number of servers in the group, relays included (1..${MAX_GROUP_SERVERS})`).argParser(optionParser(integerIn(1, MAX_GROUP_SERVERS, 'a number of servers'))))
+    .addOption(new Option('--secret <hex>', "the relay's own cookie master secret (>= 16 bytes, hex); the upstream's need not be the same").argParser(optionParser(hexSecret(16))))
+    .addOption(new Option('--spool <dir>', 'where decoded objects are kept and served from (default: a temporary directory, removed on exit)'))
+    .addOption(
+      new Option('--mode <mode>', 'regenerate: decode each object once, serve fresh symbols from its own ESI range; forward: not built yet')
+        .default('regenerate')
+        .argParser(optionParser(parseRelayMode)),
+    )
+    .addOption(new Option('--transport <mode>', 'how the relay receives from upstream: auto, multicast, udp or tcp (as fetch --transport)').argParser(optionParser(parseTransportMode)))
+    .addOption(
+      new Option('--upstream-ttl <duration>', 'session time the relay asks upstream for, renewed at half: an upstream that restarts hears from the relay within half of it (default 30s)').argParser(
+        optionParser(parseDuration),
+      ),
+    )
+    .option('--json', 'print the listening line as JSON')
+    .option('--quiet', 'log errors only')
+    .addHelpText(
+      'after',
+      `
+An origin with two relays, clients combining any of them (docs/PROTOCOL.md §10.12, §10.13):
+  rqcast serve ./files --server-index 0 --servers 3                       origin
+  rqcast relay rqcast://origin:4433 --server-index 1 --servers 3          relay A
+  rqcast relay rqcast://relay-a:4433 --server-index 2 --servers 3         relay B, fed by relay A
+  rqcast fetch rqcast://relay-a:4433//f.iso rqcast://relay-b:4433//f.iso  a client of both
+The relay serves once every object of the channels is decoded; if the
+upstream goes away meanwhile it waits, and goes on when it comes back.`,
+    )
+    .action(async (upstream: string, opts: RelayCliOptions) => {
+      const out: RelayIo = io ?? { stdout: (line) => process.stdout.write(line + '\n'), stderr: process.stderr };
+      process.exitCode = await runRelay(upstream, opts, out);
+    });
+}

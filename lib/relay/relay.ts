@@ -1,0 +1,212 @@
+/**
+ * Relay (issue 11; docs/PROTOCOL.md §10.13): joins an upstream rqcast
+ * server's channels like any client and serves the same objects, under the
+ * same channel names, to its own clients, with the same control plane
+ * (cookies, join timers, channels: an RqcastServer of its own).
+ *
+ * Regenerate mode (the one built): the upstream client (RqcastClient)
+ * decodes every object of the channels once, into the spool directory,
+ * each verified against the upstream FDT's SHA-256 before it is renamed
+ * into place; then the relay's server encodes fresh symbols of those files
+ * from its own ESI range (its own server group place, lib/content/
+ * server-group.ts), with the upstream's symbol size, so that its objects
+ * have the upstream's name, digest and OTI and a client can combine the
+ * relay with the origin and with other relays (§10.12). A relay can feed
+ * another relay: upstream is any rqcast server.
+ *
+ * Upstream losses: the upstream session waits through silence (its
+ * timeout is upstreamTimeoutMs, a day by default) and renews its JOIN as
+ * usual; an upstream that comes back (same port) answers the renewal, or
+ * the session fetches a new cookie (ERROR bad cookie, §6.2), and the
+ * partial objects go on from the symbols already held. A fetch that fails
+ * all the same (a refused JOIN, a timeout) is started again after
+ * retryAfterMs, for ever, until close(). Once serving, the relay no
+ * longer needs its upstream: it keeps serving its files whatever happens
+ * upstream.
+ *
+ * Secrets: the relay is a client upstream (it gets its cookies by HELLO,
+ * like any client) and a server downstream, with its own cookie secret
+ * (RqcastServerOptions.secret): the two never meet, so they may differ. A
+ * relay given the origin's secret issues cookies the origin would accept
+ * too, and the reverse.
+ *
+ * Not built yet: forward mode (upstream symbols passed to the replication
+ * engine as they arrive, without decoding), which needs a block source
+ * fed by the data path; and serving an object before every object of the
+ * channels is complete (the server's channels are fixed when it is made).
+ * So a live channel (an FDT instance with Complete="false", issue 10,
+ * docs/PROTOCOL.md §10.14) cannot be relayed: the upstream fetch would
+ * never be complete. The relay refuses it as soon as an FDT says so
+ * (LiveChannelRelayError, not retried), naming the channel.
+ */
+import { EventEmitter } from 'node:events';
+import { RqcastClient, type RqcastClientOptions } from '../client/client';
+import type { FetchSummary, ProgressInfo } from '../client/events';
+import type { RqcastUrl } from '../client/url';
+import { Catalogue } from '../content/catalogue';
+import { type RqcastServerOptions, RqcastServer, type ServerAddress, type ServerLogger } from '../server/server';
+import { SILENT_LOGGER } from '../server/config';
+import { InvalidClientOptionError } from '../client/errors';
+
+/** The upstream URL names a live channel: regenerate mode serves complete objects only (forward mode is not built). Not retried. */
+export class LiveChannelRelayError extends InvalidClientOptionError {
+  constructor(readonly channels: readonly string[]) {
+    super(
+      `channel${channels.length > 1 ? 's' : ''} ${channels.map((c) => `"${c}"`).join(', ')} ${channels.length > 1 ? 'are live streams' : 'is a live stream'} ` +
+        '(its FDT says Complete="false"): a relay serves complete objects only, and forward mode is not built; ' +
+        'leave live channels out of the upstream URL (rqcast://HOST:PORT/CHANNEL,...) and let receivers fetch them from the origin',
+    );
+  }
+}
+
+/** How often the upstream fetch is checked for a live channel. */
+const LIVE_CHECK_MS = 100;
+
+/** A day: an upstream may be away that long before the upstream fetch gives up and starts again. */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 24 * 3600 * 1000;
+/** After an upstream fetch failed, the next attempt starts this much later. */
+export const DEFAULT_RETRY_AFTER_MS = 2000;
+
+export type RelayMode = 'regenerate' | 'forward';
+
+export interface RelayOptions {
+  /** The upstream server and the channels to relay (its NAME, if any, limits the relay to that object). */
+  upstream: string | RqcastUrl;
+  /** Where decoded objects are written (under their names) and served from. */
+  spoolDir: string;
+  /** The relay's own server: port, address, rate, group place, secret… (its catalogue and channels come from upstream). */
+  server?: Omit<RqcastServerOptions, 'catalogue' | 'channels'>;
+  /** Options of the upstream session (transport, ACK mode, memory…). */
+  client?: Omit<RqcastClientOptions, 'outputDir' | 'outputFile' | 'timeoutMs'>;
+  /** Default DEFAULT_UPSTREAM_TIMEOUT_MS. */
+  upstreamTimeoutMs?: number;
+  /** Default DEFAULT_RETRY_AFTER_MS. */
+  retryAfterMs?: number;
+  logger?: ServerLogger;
+}
+
+export declare interface Relay {
+  on(event: 'upstream-object', listener: (o: { name: string; bytes: number; sha256: string }) => void): this;
+  on(event: 'upstream-failed', listener: (err: Error) => void): this;
+  on(event: 'upstream-progress', listener: (p: ProgressInfo) => void): this;
+  on(event: 'upstream-done', listener: (s: FetchSummary) => void): this;
+  on(event: 'listening', listener: (address: ServerAddress) => void): this;
+  on(event: 'warning', listener: (message: string) => void): this;
+}
+
+export class Relay extends EventEmitter {
+  readonly mode: RelayMode = 'regenerate';
+  private readonly log: ServerLogger;
+  private client?: RqcastClient;
+  private server?: RqcastServer;
+  private catalogue?: Catalogue;
+  private closed = false;
+  private retryTimer?: NodeJS.Timeout;
+  private wake?: () => void;
+  /** Upstream fetch attempts started (the first one included). */
+  attempts = 0;
+
+  constructor(private readonly o: RelayOptions) {
+    super();
+    this.log = o.logger ?? SILENT_LOGGER;
+  }
+
+  /** Fetches every object of the upstream channels (retrying as long as it takes), then serves them. Resolves once listening. */
+  async start(): Promise<ServerAddress> {
+    const fetched = await this.fetchUpstream();
+    if (this.closed) throw new Error('relay closed');
+    const { summary } = fetched;
+    // A channel none of whose objects were wanted (the upstream URL names one object it does not carry) has nothing to serve.
+    const channels = fetched.channels.filter((c) => c.objects.length > 0);
+    for (const c of fetched.channels) if (c.objects.length === 0) this.emit('warning', `channel ${c.name} has no object to relay: not served`);
+    const symbolSize = summary.objects.length > 0 ? this.symbolSizeOf(channels) : undefined;
+    this.catalogue = await Catalogue.load([this.o.spoolDir], symbolSize === undefined ? {} : { symbolSize });
+    this.server = new RqcastServer({
+      ...(this.o.server ?? {}),
+      logger: this.o.server?.logger ?? this.log,
+      catalogue: this.catalogue,
+      channels: channels.map((c) => ({ name: c.name, objects: c.objects })),
+    });
+    this.server.on('error', (err) => this.log.error({ err }, 'relay server error'));
+    const address = await this.server.listen();
+    if (this.closed) {
+      await this.server.close();
+      throw new Error('relay closed');
+    }
+    this.log.info({ ...address, channels: channels.map((c) => c.name) }, 'relay serving');
+    this.emit('listening', address);
+    return address;
+  }
+
+  /** The relay's server, once serving. */
+  get downstream(): RqcastServer | undefined {
+    return this.server;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.wake?.();
+    this.client?.close();
+    await this.server?.close();
+    this.catalogue?.close();
+  }
+
+  /** One upstream fetch after another until one completes (or the relay is closed). */
+  private async fetchUpstream(): Promise<{ summary: FetchSummary; channels: { name: string; objects: string[] }[] }> {
+    for (;;) {
+      if (this.closed) throw new Error('relay closed');
+      this.attempts++;
+      const client = new RqcastClient(this.o.upstream, {
+        ...(this.o.client ?? {}),
+        outputDir: this.o.spoolDir,
+        timeoutMs: this.o.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+      });
+      this.client = client;
+      client.on('object', (r) => {
+        this.emit('upstream-object', { name: r.name, bytes: r.bytes, sha256: r.sha256 });
+      });
+      client.on('warning', (m) => this.emit('warning', m));
+      client.on('progress', (p) => this.emit('upstream-progress', p));
+      // A live channel's FDT stays open: refuse it at once rather than wait for ever (or relay a snapshot of its segments).
+      let live: string[] = [];
+      const liveCheck = setInterval(() => {
+        if (live.length > 0) return;
+        live = client.openChannels();
+        if (live.length > 0) client.close();
+      }, LIVE_CHECK_MS);
+      liveCheck.unref?.();
+      try {
+        const summary = await client.fetch();
+        live = client.openChannels();
+        if (live.length > 0) throw new LiveChannelRelayError(live);
+        this.emit('upstream-done', summary);
+        return { summary, channels: client.channelContents() };
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        if (this.closed || err instanceof LiveChannelRelayError) throw err;
+        if (live.length > 0) throw new LiveChannelRelayError(live);
+        this.emit('upstream-failed', err);
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          this.retryTimer = setTimeout(resolve, this.o.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
+        });
+      } finally {
+        clearInterval(liveCheck);
+      }
+    }
+  }
+
+  /** The upstream objects' symbol size (every rqcast server uses one T for all its objects). */
+  private symbolSizeOf(channels: { name: string; objects: string[] }[]): number | undefined {
+    const client = this.client as RqcastClient;
+    for (const c of channels) {
+      for (const name of c.objects) {
+        const T = client.symbolSizeOf(name);
+        if (T !== undefined) return T;
+      }
+    }
+    return undefined;
+  }
+}

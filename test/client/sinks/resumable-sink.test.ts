@@ -1,0 +1,296 @@
+/**
+ * ResumableFileSink (lib/client/sinks/resumable-sink.ts): a fetch that stops
+ * short keeps its blocks; the next fetch of the same object resumes from
+ * the verified ones only (a torn block is fetched again), a changed object
+ * or --no-resume ('restart') starts over, a digest mismatch keeps nothing,
+ * a second fetch of the same destination is refused while the first runs,
+ * and debris of earlier versions goes.
+ */
+import { createHash, randomBytes } from 'crypto';
+import { promises as fs } from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DigestMismatchError, UnfetchableObjectError } from '../../../lib/client/errors';
+import { FileSinkFactory } from '../../../lib/client/sinks/file-sink';
+import { ResumableFileSink, type ResumeMode } from '../../../lib/client/sinks/resumable-sink';
+import { blockSpans, parseState } from '../../../lib/client/sinks/resume-state';
+import type { SinkObject } from '../../../lib/client/sinks/sink';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-rsink-'));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+const sha = (b: Uint8Array): Buffer => createHash('sha256').update(b).digest();
+const data = randomBytes(50_000);
+const object: SinkObject = { name: 'x.bin', sha256: sha(data), oti: { transferLength: data.length, symbolSize: 256, sourceBlocks: 5, subBlocks: 1, alignment: 4 } };
+const spans = blockSpans(object.oti);
+const block = (sbn: number): Buffer => data.subarray(spans[sbn].offset, spans[sbn].offset + spans[sbn].length);
+
+function sink(mode: ResumeMode = 'continue', obj = object, warnings: string[] = []): ResumableFileSink {
+  const s = new FileSinkFactory({ outputDir: dir, resume: mode, warning: (m) => warnings.push(m) }).open(obj);
+  expect(s).toBeInstanceOf(ResumableFileSink);
+  return s as ResumableFileSink;
+}
+
+/** A first fetch that writes `sbns` and stops short. */
+async function interrupted(sbns: number[]): Promise<void> {
+  const s = sink();
+  expect(await s.resumed).toEqual([]);
+  for (const sbn of sbns) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+  const kept = await s.suspend();
+  expect(kept).toMatchObject({ name: 'x.bin', blocksKept: sbns.length, blocks: 5, bytesKept: sbns.reduce((a, b) => a + spans[b].length, 0), bytes: data.length });
+}
+
+async function finish(s: ResumableFileSink, sbns: number[]): Promise<void> {
+  for (const sbn of sbns) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+  await s.commit();
+  expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(data)).toBe(true);
+  // Published: no part file, journal or lock left.
+  expect(await fs.readdir(dir)).toEqual(['x.bin']);
+}
+
+test('stopped short: part file and journal kept (lock released); the next fetch resumes from those blocks and publishes the verified object', async () => {
+  await interrupted([3, 0, 1]);
+  expect((await fs.readdir(dir)).sort()).toEqual(['.x.bin.rqcast-part', '.x.bin.rqcast-state']);
+  const s = sink();
+  expect((await s.resumed).sort()).toEqual([0, 1, 3]);
+  await finish(s, [2, 4]);
+});
+
+test('every block kept: commit alone publishes it', async () => {
+  await interrupted([0, 1, 2, 3, 4]);
+  const s = sink();
+  expect((await s.resumed).sort()).toEqual([0, 1, 2, 3, 4]);
+  await finish(s, []);
+});
+
+test('a torn block (its bytes in the part file changed) is not resumed: warned, fetched again, and the object is right', async () => {
+  await interrupted([0, 1, 2, 3]);
+  const h = await fs.open(path.join(dir, '.x.bin.rqcast-part'), 'r+');
+  await h.write(Buffer.alloc(100, 0x5a), 0, 100, spans[2].offset + 1000);
+  await h.close();
+  const warnings: string[] = [];
+  const s = sink('continue', object, warnings);
+  expect((await s.resumed).sort()).toEqual([0, 1, 3]);
+  expect(warnings.join('\n')).toMatch(/1 block of "x.bin" kept by the interrupted fetch did not match its checksum/);
+  await finish(s, [2, 4]);
+});
+
+test('a torn block that is then not fetched again makes no wrong object: the journal no longer lists it', async () => {
+  await interrupted([0, 1]);
+  const h = await fs.open(path.join(dir, '.x.bin.rqcast-part'), 'r+');
+  await h.write(Buffer.from([block(1)[5] ^ 1]), 0, 1, spans[1].offset + 5);
+  await h.close();
+  const s = sink();
+  expect(await s.resumed).toEqual([0]);
+  // Stops again before block 1 is fetched: the journal was rewritten with block 0 only.
+  await s.writeBlock(4, spans[4].offset, block(4));
+  await s.suspend();
+  const p = parseState(await fs.readFile(path.join(dir, '.x.bin.rqcast-state')), object);
+  expect([...p.blocks.keys()].sort()).toEqual([0, 4]);
+});
+
+test('a torn last journal record (kill -9 mid-append): the blocks before it resume', async () => {
+  await interrupted([0, 1, 2]);
+  const state = path.join(dir, '.x.bin.rqcast-state');
+  const st = await fs.readFile(state);
+  await fs.writeFile(state, st.subarray(0, st.length - 20));
+  const s = sink();
+  expect((await s.resumed).sort()).toEqual([0, 1]);
+  await finish(s, [2, 3, 4]);
+});
+
+test('the object changed on the server (another digest): the old part file and journal are discarded, with a warning', async () => {
+  await interrupted([0, 1, 2]);
+  const other = randomBytes(data.length);
+  const changed: SinkObject = { ...object, sha256: sha(other) };
+  const warnings: string[] = [];
+  const s = sink('continue', changed, warnings);
+  expect(await s.resumed).toEqual([]);
+  expect(warnings.join('\n')).toMatch(/changed \(digest or OTI\).*starting over/);
+  expect((await fs.readdir(dir)).sort()).toEqual(['.x.bin.rqcast-lock']);
+  for (let sbn = 0; sbn < 5; sbn++) await s.writeBlock(sbn, spans[sbn].offset, other.subarray(spans[sbn].offset, spans[sbn].offset + spans[sbn].length));
+  await s.commit();
+  expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(other)).toBe(true);
+});
+
+test('another OTI (same digest) is another version too', async () => {
+  await interrupted([0]);
+  const s = sink('continue', { ...object, oti: { ...object.oti, sourceBlocks: 4 } });
+  expect(await s.resumed).toEqual([]);
+  await s.abort();
+  expect(await fs.readdir(dir)).toEqual([]);
+});
+
+test("'restart' (--no-resume) discards what was kept and starts over; it is itself resumable", async () => {
+  await interrupted([0, 1, 2]);
+  const s = sink('restart');
+  expect(await s.resumed).toEqual([]);
+  await s.writeBlock(4, spans[4].offset, block(4));
+  expect(await s.suspend()).toMatchObject({ blocksKept: 1 });
+  const again = sink();
+  expect(await again.resumed).toEqual([4]);
+  await finish(again, [0, 1, 2, 3]);
+});
+
+test('a digest mismatch at commit leaves nothing: no part file, journal or lock', async () => {
+  const wrong: SinkObject = { ...object, sha256: Buffer.alloc(32, 7) };
+  const s = sink('continue', wrong);
+  for (let sbn = 0; sbn < 5; sbn++) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+  await expect(s.commit()).rejects.toBeInstanceOf(DigestMismatchError);
+  expect(await fs.readdir(dir)).toEqual([]);
+});
+
+test('abort takes everything back', async () => {
+  await interrupted([0, 1]);
+  const s = sink();
+  await s.resumed;
+  await s.writeBlock(2, spans[2].offset, block(2));
+  await s.abort();
+  expect(await fs.readdir(dir)).toEqual([]);
+});
+
+test('stopped before any block: nothing is left behind', async () => {
+  const s = sink();
+  await s.resumed;
+  expect(await s.suspend()).toBeUndefined();
+  expect(await fs.readdir(dir)).toEqual([]);
+});
+
+test('a second fetch of the same destination is refused while the first runs (its pid named), and its end leaves the first one’s files; after it, it resumes', async () => {
+  const first = sink();
+  await first.resumed;
+  await first.writeBlock(0, spans[0].offset, block(0));
+  // Another fetch (another factory: another RqcastClient) of the same destination, while the first holds it.
+  const second = new FileSinkFactory({ outputDir: dir, resume: 'continue' }).open(object) as ResumableFileSink;
+  await expect(second.resumed).rejects.toBeInstanceOf(UnfetchableObjectError);
+  await expect(second.resumed).rejects.toThrow(new RegExp(`pid ${process.pid}\\) is writing .*x\\.bin; wait for it to end`));
+  expect(await second.suspend()).toBeUndefined();
+  await first.suspend();
+  const third = sink();
+  expect(await third.resumed).toEqual([0]);
+  await finish(third, [1, 2, 3, 4]);
+});
+
+test('a lock left by a killed fetch is taken over, and the random-named temporary files of earlier versions are removed', async () => {
+  await interrupted([1]);
+  await fs.writeFile(path.join(dir, '.x.bin.rqcast-lock'), '4194305\n');
+  await fs.writeFile(path.join(dir, '.x.bin.rqcast-tmp-deadbeef'), Buffer.alloc(data.length));
+  const warnings: string[] = [];
+  const s = sink('continue', object, warnings);
+  expect(await s.resumed).toEqual([1]);
+  expect(warnings.join('\n')).toMatch(/removed 1 temporary file an interrupted fetch left/);
+  await finish(s, [0, 2, 3, 4]);
+});
+
+test('a symlink planted at the part file is not followed', async () => {
+  await interrupted([0]);
+  const target = path.join(dir, 'elsewhere');
+  await fs.writeFile(target, Buffer.alloc(data.length));
+  await fs.rm(path.join(dir, '.x.bin.rqcast-part'));
+  await fs.symlink(target, path.join(dir, '.x.bin.rqcast-part'));
+  const s = sink();
+  expect(await s.resumed).toEqual([]);
+  for (let sbn = 0; sbn < 5; sbn++) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+  await s.commit();
+  expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(data)).toBe(true);
+  expect((await fs.readFile(target)).equals(Buffer.alloc(data.length))).toBe(true);
+  expect((await fs.readdir(dir)).sort()).toEqual(['elsewhere', 'x.bin']);
+});
+
+describe('source symbols written through (blocks not decoded yet)', () => {
+  const T = object.oti.symbolSize;
+
+  test('recorded once written; the next fetch hands back the verified ones, not those of kept blocks, not a torn one', async () => {
+    const first = sink();
+    await first.resumed;
+    // Block 0 decoded (its symbols were written through first); blocks 1 and 4 only have runs.
+    first.prewrite(spans[0].offset, block(0).subarray(0, 4 * T));
+    await first.writeBlock(0, spans[0].offset, block(0));
+    const r1 = { offset: spans[1].offset + 2 * T, length: 10 * T };
+    const r2 = { offset: spans[1].offset + 20 * T, length: 5 * T };
+    const r4 = { offset: spans[4].offset + T, length: spans[4].length - T };
+    for (const r of [r1, r2, r4]) first.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length));
+    const kept = await first.suspend();
+    expect(kept).toMatchObject({ blocksKept: 1, symbolBytesKept: r1.length + r2.length + r4.length });
+    // r2 torn.
+    const h = await fs.open(path.join(dir, '.x.bin.rqcast-part'), 'r+');
+    await h.write(Buffer.from([data[r2.offset + 7] ^ 0x80]), 0, 1, r2.offset + 7);
+    await h.close();
+
+    const second = sink();
+    expect(await second.resumed).toEqual([0]);
+    const got: [number, Buffer][] = [];
+    expect(await second.resumeSymbols((offset, bytes) => got.push([offset, Buffer.from(bytes)]))).toBe(r1.length + r4.length);
+    expect(got.map(([o, b]) => [o, b.length])).toEqual([
+      [r1.offset, r1.length],
+      [r4.offset, r4.length],
+    ]);
+    for (const [o, b] of got) expect(b.equals(data.subarray(o, o + b.length))).toBe(true);
+    await finish(second, [1, 2, 3, 4]);
+  });
+
+  test('only runs kept (no block decoded): the part file and journal stay, and the next fetch resumes them', async () => {
+    const first = sink();
+    await first.resumed;
+    const r = { offset: spans[2].offset, length: 8 * T };
+    first.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length));
+    expect(await first.suspend()).toMatchObject({ blocksKept: 0, symbolBytesKept: r.length });
+    const second = sink();
+    expect(await second.resumed).toEqual([]);
+    let n = 0;
+    await second.resumeSymbols(() => n++);
+    expect(n).toBe(1);
+    await finish(second, [0, 1, 2, 3, 4]);
+  });
+});
+
+test('an object named like another object’s part file, journal or lock is refused (hostile FDT): it could be published over them', async () => {
+  const f = new FileSinkFactory({ outputDir: dir, resume: 'continue' });
+  for (const name of ['.x.bin.rqcast-part', 'sub/.x.bin.rqcast-state', '.x.bin.rqcast-state.new', '.x.bin.rqcast-lock', '.x.bin.rqcast-tmp-0123abcd']) {
+    expect(() => f.open({ ...object, name })).toThrow(/temporary files of a fetch/);
+  }
+  // Names that merely resemble them are fine.
+  for (const name of ['x.rqcast-part', '.x.rqcast-partial', '.rqcast-lock', 'notes.rqcast-state.txt']) {
+    const s = f.open({ ...object, name }) as ResumableFileSink;
+    expect(await s.resumed).toEqual([]);
+    await s.abort();
+  }
+  expect(await fs.readdir(dir)).toEqual([]);
+});
+
+describe('a fresh destination (nothing left by an earlier fetch)', () => {
+  test('no lock until the first write; a second fetch of it is then refused at its first write, and its abort leaves the first one’s files alone', async () => {
+    const first = sink();
+    const second = sink();
+    expect(await first.resumed).toEqual([]);
+    expect(await second.resumed).toEqual([]);
+    expect(await fs.readdir(dir)).toEqual([]);
+    await first.writeBlock(0, spans[0].offset, block(0));
+    expect((await fs.readdir(dir)).sort()).toEqual(['.x.bin.rqcast-lock', '.x.bin.rqcast-part', '.x.bin.rqcast-state']);
+    await expect(second.writeBlock(1, spans[1].offset, block(1))).rejects.toThrow(new RegExp(`another rqcast fetch \\(pid ${process.pid}\\)`));
+    await second.abort();
+    expect((await fs.readdir(dir)).sort()).toEqual(['.x.bin.rqcast-lock', '.x.bin.rqcast-part', '.x.bin.rqcast-state']);
+    await finish(first, [1, 2, 3, 4]);
+  });
+
+  test('debris of earlier versions is swept at the first write, the directory listed once for every object of the fetch', async () => {
+    await fs.writeFile(path.join(dir, '.a.rqcast-tmp-00000001'), 'debris');
+    await fs.writeFile(path.join(dir, '.b.rqcast-tmp-00000002'), 'debris');
+    const spy = jest.spyOn(fs, 'readdir');
+    const f = new FileSinkFactory({ outputDir: dir, resume: 'continue' });
+    const sinks = ['a', 'b', 'c'].map((name) => f.open({ ...object, name }) as ResumableFileSink);
+    for (const s of sinks) {
+      await s.resumed;
+      await s.writeBlock(0, spans[0].offset, block(0));
+    }
+    expect(spy.mock.calls.filter(([d]) => path.resolve(String(d)) === path.resolve(dir))).toHaveLength(1);
+    spy.mockRestore();
+    for (const s of sinks) await s.abort();
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+});
