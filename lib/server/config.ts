@@ -246,9 +246,13 @@ export function planServer(options: RqcastServerOptions): ServerPlan {
   const streams = channels.length + channels.filter((c) => c.multicast !== undefined).length;
   const noCode = options.noCode ?? false;
   const serverGroup = checkServerGroup(options.serverGroup ?? { index: 0, servers: 1 });
+  const channelNames = new Set(channels.map((c) => c.name));
   for (const l of options.live ?? []) {
     const bytes = Buffer.byteLength(l.name, 'utf8');
     if (bytes < 1 || bytes > 64) throw new InvalidServerConfigError(`live stream "${l.name}": a channel name is 1..64 bytes of UTF-8`);
+    // Checked here, before any FDT lists the channels (rq:Channel names are unique).
+    if (channelNames.has(l.name)) throw new InvalidServerConfigError(`live stream "${l.name}": a channel has that name already; choose another NAME`);
+    channelNames.add(l.name);
   }
   if (serverGroup.servers > 1 && (options.live?.length ?? 0) > 0) {
     // Each server cuts its input into segments of its own: members would not send the same objects.

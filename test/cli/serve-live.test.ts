@@ -58,18 +58,18 @@ test('stdin into --live cam: segments fetched bit-exact by name beside the file;
     serve.stdin?.write(first);
     // Segment 0 closes by time (200 ms after its first byte); the fetch waits for the FDT that lists it.
     const out0 = path.join(root, 'cam0.bin');
-    const f0 = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/0`, '-o', out0, '--transport', 'udp', '--timeout', '20s']));
+    const f0 = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/0`, '-o', out0, '--transport', 'udp', '--timeout', '20s', '--quiet']));
     expect([f0.code, f0.stderr]).toEqual([0, '']);
     expect((await fs.readFile(out0)).equals(first)).toBe(true);
     const tail = randomBytes(777);
     serve.stdin?.end(tail);
     const out1 = path.join(root, 'cam1.bin');
-    const f1 = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/1`, '-o', out1, '--transport', 'udp', '--timeout', '20s']));
+    const f1 = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/1`, '-o', out1, '--transport', 'udp', '--timeout', '20s', '--quiet']));
     expect([f1.code, f1.stderr]).toEqual([0, '']);
     expect((await fs.readFile(out1)).equals(tail)).toBe(true);
     // The file channel still serves after the live input ended.
     const outA = path.join(root, 'a-copy.bin');
-    const fa = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}//a.bin`, '-o', outA, '--transport', 'udp']));
+    const fa = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}//a.bin`, '-o', outA, '--transport', 'udp', '--quiet']));
     expect(fa.code).toBe(0);
   } finally {
     serve.kill('SIGTERM');
