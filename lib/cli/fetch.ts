@@ -2,7 +2,8 @@
  * `rqcast fetch URL [URL...] [-o PATH] [--ttl 30s | --until ISO] [--ack]
  *  [--timeout 60s] [--memory MIB] [--json] [--quiet] [--loss PCT]
  *  [--transport auto|multicast|udp|tcp] [--fallback-after 2s] [--multicast-if IF]
- *  [--tcp HOST:PORT] [--log-level LEVEL] [--log-format json|pretty] [--no-resume]`
+ *  [--tcp HOST:PORT] [--log-level LEVEL] [--log-format json|pretty] [--no-resume]
+ *  [--from-start] [--latency-ms MS]`
  *
  * URL is rqcast://HOST… (a server: RqcastClient) or flute://GROUP:PORT?tsi=N
  * (a multicast group with no server: FluteReceiver, docs/PROTOCOL.md
@@ -36,6 +37,14 @@
  * a fetch that stops short keeps what it has and says so (reportKept); the
  * next one starts from it, --no-resume discards it first.
  *
+ * Playout (`-o -`, issue 10): the one object the URL names, or the live
+ * stream of that name (docs/PROTOCOL.md §10.14), is written to stdout in
+ * order as it decodes; JSON lines then go to stderr. What went to stdout
+ * cannot be taken back, so nothing is resumed or kept. With several URLs
+ * their symbols feed the one playout; a one-segment URL
+ * (rqcast://HOST:PORT/X) plays the object or live stream X of channel X
+ * if the server has that channel, else object X of the default channel.
+ *
  * Option values are read by the parsers every command shares (options.ts).
  */
 import { statSync } from 'fs';
@@ -65,6 +74,13 @@ import {
 
 const parseLossPercent = percentage(100, { maxExcluded: true });
 
+/** --latency-ms: a whole number of milliseconds, at least 1. */
+function parseLatencyMs(text: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < 1) throw new UsageError(`--latency-ms ${text}: a whole number of milliseconds, at least 1`);
+  return v;
+}
+
 export interface FetchCliOptions {
   output?: string;
   ttl?: number;
@@ -88,12 +104,15 @@ export interface FetchCliOptions {
   logLevel?: LogLevel;
   /** --log-format (absent: json). */
   logFormat?: LogFormat;
+  /** Live playout (-o -): --from-start, --latency-ms. */
+  fromStart?: boolean;
+  latencyMs?: number;
 }
 
 /** What a fetch that stopped short kept, and how to go on: one line per object on stderr (and a JSON line with --json). */
-export function reportKept(kept: KeptPartial[], json: boolean | undefined): void {
+export function reportKept(kept: KeptPartial[], json: boolean | undefined, jsonOut: NodeJS.WritableStream = process.stdout): void {
   for (const k of kept) {
-    if (json) process.stdout.write(JSON.stringify({ type: 'partial', ...k }) + '\n');
+    if (json) jsonOut.write(JSON.stringify({ type: 'partial', ...k }) + '\n');
     process.stderr.write(
       `rqcast fetch: kept ${k.blocksKept} of ${k.blocks} blocks (${formatBytes(k.bytesKept)} of ${formatBytes(k.bytes)})` +
         (k.symbolBytesKept > 0 ? ` and ${formatBytes(k.symbolBytesKept)} of symbols of the others` : '') +
@@ -113,9 +132,19 @@ export interface FetchIo {
  * Where objects go: -o PATH is a file when the URL names one object and
  * PATH is not an existing directory (nor ends with '/'); a directory
  * otherwise. Default: the current directory, under the objects' names.
+ * `-o -`: the one object the URL names is played out to stdout, in order,
+ * block by block as it decodes (its SHA-256 checked at the end).
  */
-export function outputTarget(url: { name?: string }, output: string | undefined): { outputDir?: string; outputFile?: string } {
+export function outputTarget(
+  url: { name?: string },
+  output: string | undefined,
+  stdout: NodeJS.WritableStream = process.stdout,
+): { outputDir?: string; outputFile?: string; playout?: NodeJS.WritableStream } {
   if (output === undefined) return { outputDir: process.cwd() };
+  if (output === '-') {
+    if (url.name === undefined) throw new UsageError('-o - plays one object out to stdout: name it in the URL (rqcast://HOST:PORT/CHANNELS/NAME)');
+    return { playout: stdout };
+  }
   let isDir = /[/\\]$/.test(output);
   if (!isDir) {
     try {
@@ -126,6 +155,11 @@ export function outputTarget(url: { name?: string }, output: string | undefined)
   }
   if (url.name !== undefined && !isDir) return { outputFile: output };
   return { outputDir: output };
+}
+
+/** -o -: playout to stdout. */
+function playsOut(o: FetchCliOptions): boolean {
+  return o.output === '-';
 }
 
 /** The client options of one reading of an rqcast:// URL. */
@@ -142,8 +176,21 @@ function clientOptions(url: RqcastUrl, o: FetchCliOptions): RqcastClientOptions 
     fallbackAfterMs: o.fallbackAfter,
     multicastInterface: o.multicastIf,
     ...(o.tcp ? { tcp: o.tcp } : {}),
-    resume: o.resume === false ? 'restart' : 'continue',
+    ...(o.fromStart ? { fromStart: true } : {}),
+    ...(o.latencyMs !== undefined ? { latencyMs: o.latencyMs } : {}),
+    // A playout cannot be resumed: what went to stdout is gone.
+    ...(playsOut(o) ? {} : { resume: o.resume === false ? 'restart' : 'continue' }),
   };
+}
+
+/**
+ * With -o -, a one-segment URL's channel reading names the stream too:
+ * rqcast://HOST:PORT/X plays object (or live stream) X of channel X —
+ * `serve --live X` puts live stream X on a channel X of its own.
+ */
+function playoutReading(url: RqcastUrl, reading: RqcastUrl): RqcastUrl {
+  if (url.segment === undefined || reading.name !== undefined) return reading;
+  return { ...reading, name: url.segment };
 }
 
 /**
@@ -162,21 +209,37 @@ export async function runFetch(urlTexts: string | readonly string[], o: FetchCli
 
 async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Logger): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
+  // With -o -, stdout carries the object: JSON lines go to stderr.
+  const toStdout = playsOut(o);
+  const jsonOut: NodeJS.WritableStream = toStdout ? process.stderr : process.stdout;
   let display: ProgressDisplay | undefined;
-  /** One fetch by `make`'s client, displayed and stopped by SIGINT/SIGTERM. */
+  let lastClient: RqcastClient | FluteReceiver | undefined;
+  /** One fetch by `make`'s client, displayed and stopped by SIGINT/SIGTERM (and, with -o -, by a reader gone away). */
   const once = async (make: () => RqcastClient | FluteReceiver): Promise<FetchSummary> => {
     const client = make();
+    lastClient = client;
     logFetchEvents(client, log);
-    display = new ProgressDisplay(client, mode);
-    client.on('partial', (kept) => reportKept(kept, o.json));
+    display = new ProgressDisplay(client, mode, jsonOut);
+    client.on('partial', (kept) => reportKept(kept, o.json, jsonOut));
+    if (client instanceof RqcastClient) {
+      // A gap is never silent: stderr, and a JSON line with --json.
+      client.on('gap', (g) => {
+        process.stderr.write(`rqcast fetch: gap: segment ${g.object} skipped (${g.reason === 'late' ? `not decoded within --latency-ms` : "it left the server's window before it decoded"})\n`);
+        if (o.json) jsonOut.write(JSON.stringify({ type: 'gap', object: g.object, seq: g.seq, reason: g.reason }) + '\n');
+      });
+    }
     const onSignal = (): void => client.close();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // The reader of -o - went away (EPIPE): the fetch ends with the error, not the process.
+    const onStdoutError = (): void => client.close();
+    if (toStdout) process.stdout.on('error', onStdoutError);
     try {
       return await client.fetch();
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.stdout.off('error', onStdoutError);
     }
   };
   let summary: FetchSummary;
@@ -187,6 +250,7 @@ async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Lo
       throw new UsageError('several URLs are several rqcast:// servers to combine; a flute:// URL is fetched alone');
     }
     if (o.output === '') throw new UsageError("-o '' names nothing: give a file or a directory (-o . for the current directory)");
+    if ((o.fromStart || o.latencyMs !== undefined) && !toStdout) throw new UsageError('--from-start and --latency-ms are for live playout: add -o -');
     if (parsed.scheme === 'flute') {
       const url = parsed.url;
       summary = await once(() => fluteReceiver(url, o));
@@ -194,12 +258,22 @@ async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Lo
       const urls = all.map((p) => p.url as RqcastUrl);
       summary = await once(() => new RqcastClient(urls, clientOptions(urls[0], o)));
     } else {
-      summary = await withUrlReadings(parsed.url, (reading) => once(() => new RqcastClient(reading, clientOptions(reading, o))));
+      const url = parsed.url;
+      summary = await withUrlReadings(url, (reading) => {
+        const r = toStdout ? playoutReading(url, reading) : reading;
+        return once(() => new RqcastClient(r, clientOptions(r, o)));
+      });
     }
   } catch (e) {
-    return report(e, display, o, log);
+    return report(e, display, o, log, jsonOut);
   }
   (display as ProgressDisplay | undefined)?.succeed(summary);
+  const client = lastClient as RqcastClient | FluteReceiver | undefined;
+  const live = client instanceof RqcastClient ? client.playoutStats : undefined;
+  if (live && live.startSeq >= 0) {
+    if (o.json) jsonOut.write(JSON.stringify({ type: 'live', ...live }) + '\n');
+    if (live.gaps > 0) process.stderr.write(`rqcast fetch: ${live.gaps} segment(s) skipped: ${live.gapSeqs.join(', ')}\n`);
+  }
   return EXIT_OK;
 }
 
@@ -212,6 +286,8 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
     [o.fallbackAfter, '--fallback-after'],
     [o.transport === 'udp' || o.transport === 'tcp' ? true : undefined, `--transport ${o.transport ?? ''}`],
     [o.tcp, '--tcp'],
+    [o.fromStart, '--from-start'],
+    [o.latencyMs, '--latency-ms'],
   ];
   for (const [value, name] of serverOnly) {
     if (value !== undefined) throw new UsageError(`${name} needs a server: a flute:// URL has none`);
@@ -225,16 +301,16 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
     lossRate: o.loss === undefined ? undefined : o.loss / 100,
     memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
     multicastInterface: o.multicastIf,
-    resume: o.resume === false ? 'restart' : 'continue',
+    ...(playsOut(o) ? {} : { resume: o.resume === false ? 'restart' : 'continue' }),
   });
 }
 
-function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions, log: Logger): number {
+function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions, log: Logger, jsonOut: NodeJS.WritableStream = process.stdout): number {
   const code = exitCodeFor(e);
   const err = e instanceof Error ? e : new Error(String(e));
   log.error({ err, exitCode: code }, 'fetch failed');
   display?.fail(err, code);
-  if (o.json && !display) process.stdout.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
+  if (o.json && !display) jsonOut.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
   process.stderr.write(`rqcast fetch: ${err.message}\n`);
   return code;
 }
@@ -250,7 +326,10 @@ export function registerFetchCommand(program: Command): Command {
         'several rqcast:// URLs (same NAME): fetch from all those servers at once and combine their symbols; ' +
         'or flute://GROUP:PORT[/NAME]?tsi=N[&source=ADDR][&if=IFACE] — a multicast group alone, no server',
     )
-    .option('-o, --output <path>', 'a file (when the URL names one object) or a directory (default: current directory)')
+    .option(
+      '-o, --output <path>',
+      "a file (when the URL names one object) or a directory (default: current directory); '-': play the named object or live stream out to stdout in order, block by block (JSON lines then go to stderr; nothing is resumed)",
+    )
     .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(optionParser(parseDuration)).conflicts('until'))
     .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(optionParser(parseAbsoluteTime)))
     .option('--ack', 'ACK mode: report losses, the server replaces them with fresh symbols')
@@ -279,6 +358,8 @@ export function registerFetchCommand(program: Command): Command {
       new Option('--fallback-after <duration>', 'auto: move a channel on (group -> UDP -> TCP) when it gets nothing for this long; with several servers: drop a server that sends nothing for this long (default 2s)').argParser(optionParser(parseDuration)),
     )
     .addOption(new Option('--tcp <host:port>', "where the server's TCP transport is, for --transport tcp|auto (default: the URL's host and port)").argParser(optionParser(parseTcpEndpoint)))
+    .option('--from-start', 'live playout (-o -): start at the oldest segment the server keeps, not the newest')
+    .addOption(new Option('--latency-ms <ms>', 'live playout (-o -): give up on a segment (reported, counted) once a later one has waited this long').argParser(optionParser(parseLatencyMs)))
     .addOption(new Option('--multicast-if <if>', 'join groups on this interface: an IPv4 address, a name or an index').argParser(optionParser(parseJoinInterface)))
     .addOption(new Option('--log-level <level>', 'log on stderr at this level: trace, debug, info, warn, error, fatal or silent (default: no logs)').argParser(optionParser(parseLogLevel)))
     .addOption(new Option('--log-format <format>', 'json: one JSON object per line (default); pretty: one line for a person').argParser(optionParser(parseLogFormat)))
@@ -290,6 +371,10 @@ Examples:
   rqcast fetch rqcast://server.example:4433/movie.mp4    channel "movie.mp4" if there is one, else that object of "main"
   rqcast fetch rqcast://[::1]:4433//movie.mp4 -o m.mp4   one object of "main" into m.mp4
   rqcast fetch rqcast://10.0.0.1:4433/main,hd/movie.mp4  combine channels "main" and "hd"
+  rqcast fetch rqcast://10.0.0.1:4433//movie.ts -o - | ffplay -
+                                                        play out in order while it downloads
+  rqcast fetch rqcast://10.0.0.1:4433/cam -o - | ffplay -
+                                                        the live stream "cam" (serve --live cam), from its newest segment
   rqcast fetch rqcast://10.0.0.1:4433 --transport udp    unicast only, even where a group is announced
   rqcast fetch rqcast://10.0.0.1:4433 --transport tcp    over one TCP connection (networks that pass only TCP)
   rqcast fetch rqcast://a.example//f.iso rqcast://b.example//f.iso -o f.iso
@@ -302,10 +387,12 @@ Off a terminal (piped, scripted), warnings and a one-line summary go to stderr;
 
 Resume: a fetch that stops short (Ctrl-C, SIGTERM, a timeout, kill -9, power loss)
 keeps .NAME.rqcast-part and .NAME.rqcast-state beside NAME; the next fetch of the
-same object verifies the blocks kept and fetches only the others.
+same object verifies the blocks kept and fetches only the others. Not with -o -:
+what went to stdout cannot be resumed.
 
 Exit codes: 0 ok, 2 usage, 3 refused by the server, 4 timeout, 5 digest mismatch,
-6 no such object (or channel), 130 interrupted, 1 other error.`,
+6 no such object (or channel), 130 interrupted, 1 other error. With -o -, a digest
+mismatch (5) is found after the bytes went to stdout: they cannot be taken back.`,
     )
     .action(async (urls: string[], opts: FetchCliOptions) => {
       process.exitCode = await runFetch(urls, opts);

@@ -43,7 +43,7 @@ export function listingText(listing: CatalogueListing): string {
   const lines: string[] = [];
   for (const c of listing.channels) {
     const how = transportsText(c);
-    lines.push(`channel ${printableName(c.name)}${c.tsi !== undefined ? ` (tsi ${c.tsi})` : ''}: ${rateText(c.rateBps)}${how ? `, ${how}` : ''}`);
+    lines.push(`channel ${printableName(c.name)}${c.tsi !== undefined ? ` (tsi ${c.tsi})` : ''}: ${rateText(c.rateBps)}${how ? `, ${how}` : ''}${c.live ? ', live (segments kept now)' : ''}`);
     if (c.objects === undefined) {
       lines.push('  (objects not read)');
       continue;

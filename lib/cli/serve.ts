@@ -68,9 +68,13 @@
  * Option values are read by the parsers every command shares (options.ts).
  */
 import type { Logger } from 'pino';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { Catalogue, DEFAULT_SYMBOL_SIZE } from '../content/catalogue';
+import { LiveInputError, openLiveInput, parseLiveInput } from '../content/live-input';
+import { DEFAULT_LIVE_BLOCK_MS, DEFAULT_LIVE_KEEP_MS, LiveSource } from '../content/live-source';
 import {
   OtiOutOfBoundsError,
   SubSymbolTooSmallError,
@@ -195,6 +199,38 @@ export interface ServeCliOptions {
   servers?: number;
   json?: boolean;
   quiet?: boolean;
+  /** --live NAME[=PATH] (repeatable): live streams, each on a channel NAME of its own. */
+  live?: LiveSpec[];
+  /** --block-ms: a live segment closes this long after its first byte at the latest (default DEFAULT_LIVE_BLOCK_MS). */
+  blockMs?: number;
+  /** --keep (ms): live segments kept on disk this long (default DEFAULT_LIVE_KEEP_MS). */
+  keep?: number;
+}
+
+/** A --live argument: NAME, and where its bytes come from (no PATH: stdin). */
+export interface LiveSpec {
+  name: string;
+  input?: string;
+}
+
+/** --block-ms: a whole number of milliseconds, 10..60000. */
+export function parseBlockMs(text: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < 10 || v > 60_000) throw new UsageError(`--block-ms ${text}: a whole number of milliseconds, 10..60000`);
+  return v;
+}
+
+/** Bytes of a live segment at most: one source block (Z = 1 up to 8 MiB at T = 1280). */
+export const LIVE_BLOCK_BYTES = 4 * 1024 * 1024;
+
+/** Parses NAME[=PATH] of --live. */
+export function parseLiveSpec(text: string): LiveSpec {
+  const eq = text.indexOf('=');
+  const name = eq < 0 ? text : text.slice(0, eq);
+  if (!/^[A-Za-z0-9._~-]+$/.test(name) || name === '.' || name === '..') {
+    throw new UsageError(`--live ${text}: NAME is one segment of A-Z a-z 0-9 . _ ~ - (e.g. --live cam or --live cam=/dev/stdin)`);
+  }
+  return eq < 0 ? { name } : { name, input: text.slice(eq + 1) };
 }
 
 /** Where serve writes; tests pass their own. */
@@ -351,11 +387,37 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
   };
   paths.forEach(add);
   for (const c of opts.channel ?? []) c.paths.forEach(add);
-  if (all.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR');
+  const liveSpecs = opts.live ?? [];
+  if (all.length === 0 && liveSpecs.length === 0) throw new UsageError('nothing to serve: give at least one FILE or DIR, or --live NAME');
   const serverGroup = serverGroupOf(opts);
+  if (serverGroup && serverGroup.servers > 1 && liveSpecs.length > 0) {
+    throw new UsageError('--live with --servers: a live stream is served by one server alone (each server would cut its own segments); serve it without --server-index/--servers');
+  }
+  if (liveSpecs.filter((l) => l.input === undefined || l.input === '-').length > 1) throw new UsageError('only one --live stream can read stdin; give the others a PATH');
+  // The inputs first: a PATH that does not exist is a usage error before anything listens.
+  const lives: { name: string; source: LiveSource }[] = [];
+  const spool = liveSpecs.length > 0 ? await fs.mkdtemp(path.join(os.tmpdir(), `rqcast-live-${process.pid}-`)) : undefined;
+  for (const l of liveSpecs) {
+    if (lives.some((x) => x.name === l.name)) throw new UsageError(`--live ${l.name} given twice`);
+    let input;
+    try {
+      input = await openLiveInput(parseLiveInput(l.input));
+    } catch (e) {
+      if (e instanceof LiveInputError) throw new UsageError(e.message, { cause: e });
+      throw e;
+    }
+    const source = new LiveSource({ name: l.name, dir: path.join(spool as string, l.name), blockBytes: LIVE_BLOCK_BYTES, blockMs: opts.blockMs ?? DEFAULT_LIVE_BLOCK_MS, keepMs: opts.keep ?? DEFAULT_LIVE_KEEP_MS });
+    await source.start(input);
+    lives.push({ name: l.name, source });
+  }
+  const closeLives = async (): Promise<void> => {
+    for (const l of lives) await l.source.close();
+    if (spool) await fs.rm(spool, { recursive: true, force: true });
+  };
 
   const log = createLogger({ level: opts.logLevel ?? (opts.quiet ? 'error' : 'info'), format: opts.logFormat ?? 'json', stream: io.logStream });
-  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch((e: unknown) => {
+  const catalogue = await Catalogue.load(all, { symbolSize: opts.symbolSize, followSymlinks: opts.followSymlinks, dotfiles: opts.dotfiles }).catch(async (e: unknown) => {
+    await closeLives();
     throw asUsageError(e);
   });
   try {
@@ -368,7 +430,8 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     });
     const server = new RqcastServer({
       catalogue,
-      channels,
+      // Live streams alone: no file channel.
+      channels: catalogue.objects.length === 0 && lives.length > 0 && (opts.channel ?? []).length === 0 ? [] : channels,
       port: opts.port,
       host: opts.bind,
       rateMbps: opts.rate,
@@ -382,8 +445,13 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       logger: log,
       replicator: io.replicator,
       tcp: tcpConfig(opts.tcp, io),
+      live: lives,
       ...(serverGroup ? { serverGroup } : {}),
     });
+    for (const l of lives) {
+      l.source.on('error', (err) => log.error({ err, live: l.name }, 'live input failed'));
+      l.source.on('end', () => log.info({ live: l.name, segments: l.source.stats.segmentsClosed }, 'live input ended'));
+    }
     server.on('error', (err) => log.error({ err }, 'control socket error'));
     let address: ServerAddress;
     let metrics: MetricsEndpoint | undefined;
@@ -434,12 +502,14 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
         for (const w of watches) w.close();
         await server.shutdown();
         await metrics?.close();
+        await closeLives();
         catalogue.close();
         log.flush();
       },
     };
   } catch (e) {
     catalogue.close();
+    await closeLives();
     throw asUsageError(e);
   }
 }
@@ -568,6 +638,15 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   takes the next word as its value unless it is an option: put it after
   the paths.
 
+Live streams (docs/PROTOCOL.md §10.14; play with: rqcast fetch rqcast://HOST:PORT/cam -o - | ffplay -):
+  ffmpeg ... -f mpegts - | rqcast serve --live cam       from stdin, on channel "cam"
+  rqcast serve ./files --live cam=udp://239.1.1.1:1234   an MPEG-TS feed, beside the files
+  rqcast serve --live cam=/run/cam.fifo --block-ms 200   a FIFO (or a file that grows)
+  Segments (NAME/0, NAME/1, ...) close after --block-ms or when full, are kept
+  on disk for --keep, and are announced in the channel's FDT, which says
+  Complete="true" once the input ends. A live stream is served by one server
+  alone (not with --servers).
+
 Metrics and logs:
   rqcast serve ./files --metrics 9464                   Prometheus metrics at http://127.0.0.1:9464/metrics
   rqcast serve ./files --metrics 0.0.0.0:9464           ... scrapable from other hosts
@@ -651,6 +730,16 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
         .argParser(optionParser(parseDuration)),
     )
     .option('--no-watch', 'serve the files as they were at start (no rescans of FILE and DIR for added, changed or removed files)')
+    .addOption(
+      new Option('--live <NAME[=PATH]>', 'serve a live stream on channel NAME, read from stdin, or PATH: a FIFO, a growing file, or udp://ADDR:PORT (repeatable)')
+        .argParser(repeatableOptionParser(parseLiveSpec)),
+    )
+    .addOption(
+      new Option('--block-ms <ms>', 'live: a segment (one source block) closes this long after its first byte, or when full')
+        .default(DEFAULT_LIVE_BLOCK_MS)
+        .argParser(optionParser(parseBlockMs)),
+    )
+    .addOption(new Option('--keep <duration>', 'live: how long segments stay on disk for late or lagging receivers').default(DEFAULT_LIVE_KEEP_MS, '60s').argParser(optionParser(parseDuration)))
     .option('--follow-symlinks', 'under a DIR, also serve symbolic links to files outside it (default: skipped, and logged)')
     .option('--dotfiles', 'under a DIR, also serve hidden files and directories (.git, .env; default: skipped, and logged)')
     .addOption(

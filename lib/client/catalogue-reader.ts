@@ -48,6 +48,8 @@ export interface ListedChannel {
   group?: string;
   /** Its FDT's objects, when the reader joined it; undefined otherwise. */
   objects?: ListedObject[];
+  /** Its FDT said Complete="false": a live stream, whose objects are the segments kept now (docs/PROTOCOL.md §10.14). */
+  live?: boolean;
 }
 
 export interface CatalogueListing {
@@ -72,6 +74,7 @@ const NO_SINKS: SinkFactory = {
 interface Joined {
   channel: JoinedChannel;
   objects: ListedObject[];
+  live?: boolean;
   rq?: { rateBps: number; transports: FdtChannelTransport[] }[];
 }
 
@@ -150,7 +153,7 @@ async function readChannels(url: RqcastUrl, channels: string[], timeoutMs: numbe
         ...(f.sha256 ? { sha256: Buffer.from(f.sha256).toString('hex') } : {}),
       };
     });
-    return { channel, objects };
+    return { channel, objects, ...(fdt?.complete === false ? { live: true } : {}) };
   });
   return { joined, listed };
 }
@@ -176,7 +179,7 @@ export async function readCatalogue(url: RqcastUrl, options: CatalogueReaderOpti
       for (const [k, v] of more.listed) if (!listed.has(k)) listed.set(k, v);
     }
   }
-  const channels: ListedChannel[] = joined.map(({ channel, objects }) => {
+  const channels: ListedChannel[] = joined.map(({ channel, objects, live }) => {
     const rq = listed.get(channel.name);
     const m = channel.multicast;
     return {
@@ -185,6 +188,7 @@ export async function readCatalogue(url: RqcastUrl, options: CatalogueReaderOpti
       ...(rq ? { rateBps: rq.rateBps, transports: rq.transports } : {}),
       ...(m ? { group: m.group.includes(':') ? `[${m.group}]:${m.port}` : `${m.group}:${m.port}` } : {}),
       objects,
+      ...(live ? { live } : {}),
     };
   });
   // Asked for every channel: any the reader could not join (more than it asked for at once never happens) still shows.

@@ -16,13 +16,14 @@
  *                       and OTI, their symbols combined from every channel;
  *                       the FDTs; packets of TOIs no FDT has listed yet
  *   object-receiver.ts  one object's decoding (block-budget.ts bounds memory)
- *   sinks/              where decoded blocks go (file-sink.ts today)
+ *   sinks/              where decoded blocks go: file-sink.ts, or
+ *                       playout-sink.ts (in order to a stream, -o -)
  *   group-link.ts       a channel's multicast group (§10.10), joined when
  *                       JOINED announces it, feeding the link's data path
  *   fallback.ts         which transport each channel is on, and when a
  *                       silent group gives way to UDP, and silent UDP to
  *                       TCP
- *   fetch-run.ts        the registry with its file sinks, the report
+ *   fetch-run.ts        the registry with its sinks, the report
  *                       (fetch-report.ts: progress, object results, the
  *                       summary), and how the fetch ends
  *
@@ -112,6 +113,8 @@ export declare interface RqcastClient {
   on(event: 'warning', listener: (message: string) => void): this;
   on(event: 'packet', listener: (p: PacketInfo) => void): this;
   on(event: 'transport', listener: (t: TransportEvent) => void): this;
+  /** Live playout gave up on a segment (it is skipped, never written). */
+  on(event: 'gap', listener: (g: { seq: number; reason: string; object: string }) => void): this;
   /** The fetch failed with `resume` on: what was kept for the next fetch (before 'error'). */
   on(event: 'partial', listener: (kept: KeptPartial[]) => void): this;
 }
@@ -193,6 +196,9 @@ export class RqcastClient extends EventEmitter {
         name: this.url.name,
         outputDir: this.opts.outputDir,
         outputFile: this.opts.outputFile,
+        playout: this.opts.playout,
+        fromStart: this.opts.fromStart,
+        latencyMs: this.opts.latencyMs,
         maxUnknownPackets: this.opts.maxUnknownPackets,
         budget: this.budget,
         stats: this.stats,
@@ -225,6 +231,11 @@ export class RqcastClient extends EventEmitter {
       this.start().catch((e: unknown) => this.run.fail(e));
     }
     return this.running;
+  }
+
+  /** Live playout's counts (start segment, segments written, gaps), with a playout stream. */
+  get playoutStats(): import('./live-playout').LivePlayoutStats | undefined {
+    return this.run.playout?.stats;
   }
 
   /** Aborts a running fetch (FetchAbortedError); temp files are removed (kept with `resume`: 'partial'). */
@@ -728,6 +739,16 @@ export class RqcastClient extends EventEmitter {
       for (const obj of ch.tois.values()) names.add(obj.name);
     }
     return [...out].map(([name, objects]) => ({ name, objects: [...objects] }));
+  }
+
+  /**
+   * The joined channels whose last FDT instance said Complete="false": more
+   * Files may come (a live stream, docs/PROTOCOL.md §10.14).
+   */
+  openChannels(): string[] {
+    const out = new Set<string>();
+    for (const ch of this.run.registry.allChannels()) if (ch.fdtOpen) out.add(ch.name);
+    return [...out];
   }
 
   /** The symbol size T of object `name` as its FDT gave it (undefined if no FDT listed it). */

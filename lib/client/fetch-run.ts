@@ -4,8 +4,9 @@
  * and FluteReceiver (a group alone), which add how the packets come:
  *
  * - the object registry, each object written by a file sink within the
- *   memory budget (early blocks kept for the running digest too), its
- *   warnings and failures the fetch's;
+ *   memory budget (early blocks kept for the running digest too), or the
+ *   one object of the URL played out in order to a stream (playout-sink.ts,
+ *   `fetch -o -`); its warnings and failures the fetch's;
  * - each verified object reported ('object'); the fetch finishes once every
  *   joined channel has delivered an FDT and every wanted object is
  *   verified, and fails with NoSuchObjectError when the FDTs do not list
@@ -23,6 +24,8 @@ import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from '.
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
+import { LivePlayout } from './live-playout';
+import type { PlayoutStream } from './sinks/playout-sink';
 import type { ResumeMode } from './sinks/resumable-sink';
 import type { SymbolTally } from './symbol-tally';
 
@@ -32,6 +35,16 @@ export interface FetchRunOptions {
   outputDir: string;
   /** Exact file path for the one object `name` names. */
   outputFile?: string;
+  /**
+   * Play `name` out to this stream, in order, instead of writing a file:
+   * the object of that name, or the segments `name/N` of a live stream
+   * (live-playout.ts).
+   */
+  playout?: PlayoutStream;
+  /** Live playout: start at the oldest kept segment instead of the newest. */
+  fromStart?: boolean;
+  /** Live playout: give up on a segment once a later one has waited this long (ms). */
+  latencyMs?: number;
   /** Packets of TOIs not yet in an FDT kept per channel. */
   maxUnknownPackets: number;
   /** Partial blocks of every object; also bounds the early blocks kept for the running digest. */
@@ -65,6 +78,8 @@ export interface FetchRunHost {
 export class FetchRun {
   readonly registry: ObjectRegistry;
   readonly report: FetchReport;
+  /** With a playout stream: the in-order playout of the named object or live stream. */
+  readonly playout?: LivePlayout;
   private _ended = false;
   private settle?: { resolve: (s: FetchSummary) => void; reject: (e: Error) => void };
   private outcomePromise?: Promise<FetchSummary>;
@@ -76,18 +91,38 @@ export class FetchRun {
     private readonly host: FetchRunHost,
   ) {
     const budget = o.budget;
+    if (o.playout !== undefined && o.name !== undefined) {
+      this.playout = new LivePlayout({
+        name: o.name,
+        out: o.playout,
+        fromStart: o.fromStart,
+        latencyMs: o.latencyMs,
+        onGap: (gap, objectName) => {
+          for (const obj of this.registry.objects) if (obj.name === objectName) this.registry.skip(obj, new Error(`segment ${objectName} given up (${gap.reason})`));
+          emitter.emit('gap', { ...gap, object: objectName });
+          this.checkFinished();
+        },
+      });
+    }
+    const playout = this.playout;
     this.registry = new ObjectRegistry({
-      name: o.name,
+      // Playout selects its Files itself (the object named, or a live stream's segments).
+      name: playout ? undefined : o.name,
+      selector: playout,
       maxUnknownPackets: o.maxUnknownPackets,
       budget,
-      sinks: new FileSinkFactory({
-        outputDir: o.outputDir,
-        outputFile: o.outputFile,
-        // Early blocks kept for the running digest: within the same budget.
-        holdBytes: () => budget.limitBytes,
-        resume: o.resume,
-        warning: (m) => emitter.emit('warning', m),
-      }),
+      // A playout is not resumable (what it wrote is out on the stream): `resume` applies to files only.
+      sinks:
+        playout !== undefined
+          ? playout
+          : new FileSinkFactory({
+              outputDir: o.outputDir,
+              outputFile: o.outputFile,
+              // Early blocks kept for the running digest: within the same budget.
+              holdBytes: () => budget.limitBytes,
+              resume: o.resume,
+              warning: (m) => emitter.emit('warning', m),
+            }),
       stats: o.stats,
       ...(o.tally ? { tally: o.tally } : {}),
       events: {
@@ -159,7 +194,7 @@ export class FetchRun {
 
   private checkFinished(): void {
     if (this._ended || !this.registry.fdtsComplete()) return;
-    if (this.registry.missingNamed()) {
+    if (this.registry.missingNamed() || (this.playout !== undefined && this.registry.size === 0)) {
       this.fail(new NoSuchObjectError(this.o.name as string, this.registry.offer()));
       return;
     }
@@ -184,6 +219,7 @@ export class FetchRun {
   }
 
   private async shutdown(): Promise<void> {
+    this.playout?.close();
     this.registry.close();
     await this.host.shutdown();
   }

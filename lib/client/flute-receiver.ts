@@ -47,7 +47,9 @@ export interface FluteReceiverOptions {
   outputDir?: string;
   /** Exact file path for the one object the URL names (requires NAME in the URL). */
   outputFile?: string;
-  /** As RqcastClientOptions.resume. */
+  /** Play the one object the URL names out to this stream, in order (as RqcastClientOptions.playout). */
+  playout?: NodeJS.WritableStream;
+  /** As RqcastClientOptions.resume (files only, not with playout). */
   resume?: ResumeMode;
   /** Give up after this long joined without anything useful from the group. Default 60 000 ms. */
   timeoutMs?: number;
@@ -114,6 +116,8 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
     if (o.outputFile !== undefined && this.url.name === undefined) {
       throw new InvalidClientOptionError('an output file needs a URL that names one object; give a directory otherwise');
     }
+    if (o.playout !== undefined && this.url.name === undefined) throw new InvalidClientOptionError('playout to a stream needs a URL that names one object');
+    if (o.playout !== undefined && o.resume !== undefined) throw new InvalidClientOptionError('resume is for files: a playout stream cannot be resumed');
     const lossRate = o.lossRate ?? 0;
     if (!(lossRate >= 0 && lossRate < 1)) throw new InvalidClientOptionError('lossRate must be in [0, 1)');
     this.timeoutMs = positive(o.timeoutMs, 'timeoutMs', 60_000);
@@ -126,6 +130,7 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
         name: this.url.name,
         outputDir: o.outputDir ?? process.cwd(),
         outputFile: o.outputFile,
+        playout: o.playout,
         maxUnknownPackets: Math.round(positive(o.maxUnknownPackets, 'maxUnknownPackets', 4096)),
         budget: this.budget,
         stats: this.stats,

@@ -50,6 +50,19 @@ export interface RegisteredObject {
   replaced?: boolean;
   /** A newer FDT instance no longer lists it, anywhere: the server withdrew it (its resume files are not kept). */
   withdrawn?: boolean;
+  /** Given up (a live segment that left the server's window): counts as done, its failure is not the fetch's. */
+  skipped?: boolean;
+}
+
+/**
+ * Which Files of an FDT instance the fetch wants, when it is not "the one
+ * named" or "all" (live playout: the segments of one stream from a start
+ * on, lib/client/live-playout.ts). Sees every instance applied.
+ */
+export interface FileSelector {
+  /** Called with every FDT instance before its Files are looked at. */
+  instance(files: readonly FdtFile[], complete: boolean | undefined): void;
+  wants(file: FdtFile): boolean;
 }
 
 /** One joined channel of one source. */
@@ -63,6 +76,8 @@ export interface ChannelEntry {
   fdtSeen: boolean;
   /** The instance ID of the newest FDT instance applied (docs/PROTOCOL.md §10.2). */
   fdtInstanceId?: number;
+  /** The last FDT instance applied said Complete="false": more Files may come (a live channel, docs/PROTOCOL.md §10.14). */
+  fdtOpen: boolean;
   /** The last FDT instance applied (what `rqcast ls` lists). */
   fdtInstance?: FdtInstance;
   /** TOI -> object of this channel. */
@@ -99,6 +114,8 @@ export interface ObjectRegistryOptions {
   /** Partial blocks of every object, shared. */
   budget: PartialBlockBudget;
   sinks: SinkFactory;
+  /** With `name` undefined: which Files are wanted (default: all). An open FDT (Complete="false") then keeps the fetch going. */
+  selector?: FileSelector;
   /** Counted here: packets of unknown TOIs dropped because the buffer was full. */
   stats: { unknownDropped: number };
   /** Where each object symbol came from (a fetch from several servers; symbol-tally.ts). */
@@ -147,6 +164,7 @@ export class ObjectRegistry {
       tsi: joined.tsi,
       fdt: new FdtReceiver(),
       fdtSeen: false,
+      fdtOpen: false,
       tois: new Map(),
       toiNumbers: new Map(),
       ignoredTois: new Set(),
@@ -171,9 +189,22 @@ export class ObjectRegistry {
   fdtsComplete(): boolean {
     if (this.channelCount === 0) return false;
     for (const bySource of this.channels.values()) {
-      for (const ch of bySource.values()) if (!ch.fdtSeen && !this.superseded.has(ch)) return false;
+      for (const ch of bySource.values()) {
+        if (!ch.fdtSeen && !this.superseded.has(ch)) return false;
+        // A selector's fetch (live) runs until its FDT is complete.
+        if (this.o.selector !== undefined && ch.fdtOpen) return false;
+      }
     }
     return true;
+  }
+
+  /** Gives up on `obj` (a live segment that can no longer come): closes its receiver, counts it as done. */
+  skip(obj: RegisteredObject, reason: Error): void {
+    if (obj.done) return;
+    obj.skipped = true;
+    obj.done = true;
+    obj.receiver.close(reason);
+    void obj.sink.abort();
   }
 
   /**
@@ -187,9 +218,15 @@ export class ObjectRegistry {
     if (ch) this.superseded.add(ch);
   }
 
-  /** The URL names an object that no FDT has listed. */
+  /**
+   * The URL names an object that no FDT has listed, and none will: no
+   * channel's last FDT instance is Complete="false" (RFC 6726 §3.4.2:
+   * Files may still be added to such a session).
+   */
   missingNamed(): boolean {
-    return this.o.name !== undefined && !this.byName.has(this.o.name);
+    if (this.o.name === undefined || this.byName.has(this.o.name)) return false;
+    for (const bySource of this.channels.values()) for (const ch of bySource.values()) if (ch.fdtOpen) return false;
+    return true;
   }
 
   /** What the FDTs applied so far offer: every object name they listed, and the server's channels. */
@@ -197,14 +234,16 @@ export class ObjectRegistry {
     return { objects: [...this.listed], channels: [...this.listedChannels] };
   }
 
-  /** Every object's blocks are decoded. */
+  /** Every object's blocks are decoded (never while the URL's NAME is not listed yet: an open FDT may add it). */
   allDecoded(): boolean {
+    if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
     for (const obj of this.byName.values()) if (!obj.receiver.complete) return false;
     return true;
   }
 
-  /** Every object is verified and published. */
+  /** Every object is verified and published (as allDecoded, never before the URL's NAME is listed). */
   allVerified(): boolean {
+    if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
     for (const obj of this.byName.values()) if (!obj.done) return false;
     return true;
   }
@@ -278,14 +317,17 @@ export class ObjectRegistry {
     ch.fdtInstanceId = instanceId;
     if (ch.fdtSeen) this.withdrawUnlisted(ch, fdt);
     ch.fdtSeen = true;
+    ch.fdtOpen = fdt.complete === false;
     ch.fdtInstance = fdt;
     const named = this.o.name;
     if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
+    const selector = named === undefined && !this.o.listOnly ? this.o.selector : undefined;
+    selector?.instance(fdt.files, fdt.complete);
     for (const file of fdt.files) {
       const name = decodeContentLocation(file.contentLocation);
       this.listed.add(name);
-      if (ch.tois.has(file.toi)) continue;
-      if (this.o.listOnly || (named !== undefined && name !== named)) {
+      if (ch.tois.has(file.toi) || ch.ignoredTois.has(file.toi)) continue;
+      if (this.o.listOnly || (named !== undefined && name !== named) || (selector !== undefined && !selector.wants(file))) {
         this.ignoreToi(ch, file.toi);
         continue;
       }
@@ -426,7 +468,7 @@ export class ObjectRegistry {
     receiver.done.then(
       () => this.verify(obj),
       (e: unknown) => {
-        if (!obj.replaced) this.o.events.failed(e);
+        if (!obj.replaced && !obj.skipped) this.o.events.failed(e);
       },
     );
     void receiver.decoded.then(() => this.o.events.objectDecoded(obj));
@@ -437,9 +479,10 @@ export class ObjectRegistry {
     try {
       await obj.sink.commit();
     } catch (e) {
-      this.o.events.failed(e);
+      if (!obj.skipped) this.o.events.failed(e);
       return;
     }
+    if (obj.skipped) return;
     obj.done = true;
     this.o.events.objectVerified(obj);
   }

@@ -16,13 +16,26 @@ export interface RqcastClientOptions {
   /** Exact file path for the one object the URL names (requires NAME in the URL). */
   outputFile?: string;
   /**
+   * Progressive playout: the one object the URL names is written to this
+   * stream in order, each source block as soon as it and every block
+   * before it have decoded (sinks/playout-sink.ts), instead of to a file.
+   * Its SHA-256 is checked at the end (DigestMismatchError), when the bytes
+   * are already out. Requires NAME in the URL; excludes outputFile.
+   */
+  playout?: NodeJS.WritableStream;
+  /** Live playout (NAME a live stream): start at the oldest kept segment instead of the newest. */
+  fromStart?: boolean;
+  /** Live playout: give up on a segment (a reported gap) once a later one has waited this long, ms. Default: only when it leaves the server's window. */
+  latencyMs?: number;
+  /**
    * Keep a fetch that stops short resumable (sinks/resumable-sink.ts): each
    * object is written to `.NAME.rqcast-part` with a journal of its verified
    * blocks, `.NAME.rqcast-state`, both kept when the fetch fails (the
    * 'partial' event lists them) and removed once the object is published.
    * 'continue' starts from the blocks an earlier fetch of the same object
    * (same OTI and SHA-256) kept; 'restart' discards them first. Default:
-   * off (a temporary file, removed on failure).
+   * off (a temporary file, removed on failure). Files only: excludes
+   * playout (what a stream was given cannot be taken back or resumed).
    */
   resume?: ResumeMode;
   /** JOIN with a relative time: the server drops the client unless renewed within it. Default 30 000 ms. */
@@ -94,11 +107,16 @@ export interface RqcastClientOptions {
 }
 
 /** The options in force: every default filled in, every value checked. */
-export type ResolvedClientOptions = Required<Omit<RqcastClientOptions, 'outputFile' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp' | 'resume'>> & {
+export type ResolvedClientOptions = Required<
+  Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'fromStart' | 'latencyMs' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp' | 'resume'>
+> & {
   resume?: ResumeMode;
   useDgram: boolean;
   tcp?: { host: string; port: number };
   outputFile?: string;
+  playout?: NodeJS.WritableStream;
+  fromStart?: boolean;
+  latencyMs?: number;
   untilMs?: number;
   lossSeed?: number;
   multicastInterface?: string;
@@ -156,9 +174,19 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
   if (o.outputFile !== undefined && url.name === undefined) {
     throw new InvalidClientOptionError('an output file needs a URL that names one object; give a directory otherwise');
   }
+  if (o.playout !== undefined) {
+    if (url.name === undefined) throw new InvalidClientOptionError('playout to a stream needs a URL that names one object');
+    if (o.outputFile !== undefined) throw new InvalidClientOptionError('give either an output file or a playout stream, not both');
+    if (o.resume !== undefined) throw new InvalidClientOptionError('resume is for files: a playout stream cannot be resumed');
+  } else if (o.fromStart !== undefined || o.latencyMs !== undefined) {
+    throw new InvalidClientOptionError('fromStart and latencyMs are for live playout: give a playout stream (-o -)');
+  }
   return {
     outputDir: o.outputDir ?? cwd,
     outputFile: o.outputFile,
+    ...(o.playout !== undefined ? { playout: o.playout } : {}),
+    ...(o.fromStart !== undefined ? { fromStart: o.fromStart } : {}),
+    ...(o.latencyMs !== undefined ? { latencyMs: positive(o.latencyMs, 'latencyMs', 1) } : {}),
     ttlMs: Math.round(positive(o.ttlMs, 'ttlMs', 30_000)),
     untilMs: o.untilMs,
     ack: o.ack ?? false,

@@ -32,9 +32,12 @@
  *
  * Not built yet: forward mode (upstream symbols passed to the replication
  * engine as they arrive, without decoding), which needs a block source
- * that seals blocks over time (issue 10's live source); and serving an
- * object before every object of the channels is complete (the server's
- * channels are fixed when it is made).
+ * fed by the data path; and serving an object before every object of the
+ * channels is complete (the server's channels are fixed when it is made).
+ * So a live channel (an FDT instance with Complete="false", issue 10,
+ * docs/PROTOCOL.md §10.14) cannot be relayed: the upstream fetch would
+ * never be complete. The relay refuses it as soon as an FDT says so
+ * (LiveChannelRelayError, not retried), naming the channel.
  */
 import { EventEmitter } from 'node:events';
 import { RqcastClient, type RqcastClientOptions } from '../client/client';
@@ -43,6 +46,21 @@ import type { RqcastUrl } from '../client/url';
 import { Catalogue } from '../content/catalogue';
 import { type RqcastServerOptions, RqcastServer, type ServerAddress, type ServerLogger } from '../server/server';
 import { SILENT_LOGGER } from '../server/config';
+import { InvalidClientOptionError } from '../client/errors';
+
+/** The upstream URL names a live channel: regenerate mode serves complete objects only (forward mode is not built). Not retried. */
+export class LiveChannelRelayError extends InvalidClientOptionError {
+  constructor(readonly channels: readonly string[]) {
+    super(
+      `channel${channels.length > 1 ? 's' : ''} ${channels.map((c) => `"${c}"`).join(', ')} ${channels.length > 1 ? 'are live streams' : 'is a live stream'} ` +
+        '(its FDT says Complete="false"): a relay serves complete objects only, and forward mode is not built; ' +
+        'leave live channels out of the upstream URL (rqcast://HOST:PORT/CHANNEL,...) and let receivers fetch them from the origin',
+    );
+  }
+}
+
+/** How often the upstream fetch is checked for a live channel. */
+const LIVE_CHECK_MS = 100;
 
 /** A day: an upstream may be away that long before the upstream fetch gives up and starts again. */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 24 * 3600 * 1000;
@@ -152,18 +170,31 @@ export class Relay extends EventEmitter {
       });
       client.on('warning', (m) => this.emit('warning', m));
       client.on('progress', (p) => this.emit('upstream-progress', p));
+      // A live channel's FDT stays open: refuse it at once rather than wait for ever (or relay a snapshot of its segments).
+      let live: string[] = [];
+      const liveCheck = setInterval(() => {
+        if (live.length > 0) return;
+        live = client.openChannels();
+        if (live.length > 0) client.close();
+      }, LIVE_CHECK_MS);
+      liveCheck.unref?.();
       try {
         const summary = await client.fetch();
+        live = client.openChannels();
+        if (live.length > 0) throw new LiveChannelRelayError(live);
         this.emit('upstream-done', summary);
         return { summary, channels: client.channelContents() };
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
-        if (this.closed) throw err;
+        if (this.closed || err instanceof LiveChannelRelayError) throw err;
+        if (live.length > 0) throw new LiveChannelRelayError(live);
         this.emit('upstream-failed', err);
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           this.retryTimer = setTimeout(resolve, this.o.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
         });
+      } finally {
+        clearInterval(liveCheck);
       }
     }
   }

@@ -8,7 +8,8 @@
 import type { AckTrackerOptions } from '../session/ack-tracker';
 import type { ReplacementBudgetOptions } from '../session/replacement-budget';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
-import { DEFAULT_FDT_INTERVAL, windowFor } from '../stream/channel-stream';
+import { DEFAULT_FDT_INTERVAL, IN_ORDER_WINDOW, windowFor } from '../stream/channel-stream';
+import type { LiveSource } from '../content/live-source';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
 import { type EsiLayout, SymbolAllocator } from '../content/symbol-allocator';
 import { checkServerGroup, type ServerGroup, serverGroupLayout } from '../content/server-group';
@@ -114,8 +115,19 @@ export interface TcpServerConfig {
   limits?: Omit<NativeTcpServerOptions, 'address' | 'port'>;
 }
 
+/** A live stream served on a channel of its own (issue 10, docs/PROTOCOL.md §10.14). */
+export interface LiveChannelConfig {
+  /** The stream's name: its channel's name and its objects' prefix (`NAME/seq`). */
+  name: string;
+  source: LiveSource;
+  /** Mbit/s. Default the server's rate. */
+  rateMbps?: number;
+}
+
 export interface RqcastServerOptions {
   catalogue: Catalogue;
+  /** Live streams, each on a channel of its own after the file channels. */
+  live?: readonly LiveChannelConfig[];
   /** Default: one channel `main` with every object. */
   channels?: readonly ChannelConfig[];
   /** Control port. Default 4433; 0 picks a free one. */
@@ -167,9 +179,9 @@ export interface RqcastServerOptions {
   prepare?: boolean;
   /**
    * Bytes of prepared blocks (source + intermediate symbols) the server may
-   * hold, shared equally by the channels. A channel whose blocks fit its
-   * share sends all of them round-robin; a larger one sends a sliding
-   * window of as many blocks as fit (ChannelStream). Default 512 MiB.
+   * hold, shared equally by the channels. Blocks that fit stay prepared
+   * between passes; beyond the share the least recently sent are released
+   * and prepared again in their next pass (BlockCache). Default 512 MiB.
    */
   memoryBytes?: number;
   /** Packets per block per pass of a sliding window beyond K, as a fraction of K. Default 0.15. */
@@ -182,7 +194,12 @@ export interface RqcastServerOptions {
    * resend the repair symbols its previous run sent (`rqcast serve` does).
    */
   repairStart?: 'zero' | 'random';
-  /** Force the window to this many blocks per channel (tests); default from memoryBytes. */
+  /**
+   * Blocks per channel sent round-robin at once (the sliding window of
+   * ChannelStream). Default IN_ORDER_WINDOW (1): blocks in order, each
+   * block its pass quota before the next, so that a receiver decodes them
+   * in order (progressive playout); never more than fit memoryBytes.
+   */
   windowBlocks?: number;
   clock?: () => number;
   logger?: ServerLogger;
@@ -226,8 +243,9 @@ export interface ServerPlan {
 export function planServer(options: RqcastServerOptions): ServerPlan {
   const ringCapacity = options.ringCapacity ?? DEFAULT_RING_CAPACITY;
   if (!Number.isInteger(ringCapacity) || ringCapacity < 16) throw new InvalidServerConfigError('ringCapacity must be an integer >= 16');
-  const configs = options.channels ?? [{ name: DEFAULT_CHANNEL }];
-  if (configs.length === 0) throw new InvalidServerConfigError('at least one channel');
+  const liveOnly = options.catalogue.objects.length === 0 && (options.live?.length ?? 0) > 0;
+  const configs = options.channels ?? (liveOnly ? [] : [{ name: DEFAULT_CHANNEL }]);
+  if (configs.length === 0 && !liveOnly) throw new InvalidServerConfigError('at least one channel');
   const memoryBytes = options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   if (!(Number.isFinite(memoryBytes) && memoryBytes >= 0)) throw new InvalidServerConfigError('memoryBytes must be >= 0');
   const host = options.host ?? '0.0.0.0';
@@ -237,6 +255,18 @@ export function planServer(options: RqcastServerOptions): ServerPlan {
   const streams = channels.length + channels.filter((c) => c.multicast !== undefined).length;
   const noCode = options.noCode ?? false;
   const serverGroup = checkServerGroup(options.serverGroup ?? { index: 0, servers: 1 });
+  const channelNames = new Set(channels.map((c) => c.name));
+  for (const l of options.live ?? []) {
+    const bytes = Buffer.byteLength(l.name, 'utf8');
+    if (bytes < 1 || bytes > 64) throw new InvalidServerConfigError(`live stream "${l.name}": a channel name is 1..64 bytes of UTF-8`);
+    // Checked here, before any FDT lists the channels (rq:Channel names are unique).
+    if (channelNames.has(l.name)) throw new InvalidServerConfigError(`live stream "${l.name}": a channel has that name already; choose another NAME`);
+    channelNames.add(l.name);
+  }
+  if (serverGroup.servers > 1 && (options.live?.length ?? 0) > 0) {
+    // Each server cuts its input into segments of its own: members would not send the same objects.
+    throw new InvalidServerConfigError('a live stream is served by one server alone, not by a server group (--servers): each server cuts its own segments');
+  }
   const esiLayout = serverGroupLayout(serverGroup, noCode);
   return {
     noCode,
@@ -348,7 +378,7 @@ export function channelStreamOptions(
     },
     fdtInterval: options.fdtInterval ?? fdtIntervalFor(packetsPerSecond(channel.rateMbps, options.catalogue.symbolSize), fdtSymbols),
     symbolsPerTurn: options.symbolsPerTurn,
-    windowBlocks: options.windowBlocks ?? windowFor(costs, plan.memoryShare),
+    windowBlocks: options.windowBlocks ?? Math.min(IN_ORDER_WINDOW, windowFor(costs, plan.memoryShare)),
     passOverhead: options.passOverhead,
     pins,
   };

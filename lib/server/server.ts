@@ -71,13 +71,16 @@ import { InvalidServerConfigError } from '../errors';
 import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
+import { LiveChannel } from './live-channel';
 import {
+  type ChannelPlan,
   channelStreamOptions,
+  DEFAULT_RATE_MBPS,
+  type LiveChannelConfig,
   planServer,
   replicatorChannelConfig,
   type ReplicatorLike,
   type RqcastServerOptions,
-  type ChannelPlan,
   type ServerLogger,
   type ServerPlan,
   packetsPerSecond,
@@ -175,6 +178,19 @@ export declare interface RqcastServer {
   on(event: 'error', listener: (err: Error) => void): this;
 }
 
+/**
+ * Ring slots of a live channel: at 100 Mbit/s with T = 1280, 256 packets
+ * are 27 ms of stream, the most a new segment waits behind packets built
+ * before it (a file channel's 4096 would be 430 ms).
+ */
+export const LIVE_RING_CAPACITY = 256;
+/**
+ * One FDT packet in this many on a live channel: a receiver learns of a new
+ * segment only from the FDT instance that lists it, so the FDT is the
+ * announcement path and gets one packet in 8.
+ */
+export const LIVE_FDT_INTERVAL = 8;
+
 export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
   readonly channels: readonly ServerChannel[];
@@ -189,6 +205,8 @@ export class RqcastServer extends EventEmitter {
   private readonly byTsi = new Map<number, ServerChannel>();
   /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
   private readonly streams = new Map<number, ChannelStream>();
+  /** Live channels by TSI. */
+  private readonly live = new Map<number, { channel: LiveChannel; rateMbps: number }>();
   private readonly cache: BlockCache;
   private replicator?: ReplicatorLike;
   private ownsReplicator = false;
@@ -246,12 +264,20 @@ export class RqcastServer extends EventEmitter {
     this.nextInstanceId = this.plan.channels.length + 1;
     const now = this.clock();
     // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
-    const offered: FdtChannel[] = (this.offered = this.plan.channels.map((c) => ({
-      name: c.name,
-      rateBps: Math.round(c.rateMbps * 1e6),
-      transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])],
-    })));
-    this.channels = this.plan.channels.map((c) => {
+    // Live channels (after the configured ones) too: unicast, over TCP where the server has it.
+    const offered: FdtChannel[] = (this.offered = [
+      ...this.plan.channels.map((c) => ({
+        name: c.name,
+        rateBps: Math.round(c.rateMbps * 1e6),
+        transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])] as FdtChannel['transports'],
+      })),
+      ...(options.live ?? []).map((l) => ({
+        name: l.name,
+        rateBps: Math.round(this.liveRateMbps(l) * 1e6),
+        transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : [])] as FdtChannel['transports'],
+      })),
+    ]);
+    const channels: ServerChannel[] = this.plan.channels.map((c) => {
       const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
       const stream = new ChannelStream(unicast);
@@ -265,6 +291,8 @@ export class RqcastServer extends EventEmitter {
       }
       return ch;
     });
+    for (const live of options.live ?? []) channels.push(this.addLive(live, channels, offered));
+    this.channels = channels;
     this.manager = new ClientManager({
       cookies: new CookieAuthority({
         masterSecret: options.secret,
@@ -316,6 +344,14 @@ export class RqcastServer extends EventEmitter {
           this.refill(g.channelId);
         }
       });
+      for (const [tsi, live] of this.live) {
+        const ch = this.byTsi.get(tsi)!;
+        // A short ring: a new segment waits behind at most LIVE_RING_CAPACITY packets.
+        const cfg = replicatorChannelConfig(this.plan, { rateMbps: live.rateMbps } as ChannelPlan, ch.stream.slotSize);
+        const capacity = Math.min(cfg.capacity ?? LIVE_RING_CAPACITY, LIVE_RING_CAPACITY);
+        rep.createChannel(tsi, { ...cfg, capacity, lowWater: Math.floor(capacity / 4) });
+        this.refill(tsi);
+      }
       const udp = new UdpServerTransport({
         host: this.plan.host,
         port: this.plan.port,
@@ -481,8 +517,9 @@ export class RqcastServer extends EventEmitter {
         }
       }
     }
-    for (const stream of this.streams.values()) stream.close();
-    for (const ch of this.channels) ch.fdt.encoder.close();
+    for (const { channel } of this.live.values()) channel.close();
+    for (const [id, stream] of this.streams) if (!this.live.has(id)) stream.close();
+    for (const ch of this.channels) if (!this.live.has(ch.tsi)) ch.fdt.encoder.close();
     this.cache.close();
     // Only a server that was listening says it closed: one that never started (the port taken) says why, and nothing else.
     if (this.listening) this.log.info({}, 'closed');
@@ -587,7 +624,7 @@ export class RqcastServer extends EventEmitter {
     const fdt = this.catalogue.fdt(objects, instanceId, now, undefined, this.offered);
     const unicast: ChannelStreamOptions = {
       ...channelStreamOptions(this.options, this.plan, { ...plan, objects }, fdt, this.allocatorOf, this.pins),
-      firstSequence: ch.stream.nextSequence,
+      firstSequence: ch.stream.unwrappedPosition,
     };
     // A channel left with no object sends its FDT alone.
     if (objects.length === 0) delete unicast.windowBlocks;
@@ -599,7 +636,7 @@ export class RqcastServer extends EventEmitter {
     this.streams.set(ch.tsi, ch.stream);
     const g = ch.multicast;
     if (g) {
-      g.stream = new ChannelStream({ ...groupStreamOptions(unicast, objects, this.noCode, this.allocatorOf), firstSequence: g.stream.nextSequence });
+      g.stream = new ChannelStream({ ...groupStreamOptions(unicast, objects, this.noCode, this.allocatorOf), firstSequence: g.stream.unwrappedPosition });
       this.streams.set(g.channelId, g.stream);
     }
     for (const s of old) s?.close();
@@ -645,6 +682,51 @@ export class RqcastServer extends EventEmitter {
     const c = this.carried.get(id) ?? { ...NO_CARRIED };
     for (const k of CARRIED_KEYS) c[k] += now[k] ?? 0;
     this.carried.set(id, c);
+  }
+
+  /**
+   * A live stream's channel (live-channel.ts), TSI after the channels
+   * before it. Its NAME must not be a channel's, nor an object's name or
+   * prefix (its objects are NAME/seq).
+   */
+  private addLive(live: LiveChannelConfig, before: readonly ServerChannel[], offered: readonly FdtChannel[]): ServerChannel {
+    const name = live.name;
+    if (before.some((c) => c.name === name)) throw new InvalidServerConfigError(`live stream "${name}": a channel has that name already; choose another NAME`);
+    const clash = this.catalogue.objects.find((o) => o.name === name || o.name.startsWith(name + '/') || name.startsWith(o.name + '/'));
+    if (clash) throw new InvalidServerConfigError(`live stream "${name}" clashes with the file object "${clash.name}": its segments are named ${name}/N; choose another NAME`);
+    const tsi = before.length + 1;
+    const rateMbps = this.liveRateMbps(live);
+    const symbolSize = this.catalogue.symbolSize;
+    const channel = new LiveChannel({
+      tsi,
+      source: live.source,
+      symbolSize,
+      noCode: this.noCode,
+      fdtInterval: this.options.fdtInterval ?? LIVE_FDT_INTERVAL,
+      passOverhead: this.options.passOverhead,
+      channels: offered,
+      clock: this.clock,
+      install: (stream, fdt, objects) => {
+        const ch = this.byTsi.get(tsi);
+        if (!ch || this.closed) return;
+        ch.stream = stream;
+        ch.fdt = fdt;
+        ch.objects = objects;
+        this.streams.set(tsi, stream);
+        this.refill(tsi);
+      },
+    });
+    const first = channel.initial();
+    const ch: ServerChannel = { name, tsi, objects: [], rateMbps, stream: first.stream, fdt: first.fdt };
+    this.byTsi.set(tsi, ch);
+    this.streams.set(tsi, first.stream);
+    this.live.set(tsi, { channel, rateMbps });
+    return ch;
+  }
+
+  /** A live channel's rate: its own, else the server's, else the default. */
+  private liveRateMbps(live: LiveChannelConfig): number {
+    return live.rateMbps ?? this.options.rateMbps ?? DEFAULT_RATE_MBPS;
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */

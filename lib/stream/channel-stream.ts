@@ -32,7 +32,7 @@ import { PacketRun, PendingRuns, PushFn, RunBuilder, packetSize, replacementPack
 import { BlockGate, DEFAULT_PASS_OVERHEAD, FDT_TURN, ScheduledBlock, StreamSchedule, passQuota } from './schedule';
 import { SymbolHistory } from './symbol-history';
 
-export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, windowFor } from './schedule';
+export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, IN_ORDER_WINDOW, windowFor } from './schedule';
 export type { PushFn } from './packet-builder';
 
 /** What a stream reads from a block source (ObjectEncoder satisfies it): BlockSymbols. */
@@ -84,10 +84,10 @@ export interface ChannelStreamOptions {
   /** Default: encoders prepare blocks when first used, on the JS thread. */
   pins?: BlockPins;
   /**
-   * Stream position (EXT_RQSEQ) of the first packet. Default 0. A stream
-   * that replaces another on the same channel (the server withdrew an
-   * object) goes on from the old one's nextSequence, so that a client's
-   * ACK windows keep moving forward.
+   * Stream position (EXT_RQSEQ, unwrapped) of the first packet. Default 0.
+   * A stream that replaces another on the same channel (the server withdrew
+   * an object, a live channel's window moved) goes on from the old one's
+   * unwrappedPosition, so that a client's ACK windows keep moving forward.
    */
   firstSequence?: number;
 }
@@ -156,7 +156,7 @@ export class ChannelStream {
     this.history = new SymbolHistory(options.historySegments);
     this.pins = options.pins ?? ON_DEMAND;
     this.position = options.firstSequence ?? 0;
-    if (!(Number.isInteger(this.position) && this.position >= 0)) throw new InvalidServerConfigError('firstSequence must be an integer >= 0');
+    if (!(Number.isSafeInteger(this.position) && this.position >= 0)) throw new InvalidServerConfigError('firstSequence must be an integer >= 0');
     const blocks: ScheduledBlock[] = [];
     this.objects.forEach((o, obj) => {
       for (const sbn of sealedBlocks(o.encoder)) blocks.push(this.scheduled(obj, sbn));
@@ -207,6 +207,11 @@ export class ChannelStream {
     this.closed = true;
     for (const stop of this.stopSealing.splice(0)) stop();
     this.schedule.close();
+  }
+
+  /** Position of the next packet built, not wrapped (a stream taking over from this one starts there). */
+  get unwrappedPosition(): number {
+    return this.position;
   }
 
   /** EXT_RQSEQ of the next packet built (one past the last one built). */

@@ -34,6 +34,14 @@ import { InvalidServerConfigError } from '../errors';
 export const DEFAULT_PASS_OVERHEAD = 0.15;
 /** One FDT packet in this many, unless configured (RqcastServer sets it from the rate). */
 export const DEFAULT_FDT_INTERVAL = 32;
+/**
+ * The server's default W: one block at a time, in order. Block b gets its
+ * pass quota, ceil(K * (1 + passOverhead)) packets, before block b + 1
+ * gets any, so a receiver that joins at the start decodes the blocks in
+ * order, one quota apart, instead of all of them at the end of a
+ * round-robin (progressive playout); later passes cover every block again.
+ */
+export const IN_ORDER_WINDOW = 1;
 /** Consecutive packets of one block per round-robin turn. */
 export const DEFAULT_SYMBOLS_PER_TURN = 4;
 /** Turn.block of an FDT turn. */

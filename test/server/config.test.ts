@@ -18,6 +18,7 @@ import {
   symbolAllocators,
 } from '../../lib/server/config';
 import type { BlockPins } from '../../lib/stream/channel-stream';
+import { IN_ORDER_WINDOW } from '../../lib/stream/channel-stream';
 
 let dir: string;
 let catalogue: Catalogue;
@@ -109,11 +110,14 @@ describe('channelStreamOptions', () => {
     expect(streamOf({ rateMbps: 200, fdtInterval: 50 }).fdtInterval).toBe(50);
   });
 
-  test('every block in the window when the memory share holds them, else a sliding window; an explicit W wins', () => {
+  test('one block at a time in order by default (IN_ORDER_WINDOW), whatever the memory share; an explicit W wins', () => {
     const blocks = catalogue.objects.reduce((n, o) => n + o.encoder.sourceBlocks, 0);
-    expect(streamOf({}).windowBlocks).toBe(blocks);
+    expect(blocks).toBeGreaterThan(1);
+    expect(IN_ORDER_WINDOW).toBe(1);
+    expect(streamOf({}).windowBlocks).toBe(IN_ORDER_WINDOW);
     expect(streamOf({ memoryBytes: 0 }).windowBlocks).toBe(1);
     expect(streamOf({ windowBlocks: 5 }).windowBlocks).toBe(5);
+    expect(streamOf({ windowBlocks: blocks }).windowBlocks).toBe(blocks);
   });
 
   test('objects keep their TOIs; the stream is the channel TSI and the FDT instance id', () => {

@@ -101,7 +101,10 @@ test('coded: the two streams never carry the same ESI of a block, FDT included; 
 });
 
 test('a receiver of the group alone decodes the FDT and every object from it', async () => {
-  const s = server({ channels: [{ name: 'main', multicast: GROUP }] });
+  // Both blocks in the window (round-robin): packets are taken synchronously
+  // here, so a window that moves on would wait for a preparation that never
+  // gets the event loop (the server's default is one block at a time).
+  const s = server({ channels: [{ name: 'main', multicast: GROUP }], windowBlocks: 2 });
   try {
     const g = s.channels[0].multicast!;
     // The unicast stream runs too, drawing from the same counters.

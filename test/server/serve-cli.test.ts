@@ -156,8 +156,9 @@ describe('rqcast serve', () => {
     };
     expect(info.event).toBe('listening');
     expect(info.channels).toEqual([
-      { name: 'main', tsi: 1, rateMbps: 5, windowBlocks: 3, sliding: false, objects: ['a.bin', 'b.bin', 'c.bin'] },
-      { name: 'extra', tsi: 2, rateMbps: 2, windowBlocks: 2, sliding: false, objects: ['c.bin', 'b.bin'] },
+      // One block at a time, in order (docs/PROTOCOL.md §10.3).
+      { name: 'main', tsi: 1, rateMbps: 5, windowBlocks: 1, sliding: true, objects: ['a.bin', 'b.bin', 'c.bin'] },
+      { name: 'extra', tsi: 2, rateMbps: 2, windowBlocks: 1, sliding: true, objects: ['c.bin', 'b.bin'] },
     ]);
     expect(info.objects.map((o) => [o.toi, o.name, o.length])).toEqual([
       [1, 'a.bin', 5000],
