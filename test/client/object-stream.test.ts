@@ -94,6 +94,10 @@ test('a consumer that does not read: decoded bytes held stay within the budget, 
   expect(budget.stats.peakBytes).toBeLessThanOrEqual(limit + budget.stats.peakPriorityBytes);
   expect(stream.stats.peakHeldBytes).toBeLessThan(FILE.length / 2);
   const heldWhilePaused = stream.stats.peakHeldBytes;
+  console.log(
+    `object-stream paused: budget ${limit} B, peak held ${heldWhilePaused} B, peak reserved ${budget.stats.peakBytes} B, ` +
+      `priority admissions ${budget.stats.priorityAdmissions} (largest ${budget.stats.peakPriorityBytes} B), symbols dropped ${budget.stats.symbolsDropped}`,
+  );
   // Reading resumes: the rest decodes from the stream that kept coming.
   const got = await readAll(stream);
   expect(got.equals(FILE)).toBe(true);
