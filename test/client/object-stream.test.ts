@@ -15,7 +15,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { PassThrough, Readable } from 'stream';
 import { RqcastClient } from '../../lib/client/client';
-import { DigestMismatchError, InvalidClientOptionError } from '../../lib/client/errors';
+import { BudgetedReceiver, PartialBlockBudget } from '../../lib/client/block-budget';
+import { DigestMismatchError, FetchAbortedError, InvalidClientOptionError } from '../../lib/client/errors';
 import type { StreamGap } from '../../lib/client/object-stream';
 import { Catalogue } from '../../lib/content/catalogue';
 import { LiveSegment, LiveSource } from '../../lib/content/live-source';
@@ -198,4 +199,47 @@ test('live: a paused consumer makes the client skip the oldest waiting segments 
     source.close?.();
     catalogue.close();
   }
+});
+
+test('the consumer destroys the stream: the fetch is aborted (FetchAbortedError) and the bytes it held are given back to the budget', async () => {
+  const port = await serve({ objects: [{ name: 'a.bin', data: FILE }], symbolSize: 1024, sourceBlocks: BLOCKS, burst: 32 });
+  const client = new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: dir, timeoutMs: 20_000, retryMs: 20, transport: 'udp', memoryBytes: 300_000 });
+  const stream = client.stream('a.bin');
+  const fetched = client.fetch().catch((e: unknown) => e);
+  await until(() => stream.stats.heldBytes > 0);
+  stream.destroy();
+  expect(await fetched).toBeInstanceOf(FetchAbortedError);
+  expect(stream.stats.heldBytes).toBe(0);
+  expect(client.budget.heldBytes).toBe(0);
+  expect(client.budget.priority).toBeUndefined();
+});
+
+describe('PartialBlockBudget hold/priority (what the stream relies on)', () => {
+  const owner: BudgetedReceiver = {
+    solveSlots: 1,
+    solveBytes: 0,
+    symbolsHeld: () => 0,
+    evictable: () => false,
+    lastArrival: () => 0,
+    evict: () => undefined,
+  };
+
+  test('held bytes keep blocks out; the priority block is admitted past the limit, counted; unhold makes room again', () => {
+    const budget = new PartialBlockBudget(1000);
+    budget.hold(900);
+    expect(budget.tryAdmit(owner, 1, 200, undefined)).toBe(false);
+    budget.priority = (_o, sbn) => sbn === 0;
+    expect(budget.tryAdmit(owner, 1, 200, undefined)).toBe(false);
+    expect(budget.tryAdmit(owner, 0, 200, undefined)).toBe(true);
+    expect(budget.usedBytes).toBe(1100);
+    expect(budget.stats.priorityAdmissions).toBe(1);
+    expect(budget.stats.peakPriorityBytes).toBe(200);
+    expect(budget.stats.peakBytes).toBe(1100);
+    budget.release(owner, 0);
+    budget.unhold(900);
+    expect(budget.usedBytes).toBe(0);
+    expect(budget.heldBytes).toBe(0);
+    expect(budget.tryAdmit(owner, 1, 200, undefined)).toBe(true);
+    expect(budget.stats.priorityAdmissions).toBe(1);
+  });
 });
