@@ -24,7 +24,7 @@ import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from '.
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
-import { LivePlayout, type LiveGap, type PlayoutTarget } from './live-playout';
+import { LivePlayout, type PlayoutTarget } from './live-playout';
 import type { PlayoutStream } from './sinks/playout-sink';
 import type { ResumeMode } from './sinks/resumable-sink';
 import type { SymbolTally } from './symbol-tally';
@@ -41,8 +41,8 @@ export interface FetchRunOptions {
    * (live-playout.ts).
    */
   playout?: PlayoutStream;
-  /** Instead of `playout`: a reader of its own takes the bytes (object-stream.ts, client.stream()); gaps are told to it too. */
-  target?: PlayoutTarget & { gap(gap: LiveGap): void };
+  /** Instead of `playout`: a reader of its own takes the bytes and the gaps (object-stream.ts, client.stream()). */
+  target?: PlayoutTarget;
   /** Live playout: start at the oldest kept segment instead of the newest. */
   fromStart?: boolean;
   /** Live playout: give up on a segment once a later one has waited this long (ms). */
@@ -102,7 +102,6 @@ export class FetchRun {
         onGap: (gap, objectName) => {
           for (const obj of this.registry.objects) if (obj.name === objectName) this.registry.skip(obj, new Error(`segment ${objectName} given up (${gap.reason})`));
           emitter.emit('gap', { ...gap, object: objectName });
-          o.target?.gap(gap);
           this.checkFinished();
         },
       });

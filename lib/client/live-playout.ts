@@ -53,7 +53,8 @@ export interface PlayoutTarget {
   /** The sink of the object NAME (a file). */
   openFile(object: SinkObject): ObjectSink;
   /** Segment `seq`, verified, in order; never waits (the target bounds what it keeps). */
-  segment(seq: number, data: Buffer): void;
+  segment(seq: number, data: Buffer): void;  /** Segment `seq` was given up on (after onGap): the target tells its reader. */
+  gap(gap: LiveGap): void;
 }
 
 export interface LivePlayoutStats {
@@ -170,7 +171,9 @@ export class LivePlayout implements FileSelector, SinkFactory {
         const seq = this.next++;
         this.stats.gaps++;
         this.stats.gapSeqs.push(seq);
-        this.o.onGap({ seq, reason: leftWindow ? 'left-window' : 'late' }, this.prefix + seq);
+        const gap: LiveGap = { seq, reason: leftWindow ? 'left-window' : 'late' };
+        this.o.onGap(gap, this.prefix + seq);
+        this.o.target?.gap(gap);
         this.settle(seq);
         continue;
       }

@@ -9,7 +9,7 @@
  * skip the oldest waiting segments (gaps, counted and told), then it reads
  * newer segments in order. No timing thresholds: the tests wait for counts.
  */
-import { randomBytes } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -17,7 +17,9 @@ import { PassThrough, Readable } from 'stream';
 import { RqcastClient } from '../../lib/client/client';
 import { BudgetedReceiver, PartialBlockBudget } from '../../lib/client/block-budget';
 import { DigestMismatchError, FetchAbortedError, InvalidClientOptionError } from '../../lib/client/errors';
-import type { StreamGap } from '../../lib/client/object-stream';
+import { LiveGap, LivePlayout } from '../../lib/client/live-playout';
+import { ObjectStream, StreamGap } from '../../lib/client/object-stream';
+import type { FdtFile } from '../../lib/protocol/fdt-schema';
 import { Catalogue } from '../../lib/content/catalogue';
 import { LiveSegment, LiveSource } from '../../lib/content/live-source';
 import { RqcastServer } from '../../lib/server/server';
@@ -267,4 +269,40 @@ test('with 20% of packets lost (blocks decode out of order) and a paused consume
     `object-stream 20% loss: budget ${budget.limitBytes} B, peak held ${stream.stats.peakHeldBytes} B, priority admissions ${budget.stats.priorityAdmissions}, symbols dropped ${budget.stats.symbolsDropped}`,
   );
   await client.fetch();
+});
+
+test('live, no network: a segment that leaves the window undecoded (LivePlayout) is a gap on the stream; the others come in order', async () => {
+  const budget = new PartialBlockBudget(1 << 20);
+  let aborted = 0;
+  const stream = new ObjectStream(budget, { maxQueuedSegments: 8 }, () => aborted++);
+  const gaps: StreamGap[] = [];
+  stream.on('gap', (g: StreamGap) => gaps.push(g));
+  const told: LiveGap[] = [];
+  const p = new LivePlayout({ name: 'cam', target: stream, fromStart: true, onGap: (g) => told.push(g) });
+  const bytes = (n: number): Buffer => Buffer.from(`segment ${n};`);
+  const decode = async (n: number): Promise<void> => {
+    const sink = p.open({
+      name: `cam/${n}`,
+      oti: { transferLength: bytes(n).length, symbolSize: 16, sourceBlocks: 1, subBlocks: 1, alignment: 4 },
+      sha256: createHash('sha256').update(bytes(n)).digest(),
+    });
+    await sink.writeBlock(0, 0, bytes(n));
+    void sink.commit();
+    await new Promise((r) => setImmediate(r));
+  };
+  const seg = (n: number): FdtFile => ({ toi: BigInt(n + 1), contentLocation: `cam/${n}` }) as FdtFile;
+  p.instance([seg(0), seg(1), seg(2)], false);
+  await decode(0);
+  await decode(2);
+  // The server dropped segment 1 before it decoded here; then the input ended.
+  p.instance([seg(2), seg(3)], true);
+  await decode(3);
+  stream.finish();
+  const got = (await readAll(stream)).toString();
+  expect(got).toBe('segment 0;segment 2;segment 3;');
+  expect(gaps).toEqual([{ seq: 1, reason: 'left-window' }]);
+  expect(told).toEqual([{ seq: 1, reason: 'left-window' }]);
+  expect(stream.stats).toMatchObject({ gaps: 1, slowConsumerGaps: 0, chunksOut: 3 });
+  expect(aborted).toBe(0);
+  p.close();
 });
