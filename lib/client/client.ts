@@ -224,6 +224,7 @@ export class RqcastClient extends EventEmitter {
     if (this.opts.playout !== undefined || this.opts.outputFile !== undefined) {
       throw new InvalidClientOptionError('a client that streams has no output file or playout stream: leave them out of its options');
     }
+    if (this.opts.resume !== undefined) throw new InvalidClientOptionError('resume is for files: a stream cannot be resumed (what it handed out is gone); leave resume out');
     const s = new ObjectStream(this.budget, options, () => this.close());
     this.run = this.newRun(name, s);
     this.fetch().then(

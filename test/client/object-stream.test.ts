@@ -127,12 +127,14 @@ test('a digest that does not match: every byte is handed out in order, then the 
   expect(await fetched).toBeInstanceOf(DigestMismatchError);
 });
 
-test('stream() checks its use: a name other than the URL\'s, after fetch(), or beside an output file', async () => {
+test('stream() checks its use: a name other than the URL\'s, after fetch(), beside an output file, with resume', async () => {
   const port = await serve({ objects: [{ name: 'a.bin', data: FILE }], symbolSize: 1024, sourceBlocks: BLOCKS });
   const named = new RqcastClient(`rqcast://127.0.0.1:${port}/main/a.bin`, { outputDir: dir });
   expect(() => named.stream('b.bin')).toThrow(/names "a.bin", not "b.bin"/);
   const withFile = new RqcastClient(`rqcast://127.0.0.1:${port}/main/a.bin`, { outputFile: path.join(dir, 'x') });
   expect(() => withFile.stream('a.bin')).toThrow(InvalidClientOptionError);
+  const resuming = new RqcastClient(`rqcast://127.0.0.1:${port}/main/a.bin`, { outputDir: dir, resume: 'continue' });
+  expect(() => resuming.stream('a.bin')).toThrow(/resume is for files/);
   const started = new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: dir, timeoutMs: 20_000, retryMs: 20, transport: 'udp' });
   const done = started.fetch();
   expect(() => started.stream('a.bin')).toThrow(/before fetch\(\)/);
