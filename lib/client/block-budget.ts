@@ -74,14 +74,27 @@ export interface PartialBlockBudgetStats {
   symbolsDropped: number;
   /** Partial blocks evicted to admit another. */
   blocksEvicted: number;
-  /** Most bytes admitted blocks reserved at once (never above limitBytes). */
+  /** Most bytes reserved at once (admitted blocks and held bytes; above limitBytes only by grow() and one priority block). */
   peakBytes: number;
+  /** Blocks admitted beyond the limit because `priority` asked for them (object-stream.ts). */
+  priorityAdmissions: number;
+  /** The largest reservation a priority admission made (the most usedBytes can pass limitBytes by, besides grow()). */
+  peakPriorityBytes: number;
 }
 
 export class PartialBlockBudget {
-  readonly stats: PartialBlockBudgetStats = { symbolsDropped: 0, blocksEvicted: 0, peakBytes: 0 };
-  /** Bytes reserved by the admitted blocks now. */
+  readonly stats: PartialBlockBudgetStats = { symbolsDropped: 0, blocksEvicted: 0, peakBytes: 0, priorityAdmissions: 0, peakPriorityBytes: 0 };
+  /** Bytes reserved by the admitted blocks and the held bytes now. */
   usedBytes = 0;
+  /** Decoded bytes waiting for a slow consumer (hold/unhold), part of usedBytes. */
+  heldBytes = 0;
+  /**
+   * A block that must be admitted even past the limit (object-stream.ts:
+   * the next block in order when the consumer has nothing else to read, so
+   * held bytes can never keep out the block they wait for). At most one at
+   * a time is expected: the budget is passed by at most that block.
+   */
+  priority?: (owner: BudgetedReceiver, sbn: number) => boolean;
   /** Admission order: entries[0] is the anchor. */
   private entries: Admitted[] = [];
   /** Admitted blocks per receiver (for its solve reservation). */
@@ -123,7 +136,10 @@ export class PartialBlockBudget {
     const h = this.held.get(owner) ?? 0;
     // A new block adds a solve reservation while the receiver has fewer blocks than lanes.
     const need = cost + (h < owner.solveSlots ? owner.solveBytes : 0);
-    if (this.usedBytes + need > this.limitBytes) {
+    if (this.usedBytes + need > this.limitBytes && this.priority?.(owner, sbn)) {
+      this.stats.priorityAdmissions++;
+      this.stats.peakPriorityBytes = Math.max(this.stats.peakPriorityBytes, need);
+    } else if (this.usedBytes + need > this.limitBytes) {
       if (staleBefore === undefined) return false;
       let victim = -1;
       let fewest = Infinity;
@@ -192,6 +208,25 @@ export class PartialBlockBudget {
   /** Releases every block of `owner`. */
   releaseAll(owner: BudgetedReceiver): void {
     for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i].owner === owner) this.remove(i);
+  }
+
+  /**
+   * Decoded bytes that wait for a slow consumer (object-stream.ts) count
+   * against the limit: while they fill it no block is admitted and symbols
+   * are dropped (counted) until the consumer reads (unhold). Always granted:
+   * the bytes exist already, and the block's own reservation, larger, was
+   * released when it decoded.
+   */
+  hold(bytes: number): void {
+    this.heldBytes += bytes;
+    this.usedBytes += bytes;
+    if (this.usedBytes > this.stats.peakBytes) this.stats.peakBytes = this.usedBytes;
+  }
+
+  /** Held bytes the consumer has taken. */
+  unhold(bytes: number): void {
+    this.heldBytes -= bytes;
+    this.usedBytes -= bytes;
   }
 
   /** Counts symbols dropped for want of room. */

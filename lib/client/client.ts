@@ -81,6 +81,7 @@ import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, Tra
 import { groupText } from './fetch-report';
 import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
+import { ObjectStream, ObjectStreamOptions } from './object-stream';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
 import { ServerLink, ServerLinkHost, stallAfter } from './server-link';
@@ -148,7 +149,7 @@ export class RqcastClient extends EventEmitter {
   readonly budget: PartialBlockBudget;
   private readonly opts: ResolvedClientOptions;
   private readonly random: () => number;
-  private readonly run: FetchRun;
+  private run: FetchRun;
   /** One per session (one server over one transport): the first, and one per move to TCP. */
   private readonly links: ServerLink[] = [];
   private readonly linkHost: ServerLinkHost;
@@ -190,32 +191,7 @@ export class RqcastClient extends EventEmitter {
     this.fallback = new TransportFallback({ chain: fallbackChain(this.opts.transport), fallbackAfterMs: this.opts.fallbackAfterMs });
     const rng = new Rng(this.opts.lossSeed ?? randomBytes(4).readUInt32BE(0));
     this.random = () => rng.unit();
-    this.run = new FetchRun(
-      this,
-      {
-        name: this.url.name,
-        outputDir: this.opts.outputDir,
-        outputFile: this.opts.outputFile,
-        playout: this.opts.playout,
-        fromStart: this.opts.fromStart,
-        latencyMs: this.opts.latencyMs,
-        maxUnknownPackets: this.opts.maxUnknownPackets,
-        budget: this.budget,
-        stats: this.stats,
-        resume: this.opts.resume,
-        ...(this.tally ? { tally: this.tally } : {}),
-      },
-      {
-        decodingMoved: () => {
-          this.finishChannels();
-          this.leaveIfAllDecoded();
-        },
-        socketDrops: () => this.socketDrops(),
-        channels: () => this.channelSummaries(),
-        shutdown: () => this.shutdown(),
-        ...(this.watch ? { servers: () => this.serverSummaries() } : {}),
-      },
-    );
+    this.run = this.newRun(this.url.name);
     this.linkHost = this.makeLinkHost((e) => this.run.fail(e));
     this.tcpFallbackHost = this.makeLinkHost((e) => this.onTcpFailed(e));
     this.groupHost = {
@@ -231,6 +207,33 @@ export class RqcastClient extends EventEmitter {
       this.start().catch((e: unknown) => this.run.fail(e));
     }
     return this.running;
+  }
+
+  /**
+   * The object `name` as a Readable of its bytes in order (object-stream.ts):
+   * a file block by block as decoded, then verified (DigestMismatchError
+   * errors the stream after the last byte); a live stream's segments in
+   * order, gaps as 'gap' events. Starts the fetch; call it instead of
+   * fetch() (fetch() then returns the same run's summary). The URL names
+   * `name` or no object; the client has no output file or playout stream.
+   */
+  stream(name: string, options: ObjectStreamOptions = {}): ObjectStream {
+    if (this.running) throw new InvalidClientOptionError('stream() starts the fetch: call it before fetch(), once');
+    if (this.url.name !== undefined && this.url.name !== name) {
+      throw new InvalidClientOptionError(`the URL names "${this.url.name}", not "${name}": stream the object the URL names, or give a URL without one`);
+    }
+    if (name === '') throw new InvalidClientOptionError('stream() needs the name of an object or live stream');
+    if (this.opts.playout !== undefined || this.opts.outputFile !== undefined) {
+      throw new InvalidClientOptionError('a client that streams has no output file or playout stream: leave them out of its options');
+    }
+    if (this.opts.resume !== undefined) throw new InvalidClientOptionError('resume is for files: a stream cannot be resumed (what it handed out is gone); leave resume out');
+    const s = new ObjectStream(this.budget, options, () => this.close());
+    this.run = this.newRun(name, s);
+    this.fetch().then(
+      () => s.finish(),
+      (e: unknown) => s.fail(e instanceof Error ? e : new Error(String(e))),
+    );
+    return s;
   }
 
   /** Live playout's counts (start segment, segments written, gaps), with a playout stream. */
@@ -249,6 +252,36 @@ export class RqcastClient extends EventEmitter {
   }
 
   // ------------------------------------------------------------ set-up --
+
+  /** The run of a fetch of `name`: to files, to the playout stream, or to `target` (stream()). */
+  private newRun(name: string | undefined, target?: ObjectStream): FetchRun {
+    return new FetchRun(
+      this,
+      {
+        name,
+        outputDir: this.opts.outputDir,
+        outputFile: this.opts.outputFile,
+        ...(target
+          ? { target, fromStart: target.options.fromStart, latencyMs: target.options.latencyMs }
+          : { playout: this.opts.playout, fromStart: this.opts.fromStart, latencyMs: this.opts.latencyMs }),
+        maxUnknownPackets: this.opts.maxUnknownPackets,
+        budget: this.budget,
+        stats: this.stats,
+        resume: this.opts.resume,
+        ...(this.tally ? { tally: this.tally } : {}),
+      },
+      {
+        decodingMoved: () => {
+          this.finishChannels();
+          this.leaveIfAllDecoded();
+        },
+        socketDrops: () => this.socketDrops(),
+        channels: () => this.channelSummaries(),
+        shutdown: () => this.shutdown(),
+        ...(this.watch ? { servers: () => this.serverSummaries() } : {}),
+      },
+    );
+  }
 
   /** What a link needs of the fetch; `failed` is what its failure does. */
   private makeLinkHost(failed: (e: Error) => void): ServerLinkHost {

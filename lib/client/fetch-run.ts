@@ -24,7 +24,7 @@ import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from '.
 import { FetchReport } from './fetch-report';
 import { ObjectRegistry, RegisteredObject } from './object-registry';
 import { FileSinkFactory } from './sinks/file-sink';
-import { LivePlayout } from './live-playout';
+import { LivePlayout, type PlayoutTarget } from './live-playout';
 import type { PlayoutStream } from './sinks/playout-sink';
 import type { ResumeMode } from './sinks/resumable-sink';
 import type { SymbolTally } from './symbol-tally';
@@ -41,6 +41,8 @@ export interface FetchRunOptions {
    * (live-playout.ts).
    */
   playout?: PlayoutStream;
+  /** Instead of `playout`: a reader of its own takes the bytes and the gaps (object-stream.ts, client.stream()). */
+  target?: PlayoutTarget;
   /** Live playout: start at the oldest kept segment instead of the newest. */
   fromStart?: boolean;
   /** Live playout: give up on a segment once a later one has waited this long (ms). */
@@ -91,10 +93,10 @@ export class FetchRun {
     private readonly host: FetchRunHost,
   ) {
     const budget = o.budget;
-    if (o.playout !== undefined && o.name !== undefined) {
+    if ((o.playout !== undefined || o.target !== undefined) && o.name !== undefined) {
       this.playout = new LivePlayout({
         name: o.name,
-        out: o.playout,
+        ...(o.target ? { target: o.target } : { out: o.playout }),
         fromStart: o.fromStart,
         latencyMs: o.latencyMs,
         onGap: (gap, objectName) => {

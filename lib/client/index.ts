@@ -51,3 +51,4 @@ export { ClientSession, ClientSessionConfig, SessionEvent, SessionMachine, Sessi
 export { ObjectReceiver, BlockSink, ObjectReceiverOptions, ObjectReceiverStats } from './object-receiver';
 export { FdtReceiver, FdtReceiverOptions, FdtReceiverStats } from './fdt-receiver';
 export { AckReporter, AckReporterOptions, AckReport } from './ack-reporter';
+export { ObjectStream, ObjectStreamOptions, ObjectStreamStats, StreamGap } from './object-stream';

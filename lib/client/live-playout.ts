@@ -36,13 +36,25 @@ export interface LiveGap {
 export interface LivePlayoutOptions {
   /** The URL's NAME. */
   name: string;
-  out: PlayoutStream;
+  /** Where the bytes go (`-o -`), unless `target` takes them. */
+  out?: PlayoutStream;
+  /** Instead of `out`: a reader of its own (object-stream.ts, client.stream()) takes the file's blocks and each segment as it comes in order. */
+  target?: PlayoutTarget;
   fromStart?: boolean;
   /** Give up on a segment once a later one has waited this long (ms). Default: only when it leaves the window. */
   latencyMs?: number;
   /** A segment was given up on: the fetch reports it and closes its receiver (objectName). */
   onGap(gap: LiveGap, objectName: string): void;
   clock?: () => number;
+}
+
+/** What takes the played-out bytes when they do not go to a Writable. */
+export interface PlayoutTarget {
+  /** The sink of the object NAME (a file). */
+  openFile(object: SinkObject): ObjectSink;
+  /** Segment `seq`, verified, in order; never waits (the target bounds what it keeps). */
+  segment(seq: number, data: Buffer): void;  /** Segment `seq` was given up on (after onGap): the target tells its reader. */
+  gap(gap: LiveGap): void;
 }
 
 export interface LivePlayoutStats {
@@ -115,7 +127,7 @@ export class LivePlayout implements FileSelector, SinkFactory {
 
   // SinkFactory
   open(object: SinkObject): ObjectSink {
-    if (object.name === this.o.name) return new PlayoutSink(object, this.o.out, '-');
+    if (object.name === this.o.name) return this.o.target ? this.o.target.openFile(object) : new PlayoutSink(object, this.out, '-');
     const seq = this.seqOf(object.name) as number;
     return new SegmentSink(object, seq, this);
   }
@@ -149,7 +161,7 @@ export class LivePlayout implements FileSelector, SinkFactory {
       if (r) {
         this.ready.delete(this.next);
         const seq = this.next++;
-        this.tail = this.tail.then(() => this.write(r.data)).then(() => this.settle(seq));
+        this.tail = this.tail.then(() => this.write(seq, r.data)).then(() => this.settle(seq));
         continue;
       }
       const later = [...this.ready.entries()].filter(([s]) => s > this.next);
@@ -159,7 +171,9 @@ export class LivePlayout implements FileSelector, SinkFactory {
         const seq = this.next++;
         this.stats.gaps++;
         this.stats.gapSeqs.push(seq);
-        this.o.onGap({ seq, reason: leftWindow ? 'left-window' : 'late' }, this.prefix + seq);
+        const gap: LiveGap = { seq, reason: leftWindow ? 'left-window' : 'late' };
+        this.o.onGap(gap, this.prefix + seq);
+        this.o.target?.gap(gap);
         this.settle(seq);
         continue;
       }
@@ -173,15 +187,25 @@ export class LivePlayout implements FileSelector, SinkFactory {
     resolve?.();
   }
 
-  private write(data: Buffer): Promise<void> {
+  private get out(): PlayoutStream {
+    if (!this.o.out) throw new RangeError('live playout needs an output stream or a target');
+    return this.o.out;
+  }
+
+  private write(seq: number, data: Buffer): Promise<void> {
     this.stats.segmentsWritten++;
     this.stats.bytesWritten += data.length;
+    if (this.o.target) {
+      this.o.target.segment(seq, data);
+      return Promise.resolve();
+    }
+    const out = this.out;
     return new Promise<void>((resolve, reject) => {
-      const ok = this.o.out.write(data, (e?: Error | null) => {
+      const ok = out.write(data, (e?: Error | null) => {
         if (e) reject(e);
       });
       if (ok) resolve();
-      else this.o.out.once('drain', () => resolve());
+      else out.once('drain', () => resolve());
     });
   }
 }

@@ -33,6 +33,8 @@ export interface FakeServerOptions {
   /** Packets per 2 ms tick. Default 16. */
   burst?: number;
   symbolSize?: number;
+  /** Z, the source blocks of every object (default: derived, RFC 6330 §4.3). */
+  sourceBlocks?: number;
   /** Answer the first ACK with ERROR NotJoined (as after an expiry) and stop streaming until the next JOIN. */
   forgetOnFirstAck?: boolean;
   /** Answer the first ACK with this many ERROR CookieExpired at once, as a
@@ -83,7 +85,7 @@ export class FakeServer {
   constructor(private readonly o: FakeServerOptions) {
     this.groupsStarted = !o.groupsOnCue;
     this.channels = o.channels ?? { main: 1 };
-    this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256, o.fdtChannels);
+    this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256, o.fdtChannels, o.sourceBlocks);
     this.socket.on('message', (m, r) => this.onMessage(m, r));
   }
 

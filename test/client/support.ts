@@ -324,9 +324,9 @@ export class SenderCarousel {
   readonly objects: CarouselObject[];
   readonly fdt: CarouselObject;
 
-  constructor(objects: SenderObject[], symbolSize: number, fdtChannels?: FdtChannel[]) {
+  constructor(objects: SenderObject[], symbolSize: number, fdtChannels?: FdtChannel[], sourceBlocks?: number) {
     this.objects = objects.map((obj, i) => {
-      const enc = new ObjectEncoder(obj.data, { symbolSize });
+      const enc = new ObjectEncoder(obj.data, sourceBlocks === undefined ? { symbolSize } : { symbolSize, sourceBlocks });
       return { toi: i + 1, enc, oti: wireOti(enc), nextEsi: new Array(enc.sourceBlocks).fill(0), sbn: 0 };
     });
     const xml = buildFdt({
