@@ -28,6 +28,7 @@ import type { TransportMode } from '../client/fallback';
 import { DEFAULT_PORT, DEFAULT_RATE_MBPS, type ServerAddress } from '../server/server';
 import { Relay, type RelayMode } from '../relay/relay';
 import { MAX_GROUP_SERVERS } from '../content/server-group';
+import { firstSignal } from './signals';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
 import { hexSecret, integerIn, optionParser, parseDuration, parsePort, parseRateMbps, parseTransportMode } from './options';
@@ -66,20 +67,6 @@ export interface RelayIo {
   stderr: NodeJS.WritableStream;
   /** Resolves when the relay should stop. Default: the first SIGINT or SIGTERM. */
   stopSignal?: () => Promise<string>;
-}
-
-function firstSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string): void => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      resolve(sig);
-    };
-    const onInt = (): void => on('SIGINT');
-    const onTerm = (): void => on('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
 }
 
 /** Runs a relay until stopped; returns the exit code. */

@@ -101,6 +101,7 @@ import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
 import { MAX_GROUP_SERVERS, type ServerGroup } from '../content/server-group';
 import { DEFAULT_SETTLE_MS, type PathChange, ServedPathWatch } from '../content/served-path-watch';
 import type { CatalogueObject } from '../content/catalogue';
+import { firstSignal } from './signals';
 import { UsageError } from './errors';
 import { createLogger, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from './logging';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
@@ -662,20 +663,6 @@ Server groups (clients combine members: fetch URL1 URL2 ...; docs/PROTOCOL.md "S
   are matched by name, SHA-256 and OTI); give them one --secret so a
   client's cookie works at any of them. With --no-code every member sends
   every source symbol (a client combining them gets duplicates).`;
-
-function firstSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string): void => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      resolve(sig);
-    };
-    const onInt = (): void => on('SIGINT');
-    const onTerm = (): void => on('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
-}
 
 export function registerServeCommand(program: Command, io?: ServeIo): void {
   program

@@ -442,19 +442,7 @@ export class Catalogue {
     lifetimeMs = DEFAULT_FDT_LIFETIME_MS,
     channels?: readonly FdtChannel[],
   ): FdtObject {
-    const files: FdtFile[] = objects.map((o) => ({
-      toi: BigInt(o.toi),
-      contentLocation: encodeContentLocation(o.name),
-      contentLength: o.length,
-      transferLength: o.length,
-      fecEncodingId: 6,
-      oti: wireOti(o.oti),
-      sha256: o.sha256,
-    }));
-    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, files, ...(channels ? { channels: [...channels] } : {}) });
-    const bytes = new TextEncoder().encode(xml);
-    const encoder = new ObjectEncoder(bytes, { symbolSize: this.symbolSize }, this.binding);
-    return { instanceId, xml, bytes, encoder };
+    return buildFdtObject(objects, { instanceId, expiresAtMs: Math.ceil(nowMs + lifetimeMs), complete: true, channels, symbolSize: this.symbolSize, binding: this.binding });
   }
 
   /** Frees every encoder (of removed objects too). */
@@ -462,6 +450,33 @@ export class Catalogue {
     for (const o of this.list) o.encoder.close();
     for (const o of this.removed.splice(0)) o.encoder.close();
   }
+}
+
+/** What an FDT instance says of one object (its File element). */
+export type FdtListed = Pick<CatalogueObject, 'toi' | 'name' | 'length' | 'oti' | 'sha256'>;
+
+/**
+ * The FDT instance listing `objects` (names percent-encoded, RFC 6330 OTI,
+ * SHA-256), and `channels` (rq:Channel) when given, FEC-encoded like any
+ * object: what a file catalogue and a live channel both send as TOI 0.
+ */
+export function buildFdtObject(
+  objects: readonly FdtListed[],
+  o: { instanceId: number; expiresAtMs: number; complete: boolean; channels?: readonly FdtChannel[]; symbolSize: number; binding?: RawCodecBinding },
+): FdtObject {
+  const files: FdtFile[] = objects.map((obj) => ({
+    toi: BigInt(obj.toi),
+    contentLocation: encodeContentLocation(obj.name),
+    contentLength: obj.length,
+    transferLength: obj.length,
+    fecEncodingId: 6,
+    oti: wireOti(obj.oti),
+    sha256: obj.sha256,
+  }));
+  const xml = buildFdt({ expiresAtMs: o.expiresAtMs, complete: o.complete, files, ...(o.channels ? { channels: [...o.channels] } : {}) });
+  const bytes = new TextEncoder().encode(xml);
+  const encoder = new ObjectEncoder(bytes, { symbolSize: o.symbolSize }, o.binding);
+  return { instanceId: o.instanceId, xml, bytes, encoder };
 }
 
 /** One FDT instance (RFC 6726 §3.4.2) as sent: TOI 0, EXT_FDT carries instanceId. */

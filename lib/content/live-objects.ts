@@ -13,10 +13,8 @@
  */
 import { ObjectEncoder } from '../fec/encoder';
 import type { RawCodecBinding } from '../native';
-import { encodeContentLocation } from '../protocol/content-location';
-import { buildFdt } from '../protocol/fdt-build';
-import type { FdtChannel, FdtFile } from '../protocol/fdt-schema';
-import { DEFAULT_FDT_LIFETIME_MS, encoderOptionsFor, wireOti, type CatalogueObject, type FdtObject } from './catalogue';
+import type { FdtChannel } from '../protocol/fdt-schema';
+import { buildFdtObject, DEFAULT_FDT_LIFETIME_MS, encoderOptionsFor, type CatalogueObject, type FdtObject } from './catalogue';
 import type { LiveSegment } from './live-source';
 
 /** FDT Instance IDs are 20 bits (RFC 6726 §3.4.1). */
@@ -68,19 +66,14 @@ export class LiveObjects {
   /** The next FDT instance: the kept segments, Complete once the input has ended; the server's channels listed (rq:Channel) when given. Instance IDs count 1, 2, … mod 2^20. */
   fdt(complete: boolean, nowMs: number, channels?: readonly FdtChannel[]): FdtObject {
     this.instance = (this.instance % (FDT_INSTANCE_MOD - 1)) + 1;
-    const files: FdtFile[] = this.list.map((o) => ({
-      toi: BigInt(o.toi),
-      contentLocation: encodeContentLocation(o.name),
-      contentLength: o.length,
-      transferLength: o.length,
-      fecEncodingId: 6,
-      oti: wireOti(o.oti),
-      sha256: o.sha256,
-    }));
-    const xml = buildFdt({ expiresAtMs: Math.ceil(nowMs + DEFAULT_FDT_LIFETIME_MS), complete, files, ...(channels ? { channels: [...channels] } : {}) });
-    const bytes = new TextEncoder().encode(xml);
-    const encoder = new ObjectEncoder(bytes, { symbolSize: this.symbolSize }, this.binding);
-    return { instanceId: this.instance, xml, bytes, encoder };
+    return buildFdtObject(this.list, {
+      instanceId: this.instance,
+      expiresAtMs: Math.ceil(nowMs + DEFAULT_FDT_LIFETIME_MS),
+      complete,
+      channels,
+      symbolSize: this.symbolSize,
+      binding: this.binding,
+    });
   }
 
   /** Closes every object's encoder. */
