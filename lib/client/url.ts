@@ -128,7 +128,7 @@ export function parseRqcastUrl(text: string): RqcastUrl {
   }
   const rest = text.slice(schemeEnd + 3);
   if (/[?#]/.test(rest)) throw new InvalidUrlError('"?" and "#" are not allowed; percent-encode them in names (%3F, %23)');
-  if (/[\s\x00-\x1f\x7f]/.test(rest)) throw new InvalidUrlError('spaces and control characters must be percent-encoded');
+  if (/[\s\x00-\x1f\x7f]/.test(rest)) throw new InvalidUrlError(`spaces and control characters must be percent-encoded (e.g. ${JSON.stringify(text.replace(/[\s\x00-\x1f\x7f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')))})`);
   const slash = rest.indexOf('/');
   const authority = slash < 0 ? rest : rest.slice(0, slash);
   const { host, port } = parseHostPort(authority);
@@ -269,7 +269,7 @@ export function parseFluteUrl(text: string): FluteUrl {
   }
   const rest = text.slice(schemeEnd + 3);
   if (rest.includes('#')) throw new InvalidUrlError('"#" is not allowed; percent-encode it in names (%23)');
-  if (/[\s\x00-\x1f\x7f]/.test(rest)) throw new InvalidUrlError('spaces and control characters must be percent-encoded');
+  if (/[\s\x00-\x1f\x7f]/.test(rest)) throw new InvalidUrlError(`spaces and control characters must be percent-encoded (e.g. ${JSON.stringify(text.replace(/[\s\x00-\x1f\x7f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')))})`);
   const q = rest.indexOf('?');
   if (q < 0) throw new InvalidUrlError('missing ?tsi=N: a group may carry several FLUTE sessions');
   const before = rest.slice(0, q);
