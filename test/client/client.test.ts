@@ -148,11 +148,14 @@ describe('RqcastClient (scripted server)', () => {
   test('renews with a new JOIN at half the granted time', async () => {
     const big = randomBytes(120_000);
     const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1 });
-    const c = client(`rqcast://127.0.0.1:${port}`, { ttlMs: 200 });
+    // A 1 s retry: a JOINED late under load must not make the client send its JOIN twice (the count below).
+    const c = client(`rqcast://127.0.0.1:${port}`, { ttlMs: 200, retryMs: 1000 });
     await c.fetch();
     expect(c.stats.renewals).toBeGreaterThan(0);
     // A rejoin (data stopped for a while, ServerLink stallMs) is a JOIN too; under load it happens.
-    expect(server.joins).toBe(c.stats.renewals + c.stats.rejoins + 1);
+    // One renewal may still be in flight when the object completes (its JOINED never counted).
+    const answered = c.stats.renewals + c.stats.rejoins + 1;
+    expect([answered, answered + 1]).toContain(server.joins);
     expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
   });
 
