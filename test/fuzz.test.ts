@@ -1,5 +1,5 @@
 // Builds the libFuzzer harnesses of native/fuzz and runs each for a short
-// while (FUZZ_TEST_SECONDS, default 15), starting from its checked-in seeds
+// while (FUZZ_TEST_SECONDS, default 8), starting from its checked-in seeds
 // (native/fuzz/seeds/NAME, when there are some). `npm run fuzz` runs them
 // for long. The codec's (OTI, payload ID, hostile decoder) and the TCP
 // core's (segment parser, connection, listener).
@@ -12,7 +12,7 @@ import * as path from 'path';
 
 const FUZZ_DIR = path.resolve(__dirname, '..', 'native', 'fuzz');
 const HARNESSES = ['fuzz_oti', 'fuzz_payload_id', 'fuzz_object_decoder', 'fuzz_tcp_segment', 'fuzz_tcp_connection', 'fuzz_tcp_listener'];
-const SECONDS = Number(process.env.FUZZ_TEST_SECONDS ?? 15);
+const SECONDS = Number(process.env.FUZZ_TEST_SECONDS ?? 8);
 
 function missingToolchain(): string | undefined {
   const cxx = process.env.FUZZ_CXX ?? 'clang++';
