@@ -25,14 +25,14 @@ import { Command, Option } from 'commander';
 import pino from 'pino';
 import { parseRqcastUrl } from '../client/url';
 import type { TransportMode } from '../client/fallback';
-import { DEFAULT_PORT, DEFAULT_RATE_MBPS, type ServerAddress } from '../server/server';
+import { DEFAULT_PORT, DEFAULT_RATE_MBPS } from '../server/server';
 import { Relay, type RelayMode } from '../relay/relay';
 import { MAX_GROUP_SERVERS } from '../content/server-group';
 import { firstSignal } from './signals';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
 import { hexSecret, integerIn, optionParser, parseDuration, parsePort, parseRateMbps, parseTransportMode } from './options';
-import { serverGroupOf } from './serve';
+import { hostPort, serverGroupOf } from './serve';
 
 export interface RelayCliOptions {
   port: number;
@@ -56,10 +56,6 @@ function parseRelayMode(text: string): RelayMode {
   const m = text.trim() as RelayMode;
   if (!RELAY_MODES.includes(m)) throw new UsageError(`a relay mode is one of ${RELAY_MODES.join(', ')}`);
   return m;
-}
-
-function hostPort(a: ServerAddress): string {
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
 export interface RelayIo {

@@ -362,7 +362,8 @@ function within(p: string, dir: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
-function hostPort(a: ServerAddress): string {
+/** HOST:PORT as the listening line prints it (IPv6 in brackets); relay.ts prints the same. */
+export function hostPort(a: ServerAddress): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
