@@ -23,6 +23,24 @@ import { wireOti } from '../content/catalogue';
 import { ChannelStream, IN_ORDER_WINDOW, type BlockPins, type SymbolSource } from '../stream/channel-stream';
 import type { BlockPreparation } from '../content/block-source';
 import type { FdtChannel } from '../protocol/fdt-schema';
+import type { Catalogue } from '../content/catalogue';
+import { InvalidServerConfigError } from '../errors';
+import type { ReplicatorChannelConfig } from '../transport/replicator-contract';
+import type { ServerChannel } from './channel-content';
+import { type ChannelPlan, DEFAULT_RATE_MBPS, type LiveChannelConfig, replicatorChannelConfig, type RqcastServerOptions, type ServerPlan } from './config';
+
+/**
+ * Ring slots of a live channel: at 100 Mbit/s with T = 1280, 256 packets
+ * are 27 ms of stream, the most a new segment waits behind packets built
+ * before it (a file channel's 4096 would be 430 ms).
+ */
+export const LIVE_RING_CAPACITY = 256;
+/**
+ * One FDT packet in this many on a live channel: a receiver learns of a new
+ * segment only from the FDT instance that lists it, so the FDT is the
+ * announcement path and gets one packet in 8.
+ */
+export const LIVE_FDT_INTERVAL = 8;
 
 export interface LiveChannelOptions {
   tsi: number;
@@ -125,4 +143,60 @@ export class LiveChannel {
     this.fdt = fdt;
     return { stream, fdt };
   }
+}
+
+/** What liveServerChannel needs of the server. */
+export interface LiveServerContext {
+  catalogue: Catalogue;
+  options: RqcastServerOptions;
+  noCode: boolean;
+  clock: () => number;
+  /** The channel's stream changed (RqcastServer's replaceStream, through ChannelContent). */
+  install(tsi: number, stream: ChannelStream, fdt: FdtObject, objects: readonly CatalogueObject[]): void;
+}
+
+/**
+ * A live stream's channel, TSI after the channels before it. Its NAME must
+ * not be a channel's, nor an object's name or prefix (its objects are
+ * NAME/seq).
+ */
+export function liveServerChannel(
+  live: LiveChannelConfig,
+  before: readonly ServerChannel[],
+  offered: readonly FdtChannel[],
+  ctx: LiveServerContext,
+): { ch: ServerChannel; channel: LiveChannel; rateMbps: number } {
+  const name = live.name;
+  if (before.some((c) => c.name === name)) throw new InvalidServerConfigError(`live stream "${name}": a channel has that name already; choose another NAME`);
+  const clash = ctx.catalogue.objects.find((o) => o.name === name || o.name.startsWith(name + '/') || name.startsWith(o.name + '/'));
+  if (clash) throw new InvalidServerConfigError(`live stream "${name}" clashes with the file object "${clash.name}": its segments are named ${name}/N; choose another NAME`);
+  const tsi = before.length + 1;
+  const rateMbps = liveRateMbps(live, ctx.options);
+  const symbolSize = ctx.catalogue.symbolSize;
+  const channel = new LiveChannel({
+    tsi,
+    source: live.source,
+    symbolSize,
+    noCode: ctx.noCode,
+    fdtInterval: ctx.options.fdtInterval ?? LIVE_FDT_INTERVAL,
+    passOverhead: ctx.options.passOverhead,
+    channels: offered,
+    clock: ctx.clock,
+    install: (stream, fdt, objects) => ctx.install(tsi, stream, fdt, objects),
+  });
+  const first = channel.initial();
+  const ch: ServerChannel = { name, tsi, objects: [], rateMbps, stream: first.stream, fdt: first.fdt };
+  return { ch, channel, rateMbps };
+}
+
+/** A live channel's rate: its own, else the server's, else the default. */
+export function liveRateMbps(live: LiveChannelConfig, options: RqcastServerOptions): number {
+  return live.rateMbps ?? options.rateMbps ?? DEFAULT_RATE_MBPS;
+}
+
+/** A live channel's ring: a short one, so a new segment waits behind at most LIVE_RING_CAPACITY packets. */
+export function liveRingConfig(plan: ServerPlan, rateMbps: number, slotSize: number): ReplicatorChannelConfig {
+  const cfg = replicatorChannelConfig(plan, { rateMbps } as ChannelPlan, slotSize);
+  const capacity = Math.min(cfg.capacity ?? LIVE_RING_CAPACITY, LIVE_RING_CAPACITY);
+  return { ...cfg, capacity, lowWater: Math.floor(capacity / 4) };
 }

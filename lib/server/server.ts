@@ -28,7 +28,7 @@
  *   Its peers' sessions are the client manager's like any; a member is the
  *   connection added to the channel's sinks natively; a closed connection
  *   ends its session at once (ClientManager.dropPeer).
- * - Withdrawn objects (docs/PROTOCOL.md §10.2): an object whose block
+ * - Withdrawn objects (docs/PROTOCOL.md §10.2; channel-content.ts): an object whose block
  *   cannot be prepared as announced (its file shrank, or cannot be read)
  *   is withdrawn, once: logged with the reason, and every channel that
  *   carried it gets a new stream without it, with a new FDT instance
@@ -44,38 +44,30 @@ import { decodeControl, encodeControl } from '../protocol/control';
 import type { ControlMessage } from '../protocol/messages';
 import type { FdtChannel } from '../protocol/fdt';
 import { Replicator } from '../transport/replicator';
-import type { ReplicatorChannelCounters } from '../transport/replicator-contract';
-import {
-  type ControlReceived,
-  type ListenAddress,
-  type ServerTransport,
-  type ServerTransportCounters,
-  zeroServerTransportCounters,
-} from '../transport/server-transport';
+import type { ReplicatorChannelConfig } from '../transport/replicator-contract';
+import type { ControlReceived, ListenAddress, ServerTransport } from '../transport/server-transport';
 import { UdpServerTransport } from '../transport/udp/server-transport';
-import { TcpServerTransport, type TcpTransportCounters, zeroTcpTransportCounters } from '../transport/tcp/server-transport';
-import type { NativeTcpServerStats } from '../transport/tcp/native-tcp-server';
+import { TcpServerTransport } from '../transport/tcp/server-transport';
 import { nativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
 import { nativeEngineOf } from '../transport/replicator';
 import type { ObjectEncoder } from '../fec/encoder';
-import type { SymbolAllocator } from '../content/symbol-allocator';
 import { IoError, SourceTruncatedError } from '../fec/errors';
 import { BlockCache } from '../content/block-cache';
-import { type Catalogue, type CatalogueObject, type FdtObject, ObjectChangedError } from '../content/catalogue';
-import { type BlockPins, ChannelStream, type ChannelStreamOptions, type StreamCounters, type SymbolSource } from '../stream/channel-stream';
-import { type ChannelInfo, type ClientEvent, ClientManager, type ClientManagerCounters, staticChannelDirectory } from '../session/client-manager';
+import { type Catalogue, type CatalogueObject, ObjectChangedError } from '../content/catalogue';
+import { type BlockPins, ChannelStream, type SymbolSource } from '../stream/channel-stream';
+import { type ChannelInfo, type ClientEvent, ClientManager, staticChannelDirectory } from '../session/client-manager';
 import type { ManagerOutput } from '../session/manager-output';
 import type { Peer, PeerTransport } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
 import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
-import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
-import { LiveChannel } from './live-channel';
+import { groupChannelId, groupStreamOptions } from './group-streams';
+import { type LiveChannel, liveRateMbps, liveRingConfig, liveServerChannel } from './live-channel';
+import { ChannelContent, type ServerChannel } from './channel-content';
+import { serverCounters, type ServerCounters, type ServerOwnCounters } from './server-counters';
 import {
-  type ChannelPlan,
   channelStreamOptions,
-  DEFAULT_RATE_MBPS,
   type LiveChannelConfig,
   planServer,
   replicatorChannelConfig,
@@ -105,66 +97,9 @@ export {
   type TcpServerConfig,
 } from './config';
 export type { ServerChannelGroup } from './group-streams';
-
-/** FDT Instance IDs are 20 bits (RFC 6726 §3.4.1); a new instance takes the next, modulo this. */
-const FDT_INSTANCE_IDS = 2 ** 20;
-
-/** The group streams' StreamCounters that can be other than 0 (they answer no ACK), summed. */
-export interface GroupStreamCounters {
-  groupStreamPackets: number;
-  groupFdtPackets: number;
-  groupWindowAdvances: number;
-  groupWindowStalls: number;
-}
-
-/** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
-export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
-  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' | 'segmentsOut' | 'sendErrors' as `tcp${Capitalize<K>}`]: number;
-};
-
-/** The other StreamCounters are summed over the channels under their own names. */
-export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters, TcpServerCounters {
-  /** Control messages received (UDP datagrams), before decoding. */
-  datagramsReceived: number;
-  bytesReceived: number;
-  /** Datagrams decodeControl refused. */
-  controlMalformed: number;
-  repliesSent: number;
-  replyBytesSent: number;
-  replySendErrors: number;
-  /** StreamCounters.packets, summed over the channels' unicast streams (group streams: groupStreamPackets). */
-  streamPackets: number;
-  /** Prepared blocks now, their bytes, and the most those bytes have been (BlockCache). */
-  preparedBlocks: number;
-  preparedBytes: number;
-  preparedBytesPeak: number;
-  blockPrepares: number;
-  blockPrepareErrors: number;
-  /** Replicator calls that threw (e.g. an address family the host cannot send to). */
-  replicatorErrors: number;
-  /** Control datagrams the kernel dropped at the UDP control socket (receive buffer full; Linux). */
-  controlReceiveDrops: number;
-  /** Objects withdrawn because a block could not be prepared as announced (§10.2). */
-  objectsWithdrawn: number;
-  /** Objects announced while serving: files that appeared in a served DIR (serve's watch, §10.2). */
-  objectsAdded: number;
-  /** Objects taken off because their file was removed or emptied (serve's watch). */
-  objectsRemoved: number;
-  /** Objects announced again under a new TOI because their file changed (serve's watch). */
-  objectsReplaced: number;
-}
-
-export interface ServerChannel {
-  name: string;
-  tsi: number;
-  objects: readonly CatalogueObject[];
-  rateMbps: number;
-  /** The unicast stream: what the channel's unicast members receive, and what their ACKs are about. */
-  stream: ChannelStream;
-  fdt: FdtObject;
-  /** The channel's multicast group and group stream, if it has one (docs/PROTOCOL.md §10.10). */
-  multicast?: ServerChannelGroup;
-}
+export type { ServerChannel } from './channel-content';
+export type { GroupStreamCounters, ServerCounters, TcpServerCounters } from './server-counters';
+export { LIVE_FDT_INTERVAL, LIVE_RING_CAPACITY } from './live-channel';
 
 /** Which of a channel's streams: the unicast one, or the one sent to its group. */
 export type ChannelStreamKind = 'unicast' | 'group';
@@ -177,19 +112,6 @@ export declare interface RqcastServer {
   on(event: 'left' | 'expired', listener: (e: Extract<ClientEvent, { kind: 'left' | 'expired' }>) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
 }
-
-/**
- * Ring slots of a live channel: at 100 Mbit/s with T = 1280, 256 packets
- * are 27 ms of stream, the most a new segment waits behind packets built
- * before it (a file channel's 4096 would be 430 ms).
- */
-export const LIVE_RING_CAPACITY = 256;
-/**
- * One FDT packet in this many on a live channel: a receiver learns of a new
- * segment only from the FDT instance that lists it, so the FDT is the
- * announcement path and gets one packet in 8.
- */
-export const LIVE_FDT_INTERVAL = 8;
 
 export class RqcastServer extends EventEmitter {
   readonly catalogue: Catalogue;
@@ -218,23 +140,11 @@ export class RqcastServer extends EventEmitter {
   private closed = false;
   /** listen() finished: the server said 'listening'. */
   private listening = false;
-  private readonly own = { controlMalformed: 0, replicatorErrors: 0, objectsWithdrawn: 0, objectsAdded: 0, objectsRemoved: 0, objectsReplaced: 0 };
-  /**
-   * What the replicator channels made again (resetRings) had counted, by
-   * channel ID: channelStats adds it, so the counts (and the metrics that
-   * mirror them) never go back.
-   */
-  private readonly carried = new Map<number, CarriedChannelCounts>();
-  private readonly allocatorOf: (o: CatalogueObject) => SymbolAllocator;
-  private readonly pins: BlockPins;
+  private readonly own: ServerOwnCounters = { controlMalformed: 0, replicatorErrors: 0 };
   /** Every encoder a stream may pin: the catalogue's, and those added since (never removed while running). */
   private readonly encoders = new Map<SymbolSource, ObjectEncoder>();
-  /** Objects withdrawn (§10.2): no stream sends them any more. */
-  private readonly withdrawn = new Set<CatalogueObject>();
-  /** The FDT instance ID the next new instance takes (channel i's first is i). */
-  private nextInstanceId: number;
-  /** The server's channels, as every FDT instance lists them (rq:Channel). */
-  private readonly offered: FdtChannel[];
+  /** Objects withdrawn, added, removed, replaced; every change of a channel's stream (channel-content.ts). */
+  private readonly content: ChannelContent;
   private readonly onLowWater = (ids: number[]): void => {
     for (const id of ids) this.refill(id);
   };
@@ -259,13 +169,10 @@ export class RqcastServer extends EventEmitter {
     });
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode, this.plan.esiLayout, options.repairStart);
-    this.pins = pins;
-    this.allocatorOf = allocatorOf;
-    this.nextInstanceId = this.plan.channels.length + 1;
     const now = this.clock();
     // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
     // Live channels (after the configured ones) too: unicast, over TCP where the server has it.
-    const offered: FdtChannel[] = (this.offered = [
+    const offered: FdtChannel[] = [
       ...this.plan.channels.map((c) => ({
         name: c.name,
         rateBps: Math.round(c.rateMbps * 1e6),
@@ -273,10 +180,10 @@ export class RqcastServer extends EventEmitter {
       })),
       ...(options.live ?? []).map((l) => ({
         name: l.name,
-        rateBps: Math.round(this.liveRateMbps(l) * 1e6),
+        rateBps: Math.round(liveRateMbps(l, options) * 1e6),
         transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : [])] as FdtChannel['transports'],
       })),
-    ]);
+    ];
     const channels: ServerChannel[] = this.plan.channels.map((c) => {
       const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
@@ -290,6 +197,26 @@ export class RqcastServer extends EventEmitter {
         this.streams.set(ch.multicast.channelId, group);
       }
       return ch;
+    });
+    this.content = new ChannelContent({
+      catalogue: this.catalogue,
+      options,
+      plan: this.plan,
+      noCode: this.noCode,
+      allocatorOf,
+      pins,
+      offered,
+      encoders: this.encoders,
+      streams: this.streams,
+      log: this.log,
+      clock: this.clock,
+      closed: () => this.closed,
+      channels: () => this.channels,
+      replicator: () => this.replicator,
+      ringConfig: (ch, slotSize) => this.ringConfig(ch, slotSize),
+      members: (name) => this.manager.members(name),
+      transportOf: (peer) => this.transportOf(peer),
+      refill: (id) => this.refill(id),
     });
     for (const live of options.live ?? []) channels.push(this.addLive(live, channels, offered));
     this.channels = channels;
@@ -347,9 +274,7 @@ export class RqcastServer extends EventEmitter {
       for (const [tsi, live] of this.live) {
         const ch = this.byTsi.get(tsi)!;
         // A short ring: a new segment waits behind at most LIVE_RING_CAPACITY packets.
-        const cfg = replicatorChannelConfig(this.plan, { rateMbps: live.rateMbps } as ChannelPlan, ch.stream.slotSize);
-        const capacity = Math.min(cfg.capacity ?? LIVE_RING_CAPACITY, LIVE_RING_CAPACITY);
-        rep.createChannel(tsi, { ...cfg, capacity, lowWater: Math.floor(capacity / 4) });
+        rep.createChannel(tsi, liveRingConfig(this.plan, live.rateMbps, ch.stream.slotSize));
         this.refill(tsi);
       }
       const udp = new UdpServerTransport({
@@ -415,55 +340,9 @@ export class RqcastServer extends EventEmitter {
     return udp instanceof UdpServerTransport ? udp.receiveBufferBytes : undefined;
   }
 
-  /** Every counter of the server, the client manager, the transports and the streams. */
+  /** Every counter of the server, the client manager, the transports and the streams (server-counters.ts). */
   get counters(): ServerCounters {
-    const sum = { ...this.channels[0].stream.counters };
-    for (const ch of this.channels.slice(1)) {
-      for (const k of Object.keys(sum) as (keyof StreamCounters)[]) sum[k] += ch.stream.counters[k];
-    }
-    const { packets: streamPackets, ...streams } = sum;
-    const group: GroupStreamCounters = { groupStreamPackets: 0, groupFdtPackets: 0, groupWindowAdvances: 0, groupWindowStalls: 0 };
-    for (const ch of this.channels) {
-      const g = ch.multicast?.stream.counters;
-      if (!g) continue;
-      group.groupStreamPackets += g.packets;
-      group.groupFdtPackets += g.fdtPackets;
-      group.groupWindowAdvances += g.windowAdvances;
-      group.groupWindowStalls += g.windowStalls;
-    }
-    const t = zeroServerTransportCounters();
-    for (const transport of this.transports.values()) {
-      for (const k of Object.keys(t) as (keyof ServerTransportCounters)[]) t[k] += transport.counters[k];
-    }
-    const b = this.cache.stats;
-    const manager = this.manager.counters;
-    const tcpTransport = this.transports.get('tcp');
-    return {
-      ...tcpCounters(tcpTransport instanceof TcpServerTransport ? tcpTransport : undefined),
-      ...manager,
-      // Suppressed by the manager on the predicted size, or by a transport on the encoded bytes.
-      amplificationSuppressed: manager.amplificationSuppressed + t.repliesOverBudget,
-      datagramsReceived: t.controlReceived,
-      bytesReceived: t.controlBytesReceived,
-      controlMalformed: this.own.controlMalformed,
-      repliesSent: t.repliesSent,
-      replyBytesSent: t.replyBytesSent,
-      replySendErrors: t.replySendErrors,
-      replicatorErrors: this.own.replicatorErrors + t.dataPathErrors,
-      controlReceiveDrops: t.controlReceiveDrops,
-      ...streams,
-      streamPackets,
-      ...group,
-      preparedBlocks: b.preparedBlocks,
-      preparedBytes: b.preparedBytes,
-      preparedBytesPeak: b.preparedBytesPeak,
-      blockPrepares: b.prepares,
-      blockPrepareErrors: b.prepareErrors,
-      objectsWithdrawn: this.own.objectsWithdrawn,
-      objectsAdded: this.own.objectsAdded,
-      objectsRemoved: this.own.objectsRemoved,
-      objectsReplaced: this.own.objectsReplaced,
-    };
+    return serverCounters({ channels: this.channels, transports: this.transports, cache: this.cache, manager: this.manager.counters, own: this.own, content: this.content.counters });
   }
 
   /**
@@ -476,7 +355,7 @@ export class RqcastServer extends EventEmitter {
     if (!ch || !this.replicator) return undefined;
     const id = stream === 'unicast' ? ch.tsi : ch.multicast?.channelId;
     if (id === undefined) return undefined;
-    return withCarried(this.replicator.channelStats(id), this.carried.get(id));
+    return this.content.withCarried(id, this.replicator.channelStats(id));
   }
 
   /**
@@ -542,191 +421,52 @@ export class RqcastServer extends EventEmitter {
     this.log.error({ object: obj?.name, sbn, code, reason }, 'a block could not be prepared');
   }
 
-  /**
-   * Withdraws `obj` (§10.2): logged once with why; each channel that carries
-   * it gets a new stream (and group stream) without it, announcing a new
-   * FDT instance that does not list it, its EXT_RQSEQ going on from the old
-   * stream's. The old stream is closed (its blocks unpinned).
-   */
+  /** Withdraws `obj` (§10.2): every channel that carries it gets a new stream and FDT instance without it (channel-content.ts). */
   withdraw(obj: CatalogueObject, why: { sbn?: number; code?: unknown; reason: string }): void {
-    if (this.closed || this.withdrawn.has(obj)) return;
-    this.withdrawn.add(obj);
-    this.own.objectsWithdrawn++;
-    const now = this.clock();
-    const affected = this.channels.filter((c) => c.objects.includes(obj));
-    this.log.error(
-      { object: obj.name, toi: obj.toi, path: obj.path, ...why, channels: affected.map((c) => c.name) },
-      'object withdrawn: it can no longer be served as announced',
-    );
-    this.restreamAll(affected, (objects) => objects.filter((o) => o !== obj), now);
+    this.content.withdraw(obj, why);
   }
 
-  /**
-   * Adds catalogue object `obj` (a file that appeared in a served
-   * directory, lib/content/served-path-watch.ts) to the channels named: each gets
-   * a new stream and a new FDT instance listing it (§10.2). Logged
-   * 'object added'.
-   */
+  /** Adds `obj` (a file that appeared in a served directory) to the channels named (channel-content.ts). */
   addObject(obj: CatalogueObject, channels: readonly string[]): void {
-    if (this.closed) return;
-    this.encoders.set(obj.encoder, obj.encoder);
-    const affected = this.channels.filter((c) => channels.includes(c.name) && !c.objects.includes(obj));
-    this.own.objectsAdded++;
-    this.log.info({ object: obj.name, toi: obj.toi, length: obj.length, channels: affected.map((c) => c.name) }, 'object added');
-    this.restreamAll(affected, (objects) => [...objects, obj], this.clock());
+    this.content.addObject(obj, channels);
   }
 
-  /**
-   * Takes `obj` off every channel (its file was removed or replaced in a
-   * served directory): new streams and FDT instances without it (§10.2).
-   * Logged 'object removed' with `why`.
-   */
+  /** Takes `obj` off every channel (its file was removed or replaced; channel-content.ts). */
   removeObject(obj: CatalogueObject, why: string): void {
-    if (this.closed) return;
-    const affected = this.channels.filter((c) => c.objects.includes(obj));
-    this.own.objectsRemoved++;
-    this.log.info({ object: obj.name, toi: obj.toi, why, channels: affected.map((c) => c.name) }, 'object removed');
-    this.restreamAll(affected, (objects) => objects.filter((o) => o !== obj), this.clock());
+    this.content.removeObject(obj, why);
   }
 
-  /**
-   * `next` is the new version of `old` (its file changed while served):
-   * in one new FDT instance per channel, `old` is dropped and `next`
-   * listed under its new TOI, on the channels that carried `old` and those
-   * named. Logged 'object replaced'.
-   */
+  /** `next` is the new version of `old` (its file changed while served; channel-content.ts). */
   replaceObject(old: CatalogueObject, next: CatalogueObject, channels: readonly string[]): void {
-    if (this.closed) return;
-    this.encoders.set(next.encoder, next.encoder);
-    const affected = this.channels.filter((c) => c.objects.includes(old) || channels.includes(c.name));
-    this.own.objectsReplaced++;
-    this.log.info({ object: next.name, toi: next.toi, oldToi: old.toi, length: next.length, channels: affected.map((c) => c.name) }, 'object replaced');
-    this.restreamAll(affected, (objects) => [...objects.filter((o) => o !== old && o !== next), next], this.clock());
+    this.content.replaceObject(old, next, channels);
   }
 
-  private restreamAll(affected: readonly ServerChannel[], objectsOf: (objects: readonly CatalogueObject[]) => CatalogueObject[], now: number): void {
-    for (const ch of affected) {
-      try {
-        this.restream(ch, objectsOf(ch.objects), now);
-      } catch (err) {
-        // Called from the block cache's callback: a throw here would end the process.
-        this.log.error({ channel: ch.name, code: (err as { code?: unknown }).code, reason: err instanceof Error ? err.message : String(err) }, 'channel could not drop a withdrawn object');
-      }
-    }
-  }
-
-  /** `ch` gets a new stream (and group stream) of `objects`, with a new FDT instance listing them (§10.2). */
-  private restream(ch: ServerChannel, objects: CatalogueObject[], now: number): void {
-    const plan = this.plan.channels.find((p) => p.tsi === ch.tsi);
-    if (!plan) return;
-    const instanceId = this.nextInstanceId;
-    this.nextInstanceId = (this.nextInstanceId + 1) % FDT_INSTANCE_IDS;
-    const fdt = this.catalogue.fdt(objects, instanceId, now, undefined, this.offered);
-    const unicast: ChannelStreamOptions = {
-      ...channelStreamOptions(this.options, this.plan, { ...plan, objects }, fdt, this.allocatorOf, this.pins),
-      firstSequence: ch.stream.unwrappedPosition,
-    };
-    // A channel left with no object sends its FDT alone.
-    if (objects.length === 0) delete unicast.windowBlocks;
-    const old = [ch.stream, ch.multicast?.stream];
-    const oldFdt = ch.fdt;
-    ch.stream = new ChannelStream(unicast);
-    ch.objects = objects;
-    ch.fdt = fdt;
-    this.streams.set(ch.tsi, ch.stream);
-    const g = ch.multicast;
-    if (g) {
-      g.stream = new ChannelStream({ ...groupStreamOptions(unicast, objects, this.noCode, this.allocatorOf), firstSequence: g.stream.unwrappedPosition });
-      this.streams.set(g.channelId, g.stream);
-    }
-    for (const s of old) s?.close();
-    oldFdt.encoder.close();
-    this.resetRings(ch, plan);
-    this.refill(ch.tsi);
-    if (g) this.refill(g.channelId);
-  }
-
-  /**
-   * Drops what the old stream left queued in `ch`'s rings (up to a ring of
-   * packets, its old FDT instance among them, which a client joining later
-   * would decode first): each replicator channel is made again, with the
-   * same members (the client manager's unicast destinations; the group).
-   */
-  private resetRings(ch: ServerChannel, plan: ChannelPlan): void {
-    const rep = this.replicator;
-    if (!rep) return;
-    this.carry(ch.tsi);
-    rep.removeChannel(ch.tsi);
-    rep.createChannel(ch.tsi, replicatorChannelConfig(this.plan, plan, ch.stream.slotSize));
-    for (const peer of this.manager.members(ch.name)) this.transportOf(peer)?.addMember(ch.tsi, peer);
-    const g = ch.multicast;
-    if (g) {
-      rep.removeGroup(g.channelId);
-      this.carry(g.channelId);
-      rep.removeChannel(g.channelId);
-      rep.createChannel(g.channelId, replicatorChannelConfig(this.plan, plan, g.stream.slotSize));
-      rep.addGroup(g.channelId, sinkConfig(g));
-    }
-  }
-
-  /** Keeps what replicator channel `id` counted so far, before it is made again. */
-  private carry(id: number): void {
-    const rep = this.replicator;
-    if (!rep) return;
-    let now: ReplicatorChannelCounters;
-    try {
-      now = rep.channelStats(id);
-    } catch {
-      return;
-    }
-    const c = this.carried.get(id) ?? { ...NO_CARRIED };
-    for (const k of CARRIED_KEYS) c[k] += now[k] ?? 0;
-    this.carried.set(id, c);
-  }
-
-  /**
-   * A live stream's channel (live-channel.ts), TSI after the channels
-   * before it. Its NAME must not be a channel's, nor an object's name or
-   * prefix (its objects are NAME/seq).
-   */
+  /** A live stream's channel (live-channel.ts): its new streams go through ChannelContent.replaceStream, keeping what is queued. */
   private addLive(live: LiveChannelConfig, before: readonly ServerChannel[], offered: readonly FdtChannel[]): ServerChannel {
-    const name = live.name;
-    if (before.some((c) => c.name === name)) throw new InvalidServerConfigError(`live stream "${name}": a channel has that name already; choose another NAME`);
-    const clash = this.catalogue.objects.find((o) => o.name === name || o.name.startsWith(name + '/') || name.startsWith(o.name + '/'));
-    if (clash) throw new InvalidServerConfigError(`live stream "${name}" clashes with the file object "${clash.name}": its segments are named ${name}/N; choose another NAME`);
-    const tsi = before.length + 1;
-    const rateMbps = this.liveRateMbps(live);
-    const symbolSize = this.catalogue.symbolSize;
-    const channel = new LiveChannel({
-      tsi,
-      source: live.source,
-      symbolSize,
+    const { ch, channel, rateMbps } = liveServerChannel(live, before, offered, {
+      catalogue: this.catalogue,
+      options: this.options,
       noCode: this.noCode,
-      fdtInterval: this.options.fdtInterval ?? LIVE_FDT_INTERVAL,
-      passOverhead: this.options.passOverhead,
-      channels: offered,
       clock: this.clock,
-      install: (stream, fdt, objects) => {
+      install: (tsi, stream, fdt, objects) => {
         const ch = this.byTsi.get(tsi);
         if (!ch || this.closed) return;
-        ch.stream = stream;
-        ch.fdt = fdt;
-        ch.objects = objects;
-        this.streams.set(tsi, stream);
-        this.refill(tsi);
+        this.content.replaceStream(ch, { stream, fdt, objects }, false);
       },
     });
-    const first = channel.initial();
-    const ch: ServerChannel = { name, tsi, objects: [], rateMbps, stream: first.stream, fdt: first.fdt };
-    this.byTsi.set(tsi, ch);
-    this.streams.set(tsi, first.stream);
-    this.live.set(tsi, { channel, rateMbps });
+    this.byTsi.set(ch.tsi, ch);
+    this.streams.set(ch.tsi, ch.stream);
+    this.live.set(ch.tsi, { channel, rateMbps });
     return ch;
   }
 
-  /** A live channel's rate: its own, else the server's, else the default. */
-  private liveRateMbps(live: LiveChannelConfig): number {
-    return live.rateMbps ?? this.options.rateMbps ?? DEFAULT_RATE_MBPS;
+  /** The ring of one of `ch`'s replicator channels: a live channel's short one, else its plan's. */
+  private ringConfig(ch: ServerChannel, slotSize: number): ReplicatorChannelConfig {
+    const live = this.live.get(ch.tsi);
+    if (live) return liveRingConfig(this.plan, live.rateMbps, slotSize);
+    const plan = this.plan.channels.find((p) => p.tsi === ch.tsi);
+    if (!plan) throw new InvalidServerConfigError(`channel ${ch.name} has no plan`);
+    return replicatorChannelConfig(this.plan, plan, slotSize);
   }
 
   /** What the streams pin is what the cache prepares: the catalogue's encoders, by identity. */
@@ -832,38 +572,6 @@ export class RqcastServer extends EventEmitter {
   }
 }
 
-/** The TCP counters of `t` (all 0 without it). */
-function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
-  const c: TcpTransportCounters = t?.tcp ?? zeroTcpTransportCounters();
-  let n: Partial<NativeTcpServerStats> = {};
-  try {
-    n = t?.nativeStats() ?? {};
-  } catch {
-    // A native server that cannot say: its counters read 0.
-  }
-  return {
-    tcpConnectionsOpened: c.connectionsOpened,
-    tcpConnectionsClosed: c.connectionsClosed,
-    tcpClosedNormal: c.closedNormal,
-    tcpClosedReset: c.closedReset,
-    tcpClosedTimeout: c.closedTimeout,
-    tcpClosedAborted: c.closedAborted,
-    tcpClosedProtocol: c.closedProtocol,
-    tcpFramingErrors: c.framingErrors,
-    tcpFreshNotNeeded: c.freshNotNeeded,
-    tcpUnknownConnection: c.unknownConnection,
-    tcpFreshFrames: n.freshFrames ?? 0,
-    tcpStaleFrames: n.staleFrames ?? 0,
-    tcpRetransmittedSegments: n.retransmittedSegments ?? 0,
-    tcpPoolEvicted: n.poolEvicted ?? 0,
-    tcpResetsSent: n.resetsSent ?? 0,
-    tcpBadSegments: n.badSegments ?? 0,
-    tcpRefused: n.refused ?? 0,
-    tcpSegmentsOut: n.segmentsOut ?? 0,
-    tcpSendErrors: n.sendErrors ?? 0,
-  };
-}
-
 /** What the client manager knows of a channel: name, TSI and the group JOINED announces. */
 function channelInfo(c: ServerChannel): ChannelInfo {
   const info: ChannelInfo = { name: c.name, tsi: c.tsi };
@@ -878,20 +586,4 @@ function channelLog(c: ServerChannel): object {
   const base = { name: c.name, tsi: c.tsi, objects: c.objects.length, rateMbps: c.rateMbps };
   if (!g) return base;
   return { ...base, multicast: { group: g.group, port: g.port, source: g.source, ttl: g.ttl, interface: g.interface } };
-}
-
-/** The replicator's per-channel counts that only grow (not queued, destinations). */
-const CARRIED_KEYS = ['streamPackets', 'datagrams', 'bytes', 'dropsEagain', 'dropsEnobufs', 'errors', 'tcpPackets', 'tcpBytes'] as const;
-type CarriedChannelCounts = Record<(typeof CARRIED_KEYS)[number], number>;
-const NO_CARRIED: CarriedChannelCounts = { streamPackets: 0, datagrams: 0, bytes: 0, dropsEagain: 0, dropsEnobufs: 0, errors: 0, tcpPackets: 0, tcpBytes: 0 };
-
-/** A channel's counts now plus what its earlier replicator channels counted (a field the replicator leaves out stays out). */
-function withCarried(now: ReplicatorChannelCounters, carried: CarriedChannelCounts | undefined): ReplicatorChannelCounters {
-  if (!carried) return now;
-  const out: ReplicatorChannelCounters = { ...now };
-  for (const k of CARRIED_KEYS) {
-    if (k === 'streamPackets' || k === 'datagrams' || k === 'bytes') out[k] = now[k] + carried[k];
-    else if (now[k] !== undefined) out[k] = (now[k] as number) + carried[k];
-  }
-  return out;
 }
