@@ -32,7 +32,8 @@ import { firstSignal } from './signals';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
 import { hexSecret, integerIn, optionParser, parseDuration, parsePort, parseRateMbps, parseTransportMode } from './options';
-import { hostPort, serverGroupOf } from './serve';
+import { listeningJson, listeningText } from './listening';
+import { serverGroupOf } from './serve-options';
 
 export interface RelayCliOptions {
   port: number;
@@ -111,10 +112,7 @@ export async function runRelay(upstreamText: string, opts: RelayCliOptions, io: 
     const server = relay.downstream!;
     if (opts.json) {
       io.stdout(
-        JSON.stringify({
-          event: 'listening',
-          host: address.address,
-          port: address.port,
+        listeningJson(address, {
           upstream: upstreamText,
           mode: relay.mode,
           serverGroup: server.serverGroup,
@@ -122,7 +120,7 @@ export async function runRelay(upstreamText: string, opts: RelayCliOptions, io: 
         }),
       );
     } else {
-      io.stdout(`listening on ${hostPort(address)} (relaying ${upstreamText})`);
+      io.stdout(listeningText(address, [`relaying ${upstreamText}`]));
     }
     await stop;
     await relay.close();

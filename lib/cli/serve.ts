@@ -65,9 +65,10 @@
  *   or unservable file exits 2 with one line on stderr; other failures
  *   (e.g. the port is taken) exit 1 (exit-codes.ts).
  *
- * Option values are read by the parsers every command shares (options.ts).
+ * Option values are read by the parsers every command shares (options.ts)
+ * and serve's own (serve-options.ts); the listening line is listening.ts's,
+ * shared with relay.
  */
-import type { Logger } from 'pino';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -84,8 +85,6 @@ import {
 } from '../fec/errors';
 import { DEFAULT_PASS_OVERHEAD } from '../stream/channel-stream';
 import {
-  ChannelConfig,
-  DEFAULT_CHANNEL,
   DEFAULT_MEMORY_BYTES,
   DEFAULT_PORT,
   DEFAULT_RATE_MBPS,
@@ -94,24 +93,19 @@ import {
   type RqcastServerOptions,
   ServerAddress,
 } from '../server/server';
-import { registerServerMetrics } from '../server/metrics';
-import { type MetricsEndpoint, startMetricsEndpoint } from '../server/metrics-http';
+import type { MetricsEndpoint } from '../server/metrics-http';
 import { DEFAULT_MULTICAST_TTL } from '../transport/multicast/group-config';
 import { DEFAULT_MAX_SESSIONS_PER_ADDRESS } from '../session/client-manager';
-import { MAX_GROUP_SERVERS, type ServerGroup } from '../content/server-group';
-import { DEFAULT_SETTLE_MS, type PathChange, ServedPathWatch } from '../content/served-path-watch';
-import type { CatalogueObject } from '../content/catalogue';
+import { MAX_GROUP_SERVERS } from '../content/server-group';
+import { DEFAULT_SETTLE_MS } from '../content/served-path-watch';
 import { firstSignal } from './signals';
 import { UsageError } from './errors';
-import { createLogger, type LogFormat, type LogLevel, parseLogFormat, parseLogLevel } from './logging';
+import { createLogger, parseLogFormat, parseLogLevel } from './logging';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from './exit-codes';
 import {
   bindAddress,
   hexSecret,
-  integerIn,
   localUnicastAddress,
-  type MetricsListenSpec,
-  type MulticastGroupSpec,
   networkInterface,
   optionParser,
   parseDuration,
@@ -123,12 +117,41 @@ import {
   parsePositiveInteger,
   parseRateMbps,
   parseTcpListen,
-  percentage,
   repeatableOptionParser,
-  type TcpListenSpec,
 } from './options';
+import {
+  channelConfigs,
+  LIVE_BLOCK_BYTES,
+  MIN_SECRET_BYTES,
+  parseBlockMs,
+  parseChannelSpec,
+  parseLiveSpec,
+  parsePassOverhead,
+  parseServerIndex,
+  parseServers,
+  parseSymbolSize,
+  type ServeCliOptions,
+  serverGroupOf,
+  within,
+} from './serve-options';
+import { hostPort, listeningJson, listeningText } from './listening';
+import { openMetrics } from './open-metrics';
+import { watchServedPaths } from './watch-served-paths';
 import type { HostFilterLike } from '../transport/tcp/host-filter';
 import type { NativeTcpServerFactory } from '../transport/tcp/native-tcp-server';
+
+export {
+  type ChannelSpec,
+  LIVE_BLOCK_BYTES,
+  type LiveSpec,
+  MAX_SYMBOL_SIZE,
+  parseBlockMs,
+  parseChannelSpec,
+  parseLiveSpec,
+  type ServeCliOptions,
+  serverGroupOf,
+} from './serve-options';
+export { hostPort } from './listening';
 
 const MIB = 1024 * 1024;
 const DEFAULT_PASS_OVERHEAD_PCT = Math.round(DEFAULT_PASS_OVERHEAD * 100);
@@ -141,99 +164,6 @@ export const SERVE_EXIT_USAGE = EXIT_USAGE;
 export const SERVE_EXIT_INTERRUPTED = EXIT_INTERRUPTED;
 /** A clean shutdown that takes longer than this exits 1 (SERVE_EXIT_OTHER) instead of 0. */
 export const SHUTDOWN_DEADLINE_MS = 2000;
-/** The largest stream packet (an FDT packet) is 48 + T bytes; an IPv4 UDP datagram carries at most 65507. */
-export const MAX_SYMBOL_SIZE = 65_456;
-/** The cookie master secret's least length (lib/session/cookie.ts refuses shorter). */
-const MIN_SECRET_BYTES = 16;
-
-/** A --channel argument: NAME:PATH[,PATH...][:RATE][@GROUP:PORT]. */
-export interface ChannelSpec {
-  name: string;
-  paths: string[];
-  rateMbps?: number;
-  /** The group the channel is also sent to. */
-  multicast?: MulticastGroupSpec;
-}
-
-export interface ServeCliOptions {
-  port: number;
-  bind: string;
-  rate: number;
-  /** --channel, in the order given; undefined when none (commander shows no "(default: [])"). */
-  channel?: ChannelSpec[];
-  symbolSize: number;
-  /** MiB of prepared blocks (--memory). */
-  memory: number;
-  /** Percent of K (--pass-overhead). */
-  passOverhead: number;
-  /** commander's --no-code: code === false. */
-  code: boolean;
-  secret?: Uint8Array;
-  /** --max-sessions-per-address: sessions one IPv4 address or IPv6 /64 may hold. */
-  maxSessionsPerAddress?: number;
-  /** --multicast: the group of channel main. */
-  multicast?: MulticastGroupSpec;
-  /** --multicast-ttl; commander leaves it undefined unless given (its default shows in --help only). */
-  multicastTtl?: number;
-  /** --multicast-if: an interface name or address of this host. */
-  multicastIf?: string;
-  /** --multicast-source: the announced source of every group. */
-  multicastSource?: string;
-  /** --tcp: true when given bare (the control port's number on the server's address). */
-  tcp?: true | TcpListenSpec;
-  /** --settle: ms a new or changed file must stay unchanged before it is announced. */
-  settle?: number;
-  /** commander's --no-watch: watch === false. */
-  watch?: boolean;
-  /** --follow-symlinks: serve links under a DIR that lead out of it. */
-  followSymlinks?: boolean;
-  /** --dotfiles: serve hidden files and directories under a DIR. */
-  dotfiles?: boolean;
-  /** --metrics: where the Prometheus endpoint listens. */
-  metrics?: MetricsListenSpec;
-  /** --log-level (absent: info, or error with --quiet). */
-  logLevel?: LogLevel;
-  /** --log-format (absent: json). */
-  logFormat?: LogFormat;
-  /** --server-index and --servers: this server's place in a group (both or neither). */
-  serverIndex?: number;
-  servers?: number;
-  json?: boolean;
-  quiet?: boolean;
-  /** --live NAME[=PATH] (repeatable): live streams, each on a channel NAME of its own. */
-  live?: LiveSpec[];
-  /** --block-ms: a live segment closes this long after its first byte at the latest (default DEFAULT_LIVE_BLOCK_MS). */
-  blockMs?: number;
-  /** --keep (ms): live segments kept on disk this long (default DEFAULT_LIVE_KEEP_MS). */
-  keep?: number;
-}
-
-/** A --live argument: NAME, and where its bytes come from (no PATH: stdin). */
-export interface LiveSpec {
-  name: string;
-  input?: string;
-}
-
-/** --block-ms: a whole number of milliseconds, 10..60000. */
-export function parseBlockMs(text: string): number {
-  const v = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(v) || v < 10 || v > 60_000) throw new UsageError(`--block-ms ${text}: a whole number of milliseconds, 10..60000`);
-  return v;
-}
-
-/** Bytes of a live segment at most: one source block (Z = 1 up to 8 MiB at T = 1280). */
-export const LIVE_BLOCK_BYTES = 4 * 1024 * 1024;
-
-/** Parses NAME[=PATH] of --live. */
-export function parseLiveSpec(text: string): LiveSpec {
-  const eq = text.indexOf('=');
-  const name = eq < 0 ? text : text.slice(0, eq);
-  if (!/^[A-Za-z0-9._~-]+$/.test(name) || name === '.' || name === '..') {
-    throw new UsageError(`--live ${text}: NAME is one segment of A-Z a-z 0-9 . _ ~ - (e.g. --live cam or --live cam=/dev/stdin)`);
-  }
-  return eq < 0 ? { name } : { name, input: text.slice(eq + 1) };
-}
-
 /** Where serve writes; tests pass their own. */
 export interface ServeIo {
   stdout: (line: string) => void;
@@ -258,113 +188,6 @@ function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOption
     ...(io.tcpServer ? { createServer: io.tcpServer } : {}),
     ...(io.tcpHostFilter ? { hostFilter: io.tcpHostFilter } : {}),
   };
-}
-
-const parseSymbolSize = integerIn(16, MAX_SYMBOL_SIZE, 'symbol size', 'bytes');
-const parseServers = integerIn(1, MAX_GROUP_SERVERS, 'a number of servers');
-const parseServerIndex = integerIn(0, MAX_GROUP_SERVERS - 1, 'a server index');
-
-/** --server-index and --servers, checked together (absent: a server alone). */
-export function serverGroupOf(opts: Pick<ServeCliOptions, 'serverIndex' | 'servers'>): ServerGroup | undefined {
-  const { serverIndex, servers } = opts;
-  if (serverIndex === undefined && servers === undefined) return undefined;
-  if (servers === undefined) throw new UsageError('--server-index needs --servers N: the number of servers in the group');
-  const index = serverIndex ?? 0;
-  if (index >= servers) throw new UsageError(`--server-index ${index} is not below --servers ${servers}: the members are numbered 0..${servers - 1}`);
-  return { index, servers };
-}
-const parsePassOverhead = percentage(1000, { of: 'K' });
-
-/**
- * A trailing `@GROUP:PORT` of a --channel: the text after its last '@' when
- * that starts like a numeric group ('[' of an IPv6 literal, or a dotted
- * quad); any other '@' belongs to a file name ("icon@2x.png").
- */
-const GROUP_SUFFIX = /@(\[[^@]*|[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?::[^@]*)?)$/;
-
-/** NAME:PATH[,PATH...][:RATE][@GROUP:PORT] */
-export function parseChannelSpec(text: string): ChannelSpec {
-  let body = text;
-  let multicast: MulticastGroupSpec | undefined;
-  const suffix = GROUP_SUFFIX.exec(text);
-  if (suffix) {
-    try {
-      multicast = parseMulticastGroup(suffix[1]);
-    } catch (e) {
-      throw e instanceof UsageError ? new UsageError(`--channel ${text}: ${e.message}`) : e;
-    }
-    body = text.slice(0, suffix.index);
-  }
-  const first = body.indexOf(':');
-  if (first <= 0) throw new UsageError(`--channel ${text}: expected NAME:FILE[,FILE...][:RATE][@GROUP:PORT]`);
-  const name = body.slice(0, first);
-  let rest = body.slice(first + 1);
-  let rateMbps: number | undefined;
-  const last = rest.lastIndexOf(':');
-  if (last >= 0) {
-    rateMbps = parseRateMbps(rest.slice(last + 1));
-    rest = rest.slice(0, last);
-  }
-  const paths = rest.split(',').filter((p) => p !== '');
-  if (paths.length === 0) throw new UsageError(`--channel ${text}: no FILE`);
-  if (Buffer.byteLength(name, 'utf8') > 64) throw new UsageError(`--channel ${text}: a channel name is 1..64 bytes`);
-  const spec: ChannelSpec = { name, paths, rateMbps };
-  if (multicast) spec.multicast = multicast;
-  return spec;
-}
-
-/**
- * The ChannelConfig.multicast of a channel with group `spec`: the
- * server-wide --multicast-* options applied (the server checks them against
- * this host and fills in the default source).
- */
-function groupConfig(spec: MulticastGroupSpec, opts: ServeCliOptions): NonNullable<ChannelConfig['multicast']> {
-  const g: NonNullable<ChannelConfig['multicast']> = { group: spec.group, port: spec.port };
-  if (opts.multicastTtl !== undefined) g.ttl = opts.multicastTtl;
-  if (opts.multicastIf !== undefined) g.interface = opts.multicastIf;
-  if (opts.multicastSource !== undefined) g.source = opts.multicastSource;
-  return g;
-}
-
-/** The channels the command line asks for: main (unless a --channel is named so) and every --channel, with their groups. */
-function channelConfigs(opts: ServeCliOptions, objectsOf: (spec: ChannelSpec) => string[]): ChannelConfig[] {
-  const channels: ChannelConfig[] = [];
-  const specs = opts.channel ?? [];
-  const explicitMain = specs.find((c) => c.name === DEFAULT_CHANNEL);
-  if (opts.multicast && explicitMain?.multicast) {
-    throw new UsageError(`channel ${DEFAULT_CHANNEL} has two groups: --multicast and its --channel @GROUP:PORT`);
-  }
-  if (!explicitMain) {
-    const main: ChannelConfig = { name: DEFAULT_CHANNEL, rateMbps: opts.rate };
-    if (opts.multicast) main.multicast = groupConfig(opts.multicast, opts);
-    channels.push(main);
-  }
-  for (const c of specs) {
-    const config: ChannelConfig = { name: c.name, objects: objectsOf(c), rateMbps: c.rateMbps ?? opts.rate };
-    const group = c.multicast ?? (c === explicitMain ? opts.multicast : undefined);
-    if (group) config.multicast = groupConfig(group, opts);
-    channels.push(config);
-  }
-  if (!channels.some((c) => c.multicast)) {
-    const stray = [
-      ['--multicast-ttl', opts.multicastTtl],
-      ['--multicast-if', opts.multicastIf],
-      ['--multicast-source', opts.multicastSource],
-    ].find(([, v]) => v !== undefined);
-    if (stray) throw new UsageError(`${String(stray[0])} needs a group: --multicast GROUP:PORT or --channel NAME:FILES@GROUP:PORT`);
-  }
-  return channels;
-}
-
-/** Whether `p` is `dir` or inside it. */
-function within(p: string, dir: string): boolean {
-  const rel = path.relative(dir, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/** HOST:PORT as the listening line prints it (IPv6 in brackets); relay.ts prints the same. */
-export function hostPort(a: ServerAddress): string {
-  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
 export interface RunningServe {
@@ -469,10 +292,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     const tcp = server.tcpAddress();
     if (opts.json) {
       io.stdout(
-        JSON.stringify({
-          event: 'listening',
-          host: address.address,
-          port: address.port,
+        listeningJson(address, {
           ...(tcp ? { tcp: { host: tcp.address, port: tcp.port } } : {}),
           ...(metrics ? { metrics: metrics.url } : {}),
           noCode: !opts.code,
@@ -493,7 +313,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
         }),
       );
     } else {
-      io.stdout(`listening on ${hostPort(address)}${tcp ? ` (tcp ${hostPort(tcp)})` : ''}${metrics ? ` (metrics ${metrics.url})` : ''}`);
+      io.stdout(listeningText(address, [...(tcp ? [`tcp ${hostPort(tcp)}`] : []), ...(metrics ? [`metrics ${metrics.url}`] : [])]));
     }
     return {
       server,
@@ -514,77 +334,6 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
     await closeLives();
     throw asUsageError(e);
   }
-}
-
-/** The metrics endpoint of `server` at `spec`; a port that cannot be bound is said plainly. */
-async function openMetrics(server: RqcastServer, spec: MetricsListenSpec): Promise<MetricsEndpoint> {
-  const host = spec.address ?? '127.0.0.1';
-  try {
-    return await startMetricsEndpoint({ registry: registerServerMetrics(server), host, port: spec.port });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const where = host.includes(':') ? `[${host}]:${spec.port}` : `${host}:${spec.port}`;
-    if (code === 'EADDRINUSE') throw new Error(`--metrics ${where}: the port is in use; choose another port`, { cause: e });
-    if (code === 'EADDRNOTAVAIL') throw new UsageError(`--metrics ${where}: not an address of this host; use 127.0.0.1, 0.0.0.0 or one of its addresses`);
-    throw e;
-  }
-}
-
-/**
- * Watches every FILE and DIR served (lib/content/served-path-watch.ts): a
- * settled new file is added to the catalogue and announced on channel main
- * (unless a --channel is named main) and on every --channel whose paths
- * cover it; a removed one is taken off; a changed one is taken off and
- * announced again under a new TOI (docs/PROTOCOL.md §10.2).
- */
-async function watchServedPaths(paths: readonly string[], opts: ServeCliOptions, catalogue: Catalogue, server: RqcastServer, log: Logger): Promise<ServedPathWatch[]> {
-  const channelsFor = (file: string): string[] => {
-    const specs = opts.channel ?? [];
-    const names = specs.some((c) => c.name === DEFAULT_CHANNEL) ? [] : [DEFAULT_CHANNEL];
-    for (const c of specs) if (c.paths.some((p) => within(path.resolve(file), path.resolve(p)))) names.push(c.name);
-    return names;
-  };
-  const watches: ServedPathWatch[] = [];
-  for (const root of paths) {
-    const watch: ServedPathWatch = new ServedPathWatch(root, {
-      settleMs: opts.settle,
-      // The rules of the catalogue's first scan (catalogue.ts servedFiles).
-      followSymlinks: opts.followSymlinks,
-      dotfiles: opts.dotfiles,
-      onChanges: (changes) => applyChanges(changes),
-      onError: (err) => log.warn({ root, reason: err instanceof Error ? err.message : String(err) }, 'served path not scanned'),
-    });
-    const applyChanges = async (changes: PathChange[]): Promise<void> => {
-      for (const c of changes) {
-        if (c.kind === 'skipped') {
-          log.warn({ path: c.path, reason: c.reason }, 'file skipped');
-          continue;
-        }
-        const old: CatalogueObject | undefined = c.kind === 'added' ? undefined : catalogue.get(c.name);
-        if (old) catalogue.remove(old);
-        if (c.kind === 'removed') {
-          if (old) server.removeObject(old, 'file removed');
-          continue;
-        }
-        try {
-          const next = await catalogue.addFile(c.path, c.name);
-          // A changed file: the old version goes and the new one comes in one FDT instance.
-          if (old) server.replaceObject(old, next, channelsFor(c.path));
-          else server.addObject(next, channelsFor(c.path));
-        } catch (e) {
-          if (old) server.removeObject(old, 'file changed');
-          // Changed again while read, or a name another path took: tried again at a later scan.
-          watch.forget(c.name);
-          log.warn({ path: c.path, reason: e instanceof Error ? e.message : String(e) }, 'file not added');
-        }
-      }
-    };
-    const served = new Map<string, string>();
-    for (const o of catalogue.objectsUnder(root)) served.set(o.name, o.path);
-    await watch.start(served, catalogue.skipped);
-    watches.push(watch);
-  }
-  return watches;
 }
 
 /**
