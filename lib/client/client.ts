@@ -80,6 +80,7 @@ import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from
 import { resolveServer } from './resolve';
 import { ServerLink, ServerLinkHost, stallAfter } from './server-link';
 import { ClientSession } from './session';
+import type { FetchLinks } from './fetch-links';
 import { checkSeveralServers, SeveralServers } from './several-servers';
 import { RECV_GATHER_MICROS, TransportChain } from './transport-chain';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
@@ -303,10 +304,10 @@ export class RqcastClient extends EventEmitter {
     if (o.transport === 'auto') this.chain.watchUdp(channels);
   }
 
-  /** Several servers: their wiring, with what it needs of this client. */
-  private severalServers(): SeveralServers {
+  /** What several-servers.ts and transport-chain.ts share of this client (fetch-links.ts). */
+  private fetchLinks(): FetchLinks {
     const client = this;
-    return new SeveralServers(this.urls, this.opts, {
+    return {
       get ended() {
         return client.ended;
       },
@@ -316,31 +317,33 @@ export class RqcastClient extends EventEmitter {
       links: this.links,
       tcpLinks: this.tcpLinks,
       newLink: (server, channels, multicast, host, tcp) => this.newLink(server, channels, multicast, host, tcp),
-      makeLinkHost: (failed) => this.makeLinkHost(failed),
       openTransport: (server, link) => this.openTransport(server, link),
-      startTicking: () => this.startTicking(),
-      warning: (m) => this.emit('warning', m),
-    });
+    };
+  }
+
+  /** Several servers: their wiring, with what it needs of this client. */
+  private severalServers(): SeveralServers {
+    return new SeveralServers(
+      this.urls,
+      this.opts,
+      Object.assign(this.fetchLinks(), {
+        makeLinkHost: (failed: (e: Error) => void) => this.makeLinkHost(failed),
+        startTicking: () => this.startTicking(),
+        warning: (m: string) => this.emit('warning', m),
+      }),
+    );
   }
 
   /** The transport chain (one server), with what it needs of this client. */
   private transportChain(): TransportChain {
-    const client = this;
-    return new TransportChain(this.opts, {
-      get ended() {
-        return client.ended;
-      },
-      get run() {
-        return client.run;
-      },
-      links: this.links,
-      tcpLinks: this.tcpLinks,
-      tcpFallbackHost: this.tcpFallbackHost,
-      newLink: (server, channels, multicast, host, tcp) => this.newLink(server, channels, multicast, host, tcp),
-      openTransport: (server, link) => this.openTransport(server, link),
-      tcpEndpoint: () => this.tcpEndpoint(),
-      emit: (event: 'transport' | 'warning', arg: TransportEvent | string) => this.emit(event, arg),
-    });
+    return new TransportChain(
+      this.opts,
+      Object.assign(this.fetchLinks(), {
+        tcpFallbackHost: this.tcpFallbackHost,
+        tcpEndpoint: () => this.tcpEndpoint(),
+        emit: (event: 'transport' | 'warning', arg: TransportEvent | string) => this.emit(event, arg),
+      }),
+    );
   }
 
   /** The periodic tick: timeout, progress, silent servers. */

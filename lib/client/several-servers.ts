@@ -11,10 +11,10 @@
  * server's failure is the fetch's.
  */
 import type { JoinedChannel } from '../protocol/messages';
-import type { ClientTransport, ServerEndpoint } from '../transport/client-transport';
+import type { ClientTransport } from '../transport/client-transport';
 import { InvalidClientOptionError } from './errors';
 import type { ChannelSummary, ServerSummary } from './events';
-import type { FetchRun } from './fetch-run';
+import type { FetchLinks } from './fetch-links';
 import type { RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
 import type { ServerLink, ServerLinkHost } from './server-link';
@@ -22,17 +22,9 @@ import { ServerWatch } from './server-watch';
 import { SymbolTally } from './symbol-tally';
 import { formatRqcastUrl, joinChannels, type RqcastUrl } from './url';
 
-/** What SeveralServers needs of the client that runs the fetch. */
-export interface SeveralServersHost {
-  readonly ended: boolean;
-  /** The fetch's run now (stream() makes a new one before the fetch starts). */
-  readonly run: FetchRun;
-  /** Every link of the fetch (SeveralServers adds one per server). */
-  readonly links: ServerLink[];
-  readonly tcpLinks: ReadonlySet<ServerLink>;
-  newLink(server: ServerEndpoint, channels: string[], multicast: string[], host: ServerLinkHost, tcp: boolean): ServerLink;
+/** What SeveralServers needs of the client that runs the fetch (it adds one link per server). */
+export interface SeveralServersHost extends FetchLinks {
   makeLinkHost(failed: (e: Error) => void): ServerLinkHost;
-  openTransport(server: ServerEndpoint, link: ServerLink): Promise<ClientTransport>;
   /** Starts the periodic tick (timeout, progress, silent servers). */
   startTicking(): void;
   warning(message: string): void;

@@ -17,11 +17,11 @@
  * on, and why.
  */
 import type { JoinedChannel } from '../protocol/messages';
-import type { ClientTransport, ClientTransportKind, ServerEndpoint } from '../transport/client-transport';
+import type { ClientTransportKind, ServerEndpoint } from '../transport/client-transport';
 import type { ChannelSummary } from './events';
 import { FallbackDecision, fallbackChain, TransportEvent, TransportFallback, TransportReason } from './fallback';
 import { groupText } from './fetch-report';
-import type { FetchRun } from './fetch-run';
+import type { FetchLinks } from './fetch-links';
 import { GroupLink, GroupLinkHost } from './group-link';
 import type { ResolvedClientOptions } from './options';
 import type { ServerLink, ServerLinkHost } from './server-link';
@@ -45,18 +45,10 @@ interface JoinedEntry {
   group?: GroupLink;
 }
 
-/** What TransportChain needs of the client that runs the fetch. */
-export interface TransportChainHost {
-  readonly ended: boolean;
-  /** The fetch's run now (stream() makes a new one before the fetch starts). */
-  readonly run: FetchRun;
-  /** Every link of the fetch (the chain adds one per move to TCP). */
-  readonly links: ServerLink[];
-  readonly tcpLinks: ReadonlySet<ServerLink>;
+/** What TransportChain needs of the client that runs the fetch (it adds one link per move to TCP). */
+export interface TransportChainHost extends FetchLinks {
   /** The host of the TCP links the chain opens: their failure is a warning (onTcpFailed), not the fetch's end. */
   readonly tcpFallbackHost: ServerLinkHost;
-  newLink(server: ServerEndpoint, channels: string[], multicast: string[], host: ServerLinkHost, tcp: boolean): ServerLink;
-  openTransport(server: ServerEndpoint, link: ServerLink): Promise<ClientTransport>;
   tcpEndpoint(): Promise<ServerEndpoint>;
   emit(event: 'transport', t: TransportEvent): boolean;
   emit(event: 'warning', message: string): boolean;
