@@ -25,21 +25,10 @@ import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { copyTree } from './support/copy-tree';
 
 const ROOT = path.resolve(__dirname, '..');
 const WORKFLOW = path.join(ROOT, '.github', 'workflows', 'prebuild.yml');
-
-function copyTree(from: string, to: string, skip: ReadonlySet<string>, rel = ''): void {
-  fs.mkdirSync(to, { recursive: true });
-  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
-    const r = path.join(rel, entry.name);
-    if (skip.has(r)) continue;
-    const src = path.join(from, entry.name);
-    const dst = path.join(to, entry.name);
-    if (entry.isDirectory()) copyTree(src, dst, skip, r);
-    else if (entry.isFile()) fs.copyFileSync(src, dst);
-  }
-}
 
 /** The real path of `cmd` on this process's PATH. */
 function which(cmd: string): string {

@@ -5,38 +5,16 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
-import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseChannelSpec, RunningServe, startServe } from '../../lib/cli/serve';
+import { parseChannelSpec } from '../../lib/cli/serve';
 import { runLs } from '../../lib/cli/ls';
 import { FakeServer } from '../client/fake-server';
-import { runHere, serveOptions } from './support';
+import { runHere, servedFiles } from './support';
 
-let root: string;
-let serving: RunningServe;
-let base: string;
 const files: Record<string, Buffer> = { 'a.bin': randomBytes(40_000), 'b.txt': Buffer.from('bee\n'), 'c d/é.bin': randomBytes(2_000_000) };
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-ls-'));
-  const src = path.join(root, 'src');
-  for (const [name, data] of Object.entries(files)) {
-    await fs.mkdir(path.dirname(path.join(src, name)), { recursive: true });
-    await fs.writeFile(path.join(src, name), data);
-  }
-  serving = await startServe([src], serveOptions({ rate: 200, channel: [parseChannelSpec(`hd:${path.join(src, 'a.bin')}:50.5`)] }), {
-    stdout: () => undefined,
-    stderr: process.stderr,
-  });
-  base = `rqcast://127.0.0.1:${serving.address.port}`;
-}, 60_000);
-
-afterAll(async () => {
-  await serving.close();
-  await fs.rm(root, { recursive: true, force: true });
-});
+const served = servedFiles('rqcast-ls-', files, (src) => ({ rate: 200, channel: [parseChannelSpec(`hd:${path.join(src, 'a.bin')}:50.5`)] }));
 
 async function waitFor(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -51,14 +29,14 @@ async function ls(args: string[]): Promise<{ code: number; out: string }> {
 }
 
 test('every channel and its objects, as text; each session it opened has left', async () => {
-  const before = serving.server.counters;
-  const r = await ls([base]);
+  const before = served.serving.server.counters;
+  const r = await ls([served.base]);
   expect(r.code).toBe(0);
   // Two sessions: main first (its FDT lists hd), then hd; both LEAVE once their FDT is read.
-  const after = serving.server.counters;
+  const after = served.serving.server.counters;
   expect(after.sessionsStarted - before.sessionsStarted).toBe(2);
-  await waitFor(() => serving.server.counters.sessionsLeft - before.sessionsLeft === 2);
-  expect(serving.server.sessionCount).toBe(0);
+  await waitFor(() => served.serving.server.counters.sessionsLeft - before.sessionsLeft === 2);
+  expect(served.serving.server.sessionCount).toBe(0);
   const p = (name: string): string => sha(files[name]).slice(0, 12);
   expect(r.out).toBe(
     [
@@ -74,7 +52,7 @@ test('every channel and its objects, as text; each session it opened has left', 
 });
 
 test('--json: full digests, sizes in bytes, rates in bit/s, TSIs and TOIs', async () => {
-  const r = await ls([base, '--json']);
+  const r = await ls([served.base, '--json']);
   expect(r.code).toBe(0);
   const listing = JSON.parse(r.out) as { type: string; channels: unknown[] };
   const obj = (toi: number, name: string): unknown => ({ name, toi, size: files[name].length, sha256: sha(files[name]) });
@@ -88,17 +66,17 @@ test('--json: full digests, sizes in bytes, rates in bit/s, TSIs and TOIs', asyn
 });
 
 test('the URL\'s channels only; a one-segment URL is a channel here', async () => {
-  const r = await ls([`${base}/hd`, '--json']);
+  const r = await ls([`${served.base}/hd`, '--json']);
   expect(r.code).toBe(0);
   const listing = JSON.parse(r.out) as { channels: { name: string }[] };
   expect(listing.channels.map((c) => c.name)).toEqual(['hd']);
 });
 
 test('through main.ts: no such channel exits 3 saying what to do, a NAME exits 2, silence exits 4', async () => {
-  const refused = await runHere(['ls', `${base}/nosuch`]);
+  const refused = await runHere(['ls', `${served.base}/nosuch`]);
   expect(refused.code).toBe(3);
   expect(refused.stderr).toMatch(/^rqcast ls: server refused the join: unknown channel nosuch: name channels the server has/);
-  const named = await runHere(['ls', `${base}//a.bin`]);
+  const named = await runHere(['ls', `${served.base}//a.bin`]);
   expect(named.code).toBe(2);
   expect(named.stderr).toMatch(/without an object NAME/);
   const silent = dgram.createSocket('udp4');

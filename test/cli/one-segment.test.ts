@@ -6,42 +6,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseChannelSpec, RunningServe, startServe } from '../../lib/cli/serve';
-import { runHere, serveOptions } from './support';
+import { parseChannelSpec } from '../../lib/cli/serve';
+import { runHere, servedFiles } from './support';
 
-let root: string;
-let serving: RunningServe;
-let base: string;
 const A = randomBytes(40_000);
 const B = Buffer.from('bee\n');
 
-beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-seg-'));
-  const src = path.join(root, 'src');
-  await fs.mkdir(src);
-  await fs.writeFile(path.join(src, 'a.bin'), A);
-  await fs.writeFile(path.join(src, 'b.txt'), B);
-  serving = await startServe([src], serveOptions({ channel: [parseChannelSpec(`hd:${path.join(src, 'a.bin')}`)] }), {
-    stdout: () => undefined,
-    stderr: process.stderr,
-  });
-  base = `rqcast://127.0.0.1:${serving.address.port}`;
-}, 60_000);
-
-afterAll(async () => {
-  await serving.close();
-  await fs.rm(root, { recursive: true, force: true });
-});
+const served = servedFiles('rqcast-seg-', { 'a.bin': A, 'b.txt': B }, (src) => ({ channel: [parseChannelSpec(`hd:${path.join(src, 'a.bin')}`)] }));
 
 async function outDir(): Promise<string> {
-  return fs.mkdtemp(path.join(root, 'out-'));
+  return fs.mkdtemp(path.join(served.root, 'out-'));
 }
 
 test('a channel of that name: the channel (every object it carries)', async () => {
   const dir = await outDir();
-  const r = await runHere(['fetch', `${base}/hd`, '-o', dir]);
+  const r = await runHere(['fetch', `${served.base}/hd`, '-o', dir]);
   expect(r.code).toBe(0);
   expect(await fs.readdir(dir)).toEqual(['a.bin']);
   expect((await fs.readFile(path.join(dir, 'a.bin'))).equals(A)).toBe(true);
@@ -50,7 +30,7 @@ test('a channel of that name: the channel (every object it carries)', async () =
 test('no channel of that name: the object of channel main, into -o FILE', async () => {
   const dir = await outDir();
   const file = path.join(dir, 'copy.txt');
-  const r = await runHere(['fetch', `${base}/b.txt`, '-o', file]);
+  const r = await runHere(['fetch', `${served.base}/b.txt`, '-o', file]);
   expect(r.code).toBe(0);
   expect(await fs.readFile(file)).toEqual(B);
   expect(await fs.readdir(dir)).toEqual(['copy.txt']);
@@ -58,7 +38,7 @@ test('no channel of that name: the object of channel main, into -o FILE', async 
 
 test('neither: exit 6, both readings named, the server offer listed, nothing written', async () => {
   const dir = await outDir();
-  const r = await runHere(['fetch', `${base}/nothing.bin`, '-o', dir]);
+  const r = await runHere(['fetch', `${served.base}/nothing.bin`, '-o', dir]);
   expect(r.code).toBe(6);
   expect(r.stderr).toMatch(/"nothing\.bin" is neither a channel of the server nor an object of channel "main"/);
   expect(r.stderr).toContain('channels "main", "hd"');
@@ -68,16 +48,16 @@ test('neither: exit 6, both readings named, the server offer listed, nothing wri
 
 test('the explicit forms still work: //NAME, CH1,CH2/NAME, CH/; a missing //NAME exits 6 with the offer', async () => {
   const dir = await outDir();
-  expect((await runHere(['fetch', `${base}//b.txt`, '-o', path.join(dir, 'b1')])).code).toBe(0);
+  expect((await runHere(['fetch', `${served.base}//b.txt`, '-o', path.join(dir, 'b1')])).code).toBe(0);
   expect(await fs.readFile(path.join(dir, 'b1'))).toEqual(B);
-  expect((await runHere(['fetch', `${base}/main,hd/a.bin`, '-o', path.join(dir, 'a1')])).code).toBe(0);
+  expect((await runHere(['fetch', `${served.base}/main,hd/a.bin`, '-o', path.join(dir, 'a1')])).code).toBe(0);
   expect((await fs.readFile(path.join(dir, 'a1'))).equals(A)).toBe(true);
   const sub = await outDir();
-  expect((await runHere(['fetch', `${base}/hd/`, '-o', sub])).code).toBe(0);
+  expect((await runHere(['fetch', `${served.base}/hd/`, '-o', sub])).code).toBe(0);
   expect(await fs.readdir(sub)).toEqual(['a.bin']);
   // A trailing '/' means the channel only: no object reading.
-  expect((await runHere(['fetch', `${base}/b.txt/`, '-o', sub])).code).toBe(3);
-  const missing = await runHere(['fetch', `${base}//nope`, '-o', sub]);
+  expect((await runHere(['fetch', `${served.base}/b.txt/`, '-o', sub])).code).toBe(3);
+  const missing = await runHere(['fetch', `${served.base}//nope`, '-o', sub]);
   expect(missing.code).toBe(6);
   expect(missing.stderr).toContain('objects "a.bin", "b.txt"');
 });

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { PassThrough } from 'stream';
 import { ProgressInfo, RqcastClient, RqcastClientOptions } from '../../lib/client/client';
@@ -17,26 +16,13 @@ import {
   NoSuchObjectError,
 } from '../../lib/client/errors';
 import { MessageType } from '../../lib/protocol/messages';
-import { FakeServer, FakeServerOptions } from './fake-server';
+import { scriptedServers } from '../support/scripted-servers';
 
-let dir: string;
-const servers: FakeServer[] = [];
-beforeEach(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-client-'));
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-  await fs.rm(dir, { recursive: true, force: true });
-});
-
-async function serve(o: FakeServerOptions): Promise<{ server: FakeServer; port: number }> {
-  const server = new FakeServer(o);
-  servers.push(server);
-  return { server, port: await server.listen() };
-}
+const scripted = scriptedServers('rqcast-client-');
+const serve = scripted.serve;
 
 function client(url: string, o: RqcastClientOptions = {}): RqcastClient {
-  return new RqcastClient(url, { outputDir: dir, timeoutMs: 5000, retryMs: 20, ...o });
+  return new RqcastClient(url, { outputDir: scripted.dir, timeoutMs: 5000, retryMs: 20, ...o });
 }
 
 const A = randomBytes(20_000);
@@ -50,8 +36,8 @@ describe('RqcastClient (scripted server)', () => {
     c.on('joined', () => events.push('joined'));
     c.on('object', (o) => events.push(`object:${o.name}`));
     const s = await c.fetch();
-    expect((await fs.readFile(path.join(dir, 'a.bin'))).equals(A)).toBe(true);
-    expect((await fs.readFile(path.join(dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'a.bin'))).equals(A)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
     expect(events[0]).toBe('joined');
     expect(events.slice(1).sort()).toEqual(['object:a.bin', 'object:sub/b.txt']);
     expect(s.objects).toHaveLength(2);
@@ -64,14 +50,14 @@ describe('RqcastClient (scripted server)', () => {
     expect(server.leaves).toBe(1);
     const join = server.received.find((m) => m.type === MessageType.Join);
     expect(join).toMatchObject({ channels: ['main'], until: { kind: 'duration', ms: 30_000 }, ack: false });
-    expect((await fs.readdir(dir)).sort()).toEqual(['a.bin', 'sub']);
+    expect((await fs.readdir(scripted.dir)).sort()).toEqual(['a.bin', 'sub']);
   });
 
   test('the node dgram socket (fallback for addons without the batched receiver) fetches the same', async () => {
     const { server, port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'sub/b.txt', data: B }] });
     const s = await client(`rqcast://127.0.0.1:${port}`, { useDgram: true }).fetch();
-    expect((await fs.readFile(path.join(dir, 'a.bin'))).equals(A)).toBe(true);
-    expect((await fs.readFile(path.join(dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'a.bin'))).equals(A)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
     expect(s.objects).toHaveLength(2);
     await new Promise((r) => setTimeout(r, 50));
     expect(server.leaves).toBe(1);
@@ -92,11 +78,11 @@ describe('RqcastClient (scripted server)', () => {
 
   test('a named object only, into an exact file path', async () => {
     const { port } = await serve({ objects: [{ name: 'a.bin', data: A }, { name: 'b.txt', data: B }] });
-    const out = path.join(dir, 'renamed.dat');
+    const out = path.join(scripted.dir, 'renamed.dat');
     const s = await client(`rqcast://127.0.0.1:${port}//b.txt`, { outputFile: out }).fetch();
     expect(s.objects.map((o) => o.name)).toEqual(['b.txt']);
     expect([...(await fs.readFile(out))]).toEqual([0x42]);
-    expect(await fs.readdir(dir)).toEqual(['renamed.dat']);
+    expect(await fs.readdir(scripted.dir)).toEqual(['renamed.dat']);
   });
 
   test('HELLOs that go unanswered are retried', async () => {
@@ -112,7 +98,7 @@ describe('RqcastClient (scripted server)', () => {
     const err = await client(`rqcast://127.0.0.1:${port}/nosuch`).fetch().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JoinRefusedError);
     expect((err as JoinRefusedError).message).toMatch(/unknown channel nosuch/);
-    expect(await fs.readdir(dir)).toEqual([]);
+    expect(await fs.readdir(scripted.dir)).toEqual([]);
   });
 
   test('no server: FetchTimeoutError after timeoutMs', async () => {
@@ -125,7 +111,7 @@ describe('RqcastClient (scripted server)', () => {
   test('a digest that does not match: DigestMismatchError, no file under any name', async () => {
     const { port } = await serve({ objects: [{ name: 'a.bin', data: A, sha256: Buffer.alloc(32, 1) }] });
     await expect(client(`rqcast://127.0.0.1:${port}`).fetch()).rejects.toBeInstanceOf(DigestMismatchError);
-    expect(await fs.readdir(dir)).toEqual([]);
+    expect(await fs.readdir(scripted.dir)).toEqual([]);
   });
 
   test('an object the FDT does not list: NoSuchObjectError', async () => {
@@ -141,8 +127,8 @@ describe('RqcastClient (scripted server)', () => {
     const s = await c.fetch();
     expect(s.objects.map((o) => o.name)).toEqual(['good']);
     expect(warnings.join()).toMatch(/"\.\."/);
-    expect(await fs.readdir(dir)).toEqual(['good']);
-    await expect(fs.stat(path.join(dir, '..', 'evil'))).rejects.toThrow();
+    expect(await fs.readdir(scripted.dir)).toEqual(['good']);
+    await expect(fs.stat(path.join(scripted.dir, '..', 'evil'))).rejects.toThrow();
   });
 
   test('renews with a new JOIN at half the granted time', async () => {
@@ -156,7 +142,7 @@ describe('RqcastClient (scripted server)', () => {
     // One renewal may still be in flight when the object completes (its JOINED never counted).
     const answered = c.stats.renewals + c.stats.rejoins + 1;
     expect([answered, answered + 1]).toContain(server.joins);
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
   });
 
   test('a cookie refused as expired on renewal: HELLO again, then JOIN', async () => {
@@ -166,7 +152,7 @@ describe('RqcastClient (scripted server)', () => {
     await c.fetch();
     expect(server.hellos).toBeGreaterThanOrEqual(2);
     expect(server.joins).toBeGreaterThanOrEqual(3);
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
   });
 
   test('ACK mode: a burst of CookieExpired (one per ACK in flight) is one cookie refresh, not a refusal', async () => {
@@ -175,7 +161,7 @@ describe('RqcastClient (scripted server)', () => {
     const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, ackIntervalMs: 10 });
     await c.fetch();
     expect(server.hellos).toBe(2);
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
   });
 
   test('--until: JOIN carries an absolute time', async () => {
@@ -193,7 +179,7 @@ describe('RqcastClient (scripted server)', () => {
     const { port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1 });
     const c = client(`rqcast://127.0.0.1:${port}`, { untilMs: Date.now() + 300 });
     await expect(c.fetch()).rejects.toThrow(/until/);
-    expect(await fs.readdir(dir)).toEqual([]);
+    expect(await fs.readdir(scripted.dir)).toEqual([]);
   });
 
   test('ERROR NotJoined (the server forgot the session): JOIN again and finish', async () => {
@@ -202,7 +188,7 @@ describe('RqcastClient (scripted server)', () => {
     const c = client(`rqcast://127.0.0.1:${port}`, { ack: true });
     await c.fetch();
     expect(server.joins).toBeGreaterThanOrEqual(2);
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
   });
 
   test('ACK mode: losses are reported, replacements carry ESIs never seen before', async () => {
@@ -210,7 +196,7 @@ describe('RqcastClient (scripted server)', () => {
     const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 4 });
     const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, lossRate: 0.2, lossSeed: 1, recordEsis: true });
     const s = await c.fetch();
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
     expect(server.acks).toBeGreaterThan(0);
     expect(s.acksSent).toBe(c.stats.acksSent);
     expect(s.replacements).toBeGreaterThan(0);
@@ -228,7 +214,7 @@ describe('RqcastClient (scripted server)', () => {
     const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 4 });
     const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, lossRate: 0.2, lossSeed: 1 });
     const s = await c.fetch();
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
     expect(server.acks).toBeGreaterThan(0);
     expect(s.replacements).toBeGreaterThan(0);
     expect(s.simulatedDrops).toBeGreaterThan(0);
@@ -240,7 +226,7 @@ describe('RqcastClient (scripted server)', () => {
     const big = randomBytes(60_000);
     const { port } = await serve({ objects: [{ name: 'big', data: big }], channels: { a: 1, b: 2 } });
     const s = await client(`rqcast://127.0.0.1:${port}/a,b`).fetch();
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
     expect(s.objects.map((o) => o.name)).toEqual(['big']);
   });
 
@@ -252,7 +238,7 @@ describe('RqcastClient (scripted server)', () => {
     c.on('joined', (j) => joined.push(...j.channels.map((x) => x.tsi)));
     await c.fetch();
     expect(joined).toEqual([1, 2]);
-    expect((await fs.readFile(path.join(dir, 'big'))).equals(big)).toBe(true);
+    expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
     const tsis = new Set(c.stats.esiLog.filter((e) => e.toi === 1n).map((e) => e.tsi));
     expect([...tsis].sort()).toEqual([1, 2]);
   });
@@ -263,7 +249,7 @@ describe('RqcastClient (scripted server)', () => {
     await expect(c.fetch()).rejects.toBeInstanceOf(FetchTimeoutError);
     expect(c.stats.packetsReceived).toBeGreaterThan(0);
     // What channel a delivered was verified: it stays.
-    expect(await fs.readdir(dir)).toEqual(['b.txt']);
+    expect(await fs.readdir(scripted.dir)).toEqual(['b.txt']);
   });
 
   test('progress events, and the JSON display built on them', async () => {
@@ -297,6 +283,6 @@ describe('RqcastClient (scripted server)', () => {
     await new Promise<void>((r) => c.once('joined', () => setTimeout(r, 100)));
     c.close();
     await expect(p).rejects.toThrow(/aborted/);
-    expect(await fs.readdir(dir)).toEqual([]);
+    expect(await fs.readdir(scripted.dir)).toEqual([]);
   });
 });

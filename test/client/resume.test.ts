@@ -7,32 +7,19 @@
  */
 import { createHash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { RqcastClient, RqcastClientOptions } from '../../lib/client/client';
 import { FetchTimeoutError } from '../../lib/client/errors';
 import type { KeptPartial } from '../../lib/client/sinks/sink';
 import { parseState } from '../../lib/client/sinks/resume-state';
-import { FakeServer, FakeServerOptions } from './fake-server';
+import type { FakeServerOptions } from './fake-server';
+import { scriptedServers } from '../support/scripted-servers';
 
-let dir: string;
-const servers: FakeServer[] = [];
-beforeEach(async () => {
-  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-resume-client-'));
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-  await fs.rm(dir, { recursive: true, force: true });
-});
-
-async function serve(o: FakeServerOptions): Promise<{ server: FakeServer; port: number }> {
-  const server = new FakeServer(o);
-  servers.push(server);
-  return { server, port: await server.listen() };
-}
+const scripted = scriptedServers('rqcast-resume-client-');
+const serve = scripted.serve;
 
 function client(port: number, o: RqcastClientOptions = {}): RqcastClient {
-  return new RqcastClient(`rqcast://127.0.0.1:${port}//r.bin`, { outputDir: dir, retryMs: 20, ...o });
+  return new RqcastClient(`rqcast://127.0.0.1:${port}//r.bin`, { outputDir: scripted.dir, retryMs: 20, ...o });
 }
 
 const T = 256;
@@ -50,13 +37,13 @@ test('a fetch that stops short keeps its symbols (partial); the next one reads t
   await expect(first.fetch()).rejects.toBeInstanceOf(FetchTimeoutError);
   expect(partial).toHaveLength(1);
   const kept = partial[0][0];
-  expect(kept).toMatchObject({ name: 'r.bin', path: path.join(dir, 'r.bin'), blocksKept: 0, blocks: 1, bytesKept: 0, bytes: DATA.length });
+  expect(kept).toMatchObject({ name: 'r.bin', path: path.join(scripted.dir, 'r.bin'), blocksKept: 0, blocks: 1, bytesKept: 0, bytes: DATA.length });
   // The symbols gathered for one write-through run were written and recorded when the fetch stopped.
   const received = first.stats.packetsReceived;
   expect(kept.symbolBytesKept).toBeGreaterThan(0);
   expect(kept.symbolBytesKept % T).toBe(0);
-  expect((await fs.readdir(dir)).sort()).toEqual(['.r.bin.rqcast-part', '.r.bin.rqcast-state']);
-  const journal = parseState(await fs.readFile(path.join(dir, '.r.bin.rqcast-state')), {
+  expect((await fs.readdir(scripted.dir)).sort()).toEqual(['.r.bin.rqcast-part', '.r.bin.rqcast-state']);
+  const journal = parseState(await fs.readFile(path.join(scripted.dir, '.r.bin.rqcast-state')), {
     oti: { transferLength: DATA.length, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 },
     sha256: createHash('sha256').update(DATA).digest(),
   });
@@ -68,8 +55,8 @@ test('a fetch that stops short keeps its symbols (partial); the next one reads t
   (server as unknown as { o: FakeServerOptions }).o.unicastPackets = undefined;
   const second = client(port, { resume: 'continue', timeoutMs: 5000 });
   const s = await second.fetch();
-  expect((await fs.readFile(path.join(dir, 'r.bin'))).equals(DATA)).toBe(true);
-  expect(await fs.readdir(dir)).toEqual(['r.bin']);
+  expect((await fs.readFile(path.join(scripted.dir, 'r.bin'))).equals(DATA)).toBe(true);
+  expect(await fs.readdir(scripted.dir)).toEqual(['r.bin']);
   expect(s.symbolsReplayed).toBe(keptSymbols);
   expect(s.symbolsReceived).toBeGreaterThanOrEqual(K - keptSymbols);
   // K - kept, plus at most the margin a block accepts beyond K (8) before an attempt.
@@ -84,5 +71,5 @@ test('without resume, a fetch that stops short keeps nothing and emits no partia
   first.on('partial', () => partials++);
   await expect(first.fetch()).rejects.toBeInstanceOf(FetchTimeoutError);
   expect(partials).toBe(0);
-  expect(await fs.readdir(dir)).toEqual([]);
+  expect(await fs.readdir(scripted.dir)).toEqual([]);
 });

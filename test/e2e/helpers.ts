@@ -159,3 +159,39 @@ export function sleep(ms: number): Promise<void> {
 export function describeRun(what: string, r: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }): string {
   return `${what}: exit ${r.code ?? r.signal}\n--- stdout ---\n${r.stdout.slice(-3000)}\n--- stderr ---\n${r.stderr.slice(-3000)}`;
 }
+
+/** Per test: a temporary directory, and the processes it started; after it, they are stopped and the directory removed. */
+export function perTestProcesses(tag: string): { readonly dir: string; readonly running: NsProcess[] } {
+  const running: NsProcess[] = [];
+  let dir = '';
+  beforeEach(() => {
+    dir = tempDir(tag);
+  });
+  afterEach(async () => {
+    for (const p of running.splice(0)) await stopProcess(p);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir() {
+      return dir;
+    },
+    running,
+  };
+}
+
+/** The pino log lines (JSON) a process wrote to stderr. */
+export function logLines(stderr: string): { msg?: string; [k: string]: unknown }[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string });
+}
+
+/** `rqcast serve` on the host at 127.0.0.1, any port, with `args`; listed in `running`; the port read from its listening line. */
+export async function serveOnLoopback(running: NsProcess[], args: string[]): Promise<{ p: NsProcess; port: number }> {
+  const p = await startServer(undefined, undefined, ['--port', '0', '--bind', '127.0.0.1', ...args]);
+  running.push(p);
+  const m = /listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout);
+  if (!m) throw new Error(`no port in ${p.stdout}`);
+  return { p, port: Number(m[1]) };
+}

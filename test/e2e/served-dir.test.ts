@@ -7,26 +7,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NsProcess } from '../support/netns';
-import { cliOptions, hostSpawn, rqcastArgv, sha256, startServer, stopProcess, tempDir, writeContent } from './helpers';
+import { cliOptions, hostSpawn, logLines, perTestProcesses, rqcastArgv, serveOnLoopback, sha256, startServer, writeContent } from './helpers';
 
 jest.setTimeout(120_000);
 
-let dir: string;
-const running: NsProcess[] = [];
-beforeEach(() => {
-  dir = tempDir('served-dir');
-});
-afterEach(async () => {
-  for (const p of running.splice(0)) await stopProcess(p);
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const rig = perTestProcesses('served-dir');
+const running = rig.running;
 
-function logLines(stderr: string): { msg?: string; [k: string]: unknown }[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { msg?: string });
-}
 
 /** Resolves with the server's first 'object added' line for `name` (polled from its stderr). */
 async function added(server: NsProcess, name: string): Promise<Record<string, unknown>> {
@@ -38,12 +25,8 @@ async function added(server: NsProcess, name: string): Promise<Record<string, un
   }
 }
 
-async function serveDir(root: string, settle: string): Promise<{ p: NsProcess; port: number }> {
-  const p = await startServer(undefined, undefined, [root, '--port', '0', '--bind', '127.0.0.1', '--rate', '100', '--settle', settle]);
-  running.push(p);
-  const m = /listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout);
-  if (!m) throw new Error(p.stdout);
-  return { p, port: Number(m[1]) };
+function serveDir(root: string, settle: string): Promise<{ p: NsProcess; port: number }> {
+  return serveOnLoopback(running, [root, '--rate', '100', '--settle', settle]);
 }
 
 function fetch(port: number, name: string, out: string): Promise<{ code: number | null; stderr: string }> {
@@ -53,13 +36,13 @@ function fetch(port: number, name: string, out: string): Promise<{ code: number 
 }
 
 test('a file that appears in a served directory is announced (new TOI, new FDT instance) and fetched', async () => {
-  const root = path.join(dir, 'root');
+  const root = path.join(rig.dir, 'root');
   fs.mkdirSync(root);
   writeContent(path.join(root, 'a.bin'), 100_000, 1);
   const { p: server, port } = await serveDir(root, '500ms');
   // Written before b.bin: by the time b.bin is announced, the scans have seen these too.
   writeContent(path.join(root, '.hidden.bin'), 1000, 3);
-  const outside = path.join(dir, 'outside.bin');
+  const outside = path.join(rig.dir, 'outside.bin');
   writeContent(outside, 1000, 4);
   fs.symlinkSync(outside, path.join(root, 'out.bin'));
   const digest = writeContent(path.join(root, 'b.bin'), 300_000, 2);
@@ -69,7 +52,7 @@ test('a file that appears in a served directory is announced (new TOI, new FDT i
   const skipped = logLines(server.stderr).filter((l) => l.msg === 'file skipped');
   expect(skipped.map((l) => path.basename(String(l.path))).sort()).toEqual(['.hidden.bin', 'out.bin']);
   expect(logLines(server.stderr).filter((l) => l.msg === 'object added').map((l) => l.object)).toEqual(['b.bin']);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   const r = await fetch(port, 'b.bin', out);
   expect(r.stderr).toBe('');
@@ -78,7 +61,7 @@ test('a file that appears in a served directory is announced (new TOI, new FDT i
 });
 
 test('a file being written is not announced until it has settled: one announcement, of the whole file', async () => {
-  const root = path.join(dir, 'root');
+  const root = path.join(rig.dir, 'root');
   fs.mkdirSync(root);
   writeContent(path.join(root, 'a.bin'), 10_000, 3);
   const { p: server, port } = await serveDir(root, '3s');
@@ -92,26 +75,26 @@ test('a file being written is not announced until it has settled: one announceme
   const line = await added(server, 'c.bin');
   expect(line).toMatchObject({ object: 'c.bin', length: 40 * 20_000 });
   expect(logLines(server.stderr).filter((l) => l.msg === 'object added' && l.object === 'c.bin')).toHaveLength(1);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   expect((await fetch(port, 'c.bin', out)).code).toBe(0);
   expect(fs.statSync(path.join(out, 'c.bin')).size).toBe(40 * 20_000);
 });
 
 test('a file replaced while it is being fetched: the server announces the new version (new TOI) in the same FDT instance that drops the old, and the fetch ends with the new content, not a digest error', async () => {
-  const file = path.join(dir, 'doc.bin');
+  const file = path.join(rig.dir, 'doc.bin');
   writeContent(file, 1024 * 1024, 21);
   // 1 MiB at 2 Mbit/s: about 4.5 s to fetch.
   const p = await startServer(undefined, undefined, [file, '--port', '0', '--bind', '127.0.0.1', '--rate', '2', '--settle', '500ms']);
   running.push(p);
   const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout)?.[1]);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   const client = hostSpawn(rqcastArgv('fetch', `rqcast://127.0.0.1:${port}`, '-o', out, '--json', '--timeout', '30s'), cliOptions({ timeoutMs: 100_000 }));
   running.push(client);
   await client.waitForStdout(/"type":"progress"/, 60_000);
   // An editor's save: the new content written beside, then renamed over.
-  const next = path.join(dir, 'doc.bin.new');
+  const next = path.join(rig.dir, 'doc.bin.new');
   const digest = writeContent(next, 1024 * 1024, 22);
   fs.renameSync(next, file);
   const r = await client.wait();

@@ -8,37 +8,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { NsProcess } from '../support/netns';
 import { RqcastClient } from '../../lib/client/client';
-import { cliOptions, hostSpawn, lastJson, rqcastArgv, sha256, startServer, stopProcess, tempDir, writeContent } from './helpers';
+import { cliOptions, hostSpawn, lastJson, logLines, perTestProcesses, rqcastArgv, serveOnLoopback, sha256, writeContent } from './helpers';
 
 jest.setTimeout(180_000);
 
 const MIB = 1024 * 1024;
-const running: NsProcess[] = [];
-let dir: string;
+const rig = perTestProcesses('shutdown');
+const running = rig.running;
 
-beforeEach(() => {
-  dir = tempDir('shutdown');
-});
-
-afterEach(async () => {
-  for (const p of running.splice(0)) await stopProcess(p);
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** The pino log lines (JSON) a process wrote to stderr. */
-function logLines(stderr: string): { msg?: string; [k: string]: unknown }[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { msg?: string });
-}
-
-async function serve(args: string[]): Promise<{ p: NsProcess; port: number }> {
-  const p = await startServer(undefined, undefined, ['--port', '0', '--bind', '127.0.0.1', ...args]);
-  running.push(p);
-  const m = /listening on 127\.0\.0\.1:(\d+)/.exec(p.stdout);
-  if (!m) throw new Error(`no port in ${p.stdout}`);
-  return { p, port: Number(m[1]) };
+function serve(args: string[]): Promise<{ p: NsProcess; port: number }> {
+  return serveOnLoopback(running, args);
 }
 
 function fetch(port: number, out: string, ...args: string[]): NsProcess {
@@ -48,11 +27,11 @@ function fetch(port: number, out: string, ...args: string[]): NsProcess {
 }
 
 test('SIGTERM on serve with a fetch running: the client is told, the server logs "left" and exits 0; the fetch exits 7 and keeps its resume files only', async () => {
-  const file = path.join(dir, 'big.bin');
+  const file = path.join(rig.dir, 'big.bin');
   writeContent(file, 8 * MIB, 13);
   // 8 MiB at 4 Mbit/s: about 17 s, far more than it takes to get going.
   const { p: server, port } = await serve([file, '--rate', '4']);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   const client = fetch(port, out, '--timeout', '120s');
   await client.waitForStdout(/"type":"progress"/, 60_000);
@@ -81,22 +60,22 @@ test('SIGTERM on serve with a fetch running: the client is told, the server logs
 });
 
 test('the control: a fetch that ends normally exits 0; after the server left, a new fetch finds nobody and times out (4)', async () => {
-  const file = path.join(dir, 'small.bin');
+  const file = path.join(rig.dir, 'small.bin');
   writeContent(file, 64 * 1024, 14);
   const { p: server, port } = await serve([file, '--rate', '50']);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   const ok = await fetch(port, out).wait();
   expect(ok.code).toBe(0);
   expect(lastJson(ok.stdout)).toMatchObject({ type: 'summary' });
   server.kill('SIGTERM');
   expect((await server.wait()).code).toBe(0);
-  const late = await fetch(port, path.join(dir, 'late'), '--timeout', '1s').wait();
+  const late = await fetch(port, path.join(rig.dir, 'late'), '--timeout', '1s').wait();
   expect(late.code).toBe(4);
 });
 
 test('a file truncated while served: the server withdraws the object once (one log line, its reason once), announces an FDT without it, and the fetch stops at once with a clear error', async () => {
-  const file = path.join(dir, 'big.bin');
+  const file = path.join(rig.dir, 'big.bin');
   writeContent(file, 64 * MIB, 15);
   // --memory 40: a sliding window; at "listening" only the first window and
   // the block after it are prepared, the later blocks are read when the
@@ -104,7 +83,7 @@ test('a file truncated while served: the server withdraws the object once (one l
   // --no-watch: the withdrawal alone (a watched file would also be announced again, truncated, once settled).
   const { p: server, port } = await serve([file, '--rate', '200', '--memory', '40', '--no-watch']);
   fs.truncateSync(file, 10_000_000);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   const c = await fetch(port, out, '--timeout', '120s').wait();
   expect(c.code).toBe(1);
@@ -125,10 +104,10 @@ test('a file truncated while served: the server withdraws the object once (one l
 });
 
 test('a server killed (-9) and restarted mid-fetch: the client rejoins at once (no renewal wait), gets no repair symbol it already held, and finishes', async () => {
-  const file = path.join(dir, 'obj.bin');
+  const file = path.join(rig.dir, 'obj.bin');
   const digest = writeContent(file, 4 * MIB, 16);
   const first = await serve([file, '--rate', '8']);
-  const out = path.join(dir, 'out');
+  const out = path.join(rig.dir, 'out');
   fs.mkdirSync(out);
   // 70% of the packets dropped by the client's own hook: by the time it holds
   // 60% of K it has been given repair symbols too (the first pass sent K).

@@ -7,94 +7,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { type AlcPacket, decodeAlc } from '../../lib/protocol/alc';
-import { decodeControl, encodeControl } from '../../lib/protocol/control';
+import { encodeControl } from '../../lib/protocol/control';
 import { type ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/content/catalogue';
 import { Replicator } from '../../lib/transport/replicator';
 import { RqcastClient } from '../../lib/client/client';
 import { JoinRefusedError } from '../../lib/client/errors';
 import { registerServerMetrics } from '../../lib/server/metrics';
-import { packetsPerSecond, RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
+import { packetsPerSecond, type RqcastServerOptions } from '../../lib/server/server';
+import { serverRig, type ServerRig } from '../support/server-rig';
 
 const RATE_MBPS = 20;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-class Client {
-  readonly socket = dgram.createSocket('udp4');
-  readonly control: ControlMessage[] = [];
-  readonly data: AlcPacket[] = [];
-  onData?: (p: AlcPacket) => void;
-  private waiters: (() => void)[] = [];
-
-  static async open(): Promise<Client> {
-    const c = new Client();
-    await new Promise<void>((r) => c.socket.bind(0, '127.0.0.1', r));
-    return c;
-  }
-
-  private constructor() {
-    this.socket.on('message', (msg) => {
-      if (msg[0] === 0x52 && msg[1] === 0x51) {
-        const r = decodeControl(msg);
-        if (r.ok) this.control.push(r.msg);
-      } else {
-        const r = decodeAlc(new Uint8Array(msg));
-        if (r.ok) {
-          this.data.push(r.packet);
-          this.onData?.(r.packet);
-        }
-      }
-      const w = this.waiters;
-      this.waiters = [];
-      w.forEach((f) => f());
-    });
-  }
-
-  get port(): number {
-    return this.socket.address().port;
-  }
-
-  send(msg: ControlMessage, port: number): void {
-    this.socket.send(encodeControl(msg), port, '127.0.0.1');
-  }
-
-  until<T>(pred: () => T | undefined | false): Promise<T> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        const v = pred();
-        if (v) resolve(v);
-        else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  next<T extends ControlMessage['type']>(type: T, from: number): Promise<Extract<ControlMessage, { type: T }>> {
-    return this.until(() => this.control.slice(from).find((m) => m.type === type) as Extract<ControlMessage, { type: T }> | undefined);
-  }
-
-  async cookie(port: number): Promise<Uint8Array> {
-    const from = this.control.length;
-    this.send({ type: MessageType.Hello, nonce: randomBytes(8) }, port);
-    return (await this.next(MessageType.Cookie, from)).cookie;
-  }
-
-  /** JOIN and its answer (JOINED or ERROR). */
-  async join(port: number, cookie: Uint8Array, ms: number, ack = false): Promise<ControlMessage> {
-    const from = this.control.length;
-    this.send({ type: MessageType.Join, cookie, channels: ['main'], until: { kind: 'duration', ms }, ack }, port);
-    return this.until(() => this.control.slice(from).find((m) => m.type === MessageType.Joined || m.type === MessageType.Error));
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
 
 let dir: string;
 let catalogue: Catalogue;
@@ -110,26 +37,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function serve(options: Partial<RqcastServerOptions> = {}) {
-  const replicator = new Replicator();
-  const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', replicator, rateMbps: RATE_MBPS, tickIntervalMs: 20, ringCapacity: 256, ...options });
-  const { port } = await server.listen();
-  const clients: Client[] = [];
-  return {
-    server,
-    replicator,
-    port,
-    async client() {
-      const c = await Client.open();
-      clients.push(c);
-      return c;
-    },
-    async close() {
-      clients.forEach((c) => c.close());
-      await server.close();
-      replicator.close();
-    },
-  };
+function serve(options: Partial<RqcastServerOptions> = {}): Promise<ServerRig> {
+  return serverRig(catalogue, () => new Replicator(), { rateMbps: RATE_MBPS, ...options });
 }
 
 // ------------------------------------------------------------ finding 2 --
@@ -152,9 +61,9 @@ describe('a client that reports every packet lost (finding 2)', () => {
     try {
       const honest = await r.client();
       const hostile = await r.client();
-      expect((await honest.join(r.port, await honest.cookie(r.port), 600_000)).type).toBe(MessageType.Joined);
+      expect((await honest.joinAnswer(r.port, await honest.cookie(r.port), 600_000)).type).toBe(MessageType.Joined);
       const cookie = await hostile.cookie(r.port);
-      expect((await hostile.join(r.port, cookie, 600_000, true)).type).toBe(MessageType.Joined);
+      expect((await hostile.joinAnswer(r.port, cookie, 600_000, true)).type).toBe(MessageType.Joined);
       // Every 32 stream packets: an ACK saying all of them were lost.
       let first: number | undefined;
       let count = 0;
@@ -210,10 +119,10 @@ test('sessions per address (finding 3): the fourth session of 127.0.0.1 is refus
     const cookies: Uint8Array[] = [];
     for (const c of clients.slice(0, 3)) {
       cookies.push(await c.cookie(r.port));
-      expect((await c.join(r.port, cookies[cookies.length - 1], 60_000)).type).toBe(MessageType.Joined);
+      expect((await c.joinAnswer(r.port, cookies[cookies.length - 1], 60_000)).type).toBe(MessageType.Joined);
     }
     const fourth = clients[3];
-    const refusal = await fourth.join(r.port, await fourth.cookie(r.port), 60_000);
+    const refusal = await fourth.joinAnswer(r.port, await fourth.cookie(r.port), 60_000);
     expect(refusal).toEqual({ type: MessageType.Error, code: ErrorCode.TooManySessions, reason: 'too many sessions from this address (at most 3); leave unused ones first' });
     expect(r.server.counters.joinTooManySessions).toBe(1);
     expect(r.server.sessionCount).toBe(3);
@@ -223,7 +132,7 @@ test('sessions per address (finding 3): the fourth session of 127.0.0.1 is refus
     const left = new Promise((resolve) => r.server.once('left', resolve));
     clients[0].send({ type: MessageType.Leave, cookie: cookies[0] }, r.port);
     await left;
-    expect((await fourth.join(r.port, await fourth.cookie(r.port), 60_000)).type).toBe(MessageType.Joined);
+    expect((await fourth.joinAnswer(r.port, await fourth.cookie(r.port), 60_000)).type).toBe(MessageType.Joined);
     await fourth.until(() => fourth.data.length > 0);
   } finally {
     await r.close();
@@ -236,7 +145,7 @@ test('sessions per address: rqcast\'s own client is refused with the reason and 
   try {
     const holder = await r.client();
     const cookie = await holder.cookie(r.port);
-    expect((await holder.join(r.port, cookie, 60_000)).type).toBe(MessageType.Joined);
+    expect((await holder.joinAnswer(r.port, cookie, 60_000)).type).toBe(MessageType.Joined);
     const err = await new RqcastClient(`rqcast://127.0.0.1:${r.port}`, { outputDir: out, timeoutMs: 20_000 }).fetch().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JoinRefusedError);
     expect((err as JoinRefusedError).serverCode).toBe(ErrorCode.TooManySessions);
@@ -267,7 +176,7 @@ describe('a cookie replayed from the victim address by another process (finding 
     try {
       const victim = await r.client();
       const cookie = await victim.cookie(r.port);
-      expect((await victim.join(r.port, cookie, 30_000)).type).toBe(MessageType.Joined);
+      expect((await victim.joinAnswer(r.port, cookie, 30_000)).type).toBe(MessageType.Joined);
       await victim.until(() => victim.data.length > 50);
       const left = new Promise((resolve) => r.server.once('left', resolve));
       victim.send({ type: MessageType.Leave, cookie }, r.port);
@@ -299,7 +208,7 @@ describe('a cookie replayed from the victim address by another process (finding 
       const cookie = await victim.cookie(r.port);
       const cookieExpiry = Number(Buffer.from(cookie).readBigUInt64BE(0));
       const expired = new Promise((resolve) => r.server.once('expired', resolve));
-      expect((await victim.join(r.port, cookie, 300)).type).toBe(MessageType.Joined);
+      expect((await victim.joinAnswer(r.port, cookie, 300)).type).toBe(MessageType.Joined);
       await expired;
       const from = victim.control.length;
       spoof({ type: MessageType.Join, cookie, channels: ['main'], until: { kind: 'duration', ms: 300_000 }, ack: false }, victim.port, r.port);

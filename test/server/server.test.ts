@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ObjectDecoder } from '../../lib/fec/decoder';
 import { AlcPacket, decodeAlc } from '../../lib/protocol/alc';
-import { decodeControl, encodeControl } from '../../lib/protocol/control';
+import { encodeControl } from '../../lib/protocol/control';
 import { tryParseFdt } from '../../lib/protocol/fdt';
-import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
+import { ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { Catalogue } from '../../lib/content/catalogue';
 import { Replicator } from '../../lib/transport/replicator';
 import type {
@@ -27,6 +27,7 @@ import type {
 import { registerServerMetrics } from '../../lib/server/metrics';
 import { RqcastServer, RqcastServerOptions } from '../../lib/server/server';
 import { codecPacket } from '../support/stream-packets';
+import { RawClient, serverRig, type ServerRig } from '../support/server-rig';
 
 // ----------------------------------------------------------------- fake --
 
@@ -169,91 +170,6 @@ class FakeReplicator extends EventEmitter implements ReplicatorContract {
   }
 }
 
-// --------------------------------------------------------------- client --
-
-/** A raw rqcast client socket: control messages and ALC packets on one port. */
-class TestClient {
-  readonly socket: dgram.Socket;
-  readonly control: ControlMessage[] = [];
-  readonly data: AlcPacket[] = [];
-  bytesReceived = 0;
-  bytesSent = 0;
-  private waiters: (() => void)[] = [];
-
-  /** `host`: the loopback address to bind and to send control messages to. */
-  static async open(host = '127.0.0.1', serverHost = host): Promise<TestClient> {
-    const c = new TestClient(host.includes(':') ? 'udp6' : 'udp4', serverHost);
-    await new Promise<void>((r) => c.socket.bind(0, host, r));
-    return c;
-  }
-
-  private constructor(
-    type: 'udp4' | 'udp6',
-    private readonly serverHost: string,
-  ) {
-    this.socket = dgram.createSocket(type);
-    this.socket.on('message', (msg) => {
-      this.bytesReceived += msg.length;
-      if (msg[0] === 0x52 && msg[1] === 0x51) {
-        const r = decodeControl(msg);
-        if (r.ok) this.control.push(r.msg);
-      } else {
-        const r = decodeAlc(new Uint8Array(msg));
-        if (r.ok) this.data.push(r.packet);
-      }
-      const w = this.waiters;
-      this.waiters = [];
-      w.forEach((f) => f());
-    });
-  }
-
-  get port(): number {
-    return this.socket.address().port;
-  }
-
-  sendRaw(bytes: Uint8Array, port: number): void {
-    this.bytesSent += bytes.length;
-    this.socket.send(bytes, port, this.serverHost);
-  }
-
-  send(msg: ControlMessage, port: number): void {
-    this.sendRaw(encodeControl(msg), port);
-  }
-
-  /** Resolves once `pred` holds (checked on every datagram). */
-  until<T>(pred: () => T | undefined | false): Promise<T> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        const v = pred();
-        if (v) resolve(v);
-        else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** The next control message of `type` after the first `from`. */
-  async next<T extends ControlMessage['type']>(type: T, from = 0): Promise<Extract<ControlMessage, { type: T }>> {
-    return this.until(() => this.control.slice(from).find((m) => m.type === type) as Extract<ControlMessage, { type: T }> | undefined);
-  }
-
-  async cookie(port: number): Promise<Uint8Array> {
-    const from = this.control.length;
-    this.send({ type: MessageType.Hello, nonce: randomBytes(8) }, port);
-    return (await this.next(MessageType.Cookie, from)).cookie;
-  }
-
-  async join(port: number, cookie: Uint8Array, channels: string[], ms = 60_000, ack = false) {
-    const from = this.control.length;
-    this.send({ type: MessageType.Join, cookie, channels, until: { kind: 'duration', ms }, ack }, port);
-    return this.next(MessageType.Joined, from);
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
-
 // ---------------------------------------------------------------- setup --
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -275,51 +191,16 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Rig {
-  server: RqcastServer;
-  replicator: ReplicatorContract;
-  port: number;
-  clients: TestClient[];
-  client(): Promise<TestClient>;
-  close(): Promise<void>;
-}
+type Rig = ServerRig;
 
 type MakeReplicator = () => ReplicatorContract;
 
-async function rig(make: MakeReplicator, options: Partial<RqcastServerOptions> = {}): Promise<Rig> {
-  const replicator = make();
-  const server = new RqcastServer({
-    catalogue,
-    port: 0,
-    host: '127.0.0.1',
-    replicator,
-    rateMbps: 20,
-    tickIntervalMs: 20,
-    ringCapacity: 256,
-    ...options,
-  });
-  const { port } = await server.listen();
-  const clients: TestClient[] = [];
-  return {
-    server,
-    replicator,
-    port,
-    clients,
-    async client() {
-      const c = await TestClient.open();
-      clients.push(c);
-      return c;
-    },
-    async close() {
-      clients.forEach((c) => c.close());
-      await server.close();
-      replicator.close();
-    },
-  };
+function rig(make: MakeReplicator, options: Partial<RqcastServerOptions> = {}): Promise<Rig> {
+  return serverRig(catalogue, make, options);
 }
 
 /** Waits until the replicator holds no destination for `tsi`, then until no more of its packets arrive. */
-async function drained(r: Rig, tsi: number, c: TestClient): Promise<void> {
+async function drained(r: Rig, tsi: number, c: RawClient): Promise<void> {
   while (r.replicator.channelStats(tsi).destinations > 0) await sleep(5);
   const count = (): number => c.data.filter((p) => p.tsi === tsi).length;
   let last = -1;
@@ -442,7 +323,7 @@ describe('RqcastServer over IPv6 with the native replicator', () => {
   ])('bound to %s, client on %s', async (bind, clientHost, serverHost) => {
     const replicator = new Replicator();
     const server = new RqcastServer({ catalogue, port: 0, host: bind, replicator, rateMbps: 20, ringCapacity: 256 });
-    const c = await TestClient.open(clientHost, serverHost);
+    const c = await RawClient.open(clientHost, serverHost);
     try {
       const { port, family } = await server.listen();
       expect(family).toBe('IPv6');
@@ -706,7 +587,7 @@ describe('RqcastServer with a multicast group (docs/PROTOCOL.md §10.10), over t
     return { socket, port: socket.address().port, data, close: () => socket.close() };
   }
 
-  async function joinWith(c: TestClient, port: number, cookie: Uint8Array, channels: string[], multicast: string[]) {
+  async function joinWith(c: RawClient, port: number, cookie: Uint8Array, channels: string[], multicast: string[]) {
     const from = c.control.length;
     c.send({ type: MessageType.Join, cookie, channels, until: { kind: 'duration', ms: 60_000 }, ack: true, multicast }, port);
     return c.next(MessageType.Joined, from);
