@@ -1,7 +1,6 @@
 /** `rqcast serve` (lib/cli/serve.ts), in process, with a raw client over loopback. */
 import { randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -11,7 +10,8 @@ import { decodeAlc } from '../../lib/protocol/alc';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import { isLocalUnicast } from '../../lib/transport/multicast/group-config';
-import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../../lib/transport/replicator-contract';
+import type { ReplicatorContract } from '../../lib/transport/replicator-contract';
+import { TakingReplicator } from '../support/taking-replicator';
 
 let dir: string;
 beforeAll(() => {
@@ -35,33 +35,6 @@ interface Run {
   ready: Promise<string>;
 }
 
-/** A data engine that takes every packet and sends nothing; records the groups it is given. */
-class RecordingReplicator extends EventEmitter implements ReplicatorContract {
-  readonly groups = new Map<number, MulticastGroupConfig>();
-  readonly channels = new Set<number>();
-  createChannel(id: number, _config: ReplicatorChannelConfig): void {
-    this.channels.add(id);
-  }
-  removeChannel(id: number): void {
-    this.channels.delete(id);
-  }
-  addDestination(): void {}
-  removeDestination(): void {}
-  addGroup(channelId: number, group: MulticastGroupConfig): void {
-    this.groups.set(channelId, group);
-  }
-  removeGroup(channelId: number): void {
-    this.groups.delete(channelId);
-  }
-  push(_id: number, _packets: Uint8Array, _size: number, count: number): number {
-    return count;
-  }
-  sendTo(): void {}
-  channelStats() {
-    return { queued: 0, destinations: 0, streamPackets: 0, datagrams: 0, bytes: 0 };
-  }
-  close(): void {}
-}
 
 function run(args: string[], replicator?: ReplicatorContract): Run {
   let stop!: () => void;
@@ -274,7 +247,7 @@ describe('rqcast serve', () => {
     [['--multicast', '239.1.1.1:5000', '--multicast-source', '::1'], /channel main: multicast source ::1 is not a unicast IPv4 address of this host \(the group 239\.1\.1\.1 is IPv4\)/],
     [['--multicast', '239.1.1.1:5000', '--channel', 'main:C@239.2.2.2:5000'], /channel main has two groups/],
   ])('multicast options the server refuses: exit 2 with one clear line: %j', async (opts, message) => {
-    const fake = new RecordingReplicator();
+    const fake = new TakingReplicator();
     const r = run([path.join(dir, 'c.bin'), '--port', '0', '--bind', '127.0.0.1', '--quiet', ...opts.map((o) => o.replace(/\bC\b/, path.join(dir, 'c.bin')))], fake);
     await r.done;
     expect(process.exitCode).toBe(2);
@@ -305,7 +278,7 @@ describe('rqcast serve with multicast groups', () => {
   }
 
   test('--multicast and --channel @GROUP:PORT: the groups reach the engine, the JSON line and JOINED', async () => {
-    const fake = new RecordingReplicator();
+    const fake = new TakingReplicator();
     const r = run(
       [
         path.join(dir, 'site'),
@@ -370,7 +343,7 @@ describe('rqcast serve with multicast groups', () => {
     [['--multicast-if', '127.0.0.1'], { interface: '127.0.0.1', source: '127.0.0.1' }],
     [['--multicast-source', '127.0.0.1'], { source: '127.0.0.1' }],
   ])('%j', async (opts, want) => {
-    const fake = new RecordingReplicator();
+    const fake = new TakingReplicator();
     const r = run([path.join(dir, 'c.bin'), '--port', '0', '--bind', '0.0.0.0', '--quiet', '--json', '--channel', `main:${path.join(dir, 'c.bin')}@239.6.6.6:5600`, ...opts], fake);
     try {
       await started(r);

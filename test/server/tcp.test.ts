@@ -6,7 +6,6 @@
  * session ends as soon as the connection closes. Where the TCP transport
  * listens by default, and the configurations it refuses.
  */
-import { EventEmitter } from 'node:events';
 import { Command } from 'commander';
 import { registerServeCommand, type ServeIo } from '../../lib/cli/serve';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,32 +15,13 @@ import { Catalogue } from '../../lib/content/catalogue';
 import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { encodeFrame } from '../../lib/protocol/framing';
 import { type ControlMessage, MessageType } from '../../lib/protocol/messages';
-import type { ReplicatorChannelConfig, ReplicatorContract } from '../../lib/transport/replicator-contract';
 import { RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
 import { planServer } from '../../lib/server/config';
 import { registerServerMetrics } from '../../lib/server/metrics';
 import { TcpUnavailableError } from '../../lib/transport/tcp/native-tcp-server';
 import { FakeHostFilter, fakeFactory, type FakeNativeTcpServer } from '../transport/tcp/fake-native-tcp-server';
+import { TakingReplicator } from '../support/taking-replicator';
 
-class TakingReplicator extends EventEmitter implements ReplicatorContract {
-  readonly destinations: string[] = [];
-  createChannel(_id: number, _config: ReplicatorChannelConfig): void {}
-  removeChannel(): void {}
-  addDestination(id: number, address: string, port: number): void {
-    this.destinations.push(`${id} ${address}:${port}`);
-  }
-  removeDestination(): void {}
-  addGroup(): void {}
-  removeGroup(): void {}
-  push(_id: number, _packets: Uint8Array, _size: number, count: number): number {
-    return count;
-  }
-  sendTo(): void {}
-  channelStats() {
-    return { queued: 0, destinations: 0, streamPackets: 0, datagrams: 0, bytes: 0 };
-  }
-  close(): void {}
-}
 
 let dir: string;
 let catalogue: Catalogue;
