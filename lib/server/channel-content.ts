@@ -23,7 +23,8 @@ import type { Peer } from '../session/peer';
 import type { ReplicatorChannelConfig, ReplicatorChannelCounters } from '../transport/replicator-contract';
 import type { ServerTransport } from '../transport/server-transport';
 import { sinkConfig } from '../transport/multicast/group-config';
-import { groupStreamOptions, type ServerChannelGroup } from './group-streams';
+import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
+import { liveRateMbps } from './live-channel';
 import { channelStreamOptions, type ReplicatorLike, type RqcastServerOptions, type ServerLogger, type ServerPlan } from './config';
 
 /** FDT Instance IDs are 20 bits (RFC 6726 §3.4.1); a new instance takes the next, modulo this. */
@@ -106,6 +107,28 @@ export class ChannelContent {
 
   constructor(private readonly c: ChannelContentContext) {
     this.nextInstanceId = c.plan.channels.length + 1;
+  }
+
+  /**
+   * The configured channels as the server starts: channel i (TSI i) with
+   * its first FDT instance (ID i) and its stream, and its group stream if it
+   * has a group; every stream listed in the context's `streams`.
+   */
+  fileChannels(now: number): ServerChannel[] {
+    const { options, plan, allocatorOf, pins, offered } = this.c;
+    return plan.channels.map((c) => {
+      const fdt = this.c.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
+      const unicast = channelStreamOptions(options, plan, c, fdt, allocatorOf, pins);
+      const stream = new ChannelStream(unicast);
+      const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
+      this.c.streams.set(c.tsi, stream);
+      if (c.multicast) {
+        const group = new ChannelStream(groupStreamOptions(unicast, c.objects, this.c.noCode, allocatorOf));
+        ch.multicast = { ...c.multicast, channelId: groupChannelId(c.tsi), stream: group };
+        this.c.streams.set(ch.multicast.channelId, group);
+      }
+      return ch;
+    });
   }
 
   get counters(): ChannelContentCounters {
@@ -274,6 +297,26 @@ export class ChannelContent {
     for (const k of CARRIED_KEYS) c[k] += now[k] ?? 0;
     this.carried.set(id, c);
   }
+}
+
+/**
+ * The server's channels as every FDT instance lists them (rq:Channel,
+ * docs/PROTOCOL.md §9: `rqcast ls`, one-segment URLs): the configured ones,
+ * then the live ones (unicast, over TCP where the server has it).
+ */
+export function offeredChannels(plan: ServerPlan, options: RqcastServerOptions): FdtChannel[] {
+  return [
+    ...plan.channels.map((c) => ({
+      name: c.name,
+      rateBps: Math.round(c.rateMbps * 1e6),
+      transports: ['udp', ...(plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])] as FdtChannel['transports'],
+    })),
+    ...(options.live ?? []).map((l) => ({
+      name: l.name,
+      rateBps: Math.round(liveRateMbps(l, options) * 1e6),
+      transports: ['udp', ...(plan.tcp ? (['tcp'] as const) : [])] as FdtChannel['transports'],
+    })),
+  ];
 }
 
 /** The replicator's per-channel counts that only grow (not queued, destinations). */

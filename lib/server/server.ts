@@ -62,12 +62,10 @@ import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
 import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
-import { groupChannelId, groupStreamOptions } from './group-streams';
-import { type LiveChannel, liveRateMbps, liveRingConfig, liveServerChannel } from './live-channel';
-import { ChannelContent, type ServerChannel } from './channel-content';
+import { type LiveChannel, liveRingConfig, liveServerChannel } from './live-channel';
+import { ChannelContent, offeredChannels, type ServerChannel } from './channel-content';
 import { serverCounters, type ServerCounters, type ServerOwnCounters } from './server-counters';
 import {
-  channelStreamOptions,
   type LiveChannelConfig,
   planServer,
   replicatorChannelConfig,
@@ -169,35 +167,7 @@ export class RqcastServer extends EventEmitter {
     });
     const pins = this.blockPins();
     const allocatorOf = symbolAllocators(this.noCode, this.plan.esiLayout, options.repairStart);
-    const now = this.clock();
-    // Every channel's FDT lists all of them (rq:Channel, docs/PROTOCOL.md §9): `rqcast ls`, one-segment URLs.
-    // Live channels (after the configured ones) too: unicast, over TCP where the server has it.
-    const offered: FdtChannel[] = [
-      ...this.plan.channels.map((c) => ({
-        name: c.name,
-        rateBps: Math.round(c.rateMbps * 1e6),
-        transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : []), ...(c.multicast ? (['multicast'] as const) : [])] as FdtChannel['transports'],
-      })),
-      ...(options.live ?? []).map((l) => ({
-        name: l.name,
-        rateBps: Math.round(liveRateMbps(l, options) * 1e6),
-        transports: ['udp', ...(this.plan.tcp ? (['tcp'] as const) : [])] as FdtChannel['transports'],
-      })),
-    ];
-    const channels: ServerChannel[] = this.plan.channels.map((c) => {
-      const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
-      const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
-      const stream = new ChannelStream(unicast);
-      const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
-      this.byTsi.set(c.tsi, ch);
-      this.streams.set(c.tsi, stream);
-      if (c.multicast) {
-        const group = new ChannelStream(groupStreamOptions(unicast, c.objects, this.noCode, allocatorOf));
-        ch.multicast = { ...c.multicast, channelId: groupChannelId(c.tsi), stream: group };
-        this.streams.set(ch.multicast.channelId, group);
-      }
-      return ch;
-    });
+    const offered = offeredChannels(this.plan, options);
     this.content = new ChannelContent({
       catalogue: this.catalogue,
       options,
@@ -218,6 +188,8 @@ export class RqcastServer extends EventEmitter {
       transportOf: (peer) => this.transportOf(peer),
       refill: (id) => this.refill(id),
     });
+    const channels = this.content.fileChannels(this.clock());
+    for (const ch of channels) this.byTsi.set(ch.tsi, ch);
     for (const live of options.live ?? []) channels.push(this.addLive(live, channels, offered));
     this.channels = channels;
     this.manager = new ClientManager({
