@@ -17,15 +17,9 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FakeServer } from '../client/fake-server';
+import { rqcastChild } from '../support/rqcast-child';
 
-const REPO = path.resolve(__dirname, '../..');
-const MAIN = path.join(REPO, 'lib/cli/main.ts');
-const ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') };
 const SIZE = Number(process.env.PLAYOUT_MIB ?? 64) * 2 ** 20;
-
-function rqcast(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], { cwd: REPO, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-}
 
 let root: string;
 let serve: ChildProcess | undefined;
@@ -38,7 +32,7 @@ beforeAll(async () => {
   const data = randomBytes(SIZE);
   digest = createHash('sha256').update(data).digest('hex');
   await fs.writeFile(path.join(root, 'big.bin'), data);
-  serve = rqcast(['serve', path.join(root, 'big.bin'), '--port', '0', '--bind', '127.0.0.1', '--rate', '100', '--quiet']);
+  serve = rqcastChild(['serve', path.join(root, 'big.bin'), '--port', '0', '--bind', '127.0.0.1', '--rate', '100', '--quiet']);
   port = await new Promise<number>((resolve, reject) => {
     let out = '';
     serve?.stdout?.on('data', (d: Buffer) => {
@@ -62,7 +56,7 @@ afterAll(async () => {
 });
 
 test('64 MiB to stdout | sha256sum: the digest matches; the first byte is out before half of the transfer', async () => {
-  const fetch = rqcast(['fetch', `rqcast://127.0.0.1:${port}//big.bin`, '-o', '-', '--json', '--transport', 'udp']);
+  const fetch = rqcastChild(['fetch', `rqcast://127.0.0.1:${port}//big.bin`, '-o', '-', '--json', '--transport', 'udp']);
   const sum = spawn('sha256sum', [], { stdio: ['pipe', 'pipe', 'pipe'] });
   let firstByteAt = 0;
   let bytes = 0;
@@ -98,7 +92,7 @@ test('-o - with a digest mismatch: every byte out, exit 5 and the reason on stde
   const A = randomBytes(40_000);
   fake = new FakeServer({ objects: [{ name: 'x.bin', data: A, sha256: Buffer.alloc(32, 9) }] });
   const fakePort = await fake.listen();
-  const fetch = rqcast(['fetch', `rqcast://127.0.0.1:${fakePort}//x.bin`, '-o', '-', '--transport', 'udp']);
+  const fetch = rqcastChild(['fetch', `rqcast://127.0.0.1:${fakePort}//x.bin`, '-o', '-', '--transport', 'udp']);
   const chunks: Buffer[] = [];
   let stderr = '';
   fetch.stdout?.on('data', (d: Buffer) => chunks.push(d));
@@ -110,7 +104,7 @@ test('-o - with a digest mismatch: every byte out, exit 5 and the reason on stde
 }, 60_000);
 
 test('-o - needs one object named in the URL: exit 2 naming the fix', async () => {
-  const fetch = rqcast(['fetch', `rqcast://127.0.0.1:${port}`, '-o', '-']);
+  const fetch = rqcastChild(['fetch', `rqcast://127.0.0.1:${port}`, '-o', '-']);
   let stderr = '';
   fetch.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((r) => fetch.on('close', r));

@@ -6,27 +6,12 @@
  * PATH that does not exist and a NAME that clashes with a file exit 2 with
  * the fix named, before anything listens.
  */
-import { ChildProcess, spawn } from 'child_process';
 import { randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { finished, rqcastChild } from '../support/rqcast-child';
 
-const REPO = path.resolve(__dirname, '../..');
-const MAIN = path.join(REPO, 'lib/cli/main.ts');
-const ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') };
-
-function rqcast(args: string[], stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], { cwd: REPO, env: ENV, stdio: [stdin, 'pipe', 'pipe'] });
-}
-
-function finished(child: ChildProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 let root: string;
 beforeAll(async () => {
@@ -38,7 +23,7 @@ afterAll(async () => {
 });
 
 test('stdin into --live cam: segments fetched bit-exact by name beside the file; EOF mid-segment gives a short last one', async () => {
-  const serve = rqcast(['serve', path.join(root, 'a.bin'), '--live', 'cam', '--block-ms', '200', '--port', '0', '--bind', '127.0.0.1', '--json'], 'pipe');
+  const serve = rqcastChild(['serve', path.join(root, 'a.bin'), '--live', 'cam', '--block-ms', '200', '--port', '0', '--bind', '127.0.0.1', '--json'], 'pipe');
   const served = finished(serve);
   try {
     const info = await new Promise<{ port: number; channels: { name: string; tsi: number }[] }>((resolve, reject) => {
@@ -58,18 +43,18 @@ test('stdin into --live cam: segments fetched bit-exact by name beside the file;
     serve.stdin?.write(first);
     // Segment 0 closes by time (200 ms after its first byte); the fetch waits for the FDT that lists it.
     const out0 = path.join(root, 'cam0.bin');
-    const f0 = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/0`, '-o', out0, '--transport', 'udp', '--timeout', '20s', '--quiet']));
+    const f0 = await finished(rqcastChild(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/0`, '-o', out0, '--transport', 'udp', '--timeout', '20s', '--quiet']));
     expect([f0.code, f0.stderr]).toEqual([0, '']);
     expect((await fs.readFile(out0)).equals(first)).toBe(true);
     const tail = randomBytes(777);
     serve.stdin?.end(tail);
     const out1 = path.join(root, 'cam1.bin');
-    const f1 = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/1`, '-o', out1, '--transport', 'udp', '--timeout', '20s', '--quiet']));
+    const f1 = await finished(rqcastChild(['fetch', `rqcast://127.0.0.1:${info.port}/cam/cam/1`, '-o', out1, '--transport', 'udp', '--timeout', '20s', '--quiet']));
     expect([f1.code, f1.stderr]).toEqual([0, '']);
     expect((await fs.readFile(out1)).equals(tail)).toBe(true);
     // The file channel still serves after the live input ended.
     const outA = path.join(root, 'a-copy.bin');
-    const fa = await finished(rqcast(['fetch', `rqcast://127.0.0.1:${info.port}//a.bin`, '-o', outA, '--transport', 'udp', '--quiet']));
+    const fa = await finished(rqcastChild(['fetch', `rqcast://127.0.0.1:${info.port}//a.bin`, '-o', outA, '--transport', 'udp', '--quiet']));
     expect(fa.code).toBe(0);
   } finally {
     serve.kill('SIGTERM');
@@ -80,13 +65,13 @@ test('stdin into --live cam: segments fetched bit-exact by name beside the file;
 }, 120_000);
 
 test('bad live inputs exit 2 naming the fix: a PATH that does not exist, a NAME that is a file, a bad NAME', async () => {
-  const missing = await finished(rqcast(['serve', path.join(root, 'a.bin'), '--live', `cam=${path.join(root, 'nope.ts')}`, '--port', '0']));
+  const missing = await finished(rqcastChild(['serve', path.join(root, 'a.bin'), '--live', `cam=${path.join(root, 'nope.ts')}`, '--port', '0']));
   expect(missing.code).toBe(2);
   expect(missing.stderr).toMatch(/does not exist: create it \(mkfifo/);
-  const clash = await finished(rqcast(['serve', path.join(root, 'a.bin'), '--live', 'a.bin', '--port', '0'], 'pipe'));
+  const clash = await finished(rqcastChild(['serve', path.join(root, 'a.bin'), '--live', 'a.bin', '--port', '0'], 'pipe'));
   expect(clash.code).toBe(2);
   expect(clash.stderr).toMatch(/clashes with the file object "a.bin".*choose another NAME/);
-  const bad = await finished(rqcast(['serve', '--live', 'a/b', '--port', '0']));
+  const bad = await finished(rqcastChild(['serve', '--live', 'a/b', '--port', '0']));
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/NAME is one segment/);
 }, 60_000);

@@ -4,7 +4,7 @@
  * codes per docs/PROTOCOL.md: 0 ok, 2 usage, 3 refused, 4 timeout, 5 digest
  * mismatch.
  */
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as dgram from 'dgram';
 import { promises as fs } from 'fs';
@@ -13,10 +13,8 @@ import * as path from 'path';
 import { buildProgram } from '../../lib/cli/main';
 import { runHere } from '../cli/support';
 import { FakeServer } from './fake-server';
+import { finished, rqcastChild } from '../support/rqcast-child';
 
-const REPO = path.resolve(__dirname, '../..');
-const MAIN = path.join(REPO, 'lib/cli/main.ts');
-const ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') };
 
 interface Run {
   code: number | null;
@@ -24,17 +22,8 @@ interface Run {
   stderr: string;
 }
 
-function rqcast(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], { cwd: REPO, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
 function run(args: string[]): Promise<Run> {
-  const child = rqcast(args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return finished(rqcastChild(args));
 }
 
 let root: string;
@@ -52,7 +41,7 @@ beforeAll(async () => {
   await fs.mkdir(src);
   await fs.writeFile(path.join(src, 'a.bin'), A);
   await fs.writeFile(path.join(src, 'b.txt'), B);
-  serveProcess = rqcast(['serve', src, '--port', '0', '--bind', '127.0.0.1', '--rate', '200', '--quiet']);
+  serveProcess = rqcastChild(['serve', src, '--port', '0', '--bind', '127.0.0.1', '--rate', '200', '--quiet']);
   port = await new Promise<number>((resolve, reject) => {
     let out = '';
     serveProcess?.stdout?.on('data', (d: Buffer) => {

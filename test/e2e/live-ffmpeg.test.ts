@@ -14,12 +14,9 @@
  * mid-packet, where format probing would guess.
  * Skipped only when ffmpeg/ffprobe are not installed, and then loudly.
  */
-import { ChildProcess, execFileSync, spawn } from 'child_process';
-import * as path from 'path';
+import { execFileSync, spawn } from 'child_process';
+import { rqcastChild } from '../support/rqcast-child';
 
-const REPO = path.resolve(__dirname, '../..');
-const MAIN = path.join(REPO, 'lib/cli/main.ts');
-const ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') };
 
 function have(cmd: string): boolean {
   try {
@@ -36,13 +33,9 @@ if (!HAVE_FFMPEG) {
 }
 const maybe = HAVE_FFMPEG ? test : test.skip;
 
-function rqcast(args: string[], stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], { cwd: REPO, env: ENV, stdio: [stdin, 'pipe', 'pipe'] });
-}
-
 /** fetch -o - | ffprobe: the video packets' PTS, ffprobe's stderr, fetch's exit code. */
 function probe(port: number, extra: string[]): Promise<{ pts: number[]; probeErr: string; fetchCode: number | null; fetchErr: string; bytes: number }> {
-  const fetch = rqcast(['fetch', `rqcast://127.0.0.1:${port}/tv/tv`, '-o', '-', '--transport', 'udp', '--quiet', ...extra]);
+  const fetch = rqcastChild(['fetch', `rqcast://127.0.0.1:${port}/tv/tv`, '-o', '-', '--transport', 'udp', '--quiet', ...extra]);
   const ffprobe = spawn('ffprobe', ['-v', 'error', '-f', 'mpegts', '-select_streams', 'v', '-show_entries', 'packet=pts', '-of', 'csv=p=0', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let bytes = 0;
   fetch.stdout?.on('data', (d: Buffer) => (bytes += d.length));
@@ -68,7 +61,7 @@ function probe(port: number, extra: string[]): Promise<{ pts: number[]; probeErr
 }
 
 maybe('ffmpeg MPEG-TS -> serve --live -> fetch -o - -> ffprobe: continuous timestamps, no errors from the start', async () => {
-  const serve = rqcast(['serve', '--live', 'tv', '--block-ms', '300', '--rate', '20', '--port', '0', '--bind', '127.0.0.1', '--quiet'], 'pipe');
+  const serve = rqcastChild(['serve', '--live', 'tv', '--block-ms', '300', '--rate', '20', '--port', '0', '--bind', '127.0.0.1', '--quiet'], 'pipe');
   const ffmpeg = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=25', '-t', '20', '-c:v', 'mpeg2video', '-g', '25', '-f', 'mpegts', '-'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

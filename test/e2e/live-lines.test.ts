@@ -9,19 +9,11 @@
  * input ends, and the latency from a line's write to its arrival on the
  * client's stdout is recorded (p50, p99 printed; not asserted).
  */
-import { ChildProcess, spawn } from 'child_process';
-import * as path from 'path';
+import { rqcastChild } from '../support/rqcast-child';
 
-const REPO = path.resolve(__dirname, '../..');
-const MAIN = path.join(REPO, 'lib/cli/main.ts');
-const ENV = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', TS_NODE_PROJECT: path.join(REPO, 'tsconfig.json') };
 const RUN_MS = 16_000;
 const KEEP_MS = 3000;
 const BLOCK_MS = 200;
-
-function rqcast(args: string[], stdin: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', MAIN, ...args], { cwd: REPO, env: ENV, stdio: [stdin, 'pipe', 'pipe'] });
-}
 
 interface Reader {
   joinedAt: number;
@@ -31,7 +23,7 @@ interface Reader {
 }
 
 function reader(port: number, extra: string[]): Reader {
-  const child = rqcast(['fetch', `rqcast://127.0.0.1:${port}/lines/lines`, '-o', '-', '--transport', 'udp', '--timeout', '30s', '--quiet', ...extra]);
+  const child = rqcastChild(['fetch', `rqcast://127.0.0.1:${port}/lines/lines`, '-o', '-', '--transport', 'udp', '--timeout', '30s', '--quiet', ...extra]);
   const r: Reader = { joinedAt: Date.now(), lines: [], stderr: '', code: new Promise((res) => child.on('close', res)) };
   let buf = '';
   let first = true;
@@ -59,7 +51,7 @@ function pct(sorted: number[], p: number): number {
 }
 
 test('numbered lines through serve --live and fetch -o -: in order, no gap, fresh first line; p50/p99 latency', async () => {
-  const serve = rqcast(['serve', '--live', 'lines', '--block-ms', String(BLOCK_MS), '--keep', `${KEEP_MS}ms`, '--rate', '20', '--port', '0', '--bind', '127.0.0.1', '--quiet'], 'pipe');
+  const serve = rqcastChild(['serve', '--live', 'lines', '--block-ms', String(BLOCK_MS), '--keep', `${KEEP_MS}ms`, '--rate', '20', '--port', '0', '--bind', '127.0.0.1', '--quiet'], 'pipe');
   let serveErr = '';
   serve.stderr?.on('data', (d: Buffer) => (serveErr += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
