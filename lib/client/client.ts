@@ -269,6 +269,7 @@ export class RqcastClient extends EventEmitter {
         stats: this.stats,
         resume: this.opts.resume,
         ...(this.tally ? { tally: this.tally } : {}),
+        ...(this.opts.tap ? { tap: this.opts.tap } : {}),
       },
       {
         decodingMoved: () => {
@@ -479,6 +480,7 @@ export class RqcastClient extends EventEmitter {
         recordEsis: o.recordEsis,
         stats: this.stats,
         ...(this.tally ? { tally: this.tally } : {}),
+        ...(this.opts.tap ? { tap: this.opts.tap } : {}),
       },
       ackIntervalMs: o.ackIntervalMs,
       // A TCP connection says itself when the server is gone.

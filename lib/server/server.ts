@@ -70,6 +70,7 @@ import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
 import type { ServerGroup } from '../content/server-group';
 import { sinkConfig } from '../transport/multicast/group-config';
+import type { ServedStream } from '../stream/served-stream';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
 import { LiveChannel } from './live-channel';
 import {
@@ -160,7 +161,7 @@ export interface ServerChannel {
   objects: readonly CatalogueObject[];
   rateMbps: number;
   /** The unicast stream: what the channel's unicast members receive, and what their ACKs are about. */
-  stream: ChannelStream;
+  stream: ServedStream;
   fdt: FdtObject;
   /** The channel's multicast group and group stream, if it has one (docs/PROTOCOL.md §10.10). */
   multicast?: ServerChannelGroup;
@@ -204,7 +205,7 @@ export class RqcastServer extends EventEmitter {
   private readonly plan: ServerPlan;
   private readonly byTsi = new Map<number, ServerChannel>();
   /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
-  private readonly streams = new Map<number, ChannelStream>();
+  private readonly streams = new Map<number, ServedStream>();
   /** Live channels by TSI. */
   private readonly live = new Map<number, { channel: LiveChannel; rateMbps: number }>();
   private readonly cache: BlockCache;
@@ -280,7 +281,7 @@ export class RqcastServer extends EventEmitter {
     const channels: ServerChannel[] = this.plan.channels.map((c) => {
       const fdt = this.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, this.plan, c, fdt, allocatorOf, pins);
-      const stream = new ChannelStream(unicast);
+      const stream = c.stream ? c.stream({ tsi: c.tsi, channels: offered, refill: () => this.refill(c.tsi) }) : new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
       this.byTsi.set(c.tsi, ch);
       this.streams.set(c.tsi, stream);
