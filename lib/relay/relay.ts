@@ -30,14 +30,12 @@
  * relay given the origin's secret issues cookies the origin would accept
  * too, and the reverse.
  *
- * Not built yet: forward mode (upstream symbols passed to the replication
- * engine as they arrive, without decoding), which needs a block source
- * fed by the data path; and serving an object before every object of the
- * channels is complete (the server's channels are fixed when it is made).
- * So a live channel (an FDT instance with Complete="false", issue 10,
- * docs/PROTOCOL.md §10.14) cannot be relayed: the upstream fetch would
- * never be complete. The relay refuses it as soon as an FDT says so
- * (LiveChannelRelayError, not retried), naming the channel.
+ * Forward mode (upstream symbols passed on as they arrive, no decoding)
+ * is forward-relay.ts. A live channel (an FDT instance with
+ * Complete="false", issue 10, docs/PROTOCOL.md §10.14) is not relayed
+ * here: the upstream fetch would never be complete. This relay refuses it
+ * as soon as an FDT says so (LiveChannelRelayError, not retried), naming
+ * the channel; `rqcast relay --mode auto` then relays in forward mode.
  */
 import { EventEmitter } from 'node:events';
 import { RqcastClient, type RqcastClientOptions } from '../client/client';
@@ -48,13 +46,13 @@ import { type RqcastServerOptions, RqcastServer, type ServerAddress, type Server
 import { SILENT_LOGGER } from '../server/config';
 import { InvalidClientOptionError } from '../client/errors';
 
-/** The upstream URL names a live channel: regenerate mode serves complete objects only (forward mode is not built). Not retried. */
+/** The upstream URL names a live channel: regenerate mode serves complete objects only (forward mode relays it). Not retried. */
 export class LiveChannelRelayError extends InvalidClientOptionError {
   constructor(readonly channels: readonly string[]) {
     super(
       `channel${channels.length > 1 ? 's' : ''} ${channels.map((c) => `"${c}"`).join(', ')} ${channels.length > 1 ? 'are live streams' : 'is a live stream'} ` +
-        '(its FDT says Complete="false"): a relay serves complete objects only, and forward mode is not built; ' +
-        'leave live channels out of the upstream URL (rqcast://HOST:PORT/CHANNEL,...) and let receivers fetch them from the origin',
+        '(its FDT says Complete="false"): regenerate mode serves complete objects only; ' +
+        'relay it with --mode forward (or auto, the default), or leave live channels out of the upstream URL (rqcast://HOST:PORT/CHANNEL,...)',
     );
   }
 }
