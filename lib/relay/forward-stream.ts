@@ -20,8 +20,13 @@
  *   the oldest symbols, which the next ones replace).
  * - No replacements (§10.5): the relay holds no symbol of its own to answer
  *   an ACK with; a lost packet is covered by the next ones.
- * - Hostile upstream input: a packet of an object the current FDT does not
- *   list, or whose symbols are not a whole number of the object's T (or
+ * - A new FDT instance goes out at once as a burst of its K source symbols
+ *   and two more (a client drops a new object's symbols until it has the
+ *   instance listing it), then the upstream packets held for the objects it
+ *   lists: a new live segment's first symbols reach the relay before the
+ *   upstream instance announcing it (bounded: maxQueued held, oldest go).
+ * - Hostile upstream input: a packet of an object no FDT instance lists
+ *   (held, then dropped), or whose symbols are not a whole number of the object's T (or
  *   would not fit a slot), is dropped and counted, never sent on.
  */
 import { ObjectEncoder } from '../fec/encoder';
@@ -45,14 +50,16 @@ const PAYLOAD_ID_BYTES = 4;
 /** One FDT packet before this many data packets (a live channel's cadence, server.ts LIVE_FDT_INTERVAL). */
 export const FORWARD_FDT_INTERVAL = 8;
 /** Packets waiting for the ring, at most. */
-export const FORWARD_MAX_QUEUED = 1024;
+export const FORWARD_MAX_QUEUED = 256;
 
 /** What a forward stream counts beyond a stream's counters. */
 export interface ForwardCounters {
   /** Upstream data packets sent on. */
   forwarded: number;
-  /** Upstream packets of an object the current FDT instance does not list. */
+  /** Upstream packets of an object the current FDT instance does not list (held, then dropped once the next instance does not list them either, or the hold is full). */
   unlisted: number;
+  /** Of those, packets sent on after all: the next FDT instance listed their object. */
+  released: number;
   /** Upstream packets whose symbols are not a whole number of T, or too long for a slot. */
   malformed: number;
   /** Built packets dropped because the ring did not take them in time (oldest first). */
@@ -96,7 +103,7 @@ export class ForwardStream implements ServedStream {
   readonly windowBlocks = 0;
   readonly sliding = false;
   readonly counters: StreamCounters = { packets: 0, fdtPackets: 0, freshPackets: 0, freshUnknown: 0, freshSkipped: 0, windowAdvances: 0, windowStalls: 0 };
-  readonly forward: ForwardCounters = { forwarded: 0, unlisted: 0, malformed: 0, overflow: 0, instances: 0 };
+  readonly forward: ForwardCounters = { forwarded: 0, unlisted: 0, released: 0, malformed: 0, overflow: 0, instances: 0 };
 
   private readonly o: ForwardStreamOptions;
   private readonly fdtInterval: number;
@@ -113,6 +120,8 @@ export class ForwardStream implements ServedStream {
   private head = 0;
   private position = 0;
   private sinceFdt = 0;
+  /** Packets of TOIs the current instance does not list, oldest first (a new segment's symbols arrive before the instance that lists it). */
+  private held: { toi: number; sbn: number; esi: number; symbols: Uint8Array }[] = [];
   private kickPending = false;
   private closed = false;
 
@@ -169,8 +178,21 @@ export class ForwardStream implements ServedStream {
     const blocks = encoder.sourceBlocks;
     this.fdt = { encoder, header, blocks, esi: new Array<number>(blocks).fill(0), sbn: 0, packetSize: header.bytes.length + PAYLOAD_ID_BYTES + oti.T, signature };
     this.forward.instances++;
-    // A new instance goes out at once: its first packet leads the next ones.
-    this.sinceFdt = this.fdtInterval;
+    // A new instance goes out at once, in a burst of as many packets as it has source symbols and two more: a client
+    // learns of a new object (a live segment) from it, and drops that object's symbols until it has (§10.7).
+    let burst = 2;
+    for (let sbn = 0; sbn < blocks; sbn++) burst += encoder.sourceSymbols(sbn);
+    for (let i = 0; i < burst; i++) this.pushFdtPacket();
+    // Then what arrived for the objects it lists before it did; the rest waits for the next instance.
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      if (this.byUpstreamToi.has(h.toi)) {
+        this.forward.released++;
+        this.packet(h.toi, h.sbn, h.esi, h.symbols);
+      } else this.hold(h);
+    }
+    this.kick();
   }
 
   /** One upstream data packet of upstream TOI `upstreamToi`: sent on (queued), or dropped and counted. */
@@ -179,6 +201,7 @@ export class ForwardStream implements ServedStream {
     const obj = this.byUpstreamToi.get(upstreamToi);
     if (!obj || !this.fdt) {
       this.forward.unlisted++;
+      this.hold({ toi: upstreamToi, sbn, esi, symbols: symbols.slice() });
       return;
     }
     const n = symbols.length;
@@ -219,6 +242,7 @@ export class ForwardStream implements ServedStream {
 
   close(): void {
     this.closed = true;
+    this.held = [];
     this.queue = [];
     this.head = 0;
     this.fdt?.encoder.close();
@@ -279,6 +303,13 @@ export class ForwardStream implements ServedStream {
     out[seqAt + 3] = seq & 0xff;
     this.position++;
     this.counters.packets++;
+  }
+
+  /** Keeps an unlisted packet for the next instance, at most maxQueued of them (the oldest go). */
+  private hold(h: { toi: number; sbn: number; esi: number; symbols: Uint8Array }): void {
+    if (h.symbols.length === 0 || h.symbols.length > this.maxPayload) return;
+    this.held.push(h);
+    if (this.held.length > this.maxQueued) this.held.shift();
   }
 
   private enqueue(p: Uint8Array): void {

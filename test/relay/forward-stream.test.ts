@@ -3,9 +3,10 @@
  * sends for an upstream packet (the same FEC Payload ID and symbol bytes
  * under its own TSI, TOI and EXT_RQSEQ), its FDT (the upstream's names,
  * digests and OTIs, its own TOIs; a new instance only when the listing
- * changes), and the hostile upstream inputs it drops and counts: a TOI the
- * FDT does not list, symbols that are not whole T-byte symbols or too
- * long, more packets than it may queue.
+ * changes, sent as a burst), a packet that arrives before the instance
+ * listing its object (held, then sent), and the hostile upstream inputs it
+ * drops and counts: a TOI no instance lists, symbols that are not whole
+ * T-byte symbols or too long, more packets than it may queue.
  */
 import { randomBytes } from 'node:crypto';
 import { decodeAlc } from '../../lib/protocol/alc';
@@ -45,9 +46,11 @@ test('an upstream packet goes out with the same SBN, ESI and bytes under the rel
     if (!d.ok) throw new Error(d.reason);
     return d.packet;
   });
-  // FDT first (a new instance goes out at once), then 4 data packets, another FDT packet, the fifth.
-  expect(packets.map((p) => Number(p.toi))).toEqual([0, 1, 2, 1, 2, 0, 1]);
-  expect(packets.map((p) => p.sequence)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  // The new instance first, as a burst (its K source symbols and two more), then 4 data packets, another FDT packet, the fifth.
+  const burst = packets.findIndex((p) => p.toi !== 0n);
+  expect(burst).toBeGreaterThanOrEqual(3);
+  expect(packets.slice(burst).map((p) => Number(p.toi))).toEqual([1, 2, 1, 2, 0, 1]);
+  expect(packets.map((p) => p.sequence)).toEqual(packets.map((_, i) => i));
   expect(packets.every((p) => p.tsi === 7)).toBe(true);
   const data = packets.filter((p) => p.toi !== 0n);
   expect(data.map((p) => [p.sbn, p.esi])).toEqual(sym.map((_, i) => [0, 1000 + i]));
@@ -69,20 +72,37 @@ test('the FDT: the same listing again makes no new instance; a change does, and 
   expect([s.toiOf(9), s.toiOf(6), s.toiOf(5)]).toEqual([1, 2, undefined]);
 });
 
-test('hostile upstream packets are dropped and counted, never sent: unlisted TOI, before any FDT, a partial symbol, more than a slot, an overfull queue', () => {
-  const s = new ForwardStream({ tsi: 1, symbolSize: T, channels: [], refill: () => undefined, maxQueued: 8, fdtInterval: 1000 });
-  s.packet(1, 0, 0, randomBytes(T));
-  expect(s.forward.unlisted).toBe(1);
+test('a packet that comes before the instance listing its object is held and sent after it; one no instance lists never is', () => {
+  const s = new ForwardStream({ tsi: 1, symbolSize: T, channels: [], refill: () => undefined, fdtInterval: 1000 });
+  const early = randomBytes(T);
+  s.packet(1, 0, 77, early);
+  s.packet(9, 0, 78, randomBytes(T));
+  expect(s.forward).toMatchObject({ unlisted: 2, forwarded: 0 });
+  expect(s.pendingPackets).toBe(0);
   s.announce([file(1, 'a')], true, Date.now() + 60_000);
-  s.packet(2, 0, 0, randomBytes(T));
+  s.announce([file(1, 'a'), file(2, 'b')], true, Date.now() + 60_000);
+  const packets = drain(s).map((p) => decodeAlc(p)).flatMap((d) => (d.ok ? [d.packet] : []));
+  const data = packets.filter((p) => p.toi !== 0n);
+  expect(data.map((p) => [Number(p.toi), p.esi])).toEqual([[1, 77]]);
+  expect(Buffer.from(data[0].payload).equals(early)).toBe(true);
+  // It follows the instance that lists it.
+  expect(packets.findIndex((p) => p.toi !== 0n)).toBeGreaterThan(0);
+  expect(s.forward).toMatchObject({ released: 1, forwarded: 1, instances: 2 });
+});
+
+test('hostile upstream packets are dropped and counted, never sent: a partial symbol, more than a slot, none; an overfull queue drops the oldest', () => {
+  const s = new ForwardStream({ tsi: 1, symbolSize: T, channels: [], refill: () => undefined, maxQueued: 8, fdtInterval: 1000 });
+  s.announce([file(1, 'a')], true, Date.now() + 60_000);
+  drain(s);
   s.packet(1, 0, 0, randomBytes(T - 1));
   s.packet(1, 0, 0, randomBytes(2 * T));
   s.packet(1, 0, 0, new Uint8Array(0));
-  expect(s.forward).toMatchObject({ unlisted: 2, malformed: 3, forwarded: 0 });
+  expect(s.forward).toMatchObject({ malformed: 3, forwarded: 0 });
   expect(s.pendingPackets).toBe(0);
+  const overflowBefore = s.forward.overflow;
   for (let i = 0; i < 20; i++) s.packet(1, 0, i, randomBytes(T));
-  // 1 FDT packet + 20 data packets built; only the newest 8 are kept.
-  expect(s.forward.overflow).toBe(13);
+  // 20 data packets built; only the newest 8 are kept.
+  expect(s.forward.overflow - overflowBefore).toBe(12);
   const kept = drain(s).map((p) => decodeAlc(p)).map((d) => (d.ok ? d.packet.esi : -1));
   expect(kept).toEqual([12, 13, 14, 15, 16, 17, 18, 19]);
   // A replacement is never made: the relay holds no symbol of its own.
@@ -93,6 +113,7 @@ test('hostile upstream packets are dropped and counted, never sent: unlisted TOI
 test('what the ring does not take stays queued, in order, and goes first next time', () => {
   const s = new ForwardStream({ tsi: 1, symbolSize: T, channels: [], refill: () => undefined, fdtInterval: 1000 });
   s.announce([file(1, 'a')], true, Date.now() + 60_000);
+  const fdtPackets = drain(s).length;
   for (let i = 0; i < 6; i++) s.packet(1, 0, i, randomBytes(T));
   const first: number[] = [];
   const take = (budget: number) => (buf: Uint8Array, size: number, count: number) => {
@@ -105,7 +126,7 @@ test('what the ring does not take stays queued, in order, and goes first next ti
     return k;
   };
   expect(s.fill(100, take(3))).toBe(3);
-  expect(s.pendingPackets).toBe(4);
-  expect(s.fill(100, take(100))).toBe(4);
-  expect(first).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  expect(s.pendingPackets).toBe(3);
+  expect(s.fill(100, take(100))).toBe(3);
+  expect(first).toEqual([0, 1, 2, 3, 4, 5].map((i) => fdtPackets + i));
 });
