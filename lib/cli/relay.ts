@@ -5,7 +5,7 @@
  *  [--json] [--quiet]`
  *
  * Joins the upstream server's channels like a client, decodes every object
- * once into the spool directory (verified by SHA-256), then serves the
+ * once into the spool directory (verified by SHA-256), and serves the
  * same objects under the same channel names with its own server
  * (lib/relay/relay.ts, docs/PROTOCOL.md §10.13). Give it its own place in
  * the origin's server group (--server-index/--servers) so that clients
@@ -204,8 +204,9 @@ An origin with two relays, clients combining any of them (docs/PROTOCOL.md §10.
   rqcast relay rqcast://origin:4433 --server-index 1 --servers 3          relay A
   rqcast relay rqcast://relay-a:4433 --server-index 2 --servers 3         relay B, fed by relay A
   rqcast fetch rqcast://relay-a:4433//f.iso rqcast://relay-b:4433//f.iso  a client of both
-A regenerating relay serves once every object of the channels is decoded;
-if the upstream goes away meanwhile it waits, and goes on when it comes back.
+A regenerating relay serves as soon as each channel has a decoded object, and
+adds the others as they decode; if the upstream goes away meanwhile it keeps
+serving what it has, and the rest goes on when the upstream comes back.
 A live channel is relayed in forward mode (the default picks it):
   rqcast relay rqcast://origin:4433/cam --mode forward                    symbols passed on as they arrive`,
     )

@@ -4,10 +4,12 @@
  * same channel names, to its own clients, with the same control plane
  * (cookies, join timers, channels: an RqcastServer of its own).
  *
- * Regenerate mode (the one built): the upstream client (RqcastClient)
- * decodes every object of the channels once, into the spool directory,
- * each verified against the upstream FDT's SHA-256 before it is renamed
- * into place; then the relay's server encodes fresh symbols of those files
+ * Regenerate mode: the upstream client (RqcastClient) decodes every
+ * object of the channels once, into the spool directory, each verified
+ * against the upstream FDT's SHA-256 before it is renamed into place; the
+ * relay's server opens once every channel has a complete object and each
+ * later one is added as it completes (addObject, a new FDT instance); the
+ * server encodes fresh symbols of those files
  * from its own ESI range (its own server group place, lib/content/
  * server-group.ts), with the upstream's symbol size, so that its objects
  * have the upstream's name, digest and OTI and a client can combine the
@@ -20,9 +22,9 @@
  * the session fetches a new cookie (ERROR bad cookie, §6.2), and the
  * partial objects go on from the symbols already held. A fetch that fails
  * all the same (a refused JOIN, a timeout) is started again after
- * retryAfterMs, for ever, until close(). Once serving, the relay no
- * longer needs its upstream: it keeps serving its files whatever happens
- * upstream.
+ * retryAfterMs, for ever, until close(). The relay keeps serving its
+ * complete files whatever happens upstream; partial ones finish when it
+ * returns.
  *
  * Secrets: the relay is a client upstream (it gets its cookies by HELLO,
  * like any client) and a server downstream, with its own cookie secret
