@@ -167,3 +167,44 @@ test('a live channel through two forward relays: every line complete and in orde
     empty.close();
   }
 }, 60_000);
+
+test('the upstream of a forward relay stops and comes back on the same port: the relay\'s client, joined meanwhile, finishes once it does (one upstream attempt)', async () => {
+  // 1.5 MB: about 1 465 symbols, more than the relay can hold (a 256-slot ring and 256 queued), so the client needs what comes after the return.
+  const big = randomBytes(1_500_000);
+  const bigDir = mkdtempSync(path.join(dir, 'big-'));
+  writeFileSync(path.join(bigDir, 'big.bin'), big);
+  const start = async (port: number) => {
+    const catalogue = await Catalogue.load([path.join(bigDir, 'big.bin')], { symbolSize: 1024 });
+    const server = new RqcastServer({ catalogue, port, host: '127.0.0.1', rateMbps: 40 });
+    return { server, catalogue, port: (await server.listen()).port };
+  };
+  let o: Awaited<ReturnType<typeof start>> | undefined = await start(0);
+  const port = o.port;
+  const relay = new ForwardRelay({
+    upstream: `rqcast://127.0.0.1:${port}`,
+    spoolDir: mkdtempSync(path.join(dir, 'spool-')),
+    server: { port: 0, host: '127.0.0.1', rateMbps: 60 },
+    // A short session: its renewal reaches the restarted origin soon.
+    client: { transport: 'udp', ttlMs: 1000 },
+  });
+  try {
+    const r = await relay.start();
+    await o.server.close();
+    o.catalogue.close();
+    o = undefined;
+    const before = relay.forwardCounters().main.forwarded;
+    const out = mkdtempSync(path.join(dir, 'late-'));
+    const run = new RqcastClient(`rqcast://127.0.0.1:${r.port}//big.bin`, { outputDir: out, transport: 'udp', timeoutMs: 30_000 }).fetch();
+    // Joined at the relay while nothing comes from upstream; then the origin returns.
+    while (relay.downstream!.sessionCount === 0) await new Promise((res) => setTimeout(res, 20));
+    o = await start(port);
+    await run;
+    expect(readFileSync(path.join(out, 'big.bin')).equals(big)).toBe(true);
+    expect(relay.forwardCounters().main.forwarded).toBeGreaterThan(before);
+    expect(relay.attempts).toBe(1);
+  } finally {
+    await relay.close();
+    await o?.server.close();
+    o?.catalogue.close();
+  }
+}, 60_000);
