@@ -92,7 +92,7 @@ export async function runRelay(upstreamText: string, opts: RelayCliOptions, io: 
     };
     const client = { ...(opts.transport ? { transport: opts.transport } : {}), ...(opts.upstreamTtl !== undefined ? { ttlMs: opts.upstreamTtl } : {}) };
     const forward = (): ForwardRelay => {
-      const r = new ForwardRelay({ upstream, spoolDir: spool, server, client, logger: log });
+      const r = new ForwardRelay({ upstream, server, client, logger: log });
       r.on('warning', (m) => log.warn({ upstream: upstreamText }, m));
       r.on('upstream-failed', (err) => log.warn({ err: err.message }, 'upstream session failed; trying again'));
       return r;
@@ -179,7 +179,7 @@ export function registerRelayCommand(program: Command, io?: RelayIo): void {
     )
     .addOption(new Option('--servers <n>', `the number of servers in the group, relays included (1..${MAX_GROUP_SERVERS})`).argParser(optionParser(integerIn(1, MAX_GROUP_SERVERS, 'a number of servers'))))
     .addOption(new Option('--secret <hex>', "the relay's own cookie master secret (>= 16 bytes, hex); the upstream's need not be the same").argParser(optionParser(hexSecret(16))))
-    .addOption(new Option('--spool <dir>', 'where decoded objects are kept and served from (default: a temporary directory, removed on exit)'))
+    .addOption(new Option('--spool <dir>', 'regenerate mode: where decoded objects are kept and served from (default: a temporary directory, removed on exit)'))
     .addOption(
       new Option(
         '--mode <mode>',

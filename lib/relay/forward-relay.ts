@@ -24,6 +24,9 @@
  *   same. `--server-index/--servers` do not apply (refused).
  */
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { RqcastClient, type RqcastClientOptions } from '../client/client';
 import type { PacketTap } from '../client/packet-tap';
 import type { RqcastUrl } from '../client/url';
@@ -43,8 +46,6 @@ const DEFAULT_CHANNEL = 'main';
 
 export interface ForwardRelayOptions {
   upstream: string | RqcastUrl;
-  /** An empty directory: the relay's (empty) catalogue is loaded from it. */
-  spoolDir: string;
   /** The relay's own server (port, address, rate, secret…); no group place: the symbols are the upstream's. */
   server?: Omit<RqcastServerOptions, 'catalogue' | 'channels' | 'serverGroup'>;
   client?: Omit<RqcastClientOptions, 'outputDir' | 'outputFile' | 'timeoutMs' | 'tap'>;
@@ -81,6 +82,7 @@ export class ForwardRelay extends EventEmitter {
   private readonly byTsi = new Map<number, string>();
   private readonly streams = new Map<string, ForwardStream>();
   private closed = false;
+  private emptyDir?: string;
   private retryTimer?: NodeJS.Timeout;
   private wake?: () => void;
   private ready?: () => void;
@@ -102,7 +104,9 @@ export class ForwardRelay extends EventEmitter {
     if (this.closed) throw new Error('relay closed');
     const channels = this.channelNames().map((n) => this.upstream.get(n) as UpstreamChannel);
     const T = channels.flatMap((c) => c.files).map((f) => (f.file.oti as NonNullable<FdtFile['oti']>).symbolSize)[0];
-    this.catalogue = await Catalogue.load([this.o.spoolDir], { symbolSize: T });
+    // A forward relay keeps no file: its server's catalogue is empty (loaded from an empty directory of its own).
+    this.emptyDir = mkdtempSync(path.join(tmpdir(), 'rqcast-forward-'));
+    this.catalogue = await Catalogue.load([this.emptyDir], { symbolSize: T });
     this.server = new RqcastServer({
       ...(this.o.server ?? {}),
       logger: this.o.server?.logger ?? this.log,
@@ -149,6 +153,7 @@ export class ForwardRelay extends EventEmitter {
     this.client?.close();
     await this.server?.shutdown();
     this.catalogue?.close();
+    if (this.emptyDir) rmSync(this.emptyDir, { recursive: true, force: true });
   }
 
   /** The channel names the upstream URL asks for, in its order. */

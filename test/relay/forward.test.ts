@@ -33,7 +33,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function relayOf(upstreamPort: number, channels = ''): ForwardRelay {
   return new ForwardRelay({
     upstream: `rqcast://127.0.0.1:${upstreamPort}${channels}`,
-    spoolDir: mkdtempSync(path.join(dir, 'spool-')),
     server: { port: 0, host: '127.0.0.1', rateMbps: 60 },
     client: { transport: 'udp' },
   });
@@ -182,7 +181,6 @@ test('the upstream of a forward relay stops and comes back on the same port: the
   const port = o.port;
   const relay = new ForwardRelay({
     upstream: `rqcast://127.0.0.1:${port}`,
-    spoolDir: mkdtempSync(path.join(dir, 'spool-')),
     server: { port: 0, host: '127.0.0.1', rateMbps: 60 },
     // A short session: its renewal reaches the restarted origin soon.
     client: { transport: 'udp', ttlMs: 1000 },
