@@ -220,6 +220,7 @@ export class RqcastClient extends EventEmitter {
         stats: this.stats,
         resume: this.opts.resume,
         ...(this.servers ? { tally: this.servers.tally } : {}),
+        ...(this.opts.tap ? { tap: this.opts.tap } : {}),
       },
       {
         decodingMoved: () => {
@@ -366,6 +367,7 @@ export class RqcastClient extends EventEmitter {
         recordEsis: o.recordEsis,
         stats: this.stats,
         ...(this.servers ? { tally: this.servers.tally } : {}),
+        ...(this.opts.tap ? { tap: this.opts.tap } : {}),
       },
       ackIntervalMs: o.ackIntervalMs,
       // A TCP connection says itself when the server is gone.

@@ -43,6 +43,7 @@ import { AckReporter } from './ack-reporter';
 import type { ClientStats, PacketInfo } from './events';
 import type { ChannelEntry, ObjectRegistry, RegisteredObject } from './object-registry';
 import type { SymbolTally } from './symbol-tally';
+import type { PacketTap } from './packet-tap';
 
 /** Whether two numeric addresses are the same host (false for anything that is not an address). */
 function sameAddress(a: string, b: string): boolean {
@@ -91,6 +92,8 @@ export interface DataPathOptions {
   stats: ClientStats;
   /** Where each object symbol came from (a fetch from several servers; the registry counts the general path's). */
   tally?: SymbolTally;
+  /** Decode nothing: object packets go to the tap (a forward relay; packet-tap.ts). */
+  tap?: PacketTap;
 }
 
 /** A joined channel as the data path sees it: the registry's entry and its ACK reporter. */
@@ -290,6 +293,12 @@ export class DataPath {
     else if (s.sequence < 0) stats.replacements++;
     else if (ch.ack) this.record(ch, s.sequence);
     const entry = ch.entry;
+    const tap = this.o.tap;
+    if (tap) {
+      const at = s.payloadIdOffset + 4;
+      tap.packet(this.source, s.tsi, s.toi, s.sbn, s.esi, data.subarray(at, at + s.payloadLength));
+      return true;
+    }
     const obj = entry.toiNumbers.get(s.toi);
     if (obj) {
       this.o.tally?.record(this.source, obj, s.sbn, s.esi, Math.floor(s.payloadLength / obj.oti.symbolSize));

@@ -28,6 +28,7 @@ import { LivePlayout, type PlayoutTarget } from './live-playout';
 import type { PlayoutStream } from './sinks/playout-sink';
 import type { ResumeMode } from './sinks/resumable-sink';
 import type { SymbolTally } from './symbol-tally';
+import type { PacketTap } from './packet-tap';
 
 export interface FetchRunOptions {
   /** The one object wanted (the URL's NAME); every object of the FDTs if undefined. */
@@ -61,6 +62,8 @@ export interface FetchRunOptions {
   resume?: ResumeMode;
   /** A fetch from several servers: where each symbol came from. */
   tally?: SymbolTally;
+  /** Decode nothing (a forward relay; packet-tap.ts). */
+  tap?: PacketTap;
 }
 
 /** What a run needs from the fetch it belongs to. */
@@ -127,6 +130,7 @@ export class FetchRun {
             }),
       stats: o.stats,
       ...(o.tally ? { tally: o.tally } : {}),
+      ...(o.tap ? { tap: o.tap } : {}),
       events: {
         warning: (m) => emitter.emit('warning', m),
         failed: (e) => this.fail(e),

@@ -31,6 +31,7 @@ import { FdtReceiver } from './fdt-receiver';
 import { ObjectReceiver } from './object-receiver';
 import type { KeptPartial, ObjectSink, SinkFactory } from './sinks/sink';
 import type { SymbolTally } from './symbol-tally';
+import type { PacketTap } from './packet-tap';
 
 /** One object being received. */
 export interface RegisteredObject {
@@ -120,6 +121,8 @@ export interface ObjectRegistryOptions {
   stats: { unknownDropped: number };
   /** Where each object symbol came from (a fetch from several servers; symbol-tally.ts). */
   tally?: SymbolTally;
+  /** Decode nothing: no object is wanted, FDT instances and object packets go here, and the fetch never finishes (packet-tap.ts). */
+  tap?: PacketTap;
   events: ObjectRegistryEvents;
 }
 
@@ -236,6 +239,7 @@ export class ObjectRegistry {
 
   /** Every object's blocks are decoded (never while the URL's NAME is not listed yet: an open FDT may add it). */
   allDecoded(): boolean {
+    if (this.o.tap) return false;
     if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
     for (const obj of this.byName.values()) if (!obj.receiver.complete) return false;
     return true;
@@ -243,6 +247,7 @@ export class ObjectRegistry {
 
   /** Every object is verified and published (as allDecoded, never before the URL's NAME is listed). */
   allVerified(): boolean {
+    if (this.o.tap) return false;
     if (this.o.name !== undefined && !this.byName.has(this.o.name)) return false;
     for (const obj of this.byName.values()) if (!obj.done) return false;
     return true;
@@ -260,6 +265,11 @@ export class ObjectRegistry {
       const r = ch.fdt.add(p);
       if (r) this.applyFdt(ch, r.fdt, r.instanceId, now);
       return useful;
+    }
+    const tap = this.o.tap;
+    if (tap) {
+      if (p.toi <= BigInt(Number.MAX_SAFE_INTEGER)) tap.packet(ch.source, ch.tsi, Number(p.toi), p.sbn, p.esi, p.payload);
+      return true;
     }
     const obj = ch.tois.get(p.toi);
     if (obj) {
@@ -319,15 +329,17 @@ export class ObjectRegistry {
     ch.fdtSeen = true;
     ch.fdtOpen = fdt.complete === false;
     ch.fdtInstance = fdt;
+    this.o.tap?.fdt(ch.source, ch.name, ch.tsi, instanceId, fdt);
+    const listOnly = this.o.listOnly || this.o.tap !== undefined;
     const named = this.o.name;
     if (fdt.channels) this.listedChannels = fdt.channels.map((c) => c.name);
-    const selector = named === undefined && !this.o.listOnly ? this.o.selector : undefined;
+    const selector = named === undefined && !listOnly ? this.o.selector : undefined;
     selector?.instance(fdt.files, fdt.complete);
     for (const file of fdt.files) {
       const name = decodeContentLocation(file.contentLocation);
       this.listed.add(name);
       if (ch.tois.has(file.toi) || ch.ignoredTois.has(file.toi)) continue;
-      if (this.o.listOnly || (named !== undefined && name !== named) || (selector !== undefined && !selector.wants(file))) {
+      if (listOnly || (named !== undefined && name !== named) || (selector !== undefined && !selector.wants(file))) {
         this.ignoreToi(ch, file.toi);
         continue;
       }

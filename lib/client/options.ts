@@ -3,6 +3,7 @@
  * give, and resolveClientOptions, which checks them and fills in the
  * defaults (InvalidClientOptionError for anything out of range).
  */
+import type { PacketTap } from './packet-tap';
 import { MembershipError } from '../transport/multicast/membership-errors';
 import { resolveMembershipInterface } from '../transport/multicast/membership-interface';
 import { InvalidClientOptionError } from './errors';
@@ -104,12 +105,15 @@ export interface RqcastClientOptions {
    * by route.
    */
   multicastInterface?: string;
+  /** Decode nothing: FDT instances and object packets go to the tap (a forward relay; packet-tap.ts). */
+  tap?: PacketTap;
 }
 
 /** The options in force: every default filled in, every value checked. */
 export type ResolvedClientOptions = Required<
-  Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'fromStart' | 'latencyMs' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp' | 'resume'>
+  Omit<RqcastClientOptions, 'outputFile' | 'playout' | 'fromStart' | 'latencyMs' | 'untilMs' | 'lossSeed' | 'useDgram' | 'multicastInterface' | 'tcp' | 'resume' | 'tap'>
 > & {
+  tap?: PacketTap;
   resume?: ResumeMode;
   useDgram: boolean;
   tcp?: { host: string; port: number };
@@ -208,5 +212,6 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
     multicastInterface: checkMulticastInterface(o.multicastInterface),
     ...(o.tcp !== undefined ? { tcp: checkTcpEndpoint(o.tcp) } : {}),
     ...(o.resume !== undefined ? { resume: checkResumeMode(o.resume) } : {}),
+    ...(o.tap !== undefined ? { tap: o.tap } : {}),
   };
 }

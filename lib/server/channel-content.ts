@@ -18,6 +18,7 @@ import type { ObjectEncoder } from '../fec/encoder';
 import type { Catalogue, CatalogueObject, FdtObject } from '../content/catalogue';
 import type { SymbolAllocator } from '../content/symbol-allocator';
 import type { FdtChannel } from '../protocol/fdt';
+import type { ServedStream } from '../stream/served-stream';
 import { type BlockPins, ChannelStream, type ChannelStreamOptions, type SymbolSource } from '../stream/channel-stream';
 import type { Peer } from '../session/peer';
 import type { ReplicatorChannelConfig, ReplicatorChannelCounters } from '../transport/replicator-contract';
@@ -36,7 +37,7 @@ export interface ServerChannel {
   objects: readonly CatalogueObject[];
   rateMbps: number;
   /** The unicast stream: what the channel's unicast members receive, and what their ACKs are about. */
-  stream: ChannelStream;
+  stream: ServedStream;
   fdt: FdtObject;
   /** The channel's multicast group and group stream, if it has one (docs/PROTOCOL.md §10.10). */
   multicast?: ServerChannelGroup;
@@ -75,7 +76,7 @@ export interface ChannelContentContext {
   /** Every encoder a stream may pin: the catalogue's, and those added since (never removed while running). */
   encoders: Map<SymbolSource, ObjectEncoder>;
   /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
-  streams: Map<number, ChannelStream>;
+  streams: Map<number, ServedStream>;
   log: ServerLogger;
   clock: () => number;
   closed: () => boolean;
@@ -119,7 +120,7 @@ export class ChannelContent {
     return plan.channels.map((c) => {
       const fdt = this.c.catalogue.fdt(c.objects, c.tsi, now, undefined, offered);
       const unicast = channelStreamOptions(options, plan, c, fdt, allocatorOf, pins);
-      const stream = new ChannelStream(unicast);
+      const stream = c.stream ? c.stream({ tsi: c.tsi, channels: offered, refill: () => this.c.refill(c.tsi) }) : new ChannelStream(unicast);
       const ch: ServerChannel = { name: c.name, tsi: c.tsi, objects: c.objects, rateMbps: c.rateMbps, stream, fdt };
       this.c.streams.set(c.tsi, stream);
       if (c.multicast) {

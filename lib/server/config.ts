@@ -20,6 +20,7 @@ import { isIPv4 } from 'node:net';
 import { randomInt } from 'node:crypto';
 import type { HostFilterLike } from '../transport/tcp/host-filter';
 import type { NativeTcpServerFactory, NativeTcpServerOptions } from '../transport/tcp/native-tcp-server';
+import type { ServedStreamFactory } from '../stream/served-stream';
 
 export const DEFAULT_PORT = 4433;
 export const DEFAULT_RATE_MBPS = 100;
@@ -90,6 +91,14 @@ export interface ChannelConfig {
    * it is not a wildcard, else none).
    */
   multicast?: MulticastGroupConfig;
+  /**
+   * A stream made by the caller instead of one encoded from the catalogue
+   * (a relay in forward mode, lib/relay/forward-stream.ts): the channel
+   * then has no catalogue object (`objects` must be absent) and no group.
+   */
+  stream?: ServedStreamFactory;
+  /** Ring slots of the channel (default the server's ringCapacity): a forward stream keeps its ring short. */
+  ringCapacity?: number;
 }
 
 /**
@@ -217,6 +226,9 @@ export interface ChannelPlan {
   rateMbps: number;
   /** Its group, checked, with the defaults applied; absent: unicast only. */
   multicast?: CheckedGroup;
+  /** ChannelConfig.stream. */
+  stream?: ServedStreamFactory;
+  ringCapacity?: number;
 }
 
 /** The options with their defaults applied, checked. */
@@ -311,15 +323,17 @@ function planChannels(
     if (bytes < 1 || bytes > 64) throw new InvalidServerConfigError('a channel name is 1..64 bytes of UTF-8');
     if (names.has(c.name)) throw new InvalidServerConfigError(`two channels are named ${c.name}`);
     names.add(c.name);
-    const objects = (c.objects ?? catalogue.objects.map((o) => o.name)).map((n) => {
+    if (c.stream && (c.objects !== undefined || c.multicast !== undefined)) throw new InvalidServerConfigError(`channel ${c.name}: a stream of its own has no catalogue objects and no group`);
+    const objects = c.stream ? [] : (c.objects ?? catalogue.objects.map((o) => o.name)).map((n) => {
       const o = catalogue.get(n);
       if (!o) throw new InvalidServerConfigError(`channel ${c.name}: no object named ${n}`);
       return o;
     });
-    if (objects.length === 0) throw new InvalidServerConfigError(`channel ${c.name} has no objects`);
+    if (c.ringCapacity !== undefined && !(Number.isInteger(c.ringCapacity) && c.ringCapacity >= 16)) throw new InvalidServerConfigError(`channel ${c.name}: ringCapacity must be an integer >= 16`);
+    if (objects.length === 0 && !c.stream) throw new InvalidServerConfigError(`channel ${c.name} has no objects`);
     const rateMbps = c.rateMbps ?? defaultRateMbps ?? DEFAULT_RATE_MBPS;
     if (!(Number.isFinite(rateMbps) && rateMbps > 0)) throw new InvalidServerConfigError('rate must be a positive number of Mbit/s');
-    const plan: ChannelPlan = { name: c.name, tsi: i + 1, objects, rateMbps };
+    const plan: ChannelPlan = { name: c.name, tsi: i + 1, objects, rateMbps, ...(c.stream ? { stream: c.stream } : {}), ...(c.ringCapacity ? { ringCapacity: c.ringCapacity } : {}) };
     if (c.multicast !== undefined) plan.multicast = checkMulticastGroup(c.multicast, { ...host, what: `channel ${c.name}` });
     return plan;
   });
@@ -393,8 +407,8 @@ export function channelStreamOptions(
 export function replicatorChannelConfig(plan: ServerPlan, channel: ChannelPlan, slotSize: number): ReplicatorChannelConfig {
   return {
     slotSize,
-    capacity: plan.ringCapacity,
-    lowWater: Math.floor(plan.ringCapacity / 4),
+    capacity: channel.ringCapacity ?? plan.ringCapacity,
+    lowWater: Math.floor((channel.ringCapacity ?? plan.ringCapacity) / 4),
     rateBytesPerSec: Math.round((channel.rateMbps * 1e6) / 8),
   };
 }

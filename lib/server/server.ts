@@ -54,6 +54,7 @@ import type { ObjectEncoder } from '../fec/encoder';
 import { IoError, SourceTruncatedError } from '../fec/errors';
 import { BlockCache } from '../content/block-cache';
 import { type Catalogue, type CatalogueObject, ObjectChangedError } from '../content/catalogue';
+import type { ServedStream } from '../stream/served-stream';
 import { type BlockPins, ChannelStream, type SymbolSource } from '../stream/channel-stream';
 import { type ChannelInfo, type ClientEvent, ClientManager, staticChannelDirectory } from '../session/client-manager';
 import type { ManagerOutput } from '../session/manager-output';
@@ -124,7 +125,7 @@ export class RqcastServer extends EventEmitter {
   private readonly plan: ServerPlan;
   private readonly byTsi = new Map<number, ServerChannel>();
   /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
-  private readonly streams = new Map<number, ChannelStream>();
+  private readonly streams = new Map<number, ServedStream>();
   /** Live channels by TSI. */
   private readonly live = new Map<number, { channel: LiveChannel; rateMbps: number }>();
   private readonly cache: BlockCache;

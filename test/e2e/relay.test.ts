@@ -1,4 +1,4 @@
-// Relays (issue 11, docs/PROTOCOL.md §10.13), regenerate mode, with the
+// Relays (issue 11, docs/PROTOCOL.md §10.13), regenerate mode (and forward, d), with the
 // real CLI between network namespaces (test/support/netns.ts). The origin
 // is member 0 of a group of 3 in the server namespace; relay A (member 1,
 // fed by the origin) in client namespace 0; relay B (member 2, fed by
@@ -12,7 +12,10 @@
 //   (c) the origin killed while relay A holds a third of the object, and
 //       started again: relay A's one upstream fetch finishes (no second
 //       attempt), it serves, and with the origin gone again a client still
-//       gets the file bit-exact from relay A.
+//       gets the file bit-exact from relay A;
+//   (d) forward mode: origin → forward relay A → forward relay B → 5
+//       clients, bit-exact (the relays decode nothing; test/relay/
+//       forward.test.ts pins down what they send).
 import * as fs from 'fs';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../support/netns';
@@ -47,7 +50,7 @@ async function until(p: NsProcess, read: () => string, pred: (text: string) => b
   }
 }
 
-describeNetns('e2e: relays (regenerate mode)', () => {
+describeNetns('e2e: relays', () => {
   let bed: Testbed;
   let dir: string;
   let digest: string;
@@ -69,10 +72,12 @@ describeNetns('e2e: relays (regenerate mode)', () => {
   const url = (address: string) => `rqcast://${address}:${PORT}//F.bin`;
 
   /** Relay `index` (1: A in client ns 0, fed by the origin; 2: B in client ns 1, fed by A). Not awaited: it listens once it has every object. */
-  function relay(index: 1 | 2, extra: string[] = []): NsProcess {
+  function relay(index: 1 | 2, extra: string[] = [], forward = false): NsProcess {
     const node = bed.clients[index - 1];
     const upstream = index === 1 ? bed.server.address : bed.clients[0].address;
-    const argv = rqcastArgv('relay', `rqcast://${upstream}:${PORT}`, '--bind', node.address, '--port', String(PORT), '--rate', String(RATE_MBPS), '--server-index', String(index), '--servers', '3', ...extra);
+    // A forward relay's rate is a ceiling over what arrives: above its upstream's (docs/PROTOCOL.md §10.13).
+    const place = forward ? ['--mode', 'forward', '--rate', String(2 * RATE_MBPS)] : ['--rate', String(RATE_MBPS), '--server-index', String(index), '--servers', '3'];
+    const argv = rqcastArgv('relay', `rqcast://${upstream}:${PORT}`, '--bind', node.address, '--port', String(PORT), ...place, ...extra);
     return bed.spawn(node.ns, argv, cliOptions({ timeoutMs: 150_000 }));
   }
 
@@ -159,4 +164,25 @@ describeNetns('e2e: relays (regenerate mode)', () => {
       await stopProcess(o);
     }
   }, 170_000);
+
+  it(`(d) forward mode: origin → relay → relay → ${CLIENTS} clients, bit-exact`, async () => {
+    const o = await origin();
+    const a = relay(1, [], true);
+    const b = relay(2, [], true);
+    try {
+      await a.waitForStdout(/listening/, 60_000);
+      await b.waitForStdout(/listening/, 60_000);
+      const runs = Array.from({ length: CLIENTS }, (_, i) => {
+        const out = path.join(dir, `d-${i}.bin`);
+        return { out, p: fetch(2 + i, out, [url(bed.clients[1].address)]) };
+      });
+      for (const r of runs) {
+        const res = await r.p.wait();
+        if (res.code !== 0) throw new Error(describeRun('client of forward relay B', res));
+        expect(sha256(r.out)).toBe(digest);
+      }
+    } finally {
+      for (const p of [a, b, o]) await stopProcess(p);
+    }
+  }, 120_000);
 });

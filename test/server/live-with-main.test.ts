@@ -2,8 +2,8 @@
  * Live streams (issue 10, docs/PROTOCOL.md §10.14) beside what main built
  * meanwhile: the rq:Channel list of every FDT names a live channel, and
  * `rqcast ls` (readCatalogue) lists it as live with the segments it keeps;
- * a relay refuses a live channel (its FDT is open: regenerate mode serves
- * complete objects only, forward mode is not built) instead of waiting for
+ * a regenerating relay refuses a live channel (its FDT is open: regenerate
+ * mode serves complete objects only; --mode forward relays it) instead of waiting for
  * ever; the metrics registry reads a server with a live channel; a playout
  * cannot be resumed; a live stream is not served by a server group.
  */
@@ -69,7 +69,7 @@ test('rqcast ls: the live channel is in the rq:Channel list and listed as live w
   }
 }, 30_000);
 
-test('a relay refuses a live channel, naming it, instead of waiting for its FDT to complete', async () => {
+test('a regenerating relay refuses a live channel, naming it and --mode forward, instead of waiting for its FDT to complete', async () => {
   const { server, port, input, source } = await liveServer();
   const spool = await fs.mkdtemp(path.join(dir, 'relay-'));
   const relay = new Relay({ upstream: `rqcast://127.0.0.1:${port}/cam`, spoolDir: spool, server: { port: 0, host: '127.0.0.1' }, retryAfterMs: 100 });
@@ -82,7 +82,7 @@ test('a relay refuses a live channel, naming it, instead of waiting for its FDT 
     );
     expect(err).toBeInstanceOf(LiveChannelRelayError);
     expect(err).toBeInstanceOf(InvalidClientOptionError);
-    expect((err as Error).message).toMatch(/"cam" is a live stream.*forward mode is not built/);
+    expect((err as Error).message).toMatch(/"cam" is a live stream.*--mode forward/);
     expect(failed).toEqual([]);
     expect(relay.attempts).toBe(1);
   } finally {
