@@ -11,6 +11,14 @@
  *   the window: `symbolsPerTurn` packets of one block per turn, never past
  *   the next FDT position (a window of one block takes it all the way to the
  *   next FDT packet).
+ * - Shares by need: every block of the window counts its packets of this
+ *   pass against its quota, ceil(K * (1 + passOverhead)), and a turn stops
+ *   at the quota. With every block in the window (plain round-robin, W >=
+ *   n), a block that has had its quota sits out until every block has had
+ *   its own; then a new pass begins. So over a pass each block gets its
+ *   quota, and a block's share of the data packets is its quota's share
+ *   (about K / sum of K), not 1/n: a 1-byte object beside a 3 MB one gets
+ *   2 packets of every ~2 700, not a third of the channel.
  * - Sliding window (W = `windowBlocks` smaller than the block count n): only
  *   W blocks take turns. A block leaves once it has had its quota,
  *   ceil(K * (1 + passOverhead)) packets, in this pass and the next block
@@ -244,24 +252,48 @@ export class StreamSchedule {
       return { block: FDT_TURN, sbn, want: 1, slot: -1 };
     }
     const toFdt = this.fdtInterval - (position % this.fdtInterval);
-    const slot = this.cursor;
+    const slot = this.counting ? this.slotWithQuotaLeft() : this.cursor;
     const index = this.window[slot];
     const b = this.blocks[index];
     let want = Math.min(this.window.length === 1 ? toFdt : Math.min(this.symbolsPerTurn, toFdt), max);
-    if (this.sliding) {
-      // Stop at the quota, so that the block leaves exactly there when it can.
+    if (this.counting) {
+      // Stop at the quota: a sliding block leaves exactly there when it can,
+      // a plain one sits out the rest of the pass.
       const left = b.quota - this.passSent[slot];
       if (left > 0) want = Math.min(want, left);
     }
-    this.cursor = (this.cursor + 1) % this.window.length;
+    this.cursor = (slot + 1) % this.window.length;
     return { block: index, sbn: b.sbn, want, slot };
   }
 
   /** `count` packets of `turn` were built: counts them against the block's quota, which may move the window. */
   sent(turn: Turn, count: number): void {
-    if (turn.slot < 0 || !this.sliding) return;
+    if (turn.slot < 0 || !this.counting) return;
     this.passSent[turn.slot] += count;
-    if (this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
+    if (this.sliding && this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
+  }
+
+  /** Whether turns count against quotas: a sliding window, or a plain one of several blocks (a lone block needs no share). */
+  private get counting(): boolean {
+    return this.sliding || this.window.length > 1;
+  }
+
+  /**
+   * From the cursor on, the first slot whose block has quota left in this
+   * pass. A sliding window never skips (a block at its quota that could not
+   * leave keeps its turns, windowStalls). A plain window skips the blocks
+   * that have had their quota; when every block has had it, a new pass
+   * begins (every count back to 0) at the cursor.
+   */
+  private slotWithQuotaLeft(): number {
+    if (this.sliding) return this.cursor;
+    const n = this.window.length;
+    for (let k = 0; k < n; k++) {
+      const slot = (this.cursor + k) % n;
+      if (this.passSent[slot] < this.blocks[this.window[slot]].quota) return slot;
+    }
+    this.passSent.fill(0);
+    return this.cursor;
   }
 
   /**

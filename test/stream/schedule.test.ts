@@ -1,6 +1,7 @@
 // StreamSchedule alone: which block each stream position carries. No
 // encoder, no allocator, no bytes: a fake gate decides readiness and records
 // pins.
+import fc from 'fast-check';
 import { InvalidServerConfigError } from '../../lib/errors';
 import { BlockGate, FDT_TURN, ScheduleOptions, ScheduledBlock, StreamSchedule, passQuota } from '../../lib/stream/schedule';
 
@@ -91,7 +92,8 @@ describe('StreamSchedule: FDT cadence and round-robin', () => {
   });
 
   test('symbolsPerTurn packets of each block in turn, cut at the FDT position', () => {
-    const { s } = schedule({ blocks: blocks(9, 9, 9), symbolsPerTurn: 4, fdtInterval: 16 });
+    // Quotas far above what 32 positions send: no block sits out (the share by quota is tested below).
+    const { s } = schedule({ blocks: blocks(100, 100, 100), symbolsPerTurn: 4, fdtInterval: 16 });
     expect(runs(drive(s, 32))).toEqual([
       [FDT_TURN, 1],
       [0, 4],
@@ -130,6 +132,71 @@ describe('StreamSchedule: FDT cadence and round-robin', () => {
     expect(passQuota(40, 0.25)).toBe(50);
     expect(passQuota(41, 0.15)).toBe(48);
     expect(passQuota(1, 0)).toBe(1);
+  });
+});
+
+describe('StreamSchedule: a plain window shares by quota', () => {
+  /** Packets of each block among `positions` (FDT positions left out). */
+  function tally(xs: number[], n: number): number[] {
+    const c = new Array<number>(n).fill(0);
+    for (const x of xs) if (x !== FDT_TURN) c[x]++;
+    return c;
+  }
+
+  test('a block that has had its quota sits out until every block has had its own; then a new pass', () => {
+    const { s } = schedule({ blocks: blocks(10, 3, 1), symbolsPerTurn: 4, fdtInterval: 1000 });
+    const xs = drive(s, 1 + 2 * 14).slice(1);
+    // Pass 1: 4 of 0, 3 of 1 (its quota), 1 of 2, then 0 alone up to 10. Pass 2
+    // begins where the cursor stands (block 1): 3 of 1, 1 of 2, 10 of 0.
+    expect(runs(xs)).toEqual([
+      [0, 4],
+      [1, 3],
+      [2, 1],
+      [0, 6],
+      [1, 3],
+      [2, 1],
+      [0, 10],
+    ]);
+    expect(s.sliding).toBe(false);
+  });
+
+  test('after m whole passes every block has had m quotas, whatever the turns, FDT cadence and batch cuts', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 2, maxLength: 6 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 2, max: 40 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 5 }),
+        (quotas, symbolsPerTurn, fdtInterval, batch, cutEvery) => {
+          const { s } = schedule({ blocks: blocks(...quotas), symbolsPerTurn, fdtInterval });
+          const sum = quotas.reduce((a, b) => a + b, 0);
+          let turns = 0;
+          const xs = drive(s, 4 * sum + 4 * Math.ceil((4 * sum) / (fdtInterval - 1)), 0, batch, (want) => (++turns % cutEvery === 0 ? want - 1 : want));
+          // Every prefix of the data packets: with m = floor(D / sum) whole passes behind
+          // it, each block has had between m and m + 1 of its quotas.
+          const data = xs.filter((x) => x !== FDT_TURN);
+          const c = new Array<number>(quotas.length).fill(0);
+          const outside: string[] = [];
+          data.forEach((x, d) => {
+            c[x]++;
+            const m = Math.floor((d + 1) / sum);
+            quotas.forEach((q, i) => {
+              if (c[i] < m * q || c[i] > (m + 1) * q) outside.push(`block ${i} had ${c[i]} after ${d + 1}`);
+            });
+          });
+          expect(outside).toEqual([]);
+          expect(tally(xs, quotas.length).every((n, i) => n >= 4 * quotas[i])).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  test('a lone block takes every data position (no quota, no pass)', () => {
+    const { s } = schedule({ blocks: blocks(2), fdtInterval: 8 });
+    const xs = drive(s, 64);
+    expect(tally(xs, 1)).toEqual([56]);
   });
 });
 
