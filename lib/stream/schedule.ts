@@ -54,6 +54,17 @@ export const IN_ORDER_WINDOW = 1;
 export const DEFAULT_SYMBOLS_PER_TURN = 4;
 /** Turn.block of an FDT turn. */
 export const FDT_TURN = -1;
+/**
+ * What the server pins ahead while sliding (ChannelStream's
+ * prepareAheadPackets): the blocks after the next one too, until their
+ * quotas and the next one's reach this many packets. A block is prepared off
+ * the JS thread while the stream is built in fills of up to a ring of
+ * packets (4096 by default) at a time; a block with a quota of a few packets
+ * (a small object) whose successor was pinned only when it entered the
+ * window would keep the channel until that preparation lands. Blocks of
+ * K >= 3 562 (quota >= 4096 at 15%) are pinned one ahead as before.
+ */
+export const PREPARE_AHEAD_PACKETS = 4096;
 
 /**
  * W for a channel whose blocks hold `costs` bytes each once prepared: all of
@@ -104,6 +115,12 @@ export interface ScheduleOptions {
   gate: BlockGate;
   /** Counted into (ChannelStream passes its StreamCounters). Default: its own. */
   counters?: ScheduleCounters;
+  /**
+   * While sliding, also pin the blocks after the next one until their quotas
+   * and its own reach this many packets (PREPARE_AHEAD_PACKETS). Default 0:
+   * the next block alone.
+   */
+  prepareAheadPackets?: number;
 }
 
 /** What the next packets carry. */
@@ -140,6 +157,9 @@ export class StreamSchedule {
   private readonly admitting: number[] = [];
   /** The block that enters the window next (pinned ahead, so it is being prepared) while sliding. */
   private nextBlock = 0;
+  /** Blocks after nextBlock, in cyclic order, pinned ahead too (prepareAheadPackets). */
+  private prefetch: number[] = [];
+  private readonly prepareAheadPackets: number;
   private cursor = 0;
   private readonly fdtBlocks: number;
   private fdtCursor = 0;
@@ -159,6 +179,10 @@ export class StreamSchedule {
     if (w !== Infinity && (!Number.isInteger(w) || w < 1)) throw new InvalidServerConfigError('windowBlocks must be a positive integer');
     if (!Number.isInteger(options.fdtBlocks) || options.fdtBlocks < 1) throw new InvalidServerConfigError('an FDT has at least one source block');
     this.windowLimit = w;
+    this.prepareAheadPackets = options.prepareAheadPackets ?? 0;
+    if (!(Number.isInteger(this.prepareAheadPackets) && this.prepareAheadPackets >= 0)) {
+      throw new InvalidServerConfigError('prepareAheadPackets must be an integer >= 0');
+    }
     this.counters = options.counters ?? { windowAdvances: 0, windowStalls: 0 };
     this.fdtBlocks = options.fdtBlocks;
     this.gate = options.gate;
@@ -202,6 +226,7 @@ export class StreamSchedule {
     for (const i of this.window) this.gate.pin(i);
     for (const i of this.admitting) this.gate.pin(i);
     if (this.sliding) this.gate.pin(this.nextBlock);
+    this.refreshPrefetch();
   }
 
   /** Unpins everything the schedule pinned; nothing is added afterwards. */
@@ -210,6 +235,8 @@ export class StreamSchedule {
       for (const i of this.window) this.gate.unpin(i);
       for (const i of this.admitting) this.gate.unpin(i);
       if (this.sliding) this.gate.unpin(this.nextBlock);
+      for (const i of this.prefetch) this.gate.unpin(i);
+      this.prefetch = [];
     }
     this.state = 'closed';
   }
@@ -240,6 +267,7 @@ export class StreamSchedule {
       this.nextBlock = index;
       if (this.state === 'started') this.gate.pin(index);
     }
+    this.refreshPrefetch();
     return index;
   }
 
@@ -317,7 +345,33 @@ export class StreamSchedule {
     while (this.window.includes(next)) next = (next + 1) % this.blocks.length;
     this.nextBlock = next;
     this.gate.pin(this.nextBlock);
+    this.refreshPrefetch();
     this.counters.windowAdvances++;
+  }
+
+  /**
+   * The blocks after nextBlock (cyclic order, skipping the window, blocks
+   * being admitted and nextBlock) whose quotas, with nextBlock's, stay under
+   * prepareAheadPackets, and the one that reaches it: pinned now, so they are
+   * prepared before their turn. Pins the new ones before it unpins those no
+   * longer ahead (one that is ahead again stays prepared).
+   */
+  private refreshPrefetch(): void {
+    if (this.state !== 'started') return;
+    const want: number[] = [];
+    if (this.sliding && this.prepareAheadPackets > 0) {
+      const n = this.blocks.length;
+      let sum = this.blocks[this.nextBlock].quota;
+      for (let k = 1; k < n && sum < this.prepareAheadPackets; k++) {
+        const i = (this.nextBlock + k) % n;
+        if (this.window.includes(i) || this.admitting.includes(i)) continue;
+        want.push(i);
+        sum += this.blocks[i].quota;
+      }
+    }
+    for (const i of want) this.gate.pin(i);
+    for (const i of this.prefetch) this.gate.unpin(i);
+    this.prefetch = want;
   }
 
   /** Moves appended blocks that have become ready into the window. */

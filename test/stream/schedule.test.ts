@@ -200,6 +200,93 @@ describe('StreamSchedule: a plain window shares by quota', () => {
   });
 });
 
+describe('StreamSchedule: small blocks pinned ahead (prepareAheadPackets)', () => {
+  /** A gate whose blocks are ready one batch after they were pinned: a preparation off the JS thread. */
+  class AsyncGate extends FakeGate {
+    batch = 0;
+    private readonly since = new Map<number, number>();
+    override pin(i: number): void {
+      if (!this.pinned.has(i)) this.since.set(i, this.batch);
+      super.pin(i);
+    }
+    override unpin(i: number): void {
+      super.unpin(i);
+      if (!this.pinned.has(i)) this.since.delete(i);
+    }
+    override ready(i: number): boolean {
+      const at = this.since.get(i);
+      return at !== undefined && at < this.batch;
+    }
+  }
+
+  /** `batches` fills of `size` positions; returns the packets per block. */
+  function fills(s: StreamSchedule, gate: AsyncGate, batches: number, size: number, n: number): number[] {
+    const c = new Array<number>(n).fill(0);
+    let p = 0;
+    for (let b = 0; b < batches; b++) {
+      gate.batch++;
+      let built = 0;
+      while (built < size) {
+        const t = s.next(p, size - built);
+        if (t.block !== FDT_TURN) c[t.block] += t.want;
+        s.sent(t, t.want);
+        p += t.want;
+        built += t.want;
+      }
+    }
+    return c;
+  }
+
+  const quotas = [1000, 3, 1, 1000, 2, 1];
+  const sum = quotas.reduce((a, b) => a + b, 0);
+
+  test('with the next block alone pinned, a small block keeps the channel until its successor is ready (the stall)', () => {
+    const gate = new AsyncGate();
+    const s = new StreamSchedule({ blocks: blocks(...quotas), windowBlocks: 1, fdtInterval: 1000, fdtBlocks: 1, gate });
+    gate.batch = 1;
+    s.start();
+    const c = fills(s, gate, 20, 512, quotas.length);
+    expect(s.counters.windowStalls).toBeGreaterThan(0);
+    // Block 1 (quota 3) had far more than its quota per pass.
+    const passes = Math.ceil((20 * 512) / sum);
+    expect(c[1]).toBeGreaterThan(passes * quotas[1]);
+  });
+
+  test('pinned ahead until the quotas reach prepareAheadPackets: no stall, each block its quota per pass', () => {
+    const gate = new AsyncGate();
+    const s = new StreamSchedule({ blocks: blocks(...quotas), windowBlocks: 1, fdtInterval: 1000, fdtBlocks: 1, gate, prepareAheadPackets: 600 });
+    gate.batch = 1;
+    s.start();
+    // Window [0]; next 1 (quota 3); then 2 (1) and 3 (1000, reaching 600): pinned.
+    expect([...gate.pinned.keys()].sort()).toEqual([0, 1, 2, 3]);
+    const c = fills(s, gate, 20, 512, quotas.length);
+    expect(s.counters.windowStalls).toBe(0);
+    const data = c.reduce((a, b) => a + b, 0);
+    const m = Math.floor(data / sum);
+    quotas.forEach((q, i) => {
+      expect(c[i]).toBeGreaterThanOrEqual(m * q);
+      expect(c[i]).toBeLessThanOrEqual((m + 1) * q);
+    });
+    // Never more pinned than the window, the next block and the small ones up to one reaching 600.
+    expect(gate.maxPinned).toBeLessThanOrEqual(5);
+    s.close();
+    expect(gate.pinned.size).toBe(0);
+  });
+
+  test('blocks with quotas of prepareAheadPackets or more: one pinned ahead, as without it', () => {
+    const gate = new FakeGate();
+    const s = new StreamSchedule({ blocks: blocks(700, 700, 700, 700), windowBlocks: 1, fdtInterval: 1000, fdtBlocks: 1, gate, prepareAheadPackets: 600 });
+    s.start();
+    expect([...gate.pinned.keys()].sort()).toEqual([0, 1]);
+    drive(s, 5000);
+    expect(gate.maxPinned).toBe(2);
+  });
+
+  test('a negative or fractional prepareAheadPackets is an InvalidServerConfigError', () => {
+    for (const prepareAheadPackets of [-1, 1.5]) expect(() => schedule({ blocks: blocks(5, 5), prepareAheadPackets })).toThrow(InvalidServerConfigError);
+  });
+});
+
 describe('StreamSchedule: sliding window', () => {
   test('W blocks take turns; each leaves after its quota for the next in cyclic order; W + 1 pinned', () => {
     const quotas = [5, 6, 7, 8];
