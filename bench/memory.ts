@@ -57,6 +57,7 @@ interface Run {
   symbols_received: number;
   needed_symbols: number;
   budget_drops: number;
+  socket_drops: number;
   blocks_evicted: number;
   peak_partial_block_MiB: number;
 }
@@ -66,6 +67,7 @@ interface FetchSummary {
   symbolsReceived: number;
   neededSymbols: number;
   budgetDrops: number;
+  socketDrops: number;
   blocksEvicted: number;
   peakPartialBlockBytes: number;
 }
@@ -120,6 +122,7 @@ async function runOnce(dir: string, file: string, digest: string, memory: number
     symbols_received: summary.symbolsReceived ?? -1,
     needed_symbols: summary.neededSymbols ?? -1,
     budget_drops: summary.budgetDrops ?? -1,
+    socket_drops: summary.socketDrops ?? -1,
     blocks_evicted: summary.blocksEvicted ?? -1,
     peak_partial_block_MiB: round((summary.peakPartialBlockBytes ?? NaN) / MIB, 1),
   };
