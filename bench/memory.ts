@@ -9,6 +9,7 @@
 //   npm run bench:memory -- --quick         64 MiB and 256 MiB
 //   options: --sizes MiB,MiB  --memory MiB (server)  --client-memory MiB  --rate MBIT
 //            --no-baseline (skip the default-budget run: one run per size)
+//            --serve-args "..." (extra rqcast serve options, e.g. "--pass-overhead 2")
 //
 //   The issue-12 check (a file 8x the server's budget, README's advice of
 //   twice the server's budget for the client):
@@ -37,6 +38,7 @@ const MEMORY_MIB = Number(opt('--memory') ?? 128);
 const CLIENT_MEMORY_MIB = Number(opt('--client-memory') ?? 2 * MEMORY_MIB);
 const RATE = Number(opt('--rate') ?? 400);
 const BASELINE = !argv.includes('--no-baseline');
+const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIB = 1024 * 1024;
 
 interface Run {
@@ -79,7 +81,7 @@ async function runOnce(dir: string, file: string, digest: string, memory: number
   const cliRep = path.join(dir, `cli-${port}.time`);
   const out = path.join(dir, `out-${port}`);
   fs.rmSync(out, { recursive: true, force: true });
-  const [cmd, ...args] = timed(srvRep, rqcastArgv('serve', file, '--bind', '127.0.0.1', '--port', String(port), '--rate', String(RATE), '--json', '--quiet', ...memArgs));
+  const [cmd, ...args] = timed(srvRep, rqcastArgv('serve', file, '--bind', '127.0.0.1', '--port', String(port), '--rate', String(RATE), '--json', '--quiet', ...memArgs, ...SERVE_ARGS));
   const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const listening = await new Promise<{ channels: { windowBlocks: number }[] }>((resolve, reject) => {
     let buf = '';
@@ -176,7 +178,7 @@ async function main(): Promise<void> {
     ratio_client_rss_vs_baseline: round(r.client_rss_MiB / base.client_rss_MiB, 3),
     ratio_seconds_vs_baseline: round(r.seconds / base.seconds, 3),
   }));
-  console.log(JSON.stringify({ bench: 'memory', rate_mbit: RATE, server_memory_MiB: MEMORY_MIB, client_memory_MiB: CLIENT_MEMORY_MIB, results }));
+  console.log(JSON.stringify({ bench: 'memory', rate_mbit: RATE, server_memory_MiB: MEMORY_MIB, client_memory_MiB: CLIENT_MEMORY_MIB, serve_args: SERVE_ARGS, results }));
   if (runs.some((r) => !r.ok)) process.exitCode = 1;
 }
 
