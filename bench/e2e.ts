@@ -7,6 +7,7 @@
 //   npm run bench:e2e -- --quick     16 MiB
 //   options: --bytes N  --rate MBIT  --receivers N  --loss 0,5  --only rqcast|uftp
 //            --serve-args "..." (extra rqcast serve options)
+//            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
 //
 // Fairness:
 // - Rate: both sides are capped at the same rate per receiver stream
@@ -36,6 +37,7 @@ import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
+import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
 import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -48,6 +50,7 @@ const LOSSES = (opt('--loss') ?? '0,5').split(',').map(Number);
 const ONLY = opt('--only');
 /** Extra `rqcast serve` options, e.g. --serve-args "--memory 128 --pass-overhead 10" (a sliding window). */
 const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
+const MIXED = !argv.includes('--no-mixed');
 const BUF = 8 * 1024 * 1024;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
@@ -231,6 +234,7 @@ async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-e2e-'));
   const bed = await Testbed.create({ clients: RECEIVERS, socketBufferMax: BUF });
   const runs: Run[] = [];
+  const mixed: MixedRow[] = [];
   try {
     const source = path.join(work, 'payload.bin');
     log(`writing ${BYTES} random bytes`);
@@ -245,6 +249,12 @@ async function main(): Promise<void> {
         log(`rqcast, ${loss}% loss`);
         runs.push(await runRqcast(bed, work, source, digest, loss));
         log(JSON.stringify(runs[runs.length - 1]));
+      }
+      if (MIXED && ONLY !== 'uftp') {
+        log(`rqcast, mixed-size channel, ${loss}% loss`);
+        const o = { bed, work, receivers: RECEIVERS, largeBytes: BYTES, rateMbit: RATE_MBIT, loss, port: CONTROL_PORT, timeoutS: TIMEOUT_S, serveArgs: SERVE_ARGS };
+        mixed.push(await runMixedChannel({ ...o, setLoss: (pct) => addLossAll(bed, pct), log }));
+        log(JSON.stringify(mixed[mixed.length - 1]));
       }
     }
   } finally {
@@ -288,7 +298,8 @@ async function main(): Promise<void> {
         `${f(r.rqcast_server_cpu_s, 12)}${f(r.rqcast_client_cpu_s, 12)}${f(r.uftp_server_cpu_s, 14)}${f(r.uftp_client_cpu_s, 9)}`,
     );
   }
-  console.log(JSON.stringify({ bench: 'e2e', results }));
+  printMixedRows(mixed);
+  console.log(JSON.stringify({ bench: 'e2e', results, mixed }));
 }
 
 main().catch((err) => {

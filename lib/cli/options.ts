@@ -90,8 +90,23 @@ export const parsePort: Parser<number> = (text) => {
 /** Largest rate accepted, Mbit/s: 1 Tbit/s, far beyond any NIC, so a typo in units is caught. */
 export const MAX_RATE_MBPS = 1_000_000;
 
+const RATE_RULE = 'a rate is a positive number of Mbit/s';
+
+/**
+ * What `--rate 0` gets: rqcast offers no uncapped stream (issue 12). Its
+ * UDP and multicast streams have no congestion control, and one stream
+ * serves every member of a channel, so nothing but the rate keeps it from
+ * flooding the slowest path (README "Choosing a rate").
+ */
+export const UNCAPPED_RATE_REFUSED =
+  `${RATE_RULE}: 0 (no cap) is not offered, because a channel's stream has no congestion control ` +
+  '(README "Choosing a rate"); give the rate of the slowest path to your receivers, e.g. 100';
+
 /** A pacing rate in Mbit/s (10^6 bit/s of packet bytes), > 0; fractions allowed. */
-export const parseRateMbps: Parser<number> = positiveNumberUpTo(MAX_RATE_MBPS, 'a rate is a positive number of Mbit/s');
+export const parseRateMbps: Parser<number> = (text) => {
+  if (finiteNumber(text) === 0) throw new UsageError(UNCAPPED_RATE_REFUSED);
+  return positiveNumberUpTo(MAX_RATE_MBPS, RATE_RULE)(text);
+};
 
 /**
  * Largest memory budget, MiB (1 PiB): MiB * 2^20 stays an exact integer

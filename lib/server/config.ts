@@ -8,7 +8,7 @@
 import type { AckTrackerOptions } from '../session/ack-tracker';
 import type { ReplacementBudgetOptions } from '../session/replacement-budget';
 import type { BlockPins, ChannelStreamOptions } from '../stream/channel-stream';
-import { DEFAULT_FDT_INTERVAL, IN_ORDER_WINDOW, windowFor } from '../stream/channel-stream';
+import { DEFAULT_FDT_INTERVAL, IN_ORDER_WINDOW, PREPARE_AHEAD_PACKETS, windowFor } from '../stream/channel-stream';
 import type { LiveSource } from '../content/live-source';
 import { type Catalogue, type CatalogueObject, type FdtObject, wireOti } from '../content/catalogue';
 import { type EsiLayout, SymbolAllocator } from '../content/symbol-allocator';
@@ -394,6 +394,8 @@ export function channelStreamOptions(
     symbolsPerTurn: options.symbolsPerTurn,
     windowBlocks: options.windowBlocks ?? Math.min(IN_ORDER_WINDOW, windowFor(costs, plan.memoryShare)),
     passOverhead: options.passOverhead,
+    // Small blocks are pinned ahead far enough that none waits for a preparation (schedule.ts).
+    prepareAheadPackets: PREPARE_AHEAD_PACKETS,
     pins,
   };
 }

@@ -32,7 +32,7 @@ import { PacketRun, PendingRuns, PushFn, RunBuilder, packetSize, replacementPack
 import { BlockGate, DEFAULT_PASS_OVERHEAD, FDT_TURN, ScheduledBlock, StreamSchedule, passQuota } from './schedule';
 import { SymbolHistory } from './symbol-history';
 
-export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, IN_ORDER_WINDOW, windowFor } from './schedule';
+export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, IN_ORDER_WINDOW, PREPARE_AHEAD_PACKETS, windowFor } from './schedule';
 export type { PushFn } from './packet-builder';
 
 /** What a stream reads from a block source (ObjectEncoder satisfies it): BlockSymbols. */
@@ -81,6 +81,12 @@ export interface ChannelStreamOptions {
   windowBlocks?: number;
   /** Packets per block per pass of the window beyond K, as a fraction of K. Default 0.15. */
   passOverhead?: number;
+  /**
+   * While sliding, the blocks after the next one are pinned too until their
+   * quotas reach this many packets (schedule.ts, PREPARE_AHEAD_PACKETS, which
+   * RqcastServer passes). Default 0: the next block alone.
+   */
+  prepareAheadPackets?: number;
   /** Default: encoders prepare blocks when first used, on the JS thread. */
   pins?: BlockPins;
   /**
@@ -167,6 +173,7 @@ export class ChannelStream {
       symbolsPerTurn: options.symbolsPerTurn,
       fdtInterval: options.fdtInterval,
       windowBlocks: options.windowBlocks,
+      prepareAheadPackets: options.prepareAheadPackets,
       gate: this.gate(),
       counters: this.counters,
     });

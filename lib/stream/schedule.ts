@@ -11,6 +11,14 @@
  *   the window: `symbolsPerTurn` packets of one block per turn, never past
  *   the next FDT position (a window of one block takes it all the way to the
  *   next FDT packet).
+ * - Shares by need: every block of the window counts its packets of this
+ *   pass against its quota, ceil(K * (1 + passOverhead)), and a turn stops
+ *   at the quota. With every block in the window (plain round-robin, W >=
+ *   n), a block that has had its quota sits out until every block has had
+ *   its own; then a new pass begins. So over a pass each block gets its
+ *   quota, and a block's share of the data packets is its quota's share
+ *   (about K / sum of K), not 1/n: a 1-byte object beside a 3 MB one gets
+ *   2 packets of every ~2 700, not a third of the channel.
  * - Sliding window (W = `windowBlocks` smaller than the block count n): only
  *   W blocks take turns. A block leaves once it has had its quota,
  *   ceil(K * (1 + passOverhead)) packets, in this pass and the next block
@@ -46,6 +54,17 @@ export const IN_ORDER_WINDOW = 1;
 export const DEFAULT_SYMBOLS_PER_TURN = 4;
 /** Turn.block of an FDT turn. */
 export const FDT_TURN = -1;
+/**
+ * What the server pins ahead while sliding (ChannelStream's
+ * prepareAheadPackets): the blocks after the next one too, until their
+ * quotas and the next one's reach this many packets. A block is prepared off
+ * the JS thread while the stream is built in fills of up to a ring of
+ * packets (4096 by default) at a time; a block with a quota of a few packets
+ * (a small object) whose successor was pinned only when it entered the
+ * window would keep the channel until that preparation lands. Blocks of
+ * K >= 3 562 (quota >= 4096 at 15%) are pinned one ahead as before.
+ */
+export const PREPARE_AHEAD_PACKETS = 4096;
 
 /**
  * W for a channel whose blocks hold `costs` bytes each once prepared: all of
@@ -96,6 +115,12 @@ export interface ScheduleOptions {
   gate: BlockGate;
   /** Counted into (ChannelStream passes its StreamCounters). Default: its own. */
   counters?: ScheduleCounters;
+  /**
+   * While sliding, also pin the blocks after the next one until their quotas
+   * and its own reach this many packets (PREPARE_AHEAD_PACKETS). Default 0:
+   * the next block alone.
+   */
+  prepareAheadPackets?: number;
 }
 
 /** What the next packets carry. */
@@ -132,6 +157,9 @@ export class StreamSchedule {
   private readonly admitting: number[] = [];
   /** The block that enters the window next (pinned ahead, so it is being prepared) while sliding. */
   private nextBlock = 0;
+  /** Blocks after nextBlock, in cyclic order, pinned ahead too (prepareAheadPackets). */
+  private prefetch: number[] = [];
+  private readonly prepareAheadPackets: number;
   private cursor = 0;
   private readonly fdtBlocks: number;
   private fdtCursor = 0;
@@ -151,6 +179,10 @@ export class StreamSchedule {
     if (w !== Infinity && (!Number.isInteger(w) || w < 1)) throw new InvalidServerConfigError('windowBlocks must be a positive integer');
     if (!Number.isInteger(options.fdtBlocks) || options.fdtBlocks < 1) throw new InvalidServerConfigError('an FDT has at least one source block');
     this.windowLimit = w;
+    this.prepareAheadPackets = options.prepareAheadPackets ?? 0;
+    if (!(Number.isInteger(this.prepareAheadPackets) && this.prepareAheadPackets >= 0)) {
+      throw new InvalidServerConfigError('prepareAheadPackets must be an integer >= 0');
+    }
     this.counters = options.counters ?? { windowAdvances: 0, windowStalls: 0 };
     this.fdtBlocks = options.fdtBlocks;
     this.gate = options.gate;
@@ -194,6 +226,7 @@ export class StreamSchedule {
     for (const i of this.window) this.gate.pin(i);
     for (const i of this.admitting) this.gate.pin(i);
     if (this.sliding) this.gate.pin(this.nextBlock);
+    this.refreshPrefetch();
   }
 
   /** Unpins everything the schedule pinned; nothing is added afterwards. */
@@ -202,6 +235,8 @@ export class StreamSchedule {
       for (const i of this.window) this.gate.unpin(i);
       for (const i of this.admitting) this.gate.unpin(i);
       if (this.sliding) this.gate.unpin(this.nextBlock);
+      for (const i of this.prefetch) this.gate.unpin(i);
+      this.prefetch = [];
     }
     this.state = 'closed';
   }
@@ -232,6 +267,7 @@ export class StreamSchedule {
       this.nextBlock = index;
       if (this.state === 'started') this.gate.pin(index);
     }
+    this.refreshPrefetch();
     return index;
   }
 
@@ -244,24 +280,48 @@ export class StreamSchedule {
       return { block: FDT_TURN, sbn, want: 1, slot: -1 };
     }
     const toFdt = this.fdtInterval - (position % this.fdtInterval);
-    const slot = this.cursor;
+    const slot = this.counting ? this.slotWithQuotaLeft() : this.cursor;
     const index = this.window[slot];
     const b = this.blocks[index];
     let want = Math.min(this.window.length === 1 ? toFdt : Math.min(this.symbolsPerTurn, toFdt), max);
-    if (this.sliding) {
-      // Stop at the quota, so that the block leaves exactly there when it can.
+    if (this.counting) {
+      // Stop at the quota: a sliding block leaves exactly there when it can,
+      // a plain one sits out the rest of the pass.
       const left = b.quota - this.passSent[slot];
       if (left > 0) want = Math.min(want, left);
     }
-    this.cursor = (this.cursor + 1) % this.window.length;
+    this.cursor = (slot + 1) % this.window.length;
     return { block: index, sbn: b.sbn, want, slot };
   }
 
   /** `count` packets of `turn` were built: counts them against the block's quota, which may move the window. */
   sent(turn: Turn, count: number): void {
-    if (turn.slot < 0 || !this.sliding) return;
+    if (turn.slot < 0 || !this.counting) return;
     this.passSent[turn.slot] += count;
-    if (this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
+    if (this.sliding && this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
+  }
+
+  /** Whether turns count against quotas: a sliding window, or a plain one of several blocks (a lone block needs no share). */
+  private get counting(): boolean {
+    return this.sliding || this.window.length > 1;
+  }
+
+  /**
+   * From the cursor on, the first slot whose block has quota left in this
+   * pass. A sliding window never skips (a block at its quota that could not
+   * leave keeps its turns, windowStalls). A plain window skips the blocks
+   * that have had their quota; when every block has had it, a new pass
+   * begins (every count back to 0) at the cursor.
+   */
+  private slotWithQuotaLeft(): number {
+    if (this.sliding) return this.cursor;
+    const n = this.window.length;
+    for (let k = 0; k < n; k++) {
+      const slot = (this.cursor + k) % n;
+      if (this.passSent[slot] < this.blocks[this.window[slot]].quota) return slot;
+    }
+    this.passSent.fill(0);
+    return this.cursor;
   }
 
   /**
@@ -285,7 +345,33 @@ export class StreamSchedule {
     while (this.window.includes(next)) next = (next + 1) % this.blocks.length;
     this.nextBlock = next;
     this.gate.pin(this.nextBlock);
+    this.refreshPrefetch();
     this.counters.windowAdvances++;
+  }
+
+  /**
+   * The blocks after nextBlock (cyclic order, skipping the window, blocks
+   * being admitted and nextBlock) whose quotas, with nextBlock's, stay under
+   * prepareAheadPackets, and the one that reaches it: pinned now, so they are
+   * prepared before their turn. Pins the new ones before it unpins those no
+   * longer ahead (one that is ahead again stays prepared).
+   */
+  private refreshPrefetch(): void {
+    if (this.state !== 'started') return;
+    const want: number[] = [];
+    if (this.sliding && this.prepareAheadPackets > 0) {
+      const n = this.blocks.length;
+      let sum = this.blocks[this.nextBlock].quota;
+      for (let k = 1; k < n && sum < this.prepareAheadPackets; k++) {
+        const i = (this.nextBlock + k) % n;
+        if (this.window.includes(i) || this.admitting.includes(i)) continue;
+        want.push(i);
+        sum += this.blocks[i].quota;
+      }
+    }
+    for (const i of want) this.gate.pin(i);
+    for (const i of this.prefetch) this.gate.unpin(i);
+    this.prefetch = want;
   }
 
   /** Moves appended blocks that have become ready into the window. */

@@ -24,6 +24,7 @@ import {
   parsePort,
   parsePositiveInteger,
   parseRateMbps,
+  UNCAPPED_RATE_REFUSED,
   percentage,
   positiveNumberUpTo,
   repeatableOptionParser,
@@ -50,6 +51,12 @@ describe('integerIn (e.g. --symbol-size 16..65456 bytes)', () => {
 
 describe('parsePositiveInteger', () => {
   rule(parsePositiveInteger, [['1', 1], ['9007199254740991', Number.MAX_SAFE_INTEGER]], ['0', '-3', '2.5', '9007199254740992', 'many']);
+});
+
+describe('parseRateMbps: 0 (uncapped) is refused with the reason and the fix', () => {
+  test.each(['0', '-0', ' 0.0 ', '0e3'])('%j', (text) => {
+    expect(() => parseRateMbps(text)).toThrow(UNCAPPED_RATE_REFUSED);
+  });
 });
 
 describe('parseRateMbps: > 0, fractions allowed, at most MAX_RATE_MBPS', () => {
@@ -227,6 +234,9 @@ describe('rqcast: a bad option value exits 2 with one clear message naming the o
     [['fetch', 'rqcast://h:1', '--memory', '1.5'], /option '--memory <MiB>' argument '1\.5' is invalid\. a memory size is a whole number of MiB/],
     [['serve', 'x.bin', '--memory', '0'], /a memory size is a whole number of MiB, 1\.\.1073741824/],
     [['serve', 'x.bin', '--rate', 'fast'], /'--rate <mbps>' argument 'fast' is invalid\. a rate is a positive number of Mbit\/s/],
+    [['serve', 'x.bin', '--rate', '0'], /'--rate <mbps>' argument '0' is invalid\. a rate is a positive number of Mbit\/s: 0 \(no cap\) is not offered, because .*README "Choosing a rate".*e\.g\. 100/],
+    [['serve', 'x.bin', '--channel', 'x:a.bin:0.0'], /0 \(no cap\) is not offered/],
+    [['relay', 'rqcast://h:1', '--rate', '0'], /'--rate <mbps>' argument '0' is invalid\. .*0 \(no cap\) is not offered/],
     [['serve', 'x.bin', '--port', '70000'], /'--port <port>'.*a port is an integer 0\.\.65535/],
     [['serve', 'x.bin', '--symbol-size', '8'], /symbol size is an integer 16\.\.65456 \(bytes\)/],
     [['serve', 'x.bin', '--pass-overhead', '-5'], /a percentage of K in \[0, 1000\]/],

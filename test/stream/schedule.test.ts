@@ -1,6 +1,7 @@
 // StreamSchedule alone: which block each stream position carries. No
 // encoder, no allocator, no bytes: a fake gate decides readiness and records
 // pins.
+import fc from 'fast-check';
 import { InvalidServerConfigError } from '../../lib/errors';
 import { BlockGate, FDT_TURN, ScheduleOptions, ScheduledBlock, StreamSchedule, passQuota } from '../../lib/stream/schedule';
 
@@ -91,7 +92,8 @@ describe('StreamSchedule: FDT cadence and round-robin', () => {
   });
 
   test('symbolsPerTurn packets of each block in turn, cut at the FDT position', () => {
-    const { s } = schedule({ blocks: blocks(9, 9, 9), symbolsPerTurn: 4, fdtInterval: 16 });
+    // Quotas far above what 32 positions send: no block sits out (the share by quota is tested below).
+    const { s } = schedule({ blocks: blocks(100, 100, 100), symbolsPerTurn: 4, fdtInterval: 16 });
     expect(runs(drive(s, 32))).toEqual([
       [FDT_TURN, 1],
       [0, 4],
@@ -130,6 +132,158 @@ describe('StreamSchedule: FDT cadence and round-robin', () => {
     expect(passQuota(40, 0.25)).toBe(50);
     expect(passQuota(41, 0.15)).toBe(48);
     expect(passQuota(1, 0)).toBe(1);
+  });
+});
+
+describe('StreamSchedule: a plain window shares by quota', () => {
+  /** Packets of each block among `positions` (FDT positions left out). */
+  function tally(xs: number[], n: number): number[] {
+    const c = new Array<number>(n).fill(0);
+    for (const x of xs) if (x !== FDT_TURN) c[x]++;
+    return c;
+  }
+
+  test('a block that has had its quota sits out until every block has had its own; then a new pass', () => {
+    const { s } = schedule({ blocks: blocks(10, 3, 1), symbolsPerTurn: 4, fdtInterval: 1000 });
+    const xs = drive(s, 1 + 2 * 14).slice(1);
+    // Pass 1: 4 of 0, 3 of 1 (its quota), 1 of 2, then 0 alone up to 10. Pass 2
+    // begins where the cursor stands (block 1): 3 of 1, 1 of 2, 10 of 0.
+    expect(runs(xs)).toEqual([
+      [0, 4],
+      [1, 3],
+      [2, 1],
+      [0, 6],
+      [1, 3],
+      [2, 1],
+      [0, 10],
+    ]);
+    expect(s.sliding).toBe(false);
+  });
+
+  test('after m whole passes every block has had m quotas, whatever the turns, FDT cadence and batch cuts', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 2, maxLength: 6 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 2, max: 40 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 5 }),
+        (quotas, symbolsPerTurn, fdtInterval, batch, cutEvery) => {
+          const { s } = schedule({ blocks: blocks(...quotas), symbolsPerTurn, fdtInterval });
+          const sum = quotas.reduce((a, b) => a + b, 0);
+          let turns = 0;
+          const xs = drive(s, 4 * sum + 4 * Math.ceil((4 * sum) / (fdtInterval - 1)), 0, batch, (want) => (++turns % cutEvery === 0 ? want - 1 : want));
+          // Every prefix of the data packets: with m = floor(D / sum) whole passes behind
+          // it, each block has had between m and m + 1 of its quotas.
+          const data = xs.filter((x) => x !== FDT_TURN);
+          const c = new Array<number>(quotas.length).fill(0);
+          const outside: string[] = [];
+          data.forEach((x, d) => {
+            c[x]++;
+            const m = Math.floor((d + 1) / sum);
+            quotas.forEach((q, i) => {
+              if (c[i] < m * q || c[i] > (m + 1) * q) outside.push(`block ${i} had ${c[i]} after ${d + 1}`);
+            });
+          });
+          expect(outside).toEqual([]);
+          expect(tally(xs, quotas.length).every((n, i) => n >= 4 * quotas[i])).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  test('a lone block takes every data position (no quota, no pass)', () => {
+    const { s } = schedule({ blocks: blocks(2), fdtInterval: 8 });
+    const xs = drive(s, 64);
+    expect(tally(xs, 1)).toEqual([56]);
+  });
+});
+
+describe('StreamSchedule: small blocks pinned ahead (prepareAheadPackets)', () => {
+  /** A gate whose blocks are ready one batch after they were pinned: a preparation off the JS thread. */
+  class AsyncGate extends FakeGate {
+    batch = 0;
+    private readonly since = new Map<number, number>();
+    override pin(i: number): void {
+      if (!this.pinned.has(i)) this.since.set(i, this.batch);
+      super.pin(i);
+    }
+    override unpin(i: number): void {
+      super.unpin(i);
+      if (!this.pinned.has(i)) this.since.delete(i);
+    }
+    override ready(i: number): boolean {
+      const at = this.since.get(i);
+      return at !== undefined && at < this.batch;
+    }
+  }
+
+  /** `batches` fills of `size` positions; returns the packets per block. */
+  function fills(s: StreamSchedule, gate: AsyncGate, batches: number, size: number, n: number): number[] {
+    const c = new Array<number>(n).fill(0);
+    let p = 0;
+    for (let b = 0; b < batches; b++) {
+      gate.batch++;
+      let built = 0;
+      while (built < size) {
+        const t = s.next(p, size - built);
+        if (t.block !== FDT_TURN) c[t.block] += t.want;
+        s.sent(t, t.want);
+        p += t.want;
+        built += t.want;
+      }
+    }
+    return c;
+  }
+
+  const quotas = [1000, 3, 1, 1000, 2, 1];
+  const sum = quotas.reduce((a, b) => a + b, 0);
+
+  test('with the next block alone pinned, a small block keeps the channel until its successor is ready (the stall)', () => {
+    const gate = new AsyncGate();
+    const s = new StreamSchedule({ blocks: blocks(...quotas), windowBlocks: 1, fdtInterval: 1000, fdtBlocks: 1, gate });
+    gate.batch = 1;
+    s.start();
+    const c = fills(s, gate, 20, 512, quotas.length);
+    expect(s.counters.windowStalls).toBeGreaterThan(0);
+    // Block 1 (quota 3) had far more than its quota per pass.
+    const passes = Math.ceil((20 * 512) / sum);
+    expect(c[1]).toBeGreaterThan(passes * quotas[1]);
+  });
+
+  test('pinned ahead until the quotas reach prepareAheadPackets: no stall, each block its quota per pass', () => {
+    const gate = new AsyncGate();
+    const s = new StreamSchedule({ blocks: blocks(...quotas), windowBlocks: 1, fdtInterval: 1000, fdtBlocks: 1, gate, prepareAheadPackets: 600 });
+    gate.batch = 1;
+    s.start();
+    // Window [0]; next 1 (quota 3); then 2 (1) and 3 (1000, reaching 600): pinned.
+    expect([...gate.pinned.keys()].sort()).toEqual([0, 1, 2, 3]);
+    const c = fills(s, gate, 20, 512, quotas.length);
+    expect(s.counters.windowStalls).toBe(0);
+    const data = c.reduce((a, b) => a + b, 0);
+    const m = Math.floor(data / sum);
+    quotas.forEach((q, i) => {
+      expect(c[i]).toBeGreaterThanOrEqual(m * q);
+      expect(c[i]).toBeLessThanOrEqual((m + 1) * q);
+    });
+    // Never more pinned than the window, the next block and the small ones up to one reaching 600.
+    expect(gate.maxPinned).toBeLessThanOrEqual(5);
+    s.close();
+    expect(gate.pinned.size).toBe(0);
+  });
+
+  test('blocks with quotas of prepareAheadPackets or more: one pinned ahead, as without it', () => {
+    const gate = new FakeGate();
+    const s = new StreamSchedule({ blocks: blocks(700, 700, 700, 700), windowBlocks: 1, fdtInterval: 1000, fdtBlocks: 1, gate, prepareAheadPackets: 600 });
+    s.start();
+    expect([...gate.pinned.keys()].sort()).toEqual([0, 1]);
+    drive(s, 5000);
+    expect(gate.maxPinned).toBe(2);
+  });
+
+  test('a negative or fractional prepareAheadPackets is an InvalidServerConfigError', () => {
+    for (const prepareAheadPackets of [-1, 1.5]) expect(() => schedule({ blocks: blocks(5, 5), prepareAheadPackets })).toThrow(InvalidServerConfigError);
   });
 });
 

@@ -5,7 +5,11 @@
 // many packets the push took, then the bytes taken), the ACK lookups and the
 // replacement packets. The expected digests were recorded from the stream as
 // it stood before the split; a change in any packet, in how packets are
-// grouped into pushes, or in what a lookup answers changes them.
+// grouped into pushes, or in what a lookup answers changes them. The three
+// scenarios of a plain window (every block in it) were recorded again when
+// its round-robin began to share by quota (issue 12, schedule.ts; the share
+// itself is tested in rate-share.test.ts); the sliding window's digest did
+// not change.
 import { createHash, Hash } from 'node:crypto';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { wireOti } from '../../lib/content/catalogue';
@@ -85,7 +89,7 @@ describe('ChannelStream output equals the stream before the split', () => {
     fill(h, s, 200, () => 7);
     fill(h, s, 200);
     expect(s.counters.freshUnknown).toBeGreaterThan(0);
-    expect(digest(h)).toBe('1609abdfd4ea5f53c776268ab7a662e2');
+    expect(digest(h)).toBe('e9a9db27e9300c9672f80f0721ffc8a6');
   });
 
   test('no-code carousel, symbolsPerTurn 3, replacements resend the lost symbol', () => {
@@ -94,7 +98,7 @@ describe('ChannelStream output equals the stream before the split', () => {
     fill(h, s, 700);
     fresh(h, s, [0, 5, 40, 41, 699]);
     lookups(h, s, [5, 40, 699, 700]);
-    expect(digest(h)).toBe('b004d4e951a73eb95ce2f3174a1bffd7');
+    expect(digest(h)).toBe('0d6569890e553f104cc0bebf8f0e8488');
   });
 
   test('sliding window: quotas, stalls while the next block is not ready, skipped replacements', () => {
@@ -145,6 +149,6 @@ describe('ChannelStream output equals the stream before the split', () => {
     lookups(h, s, [2 ** 32 - 21, 2 ** 32 - 1, 0, 1, 38, 39, 40]);
     fresh(h, s, [2 ** 32 - 20, 2 ** 32 - 2, 3, 30]);
     expect(o.objects[0].allocator.wraps(0)).toBe(1);
-    expect(digest(h)).toBe('3cb2ecfd46a78a5fcc496fdc444107cb');
+    expect(digest(h)).toBe('79a367717f0e15b7ca4a99d3add70742');
   });
 });
