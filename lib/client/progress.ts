@@ -74,6 +74,8 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     peakPartialBlockBytes: s.peakPartialBlockBytes,
     memoryBytes: s.memoryBytes,
     ...(s.servers ? { servers: s.servers.map((v) => ({ ...v })), duplicates: s.duplicates ?? 0 } : {}),
+    ...(s.startupMs !== undefined ? { startupMs: s.startupMs } : {}),
+    ...(s.tailMs !== undefined ? { tailMs: s.tailMs } : {}),
   };
 }
 
