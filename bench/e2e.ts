@@ -76,6 +76,9 @@ interface Run {
   /** rqcast: the slowest receiver's start-up (process start to first data packet) and tail (last useful packet to the file published), from fetch --json. */
   startup_ms?: number;
   tail_ms?: number;
+  /** Each receiver's, in launch order (a receiver that joins late in block 0's pass gets it in the next pass: its digest waits for it). */
+  startup_ms_each?: (number | null)[];
+  tail_ms_each?: (number | null)[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -236,6 +239,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     overhead_pct: overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : undefined,
     startup_ms: worst('startupMs'),
     tail_ms: worst('tailMs'),
+    startup_ms_each: summaries.map((j) => (typeof j?.startupMs === 'number' ? j.startupMs : null)),
+    tail_ms_each: summaries.map((j) => (typeof j?.tailMs === 'number' ? j.tailMs : null)),
   };
 }
 
@@ -290,6 +295,8 @@ async function main(): Promise<void> {
       rqcast_vs_floor: rqs !== null ? round(rqs / floor, 3) : null,
       startup_ms: rq?.startup_ms ?? null,
       tail_ms: rq?.tail_ms ?? null,
+      startup_ms_each: rq?.startup_ms_each ?? null,
+      tail_ms_each: rq?.tail_ms_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
       client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),
