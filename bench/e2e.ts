@@ -29,6 +29,12 @@
 //   has checked the file's SHA-256. Every received file is then checked
 //   against the source's SHA-256 (outside the timed span) for both.
 // - Peak RSS: GNU time (`/usr/bin/time -v`) around every process.
+// - Per row: floor_s (the line-rate time over (1 - loss): what a fountain
+//   code cannot beat), CPU (user + system) and peak RSS of the busiest
+//   receiver on each side (client_cpu_s, uftpd_cpu_s, also per GiB), and
+//   rqcast's start-up (startup_ms: a fetch's process start to its first data
+//   packet) and tail (tail_ms: last useful packet to the verified, renamed
+//   file), the largest over the receivers, from each fetch's --json summary.
 // The last line printed is one JSON object.
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -70,6 +76,12 @@ interface Run {
   overhead_pct?: number;
   /** Share of candidate datagrams the loss rule actually dropped. */
   dropped_pct?: number;
+  /** rqcast: the slowest receiver's start-up (process start to first data packet) and tail (last useful packet to the file published), from fetch --json. */
+  startup_ms?: number;
+  tail_ms?: number;
+  /** Each receiver's, in launch order (a receiver that joins late in block 0's pass gets it in the next pass: its digest waits for it). */
+  startup_ms_each?: (number | null)[];
+  tail_ms_each?: (number | null)[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -208,7 +220,12 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   await stopTimed(server);
   let verified = 0;
   for (const out of outs) if ((await sha256File(out)) === digest) verified++;
-  const overheads = results.map((r) => overheadFromSummary(lastJson(r.stdout))).filter((x): x is number => x !== undefined);
+  const summaries = results.map((r) => lastJson(r.stdout));
+  const overheads = summaries.map(overheadFromSummary).filter((x): x is number => x !== undefined);
+  const worst = (key: string): number | undefined => {
+    const v = summaries.map((j) => j?.[key]).filter((x): x is number => typeof x === 'number');
+    return v.length === receivers.length ? Math.max(...v) : undefined;
+  };
   const ok = results.every((r) => r.code === 0) && verified === receivers.length;
   if (!ok) {
     for (const r of results) log(`rqcast fetch at ${loss}%: exit ${r.code ?? r.signal}; stderr tail: ${r.stderr.slice(-1500)}`);
@@ -223,6 +240,10 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     ...usage(readTimeReport(serverRep), reports.map(readTimeReport)),
     dropped_pct: dropped,
     overhead_pct: overheads.length ? overheads.reduce((a, b) => a + b, 0) / overheads.length : undefined,
+    startup_ms: worst('startupMs'),
+    tail_ms: worst('tailMs'),
+    startup_ms_each: summaries.map((j) => (typeof j?.startupMs === 'number' ? j.startupMs : null)),
+    tail_ms_each: summaries.map((j) => (typeof j?.tailMs === 'number' ? j.tailMs : null)),
   };
 }
 
@@ -262,40 +283,51 @@ async function main(): Promise<void> {
     fs.rmSync(work, { recursive: true, force: true });
   }
 
+  const ideal = (BYTES * 8) / (RATE_MBIT * 1e6);
   const results = LOSSES.map((loss) => {
     const rq = runs.find((r) => r.system === 'rqcast' && r.loss_pct === loss);
     const uf = runs.find((r) => r.system === 'uftp' && r.loss_pct === loss);
     const sec = (r: Run | undefined): number | null => (r && r.ok ? round(r.seconds, 2) : null);
     const rqs = sec(rq);
     const ufs = sec(uf);
+    // The fountain floor: the payload at the line rate, over the share of packets that arrive.
+    const floor = ideal / (1 - loss / 100);
+    const perGiB = (cpu: number | undefined): number | null => (cpu === undefined ? null : round(cpu / (BYTES / 2 ** 30), 2));
     return {
       loss_pct: loss,
       receivers: RECEIVERS,
       bytes: BYTES,
       rate_mbit: RATE_MBIT,
+      floor_s: round(floor, 2),
       rqcast_s: rqs,
       uftp_s: ufs,
       ratio: rqs !== null && ufs !== null ? round(ufs / rqs, 3) : null,
+      rqcast_vs_floor: rqs !== null ? round(rqs / floor, 3) : null,
+      startup_ms: rq?.startup_ms ?? null,
+      tail_ms: rq?.tail_ms ?? null,
+      startup_ms_each: rq?.startup_ms_each ?? null,
+      tail_ms_each: rq?.tail_ms_each ?? null,
+      client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
+      uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
+      client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),
+      uftpd_cpu_s_per_GiB: perGiB(uf?.client_cpu_s),
       overhead_pct: rq?.overhead_pct !== undefined ? round(rq.overhead_pct, 2) : null,
       rqcast_server_rss_MiB: rq ? round(rq.server_rss_MiB, 1) : null,
       rqcast_client_rss_MiB: rq ? round(rq.client_rss_MiB, 1) : null,
       uftp_server_rss_MiB: uf ? round(uf.server_rss_MiB, 1) : null,
       uftp_client_rss_MiB: uf ? round(uf.client_rss_MiB, 1) : null,
       rqcast_server_cpu_s: rq ? round(rq.server_cpu_s, 1) : null,
-      rqcast_client_cpu_s: rq ? round(rq.client_cpu_s, 1) : null,
       uftp_server_cpu_s: uf ? round(uf.server_cpu_s, 1) : null,
-      uftp_client_cpu_s: uf ? round(uf.client_cpu_s, 1) : null,
     };
   });
 
-  const ideal = (BYTES * 8) / (RATE_MBIT * 1e6);
   console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss`);
-  console.log('loss%  rqcast_s  uftp_s   uftp/rqcast  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
+  console.log('loss%  floor_s  rqcast_s  uftp_s   uftp/rqcast  rq/floor  startup_ms  tail_ms  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
     console.log(
-      `${f(r.loss_pct, 7)}${f(r.rqcast_s, 10)}${f(r.uftp_s, 9)}${f(r.ratio, 13)}${f(r.overhead_pct, 11)}${f(r.rqcast_server_rss_MiB, 12)}${f(r.rqcast_client_rss_MiB, 12)}${f(r.uftp_server_rss_MiB, 14)}${f(r.uftp_client_rss_MiB, 11)}` +
-        `${f(r.rqcast_server_cpu_s, 12)}${f(r.rqcast_client_cpu_s, 12)}${f(r.uftp_server_cpu_s, 14)}${f(r.uftp_client_cpu_s, 9)}`,
+      `${f(r.loss_pct, 7)}${f(r.floor_s, 9)}${f(r.rqcast_s, 10)}${f(r.uftp_s, 9)}${f(r.ratio, 13)}${f(r.rqcast_vs_floor, 10)}${f(r.startup_ms, 12)}${f(r.tail_ms, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_server_rss_MiB, 12)}${f(r.rqcast_client_rss_MiB, 12)}${f(r.uftp_server_rss_MiB, 14)}${f(r.uftp_client_rss_MiB, 11)}` +
+        `${f(r.rqcast_server_cpu_s, 12)}${f(r.client_cpu_s, 12)}${f(r.uftp_server_cpu_s, 14)}${f(r.uftpd_cpu_s, 9)}`,
     );
   }
   printMixedRows(mixed);

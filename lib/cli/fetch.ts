@@ -199,15 +199,16 @@ function playoutReading(url: RqcastUrl, reading: RqcastUrl): RqcastUrl {
  * channel, then as an object of the default channel (one-segment.ts).
  */
 export async function runFetch(urlTexts: string | readonly string[], o: FetchCliOptions, io: FetchIo = {}): Promise<number> {
-  const log = createLogger({ level: o.logLevel ?? 'silent', format: o.logFormat ?? 'json', stream: io.logStream });
+  // No --log-level: no logger at all (pino is not even loaded).
+  const log = o.logLevel === undefined ? undefined : createLogger({ level: o.logLevel, format: o.logFormat ?? 'json', stream: io.logStream });
   try {
     return await fetchLogged(typeof urlTexts === 'string' ? [urlTexts] : urlTexts, o, log);
   } finally {
-    log.flush();
+    log?.flush();
   }
 }
 
-async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Logger): Promise<number> {
+async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Logger | undefined): Promise<number> {
   const mode = chooseProgressMode({ json: o.json, quiet: o.quiet, isTTY: process.stderr.isTTY === true });
   // With -o -, stdout carries the object: JSON lines go to stderr.
   const toStdout = playsOut(o);
@@ -218,7 +219,7 @@ async function fetchLogged(texts: readonly string[], o: FetchCliOptions, log: Lo
   const once = async (make: () => RqcastClient | FluteReceiver): Promise<FetchSummary> => {
     const client = make();
     lastClient = client;
-    logFetchEvents(client, log);
+    if (log) logFetchEvents(client, log);
     display = new ProgressDisplay(client, mode, jsonOut);
     client.on('partial', (kept) => reportKept(kept, o.json, jsonOut));
     if (client instanceof RqcastClient) {
@@ -305,10 +306,10 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
   });
 }
 
-function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions, log: Logger, jsonOut: NodeJS.WritableStream = process.stdout): number {
+function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOptions, log: Logger | undefined, jsonOut: NodeJS.WritableStream = process.stdout): number {
   const code = exitCodeFor(e);
   const err = e instanceof Error ? e : new Error(String(e));
-  log.error({ err, exitCode: code }, 'fetch failed');
+  log?.error({ err, exitCode: code }, 'fetch failed');
   display?.fail(err, code);
   if (o.json && !display) jsonOut.write(JSON.stringify({ type: 'error', code: (err as { code?: string }).code ?? 'ERR_RQ_CLIENT', message: err.message, exitCode: code }) + '\n');
   process.stderr.write(`rqcast fetch: ${err.message}\n`);

@@ -10,7 +10,7 @@
  *   its stack at debug or below).
  */
 import type { EventEmitter } from 'node:events';
-import pino, { type Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { UsageError } from './errors';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -78,13 +78,16 @@ export interface LoggerOptions {
 
 /** The command's logger. */
 export function createLogger(o: LoggerOptions): Logger {
+  // Loaded here, not at the top: a fetch without --log-level never needs pino (its start-up, fetch --json startupMs).
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const pino = require('pino') as typeof import('pino');
   const base = { name: 'rqcast', level: o.level };
   if (o.format === 'pretty') {
     const out = o.stream ?? process.stderr;
     const stacks = o.level === 'trace' || o.level === 'debug';
     return pino(base, { write: (line: string) => out.write(prettyLine(line, stacks)) });
   }
-  if (o.stream) return pino(base, o.stream as pino.DestinationStream);
+  if (o.stream) return pino(base, o.stream as DestinationStream);
   return pino(base, pino.destination({ dest: 2, sync: false }));
 }
 

@@ -33,6 +33,7 @@
  * debug hooks) is decoded (decodeAlc, decodeControl) and takes the general
  * path.
  */
+import { performance } from 'perf_hooks';
 import { AlcPacket, decodeAlc, newAlcScan, scanAlcData } from '../protocol/alc';
 import { decodeControl } from '../protocol/control';
 import { CONTROL_MAGIC_0 } from '../protocol/control-header';
@@ -286,7 +287,7 @@ export class DataPath {
       return false;
     }
     if (this.lossRate > 0 && this.dropped()) return false;
-    stats.packetsReceived++;
+    if (stats.packetsReceived++ === 0) stats.firstPacketMs = performance.now();
     stats.bytesReceived += length;
     if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;
@@ -380,7 +381,7 @@ export class DataPath {
       return;
     }
     if (this.dropped()) return;
-    stats.packetsReceived++;
+    if (stats.packetsReceived++ === 0) stats.firstPacketMs = performance.now();
     stats.bytesReceived += length;
     const replacement = unicast && p.sequence === undefined;
     if (unicast) ch.unicastPackets++;

@@ -143,6 +143,17 @@ export interface FetchSummary {
   servers?: ServerSummary[];
   /** A fetch from several servers: symbols that arrived twice, summed over the servers (0 for servers of one group). */
   duplicates?: number;
+  /**
+   * Start-up: milliseconds from the start of this process (performance.timeOrigin)
+   * to the first data packet accepted (ClientStats.firstPacketMs); absent if none came.
+   */
+  startupMs?: number;
+  /**
+   * Tail: milliseconds from the last useful packet (a symbol for a block
+   * still needed, of any object) to the last object verified and published;
+   * absent if no object was verified.
+   */
+  tailMs?: number;
 }
 
 export interface ClientStats {
@@ -172,6 +183,11 @@ export interface ClientStats {
   /** ERROR ServerLeaving notices received (docs/PROTOCOL.md §6.7), and those that data still arriving proved stale or forged. */
   serverLeaving: number;
   serverLeavingIgnored: number;
+  /**
+   * When the first data packet was accepted (counted in packetsReceived), as
+   * performance.now(): milliseconds since this process started; 0 until then.
+   */
+  firstPacketMs: number;
   /** Every (tsi, toi, sbn, esi) received, if recordEsis. */
   esiLog: { tsi: number; toi: bigint; sbn: number; esi: number; replacement: boolean }[];
 }
@@ -195,6 +211,7 @@ export function newClientStats(): ClientStats {
     rejoins: 0,
     serverLeaving: 0,
     serverLeavingIgnored: 0,
+    firstPacketMs: 0,
     esiLog: [],
   };
 }

@@ -16,6 +16,9 @@ export class FetchReport {
   /** When data could first arrive (JOINED, or the group joined); times are counted from it. */
   joinedAt?: number;
   private lastProgress = { at: 0, bytes: 0 };
+  /** When the last object was verified (Unix ms), and the latest useful packet of the objects verified so far. */
+  private lastVerifiedAt = 0;
+  private lastUsefulAt = 0;
 
   constructor(
     private readonly registry: ObjectRegistry,
@@ -42,6 +45,8 @@ export class FetchReport {
       symbolsReplayed: r.stats.symbolsReplayed,
     };
     this.results.push(result);
+    this.lastVerifiedAt = now;
+    this.lastUsefulAt = Math.max(this.lastUsefulAt, obj.lastUsefulAt);
     return result;
   }
 
@@ -138,6 +143,8 @@ export class FetchReport {
       blocksEvicted: this.budget.stats.blocksEvicted,
       peakPartialBlockBytes: this.budget.stats.peakBytes,
       memoryBytes: this.budget.limitBytes,
+      ...(s.firstPacketMs > 0 ? { startupMs: Math.round(s.firstPacketMs) } : {}),
+      ...(this.results.length > 0 ? { tailMs: this.lastVerifiedAt - this.lastUsefulAt } : {}),
     };
   }
 

@@ -12,7 +12,7 @@
  * - 'quiet' (--quiet): warnings only, on stderr; no progress, no summary.
  *   Errors are the caller's to print, in every mode.
  */
-import { SingleBar } from 'cli-progress';
+import type { SingleBar } from 'cli-progress';
 import type { EventEmitter } from 'events';
 import type { FetchSummary, ObjectResult, ProgressInfo, TransportEvent } from './events';
 
@@ -74,6 +74,8 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     peakPartialBlockBytes: s.peakPartialBlockBytes,
     memoryBytes: s.memoryBytes,
     ...(s.servers ? { servers: s.servers.map((v) => ({ ...v })), duplicates: s.duplicates ?? 0 } : {}),
+    ...(s.startupMs !== undefined ? { startupMs: s.startupMs } : {}),
+    ...(s.tailMs !== undefined ? { tailMs: s.tailMs } : {}),
   };
 }
 
@@ -153,7 +155,10 @@ export class ProgressDisplay {
       blocks: `${p.blocksDecoded}/${p.blocks}`,
     };
     if (!this.bar) {
-      this.bar = new SingleBar(
+      // Loaded only for a terminal's bar: --json and piped fetches start without it.
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const { SingleBar: Bar } = require('cli-progress') as typeof import('cli-progress');
+      this.bar = new Bar(
         {
           format: '{bar} {percentage}% | {value}/{total} symbols | {blocks} blocks | {objects} objects | {rate} | ETA {eta}',
           stream: this.err,

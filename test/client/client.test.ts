@@ -262,8 +262,16 @@ describe('RqcastClient (scripted server)', () => {
     const display = new ProgressDisplay(c, 'json', out, out);
     const seen: ProgressInfo[] = [];
     c.on('progress', (p) => seen.push(p));
+    const before = performance.now();
     const s = await c.fetch();
+    const after = performance.now();
     display.succeed(s);
+    // Start-up is counted from this process's start to the first data packet taken: within the fetch.
+    expect(s.startupMs).toBeGreaterThanOrEqual(Math.floor(before));
+    expect(s.startupMs).toBeLessThanOrEqual(Math.ceil(after));
+    // The tail (last useful packet to the object published) lies within the fetch too.
+    expect(s.tailMs).toBeGreaterThanOrEqual(0);
+    expect(s.tailMs).toBeLessThanOrEqual(after - before);
     expect(seen.length).toBeGreaterThan(1);
     const last = seen[seen.length - 1];
     expect(last.neededSymbols).toBe(Math.ceil(big.length / 256));
@@ -272,7 +280,7 @@ describe('RqcastClient (scripted server)', () => {
     const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(lines.filter((l) => l.type === 'progress').length).toBe(seen.length);
     expect(lines.filter((l) => l.type === 'object')).toHaveLength(1);
-    expect(lines[lines.length - 1]).toMatchObject({ type: 'summary', bytes: big.length });
+    expect(lines[lines.length - 1]).toMatchObject({ type: 'summary', bytes: big.length, startupMs: s.startupMs, tailMs: s.tailMs });
   });
 
   test('close() aborts: FetchAbortedError, temporary files removed', async () => {

@@ -110,6 +110,8 @@ describe('DataPath: source check', () => {
     );
     expect(s.stats.ignored).toBe(5 + 1 + 1 + 1 + 3);
     expect(s.stats.packetsReceived).toBe(0);
+    // None was a data packet taken: no start-up stamp.
+    expect(s.stats.firstPacketMs).toBe(0);
   });
 
   test('nothing is read once the session has left or the fetch has ended', () => {
@@ -133,9 +135,12 @@ describe('DataPath: before JOINED', () => {
     s.path.onDatagrams(datagrams(early.map((b) => from(b))));
     expect(s.path.preJoinCount).toBe(early.length);
     expect(s.stats.packetsReceived).toBe(0);
+    expect(s.stats.firstPacketMs).toBe(0);
     join(s);
     expect(s.path.preJoinCount).toBe(0);
     expect(s.stats.packetsReceived).toBe(early.length);
+    // Taken when JOINED let them in.
+    expect(s.stats.firstPacketMs).toBeGreaterThan(0);
     await s.log.verifiedCount(1);
     expect(Buffer.from(s.sinks.opened[0].bytes).equals(obj.data)).toBe(true);
   });
@@ -262,13 +267,21 @@ describe('DataPath: fast and general paths', () => {
       const s = setup({ ack: true, ackEveryPackets: 1_000_000 });
       s.owner.watching = watching;
       join(s);
+      // Start-up (fetch --json startupMs): stamped by the first data packet taken, then kept.
+      expect(s.stats.firstPacketMs).toBe(0);
+      const before = performance.now();
       for (const b of fdtBytes(obj)) s.path.onDatagrams(datagrams([from(b)]));
+      const first = s.stats.firstPacketMs;
+      expect(first).toBeGreaterThanOrEqual(before);
+      expect(first).toBeLessThanOrEqual(performance.now());
       const K = obj.enc.sourceSymbols(0);
       const data = objectBytes(obj, K + 4, { seq: 0 });
       for (let i = 0; i < data.length; i += 16) s.path.onDatagrams(datagrams(data.slice(i, i + 16).map((b) => from(b))));
       await s.log.verifiedCount(1);
       expect(Buffer.from(s.sinks.opened[0].bytes).equals(obj.data)).toBe(true);
-      results.push({ stats: { ...s.stats, esiLog: [] }, activity: s.owner.activities.length > 0, packets: s.owner.packets.length });
+      expect(s.stats.firstPacketMs).toBe(first);
+      // The two runs' stamps differ by when they ran, not by the path.
+      results.push({ stats: { ...s.stats, esiLog: [], firstPacketMs: 0 }, activity: s.owner.activities.length > 0, packets: s.owner.packets.length });
       if (watching) {
         expect(s.owner.packets[s.owner.packets.length - 1]).toMatchObject({ tsi: 1, toi: 1n, sbn: 0, symbols: 1, replacement: false });
       }

@@ -114,6 +114,12 @@ export class ResumableFileSink implements ObjectSink {
   /** Runs of written-through source symbols in the part file and its journal. */
   private readonly runs: { offset: number; length: number }[] = [];
   private lockTaken = false;
+  /**
+   * The block that completed the part file, written but not recorded: commit
+   * follows at once and needs no record of it (nor its SHA-256, a pass over
+   * the block at the end of the transfer); suspend records it.
+   */
+  private unrecorded?: { sbn: number; data: Uint8Array };
   /** No more records: published, given up or suspended. */
   private ended = false;
   private suspending = false;
@@ -146,8 +152,12 @@ export class ResumableFileSink implements ObjectSink {
       const { writer, journal } = await this.open();
       await writer.writeAt(offset, data);
       if (this.ended) return;
-      journal.record(sbn, createHash('sha256').update(data).digest());
       this.held.add(sbn);
+      if (this.held.size === this.spans.length) {
+        this.unrecorded = { sbn, data };
+        return;
+      }
+      journal.record(sbn, createHash('sha256').update(data).digest());
     });
   }
 
@@ -196,7 +206,11 @@ export class ResumableFileSink implements ObjectSink {
 
   async commit(): Promise<void> {
     const { writer, journal } = await this.open();
-    await journal.idle();
+    // Publishing makes every record moot (and a failure removes the part
+    // file): none is started from now on, and commit does not wait for the
+    // one being written (discard does, after the rename).
+    this.unrecorded = undefined;
+    journal.stop();
     try {
       await writer.commit(this.object.sha256, this.object.name);
     } catch (e) {
@@ -240,6 +254,9 @@ export class ResumableFileSink implements ObjectSink {
       return undefined;
     }
     if (opened !== undefined) {
+      const last = this.unrecorded;
+      this.unrecorded = undefined;
+      if (last !== undefined) opened.journal.record(last.sbn, createHash('sha256').update(last.data).digest());
       // The records wait for the part file's fdatasync; then the file is closed, kept.
       await opened.journal.close();
       await opened.writer.suspend();

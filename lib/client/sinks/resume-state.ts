@@ -480,6 +480,15 @@ export class ResumeJournal {
     this.kick();
   }
 
+  /**
+   * No more records (the object is being published): those queued are
+   * dropped, a group being written finishes (close waits for it).
+   */
+  stop(): void {
+    this.broken = true;
+    this.queued = [];
+  }
+
   /** Resolves once every record made so far is written (or lost to an error). */
   async idle(): Promise<void> {
     while (this.flushing !== undefined) await this.flushing;

@@ -13,7 +13,7 @@ import * as path from 'path';
 import { DigestMismatchError, UnfetchableObjectError } from '../../../lib/client/errors';
 import { FileSinkFactory } from '../../../lib/client/sinks/file-sink';
 import { ResumableFileSink, type ResumeMode } from '../../../lib/client/sinks/resumable-sink';
-import { blockSpans, parseState } from '../../../lib/client/sinks/resume-state';
+import { blockSpans, parseState, ResumeJournal } from '../../../lib/client/sinks/resume-state';
 import type { SinkObject } from '../../../lib/client/sinks/sink';
 
 let dir: string;
@@ -59,6 +59,31 @@ test('stopped short: part file and journal kept (lock released); the next fetch 
   const s = sink();
   expect((await s.resumed).sort()).toEqual([0, 1, 3]);
   await finish(s, [2, 4]);
+});
+
+test('the block that completes the part file is not recorded (commit follows: no SHA-256 pass over it at the end); suspend records it', async () => {
+  const record = jest.spyOn(ResumeJournal.prototype, 'record');
+  try {
+    const order = [2, 0, 4, 1, 3];
+    let s = sink();
+    for (const sbn of order) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+    expect(record.mock.calls.map((c) => c[0])).toEqual([2, 0, 4, 1]);
+    await s.commit();
+    expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(data)).toBe(true);
+    expect(await fs.readdir(dir)).toEqual(['x.bin']);
+    // Stopped short after the last write instead: every block is recorded, and all of them resume.
+    await fs.rm(path.join(dir, 'x.bin'));
+    record.mockClear();
+    s = sink('restart');
+    for (const sbn of order) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+    expect(await s.suspend()).toMatchObject({ blocksKept: 5 });
+    expect(record.mock.calls.map((c) => c[0])).toEqual([2, 0, 4, 1, 3]);
+    s = sink();
+    expect((await s.resumed).sort()).toEqual([0, 1, 2, 3, 4]);
+    await finish(s, []);
+  } finally {
+    record.mockRestore();
+  }
 });
 
 test('every block kept: commit alone publishes it', async () => {

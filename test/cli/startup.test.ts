@@ -1,0 +1,48 @@
+// What `rqcast fetch` loads before it sends its first HELLO (fetch --json
+// startupMs is mostly module loading): main registers only the command it
+// runs, and a fetch without --log-level or a terminal's bar loads neither
+// pino nor cli-progress. Counted in a fresh process of the transpiled CLI
+// (test/e2e/helpers.ts), not timed.
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { transpiledRoot } from '../e2e/helpers';
+
+/** The modules (paths relative to the transpiled root) loaded once `rqcast ARGS` has run. */
+function modulesAfter(args: string[]): string[] {
+  const root = transpiledRoot();
+  const main = path.join(root, 'dist', 'cli', 'main.js');
+  const script = `
+    const { main } = require(${JSON.stringify(main)});
+    process.stdout.write = () => true;
+    main(['node', 'rqcast', ...${JSON.stringify(args)}]).finally(() => {
+      process.stderr.write(JSON.stringify(Object.keys(require.cache).map((m) => m.slice(${JSON.stringify(root.length + 1)}))) + '\\n');
+    });`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 });
+  const line = r.stderr.trim().split('\n').pop() ?? '';
+  return JSON.parse(line) as string[];
+}
+
+const has = (mods: string[], part: string): boolean => mods.some((m) => m.includes(part));
+
+describe('rqcast start-up', () => {
+  test('fetch loads the fetch command only: no server, relay, ls, pino or cli-progress', () => {
+    // --help: parses and prints without a network; the fetch module and its client are loaded all the same.
+    const mods = modulesAfter(['fetch', '--help']);
+    expect(has(mods, 'dist/cli/fetch.js')).toBe(true);
+    expect(has(mods, 'dist/client/client.js')).toBe(true);
+    for (const absent of ['dist/cli/serve.js', 'dist/cli/relay.js', 'dist/cli/ls.js', 'dist/server/', 'dist/relay/', 'prom-client', 'node_modules/pino/', 'cli-progress']) {
+      expect([absent, has(mods, absent)]).toEqual([absent, false]);
+    }
+  }, 120_000);
+
+  test('the top-level help still lists every command (each one registered)', () => {
+    const mods = modulesAfter(['--help']);
+    for (const cmd of ['serve', 'fetch', 'ls', 'relay']) expect(has(mods, `dist/cli/${cmd}.js`)).toBe(true);
+  }, 120_000);
+
+  test('serve loads its own command, not fetch', () => {
+    const mods = modulesAfter(['serve', '--help']);
+    expect(has(mods, 'dist/cli/serve.js')).toBe(true);
+    expect(has(mods, 'dist/cli/fetch.js')).toBe(false);
+  }, 120_000);
+});
