@@ -486,7 +486,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     }
   }
 
-  if (recovery_ == Recovery::kNone && !tlp_outstanding_) {
+  if (recovery_ == Recovery::kNone) {
     recovery_probe_deadline_ = kNever;
   } else if (advanced || newly_sacked > 0) {
     ArmRecoveryProbe(now_ns);
@@ -662,7 +662,6 @@ void Connection::OnPtoTimer(uint64_t now_ns) {
   tlp_end_seq_ = snd_nxt_;
   ++stats_.tlp_probes;
   ArmRto(now_ns);
-  ArmProbeAfterTlp(now_ns);
 }
 
 // ----------------------------------------------------------- sending --

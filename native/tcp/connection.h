@@ -194,9 +194,7 @@ class Connection {
   // The recovery probe (recovery_probe.cc): (re)arm from an ACK that
   // delivered something or the start of a recovery; off outside one.
   uint64_t RecoveryPtoNs() const;
-  bool ProbingAllowed() const;
   void ArmRecoveryProbe(uint64_t now_ns);
-  void ArmProbeAfterTlp(uint64_t now_ns);
   void OnRecoveryProbeTimer(uint64_t now_ns);
   void RttSample(uint64_t rtt_ns) {
     rtt_.Sample(rtt_ns);

@@ -9,8 +9,8 @@
 // to sit out the RTO (at least 200 ms, against a round trip of well under a
 // millisecond on a LAN), one such stall per ~1 000 segments at 10 % loss.
 //
-// The probe: while in a recovery (fast or after an RTO), or with a tail
-// loss probe unanswered (below), with data in flight, when no ACK has delivered anything for PTO = max(2 SRTT,
+// The probe: while in a recovery (fast or after an RTO) with data in
+// flight, when no ACK has delivered anything for PTO = max(2 SRTT,
 // kTlpMinPtoNs) (1 s without an SRTT), the first record not SACKed — the
 // hole that holds snd_una, the one a lost retransmission leaves — is
 // marked lost and sent again (with fresh frames, as every retransmission).
@@ -24,14 +24,6 @@
 //  - never moves the RTO: the RTO stays the backstop, armed from the last
 //    ACK that advanced snd_una (RFC 6298 §5.3), so a dead path still times
 //    out, backs off and aborts as before.
-//
-// The same probe follows a tail loss probe that nothing answered: RFC 8985
-// sends one TLP and then waits for the RTO, restarted at the probe (§7.3);
-// here the TLP counts as the first probe, and the hole at snd_una goes at
-// 2 PTO and 4 PTO after it unless an ACK delivers something first (which
-// starts the count again while the TLP is outstanding). The RTO still
-// fires when it would have.
-//
 // The delayed-ACK allowance of TLP (WCDelAckT) is left out: a receiver with
 // a hole ACKs every segment at once (RFC 5681 §4.2, RFC 9293 §3.10.7.4), and
 // the probe fills or lands beside one.
@@ -46,27 +38,18 @@ uint64_t Connection::RecoveryPtoNs() const {
   return pto < kTlpMinPtoNs ? kTlpMinPtoNs : pto;
 }
 
-bool Connection::ProbingAllowed() const {
-  return rack_on_ && (recovery_ != Recovery::kNone || tlp_outstanding_) && !board_.empty();
-}
-
 void Connection::ArmRecoveryProbe(uint64_t now_ns) {
   recovery_probes_in_row_ = 0;
-  if (!ProbingAllowed()) {
+  if (!rack_on_ || recovery_ == Recovery::kNone || board_.empty()) {
     recovery_probe_deadline_ = kNever;
     return;
   }
   recovery_probe_deadline_ = now_ns + RecoveryPtoNs();
 }
 
-void Connection::ArmProbeAfterTlp(uint64_t now_ns) {
-  recovery_probes_in_row_ = 1;   // the TLP was the first
-  recovery_probe_deadline_ = ProbingAllowed() ? now_ns + (RecoveryPtoNs() << 1) : kNever;
-}
-
 void Connection::OnRecoveryProbeTimer(uint64_t now_ns) {
   recovery_probe_deadline_ = kNever;
-  if (!ProbingAllowed()) return;
+  if (!rack_on_ || recovery_ == Recovery::kNone || board_.empty()) return;
   if (recovery_probes_in_row_ >= kMaxRecoveryProbes) return;   // the RTO's turn
   uint64_t hole = board_.begin();
   while (hole != board_.end() && board_.at(hole).sacked) ++hole;
