@@ -47,6 +47,12 @@ interface Run {
   ok: boolean;
   server_cpu_s: number;
   dropped_pct?: number;
+  /**
+   * Packets the loss rule saw at the receiver's input. The rule drops whole
+   * packets: a kernel TSO/GSO packet carries many segments and is one
+   * packet there, so the same rule costs it fewer segments.
+   */
+  packets_seen?: number;
   /** rqcast: reception overhead (%). */
   overhead_pct?: number;
 }
@@ -61,10 +67,11 @@ async function setLoss(bed: Testbed, loss: number, port: number): Promise<void> 
   else await bed.removeLoss(c.ns);
 }
 
-async function realisedLoss(bed: Testbed, loss: number): Promise<number | undefined> {
-  if (loss === 0) return 0;
+/** The loss rule's counters: the share dropped (%) and the packets it saw (undefined without loss). */
+async function realisedLoss(bed: Testbed, loss: number): Promise<{ pct: number | undefined; seen?: number }> {
+  if (loss === 0) return { pct: 0 };
   const { seen, dropped } = await bed.lossCounters(bed.clients[0].ns);
-  return seen > 0 ? (dropped / seen) * 100 : undefined;
+  return { pct: seen > 0 ? (dropped / seen) * 100 : undefined, seen };
 }
 
 async function runKernel(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
@@ -82,7 +89,7 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   const ok = r.code === 0 && (await sha256File(out)) === digest;
   if (!ok) log(`kernel at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1000)}`);
   fs.rmSync(out, { force: true });
-  return { system: 'kernel', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped };
+  return { system: 'kernel', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen };
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
@@ -111,7 +118,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   if (!ok) log(`rqcast at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
   const overhead = overheadFromSummary(lastJson(r.stdout));
-  return { system: 'rqcast', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped, overhead_pct: overhead };
+  return { system: 'rqcast', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead };
 }
 
 async function main(): Promise<void> {
@@ -158,13 +165,17 @@ async function main(): Promise<void> {
       rqcast_dropped_pct: rq?.dropped_pct !== undefined ? round(rq.dropped_pct, 2) : null,
       kernel_dropped_pct: k?.dropped_pct !== undefined ? round(k.dropped_pct, 2) : null,
       overhead_pct: rq?.overhead_pct !== undefined ? round(rq.overhead_pct, 2) : null,
+      // Mean bytes of the file per packet the loss rule saw: about one MSS
+      // for rqcast, tens of KB for the kernel's TSO/GSO packets.
+      rqcast_bytes_per_packet: rq?.packets_seen ? Math.round(BYTES / rq.packets_seen) : null,
+      kernel_bytes_per_packet: k?.packets_seen ? Math.round(BYTES / k.packets_seen) : null,
     };
   });
   console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s)`);
-  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%');
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
-    console.log(`${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 9)}`);
+    console.log(`${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}`);
   }
   console.log(JSON.stringify({ bench: 'tcp', results }));
 }

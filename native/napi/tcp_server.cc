@@ -392,6 +392,7 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
     set("rtoAfterRto", s.stats.rto_after_rto);
     set("rackLost", s.stats.rack_lost);
     set("tlpProbes", s.stats.tlp_probes);
+    set("recoveryProbes", s.stats.recovery_probes);
     set("ssthresh", s.stats.ssthresh);
     set("freshFrames", s.stats.fresh_frames);
     set("staleFrames", s.stats.stale_frames);

@@ -162,7 +162,9 @@ void Connection::TsSample(uint32_t ts_ecr, uint64_t now_ns) {
   // An echo from the future or older than the longest RTO is no sample
   // (a broken or lying peer; RFC 7323 §4.2 trusts only echoes of ours).
   const uint32_t d = TsNow(now_ns) - ts_ecr;
-  if (d < 0x80000000u && uint64_t(d) * kMs <= cfg_.rto_max_ns) RttSample(uint64_t(d) * kMs);
+  // Not offered to RACK's min_RTT: at 1 ms granularity a LAN's echo is
+  // often 0, which would leave no reordering window at all.
+  if (d < 0x80000000u && uint64_t(d) * kMs <= cfg_.rto_max_ns) rtt_.Sample(uint64_t(d) * kMs);
 }
 
 bool Connection::SequenceAcceptable(const Segment& seg) const {
@@ -354,11 +356,15 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
   bool recovery_ended = false;
   if (advanced) {
     const uint32_t acked = seg.ack - snd_una_;
-    bool have_sample = false;
+    bool have_sample = false, retransmission_acked = false;
     uint64_t sample_sent_ns = 0;
     while (!board_.empty() && SeqLeq(board_.at(board_.begin()).end(), seg.ack)) {
       const SegmentRecord& r = board_.at(board_.begin());
-      if (r.transmissions == 1) {   // Karn
+      // Karn: an ACK that covers a retransmission gives no sample of its
+      // own (what it covers above the hole waited for the hole, not for
+      // the path); a record SACKed earlier neither.
+      if (r.transmissions > 1) retransmission_acked = true;
+      if (r.transmissions == 1 && !r.sacked) {
         have_sample = true;
         sample_sent_ns = r.sent_ns;
       }
@@ -370,10 +376,13 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     rto_backoffs_ = 0;
     persist_backoffs_ = 0;
     dupacks_ = 0;
-    if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
-      TsSample(seg.options.ts_ecr, now_ns);
-    } else if (have_sample) {
+    // The send time of a record sent once, to the ns, before the echo of
+    // a timestamp that ticks in ms (as Linux prefers its own send times):
+    // on a LAN the echo says 0 or 1 ms.
+    if (have_sample && !retransmission_acked) {
       RttSample(now_ns - sample_sent_ns);
+    } else if (ts_ok_ && seg.options.has_timestamps && seg.options.ts_ecr != 0) {
+      TsSample(seg.options.ts_ecr, now_ns);
     }
 
     if (recovery_ == Recovery::kFast) {
@@ -477,6 +486,12 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     }
   }
 
+  if (recovery_ == Recovery::kNone) {
+    recovery_probe_deadline_ = kNever;
+  } else if (advanced || newly_sacked > 0) {
+    ArmRecoveryProbe(now_ns);
+  }
+
   if (recovery_ == Recovery::kFast && sack_ok_) {
     const int64_t delivered = int64_t(advanced ? seg.ack - snd_una_before : 0) +
                               int64_t(board_.sacked_bytes()) - int64_t(sacked_before);
@@ -507,6 +522,7 @@ void Connection::EnterFastRecovery(uint64_t now_ns) {
   if (sack_ok_) board_.MarkLostBySack(kDupThresh, seg_size_);
   // The fast retransmit goes whatever cwnd says (RFC 5681 §3.2 step 4).
   if (board_.at(front).needs_rtx) Retransmit(front, now_ns);
+  ArmRecoveryProbe(now_ns);
 }
 
 // ----------------------------------------------------------------- PRR --
@@ -602,6 +618,7 @@ void Connection::RackDetect(uint64_t now_ns) {
   // The first goes at once, whatever cwnd says (RFC 5681 §3.2 step 4).
   const uint64_t first = board_.NextToRetransmit(board_.begin());
   if (first != board_.end()) Retransmit(first, now_ns);
+  ArmRecoveryProbe(now_ns);
 }
 
 void Connection::SchedulePto(uint64_t now_ns) {
@@ -833,12 +850,13 @@ void Connection::OnRtoTimer(uint64_t now_ns) {
   recovery_ = Recovery::kTimeout;
   recover_ = snd_nxt_;
   dupacks_ = 0;
-  tlp_deadline_ = rack_deadline_ = kNever;
+  tlp_deadline_ = rack_deadline_ = recovery_probe_deadline_ = kNever;
   tlp_outstanding_ = false;
   board_.MarkAllLost();
   const uint64_t front = board_.begin();
   Retransmit(front, now_ns);
   ArmRto(now_ns);
+  ArmRecoveryProbe(now_ns);
 }
 
 void Connection::UpdatePersist(uint64_t now_ns) {
@@ -875,7 +893,7 @@ void Connection::EnterTimeWait(uint64_t now_ns) {
   state_ = State::kTimeWait;
   time_wait_deadline_ = now_ns + cfg_.time_wait_ns;
   rto_deadline_ = kNever;
-  tlp_deadline_ = rack_deadline_ = kNever;
+  tlp_deadline_ = rack_deadline_ = recovery_probe_deadline_ = kNever;
   persist_deadline_ = kNever;
   fin_wait2_deadline_ = kNever;
 }
@@ -884,7 +902,7 @@ void Connection::CloseWith(CloseReason reason) {
   state_ = State::kClosed;
   reason_ = reason;
   rto_deadline_ = persist_deadline_ = time_wait_deadline_ = fin_wait2_deadline_ = kNever;
-  tlp_deadline_ = rack_deadline_ = kNever;
+  tlp_deadline_ = rack_deadline_ = recovery_probe_deadline_ = kNever;
   ack_pending_ = false;
 }
 
@@ -895,6 +913,8 @@ void Connection::Poll(uint64_t now_ns) {
   if (tlp_deadline_ <= now_ns) OnPtoTimer(now_ns);
   if (rto_deadline_ <= now_ns) OnRtoTimer(now_ns);
   if (state_ == State::kClosed) return RefreshStats();
+  // After the RTO: one that fired restarted the probe from now.
+  if (recovery_probe_deadline_ <= now_ns) OnRecoveryProbeTimer(now_ns);
   if (rack_deadline_ <= now_ns) RackDetect(now_ns);   // the reorder timer (§6.3)
   if (persist_deadline_ <= now_ns) OnPersistTimer(now_ns);
   if (state_ == State::kClosed) return RefreshStats();
@@ -917,6 +937,7 @@ uint64_t Connection::NextDeadline() const {
   if (ack_pending_) return 0;   // a window update waits for Poll
   uint64_t t = rto_deadline_;
   if (tlp_deadline_ < t) t = tlp_deadline_;
+  if (recovery_probe_deadline_ < t) t = recovery_probe_deadline_;
   if (rack_deadline_ < t) t = rack_deadline_;
   if (persist_deadline_ < t) t = persist_deadline_;
   if (time_wait_deadline_ < t) t = time_wait_deadline_;

@@ -76,6 +76,9 @@ struct ConnectionStats {
   // RACK-TLP: segments RACK judged lost (each time: a retransmission may be
   // judged lost again), tail loss probes sent.
   uint64_t rack_lost = 0, tlp_probes = 0;
+  // Recovery probes (recovery_probe.cc): a hole sent again in a recovery
+  // that no ACK answered for a PTO.
+  uint64_t recovery_probes = 0;
   // RTO expiries by where they struck: during a fast recovery, during the
   // recovery from an earlier RTO (a lost retransmission after a timeout).
   uint64_t rto_in_recovery = 0, rto_after_rto = 0;
@@ -147,7 +150,12 @@ class Connection {
   static constexpr uint32_t kReoWndPersist = 16, kMaxReoWndMult = 64;
   uint64_t rack_reo_wnd_ns() const;
   uint64_t rack_deadline() const { return rack_deadline_; }
+  uint64_t rto_deadline() const { return rto_deadline_; }
   uint64_t tlp_deadline() const { return tlp_deadline_; }
+  // The recovery probe (recovery_probe.cc): in a recovery with no ACK for a
+  // PTO, the first hole goes again; at most this many in a row.
+  static constexpr uint32_t kMaxRecoveryProbes = 3;
+  uint64_t recovery_probe_deadline() const { return recovery_probe_deadline_; }
 
   static constexpr uint32_t kChallengeAcksPerSecond = 10;
   static constexpr int kDupThresh = 3;          // RFC 5681 §3.2, RFC 6675
@@ -183,6 +191,11 @@ class Connection {
   // TLP: arm (or cancel) the probe timer; send the probe.
   void SchedulePto(uint64_t now_ns);
   void OnPtoTimer(uint64_t now_ns);
+  // The recovery probe (recovery_probe.cc): (re)arm from an ACK that
+  // delivered something or the start of a recovery; off outside one.
+  uint64_t RecoveryPtoNs() const;
+  void ArmRecoveryProbe(uint64_t now_ns);
+  void OnRecoveryProbeTimer(uint64_t now_ns);
   void RttSample(uint64_t rtt_ns) {
     rtt_.Sample(rtt_ns);
     rack_.NoteRtt(rtt_ns);
@@ -260,6 +273,8 @@ class Connection {
   bool tlp_outstanding_ = false;           // TLP.end_seq is set
   bool tlp_retransmitted_ = false;         // the probe was a retransmission
   uint32_t tlp_end_seq_ = 0;
+  uint64_t recovery_probe_deadline_ = kNever;
+  uint32_t recovery_probes_in_row_ = 0;
 
   bool close_requested_ = false, fin_sent_ = false, fin_acked_ = false;
   uint32_t fin_seq_ = 0;

@@ -910,7 +910,9 @@ void rack_reorder_timer_fires() {
   CHECK_EQ(st.ssthresh, 7700u);         // FlightSize 15400 / 2
   CHECK_EQ(st.cwnd, 7700u);
   CHECK_EQ(f.c->rack_deadline(), UINT64_MAX);
-  CHECK_EQ(f.c->NextDeadline(), 210 * kMs);   // the RTO from the first send
+  CHECK_EQ(f.c->rto_deadline(), 210 * kMs);   // the RTO from the first send
+  // Before it, the recovery probe (2 SRTT on; recovery_probe.cc).
+  CHECK_EQ(f.c->NextDeadline(), 52500 * kUs);
 }
 
 void rack_reordering_window_no_spurious() {
@@ -1106,8 +1108,10 @@ void tlp_then_rto() {
     CHECK_EQ(st.tlp_probes, 1u);
     CHECK_EQ(st.cwnd, 1460u);
     CHECK_EQ(st.rto_ms, 400u);
-    CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);   // no probe in timeout recovery
-    CHECK_EQ(f.c->NextDeadline(), 630 * kMs);
+    CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);   // no TLP in timeout recovery
+    CHECK_EQ(f.c->rto_deadline(), 630 * kMs);
+    // but a recovery probe one PTO on (recovery_probe.cc)
+    CHECK_EQ(f.c->NextDeadline(), 250 * kMs);
   }
   {  // One segment out: PTO 2 SRTT + 200 ms (delayed ACK) = 220 ms, cut to
      // the RTO's 210 ms; the probe goes instead of the timeout.
@@ -1129,6 +1133,123 @@ void tlp_then_rto() {
     CHECK_EQ(f.out.take().size(), size_t(1));
     CHECK_EQ(f.c->stats().rto_timeouts, 1u);
   }
+}
+
+// The recovery probe (native/tcp/recovery_probe.cc). The start of
+// rack_lost_retransmission_retransmitted_again: 0..9 out at 10 ms, 1 SACKed
+// at 30 ms, 0 judged lost by RACK and sent again at 32.5 ms (the recovery
+// begins; pipe 12 600 > cwnd 7 000, so nothing else goes). Then no ACK.
+void RecoveryWithSilence(Fixture& f) {
+  f.OpenSack();
+  f.Data(200);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(2)}});
+  CHECK_EQ(f.c->recovery_probe_deadline(), UINT64_MAX);   // not in recovery yet
+  f.c->Poll(32500 * kUs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+  CHECK_EQ(f.c->stats().fast_retransmits, 1u);
+}
+
+void recovery_lost_retransmission_probed_before_rto() {
+  Fixture f;
+  RecoveryWithSilence(f);
+  // The retransmission of 0 and everything in flight is lost: no ACK. The
+  // probe is due 2 SRTT (20 ms) after the recovery began, long before the
+  // RTO (210 ms).
+  CHECK_EQ(f.c->recovery_probe_deadline(), 52500 * kUs);
+  CHECK_EQ(f.c->NextDeadline(), 52500 * kUs);
+  f.c->Poll(52500 * kUs - 1);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.c->Poll(52500 * kUs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) {
+    // The hole at snd_una again, same range and frame boundaries, fresh
+    // frames (the first retransmission had 0x80 and 0x81).
+    CHECK_EQ(s[0].seg.seq, SegSeq(0));
+    CHECK_EQ(s[0].payload.size(), size_t(1400));
+    CHECK_EQ(s[0].payload[0], uint8_t(0x02));   // frame length 700 - 2 = 0x02BA
+    CHECK_EQ(s[0].payload[1], uint8_t(0xBA));
+    CHECK_EQ(s[0].payload[2], uint8_t(0x82));
+    CHECK_EQ(s[0].payload[702], uint8_t(0x83));
+  }
+  ConnectionStats st = f.c->stats();
+  CHECK_EQ(st.recovery_probes, 1u);
+  CHECK_EQ(st.rto_timeouts, 0u);
+  CHECK_EQ(st.cwnd, 7000u);             // a probe changes no window
+  CHECK_EQ(st.fast_retransmits, 1u);    // nor starts an episode
+  CHECK_EQ(f.c->recovery_probe_deadline(), 92500 * kUs);   // twice the PTO
+  // It arrives at 62.5 ms: the ACK covers 0 and 1. RACK now has a delivery
+  // sent at 52.5 ms, after 2..9 (sent at 10 ms, due 22.5 ms): all eight
+  // are lost at once and go, retransmissions first, no RTO.
+  f.Ack(SegSeq(2), 62500 * kUs);
+  // 2 (now at the front) by the partial ACK rule (RFC 6582), 3..9 by RACK.
+  CHECK_EQ(f.c->stats().rack_lost, 1u + 7u);
+  f.c->Poll(62500 * kUs);
+  s = f.out.take();
+  CHECK(s.size() >= 1);
+  if (!s.empty()) CHECK_EQ(s[0].seg.seq, SegSeq(2));
+  for (const Sent& x : s) CHECK(SeqLt(x.seg.seq, SegSeq(10)));   // only retransmissions
+  st = f.c->stats();
+  CHECK_EQ(st.rto_timeouts, 0u);
+  CHECK_EQ(st.recovery_probes, 1u);
+  CHECK_EQ(st.fast_retransmits, 1u);
+  // An ACK that delivered something restarts the probe from one PTO.
+  CHECK_EQ(f.c->recovery_probe_deadline(), 82500 * kUs);
+  // Everything up to the recovery point is acknowledged: recovery ends and
+  // the probe is off.
+  f.Ack(SegSeq(10), 80 * kMs);
+  CHECK_EQ(f.c->recovery_probe_deadline(), UINT64_MAX);
+  CHECK_EQ(f.c->stats().rto_timeouts, 0u);
+}
+
+void recovery_probes_back_off_then_rto() {
+  Fixture f;
+  RecoveryWithSilence(f);
+  // A dead path: probes at 52.5, 92.5 and 172.5 ms (the PTO doubling),
+  // then none: the RTO, armed at 10 ms and never moved by a probe, fires
+  // at 210 ms as it would have without them.
+  const uint64_t probes[] = {52500 * kUs, 92500 * kUs, 172500 * kUs};
+  for (uint64_t t : probes) {
+    CHECK_EQ(f.c->NextDeadline(), t);
+    f.c->Poll(t);
+    std::vector<Sent> s = f.out.take();
+    CHECK_EQ(s.size(), size_t(1));
+    if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+  }
+  CHECK_EQ(f.c->stats().recovery_probes, 3u);
+  CHECK_EQ(f.c->NextDeadline(), 210 * kMs);
+  f.c->Poll(210 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  ConnectionStats st = f.c->stats();
+  CHECK_EQ(st.rto_timeouts, 1u);
+  CHECK_EQ(st.rto_in_recovery, 1u);
+  CHECK_EQ(st.recovery_probes, 3u);
+  CHECK_EQ(st.rto_ms, 400u);
+  // After the RTO, the recovery from it is probed the same way (one PTO
+  // on), and the backed-off RTO still comes: a dead path still aborts.
+  CHECK_EQ(f.c->recovery_probe_deadline(), 230 * kMs);
+  CHECK_EQ(f.c->NextDeadline(), 230 * kMs);
+  f.c->Poll(230 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(1));
+  CHECK_EQ(f.c->stats().recovery_probes, 4u);
+  CHECK_EQ(f.c->NextDeadline(), 270 * kMs);
+}
+
+void recovery_probe_needs_sack() {
+  // Without SACK (so without RACK-TLP), a fast recovery keeps RFC 6582's
+  // behaviour: no probe, the RTO.
+  Fixture f;
+  f.Open();
+  f.Data(40);
+  f.c->Poll(10 * kMs);
+  f.out.take();
+  for (int i = 0; i < 3; ++i) f.Ack(SegSeq(0), (20 + i) * kMs);
+  CHECK_EQ(f.c->stats().fast_retransmits, 1u);
+  CHECK_EQ(f.c->recovery_probe_deadline(), UINT64_MAX);
 }
 
 // -------------------------------------------------------------- windows --
@@ -2043,6 +2164,9 @@ int main() {
   tlp_probe_new_data();
   tlp_probe_retransmits_last();
   tlp_then_rto();
+  recovery_lost_retransmission_probed_before_rto();
+  recovery_probes_back_off_then_rto();
+  recovery_probe_needs_sack();
   established_zero_window_probe();
   established_peer_window_update();
   established_window_update();
