@@ -137,6 +137,12 @@ export interface RawCodecBinding {
   otiDecode(oti: Uint8Array): RawOti;
   otiLayout(oti: Uint8Array): RawLayout;
   otiDerive(F: number, payloadSize: number, Al: number, SS: number, WS: number): RawOti;
+  /**
+   * Tests only: encoding symbols firstEsi.. (count * T bytes) of a block of
+   * K source symbols, from a fresh encoding plan replayed op by op (no
+   * plan cache, no fused replay): what the cached path must equal.
+   */
+  referenceSymbols(source: Uint8Array, K: number, T: number, firstEsi: number, count: number): Buffer;
   /** Stable code of every codec Status, indexed by its numeric value. */
   statusCodes(): string[];
   gf256Kernel(): string;

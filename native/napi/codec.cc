@@ -291,6 +291,7 @@ void RegisterCodec(Napi::Env env, Napi::Object exports) {
               Napi::Function::New<SetGf256Kernel>(env, "setGf256Kernel"));
   InitEncoder(env, exports);
   InitDecoder(env, exports);
+  InitPlanReference(env, exports);
 }
 
 }  // namespace napi
