@@ -135,7 +135,8 @@ export interface RawCodecBinding {
   rfcPartition(I: number, J: number): RawPartition;
   otiEncode(F: number, T: number, Z: number, N: number, Al: number): Buffer;
   otiDecode(oti: Uint8Array): RawOti;
-  otiLayout(oti: Uint8Array): RawLayout;
+  /** [F, T, Z, N, Al, Kt, KL, KS, ZL, ZS, TL, TS, NL, NS] (one typed array: cheaper than an object). */
+  otiLayout(oti: Uint8Array): Float64Array;
   otiDerive(F: number, payloadSize: number, Al: number, SS: number, WS: number): RawOti;
   /**
    * Tests only: encoding symbols firstEsi.. (count * T bytes) of a block of
