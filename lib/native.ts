@@ -134,7 +134,8 @@ export interface RawCodecBinding {
   systematicParams(K: number): RawSystematicParams;
   rfcPartition(I: number, J: number): RawPartition;
   otiEncode(F: number, T: number, Z: number, N: number, Al: number): Buffer;
-  otiDecode(oti: Uint8Array): RawOti;
+  /** [F, T, Z, N, Al], every bound checked. */
+  otiDecode(oti: Uint8Array): Float64Array;
   /** [F, T, Z, N, Al, Kt, KL, KS, ZL, ZS, TL, TS, NL, NS] (one typed array: cheaper than an object). */
   otiLayout(oti: Uint8Array): Float64Array;
   otiDerive(F: number, payloadSize: number, Al: number, SS: number, WS: number): RawOti;

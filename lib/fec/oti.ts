@@ -130,7 +130,8 @@ export class Oti implements OtiFields {
 
   /** Parses the 12-byte encoding; throws a typed error for any bound. */
   static parse(bytes: Uint8Array, binding: RawCodecBinding = loadNative()): Oti {
-    const fields = callNative(() => binding.otiDecode(bytes));
+    const raw = callNative(() => binding.otiDecode(bytes));
+    const fields: OtiFields = { F: raw[0], T: raw[1], Z: raw[2], N: raw[3], Al: raw[4] };
     // Re-encode rather than keep the input: the reserved byte is ignored
     // on receipt and written as zero (RFC 6330 §3.3.2).
     return new Oti(fields, callNative(() => binding.otiEncode(fields.F, fields.T, fields.Z, fields.N, fields.Al)), binding);

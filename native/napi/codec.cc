@@ -153,7 +153,9 @@ Napi::Value OtiEncode(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// otiDecode(bytes) -> {F, T, Z, N, Al}; validates every bound.
+// otiDecode(bytes) -> Float64Array [F, T, Z, N, Al]; validates every
+// bound. A typed array rather than an object, as otiLayout below: every
+// ObjectDecoder parses its OTI.
 Napi::Value OtiDecode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Uint8Array in;
@@ -164,7 +166,14 @@ Napi::Value OtiDecode(const Napi::CallbackInfo& info) {
     ThrowStatus(env, s);
     return Napi::Value();
   }
-  return OtiObject(env, oti);
+  Napi::Float64Array out = Napi::Float64Array::New(env, 5);
+  if (env.IsExceptionPending()) return Napi::Value();
+  out[0] = static_cast<double>(oti.F);
+  out[1] = oti.T;
+  out[2] = oti.Z;
+  out[3] = oti.N;
+  out[4] = oti.Al;
+  return out;
 }
 
 // otiLayout(bytes) -> the §4.4.1.2 layout of the object, as a
