@@ -433,22 +433,29 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
     Status status_ = Status::kOk;
   };
 
-  // Source bytes up to which prepareBlocksAsync prepares on the calling
-  // thread (K = 1 000 at T = 1 280 is 1.28 MB: a replay of ~0.3 ms).
+  // Up to these, prepareBlocksAsync prepares on the calling thread (K =
+  // 1 000 at T = 1 280 is 1.28 MB: a replay of ~0.3 ms). The replay's
+  // cost is its row operations (about 20 per symbol) times their length
+  // T, so both the bytes and the symbols are bounded: small symbols do
+  // not make a large block cheap.
   static constexpr uint64_t kInlinePrepareBytes = uint64_t(2) << 20;
+  static constexpr uint64_t kInlinePrepareSymbols = 2048;
 
   // Whether the blocks are prepared on this thread: an encoder over memory
   // (a file-backed one reads the file: never on the JS thread), the K'
-  // plan of every block cached, at most kInlinePrepareBytes in all.
+  // plan of every block cached, at most kInlinePrepareBytes and
+  // kInlinePrepareSymbols in all.
   bool PrepareInline(const fec::ObjectEncoder& core,
                      const std::vector<uint32_t>& sbns) const {
     if (from_file_) return false;
     const fec::ObjectLayout& l = core.Layout();
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, symbols = 0;
     for (uint32_t sbn : sbns) {
       if (core.Prepared(sbn)) continue;
+      symbols += l.source_symbols(sbn);
       bytes += uint64_t(l.source_symbols(sbn)) * l.oti.T;
-      if (bytes > kInlinePrepareBytes || !core.PrepareIsReplay(sbn)) {
+      if (bytes > kInlinePrepareBytes || symbols > kInlinePrepareSymbols ||
+          !core.PrepareIsReplay(sbn)) {
         return false;
       }
     }

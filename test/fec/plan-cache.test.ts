@@ -6,9 +6,9 @@
  * T, seeds and ESIs. Blocks of a K' already cached go through the cache
  * twice here, once prepared on the JS thread and once on a worker.
  *
- * Also where prepareBlockAsync prepares: small blocks over memory whose
- * K' plan is cached on the calling thread (no trip to the worker pool),
- * everything else on a worker. Told apart by ordering, not time: a block
+ * Also where prepareBlockAsync prepares: blocks over memory of at most
+ * 2 MiB and 2 048 symbols whose K' plan is cached on the calling thread
+ * (no trip to the worker pool), everything else on a worker. Told apart by ordering, not time: a block
  * a worker is preparing refuses releaseBlock (ERR_RQ_BUSY) until its
  * promise settles; a block prepared inline is prepared when the call
  * returns.
@@ -117,6 +117,23 @@ describe('prepareBlockAsync: inline or on a worker', () => {
     expect(() => enc.releaseBlock(0)).toThrow(CodecBusyError);
     await p;
     expect(enc.isPrepared(0)).toBe(true);
+    expect(Buffer.from(enc.packets(0, K, 20)).equals(Buffer.from(want))).toBe(true);
+    enc.close();
+  });
+
+  it('sends a block of more than 2 048 symbols to a worker, however few its bytes', async () => {
+    const K = 2100;
+    const small = 64; // 131 KiB in all
+    const data = new Rng(4).bytes(K * small);
+    const warm = encoder(data, small);
+    warm.prepareBlock(0);
+    const want = warm.packets(0, K, 20);
+    warm.close();
+
+    const enc = encoder(data, small);
+    const p = enc.prepareBlockAsync(0);
+    expect(() => enc.releaseBlock(0)).toThrow(CodecBusyError);
+    await p;
     expect(Buffer.from(enc.packets(0, K, 20)).equals(Buffer.from(want))).toBe(true);
     enc.close();
   });
