@@ -134,9 +134,17 @@ export interface RawCodecBinding {
   systematicParams(K: number): RawSystematicParams;
   rfcPartition(I: number, J: number): RawPartition;
   otiEncode(F: number, T: number, Z: number, N: number, Al: number): Buffer;
-  otiDecode(oti: Uint8Array): RawOti;
-  otiLayout(oti: Uint8Array): RawLayout;
+  /** [F, T, Z, N, Al], every bound checked. */
+  otiDecode(oti: Uint8Array): Float64Array;
+  /** [F, T, Z, N, Al, Kt, KL, KS, ZL, ZS, TL, TS, NL, NS] (one typed array: cheaper than an object). */
+  otiLayout(oti: Uint8Array): Float64Array;
   otiDerive(F: number, payloadSize: number, Al: number, SS: number, WS: number): RawOti;
+  /**
+   * Tests only: encoding symbols firstEsi.. (count * T bytes) of a block of
+   * K source symbols, from a fresh encoding plan replayed op by op (no
+   * plan cache, no fused replay): what the cached path must equal.
+   */
+  referenceSymbols(source: Uint8Array, K: number, T: number, firstEsi: number, count: number): Buffer;
   /** Stable code of every codec Status, indexed by its numeric value. */
   statusCodes(): string[];
   gf256Kernel(): string;

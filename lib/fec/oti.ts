@@ -8,7 +8,7 @@
  * disagree about what is valid.
  */
 import { callNative } from './errors';
-import { loadNative, RawCodecBinding, RawLayout } from '../native';
+import { loadNative, RawCodecBinding } from '../native';
 
 export interface OtiFields {
   /** Transfer length in bytes, 1 ..= 946270874880. */
@@ -58,16 +58,20 @@ export class ObjectLayout {
   readonly NL: number;
   readonly NS: number;
 
-  constructor(readonly oti: Oti, raw: RawLayout) {
-    this.totalSymbols = raw.Kt;
-    this.KL = raw.KL;
-    this.KS = raw.KS;
-    this.ZL = raw.ZL;
-    this.ZS = raw.ZS;
-    this.TL = raw.TL;
-    this.TS = raw.TS;
-    this.NL = raw.NL;
-    this.NS = raw.NS;
+  /** `raw` is the native otiLayout: [F, T, Z, N, Al, Kt, KL, KS, ZL, ZS, TL, TS, NL, NS]. */
+  constructor(
+    readonly oti: Oti,
+    raw: Float64Array,
+  ) {
+    this.totalSymbols = raw[5];
+    this.KL = raw[6];
+    this.KS = raw[7];
+    this.ZL = raw[8];
+    this.ZS = raw[9];
+    this.TL = raw[10];
+    this.TS = raw[11];
+    this.NL = raw[12];
+    this.NS = raw[13];
   }
 
   /** K of block sbn: the first ZL blocks hold KL symbols, the rest KS. */
@@ -126,7 +130,8 @@ export class Oti implements OtiFields {
 
   /** Parses the 12-byte encoding; throws a typed error for any bound. */
   static parse(bytes: Uint8Array, binding: RawCodecBinding = loadNative()): Oti {
-    const fields = callNative(() => binding.otiDecode(bytes));
+    const raw = callNative(() => binding.otiDecode(bytes));
+    const fields: OtiFields = { F: raw[0], T: raw[1], Z: raw[2], N: raw[3], Al: raw[4] };
     // Re-encode rather than keep the input: the reserved byte is ignored
     // on receipt and written as zero (RFC 6330 §3.3.2).
     return new Oti(fields, callNative(() => binding.otiEncode(fields.F, fields.T, fields.Z, fields.N, fields.Al)), binding);

@@ -279,6 +279,11 @@ class ObjectEncoder {
   // symbols) to bound memory.
   void ReleaseBlock(uint32_t sbn);
   bool Prepared(uint32_t sbn) const;
+  // Whether preparing block sbn is only the replay of a cached encoding
+  // plan over symbols in memory: the encoder reads no file and the plan of
+  // the block's K' is computed already (encoding_plan_cached). False for
+  // sbn >= Z.
+  bool PrepareIsReplay(uint32_t sbn) const;
   // Bytes block sbn holds while prepared (BlockEncoder::MemoryBytes), or,
   // when it is not, what it will hold once prepared. 0 for sbn >= Z.
   uint64_t BlockMemory(uint32_t sbn) const;

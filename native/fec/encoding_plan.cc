@@ -240,19 +240,32 @@ bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
   return pi_solve(p, rows, row_input, p.K_prime, plan, stats);
 }
 
-std::shared_ptr<const EncodingPlan> encoding_plan_for(
-    const SystematicParams& p) {
+namespace {
+
+struct PlanCache {
   struct Entry {
     std::mutex mu;
     std::shared_ptr<const EncodingPlan> plan;
   };
-  static std::mutex map_mu;
-  static std::unordered_map<uint32_t, std::shared_ptr<Entry>> cache;
-  std::shared_ptr<Entry> entry;
+  std::mutex map_mu;
+  std::unordered_map<uint32_t, std::shared_ptr<Entry>> entries;
+};
+
+PlanCache& plan_cache() {
+  static PlanCache* c = new PlanCache;  // never destroyed: used from any thread
+  return *c;
+}
+
+}  // namespace
+
+std::shared_ptr<const EncodingPlan> encoding_plan_for(
+    const SystematicParams& p) {
+  PlanCache& cache = plan_cache();
+  std::shared_ptr<PlanCache::Entry> entry;
   {
-    std::lock_guard<std::mutex> lock(map_mu);
-    std::shared_ptr<Entry>& slot = cache[p.K_prime];
-    if (!slot) slot = std::make_shared<Entry>();
+    std::lock_guard<std::mutex> lock(cache.map_mu);
+    std::shared_ptr<PlanCache::Entry>& slot = cache.entries[p.K_prime];
+    if (!slot) slot = std::make_shared<PlanCache::Entry>();
     entry = slot;
   }
   // One thread computes a K' while others asking for the same K' wait;
@@ -266,6 +279,20 @@ std::shared_ptr<const EncodingPlan> encoding_plan_for(
     }
   }
   return entry->plan;
+}
+
+bool encoding_plan_cached(const SystematicParams& p) {
+  PlanCache& cache = plan_cache();
+  std::shared_ptr<PlanCache::Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(cache.map_mu);
+    auto it = cache.entries.find(p.K_prime);
+    if (it == cache.entries.end()) return false;
+    entry = it->second;
+  }
+  // A plan being computed right now holds the entry's lock: not ready.
+  std::unique_lock<std::mutex> lock(entry->mu, std::try_to_lock);
+  return lock.owns_lock() && entry->plan != nullptr;
 }
 
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,

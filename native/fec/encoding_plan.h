@@ -113,6 +113,11 @@ struct SolverStats {
 std::shared_ptr<const EncodingPlan> encoding_plan_for(
     const SystematicParams& p);
 
+// Whether the plan of K' = p.K_prime is computed and cached already, so
+// that encoding a block of that K' is only a replay (never blocks on
+// another thread computing it: false then).
+bool encoding_plan_cached(const SystematicParams& p);
+
 // Builds a fresh encoding plan without the cache (tests, benchmarks).
 bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
                          SolverStats* stats);

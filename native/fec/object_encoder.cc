@@ -23,6 +23,7 @@
 #include <shared_mutex>
 
 #include "fec/codec.h"
+#include "fec/encoding_plan.h"
 
 namespace rqcast {
 namespace fec {
@@ -172,6 +173,14 @@ bool ObjectEncoder::Prepared(uint32_t sbn) const {
   Impl::Slot& slot = impl_->slots[sbn];
   std::shared_lock<std::shared_mutex> lock(slot.mu);
   return slot.encoder != nullptr;
+}
+
+bool ObjectEncoder::PrepareIsReplay(uint32_t sbn) const {
+  const ObjectLayout& l = impl_->layout;
+  if (sbn >= l.oti.Z || impl_->data == nullptr) return false;
+  SystematicParams p;
+  return systematic_params(l.source_symbols(sbn), &p) &&
+         encoding_plan_cached(p);
 }
 
 uint64_t ObjectEncoder::BlockMemory(uint32_t sbn) const {

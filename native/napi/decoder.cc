@@ -197,16 +197,31 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       if (!ArgBool(info, 1, "skipInvalid", &skip)) return false;
       Napi::Array arr = info[0].As<Napi::Array>();
       const uint32_t n = arr.Length();
+      // Two N-API calls per packet (the element, then its type, length and
+      // bytes at once) rather than node-addon-api's five: at K = 1 000 the
+      // calls were a tenth of the decode.
       for (uint32_t i = 0; i < n; ++i) {
-        Napi::Value v = arr.Get(i);
-        if (env.IsExceptionPending()) return false;
+        napi_value v;
+        if (napi_get_element(env, arr, i, &v) != napi_ok) {
+          // A getter on the array threw, or the array is not usable.
+          if (!env.IsExceptionPending()) {
+            ThrowInvalid(env, "packets[" + std::to_string(i) +
+                                  "] cannot be read");
+          }
+          return false;
+        }
+        napi_typedarray_type type;
+        size_t length = 0;
+        void* data = nullptr;
         Status s;
-        if (!v.IsTypedArray() ||
-            v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        // Fails (napi_invalid_arg, nothing thrown) for a non-typed-array.
+        if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr,
+                                     nullptr) != napi_ok ||
+            type != napi_uint8_array) {
           s = Status::kInvalidArgument;
         } else {
-          Napi::Uint8Array p = v.As<Napi::Uint8Array>();
-          s = AddOne(p.Data(), p.ByteLength(), decode, ready, &marked);
+          s = AddOne(static_cast<const uint8_t*>(data), length, decode,
+                     ready, &marked);
         }
         if (!Account(r, s, i, skip)) return ThrowBatchError(env, *r);
       }

@@ -433,7 +433,38 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
     Status status_ = Status::kOk;
   };
 
+  // Up to these, prepareBlocksAsync prepares on the calling thread (K =
+  // 1 000 at T = 1 280 is 1.28 MB: a replay of ~0.3 ms). The replay's
+  // cost is its row operations (about 20 per symbol) times their length
+  // T, so both the bytes and the symbols are bounded: small symbols do
+  // not make a large block cheap.
+  static constexpr uint64_t kInlinePrepareBytes = uint64_t(2) << 20;
+  static constexpr uint64_t kInlinePrepareSymbols = 2048;
+
+  // Whether the blocks are prepared on this thread: an encoder over memory
+  // (a file-backed one reads the file: never on the JS thread), the K'
+  // plan of every block cached, at most kInlinePrepareBytes and
+  // kInlinePrepareSymbols in all.
+  bool PrepareInline(const fec::ObjectEncoder& core,
+                     const std::vector<uint32_t>& sbns) const {
+    if (from_file_) return false;
+    const fec::ObjectLayout& l = core.Layout();
+    uint64_t bytes = 0, symbols = 0;
+    for (uint32_t sbn : sbns) {
+      if (core.Prepared(sbn)) continue;
+      symbols += l.source_symbols(sbn);
+      bytes += uint64_t(l.source_symbols(sbn)) * l.oti.T;
+      if (bytes > kInlinePrepareBytes || symbols > kInlinePrepareSymbols ||
+          !core.PrepareIsReplay(sbn)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   // prepareBlocksAsync(sbns: number[]) -> Promise<void>
+  // Prepares on a worker thread, or inline (PrepareInline) when that is
+  // cheaper than the trip to the worker pool.
   Napi::Value PrepareBlocksAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     fec::ObjectEncoder* core = Usable(env);
@@ -468,6 +499,24 @@ class Encoder : public Napi::ObjectWrap<Encoder> {
         seen[sbn] = true;
         sbns.push_back(sbn);
       }
+    }
+    if (PrepareInline(*core, sbns)) {
+      // Small blocks whose plan is cached: the replay costs about what a
+      // trip through the worker pool does (queue, wake a thread, wake the
+      // loop, and the symbols end up in the other core's cache), so it
+      // runs here. The promise still settles asynchronously.
+      Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+      Status s = Status::kOk;
+      for (uint32_t sbn : sbns) {
+        s = core->PrepareBlock(sbn);
+        if (s != Status::kOk) break;
+      }
+      if (s == Status::kOk) {
+        d.Resolve(env.Undefined());
+      } else {
+        d.Reject(CoreError(env, *core, s).Value());
+      }
+      return d.Promise();
     }
     PrepareWorker* w = new PrepareWorker(env, this, std::move(sbns));
     Napi::Promise p = w->Promise();

@@ -158,6 +158,7 @@ class InFlightToken {
 
 void InitEncoder(Napi::Env env, Napi::Object exports);
 void InitDecoder(Napi::Env env, Napi::Object exports);
+void InitPlanReference(Napi::Env env, Napi::Object exports);
 
 }  // namespace napi
 }  // namespace rqcast

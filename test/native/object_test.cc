@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fec/codec.h"
+#include "fec/encoding_plan.h"
 
 #include "check.h"
 
@@ -786,6 +787,31 @@ void test_file_encoder() {
   file_matches_memory(o, 55);
 }
 
+// PrepareIsReplay: true once the block's K' plan is cached (the binding
+// then prepares small blocks inline). Runs first, on a K' no other test
+// here uses, so the cache starts without it.
+void test_prepare_is_replay() {
+  const uint32_t K = 4243, T = 16;
+  SystematicParams p;
+  CHECK(systematic_params(K, &p));
+  CHECK(!encoding_plan_cached(p));
+  std::vector<uint8_t> data(size_t(K) * T, 7);
+  std::unique_ptr<ObjectEncoder> enc;
+  CHECK_STATUS(ObjectEncoder::Create(data.data(), data.size(),
+                                     make_oti(data.size(), T, 1, 1, 4), &enc),
+               Status::kOk);
+  CHECK(!enc->PrepareIsReplay(0));
+  CHECK(!enc->PrepareIsReplay(1));  // sbn >= Z
+  CHECK_STATUS(enc->PrepareBlock(0), Status::kOk);
+  CHECK(encoding_plan_cached(p));
+  CHECK(enc->PrepareIsReplay(0));
+  CHECK(!enc->PrepareIsReplay(1));
+  // Another K' is still not cached.
+  SystematicParams q;
+  CHECK(systematic_params(p.K_prime + 1, &q));
+  CHECK(!encoding_plan_cached(q));
+}
+
 void test_file_encoder_errors() {
   const Oti oti = make_oti(5000, 32, 3, 2, 4);
   std::mt19937 rng(61);
@@ -866,6 +892,7 @@ void test_file_encoder_errors() {
 }  // namespace
 
 int main() {
+  test_prepare_is_replay();
   test_status_texts();
   test_oti_wire_layout();
   test_oti_round_trips();
