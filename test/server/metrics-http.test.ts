@@ -1,3 +1,4 @@
+import type { ChannelStream } from '../../lib/stream/channel-stream';
 /**
  * `serve --metrics`: the Prometheus endpoint (lib/server/metrics-http.ts)
  * over the server's registry (lib/server/metrics.ts).
@@ -151,7 +152,7 @@ describe('serve --metrics: a scrape after a real transfer', () => {
     expect(bytes).toBeGreaterThanOrEqual(s.bytesReceived);
     expect(s.packetsReceived).toBeGreaterThanOrEqual(s.neededSymbols);
     // Every datagram is one stream packet: a data packet (its size fixed by T) or an FDT packet.
-    const stream = running.server.channels[0].stream;
+    const stream = running.server.channels[0].stream as ChannelStream;
     const smallest = Math.min(stream.dataPacketSize, stream.fdtPacketSize);
     const largest = Math.max(stream.dataPacketSize, stream.fdtPacketSize);
     expect(bytes).toBeGreaterThanOrEqual(packets * smallest);
@@ -218,7 +219,7 @@ describe('serve --metrics: a scrape after a real transfer', () => {
     const bytes = value(text, `rqcast_sent_bytes_total${tcp}`)!;
     expect(packets).toBeGreaterThanOrEqual(s.packetsReceived);
     expect(bytes).toBeGreaterThanOrEqual(s.bytesReceived);
-    const stream = running.server.channels[0].stream;
+    const stream = running.server.channels[0].stream as ChannelStream;
     expect(bytes).toBeLessThanOrEqual(packets * Math.max(stream.dataPacketSize, stream.fdtPacketSize));
     expect(value(text, 'rqcast_server_tcp_connections_opened_total')).toBe(1);
     expect(value(text, 'rqcast_server_tcp_segments_out_total')!).toBeGreaterThan(0);

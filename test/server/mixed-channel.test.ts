@@ -1,3 +1,4 @@
+import type { ChannelStream } from '../../lib/stream/channel-stream';
 // Issue 12 end to end over loopback: RqcastServer (native replicator) serves
 // one channel of a 3 MB, a 12 KB and a 1-byte file; RqcastClient fetches all
 // three bit-exact. Then the server's own stream says which object every
@@ -51,7 +52,7 @@ describe('a channel of a 3 MB, a 12 KB and a 1-byte file over loopback', () => {
       for (const [name, bytes] of Object.entries(files)) expect((await fs.readFile(path.join(out, name))).equals(bytes)).toBe(true);
 
       const channel = server.channels[0];
-      const stream = channel.stream;
+      const stream = channel.stream as ChannelStream;
       expect(stream.windowBlocks).toBe(windowBlocks ?? 1);
       // The packets built so far that the stream still remembers (from the start).
       const built = stream.counters.packets;

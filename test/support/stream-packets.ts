@@ -1,10 +1,10 @@
 // What the stream tests read out of a ChannelStream: its packets decoded,
 // and each packet's FEC Payload ID + symbol as an ObjectDecoder takes it.
 import { type AlcPacket, decodeAlc } from '../../lib/protocol/alc';
-import type { ChannelStream } from '../../lib/stream/channel-stream';
+import type { ServedStream } from '../../lib/stream/served-stream';
 
 /** `n` packets of `stream`, decoded (from copies: the stream reuses its staging buffer); throws if decodeAlc refuses one. */
-export function takePackets(stream: ChannelStream, n: number): AlcPacket[] {
+export function takePackets(stream: Pick<ServedStream, 'fill'>, n: number): AlcPacket[] {
   const out: AlcPacket[] = [];
   stream.fill(n, (buf, size, count) => {
     for (let i = 0; i < count; i++) {
