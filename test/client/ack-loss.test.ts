@@ -6,19 +6,17 @@
  * packets were lost, which ACKs reported them and which ACKs arrived, and
  * compares that with what the server answered (docs/PROTOCOL.md §7).
  */
-import { randomBytes } from 'crypto';
 import * as dgram from 'dgram';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { DEFAULT_ACK_OVERLAP } from '../../lib/client/ack-reporter';
 import { RqcastClient } from '../../lib/client/client';
 import { decodeAlc } from '../../lib/protocol/alc';
 import { decodeControl } from '../../lib/protocol/control';
 import { MessageType, type AckMessage } from '../../lib/protocol/messages';
-import { Catalogue } from '../../lib/content/catalogue';
 import { RqcastServer } from '../../lib/server/server';
 import { Rng } from '../../lib/support/rng';
+import { RandomFiles } from '../support/random-files';
 
 const M = 2 ** 32;
 
@@ -98,17 +96,12 @@ function lostOf(ack: AckMessage): number[] {
   return out;
 }
 
-let root: string;
-let catalogue: Catalogue;
+let src: RandomFiles;
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-ackloss-'));
-  await fs.mkdir(path.join(root, 'src'));
-  await fs.writeFile(path.join(root, 'src', 'obj.bin'), randomBytes(3 << 20));
-  catalogue = await Catalogue.load([path.join(root, 'src')]);
+  src = await RandomFiles.create('rqcast-ackloss-', { 'obj.bin': 3 << 20 });
 });
 afterAll(async () => {
-  for (const o of catalogue?.objects ?? []) o.encoder.close();
-  await fs.rm(root, { recursive: true, force: true });
+  await src?.close();
 });
 
 async function until(what: string, done: () => boolean): Promise<void> {
@@ -118,14 +111,14 @@ async function until(what: string, done: () => boolean): Promise<void> {
 
 test('30% of ACKs lost: every loss a delivered ACK reports is answered, once; each loss is in 3 consecutive ACKs', async () => {
   const seed = 6330;
-  const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps: 30 });
+  const server = new RqcastServer({ catalogue: src.catalogue, port: 0, host: '127.0.0.1', rateMbps: 30 });
   const relay = new LossyRelay((await server.listen()).port, new Rng(seed), 0.1, 0.3);
-  const out = await fs.mkdtemp(path.join(root, 'out-'));
+  const out = await src.outDir();
   try {
     const port = await relay.start();
     const c = new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: out, ack: true, ackEveryPackets: 32, timeoutMs: 20_000 });
     await c.fetch();
-    expect((await fs.readFile(path.join(out, 'obj.bin'))).equals(await fs.readFile(path.join(root, 'src', 'obj.bin')))).toBe(true);
+    expect((await fs.readFile(path.join(out, 'obj.bin'))).equals(src.files['obj.bin'])).toBe(true);
     // Every ACK the relay let through has reached the server.
     await until('the ACKs to arrive', () => server.counters.ackReceived === relay.acksForwarded);
 

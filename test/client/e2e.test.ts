@@ -6,37 +6,26 @@
  */
 import { createHash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { RqcastClient, RqcastClientOptions } from '../../lib/client/client';
 import { JoinRefusedError } from '../../lib/client/errors';
 import { Catalogue } from '../../lib/content/catalogue';
 import { ChannelConfig, RqcastServer } from '../../lib/server/server';
 import { loadNative } from '../../lib/native';
+import { RandomFiles } from '../support/random-files';
 
-let root: string;
-let src: string;
-const files: Record<string, Buffer> = {};
-let catalogue: Catalogue;
+let src: RandomFiles;
 
 // 17 MiB at T = 1280 is Kt = 13927 source symbols, more than one block
 // holds under the default 16 MiB sub-block bound (RFC 6330 §4.3): Z = 2.
 const SIZES: Record<string, number> = { 'one.byte': 1, 'small.bin': 10_000, 'mid.bin': 300_001, 'big.bin': 17 << 20 };
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-e2e-'));
-  src = path.join(root, 'src');
-  await fs.mkdir(src);
-  for (const [name, size] of Object.entries(SIZES)) {
-    files[name] = randomBytes(size);
-    await fs.writeFile(path.join(src, name), files[name]);
-  }
-  catalogue = await Catalogue.load([src]);
+  src = await RandomFiles.create('rqcast-e2e-', SIZES);
 });
 
 afterAll(async () => {
-  for (const o of catalogue?.objects ?? []) o.encoder.close();
-  await fs.rm(root, { recursive: true, force: true });
+  await src?.close();
 });
 
 const servers: RqcastServer[] = [];
@@ -45,20 +34,20 @@ afterEach(async () => {
 });
 
 async function serve(channels?: ChannelConfig[], rateMbps = 400, host = '127.0.0.1'): Promise<number> {
-  const server = new RqcastServer({ catalogue, port: 0, host, rateMbps, channels });
+  const server = new RqcastServer({ catalogue: src.catalogue, port: 0, host, rateMbps, channels });
   servers.push(server);
   return (await server.listen()).port;
 }
 
 async function outDir(): Promise<string> {
-  return fs.mkdtemp(path.join(root, 'out-'));
+  return src.outDir();
 }
 
 async function expectSame(dir: string, names: string[]): Promise<void> {
   for (const n of names) {
     const got = await fs.readFile(path.join(dir, n));
-    expect(got.length).toBe(files[n].length);
-    expect(got.equals(files[n])).toBe(true);
+    expect(got.length).toBe(src.files[n].length);
+    expect(got.equals(src.files[n])).toBe(true);
   }
   expect((await fs.readdir(dir)).sort()).toEqual([...names].sort());
 }
@@ -69,7 +58,7 @@ function client(url: string, dir: string, o: RqcastClientOptions = {}): RqcastCl
 
 describe('RqcastServer -> RqcastClient over loopback', () => {
   test('the big object really has several source blocks', () => {
-    expect(catalogue.get('big.bin')?.oti.Z).toBeGreaterThan(1);
+    expect(src.catalogue.get('big.bin')?.oti.Z).toBeGreaterThan(1);
   });
 
   test('every object, bit-exact (1 byte .. multi-block)', async () => {
@@ -78,7 +67,7 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
     const s = await client(`rqcast://127.0.0.1:${port}`, dir).fetch();
     await expectSame(dir, Object.keys(SIZES));
     expect(s.objects).toHaveLength(4);
-    for (const o of s.objects) expect(o.sha256).toBe(createHash('sha256').update(files[o.name]).digest('hex'));
+    for (const o of s.objects) expect(o.sha256).toBe(createHash('sha256').update(src.files[o.name]).digest('hex'));
     expect(s.bytes).toBe(Object.values(SIZES).reduce((a, b) => a + b, 0));
     expect(s.neededSymbols).toBe(Object.values(SIZES).reduce((a, b) => a + Math.ceil(b / 1280), 0));
     expect(s.symbolsReceived).toBeGreaterThanOrEqual(s.neededSymbols);
@@ -124,7 +113,7 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
     const c = client(`rqcast://127.0.0.1:${port}/a,b/mid.bin`, dir, { recordEsis: true });
     const s = await c.fetch();
     await expectSame(dir, ['mid.bin']);
-    const midToi = BigInt(catalogue.get('mid.bin')?.toi as number);
+    const midToi = BigInt(src.catalogue.get('mid.bin')?.toi as number);
     const tsis = new Set(c.stats.esiLog.filter((e) => e.toi === midToi).map((e) => e.tsi));
     expect(tsis.size).toBe(2);
     // One ESI space for the object across channels: no symbol arrived twice.
@@ -155,7 +144,7 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
   });
 
   test('a directory of 120 small objects in subdirectories', async () => {
-    const many = path.join(root, 'many');
+    const many = path.join(src.root, 'many');
     const want = new Map<string, Buffer>();
     for (let i = 0; i < 120; i++) {
       const name = `d${i % 7}/f${i}.dat`;
@@ -207,7 +196,7 @@ describe('a client within a small memory budget', () => {
     // object has 10 source blocks of K = 1024 symbols of T = 1024 bytes.
     const native = loadNative();
     const binding = { ...native, otiDerive: (F: number, P: number, Al: number, SS: number) => native.otiDerive(F, P, Al, SS, 1 << 20) };
-    const dir10 = await fs.mkdtemp(path.join(root, 'ten-'));
+    const dir10 = await fs.mkdtemp(path.join(src.root, 'ten-'));
     const data = randomBytes(10 << 20);
     await fs.writeFile(path.join(dir10, 'ten.bin'), data);
     const cat = await Catalogue.load([dir10], { symbolSize: 1024, binding });

@@ -20,13 +20,12 @@
  */
 import { createHash, randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { ObjectReceiver } from '../../lib/client/object-receiver';
 import { RqcastClient } from '../../lib/client/client';
-import { Catalogue } from '../../lib/content/catalogue';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { RqcastServer } from '../../lib/server/server';
+import { RandomFiles } from '../support/random-files';
 import { alcPacket, prng, wireOti } from './support';
 
 /** The object of the finding: 3 MB at T = 1280 is one block of K = 2344. */
@@ -83,21 +82,14 @@ describe('ObjectReceiver fed a lossy carousel of source symbols', () => {
 });
 
 describe('RqcastServer --no-code -> RqcastClient over loopback, seeded loss', () => {
-  let root: string;
-  let data: Buffer;
-  let catalogue: Catalogue;
+  let src: RandomFiles;
 
   beforeAll(async () => {
-    root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-nocode-'));
-    await fs.mkdir(path.join(root, 'src'));
-    data = randomBytes(SIZE);
-    await fs.writeFile(path.join(root, 'src', 'carousel.bin'), data);
-    catalogue = await Catalogue.load([path.join(root, 'src')]);
+    src = await RandomFiles.create('rqcast-nocode-', { 'carousel.bin': SIZE });
   });
 
   afterAll(async () => {
-    for (const o of catalogue?.objects ?? []) o.encoder.close();
-    await fs.rm(root, { recursive: true, force: true });
+    await src?.close();
   });
 
   // Bounds in passes of K packets received. `enough`: the passes after
@@ -110,14 +102,14 @@ describe('RqcastServer --no-code -> RqcastClient over loopback, seeded loss', ()
   ])('loss %p: K symbols taken, and no more passes than the loss makes necessary (at most %p)', async (loss, enough) => {
     // 40 Mbit/s: a pass (K packets of ~1.3 kB) takes ~0.6 s, so the packets
     // that arrive while the last solve runs are a small part of one pass.
-    const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps: 40, noCode: true });
+    const server = new RqcastServer({ catalogue: src.catalogue, port: 0, host: '127.0.0.1', rateMbps: 40, noCode: true });
     try {
       const { port } = await server.listen();
-      const dir = await fs.mkdtemp(path.join(root, 'out-'));
+      const dir = await src.outDir();
       const client = new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: dir, timeoutMs: 60_000, lossRate: loss, lossSeed: 77, recordEsis: true });
       const s = await client.fetch();
       const got = await fs.readFile(path.join(dir, 'carousel.bin'));
-      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(src.files['carousel.bin']).digest('hex'));
 
       const o = s.objects[0];
       expect(o.neededSymbols).toBe(K);

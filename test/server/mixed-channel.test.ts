@@ -9,34 +9,22 @@ import type { ChannelStream } from '../../lib/stream/channel-stream';
 // server pinned small blocks ahead (PREPARE_AHEAD_PACKETS), the 12 KB file's
 // block, quota 12, kept the channel for 1401 packets (19 stalls) while the
 // 1-byte file's block was being prepared.
-import { randomBytes } from 'crypto';
 import { promises as fs } from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { RqcastClient } from '../../lib/client/client';
-import { Catalogue } from '../../lib/content/catalogue';
 import { RqcastServer } from '../../lib/server/server';
 import { DEFAULT_PASS_OVERHEAD, passQuota } from '../../lib/stream/schedule';
+import { RandomFiles } from '../support/random-files';
 
 const SIZES: Record<string, number> = { 'large.bin': 3_000_000, 'medium.bin': 12_000, 'tiny.bin': 1 };
-let root: string;
-let catalogue: Catalogue;
-const files: Record<string, Buffer> = {};
+let src: RandomFiles;
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-mixed-'));
-  const src = path.join(root, 'src');
-  await fs.mkdir(src);
-  for (const [name, size] of Object.entries(SIZES)) {
-    files[name] = randomBytes(size);
-    await fs.writeFile(path.join(src, name), files[name]);
-  }
-  catalogue = await Catalogue.load([src]);
+  src = await RandomFiles.create('rqcast-mixed-', SIZES);
 });
 
 afterAll(async () => {
-  for (const o of catalogue?.objects ?? []) o.encoder.close();
-  await fs.rm(root, { recursive: true, force: true });
+  await src?.close();
 });
 
 describe('a channel of a 3 MB, a 12 KB and a 1-byte file over loopback', () => {
@@ -44,12 +32,12 @@ describe('a channel of a 3 MB, a 12 KB and a 1-byte file over loopback', () => {
     ['the default window (one block at a time)', undefined],
     ['every block in the window', 3],
   ])('%s: all three bit-exact; every object had its quota per pass, the 3 MB file > 99%% of the data packets', async (_name, windowBlocks) => {
-    const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps: 100, windowBlocks });
+    const server = new RqcastServer({ catalogue: src.catalogue, port: 0, host: '127.0.0.1', rateMbps: 100, windowBlocks });
     try {
       const port = (await server.listen()).port;
-      const out = await fs.mkdtemp(path.join(root, 'out-'));
+      const out = await src.outDir();
       await new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: out, timeoutMs: 30_000 }).fetch();
-      for (const [name, bytes] of Object.entries(files)) expect((await fs.readFile(path.join(out, name))).equals(bytes)).toBe(true);
+      for (const [name, bytes] of Object.entries(src.files)) expect((await fs.readFile(path.join(out, name))).equals(bytes)).toBe(true);
 
       const channel = server.channels[0];
       const stream = channel.stream as ChannelStream;
