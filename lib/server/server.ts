@@ -126,6 +126,8 @@ export class RqcastServer extends EventEmitter {
   private readonly byTsi = new Map<number, ServerChannel>();
   /** Every stream by its replicator channel id: TSI (unicast) or groupChannelId(TSI). */
   private readonly streams = new Map<number, ServedStream>();
+  /** Each replicator channel's ring size (a live or forward channel's is short), by channel ID. */
+  private readonly ringCapacities = new Map<number, number>();
   /** Live channels by TSI. */
   private readonly live = new Map<number, { channel: LiveChannel; rateMbps: number }>();
   private readonly cache: BlockCache;
@@ -234,12 +236,12 @@ export class RqcastServer extends EventEmitter {
     try {
       this.plan.channels.forEach((plan, i) => {
         const ch = this.channels[i];
-        rep.createChannel(ch.tsi, replicatorChannelConfig(this.plan, plan, ch.stream.slotSize));
+        this.createRing(rep, ch.tsi, replicatorChannelConfig(this.plan, plan, ch.stream.slotSize));
         this.refill(ch.tsi);
         const g = ch.multicast;
         if (g) {
           // The sink first: the channel's first packets go to the group.
-          rep.createChannel(g.channelId, replicatorChannelConfig(this.plan, plan, g.stream.slotSize));
+          this.createRing(rep, g.channelId, replicatorChannelConfig(this.plan, plan, g.stream.slotSize));
           rep.addGroup(g.channelId, sinkConfig(g));
           this.refill(g.channelId);
         }
@@ -247,7 +249,7 @@ export class RqcastServer extends EventEmitter {
       for (const [tsi, live] of this.live) {
         const ch = this.byTsi.get(tsi)!;
         // A short ring: a new segment waits behind at most LIVE_RING_CAPACITY packets.
-        rep.createChannel(tsi, liveRingConfig(this.plan, live.rateMbps, ch.stream.slotSize));
+        this.createRing(rep, tsi, liveRingConfig(this.plan, live.rateMbps, ch.stream.slotSize));
         this.refill(tsi);
       }
       const udp = new UdpServerTransport({
@@ -458,13 +460,19 @@ export class RqcastServer extends EventEmitter {
     };
   }
 
-  /** Tops up the ring of replicator channel `id` (a TSI, or a group stream's groupChannelId). */
+  /** Makes replicator channel `id` and remembers its ring's size, which refill() fills up to. */
+  private createRing(rep: ReplicatorLike, id: number, cfg: ReplicatorChannelConfig): void {
+    rep.createChannel(id, cfg);
+    if (cfg.capacity !== undefined) this.ringCapacities.set(id, cfg.capacity);
+  }
+
+  /** Tops up the ring of replicator channel `id` (a TSI, or a group stream's groupChannelId) to its own size. */
   private refill(id: number): void {
     const stream = this.streams.get(id);
     const rep = this.replicator;
     if (!stream || !rep || this.closed) return;
     try {
-      const free = this.plan.ringCapacity - rep.channelStats(id).queued;
+      const free = (this.ringCapacities.get(id) ?? this.plan.ringCapacity) - rep.channelStats(id).queued;
       if (free > 0) stream.fill(free, (buf, size, count) => rep.push(id, buf, size, count));
     } catch (err) {
       this.own.replicatorErrors++;

@@ -20,7 +20,8 @@ import { Catalogue } from '../../lib/content/catalogue';
 import { LiveSegment, LiveSource } from '../../lib/content/live-source';
 import { LiveChannelRelayError, Relay } from '../../lib/relay/relay';
 import { registerServerMetrics } from '../../lib/server/metrics';
-import { RqcastServer } from '../../lib/server/server';
+import { LIVE_RING_CAPACITY, RqcastServer } from '../../lib/server/server';
+import type { ChannelStream } from '../../lib/stream/channel-stream';
 
 let dir: string;
 let catalogue: Catalogue;
@@ -102,3 +103,21 @@ test('a live stream is not served by a server group', async () => {
   expect(() => new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', live: [{ name: 'cam', source }], serverGroup: { index: 0, servers: 2 } })).toThrow(/server group/);
   await source.close();
 });
+
+test("each ring is filled to its own size: the live channel's stream builds no packet its short ring cannot take", async () => {
+  const { server, input, source } = await liveServer();
+  try {
+    const byName = (name: string): ChannelStream => server.channels.find((c) => c.name === name)!.stream as ChannelStream;
+    // The live ring holds LIVE_RING_CAPACITY packets. A refill asked for the
+    // server's ring size (4096) built 3840 more ahead, which waited outside
+    // the ring, sequence numbers assigned, in front of every new segment.
+    expect(server.channelStats('cam')!.queued).toBeLessThanOrEqual(LIVE_RING_CAPACITY);
+    expect(byName('cam').unwrappedPosition).toBeLessThanOrEqual(LIVE_RING_CAPACITY + server.channelStats('cam')!.streamPackets);
+    expect(byName('cam').pendingPackets).toBe(0);
+    expect(byName('main').pendingPackets).toBe(0);
+  } finally {
+    input.end();
+    await server.close();
+    await source.close();
+  }
+}, 30_000);
