@@ -35,12 +35,13 @@ import { Catalogue } from '../content/catalogue';
 import { decodeContentLocation } from '../protocol/content-location';
 import type { FdtFile, FdtInstance } from '../protocol/fdt';
 import { SILENT_LOGGER } from '../server/config';
+import { LIVE_RING_CAPACITY } from '../server/live-channel';
 import { type RqcastServerOptions, RqcastServer, type ServerAddress, type ServerLogger } from '../server/server';
 import { ForwardStream, type ForwardCounters } from './forward-stream';
 import { DEFAULT_RETRY_AFTER_MS, DEFAULT_UPSTREAM_TIMEOUT_MS } from './relay';
 
-/** Ring slots of a forward channel: packets are pushed as they arrive, so a short ring bounds the delay a burst adds. */
-export const FORWARD_RING_CAPACITY = 256;
+/** Ring slots of a forward channel, a live channel's: packets are pushed as they arrive, so a short ring bounds the delay a burst adds. */
+export const FORWARD_RING_CAPACITY = LIVE_RING_CAPACITY;
 /** The default channel's name, as a URL without channels means it. */
 const DEFAULT_CHANNEL = 'main';
 

@@ -38,6 +38,7 @@ import { headerTemplate, type HeaderTemplate } from '../stream/header-template';
 import type { StreamCounters } from '../stream/channel-stream';
 import type { PushFn } from '../stream/packet-builder';
 import type { ServedStream } from '../stream/served-stream';
+import { LIVE_FDT_INTERVAL } from '../server/live-channel';
 
 const SEQ_MOD = 2 ** 32;
 /** FDT instance IDs are 20 bits and never 0 here (RFC 6726 §3.4.1). */
@@ -47,8 +48,8 @@ const ESI_MOD = 1 << 24;
 /** Bytes of the FEC Payload ID (RFC 6330 §3.2). */
 const PAYLOAD_ID_BYTES = 4;
 
-/** One FDT packet before this many data packets (a live channel's cadence, server.ts LIVE_FDT_INTERVAL). */
-export const FORWARD_FDT_INTERVAL = 8;
+/** One FDT packet before this many data packets: a live channel's cadence, as forward mode is above all for live channels. */
+export const FORWARD_FDT_INTERVAL = LIVE_FDT_INTERVAL;
 /** Packets waiting for the ring, at most. */
 export const FORWARD_MAX_QUEUED = 256;
 
