@@ -107,6 +107,8 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   /** ERROR ServerLeaving arrived at `at`; `settled`: the packet count at at + BYE_SETTLE_MS. */
   private bye?: { at: number; settled?: number };
   private _gone = false;
+  /** The transport was told the stream has begun (ClientTransport.streaming). */
+  private streaming = false;
 
   constructor(
     /** The session's id in the registry. */
@@ -169,6 +171,11 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   onDatagrams(d: Datagrams): void {
     this.dataPath.onDatagrams(d);
+    // The handshake's replies came unbatched; the stream, once it has begun, comes in batches.
+    if (!this.streaming && this.unicastTotal() > 0) {
+      this.streaming = true;
+      this.transport?.streaming?.();
+    }
     this.host.delivered?.(this, Date.now());
   }
 
