@@ -222,7 +222,9 @@ export class ObjectFileWriter {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) {
       return Promise.reject(new RangeError(`block at ${offset} (+${data.length}) is outside the object (${this.length} bytes)`));
     }
-    this.digestAhead(offset, data);
+    // The write first: the kernel copies the block (on the thread pool) while
+    // this thread hashes it. For the last block of a transfer that is most of
+    // the tail; neither touches what the other does to `data`.
     const p = (async () => {
       let done = 0;
       while (done < data.length) {
@@ -231,6 +233,7 @@ export class ObjectFileWriter {
       }
       this.bytesWritten += data.length;
     })();
+    this.digestAhead(offset, data);
     this.pending.add(p);
     const forget = () => this.pending.delete(p);
     p.then(forget, forget);

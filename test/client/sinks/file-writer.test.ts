@@ -129,6 +129,48 @@ describe('ObjectFileWriter', () => {
     expect((await fs.readFile(w2.finalPath)).equals(expected)).toBe(true);
   });
 
+  test("a block's write is handed to the kernel before the running digest hashes it (the two overlap)", async () => {
+    const data = randomBytes(3 * 40_000);
+    const w = await ObjectFileWriter.create(path.join(dir, 'order.bin'), data.length);
+    const probe = await fs.open(path.join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => unknown };
+    await probe.close();
+    const hashProto = Object.getPrototypeOf(createHash('sha256')) as { update: (...a: unknown[]) => unknown };
+    // Spies that keep the real methods: only the order of the calls is read.
+    const write = jest.spyOn(handleProto, 'write');
+    const update = jest.spyOn(hashProto, 'update');
+    try {
+      for (const p of blocks(data, 40_000)) await w.writeAt(p.offset, p.bytes);
+      const calls = [...write.mock.invocationCallOrder.map((n) => ({ n, what: 'write' })), ...update.mock.invocationCallOrder.map((n) => ({ n, what: 'hash' }))];
+      expect(calls.sort((a, b) => a.n - b.n).map((c) => c.what)).toEqual(['write', 'hash', 'write', 'hash', 'write', 'hash']);
+    } finally {
+      write.mockRestore();
+      update.mockRestore();
+    }
+    await w.commit(sha256(data));
+    expect((await fs.readFile(path.join(dir, 'order.bin'))).equals(data)).toBe(true);
+  });
+
+  test.each([
+    ['in order', [0, 1, 2, 3]],
+    ['the first block last (a receiver that joined late), within the hold budget', [1, 2, 3, 0]],
+  ])('blocks %s: commit reads nothing back from the file (the digest was computed as they landed)', async (_name, order) => {
+    const data = randomBytes(4 * 30_000);
+    const w = await ObjectFileWriter.create(path.join(dir, 'noread.bin'), data.length);
+    const parts = blocks(data, 30_000);
+    for (const i of order) await w.writeAt(parts[i].offset, parts[i].bytes);
+    const probe = await fs.open(path.join(dir, 'probe'), 'w');
+    const read = jest.spyOn(Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => unknown }, 'read');
+    await probe.close();
+    try {
+      await w.commit(sha256(data));
+      expect(read).toHaveBeenCalledTimes(0);
+    } finally {
+      read.mockRestore();
+    }
+    expect((await fs.readFile(path.join(dir, 'noread.bin'))).equals(data)).toBe(true);
+  });
+
   test('1-byte object', async () => {
     const final = path.join(dir, 'one');
     const w = await ObjectFileWriter.create(final, 1);
