@@ -171,6 +171,50 @@ describe('ObjectFileWriter', () => {
     expect((await fs.readFile(path.join(dir, 'noread.bin'))).equals(data)).toBe(true);
   });
 
+  test("the first block last (a late joiner): commit starts the file's fsync before it hashes the blocks held since, then renames, then syncs the directory", async () => {
+    const data = randomBytes(4 * 30_000);
+    const final = path.join(dir, 'late.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    const parts = blocks(data, 30_000);
+    const expected = sha256(data);
+    const probe = await fs.open(path.join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { sync: (...a: unknown[]) => unknown };
+    await probe.close();
+    const hashProto = Object.getPrototypeOf(createHash('sha256')) as { update: (...a: unknown[]) => unknown };
+    const sync = jest.spyOn(handleProto, 'sync');
+    const update = jest.spyOn(hashProto, 'update');
+    const rename = jest.spyOn(fs, 'rename');
+    try {
+      for (const i of [1, 2, 3, 0]) await w.writeAt(parts[i].offset, parts[i].bytes);
+      // Block 0 was hashed as it was handed over; the three held blocks were not.
+      expect(update.mock.calls.map((c) => (c[0] as Uint8Array).length)).toEqual([30_000]);
+      await w.commit(expected);
+      const order = [
+        ...sync.mock.invocationCallOrder.map((n) => ({ n, what: 'sync' })),
+        ...update.mock.invocationCallOrder.map((n) => ({ n, what: 'hash' })),
+        ...rename.mock.invocationCallOrder.map((n) => ({ n, what: 'rename' })),
+      ];
+      expect(order.sort((a, b) => a.n - b.n).map((e) => e.what)).toEqual(['hash', 'sync', 'hash', 'hash', 'hash', 'rename', 'sync']);
+    } finally {
+      sync.mockRestore();
+      update.mockRestore();
+      rename.mockRestore();
+    }
+    expect((await fs.readFile(final)).equals(data)).toBe(true);
+  });
+
+  test('a late joiner whose bytes do not match: the speculative fsync publishes nothing', async () => {
+    const data = randomBytes(4 * 30_000);
+    const final = path.join(dir, 'late-bad.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    const parts = blocks(data, 30_000);
+    for (const i of [1, 2, 3, 0]) await w.writeAt(parts[i].offset, parts[i].bytes);
+    const wrong = Buffer.from(sha256(data));
+    wrong[0] ^= 1;
+    await expect(w.commit(wrong)).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
   test('1-byte object', async () => {
     const final = path.join(dir, 'one');
     const w = await ObjectFileWriter.create(final, 1);
