@@ -34,7 +34,9 @@
 //   receiver on each side (client_cpu_s, uftpd_cpu_s, also per GiB), and
 //   rqcast's start-up (startup_ms: a fetch's process start to its first data
 //   packet) and tail (tail_ms: last useful packet to the verified, renamed
-//   file), the largest over the receivers, from each fetch's --json summary.
+//   file), the largest over the receivers, from each fetch's --json summary;
+//   each receiver's, and their steps (startup_phases_each, tail_phases_each:
+//   startupPhasesMs, tailPhasesMs).
 // The last line printed is one JSON object.
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -82,6 +84,9 @@ interface Run {
   /** Each receiver's, in launch order (a receiver that joins late in block 0's pass gets it in the next pass: its digest waits for it). */
   startup_ms_each?: (number | null)[];
   tail_ms_each?: (number | null)[];
+  /** Each receiver's steps of those (fetch --json startupPhasesMs, tailPhasesMs). */
+  startup_phases_each?: unknown[];
+  tail_phases_each?: unknown[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -244,6 +249,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     tail_ms: worst('tailMs'),
     startup_ms_each: summaries.map((j) => (typeof j?.startupMs === 'number' ? j.startupMs : null)),
     tail_ms_each: summaries.map((j) => (typeof j?.tailMs === 'number' ? j.tailMs : null)),
+    startup_phases_each: summaries.map((j) => j?.startupPhasesMs ?? null),
+    tail_phases_each: summaries.map((j) => j?.tailPhasesMs ?? null),
   };
 }
 
@@ -307,6 +314,8 @@ async function main(): Promise<void> {
       tail_ms: rq?.tail_ms ?? null,
       startup_ms_each: rq?.startup_ms_each ?? null,
       tail_ms_each: rq?.tail_ms_each ?? null,
+      startup_phases_each: rq?.startup_phases_each ?? null,
+      tail_phases_each: rq?.tail_phases_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
       client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),

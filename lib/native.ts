@@ -244,6 +244,8 @@ export interface RawUdpReceiver {
   /** Leaving a group (or source) not joined is a no-op. */
   dropMembership(group: string, iface?: string, source?: string): void;
   stats(): RawUdpReceiverStats;
+  /** The gather window from the next receive on, in µs (0..1 000 000); absent in addons that predate it. */
+  setGatherMicros?(gatherMicros: number): void;
   ref(): void;
   unref(): void;
   close(): void;

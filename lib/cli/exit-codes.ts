@@ -16,7 +16,7 @@ import {
   NoSuchObjectError,
   ServerLeftError,
 } from '../client/errors';
-import { CatalogueError } from '../content/catalogue';
+import { CatalogueError } from '../content/catalogue-error';
 import { InvalidServerConfigError } from '../errors';
 import { UsageError } from './errors';
 

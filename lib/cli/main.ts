@@ -5,6 +5,9 @@
  * from the one table in ./exit-codes
  * (docs/PROTOCOL.md §10.9): usage errors exit with 2.
  */
+import { CLI_START_MARK } from '../client/events';
+// First, before commander: a fetch's start-up tells Node's own start from its modules (fetch --json startupPhasesMs).
+performance.mark(CLI_START_MARK);
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
 

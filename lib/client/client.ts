@@ -62,6 +62,7 @@
  * an object being fetched). Temp files are removed on every failure.
  */
 import { randomBytes } from 'crypto';
+import { performance } from 'perf_hooks';
 import { EventEmitter } from 'events';
 import type { JoinedChannel } from '../protocol/messages';
 import { Rng } from '../support/rng';
@@ -280,6 +281,7 @@ export class RqcastClient extends EventEmitter {
   }
 
   private async start(): Promise<void> {
+    this.stats.fetchStartMs = performance.now();
     this.run.report.startedAt = Date.now();
     this.lastActivity = this.run.report.startedAt;
     if (this.opts.untilMs !== undefined && this.opts.untilMs <= Date.now()) {

@@ -154,7 +154,52 @@ export interface FetchSummary {
    * absent if no object was verified.
    */
   tailMs?: number;
+  /** startupMs step by step (StartupPhases); absent with startupMs. */
+  startupPhasesMs?: StartupPhases;
+  /** tailMs step by step, for the object verified last (TailPhases); absent with tailMs. */
+  tailPhasesMs?: TailPhases;
 }
+
+/**
+ * Where a fetch's start-up went, in whole milliseconds, in order; they add
+ * up to startupMs (each is rounded on its own). A step that did not happen
+ * in this fetch is absent: `process` and `modules` split what came before
+ * the fetch only when the CLI marked its start (CLI_START_MARK).
+ */
+export interface StartupPhases {
+  /** Node's own start, to the first line of the `rqcast` command. */
+  process?: number;
+  /** Loading the command's modules and parsing its options, to the fetch's start (from process start without the CLI's mark). */
+  modules: number;
+  /** The fetch's start to its first HELLO: resolving the host, opening the socket (the addon's load). */
+  hello: number;
+  /** HELLO to COOKIE (a round trip, and the server's answer). */
+  cookie: number;
+  /** COOKIE to JOINED (JOIN's round trip). */
+  joined: number;
+  /** JOINED to the first data packet accepted (negative if data overtook JOINED and waited for it). */
+  data: number;
+}
+
+/**
+ * Where the tail of the object verified last went, in whole milliseconds:
+ * `solve` + `write` + `verify` is its share of tailMs.
+ */
+export interface TailPhases {
+  /** Its last useful packet to its last block decoded (that block's solve). */
+  solve: number;
+  /** Decoded to every block written (the last block's write and running digest). */
+  write: number;
+  /** Written to verified and published: the rest of the digest, fsync, rename, the directory's fsync. */
+  verify: number;
+}
+
+/**
+ * The performance mark the `rqcast` command sets on its first line
+ * (cli/main.ts), so that a fetch's start-up tells Node's start from its
+ * own modules.
+ */
+export const CLI_START_MARK = 'rqcast:cli-start';
 
 export interface ClientStats {
   /** Datagrams from the server's address that were ALC packets of a joined channel (after the loss hook). */
@@ -188,6 +233,11 @@ export interface ClientStats {
    * performance.now(): milliseconds since this process started; 0 until then.
    */
   firstPacketMs: number;
+  /** Start-up steps, as performance.now() like firstPacketMs, 0 until they happen: the fetch started, the first HELLO sent, the first COOKIE and JOINED taken. */
+  fetchStartMs: number;
+  helloSentMs: number;
+  cookieMs: number;
+  joinedMs: number;
   /** Every (tsi, toi, sbn, esi) received, if recordEsis. */
   esiLog: { tsi: number; toi: bigint; sbn: number; esi: number; replacement: boolean }[];
 }
@@ -212,6 +262,10 @@ export function newClientStats(): ClientStats {
     serverLeaving: 0,
     serverLeavingIgnored: 0,
     firstPacketMs: 0,
+    fetchStartMs: 0,
+    helloSentMs: 0,
+    cookieMs: 0,
+    joinedMs: 0,
     esiLog: [],
   };
 }

@@ -4,8 +4,10 @@
  * (a server's session, unicast and multicast) and FluteReceiver (a group
  * alone). One place computes them, so both print the same lines.
  */
+import { performance } from 'perf_hooks';
 import type { PartialBlockBudget } from './block-budget';
-import type { ChannelSummary, ClientStats, FetchSummary, ObjectProgress, ObjectResult, ProgressInfo } from './events';
+import { CLI_START_MARK } from './events';
+import type { ChannelSummary, ClientStats, FetchSummary, ObjectProgress, ObjectResult, ProgressInfo, StartupPhases, TailPhases } from './events';
 import type { ObjectRegistry, RegisteredObject } from './object-registry';
 
 export class FetchReport {
@@ -19,6 +21,8 @@ export class FetchReport {
   /** When the last object was verified (Unix ms), and the latest useful packet of the objects verified so far. */
   private lastVerifiedAt = 0;
   private lastUsefulAt = 0;
+  /** The tail's steps of the object verified last (undefined if one of its times is missing). */
+  private lastTail?: TailPhases;
 
   constructor(
     private readonly registry: ObjectRegistry,
@@ -47,6 +51,11 @@ export class FetchReport {
     this.results.push(result);
     this.lastVerifiedAt = now;
     this.lastUsefulAt = Math.max(this.lastUsefulAt, obj.lastUsefulAt);
+    const { decodedAt, writtenAt } = obj;
+    this.lastTail =
+      decodedAt !== undefined && writtenAt !== undefined
+        ? { solve: decodedAt - obj.lastUsefulAt, write: writtenAt - decodedAt, verify: now - writtenAt }
+        : undefined;
     return result;
   }
 
@@ -145,12 +154,41 @@ export class FetchReport {
       memoryBytes: this.budget.limitBytes,
       ...(s.firstPacketMs > 0 ? { startupMs: Math.round(s.firstPacketMs) } : {}),
       ...(this.results.length > 0 ? { tailMs: this.lastVerifiedAt - this.lastUsefulAt } : {}),
+      ...startupPhases(s),
+      ...(this.results.length > 0 && this.lastTail ? { tailPhasesMs: { ...this.lastTail } } : {}),
     };
   }
 
   private since(): number {
     return this.joinedAt ?? this.startedAt;
   }
+}
+
+/**
+ * The start-up's steps (StartupPhases), when every one happened: each the
+ * difference of two rounded times, so that they add up to startupMs.
+ * `cliStartMs`: when the CLI marked its start (CLI_START_MARK), if it did.
+ */
+export function startupPhases(s: ClientStats, cliStartMs = cliStart()): { startupPhasesMs?: StartupPhases } {
+  const steps = [s.fetchStartMs, s.helloSentMs, s.cookieMs, s.joinedMs, s.firstPacketMs];
+  if (steps.some((t) => !(t > 0))) return {};
+  const [fetch, hello, cookie, joined, first] = steps.map(Math.round);
+  const cli = cliStartMs !== undefined && cliStartMs <= s.fetchStartMs ? Math.round(cliStartMs) : undefined;
+  return {
+    startupPhasesMs: {
+      ...(cli !== undefined ? { process: cli } : {}),
+      modules: fetch - (cli ?? 0),
+      hello: hello - fetch,
+      cookie: cookie - hello,
+      joined: joined - cookie,
+      data: first - joined,
+    },
+  };
+}
+
+/** When the CLI marked its start, in this process (performance.now() units). */
+function cliStart(): number | undefined {
+  return performance.getEntriesByName(CLI_START_MARK, 'mark')[0]?.startTime;
 }
 
 /** GROUP:PORT, an IPv6 group in brackets (RFC 3986 §3.2.2). */

@@ -45,6 +45,9 @@ export interface RegisteredObject {
   lastUsefulAt: number;
   /** symbolsReceived when the current receive batch first gave it symbols; -1 when it has not (data-path.ts). */
   batchMark: number;
+  /** When its last block decoded, and when every block was written (Unix ms): the tail's steps (fetch-report.ts). */
+  decodedAt?: number;
+  writtenAt?: number;
   /** Verified and published. */
   done: boolean;
   /** A newer FDT instance gave its name a new version (new TOI): this one was dropped for it. */
@@ -478,12 +481,18 @@ export class ObjectRegistry {
       },
     );
     receiver.done.then(
-      () => this.verify(obj),
+      () => {
+        obj.writtenAt = Date.now();
+        return this.verify(obj);
+      },
       (e: unknown) => {
         if (!obj.replaced && !obj.skipped) this.o.events.failed(e);
       },
     );
-    void receiver.decoded.then(() => this.o.events.objectDecoded(obj));
+    void receiver.decoded.then(() => {
+      obj.decodedAt = Date.now();
+      this.o.events.objectDecoded(obj);
+    });
     return obj;
   }
 

@@ -76,6 +76,8 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     ...(s.servers ? { servers: s.servers.map((v) => ({ ...v })), duplicates: s.duplicates ?? 0 } : {}),
     ...(s.startupMs !== undefined ? { startupMs: s.startupMs } : {}),
     ...(s.tailMs !== undefined ? { tailMs: s.tailMs } : {}),
+    ...(s.startupPhasesMs !== undefined ? { startupPhasesMs: { ...s.startupPhasesMs } } : {}),
+    ...(s.tailPhasesMs !== undefined ? { tailPhasesMs: { ...s.tailPhasesMs } } : {}),
   };
 }
 

@@ -31,6 +31,7 @@
  *   next renewal. A session all of whose channels come from groups is not
  *   watched (its unicast socket rightly hears nothing).
  */
+import { performance } from 'perf_hooks';
 import { encodeControl } from '../protocol/control';
 import { ControlMessage, JoinedChannel, MessageType } from '../protocol/messages';
 import type { ClientTransport, ClientTransportHandler, Datagrams, ServerEndpoint } from '../transport/client-transport';
@@ -107,6 +108,8 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   /** ERROR ServerLeaving arrived at `at`; `settled`: the packet count at at + BYE_SETTLE_MS. */
   private bye?: { at: number; settled?: number };
   private _gone = false;
+  /** The transport was told the stream has begun (ClientTransport.streaming). */
+  private streaming = false;
 
   constructor(
     /** The session's id in the registry. */
@@ -169,6 +172,11 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   onDatagrams(d: Datagrams): void {
     this.dataPath.onDatagrams(d);
+    // The handshake's replies came unbatched; the stream, once it has begun, comes in batches.
+    if (!this.streaming && this.unicastTotal() > 0) {
+      this.streaming = true;
+      this.transport?.streaming?.();
+    }
     this.host.delivered?.(this, Date.now());
   }
 
@@ -202,7 +210,10 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   control(msg: ControlMessage): void {
     const now = Date.now();
-    this.apply(this.session.receive(msg, now), now);
+    const out = this.session.receive(msg, now);
+    const stats = this.o.dataPath.stats;
+    if (msg.type === MessageType.Cookie && out.answered && stats.cookieMs === 0) stats.cookieMs = performance.now();
+    this.apply(out, now);
   }
 
   send(msg: ControlMessage): void {
@@ -235,13 +246,14 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
     if (out.answered && (!this.session.joined || out.events.some((e) => e.type === 'joined'))) this.host.activity(now);
     if (out.ignored) stats.ignored++;
     for (const m of out.send) {
-      if (m.type === MessageType.Hello) stats.hellosSent++;
+      if (m.type === MessageType.Hello && stats.hellosSent++ === 0) stats.helloSentMs = performance.now();
       else if (m.type === MessageType.Join) stats.joinsSent++;
       this.send(m);
     }
     for (const e of out.events) {
       switch (e.type) {
         case 'joined':
+          if (stats.joinedMs === 0) stats.joinedMs = performance.now();
           this.dataPath.addChannels(e.channels);
           for (const c of e.channels) {
             this.channelTsis.set(c.name, c.tsi);

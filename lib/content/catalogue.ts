@@ -46,18 +46,13 @@ import type { RawCodecBinding } from '../native';
 import { encodeContentLocation } from '../protocol/content-location';
 import { FDT_MAX_ATTRIBUTE_CHARS, FdtChannel, FdtFile, buildFdt } from '../protocol/fdt';
 import { MAX_SOURCE_BLOCKS, Oti as WireOti } from '../protocol/oti';
-import { ServerError } from '../errors';
+import { CatalogueError } from './catalogue-error';
 
 export const DEFAULT_SYMBOL_SIZE = 1280;
 /** How long an FDT instance says it is valid (FLUTE Expires, RFC 6726 §3.4.1). */
 export const DEFAULT_FDT_LIFETIME_MS = 365 * 24 * 3600 * 1000;
 
-/** A file the catalogue cannot serve (missing, unreadable, badly named, empty). */
-export class CatalogueError extends ServerError {
-  constructor(code: string, message: string) {
-    super(code, message);
-  }
-}
+export { CatalogueError };
 export class ObjectNotFoundError extends CatalogueError {
   constructor(what: string) {
     super('ERR_OBJECT_NOT_FOUND', `no such file or directory: ${what}`);

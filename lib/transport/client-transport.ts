@@ -73,6 +73,12 @@ export interface ClientTransport {
   sendControl(bytes: Uint8Array): void;
   /** Counters, read before close(). */
   stats(): ClientTransportStats;
+  /**
+   * The session's stream has begun (its first data arrived): from now on the
+   * transport may hold deliveries back to batch them. Until then each
+   * control reply of the handshake is handed over as soon as it arrives.
+   */
+  streaming?(): void;
   /** Idempotent; lets a control message just sent go out first; no delivery after it resolves. */
   close(): Promise<void>;
 }

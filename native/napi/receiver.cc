@@ -153,6 +153,7 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
                            InstanceMethod<&UdpReceiver::AddMembership>("addMembership"),
                            InstanceMethod<&UdpReceiver::DropMembership>("dropMembership"),
                            InstanceMethod<&UdpReceiver::Stats>("stats"),
+                           InstanceMethod<&UdpReceiver::SetGatherMicros>("setGatherMicros"),
                            InstanceMethod<&UdpReceiver::Ref>("ref"),
                            InstanceMethod<&UdpReceiver::Unref>("unref"),
                            InstanceMethod<&UdpReceiver::Close>("close"),
@@ -381,6 +382,18 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
     o.Set("port", Napi::Number::New(env, e.port()));
     o.Set("family", Napi::String::New(env, e.family() == AF_INET6 ? "IPv6" : "IPv4"));
     return o;
+  }
+
+  // setGatherMicros(us): the gather window from the next receive on (0..1 s),
+  // e.g. none while a session's handshake waits for single replies, then
+  // one for its paced stream.
+  Napi::Value SetGatherMicros(const Napi::CallbackInfo& info) {
+    uint32_t gather_us;
+    if (!Open(info.Env()) ||
+        !ArgUint32(info, 0, "gatherMicros", 0, 1000000, &gather_us))
+      return Napi::Value();
+    rx_->set_gather_ns(static_cast<uint64_t>(gather_us) * 1000u);
+    return info.Env().Undefined();
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

@@ -129,13 +129,14 @@ int BatchReceiver::receive(ReceivedBatch* out) {
     if (n < 0) return err;
     if (n == 0) continue;  // readable but taken (or a checksum failure)
     uint32_t taken = static_cast<uint32_t>(n);
-    if (gather_ns_ == 0 || taken >= batch_) return 0;
+    const uint64_t gather_ns = gather_ns_.load(std::memory_order_relaxed);
+    if (gather_ns == 0 || taken >= batch_) return 0;
     // Sleep out the window on the waker alone (the socket's readiness
     // would wake us per datagram), then take what queued meanwhile. A
     // stop() ends the sleep early; the next receive() sees it.
     pollfd p = {waker_.fd(), POLLIN, 0};
-    timespec ts = {static_cast<time_t>(gather_ns_ / 1000000000u),
-                   static_cast<long>(gather_ns_ % 1000000000u)};
+    timespec ts = {static_cast<time_t>(gather_ns / 1000000000u),
+                   static_cast<long>(gather_ns % 1000000000u)};
     ::ppoll(&p, 1, &ts, nullptr);
     // An error here leaves the datagrams already taken; a lasting one
     // comes back from the next receive().

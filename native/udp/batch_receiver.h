@@ -63,8 +63,11 @@ class BatchReceiver {
   // datagrams waits up to that long (stop() cuts it short) and takes what
   // arrived meanwhile, so that a paced stream is handed over in batches
   // instead of one wake-up (here and in the consumer) per datagram. 0 (the
-  // default) returns at once.
-  void set_gather_ns(uint64_t ns) { gather_ns_ = ns; }
+  // default) returns at once. Any thread: a receive() under way uses the
+  // window it read when its datagrams arrived.
+  void set_gather_ns(uint64_t ns) {
+    gather_ns_.store(ns, std::memory_order_relaxed);
+  }
   // Any thread: makes the current and every later receive() return
   // ECANCELED.
   void stop();
@@ -75,7 +78,7 @@ class BatchReceiver {
   Waker waker_;
   uint32_t max_datagram_ = 0;
   uint32_t batch_ = 0;
-  uint64_t gather_ns_ = 0;
+  std::atomic<uint64_t> gather_ns_{0};
   bool gro_ = false;
   uint32_t slot_ = 0;      // bytes per message buffer
   uint32_t messages_ = 0;  // message buffers (recvmmsg entries)

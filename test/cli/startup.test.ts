@@ -25,12 +25,12 @@ function modulesAfter(args: string[]): string[] {
 const has = (mods: string[], part: string): boolean => mods.some((m) => m.includes(part));
 
 describe('rqcast start-up', () => {
-  test('fetch loads the fetch command only: no server, relay, ls, pino or cli-progress', () => {
+  test('fetch loads the fetch command only: no server, relay, ls, catalogue, pino or cli-progress', () => {
     // --help: parses and prints without a network; the fetch module and its client are loaded all the same.
     const mods = modulesAfter(['fetch', '--help']);
     expect(has(mods, 'dist/cli/fetch.js')).toBe(true);
     expect(has(mods, 'dist/client/client.js')).toBe(true);
-    for (const absent of ['dist/cli/serve.js', 'dist/cli/relay.js', 'dist/cli/ls.js', 'dist/server/', 'dist/relay/', 'prom-client', 'node_modules/pino/', 'cli-progress']) {
+    for (const absent of ['dist/cli/serve.js', 'dist/cli/relay.js', 'dist/cli/ls.js', 'dist/server/', 'dist/relay/', 'dist/content/catalogue.js', 'prom-client', 'node_modules/pino/', 'cli-progress']) {
       expect([absent, has(mods, absent)]).toEqual([absent, false]);
     }
   }, 120_000);

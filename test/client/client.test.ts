@@ -272,6 +272,15 @@ describe('RqcastClient (scripted server)', () => {
     // The tail (last useful packet to the object published) lies within the fetch too.
     expect(s.tailMs).toBeGreaterThanOrEqual(0);
     expect(s.tailMs).toBeLessThanOrEqual(after - before);
+    // Their steps, in order (no CLI here: no `process` step), add up to them.
+    const p = s.startupPhasesMs!;
+    expect(Object.keys(p)).toEqual(['modules', 'hello', 'cookie', 'joined', 'data']);
+    for (const step of ['hello', 'cookie', 'joined'] as const) expect(p[step]).toBeGreaterThanOrEqual(0);
+    expect(p.modules + p.hello + p.cookie + p.joined + p.data).toBe(s.startupMs);
+    expect(p.modules).toBeGreaterThanOrEqual(Math.floor(before));
+    const t = s.tailPhasesMs!;
+    for (const step of [t.solve, t.write, t.verify]) expect(step).toBeGreaterThanOrEqual(0);
+    expect(t.solve + t.write + t.verify).toBe(s.tailMs);
     expect(seen.length).toBeGreaterThan(1);
     const last = seen[seen.length - 1];
     expect(last.neededSymbols).toBe(Math.ceil(big.length / 256));
@@ -280,7 +289,7 @@ describe('RqcastClient (scripted server)', () => {
     const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(lines.filter((l) => l.type === 'progress').length).toBe(seen.length);
     expect(lines.filter((l) => l.type === 'object')).toHaveLength(1);
-    expect(lines[lines.length - 1]).toMatchObject({ type: 'summary', bytes: big.length, startupMs: s.startupMs, tailMs: s.tailMs });
+    expect(lines[lines.length - 1]).toMatchObject({ type: 'summary', bytes: big.length, startupMs: s.startupMs, tailMs: s.tailMs, startupPhasesMs: p, tailPhasesMs: t });
   });
 
   test('close() aborts: FetchAbortedError, temporary files removed', async () => {

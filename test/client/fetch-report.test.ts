@@ -4,7 +4,7 @@
 // first accepted packet, as milliseconds since the process started.
 import { PartialBlockBudget } from '../../lib/client/block-budget';
 import { newClientStats } from '../../lib/client/events';
-import { FetchReport } from '../../lib/client/fetch-report';
+import { FetchReport, startupPhases } from '../../lib/client/fetch-report';
 import type { ObjectRegistry, RegisteredObject } from '../../lib/client/object-registry';
 
 function object(name: string, lastUsefulAt: number): RegisteredObject {
@@ -54,5 +54,52 @@ describe('FetchReport start-up and tail', () => {
     const s = report([], 0).summary(2_000, []);
     expect(s.startupMs).toBeUndefined();
     expect(s.tailMs).toBeUndefined();
+  });
+});
+
+describe('the steps of start-up and tail (startupPhasesMs, tailPhasesMs)', () => {
+  function stepped(): ReturnType<typeof newClientStats> {
+    const s = newClientStats();
+    Object.assign(s, { fetchStartMs: 60.4, helloSentMs: 66.6, cookieMs: 70.2, joinedMs: 72.49, firstPacketMs: 72.51 });
+    return s;
+  }
+
+  test('each step between two rounded times, in order: they add up to startupMs', () => {
+    const s = stepped();
+    const p = startupPhases(s, 30.7).startupPhasesMs!;
+    expect(p).toEqual({ process: 31, modules: 29, hello: 7, cookie: 3, joined: 2, data: 1 });
+    expect(Object.keys(p)).toEqual(['process', 'modules', 'hello', 'cookie', 'joined', 'data']);
+    expect(Object.values(p).reduce((a, b) => a + b, 0)).toBe(Math.round(s.firstPacketMs));
+  });
+
+  test('without the CLI mark (the library), modules counts from the process start; a mark after the fetch began is not the CLI start', () => {
+    expect(startupPhases(stepped(), undefined).startupPhasesMs).toEqual({ modules: 60, hello: 7, cookie: 3, joined: 2, data: 1 });
+    expect(startupPhases(stepped(), 61).startupPhasesMs).toEqual({ modules: 60, hello: 7, cookie: 3, joined: 2, data: 1 });
+  });
+
+  test('a step that did not happen (no HELLO: a multicast group alone; no data) leaves the steps out', () => {
+    for (const missing of ['fetchStartMs', 'helloSentMs', 'cookieMs', 'joinedMs', 'firstPacketMs'] as const) {
+      const s = stepped();
+      s[missing] = 0;
+      expect([missing, startupPhases(s, 30)]).toEqual([missing, {}]);
+    }
+  });
+
+  test('the summary carries the steps; the tail of the object verified last, solve + write + verify = its tail', () => {
+    const a = object('a', 5_000);
+    Object.assign(a, { decodedAt: 5_060, writtenAt: 5_075 });
+    const r = report([a], 0);
+    Object.assign((r as unknown as { stats: ReturnType<typeof newClientStats> }).stats, stepped());
+    r.objectVerified(a, 5_100);
+    const s = r.summary(5_100, []);
+    expect(s.tailPhasesMs).toEqual({ solve: 60, write: 15, verify: 25 });
+    expect(s.tailPhasesMs!.solve + s.tailPhasesMs!.write + s.tailPhasesMs!.verify).toBe(s.tailMs);
+    expect(s.startupPhasesMs).toMatchObject({ modules: expect.any(Number), hello: 7, cookie: 3, joined: 2, data: 1 });
+  });
+
+  test('an object without those times (all of it resumed) gives no tail steps', () => {
+    const r = report([object('a', 5_000)], 10);
+    r.objectVerified(object('a', 5_000), 5_010);
+    expect(r.summary(5_010, []).tailPhasesMs).toBeUndefined();
   });
 });

@@ -26,8 +26,13 @@ class FakeTransport implements ClientTransport {
   readonly sent: { at: number; msg: ControlMessage }[] = [];
   closed = false;
   drops = 0;
+  /** How many control messages had been sent at each streaming() call. */
+  readonly streamingCalls: number[] = [];
   localPort(): number {
     return 40_000;
+  }
+  streaming(): void {
+    this.streamingCalls.push(this.sent.length);
   }
   sendControl(bytes: Uint8Array): void {
     const d = decodeControl(bytes);
@@ -274,6 +279,35 @@ function data(link: ServerLink, n = 1, from = 0): void {
   }));
   link.onDatagrams(datagrams(items));
 }
+
+describe('start-up: the handshake unbatched, the stream batched (ClientTransport.streaming)', () => {
+  test('the transport is told once, by the first data packet after JOINED, not by COOKIE or JOINED', () => {
+    const s = setup();
+    s.link.start(s.transport);
+    deliver(s.link, { type: MessageType.Cookie, nonce: new Uint8Array(8).fill(1), cookie: COOKIE, serverTimeMs: Date.now() });
+    expect(s.transport.types()).toEqual([MessageType.Hello, MessageType.Join]);
+    expect(s.transport.streamingCalls).toEqual([]);
+    deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 30_000 });
+    expect(s.transport.streamingCalls).toEqual([]);
+    data(s.link, 1);
+    expect(s.transport.streamingCalls).toEqual([2]);
+    data(s.link, 5, 1);
+    deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 30_000 });
+    data(s.link, 5, 6);
+    expect(s.transport.streamingCalls).toEqual([2]);
+  });
+
+  test('data before JOINED (kept until JOINED, data-path.ts) tells the transport only once the session joined', () => {
+    const s = setup();
+    s.link.start(s.transport);
+    deliver(s.link, { type: MessageType.Cookie, nonce: new Uint8Array(8).fill(1), cookie: COOKIE, serverTimeMs: Date.now() });
+    data(s.link, 3);
+    expect(s.transport.streamingCalls).toEqual([]);
+    deliver(s.link, { type: MessageType.Joined, channels: [{ name: 'main', tsi: 3 }], expiresAtMs: Date.now() + 30_000 });
+    // The kept packets were replayed into the channel with JOINED: the stream has begun.
+    expect(s.transport.streamingCalls).toEqual([2]);
+  });
+});
 
 describe('the server leaving (ERROR 20, docs/PROTOCOL.md §6.7)', () => {
   const LEAVING: ControlMessage = { type: MessageType.Error, code: ErrorCode.ServerLeaving, reason: 'server leaving' };

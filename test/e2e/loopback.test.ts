@@ -70,6 +70,13 @@ describe('e2e on loopback', () => {
       expect(drops).toBeGreaterThan(0);
       expect(drops / (drops + received)).toBeGreaterThan(0.04);
       expect(drops / (drops + received)).toBeLessThan(0.2);
+      // The CLI marks its start: the steps begin with Node's own, and add up to startupMs and tailMs.
+      const phases = s.startupPhasesMs as Record<string, number>;
+      expect(Object.keys(phases)).toEqual(['process', 'modules', 'hello', 'cookie', 'joined', 'data']);
+      expect(Object.values(phases).reduce((a, b) => a + b, 0)).toBe(s.startupMs);
+      const tail = s.tailPhasesMs as Record<string, number>;
+      expect(Object.keys(tail)).toEqual(['solve', 'write', 'verify']);
+      expect(tail.solve + tail.write + tail.verify).toBeLessThanOrEqual(Number(s.tailMs));
     }
   }, 150_000);
 

@@ -5,8 +5,9 @@
  *
  *   .NAME.rqcast-tmp-XXXXXXXX   (same directory, so rename(2) is atomic)
  *     <- writeAt(blockOffset, blockBytes)   ... once per source block
- *   commit(sha256): SHA-256 of the contents, compared with the FDT's
- *     rq:Content-SHA-256; equal -> fsync, rename to NAME, fsync the
+ *   commit(sha256): fsync started, SHA-256 of the contents (what is left
+ *     of it) computed meanwhile, compared with the FDT's
+ *     rq:Content-SHA-256; equal -> fsync done, rename to NAME, fsync the
  *     directory; different -> unlink, DigestMismatchError.
  *
  * The digest runs ahead: a block that extends the hashed prefix is hashed
@@ -15,7 +16,10 @@
  * stream every block fills up, and decodes, at about the same time at the
  * end of a transfer, in no particular order; so the hashing overlaps the
  * block writes (which take longer: page-cache copies of the whole object),
- * and commit only reads back what the prefix had not reached. Anything unusual (a
+ * and commit only reads back what the prefix had not reached. The block
+ * that completes the object leaves the kept blocks after it to commit, which
+ * hashes them while the fsync runs (a receiver that joined late gets its
+ * first blocks last, and holds most of the object then). Anything unusual (a
  * region written twice, or overlapping writes) falls back to reading the
  * whole file back.
  *
@@ -114,6 +118,8 @@ export class ObjectFileWriter {
   private heldBytes = 0;
   /** Most bytes `held` keeps; a block that does not fit is read back at commit. */
   holdBytes = DEFAULT_HOLD_BYTES;
+  /** Bytes handed over so far (writeAt, alreadyWritten): once every byte has been, nothing more can continue the prefix. */
+  private handedBytes = 0;
 
   private constructor(
     /** Where the verified object ends up. */
@@ -183,6 +189,7 @@ export class ObjectFileWriter {
   alreadyWritten(offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.length) throw new RangeError(`block at ${offset} (+${length}) is outside the object`);
     this.bytesWritten += length;
+    this.handedBytes += length;
     if (this.hash === undefined || length === 0 || offset + length <= this.hashedUpTo) return;
     if (offset < this.hashedUpTo || this.overlapsAhead(offset, length)) {
       this.dropDigest();
@@ -222,7 +229,9 @@ export class ObjectFileWriter {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) {
       return Promise.reject(new RangeError(`block at ${offset} (+${data.length}) is outside the object (${this.length} bytes)`));
     }
-    this.digestAhead(offset, data);
+    // The write first: the kernel copies the block (on the thread pool) while
+    // this thread hashes it. For the last block of a transfer that is most of
+    // the tail; neither touches what the other does to `data`.
     const p = (async () => {
       let done = 0;
       while (done < data.length) {
@@ -231,6 +240,8 @@ export class ObjectFileWriter {
       }
       this.bytesWritten += data.length;
     })();
+    this.handedBytes += data.length;
+    this.digestAhead(offset, data);
     this.pending.add(p);
     const forget = () => this.pending.delete(p);
     p.then(forget, forget);
@@ -270,7 +281,10 @@ export class ObjectFileWriter {
     if (offset === this.hashedUpTo) {
       this.hash.update(data);
       this.hashedUpTo += data.length;
-      this.advance();
+      // The block that completes the object (a receiver that joined late gets
+      // its first blocks last): the kept blocks after it are hashed by
+      // commit, beside the file's fsync, not here before it.
+      if (this.handedBytes < this.length) this.advance();
       return;
     }
     const keep = this.heldBytes + data.length <= this.holdBytes;
@@ -367,12 +381,22 @@ export class ObjectFileWriter {
     const handle = this.handle;
     if (handle === undefined) throw new Error('writer is closed');
     await Promise.all(this.pending);
+    // The fsync runs (on the thread pool) while this thread finishes the
+    // digest: what was written is made durable before it is known to match,
+    // which publishes nothing; a mismatch still removes the file.
+    const synced = handle.sync();
+    synced.catch(() => undefined);
     try {
-      const actual = await this.digest(handle);
+      let actual: Buffer;
+      try {
+        actual = await this.digest(handle);
+      } finally {
+        await synced.catch(() => undefined);
+      }
       if (sha256.length !== actual.length || !actual.equals(Buffer.from(sha256.buffer, sha256.byteOffset, sha256.byteLength))) {
         throw new DigestMismatchError(objectName);
       }
-      await handle.sync();
+      await synced;
       await handle.close();
       this.handle = undefined;
       await fs.rename(this.tempPath, this.finalPath);

@@ -38,7 +38,9 @@ export interface UdpClientTransportOptions {
   /**
    * Native gather window (µs): a paced stream is handed over every this
    * long instead of one wake-up of the receiving thread and of JS per
-   * datagram. Adds at most this much latency to a control reply.
+   * datagram. Adds at most this much latency to a control reply, so it is
+   * applied only once the stream has begun (ClientTransport.streaming): the
+   * handshake's replies (COOKIE, JOINED) are handed over at once.
    */
   gatherMicros: number;
   /** Force node dgram (tests, and addons without UdpReceiver). */
@@ -109,24 +111,37 @@ class NativeUdpTransport extends UdpTransportBase implements UdpClientTransport 
   readonly receiver = 'native';
   private readonly rx: UdpReceiver;
   private readonly port: number;
+  /** The window streaming() sets; undefined once set. */
+  private gatherMicros?: number;
 
   constructor(server: ServerEndpoint, handler: ClientTransportHandler, o: UdpClientTransportOptions, binding: NativeBinding) {
     super(server);
+    // An addon that cannot change the window later gets it at once.
+    const later = typeof (binding.UdpReceiver.prototype as { setGatherMicros?: unknown } | undefined)?.setGatherMicros === 'function';
     this.rx = new UdpReceiver(
       {
         address: server.family === 6 ? '::' : '0.0.0.0',
         receiveBufferBytes: o.receiveBufferBytes,
         batch: o.batch,
-        gatherMicros: o.gatherMicros,
+        // None during the handshake (streaming() sets it).
+        gatherMicros: later ? 0 : o.gatherMicros,
       },
       binding,
     );
+    if (later) this.gatherMicros = o.gatherMicros;
     this.port = this.rx.address().port;
     this.rx.on('batch', (b: DatagramBatch) => handler.onDatagrams(b));
   }
 
   localPort(): number {
     return this.port;
+  }
+
+  streaming(): void {
+    const us = this.gatherMicros;
+    if (us === undefined) return;
+    this.gatherMicros = undefined;
+    if (us > 0) this.rx.setGatherMicros(us);
   }
 
   sendControl(bytes: Uint8Array): void {

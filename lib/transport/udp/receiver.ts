@@ -201,6 +201,19 @@ export class UdpReceiver extends EventEmitter<UdpReceiverEvents> {
     return this.#raw.stats();
   }
 
+  /**
+   * Changes the gather window (UdpReceiverOptions.gatherMicros) from the
+   * next receive on. False if the addon cannot (it predates the call): the
+   * window stays as it was.
+   */
+  setGatherMicros(gatherMicros: number): boolean {
+    const raw = this.#raw;
+    if (typeof raw.setGatherMicros !== 'function') return false;
+    const us = uintArgument(gatherMicros, 'gatherMicros', 0);
+    call(() => raw.setGatherMicros!(us));
+    return true;
+  }
+
   /** An unref'd receiver does not keep the process alive (as dgram's unref()). */
   unref(): this {
     this.#raw.unref();

@@ -129,6 +129,92 @@ describe('ObjectFileWriter', () => {
     expect((await fs.readFile(w2.finalPath)).equals(expected)).toBe(true);
   });
 
+  test("a block's write is handed to the kernel before the running digest hashes it (the two overlap)", async () => {
+    const data = randomBytes(3 * 40_000);
+    const w = await ObjectFileWriter.create(path.join(dir, 'order.bin'), data.length);
+    const probe = await fs.open(path.join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => unknown };
+    await probe.close();
+    const hashProto = Object.getPrototypeOf(createHash('sha256')) as { update: (...a: unknown[]) => unknown };
+    // Spies that keep the real methods: only the order of the calls is read.
+    const write = jest.spyOn(handleProto, 'write');
+    const update = jest.spyOn(hashProto, 'update');
+    try {
+      for (const p of blocks(data, 40_000)) await w.writeAt(p.offset, p.bytes);
+      const calls = [...write.mock.invocationCallOrder.map((n) => ({ n, what: 'write' })), ...update.mock.invocationCallOrder.map((n) => ({ n, what: 'hash' }))];
+      expect(calls.sort((a, b) => a.n - b.n).map((c) => c.what)).toEqual(['write', 'hash', 'write', 'hash', 'write', 'hash']);
+    } finally {
+      write.mockRestore();
+      update.mockRestore();
+    }
+    await w.commit(sha256(data));
+    expect((await fs.readFile(path.join(dir, 'order.bin'))).equals(data)).toBe(true);
+  });
+
+  test.each([
+    ['in order', [0, 1, 2, 3]],
+    ['the first block last (a receiver that joined late), within the hold budget', [1, 2, 3, 0]],
+  ])('blocks %s: commit reads nothing back from the file (the digest was computed as they landed)', async (_name, order) => {
+    const data = randomBytes(4 * 30_000);
+    const w = await ObjectFileWriter.create(path.join(dir, 'noread.bin'), data.length);
+    const parts = blocks(data, 30_000);
+    for (const i of order) await w.writeAt(parts[i].offset, parts[i].bytes);
+    const probe = await fs.open(path.join(dir, 'probe'), 'w');
+    const read = jest.spyOn(Object.getPrototypeOf(probe) as { read: (...a: unknown[]) => unknown }, 'read');
+    await probe.close();
+    try {
+      await w.commit(sha256(data));
+      expect(read).toHaveBeenCalledTimes(0);
+    } finally {
+      read.mockRestore();
+    }
+    expect((await fs.readFile(path.join(dir, 'noread.bin'))).equals(data)).toBe(true);
+  });
+
+  test("the first block last (a late joiner): commit starts the file's fsync before it hashes the blocks held since, then renames, then syncs the directory", async () => {
+    const data = randomBytes(4 * 30_000);
+    const final = path.join(dir, 'late.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    const parts = blocks(data, 30_000);
+    const expected = sha256(data);
+    const probe = await fs.open(path.join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { sync: (...a: unknown[]) => unknown };
+    await probe.close();
+    const hashProto = Object.getPrototypeOf(createHash('sha256')) as { update: (...a: unknown[]) => unknown };
+    const sync = jest.spyOn(handleProto, 'sync');
+    const update = jest.spyOn(hashProto, 'update');
+    const rename = jest.spyOn(fs, 'rename');
+    try {
+      for (const i of [1, 2, 3, 0]) await w.writeAt(parts[i].offset, parts[i].bytes);
+      // Block 0 was hashed as it was handed over; the three held blocks were not.
+      expect(update.mock.calls.map((c) => (c[0] as Uint8Array).length)).toEqual([30_000]);
+      await w.commit(expected);
+      const order = [
+        ...sync.mock.invocationCallOrder.map((n) => ({ n, what: 'sync' })),
+        ...update.mock.invocationCallOrder.map((n) => ({ n, what: 'hash' })),
+        ...rename.mock.invocationCallOrder.map((n) => ({ n, what: 'rename' })),
+      ];
+      expect(order.sort((a, b) => a.n - b.n).map((e) => e.what)).toEqual(['hash', 'sync', 'hash', 'hash', 'hash', 'rename', 'sync']);
+    } finally {
+      sync.mockRestore();
+      update.mockRestore();
+      rename.mockRestore();
+    }
+    expect((await fs.readFile(final)).equals(data)).toBe(true);
+  });
+
+  test('a late joiner whose bytes do not match: the speculative fsync publishes nothing', async () => {
+    const data = randomBytes(4 * 30_000);
+    const final = path.join(dir, 'late-bad.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    const parts = blocks(data, 30_000);
+    for (const i of [1, 2, 3, 0]) await w.writeAt(parts[i].offset, parts[i].bytes);
+    const wrong = Buffer.from(sha256(data));
+    wrong[0] ^= 1;
+    await expect(w.commit(wrong)).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
   test('1-byte object', async () => {
     const final = path.join(dir, 'one');
     const w = await ObjectFileWriter.create(final, 1);

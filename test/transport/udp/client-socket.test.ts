@@ -139,6 +139,57 @@ describe('openUdpClientTransport', () => {
     expect(afterClose).toBe(0);
   });
 
+  test('native: no gather window during the handshake; streaming() sets the configured one, once; datagrams flow either way', async () => {
+    const real = loadNative();
+    /** The gather window each receiver was made with, then each setGatherMicros call. */
+    const windows: number[] = [];
+    class Recording extends (real.UdpReceiver as unknown as new (...a: unknown[]) => { setGatherMicros(us: number): void }) {
+      constructor(...args: unknown[]) {
+        super(...args);
+        windows.push(args[6] as number);
+      }
+      override setGatherMicros(us: number): void {
+        windows.push(us);
+        super.setGatherMicros(us);
+      }
+    }
+    const p = await peer();
+    const r = await open({ binding: { ...real, UdpReceiver: Recording } as unknown as NativeBinding, server: { address: '127.0.0.1', port: p.address().port, family: 4 } });
+    sockets.push(r.s);
+    expect(r.s.receiver).toBe('native');
+    expect(windows).toEqual([0]);
+    p.send(Buffer.from([1]), r.s.localPort(), '127.0.0.1');
+    await until(() => r.got.length >= 1);
+    r.s.streaming?.();
+    r.s.streaming?.();
+    expect(windows).toEqual([0, 1000]);
+    for (let i = 2; i <= 4; i++) p.send(Buffer.from([i]), r.s.localPort(), '127.0.0.1');
+    await until(() => r.got.length >= 4);
+    expect(r.got.map((g) => g.data[0])).toEqual([1, 2, 3, 4]);
+    // An addon without the call: the window is set at once, and streaming() changes nothing.
+    windows.length = 0;
+    class Older extends (real.UdpReceiver as unknown as new (...a: unknown[]) => object) {
+      constructor(...args: unknown[]) {
+        super(...args);
+        windows.push(args[6] as number);
+      }
+    }
+    Object.defineProperty(Older.prototype, 'setGatherMicros', { value: undefined });
+    const o = await open({ binding: { ...real, UdpReceiver: Older } as unknown as NativeBinding });
+    sockets.push(o.s);
+    o.s.streaming?.();
+    expect(windows).toEqual([1000]);
+  });
+
+  test('setGatherMicros refuses a window outside 0..1 s, and a closed receiver', () => {
+    const rx = new UdpReceiver({ address: '127.0.0.1' });
+    expect(() => rx.setGatherMicros(1_000_001)).toThrow(InvalidArgumentError);
+    expect(() => rx.setGatherMicros(-1)).toThrow(InvalidArgumentError);
+    expect(rx.setGatherMicros(8000)).toBe(true);
+    rx.close();
+    expect(() => rx.setGatherMicros(0)).toThrow();
+  });
+
   test('nothing is delivered after close()', async () => {
     const r = await open({});
     const port = r.s.localPort();
