@@ -11,7 +11,16 @@ const layout = {
 
 function setup() {
   const writes: { offset: number; data: Uint8Array }[] = [];
-  const wt = new WriteThrough({ prewrite: (offset, data) => writes.push({ offset, data: Uint8Array.from(data) }) }, layout, T, 2);
+  const wt = new WriteThrough(
+    {
+      prewrite: (offset, data) => {
+        writes.push({ offset, data: Uint8Array.from(data) });
+      },
+    },
+    layout,
+    T,
+    2,
+  );
   return { wt, writes };
 }
 
@@ -74,7 +83,16 @@ describe('WriteThrough', () => {
   test(`a run is written once it holds ${PREWRITE_BYTES} bytes`, () => {
     const small = 64;
     const writes: number[] = [];
-    const wt = new WriteThrough({ prewrite: (_o, d) => writes.push(d.length) }, { blockOffset: () => 0, blockLength: () => 1 << 30 }, small, 1);
+    const wt = new WriteThrough(
+      {
+        prewrite: (_o, d) => {
+          writes.push(d.length);
+        },
+      },
+      { blockOffset: () => 0, blockLength: () => 1 << 30 },
+      small,
+      1,
+    );
     const n = PREWRITE_BYTES / small;
     for (let esi = 0; esi <= n; esi++) wt.gather(0, esi, Buffer.alloc(small), 0);
     expect(writes).toEqual([PREWRITE_BYTES]);
@@ -91,5 +109,115 @@ describe('WriteThrough', () => {
     expect(writes).toHaveLength(1);
     expect(writes[0].offset).toBe(4 * T);
     expect(writes[0].data.every((b) => b === 6)).toBe(true);
+  });
+});
+
+/** A sink whose prewrites land when the test says: each resolves to the outcome given. */
+function settling() {
+  const calls: { offset: number; length: number; land: (ok: boolean) => void }[] = [];
+  const wt = new WriteThrough(
+    {
+      prewrite: (offset, data) =>
+        new Promise<boolean>((resolve) => {
+          calls.push({ offset, length: data.length, land: resolve });
+        }),
+    },
+    layout,
+    T,
+    2,
+  );
+  return { wt, calls };
+}
+
+/** Whether `p` has settled after the pending jobs ran. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  return done;
+}
+
+describe('WriteThrough: each byte written once (settle)', () => {
+  test('settle waits for every write of the block and returns the ranges that landed whole, merged; the run still gathered is not among them', async () => {
+    const { wt, calls } = settling();
+    for (const esi of [0, 1]) wt.gather(0, esi, symbol(1), 0);
+    for (const esi of [2, 3]) wt.gather(0, esi + 1, symbol(1), 0); // ESIs 3, 4: a new run
+    wt.gather(0, 7, symbol(1), 0); // ESIs 3-4 written; 7 stays gathered
+    wt.gather(0, 9, symbol(1), 0);
+    expect(calls.map((c) => [c.offset, c.length])).toEqual([
+      [0, 2 * T],
+      [3 * T, 2 * T],
+      [7 * T, T],
+    ]);
+    const ranges = wt.settle(0);
+    calls[0].land(true);
+    calls[2].land(true);
+    expect(await settled(ranges)).toBe(false);
+    calls[1].land(true);
+    expect(await ranges).toEqual([
+      { offset: 0, length: 2 * T },
+      { offset: 3 * T, length: 2 * T },
+      { offset: 7 * T, length: T },
+    ]);
+  });
+
+  test('adjacent ranges merge; a write that failed or fell short is not skipped', async () => {
+    const { wt, calls } = settling();
+    // Runs end at PREWRITE_BYTES or a gap: force three adjacent runs of block 1 by gaps filled later.
+    wt.gather(1, 0, symbol(1), 0);
+    wt.gather(1, 2, symbol(1), 0);
+    wt.gather(1, 1, symbol(1), 0);
+    wt.gather(1, 5, symbol(1), 0);
+    wt.gather(1, 8, symbol(1), 0);
+    expect(calls.map((c) => c.offset - 10 * T)).toEqual([0, 2 * T, T, 5 * T]);
+    calls[0].land(true);
+    calls[1].land(true);
+    calls[2].land(true);
+    calls[3].land(false);
+    expect(await wt.settle(1)).toEqual([{ offset: 10 * T, length: 3 * T }]);
+  });
+
+  test('symbols taken while their block was being solved are never skipped (the decoder may regenerate them instead)', async () => {
+    const { wt, calls } = settling();
+    wt.gather(0, 0, symbol(1), 0);
+    wt.gather(0, 1, symbol(1), 0, false);
+    wt.gather(0, 4, symbol(1), 0);
+    wt.gather(0, 6, symbol(1), 0);
+    for (const c of calls) c.land(true);
+    expect(calls.map((c) => c.offset)).toEqual([0, 4 * T]);
+    expect(await wt.settle(0)).toEqual([{ offset: 4 * T, length: T }]);
+  });
+
+  test('an evicted block (forget) is written whole, after every write made for it, before or after the eviction, has landed', async () => {
+    const { wt, calls } = settling();
+    wt.gather(0, 0, symbol(1), 0);
+    wt.gather(0, 3, symbol(1), 0);
+    wt.forget(0);
+    // The block starts again; its new writes are not skipped either.
+    wt.gather(0, 0, symbol(2), 0);
+    wt.gather(0, 5, symbol(2), 0);
+    expect(calls.map((c) => c.offset)).toEqual([0, 0]);
+    const ranges = wt.settle(0);
+    calls[1].land(true);
+    expect(await settled(ranges)).toBe(false);
+    calls[0].land(true);
+    expect(await ranges).toEqual([]);
+  });
+
+  test('a sink whose prewrite returns nothing is never skipped; drop forgets the block', async () => {
+    const { wt, writes } = setup();
+    wt.gather(0, 0, symbol(1), 0);
+    wt.gather(0, 5, symbol(1), 0);
+    expect(writes).toHaveLength(1);
+    expect(await wt.settle(0)).toEqual([]);
+    const s = settling();
+    s.wt.gather(0, 0, symbol(1), 0);
+    s.wt.gather(0, 5, symbol(1), 0);
+    s.calls[0].land(true);
+    s.wt.drop(0);
+    expect(await s.wt.settle(0)).toEqual([]);
   });
 });
