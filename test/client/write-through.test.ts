@@ -1,5 +1,5 @@
 /** WriteThrough: runs of consecutive source symbols go to the sink in one write, at their place in the object (RFC 6330 §4.4.1.2). */
-import { PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
+import { LARGE_PREWRITE_BYTES, LARGE_RUNS, PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
 
 const T = 1024;
 
@@ -80,22 +80,69 @@ describe('WriteThrough', () => {
     expect(writes[0].data.length).toBe(T + 100);
   });
 
-  test(`a run is written once it holds ${PREWRITE_BYTES} bytes`, () => {
+  test(`a run is written once it holds ${LARGE_PREWRITE_BYTES} bytes for the first ${LARGE_RUNS} blocks gathering, ${PREWRITE_BYTES} for the others`, () => {
     const small = 64;
-    const writes: number[] = [];
+    const blocks = LARGE_RUNS + 2;
+    const writes: { offset: number; length: number }[] = [];
+    const span = 1 << 24;
     const wt = new WriteThrough(
       {
-        prewrite: (_o, d) => {
-          writes.push(d.length);
+        prewrite: (offset, d) => {
+          writes.push({ offset, length: d.length });
         },
       },
-      { blockOffset: () => 0, blockLength: () => 1 << 30 },
+      { blockOffset: (sbn) => sbn * span, blockLength: () => span },
       small,
-      1,
+      blocks,
     );
-    const n = PREWRITE_BYTES / small;
-    for (let esi = 0; esi <= n; esi++) wt.gather(0, esi, Buffer.alloc(small), 0);
-    expect(writes).toEqual([PREWRITE_BYTES]);
+    // Every block opens a run; then each gathers up to one symbol past a large run.
+    for (let sbn = 0; sbn < blocks; sbn++) wt.gather(sbn, 0, Buffer.alloc(small), 0);
+    for (let esi = 1; esi <= LARGE_PREWRITE_BYTES / small; esi++) for (let sbn = 0; sbn < blocks; sbn++) wt.gather(sbn, esi, Buffer.alloc(small), 0);
+    const bySbn = (sbn: number) => writes.filter((w) => Math.floor(w.offset / span) === sbn).map((w) => w.length);
+    for (let sbn = 0; sbn < LARGE_RUNS; sbn++) expect(bySbn(sbn)).toEqual([LARGE_PREWRITE_BYTES]);
+    for (let sbn = LARGE_RUNS; sbn < blocks; sbn++) {
+      const lengths = bySbn(sbn);
+      expect(lengths.length).toBe(Math.floor(LARGE_PREWRITE_BYTES / PREWRITE_BYTES));
+      expect(lengths.every((l) => l === PREWRITE_BYTES)).toBe(true);
+    }
+    // A sink that returns nothing may keep the bytes: no buffer is reused.
+    expect(wt.spareBuffers).toBe(0);
+  });
+
+  test('a run buffer is used again once its write has landed, never before; one dropped unwritten at once', async () => {
+    const calls: { data: Uint8Array; land: (ok: boolean) => void }[] = [];
+    const wt = new WriteThrough(
+      {
+        prewrite: (_offset, data) =>
+          new Promise<boolean>((resolve) => {
+            calls.push({ data, land: resolve });
+          }),
+      },
+      layout,
+      T,
+      2,
+    );
+    wt.gather(0, 0, symbol(1), 0);
+    wt.gather(0, 2, symbol(2), 0); // run {0} written
+    wt.gather(0, 4, symbol(3), 0); // run {2} written
+    expect(calls).toHaveLength(2);
+    expect(calls[1].data.buffer).not.toBe(calls[0].data.buffer);
+    calls[0].land(true);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(wt.spareBuffers).toBe(1);
+    wt.gather(0, 6, symbol(4), 0); // run {4} written; run {6} takes the landed buffer
+    wt.gather(0, 8, symbol(5), 0);
+    expect(calls).toHaveLength(4);
+    expect(calls[3].data.buffer).toBe(calls[0].data.buffer);
+    expect(calls[3].data[0]).toBe(4);
+    // Still in flight: never reused.
+    expect(calls[3].data.buffer).not.toBe(calls[1].data.buffer);
+    expect(calls[3].data.buffer).not.toBe(calls[2].data.buffer);
+    // A decoded block's run (ESI 8) is dropped unwritten: its buffer is spare at once.
+    const before = wt.spareBuffers;
+    void wt.settle(0);
+    expect(wt.spareBuffers).toBe(before + 1);
   });
 
   test('a decoded block drops what was gathered; symbols are read at their offset, from a Buffer or a Uint8Array', () => {

@@ -34,7 +34,9 @@ export interface BlockSink {
    * arrive. May fail or land in any order. A sink that returns a promise
    * resolving true once the bytes are in place whole is told so by
    * writeBlock's inPlace, and then writes each byte once; otherwise
-   * writeBlock writes the whole block again.
+   * writeBlock writes the whole block again. Once that promise settles the
+   * sink no longer reads `data` (the receiver reuses its memory); a sink
+   * that returns nothing may keep it.
    */
   prewrite?(offset: number, data: Uint8Array): void | Promise<boolean>;
 }
