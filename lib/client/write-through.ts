@@ -31,33 +31,50 @@ import type { ObjectLayout } from '../fec/oti';
 import type { BlockSink, ByteRange } from './sinks/sink';
 
 /**
- * Bytes of source symbols gathered per block before one write-through: at
- * most 160 KiB per block being received, whatever T (128 symbols at
- * T = 1280), beyond the first LARGE_RUNS blocks.
+ * Each block gathers its source symbols into a buffer of its own (a
+ * slab) in arrival order: a run of consecutive ESIs is written when the
+ * next symbol does not continue it or the slab is full, and the next run
+ * goes on in the same slab. So a lossy stream, whose runs break at every
+ * lost symbol, costs one slab per PREWRITE_BYTES (or LARGE_PREWRITE_BYTES)
+ * received, not one buffer per run. Slabs are PREWRITE_BYTES: at most
+ * 160 KiB per block being received, whatever T (128 symbols at T = 1280),
+ * beyond the first LARGE_RUNS blocks.
  */
 export const PREWRITE_BYTES = 160 * 1024;
 /**
- * The first LARGE_RUNS blocks with symbols gathered (all of them, with a
- * stream that sends blocks in order) gather up to LARGE_PREWRITE_BYTES
- * each: every write-through costs a write call and, in a resumable sink, a
- * journal record and its hash, so fewer larger runs cost less CPU per byte
- * (a 256 MiB fetch at 200 Mbit/s: about a tenth of the client's CPU
- * between 160 KiB and 1 MiB runs). At most LARGE_RUNS · 1 MiB more memory
- * than small runs alone.
+ * The first LARGE_RUNS blocks gathering (all of them, with a stream that
+ * sends blocks in order) take slabs of LARGE_PREWRITE_BYTES: every
+ * write-through costs a write call and, in a resumable sink, a journal
+ * record, so fewer larger runs cost less CPU per byte. At most
+ * LARGE_RUNS · 1 MiB more memory than small slabs alone.
  */
 export const LARGE_PREWRITE_BYTES = 1024 * 1024;
 export const LARGE_RUNS = 8;
-/** Run buffers of each size kept for the next runs once their write has landed. */
-const SPARE_BUFFERS = 4;
+/** Slabs of each size kept for the next ones once every write from them has landed. */
+const SPARE_SLABS = 4;
 
-/** A run of consecutive source symbols of one block, for one prewrite. */
+/** A buffer a block gathers its source symbols into, run after run. */
+interface Slab {
+  bytes: Buffer;
+  /** Symbols it holds. */
+  capacity: number;
+  /** Symbols taken so far. */
+  used: number;
+  large: boolean;
+  /** Still its block's slab (more runs may take room in it). */
+  open: boolean;
+  /** Writes from it not settled yet. */
+  pending: number;
+  /** Given back to the spares, or a sink that returns nothing may keep its bytes: never given back (again). */
+  spent: boolean;
+}
+
+/** A run of consecutive source symbols of one block, for one prewrite: `count` symbols at symbol `at` of its slab. */
 interface PrewriteRun {
   firstEsi: number;
   count: number;
-  bytes: Buffer;
-  /** Symbols it may hold (its buffer's size over T). */
-  capacity: number;
-  large: boolean;
+  slab: Slab;
+  at: number;
   /** Every symbol of it is the decoder's (gathered while its block was not being solved). */
   trusted: boolean;
 }
@@ -78,18 +95,20 @@ function isPromise(v: unknown): v is Promise<boolean> {
 }
 
 export class WriteThrough {
-  /** Per block, the source symbols gathered for the next write. */
+  /** Per block, the run being gathered. */
   private readonly runs: (PrewriteRun | undefined)[];
+  /** Per block, the slab its runs are gathered into. */
+  private readonly slabs: (Slab | undefined)[];
   /** Per block, its prewrites (sinks that say whether they landed). */
   private readonly writes: (BlockWrites | undefined)[];
   private readonly smallSymbols: number;
   private readonly largeSymbols: number;
-  /** Runs gathering into a large buffer now (at most LARGE_RUNS). */
+  /** Open large slabs (at most LARGE_RUNS). */
   private largeOpen = 0;
   /**
-   * Run buffers whose write has landed (or that were never written), for
-   * the next runs: no fresh memory (page faults, external memory for the
-   * garbage collector) per run. Only with a sink whose prewrite says when
+   * Slabs no block uses any more and whose writes have landed, for the
+   * next ones: no fresh memory (page faults, external memory for the
+   * garbage collector) per slab. Only with a sink whose prewrite says when
    * it is done with the bytes (a promise).
    */
   private readonly spare: { small: Buffer[]; large: Buffer[] } = { small: [], large: [] };
@@ -101,6 +120,7 @@ export class WriteThrough {
     blocks: number,
   ) {
     this.runs = new Array<PrewriteRun | undefined>(blocks);
+    this.slabs = new Array<Slab | undefined>(blocks);
     this.writes = new Array<BlockWrites | undefined>(blocks);
     this.smallSymbols = Math.max(1, Math.floor(PREWRITE_BYTES / T));
     this.largeSymbols = Math.max(this.smallSymbols, Math.floor(LARGE_PREWRITE_BYTES / T));
@@ -108,24 +128,34 @@ export class WriteThrough {
 
   /**
    * Adds source symbol `esi` of block sbn (T bytes at buf[at]) to the
-   * block's run; writes the run when it ends. `trusted`: the decoder holds
-   * (or will hold) this very symbol; false for one taken while its block is
+   * block's run; writes the run when it ends (the next symbol does not
+   * continue it, or its slab is full). `trusted`: the decoder holds (or
+   * will hold) this very symbol; false for one taken while its block is
    * being solved.
    */
   gather(sbn: number, esi: number, buf: Uint8Array, at: number, trusted = true): void {
     const T = this.T;
     let run = this.runs[sbn];
-    if (run !== undefined && (run.firstEsi + run.count !== esi || run.count === run.capacity)) {
+    if (run !== undefined && (run.firstEsi + run.count !== esi || run.at + run.count === run.slab.capacity)) {
       this.runs[sbn] = undefined;
       this.write(sbn, run);
       run = undefined;
     }
-    // A buffer per run: the last one is the write's until it lands.
-    if (run === undefined) this.runs[sbn] = run = this.newRun(esi);
+    if (run === undefined) {
+      let slab = this.slabs[sbn];
+      if (slab !== undefined && slab.used === slab.capacity) {
+        this.closeSlab(slab);
+        slab = undefined;
+      }
+      if (slab === undefined) this.slabs[sbn] = slab = this.newSlab();
+      this.runs[sbn] = run = { firstEsi: esi, count: 0, slab, at: slab.used, trusted: true };
+    }
     if (!trusted) run.trusted = false;
+    const slab = run.slab;
     // Buffer.copy: no view object per symbol.
-    if (Buffer.isBuffer(buf)) buf.copy(run.bytes, run.count * T, at, at + T);
-    else run.bytes.set(buf.subarray(at, at + T), run.count * T);
+    if (Buffer.isBuffer(buf)) buf.copy(slab.bytes, slab.used * T, at, at + T);
+    else slab.bytes.set(buf.subarray(at, at + T), slab.used * T);
+    slab.used++;
     run.count++;
   }
 
@@ -190,59 +220,67 @@ export class WriteThrough {
     }
   }
 
-  /** Run buffers kept for the next runs (tests). */
+  /** Slabs kept for the next ones (tests). */
   get spareBuffers(): number {
     return this.spare.small.length + this.spare.large.length;
   }
 
-  /** A run starting at `esi`: large while fewer than LARGE_RUNS are, in a spare buffer if there is one. */
-  private newRun(esi: number): PrewriteRun {
+  /** A slab: large while fewer than LARGE_RUNS are open, a spare one if there is one. */
+  private newSlab(): Slab {
     const large = this.largeOpen < LARGE_RUNS;
     if (large) this.largeOpen++;
     const capacity = large ? this.largeSymbols : this.smallSymbols;
     const bytes = (large ? this.spare.large : this.spare.small).pop() ?? Buffer.allocUnsafe(capacity * this.T);
-    return { firstEsi: esi, count: 0, bytes, capacity, large, trusted: true };
+    return { bytes, capacity, used: 0, large, open: true, pending: 0, spent: false };
   }
 
-  /** The run of block `sbn`, if any, is not written: its buffer is free at once. */
+  /** No more runs go into `slab`; it is spare once its writes have landed. */
+  private closeSlab(slab: Slab): void {
+    if (!slab.open) return;
+    slab.open = false;
+    if (slab.large) this.largeOpen--;
+    this.recycle(slab);
+  }
+
+  private recycle(slab: Slab): void {
+    if (slab.open || slab.pending > 0 || slab.spent) return;
+    slab.spent = true;
+    const pool = slab.large ? this.spare.large : this.spare.small;
+    if (pool.length < SPARE_SLABS) pool.push(slab.bytes);
+  }
+
+  /** Block `sbn`'s run, if any, is not written, and its slab is left. */
   private discard(sbn: number): void {
-    const run = this.runs[sbn];
-    if (run === undefined) return;
     this.runs[sbn] = undefined;
-    this.close(run);
-    this.recycle(run);
-  }
-
-  /** A run stops gathering. */
-  private close(run: PrewriteRun): void {
-    if (run.large) this.largeOpen--;
-  }
-
-  private recycle(run: PrewriteRun): void {
-    const pool = run.large ? this.spare.large : this.spare.small;
-    if (pool.length < SPARE_BUFFERS) pool.push(run.bytes);
+    const slab = this.slabs[sbn];
+    this.slabs[sbn] = undefined;
+    if (slab !== undefined) this.closeSlab(slab);
   }
 
   private write(sbn: number, run: PrewriteRun): void {
-    this.close(run);
-    const start = run.firstEsi * this.T;
+    const T = this.T;
+    const start = run.firstEsi * T;
     // The last block's last symbol is padded past the object's end.
-    const length = Math.min(run.count * this.T, this.layout.blockLength(sbn) - start);
-    if (run.count === 0 || length <= 0) {
-      this.recycle(run);
+    const length = Math.min(run.count * T, this.layout.blockLength(sbn) - start);
+    if (run.count === 0 || length <= 0) return;
+    const offset = this.layout.blockOffset(sbn) + start;
+    const slab = run.slab;
+    const result = this.sink.prewrite(offset, slab.bytes.subarray(run.at * T, run.at * T + length));
+    if (!isPromise(result)) {
+      slab.spent = true;
       return;
     }
-    const offset = this.layout.blockOffset(sbn) + start;
-    const result = this.sink.prewrite(offset, run.bytes.subarray(0, length));
-    // A sink that returns nothing may still hold the bytes: the buffer is not used again.
-    if (!isPromise(result)) return;
+    slab.pending++;
     // A failed write is one the block write must not skip; it never rejects the block's.
     const landed = result.then(
       (ok) => ok === true,
       () => false,
     );
     // The sink is done with the bytes once its promise settles.
-    void landed.then(() => this.recycle(run));
+    void landed.then(() => {
+      slab.pending--;
+      this.recycle(slab);
+    });
     const w = (this.writes[sbn] ??= { issued: [], ranges: [], tainted: false });
     w.issued.push(landed);
     if (run.trusted && !w.tainted) w.ranges.push({ offset, length, landed });

@@ -109,40 +109,61 @@ describe('WriteThrough', () => {
     expect(wt.spareBuffers).toBe(0);
   });
 
-  test('a run buffer is used again once its write has landed, never before; one dropped unwritten at once', async () => {
-    const calls: { data: Uint8Array; land: (ok: boolean) => void }[] = [];
+  test('runs broken by losses share their block\'s slab; a slab is used again once every write from it has landed, never before', async () => {
+    const small = 64;
+    const per = LARGE_PREWRITE_BYTES / small; // symbols per slab of block 0
+    const calls: { offset: number; data: Uint8Array; land: (ok: boolean) => void }[] = [];
     const wt = new WriteThrough(
       {
-        prewrite: (_offset, data) =>
+        prewrite: (offset, data) =>
           new Promise<boolean>((resolve) => {
-            calls.push({ data, land: resolve });
+            calls.push({ offset, data, land: resolve });
           }),
       },
-      layout,
-      T,
-      2,
+      { blockOffset: () => 0, blockLength: () => 1 << 30 },
+      small,
+      1,
     );
-    wt.gather(0, 0, symbol(1), 0);
-    wt.gather(0, 2, symbol(2), 0); // run {0} written
-    wt.gather(0, 4, symbol(3), 0); // run {2} written
-    expect(calls).toHaveLength(2);
-    expect(calls[1].data.buffer).not.toBe(calls[0].data.buffer);
-    calls[0].land(true);
-    await Promise.resolve();
-    await Promise.resolve();
+    // Every third ESI lost: runs of two, each written when the next breaks it, all in one slab.
+    let esi = 0;
+    const gatherSlab = (fill: number) => {
+      for (let n = 0; n < per; esi++) {
+        if (esi % 3 === 2) continue;
+        wt.gather(0, esi, Buffer.alloc(small, fill), 0);
+        n++;
+      }
+    };
+    gatherSlab(1);
+    const first = calls.length;
+    expect(first).toBe(per / 2 - 1); // the last run is still being gathered
+    expect(new Set(calls.map((c) => c.data.buffer)).size).toBe(1);
+    const slabA = calls[0].data.buffer;
+    // The slab is full: the next symbol writes its last run and takes a new slab.
+    gatherSlab(2);
+    expect(calls.length).toBe(per - 1);
+    expect(calls[first].data.buffer).toBe(slabA);
+    const slabB = calls[first + 1].data.buffer;
+    expect(slabB).not.toBe(slabA);
+    // Slab A's writes land but one: not spare yet.
+    for (const c of calls.slice(0, first)) c.land(true);
+    await new Promise((r) => setImmediate(r));
+    expect(wt.spareBuffers).toBe(0);
+    calls[first].land(false);
+    await new Promise((r) => setImmediate(r));
     expect(wt.spareBuffers).toBe(1);
-    wt.gather(0, 6, symbol(4), 0); // run {4} written; run {6} takes the landed buffer
-    wt.gather(0, 8, symbol(5), 0);
-    expect(calls).toHaveLength(4);
-    expect(calls[3].data.buffer).toBe(calls[0].data.buffer);
-    expect(calls[3].data[0]).toBe(4);
-    // Still in flight: never reused.
-    expect(calls[3].data.buffer).not.toBe(calls[1].data.buffer);
-    expect(calls[3].data.buffer).not.toBe(calls[2].data.buffer);
-    // A decoded block's run (ESI 8) is dropped unwritten: its buffer is spare at once.
+    // Slab B fills; the next slab is A again, with the new bytes.
+    gatherSlab(3);
+    const third = calls.slice(per - 1);
+    expect(third[1].data.buffer).toBe(slabA);
+    expect(third[1].data[0]).toBe(3);
+    expect(third.every((c, i) => i === 0 || c.data.buffer !== slabB)).toBe(true);
+    // A decoded block leaves its slab; spare once its writes land.
     const before = wt.spareBuffers;
     void wt.settle(0);
-    expect(wt.spareBuffers).toBe(before + 1);
+    expect(wt.spareBuffers).toBe(before);
+    for (const c of calls) c.land(true);
+    await new Promise((r) => setImmediate(r));
+    expect(wt.spareBuffers).toBe(before + 2);
   });
 
   test('a decoded block drops what was gathered; symbols are read at their offset, from a Buffer or a Uint8Array', () => {
