@@ -52,6 +52,13 @@ export const LARGE_PREWRITE_BYTES = 1024 * 1024;
 export const LARGE_RUNS = 8;
 /** Slabs of each size kept for the next ones once every write from them has landed. */
 const SPARE_SLABS = 4;
+/**
+ * A run goes on past up to this many lost symbols (an in-order stream
+ * with loss): their place in the slab, and in the write, holds filler
+ * that the block's own write replaces (BlockSink.prewrite's `symbols`).
+ * So a lossy stream still takes one write per slab, not one per loss.
+ */
+export const MAX_HOLE = 64;
 
 /** A buffer a block gathers its source symbols into, run after run. */
 interface Slab {
@@ -69,12 +76,20 @@ interface Slab {
   spent: boolean;
 }
 
-/** A run of consecutive source symbols of one block, for one prewrite: `count` symbols at symbol `at` of its slab. */
+/**
+ * A run of ascending source symbols of one block, for one prewrite: `span`
+ * ESIs from firstEsi at symbol `at` of its slab, some of them holes
+ * (lost: filler).
+ */
 interface PrewriteRun {
   firstEsi: number;
-  count: number;
+  span: number;
+  /** [first, count] of each hole, in symbols from the run's start. */
+  holes: [number, number][];
   slab: Slab;
   at: number;
+  /** It started past every ESI its block gathered before: its holes hold nothing written. */
+  atFrontier: boolean;
   /** Every symbol of it is the decoder's (gathered while its block was not being solved). */
   trusted: boolean;
 }
@@ -101,6 +116,10 @@ export class WriteThrough {
   private readonly slabs: (Slab | undefined)[];
   /** Per block, its prewrites (sinks that say whether they landed). */
   private readonly writes: (BlockWrites | undefined)[];
+  /** Per block, one past the highest ESI gathered. */
+  private readonly frontier: number[];
+  /** Per block, a bit per ESI written as filler (a hole): a symbol that comes later for it is not skipped. */
+  private readonly holeBits: (Uint8Array | undefined)[];
   private readonly smallSymbols: number;
   private readonly largeSymbols: number;
   /** Open large slabs (at most LARGE_RUNS). */
@@ -118,10 +137,14 @@ export class WriteThrough {
     private readonly layout: Pick<ObjectLayout, 'blockOffset' | 'blockLength'>,
     private readonly T: number,
     blocks: number,
+    /** Lost symbols a run goes on past (MAX_HOLE); 0: a run is consecutive ESIs only. */
+    private readonly maxHole = MAX_HOLE,
   ) {
     this.runs = new Array<PrewriteRun | undefined>(blocks);
     this.slabs = new Array<Slab | undefined>(blocks);
     this.writes = new Array<BlockWrites | undefined>(blocks);
+    this.frontier = new Array<number>(blocks).fill(0);
+    this.holeBits = new Array<Uint8Array | undefined>(blocks);
     this.smallSymbols = Math.max(1, Math.floor(PREWRITE_BYTES / T));
     this.largeSymbols = Math.max(this.smallSymbols, Math.floor(LARGE_PREWRITE_BYTES / T));
   }
@@ -136,11 +159,24 @@ export class WriteThrough {
   gather(sbn: number, esi: number, buf: Uint8Array, at: number, trusted = true): void {
     const T = this.T;
     let run = this.runs[sbn];
-    if (run !== undefined && (run.firstEsi + run.count !== esi || run.at + run.count === run.slab.capacity)) {
-      this.runs[sbn] = undefined;
-      this.write(sbn, run);
-      run = undefined;
+    if (run !== undefined) {
+      const hole = esi - (run.firstEsi + run.span);
+      // Symbols ahead of a run at the frontier, within MAX_HOLE and the slab's room, continue it.
+      if (hole < 0 || (hole > 0 && !run.atFrontier) || hole > this.maxHole || run.at + run.span + hole >= run.slab.capacity) {
+        this.runs[sbn] = undefined;
+        this.write(sbn, run);
+        run = undefined;
+      } else if (hole > 0) {
+        const bits = (this.holeBits[sbn] ??= new Uint8Array((Math.ceil(this.layout.blockLength(sbn) / T) + 7) >> 3));
+        for (let e = esi - hole; e < esi; e++) bits[e >> 3] |= 1 << (e & 7);
+        run.holes.push([run.span, hole]);
+        run.span += hole;
+        run.slab.used += hole;
+      }
     }
+    // A symbol for a hole already written as filler: that write may land after this one's.
+    const bits = this.holeBits[sbn];
+    if (bits !== undefined && (bits[esi >> 3] & (1 << (esi & 7))) !== 0) trusted = false;
     if (run === undefined) {
       let slab = this.slabs[sbn];
       if (slab !== undefined && slab.used === slab.capacity) {
@@ -148,15 +184,16 @@ export class WriteThrough {
         slab = undefined;
       }
       if (slab === undefined) this.slabs[sbn] = slab = this.newSlab();
-      this.runs[sbn] = run = { firstEsi: esi, count: 0, slab, at: slab.used, trusted: true };
+      this.runs[sbn] = run = { firstEsi: esi, span: 0, holes: [], slab, at: slab.used, atFrontier: esi >= this.frontier[sbn], trusted: true };
     }
+    if (esi >= this.frontier[sbn]) this.frontier[sbn] = esi + 1;
     if (!trusted) run.trusted = false;
     const slab = run.slab;
     // Buffer.copy: no view object per symbol.
     if (Buffer.isBuffer(buf)) buf.copy(slab.bytes, slab.used * T, at, at + T);
     else slab.bytes.set(buf.subarray(at, at + T), slab.used * T);
     slab.used++;
-    run.count++;
+    run.span++;
   }
 
   /** Block `sbn` needs no write (a resumed block): what was gathered is dropped, what was written forgotten. */
@@ -252,6 +289,8 @@ export class WriteThrough {
   /** Block `sbn`'s run, if any, is not written, and its slab is left. */
   private discard(sbn: number): void {
     this.runs[sbn] = undefined;
+    this.frontier[sbn] = 0;
+    this.holeBits[sbn] = undefined;
     const slab = this.slabs[sbn];
     this.slabs[sbn] = undefined;
     if (slab !== undefined) this.closeSlab(slab);
@@ -261,11 +300,20 @@ export class WriteThrough {
     const T = this.T;
     const start = run.firstEsi * T;
     // The last block's last symbol is padded past the object's end.
-    const length = Math.min(run.count * T, this.layout.blockLength(sbn) - start);
-    if (run.count === 0 || length <= 0) return;
+    const length = Math.min(run.span * T, this.layout.blockLength(sbn) - start);
+    if (run.span === 0 || length <= 0) return;
     const offset = this.layout.blockOffset(sbn) + start;
     const slab = run.slab;
-    const result = this.sink.prewrite(offset, slab.bytes.subarray(run.at * T, run.at * T + length));
+    // The symbols' ranges (object offsets) between the holes, within `length`.
+    const symbols: ByteRange[] = [];
+    let from = 0;
+    for (const [first, count] of [...run.holes, [run.span, 0] as [number, number]]) {
+      const to = Math.min(first * T, length);
+      if (to > from) symbols.push({ offset: offset + from, length: to - from });
+      from = (first + count) * T;
+    }
+    const data = slab.bytes.subarray(run.at * T, run.at * T + length);
+    const result = run.holes.length === 0 ? this.sink.prewrite(offset, data) : this.sink.prewrite(offset, data, symbols);
     if (!isPromise(result)) {
       slab.spent = true;
       return;
@@ -283,6 +331,6 @@ export class WriteThrough {
     });
     const w = (this.writes[sbn] ??= { issued: [], ranges: [], tainted: false });
     w.issued.push(landed);
-    if (run.trusted && !w.tainted) w.ranges.push({ offset, length, landed });
+    if (run.trusted && !w.tainted) for (const r of symbols) w.ranges.push({ offset: r.offset, length: r.length, landed });
   }
 }

@@ -1,5 +1,5 @@
 /** WriteThrough: runs of consecutive source symbols go to the sink in one write, at their place in the object (RFC 6330 §4.4.1.2). */
-import { LARGE_PREWRITE_BYTES, LARGE_RUNS, PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
+import { LARGE_PREWRITE_BYTES, LARGE_RUNS, MAX_HOLE, PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
 
 const T = 1024;
 
@@ -20,6 +20,7 @@ function setup() {
     layout,
     T,
     2,
+    0,
   );
   return { wt, writes };
 }
@@ -94,6 +95,7 @@ describe('WriteThrough', () => {
       { blockOffset: (sbn) => sbn * span, blockLength: () => span },
       small,
       blocks,
+      0,
     );
     // Every block opens a run; then each gathers up to one symbol past a large run.
     for (let sbn = 0; sbn < blocks; sbn++) wt.gather(sbn, 0, Buffer.alloc(small), 0);
@@ -123,6 +125,7 @@ describe('WriteThrough', () => {
       { blockOffset: () => 0, blockLength: () => 1 << 30 },
       small,
       1,
+      0,
     );
     // Every third ESI lost: runs of two, each written when the next breaks it, all in one slab.
     let esi = 0;
@@ -193,6 +196,7 @@ function settling() {
     layout,
     T,
     2,
+    0,
   );
   return { wt, calls };
 }
@@ -287,5 +291,77 @@ describe('WriteThrough: each byte written once (settle)', () => {
     s.calls[0].land(true);
     s.wt.drop(0);
     expect(await s.wt.settle(0)).toEqual([]);
+  });
+});
+
+describe('WriteThrough: runs past lost symbols (holes)', () => {
+  const t = 16;
+  const big = { blockOffset: (sbn: number) => sbn * 4096 * t, blockLength: () => 4096 * t };
+  function holes() {
+    const calls: { offset: number; length: number; symbols?: { offset: number; length: number }[]; land: (ok: boolean) => void }[] = [];
+    const wt = new WriteThrough(
+      {
+        prewrite: (offset, data, symbols) =>
+          new Promise<boolean>((resolve) => {
+            calls.push({ offset, length: data.length, symbols: symbols?.map((r) => ({ ...r })), land: resolve });
+          }),
+      },
+      big,
+      t,
+      2,
+    );
+    return { wt, calls };
+  }
+
+  test(`a run goes on past up to ${MAX_HOLE} lost symbols: one write, its symbols named (the holes are filler), and only they are skipped by the block write`, async () => {
+    const { wt, calls } = holes();
+    for (const esi of [0, 1, 3, 4, 7]) wt.gather(1, esi, Buffer.alloc(t, esi + 1), 0);
+    wt.flush();
+    expect(calls.map((c) => [c.offset - 4096 * t, c.length])).toEqual([[0, 8 * t]]);
+    const base = 4096 * t;
+    expect(calls[0].symbols).toEqual([
+      { offset: base, length: 2 * t },
+      { offset: base + 3 * t, length: 2 * t },
+      { offset: base + 7 * t, length: t },
+    ]);
+    calls[0].land(true);
+    expect(await wt.settle(1)).toEqual(calls[0].symbols);
+  });
+
+  test(`a hole of more than ${MAX_HOLE} symbols, or an ESI behind the run, ends it; a run without holes names no symbols`, () => {
+    const { wt, calls } = holes();
+    wt.gather(0, 0, Buffer.alloc(t), 0);
+    wt.gather(0, MAX_HOLE + 2, Buffer.alloc(t), 0); // a hole of MAX_HOLE + 1
+    wt.gather(0, MAX_HOLE + 3, Buffer.alloc(t), 0);
+    wt.gather(0, 5, Buffer.alloc(t), 0); // behind
+    wt.flush();
+    expect(calls.map((c) => [c.offset, c.length, c.symbols])).toEqual([
+      [0, t, undefined],
+      [(MAX_HOLE + 2) * t, 2 * t, undefined],
+      [5 * t, t, undefined],
+    ]);
+  });
+
+  test('holes only past every ESI the block gathered (never filler over a symbol written), and a symbol that comes for a hole later is not skipped', async () => {
+    const { wt, calls } = holes();
+    wt.gather(0, 10, Buffer.alloc(t, 1), 0);
+    wt.gather(0, 12, Buffer.alloc(t, 1), 0); // hole at 11: run [10, 12]
+    wt.gather(0, 5, Buffer.alloc(t, 1), 0); // behind: [10, 12] written, run [5]
+    wt.gather(0, 8, Buffer.alloc(t, 1), 0); // [5] is not at the frontier (12): no hole over 6, 7; [5] written
+    wt.gather(0, 11, Buffer.alloc(t, 1), 0); // for the hole: [8] written, [11] untrusted
+    wt.flush();
+    expect(calls.map((c) => [c.offset / t, c.length / t])).toEqual([
+      [10, 3],
+      [5, 1],
+      [8, 1],
+      [11, 1],
+    ]);
+    for (const c of calls) c.land(true);
+    expect(await wt.settle(0)).toEqual([
+      { offset: 5 * t, length: t },
+      { offset: 8 * t, length: t },
+      { offset: 10 * t, length: t },
+      { offset: 12 * t, length: t },
+    ]);
   });
 });

@@ -163,17 +163,21 @@ export class ResumableFileSink implements ObjectSink {
 
   /**
    * Source symbols written through: once they land, a run record keeps them
-   * for a later run, block decoded or not. Resolves true once they are in
-   * the part file whole.
+   * for a later run, block decoded or not (a record per range of
+   * `symbols`, when given: filler is not recorded). Resolves true once
+   * they are in the part file whole.
    */
-  prewrite(offset: number, data: Uint8Array): Promise<boolean> {
+  prewrite(offset: number, data: Uint8Array, symbols?: readonly ByteRange[]): Promise<boolean> {
     let landed = false;
     return this.track(async () => {
       const { writer, journal } = await this.open();
       landed = await writer.prewrite(offset, data);
       if (!landed || this.ended) return;
-      journal.recordRun(offset, data.length, createHash('sha256').update(data).digest());
-      this.runs.push({ offset, length: data.length });
+      for (const r of symbols ?? [{ offset, length: data.length }]) {
+        const bytes = data.subarray(r.offset - offset, r.offset - offset + r.length);
+        journal.recordRun(r.offset, r.length, createHash('sha256').update(bytes).digest());
+        this.runs.push({ offset: r.offset, length: r.length });
+      }
     }).then(
       () => landed,
       () => landed,

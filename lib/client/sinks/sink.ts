@@ -36,9 +36,12 @@ export interface BlockSink {
    * writeBlock's inPlace, and then writes each byte once; otherwise
    * writeBlock writes the whole block again. Once that promise settles the
    * sink no longer reads `data` (the receiver reuses its memory); a sink
-   * that returns nothing may keep it.
+   * that returns nothing may keep it. `symbols`: the ranges of `data`
+   * (object offsets, ascending) that are source symbols, when not all of
+   * it is; the rest is filler in the place of lost symbols, which the
+   * block's write replaces (it is never in writeBlock's inPlace).
    */
-  prewrite?(offset: number, data: Uint8Array): void | Promise<boolean>;
+  prewrite?(offset: number, data: Uint8Array, symbols?: readonly ByteRange[]): void | Promise<boolean>;
 }
 
 /** The FDT's description of an object a sink receives. */
