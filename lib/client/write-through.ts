@@ -7,8 +7,8 @@
  * can be written where it belongs at once. This moves the cost of writing
  * the object (page-cache allocation) from the end of the transfer, when
  * every block of a round-robin stream decodes at once, to the time the
- * symbols arrive. Consecutive source symbols of a block are gathered into
- * one write of at most PREWRITE_BYTES.
+ * symbols arrive. Ascending source symbols of a block are gathered into
+ * one write of at most a slab (below), past small holes (MAX_HOLE).
  *
  * Each byte is written once: when a block decodes, settle() waits for
  * every write made for it and returns the ranges that landed whole (the
@@ -25,7 +25,9 @@
  * - every symbol of a block that was evicted (forget): the block starts
  *   again from other symbols, and a write from before the eviction may
  *   land after a later one. Such a block is written whole, after all of
- *   its earlier writes have landed.
+ *   its earlier writes have landed;
+ * - a symbol for an ESI an earlier write covered with filler (a hole):
+ *   that write may land after this one's.
  */
 import type { ObjectLayout } from '../fec/oti';
 import type { BlockSink, ByteRange } from './sinks/sink';
