@@ -262,6 +262,7 @@ export class ObjectReceiver implements BudgetedReceiver {
     lane.ready.delete(sbn);
     lane.decoder.discardBlock(sbn);
     this.accounting.reset(sbn);
+    this.writeThrough?.forget(sbn);
     this.stats.blocksEvicted++;
   }
 
@@ -320,13 +321,26 @@ export class ObjectReceiver implements BudgetedReceiver {
       taken++;
       this.pendingTotal++;
       const symbolAt = at + i * T;
-      if (wt !== undefined && esi + i < this.K[sbn]) wt.gather(sbn, esi + i, buf, symbolAt);
-      if (inPlace && G === 1 && !lane.solving.has(sbn)) {
-        if (lane.holdsOtherBuffer(buf)) this.commit(lane);
+      const stageInPlace = inPlace && G === 1;
+      // Another buffer's symbols go first; that may start this block's solve.
+      if (stageInPlace && !lane.solving.has(sbn) && lane.holdsOtherBuffer(buf)) {
+        this.commit(lane);
+        if (this.closed) return;
+        // Solved on this thread (solveAsync false) without it: late after all.
+        if (this.accounting.blockDone[sbn]) {
+          this.pendingTotal--;
+          this.accounting.lateAfterAll();
+          continue;
+        }
+      }
+      const solving = lane.solving.has(sbn);
+      // One taken while its block is solved may never reach the decoder: not to be skipped by the block write.
+      if (wt !== undefined && esi + i < this.K[sbn]) wt.gather(sbn, esi + i, buf, symbolAt, !solving);
+      if (stageInPlace && !solving) {
         lane.stageInPlace(buf, symbolAt - FEC_PAYLOAD_ID_SIZE);
       } else {
         const packet = codecPacket(sbn, esi + i, buf, symbolAt, T);
-        if (lane.solving.has(sbn)) lane.deferred.push(packet);
+        if (solving) lane.deferred.push(packet);
         else lane.stageCopy(packet);
       }
     }
@@ -528,8 +542,10 @@ export class ObjectReceiver implements BudgetedReceiver {
       const used = progress[sbn].received;
       const data = lane.decoder.takeBlock(sbn);
       this.accounting.decoded(sbn, used);
-      this.writeThrough?.drop(sbn);
-      const w = this.sink.writeBlock(sbn, this.layout.blockOffset(sbn), data);
+      const offset = this.layout.blockOffset(sbn);
+      const wt = this.writeThrough;
+      // Written through: the block's write waits for those writes and skips what they put in place.
+      const w = wt === undefined ? this.sink.writeBlock(sbn, offset, data) : wt.settle(sbn).then((inPlace) => this.sink.writeBlock(sbn, offset, data, inPlace));
       w.catch((e) => this.fail(e));
       this.writes.push(w);
     }

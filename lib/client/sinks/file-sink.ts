@@ -16,7 +16,7 @@ import { UnfetchableObjectError } from '../errors';
 import { ObjectFileWriter, safeObjectPath } from './file-writer';
 import { ResumableFileSink, type ResumeMode } from './resumable-sink';
 import { LEGACY_TEMP_INFIX } from './resume-state';
-import type { ObjectSink, SinkFactory, SinkObject } from './sink';
+import type { ByteRange, ObjectSink, SinkFactory, SinkObject } from './sink';
 
 export interface FileSinkOptions {
   /** Objects go under this directory, at their sanitised names. */
@@ -83,14 +83,15 @@ export class FileSink implements ObjectSink {
     private readonly holdBytes?: () => number,
   ) {}
 
-  async writeBlock(_sbn: number, offset: number, data: Uint8Array): Promise<void> {
-    return (await this.open()).writeAt(offset, data);
+  async writeBlock(_sbn: number, offset: number, data: Uint8Array, inPlace?: readonly ByteRange[]): Promise<void> {
+    return (await this.open()).writeAt(offset, data, inPlace);
   }
 
-  prewrite(offset: number, data: Uint8Array): void {
-    this.open().then(
+  /** Resolves true once `data` is in the file whole. */
+  prewrite(offset: number, data: Uint8Array): Promise<boolean> {
+    return this.open().then(
       (w) => w.prewrite(offset, data),
-      () => undefined,
+      () => false,
     );
   }
 

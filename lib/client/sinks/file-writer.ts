@@ -31,6 +31,7 @@ import { createHash, Hash, randomBytes } from 'crypto';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { DigestMismatchError, UnfetchableObjectError } from '../errors';
+import type { ByteRange } from './sink';
 
 const HASH_CHUNK = 1 << 20;
 /**
@@ -98,9 +99,29 @@ export async function makeDirectory(dir: string): Promise<void> {
   }
 }
 
+/**
+ * The parts of [0, length) of a block at `offset` not covered by `inPlace`
+ * (object offsets, ascending), as [from, to) within the block.
+ */
+function gaps(offset: number, length: number, inPlace: readonly ByteRange[]): [number, number][] {
+  const out: [number, number][] = [];
+  let at = 0;
+  for (const r of inPlace) {
+    const from = Math.max(at, r.offset - offset);
+    const to = Math.min(length, r.offset + r.length - offset);
+    if (to <= from) continue;
+    if (from > at) out.push([at, from]);
+    at = to;
+  }
+  if (at < length) out.push([at, length]);
+  return out;
+}
+
 export class ObjectFileWriter {
   /** Bytes written so far (each block once). */
   bytesWritten = 0;
+  /** Bytes handed to the file (block writes and prewrites): the object's length when each byte is written once. */
+  bytesToFile = 0;
   private handle: fs.FileHandle | undefined;
   private finished = false;
   private pending = new Set<Promise<void>>();
@@ -222,8 +243,13 @@ export class ObjectFileWriter {
     return this.finished;
   }
 
-  /** Writes `data` at `offset`. Writes at distinct offsets may overlap in time. */
-  writeAt(offset: number, data: Uint8Array): Promise<void> {
+  /**
+   * Writes `data` at `offset`, except the ranges `inPlace` (object offsets)
+   * that hold these bytes already (written through, write-through.ts): the
+   * whole of `data` counts for the digest and bytesWritten. Writes at
+   * distinct offsets may overlap in time.
+   */
+  writeAt(offset: number, data: Uint8Array, inPlace: readonly ByteRange[] = []): Promise<void> {
     const handle = this.handle;
     if (handle === undefined) return Promise.reject(new Error('writer is closed'));
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) {
@@ -233,10 +259,13 @@ export class ObjectFileWriter {
     // this thread hashes it. For the last block of a transfer that is most of
     // the tail; neither touches what the other does to `data`.
     const p = (async () => {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
+      for (const [from, to] of gaps(offset, data.length, inPlace)) {
+        let done = from;
+        while (done < to) {
+          const { bytesWritten } = await handle.write(data, done, to - done, offset + done);
+          done += bytesWritten;
+        }
+        this.bytesToFile += to - from;
       }
       this.bytesWritten += data.length;
     })();
@@ -261,7 +290,10 @@ export class ObjectFileWriter {
     const handle = this.handle;
     if (handle === undefined || !Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.length) return Promise.resolve(false);
     const p = handle.write(data, 0, data.length, offset).then(
-      ({ bytesWritten }) => bytesWritten === data.length,
+      ({ bytesWritten }) => {
+        this.bytesToFile += bytesWritten;
+        return bytesWritten === data.length;
+      },
       () => false,
     );
     const settled = p.then(() => undefined);

@@ -47,7 +47,7 @@ import {
   verifyRuns,
   type VerifiedBlocks,
 } from './resume-state';
-import type { KeptPartial, ObjectSink, SinkObject } from './sink';
+import type { ByteRange, KeptPartial, ObjectSink, SinkObject } from './sink';
 
 export type ResumeMode = 'continue' | 'restart';
 
@@ -147,10 +147,10 @@ export class ResumableFileSink implements ObjectSink {
     this.resumed.catch(() => undefined);
   }
 
-  async writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void> {
+  async writeBlock(sbn: number, offset: number, data: Uint8Array, inPlace?: readonly ByteRange[]): Promise<void> {
     return this.track(async () => {
       const { writer, journal } = await this.open();
-      await writer.writeAt(offset, data);
+      await writer.writeAt(offset, data, inPlace);
       if (this.ended) return;
       this.held.add(sbn);
       if (this.held.size === this.spans.length) {
@@ -161,14 +161,27 @@ export class ResumableFileSink implements ObjectSink {
     });
   }
 
-  /** Source symbols written through: once they land, a run record keeps them for a later run, block decoded or not. */
-  prewrite(offset: number, data: Uint8Array): void {
-    this.track(async () => {
+  /**
+   * Source symbols written through: once they land, a run record keeps them
+   * for a later run, block decoded or not (a record per range of
+   * `symbols`, when given: filler is not recorded). Resolves true once
+   * they are in the part file whole.
+   */
+  prewrite(offset: number, data: Uint8Array, symbols?: readonly ByteRange[]): Promise<boolean> {
+    let landed = false;
+    return this.track(async () => {
       const { writer, journal } = await this.open();
-      if (!(await writer.prewrite(offset, data)) || this.ended) return;
-      journal.recordRun(offset, data.length, createHash('sha256').update(data).digest());
-      this.runs.push({ offset, length: data.length });
-    }).catch(() => undefined);
+      landed = await writer.prewrite(offset, data);
+      if (!landed || this.ended) return;
+      for (const r of symbols ?? [{ offset, length: data.length }]) {
+        const bytes = data.subarray(r.offset - offset, r.offset - offset + r.length);
+        journal.recordRun(r.offset, r.length, createHash('sha256').update(bytes).digest());
+        this.runs.push({ offset: r.offset, length: r.length });
+      }
+    }).then(
+      () => landed,
+      () => landed,
+    );
   }
 
   /**

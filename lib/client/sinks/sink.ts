@@ -10,19 +10,38 @@
  */
 import type { Oti as WireOti } from '../../protocol/oti';
 
+/** Bytes [offset, offset + length) of the object. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
 /** What a receiver hands decoded data to. */
 export interface BlockSink {
-  /** Called once per source block, in decode order. */
-  writeBlock(sbn: number, offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Called once per source block, in decode order. `inPlace`: ranges of
+   * the block (object offsets, ascending, not overlapping) that a prewrite
+   * this sink resolved true for has already written with these very bytes,
+   * and that nothing will write again (write-through.ts): a sink may skip
+   * them. A sink that keeps the block (a playout) ignores it.
+   */
+  writeBlock(sbn: number, offset: number, data: Uint8Array, inPlace?: readonly ByteRange[]): Promise<void>;
   /**
    * Optional write-through: source symbols as they arrive, `data` at
-   * `offset`, before their block decodes. writeBlock later writes the same
-   * bytes there, so this may fail or land in any order. It moves the cost of
-   * writing the object (page-cache allocation) from the end of the transfer,
-   * when every block of a round-robin stream decodes at once, to the time
-   * the symbols arrive.
+   * `offset`, before their block decodes. It moves the cost of writing the
+   * object (page-cache allocation) from the end of the transfer, when every
+   * block of a round-robin stream decodes at once, to the time the symbols
+   * arrive. May fail or land in any order. A sink that returns a promise
+   * resolving true once the bytes are in place whole is told so by
+   * writeBlock's inPlace, and then writes each byte once; otherwise
+   * writeBlock writes the whole block again. Once that promise settles the
+   * sink no longer reads `data` (the receiver reuses its memory); a sink
+   * that returns nothing may keep it. `symbols`: the ranges of `data`
+   * (object offsets, ascending) that are source symbols, when not all of
+   * it is; the rest is filler in the place of lost symbols, which the
+   * block's write replaces (it is never in writeBlock's inPlace).
    */
-  prewrite?(offset: number, data: Uint8Array): void;
+  prewrite?(offset: number, data: Uint8Array, symbols?: readonly ByteRange[]): void | Promise<boolean>;
 }
 
 /** The FDT's description of an object a sink receives. */

@@ -41,6 +41,34 @@ describe('ObjectFileWriter', () => {
     w.prewrite(0, data.subarray(0, 10));
   });
 
+  test('writeAt skips the ranges in place (written through): the digest and accounting take the whole block, the file gets each byte once', async () => {
+    const data = randomBytes(30_000);
+    const final = path.join(dir, 'once.bin');
+    const w = await ObjectFileWriter.create(final, data.length);
+    // Written through already: [1000, 5000) and [9000, 9500) of block [0, 10000), [12000, 30000) of block [10000, 30000).
+    const ranges = [
+      { offset: 1000, length: 4000 },
+      { offset: 9000, length: 500 },
+      { offset: 12_000, length: 18_000 },
+    ];
+    for (const r of ranges) expect(await w.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length))).toBe(true);
+    // A marker inside a range in place: a writeAt that wrote it would replace it.
+    await w.prewrite(2000, Buffer.alloc(10, 0xee));
+    const before = w.bytesToFile;
+    await w.writeAt(10_000, data.subarray(10_000), [ranges[2]]);
+    await w.writeAt(0, data.subarray(0, 10_000), ranges.slice(0, 2));
+    expect(w.bytesToFile - before).toBe(data.length - 4000 - 500 - 18_000);
+    expect(w.bytesWritten).toBe(data.length);
+    const file = await fs.readFile(w.tempPath);
+    expect(file.subarray(2000, 2010).every((b) => b === 0xee)).toBe(true);
+    file.set(data.subarray(2000, 2010), 2000);
+    expect(file.equals(data)).toBe(true);
+    // The digest is the blocks' (memory), the marker put back: it verifies.
+    await w.prewrite(2000, data.subarray(2000, 2010));
+    await w.commit(sha256(data));
+    expect((await fs.readFile(final)).equals(data)).toBe(true);
+  });
+
   test('blocks written out of order at their offsets, verified, renamed', async () => {
     const data = randomBytes(100_003);
     const final = path.join(dir, 'out.bin');
