@@ -104,9 +104,13 @@ int Service::Start() {
                 config_.receive_buffer_bytes);
   if (rc == 0) rc = tx_.Open(config_.send_buffer_bytes);
   // The GSO path is optional: without it every segment takes the routed one.
-  packet_path_error_ = 0;
-  if (rc == 0 && config_.max_train_segments > 0)
-    packet_path_error_ = ptx_.Open(config_.send_buffer_bytes);
+  packet_path_error_.store(0);
+  packet_path_.store(false);
+  if (rc == 0 && config_.max_train_segments > 0) {
+    const int err = ptx_.Open(config_.send_buffer_bytes);
+    packet_path_error_.store(err);
+    packet_path_.store(err == 0);
+  }
   if (rc != 0) {
     ptx_.Close();
     rx_.Close();
@@ -275,6 +279,8 @@ ServiceStats Service::stats() const {
     s.control_refused += kv.second.pool.control_refused;
   }
   s.pending_data = pending_data_.load();
+  s.packet_path = packet_path_.load();
+  s.packet_path_error = packet_path_error_.load();
   return s;
 }
 
@@ -449,8 +455,7 @@ void Service::Run() {
       stats_.packets_out = tx_.packets() + ptx_.packets();
       stats_.gso_packets = ptx_.gso_packets();
       stats_.gso_segments = ptx_.segments();
-      stats_.packet_path = ptx_.usable();
-      stats_.packet_path_error = ptx_.refused() ? ptx_.last_error() : packet_path_error_;
+      if (ptx_.refused() && packet_path_.exchange(false)) packet_path_error_.store(ptx_.last_error());
       stats_.truncated = rx_.truncated();
       stats_.bad_segments = own_.bad_segments;
       stats_.receive_errors = own_.receive_errors;

@@ -150,7 +150,10 @@ class Service {
   RawReceiver rx_;
   RawSender tx_;
   PacketSender ptx_;
-  int packet_path_error_ = 0;
+  // Whether the packet path is on, and else why not (readable before the
+  // thread's first loop: stats() takes them from here).
+  std::atomic<bool> packet_path_{false};
+  std::atomic<int> packet_path_error_{0};
   std::unique_ptr<Output> output_;
   std::unique_ptr<Listener> listener_;  // service thread only
   std::thread thread_;
