@@ -65,6 +65,8 @@ interface Run {
   packets_seen?: number;
   /** rqcast: reception overhead (%). */
   overhead_pct?: number;
+  /** rqcast: the fetch's CPU (user + system): decoding is the receiver's work, not its kernel's. */
+  client_cpu_s?: number;
   /** rqcast: the server's TCP counters at the end (metrics): packets to the kernel, GSO ones, segments. */
   packets_out?: number;
   gso_packets?: number;
@@ -135,9 +137,10 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const outDir = path.join(work, `rq-${loss}`);
   fs.mkdirSync(outDir, { recursive: true });
   const t0 = nowSeconds();
+  const clientRep = path.join(work, `fetch-${system}-${loss}.time`);
   const r = await bed.run(
     bed.clients[0].ns,
-    rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`),
+    timed(clientRep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
     { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
   );
   const seconds = nowSeconds() - t0;
@@ -150,7 +153,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   if (!ok) log(`${system} at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
   const overhead = overheadFromSummary(lastJson(r.stdout));
-  return { system, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, ...counters };
+  return { system, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, ...counters };
 }
 
 async function main(): Promise<void> {
@@ -218,6 +221,7 @@ async function main(): Promise<void> {
       // Segments per packet handed to the kernel, and the GSO packets (the server's counters).
       rqcast_segments_per_packet: perPacket(rq),
       rqcast_gso_packets: rq?.gso_packets ?? null,
+      rqcast_client_cpu_s: rq?.client_cpu_s !== undefined ? round(rq.client_cpu_s, 2) : null,
       routed_gso_packets: routed?.gso_packets ?? null,
     };
   });
