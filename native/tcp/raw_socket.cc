@@ -415,6 +415,10 @@ void PacketSender::Flush() {
     // packets lost here are the connection's to recover).
     if (last_error_ == EINVAL || last_error_ == EOPNOTSUPP || last_error_ == EPROTONOSUPPORT)
       refused_ = true;
+    // The interface went away: forget its address, so that Reaches() fails
+    // for it and its connections take the routed path.
+    if (last_error_ == ENXIO || last_error_ == ENODEV)
+      local_.erase(reinterpret_cast<const sockaddr_ll*>(&to_[off])->sll_ifindex);
     ++errors_;
     ++off;
   }
