@@ -478,7 +478,11 @@ void run_many_clients_test() {
 
 // Over a veth pair (MTU 1500, a second namespace holding the client): the
 // packets of a real link, CHECKSUM_PARTIAL from the peer's stack, segments
-// that fill the MTU with the timestamp option. The client runs in a
+// that fill the MTU with the timestamp option. Run twice: with GSO trains
+// (the packet socket; frames of five lengths in turn, so a train is at most
+// a segment and a shorter one after it, and every cut must fall right for
+// the frames to arrive bit-exact and in order) and with the routed socket
+// alone (max_train_segments 0). The client runs in a
 // grandchild that made its own namespace; the veth end moves into it.
 constexpr uint32_t kVethServer = 0x0a4d0001;  // 10.77.0.1
 constexpr uint32_t kVethPackets = 2000;
@@ -529,7 +533,7 @@ int veth_client(int ready_fd, int go_fd) {
   return r == 0 ? 0 : 17;
 }
 
-void run_veth_test() {
+void run_veth_test(bool gso) {
   // The client's process first, while this one has no thread of its own
   // (a fork of a threaded process may only call async-signal-safe code).
   int ready[2], go[2];
@@ -550,6 +554,7 @@ void run_veth_test() {
   tcp::ServiceConfig config;
   config.listener.local = tcp::Endpoint4{kVethServer, kPort};
   config.listener.pool.pool_packets = 8192;
+  if (!gso) config.max_train_segments = 0;
   Events events;
   tcp::Service service(config, engine, &events);
   events.service = &service;
@@ -590,9 +595,24 @@ void run_veth_test() {
   tcp::ServiceStats s = service.stats();
   CHECK_EQ(s.bad_segments, 0u);
   CHECK_EQ(s.send_errors, 0u);
-  std::printf("# veth: %llu segments in, %llu out, %llu retransmitted\n",
-              static_cast<unsigned long long>(s.segments_in),
+  CHECK_EQ(s.packet_path, gso);
+  if (gso) {
+    // The SYN came over Ethernet: everything left by the packet socket,
+    // some of it as GSO packets of several segments.
+    CHECK_EQ(s.packet_path_error, 0);
+    CHECK(s.gso_packets > 0);
+    CHECK_EQ(s.gso_segments, s.segments_out);
+    CHECK(s.packets_out < s.segments_out);
+  } else {
+    CHECK_EQ(s.gso_packets, 0u);
+    CHECK_EQ(s.gso_segments, 0u);
+    CHECK_EQ(s.packets_out, s.segments_out);
+  }
+  std::printf("# veth (%s): %llu segments in, %llu out in %llu packets (%llu GSO), %llu retransmitted\n",
+              gso ? "GSO" : "routed", static_cast<unsigned long long>(s.segments_in),
               static_cast<unsigned long long>(s.segments_out),
+              static_cast<unsigned long long>(s.packets_out),
+              static_cast<unsigned long long>(s.gso_packets),
               static_cast<unsigned long long>(s.retransmitted_segments));
   service.Stop();
   engine->stop();
@@ -656,6 +676,9 @@ void run_backpressure_test() {
 
 }  // namespace
 
+void run_veth_gso_test() { run_veth_test(true); }
+void run_veth_routed_test() { run_veth_test(false); }
+
 int main() {
   if (geteuid() != 0 || !sh("nft --version")) {
     std::printf("# skipped: needs root and `nft` (the host's stack must not answer the port)\n");
@@ -681,9 +704,10 @@ int main() {
                                 "'{ type filter hook input priority 0; }' && "
                                 "nft add rule inet t in ip daddr 10.77.0.1 tcp dport " +
                                 std::to_string(kPort) + " drop";
-  in_new_netns(run_veth_test, {"ip link set lo up", "ip link add name s0 type veth peer name c0",
-                               "ip link set s0 up", "ip addr add 10.77.0.1/24 dev s0",
-                               veth_rule.c_str()});
+  for (void (*veth)() : {run_veth_gso_test, run_veth_routed_test}) {
+    in_new_netns(veth, {"ip link set lo up", "ip link add name s0 type veth peer name c0",
+                        "ip link set s0 up", "ip addr add 10.77.0.1/24 dev s0", veth_rule.c_str()});
+  }
   if (g_failures) {
     std::fprintf(stderr, "tcp_service_test: %d of %d checks failed\n", g_failures.load(),
                  g_checks.load());
