@@ -250,5 +250,7 @@ describe('serve --tcp', () => {
     expect(() => program.parse(['node', 'rqcast', 'serve', '--help'])).toThrow();
     expect(help).toMatch(/--tcp \[addr:port\]\s+also serve over TCP/);
     expect(help).toMatch(/rqcast_tcp_PORT/);
+    expect(help).toMatch(/--tcp-gso <segments>\s+with --tcp: TCP segments per GSO packet at\s+most, 0\.\.64/);
+    expect(help).toMatch(/GSO packet \(--tcp-gso, 0 to turn off\)/);
   });
 });
