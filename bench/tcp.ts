@@ -6,7 +6,13 @@
 //   npm run bench:tcp                 256 MiB, 1 % and 10 % loss
 //   npm run bench:tcp -- --quick      32 MiB
 //   options: --bytes N  --loss 1,10  --rate MBIT (rqcast channel cap, default 4000)
-//            --only rqcast|kernel  --serve-args "..."
+//            --only rqcast|kernel  --serve-args "..."  --no-routed
+//
+// rqcast runs twice per loss rate: as served (GSO trains through the packet
+// socket, docs/ARCHITECTURE.md "TCP") and with `--tcp-gso 0` (every segment
+// alone through the routed raw socket: the sender before GSO), unless
+// --no-routed. The server's metrics say which path ran: packets handed to
+// the kernel, GSO packets among them, segments sent.
 //
 // Fairness:
 // - The kernel side is a plain Node net server piping the file to the
@@ -35,13 +41,17 @@ const LOSSES = (cliOption('--loss') ?? '1,10').split(',').map(Number);
 const RATE_MBIT = Number(cliOption('--rate') ?? 4000);
 const ONLY = cliOption('--only');
 const SERVE_ARGS = (cliOption('--serve-args') ?? '').split(/\s+/).filter(Boolean);
+const ROUTED = !argv.includes('--no-routed');
+const METRICS_PORT = 9464;
 const PORT = 4433;
 const KERNEL_PORT = 4434;
 const TIMEOUT_S = 900;
 const KERNEL_TCP = path.join(__dirname, 'support', 'kernel-tcp.js');
 
+type System = 'rqcast' | 'rqcast-routed' | 'kernel';
+
 interface Run {
-  system: 'rqcast' | 'kernel';
+  system: System;
   loss_pct: number;
   seconds: number;
   ok: boolean;
@@ -55,6 +65,27 @@ interface Run {
   packets_seen?: number;
   /** rqcast: reception overhead (%). */
   overhead_pct?: number;
+  /** rqcast: the fetch's CPU (user + system): decoding is the receiver's work, not its kernel's. */
+  client_cpu_s?: number;
+  /** rqcast: the server's TCP counters at the end (metrics): packets to the kernel, GSO ones, segments. */
+  packets_out?: number;
+  gso_packets?: number;
+  segments_out?: number;
+}
+
+/** The server's TCP counters, scraped from its --metrics endpoint in its namespace. */
+async function tcpCounters(bed: Testbed): Promise<{ packets_out?: number; gso_packets?: number; segments_out?: number }> {
+  const scrape = `fetch('http://${bed.server.address}:${METRICS_PORT}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const r = await bed.run(bed.server.ns, [process.execPath, '-e', scrape], { timeoutMs: 30_000 });
+  const metric = (name: string): number | undefined => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.stdout);
+    return m ? Number(m[1]) : undefined;
+  };
+  return {
+    packets_out: metric('rqcast_server_tcp_packets_out_total'),
+    gso_packets: metric('rqcast_server_tcp_gso_packets_total'),
+    segments_out: metric('rqcast_server_tcp_segments_out_total'),
+  };
 }
 
 function log(msg: string): void {
@@ -92,11 +123,13 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   return { system: 'kernel', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen };
 }
 
-async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
-  const rep = path.join(work, `serve-${loss}.time`);
+async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
+  const system: System = routed ? 'rqcast-routed' : 'rqcast';
+  const rep = path.join(work, `serve-${system}-${loss}.time`);
+  const extra = [...(routed ? ['--tcp-gso', '0'] : []), '--metrics', `${bed.server.address}:${METRICS_PORT}`];
   const server = bed.spawn(
     bed.server.ns,
-    timed(rep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', String(RATE_MBIT), '--json', ...SERVE_ARGS)),
+    timed(rep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', String(RATE_MBIT), '--json', ...extra, ...SERVE_ARGS)),
     { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
   );
   await server.waitForStdout(/listening/, 600_000);
@@ -104,21 +137,23 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const outDir = path.join(work, `rq-${loss}`);
   fs.mkdirSync(outDir, { recursive: true });
   const t0 = nowSeconds();
+  const clientRep = path.join(work, `fetch-${system}-${loss}.time`);
   const r = await bed.run(
     bed.clients[0].ns,
-    rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`),
+    timed(clientRep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
     { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
   );
   const seconds = nowSeconds() - t0;
   const dropped = await realisedLoss(bed, loss);
   await setLoss(bed, 0, PORT);
+  const counters = await tcpCounters(bed);
   await stopTimed(server);
   const out = path.join(outDir, path.basename(source));
   const ok = r.code === 0 && (await sha256File(out)) === digest;
-  if (!ok) log(`rqcast at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
+  if (!ok) log(`${system} at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
   const overhead = overheadFromSummary(lastJson(r.stdout));
-  return { system: 'rqcast', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead };
+  return { system, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, ...counters };
 }
 
 async function main(): Promise<void> {
@@ -140,8 +175,13 @@ async function main(): Promise<void> {
       }
       if (ONLY !== 'kernel') {
         log(`rqcast TCP, ${loss}% loss`);
-        runs.push(await runRqcast(bed, work, source, digest, loss));
+        runs.push(await runRqcast(bed, work, source, digest, loss, false));
         log(JSON.stringify(runs[runs.length - 1]));
+        if (ROUTED) {
+          log(`rqcast TCP, routed path (--tcp-gso 0), ${loss}% loss`);
+          runs.push(await runRqcast(bed, work, source, digest, loss, true));
+          log(JSON.stringify(runs[runs.length - 1]));
+        }
       }
     }
   } finally {
@@ -152,8 +192,11 @@ async function main(): Promise<void> {
   const results = LOSSES.map((loss) => {
     const rq = runs.find((r) => r.system === 'rqcast' && r.loss_pct === loss);
     const k = runs.find((r) => r.system === 'kernel' && r.loss_pct === loss);
+    const routed = runs.find((r) => r.system === 'rqcast-routed' && r.loss_pct === loss);
     const rqMBps = mbps(rq);
     const kMBps = mbps(k);
+    const routedMBps = mbps(routed);
+    const perPacket = (r: Run | undefined): number | null => (r?.segments_out && r.packets_out ? round(r.segments_out / r.packets_out, 2) : null);
     return {
       loss_pct: loss,
       bytes: BYTES,
@@ -169,13 +212,27 @@ async function main(): Promise<void> {
       // for rqcast, tens of KB for the kernel's TSO/GSO packets.
       rqcast_bytes_per_packet: rq?.packets_seen ? Math.round(BYTES / rq.packets_seen) : null,
       kernel_bytes_per_packet: k?.packets_seen ? Math.round(BYTES / k.packets_seen) : null,
+      // The sender before GSO, in the same run: --tcp-gso 0.
+      routed_MBps: routedMBps,
+      routed_ratio: routedMBps !== null && kMBps !== null ? round(routedMBps / kMBps, 3) : null,
+      gso_speedup: rqMBps !== null && routedMBps !== null ? round(rqMBps / routedMBps, 2) : null,
+      routed_server_cpu_s: routed ? round(routed.server_cpu_s, 2) : null,
+      routed_bytes_per_packet: routed?.packets_seen ? Math.round(BYTES / routed.packets_seen) : null,
+      // Segments per packet handed to the kernel, and the GSO packets (the server's counters).
+      rqcast_segments_per_packet: perPacket(rq),
+      rqcast_gso_packets: rq?.gso_packets ?? null,
+      rqcast_client_cpu_s: rq?.client_cpu_s !== undefined ? round(rq.client_cpu_s, 2) : null,
+      routed_gso_packets: routed?.gso_packets ?? null,
     };
   });
   console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s)`);
-  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt');
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
-    console.log(`${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}`);
+    console.log(
+      `${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}` +
+        `${f(r.rqcast_segments_per_packet, 12)}${f(r.routed_MBps, 13)}${f(r.routed_ratio, 14)}${f(r.gso_speedup, 13)}${f(r.routed_server_cpu_s, 14)}${f(r.routed_bytes_per_packet, 12)}`,
+    );
   }
   console.log(JSON.stringify({ bench: 'tcp', results }));
 }

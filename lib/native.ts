@@ -287,6 +287,13 @@ export interface NativeTcpServerOptions {
   poolPackets?: number;
   /** Unsent framed control bytes per connection; default 1 MiB, then the connection is aborted. */
   maxControlBytes?: number;
+  /**
+   * Segments per GSO packet at most (0..64, default 64): a connection whose
+   * SYN came over Ethernet sends through an AF_PACKET socket, runs of
+   * equal-length segments as one GSO packet the kernel cuts; 0: every
+   * segment through the routed IPPROTO_RAW socket.
+   */
+  gsoSegments?: number;
 }
 
 export type NativeTcpEvent =
@@ -342,6 +349,14 @@ export interface NativeTcpServerStats {
   controlRefused?: number;
   /** Peer bytes read natively, not yet handed to onEvents. */
   pendingData?: number;
+  /** Packets handed to the kernel, both paths (a GSO packet counts once). */
+  packetsOut?: number;
+  /** Of those, GSO packets (two segments or more), and the segments the packet path carried in all. */
+  gsoPackets?: number;
+  gsoSegments?: number;
+  /** Whether the packet (GSO) path is on; if not, the errno that turned it off (0: turned off by gsoSegments 0). */
+  packetPath?: boolean;
+  packetPathError?: number;
 }
 
 /** native/napi/tcp_server.cc: a user-space TCP server on raw sockets, fed by a Replicator's channels. */

@@ -52,6 +52,8 @@ export interface ServeCliOptions {
   multicastSource?: string;
   /** --tcp: true when given bare (the control port's number on the server's address). */
   tcp?: true | TcpListenSpec;
+  /** --tcp-gso: segments per GSO packet at most (0: none). */
+  tcpGso?: number;
   /** --settle: ms a new or changed file must stay unchanged before it is announced. */
   settle?: number;
   /** commander's --no-watch: watch === false. */

@@ -105,6 +105,7 @@ import { EXIT_INTERRUPTED, EXIT_OK, EXIT_OTHER, EXIT_USAGE, exitCodeFor } from '
 import {
   bindAddress,
   hexSecret,
+  integerIn,
   localUnicastAddress,
   networkInterface,
   optionParser,
@@ -180,11 +181,12 @@ export interface ServeIo {
 }
 
 /** The server's TCP configuration for --tcp, with the test hooks of `io`. */
-function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo): RqcastServerOptions['tcp'] {
+function tcpConfig(tcp: ServeCliOptions['tcp'], io: ServeIo, gsoSegments?: number): RqcastServerOptions['tcp'] {
   if (tcp === undefined) return undefined;
   return {
     ...(tcp !== true && tcp.address !== undefined ? { address: tcp.address } : {}),
     ...(tcp !== true ? { port: tcp.port } : {}),
+    ...(gsoSegments !== undefined ? { limits: { gsoSegments } } : {}),
     ...(io.tcpServer ? { createServer: io.tcpServer } : {}),
     ...(io.tcpHostFilter ? { hostFilter: io.tcpHostFilter } : {}),
   };
@@ -269,7 +271,7 @@ export async function startServe(paths: readonly string[], opts: ServeCliOptions
       repairStart: 'random',
       logger: log,
       replicator: io.replicator,
-      tcp: tcpConfig(opts.tcp, io),
+      tcp: tcpConfig(opts.tcp, io, opts.tcpGso),
       live: lives,
       ...(serverGroup ? { serverGroup } : {}),
     });
@@ -385,7 +387,9 @@ TCP (IPv4; clients behind networks that pass only TCP: fetch --transport tcp|aut
   The server's own TCP implementation answers on that address and port (a
   lost segment is resent with fresh symbols); it needs root (CAP_NET_RAW,
   CAP_NET_ADMIN) and installs the nftables table rqcast_tcp_PORT so the
-  host's stack leaves the port alone, removing it on exit. A bare --tcp
+  host's stack leaves the port alone, removing it on exit. Runs of equal
+  segments leave as one GSO packet (--tcp-gso, 0 to turn off) when the
+  client's SYN came over Ethernet. A bare --tcp
   takes the next word as its value unless it is an option: put it after
   the paths.
 
@@ -446,6 +450,11 @@ export function registerServeCommand(program: Command, io?: ServeIo): void {
     .addOption(
       new Option('--tcp [addr:port]', "also serve over TCP (IPv4) on [ADDR:]PORT; bare: the control port's number on the server's address (needs root: raw sockets and an nftables rule)").argParser(
         optionParser(parseTcpListen),
+      ),
+    )
+    .addOption(
+      new Option('--tcp-gso <segments>', 'with --tcp: TCP segments per GSO packet at most, 0..64 (default 64); 0 sends each segment on its own').argParser(
+        optionParser(integerIn(0, 64, '--tcp-gso', 'segments per packet')),
       ),
     )
     .addOption(new Option('--symbol-size <bytes>', 'RaptorQ symbol size T').default(DEFAULT_SYMBOL_SIZE).argParser(optionParser(parseSymbolSize)))

@@ -23,7 +23,7 @@ export interface GroupStreamCounters {
 
 /** The TCP transport's counters and its native server's (0 without TCP), under `tcp`-prefixed names. */
 export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capitalize<K>}`]: number } & {
-  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' | 'segmentsOut' | 'sendErrors' as `tcp${Capitalize<K>}`]: number;
+  [K in 'freshFrames' | 'staleFrames' | 'retransmittedSegments' | 'poolEvicted' | 'resetsSent' | 'badSegments' | 'refused' | 'segmentsOut' | 'sendErrors' | 'packetsOut' | 'gsoPackets' | 'gsoSegments' as `tcp${Capitalize<K>}`]: number;
 };
 
 /** The other StreamCounters are summed over the channels under their own names. */
@@ -143,5 +143,10 @@ function tcpCounters(t: TcpServerTransport | undefined): TcpServerCounters {
     tcpRefused: n.refused ?? 0,
     tcpSegmentsOut: n.segmentsOut ?? 0,
     tcpSendErrors: n.sendErrors ?? 0,
+    // Packets handed to the kernel; GSO packets (several segments each) and
+    // the segments the GSO path carried (docs/ARCHITECTURE.md, TCP).
+    tcpPacketsOut: n.packetsOut ?? 0,
+    tcpGsoPackets: n.gsoPackets ?? 0,
+    tcpGsoSegments: n.gsoSegments ?? 0,
   };
 }

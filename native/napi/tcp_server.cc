@@ -104,7 +104,7 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
   }
 
   // new TcpServer(replicator, {address, port, maxConnections?, maxHalfOpen?,
-  //               mss?, poolPackets?, maxControlBytes?}, onEvents)
+  //               mss?, poolPackets?, maxControlBytes?, gsoSegments?}, onEvents)
   explicit TcpServer(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<TcpServer>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
@@ -124,14 +124,16 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
     }
     tcp::ListenerConfig& l = config_.listener;
     l.local.addr = ntohl(a.s_addr);
-    uint64_t port, max_conn, max_half, mss, pool, control;
+    uint64_t port, max_conn, max_half, mss, pool, control, gso;
     if (!Option(o, "port", 1, 65535, 0, &port) ||
         !Option(o, "maxConnections", 1, 1u << 20, 4096, &max_conn) ||
         !Option(o, "maxHalfOpen", 1, 1u << 20, 1024, &max_half) ||
         !Option(o, "mss", 1, 65535, 1460, &mss) ||
         !Option(o, "poolPackets", 1, 1u << 16, 256, &pool) ||
-        !Option(o, "maxControlBytes", 1, 1ull << 31, 1u << 20, &control))
+        !Option(o, "maxControlBytes", 1, 1ull << 31, 1u << 20, &control) ||
+        !Option(o, "gsoSegments", 0, 64, 64, &gso))
       return;
+    config_.max_train_segments = static_cast<uint32_t>(gso);
     l.local.port = static_cast<uint16_t>(port);
     l.max_connections = static_cast<uint32_t>(max_conn);
     l.max_half_open = static_cast<uint32_t>(max_half);
@@ -368,6 +370,11 @@ class TcpServer : public Napi::ObjectWrap<TcpServer>, public tcp::ServiceEvents 
     set("poolEvicted", s.pool_evicted);
     set("controlRefused", s.control_refused);
     set("pendingData", s.pending_data);
+    set("packetsOut", s.packets_out);
+    set("gsoPackets", s.gso_packets);
+    set("gsoSegments", s.gso_segments);
+    o.Set("packetPath", Napi::Boolean::New(env, s.packet_path));
+    set("packetPathError", static_cast<uint64_t>(s.packet_path_error < 0 ? 0 : s.packet_path_error));
     return o;
   }
 

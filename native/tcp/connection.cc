@@ -47,6 +47,7 @@ Connection::Connection(const Config& config, const Segment& syn, uint32_t iss, u
       out_(out),
       local_(syn.dst),
       remote_(syn.src),
+      link_(syn.link),
       rtt_(config.rto_initial_ns, config.rto_min_ns, config.rto_max_ns, kMs) {
   irs_ = syn.seq;
   rcv_nxt_ = irs_ + 1;
@@ -112,6 +113,7 @@ void Connection::Emit(uint32_t seq, uint8_t flags, const uint8_t* payload, size_
   s.dst = remote_;
   s.seq = seq;
   s.flags = flags;
+  s.link = link_;
   if (flags & kAck) s.ack = rcv_nxt_;
   s.window = (flags & kRst) ? 0 : WindowField(syn_options);
   if (syn_options) {

@@ -223,6 +223,7 @@ class Connection {
   FrameSource* source_;
   SegmentOutput* out_;
   Endpoint4 local_, remote_;
+  LinkAddress link_;   // the SYN's: every segment leaves by it (segment.h)
   State state_ = State::kSynReceived;
   CloseReason reason_ = CloseReason::kNone;
 

@@ -147,6 +147,7 @@ void Listener::SendReset(const Segment& seg, uint64_t now_ns) {
   OutSegment r;
   r.src = seg.dst;
   r.dst = seg.src;
+  r.link = seg.link;
   if (seg.has(kAck)) {
     r.seq = seg.ack;
     r.flags = kRst;

@@ -1,11 +1,15 @@
 #include "tcp/raw_socket.h"
 
+// net/if.h before the linux/ headers: then theirs give way (libc-compat.h).
+#include <net/if.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/if_arp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +20,21 @@ namespace rqcast {
 namespace tcp {
 
 namespace {
+
+// The virtio-net header a PACKET_VNET_HDR socket takes in front of each
+// packet (the virtio spec's struct virtio_net_hdr, legacy layout; linux/
+// virtio_net.h is not included: its headers clash with net/if.h).
+struct VnetHeader {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+constexpr uint8_t kVnetNeedsCsum = 1;     // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kVnetGsoNone = 0;       // VIRTIO_NET_HDR_GSO_NONE
+constexpr uint8_t kVnetGsoTcpv4 = 1;      // VIRTIO_NET_HDR_GSO_TCPV4
 
 // Classic BPF over the IPv4 header (a SOCK_DGRAM packet socket's filter
 // sees the packet from the network header on): IPv4, protocol TCP, not a
@@ -161,6 +180,10 @@ size_t RawReceiver::Receive(std::vector<RawPacket>* out, int* err) {
     p.data = static_cast<const uint8_t*>(iov_[i].iov_base);
     p.len = msgs_[i].msg_len;
     p.loopback = sll->sll_hatype == ARPHRD_LOOPBACK;
+    p.ifindex = sll->sll_ifindex;
+    p.link_type = sll->sll_hatype;
+    p.addr_len = sll->sll_halen <= sizeof p.addr ? sll->sll_halen : 0;
+    std::memcpy(p.addr, sll->sll_addr, p.addr_len);
     for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr;
          c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
       if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA ||
@@ -252,6 +275,150 @@ void RawSender::Flush() {
     }
     if (n < 0 && errno == EINTR) continue;
     last_error_ = n < 0 ? errno : EIO;
+    ++errors_;
+    ++off;
+  }
+  count_ = 0;
+}
+
+PacketSender::PacketSender(size_t batch, size_t max_ip_packet)
+    : batch_(batch), max_ip_(max_ip_packet), stride_(max_ip_packet + kHeadroom) {
+  buffers_.resize(batch_ * stride_);
+  lengths_.resize(batch_);
+  seg_counts_.resize(batch_);
+  gso_.resize(batch_);
+  msgs_.resize(batch_);
+  iov_.resize(batch_);
+  to_.resize(batch_);
+}
+
+PacketSender::~PacketSender() { Close(); }
+
+void PacketSender::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  count_ = 0;
+}
+
+int PacketSender::Open(int sndbuf_bytes) {
+  Close();
+  refused_ = false;
+  // Protocol 0: this socket sends only.
+  int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int one = 1;
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
+    int err = errno;
+    ::close(fd);
+    return err;
+  }
+  if (sndbuf_bytes > 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf_bytes, sizeof sndbuf_bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf_bytes, sizeof sndbuf_bytes);
+  fd_ = fd;
+  return 0;
+}
+
+bool PacketSender::LocalAddress(int ifindex, uint8_t mac[6]) {
+  auto it = local_.find(ifindex);
+  if (it == local_.end()) {
+    ifreq ifr;
+    std::memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_ifindex = ifindex;
+    if (ioctl(fd_, SIOCGIFNAME, &ifr) != 0 || ioctl(fd_, SIOCGIFHWADDR, &ifr) != 0) return false;
+    if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+      return false;
+    if (local_.size() >= 256) local_.clear();   // interfaces come and go
+    std::array<uint8_t, 6> a;
+    std::memcpy(a.data(), ifr.ifr_hwaddr.sa_data, 6);
+    it = local_.emplace(ifindex, a).first;
+  }
+  std::memcpy(mac, it->second.data(), 6);
+  return true;
+}
+
+bool PacketSender::Commit(size_t ip_len, const LinkAddress& link, const GsoLayout& layout) {
+  if (ip_len == 0 || ip_len > max_ip_ || fd_ < 0) return false;
+  uint8_t* frame = buffers_.data() + count_ * stride_;
+  uint8_t* eth = frame + kVnetHeader;
+  if (!LocalAddress(link.ifindex, eth + 6)) {
+    ++errors_;
+    return false;
+  }
+  std::memcpy(eth, link.mac, 6);
+  eth[12] = ETH_P_IP >> 8;
+  eth[13] = ETH_P_IP & 0xff;
+  // The header's fields are in the host's order (a packet socket's
+  // virtio_net_hdr is native-endian); offsets count from the frame's start.
+  VnetHeader h;
+  std::memset(&h, 0, sizeof h);
+  h.flags = kVnetNeedsCsum;
+  h.csum_start = static_cast<uint16_t>(kLinkHeader + layout.csum_start);
+  h.csum_offset = layout.csum_offset;
+  h.hdr_len = static_cast<uint16_t>(kLinkHeader + layout.header_len);
+  if (layout.gso_size > 0) {
+    h.gso_type = kVnetGsoTcpv4;
+    h.gso_size = layout.gso_size;
+  } else {
+    h.gso_type = kVnetGsoNone;
+  }
+  static_assert(sizeof(VnetHeader) == kVnetHeader, "virtio_net_hdr is 10 bytes");
+  std::memcpy(frame, &h, sizeof h);
+
+  sockaddr_ll* sll = reinterpret_cast<sockaddr_ll*>(&to_[count_]);
+  std::memset(sll, 0, sizeof *sll);
+  sll->sll_family = AF_PACKET;
+  sll->sll_protocol = htons(ETH_P_IP);
+  sll->sll_ifindex = link.ifindex;
+  sll->sll_halen = 6;
+  std::memcpy(sll->sll_addr, link.mac, 6);
+  lengths_[count_] = kHeadroom + ip_len;
+  seg_counts_[count_] = layout.segments;
+  gso_[count_] = layout.gso_size > 0;
+  if (++count_ == batch_) Flush();
+  return true;
+}
+
+void PacketSender::Flush() {
+  if (count_ == 0) return;
+  if (fd_ < 0) {
+    errors_ += count_;
+    count_ = 0;
+    return;
+  }
+  for (size_t i = 0; i < count_; ++i) {
+    iov_[i].iov_base = buffers_.data() + i * stride_;
+    iov_[i].iov_len = lengths_[i];
+    msghdr& h = msgs_[i].msg_hdr;
+    std::memset(&h, 0, sizeof h);
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_name = &to_[i];
+    h.msg_namelen = sizeof(sockaddr_ll);
+  }
+  size_t off = 0;
+  while (off < count_) {
+    ++syscalls_;
+    int n = sendmmsg(fd_, msgs_.data() + off, static_cast<unsigned>(count_ - off), MSG_DONTWAIT);
+    if (n > 0) {
+      for (int i = 0; i < n; ++i) {
+        segments_ += seg_counts_[off + i];
+        if (gso_[off + i]) ++gso_packets_;
+      }
+      off += static_cast<size_t>(n);
+      packets_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    last_error_ = n < 0 ? errno : EIO;
+    // A header the kernel will not take: the routed path from now on (the
+    // packets lost here are the connection's to recover).
+    if (last_error_ == EINVAL || last_error_ == EOPNOTSUPP || last_error_ == EPROTONOSUPPORT)
+      refused_ = true;
+    // The interface went away: forget its address, so that Reaches() fails
+    // for it and its connections take the routed path.
+    if (last_error_ == ENXIO || last_error_ == ENODEV)
+      local_.erase(reinterpret_cast<const sockaddr_ll*>(&to_[off])->sll_ifindex);
     ++errors_;
     ++off;
   }

@@ -224,8 +224,12 @@ size_t BuiltSize(const OutSegment& seg, size_t payload_len) {
   return kIpv4HeaderSize + kTcpHeaderSize + OptionsSize(seg.options) + payload_len;
 }
 
-size_t BuildIpv4Tcp(const OutSegment& seg, const uint8_t* payload, size_t payload_len,
-                    uint16_t ip_id, uint8_t* out, size_t cap) {
+namespace {
+
+// Both headers (the TCP checksum field 0) for payload_len bytes; the TCP
+// header's size, 0 if it does not fit.
+size_t WriteHeaders(const OutSegment& seg, size_t payload_len, uint16_t ip_id, uint8_t* out,
+                    size_t cap) {
   const size_t total = BuiltSize(seg, payload_len);
   if (total > cap || total > 0xFFFF) return 0;
   uint8_t* ip = out;
@@ -253,12 +257,32 @@ size_t BuildIpv4Tcp(const OutSegment& seg, const uint8_t* payload, size_t payloa
   Put16(tcp + 14, seg.window);
   Put16(tcp + 16, 0);
   Put16(tcp + 18, 0);
+  return header;
+}
+
+}  // namespace
+
+size_t BuildIpv4Tcp(const OutSegment& seg, const uint8_t* payload, size_t payload_len,
+                    uint16_t ip_id, uint8_t* out, size_t cap) {
+  const size_t header = WriteHeaders(seg, payload_len, ip_id, out, cap);
+  if (header == 0) return 0;
+  uint8_t* tcp = out + kIpv4HeaderSize;
   if (payload_len > 0) std::memcpy(tcp + header, payload, payload_len);
   const size_t tcp_len = header + payload_len;
   uint64_t sum = PseudoHeaderSum(seg.src.addr, seg.dst.addr, tcp_len);
   sum = ChecksumAdd(sum, tcp, tcp_len);
   Put16(tcp + 16, ChecksumFold(sum));
-  return total;
+  return kIpv4HeaderSize + tcp_len;
+}
+
+size_t BuildIpv4TcpHeaders(const OutSegment& seg, size_t payload_len, uint16_t ip_id,
+                           uint8_t* out, size_t cap) {
+  const size_t header = WriteHeaders(seg, payload_len, ip_id, out, cap);
+  if (header == 0) return 0;
+  const uint64_t pseudo = PseudoHeaderSum(seg.src.addr, seg.dst.addr, header + payload_len);
+  // ChecksumFold complements; the partial field is the sum itself.
+  Put16(out + kIpv4HeaderSize + 16, static_cast<uint16_t>(~ChecksumFold(pseudo)));
+  return kIpv4HeaderSize + header;
 }
 
 }  // namespace tcp

@@ -38,6 +38,14 @@ struct Options {
 };
 // Addresses and ports in host byte order.
 struct Endpoint4 { uint32_t addr = 0; uint16_t port = 0; };
+// The link a segment arrived on, as the receive socket saw it: the shell fills
+// it in (segment_train.h, UsableLink), the core only carries it from a SYN to
+// every segment of its connection, so that they leave by the same link to the
+// same next hop. ifindex 0: unknown, the routed path (IPPROTO_RAW).
+struct LinkAddress {
+  int32_t ifindex = 0;
+  uint8_t mac[6] = {0, 0, 0, 0, 0, 0};   // the next hop's (the frame's source)
+};
 struct Segment {               // a parsed segment; payload points into the packet
   Endpoint4 src, dst;
   uint32_t seq = 0, ack = 0;
@@ -46,6 +54,7 @@ struct Segment {               // a parsed segment; payload points into the pack
   Options options;
   const uint8_t* payload = nullptr;
   size_t payload_len = 0;
+  LinkAddress link;            // set by the shell, not by the parser
   bool has(uint8_t f) const { return (flags & f) != 0; }
 };
 enum class ParseError { kOk, kTruncated, kNotIpv4, kNotTcp, kFragment, kBadIpHeader,
@@ -63,6 +72,7 @@ struct OutSegment {
   uint8_t flags = 0;
   uint16_t window = 0;         // already scaled down
   Options options;             // mss/wscale/sack_permitted only on SYN-ACK
+  LinkAddress link;            // the SYN's (a RST: the segment's it answers)
 };
 // Bytes BuildIpv4Tcp writes for `seg` with `payload_len` payload bytes.
 size_t BuiltSize(const OutSegment& seg, size_t payload_len);
@@ -77,6 +87,16 @@ size_t OptionsSize(const Options& options);
 // longer than an IPv4 total length can say, 65535).
 size_t BuildIpv4Tcp(const OutSegment& seg, const uint8_t* payload, size_t payload_len,
                     uint16_t ip_id, uint8_t* out, size_t cap);
+// The same headers for `payload_len` bytes that the caller puts right after
+// them, with the TCP checksum left to the kernel or the device
+// (CHECKSUM_PARTIAL): the checksum field holds the pseudo-header sum (with
+// the whole TCP length), folded and not complemented, and the device sums
+// the TCP bytes into it. What a GSO packet carries; the kernel fixes the
+// length in each segment's pseudo-header sum when it cuts. Returns the header
+// bytes written (IPv4 + TCP with options), 0 if cap is too small or the
+// packet would pass 65535 bytes.
+size_t BuildIpv4TcpHeaders(const OutSegment& seg, size_t payload_len, uint16_t ip_id,
+                           uint8_t* out, size_t cap);
 
 }  // namespace tcp
 }  // namespace rqcast

@@ -14,23 +14,59 @@
 namespace rqcast {
 namespace tcp {
 
-// Builds each segment straight into the sender's next batch slot.
+// Builds each segment straight into a sender's next batch slot: a
+// connection that knows its link (the SYN's, segment.h) goes by the packet
+// socket, consecutive segments joined into GSO trains (segment_train.h);
+// the others, and all of them when the packet socket is not usable, by the
+// routed IPPROTO_RAW socket. A connection's segments all go one way, so they
+// leave in the order it made them.
 class Service::Output : public SegmentOutput {
  public:
-  explicit Output(RawSender* tx) : tx_(tx) {}
+  Output(RawSender* tx, PacketSender* ptx, uint32_t max_train)
+      : tx_(tx), ptx_(ptx), train_(max_train) {}
   void Transmit(const OutSegment& seg, const uint8_t* payload, size_t len) override {
+    ++segments;
+    if (!train_.empty() && train_.Joins(seg, len)) {
+      train_.Append(payload, len);
+      return;
+    }
+    FinishTrain();
+    if (seg.link.ifindex != 0 && ptx_->Reaches(seg.link)) {
+      if (train_.Start(seg, payload, len, ptx_->Slot(), ptx_->slot_size())) {
+        link_ = seg.link;
+        return;
+      }
+      ++build_errors;
+      return;
+    }
     const size_t n = BuildIpv4Tcp(seg, payload, len, ip_id_++, tx_->Slot(), tx_->slot_size());
     if (n == 0) {
       ++build_errors;  // larger than a slot: a bug, never a peer's doing
       return;
     }
     tx_->Commit(n, seg.dst.addr);
-    ++segments;
+  }
+  // Ends the open train (the next segment cannot join it, or the loop is
+  // about to send what it built).
+  void FinishTrain() {
+    if (train_.empty()) return;
+    GsoLayout layout;
+    const size_t n = train_.Finish(ip_id_, &layout);
+    ip_id_ = static_cast<uint16_t>(ip_id_ + layout.segments);  // the kernel numbers each cut
+    if (n == 0 || !ptx_->Commit(n, link_, layout)) ++build_errors;
+  }
+  void Flush() {
+    FinishTrain();
+    ptx_->Flush();
+    tx_->Flush();
   }
   uint64_t segments = 0, build_errors = 0;
 
  private:
   RawSender* tx_;
+  PacketSender* ptx_;
+  SegmentTrain train_;
+  LinkAddress link_;
   uint16_t ip_id_ = 0;  // DF is set: the ID only has to vary (RFC 6864)
 };
 
@@ -43,7 +79,8 @@ Service::Service(const ServiceConfig& config, std::shared_ptr<replicate::Engine>
       rx_(64, 65536),
       // A segment is at most MSS bytes of payload plus the IPv4 header and
       // 40 bytes of TCP options over the 20-byte TCP header.
-      tx_(64, static_cast<size_t>(config.listener.connection.mss) + 20 + 60) {}
+      tx_(64, static_cast<size_t>(config.listener.connection.mss) + 20 + 60),
+      ptx_(32, 65535) {}
 
 Service::~Service() { Stop(); }
 
@@ -66,13 +103,22 @@ int Service::Start() {
   rc = rx_.Open(config_.listener.local.addr, config_.listener.local.port,
                 config_.receive_buffer_bytes);
   if (rc == 0) rc = tx_.Open(config_.send_buffer_bytes);
+  // The GSO path is optional: without it every segment takes the routed one.
+  packet_path_error_.store(0);
+  packet_path_.store(false);
+  if (rc == 0 && config_.max_train_segments > 0) {
+    const int err = ptx_.Open(config_.send_buffer_bytes);
+    packet_path_error_.store(err);
+    packet_path_.store(err == 0);
+  }
   if (rc != 0) {
+    ptx_.Close();
     rx_.Close();
     ::close(port_fd_);
     port_fd_ = -1;
     return rc;
   }
-  output_.reset(new Output(&tx_));
+  output_.reset(new Output(&tx_, &ptx_, config_.max_train_segments));
   listener_.reset(new Listener(config_.listener, output_.get()));
   {
     std::lock_guard<std::mutex> lk(cmd_mu_);
@@ -88,6 +134,7 @@ void Service::Stop() {
   thread_.join();
   rx_.Close();
   tx_.Close();
+  ptx_.Close();
   if (port_fd_ >= 0) ::close(port_fd_);
   port_fd_ = -1;
   // Every sink leaves the engine (their pools are detached already).
@@ -232,6 +279,8 @@ ServiceStats Service::stats() const {
     s.control_refused += kv.second.pool.control_refused;
   }
   s.pending_data = pending_data_.load();
+  s.packet_path = packet_path_.load();
+  s.packet_path_error = packet_path_error_.load();
   return s;
 }
 
@@ -258,6 +307,9 @@ void Service::ReceiveAll(uint64_t now) {
         ++own_.bad_segments;
         continue;
       }
+      // Where a SYN came from is where its connection's segments go back
+      // (the packet path); a frame from no usable address leaves ifindex 0.
+      UsableLink(p.ifindex, p.link_type, p.addr_len, p.addr, &seg.link);
       // 127/8 never appears outside a host (RFC 1122 §3.2.1.3): the kernel
       // drops such martians when routing, but AF_PACKET sees them first.
       if (!p.loopback && ((seg.src.addr >> 24) == 127 || (seg.dst.addr >> 24) == 127)) {
@@ -375,7 +427,7 @@ void Service::Run() {
     listener_->TakeEvents(&lev);
     Publish(lev, &events);
     if (!data_blocked_.load()) DeliverData(&events);
-    tx_.Flush();
+    output_->Flush();
     listener_->TakeTouched(&touched);
     {
       std::lock_guard<std::mutex> lk(shared_mu_);
@@ -399,7 +451,11 @@ void Service::Run() {
       stats_.ignored = ls.ignored;
       stats_.segments_in = ls.segments_in;
       stats_.segments_out = output_->segments;
-      stats_.send_errors = tx_.errors() + output_->build_errors;
+      stats_.send_errors = tx_.errors() + ptx_.errors() + output_->build_errors;
+      stats_.packets_out = tx_.packets() + ptx_.packets();
+      stats_.gso_packets = ptx_.gso_packets();
+      stats_.gso_segments = ptx_.segments();
+      if (ptx_.refused() && packet_path_.exchange(false)) packet_path_error_.store(ptx_.last_error());
       stats_.truncated = rx_.truncated();
       stats_.bad_segments = own_.bad_segments;
       stats_.receive_errors = own_.receive_errors;
@@ -412,7 +468,7 @@ void Service::Run() {
   }
   // Stop: every connection gets a RST; no close events (the owner stopped).
   listener_->AbortAll(Now());
-  tx_.Flush();
+  output_->Flush();
 }
 
 }  // namespace tcp

@@ -45,6 +45,9 @@ struct ServiceConfig {
   size_t max_data_event = 64u << 10;  // peer bytes in one data event at most
   int receive_buffer_bytes = 8 << 20;
   int send_buffer_bytes = 4 << 20;
+  // Segments per GSO train at most (segment_train.h); 0: no packet socket,
+  // every segment by the routed IPPROTO_RAW path.
+  uint32_t max_train_segments = 64;
 };
 
 struct ServiceEvent {
@@ -70,6 +73,14 @@ struct ServiceStats {
   uint64_t fresh_frames = 0, stale_frames = 0, retransmitted_segments = 0, pool_evicted = 0;
   uint64_t receive_errors = 0, truncated = 0, control_refused = 0, pending_data = 0;
   uint64_t martians = 0;  // loopback addresses off a loopback device
+  // Packets handed to the kernel (both paths); of the packet path's, those
+  // that were GSO trains, and the segments they and its others carried.
+  uint64_t packets_out = 0, gso_packets = 0, gso_segments = 0;
+  // Whether the packet (GSO) path is on, and else why not: the errno of
+  // opening it, or of the send that was refused (0: turned off, or not
+  // started).
+  bool packet_path = false;
+  int packet_path_error = 0;
 };
 
 struct ConnectionSnapshot {
@@ -138,6 +149,11 @@ class Service {
   int port_fd_ = -1;
   RawReceiver rx_;
   RawSender tx_;
+  PacketSender ptx_;
+  // Whether the packet path is on, and else why not (readable before the
+  // thread's first loop: stats() takes them from here).
+  std::atomic<bool> packet_path_{false};
+  std::atomic<int> packet_path_error_{0};
   std::unique_ptr<Output> output_;
   std::unique_ptr<Listener> listener_;  // service thread only
   std::thread thread_;

@@ -19,7 +19,7 @@ function data(toi: number, sbn: number, esi: number): Buffer {
 }
 
 function seg(seq: number, ...frames: Buffer[]): TcpSegmentRecord {
-  return { time: 0, src: '10.0.0.1', dst: '10.0.0.2', srcPort: PORT, dstPort: 40000, seq, ack: 1, flags: 0x18, payload: Buffer.concat(frames) };
+  return { time: 0, src: '10.0.0.1', dst: '10.0.0.2', srcPort: PORT, dstPort: 40000, seq, ack: 1, flags: 0x18, payload: Buffer.concat(frames), checksumOk: true };
 }
 
 describe('analyzeRetransmissions', () => {
@@ -55,6 +55,11 @@ describe('analyzeRetransmissions', () => {
     const a = data(1, 0, 1);
     const r = analyzeRetransmissions([seg(0xffff_fff0, a), seg((0xffff_fff0 + a.length) >>> 0, data(1, 0, 2)), seg(0xffff_fff0, data(1, 0, 9))], PORT);
     expect(r).toMatchObject({ retransmissions: 1, freshRetransmissions: 1, resegmented: 0 });
+  });
+
+  it('counts data segments with a wrong checksum and the largest payload', () => {
+    const r = analyzeRetransmissions([seg(0, data(1, 0, 1)), { ...seg(100, data(1, 0, 2), data(1, 0, 3)), checksumOk: false }], PORT);
+    expect(r).toMatchObject({ dataSegments: 2, badChecksums: 1, largestPayload: 2 * data(1, 0, 2).length });
   });
 
   it('splits payloads into frames, refusing a torn one', () => {

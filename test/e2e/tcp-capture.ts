@@ -10,7 +10,10 @@
  *   as `resegmented`;
  * - symbols: each data frame (an ALC packet of an object, TOI != 0) of a
  *   retransmission is compared with the frame at the same place in every
- *   earlier version: `fresh` if its (TOI, SBN, ESI) differs from all of them.
+ *   earlier version: `fresh` if its (TOI, SBN, ESI) differs from all of them;
+ * - the segments themselves: how many data segments had a wrong TCP
+ *   checksum, and the largest payload (a GSO packet the kernel did not cut
+ *   would show as one segment longer than the MSS).
  */
 import type { TcpSegmentRecord } from '../support/pcap';
 import { decodeAlc } from '../../lib/protocol/alc';
@@ -31,6 +34,10 @@ export interface RetransmissionReport {
   /** Data frames in retransmissions, and those among them that repeat an earlier version's symbol. */
   dataFrames: number;
   staleFrames: number;
+  /** Data segments whose TCP checksum is wrong (meaningful only where the capture saw checksums computed). */
+  badChecksums: number;
+  /** The longest data segment payload. */
+  largestPayload: number;
 }
 
 /** Frame lengths of a segment's payload (u16 big-endian lengths); undefined if it does not split into whole frames. */
@@ -70,6 +77,8 @@ export function analyzeRetransmissions(segments: TcpSegmentRecord[], serverPort:
     freshRetransmissions: 0,
     dataFrames: 0,
     staleFrames: 0,
+    badChecksums: 0,
+    largestPayload: 0,
   };
   interface Versions {
     length: number;
@@ -86,6 +95,8 @@ export function analyzeRetransmissions(segments: TcpSegmentRecord[], serverPort:
       byConnection.set(key, conn);
     }
     report.dataSegments++;
+    if (!s.checksumOk) report.badChecksums++;
+    report.largestPayload = Math.max(report.largestPayload, s.payload.length);
     const frames = frameLengths(s.payload);
     const symbols = frames ? frameSymbols(s.payload, frames) : [];
     // Offsets from the connection's first data segment (the first sent), so

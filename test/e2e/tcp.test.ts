@@ -7,7 +7,10 @@
 //   (b) the wire: a capture on the server's side shows every retransmitted
 //       segment under its original sequence number with the same length
 //       and frame boundaries and (>= 99 % of them) other symbols, and the
-//       client never received a symbol twice;
+//       client never received a symbol twice; the server sent GSO packets
+//       (its metrics), and with the link's offloads off the kernel cut
+//       them, before the capture, into exactly those segments, each with
+//       its checksum right;
 //   (c) the fallback chain's last step: a client whose namespace drops all
 //       UDP from the server ends on TCP with `--transport auto`;
 //   (d) the host filter: nothing left after the server exits, and a table
@@ -85,9 +88,18 @@ describeNetns('rqcast over TCP between network namespaces', () => {
   }, 240_000);
 
   (tcpdump ? it : it.skip)('retransmits lost segments under their sequence numbers with fresh symbols, never a duplicate at the client', async () => {
-    const server = await serve();
+    // Offloads off on the server's link (tx checksumming, and TSO with it):
+    // the kernel cuts each GSO packet and fills in each checksum before
+    // tcpdump sees it, so the capture holds the segments as the client gets
+    // them, cut where the server's GSO header said and summed from where it
+    // said the TCP header starts.
+    const ifname = bed.server.ifname;
+    await bed.runOk(bed.server.ns, ['ethtool', '-K', ifname, 'tx', 'off']);
+    const metricsAt = `${bed.server.address}:9464`;
+    const server = await serve(['--metrics', metricsAt]);
     const capture = path.join(dir, 'server.pcap');
-    const dump = bed.spawn(bed.server.ns, ['sh', '-c', `exec tcpdump -i ${bed.server.ifname} -s 0 -U -w ${capture} tcp src port ${PORT} 2>&1`], { timeoutMs: 180_000 });
+    const dump = bed.spawn(bed.server.ns, ['sh', '-c', `exec tcpdump -i ${ifname} -s 0 -U -w ${capture} tcp src port ${PORT} 2>&1`], { timeoutMs: 180_000 });
+    let metrics = '';
     try {
       await dump.waitForStdout(/listening on/, 30_000);
       await lossOn(3, 10);
@@ -100,14 +112,32 @@ describeNetns('rqcast over TCP between network namespaces', () => {
       expect(got.symbols).toBeGreaterThan(0);
       expect(got.duplicates).toBe(0);
       await bed.removeLoss(bed.clients[3].ns);
+      const scrape = `fetch('http://${metricsAt}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+      metrics = (await bed.runOk(bed.server.ns, [process.execPath, '-e', scrape])).stdout;
     } finally {
       dump.kill('SIGINT');
       await dump.wait();
       await stopProcess(server);
+      await bed.runOk(bed.server.ns, ['ethtool', '-K', ifname, 'tx', 'on', 'tso', 'on']);
     }
+    const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    const gso = {
+      packets: metric('rqcast_server_tcp_gso_packets_total'),
+      segments: metric('rqcast_server_tcp_gso_segments_total'),
+      allPackets: metric('rqcast_server_tcp_packets_out_total'),
+      allSegments: metric('rqcast_server_tcp_segments_out_total'),
+    };
     const report = analyzeRetransmissions(readTcpSegments(capture), PORT);
-    console.log(`TCP capture at 10 % loss: ${JSON.stringify(report)}`);
+    console.log(`TCP capture at 10 % loss: ${JSON.stringify(report)}; GSO ${JSON.stringify(gso)}`);
+    // The GSO path ran: packets of several segments each.
+    expect(gso.packets).toBeGreaterThan(0);
+    expect(gso.segments).toBeGreaterThan(2 * gso.packets);
+    expect(gso.allPackets).toBeLessThan(gso.allSegments);
     expect(report.connections).toBe(1);
+    // Cut back into segments of at most one MSS (1460 less 12 bytes of
+    // timestamps), every checksum right.
+    expect(report.largestPayload).toBeLessThanOrEqual(1448);
+    expect(report.badChecksums).toBe(0);
     // 10 % of some 1 500 data segments: a few dozen retransmissions at least.
     expect(report.dataRetransmissions).toBeGreaterThanOrEqual(20);
     expect(report.boundaryMismatches).toBe(0);

@@ -1085,6 +1085,58 @@ void tlp_probe_retransmits_last() {
   CHECK_EQ(f.c->stats().tlp_probes, 1u);
 }
 
+// The peer's window full and its ACK late (a Linux receiver whose buffer
+// fills holds its ACK: tcp_service_test's loopback client at a loaded
+// moment): the probe can send nothing new, so it resends the last segment,
+// same range, its frames refreshed. The peer had the original and says so
+// with a D-SACK: the probe repaired nothing, so no reduction, and the
+// replacements it took are spent (the peer discarded them). Beside it the
+// same probe answered without a D-SACK: a loss it repaired, one reduction.
+void tlp_window_full_retransmits_last_then_dsack() {
+  for (const bool dsack : {true, false}) {
+    Fixture f;
+    f.OpenSack(2800);   // two segments' worth
+    f.Data(6);          // three segments' worth
+    f.c->Poll(10 * kMs);
+    CHECK_EQ(f.out.take().size(), size_t(2));
+    const uint32_t ssthresh = f.c->stats().ssthresh;
+    CHECK_EQ(f.c->tlp_deadline(), 30 * kMs);   // 2 SRTT, two segments out
+    f.c->Poll(30 * kMs);
+    std::vector<Sent> s = f.out.take();
+    CHECK_EQ(s.size(), size_t(1));
+    if (s.size() == 1) {
+      CHECK_EQ(s[0].seg.seq, SegSeq(1));   // the last, not the third segment
+      CHECK_EQ(s[0].payload.size(), size_t(1400));
+      CHECK_EQ(s[0].payload[2], uint8_t(0x80));     // fresh frames
+      CHECK_EQ(s[0].payload[702], uint8_t(0x81));
+    }
+    CHECK_EQ(f.src.refresh_requests.size(), size_t(2));
+    CHECK_EQ(f.c->stats().fresh_frames, 2u);
+    CHECK_EQ(f.c->stats().tlp_probes, 1u);
+    CHECK_EQ(f.src.frames.size(), size_t(2));   // the third segment still waits
+    if (dsack) {
+      f.AckSack(SegSeq(2), 32 * kMs, {{SegSeq(1), SegSeq(2)}}, 2800);
+    } else {
+      f.Ack(SegSeq(2), 32 * kMs, 2800);   // up to TLP.end_seq: nothing told yet
+    }
+    f.c->Poll(33 * kMs);
+    s = f.out.take();
+    CHECK_EQ(s.size(), size_t(1));   // the window opened: the third goes
+    if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(2));
+    CHECK_EQ(f.c->stats().fast_retransmits, 0u);
+    CHECK_EQ(f.c->stats().rto_timeouts, 0u);
+    CHECK_EQ(f.c->stats().retransmitted_segments, 1u);
+    // Then an ACK beyond the probe's end: after the D-SACK nothing was
+    // lost; without one, the probe repaired a loss.
+    f.Ack(SegSeq(3), 35 * kMs, 2800);
+    if (dsack) {
+      CHECK_EQ(f.c->stats().ssthresh, ssthresh);
+    } else {
+      CHECK(f.c->stats().ssthresh < ssthresh);
+    }
+  }
+}
+
 void tlp_then_rto() {
   {
     Fixture f;
@@ -2163,6 +2215,7 @@ int main() {
   rack_dsack_widens_reo_wnd();
   tlp_probe_new_data();
   tlp_probe_retransmits_last();
+  tlp_window_full_retransmits_last_then_dsack();
   tlp_then_rto();
   recovery_lost_retransmission_probed_before_rto();
   recovery_probes_back_off_then_rto();

@@ -421,6 +421,53 @@ void test_close_sends_control_then_fin() {
   CHECK_EQ(r.count(kFin), 1u);
 }
 
+void test_syn_link_rides_on_every_segment() {
+  // The link a SYN came in on (segment.h, LinkAddress) is where its
+  // connection's segments go back: SYN-ACK, data and the final RST alike;
+  // a RST to a segment of no connection goes back by that segment's link.
+  Recorder r;
+  Listener l(config(), &r);
+  Segment syn = seg(48100, kSyn, 5000);
+  syn.link.ifindex = 7;
+  const uint8_t mac[6] = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+  std::memcpy(syn.link.mac, mac, 6);
+  l.OnSegment(syn, 0);
+  l.Poll(0);
+  CHECK_EQ(r.sent.size(), 1u);
+  if (r.sent.empty()) return;
+  const uint32_t iss = r.sent[0].seg.seq;
+  // The handshake's ACK says nothing of the link (another one): the SYN's stays.
+  l.OnSegment(seg(48100, kAck, 5001, iss + 1), 0);
+  l.Poll(0);
+  std::vector<ListenerEvent> ev;
+  l.TakeEvents(&ev);
+  CHECK_EQ(ev.size(), 1u);
+  if (ev.size() != 1) return;
+  const uint8_t msg[] = {0x52, 0x51, 1, 2, 0, 8, 0, 0};
+  CHECK(l.pool(ev[0].id)->PushControl(msg, sizeof msg));
+  l.MarkReady(ev[0].id);
+  l.Poll(1 * kMs);
+  CHECK(l.Abort(ev[0].id, 2 * kMs));
+  size_t data = 0, rst = 0;
+  for (const Sent& s : r.sent) {
+    CHECK_EQ(s.seg.link.ifindex, 7);
+    CHECK(std::memcmp(s.seg.link.mac, mac, 6) == 0);
+    data += s.payload.empty() ? 0 : 1;
+    rst += (s.seg.flags & kRst) ? 1 : 0;
+  }
+  CHECK_EQ(data, 1u);
+  CHECK_EQ(rst, 1u);
+  r.sent.clear();
+  Segment stray = seg(48200, kAck, 1, 1);
+  stray.link.ifindex = 3;
+  l.OnSegment(stray, 3 * kMs);
+  CHECK_EQ(r.sent.size(), 1u);
+  if (!r.sent.empty()) {
+    CHECK_EQ(r.sent[0].seg.flags, kRst);
+    CHECK_EQ(r.sent[0].seg.link.ifindex, 3);
+  }
+}
+
 void test_time_wait_reported_at_once() {
   // We close first: FIN, the peer's ACK and FIN, TIME-WAIT. The owner
   // hears kClosed (normal) then, not a TIME-WAIT later; the 4-tuple stays
@@ -583,6 +630,7 @@ int main() {
   test_data_readable_and_peer_fin_closes();
   test_close_sends_control_then_fin();
   test_unread_bytes_hold_a_normal_close();
+  test_syn_link_rides_on_every_segment();
   test_time_wait_reported_at_once();
   test_reset_budget();
   test_many_connections_timers();

@@ -6,19 +6,22 @@
 //
 // A plain socket/connect/read client gets a control frame, then the frames
 // of a replicator channel's stream pushed through the Engine (TcpSink →
-// FramePool → Connection → raw socket), bit-exact and in order; what it
+// FramePool → Connection → raw socket), bit-exact and in order (but for
+// what retransmissions replaced: even on loopback a tail loss probe may
+// beat the client's delayed ACK; StreamTally says what holds then); what it
 // writes comes back as data events; its close ends the connection
 // normally. A second client is aborted and sees ECONNRESET. Then, with 5%
 // of the server's segments dropped, every frame read is still a whole
 // packet of the stream, none twice: lost data frames come back fresh. A
 // consumer that falls behind closes the client's window instead of growing
 // a queue; 32 clients at once each get the whole stream; over a veth pair
-// into a second namespace, the same stream
-// arrives through a real link's MTU and checksum offload.
+// into a second namespace, the same stream arrives through a real link's
+// MTU and checksum offload, with and without GSO trains.
 //
 // Skipped, with the reason printed, without CAP_NET_ADMIN / CAP_NET_RAW or
 // without `nft`. Waits are bounded so that a broken build fails, not hangs.
 #include <arpa/inet.h>
+#include <poll.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,6 +30,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -143,6 +147,96 @@ bool read_frame(int fd, std::vector<uint8_t>* packet) {
   return read_exact(fd, packet->data(), packet->size());
 }
 
+// What a client read of a channel's stream, held to what PROTOCOL.md
+// §10.11 promises, which is not "every packet pushed, in order": a
+// retransmitted segment keeps its byte range and frame boundaries but each
+// data frame in it is replaced by a pool packet never sent before, and the
+// client's TCP keeps whichever version of the range reached it first. So
+// every frame a retransmission refreshes costs the client one pushed
+// packet, whether the original was lost (the replacement lands in its
+// place, ahead of its turn) or not (a tail loss probe that beat the
+// client's delayed ACK: the replacement is discarded, a D-SACK says so). A
+// loaded host makes the latter happen on loopback with no loss at all.
+// What holds whatever the timers did, and is checked:
+//  - every frame is bit-exact one pushed packet (whole frames, one version);
+//  - no packet comes twice;
+//  - frames come in push order but for replacements: at most `refreshed`
+//    of them are out of order (frames - longest increasing run of ESIs);
+//  - nothing else is missing: read + left in the pool + refreshed = pushed.
+// With no retransmission that is exactly every packet handed out, in order.
+struct StreamTally {
+  const std::vector<std::vector<uint8_t>>* sent;
+  std::vector<uint8_t> seen;
+  std::vector<uint32_t> esis;
+  uint32_t frames = 0, exact = 0, twice = 0;
+  explicit StreamTally(const std::vector<std::vector<uint8_t>>* pushed)
+      : sent(pushed), seen(pushed->size(), 0) {}
+  void Add(const std::vector<uint8_t>& frame) {
+    ++frames;
+    if (frame.size() < 20) return;
+    const uint32_t esi = (frame[17] << 16) | (frame[18] << 8) | frame[19];
+    if (esi >= sent->size()) return;
+    if (frame == (*sent)[esi]) ++exact;
+    if (seen[esi]++) ++twice;
+    esis.push_back(esi);
+  }
+  // Frames not in push order: frames less the longest strictly increasing
+  // subsequence of their ESIs (patience sorting).
+  uint32_t OutOfOrder() const {
+    std::vector<uint32_t> tails;
+    for (uint32_t e : esis) {
+      auto it = std::lower_bound(tails.begin(), tails.end(), e);
+      if (it == tails.end()) tails.push_back(e);
+      else *it = e;
+    }
+    return frames - static_cast<uint32_t>(tails.size());
+  }
+};
+
+// The checks above, against the server's view once it handed out all it will.
+void check_stream(const char* what, const StreamTally& t, const tcp::ConnectionSnapshot& end) {
+  const uint32_t pushed = static_cast<uint32_t>(t.sent->size());
+  CHECK_MSG(t.exact == t.frames, "%s: %u of %u frames bit-exact", what, t.exact, t.frames);
+  CHECK_MSG(t.twice == 0, "%s: %u packets twice", what, t.twice);
+  CHECK_MSG(t.OutOfOrder() <= end.pool.refreshed, "%s: %u frames out of order, %llu replacements",
+            what, t.OutOfOrder(), static_cast<unsigned long long>(end.pool.refreshed));
+  CHECK_MSG(t.frames + end.pool.queued + end.pool.refreshed == pushed,
+            "%s: %u read + %u left + %llu replaced != %u pushed", what, t.frames, end.pool.queued,
+            static_cast<unsigned long long>(end.pool.refreshed), pushed);
+  CHECK_EQ(end.pool.refreshed, end.stats.fresh_frames);
+  CHECK_EQ(end.pool.evicted, 0u);
+}
+
+// Reads connection id's stream on fd until it has every data frame the
+// server handed out: all `pushed` packets reached its pool, the pool is
+// down to its reserve (no more new data), and as many frames were read as
+// it gave out (sent_data: the replacements took positions already
+// counted). *end: the server's view then. false if that did not happen
+// within 30 s (a bound against hanging, not a threshold: a working server
+// gets there in well under a second).
+bool read_stream(int fd, tcp::Service& service, uint32_t id, uint32_t reserve, StreamTally* t,
+                 tcp::ConnectionSnapshot* end) {
+  const uint64_t pushed = t->sent->size();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::vector<uint8_t> frame;
+  while (std::chrono::steady_clock::now() < until) {
+    tcp::ConnectionSnapshot s;
+    if (service.Snapshot(id, &s) && s.pool.pushed == pushed && s.pool.queued <= reserve &&
+        t->frames == s.pool.sent_data) {
+      *end = s;
+      return true;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10) > 0) {
+      // Segments hold whole frames, and these are shorter than a segment:
+      // a readable byte is a whole frame (read_frame waits for it otherwise).
+      if (!read_frame(fd, &frame)) return false;
+      t->Add(frame);
+    }
+  }
+  return false;
+}
+
 void run_service_test() {
   // The engine: one channel, unpaced.
   std::shared_ptr<replicate::Engine> engine =
@@ -198,7 +292,8 @@ void run_service_test() {
   CHECK(frame == std::vector<uint8_t>(control, control + sizeof control));
 
   // The channel's stream: the connection joins, the engine gets packets of
-  // several lengths and blocks; the client reads them all, in order.
+  // several lengths and blocks; the client reads them all, in order
+  // (StreamTally: what a retransmission replaced aside).
   CHECK_EQ(service.AddMember(kChannel, id), 0);
   CHECK_EQ(service.AddMember(kChannel, id), 0);  // present: no-op
   CHECK_EQ(service.AddMember(kChannel + 1, id), ENOENT);
@@ -216,16 +311,16 @@ void run_service_test() {
       if (accepted == 0) usleep(1000);
     }
   }
-  uint32_t good = 0;
-  for (uint32_t i = 0; i < kPackets; ++i) {
-    if (!read_frame(fd, &frame)) {
-      std::fprintf(stderr, "read_frame %u: %s\n", i, std::strerror(errno));
-      break;
-    }
-    if (frame == sent[i]) ++good;
-    else if (good == i) std::fprintf(stderr, "frame %u differs (%zu bytes)\n", i, frame.size());
-  }
-  CHECK_EQ(good, kPackets);
+  // Every packet but the reserve, in order, unless a retransmission
+  // refreshed some (see StreamTally).
+  StreamTally tally(&sent);
+  tcp::ConnectionSnapshot end;
+  CHECK(read_stream(fd, service, id, reserve, &tally, &end));
+  check_stream("loopback", tally, end);
+  std::printf("# loopback: %u frames read, %llu retransmitted segments, %llu replacements, "
+              "%u out of order\n",
+              tally.frames, static_cast<unsigned long long>(end.stats.retransmitted_segments),
+              static_cast<unsigned long long>(end.pool.refreshed), tally.OutOfOrder());
 
   // What the client writes comes back as data events, in order.
   const std::string hello = "frames from the client, unparsed";
@@ -411,7 +506,7 @@ void run_loss_test() {
 }
 
 // Many clients at once, each a member of the channel: every one reads the
-// whole stream, in order, while the others do.
+// whole stream, in order (StreamTally), while the others do.
 void run_many_clients_test() {
   constexpr int kClients = 32;
   constexpr uint32_t kCount = 400;
@@ -432,6 +527,7 @@ void run_many_clients_test() {
     return;
   }
   std::vector<int> fds;
+  std::vector<uint32_t> ids;
   size_t cursor = 0;
   for (int i = 0; i < kClients; ++i) {
     int fd = connect_client();
@@ -440,6 +536,7 @@ void run_many_clients_test() {
     fds.push_back(fd);
     const uint32_t id = events.wait(tcp::ServiceEvent::kOpen, 0, &cursor).id;
     CHECK(id != 0);
+    ids.push_back(id);
     CHECK_EQ(service.AddMember(kChannel, id), 0);
   }
   CHECK_EQ(service.stats().connections, static_cast<uint32_t>(kClients));
@@ -454,18 +551,28 @@ void run_many_clients_test() {
       if (accepted == 0) usleep(1000);
     }
   }
+  // Each reads its whole stream (every packet but the reserve, in order,
+  // unless a retransmission refreshed some: StreamTally).
   std::vector<std::thread> readers;
   std::atomic<int> complete{0};
-  for (int fd : fds) {
-    readers.emplace_back([&, fd] {
-      std::vector<uint8_t> frame;
-      for (uint32_t i = 0; i < kCount; ++i)
-        if (!read_frame(fd, &frame) || frame != sent[i]) return;
+  std::atomic<uint64_t> refreshed{0};
+  for (int i = 0; i < kClients; ++i) {
+    readers.emplace_back([&, i] {
+      StreamTally tally(&sent);
+      tcp::ConnectionSnapshot end;
+      const bool whole = read_stream(fds[i], service, ids[i], config.listener.pool.reserve,
+                                     &tally, &end);
+      CHECK_MSG(whole, "client %d read %u frames", i, tally.frames);
+      if (!whole) return;
+      check_stream("client", tally, end);
+      refreshed += end.pool.refreshed;
       ++complete;
     });
   }
   for (auto& t : readers) t.join();
   CHECK_EQ(complete.load(), kClients);
+  std::printf("# %d clients: %llu replacements\n", kClients,
+              static_cast<unsigned long long>(refreshed.load()));
   for (int fd : fds) close(fd);
   // Each client's close ends its connection.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -478,18 +585,31 @@ void run_many_clients_test() {
 
 // Over a veth pair (MTU 1500, a second namespace holding the client): the
 // packets of a real link, CHECKSUM_PARTIAL from the peer's stack, segments
-// that fill the MTU with the timestamp option. The client runs in a
-// grandchild that made its own namespace; the veth end moves into it.
+// that fill the MTU with the timestamp option. Run twice: with GSO trains
+// (the packet socket; frames of five lengths in turn, so a train is at most
+// a segment and a shorter one after it, and every cut must fall right for
+// the frames to arrive bit-exact and in order, StreamTally's checks) and
+// with the routed socket alone (max_train_segments 0). The client runs in
+// a grandchild that made its own namespace; the veth end moves into it.
 constexpr uint32_t kVethServer = 0x0a4d0001;  // 10.77.0.1
 constexpr uint32_t kVethPackets = 2000;
+constexpr uint32_t kVethReserve = 16;  // FramePoolConfig's default reserve
 
 std::vector<uint8_t> veth_packet(uint32_t i) {
   return alc(static_cast<uint8_t>(i / 100), i, 1000 + (i % 5) * 110);
 }
 
-// The grandchild: its own namespace, c0, a kernel client. Exit 0 if every
-// frame arrived bit-exact and in order.
-int veth_client(int ready_fd, int go_fd) {
+// What the veth client read, sent to the test through a pipe: the server's
+// side of StreamTally's checks is in this process.
+struct VethTally {
+  uint32_t frames, exact, twice, out_of_order, clean_end;
+};
+
+// The grandchild: its own namespace, c0, a kernel client. Reads frames
+// until the server's FIN (it closes once everything it will send is
+// acknowledged), writes its tally to tally_fd, then its bytes to the
+// server, then closes. Exit 0 if that all went as planned.
+int veth_client(int ready_fd, int go_fd, int tally_fd) {
   if (unshare(CLONE_NEWNET) != 0) return 10;
   char c = 'r';
   if (write(ready_fd, &c, 1) != 1 || read(go_fd, &c, 1) != 1) return 11;
@@ -500,7 +620,7 @@ int veth_client(int ready_fd, int go_fd) {
   // The link takes a moment to come up (IPv4 DAD does not apply; carrier does).
   for (int tries = 0; tries < 50 && fd < 0; ++tries) {
     fd = socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{5, 0};
+    timeval tv{30, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
@@ -513,30 +633,43 @@ int veth_client(int ready_fd, int go_fd) {
     }
   }
   if (fd < 0) return 13;
+  std::vector<std::vector<uint8_t>> sent;
+  for (uint32_t i = 0; i < kVethPackets + kVethReserve; ++i) sent.push_back(veth_packet(i));
+  StreamTally tally(&sent);
   std::vector<uint8_t> frame;
-  for (uint32_t i = 0; i < kVethPackets; ++i) {
-    if (!read_frame(fd, &frame)) return 14;
-    if (frame != veth_packet(i)) return 15;
+  VethTally out{};
+  while (true) {
+    // A frame, or the FIN where a frame would start.
+    uint8_t len[2];
+    const ssize_t r = read(fd, len, 1);
+    if (r == 0) {
+      out.clean_end = 1;
+      break;
+    }
+    if (r < 0 || !read_exact(fd, len + 1, 1)) break;
+    frame.resize((len[0] << 8) | len[1]);
+    if (!read_exact(fd, frame.data(), frame.size())) break;
+    tally.Add(frame);
   }
+  out.frames = tally.frames;
+  out.exact = tally.exact;
+  out.twice = tally.twice;
+  out.out_of_order = tally.OutOfOrder();
+  if (write(tally_fd, &out, sizeof out) != static_cast<ssize_t>(sizeof out)) return 14;
   const char hello[] = "over veth";
   if (write(fd, hello, sizeof hello - 1) != static_cast<ssize_t>(sizeof hello - 1)) return 16;
-  // Wait for the server's FIN (it closes after our data): read gives 0.
-  uint8_t b[4096];
-  ssize_t r;
-  while ((r = read(fd, b, sizeof b)) > 0) {
-  }
   close(fd);
-  return r == 0 ? 0 : 17;
+  return out.clean_end ? 0 : 17;
 }
 
-void run_veth_test() {
+void run_veth_test(bool gso) {
   // The client's process first, while this one has no thread of its own
   // (a fork of a threaded process may only call async-signal-safe code).
-  int ready[2], go[2];
-  CHECK(pipe(ready) == 0 && pipe(go) == 0);
+  int ready[2], go[2], tally_pipe[2];
+  CHECK(pipe(ready) == 0 && pipe(go) == 0 && pipe(tally_pipe) == 0);
   std::fflush(stdout);
   pid_t pid = fork();
-  if (pid == 0) _exit(veth_client(ready[1], go[0]));
+  if (pid == 0) _exit(veth_client(ready[1], go[0], tally_pipe[1]));
   char c;
   CHECK_EQ(read(ready[0], &c, 1), 1);
   CHECK(sh("ip link set c0 netns " + std::to_string(pid)));
@@ -550,6 +683,8 @@ void run_veth_test() {
   tcp::ServiceConfig config;
   config.listener.local = tcp::Endpoint4{kVethServer, kPort};
   config.listener.pool.pool_packets = 8192;
+  if (!gso) config.max_train_segments = 0;
+  CHECK_EQ(config.listener.pool.reserve, kVethReserve);
   Events events;
   tcp::Service service(config, engine, &events);
   events.service = &service;
@@ -567,32 +702,69 @@ void run_veth_test() {
   CHECK(id != 0);
   CHECK_EQ(service.AddMember(kChannel, id), 0);
   CHECK_EQ(engine->barrier(), 0);
-  for (uint32_t i = 0; i < kVethPackets + config.listener.pool.reserve; ++i) {
-    std::vector<uint8_t> p = veth_packet(i);
+  std::vector<std::vector<uint8_t>> sent;
+  for (uint32_t i = 0; i < kVethPackets + kVethReserve; ++i) {
+    sent.push_back(veth_packet(i));
     uint32_t accepted = 0;
     while (accepted == 0) {
-      engine->push_packets(kChannel, p.data(), static_cast<uint32_t>(p.size()), 1, &accepted);
+      engine->push_packets(kChannel, sent.back().data(), static_cast<uint32_t>(sent.back().size()),
+                           1, &accepted);
       if (accepted == 0) usleep(1000);
     }
   }
-  // Its bytes, then we close.
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Once all it will send is acknowledged, we close; the client reads to
+  // our FIN, then sends its bytes.
+  tcp::ConnectionSnapshot end;
+  bool drained = false;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!drained && std::chrono::steady_clock::now() < until) {
+    drained = service.Snapshot(id, &end) && end.pool.pushed == sent.size() &&
+              end.pool.queued <= kVethReserve && end.stats.flight == 0;
+    if (!drained) usleep(5000);
+  }
+  CHECK(drained);
+  service.Close(id);
+  until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (events.data_of(id) != "over veth" && std::chrono::steady_clock::now() < until)
     usleep(5000);
   CHECK(events.data_of(id) == "over veth");
-  service.Close(id);
   int status = 0;
   waitpid(pid, &status, 0);
   CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "veth client exit %d",
             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  // The client's frames against what the server handed out (StreamTally).
+  VethTally vt{};
+  CHECK_EQ(read(tally_pipe[0], &vt, sizeof vt), static_cast<ssize_t>(sizeof vt));
+  CHECK_EQ(vt.clean_end, 1u);
+  CHECK_EQ(vt.exact, vt.frames);
+  CHECK_EQ(vt.twice, 0u);
+  CHECK(vt.out_of_order <= end.pool.refreshed);
+  CHECK_EQ(vt.frames + end.pool.queued + end.pool.refreshed, sent.size());
+  CHECK_EQ(vt.frames, end.pool.sent_data);
+  CHECK_EQ(end.pool.refreshed, end.stats.fresh_frames);
   tcp::ServiceEvent closed = events.wait(tcp::ServiceEvent::kClose, id, &cursor);
   CHECK_EQ(closed.reason, tcp::CloseReason::kNormal);
   tcp::ServiceStats s = service.stats();
   CHECK_EQ(s.bad_segments, 0u);
   CHECK_EQ(s.send_errors, 0u);
-  std::printf("# veth: %llu segments in, %llu out, %llu retransmitted\n",
-              static_cast<unsigned long long>(s.segments_in),
+  CHECK_EQ(s.packet_path, gso);
+  if (gso) {
+    // The SYN came over Ethernet: everything left by the packet socket,
+    // some of it as GSO packets of several segments.
+    CHECK_EQ(s.packet_path_error, 0);
+    CHECK(s.gso_packets > 0);
+    CHECK_EQ(s.gso_segments, s.segments_out);
+    CHECK(s.packets_out < s.segments_out);
+  } else {
+    CHECK_EQ(s.gso_packets, 0u);
+    CHECK_EQ(s.gso_segments, 0u);
+    CHECK_EQ(s.packets_out, s.segments_out);
+  }
+  std::printf("# veth (%s): %llu segments in, %llu out in %llu packets (%llu GSO), %llu retransmitted\n",
+              gso ? "GSO" : "routed", static_cast<unsigned long long>(s.segments_in),
               static_cast<unsigned long long>(s.segments_out),
+              static_cast<unsigned long long>(s.packets_out),
+              static_cast<unsigned long long>(s.gso_packets),
               static_cast<unsigned long long>(s.retransmitted_segments));
   service.Stop();
   engine->stop();
@@ -656,6 +828,9 @@ void run_backpressure_test() {
 
 }  // namespace
 
+void run_veth_gso_test() { run_veth_test(true); }
+void run_veth_routed_test() { run_veth_test(false); }
+
 int main() {
   if (geteuid() != 0 || !sh("nft --version")) {
     std::printf("# skipped: needs root and `nft` (the host's stack must not answer the port)\n");
@@ -681,9 +856,10 @@ int main() {
                                 "'{ type filter hook input priority 0; }' && "
                                 "nft add rule inet t in ip daddr 10.77.0.1 tcp dport " +
                                 std::to_string(kPort) + " drop";
-  in_new_netns(run_veth_test, {"ip link set lo up", "ip link add name s0 type veth peer name c0",
-                               "ip link set s0 up", "ip addr add 10.77.0.1/24 dev s0",
-                               veth_rule.c_str()});
+  for (void (*veth)() : {run_veth_gso_test, run_veth_routed_test}) {
+    in_new_netns(veth, {"ip link set lo up", "ip link add name s0 type veth peer name c0",
+                        "ip link set s0 up", "ip addr add 10.77.0.1/24 dev s0", veth_rule.c_str()});
+  }
   if (g_failures) {
     std::fprintf(stderr, "tcp_service_test: %d of %d checks failed\n", g_failures.load(),
                  g_checks.load());

@@ -226,6 +226,15 @@ describe('serve --tcp', () => {
     expect((await serve(['--tcp', '9443'])).factory.servers[0].options).toMatchObject({ address: '127.0.0.1', port: 9443 });
   });
 
+  test('--tcp-gso reaches the native server; out of 0..64 it is a usage error naming the range', async () => {
+    expect((await serve(['--tcp', '--tcp-gso', '0'])).factory.servers[0].options).toMatchObject({ gsoSegments: 0 });
+    expect((await serve(['--tcp', '--tcp-gso', '16'])).factory.servers[0].options).toMatchObject({ gsoSegments: 16 });
+    expect((await serve(['--tcp'])).factory.servers[0].options).not.toHaveProperty('gsoSegments');
+    const bad = await serve(['--tcp', '--tcp-gso', '65']);
+    expect(bad.errors).toMatch(/--tcp-gso is an integer 0\.\.64/);
+    expect(bad.factory.servers).toHaveLength(0);
+  });
+
   test('an IPv6 address, a port 0 or a name: usage errors', async () => {
     for (const bad of ['[::1]:443', '0', 'example.com:443', '1.2.3:80']) {
       const r = await serve(['--tcp', bad]);
@@ -241,5 +250,7 @@ describe('serve --tcp', () => {
     expect(() => program.parse(['node', 'rqcast', 'serve', '--help'])).toThrow();
     expect(help).toMatch(/--tcp \[addr:port\]\s+also serve over TCP/);
     expect(help).toMatch(/rqcast_tcp_PORT/);
+    expect(help).toMatch(/--tcp-gso <segments>\s+with --tcp: TCP segments per GSO packet at\s+most, 0\.\.64/);
+    expect(help).toMatch(/GSO packet \(--tcp-gso, 0 to turn off\)/);
   });
 });

@@ -21,6 +21,24 @@ export interface TcpSegmentRecord {
   /** TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10). */
   flags: number;
   payload: Buffer;
+  /**
+   * Whether the TCP checksum (RFC 9293 §3.1, over the pseudo-header) is
+   * right. A capture on the sender's side sees it unfilled when the device
+   * finishes it (checksum offload): test it only where it was computed
+   * before the capture (offload off).
+   */
+  checksumOk: boolean;
+}
+
+/** RFC 1071 sum of the TCP segment at frame[tcp, end) with its IPv4 pseudo-header: 0xffff when the checksum is right. */
+function tcpChecksumOk(frame: Buffer, ip: number, tcp: number, end: number): boolean {
+  let sum = 6 + (end - tcp);
+  for (let i = ip + 12; i < ip + 20; i += 2) sum += frame.readUInt16BE(i);
+  let i = tcp;
+  for (; i + 1 < end; i += 2) sum += frame.readUInt16BE(i);
+  if (i < end) sum += frame[i] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum === 0xffff;
 }
 
 const LINKTYPE_ETHERNET = 1;
@@ -111,6 +129,7 @@ export function readTcpSegments(file: string): TcpSegmentRecord[] {
       ack: frame.readUInt32BE(tcp + 8),
       flags: frame[tcp + 13],
       payload: Buffer.from(frame.subarray(tcp + dataOffset, end)),
+      checksumOk: tcpChecksumOk(frame, ip, tcp, end),
     });
   }
   return out;

@@ -170,6 +170,12 @@ export class TcpServerTransport implements ServerTransport {
       } catch (e) {
         throw new TcpServerStartError((e as { code?: string } | undefined)?.code, { cause: e });
       }
+      // Which way segments leave (docs/ARCHITECTURE.md, TCP): GSO trains
+      // through the packet socket, or each alone through the routed one.
+      const path = native.stats();
+      if (path.packetPath === true) this.log.debug({ gsoSegments: this.o.limits?.gsoSegments ?? 64 }, 'TCP segments leave as GSO packets where the SYN came over Ethernet');
+      else if (path.packetPath === false && this.o.limits?.gsoSegments !== 0)
+        this.log.warn({ errno: path.packetPathError }, 'TCP: the packet socket for GSO was refused; every segment leaves alone through the routed raw socket');
     } catch (e) {
       await this.close();
       throw e;

@@ -25,6 +25,8 @@ export class FakeNativeTcpServer implements NativeTcpServer {
   readonly open = new Set<number>();
   startError?: Error;
   stopped = false;
+  /** What stats() says of the GSO packet path (undefined: says nothing, as an older addon). */
+  packetPath?: { on: boolean; errno: number };
 
   constructor(
     readonly options: NativeTcpServerOptions,
@@ -75,6 +77,7 @@ export class FakeNativeTcpServer implements NativeTcpServer {
       staleFrames: 0,
       retransmittedSegments: 0,
       poolEvicted: 0,
+      ...(this.packetPath ? { packetPath: this.packetPath.on, packetPathError: this.packetPath.errno } : {}),
     };
   }
   connectionStats(): undefined {

@@ -32,6 +32,34 @@ async function opened(options: { maxBufferedBytes?: number } = {}): Promise<Open
 const bytes = (...v: number[]): Uint8Array => Uint8Array.from(v);
 const concat = (...parts: Uint8Array[]): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p)));
 
+describe('the sender path in the log', () => {
+  async function logged(packetPath: { on: boolean; errno: number }, gsoSegments?: number): Promise<{ level: string; obj: object; msg?: string }[]> {
+    const lines: { level: string; obj: object; msg?: string }[] = [];
+    const logger = { debug: (obj: object, msg?: string) => lines.push({ level: 'debug', obj, msg }), warn: (obj: object, msg?: string) => lines.push({ level: 'warn', obj, msg }) };
+    const factory = fakeFactory((s) => (s.packetPath = packetPath));
+    const t = new TcpServerTransport({ address: '10.0.0.1', port: 4433, createServer: factory, hostFilter: new FakeHostFilter(), logger, ...(gsoSegments !== undefined ? { limits: { gsoSegments } } : {}) });
+    await t.open({ control: () => {}, error: () => {}, peerGone: () => {} });
+    await t.close();
+    return lines;
+  }
+
+  test('GSO on: said at debug level', async () => {
+    const lines = await logged({ on: true, errno: 0 });
+    expect(lines).toEqual([{ level: 'debug', obj: { gsoSegments: 64 }, msg: expect.stringMatching(/GSO/) as unknown as string }]);
+  });
+
+  test('the packet socket refused: a warning with the errno, naming the path taken instead', async () => {
+    const lines = await logged({ on: false, errno: 1 });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'warn', obj: { errno: 1 } });
+    expect(lines[0].msg).toMatch(/routed raw socket/);
+  });
+
+  test('turned off (--tcp-gso 0): nothing to warn of', async () => {
+    expect(await logged({ on: false, errno: 0 }, 0)).toEqual([]);
+  });
+});
+
 describe('open and close', () => {
   test('the host filter goes in before the native server starts, with the address, port and limits; close stops it, then removes the filter', async () => {
     const order: string[] = [];
