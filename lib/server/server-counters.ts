@@ -66,7 +66,18 @@ export function serverCounters(parts: {
   content: ChannelContentCounters;
 }): ServerCounters {
   // Passes by need (passesEndedEarly, blocksSkipped, repairPackets) are counted by streams that keep them: 0 for the others.
-  const sum: Required<StreamCounters> = { passesEndedEarly: 0, blocksSkipped: 0, repairPackets: 0, ...parts.channels[0].stream.counters };
+  const sum: Required<StreamCounters> = {
+    passesEndedEarly: 0,
+    blocksSkipped: 0,
+    repairPackets: 0,
+    needReports: 0,
+    needStale: 0,
+    needAhead: 0,
+    needBeyondLedger: 0,
+    needUnknownBlocks: 0,
+    needClamped: 0,
+    ...parts.channels[0].stream.counters,
+  };
   for (const ch of parts.channels.slice(1)) {
     for (const k of Object.keys(sum) as (keyof StreamCounters)[]) sum[k] += ch.stream.counters[k] ?? 0;
   }

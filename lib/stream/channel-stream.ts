@@ -148,6 +148,14 @@ export interface StreamCounters {
   passesEndedEarly?: number;
   blocksSkipped?: number;
   repairPackets?: number;
+  /** NEED reports applied, dropped as older than the member's last, dated ahead of the stream, older than the ledger (need-table.ts). */
+  needReports?: number;
+  needStale?: number;
+  needAhead?: number;
+  needBeyondLedger?: number;
+  /** Blocks NEED reports named that the stream does not send (ignored), and needs above K (taken as K). */
+  needUnknownBlocks?: number;
+  needClamped?: number;
 }
 
 const SEQ_MOD = 2 ** 32;
@@ -209,7 +217,10 @@ export class ChannelStream {
         blocks.push(this.scheduled(obj, sbn));
       }
     });
-    if (options.needs === true) this.needTable = new NeedTable();
+    if (options.needs === true) {
+      Object.assign(this.counters, { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0, needUnknownBlocks: 0, needClamped: 0 });
+      this.needTable = new NeedTable(undefined, this.counters as NeedTableCounters);
+    }
     this.schedule = new StreamSchedule({
       blocks,
       fdtBlocks: this.fdt.allocator.sourceBlocks,
@@ -349,11 +360,6 @@ export class ChannelStream {
     return out;
   }
 
-  /** The members' need state (undefined without ChannelStreamOptions.needs). */
-  get needCounters(): NeedTableCounters | undefined {
-    return this.needTable?.counters;
-  }
-
   /** `member` (a peer key) became a destination: until it reports, its needs are unknown (fixed passes). */
   expectNeed(member: string): void {
     this.needTable?.expect(member);
@@ -391,6 +397,8 @@ export class ChannelStream {
       }
     }
     verdict.applied = this.needTable.report(member, report.rqseq, report.loss / NEED_LOSS_SCALE, blocks);
+    (this.counters.needUnknownBlocks as number) += verdict.unknownBlocks;
+    (this.counters.needClamped as number) += verdict.clamped;
     return verdict;
   }
 

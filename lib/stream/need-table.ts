@@ -70,7 +70,7 @@ interface Member {
 }
 
 export class NeedTable {
-  readonly counters: NeedTableCounters = { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
+  readonly counters: NeedTableCounters;
   /** Changes with every report, member added or forgotten (the schedule's cache key). */
   version = 0;
   private readonly members = new Map<string, Member>();
@@ -86,7 +86,8 @@ export class NeedTable {
   /** Blocks a report raised above what was built (schedule.ts: repair turns). */
   private raised = new Set<number>();
 
-  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS) {
+  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters) {
+    this.counters = counters ?? { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
     this.segStart = new Float64Array(ledgerSegments);
     this.segCount = new Int32Array(ledgerSegments);
     this.segBlock = new Int32Array(ledgerSegments);
