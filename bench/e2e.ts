@@ -7,6 +7,7 @@
 //   npm run bench:e2e -- --quick     16 MiB
 //   options: --bytes N  --rate MBIT  --receivers N  --loss 0,5  --only rqcast|uftp
 //            --serve-args "..." (extra rqcast serve options)
+//            --fetch-args "..." (extra rqcast fetch options, e.g. --no-need: the fixed passes)
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
 //
 // Fairness:
@@ -57,6 +58,8 @@ const ONLY = opt('--only');
 /** Extra `rqcast serve` options, e.g. --serve-args "--memory 128 --pass-overhead 10" (a sliding window). */
 const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIXED = !argv.includes('--no-mixed');
+/** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
+const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 const BUF = 8 * 1024 * 1024;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
@@ -208,7 +211,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     outs.push(path.join(outDir, path.basename(source)));
     return bed.spawn(
       c.ns,
-      timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
+      timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`, ...FETCH_ARGS)),
       { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
     );
   });
