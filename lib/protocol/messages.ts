@@ -116,7 +116,7 @@ export interface NeedEntry {
 }
 
 /** Client -> server: what one channel's blocks still need at the client
- * (docs/PROTOCOL.md §4.9), as of the highest sequence number `rqseq` it
+ * (docs/PROTOCOL.md §4.11), as of the highest sequence number `rqseq` it
  * had received, with its observed loss fraction `loss` (1/65536ths). */
 export interface NeedMessage {
   type: MessageType.Need;

@@ -1,6 +1,6 @@
 /**
  * NEED (type 8), client -> server: how many symbols one channel's blocks
- * still need at this client (docs/PROTOCOL.md §4.9, semantics §7a).
+ * still need at this client (docs/PROTOCOL.md §4.11, semantics §7a).
  *
  *   header(8) | cookieLen u8 | cookie | tsi u32 | rqseq u32 | loss u16
  *             | count u8 | count x (toi u32 | firstSbn u8 | lastSbn u8 | need u16)
