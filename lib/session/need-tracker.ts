@@ -7,9 +7,10 @@
  * its ledger and one target per block named, so a (client, channel) gets at
  * most `burst` reports at once and `perSecond` after that (a token bucket);
  * the others are dropped and counted. An honest client sends one every
- * ~10 ms and a few more when blocks complete (lib/client/need-reporter.ts),
- * well inside the default 200 per second. Who may report at all (a cookie
- * for the sender's address, a session, one of its unicast channels) is the
+ * ~10 ms, one every 256 packets and one when the packets move to another
+ * block (lib/client/need-reporter.ts): at 200 Mbit/s about 175 a second,
+ * well inside the default 1000. Who may report at all (a cookie for the
+ * sender's address, a session, one of its unicast channels) is the
  * manager's check; what a report may claim (blocks the stream sends, needs
  * up to K, a sequence number not older than the last) is the stream's
  * (lib/stream/channel-stream.ts reportNeed, need-table.ts).
@@ -19,9 +20,9 @@
  */
 
 export interface NeedTrackerOptions {
-  /** Reports per second per (client, channel) in the long run. Default 200. */
+  /** Reports per second per (client, channel) in the long run. Default 1000. */
   perSecond?: number;
-  /** Reports at once. Default 20. */
+  /** Reports at once. Default 50. */
   burst?: number;
 }
 
@@ -36,8 +37,8 @@ export class NeedTracker<K> {
   private readonly buckets = new Map<K, Map<number, Bucket>>();
 
   constructor(options: NeedTrackerOptions = {}) {
-    this.perSecond = options.perSecond ?? 200;
-    this.burst = options.burst ?? 20;
+    this.perSecond = options.perSecond ?? 1000;
+    this.burst = options.burst ?? 50;
     if (!(this.perSecond > 0 && Number.isFinite(this.perSecond))) throw new RangeError('perSecond must be a positive number');
     if (!(Number.isInteger(this.burst) && this.burst >= 1)) throw new RangeError('burst must be a positive integer');
   }
