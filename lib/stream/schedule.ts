@@ -206,7 +206,7 @@ export class StreamSchedule {
   private readonly passWanted: boolean[] = [];
   /** Blocks whose pass ended in this cycle of the order (needs only): repair candidates. */
   private readonly ended = new Set<number>();
-  /** Blocks waiting for repair turns, ascending, each pinned once. */
+  /** Blocks waiting for repair turns, ascending (not pinned: served while the cache holds them). */
   private repairs: number[] = [];
   /** needs.version when `othersWanted` was computed, and its answer. */
   private wantedVersion = -1;
@@ -289,7 +289,6 @@ export class StreamSchedule {
       if (this.sliding) this.gate.unpin(this.nextBlock);
       for (const i of this.prefetch) this.gate.unpin(i);
       this.prefetch = [];
-      for (const i of this.repairs) this.gate.unpin(i);
       this.repairs = [];
     }
     this.state = 'closed';
@@ -379,10 +378,13 @@ export class StreamSchedule {
 
   /**
    * A repair turn (needs): the first block waiting for repair (ascending)
-   * that is prepared, some member still needs and has quota left in its
-   * pass; blocks no longer needed, unknown or at their quota leave the
+   * that is still prepared, some member still needs and has quota left in
+   * its pass; blocks no longer needed, unknown or at their quota leave the
    * queue. Reports that raised a block whose pass ended this cycle put it
-   * in the queue (pinned until it leaves).
+   * in the queue. A repair pins nothing: a block the cache has released is
+   * not prepared again for a repair (that would cost a whole block's solve
+   * and memory beyond the window's budget); it waits for its next pass, and
+   * for a repair while the cache still holds it.
    */
   private repairTurn(room: number): Turn | undefined {
     const needs = this.needs as BlockNeeds;
@@ -390,7 +392,6 @@ export class StreamSchedule {
       if (!this.ended.has(b) || this.repairs.includes(b) || this.window.includes(b)) continue;
       this.repairs.push(b);
       this.repairs.sort((x, y) => x - y);
-      this.gate.pin(b);
     }
     for (let k = 0; k < this.repairs.length; ) {
       const b = this.repairs[k];
@@ -398,7 +399,6 @@ export class StreamSchedule {
       const left = this.blocks[b].quota - (this.blockPass[b] ?? 0);
       if (w === undefined || w <= 0 || left <= 0) {
         this.repairs.splice(k, 1);
-        this.gate.unpin(b);
         continue;
       }
       if (!this.gate.ready(b)) {
@@ -487,10 +487,7 @@ export class StreamSchedule {
       this.ended.delete(entering);
       this.blockPass[entering] = 0;
       const r = this.repairs.indexOf(entering);
-      if (r >= 0) {
-        this.repairs.splice(r, 1);
-        this.gate.unpin(entering);
-      }
+      if (r >= 0) this.repairs.splice(r, 1);
     }
     // The cycle may come back round to a block still in the window (one with
     // a large quota beside small ones): it keeps its slot and its count for
