@@ -451,6 +451,26 @@ export class StreamSchedule {
   }
 
   /**
+   * Needs: from `from` on in cyclic order (outside the window), the first
+   * block not known to be unneeded, so that a block every member has is not
+   * prepared only to be skipped; `from` itself if there is none.
+   */
+  private firstNeeded(from: number): number {
+    const n = this.blocks.length;
+    let skipped = 0;
+    for (let k = 0; k < n; k++) {
+      const i = (from + k) % n;
+      if (this.window.includes(i)) continue;
+      if (!this.unwanted(i)) {
+        (this.counters.blocksSkipped as number) += skipped;
+        return i;
+      }
+      skipped++;
+    }
+    return from;
+  }
+
+  /**
    * Needs: no member needs block `index` any more (each reported it
    * complete, or has what is built), and some block of the channel is still
    * needed or unknown. When nothing at all is needed, passes stay fixed.
@@ -495,6 +515,7 @@ export class StreamSchedule {
     // block never holds two slots. W < n while sliding, so one is outside.
     let next = (this.nextBlock + 1) % this.blocks.length;
     while (this.window.includes(next)) next = (next + 1) % this.blocks.length;
+    if (this.needs !== undefined) next = this.firstNeeded(next);
     this.nextBlock = next;
     this.gate.pin(this.nextBlock);
     this.refreshPrefetch();
