@@ -61,6 +61,8 @@ const MIXED = !argv.includes('--no-mixed');
 /** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
 const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 const BUF = 8 * 1024 * 1024;
+/** rqcast's default symbol size (T): source symbols = bytes / T. */
+const SYMBOL_SIZE = 1280;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
 const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
@@ -85,6 +87,9 @@ interface Run {
   /** Each receiver's, in launch order (a receiver that joins late in block 0's pass gets it in the next pass: its digest waits for it). */
   startup_ms_each?: (number | null)[];
   tail_ms_each?: (number | null)[];
+  packets_vs_source_each?: (number | null)[];
+  socket_drops_each?: (number | null)[];
+  budget_drops_each?: (number | null)[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -247,6 +252,10 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     tail_ms: worst('tailMs'),
     startup_ms_each: summaries.map((j) => (typeof j?.startupMs === 'number' ? j.startupMs : null)),
     tail_ms_each: summaries.map((j) => (typeof j?.tailMs === 'number' ? j.tailMs : null)),
+    // Counts: the data packets each receiver read (after the nftables loss) over the source symbols, and what its socket or memory budget dropped.
+    packets_vs_source_each: summaries.map((j) => (typeof j?.packetsReceived === 'number' ? round(j.packetsReceived / Math.ceil(BYTES / SYMBOL_SIZE), 3) : null)),
+    socket_drops_each: summaries.map((j) => (typeof j?.socketDrops === 'number' ? j.socketDrops : null)),
+    budget_drops_each: summaries.map((j) => (typeof j?.budgetDrops === 'number' ? j.budgetDrops : null)),
   };
 }
 
@@ -310,6 +319,9 @@ async function main(): Promise<void> {
       tail_ms: rq?.tail_ms ?? null,
       startup_ms_each: rq?.startup_ms_each ?? null,
       tail_ms_each: rq?.tail_ms_each ?? null,
+      packets_vs_source_each: rq?.packets_vs_source_each ?? null,
+      socket_drops_each: rq?.socket_drops_each ?? null,
+      budget_drops_each: rq?.budget_drops_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
       client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),
