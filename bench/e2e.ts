@@ -7,6 +7,7 @@
 //   npm run bench:e2e -- --quick     16 MiB
 //   options: --bytes N  --rate MBIT  --receivers N  --loss 0,5  --only rqcast|uftp
 //            --serve-args "..." (extra rqcast serve options)
+//            --fetch-args "..." (extra rqcast fetch options, e.g. --no-need: the fixed passes)
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
 //
 // Fairness:
@@ -59,7 +60,11 @@ const ONLY = opt('--only');
 /** Extra `rqcast serve` options, e.g. --serve-args "--memory 128 --pass-overhead 10" (a sliding window). */
 const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIXED = !argv.includes('--no-mixed');
+/** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
+const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 const BUF = 8 * 1024 * 1024;
+/** rqcast's default symbol size (T): source symbols = bytes / T. */
+const SYMBOL_SIZE = 1280;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
 const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
@@ -87,6 +92,9 @@ interface Run {
   /** Each receiver's steps of those (fetch --json startupPhasesMs, tailPhasesMs). */
   startup_phases_each?: unknown[];
   tail_phases_each?: unknown[];
+  packets_vs_source_each?: (number | null)[];
+  socket_drops_each?: (number | null)[];
+  budget_drops_each?: (number | null)[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -213,7 +221,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     outs.push(path.join(outDir, path.basename(source)));
     return bed.spawn(
       c.ns,
-      timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
+      timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`, ...FETCH_ARGS)),
       { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
     );
   });
@@ -251,6 +259,10 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     tail_ms_each: summaries.map((j) => (typeof j?.tailMs === 'number' ? j.tailMs : null)),
     startup_phases_each: summaries.map((j) => j?.startupPhasesMs ?? null),
     tail_phases_each: summaries.map((j) => j?.tailPhasesMs ?? null),
+    // Counts: the data packets each receiver read (after the nftables loss) over the source symbols, and what its socket or memory budget dropped.
+    packets_vs_source_each: summaries.map((j) => (typeof j?.packetsReceived === 'number' ? round(j.packetsReceived / Math.ceil(BYTES / SYMBOL_SIZE), 3) : null)),
+    socket_drops_each: summaries.map((j) => (typeof j?.socketDrops === 'number' ? j.socketDrops : null)),
+    budget_drops_each: summaries.map((j) => (typeof j?.budgetDrops === 'number' ? j.budgetDrops : null)),
   };
 }
 
@@ -316,6 +328,9 @@ async function main(): Promise<void> {
       tail_ms_each: rq?.tail_ms_each ?? null,
       startup_phases_each: rq?.startup_phases_each ?? null,
       tail_phases_each: rq?.tail_phases_each ?? null,
+      packets_vs_source_each: rq?.packets_vs_source_each ?? null,
+      socket_drops_each: rq?.socket_drops_each ?? null,
+      budget_drops_each: rq?.budget_drops_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
       client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),

@@ -100,6 +100,8 @@ export interface FetchCliOptions {
   tcp?: HostPort;
   /** false with --no-resume. */
   resume?: boolean;
+  /** false with --no-need. */
+  need?: boolean;
   /** --log-level (absent: no logs). */
   logLevel?: LogLevel;
   /** --log-format (absent: json). */
@@ -169,6 +171,7 @@ function clientOptions(url: RqcastUrl, o: FetchCliOptions): RqcastClientOptions 
     ttlMs: o.ttl,
     untilMs: o.until,
     ack: o.ack,
+    ...(o.need === false ? { need: false } : {}),
     timeoutMs: o.timeout,
     lossRate: o.loss === undefined ? undefined : o.loss / 100,
     memoryBytes: o.memory === undefined ? undefined : o.memory * 2 ** 20,
@@ -334,6 +337,7 @@ export function registerFetchCommand(program: Command): Command {
     .addOption(new Option('--ttl <duration>', 'session time asked for in each JOIN, renewed at half (e.g. 30s, 2m; default 30s)').argParser(optionParser(parseDuration)).conflicts('until'))
     .addOption(new Option('--until <iso>', 'end the session at this absolute time (ISO 8601)').argParser(optionParser(parseAbsoluteTime)))
     .option('--ack', 'ACK mode: report losses, the server replaces them with fresh symbols')
+    .option('--no-need', 'send no NEED reports: by default the client tells the server how many symbols each block still needs, so the server ends a block once every client has enough')
     .addOption(new Option('--timeout <duration>', 'give up after this long without anything from the server').argParser(optionParser(parseDuration)).default(60_000, '60s'))
     .addOption(
       new Option('--memory <MiB>', 'most memory for source blocks not yet decoded (at least two blocks; symbols of others are dropped and resent by the stream)')

@@ -366,12 +366,15 @@ export class RqcastClient extends EventEmitter {
         random: this.random,
         ack,
         ackEveryPackets: o.ackEveryPackets,
+        // NEED over UDP only: a TCP stream is paced by its connection and its sender drops what a full pool cannot take.
+        ...(o.need && !tcp && !o.tap ? { needEveryPackets: o.needEveryPackets } : {}),
         recordEsis: o.recordEsis,
         stats: this.stats,
         ...(this.servers ? { tally: this.servers.tally } : {}),
         ...(this.opts.tap ? { tap: this.opts.tap } : {}),
       },
       ackIntervalMs: o.ackIntervalMs,
+      needIntervalMs: o.needIntervalMs,
       // A TCP connection says itself when the server is gone.
       ...(tcp ? {} : { stallMs: stallAfter(o.ttlMs) }),
     });

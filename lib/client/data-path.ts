@@ -41,6 +41,7 @@ import { ControlMessage, JoinedChannel, MessageType } from '../protocol/messages
 import { normalizeAddress, unmapIPv4 } from '../support/address';
 import type { Datagrams, ServerEndpoint } from '../transport/client-transport';
 import { AckReporter } from './ack-reporter';
+import { NeedReporter } from './need-reporter';
 import type { ClientStats, PacketInfo } from './events';
 import type { ChannelEntry, ObjectRegistry, RegisteredObject } from './object-registry';
 import type { SymbolTally } from './symbol-tally';
@@ -87,6 +88,8 @@ export interface DataPathOptions {
   ack: boolean;
   /** ACK as soon as this many packets of a channel are unreported. */
   ackEveryPackets: number;
+  /** NEED reports (need-reporter.ts): a reporter per channel; one as soon as this many packets are unreported. Absent: none. */
+  needEveryPackets?: number;
   /** Log every (tsi, toi, sbn, esi) in stats.esiLog (the general path for every packet). */
   recordEsis: boolean;
   /** Counters, shared by every data path of the fetch. */
@@ -101,6 +104,7 @@ export interface DataPathOptions {
 interface Channel {
   entry: ChannelEntry;
   ack?: AckReporter;
+  need?: NeedReporter;
   /** Packets taken from the session's own transport (not a group): what the fallback watches. */
   unicastPackets: number;
 }
@@ -147,7 +151,8 @@ export class DataPath {
   /** The channels of the session's first JOINED. */
   addChannels(joined: JoinedChannel[]): void {
     for (const c of joined) {
-      this.channels.set(c.tsi, { entry: this.registry.addChannel(this.source, c), ack: this.o.ack ? new AckReporter() : undefined, unicastPackets: 0 });
+      const need = this.o.needEveryPackets !== undefined && (!c.multicast || c.multicast.unicast) ? new NeedReporter() : undefined;
+      this.channels.set(c.tsi, { entry: this.registry.addChannel(this.source, c), ack: this.o.ack ? new AckReporter() : undefined, need, unicastPackets: 0 });
     }
   }
 
@@ -257,6 +262,11 @@ export class DataPath {
     for (const ch of this.channels.values()) this.sendAck(ch);
   }
 
+  /** A NEED for every channel with something new to report (the owner's NEED timer). */
+  sendNeeds(): void {
+    for (const ch of this.channels.values()) this.sendNeed(ch);
+  }
+
   // ---------------------------------------------------------------------
 
   /** The symbols handed over in this delivery, added to the decoders once. */
@@ -292,7 +302,10 @@ export class DataPath {
     if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;
     else if (s.sequence < 0) stats.replacements++;
-    else if (ch.ack) this.record(ch, s.sequence);
+    else {
+      if (ch.ack) this.record(ch, s.sequence);
+      if (ch.need?.record(s.sequence, s.toi, s.sbn, this.o.needEveryPackets as number)) this.sendNeed(ch);
+    }
     const entry = ch.entry;
     const tap = this.o.tap;
     if (tap) {
@@ -387,7 +400,10 @@ export class DataPath {
     if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;
     else if (replacement) stats.replacements++;
-    else if (ch.ack) this.record(ch, p.sequence as number);
+    else {
+      if (ch.ack) this.record(ch, p.sequence as number);
+      if (ch.need?.record(p.sequence as number, Number(p.toi), p.sbn, this.o.needEveryPackets as number)) this.sendNeed(ch);
+    }
     if (this.o.recordEsis) stats.esiLog.push({ tsi: p.tsi, toi: p.toi, sbn: p.sbn, esi: p.esi, replacement });
     if (this.owner.watchingPackets()) {
       const T = p.oti?.symbolSize ?? ch.entry.tois.get(p.toi)?.oti.symbolSize;
@@ -418,6 +434,28 @@ export class DataPath {
     const ack = ch.ack as AckReporter;
     ack.record(sequence);
     if (ack.unreported >= this.o.ackEveryPackets) this.sendAck(ch);
+  }
+
+  /** The channel's per-block needs (objects not wanted: 0) to its NEED reporter, and the report out. */
+  private sendNeed(ch: Channel): void {
+    const cookie = this.owner.cookie;
+    if (!ch.need || !cookie) return;
+    const entry = ch.entry;
+    const blocks: { toi: number; sbn: number; need: number }[] = [];
+    for (const [toi, obj] of entry.toiNumbers) {
+      if (toi > 0xffffffff || obj.replaced || obj.withdrawn) continue;
+      const done = obj.done || obj.skipped === true;
+      for (let sbn = 0; sbn < obj.oti.sourceBlocks; sbn++) blocks.push({ toi, sbn, need: done ? 0 : obj.receiver.blockNeed(sbn) });
+    }
+    for (const f of entry.fdtInstance?.files ?? []) {
+      const toi = Number(f.toi);
+      if (!entry.ignoredToiNumbers.has(toi) || toi > 0xffffffff || f.oti === undefined) continue;
+      for (let sbn = 0; sbn < f.oti.sourceBlocks; sbn++) blocks.push({ toi, sbn, need: 0 });
+    }
+    const r = ch.need.report(blocks);
+    if (!r) return;
+    this.stats.needsSent++;
+    this.owner.send({ type: MessageType.Need, cookie, tsi: entry.tsi, rqseq: r.rqseq, loss: r.loss, entries: r.entries });
   }
 
   private sendAck(ch: Channel): void {

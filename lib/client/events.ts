@@ -220,6 +220,8 @@ export interface ClientStats {
   /** Datagrams the kernel dropped because the socket's receive buffer was full (Linux; read at the end). */
   socketDrops: number;
   acksSent: number;
+  /** NEED reports sent (need-reporter.ts). */
+  needsSent: number;
   hellosSent: number;
   joinsSent: number;
   renewals: number;
@@ -255,6 +257,7 @@ export function newClientStats(): ClientStats {
     unknownDropped: 0,
     socketDrops: 0,
     acksSent: 0,
+    needsSent: 0,
     hellosSent: 0,
     joinsSent: 0,
     renewals: 0,

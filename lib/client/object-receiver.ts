@@ -275,6 +275,16 @@ export class ObjectReceiver implements BudgetedReceiver {
     return this.Z;
   }
 
+  /**
+   * Symbols block `sbn` still needs (what a NEED reports, need-reporter.ts):
+   * 0 once decoded; else K minus the symbols accepted, at least 1 (a block
+   * that holds K and has not decoded yet may need a few more).
+   */
+  blockNeed(sbn: number): number {
+    if (this.accounting.blockDone[sbn]) return 0;
+    return Math.max(1, this.K[sbn] - this.accounting.fed[sbn]);
+  }
+
   /** Symbols that count towards decoding: K for finished blocks, else min(received, K). */
   get heldSymbols(): number {
     return this.accounting.heldSymbols;

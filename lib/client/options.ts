@@ -55,6 +55,16 @@ export interface RqcastClientOptions {
   ackIntervalMs?: number;
   /** ... or as soon as this many packets of a channel are unreported. Default 256. */
   ackEveryPackets?: number;
+  /**
+   * NEED reports (docs/PROTOCOL.md §7a): tell the server how many symbols
+   * each block still needs, so that it ends a block's pass once every member
+   * has enough. Default true; false: none (the server sends its fixed passes).
+   */
+  need?: boolean;
+  /** A NEED every this many ms while packets arrive. Default 10. */
+  needIntervalMs?: number;
+  /** ... or as soon as this many packets of a channel are unreported. Default 256. */
+  needEveryPackets?: number;
   /** 'progress' events every this many ms. Default 250. */
   progressIntervalMs?: number;
   /**
@@ -199,6 +209,9 @@ export function resolveClientOptions(url: RqcastUrl, o: RqcastClientOptions, cwd
     lossSeed: o.lossSeed,
     ackIntervalMs: positive(o.ackIntervalMs, 'ackIntervalMs', 50),
     ackEveryPackets: Math.round(positive(o.ackEveryPackets, 'ackEveryPackets', 256)),
+    need: o.need ?? true,
+    needIntervalMs: positive(o.needIntervalMs, 'needIntervalMs', 10),
+    needEveryPackets: Math.round(positive(o.needEveryPackets, 'needEveryPackets', 256)),
     progressIntervalMs: positive(o.progressIntervalMs, 'progressIntervalMs', 250),
     recvBufferBytes: Math.min(1 << 30, Math.round(positive(o.recvBufferBytes, 'recvBufferBytes', 32 << 20))),
     recvBatch: Math.min(1024, Math.round(positive(o.recvBatch, 'recvBatch', 256))),

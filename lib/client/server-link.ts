@@ -86,6 +86,8 @@ export interface ServerLinkOptions {
   dataPath: DataPathOptions;
   /** ACK every this many ms (ACK mode). */
   ackIntervalMs: number;
+  /** NEED every this many ms (when dataPath.needEveryPackets is set). Default 10. */
+  needIntervalMs?: number;
   /** A joined UDP session whose unicast data stops for this long says HELLO again (undefined: never). */
   stallMs?: number;
 }
@@ -97,6 +99,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   /** At the session's next deadline. */
   private deadlineTimer?: NodeJS.Timeout;
   private ackTimer?: NodeJS.Timeout;
+  private needTimer?: NodeJS.Timeout;
   private watchTimer?: NodeJS.Timeout;
   /** TSIs of the channels this link's transport carries (not received from a group). */
   private readonly unicastTsis = new Set<number>();
@@ -261,6 +264,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
           }
           this.startWatch(now);
           if (this.o.dataPath.ack) this.ackTimer = setInterval(() => this.dataPath.sendAcks(), this.o.ackIntervalMs);
+          if (this.o.dataPath.needEveryPackets !== undefined) this.needTimer = setInterval(() => this.dataPath.sendNeeds(), this.o.needIntervalMs ?? 10);
           this.host.joined(this, { channels: e.channels, expiresAtMs: e.expiresAtMs });
           this.dataPath.replayPreJoin();
           break;
@@ -371,5 +375,7 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
   private stopAcks(): void {
     if (this.ackTimer) clearInterval(this.ackTimer);
     this.ackTimer = undefined;
+    if (this.needTimer) clearInterval(this.needTimer);
+    this.needTimer = undefined;
   }
 }

@@ -31,6 +31,10 @@ export const ACK_MAX_RANGES = 64;
 /** Largest ACK window, in packets ((windowEnd - windowStart) mod 2^32). */
 export const ACK_MAX_WINDOW = 1 << 20;
 export const ERROR_REASON_MAX_BYTES = 96;
+/** Entries per NEED: 64 of 8 bytes, with the longest cookie, fit CONTROL_MAX_SIZE. */
+export const NEED_MAX_ENTRIES = 64;
+/** NEED's loss field counts in 1/NEED_LOSS_SCALE of the packets. */
+export const NEED_LOSS_SCALE = 65536;
 
 /** Largest COOKIE reply: header, nonce, server time, length, longest cookie. */
 export const COOKIE_MAX_SIZE = CONTROL_HEADER_SIZE + NONCE_SIZE + 8 + 1 + COOKIE_MAX_BYTES;
@@ -79,6 +83,10 @@ export type ControlRejectReason =
   | 'too-many-ranges'
   /** ACK range empty, outside the window, unsorted, overlapping or adjacent. */
   | 'bad-range'
+  /** NEED with no entry or more than NEED_MAX_ENTRIES. */
+  | 'bad-need-count'
+  /** NEED entry with TOI 0 or firstSbn > lastSbn, out of order, overlapping, or one that should be merged with the one before. */
+  | 'bad-need-entry'
   | 'unknown-error-code'
   /** ERROR reason empty-allowed but not printable ASCII, or too long. */
   | 'bad-reason-text'

@@ -22,6 +22,7 @@ import { readHelloBody, writeHelloBody } from './hello';
 import { readJoinBody, writeJoinBody } from './join';
 import { readJoinedBody, writeJoinedBody } from './joined';
 import { readLeaveBody, writeLeaveBody } from './leave';
+import { readNeedBody, writeNeedBody } from './need';
 import { ControlMessage, MessageType } from './messages';
 
 export type ControlDecodeResult =
@@ -59,6 +60,9 @@ export function encodeControl(msg: ControlMessage): Uint8Array {
     case MessageType.Error:
       writeErrorBody(w, msg);
       break;
+    case MessageType.Need:
+      writeNeedBody(w, msg);
+      break;
     default:
       throw new ProtocolEncodeError(`unknown message type ${String((msg as { type: unknown }).type)}`);
   }
@@ -90,6 +94,9 @@ function readBody(r: ControlReader): ControlMessage {
       break;
     case MessageType.Error:
       msg = readErrorBody(r);
+      break;
+    case MessageType.Need:
+      msg = readNeedBody(r);
       break;
   }
   if (r.remaining !== 0) r.fail('trailing-bytes');

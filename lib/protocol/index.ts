@@ -9,6 +9,7 @@ export * from './control-header';
 export { encodeControl, decodeControl } from './control';
 export type { ControlDecodeResult, ControlCounters } from './control';
 export { lostRanges, seqDistance } from './ack';
+export { needEntries } from './need';
 export * from './framing';
 export * from './oti';
 export * from './lct';

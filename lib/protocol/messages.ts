@@ -12,6 +12,7 @@ export enum MessageType {
   Leave = 5,
   Ack = 6,
   Error = 7,
+  Need = 8,
 }
 
 /** Client -> server. Padded by the client so that the server's COOKIE
@@ -105,6 +106,27 @@ export interface AckMessage {
   received: SeqRange[];
 }
 
+/** Blocks firstSbn..lastSbn of object `toi`, each still needing `need` symbols at the client. */
+export interface NeedEntry {
+  toi: number;
+  firstSbn: number;
+  lastSbn: number;
+  /** Symbols the client still needs for each of these blocks: 0 = complete, or not wanted. */
+  need: number;
+}
+
+/** Client -> server: what one channel's blocks still need at the client
+ * (docs/PROTOCOL.md §4.11), as of the highest sequence number `rqseq` it
+ * had received, with its observed loss fraction `loss` (1/65536ths). */
+export interface NeedMessage {
+  type: MessageType.Need;
+  cookie: Uint8Array;
+  tsi: number;
+  rqseq: number;
+  loss: number;
+  entries: NeedEntry[];
+}
+
 export enum ErrorCode {
   BadCookie = 1,
   CookieExpired = 2,
@@ -136,4 +158,5 @@ export type ControlMessage =
   | JoinedMessage
   | LeaveMessage
   | AckMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | NeedMessage;

@@ -20,7 +20,7 @@ import type { SymbolAllocator } from '../content/symbol-allocator';
 import type { FdtChannel } from '../protocol/fdt';
 import type { ServedStream } from '../stream/served-stream';
 import { type BlockPins, ChannelStream, type ChannelStreamOptions, type SymbolSource } from '../stream/channel-stream';
-import type { Peer } from '../session/peer';
+import { type Peer, peerKey } from '../session/peer';
 import type { ReplicatorChannelConfig, ReplicatorChannelCounters } from '../transport/replicator-contract';
 import type { ServerTransport } from '../transport/server-transport';
 import { sinkConfig } from '../transport/multicast/group-config';
@@ -218,6 +218,8 @@ export class ChannelContent {
     ch.objects = next.objects;
     ch.fdt = next.fdt;
     this.c.streams.set(ch.tsi, ch.stream);
+    // The new stream knows no member's needs yet: each is unknown until it reports again (§7a).
+    for (const peer of this.c.members(ch.name)) ch.stream.expectNeed?.(peerKey(peer));
     const g = ch.multicast;
     if (g && next.group) {
       g.stream = next.group;

@@ -397,6 +397,8 @@ export function channelStreamOptions(
     // Small blocks are pinned ahead far enough that none waits for a preparation (schedule.ts).
     prepareAheadPackets: PREPARE_AHEAD_PACKETS,
     pins,
+    // Members' NEED reports end passes early (docs/PROTOCOL.md §7a); without reports, fixed passes.
+    needs: true,
   };
 }
 

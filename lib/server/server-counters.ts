@@ -27,7 +27,7 @@ export type TcpServerCounters = { [K in keyof TcpTransportCounters as `tcp${Capi
 };
 
 /** The other StreamCounters are summed over the channels under their own names. */
-export interface ServerCounters extends ClientManagerCounters, Omit<StreamCounters, 'packets'>, GroupStreamCounters, TcpServerCounters, ChannelContentCounters {
+export interface ServerCounters extends ClientManagerCounters, Required<Omit<StreamCounters, 'packets'>>, GroupStreamCounters, TcpServerCounters, ChannelContentCounters {
   /** Control messages received (UDP datagrams), before decoding. */
   datagramsReceived: number;
   bytesReceived: number;
@@ -65,9 +65,21 @@ export function serverCounters(parts: {
   own: ServerOwnCounters;
   content: ChannelContentCounters;
 }): ServerCounters {
-  const sum = { ...parts.channels[0].stream.counters };
+  // Passes by need (passesEndedEarly, blocksSkipped, repairPackets) are counted by streams that keep them: 0 for the others.
+  const sum: Required<StreamCounters> = {
+    passesEndedEarly: 0,
+    blocksSkipped: 0,
+    repairPackets: 0,
+    needReports: 0,
+    needStale: 0,
+    needAhead: 0,
+    needBeyondLedger: 0,
+    needUnknownBlocks: 0,
+    needClamped: 0,
+    ...parts.channels[0].stream.counters,
+  };
   for (const ch of parts.channels.slice(1)) {
-    for (const k of Object.keys(sum) as (keyof StreamCounters)[]) sum[k] += ch.stream.counters[k];
+    for (const k of Object.keys(sum) as (keyof StreamCounters)[]) sum[k] += ch.stream.counters[k] ?? 0;
   }
   const { packets: streamPackets, ...streams } = sum;
   const group: GroupStreamCounters = { groupStreamPackets: 0, groupFdtPackets: 0, groupWindowAdvances: 0, groupWindowStalls: 0 };

@@ -58,7 +58,7 @@ import type { ServedStream } from '../stream/served-stream';
 import { type BlockPins, ChannelStream, type SymbolSource } from '../stream/channel-stream';
 import { type ChannelInfo, type ClientEvent, ClientManager, staticChannelDirectory } from '../session/client-manager';
 import type { ManagerOutput } from '../session/manager-output';
-import type { Peer, PeerTransport } from '../session/peer';
+import { type Peer, type PeerTransport, peerKey } from '../session/peer';
 import { CookieAuthority } from '../session/cookie';
 import { InvalidServerConfigError } from '../errors';
 import type { ServerGroup } from '../content/server-group';
@@ -520,9 +520,15 @@ export class RqcastServer extends EventEmitter {
       switch (c.kind) {
         case 'addDestinations':
           for (const d of c.destinations) this.transportOf(d)?.addMember(c.tsi, d);
+          for (const d of c.destinations) this.byTsi.get(c.tsi)?.stream.expectNeed?.(peerKey(d));
           break;
         case 'removeDestinations':
           for (const d of c.destinations) this.transportOf(d)?.removeMember(c.tsi, d);
+          for (const d of c.destinations) this.byTsi.get(c.tsi)?.stream.forgetNeed?.(peerKey(d));
+          break;
+        case 'need':
+          // Passes by need (docs/PROTOCOL.md §7a); the stream counts what it ignores or clamps.
+          this.byTsi.get(c.tsi)?.stream.reportNeed?.(peerKey(c.member), c.report);
           break;
         case 'sendFresh': {
           const ch = this.byTsi.get(c.tsi);

@@ -49,6 +49,7 @@
 
 import {
   type AckMessage,
+  type NeedMessage,
   type ControlMessage,
   ErrorCode,
   type ErrorMessage,
@@ -59,6 +60,7 @@ import {
   MessageType,
 } from '../protocol/messages';
 import { AckTracker, type AckTrackerOptions } from './ack-tracker';
+import { NeedTracker, type NeedTrackerOptions } from './need-tracker';
 import { AddressQuota, addressGroup } from './address-quota';
 import { ReplacementBudget, type ReplacementBudgetOptions } from './replacement-budget';
 import { SpentCookies } from './spent-cookies';
@@ -95,6 +97,8 @@ export interface ClientManagerOptions {
   /** Most channels in one JOIN. Default 16. */
   maxChannelsPerClient?: number;
   ack?: AckTrackerOptions;
+  /** How many NEED reports per (client, channel) go through (need-tracker.ts). */
+  need?: NeedTrackerOptions;
   /** One past the highest sequence number sent on a channel, if the data path reports it. */
   sentEnd?: (tsi: number) => number | undefined;
   /**
@@ -157,6 +161,7 @@ export class ClientManager {
   private readonly membership = new ChannelMembership<string, string>();
   private readonly timers = new JoinTimer<string>();
   private readonly acks: AckTracker<string>;
+  private readonly needs: NeedTracker<string>;
 
   constructor(options: ClientManagerOptions) {
     this.cookies = options.cookies;
@@ -179,6 +184,7 @@ export class ClientManager {
       throw new InvalidServerConfigError('maxChannelsPerClient must be a positive integer');
     }
     this.acks = new AckTracker<string>(options.ack);
+    this.needs = new NeedTracker<string>(options.need);
   }
 
   get sessionCount(): number {
@@ -266,6 +272,9 @@ export class ClientManager {
       case MessageType.Ack:
         this.onAck(message, from, now, out);
         break;
+      case MessageType.Need:
+        this.onNeed(message, from, now, out);
+        break;
       default:
         this.counters.unexpectedMessage++;
     }
@@ -296,6 +305,7 @@ export class ClientManager {
       this.membership.removeMember(key, diff);
       this.sessions.delete(key);
       this.acks.dropClient(key);
+      this.needs.dropClient(key);
       this.budget.dropClient(key);
       this.quota.remove(s.client.address);
       this.counters.sessionsExpired++;
@@ -364,6 +374,7 @@ export class ClientManager {
     for (const [name, tsi] of old) {
       if (!wanted.has(name)) {
         this.acks.dropChannel(key, tsi);
+        this.needs.dropChannel(key, tsi);
         this.budget.dropChannel(key, tsi);
       } else if (viaGroup.has(name) !== session.viaGroup.has(name)) this.countFlip(viaGroup.has(name));
     }
@@ -467,6 +478,38 @@ export class ClientManager {
     }
   }
 
+  /**
+   * NEED (docs/PROTOCOL.md §7a): with a verified cookie, from a session, for
+   * one of its unicast channels (not one it receives from its group: that
+   * is another stream), within its rate: handed to the channel's stream.
+   */
+  private onNeed(msg: NeedMessage, from: Source, now: number, out: ManagerOutput): void {
+    this.counters.needReceived++;
+    if (this.checkCookie(msg.cookie, from, now, out) === undefined) return;
+    const key = peerKey(from);
+    const session = this.sessions.get(key);
+    if (!session) {
+      this.counters.needNotJoined++;
+      this.reply({ type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'not joined' }, from, out);
+      return;
+    }
+    let channel: string | undefined;
+    for (const [name, tsi] of session.channels) if (tsi === msg.tsi) channel = name;
+    if (channel === undefined) {
+      this.counters.needUnknownChannel++;
+      return;
+    }
+    if (session.viaGroup.has(channel)) {
+      this.counters.needGroupChannel++;
+      return;
+    }
+    if (!this.needs.admit(key, msg.tsi, now)) {
+      this.counters.needTooFrequent++;
+      return;
+    }
+    out.commands.push({ kind: 'need', channel, tsi: msg.tsi, member: peerOf(session.client), report: msg });
+  }
+
   /** Remembers a cookie a LEAVE (or an empty JOIN) used until it expires. */
   private spend(cookie: Uint8Array, expiresAtMs: number, now: number): void {
     const before = this.spent.evicted;
@@ -504,6 +547,7 @@ export class ClientManager {
     const diff = this.membership.removeMember(key);
     this.timers.cancel(key);
     this.acks.dropClient(key);
+    this.needs.dropClient(key);
     this.budget.dropClient(key);
     this.quota.remove(s.client.address);
     this.sessions.delete(key);

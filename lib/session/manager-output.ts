@@ -4,7 +4,7 @@
  * Everything names its Peer, so the server routes each item to the
  * transport that peer came over.
  */
-import type { ControlMessage } from '../protocol/messages';
+import type { ControlMessage, NeedMessage } from '../protocol/messages';
 import type { MembershipDiff } from './channel-membership';
 import type { Peer } from './peer';
 
@@ -28,7 +28,9 @@ export type ReplicationCommand =
   | { kind: 'addDestinations'; channel: string; tsi: number; destinations: Peer[] }
   | { kind: 'removeDestinations'; channel: string; tsi: number; destinations: Peer[] }
   /** Send `destination` one packet with a fresh symbol for each lost sequence number. */
-  | { kind: 'sendFresh'; channel: string; tsi: number; destination: Peer; lost: number[] };
+  | { kind: 'sendFresh'; channel: string; tsi: number; destination: Peer; lost: number[] }
+  /** `member`'s NEED report (docs/PROTOCOL.md §7a) for the channel's stream. */
+  | { kind: 'need'; channel: string; tsi: number; member: Peer; report: NeedMessage };
 
 export type ClientEvent =
   | {

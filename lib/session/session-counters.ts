@@ -12,6 +12,7 @@ export interface ClientManagerCounters {
   joinReceived: number;
   leaveReceived: number;
   ackReceived: number;
+  needReceived: number;
   /** A message type the server never receives (COOKIE, JOINED, ERROR). */
   unexpectedMessage: number;
   cookieMalformed: number;
@@ -45,6 +46,12 @@ export interface ClientManagerCounters {
   /** ACKs for a channel the session receives from its group: ACKs are for unicast streams only (§6.5). */
   ackGroupChannel: number;
   ackMalformed: number;
+  /** NEED from a client with no session (answered NotJoined), for a channel not its own, or one it receives from its group: ignored. */
+  needNotJoined: number;
+  needUnknownChannel: number;
+  needGroupChannel: number;
+  /** NEED beyond the (client, channel)'s rate (need-tracker.ts): dropped. */
+  needTooFrequent: number;
   /** Replies not sent because they would exceed the datagram that caused them. */
   amplificationSuppressed: number;
   sessionsStarted: number;
@@ -72,6 +79,7 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     joinReceived: 0,
     leaveReceived: 0,
     ackReceived: 0,
+    needReceived: 0,
     unexpectedMessage: 0,
     cookieMalformed: 0,
     cookieUnknownKey: 0,
@@ -95,6 +103,10 @@ export function zeroClientManagerCounters(): ClientManagerCounters {
     ackUnknownChannel: 0,
     ackGroupChannel: 0,
     ackMalformed: 0,
+    needNotJoined: 0,
+    needUnknownChannel: 0,
+    needGroupChannel: 0,
+    needTooFrequent: 0,
     amplificationSuppressed: 0,
     sessionsStarted: 0,
     sessionsRenewed: 0,

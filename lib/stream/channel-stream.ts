@@ -29,6 +29,9 @@ import { InvalidServerConfigError } from '../errors';
 import { Oti as WireOti } from '../protocol/oti';
 import { ChannelHeaders, FDT_OBJECT } from './header-template';
 import { PacketRun, PendingRuns, PushFn, RunBuilder, packetSize, replacementPackets } from './packet-builder';
+import type { NeedEntry } from '../protocol/messages';
+import { NEED_LOSS_SCALE } from '../protocol/control-header';
+import { NeedTable, type BlockNeed, type NeedTableCounters } from './need-table';
 import { BlockGate, DEFAULT_PASS_OVERHEAD, FDT_TURN, ScheduledBlock, StreamSchedule, passQuota } from './schedule';
 import { SymbolHistory } from './symbol-history';
 
@@ -96,6 +99,31 @@ export interface ChannelStreamOptions {
    * unwrappedPosition, so that a client's ACK windows keep moving forward.
    */
   firstSequence?: number;
+  /**
+   * Passes by need (need-table.ts, docs/PROTOCOL.md §7a): the stream keeps
+   * its members' NEED reports and a sliding window ends a block's pass once
+   * none of them needs more of it. Default false: fixed passes.
+   */
+  needs?: boolean;
+}
+
+/** A NEED report as the stream takes it (the client manager checked who sent it). */
+export interface NeedReport {
+  /** EXT_RQSEQ: the highest the member had received. */
+  rqseq: number;
+  /** Its loss field, in 1/NEED_LOSS_SCALE. */
+  loss: number;
+  entries: readonly NeedEntry[];
+}
+
+/** What the stream made of a NEED report. */
+export interface NeedVerdict {
+  /** Applied (false: from no destination of the stream, or older than the member's last report). */
+  applied: boolean;
+  /** Blocks named that the stream does not send (unknown TOI or SBN): ignored. */
+  unknownBlocks: number;
+  /** Blocks whose need was above their K: taken as K. */
+  clamped: number;
 }
 
 export interface SymbolSlot {
@@ -116,6 +144,18 @@ export interface StreamCounters {
   windowAdvances: number;
   /** Turns a block kept its window slot past its quota because the next block was not prepared yet. */
   windowStalls: number;
+  /** Needs (ChannelStreamOptions.needs): passes ended before their quota, blocks skipped, repair packets. */
+  passesEndedEarly?: number;
+  blocksSkipped?: number;
+  repairPackets?: number;
+  /** NEED reports applied, dropped as older than the member's last, dated ahead of the stream, older than the ledger (need-table.ts). */
+  needReports?: number;
+  needStale?: number;
+  needAhead?: number;
+  needBeyondLedger?: number;
+  /** Blocks NEED reports named that the stream does not send (ignored), and needs above K (taken as K). */
+  needUnknownBlocks?: number;
+  needClamped?: number;
 }
 
 const SEQ_MOD = 2 ** 32;
@@ -144,6 +184,12 @@ export class ChannelStream {
   private closed = false;
   /** Unwrapped position of the next packet. */
   private position = 0;
+  /** Members' needs (ChannelStreamOptions.needs). */
+  private readonly needTable?: NeedTable;
+  /** (object index * 256 + SBN) -> schedule index, for NEED entries. */
+  private readonly blockIndex = new Map<number, number>();
+  /** TOI -> object index. */
+  private readonly objectOfToi = new Map<number, number>();
 
   constructor(options: ChannelStreamOptions) {
     this.tsi = options.tsi;
@@ -165,8 +211,16 @@ export class ChannelStream {
     if (!(Number.isSafeInteger(this.position) && this.position >= 0)) throw new InvalidServerConfigError('firstSequence must be an integer >= 0');
     const blocks: ScheduledBlock[] = [];
     this.objects.forEach((o, obj) => {
-      for (const sbn of sealedBlocks(o.encoder)) blocks.push(this.scheduled(obj, sbn));
+      this.objectOfToi.set(o.toi, obj);
+      for (const sbn of sealedBlocks(o.encoder)) {
+        this.blockIndex.set(obj * 256 + sbn, blocks.length);
+        blocks.push(this.scheduled(obj, sbn));
+      }
     });
+    if (options.needs === true) {
+      Object.assign(this.counters, { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0, needUnknownBlocks: 0, needClamped: 0 });
+      this.needTable = new NeedTable(undefined, this.counters as NeedTableCounters);
+    }
     this.schedule = new StreamSchedule({
       blocks,
       fdtBlocks: this.fdt.allocator.sourceBlocks,
@@ -176,6 +230,7 @@ export class ChannelStream {
       prepareAheadPackets: options.prepareAheadPackets,
       gate: this.gate(),
       counters: this.counters,
+      needs: this.needTable,
     });
     this.headers = new ChannelHeaders(this.tsi, this.objects.map((o) => o.toi), this.fdt);
     this.fdtPacketSize = packetSize(this.headers.stream(FDT_OBJECT), this.symbolSize);
@@ -305,6 +360,48 @@ export class ChannelStream {
     return out;
   }
 
+  /** `member` (a peer key) became a destination: until it reports, its needs are unknown (fixed passes). */
+  expectNeed(member: string): void {
+    this.needTable?.expect(member);
+  }
+
+  /** `member` is no longer a destination: its needs no longer count, its state is dropped. */
+  forgetNeed(member: string): void {
+    this.needTable?.forget(member);
+  }
+
+  /**
+   * A NEED report from `member` (docs/PROTOCOL.md §7a): each entry's blocks
+   * resolved to this stream's; blocks it does not send are ignored and
+   * needs above K taken as K, both counted in the verdict.
+   */
+  reportNeed(member: string, report: NeedReport): NeedVerdict {
+    const verdict: NeedVerdict = { applied: false, unknownBlocks: 0, clamped: 0 };
+    if (this.needTable === undefined) return verdict;
+    const blocks: BlockNeed[] = [];
+    for (const e of report.entries) {
+      const obj = this.objectOfToi.get(e.toi);
+      for (let sbn = e.firstSbn; sbn <= e.lastSbn; sbn++) {
+        const block = obj === undefined ? undefined : this.blockIndex.get(obj * 256 + sbn);
+        if (block === undefined) {
+          verdict.unknownBlocks++;
+          continue;
+        }
+        const K = this.objects[obj as number].encoder.sourceSymbols(sbn);
+        let need = e.need;
+        if (need > K) {
+          verdict.clamped++;
+          need = K;
+        }
+        blocks.push({ block, need });
+      }
+    }
+    verdict.applied = this.needTable.report(member, report.rqseq, report.loss / NEED_LOSS_SCALE, blocks);
+    (this.counters.needUnknownBlocks as number) += verdict.unknownBlocks;
+    (this.counters.needClamped as number) += verdict.clamped;
+    return verdict;
+  }
+
   /** Builds `count` (<= the builder's capacity) packets into the staging buffer as runs of one size. */
   private build(count: number): PacketRun[] {
     this.builder.begin();
@@ -317,6 +414,7 @@ export class ChannelStream {
       this.history.record(this.position, range.count, obj, turn.sbn, range.firstEsi, range.stride);
       // One native call writes the run's finished packets: no per-packet JS.
       this.builder.write(encoder, this.headers.stream(obj), this.symbolSize, this.position % SEQ_MOD, turn.sbn, range);
+      this.needTable?.built(turn.block, this.position, range.count);
       this.position += range.count;
       built += range.count;
       this.schedule.sent(turn, range.count);
@@ -356,7 +454,7 @@ export class ChannelStream {
       sealing.onSealed((sbn) => {
         if (this.closed) return;
         o.allocator.addBlock(sbn, o.encoder.sourceSymbols(sbn));
-        this.schedule.add(this.scheduled(obj, sbn));
+        this.blockIndex.set(obj * 256 + sbn, this.schedule.add(this.scheduled(obj, sbn)));
       }),
     );
   }

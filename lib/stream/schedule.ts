@@ -88,6 +88,26 @@ export function passQuota(sourceSymbols: number, passOverhead: number): number {
   return Math.max(1, Math.ceil(sourceSymbols * (1 + passOverhead)));
 }
 
+/**
+ * What the members of the stream still need (need-table.ts; docs/PROTOCOL.md
+ * §7a), by block index. The schedule asks it only while sliding.
+ */
+export interface BlockNeeds {
+  /**
+   * Packets of block `index` some member still needs, or undefined when
+   * that is not known (no member, or one that has not reported on it): then
+   * the fixed quota rules.
+   */
+  wanted(index: number): number | undefined;
+  /** Blocks that reports raised above what was built since the last call (repair candidates). */
+  takeRaised(): number[];
+  /** Changes whenever any answer of wanted() may have changed. */
+  readonly version: number;
+}
+
+/** Turn.slot of a repair turn. */
+export const REPAIR_SLOT = -2;
+
 /** Preparation of the scheduled blocks, by block index (ChannelStream maps it to BlockPins). */
 export interface BlockGate {
   pin(block: number): void;
@@ -121,6 +141,14 @@ export interface ScheduleOptions {
    * the next block alone.
    */
   prepareAheadPackets?: number;
+  /**
+   * What the members still need (need-table.ts). While sliding, a block's
+   * pass ends as soon as no member needs more of it (never after its quota),
+   * a block nobody needs is skipped, and a block whose pass ended this cycle
+   * that a report shows still needed gets repair turns within what is left
+   * of its quota. Default: none, every pass is its fixed quota.
+   */
+  needs?: BlockNeeds;
 }
 
 /** What the next packets carry. */
@@ -131,7 +159,7 @@ export interface Turn {
   readonly sbn: number;
   /** Packets wanted in a row (>= 1); the caller may send fewer (sent() says how many). */
   readonly want: number;
-  /** The window slot the turn belongs to, or -1 for an FDT turn. */
+  /** The window slot the turn belongs to, -1 for an FDT turn, REPAIR_SLOT for a repair turn. */
   readonly slot: number;
 }
 
@@ -140,6 +168,12 @@ export interface ScheduleCounters {
   windowAdvances: number;
   /** Turns a block kept its window slot past its quota because the next block was not prepared yet. */
   windowStalls: number;
+  /** Passes that ended before their quota because no member needed more (needs). */
+  passesEndedEarly?: number;
+  /** Blocks skipped because no member needed them (needs). */
+  blocksSkipped?: number;
+  /** Repair turns: packets of a block whose pass had ended, for a member still short (needs). */
+  repairPackets?: number;
 }
 
 export class StreamSchedule {
@@ -165,6 +199,18 @@ export class StreamSchedule {
   private fdtCursor = 0;
   private readonly gate: BlockGate;
   private state: 'new' | 'started' | 'closed' = 'new';
+  private readonly needs?: BlockNeeds;
+  /** Packets of each block in its current pass, window and repair turns (needs only). */
+  private readonly blockPass: number[] = [];
+  /** Per window slot: some member needed its block (or was unknown) at a turn of this pass (needs only). */
+  private readonly passWanted: boolean[] = [];
+  /** Blocks whose pass ended in this cycle of the order (needs only): repair candidates. */
+  private readonly ended = new Set<number>();
+  /** Blocks waiting for repair turns, ascending (not pinned: served while the cache holds them). */
+  private repairs: number[] = [];
+  /** needs.version when `othersWanted` was computed, and its answer. */
+  private wantedVersion = -1;
+  private anyWanted = true;
 
   constructor(options: ScheduleOptions) {
     this.symbolsPerTurn = options.symbolsPerTurn ?? DEFAULT_SYMBOLS_PER_TURN;
@@ -186,6 +232,12 @@ export class StreamSchedule {
     this.counters = options.counters ?? { windowAdvances: 0, windowStalls: 0 };
     this.fdtBlocks = options.fdtBlocks;
     this.gate = options.gate;
+    this.needs = options.needs;
+    if (this.needs !== undefined) {
+      this.counters.passesEndedEarly ??= 0;
+      this.counters.blocksSkipped ??= 0;
+      this.counters.repairPackets ??= 0;
+    }
     this.blocks.push(...options.blocks);
     // The first W blocks: the server waits for them (start, then the cache) before it sends.
     for (let i = 0; i < Math.min(this.windowLimit, this.blocks.length); i++) {
@@ -237,6 +289,7 @@ export class StreamSchedule {
       if (this.sliding) this.gate.unpin(this.nextBlock);
       for (const i of this.prefetch) this.gate.unpin(i);
       this.prefetch = [];
+      this.repairs = [];
     }
     this.state = 'closed';
   }
@@ -280,6 +333,12 @@ export class StreamSchedule {
       return { block: FDT_TURN, sbn, want: 1, slot: -1 };
     }
     const toFdt = this.fdtInterval - (position % this.fdtInterval);
+    const byNeed = this.needs !== undefined && this.sliding && this.state === 'started';
+    if (byNeed) {
+      const repair = this.repairTurn(Math.min(toFdt, max));
+      if (repair !== undefined) return repair;
+      this.skipUnwanted();
+    }
     const slot = this.counting ? this.slotWithQuotaLeft() : this.cursor;
     const index = this.window[slot];
     const b = this.blocks[index];
@@ -290,15 +349,82 @@ export class StreamSchedule {
       const left = b.quota - this.passSent[slot];
       if (left > 0) want = Math.min(want, left);
     }
+    if (byNeed) {
+      // And at what the members still need (a block that could not leave keeps its turns).
+      const w = (this.needs as BlockNeeds).wanted(index);
+      if (w !== undefined && w > 0) want = Math.min(want, w);
+      if (w !== 0) this.passWanted[slot] = true;
+    }
     this.cursor = (slot + 1) % this.window.length;
     return { block: index, sbn: b.sbn, want, slot };
   }
 
   /** `count` packets of `turn` were built: counts them against the block's quota, which may move the window. */
   sent(turn: Turn, count: number): void {
+    if (turn.block !== FDT_TURN && this.needs !== undefined) this.blockPass[turn.block] = (this.blockPass[turn.block] ?? 0) + count;
+    if (turn.slot === REPAIR_SLOT) {
+      (this.counters.repairPackets as number) += count;
+      return;
+    }
     if (turn.slot < 0 || !this.counting) return;
     this.passSent[turn.slot] += count;
-    if (this.sliding && this.passSent[turn.slot] >= this.blocks[this.window[turn.slot]].quota) this.advance(turn.slot);
+    if (!this.sliding) return;
+    const index = this.window[turn.slot];
+    if (this.passSent[turn.slot] >= this.blocks[index].quota) this.advance(turn.slot);
+    else if (this.needs !== undefined && this.state === 'started' && (this.passWanted[turn.slot] || this.unwanted(index)) && this.needs.wanted(index) === 0 && this.advance(turn.slot)) {
+      (this.counters.passesEndedEarly as number)++;
+    }
+  }
+
+  /**
+   * A repair turn (needs): the first block waiting for repair (ascending)
+   * that is still prepared, some member still needs and has quota left in
+   * its pass; blocks no longer needed, unknown or at their quota leave the
+   * queue. Reports that raised a block whose pass ended this cycle put it
+   * in the queue. A repair pins nothing: a block the cache has released is
+   * not prepared again for a repair (that would cost a whole block's solve
+   * and memory beyond the window's budget); it waits for its next pass, and
+   * for a repair while the cache still holds it.
+   */
+  private repairTurn(room: number): Turn | undefined {
+    const needs = this.needs as BlockNeeds;
+    for (const b of needs.takeRaised()) {
+      if (!this.ended.has(b) || this.repairs.includes(b) || this.window.includes(b)) continue;
+      this.repairs.push(b);
+      this.repairs.sort((x, y) => x - y);
+    }
+    for (let k = 0; k < this.repairs.length; ) {
+      const b = this.repairs[k];
+      const w = needs.wanted(b);
+      const left = this.blocks[b].quota - (this.blockPass[b] ?? 0);
+      if (w === undefined || w <= 0 || left <= 0) {
+        this.repairs.splice(k, 1);
+        continue;
+      }
+      if (!this.gate.ready(b)) {
+        k++;
+        continue;
+      }
+      return { block: b, sbn: this.blocks[b].sbn, want: Math.min(room, w, left), slot: REPAIR_SLOT };
+    }
+    return undefined;
+  }
+
+  /**
+   * Needs: while the window's next block is one no member needs (every
+   * member reported 0 for it) and some block of the channel is still needed
+   * or unknown, it leaves at once (when its successor is prepared). A
+   * channel nobody needs anything of keeps its fixed passes: the stream is
+   * never empty, and a member that joins finds it going.
+   */
+  private skipUnwanted(): void {
+    for (let n = 0; n < this.blocks.length; n++) {
+      const slot = this.cursor;
+      const index = this.window[slot];
+      if (!this.unwanted(index) || this.passSent[slot] > 0) return;
+      if (!this.advance(slot)) return;
+      (this.counters.blocksSkipped as number)++;
+    }
   }
 
   /** Whether turns count against quotas: a sliding window, or a plain one of several blocks (a lone block needs no share). */
@@ -325,28 +451,76 @@ export class StreamSchedule {
   }
 
   /**
+   * Needs: from `from` on in cyclic order (outside the window), the first
+   * block not known to be unneeded, so that a block every member has is not
+   * prepared only to be skipped; `from` itself if there is none.
+   */
+  private firstNeeded(from: number): number {
+    const n = this.blocks.length;
+    let skipped = 0;
+    for (let k = 0; k < n; k++) {
+      const i = (from + k) % n;
+      if (this.window.includes(i)) continue;
+      if (!this.unwanted(i)) {
+        (this.counters.blocksSkipped as number) += skipped;
+        return i;
+      }
+      skipped++;
+    }
+    return from;
+  }
+
+  /**
+   * Needs: no member needs block `index` any more (each reported it
+   * complete, or has what is built), and some block of the channel is still
+   * needed or unknown. When nothing at all is needed, passes stay fixed.
+   */
+  private unwanted(index: number): boolean {
+    const needs = this.needs as BlockNeeds;
+    if (needs.wanted(index) !== 0) return false;
+    if (this.wantedVersion !== needs.version) {
+      this.wantedVersion = needs.version;
+      this.anyWanted = this.blocks.some((_, i) => needs.wanted(i) !== 0);
+    }
+    return this.anyWanted;
+  }
+
+  /**
    * Window slot `slot` has had its quota: its block leaves, the next one (if
    * ready) comes in. Not while blocks added to a window with room are still
    * being admitted: they come before the next block in the cycle.
    */
-  private advance(slot: number): void {
+  private advance(slot: number): boolean {
     if (this.admitting.length > 0 || !this.gate.ready(this.nextBlock)) {
       this.counters.windowStalls++;
-      return;
+      return false;
     }
-    this.gate.unpin(this.window[slot]);
+    const leaving = this.window[slot];
+    this.gate.unpin(leaving);
     this.window[slot] = this.nextBlock;
     this.passSent[slot] = 0;
+    this.passWanted[slot] = false;
+    if (this.needs !== undefined) {
+      // The leaving block's pass is over for this cycle; the entering one starts its own.
+      this.ended.add(leaving);
+      const entering = this.nextBlock;
+      this.ended.delete(entering);
+      this.blockPass[entering] = 0;
+      const r = this.repairs.indexOf(entering);
+      if (r >= 0) this.repairs.splice(r, 1);
+    }
     // The cycle may come back round to a block still in the window (one with
     // a large quota beside small ones): it keeps its slot and its count for
     // this pass, and the next block outside the window comes after it. A
     // block never holds two slots. W < n while sliding, so one is outside.
     let next = (this.nextBlock + 1) % this.blocks.length;
     while (this.window.includes(next)) next = (next + 1) % this.blocks.length;
+    if (this.needs !== undefined) next = this.firstNeeded(next);
     this.nextBlock = next;
     this.gate.pin(this.nextBlock);
     this.refreshPrefetch();
     this.counters.windowAdvances++;
+    return true;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { FdtChannel } from '../protocol/fdt';
 import type { PushFn } from './packet-builder';
-import type { StreamCounters } from './channel-stream';
+import type { NeedReport, NeedVerdict, StreamCounters } from './channel-stream';
 
 export interface ServedStream {
   /** The channel id: LCT TSI. */
@@ -30,6 +30,14 @@ export interface ServedStream {
   fill(max: number, push: PushFn): number;
   /** Replacement packets for lost stream packets (docs/PROTOCOL.md §10.5); may be none. */
   freshPackets(lost: readonly number[]): Uint8Array[];
+  /**
+   * Passes by need (docs/PROTOCOL.md §7a), for a stream that keeps them: a
+   * destination added (`expectNeed`) or removed (`forgetNeed`), by peer key,
+   * and its NEED reports. A stream without them ignores NEED: fixed passes.
+   */
+  expectNeed?(member: string): void;
+  forgetNeed?(member: string): void;
+  reportNeed?(member: string, report: NeedReport): NeedVerdict;
 }
 
 /** What a caller-made stream is given by the server that sends it. */

@@ -208,7 +208,7 @@ describe('control header rejections', () => {
     ['version 2', (b) => (b[2] = 2), 'unknown-version'],
     ['version 0', (b) => (b[2] = 0), 'unknown-version'],
     ['type 0', (b) => (b[3] = 0), 'unknown-type'],
-    ['type 8', (b) => (b[3] = 8), 'unknown-type'],
+    ['type 9', (b) => (b[3] = 9), 'unknown-type'],
     ['a trailing byte', (b) => b.push(0), 'trailing-bytes'],
   ])('%s', (_name, edit, reason) => {
     expect(reasonOf(edited(leave, edit))).toBe(reason);

@@ -339,6 +339,8 @@ const CONTROL_REASONS: Record<ControlRejectReason, true> = {
   'bad-window': true,
   'too-many-ranges': true,
   'bad-range': true,
+  'bad-need-count': true,
+  'bad-need-entry': true,
   'unknown-error-code': true,
   'bad-reason-text': true,
   'decoder-bug': true,
@@ -427,6 +429,7 @@ describe('control message layouts', () => {
       { type: MessageType.Leave, cookie: COOKIE },
       { type: MessageType.Ack, cookie: COOKIE, tsi: 1, windowStart: 0, windowEnd: 1, received: [] },
       { type: MessageType.Error, code: ErrorCode.Internal, reason: '' },
+      { type: MessageType.Need, cookie: COOKIE, tsi: 1, rqseq: 0, loss: 0, entries: [{ toi: 1, firstSbn: 0, lastSbn: 0, need: 0 }] },
     ];
     for (const m of all) {
       const b = encodeControl(m).subarray(0, 8);
@@ -576,6 +579,38 @@ describe('control message layouts', () => {
       },
     });
     checkLayout('ACK.range', { bytes: ranges.subarray(0, 8), vars: {}, fields: { start: u32(0xfffffff2), end: u32(0xfffffff5) } });
+  });
+
+  test('NEED and NEED.entry', () => {
+    const entries = [
+      { toi: 2, firstSbn: 0, lastSbn: 3, need: 0 },
+      { toi: 2, firstSbn: 4, lastSbn: 4, need: 1234 },
+      { toi: 0x01020304, firstSbn: 7, lastSbn: 255, need: 65535 },
+    ];
+    const b = encodeControl({ type: MessageType.Need, cookie: COOKIE, tsi: 7, rqseq: 0xfffffff0, loss: 3277, entries });
+    const bytes = cat(...entries.map((e) => cat(u32(e.toi), u8(e.firstSbn), u8(e.lastSbn), u16(e.need))));
+    checkLayout('NEED', {
+      bytes: b,
+      vars: { cookieLen: 33, count: 3 },
+      fields: {
+        header: header(8, b.length),
+        cookieLen: u8(33),
+        cookie: COOKIE,
+        tsi: u32(7),
+        rqseq: u32(0xfffffff0),
+        loss: u16(3277),
+        count: u8(3),
+        entries: bytes,
+      },
+    });
+    checkLayout('NEED.entry', {
+      bytes: bytes.subarray(16, 24),
+      vars: {},
+      fields: { toi: u32(0x01020304), firstSbn: u8(7), lastSbn: u8(255), need: u16(65535) },
+    });
+    // The largest NEED the doc promises fits a datagram.
+    const most = Array.from({ length: 64 }, (_, i) => ({ toi: i + 1, firstSbn: 0, lastSbn: 0, need: 1 }));
+    expect(encodeControl({ type: MessageType.Need, cookie: new Uint8Array(64), tsi: 1, rqseq: 0, loss: 0, entries: most }).length).toBe(596);
   });
 
   test('ERROR', () => {

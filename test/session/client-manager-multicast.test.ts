@@ -62,6 +62,8 @@ function summary(commands: ReplicationCommand[]): string[] {
   return commands.map((c) =>
     c.kind === 'sendFresh'
       ? `${c.kind} ${c.channel}/${c.tsi} ${c.destination.address}:${c.destination.port} [${c.lost.join(',')}]`
+      : c.kind === 'need'
+      ? `${c.kind} ${c.channel}/${c.tsi} ${c.member.address}:${c.member.port}`
       : `${c.kind} ${c.channel}/${c.tsi} ${c.destinations.map((d) => `${d.address}:${d.port}`).join(' ')}`,
   );
 }
@@ -71,7 +73,7 @@ class DestinationModel {
   readonly byTsi = new Map<number, Set<string>>();
   apply(commands: ReplicationCommand[]): void {
     for (const c of commands) {
-      if (c.kind === 'sendFresh') continue;
+      if (c.kind === 'sendFresh' || c.kind === 'need') continue;
       let set = this.byTsi.get(c.tsi);
       if (!set) this.byTsi.set(c.tsi, (set = new Set()));
       for (const d of c.destinations) {

@@ -90,6 +90,8 @@ function commandSummary(commands: ReplicationCommand[]): string[] {
   return commands.map((c) =>
     c.kind === 'sendFresh'
       ? `${c.kind} ${c.channel}/${c.tsi} ${c.destination.transport}:${c.destination.address}:${c.destination.port} [${c.lost.join(',')}]`
+      : c.kind === 'need'
+      ? `${c.kind} ${c.channel}/${c.tsi} ${c.member.transport}:${c.member.address}:${c.member.port}`
       : `${c.kind} ${c.channel}/${c.tsi} ${c.destinations.map((d) => `${d.transport}:${d.address}:${d.port}`).join(' ')}`,
   );
 }

@@ -1,0 +1,221 @@
+/**
+ * NeedTable: what the members of one channel's stream still need, block by
+ * block, as their NEED reports say (docs/PROTOCOL.md §7a), turned into what
+ * the schedule asks: how many more packets of block b anyone still needs
+ * (schedule.ts, BlockNeeds). I/O-free and clock-free: positions in, packet
+ * counts out.
+ *
+ * - A report from member m says: as of stream position r (the highest
+ *   EXT_RQSEQ it had received), block b still needed need(m,b) symbols, and
+ *   m loses a fraction loss_m of its packets. Every packet of b built after
+ *   r is in flight to m (built ahead in the replicator's ring, queued, on
+ *   the wire), and each arrives with probability 1 − loss_m. So m needs
+ *   n(m,b) packets of b built after r, enough that even a receipt a few
+ *   standard deviations below the mean covers need + a small constant:
+ *   n = (N + z·sqrt(N·loss)) / (1 − loss), N = need + NEED_MARGIN_SYMBOLS,
+ *   z = NEED_MARGIN_SIGMAS (n packets at loss l deliver n(1 − l) on average
+ *   with σ = sqrt(n·l(1 − l)) ≈ sqrt(N·l); the constant covers RaptorQ's
+ *   decoding failure at exactly K symbols, RFC 6330 Annex B: ~1 in 100 at
+ *   K, ~1 in 10^6 at K + 2). A need of 0 asks for nothing.
+ * - Kept as a target in the block's own count of built packets:
+ *   target(m,b) = built(b, ≤ r) + n(m,b). The block is still wanted while
+ *   built(b) < max over members of target(m,b): wanted(b) is the
+ *   difference. So the remaining need of every member after the packets
+ *   already built is remaining(m,b) = target(m,b) − built(b), and the
+ *   prediction counts what is already built but not yet sent.
+ * - Unknown unless every member has reported on b: a member that never
+ *   reports (an older client, a relay) or that has not named b leaves
+ *   wanted(b) undefined, and the schedule's fixed quota rules.
+ * - Built packets are remembered per segment (position, count, block) in a
+ *   ring of `ledgerSegments`; a report older than the ring counts no packet
+ *   as built after it (the block goes on: the safe side). A report whose r
+ *   is ahead of the last packet built is taken as of that packet.
+ * - Bounded: per member one target per block of the channel; a member's
+ *   state goes when it stops being a destination (forget).
+ */
+
+/** Symbols asked beyond a member's reported need (RaptorQ decodes from K + 2 with failure ~10^-6). */
+export const NEED_MARGIN_SYMBOLS = 2;
+/** Standard deviations of the in-flight packets' binomial receipt that the margin covers. */
+export const NEED_MARGIN_SIGMAS = 3;
+/** The highest loss fraction a prediction uses (a report of more is clamped): bounds n at 2N + 3σ. */
+export const NEED_MAX_LOSS = 0.5;
+/** Segments of built packets remembered to date reports by. */
+export const DEFAULT_LEDGER_SEGMENTS = 16384;
+
+const SEQ_MOD = 2 ** 32;
+
+/** One block's reported need, resolved by the stream to its schedule index. */
+export interface BlockNeed {
+  block: number;
+  need: number;
+}
+
+export interface NeedTableCounters {
+  /** Reports applied. */
+  needReports: number;
+  /** Reports whose sequence number was older than the member's last one: dropped. */
+  needStale: number;
+  /** Reports whose sequence number was ahead of the stream: taken as of its last packet. */
+  needAhead: number;
+  /** Reports older than the ledger: no packet counted as in flight. */
+  needBeyondLedger: number;
+}
+
+interface Member {
+  /** Unwrapped position of its latest report. */
+  at: number;
+  /** target(m,b) per block index (undefined: not reported). */
+  targets: (number | undefined)[];
+}
+
+export class NeedTable {
+  readonly counters: NeedTableCounters;
+  /** Changes with every report, member added or forgotten (the schedule's cache key). */
+  version = 0;
+  private readonly members = new Map<string, Member>();
+  /** Packets of each block built so far (by schedule index). */
+  private readonly builtTotal: number[] = [];
+  private readonly segStart: Float64Array;
+  private readonly segCount: Int32Array;
+  private readonly segBlock: Int32Array;
+  private segNext = 0;
+  private segSize = 0;
+  /** Unwrapped position one past the last packet built. */
+  private end = 0;
+  /** Blocks a report raised above what was built (schedule.ts: repair turns). */
+  private raised = new Set<number>();
+
+  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters) {
+    this.counters = counters ?? { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
+    this.segStart = new Float64Array(ledgerSegments);
+    this.segCount = new Int32Array(ledgerSegments);
+    this.segBlock = new Int32Array(ledgerSegments);
+  }
+
+  /** Members whose reports count (a destination of the stream). */
+  get memberCount(): number {
+    return this.members.size;
+  }
+
+  /** `count` packets of `block` were built from position `position` on (FDT packets too, as block -1: they move `end`). */
+  built(block: number, position: number, count: number): void {
+    this.end = Math.max(this.end, position + count);
+    if (block < 0 || count <= 0) return;
+    this.builtTotal[block] = (this.builtTotal[block] ?? 0) + count;
+    const i = this.segNext;
+    this.segStart[i] = position;
+    this.segCount[i] = count;
+    this.segBlock[i] = block;
+    this.segNext = (i + 1) % this.segStart.length;
+    this.segSize = Math.min(this.segSize + 1, this.segStart.length);
+  }
+
+  /** Packets of `block` built so far. */
+  builtOf(block: number): number {
+    return this.builtTotal[block] ?? 0;
+  }
+
+  /** `member` is a destination now: until it reports, every block is unknown. */
+  expect(member: string): void {
+    if (this.members.has(member)) return;
+    this.members.set(member, { at: -1, targets: [] });
+    this.version++;
+  }
+
+  /** `member` is no longer a destination: its reports no longer count. */
+  forget(member: string): void {
+    if (this.members.delete(member)) this.version++;
+  }
+
+  /**
+   * A report of `member` (not a destination: ignored, false): as of EXT_RQSEQ
+   * `rqseq`, loss fraction `loss`, the needs of `blocks`. False if dropped (stale).
+   */
+  report(member: string, rqseq: number, loss: number, blocks: readonly BlockNeed[]): boolean {
+    const m = this.members.get(member);
+    if (m === undefined) return false;
+    const at = this.unwrap(rqseq);
+    if (at < m.at) {
+      this.counters.needStale++;
+      return false;
+    }
+    m.at = at;
+    const after = this.builtAfter(at);
+    const l = Math.min(Math.max(loss, 0), NEED_MAX_LOSS);
+    for (const { block, need } of blocks) {
+      const n = need <= 0 ? 0 : packetsFor(need, l);
+      const target = this.builtOf(block) - (after.get(block) ?? 0) + n;
+      m.targets[block] = target;
+      if (target > this.builtOf(block)) this.raised.add(block);
+    }
+    this.counters.needReports++;
+    this.version++;
+    return true;
+  }
+
+  /**
+   * Packets of `block` someone still needs: max over members of target −
+   * built, at least 0; undefined if there is no member or one has not
+   * reported on it.
+   */
+  wanted(block: number): number | undefined {
+    if (this.members.size === 0) return undefined;
+    let most = -Infinity;
+    for (const m of this.members.values()) {
+      const t = m.targets[block];
+      if (t === undefined) return undefined;
+      if (t > most) most = t;
+    }
+    return Math.max(0, Math.ceil(most - this.builtOf(block)));
+  }
+
+  /** The blocks reports raised above their built count since the last call. */
+  takeRaised(): number[] {
+    if (this.raised.size === 0) return [];
+    const out = Array.from(this.raised);
+    this.raised = new Set();
+    return out;
+  }
+
+  /** The unwrapped position of the packet with EXT_RQSEQ `rqseq`: the latest one at or before the last packet built. */
+  private unwrap(rqseq: number): number {
+    const last = this.end - 1;
+    const back = (((last - rqseq) % SEQ_MOD) + SEQ_MOD) % SEQ_MOD;
+    if (back >= SEQ_MOD / 2) {
+      this.counters.needAhead++;
+      return last;
+    }
+    return last - back;
+  }
+
+  /** Packets of each block built after position `at` (from the ledger). */
+  private builtAfter(at: number): Map<number, number> {
+    const out = new Map<number, number>();
+    const n = this.segStart.length;
+    let reached = false;
+    for (let k = 1; k <= this.segSize; k++) {
+      const i = (this.segNext - k + n) % n;
+      const start = this.segStart[i];
+      const count = this.segCount[i];
+      const beyond = Math.min(count, start + count - (at + 1));
+      if (beyond > 0) out.set(this.segBlock[i], (out.get(this.segBlock[i]) ?? 0) + beyond);
+      if (start <= at + 1) {
+        reached = true;
+        break;
+      }
+    }
+    if (!reached && this.segSize === n) {
+      // Older than the ledger: what it counts as in flight is a lower bound; count none.
+      this.counters.needBeyondLedger++;
+      out.clear();
+    }
+    return out;
+  }
+}
+
+/** Packets to build so that a member at loss `l` receives `need` symbols and the margin (see above). */
+export function packetsFor(need: number, l: number): number {
+  const N = need + NEED_MARGIN_SYMBOLS;
+  return (N + NEED_MARGIN_SIGMAS * Math.sqrt(N * l)) / (1 - l);
+}

@@ -1,0 +1,272 @@
+// Passes by need: StreamSchedule with a NeedTable (docs/PROTOCOL.md §7a,
+// §10.3), driven as ChannelStream drives them, with fake members that
+// receive the stream after a delay (the ring and the wire), lose packets by
+// a seeded draw, and report as a client does. No encoder, no clock: every
+// assertion counts packets.
+import fc from 'fast-check';
+import { NEED_MARGIN_SYMBOLS, NeedTable, packetsFor } from '../../lib/stream/need-table';
+import { BlockGate, FDT_TURN, REPAIR_SLOT, ScheduledBlock, StreamSchedule, Turn, passQuota } from '../../lib/stream/schedule';
+import { Rng } from '../../lib/support/rng';
+
+const gate: BlockGate = { pin() {}, unpin() {}, ready: () => true };
+
+/** Blocks of K source symbols each, quota at 15 %. */
+const blocksOf = (Ks: number[]): ScheduledBlock[] => Ks.map((K, sbn) => ({ obj: 0, sbn, quota: passQuota(K, 0.15) }));
+
+interface FakeMember {
+  name: string;
+  /** Received packets per block. */
+  got: number[];
+  /** Stream position from which it receives (joined). */
+  from: number;
+  loss: number;
+  /** Reports: every this many positions (undefined: never reports). */
+  every?: number;
+  /** Highest position received. */
+  highest: number;
+}
+
+interface Run {
+  /** Block index per position (FDT_TURN for the FDT). */
+  blocks: number[];
+  turns: Turn[];
+  s: StreamSchedule;
+  table: NeedTable;
+}
+
+/**
+ * Runs `n` positions. Position p reaches the members at p + delay (what the
+ * ring and the wire hold); each receives it unless its loss draw drops it,
+ * and reports every `every` positions: the highest position received, its
+ * loss, and K − received for every block (0 once it has K).
+ */
+function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: number; fdtInterval?: number; seed?: number; needs?: boolean } = {}): Run {
+  const delay = opts.delay ?? 0;
+  const table = new NeedTable();
+  const s = new StreamSchedule({
+    blocks: blocksOf(Ks),
+    fdtBlocks: 1,
+    fdtInterval: opts.fdtInterval ?? 64,
+    windowBlocks: 1,
+    gate,
+    needs: opts.needs === false ? undefined : table,
+  });
+  s.start();
+  const rng = new Rng(opts.seed ?? 1);
+  const random = (): number => rng.unit();
+  const blocks: number[] = [];
+  const turns: Turn[] = [];
+  let delivered = 0;
+  const deliver = (upTo: number): void => {
+    for (; delivered < upTo; delivered++) {
+      const b = blocks[delivered];
+      for (const m of members) {
+        if (delivered < m.from) continue;
+        if (delivered === m.from) table.expect(m.name);
+        if (m.loss > 0 && random() < m.loss) continue;
+        m.highest = delivered;
+        if (b !== FDT_TURN) m.got[b] = (m.got[b] ?? 0) + 1;
+      }
+      for (const m of members) {
+        if (m.every === undefined || delivered < m.from || (delivered - m.from) % m.every !== m.every - 1) continue;
+        table.report(m.name, m.highest >>> 0, m.loss, Ks.map((K, block) => ({ block, need: Math.max(0, K - (m.got[block] ?? 0)) })));
+      }
+    }
+  };
+  let p = 0;
+  while (p < n) {
+    const t = s.next(p, 256);
+    turns.push(t);
+    table.built(t.block, p, t.want);
+    for (let k = 0; k < t.want; k++) blocks.push(t.block);
+    s.sent(t, t.want);
+    p += t.want;
+    deliver(Math.max(0, p - delay));
+  }
+  return { blocks, turns, s, table };
+}
+
+const member = (name: string, o: Partial<FakeMember> = {}): FakeMember => ({ name, got: [], from: 0, loss: 0, highest: -1, ...o });
+/** Packets of each block in the first pass over the blocks (up to when the last block first leaves). */
+function firstPass(r: Run, count: number): number[] {
+  const per = new Array<number>(count).fill(0);
+  let seen = -1;
+  for (const b of r.blocks) {
+    if (b === FDT_TURN) continue;
+    if (b < seen) break; // the cycle came round
+    seen = b;
+    per[b]++;
+  }
+  return per;
+}
+
+describe('passes by need (schedule.ts with need-table.ts)', () => {
+  const Ks = [1000, 800, 1200, 500];
+
+  test('no member, or a member that never reports: exactly the fixed passes', () => {
+    const plain = run(Ks, [], 20_000, { needs: false }).blocks;
+    expect(run(Ks, [], 20_000).blocks).toEqual(plain);
+    expect(run(Ks, [member('old')], 20_000).blocks).toEqual(plain);
+    // Beside a member that reports 0 everywhere, a silent one still gets the fixed passes.
+    const zero = member('zero', { every: 50, got: Ks.slice() });
+    expect(run(Ks, [zero, member('old')], 20_000).blocks).toEqual(plain);
+  });
+
+  // Blocks larger than what is in flight (4096: the ring): a member's first report comes before the first block's quota.
+  const big = [6000, 5000, 7000, 4500];
+
+  test('0 % loss: each block\'s pass ends within K + margin packets, with 4096 packets in flight', () => {
+    const a = member('a', { every: 200 });
+    const b2 = member('b', { every: 170 });
+    const r = run(big, [a, b2], 30_000, { delay: 4096 });
+    const per = firstPass(r, big.length);
+    for (let b = 0; b < big.length; b++) {
+      expect(per[b]).toBeLessThanOrEqual(big[b] + NEED_MARGIN_SYMBOLS);
+      expect(per[b]).toBeGreaterThanOrEqual(big[b]);
+    }
+    // And each member had every block when it was through (K received of each).
+    for (const m of [a, b2]) for (let b = 0; b < big.length; b++) expect(m.got[b]).toBeGreaterThanOrEqual(big[b]);
+    expect(r.s.counters.passesEndedEarly).toBeGreaterThanOrEqual(big.length);
+  });
+
+  test('5 % loss: a pass gives about need/(1 − loss) + margin, and every member completes in the first pass', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 1000 }), (seed) => {
+        const ms = [member('a', { every: 150, loss: 0.05 }), member('b', { every: 230, loss: 0.05 })];
+        const r = run(big, ms, 40_000, { delay: 4096, seed });
+        const per = firstPass(r, big.length);
+        let sum = 0;
+        let predicted = 0;
+        for (let b = 0; b < big.length; b++) {
+          expect(per[b]).toBeLessThanOrEqual(passQuota(big[b], 0.15));
+          for (const m of ms) expect(m.got[b]).toBeGreaterThanOrEqual(big[b]);
+          sum += per[b];
+          predicted += packetsFor(big[b], 0.05);
+        }
+        // The first pass is what the prediction asks (K/(1 − loss) and ~3σ), far from the fixed 1.15 K.
+        expect(sum).toBeLessThanOrEqual(predicted * 1.01);
+        expect(sum).toBeLessThan(big.reduce((x, y) => x + y) * 1.1);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  test('a member that joins late keeps the block going (up to its quota)', () => {
+    const a = member('a', { every: 100 });
+    const late = member('late', { every: 100, from: 600 });
+    const r = run([1000, 1000], [a, late], 2_000);
+    const per = firstPass(r, 2);
+    // Alone, a would end block 0 at K + 2; the late member, short of the first ~590, keeps it to the quota.
+    expect(per[0]).toBe(passQuota(1000, 0.15));
+    expect(late.got[0]).toBeGreaterThan(1000 - 600);
+  });
+
+  test('hostile reports (huge needs, loss 1) hold a block no longer than its quota; a report of 0 shortens no one else\'s', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ at: fc.integer({ min: 0, max: 9_999 }), need: fc.integer({ min: 0, max: 1e6 }), loss: fc.double({ min: 0, max: 1, noNaN: true }), block: fc.integer({ min: 0, max: 3 }), rqseq: fc.integer({ min: 0, max: 0xffffffff }) }), { maxLength: 60 }),
+        (reports) => {
+          const table = new NeedTable();
+          const s = new StreamSchedule({ blocks: blocksOf(Ks), fdtBlocks: 1, fdtInterval: 64, windowBlocks: 1, gate, needs: table });
+          s.start();
+          table.expect('evil');
+          const sorted = reports.slice().sort((x, y) => x.at - y.at);
+          let k = 0;
+          let p = 0;
+          const passCount = new Map<string, number>();
+          let cycle = 0;
+          let last = -1;
+          while (p < 10_000) {
+            while (k < sorted.length && sorted[k].at <= p) {
+              const x = sorted[k++];
+              table.report('evil', x.rqseq, x.loss, [{ block: x.block, need: x.need }]);
+            }
+            const t = s.next(p, 256);
+            table.built(t.block, p, t.want);
+            s.sent(t, t.want);
+            p += t.want;
+            if (t.block === FDT_TURN) continue;
+            if (t.slot !== REPAIR_SLOT && t.block < last) cycle++;
+            if (t.slot !== REPAIR_SLOT) last = t.block;
+            const key = `${cycle}/${t.block}`;
+            passCount.set(key, (passCount.get(key) ?? 0) + t.want);
+          }
+          for (const [key, n] of passCount) expect({ key, n: Math.min(n, passQuota(Ks[Number(key.split('/')[1])], 0.15)) }).toEqual({ key, n });
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  test('a block no member needs is skipped; a channel nobody needs anything of keeps its fixed passes', () => {
+    const a = member('a', { every: 10, got: [0, 800, 0, 0] });
+    const r = run(Ks, [a], 4_000);
+    expect(firstPass(r, 4)[1]).toBe(0);
+    expect(r.s.counters.blocksSkipped).toBeGreaterThanOrEqual(1);
+    const done = member('done', { every: 10, got: Ks.slice() });
+    const idle = run(Ks, [done], 20_000);
+    expect(idle.blocks.filter((b) => b !== FDT_TURN).length).toBeGreaterThan(0);
+    expect(firstPass(idle, 4).slice(1)).toEqual(Ks.slice(1).map((K) => passQuota(K, 0.15)));
+  });
+
+  test('repair: a block whose pass ended gets the next turn when a report shows a member short, within its quota', () => {
+    const table = new NeedTable();
+    const s = new StreamSchedule({ blocks: blocksOf([100, 100, 100]), fdtBlocks: 1, fdtInterval: 1000, windowBlocks: 1, gate, needs: table });
+    s.start();
+    table.expect('m');
+    table.report('m', 0xffffffff, 0, [0, 1, 2].map((block) => ({ block, need: 100 })));
+    let p = 0;
+    const step = (): Turn => {
+      const t = s.next(p, 1000);
+      table.built(t.block, p, t.want);
+      s.sent(t, t.want);
+      p += t.want;
+      return t;
+    };
+    step(); // FDT
+    expect(step()).toMatchObject({ block: 0, want: 102 });
+    expect(step()).toMatchObject({ block: 1 });
+    // Block 0 took positions 1..102. The member says it still needs 60 as of position 50: of the 52
+    // packets after it, it will get 52, so it is 10 short (with the margin).
+    table.report('m', 50, 0, [{ block: 0, need: 60 }]);
+    const t = step();
+    expect(t).toMatchObject({ block: 0, slot: REPAIR_SLOT, want: 60 + NEED_MARGIN_SYMBOLS - 52 });
+    expect(s.counters.repairPackets).toBe(10);
+    // A report asking more than the quota leaves gets only the quota: 115 − 112.
+    table.report('m', p - 1, 0, [{ block: 0, need: 100 }]);
+    expect(step()).toMatchObject({ block: 0, slot: REPAIR_SLOT, want: passQuota(100, 0.15) - 112 });
+    expect(step()).toMatchObject({ block: 2 });
+  });
+});
+
+describe('NeedTable', () => {
+  test('stale reports are dropped, reports ahead of the stream taken as of its last packet, members forgotten', () => {
+    const t = new NeedTable();
+    t.built(0, 0, 100);
+    expect(t.report('x', 10, 0, [{ block: 0, need: 5 }])).toBe(false); // not a destination
+    t.expect('x');
+    expect(t.report('x', 50, 0, [{ block: 0, need: 60 }])).toBe(true);
+    // 49 packets (51..99) were built after position 50.
+    expect(t.wanted(0)).toBe(60 + NEED_MARGIN_SYMBOLS - 49);
+    expect(t.report('x', 40, 0, [{ block: 0, need: 50 }])).toBe(false);
+    expect(t.counters.needStale).toBe(1);
+    expect(t.report('x', 5000, 0, [{ block: 0, need: 3 }])).toBe(true);
+    expect(t.counters.needAhead).toBe(1);
+    expect(t.wanted(0)).toBe(3 + NEED_MARGIN_SYMBOLS);
+    expect(t.wanted(1)).toBeUndefined();
+    t.forget('x');
+    expect(t.memberCount).toBe(0);
+    expect(t.wanted(0)).toBeUndefined();
+  });
+
+  test('sequence numbers wrap: a report near 2^32 is dated by the ledger', () => {
+    const t = new NeedTable();
+    const base = 2 ** 32 - 10;
+    t.built(0, base, 20); // positions 2^32 − 10 .. 2^32 + 9
+    t.expect('x');
+    t.report('x', (base + 4) >>> 0, 0, [{ block: 0, need: 15 }]);
+    expect(t.wanted(0)).toBe(15 + NEED_MARGIN_SYMBOLS - 15);
+    t.report('x', (base + 14) >>> 0, 0, [{ block: 0, need: 5 }]);
+    expect(t.wanted(0)).toBe(5 + NEED_MARGIN_SYMBOLS - 5);
+  });
+});
