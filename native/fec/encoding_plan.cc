@@ -47,7 +47,7 @@ void reset_phase_counters() {
   g_replays.store(0, std::memory_order_relaxed);
 }
 
-void EncodingPlan::Fuse() {
+void EncodingPlan::Fuse(bool trim) {
   fused.clear();
   fused_srcs.clear();
   fused_coeffs.clear();
@@ -118,9 +118,11 @@ void EncodingPlan::Fuse() {
     }
   }
   ops = std::vector<SymbolOp>();
-  fused.shrink_to_fit();
-  fused_srcs.shrink_to_fit();
-  fused_coeffs.shrink_to_fit();
+  if (trim) {
+    fused.shrink_to_fit();
+    fused_srcs.shrink_to_fit();
+    fused_coeffs.shrink_to_fit();
+  }
 }
 
 void EncodingPlan::Replay(uint8_t* work, size_t T,
@@ -298,8 +300,14 @@ bool encoding_plan_cached(const SystematicParams& p) {
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
                const uint8_t* work, size_t T, uint32_t isi, uint8_t* out) {
   uint32_t cols[kMaxLtColumns];
-  const uint8_t* srcs[kMaxLtColumns];
   const uint32_t n = lt_columns(p, isi, cols);
+  lt_encode_columns(plan, work, T, cols, n, out);
+}
+
+void lt_encode_columns(const EncodingPlan& plan, const uint8_t* work,
+                       size_t T, const uint32_t* cols, uint32_t n,
+                       uint8_t* out) {
+  const uint8_t* srcs[kMaxLtColumns];
   for (uint32_t j = 0; j < n; ++j) {
     srcs[j] = intermediate_symbol(plan, work, T, cols[j]);
   }

@@ -87,8 +87,10 @@ struct EncodingPlan {
   std::vector<uint8_t> fused_coeffs;  // parallel to fused_srcs (kAddMul)
   uint32_t max_sources = 0;  // largest FusedOp count, plus one
 
-  // Regroups `ops` into `fused` (same result) and releases `ops`.
-  void Fuse();
+  // Regroups `ops` into `fused` (same result) and releases `ops`. A plan
+  // kept for later (the K' cache) is trimmed to size; a decoder's plan,
+  // replayed once and dropped, is not (`trim` false: no copies).
+  void Fuse(bool trim = true);
   // Replays the plan over `work` (num_slots * T bytes). inputs[i] is a
   // T-byte symbol or null (zero); there are num_inputs of them. Uses the
   // fused form once Fuse() ran, else the recorded ops one by one (the
@@ -133,6 +135,13 @@ inline const uint8_t* intermediate_symbol(const EncodingPlan& plan,
 // intermediate symbols; writes T bytes to out.
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
                const uint8_t* work, size_t T, uint32_t isi, uint8_t* out);
+
+// LTEnc over the intermediate symbols named by `cols` (n of them: an LT
+// row, lt_columns' output or a cached row; n <= kMaxLtColumns); writes
+// T bytes to out.
+void lt_encode_columns(const EncodingPlan& plan, const uint8_t* work,
+                       size_t T, const uint32_t* cols, uint32_t n,
+                       uint8_t* out);
 
 // Adds the time between construction and destruction to one of the
 // phase_counters() (codec.h).

@@ -255,6 +255,31 @@ static void test_all_kprime(uint32_t limit) {
               limit, n ? double(sum_u) / n : 0.0);
 }
 
+// The cached rows of a K' (what decoders copy their rows from) are the
+// rows built from the RFC's definitions, row for row: the S LDPC rows,
+// then ISI x at row S + x; one copy per K'; none above the bound, where
+// decoders build their rows as before (the round trips below decode on
+// both sides of it).
+static void test_source_rows() {
+  for (uint32_t K : {1u, 10u, 101u, 1000u, 4000u, 8100u}) {
+    SystematicParams p;
+    CHECK(systematic_params(K, &p));
+    const std::shared_ptr<const SparseRows> rows = source_rows_for(p);
+    CHECK_MSG(rows != nullptr, "K'=%u", p.K_prime);
+    if (!rows) continue;
+    CHECK(source_rows_for(p) == rows);
+    CHECK(rows->rows() == p.S + p.K_prime);
+    SparseRows fresh;
+    append_ldpc_rows(p, &fresh);
+    for (uint32_t x = 0; x < p.K_prime; ++x) append_lt_row(p, x, &fresh);
+    CHECK_MSG(fresh.start == rows->start && fresh.cols == rows->cols,
+              "cached rows differ, K'=%u", p.K_prime);
+  }
+  SystematicParams big;
+  CHECK(systematic_params(kCachedRowsMaxKPrime + 1, &big));
+  CHECK(big.K_prime > kCachedRowsMaxKPrime && source_rows_for(big) == nullptr);
+}
+
 // --------------------------------------------------------- round trips --
 
 struct Block {
@@ -482,6 +507,7 @@ int main(int argc, char** argv) {
       {"tuple", test_tuple},
       {"intermediate", test_intermediate},
       {"all_kprime", [] { test_all_kprime(3000); }},
+      {"source_rows", test_source_rows},
       {"decoder_api", test_decoder_api},
       {"round_trips", test_round_trips},
       {"failure_rate", test_failure_rate},
