@@ -188,10 +188,10 @@ Status BlockDecoder::Impl::Solve() {
     row_input.push_back(K + j);
   }
   EncodingPlan plan;
-  if (!pi_solve(p, rows, row_input, K + nrep, &plan, nullptr)) {
+  if (!pi_solve(p, rows, row_input, K + nrep, &plan, nullptr,
+                PlanForm::kFused)) {
     return Status::kNeedMoreSymbols;
   }
-  plan.Fuse(/*trim=*/false);
   std::vector<const uint8_t*> inputs(size_t(K) + nrep, nullptr);
   for (uint32_t x = 0; x < K; ++x) {
     if (have_source[x]) inputs[x] = source.data() + size_t(x) * T;

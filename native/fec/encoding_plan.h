@@ -87,10 +87,18 @@ struct EncodingPlan {
   std::vector<uint8_t> fused_coeffs;  // parallel to fused_srcs (kAddMul)
   uint32_t max_sources = 0;  // largest FusedOp count, plus one
 
-  // Regroups `ops` into `fused` (same result) and releases `ops`. A plan
-  // kept for later (the K' cache) is trimmed to size; a decoder's plan,
-  // replayed once and dropped, is not (`trim` false: no copies).
-  void Fuse(bool trim = true);
+  // Regroups `ops` into `fused` (same result) and releases `ops`.
+  void Fuse();
+  // Fuse() one op at a time, for a solver that emits the fused form
+  // directly (PlanForm::kFused) instead of recording `ops`: FuseOp is
+  // Fuse()'s step for an op outside an HDPC block, FuseHdpc appends the
+  // kHdpc op of hdpc_blocks[block] where Fuse() would. The result is the
+  // same fused plan, op for op (fec_math_test holds the two to it).
+  void ResetFused();  // empty fused form, before the first FuseOp
+  void FuseOp(const SymbolOp& op);
+  void FuseHdpc(uint32_t block);
+  // Trims the fused arrays to size (a plan kept in the K' cache).
+  void TrimFused();
   // Replays the plan over `work` (num_slots * T bytes). inputs[i] is a
   // T-byte symbol or null (zero); there are num_inputs of them. Uses the
   // fused form once Fuse() ran, else the recorded ops one by one (the
@@ -99,7 +107,14 @@ struct EncodingPlan {
 
  private:
   void ReplayOps(uint8_t* work, size_t T, const uint8_t* const* inputs) const;
+  // FuseOp: fused.back() may still take XORs into its dst.
+  bool fuse_open_ = false;
 };
+
+// What pi_solve writes: the recorded ops (the reference a test or
+// referenceSymbols replays one by one; Fuse() makes the fused form) or the
+// fused form directly (no `ops`: what the K' cache and decoders replay).
+enum class PlanForm { kOps, kFused };
 
 // Shape of one solve, for benchmarks and tests.
 struct SolverStats {
@@ -122,7 +137,7 @@ bool encoding_plan_cached(const SystematicParams& p);
 
 // Builds a fresh encoding plan without the cache (tests, benchmarks).
 bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
-                         SolverStats* stats);
+                         SolverStats* stats, PlanForm form = PlanForm::kOps);
 
 // Intermediate symbol c of a replayed plan.
 inline const uint8_t* intermediate_symbol(const EncodingPlan& plan,
