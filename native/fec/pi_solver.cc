@@ -109,9 +109,9 @@ class Solver {
     }
   }
 
-  bool Active(uint32_t c) const {
-    return col_pos_[c] == kNone && col_dense_[c] == kNone;
-  }
+  // Column c is still in V: neither pivoted nor inactivated (active_[c]
+  // is 1 exactly then, so a row's V part is gathered without branches).
+  bool Active(uint32_t c) const { return active_[c] != 0; }
 
   void BuildColumnIndex();
   void Phase1();
@@ -141,6 +141,7 @@ class Solver {
   std::vector<uint32_t> col_start_, col_rows_;  // column -> binary rows
   std::vector<uint32_t> col_pos_;    // pivot index k, or kNone
   std::vector<uint32_t> col_dense_;  // dense index d, or kNone
+  std::vector<uint8_t> active_;      // 1 while the column is in V
   std::vector<uint32_t> dense_col_;  // d -> column
   std::vector<uint32_t> pivot_row_;  // k -> row
   std::vector<uint32_t> r_;          // nonzeros of each row in V
@@ -188,6 +189,7 @@ void Solver::RemoveColumnFromV(uint32_t c) {
 
 void Solver::Inactivate(uint32_t c) {
   col_dense_[c] = u_++;
+  active_[c] = 0;
   dense_col_.push_back(c);
   RemoveColumnFromV(c);
 }
@@ -287,6 +289,8 @@ void Solver::Phase1() {
   const uint32_t L = p_.L, W = p_.W;
   col_pos_.assign(L, kNone);
   col_dense_.assign(L, kNone);
+  active_.assign(L, 0);
+  std::fill(active_.begin(), active_.begin() + W, 1);
   dense_col_.clear();
   // §5.4.2.2: the P PI columns start in U (u = P).
   for (uint32_t c = W; c < L; ++c) {
@@ -364,11 +368,13 @@ void Solver::Phase1() {
       a = act_big.data();
     }
     for (const uint32_t* c = rows_.begin(row); c != rows_.end(row); ++c) {
-      if (Active(*c)) a[n++] = *c;
+      a[n] = *c;
+      n += active_[*c];
     }
     chosen_[row] = 1;
     const uint32_t pc = a[0];
     col_pos_[pc] = i_++;
+    active_[pc] = 0;
     pivot_row_.push_back(row);
     RemoveColumnFromV(pc);
     for (uint32_t j = 1; j < n; ++j) Inactivate(a[j]);
