@@ -651,8 +651,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
                     " bytes exceeds the largest buffer");
       return Napi::Value();
     }
-    std::unique_ptr<fec::SymbolBuffer> held(
-        new (std::nothrow) fec::SymbolBuffer(static_cast<size_t>(l.oti.F)));
+    std::unique_ptr<fec::SymbolBuffer> held(new (std::nothrow)
+        fec::SymbolBuffer(fec::SymbolBuffer::Fresh(static_cast<size_t>(l.oti.F))));
     if (!held || !*held) {
       ThrowCode(env, kErrObjectTooLarge,
                 "out of memory for an object of " + std::to_string(l.oti.F) +
