@@ -638,13 +638,16 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       if (!CopyObject(env, *core, out.Data())) return Napi::Value();
       return out;
     }
-    // A large object is copied into recycled block memory (fec::
-    // SymbolBuffer's cache: typically the solve's work buffer, released a
-    // moment ago) lent to JS as an external Buffer, back to the cache when
-    // the Buffer is collected. A fresh Buffer of F bytes cost a page fault
-    // (and the kernel zeroing the page) per 4 KiB: at K = 50 000, T = 1 280
-    // that was 16 000 faults, 360 of the decode's 780 ms. Still a copy:
-    // each call returns bytes of its own, the decoder keeps its blocks.
+    // A large object is copied into block memory (fec::SymbolBuffer: huge
+    // pages where the kernel has them) lent to JS as an external Buffer,
+    // which joins the codec's buffer cache when the Buffer is collected. A
+    // Buffer of F bytes cost a page fault (and the kernel zeroing the
+    // page) per 4 KiB: at K = 50 000, T = 1 280 that was 16 000 faults, 360
+    // of the decode's 780 ms. Fresh, not from the cache: the Buffer comes
+    // back late (a collection and a turn of the event loop), and taking
+    // the cache's buffer made the next decode fault its work buffer in
+    // instead. Still a copy: each call returns bytes of its own, the
+    // decoder keeps its blocks.
     if (l.oti.F > kMaxBufferBytes) {
       ThrowCode(env, kErrObjectTooLarge,
                 "result of " + std::to_string(l.oti.F) +
@@ -669,15 +672,13 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return out;
   }
 
-  // Objects from this size up are returned in recycled memory (Result).
+  // Objects from this size up are returned in block memory (Result).
   // The C library maps an allocation this large fresh from the kernel
-  // every time (glibc's largest mmap threshold), so a fresh Buffer always
-  // faults; below it a Buffer usually reuses freed heap memory, and the
-  // recycled one would cost more than it saves: it only returns to the
-  // cache once its finalizer runs, after a collection and a turn of the
-  // event loop, so back-to-back decodes of 1 MB objects (bench:codec) took
-  // fresh memory for their work buffers instead (measured: 15 -> 320
-  // faults per K = 1 000 decode).
+  // every time (glibc's largest mmap threshold), so a Buffer always
+  // faults in 4 KiB pages; below it a Buffer usually reuses freed heap
+  // memory. (Lending the codec's cached buffers below it was tried: they
+  // return late, and back-to-back decodes of 1 MB objects then took fresh
+  // memory for their work buffers, 15 -> 320 faults per K = 1 000 decode.)
   static constexpr uint64_t kRecycledResultBytes = uint64_t(32) << 20;
 
   // Copies every block to its place in `out` (F bytes); false on a throw.

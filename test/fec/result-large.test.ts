@@ -1,7 +1,8 @@
 /**
  * ObjectDecoder.result() of an object of 32 MiB or more: copied into
- * recycled block memory (native/napi/decoder.cc, Result) instead of a fresh
- * Buffer, whose page faults were nearly half of a K = 50 000 decode. What
+ * block memory lent as an external Buffer (native/napi/decoder.cc, Result)
+ * instead of a Buffer faulted in 4 KiB at a time, which was nearly half of
+ * a K = 50 000 decode. What
  * must not change with it: every call returns the object's bytes in a
  * buffer of its own, the decoder keeps its blocks, and a returned buffer
  * outlives close(). Large symbols keep the block small (K = 513) so the
