@@ -67,7 +67,6 @@ function toResult(r: RawBatchResult): BatchResult {
 
 export class ObjectDecoder {
   readonly otiInfo: Oti;
-  readonly layout: ObjectLayout;
   private readonly raw: RawDecoder;
   // Async operations run one after the other (the native decoder accepts
   // one at a time).
@@ -77,7 +76,15 @@ export class ObjectDecoder {
     this.otiInfo = oti instanceof Uint8Array ? Oti.parse(oti, binding) : Oti.from(oti, binding);
     const bytes = this.otiInfo.toBytes();
     this.raw = callNative(() => new binding.Decoder(bytes));
-    this.layout = this.otiInfo.layout;
+  }
+
+  /**
+   * The block layout (RFC 6330 §4.4.1.2), computed on first use: an
+   * encoder or decoder that never asks (a one-block object whose packets
+   * go straight in and out) saves the native call.
+   */
+  get layout(): ObjectLayout {
+    return this.otiInfo.layout;
   }
 
   get oti(): Uint8Array {

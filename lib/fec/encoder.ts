@@ -74,7 +74,6 @@ class OpenFile {
 
 export class ObjectEncoder {
   readonly otiInfo: Oti;
-  readonly layout: ObjectLayout;
   private readonly raw: RawEncoder;
   private readonly preparing = new Map<number, Promise<void>>();
 
@@ -90,7 +89,6 @@ export class ObjectEncoder {
       const oti = this.otiInfo.toBytes();
       this.raw = callNative(() => new binding.Encoder(data, oti));
     }
-    this.layout = this.otiInfo.layout;
   }
 
   /**
@@ -118,6 +116,15 @@ export class ObjectEncoder {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  /**
+   * The block layout (RFC 6330 §4.4.1.2), computed on first use: an
+   * encoder or decoder that never asks (a one-block object whose packets
+   * go straight in and out) saves the native call.
+   */
+  get layout(): ObjectLayout {
+    return this.otiInfo.layout;
   }
 
   /** The 12-byte RFC 6330 OTI a decoder needs. */

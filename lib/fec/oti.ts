@@ -42,6 +42,8 @@ export const DEFAULT_PAYLOAD_SIZE = 1280;
 export const DEFAULT_ALIGNMENT = 4;
 export const DEFAULT_MAX_SUB_BLOCK_SIZE = 16 * 1024 * 1024;
 export const OTI_SIZE = 12;
+/** F is bytes 0-4, then the reserved byte, T, Z, N, Al (RFC 6330 §3.3.2-3). */
+const OTI_RESERVED_BYTE = 5;
 
 /** The layout of an object's blocks (RFC 6330 §4.4.1.2). */
 export class ObjectLayout {
@@ -132,9 +134,12 @@ export class Oti implements OtiFields {
   static parse(bytes: Uint8Array, binding: RawCodecBinding = loadNative()): Oti {
     const raw = callNative(() => binding.otiDecode(bytes));
     const fields: OtiFields = { F: raw[0], T: raw[1], Z: raw[2], N: raw[3], Al: raw[4] };
-    // Re-encode rather than keep the input: the reserved byte is ignored
-    // on receipt and written as zero (RFC 6330 §3.3.2).
-    return new Oti(fields, callNative(() => binding.otiEncode(fields.F, fields.T, fields.Z, fields.N, fields.Al)), binding);
+    // The core checked every field; what it would encode from them is the
+    // input with the reserved byte (ignored on receipt, written as zero:
+    // RFC 6330 §3.3.2) cleared, so no second native call.
+    const own = Uint8Array.from(bytes);
+    own[OTI_RESERVED_BYTE] = 0;
+    return new Oti(fields, own, binding);
   }
 
   /** RFC 6330 §4.3: T, Z, N for an object of F bytes. */

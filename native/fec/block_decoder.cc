@@ -153,17 +153,34 @@ Status BlockDecoder::Impl::Solve() {
   // Rows: S LDPC rows, the padding ISIs K..K'-1 (known zero symbols), the
   // received source ISIs, the received repair ISIs (ESI + K' - K).
   // Inputs: 0..K-1 source symbols, K.. repair symbols.
+  // The LDPC rows and the source ISIs' rows come from the K' cache when
+  // there is one (the same rows, computed once).
+  const std::shared_ptr<const SparseRows> cached = source_rows_for(p);
   SparseRows rows;
   rows.cols.reserve(size_t(Kp + nrep) * 8 + size_t(p.S) * 32);
-  append_ldpc_rows(p, &rows);
-  std::vector<uint32_t> row_input(p.S, kNoInput);
+  rows.start.reserve(size_t(p.S) + Kp + nrep + 1);
+  std::vector<uint32_t> row_input;
+  row_input.reserve(size_t(p.S) + Kp + nrep);
+  row_input.assign(p.S, kNoInput);
+  if (cached) {
+    for (uint32_t r = 0; r < p.S; ++r) append_row(*cached, r, &rows);
+  } else {
+    append_ldpc_rows(p, &rows);
+  }
+  auto append_isi = [&](uint32_t isi) {
+    if (cached && isi < Kp) {
+      append_row(*cached, p.S + isi, &rows);
+    } else {
+      append_lt_row(p, isi, &rows);
+    }
+  };
   for (uint32_t x = K; x < Kp; ++x) {
-    append_lt_row(p, x, &rows);
+    append_isi(x);
     row_input.push_back(kNoInput);
   }
   for (uint32_t x = 0; x < K; ++x) {
     if (!have_source[x]) continue;
-    append_lt_row(p, x, &rows);
+    append_isi(x);
     row_input.push_back(x);
   }
   for (uint32_t j = 0; j < nrep; ++j) {
@@ -171,10 +188,10 @@ Status BlockDecoder::Impl::Solve() {
     row_input.push_back(K + j);
   }
   EncodingPlan plan;
-  if (!pi_solve(p, rows, row_input, K + nrep, &plan, nullptr)) {
+  if (!pi_solve(p, rows, row_input, K + nrep, &plan, nullptr,
+                PlanForm::kFused)) {
     return Status::kNeedMoreSymbols;
   }
-  plan.Fuse();
   std::vector<const uint8_t*> inputs(size_t(K) + nrep, nullptr);
   for (uint32_t x = 0; x < K; ++x) {
     if (have_source[x]) inputs[x] = source.data() + size_t(x) * T;
@@ -188,7 +205,13 @@ Status BlockDecoder::Impl::Solve() {
   PhaseTimer timer(PhaseTimer::kSymbol);
   for (uint32_t x = 0; x < K; ++x) {
     if (have_source[x]) continue;
-    lt_encode(p, plan, work.data(), T, x, source.data() + size_t(x) * T);
+    uint8_t* out = source.data() + size_t(x) * T;
+    if (cached) {
+      lt_encode_columns(plan, work.data(), T, cached->begin(p.S + x),
+                        cached->degree(p.S + x), out);
+    } else {
+      lt_encode(p, plan, work.data(), T, x, out);
+    }
   }
   return Status::kOk;
 }

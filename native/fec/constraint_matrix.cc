@@ -1,6 +1,9 @@
 // RFC 6330 §5.3.3.3 constraint rows and §5.3.5.3 LTEnc columns.
 #include "fec/constraint_matrix.h"
 
+#include <mutex>
+#include <unordered_map>
+
 namespace rqcast {
 namespace fec {
 
@@ -57,6 +60,26 @@ void append_lt_row(const SystematicParams& p, uint32_t isi, SparseRows* rows) {
   const uint32_t n = lt_columns(p, isi, c);
   rows->cols.insert(rows->cols.end(), c, c + n);
   rows->start.push_back(static_cast<uint32_t>(rows->cols.size()));
+}
+
+std::shared_ptr<const SparseRows> source_rows_for(const SystematicParams& p) {
+  if (p.K_prime > kCachedRowsMaxKPrime) return nullptr;
+  // Never destroyed: used from any thread, also at exit.
+  static std::mutex* mu = new std::mutex;
+  static auto* cache =
+      new std::unordered_map<uint32_t, std::shared_ptr<const SparseRows>>;
+  std::lock_guard<std::mutex> lock(*mu);
+  std::shared_ptr<const SparseRows>& slot = (*cache)[p.K_prime];
+  if (!slot) {
+    // Under the lock: a few tens of microseconds, once per K'.
+    auto rows = std::make_shared<SparseRows>();
+    rows->cols.reserve(size_t(p.K_prime) * 8 + size_t(p.S) * 32);
+    rows->start.reserve(size_t(p.S) + p.K_prime + 1);
+    append_ldpc_rows(p, rows.get());
+    for (uint32_t x = 0; x < p.K_prime; ++x) append_lt_row(p, x, rows.get());
+    slot = std::move(rows);
+  }
+  return slot;
 }
 
 void hdpc_mt_column(const SystematicParams& p, uint32_t j, uint32_t* h1,

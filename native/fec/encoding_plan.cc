@@ -47,77 +47,41 @@ void reset_phase_counters() {
   g_replays.store(0, std::memory_order_relaxed);
 }
 
-void EncodingPlan::Fuse() {
+void EncodingPlan::ResetFused() {
   fused.clear();
   fused_srcs.clear();
   fused_coeffs.clear();
   max_sources = 1;
+  fuse_open_ = false;
+}
+
+void EncodingPlan::Fuse() {
+  ResetFused();
   fused.reserve(ops.size() / 4);
   fused_srcs.reserve(ops.size());
   fused_coeffs.reserve(ops.size());
-  bool open = false;  // fused.back() may still take XORs into its dst
   size_t next_block = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
     if (next_block < hdpc_blocks.size() &&
         hdpc_blocks[next_block].op_begin == i) {
-      const HdpcBlock& b = hdpc_blocks[next_block];
-      fused.push_back(FusedOp{b.first_row_slot, kNoFusedInput,
-                              static_cast<uint32_t>(next_block), 0,
-                              FusedOp::kHdpc, 0});
-      open = false;
+      FuseHdpc(static_cast<uint32_t>(next_block));
+      i = hdpc_blocks[next_block].op_end - 1;
       ++next_block;
-      i = b.op_end - 1;
       continue;
     }
-    const SymbolOp& op = ops[i];
-    const uint32_t at = static_cast<uint32_t>(fused_srcs.size());
-    switch (op.kind) {
-      case SymbolOp::kCopyIn:
-      case SymbolOp::kZero:
-        fused.push_back(FusedOp{
-            op.dst, op.kind == SymbolOp::kCopyIn ? op.src : kNoFusedInput, at,
-            0, FusedOp::kAssign, 0});
-        open = true;
-        break;
-      case SymbolOp::kXor:
-        // A source equal to the destination would be read after part of
-        // the destination was written; the solver never records one, but
-        // such an op stays on its own to keep the one-by-one meaning.
-        fused_srcs.push_back(op.src);
-        fused_coeffs.push_back(1);
-        if (open && fused.back().dst == op.dst && op.src != op.dst) {
-          ++fused.back().count;
-        } else {
-          fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1, FusedOp::kAdd,
-                                  0});
-          open = op.src != op.dst;
-        }
-        break;
-      case SymbolOp::kAddMul:
-        // Multiply-adds into one row (phase 2 clearing an HDPC row) join
-        // into one addmul_multi pass; a XOR joins one as coefficient 1.
-        fused_srcs.push_back(op.src);
-        fused_coeffs.push_back(op.beta);
-        if (open && fused.back().kind == FusedOp::kAddMul &&
-            fused.back().dst == op.dst && op.src != op.dst) {
-          ++fused.back().count;
-        } else {
-          fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1,
-                                  FusedOp::kAddMul, 0});
-          open = op.src != op.dst;
-        }
-        break;
-      case SymbolOp::kScale:
-        fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 0, FusedOp::kScale,
-                                op.beta});
-        open = false;
-        break;
-    }
-    if (fused.back().count + 1 > max_sources) {
-      max_sources = fused.back().count + 1;
-    }
+    FuseOp(ops[i]);
   }
   ops = std::vector<SymbolOp>();
+  TrimFused();
+}
+
+void EncodingPlan::FuseHdpc(uint32_t block) {
+  fused.push_back(FusedOp{hdpc_blocks[block].first_row_slot, kNoFusedInput,
+                          block, 0, FusedOp::kHdpc, 0});
+  fuse_open_ = false;
+}
+
+void EncodingPlan::TrimFused() {
   fused.shrink_to_fit();
   fused_srcs.shrink_to_fit();
   fused_coeffs.shrink_to_fit();
@@ -227,7 +191,7 @@ void EncodingPlan::ReplayOps(uint8_t* work, size_t T,
 }
 
 bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
-                         SolverStats* stats) {
+                         SolverStats* stats, PlanForm form) {
   // §5.3.3.4: the K' source rows are the LT rows of ISIs 0..K'-1.
   SparseRows rows;
   rows.cols.reserve(size_t(p.K_prime) * 8 + size_t(p.S) * 32);
@@ -237,7 +201,7 @@ bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
     append_lt_row(p, x, &rows);
     row_input.push_back(x);
   }
-  return pi_solve(p, rows, row_input, p.K_prime, plan, stats);
+  return pi_solve(p, rows, row_input, p.K_prime, plan, stats, form);
 }
 
 namespace {
@@ -273,8 +237,8 @@ std::shared_ptr<const EncodingPlan> encoding_plan_for(
   std::lock_guard<std::mutex> lock(entry->mu);
   if (!entry->plan) {
     auto plan = std::make_shared<EncodingPlan>();
-    if (build_encoding_plan(p, plan.get(), nullptr)) {
-      plan->Fuse();
+    if (build_encoding_plan(p, plan.get(), nullptr, PlanForm::kFused)) {
+      plan->TrimFused();
       entry->plan = plan;
     }
   }
@@ -298,8 +262,14 @@ bool encoding_plan_cached(const SystematicParams& p) {
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
                const uint8_t* work, size_t T, uint32_t isi, uint8_t* out) {
   uint32_t cols[kMaxLtColumns];
-  const uint8_t* srcs[kMaxLtColumns];
   const uint32_t n = lt_columns(p, isi, cols);
+  lt_encode_columns(plan, work, T, cols, n, out);
+}
+
+void lt_encode_columns(const EncodingPlan& plan, const uint8_t* work,
+                       size_t T, const uint32_t* cols, uint32_t n,
+                       uint8_t* out) {
+  const uint8_t* srcs[kMaxLtColumns];
   for (uint32_t j = 0; j < n; ++j) {
     srcs[j] = intermediate_symbol(plan, work, T, cols[j]);
   }

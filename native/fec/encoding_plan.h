@@ -89,6 +89,16 @@ struct EncodingPlan {
 
   // Regroups `ops` into `fused` (same result) and releases `ops`.
   void Fuse();
+  // Fuse() one op at a time, for a solver that emits the fused form
+  // directly (PlanForm::kFused) instead of recording `ops`: FuseOp is
+  // Fuse()'s step for an op outside an HDPC block, FuseHdpc appends the
+  // kHdpc op of hdpc_blocks[block] where Fuse() would. The result is the
+  // same fused plan, op for op (fec_math_test holds the two to it).
+  void ResetFused();  // empty fused form, before the first FuseOp
+  void FuseOp(const SymbolOp& op);
+  void FuseHdpc(uint32_t block);
+  // Trims the fused arrays to size (a plan kept in the K' cache).
+  void TrimFused();
   // Replays the plan over `work` (num_slots * T bytes). inputs[i] is a
   // T-byte symbol or null (zero); there are num_inputs of them. Uses the
   // fused form once Fuse() ran, else the recorded ops one by one (the
@@ -97,7 +107,65 @@ struct EncodingPlan {
 
  private:
   void ReplayOps(uint8_t* work, size_t T, const uint8_t* const* inputs) const;
+  // FuseOp: fused.back() may still take XORs into its dst.
+  bool fuse_open_ = false;
 };
+
+// What pi_solve writes: the recorded ops (the reference a test or
+// referenceSymbols replays one by one; Fuse() makes the fused form) or the
+// fused form directly (no `ops`: what the K' cache and decoders replay).
+enum class PlanForm { kOps, kFused };
+
+// Inline: the solver emits an op per symbol operation, 20-odd thousand at
+// K = 1 000, and a call per op was a tenth of its time.
+inline void EncodingPlan::FuseOp(const SymbolOp& op) {
+  const uint32_t at = static_cast<uint32_t>(fused_srcs.size());
+  switch (op.kind) {
+    case SymbolOp::kCopyIn:
+    case SymbolOp::kZero:
+      fused.push_back(FusedOp{
+          op.dst, op.kind == SymbolOp::kCopyIn ? op.src : kNoFusedInput, at,
+          0, FusedOp::kAssign, 0});
+      fuse_open_ = true;
+      break;
+    case SymbolOp::kXor:
+      // A source equal to the destination would be read after part of
+      // the destination was written; the solver never records one, but
+      // such an op stays on its own to keep the one-by-one meaning.
+      fused_srcs.push_back(op.src);
+      fused_coeffs.push_back(1);
+      if (fuse_open_ && fused.back().dst == op.dst && op.src != op.dst) {
+        ++fused.back().count;
+      } else {
+        fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1, FusedOp::kAdd,
+                                0});
+        fuse_open_ = op.src != op.dst;
+      }
+      break;
+    case SymbolOp::kAddMul:
+      // Multiply-adds into one row (phase 2 clearing an HDPC row) join
+      // into one addmul_multi pass; a XOR joins one as coefficient 1.
+      fused_srcs.push_back(op.src);
+      fused_coeffs.push_back(op.beta);
+      if (fuse_open_ && fused.back().kind == FusedOp::kAddMul &&
+          fused.back().dst == op.dst && op.src != op.dst) {
+        ++fused.back().count;
+      } else {
+        fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 1,
+                                FusedOp::kAddMul, 0});
+        fuse_open_ = op.src != op.dst;
+      }
+      break;
+    case SymbolOp::kScale:
+      fused.push_back(FusedOp{op.dst, kNoFusedInput, at, 0, FusedOp::kScale,
+                              op.beta});
+      fuse_open_ = false;
+      break;
+  }
+  if (fused.back().count + 1 > max_sources) {
+    max_sources = fused.back().count + 1;
+  }
+}
 
 // Shape of one solve, for benchmarks and tests.
 struct SolverStats {
@@ -120,7 +188,7 @@ bool encoding_plan_cached(const SystematicParams& p);
 
 // Builds a fresh encoding plan without the cache (tests, benchmarks).
 bool build_encoding_plan(const SystematicParams& p, EncodingPlan* plan,
-                         SolverStats* stats);
+                         SolverStats* stats, PlanForm form = PlanForm::kOps);
 
 // Intermediate symbol c of a replayed plan.
 inline const uint8_t* intermediate_symbol(const EncodingPlan& plan,
@@ -133,6 +201,13 @@ inline const uint8_t* intermediate_symbol(const EncodingPlan& plan,
 // intermediate symbols; writes T bytes to out.
 void lt_encode(const SystematicParams& p, const EncodingPlan& plan,
                const uint8_t* work, size_t T, uint32_t isi, uint8_t* out);
+
+// LTEnc over the intermediate symbols named by `cols` (n of them: an LT
+// row, lt_columns' output or a cached row; n <= kMaxLtColumns); writes
+// T bytes to out.
+void lt_encode_columns(const EncodingPlan& plan, const uint8_t* work,
+                       size_t T, const uint32_t* cols, uint32_t n,
+                       uint8_t* out);
 
 // Adds the time between construction and destruction to one of the
 // phase_counters() (codec.h).

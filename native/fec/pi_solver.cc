@@ -69,17 +69,29 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 class Solver {
  public:
   Solver(const SystematicParams& p, const SparseRows& rows,
-         const std::vector<uint32_t>& row_input, EncodingPlan* plan)
-      : p_(p), rows_(rows), row_input_(row_input), plan_(plan) {}
+         const std::vector<uint32_t>& row_input, EncodingPlan* plan,
+         PlanForm form)
+      : p_(p), rows_(rows), row_input_(row_input), plan_(plan), form_(form) {}
 
   bool Run();
   uint32_t pivots() const { return i_; }
   uint32_t inactivated() const { return u_; }
+  uint64_t xor_ops() const { return xor_ops_; }
+  uint64_t mul_ops() const { return mul_ops_; }
 
  private:
-  // ---- op recording
+  // ---- op recording: into plan_->ops, or (PlanForm::kFused) straight
+  // into the fused form, except inside an HDPC block, whose ops become
+  // one kHdpc op (FuseHdpc, where the block ends: nothing is fused while
+  // it is open, so that is where it began).
   void Emit(SymbolOp::Kind k, uint32_t dst, uint32_t src, uint8_t beta = 0) {
-    plan_->ops.push_back(SymbolOp{dst, src, k, beta});
+    if (k == SymbolOp::kXor) ++xor_ops_;
+    if (k == SymbolOp::kAddMul || k == SymbolOp::kScale) ++mul_ops_;
+    if (form_ == PlanForm::kOps) {
+      plan_->ops.push_back(SymbolOp{dst, src, k, beta});
+    } else if (!in_hdpc_block_) {
+      plan_->FuseOp(SymbolOp{dst, src, k, beta});
+    }
   }
   void EmitLoad(uint32_t row) {
     const uint32_t in = row_input_[row];
@@ -97,9 +109,9 @@ class Solver {
     }
   }
 
-  bool Active(uint32_t c) const {
-    return col_pos_[c] == kNone && col_dense_[c] == kNone;
-  }
+  // Column c is still in V: neither pivoted nor inactivated (active_[c]
+  // is 1 exactly then, so a row's V part is gathered without branches).
+  bool Active(uint32_t c) const { return active_[c] != 0; }
 
   void BuildColumnIndex();
   void Phase1();
@@ -117,6 +129,9 @@ class Solver {
   const SparseRows& rows_;
   const std::vector<uint32_t>& row_input_;
   EncodingPlan* plan_;
+  const PlanForm form_;
+  bool in_hdpc_block_ = false;
+  uint64_t xor_ops_ = 0, mul_ops_ = 0;
 
   uint32_t nb_ = 0;  // binary rows
   uint32_t i_ = 0;   // pivots of phase 1
@@ -126,6 +141,7 @@ class Solver {
   std::vector<uint32_t> col_start_, col_rows_;  // column -> binary rows
   std::vector<uint32_t> col_pos_;    // pivot index k, or kNone
   std::vector<uint32_t> col_dense_;  // dense index d, or kNone
+  std::vector<uint8_t> active_;      // 1 while the column is in V
   std::vector<uint32_t> dense_col_;  // d -> column
   std::vector<uint32_t> pivot_row_;  // k -> row
   std::vector<uint32_t> r_;          // nonzeros of each row in V
@@ -173,6 +189,7 @@ void Solver::RemoveColumnFromV(uint32_t c) {
 
 void Solver::Inactivate(uint32_t c) {
   col_dense_[c] = u_++;
+  active_[c] = 0;
   dense_col_.push_back(c);
   RemoveColumnFromV(c);
 }
@@ -272,6 +289,8 @@ void Solver::Phase1() {
   const uint32_t L = p_.L, W = p_.W;
   col_pos_.assign(L, kNone);
   col_dense_.assign(L, kNone);
+  active_.assign(L, 0);
+  std::fill(active_.begin(), active_.begin() + W, 1);
   dense_col_.clear();
   // §5.4.2.2: the P PI columns start in U (u = P).
   for (uint32_t c = W; c < L; ++c) {
@@ -349,11 +368,13 @@ void Solver::Phase1() {
       a = act_big.data();
     }
     for (const uint32_t* c = rows_.begin(row); c != rows_.end(row); ++c) {
-      if (Active(*c)) a[n++] = *c;
+      a[n] = *c;
+      n += active_[*c];
     }
     chosen_[row] = 1;
     const uint32_t pc = a[0];
     col_pos_[pc] = i_++;
+    active_[pc] = 0;
     pivot_row_.push_back(row);
     RemoveColumnFromV(pc);
     for (uint32_t j = 1; j < n; ++j) Inactivate(a[j]);
@@ -426,6 +447,7 @@ void Solver::ComputeHdpc() {
   block.H = H;
   block.src_slot.assign(KS, HdpcBlock::kNoSlot);
   block.h12.assign(size_t(2) * KS, 0);
+  in_hdpc_block_ = true;
   Emit(SymbolOp::kZero, acc_slot, 0);
   for (uint32_t h = 0; h < H; ++h) Emit(SymbolOp::kZero, hslot + h, 0);
   for (uint32_t c = 0; c < KS; ++c) {
@@ -473,6 +495,10 @@ void Solver::ComputeHdpc() {
   }
   block.op_end = static_cast<uint32_t>(plan_->ops.size());
   plan_->hdpc_blocks.push_back(std::move(block));
+  in_hdpc_block_ = false;
+  if (form_ == PlanForm::kFused) {
+    plan_->FuseHdpc(static_cast<uint32_t>(plan_->hdpc_blocks.size() - 1));
+  }
   for (uint32_t h = 0; h < H; ++h) {  // I_H: columns K'+S .. L-1
     hdpc_[size_t(h) * u_ + col_dense_[KS + h]] ^= 1;
   }
@@ -627,14 +653,23 @@ bool Solver::Run() {
   nb_ = rows_.rows();
   plan_->ops.clear();
   plan_->hdpc_blocks.clear();
+  plan_->ResetFused();
   plan_->num_slots = nb_ + p_.H + 1;
   BuildColumnIndex();
   Phase1();
   // Every op the plan will hold, roughly: two passes over the binary rows'
   // nonzeros, four per HDPC column, phase 2's elimination; one allocation
   // instead of a doubling series of copies of a multi-megabyte vector.
-  plan_->ops.reserve(2 * rows_.cols.size() + 4 * size_t(p_.K_prime + p_.S) +
-                     size_t(u_) * u_ / 2 + size_t(p_.H) * u_);
+  // Fused, the HDPC ops are one op, and a row's ops one op.
+  const size_t ops = 2 * rows_.cols.size() + size_t(u_) * u_ / 2 +
+                     size_t(p_.H) * u_;
+  if (form_ == PlanForm::kOps) {
+    plan_->ops.reserve(ops + 4 * size_t(p_.K_prime + p_.S));
+  } else {
+    plan_->fused.reserve(2 * size_t(nb_) + 2 * size_t(u_) + p_.H + 8);
+    plan_->fused_srcs.reserve(ops);
+    plan_->fused_coeffs.reserve(ops);
+  }
   ComputeFill();
   ComputeHdpc();
   if (!Phase2()) return false;
@@ -646,7 +681,7 @@ bool Solver::Run() {
 
 bool pi_solve(const SystematicParams& p, const SparseRows& rows,
               const std::vector<uint32_t>& row_input, uint32_t num_inputs,
-              EncodingPlan* plan, SolverStats* stats) {
+              EncodingPlan* plan, SolverStats* stats, PlanForm form) {
   if (row_input.size() != rows.rows()) return false;
   for (uint32_t c : rows.cols) {
     if (c >= p.L) return false;
@@ -655,19 +690,15 @@ bool pi_solve(const SystematicParams& p, const SparseRows& rows,
     if (in != kNoInput && in >= num_inputs) return false;
   }
   PhaseTimer timer(PhaseTimer::kSolver);
-  Solver solver(p, rows, row_input, plan);
+  Solver solver(p, rows, row_input, plan, form);
   plan->num_inputs = num_inputs;
   const bool ok = solver.Run();
   if (ok && stats) {
     *stats = SolverStats();
     stats->pivots_phase1 = solver.pivots();
     stats->inactivated = solver.inactivated();
-    for (const SymbolOp& op : plan->ops) {
-      if (op.kind == SymbolOp::kXor) ++stats->xor_ops;
-      if (op.kind == SymbolOp::kAddMul || op.kind == SymbolOp::kScale) {
-        ++stats->mul_ops;
-      }
-    }
+    stats->xor_ops = solver.xor_ops();
+    stats->mul_ops = solver.mul_ops();
   }
   return ok;
 }

@@ -24,11 +24,16 @@ constexpr uint32_t kNoInput = 0xFFFFFFFFu;
 // Slot layout of the resulting plan: slot r for binary row r, then the H
 // HDPC rows, then one scratch slot.
 //
+// The plan holds the recorded ops (PlanForm::kOps; Fuse() regroups them)
+// or only their fused form (kFused: the same fused plan, without
+// recording and regrouping 20-odd thousand ops at K = 1 000).
+//
 // Returns false, leaving *plan unspecified, when A has rank < L (more
 // symbols are needed).
 bool pi_solve(const SystematicParams& p, const SparseRows& rows,
               const std::vector<uint32_t>& row_input, uint32_t num_inputs,
-              EncodingPlan* plan, SolverStats* stats);
+              EncodingPlan* plan, SolverStats* stats,
+              PlanForm form = PlanForm::kOps);
 
 }  // namespace fec
 }  // namespace rqcast

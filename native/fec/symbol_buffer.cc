@@ -78,6 +78,18 @@ SymbolBuffer::SymbolBuffer(size_t bytes) {
   }
 }
 
+SymbolBuffer SymbolBuffer::Fresh(size_t bytes) {
+  SymbolBuffer b;
+  if (bytes == 0) return b;
+  const size_t want = (bytes + kAlign - 1) & ~(kAlign - 1);
+  b.data_ = system_alloc(want);
+  if (b.data_) {
+    b.size_ = bytes;
+    b.capacity_ = want;
+  }
+  return b;
+}
+
 void SymbolBuffer::reset() {
   if (!data_) return;
   uint8_t* p = std::exchange(data_, nullptr);

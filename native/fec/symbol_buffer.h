@@ -45,6 +45,10 @@ class SymbolBuffer {
   explicit operator bool() const { return data_ != nullptr; }
   // Returns the memory to the cache (or to the system).
   void reset();
+  // A buffer from the system, never from the cache (it joins the cache
+  // when released): for memory handed to someone who returns it late,
+  // so that the cache keeps what the codec's own blocks will ask for.
+  static SymbolBuffer Fresh(size_t bytes);
 
   // Bytes the cache may hold while no one uses them.
   static constexpr size_t kCacheBytes = size_t(160) << 20;

@@ -10,6 +10,7 @@
 // TypeScript layer queues them). Synchronous calls stay allowed meanwhile:
 // the core locks each block, so they are safe (a call on the very block
 // being solved waits for it).
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
@@ -631,16 +632,67 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       ThrowStatus(env, Status::kNeedMoreSymbols);
       return Napi::Value();
     }
-    Napi::Buffer<uint8_t> out = NewBuffer(env, l.oti.F);
-    if (out.IsEmpty()) return Napi::Value();
+    if (l.oti.F < kRecycledResultBytes) {
+      Napi::Buffer<uint8_t> out = NewBuffer(env, l.oti.F);
+      if (out.IsEmpty()) return Napi::Value();
+      if (!CopyObject(env, *core, out.Data())) return Napi::Value();
+      return out;
+    }
+    // A large object is copied into block memory (fec::SymbolBuffer: huge
+    // pages where the kernel has them) lent to JS as an external Buffer,
+    // which joins the codec's buffer cache when the Buffer is collected. A
+    // Buffer of F bytes cost a page fault (and the kernel zeroing the
+    // page) per 4 KiB: at K = 50 000, T = 1 280 that was 16 000 faults, 360
+    // of the decode's 780 ms. Fresh, not from the cache: the Buffer comes
+    // back late (a collection and a turn of the event loop), and taking
+    // the cache's buffer made the next decode fault its work buffer in
+    // instead. Still a copy: each call returns bytes of its own, the
+    // decoder keeps its blocks.
+    if (l.oti.F > kMaxBufferBytes) {
+      ThrowCode(env, kErrObjectTooLarge,
+                "result of " + std::to_string(l.oti.F) +
+                    " bytes exceeds the largest buffer");
+      return Napi::Value();
+    }
+    std::unique_ptr<fec::SymbolBuffer> held(new (std::nothrow)
+        fec::SymbolBuffer(fec::SymbolBuffer::Fresh(static_cast<size_t>(l.oti.F))));
+    if (!held || !*held) {
+      ThrowCode(env, kErrObjectTooLarge,
+                "out of memory for an object of " + std::to_string(l.oti.F) +
+                    " bytes");
+      return Napi::Value();
+    }
+    if (!CopyObject(env, *core, held->data())) return Napi::Value();
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(
+        env, held->data(), static_cast<size_t>(l.oti.F),
+        [](Napi::Env, uint8_t*, fec::SymbolBuffer* h) { delete h; },
+        held.get());
+    if (env.IsExceptionPending()) return Napi::Value();
+    held.release();  // owned by the Buffer's finalizer now
+    return out;
+  }
+
+  // Objects from this size up are returned in block memory (Result).
+  // The C library maps an allocation this large fresh from the kernel
+  // every time (glibc's largest mmap threshold), so a Buffer always
+  // faults in 4 KiB pages; below it a Buffer usually reuses freed heap
+  // memory. (Lending the codec's cached buffers below it was tried: they
+  // return late, and back-to-back decodes of 1 MB objects then took fresh
+  // memory for their work buffers, 15 -> 320 faults per K = 1 000 decode.)
+  static constexpr uint64_t kRecycledResultBytes = uint64_t(32) << 20;
+
+  // Copies every block to its place in `out` (F bytes); false on a throw.
+  static bool CopyObject(Napi::Env env, const fec::ObjectDecoder& core,
+                         uint8_t* out) {
+    const fec::ObjectLayout& l = core.Layout();
     for (uint32_t sbn = 0; sbn < l.oti.Z; ++sbn) {
-      Status s = core->CopyBlock(sbn, out.Data() + l.block_offset(sbn));
+      Status s = core.CopyBlock(sbn, out + l.block_offset(sbn));
       if (s != Status::kOk) {
         ThrowStatus(env, s);
-        return Napi::Value();
+        return false;
       }
     }
-    return out;
+    return true;
   }
 
   // Frees everything now; a running job keeps its own reference.

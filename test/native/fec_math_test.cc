@@ -15,6 +15,7 @@
 #include "fec/constraint_matrix.h"
 #include "fec/encoding_plan.h"
 #include "fec/gf256.h"
+#include "fec/pi_solver.h"
 #include "fec/tables.h"
 
 #include "check.h"
@@ -225,7 +226,81 @@ static void check_fused(uint32_t K, uint32_t T) {
   }
 }
 
+// A plan the solver fused as it went (PlanForm::kFused: the K' cache,
+// decoders) is the plan Fuse() makes of the recorded ops, op for op, for
+// encoding plans and for decoding systems of received ISIs (source lost,
+// repair added, in any order; repair only), with the same solver figures.
+static bool same_fused(const EncodingPlan& a, const EncodingPlan& b) {
+  if (a.fused.size() != b.fused.size()) return false;
+  for (size_t i = 0; i < a.fused.size(); ++i) {
+    const FusedOp& x = a.fused[i];
+    const FusedOp& y = b.fused[i];
+    if (x.dst != y.dst || x.input != y.input || x.first != y.first ||
+        x.count != y.count || x.kind != y.kind || x.beta != y.beta) {
+      return false;
+    }
+  }
+  return a.fused_srcs == b.fused_srcs && a.fused_coeffs == b.fused_coeffs &&
+         a.column_slot == b.column_slot && a.num_slots == b.num_slots &&
+         a.num_inputs == b.num_inputs && a.max_sources == b.max_sources &&
+         a.hdpc_blocks.size() == b.hdpc_blocks.size() && b.ops.empty();
+}
+
+static void check_fused_form(uint32_t K) {
+  SystematicParams p;
+  CHECK(systematic_params(K, &p));
+  EncodingPlan ref, direct;
+  SolverStats s1, s2;
+  CHECK(build_encoding_plan(p, &ref, &s1));
+  CHECK(build_encoding_plan(p, &direct, &s2, PlanForm::kFused));
+  ref.Fuse();
+  CHECK_MSG(same_fused(ref, direct), "encoding plan K'=%u", p.K_prime);
+  CHECK(s1.xor_ops == s2.xor_ops && s1.mul_ops == s2.mul_ops &&
+        s1.inactivated == s2.inactivated && s1.xor_ops > 0);
+  // Decoding systems: each trial a random set of received ISIs.
+  for (int trial = 0; trial < 4; ++trial) {
+    SparseRows rows;
+    append_ldpc_rows(p, &rows);
+    std::vector<uint32_t> row_input(p.S, kNoInput);
+    for (uint32_t x = K; x < p.K_prime; ++x) {
+      append_lt_row(p, x, &rows);
+      row_input.push_back(kNoInput);
+    }
+    std::vector<uint32_t> isis;
+    if (trial == 3) {  // repair only
+      for (uint32_t j = 0; j < K + 2; ++j) isis.push_back(p.K_prime + 5 * j);
+    } else {
+      uint32_t lost = 0;
+      for (uint32_t x = 0; x < K; ++x) {
+        if (g_rng() % 4 == 0) {
+          ++lost;
+        } else {
+          isis.push_back(x);
+        }
+      }
+      for (uint32_t j = 0; j < lost + 2; ++j) isis.push_back(p.K_prime + 3 * j);
+      std::shuffle(isis.begin(), isis.end(), g_rng);
+    }
+    for (uint32_t isi : isis) {
+      append_lt_row(p, isi, &rows);
+      row_input.push_back(static_cast<uint32_t>(row_input.size()));
+    }
+    const uint32_t inputs = static_cast<uint32_t>(row_input.size());
+    EncodingPlan a, b;
+    const bool ok_a = pi_solve(p, rows, row_input, inputs, &a, nullptr);
+    const bool ok_b =
+        pi_solve(p, rows, row_input, inputs, &b, nullptr, PlanForm::kFused);
+    CHECK_MSG(ok_a == ok_b, "K=%u trial %d", K, trial);
+    if (!ok_a || !ok_b) continue;
+    a.Fuse();
+    CHECK_MSG(same_fused(a, b), "decoding plan K=%u trial %d", K, trial);
+  }
+}
+
 static void test_intermediate() {
+  for (uint32_t K : {1u, 2u, 10u, 55u, 300u, 1000u, 2500u}) {
+    check_fused_form(K);
+  }
   for (uint32_t K : {1u, 2u, 10u, 11u, 18u, 55u, 101u, 300u, 1000u}) {
     check_intermediate(K, 8);
   }
@@ -253,6 +328,31 @@ static void test_all_kprime(uint32_t limit) {
   }
   std::printf("  all %u K' <= %u solve; mean extra inactivations %.1f\n", n,
               limit, n ? double(sum_u) / n : 0.0);
+}
+
+// The cached rows of a K' (what decoders copy their rows from) are the
+// rows built from the RFC's definitions, row for row: the S LDPC rows,
+// then ISI x at row S + x; one copy per K'; none above the bound, where
+// decoders build their rows as before (the round trips below decode on
+// both sides of it).
+static void test_source_rows() {
+  for (uint32_t K : {1u, 10u, 101u, 1000u, 4000u, 8100u}) {
+    SystematicParams p;
+    CHECK(systematic_params(K, &p));
+    const std::shared_ptr<const SparseRows> rows = source_rows_for(p);
+    CHECK_MSG(rows != nullptr, "K'=%u", p.K_prime);
+    if (!rows) continue;
+    CHECK(source_rows_for(p) == rows);
+    CHECK(rows->rows() == p.S + p.K_prime);
+    SparseRows fresh;
+    append_ldpc_rows(p, &fresh);
+    for (uint32_t x = 0; x < p.K_prime; ++x) append_lt_row(p, x, &fresh);
+    CHECK_MSG(fresh.start == rows->start && fresh.cols == rows->cols,
+              "cached rows differ, K'=%u", p.K_prime);
+  }
+  SystematicParams big;
+  CHECK(systematic_params(kCachedRowsMaxKPrime + 1, &big));
+  CHECK(big.K_prime > kCachedRowsMaxKPrime && source_rows_for(big) == nullptr);
 }
 
 // --------------------------------------------------------- round trips --
@@ -482,6 +582,7 @@ int main(int argc, char** argv) {
       {"tuple", test_tuple},
       {"intermediate", test_intermediate},
       {"all_kprime", [] { test_all_kprime(3000); }},
+      {"source_rows", test_source_rows},
       {"decoder_api", test_decoder_api},
       {"round_trips", test_round_trips},
       {"failure_rate", test_failure_rate},
