@@ -146,7 +146,8 @@ export interface ScheduleOptions {
    * pass ends as soon as no member needs more of it (never after its quota),
    * a block nobody needs is skipped, and a block whose pass ended this cycle
    * that a report shows still needed gets repair turns within what is left
-   * of its quota. Default: none, every pass is its fixed quota.
+   * of its quota and, lent, of its next pass's (which then sends that much
+   * less). Default: none, every pass is its fixed quota.
    */
   needs?: BlockNeeds;
 }
@@ -379,8 +380,8 @@ export class StreamSchedule {
   /**
    * A repair turn (needs): the first block waiting for repair (ascending)
    * that is still prepared, some member still needs and has quota left in
-   * its pass; blocks no longer needed, unknown or at their quota leave the
-   * queue. Reports that raised a block whose pass ended this cycle put it
+   * its pass or, lent, in its next one (all but one packet of it); blocks no
+   * longer needed, unknown or at that bound leave the queue. Reports that raised a block whose pass ended this cycle put it
    * in the queue. A repair pins nothing: a block the cache has released is
    * not prepared again for a repair (that would cost a whole block's solve
    * and memory beyond the window's budget); it waits for its next pass, and
@@ -396,7 +397,10 @@ export class StreamSchedule {
     for (let k = 0; k < this.repairs.length; ) {
       const b = this.repairs[k];
       const w = needs.wanted(b);
-      const left = this.blocks[b].quota - (this.blockPass[b] ?? 0);
+      // What is left of this pass's quota, and up to all but one packet of
+      // the next pass's, lent now (advance() counts it in that pass): a
+      // late joiner short of a block gets it at once instead of a pass later.
+      const left = 2 * this.blocks[b].quota - 1 - (this.blockPass[b] ?? 0);
       if (w === undefined || w <= 0 || left <= 0) {
         this.repairs.splice(k, 1);
         continue;
@@ -505,7 +509,10 @@ export class StreamSchedule {
       this.ended.add(leaving);
       const entering = this.nextBlock;
       this.ended.delete(entering);
-      this.blockPass[entering] = 0;
+      // Repair packets beyond its last pass's quota were lent by this pass (repairTurn): they count in it.
+      const lent = Math.max(0, (this.blockPass[entering] ?? 0) - this.blocks[entering].quota);
+      this.blockPass[entering] = lent;
+      this.passSent[slot] = lent;
       const r = this.repairs.indexOf(entering);
       if (r >= 0) this.repairs.splice(r, 1);
     }
