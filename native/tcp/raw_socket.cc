@@ -36,6 +36,34 @@ constexpr uint8_t kVnetNeedsCsum = 1;     // VIRTIO_NET_HDR_F_NEEDS_CSUM
 constexpr uint8_t kVnetGsoNone = 0;       // VIRTIO_NET_HDR_GSO_NONE
 constexpr uint8_t kVnetGsoTcpv4 = 1;      // VIRTIO_NET_HDR_GSO_TCPV4
 
+// A socket buffer of `bytes` (> 0): the FORCE option (root) lifts
+// net.core.[rw]mem_max; the plain one, capped by it, after.
+void SetBuffer(int fd, int force_option, int option, int bytes) {
+  if (bytes > 0 && setsockopt(fd, SOL_SOCKET, force_option, &bytes, sizeof bytes) != 0)
+    setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof bytes);
+}
+
+// Sends msgs[0, count) with sendmmsg, counting each call in *syscalls.
+// sendmmsg stops at the first packet the kernel refuses: refused(i, errno)
+// is told of it, it is skipped and the rest go on; sent(first, n) is told
+// of each run the kernel took.
+template <class Sent, class Refused>
+void SendEach(int fd, struct mmsghdr* msgs, size_t count, uint64_t* syscalls, Sent sent, Refused refused) {
+  size_t off = 0;
+  while (off < count) {
+    ++*syscalls;
+    int n = sendmmsg(fd, msgs + off, static_cast<unsigned>(count - off), MSG_DONTWAIT);
+    if (n > 0) {
+      sent(off, static_cast<size_t>(n));
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    refused(off, n < 0 ? errno : EIO);
+    ++off;
+  }
+}
+
 // Classic BPF over the IPv4 header (a SOCK_DGRAM packet socket's filter
 // sees the packet from the network header on): IPv4, protocol TCP, not a
 // fragment, destination address (unless any), destination port.
@@ -125,9 +153,7 @@ int RawReceiver::Open(uint32_t addr, uint16_t port, int rcvbuf_bytes) {
   // checked anyway).
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
 #endif
-  if (rcvbuf_bytes > 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf_bytes, sizeof rcvbuf_bytes) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof rcvbuf_bytes);
+  SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf_bytes);
   sockaddr_ll sll;
   std::memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
@@ -227,9 +253,7 @@ int RawSender::Open(int sndbuf_bytes) {
   Close();
   int fd = ::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
   if (fd < 0) return errno;
-  if (sndbuf_bytes > 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf_bytes, sizeof sndbuf_bytes) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf_bytes, sizeof sndbuf_bytes);
+  SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf_bytes);
   fd_ = fd;
   return 0;
 }
@@ -262,22 +286,12 @@ void RawSender::Flush() {
     h.msg_name = sin;
     h.msg_namelen = sizeof *sin;
   }
-  // sendmmsg stops at the first packet the kernel refuses: count it,
-  // skip it, go on with the rest.
-  size_t off = 0;
-  while (off < count_) {
-    ++syscalls_;
-    int n = sendmmsg(fd_, msgs_.data() + off, static_cast<unsigned>(count_ - off), MSG_DONTWAIT);
-    if (n > 0) {
-      off += static_cast<size_t>(n);
-      packets_ += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    last_error_ = n < 0 ? errno : EIO;
-    ++errors_;
-    ++off;
-  }
+  SendEach(
+      fd_, msgs_.data(), count_, &syscalls_, [this](size_t, size_t n) { packets_ += n; },
+      [this](size_t, int err) {
+        last_error_ = err;
+        ++errors_;
+      });
   count_ = 0;
 }
 
@@ -312,9 +326,7 @@ int PacketSender::Open(int sndbuf_bytes) {
     ::close(fd);
     return err;
   }
-  if (sndbuf_bytes > 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf_bytes, sizeof sndbuf_bytes) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf_bytes, sizeof sndbuf_bytes);
+  SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndbuf_bytes);
   fd_ = fd;
   return 0;
 }
@@ -396,32 +408,25 @@ void PacketSender::Flush() {
     h.msg_name = &to_[i];
     h.msg_namelen = sizeof(sockaddr_ll);
   }
-  size_t off = 0;
-  while (off < count_) {
-    ++syscalls_;
-    int n = sendmmsg(fd_, msgs_.data() + off, static_cast<unsigned>(count_ - off), MSG_DONTWAIT);
-    if (n > 0) {
-      for (int i = 0; i < n; ++i) {
-        segments_ += seg_counts_[off + i];
-        if (gso_[off + i]) ++gso_packets_;
-      }
-      off += static_cast<size_t>(n);
-      packets_ += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    last_error_ = n < 0 ? errno : EIO;
-    // A header the kernel will not take: the routed path from now on (the
-    // packets lost here are the connection's to recover).
-    if (last_error_ == EINVAL || last_error_ == EOPNOTSUPP || last_error_ == EPROTONOSUPPORT)
-      refused_ = true;
-    // The interface went away: forget its address, so that Reaches() fails
-    // for it and its connections take the routed path.
-    if (last_error_ == ENXIO || last_error_ == ENODEV)
-      local_.erase(reinterpret_cast<const sockaddr_ll*>(&to_[off])->sll_ifindex);
-    ++errors_;
-    ++off;
-  }
+  SendEach(
+      fd_, msgs_.data(), count_, &syscalls_,
+      [this](size_t first, size_t n) {
+        for (size_t i = first; i < first + n; ++i) {
+          segments_ += seg_counts_[i];
+          if (gso_[i]) ++gso_packets_;
+        }
+        packets_ += n;
+      },
+      [this](size_t i, int err) {
+        last_error_ = err;
+        // A header the kernel will not take: the routed path from now on
+        // (the packets lost here are the connection's to recover).
+        if (err == EINVAL || err == EOPNOTSUPP || err == EPROTONOSUPPORT) refused_ = true;
+        // The interface went away: forget its address, so that Reaches()
+        // fails for it and its connections take the routed path.
+        if (err == ENXIO || err == ENODEV) local_.erase(reinterpret_cast<const sockaddr_ll*>(&to_[i])->sll_ifindex);
+        ++errors_;
+      });
   count_ = 0;
 }
 
