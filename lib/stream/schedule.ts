@@ -381,11 +381,12 @@ export class StreamSchedule {
    * A repair turn (needs): the first block waiting for repair (ascending)
    * that is still prepared, some member still needs and has quota left in
    * its pass or, lent, in its next one (all but one packet of it); blocks no
-   * longer needed, unknown or at that bound leave the queue. Reports that raised a block whose pass ended this cycle put it
-   * in the queue. A repair pins nothing: a block the cache has released is
-   * not prepared again for a repair (that would cost a whole block's solve
-   * and memory beyond the window's budget); it waits for its next pass, and
-   * for a repair while the cache still holds it.
+   * longer needed, unknown or at that bound leave the queue. Reports that
+   * raised a block whose pass ended this cycle put it in the queue. A
+   * repair pins nothing: a block the cache has released is not prepared
+   * again for a repair (that would cost a whole block's solve and memory
+   * beyond the window's budget); it waits for its next pass, and for a
+   * repair while the cache still holds it.
    */
   private repairTurn(room: number): Turn | undefined {
     const needs = this.needs as BlockNeeds;
