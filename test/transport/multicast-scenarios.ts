@@ -82,10 +82,31 @@ class Listener {
   }
 }
 
+/** Packets pushed so far, by channel. */
+const pushed = new Map<number, number>();
+
 /** Pushes packets [first, first + count) with `salt` on channel `id`. */
 function push(r: Replicator, id: number, first: number, count: number, salt: number): void {
   const n = r.push(id, packets(first, count, salt), SIZE, count);
   if (n !== count) throw new Error(`ring took ${n} of ${count}`);
+  pushed.set(id, (pushed.get(id) ?? 0) + count);
+}
+
+/**
+ * Channel `id`'s counters once the sender thread has counted every packet
+ * pushed: a receiver can hold the last datagram before the sendmmsg that
+ * sent it has returned and been counted. Waits at most ~5 s, then returns
+ * the counters as they are (the test's expectations decide).
+ */
+async function countedStats(r: Replicator, id: number): Promise<ReturnType<Replicator['channelStats']>> {
+  let s = r.channelStats(id);
+  for (let i = 0; i < 500; i++) {
+    const settled = s.datagrams + s.errors + s.dropsEagain + s.dropsEnobufs;
+    if (s.streamPackets >= (pushed.get(id) ?? 0) && settled >= s.streamPackets) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    s = r.channelStats(id);
+  }
+  return s;
 }
 
 function ifindex(name: string): string {
@@ -127,7 +148,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     late.rx.addMembership('239.1.2.3', { interface: '10.9.0.1' });
     push(r, CH1, 155, 3, 1);
     await Promise.all([a.waitFor(158), b.waitFor(108), late.waitFor(3)]);
-    const stats = r.channelStats(CH1);
+    const stats = await countedStats(r, CH1);
     r.removeGroup(CH1);
     r.removeGroup(CH1); // no group: a no-op
     const after = r.channelStats(CH1);
@@ -163,7 +184,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     await two.waitFor(35);
     push(r, CH1, 20, 1, 1);
     await one.waitFor(21);
-    const stats = [r.channelStats(CH1), r.channelStats(CH2)];
+    const stats = [await countedStats(r, CH1), await countedStats(r, CH2)];
     r.close();
     one.rx.close();
     two.rx.close();
@@ -200,7 +221,7 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     // datagrams are their own group's.
     push(r, CH1, 100, 5, 1);
     await Promise.all([x.waitFor(105), y.waitFor(105)]);
-    const stats = [r.channelStats(CH1), r.channelStats(CH2), r.channelStats(CH3)];
+    const stats = [await countedStats(r, CH1), await countedStats(r, CH2), await countedStats(r, CH3)];
     r.close();
     for (const l of [x, y, from1, from2]) l.rx.close();
     return { x: x.report(), y: y.report(), from1: from1.report(), from2: from2.report(), stats };
