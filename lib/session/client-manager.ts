@@ -144,6 +144,17 @@ interface Session {
   ack: boolean;
 }
 
+/** The counters an ACK or a NEED is refused under (ClientManager.feedbackTarget). */
+interface FeedbackRefusals {
+  notJoined: keyof ClientManagerCounters;
+  /** Only ACK: a session that did not join in ACK mode. */
+  notAckMode?: keyof ClientManagerCounters;
+  unknownChannel: keyof ClientManagerCounters;
+  groupChannel: keyof ClientManagerCounters;
+}
+const ACK_REFUSALS: FeedbackRefusals = { notJoined: 'ackNotJoined', notAckMode: 'ackNotAckMode', unknownChannel: 'ackUnknownChannel', groupChannel: 'ackGroupChannel' };
+const NEED_REFUSALS: FeedbackRefusals = { notJoined: 'needNotJoined', unknownChannel: 'needUnknownChannel', groupChannel: 'needGroupChannel' };
+
 export class ClientManager {
   readonly counters: ClientManagerCounters = zeroClientManagerCounters();
   private readonly cookies: CookieAuthority;
@@ -436,29 +447,9 @@ export class ClientManager {
 
   private onAck(msg: AckMessage, from: Source, now: number, out: ManagerOutput): void {
     this.counters.ackReceived++;
-    if (this.checkCookie(msg.cookie, from, now, out) === undefined) return;
-    const key = peerKey(from);
-    const session = this.sessions.get(key);
-    if (!session) {
-      this.counters.ackNotJoined++;
-      this.reply({ type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'not joined' }, from, out);
-      return;
-    }
-    if (!session.ack) {
-      this.counters.ackNotAckMode++;
-      return;
-    }
-    let channel: string | undefined;
-    for (const [name, tsi] of session.channels) if (tsi === msg.tsi) channel = name;
-    if (channel === undefined) {
-      this.counters.ackUnknownChannel++;
-      return;
-    }
-    if (session.viaGroup.has(channel)) {
-      // Its sequence numbers are the group stream's, which no one acknowledges (§10.10).
-      this.counters.ackGroupChannel++;
-      return;
-    }
+    const target = this.feedbackTarget(msg, from, now, out, ACK_REFUSALS);
+    if (target === undefined) return;
+    const { key, session, channel } = target;
     const verdict = this.acks.onAck(key, msg.tsi, msg, this.sentEnd?.(msg.tsi));
     if (!verdict.ok) {
       this.counters.ackMalformed++;
@@ -485,29 +476,54 @@ export class ClientManager {
    */
   private onNeed(msg: NeedMessage, from: Source, now: number, out: ManagerOutput): void {
     this.counters.needReceived++;
-    if (this.checkCookie(msg.cookie, from, now, out) === undefined) return;
-    const key = peerKey(from);
-    const session = this.sessions.get(key);
-    if (!session) {
-      this.counters.needNotJoined++;
-      this.reply({ type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'not joined' }, from, out);
-      return;
-    }
-    let channel: string | undefined;
-    for (const [name, tsi] of session.channels) if (tsi === msg.tsi) channel = name;
-    if (channel === undefined) {
-      this.counters.needUnknownChannel++;
-      return;
-    }
-    if (session.viaGroup.has(channel)) {
-      this.counters.needGroupChannel++;
-      return;
-    }
+    const target = this.feedbackTarget(msg, from, now, out, NEED_REFUSALS);
+    if (target === undefined) return;
+    const { key, session, channel } = target;
     if (!this.needs.admit(key, msg.tsi, now)) {
       this.counters.needTooFrequent++;
       return;
     }
     out.commands.push({ kind: 'need', channel, tsi: msg.tsi, member: peerOf(session.client), report: msg });
+  }
+
+  /**
+   * What ACK and NEED share (docs/PROTOCOL.md §7, §7a): a verified cookie,
+   * a session from that address (ERROR NotJoined if none), in ACK mode for
+   * an ACK, and one of the session's unicast channels — not one it receives
+   * from its group, whose sequence numbers and blocks are the group
+   * stream's, which no one reports on (§10.10). Refusals are counted under
+   * the message's own names.
+   */
+  private feedbackTarget(
+    msg: { cookie: Uint8Array; tsi: number },
+    from: Source,
+    now: number,
+    out: ManagerOutput,
+    refusals: FeedbackRefusals,
+  ): { key: string; session: Session; channel: string } | undefined {
+    if (this.checkCookie(msg.cookie, from, now, out) === undefined) return undefined;
+    const key = peerKey(from);
+    const session = this.sessions.get(key);
+    if (!session) {
+      this.counters[refusals.notJoined]++;
+      this.reply({ type: MessageType.Error, code: ErrorCode.NotJoined, reason: 'not joined' }, from, out);
+      return undefined;
+    }
+    if (refusals.notAckMode !== undefined && !session.ack) {
+      this.counters[refusals.notAckMode]++;
+      return undefined;
+    }
+    let channel: string | undefined;
+    for (const [name, tsi] of session.channels) if (tsi === msg.tsi) channel = name;
+    if (channel === undefined) {
+      this.counters[refusals.unknownChannel]++;
+      return undefined;
+    }
+    if (session.viaGroup.has(channel)) {
+      this.counters[refusals.groupChannel]++;
+      return undefined;
+    }
+    return { key, session, channel };
   }
 
   /** Remembers a cookie a LEAVE (or an empty JOIN) used until it expires. */
