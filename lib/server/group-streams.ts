@@ -45,7 +45,8 @@ export interface ServerChannelGroup extends CheckedGroup {
  * The group stream's options, from the unicast stream's: the same TSI,
  * objects, FDT instance, cadence, window and pins; the same allocators in
  * coded mode, new carousels in no-code mode (`allocatorOf` makes one per
- * call there).
+ * call there). No NEED table: no one reports on a group stream
+ * (docs/PROTOCOL.md §10.10), so its passes stay fixed.
  */
 export function groupStreamOptions(
   unicast: ChannelStreamOptions,
@@ -53,9 +54,10 @@ export function groupStreamOptions(
   noCode: boolean,
   allocatorOf: (o: CatalogueObject) => SymbolAllocator,
 ): ChannelStreamOptions {
-  if (!noCode) return { ...unicast };
+  if (!noCode) return { ...unicast, needs: false };
   return {
     ...unicast,
+    needs: false,
     objects: objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
     fdt: { ...unicast.fdt, allocator: SymbolAllocator.forEncoder(unicast.fdt.encoder, 'carousel') },
   };

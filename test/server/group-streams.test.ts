@@ -107,6 +107,9 @@ test('a receiver of the group alone decodes the FDT and every object from it', a
   const s = server({ channels: [{ name: 'main', multicast: GROUP }], windowBlocks: 2 });
   try {
     const g = s.channels[0].multicast!;
+    // NEED reports reach the unicast stream only (§10.10): the group stream keeps no table for them.
+    expect(s.channels[0].stream.counters).toHaveProperty('needReports', 0);
+    expect(g.stream.counters).not.toHaveProperty('needReports');
     // The unicast stream runs too, drawing from the same counters.
     takePackets(s.channels[0].stream, 500);
     const packets = takePackets(g.stream, 400);
