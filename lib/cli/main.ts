@@ -8,6 +8,9 @@
 import { CLI_START_MARK } from '../client/events';
 // First, before commander: a fetch's start-up tells Node's own start from its modules (fetch --json startupPhasesMs).
 performance.mark(CLI_START_MARK);
+// Next, before any other module: the modules that follow compile from V8's cache (compile-cache.ts).
+import { startCompileCache } from './compile-cache';
+if (require.main === module) startCompileCache(process.argv[2] ?? '');
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
 
