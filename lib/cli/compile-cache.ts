@@ -230,7 +230,7 @@ export class CompileCache {
   /** Compiles `content` (from its entry when the source is the same) and runs it as Node's loader would. */
   private run(mod: LoadedModule, content: string, filename: string): unknown {
     const entry = this.stored.get(filename);
-    const cachedData = entry && this.blob && entry.sc === content.length && this.blob.toString('utf8', entry.so, entry.so + entry.sn) === content ? this.blob.subarray(entry.co, entry.co + entry.cn) : undefined;
+    const cachedData = entry && this.sameSource(entry, content) ? this.blob?.subarray(entry.co, entry.co + entry.cn) : undefined;
     const script = new vm.Script(WRAP_HEAD + content + WRAP_TAIL, {
       filename,
       cachedData,
@@ -249,6 +249,13 @@ export class CompileCache {
     this.compiled.set(filename, { script, source: content });
     const fn = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => unknown;
     return Reflect.apply(fn, mod.exports, [mod.exports, requireFor(mod), mod, filename, path.dirname(filename)]);
+  }
+
+  /** Whether `content` is exactly the source stored in `entry` (compared as UTF-8 bytes, outside V8's heap). */
+  private sameSource(entry: StoredEntry, content: string): boolean {
+    if (!this.blob || entry.sc !== content.length) return false;
+    const bytes = Buffer.from(content, 'utf8');
+    return bytes.length === entry.sn && this.blob.subarray(entry.so, entry.so + entry.sn).equals(bytes);
   }
 
   /**
