@@ -12,7 +12,8 @@
  * - answers a require() of a module compiled from the cache with the file
  *   the same require() resolved to then, if that file is still there.
  *
- * One file per command (`fetch`, `serve`, ...) and Node/V8 build, under
+ * One file per command (`fetch`, `serve`, ...), installation (this
+ * file's directory) and Node/V8 build, under
  * `$RQCAST_COMPILE_CACHE`, else `$XDG_CACHE_HOME/rqcast`, else
  * `~/.cache/rqcast`; `RQCAST_COMPILE_CACHE=off` turns it off. It holds each
  * module's source, the bytecode and the resolutions, after a header that
@@ -359,13 +360,20 @@ function unsafeDirectory(dir: string): string {
  * (RQCAST_COMPILE_CACHE, XDG_CACHE_HOME/rqcast, HOME/.cache/rqcast); undefined
  * when turned off (RQCAST_COMPILE_CACHE=off) or no directory is named.
  */
-export function compileCacheFile(command: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function compileCacheFile(command: string, env: NodeJS.ProcessEnv = process.env, root: string = __dirname): string | undefined {
   const named = env.RQCAST_COMPILE_CACHE;
   if (named === 'off' || named === '0') return undefined;
   const dir = named ? path.resolve(named) : env.XDG_CACHE_HOME ? path.join(path.resolve(env.XDG_CACHE_HOME), 'rqcast') : env.HOME ? path.join(env.HOME, '.cache', 'rqcast') : undefined;
   if (dir === undefined) return undefined;
   const name = /^[a-z]+$/.test(command) ? command : 'other';
-  return path.join(dir, `compile-${name}-node${process.versions.node}-v8-${process.versions.v8}-${process.arch}.bin`);
+  return path.join(dir, `compile-${name}-${fnv1a(root)}-node${process.versions.node}-v8-${process.versions.v8}-${process.arch}.bin`);
+}
+
+/** FNV-1a (32 bits, hex) of `text`: one installation's files apart from another's (dist/ and ts-node's lib/, two checkouts). */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
 }
 
 /** main.ts's one call: the cache of `command`, installed, saved when the process exits. */

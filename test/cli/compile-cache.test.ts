@@ -10,6 +10,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { compileCacheFile } from '../../lib/cli/compile-cache';
 import { RunningServe, startServe } from '../../lib/cli/serve';
 import { transpiledRoot } from '../e2e/helpers';
 import { serveOptions } from './support';
@@ -34,6 +35,22 @@ interface Stats {
   written: boolean;
   notWritten: string;
 }
+
+test('where the cache file is: RQCAST_COMPILE_CACHE, else XDG_CACHE_HOME/rqcast, else ~/.cache/rqcast; off, or none without a home; one file per command and installation', () => {
+  const name = (f: string | undefined): string => path.basename(f ?? '');
+  const file = compileCacheFile('fetch', { RQCAST_COMPILE_CACHE: '/c', XDG_CACHE_HOME: '/x', HOME: '/h' }, '/inst/dist/cli');
+  expect(path.dirname(file ?? '')).toBe('/c');
+  expect(name(file)).toMatch(new RegExp(`^compile-fetch-[0-9a-f]{8}-node${process.versions.node.replace(/\./g, '\\.')}-v8-.*-${process.arch}\\.bin$`));
+  expect(path.dirname(compileCacheFile('fetch', { XDG_CACHE_HOME: '/x', HOME: '/h' }) ?? '')).toBe('/x/rqcast');
+  expect(path.dirname(compileCacheFile('fetch', { HOME: '/h' }) ?? '')).toBe('/h/.cache/rqcast');
+  expect(compileCacheFile('fetch', {})).toBeUndefined();
+  expect(compileCacheFile('fetch', { RQCAST_COMPILE_CACHE: 'off', HOME: '/h' })).toBeUndefined();
+  expect(compileCacheFile('fetch', { RQCAST_COMPILE_CACHE: '0', HOME: '/h' })).toBeUndefined();
+  // Another installation (dist/ beside ts-node's lib/, another checkout), another command: another file; no path from the command line.
+  expect(name(compileCacheFile('fetch', { HOME: '/h' }, '/a/dist/cli'))).not.toBe(name(compileCacheFile('fetch', { HOME: '/h' }, '/b/dist/cli')));
+  expect(name(compileCacheFile('serve', { HOME: '/h' }))).toMatch(/^compile-serve-/);
+  expect(name(compileCacheFile('../../x', { HOME: '/h' }))).toMatch(/^compile-other-/);
+});
 
 /** Loads `entry` in a fresh process through a cache over `file`; its exports' `value` and the cache's counts. */
 function loadThrough(file: string, entry: string): { value: unknown; stats: Stats } {
@@ -170,7 +187,7 @@ describe('rqcast fetch with its cache', () => {
     const cacheDir = path.join(dir, 'cli-cache');
     expect(await fetchWith(cacheDir, path.join(dir, 'out1.bin'))).toBe(0);
     const [file] = fs.readdirSync(cacheDir);
-    expect(file).toMatch(/^compile-fetch-node.*\.bin$/);
+    expect(file).toMatch(/^compile-fetch-[0-9a-f]{8}-node.*\.bin$/);
     const full = path.join(cacheDir, file);
     // Every module of the CLI that the fetch loaded is in it (main.js itself is compiled by Node before the cache exists).
     const stored = fs.readFileSync(full, 'latin1');
