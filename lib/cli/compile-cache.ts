@@ -180,9 +180,18 @@ export class CompileCache {
     return '';
   }
 
-  /** Hooks Node's loader: modules compiled and requires resolved from here on go through the cache. */
+  /**
+   * Hooks Node's loader: modules compiled and requires resolved from here on
+   * go through the cache. Not where it would change what Node does: with
+   * source maps on (Node maps a module's stack traces as it compiles it),
+   * or in a Node whose vm cannot give a script the main context's import().
+   */
   install(): this {
     if (this.saved) return this;
+    if ((process as { sourceMapsEnabled?: boolean }).sourceMapsEnabled === true || vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) {
+      this.stats.ignored = 'not installed: source maps on, or an older Node';
+      return this;
+    }
     const cache = this;
     const proto = Loader.prototype;
     this.saved = { compile: proto._compile, resolve: Loader._resolveFilename };

@@ -53,7 +53,7 @@ test('where the cache file is: RQCAST_COMPILE_CACHE, else XDG_CACHE_HOME/rqcast,
 });
 
 /** Loads `entry` in a fresh process through a cache over `file`; its exports' `value` and the cache's counts. */
-function loadThrough(file: string, entry: string): { value: unknown; stats: Stats } {
+function loadThrough(file: string, entry: string, nodeArgs: string[] = []): { value: unknown; stats: Stats } {
   const script = `
     const { CompileCache } = require(${JSON.stringify(path.join(root, 'dist', 'cli', 'compile-cache.js'))});
     const cache = new CompileCache(${JSON.stringify(file)}).install();
@@ -61,7 +61,7 @@ function loadThrough(file: string, entry: string): { value: unknown; stats: Stat
     cache.uninstall();
     cache.save();
     process.stdout.write(JSON.stringify({ value, stats: cache.stats }));`;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [...nodeArgs, '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 });
   if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout) as { value: unknown; stats: Stats };
 }
@@ -159,6 +159,16 @@ test('a cache directory others can write is neither read nor written; one that c
   expect(unwritable.value).toBe('a+b1');
   expect(unwritable.stats).toMatchObject({ hits: 0, misses: 2, written: false });
   expect(unwritable.stats.notWritten).toMatch(/^unwritable \(E[A-Z]+\)$/);
+}, 60_000);
+
+test('with source maps on (Node maps stack traces as it compiles) the cache stays out of the way: nothing hooked, nothing written', () => {
+  const f = fixture('source-maps');
+  loadThrough(f.file, f.entry);
+  const before = fs.statSync(f.file).mtimeMs;
+  const mapped = loadThrough(f.file, f.entry, ['--enable-source-maps']);
+  expect(mapped.value).toBe('a+b1');
+  expect(mapped.stats).toMatchObject({ ignored: 'not installed: source maps on, or an older Node', hits: 0, misses: 0, resolved: 0, written: false });
+  expect(fs.statSync(f.file).mtimeMs).toBe(before);
 }, 60_000);
 
 describe('rqcast fetch with its cache', () => {
