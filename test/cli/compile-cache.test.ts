@@ -112,10 +112,12 @@ test('a stored resolution whose file is gone is resolved again by Node', () => {
 
 /** The cache file with `mutate` applied, then loaded through: the fixture's value must come out all the same. */
 function damaged(tag: string, mutate: (blob: Buffer) => Buffer): Stats {
-  const f = fixture(tag);
-  loadThrough(f.file, f.entry);
-  fs.writeFileSync(f.file, mutate(fs.readFileSync(f.file)), { mode: 0o600 });
-  const r = loadThrough(f.file, f.entry);
+  // One package filled once; each case damages its own copy of that cache file.
+  const f = fixture('damaged');
+  if (!fs.existsSync(f.file)) loadThrough(f.file, f.entry);
+  const copy = path.join(f.cacheDir, `${tag}.bin`);
+  fs.writeFileSync(copy, mutate(fs.readFileSync(f.file)), { mode: 0o600 });
+  const r = loadThrough(copy, f.entry);
   expect(r.value).toBe('a+b1');
   return r.stats;
 }
@@ -137,8 +139,8 @@ test('a corrupt, truncated, foreign or other-Node cache file is ignored, the mod
   });
   expect(otherNode).toMatchObject({ ignored: 'another Node', hits: 0, written: true });
   // Replaced: the run after each of those is served from the cache again.
-  const f = fixture('flipped');
-  expect(loadThrough(f.file, f.entry).stats).toMatchObject({ ignored: '', hits: 2, misses: 0 });
+  const f = fixture('damaged');
+  expect(loadThrough(path.join(f.cacheDir, 'flipped.bin'), f.entry).stats).toMatchObject({ ignored: '', hits: 2, misses: 0 });
 }, 120_000);
 
 test('a cache directory others can write is neither read nor written; one that cannot be made costs only the cache', () => {
