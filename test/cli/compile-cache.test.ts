@@ -11,9 +11,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { compileCacheFile } from '../../lib/cli/compile-cache';
-import { RunningServe, startServe } from '../../lib/cli/serve';
-import { transpiledRoot } from '../e2e/helpers';
-import { serveOptions } from './support';
+import { serveOnLoopback, stopProcess, transpiledRoot } from '../e2e/helpers';
+import type { NsProcess } from '../support/netns';
 
 let dir: string;
 let root: string;
@@ -174,17 +173,20 @@ test('with source maps on (Node maps stack traces as it compiles) the cache stay
 }, 60_000);
 
 describe('rqcast fetch with its cache', () => {
-  let serving: RunningServe;
+  // The server is the transpiled CLI too, as a child: nothing of the server goes through ts-jest here.
+  const running: NsProcess[] = [];
   let base: string;
   const BYTES = randomBytes(200_000);
 
   beforeAll(async () => {
     fs.writeFileSync(path.join(dir, 'obj.bin'), BYTES);
-    serving = await startServe([path.join(dir, 'obj.bin')], serveOptions({ rate: 200 }), { stdout: () => undefined, stderr: process.stderr });
-    base = `rqcast://127.0.0.1:${serving.address.port}`;
+    const { port } = await serveOnLoopback(running, [path.join(dir, 'obj.bin'), '--rate', '200']);
+    base = `rqcast://127.0.0.1:${port}`;
   }, 60_000);
 
-  afterAll(() => serving.close());
+  afterAll(async () => {
+    for (const p of running.splice(0)) await stopProcess(p);
+  });
 
   /** `rqcast fetch` of the object (transpiled CLI) with RQCAST_COMPILE_CACHE=cacheDir. */
   function fetchWith(cacheDir: string, out: string): Promise<number | null> {
