@@ -51,7 +51,7 @@ import { statSync } from 'fs';
 import { Command, Option } from 'commander';
 import { FetchSummary, RqcastClient, RqcastClientOptions } from '../client/client';
 import type { TransportMode } from '../client/fallback';
-import { FluteReceiver } from '../client/flute-receiver';
+import type { FluteReceiver } from '../client/flute-receiver';
 import { chooseProgressMode, formatBytes, ProgressDisplay } from '../client/progress';
 import { withUrlReadings } from '../client/one-segment';
 import type { KeptPartial } from '../client/sinks/sink';
@@ -299,7 +299,10 @@ function fluteReceiver(url: FluteUrl, o: FetchCliOptions): FluteReceiver {
   if (o.multicastIf !== undefined && url.interface !== undefined && o.multicastIf !== url.interface) {
     throw new UsageError(`--multicast-if ${o.multicastIf} and the URL's if=${url.interface} disagree`);
   }
-  return new FluteReceiver(url, {
+  // Loaded for a flute:// URL only, not at the top (a fetch's start-up, fetch --json startupMs).
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { FluteReceiver: Receiver } = require('../client/flute-receiver') as typeof import('../client/flute-receiver');
+  return new Receiver(url, {
     ...outputTarget(url, o.output),
     timeoutMs: o.timeout,
     lossRate: o.loss === undefined ? undefined : o.loss / 100,

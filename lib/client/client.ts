@@ -68,14 +68,14 @@ import type { JoinedChannel } from '../protocol/messages';
 import { Rng } from '../support/rng';
 import type { ClientTransport, ServerEndpoint } from '../transport/client-transport';
 import { openUdpClientTransport } from '../transport/udp/client-socket';
-import { openTcpClientTransport } from '../transport/tcp/client-stream';
+import type * as TcpClientStream from '../transport/tcp/client-stream';
 import { PartialBlockBudget } from './block-budget';
 import { FetchAbortedError, FetchTimeoutError, InvalidClientOptionError, ServerLeftError } from './errors';
 import { ChannelSummary, ClientStats, FetchSummary, newClientStats, ObjectResult, PacketInfo, ProgressInfo } from './events';
 import type { KeptPartial } from './sinks/sink';
 import type { TransportEvent } from './fallback';
 import { FetchRun } from './fetch-run';
-import { ObjectStream, ObjectStreamOptions } from './object-stream';
+import type { ObjectStream, ObjectStreamOptions } from './object-stream';
 import { checkStreamRequest } from './stream-request';
 import { ResolvedClientOptions, resolveClientOptions, RqcastClientOptions } from './options';
 import { resolveServer } from './resolve';
@@ -179,7 +179,10 @@ export class RqcastClient extends EventEmitter {
    */
   stream(name: string, options: ObjectStreamOptions = {}): ObjectStream {
     checkStreamRequest(name, this.url, this.opts, this.running !== undefined);
-    const s = new ObjectStream(this.budget, options, () => this.close());
+    // Loaded here, not at the top: a fetch does not need it (its start-up, fetch --json startupMs).
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { ObjectStream: Stream } = require('./object-stream') as typeof import('./object-stream');
+    const s = new Stream(this.budget, options, () => this.close());
     this.run = this.newRun(name, s);
     this.fetch().then(
       () => s.finish(),
@@ -390,7 +393,8 @@ export class RqcastClient extends EventEmitter {
 
   /** The transport a link's session runs over: TCP for a TCP link, else UDP unicast. */
   private openTransport(server: ServerEndpoint, link: ServerLink): Promise<ClientTransport> {
-    if (this.tcpLinks.has(link)) return openTcpClientTransport(server, link);
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    if (this.tcpLinks.has(link)) return (require('../transport/tcp/client-stream') as typeof TcpClientStream).openTcpClientTransport(server, link);
     return openUdpClientTransport(server, link, {
       receiveBufferBytes: this.opts.recvBufferBytes,
       batch: this.opts.recvBatch,
