@@ -1004,6 +1004,8 @@ void Connection::RefreshStats() const {
   stats_.srtt_us = static_cast<uint32_t>(rtt_.srtt_ns() / 1000);
   stats_.rto_ms = static_cast<uint32_t>(rtt_.rto_ns() / kMs);
   stats_.snd_wnd = snd_wnd_;
+  stats_.recovery = static_cast<uint8_t>(recovery_);
+  stats_.pipe = static_cast<uint32_t>(board_.pipe());
 }
 
 }  // namespace tcp

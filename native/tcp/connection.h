@@ -82,6 +82,10 @@ struct ConnectionStats {
   // RTO expiries by where they struck: during a fast recovery, during the
   // recovery from an earlier RTO (a lost retransmission after a timeout).
   uint64_t rto_in_recovery = 0, rto_after_rto = 0;
+  // Where the connection is (refreshed with cwnd): 0 no recovery, 1 a fast
+  // recovery, 2 the recovery after an RTO; pipe (RFC 6675) in bytes.
+  uint8_t recovery = 0;
+  uint32_t pipe = 0;
 };
 class SegmentOutput {
  public:
