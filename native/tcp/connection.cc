@@ -488,7 +488,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     }
   }
 
-  if (recovery_ == Recovery::kNone) {
+  if (!ProbingAllowed()) {
     recovery_probe_deadline_ = kNever;
   } else if (advanced || newly_sacked > 0) {
     ArmRecoveryProbe(now_ns);
@@ -647,6 +647,7 @@ void Connection::OnPtoTimer(uint64_t now_ns) {
     return;
   }
   bool sent_new = false;
+  const bool owed_ack = Flight() >= 2 * seg_size_;
   if (CanSendNewData() && !board_.Full()) {
     const int64_t peer_room = int64_t(snd_wnd_) - int64_t(Flight());
     const int64_t room = peer_room < int64_t(seg_size_) ? peer_room : int64_t(seg_size_);
@@ -662,8 +663,10 @@ void Connection::OnPtoTimer(uint64_t now_ns) {
   tlp_outstanding_ = true;
   tlp_retransmitted_ = !sent_new;
   tlp_end_seq_ = snd_nxt_;
+  tlp_owed_ack_ = owed_ack;
   ++stats_.tlp_probes;
   ArmRto(now_ns);
+  ArmProbeAfterTlp(now_ns);
 }
 
 // ----------------------------------------------------------- sending --

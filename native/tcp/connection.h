@@ -147,7 +147,14 @@ class Connection {
   // RACK-TLP (RFC 8985), on when SACK is: see connection.cc.
   static constexpr uint64_t kTlpDelayedAckNs = 200000000ull;   // WCDelAckT (§7.2)
   static constexpr uint64_t kTlpNoRttNs = 1000000000ull;       // PTO without an SRTT
-  static constexpr uint64_t kTlpMinPtoNs = 10000000ull;        // as Linux's floor
+  // The PTO's floor: RFC 8985 §7.2 sets PTO = 2 SRTT (WCDelAckT added for
+  // a flight of one segment) and no floor; this one only keeps a timer from
+  // firing sooner than a host's timers can be trusted to. Linux's PTO is
+  // 2 SRTT + 2 ms (TCP_TIMEOUT_MIN_US), so max(2 SRTT, 2 ms) is never
+  // later than Linux's and at most 2 ms sooner. (10 ms, the floor of the
+  // first TLP draft, was 5-30 times the LAN's 2 SRTT: at 10 % loss a
+  // transfer spent a fifth of its time waiting for it.)
+  static constexpr uint64_t kTlpMinPtoNs = 2000000ull;
   // RACK.reo_wnd: reo_wnd_mult * min_RTT / 4, at most SRTT (RFC 8985
   // §6.2 step 4: the multiplier grows by one per round trip with a D-SACK,
   // back to 1 after kReoWndPersist recoveries without one).
@@ -157,7 +164,9 @@ class Connection {
   uint64_t rto_deadline() const { return rto_deadline_; }
   uint64_t tlp_deadline() const { return tlp_deadline_; }
   // The recovery probe (recovery_probe.cc): in a recovery with no ACK for a
-  // PTO, the first hole goes again; at most this many in a row.
+  // PTO, or after a tail loss probe nothing answered (when the receiver
+  // owed an immediate ACK), the first hole goes again; at most this many
+  // in a row (the TLP counts as the first).
   static constexpr uint32_t kMaxRecoveryProbes = 3;
   uint64_t recovery_probe_deadline() const { return recovery_probe_deadline_; }
 
@@ -198,7 +207,9 @@ class Connection {
   // The recovery probe (recovery_probe.cc): (re)arm from an ACK that
   // delivered something or the start of a recovery; off outside one.
   uint64_t RecoveryPtoNs() const;
+  bool ProbingAllowed() const;
   void ArmRecoveryProbe(uint64_t now_ns);
+  void ArmProbeAfterTlp(uint64_t now_ns);
   void OnRecoveryProbeTimer(uint64_t now_ns);
   void RttSample(uint64_t rtt_ns) {
     rtt_.Sample(rtt_ns);
@@ -277,6 +288,10 @@ class Connection {
   uint32_t dsack_round_ = 0;
   bool tlp_outstanding_ = false;           // TLP.end_seq is set
   bool tlp_retransmitted_ = false;         // the probe was a retransmission
+  // The flight before the TLP held two full segments: the receiver ACKs
+  // those at once (RFC 5681 §4.2), so silence after the probe is loss,
+  // not a delayed ACK (recovery_probe.cc).
+  bool tlp_owed_ack_ = false;
   uint32_t tlp_end_seq_ = 0;
   uint64_t recovery_probe_deadline_ = kNever;
   uint32_t recovery_probes_in_row_ = 0;
