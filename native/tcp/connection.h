@@ -148,13 +148,16 @@ class Connection {
   static constexpr uint64_t kTlpDelayedAckNs = 200000000ull;   // WCDelAckT (§7.2)
   static constexpr uint64_t kTlpNoRttNs = 1000000000ull;       // PTO without an SRTT
   // The PTO's floor: RFC 8985 §7.2 sets PTO = 2 SRTT (WCDelAckT added for
-  // a flight of one segment) and no floor; this one only keeps a timer from
-  // firing sooner than a host's timers can be trusted to. Linux's PTO is
-  // 2 SRTT + 2 ms (TCP_TIMEOUT_MIN_US), so max(2 SRTT, 2 ms) is never
-  // later than Linux's and at most 2 ms sooner. (10 ms, the floor of the
-  // first TLP draft, was 5-30 times the LAN's 2 SRTT: at 10 % loss a
-  // transfer spent a fifth of its time waiting for it.)
-  static constexpr uint64_t kTlpMinPtoNs = 2000000ull;
+  // a flight of one segment) and no floor; this one only keeps the timer
+  // above what a loaded host's timers and scheduler blur. Linux's PTO is
+  // 2 SRTT + 2 ms (jiffy-era slack). The floor sets how long a lost train
+  // holds the connection: with GSO a whole window often leaves as one
+  // packet, and at 10 % loss the probes' waits were most of a transfer
+  // (10 ms: the first TLP draft's floor; 2 ms: 16-19 s for 256 MiB; 0.5 ms:
+  // 10-13 s, bench:tcp, docs/BENCHMARKS.md). It changes no window: a probe
+  // is one segment, and a loss it finds costs the one reduction of its
+  // recovery; a queue that lengthens the round trip lengthens 2 SRTT.
+  static constexpr uint64_t kTlpMinPtoNs = 500000ull;
   // RACK.reo_wnd: reo_wnd_mult * min_RTT / 4, at most SRTT (RFC 8985
   // §6.2 step 4: the multiplier grows by one per round trip with a D-SACK,
   // back to 1 after kReoWndPersist recoveries without one).

@@ -1216,12 +1216,12 @@ void tlp_then_rto() {
   }
 }
 
-// At a LAN's round trip (SRTT 100 µs) the PTO is its floor, 2 ms, not
-// 2 SRTT (connection.h, kTlpMinPtoNs: never later than Linux's 2 SRTT +
-// 2 ms). A whole window lost at once (one GSO train): the TLP at 2 ms, then,
-// with two full segments owed an immediate ACK, the hole at snd_una at 2
-// and 4 PTO after it; then the RTO (restarted by the TLP) as before. Its
-// first answer lets RACK judge the rest: one recovery, no RTO.
+// At a LAN's round trip (SRTT 100 µs) the PTO is its floor, 0.5 ms, not
+// 2 SRTT (connection.h, kTlpMinPtoNs). A whole window lost at once (one
+// GSO train): the TLP at 0.5 ms, then, with two full segments owed an
+// immediate ACK, the hole at snd_una at 2 and 4 PTO after it; then the RTO
+// (restarted by the TLP) as before. Its first answer lets RACK judge the
+// rest: one recovery, no RTO.
 void tlp_pto_floor_at_lan_rtt() {
   Fixture f;
   Options o;
@@ -1235,16 +1235,16 @@ void tlp_pto_floor_at_lan_rtt() {
   f.Data(30);   // 15 segments
   f.c->Poll(1 * kMs);
   CHECK_EQ(f.out.take().size(), size_t(10));
-  CHECK_EQ(f.c->tlp_deadline(), 3 * kMs);
-  f.c->Poll(3 * kMs - 1);
+  CHECK_EQ(f.c->tlp_deadline(), 1500 * kUs);
+  f.c->Poll(1500 * kUs - 1);
   CHECK_EQ(f.out.sent.size(), size_t(0));
-  f.c->Poll(3 * kMs);
+  f.c->Poll(1500 * kUs);
   std::vector<Sent> s = f.out.take();
   CHECK_EQ(s.size(), size_t(1));
   if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(10));   // the TLP: new data
-  CHECK_EQ(f.c->rto_deadline(), 203 * kMs);
-  // Nothing answers: the hole at 2 PTO (7 ms), again at 4 PTO (15 ms).
-  for (uint64_t t : {7 * kMs, 15 * kMs}) {
+  CHECK_EQ(f.c->rto_deadline(), 201500 * kUs);
+  // Nothing answers: the hole at 2 PTO (2.5 ms), again at 4 PTO (4.5 ms).
+  for (uint64_t t : {2500 * kUs, 4500 * kUs}) {
     CHECK_EQ(f.c->NextDeadline(), t);
     f.c->Poll(t - 1);
     CHECK_EQ(f.out.sent.size(), size_t(0));
@@ -1256,12 +1256,12 @@ void tlp_pto_floor_at_lan_rtt() {
   CHECK_EQ(f.c->stats().recovery_probes, 2u);
   CHECK_EQ(f.c->stats().tlp_probes, 1u);
   CHECK_EQ(f.c->stats().cwnd, 14600u);   // no probe is a loss
-  CHECK_EQ(f.c->NextDeadline(), 203 * kMs);   // three in a row: the RTO's turn
-  // The second probe's answer at 15.2 ms: segment 0 delivered, sent after
+  CHECK_EQ(f.c->NextDeadline(), 201500 * kUs);   // three in a row: the RTO's turn
+  // The second probe's answer at 4.7 ms: segment 0 delivered, sent after
   // 1..9 and the TLP's 10 by far more than RACK's window: they are lost,
   // one recovery.
-  f.Ack(SegSeq(1), 15 * kMs + 200 * kUs);
-  f.c->Poll(15 * kMs + 200 * kUs);
+  f.Ack(SegSeq(1), 4700 * kUs);
+  f.c->Poll(4700 * kUs);
   s = f.out.take();
   CHECK(!s.empty());
   if (!s.empty()) CHECK_EQ(s[0].seg.seq, SegSeq(1));
