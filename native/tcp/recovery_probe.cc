@@ -32,10 +32,10 @@
 // trains a connection's whole window often leaves as one packet: a loss
 // rule (or a queue) that drops that packet leaves nothing to ACK, the TLP
 // is the only way to learn of it, and when the TLP is lost too the sender
-// sat out 200 ms and restarted from one segment (2 RTOs a second at 10 %
-// loss, 40 % of the transfer's time). Here the TLP counts as the first
-// probe and the hole at snd_una goes at 2 and 4 PTO after it unless an ACK
-// delivers something first. The condition is what keeps it from racing a
+// sat out 200 ms and restarted from one segment (113 RTOs in 50 s of a
+// 256 MiB transfer at 10 % loss: at least 45 % of its time). Here the TLP
+// counts as the first probe: the hole at snd_una goes 2 PTO after it, and
+// again 4 PTO after that, unless an ACK delivers something first. The condition is what keeps it from racing a
 // delayed ACK: a receiver ACKs at least every second full-sized segment at
 // once (RFC 5681 §4.2), and out-of-order data at once, so with two full
 // segments out before the TLP, silence for 2 PTO means loss. (Without it —

@@ -1219,7 +1219,8 @@ void tlp_then_rto() {
 // At a LAN's round trip (SRTT 100 µs) the PTO is its floor, 0.5 ms, not
 // 2 SRTT (connection.h, kTlpMinPtoNs). A whole window lost at once (one
 // GSO train): the TLP at 0.5 ms, then, with two full segments owed an
-// immediate ACK, the hole at snd_una at 2 and 4 PTO after it; then the RTO
+// immediate ACK, the hole at snd_una 2 PTO after it and again 4 PTO after
+// that; then the RTO
 // (restarted by the TLP) as before. Its first answer lets RACK judge the
 // rest: one recovery, no RTO.
 void tlp_pto_floor_at_lan_rtt() {
@@ -1243,7 +1244,7 @@ void tlp_pto_floor_at_lan_rtt() {
   CHECK_EQ(s.size(), size_t(1));
   if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(10));   // the TLP: new data
   CHECK_EQ(f.c->rto_deadline(), 201500 * kUs);
-  // Nothing answers: the hole at 2 PTO (2.5 ms), again at 4 PTO (4.5 ms).
+  // Nothing answers: the hole 2 PTO on (2.5 ms), again 4 PTO on (4.5 ms).
   for (uint64_t t : {2500 * kUs, 4500 * kUs}) {
     CHECK_EQ(f.c->NextDeadline(), t);
     f.c->Poll(t - 1);
