@@ -47,10 +47,11 @@ void ServiceTrace::Connection(const char* what, uint64_t now_ns, uint32_t id,
   if (start_ns_ == 0) start_ns_ = now_ns;
   std::fprintf(f_,
                "%s %.3f %u cwnd %u ssthresh %u flight %u pipe %u srtt_us %u rto_ms %u rec %u "
+               "snd_wnd %u "
                "data_segs %llu rtx %llu recoveries %llu rto %llu rto_in_rec %llu rack_lost %llu "
                "tlp %llu rprobe %llu sacks_in %llu\n",
                what, double(now_ns - start_ns_) / 1e9, id, s.cwnd, s.ssthresh, s.flight, s.pipe,
-               s.srtt_us, s.rto_ms, unsigned(s.recovery),
+               s.srtt_us, s.rto_ms, unsigned(s.recovery), s.snd_wnd,
                (unsigned long long)s.data_segments_sent, (unsigned long long)s.retransmitted_segments,
                (unsigned long long)s.fast_retransmits, (unsigned long long)s.rto_timeouts,
                (unsigned long long)s.rto_in_recovery, (unsigned long long)s.rack_lost,

@@ -4,7 +4,8 @@
 // Off unless the environment names a file: RQCAST_TCP_TRACE=PATH. Then the
 // thread writes, as plain text lines:
 //  - `conn T ID ...` every kSampleNs for each connection it touched since
-//    the last sample: cwnd, ssthresh, flight, pipe, SRTT, recovery state and
+//    the last sample: cwnd, ssthresh, flight, pipe, SRTT, recovery state, the
+//    peer's window and
 //    the loss-recovery counters (so cwnd and ssthresh over time, and how
 //    many recoveries, RTOs, probes a transfer took);
 //  - `closed T ID ...` the same for a connection at its close;
