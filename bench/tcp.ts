@@ -7,6 +7,10 @@
 //   npm run bench:tcp -- --quick      32 MiB
 //   options: --bytes N  --loss 1,10  --rate MBIT (rqcast channel cap, default 4000)
 //            --only rqcast|kernel  --serve-args "..."  --no-routed
+//            --kernel-cc NAME  (the kernel's congestion control; default
+//            cubic, and the host's own default beside it when that differs)
+//            --trace DIR  (the server's TCP trace, RQCAST_TCP_TRACE, per run,
+//            and `ss -tin` of the kernel's flow every 20 ms, into DIR)
 //
 // rqcast runs twice per loss rate: as served (GSO trains through the packet
 // socket, docs/ARCHITECTURE.md "TCP") and with `--tcp-gso 0` (every segment
@@ -17,7 +21,13 @@
 // Fairness:
 // - The kernel side is a plain Node net server piping the file to the
 //   socket and a plain net client writing it to disk (bench/support/
-//   kernel-tcp.js): the kernel's CUBIC, SACK, TSO/GRO and all, unchanged.
+//   kernel-tcp.js): the kernel's SACK, RACK-TLP, TSO/GRO and all, unchanged.
+// - Its congestion control is chosen by a host route to the client with
+//   `congctl` in the server's namespace: CUBIC, the loss-based control
+//   rqcast's is measured against (`ratio`). A host whose default is
+//   another (BBR is common: it does not back off on random loss) gets a
+//   second kernel run with that default (`ratio_host_cc`), so that both
+//   comparisons are in the same run and neither hides the other.
 // - rqcast: `rqcast serve FILE --tcp` and `rqcast fetch --transport tcp`,
 //   the fetch checking the file's SHA-256 itself before it exits.
 // - Time: from the fetch's start to its exit (both sides). Each received
@@ -42,17 +52,21 @@ const RATE_MBIT = Number(cliOption('--rate') ?? 4000);
 const ONLY = cliOption('--only');
 const SERVE_ARGS = (cliOption('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const ROUTED = !argv.includes('--no-routed');
+const TRACE_DIR = cliOption('--trace');
+const KERNEL_CC = cliOption('--kernel-cc');
 const METRICS_PORT = 9464;
 const PORT = 4433;
 const KERNEL_PORT = 4434;
 const TIMEOUT_S = 900;
 const KERNEL_TCP = path.join(__dirname, 'support', 'kernel-tcp.js');
 
-type System = 'rqcast' | 'rqcast-routed' | 'kernel';
+type System = 'rqcast' | 'rqcast-routed' | 'kernel' | 'kernel-host-cc';
 
 interface Run {
   system: System;
   loss_pct: number;
+  /** kernel: its congestion control. */
+  cc?: string;
   seconds: number;
   ok: boolean;
   server_cpu_s: number;
@@ -105,10 +119,40 @@ async function realisedLoss(bed: Testbed, loss: number): Promise<{ pct: number |
   return { pct: seen > 0 ? (dropped / seen) * 100 : undefined, seen };
 }
 
-async function runKernel(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
-  const rep = path.join(work, `kernel-${loss}.time`);
+/** The congestion control new kernel sockets of `ns` get by default. */
+async function kernelCc(bed: Testbed, ns: string): Promise<string> {
+  const r = await bed.run(ns, ['sysctl', '-n', 'net.ipv4.tcp_congestion_control']);
+  return r.stdout.trim();
+}
+
+/**
+ * The kernel's flows from the server to the client use `cc` (undefined: the
+ * namespace's default): a host route to the client with `congctl`. A
+ * namespace other than the host's may only make the host's "allowed" list
+ * its default (net.ipv4.tcp_allowed_congestion_control); a route may name
+ * any the kernel has.
+ */
+async function routeCc(bed: Testbed, cc: string | undefined): Promise<void> {
+  const ns = bed.server.ns;
+  const client = bed.clients[0].address;
+  await bed.run(ns, ['ip', 'route', 'del', `${client}/32`]).catch(() => undefined);
+  if (cc === undefined) return;
+  const r = await bed.runOk(ns, ['ip', '-o', 'route', 'get', client]);
+  const via = /\bvia (\S+)/.exec(r.stdout)?.[1];
+  const dev = /\bdev (\S+)/.exec(r.stdout)?.[1];
+  if (!dev) throw new Error(`no route to ${client} in the server's namespace: ${r.stdout}`);
+  await bed.runOk(ns, ['ip', 'route', 'replace', `${client}/32`, ...(via ? ['via', via] : []), 'dev', dev, 'congctl', cc]);
+}
+
+async function runKernel(bed: Testbed, work: string, source: string, digest: string, loss: number, cc: string, system: System): Promise<Run> {
+  await routeCc(bed, system === 'kernel' ? cc : undefined);
+  const rep = path.join(work, `kernel-${cc}-${loss}.time`);
   const server = bed.spawn(bed.server.ns, timed(rep, [process.execPath, KERNEL_TCP, 'serve', source, bed.server.address, String(KERNEL_PORT)]), { timeoutMs: TIMEOUT_S * 1000 });
   await server.waitForStdout(/listening/, 60_000);
+  // The kernel flow's cwnd, ssthresh and retransmissions as it goes.
+  const ss = TRACE_DIR
+    ? bed.spawn(bed.server.ns, ['sh', '-c', `while :; do date +%s.%N; ss -tin sport = :${KERNEL_PORT}; sleep 0.02; done > ${path.join(TRACE_DIR, `kernel-${cc}-${loss}.ss`)}`], { timeoutMs: TIMEOUT_S * 1000 })
+    : undefined;
   await setLoss(bed, loss, KERNEL_PORT);
   const out = path.join(work, `kernel-${loss}.bin`);
   const t0 = nowSeconds();
@@ -117,10 +161,12 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   const dropped = await realisedLoss(bed, loss);
   await setLoss(bed, 0, KERNEL_PORT);
   await stopTimed(server);
+  if (ss) ss.kill('SIGKILL');
+  await routeCc(bed, undefined);
   const ok = r.code === 0 && (await sha256File(out)) === digest;
   if (!ok) log(`kernel at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1000)}`);
   fs.rmSync(out, { force: true });
-  return { system: 'kernel', loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen };
+  return { system, cc, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen };
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
@@ -130,7 +176,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const server = bed.spawn(
     bed.server.ns,
     timed(rep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', String(RATE_MBIT), '--json', ...extra, ...SERVE_ARGS)),
-    { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
+    { timeoutMs: TIMEOUT_S * 1000 + 120_000, ...(TRACE_DIR ? { env: { ...process.env, RQCAST_TCP_TRACE: path.join(TRACE_DIR, `serve-${system}-${loss}.trace`) } } : {}) },
   );
   await server.waitForStdout(/listening/, 600_000);
   await setLoss(bed, loss, PORT);
@@ -167,11 +213,19 @@ async function main(): Promise<void> {
     const source = path.join(work, 'payload.bin');
     log(`writing ${BYTES} random bytes`);
     const digest = writeRandomFile(source, BYTES);
+    const hostCc = await kernelCc(bed, bed.server.ns);
+    const cc = KERNEL_CC ?? 'cubic';
+    log(`kernel congestion control: ${cc}${KERNEL_CC === undefined && hostCc !== cc ? ` and the host's default, ${hostCc}` : ''}`);
     for (const loss of LOSSES) {
       if (ONLY !== 'rqcast') {
-        log(`kernel TCP, ${loss}% loss`);
-        runs.push(await runKernel(bed, work, source, digest, loss));
+        log(`kernel TCP (${cc}), ${loss}% loss`);
+        runs.push(await runKernel(bed, work, source, digest, loss, cc, 'kernel'));
         log(JSON.stringify(runs[runs.length - 1]));
+        if (KERNEL_CC === undefined && hostCc !== cc) {
+          log(`kernel TCP (${hostCc}, the host's default), ${loss}% loss`);
+          runs.push(await runKernel(bed, work, source, digest, loss, hostCc, 'kernel-host-cc'));
+          log(JSON.stringify(runs[runs.length - 1]));
+        }
       }
       if (ONLY !== 'kernel') {
         log(`rqcast TCP, ${loss}% loss`);
@@ -193,6 +247,8 @@ async function main(): Promise<void> {
     const rq = runs.find((r) => r.system === 'rqcast' && r.loss_pct === loss);
     const k = runs.find((r) => r.system === 'kernel' && r.loss_pct === loss);
     const routed = runs.find((r) => r.system === 'rqcast-routed' && r.loss_pct === loss);
+    const hostK = runs.find((r) => r.system === 'kernel-host-cc' && r.loss_pct === loss);
+    const hostMBps = mbps(hostK);
     const rqMBps = mbps(rq);
     const kMBps = mbps(k);
     const routedMBps = mbps(routed);
@@ -203,6 +259,11 @@ async function main(): Promise<void> {
       rqcast_MBps: rqMBps,
       kernel_MBps: kMBps,
       ratio: rqMBps !== null && kMBps !== null ? round(rqMBps / kMBps, 3) : null,
+      kernel_cc: k?.cc ?? null,
+      // The kernel with the host's own default congestion control, when it is not the above.
+      kernel_host_cc: hostK?.cc ?? null,
+      kernel_host_cc_MBps: hostMBps,
+      ratio_host_cc: rqMBps !== null && hostMBps !== null ? round(rqMBps / hostMBps, 3) : null,
       server_cpu_s: rq ? round(rq.server_cpu_s, 2) : null,
       kernel_server_cpu_s: k ? round(k.server_cpu_s, 2) : null,
       rqcast_dropped_pct: rq?.dropped_pct !== undefined ? round(rq.dropped_pct, 2) : null,
@@ -225,12 +286,13 @@ async function main(): Promise<void> {
       routed_gso_packets: routed?.gso_packets ?? null,
     };
   });
-  console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s)`);
-  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt');
+  const ccs = [...new Set(runs.filter((r) => r.cc !== undefined).map((r) => r.cc))].join(', ');
+  console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s; kernel: ${ccs || 'not run'})`);
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
     console.log(
-      `${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}` +
+      `${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.kernel_host_cc_MBps, 14)}${f(r.ratio_host_cc, 15)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}` +
         `${f(r.rqcast_segments_per_packet, 12)}${f(r.routed_MBps, 13)}${f(r.routed_ratio, 14)}${f(r.gso_speedup, 13)}${f(r.routed_server_cpu_s, 14)}${f(r.routed_bytes_per_packet, 12)}`,
     );
   }

@@ -488,7 +488,7 @@ bool Connection::ProcessAck(const Segment& seg, uint64_t now_ns) {
     }
   }
 
-  if (recovery_ == Recovery::kNone) {
+  if (!ProbingAllowed()) {
     recovery_probe_deadline_ = kNever;
   } else if (advanced || newly_sacked > 0) {
     ArmRecoveryProbe(now_ns);
@@ -647,6 +647,7 @@ void Connection::OnPtoTimer(uint64_t now_ns) {
     return;
   }
   bool sent_new = false;
+  const bool owed_ack = Flight() >= 2 * seg_size_;
   if (CanSendNewData() && !board_.Full()) {
     const int64_t peer_room = int64_t(snd_wnd_) - int64_t(Flight());
     const int64_t room = peer_room < int64_t(seg_size_) ? peer_room : int64_t(seg_size_);
@@ -662,8 +663,10 @@ void Connection::OnPtoTimer(uint64_t now_ns) {
   tlp_outstanding_ = true;
   tlp_retransmitted_ = !sent_new;
   tlp_end_seq_ = snd_nxt_;
+  tlp_owed_ack_ = owed_ack;
   ++stats_.tlp_probes;
   ArmRto(now_ns);
+  ArmProbeAfterTlp(now_ns);
 }
 
 // ----------------------------------------------------------- sending --
@@ -1004,6 +1007,8 @@ void Connection::RefreshStats() const {
   stats_.srtt_us = static_cast<uint32_t>(rtt_.srtt_ns() / 1000);
   stats_.rto_ms = static_cast<uint32_t>(rtt_.rto_ns() / kMs);
   stats_.snd_wnd = snd_wnd_;
+  stats_.recovery = static_cast<uint8_t>(recovery_);
+  stats_.pipe = static_cast<uint32_t>(board_.pipe());
 }
 
 }  // namespace tcp

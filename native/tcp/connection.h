@@ -82,6 +82,10 @@ struct ConnectionStats {
   // RTO expiries by where they struck: during a fast recovery, during the
   // recovery from an earlier RTO (a lost retransmission after a timeout).
   uint64_t rto_in_recovery = 0, rto_after_rto = 0;
+  // Where the connection is (refreshed with cwnd): 0 no recovery, 1 a fast
+  // recovery, 2 the recovery after an RTO; pipe (RFC 6675) in bytes.
+  uint8_t recovery = 0;
+  uint32_t pipe = 0;
 };
 class SegmentOutput {
  public:
@@ -143,7 +147,17 @@ class Connection {
   // RACK-TLP (RFC 8985), on when SACK is: see connection.cc.
   static constexpr uint64_t kTlpDelayedAckNs = 200000000ull;   // WCDelAckT (§7.2)
   static constexpr uint64_t kTlpNoRttNs = 1000000000ull;       // PTO without an SRTT
-  static constexpr uint64_t kTlpMinPtoNs = 10000000ull;        // as Linux's floor
+  // The PTO's floor: RFC 8985 §7.2 sets PTO = 2 SRTT (WCDelAckT added for
+  // a flight of one segment) and no floor; this one only keeps the timer
+  // above what a loaded host's timers and scheduler blur. Linux's PTO is
+  // 2 SRTT + 2 ms (jiffy-era slack). The floor sets how long a lost train
+  // holds the connection: with GSO a whole window often leaves as one
+  // packet, and at 10 % loss the probes' waits were most of a transfer
+  // (10 ms: the first TLP draft's floor; 2 ms: 16-19 s for 256 MiB; 0.5 ms:
+  // 10-13 s, bench:tcp, docs/BENCHMARKS.md). It changes no window: a probe
+  // is one segment, and a loss it finds costs the one reduction of its
+  // recovery; a queue that lengthens the round trip lengthens 2 SRTT.
+  static constexpr uint64_t kTlpMinPtoNs = 500000ull;
   // RACK.reo_wnd: reo_wnd_mult * min_RTT / 4, at most SRTT (RFC 8985
   // §6.2 step 4: the multiplier grows by one per round trip with a D-SACK,
   // back to 1 after kReoWndPersist recoveries without one).
@@ -153,7 +167,9 @@ class Connection {
   uint64_t rto_deadline() const { return rto_deadline_; }
   uint64_t tlp_deadline() const { return tlp_deadline_; }
   // The recovery probe (recovery_probe.cc): in a recovery with no ACK for a
-  // PTO, the first hole goes again; at most this many in a row.
+  // PTO, or after a tail loss probe nothing answered (when the receiver
+  // owed an immediate ACK), the first hole goes again; at most this many
+  // in a row (the TLP counts as the first).
   static constexpr uint32_t kMaxRecoveryProbes = 3;
   uint64_t recovery_probe_deadline() const { return recovery_probe_deadline_; }
 
@@ -194,7 +210,9 @@ class Connection {
   // The recovery probe (recovery_probe.cc): (re)arm from an ACK that
   // delivered something or the start of a recovery; off outside one.
   uint64_t RecoveryPtoNs() const;
+  bool ProbingAllowed() const;
   void ArmRecoveryProbe(uint64_t now_ns);
+  void ArmProbeAfterTlp(uint64_t now_ns);
   void OnRecoveryProbeTimer(uint64_t now_ns);
   void RttSample(uint64_t rtt_ns) {
     rtt_.Sample(rtt_ns);
@@ -273,6 +291,10 @@ class Connection {
   uint32_t dsack_round_ = 0;
   bool tlp_outstanding_ = false;           // TLP.end_seq is set
   bool tlp_retransmitted_ = false;         // the probe was a retransmission
+  // The flight before the TLP held two full segments: the receiver ACKs
+  // those at once (RFC 5681 §4.2), so silence after the probe is loss,
+  // not a delayed ACK (recovery_probe.cc).
+  bool tlp_owed_ack_ = false;
   uint32_t tlp_end_seq_ = 0;
   uint64_t recovery_probe_deadline_ = kNever;
   uint32_t recovery_probes_in_row_ = 0;

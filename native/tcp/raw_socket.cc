@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -119,7 +120,7 @@ int ReservePort(uint32_t addr, uint16_t port, int* fd) {
 RawReceiver::RawReceiver(size_t batch, size_t max_packet)
     : batch_(batch), max_packet_(max_packet) {
   buffers_.resize(batch_ * max_packet_);
-  control_.resize(batch_ * CMSG_SPACE(sizeof(tpacket_auxdata)));
+  control_.resize(batch_ * (CMSG_SPACE(sizeof(tpacket_auxdata)) + CMSG_SPACE(sizeof(timespec))));
   msgs_.resize(batch_);
   iov_.resize(batch_);
   from_.resize(batch_);
@@ -168,11 +169,16 @@ int RawReceiver::Open(uint32_t addr, uint16_t port, int rcvbuf_bytes) {
   return 0;
 }
 
+bool RawReceiver::EnableTimestamps() {
+  int one = 1;
+  return fd_ >= 0 && setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0;
+}
+
 size_t RawReceiver::Receive(std::vector<RawPacket>* out, int* err) {
   out->clear();
   *err = 0;
   if (fd_ < 0) return 0;
-  const size_t cspace = CMSG_SPACE(sizeof(tpacket_auxdata));
+  const size_t cspace = CMSG_SPACE(sizeof(tpacket_auxdata)) + CMSG_SPACE(sizeof(timespec));
   for (size_t i = 0; i < batch_; ++i) {
     iov_[i].iov_base = buffers_.data() + i * max_packet_;
     iov_[i].iov_len = max_packet_;
@@ -212,6 +218,13 @@ size_t RawReceiver::Receive(std::vector<RawPacket>* out, int* err) {
     std::memcpy(p.addr, sll->sll_addr, p.addr_len);
     for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr;
          c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+          c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        p.rx_realtime_ns = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+        continue;
+      }
       if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA ||
           c->cmsg_len < CMSG_LEN(sizeof(tpacket_auxdata)))
         continue;

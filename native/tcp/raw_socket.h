@@ -58,6 +58,9 @@ struct RawPacket {
   uint16_t link_type = 0;
   uint8_t addr_len = 0;
   uint8_t addr[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // When the kernel queued it (CLOCK_REALTIME, ns), with EnableTimestamps
+  // only; 0 otherwise.
+  uint64_t rx_realtime_ns = 0;
 };
 
 // Binds (never listens on) a kernel TCP socket to addr:port, so that no
@@ -81,6 +84,9 @@ class RawReceiver {
   int Open(uint32_t addr, uint16_t port, int rcvbuf_bytes = 8 << 20);
   void Close();
   int fd() const { return fd_; }
+  // SO_TIMESTAMPNS: each packet says when the kernel queued it (the
+  // service's trace measures how long an ACK waited for the thread).
+  bool EnableTimestamps();
 
   // One recvmmsg, not waiting: the packets it got (pointers into this
   // object's buffers, valid until the next call). 0 when none is queued;

@@ -118,6 +118,8 @@ int Service::Start() {
     port_fd_ = -1;
     return rc;
   }
+  trace_.reset(ServiceTrace::FromEnvironment());
+  if (trace_) rx_.EnableTimestamps();
   output_.reset(new Output(&tx_, &ptx_, config_.max_train_segments));
   listener_.reset(new Listener(config_.listener, output_.get()));
   {
@@ -132,6 +134,7 @@ void Service::Stop() {
   if (!running()) return;
   Post(Command{Command::kStop, 0});
   thread_.join();
+  trace_.reset();
   rx_.Close();
   tx_.Close();
   ptx_.Close();
@@ -292,8 +295,9 @@ bool Service::Snapshot(uint32_t id, ConnectionSnapshot* out) const {
   return true;
 }
 
-void Service::ReceiveAll(uint64_t now) {
+uint64_t Service::ReceiveAll(uint64_t now) {
   std::vector<RawPacket> pkts;
+  uint64_t taken = 0;
   // Bounded per loop, so that timers and commands keep their turn under a
   // flood.
   for (int b = 0; b < 16; ++b) {
@@ -301,6 +305,13 @@ void Service::ReceiveAll(uint64_t now) {
     const size_t n = rx_.Receive(&pkts, &err);
     if (err != 0) ++own_.receive_errors;
     if (n == 0) break;
+    taken += n;
+    if (trace_) {
+      timespec rt;
+      clock_gettime(CLOCK_REALTIME, &rt);
+      const uint64_t real = uint64_t(rt.tv_sec) * 1000000000ull + uint64_t(rt.tv_nsec);
+      for (const RawPacket& p : pkts) trace_->Received(p.rx_realtime_ns, real);
+    }
     for (const RawPacket& p : pkts) {
       Segment seg;
       if (ParseIpv4Tcp(p.data, p.len, !p.checksum_trusted, &seg) != ParseError::kOk) {
@@ -319,6 +330,7 @@ void Service::ReceiveAll(uint64_t now) {
       listener_->OnSegment(seg, now);
     }
   }
+  return taken;
 }
 
 void Service::ApplyCommands(uint64_t now, bool* stop) {
@@ -356,6 +368,10 @@ void Service::Publish(const std::vector<ListenerEvent>& lev, std::vector<Service
         closed_totals_.stale_frames += e.final_stats.stale_frames;
         closed_totals_.retransmitted_segments += e.final_stats.retransmitted_segments;
         closed_totals_.pool_evicted += e.pool_stats.evicted;
+      }
+      if (trace_) {
+        trace_->Connection("closed", Now(), e.id, e.final_stats);
+        trace_->Summary();
       }
       DropMembers(e.id);
     }
@@ -415,13 +431,15 @@ void Service::Run() {
     fds[1] = {ready_->fd(), POLLIN, 0};
     int n = ppoll(fds, 2, tsp, nullptr);
     now = Now();
+    const uint64_t woke = now;
+    uint64_t packets = 0;
     if (n > 0 && (fds[1].revents & POLLIN)) {
       ready_->Take(&ready);
       for (uint32_t id : ready) listener_->MarkReady(id);
       ApplyCommands(now, &stop);
       if (stop) break;
     }
-    if (n > 0 && (fds[0].revents & POLLIN)) ReceiveAll(now);
+    if (n > 0 && (fds[0].revents & POLLIN)) packets = ReceiveAll(now);
     listener_->Poll(now);
     lev.clear();
     listener_->TakeEvents(&lev);
@@ -460,10 +478,18 @@ void Service::Run() {
       stats_.bad_segments = own_.bad_segments;
       stats_.receive_errors = own_.receive_errors;
       stats_.martians = own_.martians;
+      if (trace_ && trace_->SampleDue(now)) {
+        trace_->Sampled(now);
+        for (auto& kv : snapshots_) trace_->Connection("conn", now, kv.first, kv.second.stats);
+      }
     }
     if (!events.empty()) {
       events_->OnEvents(&events);
       events.clear();
+    }
+    if (trace_) {
+      trace_->Loop(n > 0 && (fds[0].revents & POLLIN), n > 0 && (fds[1].revents & POLLIN), n == 0,
+                   packets, Now() - woke);
     }
   }
   // Stop: every connection gets a RST; no close events (the owner stopped).

@@ -35,6 +35,7 @@
 #include "tcp/listener.h"
 #include "tcp/raw_socket.h"
 #include "tcp/ready_queue.h"
+#include "tcp/service_trace.h"
 
 namespace rqcast {
 namespace tcp {
@@ -133,7 +134,8 @@ class Service {
   class Output;
 
   void Run();
-  void ReceiveAll(uint64_t now);
+  // Returns the packets taken.
+  uint64_t ReceiveAll(uint64_t now);
   void ApplyCommands(uint64_t now, bool* stop);
   void DeliverData(std::vector<ServiceEvent>* events);
   void Publish(const std::vector<ListenerEvent>& lev, std::vector<ServiceEvent>* events);
@@ -156,6 +158,7 @@ class Service {
   std::atomic<int> packet_path_error_{0};
   std::unique_ptr<Output> output_;
   std::unique_ptr<Listener> listener_;  // service thread only
+  std::unique_ptr<ServiceTrace> trace_; // RQCAST_TCP_TRACE (service_trace.h); thread only
   std::thread thread_;
 
   std::mutex cmd_mu_;

@@ -1042,7 +1042,8 @@ void tlp_probe_new_data() {
   CHECK_EQ(f.c->stats().tlp_probes, 1u);
   CHECK_EQ(f.c->stats().retransmitted_segments, 0u);
   CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);   // one probe at a time
-  CHECK_EQ(f.c->NextDeadline(), 230 * kMs);    // the RTO, restarted by the probe
+  CHECK_EQ(f.c->rto_deadline(), 230 * kMs);    // the RTO, restarted by the probe
+  CHECK_EQ(f.c->NextDeadline(), 70 * kMs);     // unanswered: a recovery probe at 2 PTO
   // Everything is acknowledged: slow start goes on, the last four
   // segments go, and a new PTO is armed from 2 SRTT (SRTT 11.25 ms after
   // the 20 ms sample of the probe).
@@ -1076,13 +1077,23 @@ void tlp_probe_retransmits_last() {
   CHECK_EQ(st.retransmitted_segments, 1u);
   CHECK_EQ(st.fast_retransmits, 0u);
   CHECK_EQ(st.cwnd, 14600u);   // a probe is no loss
-  // A partial ACK does not arm a second probe while this one is out.
+  // A partial ACK does not arm a second TLP while this one is out ...
   f.Ack(SegSeq(1), 40 * kMs);
   CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);
-  CHECK_EQ(f.c->NextDeadline(), 240 * kMs);
-  f.c->Poll(100 * kMs);
+  CHECK_EQ(f.c->rto_deadline(), 240 * kMs);
+  // ... but restarts the recovery probe (recovery_probe.cc) one PTO on:
+  // SRTT 12.5 ms after the 30 ms sample, PTO 25 ms. Silence then: the
+  // hole at snd_una (1) goes at 65 ms, no TLP.
+  CHECK_EQ(f.c->NextDeadline(), 65 * kMs);
+  f.c->Poll(65 * kMs - 1);
   CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.c->Poll(65 * kMs);
+  s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(1));
   CHECK_EQ(f.c->stats().tlp_probes, 1u);
+  CHECK_EQ(f.c->stats().recovery_probes, 1u);
+  CHECK_EQ(f.c->stats().cwnd, 14600u + 1400u);   // the ACK's slow start, no reduction
 }
 
 // The peer's window full and its ACK late (a Linux receiver whose buffer
@@ -1146,8 +1157,22 @@ void tlp_then_rto() {
     f.out.take();
     f.c->Poll(30 * kMs);   // the probe
     CHECK_EQ(f.out.take().size(), size_t(1));
-    // Nothing answers: the RTO, restarted at the probe, expires at 230 ms
-    // and no second probe comes before it.
+    // Nothing answers: the RTO, restarted at the probe, expires at 230 ms.
+    // Before it, no second TLP, but the hole at snd_una goes at 2 and 4
+    // PTO after the TLP (recovery_probe.cc: the TLP was the first probe).
+    CHECK_EQ(f.c->rto_deadline(), 230 * kMs);
+    CHECK_EQ(f.c->tlp_deadline(), UINT64_MAX);
+    for (uint64_t t : {70 * kMs, 150 * kMs}) {
+      CHECK_EQ(f.c->NextDeadline(), t);
+      f.c->Poll(t - 1);
+      CHECK_EQ(f.out.sent.size(), size_t(0));
+      f.c->Poll(t);
+      std::vector<Sent> p = f.out.take();
+      CHECK_EQ(p.size(), size_t(1));
+      if (p.size() == 1) CHECK_EQ(p[0].seg.seq, SegSeq(0));
+    }
+    CHECK_EQ(f.c->stats().recovery_probes, 2u);
+    CHECK_EQ(f.c->stats().cwnd, 14600u);   // no probe is a loss
     CHECK_EQ(f.c->NextDeadline(), 230 * kMs);
     f.c->Poll(230 * kMs - 1);
     CHECK_EQ(f.out.sent.size(), size_t(0));
@@ -1180,11 +1205,71 @@ void tlp_then_rto() {
     CHECK_EQ(f.c->stats().tlp_probes, 1u);
     CHECK_EQ(f.c->stats().rto_timeouts, 0u);
     CHECK_EQ(f.c->stats().rto_ms, 200u);
+    CHECK_EQ(f.c->rto_deadline(), 410 * kMs);
+    // One segment was out: the receiver may hold its ACK (RFC 5681 §4.2),
+    // so no recovery probe follows the TLP; the RTO comes as in RFC 8985.
+    CHECK_EQ(f.c->recovery_probe_deadline(), UINT64_MAX);
     CHECK_EQ(f.c->NextDeadline(), 410 * kMs);
     f.c->Poll(410 * kMs);
     CHECK_EQ(f.out.take().size(), size_t(1));
     CHECK_EQ(f.c->stats().rto_timeouts, 1u);
   }
+}
+
+// At a LAN's round trip (SRTT 100 µs) the PTO is its floor, 0.5 ms, not
+// 2 SRTT (connection.h, kTlpMinPtoNs). A whole window lost at once (one
+// GSO train): the TLP at 0.5 ms, then, with two full segments owed an
+// immediate ACK, the hole at snd_una 2 PTO after it and again 4 PTO after
+// that; then the RTO
+// (restarted by the TLP) as before. Its first answer lets RACK judge the
+// rest: one recovery, no RTO.
+void tlp_pto_floor_at_lan_rtt() {
+  Fixture f;
+  Options o;
+  o.has_mss = true;
+  o.mss = 1460;
+  o.sack_permitted = true;
+  f.Syn(o);
+  f.c->OnSegment(From(f.peer_seq, kIss + 1, kAck), 100 * kUs);   // SRTT 100 µs
+  f.out.take();
+  CHECK_EQ(f.c->stats().srtt_us, 100u);
+  f.Data(30);   // 15 segments
+  f.c->Poll(1 * kMs);
+  CHECK_EQ(f.out.take().size(), size_t(10));
+  CHECK_EQ(f.c->tlp_deadline(), 1500 * kUs);
+  f.c->Poll(1500 * kUs - 1);
+  CHECK_EQ(f.out.sent.size(), size_t(0));
+  f.c->Poll(1500 * kUs);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(10));   // the TLP: new data
+  CHECK_EQ(f.c->rto_deadline(), 201500 * kUs);
+  // Nothing answers: the hole 2 PTO on (2.5 ms), again 4 PTO on (4.5 ms).
+  for (uint64_t t : {2500 * kUs, 4500 * kUs}) {
+    CHECK_EQ(f.c->NextDeadline(), t);
+    f.c->Poll(t - 1);
+    CHECK_EQ(f.out.sent.size(), size_t(0));
+    f.c->Poll(t);
+    s = f.out.take();
+    CHECK_EQ(s.size(), size_t(1));
+    if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+  }
+  CHECK_EQ(f.c->stats().recovery_probes, 2u);
+  CHECK_EQ(f.c->stats().tlp_probes, 1u);
+  CHECK_EQ(f.c->stats().cwnd, 14600u);   // no probe is a loss
+  CHECK_EQ(f.c->NextDeadline(), 201500 * kUs);   // three in a row: the RTO's turn
+  // The second probe's answer at 4.7 ms: segment 0 delivered, sent after
+  // 1..9 and the TLP's 10 by far more than RACK's window: they are lost,
+  // one recovery.
+  f.Ack(SegSeq(1), 4700 * kUs);
+  f.c->Poll(4700 * kUs);
+  s = f.out.take();
+  CHECK(!s.empty());
+  if (!s.empty()) CHECK_EQ(s[0].seg.seq, SegSeq(1));
+  const ConnectionStats& st = f.c->stats();
+  CHECK_EQ(st.fast_retransmits, 1u);
+  CHECK_EQ(st.rack_lost, 10u);
+  CHECK_EQ(st.rto_timeouts, 0u);
 }
 
 // The recovery probe (native/tcp/recovery_probe.cc). The start of
@@ -2217,6 +2302,7 @@ int main() {
   tlp_probe_retransmits_last();
   tlp_window_full_retransmits_last_then_dsack();
   tlp_then_rto();
+  tlp_pto_floor_at_lan_rtt();
   recovery_lost_retransmission_probed_before_rto();
   recovery_probes_back_off_then_rto();
   recovery_probe_needs_sack();
