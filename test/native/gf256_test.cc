@@ -134,9 +134,10 @@ void fill(uint8_t* p, size_t n, std::mt19937& rng) {
   for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(rng());
 }
 
-const size_t kLengths[] = {0,   1,   15,  16,   17,   31,   32,   33,
-                           63,  64,  65,  127,  128,  129,  255,  256,
-                           257, 300, 1280, 1283, 4096 + 7};
+const size_t kLengths[] = {0,    1,    15,   16,   17,       31,  32,
+                           33,   63,   64,   65,   127,      128, 129,
+                           255,  256,  257,  300,  1023,     1024, 1025,
+                           1280, 1283, 1345, 2048, 4096 + 7};
 const size_t kOffsets[][2] = {{0, 0}, {1, 0}, {0, 3}, {5, 13}, {63, 1}};
 
 void test_kernel(const kn::Kernel& k, const kn::Kernel& scalar) {
