@@ -366,6 +366,8 @@ export class ResumableFileSink implements ObjectSink {
     // file): none is started from now on, and commit does not wait for the
     // one being written (discard does, after the rename).
     this.unrecorded = undefined;
+    // Every block is written: no pending run needs a record.
+    this.stats.runsSkipped += this.pendingRuns.length;
     this.stopRuns();
     journal.stop();
     try {
