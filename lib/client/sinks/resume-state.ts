@@ -6,10 +6,11 @@
  *   .NAME.rqcast-part    the object being written, full size (F bytes),
  *                        each decoded source block at its offset, and the
  *                        source symbols of other blocks written through
- *   .NAME.rqcast-state   a journal: one header naming the object, then one
- *                        record per source block, or run of source
- *                        symbols, known to be in the part file, with the
- *                        SHA-256 of its bytes
+ *   .NAME.rqcast-state   a journal: one header naming the object, then
+ *                        records of what is known to be in the part file,
+ *                        each with the SHA-256 of its bytes: the object's
+ *                        first blocks (a prefix), a source block, or a run
+ *                        of source symbols
  *   .NAME.rqcast-lock    the pid of the fetch writing NAME (while it runs)
  *
  * Every record is written only after its bytes are durable (fdatasync of
