@@ -11,7 +11,9 @@
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
 //            --fetch-node-args "..." (node options of each rqcast fetch, e.g.
 //              "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof": a profile of
-//              the receivers; node refuses --cpu-prof in NODE_OPTIONS)
+//              the receivers; node refuses --cpu-prof in NODE_OPTIONS;
+//              --perf-basic-prof leaves /tmp/perf-PID.map and isolate-*-v8.log
+//              in the working directory)
 //
 // Fairness:
 // - Rate: both sides are capped at the same rate per receiver stream
