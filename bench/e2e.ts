@@ -9,6 +9,11 @@
 //            --serve-args "..." (extra rqcast serve options)
 //            --fetch-args "..." (extra rqcast fetch options, e.g. --no-need: the fixed passes)
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
+//            --fetch-node-args "..." (node options of each rqcast fetch, e.g.
+//              "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof": a profile of
+//              the receivers; node refuses --cpu-prof in NODE_OPTIONS;
+//              --perf-basic-prof leaves /tmp/perf-PID.map and isolate-*-v8.log
+//              in the working directory)
 //
 // Fairness:
 // - Rate: both sides are capped at the same rate per receiver stream
@@ -62,6 +67,8 @@ const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIXED = !argv.includes('--no-mixed');
 /** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
 const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
+/** Node options of each `rqcast fetch` (profiling). */
+const FETCH_NODE_ARGS = (opt('--fetch-node-args') ?? '').split(/\s+/).filter(Boolean);
 const BUF = 8 * 1024 * 1024;
 /** rqcast's default symbol size (T): source symbols = bytes / T. */
 const SYMBOL_SIZE = 1280;
@@ -104,6 +111,11 @@ function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss
     server_cpu_s: server.cpuSeconds,
     client_cpu_s: Math.max(...clients.map((c) => c.cpuSeconds)),
   };
+}
+
+/** `argv` (node, script, ...) with node options before the script. */
+function withNodeArgs(argv: string[], nodeArgs: string[]): string[] {
+  return [argv[0], ...nodeArgs, ...argv.slice(1)];
 }
 
 function log(msg: string): void {
@@ -221,7 +233,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     outs.push(path.join(outDir, path.basename(source)));
     return bed.spawn(
       c.ns,
-      timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`, ...FETCH_ARGS)),
+      timed(rep, withNodeArgs(rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`, ...FETCH_ARGS), FETCH_NODE_ARGS)),
       { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
     );
   });

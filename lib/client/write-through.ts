@@ -53,7 +53,16 @@ export const PREWRITE_BYTES = 160 * 1024;
 export const LARGE_PREWRITE_BYTES = 1024 * 1024;
 export const LARGE_RUNS = 8;
 /** Slabs of each size kept for the next ones once every write from them has landed. */
-const SPARE_SLABS = 4;
+const SPARE_SLABS = 8;
+/**
+ * Most bytes of slabs in use at once (open, or with writes not landed):
+ * writes that land late (a disk or a thread pool that falls behind, a
+ * machine short of CPU) would otherwise take a fresh slab, its pages
+ * faulted in, per MiB received. Beyond it, source symbols are not written
+ * through until a slab is free: they stay the decoder's, and the block's
+ * own write puts them in the file.
+ */
+export const MAX_SLAB_BYTES = 16 << 20;
 /**
  * A run goes on past up to this many lost symbols (an in-order stream
  * with loss): their place in the slab, and in the write, holds filler
@@ -76,6 +85,8 @@ interface Slab {
   pending: number;
   /** Given back to the spares, or a sink that returns nothing may keep its bytes: never given back (again). */
   spent: boolean;
+  /** No longer counted in use (slabBytes). */
+  released: boolean;
 }
 
 /**
@@ -133,6 +144,10 @@ export class WriteThrough {
    * it is done with the bytes (a promise).
    */
   private readonly spare: { small: Buffer[]; large: Buffer[] } = { small: [], large: [] };
+  /** Bytes of the slabs in use (at most maxSlabBytes). */
+  private usedSlabBytes = 0;
+  /** Source symbols not written through because every slab allowed was in use. */
+  symbolsNotGathered = 0;
 
   constructor(
     private readonly sink: Required<Pick<BlockSink, 'prewrite'>>,
@@ -141,6 +156,8 @@ export class WriteThrough {
     blocks: number,
     /** Lost symbols a run goes on past (MAX_HOLE); 0: a run is consecutive ESIs only. */
     private readonly maxHole = MAX_HOLE,
+    /** MAX_SLAB_BYTES. */
+    private readonly maxSlabBytes = MAX_SLAB_BYTES,
   ) {
     this.runs = new Array<PrewriteRun | undefined>(blocks);
     this.slabs = new Array<Slab | undefined>(blocks);
@@ -183,9 +200,15 @@ export class WriteThrough {
       let slab = this.slabs[sbn];
       if (slab !== undefined && slab.used === slab.capacity) {
         this.closeSlab(slab);
-        slab = undefined;
+        this.slabs[sbn] = slab = undefined;
       }
-      if (slab === undefined) this.slabs[sbn] = slab = this.newSlab();
+      slab ??= this.newSlab();
+      if (slab === undefined) {
+        // Every slab allowed is in use: this symbol is left to the block's write.
+        this.symbolsNotGathered++;
+        return;
+      }
+      this.slabs[sbn] = slab;
       this.runs[sbn] = run = { firstEsi: esi, span: 0, holes: [], slab, at: slab.used, atFrontier: esi >= this.frontier[sbn], trusted: true };
     }
     if (esi >= this.frontier[sbn]) this.frontier[sbn] = esi + 1;
@@ -264,13 +287,24 @@ export class WriteThrough {
     return this.spare.small.length + this.spare.large.length;
   }
 
-  /** A slab: large while fewer than LARGE_RUNS are open, a spare one if there is one. */
-  private newSlab(): Slab {
+  /** Bytes of the slabs in use: open, or with writes not landed (at most MAX_SLAB_BYTES). */
+  get slabBytes(): number {
+    return this.usedSlabBytes;
+  }
+
+  /**
+   * A slab: large while fewer than LARGE_RUNS are open, a spare one if
+   * there is one; undefined if it would take the slabs in use past
+   * maxSlabBytes.
+   */
+  private newSlab(): Slab | undefined {
     const large = this.largeOpen < LARGE_RUNS;
-    if (large) this.largeOpen++;
     const capacity = large ? this.largeSymbols : this.smallSymbols;
+    if (this.usedSlabBytes + capacity * this.T > this.maxSlabBytes) return undefined;
+    if (large) this.largeOpen++;
     const bytes = (large ? this.spare.large : this.spare.small).pop() ?? Buffer.allocUnsafe(capacity * this.T);
-    return { bytes, capacity, used: 0, large, open: true, pending: 0, spent: false };
+    this.usedSlabBytes += bytes.length;
+    return { bytes, capacity, used: 0, large, open: true, pending: 0, spent: false, released: false };
   }
 
   /** No more runs go into `slab`; it is spare once its writes have landed. */
@@ -282,7 +316,12 @@ export class WriteThrough {
   }
 
   private recycle(slab: Slab): void {
-    if (slab.open || slab.pending > 0 || slab.spent) return;
+    if (slab.open || slab.pending > 0) return;
+    if (!slab.released) {
+      slab.released = true;
+      this.usedSlabBytes -= slab.bytes.length;
+    }
+    if (slab.spent) return;
     slab.spent = true;
     const pool = slab.large ? this.spare.large : this.spare.small;
     if (pool.length < SPARE_SLABS) pool.push(slab.bytes);

@@ -1,5 +1,5 @@
 /** WriteThrough: runs of consecutive source symbols go to the sink in one write, at their place in the object (RFC 6330 §4.4.1.2). */
-import { LARGE_PREWRITE_BYTES, LARGE_RUNS, MAX_HOLE, PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
+import { LARGE_PREWRITE_BYTES, LARGE_RUNS, MAX_HOLE, MAX_SLAB_BYTES, PREWRITE_BYTES, WriteThrough } from '../../lib/client/write-through';
 
 const T = 1024;
 
@@ -167,6 +167,49 @@ describe('WriteThrough', () => {
     for (const c of calls) c.land(true);
     await new Promise((r) => setImmediate(r));
     expect(wt.spareBuffers).toBe(before + 2);
+  });
+
+  test(`slabs in use (open, or with writes not landed) stay within a bound (${MAX_SLAB_BYTES} bytes by default): beyond it symbols are left to the block's write, until a slab lands and is used again`, async () => {
+    const per = LARGE_PREWRITE_BYTES / T; // symbols per slab
+    const calls: { offset: number; data: Uint8Array; land: (ok: boolean) => void }[] = [];
+    const wt = new WriteThrough(
+      {
+        prewrite: (offset, data) =>
+          new Promise<boolean>((resolve) => {
+            calls.push({ offset, data, land: resolve });
+          }),
+      },
+      { blockOffset: () => 0, blockLength: () => 1 << 30 },
+      T,
+      1,
+      0,
+      3 * LARGE_PREWRITE_BYTES,
+    );
+    // Writes that do not land: 5 slabs' worth of symbols arrive, 3 slabs are all the bound allows.
+    let esi = 0;
+    for (; esi < 5 * per; esi++) wt.gather(0, esi, symbol(esi & 0xff), 0);
+    expect(wt.slabBytes).toBe(3 * LARGE_PREWRITE_BYTES);
+    // Each slab was written when it was full (the third by the first symbol that found no room); the last 2 slabs' worth were not gathered.
+    expect(calls.map((c) => c.offset)).toEqual([0, per * T, 2 * per * T]);
+    expect(wt.symbolsNotGathered).toBe(2 * per);
+    const held = new Set(calls.map((c) => c.data.buffer));
+    // The writes land: the slabs are free again, and the next symbols go into them (no new memory).
+    for (const c of calls) c.land(true);
+    await new Promise((r) => setImmediate(r));
+    expect(wt.slabBytes).toBe(0);
+    for (let n = 0; n < per + 1; n++, esi++) wt.gather(0, esi, symbol(esi & 0xff), 0);
+    expect(calls.map((c) => c.offset)).toEqual([0, per * T, 2 * per * T, 5 * per * T]);
+    expect(held.has(calls[3].data.buffer)).toBe(true);
+    expect(wt.slabBytes).toBe(2 * LARGE_PREWRITE_BYTES);
+    expect(wt.symbolsNotGathered).toBe(2 * per);
+    // The block decodes: only what landed may be skipped by its write, never the symbols left out.
+    const settling = wt.settle(0);
+    for (const c of calls) c.land(true);
+    expect(await settling).toEqual([
+      { offset: 0, length: 3 * per * T },
+      { offset: 5 * per * T, length: per * T },
+    ]);
+    expect(wt.slabBytes).toBe(0);
   });
 
   test('a decoded block drops what was gathered; symbols are read at their offset, from a Buffer or a Uint8Array', () => {

@@ -141,6 +141,13 @@ export class ObjectFileWriter {
   holdBytes = DEFAULT_HOLD_BYTES;
   /** Bytes handed over so far (writeAt, alreadyWritten): once every byte has been, nothing more can continue the prefix. */
   private handedBytes = 0;
+  /**
+   * SHA-256 of bytes [0, end) at each end the running digest reached a
+   * block's end at (`end` → digest): what a resumable sink records for the
+   * blocks that start the object instead of hashing each again
+   * (prefixDigest). A copy of the digest state per block, 32 bytes each.
+   */
+  private readonly marks = new Map<number, Buffer>();
 
   private constructor(
     /** Where the verified object ends up. */
@@ -198,6 +205,7 @@ export class ObjectFileWriter {
     if (prefix !== undefined && prefix.bytes > 0 && prefix.bytes <= length) {
       w.hash = prefix.hash;
       w.hashedUpTo = prefix.bytes;
+      w.mark();
     }
     return w;
   }
@@ -218,6 +226,46 @@ export class ObjectFileWriter {
     }
     this.ahead.set(offset, { length });
     this.aheadStarts.splice(this.firstAfter(offset), 0, offset);
+  }
+
+  /**
+   * SHA-256 of the object's bytes [0, end) as handed to writeAt (and kept
+   * from a resumed part file), if the running digest passed `end` at the
+   * end of a block; undefined otherwise (`end` inside a block, or not
+   * reached, or the digest dropped). The bytes may still be on their way
+   * to the file: a caller that records it waits for their writes.
+   */
+  prefixDigest(end: number): Buffer | undefined {
+    return this.hash === undefined ? undefined : this.marks.get(end);
+  }
+
+  /** Bytes [0, n) are in the running digest (every block in it handed to writeAt or kept); 0 once the digest is dropped. */
+  get digestedBytes(): number {
+    return this.hash === undefined ? 0 : this.hashedUpTo;
+  }
+
+  /** The running digest was given up (a region written twice): commit reads the whole file back, and no prefix digest is known. */
+  get digestDropped(): boolean {
+    return this.hash === undefined;
+  }
+
+  /** Reads `length` bytes at `offset` back from the file (what its writes left there); undefined if closed or short. */
+  async readBack(offset: number, length: number): Promise<Buffer | undefined> {
+    const handle = this.handle;
+    if (handle === undefined) return undefined;
+    const bytes = Buffer.allocUnsafe(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
+        if (bytesRead === 0) return undefined;
+        done += bytesRead;
+      }
+    } catch {
+      // Closed meanwhile (suspend, abort).
+      return undefined;
+    }
+    return bytes;
   }
 
   /** Makes the bytes written so far durable (fdatasync), so that a journal may record them. */
@@ -313,6 +361,7 @@ export class ObjectFileWriter {
     if (offset === this.hashedUpTo) {
       this.hash.update(data);
       this.hashedUpTo += data.length;
+      this.mark();
       // The block that completes the object (a receiver that joined late gets
       // its first blocks last): the kept blocks after it are hashed by
       // commit, beside the file's fsync, not here before it.
@@ -356,11 +405,18 @@ export class ObjectFileWriter {
       this.heldBytes -= next.length;
       this.hash.update(next.data);
       this.hashedUpTo += next.length;
+      this.mark();
     }
+  }
+
+  /** Keeps the digest of the prefix as it stands (a block's end). */
+  private mark(): void {
+    if (this.hash !== undefined) this.marks.set(this.hashedUpTo, this.hash.copy().digest());
   }
 
   private dropDigest(): void {
     this.hash = undefined;
+    this.marks.clear();
     this.ahead.clear();
     this.aheadStarts = [];
     this.heldBytes = 0;

@@ -15,11 +15,22 @@
  * random-named temporary files of earlier versions for the same
  * destination, which nothing else can be using.
  *
+ * Blocks written in order cost no hash of their own: once every block up
+ * to a block's end is written, one prefix record carries the file's
+ * running digest at that end (ObjectFileWriter.prefixDigest), which the
+ * file's final check computes anyway; only a block written past that
+ * prefix gets a block record with its own SHA-256.
+ *
  * Source symbols written through before their block decoded
  * (write-through.ts) are recorded too, as runs with their SHA-256: the next
  * fetch hands the verified ones to the receiver as received symbols
  * (resumeSymbols), so that a fetch stopped while every block was in
- * progress (a round-robin stream) still keeps what it received.
+ * progress (a round-robin stream) still keeps what it received. A run is
+ * recorded once it has waited RUN_RECORD_DELAY_MS and its block has still
+ * not decoded (or when the fetch stops short), hashed as the part file
+ * holds it: most blocks decode sooner, and their runs are never hashed. A
+ * fetch killed outright (kill -9) thus loses at most that last while of
+ * symbols written through.
  *
  * mode 'continue' resumes what it finds; 'restart' (fetch --no-resume)
  * discards it first. Either way the new run is itself resumable.
@@ -51,6 +62,27 @@ import type { ByteRange, KeptPartial, ObjectSink, SinkObject } from './sink';
 
 export type ResumeMode = 'continue' | 'restart';
 
+/**
+ * How long a run of written-through symbols waits before it is recorded
+ * (hashed): a block of 16 MiB at 200 Mbit/s arrives and decodes within
+ * about a second, and its runs then need no record.
+ */
+export const RUN_RECORD_DELAY_MS = 2000;
+
+/** SHA-256 passes the sink made over object bytes (tests count them). */
+export interface ResumableSinkStats {
+  /** Blocks hashed for block records of their own. */
+  blocksHashed: number;
+  /** Runs hashed for run records. */
+  runsHashed: number;
+  /** Bytes of those blocks and runs. */
+  bytesHashed: number;
+  /** Prefix records made (from the running digest: no bytes hashed). */
+  prefixRecords: number;
+  /** Runs never recorded: their block was written first. */
+  runsSkipped: number;
+}
+
 export interface ResumableSinkOptions {
   mode: ResumeMode;
   /** As FileSinkOptions.holdBytes. */
@@ -63,12 +95,16 @@ export interface ResumableSinkOptions {
    * object.
    */
   listDir?: (dir: string) => Promise<string[]>;
+  /** RUN_RECORD_DELAY_MS by default; Infinity: runs are recorded only when the fetch stops short (tests). */
+  runRecordDelayMs?: number;
 }
 
 /** What the sink found before the first write. */
 interface Prepared {
-  /** Verified blocks of an earlier run, with their records (empty: start afresh). */
-  kept: Map<number, Buffer>;
+  /** Verified blocks of an earlier run (empty: start afresh). */
+  kept: number[];
+  /** The block records of those past the verified prefix, to be written again. */
+  records: Map<number, Buffer>;
   verified?: VerifiedBlocks;
   /** Verified runs of source symbols of the other blocks (written through by the earlier run). */
   runs: SymbolRun[];
@@ -114,6 +150,18 @@ export class ResumableFileSink implements ObjectSink {
   /** Runs of written-through source symbols in the part file and its journal. */
   private readonly runs: { offset: number; length: number }[] = [];
   private lockTaken = false;
+  /** SHA-256 passes over object bytes (tests). */
+  readonly stats: ResumableSinkStats = { blocksHashed: 0, runsHashed: 0, bytesHashed: 0, prefixRecords: 0, runsSkipped: 0 };
+  /** Blocks 0 .. heldPrefix - 1 are all held. */
+  private heldPrefix = 0;
+  /** The journal records bytes [0, recordedPrefix) (a prefix record). */
+  private recordedPrefix = 0;
+  /** Blocks written inside the running digest's prefix, waiting for the blocks before them to be written: a prefix record will cover them. */
+  private readonly waiting = new Map<number, Uint8Array>();
+  /** Runs written through, not recorded yet (RUN_RECORD_DELAY_MS), oldest first. */
+  private pendingRuns: { offset: number; length: number; sbn: number; at: number }[] = [];
+  private runTimer?: NodeJS.Timeout;
+  private readonly runDelay: number;
   /**
    * The block that completed the part file, written but not recorded: commit
    * follows at once and needs no record of it (nor its SHA-256, a pass over
@@ -139,10 +187,11 @@ export class ResumableFileSink implements ObjectSink {
     this.holdBytes = options.holdBytes;
     this.warning = options.warning ?? (() => undefined);
     this.listDir = options.listDir ?? ((d) => fs.readdir(d).catch(() => []));
+    this.runDelay = options.runRecordDelayMs ?? RUN_RECORD_DELAY_MS;
     this.paths = partialPaths(path);
     this.spans = blockSpans(object.oti);
     this.prepared = this.prepare();
-    this.resumed = this.prepared.then((p) => [...p.kept.keys()]);
+    this.resumed = this.prepared.then((p) => [...p.kept]);
     // Failures surface through `resumed`, writeBlock and commit; keep the promises handled meanwhile.
     this.resumed.catch(() => undefined);
   }
@@ -157,8 +206,57 @@ export class ResumableFileSink implements ObjectSink {
         this.unrecorded = { sbn, data };
         return;
       }
-      journal.record(sbn, createHash('sha256').update(data).digest());
+      this.recordBlock(writer, journal, sbn, data);
     });
+  }
+
+  private end(sbn: number): number {
+    return this.spans[sbn].offset + this.spans[sbn].length;
+  }
+
+  /**
+   * Records block `sbn`, written: a block the running digest has passed
+   * waits for a prefix record (once every block before it is written);
+   * any other gets a block record of its own.
+   */
+  private recordBlock(writer: ObjectFileWriter, journal: ResumeJournal, sbn: number, data: Uint8Array): void {
+    while (this.held.has(this.heldPrefix)) this.heldPrefix++;
+    if (this.end(sbn) <= writer.digestedBytes) this.waiting.set(sbn, data);
+    else this.hashBlock(journal, sbn, data);
+    this.recordPrefix(writer, journal);
+  }
+
+  private hashBlock(journal: ResumeJournal, sbn: number, data: Uint8Array): void {
+    this.stats.blocksHashed++;
+    this.stats.bytesHashed += data.length;
+    journal.record(sbn, createHash('sha256').update(data).digest());
+  }
+
+  /**
+   * A prefix record for the blocks written from the start of the object
+   * (their digest from the file's running digest), covering the waiting
+   * blocks; if the running digest was dropped (a region written twice),
+   * the waiting blocks are hashed on their own instead. `all`: the fetch
+   * stops, nothing more will be written: no block waits any longer.
+   */
+  private recordPrefix(writer: ObjectFileWriter, journal: ResumeJournal, all = false): void {
+    if (this.heldPrefix > 0) {
+      // Written up to one end, digested up to another (both ends of blocks, where the digest has a mark).
+      const end = Math.min(this.end(this.heldPrefix - 1), writer.digestedBytes);
+      const digest = end > this.recordedPrefix ? writer.prefixDigest(end) : undefined;
+      if (digest !== undefined) {
+        journal.recordPrefix(end, digest);
+        this.recordedPrefix = end;
+        this.stats.prefixRecords++;
+      }
+    }
+    for (const [sbn, data] of this.waiting) {
+      if (this.end(sbn) <= this.recordedPrefix) this.waiting.delete(sbn);
+      else if (all || writer.digestDropped) {
+        this.waiting.delete(sbn);
+        this.hashBlock(journal, sbn, data);
+      }
+    }
   }
 
   /**
@@ -170,18 +268,63 @@ export class ResumableFileSink implements ObjectSink {
   prewrite(offset: number, data: Uint8Array, symbols?: readonly ByteRange[]): Promise<boolean> {
     let landed = false;
     return this.track(async () => {
-      const { writer, journal } = await this.open();
+      const { writer } = await this.open();
       landed = await writer.prewrite(offset, data);
       if (!landed || this.ended) return;
-      for (const r of symbols ?? [{ offset, length: data.length }]) {
-        const bytes = data.subarray(r.offset - offset, r.offset - offset + r.length);
-        journal.recordRun(r.offset, r.length, createHash('sha256').update(bytes).digest());
-        this.runs.push({ offset: r.offset, length: r.length });
-      }
+      const sbn = blockOf(this.spans, offset);
+      if (sbn === undefined) return;
+      const at = Date.now();
+      for (const r of symbols ?? [{ offset, length: data.length }]) this.pendingRuns.push({ offset: r.offset, length: r.length, sbn, at });
+      this.scheduleRuns();
     }).then(
       () => landed,
       () => landed,
     );
+  }
+
+  /** The next look at the pending runs, when the oldest is due. */
+  private scheduleRuns(): void {
+    if (this.runTimer !== undefined || this.pendingRuns.length === 0 || this.ended || !Number.isFinite(this.runDelay)) return;
+    const wait = Math.max(0, this.pendingRuns[0].at + this.runDelay - Date.now());
+    this.runTimer = setTimeout(() => {
+      this.runTimer = undefined;
+      // suspend records every pending run itself.
+      if (!this.suspending && !this.ended) void this.track(() => this.recordDueRuns());
+    }, wait);
+    this.runTimer.unref();
+  }
+
+  /**
+   * Records the pending runs that have waited RUN_RECORD_DELAY_MS (all of
+   * them with `all`) and whose block is still not written, each hashed as
+   * the part file holds it; those of blocks written are dropped (the
+   * block's record covers them).
+   */
+  async recordDueRuns(all = false): Promise<void> {
+    const { writer, journal } = await this.open();
+    if (this.ended && !all) return;
+    const cutoff = all ? Infinity : Date.now() - this.runDelay;
+    const due: { offset: number; length: number; sbn: number }[] = [];
+    const later: typeof this.pendingRuns = [];
+    for (const r of this.pendingRuns) {
+      if (this.held.has(r.sbn)) this.stats.runsSkipped++;
+      else if (r.at <= cutoff) due.push(r);
+      else later.push(r);
+    }
+    this.pendingRuns = later;
+    for (const r of due) {
+      const bytes = await writer.readBack(r.offset, r.length);
+      if (bytes === undefined) continue;
+      if (this.held.has(r.sbn)) {
+        this.stats.runsSkipped++;
+        continue;
+      }
+      this.stats.runsHashed++;
+      this.stats.bytesHashed += r.length;
+      journal.recordRun(r.offset, r.length, createHash('sha256').update(bytes).digest());
+      this.runs.push({ offset: r.offset, length: r.length });
+    }
+    this.scheduleRuns();
   }
 
   /**
@@ -223,6 +366,9 @@ export class ResumableFileSink implements ObjectSink {
     // file): none is started from now on, and commit does not wait for the
     // one being written (discard does, after the rename).
     this.unrecorded = undefined;
+    // Every block is written: no pending run needs a record.
+    this.stats.runsSkipped += this.pendingRuns.length;
+    this.stopRuns();
     journal.stop();
     try {
       await writer.commit(this.object.sha256, this.object.name);
@@ -235,9 +381,18 @@ export class ResumableFileSink implements ObjectSink {
     await this.discard(journal);
   }
 
+  /** No run will be recorded: the object is published or given up. */
+  private stopRuns(): void {
+    if (this.runTimer !== undefined) clearTimeout(this.runTimer);
+    this.runTimer = undefined;
+    this.pendingRuns = [];
+    this.waiting.clear();
+  }
+
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    this.stopRuns();
     await Promise.allSettled(this.writes);
     const opened = await this.opened?.catch(() => undefined);
     if (opened !== undefined) {
@@ -269,7 +424,12 @@ export class ResumableFileSink implements ObjectSink {
     if (opened !== undefined) {
       const last = this.unrecorded;
       this.unrecorded = undefined;
-      if (last !== undefined) opened.journal.record(last.sbn, createHash('sha256').update(last.data).digest());
+      if (last !== undefined) this.recordBlock(opened.writer, opened.journal, last.sbn, last.data);
+      // Nothing more is written: blocks waiting for a prefix record get their own, and every run not covered by a block is recorded now.
+      this.recordPrefix(opened.writer, opened.journal, true);
+      await this.recordDueRuns(true);
+      if (this.runTimer !== undefined) clearTimeout(this.runTimer);
+      this.runTimer = undefined;
       // The records wait for the part file's fdatasync; then the file is closed, kept.
       await opened.journal.close();
       await opened.writer.suspend();
@@ -309,7 +469,7 @@ export class ResumableFileSink implements ObjectSink {
 
   /** Lock, debris, the earlier run's record and blocks. */
   private async prepare(): Promise<Prepared> {
-    const fresh: Prepared = { kept: new Map(), runs: [] };
+    const fresh: Prepared = { kept: [], records: new Map(), runs: [] };
     // The previous version of this object (replaced on the server) still lets go of these files.
     if (this.object.after) await this.object.after;
     // Nothing left by an earlier fetch: the lock (and the sweep of debris)
@@ -350,7 +510,7 @@ export class ResumableFileSink implements ObjectSink {
         await this.removePartial();
         return fresh;
       }
-      verified = await verifyBlocks(part, this.spans, parsed.blocks);
+      verified = await verifyBlocks(part, this.spans, parsed.blocks, parsed.prefixes);
       runs = await verifyRuns(part, this.object.oti, this.spans, parsed.runs, new Set(verified.kept));
     } finally {
       await part.close().catch(() => undefined);
@@ -363,10 +523,15 @@ export class ResumableFileSink implements ObjectSink {
       await this.removePartial();
       return fresh;
     }
-    const kept = new Map<number, Buffer>();
-    for (const sbn of verified.kept) kept.set(sbn, parsed.blocks.get(sbn) as Buffer);
-    for (const sbn of kept.keys()) this.held.add(sbn);
-    return { kept, verified, runs };
+    // Blocks in the verified prefix need no record of their own: the rewritten journal's prefix record covers them.
+    const records = new Map<number, Buffer>();
+    for (const sbn of verified.kept) {
+      this.held.add(sbn);
+      if (this.end(sbn) > verified.prefixBytes) records.set(sbn, parsed.blocks.get(sbn) as Buffer);
+    }
+    while (this.held.has(this.heldPrefix)) this.heldPrefix++;
+    this.recordedPrefix = verified.prefixBytes;
+    return { kept: verified.kept, records, verified, runs };
   }
 
   /** Takes the destination's lock (once), then removes the debris of earlier versions beside it. */
@@ -400,21 +565,23 @@ export class ResumableFileSink implements ObjectSink {
         await this.lock();
         const F = this.object.oti.transferLength;
         let writer: ObjectFileWriter | undefined;
-        if (p.kept.size > 0 || p.runs.length > 0) {
-          const v = p.verified as VerifiedBlocks;
-          writer = await ObjectFileWriter.reopen(this.path, this.paths.part, F, { hash: v.prefix, bytes: v.prefixBytes });
+        // The verified prefix's digest, taken before the writer goes on with its state.
+        const v = p.verified;
+        const prefix = v !== undefined && v.prefixBytes > 0 ? { bytes: v.prefixBytes, digest: v.prefix.copy().digest() } : undefined;
+        if (p.kept.length > 0 || p.runs.length > 0) {
+          const verified = p.verified as VerifiedBlocks;
+          writer = await ObjectFileWriter.reopen(this.path, this.paths.part, F, { hash: verified.prefix, bytes: verified.prefixBytes });
           // The receiver already counts the kept blocks as decoded: a part file gone meanwhile cannot be papered over.
           if (writer === undefined) throw new UnfetchableObjectError(this.object.name, `${this.paths.part} changed while the fetch was resuming it; run the fetch again`);
-          for (const sbn of p.kept.keys()) writer.alreadyWritten(this.spans[sbn].offset, this.spans[sbn].length);
+          for (const sbn of p.kept) writer.alreadyWritten(this.spans[sbn].offset, this.spans[sbn].length);
         } else {
           await this.removePartial();
           writer = await ObjectFileWriter.create(this.path, F, this.paths.part);
         }
-        const records: Iterable<[number, Uint8Array]> = p.kept;
         if (this.holdBytes) writer.holdBytes = Math.min(writer.holdBytes, this.holdBytes());
         const w = writer;
         // The record of the kept blocks only (torn ones dropped), replacing the old one at once.
-        const journal = await ResumeJournal.write(this.paths.state, this.object, records, () => w.datasync(), p.runs);
+        const journal = await ResumeJournal.write(this.paths.state, this.object, p.records, () => w.datasync(), p.runs, prefix);
         return { writer: w, journal };
       });
       this.opened.catch(() => undefined);

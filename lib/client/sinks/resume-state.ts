@@ -6,10 +6,11 @@
  *   .NAME.rqcast-part    the object being written, full size (F bytes),
  *                        each decoded source block at its offset, and the
  *                        source symbols of other blocks written through
- *   .NAME.rqcast-state   a journal: one header naming the object, then one
- *                        record per source block, or run of source
- *                        symbols, known to be in the part file, with the
- *                        SHA-256 of its bytes
+ *   .NAME.rqcast-state   a journal: one header naming the object, then
+ *                        records of what is known to be in the part file,
+ *                        each with the SHA-256 of its bytes: the object's
+ *                        first blocks (a prefix), a source block, or a run
+ *                        of source symbols
  *   .NAME.rqcast-lock    the pid of the fetch writing NAME (while it runs)
  *
  * Every record is written only after its bytes are durable (fdatasync of
@@ -36,6 +37,13 @@
  *     4  4  SBN
  *     8 32  SHA-256 of the block's bytes in the object (RFC 6330 §4.4.1.2 partition)
  *    40  8  first 8 bytes of SHA-256(bytes 0..39)
+ *   prefix record, 52 bytes: the object's first bytes, each block in
+ *   them decoded and written (the running digest of the file, so no block
+ *   of them is hashed on its own)
+ *     0  4  "PFX1"
+ *     4  8  N, a block's end: the record covers bytes [0, N) of the object
+ *    12 32  SHA-256 of those bytes
+ *    44  8  first 8 bytes of SHA-256(bytes 0..43)
  *   run record, 56 bytes: source symbols of a block not decoded yet,
  *   written through as they arrived (write-through.ts)
  *     0  4  "RUN1"
@@ -61,9 +69,11 @@ export const LEGACY_TEMP_INFIX = '.rqcast-tmp-';
 const HEADER_MAGIC = Buffer.from('RQRESUM1', 'latin1');
 const RECORD_TAG = Buffer.from('BLK1', 'latin1');
 const RUN_TAG = Buffer.from('RUN1', 'latin1');
+const PREFIX_TAG = Buffer.from('PFX1', 'latin1');
 export const HEADER_SIZE = 64;
 export const RECORD_SIZE = 48;
 export const RUN_RECORD_SIZE = 56;
+export const PREFIX_RECORD_SIZE = 52;
 /** The longest run record accepted: far above what write-through gathers (160 KiB). */
 const MAX_RUN_BYTES = 16 << 20;
 /** Journals are read up to this size; what lies beyond is ignored (a journal of records, not of data). */
@@ -162,6 +172,15 @@ export function encodeRunRecord(offset: number, length: number, digest: Uint8Arr
   return b;
 }
 
+export function encodePrefixRecord(length: number, digest: Uint8Array): Buffer {
+  const b = Buffer.alloc(PREFIX_RECORD_SIZE);
+  PREFIX_TAG.copy(b, 0);
+  b.writeBigUInt64BE(BigInt(length), 4);
+  Buffer.from(digest).copy(b, 12, 0, 32);
+  check(b.subarray(0, 44)).copy(b, 44);
+  return b;
+}
+
 /** Bytes of the object written through before their block decoded, and their SHA-256 (a run record). */
 export interface SymbolRun {
   offset: number;
@@ -176,6 +195,8 @@ export interface ParsedState {
   blocks: Map<number, Buffer>;
   /** Run records (only for 'match'), in journal order. */
   runs: SymbolRun[];
+  /** Prefix records (only for 'match'): N -> SHA-256 of the object's bytes [0, N). */
+  prefixes: Map<number, Buffer>;
   /** Bytes of the journal that are whole, checked records: appends go after them. */
   validBytes: number;
   /** Bytes after validBytes that were ignored (a torn or corrupt tail). */
@@ -187,10 +208,11 @@ export function parseState(buf: Uint8Array, id: ResumeIdentity): ParsedState {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const blocks = new Map<number, Buffer>();
   const runs: SymbolRun[] = [];
+  const prefixes = new Map<number, Buffer>();
   if (b.length < HEADER_SIZE || !b.subarray(0, 8).equals(HEADER_MAGIC) || !check(b.subarray(0, 56)).equals(b.subarray(56, 64))) {
-    return { header: 'invalid', blocks, runs, validBytes: 0, ignoredBytes: b.length };
+    return { header: 'invalid', blocks, runs, prefixes, validBytes: 0, ignoredBytes: b.length };
   }
-  if (!b.subarray(0, HEADER_SIZE).equals(encodeStateHeader(id))) return { header: 'other', blocks, runs, validBytes: HEADER_SIZE, ignoredBytes: b.length - HEADER_SIZE };
+  if (!b.subarray(0, HEADER_SIZE).equals(encodeStateHeader(id))) return { header: 'other', blocks, runs, prefixes, validBytes: HEADER_SIZE, ignoredBytes: b.length - HEADER_SIZE };
   const F = id.oti.transferLength;
   let at = HEADER_SIZE;
   for (;;) {
@@ -210,16 +232,23 @@ export function parseState(buf: Uint8Array, id: ResumeIdentity): ParsedState {
       if (length === 0 || length > MAX_RUN_BYTES || offset + BigInt(length) > BigInt(F)) break;
       runs.push({ offset: Number(offset), length, digest: Buffer.from(r.subarray(16, 48)) });
       at += RUN_RECORD_SIZE;
+    } else if (tag.equals(PREFIX_TAG) && at + PREFIX_RECORD_SIZE <= b.length) {
+      const r = b.subarray(at, at + PREFIX_RECORD_SIZE);
+      if (!check(r.subarray(0, 44)).equals(r.subarray(44, 52))) break;
+      const length = r.readBigUInt64BE(4);
+      if (length === 0n || length > BigInt(F)) break;
+      prefixes.set(Number(length), Buffer.from(r.subarray(12, 44)));
+      at += PREFIX_RECORD_SIZE;
     } else {
       break;
     }
   }
-  return { header: 'match', blocks, runs, validBytes: at, ignoredBytes: b.length - at };
+  return { header: 'match', blocks, runs, prefixes, validBytes: at, ignoredBytes: b.length - at };
 }
 
 /** Blocks of a part file that match their journal records. */
 export interface VerifiedBlocks {
-  /** SBNs whose bytes in the part file hash to their record, ascending. */
+  /** SBNs whose bytes in the part file hash to their record (a block record, or a prefix record that covers them), ascending. */
   kept: number[];
   /** SBNs recorded whose bytes do not (torn or changed): fetched again. */
   torn: number[];
@@ -232,15 +261,55 @@ export interface VerifiedBlocks {
   prefixBytes: number;
 }
 
-/** Reads every recorded block back from `part` and keeps those whose SHA-256 matches the record. */
-export async function verifyBlocks(part: fs.FileHandle, spans: readonly BlockSpan[], recorded: ReadonlyMap<number, Buffer>): Promise<VerifiedBlocks> {
+/** The end of some block (a prefix record may only end there). */
+function isBlockEnd(spans: readonly BlockSpan[], end: number): boolean {
+  const sbn = blockOf(spans, end - 1);
+  return sbn !== undefined && spans[sbn].offset + spans[sbn].length === end;
+}
+
+/**
+ * Reads back from `part` what the journal records and keeps what still
+ * hashes to it: the object's first bytes up to the longest prefix record
+ * that matches (read once, checked at each recorded end), whose blocks are
+ * kept, then each block with a block record of its own.
+ */
+export async function verifyBlocks(
+  part: fs.FileHandle,
+  spans: readonly BlockSpan[],
+  recorded: ReadonlyMap<number, Buffer>,
+  prefixes: ReadonlyMap<number, Buffer> = new Map(),
+): Promise<VerifiedBlocks> {
   const kept: number[] = [];
   const torn: number[] = [];
   let prefix = createHash('sha256');
   let prefixBytes = 0;
   const buf = Buffer.allocUnsafe(READ_CHUNK);
+  const ends = [...prefixes.keys()].filter((end) => isBlockEnd(spans, end)).sort((a, b) => a - b);
+  if (ends.length > 0) {
+    const h = createHash('sha256');
+    let at = 0;
+    reading: for (const end of ends) {
+      while (at < end) {
+        const { bytesRead } = await part.read(buf, 0, Math.min(buf.length, end - at), at);
+        if (bytesRead === 0) break reading;
+        h.update(buf.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+      if (h.copy().digest().equals(prefixes.get(end) as Buffer)) {
+        prefix = h.copy();
+        prefixBytes = end;
+      }
+    }
+    const recordedEnd = ends[ends.length - 1];
+    for (let sbn = 0; sbn < spans.length; sbn++) {
+      const end = spans[sbn].offset + spans[sbn].length;
+      if (end <= prefixBytes) kept.push(sbn);
+      else if (end <= recordedEnd && !recorded.has(sbn)) torn.push(sbn);
+    }
+  }
   for (const sbn of [...recorded.keys()].sort((a, b) => a - b)) {
     const span = spans[sbn];
+    if (span.offset + span.length <= prefixBytes) continue;
     const h = createHash('sha256');
     // A block that continues the prefix feeds the prefix digest as it is
     // read; if it turns out torn, the digest goes back to before it (and
@@ -263,6 +332,8 @@ export async function verifyBlocks(part: fs.FileHandle, spans: readonly BlockSpa
       if (before !== undefined) prefix = before;
     }
   }
+  kept.sort((a, b) => a - b);
+  torn.sort((a, b) => a - b);
   return { kept, torn, prefix, prefixBytes };
 }
 
@@ -437,8 +508,10 @@ export class ResumeJournal {
     records: Iterable<[number, Uint8Array]>,
     syncPart: () => Promise<void>,
     runs: Iterable<SymbolRun> = [],
+    prefix?: { bytes: number; digest: Uint8Array },
   ): Promise<ResumeJournal> {
     const parts = [encodeStateHeader(id)];
+    if (prefix !== undefined && prefix.bytes > 0) parts.push(encodePrefixRecord(prefix.bytes, prefix.digest));
     for (const [sbn, digest] of records) parts.push(encodeBlockRecord(sbn, digest));
     for (const r of runs) parts.push(encodeRunRecord(r.offset, r.length, r.digest));
     const bytes = Buffer.concat(parts);
@@ -461,6 +534,13 @@ export class ResumeJournal {
   record(sbn: number, digest: Uint8Array): void {
     if (this.broken) return;
     this.queued.push(encodeBlockRecord(sbn, digest));
+    this.kick();
+  }
+
+  /** Bytes [0, length) of the object, every block in them written to the part file, hash to `digest`: recorded with the next group. */
+  recordPrefix(length: number, digest: Uint8Array): void {
+    if (this.broken) return;
+    this.queued.push(encodePrefixRecord(length, digest));
     this.kick();
   }
 

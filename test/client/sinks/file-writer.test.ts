@@ -243,6 +243,29 @@ describe('ObjectFileWriter', () => {
     expect(await fs.readdir(dir)).toEqual([]);
   });
 
+  test('prefixDigest: the SHA-256 of [0, end) at each block end the running digest passed, in any block order; none inside a block, none once a region is written twice; readBack reads what landed', async () => {
+    const data = randomBytes(40_000);
+    const w = await ObjectFileWriter.create(path.join(dir, 'pfx.bin'), data.length);
+    const parts = blocks(data, 10_000);
+    // Blocks 2, 0, 1: the digest reaches 10 000 with block 0, then 30 000 with block 1 (block 2 was held).
+    await w.writeAt(parts[2].offset, parts[2].bytes);
+    expect(w.prefixDigest(30_000)).toBeUndefined();
+    await w.writeAt(parts[0].offset, parts[0].bytes);
+    await w.writeAt(parts[1].offset, parts[1].bytes);
+    expect(w.digestedBytes).toBe(30_000);
+    for (const end of [10_000, 20_000, 30_000]) expect(w.prefixDigest(end)?.equals(sha256(data.subarray(0, end)))).toBe(true);
+    expect(w.prefixDigest(15_000)).toBeUndefined();
+    expect(w.prefixDigest(40_000)).toBeUndefined();
+    expect((await w.readBack(12_345, 100))?.equals(data.subarray(12_345, 12_445))).toBe(true);
+    expect(await w.readBack(39_990, 100)).toBeUndefined();
+    // Block 1 written again: the digest is given up, and with it every prefix digest.
+    await w.writeAt(parts[1].offset, parts[1].bytes);
+    expect(w.digestDropped).toBe(true);
+    expect(w.prefixDigest(10_000)).toBeUndefined();
+    await w.writeAt(parts[3].offset, parts[3].bytes);
+    await w.commit(sha256(data));
+  });
+
   test('1-byte object', async () => {
     const final = path.join(dir, 'one');
     const w = await ObjectFileWriter.create(final, 1);

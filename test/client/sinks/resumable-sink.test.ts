@@ -61,29 +61,56 @@ test('stopped short: part file and journal kept (lock released); the next fetch 
   await finish(s, [2, 4]);
 });
 
+const end = (sbn: number): number => spans[sbn].offset + spans[sbn].length;
+
 test('the block that completes the part file is not recorded (commit follows: no SHA-256 pass over it at the end); suspend records it', async () => {
   const record = jest.spyOn(ResumeJournal.prototype, 'record');
+  const recordPrefix = jest.spyOn(ResumeJournal.prototype, 'recordPrefix');
   try {
     const order = [2, 0, 4, 1, 3];
     let s = sink();
     for (const sbn of order) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
-    expect(record.mock.calls.map((c) => c[0])).toEqual([2, 0, 4, 1]);
+    // Blocks 2 and 4, written past the blocks written from the start, are hashed on their own; 0, then 0–2, are prefixes (the running digest).
+    expect(record.mock.calls.map((c) => c[0])).toEqual([2, 4]);
+    expect(recordPrefix.mock.calls.map((c) => c[0])).toEqual([end(0), end(2)]);
     await s.commit();
     expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(data)).toBe(true);
     expect(await fs.readdir(dir)).toEqual(['x.bin']);
     // Stopped short after the last write instead: every block is recorded, and all of them resume.
     await fs.rm(path.join(dir, 'x.bin'));
     record.mockClear();
+    recordPrefix.mockClear();
     s = sink('restart');
     for (const sbn of order) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
     expect(await s.suspend()).toMatchObject({ blocksKept: 5 });
-    expect(record.mock.calls.map((c) => c[0])).toEqual([2, 0, 4, 1, 3]);
+    expect(record.mock.calls.map((c) => c[0])).toEqual([2, 4]);
+    expect(recordPrefix.mock.calls.map((c) => c[0])).toEqual([end(0), end(2), end(3)]);
+    expect(s.stats).toMatchObject({ blocksHashed: 2, bytesHashed: spans[2].length + spans[4].length, prefixRecords: 3 });
     s = sink();
     expect((await s.resumed).sort()).toEqual([0, 1, 2, 3, 4]);
     await finish(s, []);
   } finally {
     record.mockRestore();
+    recordPrefix.mockRestore();
   }
+});
+
+test('blocks written in order are never hashed by the sink: one prefix record each, from the running digest; the next fetch keeps them all', async () => {
+  const s = sink();
+  await s.resumed;
+  for (const sbn of [0, 1, 2, 3]) await s.writeBlock(sbn, spans[sbn].offset, block(sbn));
+  await s.suspend();
+  expect(s.stats).toMatchObject({ blocksHashed: 0, bytesHashed: 0, prefixRecords: 4 });
+  const p = parseState(await fs.readFile(path.join(dir, '.x.bin.rqcast-state')), object);
+  expect(p.blocks.size).toBe(0);
+  expect([...p.prefixes.keys()]).toEqual([end(0), end(1), end(2), end(3)]);
+  for (const [n, digest] of p.prefixes) expect(digest.equals(sha(data.subarray(0, n)))).toBe(true);
+  const next = sink();
+  expect(await next.resumed).toEqual([0, 1, 2, 3]);
+  // The rewritten journal holds the verified prefix as one record.
+  await next.writeBlock(4, spans[4].offset, block(4));
+  await next.commit();
+  expect((await fs.readFile(path.join(dir, 'x.bin'))).equals(data)).toBe(true);
 });
 
 test('every block kept: commit alone publishes it', async () => {
@@ -94,15 +121,28 @@ test('every block kept: commit alone publishes it', async () => {
 });
 
 test('a torn block (its bytes in the part file changed) is not resumed: warned, fetched again, and the object is right', async () => {
-  await interrupted([0, 1, 2, 3]);
+  // Block 4 has a block record of its own (block 3 was missing); 0–2 are covered by prefix records.
+  await interrupted([0, 1, 2, 4]);
   const h = await fs.open(path.join(dir, '.x.bin.rqcast-part'), 'r+');
-  await h.write(Buffer.alloc(100, 0x5a), 0, 100, spans[2].offset + 1000);
+  await h.write(Buffer.alloc(100, 0x5a), 0, 100, spans[4].offset + 1000);
   await h.close();
   const warnings: string[] = [];
   const s = sink('continue', object, warnings);
-  expect((await s.resumed).sort()).toEqual([0, 1, 3]);
+  expect((await s.resumed).sort()).toEqual([0, 1, 2]);
   expect(warnings.join('\n')).toMatch(/1 block of "x.bin" kept by the interrupted fetch did not match its checksum/);
-  await finish(s, [2, 4]);
+  await finish(s, [3, 4]);
+});
+
+test('a torn block inside the recorded prefix: the prefix is kept up to the block before it, the blocks from it on are fetched again', async () => {
+  await interrupted([0, 1, 2, 3]);
+  const h = await fs.open(path.join(dir, '.x.bin.rqcast-part'), 'r+');
+  await h.write(Buffer.alloc(100, 0x5a), 0, 100, spans[1].offset + 1000);
+  await h.close();
+  const warnings: string[] = [];
+  const s = sink('continue', object, warnings);
+  expect(await s.resumed).toEqual([0]);
+  expect(warnings.join('\n')).toMatch(/3 blocks of "x.bin" kept by the interrupted fetch did not match their checksum/);
+  await finish(s, [1, 2, 3, 4]);
 });
 
 test('a torn block that is then not fetched again makes no wrong object: the journal no longer lists it', async () => {
@@ -112,11 +152,12 @@ test('a torn block that is then not fetched again makes no wrong object: the jou
   await h.close();
   const s = sink();
   expect(await s.resumed).toEqual([0]);
-  // Stops again before block 1 is fetched: the journal was rewritten with block 0 only.
+  // Stops again before block 1 is fetched: the journal was rewritten with block 0 only (a prefix), and block 4 is recorded.
   await s.writeBlock(4, spans[4].offset, block(4));
   await s.suspend();
   const p = parseState(await fs.readFile(path.join(dir, '.x.bin.rqcast-state')), object);
-  expect([...p.blocks.keys()].sort()).toEqual([0, 4]);
+  expect([...p.blocks.keys()]).toEqual([4]);
+  expect([...p.prefixes.keys()]).toEqual([end(0)]);
 });
 
 test('a torn last journal record (kill -9 mid-append): the blocks before it resume', async () => {
@@ -275,6 +316,51 @@ describe('source symbols written through (blocks not decoded yet)', () => {
     ]);
     for (const [o, b] of got) expect(b.equals(data.subarray(o, o + b.length))).toBe(true);
     await finish(second, [1, 2, 3, 4]);
+  });
+
+  test('runs are hashed only for blocks not written by the time they are recorded: a decoded block\'s runs never are', async () => {
+    // Runs wait for the fetch to stop (no delay elapses here).
+    const first = new ResumableFileSink(object, path.join(dir, 'x.bin'), { mode: 'continue', runRecordDelayMs: Infinity });
+    await first.resumed;
+    const r0 = { offset: spans[0].offset, length: 20 * T };
+    const r1 = { offset: spans[1].offset + 2 * T, length: 10 * T };
+    const r2 = { offset: spans[2].offset, length: 3 * T };
+    const landed = [r0, r1, r2].map((r) => first.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length)));
+    expect(await Promise.all(landed)).toEqual([true, true, true]);
+    // Blocks 0 and 1 decode: their runs are covered by the blocks' records.
+    await first.writeBlock(0, spans[0].offset, block(0));
+    await first.writeBlock(1, spans[1].offset, block(1));
+    const kept = await first.suspend();
+    expect(kept).toMatchObject({ blocksKept: 2, symbolBytesKept: r2.length });
+    // Nothing hashed but block 2's run (the blocks are prefixes of the running digest).
+    expect(first.stats).toMatchObject({ runsHashed: 1, runsSkipped: 2, blocksHashed: 0, bytesHashed: r2.length });
+    const p = parseState(await fs.readFile(path.join(dir, '.x.bin.rqcast-state')), object);
+    expect(p.runs.map((r) => [r.offset, r.length])).toEqual([[r2.offset, r2.length]]);
+    expect(p.runs[0].digest.equals(sha(data.subarray(r2.offset, r2.offset + r2.length)))).toBe(true);
+    const second = sink();
+    expect(await second.resumed).toEqual([0, 1]);
+    expect(await second.resumeSymbols(() => undefined)).toBe(r2.length);
+    await finish(second, [2, 3, 4]);
+  });
+
+  test('a run due while its block is still not written is recorded without a stop (what a kill -9 keeps), hashed as the part file holds it', async () => {
+    const s = new ResumableFileSink(object, path.join(dir, 'x.bin'), { mode: 'continue', runRecordDelayMs: 0 });
+    await s.resumed;
+    const r = { offset: spans[3].offset + T, length: 7 * T };
+    expect(await s.prewrite(r.offset, data.subarray(r.offset, r.offset + r.length))).toBe(true);
+    await s.recordDueRuns();
+    expect(s.stats).toMatchObject({ runsHashed: 1, bytesHashed: r.length });
+    // The journal's group write follows the part file's fdatasync: read it until the record is there (no stop).
+    let p = parseState(await fs.readFile(path.join(dir, '.x.bin.rqcast-state')), object);
+    while (p.runs.length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      p = parseState(await fs.readFile(path.join(dir, '.x.bin.rqcast-state')), object);
+    }
+    expect(p.runs.map((x) => [x.offset, x.length])).toEqual([[r.offset, r.length]]);
+    expect(p.runs[0].digest.equals(sha(data.subarray(r.offset, r.offset + r.length)))).toBe(true);
+    // Recorded once: the stop records nothing more.
+    await s.suspend();
+    expect(s.stats.runsHashed).toBe(1);
   });
 
   test('only runs kept (no block decoded): the part file and journal stay, and the next fetch resumes them', async () => {

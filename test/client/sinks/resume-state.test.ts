@@ -14,11 +14,13 @@ import type { Oti as WireOti } from '../../../lib/protocol/oti';
 import {
   blockSpans,
   encodeBlockRecord,
+  encodePrefixRecord,
   encodeRunRecord,
   encodeStateHeader,
   HEADER_SIZE,
   parseState,
   partialPaths,
+  PREFIX_RECORD_SIZE,
   RECORD_SIZE,
   releaseLock,
   removeLegacyTemps,
@@ -215,6 +217,61 @@ describe('verifyBlocks', () => {
     expect(v.torn).toEqual([1]);
     expect(v.prefixBytes).toBe(spans[0].length);
     expect(v.prefix.digest().equals(sha(data.subarray(0, spans[0].length)))).toBe(true);
+  });
+});
+
+describe('prefix records (the blocks that start the object, from the running digest)', () => {
+  const small: WireOti = { transferLength: 10_000, symbolSize: 100, sourceBlocks: 4, subBlocks: 1, alignment: 4 };
+  const smallId = { oti: small, sha256: sha(Buffer.from('small')) };
+  const spans = blockSpans(small);
+  const end = (sbn: number): number => spans[sbn].offset + spans[sbn].length;
+
+  test('read back after a cut at any byte: the whole records before it; past the object or zero ends the journal', () => {
+    const ends = [end(0), end(1), end(2)];
+    const journal = Buffer.concat([encodeStateHeader(smallId), ...ends.map((n) => encodePrefixRecord(n, sha(Buffer.from(String(n)))))]);
+    for (let cut = HEADER_SIZE; cut <= journal.length; cut++) {
+      const p = parseState(journal.subarray(0, cut), smallId);
+      const whole = Math.floor((cut - HEADER_SIZE) / PREFIX_RECORD_SIZE);
+      expect([...p.prefixes.keys()]).toEqual(ends.slice(0, whole));
+      expect(p.validBytes).toBe(HEADER_SIZE + whole * PREFIX_RECORD_SIZE);
+    }
+    for (const bad of [0, small.transferLength + 1]) {
+      const j = Buffer.concat([encodeStateHeader(smallId), encodePrefixRecord(end(0), sha(Buffer.from('a'))), encodePrefixRecord(bad, sha(Buffer.from('b')))]);
+      expect([...parseState(j, smallId).prefixes.keys()]).toEqual([end(0)]);
+    }
+  });
+
+  test('verifyBlocks keeps the blocks of the longest recorded prefix that still hashes to its record; the blocks after a torn byte are fetched again, one with a block record of its own is not', async () => {
+    const data = randomBytes(small.transferLength);
+    const part = path.join(dir, 'part');
+    await fs.writeFile(part, data);
+    const prefixes = new Map([end(0), end(1), end(2)].map((n) => [n, sha(data.subarray(0, n))] as [number, Buffer]));
+    // Block 3 has a block record; a prefix record that is not a block's end is ignored.
+    const blocks = new Map([[3, sha(data.subarray(spans[3].offset, end(3)))]]);
+    const odd = new Map([...prefixes, [end(1) - 1, sha(data.subarray(0, end(1) - 1))]]);
+    let h = await fs.open(part, 'r');
+    let v = await verifyBlocks(h, spans, blocks, odd);
+    await h.close();
+    expect(v).toMatchObject({ kept: [0, 1, 2, 3], torn: [], prefixBytes: end(3) });
+    expect(v.prefix.digest().equals(sha(data))).toBe(true);
+    // A byte of block 1 changed: the prefix holds up to block 0; blocks 1 and 2 (covered only by the prefix) are torn.
+    h = await fs.open(part, 'r+');
+    await h.write(Buffer.from([data[spans[1].offset + 3] ^ 0x01]), 0, 1, spans[1].offset + 3);
+    v = await verifyBlocks(h, spans, blocks, prefixes);
+    await h.close();
+    expect(v).toMatchObject({ kept: [0, 3], torn: [1, 2], prefixBytes: end(0) });
+    expect(v.prefix.digest().equals(sha(data.subarray(0, end(0))))).toBe(true);
+  });
+
+  test('ResumeJournal.write holds the verified prefix as one record, then the other blocks', async () => {
+    const statePath = path.join(dir, 'state');
+    const j = await ResumeJournal.write(statePath, smallId, [[3, sha(Buffer.from('3'))]], async () => undefined, [], { bytes: end(1), digest: sha(Buffer.from('p')) });
+    j.recordPrefix(end(2), sha(Buffer.from('q')));
+    await j.close();
+    const p = parseState(await fs.readFile(statePath), smallId);
+    expect([...p.prefixes.keys()]).toEqual([end(1), end(2)]);
+    expect(p.prefixes.get(end(1))?.equals(sha(Buffer.from('p')))).toBe(true);
+    expect([...p.blocks.keys()]).toEqual([3]);
   });
 });
 
