@@ -10,7 +10,7 @@ import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { compileCacheFile } from '../../lib/cli/compile-cache';
+import { compileCacheFile, type CompileCacheStats } from '../../lib/cli/compile-cache';
 import { serveOnLoopback, stopProcess, transpiledRoot } from '../e2e/helpers';
 import type { NsProcess } from '../support/netns';
 
@@ -24,16 +24,7 @@ beforeAll(() => {
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-interface Stats {
-  ignored: string;
-  entries: number;
-  hits: number;
-  misses: number;
-  rejected: number;
-  resolved: number;
-  written: boolean;
-  notWritten: string;
-}
+type Stats = CompileCacheStats;
 
 test('where the cache file is: RQCAST_COMPILE_CACHE, else XDG_CACHE_HOME/rqcast, else ~/.cache/rqcast; off, or none without a home; one file per command and installation', () => {
   const name = (f: string | undefined): string => path.basename(f ?? '');
