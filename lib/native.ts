@@ -152,6 +152,23 @@ export interface RawCodecBinding {
   setGf256Kernel(name: string): void;
   /** native/packet's LCT header template: no EXT_FDT for fdtInstanceId -1, no EXT_FTI for oti null; seqAt -1 without EXT_RQSEQ. */
   lctHeaderTemplate(tsi: number, toi: number, fdtInstanceId: number, oti: Uint8Array | null, withSeq: boolean): { bytes: Buffer; seqAt: number };
+  /** Process-wide counts of block buffers (native/fec/symbol_buffer.h), read and optionally reset; trim first empties the buffer cache. */
+  symbolBufferCounters(reset?: boolean, trim?: boolean): RawSymbolBufferCounters;
+}
+
+/**
+ * Block buffers of 64 KiB and more (source blocks, work buffers): taken
+ * fresh from the system (memory the kernel zeroes as it is first touched),
+ * reused from the codec's cache, freed back to the system; bytes cached now.
+ */
+export interface RawSymbolBufferCounters {
+  fresh: number;
+  freshBytes: number;
+  reused: number;
+  reusedBytes: number;
+  freed: number;
+  freedBytes: number;
+  cachedBytes: number;
 }
 
 export interface RawReplicatorOptions {

@@ -1,7 +1,9 @@
 // SymbolBuffer: aligned, recycled block storage (see symbol_buffer.h).
 #include "fec/symbol_buffer.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <initializer_list>
 #include <mutex>
 #include <vector>
 
@@ -28,6 +30,24 @@ struct Cache {
   size_t bytes = 0;
 };
 
+struct AtomicCounters {
+  std::atomic<uint64_t> fresh{0}, fresh_bytes{0};
+  std::atomic<uint64_t> reused{0}, reused_bytes{0};
+  std::atomic<uint64_t> freed{0}, freed_bytes{0};
+};
+
+AtomicCounters& counters() {
+  static AtomicCounters* c = new AtomicCounters;  // never destroyed
+  return *c;
+}
+
+void count(std::atomic<uint64_t>& n, std::atomic<uint64_t>& bytes,
+           size_t capacity) {
+  if (capacity < kMinCached) return;
+  n.fetch_add(1, std::memory_order_relaxed);
+  bytes.fetch_add(capacity, std::memory_order_relaxed);
+}
+
 Cache& cache() {
   static Cache* c = new Cache;  // never destroyed: used from any thread
   return *c;
@@ -37,6 +57,7 @@ uint8_t* system_alloc(size_t capacity) {
   const size_t align = capacity >= kHuge ? kHuge : kAlign;
   void* p = nullptr;
   if (posix_memalign(&p, align, capacity) != 0) return nullptr;
+  count(counters().fresh, counters().fresh_bytes, capacity);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   // With transparent huge pages in "madvise" mode (a common default) a
   // large block faults in 2 MiB at a time instead of 4 KiB. Advisory.
@@ -68,6 +89,7 @@ SymbolBuffer::SymbolBuffer(size_t bytes) {
       size_ = bytes;
       c.bytes -= capacity_;
       c.entries.erase(c.entries.begin() + static_cast<ptrdiff_t>(best));
+      count(counters().reused, counters().reused_bytes, capacity_);
       return;
     }
   }
@@ -96,23 +118,27 @@ void SymbolBuffer::reset() {
   const size_t cap = std::exchange(capacity_, 0);
   size_ = 0;
   if (cap < kMinCached || cap > kCacheBytes) {
+    count(counters().freed, counters().freed_bytes, cap);
     std::free(p);
     return;
   }
-  std::vector<uint8_t*> drop;
+  std::vector<Cache::Entry> drop;
   {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mu);
     while (!c.entries.empty() &&
            (c.bytes + cap > kCacheBytes || c.entries.size() >= kMaxEntries)) {
-      drop.push_back(c.entries.front().p);
+      drop.push_back(c.entries.front());
       c.bytes -= c.entries.front().capacity;
       c.entries.erase(c.entries.begin());
     }
     c.entries.push_back(Cache::Entry{p, cap});
     c.bytes += cap;
   }
-  for (uint8_t* q : drop) std::free(q);
+  for (const Cache::Entry& e : drop) {
+    count(counters().freed, counters().freed_bytes, e.capacity);
+    std::free(e.p);
+  }
 }
 
 void SymbolBuffer::TrimCache() {
@@ -123,13 +149,36 @@ void SymbolBuffer::TrimCache() {
     drop.swap(c.entries);
     c.bytes = 0;
   }
-  for (const Cache::Entry& e : drop) std::free(e.p);
+  for (const Cache::Entry& e : drop) {
+    count(counters().freed, counters().freed_bytes, e.capacity);
+    std::free(e.p);
+  }
 }
 
 size_t SymbolBuffer::CachedBytes() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   return c.bytes;
+}
+
+SymbolBuffer::Counters SymbolBuffer::Stats() {
+  AtomicCounters& a = counters();
+  Counters c;
+  c.fresh = a.fresh.load(std::memory_order_relaxed);
+  c.fresh_bytes = a.fresh_bytes.load(std::memory_order_relaxed);
+  c.reused = a.reused.load(std::memory_order_relaxed);
+  c.reused_bytes = a.reused_bytes.load(std::memory_order_relaxed);
+  c.freed = a.freed.load(std::memory_order_relaxed);
+  c.freed_bytes = a.freed_bytes.load(std::memory_order_relaxed);
+  return c;
+}
+
+void SymbolBuffer::ResetCounters() {
+  AtomicCounters& a = counters();
+  for (std::atomic<uint64_t>* n : {&a.fresh, &a.fresh_bytes, &a.reused,
+                                   &a.reused_bytes, &a.freed, &a.freed_bytes}) {
+    n->store(0, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace fec

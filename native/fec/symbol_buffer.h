@@ -56,6 +56,19 @@ class SymbolBuffer {
   static void TrimCache();
   static size_t CachedBytes();
 
+  // What the cache did since the process started (or ResetCounters), for
+  // buffers of 64 KiB and more (smaller ones are plain malloc):
+  // `fresh` came from the system (memory the kernel zeroes as it is first
+  // touched), `reused` from the cache, `freed` went back to the system
+  // (the cache was full, or TrimCache).
+  struct Counters {
+    uint64_t fresh = 0, fresh_bytes = 0;
+    uint64_t reused = 0, reused_bytes = 0;
+    uint64_t freed = 0, freed_bytes = 0;
+  };
+  static Counters Stats();
+  static void ResetCounters();
+
  private:
   uint8_t* data_ = nullptr;
   size_t size_ = 0;

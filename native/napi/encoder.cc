@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fec/codec.h"
+#include "fec/symbol_buffer.h"
 #include "napi/util.h"
 #include "packet/alc_packet.h"
 
@@ -589,12 +590,43 @@ Napi::Value LctHeaderTemplate(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// symbolBufferCounters(reset?, trim?): process-wide counts of the block
+// buffers (fec::SymbolBuffer) taken fresh from the system, reused from its
+// cache and freed back to the system, read and optionally reset in one
+// call; trim also empties the cache first (tests: a known start). Fresh
+// bytes are what the kernel zeroes on first touch (page faults).
+Napi::Value SymbolBufferCounters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() > 1 && info[1].ToBoolean().Value()) {
+    fec::SymbolBuffer::TrimCache();
+  }
+  const fec::SymbolBuffer::Counters c = fec::SymbolBuffer::Stats();
+  if (info.Length() > 0 && info[0].ToBoolean().Value()) {
+    fec::SymbolBuffer::ResetCounters();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  auto set = [&](const char* name, uint64_t v) {
+    o.Set(name, Napi::Number::New(env, static_cast<double>(v)));
+  };
+  set("fresh", c.fresh);
+  set("freshBytes", c.fresh_bytes);
+  set("reused", c.reused);
+  set("reusedBytes", c.reused_bytes);
+  set("freed", c.freed);
+  set("freedBytes", c.freed_bytes);
+  set("cachedBytes", fec::SymbolBuffer::CachedBytes());
+  return o;
+}
+
 }  // namespace
 
 void InitEncoder(Napi::Env env, Napi::Object exports) {
   exports.Set("Encoder", Encoder::Define(env));
   exports.Set("lctHeaderTemplate",
               Napi::Function::New<LctHeaderTemplate>(env, "lctHeaderTemplate"));
+  exports.Set("symbolBufferCounters",
+              Napi::Function::New<SymbolBufferCounters>(env,
+                                                        "symbolBufferCounters"));
 }
 
 }  // namespace napi
