@@ -407,8 +407,20 @@ export interface NativeTcpServerBinding {
   ) => NativeTcpServer;
 }
 
+/** native/napi/file_writes.cc. */
+export interface RawFileWritesBinding {
+  /**
+   * Writes ranges [from, to) of `data` (ranges: [from0, to0, from1, to1, …],
+   * ascending, disjoint, within data) to the file open on `fd` at
+   * position + from, in one thread-pool job. Resolves to the bytes written
+   * and the pwrite calls made; rejects like a Node fs write (code ENOSPC, …).
+   * The caller keeps the fd open until it settles.
+   */
+  pwriteRanges(fd: number, data: Uint8Array, position: number, ranges: number[]): Promise<{ bytes: number; calls: number }>;
+}
+
 /** Everything rqcast.node exports. Other bindings extend this. */
-export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding;
+export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding & RawFileWritesBinding;
 
 /** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
 export const packageRoot = path.resolve(__dirname, '..');

@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rqcast::napi::RegisterReplicator(env, exports);
   rqcast::napi::RegisterReceiver(env, exports);
   rqcast::napi::RegisterTcpServer(env, exports);
+  rqcast::napi::RegisterFileWrites(env, exports);
   return exports;
 }
 

@@ -30,6 +30,7 @@
 import { createHash, Hash, randomBytes } from 'crypto';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
+import { loadNative, type RawFileWritesBinding } from '../../native';
 import { DigestMismatchError, UnfetchableObjectError } from '../errors';
 import type { ByteRange } from './sink';
 
@@ -122,6 +123,15 @@ export class ObjectFileWriter {
   bytesWritten = 0;
   /** Bytes handed to the file (block writes and prewrites): the object's length when each byte is written once. */
   bytesToFile = 0;
+  /**
+   * Thread-pool jobs of the block writes (writeAt): one per block, however
+   * many ranges the write-through left to it (native pwriteRanges).
+   */
+  blockWriteJobs = 0;
+  /** pwrite calls those jobs made: one per range (more only after a short write). */
+  blockWriteCalls = 0;
+  /** The native batched write; tests may replace it. */
+  pwriteRanges: RawFileWritesBinding['pwriteRanges'] = (fd, data, position, ranges) => loadNative().pwriteRanges(fd, data, position, ranges);
   private handle: fs.FileHandle | undefined;
   private finished = false;
   private pending = new Set<Promise<void>>();
@@ -306,14 +316,17 @@ export class ObjectFileWriter {
     // The write first: the kernel copies the block (on the thread pool) while
     // this thread hashes it. For the last block of a transfer that is most of
     // the tail; neither touches what the other does to `data`.
+    // Every range the write-through left (one per lost symbol at a lossy
+    // stream) in one thread-pool job: one hand-off and one promise per
+    // block, not per range. The fd stays open until it settles: suspend,
+    // commit and abort wait for `pending` before closing it.
+    const ranges = gaps(offset, data.length, inPlace).flat();
     const p = (async () => {
-      for (const [from, to] of gaps(offset, data.length, inPlace)) {
-        let done = from;
-        while (done < to) {
-          const { bytesWritten } = await handle.write(data, done, to - done, offset + done);
-          done += bytesWritten;
-        }
-        this.bytesToFile += to - from;
+      if (ranges.length > 0) {
+        this.blockWriteJobs++;
+        const { bytes, calls } = await this.pwriteRanges(handle.fd, data, offset, ranges);
+        this.blockWriteCalls += calls;
+        this.bytesToFile += bytes;
       }
       this.bytesWritten += data.length;
     })();
