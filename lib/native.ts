@@ -118,6 +118,9 @@ export interface RawDecoder {
   copyBlock(sbn: number): Buffer;
   takeBlock(sbn: number): Buffer;
   releaseBlock(sbn: number): void;
+  /** A whole Buffer from takeBlock given back: detached, its memory to the codec's cache at once. */
+  returnBlock(data: Uint8Array): void;
+  returnedBlocks(): number;
   discardBlock(sbn: number): boolean;
   heldBytes(sbn: number): number;
   result(): Buffer;

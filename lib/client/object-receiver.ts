@@ -133,6 +133,8 @@ export class ObjectReceiver implements BudgetedReceiver {
     symbolsResumed: 0,
     symbolsReplayed: 0,
   };
+  /** Decoded blocks whose memory went back to the decoder once written (BlockSink.doneWithBlock). */
+  blocksReturned = 0;
   /** Settles when every block has been written to the sink (or on the first failure). */
   readonly done: Promise<void>;
   /** Resolves once every block has decoded (writes may still be in flight); never rejects. */
@@ -556,7 +558,15 @@ export class ObjectReceiver implements BudgetedReceiver {
       const wt = this.writeThrough;
       // Written through: the block's write waits for those writes and skips what they put in place.
       const w = wt === undefined ? this.sink.writeBlock(sbn, offset, data) : wt.settle(sbn).then((inPlace) => this.sink.writeBlock(sbn, offset, data, inPlace));
-      w.catch((e) => this.fail(e));
+      // Written and not kept by the sink: the block's memory back to the decoder's cache now, for the next block (no fresh pages), not at the next GC.
+      const decoder = lane.decoder;
+      w.then(() => {
+        // An empty block was never lent (nothing to give back).
+        if (data.length > 0 && this.sink.doneWithBlock?.(sbn, data) === true) {
+          decoder.returnBlock(data);
+          this.blocksReturned++;
+        }
+      }).catch((e) => this.fail(e));
       this.writes.push(w);
     }
   }

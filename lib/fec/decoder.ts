@@ -179,6 +179,23 @@ export class ObjectDecoder {
   }
 
   /**
+   * Gives back a Buffer from takeBlock, whole, once nothing uses its bytes
+   * any more (written, hashed, no write in flight): its memory goes back
+   * to the codec's cache at once, for the next block, instead of when the
+   * garbage collector finds it. The Buffer is detached: it and every view
+   * of it read as empty from then on. Throws BlockReleasedError for
+   * anything else (a view of part of a block, a block given back already).
+   */
+  returnBlock(data: Uint8Array): void {
+    callNative(() => this.raw.returnBlock(data));
+  }
+
+  /** Blocks given back by returnBlock. */
+  get returnedBlocks(): number {
+    return this.raw.returnedBlocks();
+  }
+
+  /**
    * Frees a block without copying it: a decoded block is then finished (as
    * after takeBlock); an undecoded one drops its symbols and starts over.
    */

@@ -13,6 +13,7 @@
 #include <new>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fec/codec.h"
@@ -32,6 +33,22 @@ struct BatchResult {
   uint32_t blocks_before = 0;
   Status first_error = Status::kOk;
   uint32_t first_error_index = 0;
+};
+
+// Blocks lent to JS by takeBlock, by the address of their bytes: what
+// returnBlock may take back. Shared with the Buffers' finalizers, which
+// may run after the Decoder is gone.
+struct LentTable;
+struct LentBlock {
+  fec::SymbolBuffer bytes;
+  // The Buffer's length (the block's; its symbols' memory may be longer).
+  size_t length = 0;
+  std::shared_ptr<LentTable> table;
+};
+struct LentTable {
+  std::unordered_map<const uint8_t*, LentBlock*> blocks;
+  // Blocks given back by returnBlock (their memory to the cache at once).
+  uint64_t returned = 0;
 };
 
 class Decoder : public Napi::ObjectWrap<Decoder> {
@@ -57,6 +74,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
             InstanceMethod<&Decoder::CopyBlock>("copyBlock"),
             InstanceMethod<&Decoder::TakeBlock>("takeBlock"),
             InstanceMethod<&Decoder::ReleaseBlock>("releaseBlock"),
+            InstanceMethod<&Decoder::ReturnBlock>("returnBlock"),
+            InstanceMethod<&Decoder::ReturnedBlocks>("returnedBlocks"),
             InstanceMethod<&Decoder::DiscardBlock>("discardBlock"),
             InstanceMethod<&Decoder::HeldBytes>("heldBytes"),
             InstanceMethod<&Decoder::Result>("result"),
@@ -553,10 +572,9 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
       return out;
     }
     const bool whole = core->Layout().oti.N == 1;
-    std::unique_ptr<fec::SymbolBuffer> held(
-        whole ? new (std::nothrow) fec::SymbolBuffer()
-              : new (std::nothrow) fec::SymbolBuffer(static_cast<size_t>(length)));
-    if (!held || (!whole && !*held)) {
+    std::unique_ptr<LentBlock> held(new (std::nothrow) LentBlock());
+    if (held && !whole) held->bytes = fec::SymbolBuffer(static_cast<size_t>(length));
+    if (!held || (!whole && !held->bytes)) {
       ThrowCode(env, kErrObjectTooLarge,
                 "out of memory for a block of " + std::to_string(length) +
                     " bytes");
@@ -564,22 +582,73 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     }
     // The decoder lets go of the block here (taken, or copied below and
     // then released); on a failure below the block is lost either way.
-    Status s = whole ? core->TakeSource(sbn, held.get())
-                     : core->CopyBlock(sbn, held->data());
+    Status s = whole ? core->TakeSource(sbn, &held->bytes)
+                     : core->CopyBlock(sbn, held->bytes.data());
     if (s != Status::kOk) {
       ThrowStatus(env, s);
       return Napi::Value();
     }
     if (!whole) core->ReleaseBlock(sbn);
     released_[sbn] = true;
-    uint8_t* data = held->data();
+    uint8_t* data = held->bytes.data();
+    held->table = lent_;
+    held->length = static_cast<size_t>(length);
     out = Napi::Buffer<uint8_t>::New(
         env, data, static_cast<size_t>(length),
-        [](Napi::Env, uint8_t*, fec::SymbolBuffer* h) { delete h; },
+        [](Napi::Env, uint8_t* d, LentBlock* h) {
+          // Not returned: its memory goes back to the cache now. Returned:
+          // empty already, and the address may be another block's by now.
+          auto it = h->table->blocks.find(d);
+          if (it != h->table->blocks.end() && it->second == h) h->table->blocks.erase(it);
+          delete h;
+        },
         held.get());
     if (env.IsExceptionPending()) return Napi::Value();
-    held.release();  // owned by the Buffer's finalizer now
+    lent_->blocks[data] = held.release();  // owned by the Buffer's finalizer now
     return out;
+  }
+
+  // returnBlock(buffer): a Buffer from takeBlock, whole, given back once its
+  // bytes are written and hashed: its ArrayBuffer is detached (every view
+  // of it reads as empty from now on) and its memory goes back to
+  // fec::SymbolBuffer's cache at once, for the next block, instead of when
+  // the garbage collector finalizes the Buffer. The caller must hold no
+  // native use of the bytes (a write in flight) when it calls this.
+  Napi::Value ReturnBlock(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) {
+      ThrowInvalid(env, "returnBlock(buffer): a Buffer from takeBlock");
+      return Napi::Value();
+    }
+    Napi::TypedArray view = info[0].As<Napi::TypedArray>();
+    Napi::ArrayBuffer ab = view.ArrayBuffer();
+    const uint8_t* data = static_cast<const uint8_t*>(ab.Data());
+    auto it = data == nullptr ? lent_->blocks.end() : lent_->blocks.find(data);
+    // The whole block, as lent: not a view of part of it, not another buffer.
+    if (it == lent_->blocks.end() || view.ByteOffset() != 0 ||
+        view.ByteLength() != ab.ByteLength() ||
+        ab.ByteLength() != it->second->length) {
+      ThrowCode(env, kErrBlockReleased,
+                "returnBlock: not a whole block lent by this decoder's takeBlock");
+      return Napi::Value();
+    }
+    // Detach first: if it fails nothing is freed. The Buffer's finalizer
+    // runs later (Node schedules it), and finds its block empty.
+    napi_status st = napi_detach_arraybuffer(env, ab);
+    if (st != napi_ok) {
+      ThrowCode(env, kErrBlockReleased, "returnBlock: the block's memory cannot be detached");
+      return Napi::Value();
+    }
+    LentBlock* held = it->second;
+    lent_->blocks.erase(it);
+    held->bytes.reset();
+    lent_->returned++;
+    return env.Undefined();
+  }
+
+  // returnedBlocks() -> blocks given back by returnBlock (tests, counters).
+  Napi::Value ReturnedBlocks(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(lent_->returned));
   }
 
 
@@ -703,6 +772,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
 
   std::shared_ptr<fec::ObjectDecoder> core_;
   std::shared_ptr<InFlight> in_flight_;
+  std::shared_ptr<LentTable> lent_ = std::make_shared<LentTable>();
   std::vector<bool> released_;
   bool busy_ = false;
 };

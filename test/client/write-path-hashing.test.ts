@@ -82,6 +82,8 @@ test('blocks in order at 5 % loss: the object is hashed once (the running digest
     expect(sink.stats.runsHashed).toBe(0);
     expect(sink.stats.runsSkipped).toBeGreaterThan(0);
     expect(sink.stats.prefixRecords).toBe(enc.sourceBlocks - 1);
+    // Blocks given back to the decoder once written and recorded: all but the last (held until commit records it).
+    expect(rx.blocksReturned).toBe(enc.sourceBlocks - 1);
     // Bytes fed to SHA-256 over the whole fetch: the object once.
     expect(hashing.bytes()).toBe(data.length);
   } finally {

@@ -76,6 +76,8 @@ export class FileSinkFactory implements SinkFactory {
 
 export class FileSink implements ObjectSink {
   private writer?: Promise<ObjectFileWriter>;
+  /** The writer once open. */
+  private opened?: ObjectFileWriter;
 
   constructor(
     private readonly object: SinkObject,
@@ -84,7 +86,14 @@ export class FileSink implements ObjectSink {
   ) {}
 
   async writeBlock(_sbn: number, offset: number, data: Uint8Array, inPlace?: readonly ByteRange[]): Promise<void> {
-    return (await this.open()).writeAt(offset, data, inPlace);
+    const w = await this.open();
+    this.opened = w;
+    return w.writeAt(offset, data, inPlace);
+  }
+
+  /** Written (writeBlock resolved) and not kept for the running digest. */
+  doneWithBlock(_sbn: number, data: Uint8Array): boolean {
+    return this.opened !== undefined && !this.opened.keeps(data);
   }
 
   /** Resolves true once `data` is in the file whole. */

@@ -363,6 +363,12 @@ export class ObjectFileWriter {
     return p;
   }
 
+  /** Whether the writer holds `data` (a block kept for the running digest until the prefix reaches it). */
+  keeps(data: Uint8Array): boolean {
+    for (const b of this.ahead.values()) if (b.data === data) return true;
+    return false;
+  }
+
   /** Feeds the running digest with a block being written at `offset`. */
   private digestAhead(offset: number, data: Uint8Array): void {
     if (this.hash === undefined || data.length === 0) return;

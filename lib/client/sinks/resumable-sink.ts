@@ -144,6 +144,8 @@ export class ResumableFileSink implements ObjectSink {
   private readonly spans: BlockSpan[];
   private readonly prepared: Promise<Prepared>;
   private opened?: Promise<{ writer: ObjectFileWriter; journal: ResumeJournal }>;
+  /** The writer once open. */
+  private writer?: ObjectFileWriter;
   /** Blocks in the part file and its journal: kept from before, and written (and recorded) since. */
   private readonly held = new Set<number>();
   private readonly writes = new Set<Promise<void>>();
@@ -199,6 +201,7 @@ export class ResumableFileSink implements ObjectSink {
   async writeBlock(sbn: number, offset: number, data: Uint8Array, inPlace?: readonly ByteRange[]): Promise<void> {
     return this.track(async () => {
       const { writer, journal } = await this.open();
+      this.writer = writer;
       await writer.writeAt(offset, data, inPlace);
       if (this.ended) return;
       this.held.add(sbn);
@@ -208,6 +211,12 @@ export class ResumableFileSink implements ObjectSink {
       }
       this.recordBlock(writer, journal, sbn, data);
     });
+  }
+
+  /** Written, recorded, and held neither for a prefix record nor by the writer's running digest. */
+  doneWithBlock(sbn: number, data: Uint8Array): boolean {
+    const w = this.writer;
+    return w !== undefined && this.held.has(sbn) && !this.waiting.has(sbn) && this.unrecorded?.data !== data && !w.keeps(data);
   }
 
   private end(sbn: number): number {

@@ -42,6 +42,15 @@ export interface BlockSink {
    * block's write replaces (it is never in writeBlock's inPlace).
    */
   prewrite?(offset: number, data: Uint8Array, symbols?: readonly ByteRange[]): void | Promise<boolean>;
+  /**
+   * Optional: asked once writeBlock(sbn, …, data) has resolved, whether the
+   * sink keeps no reference to `data` any more (written, hashed, nothing
+   * held for later). True lets the receiver give the block's memory back
+   * to the decoder at once (ObjectDecoder.returnBlock, which detaches it);
+   * a sink that answers false, or lacks this, leaves it to the garbage
+   * collector.
+   */
+  doneWithBlock?(sbn: number, data: Uint8Array): boolean;
 }
 
 /** The FDT's description of an object a sink receives. */

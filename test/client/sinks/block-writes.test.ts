@@ -84,6 +84,8 @@ test('blocks in order at 5 % loss: one write job per block whatever the number o
   await sink.commit();
   expect((await fs.readFile(path.join(dir, 'w.bin'))).equals(data)).toBe(true);
   expect(writers).toHaveLength(1);
+  // Every block, written in order and hashed at once, went back to the decoder's cache when its write resolved.
+  expect(rx.blocksReturned).toBe(enc.sourceBlocks);
   const w = writers[0];
   // The block writes skipped what the write-through put in place: every byte of the object is in the file, the block writes wrote a small part of it.
   expect(w.bytesWritten).toBe(data.length);
@@ -101,4 +103,24 @@ test('blocks in order at 5 % loss: one write job per block whatever the number o
   const prewrites = fileWrite.mock.calls.length;
   expect(prewrites).toBeGreaterThan(0);
   expect(prewrites).toBeLessThan(lostRuns);
+});
+
+test('blocks decoded last to first: those the running digest keeps are not given back (the digest reads them at commit), the one it hashes at once is', async () => {
+  const T = 1280;
+  const data = crypto.randomBytes(4 * 500 * T - 77);
+  const enc = new ObjectEncoder(data, { symbolSize: T, sourceBlocks: 4 });
+  const oti = wireOti(enc);
+  const object = { name: 'r.bin', sha256: crypto.createHash('sha256').update(data).digest(), oti };
+  const sink = new FileSink(object, path.join(dir, 'r.bin'));
+  const rx = new ObjectReceiver(oti, sink, { solveAsync: false });
+  for (let sbn = enc.sourceBlocks - 1; sbn >= 0; sbn--) {
+    for (let esi = 0; esi < enc.sourceSymbols(sbn); esi++) rx.add(alcPacket(enc, sbn, esi));
+    rx.commitAll();
+    await tick();
+  }
+  await rx.done;
+  // Blocks 3, 2, 1 were kept for the digest; block 0 was hashed as it was written.
+  expect(rx.blocksReturned).toBe(1);
+  await sink.commit();
+  expect((await fs.readFile(path.join(dir, 'r.bin'))).equals(data)).toBe(true);
 });
