@@ -64,7 +64,7 @@ test('returnBlock refuses a view of part of a block, another buffer, a block giv
   expect(other.returnedBlocks).toBe(1);
 });
 
-test('a block given back after its decoder closed is taken back; one never given back stays readable (the finalizer's)', () => {
+test('a block given back after its decoder closed is taken back; one never given back stays readable (left to its finalizer)', () => {
   const { dec } = decoded(3);
   const kept = dec.takeBlock(0);
   const b1 = dec.takeBlock(1);
