@@ -59,10 +59,10 @@ import {
   type HelloMessage,
   MessageType,
 } from '../protocol/messages';
-import { AckTracker, type AckTrackerOptions } from './ack-tracker';
-import { NeedTracker, type NeedTrackerOptions } from './need-tracker';
+import { AckTracker } from './ack-tracker';
+import { NeedTracker } from './need-tracker';
 import { AddressQuota, addressGroup } from './address-quota';
-import { ReplacementBudget, type ReplacementBudgetOptions } from './replacement-budget';
+import { ReplacementBudget } from './replacement-budget';
 import { SpentCookies } from './spent-cookies';
 import { ChannelMembership, emptyDiff, type MembershipDiff } from './channel-membership';
 import type { ChannelDirectory, ChannelInfo } from './channel-directory';
@@ -78,6 +78,8 @@ export type { ChannelDirectory, ChannelGroup, ChannelInfo } from './channel-dire
 export { staticChannelDirectory } from './channel-directory';
 export type { ClientEvent, ManagerOutput, ReplicationCommand, Reply } from './manager-output';
 export type { ClientManagerCounters } from './session-counters';
+export { type ClientManagerOptions, DEFAULT_MAX_SESSIONS_PER_ADDRESS } from './client-manager-options';
+import { type ClientManagerOptions, DEFAULT_MAX_SESSIONS_PER_ADDRESS } from './client-manager-options';
 
 /** What every client is told when the server shuts down (25 bytes: within any HELLO's or JOIN's budget). */
 const SERVER_LEAVING: ErrorMessage = { type: MessageType.Error, code: ErrorCode.ServerLeaving, reason: 'server leaving' };
@@ -87,40 +89,6 @@ export interface Source extends Peer {
   bytesReceived: number;
 }
 
-export interface ClientManagerOptions {
-  cookies: CookieAuthority;
-  channels: ChannelDirectory;
-  /** Encoded size in bytes of a reply: the wire codec's encode(msg).length. */
-  encodedSize: (message: ControlMessage) => number;
-  /** Longest a JOIN may keep a client without renewal. Default 300 000 ms. */
-  maxTtlMs?: number;
-  /** Most channels in one JOIN. Default 16. */
-  maxChannelsPerClient?: number;
-  ack?: AckTrackerOptions;
-  /** How many NEED reports per (client, channel) go through (need-tracker.ts). */
-  need?: NeedTrackerOptions;
-  /** One past the highest sequence number sent on a channel, if the data path reports it. */
-  sentEnd?: (tsi: number) => number | undefined;
-  /**
-   * The sequence number of the first packet a destination added to a
-   * channel now receives, if the data path reports it: losses below it are
-   * not the client's to claim.
-   */
-  firstSequence?: (tsi: number) => number | undefined;
-  /**
-   * Stream packets per second of a channel, if known: the rate the
-   * replacement budget is a share of. Without it (or for a channel it does
-   * not know) ACK replacements are not budgeted.
-   */
-  packetRate?: (tsi: number) => number | undefined;
-  replacements?: ReplacementBudgetOptions;
-  /** Most sessions one IPv4 address or IPv6 /64 may hold at once. Default 64. */
-  maxSessionsPerAddress?: number;
-  /** Most spent cookies remembered (LEAVE). Default 32768. */
-  spentCookies?: number;
-}
-
-export const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 64;
 
 /** One joined client. */
 export interface SessionInfo {
