@@ -30,9 +30,10 @@
  * not decoded (or when the fetch stops short), hashed as the part file
  * holds it: most blocks decode sooner, and their runs are never hashed. A
  * fetch killed outright (kill -9) thus loses at most that last while of
- * symbols written through.
+ * symbols written through (run-records.ts).
  *
- * mode 'continue' resumes what it finds; 'restart' (fetch --no-resume)
+ * What an earlier run left is read and checked before the first write
+ * (resume-prepare.ts); mode 'continue' resumes what it finds; 'restart' (fetch --no-resume)
  * discards it first. Either way the new run is itself resumable.
  */
 import { createHash } from 'crypto';
@@ -40,34 +41,13 @@ import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { UnfetchableObjectError } from '../errors';
 import { makeDirectory, ObjectFileWriter } from './file-writer';
-import {
-  blockOf,
-  BlockSpan,
-  blockSpans,
-  MAX_STATE_BYTES,
-  parseState,
-  PartialPaths,
-  partialPaths,
-  releaseLock,
-  removeLegacyTemps,
-  readRun,
-  ResumeJournal,
-  type SymbolRun,
-  takeLock,
-  verifyBlocks,
-  verifyRuns,
-  type VerifiedBlocks,
-} from './resume-state';
+import { blockOf, BlockSpan, blockSpans, PartialPaths, partialPaths, readRun, releaseLock, removeLegacyTemps, ResumeJournal, takeLock, type VerifiedBlocks } from './resume-state';
+import { prepareResume, type PreparedResume, removePartial, type ResumeMode, unlinkIfThere } from './resume-prepare';
+import { RUN_RECORD_DELAY_MS, RunRecords } from './run-records';
 import type { ByteRange, KeptPartial, ObjectSink, SinkObject } from './sink';
 
-export type ResumeMode = 'continue' | 'restart';
-
-/**
- * How long a run of written-through symbols waits before it is recorded
- * (hashed): a block of 16 MiB at 200 Mbit/s arrives and decodes within
- * about a second, and its runs then need no record.
- */
-export const RUN_RECORD_DELAY_MS = 2000;
+export { RUN_RECORD_DELAY_MS } from './run-records';
+export type { ResumeMode } from './resume-prepare';
 
 /** SHA-256 passes the sink made over object bytes (tests count them). */
 export interface ResumableSinkStats {
@@ -99,58 +79,17 @@ export interface ResumableSinkOptions {
   runRecordDelayMs?: number;
 }
 
-/** What the sink found before the first write. */
-interface Prepared {
-  /** Verified blocks of an earlier run (empty: start afresh). */
-  kept: number[];
-  /** The block records of those past the verified prefix, to be written again. */
-  records: Map<number, Buffer>;
-  verified?: VerifiedBlocks;
-  /** Verified runs of source symbols of the other blocks (written through by the earlier run). */
-  runs: SymbolRun[];
-}
-
-/** Reads a whole file without following a link at its name; undefined if it does not exist. */
-async function readNoFollow(p: string, most: number): Promise<Buffer | undefined> {
-  let h: fs.FileHandle;
-  try {
-    h = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') return undefined;
-    throw e;
-  }
-  try {
-    const st = await h.stat();
-    if (!st.isFile()) return undefined;
-    const buf = Buffer.alloc(Math.min(st.size, most));
-    const { bytesRead } = await h.read(buf, 0, buf.length, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await h.close();
-  }
-}
-
-async function unlinkIfThere(p: string): Promise<void> {
-  await fs.unlink(p).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw e;
-  });
-}
-
 export class ResumableFileSink implements ObjectSink {
   readonly resumed: Promise<number[]>;
   readonly paths: PartialPaths;
   private readonly spans: BlockSpan[];
-  private readonly prepared: Promise<Prepared>;
+  private readonly prepared: Promise<PreparedResume>;
   private opened?: Promise<{ writer: ObjectFileWriter; journal: ResumeJournal }>;
   /** The writer once open. */
   private writer?: ObjectFileWriter;
   /** Blocks in the part file and its journal: kept from before, and written (and recorded) since. */
   private readonly held = new Set<number>();
   private readonly writes = new Set<Promise<void>>();
-  /** Runs of written-through source symbols in the part file and its journal. */
-  private readonly runs: { offset: number; length: number }[] = [];
   private lockTaken = false;
   /** SHA-256 passes over object bytes (tests). */
   readonly stats: ResumableSinkStats = { blocksHashed: 0, runsHashed: 0, bytesHashed: 0, prefixRecords: 0, runsSkipped: 0 };
@@ -160,10 +99,8 @@ export class ResumableFileSink implements ObjectSink {
   private recordedPrefix = 0;
   /** Blocks written inside the running digest's prefix, waiting for the blocks before them to be written: a prefix record will cover them. */
   private readonly waiting = new Map<number, Uint8Array>();
-  /** Runs written through, not recorded yet (RUN_RECORD_DELAY_MS), oldest first. */
-  private pendingRuns: { offset: number; length: number; sbn: number; at: number }[] = [];
-  private runTimer?: NodeJS.Timeout;
-  private readonly runDelay: number;
+  /** Runs of written-through source symbols: recorded, and waiting (RUN_RECORD_DELAY_MS). */
+  private readonly runRecords: RunRecords;
   /**
    * The block that completed the part file, written but not recorded: commit
    * follows at once and needs no record of it (nor its SHA-256, a pass over
@@ -174,7 +111,6 @@ export class ResumableFileSink implements ObjectSink {
   private ended = false;
   private suspending = false;
 
-  private readonly mode: ResumeMode;
   private readonly holdBytes?: () => number;
   private readonly warning: (message: string) => void;
   private readonly listDir: (dir: string) => Promise<string[]>;
@@ -185,14 +121,19 @@ export class ResumableFileSink implements ObjectSink {
     readonly path: string,
     options: ResumableSinkOptions,
   ) {
-    this.mode = options.mode;
     this.holdBytes = options.holdBytes;
     this.warning = options.warning ?? (() => undefined);
     this.listDir = options.listDir ?? ((d) => fs.readdir(d).catch(() => []));
-    this.runDelay = options.runRecordDelayMs ?? RUN_RECORD_DELAY_MS;
+    this.runRecords = new RunRecords(options.runRecordDelayMs ?? RUN_RECORD_DELAY_MS, this.held, this.stats, () => {
+      // suspend records every pending run itself.
+      if (!this.suspending && !this.ended) void this.track(() => this.recordDueRuns());
+    });
     this.paths = partialPaths(path);
     this.spans = blockSpans(object.oti);
-    this.prepared = this.prepare();
+    this.prepared = prepareResume({ object, paths: this.paths, spans: this.spans, mode: options.mode, lock: () => this.lock(), warning: this.warning }).then((p) => {
+      this.adopt(p.kept, p.verified);
+      return p;
+    });
     this.resumed = this.prepared.then((p) => [...p.kept]);
     // Failures surface through `resumed`, writeBlock and commit; keep the promises handled meanwhile.
     this.resumed.catch(() => undefined);
@@ -282,8 +223,7 @@ export class ResumableFileSink implements ObjectSink {
       if (!landed || this.ended) return;
       const sbn = blockOf(this.spans, offset);
       if (sbn === undefined) return;
-      const at = Date.now();
-      for (const r of symbols ?? [{ offset, length: data.length }]) this.pendingRuns.push({ offset: r.offset, length: r.length, sbn, at });
+      this.runRecords.add(sbn, symbols ?? [{ offset, length: data.length }]);
       this.scheduleRuns();
     }).then(
       () => landed,
@@ -293,46 +233,17 @@ export class ResumableFileSink implements ObjectSink {
 
   /** The next look at the pending runs, when the oldest is due. */
   private scheduleRuns(): void {
-    if (this.runTimer !== undefined || this.pendingRuns.length === 0 || this.ended || !Number.isFinite(this.runDelay)) return;
-    const wait = Math.max(0, this.pendingRuns[0].at + this.runDelay - Date.now());
-    this.runTimer = setTimeout(() => {
-      this.runTimer = undefined;
-      // suspend records every pending run itself.
-      if (!this.suspending && !this.ended) void this.track(() => this.recordDueRuns());
-    }, wait);
-    this.runTimer.unref();
+    if (!this.ended) this.runRecords.schedule();
   }
 
   /**
    * Records the pending runs that have waited RUN_RECORD_DELAY_MS (all of
-   * them with `all`) and whose block is still not written, each hashed as
-   * the part file holds it; those of blocks written are dropped (the
-   * block's record covers them).
+   * them with `all`) and whose block is still not written (run-records.ts).
    */
   async recordDueRuns(all = false): Promise<void> {
     const { writer, journal } = await this.open();
     if (this.ended && !all) return;
-    const cutoff = all ? Infinity : Date.now() - this.runDelay;
-    const due: { offset: number; length: number; sbn: number }[] = [];
-    const later: typeof this.pendingRuns = [];
-    for (const r of this.pendingRuns) {
-      if (this.held.has(r.sbn)) this.stats.runsSkipped++;
-      else if (r.at <= cutoff) due.push(r);
-      else later.push(r);
-    }
-    this.pendingRuns = later;
-    for (const r of due) {
-      const bytes = await writer.readBack(r.offset, r.length);
-      if (bytes === undefined) continue;
-      if (this.held.has(r.sbn)) {
-        this.stats.runsSkipped++;
-        continue;
-      }
-      this.stats.runsHashed++;
-      this.stats.bytesHashed += r.length;
-      journal.recordRun(r.offset, r.length, createHash('sha256').update(bytes).digest());
-      this.runs.push({ offset: r.offset, length: r.length });
-    }
+    await this.runRecords.recordDue(writer, journal, all);
     this.scheduleRuns();
   }
 
@@ -376,7 +287,7 @@ export class ResumableFileSink implements ObjectSink {
     // one being written (discard does, after the rename).
     this.unrecorded = undefined;
     // Every block is written: no pending run needs a record.
-    this.stats.runsSkipped += this.pendingRuns.length;
+    this.runRecords.skipPending();
     this.stopRuns();
     journal.stop();
     try {
@@ -392,9 +303,7 @@ export class ResumableFileSink implements ObjectSink {
 
   /** No run will be recorded: the object is published or given up. */
   private stopRuns(): void {
-    if (this.runTimer !== undefined) clearTimeout(this.runTimer);
-    this.runTimer = undefined;
-    this.pendingRuns = [];
+    this.runRecords.stop();
     this.waiting.clear();
   }
 
@@ -437,15 +346,14 @@ export class ResumableFileSink implements ObjectSink {
       // Nothing more is written: blocks waiting for a prefix record get their own, and every run not covered by a block is recorded now.
       this.recordPrefix(opened.writer, opened.journal, true);
       await this.recordDueRuns(true);
-      if (this.runTimer !== undefined) clearTimeout(this.runTimer);
-      this.runTimer = undefined;
+      this.runRecords.disarm();
       // The records wait for the part file's fdatasync; then the file is closed, kept.
       await opened.journal.close();
       await opened.writer.suspend();
     }
     // Runs of blocks not kept whole; a run may have been recorded twice (a symbol received twice): counted once per offset.
     const symbolRuns = new Map<number, number>();
-    for (const r of [...prepared.runs, ...this.runs]) {
+    for (const r of [...prepared.runs, ...this.runRecords.recorded]) {
       const sbn = blockOf(this.spans, r.offset);
       if (sbn !== undefined && !this.held.has(sbn)) symbolRuns.set(r.offset, Math.max(r.length, symbolRuns.get(r.offset) ?? 0));
     }
@@ -476,71 +384,11 @@ export class ResumableFileSink implements ObjectSink {
 
   // ---------------------------------------------------------------------
 
-  /** Lock, debris, the earlier run's record and blocks. */
-  private async prepare(): Promise<Prepared> {
-    const fresh: Prepared = { kept: [], records: new Map(), runs: [] };
-    // The previous version of this object (replaced on the server) still lets go of these files.
-    if (this.object.after) await this.object.after;
-    // Nothing left by an earlier fetch: the lock (and the sweep of debris)
-    // wait for the first write, so that a fetch of many objects does not
-    // lock them all at once.
-    const there = async (p: string): Promise<boolean> => (await fs.lstat(p).catch(() => undefined)) !== undefined;
-    if (!(await there(this.paths.state)) && !(await there(this.paths.part))) return fresh;
-    await this.lock();
-    if (this.mode === 'restart') {
-      await this.removePartial();
-      return fresh;
-    }
-    const state = await readNoFollow(this.paths.state, MAX_STATE_BYTES);
-    if (state === undefined) {
-      // A part file without its record cannot be trusted block by block.
-      await this.removePartial();
-      return fresh;
-    }
-    const parsed = parseState(state, this.object);
-    if (parsed.header !== 'match') {
-      if (parsed.header === 'other') this.warning(`the server's "${this.object.name}" changed (digest or OTI) since the interrupted fetch: starting over`);
-      await this.removePartial();
-      return fresh;
-    }
-    let part: fs.FileHandle;
-    try {
-      part = await fs.open(this.paths.part, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-    } catch {
-      await this.removePartial();
-      return fresh;
-    }
-    let verified: VerifiedBlocks;
-    let runs: SymbolRun[];
-    try {
-      const st = await part.stat();
-      if (!st.isFile() || st.size !== this.object.oti.transferLength) {
-        await part.close();
-        await this.removePartial();
-        return fresh;
-      }
-      verified = await verifyBlocks(part, this.spans, parsed.blocks, parsed.prefixes);
-      runs = await verifyRuns(part, this.object.oti, this.spans, parsed.runs, new Set(verified.kept));
-    } finally {
-      await part.close().catch(() => undefined);
-    }
-    if (verified.torn.length > 0) {
-      const n = verified.torn.length;
-      this.warning(`${n} block${n === 1 ? '' : 's'} of "${this.object.name}" kept by the interrupted fetch did not match ${n === 1 ? 'its' : 'their'} checksum: fetching ${n === 1 ? 'it' : 'them'} again`);
-    }
-    if (verified.kept.length === 0 && runs.length === 0) {
-      await this.removePartial();
-      return fresh;
-    }
-    // Blocks in the verified prefix need no record of their own: the rewritten journal's prefix record covers them.
-    const records = new Map<number, Buffer>();
-    for (const sbn of verified.kept) {
-      this.held.add(sbn);
-      if (this.end(sbn) > verified.prefixBytes) records.set(sbn, parsed.blocks.get(sbn) as Buffer);
-    }
+  /** The blocks an earlier run left verified are held from the start. */
+  private adopt(kept: readonly number[], verified?: VerifiedBlocks): void {
+    for (const sbn of kept) this.held.add(sbn);
     while (this.held.has(this.heldPrefix)) this.heldPrefix++;
-    this.recordedPrefix = verified.prefixBytes;
-    return { kept: verified.kept, records, verified, runs };
+    this.recordedPrefix = verified?.prefixBytes ?? 0;
   }
 
   /** Takes the destination's lock (once), then removes the debris of earlier versions beside it. */
@@ -562,11 +410,6 @@ export class ResumableFileSink implements ObjectSink {
     return this.locking;
   }
 
-  private async removePartial(): Promise<void> {
-    await unlinkIfThere(this.paths.part);
-    await unlinkIfThere(this.paths.state);
-  }
-
   /** The part file and its journal: the earlier run's (its kept blocks only) or new ones. Created on first use. */
   private open(): Promise<{ writer: ObjectFileWriter; journal: ResumeJournal }> {
     if (this.opened === undefined) {
@@ -584,7 +427,7 @@ export class ResumableFileSink implements ObjectSink {
           if (writer === undefined) throw new UnfetchableObjectError(this.object.name, `${this.paths.part} changed while the fetch was resuming it; run the fetch again`);
           for (const sbn of p.kept) writer.alreadyWritten(this.spans[sbn].offset, this.spans[sbn].length);
         } else {
-          await this.removePartial();
+          await removePartial(this.paths);
           writer = await ObjectFileWriter.create(this.path, F, this.paths.part);
         }
         if (this.holdBytes) writer.holdBytes = Math.min(writer.holdBytes, this.holdBytes());
