@@ -25,8 +25,7 @@ import type { ReplicatorChannelConfig, ReplicatorChannelCounters } from '../tran
 import type { ServerTransport } from '../transport/server-transport';
 import { sinkConfig } from '../transport/multicast/group-config';
 import { groupChannelId, groupStreamOptions, type ServerChannelGroup } from './group-streams';
-import { liveRateMbps } from './live-channel';
-import { channelStreamOptions, type ReplicatorLike, type RqcastServerOptions, type ServerLogger, type ServerPlan } from './config';
+import { channelStreamOptions, liveRateMbps, type ReplicatorLike, type RqcastServerOptions, type ServerLogger, type ServerPlan } from './config';
 
 /** FDT Instance IDs are 20 bits (RFC 6726 §3.4.1); a new instance takes the next, modulo this. */
 const FDT_INSTANCE_IDS = 2 ** 20;

@@ -339,6 +339,11 @@ function planChannels(
   });
 }
 
+/** A live channel's rate: its own, else the server's, else the default. */
+export function liveRateMbps(live: LiveChannelConfig, options: RqcastServerOptions): number {
+  return live.rateMbps ?? options.rateMbps ?? DEFAULT_RATE_MBPS;
+}
+
 /**
  * Where each object's ESIs come from (docs/PROTOCOL.md §10.4). Coded: one
  * allocator per object, shared by every channel (no symbol sent twice),

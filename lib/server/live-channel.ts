@@ -27,7 +27,7 @@ import type { Catalogue } from '../content/catalogue';
 import { InvalidServerConfigError } from '../errors';
 import type { ReplicatorChannelConfig } from '../transport/replicator-contract';
 import type { ServerChannel } from './channel-content';
-import { type ChannelPlan, DEFAULT_RATE_MBPS, type LiveChannelConfig, replicatorChannelConfig, type RqcastServerOptions, type ServerPlan } from './config';
+import { type ChannelPlan, type LiveChannelConfig, liveRateMbps, replicatorChannelConfig, type RqcastServerOptions, type ServerPlan } from './config';
 
 /**
  * Ring slots of a live channel: at 100 Mbit/s with T = 1280, 256 packets
@@ -187,11 +187,6 @@ export function liveServerChannel(
   const first = channel.initial();
   const ch: ServerChannel = { name, tsi, objects: [], rateMbps, stream: first.stream, fdt: first.fdt };
   return { ch, channel, rateMbps };
-}
-
-/** A live channel's rate: its own, else the server's, else the default. */
-export function liveRateMbps(live: LiveChannelConfig, options: RqcastServerOptions): number {
-  return live.rateMbps ?? options.rateMbps ?? DEFAULT_RATE_MBPS;
 }
 
 /** A live channel's ring: a short one, so a new segment waits behind at most LIVE_RING_CAPACITY packets. */
