@@ -170,6 +170,14 @@ struct Fixture {
     c->OnSegment(From(peer_seq, kIss + 1, kAck, window), 10 * kMs);
     out.take();
   }
+  // OpenSack, n700 frames of 700 bytes queued, and the initial window
+  // (ten 1400-byte segments) sent at 10 ms and taken.
+  void OpenSackWindowSent(uint64_t n700) {
+    OpenSack();
+    Data(n700);
+    c->Poll(10 * kMs);
+    out.take();
+  }
   void Ack(uint32_t ack, uint64_t t, uint16_t window = 65535) {
     c->OnSegment(From(peer_seq, ack, kAck, window), t);
   }
@@ -839,10 +847,7 @@ void established_sack_two_holes() {
 // loss in data sent after the recovery began is a new congestion event.
 void sack_recovery_one_reduction_per_window() {
   Fixture f;
-  f.OpenSack();
-  f.Data(80);
-  f.c->Poll(10 * kMs);
-  f.out.take();
+  f.OpenSackWindowSent(80);
   // 0 lost: 1-4 SACKed, a recovery with ssthresh 14000 / 2.
   f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(5)}});
   CHECK_EQ(f.c->stats().fast_retransmits, 1u);
