@@ -5,7 +5,8 @@
 //
 //   npm run bench:tcp                 256 MiB, 1 % and 10 % loss
 //   npm run bench:tcp -- --quick      32 MiB
-//   options: --bytes N  --loss 1,10  --rate MBIT (rqcast channel cap, default 4000)
+//   options: --bytes N  --loss 1,10 (0 too: each stack's figure without loss)
+//            --rate MBIT (rqcast channel cap, default 4000)
 //            --only rqcast|kernel  --serve-args "..."  --no-routed
 //            --kernel-cc NAME  (the kernel's congestion control; default
 //            cubic, and the host's own default beside it when that differs)
@@ -34,7 +35,14 @@
 //   file is checked against the source's SHA-256 afterwards.
 // - Loss: the same rule for both: `loss`% of TCP segments from the service
 //   port dropped at the receiver's input (tcpOnly + tcpSourcePort).
-// - Server CPU: GNU time around the server process (user + system).
+// - Server CPU: GNU time around the server process (user + system); the
+//   receiver's CPU the same way around the fetch (rqcast) or the plain
+//   reader (kernel).
+// - The receiver's backlog: the client socket's unread bytes (Recv-Q of
+//   `ss` in the client's namespace, every 50 ms, for both): a receiving
+//   program that keeps up leaves it near 0; one that falls behind holds
+//   megabytes there, and a Linux receiver then ACKs when the program reads,
+//   not when the data arrives (its round trip is the reader's pace).
 // The last line printed is one JSON object.
 import * as fs from 'fs';
 import * as os from 'os';
@@ -79,8 +87,11 @@ interface Run {
   packets_seen?: number;
   /** rqcast: reception overhead (%). */
   overhead_pct?: number;
-  /** rqcast: the fetch's CPU (user + system): decoding is the receiver's work, not its kernel's. */
+  /** The receiving program's CPU (user + system): rqcast's fetch (decoding, checking, writing) or the kernel run's plain reader. */
   client_cpu_s?: number;
+  /** The client socket's unread bytes (Recv-Q), median and 90th percentile of the samples, KiB. */
+  recvq_p50_kib?: number;
+  recvq_p90_kib?: number;
   /** rqcast: the server's TCP counters at the end (metrics): packets to the kernel, GSO ones, segments. */
   packets_out?: number;
   gso_packets?: number;
@@ -104,6 +115,31 @@ async function tcpCounters(bed: Testbed): Promise<{ packets_out?: number; gso_pa
 
 function log(msg: string): void {
   process.stderr.write(`[bench:tcp] ${msg}\n`);
+}
+
+/**
+ * Samples the receiving socket's unread bytes (Recv-Q) every 50 ms in the
+ * client's namespace until stop() is called; stop() gives the median and
+ * 90th percentile in KiB (undefined without samples).
+ */
+function sampleRecvQ(bed: Testbed, port: number): { stop: () => Promise<{ p50?: number; p90?: number }> } {
+  const loop = `while :; do ss -Htn state established '( sport = :${port} or dport = :${port} )'; sleep 0.05; done`;
+  const p = bed.spawn(bed.clients[0].ns, ['sh', '-c', loop], { timeoutMs: TIMEOUT_S * 1000 });
+  return {
+    stop: async () => {
+      p.kill('SIGKILL');
+      await p.wait();
+      // With -H and a state filter the first column is Recv-Q.
+      const q = p.stdout
+        .split('\n')
+        .map((l) => Number(l.trim().split(/\s+/)[0]))
+        .filter((n) => Number.isFinite(n) && n >= 0)
+        .sort((a, b) => a - b);
+      if (q.length === 0) return {};
+      const at = (f: number): number => round(q[Math.min(q.length - 1, Math.floor(q.length * f))] / 1024, 0);
+      return { p50: at(0.5), p90: at(0.9) };
+    },
+  };
 }
 
 async function setLoss(bed: Testbed, loss: number, port: number): Promise<void> {
@@ -155,9 +191,12 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
     : undefined;
   await setLoss(bed, loss, KERNEL_PORT);
   const out = path.join(work, `kernel-${loss}.bin`);
+  const clientRep = path.join(work, `kernel-fetch-${cc}-${loss}.time`);
+  const recvq = sampleRecvQ(bed, KERNEL_PORT);
   const t0 = nowSeconds();
-  const r = await bed.run(bed.clients[0].ns, [process.execPath, KERNEL_TCP, 'fetch', bed.server.address, String(KERNEL_PORT), out], { timeoutMs: TIMEOUT_S * 1000 });
+  const r = await bed.run(bed.clients[0].ns, timed(clientRep, [process.execPath, KERNEL_TCP, 'fetch', bed.server.address, String(KERNEL_PORT), out]), { timeoutMs: TIMEOUT_S * 1000 });
   const seconds = nowSeconds() - t0;
+  const q = await recvq.stop();
   const dropped = await realisedLoss(bed, loss);
   await setLoss(bed, 0, KERNEL_PORT);
   await stopTimed(server);
@@ -166,7 +205,19 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   const ok = r.code === 0 && (await sha256File(out)) === digest;
   if (!ok) log(`kernel at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1000)}`);
   fs.rmSync(out, { force: true });
-  return { system, cc, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen };
+  return {
+    system,
+    cc,
+    loss_pct: loss,
+    seconds,
+    ok,
+    server_cpu_s: readTimeReport(rep).cpuSeconds,
+    client_cpu_s: readTimeReport(clientRep).cpuSeconds,
+    dropped_pct: dropped.pct,
+    packets_seen: dropped.seen,
+    recvq_p50_kib: q.p50,
+    recvq_p90_kib: q.p90,
+  };
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
@@ -184,12 +235,14 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   fs.mkdirSync(outDir, { recursive: true });
   const t0 = nowSeconds();
   const clientRep = path.join(work, `fetch-${system}-${loss}.time`);
+  const recvq = sampleRecvQ(bed, PORT);
   const r = await bed.run(
     bed.clients[0].ns,
     timed(clientRep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
     { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
   );
   const seconds = nowSeconds() - t0;
+  const q = await recvq.stop();
   const dropped = await realisedLoss(bed, loss);
   await setLoss(bed, 0, PORT);
   const counters = await tcpCounters(bed);
@@ -199,7 +252,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   if (!ok) log(`${system} at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
   const overhead = overheadFromSummary(lastJson(r.stdout));
-  return { system, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, ...counters };
+  return { system, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, recvq_p50_kib: q.p50, recvq_p90_kib: q.p90, ...counters };
 }
 
 async function main(): Promise<void> {
@@ -284,16 +337,23 @@ async function main(): Promise<void> {
       rqcast_gso_packets: rq?.gso_packets ?? null,
       rqcast_client_cpu_s: rq?.client_cpu_s !== undefined ? round(rq.client_cpu_s, 2) : null,
       routed_gso_packets: routed?.gso_packets ?? null,
+      // The kernel run's plain reader, and the receivers' unread bytes (KiB, median / 90th percentile).
+      kernel_client_cpu_s: k?.client_cpu_s !== undefined ? round(k.client_cpu_s, 2) : null,
+      rqcast_recvq_p50_kib: rq?.recvq_p50_kib ?? null,
+      rqcast_recvq_p90_kib: rq?.recvq_p90_kib ?? null,
+      kernel_recvq_p50_kib: k?.recvq_p50_kib ?? null,
+      kernel_recvq_p90_kib: k?.recvq_p90_kib ?? null,
     };
   });
   const ccs = [...new Set(runs.filter((r) => r.cc !== undefined).map((r) => r.cc))].join(', ');
   console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s; kernel: ${ccs || 'not run'})`);
-  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt');
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt  rq_cli_cpu_s  k_cli_cpu_s  rq_recvq_KiB  k_recvq_KiB');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
     console.log(
       `${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.kernel_host_cc_MBps, 14)}${f(r.ratio_host_cc, 15)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}` +
-        `${f(r.rqcast_segments_per_packet, 12)}${f(r.routed_MBps, 13)}${f(r.routed_ratio, 14)}${f(r.gso_speedup, 13)}${f(r.routed_server_cpu_s, 14)}${f(r.routed_bytes_per_packet, 12)}`,
+        `${f(r.rqcast_segments_per_packet, 12)}${f(r.routed_MBps, 13)}${f(r.routed_ratio, 14)}${f(r.gso_speedup, 13)}${f(r.routed_server_cpu_s, 14)}${f(r.routed_bytes_per_packet, 14)}` +
+        `${f(r.rqcast_client_cpu_s, 14)}${f(r.kernel_client_cpu_s, 13)}${f(r.rqcast_recvq_p50_kib, 14)}${f(r.kernel_recvq_p50_kib, 12)}`,
     );
   }
   console.log(JSON.stringify({ bench: 'tcp', results }));

@@ -433,6 +433,7 @@ void Service::Run() {
     now = Now();
     const uint64_t woke = now;
     uint64_t packets = 0;
+    const uint64_t segments_before_pass = output_->segments;
     if (n > 0 && (fds[1].revents & POLLIN)) {
       ready_->Take(&ready);
       for (uint32_t id : ready) listener_->MarkReady(id);
@@ -446,6 +447,9 @@ void Service::Run() {
     Publish(lev, &events);
     if (!data_blocked_.load()) DeliverData(&events);
     output_->Flush();
+    // Segments made this pass carry `now` as their send time (the start of
+    // their RTT samples); the trace says how long after it they left.
+    if (trace_ && output_->segments != segments_before_pass) trace_->Sent(Now() - now);
     listener_->TakeTouched(&touched);
     {
       std::lock_guard<std::mutex> lk(shared_mu_);

@@ -20,15 +20,40 @@ ServiceTrace::~ServiceTrace() {
   std::fclose(f_);
 }
 
+namespace {
+int Bucket(uint64_t ns, const uint32_t* edges_us, int buckets) {
+  int b = 0;
+  while (b < buckets - 1 && ns > uint64_t(edges_us[b]) * 1000) ++b;
+  return b;
+}
+
+void PrintHistogram(FILE* f, const char* name, const uint64_t* counts, const uint32_t* edges_us,
+                    int buckets) {
+  std::fprintf(f, " %s", name);
+  for (int b = 0; b < buckets; ++b) {
+    if (b < buckets - 1) {
+      std::fprintf(f, " <=%u:%llu", edges_us[b], (unsigned long long)counts[b]);
+    } else {
+      std::fprintf(f, " >%u:%llu", edges_us[b - 1], (unsigned long long)counts[b]);
+    }
+  }
+}
+}  // namespace
+
 void ServiceTrace::Received(uint64_t rx_ns, uint64_t now_ns) {
   if (rx_ns == 0) return;
   const uint64_t wait = now_ns > rx_ns ? now_ns - rx_ns : 0;
   ++stamped_;
   wait_ns_ += wait;
   if (wait > max_wait_ns_) max_wait_ns_ = wait;
-  int b = 0;
-  while (b < kBuckets - 1 && wait > uint64_t(kEdgesUs[b]) * 1000) ++b;
-  ++buckets_[b];
+  ++buckets_[Bucket(wait, kEdgesUs, kBuckets)];
+}
+
+void ServiceTrace::Sent(uint64_t held_ns) {
+  ++sending_passes_;
+  held_ns_ += held_ns;
+  if (held_ns > max_held_ns_) max_held_ns_ = held_ns;
+  ++held_buckets_[Bucket(held_ns, kEdgesUs, kBuckets)];
 }
 
 void ServiceTrace::Loop(bool by_socket, bool by_queue, bool by_timer, uint64_t packets,
@@ -62,20 +87,18 @@ void ServiceTrace::Connection(const char* what, uint64_t now_ns, uint32_t id,
 void ServiceTrace::Summary() {
   std::fprintf(f_,
                "loop passes %llu woken_by socket %llu queue %llu timer %llu packets %llu "
-               "busy_ms %.1f max_busy_us %.1f stamped %llu mean_wait_us %.1f max_wait_us %.1f "
-               "wait_us_hist",
+               "busy_ms %.1f max_busy_us %.1f stamped %llu mean_wait_us %.1f max_wait_us %.1f",
                (unsigned long long)loops_, (unsigned long long)by_socket_,
                (unsigned long long)by_queue_, (unsigned long long)by_timer_,
                (unsigned long long)packets_, double(busy_ns_) / 1e6, double(max_busy_ns_) / 1e3,
                (unsigned long long)stamped_, stamped_ ? double(wait_ns_) / stamped_ / 1e3 : 0.0,
                double(max_wait_ns_) / 1e3);
-  for (int b = 0; b < kBuckets; ++b) {
-    if (b < kBuckets - 1) {
-      std::fprintf(f_, " <=%u:%llu", kEdgesUs[b], (unsigned long long)buckets_[b]);
-    } else {
-      std::fprintf(f_, " >%u:%llu", kEdgesUs[b - 1], (unsigned long long)buckets_[b]);
-    }
-  }
+  PrintHistogram(f_, "wait_us_hist", buckets_, kEdgesUs, kBuckets);
+  std::fprintf(f_, " sending_passes %llu mean_held_us %.1f max_held_us %.1f",
+               (unsigned long long)sending_passes_,
+               sending_passes_ ? double(held_ns_) / sending_passes_ / 1e3 : 0.0,
+               double(max_held_ns_) / 1e3);
+  PrintHistogram(f_, "held_us_hist", held_buckets_, kEdgesUs, kBuckets);
   std::fprintf(f_, "\n");
   std::fflush(f_);
 }

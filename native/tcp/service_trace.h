@@ -13,7 +13,10 @@
 //    wake-up, its busy time, and how long each received segment waited in
 //    the socket before the thread handed it to its connection (from the
 //    kernel's receive timestamp, SO_TIMESTAMPNS): the service loop's share
-//    of the round trip the congestion control sees.
+//    of the round trip the congestion control sees; and, for each pass
+//    that sent segments, how long after the pass began (the send time its
+//    segments' records carry, so the start of their RTT samples) the last
+//    of them was handed to the kernel: the loop's other share.
 // Nothing here runs when the trace is off but a null check.
 #pragma once
 
@@ -38,6 +41,8 @@ class ServiceTrace {
 
   // A segment the kernel queued at rx_realtime_ns was handed on at now.
   void Received(uint64_t rx_realtime_ns, uint64_t now_realtime_ns);
+  // A pass that sent segments handed the last to the kernel held_ns after it began.
+  void Sent(uint64_t held_ns);
   // One pass of the loop: what woke it, packets it took, busy time.
   void Loop(bool by_socket, bool by_queue, bool by_timer, uint64_t packets, uint64_t busy_ns);
   bool SampleDue(uint64_t now_ns) const { return now_ns >= next_sample_ns_; }
@@ -54,6 +59,8 @@ class ServiceTrace {
   uint64_t busy_ns_ = 0, max_busy_ns_ = 0;
   uint64_t stamped_ = 0, wait_ns_ = 0, max_wait_ns_ = 0;
   uint64_t buckets_[kBuckets] = {};
+  uint64_t sending_passes_ = 0, held_ns_ = 0, max_held_ns_ = 0;
+  uint64_t held_buckets_[kBuckets] = {};
 };
 
 }  // namespace tcp

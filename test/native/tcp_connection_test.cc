@@ -170,6 +170,14 @@ struct Fixture {
     c->OnSegment(From(peer_seq, kIss + 1, kAck, window), 10 * kMs);
     out.take();
   }
+  // OpenSack, n700 frames of 700 bytes queued, and the initial window
+  // (ten 1400-byte segments) sent at 10 ms and taken.
+  void OpenSackWindowSent(uint64_t n700) {
+    OpenSack();
+    Data(n700);
+    c->Poll(10 * kMs);
+    out.take();
+  }
   void Ack(uint32_t ack, uint64_t t, uint16_t window = 65535) {
     c->OnSegment(From(peer_seq, ack, kAck, window), t);
   }
@@ -832,6 +840,46 @@ void established_sack_two_holes() {
     CHECK_EQ(s[1].seg.seq, SegSeq(10));
     CHECK_EQ(s[3].seg.seq, SegSeq(12));
   }
+}
+
+// One reduction per window of data, not per lost segment (RFC 5681 §3.2,
+// RFC 6675 §5, RFC 9438 §4.6): two holes in one window halve cwnd once; a
+// loss in data sent after the recovery began is a new congestion event.
+void sack_recovery_one_reduction_per_window() {
+  Fixture f;
+  f.OpenSackWindowSent(80);
+  // 0 lost: 1-4 SACKed, a recovery with ssthresh 14000 / 2.
+  f.AckSack(SegSeq(0), 30 * kMs, {{SegSeq(1), SegSeq(5)}});
+  CHECK_EQ(f.c->stats().fast_retransmits, 1u);
+  CHECK_EQ(f.c->stats().ssthresh, 7000u);
+  std::vector<Sent> s = f.out.take();
+  CHECK_EQ(s.size(), size_t(1));
+  if (s.size() == 1) CHECK_EQ(s[0].seg.seq, SegSeq(0));
+  // 5 lost too, found by a later ACK of the same window: no second cut.
+  f.AckSack(SegSeq(0), 31 * kMs, {{SegSeq(6), SegSeq(10)}, {SegSeq(1), SegSeq(5)}});
+  f.c->Poll(31 * kMs);
+  s = f.out.take();
+  CHECK(!s.empty());
+  if (!s.empty()) CHECK_EQ(s[0].seg.seq, SegSeq(5));
+  CHECK_EQ(f.c->stats().retransmitted_segments, 2u);
+  CHECK_EQ(f.c->stats().fast_retransmits, 1u);
+  CHECK_EQ(f.c->stats().ssthresh, 7000u);
+  // Both holes filled: the ACK of the recovery point ends it at ssthresh.
+  f.Ack(SegSeq(10), 32 * kMs);
+  CHECK_EQ(f.c->stats().ssthresh, 7000u);
+  CHECK_EQ(f.c->stats().cwnd, 7000u);
+  f.c->Poll(32 * kMs);
+  f.out.take();
+  // 10, sent after the first recovery began, lost: a second event, which
+  // halves what is then in flight.
+  const uint32_t flight = f.c->stats().flight;
+  CHECK_EQ(flight, 7000u);
+  f.AckSack(SegSeq(10), 40 * kMs, {{SegSeq(11), SegSeq(15)}});
+  CHECK_EQ(f.c->stats().fast_retransmits, 2u);
+  CHECK_EQ(f.c->stats().ssthresh, flight / 2);
+  s = f.out.take();
+  CHECK(!s.empty());
+  if (!s.empty()) CHECK_EQ(s[0].seg.seq, SegSeq(10));
 }
 
 void reordering_no_spurious_retransmit() {
@@ -2290,6 +2338,7 @@ int main() {
   slow_start_then_avoidance();
   established_sack_recovery();
   established_sack_two_holes();
+  sack_recovery_one_reduction_per_window();
   prr_sends_new_data_in_recovery();
   prr_ssrb_limits_burst();
   cubic_beta_and_reno_friendly_alpha();
