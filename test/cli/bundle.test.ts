@@ -5,11 +5,11 @@
 // from whatever dist/ holds.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO, transpiledRoot } from '../e2e/helpers';
+import { listenSilently } from './silent-peer';
 import { servedFiles } from './support';
 
 const DATA = randomBytes(300_000);
@@ -86,10 +86,7 @@ describe('the CLI bundle', () => {
   });
 
   test("a unicast fetch compiles nothing of ours or commander's from its own file before its HELLO, and does not load child_process (commander's, for subcommands we do not have)", async () => {
-    const silent = createSocket('udp4');
-    let hellos = 0;
-    silent.on('message', () => hellos++);
-    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const silent = await listenSilently();
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bundle-out-'));
     try {
       // What Node's own loader compiles (the bundle's modules it does not), in a fetch that gives up after its HELLOs.
@@ -100,13 +97,13 @@ describe('the CLI bundle', () => {
         const compile = Module.prototype._compile;
         Module.prototype._compile = function (content, filename, format) { compiled.push(filename); return compile.call(this, content, filename, format); };
         const { main } = require('./dist/cli/main.js');
-        main(['node', 'rqcast', 'fetch', 'rqcast://127.0.0.1:${silent.address().port}/x', '-o', ${JSON.stringify(out)}, '--timeout', '1s']).finally(() => {
+        main(['node', 'rqcast', 'fetch', 'rqcast://127.0.0.1:${silent.port}/x', '-o', ${JSON.stringify(out)}, '--timeout', '1s']).finally(() => {
           const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
           const rel = (f) => path.relative(process.cwd(), f);
           process.stderr.write(JSON.stringify({ compiled: compiled.map(rel), loaded: Object.keys(require.cache).map(rel), builtins }) + '\\n');
         });`;
       const { compiled, loaded, builtins } = lastJson(await runNode(['-e', script])) as { compiled: string[]; loaded: string[]; builtins: string[] };
-      expect(hellos).toBeGreaterThan(0);
+      expect(await silent.someArrived()).toBe(true);
       for (const present of ['dist/client/client.js', 'dist/client/session.js', 'dist/transport/udp/client-socket.js', 'dist/client/data-path.js', 'dist/native.js']) {
         expect([present, loaded.includes(present)]).toEqual([present, true]);
       }
