@@ -62,8 +62,15 @@ beforeAll(() => {
   const from = transpiledRoot();
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bundle-tree-'));
   fs.cpSync(path.join(from, 'dist'), path.join(root, 'dist'), { recursive: true });
-  for (const link of ['node_modules', 'build', 'prebuilds']) {
+  for (const link of ['build', 'prebuilds']) {
     if (fs.existsSync(path.join(REPO, link))) fs.symlinkSync(path.join(REPO, link), path.join(root, link));
+  }
+  // node_modules: commander copied (a test changes it), every other package linked.
+  const modules = path.join(REPO, 'node_modules');
+  fs.mkdirSync(path.join(root, 'node_modules'));
+  for (const name of fs.readdirSync(modules)) {
+    if (name === 'commander') fs.cpSync(fs.realpathSync(path.join(modules, name)), path.join(root, 'node_modules', name), { recursive: true });
+    else fs.symlinkSync(path.join(modules, name), path.join(root, 'node_modules', name));
   }
   fs.copyFileSync(path.join(REPO, 'package.json'), path.join(root, 'package.json'));
   runBundler();
@@ -185,6 +192,27 @@ describe('the CLI bundle', () => {
       runBundler();
     }
     expect(await fresh()).toBe(true);
+  });
+
+  test("a dependency's file changed since (commander updated) is loaded from that file, the rest still from the bundle", async () => {
+    const help = path.join(root, 'node_modules', 'commander', 'lib', 'help.js');
+    const text = fs.readFileSync(help);
+    try {
+      fs.appendFileSync(help, '\n');
+      expect(await fresh()).toBe(true);
+      const parents = await parentsAfter(['fetch', '--help']);
+      expect(parents['cli/program.js']).toBe(bundleFile);
+      // report-parents.js lists dist/ only: commander's modules are asked of require.cache here.
+      const r = await runNode(['-e', `
+        require('./dist/cli/main.js');
+        const m = require.cache[require('fs').realpathSync(${JSON.stringify(help)})];
+        const cmd = require.cache[require('fs').realpathSync(${JSON.stringify(path.join(root, 'node_modules', 'commander', 'lib', 'command.js'))})];
+        process.stderr.write(JSON.stringify([m.parent.filename, cmd.parent.filename]) + '\\n');`]);
+      expect(lastJson(r)).toEqual([path.join(root, 'node_modules', 'commander', 'lib', 'command.js'), bundleFile]);
+    } finally {
+      fs.writeFileSync(help, text);
+      runBundler();
+    }
   });
 });
 
