@@ -16,17 +16,24 @@
  * file's directory) and Node/V8 build, under
  * `$RQCAST_COMPILE_CACHE`, else `$XDG_CACHE_HOME/rqcast`, else
  * `~/.cache/rqcast`; `RQCAST_COMPILE_CACHE=off` turns it off. It holds each
- * module's source, the bytecode and the resolutions, after a header that
- * names the Node and V8 versions and carries the SHA-1 of the rest. A module
- * is compiled from its entry only when its source now is exactly the source
- * stored (V8's own check compares lengths only); an entry V8 rejects is
- * compiled from source. A file that is corrupt, truncated, of another Node,
+ * module's bytecode, the SHA-1 of its source, the key of its file (inode,
+ * size, modification and change times) and its resolutions, after a header
+ * that names the Node and V8 versions and carries the SHA-1 of the rest. A
+ * module is compiled from its entry only when its source now is exactly the
+ * source stored (V8's own check compares lengths only): its file has the
+ * key stored (a key is stored only for a file changed at least 2 s before
+ * the cache was written, so an edit within a coarse file system's clock
+ * tick is not missed), or else its source has the SHA-1 stored; an entry V8
+ * rejects is compiled from source. A file that is corrupt, truncated, of another Node,
  * or in a directory another user could write is ignored (and replaced when
  * the directory is ours); a directory that cannot be made or written costs
  * nothing but the cache. Written at exit, only when this run compiled
  * something the file lacked, through a temporary file renamed over it (runs
  * at once each write a whole file; the last one stays). Entries of modules
- * this run did not load are kept while their files exist.
+ * this run did not load are kept while their files exist, for 30 days since
+ * a run last loaded them. A cache file read is touched once a day; files of
+ * the directory (other installations, other Nodes) untouched for 30 days
+ * are removed when one is written.
  */
 import { createHash } from 'crypto';
 import * as fs from 'fs';
@@ -51,7 +58,12 @@ interface ModuleStatics {
 }
 const Loader = Module as unknown as ModuleStatics;
 
-const MAGIC = 'rqcast-compile-cache 1\n';
+const MAGIC = 'rqcast-compile-cache 2\n';
+const DAY_MS = 86_400_000;
+/** Days an entry no run loaded, or a cache file no run read, is kept. */
+const KEEP_DAYS = 30;
+/** A file changed this close to a save gets no key (a coarse clock's tick could hide a later edit). */
+const RACY_NS = 2_000_000_000n;
 /** Node's own wrapper (Module.wrap): a module's lines keep their numbers. */
 const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) { ';
 const WRAP_TAIL = '\n});';
@@ -60,10 +72,13 @@ const WRAP_TAIL = '\n});';
 interface StoredEntry {
   /** Absolute file name, as Node's loader names the module. */
   f: string;
-  /** Source: byte offset and length (UTF-8), and its length in UTF-16 units (a cheap first check). */
-  so: number;
-  sn: number;
+  /** Source: its length in UTF-16 units (a cheap first check) and the SHA-1 (hex) of its UTF-8 bytes. */
   sc: number;
+  sh: string;
+  /** Its file's key when written (fileKey), or '' (changed too close to the save). */
+  k: string;
+  /** Day (since the epoch) a run last loaded it. */
+  u: number;
   /** Bytecode: byte offset and length. */
   co: number;
   cn: number;
@@ -87,6 +102,8 @@ export interface CompileCacheStats {
   entries: number;
   /** Modules compiled from a stored entry. */
   hits: number;
+  /** Of those, the modules whose source was known the same by their file's key (not hashed). */
+  byKey: number;
   /** Modules compiled from source: no entry, or its source differed. */
   misses: number;
   /** Entries V8 refused (their modules compiled from source). */
@@ -109,7 +126,7 @@ interface Compiled {
  * compiled, `uninstall` puts the loader back.
  */
 export class CompileCache {
-  readonly stats: CompileCacheStats = { ignored: '', entries: 0, hits: 0, misses: 0, rejected: 0, resolved: 0, written: false, notWritten: '' };
+  readonly stats: CompileCacheStats = { ignored: '', entries: 0, hits: 0, byKey: 0, misses: 0, rejected: 0, resolved: 0, written: false, notWritten: '' };
   private blob: Buffer | undefined;
   private readonly stored = new Map<string, StoredEntry>();
   private readonly compiled = new Map<string, Compiled>();
@@ -138,6 +155,8 @@ export class CompileCache {
         this.stats.ignored = 'not a regular file of ours, or writable by others';
         return;
       }
+      // Read, so in use: its time moved on once a day (pruneDirectory removes files untouched for KEEP_DAYS).
+      if (Date.now() - st.mtimeMs > DAY_MS) touch(fd, st);
       const blob = Buffer.allocUnsafe(st.size);
       let got = 0;
       while (got < blob.length) {
@@ -169,10 +188,10 @@ export class CompileCache {
     }
     if (header.node !== process.version || header.v8 !== process.versions.v8 || header.arch !== process.arch) return 'another Node';
     const body = blob.subarray(bodyStart);
-    if (!Array.isArray(header.entries) || createHash('sha1').update(body).digest('hex') !== header.sum) return 'corrupt';
+    if (!Array.isArray(header.entries) || sha1(body) !== header.sum) return 'corrupt';
     for (const e of header.entries) {
       const inside = (o: unknown, n: unknown): boolean => Number.isSafeInteger(o) && Number.isSafeInteger(n) && (o as number) >= 0 && (n as number) >= 0 && (o as number) + (n as number) <= body.length;
-      if (typeof e?.f !== 'string' || !inside(e.so, e.sn) || !inside(e.co, e.cn) || typeof e.r !== 'object' || e.r === null) return 'corrupt entry';
+      if (typeof e?.f !== 'string' || typeof e.sh !== 'string' || typeof e.k !== 'string' || !inside(e.co, e.cn) || typeof e.r !== 'object' || e.r === null) return 'corrupt entry';
       this.stored.set(e.f, e);
     }
     this.blob = body;
@@ -240,7 +259,7 @@ export class CompileCache {
   /** Compiles `content` (from its entry when the source is the same) and runs it as Node's loader would. */
   private run(mod: LoadedModule, content: string, filename: string): unknown {
     const entry = this.stored.get(filename);
-    const cachedData = entry && this.sameSource(entry, content) ? this.blob?.subarray(entry.co, entry.co + entry.cn) : undefined;
+    const cachedData = entry && this.sameSource(entry, filename, content) ? this.blob?.subarray(entry.co, entry.co + entry.cn) : undefined;
     const script = new vm.Script(WRAP_HEAD + content + WRAP_TAIL, {
       filename,
       cachedData,
@@ -261,11 +280,14 @@ export class CompileCache {
     return Reflect.apply(fn, mod.exports, [mod.exports, requireFor(mod), mod, filename, path.dirname(filename)]);
   }
 
-  /** Whether `content` is exactly the source stored in `entry` (compared as UTF-8 bytes, outside V8's heap). */
-  private sameSource(entry: StoredEntry, content: string): boolean {
+  /** Whether `content` (of `filename`) is exactly the source stored in `entry`: by its file's key, else by its SHA-1. */
+  private sameSource(entry: StoredEntry, filename: string, content: string): boolean {
     if (!this.blob || entry.sc !== content.length) return false;
-    const bytes = Buffer.from(content, 'utf8');
-    return bytes.length === entry.sn && this.blob.subarray(entry.so, entry.so + entry.sn).equals(bytes);
+    if (entry.k !== '' && entry.k === fileKey(filename)) {
+      this.stats.byKey++;
+      return true;
+    }
+    return sha1(content) === entry.sh;
   }
 
   /**
@@ -288,22 +310,22 @@ export class CompileCache {
         return [offset - b.length, b.length];
       };
       const entries: StoredEntry[] = [];
+      const now = Date.now();
+      const today = Math.floor(now / DAY_MS);
       for (const [f, c] of this.compiled) {
-        const source = Buffer.from(c.source, 'utf8');
-        const [so, sn] = push(source);
         const [co, cn] = push(c.script.createCachedData());
-        const stored = this.fromCache.has(f) ? this.stored.get(f)?.r : undefined;
-        entries.push({ f, so, sn, sc: c.source.length, co, cn, r: { ...stored, ...this.resolutions.get(f) } });
+        const stored = this.fromCache.has(f) ? this.stored.get(f) : undefined;
+        const sh = stored?.sh ?? sha1(c.source);
+        entries.push({ f, sc: c.source.length, sh, k: fileKey(f, BigInt(now) * 1_000_000n - RACY_NS), u: today, co, cn, r: { ...stored?.r, ...this.resolutions.get(f) } });
       }
-      // Modules this run did not load (another fetch loaded a logger, say): kept while their files exist.
+      // Modules this run did not load (another fetch loaded a logger, say): kept while their files exist, for KEEP_DAYS since last loaded.
       for (const [f, e] of this.stored) {
-        if (this.compiled.has(f) || !this.blob || !isFile(f)) continue;
-        const [so, sn] = push(this.blob.subarray(e.so, e.so + e.sn));
+        if (this.compiled.has(f) || !this.blob || !(today - e.u <= KEEP_DAYS) || !isFile(f)) continue;
         const [co, cn] = push(this.blob.subarray(e.co, e.co + e.cn));
-        entries.push({ f, so, sn, sc: e.sc, co, cn, r: e.r });
+        entries.push({ ...e, co, cn });
       }
       const body = Buffer.concat(parts, offset);
-      const header: Header = { node: process.version, v8: process.versions.v8, arch: process.arch, sum: createHash('sha1').update(body).digest('hex'), entries };
+      const header: Header = { node: process.version, v8: process.versions.v8, arch: process.arch, sum: sha1(body), entries };
       const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
       const length = Buffer.alloc(4);
       length.writeUInt32LE(headerBytes.length);
@@ -316,6 +338,7 @@ export class CompileCache {
         throw e;
       }
       this.stats.written = true;
+      pruneDirectory(dir, now);
       return true;
     } catch (e) {
       return this.notWritten(`unwritable (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
@@ -344,6 +367,44 @@ function requireFor(mod: LoadedModule): NodeJS.Require {
 function storedResolution(entry: StoredEntry | undefined, request: string): string | undefined {
   const r = entry === undefined || !Object.prototype.hasOwnProperty.call(entry.r, request) ? undefined : entry.r[request];
   return typeof r === 'string' && path.isAbsolute(r) ? r : undefined;
+}
+
+/** SHA-1 (hex) of `data` (a string as UTF-8). */
+function sha1(data: string | Buffer): string {
+  return createHash('sha1').update(data).digest('hex');
+}
+
+/**
+ * `file`'s key: inode, size, modification and change times (ns); '' if it
+ * cannot be read or, when `before` (ns since the epoch) is given, it changed
+ * later than that. Any write to the file changes its change time.
+ */
+function fileKey(file: string, before?: bigint): string {
+  const st = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
+  if (st === undefined || (before !== undefined && st.ctimeNs > before)) return '';
+  return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+function touch(fd: number, st: fs.Stats): void {
+  try {
+    fs.futimesSync(fd, st.atime, new Date());
+  } catch {
+    // Not ours to touch: read all the same.
+  }
+}
+
+/** Removes the cache files in `dir` (and temporary files left by runs killed while writing) untouched for KEEP_DAYS. */
+function pruneDirectory(dir: string, now: number): void {
+  try {
+    for (const name of fs.readdirSync(dir)) {
+      if (!/^compile-.*\.bin(\.\d+\.tmp)?$/.test(name)) continue;
+      const file = path.join(dir, name);
+      const st = fs.lstatSync(file, { throwIfNoEntry: false });
+      if (st?.isFile() === true && now - st.mtimeMs > KEEP_DAYS * DAY_MS) fs.rmSync(file, { force: true });
+    }
+  } catch {
+    // Another run removing the same files, or a directory we cannot list: the next save tries again.
+  }
 }
 
 function isFile(file: string): boolean {

@@ -89,6 +89,55 @@ test('a module edited to a source of the same length is compiled from its new so
   expect(loadThrough(f.file, f.entry)).toMatchObject({ value: 'a+b2', stats: { hits: 2, misses: 0, written: false } });
 }, 60_000);
 
+test('a module whose file is as it was (inode, size, times) is taken without hashing its source; one touched is hashed, and taken', () => {
+  const f = fixture('keyed');
+  // A key is stored only for a file changed at least 2 s before the cache is written.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_100);
+  expect(loadThrough(f.file, f.entry).stats).toMatchObject({ misses: 2, written: true });
+  expect(loadThrough(f.file, f.entry)).toMatchObject({ value: 'a+b1', stats: { hits: 2, byKey: 2, misses: 0, written: false } });
+  const b = path.join(f.pkg, 'b.js');
+  const st = fs.statSync(b);
+  fs.utimesSync(b, st.atime, new Date(st.mtimeMs + 1_000));
+  expect(loadThrough(f.file, f.entry)).toMatchObject({ value: 'a+b1', stats: { hits: 2, byKey: 1, misses: 0 } });
+  // Edited to a source of the same length: the key differs, so does the hash.
+  fs.writeFileSync(b, "'use strict';\nexports.value = 'b4';\n");
+  expect(loadThrough(f.file, f.entry)).toMatchObject({ value: 'a+b4', stats: { hits: 1, misses: 1, written: true } });
+}, 60_000);
+
+test('an entry no run has loaded for 30 days is dropped at the next write; files of the directory untouched for 30 days are removed then; a file read is touched once a day', () => {
+  const f = fixture('pruned');
+  const c = path.join(f.pkg, 'c.js');
+  fs.writeFileSync(c, "exports.value = 'c';\n");
+  loadThrough(f.file, c);
+  loadThrough(f.file, f.entry);
+  const stored = (): string => fs.readFileSync(f.file, 'latin1');
+  expect(stored()).toContain(JSON.stringify(c));
+  // c.js last loaded 31 days ago (its entry's day moved back), then a run that writes (b.js edited): c's entry goes.
+  const blob = fs.readFileSync(f.file);
+  const magic = blob.indexOf(0x0a) + 1;
+  const length = blob.readUInt32LE(magic);
+  const header = JSON.parse(blob.toString('utf8', magic + 4, magic + 4 + length)) as { entries: { f: string; u: number }[] };
+  for (const e of header.entries) if (e.f === c) e.u -= 31;
+  const headerBytes = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(headerBytes.length);
+  fs.writeFileSync(f.file, Buffer.concat([blob.subarray(0, magic), len, headerBytes, blob.subarray(magic + 4 + length)]), { mode: 0o600 });
+  const old = new Date(Date.now() - 31 * 86_400_000);
+  const files = { other: 'compile-fetch-0badf00d-node0-v8-0-x64.bin', tmp: 'compile-fetch-0badf00d-node0-v8-0-x64.bin.123.tmp', recent: 'compile-serve-0badf00d-node0-v8-0-x64.bin', unrelated: 'notes.txt' };
+  for (const [k, name] of Object.entries(files)) {
+    fs.writeFileSync(path.join(f.cacheDir, name), 'x');
+    if (k !== 'recent') fs.utimesSync(path.join(f.cacheDir, name), old, old);
+  }
+  fs.writeFileSync(path.join(f.pkg, 'b.js'), "'use strict';\nexports.value = 'b3';\n");
+  expect(loadThrough(f.file, f.entry)).toMatchObject({ value: 'a+b3', stats: { ignored: '', hits: 1, misses: 1, written: true } });
+  expect(stored()).not.toContain(JSON.stringify(c));
+  expect(fs.readdirSync(f.cacheDir).sort()).toEqual(['c.bin', files.recent, files.unrelated].sort());
+  // Read two days after it was written: touched, though nothing new is written.
+  fs.utimesSync(f.file, old, new Date(Date.now() - 2 * 86_400_000));
+  expect(loadThrough(f.file, f.entry).stats).toMatchObject({ hits: 2, written: false });
+  expect(Date.now() - fs.statSync(f.file).mtimeMs).toBeLessThan(86_400_000);
+}, 60_000);
+
 test('a stored resolution whose file is gone is resolved again by Node', () => {
   const f = fixture('moved');
   loadThrough(f.file, f.entry);

@@ -5,11 +5,11 @@
 // playout or flute:// modules (each loaded when first used). Counted in a fresh process of the transpiled CLI
 // (test/e2e/helpers.ts), not timed.
 import { spawnSync } from 'child_process';
-import { createSocket } from 'dgram';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { transpiledRoot } from '../e2e/helpers';
+import { listenSilently } from './silent-peer';
 
 /** The modules (paths relative to the transpiled root, and node's own as `node:NAME`) loaded once `rqcast ARGS` has run. */
 function modulesAfter(args: string[]): string[] {
@@ -42,15 +42,11 @@ describe('rqcast start-up', () => {
 
   test('a fetch over unicast sends its HELLO without the modules of TCP, multicast, playout, flute:// or name resolution', async () => {
     // A socket that never answers: the fetch sends HELLO (counted here) and gives up after --timeout; what it loaded by then is all it loaded before its HELLO left.
-    const silent = createSocket('udp4');
-    let hellos = 0;
-    silent.on('message', () => hellos++);
-    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const silent = await listenSilently();
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-startup-'));
     try {
-      const mods = modulesAfter(['fetch', `rqcast://127.0.0.1:${silent.address().port}`, '-o', out, '--timeout', '1s']);
-      for (let i = 0; i < 100 && hellos === 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(hellos).toBeGreaterThan(0);
+      const mods = modulesAfter(['fetch', `rqcast://127.0.0.1:${silent.port}`, '-o', out, '--timeout', '1s']);
+      expect(await silent.someArrived()).toBe(true);
       for (const present of ['dist/client/client.js', 'dist/client/session.js', 'dist/transport/udp/client-socket.js', 'dist/client/data-path.js']) {
         expect([present, has(mods, present)]).toEqual([present, true]);
       }
