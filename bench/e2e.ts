@@ -51,6 +51,7 @@ import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
+import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
 import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
@@ -102,6 +103,8 @@ interface Run {
   packets_vs_source_each?: (number | null)[];
   socket_drops_each?: (number | null)[];
   budget_drops_each?: (number | null)[];
+  /** Each receiver's bridge port in steady state (bench/support/wire-meter.ts). */
+  wire_each?: WireRate[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -177,6 +180,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   for (const c of receivers) await waitUdpListening(bed, c.ns, UFTP_PORT);
   await addLossAll(bed, loss);
   const serverRep = path.join(work, `uftp-${loss}.time`);
+  const meter = new WireMeter(bed, receivers.length);
   const t0 = nowSeconds();
   const server = bed.spawn(
     bed.server.ns,
@@ -197,6 +201,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   );
   const res = await server.wait();
   const seconds = nowSeconds() - t0;
+  const wire = await meter.stop();
   const dropped = await realisedLoss(bed, loss);
   await addLossAll(bed, 0);
   for (const d of daemons) await stopTimed(d);
@@ -209,7 +214,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   const ok = res.code === 0 && verified === receivers.length;
   if (!ok) log(`uftp at ${loss}%: exit ${res.code ?? res.signal}, ${verified}/${receivers.length} verified; stderr tail: ${res.stderr.slice(-1500)}`);
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped };
+  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped, wire_each: wire };
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
@@ -224,6 +229,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   await addLossAll(bed, loss);
   const reports: string[] = [];
   const outs: string[] = [];
+  const meter = new WireMeter(bed, receivers.length);
   const t0 = nowSeconds();
   const fetches = receivers.map((c, i) => {
     const rep = path.join(work, `fetch-${loss}-c${i}.time`);
@@ -240,6 +246,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const ends: number[] = [];
   const results = await Promise.all(fetches.map((f) => f.wait().then((r) => (ends.push(nowSeconds()), r))));
   const seconds = Math.max(...ends) - t0;
+  const wire = await meter.stop();
   const dropped = await realisedLoss(bed, loss);
   await addLossAll(bed, 0);
   await stopTimed(server);
@@ -275,6 +282,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     packets_vs_source_each: summaries.map((j) => (typeof j?.packetsReceived === 'number' ? round(j.packetsReceived / Math.ceil(BYTES / SYMBOL_SIZE), 3) : null)),
     socket_drops_each: summaries.map((j) => (typeof j?.socketDrops === 'number' ? j.socketDrops : null)),
     budget_drops_each: summaries.map((j) => (typeof j?.budgetDrops === 'number' ? j.budgetDrops : null)),
+    wire_each: wire,
   };
 }
 
@@ -343,6 +351,8 @@ async function main(): Promise<void> {
       packets_vs_source_each: rq?.packets_vs_source_each ?? null,
       socket_drops_each: rq?.socket_drops_each ?? null,
       budget_drops_each: rq?.budget_drops_each ?? null,
+      rqcast_wire_each: rq?.wire_each ?? null,
+      uftp_wire_each: uf?.wire_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
       client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),
@@ -365,6 +375,14 @@ async function main(): Promise<void> {
       `${f(r.loss_pct, 7)}${f(r.floor_s, 9)}${f(r.rqcast_s, 10)}${f(r.uftp_s, 9)}${f(r.ratio, 13)}${f(r.rqcast_vs_floor, 10)}${f(r.startup_ms, 12)}${f(r.tail_ms, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_server_rss_MiB, 12)}${f(r.rqcast_client_rss_MiB, 12)}${f(r.uftp_server_rss_MiB, 14)}${f(r.uftp_client_rss_MiB, 11)}` +
         `${f(r.rqcast_server_cpu_s, 12)}${f(r.client_cpu_s, 12)}${f(r.uftp_server_cpu_s, 14)}${f(r.uftpd_cpu_s, 9)}`,
     );
+  }
+  console.log('wire, steady state per receiver port (10-90 % of its bytes), Mbit/s: ethernet / IP / UDP payload, packets/s, mean UDP payload');
+  for (const r of results) {
+    for (const [system, each] of [['rqcast', r.rqcast_wire_each], ['uftp', r.uftp_wire_each]] as const) {
+      if (!each) continue;
+      const cells = each.map((w) => `${w.ethernet_mbit} / ${w.ip_mbit} / ${w.udp_payload_mbit}, ${w.packets_per_s} pkt/s, ${w.mean_udp_payload} B`);
+      console.log(`${String(r.loss_pct).padEnd(4)}% ${system.padEnd(7)} ${cells.join('  |  ')}`);
+    }
   }
   printMixedRows(mixed);
   console.log(JSON.stringify({ bench: 'e2e', results, mixed }));
