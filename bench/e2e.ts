@@ -20,7 +20,15 @@
 //   (rqcast `--rate R` Mbit/s per channel, UFTP `-R R*1000` Kbit/s with
 //   congestion control off `-C none`). UFTP multicasts one stream that every
 //   receiver gets; rqcast unicasts one copy to each, so each receiver sees the
-//   same rate either way.
+//   same rate either way. Both count the same bytes: UDP payload (rqcast its
+//   ALC packets, 28-byte header + symbol; UFTP its packets, ~24-byte header +
+//   block), neither the IP, UDP or Ethernet headers. wire_each checks it on
+//   each receiver's bridge port (bench/support/wire-meter.ts): in steady
+//   state both put 199.5-200.0 Mbit/s of UDP payload there (docs/BENCHMARKS.md).
+// - GSO: rqcast's runs cross the veths and the bridge as one GSO datagram
+//   (~31 packets) and are cut into packets at the receiving socket, so the
+//   loss rule below sees, and drops, whole runs: the same share of packets
+//   as UFTP's, in bursts.
 // - Payload: UFTP block size 1280 (`-b 1280`) = rqcast symbol size 1280.
 // - Socket buffers: 8 MiB on both sides (`-B`, and rmem_max/wmem_max in the
 //   namespaces).
@@ -53,6 +61,7 @@ import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
 import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
+import { Breakdown, breakdown, FetchCounts, printBreakdowns } from './e2e-breakdown';
 import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -73,6 +82,8 @@ const FETCH_NODE_ARGS = (opt('--fetch-node-args') ?? '').split(/\s+/).filter(Boo
 const BUF = 8 * 1024 * 1024;
 /** rqcast's default symbol size (T): source symbols = bytes / T. */
 const SYMBOL_SIZE = 1280;
+/** A data packet's bytes as --rate counts them: the ALC/LCT header (lib/server/config.ts DATA_HEADER_BYTES) and the symbol. */
+const DATA_PACKET_BYTES = 28 + SYMBOL_SIZE;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
 const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
@@ -105,6 +116,8 @@ interface Run {
   budget_drops_each?: (number | null)[];
   /** Each receiver's bridge port in steady state (bench/support/wire-meter.ts). */
   wire_each?: WireRate[];
+  /** rqcast: where each receiver's time went (bench/e2e-breakdown.ts). */
+  breakdown_each?: (Breakdown | null)[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -244,10 +257,16 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     );
   });
   const ends: number[] = [];
-  const results = await Promise.all(fetches.map((f) => f.wait().then((r) => (ends.push(nowSeconds()), r))));
+  const results = await Promise.all(fetches.map((f, i) => f.wait().then((r) => ((ends[i] = nowSeconds()), r))));
   const seconds = Math.max(...ends) - t0;
   const wire = await meter.stop();
   const dropped = await realisedLoss(bed, loss);
+  const lossEach: (number | undefined)[] = [];
+  for (const c of receivers) {
+    const k = loss > 0 ? await bed.lossCounters(c.ns) : undefined;
+    lossEach.push(k && k.seen > 0 ? k.dropped / k.seen : undefined);
+    if (k) log(`${c.ns}: loss rule saw ${k.seen} datagrams (GSO trains count once), dropped ${k.dropped}`);
+  }
   await addLossAll(bed, 0);
   await stopTimed(server);
   let verified = 0;
@@ -283,6 +302,10 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     socket_drops_each: summaries.map((j) => (typeof j?.socketDrops === 'number' ? j.socketDrops : null)),
     budget_drops_each: summaries.map((j) => (typeof j?.budgetDrops === 'number' ? j.budgetDrops : null)),
     wire_each: wire,
+    breakdown_each: summaries.map(
+      (j, i) =>
+        breakdown({ seconds: ends[i] - t0, summary: (j ?? {}) as FetchCounts, bytes: BYTES, symbolSize: SYMBOL_SIZE, packetBytes: DATA_PACKET_BYTES, rateMbit: RATE_MBIT, lossPct: loss, realisedLoss: lossEach[i] }) ?? null,
+    ),
   };
 }
 
@@ -352,6 +375,7 @@ async function main(): Promise<void> {
       socket_drops_each: rq?.socket_drops_each ?? null,
       budget_drops_each: rq?.budget_drops_each ?? null,
       rqcast_wire_each: rq?.wire_each ?? null,
+      breakdown_each: rq?.breakdown_each ?? null,
       uftp_wire_each: uf?.wire_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
@@ -384,6 +408,7 @@ async function main(): Promise<void> {
       console.log(`${String(r.loss_pct).padEnd(4)}% ${system.padEnd(7)} ${cells.join('  |  ')}`);
     }
   }
+  printBreakdowns(results.map((r) => ({ loss_pct: r.loss_pct, each: r.breakdown_each })));
   printMixedRows(mixed);
   console.log(JSON.stringify({ bench: 'e2e', results, mixed }));
 }

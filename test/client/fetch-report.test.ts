@@ -5,6 +5,7 @@
 import { PartialBlockBudget } from '../../lib/client/block-budget';
 import { newClientStats } from '../../lib/client/events';
 import { FetchReport, startupPhases } from '../../lib/client/fetch-report';
+import { summaryJson } from '../../lib/client/progress';
 import type { ObjectRegistry, RegisteredObject } from '../../lib/client/object-registry';
 
 function object(name: string, lastUsefulAt: number, late = 0): RegisteredObject {
@@ -54,6 +55,8 @@ describe('FetchReport start-up and tail', () => {
     const s = report([object('a', 1_000, 3), object('b', 1_000, 4)], 10).summary(2_000, []);
     expect(s.symbolsLate).toBe(7);
     expect(s.symbolsReceived).toBe(20);
+    expect(summaryJson(s).symbolsLate).toBe(7); // fetch --json
+
   });
 
   test('no packet, no object: neither figure', () => {
