@@ -9,6 +9,9 @@
 //            --serve-args "..." (extra rqcast serve options)
 //            --fetch-args "..." (extra rqcast fetch options, e.g. --no-need: the fixed passes)
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
+//            --segment (the bridge cuts rqcast's GSO datagrams into packets on
+//              the way to each receiver, so the loss rule drops packets, not
+//              runs of ~31: see GSO under Fairness)
 //            --fetch-node-args "..." (node options of each rqcast fetch, e.g.
 //              "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof": a profile of
 //              the receivers; node refuses --cpu-prof in NODE_OPTIONS;
@@ -75,6 +78,7 @@ const ONLY = opt('--only');
 /** Extra `rqcast serve` options, e.g. --serve-args "--memory 128 --pass-overhead 10" (a sliding window). */
 const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIXED = !argv.includes('--no-mixed');
+const SEGMENT = argv.includes('--segment');
 /** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
 const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 /** Node options of each `rqcast fetch` (profiling). */
@@ -316,6 +320,8 @@ async function main(): Promise<void> {
   if (ONLY !== 'uftp') log(`rqcast CLI from ${transpiledRoot()}`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-e2e-'));
   const bed = await Testbed.create({ clients: RECEIVERS, socketBufferMax: BUF });
+  // Without UDP segmentation offload on a receiver's bridge port, the kernel cuts each GSO datagram into its packets there (software GSO).
+  if (SEGMENT) for (let i = 1; i <= RECEIVERS; i++) await bed.runOk(bed.bridgeNs, ['ethtool', '-K', `p${i}`, 'tx-udp-segmentation', 'off']);
   const runs: Run[] = [];
   const mixed: MixedRow[] = [];
   try {
@@ -391,7 +397,7 @@ async function main(): Promise<void> {
     };
   });
 
-  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss`);
+  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss${SEGMENT ? ' on packets (--segment)' : ''}`);
   console.log('loss%  floor_s  rqcast_s  uftp_s   uftp/rqcast  rq/floor  startup_ms  tail_ms  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
@@ -410,7 +416,7 @@ async function main(): Promise<void> {
   }
   printBreakdowns(results.map((r) => ({ loss_pct: r.loss_pct, each: r.breakdown_each })));
   printMixedRows(mixed);
-  console.log(JSON.stringify({ bench: 'e2e', results, mixed }));
+  console.log(JSON.stringify({ bench: 'e2e', segment: SEGMENT, results, mixed }));
 }
 
 main().catch((err) => {
