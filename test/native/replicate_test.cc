@@ -392,31 +392,47 @@ static void test_engine_mixed_sizes_keep_datagram_boundaries() {
   for (size_t i = 0; i < 10 && i < r.got.size(); ++i) CHECK(r.got[i] == sent[i]);
 }
 
-static void test_engine_pacing_holds_back_packets() {
-  // 1200 bytes/s with a 2400-byte burst on a manual clock: what leaves is
-  // fixed by token arithmetic alone, never by how fast this machine is.
+// An engine on a manual clock with one paced channel (id 3, 1200-byte
+// slots, a 2400-byte burst) sending to a local receiver: what leaves is
+// fixed by token arithmetic alone, never by how fast this machine is.
+struct PacedChannel {
   std::atomic<uint64_t> clock{1000};
-  EngineOptions o;
-  o.clock = [&clock] { return clock.load(); };
-  Engine e(o, nullptr);
-  CHECK_EQ(e.start(), 0);
-  ChannelConfig cc;
-  cc.slot_size = 1200;
-  cc.rate_bytes_per_s = 1200;
-  cc.burst_bytes = 2400;
-  CHECK_EQ(e.create_channel(3, cc), 0);
-  Receiver r("127.0.0.1");
-  e.add_destination(3, ep("127.0.0.1", r.port));
-  std::vector<uint8_t> pk = make_packets(0, 10, 1200);
-  uint32_t acc = 0;
-  e.push_packets(3, pk.data(), 1200, 10, &acc);
-  CHECK_EQ(acc, 10u);
-  auto sent = [&] {
+  Engine e;
+  Receiver r{"127.0.0.1"};
+  explicit PacedChannel(uint64_t rate) : e(manual(clock), nullptr) {
+    CHECK_EQ(e.start(), 0);
+    ChannelConfig cc;
+    cc.slot_size = 1200;
+    cc.rate_bytes_per_s = rate;
+    cc.burst_bytes = 2400;
+    CHECK_EQ(e.create_channel(3, cc), 0);
+    e.add_destination(3, ep("127.0.0.1", r.port));
+  }
+  static EngineOptions manual(std::atomic<uint64_t>& c) {
+    EngineOptions o;
+    o.clock = [&c] { return c.load(); };
+    return o;
+  }
+  // Stream packets sent once the engine has caught up with this thread.
+  uint64_t sent() {
     CHECK_EQ(e.barrier(), 0);
     ChannelStats s;
     e.channel_stats(3, &s);
     return s.stream_packets;
-  };
+  }
+};
+
+static void test_engine_pacing_holds_back_packets() {
+  // 1200 bytes/s with a 2400-byte burst.
+  PacedChannel p(1200);
+  Engine& e = p.e;
+  Receiver& r = p.r;
+  std::atomic<uint64_t>& clock = p.clock;
+  auto sent = [&p] { return p.sent(); };
+  std::vector<uint8_t> pk = make_packets(0, 10, 1200);
+  uint32_t acc = 0;
+  e.push_packets(3, pk.data(), 1200, 10, &acc);
+  CHECK_EQ(acc, 10u);
   CHECK_EQ(sent(), 2u);  // the burst
   CHECK_EQ(sent(), 2u);  // and nothing more while the clock stands still
   // A one-off on the channel's account goes out at once and puts the
@@ -458,24 +474,10 @@ static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   // A sender that wakes 1 s late with packets queued sends the burst and
   // the catch-up (4 packets); one whose ring was empty for that second
   // sends the burst only (2 packets).
-  std::atomic<uint64_t> clock{1000};
-  EngineOptions o;
-  o.clock = [&clock] { return clock.load(); };
-  Engine e(o, nullptr);
-  CHECK_EQ(e.start(), 0);
-  ChannelConfig cc;
-  cc.slot_size = 1200;
-  cc.rate_bytes_per_s = 120000;
-  cc.burst_bytes = 2400;
-  CHECK_EQ(e.create_channel(3, cc), 0);
-  Receiver r("127.0.0.1");
-  e.add_destination(3, ep("127.0.0.1", r.port));
-  auto sent = [&] {
-    CHECK_EQ(e.barrier(), 0);
-    ChannelStats s;
-    e.channel_stats(3, &s);
-    return s.stream_packets;
-  };
+  PacedChannel p(120000);
+  Engine& e = p.e;
+  std::atomic<uint64_t>& clock = p.clock;
+  auto sent = [&p] { return p.sent(); };
   std::vector<uint8_t> pk = make_packets(0, 20, 1200);
   uint32_t acc = 0;
   e.push_packets(3, pk.data(), 1200, 10, &acc);
@@ -491,8 +493,8 @@ static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   e.push_packets(3, pk.data() + 10 * 1200, 1200, 10, &acc);
   CHECK_EQ(acc, 10u);
   CHECK_EQ(sent(), 12u);  // a burst, no catch-up for the idle second
-  r.drain();
-  CHECK_EQ(r.got.size(), 12u);
+  p.r.drain();
+  CHECK_EQ(p.r.got.size(), 12u);
   e.stop();
 }
 
