@@ -413,6 +413,12 @@ struct PacedChannel {
     o.clock = [&c] { return c.load(); };
     return o;
   }
+  // Queues packets [first, first + n) of `pk` (1200 bytes each), all taken.
+  void push(const std::vector<uint8_t>& pk, size_t first, uint32_t n) {
+    uint32_t acc = 0;
+    e.push_packets(3, pk.data() + first * 1200, 1200, n, &acc);
+    CHECK_EQ(acc, n);
+  }
   // Stream packets sent once the engine has caught up with this thread.
   uint64_t sent() {
     CHECK_EQ(e.barrier(), 0);
@@ -429,10 +435,7 @@ static void test_engine_pacing_holds_back_packets() {
   Receiver& r = p.r;
   std::atomic<uint64_t>& clock = p.clock;
   auto sent = [&p] { return p.sent(); };
-  std::vector<uint8_t> pk = make_packets(0, 10, 1200);
-  uint32_t acc = 0;
-  e.push_packets(3, pk.data(), 1200, 10, &acc);
-  CHECK_EQ(acc, 10u);
+  p.push(make_packets(0, 10, 1200), 0, 10);
   CHECK_EQ(sent(), 2u);  // the burst
   CHECK_EQ(sent(), 2u);  // and nothing more while the clock stands still
   // A one-off on the channel's account goes out at once and puts the
@@ -475,13 +478,10 @@ static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   // the catch-up (4 packets); one whose ring was empty for that second
   // sends the burst only (2 packets).
   PacedChannel p(120000);
-  Engine& e = p.e;
   std::atomic<uint64_t>& clock = p.clock;
   auto sent = [&p] { return p.sent(); };
-  std::vector<uint8_t> pk = make_packets(0, 20, 1200);
-  uint32_t acc = 0;
-  e.push_packets(3, pk.data(), 1200, 10, &acc);
-  CHECK_EQ(acc, 10u);
+  const std::vector<uint8_t> pk = make_packets(0, 20, 1200);
+  p.push(pk, 0, 10);
   CHECK_EQ(sent(), 2u);  // the burst
   clock += 1000000000;   // late: the bucket keeps burst + catch-up
   CHECK_EQ(sent(), 6u);
@@ -489,13 +489,11 @@ static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   CHECK_EQ(sent(), 10u);  // the ring is now empty
   clock += 1000000000;    // idle for a second
   CHECK_EQ(sent(), 10u);
-  acc = 0;
-  e.push_packets(3, pk.data() + 10 * 1200, 1200, 10, &acc);
-  CHECK_EQ(acc, 10u);
+  p.push(pk, 10, 10);
   CHECK_EQ(sent(), 12u);  // a burst, no catch-up for the idle second
   p.r.drain();
   CHECK_EQ(p.r.got.size(), 12u);
-  e.stop();
+  p.e.stop();
 }
 
 static void test_engine_destination_changes_apply_in_order() {
