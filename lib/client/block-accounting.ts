@@ -182,7 +182,7 @@ export class BlockAccounting {
       return false;
     }
     this.arrivedAt[sbn] = stamp;
-    if (this.full(sbn)) {
+    if (this.fed[sbn] >= this.limit[sbn]) {
       this.stats.symbolsSurplus++;
       return false;
     }
@@ -197,11 +197,6 @@ export class BlockAccounting {
     this.fed[sbn]++;
     this.stats.symbolsReceived++;
     return true;
-  }
-
-  /** Whether `sbn` accepted all the symbols its current attempt takes (its limit): the rest are surplus until an attempt fails. */
-  full(sbn: number): boolean {
-    return this.fed[sbn] >= this.limit[sbn];
   }
 
   /** One symbol of `sbn` handed to the decoder; true once the block holds K (worth a solve). */

@@ -284,12 +284,6 @@ export class ObjectReceiver implements BudgetedReceiver {
    */
   blockNeed(sbn: number): number {
     if (this.accounting.blockDone[sbn]) return 0;
-    // Holding all that its decoding attempt takes (K + margin), a block asks
-    // for nothing more while that attempt runs: more would be refused as
-    // surplus. A solve that lags (a busy machine) would otherwise keep the
-    // block's pass going for every member. If the attempt fails, the limit
-    // grows and the need comes back (docs/PROTOCOL.md §7a.1).
-    if (this.accounting.full(sbn)) return 0;
     return Math.max(1, this.K[sbn] - this.accounting.fed[sbn]);
   }
 

@@ -214,30 +214,6 @@ describe('ObjectReceiver', () => {
     enc.close();
   });
 
-  test('NEED (docs/PROTOCOL.md §7a.1): K minus what a block accepted, at least 1; 0 once it holds K + margin and is being solved, and once decoded', async () => {
-    const data = randomBytes(2000);
-    const enc = new ObjectEncoder(data, { symbolSize: 100 }); // K = 20
-    const sink = new MemorySink(data.length);
-    const rx = new ObjectReceiver(wireOti(enc), sink, { margin: 2 });
-    expect(rx.blockNeed(0)).toBe(20);
-    for (let esi = 20; esi < 39; esi++) rx.add(alcPacket(enc, 0, esi));
-    expect(rx.blockNeed(0)).toBe(1);
-    rx.add(alcPacket(enc, 0, 39));
-    rx.add(alcPacket(enc, 0, 40));
-    // K and K + 1 accepted: the attempt still takes one more.
-    expect(rx.blockNeed(0)).toBe(1);
-    rx.add(alcPacket(enc, 0, 41));
-    // K + margin while the solve runs: more would be surplus, so none is asked for.
-    expect(rx.stats.blocksDone).toBe(0);
-    expect(rx.blockNeed(0)).toBe(0);
-    rx.add(alcPacket(enc, 0, 42));
-    expect(rx.stats.symbolsSurplus).toBe(1);
-    await rx.done;
-    expect(rx.blockNeed(0)).toBe(0);
-    expect(sink.out.equals(data)).toBe(true);
-    enc.close();
-  });
-
   test('several symbols per ALC packet (G = 4)', async () => {
     const data = randomBytes(40_000);
     const enc = new ObjectEncoder(data, { symbolSize: 128, sourceBlocks: 2 });
