@@ -27,7 +27,8 @@
 //   ALC packets, 28-byte header + symbol; UFTP its packets, ~24-byte header +
 //   block), neither the IP, UDP or Ethernet headers. wire_each checks it on
 //   each receiver's bridge port (bench/support/wire-meter.ts): in steady
-//   state both put 199.5-200.0 Mbit/s of UDP payload there (docs/BENCHMARKS.md).
+//   state rqcast put 191.6-199.9 and UFTP 197.7-201.4 Mbit/s of UDP payload
+//   there under load 6-15 (docs/BENCHMARKS.md, 2026-12-04).
 // - GSO: rqcast's runs cross the veths and the bridge as one GSO datagram
 //   (~31 packets) and are cut into packets at the receiving socket, so the
 //   loss rule below sees, and drops, whole runs: the same share of packets
