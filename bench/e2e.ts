@@ -9,6 +9,9 @@
 //            --serve-args "..." (extra rqcast serve options)
 //            --fetch-args "..." (extra rqcast fetch options, e.g. --no-need: the fixed passes)
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
+//            --segment (the bridge cuts rqcast's GSO datagrams into packets on
+//              the way to each receiver, so the loss rule drops packets, not
+//              runs of ~31: see GSO under Fairness)
 //            --fetch-node-args "..." (node options of each rqcast fetch, e.g.
 //              "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof": a profile of
 //              the receivers; node refuses --cpu-prof in NODE_OPTIONS;
@@ -20,7 +23,16 @@
 //   (rqcast `--rate R` Mbit/s per channel, UFTP `-R R*1000` Kbit/s with
 //   congestion control off `-C none`). UFTP multicasts one stream that every
 //   receiver gets; rqcast unicasts one copy to each, so each receiver sees the
-//   same rate either way.
+//   same rate either way. Both count the same bytes: UDP payload (rqcast its
+//   ALC packets, 28-byte header + symbol; UFTP its packets, ~24-byte header +
+//   block), neither the IP, UDP or Ethernet headers. wire_each checks it on
+//   each receiver's bridge port (bench/support/wire-meter.ts): in steady
+//   state rqcast put 191.6-199.9 and UFTP 197.7-201.4 Mbit/s of UDP payload
+//   there under load 6-15 (docs/BENCHMARKS.md, 2026-12-04).
+// - GSO: rqcast's runs cross the veths and the bridge as one GSO datagram
+//   (~31 packets) and are cut into packets at the receiving socket, so the
+//   loss rule below sees, and drops, whole runs: the same share of packets
+//   as UFTP's, in bursts.
 // - Payload: UFTP block size 1280 (`-b 1280`) = rqcast symbol size 1280.
 // - Socket buffers: 8 MiB on both sides (`-B`, and rmem_max/wmem_max in the
 //   namespaces).
@@ -51,7 +63,9 @@ import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
+import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
+import { Breakdown, breakdown, FetchCounts, printBreakdowns } from './e2e-breakdown';
 import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -65,6 +79,7 @@ const ONLY = opt('--only');
 /** Extra `rqcast serve` options, e.g. --serve-args "--memory 128 --pass-overhead 10" (a sliding window). */
 const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIXED = !argv.includes('--no-mixed');
+const SEGMENT = argv.includes('--segment');
 /** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
 const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 /** Node options of each `rqcast fetch` (profiling). */
@@ -72,6 +87,8 @@ const FETCH_NODE_ARGS = (opt('--fetch-node-args') ?? '').split(/\s+/).filter(Boo
 const BUF = 8 * 1024 * 1024;
 /** rqcast's default symbol size (T): source symbols = bytes / T. */
 const SYMBOL_SIZE = 1280;
+/** A data packet's bytes as --rate counts them: the ALC/LCT header (lib/server/config.ts DATA_HEADER_BYTES) and the symbol. */
+const DATA_PACKET_BYTES = 28 + SYMBOL_SIZE;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
 const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
@@ -102,6 +119,10 @@ interface Run {
   packets_vs_source_each?: (number | null)[];
   socket_drops_each?: (number | null)[];
   budget_drops_each?: (number | null)[];
+  /** Each receiver's bridge port in steady state (bench/support/wire-meter.ts). */
+  wire_each?: WireRate[];
+  /** rqcast: where each receiver's time went (bench/e2e-breakdown.ts). */
+  breakdown_each?: (Breakdown | null)[];
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -177,6 +198,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   for (const c of receivers) await waitUdpListening(bed, c.ns, UFTP_PORT);
   await addLossAll(bed, loss);
   const serverRep = path.join(work, `uftp-${loss}.time`);
+  const meter = new WireMeter(bed, receivers.length);
   const t0 = nowSeconds();
   const server = bed.spawn(
     bed.server.ns,
@@ -197,6 +219,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   );
   const res = await server.wait();
   const seconds = nowSeconds() - t0;
+  const wire = await meter.stop();
   const dropped = await realisedLoss(bed, loss);
   await addLossAll(bed, 0);
   for (const d of daemons) await stopTimed(d);
@@ -209,7 +232,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   const ok = res.code === 0 && verified === receivers.length;
   if (!ok) log(`uftp at ${loss}%: exit ${res.code ?? res.signal}, ${verified}/${receivers.length} verified; stderr tail: ${res.stderr.slice(-1500)}`);
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped };
+  return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped, wire_each: wire };
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
@@ -224,6 +247,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   await addLossAll(bed, loss);
   const reports: string[] = [];
   const outs: string[] = [];
+  const meter = new WireMeter(bed, receivers.length);
   const t0 = nowSeconds();
   const fetches = receivers.map((c, i) => {
     const rep = path.join(work, `fetch-${loss}-c${i}.time`);
@@ -238,9 +262,16 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     );
   });
   const ends: number[] = [];
-  const results = await Promise.all(fetches.map((f) => f.wait().then((r) => (ends.push(nowSeconds()), r))));
+  const results = await Promise.all(fetches.map((f, i) => f.wait().then((r) => ((ends[i] = nowSeconds()), r))));
   const seconds = Math.max(...ends) - t0;
+  const wire = await meter.stop();
   const dropped = await realisedLoss(bed, loss);
+  const lossEach: (number | undefined)[] = [];
+  for (const c of receivers) {
+    const k = loss > 0 ? await bed.lossCounters(c.ns) : undefined;
+    lossEach.push(k && k.seen > 0 ? k.dropped / k.seen : undefined);
+    if (k) log(`${c.ns}: loss rule saw ${k.seen} datagrams (GSO trains count once), dropped ${k.dropped}`);
+  }
   await addLossAll(bed, 0);
   await stopTimed(server);
   let verified = 0;
@@ -275,6 +306,11 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     packets_vs_source_each: summaries.map((j) => (typeof j?.packetsReceived === 'number' ? round(j.packetsReceived / Math.ceil(BYTES / SYMBOL_SIZE), 3) : null)),
     socket_drops_each: summaries.map((j) => (typeof j?.socketDrops === 'number' ? j.socketDrops : null)),
     budget_drops_each: summaries.map((j) => (typeof j?.budgetDrops === 'number' ? j.budgetDrops : null)),
+    wire_each: wire,
+    breakdown_each: summaries.map(
+      (j, i) =>
+        breakdown({ seconds: ends[i] - t0, summary: (j ?? {}) as FetchCounts, bytes: BYTES, symbolSize: SYMBOL_SIZE, packetBytes: DATA_PACKET_BYTES, rateMbit: RATE_MBIT, lossPct: loss, realisedLoss: lossEach[i] }) ?? null,
+    ),
   };
 }
 
@@ -285,6 +321,8 @@ async function main(): Promise<void> {
   if (ONLY !== 'uftp') log(`rqcast CLI from ${transpiledRoot()}`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-e2e-'));
   const bed = await Testbed.create({ clients: RECEIVERS, socketBufferMax: BUF });
+  // Without UDP segmentation offload on a receiver's bridge port, the kernel cuts each GSO datagram into its packets there (software GSO).
+  if (SEGMENT) for (let i = 1; i <= RECEIVERS; i++) await bed.runOk(bed.bridgeNs, ['ethtool', '-K', `p${i}`, 'tx-udp-segmentation', 'off']);
   const runs: Run[] = [];
   const mixed: MixedRow[] = [];
   try {
@@ -343,6 +381,9 @@ async function main(): Promise<void> {
       packets_vs_source_each: rq?.packets_vs_source_each ?? null,
       socket_drops_each: rq?.socket_drops_each ?? null,
       budget_drops_each: rq?.budget_drops_each ?? null,
+      rqcast_wire_each: rq?.wire_each ?? null,
+      breakdown_each: rq?.breakdown_each ?? null,
+      uftp_wire_each: uf?.wire_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,
       client_cpu_s_per_GiB: perGiB(rq?.client_cpu_s),
@@ -357,7 +398,7 @@ async function main(): Promise<void> {
     };
   });
 
-  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss`);
+  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss${SEGMENT ? ' on packets (--segment)' : ''}`);
   console.log('loss%  floor_s  rqcast_s  uftp_s   uftp/rqcast  rq/floor  startup_ms  tail_ms  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
@@ -366,8 +407,17 @@ async function main(): Promise<void> {
         `${f(r.rqcast_server_cpu_s, 12)}${f(r.client_cpu_s, 12)}${f(r.uftp_server_cpu_s, 14)}${f(r.uftpd_cpu_s, 9)}`,
     );
   }
+  console.log('wire, steady state per receiver port (10-90 % of its bytes), Mbit/s: ethernet / IP / UDP payload, packets/s, mean UDP payload');
+  for (const r of results) {
+    for (const [system, each] of [['rqcast', r.rqcast_wire_each], ['uftp', r.uftp_wire_each]] as const) {
+      if (!each) continue;
+      const cells = each.map((w) => `${w.ethernet_mbit} / ${w.ip_mbit} / ${w.udp_payload_mbit}, ${w.packets_per_s} pkt/s, ${w.mean_udp_payload} B`);
+      console.log(`${String(r.loss_pct).padEnd(4)}% ${system.padEnd(7)} ${cells.join('  |  ')}`);
+    }
+  }
+  printBreakdowns(results.map((r) => ({ loss_pct: r.loss_pct, each: r.breakdown_each })));
   printMixedRows(mixed);
-  console.log(JSON.stringify({ bench: 'e2e', results, mixed }));
+  console.log(JSON.stringify({ bench: 'e2e', segment: SEGMENT, results, mixed }));
 }
 
 main().catch((err) => {

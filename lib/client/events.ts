@@ -114,6 +114,8 @@ export interface FetchSummary {
   symbolsUsed: number;
   /** Source symbols that arrived again for blocks that held them (a carousel's later passes), not taken. */
   symbolsDuplicate: number;
+  /** Symbols that arrived for blocks already decoded (a pass kept going for another member, or the decode was under way), not taken. */
+  symbolsLate: number;
   neededSymbols: number;
   /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
   symbolsResumed: number;

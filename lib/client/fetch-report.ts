@@ -112,6 +112,7 @@ export class FetchReport {
     let symbolsReceived = 0;
     let symbolsUsed = 0;
     let symbolsDuplicate = 0;
+    let symbolsLate = 0;
     let needed = 0;
     let symbolsResumed = 0;
     let blocksResumed = 0;
@@ -123,6 +124,7 @@ export class FetchReport {
       symbolsReceived += o.receiver.stats.symbolsReceived;
       symbolsUsed += o.receiver.stats.symbolsUsed;
       symbolsDuplicate += o.receiver.stats.symbolsDuplicate;
+      symbolsLate += o.receiver.stats.symbolsLate;
       needed += o.receiver.neededSymbols;
     }
     const s = this.stats;
@@ -136,6 +138,7 @@ export class FetchReport {
       symbolsReceived,
       symbolsUsed,
       symbolsDuplicate,
+      symbolsLate,
       neededSymbols: needed,
       symbolsResumed,
       blocksResumed,

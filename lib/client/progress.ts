@@ -58,6 +58,7 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     symbolsReceived: s.symbolsReceived,
     symbolsUsed: s.symbolsUsed,
     symbolsDuplicate: s.symbolsDuplicate,
+    symbolsLate: s.symbolsLate,
     neededSymbols: s.neededSymbols,
     symbolsResumed: s.symbolsResumed,
     blocksResumed: s.blocksResumed,

@@ -5,10 +5,11 @@
 import { PartialBlockBudget } from '../../lib/client/block-budget';
 import { newClientStats } from '../../lib/client/events';
 import { FetchReport, startupPhases } from '../../lib/client/fetch-report';
+import { summaryJson } from '../../lib/client/progress';
 import type { ObjectRegistry, RegisteredObject } from '../../lib/client/object-registry';
 
-function object(name: string, lastUsefulAt: number): RegisteredObject {
-  const stats = { symbolsReceived: 10, symbolsUsed: 10, symbolsDuplicate: 0, blocksResumed: 0, symbolsResumed: 0, symbolsReplayed: 0, blocksDone: 1 };
+function object(name: string, lastUsefulAt: number, late = 0): RegisteredObject {
+  const stats = { symbolsReceived: 10, symbolsUsed: 10, symbolsDuplicate: 0, symbolsLate: late, blocksResumed: 0, symbolsResumed: 0, symbolsReplayed: 0, blocksDone: 1 };
   return {
     name,
     oti: { transferLength: 1000 },
@@ -48,6 +49,14 @@ describe('FetchReport start-up and tail', () => {
     r.objectVerified(a, 2_500);
     r.objectVerified(b, 9_010);
     expect(r.summary(9_010, []).tailMs).toBe(10);
+  });
+
+  test('symbols that arrived after their block decoded are summed over the objects (symbolsLate)', () => {
+    const s = report([object('a', 1_000, 3), object('b', 1_000, 4)], 10).summary(2_000, []);
+    expect(s.symbolsLate).toBe(7);
+    expect(s.symbolsReceived).toBe(20);
+    expect(summaryJson(s).symbolsLate).toBe(7); // fetch --json
+
   });
 
   test('no packet, no object: neither figure', () => {

@@ -65,6 +65,7 @@ function summary(channels: FetchSummary['channels'], more: Partial<FetchSummary>
     symbolsReceived: 0,
     symbolsUsed: 0,
     symbolsDuplicate: 0,
+    symbolsLate: 0,
     neededSymbols: 0,
     symbolsResumed: 0,
     blocksResumed: 0,
