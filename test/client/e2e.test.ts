@@ -85,7 +85,7 @@ describe('RqcastServer -> RqcastClient over loopback', () => {
   test('ACK mode under 10% loss: replacements arrive and carry never-seen ESIs', async () => {
     const port = await serve([{ name: 'main', objects: ['mid.bin'] }], 30);
     const dir = await outDir();
-    const c = client(`rqcast://127.0.0.1:${port}`, dir, { ack: true, lossRate: 0.1, lossSeed: 7, recordEsis: true });
+    const c = client(`rqcast://127.0.0.1:${port}`, dir, { ack: true, ackIntervalMs: 10, lossRate: 0.1, lossSeed: 7, recordEsis: true });
     const s = await c.fetch();
     await expectSame(dir, ['mid.bin']);
     expect(s.acksSent).toBeGreaterThan(0);

@@ -77,9 +77,12 @@ describeNetns('rqcast over TCP between network namespaces', () => {
       for (const [i, pct] of losses.entries()) {
         if (pct === 0) continue;
         const k = await bed.lossCounters(bed.clients[i].ns);
-        // The rule was on, and took about its share.
-        expect(k.dropped).toBeGreaterThan(0);
-        expect(k.dropped / k.seen).toBeGreaterThan(pct / 100 / 3);
+        // The rule was on, and took about its share: the rule sees GSO
+        // packets (a few hundred here), so a count this low must have a
+        // binomial chance above 1e-6 (the rule itself is measured over
+        // 20 000 datagrams in netns.test.ts).
+        expect(k.seen).toBeGreaterThan(0);
+        expect(binomialAtMost(k.dropped, k.seen, pct / 100)).toBeGreaterThan(1e-6);
         await bed.removeLoss(bed.clients[i].ns);
       }
     } finally {
@@ -184,3 +187,14 @@ describeNetns('rqcast over TCP between network namespaces', () => {
     expect(await tables()).not.toMatch(/rqcast_tcp/);
   }, 180_000);
 });
+
+/** P(X <= k) for X ~ Binomial(n, p), summed in logarithms (no underflow for large n). */
+function binomialAtMost(k: number, n: number, p: number): number {
+  let logTerm = n * Math.log1p(-p); // log P(X = 0)
+  let sum = Math.exp(logTerm);
+  for (let i = 1; i <= k; i++) {
+    logTerm += Math.log((n - i + 1) / i) + Math.log(p / (1 - p));
+    sum += Math.exp(logTerm);
+  }
+  return sum;
+}

@@ -186,9 +186,13 @@ describe('serve --metrics: a scrape after a real transfer', () => {
   }, 60_000);
 
   test('ACK mode under loss: the replacements the server counts cover the ones the client received', async () => {
-    running = await startServe([file], serveOptions({ metrics: { port: 0 } }), silentIo);
+    // 4 MB at 50 Mbit/s: about 0.7 s, many ACK intervals, so replacements
+    // arrive before the blocks decode however the pacer's bursts fall.
+    const big = path.join(root, 'ack.bin');
+    await fs.writeFile(big, randomBytes(4_000_000));
+    running = await startServe([big], serveOptions({ metrics: { port: 0 } }), silentIo);
     const out = await fs.mkdtemp(path.join(root, 'out-'));
-    const client = new RqcastClient(`rqcast://127.0.0.1:${running.address.port}`, { outputDir: out, timeoutMs: 30_000, ack: true, lossRate: 0.1, lossSeed: 5 });
+    const client = new RqcastClient(`rqcast://127.0.0.1:${running.address.port}`, { outputDir: out, timeoutMs: 30_000, ack: true, ackIntervalMs: 20, lossRate: 0.1, lossSeed: 5 });
     const s = await client.fetch();
     expect(s.acksSent).toBeGreaterThan(0);
     expect(s.replacements).toBeGreaterThan(0);
