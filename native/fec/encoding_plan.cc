@@ -87,6 +87,38 @@ void EncodingPlan::TrimFused() {
   fused_coeffs.shrink_to_fit();
 }
 
+namespace {
+
+// How many fused ops ahead Replay prefetches (see PrefetchOp). Through the
+// JS bench's encode at K = 1 000 right after a full GC (best of 500, load
+// 5-8), the replay took 0.44-0.46 ms without prefetching (a prefetch
+// distance of 0), 0.40-0.42 at 3 and 6 ops ahead, 0.42 at 12, 0.42-0.43
+// at 24.
+constexpr size_t kPrefetchAhead = 4;
+
+// Every 64-byte line of a T-byte symbol into the caches. Inline asm: GCC
+// deletes a loop whose only statements are __builtin_prefetch calls.
+inline void PrefetchSymbol(const uint8_t* p, size_t T) {
+  for (size_t o = 0; o < T; o += 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    asm volatile("prefetcht0 %0" : : "m"(p[o]));
+#elif defined(__aarch64__)
+    asm volatile("prfm pldl1keep, %0" : : "Q"(p[o]));
+#endif
+  }
+}
+
+inline void PrefetchOp(const FusedOp& op, uint8_t* work, size_t T,
+                       const uint8_t* const* inputs) {
+  if (op.kind == FusedOp::kAssign && op.input != kNoFusedInput &&
+      inputs[op.input] != nullptr) {
+    PrefetchSymbol(inputs[op.input], T);
+  }
+  PrefetchSymbol(work + size_t(op.dst) * T, T);
+}
+
+}  // namespace
+
 void EncodingPlan::Replay(uint8_t* work, size_t T,
                           const uint8_t* const* inputs) const {
   PhaseTimer timer(PhaseTimer::kSymbol);
@@ -96,7 +128,15 @@ void EncodingPlan::Replay(uint8_t* work, size_t T,
     return;
   }
   std::vector<const uint8_t*> ptrs(max_sources);
-  for (const FusedOp& op : fused) {
+  const size_t n_ops = fused.size();
+  for (size_t i = 0; i < n_ops && i < kPrefetchAhead; ++i) {
+    PrefetchOp(fused[i], work, T, inputs);
+  }
+  for (size_t i = 0; i < n_ops; ++i) {
+    const FusedOp& op = fused[i];
+    if (i + kPrefetchAhead < n_ops) {
+      PrefetchOp(fused[i + kPrefetchAhead], work, T, inputs);
+    }
     uint8_t* dst = work + size_t(op.dst) * T;
     const uint32_t* src = fused_srcs.data() + op.first;
     switch (op.kind) {
