@@ -20,6 +20,7 @@
 #include "fec/symbol_buffer.h"
 
 #include "check.h"
+#include "codec_fixtures.h"
 
 using namespace rqcast::fec;
 
@@ -74,39 +75,13 @@ void test_buffers_counted() {
   CHECK_EQ(SymbolBuffer::CachedBytes(), 0u);
 }
 
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  explicit TempFile(const std::vector<uint8_t>& data) {
-    char name[] = "/tmp/rqcast-block-memory-test-XXXXXX";
-    fd = mkstemp(name);
-    path = name;
-    CHECK(fd >= 0);
-    size_t done = 0;
-    while (fd >= 0 && done < data.size()) {
-      ssize_t n = write(fd, data.data() + done, data.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    CHECK(done == data.size());
-  }
-  ~TempFile() {
-    if (fd >= 0) close(fd);
-    unlink(path.c_str());
-  }
-};
-
 // A file served block by block, as the server does: every block kept
 // prepared takes one fresh buffer (its work buffer) and the first one a
 // copy, which the next blocks reuse; blocks released and prepared again
 // take nothing fresh. Packets match the same bytes in memory.
 void test_file_blocks_counted() {
-  Oti oti;
-  oti.T = 1024;
-  oti.Z = 4;
-  oti.N = 1;
-  oti.Al = 4;
-  oti.F = uint64_t(4) * 900 * 1024 - 333;  // the last block padded
+  // The last block padded.
+  const Oti oti = make_oti(uint64_t(4) * 900 * 1024 - 333, 1024, 4, 1, 4);
   std::mt19937 rng(13);
   std::vector<uint8_t> data = random_bytes(rng, oti.F);
   TempFile file(data);
@@ -174,12 +149,7 @@ void test_file_blocks_counted() {
 // A file cut short after the encoder was made: the read fails, the
 // preparation reports it and holds nothing; its buffer goes back.
 void test_file_truncated() {
-  Oti oti;
-  oti.T = 1024;
-  oti.Z = 2;
-  oti.N = 1;
-  oti.Al = 4;
-  oti.F = uint64_t(2) * 200 * 1024;
+  const Oti oti = make_oti(uint64_t(2) * 200 * 1024, 1024, 2, 1, 4);
   std::mt19937 rng(17);
   std::vector<uint8_t> data = random_bytes(rng, oti.F);
   TempFile file(data);

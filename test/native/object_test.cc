@@ -21,20 +21,11 @@
 #include "fec/encoding_plan.h"
 
 #include "check.h"
+#include "codec_fixtures.h"
 
 using namespace rqcast::fec;
 
 namespace {
-
-Oti make_oti(uint64_t F, uint16_t T, uint16_t Z, uint16_t N, uint8_t Al) {
-  Oti o;
-  o.F = F;
-  o.T = T;
-  o.Z = Z;
-  o.N = N;
-  o.Al = Al;
-  return o;
-}
 
 bool same_oti(const Oti& a, const Oti& b) {
   return a.F == b.F && a.T == b.T && a.Z == b.Z && a.N == b.N && a.Al == b.Al;
@@ -679,29 +670,6 @@ void test_no_decode_path() {
 }
 
 // ------------------------------------------------- file-backed encoder --
-
-// A temporary file holding `data`; removed on destruction.
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  explicit TempFile(const std::vector<uint8_t>& data) {
-    char name[] = "/tmp/rqcast-object-test-XXXXXX";
-    fd = mkstemp(name);
-    path = name;
-    CHECK(fd >= 0);
-    size_t done = 0;
-    while (fd >= 0 && done < data.size()) {
-      ssize_t n = write(fd, data.data() + done, data.size() - done);
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    CHECK(done == data.size());
-  }
-  ~TempFile() {
-    if (fd >= 0) close(fd);
-    unlink(path.c_str());
-  }
-};
 
 // The packets of a file-backed encoder equal those of a memory-backed one
 // for every source ESI and a run of repair ESIs of every block, with the

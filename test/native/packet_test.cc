@@ -22,6 +22,7 @@
 #include "packet/lct_header.h"
 
 #include "check.h"
+#include "codec_fixtures.h"
 
 using namespace rqcast;
 using fec::Status;
@@ -32,17 +33,6 @@ using packet::PacketRun;
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-
-fec::Oti make_oti(uint64_t F, uint16_t T, uint16_t Z, uint16_t N,
-                  uint8_t Al) {
-  fec::Oti o;
-  o.F = F;
-  o.T = T;
-  o.Z = Z;
-  o.N = N;
-  o.Al = Al;
-  return o;
-}
 
 // The header the fields describe, written into a buffer of exactly its
 // size; empty if WriteLctHeader refused.
