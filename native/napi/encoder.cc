@@ -605,16 +605,13 @@ Napi::Value SymbolBufferCounters(const Napi::CallbackInfo& info) {
     fec::SymbolBuffer::ResetCounters();
   }
   Napi::Object o = Napi::Object::New(env);
-  auto set = [&](const char* name, uint64_t v) {
-    o.Set(name, Napi::Number::New(env, static_cast<double>(v)));
-  };
-  set("fresh", c.fresh);
-  set("freshBytes", c.fresh_bytes);
-  set("reused", c.reused);
-  set("reusedBytes", c.reused_bytes);
-  set("freed", c.freed);
-  set("freedBytes", c.freed_bytes);
-  set("cachedBytes", fec::SymbolBuffer::CachedBytes());
+  SetCount(o, "fresh", c.fresh);
+  SetCount(o, "freshBytes", c.fresh_bytes);
+  SetCount(o, "reused", c.reused);
+  SetCount(o, "reusedBytes", c.reused_bytes);
+  SetCount(o, "freed", c.freed);
+  SetCount(o, "freedBytes", c.freed_bytes);
+  SetCount(o, "cachedBytes", fec::SymbolBuffer::CachedBytes());
   return o;
 }
 

@@ -399,14 +399,11 @@ class UdpReceiver : public Napi::ObjectWrap<UdpReceiver> {
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    auto set = [&](const char* k, const std::atomic<uint64_t>& v) {
-      o.Set(k, Napi::Number::New(env, static_cast<double>(v.load())));
-    };
-    set("datagrams", counters_->datagrams);
-    set("bytes", counters_->bytes);
-    set("batches", counters_->batches);
-    set("truncated", counters_->truncated);
-    set("errors", counters_->errors);
+    SetCount(o, "datagrams", counters_->datagrams.load());
+    SetCount(o, "bytes", counters_->bytes.load());
+    SetCount(o, "batches", counters_->batches.load());
+    SetCount(o, "truncated", counters_->truncated.load());
+    SetCount(o, "errors", counters_->errors.load());
     // UDP_GRO: whether the kernel accepted it, and messages that arrived
     // coalesced (split back into datagrams by udp::BatchReceiver).
     o.Set("gro", Napi::Boolean::New(env, rx_ && rx_->gro()));

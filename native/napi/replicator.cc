@@ -451,23 +451,20 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
       return Napi::Value();
     }
     Napi::Object o = Napi::Object::New(env);
-    auto set = [&](const char* k, uint64_t v) {
-      o.Set(k, Napi::Number::New(env, static_cast<double>(v)));
-    };
-    set("streamPackets", s.stream_packets);
-    set("datagrams", s.datagrams);
-    set("bytes", s.bytes);
-    set("syscalls", s.syscalls);
-    set("gsoSends", s.gso_sends);
-    set("dropsEagain", s.drops_eagain);
-    set("dropsEnobufs", s.drops_enobufs);
-    set("errors", s.errors);
-    set("oneOffs", s.one_offs);
-    set("tcpPackets", s.tcp_packets);
-    set("tcpBytes", s.tcp_bytes);
-    set("destinations", s.destinations);
-    set("groups", s.groups);
-    set("queued", s.queued);
+    SetCount(o, "streamPackets", s.stream_packets);
+    SetCount(o, "datagrams", s.datagrams);
+    SetCount(o, "bytes", s.bytes);
+    SetCount(o, "syscalls", s.syscalls);
+    SetCount(o, "gsoSends", s.gso_sends);
+    SetCount(o, "dropsEagain", s.drops_eagain);
+    SetCount(o, "dropsEnobufs", s.drops_enobufs);
+    SetCount(o, "errors", s.errors);
+    SetCount(o, "oneOffs", s.one_offs);
+    SetCount(o, "tcpPackets", s.tcp_packets);
+    SetCount(o, "tcpBytes", s.tcp_bytes);
+    SetCount(o, "destinations", s.destinations);
+    SetCount(o, "groups", s.groups);
+    SetCount(o, "queued", s.queued);
     return o;
   }
 
@@ -479,14 +476,11 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     o.Set("gsoActive", Napi::Boolean::New(env, s.gso_active));
     o.Set("gsoSupported",
           Napi::Boolean::New(env, engine_ && engine_->gso_supported()));
-    auto set = [&](const char* k, uint64_t v) {
-      o.Set(k, Napi::Number::New(env, static_cast<double>(v)));
-    };
-    set("gsoFallbacks", s.gso_fallbacks);
-    set("syscalls", s.syscalls);
-    set("oneOffs", s.one_offs);
-    set("oneOffErrors", s.one_off_errors);
-    set("commands", s.commands);
+    SetCount(o, "gsoFallbacks", s.gso_fallbacks);
+    SetCount(o, "syscalls", s.syscalls);
+    SetCount(o, "oneOffs", s.one_offs);
+    SetCount(o, "oneOffErrors", s.one_off_errors);
+    SetCount(o, "commands", s.commands);
     return o;
   }
 

@@ -36,6 +36,12 @@ constexpr const char* kErrSocket = "ERR_RQ_SOCKET";
 // A multicast interface (name, index or IPv4 address) this host lacks.
 constexpr const char* kErrNoSuchInterface = "ERR_RQ_NO_SUCH_INTERFACE";
 
+// o[name] = v as a JS number: the counters objects the bindings return
+// (counts stay exact below 2^53).
+inline void SetCount(Napi::Object o, const char* name, uint64_t v) {
+  o.Set(name, Napi::Number::New(o.Env(), static_cast<double>(v)));
+}
+
 // Largest buffer the binding allocates in one piece (Node's Buffer limit
 // on 64-bit builds is 2^32 bytes; stay below any V8 limit).
 constexpr uint64_t kMaxBufferBytes = 0xFFFFFFFFull;
