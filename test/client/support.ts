@@ -125,6 +125,46 @@ export async function feedLikeAStream(rx: Receiving, enc: ObjectEncoder, packets
   return fed;
 }
 
+/** Anything with an ObjectReceiver's per-block surface. */
+interface BlockReceiving extends Receiving {
+  blockNeed(sbn: number): number;
+  commitAll(): void;
+}
+
+/**
+ * Feeds each block in turn, as a stream that sends blocks in order does:
+ * its source symbols, then repair ones until it needs none (at most 3 K
+ * ESIs), each lost with probability `loss`; a commit and an event-loop turn
+ * every 32 packets, a commit after each block. Returns the packets fed,
+ * those lost, and the runs of consecutive lost source symbols (each leaves
+ * a range that the block's write must fill).
+ */
+export async function feedBlocksInOrder(rx: BlockReceiving, enc: ObjectEncoder, rand: () => number, loss: number): Promise<{ sent: number; lost: number; lostSourceRuns: number }> {
+  let sent = 0;
+  let lost = 0;
+  let lostSourceRuns = 0;
+  for (let sbn = 0; sbn < enc.sourceBlocks && !rx.complete; sbn++) {
+    const K = enc.sourceSymbols(sbn);
+    let previousLost = false;
+    for (let esi = 0; !rx.complete && rx.blockNeed(sbn) > 0 && esi < 3 * K; esi++) {
+      if (rand() < loss) {
+        lost++;
+        if (esi < K && !previousLost) lostSourceRuns++;
+        previousLost = true;
+        continue;
+      }
+      previousLost = false;
+      rx.add(alcPacket(enc, sbn, esi));
+      if (++sent % 32 === 0) {
+        rx.commitAll();
+        await tick();
+      }
+    }
+    rx.commitAll();
+  }
+  return { sent, lost, lostSourceRuns };
+}
+
 // ---------------------------------------------------------------- the fetch's parts --
 
 /** One object to serve in a unit test: its encoder, OTI and digest. */

@@ -15,7 +15,7 @@ import { ObjectReceiver } from '../../lib/client/object-receiver';
 import { ResumableFileSink } from '../../lib/client/sinks/resumable-sink';
 import { parseState } from '../../lib/client/sinks/resume-state';
 import { ObjectEncoder } from '../../lib/fec/encoder';
-import { alcPacket, prng, wireOti } from './support';
+import { alcPacket, feedBlocksInOrder, prng, wireOti } from './support';
 
 let dir: string;
 beforeEach(async () => {
@@ -53,26 +53,8 @@ test('blocks in order at 5 % loss: the object is hashed once (the running digest
     const sink = new ResumableFileSink(object, path.join(dir, 'h.bin'), { mode: 'continue', runRecordDelayMs: Infinity });
     await sink.resumed;
     const rx = new ObjectReceiver(oti, sink, { solveAsync: false });
-    const rand = prng(12);
-    let sent = 0;
-    let lost = 0;
-    for (let sbn = 0; sbn < enc.sourceBlocks && !rx.complete; sbn++) {
-      // The block's source symbols, then repair ones until it decodes, 5 % of them lost.
-      const K = enc.sourceSymbols(sbn);
-      for (let esi = 0; !rx.complete && rx.blockNeed(sbn) > 0 && esi < 3 * K; esi++) {
-        if (rand() < 0.05) {
-          lost++;
-          continue;
-        }
-        rx.add(alcPacket(enc, sbn, esi));
-        sent++;
-        if (sent % 32 === 0) {
-          rx.commitAll();
-          await tick();
-        }
-      }
-      rx.commitAll();
-    }
+    // The blocks' source symbols, then repair ones until each decodes, 5 % of them lost.
+    const { lost } = await feedBlocksInOrder(rx, enc, prng(12), 0.05);
     await rx.done;
     await sink.commit();
     expect((await fs.readFile(path.join(dir, 'h.bin'))).equals(data)).toBe(true);

@@ -15,7 +15,7 @@ import { ObjectReceiver } from '../../../lib/client/object-receiver';
 import { FileSink } from '../../../lib/client/sinks/file-sink';
 import { ObjectFileWriter } from '../../../lib/client/sinks/file-writer';
 import { ObjectEncoder } from '../../../lib/fec/encoder';
-import { alcPacket, prng, wireOti } from '../support';
+import { alcPacket, feedBlocksInOrder, prng, wireOti } from '../support';
 
 let dir: string;
 beforeEach(async () => {
@@ -58,28 +58,8 @@ test('blocks in order at 5 % loss: one write job per block whatever the number o
   const fileWrite = jest.spyOn(Object.getPrototypeOf(probe) as { write: () => unknown }, 'write');
   const sink = new FileSink(object, path.join(dir, 'w.bin'));
   const rx = new ObjectReceiver(oti, sink, { solveAsync: false });
-  const rand = prng(7);
   // Runs of consecutive lost source symbols, per block: each leaves a range the block write must fill.
-  let lostRuns = 0;
-  let sent = 0;
-  for (let sbn = 0; sbn < enc.sourceBlocks && !rx.complete; sbn++) {
-    const K = enc.sourceSymbols(sbn);
-    let previousLost = false;
-    for (let esi = 0; !rx.complete && rx.blockNeed(sbn) > 0 && esi < 3 * K; esi++) {
-      if (rand() < 0.05) {
-        if (esi < K && !previousLost) lostRuns++;
-        previousLost = true;
-        continue;
-      }
-      previousLost = false;
-      rx.add(alcPacket(enc, sbn, esi));
-      if (++sent % 32 === 0) {
-        rx.commitAll();
-        await tick();
-      }
-    }
-    rx.commitAll();
-  }
+  const { lostSourceRuns: lostRuns } = await feedBlocksInOrder(rx, enc, prng(7), 0.05);
   await rx.done;
   await sink.commit();
   expect((await fs.readFile(path.join(dir, 'w.bin'))).equals(data)).toBe(true);
