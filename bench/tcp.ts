@@ -12,6 +12,8 @@
 //            cubic, and the host's own default beside it when that differs)
 //            --trace DIR  (the server's TCP trace, RQCAST_TCP_TRACE, per run,
 //            and `ss -tin` of the kernel's flow every 20 ms, into DIR)
+//            --fetch-node-args "..."  (Node options for rqcast's fetch only,
+//            e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof")
 //
 // rqcast runs twice per loss rate: as served (GSO trains through the packet
 // socket, docs/ARCHITECTURE.md "TCP") and with `--tcp-gso 0` (every segment
@@ -62,6 +64,7 @@ const SERVE_ARGS = (cliOption('--serve-args') ?? '').split(/\s+/).filter(Boolean
 const ROUTED = !argv.includes('--no-routed');
 const TRACE_DIR = cliOption('--trace');
 const KERNEL_CC = cliOption('--kernel-cc');
+const FETCH_NODE_ARGS = (cliOption('--fetch-node-args') ?? '').split(/\s+/).filter(Boolean);
 const METRICS_PORT = 9464;
 const PORT = 4433;
 const KERNEL_PORT = 4434;
@@ -220,6 +223,11 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   };
 }
 
+/** `argv` (node, script, ...) with Node's own options `nodeArgs` before the script. */
+function withNodeArgs(argv: string[], nodeArgs: string[]): string[] {
+  return [argv[0], ...nodeArgs, ...argv.slice(1)];
+}
+
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
   const system: System = routed ? 'rqcast-routed' : 'rqcast';
   const rep = path.join(work, `serve-${system}-${loss}.time`);
@@ -238,7 +246,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const recvq = sampleRecvQ(bed, PORT);
   const r = await bed.run(
     bed.clients[0].ns,
-    timed(clientRep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`)),
+    timed(clientRep, withNodeArgs(rqcastArgv('fetch', `rqcast://${bed.server.address}:${PORT}`, '--transport', 'tcp', '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`), FETCH_NODE_ARGS)),
     { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
   );
   const seconds = nowSeconds() - t0;

@@ -9,9 +9,10 @@
  * - connect with a timeout (a server whose host drops the SYN would
  *   otherwise take the kernel's minutes of SYN retries); Nagle off, so a
  *   control message leaves at once.
- * - Each 'data' chunk is one delivery of the frames it completes, read in
- *   place (frame-batch.ts), every one from the server's endpoint: the data
- *   path's source check holds for TCP as it does for UDP.
+ * - The socket reads into the connection's frame storage (net's `onread`,
+ *   frame-batch.ts): each read is one delivery of the frames it completes,
+ *   read in place, every one from the server's endpoint: the data path's
+ *   source check holds for TCP as it does for UDP.
  * - TCP loses nothing and repeats nothing: socketDrops is 0, and the
  *   client sends no ACKs over it (lib/client decides that).
  * - A framing error (a zero-length frame), the server closing the
@@ -50,7 +51,21 @@ export interface TcpClientTransport extends ClientTransport {
 export function openTcpClientTransport(server: ServerEndpoint, handler: ClientTransportHandler, o: TcpClientTransportOptions = {}): Promise<TcpClientTransport> {
   const timeoutMs = o.connectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: server.address, port: server.port, family: server.family });
+    const frames = new FrameBatcher(server.address, server.port);
+    let stream: TcpStream | undefined;
+    const socket = net.connect({
+      host: server.address,
+      port: server.port,
+      family: server.family,
+      // Reading starts after 'connect' (net's afterConnect), once `stream` is set; true: keep reading.
+      onread: {
+        buffer: () => frames.readBuffer(),
+        callback: (n: number) => {
+          stream?.onRead(n);
+          return true;
+        },
+      },
+    });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new TcpTransportError(`no TCP connection to the server within ${timeoutMs} ms`));
@@ -64,7 +79,8 @@ export function openTcpClientTransport(server: ServerEndpoint, handler: ClientTr
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.off('error', onError);
-      resolve(new TcpStream(server, socket, handler));
+      stream = new TcpStream(server, socket, frames, handler);
+      resolve(stream);
     });
   });
 }
@@ -72,7 +88,6 @@ export function openTcpClientTransport(server: ServerEndpoint, handler: ClientTr
 class TcpStream implements TcpClientTransport {
   readonly kind = 'tcp' as const;
   readonly carriesControl = true;
-  private readonly frames: FrameBatcher;
   private readonly port: number;
   private closing = false;
   private failed = false;
@@ -81,13 +96,12 @@ class TcpStream implements TcpClientTransport {
   constructor(
     readonly server: ServerEndpoint,
     private readonly socket: net.Socket,
+    private readonly frames: FrameBatcher,
     private readonly handler: ClientTransportHandler,
   ) {
     this.port = socket.localPort ?? 0;
-    this.frames = new FrameBatcher(server.address, server.port);
     socket.setNoDelay(true);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.fail(new TcpTransportError(`TCP connection to the server failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e })));
     socket.on('end', () => {
       // The server's FIN: it sends nothing more. Ours follows (allowHalfOpen is off).
@@ -119,9 +133,10 @@ class TcpStream implements TcpClientTransport {
     await this.closed;
   }
 
-  private onData(chunk: Buffer): void {
+  /** `n` bytes were read into the frame storage. */
+  onRead(n: number): void {
     if (this.closing || this.failed) return;
-    const batch = this.frames.push(chunk);
+    const batch = this.frames.filled(n);
     if (batch) this.handler.onDatagrams(batch);
     if (this.frames.failed !== undefined && !this.closing) {
       this.fail(new TcpTransportError('the server sent a zero-length frame: the TCP stream cannot be read further'));

@@ -1,19 +1,38 @@
 /**
- * Frames of a byte stream as batches read in place: each chunk the socket
- * hands over becomes one delivery (Datagrams) of the whole frames it
- * completes, as offsets into one buffer, so a client at a few hundred
- * Mbit/s makes no object per packet (docs/PROTOCOL.md §3 framing;
+ * Frames of a byte stream as batches read in place, from storage the
+ * socket reads into (net.Socket's `onread`): each read becomes one delivery
+ * (Datagrams) of the whole frames it completes, as offsets into that
+ * storage, so a client at a few hundred Mbit/s makes no object per packet
+ * and copies no byte of the stream (docs/PROTOCOL.md §3 framing;
  * protocol/framing.ts's scanFrames is the rule, which FrameDecoder also
  * applies, copying each frame, for the server's few control messages).
  *
- * Only a frame cut by a chunk's end is copied (once, when the next chunk
- * completes it: the partial frame and that chunk are joined). A zero
- * length is a framing error: `failed` is set and nothing more is read.
+ * The storage (DEFAULT_FRAME_STORAGE_BYTES) is filled read after read;
+ * a frame cut by a read's end is completed in place by the next one. Once
+ * less than `minRead` bytes are left after the bytes held, the next read
+ * goes to fresh storage, and only the one partial frame is copied there.
+ * Storage is never read into twice: a delivery's views (a packet kept
+ * before JOINED, an ALC packet of a TOI not yet in an FDT) stay valid as
+ * long as they are held, as the UDP receiver's batches do.
+ *
+ * The reader this replaces took Node's 'data' chunks (fresh 64 KiB each)
+ * and joined the partial frame with the next chunk (Buffer.concat): that
+ * copied nearly every chunk, 20 % of the fetch's main thread at 0 % loss
+ * (docs/BENCHMARKS.md, 2026-12-05).
+ *
+ * A zero length is a framing error: `failed` is set and nothing more is read.
  */
-import { scanFrames } from '../../protocol/framing';
+import { FRAME_HEADER_SIZE, FRAME_MAX_PAYLOAD, scanFrames } from '../../protocol/framing';
 import type { Datagrams } from '../client-transport';
 
-/** One chunk's whole frames, every one from `address`:`port` (the connection's server). */
+/** Storage read into, per allocation. */
+export const DEFAULT_FRAME_STORAGE_BYTES = 1 << 20;
+/** The least room a read is given (Node's own read size). */
+export const DEFAULT_MIN_READ_BYTES = 64 * 1024;
+/** The longest frame, header included: a partial frame is always shorter. */
+const FRAME_MAX_BYTES = FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD;
+
+/** One read's whole frames, every one from `address`:`port` (the connection's server). */
 export class FrameBatch implements Datagrams {
   readonly truncated = 0;
   constructor(
@@ -43,14 +62,39 @@ export class FrameBatch implements Datagrams {
   }
 }
 
+export interface FrameBatcherOptions {
+  /** Bytes per storage allocation; at least 65 537 + minReadBytes. Default DEFAULT_FRAME_STORAGE_BYTES. */
+  storageBytes?: number;
+  /** The least room a read is given. Default DEFAULT_MIN_READ_BYTES. */
+  minReadBytes?: number;
+}
+
+/**
+ * The read side of one connection: readBuffer() is where the next read
+ * goes, filled(n) takes the n bytes read there. The two alternate.
+ */
 export class FrameBatcher {
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly storageBytes: number;
+  private readonly minRead: number;
+  private storage: Buffer;
+  /** Where the frame not yet whole starts (= `end` when none). */
+  private start = 0;
+  /** The end of the bytes read. */
+  private end = 0;
   private failure: 'empty-frame' | undefined;
 
   constructor(
     private readonly address: string,
     private readonly port: number,
-  ) {}
+    o: FrameBatcherOptions = {},
+  ) {
+    this.minRead = o.minReadBytes ?? DEFAULT_MIN_READ_BYTES;
+    this.storageBytes = o.storageBytes ?? DEFAULT_FRAME_STORAGE_BYTES;
+    if (!Number.isInteger(this.minRead) || this.minRead < 1 || !Number.isInteger(this.storageBytes) || this.storageBytes < FRAME_MAX_BYTES + this.minRead) {
+      throw new RangeError(`frame storage must hold a whole frame (${FRAME_MAX_BYTES} bytes) and a read of at least 1 byte`);
+    }
+    this.storage = Buffer.allocUnsafeSlow(this.storageBytes);
+  }
 
   get failed(): 'empty-frame' | undefined {
     return this.failure;
@@ -58,21 +102,37 @@ export class FrameBatcher {
 
   /** Bytes held that are not yet a whole frame. */
   get buffered(): number {
-    return this.pending.length;
+    return this.end - this.start;
   }
 
-  /** The whole frames `chunk` completes (undefined if none); the chunk's storage is read in place and must not be reused by the caller during the delivery. */
-  push(chunk: Buffer): FrameBatch | undefined {
-    if (this.failure !== undefined) return undefined;
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const { offsets, lengths, end, emptyFrame } = scanFrames(buf);
-    if (emptyFrame) {
-      this.failure = 'empty-frame';
-      this.pending = Buffer.alloc(0);
-    } else {
-      // The partial frame is copied: the socket may reuse the chunk's memory.
-      this.pending = end === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(end));
+  /**
+   * Where the next read goes: the storage after the bytes held (fresh
+   * storage, the partial frame copied to its start, when less than
+   * minReadBytes is left). The same until filled() is called.
+   */
+  readBuffer(): Buffer {
+    if (this.storageBytes - this.end < this.minRead) {
+      const fresh = Buffer.allocUnsafeSlow(this.storageBytes);
+      this.storage.copy(fresh, 0, this.start, this.end);
+      this.storage = fresh;
+      this.end -= this.start;
+      this.start = 0;
     }
-    return offsets.length > 0 ? new FrameBatch(buf, offsets, lengths, this.address, this.port) : undefined;
+    return this.storage.subarray(this.end);
+  }
+
+  /**
+   * `n` bytes were read into readBuffer(): the whole frames they complete
+   * (undefined if none), read in place. Nothing after a zero-length frame.
+   */
+  filled(n: number): FrameBatch | undefined {
+    if (this.failure !== undefined) return undefined;
+    if (!Number.isInteger(n) || n < 0 || n > this.storageBytes - this.end) throw new RangeError(`a read of ${n} bytes does not fit the read buffer`);
+    this.end += n;
+    const view = this.storage.subarray(this.start, this.end);
+    const { offsets, lengths, end, emptyFrame } = scanFrames(view);
+    if (emptyFrame) this.failure = 'empty-frame';
+    this.start += end;
+    return offsets.length > 0 ? new FrameBatch(view, offsets, lengths, this.address, this.port) : undefined;
   }
 }

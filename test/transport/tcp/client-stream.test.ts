@@ -1,15 +1,15 @@
 /**
  * TcpClientTransport against a small net.Server in the test that speaks
  * the framing (docs/PROTOCOL.md §3): control messages out framed, frames in
- * as batches read in place (one delivery per chunk, a frame cut by a chunk
- * joined with the next), the connect timeout, and every way the
- * connection can end.
+ * as batches read in place (one delivery per read into the connection's
+ * frame storage, a frame cut by a read completed by the next), the connect
+ * timeout, and every way the connection can end.
  */
 import { spawnSync } from 'node:child_process';
 import * as net from 'node:net';
-import { encodeFrame, FrameDecoder } from '../../../lib/protocol/framing';
+import { encodeFrame, FRAME_HEADER_SIZE, FRAME_MAX_PAYLOAD, FrameDecoder } from '../../../lib/protocol/framing';
 import type { ClientTransportHandler, Datagrams } from '../../../lib/transport/client-transport';
-import { FrameBatcher } from '../../../lib/transport/tcp/frame-batch';
+import { FrameBatch, FrameBatcher } from '../../../lib/transport/tcp/frame-batch';
 import { openTcpClientTransport, TcpTransportError } from '../../../lib/transport/tcp/client-stream';
 
 interface Server {
@@ -72,30 +72,132 @@ const until = async (f: () => boolean, ms = 2000): Promise<void> => {
   }
 };
 
+/** Writes `bytes` into b's read buffer in reads of the given sizes (cycled); returns the batches. */
+function readInto(b: FrameBatcher, bytes: Uint8Array, sizes: number[]): FrameBatch[] {
+  const out: FrameBatch[] = [];
+  let at = 0;
+  for (let i = 0; at < bytes.length; i++) {
+    const buf = b.readBuffer();
+    const n = Math.min(sizes[i % sizes.length], buf.length, bytes.length - at);
+    buf.set(bytes.subarray(at, at + n));
+    at += n;
+    const batch = b.filled(n);
+    if (batch) out.push(batch);
+  }
+  return out;
+}
+
+/** Every frame of the batches, as views (not copied). */
+const viewsOf = (batches: FrameBatch[]): Buffer[] => batches.flatMap((d) => Array.from({ length: d.count }, (_, i) => d.datagram(i)));
+
+const PATTERN = Uint8Array.from({ length: FRAME_MAX_PAYLOAD + 251 }, (_, j) => j % 251);
+/** A frame of `n` bytes, byte j = (seed + j) mod 251. */
+const payload = (n: number, seed: number): Uint8Array => PATTERN.slice(seed % 251, (seed % 251) + n);
+
+/** The smallest storage allowed for reads of at least `minRead` bytes: a whole frame and one read. */
+const smallest = (minRead: number) => ({ storageBytes: FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD + minRead, minReadBytes: minRead });
+
 describe('FrameBatcher', () => {
-  test('a chunk is one batch of its whole frames, in place; a cut frame is joined with the next chunk', () => {
+  test('a read is one batch of its whole frames, in the storage it was read into; a cut frame is completed in place by the next read', () => {
     const b = new FrameBatcher('192.0.2.1', 4433);
     const stream = Buffer.concat([encodeFrame(Uint8Array.from([1, 2, 3])), encodeFrame(Uint8Array.from([4])), encodeFrame(Uint8Array.from([5, 6]))]);
-    const first = stream.subarray(0, 9);
-    const one = b.push(first);
+    const into = b.readBuffer();
+    expect(b.readBuffer().byteOffset).toBe(into.byteOffset); // the same until filled()
+    into.set(stream.subarray(0, 9));
+    const one = b.filled(9);
     expect(one?.count).toBe(2);
-    expect(one?.data).toBe(first); // read in place
+    expect([one?.data.buffer, one?.data.byteOffset]).toEqual([into.buffer, into.byteOffset]); // read in place
     expect([one?.offset(0), one?.length(0), one?.offset(1), one?.length(1)]).toEqual([2, 3, 7, 1]);
     expect(b.buffered).toBe(1);
-    const two = b.push(stream.subarray(9));
+    const next = b.readBuffer();
+    expect(next.byteOffset).toBe(into.byteOffset + 9); // after the bytes held
+    next.set(stream.subarray(9));
+    const two = b.filled(stream.length - 9);
     expect(two?.count).toBe(1);
     expect(Array.from(two?.datagram(0) ?? [])).toEqual([5, 6]);
+    expect(two?.data.buffer).toBe(into.buffer); // the cut frame was not copied
     expect([two?.address(0), two?.port(0), two?.truncated]).toEqual(['192.0.2.1', 4433, 0]);
-    expect(b.push(Buffer.from([0]))).toBeUndefined();
+    b.readBuffer()[0] = 0;
+    expect(b.filled(1)).toBeUndefined();
     expect(b.buffered).toBe(1);
+    expect(b.filled(0)).toBeUndefined();
+  });
+
+  test('frames cut at every offset, by one read or two: the same frames, in order, none lost or repeated', () => {
+    const frames = [payload(1, 0), payload(2, 1), payload(300, 2), payload(3, 3), payload(256, 4)];
+    const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+    const lengths = frames.map((f) => f.length);
+    const payloads = Buffer.concat(frames);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      for (const second of [stream.length, cut + 1, cut + 2, cut + 257]) {
+        const b = new FrameBatcher('192.0.2.1', 4433, smallest(1));
+        const got = viewsOf(readInto(b, stream, [cut, Math.max(1, second - cut), stream.length]));
+        expect(got.map((f) => f.length)).toEqual(lengths);
+        expect(Buffer.compare(Buffer.concat(got), payloads)).toBe(0);
+        expect(b.buffered).toBe(0);
+      }
+    }
+  });
+
+  test('a length longer than what follows is held until its bytes arrive, one byte per read', () => {
+    const b = new FrameBatcher('192.0.2.1', 4433);
+    const frame = encodeFrame(payload(FRAME_MAX_PAYLOAD, 7));
+    const batches = readInto(b, frame.subarray(0, frame.length - 1), [1]);
+    expect(batches).toEqual([]);
+    expect(b.buffered).toBe(frame.length - 1);
+    const last = readInto(b, frame.subarray(frame.length - 1), [1]);
+    expect(last.map((d) => d.count)).toEqual([1]);
+    expect(last[0].length(0)).toBe(FRAME_MAX_PAYLOAD);
+    expect(Buffer.compare(last[0].datagram(0), Buffer.from(payload(FRAME_MAX_PAYLOAD, 7)))).toBe(0);
+  });
+
+  test('frames longer than the room left: fresh storage, the partial frame moved, and views from earlier reads unchanged', () => {
+    const o = smallest(16);
+    const frames = [payload(100, 1), payload(FRAME_MAX_PAYLOAD, 2), payload(5, 3), payload(FRAME_MAX_PAYLOAD, 4), payload(FRAME_MAX_PAYLOAD - 1, 5), payload(40_000, 6)];
+    const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+    for (const sizes of [[o.storageBytes], [16], [4093, 17, 65_000], [1, 70_000]]) {
+      const b = new FrameBatcher('192.0.2.1', 4433, o);
+      const views = viewsOf(readInto(b, stream, sizes));
+      expect(new Set(views.map((v) => v.buffer)).size).toBeGreaterThan(1); // storage was replaced
+      expect(views.map((v) => v.length)).toEqual(frames.map((f) => f.length));
+      views.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
+    }
+  });
+
+  test('random frames and reads: every frame delivered once, in order, and still intact after the last read', () => {
+    let seed = 12345; // mulberry32
+    const rand = (n: number): number => {
+      let t = (seed = (seed + 0x6d2b79f5) >>> 0);
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const o = smallest(1000);
+    for (let round = 0; round < 20; round++) {
+      const frames = Array.from({ length: 60 }, (_, i) => payload(rand(8) === 0 ? 1 + rand(FRAME_MAX_PAYLOAD) : 1 + rand(1500), round * 100 + i));
+      const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+      const sizes = Array.from({ length: 7 }, () => 1 + rand(rand(2) === 0 ? 2000 : 200_000));
+      const b = new FrameBatcher('192.0.2.1', 4433, o);
+      const views = viewsOf(readInto(b, stream, sizes));
+      expect(views.length).toBe(frames.length);
+      views.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
+    }
   });
 
   test('a zero-length frame: the frames before it, then failed and nothing more', () => {
     const b = new FrameBatcher('192.0.2.1', 4433);
-    const batch = b.push(Buffer.concat([encodeFrame(Uint8Array.from([7])), Buffer.from([0, 0]), encodeFrame(Uint8Array.from([8]))]));
-    expect(batch?.count).toBe(1);
+    const batches = readInto(b, Buffer.concat([encodeFrame(Uint8Array.from([7])), Buffer.from([0, 0]), encodeFrame(Uint8Array.from([8]))]), [100]);
+    expect(batches.map((d) => d.count)).toEqual([1]);
     expect(b.failed).toBe('empty-frame');
-    expect(b.push(Buffer.from(encodeFrame(Uint8Array.from([9]))))).toBeUndefined();
+    expect(readInto(b, Buffer.from(encodeFrame(Uint8Array.from([9]))), [100])).toEqual([]);
+  });
+
+  test('storage that cannot hold a whole frame and a read is refused; so is a read longer than its buffer', () => {
+    expect(() => new FrameBatcher('192.0.2.1', 4433, { storageBytes: FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD, minReadBytes: 1 })).toThrow(RangeError);
+    expect(() => new FrameBatcher('192.0.2.1', 4433, { minReadBytes: 0 })).toThrow(RangeError);
+    const b = new FrameBatcher('192.0.2.1', 4433, smallest(1));
+    expect(() => b.filled(b.readBuffer().length + 1)).toThrow(RangeError);
+    expect(() => b.filled(-1)).toThrow(RangeError);
   });
 });
 
@@ -134,6 +236,39 @@ describe('TcpClientTransport', () => {
     ]);
     expect(new Set(rec.deliveries.flatMap((d) => d.from))).toEqual(new Set([`127.0.0.1:${server.port}`]));
     expect(t.stats()).toEqual({ socketDrops: 0 });
+    expect(rec.errors).toEqual([]);
+    await t.close();
+  });
+
+  test('3 MiB of frames of every size, written in odd pieces: each frame once, in order, and views kept from the first delivery unchanged at the end', async () => {
+    const frames: Uint8Array[] = [];
+    for (let i = 0, total = 0; total < 3 << 20; i++) {
+      const n = i % 50 === 49 ? FRAME_MAX_PAYLOAD : 1 + ((i * 7919) % 1600);
+      frames.push(payload(n, i));
+      total += n + FRAME_HEADER_SIZE;
+    }
+    const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+    let first: Buffer[] | undefined; // the first delivery's views, kept
+    const got: Buffer[] = [];
+    const rec = new Recorder();
+    const t = await openTcpClientTransport({ address: '127.0.0.1', port: server.port, family: 4 }, {
+      onDatagrams: (d) => {
+        const views = Array.from({ length: d.count }, (_, i) => d.datagram(i));
+        first ??= views;
+        for (const v of views) got.push(Buffer.from(v));
+      },
+      onError: (e) => rec.onError(e),
+    });
+    const s = await server.conn;
+    for (let at = 0, k = 0; at < stream.length; k++) {
+      const n = [1, 3, 4093, 65_537, 200_003][k % 5];
+      s.write(stream.subarray(at, at + n));
+      at += n;
+    }
+    await until(() => got.length === frames.length, 10_000);
+    expect(first?.length).toBeGreaterThan(0);
+    first?.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
+    got.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
     expect(rec.errors).toEqual([]);
     await t.close();
   });
