@@ -14,6 +14,9 @@
 //            and `ss -tin` of the kernel's flow every 20 ms, into DIR)
 //            --fetch-node-args "..."  (Node options for rqcast's fetch only,
 //            e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof")
+//            --fetch-prefix "..."  (a command rqcast's fetch runs under, e.g.
+//            "perf stat -e instructions -o FILE": instructions, unlike CPU
+//            seconds, barely move with the machine's load)
 //
 // rqcast runs twice per loss rate: as served (GSO trains through the packet
 // socket, docs/ARCHITECTURE.md "TCP") and with `--tcp-gso 0` (every segment
@@ -65,6 +68,7 @@ const ROUTED = !argv.includes('--no-routed');
 const TRACE_DIR = cliOption('--trace');
 const KERNEL_CC = cliOption('--kernel-cc');
 const FETCH_NODE_ARGS = (cliOption('--fetch-node-args') ?? '').split(/\s+/).filter(Boolean);
+const FETCH_PREFIX = (cliOption('--fetch-prefix') ?? '').split(/\s+/).filter(Boolean);
 const METRICS_PORT = 9464;
 const PORT = 4433;
 const KERNEL_PORT = 4434;
@@ -223,9 +227,9 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   };
 }
 
-/** `argv` (node, script, ...) with Node's own options `nodeArgs` before the script. */
+/** `argv` (node, script, ...) under `prefix`, with Node's own options `nodeArgs` before the script. */
 function withNodeArgs(argv: string[], nodeArgs: string[]): string[] {
-  return [argv[0], ...nodeArgs, ...argv.slice(1)];
+  return [...FETCH_PREFIX, argv[0], ...nodeArgs, ...argv.slice(1)];
 }
 
 async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
