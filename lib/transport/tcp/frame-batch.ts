@@ -17,7 +17,7 @@
  *
  * The reader this replaces took Node's 'data' chunks (fresh 64 KiB each)
  * and joined the partial frame with the next chunk (Buffer.concat): that
- * copied nearly every chunk, 20 % of the fetch's main thread at 0 % loss
+ * copied nearly every chunk: 20 % of the fetch's main-thread samples at 0 % loss
  * (docs/BENCHMARKS.md, 2026-12-05).
  *
  * A zero length is a framing error: `failed` is set and nothing more is read.
