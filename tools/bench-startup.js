@@ -3,11 +3,13 @@
  * `npm run bench:startup`: a fetch's start-up (issue 12), this tree against
  * a baseline tree, runs alternated.
  *
- *   node tools/bench-startup.js --before DIR [--after DIR] [--runs N] [--mib M]
+ *   node tools/bench-startup.js --before DIR [--after DIR] [--runs N] [--mib M] [--one-server]
  *
  * DIR is a checkout with its dist/ built (dist/cli/main.js is run, as `bin`
- * runs it); --after defaults to this tree. One `rqcast serve --rate 400` of
- * the after tree on loopback serves an M MiB (16) file; a UDP socket that
+ * runs it); --after defaults to this tree. Each tree's `rqcast serve --rate
+ * 400` on loopback serves an M MiB (16) file to that tree's fetches (so the
+ * server's side of the start-up, e.g. when JOINED leaves, is compared too;
+ * --one-server: the after tree's serves both); a UDP socket that
  * never answers stands for a server that has not answered yet. For each of
  * "NODE_EXTRA_CA_CERTS as set" and "unset", N times (15) in turn: `node -e
  * 0` (Node's own floor), then with each tree a fetch from the silent socket
@@ -26,8 +28,12 @@ const os = require('os');
 const path = require('path');
 
 function parseArgs(argv) {
-  const o = { before: undefined, after: path.resolve(__dirname, '..'), runs: 15, mib: 16, port: 47000 + (process.pid % 2000) };
+  const o = { before: undefined, after: path.resolve(__dirname, '..'), runs: 15, mib: 16, port: 47000 + (process.pid % 2000), oneServer: false };
   for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--one-server') {
+      o.oneServer = true;
+      continue;
+    }
     const v = argv[++i];
     if (argv[i - 1] === '--before') o.before = path.resolve(v);
     else if (argv[i - 1] === '--after') o.after = path.resolve(v);
@@ -77,16 +83,25 @@ async function main() {
   for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
   fs.writeFileSync(path.join(files, 'big.bin'), big);
   const base = { ...process.env, NODE_OPTIONS: '', RQCAST_COMPILE_CACHE: path.join(tmp, 'cache') };
-  const server = spawn(process.execPath, [path.join(o.after, 'dist/cli/main.js'), 'serve', files, '--port', String(o.port), '--bind', '127.0.0.1', '--rate', '400'], { env: base, stdio: ['ignore', 'pipe', 'ignore'] });
-  await new Promise((resolve, reject) => {
-    server.stdout.on('data', (d) => String(d).includes('listening') && resolve());
-    server.once('exit', (c) => reject(new Error(`serve exited (${c})`)));
-  });
-  const fetchArgs = (tree, name) => [path.join(tree, 'dist/cli/main.js'), 'fetch', `rqcast://127.0.0.1:${o.port}/${name}`, '-o', path.join(tmp, `${name}.out`), '--json', '--no-resume'];
+  const trees = { before: o.before, after: o.after };
+  /** Each tree's server (its port), or the after tree's for both. */
+  const ports = { after: o.port, before: o.oneServer ? o.port : o.port + 1 };
+  const servers = [];
+  for (const t of o.oneServer ? ['after'] : ['after', 'before']) {
+    const server = spawn(process.execPath, [path.join(trees[t], 'dist/cli/main.js'), 'serve', files, '--port', String(ports[t]), '--bind', '127.0.0.1', '--rate', '400'], { env: base, stdio: ['ignore', 'pipe', 'ignore'] });
+    servers.push(server);
+    await new Promise((resolve, reject) => {
+      server.stdout.on('data', (d) => String(d).includes('listening') && resolve());
+      server.once('exit', (c) => {
+        for (const other of servers) other.kill('SIGTERM');
+        reject(new Error(`serve exited (${c})`));
+      });
+    });
+  }
+  const fetchArgs = (t, name) => [path.join(trees[t], 'dist/cli/main.js'), 'fetch', `rqcast://127.0.0.1:${ports[t]}/${name}`, '-o', path.join(tmp, `${name}.out`), '--json', '--no-resume'];
   const helloArgs = (tree) => [path.join(tree, 'dist/cli/main.js'), 'fetch', `rqcast://127.0.0.1:${silent.address().port}/x.bin`, '-o', path.join(tmp, 'x.out'), '-q', '--no-resume', '--timeout', '200ms'];
   /** rqcast's exit code when no server answers (exit-codes.ts). */
   const NO_ANSWER = 4;
-  const trees = { before: o.before, after: o.after };
   const results = {};
   try {
     for (const ca of ['set', 'unset']) {
@@ -96,7 +111,7 @@ async function main() {
       for (const t of Object.keys(trees)) {
         r[t] = { cpuMs: [], wallMs: [], startup: [] };
         timed(helloArgs(trees[t]), env, preload, NO_ANSWER); // warms its compile cache
-        timed(fetchArgs(trees[t], 'big.bin'), env, preload);
+        timed(fetchArgs(t, 'big.bin'), env, preload);
       }
       for (let i = 0; i < o.runs; i++) {
         const n = timed(['-e', '0'], env, preload);
@@ -105,21 +120,21 @@ async function main() {
         const order = i % 2 ? ['after', 'before'] : ['before', 'after'];
         for (const t of order) r[t].cpuMs.push(timed(helloArgs(trees[t]), env, preload, NO_ANSWER).cpuMs);
         for (const t of order) {
-          const f = timed(fetchArgs(trees[t], 'big.bin'), env, preload);
+          const f = timed(fetchArgs(t, 'big.bin'), env, preload);
           r[t].wallMs.push(f.wallMs);
           r[t].startup.push(summaryOf(f.stdout));
         }
       }
     }
   } finally {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGTERM');
+    const exited = servers.map((server) => new Promise((resolve) => server.once('exit', resolve)));
+    for (const server of servers) server.kill('SIGTERM');
     silent.close();
-    await exited;
+    await Promise.all(exited);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const phases = ['startupMs', 'process', 'modules', 'hello', 'cookie', 'joined', 'data'];
-  const out = { runs: o.runs, mib: o.mib, loadavg: os.loadavg().map((x) => round(x, 2)) };
+  const out = { runs: o.runs, mib: o.mib, servers: o.oneServer ? 'after' : 'each', loadavg: os.loadavg().map((x) => round(x, 2)) };
   console.log(`| CA bundle | run | CPU to HELLO (ms) | ${o.mib} MiB fetch wall (ms) | ${phases.join(' | ')} |`);
   console.log(`|---|---|---|---|${phases.map(() => '---').join('|')}|`);
   for (const ca of Object.keys(results)) {

@@ -61,10 +61,10 @@
  * serves the fetch), ObjectWithdrawnError (1: a newer FDT instance dropped
  * an object being fetched). Temp files are removed on every failure.
  */
-import { randomBytes } from 'crypto';
 import { performance } from 'perf_hooks';
 import { EventEmitter } from 'events';
 import type { JoinedChannel } from '../protocol/messages';
+import { kernelRandomBytes } from '../support/kernel-random';
 import { Rng } from '../support/rng';
 import type { ClientTransport, ServerEndpoint } from '../transport/client-transport';
 import { openUdpClientTransport } from '../transport/udp/client-socket';
@@ -152,7 +152,7 @@ export class RqcastClient extends EventEmitter {
     this.opts = resolveClientOptions(this.url, options, process.cwd());
     if (this.urls.length > 1) this.servers = this.severalServers();
     this.budget = new PartialBlockBudget(this.opts.memoryBytes);
-    const rng = new Rng(this.opts.lossSeed ?? randomBytes(4).readUInt32BE(0));
+    const rng = new Rng(this.opts.lossSeed ?? kernelRandomBytes(4).readUInt32BE(0));
     this.random = () => rng.unit();
     this.run = this.newRun(this.url.name);
     this.linkHost = this.makeLinkHost((e) => this.run.fail(e));

@@ -24,9 +24,9 @@
  *   the --until time ──► 'expired'
  *   leave ──► LEAVE, 'left'
  */
-import { randomBytes } from 'crypto';
 import { NONCE_SIZE } from '../protocol/control-header';
 import { ControlMessage, ErrorCode, JoinedChannel, MessageType, TimeValue } from '../protocol/messages';
+import { kernelRandomBytes } from '../support/kernel-random';
 import { FetchTimeoutError, JoinRefusedError } from './errors';
 
 /** Cookie refreshes in a row (BadCookie, CookieExpired) before the session gives up (§10.7 step 5). */
@@ -60,7 +60,7 @@ export interface ClientSessionConfig {
   ack: boolean;
   /** First HELLO/JOIN retry after this many ms, doubling up to MAX_RETRY_MS. */
   retryMs: number;
-  /** Nonce source (tests); default crypto.randomBytes. */
+  /** Nonce source (tests); default the kernel's generator (support/kernel-random.ts). */
   nonce?: () => Uint8Array;
 }
 
@@ -157,7 +157,7 @@ export class ClientSession implements SessionMachine {
   private staleJoined = 0;
 
   constructor(private readonly config: ClientSessionConfig) {
-    this.newNonce = config.nonce ?? (() => randomBytes(NONCE_SIZE));
+    this.newNonce = config.nonce ?? (() => kernelRandomBytes(NONCE_SIZE));
     const wanted = new Set(config.multicast ?? []);
     this.multicastChannels = config.channels.filter((c) => wanted.has(c));
   }

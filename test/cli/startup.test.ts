@@ -2,7 +2,7 @@
 // startupMs is mostly module loading): main registers only the command it
 // runs, a fetch without --log-level or a terminal's bar loads neither
 // pino nor cli-progress, and one over unicast none of the TCP, multicast,
-// playout or flute:// modules (each loaded when first used). Counted in a fresh process of the transpiled CLI
+// playout or flute:// modules (each loaded when first used), nor node:crypto. Counted in a fresh process of the transpiled CLI
 // (test/e2e/helpers.ts), not timed.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -61,6 +61,8 @@ describe('rqcast start-up', () => {
         'dist/client/sinks/playout-sink.js',
         'dist/client/flute-receiver.js',
         'node:dns',
+        // The nonce is read from the kernel (support/kernel-random.ts); digests load crypto when data comes.
+        'node:crypto',
         'node_modules/pino/',
         'cli-progress',
       ]) {

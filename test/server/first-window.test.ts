@@ -4,15 +4,19 @@
  * it starts, before its control socket takes any HELLO or JOIN, so that the
  * first client's JOIN is answered and served at once, never after a solve.
  * Ordered, not timed: what is prepared when the data engine first sees a
- * channel, and when the control socket is bound.
+ * channel, and when the control socket is bound; and a JOIN's JOINED handed
+ * to the kernel before the client becomes a destination, so that the
+ * client reads JOINED first, not behind the first window's packets.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Catalogue } from '../../lib/content/catalogue';
 import { RqcastServer } from '../../lib/server/server';
 import type { ReplicatorChannelConfig } from '../../lib/transport/replicator-contract';
+import { procNetAddress } from '../../lib/transport/udp/socket-drops';
+import { serverRig } from '../support/server-rig';
 import { TakingReplicator } from '../support/taking-replicator';
 
 let dir: string;
@@ -65,5 +69,44 @@ test("every channel's first block is prepared before the data engine gets the ch
     expect(replicator.destinations).toEqual([]);
   } finally {
     await server.close();
+  }
+});
+
+/** Bytes queued at the UDP socket bound to 127.0.0.1:`port` (/proc/net/udp's rx_queue): what the kernel holds for it, read without the event loop. */
+function receiveQueue(port: number): number {
+  const local = procNetAddress('127.0.0.1', port, 'IPv4');
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[1] === local) return parseInt(cols[4].split(':')[1], 16);
+  }
+  throw new Error(`no UDP socket on 127.0.0.1:${port}`);
+}
+
+test("a JOIN's JOINED is in the client's socket before the client becomes a destination of the data engine (it never waits behind the first window)", async () => {
+  /** At each addDestination: the bytes queued at that destination's socket. */
+  const queued: number[] = [];
+  class Watching extends TakingReplicator {
+    override addDestination(id: number, address: string, port: number): void {
+      // The replicator's thread would send the first window from here on.
+      // The reply has left or it has not: the event loop cannot send it
+      // while this runs, so a short look for the kernel's delivery is all.
+      const until = Date.now() + 200;
+      let q = receiveQueue(port);
+      while (q === 0 && Date.now() < until) q = receiveQueue(port);
+      queued.push(q);
+      super.addDestination(id, address, port);
+    }
+  }
+  const rig = await serverRig(catalogue, () => new Watching(), { channels: [{ name: 'main', objects: ['a.bin'] }] });
+  try {
+    const c = await rig.client();
+    const joined = await c.join(rig.port, await c.cookie(rig.port), ['main']);
+    expect(joined.channels.map((ch) => ch.name)).toEqual(['main']);
+    expect(queued).toHaveLength(1);
+    expect(queued[0]).toBeGreaterThan(0);
+    // What was queued is the JOINED, read after: nothing else came.
+    expect(c.data).toHaveLength(0);
+  } finally {
+    await rig.close();
   }
 });

@@ -27,7 +27,8 @@
  * the blocks being written plus the early ones kept for the digest (at most
  * the budget), never the whole of a large object.
  */
-import { createHash, Hash, randomBytes } from 'crypto';
+import type { Hash } from 'crypto';
+import { createHash, nodeCrypto } from '../../support/crypto-when-used';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { loadNative, type RawFileWritesBinding } from '../../native';
@@ -180,7 +181,7 @@ export class ObjectFileWriter {
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError('length must be a non-negative integer');
     const dir = path.dirname(finalPath);
     await makeDirectory(dir);
-    tempPath ??= path.join(dir, `.${path.basename(finalPath)}.rqcast-tmp-${randomBytes(4).toString('hex')}`);
+    tempPath ??= path.join(dir, `.${path.basename(finalPath)}.rqcast-tmp-${nodeCrypto().randomBytes(4).toString('hex')}`);
     // 'wx+': never reuse (or follow a link planted at) an existing path.
     const handle = await fs.open(tempPath, 'wx+', 0o666);
     try {

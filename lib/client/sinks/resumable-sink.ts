@@ -36,7 +36,7 @@
  * (resume-prepare.ts); mode 'continue' resumes what it finds; 'restart' (fetch --no-resume)
  * discards it first. Either way the new run is itself resumable.
  */
-import { createHash } from 'crypto';
+import { createHash } from '../../support/crypto-when-used';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { UnfetchableObjectError } from '../errors';

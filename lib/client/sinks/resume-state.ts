@@ -55,7 +55,8 @@
  * A journal whose header names another digest or OTI belongs to another
  * version of the object: it and its part file are discarded.
  */
-import { createHash, Hash } from 'crypto';
+import type { Hash } from 'crypto';
+import { createHash } from '../../support/crypto-when-used';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import type { Oti as WireOti } from '../../protocol/oti';

@@ -7,7 +7,7 @@
  * block was written meanwhile are dropped: the block's record covers them.
  * Most blocks decode within the delay, so most runs are never hashed.
  */
-import { createHash } from 'crypto';
+import { createHash } from '../../support/crypto-when-used';
 import type { ObjectFileWriter } from './file-writer';
 import type { ResumeJournal } from './resume-state';
 

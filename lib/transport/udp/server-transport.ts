@@ -24,7 +24,8 @@
  * destinations on it, and never creates, fills or closes its channels.
  */
 import * as dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import * as dns from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import type { Peer } from '../../session/peer';
 import { udpSocketDrops } from './socket-drops';
 import { udpPeer } from '../../session/peer';
@@ -54,6 +55,22 @@ export interface UdpServerTransportOptions {
 export const DEFAULT_CONTROL_RECEIVE_BUFFER = 4 * 1024 * 1024;
 
 const SILENT: TransportLogger = { debug() {}, warn() {} };
+
+/**
+ * The control socket's address lookup. Replies go to the numeric address a
+ * datagram came from, and dgram's own lookup (dns.lookup) answers even
+ * those on the next tick: a JOINED would leave after the JOIN's
+ * addDestination, behind the first window's burst from the replicator's
+ * thread, and the client would read that burst before it knew it had
+ * joined. Answered at once, send() hands the reply to the kernel before
+ * it returns, so replies leave in the order they are made, ahead of the
+ * data-path commands that follow them. Names still go to dns.lookup.
+ */
+export function numericLookup(hostname: string, options: dns.LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dns.lookup(hostname, options, callback);
+}
 
 export class UdpServerTransport implements ServerTransport {
   readonly kind = 'udp' as const;
@@ -96,7 +113,7 @@ export class UdpServerTransport implements ServerTransport {
 
   async open(handlers: ServerTransportHandlers): Promise<ListenAddress> {
     const { host, port } = this.options;
-    const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+    const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', lookup: numericLookup });
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
