@@ -17,6 +17,13 @@
  *   with σ = sqrt(n·l(1 − l)) ≈ sqrt(N·l); the constant covers RaptorQ's
  *   decoding failure at exactly K symbols, RFC 6330 Annex B: ~1 in 100 at
  *   K, ~1 in 10^6 at K + 2). A need of 0 asks for nothing.
+ * - Losses in runs: the replicator sends a block's packets in runs of up to
+ *   r (`lossRun`: one UDP GSO datagram, which a router or a loss rule that
+ *   sees the datagram before it is cut drops whole). n packets in runs of r
+ *   are n/r draws of r packets each: the same mean, variance r·n·l(1 − l),
+ *   so σ ≈ sqrt(r·N·l) and n = (N + z·sqrt(r·N·l)) / (1 − l). r = 1 is the
+ *   independent-loss case above; a larger r than the real runs only adds
+ *   margin.
  * - Kept as a target in the block's own count of built packets:
  *   target(m,b) = built(b, ≤ r) + n(m,b). The block is still wanted while
  *   built(b) < max over members of target(m,b): wanted(b) is the
@@ -86,7 +93,12 @@ export class NeedTable {
   /** Blocks a report raised above what was built (schedule.ts: repair turns). */
   private raised = new Set<number>();
 
-  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters) {
+  /**
+   * `lossRun`: packets the replicator sends in one wire message at most (a
+   * GSO datagram), the length of the runs in which a member loses them.
+   */
+  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters, readonly lossRun = 1) {
+    if (!(Number.isInteger(lossRun) && lossRun >= 1)) throw new RangeError('lossRun must be an integer >= 1');
     this.counters = counters ?? { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
     this.segStart = new Float64Array(ledgerSegments);
     this.segCount = new Int32Array(ledgerSegments);
@@ -144,7 +156,7 @@ export class NeedTable {
     const after = this.builtAfter(at);
     const l = Math.min(Math.max(loss, 0), NEED_MAX_LOSS);
     for (const { block, need } of blocks) {
-      const n = need <= 0 ? 0 : packetsFor(need, l);
+      const n = need <= 0 ? 0 : packetsFor(need, l, this.lossRun);
       const target = this.builtOf(block) - (after.get(block) ?? 0) + n;
       m.targets[block] = target;
       if (target > this.builtOf(block)) this.raised.add(block);
@@ -214,8 +226,8 @@ export class NeedTable {
   }
 }
 
-/** Packets to build so that a member at loss `l` receives `need` symbols and the margin (see above). */
-export function packetsFor(need: number, l: number): number {
+/** Packets to build so that a member at loss `l`, losing them in runs of `run`, receives `need` symbols and the margin (see above). */
+export function packetsFor(need: number, l: number, run = 1): number {
   const N = need + NEED_MARGIN_SYMBOLS;
-  return (N + NEED_MARGIN_SIGMAS * Math.sqrt(N * l)) / (1 - l);
+  return (N + NEED_MARGIN_SIGMAS * Math.sqrt(run * N * l)) / (1 - l);
 }
