@@ -422,7 +422,7 @@ export function channelStreamOptions(
     pins,
     // Members' NEED reports end passes early (docs/PROTOCOL.md §7a); without reports, fixed passes.
     needs: true,
-    // A drop of one GSO datagram loses a run of this many: the NEED margin covers it.
+    // A drop of one GSO datagram loses a run of up to this many: the NEED margin covers the runs reports show.
     lossRunPackets: wireRunPackets(channel.rateMbps, DATA_HEADER_BYTES + options.catalogue.symbolSize),
   };
 }

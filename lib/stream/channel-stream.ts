@@ -107,8 +107,9 @@ export interface ChannelStreamOptions {
   needs?: boolean;
   /**
    * Packets the replicator sends in one wire message at most (a GSO
-   * datagram): members lose packets in runs this long, and NEED's margin
-   * covers it (need-table.ts). Default 1: independent losses.
+   * datagram): the longest run in which a member can lose packets; NEED's
+   * margin covers the runs each member's reports show, up to this
+   * (need-table.ts). Default 1: independent losses.
    */
   lossRunPackets?: number;
 }
