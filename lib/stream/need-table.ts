@@ -214,16 +214,18 @@ export class NeedTable {
 
   /**
    * Adds what a report says of the member's losses since its last one: for
-   * each block both named with a need above 0, received need₁ − need₂ of
+   * each block both named with a need above 1, received need₁ − need₂ of
    * the c built between (`before`: built after the last report's position,
-   * `after`: after this one's).
+   * `after`: after this one's). A need of 1 may be a block that holds K and
+   * has not decoded yet (a client reports at least 1 until it has), whose
+   * receipts no longer lower it: such an interval says nothing of losses.
    */
   private learnRun(m: Member, before: Map<number, number> | undefined, after: Map<number, number>, l: number, blocks: readonly BlockNeed[]): void {
     if (before === undefined) return;
     for (const { block, need } of blocks) {
       const was = m.needs[block];
       const c = (before.get(block) ?? 0) - (after.get(block) ?? 0);
-      if (was === undefined || was <= 0 || need <= 0 || c <= 0) continue;
+      if (was === undefined || was <= 1 || need <= 1 || c <= 0) continue;
       const e = was - need - c * (1 - l);
       m.runSq += e * e;
       m.runVar += c * l * (1 - l);
