@@ -24,9 +24,10 @@
  *   variance r·n·l(1 − l), so σ ≈ sqrt(r·N·l) and
  *   n = (N + z·sqrt(r·N·l)) / (1 − l). Where losses happen decides r (1
  *   past a router that sees packets, R at a loss rule that sees datagrams),
- *   and only the member's own reports tell: two reports on a block that is
- *   not complete say it received need₁ − need₂ of the c packets built
- *   between their positions, c(1 − l) on average with variance r·c·l(1 − l).
+ *   and only the member's own reports tell: two consecutive reports that
+ *   both name a block with a need above 1 say it received need₁ − need₂ of
+ *   the c packets built between their positions, c(1 − l) on average with
+ *   variance r·c·l(1 − l).
  *   So r(m) = Σ e² / Σ c·l(1 − l), e = need₁ − need₂ − c(1 − l), over the
  *   member's recent reports (halved past RUN_HORIZON), within 1..R; 1 until
  *   the sums reach RUN_EVIDENCE.
@@ -84,7 +85,7 @@ interface Member {
   at: number;
   /** target(m,b) per block index (undefined: not reported). */
   targets: (number | undefined)[];
-  /** need(m,b) of its latest report per block index. */
+  /** need(m,b) of its latest report per block index (undefined: not named in it). */
   needs: (number | undefined)[];
   /** Σ e² and Σ c·l(1 − l) of its reports (see "Losses in runs"). */
   runSq: number;
@@ -172,6 +173,8 @@ export class NeedTable {
     const l = Math.min(Math.max(loss, 0), NEED_MAX_LOSS);
     if (this.maxLossRun > 1 && l > 0 && m.at >= 0 && after !== undefined) this.learnRun(m, this.builtAfter(m.at), after, l, blocks);
     m.at = at;
+    // Only the blocks this report names are compared with the next one's.
+    m.needs = [];
     const run = this.lossRunOf(m);
     for (const { block, need } of blocks) {
       const n = need <= 0 ? 0 : packetsFor(need, l, run);
