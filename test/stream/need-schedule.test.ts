@@ -396,6 +396,41 @@ describe('NeedTable', () => {
     expect(t.wanted(0)).toBeUndefined();
   });
 
+  test('loss runs: learnt from consecutive reports on a block with a need above 1, within 1..maxLossRun', () => {
+    // Block 0 of K = 5000 in segments of 100; a member at 5 % reports after each segment.
+    const table = (run: number): NeedTable => new NeedTable(undefined, undefined, run);
+    const feed = (t: NeedTable, receipts: (i: number) => number, name = 'm', omit = (_i: number): boolean => false): void => {
+      t.expect(name);
+      let need = 5000;
+      for (let i = 0; i < 40; i++) {
+        t.built(0, i * 100, 100);
+        need = Math.max(1, need - receipts(i));
+        t.report(name, i * 100 + 99, 0.05, omit(i) ? [{ block: 1, need: 7 }] : [{ block: 0, need }]);
+      }
+    };
+    // Exactly 95 of every 100: no spread beyond the mean, r = 1.
+    const even = table(47);
+    feed(even, () => 95);
+    expect(even.lossRun('m')).toBe(1);
+    // 0 or 190 in turn: e = ±95 against c·l(1 − l) = 4.75: capped at the datagram length.
+    const bursty = table(47);
+    feed(bursty, (i) => (i % 2 === 0 ? 0 : 190));
+    expect(bursty.lossRun('m')).toBe(47);
+    expect(table(1).lossRun('x')).toBeUndefined();
+    const single = table(1);
+    feed(single, (i) => (i % 2 === 0 ? 0 : 190));
+    expect(single.lossRun('m')).toBe(1);
+    // A block left out of one report is compared again only between the next two that name it (the drop
+    // over two segments against one segment's packets would read as a burst: 47).
+    const gaps = table(47);
+    feed(gaps, () => 95, 'm', (i) => i % 3 === 1);
+    expect(gaps.lossRun('m')).toBe(1);
+    // Receipts while the need is 1 (a block holding K, not decoded) say nothing.
+    const held = table(47);
+    feed(held, (i) => (i < 20 ? 95 : 4000));
+    expect(held.lossRun('m')).toBe(1);
+  });
+
   test('sequence numbers wrap: a report near 2^32 is dated by the ledger', () => {
     const t = new NeedTable();
     const base = 2 ** 32 - 10;
