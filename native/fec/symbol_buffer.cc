@@ -11,6 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace rqcast {
 namespace fec {
@@ -183,6 +186,13 @@ void SymbolBuffer::TrimCache() {
     count(counters().freed, counters().freed_bytes, e.capacity);
     std::free(e.p);
   }
+#if defined(__GLIBC__)
+  // glibc serves a block buffer from an arena rather than its own mapping
+  // once a freed one has raised the mmap threshold (up to 32 MiB), and
+  // free() leaves arena memory mapped: without this, emptying the cache
+  // gave back one of two 15 MiB source copies (RssAnon 307 -> 292 MiB).
+  if (!drop.empty()) malloc_trim(0);
+#endif
 }
 
 size_t SymbolBuffer::CachedBytes() {
