@@ -40,7 +40,8 @@
 //   file is checked against the source's SHA-256 afterwards.
 // - Loss: the same rule for both: `loss`% of TCP segments from the service
 //   port dropped at the receiver's input (tcpOnly + tcpSourcePort).
-// - Server CPU: GNU time around the server process (user + system); the
+// - Server CPU: GNU time around the server process (user + system; the
+//   system share and the minor page faults beside it); the
 //   receiver's CPU the same way around the fetch (rqcast) or the plain
 //   reader (kernel).
 // - The receiver's backlog: the client socket's unread bytes (Recv-Q of
@@ -85,6 +86,9 @@ interface Run {
   seconds: number;
   ok: boolean;
   server_cpu_s: number;
+  /** The server's system CPU (in server_cpu_s) and its minor page faults (GNU time). */
+  server_sys_s?: number;
+  server_minor_faults?: number;
   dropped_pct?: number;
   /**
    * Packets the loss rule saw at the receiver's input. The rule drops whole
@@ -264,7 +268,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   if (!ok) log(`${system} at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
   const overhead = overheadFromSummary(lastJson(r.stdout));
-  return { system, loss_pct: loss, seconds, ok, server_cpu_s: readTimeReport(rep).cpuSeconds, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, recvq_p50_kib: q.p50, recvq_p90_kib: q.p90, ...counters };
+  const srv = readTimeReport(rep);
+  return { system, loss_pct: loss, seconds, ok, server_cpu_s: srv.cpuSeconds, server_sys_s: srv.systemSeconds, server_minor_faults: srv.minorFaults, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, recvq_p50_kib: q.p50, recvq_p90_kib: q.p90, ...counters };
 }
 
 async function main(): Promise<void> {
@@ -355,17 +360,20 @@ async function main(): Promise<void> {
       rqcast_recvq_p90_kib: rq?.recvq_p90_kib ?? null,
       kernel_recvq_p50_kib: k?.recvq_p50_kib ?? null,
       kernel_recvq_p90_kib: k?.recvq_p90_kib ?? null,
+      // rqcast's server: its system CPU (within server_cpu_s) and minor page faults (fresh memory it touched).
+      server_sys_s: rq?.server_sys_s !== undefined ? round(rq.server_sys_s, 2) : null,
+      server_minor_faults: rq?.server_minor_faults ?? null,
     };
   });
   const ccs = [...new Set(runs.filter((r) => r.cc !== undefined).map((r) => r.cc))].join(', ');
   console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, nftables input loss on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s; kernel: ${ccs || 'not run'})`);
-  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt  rq_cli_cpu_s  k_cli_cpu_s  rq_recvq_KiB  k_recvq_KiB');
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt  rq_cli_cpu_s  k_cli_cpu_s  rq_recvq_KiB  k_recvq_KiB  rq_srv_sys_s  rq_srv_faults');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
     console.log(
       `${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.kernel_host_cc_MBps, 14)}${f(r.ratio_host_cc, 15)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}` +
         `${f(r.rqcast_segments_per_packet, 12)}${f(r.routed_MBps, 13)}${f(r.routed_ratio, 14)}${f(r.gso_speedup, 13)}${f(r.routed_server_cpu_s, 14)}${f(r.routed_bytes_per_packet, 14)}` +
-        `${f(r.rqcast_client_cpu_s, 14)}${f(r.kernel_client_cpu_s, 13)}${f(r.rqcast_recvq_p50_kib, 14)}${f(r.kernel_recvq_p50_kib, 12)}`,
+        `${f(r.rqcast_client_cpu_s, 14)}${f(r.kernel_client_cpu_s, 13)}${f(r.rqcast_recvq_p50_kib, 14)}${f(r.kernel_recvq_p50_kib, 13)}${f(r.server_sys_s, 14)}${f(r.server_minor_faults, 13)}`,
     );
   }
   console.log(JSON.stringify({ bench: 'tcp', results }));

@@ -16,6 +16,10 @@ export interface TimeReport {
   cpuSeconds: number;
   wallSeconds: number;
   exitStatus: number;
+  /** System CPU seconds alone (the kernel's share: page faults, copies, sends). */
+  systemSeconds: number;
+  /** Minor page faults: pages the kernel mapped in on first touch (zeroed, for anonymous memory). */
+  minorFaults: number;
 }
 
 /** Parses a `/usr/bin/time -v -o FILE` report. */
@@ -26,11 +30,12 @@ export function readTimeReport(reportPath: string): TimeReport {
   const exit = /Exit status: (\d+)/.exec(text);
   const user = /User time \(seconds\): ([\d.]+)/.exec(text);
   const sys = /System time \(seconds\): ([\d.]+)/.exec(text);
+  const minor = /Minor \(reclaiming a frame\) page faults: (\d+)/.exec(text);
   if (!rss || !wall) throw new Error(`unreadable GNU time report ${reportPath}: ${text.slice(0, 500)}`);
   const parts = wall[1].split(':').map(Number);
   const wallSeconds = parts.reduce((acc, p) => acc * 60 + p, 0);
   const cpuSeconds = (user ? Number(user[1]) : 0) + (sys ? Number(sys[1]) : 0);
-  return { maxRssKiB: Number(rss[1]), cpuSeconds, wallSeconds, exitStatus: exit ? Number(exit[1]) : -1 };
+  return { maxRssKiB: Number(rss[1]), cpuSeconds, wallSeconds, exitStatus: exit ? Number(exit[1]) : -1, systemSeconds: sys ? Number(sys[1]) : 0, minorFaults: minor ? Number(minor[1]) : 0 };
 }
 
 /** Direct children of `pid` (Linux /proc). */

@@ -9,6 +9,10 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
+#endif
+#if defined(__GLIBC__)
+#include <malloc.h>
 #endif
 
 namespace rqcast {
@@ -19,6 +23,13 @@ constexpr size_t kAlign = 64;                  // a cache line; any SIMD width
 constexpr size_t kMinCached = size_t(64) << 10;  // smaller: plain malloc
 constexpr size_t kHuge = size_t(2) << 20;      // x86-64 huge page
 constexpr size_t kMaxEntries = 8;
+#if defined(__linux__)
+#ifdef MADV_POPULATE_WRITE
+constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kPopulateWrite = 23;  // Linux 5.14's value; older headers
+#endif
+#endif
 
 struct Cache {
   std::mutex mu;
@@ -53,6 +64,18 @@ Cache& cache() {
   return *c;
 }
 
+#if defined(__linux__)
+// The whole pages of [p, p + bytes) faulted in for writing, in one call.
+void populate(uint8_t* p, size_t bytes) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (end > begin) {
+    madvise(reinterpret_cast<void*>(begin), end - begin, kPopulateWrite);
+  }
+}
+#endif
+
 uint8_t* system_alloc(size_t capacity) {
   const size_t align = capacity >= kHuge ? kHuge : kAlign;
   void* p = nullptr;
@@ -62,6 +85,16 @@ uint8_t* system_alloc(size_t capacity) {
   // With transparent huge pages in "madvise" mode (a common default) a
   // large block faults in 2 MiB at a time instead of 4 KiB. Advisory.
   if (capacity >= kHuge) madvise(p, capacity, MADV_HUGEPAGE);
+#endif
+#if defined(__linux__)
+  // Every byte of a block buffer is written soon after it is taken (a
+  // read, the plan's replay, a decode), so fault its pages in now, in one
+  // call, instead of one trap per page at the first writes: on a VM each
+  // trap is an exit to the host (measured on the project's machine: 17
+  // buffers of 15.8 MiB, median CPU 109 ms populated against 155 ms
+  // touched, with huge pages). Advisory: kernels before 5.14 refuse it
+  // (EINVAL) and the pages fault in as before.
+  if (capacity >= kMinCached) populate(static_cast<uint8_t*>(p), capacity);
 #endif
   return static_cast<uint8_t*>(p);
 }
@@ -153,6 +186,13 @@ void SymbolBuffer::TrimCache() {
     count(counters().freed, counters().freed_bytes, e.capacity);
     std::free(e.p);
   }
+#if defined(__GLIBC__)
+  // glibc serves a block buffer from an arena rather than its own mapping
+  // once a freed one has raised the mmap threshold (up to 32 MiB), and
+  // free() leaves arena memory mapped: without this, emptying the cache
+  // gave back one of two 15 MiB source copies (RssAnon 307 -> 292 MiB).
+  if (!drop.empty()) malloc_trim(0);
+#endif
 }
 
 size_t SymbolBuffer::CachedBytes() {
