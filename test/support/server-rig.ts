@@ -25,6 +25,9 @@ export class RawClient {
   static async open(host = '127.0.0.1', serverHost = host): Promise<RawClient> {
     const c = new RawClient(host.includes(':') ? 'udp6' : 'udp4', serverHost);
     await new Promise<void>((r) => c.socket.bind(0, host, r));
+    // 4 MiB (or net.core.rmem_max, if lower) instead of ~200 KiB, which holds about 90 datagrams of 1.3 KB:
+    // 23 ms of two 20 Mbit/s channels, so a test process descheduled that long on a loaded machine lost packets.
+    c.socket.setRecvBufferSize(4 << 20);
     return c;
   }
 
