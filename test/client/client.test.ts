@@ -161,7 +161,10 @@ describe('RqcastClient (scripted server)', () => {
     const { server, port } = await serve({ objects: [{ name: 'big', data: big }], burst: 1, cookieExpiredOnFirstAck: 6 });
     const c = client(`rqcast://127.0.0.1:${port}`, { ack: true, ackIntervalMs: 10 });
     await c.fetch();
-    expect(server.hellos).toBe(2);
+    // Two HELLO exchanges (nonces): the first and one refresh. Not two datagrams: an exchange repeats its
+    // HELLO after retryMs (20 ms): under load (10-20 on 2 cores) a third HELLO, a repeat, went out in 3 runs of 7.
+    const nonces = new Set(server.received.flatMap((m) => (m.type === MessageType.Hello ? [Buffer.from(m.nonce).toString('hex')] : [])));
+    expect(nonces.size).toBe(2);
     expect((await fs.readFile(path.join(scripted.dir, 'big'))).equals(big)).toBe(true);
   });
 
