@@ -46,7 +46,8 @@ describe('RqcastClient (scripted server)', () => {
     expect(s.neededSymbols).toBe(Math.ceil(A.length / 256) + 1);
     expect(s.overhead).toBeCloseTo(s.symbolsReceived / s.neededSymbols - 1, 10);
     expect(s.replacements).toBe(0);
-    // LEAVE goes out before fetch() resolves.
+    // LEAVE goes out before fetch() resolves (the fake server reads it on a later turn; once, 50 ms on).
+    await server.until(() => server.leaves > 0);
     await new Promise((r) => setTimeout(r, 50));
     expect(server.leaves).toBe(1);
     const join = server.received.find((m) => m.type === MessageType.Join);
@@ -60,6 +61,7 @@ describe('RqcastClient (scripted server)', () => {
     expect((await fs.readFile(path.join(scripted.dir, 'a.bin'))).equals(A)).toBe(true);
     expect((await fs.readFile(path.join(scripted.dir, 'sub', 'b.txt'))).equals(B)).toBe(true);
     expect(s.objects).toHaveLength(2);
+    await server.until(() => server.leaves > 0);
     await new Promise((r) => setTimeout(r, 50));
     expect(server.leaves).toBe(1);
   });
@@ -70,6 +72,7 @@ describe('RqcastClient (scripted server)', () => {
     const leavesAtObject: number[] = [];
     c.on('object', () => leavesAtObject.push(server.leaves));
     await c.fetch();
+    await server.until(() => server.leaves > 0);
     await new Promise((r) => setTimeout(r, 50));
     // The last object is verified (file writes, SHA-256, fsync, rename)
     // after the LEAVE reached the server; only one LEAVE in all.
