@@ -37,8 +37,13 @@ afterAll(async () => {
 
 /** Three clients at once; what reached each (packets received + dropped by the hook) and what it needed. */
 async function fetchAll(loss: number, need: boolean): Promise<{ delivered: number[]; needed: number; server: RqcastServer }> {
-  // A short ring (512 packets built ahead) at 100 Mbit/s: a report is in force within ~60 ms of packets.
-  const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps: 100, ringCapacity: 512 });
+  // 10 Mbit/s, a short ring (64 packets built ahead): a report is in force within ~65 ms of packets. What a
+  // client is sent beyond its need includes what it is sent while its report lags: a block's need stays 1
+  // until its solve is done (ObjectReceiver.blockNeed), and server, clients and solves share this process.
+  // At 100 Mbit/s (and 512 slots) a loaded machine (load average 19-24 on 2 cores) made that lag up to
+  // 20 ms a block, 200 packets: the worst client had 1.13-1.23 × K/(1 − loss), over the bound (1.09), in 3
+  // runs of 3; at 10 Mbit/s the same lag is 20 packets (worst 1.034-1.057 under the same load).
+  const server = new RqcastServer({ catalogue, port: 0, host: '127.0.0.1', rateMbps: 10, ringCapacity: 64 });
   const { port } = await server.listen();
   try {
     const summaries: FetchSummary[] = await Promise.all(

@@ -19,6 +19,7 @@ import { decodeControl, encodeControl } from '../../lib/protocol/control';
 import { ControlMessage, ErrorCode, MessageType } from '../../lib/protocol/messages';
 import type { FdtChannel } from '../../lib/protocol/fdt';
 import { CarouselObject, SenderCarousel, SenderObject } from './support';
+import { Waiters } from '../support/waiters';
 
 export interface FakeServerOptions {
   objects: SenderObject[];
@@ -81,12 +82,21 @@ export class FakeServer {
   private groupSocket?: dgram.Socket;
   private readonly groupSeq = new Map<number, number>();
   private groupsStarted: boolean;
+  private readonly waiters = new Waiters();
 
   constructor(private readonly o: FakeServerOptions) {
     this.groupsStarted = !o.groupsOnCue;
     this.channels = o.channels ?? { main: 1 };
     this.carousel = new SenderCarousel(o.objects, o.symbolSize ?? 256, o.fdtChannels, o.sourceBlocks);
-    this.socket.on('message', (m, r) => this.onMessage(m, r));
+    this.socket.on('message', (m, r) => {
+      this.onMessage(m, r);
+      this.waiters.wake();
+    });
+  }
+
+  /** Resolves once `pred` holds, checked on every datagram received. */
+  until(pred: () => boolean): Promise<true> {
+    return this.waiters.until(() => pred());
   }
 
   /** Starts the group streams (groupsOnCue). */

@@ -1,6 +1,7 @@
 /**
  * Live playout end to end (issue 10): a generator writes numbered,
- * timestamped lines into `rqcast serve --live lines` for 16 s; two
+ * timestamped lines into `rqcast serve --live lines` for 16 s (or until
+ * both readers have printed more than 50 lines, if later); two
  * `rqcast fetch .../lines/lines -o -` read them: A from the start of the
  * run with 5% of its data packets dropped (--loss 5), B joining 5 s late.
  * Every line each prints is the next number after the one before it (in
@@ -17,6 +18,7 @@ const BLOCK_MS = 200;
 
 interface Reader {
   joinedAt: number;
+  exited: boolean;
   lines: { n: number; writtenAt: number; arrivedAt: number }[];
   stderr: string;
   code: Promise<number | null>;
@@ -24,7 +26,8 @@ interface Reader {
 
 function reader(port: number, extra: string[]): Reader {
   const child = rqcastChild(['fetch', `rqcast://127.0.0.1:${port}/lines/lines`, '-o', '-', '--transport', 'udp', '--timeout', '30s', '--quiet', ...extra]);
-  const r: Reader = { joinedAt: Date.now(), lines: [], stderr: '', code: new Promise((res) => child.on('close', res)) };
+  const r: Reader = { joinedAt: Date.now(), exited: false, lines: [], stderr: '', code: new Promise((res) => child.on('close', res)) };
+  void r.code.then(() => (r.exited = true));
   let buf = '';
   let first = true;
   child.stdout?.on('data', (d: Buffer) => {
@@ -76,7 +79,11 @@ test('numbered lines through serve --live and fetch -o -: in order, no gap, fres
     const a = reader(port, ['--loss', '5']);
     await new Promise((r) => setTimeout(r, 5000));
     const b = reader(port, []);
-    await new Promise((r) => setTimeout(r, Math.max(0, RUN_MS - (Date.now() - started))));
+    // RUN_MS at least, and on until each reader has printed more than 50 lines (or exited): under load (16-19
+    // on 2 cores) A's first line was #490 (a reader took 7 s or more to start: node, the CLI, its JOIN), and
+    // B, started 5 s in, had printed 5 lines when a fixed 16 s run ended.
+    const short = (r: Reader): boolean => !r.exited && r.lines.length <= 50;
+    while (Date.now() - started < RUN_MS || short(a) || short(b)) await new Promise((r) => setTimeout(r, 100));
     clearInterval(gen);
     serve.stdin?.end();
     const [codeA, codeB] = await Promise.all([a.code, b.code]);

@@ -7,6 +7,9 @@
 # stdin: JSON {"dst": "a.b.c.d", "dport": n, "gap_us": n,
 #              "packets": [{"src": "...", "sport": n, "data": base64, "repeat": n}]}
 # stdout: JSON {"packets": n, "ip_bytes": n}
+# --ready: first print "ready" once the interpreter is up, then read stdin
+# (a caller that must send at a moment starts it ahead: on a loaded machine
+# python3 alone took 6-9 s to start).
 import base64
 import json
 import socket
@@ -38,6 +41,8 @@ def datagram(src: str, dst: str, sport: int, dport: int, payload: bytes) -> byte
 
 
 def main() -> None:
+    if "--ready" in sys.argv[1:]:
+        print("ready", flush=True)
     spec = json.load(sys.stdin)
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     gap = spec.get("gap_us", 0) / 1e6

@@ -9,6 +9,7 @@ import { type ControlMessage, MessageType } from '../../lib/protocol/messages';
 import type { Catalogue } from '../../lib/content/catalogue';
 import type { ReplicatorContract } from '../../lib/transport/replicator-contract';
 import { RqcastServer, type RqcastServerOptions } from '../../lib/server/server';
+import { Waiters } from './waiters';
 
 /** A raw rqcast client socket: control messages and ALC packets on one port. */
 export class RawClient {
@@ -19,12 +20,15 @@ export class RawClient {
   bytesSent = 0;
   /** Called with each ALC packet as it arrives. */
   onData?: (p: AlcPacket) => void;
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new Waiters();
 
   /** `host`: the loopback address to bind and to send control messages to. */
   static async open(host = '127.0.0.1', serverHost = host): Promise<RawClient> {
     const c = new RawClient(host.includes(':') ? 'udp6' : 'udp4', serverHost);
     await new Promise<void>((r) => c.socket.bind(0, host, r));
+    // 4 MiB (or net.core.rmem_max, if lower) instead of ~200 KiB, which holds about 90 datagrams of 1.3 KB:
+    // 23 ms of two 20 Mbit/s channels, so a test process descheduled that long on a loaded machine lost packets.
+    c.socket.setRecvBufferSize(4 << 20);
     return c;
   }
 
@@ -45,9 +49,7 @@ export class RawClient {
           this.onData?.(r.packet);
         }
       }
-      const w = this.waiters;
-      this.waiters = [];
-      w.forEach((f) => f());
+      this.waiters.wake();
     });
   }
 
@@ -66,14 +68,7 @@ export class RawClient {
 
   /** Resolves once `pred` holds (checked on every datagram). */
   until<T>(pred: () => T | undefined | false): Promise<T> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        const v = pred();
-        if (v) resolve(v);
-        else this.waiters.push(check);
-      };
-      check();
-    });
+    return this.waiters.until(pred);
   }
 
   /** The next control message of `type` after the first `from`. */
