@@ -58,6 +58,9 @@ afterAll(async () => {
 test('64 MiB to stdout | sha256sum: the digest matches; the first byte is out before half of the transfer', async () => {
   const fetch = rqcastChild(['fetch', `rqcast://127.0.0.1:${port}//big.bin`, '-o', '-', '--json', '--transport', 'udp']);
   const sum = spawn('sha256sum', [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Both waits from the start: sha256sum may close before the fetch's 'close' (which also waits for its stderr).
+  const fetchClosed = new Promise<number | null>((r) => fetch.on('close', r));
+  const sumClosed = new Promise((r) => sum.on('close', r));
   let firstByteAt = 0;
   let bytes = 0;
   fetch.stdout?.on('data', (d: Buffer) => {
@@ -73,9 +76,9 @@ test('64 MiB to stdout | sha256sum: the digest matches; the first byte is out be
   });
   let sumOut = '';
   sum.stdout?.on('data', (d: Buffer) => (sumOut += d.toString()));
-  const code = await new Promise<number | null>((r) => fetch.on('close', r));
+  const code = await fetchClosed;
   const endAt = Date.now();
-  await new Promise((r) => sum.on('close', r));
+  await sumClosed;
   if (code !== 0) throw new Error(`fetch exited ${code}: ${stderr.slice(-2000)}`);
   expect(bytes).toBe(SIZE);
   expect(sumOut.split(/\s/)[0]).toBe(digest);
