@@ -43,24 +43,6 @@ const DEFAULT_TICK_MS = 100;
 /** LCT header, EXT_RQSEQ and FEC Payload ID of a data packet (docs/PROTOCOL.md §10.3): 28 + T bytes. */
 const DATA_HEADER_BYTES = 28;
 
-/** UDP GSO: segments per datagram at most, and a datagram's payload at most (native/udp/udp.h). */
-const GSO_MAX_SEGMENTS = 64;
-const GSO_MAX_PAYLOAD = 65507;
-
-/**
- * Packets of a channel at `rateMbps`, `packetSize` bytes each, that the
- * replicator sends as one wire message at most, i.e. the longest run a
- * member can lose to one drop of a GSO datagram (need-table.ts, lossRun):
- * its pacing quantum (native/replicate/engine.cc pacing_quantum: half the
- * default burst of 5 ms of the rate, pacing.h default_burst) bounded by
- * what one GSO datagram holds. At 200 Mbit/s and T = 1280, 47.
- */
-export function wireRunPackets(rateMbps: number, packetSize: number): number {
-  const burst = Math.max(Math.floor((rateMbps * 1e6) / 8 / 200), 2 * packetSize);
-  const quantum = Math.floor(burst / (2 * packetSize));
-  return Math.max(1, Math.min(quantum, GSO_MAX_SEGMENTS, Math.floor(GSO_MAX_PAYLOAD / packetSize)));
-}
-
 /**
  * Stream packets between FDT packets for a channel sending `packetsPerSecond`
  * whose FDT instance has `fdtSymbols` source symbols: one FDT packet per
@@ -422,8 +404,6 @@ export function channelStreamOptions(
     pins,
     // Members' NEED reports end passes early (docs/PROTOCOL.md §7a); without reports, fixed passes.
     needs: true,
-    // A drop of one GSO datagram loses a run of up to this many: the NEED margin covers the runs reports show.
-    lossRunPackets: wireRunPackets(channel.rateMbps, DATA_HEADER_BYTES + options.catalogue.symbolSize),
   };
 }
 

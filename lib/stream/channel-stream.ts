@@ -105,13 +105,6 @@ export interface ChannelStreamOptions {
    * none of them needs more of it. Default false: fixed passes.
    */
   needs?: boolean;
-  /**
-   * Packets the replicator sends in one wire message at most (a GSO
-   * datagram): the longest run in which a member can lose packets; NEED's
-   * margin covers the runs each member's reports show, up to this
-   * (need-table.ts). Default 1: independent losses.
-   */
-  lossRunPackets?: number;
 }
 
 /** A NEED report as the stream takes it (the client manager checked who sent it). */
@@ -226,7 +219,7 @@ export class ChannelStream {
     });
     if (options.needs === true) {
       Object.assign(this.counters, { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0, needUnknownBlocks: 0, needClamped: 0 });
-      this.needTable = new NeedTable(undefined, this.counters as NeedTableCounters, options.lossRunPackets);
+      this.needTable = new NeedTable(undefined, this.counters as NeedTableCounters);
     }
     this.schedule = new StreamSchedule({
       blocks,

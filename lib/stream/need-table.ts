@@ -17,20 +17,6 @@
  *   with σ = sqrt(n·l(1 − l)) ≈ sqrt(N·l); the constant covers RaptorQ's
  *   decoding failure at exactly K symbols, RFC 6330 Annex B: ~1 in 100 at
  *   K, ~1 in 10^6 at K + 2). A need of 0 asks for nothing.
- * - Losses in runs: the replicator sends a block's packets in runs of up to
- *   R (`maxLossRun`: one UDP GSO datagram), and a router or a loss rule
- *   that sees the datagram before it is cut into packets drops all of them.
- *   n packets lost in runs of r are n/r draws of r packets: the same mean,
- *   variance r·n·l(1 − l), so σ ≈ sqrt(r·N·l) and
- *   n = (N + z·sqrt(r·N·l)) / (1 − l). Where losses happen decides r (1
- *   past a router that sees packets, R at a loss rule that sees datagrams),
- *   and only the member's own reports tell: two consecutive reports that
- *   both name a block with a need above 1 say it received need₁ − need₂ of
- *   the c packets built between their positions, c(1 − l) on average with
- *   variance r·c·l(1 − l).
- *   So r(m) = Σ e² / Σ c·l(1 − l), e = need₁ − need₂ − c(1 − l), over the
- *   member's recent reports (halved past RUN_HORIZON), within 1..R; 1 until
- *   the sums reach RUN_EVIDENCE.
  * - Kept as a target in the block's own count of built packets:
  *   target(m,b) = built(b, ≤ r) + n(m,b). The block is still wanted while
  *   built(b) < max over members of target(m,b): wanted(b) is the
@@ -54,10 +40,6 @@ export const NEED_MARGIN_SYMBOLS = 2;
 export const NEED_MARGIN_SIGMAS = 3;
 /** The highest loss fraction a prediction uses (a report of more is clamped): bounds n at 2N + 3σ. */
 export const NEED_MAX_LOSS = 0.5;
-/** Σ c·l(1 − l) (expected variance of receipts between reports) from which a member's run estimate counts (~1 000 packets at 5 % loss). */
-export const RUN_EVIDENCE = 50;
-/** Σ c·l(1 − l) beyond which a member's run sums are halved (~42 000 packets at 5 % loss). */
-export const RUN_HORIZON = 2000;
 /** Segments of built packets remembered to date reports by. */
 export const DEFAULT_LEDGER_SEGMENTS = 16384;
 
@@ -85,11 +67,6 @@ interface Member {
   at: number;
   /** target(m,b) per block index (undefined: not reported). */
   targets: (number | undefined)[];
-  /** need(m,b) of its latest report per block index (undefined: not named in it). */
-  needs: (number | undefined)[];
-  /** Σ e² and Σ c·l(1 − l) of its reports (see "Losses in runs"). */
-  runSq: number;
-  runVar: number;
 }
 
 export class NeedTable {
@@ -109,12 +86,7 @@ export class NeedTable {
   /** Blocks a report raised above what was built (schedule.ts: repair turns). */
   private raised = new Set<number>();
 
-  /**
-   * `maxLossRun`: packets the replicator sends in one wire message at most
-   * (a GSO datagram), the longest run in which a member can lose them.
-   */
-  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters, readonly maxLossRun = 1) {
-    if (!(Number.isInteger(maxLossRun) && maxLossRun >= 1)) throw new RangeError('maxLossRun must be an integer >= 1');
+  constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters) {
     this.counters = counters ?? { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
     this.segStart = new Float64Array(ledgerSegments);
     this.segCount = new Int32Array(ledgerSegments);
@@ -147,7 +119,7 @@ export class NeedTable {
   /** `member` is a destination now: until it reports, every block is unknown. */
   expect(member: string): void {
     if (this.members.has(member)) return;
-    this.members.set(member, { at: -1, targets: [], needs: [], runSq: 0, runVar: 0 });
+    this.members.set(member, { at: -1, targets: [] });
     this.version++;
   }
 
@@ -168,19 +140,13 @@ export class NeedTable {
       this.counters.needStale++;
       return false;
     }
-    const after = this.builtAfter(at);
-    if (after === undefined) this.counters.needBeyondLedger++;
-    const l = Math.min(Math.max(loss, 0), NEED_MAX_LOSS);
-    if (this.maxLossRun > 1 && l > 0 && m.at >= 0 && after !== undefined) this.learnRun(m, this.builtAfter(m.at), after, l, blocks);
     m.at = at;
-    // Only the blocks this report names are compared with the next one's.
-    m.needs = [];
-    const run = this.lossRunOf(m);
+    const after = this.builtAfter(at);
+    const l = Math.min(Math.max(loss, 0), NEED_MAX_LOSS);
     for (const { block, need } of blocks) {
-      const n = need <= 0 ? 0 : packetsFor(need, l, run);
-      const target = this.builtOf(block) - (after?.get(block) ?? 0) + n;
+      const n = need <= 0 ? 0 : packetsFor(need, l);
+      const target = this.builtOf(block) - (after.get(block) ?? 0) + n;
       m.targets[block] = target;
-      m.needs[block] = need;
       if (target > this.builtOf(block)) this.raised.add(block);
     }
     this.counters.needReports++;
@@ -204,41 +170,6 @@ export class NeedTable {
     return Math.max(0, Math.ceil(most - this.builtOf(block)));
   }
 
-  /** The run length in which `member` loses packets, as its reports tell (see "Losses in runs"); undefined if not a member. */
-  lossRun(member: string): number | undefined {
-    const m = this.members.get(member);
-    return m && this.lossRunOf(m);
-  }
-
-  private lossRunOf(m: Member): number {
-    if (m.runVar < RUN_EVIDENCE) return 1;
-    return Math.min(this.maxLossRun, Math.max(1, m.runSq / m.runVar));
-  }
-
-  /**
-   * Adds what a report says of the member's losses since its last one: for
-   * each block both named with a need above 1, received need₁ − need₂ of
-   * the c built between (`before`: built after the last report's position,
-   * `after`: after this one's). A need of 1 may be a block that holds K and
-   * has not decoded yet (a client reports at least 1 until it has), whose
-   * receipts no longer lower it: such an interval says nothing of losses.
-   */
-  private learnRun(m: Member, before: Map<number, number> | undefined, after: Map<number, number>, l: number, blocks: readonly BlockNeed[]): void {
-    if (before === undefined) return;
-    for (const { block, need } of blocks) {
-      const was = m.needs[block];
-      const c = (before.get(block) ?? 0) - (after.get(block) ?? 0);
-      if (was === undefined || was <= 1 || need <= 1 || c <= 0) continue;
-      const e = was - need - c * (1 - l);
-      m.runSq += e * e;
-      m.runVar += c * l * (1 - l);
-    }
-    if (m.runVar > RUN_HORIZON) {
-      m.runSq /= 2;
-      m.runVar /= 2;
-    }
-  }
-
   /** The blocks reports raised above their built count since the last call. */
   takeRaised(): number[] {
     if (this.raised.size === 0) return [];
@@ -258,8 +189,8 @@ export class NeedTable {
     return last - back;
   }
 
-  /** Packets of each block built after position `at` (from the ledger); undefined if `at` is older than the ledger. */
-  private builtAfter(at: number): Map<number, number> | undefined {
+  /** Packets of each block built after position `at` (from the ledger). */
+  private builtAfter(at: number): Map<number, number> {
     const out = new Map<number, number>();
     const n = this.segStart.length;
     let reached = false;
@@ -274,14 +205,17 @@ export class NeedTable {
         break;
       }
     }
-    // Older than the ledger: what it counts as in flight is a lower bound; the caller counts none.
-    if (!reached && this.segSize === n) return undefined;
+    if (!reached && this.segSize === n) {
+      // Older than the ledger: what it counts as in flight is a lower bound; count none.
+      this.counters.needBeyondLedger++;
+      out.clear();
+    }
     return out;
   }
 }
 
-/** Packets to build so that a member at loss `l`, losing them in runs of `run`, receives `need` symbols and the margin (see above). */
-export function packetsFor(need: number, l: number, run = 1): number {
+/** Packets to build so that a member at loss `l` receives `need` symbols and the margin (see above). */
+export function packetsFor(need: number, l: number): number {
   const N = need + NEED_MARGIN_SYMBOLS;
-  return (N + NEED_MARGIN_SIGMAS * Math.sqrt(run * N * l)) / (1 - l);
+  return (N + NEED_MARGIN_SIGMAS * Math.sqrt(N * l)) / (1 - l);
 }

@@ -16,7 +16,6 @@ import {
   replicatorChannelConfig,
   type RqcastServerOptions,
   symbolAllocators,
-  wireRunPackets,
 } from '../../lib/server/config';
 import type { BlockPins } from '../../lib/stream/channel-stream';
 import { IN_ORDER_WINDOW } from '../../lib/stream/channel-stream';
@@ -109,17 +108,6 @@ describe('channelStreamOptions', () => {
     expect(streamOf({ rateMbps: 200 }).fdtInterval).toBe(191);
     expect(streamOf({ rateMbps: 10 }).fdtInterval).toBe(32);
     expect(streamOf({ rateMbps: 200, fdtInterval: 50 }).fdtInterval).toBe(50);
-  });
-
-  test('NEED margin: members lose packets in runs of the replicator\'s GSO datagrams (its pacing quantum, at most one datagram)', () => {
-    // Half of 5 ms of the rate: 200 Mbit/s of 1308-byte packets, 62 500 bytes, 47 packets.
-    expect(wireRunPackets(200, 1308)).toBe(47);
-    expect(wireRunPackets(10, 1308)).toBe(2);
-    expect(wireRunPackets(0.01, 1308)).toBe(1);
-    // One datagram: 65 507 bytes, 64 segments.
-    expect(wireRunPackets(1000, 1308)).toBe(50);
-    expect(wireRunPackets(1000, 100)).toBe(64);
-    expect(streamOf({ rateMbps: 200 }).lossRunPackets).toBe(wireRunPackets(200, 28 + catalogue.symbolSize));
   });
 
   test('one block at a time in order by default (IN_ORDER_WINDOW), whatever the memory share; an explicit W wins', () => {

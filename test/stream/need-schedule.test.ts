@@ -20,24 +20,15 @@ interface FakeMember {
   /** Stream position from which it receives (joined). */
   from: number;
   loss: number;
-  /** Losses come in runs of this many consecutive positions (one GSO datagram dropped whole). Default 1. */
-  lossRun?: number;
-  /** The run (position / lossRun) last drawn, and whether it is lost. */
-  drawnRun?: number;
-  dropping?: boolean;
   /** Reports: every this many positions (undefined: never reports). */
   every?: number;
   /** Highest position received. */
   highest: number;
-  /** Positions received, if kept. */
-  received?: number[];
 }
 
 interface Run {
   /** Block index per position (FDT_TURN for the FDT). */
   blocks: number[];
-  /** Whether each position belongs to a repair turn. */
-  repair: boolean[];
   turns: Turn[];
   s: StreamSchedule;
   table: NeedTable;
@@ -49,9 +40,9 @@ interface Run {
  * and reports every `every` positions: the highest position received, its
  * loss, and K − received for every block (0 once it has K).
  */
-function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: number; fdtInterval?: number; seed?: number; needs?: boolean; maxLossRun?: number } = {}): Run {
+function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: number; fdtInterval?: number; seed?: number; needs?: boolean } = {}): Run {
   const delay = opts.delay ?? 0;
-  const table = new NeedTable(undefined, undefined, opts.maxLossRun);
+  const table = new NeedTable();
   const s = new StreamSchedule({
     blocks: blocksOf(Ks),
     fdtBlocks: 1,
@@ -64,7 +55,6 @@ function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: num
   const rng = new Rng(opts.seed ?? 1);
   const random = (): number => rng.unit();
   const blocks: number[] = [];
-  const repair: boolean[] = [];
   const turns: Turn[] = [];
   let delivered = 0;
   const deliver = (upTo: number): void => {
@@ -73,16 +63,8 @@ function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: num
       for (const m of members) {
         if (delivered < m.from) continue;
         if (delivered === m.from) table.expect(m.name);
-        if (m.loss > 0) {
-          const at = Math.floor(delivered / (m.lossRun ?? 1));
-          if (at !== m.drawnRun) {
-            m.drawnRun = at;
-            m.dropping = random() < m.loss;
-          }
-          if (m.dropping) continue;
-        }
+        if (m.loss > 0 && random() < m.loss) continue;
         m.highest = delivered;
-        m.received?.push(delivered);
         if (b !== FDT_TURN) m.got[b] = (m.got[b] ?? 0) + 1;
       }
       for (const m of members) {
@@ -96,15 +78,12 @@ function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: num
     const t = s.next(p, 256);
     turns.push(t);
     table.built(t.block, p, t.want);
-    for (let k = 0; k < t.want; k++) {
-      blocks.push(t.block);
-      repair.push(t.slot === REPAIR_SLOT);
-    }
+    for (let k = 0; k < t.want; k++) blocks.push(t.block);
     s.sent(t, t.want);
     p += t.want;
     deliver(Math.max(0, p - delay));
   }
-  return { blocks, repair, turns, s, table };
+  return { blocks, turns, s, table };
 }
 
 const member = (name: string, o: Partial<FakeMember> = {}): FakeMember => ({ name, got: [], from: 0, loss: 0, highest: -1, ...o });
@@ -170,99 +149,6 @@ describe('passes by need (schedule.ts with need-table.ts)', () => {
       }),
       { numRuns: 20 },
     );
-  });
-
-  /**
-   * Per block: the position that ends its first pass, the first turn of
-   * another block after it began that is not a repair (the window moved on).
-   */
-  function firstPassEnds(r: Run, count: number): number[] {
-    const end = new Array<number>(count).fill(r.blocks.length);
-    let current = -1;
-    r.blocks.forEach((b, p) => {
-      if (b === FDT_TURN || r.repair[p] || b === current) return;
-      if (current >= 0 && end[current] === r.blocks.length) end[current] = p;
-      current = b;
-    });
-    return end;
-  }
-  /** Whether position p is a packet of block b's first pass (not FDT, not a repair). */
-  const inFirstPass = (r: Run, end: number[], p: number): boolean => r.blocks[p] !== FDT_TURN && !r.repair[p] && p < end[r.blocks[p]];
-
-  // A GSO datagram dropped whole loses a run of packets (lib/server/config.ts wireRunPackets: 47 at 200 Mbit/s).
-  const RUN = 32;
-  /** Position at which the last of `ms` had K symbols of every block (Infinity: one never had). */
-  function completion(r: Run, ms: FakeMember[], Ks: number[]): number {
-    let done = 0;
-    for (const m of ms) {
-      const got = new Array<number>(Ks.length).fill(0);
-      let left = Ks.length;
-      for (const p of m.received ?? []) {
-        const b = r.blocks[p];
-        if (b !== FDT_TURN && ++got[b] === Ks[b] && --left === 0) {
-          done = Math.max(done, p);
-          break;
-        }
-      }
-      if (left > 0) return Infinity;
-    }
-    return done;
-  }
-  interface BurstRuns {
-  short: number;
-  trials: number;
-  /** Means over the seeds: packets of the first passes, and the position at which both members were done. */
-  firstPass: number;
-  done: number;
-  /** The table's run estimate of each member at the end, the smallest and the largest over the seeds. */
-  runs: [number, number];
-}
-  /** Seeds 1..40 of two members at 5 % loss in runs of `memberRun`, with a table that allows runs up to `maxLossRun`. */
-  function burstRuns(memberRun: number, maxLossRun: number): BurstRuns {
-    const out: BurstRuns = { short: 0, trials: 0, firstPass: 0, done: 0, runs: [Infinity, 0] };
-    for (let seed = 1; seed <= 40; seed++) {
-      const ms = [member('a', { every: 150, loss: 0.05, lossRun: memberRun, received: [] }), member('b', { every: 230, loss: 0.05, lossRun: memberRun, received: [] })];
-      const r = run(big, ms, 40_000, { delay: 4096, seed, maxLossRun: maxLossRun });
-      const end = firstPassEnds(r, big.length);
-      const per = new Array<number>(big.length).fill(0);
-      r.blocks.forEach((b, p) => inFirstPass(r, end, p) && per[b]++);
-      for (const m of ms) {
-        const got = new Array<number>(big.length).fill(0);
-        for (const p of m.received ?? []) if (inFirstPass(r, end, p)) got[r.blocks[p]]++;
-        out.trials += big.length;
-        out.short += got.filter((g, b) => g < big[b]).length;
-        const est = r.table.lossRun(m.name) ?? NaN;
-        out.runs = [Math.min(out.runs[0], est), Math.max(out.runs[1], est)];
-      }
-      for (let b = 0; b < big.length; b++) {
-        expect(per[b]).toBeLessThanOrEqual(passQuota(big[b], 0.15));
-        out.firstPass += per[b] / 40;
-      }
-      out.done += completion(r, ms, big) / 40;
-    }
-    return out;
-  }
-
-  test('5 % loss in runs of 32 (GSO datagrams dropped whole): the table learns the runs from the reports, and members complete their blocks in the first pass (< 1 % short, against 22 % with the margin for single losses) and sooner', () => {
-    const learnt = burstRuns(RUN, RUN);
-    const single = burstRuns(RUN, 1);
-    expect(learnt.runs[0]).toBeGreaterThan(RUN / 2);
-    expect(learnt.runs[1]).toBeLessThanOrEqual(RUN);
-    expect(learnt.short).toBeLessThanOrEqual(learnt.trials / 100);
-    // The margin for independent losses (3σ of a binomial) is ~sqrt(32) too narrow: many passes end short,
-    // and a block whose pass ended short is repaired a ring (4096 packets) later: the last one holds everyone.
-    expect(single.short).toBeGreaterThan(single.trials / 10);
-    expect(learnt.done).toBeLessThan(single.done);
-    // What the wider margin costs: the first passes within 1.05 K/(1 − loss).
-    expect(learnt.firstPass).toBeLessThan((big.reduce((x, y) => x + y) / 0.95) * 1.05);
-  });
-
-  test('5 % loss, independent: a table that allows runs of 32 learns runs of about 1 and asks what the margin for single losses asks', () => {
-    const learnt = burstRuns(1, RUN);
-    const single = burstRuns(1, 1);
-    expect(learnt.runs[1]).toBeLessThan(3);
-    expect(learnt.firstPass).toBeLessThanOrEqual(single.firstPass * 1.005);
-    expect(learnt.short).toBeLessThanOrEqual(learnt.trials / 100);
   });
 
   test('a member that joins late keeps the block going (up to its quota), then gets the rest of it in repair turns lent by the next pass', () => {
@@ -394,41 +280,6 @@ describe('NeedTable', () => {
     t.forget('x');
     expect(t.memberCount).toBe(0);
     expect(t.wanted(0)).toBeUndefined();
-  });
-
-  test('loss runs: learnt from consecutive reports on a block with a need above 1, within 1..maxLossRun', () => {
-    // Block 0 of K = 5000 in segments of 100; a member at 5 % reports after each segment.
-    const table = (run: number): NeedTable => new NeedTable(undefined, undefined, run);
-    const feed = (t: NeedTable, receipts: (i: number) => number, name = 'm', omit = (_i: number): boolean => false): void => {
-      t.expect(name);
-      let need = 5000;
-      for (let i = 0; i < 40; i++) {
-        t.built(0, i * 100, 100);
-        need = Math.max(1, need - receipts(i));
-        t.report(name, i * 100 + 99, 0.05, omit(i) ? [{ block: 1, need: 7 }] : [{ block: 0, need }]);
-      }
-    };
-    // Exactly 95 of every 100: no spread beyond the mean, r = 1.
-    const even = table(47);
-    feed(even, () => 95);
-    expect(even.lossRun('m')).toBe(1);
-    // 0 or 190 in turn: e = ±95 against c·l(1 − l) = 4.75: capped at the datagram length.
-    const bursty = table(47);
-    feed(bursty, (i) => (i % 2 === 0 ? 0 : 190));
-    expect(bursty.lossRun('m')).toBe(47);
-    expect(table(1).lossRun('x')).toBeUndefined();
-    const single = table(1);
-    feed(single, (i) => (i % 2 === 0 ? 0 : 190));
-    expect(single.lossRun('m')).toBe(1);
-    // A block left out of one report is compared again only between the next two that name it (the drop
-    // over two segments against one segment's packets would read as a burst: 47).
-    const gaps = table(47);
-    feed(gaps, () => 95, 'm', (i) => i % 3 === 1);
-    expect(gaps.lossRun('m')).toBe(1);
-    // Receipts while the need is 1 (a block holding K, not decoded) say nothing.
-    const held = table(47);
-    feed(held, (i) => (i < 20 ? 95 : 4000));
-    expect(held.lossRun('m')).toBe(1);
   });
 
   test('sequence numbers wrap: a report near 2^32 is dated by the ledger', () => {
