@@ -368,7 +368,6 @@ function storedResolution(entry: StoredEntry | undefined, request: string): stri
   return typeof r === 'string' && path.isAbsolute(r) ? r : undefined;
 }
 
-/** SHA-1 (hex) of `data` (a string as UTF-8). */
 /**
  * The check of a cache file's body, against a torn or damaged file (it is
  * the user's own, mode 0600: not against an attacker): CRC-32 where Node
@@ -381,6 +380,7 @@ function bodySum(body: Buffer): string {
   return crc32 ? `crc32:${crc32(body).toString(16)}` : sha1(body);
 }
 
+/** SHA-1 (hex) of `data` (a string as UTF-8). */
 function sha1(data: string | Buffer): string {
   // Required here, not at the top: a start whose files have their keys hashes nothing (bodySum).
   // eslint-disable-next-line @typescript-eslint/no-var-requires
