@@ -162,13 +162,16 @@ describe('control messages: properties', () => {
 
   it('random bytes never throw and are counted; no decoder bug', () => {
     const counters = new RejectCounters<ControlRejectReason>();
+    let decoded = 0;
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 1300 }), (bytes) => {
         decodeControl(bytes, counters);
+        decoded++;
       }),
       { numRuns: 2000 },
     );
-    expect(counters.accepted + counters.rejected).toBe(2000);
+    expect(decoded).toBeGreaterThanOrEqual(2000);
+    expect(counters.accepted + counters.rejected).toBe(decoded);
     expect(counters.get('decoder-bug')).toBe(0);
   });
 
