@@ -6,5 +6,7 @@ module.exports = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
   },
+  // Properties run with a fixed seed unless RQCAST_FC_SEED says otherwise (test/support/fast-check.ts).
+  moduleNameMapper: { '^fast-check$': '<rootDir>/test/support/fast-check.ts' },
   testTimeout: 120000,
 };
