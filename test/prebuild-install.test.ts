@@ -70,6 +70,7 @@ describe('the npm tarball with a prebuild, installed where there is no compiler'
     for (const f of ['package.json', 'binding.gyp', 'tsconfig.json']) fs.copyFileSync(path.join(ROOT, f), path.join(pkg, f));
     copyTree(path.join(ROOT, 'lib'), path.join(pkg, 'lib'), new Set());
     copyTree(path.join(ROOT, 'tools'), path.join(pkg, 'tools'), new Set());
+    copyTree(path.join(ROOT, 'bin'), path.join(pkg, 'bin'), new Set());
     copyTree(path.join(ROOT, 'native'), path.join(pkg, 'native'), new Set(['out', path.join('fuzz', 'build')]));
     fs.mkdirSync(path.join(pkg, 'prebuilds', TARGET), { recursive: true });
     fs.copyFileSync(ADDON as string, path.join(pkg, 'prebuilds', TARGET, PREBUILD));
@@ -80,6 +81,7 @@ describe('the npm tarball with a prebuild, installed where there is no compiler'
     const packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
     const files = packed[0].files.map((f) => f.path);
     expect(files).toContain(`prebuilds/${TARGET}/${PREBUILD}`);
+    expect(files).toContain('bin/rqcast');
     expect(files).toContain('dist/cli/main.js');
     expect(files).toContain('dist/index.js');
     expect(files.some((f) => f.startsWith('build/'))).toBe(false);

@@ -3,10 +3,12 @@
  * `npm run bench:startup`: a fetch's start-up (issue 12), this tree against
  * a baseline tree, runs alternated.
  *
- *   node tools/bench-startup.js --before DIR [--after DIR] [--runs N] [--mib M] [--one-server]
+ *   node tools/bench-startup.js --before DIR [--after DIR] [--runs N] [--mib M] [--one-server] [--no-launcher]
  *
- * DIR is a checkout with its dist/ built (dist/cli/main.js is run, as `bin`
- * runs it); --after defaults to this tree. Each tree's `rqcast serve --rate
+ * DIR is a checkout with its dist/ built; its fetches run as `npx rqcast`
+ * runs them: its bin/rqcast launcher if it has one (--no-launcher: node
+ * with its dist/cli/main.js, as before the launcher), else node with
+ * dist/cli/main.js. --after defaults to this tree. Each tree's `rqcast serve --rate
  * 400` on loopback serves an M MiB (16) file to that tree's fetches (so the
  * server's side of the start-up, e.g. when JOINED leaves, is compared too;
  * --one-server: the after tree's serves both); a UDP socket that
@@ -16,7 +18,9 @@
  * (it sends its HELLO and gives up after 200 ms: the process's CPU time,
  * user+system, is its start-up's), then an M MiB fetch with each (its
  * `--json` startupMs and startupPhasesMs, and its wall time). CPU time is
- * read in the process at exit (a preload). Compile caches go to a temporary
+ * Node's, read in the process at exit (a preload given in NODE_OPTIONS);
+ * startupMs counts from Node's start too, so a launcher's own few ms are in
+ * the wall time only. Compile caches go to a temporary
  * directory, warmed by one run of each first. Prints medians in a table
  * and, last, one JSON line with them and after ÷ before.
  */
@@ -28,10 +32,11 @@ const os = require('os');
 const path = require('path');
 
 function parseArgs(argv) {
-  const o = { before: undefined, after: path.resolve(__dirname, '..'), runs: 15, mib: 16, port: 47000 + (process.pid % 2000), oneServer: false };
+  const o = { before: undefined, after: path.resolve(__dirname, '..'), runs: 15, mib: 16, port: 47000 + (process.pid % 2000), oneServer: false, launcher: true };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--one-server') {
-      o.oneServer = true;
+    if (argv[i] === '--one-server' || argv[i] === '--no-launcher') {
+      if (argv[i] === '--one-server') o.oneServer = true;
+      else o.launcher = false;
       continue;
     }
     const v = argv[++i];
@@ -55,13 +60,23 @@ const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 /** A preload that writes the process's CPU time (ms) to stderr at exit. */
 const CPU_AT_EXIT = "process.on('exit', () => { const c = process.cpuUsage(); require('fs').writeSync(2, `@@cpu ${(c.user + c.system) / 1000}\\n`); });\n";
 
-/** Runs node with `args` (and the CPU preload): { cpuMs, wallMs, stdout }; `status` the exit code it must end with. */
-function timed(args, env, preload, status = 0) {
+/**
+ * How a tree's `rqcast` is run: its bin/rqcast launcher when it has one
+ * (unless --no-launcher), as `npx rqcast` runs it, else node with its
+ * dist/cli/main.js.
+ */
+function rqcastCommand(tree, launcher) {
+  const bin = path.join(tree, 'bin', 'rqcast');
+  return launcher && fs.existsSync(bin) ? [bin] : [process.execPath, path.join(tree, 'dist/cli/main.js')];
+}
+
+/** Runs `cmd` (node, or a launcher that runs it) with the CPU preload in NODE_OPTIONS: { cpuMs, wallMs, stdout }; `status` the exit code it must end with. */
+function timed(cmd, env, preload, status = 0) {
   const t = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ['-r', preload, ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd[0], cmd.slice(1), { env: { ...env, NODE_OPTIONS: `--require=${preload}` }, encoding: 'utf8', maxBuffer: 64 << 20 });
   const wallMs = Number(process.hrtime.bigint() - t) / 1e6;
   const m = /@@cpu ([\d.]+)/.exec(r.stderr);
-  if (r.status !== status || !m) throw new Error(`bench-startup: ${args.join(' ')} ended ${r.status}: ${r.stderr.slice(-2000)}`);
+  if (r.status !== status || !m) throw new Error(`bench-startup: ${cmd.join(' ')} ended ${r.status}: ${r.stderr.slice(-2000)}`);
   return { cpuMs: Number(m[1]), wallMs, stdout: r.stdout };
 }
 
@@ -98,8 +113,9 @@ async function main() {
       });
     });
   }
-  const fetchArgs = (t, name) => [path.join(trees[t], 'dist/cli/main.js'), 'fetch', `rqcast://127.0.0.1:${ports[t]}/${name}`, '-o', path.join(tmp, `${name}.out`), '--json', '--no-resume'];
-  const helloArgs = (tree) => [path.join(tree, 'dist/cli/main.js'), 'fetch', `rqcast://127.0.0.1:${silent.address().port}/x.bin`, '-o', path.join(tmp, 'x.out'), '-q', '--no-resume', '--timeout', '200ms'];
+  const run = { before: rqcastCommand(o.before, o.launcher), after: rqcastCommand(o.after, o.launcher) };
+  const fetchArgs = (t, name) => [...run[t], 'fetch', `rqcast://127.0.0.1:${ports[t]}/${name}`, '-o', path.join(tmp, `${name}.out`), '--json', '--no-resume'];
+  const helloArgs = (t) => [...run[t], 'fetch', `rqcast://127.0.0.1:${silent.address().port}/x.bin`, '-o', path.join(tmp, 'x.out'), '-q', '--no-resume', '--timeout', '200ms'];
   /** rqcast's exit code when no server answers (exit-codes.ts). */
   const NO_ANSWER = 4;
   const results = {};
@@ -110,15 +126,15 @@ async function main() {
       const r = (results[ca] = { node: { cpuMs: [], wallMs: [] } });
       for (const t of Object.keys(trees)) {
         r[t] = { cpuMs: [], wallMs: [], startup: [] };
-        timed(helloArgs(trees[t]), env, preload, NO_ANSWER); // warms its compile cache
+        timed(helloArgs(t), env, preload, NO_ANSWER); // warms its compile cache
         timed(fetchArgs(t, 'big.bin'), env, preload);
       }
       for (let i = 0; i < o.runs; i++) {
-        const n = timed(['-e', '0'], env, preload);
+        const n = timed([process.execPath, '-e', '0'], env, preload);
         r.node.cpuMs.push(n.cpuMs);
         r.node.wallMs.push(n.wallMs);
         const order = i % 2 ? ['after', 'before'] : ['before', 'after'];
-        for (const t of order) r[t].cpuMs.push(timed(helloArgs(trees[t]), env, preload, NO_ANSWER).cpuMs);
+        for (const t of order) r[t].cpuMs.push(timed(helloArgs(t), env, preload, NO_ANSWER).cpuMs);
         for (const t of order) {
           const f = timed(fetchArgs(t, 'big.bin'), env, preload);
           r[t].wallMs.push(f.wallMs);
@@ -134,7 +150,7 @@ async function main() {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const phases = ['startupMs', 'process', 'modules', 'hello', 'cookie', 'joined', 'data'];
-  const out = { runs: o.runs, mib: o.mib, servers: o.oneServer ? 'after' : 'each', loadavg: os.loadavg().map((x) => round(x, 2)) };
+  const out = { runs: o.runs, mib: o.mib, servers: o.oneServer ? 'after' : 'each', run: { before: run.before.length === 1 ? 'bin/rqcast' : 'node main.js', after: run.after.length === 1 ? 'bin/rqcast' : 'node main.js' }, loadavg: os.loadavg().map((x) => round(x, 2)) };
   console.log(`| CA bundle | run | CPU to HELLO (ms) | ${o.mib} MiB fetch wall (ms) | ${phases.join(' | ')} |`);
   console.log(`|---|---|---|---|${phases.map(() => '---').join('|')}|`);
   for (const ca of Object.keys(results)) {

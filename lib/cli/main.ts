@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `rqcast` command (the program is ./program). Before anything else it
+ * The `rqcast` command (the program is ./program; bin/rqcast, which npm
+ * links, runs this file). Before anything else it
  * marks its start (a fetch's start-up tells Node's own start from its
  * modules: fetch --json startupPhasesMs) and, run as a command, installs
  * the code cache (./compile-cache), so that the program, commander and the
@@ -14,7 +15,9 @@ performance.mark(CLI_START_MARK);
 import * as fs from 'fs';
 import * as path from 'path';
 import { startCompileCache } from './compile-cache';
-if (require.main === module) startCompileCache(process.argv[2] ?? '');
+/** Run as the command: by node with this file, or by bin/rqcast (what npm links as `rqcast`). */
+const asCommand = require.main !== undefined && (require.main === module || require.main.filename === path.join(__dirname, '..', '..', 'bin', 'rqcast'));
+if (asCommand) startCompileCache(process.argv[2] ?? '');
 
 /** What tools/bundle-cli.js writes (dist/cli/bundle.js). */
 interface Bundle {
@@ -35,4 +38,4 @@ function loadProgram(): typeof import('./program') {
 
 export const { buildProgram, main } = loadProgram();
 
-if (require.main === module) void main();
+if (asCommand) void main();

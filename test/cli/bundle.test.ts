@@ -82,9 +82,10 @@ afterAll(() => {
 });
 
 describe('the CLI bundle', () => {
-  test('npm builds it after tsc (build:ts, prepare), and bin runs main.js, which loads it', async () => {
+  test('npm builds it after tsc (build:ts, prepare), and bin runs main.js (through bin/rqcast, test/cli/launcher.test.ts), which loads it', async () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
-    expect(pkg.bin.rqcast).toBe('dist/cli/main.js');
+    expect(pkg.bin.rqcast).toBe('bin/rqcast');
+    expect(fs.readFileSync(path.join(REPO, 'bin', 'rqcast'), 'utf8')).toContain("require('../dist/cli/main.js');");
     expect(pkg.scripts['build:ts']).toBe('tsc -p tsconfig.json && node tools/bundle-cli.js');
     expect(pkg.scripts.prepare).toBe('npm run build:ts');
     // main.js as bin runs it: the program, the fetch command and the client are the bundle's modules.
