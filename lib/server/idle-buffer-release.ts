@@ -1,6 +1,6 @@
 /**
  * IdleBufferRelease: gives the codec's cached block buffers back to the
- * system once a server has stopped preparing blocks.
+ * system once the process has stopped preparing blocks.
  *
  * Why: a block's preparation takes a copy of its source symbols, and a
  * block released from the budget gives back its work buffer; both go to a
@@ -12,12 +12,20 @@
  * and a waste once they have stopped: a server whose blocks are all
  * prepared, or that nobody fetches from, would hold it for good.
  *
- * Idle means: the activity count (preparations started + blocks released)
- * did not change over one whole interval. Then the cache is emptied once;
- * the next activity re-arms it. A preparation running longer than an
- * interval may see its neighbours' buffers go: it costs that preparation's
- * successor a fault-in, nothing else.
+ * Idle means: the activity count did not change over one whole interval.
+ * Then the cache is emptied once; the next activity re-arms it. A
+ * preparation running longer than an interval may see its neighbours'
+ * buffers go: it costs that preparation's successor a fault-in, nothing
+ * else.
+ *
+ * The cache is the process's, so the rule is too: every server of the
+ * process (a relay's, a test's several) holds one shared IdleBufferRelease
+ * while it listens (holdIdleBufferRelease), whose activity is the codec's
+ * own process-wide count of buffers taken and freed. One server going
+ * idle does not empty the cache under another one's preparations, and a
+ * process with several servers runs one timer.
  */
+import { loadNative } from '../native';
 
 /** How long a server prepares nothing before the cached buffers go back. */
 export const DEFAULT_IDLE_RELEASE_MS = 10_000;
@@ -64,4 +72,56 @@ export class IdleBufferRelease {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/** The process's rule and how many servers hold it. */
+let shared: { rule: IdleBufferRelease; holders: number; warn: (err: unknown) => void } | undefined;
+
+/**
+ * Block buffers taken from the system or the cache, and freed, by anyone in
+ * the process (encoders and decoders alike): it moves whenever buffers may
+ * enter the cache.
+ */
+function processActivity(): number {
+  const c = loadNative().symbolBufferCounters();
+  return c.fresh + c.reused + c.freed;
+}
+
+/**
+ * A server's hold on the process's idle rule, made when the first holder
+ * comes (its `intervalMs` and `warn` are the rule's) and stopped when the
+ * last one lets go. Returns the function that lets go (once).
+ */
+export function holdIdleBufferRelease(options: { intervalMs?: number; warn?: (err: unknown) => void } = {}): () => void {
+  if (shared === undefined) {
+    const warn = options.warn ?? ((): void => undefined);
+    const rule = new IdleBufferRelease({
+      activity: processActivity,
+      release: () => {
+        try {
+          loadNative().symbolBufferCounters(false, true);
+        } catch (err) {
+          shared?.warn(err);
+        }
+      },
+      intervalMs: options.intervalMs,
+    });
+    shared = { rule, holders: 0, warn };
+  }
+  const held = shared;
+  held.holders++;
+  let holding = true;
+  return () => {
+    if (!holding) return;
+    holding = false;
+    if (--held.holders === 0) {
+      held.rule.stop();
+      if (shared === held) shared = undefined;
+    }
+  };
+}
+
+/** The rule the servers of this process hold now, if any (tests, metrics). */
+export function sharedIdleBufferRelease(): IdleBufferRelease | undefined {
+  return shared?.rule;
 }

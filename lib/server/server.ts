@@ -54,7 +54,7 @@ import type { ObjectEncoder } from '../fec/encoder';
 import { IoError, SourceTruncatedError } from '../fec/errors';
 import { BlockCache } from '../content/block-cache';
 import { loadNative } from '../native';
-import { IdleBufferRelease } from './idle-buffer-release';
+import { holdIdleBufferRelease } from './idle-buffer-release';
 import { type Catalogue, type CatalogueObject, ObjectChangedError } from '../content/catalogue';
 import type { ServedStream } from '../stream/served-stream';
 import { type BlockPins, ChannelStream, type SymbolSource } from '../stream/channel-stream';
@@ -138,7 +138,8 @@ export class RqcastServer extends EventEmitter {
   /** By the kind of peer each carries: UDP unicast, and TCP when configured. */
   private readonly transports = new Map<PeerTransport, ServerTransport>();
   private timer?: NodeJS.Timeout;
-  private idleRelease?: IdleBufferRelease;
+  /** Lets go of the process's idle rule for the codec's buffer cache (idle-buffer-release.ts). */
+  private letGoIdleRelease?: () => void;
   private bound?: ServerAddress;
   private tcpBound?: ServerAddress;
   private closed = false;
@@ -271,16 +272,7 @@ export class RqcastServer extends EventEmitter {
     }
     this.timer = setInterval(() => this.apply(this.manager.tick(this.clock())), this.plan.tickIntervalMs);
     this.timer.unref?.();
-    this.idleRelease = new IdleBufferRelease({
-      activity: () => this.cache.stats.prepares + this.cache.stats.releases,
-      release: () => {
-        try {
-          loadNative().symbolBufferCounters(false, true);
-        } catch (err) {
-          this.log.warn({ err }, 'block buffer cache not released');
-        }
-      },
-    });
+    this.letGoIdleRelease = holdIdleBufferRelease({ warn: (err) => this.log.warn({ err }, 'block buffer cache not released') });
     this.listening = true;
     this.log.info({ ...this.bound, ...(this.tcpBound ? { tcp: this.tcpBound } : {}), ...(this.serverGroup.servers > 1 ? { serverGroup: this.serverGroup } : {}), channels: this.channels.map(channelLog) }, 'listening');
     this.emit('listening', this.bound);
@@ -368,7 +360,7 @@ export class RqcastServer extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    this.idleRelease?.stop();
+    this.letGoIdleRelease?.();
     for (const t of this.transports.values()) await t.close();
     const rep = this.replicator;
     if (rep) {

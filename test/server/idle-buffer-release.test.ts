@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { loadNative } from '../../lib/native';
-import { IdleBufferRelease } from '../../lib/server/idle-buffer-release';
+import { holdIdleBufferRelease, IdleBufferRelease, sharedIdleBufferRelease } from '../../lib/server/idle-buffer-release';
 
 describe('IdleBufferRelease', () => {
   afterEach(() => jest.useRealTimers());
@@ -63,6 +63,50 @@ describe('IdleBufferRelease', () => {
       // The prepared block itself is the encoder's, not the cache's: still there.
       expect(enc.blockMemory(0)).toBeGreaterThan(0);
     } finally {
+      enc.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is one rule per process: servers hold it while they listen, and the last to let go stops it', () => {
+    expect(sharedIdleBufferRelease()).toBeUndefined();
+    const letGoA = holdIdleBufferRelease({ intervalMs: 60_000 });
+    const rule = sharedIdleBufferRelease();
+    expect(rule).toBeDefined();
+    const letGoB = holdIdleBufferRelease({ intervalMs: 1 }); // a later holder shares the first one's rule
+    expect(sharedIdleBufferRelease()).toBe(rule);
+    letGoA();
+    letGoA(); // once only: B still holds it
+    expect(sharedIdleBufferRelease()).toBe(rule);
+    letGoB();
+    expect(sharedIdleBufferRelease()).toBeUndefined();
+    const letGoC = holdIdleBufferRelease();
+    expect(sharedIdleBufferRelease()).not.toBe(rule);
+    letGoC();
+  });
+
+  it("takes the process's activity from the codec: anyone's preparation (not only a server's) keeps the cache, an idle interval empties it", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-idle-shared-'));
+    const file = path.join(dir, 'object.bin');
+    const T = 1024;
+    fs.writeFileSync(file, Buffer.alloc(400 * T, 9));
+    const native = loadNative();
+    const enc = ObjectEncoder.fromFile(file, { symbolSize: T, sourceBlocks: 2 });
+    const letGo = holdIdleBufferRelease({ intervalMs: 60_000 });
+    try {
+      const rule = sharedIdleBufferRelease() as IdleBufferRelease;
+      native.symbolBufferCounters(false, true);
+      rule.check(); // a known start: whatever came before is counted
+      await enc.prepareBlockAsync(0); // an encoder of no server: its buffers are the process's activity
+      expect(native.symbolBufferCounters().cachedBytes).toBeGreaterThan(0);
+      expect(rule.check()).toBe(false);
+      expect(native.symbolBufferCounters().cachedBytes).toBeGreaterThan(0);
+      expect(rule.check()).toBe(true); // a whole interval with nothing
+      expect(native.symbolBufferCounters().cachedBytes).toBe(0);
+      await enc.prepareBlockAsync(1);
+      expect(rule.check()).toBe(false);
+    } finally {
+      letGo();
       enc.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
