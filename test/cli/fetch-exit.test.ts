@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RunningServe, startServe } from '../../lib/cli/serve';
-import { rqcastArgv } from '../e2e/helpers';
+import { rqcastCommandArgv } from '../e2e/helpers';
 import { serveOptions } from './support';
 
 const PROBE = `
@@ -39,10 +39,14 @@ let serving: RunningServe;
 let base: string;
 const CONTENT = randomBytes(2_000_000);
 
-/** `rqcast ARGS` as the command (the transpiled main.js, its process's main module), the probe loaded first; killed if still running after a minute. */
+/**
+ * `rqcast ARGS` as users run it (the launcher in front of the transpiled
+ * tree), the probe loaded first through NODE_OPTIONS, as bench:e2e passes
+ * node options; killed if still running after a minute.
+ */
 function rqcastProbed(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; probe?: Probe }> {
-  const [node, main, ...rest] = rqcastArgv(...args);
-  const child = spawn(node, ['-r', path.join(root, 'probe.js'), main, ...rest], { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [launcher, ...rest] = rqcastCommandArgv(...args);
+  const child = spawn(launcher, rest, { env: { ...process.env, NODE_OPTIONS: `-r ${path.join(root, 'probe.js')}` }, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
   let stdout = '';
   let stderr = '';
