@@ -24,8 +24,9 @@
 //   exit      summary line at the bench -> the process gone as the bench
 //             sees it (Node's exit, the kernel freeing its memory, GNU
 //             time's report, the pipes closed)
-// queue, launch, end and exit are 0 for a fetch that does not report summaryAtMs
-// and endPhasesMs (an older build): stream then holds them, as it did.
+// queue and launch are 0 for a fetch that does not report summaryAtMs, end
+// for one without endPhasesMs (an older build), exit when the bench did not
+// see its summary line: stream then holds them, as it did.
 //
 // Each piece is given in seconds and as a share of the floor.
 
@@ -98,10 +99,11 @@ export function breakdown(i: BreakdownInput): Breakdown | undefined {
   const startup = startupMs / 1000;
   const tail = tailMs / 1000;
   const { summaryAtMs, endPhasesMs } = i.summary;
-  const seen = summaryAtMs !== undefined && endPhasesMs !== undefined ? i.summarySeen : undefined;
-  const queue = seen !== undefined ? (i.spawnedAt ?? 0) : 0;
-  const launch = seen !== undefined ? seen - (summaryAtMs as number) / 1000 - queue : 0;
-  const end = seen !== undefined && endPhasesMs ? (endPhasesMs.close + endPhasesMs.summary) / 1000 : 0;
+  const seen = i.summarySeen;
+  const aged = seen !== undefined && summaryAtMs !== undefined;
+  const queue = aged ? (i.spawnedAt ?? 0) : 0;
+  const launch = aged ? seen - summaryAtMs / 1000 - queue : 0;
+  const end = endPhasesMs ? (endPhasesMs.close + endPhasesMs.summary) / 1000 : 0;
   const exit = seen !== undefined ? i.seconds - seen : 0;
   const headers = (k * (i.packetBytes - i.symbolSize) * 8) / (i.rateMbit * 1e6) / (1 - nominal) + ((k * i.symbolSize - i.bytes) * 8) / (i.rateMbit * 1e6) / (1 - nominal);
   const loss = k * perPacket * (1 / (1 - real) - 1 / (1 - nominal));

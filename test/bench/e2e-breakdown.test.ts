@@ -33,3 +33,11 @@ test('the launch, the end and the exit are taken out of the stream, and the piec
   expect(now.stream_s).toBeCloseTo(old.stream_s - 0.05 - 0.06 - 0.012 - 0.04, 2);
   for (const b of [old, now]) expect(sumOfPieces(b) + b.floor_s).toBeCloseTo(b.seconds, 2);
 });
+
+test("an older fetch's summary line still times its exit; its launch and end stay in the stream", () => {
+  const b = breakdown({ ...base, spawnedAt: 0.05, summarySeen: 12.46 });
+  expect(b).toBeDefined();
+  if (!b) return;
+  expect([b.queue_s, b.launch_s, b.end_s, b.exit_s]).toEqual([0, 0, 0, 0.04]);
+  expect(sumOfPieces(b) + b.floor_s).toBeCloseTo(b.seconds, 2);
+});

@@ -9,11 +9,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { RunningServe, startServe } from '../../lib/cli/serve';
 import { rqcastCommandArgv } from '../e2e/helpers';
-import { serveOptions } from './support';
+import { servedFiles } from './support';
 
 const PROBE = `
 let beforeExit = 0;
@@ -34,9 +32,6 @@ interface Probe {
   lines: string[];
 }
 
-let root: string;
-let serving: RunningServe;
-let base: string;
 const CONTENT = randomBytes(2_000_000);
 
 /**
@@ -46,7 +41,7 @@ const CONTENT = randomBytes(2_000_000);
  */
 function rqcastProbed(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; probe?: Probe }> {
   const [launcher, ...rest] = rqcastCommandArgv(...args);
-  const child = spawn(launcher, rest, { env: { ...process.env, NODE_OPTIONS: `-r ${path.join(root, 'probe.js')}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(launcher, rest, { env: { ...process.env, NODE_OPTIONS: `-r ${path.join(served.root, 'probe.js')}` }, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
   let stdout = '';
   let stderr = '';
@@ -61,22 +56,12 @@ function rqcastProbed(args: string[]): Promise<{ code: number | null; signal: No
   );
 }
 
-beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'rqcast-fetch-exit-'));
-  await fs.writeFile(path.join(root, 'probe.js'), PROBE);
-  await fs.writeFile(path.join(root, 'content.bin'), CONTENT);
-  serving = await startServe([path.join(root, 'content.bin')], serveOptions({ rate: 400 }), { stdout: () => undefined, stderr: process.stderr });
-  base = `rqcast://127.0.0.1:${serving.address.port}`;
-}, 60_000);
-
-afterAll(async () => {
-  await serving.close();
-  await fs.rm(root, { recursive: true, force: true });
-});
+const served = servedFiles('rqcast-fetch-exit-', { 'content.bin': CONTENT }, () => ({ rate: 400 }));
+beforeAll(() => fs.writeFile(path.join(served.root, 'probe.js'), PROBE));
 
 test('a fetch exits once its object is published and its summary written, though a timer holds its event loop; the summary says how its end went', async () => {
-  const out = path.join(root, 'out.bin');
-  const r = await rqcastProbed(['fetch', `${base}//content.bin`, '-o', out, '--json']);
+  const out = path.join(served.root, 'out.bin');
+  const r = await rqcastProbed(['fetch', `${served.base}//content.bin`, '-o', out, '--json']);
   expect([r.code, r.signal]).toEqual([0, null]);
   // Exited by the command, not by a loop that drained ('beforeExit' comes only then): after the object's line and the summary, the last line.
   expect(r.probe).toMatchObject({ beforeExit: 0, code: 0 });
@@ -93,7 +78,7 @@ test('a fetch exits once its object is published and its summary written, though
 }, 120_000);
 
 test('a fetch that fails exits with its code too, its error line out, though a timer holds its event loop', async () => {
-  const r = await rqcastProbed(['fetch', `${base}//nothing.bin`, '-o', path.join(root, 'nothing.bin'), '--json']);
+  const r = await rqcastProbed(['fetch', `${served.base}//nothing.bin`, '-o', path.join(served.root, 'nothing.bin'), '--json']);
   expect([r.code, r.signal]).toEqual([6, null]);
   expect(r.probe).toMatchObject({ beforeExit: 0, code: 6 });
   expect(r.probe?.lines).toContain('error');
