@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv } from '../test/e2e/helpers';
+import { fetchCommand } from './support/fetch-command';
 import { stopTimed } from './support/netns-run';
 import { nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
 
@@ -78,6 +79,8 @@ export async function runMixedChannel(o: MixedOptions): Promise<MixedRow> {
   await o.setLoss(o.loss);
   const reports: string[] = [];
   const outDirs: string[] = [];
+  // As users run it: the launcher (bench/support/fetch-command.ts).
+  const fetch = fetchCommand();
   const t0 = nowSeconds();
   const fetches = receivers.map((c, i) => {
     const rep = path.join(work, `fetch-mixed-${o.loss}-c${i}.time`);
@@ -85,8 +88,9 @@ export async function runMixedChannel(o: MixedOptions): Promise<MixedRow> {
     const outDir = path.join(work, `rq-mixed-${o.loss}-c${i}`);
     fs.mkdirSync(outDir, { recursive: true });
     outDirs.push(outDir);
-    return bed.spawn(c.ns, timed(rep, rqcastArgv('fetch', `rqcast://${bed.server.address}:${o.port}`, '-o', outDir, '--json', '--quiet', '--timeout', `${o.timeoutS}s`)), {
+    return bed.spawn(c.ns, timed(rep, fetch.argv(`rqcast://${bed.server.address}:${o.port}`, '-o', outDir, '--json', '--quiet', '--timeout', `${o.timeoutS}s`)), {
       timeoutMs: o.timeoutS * 1000 + 30_000,
+      env: fetch.env,
     });
   });
   const ends: number[] = [];

@@ -14,9 +14,13 @@
 //              runs of ~31: see GSO under Fairness)
 //            --fetch-node-args "..." (node options of each rqcast fetch, e.g.
 //              "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof": a profile of
-//              the receivers; node refuses --cpu-prof in NODE_OPTIONS;
-//              --perf-basic-prof leaves /tmp/perf-PID.map and isolate-*-v8.log
-//              in the working directory)
+//              the receivers; they go in NODE_OPTIONS, but node refuses
+//              --cpu-prof there: the fetches then run as `node OPTIONS main.js`,
+//              without the launcher; --perf-basic-prof leaves /tmp/perf-PID.map
+//              and isolate-*-v8.log in the working directory)
+//
+// The fetches run as users run `rqcast fetch`: the launcher (bin/rqcast) in
+// front of this tree's transpiled lib/ (bench/support/fetch-command.ts).
 //
 // Fairness:
 // - Rate: both sides are capped at the same rate per receiver stream
@@ -62,6 +66,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
+import { fetchCommand } from './support/fetch-command';
 import { stopTimed } from './support/netns-run';
 import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
@@ -84,6 +89,8 @@ const SEGMENT = argv.includes('--segment');
 const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 /** Node options of each `rqcast fetch` (profiling). */
 const FETCH_NODE_ARGS = (opt('--fetch-node-args') ?? '').split(/\s+/).filter(Boolean);
+/** How each `rqcast fetch` is run: its launcher, or node with FETCH_NODE_ARGS. */
+const FETCH = fetchCommand(FETCH_NODE_ARGS);
 const BUF = 8 * 1024 * 1024;
 /** rqcast's default symbol size (T): source symbols = bytes / T. */
 const SYMBOL_SIZE = 1280;
@@ -132,11 +139,6 @@ function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss
     server_cpu_s: server.cpuSeconds,
     client_cpu_s: Math.max(...clients.map((c) => c.cpuSeconds)),
   };
-}
-
-/** `argv` (node, script, ...) with node options before the script. */
-function withNodeArgs(argv: string[], nodeArgs: string[]): string[] {
-  return [argv[0], ...nodeArgs, ...argv.slice(1)];
 }
 
 function log(msg: string): void {
@@ -248,6 +250,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const reports: string[] = [];
   const outs: string[] = [];
   const meter = new WireMeter(bed, receivers.length);
+  const summarySeen: (number | undefined)[] = [];
+  const spawnedAt: number[] = [];
   const t0 = nowSeconds();
   const fetches = receivers.map((c, i) => {
     const rep = path.join(work, `fetch-${loss}-c${i}.time`);
@@ -255,11 +259,16 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     const outDir = path.join(work, `rq-${loss}-c${i}`);
     fs.mkdirSync(outDir, { recursive: true });
     outs.push(path.join(outDir, path.basename(source)));
-    return bed.spawn(
-      c.ns,
-      timed(rep, withNodeArgs(rqcastArgv('fetch', `rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`, ...FETCH_ARGS), FETCH_NODE_ARGS)),
-      { timeoutMs: TIMEOUT_S * 1000 + 30_000 },
-    );
+    spawnedAt[i] = nowSeconds() - t0;
+    const f = bed.spawn(c.ns, timed(rep, FETCH.argv(`rqcast://${bed.server.address}:${CONTROL_PORT}`, '-o', outDir, '--json', '--quiet', '--timeout', `${TIMEOUT_S}s`, ...FETCH_ARGS)), {
+      timeoutMs: TIMEOUT_S * 1000 + 30_000,
+      env: FETCH.env,
+    });
+    // When its summary line reaches the bench (the breakdown's launch and exit).
+    f.child.stdout?.on('data', () => {
+      if (summarySeen[i] === undefined && f.stdout.includes('"type":"summary"')) summarySeen[i] = nowSeconds() - t0;
+    });
+    return f;
   });
   const ends: number[] = [];
   const results = await Promise.all(fetches.map((f, i) => f.wait().then((r) => ((ends[i] = nowSeconds()), r))));
@@ -309,7 +318,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     wire_each: wire,
     breakdown_each: summaries.map(
       (j, i) =>
-        breakdown({ seconds: ends[i] - t0, summary: (j ?? {}) as FetchCounts, bytes: BYTES, symbolSize: SYMBOL_SIZE, packetBytes: DATA_PACKET_BYTES, rateMbit: RATE_MBIT, lossPct: loss, realisedLoss: lossEach[i] }) ?? null,
+        breakdown({ seconds: ends[i] - t0, spawnedAt: spawnedAt[i], summarySeen: summarySeen[i], summary: (j ?? {}) as FetchCounts, bytes: BYTES, symbolSize: SYMBOL_SIZE, packetBytes: DATA_PACKET_BYTES, rateMbit: RATE_MBIT, lossPct: loss, realisedLoss: lossEach[i] }) ?? null,
     ),
   };
 }
@@ -318,7 +327,7 @@ async function main(): Promise<void> {
   const probe = probeNetns();
   if (!probe.ok) throw new Error(`network namespaces unavailable: ${probe.reason}`);
   if (ONLY !== 'rqcast') ensureUftp();
-  if (ONLY !== 'uftp') log(`rqcast CLI from ${transpiledRoot()}`);
+  if (ONLY !== 'uftp') log(`rqcast CLI from ${transpiledRoot()}; fetches ${FETCH.launcher ? 'through its launcher, bin/rqcast' : `as node ${FETCH_NODE_ARGS.join(' ')} main.js, without the launcher (${FETCH.why})`}`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bench-e2e-'));
   const bed = await Testbed.create({ clients: RECEIVERS, socketBufferMax: BUF });
   // Without UDP segmentation offload on a receiver's bridge port, the kernel cuts each GSO datagram into its packets there (software GSO).

@@ -59,6 +59,8 @@ import { FluteUrl, parseFetchUrl, type RqcastUrl } from '../client/url';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
+import { exitWhenFlushed } from './prompt-exit';
+import type { ProgramOptions } from './program';
 import { createLogger, type LogFormat, type LogLevel, logFetchEvents, parseLogFormat, parseLogLevel } from './logging';
 import {
   optionParser,
@@ -322,7 +324,7 @@ function report(e: unknown, display: ProgressDisplay | undefined, o: FetchCliOpt
   return code;
 }
 
-export function registerFetchCommand(program: Command): Command {
+export function registerFetchCommand(program: Command, po: ProgramOptions = {}): Command {
   return program
     .command('fetch')
     .description('fetch objects from an rqcast server into files (verified by SHA-256, written atomically)')
@@ -404,5 +406,7 @@ mismatch (5) is found after the bytes went to stdout: they cannot be taken back.
     )
     .action(async (urls: string[], opts: FetchCliOptions) => {
       process.exitCode = await runFetch(urls, opts);
+      // The command: out as soon as the objects are published and the lines written (prompt-exit.ts).
+      if (po.command) await exitWhenFlushed(process.exitCode);
     });
 }

@@ -38,4 +38,4 @@ function loadProgram(): typeof import('./program') {
 
 export const { buildProgram, main } = loadProgram();
 
-if (asCommand) void main();
+if (asCommand) void main(process.argv, { command: true });

@@ -15,9 +15,9 @@ import { exitCodeFor } from './exit-codes';
  * mostly module loading.
  */
 /* eslint-disable @typescript-eslint/no-var-requires */
-const COMMANDS: Record<string, () => (program: Command) => unknown> = {
+const COMMANDS: Record<string, (o: ProgramOptions) => (program: Command) => unknown> = {
   serve: () => (require('./serve') as typeof import('./serve')).registerServeCommand,
-  fetch: () => (require('./fetch') as typeof import('./fetch')).registerFetchCommand,
+  fetch: (o) => (program) => (require('./fetch') as typeof import('./fetch')).registerFetchCommand(program, o),
   ls: () => (require('./ls') as typeof import('./ls')).registerLsCommand,
   relay: () => (require('./relay') as typeof import('./relay')).registerRelayCommand,
 };
@@ -27,8 +27,18 @@ const COMMANDS: Record<string, () => (program: Command) => unknown> = {
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const pkg = require('../../package.json') as { version: string };
 
+/** How the program runs. */
+export interface ProgramOptions {
+  /**
+   * Run as the `rqcast` command (main.ts): a fetch ends the process once it
+   * is over and its lines are out (prompt-exit.ts). Otherwise its action
+   * returns with process.exitCode set.
+   */
+  command?: boolean;
+}
+
 /** The program with every command, or with `only` (a command's name) alone. */
-export function buildProgram(only?: string): Command {
+export function buildProgram(only?: string, o: ProgramOptions = {}): Command {
   const program = new Command();
   program
     .name('rqcast')
@@ -49,13 +59,13 @@ Quick start:
 
 Run "rqcast serve --help", "rqcast fetch --help" or "rqcast ls --help" for every option.`,
     );
-  for (const [name, register] of Object.entries(COMMANDS)) if (only === undefined || only === name) register()(program);
+  for (const [name, register] of Object.entries(COMMANDS)) if (only === undefined || only === name) register(o)(program);
   return program;
 }
 
-export async function main(argv: string[] = process.argv): Promise<void> {
+export async function main(argv: string[] = process.argv, o: ProgramOptions = {}): Promise<void> {
   const command = argv[2];
-  const program = buildProgram(command !== undefined && Object.prototype.hasOwnProperty.call(COMMANDS, command) ? command : undefined);
+  const program = buildProgram(command !== undefined && Object.prototype.hasOwnProperty.call(COMMANDS, command) ? command : undefined, o);
   try {
     await program.parseAsync(argv);
   } catch (e) {

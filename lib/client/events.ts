@@ -160,6 +160,17 @@ export interface FetchSummary {
   startupPhasesMs?: StartupPhases;
   /** tailMs step by step, for the object verified last (TailPhases); absent with tailMs. */
   tailPhasesMs?: TailPhases;
+  /**
+   * When the last object was published under its name, as performance.now()
+   * (milliseconds since this process started); absent with tailMs.
+   */
+  publishedAtMs?: number;
+  /**
+   * Milliseconds from the last object published to every transport closed
+   * (LEAVE sent where joined, sockets closed, their receive threads joined);
+   * absent with publishedAtMs.
+   */
+  closeMs?: number;
 }
 
 /**

@@ -23,6 +23,8 @@ export class FetchReport {
   private lastUsefulAt = 0;
   /** The tail's steps of the object verified last (undefined if one of its times is missing). */
   private lastTail?: TailPhases;
+  /** When the last object was published (performance.now()). */
+  private lastPublishedMs = 0;
 
   constructor(
     private readonly registry: ObjectRegistry,
@@ -50,6 +52,7 @@ export class FetchReport {
     };
     this.results.push(result);
     this.lastVerifiedAt = now;
+    this.lastPublishedMs = performance.now();
     this.lastUsefulAt = Math.max(this.lastUsefulAt, obj.lastUsefulAt);
     const { decodedAt, writtenAt } = obj;
     this.lastTail =
@@ -159,6 +162,7 @@ export class FetchReport {
       ...(this.results.length > 0 ? { tailMs: this.lastVerifiedAt - this.lastUsefulAt } : {}),
       ...startupPhases(s),
       ...(this.results.length > 0 && this.lastTail ? { tailPhasesMs: { ...this.lastTail } } : {}),
+      ...(this.results.length > 0 ? { publishedAtMs: this.lastPublishedMs } : {}),
     };
   }
 

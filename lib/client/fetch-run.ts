@@ -18,6 +18,7 @@
  *   shuts down, then emits 'error' (when someone listens) and rejects.
  */
 import type { EventEmitter } from 'events';
+import { performance } from 'perf_hooks';
 import type { PartialBlockBudget } from './block-budget';
 import { NoSuchObjectError } from './errors';
 import type { ChannelSummary, ClientStats, FetchSummary, ServerSummary } from './events';
@@ -222,6 +223,7 @@ export class FetchRun {
     }
     this._ended = true;
     void this.shutdown().then(() => {
+      if (summary.publishedAtMs !== undefined) summary.closeMs = performance.now() - summary.publishedAtMs;
       this.emitter.emit('done', summary);
       this.settle?.resolve(summary);
     });

@@ -14,6 +14,7 @@
  */
 import type { SingleBar } from 'cli-progress';
 import type { EventEmitter } from 'events';
+import { performance } from 'perf_hooks';
 import type { FetchSummary, ObjectResult, ProgressInfo, TransportEvent } from './events';
 
 export type ProgressMode = 'bar' | 'lines' | 'json' | 'quiet';
@@ -39,8 +40,12 @@ export function formatRate(bytesPerSec: number): string {
   return `${((bytesPerSec * 8) / 1e6).toFixed(1)} Mbit/s`;
 }
 
-/** The summary as JSON-safe numbers (bigint-free, rounded). */
-export function summaryJson(s: FetchSummary): Record<string, unknown> {
+/**
+ * The summary as JSON-safe numbers (bigint-free, rounded). `writtenAtMs`:
+ * when the line is written (performance.now()), for the fetch's end
+ * (endPhases) and `summaryAtMs`.
+ */
+export function summaryJson(s: FetchSummary, writtenAtMs?: number): Record<string, unknown> {
   return {
     type: 'summary',
     objects: s.objects.map((o) => ({ name: o.name, path: o.path, bytes: o.bytes, sha256: o.sha256, seconds: o.seconds })),
@@ -79,7 +84,20 @@ export function summaryJson(s: FetchSummary): Record<string, unknown> {
     ...(s.tailMs !== undefined ? { tailMs: s.tailMs } : {}),
     ...(s.startupPhasesMs !== undefined ? { startupPhasesMs: { ...s.startupPhasesMs } } : {}),
     ...(s.tailPhasesMs !== undefined ? { tailPhasesMs: { ...s.tailPhasesMs } } : {}),
+    ...(writtenAtMs !== undefined ? { ...endPhases(s, writtenAtMs), summaryAtMs: Math.round(writtenAtMs) } : {}),
   };
+}
+
+/**
+ * What came after the tail, in whole milliseconds that add up to the time
+ * from the last object published to the summary line written: `close`
+ * (every transport closed, LEAVE sent where joined) and `summary` (the rest,
+ * to the line written). Absent when no object was published.
+ */
+function endPhases(s: FetchSummary, writtenAtMs: number): { endPhasesMs?: { close: number; summary: number } } {
+  if (s.publishedAtMs === undefined || s.closeMs === undefined) return {};
+  const close = Math.round(s.closeMs);
+  return { endPhasesMs: { close, summary: Math.round(writtenAtMs - s.publishedAtMs) - close } };
 }
 
 export function summaryLine(s: FetchSummary): string {
@@ -207,7 +225,7 @@ export class ProgressDisplay {
       this.bar.update(this.bar.getTotal());
       this.bar.stop();
     }
-    if (this.mode === 'json') this.line(summaryJson(s));
+    if (this.mode === 'json') this.line(summaryJson(s, performance.now()));
     else if (this.mode !== 'quiet') this.err.write(summaryLine(s) + '\n');
   }
 

@@ -63,6 +63,27 @@ describe('FetchReport start-up and tail', () => {
     const s = report([], 0).summary(2_000, []);
     expect(s.startupMs).toBeUndefined();
     expect(s.tailMs).toBeUndefined();
+    expect(s.publishedAtMs).toBeUndefined();
+    expect(summaryJson(s, 2_100)).not.toHaveProperty('endPhasesMs');
+  });
+});
+
+describe("the fetch's end (endPhasesMs, summaryAtMs)", () => {
+  test('the last object published is timed on the process clock; close and summary add up to the line written', () => {
+    const r = report([object('a', 1_000), object('b', 1_000)], 10);
+    r.objectVerified(object('a', 1_000), 1_010);
+    const between = performance.now();
+    r.objectVerified(object('b', 1_000), 1_020);
+    const after = performance.now();
+    const s = r.summary(1_020, []);
+    expect(s.publishedAtMs).toBeGreaterThanOrEqual(between);
+    expect(s.publishedAtMs).toBeLessThanOrEqual(after);
+    // FetchRun sets closeMs once the transports are closed.
+    const json = summaryJson({ ...s, publishedAtMs: 1_000.4, closeMs: 3.7 }, 1_010.2);
+    expect(json.endPhasesMs).toEqual({ close: 4, summary: 6 });
+    expect(json.summaryAtMs).toBe(1_010);
+    // Without the time the line is written (a library caller), neither.
+    expect(summaryJson({ ...s, publishedAtMs: 1_000.4, closeMs: 3.7 })).not.toHaveProperty('summaryAtMs');
   });
 });
 

@@ -10,6 +10,8 @@ import { Rng } from '../../lib/support/rng';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI_MAIN = path.join(REPO, 'lib', 'cli', 'main.ts');
+/** The `rqcast` command's launcher (package.json "bin"). */
+const LAUNCHER = path.join(REPO, 'bin', 'rqcast');
 
 function listTs(dir: string, out: string[] = []): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -28,7 +30,8 @@ let transpiled: string | undefined;
  * ~2 s of CPU; with 20+ clients on 2 cores that dominated the run). Lives in
  * a temp directory keyed by a hash of the sources, beside symlinks to the
  * repository's node_modules/ and build/, so `dist/native.js` finds the addon
- * exactly as an installed package does.
+ * exactly as an installed package does, and a copy of the launcher in bin/
+ * (rqcastCommandArgv).
  */
 export function transpiledRoot(): string {
   if (transpiled) return transpiled;
@@ -38,6 +41,7 @@ export function transpiledRoot(): string {
   const hash = createHash('sha256');
   for (const f of files) hash.update(f).update('\0').update(fs.readFileSync(f)).update('\0');
   hash.update(ts.version);
+  hash.update(fs.readFileSync(LAUNCHER));
   const root = path.join(os.tmpdir(), `rqcast-e2e-lib-${hash.digest('hex').slice(0, 16)}`);
   if (!fs.existsSync(path.join(root, 'complete'))) {
     // Earlier contents of lib/ (an edited tree) leave their own copies: drop
@@ -65,6 +69,10 @@ export function transpiledRoot(): string {
       if (fs.existsSync(path.join(REPO, link))) fs.symlinkSync(path.join(REPO, link), path.join(staging, link));
     }
     fs.copyFileSync(path.join(REPO, 'package.json'), path.join(staging, 'package.json'));
+    // The launcher, where main.js recognises it (bin/ beside dist/): rqcastCommandArgv.
+    fs.mkdirSync(path.join(staging, 'bin'));
+    fs.copyFileSync(LAUNCHER, path.join(staging, 'bin', 'rqcast'));
+    fs.chmodSync(path.join(staging, 'bin', 'rqcast'), 0o755);
     fs.writeFileSync(path.join(staging, 'complete'), '');
     try {
       fs.renameSync(staging, root);
@@ -80,6 +88,15 @@ export function transpiledRoot(): string {
 /** argv of `rqcast ...` run from this tree's sources (transpiled, see transpiledRoot). */
 export function rqcastArgv(...args: string[]): string[] {
   return [process.execPath, path.join(transpiledRoot(), 'dist', 'cli', 'main.js'), ...args];
+}
+
+/**
+ * argv of `rqcast ...` as users run it: the launcher (bin/rqcast, which
+ * takes NODE_EXTRA_CA_CERTS out of Node's start) in front of this tree's
+ * transpiled sources; it runs the `node` on PATH.
+ */
+export function rqcastCommandArgv(...args: string[]): string[] {
+  return [path.join(transpiledRoot(), 'bin', 'rqcast'), ...args];
 }
 
 /** Environment for CLI children. */
