@@ -24,38 +24,28 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-// An ALC packet as rqcast sends it when TSI or TOI needs 32 bits
-// (PROTOCOL.md §8.1, no extensions): V=1, S=1, O=1, HDR_LEN 4 words, CP 6, CCI 0, TSI, TOI, then SBN | ESI and
-// `symbol` bytes (the ESI repeated, so that each packet is unique).
-Bytes alc(uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) {
-  Bytes p(16 + 4 + symbol);
+// An ALC packet as rqcast sends it (PROTOCOL.md §8.1, no extensions, TSI
+// 7): V=1, CP 6, CCI 0, then SBN | ESI and `symbol` bytes (the ESI
+// repeated, so that each packet is unique). alc(): TSI and TOI of 32 bits
+// (S=1, O=1, HDR_LEN 4 words), as when either needs them; alc16(): of 16
+// bits (H=1, HDR_LEN 3 words), 4 bytes fewer.
+Bytes alc_form(bool short_ids, uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol) {
+  const size_t header = short_ids ? 12 : 16;
+  Bytes p(header + 4 + symbol);
   p[0] = 0x10;
-  p[1] = 0xa0;
-  p[2] = 4;
+  p[1] = short_ids ? 0x10 : 0xa0;
+  p[2] = static_cast<uint8_t>(header / 4);
   p[3] = 6;
-  p[8] = 0, p[9] = 0, p[10] = 0, p[11] = 7;  // TSI 7
-  p[12] = toi >> 24, p[13] = toi >> 16, p[14] = toi >> 8, p[15] = toi;
-  p[16] = sbn;
-  p[17] = esi >> 16, p[18] = esi >> 8, p[19] = esi;
-  for (size_t i = 0; i < symbol; ++i) p[20 + i] = static_cast<uint8_t>(esi + i);
+  const size_t id = short_ids ? 2 : 4;  // bytes of TSI, then of TOI
+  p[8 + id - 1] = 7;
+  for (size_t i = 0; i < id; ++i) p[8 + 2 * id - 1 - i] = static_cast<uint8_t>(toi >> (8 * i));
+  p[header] = sbn;
+  p[header + 1] = esi >> 16, p[header + 2] = esi >> 8, p[header + 3] = esi;
+  for (size_t i = 0; i < symbol; ++i) p[header + 4 + i] = static_cast<uint8_t>(esi + i);
   return p;
 }
-
-// The same with TSI 7 and `toi` of 16 bits (S=0, O=0, H=1, HDR_LEN 3
-// words): 4 bytes fewer, as rqcast sends a packet whose TSI and TOI fit.
-Bytes alc16(uint16_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) {
-  Bytes p(12 + 4 + symbol);
-  p[0] = 0x10;
-  p[1] = 0x10;
-  p[2] = 3;
-  p[3] = 6;
-  p[8] = 0, p[9] = 7;  // TSI 7
-  p[10] = toi >> 8, p[11] = toi;
-  p[12] = sbn;
-  p[13] = esi >> 16, p[14] = esi >> 8, p[15] = esi;
-  for (size_t i = 0; i < symbol; ++i) p[16 + i] = static_cast<uint8_t>(esi + i);
-  return p;
-}
+Bytes alc(uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) { return alc_form(false, toi, sbn, esi, symbol); }
+Bytes alc16(uint16_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) { return alc_form(true, toi, sbn, esi, symbol); }
 
 uint32_t esi_of(const uint8_t* frame) {  // of a framed alc() packet
   const uint8_t* p = frame + 2;
