@@ -28,7 +28,7 @@
 //   congestion control off `-C none`). UFTP multicasts one stream that every
 //   receiver gets; rqcast unicasts one copy to each, so each receiver sees the
 //   same rate either way. Both count the same bytes: UDP payload (rqcast its
-//   ALC packets, 28-byte header + symbol; UFTP its packets, ~24-byte header +
+//   ALC packets, 24-byte header + symbol; UFTP its packets, ~24-byte header +
 //   block), neither the IP, UDP or Ethernet headers. wire_each checks it on
 //   each receiver's bridge port (bench/support/wire-meter.ts): in steady
 //   state rqcast put 191.6-199.9 and UFTP 197.7-201.4 Mbit/s of UDP payload
@@ -68,6 +68,7 @@ import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { fetchCommand } from './support/fetch-command';
 import { stopTimed } from './support/netns-run';
+import { streamPacketOverhead } from '../lib/protocol/alc';
 import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
 import { Breakdown, breakdown, FetchCounts, printBreakdowns } from './e2e-breakdown';
@@ -94,8 +95,8 @@ const FETCH = fetchCommand(FETCH_NODE_ARGS);
 const BUF = 8 * 1024 * 1024;
 /** rqcast's default symbol size (T): source symbols = bytes / T. */
 const SYMBOL_SIZE = 1280;
-/** A data packet's bytes as --rate counts them: the ALC/LCT header (lib/server/config.ts DATA_HEADER_BYTES) and the symbol. */
-const DATA_PACKET_BYTES = 28 + SYMBOL_SIZE;
+/** A data packet's bytes as --rate counts them: the ALC/LCT header of channel 1's object 1 (lib/server/config.ts DATA_HEADER_BYTES) and the symbol. */
+const DATA_PACKET_BYTES = streamPacketOverhead(1, 1) + SYMBOL_SIZE;
 const CONTROL_PORT = 4433;
 const UFTP_PORT = 1044;
 const TIMEOUT_S = Math.max(120, Math.ceil(((BYTES * 8) / (RATE_MBIT * 1e6)) * 20));
@@ -407,7 +408,7 @@ async function main(): Promise<void> {
     };
   });
 
-  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s), netns bridge, nftables input loss${SEGMENT ? ' on packets (--segment)' : ''}`);
+  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s; rqcast data packets of ${DATA_PACKET_BYTES} bytes), netns bridge, nftables input loss${SEGMENT ? ' on packets (--segment)' : ''}`);
   console.log('loss%  floor_s  rqcast_s  uftp_s   uftp/rqcast  rq/floor  startup_ms  tail_ms  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
@@ -426,7 +427,7 @@ async function main(): Promise<void> {
   }
   printBreakdowns(results.map((r) => ({ loss_pct: r.loss_pct, each: r.breakdown_each })));
   printMixedRows(mixed);
-  console.log(JSON.stringify({ bench: 'e2e', segment: SEGMENT, results, mixed }));
+  console.log(JSON.stringify({ bench: 'e2e', segment: SEGMENT, data_packet_bytes: DATA_PACKET_BYTES, results, mixed }));
 }
 
 main().catch((err) => {

@@ -12,8 +12,10 @@
  * rqcast sends Codepoint 6 and refuses packets with any other codepoint: it
  * could not interpret their FEC Payload ID.
  *
- * rqcast's layout: C = 0 (32-bit CCI, zero), PSI = 0, TSI 32 bits (the
- * channel), TOI 32 bits (the object; 0 = FDT), then extensions:
+ * rqcast's layout: C = 0 (32-bit CCI, zero), PSI = 0, TSI (the channel)
+ * and TOI (the object; 0 = FDT) of 16 bits each (H = 1, S = O = 0) when both
+ * fit, else of 32 bits each (S = O = 1, H = 0): see idLengths. Then
+ * extensions:
  *   EXT_FDT     on every TOI 0 packet (required by FLUTE);
  *   EXT_FTI     on every TOI 0 packet (objects' OTIs travel in the FDT; the
  *               codec accepts EXT_FTI on any packet);
@@ -89,6 +91,7 @@ export interface AlcPacketFields {
   fdtInstanceId?: number;
   closeSession?: boolean;
   closeObject?: boolean;
+  /** Bytes of TSI and TOI on the wire; neither given: idLengths(tsi, toi). */
   tsiLength?: TsiLength;
   toiLength?: ToiLength;
   cci?: Uint8Array;
@@ -116,6 +119,22 @@ export interface AlcPacket {
 
 export type AlcDecodeResult = { ok: true; packet: AlcPacket } | { ok: false; reason: AlcRejectReason };
 
+/** Largest TSI or TOI of rqcast's 16-bit layout (H = 1). */
+export const MAX_SHORT_ID = 0xffff;
+
+/**
+ * The TSI and TOI lengths rqcast sends for a packet of channel `tsi`,
+ * object `toi`: 2 and 2 bytes (S = 0, O = 0, H = 1) when both fit in 16
+ * bits, else 4 and 4 (S = 1, O = 1, H = 0). RFC 5651 §5.1 allows either;
+ * the short form saves 4 bytes on every packet. One H bit widens both
+ * fields (§5.1), so a TSI or TOI of 2^16 or more takes the long form for
+ * both, e.g. a live stream's TOIs once they pass 65535.
+ */
+export function idLengths(tsi: number, toi: bigint | number): { tsiLength: TsiLength; toiLength: ToiLength } {
+  const short = tsi >= 0 && tsi <= MAX_SHORT_ID && toi >= 0 && toi <= MAX_SHORT_ID;
+  return short ? { tsiLength: 2, toiLength: 2 } : { tsiLength: 4, toiLength: 4 };
+}
+
 function headerFields(p: AlcPacketFields): LctHeaderFields {
   if (!Number.isInteger(p.sbn) || p.sbn < 0 || p.sbn > 0xff) throw new ProtocolEncodeError('sbn must be 0..255');
   if (!Number.isInteger(p.esi) || p.esi < 0 || p.esi > MAX_ESI) throw new ProtocolEncodeError('esi must be 0..2^24-1');
@@ -135,6 +154,8 @@ function headerFields(p: AlcPacketFields): LctHeaderFields {
   if (p.oti !== undefined) extensions.push(ftiExtension(p.oti));
   if (p.sequence !== undefined) extensions.push(seqExtension(p.sequence));
   extensions.push(...(p.extensions ?? []));
+  // Both lengths given: as given; neither: rqcast's choice; one: the other 4 (32 bits).
+  const ids = p.tsiLength === undefined && p.toiLength === undefined ? idLengths(p.tsi, toi) : { tsiLength: p.tsiLength ?? 4, toiLength: p.toiLength ?? 4 };
   return {
     codepoint: FEC_ENCODING_ID_RAPTORQ,
     psi: 0,
@@ -142,9 +163,9 @@ function headerFields(p: AlcPacketFields): LctHeaderFields {
     closeObject: p.closeObject ?? false,
     cci: p.cci ?? new Uint8Array(4),
     tsi: p.tsi,
-    tsiLength: p.tsiLength ?? 4,
+    tsiLength: ids.tsiLength,
     toi,
-    toiLength: p.toiLength ?? 4,
+    toiLength: ids.toiLength,
     extensions,
   };
 }
@@ -152,6 +173,17 @@ function headerFields(p: AlcPacketFields): LctHeaderFields {
 /** Bytes before the symbols: LCT header plus FEC Payload ID. */
 export function alcOverhead(p: AlcPacketFields): number {
   return lctHeaderLength(headerFields(p)) + FEC_PAYLOAD_ID_SIZE;
+}
+
+const ONE_SYMBOL_BYTE = new Uint8Array(1);
+
+/**
+ * Bytes before the symbol of a stream packet of object `toi` on channel
+ * `tsi` (LCT header with EXT_RQSEQ, FEC Payload ID): 24 when both fit 16
+ * bits, else 28 (idLengths).
+ */
+export function streamPacketOverhead(tsi: number, toi: number): number {
+  return alcOverhead({ tsi, toi, sbn: 0, esi: 0, symbols: ONE_SYMBOL_BYTE, sequence: 0 });
 }
 
 /** Builds one data packet. Throws ProtocolEncodeError for unrepresentable fields. */

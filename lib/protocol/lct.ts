@@ -55,7 +55,7 @@ export interface LctHeaderExtension {
 export type TsiLength = 0 | 2 | 4 | 6;
 export type ToiLength = 0 | 2 | 4 | 6 | 8 | 10 | 12 | 14;
 
-/** What an encoder needs; defaults give rqcast's layout (CCI 32 bits, TSI and TOI 32 bits). */
+/** What an encoder needs; defaults: CCI 32 bits, TSI and TOI 32 bits (alc.ts's idLengths picks rqcast's per packet: 16 bits each where both fit). */
 export interface LctHeaderFields {
   codepoint: number;
   /** Protocol-Specific Indication, 0..3; rqcast sends 0. */

@@ -16,6 +16,7 @@ import { checkServerGroup, type ServerGroup, serverGroupLayout } from '../conten
 import type { MulticastGroupConfig, ReplicatorChannelConfig, ReplicatorContract } from '../transport/replicator-contract';
 import { type CheckedGroup, checkMulticastGroup, type HostInterfaces } from '../transport/multicast/group-config';
 import { InvalidServerConfigError } from '../errors';
+import { streamPacketOverhead } from '../protocol/alc';
 import { isIPv4 } from 'node:net';
 import { randomInt } from 'node:crypto';
 import type { HostFilterLike } from '../transport/tcp/host-filter';
@@ -40,8 +41,12 @@ export const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
 const DEFAULT_RING_CAPACITY = 4096;
 /** Join timer tick unless configured: a session ends up to this long after its expiry (§10.6). */
 const DEFAULT_TICK_MS = 100;
-/** LCT header, EXT_RQSEQ and FEC Payload ID of a data packet (docs/PROTOCOL.md §10.3): 28 + T bytes. */
-const DATA_HEADER_BYTES = 28;
+/**
+ * LCT header, EXT_RQSEQ and FEC Payload ID of a data packet (docs/PROTOCOL.md
+ * §10.3): 24 + T bytes, channel TSIs and object TOIs being small (28 + T
+ * once either passes 65535).
+ */
+const DATA_HEADER_BYTES = streamPacketOverhead(1, 1);
 
 /**
  * Stream packets between FDT packets for a channel sending `packetsPerSecond`

@@ -163,7 +163,7 @@ const SEQ_MOD = 2 ** 32;
 export class ChannelStream {
   readonly tsi: number;
   readonly symbolSize: number;
-  /** Bytes of every data (TOI >= 1) stream packet. */
+  /** Bytes of the longest data (TOI >= 1) stream packet: every one's when the TSI and every TOI fit 16 bits, or none does (header-template.ts). */
   readonly dataPacketSize: number;
   /** Bytes of every FDT (TOI 0) stream packet. */
   readonly fdtPacketSize: number;
@@ -234,7 +234,7 @@ export class ChannelStream {
     });
     this.headers = new ChannelHeaders(this.tsi, this.objects.map((o) => o.toi), this.fdt);
     this.fdtPacketSize = packetSize(this.headers.stream(FDT_OBJECT), this.symbolSize);
-    this.dataPacketSize = this.objects.length > 0 ? packetSize(this.headers.stream(0), this.symbolSize) : this.fdtPacketSize;
+    this.dataPacketSize = this.objects.reduce((most, _o, obj) => Math.max(most, packetSize(this.headers.stream(obj), this.symbolSize)), 0) || this.fdtPacketSize;
     this.slotSize = Math.max(this.fdtPacketSize, this.dataPacketSize);
     this.builder = new RunBuilder(this.slotSize);
     this.objects.forEach((o, obj) => this.followSealing(sealingOf(o.encoder), obj));

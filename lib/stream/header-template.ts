@@ -3,15 +3,16 @@
  * per TOI so that a packet's header is a copy plus, for a stream packet, the
  * 32-bit sequence number stamped into EXT_RQSEQ.
  *
- * Every header: V=1, C=0, PSI=0, S=1, O=1, H=0, Codepoint 6 (RaptorQ,
- * RFC 6330), CCI 0, TSI = channel id, TOI; extensions in the order EXT_FDT,
+ * Every header: V=1, C=0, PSI=0, Codepoint 6 (RaptorQ, RFC 6330), CCI 0,
+ * TSI = channel id, TOI, both of 16 bits (S=0, O=0, H=1) when both fit,
+ * else both of 32 bits (S=1, O=1, H=0) (idLengths); extensions in the order EXT_FDT,
  * EXT_FTI (TOI 0 only: RFC 6726 §3.4.1 and the FDT's RaptorQ OTI), then
  * EXT_RQSEQ on stream packets. Replacement packets (answers to ACKs) have the
  * same header without EXT_RQSEQ: they are no stream packet and must not be
  * acknowledged as one. Byte for byte what encodeAlc() builds from the same
  * fields.
  */
-import { FEC_ENCODING_ID_RAPTORQ } from '../protocol/alc';
+import { FEC_ENCODING_ID_RAPTORQ, idLengths } from '../protocol/alc';
 import { LctHeaderExtension, fdtExtension, ftiExtension, lctHeaderLength, seqExtension, writeLctHeader } from '../protocol/lct';
 import { Oti as WireOti } from '../protocol/oti';
 
@@ -24,7 +25,7 @@ export interface HeaderTemplate {
 /** The header of every packet of object `toi` on channel `tsi`, with EXT_RQSEQ (its value stamped per packet) or without. */
 export function headerTemplate(tsi: number, toi: number, extensions: readonly LctHeaderExtension[], withSeq: boolean): HeaderTemplate {
   const ext = withSeq ? [...extensions, seqExtension(0)] : [...extensions];
-  const fields = { codepoint: FEC_ENCODING_ID_RAPTORQ, psi: 0, tsi, toi: BigInt(toi), extensions: ext };
+  const fields = { codepoint: FEC_ENCODING_ID_RAPTORQ, psi: 0, tsi, toi: BigInt(toi), ...idLengths(tsi, toi), extensions: ext };
   const bytes = new Uint8Array(lctHeaderLength(fields));
   writeLctHeader(fields, bytes, 0);
   // EXT_RQSEQ is written last: HET, HEL, 2 reserved bytes, then the u32.

@@ -7,7 +7,7 @@ namespace rqcast {
 namespace packet {
 
 size_t LctHeaderSize(const LctHeaderFields& f) {
-  return kLctFixedSize + (f.has_fdt ? kExtFdtSize : 0) +
+  return (ShortIds(f) ? kLctShortFixedSize : kLctFixedSize) + (f.has_fdt ? kExtFdtSize : 0) +
          (f.has_fti ? kExtFtiSize : 0) + (f.has_sequence ? kExtRqseqSize : 0);
 }
 
@@ -27,20 +27,32 @@ fec::Status WriteLctHeader(const LctHeaderFields& f, uint8_t* out,
     if (s != fec::Status::kOk) return s;
   }
 
-  // First word (RFC 5651 §5.1). C = 0: one word of CCI. PSI = 0. S = 1,
-  // O = 1, H = 0: TSI and TOI of 32 bits each. Res = 0.
-  constexpr uint8_t kC = 0, kPsi = 0, kS = 1, kO = 1, kH = 0;
+  // First word (RFC 5651 §5.1). C = 0: one word of CCI. PSI = 0. H = 1,
+  // S = O = 0: TSI and TOI of 16 bits each, when both fit; else S = 1,
+  // O = 1, H = 0: of 32 bits each. Res = 0.
+  constexpr uint8_t kC = 0, kPsi = 0;
+  const bool short_ids = ShortIds(f);
+  const uint8_t s = short_ids ? 0 : 1, o = short_ids ? 0 : 1, h = short_ids ? 1 : 0;
   out[0] = static_cast<uint8_t>((kLctVersion << 4) | (kC << 2) | kPsi);
-  out[1] = static_cast<uint8_t>((kS << 7) | (kO << 5) | (kH << 4) |
+  out[1] = static_cast<uint8_t>((s << 7) | (o << 5) | (h << 4) |
                                 ((f.close_session ? 1 : 0) << 1) |
                                 (f.close_object ? 1 : 0));
   // HDR_LEN counts 32-bit words of the whole header, extensions included.
   out[2] = static_cast<uint8_t>(size / 4);
   out[3] = kFecEncodingIdRaptorQ;
   PutU32(out + 4, 0);  // CCI: no congestion control information
-  PutU32(out + 8, f.tsi);
-  PutU32(out + 12, f.toi);
-  uint8_t* p = out + kLctFixedSize;
+  uint8_t* p = out + 8;
+  if (short_ids) {
+    p[0] = static_cast<uint8_t>(f.tsi >> 8);
+    p[1] = static_cast<uint8_t>(f.tsi);
+    p[2] = static_cast<uint8_t>(f.toi >> 8);
+    p[3] = static_cast<uint8_t>(f.toi);
+    p += 4;
+  } else {
+    PutU32(p, f.tsi);
+    PutU32(p + 4, f.toi);
+    p += 8;
+  }
 
   if (f.has_fdt) {
     // HET 192 is a one-word type (HET >= 128, RFC 5651 §5.2): no HEL.

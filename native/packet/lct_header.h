@@ -9,13 +9,13 @@
 //   |   V   | C |PSI|S| O |H|Res|A|B|   HDR_LEN     | Codepoint (CP)|
 //   +-------+---+---+-+---+-+---+-+-+---------------+---------------+
 //   | CCI (32 bits, zero)                                           |
-//   | TSI (32 bits)                                                 |
-//   | TOI (32 bits)                                                 |
+//   | TSI (16 or 32 bits)           | TOI (16 or 32 bits) ...         |
 //   | EXT_FDT (4 bytes) | EXT_FTI (16 bytes) | EXT_RQSEQ (8 bytes)    |
 //
 // Only the layout rqcast sends is expressible (PROTOCOL.md §8.1): V = 1,
-// C = 0 with a zero CCI, PSI = 0, S = 1, O = 1, H = 0 (TSI and TOI of 32
-// bits), Codepoint = FEC Encoding ID 6 (RaptorQ, RFC 6330), extensions in
+// C = 0 with a zero CCI, PSI = 0; S = 0, O = 0, H = 1 (TSI and TOI of 16
+// bits) when both fit in 16 bits, else S = 1, O = 1, H = 0 (both of 32
+// bits; one H bit widens both, RFC 5651 §5.1); Codepoint = FEC Encoding ID 6 (RaptorQ, RFC 6330), extensions in
 // the order EXT_FDT, EXT_FTI, EXT_RQSEQ. Reading any legal LCT layout is
 // the receiver's job (lib/protocol/lct.ts), not this file's.
 #pragma once
@@ -32,8 +32,12 @@ constexpr uint8_t kLctVersion = 1;                // RFC 5651 §5.1
 // The Codepoint carries the FEC Encoding ID (RFC 5775 §4.1); RaptorQ is 6
 // (RFC 6330 §3.1).
 constexpr uint8_t kFecEncodingIdRaptorQ = 6;
-// Fixed part rqcast sends: first word, CCI, TSI, TOI, 32 bits each.
+// Fixed part rqcast sends: first word and CCI, 32 bits each, then TSI and
+// TOI of 16 bits each (H = 1) or of 32 bits each (S = O = 1).
 constexpr size_t kLctFixedSize = 16;
+constexpr size_t kLctShortFixedSize = 12;
+// The largest TSI and TOI of the 16-bit form.
+constexpr uint32_t kMaxShortId = 0xFFFF;
 
 constexpr uint8_t kHetExtFti = 64;    // RFC 5775 §4.2
 // rqcast's packet sequence number (PROTOCOL.md §8.5): variable-length type
@@ -79,6 +83,11 @@ struct LctHeaderFields {
   bool has_sequence = false;
   uint32_t sequence = 0;
 };
+
+// Whether the header of `fields` takes the 16-bit TSI and TOI (H = 1).
+inline bool ShortIds(const LctHeaderFields& f) {
+  return f.tsi <= kMaxShortId && f.toi <= kMaxShortId;
+}
 
 // Bytes of the header the fields describe (a multiple of 4).
 size_t LctHeaderSize(const LctHeaderFields& fields);

@@ -681,6 +681,7 @@ void Connection::Retransmit(uint64_t record, uint64_t now_ns) {
     lost.kind = FrameInfo::kData;
     lost.length = fr.length;
     lost.block = fr.block;
+    lost.header = fr.header;
     uint64_t block = 0;
     if (source_->Refresh(lost, slot + fr.offset, &block)) {
       fr.block = block;
@@ -711,6 +712,7 @@ size_t Connection::SendNewSegment(uint64_t now_ns, uint32_t room, bool* drained)
     fr.length = static_cast<uint32_t>(n);
     fr.kind = info.kind;
     fr.block = info.block;
+    fr.header = info.header;
     board_.AddFrame(idx, fr);
     used += n;
   };

@@ -82,6 +82,8 @@ bool FramePool::PushLocked(uint32_t channel, const uint8_t* packet, size_t len) 
   }
   n.bytes.assign(packet, packet + len);
   n.refreshable = BlockKeyOf(channel, packet, len, &n.block);
+  // HDR_LEN, read by BlockKeyOf: a refreshable packet has one.
+  n.header = n.refreshable ? static_cast<uint16_t>(packet[2] * 4) : 0;
   if (n.refreshable) ++refreshable_;
   pool_.push_back(std::move(n));
   ++stats_.pushed;
@@ -170,6 +172,7 @@ size_t FramePool::NextFrameLocked(uint8_t* out, size_t max_bytes, FrameInfo* inf
   if (p.refreshable) {
     info->kind = FrameInfo::kData;
     info->block = p.block;
+    info->header = p.header;
     --refreshable_;
     ++stats_.sent_data;
   } else {
@@ -197,10 +200,12 @@ bool FramePool::RefreshLocked(const FrameInfo& lost, uint8_t* out, uint64_t* blo
   }
   const size_t want = lost.length - kFrameHeader;
   // Same block first (its symbols are what the client was missing), then
-  // any block whose packets have the length the segment needs.
+  // any block whose packets have the length the segment needs and the lost
+  // packet's header length (so the symbol's size and offset too: a 16-bit
+  // TSI/TOI packet never replaces a 32-bit one, nor the reverse).
   auto same_len = pool_.end(), same_block = pool_.end();
   for (auto it = pool_.begin(); it != pool_.end(); ++it) {
-    if (!it->refreshable || it->bytes.size() != want) continue;
+    if (!it->refreshable || it->bytes.size() != want || it->header != lost.header) continue;
     if (it->block == lost.block) {
       same_block = it;
       break;

@@ -17,8 +17,11 @@
 //   half the pool (then the room callback wakes the engine): a lone TCP
 //   client paces its channel instead of making it encode symbols to drop.
 //   It sends new data from its front, and gives a
-//   retransmission a fresh packet of the lost frame's length from anywhere
-//   in it (same block first). Every packet leaves the pool once: a client
+//   retransmission a fresh packet of the lost frame's length and LCT header
+//   length from anywhere in it (same block first): a packet whose TSI and
+//   TOI fit 16 bits (24-byte header) never stands in for one with 32-bit
+//   ones (28 bytes), even where a symbol 4 bytes longer would make the
+//   lengths match (PROTOCOL.md §10.11). Every packet leaves the pool once: a client
 //   gets each (block, ESI) at most once.
 //
 // A reserve of refreshable packets (default 16) is kept back from new data
@@ -130,6 +133,7 @@ class FramePool : public FrameSource {
   struct Packet {
     std::vector<uint8_t> bytes;  // the packet, unframed
     uint64_t block = 0;
+    uint16_t header = 0;  // LCT header bytes, when refreshable
     bool refreshable = false;
   };
   // With mu_ held.

@@ -18,6 +18,10 @@ struct FrameInfo {
   Kind kind = kControl;
   uint32_t length = 0;         // framed bytes (2 + packet)
   uint64_t block = 0;          // data: which source block (opaque key); control: 0
+  // data: bytes of its packet's LCT header (HDR_LEN * 4; 24 or 28 for a
+  // stream packet, PROTOCOL.md §8.1); control: 0. A replacement has the
+  // same, so the symbol it carries has the lost one's size and place.
+  uint16_t header = 0;
 };
 
 class FrameSource {
@@ -29,7 +33,8 @@ class FrameSource {
   // connection never skips a frame: it asks again with more room later).
   virtual size_t NextFrame(uint8_t* out, size_t max_bytes, FrameInfo* info) = 0;
   // A fresh data frame to stand in for a lost one described by `lost`: exactly
-  // lost.length framed bytes, written to out, *block set to its block key.
+  // lost.length framed bytes with an LCT header of lost.header bytes, written
+  // to out, *block set to its block key.
   // false if there is none (the connection then resends the original).
   virtual bool Refresh(const FrameInfo& lost, uint8_t* out, uint64_t* block) = 0;
 };

@@ -60,6 +60,7 @@ struct FrameRecord {
   uint32_t offset = 0;          // in the segment's payload
   uint32_t length = 0;
   FrameInfo::Kind kind = FrameInfo::kControl;
+  uint16_t header = 0;          // FrameInfo::header
   uint64_t block = 0;
 };
 

@@ -61,7 +61,8 @@ uint32_t get_u32(const uint8_t* p) {
 
 // -------------------------------------------------------- LCT header --
 
-// A data packet (TOI >= 1) of a stream: the fixed 16 bytes and EXT_RQSEQ.
+// A data packet (TOI >= 1) of a stream: the fixed 16 bytes (12 when TSI
+// and TOI fit 16 bits) and EXT_RQSEQ.
 void test_lct_data_header() {
   LctHeaderFields f;
   f.tsi = 0x01020304;
@@ -92,13 +93,33 @@ void test_lct_data_header() {
   const Bytes wide = {0x10, 0xa0, 0x04, 0x06, 0,    0,    0,    0,
                       0xff, 0xff, 0xff, 0xff, 0xfe, 0xdc, 0xba, 0x98};
   CHECK(header_of(f) == wide);
+
+  // Both fit 16 bits: S = 0, O = 0, H = 1 (RFC 5651 §5.1), HDR_LEN 5 words,
+  // TSI | TOI in one word, 4 bytes fewer.
+  f.tsi = 0x0102;
+  f.toi = 0xFFFF;
+  f.has_sequence = true;
+  const Bytes narrow = {0x10, 0x10, 0x05, 0x06, 0, 0, 0, 0, 0x01, 0x02,
+                        0xff, 0xff, 0x78, 0x02, 0, 0, 0xa1, 0xb2, 0xc3, 0xd4};
+  CHECK(header_of(f) == narrow);
+  CHECK(packet::LctSequenceOffset(f) == 16);
+  // The boundaries, for each field: 65535 short, 65536 long (both fields).
+  const uint32_t cases[][3] = {{0xFFFF, 0xFFFF, 20}, {0x10000, 0xFFFF, 24},
+                               {0xFFFF, 0x10000, 24}, {0, 0, 20}};
+  for (const auto& c : cases) {
+    f.tsi = c[0];
+    f.toi = c[1];
+    const Bytes h = header_of(f);
+    CHECK(h.size() == c[2] && packet::LctHeaderSize(f) == c[2]);
+    CHECK(h[1] == (c[2] == 20 ? 0x10 : 0xa0));
+  }
 }
 
-// An FDT packet (TOI 0) with all three extensions, in rqcast's order:
-// PROTOCOL.md §8.1's example, 44 bytes, HDR_LEN 11.
+// An FDT packet (TOI 0) with all three extensions, in rqcast's order, on a
+// channel whose TSI takes 32 bits: 44 bytes, HDR_LEN 11 (PROTOCOL.md §8.1).
 void test_lct_fdt_header() {
   LctHeaderFields f;
-  f.tsi = 5;
+  f.tsi = 0x10005;
   f.toi = 0;
   f.has_fdt = true;
   f.fdt_instance_id = 0xABCDE;
@@ -109,7 +130,7 @@ void test_lct_fdt_header() {
   const Bytes want = {
       0x10, 0xa0, 0x0b, 0x06,  // 11 words
       0x00, 0x00, 0x00, 0x00,  // CCI
-      0x00, 0x00, 0x00, 0x05,  // TSI
+      0x00, 0x01, 0x00, 0x05,  // TSI
       0x00, 0x00, 0x00, 0x00,  // TOI 0: FDT instance
       0xc0, 0x2a, 0xbc, 0xde,  // EXT_FDT: HET 192 | V=2, Instance ID 0xABCDE
       0x40, 0x04,              // EXT_FTI: HET 64, HEL 4
@@ -151,10 +172,12 @@ void test_lct_fdt_header() {
 void test_lct_close_flags() {
   LctHeaderFields f;
   f.close_session = true;
-  CHECK(header_of(f)[1] == 0xa2);
+  CHECK(header_of(f)[1] == 0x12);  // H = 1 (TSI 0, TOI 0)
   f.close_object = true;
-  CHECK(header_of(f)[1] == 0xa3);
+  CHECK(header_of(f)[1] == 0x13);
   f.close_session = false;
+  CHECK(header_of(f)[1] == 0x11);
+  f.toi = 0x10000;  // S = O = 1
   CHECK(header_of(f)[1] == 0xa1);
 }
 
@@ -165,10 +188,10 @@ void test_lct_extension_bounds() {
   f.has_fdt = true;
   f.fdt_instance_id = packet::kMaxFdtInstanceId;
   const Bytes top = header_of(f);
-  CHECK(top.size() == 20);
-  if (top.size() == 20) {
-    CHECK(top[16] == 0xc0 && top[17] == 0x2f && top[18] == 0xff &&
-          top[19] == 0xff);
+  CHECK(top.size() == 16);  // TSI 0, TOI 0: 16-bit ids
+  if (top.size() == 16) {
+    CHECK(top[12] == 0xc0 && top[13] == 0x2f && top[14] == 0xff &&
+          top[15] == 0xff);
   }
   f.fdt_instance_id = packet::kMaxFdtInstanceId + 1;
   Bytes out(64, 0x5a);
@@ -183,8 +206,8 @@ void test_lct_extension_bounds() {
   // 512 symbols of 1280 bytes in 256 blocks: Z = 256 goes out as 0.
   g.oti = make_oti(512 * 1280, 1280, 256, 1, 4);
   const Bytes z256 = header_of(g);
-  CHECK(z256.size() == 32);
-  if (z256.size() == 32) CHECK(z256[16 + 2 + 8] == 0);
+  CHECK(z256.size() == 28);
+  if (z256.size() == 28) CHECK(z256[12 + 2 + 8] == 0);
 
   // Out-of-bounds OTIs: oti_validate's status, nothing written.
   g.oti = make_oti(1000, 0, 1, 1, 1);  // T = 0
@@ -208,16 +231,16 @@ void test_lct_extension_bounds() {
 void test_lct_output_bounds() {
   LctHeaderFields f;
   f.has_sequence = true;
-  Bytes out(24, 0x5a);
-  CHECK_STATUS(packet::WriteLctHeader(f, out.data(), 23, nullptr),
+  Bytes out(20, 0x5a);
+  CHECK_STATUS(packet::WriteLctHeader(f, out.data(), 19, nullptr),
                Status::kInvalidArgument);
   CHECK(all_are(out.data(), out.size(), 0x5a));
-  CHECK_STATUS(packet::WriteLctHeader(f, nullptr, 24, nullptr),
+  CHECK_STATUS(packet::WriteLctHeader(f, nullptr, 20, nullptr),
                Status::kInvalidArgument);
   size_t written = 0;
-  CHECK_STATUS(packet::WriteLctHeader(f, out.data(), 24, &written),
+  CHECK_STATUS(packet::WriteLctHeader(f, out.data(), 20, &written),
                Status::kOk);
-  CHECK(written == 24);
+  CHECK(written == 20);
 }
 
 // ---------------------------------------------------- header template --
@@ -263,16 +286,16 @@ void test_template_for_lct() {
   const Bytes want = header_of(f);
   CHECK(t.size() == want.size() &&
         std::memcmp(t.data(), want.data(), want.size()) == 0);
-  CHECK(t.has_sequence() && t.sequence_offset() == 20);
+  CHECK(t.has_sequence() && t.sequence_offset() == 16);
 
   f.has_sequence = false;
   f.has_fdt = true;
   CHECK_STATUS(HeaderTemplate::ForLct(f, &t), Status::kOk);
-  CHECK(t.size() == 20 && !t.has_sequence());
+  CHECK(t.size() == 16 && !t.has_sequence());
 
   f.fdt_instance_id = 1u << 20;
   CHECK_STATUS(HeaderTemplate::ForLct(f, &t), Status::kInvalidArgument);
-  CHECK(t.size() == 20);  // unchanged
+  CHECK(t.size() == 16);  // unchanged
 }
 
 // -------------------------------------------------------- packet runs --
@@ -446,9 +469,9 @@ void test_sequence_wraps() {
                Status::kOk);
   const uint32_t want[] = {0xFFFFFFFE, 0xFFFFFFFF, 0, 1};
   for (uint32_t i = 0; i < 4; ++i) {
-    CHECK(get_u32(out.data() + i * size + 20) == want[i]);
+    CHECK(get_u32(out.data() + i * size + 16) == want[i]);
     // EXT_RQSEQ's HET, HEL and reserved bytes stay as the template has them.
-    CHECK(get_u32(out.data() + i * size + 16) == 0x78020000u);
+    CHECK(get_u32(out.data() + i * size + 12) == 0x78020000u);
   }
   check_run(*enc, h, run, out.data(), size);
 }

@@ -87,6 +87,8 @@ class ScriptedSource : public FrameSource {
     f.info.kind = kind;
     f.info.length = framed_len;
     f.info.block = block;
+    // Data frames alternate the two LCT header lengths rqcast sends.
+    f.info.header = kind == FrameInfo::kData ? (added_ % 2 ? 28 : 24) : 0;
     f.bytes = Framed(framed_len, static_cast<uint8_t>(added_++ & 0x7F));
     frames.push_back(f);
   }
@@ -1593,6 +1595,9 @@ void fresh_retransmit_keeps_boundaries() {
     CHECK_EQ(f.src.refresh_requests[0].length, 700u);
     CHECK_EQ(f.src.refresh_requests[0].kind, FrameInfo::kData);
     CHECK_EQ(f.src.refresh_requests[0].block, 0u);
+    // Each asks for its frame's header length (a replacement keeps it).
+    CHECK_EQ(f.src.refresh_requests[0].header, 24u);
+    CHECK_EQ(f.src.refresh_requests[1].header, 28u);
   }
   CHECK_EQ(f.c->stats().fresh_frames, 2u);
   // Again: fresh again, asked with the blocks the replacements came from.
@@ -1604,7 +1609,11 @@ void fresh_retransmit_keeps_boundaries() {
     CHECK_EQ(s[0].payload[702], 0x83);
   }
   CHECK_EQ(f.src.refresh_requests.size(), size_t(4));
-  if (f.src.refresh_requests.size() == 4) CHECK_EQ(f.src.refresh_requests[2].block, 100u);
+  if (f.src.refresh_requests.size() == 4) {
+    CHECK_EQ(f.src.refresh_requests[2].block, 100u);
+    CHECK_EQ(f.src.refresh_requests[2].header, 24u);
+    CHECK_EQ(f.src.refresh_requests[3].header, 28u);
+  }
   CHECK_EQ(f.c->stats().fresh_frames, 4u);
   CHECK_EQ(f.c->stats().stale_frames, 0u);
 }

@@ -24,22 +24,28 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-// An ALC packet as rqcast sends it (PROTOCOL.md §8.1, no extensions):
-// V=1, S=1, O=1, HDR_LEN 4 words, CP 6, CCI 0, TSI, TOI, then SBN | ESI and
-// `symbol` bytes (the ESI repeated, so that each packet is unique).
-Bytes alc(uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) {
-  Bytes p(16 + 4 + symbol);
+// An ALC packet as rqcast sends it (PROTOCOL.md §8.1, no extensions, TSI
+// 7): V=1, CP 6, CCI 0, then SBN | ESI and `symbol` bytes (the ESI
+// repeated, so that each packet is unique). alc(): TSI and TOI of 32 bits
+// (S=1, O=1, HDR_LEN 4 words), as when either needs them; alc16(): of 16
+// bits (H=1, HDR_LEN 3 words), 4 bytes fewer.
+Bytes alc_form(bool short_ids, uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol) {
+  const size_t header = short_ids ? 12 : 16;
+  Bytes p(header + 4 + symbol);
   p[0] = 0x10;
-  p[1] = 0xa0;
-  p[2] = 4;
+  p[1] = short_ids ? 0x10 : 0xa0;
+  p[2] = static_cast<uint8_t>(header / 4);
   p[3] = 6;
-  p[8] = 0, p[9] = 0, p[10] = 0, p[11] = 7;  // TSI 7
-  p[12] = toi >> 24, p[13] = toi >> 16, p[14] = toi >> 8, p[15] = toi;
-  p[16] = sbn;
-  p[17] = esi >> 16, p[18] = esi >> 8, p[19] = esi;
-  for (size_t i = 0; i < symbol; ++i) p[20 + i] = static_cast<uint8_t>(esi + i);
+  const size_t id = short_ids ? 2 : 4;  // bytes of TSI, then of TOI
+  p[8 + id - 1] = 7;
+  for (size_t i = 0; i < id; ++i) p[8 + 2 * id - 1 - i] = static_cast<uint8_t>(toi >> (8 * i));
+  p[header] = sbn;
+  p[header + 1] = esi >> 16, p[header + 2] = esi >> 8, p[header + 3] = esi;
+  for (size_t i = 0; i < symbol; ++i) p[header + 4 + i] = static_cast<uint8_t>(esi + i);
   return p;
 }
+Bytes alc(uint32_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) { return alc_form(false, toi, sbn, esi, symbol); }
+Bytes alc16(uint16_t toi, uint8_t sbn, uint32_t esi, size_t symbol = 8) { return alc_form(true, toi, sbn, esi, symbol); }
 
 uint32_t esi_of(const uint8_t* frame) {  // of a framed alc() packet
   const uint8_t* p = frame + 2;
@@ -101,6 +107,7 @@ void test_frames_are_framed() {
   CHECK_EQ(pool.NextFrame(out, sizeof out, &info), p.size() + 2);
   CHECK_EQ(info.kind, FrameInfo::kData);
   CHECK_EQ(info.length, p.size() + 2);
+  CHECK_EQ(info.header, 16u);
   CHECK_EQ(out[0], 0);
   CHECK_EQ(out[1], p.size());
   CHECK(std::memcmp(out + 2, p.data(), p.size()) == 0);
@@ -150,6 +157,7 @@ void test_reserve_honoured() {
   // The reserve is there for Refresh.
   FrameInfo lost;
   lost.kind = FrameInfo::kData;
+  lost.header = 16;
   lost.length = static_cast<uint32_t>(alc(1, 0, 0).size() + 2);
   uint64_t block = 0;
   CHECK(pool2.Refresh(lost, out, &block));
@@ -172,6 +180,7 @@ void test_refresh_prefers_same_block_then_length() {
   uint64_t block = 0;
   FrameInfo lost;
   lost.kind = FrameInfo::kData;
+  lost.header = 16;
   lost.length = static_cast<uint32_t>(b.size() + 2);
   lost.block = key_c;
   CHECK(pool.Refresh(lost, out, &block));  // same block C, though last
@@ -197,6 +206,52 @@ void test_refresh_prefers_same_block_then_length() {
   CHECK(!pool.Refresh(lost, out, &block));
 }
 
+// A lost frame is replaced only by a packet with its LCT header length:
+// a 16-bit TSI/TOI packet (12-byte header) with a symbol 4 bytes longer has
+// the same frame length as a 32-bit one (16 bytes), and still never stands
+// in for it, nor the reverse (PROTOCOL.md §10.11).
+void test_refresh_keeps_header_length() {
+  FramePoolConfig c;
+  c.reserve = 0;
+  FramePool pool(c);
+  const Bytes wide = alc(0x10000, 0, 1, 8), narrow = alc16(1, 0, 2, 12);
+  CHECK_EQ(wide.size(), narrow.size());
+  push(pool, narrow);
+  uint8_t out[2000];
+  uint64_t block = 0;
+  FrameInfo lost;
+  lost.kind = FrameInfo::kData;
+  lost.length = static_cast<uint32_t>(wide.size() + 2);
+  lost.header = 16;
+  CHECK(!pool.Refresh(lost, out, &block));  // only a 12-byte header there
+  push(pool, wide);
+  CHECK(pool.Refresh(lost, out, &block));
+  CHECK(std::memcmp(out + 2, wide.data(), wide.size()) == 0);
+  lost.header = 12;
+  push(pool, alc(0x10001, 0, 3, 8));
+  CHECK(pool.Refresh(lost, out, &block));   // the narrow one, not the newer wide one
+  CHECK(std::memcmp(out + 2, narrow.data(), narrow.size()) == 0);
+  CHECK(!pool.Refresh(lost, out, &block));
+  FramePoolStats s = pool.stats();
+  CHECK_EQ(s.refreshed, 2u);
+  CHECK_EQ(s.no_replacement, 2u);
+  // New data tells the connection each packet's header length.
+  FrameInfo info;
+  CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(info.header, 16u);
+  push(pool, narrow);
+  CHECK(pool.NextFrame(out, sizeof out, &info) > 0);
+  CHECK_EQ(info.header, 12u);
+  // The 16-bit form names its block as the 32-bit one does: TSI, TOI, SBN.
+  uint64_t a, b2;
+  const Bytes other = alc16(1, 1, 2, 12);
+  CHECK(BlockKeyOf(7, narrow.data(), narrow.size(), &a));
+  CHECK(BlockKeyOf(7, other.data(), other.size(), &b2));
+  CHECK(a != b2);
+  const Bytes fdt16 = alc16(0, 0, 0);
+  CHECK(!BlockKeyOf(7, fdt16.data(), fdt16.size(), &a));
+}
+
 void test_never_twice() {
   // Every packet leaves the pool once, whether as new data or replacement.
   FramePoolConfig c;
@@ -206,6 +261,7 @@ void test_never_twice() {
   uint8_t out[2000];
   FrameInfo info, lost;
   lost.kind = FrameInfo::kData;
+  lost.header = 16;
   lost.length = static_cast<uint32_t>(alc(1, 0, 0).size() + 2);
   uint64_t block;
   for (uint32_t i = 0; i < 200; ++i) {
@@ -229,6 +285,7 @@ void test_fdt_and_unparsed_never_replacements() {
   push(pool, junk);
   FrameInfo lost;
   lost.kind = FrameInfo::kData;
+  lost.header = 16;
   lost.length = static_cast<uint32_t>(fdt.size() + 2);
   uint8_t out[2000];
   uint64_t block;
@@ -274,6 +331,7 @@ void test_control_frames() {
   CHECK_EQ(pool.NextFrame(out, sizeof out, &info), 0u);
   FrameInfo lost;
   lost.kind = FrameInfo::kData;
+  lost.header = 16;
   lost.length = static_cast<uint32_t>(alc(1, 0, 0).size() + 2);
   uint64_t block;
   CHECK(pool.Refresh(lost, out, &block));
@@ -488,6 +546,7 @@ int main() {
   test_full_pool_drops_arrivals();
   test_reserve_honoured();
   test_refresh_prefers_same_block_then_length();
+  test_refresh_keeps_header_length();
   test_never_twice();
   test_fdt_and_unparsed_never_replacements();
   test_control_frames();

@@ -3,14 +3,16 @@
  * alc_packet.cc) are byte for byte the ones lib/protocol/lct.ts writes for
  * the same (TSI, TOI, extensions), as the channel stream builds them: the
  * data header with and without EXT_RQSEQ, the FDT header with EXT_FDT,
- * EXT_FTI and EXT_RQSEQ. And a run written with the C++ template is, packet
- * for packet, what encodeAlc builds from the same fields.
+ * EXT_FTI and EXT_RQSEQ; TSI and TOI of 16 bits when both fit, else of 32.
+ * And a run written with the C++ template is, packet for packet, what
+ * encodeAlc builds from the same fields.
  */
 import fc from 'fast-check';
 import { ObjectEncoder } from '../../lib/fec/encoder';
 import { loadNative } from '../../lib/native';
-import { FEC_ENCODING_ID_RAPTORQ, encodeAlc } from '../../lib/protocol/alc';
-import { LctHeaderExtension, fdtExtension, ftiExtension, lctHeaderLength, seqExtension, writeLctHeader } from '../../lib/protocol/lct';
+import { encodeAlc } from '../../lib/protocol/alc';
+import { LctHeaderExtension, fdtExtension, ftiExtension } from '../../lib/protocol/lct';
+import { headerTemplate } from '../../lib/stream/header-template';
 import { Oti, encodeOti } from '../../lib/protocol/oti';
 import { wireOti } from '../../lib/content/catalogue';
 import { Rng } from '../../lib/support/rng';
@@ -21,15 +23,6 @@ const native = loadNative();
 interface Template {
   bytes: Uint8Array;
   seqAt: number;
-}
-
-/** The TypeScript side: what lib/stream/channel-stream.ts's template() writes. */
-function tsTemplate(tsi: number, toi: number, extensions: LctHeaderExtension[], withSeq: boolean): Template {
-  const ext = withSeq ? [...extensions, seqExtension(0)] : extensions;
-  const fields = { codepoint: FEC_ENCODING_ID_RAPTORQ, psi: 0, tsi, toi: BigInt(toi), extensions: ext };
-  const bytes = new Uint8Array(lctHeaderLength(fields));
-  writeLctHeader(fields, bytes, 0);
-  return { bytes, seqAt: withSeq ? bytes.length - 4 : -1 };
 }
 
 interface Case {
@@ -44,7 +37,8 @@ function tsFor(c: Case): Template {
   const ext: LctHeaderExtension[] = [];
   if (c.fdtInstanceId !== undefined) ext.push(fdtExtension(c.fdtInstanceId));
   if (c.oti !== undefined) ext.push(ftiExtension(c.oti));
-  return tsTemplate(c.tsi, c.toi, ext, c.withSeq);
+  // The TypeScript side: what lib/stream/channel-stream.ts's packets start with.
+  return headerTemplate(c.tsi, c.toi, ext, c.withSeq);
 }
 
 function cppFor(c: Case): Template {
@@ -61,6 +55,9 @@ describe('native/packet LCT header templates', () => {
     ['data packet, stream', { tsi: 1, toi: 1, withSeq: true }],
     ['data packet, fresh symbol', { tsi: 1, toi: 1, withSeq: false }],
     ['data packet, widest TSI and TOI', { tsi: 2 ** 32 - 1, toi: 2 ** 32 - 1, withSeq: true }],
+    ['data packet, TSI and TOI 65535 (16 bits)', { tsi: 65535, toi: 65535, withSeq: true }],
+    ['data packet, TOI 65536 (32 bits)', { tsi: 1, toi: 65536, withSeq: true }],
+    ['data packet, TSI 65536 (32 bits)', { tsi: 65536, toi: 1, withSeq: false }],
     ['FDT packet, stream', { tsi: 7, toi: 0, fdtInstanceId: 0, oti: OTI, withSeq: true }],
     ['FDT packet, fresh symbol', { tsi: 7, toi: 0, fdtInstanceId: 0xabcde, oti: OTI, withSeq: false }],
     ['FDT packet, last instance ID, Z = 256', { tsi: 0x01020304, toi: 0, fdtInstanceId: 0xfffff, oti: OTI_Z256, withSeq: true }],
@@ -75,22 +72,40 @@ describe('native/packet LCT header templates', () => {
     expect(cpp.seqAt).toBe(ts.seqAt);
   });
 
-  test('the FDT stream header is PROTOCOL.md §8.1: 44 bytes, HDR_LEN 11, EXT_RQSEQ last', () => {
+  test('the FDT stream header is PROTOCOL.md §8.1: 40 bytes, HDR_LEN 10, H = 1, EXT_RQSEQ last; 44 with a 32-bit TSI', () => {
     const t = cppFor({ tsi: 7, toi: 0, fdtInstanceId: 1, oti: OTI, withSeq: true });
-    expect(t.bytes.length).toBe(44);
-    expect([...t.bytes.subarray(0, 4)]).toEqual([0x10, 0xa0, 11, 6]);
-    expect(t.bytes[16]).toBe(192);
-    expect(t.bytes[20]).toBe(64);
-    expect(t.bytes[36]).toBe(120);
-    expect(t.seqAt).toBe(40);
+    expect(t.bytes.length).toBe(40);
+    expect([...t.bytes.subarray(0, 4)]).toEqual([0x10, 0x10, 10, 6]);
+    expect([...t.bytes.subarray(8, 12)]).toEqual([0, 7, 0, 0]);
+    expect(t.bytes[12]).toBe(192);
+    expect(t.bytes[16]).toBe(64);
+    expect(t.bytes[32]).toBe(120);
+    expect(t.seqAt).toBe(36);
+    const wide = cppFor({ tsi: 0x10007, toi: 0, fdtInstanceId: 1, oti: OTI, withSeq: true });
+    expect(wide.bytes.length).toBe(44);
+    expect([...wide.bytes.subarray(0, 4)]).toEqual([0x10, 0xa0, 11, 6]);
+    expect(wide.bytes[16]).toBe(192);
+    expect(wide.bytes[36]).toBe(120);
+    expect(wide.seqAt).toBe(40);
+  });
+
+  test('a stream data header is 20 bytes when TSI and TOI both fit 16 bits, else 24 (boundaries 65535 / 65536)', () => {
+    const lengths = [0, 1, 65535, 65536, 2 ** 32 - 1].flatMap((tsi) =>
+      [0, 1, 65535, 65536, 2 ** 32 - 1].map((toi) => [tsi, toi, headerTemplate(tsi, toi, [], true).bytes.length, cppFor({ tsi, toi, withSeq: true }).bytes.length]),
+    );
+    for (const [tsi, toi, ts, cpp] of lengths) {
+      const want = tsi <= 65535 && toi <= 65535 ? 20 : 24;
+      expect({ tsi, toi, ts, cpp }).toEqual({ tsi, toi, ts: want, cpp: want });
+    }
   });
 
   test('any TSI, TOI, FDT Instance ID and valid OTI', () => {
     fc.assert(
       fc.property(
         fc.record({
-          tsi: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
-          toi: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+          // Half of them near the 16-bit boundary, on either side.
+          tsi: fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 65500, max: 65600 })),
+          toi: fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 65500, max: 65600 })),
           fdtInstanceId: fc.option(fc.integer({ min: 0, max: 0xfffff }), { nil: undefined }),
           oti: fc.option(anyOti, { nil: undefined }),
           withSeq: fc.boolean(),
@@ -137,6 +152,8 @@ describe('native/packet LCT header templates', () => {
         { c: { tsi: 5, toi: 3, withSeq: true }, sbn: 1, firstEsi: 110, firstSeq: 2 ** 32 - 3 },
         { c: { tsi: 5, toi: 3, withSeq: false }, sbn: 0, firstEsi: 9000, firstSeq: 0 },
         { c: { tsi: 5, toi: 0, fdtInstanceId: 42, oti: fdtOti, withSeq: true }, sbn: 0, firstEsi: 0, firstSeq: 64 },
+        { c: { tsi: 5, toi: 65536, withSeq: true }, sbn: 1, firstEsi: 7, firstSeq: 9 },
+        { c: { tsi: 65536, toi: 3, withSeq: false }, sbn: 0, firstEsi: 1, firstSeq: 0 },
       ];
       const count = 6;
       for (const { c, sbn, firstEsi, firstSeq } of runs) {

@@ -651,7 +651,30 @@ describe('data packet layouts', () => {
   const extFti = cat(u8(64, 4), otiBytes, u8(0, 0));
   const extRqseq = u8(120, 2, 0, 0, 0xde, 0xad, 0xbe, 0xef);
 
-  test('LCT header as rqcast sends it (FDT packet)', () => {
+  test('LCT header as rqcast sends it (stream data packet, 16-bit TSI and TOI)', () => {
+    const data = alcModule.encodeAlc({ tsi: 1, toi: 2, sbn: 7, esi: 0x0a0b0c, symbols, sequence: 0x01020304 });
+    checkLayout('lct-data-packet', {
+      bytes: data,
+      vars: {},
+      fields: {
+        flags0: u8(0x10),
+        flags1: u8(0x10),
+        HDR_LEN: u8(5),
+        CP: u8(6),
+        CCI: u8(0, 0, 0, 0),
+        TSI: u16(1),
+        TOI: u16(2),
+        EXT_RQSEQ: u8(120, 2, 0, 0, 1, 2, 3, 4),
+        SBN: u8(7),
+        ESI: u8(0x0a, 0x0b, 0x0c),
+        symbols,
+      },
+    });
+    const decoded = alcModule.decodeAlc(data);
+    expect(decoded.ok && [decoded.packet.tsi, decoded.packet.toi, decoded.packet.sequence, decoded.packet.header.tsiLength]).toEqual([1, 2n, 0x01020304, 2]);
+  });
+
+  test('LCT header as rqcast sends it (FDT packet, 32-bit TSI)', () => {
     checkLayout('lct-fdt-packet', {
       bytes: packet,
       vars: {},
@@ -889,9 +912,9 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
   test.each(rows.map((r) => [code(r[0]), r[1]]))('%s = %s', (name, value) => {
     expect(checks[name]()).toBe(docValue(value));
   });
-  test('packet sizes 28 + T and 48 + T; EXT_RQSEQ = position; object packets without EXT_FTI', () => {
+  test('packet sizes 24 + T and 44 + T; EXT_RQSEQ = position; object packets without EXT_FTI', () => {
     const s = stream();
-    expect([s.dataPacketSize, s.fdtPacketSize]).toEqual([28 + T, 48 + T]);
+    expect([s.dataPacketSize, s.fdtPacketSize]).toEqual([24 + T, 44 + T]);
     const ps = takePackets(s, 100);
     ps.forEach((p, i) => {
       expect(p.sequence).toBe(i);

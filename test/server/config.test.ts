@@ -104,8 +104,8 @@ describe('channelStreamOptions', () => {
   }
 
   test('FDT interval from the rate: one FDT packet per 10 ms of stream, at least 32 packets apart', () => {
-    // 200 Mbit/s of 28 + 1280-byte packets: 19113 packets/s, so one in 191.
-    expect(streamOf({ rateMbps: 200 }).fdtInterval).toBe(191);
+    // 200 Mbit/s of 24 + 1280-byte packets (16-bit TSI and TOI): 19172 packets/s, so one in 192.
+    expect(streamOf({ rateMbps: 200 }).fdtInterval).toBe(192);
     expect(streamOf({ rateMbps: 10 }).fdtInterval).toBe(32);
     expect(streamOf({ rateMbps: 200, fdtInterval: 50 }).fdtInterval).toBe(50);
   });

@@ -63,10 +63,20 @@ describe('header templates', () => {
     expect(withSeq.seqAt).toBe(withSeq.bytes.length - 4);
     expect(h.fresh(1).seqAt).toBe(-1);
     expect(withSeq.bytes.length - h.fresh(1).bytes.length).toBe(8);
-    // 16-byte LCT header + 8 of EXT_RQSEQ; the FDT adds 4 (EXT_FDT) + 16 (EXT_FTI).
-    expect([withSeq.bytes.length, h.stream(FDT_OBJECT).bytes.length]).toEqual([24, 44]);
-    expect(packetSize(withSeq, T)).toBe(24 + 4 + T);
+    // 12-byte LCT header (16-bit TSI and TOI) + 8 of EXT_RQSEQ; the FDT adds 4 (EXT_FDT) + 16 (EXT_FTI).
+    expect([withSeq.bytes.length, h.stream(FDT_OBJECT).bytes.length]).toEqual([20, 40]);
+    expect(packetSize(withSeq, T)).toBe(20 + 4 + T);
     expect(headerTemplate(3, 6, [], true)).toEqual(withSeq);
+  });
+
+  test('an object whose TOI passes 65535 takes 32-bit TSI and TOI: 4 bytes more, the FDT and the others unchanged', () => {
+    const h = new ChannelHeaders(3, [65535, 65536], { instanceId: 9, oti: OTI });
+    expect([h.stream(0), h.stream(1), h.fresh(0), h.fresh(1), h.stream(FDT_OBJECT)].map((t) => t.bytes.length)).toEqual([20, 24, 12, 16, 40]);
+    expect([h.stream(0).bytes[1], h.stream(1).bytes[1]]).toEqual([0x10, 0xa0]);
+    expect(h.stream(1).seqAt).toBe(20);
+    // On a channel whose TSI passes 65535, every header does.
+    const wide = new ChannelHeaders(65536, [1], { instanceId: 9, oti: OTI });
+    expect([wide.stream(0), wide.stream(FDT_OBJECT)].map((t) => t.bytes.length)).toEqual([24, 44]);
   });
 });
 
@@ -84,9 +94,9 @@ describe('writePackets and RunBuilder', () => {
     expect(src.calls).toBe(4);
     // Runs of one packet size: FDT, 5 data packets, FDT.
     expect(runs.map((r) => [r.packetSize, r.count])).toEqual([
-      [44 + 4 + T, 1],
-      [24 + 4 + T, 5],
-      [44 + 4 + T, 1],
+      [40 + 4 + T, 1],
+      [20 + 4 + T, 5],
+      [40 + 4 + T, 1],
     ]);
     const packets = runs.flatMap(split);
     const want = [
@@ -104,6 +114,24 @@ describe('writePackets and RunBuilder', () => {
     b.write(src, h.stream(0), T, 6, 1, range(43, 1));
     const again = b.end();
     expect(again[0].bytes.byteOffset).toBe(runs[0].bytes.byteOffset);
+  });
+
+  test('objects of both header forms: a run per packet size, each packet what encodeAlc builds', () => {
+    const src = new StandIn();
+    const h = new ChannelHeaders(3, [5, 70000], { instanceId: 9, oti: OTI });
+    const b = new RunBuilder(packetSize(h.stream(FDT_OBJECT), T), 16);
+    b.begin();
+    b.write(src, h.stream(0), T, 0, 1, range(40, 2));
+    b.write(src, h.stream(1), T, 2, 1, range(40, 2));
+    b.write(src, h.stream(0), T, 4, 2, range(7, 1));
+    const runs = b.end();
+    expect(runs.map((r) => [r.packetSize, r.count])).toEqual([
+      [20 + 4 + T, 2],
+      [24 + 4 + T, 2],
+      [20 + 4 + T, 1],
+    ]);
+    const want = [reference(5, 1, 40, 0), reference(5, 1, 41, 1), reference(70000, 1, 40, 2), reference(70000, 1, 41, 3), reference(5, 2, 7, 4)];
+    expect(runs.flatMap(split).map((p) => Buffer.from(p).toString('hex'))).toEqual(want.map((p) => Buffer.from(p).toString('hex')));
   });
 
   test('a strided run: one call per packet, ESIs firstEsi + i * stride, consecutive sequence numbers across 2^32', () => {
