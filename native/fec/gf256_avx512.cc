@@ -2,12 +2,15 @@
 // masked loads and stores (which suppress faults on the masked-off bytes).
 #include "fec/gf256_simd.h"
 
-#include <vector>
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #define RQCAST_TARGET __attribute__((target("avx512f,avx512bw")))
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw")
+#include "fec/gf256_hdpc_strip.h"
+#pragma GCC pop_options
 
 // GCC 12's AVX-512 headers fill "undefined" operands with a self-initialised
 // variable, which -Wuninitialized flags once inlined into a target("avx512")
@@ -240,97 +243,38 @@ RQCAST_TARGET void avx512_add_multi(uint8_t* dst, const uint8_t* const* srcs,
 
 namespace {
 
-// alpha * a (§5.7): a byte shift, and the reduction polynomial's low byte
-// 0x1D where the top bit was set.
-RQCAST_TARGET inline __m512i times_alpha(__m512i a, __m512i poly) {
-  const __mmask64 top = _mm512_movepi8_mask(a);
-  return _mm512_xor_si512(_mm512_add_epi8(a, a),
-                          _mm512_maskz_mov_epi8(top, poly));
-}
-
-// One strip of kVec * 64 bytes at offset i of every symbol (avx512_hdpc).
-template <size_t kVec>
-RQCAST_TARGET inline void hdpc_strip(uint8_t* const* rows, size_t H,
-                                     uint8_t* acc, const uint8_t* const* srcs,
-                                     const uint32_t* h12, size_t columns,
-                                     const uint8_t* last, size_t i,
-                                     uint8_t (*hb)[512]) {
-  constexpr size_t kStrip = 64 * kVec;
-  constexpr size_t kAhead = 12;  // prefetch distance, in columns
-  const __m512i zero = _mm512_setzero_si512();
-  const __m512i poly = _mm512_set1_epi8(0x1D);
-  for (size_t h = 0; h < H; ++h) {
-    for (size_t k = 0; k < kStrip; k += 64) store(&hb[h][k], zero);
+struct Avx512Vec {
+  using Vec = __m512i;
+  using Mul = Mul64;
+  static constexpr size_t kBytes = 64;
+  static RQCAST_TARGET Vec Zero() { return _mm512_setzero_si512(); }
+  static RQCAST_TARGET Vec Load(const uint8_t* p) { return load(p); }
+  static RQCAST_TARGET void Store(uint8_t* p, Vec v) { store(p, v); }
+  static RQCAST_TARGET Vec Xor(Vec a, Vec b) { return _mm512_xor_si512(a, b); }
+  // A byte shift, and the reduction polynomial's low byte 0x1D where the
+  // top bit was set.
+  static RQCAST_TARGET Vec TimesAlpha(Vec a) {
+    const __mmask64 top = _mm512_movepi8_mask(a);
+    return _mm512_xor_si512(_mm512_add_epi8(a, a),
+                            _mm512_maskz_mov_epi8(top, _mm512_set1_epi8(0x1D)));
   }
-  __m512i a[kVec];
-  for (size_t v = 0; v < kVec; ++v) a[v] = zero;
-  for (size_t c = 0; c < columns; ++c) {
-    if (c + kAhead < columns && srcs[c + kAhead]) {
-      const char* f = reinterpret_cast<const char*>(srcs[c + kAhead] + i);
-      for (size_t k = 0; k < kStrip; k += 64) {
-        _mm_prefetch(f + k, _MM_HINT_T0);
-      }
-    }
-    // acc = alpha * acc (zero at c = 0: no special case)
-    for (size_t v = 0; v < kVec; ++v) a[v] = times_alpha(a[v], poly);
-    if (const uint8_t* s = srcs[c]) {
-      s += i;
-      for (size_t v = 0; v < kVec; ++v) {
-        a[v] = _mm512_xor_si512(a[v], load(s + 64 * v));
-      }
-    }
-    if (c + 1 < columns) {
-      uint8_t* r1 = hb[h12[2 * c]];
-      uint8_t* r2 = hb[h12[2 * c + 1]];
-      for (size_t v = 0; v < kVec; ++v) {
-        store(r1 + 64 * v, _mm512_xor_si512(load(r1 + 64 * v), a[v]));
-        store(r2 + 64 * v, _mm512_xor_si512(load(r2 + 64 * v), a[v]));
-      }
-    }
+  static RQCAST_TARGET Mul MulFor(uint8_t c) { return mul64_for(c); }
+  static RQCAST_TARGET Vec AddMul(const Mul& m, Vec acc, Vec x) {
+    return addmul64(m, acc, x);
   }
-  for (size_t h = 0; h < H; ++h) {
-    const Mul64 m = mul64_for(last[h]);
-    uint8_t* r = rows[h] + i;
-    for (size_t v = 0; v < kVec; ++v) {
-      store(r + 64 * v, addmul64(m, load(hb[h] + 64 * v), a[v]));
-    }
-  }
-  for (size_t v = 0; v < kVec; ++v) store(acc + i + 64 * v, a[v]);
-}
+};
 
 }  // namespace
 
-// HDPC rows as avx2_hdpc does (acc in registers, the H rows' strips in an
-// L1 buffer, each source read once per strip), on 512-bit vectors: half
-// the loads and stores of the row strips per column, and strips of 512
-// bytes (then 256) so that a T = 1 280 symbol takes 3 passes over the
-// columns instead of 5.
+// HDPC rows as avx2_hdpc does (hdpc_strip) on 512-bit vectors: half the
+// loads and stores of the row strips per column, and strips of 512 bytes
+// (then 256) so that a T = 1 280 symbol takes 3 passes over the columns
+// instead of 5.
 RQCAST_TARGET void avx512_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
                                const uint8_t* const* srcs,
                                const uint32_t* h12, size_t columns,
                                const uint8_t* last, size_t n) {
-  constexpr size_t kMaxH = 32;  // Table 2: H <= 16
-  if (H > kMaxH || columns == 0) {
-    scalar_hdpc(rows, H, acc, srcs, h12, columns, last, n);
-    return;
-  }
-  alignas(64) uint8_t hb[kMaxH][512];
-  size_t i = 0;
-  for (; i + 512 <= n; i += 512) {
-    hdpc_strip<8>(rows, H, acc, srcs, h12, columns, last, i, hb);
-  }
-  for (; i + 256 <= n; i += 256) {
-    hdpc_strip<4>(rows, H, acc, srcs, h12, columns, last, i, hb);
-  }
-  if (i < n) {  // the last n % 256 bytes
-    std::vector<uint8_t*> r(H);
-    std::vector<const uint8_t*> sv(columns);
-    for (size_t h = 0; h < H; ++h) r[h] = rows[h] + i;
-    for (size_t c = 0; c < columns; ++c) {
-      sv[c] = srcs[c] ? srcs[c] + i : nullptr;
-    }
-    scalar_hdpc(r.data(), H, acc + i, sv.data(), h12, columns, last, n - i);
-  }
+  hdpc_rows<Avx512Vec, 8, 4>(rows, H, acc, srcs, h12, columns, last, n);
 }
 
 }  // namespace kernels
