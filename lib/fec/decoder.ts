@@ -14,7 +14,7 @@
 import { awaitNative, callNative } from './errors';
 import { loadNative, RawBatchResult, RawCodecBinding, RawDecoder } from '../native';
 import { PAYLOAD_ID_SIZE } from './encoder';
-import { ObjectLayout, Oti, OtiFields } from './oti';
+import { ObjectLayout, Oti, OtiFields, otiWireBytes, ownOtiBytes } from './oti';
 
 export interface BatchOptions {
   /**
@@ -73,9 +73,18 @@ export class ObjectDecoder {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(oti: Uint8Array | OtiFields, binding: RawCodecBinding = loadNative()) {
-    this.otiInfo = oti instanceof Uint8Array ? Oti.parse(oti, binding) : Oti.from(oti, binding);
-    const bytes = this.otiInfo.toBytes();
-    this.raw = callNative(() => new binding.Decoder(bytes));
+    // The native constructor checks the OTI (as Oti.parse would): one
+    // native call, not two. Fields that do not fit their wire widths take
+    // Oti.from, which names the bound they break.
+    const bytes = oti instanceof Uint8Array ? ownOtiBytes(oti) : otiWireBytes(oti);
+    if (bytes !== undefined) {
+      this.raw = callNative(() => new binding.Decoder(bytes));
+      this.otiInfo = Oti.accepted(bytes, binding);
+    } else {
+      this.otiInfo = Oti.from(oti as OtiFields, binding);
+      const own = this.otiInfo.toBytes();
+      this.raw = callNative(() => new binding.Decoder(own));
+    }
   }
 
   /**

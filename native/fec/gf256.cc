@@ -128,6 +128,16 @@ void scalar_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
   generic_hdpc(k, rows, H, acc, srcs, h12, columns, last, n);
 }
 
+void scalar_hdpc_from(size_t i, uint8_t* const* rows, size_t H, uint8_t* acc,
+                      const uint8_t* const* srcs, const uint32_t* h12,
+                      size_t columns, const uint8_t* last, size_t n) {
+  std::vector<uint8_t*> r(H);
+  std::vector<const uint8_t*> sv(columns);
+  for (size_t h = 0; h < H; ++h) r[h] = rows[h] + i;
+  for (size_t c = 0; c < columns; ++c) sv[c] = srcs[c] ? srcs[c] + i : nullptr;
+  scalar_hdpc(r.data(), H, acc + i, sv.data(), h12, columns, last, n - i);
+}
+
 }  // namespace kernels
 
 namespace {

@@ -10,6 +10,11 @@
 
 #define RQCAST_TARGET __attribute__((target("avx2")))
 
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#include "fec/gf256_hdpc_strip.h"
+#pragma GCC pop_options
+
 namespace rqcast {
 namespace fec {
 namespace gf256 {
@@ -207,79 +212,37 @@ RQCAST_TARGET void avx2_add_multi(uint8_t* dst, const uint8_t* const* srcs,
   }
 }
 
-// HDPC rows by strips of kStrip bytes: acc lives in registers, the H
-// rows' strips in an L1 buffer, and each source symbol is read once per
-// strip (prefetched a few columns ahead: the sources are scattered);
-// multiplication by alpha = 2 is a byte shift and a conditional XOR of the
-// reduction polynomial's low byte 0x1D (§5.7).
+namespace {
+
+struct Avx2Vec {
+  using Vec = __m256i;
+  using Mul = Mul32;
+  static constexpr size_t kBytes = 32;
+  static RQCAST_TARGET Vec Zero() { return _mm256_setzero_si256(); }
+  static RQCAST_TARGET Vec Load(const uint8_t* p) { return load(p); }
+  static RQCAST_TARGET void Store(uint8_t* p, Vec v) { store(p, v); }
+  static RQCAST_TARGET Vec Xor(Vec a, Vec b) { return _mm256_xor_si256(a, b); }
+  // A byte shift, and the reduction polynomial's low byte 0x1D where the
+  // top bit was set.
+  static RQCAST_TARGET Vec TimesAlpha(Vec a) {
+    const Vec zero = _mm256_setzero_si256();
+    return _mm256_xor_si256(
+        _mm256_add_epi8(a, a),
+        _mm256_and_si256(_mm256_cmpgt_epi8(zero, a), _mm256_set1_epi8(0x1D)));
+  }
+  static RQCAST_TARGET Mul MulFor(uint8_t c) { return mul32_for(c); }
+  static RQCAST_TARGET Vec AddMul(const Mul& m, Vec acc, Vec x) {
+    return _mm256_xor_si256(acc, mul32(m, x));
+  }
+};
+
+}  // namespace
+
+// HDPC rows by strips of 256 bytes (hdpc_strip).
 RQCAST_TARGET void avx2_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
                              const uint8_t* const* srcs, const uint32_t* h12,
                              size_t columns, const uint8_t* last, size_t n) {
-  constexpr size_t kVec = 8;  // registers of acc
-  constexpr size_t kStrip = 32 * kVec;
-  constexpr size_t kMaxH = 32;   // Table 2: H <= 16
-  constexpr size_t kAhead = 12;  // prefetch distance, in columns
-  if (H > kMaxH || columns == 0) {
-    scalar_hdpc(rows, H, acc, srcs, h12, columns, last, n);
-    return;
-  }
-  alignas(32) uint8_t hb[kMaxH][kStrip];
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i poly = _mm256_set1_epi8(0x1D);
-  size_t i = 0;
-  for (; i + kStrip <= n; i += kStrip) {
-    for (size_t h = 0; h < H; ++h) {
-      for (size_t k = 0; k < kStrip; k += 32) store(&hb[h][k], zero);
-    }
-    __m256i a[kVec];
-    for (size_t v = 0; v < kVec; ++v) a[v] = zero;
-    for (size_t c = 0; c < columns; ++c) {
-      if (c + kAhead < columns && srcs[c + kAhead]) {
-        const char* f = reinterpret_cast<const char*>(srcs[c + kAhead] + i);
-        for (size_t k = 0; k < kStrip; k += 64) {
-          _mm_prefetch(f + k, _MM_HINT_T0);
-        }
-      }
-      // acc = alpha * acc (zero at c = 0: no special case)
-      for (size_t v = 0; v < kVec; ++v) {
-        a[v] = _mm256_xor_si256(
-            _mm256_add_epi8(a[v], a[v]),
-            _mm256_and_si256(_mm256_cmpgt_epi8(zero, a[v]), poly));
-      }
-      if (const uint8_t* s = srcs[c]) {
-        s += i;
-        for (size_t v = 0; v < kVec; ++v) {
-          a[v] = _mm256_xor_si256(a[v], load(s + 32 * v));
-        }
-      }
-      if (c + 1 < columns) {
-        uint8_t* r1 = hb[h12[2 * c]];
-        uint8_t* r2 = hb[h12[2 * c + 1]];
-        for (size_t v = 0; v < kVec; ++v) {
-          store(r1 + 32 * v, _mm256_xor_si256(load(r1 + 32 * v), a[v]));
-          store(r2 + 32 * v, _mm256_xor_si256(load(r2 + 32 * v), a[v]));
-        }
-      }
-    }
-    for (size_t h = 0; h < H; ++h) {
-      const Mul32 m = mul32_for(last[h]);
-      uint8_t* r = rows[h] + i;
-      for (size_t v = 0; v < kVec; ++v) {
-        store(r + 32 * v,
-              _mm256_xor_si256(load(hb[h] + 32 * v), mul32(m, a[v])));
-      }
-    }
-    for (size_t v = 0; v < kVec; ++v) store(acc + i + 32 * v, a[v]);
-  }
-  if (i < n) {  // the last n % kStrip bytes
-    std::vector<uint8_t*> r(H);
-    std::vector<const uint8_t*> sv(columns);
-    for (size_t h = 0; h < H; ++h) r[h] = rows[h] + i;
-    for (size_t c = 0; c < columns; ++c) {
-      sv[c] = srcs[c] ? srcs[c] + i : nullptr;
-    }
-    scalar_hdpc(r.data(), H, acc + i, sv.data(), h12, columns, last, n - i);
-  }
+  hdpc_rows<Avx2Vec, 8, 8>(rows, H, acc, srcs, h12, columns, last, n);
 }
 
 }  // namespace kernels

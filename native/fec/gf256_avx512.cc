@@ -7,6 +7,11 @@
 
 #define RQCAST_TARGET __attribute__((target("avx512f,avx512bw")))
 
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw")
+#include "fec/gf256_hdpc_strip.h"
+#pragma GCC pop_options
+
 // GCC 12's AVX-512 headers fill "undefined" operands with a self-initialised
 // variable, which -Wuninitialized flags once inlined into a target("avx512")
 // function (GCC PR 105593, fixed in GCC 13). The values are never read.
@@ -234,6 +239,42 @@ RQCAST_TARGET void avx512_add_multi(uint8_t* dst, const uint8_t* const* srcs,
     }
     _mm512_mask_storeu_epi8(dst + i, k, a);
   }
+}
+
+namespace {
+
+struct Avx512Vec {
+  using Vec = __m512i;
+  using Mul = Mul64;
+  static constexpr size_t kBytes = 64;
+  static RQCAST_TARGET Vec Zero() { return _mm512_setzero_si512(); }
+  static RQCAST_TARGET Vec Load(const uint8_t* p) { return load(p); }
+  static RQCAST_TARGET void Store(uint8_t* p, Vec v) { store(p, v); }
+  static RQCAST_TARGET Vec Xor(Vec a, Vec b) { return _mm512_xor_si512(a, b); }
+  // A byte shift, and the reduction polynomial's low byte 0x1D where the
+  // top bit was set.
+  static RQCAST_TARGET Vec TimesAlpha(Vec a) {
+    const __mmask64 top = _mm512_movepi8_mask(a);
+    return _mm512_xor_si512(_mm512_add_epi8(a, a),
+                            _mm512_maskz_mov_epi8(top, _mm512_set1_epi8(0x1D)));
+  }
+  static RQCAST_TARGET Mul MulFor(uint8_t c) { return mul64_for(c); }
+  static RQCAST_TARGET Vec AddMul(const Mul& m, Vec acc, Vec x) {
+    return addmul64(m, acc, x);
+  }
+};
+
+}  // namespace
+
+// HDPC rows as avx2_hdpc does (hdpc_strip) on 512-bit vectors: half the
+// loads and stores of the row strips per column, and strips of 512 bytes
+// (then 256) so that a T = 1 280 symbol takes 3 passes over the columns
+// instead of 5.
+RQCAST_TARGET void avx512_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+                               const uint8_t* const* srcs,
+                               const uint32_t* h12, size_t columns,
+                               const uint8_t* last, size_t n) {
+  hdpc_rows<Avx512Vec, 8, 4>(rows, H, acc, srcs, h12, columns, last, n);
 }
 
 }  // namespace kernels

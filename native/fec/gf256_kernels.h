@@ -40,6 +40,11 @@ void scalar_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
 void scalar_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
                  const uint8_t* const* srcs, const uint32_t* h12,
                  size_t columns, const uint8_t* last, size_t n);
+// scalar_hdpc over bytes [i, n) of every symbol: the tail a SIMD hdpc
+// leaves after its strips.
+void scalar_hdpc_from(size_t i, uint8_t* const* rows, size_t H, uint8_t* acc,
+                      const uint8_t* const* srcs, const uint32_t* h12,
+                      size_t columns, const uint8_t* last, size_t n);
 // The same with another kernel's add/scale/addmul (for kernels without a
 // dedicated hdpc).
 void generic_hdpc(const Kernel& k, uint8_t* const* rows, size_t H,

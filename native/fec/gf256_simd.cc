@@ -119,18 +119,18 @@ void ssse3_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
 
 const Kernel kSsse3 = {"ssse3", ssse3_add, ssse3_addmul, ssse3_scale,
                         ssse3_addmul_multi, ssse3_add_multi, ssse3_hdpc};
-// Every CPU with AVX-512BW or GFNI-with-AVX also has AVX2, whose hdpc
-// (bound by memory reads, not by the multiply) serves them.
+// Every CPU with GFNI-with-AVX also has AVX2, whose hdpc serves it; with
+// AVX-512BW, avx512_hdpc.
 const Kernel kAvx2 = {"avx2", avx2_add, avx2_addmul, avx2_scale,
                        avx2_addmul_multi, avx2_add_multi, avx2_hdpc};
 const Kernel kGfniAvx2 = {"gfni_avx2", avx2_add, gfni_avx2_addmul,
                           gfni_avx2_scale, gfni_avx2_addmul_multi,
                           avx2_add_multi, avx2_hdpc};
 const Kernel kAvx512 = {"avx512", avx512_add, avx512_addmul, avx512_scale,
-                         avx512_addmul_multi, avx512_add_multi, avx2_hdpc};
+                         avx512_addmul_multi, avx512_add_multi, avx512_hdpc};
 const Kernel kGfni = {"gfni", avx512_add, gfni_avx512_addmul,
                       gfni_avx512_scale, gfni_avx512_addmul_multi,
-                      avx512_add_multi, avx2_hdpc};
+                      avx512_add_multi, avx512_hdpc};
 
 void ssse3_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
                 const uint8_t* const* srcs, const uint32_t* h12,

@@ -59,6 +59,9 @@ void avx512_add_multi(uint8_t* dst, const uint8_t* const* srcs, size_t count,
                      size_t n, bool assign);
 void avx512_addmul_multi(uint8_t* dst, const uint8_t* const* srcs,
                          const uint8_t* coeffs, size_t count, size_t n);
+void avx512_hdpc(uint8_t* const* rows, size_t H, uint8_t* acc,
+                 const uint8_t* const* srcs, const uint32_t* h12,
+                 size_t columns, const uint8_t* last, size_t n);
 
 // GFNI with 256-bit vectors (CPUs with GFNI but no AVX-512, e.g. Alder
 // Lake) and with 512-bit vectors. XOR is the AVX2/AVX-512 one.

@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import {
   InvalidArgumentError,
+  ObjectDecoder,
   ObjectEncoder,
   Oti,
   OtiFields,
@@ -12,6 +13,7 @@ import {
   TooManySourceSymbolsError,
   TransferTooLongError,
 } from '../../lib';
+import { otiWireBytes } from '../../lib/fec/oti';
 import { loadNative } from '../../lib/native';
 import { deriveOti, loadTables, partition, Rfc6330 } from './rfc-reference';
 
@@ -167,6 +169,95 @@ describe('OTI bounds → typed errors (same check for fields and bytes)', () => 
         }
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+/** What constructing throws, as the error's class and code, or 'ok'. */
+function outcome(make: () => unknown): string {
+  try {
+    make();
+    return 'ok';
+  } catch (e) {
+    return `${(e as Error).constructor.name} ${(e as { code?: string }).code}`;
+  }
+}
+
+/** Fields near and past every bound and wire width, integers or not. */
+const anyFields: fc.Arbitrary<OtiFields> = fc.record({
+  F: fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.constantFrom(2 ** 40 - 1, 2 ** 40, MAX_F, MAX_F + 1, 12.5, -1)),
+  T: fc.oneof(fc.integer({ min: 0, max: 70000 }), fc.constantFrom(65535, 65536, 4.5, -4)),
+  Z: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.constantFrom(256, 257, 1.5)),
+  N: fc.oneof(fc.integer({ min: 0, max: 70000 }), fc.constantFrom(65535, 65536, 0.5)),
+  Al: fc.oneof(fc.integer({ min: 0, max: 300 }), fc.constantFrom(255, 256, 2.5)),
+});
+
+describe('OTI written here for the native constructor to check (otiWireBytes, Oti.accepted)', () => {
+  // ObjectEncoder and ObjectDecoder hand OTI bytes written in JS to the
+  // native constructor, which checks every bound, instead of a native
+  // otiEncode/otiDecode call first: the OTI and the errors must be those
+  // of Oti.from / Oti.parse.
+  test('valid fields: the bytes the core writes, read back as the same fields', () => {
+    fc.assert(
+      fc.property(validOti, (fields) => {
+        const bytes = otiWireBytes(fields);
+        expect(bytes).toBeDefined();
+        expect(Buffer.from(bytes as Uint8Array).equals(Buffer.from(Oti.from(fields).toBytes()))).toBe(true);
+        expect(Oti.accepted(bytes as Uint8Array).toJSON()).toEqual(fields);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('a decoder from any fields: the OTI or the error of Oti.from', () => {
+    fc.assert(
+      fc.property(anyFields, (fields) => {
+        const want = outcome(() => Oti.from(fields));
+        let got: ObjectDecoder | undefined;
+        expect(outcome(() => (got = new ObjectDecoder(fields)))).toBe(want);
+        if (got !== undefined) {
+          expect(got.otiInfo.toJSON()).toEqual(Oti.from(fields).toJSON());
+          got.close();
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('a decoder from any bytes: the OTI or the error of Oti.parse; the caller\'s bytes untouched', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 10, maxLength: 14 }), fc.boolean(), (raw, asBuffer) => {
+        const bytes = asBuffer ? Buffer.from(raw) : raw;
+        const copy = Buffer.from(bytes);
+        const want = outcome(() => Oti.parse(bytes));
+        let got: ObjectDecoder | undefined;
+        expect(outcome(() => (got = new ObjectDecoder(bytes)))).toBe(want);
+        expect(Buffer.from(bytes).equals(copy)).toBe(true);
+        if (got !== undefined) {
+          const parsed = Oti.parse(bytes);
+          expect(got.otiInfo.toJSON()).toEqual(parsed.toJSON());
+          expect(Buffer.from(got.oti).equals(Buffer.from(parsed.toBytes()))).toBe(true);
+          got.close();
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('an encoder from any given T, Z, N, Al: the OTI or the error of Oti.from', () => {
+    fc.assert(
+      fc.property(anyFields, fc.integer({ min: 1, max: 5000 }), (fields, F) => {
+        const data = new Uint8Array(F);
+        const options = { symbolSize: fields.T, sourceBlocks: fields.Z, subBlocks: fields.N, alignment: fields.Al };
+        const want = outcome(() => Oti.from({ ...fields, F }));
+        let got: ObjectEncoder | undefined;
+        expect(outcome(() => (got = new ObjectEncoder(data, options)))).toBe(want);
+        if (got !== undefined) {
+          expect(got.otiInfo.toJSON()).toEqual({ ...fields, F });
+          got.close();
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 });
