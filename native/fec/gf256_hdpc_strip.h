@@ -1,10 +1,16 @@
 // Internal: one strip of the SIMD hdpc kernels (gf256::hdpc), written once
-// for any vector width. A kernel file includes it after its target pragma
-// (#pragma GCC target), so the template compiles for that file's
-// instructions, and passes a vector type V with: Vec, kBytes, Zero, Load,
-// Store, Xor, TimesAlpha (multiplication by alpha = 2, §5.7), Mul, MulFor
-// and AddMul (acc ^ c * x).
+// for any vector width. A kernel file defines RQCAST_TARGET (its target
+// attribute, e.g. __attribute__((target("avx2")))) before it includes this
+// header, so the templates compile for that file's instructions (clang
+// refuses vector arguments in a function without the target: the fuzz
+// build), and passes a vector type V with: Vec, kBytes, Zero, Load, Store,
+// Xor, TimesAlpha (multiplication by alpha = 2, §5.7), Mul, MulFor and
+// AddMul (acc ^ c * x).
 #pragma once
+
+#ifndef RQCAST_TARGET
+#error "define RQCAST_TARGET (the kernel file's target attribute) before including gf256_hdpc_strip.h"
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -25,7 +31,7 @@ constexpr size_t kHdpcMaxH = 32;
 // row), and each source symbol is read once (prefetched a few columns
 // ahead: the sources are scattered).
 template <class V, size_t kVec>
-inline void hdpc_strip(uint8_t* const* rows, size_t H, uint8_t* acc,
+RQCAST_TARGET inline void hdpc_strip(uint8_t* const* rows, size_t H, uint8_t* acc,
                        const uint8_t* const* srcs, const uint32_t* h12,
                        size_t columns, const uint8_t* last, size_t i,
                        uint8_t* hb) {
@@ -77,7 +83,7 @@ inline void hdpc_strip(uint8_t* const* rows, size_t H, uint8_t* acc,
 // The whole hdpc (gf256::hdpc) by strips of kWide vectors, then of
 // kNarrow, then the scalar kernel for the last bytes.
 template <class V, size_t kWide, size_t kNarrow>
-inline void hdpc_rows(uint8_t* const* rows, size_t H, uint8_t* acc,
+RQCAST_TARGET inline void hdpc_rows(uint8_t* const* rows, size_t H, uint8_t* acc,
                       const uint8_t* const* srcs, const uint32_t* h12,
                       size_t columns, const uint8_t* last, size_t n) {
   if (H > kHdpcMaxH || columns == 0) {
