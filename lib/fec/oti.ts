@@ -9,6 +9,7 @@
  */
 import { callNative } from './errors';
 import { loadNative, RawCodecBinding } from '../native';
+import { encodeOti, MAX_SOURCE_BLOCKS, readOtiFields } from '../protocol/oti';
 
 export interface OtiFields {
   /** Transfer length in bytes, 1 ..= 946270874880. */
@@ -45,8 +46,6 @@ export const OTI_SIZE = 12;
 /** F is bytes 0-4, then the reserved byte, T, Z, N, Al (RFC 6330 §3.3.2-3). */
 const OTI_RESERVED_BYTE = 5;
 
-/** Z = 256 travels as 0 in its 8-bit field (native/fec/oti.cc). */
-const MAX_SOURCE_BLOCKS = 256;
 
 /** A copy of received OTI bytes with the reserved byte (ignored on receipt, written as zero: RFC 6330 §3.3.2) cleared. */
 export function ownOtiBytes(bytes: Uint8Array): Uint8Array {
@@ -69,20 +68,7 @@ export function otiWireBytes(fields: OtiFields): Uint8Array | undefined {
   const fits = (x: number, lo: number, hi: number): boolean => Number.isInteger(x) && x >= lo && x <= hi;
   if (!fits(F, 1, 2 ** 40 - 1) || !fits(T, 0, 0xffff) || !fits(Z, 1, MAX_SOURCE_BLOCKS)) return undefined;
   if (!fits(N, 0, 0xffff) || !fits(Al, 0, 0xff)) return undefined;
-  const b = new Uint8Array(OTI_SIZE);
-  const low = F % 2 ** 32;
-  b[0] = (F - low) / 2 ** 32;
-  b[1] = low >>> 24;
-  b[2] = (low >>> 16) & 0xff;
-  b[3] = (low >>> 8) & 0xff;
-  b[4] = low & 0xff;
-  b[6] = T >>> 8;
-  b[7] = T & 0xff;
-  b[8] = Z & 0xff; // 256 -> 0
-  b[9] = N >>> 8;
-  b[10] = N & 0xff;
-  b[11] = Al;
-  return b;
+  return encodeOti({ transferLength: F, symbolSize: T, sourceBlocks: Z, subBlocks: N, alignment: Al });
 }
 
 /** The layout of an object's blocks (RFC 6330 §4.4.1.2). */
@@ -187,14 +173,8 @@ export class Oti implements OtiFields {
    * becomes the OTI's own.
    */
   static accepted(bytes: Uint8Array, binding: RawCodecBinding = loadNative()): Oti {
-    const fields: OtiFields = {
-      F: bytes[0] * 2 ** 32 + (((bytes[1] << 24) | (bytes[2] << 16) | (bytes[3] << 8) | bytes[4]) >>> 0),
-      T: (bytes[6] << 8) | bytes[7],
-      Z: bytes[8] === 0 ? MAX_SOURCE_BLOCKS : bytes[8],
-      N: (bytes[9] << 8) | bytes[10],
-      Al: bytes[11],
-    };
-    return new Oti(fields, bytes, binding);
+    const w = readOtiFields(bytes, 0);
+    return new Oti({ F: w.transferLength, T: w.symbolSize, Z: w.sourceBlocks, N: w.subBlocks, Al: w.alignment }, bytes, binding);
   }
 
   /** RFC 6330 §4.3: T, Z, N for an object of F bytes. */

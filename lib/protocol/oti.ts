@@ -69,16 +69,26 @@ export function otiProblem(oti: Oti): string | undefined {
   return undefined;
 }
 
+/** Writes Z, N, Al (the 4 scheme-specific bytes) at `at`. */
+function writeSchemeSpecific(oti: Oti, out: Uint8Array, at: number): void {
+  out[at] = oti.sourceBlocks & 0xff; // 256 -> 0
+  out[at + 1] = oti.subBlocks >> 8;
+  out[at + 2] = oti.subBlocks & 0xff;
+  out[at + 3] = oti.alignment;
+}
+
 export function encodeSchemeSpecificOti(oti: Oti): Uint8Array {
   const out = new Uint8Array(SCHEME_SPECIFIC_OTI_SIZE);
-  out[0] = oti.sourceBlocks & 0xff; // 256 -> 0
-  out[1] = oti.subBlocks >> 8;
-  out[2] = oti.subBlocks & 0xff;
-  out[3] = oti.alignment;
+  writeSchemeSpecific(oti, out, 0);
   return out;
 }
 
-/** Writes the 12-byte OTI at `at`. The caller has checked `otiProblem`. */
+/**
+ * Writes the 12-byte OTI at `at`. The caller has checked `otiProblem`, or
+ * at least that every field is an integer within its wire width (F < 2^40,
+ * T and N 16 bits, Z 1..256, Al 8 bits: fec/oti.ts otiWireBytes, whose bytes
+ * the codec then checks).
+ */
 export function writeOti(oti: Oti, out: Uint8Array, at: number): void {
   const F = oti.transferLength;
   const hi = Math.floor(F / TWO_POW_32); // top 8 of the 40 bits
@@ -91,7 +101,7 @@ export function writeOti(oti: Oti, out: Uint8Array, at: number): void {
   out[at + 5] = 0;
   out[at + 6] = oti.symbolSize >> 8;
   out[at + 7] = oti.symbolSize & 0xff;
-  out.set(encodeSchemeSpecificOti(oti), at + COMMON_OTI_SIZE);
+  writeSchemeSpecific(oti, out, at + COMMON_OTI_SIZE);
 }
 
 export function encodeOti(oti: Oti): Uint8Array {
@@ -100,14 +110,19 @@ export function encodeOti(oti: Oti): Uint8Array {
   return out;
 }
 
-/** Reads the 12-byte OTI at `at` (bounds checked by the caller) and
- * validates it; undefined if out of bounds. */
-export function readOti(bytes: Uint8Array, at: number): Oti | undefined {
+/** The fields of the 12-byte OTI at `at` as they are on the wire, not checked (bounds of `bytes` checked by the caller). */
+export function readOtiFields(bytes: Uint8Array, at: number): Oti {
   const F =
     bytes[at] * TWO_POW_32 + ((bytes[at + 1] << 24) >>> 0) + (bytes[at + 2] << 16) + (bytes[at + 3] << 8) + bytes[at + 4];
   // bytes[at + 5] is reserved: ignored on receipt (§3.3.2).
   const T = (bytes[at + 6] << 8) | bytes[at + 7];
-  const oti = { transferLength: F, symbolSize: T, ...readSchemeSpecific(bytes, at + COMMON_OTI_SIZE) };
+  return { transferLength: F, symbolSize: T, ...readSchemeSpecific(bytes, at + COMMON_OTI_SIZE) };
+}
+
+/** Reads the 12-byte OTI at `at` (bounds checked by the caller) and
+ * validates it; undefined if out of bounds. */
+export function readOti(bytes: Uint8Array, at: number): Oti | undefined {
+  const oti = readOtiFields(bytes, at);
   return otiProblem(oti) === undefined ? oti : undefined;
 }
 
