@@ -199,7 +199,7 @@ export interface StartupPhases {
  * `solve` + `write` + `verify` is its share of tailMs.
  */
 export interface TailPhases {
-  /** Its last useful packet to its last block decoded (that block's solve). */
+  /** The tail's start (the last useful packet of any object verified) to its last block decoded (that block's solve); 0 if it was decoded before. */
   solve: number;
   /** Decoded to every block written (the last block's write and running digest). */
   write: number;

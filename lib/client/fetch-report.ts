@@ -55,10 +55,14 @@ export class FetchReport {
     this.lastPublishedMs = performance.now();
     this.lastUsefulAt = Math.max(this.lastUsefulAt, obj.lastUsefulAt);
     const { decodedAt, writtenAt } = obj;
+    // The steps of tailMs, which counts from the last useful packet of any
+    // object: one that came after this object's own cuts its steps from
+    // there (an earlier object's packets can arrive while this one solves).
+    const from = this.lastUsefulAt;
+    const decoded = decodedAt === undefined ? undefined : Math.max(decodedAt, from);
+    const written = writtenAt === undefined || decoded === undefined ? undefined : Math.max(writtenAt, decoded);
     this.lastTail =
-      decodedAt !== undefined && writtenAt !== undefined
-        ? { solve: decodedAt - obj.lastUsefulAt, write: writtenAt - decodedAt, verify: now - writtenAt }
-        : undefined;
+      decoded !== undefined && written !== undefined ? { solve: decoded - from, write: written - decoded, verify: Math.max(now, written) - written } : undefined;
     return result;
   }
 

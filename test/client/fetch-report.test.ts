@@ -127,6 +127,29 @@ describe('the steps of start-up and tail (startupPhasesMs, tailPhasesMs)', () =>
     expect(s.startupPhasesMs).toMatchObject({ modules: expect.any(Number), hello: 7, cookie: 3, joined: 2, data: 1 });
   });
 
+  test("another object's useful packet after this one's: the steps count from it and still add up to tailMs", () => {
+    // b's last packet came while a was solving: the tail starts there.
+    const b = object('b', 5_040);
+    const a = object('a', 5_000);
+    Object.assign(a, { decodedAt: 5_060, writtenAt: 5_075 });
+    const r = report([a, b], 0);
+    r.objectVerified(b, 5_050);
+    r.objectVerified(a, 5_100);
+    const s = r.summary(5_100, []);
+    expect(s.tailMs).toBe(60);
+    expect(s.tailPhasesMs).toEqual({ solve: 20, write: 15, verify: 25 });
+    // b's packet after a was already decoded (and written): those steps are 0.
+    const c = object('c', 5_000);
+    Object.assign(c, { decodedAt: 5_060, writtenAt: 5_075 });
+    const d = object('d', 5_080);
+    const r2 = report([c, d], 0);
+    r2.objectVerified(d, 5_090);
+    r2.objectVerified(c, 5_100);
+    const s2 = r2.summary(5_100, []);
+    expect(s2.tailPhasesMs).toEqual({ solve: 0, write: 0, verify: 20 });
+    expect(s2.tailPhasesMs!.solve + s2.tailPhasesMs!.write + s2.tailPhasesMs!.verify).toBe(s2.tailMs);
+  });
+
   test('an object without those times (all of it resumed) gives no tail steps', () => {
     const r = report([object('a', 5_000)], 10);
     r.objectVerified(object('a', 5_000), 5_010);
