@@ -1,6 +1,7 @@
 // Shared pieces of the end-to-end tests: running the rqcast CLI (from this
 // tree's sources) inside a namespace or on the host, content files with
 // known digests, and the fetch --json summary.
+import { execFileSync } from 'child_process';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -12,6 +13,8 @@ export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI_MAIN = path.join(REPO, 'lib', 'cli', 'main.ts');
 /** The `rqcast` command's launcher (package.json "bin"). */
 const LAUNCHER = path.join(REPO, 'bin', 'rqcast');
+/** What `npm run build:ts` runs after tsc: the fetch's modules in one file (dist/cli/bundle.js). */
+const BUNDLER = path.join(REPO, 'tools', 'bundle-cli.js');
 
 function listTs(dir: string, out: string[] = []): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -30,8 +33,9 @@ let transpiled: string | undefined;
  * ~2 s of CPU; with 20+ clients on 2 cores that dominated the run). Lives in
  * a temp directory keyed by a hash of the sources, beside symlinks to the
  * repository's node_modules/ and build/, so `dist/native.js` finds the addon
- * exactly as an installed package does, and a copy of the launcher in bin/
- * (rqcastCommandArgv).
+ * exactly as an installed package does, a copy of the launcher in bin/
+ * (rqcastCommandArgv), and dist/cli/bundle.js as `npm run build:ts` writes
+ * it (tools/bundle-cli.js): the tests and benches run what users run.
  */
 export function transpiledRoot(): string {
   if (transpiled) return transpiled;
@@ -42,6 +46,7 @@ export function transpiledRoot(): string {
   for (const f of files) hash.update(f).update('\0').update(fs.readFileSync(f)).update('\0');
   hash.update(ts.version);
   hash.update(fs.readFileSync(LAUNCHER));
+  hash.update(fs.readFileSync(BUNDLER));
   const root = path.join(os.tmpdir(), `rqcast-e2e-lib-${hash.digest('hex').slice(0, 16)}`);
   if (!fs.existsSync(path.join(root, 'complete'))) {
     // Earlier contents of lib/ (an edited tree) leave their own copies: drop
@@ -69,6 +74,10 @@ export function transpiledRoot(): string {
       if (fs.existsSync(path.join(REPO, link))) fs.symlinkSync(path.join(REPO, link), path.join(staging, link));
     }
     fs.copyFileSync(path.join(REPO, 'package.json'), path.join(staging, 'package.json'));
+    // As an installed package has it (`prepare` runs build:ts): the bundle
+    // of the modules a fetch loads before its HELLO, which main.js loads
+    // while every file it holds is as it was written.
+    execFileSync(process.execPath, [BUNDLER, '--dist', path.join(staging, 'dist')], { stdio: 'pipe' });
     // The launcher, where main.js recognises it (bin/ beside dist/): rqcastCommandArgv.
     fs.mkdirSync(path.join(staging, 'bin'));
     fs.copyFileSync(LAUNCHER, path.join(staging, 'bin', 'rqcast'));
