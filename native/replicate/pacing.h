@@ -10,8 +10,8 @@
 // the CPU) finds more time passed than its run needed. A bucket capped at
 // the burst forfeits whatever lateness exceeds the burst less the run it
 // waited for, and the channel sends below its rate (bench:e2e, 3 receivers
-// on 2 cores: 1-14 % of the rate forfeited, all of it with packets
-// queued). So a busy channel keeps up to `catch_up` bytes beyond the burst
+// on 2 shared cores at load 5-10: 5-14 % of the rate forfeited, all of it
+// with packets queued). So a busy channel keeps up to `catch_up` bytes beyond the burst
 // and sends them at once; time that passes while the channel has nothing to
 // send (rest()) earns no more than the burst, so an idle channel never
 // bursts more than before. The catch-up is small (5 ms, default_catch_up):
