@@ -55,11 +55,15 @@ class TokenBucket {
   // Whole bytes available (may be negative after a forced take).
   int64_t tokens() const { return static_cast<int64_t>(tokens_ / kNano); }
 
-  // Time passed while the channel had packets to send: kept up to the
-  // burst plus the catch-up.
+  // Time passed while the channel had packets to send: all of it kept if
+  // that stays within the burst plus the catch-up (a sender a few ms late);
+  // beyond that it was a stall, and the bucket keeps the burst only, as
+  // after idling: a machine that held the sender that long holds its
+  // receivers too, and a channel that then sent what it owed would run
+  // ahead of their NEED reports (test/client/e2e-need.test.ts).
   void refill(uint64_t now_ns) {
     add_time(now_ns);
-    clamp(burst_ + catch_up_);
+    if (tokens_ > static_cast<__int128>(burst_ + catch_up_) * kNano) clamp(burst_);
   }
 
   // Time passed while the channel had nothing to send (no packets, no
@@ -126,8 +130,8 @@ inline uint64_t default_burst(uint64_t rate_bytes_per_s, uint32_t packet_size) {
 
 // Default catch-up: 5 ms of the rate, as much as the default burst. A sender
 // thread late by up to that much beyond what the burst absorbs still sends
-// what the rate owed; a longer stall is forfeited beyond it (a channel never
-// sends more than rate x time + burst + catch-up). Measured on bench:e2e
+// what the rate owed; a longer stall is forfeited down to the burst (a
+// channel never sends more than rate x time + burst + catch-up). Measured on bench:e2e
 // (3 receivers, 2 shared cores, load 5-10): 5 ms would have recovered
 // 66-72 % of what a burst-capped bucket forfeited, 10 ms 84-90 %, 25 ms 98 %.
 inline uint64_t default_catch_up(uint64_t rate_bytes_per_s) {

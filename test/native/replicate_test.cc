@@ -121,14 +121,17 @@ static void test_token_bucket_reconfigure_and_clock_step_back() {
 
 static void test_token_bucket_catch_up_is_for_lateness_only() {
   // 1000 bytes/s, burst 500, catch-up 250: a late refill of a busy channel
-  // keeps up to 750 bytes; time spent resting earns the burst only.
+  // keeps up to 750 bytes, a longer stall and time spent resting earn the
+  // burst only.
   TokenBucket b(1000, 500, 0, 250);
   CHECK(b.try_take(500));
   b.refill(600000000ull);  // 0.6 s late: 600 bytes owed, all kept
   CHECK_EQ(b.tokens(), 600);
-  b.refill(10ull * 1000000000);  // 10 s: capped at burst + catch-up
+  b.refill(750000000ull);  // 0.75 s late: 750 owed, burst + catch-up, kept
   CHECK_EQ(b.tokens(), 750);
-  CHECK(b.try_take(750));
+  b.refill(10ull * 1000000000);  // a 10 s stall: beyond it, the burst only
+  CHECK_EQ(b.tokens(), 500);
+  CHECK(b.try_take(500));
   b.rest(20ull * 1000000000);  // idle 10 s: a burst, no catch-up
   CHECK_EQ(b.tokens(), 500);
   b.refill(20ull * 1000000000 + 100000000ull);  // busy again, 0.1 s
@@ -510,9 +513,10 @@ static void test_engine_pacing_holds_back_packets() {
 
 static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   // 480000 bytes/s: a 2400-byte burst (set) and the default catch-up,
-  // 5 ms (2400 bytes). A sender that wakes 1 s late with packets queued
-  // sends the burst and the catch-up (4 packets); one whose ring was empty
-  // for that second sends the burst only (2 packets).
+  // 5 ms (2400 bytes). A sender that wakes 9 ms late with packets queued
+  // sends what it owed (3 packets, more than the burst); one stalled for
+  // a second, or whose ring was empty for that second, sends the burst
+  // only (2 packets).
   std::atomic<uint64_t> clock{1000};
   EngineOptions o;
   o.clock = [&clock] { return clock.load(); };
@@ -536,8 +540,12 @@ static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   e.push_packets(3, pk.data(), 1200, 10, &acc);
   CHECK_EQ(acc, 10u);
   CHECK_EQ(sent(), 2u);  // the burst
-  clock += 1000000000;   // late: the bucket keeps burst + catch-up
-  CHECK_EQ(sent(), 6u);
+  clock += 9000000;      // 9 ms late, 4320 bytes owed: all kept
+  CHECK_EQ(sent(), 5u);  // 3600 bytes sent, 720 left
+  clock += 1000000000;   // a 1 s stall: beyond burst + catch-up, a burst
+  CHECK_EQ(sent(), 7u);
+  clock += 1000000000;
+  CHECK_EQ(sent(), 9u);
   clock += 1000000000;
   CHECK_EQ(sent(), 10u);  // the ring is now empty
   clock += 1000000000;    // idle for a second
