@@ -512,51 +512,31 @@ static void test_engine_pacing_holds_back_packets() {
 }
 
 static void test_engine_pacing_catches_up_when_late_not_when_idle() {
-  // 480000 bytes/s: a 2400-byte burst (set) and the default catch-up,
-  // 5 ms (2400 bytes). A sender that wakes 9 ms late with packets queued
-  // sends what it owed (3 packets, more than the burst); one stalled for
-  // a second, or whose ring was empty for that second, sends the burst
-  // only (2 packets).
-  std::atomic<uint64_t> clock{1000};
-  EngineOptions o;
-  o.clock = [&clock] { return clock.load(); };
-  Engine e(o, nullptr);
-  CHECK_EQ(e.start(), 0);
-  ChannelConfig cc;
-  cc.slot_size = 1200;
-  cc.rate_bytes_per_s = 480000;
-  cc.burst_bytes = 2400;
-  CHECK_EQ(e.create_channel(3, cc), 0);
-  Receiver r("127.0.0.1");
-  e.add_destination(3, ep("127.0.0.1", r.port));
-  auto sent = [&] {
-    CHECK_EQ(e.barrier(), 0);
-    ChannelStats s;
-    e.channel_stats(3, &s);
-    return s.stream_packets;
-  };
+  // 480000 bytes/s: a 2400-byte burst and the default catch-up, 5 ms
+  // (2400 bytes). A sender that wakes 9 ms late with packets queued sends
+  // what it owed (3 packets, more than the burst); one stalled for a
+  // second, or whose ring was empty for that second, sends the burst only
+  // (2 packets).
+  PacedChannel p(480000);
+  std::atomic<uint64_t>& clock = p.clock;
   std::vector<uint8_t> pk = make_packets(0, 20, 1200);
-  uint32_t acc = 0;
-  e.push_packets(3, pk.data(), 1200, 10, &acc);
-  CHECK_EQ(acc, 10u);
-  CHECK_EQ(sent(), 2u);  // the burst
-  clock += 9000000;      // 9 ms late, 4320 bytes owed: all kept
-  CHECK_EQ(sent(), 5u);  // 3600 bytes sent, 720 left
-  clock += 1000000000;   // a 1 s stall: beyond burst + catch-up, a burst
-  CHECK_EQ(sent(), 7u);
+  p.push(pk, 0, 10);
+  CHECK_EQ(p.sent(), 2u);  // the burst
+  clock += 9000000;        // 9 ms late, 4320 bytes owed: all kept
+  CHECK_EQ(p.sent(), 5u);  // 3600 bytes sent, 720 left
+  clock += 1000000000;     // a 1 s stall: beyond burst + catch-up, a burst
+  CHECK_EQ(p.sent(), 7u);
   clock += 1000000000;
-  CHECK_EQ(sent(), 9u);
+  CHECK_EQ(p.sent(), 9u);
   clock += 1000000000;
-  CHECK_EQ(sent(), 10u);  // the ring is now empty
-  clock += 1000000000;    // idle for a second
-  CHECK_EQ(sent(), 10u);
-  acc = 0;
-  e.push_packets(3, pk.data() + 10 * 1200, 1200, 10, &acc);
-  CHECK_EQ(acc, 10u);
-  CHECK_EQ(sent(), 12u);  // a burst, no catch-up for the idle second
-  r.drain();
-  CHECK_EQ(r.got.size(), 12u);
-  e.stop();
+  CHECK_EQ(p.sent(), 10u);  // the ring is now empty
+  clock += 1000000000;      // idle for a second
+  CHECK_EQ(p.sent(), 10u);
+  p.push(pk, 10, 10);
+  CHECK_EQ(p.sent(), 12u);  // a burst, no catch-up for the idle second
+  p.r.drain();
+  CHECK_EQ(p.r.got.size(), 12u);
+  p.e.stop();
 }
 
 static void test_engine_destination_changes_apply_in_order() {
