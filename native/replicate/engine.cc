@@ -182,7 +182,8 @@ int Engine::create_channel(uint32_t id, const ChannelConfig& config) {
   auto ch = std::make_shared<Channel>(id, config, udp_);
   if (ch->config.burst_bytes == 0)
     ch->config.burst_bytes = default_burst(config.rate_bytes_per_s, config.slot_size);
-  ch->bucket = TokenBucket(config.rate_bytes_per_s, ch->config.burst_bytes, now());
+  ch->bucket = TokenBucket(config.rate_bytes_per_s, ch->config.burst_bytes, now(),
+                           default_catch_up(config.rate_bytes_per_s));
   {
     std::lock_guard<std::mutex> lk(map_mutex_);
     if (channels_.count(id)) return EEXIST;
@@ -502,7 +503,7 @@ void Engine::apply(Command& c) {
     case Command::kSetRate:
       if (ch) {
         uint64_t burst = c.burst ? c.burst : default_burst(c.rate, ch->config.slot_size);
-        ch->bucket.reconfigure(c.rate, burst, now());
+        ch->bucket.reconfigure(c.rate, burst, now(), default_catch_up(c.rate));
       }
       break;
     case Command::kSetPaused:
@@ -587,7 +588,10 @@ void Engine::run() {
     bool sent_any = false;
     for (size_t k = 0; k < active_.size(); ++k) {
       Channel& c = *active_[k];
-      if (c.paused) continue;
+      if (c.paused) {
+        c.bucket.rest(t);
+        continue;
+      }
       bool moved = serve(c, t, &min_wait);
       sent_any |= moved;
       // A removed sink may have been the one holding the ring: released
@@ -622,7 +626,11 @@ void Engine::run() {
 
 bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
   const size_t destinations = c.destination_count();
-  if (destinations == 0) return false;
+  // Idle time earns a burst at most (pacing.h: catch-up is for lateness).
+  if (destinations == 0) {
+    c.bucket.rest(t);
+    return false;
+  }
   const uint32_t per_message = c.packets_per_message();
   const uint32_t max_run = run_limit(destinations, per_message);
   bool moved = false;
@@ -634,7 +642,10 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
       moved |= offer(c, next, std::min<uint64_t>(c.front, next + max_run), t);
   }
   uint64_t avail = c.visible_tail - c.front;
-  if (avail == 0) return moved;
+  if (avail == 0) {
+    c.bucket.rest(t);
+    return moved;
+  }
   uint32_t limit = max_run;
   if (avail < limit) limit = static_cast<uint32_t>(avail);
   c.bucket.refill(t);

@@ -5,6 +5,18 @@
 // byte-nanoseconds-per-second units ("nano-bytes": 1 byte = 1e9) so that a
 // refill never loses a fraction of a byte, whatever the interval: the rate
 // stays exact over hours.
+//
+// Catch-up: a sender thread that runs late (the machine's other work held
+// the CPU) finds more time passed than its run needed. A bucket capped at
+// the burst forfeits whatever lateness exceeds the burst less the run it
+// waited for, and the channel sends below its rate (bench:e2e, 3 receivers
+// on 2 shared cores at load 5-10: 5-14 % of the rate forfeited, all of it
+// with packets queued). So a busy channel keeps up to `catch_up` bytes beyond the burst
+// and sends them at once; time that passes while the channel has nothing to
+// send (rest()) earns no more than the burst, so an idle channel never
+// bursts more than before. The catch-up is small (5 ms, default_catch_up):
+// a larger one (25 ms) let a channel on a starved machine run ahead of its
+// receivers' NEED reports (docs/BENCHMARKS.md, 2026-12-04).
 #pragma once
 
 #include <cstdint>
@@ -18,32 +30,47 @@ class TokenBucket {
 
   TokenBucket() = default;
   // rate 0 means unpaced: every take succeeds.
-  TokenBucket(uint64_t rate_bytes_per_s, uint64_t burst_bytes, uint64_t now_ns)
+  TokenBucket(uint64_t rate_bytes_per_s, uint64_t burst_bytes, uint64_t now_ns,
+              uint64_t catch_up_bytes = 0)
       : rate_(rate_bytes_per_s),
         burst_(burst_bytes),
+        catch_up_(catch_up_bytes),
         tokens_(static_cast<__int128>(burst_bytes) * kNano),
         last_ns_(now_ns) {}
 
   // Keeps the tokens held (capped at the new burst).
   void reconfigure(uint64_t rate_bytes_per_s, uint64_t burst_bytes,
-                   uint64_t now_ns) {
-    refill(now_ns);
+                   uint64_t now_ns, uint64_t catch_up_bytes = 0) {
+    rest(now_ns);
     rate_ = rate_bytes_per_s;
     burst_ = burst_bytes;
-    clamp();
+    catch_up_ = catch_up_bytes;
+    clamp(burst_);
   }
 
   bool unpaced() const { return rate_ == 0; }
   uint64_t rate() const { return rate_; }
   uint64_t burst() const { return burst_; }
+  uint64_t catch_up() const { return catch_up_; }
   // Whole bytes available (may be negative after a forced take).
   int64_t tokens() const { return static_cast<int64_t>(tokens_ / kNano); }
 
+  // Time passed while the channel had packets to send: all of it kept if
+  // that stays within the burst plus the catch-up (a sender a few ms late);
+  // beyond that it was a stall, and the bucket keeps the burst only, as
+  // after idling: a machine that held the sender that long holds its
+  // receivers too, and a channel that then sent what it owed would run
+  // ahead of their NEED reports (test/client/e2e-need.test.ts).
   void refill(uint64_t now_ns) {
-    if (now_ns <= last_ns_) return;  // a clock that steps back adds nothing
-    tokens_ += static_cast<__int128>(rate_) * (now_ns - last_ns_);
-    last_ns_ = now_ns;
-    clamp();
+    add_time(now_ns);
+    if (tokens_ > static_cast<__int128>(burst_ + catch_up_) * kNano) clamp(burst_);
+  }
+
+  // Time passed while the channel had nothing to send (no packets, no
+  // destination, paused): kept up to the burst only.
+  void rest(uint64_t now_ns) {
+    add_time(now_ns);
+    clamp(burst_);
   }
 
   // Takes bytes if the bucket holds them.
@@ -75,13 +102,20 @@ class TokenBucket {
   }
 
  private:
-  void clamp() {
-    __int128 cap = static_cast<__int128>(burst_) * kNano;
+  void add_time(uint64_t now_ns) {
+    if (now_ns <= last_ns_) return;  // a clock that steps back adds nothing
+    tokens_ += static_cast<__int128>(rate_) * (now_ns - last_ns_);
+    last_ns_ = now_ns;
+  }
+
+  void clamp(uint64_t cap_bytes) {
+    __int128 cap = static_cast<__int128>(cap_bytes) * kNano;
     if (tokens_ > cap) tokens_ = cap;
   }
 
   uint64_t rate_ = 0;
   uint64_t burst_ = 0;
+  uint64_t catch_up_ = 0;
   __int128 tokens_ = 0;
   uint64_t last_ns_ = 0;
 };
@@ -92,6 +126,16 @@ inline uint64_t default_burst(uint64_t rate_bytes_per_s, uint32_t packet_size) {
   uint64_t b = rate_bytes_per_s / 200;
   uint64_t min = 2ull * packet_size;
   return b < min ? min : b;
+}
+
+// Default catch-up: 5 ms of the rate, as much as the default burst. A sender
+// thread late by up to that much beyond what the burst absorbs still sends
+// what the rate owed; a longer stall is forfeited down to the burst (a
+// channel never sends more than rate x time + burst + catch-up). Measured on bench:e2e
+// (3 receivers, 2 shared cores, load 5-10): 5 ms would have recovered
+// 66-72 % of what a burst-capped bucket forfeited, 10 ms 84-90 %, 25 ms 98 %.
+inline uint64_t default_catch_up(uint64_t rate_bytes_per_s) {
+  return rate_bytes_per_s / 200;
 }
 
 }  // namespace replicate

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <cstdio>
 #include <cstring>
@@ -118,9 +119,93 @@ static void test_token_bucket_reconfigure_and_clock_step_back() {
   CHECK_EQ(b.tokens(), 200);
 }
 
+static void test_token_bucket_catch_up_is_for_lateness_only() {
+  // 1000 bytes/s, burst 500, catch-up 250: a late refill of a busy channel
+  // keeps up to 750 bytes, a longer stall and time spent resting earn the
+  // burst only.
+  TokenBucket b(1000, 500, 0, 250);
+  CHECK(b.try_take(500));
+  b.refill(600000000ull);  // 0.6 s late: 600 bytes owed, all kept
+  CHECK_EQ(b.tokens(), 600);
+  b.refill(750000000ull);  // 0.75 s late: 750 owed, burst + catch-up, kept
+  CHECK_EQ(b.tokens(), 750);
+  b.refill(10ull * 1000000000);  // a 10 s stall: beyond it, the burst only
+  CHECK_EQ(b.tokens(), 500);
+  CHECK(b.try_take(500));
+  b.rest(20ull * 1000000000);  // idle 10 s: a burst, no catch-up
+  CHECK_EQ(b.tokens(), 500);
+  b.refill(20ull * 1000000000 + 100000000ull);  // busy again, 0.1 s
+  CHECK_EQ(b.tokens(), 600);
+  b.rest(20ull * 1000000000 + 100000000ull);  // rest caps what was owed
+  CHECK_EQ(b.tokens(), 500);
+  // reconfigure rests first, then caps at the new burst.
+  b.reconfigure(2000, 300, 21ull * 1000000000, 100);
+  CHECK_EQ(b.tokens(), 300);
+  CHECK_EQ(b.catch_up(), 100u);
+}
+
+static void test_token_bucket_long_run_rate_with_late_refills() {
+  // 25 MB/s (200 Mbit/s), burst 125000 and catch-up 125000 (5 ms each),
+  // 1304-byte packets: refills late by up to 8 ms (what a busy 2-core
+  // machine does to the sender thread) still deliver rate * time + burst to
+  // within a packet; the same refills capped at the burst lose a part.
+  const uint64_t rate = 25000000, burst = 125000, catch_up = 125000, pk = 1304;
+  TokenBucket b(rate, burst, 0, catch_up);
+  TokenBucket capped(rate, burst, 0);
+  std::mt19937_64 rng(11);
+  uint64_t now = 0, taken = 0, taken_capped = 0;
+  while (b.try_take(pk)) taken += pk;
+  while (capped.try_take(pk)) taken_capped += pk;
+  while (now < 60ull * 1000000000) {
+    now += 1000 + rng() % 8000000;
+    b.refill(now);
+    capped.refill(now);
+    while (b.try_take(pk)) taken += pk;
+    while (capped.try_take(pk)) taken_capped += pk;
+  }
+  uint64_t expect = rate * now / 1000000000 + burst;
+  CHECK(taken <= expect);
+  CHECK(expect - taken < pk);
+  CHECK(taken_capped < expect - expect / 20);
+}
+
+static void test_token_bucket_never_beyond_rate_burst_and_catch_up() {
+  // The rule docs/PROTOCOL.md §10.6 states: in any interval a channel takes
+  // at most rate x interval + burst + catch-up. Refills at random lateness
+  // (0.1 ms .. 60 ms, some beyond the catch-up), rests between them, a
+  // greedy taker; every pair of take times is checked.
+  const uint64_t rate = 1000000, burst = 5000, catch_up = 5000, pk = 1000;
+  TokenBucket b(rate, burst, 0, catch_up);
+  std::mt19937_64 rng(5);
+  std::vector<std::pair<uint64_t, uint64_t>> takes;  // (time, bytes so far)
+  uint64_t now = 0, total = 0;
+  takes.push_back({0, 0});
+  for (int i = 0; i < 3000; ++i) {
+    uint64_t r = rng();
+    now += 100000 + (r % 4 == 0 ? rng() % 60000000 : rng() % 3000000);
+    if (r % 7 == 0) b.rest(now); else b.refill(now);
+    while (b.try_take(pk)) total += pk;
+    takes.push_back({now, total});
+  }
+  // The takes at t_i count in the window that starts at t_i.
+  int64_t most_over = INT64_MIN;  // bytes beyond rate x window, worst window
+  for (size_t i = 1; i < takes.size(); ++i)
+    for (size_t j = i; j < takes.size(); ++j) {
+      int64_t sent = static_cast<int64_t>(takes[j].second - takes[i - 1].second);
+      int64_t owed = static_cast<int64_t>(rate * (takes[j].first - takes[i].first) / 1000000000);
+      most_over = std::max(most_over, sent - owed);
+    }
+  CHECK(most_over <= static_cast<int64_t>(burst + catch_up));
+  // Late refills did use the catch-up (the bound above is not idle).
+  CHECK(most_over > static_cast<int64_t>(burst));
+  // And from the start, whose full bucket is a burst (no catch-up yet).
+  CHECK(total <= rate * now / 1000000000 + burst);
+}
+
 static void test_default_burst() {
   CHECK_EQ(default_burst(0, 1200), 2400ull);
   CHECK_EQ(default_burst(125000000, 1200), 625000ull);
+  CHECK_EQ(default_catch_up(25000000), 125000ull);  // 5 ms
 }
 
 // --------------------------------------------------------- destination set
@@ -424,6 +509,34 @@ static void test_engine_pacing_holds_back_packets() {
       CHECK(std::memcmp(r.got[i].data(), want.data() + i * 1200, 1200) == 0);
   }
   e.stop();
+}
+
+static void test_engine_pacing_catches_up_when_late_not_when_idle() {
+  // 480000 bytes/s: a 2400-byte burst and the default catch-up, 5 ms
+  // (2400 bytes). A sender that wakes 9 ms late with packets queued sends
+  // what it owed (3 packets, more than the burst); one stalled for a
+  // second, or whose ring was empty for that second, sends the burst only
+  // (2 packets).
+  PacedChannel p(480000);
+  std::atomic<uint64_t>& clock = p.clock;
+  std::vector<uint8_t> pk = make_packets(0, 20, 1200);
+  p.push(pk, 0, 10);
+  CHECK_EQ(p.sent(), 2u);  // the burst
+  clock += 9000000;        // 9 ms late, 4320 bytes owed: all kept
+  CHECK_EQ(p.sent(), 5u);  // 3600 bytes sent, 720 left
+  clock += 1000000000;     // a 1 s stall: beyond burst + catch-up, a burst
+  CHECK_EQ(p.sent(), 7u);
+  clock += 1000000000;
+  CHECK_EQ(p.sent(), 9u);
+  clock += 1000000000;
+  CHECK_EQ(p.sent(), 10u);  // the ring is now empty
+  clock += 1000000000;      // idle for a second
+  CHECK_EQ(p.sent(), 10u);
+  p.push(pk, 10, 10);
+  CHECK_EQ(p.sent(), 12u);  // a burst, no catch-up for the idle second
+  p.r.drain();
+  CHECK_EQ(p.r.got.size(), 12u);
+  p.e.stop();
 }
 
 static void test_engine_destination_changes_apply_in_order() {
@@ -1186,6 +1299,9 @@ int main() {
       {"token_bucket_wait_ns", test_token_bucket_wait_ns},
       {"token_bucket_debt_and_unpaced", test_token_bucket_debt_and_unpaced},
       {"token_bucket_reconfigure_and_clock_step_back", test_token_bucket_reconfigure_and_clock_step_back},
+      {"token_bucket_catch_up_is_for_lateness_only", test_token_bucket_catch_up_is_for_lateness_only},
+      {"token_bucket_long_run_rate_with_late_refills", test_token_bucket_long_run_rate_with_late_refills},
+      {"token_bucket_never_beyond_rate_burst_and_catch_up", test_token_bucket_never_beyond_rate_burst_and_catch_up},
       {"default_burst", test_default_burst},
       {"destination_set_add_remove", test_destination_set_add_remove},
       {"destination_set_plain_only_follows_its_destination", test_destination_set_plain_only_follows_its_destination},
@@ -1197,6 +1313,7 @@ int main() {
       {"engine_gso_ipv6", test_engine_gso_ipv6},
       {"engine_mixed_sizes_keep_datagram_boundaries", test_engine_mixed_sizes_keep_datagram_boundaries},
       {"engine_pacing_holds_back_packets", test_engine_pacing_holds_back_packets},
+      {"engine_pacing_catches_up_when_late_not_when_idle", test_engine_pacing_catches_up_when_late_not_when_idle},
       {"engine_destination_changes_apply_in_order", test_engine_destination_changes_apply_in_order},
       {"engine_low_water_batches_channels_once_per_push", test_engine_low_water_batches_channels_once_per_push},
       {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
