@@ -137,32 +137,37 @@ export class Oti implements OtiFields {
   private readonly bytes: Uint8Array;
   private cachedLayout?: ObjectLayout;
 
+  // The fields one by one, not as an object: no object of a fresh shape
+  // per OTI (see readOtiFields).
   private constructor(
-    fields: OtiFields,
+    F: number,
+    T: number,
+    Z: number,
+    N: number,
+    Al: number,
     bytes: Uint8Array,
     private readonly binding: RawCodecBinding,
   ) {
-    this.F = fields.F;
-    this.T = fields.T;
-    this.Z = fields.Z;
-    this.N = fields.N;
-    this.Al = fields.Al;
+    this.F = F;
+    this.T = T;
+    this.Z = Z;
+    this.N = N;
+    this.Al = Al;
     this.bytes = bytes;
   }
 
   /** Builds an OTI from its fields; throws a typed error for any bound. */
   static from(fields: OtiFields, binding: RawCodecBinding = loadNative()): Oti {
     const bytes = callNative(() => binding.otiEncode(fields.F, fields.T, fields.Z, fields.N, fields.Al));
-    return new Oti({ F: fields.F, T: fields.T, Z: fields.Z, N: fields.N, Al: fields.Al }, bytes, binding);
+    return new Oti(fields.F, fields.T, fields.Z, fields.N, fields.Al, bytes, binding);
   }
 
   /** Parses the 12-byte encoding; throws a typed error for any bound. */
   static parse(bytes: Uint8Array, binding: RawCodecBinding = loadNative()): Oti {
     const raw = callNative(() => binding.otiDecode(bytes));
-    const fields: OtiFields = { F: raw[0], T: raw[1], Z: raw[2], N: raw[3], Al: raw[4] };
     // The core checked every field; what it would encode from them is the
     // input with the reserved byte cleared, so no second native call.
-    return new Oti(fields, ownOtiBytes(bytes), binding);
+    return new Oti(raw[0], raw[1], raw[2], raw[3], raw[4], ownOtiBytes(bytes), binding);
   }
 
   /**
@@ -174,7 +179,7 @@ export class Oti implements OtiFields {
    */
   static accepted(bytes: Uint8Array, binding: RawCodecBinding = loadNative()): Oti {
     const w = readOtiFields(bytes, 0);
-    return new Oti({ F: w.transferLength, T: w.symbolSize, Z: w.sourceBlocks, N: w.subBlocks, Al: w.alignment }, bytes, binding);
+    return new Oti(w.transferLength, w.symbolSize, w.sourceBlocks, w.subBlocks, w.alignment, bytes, binding);
   }
 
   /** RFC 6330 §4.3: T, Z, N for an object of F bytes. */

@@ -116,7 +116,12 @@ export function readOtiFields(bytes: Uint8Array, at: number): Oti {
     bytes[at] * TWO_POW_32 + ((bytes[at + 1] << 24) >>> 0) + (bytes[at + 2] << 16) + (bytes[at + 3] << 8) + bytes[at + 4];
   // bytes[at + 5] is reserved: ignored on receipt (§3.3.2).
   const T = (bytes[at + 6] << 8) | bytes[at + 7];
-  return { transferLength: F, symbolSize: T, ...readSchemeSpecific(bytes, at + COMMON_OTI_SIZE) };
+  // Fields copied into one literal, not spread: a spread builds its
+  // object's shape at run time, and after a full garbage collection
+  // (bench:codec's, before each repetition) that shape is gone and is built
+  // again, in every encoder's and decoder's constructor.
+  const ss = readSchemeSpecific(bytes, at + COMMON_OTI_SIZE);
+  return { transferLength: F, symbolSize: T, sourceBlocks: ss.sourceBlocks, subBlocks: ss.subBlocks, alignment: ss.alignment };
 }
 
 /** Reads the 12-byte OTI at `at` (bounds checked by the caller) and
