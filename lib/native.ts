@@ -422,34 +422,8 @@ export interface RawFileWritesBinding {
   pwriteRanges(fd: number, data: Uint8Array, position: number, ranges: number[]): Promise<{ bytes: number; calls: number }>;
 }
 
-/** What native/napi/read_storage.cc's pool did since the process started. */
-export interface RawReadStorageCounters {
-  /** Storage taken from the system (faulted in and zeroed by the kernel). */
-  fresh: number;
-  /** Storage taken from the pool. */
-  reused: number;
-  /** Storage given back to the pool once V8 collected it. */
-  returned: number;
-  /** Storage given back to a full pool, released. */
-  released: number;
-  /** Storage in the pool now. */
-  pooled: number;
-}
-
-/** native/napi/read_storage.cc. */
-export interface RawReadStorageBinding {
-  /**
-   * A Buffer of `bytes` (1..64 MiB, contents undefined) for a socket to read
-   * into, from a pool of storage V8 has collected (huge pages, faulted in
-   * once): it returns to the pool when the Buffer and every view of it are
-   * collected.
-   */
-  readStorage(bytes: number): Buffer;
-  readStorageCounters(): RawReadStorageCounters;
-}
-
 /** Everything rqcast.node exports. Other bindings extend this. */
-export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding & RawFileWritesBinding & RawReadStorageBinding;
+export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding & RawFileWritesBinding;
 
 /** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
 export const packageRoot = path.resolve(__dirname, '..');

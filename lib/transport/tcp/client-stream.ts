@@ -12,10 +12,7 @@
  * - The socket reads into the connection's frame storage (net's `onread`,
  *   frame-batch.ts): each read is one delivery of the frames it completes,
  *   read in place, every one from the server's endpoint: the data path's
- *   source check holds for TCP as it does for UDP. The storage is the
- *   addon's read storage (READ_STORAGE_BYTES at a time): memory recycled
- *   once collected, not fresh pages the kernel faults in and zeroes as
- *   each read lands (about 22 000 faults per 256 MiB before).
+ *   source check holds for TCP as it does for UDP.
  * - TCP loses nothing and repeats nothing: socketDrops is 0, and the
  *   client sends no ACKs over it (lib/client decides that).
  * - A framing error (a zero-length frame), the server closing the
@@ -28,14 +25,9 @@ import * as net from 'node:net';
 import { encodeFrame, FRAME_MAX_PAYLOAD } from '../../protocol/framing';
 import { RqcastError } from '../../errors';
 import type { ClientTransport, ClientTransportHandler, ClientTransportStats, ServerEndpoint } from '../client-transport';
-import { loadNative } from '../../native';
 import { FrameBatcher } from './frame-batch';
 
 export const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 5000;
-/** Frame storage per allocation: one huge page of the addon's read storage. */
-export const READ_STORAGE_BYTES = 2 << 20;
-/** The addon's recycled read storage (native/napi/read_storage.cc). */
-const readStorage = (bytes: number): Buffer => loadNative().readStorage(bytes);
 /** How long close() waits for the server's FIN before it resets the connection. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -59,7 +51,7 @@ export interface TcpClientTransport extends ClientTransport {
 export function openTcpClientTransport(server: ServerEndpoint, handler: ClientTransportHandler, o: TcpClientTransportOptions = {}): Promise<TcpClientTransport> {
   const timeoutMs = o.connectTimeoutMs ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const frames = new FrameBatcher(server.address, server.port, { storageBytes: READ_STORAGE_BYTES, allocate: readStorage });
+    const frames = new FrameBatcher(server.address, server.port);
     let stream: TcpStream | undefined;
     const socket = net.connect({
       host: server.address,

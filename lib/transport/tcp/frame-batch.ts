@@ -67,13 +67,6 @@ export interface FrameBatcherOptions {
   storageBytes?: number;
   /** The least room a read is given. Default DEFAULT_MIN_READ_BYTES. */
   minReadBytes?: number;
-  /**
-   * Where storage comes from (storageBytes at a time); it must not be
-   * handed out again while a view of it is alive. Default
-   * Buffer.allocUnsafeSlow: fresh memory each time (the TCP client passes
-   * the addon's recycled read storage, client-stream.ts).
-   */
-  allocate?: (bytes: number) => Buffer;
 }
 
 /**
@@ -83,7 +76,6 @@ export interface FrameBatcherOptions {
 export class FrameBatcher {
   private readonly storageBytes: number;
   private readonly minRead: number;
-  private readonly allocate: (bytes: number) => Buffer;
   private storage: Buffer;
   /** Where the frame not yet whole starts (= `end` when none). */
   private start = 0;
@@ -101,14 +93,7 @@ export class FrameBatcher {
     if (!Number.isInteger(this.minRead) || this.minRead < 1 || !Number.isInteger(this.storageBytes) || this.storageBytes < FRAME_MAX_BYTES + this.minRead) {
       throw new RangeError(`frame storage must hold a whole frame (${FRAME_MAX_BYTES} bytes) and a read of at least 1 byte`);
     }
-    this.allocate = o.allocate ?? Buffer.allocUnsafeSlow;
-    this.storage = this.take();
-  }
-
-  private take(): Buffer {
-    const b = this.allocate(this.storageBytes);
-    if (b.length !== this.storageBytes) throw new RangeError(`frame storage of ${b.length} bytes, not ${this.storageBytes}`);
-    return b;
+    this.storage = Buffer.allocUnsafeSlow(this.storageBytes);
   }
 
   get failed(): 'empty-frame' | undefined {
@@ -127,7 +112,7 @@ export class FrameBatcher {
    */
   readBuffer(): Buffer {
     if (this.storageBytes - this.end < this.minRead) {
-      const fresh = this.take();
+      const fresh = Buffer.allocUnsafeSlow(this.storageBytes);
       this.storage.copy(fresh, 0, this.start, this.end);
       this.storage = fresh;
       this.end -= this.start;

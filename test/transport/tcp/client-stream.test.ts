@@ -192,26 +192,6 @@ describe('FrameBatcher', () => {
     expect(readInto(b, Buffer.from(encodeFrame(Uint8Array.from([9]))), [100])).toEqual([]);
   });
 
-  test('storage comes from `allocate`, storageBytes at a time, and every frame is read intact from what it gave', () => {
-    const o = smallest(16);
-    const given: Buffer[] = [];
-    const allocate = (n: number): Buffer => {
-      expect(n).toBe(o.storageBytes);
-      const b = Buffer.alloc(n, 0xee);
-      given.push(b);
-      return b;
-    };
-    const frames = [payload(100, 1), payload(FRAME_MAX_PAYLOAD, 2), payload(5, 3), payload(FRAME_MAX_PAYLOAD, 4), payload(40_000, 6)];
-    const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
-    const b = new FrameBatcher('192.0.2.1', 4433, { ...o, allocate });
-    const views = viewsOf(readInto(b, stream, [4093, 17, 65_000]));
-    expect(given.length).toBeGreaterThan(1);
-    for (const v of views) expect(given.some((g) => g.buffer === v.buffer)).toBe(true);
-    views.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
-    // Storage of another size than asked for is refused, not read past.
-    expect(() => new FrameBatcher('192.0.2.1', 4433, { ...o, allocate: (n) => Buffer.alloc(n - 1) })).toThrow(RangeError);
-  });
-
   test('storage that cannot hold a whole frame and a read is refused; so is a read longer than its buffer', () => {
     expect(() => new FrameBatcher('192.0.2.1', 4433, { storageBytes: FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD, minReadBytes: 1 })).toThrow(RangeError);
     expect(() => new FrameBatcher('192.0.2.1', 4433, { minReadBytes: 0 })).toThrow(RangeError);
