@@ -96,25 +96,13 @@ namespace {
 // at 24.
 constexpr size_t kPrefetchAhead = 4;
 
-// Every 64-byte line of a T-byte symbol into the caches. Inline asm: GCC
-// deletes a loop whose only statements are __builtin_prefetch calls.
-inline void PrefetchSymbol(const uint8_t* p, size_t T) {
-  for (size_t o = 0; o < T; o += 64) {
-#if defined(__x86_64__) || defined(__i386__)
-    asm volatile("prefetcht0 %0" : : "m"(p[o]));
-#elif defined(__aarch64__)
-    asm volatile("prfm pldl1keep, %0" : : "Q"(p[o]));
-#endif
-  }
-}
-
 inline void PrefetchOp(const FusedOp& op, uint8_t* work, size_t T,
                        const uint8_t* const* inputs) {
   if (op.kind == FusedOp::kAssign && op.input != kNoFusedInput &&
       inputs[op.input] != nullptr) {
-    PrefetchSymbol(inputs[op.input], T);
+    prefetch_symbol(inputs[op.input], T);
   }
-  PrefetchSymbol(work + size_t(op.dst) * T, T);
+  prefetch_symbol(work + size_t(op.dst) * T, T);
 }
 
 }  // namespace

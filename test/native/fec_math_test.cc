@@ -517,6 +517,20 @@ static void test_decoder_api() {
     b.enc->Symbol(28 + j, one.data());
     CHECK(std::memcmp(one.data(), &many[j * 40], 32) == 0);
   }
+  // Runs of every length from 1 to past Symbols' prefetch distance, from
+  // each first ESI around K (source, then repair ESIs, ISI X + K' - K):
+  // each symbol equal to Symbol()'s, nothing written between the strides.
+  for (uint32_t first : {0u, 25u, 29u, 30u, 31u, 1000u, kMaxEsi - 9}) {
+    for (uint32_t count = 1; count <= 9 && count - 1 <= kMaxEsi - first; ++count) {
+      std::vector<uint8_t> run(size_t(count) * 36, 0xA5);
+      CHECK(b.enc->Symbols(first, count, run.data(), 36) == Status::kOk);
+      for (uint32_t j = 0; j < count; ++j) {
+        CHECK(b.enc->Symbol(first + j, one.data()) == Status::kOk);
+        CHECK(std::memcmp(one.data(), &run[j * 36], 32) == 0);
+        for (uint32_t g = 32; g < 36; ++g) CHECK(run[j * 36 + g] == 0xA5);
+      }
+    }
+  }
 }
 
 // With exactly K random symbols RaptorQ fails to decode about 1% of the
