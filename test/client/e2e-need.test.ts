@@ -52,7 +52,12 @@ async function fetchAll(loss: number, need: boolean): Promise<{ delivered: numbe
         return new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: dir, timeoutMs: 20_000, lossRate: loss, lossSeed: seed, need }).fetch();
       }),
     );
-    for (const s of summaries) expect(s.objects).toHaveLength(FILES);
+    for (const s of summaries) {
+      expect(s.objects).toHaveLength(FILES);
+      // Every data packet read is one symbol taken or refused for a reason the summary counts, or an FDT packet.
+      expect(s.fdtPackets).toBeGreaterThan(0);
+      expect(s.symbolsReceived + s.symbolsLate + s.symbolsSurplus + s.symbolsDuplicate + s.symbolsDropped + s.budgetDrops + s.fdtPackets).toBe(s.packetsReceived);
+    }
     return { delivered: summaries.map((s) => s.packetsReceived + s.simulatedDrops), needed: summaries[0].neededSymbols, server };
   } finally {
     await server.close();
