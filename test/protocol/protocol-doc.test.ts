@@ -878,6 +878,29 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
       expect(fdt).toEqual(Array.from({ length: fdt.length }, (_, k) => k * interval));
       return interval;
     },
+    'ChannelStream.fdtSparseFactor': () => {
+      // A stream by need whose one member reported after the first packets: FDT gaps go from fdtInterval to the sparse one.
+      const encoder = source(1, 2000);
+      const fdtEncoder = source(1, 3);
+      const s = new ChannelStream({
+        tsi: 3,
+        objects: [{ toi: 1, encoder, allocator: SymbolAllocator.forEncoder(encoder) }],
+        fdt: { instanceId: 1, encoder: fdtEncoder, allocator: SymbolAllocator.forEncoder(fdtEncoder), oti: { transferLength: 3 * T, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 } },
+        windowBlocks: 1,
+        fdtInterval: 16,
+        needs: true,
+      });
+      s.expectNeed('m');
+      const before = takePackets(s, 64);
+      expect(s.reportNeed('m', { rqseq: 63, loss: 0, entries: [{ toi: 1, firstSbn: 0, lastSbn: 0, need: 2000 }] }).applied).toBe(true);
+      const ps = [...before, ...takePackets(s, 400)];
+      const fdt = ps.flatMap((p, i) => (p.toi === 0n ? [i] : []));
+      const gaps = fdt.slice(1).map((p, k) => p - fdt[k]);
+      expect(gaps.slice(0, 3)).toEqual([16, 16, 16]);
+      const sparse = gaps[gaps.length - 1];
+      expect(gaps.slice(3)).toEqual(gaps.slice(3).map(() => sparse));
+      return sparse / 16;
+    },
     'ChannelStream.passOverhead': () => {
       // One block at a time over a 2-block object: block 0's first run is its quota.
       const K = 100;
