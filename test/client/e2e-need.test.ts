@@ -38,8 +38,9 @@ afterAll(async () => {
 /** Three clients at once; what reached each (packets received + dropped by the hook) and what it needed. */
 async function fetchAll(loss: number, need: boolean): Promise<{ delivered: number[]; needed: number; server: RqcastServer }> {
   // 10 Mbit/s, a short ring (64 packets built ahead): a report is in force within ~65 ms of packets. What a
-  // client is sent beyond its need includes what it is sent while its report lags: a block's need stays 1
-  // until its solve is done (ObjectReceiver.blockNeed), and server, clients and solves share this process.
+  // client is sent beyond its need includes what it is sent while its report lags (a block's need stayed 1
+  // until its solve was done; now it is 0 from K + 2 accepted, BlockAccounting.need), and server, clients
+  // and solves share this process.
   // At 100 Mbit/s (and 512 slots) a loaded machine (load average 19-24 on 2 cores) made that lag up to
   // 20 ms a block, 200 packets: the worst client had 1.13-1.23 × K/(1 − loss), over the bound (1.09), in 3
   // runs of 3; at 10 Mbit/s the same lag is 20 packets (worst 1.034-1.057 under the same load).
