@@ -10,8 +10,14 @@
 //   startup   process start -> first data packet (fetch --json startupMs)
 //   headers   the ALC header of each of the K symbols it needed: what the
 //             rate spends beyond the payload the floor counts
-//   extra     packets it read beyond K (FDT packets, symbols of blocks it
-//             had already decoded: symbolsLate, duplicates), at the rate
+//   extra     packets it read beyond K, at the rate: by kind (fetch --json),
+//             symbols of blocks it had already decoded (symbolsLate),
+//             symbols beyond K + margin of a block not decoded yet, most
+//             while its solve ran (symbolsSurplus), source symbols it held
+//             (symbolsDuplicate), symbols its decoders' backlog or memory
+//             budget refused (symbolsDropped, budgetDrops), FDT packets
+//             (fdtPackets), the symbols beyond K that decoding took
+//             (symbolsReceived - K) and the rest (other)
 //   loss      realised loss above (or below) the nominal one, on K
 //   stream    first data -> last useful packet, less what the packets it
 //             read take at the rate after the loss: the stream falling short
@@ -39,6 +45,10 @@ export interface FetchCounts {
   symbolsReceived?: number;
   symbolsLate?: number;
   symbolsDuplicate?: number;
+  symbolsSurplus?: number;
+  symbolsDropped?: number;
+  budgetDrops?: number;
+  fdtPackets?: number;
   summaryAtMs?: number;
   endPhasesMs?: { close: number; summary: number };
 }
@@ -59,10 +69,33 @@ export interface Breakdown {
   exit_s: number;
   /** The same pieces as % of floor_s. */
   pct: Record<Piece, number>;
-  /** Counts behind `extra`: packets read beyond K, of which late and duplicate symbols; the rest is FDT and other packets. */
+  /** Counts behind `extra`: packets read beyond K, and of those each kind (null: the fetch does not report it). */
   packets_beyond_k: number;
+  beyond_k: BeyondK;
   symbols_late: number | null;
   symbols_duplicate: number | null;
+}
+
+/** The packets a receiver read beyond K, by kind; `other` is what no counter explains (null when one is missing). */
+export interface BeyondK {
+  taken: number | null;
+  late: number | null;
+  surplus: number | null;
+  duplicate: number | null;
+  dropped: number | null;
+  fdt: number | null;
+  other: number | null;
+}
+
+/** Splits packetsReceived - K by the fetch's counters (FetchCounts). */
+export function beyondK(c: FetchCounts): BeyondK {
+  const k = c.neededSymbols ?? 0;
+  const taken = c.symbolsReceived !== undefined ? c.symbolsReceived - k : null;
+  const dropped = c.symbolsDropped !== undefined ? c.symbolsDropped + (c.budgetDrops ?? 0) : null;
+  const kinds = { taken, late: c.symbolsLate ?? null, surplus: c.symbolsSurplus ?? null, duplicate: c.symbolsDuplicate ?? null, dropped, fdt: c.fdtPackets ?? null };
+  const known = Object.values(kinds);
+  const other = c.packetsReceived !== undefined && known.every((x) => x !== null) ? c.packetsReceived - k - known.reduce((a: number, b) => a + (b as number), 0) : null;
+  return { ...kinds, other };
 }
 
 type Piece = 'queue' | 'launch' | 'startup' | 'headers' | 'extra' | 'loss' | 'stream' | 'tail' | 'end' | 'exit';
@@ -136,6 +169,7 @@ export function breakdown(i: BreakdownInput): Breakdown | undefined {
       exit: pct(exit),
     },
     packets_beyond_k: packets - k,
+    beyond_k: beyondK(i.summary),
     symbols_late: i.summary.symbolsLate ?? null,
     symbols_duplicate: i.summary.symbolsDuplicate ?? null,
   };
@@ -150,8 +184,14 @@ export function printBreakdowns(rows: { loss_pct: number; each: (Breakdown | und
       const p = b.pct;
       const total = r1(((b.seconds - b.floor_s) / b.floor_s) * 100);
       console.log(
-        `${String(r.loss_pct).padEnd(4)}% r${n}  ${b.seconds} s = floor ${b.floor_s} s + ${total} %: queue ${p.queue}  launch ${p.launch} (${Math.round(b.launch_s * 1000)})  startup ${p.startup}  headers ${p.headers}  extra ${p.extra} (${b.packets_beyond_k} pkts, late ${b.symbols_late ?? 'n/a'})  loss ${p.loss}  stream ${p.stream}  tail ${p.tail}  end ${p.end} (${Math.round(b.end_s * 1000)})  exit ${p.exit} (${Math.round(b.exit_s * 1000)})`,
+        `${String(r.loss_pct).padEnd(4)}% r${n}  ${b.seconds} s = floor ${b.floor_s} s + ${total} %: queue ${p.queue}  launch ${p.launch} (${Math.round(b.launch_s * 1000)})  startup ${p.startup}  headers ${p.headers}  extra ${p.extra} (${b.packets_beyond_k} pkts: ${kindsText(b.beyond_k)})  loss ${p.loss}  stream ${p.stream}  tail ${p.tail}  end ${p.end} (${Math.round(b.end_s * 1000)})  exit ${p.exit} (${Math.round(b.exit_s * 1000)})`,
       );
     }
   }
+}
+
+function kindsText(b: BeyondK): string {
+  return Object.entries(b)
+    .map(([kind, n]) => `${kind} ${n ?? 'n/a'}`)
+    .join(', ');
 }

@@ -36,6 +36,11 @@ const DECODER_BYTES_PER_SYMBOL = 64;
 const SOLVER_BYTES_PER_ROW = 512;
 /** The smallest overflow buffer of a BlockDecoder, in symbols (it then doubles). */
 const DECODER_OVERFLOW_SYMBOLS = 32;
+/**
+ * Symbols beyond K a block holds once it needs no more (need): RaptorQ
+ * decodes from K + 2 but about once in 10^6 (RFC 6330 Annex B).
+ */
+export const ENOUGH_BEYOND_K = 2;
 
 /** The counters BlockAccounting keeps, part of ObjectReceiverStats. */
 export interface BlockAccountingStats {
@@ -197,6 +202,21 @@ export class BlockAccounting {
     this.fed[sbn]++;
     this.stats.symbolsReceived++;
     return true;
+  }
+
+  /**
+   * Symbols block `sbn` still needs (its NEED entry, docs/PROTOCOL.md
+   * §7a.1): 0 once decoded, or once it accepted K + ENOUGH_BEYOND_K and no
+   * attempt on it failed (its solve may still be running: what comes
+   * meanwhile is of no use to it); after a failed attempt, what the raised
+   * limit still takes; else K minus the symbols accepted; at least 1 unless 0.
+   */
+  need(sbn: number): number {
+    if (this.blockDone[sbn]) return 0;
+    const K = this.K[sbn];
+    const fed = this.fed[sbn];
+    if (this.limit[sbn] > K + this.margin) return Math.max(1, this.limit[sbn] - fed);
+    return fed >= K + ENOUGH_BEYOND_K ? 0 : Math.max(1, K - fed);
   }
 
   /** One symbol of `sbn` handed to the decoder; true once the block holds K (worth a solve). */

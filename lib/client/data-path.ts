@@ -299,6 +299,7 @@ export class DataPath {
     if (this.lossRate > 0 && this.dropped()) return false;
     if (stats.packetsReceived++ === 0) stats.firstPacketMs = performance.now();
     stats.bytesReceived += length;
+    if (s.toi === 0) stats.fdtPackets++;
     if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;
     else if (s.sequence < 0) stats.replacements++;
@@ -396,6 +397,7 @@ export class DataPath {
     if (this.dropped()) return;
     if (stats.packetsReceived++ === 0) stats.firstPacketMs = performance.now();
     stats.bytesReceived += length;
+    if (p.toi === 0n) stats.fdtPackets++;
     const replacement = unicast && p.sequence === undefined;
     if (unicast) ch.unicastPackets++;
     if (!unicast) stats.multicastPackets++;

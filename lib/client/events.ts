@@ -116,6 +116,12 @@ export interface FetchSummary {
   symbolsDuplicate: number;
   /** Symbols that arrived for blocks already decoded (a pass kept going for another member, or the decode was under way), not taken. */
   symbolsLate: number;
+  /** Symbols beyond K + margin for a block not decoded yet (most arrive while its solve runs), not taken. */
+  symbolsSurplus: number;
+  /** Symbols dropped because the decoders' backlog was full. */
+  symbolsDropped: number;
+  /** Of packetsReceived, the packets of the FDT (TOI 0, RFC 6726 §3.3). */
+  fdtPackets: number;
   neededSymbols: number;
   /** Of neededSymbols, the source symbols of blocks kept by an interrupted fetch (resume): not received again. */
   symbolsResumed: number;
@@ -228,6 +234,8 @@ export interface ClientStats {
   multicastPackets: number;
   /** Datagrams on a group from another source than the announced one, of another TSI, or not ALC: dropped. */
   multicastForeign: number;
+  /** Of packetsReceived, the packets of the FDT (TOI 0). */
+  fdtPackets: number;
   /** Packets of TOIs not yet in an FDT dropped because the buffer was full. */
   unknownDropped: number;
   /** Datagrams the kernel dropped because the socket's receive buffer was full (Linux; read at the end). */
@@ -267,6 +275,7 @@ export function newClientStats(): ClientStats {
     ignored: 0,
     multicastPackets: 0,
     multicastForeign: 0,
+    fdtPackets: 0,
     unknownDropped: 0,
     socketDrops: 0,
     acksSent: 0,

@@ -120,6 +120,8 @@ export class FetchReport {
     let symbolsUsed = 0;
     let symbolsDuplicate = 0;
     let symbolsLate = 0;
+    let symbolsSurplus = 0;
+    let symbolsDropped = 0;
     let needed = 0;
     let symbolsResumed = 0;
     let blocksResumed = 0;
@@ -132,6 +134,8 @@ export class FetchReport {
       symbolsUsed += o.receiver.stats.symbolsUsed;
       symbolsDuplicate += o.receiver.stats.symbolsDuplicate;
       symbolsLate += o.receiver.stats.symbolsLate;
+      symbolsSurplus += o.receiver.stats.symbolsSurplus;
+      symbolsDropped += o.receiver.stats.symbolsDropped;
       needed += o.receiver.neededSymbols;
     }
     const s = this.stats;
@@ -146,6 +150,9 @@ export class FetchReport {
       symbolsUsed,
       symbolsDuplicate,
       symbolsLate,
+      symbolsSurplus,
+      symbolsDropped,
+      fdtPackets: s.fdtPackets,
       neededSymbols: needed,
       symbolsResumed,
       blocksResumed,

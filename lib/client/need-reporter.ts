@@ -21,7 +21,7 @@
  * due every intervalMs while packets arrive (the owner's timer), once
  * `everyPackets` arrived since the last, when the packets move on to
  * another block (a block starts, so the one before is through), and when
- * the needs changed (a block decoded) even if nothing arrived.
+ * the needs changed (a block decoded or reached K + 2) even if nothing arrived.
  */
 import { NEED_LOSS_SCALE } from '../protocol/control-header';
 import type { NeedEntry } from '../protocol/messages';

@@ -277,14 +277,9 @@ export class ObjectReceiver implements BudgetedReceiver {
     return this.Z;
   }
 
-  /**
-   * Symbols block `sbn` still needs (what a NEED reports, need-reporter.ts):
-   * 0 once decoded; else K minus the symbols accepted, at least 1 (a block
-   * that holds K and has not decoded yet may need a few more).
-   */
+  /** Symbols block `sbn` still needs (what a NEED reports, need-reporter.ts; BlockAccounting.need). */
   blockNeed(sbn: number): number {
-    if (this.accounting.blockDone[sbn]) return 0;
-    return Math.max(1, this.K[sbn] - this.accounting.fed[sbn]);
+    return this.accounting.need(sbn);
   }
 
   /** Symbols that count towards decoding: K for finished blocks, else min(received, K). */

@@ -65,6 +65,8 @@ export interface NeedTableCounters {
 interface Member {
   /** Unwrapped position of its latest report. */
   at: number;
+  /** Some report of it was applied (it holds the FDT instance: fdt-cadence.ts). */
+  reported: boolean;
   /** target(m,b) per block index (undefined: not reported). */
   targets: (number | undefined)[];
 }
@@ -74,6 +76,8 @@ export class NeedTable {
   /** Changes with every report, member added or forgotten (the schedule's cache key). */
   version = 0;
   private readonly members = new Map<string, Member>();
+  /** Members that have not reported yet. */
+  private silent = 0;
   /** Packets of each block built so far (by schedule index). */
   private readonly builtTotal: number[] = [];
   private readonly segStart: Float64Array;
@@ -98,6 +102,11 @@ export class NeedTable {
     return this.members.size;
   }
 
+  /** There is a member and every member has reported (BlockNeeds). */
+  get everyoneReported(): boolean {
+    return this.members.size > 0 && this.silent === 0;
+  }
+
   /** `count` packets of `block` were built from position `position` on (FDT packets too, as block -1: they move `end`). */
   built(block: number, position: number, count: number): void {
     this.end = Math.max(this.end, position + count);
@@ -119,13 +128,18 @@ export class NeedTable {
   /** `member` is a destination now: until it reports, every block is unknown. */
   expect(member: string): void {
     if (this.members.has(member)) return;
-    this.members.set(member, { at: -1, targets: [] });
+    this.members.set(member, { at: -1, reported: false, targets: [] });
+    this.silent++;
     this.version++;
   }
 
   /** `member` is no longer a destination: its reports no longer count. */
   forget(member: string): void {
-    if (this.members.delete(member)) this.version++;
+    const m = this.members.get(member);
+    if (m === undefined) return;
+    if (!m.reported) this.silent--;
+    this.members.delete(member);
+    this.version++;
   }
 
   /**
@@ -140,6 +154,8 @@ export class NeedTable {
       this.counters.needStale++;
       return false;
     }
+    if (!m.reported) this.silent--;
+    m.reported = true;
     m.at = at;
     const after = this.builtAfter(at);
     const l = Math.min(Math.max(loss, 0), NEED_MAX_LOSS);

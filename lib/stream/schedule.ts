@@ -6,7 +6,9 @@
  *
  * - Stream position p = 0, 1, 2, …. Every `fdtInterval`-th position
  *   (p % fdtInterval == 0, so p = 0 too) is an FDT turn: one packet of the
- *   channel's FDT instance (RFC 6726 §3.4), its blocks in turn.
+ *   channel's FDT instance (RFC 6726 §3.4), its blocks in turn; by need,
+ *   while every member has reported, every FDT_SPARSE_FACTOR·fdtInterval-th
+ *   after the last one (fdt-cadence.ts).
  * - Every other position belongs to a round-robin turn over the blocks of
  *   the window: `symbolsPerTurn` packets of one block per turn, never past
  *   the next FDT position (a window of one block takes it all the way to the
@@ -36,6 +38,7 @@
  * BlockGate pins, unpins and reports readiness by that index.
  */
 import { PREPARING_FACTOR } from '../content/block-cache';
+import { FdtCadence } from './fdt-cadence';
 import { InvalidServerConfigError } from '../errors';
 
 /** Packets per block per pass of a sliding window beyond K, as a fraction of K. */
@@ -103,6 +106,8 @@ export interface BlockNeeds {
   takeRaised(): number[];
   /** Changes whenever any answer of wanted() may have changed. */
   readonly version: number;
+  /** Whether there is a member and every member has reported (so holds the FDT instance: fdt-cadence.ts). */
+  readonly everyoneReported: boolean;
 }
 
 /** Turn.slot of a repair turn. */
@@ -198,6 +203,7 @@ export class StreamSchedule {
   private cursor = 0;
   private readonly fdtBlocks: number;
   private fdtCursor = 0;
+  private readonly fdt: FdtCadence;
   private readonly gate: BlockGate;
   private state: 'new' | 'started' | 'closed' = 'new';
   private readonly needs?: BlockNeeds;
@@ -234,6 +240,8 @@ export class StreamSchedule {
     this.fdtBlocks = options.fdtBlocks;
     this.gate = options.gate;
     this.needs = options.needs;
+    const needs = this.needs;
+    this.fdt = new FdtCadence(this.fdtInterval, needs && (() => needs.everyoneReported));
     if (this.needs !== undefined) {
       this.counters.passesEndedEarly ??= 0;
       this.counters.blocksSkipped ??= 0;
@@ -328,12 +336,13 @@ export class StreamSchedule {
   /** The turn at stream position `position`, at most `max` (>= 1) packets. */
   next(position: number, max: number): Turn {
     this.admit();
-    if (position % this.fdtInterval === 0 || this.window.length === 0) {
+    const toFdt = this.fdt.toNext(position);
+    if (toFdt === 0 || this.window.length === 0) {
       const sbn = this.fdtCursor;
       this.fdtCursor = (this.fdtCursor + 1) % this.fdtBlocks;
+      this.fdt.sent(position);
       return { block: FDT_TURN, sbn, want: 1, slot: -1 };
     }
-    const toFdt = this.fdtInterval - (position % this.fdtInterval);
     const byNeed = this.needs !== undefined && this.sliding && this.state === 'started';
     if (byNeed) {
       const repair = this.repairTurn(Math.min(toFdt, max));

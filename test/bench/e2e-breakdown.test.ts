@@ -5,7 +5,7 @@
  * tail, the exit) come out of "stream" when the fetch reports summaryAtMs
  * and endPhasesMs, and stay in it when it does not (an older build).
  */
-import { breakdown, BreakdownInput } from '../../bench/e2e-breakdown';
+import { beyondK, breakdown, BreakdownInput } from '../../bench/e2e-breakdown';
 
 const base: BreakdownInput = {
   seconds: 12.5,
@@ -40,4 +40,14 @@ test("an older fetch's summary line still times its exit; its launch and end sta
   if (!b) return;
   expect([b.queue_s, b.launch_s, b.end_s, b.exit_s]).toEqual([0, 0, 0, 0.04]);
   expect(sumOfPieces(b) + b.floor_s).toBeCloseTo(b.seconds, 2);
+});
+
+test('the packets beyond K split by kind; what no counter explains is "other", null when a counter is missing', () => {
+  const counts = { packetsReceived: 218_739, neededSymbols: 209_716, symbolsReceived: 209_838, symbolsLate: 3_973, symbolsSurplus: 3_500, symbolsDuplicate: 0, symbolsDropped: 10, budgetDrops: 5, fdtPackets: 1_140 };
+  expect(beyondK(counts)).toEqual({ taken: 122, late: 3_973, surplus: 3_500, duplicate: 0, dropped: 15, fdt: 1_140, other: 273 });
+  const older = beyondK({ ...counts, symbolsSurplus: undefined, fdtPackets: undefined });
+  expect([older.surplus, older.fdt, older.other, older.late]).toEqual([null, null, null, 3_973]);
+  const b = breakdown({ ...base, summary: { ...base.summary, ...counts } });
+  expect(b?.beyond_k.other).toBe(273);
+  expect(b?.packets_beyond_k).toBe(218_739 - 209_716);
 });

@@ -4,7 +4,7 @@
  * each block's reservation in the shared budget, and eviction of a small
  * stale block for a newcomer (block-budget.ts).
  */
-import { BlockAccounting, BlockAccountingStats } from '../../lib/client/block-accounting';
+import { BlockAccounting, BlockAccountingStats, ENOUGH_BEYOND_K } from '../../lib/client/block-accounting';
 import { BudgetedReceiver, PartialBlockBudget, STALE_ARRIVALS } from '../../lib/client/block-budget';
 
 function newStats(): BlockAccountingStats {
@@ -190,6 +190,29 @@ describe('BlockAccounting: attempts', () => {
     expect(a.blockCost(0)).toBeGreaterThan(cost);
     expect(budget.usedBytes - before).toBe(a.blockCost(0) - cost);
     expect(take(a, 0, 5, Infinity)).toBe(2);
+  });
+
+  test('need: K minus what it accepted, at least 1; 0 from K + ENOUGH_BEYOND_K (its solve under way) or decoded; after a failed attempt, what the raised limit takes', () => {
+    const o = new Owner(UNBOUNDED(), [10, 10], 1, 8);
+    const a = o.accounting;
+    expect(a.need(0)).toBe(10);
+    take(a, 0, 7, Infinity);
+    expect(a.need(0)).toBe(3);
+    take(a, 0, 3, Infinity);
+    expect(a.need(0)).toBe(1);
+    take(a, 0, ENOUGH_BEYOND_K - 1, Infinity);
+    expect(a.need(0)).toBe(1);
+    take(a, 0, 1, Infinity);
+    expect(a.need(0)).toBe(0);
+    // Every symbol it may take (K + margin) went into an attempt that failed: it needs again.
+    take(a, 0, 8 - ENOUGH_BEYOND_K, Infinity);
+    for (let i = 0; i < 18; i++) a.pushedOne(0);
+    a.notDecoded(0, 18);
+    expect(a.need(0)).toBe(8);
+    take(a, 0, 8, Infinity);
+    expect(a.need(0)).toBe(1);
+    a.decoded(0, 26);
+    expect([a.need(0), a.need(1)]).toEqual([0, 10]);
   });
 
   test('decoded: the reservation is released; complete once every block is', () => {

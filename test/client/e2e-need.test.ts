@@ -38,8 +38,9 @@ afterAll(async () => {
 /** Three clients at once; what reached each (packets received + dropped by the hook) and what it needed. */
 async function fetchAll(loss: number, need: boolean): Promise<{ delivered: number[]; needed: number; server: RqcastServer }> {
   // 10 Mbit/s, a short ring (64 packets built ahead): a report is in force within ~65 ms of packets. What a
-  // client is sent beyond its need includes what it is sent while its report lags: a block's need stays 1
-  // until its solve is done (ObjectReceiver.blockNeed), and server, clients and solves share this process.
+  // client is sent beyond its need includes what it is sent while its report lags (a block's need stayed 1
+  // until its solve was done; now it is 0 from K + 2 accepted, BlockAccounting.need), and server, clients
+  // and solves share this process.
   // At 100 Mbit/s (and 512 slots) a loaded machine (load average 19-24 on 2 cores) made that lag up to
   // 20 ms a block, 200 packets: the worst client had 1.13-1.23 × K/(1 − loss), over the bound (1.09), in 3
   // runs of 3; at 10 Mbit/s the same lag is 20 packets (worst 1.034-1.057 under the same load).
@@ -52,7 +53,12 @@ async function fetchAll(loss: number, need: boolean): Promise<{ delivered: numbe
         return new RqcastClient(`rqcast://127.0.0.1:${port}`, { outputDir: dir, timeoutMs: 20_000, lossRate: loss, lossSeed: seed, need }).fetch();
       }),
     );
-    for (const s of summaries) expect(s.objects).toHaveLength(FILES);
+    for (const s of summaries) {
+      expect(s.objects).toHaveLength(FILES);
+      // Every data packet read is one symbol taken or refused for a reason the summary counts, or an FDT packet.
+      expect(s.fdtPackets).toBeGreaterThan(0);
+      expect(s.symbolsReceived + s.symbolsLate + s.symbolsSurplus + s.symbolsDuplicate + s.symbolsDropped + s.budgetDrops + s.fdtPackets).toBe(s.packetsReceived);
+    }
     return { delivered: summaries.map((s) => s.packetsReceived + s.simulatedDrops), needed: summaries[0].neededSymbols, server };
   } finally {
     await server.close();

@@ -870,6 +870,17 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
       },
     });
   }
+  /** A stream of one object (TOI 1), one block at a time. */
+  function inOrder(encoder: SymbolSource, more: { fdtInterval?: number; needs?: boolean } = {}): ChannelStream {
+    const fdtEncoder = source(1, 3);
+    return new ChannelStream({
+      tsi: 3,
+      objects: [{ toi: 1, encoder, allocator: SymbolAllocator.forEncoder(encoder) }],
+      fdt: { instanceId: 1, encoder: fdtEncoder, allocator: SymbolAllocator.forEncoder(fdtEncoder), oti: { transferLength: 3 * T, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 } },
+      windowBlocks: 1,
+      ...more,
+    });
+  }
   const checks: Record<string, () => number> = {
     'ChannelStream.fdtInterval': () => {
       const ps = takePackets(stream(), 200);
@@ -878,17 +889,24 @@ describe('stream schedule (lib/stream/channel-stream.ts)', () => {
       expect(fdt).toEqual(Array.from({ length: fdt.length }, (_, k) => k * interval));
       return interval;
     },
+    'ChannelStream.fdtSparseFactor': () => {
+      // A stream by need whose one member reported after the first packets: FDT gaps go from fdtInterval to the sparse one.
+      const s = inOrder(source(1, 2000), { fdtInterval: 16, needs: true });
+      s.expectNeed('m');
+      const before = takePackets(s, 64);
+      expect(s.reportNeed('m', { rqseq: 63, loss: 0, entries: [{ toi: 1, firstSbn: 0, lastSbn: 0, need: 2000 }] }).applied).toBe(true);
+      const ps = [...before, ...takePackets(s, 400)];
+      const fdt = ps.flatMap((p, i) => (p.toi === 0n ? [i] : []));
+      const gaps = fdt.slice(1).map((p, k) => p - fdt[k]);
+      expect(gaps.slice(0, 3)).toEqual([16, 16, 16]);
+      const sparse = gaps[gaps.length - 1];
+      expect(gaps.slice(3)).toEqual(gaps.slice(3).map(() => sparse));
+      return sparse / 16;
+    },
     'ChannelStream.passOverhead': () => {
       // One block at a time over a 2-block object: block 0's first run is its quota.
       const K = 100;
-      const encoder = source(2, K);
-      const fdtEncoder = source(1, 3);
-      const s = new ChannelStream({
-        tsi: 3,
-        objects: [{ toi: 1, encoder, allocator: SymbolAllocator.forEncoder(encoder) }],
-        fdt: { instanceId: 1, encoder: fdtEncoder, allocator: SymbolAllocator.forEncoder(fdtEncoder), oti: { transferLength: 3 * T, symbolSize: T, sourceBlocks: 1, subBlocks: 1, alignment: 4 } },
-        windowBlocks: 1,
-      });
+      const s = inOrder(source(2, K));
       const data = takePackets(s, 300).filter((p) => p.toi === 1n);
       const run = data.findIndex((p) => p.sbn !== 0);
       // run = ceil(K(1+x)): x to the 2 decimals the doc states.
