@@ -7,8 +7,9 @@
  * read: a read stream hands out a fresh buffer per chunk, which the kernel
  * must map and zero as the read fills it. For a 256 MiB file that was about
  * 20 000 page faults and 550 ms of CPU, against about 3 000 and 220 ms here
- * (docs/BENCHMARKS.md, 2026-12-05, "The server's CPU per byte over TCP,
- * session 13").
+ * (docs/BENCHMARKS.md, 2026-12-05: "TCP at 1 %: where the server's other
+ * 2 s go", and "the server's large allocations counted", where 24
+ * alternated bench:tcp pairs found the transfer no slower for it).
  */
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
