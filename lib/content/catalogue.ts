@@ -37,8 +37,7 @@
  *   preparing its blocks fail, and the server withdraws the object
  *   (docs/PROTOCOL.md §10.2).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, type Dirent, promises as fsp } from 'node:fs';
+import { type Dirent, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { EncoderOptions, ObjectEncoder } from '../fec/encoder';
 import { DEFAULT_MAX_SUB_BLOCK_SIZE, Oti as FecOti } from '../fec/oti';
@@ -47,6 +46,7 @@ import { encodeContentLocation } from '../protocol/content-location';
 import { FDT_MAX_ATTRIBUTE_CHARS, FdtChannel, FdtFile, buildFdt } from '../protocol/fdt';
 import { MAX_SOURCE_BLOCKS, Oti as WireOti } from '../protocol/oti';
 import { CatalogueError } from './catalogue-error';
+import { digestFile } from './file-digest';
 
 export const DEFAULT_SYMBOL_SIZE = 1280;
 /** How long an FDT instance says it is valid (FLUTE Expires, RFC 6726 §3.4.1). */
@@ -169,19 +169,6 @@ export interface FoundFile {
 export function encoderOptionsFor(F: number, T: number): EncoderOptions {
   const perBlock = Math.ceil((F / MAX_SOURCE_BLOCKS) * 1.05);
   return { symbolSize: T, maxSubBlockSize: Math.max(DEFAULT_MAX_SUB_BLOCK_SIZE, perBlock) };
-}
-
-/** The SHA-256 (RFC 6234) of a file's first `expected` bytes, streamed: nothing is kept. */
-async function digestFile(file: string, expected: number): Promise<Uint8Array> {
-  const hash = createHash('sha256');
-  let at = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    if (at + chunk.length > expected) throw new CatalogueError('ERR_OBJECT_CHANGED', `${file} grew while being read`);
-    hash.update(chunk);
-    at += chunk.length;
-  }
-  if (at !== expected) throw new CatalogueError('ERR_OBJECT_CHANGED', `${file} shrank while being read`);
-  return new Uint8Array(hash.digest());
 }
 
 /** What a directory walk serves beyond regular files inside it. */
