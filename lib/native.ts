@@ -193,6 +193,9 @@ export interface RawReplicatorChannelStats {
   /** Stream packets copied into TCP connections' pools, and their bytes (each connection counted). */
   tcpPackets: number;
   tcpBytes: number;
+  /** Bytes of the channel's rate that stalls of the sender thread took beyond its burst, and of them those paid back later (native/replicate/pacing.h). */
+  pacingForfeitedBytes: number;
+  pacingRepaidBytes: number;
   destinations: number;
   /** Multicast groups of the channel (0 or 1). */
   groups: number;

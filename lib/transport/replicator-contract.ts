@@ -51,6 +51,9 @@ export interface ReplicatorChannelCounters {
   /** Stream packets copied into TCP connections' pools (each connection counted), and their bytes; absent: no TCP. */
   tcpPackets?: number;
   tcpBytes?: number;
+  /** Bytes of the rate the sender thread's stalls took beyond the burst, and of them those paid back later (docs/PROTOCOL.md §10.6); absent: not counted. */
+  pacingForfeitedBytes?: number;
+  pacingRepaidBytes?: number;
 }
 
 /** TTL / hop limit of group packets unless configured: they stay on the link (mc-common, RFC 1112 §6.1). */

@@ -462,6 +462,8 @@ class Replicator : public Napi::ObjectWrap<Replicator>,
     SetCount(o, "oneOffs", s.one_offs);
     SetCount(o, "tcpPackets", s.tcp_packets);
     SetCount(o, "tcpBytes", s.tcp_bytes);
+    SetCount(o, "pacingForfeitedBytes", s.pacing_forfeited);
+    SetCount(o, "pacingRepaidBytes", s.pacing_repaid);
     SetCount(o, "destinations", s.destinations);
     SetCount(o, "groups", s.groups);
     SetCount(o, "queued", s.queued);

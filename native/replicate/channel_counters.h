@@ -17,6 +17,7 @@ struct Counter {
   void add(uint64_t n) {
     v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  void set(uint64_t n) { v.store(n, std::memory_order_relaxed); }
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
@@ -32,6 +33,8 @@ struct ChannelCounters {
   Counter one_offs;        // datagrams outside the stream (engine)
   Counter tcp_packets;     // stream packets copied into TCP connections' pools (TcpSink, each connection counted)
   Counter tcp_bytes;       // their bytes
+  Counter pacing_forfeited;  // bytes of rate stalls took beyond the burst (pacing.h)
+  Counter pacing_repaid;     // of them, paid back later
 
   // Counts the datagrams a failed send carried, by why it failed.
   void count_error(int err, uint64_t lost) {

@@ -60,6 +60,9 @@ struct Engine::Channel {
   UdpSink udp;                  // the unicast destinations; sinks[0]
   std::vector<SinkSlot> sinks;  // in the order they were added
   TokenBucket bucket;
+  // The last visit found nothing to send (no destination, no packet, or
+  // paused): the time until the next busy visit was idle, not lateness.
+  bool rested = true;
   bool paused = false;
   uint64_t visible_tail = 0;
   // The stream's next packet: [head, front) went out on the channel's
@@ -183,7 +186,8 @@ int Engine::create_channel(uint32_t id, const ChannelConfig& config) {
   if (ch->config.burst_bytes == 0)
     ch->config.burst_bytes = default_burst(config.rate_bytes_per_s, config.slot_size);
   ch->bucket = TokenBucket(config.rate_bytes_per_s, ch->config.burst_bytes, now(),
-                           default_catch_up(config.rate_bytes_per_s));
+                           default_catch_up(config.rate_bytes_per_s),
+                           default_repay_cap(config.rate_bytes_per_s));
   {
     std::lock_guard<std::mutex> lk(map_mutex_);
     if (channels_.count(id)) return EEXIST;
@@ -427,6 +431,8 @@ int Engine::channel_stats(uint32_t id, ChannelStats* out) const {
   out->one_offs = k.one_offs.get();
   out->tcp_packets = k.tcp_packets.get();
   out->tcp_bytes = k.tcp_bytes.get();
+  out->pacing_forfeited = k.pacing_forfeited.get();
+  out->pacing_repaid = k.pacing_repaid.get();
   out->destinations = c.members.size();
   out->groups = c.group ? 1 : 0;
   out->queued = c.ring->queued();
@@ -503,7 +509,8 @@ void Engine::apply(Command& c) {
     case Command::kSetRate:
       if (ch) {
         uint64_t burst = c.burst ? c.burst : default_burst(c.rate, ch->config.slot_size);
-        ch->bucket.reconfigure(c.rate, burst, now(), default_catch_up(c.rate));
+        ch->bucket.reconfigure(c.rate, burst, now(), default_catch_up(c.rate),
+                               default_repay_cap(c.rate));
       }
       break;
     case Command::kSetPaused:
@@ -589,7 +596,7 @@ void Engine::run() {
     for (size_t k = 0; k < active_.size(); ++k) {
       Channel& c = *active_[k];
       if (c.paused) {
-        c.bucket.rest(t);
+        rest(c, t);
         continue;
       }
       bool moved = serve(c, t, &min_wait);
@@ -628,7 +635,7 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
   const size_t destinations = c.destination_count();
   // Idle time earns a burst at most (pacing.h: catch-up is for lateness).
   if (destinations == 0) {
-    c.bucket.rest(t);
+    rest(c, t);
     return false;
   }
   const uint32_t per_message = c.packets_per_message();
@@ -643,12 +650,18 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
   }
   uint64_t avail = c.visible_tail - c.front;
   if (avail == 0) {
-    c.bucket.rest(t);
+    rest(c, t);
     return moved;
   }
   uint32_t limit = max_run;
   if (avail < limit) limit = static_cast<uint32_t>(avail);
+  // Time since a visit that found nothing to send was idle: it earns the
+  // burst and owes nothing (pacing.h), however late this visit is.
+  if (c.rested) c.bucket.rest(t);
+  c.rested = false;
   c.bucket.refill(t);
+  c.counters.pacing_forfeited.set(c.bucket.forfeited_total());
+  c.counters.pacing_repaid.set(c.bucket.repaid_total());
   if (!c.bucket.unpaced()) {
     uint32_t want = std::min(limit, pacing_quantum(c, per_message));
     uint64_t bytes = static_cast<uint64_t>(want) * c.ring->length(c.front);
@@ -667,6 +680,11 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
   c.front += n;
   c.counters.stream_packets.add(n);
   return true;
+}
+
+void Engine::rest(Channel& c, uint64_t t) {
+  c.bucket.rest(t);
+  c.rested = true;
 }
 
 uint32_t Engine::release_taken(Channel& c) {

@@ -74,6 +74,8 @@ struct ChannelStats {
   uint64_t one_offs = 0;
   uint64_t tcp_packets = 0;    // stream packets copied into TCP connections' pools
   uint64_t tcp_bytes = 0;
+  uint64_t pacing_forfeited = 0;  // bytes of rate stalls took beyond the burst
+  uint64_t pacing_repaid = 0;     // of them, paid back later (pacing.h)
   uint64_t destinations = 0;   // UDP ones, as of the last add/remove call returned
   uint64_t groups = 0;         // multicast groups (0 or 1), likewise
   uint64_t queued = 0;
@@ -185,6 +187,8 @@ class Engine {
   // moves on by what its tokens allow. Returns whether any sink took a
   // packet; *min_wait learns when a paced channel can next send.
   bool serve(Channel& c, uint64_t now_ns, uint64_t* min_wait);
+  // The channel had nothing to send at now_ns (pacing.h: rest).
+  void rest(Channel& c, uint64_t now_ns);
   // Hands packets [first, end) to every sink whose next packet is `first`;
   // returns whether any of them took one.
   bool offer(Channel& c, uint64_t first, uint64_t end, uint64_t now_ns);

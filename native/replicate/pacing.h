@@ -17,6 +17,15 @@
 // bursts more than before. The catch-up is small (5 ms, default_catch_up):
 // a larger one (25 ms) let a channel on a starved machine run ahead of its
 // receivers' NEED reports (docs/BENCHMARKS.md, 2026-12-04).
+//
+// Repayment: a stall (lateness beyond burst + catch-up) still leaves the
+// bucket holding the burst only, but what it forfeited while packets were
+// queued is owed (up to `repay_cap` bytes) and paid back slowly: while
+// anything is owed the bucket fills at 9/8 of the rate, never in a burst.
+// On a machine that held the sender thread 10-100 ms at a time (3 receivers
+// and the server on 2 cores: 1.5-7 % of the rate forfeited in bench:e2e)
+// the channel keeps its rate on average; its bursts stay within burst +
+// catch-up. Idle time (rest) owes nothing and forgives any debt.
 #pragma once
 
 #include <cstdint>
@@ -27,24 +36,29 @@ namespace replicate {
 class TokenBucket {
  public:
   static constexpr int64_t kNano = 1000000000;
+  // While bytes are owed the bucket fills at (1 + 1/kRepayDivisor) x rate.
+  static constexpr int64_t kRepayDivisor = 8;
 
   TokenBucket() = default;
   // rate 0 means unpaced: every take succeeds.
   TokenBucket(uint64_t rate_bytes_per_s, uint64_t burst_bytes, uint64_t now_ns,
-              uint64_t catch_up_bytes = 0)
+              uint64_t catch_up_bytes = 0, uint64_t repay_cap_bytes = 0)
       : rate_(rate_bytes_per_s),
         burst_(burst_bytes),
         catch_up_(catch_up_bytes),
+        repay_cap_(repay_cap_bytes),
         tokens_(static_cast<__int128>(burst_bytes) * kNano),
         last_ns_(now_ns) {}
 
   // Keeps the tokens held (capped at the new burst).
   void reconfigure(uint64_t rate_bytes_per_s, uint64_t burst_bytes,
-                   uint64_t now_ns, uint64_t catch_up_bytes = 0) {
+                   uint64_t now_ns, uint64_t catch_up_bytes = 0,
+                   uint64_t repay_cap_bytes = 0) {
     rest(now_ns);
     rate_ = rate_bytes_per_s;
     burst_ = burst_bytes;
     catch_up_ = catch_up_bytes;
+    repay_cap_ = repay_cap_bytes;
     clamp(burst_);
   }
 
@@ -52,6 +66,13 @@ class TokenBucket {
   uint64_t rate() const { return rate_; }
   uint64_t burst() const { return burst_; }
   uint64_t catch_up() const { return catch_up_; }
+  uint64_t repay_cap() const { return repay_cap_; }
+  // Whole bytes forfeited by stalls and not yet paid back.
+  uint64_t owed() const { return static_cast<uint64_t>(owed_ / kNano); }
+  // Whole bytes stalls took beyond the burst, and of them paid back, since
+  // creation (what the channel never sent: the difference).
+  uint64_t forfeited_total() const { return static_cast<uint64_t>(forfeited_ / kNano); }
+  uint64_t repaid_total() const { return static_cast<uint64_t>(repaid_ / kNano); }
   // Whole bytes available (may be negative after a forced take).
   int64_t tokens() const { return static_cast<int64_t>(tokens_ / kNano); }
 
@@ -59,18 +80,36 @@ class TokenBucket {
   // that stays within the burst plus the catch-up (a sender a few ms late);
   // beyond that it was a stall, and the bucket keeps the burst only, as
   // after idling: a machine that held the sender that long holds its
-  // receivers too, and a channel that then sent what it owed would run
-  // ahead of their NEED reports (test/client/e2e-need.test.ts).
+  // receivers too, and a channel that then sent what it owed at once would
+  // run ahead of their NEED reports (test/client/e2e-need.test.ts). What the
+  // stall took is owed instead, and paid back at an eighth of the rate.
   void refill(uint64_t now_ns) {
-    add_time(now_ns);
-    if (tokens_ > static_cast<__int128>(burst_ + catch_up_) * kNano) clamp(burst_);
+    uint64_t dt = add_time(now_ns);
+    if (owed_ > 0 && dt > 0) {
+      __int128 pay = static_cast<__int128>(rate_) * dt / kRepayDivisor;
+      if (pay > owed_) pay = owed_;
+      owed_ -= pay;
+      tokens_ += pay;
+      repaid_ += pay;
+    }
+    const __int128 burst = static_cast<__int128>(burst_) * kNano;
+    if (tokens_ > static_cast<__int128>(burst_ + catch_up_) * kNano) {
+      const __int128 lost = tokens_ - burst;
+      const __int128 cap = static_cast<__int128>(repay_cap_) * kNano;
+      const __int128 room = cap > owed_ ? cap - owed_ : 0;
+      const __int128 keep = lost < room ? lost : room;
+      owed_ += keep;
+      forfeited_ += lost;
+      tokens_ = burst;
+    }
   }
 
   // Time passed while the channel had nothing to send (no packets, no
-  // destination, paused): kept up to the burst only.
+  // destination, paused): kept up to the burst only, and nothing is owed.
   void rest(uint64_t now_ns) {
     add_time(now_ns);
     clamp(burst_);
+    owed_ = 0;
   }
 
   // Takes bytes if the bucket holds them.
@@ -102,10 +141,13 @@ class TokenBucket {
   }
 
  private:
-  void add_time(uint64_t now_ns) {
-    if (now_ns <= last_ns_) return;  // a clock that steps back adds nothing
-    tokens_ += static_cast<__int128>(rate_) * (now_ns - last_ns_);
+  // Adds the rate over the time since the last call; returns that time (ns).
+  uint64_t add_time(uint64_t now_ns) {
+    if (now_ns <= last_ns_) return 0;  // a clock that steps back adds nothing
+    const uint64_t dt = now_ns - last_ns_;
+    tokens_ += static_cast<__int128>(rate_) * dt;
     last_ns_ = now_ns;
+    return dt;
   }
 
   void clamp(uint64_t cap_bytes) {
@@ -116,7 +158,11 @@ class TokenBucket {
   uint64_t rate_ = 0;
   uint64_t burst_ = 0;
   uint64_t catch_up_ = 0;
+  uint64_t repay_cap_ = 0;
   __int128 tokens_ = 0;
+  __int128 owed_ = 0;
+  __int128 forfeited_ = 0;
+  __int128 repaid_ = 0;
   uint64_t last_ns_ = 0;
 };
 
@@ -136,6 +182,13 @@ inline uint64_t default_burst(uint64_t rate_bytes_per_s, uint32_t packet_size) {
 // 66-72 % of what a burst-capped bucket forfeited, 10 ms 84-90 %, 25 ms 98 %.
 inline uint64_t default_catch_up(uint64_t rate_bytes_per_s) {
   return rate_bytes_per_s / 200;
+}
+
+// Default repayment cap: 100 ms of the rate, paid back within 800 ms at an
+// eighth of the rate. A stall beyond it is a machine too busy to hold the
+// rate at all; the channel forfeits the rest.
+inline uint64_t default_repay_cap(uint64_t rate_bytes_per_s) {
+  return rate_bytes_per_s / 10;
 }
 
 }  // namespace replicate

@@ -202,6 +202,94 @@ static void test_token_bucket_never_beyond_rate_burst_and_catch_up() {
   CHECK(total <= rate * now / 1000000000 + burst);
 }
 
+static void test_token_bucket_repays_a_stall_at_an_eighth_of_the_rate() {
+  // 1000 bytes/s, burst 500, catch-up 250, repayment cap 400: a stall
+  // leaves the burst and owes what it forfeited, up to the cap; the debt
+  // comes back at 125 bytes/s on top of the rate, never beyond burst +
+  // catch-up at once; idle time forgives it.
+  TokenBucket b(1000, 500, 0, 250, 400);
+  CHECK(b.try_take(500));
+  b.refill(10ull * 1000000000);  // a 10 s stall: 9500 forfeited, 400 owed
+  CHECK_EQ(b.tokens(), 500);
+  CHECK_EQ(b.owed(), 400u);
+  CHECK_EQ(b.forfeited_total(), 9500u);
+  CHECK(b.try_take(500));
+  b.refill(10ull * 1000000000 + 400000000ull);  // 0.4 s: 400 + 50 repaid
+  CHECK_EQ(b.tokens(), 450);
+  CHECK_EQ(b.owed(), 350u);
+  CHECK(b.try_take(450));
+  b.refill(10ull * 1000000000 + 800000000ull);
+  CHECK_EQ(b.tokens(), 450);
+  CHECK_EQ(b.owed(), 300u);
+  CHECK_EQ(b.repaid_total(), 100u);
+  // A busy second within burst + catch-up: 1000 + 125 would pass 750, so
+  // it is a stall again; what it forfeits is owed, up to the cap.
+  b.refill(11ull * 1000000000 + 800000000ull);
+  CHECK_EQ(b.tokens(), 500);
+  CHECK_EQ(b.owed(), 400u);
+  // Idle time: the burst, nothing owed.
+  b.rest(12ull * 1000000000);
+  CHECK_EQ(b.tokens(), 500);
+  CHECK_EQ(b.owed(), 0u);
+  CHECK(b.try_take(500));
+  b.refill(12ull * 1000000000 + 100000000ull);
+  CHECK_EQ(b.tokens(), 100);  // the rate alone again
+  // Without a cap nothing is owed (the bucket as before).
+  TokenBucket plain(1000, 500, 0, 250);
+  plain.refill(10ull * 1000000000);
+  CHECK_EQ(plain.owed(), 0u);
+  // reconfigure rests: the debt is gone, the new cap holds.
+  b.refill(20ull * 1000000000);
+  CHECK_EQ(b.owed(), 400u);
+  b.reconfigure(1000, 500, 21ull * 1000000000, 250, 300);
+  CHECK_EQ(b.owed(), 0u);
+  CHECK_EQ(b.repay_cap(), 300u);
+}
+
+static void test_token_bucket_stalls_repaid_over_a_long_run() {
+  // 25 MB/s (200 Mbit/s), 1304-byte packets, burst and catch-up 5 ms each,
+  // repayment cap 100 ms: refills mostly on time, one in 2000 after a stall
+  // of 10-60 ms (what bench:e2e's sender thread met on 2 shared cores).
+  // With repayment the channel delivers rate x time + burst to within a
+  // few packets; without it, the stalls' share is lost. In any window the
+  // channel takes at most rate x (1 + 1/8) x window + burst + catch-up,
+  // and from the start never more than rate x time + burst.
+  const uint64_t rate = 25000000, burst = 125000, catch_up = 125000, pk = 1304;
+  TokenBucket b(rate, burst, 0, catch_up, default_repay_cap(rate));
+  TokenBucket plain(rate, burst, 0, catch_up);
+  std::mt19937_64 rng(17);
+  std::vector<std::pair<uint64_t, uint64_t>> takes;  // (time, bytes so far)
+  uint64_t now = 0, taken = 0, taken_plain = 0;
+  takes.push_back({0, 0});
+  while (b.try_take(pk)) taken += pk;
+  while (plain.try_take(pk)) taken_plain += pk;
+  takes.push_back({0, taken});
+  while (now < 20ull * 1000000000) {
+    uint64_t r = rng();
+    now += r % 2000 == 0 ? 10000000 + rng() % 50000000 : 100000 + rng() % 2000000;
+    b.refill(now);
+    plain.refill(now);
+    while (b.try_take(pk)) taken += pk;
+    while (plain.try_take(pk)) taken_plain += pk;
+    takes.push_back({now, taken});
+  }
+  const uint64_t expect = rate * now / 1000000000 + burst;
+  CHECK(taken <= expect);
+  CHECK(b.forfeited_total() > 40 * pk);            // the stalls did forfeit
+  CHECK(expect - taken < b.owed() + 2 * pk);       // all paid back but the last debt
+  CHECK(taken_plain + b.forfeited_total() / 2 < expect);  // the plain bucket lost it
+  int64_t most_over = INT64_MIN;
+  for (size_t i = 1; i < takes.size(); i += 7)
+    for (size_t j = i; j < takes.size(); ++j) {
+      int64_t sent = static_cast<int64_t>(takes[j].second - takes[i - 1].second);
+      uint64_t window = takes[j].first - takes[i].first;
+      int64_t owed = static_cast<int64_t>(rate * window / 1000000000 +
+                                          rate * window / 1000000000 / TokenBucket::kRepayDivisor);
+      most_over = std::max(most_over, sent - owed);
+    }
+  CHECK(most_over <= static_cast<int64_t>(burst + catch_up));
+}
+
 static void test_default_burst() {
   CHECK_EQ(default_burst(0, 1200), 2400ull);
   CHECK_EQ(default_burst(125000000, 1200), 625000ull);
@@ -458,6 +546,15 @@ struct PacedChannel {
     e.push_packets(3, pk.data() + first * 1200, 1200, n, &acc);
     CHECK_EQ(acc, n);
   }
+  // Advances the clock `n` times by `ns`, the engine serving after each
+  // step (a sender on time); returns sent().
+  uint64_t steps(int n, uint64_t ns) {
+    for (int i = 0; i < n; ++i) {
+      clock += ns;
+      sent();
+    }
+    return sent();
+  }
   // Stream packets sent once the engine has caught up with this thread.
   uint64_t sent() {
     CHECK_EQ(e.barrier(), 0);
@@ -536,6 +633,32 @@ static void test_engine_pacing_catches_up_when_late_not_when_idle() {
   CHECK_EQ(p.sent(), 12u);  // a burst, no catch-up for the idle second
   p.r.drain();
   CHECK_EQ(p.r.got.size(), 12u);
+  p.e.stop();
+}
+
+static void test_engine_pacing_repays_a_stall_not_idle_time() {
+  // 480000 bytes/s: burst and catch-up 2400 bytes (5 ms), repayment cap
+  // 48000 (100 ms). After a 1 s stall with packets queued the channel sends
+  // the burst, then 1/8 more than the rate until the 48000 bytes are paid:
+  // 45 packets in the next 100 ms, not 40. Time with the ring empty owes
+  // nothing: after it, the burst and the rate alone.
+  PacedChannel p(480000);
+  std::vector<uint8_t> pk = make_packets(0, 80, 1200);
+  p.push(pk, 0, 60);
+  CHECK_EQ(p.sent(), 2u);  // the burst
+  p.clock += 1000000000;   // a 1 s stall
+  CHECK_EQ(p.sent(), 4u);  // a burst only, at once
+  // On time, 5 ms a step: 2400 bytes of rate + 300 repaid.
+  CHECK_EQ(p.steps(20, 5000000), 49u);
+  CHECK_EQ(p.steps(5, 5000000), 60u);  // the 11 left; the ring is empty
+  p.clock += 1000000000;               // idle
+  p.push(pk, 60, 20);
+  CHECK_EQ(p.sent(), 62u);  // the burst
+  // 25 ms on time: the rate alone, 10 packets (11 if anything were owed).
+  CHECK_EQ(p.steps(5, 5000000), 72u);
+  CHECK_EQ(p.steps(4, 5000000), 80u);
+  p.r.drain();
+  CHECK_EQ(p.r.got.size(), 80u);
   p.e.stop();
 }
 
@@ -1302,6 +1425,8 @@ int main() {
       {"token_bucket_catch_up_is_for_lateness_only", test_token_bucket_catch_up_is_for_lateness_only},
       {"token_bucket_long_run_rate_with_late_refills", test_token_bucket_long_run_rate_with_late_refills},
       {"token_bucket_never_beyond_rate_burst_and_catch_up", test_token_bucket_never_beyond_rate_burst_and_catch_up},
+      {"token_bucket_repays_a_stall_at_an_eighth_of_the_rate", test_token_bucket_repays_a_stall_at_an_eighth_of_the_rate},
+      {"token_bucket_stalls_repaid_over_a_long_run", test_token_bucket_stalls_repaid_over_a_long_run},
       {"default_burst", test_default_burst},
       {"destination_set_add_remove", test_destination_set_add_remove},
       {"destination_set_plain_only_follows_its_destination", test_destination_set_plain_only_follows_its_destination},
@@ -1314,6 +1439,7 @@ int main() {
       {"engine_mixed_sizes_keep_datagram_boundaries", test_engine_mixed_sizes_keep_datagram_boundaries},
       {"engine_pacing_holds_back_packets", test_engine_pacing_holds_back_packets},
       {"engine_pacing_catches_up_when_late_not_when_idle", test_engine_pacing_catches_up_when_late_not_when_idle},
+      {"engine_pacing_repays_a_stall_not_idle_time", test_engine_pacing_repays_a_stall_not_idle_time},
       {"engine_destination_changes_apply_in_order", test_engine_destination_changes_apply_in_order},
       {"engine_low_water_batches_channels_once_per_push", test_engine_low_water_batches_channels_once_per_push},
       {"engine_gso_refused_falls_back_per_destination", test_engine_gso_refused_falls_back_per_destination},
