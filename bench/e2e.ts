@@ -51,6 +51,11 @@
 //   has checked the file's SHA-256. Every received file is then checked
 //   against the source's SHA-256 (outside the timed span) for both.
 // - Peak RSS: GNU time (`/usr/bin/time -v`) around every process.
+// - Pacing: rqcast's server runs with `--metrics` on its namespace's
+//   loopback; pacing_forfeited_MB / pacing_repaid_MB are its
+//   rqcast_pacing_stall_bytes_total at the end (the rate its sender
+//   thread's stalls took beyond the burst, and what was paid back:
+//   docs/PROTOCOL.md §10.6).
 // - Per row: floor_s (the line-rate time over (1 - loss): what a fountain
 //   code cannot beat), CPU (user + system) and peak RSS of the busiest
 //   receiver on each side (client_cpu_s, uftpd_cpu_s, also per GiB), and
@@ -131,6 +136,22 @@ interface Run {
   wire_each?: WireRate[];
   /** rqcast: where each receiver's time went (bench/e2e-breakdown.ts). */
   breakdown_each?: (Breakdown | null)[];
+  /** rqcast: bytes of the stream's rate the server's sender thread's stalls took beyond its burst, and of them those paid back (the server's metrics at the end; null: a tree without the counter). */
+  pacing_forfeited_MB?: number | null;
+  pacing_repaid_MB?: number | null;
+}
+
+/** The server's port for its metrics, on its namespace's loopback. */
+const METRICS_PORT = 9464;
+
+/** rqcast_pacing_stall_bytes_total of the unicast stream, by kind, from the server's metrics (in its namespace). */
+async function pacingStalls(bed: Testbed): Promise<{ forfeited: number | null; repaid: number | null }> {
+  const r = await bed.run(bed.server.ns, ['curl', '-s', '--max-time', '5', `http://127.0.0.1:${METRICS_PORT}/metrics`]);
+  const pick = (kind: string): number | null => {
+    const m = new RegExp(`^rqcast_pacing_stall_bytes_total\\{[^}]*transport="udp",kind="${kind}"\\} (\\S+)$`, 'm').exec(r.stdout);
+    return m ? Number(m[1]) : null;
+  };
+  return { forfeited: pick('forfeited'), repaid: pick('repaid') };
 }
 
 function usage(server: TimeReport, clients: TimeReport[]): Pick<Run, 'server_rss_MiB' | 'client_rss_MiB' | 'server_cpu_s' | 'client_cpu_s'> {
@@ -243,7 +264,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const serverRep = path.join(work, `serve-${loss}.time`);
   const server = bed.spawn(
     bed.server.ns,
-    timed(serverRep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--json', ...SERVE_ARGS)),
+    timed(serverRep, rqcastArgv('serve', source, '--bind', bed.server.address, '--port', String(CONTROL_PORT), '--rate', String(RATE_MBIT), '--metrics', `127.0.0.1:${METRICS_PORT}`, '--json', ...SERVE_ARGS)),
     { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
   );
   await server.waitForStdout(/listening/, 600_000);
@@ -283,6 +304,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     if (k) log(`${c.ns}: loss rule saw ${k.seen} datagrams (GSO trains count once), dropped ${k.dropped}`);
   }
   await addLossAll(bed, 0);
+  const stalls = await pacingStalls(bed);
   await stopTimed(server);
   let verified = 0;
   for (const out of outs) if ((await sha256File(out)) === digest) verified++;
@@ -317,6 +339,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     socket_drops_each: summaries.map((j) => (typeof j?.socketDrops === 'number' ? j.socketDrops : null)),
     budget_drops_each: summaries.map((j) => (typeof j?.budgetDrops === 'number' ? j.budgetDrops : null)),
     wire_each: wire,
+    pacing_forfeited_MB: stalls.forfeited === null ? null : round(stalls.forfeited / 1e6, 2),
+    pacing_repaid_MB: stalls.repaid === null ? null : round(stalls.repaid / 1e6, 2),
     breakdown_each: summaries.map(
       (j, i) =>
         breakdown({ seconds: ends[i] - t0, spawnedAt: spawnedAt[i], summarySeen: summarySeen[i], summary: (j ?? {}) as FetchCounts, bytes: BYTES, symbolSize: SYMBOL_SIZE, packetBytes: DATA_PACKET_BYTES, rateMbit: RATE_MBIT, lossPct: loss, realisedLoss: lossEach[i] }) ?? null,
@@ -393,6 +417,8 @@ async function main(): Promise<void> {
       budget_drops_each: rq?.budget_drops_each ?? null,
       rqcast_wire_each: rq?.wire_each ?? null,
       breakdown_each: rq?.breakdown_each ?? null,
+      pacing_forfeited_MB: rq?.pacing_forfeited_MB ?? null,
+      pacing_repaid_MB: rq?.pacing_repaid_MB ?? null,
       uftp_wire_each: uf?.wire_each ?? null,
       client_cpu_s: rq ? round(rq.client_cpu_s, 2) : null,
       uftpd_cpu_s: uf ? round(uf.client_cpu_s, 2) : null,

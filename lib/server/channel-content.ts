@@ -322,9 +322,9 @@ export function offeredChannels(plan: ServerPlan, options: RqcastServerOptions):
 }
 
 /** The replicator's per-channel counts that only grow (not queued, destinations). */
-const CARRIED_KEYS = ['streamPackets', 'datagrams', 'bytes', 'dropsEagain', 'dropsEnobufs', 'errors', 'tcpPackets', 'tcpBytes'] as const;
+const CARRIED_KEYS = ['streamPackets', 'datagrams', 'bytes', 'dropsEagain', 'dropsEnobufs', 'errors', 'tcpPackets', 'tcpBytes', 'pacingForfeitedBytes', 'pacingRepaidBytes'] as const;
 type CarriedChannelCounts = Record<(typeof CARRIED_KEYS)[number], number>;
-const NO_CARRIED: CarriedChannelCounts = { streamPackets: 0, datagrams: 0, bytes: 0, dropsEagain: 0, dropsEnobufs: 0, errors: 0, tcpPackets: 0, tcpBytes: 0 };
+const NO_CARRIED: CarriedChannelCounts = { streamPackets: 0, datagrams: 0, bytes: 0, dropsEagain: 0, dropsEnobufs: 0, errors: 0, tcpPackets: 0, tcpBytes: 0, pacingForfeitedBytes: 0, pacingRepaidBytes: 0 };
 
 /** A channel's counts now plus what its earlier replicator channels counted (a field the replicator leaves out stays out). */
 function withCarried(now: ReplicatorChannelCounters, carried: CarriedChannelCounts | undefined): ReplicatorChannelCounters {

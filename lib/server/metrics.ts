@@ -13,7 +13,9 @@
  *   evict its oldest, `rqcast_server_tcp_pool_evicted_total`):
  *   `rqcast_sent_packets_total`, `rqcast_sent_bytes_total`; and what the
  *   kernel refused of the UDP ones, `rqcast_replicator_drops_total{reason}`
- *   and `rqcast_replicator_send_errors_total`; TCP's segments and send
+ *   and `rqcast_replicator_send_errors_total`; the rate its sender thread's
+ *   stalls took and paid back, `rqcast_pacing_stall_bytes_total{kind}`
+ *   (docs/PROTOCOL.md §10.6); TCP's segments and send
  *   errors are counted per server (`rqcast_server_tcp_segments_out_total`,
  *   ...);
  * - `rqcast_cookie_refusals_total{reason}`: one series per reason of
@@ -152,6 +154,13 @@ export function registerServerMetrics(server: RqcastServer, registry: Registry =
     }
   });
   mirroredCounter(registry, 'rqcast_replicator_send_errors_total', 'Datagrams lost to other send errors', streamLabels, perStream((s) => s.errors ?? 0));
+  mirroredCounter(registry, 'rqcast_pacing_stall_bytes_total', "Bytes of a stream's rate its sender thread's stalls took beyond the burst (forfeited), and of them those paid back later (repaid); docs/PROTOCOL.md §10.6", [...streamLabels, 'kind'], function* () {
+    for (const [labels, s] of streamStats(server)) {
+      if (s.pacingForfeitedBytes === undefined) continue;
+      yield [{ ...labels, kind: 'forfeited' }, s.pacingForfeitedBytes];
+      yield [{ ...labels, kind: 'repaid' }, s.pacingRepaidBytes ?? 0];
+    }
+  });
   mirroredCounter(registry, 'rqcast_cookie_refusals_total', 'Cookies refused, by reason (docs/PROTOCOL.md §5)', ['reason'], function* () {
     const c = counters();
     for (const [reason, key] of Object.entries(COOKIE_REFUSAL_COUNTER)) yield [{ reason }, c[key]];

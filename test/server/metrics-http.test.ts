@@ -165,6 +165,13 @@ describe('serve --metrics: a scrape after a real transfer', () => {
     expect(value(text, `rqcast_replicator_drops_total{channel="main",tsi="1",transport="udp",reason="eagain"}`)).toBe(0);
     expect(value(text, `rqcast_replicator_drops_total{channel="main",tsi="1",transport="udp",reason="enobufs"}`)).toBe(0);
     expect(value(text, `rqcast_replicator_send_errors_total${udp}`)).toBe(0);
+    // The rate stalls of the sender thread took, and paid back: counters, repaid never more than forfeited.
+    expect(typeOf(text, 'rqcast_pacing_stall_bytes_total')).toBe('counter');
+    const forfeited = value(text, `rqcast_pacing_stall_bytes_total{channel="main",tsi="1",transport="udp",kind="forfeited"}`)!;
+    const repaid = value(text, `rqcast_pacing_stall_bytes_total{channel="main",tsi="1",transport="udp",kind="repaid"}`)!;
+    expect(forfeited).toBeGreaterThanOrEqual(0);
+    expect(repaid).toBeGreaterThanOrEqual(0);
+    expect(repaid).toBeLessThanOrEqual(forfeited);
 
     // Prepared-block memory is a level: a gauge, equal to the server's count.
     expect(typeOf(text, 'rqcast_server_prepared_bytes')).toBe('gauge');
