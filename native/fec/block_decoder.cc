@@ -184,7 +184,7 @@ Status BlockDecoder::Impl::Solve() {
     row_input.push_back(x);
   }
   for (uint32_t j = 0; j < nrep; ++j) {
-    append_lt_row(p, repair_esi[j] + Kp - K, &rows);
+    append_lt_row(p, isi_of_esi(p, K, repair_esi[j]), &rows);
     row_input.push_back(K + j);
   }
   EncodingPlan plan;

@@ -112,8 +112,7 @@ Status BlockEncoder::Symbol(uint32_t esi, uint8_t* out) const {
     }
     return Status::kOk;
   }
-  // §5.3.1: repair ESI X >= K is ISI X + K' - K.
-  lt_encode(im.p, *im.plan, im.work.data(), im.T, esi + im.p.K_prime - im.K,
+  lt_encode(im.p, *im.plan, im.work.data(), im.T, isi_of_esi(im.p, im.K, esi),
             out);
   return Status::kOk;
 }
@@ -147,11 +146,8 @@ Status BlockEncoder::Symbols(uint32_t first_esi, uint32_t count, uint8_t* out,
   Row rows[kAhead + 1];
   const uint8_t* work = im.work.data();
   const auto load = [&](uint32_t j) {
-    const uint32_t esi = first_esi + j;
-    // §5.3.1: source ESI X is ISI X; repair ESI X >= K is ISI X + K' - K.
-    const uint32_t isi = esi < im.K ? esi : esi + im.p.K_prime - im.K;
     Row& r = rows[j % (kAhead + 1)];
-    r.n = lt_columns(im.p, isi, r.cols);
+    r.n = lt_columns(im.p, isi_of_esi(im.p, im.K, first_esi + j), r.cols);
     for (uint32_t c = 0; c < r.n; ++c) {
       prefetch_symbol(intermediate_symbol(*im.plan, work, im.T, r.cols[c]), im.T);
     }

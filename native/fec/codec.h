@@ -74,6 +74,13 @@ struct SystematicParams {
   uint32_t U;        // P - H
   uint32_t B;        // W - S
 };
+// §5.3.1: the ISI of encoding symbol `esi` of a block of K source symbols.
+// A source ESI (< K) is its own ISI; a repair ESI X is ISI X + K' - K (the
+// padding symbols K..K'-1 are never sent).
+inline uint32_t isi_of_esi(const SystematicParams& p, uint32_t K, uint32_t esi) {
+  return esi < K ? esi : esi + p.K_prime - K;
+}
+
 // Returns false when K > 56403.
 bool systematic_params(uint32_t K, SystematicParams* out);
 
