@@ -95,11 +95,13 @@ class OpenFile {
 export class ObjectEncoder {
   private readonly raw: RawEncoder;
   // The 12 OTI bytes the native constructor accepted; the Oti is built
-  // from them on first use (otiInfo). A constructor that does not build it
-  // allocates no object of a new shape: after a full garbage collection
-  // each such shape is built again, its map allocated in old space, which
-  // makes the main thread help the sweeper (bench:codec collects before
-  // every run; K = 1 000, paired: encode -47 µs, decode -31 µs).
+  // from them on first use (otiInfo). A constructor that does not need it
+  // builds fewer objects of new shapes: after a full garbage collection
+  // each shape is built again, its map allocated in old space, where the
+  // first allocation makes the main thread help the sweeper (bench:codec
+  // collects before every repetition; K = 1 000, paired: encode -35 to
+  // -47 µs, decode -31 to -68 µs; docs/BENCHMARKS.md, "encoders and
+  // decoders build their OTI on first use").
   private readonly otiBytes: Uint8Array;
   private readonly binding: RawCodecBinding;
   private acceptedOti: Oti | undefined;
