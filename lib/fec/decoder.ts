@@ -66,25 +66,36 @@ function toResult(r: RawBatchResult): BatchResult {
 }
 
 export class ObjectDecoder {
-  readonly otiInfo: Oti;
   private readonly raw: RawDecoder;
+  // The 12 OTI bytes the native constructor accepted; the Oti is built on
+  // first use (otiInfo), as in ObjectEncoder.
+  private readonly otiBytes: Uint8Array;
+  private readonly binding: RawCodecBinding;
+  private acceptedOti: Oti | undefined;
   // Async operations run one after the other (the native decoder accepts
-  // one at a time).
-  private queue: Promise<unknown> = Promise.resolve();
+  // one at a time); the chain starts with the first of them.
+  private queue: Promise<unknown> | undefined;
 
   constructor(oti: Uint8Array | OtiFields, binding: RawCodecBinding = loadNative()) {
     // The native constructor checks the OTI (as Oti.parse would): one
     // native call, not two. Fields that do not fit their wire widths take
     // Oti.from, which names the bound they break.
     const bytes = oti instanceof Uint8Array ? ownOtiBytes(oti) : otiWireBytes(oti);
+    this.binding = binding;
     if (bytes !== undefined) {
       this.raw = callNative(() => new binding.Decoder(bytes));
-      this.otiInfo = Oti.accepted(bytes, binding);
+      this.otiBytes = bytes;
     } else {
-      this.otiInfo = Oti.from(oti as OtiFields, binding);
-      const own = this.otiInfo.toBytes();
+      this.acceptedOti = Oti.from(oti as OtiFields, binding);
+      const own = this.acceptedOti.toBytes();
       this.raw = callNative(() => new binding.Decoder(own));
+      this.otiBytes = own;
     }
+  }
+
+  /** The object's OTI (F, T, Z, N, Al). */
+  get otiInfo(): Oti {
+    return (this.acceptedOti ??= Oti.accepted(this.otiBytes, this.binding));
   }
 
   /**
@@ -168,7 +179,7 @@ export class ObjectDecoder {
   }
 
   private enqueue(op: () => Promise<RawBatchResult>): Promise<BatchResult> {
-    const run = this.queue.then(() => awaitNative(op)).then(toResult);
+    const run = (this.queue ?? Promise.resolve()).then(() => awaitNative(op)).then(toResult);
     this.queue = run.catch(() => undefined);
     return run;
   }

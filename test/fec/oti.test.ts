@@ -244,6 +244,34 @@ describe('OTI written here for the native constructor to check (otiWireBytes, Ot
     );
   });
 
+  test('the OTI read after construction is the one accepted, whatever the caller did to its bytes since', () => {
+    // The constructors keep the accepted bytes and build otiInfo on first
+    // use: that must read their own copy, never the caller's buffer.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 200_000 }),
+        fc.integer({ min: 1, max: 64 }),
+        fc.constantFrom(1, 2, 4, 8),
+        fc.integer({ min: 0, max: 255 }),
+        (F, symbols, Al, fill) => {
+          const T = symbols * Al * 4;
+          const enc = new ObjectEncoder(new Uint8Array(F), { symbolSize: T, sourceBlocks: 1, alignment: Al });
+          const want = enc.otiInfo.toJSON();
+          const bytes = enc.oti;
+          const dec = new ObjectDecoder(bytes);
+          const again = new ObjectEncoder(new Uint8Array(F), { oti: bytes });
+          bytes.fill(fill);
+          expect(dec.otiInfo.toJSON()).toEqual(want);
+          expect(again.otiInfo.toJSON()).toEqual(want);
+          expect(Oti.parse(dec.oti).toJSON()).toEqual(want);
+          expect(dec.packetSize).toBe(4 + T);
+          for (const c of [enc, dec, again]) c.close();
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   test('an encoder from any given T, Z, N, Al: the OTI or the error of Oti.from', () => {
     fc.assert(
       fc.property(anyFields, fc.integer({ min: 1, max: 5000 }), (fields, F) => {
