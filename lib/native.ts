@@ -422,23 +422,8 @@ export interface RawFileWritesBinding {
   pwriteRanges(fd: number, data: Uint8Array, position: number, ranges: number[]): Promise<{ bytes: number; calls: number }>;
 }
 
-export interface RawSha256Binding {
-  /** A fresh SHA-256 state: plain bytes, copied by copying them. */
-  sha256Init(): Uint8Array;
-  /** Hashes `data` on this thread; `state` updated in place. */
-  sha256Update(state: Uint8Array, data: Uint8Array): void;
-  /** The digest of the bytes so far (`state` unchanged). */
-  sha256Digest(state: Uint8Array): Buffer;
-  /**
-   * Hashes `data` on the thread pool from `state` as it is now, writes the
-   * new state back and resolves to the digest so far. One job per state at
-   * a time (lib/support/sha256.ts chains them).
-   */
-  sha256UpdateAsync(state: Uint8Array, data: Uint8Array): Promise<Buffer>;
-}
-
 /** Everything rqcast.node exports. Other bindings extend this. */
-export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding & RawFileWritesBinding & RawSha256Binding;
+export type NativeBinding = RawCodecBinding & RawReplicatorBinding & RawUdpReceiverBinding & NativeTcpServerBinding & RawFileWritesBinding;
 
 /** The package root: lib/ (ts-node, jest) and dist/ both sit one below. */
 export const packageRoot = path.resolve(__dirname, '..');

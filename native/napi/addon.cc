@@ -11,7 +11,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rqcast::napi::RegisterReceiver(env, exports);
   rqcast::napi::RegisterTcpServer(env, exports);
   rqcast::napi::RegisterFileWrites(env, exports);
-  rqcast::napi::RegisterSha256(env, exports);
   return exports;
 }
 

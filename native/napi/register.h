@@ -12,8 +12,6 @@ void RegisterReceiver(Napi::Env env, Napi::Object exports);
 void RegisterTcpServer(Napi::Env env, Napi::Object exports);
 // After RegisterCodec (its jobs hold the environment's InFlight counter).
 void RegisterFileWrites(Napi::Env env, Napi::Object exports);
-// After RegisterCodec too (same counter).
-void RegisterSha256(Napi::Env env, Napi::Object exports);
 
 }  // namespace napi
 }  // namespace rqcast

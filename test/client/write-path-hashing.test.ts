@@ -15,7 +15,6 @@ import { ObjectReceiver } from '../../lib/client/object-receiver';
 import { ResumableFileSink } from '../../lib/client/sinks/resumable-sink';
 import { parseState } from '../../lib/client/sinks/resume-state';
 import { ObjectEncoder } from '../../lib/fec/encoder';
-import { loadNative } from '../../lib/native';
 import { alcPacket, feedBlocksInOrder, prng, wireOti } from './support';
 
 let dir: string;
@@ -26,41 +25,17 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-/**
- * Counts the bytes every SHA-256 is fed from now on, beyond the journal's
- * 40–56-byte record checks: node:crypto's, and the native state's (the
- * file's running digest, on the thread pool or not).
- */
+/** Counts the bytes every SHA-256 is fed from now on, beyond the journal's 40–56-byte record checks. */
 function countHashing(): { bytes: () => number; restore: () => void } {
   let bytes = 0;
-  const count = (n: number) => {
-    if (n > 64) bytes += n;
-  };
   const proto = crypto.Hash.prototype as unknown as { update: (data: crypto.BinaryLike, encoding?: crypto.Encoding) => crypto.Hash };
   const real = proto.update;
   const spy = jest.spyOn(proto, 'update').mockImplementation(function (this: crypto.Hash, data: crypto.BinaryLike, encoding?: crypto.Encoding) {
-    count(typeof data === 'string' ? Buffer.byteLength(data) : (data as Uint8Array).byteLength);
+    const n = typeof data === 'string' ? Buffer.byteLength(data) : (data as Uint8Array).byteLength;
+    if (n > 64) bytes += n;
     return real.call(this, data, encoding);
   });
-  const native = loadNative();
-  const realUpdate = native.sha256Update;
-  const realAsync = native.sha256UpdateAsync;
-  const sync = jest.spyOn(native, 'sha256Update').mockImplementation((state, data) => {
-    count(data.byteLength);
-    return realUpdate(state, data);
-  });
-  const offThread = jest.spyOn(native, 'sha256UpdateAsync').mockImplementation((state, data) => {
-    count(data.byteLength);
-    return realAsync(state, data);
-  });
-  return {
-    bytes: () => bytes,
-    restore: () => {
-      spy.mockRestore();
-      sync.mockRestore();
-      offThread.mockRestore();
-    },
-  };
+  return { bytes: () => bytes, restore: () => spy.mockRestore() };
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

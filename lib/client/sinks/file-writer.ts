@@ -11,9 +11,7 @@
  *     directory; different -> unlink, DigestMismatchError.
  *
  * The digest runs ahead: a block that extends the hashed prefix is hashed
- * from memory as it is written (on the thread pool, in order: the JS
- * thread, which reads the packets, never hashes a block; a block's write
- * resolves once it is hashed too), and a block that decodes early is kept
+ * from memory as it is written, and a block that decodes early is kept
  * (within a budget) until the prefix reaches it. Against a round-robin
  * stream every block fills up, and decodes, at about the same time at the
  * end of a transfer, in no particular order; so the hashing overlaps the
@@ -29,8 +27,8 @@
  * the blocks being written plus the early ones kept for the digest (at most
  * the budget), never the whole of a large object.
  */
-import { nodeCrypto } from '../../support/crypto-when-used';
-import { Sha256 } from '../../support/sha256';
+import type { Hash } from 'crypto';
+import { createHash, nodeCrypto } from '../../support/crypto-when-used';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import { loadNative, type RawFileWritesBinding } from '../../native';
@@ -138,16 +136,9 @@ export class ObjectFileWriter {
   private handle: fs.FileHandle | undefined;
   private finished = false;
   private pending = new Set<Promise<void>>();
-  /**
-   * The running digest of bytes [0, hashedUpTo) (the last of them may still
-   * be in its thread-pool jobs); undefined once it cannot be trusted (overlap).
-   */
-  private hash: Sha256 | undefined = Sha256.create();
+  /** The running digest of bytes [0, hashedUpTo); undefined once it cannot be trusted (overlap). */
+  private hash: Hash | undefined = createHash('sha256');
   private hashedUpTo = 0;
-  /** Bytes [0, markedUpTo) hashed, their jobs done: the ends up to here have their marks. */
-  private markedUpTo = 0;
-  /** Kept blocks handed to the digest's jobs and not hashed yet (still the writer's). */
-  private readonly hashing = new Set<Uint8Array>();
   /**
    * Every block written past the prefix, by offset: its length, and its
    * bytes while they fit the budget (`data` undefined: read back at commit).
@@ -209,7 +200,7 @@ export class ObjectFileWriter {
    * undefined. `prefix` is the digest of its first `prefixBytes` bytes, as
    * read when its kept blocks were verified (resume-state.ts).
    */
-  static async reopen(finalPath: string, tempPath: string, length: number, prefix?: { hash: Sha256; bytes: number }): Promise<ObjectFileWriter | undefined> {
+  static async reopen(finalPath: string, tempPath: string, length: number, prefix?: { hash: Hash; bytes: number }): Promise<ObjectFileWriter | undefined> {
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(tempPath, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
@@ -225,8 +216,7 @@ export class ObjectFileWriter {
     if (prefix !== undefined && prefix.bytes > 0 && prefix.bytes <= length) {
       w.hash = prefix.hash;
       w.hashedUpTo = prefix.bytes;
-      w.markedUpTo = prefix.bytes;
-      w.marks.set(prefix.bytes, prefix.hash.digest());
+      w.mark();
     }
     return w;
   }
@@ -260,13 +250,9 @@ export class ObjectFileWriter {
     return this.hash === undefined ? undefined : this.marks.get(end);
   }
 
-  /**
-   * Bytes [0, n) are in the running digest (every block in it handed to
-   * writeAt or kept), hashed, with a prefixDigest at each block end; 0 once
-   * the digest is dropped.
-   */
+  /** Bytes [0, n) are in the running digest (every block in it handed to writeAt or kept); 0 once the digest is dropped. */
   get digestedBytes(): number {
-    return this.hash === undefined ? 0 : this.markedUpTo;
+    return this.hash === undefined ? 0 : this.hashedUpTo;
   }
 
   /** The running digest was given up (a region written twice): commit reads the whole file back, and no prefix digest is known. */
@@ -335,10 +321,8 @@ export class ObjectFileWriter {
     // stream) in one thread-pool job: one hand-off and one promise per
     // block, not per range. The fd stays open until it settles: suspend,
     // commit and abort wait for `pending` before closing it.
-    // Resolves once `data` is hashed too (if it continued the prefix), so
-    // that the caller does not reuse it under the digest's job.
     const ranges = gaps(offset, data.length, inPlace).flat();
-    const written = (async () => {
+    const p = (async () => {
       if (ranges.length > 0) {
         this.blockWriteJobs++;
         const { bytes, calls } = await this.pwriteRanges(handle.fd, data, offset, ranges);
@@ -348,8 +332,7 @@ export class ObjectFileWriter {
       this.bytesWritten += data.length;
     })();
     this.handedBytes += data.length;
-    const hashed = this.digestAhead(offset, data);
-    const p = hashed === undefined ? written : Promise.all([written, hashed]).then(() => undefined);
+    this.digestAhead(offset, data);
     this.pending.add(p);
     const forget = () => this.pending.delete(p);
     p.then(forget, forget);
@@ -381,52 +364,34 @@ export class ObjectFileWriter {
     return p;
   }
 
-  /** Whether the writer holds `data` (a block kept for the running digest until the prefix reaches it and it is hashed). */
+  /** Whether the writer holds `data` (a block kept for the running digest until the prefix reaches it). */
   keeps(data: Uint8Array): boolean {
-    if (this.hashing.has(data)) return true;
     for (const b of this.ahead.values()) if (b.data === data) return true;
     return false;
   }
 
-  /**
-   * Feeds the running digest with a block being written at `offset`: if it
-   * continues the prefix, the promise of the last job it queued (its own,
-   * then those of the kept blocks the prefix reaches with it).
-   */
-  private digestAhead(offset: number, data: Uint8Array): Promise<void> | undefined {
-    if (this.hash === undefined || data.length === 0) return undefined;
+  /** Feeds the running digest with a block being written at `offset`. */
+  private digestAhead(offset: number, data: Uint8Array): void {
+    if (this.hash === undefined || data.length === 0) return;
     if (offset < this.hashedUpTo || this.overlapsAhead(offset, data.length)) {
       // Written again: the file's bytes may not be what was hashed or kept.
       this.dropDigest();
-      return undefined;
+      return;
     }
     if (offset === this.hashedUpTo) {
-      const hashed = this.extend(data);
+      this.hash.update(data);
+      this.hashedUpTo += data.length;
+      this.mark();
       // The block that completes the object (a receiver that joined late gets
       // its first blocks last): the kept blocks after it are hashed by
       // commit, beside the file's fsync, not here before it.
-      return this.handedBytes < this.length ? this.advance(hashed) : hashed;
+      if (this.handedBytes < this.length) this.advance();
+      return;
     }
     const keep = this.heldBytes + data.length <= this.holdBytes;
     if (keep) this.heldBytes += data.length;
     this.ahead.set(offset, { length: data.length, data: keep ? data : undefined });
     this.aheadStarts.splice(this.firstAfter(offset), 0, offset);
-    return undefined;
-  }
-
-  /**
-   * Queues `data`, the bytes at hashedUpTo, to the digest's jobs; the end it
-   * reaches gets its mark once they are hashed.
-   */
-  private extend(data: Uint8Array): Promise<void> {
-    const hash = this.hash as Sha256;
-    this.hashedUpTo += data.length;
-    const end = this.hashedUpTo;
-    return this.hashHeld(hash, data).then((digest) => {
-      if (this.hash !== hash) return;
-      this.marks.set(end, digest);
-      this.markedUpTo = end;
-    });
   }
 
   /** Index of the first start in aheadStarts greater than `offset`. */
@@ -450,38 +415,26 @@ export class ObjectFileWriter {
     return i < this.aheadStarts.length && offset + length > this.aheadStarts[i];
   }
 
-  /**
-   * Queues the kept blocks that now continue the prefix (stops at one not
-   * kept) behind `last`, the job before them: the last job's promise.
-   */
-  private advance(last: Promise<void>): Promise<void> {
+  /** Hashes the kept blocks that now continue the prefix (stops at one not kept). */
+  private advance(): void {
     while (this.hash !== undefined && this.aheadStarts.length > 0 && this.aheadStarts[0] === this.hashedUpTo) {
       const next = this.ahead.get(this.hashedUpTo) as { length: number; data?: Uint8Array };
-      if (next.data === undefined) break;
+      if (next.data === undefined) return;
       this.ahead.delete(this.hashedUpTo);
       this.aheadStarts.shift();
       this.heldBytes -= next.length;
-      // A failed job fails every later one: the last carries it.
-      last.catch(() => undefined);
-      last = this.extend(next.data);
+      this.hash.update(next.data);
+      this.hashedUpTo += next.length;
+      this.mark();
     }
-    return last;
   }
 
-  /**
-   * Queues `data` to `hash`'s jobs. A kept block stays the writer's (keeps)
-   * until hashed, whatever its place in `ahead`.
-   */
-  private hashHeld(hash: Sha256, data: Uint8Array): Promise<Buffer> {
-    this.hashing.add(data);
-    const p = hash.updateOffThread(data);
-    const done = () => this.hashing.delete(data);
-    p.then(done, done);
-    return p;
+  /** Keeps the digest of the prefix as it stands (a block's end). */
+  private mark(): void {
+    if (this.hash !== undefined) this.marks.set(this.hashedUpTo, this.hash.copy().digest());
   }
 
   private dropDigest(): void {
-    // Jobs queued go on (their blocks stay in `hashing` until done); their marks are not kept.
     this.hash = undefined;
     this.marks.clear();
     this.ahead.clear();
@@ -498,7 +451,7 @@ export class ObjectFileWriter {
     let hash = this.hash;
     let position = this.hashedUpTo;
     if (hash === undefined) {
-      hash = Sha256.create();
+      hash = createHash('sha256');
       position = 0;
     }
     const kept = new Map<number, Uint8Array>();
@@ -511,8 +464,7 @@ export class ObjectFileWriter {
       while (s < starts.length && starts[s] < position) s++;
       const block = kept.get(position);
       if (block !== undefined) {
-        // Queued behind the blocks' jobs before it; the writer keeps `block`.
-        this.hashHeld(hash, block).catch(() => undefined);
+        hash.update(block);
         position += block.length;
         continue;
       }
@@ -521,11 +473,9 @@ export class ObjectFileWriter {
       if (s < starts.length) want = Math.min(want, starts[s] - position);
       const { bytesRead } = await handle.read(buf, 0, want, position);
       if (bytesRead === 0) break;
-      // `buf` is read into again next: hashed first.
-      await hash.updateOffThread(buf.subarray(0, bytesRead));
+      hash.update(buf.subarray(0, bytesRead));
       position += bytesRead;
     }
-    await hash.settled();
     return hash.digest();
   }
 

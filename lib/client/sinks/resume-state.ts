@@ -55,8 +55,8 @@
  * A journal whose header names another digest or OTI belongs to another
  * version of the object: it and its part file are discarded.
  */
+import type { Hash } from 'crypto';
 import { createHash } from '../../support/crypto-when-used';
-import { Sha256 } from '../../support/sha256';
 import { constants as fsConstants, promises as fs } from 'fs';
 import * as path from 'path';
 import type { Oti as WireOti } from '../../protocol/oti';
@@ -258,7 +258,7 @@ export interface VerifiedBlocks {
    * that start at offset 0 and follow each other, so that the final digest
    * need not read them again.
    */
-  prefix: Sha256;
+  prefix: Hash;
   prefixBytes: number;
 }
 
@@ -282,13 +282,12 @@ export async function verifyBlocks(
 ): Promise<VerifiedBlocks> {
   const kept: number[] = [];
   const torn: number[] = [];
-  // The writer's kind of state (file-writer.ts goes on from it).
-  let prefix = Sha256.create();
+  let prefix = createHash('sha256');
   let prefixBytes = 0;
   const buf = Buffer.allocUnsafe(READ_CHUNK);
   const ends = [...prefixes.keys()].filter((end) => isBlockEnd(spans, end)).sort((a, b) => a - b);
   if (ends.length > 0) {
-    const h = Sha256.create();
+    const h = createHash('sha256');
     let at = 0;
     reading: for (const end of ends) {
       while (at < end) {
