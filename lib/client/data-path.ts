@@ -130,6 +130,8 @@ export class DataPath {
   private readonly scan = newAlcScan();
   /** Objects given symbols in the current delivery. */
   private readonly touched: RegisteredObject[] = [];
+  /** This delivery sent a packet where a view of it may be kept (onDatagrams' result). */
+  private viewsKept = false;
   /** Data that arrived before JOINED. */
   private preJoin: { p: AlcPacket; length: number }[] = [];
   private readonly stats: ClientStats;
@@ -168,10 +170,17 @@ export class DataPath {
     return this.preJoin.length;
   }
 
-  /** One delivery of datagrams (a native batch, or one dgram message), in one pass. */
-  onDatagrams(d: Datagrams): void {
+  /**
+   * One delivery of datagrams (a native batch, or one dgram message), in
+   * one pass. true: no view of `d` is held past it (what the fast path
+   * takes is copied, or staged and handed to the decoders at the end of the
+   * delivery); false: a packet went where it may be kept (the general
+   * path, a tap, the registry's packets of a TOI not yet in an FDT).
+   */
+  onDatagrams(d: Datagrams): boolean {
     const owner = this.owner;
-    if (owner.ended || owner.left) return;
+    if (owner.ended || owner.left) return true;
+    this.viewsKept = false;
     const stats = this.stats;
     stats.ignored += d.truncated;
     const data = d.data;
@@ -193,12 +202,14 @@ export class DataPath {
         if (this.onObjectPacket(data, at, length, true)) useful = true;
         continue;
       }
+      this.viewsKept = true;
       this.onDatagram(d.datagram(i), d.port(i));
       ended = owner.ended;
       joined = owner.joined;
     }
     this.commitTouched();
     if (useful) owner.activity(Date.now());
+    return !this.viewsKept;
   }
 
   /**
@@ -310,6 +321,7 @@ export class DataPath {
     const entry = ch.entry;
     const tap = this.o.tap;
     if (tap) {
+      this.viewsKept = true;
       const at = s.payloadIdOffset + 4;
       tap.packet(this.source, s.tsi, s.toi, s.sbn, s.esi, data.subarray(at, at + s.payloadLength));
       return true;
@@ -332,6 +344,7 @@ export class DataPath {
     }
     if (entry.fdtSeen || entry.ignoredToiNumbers.has(s.toi)) return false;
     // Not in an FDT yet: the general path keeps it (a view of this delivery's buffer, which is ours).
+    this.viewsKept = true;
     const d = decodeAlc(data.subarray(at, at + length));
     if (d.ok) this.registry.route(entry, d.packet, Date.now());
     return false;

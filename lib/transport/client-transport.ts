@@ -50,8 +50,13 @@ export interface Datagrams {
 
 /** What a transport hands its owner. */
 export interface ClientTransportHandler {
-  /** One delivery: control messages and ALC packets as they arrived. */
-  onDatagrams(d: Datagrams): void;
+  /**
+   * One delivery: control messages and ALC packets as they arrived. true:
+   * nothing of `d` is held past this call, and its bytes may be reused
+   * (the TCP transport reads into them again); anything else: views of it
+   * may be kept.
+   */
+  onDatagrams(d: Datagrams): boolean | void;
   /** The transport failed; nothing more arrives over it. */
   onError(e: Error): void;
 }

@@ -184,6 +184,53 @@ describe('FrameBatcher', () => {
     }
   });
 
+  test('deliveries released (nothing of them kept): the storage is read into again from its start, every frame whole when delivered; one delivery not released keeps its views intact', () => {
+    let seed = 777; // mulberry32
+    const rand = (n: number): number => {
+      let t = (seed = (seed + 0x6d2b79f5) >>> 0);
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const o = smallest(1000);
+    for (let round = 0; round < 12; round++) {
+      // About 6 storages' worth of frames, so that each storage fills several times over.
+      const frames = Array.from({ length: 400 }, (_, i) => payload(rand(10) === 0 ? 1 + rand(FRAME_MAX_PAYLOAD) : 1 + rand(1500), round * 1000 + i));
+      const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+      const sizes = Array.from({ length: 5 }, () => 1 + rand(rand(2) === 0 ? 3000 : 150_000));
+      // Rounds 0-5 release every delivery; the others keep one (the k-th).
+      const k = round < 6 ? -1 : rand(10);
+      const b = new FrameBatcher('192.0.2.1', 4433, o);
+      const buffers = new Set<ArrayBufferLike>();
+      let next = 0;
+      let kept: { views: Buffer[]; first: number } | undefined;
+      let at = 0;
+      let deliveries = 0;
+      for (let i = 0; at < stream.length; i++) {
+        const buf = b.readBuffer();
+        const n = Math.min(sizes[i % sizes.length], buf.length, stream.length - at);
+        buf.set(stream.subarray(at, at + n));
+        at += n;
+        const batch = b.filled(n);
+        if (batch === undefined) continue;
+        buffers.add(batch.data.buffer);
+        const views = viewsOf([batch]);
+        views.forEach((v, j) => expect(Buffer.compare(v, Buffer.from(frames[next + j]))).toBe(0));
+        if (deliveries++ === k) kept = { views, first: next };
+        else b.release();
+        next += views.length;
+      }
+      expect(next).toBe(frames.length);
+      if (kept === undefined) {
+        expect(buffers.size).toBe(1);
+      } else {
+        // The kept delivery's storage was never read into again: its views are as delivered.
+        kept.views.forEach((v, j) => expect(Buffer.compare(v, Buffer.from(frames[kept.first + j]))).toBe(0));
+        expect(buffers.size).toBe(2);
+      }
+    }
+  });
+
   test('a zero-length frame: the frames before it, then failed and nothing more', () => {
     const b = new FrameBatcher('192.0.2.1', 4433);
     const batches = readInto(b, Buffer.concat([encodeFrame(Uint8Array.from([7])), Buffer.from([0, 0]), encodeFrame(Uint8Array.from([8]))]), [100]);
@@ -240,7 +287,7 @@ describe('TcpClientTransport', () => {
     await t.close();
   });
 
-  test('3 MiB of frames of every size, written in odd pieces: each frame once, in order, and views kept from the first delivery unchanged at the end', async () => {
+  test('3 MiB of frames of every size, written in odd pieces: each frame once, in order; views kept from the first delivery unchanged at the end, the storage of the deliveries released (the handler says true) read into again', async () => {
     const frames: Uint8Array[] = [];
     for (let i = 0, total = 0; total < 3 << 20; i++) {
       const n = i % 50 === 49 ? FRAME_MAX_PAYLOAD : 1 + ((i * 7919) % 1600);
@@ -250,12 +297,16 @@ describe('TcpClientTransport', () => {
     const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
     let first: Buffer[] | undefined; // the first delivery's views, kept
     const got: Buffer[] = [];
+    const storages = new Set<ArrayBufferLike>();
     const rec = new Recorder();
     const t = await openTcpClientTransport({ address: '127.0.0.1', port: server.port, family: 4 }, {
       onDatagrams: (d) => {
         const views = Array.from({ length: d.count }, (_, i) => d.datagram(i));
+        const keep = first === undefined;
         first ??= views;
         for (const v of views) got.push(Buffer.from(v));
+        storages.add(d.data.buffer);
+        return !keep;
       },
       onError: (e) => rec.onError(e),
     });
@@ -269,6 +320,8 @@ describe('TcpClientTransport', () => {
     expect(first?.length).toBeGreaterThan(0);
     first?.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
     got.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
+    // The first storage, kept, then one storage read into again and again.
+    expect(storages.size).toBe(2);
     expect(rec.errors).toEqual([]);
     await t.close();
   });
