@@ -174,8 +174,11 @@ export class DataPath {
    * One delivery of datagrams (a native batch, or one dgram message), in
    * one pass. true: no view of `d` is held past it (what the fast path
    * takes is copied, or staged and handed to the decoders at the end of the
-   * delivery); false: a packet went where it may be kept (the general
-   * path, a tap, the registry's packets of a TOI not yet in an FDT).
+   * delivery; a reusable delivery's other datagrams go the general path as
+   * copies: an FDT, a control message, data before JOINED); false: a packet
+   * went where a view of it may be kept (the general path of a delivery
+   * that is not reusable, or with hooks; a tap; the registry's packets of a
+   * TOI not yet in an FDT).
    */
   onDatagrams(d: Datagrams): boolean {
     const owner = this.owner;
@@ -186,6 +189,8 @@ export class DataPath {
     const data = d.data;
     const scan = this.scan;
     const hooks = this.o.recordEsis || owner.watchingPackets();
+    // Rare but for hooks: copied, they leave the storage free.
+    const copyGeneral = d.reusable === true && !hooks;
     // Only the general path (a control message, an FDT) can end the fetch or
     // join the session: read both again after it, not per packet.
     let ended = false;
@@ -202,8 +207,12 @@ export class DataPath {
         if (this.onObjectPacket(data, at, length, true)) useful = true;
         continue;
       }
-      this.viewsKept = true;
-      this.onDatagram(d.datagram(i), d.port(i));
+      if (copyGeneral) {
+        this.onDatagram(Buffer.from(d.datagram(i)), d.port(i));
+      } else {
+        this.viewsKept = true;
+        this.onDatagram(d.datagram(i), d.port(i));
+      }
       ended = owner.ended;
       joined = owner.joined;
     }

@@ -46,6 +46,12 @@ export interface Datagrams {
   port(i: number): number;
   /** Datagrams dropped as too long for the receive slots. */
   readonly truncated: number;
+  /**
+   * The transport reads into `data` again once its handler says it kept
+   * nothing of it (TCP's frame storage): a handler copies the few
+   * datagrams it keeps rather than pin the storage.
+   */
+  readonly reusable?: boolean;
 }
 
 /** What a transport hands its owner. */

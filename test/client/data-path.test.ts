@@ -366,6 +366,25 @@ describe('DataPath: whether a delivery is kept (what the TCP transport may read 
     expect(s.path.onDatagrams(datagrams(objectBytes(obj, 1, { firstEsi: 9 }).map((b) => from(b))))).toBe(true);
   });
 
+  test('a reusable delivery (TCP): what goes the general path is copied, so nothing is kept; its bytes overwritten after each delivery, the object still arrives whole', async () => {
+    const s = setup();
+    const obj = object();
+    /** A delivery whose bytes are overwritten once it returns, as TCP's storage is when it returns true. */
+    const deliver = (bytes: Uint8Array[]): boolean => {
+      const d = { ...datagrams(bytes.map((b) => from(b))), reusable: true };
+      const released = s.path.onDatagrams(d) === true;
+      if (released) d.data.fill(0xee);
+      return released;
+    };
+    // Before JOINED, and the FDT after it: copied.
+    expect(deliver([...fdtBytes(obj), ...objectBytes(obj, 3)])).toBe(true);
+    join(s);
+    expect(deliver(fdtBytes(obj))).toBe(true);
+    expect(deliver(objectBytes(obj, obj.enc.sourceSymbols(0) + 2, { firstEsi: 3 }))).toBe(true);
+    await s.log.verifiedCount(1);
+    expect(Buffer.from(s.sinks.opened[0].bytes).equals(obj.data)).toBe(true);
+  });
+
   test('packets read with hooks (ESIs recorded) go the general path: kept', () => {
     const s = setup({ recordEsis: true });
     const obj = object();

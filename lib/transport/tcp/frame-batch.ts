@@ -40,6 +40,7 @@ const FRAME_MAX_BYTES = FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD;
 /** One read's whole frames, every one from `address`:`port` (the connection's server). */
 export class FrameBatch implements Datagrams {
   readonly truncated = 0;
+  readonly reusable = true;
   constructor(
     readonly data: Buffer,
     private readonly offsets: number[],
