@@ -659,9 +659,11 @@ bool Engine::serve(Channel& c, uint64_t t, uint64_t* min_wait) {
   // burst and owes nothing (pacing.h), however late this visit is.
   if (c.rested) c.bucket.rest(t);
   c.rested = false;
-  c.bucket.refill(t);
-  c.counters.pacing_forfeited.set(c.bucket.forfeited_total());
-  c.counters.pacing_repaid.set(c.bucket.repaid_total());
+  // The counters are read by other threads: copied only when they moved.
+  if (c.bucket.refill(t)) {
+    c.counters.pacing_forfeited.set(c.bucket.forfeited_total());
+    c.counters.pacing_repaid.set(c.bucket.repaid_total());
+  }
   if (!c.bucket.unpaced()) {
     uint32_t want = std::min(limit, pacing_quantum(c, per_message));
     uint64_t bytes = static_cast<uint64_t>(want) * c.ring->length(c.front);

@@ -83,7 +83,10 @@ class TokenBucket {
   // receivers too, and a channel that then sent what it owed at once would
   // run ahead of their NEED reports (test/client/e2e-need.test.ts). What the
   // stall took is owed instead, and paid back at an eighth of the rate.
-  void refill(uint64_t now_ns) {
+  // Returns whether forfeited_total() or repaid_total() may have changed (a
+  // stall, or a repayment): most refills touch neither.
+  bool refill(uint64_t now_ns) {
+    bool changed = false;
     uint64_t dt = add_time(now_ns);
     if (owed_ > 0 && dt > 0) {
       __int128 pay = static_cast<__int128>(rate_) * dt / kRepayDivisor;
@@ -91,6 +94,7 @@ class TokenBucket {
       owed_ -= pay;
       tokens_ += pay;
       repaid_ += pay;
+      changed = true;
     }
     const __int128 burst = static_cast<__int128>(burst_) * kNano;
     if (tokens_ > static_cast<__int128>(burst_ + catch_up_) * kNano) {
@@ -101,7 +105,9 @@ class TokenBucket {
       owed_ += keep;
       forfeited_ += lost;
       tokens_ = burst;
+      changed = true;
     }
+    return changed;
   }
 
   // Time passed while the channel had nothing to send (no packets, no
