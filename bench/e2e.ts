@@ -73,6 +73,7 @@ import { NsProcess, probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { fetchCommand } from './support/fetch-command';
 import { stopTimed } from './support/netns-run';
+import { METRICS_PORT, scrapeServerMetrics } from './support/server-metrics';
 import { streamPacketOverhead } from '../lib/protocol/alc';
 import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
@@ -141,16 +142,10 @@ interface Run {
   pacing_repaid_MB?: number | null;
 }
 
-/** The server's port for its metrics, on its namespace's loopback. */
-const METRICS_PORT = 9464;
-
-/** rqcast_pacing_stall_bytes_total of the unicast stream, by kind, from the server's metrics (in its namespace). */
+/** rqcast_pacing_stall_bytes_total of the channel's unicast stream (`serve FILE`: channel main, TSI 1), by kind, from the server's metrics. */
 async function pacingStalls(bed: Testbed): Promise<{ forfeited: number | null; repaid: number | null }> {
-  const r = await bed.run(bed.server.ns, ['curl', '-s', '--max-time', '5', `http://127.0.0.1:${METRICS_PORT}/metrics`]);
-  const pick = (kind: string): number | null => {
-    const m = new RegExp(`^rqcast_pacing_stall_bytes_total\\{[^}]*transport="udp",kind="${kind}"\\} (\\S+)$`, 'm').exec(r.stdout);
-    return m ? Number(m[1]) : null;
-  };
+  const metric = await scrapeServerMetrics(bed, '127.0.0.1');
+  const pick = (kind: string): number | null => metric(`rqcast_pacing_stall_bytes_total{channel="main",tsi="1",transport="udp",kind="${kind}"}`) ?? null;
   return { forfeited: pick('forfeited'), repaid: pick('repaid') };
 }
 

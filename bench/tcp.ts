@@ -56,6 +56,7 @@ import * as path from 'path';
 import { probeNetns, Testbed } from '../test/support/netns';
 import { lastJson, rqcastArgv, transpiledRoot } from '../test/e2e/helpers';
 import { stopTimed } from './support/netns-run';
+import { METRICS_PORT, scrapeServerMetrics } from './support/server-metrics';
 import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, timed, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -70,7 +71,6 @@ const TRACE_DIR = cliOption('--trace');
 const KERNEL_CC = cliOption('--kernel-cc');
 const FETCH_NODE_ARGS = (cliOption('--fetch-node-args') ?? '').split(/\s+/).filter(Boolean);
 const FETCH_PREFIX = (cliOption('--fetch-prefix') ?? '').split(/\s+/).filter(Boolean);
-const METRICS_PORT = 9464;
 const PORT = 4433;
 const KERNEL_PORT = 4434;
 const TIMEOUT_S = 900;
@@ -111,12 +111,7 @@ interface Run {
 
 /** The server's TCP counters, scraped from its --metrics endpoint in its namespace. */
 async function tcpCounters(bed: Testbed): Promise<{ packets_out?: number; gso_packets?: number; segments_out?: number }> {
-  const scrape = `fetch('http://${bed.server.address}:${METRICS_PORT}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
-  const r = await bed.run(bed.server.ns, [process.execPath, '-e', scrape], { timeoutMs: 30_000 });
-  const metric = (name: string): number | undefined => {
-    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(r.stdout);
-    return m ? Number(m[1]) : undefined;
-  };
+  const metric = await scrapeServerMetrics(bed, bed.server.address);
   return {
     packets_out: metric('rqcast_server_tcp_packets_out_total'),
     gso_packets: metric('rqcast_server_tcp_gso_packets_total'),
