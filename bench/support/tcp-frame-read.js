@@ -62,6 +62,8 @@ if (mode === 'send') {
           bytes += FRAME;
         }
         frames += d.count;
+        // Nothing of the delivery is kept: the storage may be read into again.
+        return true;
       },
       // The sender's FIN: the stream is over.
       onError() {

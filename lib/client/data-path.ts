@@ -130,6 +130,8 @@ export class DataPath {
   private readonly scan = newAlcScan();
   /** Objects given symbols in the current delivery. */
   private readonly touched: RegisteredObject[] = [];
+  /** This delivery sent a packet where a view of it may be kept (onDatagrams' result). */
+  private viewsKept = false;
   /** Data that arrived before JOINED. */
   private preJoin: { p: AlcPacket; length: number }[] = [];
   private readonly stats: ClientStats;
@@ -168,15 +170,27 @@ export class DataPath {
     return this.preJoin.length;
   }
 
-  /** One delivery of datagrams (a native batch, or one dgram message), in one pass. */
-  onDatagrams(d: Datagrams): void {
+  /**
+   * One delivery of datagrams (a native batch, or one dgram message), in
+   * one pass. true: no view of `d` is held past it (what the fast path
+   * takes is copied, or staged and handed to the decoders at the end of the
+   * delivery; a reusable delivery's other datagrams go the general path as
+   * copies: an FDT, a control message, data before JOINED); false: a packet
+   * went where a view of it may be kept (the general path of a delivery
+   * that is not reusable, or with hooks; a tap; the registry's packets of a
+   * TOI not yet in an FDT).
+   */
+  onDatagrams(d: Datagrams): boolean {
     const owner = this.owner;
-    if (owner.ended || owner.left) return;
+    if (owner.ended || owner.left) return true;
+    this.viewsKept = false;
     const stats = this.stats;
     stats.ignored += d.truncated;
     const data = d.data;
     const scan = this.scan;
     const hooks = this.o.recordEsis || owner.watchingPackets();
+    // Rare but for hooks: copied, they leave the storage free.
+    const copyGeneral = d.reusable === true && !hooks;
     // Only the general path (a control message, an FDT) can end the fetch or
     // join the session: read both again after it, not per packet.
     let ended = false;
@@ -193,12 +207,18 @@ export class DataPath {
         if (this.onObjectPacket(data, at, length, true)) useful = true;
         continue;
       }
-      this.onDatagram(d.datagram(i), d.port(i));
+      if (copyGeneral) {
+        this.onDatagram(Buffer.from(d.datagram(i)), d.port(i));
+      } else {
+        this.viewsKept = true;
+        this.onDatagram(d.datagram(i), d.port(i));
+      }
       ended = owner.ended;
       joined = owner.joined;
     }
     this.commitTouched();
     if (useful) owner.activity(Date.now());
+    return !this.viewsKept;
   }
 
   /**
@@ -310,6 +330,7 @@ export class DataPath {
     const entry = ch.entry;
     const tap = this.o.tap;
     if (tap) {
+      this.viewsKept = true;
       const at = s.payloadIdOffset + 4;
       tap.packet(this.source, s.tsi, s.toi, s.sbn, s.esi, data.subarray(at, at + s.payloadLength));
       return true;
@@ -332,6 +353,7 @@ export class DataPath {
     }
     if (entry.fdtSeen || entry.ignoredToiNumbers.has(s.toi)) return false;
     // Not in an FDT yet: the general path keeps it (a view of this delivery's buffer, which is ours).
+    this.viewsKept = true;
     const d = decodeAlc(data.subarray(at, at + length));
     if (d.ok) this.registry.route(entry, d.packet, Date.now());
     return false;

@@ -173,14 +173,16 @@ export class ServerLink implements ClientTransportHandler, DataPathOwner {
 
   // ClientTransportHandler
 
-  onDatagrams(d: Datagrams): void {
-    this.dataPath.onDatagrams(d);
+  /** true: nothing of `d` was kept (DataPath.onDatagrams): its transport may reuse the bytes. */
+  onDatagrams(d: Datagrams): boolean {
+    const released = this.dataPath.onDatagrams(d);
     // The handshake's replies came unbatched; the stream, once it has begun, comes in batches.
     if (!this.streaming && this.unicastTotal() > 0) {
       this.streaming = true;
       this.transport?.streaming?.();
     }
     this.host.delivered?.(this, Date.now());
+    return released;
   }
 
   onError(e: Error): void {

@@ -46,12 +46,23 @@ export interface Datagrams {
   port(i: number): number;
   /** Datagrams dropped as too long for the receive slots. */
   readonly truncated: number;
+  /**
+   * The transport reads into `data` again once its handler says it kept
+   * nothing of it (TCP's frame storage): a handler copies the few
+   * datagrams it keeps rather than pin the storage.
+   */
+  readonly reusable?: boolean;
 }
 
 /** What a transport hands its owner. */
 export interface ClientTransportHandler {
-  /** One delivery: control messages and ALC packets as they arrived. */
-  onDatagrams(d: Datagrams): void;
+  /**
+   * One delivery: control messages and ALC packets as they arrived. true:
+   * nothing of `d` is held past this call, and its bytes may be reused
+   * (the TCP transport reads into them again); anything else: views of it
+   * may be kept.
+   */
+  onDatagrams(d: Datagrams): boolean | void;
   /** The transport failed; nothing more arrives over it. */
   onError(e: Error): void;
 }

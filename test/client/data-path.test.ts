@@ -344,3 +344,52 @@ describe('DataPath: two servers', () => {
     expect(b.stats.packetsReceived).toBeGreaterThan(0);
   });
 });
+
+describe('DataPath: whether a delivery is kept (what the TCP transport may read into again)', () => {
+  test('kept: data before JOINED, an FDT, packets of a TOI not in an FDT yet, packets read with hooks; not kept: object packets on the fast path, and a session that left', () => {
+    const s = setup();
+    const obj = object();
+    // Before JOINED: buffered as views.
+    expect(s.path.onDatagrams(datagrams(objectBytes(obj, 2).map((b) => from(b))))).toBe(false);
+    join(s);
+    // A TOI no FDT has named yet: the registry keeps its packets.
+    expect(s.path.onDatagrams(datagrams(objectBytes(obj, 2, { firstEsi: 2 }).map((b) => from(b))))).toBe(false);
+    // The FDT: the general path.
+    expect(s.path.onDatagrams(datagrams(fdtBytes(obj).map((b) => from(b))))).toBe(false);
+    // The object's packets now: staged and handed to the decoder within the delivery, written through by copy.
+    expect(s.path.onDatagrams(datagrams(objectBytes(obj, 3, { firstEsi: 4 }).map((b) => from(b))))).toBe(true);
+    // A control message among them: the general path.
+    const ctl = encodeControl({ type: MessageType.Joined, channels: [{ name: 'main', tsi: 1 }], expiresAtMs: 1 });
+    expect(s.path.onDatagrams(datagrams([from(ctl, SERVER.address, SERVER.port), ...objectBytes(obj, 1, { firstEsi: 7 }).map((b) => from(b))]))).toBe(false);
+    expect(s.path.onDatagrams(datagrams(objectBytes(obj, 1, { firstEsi: 8 }).map((b) => from(b))))).toBe(true);
+    s.owner.left = true;
+    expect(s.path.onDatagrams(datagrams(objectBytes(obj, 1, { firstEsi: 9 }).map((b) => from(b))))).toBe(true);
+  });
+
+  test('a reusable delivery (TCP): what goes the general path is copied, so nothing is kept; its bytes overwritten after each delivery, the object still arrives whole', async () => {
+    const s = setup();
+    const obj = object();
+    /** A delivery whose bytes are overwritten once it returns, as TCP's storage is when it returns true. */
+    const deliver = (bytes: Uint8Array[]): boolean => {
+      const d = { ...datagrams(bytes.map((b) => from(b))), reusable: true };
+      const released = s.path.onDatagrams(d) === true;
+      if (released) d.data.fill(0xee);
+      return released;
+    };
+    // Before JOINED, and the FDT after it: copied.
+    expect(deliver([...fdtBytes(obj), ...objectBytes(obj, 3)])).toBe(true);
+    join(s);
+    expect(deliver(fdtBytes(obj))).toBe(true);
+    expect(deliver(objectBytes(obj, obj.enc.sourceSymbols(0) + 2, { firstEsi: 3 }))).toBe(true);
+    await s.log.verifiedCount(1);
+    expect(Buffer.from(s.sinks.opened[0].bytes).equals(obj.data)).toBe(true);
+  });
+
+  test('packets read with hooks (ESIs recorded) go the general path: kept', () => {
+    const s = setup({ recordEsis: true });
+    const obj = object();
+    join(s);
+    s.path.onDatagrams(datagrams(fdtBytes(obj).map((b) => from(b))));
+    expect(s.path.onDatagrams(datagrams(objectBytes(obj, 2).map((b) => from(b))))).toBe(false);
+  });
+});

@@ -137,7 +137,8 @@ class TcpStream implements TcpClientTransport {
   onRead(n: number): void {
     if (this.closing || this.failed) return;
     const batch = this.frames.filled(n);
-    if (batch) this.handler.onDatagrams(batch);
+    // The storage is read into again only if the handler kept nothing of it.
+    if (batch && this.handler.onDatagrams(batch) === true) this.frames.release();
     if (this.frames.failed !== undefined && !this.closing) {
       this.fail(new TcpTransportError('the server sent a zero-length frame: the TCP stream cannot be read further'));
       this.socket.destroy();

@@ -11,9 +11,14 @@
  * a frame cut by a read's end is completed in place by the next one. Once
  * less than `minRead` bytes are left after the bytes held, the next read
  * goes to fresh storage, and only the one partial frame is copied there.
- * Storage is never read into twice: a delivery's views (a packet kept
- * before JOINED, an ALC packet of a TOI not yet in an FDT) stay valid as
- * long as they are held, as the UDP receiver's batches do.
+ * Storage is never read into twice while a delivery's views may be held (a
+ * packet kept before JOINED, an ALC packet of a TOI not yet in an FDT):
+ * they stay valid, as the UDP receiver's batches do. But when the owner
+ * says, after each delivery from it, that nothing of it was kept
+ * (release()), the storage is read into again from its start (only the
+ * partial frame moved there): no fresh memory, so no page faults, per MiB
+ * read (8 % of the fetch's main thread at 1 % loss, docs/BENCHMARKS.md,
+ * 2026-12-05), and the reads land in memory still in cache.
  *
  * The reader this replaces took Node's 'data' chunks (fresh 64 KiB each)
  * and joined the partial frame with the next chunk (Buffer.concat): that
@@ -35,6 +40,7 @@ const FRAME_MAX_BYTES = FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD;
 /** One read's whole frames, every one from `address`:`port` (the connection's server). */
 export class FrameBatch implements Datagrams {
   readonly truncated = 0;
+  readonly reusable = true;
   constructor(
     readonly data: Buffer,
     private readonly offsets: number[],
@@ -82,6 +88,8 @@ export class FrameBatcher {
   /** The end of the bytes read. */
   private end = 0;
   private failure: 'empty-frame' | undefined;
+  /** Deliveries from this storage not released: while any, it is not read into again. */
+  private unreleased = 0;
 
   constructor(
     private readonly address: string,
@@ -111,14 +119,30 @@ export class FrameBatcher {
    * minReadBytes is left). The same until filled() is called.
    */
   readBuffer(): Buffer {
-    if (this.storageBytes - this.end < this.minRead) {
+    const full = this.storageBytes - this.end < this.minRead;
+    if (this.unreleased === 0 && this.start > 0 && (full || this.start === this.end)) {
+      // Nothing read here is held: the same storage again, from its start.
+      this.storage.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    } else if (full) {
       const fresh = Buffer.allocUnsafeSlow(this.storageBytes);
       this.storage.copy(fresh, 0, this.start, this.end);
       this.storage = fresh;
       this.end -= this.start;
       this.start = 0;
+      this.unreleased = 0;
     }
     return this.storage.subarray(this.end);
+  }
+
+  /**
+   * The last delivery's views are no longer held (nothing of it was kept
+   * past its handling): once every delivery from the storage is released,
+   * the storage may be read into again.
+   */
+  release(): void {
+    if (this.unreleased > 0) this.unreleased--;
   }
 
   /**
@@ -133,6 +157,8 @@ export class FrameBatcher {
     const { offsets, lengths, end, emptyFrame } = scanFrames(view);
     if (emptyFrame) this.failure = 'empty-frame';
     this.start += end;
-    return offsets.length > 0 ? new FrameBatch(view, offsets, lengths, this.address, this.port) : undefined;
+    if (offsets.length === 0) return undefined;
+    this.unreleased++;
+    return new FrameBatch(view, offsets, lengths, this.address, this.port);
   }
 }

@@ -72,8 +72,11 @@ const until = async (f: () => boolean, ms = 2000): Promise<void> => {
   }
 };
 
-/** Writes `bytes` into b's read buffer in reads of the given sizes (cycled); returns the batches. */
-function readInto(b: FrameBatcher, bytes: Uint8Array, sizes: number[]): FrameBatch[] {
+/**
+ * Writes `bytes` into b's read buffer in reads of the given sizes (cycled);
+ * returns the batches, each also handed to `onBatch` as it is made.
+ */
+function readInto(b: FrameBatcher, bytes: Uint8Array, sizes: number[], onBatch?: (batch: FrameBatch) => void): FrameBatch[] {
   const out: FrameBatch[] = [];
   let at = 0;
   for (let i = 0; at < bytes.length; i++) {
@@ -82,7 +85,10 @@ function readInto(b: FrameBatcher, bytes: Uint8Array, sizes: number[]): FrameBat
     buf.set(bytes.subarray(at, at + n));
     at += n;
     const batch = b.filled(n);
-    if (batch) out.push(batch);
+    if (batch) {
+      out.push(batch);
+      onBatch?.(batch);
+    }
   }
   return out;
 }
@@ -93,6 +99,30 @@ const viewsOf = (batches: FrameBatch[]): Buffer[] => batches.flatMap((d) => Arra
 const PATTERN = Uint8Array.from({ length: FRAME_MAX_PAYLOAD + 251 }, (_, j) => j % 251);
 /** A frame of `n` bytes, byte j = (seed + j) mod 251. */
 const payload = (n: number, seed: number): Uint8Array => PATTERN.slice(seed % 251, (seed % 251) + n);
+
+/** A seeded PRNG (mulberry32), so that a failure replays: rand(n) is in [0, n). */
+function randomBelow(seed: number): (n: number) => number {
+  return (n: number): number => {
+    let t = (seed = (seed + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+}
+
+/**
+ * Random frames (up to 1 500 bytes, one in `largeOneIn` up to the largest),
+ * their stream, and read sizes (half up to `smallRead`, half up to `largeRead`).
+ */
+function randomStream(
+  rand: (n: number) => number,
+  o: { frames: number; seed: number; largeOneIn: number; reads: number; smallRead: number; largeRead: number },
+): { frames: Uint8Array[]; stream: Buffer; sizes: number[] } {
+  const frames = Array.from({ length: o.frames }, (_, i) => payload(rand(o.largeOneIn) === 0 ? 1 + rand(FRAME_MAX_PAYLOAD) : 1 + rand(1500), o.seed + i));
+  const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
+  const sizes = Array.from({ length: o.reads }, () => 1 + rand(rand(2) === 0 ? o.smallRead : o.largeRead));
+  return { frames, stream, sizes };
+}
 
 /** The smallest storage allowed for reads of at least `minRead` bytes: a whole frame and one read. */
 const smallest = (minRead: number) => ({ storageBytes: FRAME_HEADER_SIZE + FRAME_MAX_PAYLOAD + minRead, minReadBytes: minRead });
@@ -165,22 +195,47 @@ describe('FrameBatcher', () => {
   });
 
   test('random frames and reads: every frame delivered once, in order, and still intact after the last read', () => {
-    let seed = 12345; // mulberry32
-    const rand = (n: number): number => {
-      let t = (seed = (seed + 0x6d2b79f5) >>> 0);
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) % n;
-    };
+    const rand = randomBelow(12345);
     const o = smallest(1000);
     for (let round = 0; round < 20; round++) {
-      const frames = Array.from({ length: 60 }, (_, i) => payload(rand(8) === 0 ? 1 + rand(FRAME_MAX_PAYLOAD) : 1 + rand(1500), round * 100 + i));
-      const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
-      const sizes = Array.from({ length: 7 }, () => 1 + rand(rand(2) === 0 ? 2000 : 200_000));
+      const { frames, stream, sizes } = randomStream(rand, { frames: 60, seed: round * 100, largeOneIn: 8, reads: 7, smallRead: 2000, largeRead: 200_000 });
       const b = new FrameBatcher('192.0.2.1', 4433, o);
       const views = viewsOf(readInto(b, stream, sizes));
       expect(views.length).toBe(frames.length);
       views.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
+    }
+  });
+
+  test('deliveries released (nothing of them kept): the storage is read into again from its start, every frame whole when delivered; one delivery not released keeps its views intact', () => {
+    const rand = randomBelow(777);
+    const o = smallest(1000);
+    for (let round = 0; round < 12; round++) {
+      // About 6 storages' worth of frames, so that each storage fills several times over.
+      const { frames, stream, sizes } = randomStream(rand, { frames: 400, seed: round * 1000, largeOneIn: 10, reads: 5, smallRead: 3000, largeRead: 150_000 });
+      // Rounds 0-5 release every delivery; the others keep one (the k-th).
+      const k = round < 6 ? -1 : rand(10);
+      const b = new FrameBatcher('192.0.2.1', 4433, o);
+      const buffers = new Set<ArrayBufferLike>();
+      let next = 0;
+      let kept: { views: Buffer[]; first: number } | undefined;
+      let deliveries = 0;
+      readInto(b, stream, sizes, (batch) => {
+        buffers.add(batch.data.buffer);
+        const views = viewsOf([batch]);
+        views.forEach((v, j) => expect(Buffer.compare(v, Buffer.from(frames[next + j]))).toBe(0));
+        if (deliveries++ === k) kept = { views, first: next };
+        else b.release();
+        next += views.length;
+      });
+      expect(next).toBe(frames.length);
+      const held = kept as { views: Buffer[]; first: number } | undefined;
+      if (held === undefined) {
+        expect(buffers.size).toBe(1);
+      } else {
+        // The kept delivery's storage was never read into again: its views are as delivered.
+        held.views.forEach((v, j) => expect(Buffer.compare(v, Buffer.from(frames[held.first + j]))).toBe(0));
+        expect(buffers.size).toBe(2);
+      }
     }
   });
 
@@ -240,7 +295,7 @@ describe('TcpClientTransport', () => {
     await t.close();
   });
 
-  test('3 MiB of frames of every size, written in odd pieces: each frame once, in order, and views kept from the first delivery unchanged at the end', async () => {
+  test('3 MiB of frames of every size, written in odd pieces: each frame once, in order; views kept from the first delivery unchanged at the end, the storage of the deliveries released (the handler says true) read into again', async () => {
     const frames: Uint8Array[] = [];
     for (let i = 0, total = 0; total < 3 << 20; i++) {
       const n = i % 50 === 49 ? FRAME_MAX_PAYLOAD : 1 + ((i * 7919) % 1600);
@@ -250,12 +305,16 @@ describe('TcpClientTransport', () => {
     const stream = Buffer.concat(frames.map((f) => encodeFrame(f)));
     let first: Buffer[] | undefined; // the first delivery's views, kept
     const got: Buffer[] = [];
+    const storages = new Set<ArrayBufferLike>();
     const rec = new Recorder();
     const t = await openTcpClientTransport({ address: '127.0.0.1', port: server.port, family: 4 }, {
       onDatagrams: (d) => {
         const views = Array.from({ length: d.count }, (_, i) => d.datagram(i));
+        const keep = first === undefined;
         first ??= views;
         for (const v of views) got.push(Buffer.from(v));
+        storages.add(d.data.buffer);
+        return !keep;
       },
       onError: (e) => rec.onError(e),
     });
@@ -269,6 +328,8 @@ describe('TcpClientTransport', () => {
     expect(first?.length).toBeGreaterThan(0);
     first?.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
     got.forEach((v, i) => expect(Buffer.compare(v, Buffer.from(frames[i]))).toBe(0));
+    // The first storage, kept, then one storage read into again and again.
+    expect(storages.size).toBe(2);
     expect(rec.errors).toEqual([]);
     await t.close();
   });
