@@ -120,15 +120,13 @@ export class FrameBatcher {
    */
   readBuffer(): Buffer {
     const full = this.storageBytes - this.end < this.minRead;
-    if (this.unreleased === 0 && this.start > 0 && (full || this.start === this.end)) {
-      // Nothing read here is held: the same storage again, from its start.
-      this.storage.copyWithin(0, this.start, this.end);
-      this.end -= this.start;
-      this.start = 0;
-    } else if (full) {
-      const fresh = Buffer.allocUnsafeSlow(this.storageBytes);
-      this.storage.copy(fresh, 0, this.start, this.end);
-      this.storage = fresh;
+    // Nothing read here is held: the same storage again, from its start.
+    const again = this.unreleased === 0 && this.start > 0 && (full || this.start === this.end);
+    if (again || full) {
+      // Only the partial frame moves (Buffer.copy allows the overlap of `again`).
+      const target = again ? this.storage : Buffer.allocUnsafeSlow(this.storageBytes);
+      this.storage.copy(target, 0, this.start, this.end);
+      this.storage = target;
       this.end -= this.start;
       this.start = 0;
       this.unreleased = 0;
