@@ -148,8 +148,9 @@ export interface ScheduleOptions {
   prepareAheadPackets?: number;
   /**
    * What the members still need (need-table.ts). While sliding, a block's
-   * pass ends as soon as no member needs more of it (never after its quota),
-   * a block nobody needs is skipped, and a block whose pass ended this cycle
+   * pass ends as soon as no member needs more of it and a needed block can
+   * take its slot (never after its quota), a block nobody needs is skipped
+   * (skipUnwanted: never for another such block), and a block whose pass ended this cycle
    * that a report shows still needed gets repair turns within what is left
    * of its quota and, lent, of its next pass's (which then sends that much
    * less). Default: none, every pass is its fixed quota.
@@ -218,6 +219,8 @@ export class StreamSchedule {
   /** needs.version when `othersWanted` was computed, and its answer. */
   private wantedVersion = -1;
   private anyWanted = true;
+  /** needs.version when neededNext() last picked nextBlock again. */
+  private nextPickedAt = -1;
 
   constructor(options: ScheduleOptions) {
     this.symbolsPerTurn = options.symbolsPerTurn ?? DEFAULT_SYMBOLS_PER_TURN;
@@ -381,7 +384,14 @@ export class StreamSchedule {
     if (!this.sliding) return;
     const index = this.window[turn.slot];
     if (this.passSent[turn.slot] >= this.blocks[index].quota) this.advance(turn.slot);
-    else if (this.needs !== undefined && this.state === 'started' && (this.passWanted[turn.slot] || this.unwanted(index)) && this.needs.wanted(index) === 0 && this.advance(turn.slot)) {
+    else if (
+      this.needs !== undefined &&
+      this.state === 'started' &&
+      (this.passWanted[turn.slot] || this.unwanted(index)) &&
+      this.needs.wanted(index) === 0 &&
+      this.neededNext() &&
+      this.advance(turn.slot)
+    ) {
       (this.counters.passesEndedEarly as number)++;
     }
   }
@@ -425,20 +435,56 @@ export class StreamSchedule {
   }
 
   /**
-   * Needs: while the window's next block is one no member needs (every
-   * member reported 0 for it) and some block of the channel is still needed
-   * or unknown, it leaves at once (when its successor is prepared). A
-   * channel nobody needs anything of keeps its fixed passes: the stream is
-   * never empty, and a member that joins finds it going.
+   * Needs: a turn does not go to a block no member needs (every member
+   * reported 0 for it) while some block of the channel is still needed or
+   * unknown. From the cursor on, such a block leaves at once (its pass
+   * ends, or it is skipped if it had no packet yet) if a needed block can
+   * take its slot (nextBlock, picked again if the needs changed, and
+   * prepared); otherwise the turn moves on to the window's next slot.
+   * Replacing it by another unneeded block would be no progress: done at
+   * every turn, it cost a scan of the cycle, pins and unpins per few
+   * packets. When no slot holds a needed block the turn stays at the
+   * cursor. A channel nobody needs anything of keeps its fixed passes: the
+   * stream is never empty, and a member that joins finds it going.
    */
   private skipUnwanted(): void {
-    for (let n = 0; n < this.blocks.length; n++) {
+    const w = this.window.length;
+    const start = this.cursor;
+    for (let k = 0; k < w; k++) {
       const slot = this.cursor;
-      const index = this.window[slot];
-      if (!this.unwanted(index) || this.passSent[slot] > 0) return;
-      if (!this.advance(slot)) return;
-      (this.counters.blocksSkipped as number)++;
+      if (!this.unwanted(this.window[slot])) return;
+      const started = this.passSent[slot] > 0;
+      if (this.neededNext() && this.advance(slot)) {
+        // Its pass ends here as it would after its next turn (sent()).
+        if (started) (this.counters.passesEndedEarly as number)++;
+        else (this.counters.blocksSkipped as number)++;
+        return;
+      }
+      this.cursor = (slot + 1) % w;
     }
+    this.cursor = start;
+  }
+
+  /**
+   * Needs, while sliding: whether nextBlock is a block some member needs (or
+   * one not known), after picking it again if the needs changed since it was
+   * picked and made it unneeded. The old pick is unpinned and the new one
+   * pinned (being prepared: it can enter once ready).
+   */
+  private neededNext(): boolean {
+    if (!this.unwanted(this.nextBlock)) return true;
+    const needs = this.needs as BlockNeeds;
+    if (this.nextPickedAt === needs.version) return false;
+    this.nextPickedAt = needs.version;
+    const next = this.firstNeeded(this.nextBlock);
+    if (next === this.nextBlock) return false;
+    // Unpinned first: a prepared block no one pins is what the cache
+    // releases to make room for the new one, within the memory budget.
+    this.gate.unpin(this.nextBlock);
+    this.gate.pin(next);
+    this.nextBlock = next;
+    this.refreshPrefetch();
+    return true;
   }
 
   /** Whether turns count against quotas: a sliding window, or a plain one of several blocks (a lone block needs no share). */
