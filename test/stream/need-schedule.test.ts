@@ -336,6 +336,46 @@ describe('NeedTable', () => {
     expect(t.wanted(0)).toBeUndefined();
   });
 
+  test('what a report counts as built after it is what was built after it, as long as the ledger reaches back that far (any segments, any ledger size)', () => {
+    // A model with the whole history: packets of block b at positions > at,
+    // if no segment the ledger dropped (it keeps the last `size`; FDT turns
+    // are none) had a packet after at; else none.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(fc.record({ block: fc.integer({ min: -1, max: 4 }), count: fc.integer({ min: 1, max: 9 }) }), { minLength: 1, maxLength: 300 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 8 }),
+        (size, turns, picks) => {
+          const t = new NeedTable(size);
+          const history: { block: number; start: number; count: number }[] = [];
+          let p = 0;
+          for (const { block, count } of turns) {
+            t.built(block, p, count);
+            if (block >= 0) history.push({ block, start: p, count });
+            p += count;
+          }
+          const need = 100_000;
+          for (const [k, pick] of picks.entries()) {
+            // Ascending positions (a stale one is dropped), one member each.
+            const at = Math.min(p - 1, Math.floor((pick % (p + 1)) / 2) + Math.floor((k * p) / picks.length / 2));
+            const dropped = history.slice(0, Math.max(0, history.length - size));
+            const datable = dropped.every((h) => h.start + h.count <= at + 1);
+            const name = `m${k}`;
+            t.expect(name);
+            expect(t.report(name, at, 0, [0, 1, 2, 3, 4].map((block) => ({ block, need })))).toBe(true);
+            for (let b = 0; b <= 4; b++) {
+              let after = 0;
+              if (datable) for (const h of history) if (h.block === b) after += Math.max(0, h.start + h.count - Math.max(h.start, at + 1));
+              expect(t.wanted(b)).toBe(Math.ceil(packetsFor(need, 0) - after));
+            }
+            t.forget(name);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   test('sequence numbers wrap: a report near 2^32 is dated by the ledger', () => {
     const t = new NeedTable();
     const base = 2 ** 32 - 10;
