@@ -47,6 +47,24 @@ describe('NeedReporter', () => {
     expect(r2.record(20, 1, 1, 256)).toBe(true);
   });
 
+  test('turns going round a window of 3 blocks are not moves to another block; a block entering the window is', () => {
+    // Turns of 4 packets over blocks 0, 1, 2 (a window of 3), then block 3
+    // takes block 0's slot. everyPackets out of reach: only moves count.
+    const r = new NeedReporter();
+    const dueAt: number[] = [];
+    let seq = 0;
+    const turns = (sbns: number[], packets: number): void => {
+      for (let k = 0; k < packets; k++, seq++) if (r.record(seq, 1, sbns[Math.floor(k / 4) % sbns.length], 1 << 30)) (dueAt.push(seq), r.report(blocks([1])));
+    };
+    turns([0, 1, 2], 3000);
+    expect(dueAt).toEqual([]);
+    turns([3, 1, 2], 3000);
+    expect(dueAt).toEqual([3000]);
+    // Block 0 again after 3 000 packets without it: new to the stream again (a pass later).
+    turns([1, 2, 0], 40);
+    expect(dueAt).toEqual([3000, 6008]);
+  });
+
   test('no report when nothing arrived and the needs are as last said; one when a block decoded meanwhile', () => {
     const r = new NeedReporter();
     r.record(1, 1, 0, 256);
