@@ -3,12 +3,13 @@
  * manager lets through to a channel's stream, per (client, channel). No
  * I/O, no clock of its own (the caller passes `now`).
  *
- * What it guards against is a flood: each report costs the stream a scan of
- * its ledger and one target per block named, so a (client, channel) gets at
- * most `burst` reports at once and `perSecond` after that (a token bucket);
- * the others are dropped and counted. An honest client sends one every
- * ~10 ms, one every 256 packets and one when the packets move to another
- * block (lib/client/need-reporter.ts): at 200 Mbit/s about 175 a second,
+ * What it guards against is a flood: each report costs the stream a binary
+ * search of its ledger and one target per block named, so a (client,
+ * channel) gets at most `burst` reports at once and `perSecond` after that
+ * (a token bucket); the others are dropped and counted. An honest client
+ * sends one every ~10 ms, one every 256 packets and one when the packets
+ * move to a block new to the stream (lib/client/need-reporter.ts): at
+ * 200 Mbit/s about 175 a second,
  * well inside the default 1000. Who may report at all (a cookie for the
  * sender's address, a session, one of its unicast channels) is the
  * manager's check; what a report may claim (blocks the stream sends, needs
