@@ -32,10 +32,12 @@ import { PacketRun, PendingRuns, PushFn, RunBuilder, packetSize, replacementPack
 import type { NeedEntry } from '../protocol/messages';
 import { NEED_LOSS_SCALE } from '../protocol/control-header';
 import { NeedTable, type BlockNeed, type NeedTableCounters } from './need-table';
-import { BlockGate, DEFAULT_PASS_OVERHEAD, FDT_TURN, ScheduledBlock, StreamSchedule, passQuota } from './schedule';
+import { BlockGate, FDT_TURN, ScheduledBlock, StreamSchedule } from './schedule';
+import { DEFAULT_PASS_OVERHEAD, passQuota } from './window-size';
 import { SymbolHistory } from './symbol-history';
 
-export { DEFAULT_FDT_INTERVAL, DEFAULT_PASS_OVERHEAD, IN_ORDER_WINDOW, PREPARE_AHEAD_PACKETS, windowFor } from './schedule';
+export { DEFAULT_FDT_INTERVAL } from './schedule';
+export { DEFAULT_PASS_OVERHEAD, IN_ORDER_WINDOW, PREPARE_AHEAD_PACKETS, windowFor } from './window-size';
 export type { PushFn } from './packet-builder';
 
 /** What a stream reads from a block source (ObjectEncoder satisfies it): BlockSymbols. */
@@ -86,7 +88,7 @@ export interface ChannelStreamOptions {
   passOverhead?: number;
   /**
    * While sliding, the blocks after the next one are pinned too until their
-   * quotas reach this many packets (schedule.ts, PREPARE_AHEAD_PACKETS, which
+   * quotas reach this many packets (window-size.ts, PREPARE_AHEAD_PACKETS, which
    * RqcastServer passes). Default 0: the next block alone.
    */
   prepareAheadPackets?: number;

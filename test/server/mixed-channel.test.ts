@@ -13,7 +13,7 @@ import { promises as fs } from 'fs';
 import * as path from 'path';
 import { RqcastClient } from '../../lib/client/client';
 import { RqcastServer } from '../../lib/server/server';
-import { DEFAULT_PASS_OVERHEAD, passQuota } from '../../lib/stream/schedule';
+import { DEFAULT_PASS_OVERHEAD, passQuota } from '../../lib/stream/window-size';
 import { RandomFiles } from '../support/random-files';
 
 const SIZES: Record<string, number> = { 'large.bin': 3_000_000, 'medium.bin': 12_000, 'tiny.bin': 1 };

@@ -4,7 +4,8 @@
 // interval, counted from the last FDT packet, as soon as one has not.
 import { FDT_SPARSE_FACTOR, FdtCadence } from '../../lib/stream/fdt-cadence';
 import { NeedTable } from '../../lib/stream/need-table';
-import { FDT_TURN, passQuota, StreamSchedule } from '../../lib/stream/schedule';
+import { FDT_TURN, StreamSchedule } from '../../lib/stream/schedule';
+import { passQuota } from '../../lib/stream/window-size';
 
 /** Positions of the FDT packets among the first `n`, building one position at a time; `each(p)` runs before position p. */
 function fdtPositions(c: FdtCadence, n: number, each: (p: number) => void = () => undefined): number[] {

@@ -5,7 +5,8 @@
 // assertion counts packets.
 import fc from 'fast-check';
 import { NEED_MARGIN_SYMBOLS, NeedTable, packetsFor } from '../../lib/stream/need-table';
-import { BlockGate, FDT_TURN, REPAIR_SLOT, ScheduledBlock, StreamSchedule, Turn, passQuota } from '../../lib/stream/schedule';
+import { BlockGate, FDT_TURN, REPAIR_SLOT, ScheduledBlock, StreamSchedule, Turn } from '../../lib/stream/schedule';
+import { passQuota } from '../../lib/stream/window-size';
 import { Rng } from '../../lib/support/rng';
 
 const gate: BlockGate = { pin() {}, unpin() {}, ready: () => true };

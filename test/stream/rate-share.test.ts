@@ -11,7 +11,7 @@ import { ObjectEncoder } from '../../lib/fec/encoder';
 import { wireOti } from '../../lib/content/catalogue';
 import { SymbolAllocator } from '../../lib/content/symbol-allocator';
 import { ChannelStream, IN_ORDER_WINDOW } from '../../lib/stream/channel-stream';
-import { passQuota, DEFAULT_PASS_OVERHEAD } from '../../lib/stream/schedule';
+import { passQuota, DEFAULT_PASS_OVERHEAD } from '../../lib/stream/window-size';
 
 const T = 1280;
 const SIZES = [3_000_000, 12_000, 1];

@@ -3,7 +3,8 @@
 // pins.
 import fc from 'fast-check';
 import { InvalidServerConfigError } from '../../lib/errors';
-import { BlockGate, FDT_TURN, ScheduleOptions, ScheduledBlock, StreamSchedule, passQuota } from '../../lib/stream/schedule';
+import { BlockGate, FDT_TURN, ScheduleOptions, ScheduledBlock, StreamSchedule } from '../../lib/stream/schedule';
+import { passQuota } from '../../lib/stream/window-size';
 
 class FakeGate implements BlockGate {
   readonly pinned = new Map<number, number>();
