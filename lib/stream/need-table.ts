@@ -97,14 +97,13 @@ export class NeedTable {
   private silent = 0;
   /** Packets of each block built so far (by schedule index). */
   private readonly builtTotal: number[] = [];
-  private readonly segStart: Float64Array;
-  private readonly segCount: Int32Array;
+  /** The ledger's ring: the block of each segment, in the order built (the segments themselves are in byBlock). */
   private readonly segBlock: Int32Array;
   private segNext = 0;
   private segSize = 0;
   /** One past the last packet of the newest segment the ring dropped (0: none). */
   private droppedEnd = 0;
-  /** The ring's segments again, by block (same order, same lifetime). */
+  /** The ring's segments by block (same order, same lifetime). */
   private readonly byBlock: (BlockSegments | undefined)[] = [];
   /** Unwrapped position one past the last packet built. */
   private end = 0;
@@ -113,8 +112,6 @@ export class NeedTable {
 
   constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters) {
     this.counters = counters ?? { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
-    this.segStart = new Float64Array(ledgerSegments);
-    this.segCount = new Int32Array(ledgerSegments);
     this.segBlock = new Int32Array(ledgerSegments);
   }
 
@@ -136,19 +133,14 @@ export class NeedTable {
     this.builtTotal[block] = before + count;
     const i = this.segNext;
     // A full ring overwrites its oldest segment, which is the oldest of its block's.
-    if (this.segSize === this.segStart.length) {
-      this.droppedEnd = this.segStart[i] + this.segCount[i];
-      this.dropOldest(this.segBlock[i]);
-    }
+    if (this.segSize === this.segBlock.length) this.dropOldest(this.segBlock[i]);
     const own = (this.byBlock[block] ??= { start: [], end: [], before: [], head: 0 });
     own.start.push(position);
     own.end.push(position + count);
     own.before.push(before);
-    this.segStart[i] = position;
-    this.segCount[i] = count;
     this.segBlock[i] = block;
-    this.segNext = (i + 1) % this.segStart.length;
-    this.segSize = Math.min(this.segSize + 1, this.segStart.length);
+    this.segNext = (i + 1) % this.segBlock.length;
+    this.segSize = Math.min(this.segSize + 1, this.segBlock.length);
   }
 
   /** Packets of `block` built so far. */
@@ -266,6 +258,7 @@ export class NeedTable {
   /** The ring dropped `block`'s oldest segment: its arrays let it go (cut once enough have gone). */
   private dropOldest(block: number): void {
     const own = this.byBlock[block] as BlockSegments;
+    this.droppedEnd = own.end[own.head];
     own.head++;
     if (own.head < COMPACT_AFTER || own.head * 2 < own.start.length) return;
     own.start.splice(0, own.head);
