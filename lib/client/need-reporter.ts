@@ -42,6 +42,8 @@ const BLOCK_CHANGE_PACKETS = 16;
 export const RECENT_PACKETS = 256;
 /** Blocks remembered for RECENT_PACKETS (a wider window's moves all count as new blocks). */
 const RECENT_BLOCKS = 64;
+/** While the packets stay on one block, its stamp is moved once this many behind (not a Map update per packet). */
+const RECENT_STAMP_LAG = 16;
 
 export interface NeedReportBody {
   rqseq: number;
@@ -87,7 +89,7 @@ export class NeedReporter {
         const seen = this.recent.get(block);
         this.remember(block, packets);
         if (moved && (seen === undefined || packets - seen > RECENT_PACKETS) && this.unreported >= BLOCK_CHANGE_PACKETS) return true;
-      } else if (packets - (this.recent.get(block) as number) > 16) {
+      } else if (packets - (this.recent.get(block) as number) > RECENT_STAMP_LAG) {
         this.remember(block, packets);
       }
     }
