@@ -26,6 +26,7 @@ import { ServerLink } from './server-link';
 import { ClientSession } from './session';
 import type { SinkFactory } from './sinks/sink';
 import { joinChannels, RqcastUrl } from './url';
+import { durationText } from '../support/duration-text';
 
 export interface ListedObject {
   /** The name (Content-Location, decoded). */
@@ -129,7 +130,7 @@ async function readChannels(url: RqcastUrl, channels: string[], timeoutMs: numbe
   const transport = await openUdpClientTransport(server, link, { receiveBufferBytes: 4 << 20, batch: 256, gatherMicros: 2000 });
   const timer = setInterval(() => {
     if (Date.now() - lastActivity > timeoutMs) {
-      settle.reject(new FetchTimeoutError(`${link.joined ? 'no FDT' : 'no answer from the server'} for ${Math.round(timeoutMs / 1000)} s`));
+      settle.reject(new FetchTimeoutError(`${link.joined ? 'no FDT' : 'no answer from the server'} for ${durationText(timeoutMs)}`));
     }
   }, Math.min(250, timeoutMs));
   link.start(transport);

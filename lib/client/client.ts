@@ -85,6 +85,7 @@ import type { FetchLinks } from './fetch-links';
 import { checkSeveralServers, SeveralServers } from './several-servers';
 import { RECV_GATHER_MICROS, TransportChain } from './transport-chain';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
+import { durationText } from '../support/duration-text';
 
 export type { RqcastClientOptions } from './options';
 export type {
@@ -422,7 +423,7 @@ export class RqcastClient extends EventEmitter {
   private tick(): void {
     const now = Date.now();
     if (now - this.lastActivity > this.opts.timeoutMs) {
-      this.run.fail(new FetchTimeoutError(`${this.waitingFor()} for ${Math.round(this.opts.timeoutMs / 1000)} s`));
+      this.run.fail(new FetchTimeoutError(`${this.waitingFor()} for ${durationText(this.opts.timeoutMs)}`));
       return;
     }
     this.servers?.tick(now);

@@ -38,6 +38,7 @@ import { FetchRun } from './fetch-run';
 import { GroupLink, GroupLinkHost } from './group-link';
 import { checkMulticastInterface } from './options';
 import { FluteUrl, parseFluteUrl } from './url';
+import { durationText } from '../support/duration-text';
 
 /** The registry's name for the one channel of a FLUTE session. */
 export const FLUTE_CHANNEL = 'flute';
@@ -290,7 +291,7 @@ export class FluteReceiver extends EventEmitter implements DataPathOwner {
     // Left on purpose: the wait starts again at the next join.
     if (!this.group.joined) this.lastActivity = now;
     if (now - this.lastActivity > this.timeoutMs) {
-      this.run.fail(new FetchTimeoutError(`no data from the group for ${Math.round(this.timeoutMs / 1000)} s`));
+      this.run.fail(new FetchTimeoutError(`no data from the group for ${durationText(this.timeoutMs)}`));
       return;
     }
     const report = this.run.report;

@@ -108,7 +108,10 @@ describe('RqcastClient (scripted server)', () => {
   test('no server: FetchTimeoutError after timeoutMs', async () => {
     const { server, port } = await serve({ objects: [], ignoreHellos: 1e9 });
     const c = client(`rqcast://127.0.0.1:${port}`, { timeoutMs: 300 });
-    await expect(c.fetch()).rejects.toBeInstanceOf(FetchTimeoutError);
+    const err = await c.fetch().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FetchTimeoutError);
+    // The timeout as given, not rounded to whole seconds ("for 0 s").
+    expect((err as FetchTimeoutError).message).toBe('no answer to HELLO for 300 ms');
     expect(server.hellos).toBeGreaterThan(1);
   });
 

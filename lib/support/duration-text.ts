@@ -1,0 +1,10 @@
+/**
+ * A duration in milliseconds as people read it in a message: "150 ms"
+ * below a second, else seconds with at most one decimal ("1 s", "2.5 s").
+ * A timeout of 150 ms used to be reported as "for 0 s".
+ */
+export function durationText(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return `${ms} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${Math.round(ms / 100) / 10} s`;
+}
