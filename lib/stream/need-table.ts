@@ -252,7 +252,7 @@ export class NeedTable {
       else lo = mid + 1;
     }
     if (lo === end.length) return 0;
-    return (this.builtTotal[block] ?? 0) - before[lo] - Math.max(0, at + 1 - start[lo]);
+    return this.builtOf(block) - before[lo] - Math.max(0, at + 1 - start[lo]);
   }
 
   /** The ring dropped `block`'s oldest segment: its arrays let it go (cut once enough have gone). */
