@@ -5,6 +5,8 @@
  */
 export function durationText(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return `${ms} ms`;
-  if (ms < 1000) return `${Math.round(ms)} ms`;
+  // Rounded first, so that 999.6 ms reads "1 s", not "1000 ms".
+  const whole = Math.round(ms);
+  if (whole < 1000) return `${whole} ms`;
   return `${Math.round(ms / 100) / 10} s`;
 }

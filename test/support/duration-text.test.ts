@@ -9,6 +9,7 @@ describe('durationText', () => {
 
   test('from a second: seconds with at most one decimal', () => {
     expect(durationText(1000)).toBe('1 s');
+    expect(durationText(999.6)).toBe('1 s');
     expect(durationText(1500)).toBe('1.5 s');
     expect(durationText(20_000)).toBe('20 s');
     expect(durationText(2_049)).toBe('2 s');
