@@ -9,9 +9,11 @@
 //            --serve-args "..." (extra rqcast serve options)
 //            --fetch-args "..." (extra rqcast fetch options, e.g. --no-need: the fixed passes)
 //            --no-mixed (skip the mixed-size channel rows, bench/e2e-mixed.ts)
+//            --loss-at packets|datagrams (where the loss rule drops; default
+//              packets: see Loss under Fairness)
 //            --segment (the bridge cuts rqcast's GSO datagrams into packets on
-//              the way to each receiver, so the loss rule drops packets, not
-//              runs of ~31: see GSO under Fairness)
+//              the way to each receiver, and no GRO merges them again: each
+//              receiver reads single packets)
 //            --fetch-node-args "..." (node options of each rqcast fetch, e.g.
 //              "--cpu-prof --cpu-prof-dir=DIR" or "--perf-basic-prof": a profile of
 //              the receivers; they go in NODE_OPTIONS, but node refuses
@@ -34,16 +36,23 @@
 //   state rqcast put 191.6-199.9 and UFTP 197.7-201.4 Mbit/s of UDP payload
 //   there under load 6-15 (docs/BENCHMARKS.md, 2026-12-04).
 // - GSO: rqcast's runs cross the veths and the bridge as one GSO datagram
-//   (~31 packets) and are cut into packets at the receiving socket, so the
-//   loss rule below sees, and drops, whole runs: the same share of packets
-//   as UFTP's, in bursts.
+//   (~31 packets), as a NIC with UDP segmentation offload takes them; with
+//   loss on (--loss-at packets) they are cut into packets as they reach the
+//   receiver's veth, and GRO merges what is left for rqcast's socket
+//   (UDP_GRO), as a NIC's receive offload does.
 // - Payload: UFTP block size 1280 (`-b 1280`) = rqcast symbol size 1280.
 // - Socket buffers: 8 MiB on both sides (`-B`, and rmem_max/wmem_max in the
 //   namespaces).
-// - Loss: the same nftables rule on each receiver's input hook drops
-//   `loss`% of UDP datagrams longer than 512 bytes, i.e. data packets of
-//   either protocol; control exchanges (small datagrams) pass in both, so
-//   neither side is timed on its session set-up retry schedule.
+// - Loss: the same rule on each receiver drops `loss`% of UDP datagrams
+//   longer than 512 bytes, i.e. data packets of either protocol; control
+//   exchanges (small datagrams) pass in both, so neither side is timed on
+//   its session set-up retry schedule. By default (--loss-at packets) an
+//   XDP program on the receiver's veth drops each packet independently
+//   before GRO (test/support/packet-loss.ts): what a lossy link does to
+//   both tools' packets. --loss-at datagrams is the nftables rule on the
+//   input hook, which sees each of rqcast's GSO datagrams whole and drops
+//   whole runs of ~31 (uftp's packets still one by one): the same share,
+//   in bursts for rqcast only (bench/support/loss-model.ts).
 // - Time: from the moment the senders/receivers are started (UFTP: `uftp`
 //   launched with `uftpd` already listening; rqcast: the fetches launched with
 //   `serve` already listening) to the last receiver done: `uftp` exits once
@@ -78,6 +87,7 @@ import { streamPacketOverhead } from '../lib/protocol/alc';
 import { WireMeter, WireRate } from './support/wire-meter';
 import { MixedRow, printMixedRows, runMixedChannel } from './e2e-mixed';
 import { Breakdown, breakdown, FetchCounts, printBreakdowns } from './e2e-breakdown';
+import { LossModel, parseLossAt } from './support/loss-model';
 import { cliOption, nowSeconds, overheadFromSummary, readTimeReport, round, sha256File, sleep, timed, TimeReport, writeRandomFile } from './support/measure';
 
 const argv = process.argv.slice(2);
@@ -92,6 +102,8 @@ const ONLY = opt('--only');
 const SERVE_ARGS = (opt('--serve-args') ?? '').split(/\s+/).filter(Boolean);
 const MIXED = !argv.includes('--no-mixed');
 const SEGMENT = argv.includes('--segment');
+/** Where the loss rule drops: single packets before GRO (default), or whole datagrams at the input hook. */
+const LOSS_AT = parseLossAt(opt('--loss-at'));
 /** Extra `rqcast fetch` options, e.g. --fetch-args "--no-need" (no NEED reports: the server's fixed passes). */
 const FETCH_ARGS = (opt('--fetch-args') ?? '').split(/\s+/).filter(Boolean);
 /** Node options of each `rqcast fetch` (profiling). */
@@ -182,20 +194,7 @@ async function waitUdpListening(bed: Testbed, ns: string, port: number): Promise
 }
 
 /** Realised drop share (%) over every receiver's loss rule, before it is removed. */
-async function realisedLoss(bed: Testbed, pct: number): Promise<number | undefined> {
-  if (pct === 0) return 0;
-  const { seen, dropped } = await bed.totalLossCounters(bed.clients.slice(0, RECEIVERS));
-  return seen > 0 ? (dropped / seen) * 100 : undefined;
-}
-
-async function addLossAll(bed: Testbed, pct: number): Promise<void> {
-  for (const c of bed.clients.slice(0, RECEIVERS)) {
-    if (pct > 0) await bed.addLoss(c.ns, pct, { minUdpLength: 512 });
-    else await bed.removeLoss(c.ns);
-  }
-}
-
-async function runUftp(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
+async function runUftp(bed: Testbed, lossModel: LossModel, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
   const daemons: NsProcess[] = [];
   const dirs: string[] = [];
@@ -215,7 +214,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
     );
   }
   for (const c of receivers) await waitUdpListening(bed, c.ns, UFTP_PORT);
-  await addLossAll(bed, loss);
+  await lossModel.set(loss);
   const serverRep = path.join(work, `uftp-${loss}.time`);
   const meter = new WireMeter(bed, receivers.length);
   const t0 = nowSeconds();
@@ -239,8 +238,8 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   const res = await server.wait();
   const seconds = nowSeconds() - t0;
   const wire = await meter.stop();
-  const dropped = await realisedLoss(bed, loss);
-  await addLossAll(bed, 0);
+  const dropped = await lossModel.realised(loss);
+  await lossModel.set(0);
   for (const d of daemons) await stopTimed(d);
   let verified = 0;
   for (const dir of dirs) {
@@ -254,7 +253,7 @@ async function runUftp(bed: Testbed, work: string, source: string, digest: strin
   return { system: 'uftp', loss_pct: loss, seconds, ok, verified, ...usage(serverReport, clientReports), dropped_pct: dropped, wire_each: wire };
 }
 
-async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number): Promise<Run> {
+async function runRqcast(bed: Testbed, lossModel: LossModel, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
   const serverRep = path.join(work, `serve-${loss}.time`);
   const server = bed.spawn(
@@ -263,7 +262,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     { timeoutMs: TIMEOUT_S * 1000 + 120_000 },
   );
   await server.waitForStdout(/listening/, 600_000);
-  await addLossAll(bed, loss);
+  await lossModel.set(loss);
   const reports: string[] = [];
   const outs: string[] = [];
   const meter = new WireMeter(bed, receivers.length);
@@ -291,14 +290,14 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   const results = await Promise.all(fetches.map((f, i) => f.wait().then((r) => ((ends[i] = nowSeconds()), r))));
   const seconds = Math.max(...ends) - t0;
   const wire = await meter.stop();
-  const dropped = await realisedLoss(bed, loss);
+  const dropped = await lossModel.realised(loss);
   const lossEach: (number | undefined)[] = [];
   for (const c of receivers) {
-    const k = loss > 0 ? await bed.lossCounters(c.ns) : undefined;
+    const k = loss > 0 ? await lossModel.counters(c) : undefined;
     lossEach.push(k && k.seen > 0 ? k.dropped / k.seen : undefined);
-    if (k) log(`${c.ns}: loss rule saw ${k.seen} datagrams (GSO trains count once), dropped ${k.dropped}`);
+    if (k) log(`${c.ns}: loss saw ${k.seen} ${LOSS_AT === 'packets' ? 'packets' : 'datagrams (GSO trains count once)'}, dropped ${k.dropped}`);
   }
-  await addLossAll(bed, 0);
+  await lossModel.set(0);
   const stalls = await pacingStalls(bed);
   await stopTimed(server);
   let verified = 0;
@@ -355,24 +354,26 @@ async function main(): Promise<void> {
   const runs: Run[] = [];
   const mixed: MixedRow[] = [];
   try {
+    const lossModel = new LossModel(LOSS_AT, bed, bed.clients.slice(0, RECEIVERS));
+    log(`loss: ${lossModel.describe()}`);
     const source = path.join(work, 'payload.bin');
     log(`writing ${BYTES} random bytes`);
     const digest = writeRandomFile(source, BYTES);
     for (const loss of LOSSES) {
       if (ONLY !== 'rqcast') {
         log(`uftp, ${loss}% loss`);
-        runs.push(await runUftp(bed, work, source, digest, loss));
+        runs.push(await runUftp(bed, lossModel, work, source, digest, loss));
         log(JSON.stringify(runs[runs.length - 1]));
       }
       if (ONLY !== 'uftp') {
         log(`rqcast, ${loss}% loss`);
-        runs.push(await runRqcast(bed, work, source, digest, loss));
+        runs.push(await runRqcast(bed, lossModel, work, source, digest, loss));
         log(JSON.stringify(runs[runs.length - 1]));
       }
       if (MIXED && ONLY !== 'uftp') {
         log(`rqcast, mixed-size channel, ${loss}% loss`);
         const o = { bed, work, receivers: RECEIVERS, largeBytes: BYTES, rateMbit: RATE_MBIT, loss, port: CONTROL_PORT, timeoutS: TIMEOUT_S, serveArgs: SERVE_ARGS };
-        mixed.push(await runMixedChannel({ ...o, setLoss: (pct) => addLossAll(bed, pct), log }));
+        mixed.push(await runMixedChannel({ ...o, setLoss: (pct) => lossModel.set(pct), log }));
         log(JSON.stringify(mixed[mixed.length - 1]));
       }
     }
@@ -429,7 +430,7 @@ async function main(): Promise<void> {
     };
   });
 
-  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s; rqcast data packets of ${DATA_PACKET_BYTES} bytes), netns bridge, nftables input loss${SEGMENT ? ' on packets (--segment)' : ''}`);
+  console.log(`e2e: ${BYTES} bytes to ${RECEIVERS} receivers at ${RATE_MBIT} Mbit/s (ideal ${ideal.toFixed(2)} s; rqcast data packets of ${DATA_PACKET_BYTES} bytes), netns bridge, ${LOSS_AT === 'packets' ? 'per-packet loss before GRO (--loss-at packets)' : 'nftables input-hook loss on datagrams (--loss-at datagrams)'}${SEGMENT ? ', segmented at the bridge (--segment)' : ''}`);
   console.log('loss%  floor_s  rqcast_s  uftp_s   uftp/rqcast  rq/floor  startup_ms  tail_ms  overhead%  rq_srv_MiB  rq_cli_MiB  uftp_srv_MiB  uftpd_MiB  rq_srv_cpu  rq_cli_cpu  uftp_srv_cpu  uftpd_cpu');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
@@ -448,7 +449,7 @@ async function main(): Promise<void> {
   }
   printBreakdowns(results.map((r) => ({ loss_pct: r.loss_pct, each: r.breakdown_each })));
   printMixedRows(mixed);
-  console.log(JSON.stringify({ bench: 'e2e', segment: SEGMENT, data_packet_bytes: DATA_PACKET_BYTES, results, mixed }));
+  console.log(JSON.stringify({ bench: 'e2e', segment: SEGMENT, loss_at: LOSS_AT, data_packet_bytes: DATA_PACKET_BYTES, results, mixed }));
 }
 
 main().catch((err) => {

@@ -1,0 +1,99 @@
+// Per-packet loss on a testbed client (test/support/netns.ts): an XDP
+// program (xdp-loss.c) on the client's veth drops a share of its UDP
+// packets before GRO, each independently, so a sender's GSO datagram loses
+// single packets as on a lossy link, not whole runs as with the input-hook
+// rule (Testbed.addLoss), and GRO (turned on here) still merges the rest for
+// a socket that asks for it. What bench:e2e's `--loss-at packets` uses;
+// test/e2e/packet-loss.test.ts checks both claims.
+//
+// The program is compiled with clang (`-target bpf`) once per loss share and
+// threshold, into the system's temporary directory, and attached with
+// iproute2's loader (`ip link set dev IF xdp obj FILE sec xdp`).
+import { execFileSync, spawnSync } from 'child_process';
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { LossCounters, NsNode, Testbed } from './netns';
+
+const SOURCE = path.join(__dirname, 'xdp-loss.c');
+
+export interface PacketLossProbe {
+  ok: boolean;
+  reason?: string;
+}
+
+/** Whether clang can build the program (tests and benches say why not before they skip or fail). */
+export function probePacketLoss(): PacketLossProbe {
+  try {
+    programFor(1, 0);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  }
+}
+
+/** The object file dropping `pct` % of UDP datagrams longer than `minUdpLength`, built if not there yet. */
+function programFor(pct: number, minUdpLength: number): string {
+  const source = fs.readFileSync(SOURCE);
+  const tag = createHash('sha256').update(source).update(`${pct}/${minUdpLength}`).digest('hex').slice(0, 16);
+  const out = path.join(os.tmpdir(), `rqcast-xdp-loss-${tag}.o`);
+  if (fs.existsSync(out)) return out;
+  const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout?.trim();
+  const include = multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
+  const tmp = `${out}.${process.pid}.tmp`;
+  const r = spawnSync('clang', ['-O2', '-g0', '-target', 'bpf', ...include, `-DLOSS_PCT=${pct}`, `-DMIN_UDP=${minUdpLength}`, '-c', SOURCE, '-o', tmp], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(`per-packet loss needs clang with the BPF target (apt-get install clang): ${r.error ? String(r.error) : r.stderr.trim()}`);
+  }
+  fs.renameSync(tmp, out);
+  return out;
+}
+
+/**
+ * Drops `pct` % (an integer, 0..100) of the UDP datagrams longer than
+ * `minUdpLength` bytes (UDP header included) that reach `node`'s interface,
+ * each one independently, before GRO; replaces an earlier program there.
+ * GRO is turned on for the interface.
+ */
+export async function addPacketLoss(bed: Testbed, node: NsNode, pct: number, options: { minUdpLength?: number } = {}): Promise<void> {
+  if (!Number.isInteger(pct) || pct < 0 || pct > 100) throw new RangeError(`packet loss ${pct}% is not an integer in 0..100`);
+  const object = programFor(pct, options.minUdpLength ?? 0);
+  await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'off']);
+  await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'obj', object, 'sec', 'xdp']);
+  await bed.runOk(node.ns, ['ethtool', '-K', node.ifname, 'gro', 'on']);
+}
+
+/** Takes the program off `node`'s interface (GRO off again, as a veth starts). */
+export async function removePacketLoss(bed: Testbed, node: NsNode): Promise<void> {
+  await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'off']);
+  await bed.runOk(node.ns, ['ethtool', '-K', node.ifname, 'gro', 'off']);
+}
+
+/**
+ * What XDP programs did on `node`'s interface, from the veth's XDP counters
+ * (`ethtool -S`): `seen` counts every frame a program ran on (small and
+ * non-UDP ones, which this one passes, included), `dropped` the ones it
+ * dropped. The counters run from the interface's creation (detaching a
+ * program keeps them): take differences for one run.
+ */
+export async function packetLossCounters(bed: Testbed, node: NsNode): Promise<LossCounters> {
+  const r = await bed.runOk(node.ns, ['ethtool', '-S', node.ifname]);
+  const sum = (name: string): number => {
+    let n = 0;
+    let found = false;
+    for (const m of r.stdout.matchAll(new RegExp(`rx_queue_\\d+_${name}: (\\d+)`, 'g'))) {
+      n += Number(m[1]);
+      found = true;
+    }
+    if (!found) throw new Error(`no ${name} counter for ${node.ifname} in ${node.ns}: ${r.stdout.slice(0, 500)}`);
+    return n;
+  };
+  return { seen: sum('xdp_packets'), dropped: sum('xdp_drops') };
+}
+
+/** Whether `node`'s interface has an XDP program attached (`ip link`). */
+export function hasXdpProgram(node: NsNode): boolean {
+  const out = execFileSync('ip', ['-n', node.ns, 'link', 'show', 'dev', node.ifname], { encoding: 'utf8' });
+  return /\bprog\/xdp\b/.test(out);
+}
