@@ -11,6 +11,7 @@
  * server's failure is the fetch's.
  */
 import type { JoinedChannel } from '../protocol/messages';
+import { durationText } from '../support/duration-text';
 import type { ClientTransport } from '../transport/client-transport';
 import { InvalidClientOptionError } from './errors';
 import type { ChannelSummary, ServerSummary } from './events';
@@ -120,7 +121,7 @@ export class SeveralServers {
   tick(now: number): void {
     for (const id of this.watch.tick(now)) {
       const link = this.host.links.find((l) => l.id === id);
-      if (link) this.drop(link, `nothing arrived for ${Math.round(this.opts.fallbackAfterMs)} ms`);
+      if (link) this.drop(link, `nothing arrived for ${durationText(this.opts.fallbackAfterMs)}`);
     }
   }
 

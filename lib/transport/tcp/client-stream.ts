@@ -24,6 +24,7 @@
 import * as net from 'node:net';
 import { encodeFrame, FRAME_MAX_PAYLOAD } from '../../protocol/framing';
 import { RqcastError } from '../../errors';
+import { durationText } from '../../support/duration-text';
 import type { ClientTransport, ClientTransportHandler, ClientTransportStats, ServerEndpoint } from '../client-transport';
 import { FrameBatcher } from './frame-batch';
 
@@ -68,7 +69,7 @@ export function openTcpClientTransport(server: ServerEndpoint, handler: ClientTr
     });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new TcpTransportError(`no TCP connection to the server within ${timeoutMs} ms`));
+      reject(new TcpTransportError(`no TCP connection to the server within ${durationText(timeoutMs)}`));
     }, timeoutMs);
     const onError = (e: Error): void => {
       clearTimeout(timer);
