@@ -32,7 +32,7 @@ for i in range(trains):
     train = bytearray(seg * per)
     for j in range(per): struct.pack_into(">I", train, j * seg, i * per + j)
     s.sendto(train, (host, port))
-    if i % 10 == 9: time.sleep(0.002)
+    if i % 5 == 4: time.sleep(0.002)
 s.setsockopt(socket.SOL_UDP, 103, 0)
 for i in range(small):
     s.sendto(bytes(100), (host, port))
@@ -41,17 +41,20 @@ print(json.dumps({"segments": trains * per, "small": small}))
 `;
 
 // Receives with UDP_GRO until nothing came for 1.5 s; prints the packets
-// of each size it got, how many reads carried more than one, and the runs
-// of numbered packets that did not come (how many, the longest).
+// of each size it got, how many reads carried more than one, the runs of
+// numbered packets that did not come (how many, the longest), and the
+// datagrams the socket itself dropped for a full buffer (SO_RXQ_OVFL: a
+// receiver starved of CPU under a loaded test run).
 const RECEIVER = `
 import json, socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
 s.setsockopt(socket.SOL_UDP, 104, 1)  # UDP_GRO
+s.setsockopt(socket.SOL_SOCKET, 40, 1)  # SO_RXQ_OVFL
 s.bind(("0.0.0.0", int(sys.argv[1])))
 print("ready", flush=True)
 s.settimeout(1.5)
-big = small = reads = merged = 0
+big = small = reads = merged = overflow = 0
 got = bytearray(int(sys.argv[2]))
 try:
     while True:
@@ -61,6 +64,8 @@ try:
         for level, kind, d in anc:
             if level == socket.SOL_UDP and kind == 104:
                 seg = struct.unpack("H" if len(d) == 2 else "i", d[:len(d) if len(d) == 2 else 4])[0]
+            if level == socket.SOL_SOCKET and kind == 40:
+                overflow = struct.unpack("I", d[:4])[0]
         n = (len(data) + seg - 1) // seg
         if n > 1: merged += 1
         if seg > 512:
@@ -76,7 +81,7 @@ for flag in got:
         if run == 0: gaps += 1
         run += 1
         longest = max(longest, run)
-print(json.dumps({"big": big, "small": small, "reads": reads, "merged": merged, "gaps": gaps, "longest": longest}))
+print(json.dumps({"big": big, "small": small, "reads": reads, "merged": merged, "gaps": gaps, "longest": longest, "overflow": overflow}))
 `;
 
 interface Received {
@@ -87,6 +92,8 @@ interface Received {
   /** Runs of missing packet numbers, and the longest run. */
   gaps: number;
   longest: number;
+  /** Datagrams the socket dropped for a full receive buffer (GRO-merged runs count once). */
+  overflow: number;
 }
 
 describeXdp('testbed loss models on GSO datagrams', () => {
@@ -116,14 +123,15 @@ describeXdp('testbed loss models on GSO datagrams', () => {
     const got = await send();
     const { seen, dropped } = await bed.lossCounters(client.ns);
     await bed.removeLoss(client.ns);
-    // The rule saw datagrams, not packets, and what came through is whole runs.
+    // The rule saw datagrams, not packets, and what came through is whole
+    // runs (a run the socket dropped for a full buffer goes whole too).
     expect(seen).toBe(TRAINS);
     expect(dropped).toBeGreaterThan(0);
     expect(got.big % PER_TRAIN).toBe(0);
     expect(got.gaps).toBeGreaterThan(0);
     expect(got.longest).toBeGreaterThanOrEqual(PER_TRAIN);
     expect(got.big).toBeLessThanOrEqual((TRAINS - dropped) * PER_TRAIN);
-    expect(got.small).toBe(SMALL);
+    if (got.overflow === 0) expect(got.small).toBe(SMALL);
   });
 
   it('XDP program: drops single packets, about the share asked, before GRO merges the rest', async () => {
@@ -142,16 +150,23 @@ describeXdp('testbed loss models on GSO datagrams', () => {
     // binomial(40 000, 0.2): sigma 0.2 %; 17..23 % is > 10 sigma either side.
     expect(dropped / (TRAINS * PER_TRAIN)).toBeGreaterThan(0.17);
     expect(dropped / (TRAINS * PER_TRAIN)).toBeLessThan(0.23);
-    // Losses are single packets or short runs: at 20 % independent loss a
-    // run of missing packets is 1.25 long on average, and 20 in a row has a
-    // chance of about 40 000 x 0.2^20 (4e-10) in the whole run.
-    expect(got.gaps).toBeGreaterThan(dropped / 2);
-    expect(got.longest).toBeLessThan(PER_TRAIN / 2);
-    // Every packet not dropped arrived (the socket's buffer holds the run),
-    // most of them in reads GRO merged; small datagrams all passed.
-    expect(got.big).toBe(TRAINS * PER_TRAIN - dropped);
+    // Most of what passed came in reads GRO merged.
     expect(got.merged).toBeGreaterThan(0);
     expect(got.reads).toBeLessThan(got.big / 4);
+    expect(got.big).toBeLessThanOrEqual(TRAINS * PER_TRAIN - dropped);
+    // What the receiver saw, unless its socket overflowed (a starved
+    // receiver: a GRO run it drops is a gap of its own): every packet not
+    // dropped arrived, and the losses are single packets or short runs. At
+    // 20 % independent loss a run of missing packets is 1.25 long on
+    // average, and 20 in a row has a chance of about 40 000 x 0.2^20 (4e-10)
+    // in the whole run. The counters above show the same without the socket.
+    if (got.overflow > 0) {
+      console.warn(`packet-loss test: the receiver's socket dropped ${got.overflow} datagrams (a loaded machine); gaps not checked`);
+      return;
+    }
+    expect(got.big).toBe(TRAINS * PER_TRAIN - dropped);
+    expect(got.gaps).toBeGreaterThan(dropped / 2);
+    expect(got.longest).toBeLessThan(PER_TRAIN / 2);
     expect(got.small).toBe(SMALL);
   });
 });
