@@ -6,11 +6,12 @@
 // a socket that asks for it. What bench:e2e's `--loss-at packets` uses;
 // test/e2e/packet-loss.test.ts checks both claims.
 //
-// The program is compiled with clang (`-target bpf`) once per loss share and
-// threshold, into the system's temporary directory, and attached with
+// The program is compiled with clang (`-target bpf`) for each attachment,
+// into a directory of its own (mkdtemp, mode 0700, removed once the program
+// is loaded: a file another user could plant in the shared temporary
+// directory would be loaded into the kernel as root), and attached with
 // iproute2's loader (`ip link set dev IF xdp obj FILE sec xdp`).
 import { execFileSync, spawnSync } from 'child_process';
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -26,28 +27,28 @@ export interface PacketLossProbe {
 /** Whether clang can build the program (tests and benches say why not before they skip or fail). */
 export function probePacketLoss(): PacketLossProbe {
   try {
-    programFor(1, 0);
+    withProgram(1, 0, () => undefined);
     return { ok: true };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }
 }
 
-/** The object file dropping `pct` % of UDP datagrams longer than `minUdpLength`, built if not there yet. */
-function programFor(pct: number, minUdpLength: number): string {
-  const source = fs.readFileSync(SOURCE);
-  const tag = createHash('sha256').update(source).update(`${pct}/${minUdpLength}`).digest('hex').slice(0, 16);
-  const out = path.join(os.tmpdir(), `rqcast-xdp-loss-${tag}.o`);
-  if (fs.existsSync(out)) return out;
-  const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout?.trim();
-  const include = multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
-  const tmp = `${out}.${process.pid}.tmp`;
-  const r = spawnSync('clang', ['-O2', '-g0', '-target', 'bpf', ...include, `-DLOSS_PCT=${pct}`, `-DMIN_UDP=${minUdpLength}`, '-c', SOURCE, '-o', tmp], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error(`per-packet loss needs clang with the BPF target (apt-get install clang): ${r.error ? String(r.error) : r.stderr.trim()}`);
+/** Runs `use` with the object file dropping `pct` % of UDP datagrams longer than `minUdpLength`, built for it and removed after. */
+function withProgram<T>(pct: number, minUdpLength: number, use: (object: string) => T): T {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-xdp-loss-'));
+  try {
+    const out = path.join(dir, 'loss.o');
+    const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout?.trim();
+    const include = multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
+    const r = spawnSync('clang', ['-O2', '-g0', '-target', 'bpf', ...include, `-DLOSS_PCT=${pct}`, `-DMIN_UDP=${minUdpLength}`, '-c', SOURCE, '-o', out], { encoding: 'utf8' });
+    if (r.error || r.status !== 0) {
+      throw new Error(`per-packet loss needs clang with the BPF target (apt-get install clang): ${r.error ? String(r.error) : r.stderr.trim()}`);
+    }
+    return use(out);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  fs.renameSync(tmp, out);
-  return out;
 }
 
 /**
@@ -58,9 +59,9 @@ function programFor(pct: number, minUdpLength: number): string {
  */
 export async function addPacketLoss(bed: Testbed, node: NsNode, pct: number, options: { minUdpLength?: number } = {}): Promise<void> {
   if (!Number.isInteger(pct) || pct < 0 || pct > 100) throw new RangeError(`packet loss ${pct}% is not an integer in 0..100`);
-  const object = programFor(pct, options.minUdpLength ?? 0);
   await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'off']);
-  await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'obj', object, 'sec', 'xdp']);
+  const attach = ['ip', '-n', node.ns, 'link', 'set', 'dev', node.ifname, 'xdp', 'obj'];
+  withProgram(pct, options.minUdpLength ?? 0, (object) => execFileSync(attach[0], [...attach.slice(1), object, 'sec', 'xdp'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   await bed.runOk(node.ns, ['ethtool', '-K', node.ifname, 'gro', 'on']);
 }
 
