@@ -10,10 +10,12 @@
 //   the same share of packets, in bursts of ~31 for rqcast and single
 //   packets for uftp.
 //
-// Either model drops only UDP datagrams longer than 512 bytes (data
-// packets of either tool); control exchanges pass.
+// Either model drops only the packets its match says: by default UDP
+// datagrams longer than 512 bytes (data packets of either tool in
+// bench:e2e; control exchanges pass), or the TCP segments from one source
+// port (bench:tcp: the server's side).
 import type { LossCounters, NsNode, Testbed } from '../../test/support/netns';
-import { addPacketLoss, packetLossCounters, probePacketLoss, removePacketLoss } from '../../test/support/packet-loss';
+import { addPacketLoss, packetLossCounters, PacketLossMatch, probePacketLoss, removePacketLoss } from '../../test/support/packet-loss';
 
 export type LossAt = 'packets' | 'datagrams';
 
@@ -37,18 +39,19 @@ export class LossModel {
 
   /** What the log and the table call it. */
   describe(): string {
-    return this.at === 'packets' ? 'per-packet loss before GRO (XDP on each receiver veth)' : 'nftables input-hook loss (a GSO datagram drops whole)';
+    return this.at === 'packets' ? 'per-packet loss before GRO (XDP on each receiver veth)' : 'nftables input-hook loss (a GSO datagram or TSO segment drops whole)';
   }
 
-  /** Drops `pct` % on every receiver from now on (0: none). */
-  async set(pct: number): Promise<void> {
+  /** Drops `pct` % of the packets `match` says on every receiver from now on (0: none). */
+  async set(pct: number, match: PacketLossMatch = { minUdpLength: MIN_UDP_LENGTH }): Promise<void> {
     for (const n of this.nodes) {
       if (this.at === 'datagrams') {
-        if (pct > 0) await this.bed.addLoss(n.ns, pct, { minUdpLength: MIN_UDP_LENGTH });
+        const rule = match.tcpSourcePort !== undefined ? { tcpOnly: true, tcpSourcePort: match.tcpSourcePort } : { minUdpLength: match.minUdpLength ?? 0 };
+        if (pct > 0) await this.bed.addLoss(n.ns, pct, rule);
         else await this.bed.removeLoss(n.ns);
       } else if (pct > 0) {
         this.base.set(n.ns, await packetLossCounters(this.bed, n));
-        await addPacketLoss(this.bed, n, pct, { minUdpLength: MIN_UDP_LENGTH });
+        await addPacketLoss(this.bed, n, pct, match);
       } else if (this.base.delete(n.ns)) {
         await removePacketLoss(this.bed, n);
       }
@@ -77,8 +80,8 @@ export class LossModel {
   }
 }
 
-export function parseLossAt(value: string | undefined): LossAt {
-  const v = value ?? 'packets';
+export function parseLossAt(value: string | undefined, fallback: LossAt = 'packets'): LossAt {
+  const v = value ?? fallback;
   if (v !== 'packets' && v !== 'datagrams') throw new Error(`--loss-at must be packets or datagrams, not ${JSON.stringify(v)}`);
   return v;
 }

@@ -3,7 +3,7 @@
 // input hook (Testbed.addLoss) sees each GSO datagram whole and drops whole
 // runs; the XDP program of test/support/packet-loss.ts drops single
 // packets, each independently, and GRO still hands the receiver merged
-// runs. bench:e2e's `--loss-at` chooses between them.
+// runs. bench:e2e's and bench:tcp's `--loss-at` choose between them.
 import { probeNetns, Testbed } from '../support/netns';
 import { addPacketLoss, hasXdpProgram, packetLossCounters, probePacketLoss, removePacketLoss } from '../support/packet-loss';
 
@@ -82,6 +82,23 @@ for flag in got:
         run += 1
         longest = max(longest, run)
 print(json.dumps({"big": big, "small": small, "reads": reads, "merged": merged, "gaps": gaps, "longest": longest, "overflow": overflow}))
+`;
+
+// Serves argv[2] bytes to the first TCP connection on argv[1], then exits.
+const TCP_SERVER = `
+const net = require('net');
+const n = Number(process.argv[2]);
+const srv = net.createServer((c) => { c.end(Buffer.alloc(n, 7)); srv.close(); });
+srv.listen(Number(process.argv[1]), () => console.log('ready'));
+`;
+
+// Reads everything from HOST:PORT; prints the byte count.
+const TCP_CLIENT = `
+const net = require('net');
+let n = 0;
+const c = net.connect(Number(process.argv[2]), process.argv[1]);
+c.on('data', (d) => { n += d.length; });
+c.on('end', () => console.log(JSON.stringify({ bytes: n })));
 `;
 
 interface Received {
@@ -168,5 +185,36 @@ describeXdp('testbed loss models on GSO datagrams', () => {
     expect(got.gaps).toBeGreaterThan(dropped / 2);
     expect(got.longest).toBeLessThan(PER_TRAIN / 2);
     expect(got.small).toBe(SMALL);
+  });
+
+  it('XDP program for TCP: drops segments from one source port only; TCP recovers them, UDP passes whole', async () => {
+    const client = bed.clients[0];
+    const tcpPort = 7011;
+    const bytes = 8 << 20;
+    const before = await packetLossCounters(bed, client);
+    await addPacketLoss(bed, client, 5, { tcpSourcePort: tcpPort });
+    const srv = bed.spawn(bed.server.ns, [process.execPath, '-e', TCP_SERVER, String(tcpPort), String(bytes)], { timeoutMs: 120_000 });
+    await srv.waitForStdout(/ready/);
+    const r = await bed.runOk(client.ns, [process.execPath, '-e', TCP_CLIENT, bed.server.address, String(tcpPort)], { timeoutMs: 120_000 });
+    await srv.wait();
+    const afterTcp = await packetLossCounters(bed, client);
+    // The stream came whole: what was dropped, TCP sent again.
+    expect(JSON.parse(r.stdout)).toEqual({ bytes });
+    const seen = afterTcp.seen - before.seen;
+    const dropped = afterTcp.dropped - before.dropped;
+    // 8 MiB is ~6 000 segments of ~1 448 bytes, each seen alone (not ~200 TSO packets).
+    expect(seen).toBeGreaterThan(bytes / 1500);
+    // binomial(>= 5 600, 0.05): sigma < 0.3 %; 2.5..10 % is > 8 sigma either side.
+    expect(dropped / seen).toBeGreaterThan(0.025);
+    expect(dropped / seen).toBeLessThan(0.1);
+    // UDP is not a candidate with a TCP port set: every packet of the GSO runs arrives.
+    const got = await send();
+    const afterUdp = await packetLossCounters(bed, client);
+    await removePacketLoss(bed, client);
+    expect(afterUdp.dropped).toBe(afterTcp.dropped);
+    if (got.overflow === 0) {
+      expect(got.big).toBe(TRAINS * PER_TRAIN);
+      expect(got.small).toBe(SMALL);
+    }
   });
 });

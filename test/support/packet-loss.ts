@@ -27,21 +27,28 @@ export interface PacketLossProbe {
 /** Whether clang can build the program (tests and benches say why not before they skip or fail). */
 export function probePacketLoss(): PacketLossProbe {
   try {
-    withProgram(1, 0, () => undefined);
+    withProgram(1, {}, () => undefined);
     return { ok: true };
   } catch (err) {
     return { ok: false, reason: (err as Error).message };
   }
 }
 
-/** Runs `use` with the object file dropping `pct` % of UDP datagrams longer than `minUdpLength`, built for it and removed after. */
-function withProgram<T>(pct: number, minUdpLength: number, use: (object: string) => T): T {
+/** Which packets the program may drop: UDP datagrams longer than `minUdpLength` bytes (UDP header included; default 0), or, with `tcpSourcePort`, TCP segments from that port (and no UDP). */
+export interface PacketLossMatch {
+  minUdpLength?: number;
+  tcpSourcePort?: number;
+}
+
+/** Runs `use` with the object file dropping `pct` % of the packets `match` says, built for it and removed after. */
+function withProgram<T>(pct: number, match: PacketLossMatch, use: (object: string) => T): T {
+  const defines = match.tcpSourcePort !== undefined ? [`-DTCP_SPORT=${match.tcpSourcePort}`] : [`-DMIN_UDP=${match.minUdpLength ?? 0}`];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-xdp-loss-'));
   try {
     const out = path.join(dir, 'loss.o');
     const multiarch = spawnSync('gcc', ['-print-multiarch'], { encoding: 'utf8' }).stdout?.trim();
     const include = multiarch ? ['-I', `/usr/include/${multiarch}`] : [];
-    const r = spawnSync('clang', ['-O2', '-g0', '-target', 'bpf', ...include, `-DLOSS_PCT=${pct}`, `-DMIN_UDP=${minUdpLength}`, '-c', SOURCE, '-o', out], { encoding: 'utf8' });
+    const r = spawnSync('clang', ['-O2', '-g0', '-target', 'bpf', ...include, `-DLOSS_PCT=${pct}`, ...defines, '-c', SOURCE, '-o', out], { encoding: 'utf8' });
     if (r.error || r.status !== 0) {
       throw new Error(`per-packet loss needs clang with the BPF target (apt-get install clang): ${r.error ? String(r.error) : r.stderr.trim()}`);
     }
@@ -52,16 +59,17 @@ function withProgram<T>(pct: number, minUdpLength: number, use: (object: string)
 }
 
 /**
- * Drops `pct` % (an integer, 0..100) of the UDP datagrams longer than
- * `minUdpLength` bytes (UDP header included) that reach `node`'s interface,
- * each one independently, before GRO; replaces an earlier program there.
- * GRO is turned on for the interface.
+ * Drops `pct` % (an integer, 0..100) of the packets `match` says that reach
+ * `node`'s interface, each one independently, before GRO; replaces an
+ * earlier program there. GRO is turned on for the interface.
  */
-export async function addPacketLoss(bed: Testbed, node: NsNode, pct: number, options: { minUdpLength?: number } = {}): Promise<void> {
+export async function addPacketLoss(bed: Testbed, node: NsNode, pct: number, match: PacketLossMatch = {}): Promise<void> {
   if (!Number.isInteger(pct) || pct < 0 || pct > 100) throw new RangeError(`packet loss ${pct}% is not an integer in 0..100`);
   await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'off']);
   const attach = ['ip', '-n', node.ns, 'link', 'set', 'dev', node.ifname, 'xdp', 'obj'];
-  withProgram(pct, options.minUdpLength ?? 0, (object) => execFileSync(attach[0], [...attach.slice(1), object, 'sec', 'xdp'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  if (match.tcpSourcePort !== undefined && !(Number.isInteger(match.tcpSourcePort) && match.tcpSourcePort > 0 && match.tcpSourcePort < 65536)) throw new RangeError(`TCP source port ${match.tcpSourcePort}`);
+  if (match.minUdpLength !== undefined && !(Number.isInteger(match.minUdpLength) && match.minUdpLength >= 0)) throw new RangeError(`UDP length ${match.minUdpLength}`);
+  withProgram(pct, match, (object) => execFileSync(attach[0], [...attach.slice(1), object, 'sec', 'xdp'], { stdio: ['ignore', 'pipe', 'pipe'] }));
   await bed.runOk(node.ns, ['ethtool', '-K', node.ifname, 'gro', 'on']);
 }
 
