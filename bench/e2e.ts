@@ -193,7 +193,6 @@ async function waitUdpListening(bed: Testbed, ns: string, port: number): Promise
   throw new Error(`nothing listening on udp ${port} in ${ns}`);
 }
 
-/** Realised drop share (%) over every receiver's loss rule, before it is removed. */
 async function runUftp(bed: Testbed, lossModel: LossModel, work: string, source: string, digest: string, loss: number): Promise<Run> {
   const receivers = bed.clients.slice(0, RECEIVERS);
   const daemons: NsProcess[] = [];
@@ -238,7 +237,7 @@ async function runUftp(bed: Testbed, lossModel: LossModel, work: string, source:
   const res = await server.wait();
   const seconds = nowSeconds() - t0;
   const wire = await meter.stop();
-  const dropped = await lossModel.realised(loss);
+  const dropped = (await lossModel.realised(loss)).pct;
   await lossModel.set(0);
   for (const d of daemons) await stopTimed(d);
   let verified = 0;
@@ -290,7 +289,7 @@ async function runRqcast(bed: Testbed, lossModel: LossModel, work: string, sourc
   const results = await Promise.all(fetches.map((f, i) => f.wait().then((r) => ((ends[i] = nowSeconds()), r))));
   const seconds = Math.max(...ends) - t0;
   const wire = await meter.stop();
-  const dropped = await lossModel.realised(loss);
+  const dropped = (await lossModel.realised(loss)).pct;
   const lossEach: (number | undefined)[] = [];
   for (const c of receivers) {
     const k = loss > 0 ? await lossModel.counters(c) : undefined;

@@ -160,20 +160,6 @@ function sampleRecvQ(bed: Testbed, port: number): { stop: () => Promise<{ p50?: 
   };
 }
 
-/** The receiver's loss (main() makes it, for the testbed's one client). */
-let lossModel: LossModel;
-
-async function setLoss(bed: Testbed, loss: number, port: number): Promise<void> {
-  await lossModel.set(loss, { tcpSourcePort: port });
-}
-
-/** The loss rule's counters: the share dropped (%) and the packets it saw (undefined without loss). */
-async function realisedLoss(bed: Testbed, loss: number): Promise<{ pct: number | undefined; seen?: number }> {
-  if (loss === 0) return { pct: 0 };
-  const { seen, dropped } = await lossModel.counters(bed.clients[0]);
-  return { pct: seen > 0 ? (dropped / seen) * 100 : undefined, seen };
-}
-
 /** The congestion control new kernel sockets of `ns` get by default. */
 async function kernelCc(bed: Testbed, ns: string): Promise<string> {
   const r = await bed.run(ns, ['sysctl', '-n', 'net.ipv4.tcp_congestion_control']);
@@ -199,7 +185,7 @@ async function routeCc(bed: Testbed, cc: string | undefined): Promise<void> {
   await bed.runOk(ns, ['ip', 'route', 'replace', `${client}/32`, ...(via ? ['via', via] : []), 'dev', dev, 'congctl', cc]);
 }
 
-async function runKernel(bed: Testbed, work: string, source: string, digest: string, loss: number, cc: string, system: System): Promise<Run> {
+async function runKernel(bed: Testbed, lossModel: LossModel, work: string, source: string, digest: string, loss: number, cc: string, system: System): Promise<Run> {
   await routeCc(bed, system === 'kernel' ? cc : undefined);
   const rep = path.join(work, `kernel-${cc}-${loss}.time`);
   const server = bed.spawn(bed.server.ns, timed(rep, [process.execPath, KERNEL_TCP, 'serve', source, bed.server.address, String(KERNEL_PORT)]), { timeoutMs: TIMEOUT_S * 1000 });
@@ -208,7 +194,7 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   const ss = TRACE_DIR
     ? bed.spawn(bed.server.ns, ['sh', '-c', `while :; do date +%s.%N; ss -tin sport = :${KERNEL_PORT}; sleep 0.02; done > ${path.join(TRACE_DIR, `kernel-${cc}-${loss}.ss`)}`], { timeoutMs: TIMEOUT_S * 1000 })
     : undefined;
-  await setLoss(bed, loss, KERNEL_PORT);
+  await lossModel.set(loss, { tcpSourcePort: KERNEL_PORT });
   const out = path.join(work, `kernel-${loss}.bin`);
   const clientRep = path.join(work, `kernel-fetch-${cc}-${loss}.time`);
   const recvq = sampleRecvQ(bed, KERNEL_PORT);
@@ -216,8 +202,8 @@ async function runKernel(bed: Testbed, work: string, source: string, digest: str
   const r = await bed.run(bed.clients[0].ns, timed(clientRep, [process.execPath, KERNEL_TCP, 'fetch', bed.server.address, String(KERNEL_PORT), out]), { timeoutMs: TIMEOUT_S * 1000 });
   const seconds = nowSeconds() - t0;
   const q = await recvq.stop();
-  const dropped = await realisedLoss(bed, loss);
-  await setLoss(bed, 0, KERNEL_PORT);
+  const dropped = await lossModel.realised(loss);
+  await lossModel.set(0);
   await stopTimed(server);
   if (ss) ss.kill('SIGKILL');
   await routeCc(bed, undefined);
@@ -244,7 +230,7 @@ function withNodeArgs(argv: string[], nodeArgs: string[]): string[] {
   return [...FETCH_PREFIX, argv[0], ...nodeArgs, ...argv.slice(1)];
 }
 
-async function runRqcast(bed: Testbed, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
+async function runRqcast(bed: Testbed, lossModel: LossModel, work: string, source: string, digest: string, loss: number, routed: boolean): Promise<Run> {
   const system: System = routed ? 'rqcast-routed' : 'rqcast';
   const rep = path.join(work, `serve-${system}-${loss}.time`);
   const extra = [...(routed ? ['--tcp-gso', '0'] : []), '--metrics', `${bed.server.address}:${METRICS_PORT}`];
@@ -254,7 +240,7 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
     { timeoutMs: TIMEOUT_S * 1000 + 120_000, ...(TRACE_DIR ? { env: { ...process.env, RQCAST_TCP_TRACE: path.join(TRACE_DIR, `serve-${system}-${loss}.trace`) } } : {}) },
   );
   await server.waitForStdout(/listening/, 600_000);
-  await setLoss(bed, loss, PORT);
+  await lossModel.set(loss, { tcpSourcePort: PORT });
   const outDir = path.join(work, `rq-${loss}`);
   fs.mkdirSync(outDir, { recursive: true });
   const t0 = nowSeconds();
@@ -267,8 +253,8 @@ async function runRqcast(bed: Testbed, work: string, source: string, digest: str
   );
   const seconds = nowSeconds() - t0;
   const q = await recvq.stop();
-  const dropped = await realisedLoss(bed, loss);
-  await setLoss(bed, 0, PORT);
+  const dropped = await lossModel.realised(loss);
+  await lossModel.set(0);
   const counters = await tcpCounters(bed);
   await stopTimed(server);
   const out = path.join(outDir, path.basename(source));
@@ -288,7 +274,7 @@ async function main(): Promise<void> {
   const bed = await Testbed.create({ clients: 1, socketBufferMax: 8 * 1024 * 1024 });
   const runs: Run[] = [];
   try {
-    lossModel = new LossModel(LOSS_AT, bed, [bed.clients[0]]);
+    const lossModel = new LossModel(LOSS_AT, bed, [bed.clients[0]]);
     log(`loss: ${lossModel.describe()}`);
     const source = path.join(work, 'payload.bin');
     log(`writing ${BYTES} random bytes`);
@@ -299,21 +285,21 @@ async function main(): Promise<void> {
     for (const loss of LOSSES) {
       if (ONLY !== 'rqcast') {
         log(`kernel TCP (${cc}), ${loss}% loss`);
-        runs.push(await runKernel(bed, work, source, digest, loss, cc, 'kernel'));
+        runs.push(await runKernel(bed, lossModel, work, source, digest, loss, cc, 'kernel'));
         log(JSON.stringify(runs[runs.length - 1]));
         if (KERNEL_CC === undefined && hostCc !== cc) {
           log(`kernel TCP (${hostCc}, the host's default), ${loss}% loss`);
-          runs.push(await runKernel(bed, work, source, digest, loss, hostCc, 'kernel-host-cc'));
+          runs.push(await runKernel(bed, lossModel, work, source, digest, loss, hostCc, 'kernel-host-cc'));
           log(JSON.stringify(runs[runs.length - 1]));
         }
       }
       if (ONLY !== 'kernel') {
         log(`rqcast TCP, ${loss}% loss`);
-        runs.push(await runRqcast(bed, work, source, digest, loss, false));
+        runs.push(await runRqcast(bed, lossModel, work, source, digest, loss, false));
         log(JSON.stringify(runs[runs.length - 1]));
         if (ROUTED) {
           log(`rqcast TCP, routed path (--tcp-gso 0), ${loss}% loss`);
-          runs.push(await runRqcast(bed, work, source, digest, loss, true));
+          runs.push(await runRqcast(bed, lossModel, work, source, digest, loss, true));
           log(JSON.stringify(runs[runs.length - 1]));
         }
       }

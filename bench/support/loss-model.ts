@@ -66,9 +66,9 @@ export class LossModel {
     return { seen: now.seen - base.seen, dropped: now.dropped - base.dropped };
   }
 
-  /** The share dropped over every node, in % (0 when no loss is set). */
-  async realised(pct: number): Promise<number | undefined> {
-    if (pct === 0) return 0;
+  /** The share dropped over every node, in % (0 when no loss is set), and the packets the loss saw (undefined without loss). */
+  async realised(pct: number): Promise<{ pct: number | undefined; seen?: number }> {
+    if (pct === 0) return { pct: 0 };
     let seen = 0;
     let dropped = 0;
     for (const n of this.nodes) {
@@ -76,7 +76,7 @@ export class LossModel {
       seen += k.seen;
       dropped += k.dropped;
     }
-    return seen > 0 ? (dropped / seen) * 100 : undefined;
+    return { pct: seen > 0 ? (dropped / seen) * 100 : undefined, seen };
   }
 }
 

@@ -42,6 +42,9 @@ export interface PacketLossMatch {
 
 /** Runs `use` with the object file dropping `pct` % of the packets `match` says, built for it and removed after. */
 function withProgram<T>(pct: number, match: PacketLossMatch, use: (object: string) => T): T {
+  if (!Number.isInteger(pct) || pct < 0 || pct > 100) throw new RangeError(`packet loss ${pct}% is not an integer in 0..100`);
+  if (match.tcpSourcePort !== undefined && !(Number.isInteger(match.tcpSourcePort) && match.tcpSourcePort > 0 && match.tcpSourcePort < 65536)) throw new RangeError(`TCP source port ${match.tcpSourcePort}`);
+  if (match.minUdpLength !== undefined && !(Number.isInteger(match.minUdpLength) && match.minUdpLength >= 0)) throw new RangeError(`UDP length ${match.minUdpLength}`);
   const defines = match.tcpSourcePort !== undefined ? [`-DTCP_SPORT=${match.tcpSourcePort}`] : [`-DMIN_UDP=${match.minUdpLength ?? 0}`];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-xdp-loss-'));
   try {
@@ -64,12 +67,12 @@ function withProgram<T>(pct: number, match: PacketLossMatch, use: (object: strin
  * earlier program there. GRO is turned on for the interface.
  */
 export async function addPacketLoss(bed: Testbed, node: NsNode, pct: number, match: PacketLossMatch = {}): Promise<void> {
-  if (!Number.isInteger(pct) || pct < 0 || pct > 100) throw new RangeError(`packet loss ${pct}% is not an integer in 0..100`);
-  await bed.runOk(node.ns, ['ip', 'link', 'set', 'dev', node.ifname, 'xdp', 'off']);
-  const attach = ['ip', '-n', node.ns, 'link', 'set', 'dev', node.ifname, 'xdp', 'obj'];
-  if (match.tcpSourcePort !== undefined && !(Number.isInteger(match.tcpSourcePort) && match.tcpSourcePort > 0 && match.tcpSourcePort < 65536)) throw new RangeError(`TCP source port ${match.tcpSourcePort}`);
-  if (match.minUdpLength !== undefined && !(Number.isInteger(match.minUdpLength) && match.minUdpLength >= 0)) throw new RangeError(`UDP length ${match.minUdpLength}`);
-  withProgram(pct, match, (object) => execFileSync(attach[0], [...attach.slice(1), object, 'sec', 'xdp'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  // Built (and the arguments checked) before the interface is touched; loaded while the object file exists (withProgram removes it after).
+  withProgram(pct, match, (object) => {
+    const link = ['-n', node.ns, 'link', 'set', 'dev', node.ifname, 'xdp'];
+    execFileSync('ip', [...link, 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync('ip', [...link, 'obj', object, 'sec', 'xdp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  });
   await bed.runOk(node.ns, ['ethtool', '-K', node.ifname, 'gro', 'on']);
 }
 
