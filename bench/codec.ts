@@ -3,6 +3,11 @@
 //
 //   npm run bench:codec               K ≈ 1 000, 10 000, 50 000 at T = 1280
 //   npm run bench:codec -- --quick    K ≈ 1 000 only
+//   npm run bench:codec -- --k 12340 --loss 1
+//                                     other block sizes (a list: --k 1000,5000)
+//                                     and another share of source symbols lost
+//                                     and of repair sent (default 20 %): e.g.
+//                                     a 256 MiB file's blocks at TCP's 1 %
 //   BENCH_REPS=5 npm run bench:codec  repetitions per figure (best is kept;
 //                                     default 15 / 5 / 3 for K <= 2000 /
 //                                     20000 / more: a small block takes a
@@ -24,12 +29,33 @@ import { Rng } from '../lib/support/rng';
 
 const T = 1280;
 const QUICK = process.argv.includes('--quick');
-const KS = QUICK ? [1000] : [1000, 10_000, 50_000];
+function cliOption(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+/** A bad option: its message, no stack, and exit status 2. */
+function usageError(message: string): never {
+  console.error(`bench:codec: ${message}`);
+  process.exit(2);
+}
+function parseKs(text: string): number[] {
+  const ks = text.split(',').map(Number);
+  // RFC 6330 §5.6: K' up to 56 403 source symbols in a block.
+  if (ks.some((k) => !Number.isInteger(k) || k < 1 || k > 56_403)) usageError(`--k: source symbols per block, integers from 1 to 56403, got ${text}`);
+  return ks;
+}
+function parseLossPct(text: string): number {
+  const pct = Number(text);
+  if (!Number.isFinite(pct) || pct <= 0 || pct >= 100) usageError(`--loss: a percentage above 0 and below 100, got ${text}`);
+  return pct;
+}
+const K_OPTION = cliOption('--k');
+const KS = K_OPTION !== undefined ? parseKs(K_OPTION) : QUICK ? [1000] : [1000, 10_000, 50_000];
 function repsFor(K: number): number {
   if (process.env.BENCH_REPS) return Math.max(1, Number(process.env.BENCH_REPS));
   return K <= 2000 ? 15 : K <= 20_000 ? 5 : 3;
 }
-const REPAIR_FRACTION = 0.2;
+const REPAIR_FRACTION = parseLossPct(cliOption('--loss') ?? '20') / 100;
 
 interface Row {
   K: number;
@@ -262,7 +288,7 @@ async function main(): Promise<void> {
       'the wasm package builds its plan inside every Encoder. ' +
       '"wasm shape" is how raptorq.with_defaults split the object (sub-blocks only reorder bytes).',
   );
-  console.log(JSON.stringify({ bench: 'codec', results: rows }));
+  console.log(JSON.stringify({ bench: 'codec', loss_pct: round(REPAIR_FRACTION * 100, 2), results: rows }));
 }
 
 main().catch((e: unknown) => {
