@@ -370,8 +370,9 @@ export class RqcastClient extends EventEmitter {
         random: this.random,
         ack,
         ackEveryPackets: o.ackEveryPackets,
-        // NEED over UDP only: a TCP stream is paced by its connection and its sender drops what a full pool cannot take.
-        ...(o.need && !tcp && !o.tap ? { needEveryPackets: o.needEveryPackets } : {}),
+        // NEED over TCP too (docs/PROTOCOL.md §7a.1): without it a block's pass runs its fixed quota,
+        // K·(1 + passOverhead), though the connection lost nothing it delivered.
+        ...(o.need && !o.tap ? { needEveryPackets: o.needEveryPackets } : {}),
         recordEsis: o.recordEsis,
         stats: this.stats,
         ...(this.servers ? { tally: this.servers.tally } : {}),

@@ -11,6 +11,7 @@
 //       (its metrics), and with the link's offloads off the kernel cut
 //       them, before the capture, into exactly those segments, each with
 //       its checksum right;
+//   (b2) a TCP client's NEED reports end the server's passes early;
 //   (c) the fallback chain's last step: a client whose namespace drops all
 //       UDP from the server ends on TCP with `--transport auto`;
 //   (d) the host filter: nothing left after the server exits, and a table
@@ -123,7 +124,7 @@ describeNetns('rqcast over TCP between network namespaces', () => {
       await stopProcess(server);
       await bed.runOk(bed.server.ns, ['ethtool', '-K', ifname, 'tx', 'on', 'tso', 'on']);
     }
-    const metric = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    const metric = (name: string): number => metricValue(metrics, name);
     const gso = {
       packets: metric('rqcast_server_tcp_gso_packets_total'),
       segments: metric('rqcast_server_tcp_gso_segments_total'),
@@ -147,6 +148,33 @@ describeNetns('rqcast over TCP between network namespaces', () => {
     expect(report.resegmented).toBe(0);
     expect(report.freshRetransmissions / report.dataRetransmissions).toBeGreaterThanOrEqual(0.99);
   }, 240_000);
+
+  it('reports its needs over TCP (NEED, docs/PROTOCOL.md §7a): the server ends its passes early', async () => {
+    // Two blocks of ~9 800 symbols (pass quota ~11 300 packets each at the
+    // default 15 % overhead), more than the replicator's ring holds ahead:
+    // a report that a block is done reaches the server before its pass is
+    // all built. Without NEED a TCP client got every block's fixed quota.
+    const big = path.join(dir, 'B.bin');
+    const bigDigest = writeContent(big, 24 * 1024 * 1024 + 5, 9);
+    const metricsAt = `${bed.server.address}:9465`;
+    const server = await startServer(bed, bed.server.ns, [big, '--bind', bed.server.address, '--port', String(PORT), '--tcp', '--rate', '400', '--metrics', metricsAt]);
+    let metrics = '';
+    try {
+      const out = path.join(dir, 'need');
+      fs.mkdirSync(out, { recursive: true });
+      const r = await bed.run(bed.clients[4].ns, rqcastArgv('fetch', url(), '--transport', 'tcp', '-o', out, '--json', '--quiet', '--timeout', '60s'), cliOptions({ timeoutMs: 120_000 }));
+      expect({ code: r.code, run: r.code === 0 ? '' : describeRun('fetch over TCP', r) }).toEqual({ code: 0, run: '' });
+      expect(sha256(path.join(out, 'B.bin'))).toBe(bigDigest);
+      const scrape = `fetch('http://${metricsAt}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+      metrics = (await bed.runOk(bed.server.ns, [process.execPath, '-e', scrape])).stdout;
+    } finally {
+      await stopProcess(server);
+      fs.rmSync(big, { force: true });
+    }
+    const metric = (name: string): number => metricValue(metrics, name);
+    expect(metric('rqcast_server_need_reports_total')).toBeGreaterThan(0);
+    expect(metric('rqcast_server_passes_ended_early_total')).toBeGreaterThanOrEqual(1);
+  }, 180_000);
 
   it('falls back to TCP when the namespace drops every UDP datagram from the server', async () => {
     const server = await serve();
@@ -187,6 +215,11 @@ describeNetns('rqcast over TCP between network namespaces', () => {
     expect(await tables()).not.toMatch(/rqcast_tcp/);
   }, 180_000);
 });
+
+/** A metric's value in a Prometheus text scrape (NaN if absent). */
+function metricValue(scrape: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(scrape)?.[1]);
+}
 
 /** P(X <= k) for X ~ Binomial(n, p), summed in logarithms (no underflow for large n). */
 function binomialAtMost(k: number, n: number, p: number): number {
