@@ -19,6 +19,9 @@
 //            --fetch-prefix "..."  (a command rqcast's fetch runs under, e.g.
 //            "perf stat -e instructions -o FILE": instructions, unlike CPU
 //            seconds, barely move with the machine's load)
+//            --link-mbit N  (a link of N Mbit/s: both stacks' packets leave
+//            the server's veth through a token bucket, `tc qdisc ... tbf`,
+//            256 KB burst, 20 ms of queue; see Link under Fairness)
 //
 // rqcast runs twice per loss rate: as served (GSO trains through the packet
 // socket, docs/ARCHITECTURE.md "TCP") and with `--tcp-gso 0` (every segment
@@ -58,6 +61,13 @@
 //   program that keeps up leaves it near 0; one that falls behind holds
 //   megabytes there, and a Linux receiver then ACKs when the program reads,
 //   not when the data arrives (its round trip is the reader's pace).
+// - Link: without --link-mbit the veths move data as fast as the two
+//   cores copy it, so the stack that needs less CPU per byte wins,
+//   whatever it sends. With --link-mbit N a token bucket on the server's
+//   veth (for both stacks, before the bridge) makes the link the
+//   bottleneck, as a real path is: then what counts is how much of the
+//   link's rate each stack turns into the file (rqcast's packets beyond
+//   the symbols it needed are `rqcast_packets_per_needed_symbol`).
 // The last line printed is one JSON object.
 import * as fs from 'fs';
 import * as os from 'os';
@@ -83,6 +93,15 @@ const FETCH_NODE_ARGS = (cliOption('--fetch-node-args') ?? '').split(/\s+/).filt
 const FETCH_PREFIX = (cliOption('--fetch-prefix') ?? '').split(/\s+/).filter(Boolean);
 /** Where the loss rule drops: what the input hook sees (a TSO/GSO packet whole; the default, as issue 9's figures were measured), or each segment (before GRO). */
 const LOSS_AT = parseLossAt(cliOption('--loss-at'), 'datagrams');
+const LINK_MBIT = parseLinkMbit(cliOption('--link-mbit'));
+
+/** --link-mbit: a positive rate in Mbit/s, or no link limit. */
+function parseLinkMbit(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const mbit = Number(text);
+  if (!Number.isFinite(mbit) || mbit <= 0) throw new Error(`--link-mbit: a rate in Mbit/s above 0, got ${text}`);
+  return mbit;
+}
 const PORT = 4433;
 const KERNEL_PORT = 4434;
 const TIMEOUT_S = 900;
@@ -110,6 +129,8 @@ interface Run {
   packets_seen?: number;
   /** rqcast: reception overhead (%). */
   overhead_pct?: number;
+  /** rqcast: data packets the fetch received per symbol it needed (its summary's packetsReceived / neededSymbols). */
+  packets_per_needed?: number;
   /** The receiving program's CPU (user + system): rqcast's fetch (decoding, checking, writing) or the kernel run's plain reader. */
   client_cpu_s?: number;
   /** The client socket's unread bytes (Recv-Q), median and 90th percentile of the samples, KiB. */
@@ -261,9 +282,11 @@ async function runRqcast(bed: Testbed, lossModel: LossModel, work: string, sourc
   const ok = r.code === 0 && (await sha256File(out)) === digest;
   if (!ok) log(`${system} at ${loss}%: exit ${r.code ?? r.signal}; stderr ${r.stderr.slice(-1500)}`);
   fs.rmSync(outDir, { recursive: true, force: true });
-  const overhead = overheadFromSummary(lastJson(r.stdout));
+  const summary = lastJson(r.stdout) as { packetsReceived?: number; neededSymbols?: number } | undefined;
+  const overhead = overheadFromSummary(summary);
+  const packetsPerNeeded = summary?.packetsReceived && summary.neededSymbols ? summary.packetsReceived / summary.neededSymbols : undefined;
   const srv = readTimeReport(rep);
-  return { system, loss_pct: loss, seconds, ok, server_cpu_s: srv.cpuSeconds, server_sys_s: srv.systemSeconds, server_minor_faults: srv.minorFaults, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, recvq_p50_kib: q.p50, recvq_p90_kib: q.p90, ...counters };
+  return { system, loss_pct: loss, seconds, ok, server_cpu_s: srv.cpuSeconds, server_sys_s: srv.systemSeconds, server_minor_faults: srv.minorFaults, client_cpu_s: readTimeReport(clientRep).cpuSeconds, dropped_pct: dropped.pct, packets_seen: dropped.seen, overhead_pct: overhead, packets_per_needed: packetsPerNeeded, recvq_p50_kib: q.p50, recvq_p90_kib: q.p90, ...counters };
 }
 
 async function main(): Promise<void> {
@@ -276,6 +299,10 @@ async function main(): Promise<void> {
   try {
     const lossModel = new LossModel(LOSS_AT, bed, [bed.clients[0]]);
     log(`loss: ${lossModel.describe()}`);
+    if (LINK_MBIT !== undefined) {
+      await bed.runOk(bed.server.ns, ['tc', 'qdisc', 'add', 'dev', bed.server.ifname, 'root', 'tbf', 'rate', `${LINK_MBIT}mbit`, 'burst', '256kb', 'latency', '20ms']);
+      log(`link: ${LINK_MBIT} Mbit/s out of the server's ${bed.server.ifname} (tbf, 256 KB burst, 20 ms queue)`);
+    }
     const source = path.join(work, 'payload.bin');
     log(`writing ${BYTES} random bytes`);
     const digest = writeRandomFile(source, BYTES);
@@ -335,6 +362,8 @@ async function main(): Promise<void> {
       rqcast_dropped_pct: rq?.dropped_pct !== undefined ? round(rq.dropped_pct, 2) : null,
       kernel_dropped_pct: k?.dropped_pct !== undefined ? round(k.dropped_pct, 2) : null,
       overhead_pct: rq?.overhead_pct !== undefined ? round(rq.overhead_pct, 2) : null,
+      // Data packets the fetch received per symbol it needed: 1 plus what the stream sent it beyond its needs.
+      rqcast_packets_per_needed_symbol: rq?.packets_per_needed !== undefined ? round(rq.packets_per_needed, 3) : null,
       // Mean bytes of the file per packet the loss rule saw: tens of KB for
       // either stack's TSO/GSO packets at the input hook, one MSS or so
       // per segment with --loss-at packets.
@@ -363,17 +392,17 @@ async function main(): Promise<void> {
     };
   });
   const ccs = [...new Set(runs.filter((r) => r.cc !== undefined).map((r) => r.cc))].join(', ');
-  console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, ${LOSS_AT === 'packets' ? 'per-segment loss before GRO (--loss-at packets)' : 'nftables input-hook loss (--loss-at datagrams)'} on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s; kernel: ${ccs || 'not run'})`);
-  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt  rq_cli_cpu_s  k_cli_cpu_s  rq_recvq_KiB  k_recvq_KiB  rq_srv_sys_s  rq_srv_faults');
+  console.log(`tcp: ${BYTES} bytes, one receiver, netns veth + bridge, ${LOSS_AT === 'packets' ? 'per-segment loss before GRO (--loss-at packets)' : 'nftables input-hook loss (--loss-at datagrams)'} on the server's segments (rqcast channel cap ${RATE_MBIT} Mbit/s; ${LINK_MBIT !== undefined ? `link ${LINK_MBIT} Mbit/s` : 'no link limit'}; kernel: ${ccs || 'not run'})`);
+  console.log('loss%  rqcast_MBps  kernel_MBps  ratio   host_cc_MBps  ratio_host_cc  rq_srv_cpu_s  k_srv_cpu_s  rq_drop%  k_drop%  overhead%  rq_B/pkt  k_B/pkt  rq_seg/pkt  routed_MBps  routed_ratio  gso_speedup  routed_cpu_s  routed_B/pkt  rq_cli_cpu_s  k_cli_cpu_s  rq_recvq_KiB  k_recvq_KiB  rq_srv_sys_s  rq_srv_faults  rq_pkt/need');
   for (const r of results) {
     const f = (x: number | null, w: number): string => (x === null ? 'n/a' : String(x)).padEnd(w);
     console.log(
       `${f(r.loss_pct, 7)}${f(r.rqcast_MBps, 13)}${f(r.kernel_MBps, 13)}${f(r.ratio, 8)}${f(r.kernel_host_cc_MBps, 14)}${f(r.ratio_host_cc, 15)}${f(r.server_cpu_s, 14)}${f(r.kernel_server_cpu_s, 13)}${f(r.rqcast_dropped_pct, 10)}${f(r.kernel_dropped_pct, 9)}${f(r.overhead_pct, 11)}${f(r.rqcast_bytes_per_packet, 10)}${f(r.kernel_bytes_per_packet, 9)}` +
         `${f(r.rqcast_segments_per_packet, 12)}${f(r.routed_MBps, 13)}${f(r.routed_ratio, 14)}${f(r.gso_speedup, 13)}${f(r.routed_server_cpu_s, 14)}${f(r.routed_bytes_per_packet, 14)}` +
-        `${f(r.rqcast_client_cpu_s, 14)}${f(r.kernel_client_cpu_s, 13)}${f(r.rqcast_recvq_p50_kib, 14)}${f(r.kernel_recvq_p50_kib, 13)}${f(r.server_sys_s, 14)}${f(r.server_minor_faults, 13)}`,
+        `${f(r.rqcast_client_cpu_s, 14)}${f(r.kernel_client_cpu_s, 13)}${f(r.rqcast_recvq_p50_kib, 14)}${f(r.kernel_recvq_p50_kib, 13)}${f(r.server_sys_s, 14)}${f(r.server_minor_faults, 15)}${f(r.rqcast_packets_per_needed_symbol, 11)}`,
     );
   }
-  console.log(JSON.stringify({ bench: 'tcp', loss_at: LOSS_AT, results }));
+  console.log(JSON.stringify({ bench: 'tcp', loss_at: LOSS_AT, link_mbit: LINK_MBIT ?? null, results }));
 }
 
 main().catch((err) => {
