@@ -87,6 +87,9 @@ import { RECV_GATHER_MICROS, TransportChain } from './transport-chain';
 import { joinChannels, parseRqcastUrl, RqcastUrl } from './url';
 import { durationText } from '../support/duration-text';
 
+/** Over TCP, NEED's packet count and timer are this many times the UDP ones (newLink). */
+const TCP_NEED_SPACING = 8;
+
 export type { RqcastClientOptions } from './options';
 export type {
   ChannelSummary,
@@ -371,15 +374,17 @@ export class RqcastClient extends EventEmitter {
         ack,
         ackEveryPackets: o.ackEveryPackets,
         // NEED over TCP too (docs/PROTOCOL.md §7a.1): without it a block's pass runs its fixed quota,
-        // K·(1 + passOverhead), though the connection lost nothing it delivered.
-        ...(o.need && !o.tap ? { needEveryPackets: o.needEveryPackets } : {}),
+        // K·(1 + passOverhead), though the connection lost nothing it delivered. Over TCP a report
+        // is never lost and the loss it measures is the connection's, so the count and the timer
+        // are TCP_NEED_SPACING times apart (a block's end still reports at once).
+        ...(o.need && !o.tap ? { needEveryPackets: tcp ? o.needEveryPackets * TCP_NEED_SPACING : o.needEveryPackets } : {}),
         recordEsis: o.recordEsis,
         stats: this.stats,
         ...(this.servers ? { tally: this.servers.tally } : {}),
         ...(this.opts.tap ? { tap: this.opts.tap } : {}),
       },
       ackIntervalMs: o.ackIntervalMs,
-      needIntervalMs: o.needIntervalMs,
+      needIntervalMs: tcp ? o.needIntervalMs * TCP_NEED_SPACING : o.needIntervalMs,
       // A TCP connection says itself when the server is gone.
       ...(tcp ? {} : { stallMs: stallAfter(o.ttlMs) }),
     });
