@@ -18,20 +18,14 @@ export const IN_ORDER_WINDOW = 1;
 /**
  * What the server pins ahead while sliding (ChannelStream's
  * prepareAheadPackets): the blocks after the next one too, until their
- * quotas and the next one's reach this many packets, and the one that
- * reaches it. A block is prepared off the JS thread while the stream is
- * built in fills of up to a ring of packets (4096 by default) at a time; a
- * block with a quota of a few packets (a small object) whose successor was
- * pinned only when it entered the window would keep the channel until that
- * preparation lands. And a pass that NEED reports end early hands the
- * channel on sooner than its quota: over TCP a block of K = 12 337 goes in
- * about 0.1 s, and with 4096 (that block's successor alone pinned ahead)
- * the stream waited for a preparation 67-168 times per 256 MiB; with 32768
- * (three ahead) none (docs/PROTOCOL.md §10.3). Blocks of K >= 28 494
- * (quota >= 32768 at 15%) are pinned one ahead. The memory budget still
- * decides what is prepared (BlockCache: a preparation waits for room).
+ * quotas and the next one's reach this many packets. A block is prepared off
+ * the JS thread while the stream is built in fills of up to a ring of
+ * packets (4096 by default) at a time; a block with a quota of a few packets
+ * (a small object) whose successor was pinned only when it entered the
+ * window would keep the channel until that preparation lands. Blocks of
+ * K >= 3 562 (quota >= 4096 at 15%) are pinned one ahead as before.
  */
-export const PREPARE_AHEAD_PACKETS = 32768;
+export const PREPARE_AHEAD_PACKETS = 4096;
 
 /**
  * W for a channel whose blocks hold `costs` bytes each once prepared: all of
