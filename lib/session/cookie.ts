@@ -142,6 +142,20 @@ export class CookieAuthority {
     return { ok: true, expiresAtMs };
   }
 
+  /**
+   * Until when (Unix ms) a cookie that verify() accepted at `now` stays
+   * signed with a key verify() accepts: its key's period and the next one.
+   * With the cookie's own expiry, what a caller that remembers a verified
+   * cookie (ClientManager, per session) needs to accept the same bytes from
+   * the same address and port again without computing its tags.
+   */
+  keyAcceptedUntilMs(cookie: Uint8Array, now: number): number {
+    checkTime('now', now);
+    const current = this.periodOf(now);
+    const period = cookie[KEY_ID_OFFSET] === (current & 0xff) ? current : current - 1;
+    return (period + 2) * this.rotationPeriodMs;
+  }
+
   private periodOf(now: number): number {
     return Math.floor(now / this.rotationPeriodMs);
   }

@@ -37,6 +37,19 @@ describe('CookieAuthority', () => {
     expect(a.verify(c, '::ffff:192.0.2.1', 4000, T0).ok).toBe(true);
   });
 
+  test('keyAcceptedUntilMs: the end of the period after its key\'s, which is when verify stops knowing the key', () => {
+    const a = authority({ lifetimeMs: PERIOD });
+    const p = Math.floor(T0 / PERIOD);
+    const c = a.issue('192.0.2.1', 4000, T0);
+    expect(a.keyAcceptedUntilMs(c, T0)).toBe((p + 2) * PERIOD);
+    // Asked in the next period, the key is the previous one: the same answer.
+    expect(a.keyAcceptedUntilMs(c, (p + 1) * PERIOD + 5)).toBe((p + 2) * PERIOD);
+    // verify agrees on both sides of it (expiry aside: a cookie lives at most one period).
+    const late = a.issue('192.0.2.1', 4000, (p + 1) * PERIOD - 1);
+    expect(a.verify(late, '192.0.2.1', 4000, (p + 2) * PERIOD - 2).ok).toBe(true);
+    expect(a.keyAcceptedUntilMs(late, (p + 2) * PERIOD - 2)).toBe((p + 2) * PERIOD);
+  });
+
   test('expired at and after its expiry', () => {
     const a = authority();
     const c = a.issue('192.0.2.1', 4000, T0);

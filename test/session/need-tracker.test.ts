@@ -115,6 +115,66 @@ describe('NEED at the client manager', () => {
   });
 });
 
+describe('the cookie of a session\'s reports, remembered (ClientManager, per session)', () => {
+  test('a session\'s NEEDs with one cookie verify it once; each still reaches the stream', () => {
+    const { manager, cookies } = rig();
+    const verify = jest.spyOn(cookies, 'verify');
+    const cookie = cookies.issue(alice.address, alice.port, NOW);
+    manager.handle(join(cookie, ['a']), from(alice), NOW);
+    let commands = 0;
+    // 5 a second in the long run (rig's bucket: burst 5, 100 per second): one every 20 ms passes.
+    for (let i = 1; i <= 20; i++) commands += manager.handle(need(cookie), from(alice), NOW + 20 * i).commands.length;
+    expect(commands).toBe(20);
+    expect(verify).toHaveBeenCalledTimes(2); // the JOIN's, and the first NEED's
+  });
+
+  test('a remembered cookie stops passing at its expiry: refused as expired, nothing reaches the stream', () => {
+    const { manager, cookies } = rig();
+    const cookie = cookies.issue(alice.address, alice.port, NOW); // lifetime 60 s
+    manager.handle(join(cookie, ['a']), from(alice), NOW);
+    expect(manager.handle(need(cookie), from(alice), NOW + 1_000).commands).toHaveLength(1);
+    const out = manager.handle(need(cookie), from(alice), NOW + 60_000);
+    expect(out.commands).toEqual([]);
+    expect(out.replies.map((r) => r.message)).toEqual([{ type: MessageType.Error, code: ErrorCode.CookieExpired, reason: 'cookie expired' }]);
+    expect(manager.counters.cookieExpired).toBe(1);
+  });
+
+  test('other bytes from the session\'s own address are verified: a forged cookie is refused though one was remembered', () => {
+    const { manager, cookies } = rig();
+    const cookie = cookies.issue(alice.address, alice.port, NOW);
+    manager.handle(join(cookie, ['a']), from(alice), NOW);
+    expect(manager.handle(need(cookie), from(alice), NOW + 10).commands).toHaveLength(1);
+    const forged = Uint8Array.from(cookie);
+    forged[forged.length - 1] ^= 0x01;
+    const out = manager.handle(need(forged), from(alice), NOW + 20);
+    expect(out.commands).toEqual([]);
+    expect(out.replies.map((r) => r.message)).toEqual([{ type: MessageType.Error, code: ErrorCode.BadCookie, reason: 'bad cookie' }]);
+    // And the remembered one still passes after it.
+    expect(manager.handle(need(cookie), from(alice), NOW + 40).commands).toHaveLength(1);
+  });
+
+  test('another peer with the session\'s cookie is not the session: verified, and refused (wrong address)', () => {
+    const { manager, cookies } = rig();
+    const cookie = cookies.issue(alice.address, alice.port, NOW);
+    manager.handle(join(cookie, ['a']), from(alice), NOW);
+    manager.handle(need(cookie), from(alice), NOW + 10);
+    const out = manager.handle(need(cookie), from(udpPeer(alice.address, alice.port + 1)), NOW + 20);
+    expect(out.commands).toEqual([]);
+    expect(manager.counters.cookieWrongAddress).toBe(1);
+  });
+
+  test('after a LEAVE the cookie is spent: a report with it is refused, though it was remembered', () => {
+    const { manager, cookies } = rig();
+    const cookie = cookies.issue(alice.address, alice.port, NOW);
+    manager.handle(join(cookie, ['a']), from(alice), NOW);
+    manager.handle(need(cookie), from(alice), NOW + 10);
+    manager.handle({ type: MessageType.Leave, cookie }, from(alice), NOW + 20);
+    const out = manager.handle(need(cookie), from(alice), NOW + 40);
+    expect(out.commands).toEqual([]);
+    expect(manager.counters.cookieSpent).toBe(1);
+  });
+});
+
 describe('NEED at the stream (ChannelStream.reportNeed)', () => {
   // Two objects: TOI 1 of 3 blocks, TOI 2 of 1 block; T = 16.
   let blocksOfToi1 = 0;
