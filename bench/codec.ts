@@ -26,13 +26,10 @@ import { loadWasmRaptorq, wasmDefaultOti } from '../test/support/wasm-raptorq';
 import { codecPhaseCounters, ObjectDecoder, ObjectEncoder } from '../lib';
 import { loadNative } from '../lib/native';
 import { Rng } from '../lib/support/rng';
+import { cliOption } from './support/measure';
 
 const T = 1280;
 const QUICK = process.argv.includes('--quick');
-function cliOption(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 /** A bad option: its message, no stack, and exit status 2. */
 function usageError(message: string): never {
   console.error(`bench:codec: ${message}`);
