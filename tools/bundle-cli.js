@@ -203,7 +203,11 @@ module.exports = { fresh, load: loadFile, files: () => [...ABS] };
  * comments between two tokens (TypeScript's parser tells them apart from
  * strings, templates and regular expressions) becomes its line breaks only,
  * or one space; so every line keeps its number (stack traces, the source
- * map). Unchanged if TypeScript is not installed.
+ * map). A string's or an untagged template's characters beyond ASCII become
+ * escapes of the same value (asciiEscaped), so that the bundle is ASCII:
+ * V8 then holds its source as one byte per character, and Node reads it
+ * faster at each start (one such character makes the whole 400 KB two bytes
+ * per character). Unchanged if TypeScript is not installed.
  */
 function stripTrivia(source, file) {
   let ts;
@@ -220,7 +224,8 @@ function stripTrivia(source, file) {
     if (node.kind >= ts.SyntaxKind.FirstToken && node.kind <= ts.SyntaxKind.LastToken) {
       const start = node.getStart(sf);
       if (start > at) out += source.slice(at, start).replace(/[^\n]/g, '').replace(/^$/, at === 0 ? '' : ' ');
-      out += source.slice(start, node.end);
+      const text = source.slice(start, node.end);
+      out += /[^\x00-\x7f]/.test(text) && holdsValue(ts, node) ? asciiEscaped(text) : text;
       at = node.end;
       return;
     }
@@ -228,6 +233,34 @@ function stripTrivia(source, file) {
   };
   visit(sf);
   return out + source.slice(at).replace(/[^\n]/g, '');
+}
+
+/** Whether token `node` is a string or part of an untagged template: its text's escapes stand for its value (a tagged template's tag also sees the raw text). */
+function holdsValue(ts, node) {
+  const K = ts.SyntaxKind;
+  if (node.kind === K.StringLiteral) return true;
+  if (![K.NoSubstitutionTemplateLiteral, K.TemplateHead, K.TemplateMiddle, K.TemplateTail].includes(node.kind)) return false;
+  let template = node.kind === K.NoSubstitutionTemplateLiteral ? node : node.parent;
+  if (template.kind === K.TemplateSpan) template = template.parent;
+  return template.parent?.kind !== K.TaggedTemplateExpression;
+}
+
+/**
+ * A string's or template's token text with each UTF-16 unit beyond ASCII
+ * written as its \u escape: the same value. An escape already there is
+ * kept, but a backslash before such a character is a character escape that
+ * stands for the character itself, or for nothing before a line or
+ * paragraph separator (a line continuation).
+ */
+function asciiEscaped(text) {
+  const u = (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+  return text.replace(/\\[\s\S]|[^\x00-\x7f]/g, (m) => {
+    if (m.length === 1) return u(m);
+    if (m.charCodeAt(1) <= 0x7f) return m;
+    if (m[1] === '\u2028' || m[1] === '\u2029') return '';
+    // A surrogate pair after the backslash: its second half is escaped by the replace's next match.
+    return u(m[1]);
+  });
 }
 
 function bundle(opts) {

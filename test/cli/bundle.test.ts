@@ -217,6 +217,40 @@ describe('the CLI bundle', () => {
   });
 });
 
+describe("the bundle's text", () => {
+  test("is ASCII: a string's or untagged template's other characters are escaped to the same value; a tagged template's raw text is left as it is", async () => {
+    const dist = fs.mkdtempSync(path.join(os.tmpdir(), 'rqcast-bundle-ascii-'));
+    try {
+      fs.mkdirSync(path.join(dist, 'cli'));
+      // U+2028 after a backslash is a line continuation (nothing); before any other character, the character itself.
+      const program = [
+        "const raw = (s) => s.raw.join('|');",
+        'module.exports = {',
+        "  dash: 'em \u2014 dash', ellipsis: `more \u2026 (${1 + 1}) \u00f7 ${'x'}\u00d7`, none: `\u00e9t\u00e9`,",
+        "  escaped: '\\\u2014', pair: 'face \ud83d\ude00', escapedPair: '\\\ud83d\ude00', backslash: '\\\\\u00e9',",
+        "  continued: 'a\\\u2028b', alreadyEscape: '\\u00e9', tagged: raw`t\u00e9 ${1} \u2014\\u2014`,",
+        '};',
+        '',
+      ].join('\n');
+      fs.writeFileSync(path.join(dist, 'cli', 'program.js'), program);
+      fs.writeFileSync(path.join(dist, 'cli', 'fetch.js'), "'use strict';\n");
+      const out = path.join(dist, 'bundle.js');
+      const r = spawnSync(process.execPath, [path.join(REPO, 'tools', 'bundle-cli.js'), '--dist', dist, '--out', out], { encoding: 'utf8' });
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      const text = fs.readFileSync(out, 'utf8');
+      // Beyond ASCII: only the tagged template's text (its tag reads the raw characters).
+      const others = [...text].filter((c) => c.charCodeAt(0) > 0x7f).join('');
+      expect(others).toBe('\u00e9\u2014');
+      const values = async (expr: string): Promise<unknown> => lastJson(await runNode(['-e', `process.stderr.write(JSON.stringify(${expr}) + '\\n')`]));
+      const fromFile = await values(`require(${JSON.stringify(path.join(dist, 'cli', 'program.js'))})`);
+      expect(fromFile).toMatchObject({ dash: 'em \u2014 dash', escaped: '\u2014', continued: 'ab', tagged: 't\u00e9 | \u2014\\u2014' });
+      expect(await values(`require(${JSON.stringify(out)}).load('cli/program.js')`)).toEqual(fromFile);
+    } finally {
+      fs.rmSync(dist, { recursive: true, force: true });
+    }
+  });
+});
+
 // A preload for the children above: at exit, which module loaded each of ours (the bundle, or Node's loader from its parent's require).
 beforeAll(() => {
   fs.writeFileSync(
