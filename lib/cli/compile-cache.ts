@@ -279,14 +279,23 @@ export class CompileCache {
     return Reflect.apply(fn, mod.exports, [mod.exports, requireFor(mod), mod, filename, path.dirname(filename)]);
   }
 
-  /** Whether `content` (of `filename`) is exactly the source stored in `entry`: by its file's key, else by its SHA-1. */
+  /**
+   * Whether `content` (of `filename`) is exactly the source stored in
+   * `entry`: by its file's key, else by its SHA-1. The same source under
+   * another key (its file written again with the same text: a rebuild, a
+   * reinstall) makes the cache written anew with the key, once the file
+   * has settled (RACY_NS), so that later runs do not hash it (and load
+   * `crypto`) at every start.
+   */
   private sameSource(entry: StoredEntry, filename: string, content: string): boolean {
     if (!this.blob || entry.sc !== content.length) return false;
     if (entry.k !== '' && entry.k === fileKey(filename)) {
       this.stats.byKey++;
       return true;
     }
-    return sha1(content) === entry.sh;
+    const same = sha1(content) === entry.sh;
+    if (same && fileKey(filename, BigInt(Date.now()) * 1_000_000n - RACY_NS) !== '') this.dirty = true;
+    return same;
   }
 
   /**
