@@ -36,6 +36,11 @@
  *   scan of the ring from its newest segment back to r cost up to
  *   `ledgerSegments` steps per report: a client reporting old positions,
  *   slow or hostile, could spend ~0.25 ms of the server per report).
+ * - Raised (repair candidates, takeRaised): a block a report puts above
+ *   what is built, if some of its packets were built after the member
+ *   became a destination (expect). A member short of a block it saw sent
+ *   gets it repaired at once; the blocks sent before it joined come round
+ *   in the cycle, where every member that needs them takes them too.
  * - Bounded: per member one target per block of the channel; a member's
  *   state goes when it stops being a destination (forget).
  */
@@ -82,6 +87,8 @@ const COMPACT_AFTER = 1024;
 interface Member {
   /** Unwrapped position of its latest report. */
   at: number;
+  /** Position one past the last packet built when it became a destination: it receives what is built from here on. */
+  since: number;
   /** Some report of it was applied (it holds the FDT instance: fdt-cadence.ts). */
   reported: boolean;
   /** target(m,b) per block index (undefined: not reported). */
@@ -109,6 +116,8 @@ export class NeedTable {
   private end = 0;
   /** Blocks a report raised above what was built (schedule.ts: repair turns). */
   private raised = new Set<number>();
+  /** Position one past the last packet built of each block (by schedule index). */
+  private readonly lastBuiltEnd: number[] = [];
 
   constructor(ledgerSegments = DEFAULT_LEDGER_SEGMENTS, counters?: NeedTableCounters) {
     this.counters = counters ?? { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0 };
@@ -131,6 +140,7 @@ export class NeedTable {
     if (block < 0 || count <= 0) return;
     const before = this.builtTotal[block] ?? 0;
     this.builtTotal[block] = before + count;
+    this.lastBuiltEnd[block] = position + count;
     const i = this.segNext;
     // A full ring overwrites its oldest segment, which is the oldest of its block's.
     if (this.segSize === this.segBlock.length) this.dropOldest(this.segBlock[i]);
@@ -151,7 +161,7 @@ export class NeedTable {
   /** `member` is a destination now: until it reports, every block is unknown. */
   expect(member: string): void {
     if (this.members.has(member)) return;
-    this.members.set(member, { at: -1, reported: false, targets: [] });
+    this.members.set(member, { at: -1, since: this.end, reported: false, targets: [] });
     this.silent++;
     this.version++;
   }
@@ -187,7 +197,11 @@ export class NeedTable {
       const n = need <= 0 ? 0 : packetsFor(need, l);
       const target = this.builtOf(block) - (known ? this.builtAfter(block, at) : 0) + n;
       m.targets[block] = target;
-      if (target > this.builtOf(block)) this.raised.add(block);
+      // A repair only for a block the member saw sent since it joined: one
+      // whose packets all went before is the cycle's to bring round (a
+      // newcomer's whole backlog repaired at once would go first and hold
+      // back every member already there).
+      if (target > this.builtOf(block) && (this.lastBuiltEnd[block] ?? 0) > m.since) this.raised.add(block);
     }
     this.counters.needReports++;
     this.version++;

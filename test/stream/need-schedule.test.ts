@@ -186,6 +186,34 @@ describe('passes by need (schedule.ts with need-table.ts)', () => {
     expect(r.s.counters.repairPackets).toBeLessThan(passQuota(1000, 0.15));
   });
 
+  test('a member that joins after some passes ended gets those blocks when the cycle comes round, not in repair turns ahead of the blocks the others still need: it holds no one back', () => {
+    const K4 = [1000, 1000, 1000, 1000];
+    /** Position at which each block reached K at a member receiving every packet from position `from`. */
+    const completions = (r: Run, from: number): number[] => {
+      const got = K4.map(() => 0);
+      const at = K4.map(() => -1);
+      r.blocks.forEach((b, p) => {
+        if (p < from || b === FDT_TURN || at[b] >= 0) return;
+        if (++got[b] === K4[b]) at[b] = p;
+      });
+      return at;
+    };
+    const alone = completions(run(K4, [member('a', { every: 100 })], 12_000), 0);
+    // The newcomer joins in block 2's pass: blocks 0 and 1 went before it.
+    const joinAt = alone[1] + 300;
+    const r = run(K4, [member('a', { every: 100 }), member('late', { every: 100, from: joinAt })], 12_000);
+    const a = completions(r, 0);
+    const late = completions(r, joinAt);
+    // a has every block hardly later than alone: block 2's pass runs to its quota
+    // for the newcomer, who saw it and is repaired there (at most one more quota);
+    // blocks 0 and 1 are not sent again ahead of block 3 (two more quotas, before).
+    expect(Math.max(...a) - Math.max(...alone)).toBeLessThan(passQuota(1000, 0.15));
+    // The newcomer has every block: 2 and 3 first, then 0 and 1 from the next cycle.
+    expect(late.every((p) => p >= 0)).toBe(true);
+    expect(late[2]).toBeLessThan(late[3]);
+    expect(late[3]).toBeLessThan(Math.min(late[0], late[1]));
+  });
+
   test('hostile reports (huge needs, loss 1) hold a block no longer than its quota per pass (lending at most one pass ahead); a report of 0 shortens no one else\'s', () => {
     fc.assert(
       fc.property(
@@ -318,6 +346,23 @@ describe('passes by need (schedule.ts with need-table.ts)', () => {
 });
 
 describe('NeedTable', () => {
+  test('a report raises (makes a repair candidate of) a block only if some of its packets were built after the member became a destination', () => {
+    const t = new NeedTable();
+    t.built(0, 0, 100);
+    t.built(1, 100, 100);
+    t.expect('x');
+    t.built(1, 200, 50);
+    t.built(2, 250, 10);
+    expect(t.report('x', 259, 0, [0, 1, 2].map((block) => ({ block, need: 500 })))).toBe(true);
+    // Every block is wanted (the cycle brings block 0 round), but only 1 and 2 were seen sent.
+    expect([0, 1, 2].map((b) => (t.wanted(b) ?? 0) > 0)).toEqual([true, true, true]);
+    expect(t.takeRaised().sort()).toEqual([1, 2]);
+    // Block 0 sent again (its next pass): a shortfall after it is a repair candidate.
+    t.built(0, 260, 10);
+    t.report('x', 269, 0, [{ block: 0, need: 500 }]);
+    expect(t.takeRaised()).toEqual([0]);
+  });
+
   test('stale reports are dropped, reports ahead of the stream taken as of its last packet, members forgotten', () => {
     const t = new NeedTable();
     t.built(0, 0, 100);
