@@ -30,8 +30,8 @@
  * nothing but the cache. Written at exit, only when this run compiled
  * something the file lacked, through a temporary file renamed over it (runs
  * at once each write a whole file; the last one stays). Entries of modules
- * this run did not load are kept while their files exist, for 30 days since
- * a run last loaded them. A cache file read is touched once a day; files of
+ * this run did not load are kept while their files are as they were (the
+ * same key), for 30 days since a run last loaded them. A cache file read is touched once a day; files of
  * the directory (other installations, other Nodes) untouched for 30 days
  * are removed when one is written.
  */
@@ -326,9 +326,9 @@ export class CompileCache {
         const sh = stored?.sh ?? sha1(c.source);
         entries.push({ f, sc: c.source.length, sh, k: fileKey(f, BigInt(now) * 1_000_000n - RACY_NS), u: today, co, cn, r: { ...stored?.r, ...this.resolutions.get(f) } });
       }
-      // Modules this run did not load (another fetch loaded a logger, say): kept while their files exist, for KEEP_DAYS since last loaded.
+      // Modules this run did not load (another fetch loaded a logger, say): kept while their files are as they were, for KEEP_DAYS since last loaded.
       for (const [f, e] of this.stored) {
-        if (this.compiled.has(f) || !this.blob || !(today - e.u <= KEEP_DAYS) || !isFile(f)) continue;
+        if (this.compiled.has(f) || !this.blob || !(today - e.u <= KEEP_DAYS) || !unchangedSince(f, e)) continue;
         const [co, cn] = push(this.blob.subarray(e.co, e.co + e.cn));
         entries.push({ ...e, co, cn });
       }
@@ -427,6 +427,16 @@ function pruneDirectory(dir: string, now: number): void {
   } catch {
     // Another run removing the same files, or a directory we cannot list: the next save tries again.
   }
+}
+
+/**
+ * Whether an entry no run loaded lately is worth keeping: its file is
+ * there and, if the entry has a key, still has it. A file written again (a
+ * rebuild, a reinstall) most likely holds another source; its entry would
+ * only be read and checked at every start until a run loads it.
+ */
+function unchangedSince(file: string, e: StoredEntry): boolean {
+  return e.k === '' ? isFile(file) : fileKey(file) === e.k;
 }
 
 function isFile(file: string): boolean {

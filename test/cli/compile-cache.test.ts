@@ -143,6 +143,27 @@ test('an entry no run has loaded for 30 days is dropped at the next write; files
   expect(Date.now() - fs.statSync(f.file).mtimeMs).toBeLessThan(86_400_000);
 }, 60_000);
 
+test('an entry this run did not load is kept while its file has its key, and dropped at the next write once the file was written again (a rebuild)', () => {
+  const f = fixture('rebuilt');
+  const c = path.join(f.pkg, 'c.js');
+  fs.writeFileSync(c, "exports.value = 'c';\n");
+  // A key is stored only for a file changed at least 2 s before the cache is written.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_100);
+  loadThrough(f.file, c);
+  expect(loadThrough(f.file, f.entry).stats).toMatchObject({ misses: 2, written: true });
+  const stored = (): string => fs.readFileSync(f.file, 'latin1');
+  expect(stored()).toContain(JSON.stringify(c));
+  // c.js written again; a run that loads a.js and b.js (b.js edited, so it writes): c's entry goes.
+  const st = fs.statSync(c);
+  fs.utimesSync(c, st.atime, new Date(st.mtimeMs + 1_000));
+  fs.writeFileSync(path.join(f.pkg, 'b.js'), "'use strict';\nexports.value = 'b5';\n");
+  expect(loadThrough(f.file, f.entry)).toMatchObject({ value: 'a+b5', stats: { misses: 1, written: true } });
+  expect(stored()).not.toContain(JSON.stringify(c));
+  expect(stored()).toContain(JSON.stringify(f.entry));
+  // Loaded again, it is compiled from source and stored anew.
+  expect(loadThrough(f.file, c)).toMatchObject({ value: 'c', stats: { misses: 1, written: true } });
+}, 60_000);
+
 test('a stored resolution whose file is gone is resolved again by Node', () => {
   const f = fixture('moved');
   loadThrough(f.file, f.entry);
