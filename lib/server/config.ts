@@ -409,6 +409,8 @@ export function channelStreamOptions(
     pins,
     // Members' NEED reports end passes early (docs/PROTOCOL.md §7a); without reports, fixed passes.
     needs: true,
+    // A newcomer to a stream nobody was on gets its blocks in order (§10.3).
+    restartOnFirstMember: true,
   };
 }
 

@@ -54,10 +54,11 @@ export function groupStreamOptions(
   noCode: boolean,
   allocatorOf: (o: CatalogueObject) => SymbolAllocator,
 ): ChannelStreamOptions {
-  if (!noCode) return { ...unicast, needs: false };
+  if (!noCode) return { ...unicast, needs: false, restartOnFirstMember: false };
   return {
     ...unicast,
     needs: false,
+    restartOnFirstMember: false,
     objects: objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
     fdt: { ...unicast.fdt, allocator: SymbolAllocator.forEncoder(unicast.fdt.encoder, 'carousel') },
   };

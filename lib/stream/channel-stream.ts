@@ -107,6 +107,15 @@ export interface ChannelStreamOptions {
    * none of them needs more of it. Default false: fixed passes.
    */
   needs?: boolean;
+  /**
+   * With needs, a stream that has no member and gets one starts its cycle
+   * again at block 0 (StreamSchedule.restartCycle), so that the newcomer
+   * gets the blocks in order (their digest as they decode, their playout)
+   * as from a new stream. For a unicast stream, whose members are all its
+   * destinations; not a group's (listeners the server does not know).
+   * Default false.
+   */
+  restartOnFirstMember?: boolean;
 }
 
 /** A NEED report as the stream takes it (the client manager checked who sent it). */
@@ -188,6 +197,7 @@ export class ChannelStream {
   private position = 0;
   /** Members' needs (ChannelStreamOptions.needs). */
   private readonly needTable?: NeedTable;
+  private readonly restartOnFirstMember: boolean;
   /** (object index * 256 + SBN) -> schedule index, for NEED entries. */
   private readonly blockIndex = new Map<number, number>();
   /** TOI -> object index. */
@@ -223,6 +233,7 @@ export class ChannelStream {
       Object.assign(this.counters, { needReports: 0, needStale: 0, needAhead: 0, needBeyondLedger: 0, needUnknownBlocks: 0, needClamped: 0 });
       this.needTable = new NeedTable(undefined, this.counters as NeedTableCounters);
     }
+    this.restartOnFirstMember = options.restartOnFirstMember === true;
     this.schedule = new StreamSchedule({
       blocks,
       fdtBlocks: this.fdt.allocator.sourceBlocks,
@@ -364,7 +375,9 @@ export class ChannelStream {
 
   /** `member` (a peer key) became a destination: until it reports, its needs are unknown (fixed passes). */
   expectNeed(member: string): void {
+    const first = this.needTable?.memberCount === 0;
     this.needTable?.expect(member);
+    if (first && this.restartOnFirstMember) this.schedule.restartCycle();
   }
 
   /** `member` is no longer a destination: its needs no longer count, its state is dropped. */

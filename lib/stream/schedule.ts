@@ -176,6 +176,8 @@ export class StreamSchedule {
   private anyWanted = true;
   /** needs.version when neededNext() last picked nextBlock again. */
   private nextPickedAt = -1;
+  /** restartCycle: the window slot whose pass ends once block 0 is ready. */
+  private restartSlot?: number;
 
   constructor(options: ScheduleOptions) {
     this.symbolsPerTurn = options.symbolsPerTurn ?? DEFAULT_SYMBOLS_PER_TURN;
@@ -291,9 +293,26 @@ export class StreamSchedule {
     return index;
   }
 
+  /**
+   * The cycle starts again at block 0, as a new stream's does (sliding, with needs; ChannelStream: a stream without
+   * members gets one): block 0 comes next, the pass at the cursor ends once it is ready, and that block comes round
+   * in the cycle (no repair turn).
+   */
+  restartCycle(): void {
+    if (this.state !== 'started' || !this.sliding || this.needs === undefined || this.window.includes(0) || this.admitting.length > 0) return;
+    if (this.nextBlock !== 0) this.pickNext(0);
+    this.restartSlot = this.cursor;
+  }
+
   /** The turn at stream position `position`, at most `max` (>= 1) packets. */
   next(position: number, max: number): Turn {
     this.admit();
+    const restart = this.restartSlot;
+    if (restart !== undefined && (this.window.includes(0) || this.nextBlock !== 0 || this.gate.ready(0))) {
+      this.restartSlot = undefined;
+      const leaving = this.window[restart];
+      if (!this.window.includes(0) && this.nextBlock === 0 && this.advance(restart)) this.ended.delete(leaving);
+    }
     const toFdt = this.fdt.toNext(position);
     if (toFdt === 0 || this.window.length === 0) {
       const sbn = this.fdtCursor;
@@ -433,13 +452,16 @@ export class StreamSchedule {
     this.nextPickedAt = needs.version;
     const next = this.firstNeeded(this.nextBlock);
     if (next === this.nextBlock) return false;
-    // Unpinned first: a prepared block no one pins is what the cache
-    // releases to make room for the new one, within the memory budget.
+    this.pickNext(next);
+    return true;
+  }
+
+  /** `next` enters next instead of nextBlock. Unpinned first: a prepared block no one pins is what the cache releases to make room for the new one, within the memory budget. */
+  private pickNext(next: number): void {
     this.gate.unpin(this.nextBlock);
     this.gate.pin(next);
     this.nextBlock = next;
     this.refreshPrefetch();
-    return true;
   }
 
   /** Whether turns count against quotas: a sliding window, or a plain one of several blocks (a lone block needs no share). */

@@ -247,6 +247,39 @@ describe('ChannelStream', () => {
     expect(s.lookup(2 ** 32 - 2)).toEqual({ toi: Number(ps[3].toi), sbn: ps[3].sbn, esi: ps[3].esi });
     expect(s.lookup(3)).toEqual({ toi: Number(ps[8].toi), sbn: ps[8].sbn, esi: ps[8].esi });
   });
+
+  test('restartOnFirstMember: a stream nobody was on starts its cycle again at block 0 when it gets a member; a second member, or a stream without it, goes on where it was', () => {
+    /** The SBNs of the data packets of `n` packets. */
+    const sbns = (s: ChannelStream, n: number): number[] => take(s, n).map(decode).filter((p) => p.toi === 1n).map((p) => p.sbn);
+    const runs = (s: ChannelStream, n: number): number[] => sbns(s, n).filter((b, i, all) => i === 0 || all[i - 1] !== b);
+    const streamOf = (restart: boolean): ChannelStream => {
+      const objs = [object(1, 4 * 40 * T, 4)];
+      return new ChannelStream({ tsi: 1, objects: objs.map((o) => o.stream), fdt: fdtFor(objs, 1), windowBlocks: 1, needs: true, restartOnFirstMember: restart, fdtInterval: 1000 });
+    };
+    const s = streamOf(true);
+    // Nobody on it: fixed passes (46 packets a block); into block 2's.
+    expect(runs(s, 110)).toEqual([0, 1, 2]);
+    s.expectNeed('a');
+    // Block 0 next, then the cycle on from there: block 2's pass comes round in its turn.
+    expect(runs(s, 200)).toEqual([0, 1, 2, 3, 0]);
+    // A second member joins a stream that has one: no restart.
+    const before = sbns(s, 10);
+    s.expectNeed('b');
+    expect(sbns(s, 5)[0]).toBe(before[before.length - 1]);
+    // Everyone gone, then a newcomer: a restart again.
+    s.forgetNeed('a');
+    s.forgetNeed('b');
+    let at = 0;
+    while (at === 0) at = sbns(s, 10).pop() ?? 0;
+    s.expectNeed('c');
+    expect(sbns(s, 5)[0]).toBe(0);
+    s.close();
+    const plain = streamOf(false);
+    expect(runs(plain, 110)).toEqual([0, 1, 2]);
+    plain.expectNeed('a');
+    expect(runs(plain, 60)[0]).toBe(2);
+    plain.close();
+  });
 });
 
 /** FEC Payload ID + symbol of a decoded ALC packet: what ObjectDecoder.push takes. */

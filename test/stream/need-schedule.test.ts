@@ -48,7 +48,7 @@ interface Run {
  * and reports every `every` positions: the highest position received, its
  * loss, and K − received for every block (0 once it has K).
  */
-function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: number; fdtInterval?: number; seed?: number; needs?: boolean; windowBlocks?: number } = {}): Run {
+function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: number; fdtInterval?: number; seed?: number; needs?: boolean; windowBlocks?: number; restartOnFirstMember?: boolean } = {}): Run {
   const delay = opts.delay ?? 0;
   const table = new NeedTable();
   const s = new StreamSchedule({
@@ -70,7 +70,12 @@ function run(Ks: number[], members: FakeMember[], n: number, opts: { delay?: num
       const b = blocks[delivered];
       for (const m of members) {
         if (delivered < m.from) continue;
-        if (delivered === m.from) table.expect(m.name);
+        if (delivered === m.from) {
+          // As ChannelStream.expectNeed does.
+          const first = table.memberCount === 0;
+          table.expect(m.name);
+          if (first && opts.restartOnFirstMember === true) s.restartCycle();
+        }
         if (m.loss > 0 && random() < m.loss) continue;
         m.highest = delivered;
         if (b === FDT_TURN || (m.got[b] ?? 0) >= Ks[b]) continue;
@@ -212,6 +217,27 @@ describe('passes by need (schedule.ts with need-table.ts)', () => {
     expect(late.every((p) => p >= 0)).toBe(true);
     expect(late[2]).toBeLessThan(late[3]);
     expect(late[3]).toBeLessThan(Math.min(late[0], late[1]));
+  });
+
+  test('restartCycle: the first member of a stream nobody was on gets the blocks in order from block 0, the block it joined in when the cycle comes round (no repair turn)', () => {
+    const K4 = [1000, 1000, 1000, 1000];
+    const order = (restart: boolean): { done: number[]; repairs: number } => {
+      // Joins during block 2's fixed pass (quota 1 150 each, FDT packets between).
+      const m = member('m', { every: 100, from: 2_500 });
+      const r = run(K4, [m], 14_000, { restartOnFirstMember: restart });
+      const got = K4.map(() => 0);
+      const done: number[] = [];
+      r.blocks.forEach((b, p) => {
+        if (p >= 2_500 && b !== FDT_TURN && ++got[b] === K4[b]) done.push(b);
+      });
+      expect(m.got).toEqual(K4);
+      return { done, repairs: r.s.counters.repairPackets ?? 0 };
+    };
+    expect(order(true)).toEqual({ done: [0, 1, 2, 3], repairs: 0 });
+    // Without it: block 2 first (its pass, then a repair of what the member missed), then 3, then 0 and 1.
+    const plain = order(false);
+    expect(plain.done).toEqual([2, 3, 0, 1]);
+    expect(plain.repairs).toBeGreaterThan(0);
   });
 
   test('hostile reports (huge needs, loss 1) hold a block no longer than its quota per pass (lending at most one pass ahead); a report of 0 shortens no one else\'s', () => {
