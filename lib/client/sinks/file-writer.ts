@@ -17,9 +17,11 @@
  * end of a transfer, in no particular order; so the hashing overlaps the
  * block writes (which take longer: page-cache copies of the whole object),
  * and commit only reads back what the prefix had not reached. The block
- * that completes the object leaves the kept blocks after it to commit, which
- * hashes them while the fsync runs (a receiver that joined late gets its
- * first blocks last, and holds most of the object then). Anything unusual (a
+ * that completes the object is kept too, with the blocks kept after it,
+ * for commit, which hashes them while the fsync runs (the last block of an
+ * in-order stream: its hash beside the fsync instead of before it; a
+ * receiver that joined late gets its first blocks last, and holds most of
+ * the object then). Anything unusual (a
  * region written twice, or overlapping writes) falls back to reading the
  * whole file back.
  *
@@ -378,17 +380,18 @@ export class ObjectFileWriter {
       this.dropDigest();
       return;
     }
-    if (offset === this.hashedUpTo) {
+    const keep = this.heldBytes + data.length <= this.holdBytes;
+    // The block that completes the object (the last of the stream, or the
+    // first for a receiver that joined late), with the kept blocks after
+    // it, is hashed by commit beside the file's fsync, not here before it:
+    // the tail then waits for the longer of the two, not for both.
+    if (offset === this.hashedUpTo && !(keep && this.handedBytes >= this.length)) {
       this.hash.update(data);
       this.hashedUpTo += data.length;
       this.mark();
-      // The block that completes the object (a receiver that joined late gets
-      // its first blocks last): the kept blocks after it are hashed by
-      // commit, beside the file's fsync, not here before it.
       if (this.handedBytes < this.length) this.advance();
       return;
     }
-    const keep = this.heldBytes + data.length <= this.holdBytes;
     if (keep) this.heldBytes += data.length;
     this.ahead.set(offset, { length: data.length, data: keep ? data : undefined });
     this.aheadStarts.splice(this.firstAfter(offset), 0, offset);
