@@ -31,9 +31,9 @@
  * something the file lacked, through a temporary file renamed over it (runs
  * at once each write a whole file; the last one stays). Entries of modules
  * this run did not load are kept while their files are as they were (the
- * same key), for 30 days since a run last loaded them. A cache file read is touched once a day; files of
- * the directory (other installations, other Nodes) untouched for 30 days
- * are removed when one is written.
+ * same key), for 30 days since a run last loaded them. A cache file read
+ * is touched once a day; files of the directory (other installations,
+ * other Nodes) untouched for 30 days are removed when one is written.
  */
 import * as fs from 'fs';
 import Module from 'module';
