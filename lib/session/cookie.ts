@@ -124,12 +124,8 @@ export class CookieAuthority {
     const buf = Buffer.from(cookie.buffer, cookie.byteOffset, cookie.length);
     const expiry = buf.readBigUInt64BE(EXPIRY_OFFSET);
     if (expiry > BigInt(Number.MAX_SAFE_INTEGER)) return { ok: false, reason: 'malformed' };
-    const current = this.periodOf(now);
-    const keyId = buf[KEY_ID_OFFSET];
-    let period: number;
-    if (keyId === (current & 0xff)) period = current;
-    else if (keyId === ((current - 1) & 0xff)) period = current - 1;
-    else return { ok: false, reason: 'unknownKey' };
+    const period = this.keyPeriod(buf[KEY_ID_OFFSET], now);
+    if (period === undefined) return { ok: false, reason: 'unknownKey' };
     const key = this.keyFor(period);
     if (!timingSafeEqual(this.issuerTag(key, buf), buf.subarray(ISSUER_TAG_OFFSET, BINDING_TAG_OFFSET))) {
       return { ok: false, reason: 'forged' };
@@ -151,13 +147,21 @@ export class CookieAuthority {
    */
   keyAcceptedUntilMs(cookie: Uint8Array, now: number): number {
     checkTime('now', now);
-    const current = this.periodOf(now);
-    const period = cookie[KEY_ID_OFFSET] === (current & 0xff) ? current : current - 1;
-    return (period + 2) * this.rotationPeriodMs;
+    const period = this.keyPeriod(cookie[KEY_ID_OFFSET], now);
+    // A key verify() does not know: accepted until no later than now.
+    return period === undefined ? now : (period + 2) * this.rotationPeriodMs;
   }
 
   private periodOf(now: number): number {
     return Math.floor(now / this.rotationPeriodMs);
+  }
+
+  /** The period of the key a cookie's key id names at `now`: the current one or the one before, else undefined (verify refuses the cookie). */
+  private keyPeriod(keyId: number, now: number): number | undefined {
+    const current = this.periodOf(now);
+    if (keyId === (current & 0xff)) return current;
+    if (keyId === ((current - 1) & 0xff)) return current - 1;
+    return undefined;
   }
 
   private keyFor(period: number): Buffer {
