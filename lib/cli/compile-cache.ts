@@ -289,12 +289,14 @@ export class CompileCache {
    */
   private sameSource(entry: StoredEntry, filename: string, content: string): boolean {
     if (!this.blob || entry.sc !== content.length) return false;
-    if (entry.k !== '' && entry.k === fileKey(filename)) {
+    // One stat: a stored key belongs to a file settled when it was saved, so it is also this settled key.
+    const key = fileKey(filename, BigInt(Date.now()) * 1_000_000n - RACY_NS);
+    if (entry.k !== '' && entry.k === key) {
       this.stats.byKey++;
       return true;
     }
     const same = sha1(content) === entry.sh;
-    if (same && fileKey(filename, BigInt(Date.now()) * 1_000_000n - RACY_NS) !== '') this.dirty = true;
+    if (same && key !== '') this.dirty = true;
     return same;
   }
 
