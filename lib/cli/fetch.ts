@@ -59,8 +59,7 @@ import { FluteUrl, parseFetchUrl, type RqcastUrl } from '../client/url';
 import type { Logger } from 'pino';
 import { UsageError } from './errors';
 import { EXIT_OK, exitCodeFor } from './exit-codes';
-import { exitWhenFlushed } from './prompt-exit';
-import type { ProgramOptions } from './program';
+import { exitWhenFlushed, type ProgramOptions } from './prompt-exit';
 import { createLogger, type LogFormat, type LogLevel, logFetchEvents, parseLogFormat, parseLogLevel } from './logging';
 import {
   optionParser,

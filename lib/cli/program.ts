@@ -6,6 +6,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
+import type { ProgramOptions } from './prompt-exit';
+
+export type { ProgramOptions };
 
 /*
  * Each command's module is loaded only when it is registered, and `main`
@@ -26,16 +29,6 @@ const COMMANDS: Record<string, (o: ProgramOptions) => (program: Command) => unkn
 // Read at run time: the same relative path works from lib/cli and dist/cli.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const pkg = require('../../package.json') as { version: string };
-
-/** How the program runs. */
-export interface ProgramOptions {
-  /**
-   * Run as the `rqcast` command (main.ts): a fetch ends the process once it
-   * is over and its lines are out (prompt-exit.ts). Otherwise its action
-   * returns with process.exitCode set.
-   */
-  command?: boolean;
-}
 
 /** The program with every command, or with `only` (a command's name) alone. */
 export function buildProgram(only?: string, o: ProgramOptions = {}): Command {

@@ -16,6 +16,16 @@
  * and leaves process.exitCode set, as before.
  */
 
+/** How the program runs (program.ts's main and buildProgram take it). */
+export interface ProgramOptions {
+  /**
+   * Run as the `rqcast` command (main.ts): a fetch ends the process once it
+   * is over and its lines are out (exitWhenFlushed). Otherwise its action
+   * returns with process.exitCode set.
+   */
+  command?: boolean;
+}
+
 /** Resolves once everything written to `stream` so far has been handed to the system. */
 function flushed(stream: NodeJS.WritableStream): Promise<void> {
   return new Promise((resolve) => {
