@@ -52,3 +52,15 @@ describe('README.md TypeScript examples', () => {
     });
   });
 });
+
+describe('README.md Benchmarks section', () => {
+  // "Benchmarks (`npm run bench:*`)": a newcomer finds each one there.
+  it('names every bench:* script of package.json', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    const section = readme.slice(readme.indexOf('## Benchmarks'), readme.indexOf('\n## ', readme.indexOf('## Benchmarks') + 1));
+    const benches = Object.keys(pkg.scripts).filter((s) => s.startsWith('bench:'));
+    expect(benches.length).toBeGreaterThan(0);
+    const missing = benches.filter((s) => !new RegExp(`npm run ${s.replace(':', '\\:')}(\\s|$)`, 'm').test(section));
+    expect(missing).toEqual([]);
+  });
+});
