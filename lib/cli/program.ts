@@ -8,8 +8,6 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeFor } from './exit-codes';
 import type { ProgramOptions } from './prompt-exit';
 
-export type { ProgramOptions };
-
 /*
  * Each command's module is loaded only when it is registered, and `main`
  * registers only the command it runs (all of them for `rqcast --help` and

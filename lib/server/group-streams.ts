@@ -54,11 +54,10 @@ export function groupStreamOptions(
   noCode: boolean,
   allocatorOf: (o: CatalogueObject) => SymbolAllocator,
 ): ChannelStreamOptions {
-  if (!noCode) return { ...unicast, needs: false, restartOnFirstMember: false };
+  const group: ChannelStreamOptions = { ...unicast, needs: false, restartOnFirstMember: false };
+  if (!noCode) return group;
   return {
-    ...unicast,
-    needs: false,
-    restartOnFirstMember: false,
+    ...group,
     objects: objects.map((o) => ({ toi: o.toi, encoder: o.encoder, allocator: allocatorOf(o) })),
     fdt: { ...unicast.fdt, allocator: SymbolAllocator.forEncoder(unicast.fdt.encoder, 'carousel') },
   };
